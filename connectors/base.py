@@ -1,0 +1,84 @@
+"""The Connector protocol the engine talks to, and the plain data it exchanges."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from connectors.credentials import Credentials
+from mapping.context import NativeStage
+
+__all__ = [
+    "Connector",
+    "ConnectorSettings",
+    "NativeCreate",
+    "NativePipeline",
+    "NativeUpdate",
+    "PushResult",
+]
+
+
+@dataclass(frozen=True)
+class NativePipeline:
+    id: str
+    label: str
+    stages: tuple[NativeStage, ...]  # in pipeline order
+
+
+@dataclass(frozen=True)
+class NativeUpdate:
+    id: str
+    fields: Mapping[str, Any]  # native field -> value, as mapping.update_for_<kind> returns
+
+
+@dataclass(frozen=True)
+class NativeCreate:
+    link_id: str  # our idempotency marker, stored in the record's link field
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class PushResult:
+    id: str | None  # the record id (for a create: the new id, None if it failed)
+    ok: bool
+    error: str | None = None  # the API's own reason, for failed records
+    code: str | None = None  # the API's error code/category
+    link_id: str | None = None  # for creates
+
+
+@dataclass(frozen=True)
+class ConnectorSettings:
+    """What a connector needs to know; built by the engine from the config."""
+
+    instance: str
+    credentials: Credentials
+    base_url: str | None = None  # override (sandbox); None = the vendor's default
+    ca_file: Path | None = None
+    extra_fields: tuple[str, ...] = ()  # native fields to read besides the standard ones
+    link_field: str | None = None
+    call_budget: int | None = None
+    rate_limit: tuple[int, float] | None = None  # (requests, per seconds) pacing override
+    timeout: float = 60.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Connector(Protocol):
+    system: str  # the instance name
+    kind: str  # "salesforce" | "hubspot" | "pipedrive" | a plugin's kind
+
+    def check(self) -> None: ...
+    def pipelines(self) -> list[NativePipeline]: ...
+    def owners(self) -> list[dict[str, Any]]: ...
+    def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]: ...
+    def deleted_deals(self, since: datetime) -> Iterator[str]: ...
+    def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
+    def find_created(self, link_ids: Sequence[str]) -> dict[str, str]: ...
+    def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]: ...
+    def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]: ...
+    def calls(self) -> dict[str, int]: ...
+    def cursor(self) -> str | None: ...
+    def close(self) -> None: ...

@@ -1,0 +1,228 @@
+"""The one retry, pacing and counting policy every connector call goes through.
+
+Connectors never sleep or loop on errors themselves: they wrap each API call in
+`CallPolicy.call`, which counts it, paces it under the system's rate limit, retries 429 / 5xx /
+connection errors with capped exponential backoff and jitter (honouring Retry-After), renews an
+expired session once, and turns everything else into a typed ConnectorError.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from connectors.errors import (
+    ApiError,
+    AuthError,
+    BudgetExhausted,
+    ConnectorError,
+    PermissionDenied,
+    RateLimitExhausted,
+)
+
+__all__ = ["CallPolicy", "Failure", "FailureKind", "Pacer"]
+
+T = TypeVar("T")
+
+
+class FailureKind(Enum):
+    TRANSIENT = "transient"  # 5xx, connection reset: retry with backoff
+    RATE_LIMITED = "rate_limited"  # 429: retry after Retry-After / backoff
+    EXPIRED_SESSION = "expired_session"  # renew once, then repeat the call
+    AUTH = "auth"
+    PERMISSION = "permission"
+    EXHAUSTED = "exhausted"  # daily allowance gone: retrying is pointless
+    FATAL = "fatal"
+
+
+_RETRYABLE = (FailureKind.TRANSIENT, FailureKind.RATE_LIMITED)
+_ERROR_TYPES: dict[FailureKind, type[ConnectorError]] = {
+    FailureKind.AUTH: AuthError,
+    FailureKind.EXPIRED_SESSION: AuthError,
+    FailureKind.PERMISSION: PermissionDenied,
+    FailureKind.EXHAUSTED: RateLimitExhausted,
+    FailureKind.RATE_LIMITED: RateLimitExhausted,
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a connector classifies one exception of its client library."""
+
+    kind: FailureKind
+    message: str
+    status: int | None = None
+    retry_after: float | None = None
+
+
+class Pacer:
+    """Keeps a steady run under a rolling-window limit instead of bouncing off 429s.
+
+    It remembers the start times of the last `limit` calls and waits before a call that would
+    make `limit` calls within `window` seconds; rate-limit headers (remaining, reset) tighten
+    it further when another client shares the same quota.
+    """
+
+    def __init__(self, limit: int, window: float, sleep: Callable[[float], None] = time.sleep):
+        self.limit, self.window = max(1, limit), window
+        self._stamps: collections.deque[float] = collections.deque()
+        self._blocked_until = 0.0
+        self._lock = threading.Lock()
+        self._sleep = sleep
+
+    def wait(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._stamps and self._stamps[0] <= now - self.window:
+                    self._stamps.popleft()
+                delay = max(0.0, self._blocked_until - now)
+                if len(self._stamps) >= self.limit:
+                    delay = max(delay, self._stamps[0] + self.window - now)
+                if delay <= 0:
+                    self._stamps.append(now)
+                    return
+            self._sleep(delay + 0.002)
+
+    def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
+        """Headers say how much of the window is left: pause until the reset when it is gone."""
+        if remaining is not None and remaining <= 0 and reset_seconds:
+            with self._lock:
+                self._blocked_until = max(self._blocked_until, time.monotonic() + reset_seconds)
+
+
+class CallPolicy:
+    """Counts, paces and retries the calls of one connector (thread-safe)."""
+
+    def __init__(
+        self,
+        system: str,
+        classify: Callable[[BaseException], Failure],
+        *,
+        pacer: Pacer | None = None,
+        budget: int | None = None,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.system = system
+        self.classify = classify
+        self.pacer = pacer
+        self.budget = budget
+        self.max_attempts = max_attempts
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self._sleep = sleep
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._retries: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    # -- counting ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def retries(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._retries)
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+    def _spend(self, operation: str) -> None:
+        with self._lock:
+            if self.budget is not None and sum(self._counts.values()) >= self.budget:
+                raise BudgetExhausted(
+                    self.system, operation, f"call budget of {self.budget} calls for this run spent"
+                )
+            self._counts[operation] += 1
+
+    # -- the call ---------------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        failure = self.classify(exc) if exc else None
+        if failure and failure.retry_after is not None:
+            return min(max(failure.retry_after, 0.0), 120.0)
+        exp = min(self.backoff_cap, self.backoff_base * 2 ** (state.attempt_number - 1))
+        return random.uniform(exp / 2, exp)  # jitter keeps parallel workers from syncing up
+
+    def _retryable(self, exc: BaseException) -> bool:
+        return not isinstance(exc, ConnectorError) and self.classify(exc).kind in _RETRYABLE
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        with self._lock:
+            self._retries[self._operation_of(state)] += 1
+
+    @staticmethod
+    def _operation_of(state: RetryCallState) -> str:
+        return str(state.kwargs.get("operation", "call"))
+
+    def _attempt(self, *, operation: str, fn: Callable[[], T]) -> T:
+        self._spend(operation)
+        if self.pacer is not None:
+            self.pacer.wait()
+        return fn()
+
+    def call(
+        self,
+        operation: str,
+        fn: Callable[[], T],
+        *,
+        renew_session: Callable[[], None] | None = None,
+    ) -> T:
+        """Run `fn` under the policy; `renew_session` is tried once on an expired session."""
+        retrying = Retrying(
+            retry=retry_if_exception(self._retryable),
+            wait=self._wait,
+            stop=stop_after_attempt(self.max_attempts),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        renewed = False
+        while True:
+            try:
+                return retrying(self._attempt, operation=operation, fn=fn)
+            except ConnectorError:
+                raise
+            except Exception as exc:
+                failure = self.classify(exc)
+                if (
+                    failure.kind is FailureKind.EXPIRED_SESSION
+                    and renew_session is not None
+                    and not renewed
+                ):
+                    renewed = True
+                    renew_session()
+                    continue
+                error_type = _ERROR_TYPES.get(failure.kind, ApiError)
+                if failure.kind in _RETRYABLE:
+                    message = f"{failure.message} (gave up after {self.max_attempts} attempts)"
+                else:
+                    message = failure.message
+                raise error_type(self.system, operation, message, failure.status) from None
+
+
+def header_int(headers: Mapping[str, str], *names: str) -> int | None:
+    """The first of `names` present in `headers` (case-insensitive) as an int."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in names:
+        value = lowered.get(name.lower())
+        if value is not None:
+            try:
+                return int(float(value))
+            except ValueError:
+                return None
+    return None

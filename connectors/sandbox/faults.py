@@ -1,0 +1,138 @@
+"""Fault injection for the sandbox: latency, 429s, 5xx, dropped connections, expiry, bad records.
+
+A fault spec is a comma-separated list, e.g. `latency=50ms,rate429=0.1,error5xx=0.05,seed=7`,
+accepted by `crmsync sandbox serve --faults` and `POST /__sandbox/faults` (as JSON). Faults are
+drawn from one seeded RNG per server so a failing test replays.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+__all__ = ["FaultSpecError", "FaultState", "Faults", "parse_faults"]
+
+
+class FaultSpecError(ValueError):
+    """A --faults spec that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    latency_ms: float = 0.0  # added to every API response
+    latency_spike_rate: float = 0.0  # share of requests that get latency_spike_ms on top
+    latency_spike_ms: float = 1000.0
+    rate429: float = 0.0  # share of API requests answered 429 (with Retry-After)
+    burst429: int = 0  # the next N API requests are answered 429
+    retry_after: float = 1.0  # seconds, sent in Retry-After
+    error5xx: float = 0.0  # share answered 500/502/503
+    drop: float = 0.0  # share whose connection is cut mid-response
+    enforce_rate_limit: bool = False  # emulate the system's real rolling-window limit
+    rate_limit: int | None = None  # requests per window, overrides the system default
+    rate_window: float | None = None  # seconds, overrides the system default
+    expire_after: int | None = None  # Salesforce: session expires after N API calls
+    daily_limit: int | None = None  # API calls per "day"; past it the system's daily-limit error
+    record_fail: float = 0.0  # share of records failing inside batch writes
+    fail_ids: tuple[str, ...] = ()  # these record ids always fail inside writes
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["fail_ids"] = list(self.fail_ids)
+        return data
+
+
+_ALIASES = {"latency": "latency_ms", "ratelimit": "enforce_rate_limit", "429": "rate429"}
+
+
+def _coerce(name: str, raw: object) -> object:
+    kind = {f.name: f.type for f in fields(Faults)}[name]
+    if isinstance(raw, str):
+        text = raw.strip()
+        if name in ("latency_ms", "latency_spike_ms") and text.endswith("ms"):
+            text = text[:-2]
+        elif name in ("latency_ms", "latency_spike_ms") and text.endswith("s"):
+            text = str(float(text[:-1]) * 1000)
+        raw = text
+    if "bool" in str(kind):
+        if isinstance(raw, bool):
+            return raw
+        return str(raw).lower() in ("1", "true", "on", "yes")
+    if "tuple" in str(kind):
+        if isinstance(raw, (list, tuple)):
+            return tuple(str(x) for x in raw)
+        return tuple(x for x in str(raw).split("|") if x)
+    if "int" in str(kind) and "float" not in str(kind):
+        return None if raw in (None, "", "none") else int(str(raw))
+    if "float | None" in str(kind):
+        return None if raw in (None, "", "none") else float(str(raw))
+    return float(str(raw))
+
+
+def parse_faults(spec: str | dict[str, Any] | None, base: Faults | None = None) -> Faults:
+    """Faults from a `k=v,k=v` spec or a JSON object; unknown keys are an error."""
+    base = base or Faults()
+    if not spec:
+        return base
+    items: list[tuple[str, object]]
+    if isinstance(spec, dict):
+        items = list(spec.items())
+    else:
+        items = []
+        for part in spec.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise FaultSpecError(f"fault {part.strip()!r}: expected key=value")
+            items.append((key.strip(), value))
+    known = {f.name for f in fields(Faults)}
+    changes: dict[str, object] = {}
+    for key, value in items:
+        name = _ALIASES.get(key, key)
+        if name not in known:
+            raise FaultSpecError(f"unknown fault {key!r} (known: {', '.join(sorted(known))})")
+        try:
+            changes[name] = _coerce(name, value)
+        except ValueError:
+            raise FaultSpecError(f"fault {key}: bad value {value!r}") from None
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+class FaultState:
+    """The live fault settings of one server plus the seeded RNG and counters they draw on."""
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self._lock = threading.Lock()
+        self.set(faults or Faults())
+
+    def set(self, faults: Faults) -> None:
+        with self._lock:
+            self.faults = faults
+            self._rng = random.Random(faults.seed)
+            self._burst_left = faults.burst429
+            self.api_calls = 0
+
+    def draw(self, share: float) -> bool:
+        if share <= 0:
+            return False
+        with self._lock:
+            return self._rng.random() < share
+
+    def take_burst(self) -> bool:
+        with self._lock:
+            if self._burst_left > 0:
+                self._burst_left -= 1
+                return True
+            return False
+
+    def count_call(self) -> int:
+        with self._lock:
+            self.api_calls += 1
+            return self.api_calls
+
+    def choice(self, options: list[int]) -> int:
+        with self._lock:
+            return self._rng.choice(options)
