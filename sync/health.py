@@ -1,0 +1,231 @@
+"""Pipeline health: the entry point that turns canonical deals (+ plan, sync state) into a
+`HealthReport`. Pure: no database, no network, no clock (`now` comes in with the inputs).
+
+Figures are computed per instance and funnel, per funnel over all instances, and consolidated;
+across instances a matched entity (the same real deal in several CRMs) counts once, through
+one representative copy: the first instance of `consolidation_order` holding a copy (then the
+instances in the order `deals` lists them).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from mapping.funnel import Funnel
+from mapping.model import Deal, DealStatus, Ref
+from sync import kpis, stage_flow
+from sync.health_checks import UnknownThreshold, cross_system, data_quality, evaluate_thresholds
+from sync.health_model import (
+    Consolidated,
+    Converted,
+    FunnelFigures,
+    HealthInputs,
+    HealthReport,
+    SystemFigures,
+)
+
+__all__ = [
+    "CONVERSION_NOTE",
+    "HealthInputs",
+    "HealthReport",
+    "UnknownFunnel",
+    "UnknownThreshold",
+    "build_health",
+    "funnel_figures",
+]
+
+CONVERSION_NOTE = "converted with configured rates"
+
+
+class UnknownFunnel(ValueError):
+    """A deal names a funnel the configuration does not define."""
+
+    def __init__(self, ref: Ref, funnel: str) -> None:
+        super().__init__(
+            f"deal {ref} is in funnel {funnel!r}, which the config does not define: "
+            "add it under `funnels` or fix the instance's pipeline_funnels"
+        )
+
+
+def funnel_figures(
+    deals: Sequence[Deal], funnel: Funnel, now: datetime, stale_days: int
+) -> FunnelFigures:
+    """Every pipeline KPI of one set of deals in one funnel."""
+    statuses = [d.status for d in deals]
+    return FunnelFigures(
+        funnel=funnel.name,
+        deals=len(deals),
+        open=statuses.count(DealStatus.OPEN),
+        won=statuses.count(DealStatus.WON),
+        lost=statuses.count(DealStatus.LOST),
+        unmapped_stage=sum(d.stage is None or d.stage not in funnel for d in deals),
+        stages=kpis.stage_figures(deals, funnel),
+        conversion=stage_flow.conversion(deals, funnel),
+        win_rate=kpis.win_rate(deals),
+        won_size=kpis.won_sizes(deals),
+        sales_cycle=stage_flow.sales_cycle(deals, funnel),
+        time_in_stage=stage_flow.time_in_stage(deals, funnel, now, stale_days),
+        drop_off=stage_flow.drop_off(deals, funnel),
+        stale=kpis.stale(deals, now, stale_days),
+        past_due=kpis.past_due(deals, now),
+        forecast=kpis.forecast(deals, {funnel.name: funnel}),
+    )
+
+
+def _by_funnel(deals: Iterable[Deal], funnels: Mapping[str, Funnel]) -> dict[str, list[Deal]]:
+    grouped: dict[str, list[Deal]] = defaultdict(list)
+    for deal in deals:
+        if deal.funnel not in funnels:
+            raise UnknownFunnel(deal.ref, deal.funnel)
+        grouped[deal.funnel].append(deal)
+    return {name: grouped[name] for name in funnels if name in grouped}
+
+
+def _in_window(deals: Sequence[Deal], inputs: HealthInputs) -> list[Deal]:
+    if inputs.since is None:
+        return list(deals)
+    since = inputs.since
+    return [d for d in deals if d.created_at.date() >= since or d.updated_at.date() >= since]
+
+
+def _order(inputs: HealthInputs) -> list[str]:
+    order = [i for i in inputs.consolidation_order if i in inputs.deals]
+    return order + [i for i in inputs.deals if i not in order]
+
+
+def _representatives(
+    entities: Sequence[Mapping[str, Ref]], present: set[Ref], order: list[str]
+) -> tuple[dict[Ref, str], set[Ref]]:
+    """Each matched ref's entity label, and the one present copy that stands for each entity."""
+    entity_of: dict[Ref, str] = {}
+    chosen: set[Ref] = set()
+    for group in entities:
+        ranked = [group[i] for i in order if i in group] + [
+            group[i] for i in sorted(group) if i not in order
+        ]
+        label = str(ranked[0]) if ranked else ""
+        for ref in group.values():
+            entity_of[ref] = label
+        live = [ref for ref in ranked if ref in present]
+        if live:
+            chosen.add(live[0])
+    return entity_of, chosen
+
+
+def _converted(deals: Sequence[Deal], inputs: HealthInputs) -> Converted | None:
+    """Consolidated totals in the report currency, only with configured rates."""
+    target = inputs.report_currency
+    if target is None or not inputs.rates:
+        return None
+    rates = {code: Decimal(rate) for code, rate in inputs.rates.items()}
+    rates[target] = Decimal(1)
+    cent = Decimal("0.01")
+    open_amount = weighted = won_amount = Decimal(0)
+    used: set[str] = set()
+    missing: dict[str, int] = defaultdict(int)
+    for deal in deals:
+        if deal.value is None:
+            continue
+        rate = rates.get(deal.value.currency)
+        if rate is None:
+            missing[deal.value.currency] += 1
+            continue
+        used.add(deal.value.currency)
+        amount = deal.value.amount * rate
+        if deal.status is DealStatus.WON:
+            won_amount += amount
+        elif deal.status is DealStatus.OPEN:
+            open_amount += amount
+            probability = kpis.probability_of(deal, inputs.funnels.get(deal.funnel))
+            weighted += amount * (probability or 0)
+    return Converted(
+        report_currency=target,
+        note=CONVERSION_NOTE,
+        open_amount=open_amount.quantize(cent, ROUND_HALF_EVEN),
+        weighted=weighted.quantize(cent, ROUND_HALF_EVEN),
+        won_amount=won_amount.quantize(cent, ROUND_HALF_EVEN),
+        rates_used={code: rates[code] for code in sorted(used)},
+        not_converted=dict(sorted(missing.items())),
+    )
+
+
+def _consolidated(deals: list[Deal], merged: int, inputs: HealthInputs) -> Consolidated:
+    open_deals = [d for d in deals if d.status is DealStatus.OPEN]
+    weighted = []
+    for deal in open_deals:
+        probability = kpis.probability_of(deal, inputs.funnels.get(deal.funnel))
+        if deal.value is not None and probability is not None:
+            weighted.append(deal.value * probability)
+    return Consolidated(
+        deals=len(deals),
+        copies_merged=merged,
+        open=len(open_deals),
+        won=sum(d.status is DealStatus.WON for d in deals),
+        lost=sum(d.status is DealStatus.LOST for d in deals),
+        open_amount=kpis.sum_by_currency(d.value for d in open_deals if d.value),
+        weighted={
+            c: a.quantize(Decimal("0.01")) for c, a in kpis.sum_by_currency(weighted).items()
+        },
+        won_amount=kpis.sum_by_currency(
+            d.value for d in deals if d.status is DealStatus.WON and d.value
+        ),
+        win_rate=kpis.win_rate(deals),
+        stale=kpis.stale(deals, inputs.now, inputs.stale_days).count,
+        past_due=kpis.past_due(deals, inputs.now).count,
+        forecast=kpis.forecast(deals, inputs.funnels),
+        converted=_converted(deals, inputs),
+    )
+
+
+def build_health(inputs: HealthInputs) -> HealthReport:
+    """The whole health report. Raises UnknownFunnel / UnknownThreshold on bad configuration."""
+    deals = {instance: _in_window(own, inputs) for instance, own in inputs.deals.items()}
+    present = {d.ref for own in deals.values() for d in own}
+    entity_of, chosen = _representatives(inputs.entities, present, _order(inputs))
+    systems = {
+        instance: SystemFigures(
+            instance=instance,
+            deals=len(own),
+            funnels={
+                name: funnel_figures(group, inputs.funnels[name], inputs.now, inputs.stale_days)
+                for name, group in _by_funnel(own, inputs.funnels).items()
+            },
+        )
+        for instance, own in deals.items()
+    }
+    all_copies = [d for own in deals.values() for d in own]
+    unique = [d for d in all_copies if d.ref not in entity_of or d.ref in chosen]
+    consolidated = _consolidated(unique, len(all_copies) - len(unique), inputs)
+    quality = data_quality(deals, inputs.unmapped_stages, inputs.mapping_errors, inputs.plan)
+    cross = cross_system(
+        deals,
+        inputs.entities,
+        entity_of,
+        inputs.plan,
+        inputs.sync_status,
+        inputs.dead_letters,
+        inputs.instance_urls,
+        inputs.now,
+    )
+    thresholds = evaluate_thresholds(
+        inputs.thresholds, consolidated, quality, cross, len(all_copies)
+    )
+    return HealthReport(
+        generated_at=inputs.now,
+        since=inputs.since,
+        stale_days=inputs.stale_days,
+        report_currency=inputs.report_currency,
+        thresholds=thresholds,
+        breached=tuple(t for t in thresholds if t.breached),
+        systems=systems,
+        funnels={
+            name: funnel_figures(group, inputs.funnels[name], inputs.now, inputs.stale_days)
+            for name, group in _by_funnel(unique, inputs.funnels).items()
+        },
+        consolidated=consolidated,
+        data_quality=quality,
+        cross_system=cross,
+    )

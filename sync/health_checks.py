@@ -1,0 +1,281 @@
+"""Data quality, cross-system consistency and threshold checks of a health report. Pure."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from itertools import combinations
+from typing import Any
+
+from mapping.model import Deal, Ref
+from sync.health_model import (
+    Consolidated,
+    CrossSystem,
+    DataQuality,
+    DeletedRow,
+    FieldCompleteness,
+    InstanceQuality,
+    MismatchRow,
+    PairMatch,
+    SyncInfo,
+    ThresholdResult,
+)
+from sync.kpis import ratio
+from sync.record_links import record_url
+
+__all__ = ["THRESHOLDS", "UnknownThreshold", "cross_system", "data_quality", "evaluate_thresholds"]
+
+COMPLETENESS_FIELDS = ("amount", "close_date", "owner_email")
+
+
+class UnknownThreshold(ValueError):
+    """A configured threshold name the report does not compute."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"unknown report threshold {name!r}: use one of {', '.join(sorted(THRESHOLDS))}"
+        )
+
+
+def _filled(deal: Deal, field: str) -> bool:
+    value = {"amount": deal.value, "close_date": deal.close_date, "owner_email": deal.owner_email}
+    return value[field] not in (None, "")
+
+
+def data_quality(
+    deals: Mapping[str, Sequence[Deal]],
+    unmapped_stages: Mapping[str, Mapping[str, int]],
+    mapping_errors: Sequence[Mapping[str, str]],
+    plan: Mapping[str, Any] | None,
+) -> DataQuality:
+    """Field completeness, unmapped stages, mapping errors and in-system duplicates."""
+    duplicates = tuple(dict(d) for d in (plan or {}).get("duplicates", ()))
+    errors_by = Counter(str(e.get("system")) for e in mapping_errors)
+    duplicates_by = Counter(str(d.get("system")) for d in duplicates)
+    instances = sorted(set(deals) | set(unmapped_stages) | set(errors_by) | set(duplicates_by))
+    quality = {}
+    for instance in instances:
+        own = deals.get(instance, ())
+        completeness = tuple(
+            FieldCompleteness(
+                field=f,
+                filled=(filled := sum(_filled(d, f) for d in own)),
+                total=len(own),
+                share=ratio(filled, len(own)),
+            )
+            for f in COMPLETENESS_FIELDS
+        )
+        quality[instance] = InstanceQuality(
+            instance=instance,
+            deals=len(own),
+            completeness=completeness,
+            unmapped_stages=dict(sorted(unmapped_stages.get(instance, {}).items())),
+            mapping_errors=errors_by[instance],
+            duplicates=duplicates_by[instance],
+        )
+    return DataQuality(
+        instances=quality,
+        mapping_errors=tuple(dict(e) for e in mapping_errors),
+        duplicates=duplicates,
+    )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _ref(item: Mapping[str, Any]) -> Ref:
+    return Ref(str(item.get("system")), str(item.get("id")))
+
+
+def cross_system(
+    deals: Mapping[str, Sequence[Deal]],
+    entities: Sequence[Mapping[str, Ref]],
+    entity_of: Mapping[Ref, str],
+    plan: Mapping[str, Any] | None,
+    sync_status: Mapping[str, Mapping[str, Any]],
+    dead_letters: Sequence[Mapping[str, Any]],
+    instance_urls: Mapping[str, tuple[str, str]],
+    now: datetime,
+) -> CrossSystem:
+    """Matching per instance pair, mismatches per field (counted per entity), conflicts,
+    deletions seen in one system only, dead letters and sync freshness."""
+    plan = plan or {}
+    present = {instance: {d.ref for d in own} for instance, own in deals.items()}
+
+    def url(system: str, record_id: str) -> str | None:
+        kind, base = instance_urls.get(system, ("", ""))
+        return record_url(kind, base, record_id) if base else None
+
+    def entity(ref: Ref) -> str:
+        return entity_of.get(ref, str(ref))
+
+    rows: list[MismatchRow] = []
+    for change in plan.get("changes", ()):
+        ref = _ref(change)
+        rows.append(
+            MismatchRow(
+                entity=entity(ref),
+                kind="change",
+                field=str(change.get("field")),
+                system=ref.system,
+                id=ref.id,
+                value_from=_text(change.get("from")),
+                value_to=_text(change.get("to")),
+                reason=str(change.get("reason", "")),
+                url=url(ref.system, ref.id),
+            )
+        )
+    for conflict in plan.get("conflicts", ()):
+        for value in conflict.get("values", ()):
+            ref = _ref(value)
+            rows.append(
+                MismatchRow(
+                    entity=entity(ref),
+                    kind="conflict",
+                    field=str(conflict.get("field")),
+                    system=ref.system,
+                    id=ref.id,
+                    value_from=None,
+                    value_to=_text(value.get("value")),
+                    reason=str(conflict.get("reason", "")),
+                    url=url(ref.system, ref.id),
+                )
+            )
+    fields: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        fields[row.field].add(row.entity)
+    deleted = tuple(
+        DeletedRow(
+            entity=str(item.get("entity")),
+            deleted_system=str(item.get("deleted", {}).get("system")),
+            deleted_id=str(item.get("deleted", {}).get("id")),
+            live=tuple(_ref(live) for live in item.get("live", ())),
+        )
+        for item in plan.get("deleted", ())
+    )
+    letters = tuple(dict(d) for d in dead_letters)
+    return CrossSystem(
+        plan_available=bool(plan),
+        entities=len(entities),
+        pairs=_pairs(present, entities),
+        unmatched_by_system=_count_by_system(plan.get("unmatched", ())),
+        ambiguous=len(plan.get("ambiguous", ())),
+        mismatched_entities=len({row.entity for row in rows}),
+        mismatches_by_field={f: len(fields[f]) for f in sorted(fields)},
+        mismatches=tuple(rows),
+        conflicts=len(plan.get("conflicts", ())),
+        deleted=deleted,
+        dead_letters=letters,
+        dead_letters_by_system=_count_by_system(letters),
+        plan_errors=len(plan.get("errors", ())),
+        sync=tuple(_sync_info(i, sync_status[i], now) for i in sorted(sync_status)),
+    )
+
+
+def _count_by_system(items: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts = Counter(str(item.get("system")) for item in items)
+    return dict(sorted(counts.items()))
+
+
+def _pairs(
+    present: Mapping[str, set[Ref]], entities: Sequence[Mapping[str, Ref]]
+) -> tuple[PairMatch, ...]:
+    """For each pair of instances: entities holding a live deal in both, and deals of either
+    side matched with nothing on the other."""
+    pairs = []
+    for a, b in combinations(sorted(present), 2):
+        matched_a: set[Ref] = set()
+        matched_b: set[Ref] = set()
+        for group in entities:
+            ref_a, ref_b = group.get(a), group.get(b)
+            if ref_a in present[a] and ref_b in present[b]:
+                matched_a.add(ref_a)
+                matched_b.add(ref_b)
+        pairs.append(
+            PairMatch(
+                a=a,
+                b=b,
+                matched=len(matched_a),
+                only_a=len(present[a] - matched_a),
+                only_b=len(present[b] - matched_b),
+            )
+        )
+    return tuple(pairs)
+
+
+def _sync_info(instance: str, status: Mapping[str, Any], now: datetime) -> SyncInfo:
+    last = status.get("last_success")
+    age = None
+    if isinstance(last, datetime):
+        age = (Decimal(int((now - last).total_seconds())) / Decimal(3600)).quantize(Decimal("0.1"))
+    return SyncInfo(
+        instance=instance,
+        last_success=last if isinstance(last, datetime) else None,
+        age_hours=age,
+        api_calls=int(status.get("api_calls", 0) or 0),
+    )
+
+
+# name -> what it measures; a `min_` name is a floor (breached below), any other a ceiling.
+_Metric = Callable[[Consolidated, DataQuality, CrossSystem, int], Decimal | None]
+
+
+def _min_completeness(q: DataQuality) -> Decimal | None:
+    shares = [f.share for i in q.instances.values() for f in i.completeness if f.share is not None]
+    return min(shares, default=None)
+
+
+def _max_sync_age(x: CrossSystem) -> Decimal | None:
+    ages = [s.age_hours for s in x.sync if s.age_hours is not None]
+    return max(ages, default=None)
+
+
+def _unmatched_share(x: CrossSystem, deals: int) -> Decimal | None:
+    return ratio(sum(x.unmatched_by_system.values()), deals) if x.plan_available else None
+
+
+THRESHOLDS: dict[str, _Metric] = {
+    "mismatch_rate": lambda c, q, x, n: (
+        ratio(x.mismatched_entities, x.entities) if x.plan_available else None
+    ),
+    "stale_share": lambda c, q, x, n: ratio(c.stale, c.open),
+    "past_due_share": lambda c, q, x, n: ratio(c.past_due, c.open),
+    "unmatched_share": lambda c, q, x, n: _unmatched_share(x, n),
+    "min_completeness": lambda c, q, x, n: _min_completeness(q),
+    "min_win_rate": lambda c, q, x, n: c.win_rate.rate,
+    "max_conflicts": lambda c, q, x, n: Decimal(x.conflicts) if x.plan_available else None,
+    "max_dead_letters": lambda c, q, x, n: Decimal(len(x.dead_letters)),
+    "max_mapping_errors": lambda c, q, x, n: Decimal(len(q.mapping_errors)),
+    "max_sync_age_hours": lambda c, q, x, n: _max_sync_age(x),
+}
+
+
+def evaluate_thresholds(
+    thresholds: Mapping[str, Decimal],
+    consolidated: Consolidated,
+    quality: DataQuality,
+    cross: CrossSystem,
+    all_deals: int,
+) -> tuple[ThresholdResult, ...]:
+    """Every configured threshold with its value; breached ones first, then by name."""
+    results = []
+    for name in sorted(thresholds):
+        if name not in THRESHOLDS:
+            raise UnknownThreshold(name)
+        limit = Decimal(thresholds[name])
+        value = THRESHOLDS[name](consolidated, quality, cross, all_deals)
+        floor = name.startswith("min_")
+        breached = value is not None and (value < limit if floor else value > limit)
+        results.append(
+            ThresholdResult(
+                name=name,
+                value=value,
+                limit=limit,
+                comparison=">=" if floor else "<=",
+                breached=breached,
+            )
+        )
+    return tuple(sorted(results, key=lambda r: not r.breached))

@@ -1,0 +1,357 @@
+"""The inputs and the result of a pipeline health report: frozen values, no behaviour.
+
+`sync.health.build_health(HealthInputs) -> HealthReport` computes one from the other;
+`sync.report_render` turns a report into a table, JSON, CSV or HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from mapping.funnel import Funnel
+from mapping.model import Deal, Ref
+
+__all__ = [
+    "Consolidated",
+    "Conversion",
+    "Converted",
+    "CrossSystem",
+    "DataQuality",
+    "DealFlag",
+    "DealSize",
+    "DeletedRow",
+    "DropOff",
+    "FieldCompleteness",
+    "Forecast",
+    "ForecastMonth",
+    "FunnelFigures",
+    "HealthInputs",
+    "HealthReport",
+    "InstanceQuality",
+    "Method",
+    "MismatchRow",
+    "PairMatch",
+    "PastDue",
+    "SalesCycle",
+    "StageFigure",
+    "StageTime",
+    "Stale",
+    "StepConversion",
+    "SyncInfo",
+    "SystemFigures",
+    "ThresholdResult",
+    "TimeInStage",
+    "WinRate",
+]
+
+# How a history-dependent figure was obtained: from the CRM's recorded stage changes, derived
+# from the current stage alone (weaker), or not computable from the data at hand.
+Method = Literal["stage_history", "current_stage_only", "not_available"]
+Amounts = Mapping[str, Decimal]  # currency -> amount; never summed across currencies
+
+
+@dataclass(frozen=True, slots=True)
+class HealthInputs:
+    deals: Mapping[str, Sequence[Deal]]  # instance -> canonical deals
+    funnels: Mapping[str, Funnel]
+    now: datetime  # aware UTC, injected: the pure code never reads the clock
+    entities: Sequence[Mapping[str, Ref]] = ()  # matched groups: instance -> ref of one deal
+    plan: Mapping[str, Any] | None = None  # the `reconcile --format json` plan
+    since: date | None = None
+    stale_days: int = 30
+    report_currency: str | None = None
+    rates: Mapping[str, Decimal] = field(default_factory=dict)  # 1 <key> = N report currency
+    thresholds: Mapping[str, Decimal] = field(default_factory=dict)
+    sync_status: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    dead_letters: Sequence[Mapping[str, Any]] = ()
+    unmapped_stages: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    mapping_errors: Sequence[Mapping[str, str]] = ()
+    instance_urls: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # (kind, url)
+    consolidation_order: Sequence[str] = ()  # which copy of a matched deal represents it
+
+
+@dataclass(frozen=True, slots=True)
+class StageFigure:
+    key: str
+    label: str
+    count: int
+    amount: Amounts
+    weighted: Amounts
+    without_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepConversion:
+    from_stage: str
+    to_stage: str
+    reached_from: int
+    reached_to: int
+    rate: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    method: Method
+    deals: int  # deals the step conversions cover
+    history_deals: int  # of which from real stage history
+    excluded_unknown: int  # lost deals without history: where they dropped out is unknown
+    steps: tuple[StepConversion, ...]
+    entered: int  # deals with a mapped stage (the lead -> won cohort)
+    won: int
+    lead_to_won: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class WinRate:
+    won: int
+    lost: int
+    rate: Decimal | None  # won / (won + lost)
+
+
+@dataclass(frozen=True, slots=True)
+class DealSize:
+    currency: str
+    count: int
+    average: Decimal
+    median: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SalesCycle:
+    method: Method
+    deals: int
+    median_days: Decimal | None
+    p90_days: Decimal | None
+    sources: Mapping[str, int]  # where the won date came from -> deals
+
+
+@dataclass(frozen=True, slots=True)
+class StageTime:
+    stage: str
+    median_days: Decimal | None  # over completed stints
+    stints: int
+    stalled: int  # open deals in this stage for more than stale_days (from history)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeInStage:
+    method: Method
+    deals: int
+    stages: tuple[StageTime, ...]
+    bottleneck: tuple[str, ...]  # stages with the longest median time
+    most_stalled: tuple[str, ...]  # stages holding the most stalled deals
+
+
+@dataclass(frozen=True, slots=True)
+class DropOff:
+    method: Method
+    deals: int  # lost deals whose last open stage is known
+    unknown: int  # lost deals without history
+    by_stage: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DealFlag:
+    system: str
+    id: str
+    name: str
+    days: int
+    basis: str  # which timestamp the age was measured from
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    method: Method
+    open_deals: int
+    count: int
+    by_basis: Mapping[str, int]  # stage_history | stage_entered_at | updated_at -> deals
+    deals: tuple[DealFlag, ...]  # the oldest first, at most LISTED_DEALS
+
+
+@dataclass(frozen=True, slots=True)
+class PastDue:
+    count: int
+    amount: Amounts
+    deals: tuple[DealFlag, ...]  # the most overdue first, at most LISTED_DEALS
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastMonth:
+    month: str  # YYYY-MM
+    currency: str
+    deals: int
+    weighted: Decimal
+    committed: Decimal
+    committed_deals: int
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    rule: str
+    months: tuple[ForecastMonth, ...]
+    no_close_date: int
+    without_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelFigures:
+    funnel: str
+    deals: int
+    open: int
+    won: int
+    lost: int
+    unmapped_stage: int  # deals whose native stage maps to no stage of this funnel
+    stages: tuple[StageFigure, ...]
+    conversion: Conversion
+    win_rate: WinRate
+    won_size: tuple[DealSize, ...]
+    sales_cycle: SalesCycle
+    time_in_stage: TimeInStage
+    drop_off: DropOff
+    stale: Stale
+    past_due: PastDue
+    forecast: Forecast
+
+
+@dataclass(frozen=True, slots=True)
+class SystemFigures:
+    instance: str
+    deals: int
+    funnels: Mapping[str, FunnelFigures]
+
+
+@dataclass(frozen=True, slots=True)
+class Converted:
+    report_currency: str
+    note: str
+    open_amount: Decimal
+    weighted: Decimal
+    won_amount: Decimal
+    rates_used: Mapping[str, Decimal]
+    not_converted: Mapping[str, int]  # currency without a rate -> deals left out
+
+
+@dataclass(frozen=True, slots=True)
+class Consolidated:
+    deals: int
+    copies_merged: int  # matched copies not counted again
+    open: int
+    won: int
+    lost: int
+    open_amount: Amounts
+    weighted: Amounts
+    won_amount: Amounts
+    win_rate: WinRate
+    stale: int
+    past_due: int
+    forecast: Forecast
+    converted: Converted | None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldCompleteness:
+    field: str
+    filled: int
+    total: int
+    share: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceQuality:
+    instance: str
+    deals: int
+    completeness: tuple[FieldCompleteness, ...]
+    unmapped_stages: Mapping[str, int]  # native stage -> deals
+    mapping_errors: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class DataQuality:
+    instances: Mapping[str, InstanceQuality]
+    mapping_errors: tuple[Mapping[str, str], ...]
+    duplicates: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PairMatch:
+    a: str
+    b: str
+    matched: int
+    only_a: int
+    only_b: int
+
+
+@dataclass(frozen=True, slots=True)
+class MismatchRow:
+    entity: str
+    kind: str  # change | conflict
+    field: str
+    system: str
+    id: str
+    value_from: str | None
+    value_to: str | None
+    reason: str
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedRow:
+    entity: str
+    deleted_system: str
+    deleted_id: str
+    live: tuple[Ref, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncInfo:
+    instance: str
+    last_success: datetime | None
+    age_hours: Decimal | None
+    api_calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class CrossSystem:
+    plan_available: bool
+    entities: int
+    pairs: tuple[PairMatch, ...]
+    unmatched_by_system: Mapping[str, int]  # from the plan
+    ambiguous: int
+    mismatched_entities: int
+    mismatches_by_field: Mapping[str, int]  # field -> entities
+    mismatches: tuple[MismatchRow, ...]
+    conflicts: int
+    deleted: tuple[DeletedRow, ...]
+    dead_letters: tuple[Mapping[str, Any], ...]
+    dead_letters_by_system: Mapping[str, int]
+    plan_errors: int
+    sync: tuple[SyncInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdResult:
+    name: str
+    value: Decimal | None  # None: not computable from this data, never breached
+    limit: Decimal
+    comparison: str  # ">=" (a min_ threshold) or "<=": the value must satisfy `value cmp limit`
+    breached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    generated_at: datetime
+    since: date | None
+    stale_days: int
+    report_currency: str | None
+    thresholds: tuple[ThresholdResult, ...]  # breached first
+    breached: tuple[ThresholdResult, ...]
+    systems: Mapping[str, SystemFigures]
+    funnels: Mapping[str, FunnelFigures]  # per funnel over all instances, matched deals once
+    consolidated: Consolidated
+    data_quality: DataQuality
+    cross_system: CrossSystem

@@ -1,0 +1,244 @@
+"""Pipeline KPIs over one set of canonical deals: stage totals, win rate, deal size, stale and
+past-due deals, forecast by close month. Pure: the clock comes in as `now`.
+
+History-dependent figures (conversion, cycle, time in stage, drop-off) live in
+`sync.stage_flow`. Money is summed per currency only; nothing here converts.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from mapping.funnel import Funnel
+from mapping.model import Deal, DealStatus, Money
+from sync.health_model import (
+    DealFlag,
+    DealSize,
+    Forecast,
+    ForecastMonth,
+    Method,
+    PastDue,
+    StageFigure,
+    Stale,
+    WinRate,
+)
+
+__all__ = [
+    "COMMITTED_PROBABILITY",
+    "COMMITTED_RULE",
+    "LISTED_DEALS",
+    "forecast",
+    "past_due",
+    "probability_of",
+    "ratio",
+    "stage_figures",
+    "stale",
+    "sum_by_currency",
+    "win_rate",
+    "won_sizes",
+]
+
+LISTED_DEALS = 100  # flagged deals listed by name; the counts always cover all of them
+COMMITTED_PROBABILITY = Decimal("0.9")
+COMMITTED_RULE = (
+    "committed = open deals in the funnel's last open stage or with probability >= 0.9; "
+    "weighted = sum of amount x probability of open deals (the deal's own probability, "
+    "else its stage's default)"
+)
+_RATIO = Decimal("0.0001")
+_MONEY = Decimal("0.01")
+
+
+def ratio(part: int, whole: int) -> Decimal | None:
+    """part / whole to 4 places (half-even), None when there is nothing to divide by."""
+    if whole == 0:
+        return None
+    return (Decimal(part) / Decimal(whole)).quantize(_RATIO, ROUND_HALF_EVEN)
+
+
+def sum_by_currency(values: Iterable[Money]) -> dict[str, Decimal]:
+    """Totals per currency, sorted by currency code; Money refuses to add across currencies."""
+    totals: dict[str, Money] = {}
+    for money in values:
+        totals[money.currency] = (
+            totals[money.currency] + money if money.currency in totals else money
+        )
+    return {code: totals[code].amount for code in sorted(totals)}
+
+
+def probability_of(deal: Deal, funnel: Funnel | None) -> Decimal | None:
+    """The deal's own probability, else its stage's default, else None (stage unmapped)."""
+    if deal.probability is not None:
+        return deal.probability
+    if funnel is not None and deal.stage is not None and deal.stage in funnel:
+        return funnel.stage(deal.stage).probability
+    return None
+
+
+def _weighted(deal: Deal, funnel: Funnel | None) -> Money | None:
+    probability = probability_of(deal, funnel)
+    if deal.value is None or probability is None:
+        return None
+    return Money(
+        (deal.value.amount * probability).quantize(_MONEY, ROUND_HALF_EVEN), deal.value.currency
+    )
+
+
+def stage_figures(deals: Sequence[Deal], funnel: Funnel) -> tuple[StageFigure, ...]:
+    """Count, amount and weighted amount per stage of the funnel, per currency."""
+    by_stage: dict[str, list[Deal]] = defaultdict(list)
+    for deal in deals:
+        if deal.stage is not None:
+            by_stage[deal.stage].append(deal)
+    figures = []
+    for stage in funnel.stages:
+        members = by_stage.get(stage.key, [])
+        valued = [d.value for d in members if d.value is not None]
+        weighted = [w for d in members if (w := _weighted(d, funnel)) is not None]
+        figures.append(
+            StageFigure(
+                key=stage.key,
+                label=stage.label,
+                count=len(members),
+                amount=sum_by_currency(valued),
+                weighted=sum_by_currency(weighted),
+                without_amount=len(members) - len(valued),
+            )
+        )
+    return tuple(figures)
+
+
+def win_rate(deals: Iterable[Deal]) -> WinRate:
+    counts = Counter(d.status for d in deals)
+    won, lost = counts[DealStatus.WON], counts[DealStatus.LOST]
+    return WinRate(won=won, lost=lost, rate=ratio(won, won + lost))
+
+
+def won_sizes(deals: Iterable[Deal]) -> tuple[DealSize, ...]:
+    """Average and median won amount per currency (won deals without an amount left out)."""
+    amounts: dict[str, list[Decimal]] = defaultdict(list)
+    for deal in deals:
+        if deal.status is DealStatus.WON and deal.value is not None:
+            amounts[deal.value.currency].append(deal.value.amount)
+    return tuple(
+        DealSize(
+            currency=code,
+            count=len(values),
+            average=(sum(values, Decimal(0)) / len(values)).quantize(_MONEY, ROUND_HALF_EVEN),
+            median=Decimal(statistics.median(values)).quantize(_MONEY, ROUND_HALF_EVEN),
+        )
+        for code, values in sorted(amounts.items())
+    )
+
+
+def last_stage_change(deal: Deal) -> tuple[datetime, str]:
+    """When the deal last changed stage, and from which timestamp that is known."""
+    if deal.stage_history:
+        return max(change.entered_at for change in deal.stage_history), "stage_history"
+    if deal.stage_entered_at is not None:
+        return deal.stage_entered_at, "stage_entered_at"
+    # Nothing records the stage change: the last update is the best lower bound there is.
+    return deal.updated_at, "updated_at"
+
+
+def _flag(deal: Deal, days: int, basis: str) -> DealFlag:
+    return DealFlag(system=deal.ref.system, id=deal.ref.id, name=deal.name, days=days, basis=basis)
+
+
+def _listed(flags: list[DealFlag]) -> tuple[DealFlag, ...]:
+    flags.sort(key=lambda f: (-f.days, f.system, f.id))
+    return tuple(flags[:LISTED_DEALS])
+
+
+def stale(deals: Iterable[Deal], now: datetime, stale_days: int) -> Stale:
+    """Open deals without a stage change for more than `stale_days` days."""
+    open_deals = 0
+    bases: Counter[str] = Counter()
+    flags: list[DealFlag] = []
+    for deal in deals:
+        if deal.status is not DealStatus.OPEN:
+            continue
+        open_deals += 1
+        changed_at, basis = last_stage_change(deal)
+        age = (now - changed_at).days
+        if age > stale_days:
+            bases[basis] += 1
+            flags.append(_flag(deal, age, basis))
+    method: Method = "not_available" if open_deals == 0 else "stage_history"
+    if set(bases) - {"stage_history"}:
+        method = "current_stage_only"
+    return Stale(
+        method=method,
+        open_deals=open_deals,
+        count=len(flags),
+        by_basis=dict(sorted(bases.items())),
+        deals=_listed(flags),
+    )
+
+
+def past_due(deals: Iterable[Deal], now: datetime) -> PastDue:
+    """Open deals whose expected close date is before today."""
+    today = now.date()
+    flags: list[DealFlag] = []
+    values: list[Money] = []
+    for deal in deals:
+        if (
+            deal.status is DealStatus.OPEN
+            and deal.close_date is not None
+            and deal.close_date < today
+        ):
+            flags.append(_flag(deal, (today - deal.close_date).days, "close_date"))
+            if deal.value is not None:
+                values.append(deal.value)
+    return PastDue(count=len(flags), amount=sum_by_currency(values), deals=_listed(flags))
+
+
+def _is_committed(deal: Deal, funnel: Funnel | None, probability: Decimal | None) -> bool:
+    if probability is not None and probability >= COMMITTED_PROBABILITY:
+        return True
+    if funnel is None or not funnel.open_stages:
+        return False
+    return deal.stage == funnel.open_stages[-1].key
+
+
+def forecast(deals: Iterable[Deal], funnels: Mapping[str, Funnel]) -> Forecast:
+    """Open deals by close month and currency: weighted and committed amounts (COMMITTED_RULE)."""
+    cells: dict[tuple[str, str], list[tuple[Deal, Money | None, bool]]] = defaultdict(list)
+    no_close_date = without_amount = 0
+    for deal in deals:
+        if deal.status is not DealStatus.OPEN:
+            continue
+        if deal.close_date is None:
+            no_close_date += 1
+            continue
+        if deal.value is None:
+            without_amount += 1
+            continue
+        funnel = funnels.get(deal.funnel)
+        probability = probability_of(deal, funnel)
+        key = (deal.close_date.strftime("%Y-%m"), deal.value.currency)
+        cells[key].append((deal, _weighted(deal, funnel), _is_committed(deal, funnel, probability)))
+    months = []
+    for (month, currency), members in sorted(cells.items()):
+        weighted = [w for _, w, _ in members if w is not None]
+        committed = [d.value for d, _, c in members if c and d.value is not None]
+        months.append(
+            ForecastMonth(
+                month=month,
+                currency=currency,
+                deals=len(members),
+                weighted=sum_by_currency(weighted).get(currency, Decimal(0)),
+                committed=sum_by_currency(committed).get(currency, Decimal(0)),
+                committed_deals=len(committed),
+            )
+        )
+    return Forecast(
+        rule=COMMITTED_RULE,
+        months=tuple(months),
+        no_close_date=no_close_date,
+        without_amount=without_amount,
+    )

@@ -1,0 +1,200 @@
+"""Every figure here was computed by hand from the dataset in fixtures.py."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+from fixtures import HS, SF, inputs
+
+from sync.health import UnknownThreshold, build_health
+
+
+def sf_default():
+    return build_health(inputs()).systems["sf"].funnels["default"]
+
+
+def test_pipeline_by_stage_keeps_each_currency_apart_and_counts_deals_without_amount():
+    stages = {s.key: s for s in sf_default().stages}
+    assert (stages["proposal"].count, stages["proposal"].amount) == (1, {"USD": D("1000")})
+    assert stages["proposal"].weighted == {"USD": D("500.00")}
+    assert stages["negotiation"].weighted == {"EUR": D("1600.00")}  # its own p=0.8
+    lost = stages["lost"]
+    assert (lost.count, lost.amount, lost.without_amount) == (1, {}, 1)
+
+
+def test_one_stage_holding_two_currencies_reports_two_totals():
+    mixed = [SF[0], HS[3].__class__(**{**_fields(HS[3]), "stage": "proposal"})]
+    report = build_health(inputs(deals={"x": mixed}, entities=[], plan=None))
+    stage = {s.key: s for s in report.systems["x"].funnels["default"].stages}["proposal"]
+    assert stage.amount == {"GBP": D("100"), "USD": D("1000")}
+
+
+def _fields(deal):
+    return {name: getattr(deal, name) for name in deal.__dataclass_fields__}
+
+
+def test_conversion_mixes_history_and_current_stage_and_says_so():
+    conversion = sf_default().conversion
+    assert conversion.method == "current_stage_only"
+    assert (conversion.deals, conversion.history_deals) == (4, 3)
+    assert [(s.reached_from, s.reached_to, s.rate) for s in conversion.steps] == [
+        (4, 4, D("1.0000")),
+        (4, 3, D("0.7500")),
+        (3, 2, D("0.6667")),
+        (2, 1, D("0.5000")),
+    ]
+    assert conversion.lead_to_won == D("0.2500")
+
+
+def test_conversion_from_history_only_is_labelled_stage_history():
+    report = build_health(inputs(deals={"sf": [SF[0], SF[2], SF[3]]}, plan=None))
+    conversion = report.systems["sf"].funnels["default"].conversion
+    assert conversion.method == "stage_history"
+    assert [s.reached_to for s in conversion.steps] == [3, 2, 1, 1]
+
+
+def test_win_rate_deal_size_and_sales_cycle():
+    figures = sf_default()
+    assert figures.win_rate.rate == D("0.5000")
+    assert [(s.currency, s.average, s.median) for s in figures.won_size] == [
+        ("USD", D("3000.00"), D("3000.00"))
+    ]
+    cycle = figures.sales_cycle  # 2024-01-01 -> won 2024-04-10 (leap year)
+    assert cycle.method == "stage_history"
+    assert (cycle.median_days, cycle.p90_days) == (D("100.0"), D("100.0"))
+
+
+def test_time_in_stage_uses_history_only_and_names_the_bottleneck():
+    time_in_stage = sf_default().time_in_stage
+    medians = {s.stage: (s.median_days, s.stints) for s in time_in_stage.stages}
+    assert medians == {
+        "lead": (D("31.0"), 3),  # 31, 60, 10 days
+        "qualified": (D("74.5"), 2),  # 130, 19 days
+        "proposal": (D("40.0"), 1),
+        "negotiation": (None, 0),
+    }
+    assert (time_in_stage.method, time_in_stage.deals) == ("stage_history", 3)
+    assert time_in_stage.bottleneck == ("qualified",)
+
+
+def test_without_history_time_in_stage_and_drop_off_are_not_available_not_invented():
+    hs = build_health(inputs()).systems["hs"].funnels["default"]
+    assert (hs.time_in_stage.method, hs.time_in_stage.deals) == ("not_available", 0)
+    assert hs.drop_off.method == "not_available"
+    assert (hs.drop_off.unknown, hs.drop_off.by_stage) == (1, {})
+
+
+def test_drop_off_is_the_last_open_stage_of_a_lost_deal():
+    drop = sf_default().drop_off
+    assert (drop.method, drop.deals, drop.by_stage) == ("stage_history", 1, {"qualified": 1})
+
+
+def test_stale_and_past_due_say_which_timestamp_they_used():
+    figures = sf_default()
+    assert (figures.stale.count, figures.stale.by_basis) == (1, {"updated_at": 1})
+    assert figures.stale.method == "current_stage_only"
+    assert [(f.id, f.days) for f in figures.stale.deals] == [("2", 60)]
+    assert (figures.past_due.count, figures.past_due.amount) == (1, {"EUR": D("2000")})
+    assert figures.past_due.deals[0].days == 29
+
+
+def _months():
+    return sf_default().forecast.months
+
+
+def test_forecast_by_close_month_weighted_and_committed():
+    months = [(m.month, m.currency, m.deals, m.weighted, m.committed) for m in _months()]
+    assert months == [
+        ("2024-06", "EUR", 1, D("1600.00"), D("2000")),  # last open stage: committed
+        ("2024-07", "USD", 1, D("500.00"), D("0")),
+    ]
+
+
+def test_matched_deals_count_once_in_consolidation():
+    report = build_health(inputs())
+    consolidated = report.consolidated
+    assert (consolidated.deals, consolidated.copies_merged) == (7, 1)
+    assert consolidated.open_amount == {"EUR": D("2000"), "GBP": D("100"), "USD": D("1000")}
+    assert consolidated.won_amount == {"USD": D("8000")}
+    assert consolidated.win_rate.rate == D("0.5000")
+    conversion = report.funnels["default"].conversion
+    assert (conversion.entered, conversion.excluded_unknown, conversion.lead_to_won) == (
+        7,
+        1,
+        D("0.2857"),
+    )
+    assert report.funnels["default"].sales_cycle.median_days == D("65.0")
+
+
+def test_consolidation_order_picks_which_copy_represents_the_entity():
+    assert build_health(inputs()).consolidated.stale == 1  # sf:1 moved stage 20 days ago
+    # hs:10 entered its stage 60 days ago: with hs first, the entity is stale.
+    assert build_health(inputs(consolidation_order=["hs", "sf"])).consolidated.stale == 2
+
+
+def test_converted_totals_only_with_rates_and_unconvertible_currencies_listed():
+    assert build_health(inputs(report_currency="USD")).consolidated.converted is None
+    converted = build_health(
+        inputs(report_currency="USD", rates={"EUR": D("1.10")})
+    ).consolidated.converted
+    assert converted is not None
+    assert converted.note == "converted with configured rates"
+    assert (converted.open_amount, converted.weighted, converted.won_amount) == (
+        D("3200.00"),
+        D("2260.00"),
+        D("8000.00"),
+    )
+    assert converted.not_converted == {"GBP": 2}
+
+
+def test_since_keeps_only_deals_created_or_updated_since():
+    report = build_health(inputs(since=date(2024, 6, 1)))
+    assert (report.systems["sf"].deals, report.systems["hs"].deals) == (1, 2)
+    assert (report.consolidated.deals, report.consolidated.copies_merged) == (2, 1)
+
+
+def test_data_quality_completeness_and_in_system_duplicates():
+    quality = build_health(inputs()).data_quality.instances
+    assert [(f.field, f.share) for f in quality["sf"].completeness] == [
+        ("amount", D("0.7500")),
+        ("close_date", D("0.7500")),
+        ("owner_email", D("0.7500")),
+    ]
+    assert quality["hs"].duplicates == 1
+
+
+def test_mismatches_count_each_entity_once_per_field():
+    cross = build_health(inputs()).cross_system
+    assert cross.mismatches_by_field == {"amount": 1, "stage": 1}
+    assert (cross.mismatched_entities, cross.entities, cross.conflicts) == (1, 1, 1)
+    assert [(p.a, p.b, p.matched, p.only_a, p.only_b) for p in cross.pairs] == [
+        ("hs", "sf", 1, 3, 3)
+    ]
+    assert cross.deleted[0].deleted_id == "99"
+    assert cross.mismatches[0].url == "https://app.hubspot.com/contacts/4242/deal/10"
+    assert {s.instance: s.age_hours for s in cross.sync} == {"hs": None, "sf": D("6.0")}
+
+
+def test_breached_thresholds_are_listed_first():
+    report = build_health(
+        inputs(
+            thresholds={
+                "stale_share": D("0.5"),
+                "mismatch_rate": D("0.2"),
+                "min_completeness": D("0.8"),
+            }
+        )
+    )
+    assert [(t.name, t.value, t.breached) for t in report.thresholds] == [
+        ("min_completeness", D("0.7500"), True),
+        ("mismatch_rate", D("1.0000"), True),
+        ("stale_share", D("0.3333"), False),
+    ]
+    assert [t.name for t in report.breached] == ["min_completeness", "mismatch_rate"]
+
+
+def test_unknown_threshold_is_refused_with_the_known_names():
+    with pytest.raises(UnknownThreshold, match="mismatch_rate"):
+        build_health(inputs(thresholds={"mismatch_ratio": D("0.1")}))
