@@ -1,0 +1,58 @@
+"""The strict, frozen pydantic base every config section uses, and small shared types."""
+
+from __future__ import annotations
+
+import difflib
+from types import MappingProxyType
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WrapSerializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = ["FrozenMap", "Name", "Section", "did_you_mean"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# A read-only dict: validated as a dict, stored as a mappingproxy, dumped as a dict again.
+FrozenMap = Annotated[
+    dict[K, V],
+    AfterValidator(MappingProxyType),
+    WrapSerializer(lambda value, handler: handler(dict(value))),
+]
+
+# Instance, funnel, pipeline and stage names: non-empty, no surrounding blanks.
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    """` (did you mean 'x'?)` for the closest choice, or ''."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class Section(BaseModel):
+    """Unknown keys are errors, and the error names the key and its likely intended spelling."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields)
+            for key in data:
+                if key not in known:
+                    raise PydanticCustomError(
+                        "unknown_key",
+                        "unknown key '{key}'{hint}",
+                        {"key": str(key), "hint": did_you_mean(str(key), sorted(known))},
+                    )
+        return data

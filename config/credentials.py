@@ -1,0 +1,155 @@
+"""One frozen credentials type per auth mode; each kind accepts a union of its modes.
+
+Which mode a `credentials:` mapping means is decided by the keys it holds (a callable
+discriminator), so an error names the missing or unknown key of that mode instead of listing
+failures for every mode. Secret values are SecretStr: reprs and dumps show `**********`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Discriminator, SecretStr, Tag, model_validator
+
+from config.base import FrozenMap, Section
+
+__all__ = [
+    "AUTH_MODES",
+    "Credentials",
+    "HubSpotCredentials",
+    "PipedriveCredentials",
+    "PluginCredentials",
+    "SalesforceCredentials",
+    "auth_mode_tag",
+]
+
+
+class _Credentials(Section):
+    mode: ClassVar[str]
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return tuple(name for name, value in self if isinstance(value, SecretStr))
+
+    def secret(self, name: str) -> str:
+        """The plain value of one credential, for a connector; KeyError when absent."""
+        value = getattr(self, name, None)
+        if value is None:
+            raise KeyError(f"no credential {name!r} for auth mode {self.mode}")
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+class SalesforceSession(_Credentials):
+    mode: ClassVar[str] = "session"
+    session_id: SecretStr
+
+
+class SalesforcePassword(_Credentials):
+    mode: ClassVar[str] = "password"
+    username: str
+    password: SecretStr
+    security_token: SecretStr
+    domain: Literal["login", "test"] | str = "login"
+
+
+class SalesforceClientCredentials(_Credentials):
+    mode: ClassVar[str] = "client_credentials"
+    consumer_key: SecretStr
+    consumer_secret: SecretStr
+    domain: str = "login"
+
+
+class HubSpotToken(_Credentials):
+    mode: ClassVar[str] = "access_token"
+    access_token: SecretStr
+
+
+class PipedriveApiToken(_Credentials):
+    mode: ClassVar[str] = "api_token"
+    api_token: SecretStr
+
+
+class PipedriveOAuth(_Credentials):
+    mode: ClassVar[str] = "access_token"
+    access_token: SecretStr
+
+
+class PluginCredentials(_Credentials):
+    """A third-party connector kind: any keys, every value treated as a secret."""
+
+    mode: ClassVar[str] = "custom"
+    values: FrozenMap[str, SecretStr]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wrap(cls, data: Any) -> Any:
+        return {"values": data} if isinstance(data, dict) else data
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return tuple(self.values)
+
+    def secret(self, name: str) -> str:
+        if name not in self.values:
+            raise KeyError(f"no credential {name!r}")
+        return self.values[name].get_secret_value()
+
+
+# kind -> ((the key that identifies a mode, tag, model), ...); tags start with "~" so that the
+# error translator can tell them from real keys in a pydantic error location.
+AUTH_MODES: dict[str, tuple[tuple[str, str, type[_Credentials]], ...]] = {
+    "salesforce": (
+        ("session_id", "~session", SalesforceSession),
+        ("username", "~password", SalesforcePassword),
+        ("consumer_key", "~client_credentials", SalesforceClientCredentials),
+    ),
+    "hubspot": (("access_token", "~hubspot_token", HubSpotToken),),
+    "pipedrive": (
+        ("api_token", "~api_token", PipedriveApiToken),
+        ("access_token", "~pipedrive_oauth", PipedriveOAuth),
+    ),
+}
+
+
+def auth_mode_tag(kind: str, value: Any) -> str | None:
+    for _key, tag, model in AUTH_MODES[kind]:
+        if isinstance(value, model):  # serialising a validated model
+            return tag
+    if isinstance(value, dict):
+        for key, tag, _model in AUTH_MODES[kind]:
+            if key in value:
+                return tag
+    return None
+
+
+def expected_modes(kind: str) -> str:
+    """`session_id | {username, password, security_token} | ...` for an error message."""
+    shapes = []
+    for _key, _tag, model in AUTH_MODES[kind]:
+        required = [n for n, f in model.model_fields.items() if f.is_required()]
+        shapes.append(required[0] if len(required) == 1 else "{" + ", ".join(required) + "}")
+    return " | ".join(shapes)
+
+
+def _union(kind: str) -> Any:
+    members = tuple(Annotated[model, Tag(tag)] for _key, tag, model in AUTH_MODES[kind])
+    return Annotated[
+        members[0] if len(members) == 1 else _make_union(members),
+        Discriminator(
+            lambda value: auth_mode_tag(kind, value),
+            custom_error_type="auth_mode",
+            custom_error_message=f"credentials for kind {kind} must be one of: "
+            + expected_modes(kind),
+            custom_error_context={"kind": kind},
+        ),
+    ]
+
+
+def _make_union(members: tuple[Any, ...]) -> Any:
+    from typing import Union
+
+    return Union[members]  # noqa: UP007 - built from a runtime tuple
+
+
+SalesforceCredentials = _union("salesforce")
+HubSpotCredentials = _union("hubspot")
+PipedriveCredentials = _union("pipedrive")
+Credentials = _Credentials

@@ -1,0 +1,109 @@
+"""load_config(path): read, parse, expand `${VAR}`, validate, cross-check, resolve.
+
+Every failure is a ConfigError whose text is one line: `file:line: key.path: what (expected)`,
+scrubbed of any secret value it could have picked up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.errors import ConfigError, Path_, Problem
+from config.problems import line_of, problems_from_validation
+from config.references import build_funnels, check_references
+from config.resolved import Config
+from config.schema import BUILTIN_KINDS, Document, plugin_kinds
+from config.secrets import expand_env, redact, warn_literal_secrets
+from config.yamltree import parse_yaml
+
+__all__ = ["DEFAULT_STORE_FILE", "load_config"]
+
+DEFAULT_STORE_FILE = "crmsync.db"
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """The validated config at `path`; `env` (default os.environ) supplies `${VAR}` values."""
+    filename = str(path)
+    location = Path(path).expanduser().absolute()
+    text = _read(location, filename)
+    raw, lines = parse_yaml(text, filename)
+    data, problems, substituted = expand_env(raw, os.environ if env is None else env)
+    secrets = substituted | set(_credential_values(raw))
+    if problems:
+        _fail(filename, problems, lines, secrets)
+    kinds = BUILTIN_KINDS + plugin_kinds()
+    try:
+        document = Document.model_validate(data, context={"base_dir": location.parent})
+    except ValidationError as exc:
+        _fail(filename, problems_from_validation(exc, data, lines, kinds), lines, secrets)
+    funnels, problems = build_funnels(document)
+    problems += check_references(document, funnels)
+    if problems:
+        _fail(filename, problems, lines, secrets)
+    warn_literal_secrets(filename, raw, _secret_paths(document), lines)
+    return Config(
+        path=location,
+        document=document,
+        funnels=funnels,
+        store_url=resolve_store_url(document.store, location.parent),
+    )
+
+
+def resolve_store_url(store: str | None, base_dir: Path) -> str:
+    """Default: `crmsync.db` beside the config; relative SQLite paths resolve against it too."""
+    if store is None:
+        return f"sqlite:///{base_dir / DEFAULT_STORE_FILE}"
+    match = re.match(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$", store)
+    if match and match.group(2) != ":memory:":
+        scheme, file, query = match.groups()
+        return f"{scheme}:///{base_dir / file}{query or ''}"
+    return store
+
+
+def _read(location: Path, filename: str) -> str:
+    try:
+        data = location.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError.single(
+            filename, "file not found (copy crmsync.example.yaml or pass --config FILE)"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError.single(filename, "is a directory, not a YAML file") from None
+    except OSError as exc:
+        raise ConfigError.single(filename, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError.single(filename, "not UTF-8 text", line) from None
+
+
+def _fail(
+    filename: str, problems: Iterable[Problem], lines: Mapping[Path_, int], secrets: set[str]
+) -> Any:
+    located = [
+        Problem(p.path, redact(p.message, secrets), p.line or line_of(p.path, lines))
+        for p in problems
+    ]
+    raise ConfigError(filename, located)
+
+
+def _credential_values(raw: Any) -> Iterable[str]:
+    """Literal values under any system's `credentials`, to scrub from error text."""
+    systems = raw.get("systems") if isinstance(raw, dict) else None
+    for system in systems.values() if isinstance(systems, dict) else ():
+        credentials = system.get("credentials") if isinstance(system, dict) else None
+        if isinstance(credentials, dict):
+            yield from (v for v in credentials.values() if isinstance(v, str))
+
+
+def _secret_paths(document: Document) -> Iterable[Path_]:
+    for name, system in document.systems.items():
+        for key in system.credentials.secret_fields():
+            yield ("systems", name, "credentials", key)

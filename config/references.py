@@ -1,0 +1,140 @@
+"""Rules that relate one part of the config to another, each problem at its exact key path.
+
+Funnels are built here (mapping.funnel validates their shape; a FunnelError becomes a problem
+at the funnel's key), then stage maps, pipeline funnels, external ids, policies, push targets
+and schedule names are checked against what the file defines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from config.base import did_you_mean
+from config.errors import Path_, Problem
+from config.schema import Document, FunnelDef, PolicyDef, Priority, SourceOfTruth
+from mapping.funnel import DEFAULT_FUNNEL, Funnel, FunnelError, FunnelStage
+from mapping.model import CANONICAL_FIELDS
+
+__all__ = ["build_funnels", "check_references"]
+
+
+def build_funnels(document: Document) -> tuple[dict[str, Funnel], list[Problem]]:
+    """`default` plus the file's funnels (a file's `default` replaces the built-in one)."""
+    funnels: dict[str, Funnel] = {"default": DEFAULT_FUNNEL}
+    problems: list[Problem] = []
+    for name, definition in document.funnels.items():
+        funnel = _build_funnel(name, definition, problems)
+        if funnel is not None:
+            funnels[name] = funnel
+    return funnels, problems
+
+
+def _build_funnel(name: str, definition: FunnelDef, problems: list[Problem]) -> Funnel | None:
+    stages = []
+    for index, stage in enumerate(definition.stages):
+        try:
+            stages.append(
+                FunnelStage(
+                    key=stage.key,
+                    label=stage.label or stage.key.replace("_", " ").capitalize(),
+                    order=index + 1,  # the list order is the pipeline order
+                    phase=stage.phase,
+                    probability=stage.probability,
+                    is_closed=stage.closed,
+                    is_won=stage.won,
+                )
+            )
+        except FunnelError as exc:
+            problems.append(Problem(("funnels", name, "stages", index), _strip(str(exc))))
+    if len(stages) != len(definition.stages):
+        return None
+    try:
+        return Funnel.build(name, stages)
+    except FunnelError as exc:
+        problems.append(Problem(("funnels", name), _strip(str(exc), name)))
+        return None
+
+
+def _strip(message: str, funnel: str | None = None) -> str:
+    """mapping's messages name the funnel or stage; the key path already does."""
+    prefix = f"funnel {funnel!r}: " if funnel else "stage "
+    if message.startswith(prefix):
+        message = message[len(prefix) :]
+        if funnel is None and ": " in message:
+            message = message.split(": ", 1)[1]
+    return message
+
+
+def check_references(document: Document, funnels: Mapping[str, Funnel]) -> list[Problem]:
+    instances = tuple(document.systems)
+    problems: list[Problem] = []
+    for name, system in document.systems.items():
+        base = ("systems", name)
+        for pipeline, funnel_name in system.pipeline_funnels.items():
+            if funnel_name not in funnels:
+                problems.append(
+                    _unknown((*base, "pipeline_funnels", pipeline), "funnel", funnel_name, funnels)
+                )
+        for pipeline, stages in system.stage_map.items():
+            funnel = funnels.get(system.pipeline_funnels.get(pipeline, "default"))
+            if funnel is None:
+                continue  # reported above
+            for native, key in stages.items():
+                if key not in funnel:
+                    path: Path_ = (*base, "stage_map", pipeline, native)
+                    problems.append(
+                        Problem(
+                            path,
+                            f"unknown funnel stage {key!r} "
+                            f"(expected one of {', '.join(funnel.keys)})",
+                        )
+                    )
+        for other in system.external_ids:
+            path = (*base, "external_ids", other)
+            if other == name:
+                problems.append(Problem(path, "an instance cannot hold external ids of itself"))
+            elif other not in instances:
+                problems.append(_unknown(path, "instance", other, instances))
+    problems += _policy_problems(document, instances)
+    for index, target in enumerate(document.push.targets or ()):
+        if target not in instances:
+            problems.append(_unknown(("push", "targets", index), "instance", target, instances))
+    seen: set[str] = set()
+    for index, entry in enumerate(document.schedule):
+        if entry.name in seen:
+            problems.append(
+                Problem(("schedule", index, "name"), f"duplicate job name {entry.name!r}")
+            )
+        seen.add(entry.name)
+    return problems
+
+
+def _policy_problems(document: Document, instances: tuple[str, ...]) -> list[Problem]:
+    problems = []
+    policies: list[tuple[Path_, PolicyDef]] = [(("policies", "default"), document.policies.default)]
+    for field, policy in document.policies.fields.items():
+        path: Path_ = ("policies", "fields", field)
+        if field not in CANONICAL_FIELDS:
+            problems.append(_unknown(path, "field", field, CANONICAL_FIELDS))
+        policies.append((path, policy))
+    for path, policy in policies:
+        if isinstance(policy, SourceOfTruth) and policy.source_of_truth not in instances:
+            problems.append(
+                _unknown((*path, "source_of_truth"), "instance", policy.source_of_truth, instances)
+            )
+        if isinstance(policy, Priority):
+            for index, name in enumerate(policy.priority):
+                if name not in instances:
+                    problems.append(
+                        _unknown((*path, "priority", index), "instance", name, instances)
+                    )
+    return problems
+
+
+def _unknown(path: tuple[str | int, ...], what: str, value: str, known: Iterable[str]) -> Problem:
+    choices = list(known)
+    return Problem(
+        path,
+        f"unknown {what} {value!r} (expected one of {', '.join(choices)})"
+        + did_you_mean(value, choices),
+    )

@@ -1,0 +1,134 @@
+"""The loaded config: validated sections plus what the file only implies (funnels built,
+store URL resolved, policies normalised), with the accessors the engine and connectors use."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from config.schema import (
+    Document,
+    LimitsConfig,
+    MatchingConfig,
+    PoliciesConfig,
+    Priority,
+    PushConfig,
+    ReportConfig,
+    ScheduleEntry,
+    SourceOfTruth,
+    SystemConfig,
+)
+from mapping.funnel import Funnel
+
+__all__ = ["Config", "Policy", "PolicyRule", "redact_url"]
+
+
+class PolicyRule(StrEnum):
+    CONFLICT = "conflict"  # differing changes are reported, nothing is written
+    NEWEST = "newest"  # the most recently updated system wins
+    NEVER = "never"  # never propagate this field
+    SOURCE_OF_TRUTH = "source_of_truth"  # `systems[0]` always wins
+    PRIORITY = "priority"  # the first of `systems` that changed wins
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    rule: PolicyRule
+    systems: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, definition: str | SourceOfTruth | Priority) -> Policy:
+        if isinstance(definition, SourceOfTruth):
+            return cls(PolicyRule.SOURCE_OF_TRUTH, (definition.source_of_truth,))
+        if isinstance(definition, Priority):
+            return cls(PolicyRule.PRIORITY, definition.priority)
+        return cls(PolicyRule(definition))
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced: `postgresql://user:***@host/db`."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path  # the config file, absolute
+    document: Document = field(repr=False)
+    funnels: Mapping[str, Funnel] = field(repr=False)  # name -> funnel, `default` included
+    store_url: str = field(repr=False)  # resolved; may hold a database password
+
+    @property
+    def systems(self) -> Mapping[str, SystemConfig]:
+        return self.document.systems
+
+    @property
+    def matching(self) -> MatchingConfig:
+        return self.document.matching
+
+    @property
+    def policies(self) -> PoliciesConfig:
+        return self.document.policies
+
+    @property
+    def push(self) -> PushConfig:
+        return self.document.push
+
+    @property
+    def limits(self) -> LimitsConfig:
+        return self.document.limits
+
+    @property
+    def report(self) -> ReportConfig:
+        return self.document.report
+
+    @property
+    def schedule(self) -> tuple[ScheduleEntry, ...]:
+        return self.document.schedule
+
+    @property
+    def store_url_redacted(self) -> str:
+        return redact_url(self.store_url)
+
+    @property
+    def push_targets(self) -> tuple[str, ...]:
+        """The instances crmsync may write to (every instance unless `push.targets` is set)."""
+        targets = self.document.push.targets
+        return tuple(self.systems) if targets is None else targets
+
+    def system(self, instance: str) -> SystemConfig:
+        try:
+            return self.systems[instance]
+        except KeyError:
+            known = ", ".join(self.systems)
+            raise KeyError(f"unknown instance {instance!r} (expected one of {known})") from None
+
+    def funnel_for(self, instance: str, pipeline: str) -> Funnel:
+        """The funnel a pipeline's deals move through (`pipeline_funnels`, else `default`)."""
+        name = self.system(instance).pipeline_funnels.get(pipeline, "default")
+        return self.funnels[name]
+
+    def stage_key(self, instance: str, pipeline: str, native_stage: str) -> str | None:
+        """The funnel stage key a native stage maps to, None when the stage map lacks it."""
+        return self.system(instance).stage_map.get(pipeline, {}).get(native_stage)
+
+    def policy_for(self, field_name: str) -> Policy:
+        definition = self.policies.fields.get(field_name, self.policies.default)
+        return Policy.of(definition)
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical config without secrets: a plan made under another config
+        (other policies, mappings, targets, store) is refused. Rotating a token changes nothing.
+        """
+        data = self.document.model_dump(
+            mode="json", exclude={"store": True, "systems": {"__all__": {"credentials"}}}
+        )
+        data["store"] = self.store_url_redacted
+        for name, system in self.systems.items():
+            data["systems"][name]["auth_mode"] = system.auth_mode
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()

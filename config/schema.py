@@ -1,0 +1,398 @@
+"""The config file's shape: strict, frozen pydantic sections (unknown keys are errors).
+
+Only self-contained rules live here (types, ranges, cron, time zones, durations, currencies).
+Rules that relate one part of the file to another (a stage map naming a funnel's stage, a policy
+naming an instance) live in `config.references`, where each problem gets its exact key path.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from config.base import FrozenMap, Name, Section
+from config.credentials import (
+    Credentials,
+    HubSpotCredentials,
+    PipedriveCredentials,
+    PluginCredentials,
+    SalesforceCredentials,
+)
+from mapping.currencies import ISO_4217
+from mapping.funnel import Phase
+
+__all__ = [
+    "BUILTIN_KINDS",
+    "Document",
+    "FunnelDef",
+    "LimitsConfig",
+    "MatchingConfig",
+    "PoliciesConfig",
+    "PolicyDef",
+    "PushConfig",
+    "ReportConfig",
+    "ScheduleEntry",
+    "StageDef",
+    "SystemConfig",
+    "parse_duration",
+]
+
+BUILTIN_KINDS = ("salesforce", "hubspot", "pipedrive")
+MATCH_KEYS = ("name", "owner_email", "close_month", "close_date", "amount", "account")
+JOBS = ("reconcile", "reconcile-dry-run", "report")
+Probability = Annotated[Decimal, Field(ge=0, le=1)]
+
+
+def plugin_kinds() -> tuple[str, ...]:
+    """Connector kinds added by other packages through the `crmsync.connectors` entry points."""
+    names = {ep.name for ep in entry_points(group="crmsync.connectors")}
+    return tuple(sorted(names - set(BUILTIN_KINDS)))
+
+
+def _currency(value: str) -> str:
+    if value not in ISO_4217:
+        raise PydanticCustomError(
+            "currency",
+            "unknown currency '{value}' (expected an ISO 4217 code such as USD, EUR)",
+            {"value": value},
+        )
+    return value
+
+
+Currency = Annotated[str, AfterValidator(_currency)]
+
+
+# --- funnels ---------------------------------------------------------------------------------
+
+
+class StageDef(Section):
+    key: Name
+    label: str | None = None  # default: the key, capitalised
+    phase: Phase
+    probability: Probability
+    closed: bool = False
+    won: bool = False
+
+
+class FunnelDef(Section):
+    stages: tuple[StageDef, ...]
+
+
+# --- systems ---------------------------------------------------------------------------------
+
+
+class RateLimit(Section):
+    requests: int = Field(ge=1)
+    per_seconds: float = Field(gt=0)
+
+
+class _SystemBase(Section):
+    kind: str
+    base_url: str | None = None  # override, e.g. the local sandbox
+    ca_file: Path | None = None  # TLS CA bundle; relative to the config file's directory
+    instance_url: str | None = None  # for links in reports
+    currency: Currency = "USD"  # for single-currency orgs and deals without a currency
+    pipeline_funnels: FrozenMap[Name, Name] = Field(default_factory=dict)
+    stage_map: FrozenMap[Name, FrozenMap[Name, Name]] = Field(default_factory=dict)
+    external_ids: FrozenMap[Name, Name] = Field(default_factory=dict)
+    link_field: Name | None = None
+    call_budget: int | None = Field(default=None, ge=1)
+    rate_limit: RateLimit | None = None
+    credentials: Credentials  # narrowed per kind below
+
+    @field_validator("base_url", "instance_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise PydanticCustomError(
+                "url", "invalid URL (expected https://HOST[:PORT], e.g. https://127.0.0.1:8443)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("ca_file")
+    @classmethod
+    def _resolve_ca_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        base = (info.context or {}).get("base_dir")
+        path = value if value.is_absolute() or base is None else Path(base) / value
+        if base is not None and not _is_file(path):
+            raise PydanticCustomError("ca_file", "file not found: {path}", {"path": str(path)})
+        return path
+
+    def secret(self, name: str) -> str:
+        """A credential's plain value, for the connector only; never log or print it."""
+        return self.credentials.secret(name)
+
+    @property
+    def auth_mode(self) -> str:
+        return self.credentials.mode
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or holding a NUL byte
+        return False
+
+
+class SalesforceSystem(_SystemBase):
+    kind: Literal["salesforce"]
+    credentials: SalesforceCredentials
+
+
+class HubSpotSystem(_SystemBase):
+    kind: Literal["hubspot"]
+    credentials: HubSpotCredentials
+
+
+class PipedriveSystem(_SystemBase):
+    kind: Literal["pipedrive"]
+    credentials: PipedriveCredentials
+
+
+class PluginSystem(_SystemBase):
+    credentials: PluginCredentials
+
+
+def _system_tag(value: Any) -> str | None:
+    if isinstance(value, PluginSystem):  # serialising a validated model
+        return "~plugin"
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    if kind in BUILTIN_KINDS:
+        return f"~{kind}"
+    if isinstance(kind, str) and kind in plugin_kinds():
+        return "~plugin"
+    return None
+
+
+SystemConfig = Annotated[
+    Annotated[SalesforceSystem, Tag("~salesforce")]
+    | Annotated[HubSpotSystem, Tag("~hubspot")]
+    | Annotated[PipedriveSystem, Tag("~pipedrive")]
+    | Annotated[PluginSystem, Tag("~plugin")],
+    Discriminator(
+        _system_tag,
+        custom_error_type="system_kind",
+        custom_error_message="unknown or missing kind",
+    ),
+]
+
+
+# --- matching, policies, push, limits --------------------------------------------------------
+
+
+class FuzzyConfig(Section):
+    enabled: bool = False
+    threshold: float = Field(default=92, ge=0, le=100)
+
+
+class MatchingConfig(Section):
+    keys: tuple[Literal[MATCH_KEYS], ...] = ("name", "owner_email", "close_month")  # type: ignore[valid-type]
+    fuzzy: FuzzyConfig = FuzzyConfig()
+
+    @field_validator("keys")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _no_duplicates(value)
+
+
+class SourceOfTruth(Section):
+    source_of_truth: Name
+
+
+class Priority(Section):
+    priority: tuple[Name, ...] = Field(min_length=1)
+
+    @field_validator("priority")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _no_duplicates(value)
+
+
+def _policy_tag(value: Any) -> str | None:
+    if isinstance(value, SourceOfTruth):  # serialising a validated model
+        return "~source_of_truth"
+    if isinstance(value, Priority):
+        return "~priority"
+    if isinstance(value, str):
+        return "~named"
+    if isinstance(value, dict):
+        if "source_of_truth" in value:
+            return "~source_of_truth"
+        if "priority" in value:
+            return "~priority"
+    return None
+
+
+PolicyDef = Annotated[
+    Annotated[Literal["conflict", "newest", "never"], Tag("~named")]
+    | Annotated[SourceOfTruth, Tag("~source_of_truth")]
+    | Annotated[Priority, Tag("~priority")],
+    Discriminator(
+        _policy_tag,
+        custom_error_type="policy",
+        custom_error_message="expected conflict, newest, never, {source_of_truth: INSTANCE} "
+        "or {priority: [INSTANCE, ...]}",
+    ),
+]
+
+
+class PoliciesConfig(Section):
+    default: PolicyDef = "conflict"
+    fields: FrozenMap[str, PolicyDef] = Field(default_factory=dict)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> timedelta:
+    """`90s`, `15m`, `24h`, `7d`, or a number of seconds; ValueError otherwise."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return timedelta(seconds=value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"invalid duration '{value}' (expected e.g. 90s, 15m, 24h or 7d)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+class PushConfig(Section):
+    targets: tuple[Name, ...] | None = None  # None: every instance
+    max_changes: int = Field(default=500, ge=0)
+    max_changes_per_system: int | None = Field(default=None, ge=0)
+    create_missing: bool = False
+    propagate_deletes: bool = False
+    confirm_above: int = Field(default=50, ge=0)
+    plan_max_age: timedelta = timedelta(hours=24)
+    max_attempts: int = Field(default=5, ge=1)
+
+    @field_validator("plan_max_age", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise PydanticCustomError("duration", str(exc)) from None
+
+
+class LimitsConfig(Section):
+    max_conflicts: int | None = Field(default=None, ge=0)
+    max_unmatched: int | None = Field(default=None, ge=0)
+
+
+# --- report, schedule ------------------------------------------------------------------------
+
+
+class Thresholds(Section):
+    mismatch_rate: Probability = Decimal("0.05")
+    stale_share: Probability = Decimal("0.3")
+    min_completeness: Probability = Decimal("0.8")
+
+
+class ReportConfig(Section):
+    stale_days: int = Field(default=30, ge=1)
+    currency: Currency | None = None  # consolidate amounts into this currency using `rates`
+    rates: FrozenMap[Currency, Annotated[Decimal, Field(gt=0)]] = Field(default_factory=dict)
+    thresholds: Thresholds = Thresholds()
+
+
+class ScheduleEntry(Section):
+    name: Name
+    cron: str
+    timezone: str = "UTC"
+    job: Literal[JOBS]  # type: ignore[valid-type]
+    out: Path | None = None  # reports directory; relative to the config file's directory
+    misfire_grace_seconds: int = Field(default=3600, ge=1)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except Exception as exc:  # apscheduler raises ValueError or TypeError by field
+            raise PydanticCustomError(
+                "cron",
+                "invalid cron expression '{value}': {reason} (expected 5 fields: minute hour "
+                "day month weekday, e.g. '0 2 * * *')",
+                {"value": value, "reason": str(exc).rstrip(".")},
+            ) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone",
+                "unknown time zone '{value}' (expected an IANA name such as UTC, Europe/Berlin)",
+                {"value": value},
+            ) from None
+        return value
+
+    @field_validator("out")
+    @classmethod
+    def _resolve_out(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = (info.context or {}).get("base_dir")
+        if value is None or value.is_absolute() or base is None:
+            return value
+        return Path(base) / value
+
+
+# --- the whole file --------------------------------------------------------------------------
+
+
+class Document(Section):
+    version: Literal[1]
+    store: str | None = Field(default=None, repr=False)  # may embed a database password
+    funnels: FrozenMap[Name, FunnelDef] = Field(default_factory=dict)
+    systems: FrozenMap[Name, SystemConfig] = Field(min_length=1)
+    matching: MatchingConfig = MatchingConfig()
+    policies: PoliciesConfig = PoliciesConfig()
+    push: PushConfig = PushConfig()
+    limits: LimitsConfig = LimitsConfig()
+    report: ReportConfig = ReportConfig()
+    schedule: tuple[ScheduleEntry, ...] = ()
+
+    @field_validator("store")
+    @classmethod
+    def _store_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(sqlite|postgresql(\+\w+)?)://", value):
+            raise PydanticCustomError(
+                "store",
+                "unsupported store URL (expected sqlite:///FILE or "
+                "postgresql+psycopg://USER@HOST/DB)",
+            )
+        return value
+
+
+def _no_duplicates(values: tuple[str, ...]) -> tuple[str, ...]:
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise PydanticCustomError("duplicate", "'{value}' is listed twice", {"value": seen[0]})
+    return values

@@ -1,0 +1,101 @@
+"""The `crmsync` command line: one group, commands loaded lazily from `sync.commands`.
+
+Every error ends the same way: one line `crmsync: error: <message>` on stderr and the error's
+exit code (anything with an integer `exit_code`; 1 otherwise); `--verbose` adds the traceback.
+Logging goes to stderr only, so stdout stays clean for JSON/JSONL output.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+import warnings
+from typing import Any, TextIO
+
+import click
+
+__all__ = ["main"]
+
+# Module names under sync/commands/; each exposes a click command named `command`.
+_COMMANDS: tuple[str, ...] = ("check",)
+
+_HANDLER_NAME = "crmsync-cli"
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return f"crmsync: {record.levelname.lower()}: {text}"
+
+
+def configure_logging(verbose: bool, stream: TextIO | None = None) -> None:
+    """stderr, WARNING (DEBUG with --verbose); replaces our handler if called again."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(_Formatter("%(name)s: %(message)s" if verbose else "%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    logging.getLogger("crmsync").warning("%s", message)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(getattr(exc, "exit_code", None), int):
+        return text or type(exc).__name__
+    # not one of ours: say what it is, since the message alone may be cryptic
+    return f"unexpected {type(exc).__name__}: {text} (run with --verbose for the traceback)"
+
+
+class _Group(click.Group):
+    """Lazy command loading plus the single error handler for every command."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module = importlib.import_module(f"sync.commands.{cmd_name}")
+        command: click.Command = module.command
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        verbose = bool(ctx.params.get("verbose"))
+        configure_logging(verbose)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _show_warning
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+                raise  # click's own usage errors and exits keep their format and codes
+            except Exception as exc:
+                if verbose:
+                    traceback.print_exc(file=sys.stderr)
+                click.echo(f"crmsync: error: {_one_line(exc)}", err=True)
+                code = getattr(exc, "exit_code", 1)
+                ctx.exit(code if isinstance(code, int) and code > 0 else 1)
+
+
+@click.group(cls=_Group)
+@click.version_option(
+    None, "--version", package_name="crmsync", prog_name="crmsync", message="%(prog)s %(version)s"
+)
+@click.option("--verbose", "-v", is_flag=True, help="Debug logging; tracebacks on errors.")
+def main(verbose: bool) -> None:
+    """Keep the sales pipelines of Salesforce, HubSpot and Pipedrive consistent."""

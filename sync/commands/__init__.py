@@ -1,0 +1,28 @@
+"""CLI commands, one module each, exposing a click command named `command`.
+
+`sync.cli._COMMANDS` lists the module names; a module is imported only when its command runs
+(or `--help` lists it), so one command's heavy imports never slow down another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import click
+
+__all__ = ["config_option"]
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def config_option(function: F) -> F:
+    """`--config FILE`, default `crmsync.yaml` in the current directory (shared by commands)."""
+    return click.option(
+        "--config",
+        "config_path",
+        default="crmsync.yaml",
+        show_default=True,
+        type=click.Path(path_type=str),
+        help="The crmsync config file.",
+    )(function)
