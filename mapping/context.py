@@ -1,0 +1,177 @@
+"""What a mapper needs to know about one system instance: stage maps, stages, owners, fields.
+
+A `MappingContext` is built once per instance and run (the engine fills `owners` and
+`native_stages` from the connector) and then shared by every record of that instance, so its
+lookups are precomputed indexes rather than scans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
+from typing import NamedTuple
+
+from mapping.funnel import DEFAULT_FUNNEL, Funnel, FunnelStage
+
+__all__ = ["MappingContext", "NativePipelineStages", "NativeStage"]
+
+
+@dataclass(frozen=True, slots=True)
+class NativeStage:
+    """A stage as the CRM defines it (for Salesforce an OpportunityStage row)."""
+
+    id: str  # HubSpot stage id, Pipedrive stage id as a decimal string, Salesforce ApiName
+    label: str  # what users see; Salesforce Opportunities store it in StageName
+    order: int
+    probability: Decimal | None  # 0..1
+    is_closed: bool = False
+    is_won: bool = False
+
+
+class NativePipelineStages(NamedTuple):
+    """One discovered pipeline: (id, label, stages in pipeline order)."""
+
+    id: str
+    label: str
+    stages: tuple[NativeStage, ...]
+
+
+def _empty() -> dict[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class MappingContext:
+    instance: str
+    kind: str
+    funnels: Mapping[str, Funnel] = field(default_factory=lambda: {"default": DEFAULT_FUNNEL})
+    pipeline_funnels: Mapping[str, str] = field(default_factory=_empty)
+    stage_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    default_currency: str = "USD"
+    external_ids: Mapping[str, str] = field(default_factory=_empty)  # other instance -> field
+    link_field: str | None = None
+    owners: Mapping[str, str] = field(default_factory=_empty)  # native owner id -> email
+    native_stages: Mapping[str, Sequence[NativeStage]] = field(default_factory=dict)
+
+    # -- funnels and stages -------------------------------------------------------------------
+
+    def funnel_for(self, pipeline: str) -> Funnel:
+        name = self.pipeline_funnels.get(pipeline, "default")
+        try:
+            return self.funnels[name]
+        except KeyError:
+            raise KeyError(f"pipeline {pipeline!r} uses unknown funnel {name!r}") from None
+
+    def funnel_stage(self, pipeline: str, native_stage_id: str) -> str | None:
+        """The funnel key a native stage is mapped to; None when the map does not say."""
+        return self.stage_map.get(pipeline, {}).get(native_stage_id)
+
+    def native_stage_for(self, pipeline: str, funnel_key: str) -> str | None:
+        """The native stage id for a funnel key: the first mapped one in pipeline order."""
+        return self._reverse_map.get(pipeline, {}).get(funnel_key)
+
+    def native_stage(self, pipeline: str, native_stage_id: str) -> NativeStage | None:
+        return self._stage_index.get(pipeline, {}).get(native_stage_id)
+
+    def native_stage_by_label(self, pipeline: str, label: str) -> NativeStage | None:
+        return self._label_index.get(pipeline, {}).get(label)
+
+    def pipeline_of_stage(self, native_stage_id: str) -> str | None:
+        """The pipeline holding a stage id (Pipedrive stage ids are unique across pipelines)."""
+        return self._stage_pipeline.get(native_stage_id)
+
+    def closed_native_stage(self, pipeline: str, won: bool) -> str | None:
+        """The native stage that expresses won (or lost) in a pipeline.
+
+        The stage map decides first (the funnel's won stage or first lost stage mapped back);
+        otherwise the pipeline's own won / first closed-not-won stage as the CRM flags it.
+        """
+        funnel = self.funnel_for(pipeline)
+        keys = [funnel.won_stage.key] if won else [s.key for s in funnel.lost_stages]
+        for key in keys:
+            native = self.native_stage_for(pipeline, key)
+            if native is not None:
+                return native
+        for stage in self.native_stages.get(pipeline, ()):
+            if stage.is_closed and stage.is_won == won:
+                return stage.id
+        return None
+
+    def key_for_status(self, pipeline: str, status: str) -> str | None:
+        """The funnel key a closed status stands for (won stage, first lost stage); open: None."""
+        funnel = self.funnel_for(pipeline)
+        if status == "won":
+            return funnel.won_stage.key
+        if status == "lost":
+            return funnel.lost_stages[0].key
+        return None
+
+    def funnel_stage_def(self, pipeline: str, funnel_key: str) -> FunnelStage | None:
+        funnel = self.funnel_for(pipeline)
+        return funnel.stage(funnel_key) if funnel_key in funnel else None
+
+    def pipelines_for_funnel(self, funnel_name: str) -> list[str]:
+        """Discovered pipelines (in discovery order) whose funnel is `funnel_name`."""
+        return [
+            p for p in self.native_stages if self.pipeline_funnels.get(p, "default") == funnel_name
+        ]
+
+    # -- owners -------------------------------------------------------------------------------
+
+    def owner_email(self, owner_id: str | None) -> str | None:
+        if owner_id is None:
+            return None
+        email = self.owners.get(owner_id)
+        return email.lower() if email else None
+
+    def owner_id_for(self, email: str) -> str | None:
+        return self._owner_ids.get(email.strip().lower())
+
+    # -- indexes ------------------------------------------------------------------------------
+
+    @cached_property
+    def _reverse_map(self) -> dict[str, dict[str, str]]:
+        reverse: dict[str, dict[str, str]] = {}
+        for pipeline, mapping in self.stage_map.items():
+            order = {s.id: i for i, s in enumerate(self.native_stages.get(pipeline, ()))}
+            # Discovered stages first in pipeline order, then undiscovered ones by id, so the
+            # choice among several native stages of one funnel key never depends on dict order.
+            ranked = sorted(mapping.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+            keys: dict[str, str] = {}
+            for native_id, key in ranked:
+                keys.setdefault(key, native_id)
+            reverse[pipeline] = keys
+        return reverse
+
+    @cached_property
+    def _stage_index(self) -> dict[str, dict[str, NativeStage]]:
+        return {p: {s.id: s for s in stages} for p, stages in self.native_stages.items()}
+
+    @cached_property
+    def _label_index(self) -> dict[str, dict[str, NativeStage]]:
+        index: dict[str, dict[str, NativeStage]] = {}
+        for pipeline, stages in self.native_stages.items():
+            labels: dict[str, NativeStage] = {}
+            for stage in stages:
+                labels.setdefault(stage.label, stage)
+            index[pipeline] = labels
+        return index
+
+    @cached_property
+    def _stage_pipeline(self) -> dict[str, str]:
+        index: dict[str, str] = {}
+        for pipeline, stages in self.native_stages.items():
+            for stage in stages:
+                index.setdefault(stage.id, pipeline)
+        return index
+
+    @cached_property
+    def _owner_ids(self) -> dict[str, str]:
+        # Sorted so that two native users sharing one email resolve to the same id every run.
+        index: dict[str, str] = {}
+        for owner_id, email in sorted(self.owners.items()):
+            if email:
+                index.setdefault(email.strip().lower(), owner_id)
+        return index

@@ -1,0 +1,252 @@
+"""HubSpot deal <-> canonical deal.
+
+Quirks handled here: every property value is a string or null ("1500.50", "" = empty, "true" /
+"false", dates ISO or epoch millis); status comes from the stage metadata (isClosed,
+probability 1.0 = won) or, for a stage not discovered, hs_is_closed / hs_is_closed_won; stage
+history comes from the hs_date_entered_<stage id> properties. Writes send strings too ("" clears
+a property).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from mapping.context import MappingContext, NativePipelineStages, NativeStage
+from mapping.history import collapse_history
+from mapping.links import link_fields_for_create, read_links
+from mapping.model import (
+    Deal,
+    DealStatus,
+    MappingError,
+    Money,
+    Owner,
+    Ref,
+    StageChange,
+    format_decimal,
+    parse_money,
+)
+from mapping.values import (
+    field_errors,
+    is_blank,
+    parse_date,
+    parse_decimal,
+    parse_flag,
+    parse_timestamp,
+    text_or_none,
+)
+from mapping.writes import create_pipeline, owner_id_for_change, resolve_stage_change
+
+__all__ = [
+    "ENTERED_PREFIX",
+    "create_for_hubspot",
+    "deal_from_hubspot",
+    "owner_from_hubspot",
+    "pipelines_from_hubspot",
+    "update_for_hubspot",
+]
+
+ENTERED_PREFIX = "hs_date_entered_"
+_ONE = Decimal(1)
+
+
+def _order(value: object) -> tuple[int, str]:
+    return (int(value), "") if isinstance(value, int) else (1 << 30, str(value))
+
+
+def pipelines_from_hubspot(results: Iterable[Mapping[str, Any]]) -> list[NativePipelineStages]:
+    """Pipelines (GET /crm/v3/pipelines/deals `results`) in displayOrder, archived ones left out."""
+    pipelines = []
+    for pipeline in sorted(results, key=lambda p: (_order(p.get("displayOrder")), str(p["id"]))):
+        if pipeline.get("archived"):
+            continue
+        stages = []
+        for raw in pipeline.get("stages") or ():
+            if raw.get("archived"):
+                continue
+            metadata = raw.get("metadata") or {}
+            with field_errors("hubspot", str(raw["id"]), "metadata"):
+                closed = bool(parse_flag(metadata.get("isClosed")))
+                probability = parse_decimal(metadata.get("probability"))
+            stages.append(
+                NativeStage(
+                    id=str(raw["id"]),
+                    label=str(raw.get("label") or raw["id"]),
+                    order=_order(raw.get("displayOrder"))[0],
+                    probability=probability,
+                    is_closed=closed,
+                    is_won=closed and probability == _ONE,
+                )
+            )
+        stages.sort(key=lambda s: (s.order, s.id))
+        label = str(pipeline.get("label") or pipeline["id"])
+        pipelines.append(NativePipelineStages(str(pipeline["id"]), label, tuple(stages)))
+    return pipelines
+
+
+def owner_from_hubspot(record: Mapping[str, Any], instance: str) -> Owner:
+    email = text_or_none(record.get("email"))
+    name = " ".join(p for p in (record.get("firstName"), record.get("lastName")) if p) or None
+    return Owner(instance, str(record["id"]), email.lower() if email else None, name)
+
+
+def _status(
+    props: Mapping[str, Any], stage: NativeStage | None, ctx: MappingContext, rid: str
+) -> DealStatus:
+    # The pipeline's stage definition is the source HubSpot computes hs_is_closed* from, and it
+    # cannot lag behind a stage change; the flags decide only for a stage we do not know.
+    closed: bool | None
+    won: bool | None
+    if stage is not None:
+        closed, won = stage.is_closed, stage.is_won
+    else:
+        with field_errors(ctx.instance, rid, "hs_is_closed"):
+            closed = parse_flag(props.get("hs_is_closed"))
+            won = parse_flag(props.get("hs_is_closed_won"))
+    if won:
+        return DealStatus.WON
+    return DealStatus.LOST if closed else DealStatus.OPEN
+
+
+def _history(
+    props: Mapping[str, Any], pipeline: str, ctx: MappingContext, rid: str
+) -> tuple[StageChange, ...]:
+    changes = []
+    for name, raw in props.items():
+        if not name.startswith(ENTERED_PREFIX) or is_blank(raw):
+            continue
+        stage_id = name[len(ENTERED_PREFIX) :]
+        with field_errors(ctx.instance, rid, name):
+            entered = parse_timestamp(raw)
+        assert entered is not None
+        home = pipeline if ctx.native_stage(pipeline, stage_id) else ctx.pipeline_of_stage(stage_id)
+        changes.append(StageChange(ctx.funnel_stage(home or pipeline, stage_id), stage_id, entered))
+    return collapse_history(changes)
+
+
+def deal_from_hubspot(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
+    rid = text_or_none(record.get("id"))
+    if rid is None:
+        raise MappingError(ctx.instance, "?", "id", "record has no id")
+    props: Mapping[str, Any] = record.get("properties") or {}
+
+    def read(field: str, parse: Any, value: object = None) -> Any:
+        with field_errors(ctx.instance, rid, field):
+            return parse(props.get(field) if value is None else value)
+
+    pipeline = text_or_none(props.get("pipeline")) or "default"
+    native_id = text_or_none(props.get("dealstage")) or ""
+    stage = ctx.native_stage(pipeline, native_id) if native_id else None
+    status = _status(props, stage, ctx, rid)
+    funnel_key = (
+        ctx.funnel_stage(pipeline, native_id) if native_id else ctx.key_for_status(pipeline, status)
+    )
+    value: Money | None = None
+    if not is_blank(props.get("amount")):
+        read("amount", parse_decimal)
+        currency = text_or_none(props.get("deal_currency_code")) or ctx.default_currency
+        value = read("deal_currency_code", lambda raw: parse_money(raw, currency), props["amount"])
+    probability = read("hs_forecast_probability", parse_decimal)
+    if probability is None:
+        probability = read("hs_deal_stage_probability", parse_decimal)
+    created: datetime | None = read("createdAt", parse_timestamp, record.get("createdAt"))
+    created = created or read("createdate", parse_timestamp)
+    updated: datetime | None = read("updatedAt", parse_timestamp, record.get("updatedAt"))
+    updated = updated or read("hs_lastmodifieddate", parse_timestamp)
+    for field, stamp in (("createdAt", created), ("updatedAt", updated)):
+        if stamp is None:
+            raise MappingError(ctx.instance, rid, field, "missing")
+    history = _history(props, pipeline, ctx, rid)
+    entered = read(ENTERED_PREFIX + native_id, parse_timestamp) if native_id else None
+    external, link_id = read_links(props, ctx)
+    owner_id = text_or_none(props.get("hubspot_owner_id"))
+    return Deal(
+        ref=Ref(ctx.instance, rid),
+        name=str(props.get("dealname") or ""),
+        pipeline=pipeline,
+        stage=funnel_key,
+        native_stage=native_id,
+        status=status,
+        value=value,
+        close_date=read("closedate", parse_date),
+        owner_email=ctx.owner_email(owner_id),
+        probability=probability,
+        created_at=created,
+        updated_at=updated,
+        stage_entered_at=entered,
+        funnel=ctx.pipeline_funnels.get(pipeline, "default"),
+        external_ids=external,
+        link_id=link_id,
+        stage_history=history,
+        extra={"deleted": True} if record.get("archived") else {},
+    )
+
+
+def _text(value: object) -> str:
+    """A property value as HubSpot takes it: strings only, "" clears the property."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format_decimal(value)
+    if isinstance(value, date):
+        return f"{value.isoformat()}T00:00:00Z"  # midnight UTC reads back as the same date
+    return str(value)
+
+
+def update_for_hubspot(
+    deal: Deal, changes: Mapping[str, object], ctx: MappingContext
+) -> dict[str, Any]:
+    """`{"properties": {...}}` for canonical `changes` (status is expressed via dealstage)."""
+    props: dict[str, str] = {}
+    target = resolve_stage_change(deal, changes, ctx, status_in_stage=True)
+    if target.native_stage is not None:
+        props["dealstage"] = target.native_stage
+    for key, value in changes.items():
+        if key in ("stage", "status"):
+            continue
+        if key == "name":
+            props["dealname"] = _text(value)
+        elif key == "amount":
+            props["amount"] = _text(value)
+        elif key == "currency":
+            props["deal_currency_code"] = _text(value)
+        elif key == "close_date":
+            props["closedate"] = _text(value)
+        elif key == "owner_email":
+            props["hubspot_owner_id"] = _text(owner_id_for_change(deal, ctx, value))
+        elif key == "probability":
+            props["hs_forecast_probability"] = _text(value)
+        else:
+            raise MappingError(deal.system, deal.id, key, "not a writable canonical field")
+    return {"properties": props}
+
+
+def create_for_hubspot(
+    deal: Deal, ctx: MappingContext, link_id: str, pipeline: str | None = None
+) -> dict[str, Any]:
+    """`{"properties": {...}}` for a new deal copying `deal`, linked back to it."""
+    target_pipeline = create_pipeline(deal, ctx, pipeline)
+    if deal.stage is None:
+        raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
+    native = ctx.native_stage_for(target_pipeline, deal.stage)
+    if native is None:
+        raise MappingError(
+            deal.system,
+            deal.id,
+            "stage",
+            f"no native stage for {deal.stage!r} in {ctx.instance} pipeline {target_pipeline}",
+        )
+    props = {"dealname": deal.name, "pipeline": target_pipeline, "dealstage": native}
+    if deal.value is not None:
+        props["amount"] = _text(deal.value.amount)
+        props["deal_currency_code"] = deal.value.currency
+    if deal.close_date is not None:
+        props["closedate"] = _text(deal.close_date)
+    if deal.owner_email:
+        props["hubspot_owner_id"] = _text(owner_id_for_change(deal, ctx, deal.owner_email))
+    if deal.probability is not None:
+        props["hs_forecast_probability"] = _text(deal.probability)
+    props.update(link_fields_for_create(deal, ctx, link_id))
+    return {"properties": props}

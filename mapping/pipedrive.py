@@ -1,0 +1,263 @@
+"""Pipedrive deal <-> canonical deal.
+
+Quirks handled here: `status` won/lost overrides the stage (the native stage stays, the funnel
+stage becomes the funnel's won / first lost stage); timestamps are UTC "YYYY-MM-DD HH:MM:SS";
+money is `value` + `currency`; `user_id` is an object {id, email, ...} or a bare int; a deleted
+deal (deleted flag or status "deleted") is returned with extra["deleted"] = True; ids are
+integers natively and decimal strings canonically; custom fields are keyed by 40-hex hashes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+from hashlib import sha1
+from typing import Any
+
+from mapping.context import MappingContext, NativePipelineStages, NativeStage
+from mapping.history import collapse_history
+from mapping.links import link_fields_for_create, read_links
+from mapping.model import (
+    Deal,
+    DealStatus,
+    MappingError,
+    Money,
+    Owner,
+    Ref,
+    StageChange,
+    parse_money,
+)
+from mapping.values import (
+    field_errors,
+    is_blank,
+    json_number,
+    parse_date,
+    parse_decimal,
+    parse_timestamp,
+    text_or_none,
+)
+from mapping.writes import create_pipeline, owner_id_for_change, resolve_stage_change
+
+__all__ = [
+    "PD_FIELD_CRMSYNC_ID",
+    "PD_FIELD_HUBSPOT_ID",
+    "PD_FIELD_SALESFORCE_ID",
+    "create_for_pipedrive",
+    "deal_from_pipedrive",
+    "owner_from_pipedrive",
+    "pipelines_from_pipedrive",
+    "stage_history_from_pipedrive_flow",
+    "update_for_pipedrive",
+]
+
+PD_FIELD_SALESFORCE_ID = sha1(b"crmsync:salesforce_opportunity_id").hexdigest()
+PD_FIELD_HUBSPOT_ID = sha1(b"crmsync:hubspot_deal_id").hexdigest()
+PD_FIELD_CRMSYNC_ID = sha1(b"crmsync:crmsync_id").hexdigest()
+
+_HUNDRED = Decimal(100)
+_STATUSES = {"open": DealStatus.OPEN, "won": DealStatus.WON, "lost": DealStatus.LOST}
+
+
+def pipelines_from_pipedrive(
+    pipelines: Iterable[Mapping[str, Any]], stages: Iterable[Mapping[str, Any]]
+) -> list[NativePipelineStages]:
+    """Pipelines (by order_nr) with their stages; Pipedrive stages are all open stages."""
+    per_pipeline: defaultdict[str, list[NativeStage]] = defaultdict(list)
+    for raw in stages:
+        if raw.get("active_flag") is False:
+            continue
+        with field_errors("pipedrive", str(raw.get("id")), "deal_probability"):
+            probability = parse_decimal(raw.get("deal_probability"))
+        per_pipeline[str(raw["pipeline_id"])].append(
+            NativeStage(
+                id=str(raw["id"]),
+                label=str(raw.get("name") or raw["id"]),
+                order=int(raw.get("order_nr") or 0),
+                probability=probability / _HUNDRED if probability is not None else None,
+            )
+        )
+    result = []
+    for pipeline in sorted(pipelines, key=lambda p: (int(p.get("order_nr") or 0), int(p["id"]))):
+        pid = str(pipeline["id"])
+        ordered = sorted(per_pipeline.get(pid, ()), key=lambda s: (s.order, int(s.id)))
+        result.append(NativePipelineStages(pid, str(pipeline.get("name") or pid), tuple(ordered)))
+    return result
+
+
+def owner_from_pipedrive(record: Mapping[str, Any], instance: str) -> Owner:
+    email = text_or_none(record.get("email"))
+    return Owner(instance, str(record["id"]), email.lower() if email else None, record.get("name"))
+
+
+def _owner_email(user: object, ctx: MappingContext) -> str | None:
+    if isinstance(user, Mapping):
+        email = text_or_none(user.get("email"))
+        if email:
+            return email.lower()
+        user = user.get("id", user.get("value"))
+    return ctx.owner_email(text_or_none(user))
+
+
+def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
+    rid = text_or_none(record.get("id"))
+    if rid is None:
+        raise MappingError(ctx.instance, "?", "id", "record has no id")
+
+    def read(field: str, parse: Any) -> Any:
+        with field_errors(ctx.instance, rid, field):
+            return parse(record.get(field))
+
+    pipeline = text_or_none(record.get("pipeline_id")) or ""
+    native_id = text_or_none(record.get("stage_id")) or ""
+    raw_status = str(record.get("status") or "open")
+    deleted = bool(record.get("deleted")) or raw_status == "deleted"
+    if raw_status not in _STATUSES and raw_status != "deleted":
+        raise MappingError(ctx.instance, rid, "status", f"unknown status {raw_status[:20]!r}")
+    status = _STATUSES.get(raw_status, DealStatus.OPEN)
+    funnel_key = ctx.key_for_status(pipeline, status)
+    if funnel_key is None and native_id:
+        funnel_key = ctx.funnel_stage(pipeline, native_id)
+    value: Money | None = None
+    if not is_blank(record.get("value")):
+        read("value", parse_decimal)
+        currency = text_or_none(record.get("currency")) or ctx.default_currency
+        with field_errors(ctx.instance, rid, "currency"):
+            value = parse_money(record["value"], currency)
+    probability = read("probability", parse_decimal)
+    created, updated = read("add_time", parse_timestamp), read("update_time", parse_timestamp)
+    for field, stamp in (("add_time", created), ("update_time", updated)):
+        if stamp is None:
+            raise MappingError(ctx.instance, rid, field, "missing")
+    external, link_id = read_links(record, ctx)
+    extra: dict[str, Any] = {"deleted": True} if deleted else {}
+    org = record.get("org_id")
+    if isinstance(org, Mapping) and text_or_none(org.get("name")):
+        extra["account"] = str(org["name"])
+    return Deal(
+        ref=Ref(ctx.instance, rid),
+        name=str(record.get("title") or ""),
+        pipeline=pipeline,
+        stage=funnel_key,
+        native_stage=native_id,
+        status=status,
+        value=value,
+        close_date=read("expected_close_date", parse_date),
+        owner_email=_owner_email(record.get("user_id"), ctx),
+        probability=probability / _HUNDRED if probability is not None else None,
+        created_at=created,
+        updated_at=updated,
+        stage_entered_at=read("stage_change_time", parse_timestamp),
+        funnel=ctx.pipeline_funnels.get(pipeline, "default"),
+        external_ids=external,
+        link_id=link_id,
+        extra=extra,
+    )
+
+
+def stage_history_from_pipedrive_flow(
+    items: Iterable[Mapping[str, Any]], ctx: MappingContext
+) -> dict[str, tuple[StageChange, ...]]:
+    """Stage entries per deal id from GET /v1/deals/{id}/flow items (dealChange of stage_id)."""
+    per_deal: defaultdict[str, list[StageChange]] = defaultdict(list)
+    for item in items:
+        data = item.get("data") or {}
+        if item.get("object") != "dealChange" or data.get("field_key") != "stage_id":
+            continue
+        deal_id = text_or_none(data.get("item_id")) or "?"
+        stage_id = text_or_none(data.get("new_value"))
+        if stage_id is None:
+            continue
+        with field_errors(ctx.instance, deal_id, "flow.log_time"):
+            entered = parse_timestamp(data.get("log_time") or item.get("timestamp"))
+        if entered is None:
+            raise MappingError(ctx.instance, deal_id, "flow.log_time", "missing")
+        pipeline = ctx.pipeline_of_stage(stage_id)
+        key = ctx.funnel_stage(pipeline, stage_id) if pipeline else None
+        per_deal[deal_id].append(StageChange(key, stage_id, entered))
+    return {deal_id: collapse_history(changes) for deal_id, changes in per_deal.items()}
+
+
+def _int_id(deal: Deal, field: str, native_id: str) -> int:
+    try:
+        return int(native_id)
+    except ValueError:
+        raise MappingError(deal.system, deal.id, field, f"{native_id!r} is not an id") from None
+
+
+def _probability(value: object) -> float | int | str | None:
+    return None if value is None else json_number(Decimal(str(value)) * _HUNDRED)
+
+
+def update_for_pipedrive(
+    deal: Deal, changes: Mapping[str, object], ctx: MappingContext
+) -> dict[str, Any]:
+    """PUT /v1/deals/{id} body for canonical `changes` (won/lost via `status`, stage untouched)."""
+    body: dict[str, Any] = {}
+    target = resolve_stage_change(deal, changes, ctx, status_in_stage=False)
+    if target.native_stage is not None:
+        body["stage_id"] = _int_id(deal, "stage", target.native_stage)
+    if target.status is not None:
+        body["status"] = target.status.value
+    for key, value in changes.items():
+        if key in ("stage", "status"):
+            continue
+        if key == "name":
+            body["title"] = str(value)
+        elif key == "amount":
+            body["value"] = None if value is None else json_number(Decimal(str(value)))
+        elif key == "currency":
+            body["currency"] = value
+        elif key == "close_date":
+            body["expected_close_date"] = value.isoformat() if isinstance(value, date) else None
+        elif key == "owner_email":
+            owner_id = owner_id_for_change(deal, ctx, value)
+            if owner_id is None:
+                raise MappingError(deal.system, deal.id, "owner_email", "Pipedrive requires one")
+            body["user_id"] = _int_id(deal, "owner_email", owner_id)
+        elif key == "probability":
+            body["probability"] = _probability(value)
+        else:
+            raise MappingError(deal.system, deal.id, key, "not a writable canonical field")
+    return body
+
+
+def create_for_pipedrive(
+    deal: Deal, ctx: MappingContext, link_id: str, pipeline: str | None = None
+) -> dict[str, Any]:
+    """POST /v1/deals body copying `deal`, linked back to it.
+
+    A won or lost deal whose closed funnel stage has no native stage is created with its
+    status and without stage_id, so Pipedrive files it in the pipeline's first stage.
+    """
+    target_pipeline = create_pipeline(deal, ctx, pipeline)
+    if deal.stage is None:
+        raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
+    body: dict[str, Any] = {
+        "title": deal.name,
+        "pipeline_id": _int_id(deal, "pipeline", target_pipeline),
+        "status": deal.status.value,
+    }
+    native = ctx.native_stage_for(target_pipeline, deal.stage)
+    if native is not None:
+        body["stage_id"] = _int_id(deal, "stage", native)
+    elif deal.status is DealStatus.OPEN:
+        raise MappingError(
+            deal.system,
+            deal.id,
+            "stage",
+            f"no native stage for {deal.stage!r} in {ctx.instance} pipeline {target_pipeline}",
+        )
+    if deal.value is not None:
+        body["value"] = json_number(deal.value.amount)
+        body["currency"] = deal.value.currency
+    if deal.close_date is not None:
+        body["expected_close_date"] = deal.close_date.isoformat()
+    if deal.owner_email:
+        owner_id = owner_id_for_change(deal, ctx, deal.owner_email)
+        body["user_id"] = _int_id(deal, "owner_email", owner_id or "")
+    if deal.probability is not None:
+        body["probability"] = _probability(deal.probability)
+    body.update(link_fields_for_create(deal, ctx, link_id))
+    return body

@@ -1,0 +1,281 @@
+"""Salesforce Opportunity <-> canonical deal.
+
+Quirks handled here: StageName holds the stage *label* (resolved through OpportunityStage rows,
+whose IsClosed/IsWon give the status); CurrencyIsoCode exists only in multi-currency orgs (a
+single-currency org's amounts are in `ctx.default_currency`); Probability is 0-100; datetimes
+look like "2024-06-01T12:34:56.000+0000". Salesforce has one pipeline, id "default".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from mapping.context import MappingContext, NativePipelineStages, NativeStage
+from mapping.history import collapse_history
+from mapping.links import link_fields_for_create, read_links
+from mapping.model import (
+    Deal,
+    DealStatus,
+    MappingError,
+    Money,
+    Owner,
+    Ref,
+    StageChange,
+    parse_money,
+)
+from mapping.values import (
+    field_errors,
+    is_blank,
+    json_number,
+    parse_date,
+    parse_decimal,
+    parse_flag,
+    parse_timestamp,
+    text_or_none,
+)
+from mapping.writes import owner_id_for_change, resolve_stage_change
+
+__all__ = [
+    "PIPELINE",
+    "create_for_salesforce",
+    "deal_from_salesforce",
+    "owner_from_salesforce",
+    "pipelines_from_salesforce",
+    "stage_history_from_salesforce",
+    "update_for_salesforce",
+]
+
+PIPELINE = "default"
+_HUNDRED = Decimal(100)
+
+
+def pipelines_from_salesforce(
+    stage_rows: Iterable[Mapping[str, Any]], label: str = "Opportunities"
+) -> list[NativePipelineStages]:
+    """The single pipeline from OpportunityStage rows, in SortOrder (unsorted rows last)."""
+    stages = []
+    for row in stage_rows:
+        api_name = str(row.get("ApiName") or row.get("MasterLabel"))
+        with field_errors("salesforce", api_name, "DefaultProbability"):
+            probability = parse_decimal(row.get("DefaultProbability"))
+        stages.append(
+            NativeStage(
+                id=api_name,
+                label=str(row.get("MasterLabel") or api_name),
+                order=int(row["SortOrder"]) if row.get("SortOrder") is not None else 1 << 30,
+                probability=probability / _HUNDRED if probability is not None else None,
+                is_closed=bool(row.get("IsClosed")),
+                is_won=bool(row.get("IsWon")),
+            )
+        )
+    stages.sort(key=lambda s: (s.order, s.id))
+    return [NativePipelineStages(PIPELINE, label, tuple(stages))]
+
+
+def owner_from_salesforce(record: Mapping[str, Any], instance: str) -> Owner:
+    email = text_or_none(record.get("Email"))
+    return Owner(instance, str(record["Id"]), email.lower() if email else None, record.get("Name"))
+
+
+def _resolve_stage(ctx: MappingContext, stage_name: str) -> NativeStage | None:
+    return ctx.native_stage(PIPELINE, stage_name) or ctx.native_stage_by_label(PIPELINE, stage_name)
+
+
+def _status(record: Mapping[str, Any], stage: NativeStage | None, rid: str) -> DealStatus:
+    if stage is not None:
+        closed, won = stage.is_closed, stage.is_won
+    else:  # a stage missing from OpportunityStage: the record's own formula flags still say
+        with field_errors("salesforce", rid, "IsClosed"):
+            closed = bool(parse_flag(record.get("IsClosed")))
+            won = bool(parse_flag(record.get("IsWon")))
+    if won:
+        return DealStatus.WON
+    return DealStatus.LOST if closed else DealStatus.OPEN
+
+
+def _owner_email(record: Mapping[str, Any], ctx: MappingContext) -> str | None:
+    owner = record.get("Owner")
+    if isinstance(owner, Mapping) and text_or_none(owner.get("Email")):
+        return str(owner["Email"]).strip().lower()
+    return ctx.owner_email(text_or_none(record.get("OwnerId")))
+
+
+def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
+    rid = text_or_none(record.get("Id"))
+    if rid is None:
+        raise MappingError(ctx.instance, "?", "Id", "record has no Id")
+
+    def read(field: str, parse: Any) -> Any:
+        with field_errors(ctx.instance, rid, field):
+            return parse(record.get(field))
+
+    stage_name = text_or_none(record.get("StageName")) or ""
+    stage = _resolve_stage(ctx, stage_name) if stage_name else None
+    native_id = stage.id if stage else stage_name
+    status = _status(record, stage, rid)
+    funnel_key = (
+        ctx.funnel_stage(PIPELINE, native_id) if native_id else ctx.key_for_status(PIPELINE, status)
+    )
+
+    currency_field = "CurrencyIsoCode" in record
+    currency = text_or_none(record.get("CurrencyIsoCode")) or ctx.default_currency
+    value: Money | None = None
+    if not is_blank(record.get("Amount")):
+        field = "CurrencyIsoCode" if currency_field else "Amount"
+        with field_errors(ctx.instance, rid, "Amount"):
+            parse_decimal(record["Amount"])  # name the amount, not the currency, when it is bad
+        with field_errors(ctx.instance, rid, field):
+            value = parse_money(record["Amount"], currency)
+    probability = read("Probability", parse_decimal)
+    created = read("CreatedDate", parse_timestamp)
+    updated = read("LastModifiedDate", parse_timestamp) or read("SystemModstamp", parse_timestamp)
+    for field, stamp in (("CreatedDate", created), ("LastModifiedDate", updated)):
+        if stamp is None:
+            raise MappingError(ctx.instance, rid, field, "missing")
+    external, link_id = read_links(record, ctx)
+    extra: dict[str, Any] = {}
+    if not currency_field:
+        extra["single_currency"] = True  # writes must not send CurrencyIsoCode
+    if parse_flag(record.get("IsDeleted")):
+        extra["deleted"] = True
+    account = record.get("Account")
+    if isinstance(account, Mapping) and text_or_none(account.get("Name")):
+        extra["account"] = str(account["Name"])
+    elif text_or_none(record.get("AccountId")):
+        extra["account_id"] = str(record["AccountId"])
+    return Deal(
+        ref=Ref(ctx.instance, rid),
+        name=str(record.get("Name") or ""),
+        pipeline=PIPELINE,
+        stage=funnel_key,
+        native_stage=native_id,
+        status=status,
+        value=value,
+        close_date=read("CloseDate", parse_date),
+        owner_email=_owner_email(record, ctx),
+        probability=probability / _HUNDRED if probability is not None else None,
+        created_at=created,
+        updated_at=updated,
+        funnel=ctx.pipeline_funnels.get(PIPELINE, "default"),
+        external_ids=external,
+        link_id=link_id,
+        extra=extra,
+    )
+
+
+def stage_history_from_salesforce(
+    rows: Iterable[Mapping[str, Any]], ctx: MappingContext
+) -> dict[str, tuple[StageChange, ...]]:
+    """OpportunityHistory rows (OpportunityId, StageName, CreatedDate) -> history per deal."""
+    per_deal: defaultdict[str, list[StageChange]] = defaultdict(list)
+    for row in rows:
+        opp = text_or_none(row.get("OpportunityId")) or "?"
+        stage_name = text_or_none(row.get("StageName"))
+        if stage_name is None:
+            continue
+        with field_errors(ctx.instance, opp, "OpportunityHistory.CreatedDate"):
+            entered = parse_timestamp(row.get("CreatedDate"))
+        if entered is None:
+            raise MappingError(ctx.instance, opp, "OpportunityHistory.CreatedDate", "missing")
+        stage = _resolve_stage(ctx, stage_name)
+        native_id = stage.id if stage else stage_name
+        per_deal[opp].append(StageChange(ctx.funnel_stage(PIPELINE, native_id), native_id, entered))
+    return {opp: collapse_history(changes) for opp, changes in per_deal.items()}
+
+
+def _stage_label(ctx: MappingContext, native_id: str) -> str:
+    stage = ctx.native_stage(PIPELINE, native_id)
+    return stage.label if stage else native_id
+
+
+def _probability(value: object) -> float | int | str | None:
+    return None if value is None else json_number(Decimal(str(value)) * _HUNDRED)
+
+
+def _amount(value: object) -> float | int | str | None:
+    return None if value is None else json_number(Decimal(str(value)))
+
+
+def update_for_salesforce(
+    deal: Deal, changes: Mapping[str, object], ctx: MappingContext
+) -> dict[str, Any]:
+    """Opportunity fields for canonical `changes`; numbers as `values.json_number` spells them."""
+    fields: dict[str, Any] = {}
+    target = resolve_stage_change(deal, changes, ctx, status_in_stage=True)
+    if target.native_stage is not None:
+        fields["StageName"] = _stage_label(ctx, target.native_stage)
+    for key, value in changes.items():
+        if key in ("stage", "status"):
+            continue
+        if key == "name":
+            fields["Name"] = str(value)
+        elif key == "amount":
+            fields["Amount"] = _amount(value)
+        elif key == "currency":
+            if deal.extra.get("single_currency"):
+                if value != ctx.default_currency:
+                    raise MappingError(
+                        deal.system,
+                        deal.id,
+                        "currency",
+                        f"single-currency org uses {ctx.default_currency} only",
+                    )
+            else:
+                fields["CurrencyIsoCode"] = value
+        elif key == "close_date":
+            if not isinstance(value, date):
+                raise MappingError(deal.system, deal.id, "close_date", "Salesforce requires one")
+            fields["CloseDate"] = value.isoformat()
+        elif key == "owner_email":
+            owner_id = owner_id_for_change(deal, ctx, value)
+            if owner_id is None:
+                raise MappingError(deal.system, deal.id, "owner_email", "Salesforce requires one")
+            fields["OwnerId"] = owner_id
+        elif key == "probability":
+            fields["Probability"] = _probability(value)
+        else:
+            raise MappingError(deal.system, deal.id, key, "not a writable canonical field")
+    return fields
+
+
+def create_for_salesforce(
+    deal: Deal, ctx: MappingContext, link_id: str, pipeline: str | None = None
+) -> dict[str, Any]:
+    """A new Opportunity copying `deal` (from another instance), linked back to it.
+
+    CurrencyIsoCode is sent only when the currency differs from the org default, so creates
+    work in single-currency orgs; a foreign currency there is rejected by Salesforce itself.
+    `pipeline` is accepted for symmetry with the other systems; Salesforce has only one.
+    """
+    del pipeline
+    if deal.stage is None:
+        raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
+    native = ctx.native_stage_for(PIPELINE, deal.stage)
+    if native is None:
+        raise MappingError(
+            deal.system,
+            deal.id,
+            "stage",
+            f"no native stage for {deal.stage!r} in {ctx.instance} pipeline default",
+        )
+    if deal.close_date is None:
+        raise MappingError(deal.system, deal.id, "close_date", "Salesforce requires one")
+    fields: dict[str, Any] = {
+        "Name": deal.name,
+        "StageName": _stage_label(ctx, native),
+        "CloseDate": deal.close_date.isoformat(),
+    }
+    if deal.value is not None:
+        fields["Amount"] = _amount(deal.value.amount)
+        if deal.value.currency != ctx.default_currency:
+            fields["CurrencyIsoCode"] = deal.value.currency
+    if deal.owner_email:
+        fields["OwnerId"] = owner_id_for_change(deal, ctx, deal.owner_email)
+    if deal.probability is not None:
+        fields["Probability"] = _probability(deal.probability)
+    fields.update(link_fields_for_create(deal, ctx, link_id))
+    return fields

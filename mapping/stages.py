@@ -1,0 +1,132 @@
+"""Stage maps: how well one covers the discovered stages, and the proposal `crmsync init` writes.
+
+A proposal is deterministic (same stages in, same map out) and says how sure it is: closed/won
+flags and exact name matches are "exact", keyword and position matches are a "guess" the user
+should review before trusting the map.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from mapping.context import NativeStage
+from mapping.funnel import Funnel
+
+__all__ = [
+    "KEYWORDS",
+    "Coverage",
+    "Proposal",
+    "coverage",
+    "propose_stage_map",
+    "stage_map_from_proposals",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    mapped: tuple[str, ...]  # native stage ids with a funnel key, pipeline order
+    unmapped: tuple[str, ...]  # discovered native stage ids the map does not mention
+    unknown: tuple[str, ...]  # ids the map mentions that the CRM does not have (typos, removed)
+
+    @property
+    def complete(self) -> bool:
+        return not self.unmapped and not self.unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    funnel_key: str
+    confidence: Literal["exact", "guess"]
+    why: str
+
+
+# Name keywords -> funnel key of the default funnel, tried in this order (first match wins).
+KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("negotiation", ("negotiat", "contract", "review", "decision")),
+    ("proposal", ("proposal", "quote", "presentation", "value")),
+    ("qualified", ("qualif", "discovery", "analysis", "appointment")),
+    ("lead", ("lead", "new", "prospect")),
+)
+
+
+def coverage(
+    stage_map: Mapping[str, Mapping[str, str]], native_stages: Mapping[str, Sequence[NativeStage]]
+) -> dict[str, Coverage]:
+    """Per pipeline (discovered or mapped): which native stages the map covers."""
+    result: dict[str, Coverage] = {}
+    for pipeline in [*native_stages, *(p for p in stage_map if p not in native_stages)]:
+        mapping = stage_map.get(pipeline, {})
+        ids = [s.id for s in native_stages.get(pipeline, ())]
+        result[pipeline] = Coverage(
+            mapped=tuple(i for i in ids if i in mapping),
+            unmapped=tuple(i for i in ids if i not in mapping),
+            unknown=tuple(sorted(set(mapping) - set(ids))),
+        )
+    return result
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _by_name(stage: NativeStage, funnel: Funnel) -> Proposal | None:
+    name = _words(stage.label)
+    for candidate in funnel.open_stages:
+        if name in (_words(candidate.key), _words(candidate.label)):
+            return Proposal(candidate.key, "exact", f"name {stage.label!r} is the funnel stage")
+    for key, words in KEYWORDS:
+        if key not in funnel or funnel.stage(key).is_closed:
+            continue
+        for word in words:
+            if re.search(rf"\b{word}", name):
+                return Proposal(key, "guess", f"name {stage.label!r} contains {word!r}")
+    return None
+
+
+def _propose_pipeline(stages: Sequence[NativeStage], funnel: Funnel) -> dict[str, Proposal]:
+    proposals: dict[str, Proposal] = {}
+    ordered = sorted(stages, key=lambda s: (s.order, s.id))
+    for stage in ordered:
+        if stage.is_won:
+            proposals[stage.id] = Proposal(funnel.won_stage.key, "exact", "flagged closed and won")
+        elif stage.is_closed:
+            lost = funnel.lost_stages[0].key
+            proposals[stage.id] = Proposal(lost, "exact", "flagged closed and not won")
+    open_native = [s for s in ordered if not s.is_closed]
+    targets = funnel.open_stages
+    for position, stage in enumerate(open_native):
+        named = _by_name(stage, funnel)
+        if named is not None:
+            proposals[stage.id] = named
+        elif targets:
+            # Spread the open native stages evenly over the funnel's open stages.
+            span = len(open_native) - 1
+            index = int(position * (len(targets) - 1) / span + 0.5) if span else 0
+            proposals[stage.id] = Proposal(
+                targets[index].key,
+                "guess",
+                f"open stage {position + 1} of {len(open_native)} in pipeline order",
+            )
+    return {s.id: proposals[s.id] for s in ordered if s.id in proposals}
+
+
+def propose_stage_map(
+    pipelines: Mapping[str, Sequence[NativeStage]], funnel: Funnel | Mapping[str, Funnel]
+) -> dict[str, dict[str, Proposal]]:
+    """A proposed funnel key for every discovered stage; `funnel` may be one per pipeline."""
+    result = {}
+    for pipeline, stages in pipelines.items():
+        chosen = funnel if isinstance(funnel, Funnel) else funnel[pipeline]
+        result[pipeline] = _propose_pipeline(stages, chosen)
+    return result
+
+
+def stage_map_from_proposals(
+    proposals: Mapping[str, Mapping[str, Proposal]],
+) -> dict[str, dict[str, str]]:
+    return {
+        p: {sid: prop.funnel_key for sid, prop in stages.items()} for p, stages in proposals.items()
+    }

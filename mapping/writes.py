@@ -1,0 +1,131 @@
+"""How a canonical change becomes a native one, for the parts every system shares.
+
+Canonical `stage` and `status` are coupled: a funnel stage implies a status (won / lost / open).
+Salesforce and HubSpot express status only through the stage; Pipedrive through its `status`
+field with the stage left as is. `resolve_stage_change` turns the requested changes into
+"new native stage" / "new status" once, so each system's writer only spells the fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mapping.context import MappingContext
+from mapping.funnel import FunnelStage
+from mapping.model import Deal, DealStatus, MappingError
+
+__all__ = [
+    "StageTarget",
+    "create_pipeline",
+    "implied_status",
+    "owner_id_for_change",
+    "resolve_stage_change",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StageTarget:
+    native_stage: str | None = None  # new native stage id; None = leave the stage alone
+    status: DealStatus | None = None  # new status; None = unchanged
+
+
+def implied_status(stage: FunnelStage) -> DealStatus:
+    if stage.is_won:
+        return DealStatus.WON
+    return DealStatus.LOST if stage.is_closed else DealStatus.OPEN
+
+
+def _status(deal: Deal, value: object) -> DealStatus:
+    try:
+        return DealStatus(str(value))
+    except ValueError:
+        raise MappingError(
+            deal.system, deal.id, "status", f"unknown status {value!r} (open, won or lost)"
+        ) from None
+
+
+def _no_stage(deal: Deal, ctx: MappingContext, key: str, pipeline: str) -> MappingError:
+    return MappingError(
+        deal.system, deal.id, "stage", f"no native stage for {key!r} in pipeline {pipeline}"
+    )
+
+
+def _native_for_key(deal: Deal, ctx: MappingContext, key: str, pipeline: str) -> str:
+    # Keep the deal's current native stage when it already means `key`: several native stages
+    # may map to one funnel stage and a no-op must not move the deal between them.
+    if deal.pipeline == pipeline and ctx.funnel_stage(pipeline, deal.native_stage) == key:
+        return deal.native_stage
+    native = ctx.native_stage_for(pipeline, key)
+    if native is None:
+        raise _no_stage(deal, ctx, key, pipeline)
+    return native
+
+
+def resolve_stage_change(
+    deal: Deal, changes: Mapping[str, object], ctx: MappingContext, *, status_in_stage: bool
+) -> StageTarget:
+    """The native stage / status a `stage` and/or `status` change needs in this system."""
+    pipeline = deal.pipeline
+    key = changes.get("stage")
+    status = _status(deal, changes["status"]) if "status" in changes else None
+    if "stage" in changes and key is None:
+        raise MappingError(deal.system, deal.id, "stage", "a deal's stage cannot be cleared")
+    if key is not None:
+        funnel_stage = ctx.funnel_stage_def(pipeline, str(key))
+        if funnel_stage is None:
+            funnel = ctx.funnel_for(pipeline).name
+            raise MappingError(
+                deal.system, deal.id, "stage", f"{key!r} is not a stage of funnel {funnel!r}"
+            )
+        implied = implied_status(funnel_stage)
+        if status is not None and status != implied:
+            raise MappingError(
+                deal.system, deal.id, "status", f"status {status} contradicts stage {key!r}"
+            )
+        if status_in_stage:
+            return StageTarget(_native_for_key(deal, ctx, str(key), pipeline), implied)
+        if implied is not DealStatus.OPEN:
+            return StageTarget(None, implied)
+        native = _native_for_key(deal, ctx, str(key), pipeline)
+        return StageTarget(native, DealStatus.OPEN if deal.status is not DealStatus.OPEN else None)
+    if status is None:
+        return StageTarget()
+    if not status_in_stage:
+        return StageTarget(None, status)
+    if status is deal.status:
+        return StageTarget()
+    if status is DealStatus.OPEN:
+        raise MappingError(
+            deal.system, deal.id, "status", "reopening a closed deal needs a target stage"
+        )
+    closed = ctx.closed_native_stage(pipeline, won=status is DealStatus.WON)
+    if closed is None:
+        raise MappingError(
+            deal.system, deal.id, "status", f"no {status} stage in pipeline {pipeline}"
+        )
+    return StageTarget(closed, status)
+
+
+def owner_id_for_change(deal: Deal, ctx: MappingContext, email: object) -> str | None:
+    """The native owner id for an owner email; None clears; an unknown email is an error."""
+    if email is None:
+        return None
+    owner_id = ctx.owner_id_for(str(email))
+    if owner_id is None:
+        raise MappingError(
+            deal.system, deal.id, "owner_email", f"no {ctx.instance} user with email {email}"
+        )
+    return owner_id
+
+
+def create_pipeline(deal: Deal, ctx: MappingContext, pipeline: str | None) -> str:
+    """The target pipeline for a created copy: given, else the first one of the deal's funnel."""
+    if pipeline is not None:
+        return pipeline
+    candidates = ctx.pipelines_for_funnel(deal.funnel)
+    if not candidates:
+        raise MappingError(
+            deal.system, deal.id, "pipeline", f"no pipeline uses funnel {deal.funnel!r}"
+        )
+    return candidates[0]

@@ -1,0 +1,202 @@
+"""HubSpot deal -> canonical deal: every property is a string, "" is empty, dates ISO or millis."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from mapping import (
+    DealStatus,
+    MappingContext,
+    MappingError,
+    Money,
+    deal_from_hubspot,
+    owner_from_hubspot,
+)
+
+
+def hs_deal(archived: bool = False, **props: Any) -> dict[str, Any]:
+    properties = {
+        "dealname": "Globex renewal",
+        "amount": "1500.50",
+        "deal_currency_code": "USD",
+        "dealstage": "presentationscheduled",
+        "pipeline": "default",
+        "closedate": "2024-06-30T00:00:00Z",
+        "hubspot_owner_id": "41629780",
+        "createdate": "2024-01-02T03:04:05.678Z",
+        "hs_lastmodifieddate": "2024-06-01T12:34:56.789Z",
+        "hs_object_id": "1234567",
+        "hs_is_closed": "false",
+        "hs_is_closed_won": "false",
+        "hs_deal_stage_probability": "0.6",
+        "hs_date_entered_appointmentscheduled": "2024-01-02T03:04:05.678Z",
+        "hs_date_entered_presentationscheduled": "1714557600000",  # 2024-05-01T10:00Z as millis
+        "hs_date_entered_closedlost": "",
+        "salesforce_opportunity_id": "006A000000XyZ01AAA",
+        "pipedrive_deal_id": "",
+        "crmsync_id": None,
+    }
+    properties.update(props)
+    return {
+        "id": "1234567",
+        "properties": properties,
+        "createdAt": "2024-01-02T03:04:05.678Z",
+        "updatedAt": "2024-06-01T12:34:56.789Z",
+        "archived": archived,
+    }
+
+
+CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (
+        "open deal",
+        {},
+        {
+            "stage": "proposal",
+            "status": DealStatus.OPEN,
+            "value": Money(Decimal("1500.50"), "USD"),
+            "close_date": date(2024, 6, 30),
+            "owner_email": "bob@example.com",
+            "probability": Decimal("0.6"),
+            "external_ids": {"salesforce": "006A000000XyZ01AAA"},
+            "link_id": None,
+            "created_at": datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        },
+    ),
+    ("empty amount string is no value", {"amount": ""}, {"value": None}),
+    ("null amount is no value", {"amount": None}, {"value": None}),
+    ("zero amount", {"amount": "0"}, {"value": Money(Decimal(0), "USD")}),
+    ("other currency", {"deal_currency_code": "EUR"}, {"value": Money(Decimal("1500.5"), "EUR")}),
+    (
+        "no currency code uses the default",
+        {"deal_currency_code": ""},
+        {"value": Money(Decimal("1500.5"), "USD")},
+    ),
+    ("epoch millis close date", {"closedate": "1719705600000"}, {"close_date": date(2024, 6, 30)}),
+    ("empty close date", {"closedate": ""}, {"close_date": None}),
+    (
+        "won via stage metadata even if flags lag",
+        {"dealstage": "closedwon"},
+        {"stage": "won", "status": DealStatus.WON},
+    ),
+    (
+        "lost via stage",
+        {"dealstage": "closedlost", "hs_is_closed": "true"},
+        {"stage": "lost", "status": DealStatus.LOST},
+    ),
+    (
+        "closed lost with no stage",
+        {"dealstage": "", "hs_is_closed": "true"},
+        {"stage": "lost", "native_stage": "", "status": DealStatus.LOST},
+    ),
+    (
+        "unmapped stage from another pipeline uses the flags",
+        {
+            "pipeline": "75e28846",
+            "dealstage": "1234999",
+            "hs_is_closed": "true",
+            "hs_is_closed_won": "true",
+        },
+        {
+            "stage": None,
+            "native_stage": "1234999",
+            "pipeline": "75e28846",
+            "status": DealStatus.WON,
+        },
+    ),
+    ("owner without email", {"hubspot_owner_id": "99999"}, {"owner_email": None}),
+    ("no owner", {"hubspot_owner_id": ""}, {"owner_email": None}),
+    (
+        "forecast probability wins over the stage default",
+        {"hs_forecast_probability": "0.35"},
+        {"probability": Decimal("0.35")},
+    ),
+    ("live deal has no deleted flag", {}, {"extra": {}}),
+]
+
+
+@pytest.mark.parametrize(("props", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_hubspot_deal_maps_to_canonical_deal(
+    hs_ctx: MappingContext, props: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    deal = deal_from_hubspot(hs_deal(**props), hs_ctx)
+    for field, value in expected.items():
+        assert getattr(deal, field) == value, field
+
+
+def test_archived_deal_is_returned_with_deleted_flag(hs_ctx: MappingContext) -> None:
+    assert deal_from_hubspot(hs_deal(archived=True), hs_ctx).extra == {"deleted": True}
+
+
+def test_stage_history_comes_from_date_entered_properties(hs_ctx: MappingContext) -> None:
+    deal = deal_from_hubspot(hs_deal(), hs_ctx)
+    assert [(c.stage, c.native_stage, c.entered_at) for c in deal.stage_history] == [
+        ("qualified", "appointmentscheduled", datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)),
+        ("proposal", "presentationscheduled", datetime(2024, 5, 1, 10, tzinfo=UTC)),
+    ]
+    assert deal.stage_entered_at == datetime(2024, 5, 1, 10, tzinfo=UTC)
+
+
+def test_deal_without_entered_property_has_no_stage_entry(hs_ctx: MappingContext) -> None:
+    deal = deal_from_hubspot(hs_deal(dealstage="contractsent"), hs_ctx)
+    assert deal.stage_entered_at is None
+
+
+def test_timestamps_fall_back_to_properties(hs_ctx: MappingContext) -> None:
+    record = hs_deal()
+    del record["createdAt"], record["updatedAt"]
+    deal = deal_from_hubspot(record, hs_ctx)
+    assert deal.updated_at == datetime(2024, 6, 1, 12, 34, 56, 789000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("props", "field"),
+    [
+        ({"amount": "NaN"}, "amount"),
+        ({"amount": "Infinity"}, "amount"),
+        ({"amount": "1.500,50"}, "amount"),
+        ({"deal_currency_code": "EURO"}, "deal_currency_code"),
+        ({"closedate": "30/06/2024"}, "closedate"),
+        ({"hs_deal_stage_probability": "sixty"}, "hs_deal_stage_probability"),
+        (
+            {"hs_date_entered_presentationscheduled": "soon"},
+            "hs_date_entered_presentationscheduled",
+        ),
+    ],
+)
+def test_bad_values_raise_mapping_error_naming_the_property(
+    hs_ctx: MappingContext, props: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(MappingError) as caught:
+        deal_from_hubspot(hs_deal(**props), hs_ctx)
+    assert (caught.value.system, caught.value.id, caught.value.field) == (
+        "hubspot",
+        "1234567",
+        field,
+    )
+
+
+def test_mapping_does_not_mutate_the_record(hs_ctx: MappingContext) -> None:
+    record = hs_deal()
+    before = json.dumps(record, sort_keys=True)
+    deal_from_hubspot(record, hs_ctx)
+    assert json.dumps(record, sort_keys=True) == before
+
+
+def test_owner_name_and_email() -> None:
+    owner = owner_from_hubspot(
+        {
+            "id": "41629779",
+            "email": "Ada@Example.com",
+            "firstName": "Ada",
+            "lastName": "Lovelace",
+            "userId": 9586504,
+            "archived": False,
+        },
+        "hubspot",
+    )
+    assert (owner.id, owner.email, owner.name) == ("41629779", "ada@example.com", "Ada Lovelace")
