@@ -1,0 +1,340 @@
+"""Three-way diff: per entity and field, compare every member with the entity's base.
+
+Pure and deterministic (in the spirit of data-diff's `diff_sets`): entities in, changes,
+conflicts and reports out. A field changed in one system since the base propagates; changed in
+several to different values, or without a base, the field's policy decides. Each deal is
+reduced to one comparable tuple first, so the common case (all members equal) costs one tuple
+comparison per entity instead of per-field Python work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mapping.funnel import DEFAULT_FUNNEL, Funnel
+from mapping.model import Deal, DealStatus, Money, Ref
+from sync.match import is_deleted, ref_order
+from sync.policy import DIFF_FIELDS, Decision, Policy, PolicyKind, decide, policy_for
+
+__all__ = [
+    "CanExpress",
+    "Conflict",
+    "Create",
+    "DealError",
+    "Deletion",
+    "DiffResult",
+    "FieldChange",
+    "comparable",
+    "diff",
+]
+
+# (target ref, canonical field, value) -> None when the target can hold it, else the reason.
+CanExpress = Callable[[Ref, str, Any], "str | None"]
+
+_MISSING = object()
+_STAGE, _STATUS, _AMOUNT = (DIFF_FIELDS.index(f) for f in ("stage", "status", "amount"))
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    entity: str
+    target: Ref
+    field: str  # a canonical key: amount and currency are separate here
+    from_value: Any
+    to_value: Any
+    reason: str
+    target_updated_at: datetime
+    base_fingerprint: str | None  # None on a first sync (no base yet)
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    entity: str
+    field: str
+    values: tuple[tuple[Ref, Any], ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DealError:
+    ref: Ref
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    entity: str
+    deleted: tuple[Ref, ...]
+    live: tuple[Ref, ...]
+    propagate: bool  # True only when the config asks deletes to spread
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    entity: str
+    system: str
+    source: Ref
+    values: Mapping[str, Any]  # comparable values of the source deal, by DIFF_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    changes: tuple[FieldChange, ...]
+    conflicts: tuple[Conflict, ...]
+    errors: tuple[DealError, ...]  # unexpressible values and unmapped stages
+    deleted: tuple[Deletion, ...]
+    creates: tuple[Create, ...]
+    # Per entity, the fields whose agreed value differs from the stored base: store these.
+    agreed: Mapping[str, Mapping[str, Any]]
+    mismatches: Mapping[str, int] = field(default_factory=dict)  # entities differing, per field
+
+
+@dataclass(frozen=True, slots=True)
+class _FunnelFacts:
+    won: str
+    first_lost: str
+    closed: Mapping[str, DealStatus]
+
+    @classmethod
+    def of(cls, funnel: Funnel) -> _FunnelFacts:
+        closed = {s.key: DealStatus.WON if s.is_won else DealStatus.LOST for s in funnel.stages}
+        closed = {k: v for k, v in closed.items() if funnel.stage(k).is_closed}
+        return cls(funnel.won_stage.key, funnel.lost_stages[0].key, closed)
+
+    def effective_stage(self, deal: Deal) -> str | None:
+        """Closed deals compare by their status: a Pipedrive deal marked won stays in its
+        pipeline stage natively, but it is in the won stage as far as the funnel goes."""
+        if deal.status is DealStatus.WON:
+            return self.won
+        if deal.status is DealStatus.LOST and self.closed.get(deal.stage or "") is not (
+            DealStatus.LOST
+        ):
+            return self.first_lost
+        return deal.stage
+
+
+def comparable(deal: Deal, facts: _FunnelFacts | None = None) -> tuple[Any, ...]:
+    """The deal's values in DIFF_FIELDS order, as the diff compares and bases store them."""
+    stage = (facts or _DEFAULT_FACTS).effective_stage(deal)
+    owner = deal.owner_email.strip().lower() if deal.owner_email else None
+    return (
+        deal.name,
+        stage,
+        deal.status,
+        deal.value,
+        deal.close_date,
+        owner,
+        deal.probability,
+    )
+
+
+_DEFAULT_FACTS = _FunnelFacts.of(DEFAULT_FUNNEL)
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
+def _split(field_name: str, value: Any) -> list[tuple[str, Any]]:
+    if field_name != "amount":
+        return [(field_name, value)]
+    money: Money | None = value
+    return [("amount", money.amount if money else None), ("currency", money and money.currency)]
+
+
+@dataclass(slots=True)
+class _Differ:
+    bases: Mapping[str, Mapping[str, Any]]
+    policies: Mapping[str, Policy]
+    targets: Collection[str]
+    can_express: CanExpress | None
+    facts: Mapping[str, _FunnelFacts]
+    changes: list[FieldChange] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    errors: list[DealError] = field(default_factory=list)
+    agreed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mismatches: Counter[str] = field(default_factory=Counter)
+
+    def entity(self, entity: str, members: Sequence[Deal]) -> None:
+        facts = [self.facts.get(d.funnel, _DEFAULT_FACTS) for d in members]
+        rows = [comparable(d, f) for d, f in zip(members, facts, strict=True)]
+        base = self.bases.get(entity)
+        first = rows[0]
+        if first[_STAGE] is not None and all(row == first for row in rows):
+            if base is None or tuple(base.get(f, _MISSING) for f in DIFF_FIELDS) != first:
+                self.agreed[entity] = dict(zip(DIFF_FIELDS, first, strict=True))
+            return
+        decided: dict[str, tuple[Decision, tuple[Ref, ...]]] = {}
+        undecided: set[str] = set()  # conflicts and NEVER fields
+        for index, name in enumerate(DIFF_FIELDS):
+            pairs = [(d, row[index]) for d, row in zip(members, rows, strict=True)]
+            if index == _STAGE:
+                for deal, value in pairs:
+                    if value is None:
+                        why = f"native stage {deal.native_stage!r} is not mapped; stage skipped"
+                        self.errors.append(DealError(deal.ref, "stage", why))
+                pairs = [(d, v) for d, v in pairs if v is not None]
+            result = self.field(entity, name, pairs, base)
+            if result is not None:
+                decided[name] = result
+            elif len({v for _, v in pairs}) > 1:
+                undecided.add(name)
+        self.couple(decided, undecided, facts[0])
+        for deal, row in zip(members, rows, strict=True):
+            if deal.system in self.targets:
+                self.emit(entity, deal, row, decided, base)
+
+    def field(
+        self, entity: str, name: str, pairs: list[tuple[Deal, Any]], base: Mapping[str, Any] | None
+    ) -> tuple[Decision, tuple[Ref, ...]] | None:
+        values = {v for _, v in pairs}
+        if len(values) <= 1:
+            if values and (base is None or base.get(name, _MISSING) != pairs[0][1]):
+                self.agreed.setdefault(entity, {})[name] = pairs[0][1]
+            return None
+        self.mismatches[name] += 1
+        policy = policy_for(self.policies, name)
+        if policy.kind is PolicyKind.NEVER:
+            return None
+        was = _MISSING if base is None else base.get(name, _MISSING)
+        changed = pairs if was is _MISSING else [(d, v) for d, v in pairs if v != was]
+        sources = tuple(d.ref for d, _ in changed)
+        holders = {d.system for d, _ in pairs}
+        if policy.kind is PolicyKind.SOURCE_OF_TRUTH and policy.instances[0] in holders:
+            decision = decide(policy, pairs)
+        elif was is not _MISSING and len({v for _, v in changed}) == 1:
+            systems = ", ".join(sorted({d.system for d, _ in changed}))
+            decision = Decision(changed[0][1], f"changed in {systems} since last sync")
+        else:
+            # PRIORITY looks at every member ("the first instance that has the entity").
+            decision = decide(policy, pairs if policy.kind is PolicyKind.PRIORITY else changed)
+            systems = ", ".join(sorted({d.system for d, _ in changed}))
+            prefix = "first sync" if was is _MISSING else f"changed in {systems} since last sync"
+            decision = Decision(decision.value, f"{prefix}: {decision.reason}", decision.conflict)
+        if decision.conflict:
+            values_by_ref = tuple(
+                sorted(((d.ref, v) for d, v in pairs), key=lambda p: ref_order(p[0]))
+            )
+            self.conflicts.append(Conflict(entity, name, values_by_ref, decision.reason))
+            return None
+        return decision, sources
+
+    def couple(
+        self,
+        decided: dict[str, tuple[Decision, tuple[Ref, ...]]],
+        undecided: set[str],
+        fact: _FunnelFacts,
+    ) -> None:
+        """Won/lost are both a status and a stage: make the decided pair agree.
+
+        A decided closed status pulls the stage to its won/lost stage; a decided stage alone
+        pulls the status along, unless the status itself is in conflict (then neither moves).
+        """
+        status = decided.get("status")
+        stage = decided.get("stage")
+        if status is not None and status[0].value in (DealStatus.WON, DealStatus.LOST):
+            want = fact.won if status[0].value is DealStatus.WON else fact.first_lost
+            have = stage[0].value if stage is not None else None
+            if have is None or fact.closed.get(have) is not status[0].value:
+                reason = f"follows status {status[0].value.value}"
+                decided["stage"] = (Decision(want, reason), status[1])
+        elif status is None and stage is not None:
+            if "status" in undecided:
+                del decided["stage"]
+                return
+            closed = fact.closed.get(stage[0].value, DealStatus.OPEN)
+            decided["status"] = (Decision(closed, f"follows stage {stage[0].value}"), stage[1])
+
+    def emit(
+        self,
+        entity: str,
+        deal: Deal,
+        row: tuple[Any, ...],
+        decided: Mapping[str, tuple[Decision, tuple[Ref, ...]]],
+        base: Mapping[str, Any] | None,
+    ) -> None:
+        for index, name in enumerate(DIFF_FIELDS):
+            got = decided.get(name)
+            if got is None or row[index] == got[0].value:
+                continue
+            if index == _STAGE and row[_STAGE] is None:
+                continue
+            current = deal.stage if name == "stage" else row[index]
+            base_fp = None if base is None else _fingerprint(base.get(name))
+            for part, to_value in _split(name, got[0].value):
+                from_value = dict(_split(name, current))[part]
+                if from_value == to_value:
+                    continue
+                reason = self.can_express(deal.ref, part, to_value) if self.can_express else None
+                if reason is not None:
+                    self.errors.append(DealError(deal.ref, part, reason))
+                    continue
+                self.changes.append(
+                    FieldChange(
+                        entity,
+                        deal.ref,
+                        part,
+                        from_value,
+                        to_value,
+                        got[0].reason,
+                        deal.updated_at,
+                        base_fp,
+                    )
+                )
+
+
+def diff(
+    entities: Mapping[str, Mapping[str, Ref]],
+    deals_by_ref: Mapping[Ref, Deal],
+    bases: Mapping[str, Mapping[str, Any]],
+    policies: Mapping[str, Policy],
+    targets: Collection[str],
+    can_express: CanExpress | None = None,
+    *,
+    funnels: Mapping[str, Funnel] | None = None,
+    propagate_deletes: bool = False,
+    create_in: Collection[str] = (),
+    hold: Collection[Ref] = (),
+) -> DiffResult:
+    """Diff every entity against its base; see the module docstring.
+
+    `create_in`: instances where an entity missing there should be created (its live members'
+    first instance, by name, is the source); refs in `hold` (ambiguous, duplicates) never are.
+    """
+    facts = {name: _FunnelFacts.of(f) for name, f in (funnels or {}).items()}
+    differ = _Differ(bases, policies, targets, can_express, facts)
+    deleted: list[Deletion] = []
+    creates: list[Create] = []
+    for entity, refs in entities.items():
+        members = [deals_by_ref[r] for r in refs.values()]
+        gone = [d.ref for d in members if is_deleted(d)]
+        if gone:
+            live = tuple(d.ref for d in members if not is_deleted(d))
+            if live:
+                deleted.append(Deletion(entity, tuple(gone), live, propagate_deletes))
+            continue
+        if create_in and not any(r in hold for r in refs.values()):
+            source = members[0]
+            for system in sorted(set(create_in) - refs.keys()):
+                row = comparable(source, facts.get(source.funnel))
+                values = dict(zip(DIFF_FIELDS, row, strict=True))
+                creates.append(Create(entity, system, source.ref, values))
+        if len(members) > 1:
+            differ.entity(entity, members)
+    return DiffResult(
+        changes=tuple(
+            sorted(differ.changes, key=lambda c: (*ref_order(c.target), c.field, c.entity))
+        ),
+        conflicts=tuple(sorted(differ.conflicts, key=lambda c: (c.entity, c.field))),
+        errors=tuple(sorted(differ.errors, key=lambda e: (*ref_order(e.ref), e.field, e.reason))),
+        deleted=tuple(sorted(deleted, key=lambda d: d.entity)),
+        creates=tuple(sorted(creates, key=lambda c: (c.system, c.entity))),
+        agreed=differ.agreed,
+        mismatches=dict(sorted(differ.mismatches.items())),
+    )
