@@ -1,0 +1,103 @@
+"""`crmsync init` stage-map proposals and mapping coverage on each CRM's default stages."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from conftest import make_ctx
+
+from mapping import (
+    DEFAULT_FUNNEL,
+    NativeStage,
+    coverage,
+    propose_stage_map,
+)
+
+
+def _proposal(kind: str) -> dict[str, tuple[str, str]]:
+    native = make_ctx(kind).native_stages
+    [stages] = propose_stage_map(native, DEFAULT_FUNNEL).values()
+    return {sid: (p.funnel_key, p.confidence) for sid, p in stages.items()}
+
+
+def test_salesforce_default_stages_are_proposed() -> None:
+    assert _proposal("salesforce") == {
+        "Prospecting": ("lead", "guess"),
+        "Qualification": ("qualified", "guess"),
+        "Needs Analysis": ("qualified", "guess"),
+        "Value Proposition": ("proposal", "guess"),
+        "Id. Decision Makers": ("negotiation", "guess"),
+        "Perception Analysis": ("qualified", "guess"),
+        "Proposal/Price Quote": ("proposal", "guess"),
+        "Negotiation/Review": ("negotiation", "guess"),
+        "Closed Won": ("won", "exact"),
+        "Closed Lost": ("lost", "exact"),
+    }
+
+
+def test_hubspot_default_stages_are_proposed() -> None:
+    assert _proposal("hubspot") == {
+        "appointmentscheduled": ("qualified", "guess"),
+        "qualifiedtobuy": ("qualified", "guess"),
+        "presentationscheduled": ("proposal", "guess"),
+        "decisionmakerboughtin": ("negotiation", "guess"),
+        "contractsent": ("negotiation", "guess"),
+        "closedwon": ("won", "exact"),
+        "closedlost": ("lost", "exact"),
+    }
+
+
+def test_pipedrive_default_stages_are_proposed_by_name_then_position() -> None:
+    assert _proposal("pipedrive") == {
+        "1": ("qualified", "exact"),  # "Qualified" is the funnel stage's own name
+        "2": ("qualified", "guess"),  # "Contact Made": 2nd of 5 open stages
+        "3": ("proposal", "guess"),  # "Demo Scheduled": 3rd of 5
+        "4": ("proposal", "guess"),
+        "5": ("negotiation", "guess"),
+    }
+
+
+def test_flags_beat_names() -> None:
+    stages = [NativeStage("x", "New lead lost", 1, Decimal(0), is_closed=True)]
+    [proposal] = propose_stage_map({"p": stages}, DEFAULT_FUNNEL)["p"].values()
+    assert (proposal.funnel_key, proposal.confidence) == ("lost", "exact")
+
+
+def test_open_stages_without_keywords_spread_over_the_funnel_in_order() -> None:
+    stages = [NativeStage(str(i), f"Step {i}", i, None) for i in range(1, 8)]
+    proposal = propose_stage_map({"p": stages}, DEFAULT_FUNNEL)["p"]
+    keys = [proposal[str(i)].funnel_key for i in range(1, 8)]
+    assert keys[0] == "lead" and keys[-1] == "negotiation"
+    order = [DEFAULT_FUNNEL.keys.index(k) for k in keys]
+    assert order == sorted(order)
+    assert all("in pipeline order" in proposal[str(i)].why for i in range(1, 8))
+
+
+def test_proposals_are_deterministic_regardless_of_input_order() -> None:
+    stages = list(make_ctx("salesforce").native_stages["default"])
+    forward = propose_stage_map({"default": stages}, DEFAULT_FUNNEL)
+    backward = propose_stage_map({"default": stages[::-1]}, DEFAULT_FUNNEL)
+    assert forward == backward
+
+
+def test_coverage_lists_mapped_unmapped_and_unknown_stages() -> None:
+    ctx = make_ctx("hubspot")
+    stage_map = {"default": {"closedwon": "won", "closedlost": "lost", "gone": "lead"}}
+    result = coverage(stage_map, ctx.native_stages)["default"]
+    assert result.mapped == ("closedwon", "closedlost")
+    assert result.unmapped[:2] == ("appointmentscheduled", "qualifiedtobuy")
+    assert result.unknown == ("gone",)
+    assert not result.complete
+    full = coverage(make_ctx("hubspot").stage_map, ctx.native_stages)["default"]
+    assert full.complete
+
+
+@pytest.mark.parametrize("first", ["qualifiedtobuy", "appointmentscheduled"])
+def test_reverse_map_picks_the_first_stage_in_pipeline_order(first: str) -> None:
+    ctx = make_ctx("hubspot")
+    # Both map to "qualified"; dict order of the map must not matter.
+    others = {k: v for k, v in ctx.stage_map["default"].items() if k != first}
+    reordered = make_ctx("hubspot", stage_map={"default": {first: "qualified", **others}})
+    assert reordered.native_stage_for("default", "qualified") == "appointmentscheduled"
+    assert reordered.native_stage_for("default", "lead") is None

@@ -1,0 +1,342 @@
+"""Canonical change -> native payload -> applied to the record -> mapped back.
+
+The mapped-back deal must show exactly the intended canonical change and nothing else. The
+`apply_*` helpers do what each API does with such a payload, minus anything server-side
+(timestamps, recalculated defaults).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from conftest import make_ctx
+from test_hubspot_mapping import hs_deal
+from test_pipedrive_mapping import pd_deal
+from test_salesforce_mapping import opportunity
+
+from mapping import (
+    PD_FIELD_CRMSYNC_ID,
+    PD_FIELD_SALESFORCE_ID,
+    Deal,
+    MappingContext,
+    MappingError,
+    create_for_hubspot,
+    create_for_pipedrive,
+    create_for_salesforce,
+    deal_from_hubspot,
+    deal_from_pipedrive,
+    deal_from_salesforce,
+    update_for_hubspot,
+    update_for_pipedrive,
+    update_for_salesforce,
+)
+from mapping.model import format_decimal
+
+Record = dict[str, Any]
+
+
+def apply_salesforce(record: Record, payload: Mapping[str, Any], ctx: MappingContext) -> Record:
+    result = {**copy.deepcopy(record), **payload}
+    stage = ctx.native_stage_by_label("default", result["StageName"])
+    if stage is not None:  # IsClosed / IsWon are formula fields of the stage
+        result["IsClosed"], result["IsWon"] = stage.is_closed, stage.is_won
+    return result
+
+
+def apply_hubspot(record: Record, payload: Mapping[str, Any], ctx: MappingContext) -> Record:
+    result = copy.deepcopy(record)
+    result["properties"].update(payload["properties"])
+    return result
+
+
+def apply_pipedrive(record: Record, payload: Mapping[str, Any], ctx: MappingContext) -> Record:
+    return {**copy.deepcopy(record), **payload}
+
+
+SYSTEMS: dict[
+    str,
+    tuple[Callable[..., Record], Callable[..., Deal], Callable[..., Any], Callable[..., Record]],
+] = {
+    "salesforce": (opportunity, deal_from_salesforce, update_for_salesforce, apply_salesforce),
+    "hubspot": (hs_deal, deal_from_hubspot, update_for_hubspot, apply_hubspot),
+    "pipedrive": (pd_deal, deal_from_pipedrive, update_for_pipedrive, apply_pipedrive),
+}
+
+
+def view(deal: Deal) -> dict[str, Any]:
+    record = deal.as_record()
+    del record["created_at"], record["updated_at"]
+    return record
+
+
+def round_trip(
+    kind: str, changes: Mapping[str, object], **record_fields: Any
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    build, read, update, apply = SYSTEMS[kind]
+    ctx = make_ctx(kind)
+    record = build(**record_fields)
+    before = read(record, ctx)
+    frozen = json.dumps(record, sort_keys=True)
+    payload = update(before, changes, ctx)
+    assert json.dumps(record, sort_keys=True) == frozen
+    json.dumps(payload)  # plain JSON-able values only
+    after = read(apply(record, payload, ctx), ctx)
+    return view(before), view(after), payload
+
+
+def _other_owner(email: str | None) -> str:
+    return "bob@example.com" if email == "ada@example.com" else "ada@example.com"
+
+
+FIELD_CHANGES: list[tuple[str, object]] = [
+    ("name", "Renamed — Ünïcode deal"),
+    ("amount", Decimal("98765.43")),
+    ("amount", Decimal("0")),
+    ("amount", Decimal("12345678901234567.89")),
+    ("amount", None),
+    ("currency", "GBP"),
+    ("close_date", date(2025, 1, 31)),
+    ("probability", Decimal("0.35")),
+    ("probability", None),
+    ("owner_email", "other"),
+]
+
+
+@pytest.mark.parametrize("kind", SYSTEMS)
+@pytest.mark.parametrize(("field", "value"), FIELD_CHANGES)
+def test_field_change_round_trips_and_changes_nothing_else(
+    kind: str, field: str, value: object
+) -> None:
+    build, read, _, _ = SYSTEMS[kind]
+    if value == "other":
+        value = _other_owner(read(build(), make_ctx(kind)).owner_email)
+    before, after, _ = round_trip(kind, {field: value})
+    expected = dict(before)
+    if field == "amount":
+        expected["amount"] = None if value is None else format_decimal(value)  # type: ignore[arg-type]
+        expected["currency"] = None if value is None else before["currency"]
+    elif field == "probability" and value is None and kind == "hubspot":
+        # HubSpot cannot blank a probability: clearing the manual forecast probability
+        # falls back to the stage's own (hs_deal_stage_probability).
+        expected["probability"] = "0.6"
+    elif field == "probability":
+        expected["probability"] = None if value is None else format_decimal(value)  # type: ignore[arg-type]
+    elif field == "close_date":
+        expected["close_date"] = value.isoformat()  # type: ignore[attr-defined]
+    else:
+        expected[field] = value
+    assert after == expected
+
+
+STAGE_CASES: list[tuple[str, dict[str, Any], dict[str, object], dict[str, Any]]] = [
+    (
+        "salesforce",
+        {},
+        {"stage": "negotiation"},
+        {"stage": "negotiation", "native_stage": "Id. Decision Makers"},
+    ),
+    (
+        "salesforce",
+        {},
+        {"stage": "won"},
+        {"stage": "won", "status": "won", "native_stage": "Closed Won"},
+    ),
+    (
+        "salesforce",
+        {},
+        {"status": "lost"},
+        {"stage": "lost", "status": "lost", "native_stage": "Closed Lost"},
+    ),
+    ("salesforce", {}, {"stage": "proposal"}, {}),  # already there: stays in Value Proposition
+    (
+        "salesforce",
+        {"StageName": "Closed Won"},
+        {"stage": "qualified", "status": "open"},
+        {"stage": "qualified", "status": "open", "native_stage": "Qualification"},
+    ),
+    (
+        "hubspot",
+        {},
+        {"stage": "won"},
+        {"stage": "won", "status": "won", "native_stage": "closedwon"},
+    ),
+    (
+        "hubspot",
+        {},
+        {"status": "lost"},
+        {"stage": "lost", "status": "lost", "native_stage": "closedlost"},
+    ),
+    (
+        "hubspot",
+        {},
+        {"stage": "negotiation"},
+        {"stage": "negotiation", "native_stage": "decisionmakerboughtin"},
+    ),
+    ("pipedrive", {}, {"status": "won"}, {"stage": "won", "status": "won"}),
+    ("pipedrive", {}, {"stage": "lost"}, {"stage": "lost", "status": "lost"}),
+    (
+        "pipedrive",
+        {"status": "won"},
+        {"stage": "negotiation"},
+        {"stage": "negotiation", "status": "open", "native_stage": "5"},
+    ),
+    ("pipedrive", {"status": "lost"}, {"status": "open"}, {"stage": "proposal", "status": "open"}),
+]
+
+
+@pytest.mark.parametrize(("kind", "fields", "changes", "diff"), STAGE_CASES)
+def test_stage_and_status_changes_round_trip(
+    kind: str, fields: dict[str, Any], changes: dict[str, object], diff: dict[str, Any]
+) -> None:
+    before, after, _ = round_trip(kind, changes, **fields)
+    assert after == {**before, **diff}
+
+
+def test_pipedrive_expresses_won_through_status_and_keeps_the_stage() -> None:
+    _, _, payload = round_trip("pipedrive", {"status": "won"})
+    assert payload == {"status": "won"}
+
+
+def test_salesforce_writes_stage_labels_and_percent_probability() -> None:
+    _, _, payload = round_trip("salesforce", {"stage": "won", "probability": Decimal("0.35")})
+    assert payload == {"StageName": "Closed Won", "Probability": 35}
+
+
+def test_hubspot_writes_strings_only() -> None:
+    changes = {"amount": Decimal("1500.50"), "close_date": date(2024, 6, 30), "owner_email": None}
+    _, _, payload = round_trip("hubspot", changes)
+    assert payload == {
+        "properties": {
+            "amount": "1500.5",
+            "closedate": "2024-06-30T00:00:00Z",
+            "hubspot_owner_id": "",
+        }
+    }
+
+
+ERROR_CASES: list[tuple[str, dict[str, Any], dict[str, object], str, str]] = [
+    ("hubspot", {}, {"stage": "lead"}, "stage", "no native stage for 'lead' in pipeline default"),
+    ("pipedrive", {}, {"stage": "lead"}, "stage", "no native stage for 'lead' in pipeline 1"),
+    ("salesforce", {}, {"stage": "won", "status": "lost"}, "status", "contradicts"),
+    (
+        "salesforce",
+        {"StageName": "Closed Lost"},
+        {"status": "open"},
+        "status",
+        "needs a target stage",
+    ),
+    ("salesforce", {}, {"stage": "upsell"}, "stage", "not a stage of funnel"),
+    ("salesforce", {}, {"close_date": None}, "close_date", "requires"),
+    ("salesforce", {}, {"owner_email": "nobody@example.com"}, "owner_email", "no salesforce user"),
+    ("pipedrive", {}, {"owner_email": None}, "owner_email", "requires"),
+    ("hubspot", {}, {"created_at": "x"}, "created_at", "not a writable"),
+]
+
+
+@pytest.mark.parametrize(("kind", "fields", "changes", "field", "reason"), ERROR_CASES)
+def test_inexpressible_changes_raise_mapping_error(
+    kind: str, fields: dict[str, Any], changes: dict[str, object], field: str, reason: str
+) -> None:
+    build, read, update, _ = SYSTEMS[kind]
+    ctx = make_ctx(kind)
+    deal = read(build(**fields), ctx)
+    with pytest.raises(MappingError) as caught:
+        update(deal, changes, ctx)
+    assert caught.value.field == field and reason in caught.value.reason
+    assert caught.value.system == kind
+
+
+def test_single_currency_salesforce_org_refuses_a_currency_change() -> None:
+    ctx = make_ctx("salesforce")
+    record = opportunity()
+    del record["CurrencyIsoCode"]
+    deal = deal_from_salesforce(record, ctx)
+    assert update_for_salesforce(deal, {"currency": "USD"}, ctx) == {}
+    with pytest.raises(MappingError, match="single-currency"):
+        update_for_salesforce(deal, {"currency": "EUR"}, ctx)
+
+
+CREATES: dict[str, Callable[..., dict[str, Any]]] = {
+    "salesforce": create_for_salesforce,
+    "hubspot": create_for_hubspot,
+    "pipedrive": create_for_pipedrive,
+}
+SERVER_FIELDS: dict[str, dict[str, Any]] = {
+    "salesforce": {
+        "Id": "006NEW",
+        "CreatedDate": "2024-07-01T00:00:00.000+0000",
+        "LastModifiedDate": "2024-07-01T00:00:00.000+0000",
+    },
+    "pipedrive": {
+        "id": 99,
+        "add_time": "2024-07-01 00:00:00",
+        "update_time": "2024-07-01 00:00:00",
+    },
+}
+
+
+def _created_record(kind: str, payload: dict[str, Any]) -> Record:
+    if kind == "hubspot":
+        return {
+            "id": "555",
+            "properties": payload["properties"],
+            "archived": False,
+            "createdAt": "2024-07-01T00:00:00Z",
+            "updatedAt": "2024-07-01T00:00:00Z",
+        }
+    record = {**payload, **SERVER_FIELDS[kind]}
+    if kind == "pipedrive" and "stage_id" not in record:
+        record["stage_id"] = 1  # Pipedrive files a deal without stage into the first stage
+    return record
+
+
+@pytest.mark.parametrize(("source", "target"), [(s, t) for s in SYSTEMS for t in SYSTEMS if s != t])
+@pytest.mark.parametrize("status", ["open", "won"])
+def test_created_copy_maps_back_to_the_same_canonical_deal(
+    source: str, target: str, status: str
+) -> None:
+    build, read, update, apply = SYSTEMS[source]
+    src_ctx = make_ctx(source)
+    deal = read(build(), src_ctx)
+    if status == "won":
+        deal = read(apply(build(), update(deal, {"status": "won"}, src_ctx), src_ctx), src_ctx)
+    deal = dataclasses.replace(deal, owner_email="ada@example.com", close_date=date(2024, 6, 30))
+    ctx = make_ctx(target)
+    payload = CREATES[target](deal, ctx, "ent-7")
+    json.dumps(payload)
+    copy_ = SYSTEMS[target][1](_created_record(target, payload), ctx)
+    compared = (
+        "name",
+        "stage",
+        "status",
+        "amount",
+        "currency",
+        "close_date",
+        "owner_email",
+        "probability",
+    )
+    assert {k: view(copy_)[k] for k in compared} == {k: view(deal)[k] for k in compared}
+    assert copy_.link_id == "ent-7"
+    assert copy_.external_ids[source] == deal.id
+
+
+def test_create_carries_link_marker_and_back_pointer_fields() -> None:
+    deal = deal_from_salesforce(opportunity(), make_ctx("salesforce"))
+    payload = create_for_pipedrive(deal, make_ctx("pipedrive"), "ent-9")
+    assert payload[PD_FIELD_CRMSYNC_ID] == "ent-9"
+    assert payload[PD_FIELD_SALESFORCE_ID] == "006A000000XyZ01AAA"
+    assert payload["pipeline_id"] == 1 and payload["stage_id"] == 3
+
+
+def test_create_of_an_unmapped_stage_is_refused() -> None:
+    deal = deal_from_hubspot(hs_deal(dealstage="weird"), make_ctx("hubspot"))
+    with pytest.raises(MappingError) as caught:
+        create_for_salesforce(deal, make_ctx("salesforce"), "ent-1")
+    assert (caught.value.system, caught.value.field) == ("hubspot", "stage")
