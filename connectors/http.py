@@ -169,11 +169,12 @@ class CallPolicy:
     def _operation_of(state: RetryCallState) -> str:
         return str(state.kwargs.get("operation", "call"))
 
-    def _attempt(self, *, operation: str, fn: Callable[[], T]) -> T:
+    # Not named `fn`: tenacity's Retrying.__call__ takes `fn` itself.
+    def _attempt(self, *, operation: str, request: Callable[[], T]) -> T:
         self._spend(operation)
         if self.pacer is not None:
             self.pacer.wait()
-        return fn()
+        return request()
 
     def call(
         self,
@@ -194,7 +195,7 @@ class CallPolicy:
         renewed = False
         while True:
             try:
-                return retrying(self._attempt, operation=operation, fn=fn)
+                return retrying(self._attempt, operation=operation, request=fn)
             except ConnectorError:
                 raise
             except Exception as exc:
