@@ -1,0 +1,403 @@
+"""HubSpot connector on hubspot-api-client (CRM v3 deals, pipelines, owners).
+
+The SDK talks urllib3; its own retries are switched off (`retry=False`) so CallPolicy is the
+one retry policy, and every API object shares one connection pool (keep-alive). Responses are
+read raw (`_preload_content=False`): the rate-limit headers feed the pacer and records stay
+plain native dicts, without the SDK's model round-trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from hubspot import HubSpot
+
+from connectors.base import (
+    ConnectorSettings,
+    NativeCreate,
+    NativePipeline,
+    NativeUpdate,
+    PushResult,
+)
+from connectors.credentials import HubSpotToken, secret_values
+from connectors.errors import ApiError
+from connectors.http import CallPolicy, Failure, Pacer
+from connectors.hubspot_wire import classify, create_results, rate_limit_info, update_results
+from mapping.context import NativeStage
+
+__all__ = ["HubSpotConnector"]
+
+DEFAULT_HOST = "https://api.hubapi.com"
+LIST_PAGE, SEARCH_PAGE, BATCH, IN_VALUES = 100, 200, 100, 100
+SEARCH_CAP = 10_000  # HubSpot's hard limit of results per search query
+BASE_PROPERTIES = (
+    "dealname",
+    "amount",
+    "dealstage",
+    "pipeline",
+    "closedate",
+    "createdate",
+    "hs_lastmodifieddate",
+    "hubspot_owner_id",
+    "deal_currency_code",
+    "hs_is_closed",
+    "hs_is_closed_won",
+    "hs_deal_stage_probability",
+)
+
+
+def _ms(value: object) -> int:
+    text = str(value or "")
+    if text.isdigit():
+        return int(text)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class HubSpotConnector:
+    kind = "hubspot"
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        if not isinstance(settings.credentials, HubSpotToken):
+            raise TypeError(f"{settings.instance}: HubSpot needs HubSpotToken credentials")
+        self.system = settings.instance
+        self._settings = settings
+        options = settings.options
+        self._secrets = secret_values(settings.credentials)
+        self._search_cap = int(options.get("search_cap", SEARCH_CAP))
+        limit, window = settings.rate_limit or (100, 10.0)
+        self._policy = CallPolicy(
+            self.system,
+            self._classify,
+            pacer=Pacer(limit, window),
+            budget=settings.call_budget,
+            max_attempts=int(options.get("max_attempts", 6)),
+            backoff_base=float(options.get("backoff_base", 0.5)),
+        )
+        # Search has its own per-second limit (and sends no rate-limit headers to pace by).
+        search_limit, search_window = options.get("search_rate", (5, 1.1))
+        self._search_pacer = Pacer(int(search_limit), float(search_window))
+        config: dict[str, Any] = {"host": (settings.base_url or DEFAULT_HOST).rstrip("/")}
+        if settings.ca_file is not None:
+            config["ssl_ca_cert"] = str(settings.ca_file)
+        client = HubSpot(access_token=settings.credentials.access_token, retry=False, **config)
+        crm = client.crm
+        self._basic, self._search = crm.deals.basic_api, crm.deals.search_api
+        self._batch = crm.deals.batch_api
+        self._owners_api, self._pipelines_api = crm.owners.owners_api, crm.pipelines.pipelines_api
+        # Every SDK API object builds its own PoolManager; share one so connections are reused.
+        self._pool = self._basic.api_client.rest_client.pool_manager
+        for api in (self._search, self._batch, self._owners_api, self._pipelines_api):
+            api.api_client.rest_client.pool_manager = self._pool
+        self._pipelines: list[NativePipeline] | None = None
+        self._cursor: str | None = None
+
+    def __repr__(self) -> str:
+        return f"HubSpotConnector(system={self.system!r})"
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _classify(self, exc: BaseException) -> Failure:
+        failure = classify(exc)
+        message = failure.message
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return Failure(failure.kind, message, failure.status, failure.retry_after)
+
+    def _call(
+        self, operation: str, request: Callable[..., Any], *args: Any, search: bool = False
+    ) -> Any:
+        """One API call through the policy; the parsed JSON body (None when empty)."""
+        timeout = self._settings.timeout
+
+        def attempt() -> Any:
+            if search:
+                self._search_pacer.wait()
+            try:
+                response = request(*args, _preload_content=False, _request_timeout=timeout)
+            except Exception as exc:
+                self._observe(getattr(exc, "headers", None) or {})
+                raise
+            try:
+                data = response.data  # read inside the attempt: a cut body is retried
+            finally:
+                response.release_conn()
+            self._observe(response.headers)
+            return json.loads(data) if data else None
+
+        return self._policy.call(operation, attempt)
+
+    def _observe(self, headers: Any) -> None:
+        if self._policy.pacer is not None:
+            self._policy.pacer.observe(*rate_limit_info(dict(headers)))
+
+    def calls(self) -> dict[str, int]:
+        return self._policy.counts()
+
+    def cursor(self) -> str | None:
+        return self._cursor
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def check(self) -> None:
+        self._call("check", lambda **kw: self._basic.get_page(limit=1, **kw))
+
+    def pipelines(self) -> list[NativePipeline]:
+        body = self._call("pipelines", self._pipelines_api.get_all, "deals")
+        self._pipelines = pipelines_from_body(body)
+        return self._pipelines
+
+    def owners(self) -> list[dict[str, Any]]:
+        owners: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            body = self._call(
+                "owners", lambda a=after, **kw: self._owners_api.get_page(limit=100, after=a, **kw)
+            )
+            owners.extend(body.get("results") or [])
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return owners
+
+    def _properties(self) -> list[str]:
+        pipelines = self._pipelines if self._pipelines is not None else self.pipelines()
+        names = list(BASE_PROPERTIES)
+        names += [f"hs_date_entered_{s.id}" for p in pipelines for s in p.stages]
+        names += list(self._settings.extra_fields)
+        if self._settings.link_field:
+            names.append(self._settings.link_field)
+        return list(dict.fromkeys(names))
+
+    # -- reading deals ----------------------------------------------------------------------
+
+    def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        properties = self._properties()
+        start = _ms(since.astimezone(UTC).isoformat()) if since is not None else None
+        source = self._list(properties) if start is None else self._changed(start, properties)
+        high = start
+        for deal in source:
+            modified = (deal.get("properties") or {}).get("hs_lastmodifieddate")
+            if modified:
+                high = max(high or 0, _ms(modified))
+            yield deal
+        self._cursor = _iso(high) if high is not None else None
+
+    def _list(
+        self, properties: list[str], archived: bool = False, operation: str = "list deals"
+    ) -> Iterator[dict[str, Any]]:
+        after: str | None = None
+        while True:
+            body = self._call(
+                operation,
+                lambda a=after, **kw: self._basic.get_page(
+                    limit=LIST_PAGE, after=a, properties=properties, archived=archived, **kw
+                ),
+            )
+            yield from body.get("results") or []
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+
+    def _search_page(
+        self, filters: list[dict[str, Any]], properties: list[str], offset: int, operation: str
+    ) -> dict[str, Any]:
+        request = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": properties,
+            "limit": SEARCH_PAGE,
+            "after": str(offset),
+        }
+        body: dict[str, Any] = self._call(operation, self._search.do_search, request, search=True)
+        return body
+
+    def _changed(self, start: int, properties: list[str]) -> Iterator[dict[str, Any]]:
+        """Deals modified at or after `start` (ms), across HubSpot's 10,000-result search cap.
+
+        Each query window pages by offset until the cap nears, then a new window starts at
+        the last modification time seen; ids already yielded at that instant are skipped.
+        """
+        boundary: set[str] = set()  # ids yielded whose hs_lastmodifieddate == start
+        while True:
+            filters = [
+                {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(start)}
+            ]
+            offset, last, at_last = 0, start, set(boundary)
+            while True:
+                body = self._search_page(filters, properties, offset, "search deals")
+                for deal in body.get("results") or []:
+                    if deal["id"] in boundary:
+                        continue
+                    modified = _ms(deal["properties"]["hs_lastmodifieddate"])
+                    if modified != last:
+                        last, at_last = modified, set()
+                    at_last.add(deal["id"])
+                    yield deal
+                after = ((body.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    return
+                offset = int(after)
+                if offset + SEARCH_PAGE > self._search_cap:
+                    break
+            if last == start:
+                # More deals share one instant than a query can return: scan them instead.
+                yield from self._scan_from(start, at_last, properties)
+                return
+            start, boundary = last, at_last
+
+    def _scan_from(
+        self, start: int, seen: set[str], properties: list[str]
+    ) -> Iterator[dict[str, Any]]:
+        for deal in self._list(properties, operation="scan deals"):
+            modified = _ms(deal["properties"].get("hs_lastmodifieddate") or 0)
+            if modified > start or (modified == start and deal["id"] not in seen):
+                yield deal
+
+    def deleted_deals(self, since: datetime) -> Iterator[str]:
+        start = _ms(since.astimezone(UTC).isoformat())
+        for deal in self._list(["hs_object_id"], archived=True, operation="list archived deals"):
+            archived_at = deal.get("archivedAt")
+            if archived_at and _ms(archived_at) >= start:
+                yield str(deal["id"])
+
+    def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        properties = self._properties()
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), BATCH):
+            request = {
+                "inputs": [{"id": i} for i in chunk],
+                "properties": properties,
+                "propertiesWithHistory": [],
+            }
+            body = self._call("read deals", self._batch.read, request)
+            found.update((str(d["id"]), d) for d in body.get("results") or [])
+        return [found[i] for i in ids if i in found]
+
+    def find_created(self, link_ids: Sequence[str]) -> dict[str, str]:
+        field = self._settings.link_field
+        if not field:
+            return {}
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(dict.fromkeys(link_ids)), IN_VALUES):
+            filters = [{"propertyName": field, "operator": "IN", "values": list(chunk)}]
+            offset = 0
+            while True:
+                body = self._search_page(filters, [field], offset, "find created deals")
+                for deal in body.get("results") or []:
+                    link = (deal.get("properties") or {}).get(field)
+                    if link:
+                        found.setdefault(str(link), str(deal["id"]))
+                after = ((body.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break
+                offset = int(after)
+        return found
+
+    # -- writing deals ----------------------------------------------------------------------
+
+    def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]:
+        results: list[PushResult] = []
+        for chunk in _chunks(list(updates), BATCH):
+            request = {"inputs": [{"id": u.id, "properties": _strings(u.fields)} for u in chunk]}
+            body = self._batch_write("update deals", self._batch.update, request, chunk)
+            results += update_results(chunk, body) if isinstance(body, dict) else body
+        return results
+
+    def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
+        field = self._settings.link_field
+        results: list[PushResult] = []
+        for chunk in _chunks(list(creates), BATCH):
+            inputs = []
+            for create in chunk:
+                properties = _strings(create.fields)
+                if field:
+                    properties[field] = create.link_id
+                inputs.append({"properties": properties, "objectWriteTraceId": create.link_id})
+            body = self._batch_write("create deals", self._batch.create, {"inputs": inputs}, chunk)
+            results += create_results(chunk, body, field) if isinstance(body, dict) else body
+        return results
+
+    def _batch_write(
+        self,
+        operation: str,
+        request: Callable[..., Any],
+        payload: dict[str, Any],
+        chunk: Sequence[NativeUpdate | NativeCreate],
+    ) -> dict[str, Any] | list[PushResult]:
+        """The batch response, or (HubSpot refused the whole batch) one failure per record."""
+        try:
+            body: dict[str, Any] = self._call(operation, request, payload)
+            return body
+        except ApiError as exc:
+            if exc.status != 400:
+                raise
+            return [
+                PushResult(
+                    getattr(item, "id", None),
+                    False,
+                    exc.message,
+                    "VALIDATION_ERROR",
+                    link_id=getattr(item, "link_id", None),
+                )
+                for item in chunk
+            ]
+
+
+def _order(raw: Any) -> tuple[int, str]:
+    order = raw.get("displayOrder")
+    return (order if isinstance(order, int) else 1 << 30, str(raw["id"]))
+
+
+def _stage(raw: dict[str, Any]) -> NativeStage:
+    metadata = raw.get("metadata") or {}
+    closed = str(metadata.get("isClosed", "false")).lower() == "true"
+    try:
+        probability: Decimal | None = Decimal(str(metadata["probability"]))
+    except (KeyError, InvalidOperation):
+        probability = None
+    won = (closed and probability == 1) or raw["id"] == "closedwon"
+    return NativeStage(
+        id=str(raw["id"]),
+        label=str(raw.get("label") or raw["id"]),
+        order=_order(raw)[0],
+        probability=probability,
+        is_closed=closed or won,
+        is_won=won,
+    )
+
+
+def pipelines_from_body(body: dict[str, Any]) -> list[NativePipeline]:
+    """Live pipelines in displayOrder, each with its live stages in displayOrder."""
+    pipelines = []
+    for raw in sorted(body.get("results") or [], key=_order):
+        if raw.get("archived"):
+            continue
+        stages = sorted((s for s in raw.get("stages") or [] if not s.get("archived")), key=_order)
+        pipelines.append(
+            NativePipeline(
+                str(raw["id"]), str(raw.get("label") or raw["id"]), tuple(_stage(s) for s in stages)
+            )
+        )
+    return pipelines
+
+
+def _strings(fields: Any) -> dict[str, str | None]:
+    # HubSpot takes every property value as a string.
+    return {k: None if v is None else str(v) for k, v in dict(fields).items()}

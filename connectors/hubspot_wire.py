@@ -1,0 +1,155 @@
+"""HubSpot wire details the connector needs, as pure functions: error classification,
+rate-limit headers, and per-record results of batch writes (200 / 201 / 207 multi-status).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import urllib3.exceptions
+
+from connectors.base import NativeCreate, NativeUpdate, PushResult
+from connectors.http import Failure, FailureKind, header_int
+
+__all__ = [
+    "classify",
+    "create_results",
+    "rate_limit_info",
+    "update_results",
+]
+
+_TRANSIENT_ERRORS = (
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.TimeoutError,
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.MaxRetryError,
+    http.client.IncompleteRead,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def _api_exception(exc: BaseException) -> bool:
+    # Each SDK package (crm.deals, crm.owners, crm.pipelines) has its own ApiException class.
+    return (
+        type(exc).__name__.endswith("Exception") and hasattr(exc, "status") and hasattr(exc, "body")
+    )
+
+
+def _body(exc: BaseException) -> dict[str, Any]:
+    raw = getattr(exc, "body", None)
+    try:
+        data = json.loads(raw) if raw else {}
+    except (TypeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def classify(exc: BaseException) -> Failure:
+    """How CallPolicy should treat one exception of hubspot-api-client / urllib3."""
+    if _api_exception(exc):
+        status = int(getattr(exc, "status", 0) or 0)
+        body = _body(exc)
+        category = str(body.get("category") or body.get("policyName") or "")
+        message = " ".join(str(body.get("message") or getattr(exc, "reason", "") or "").split())
+        detail = f"HTTP {status}{' ' + category if category else ''}: {message or 'no message'}"
+        headers = getattr(exc, "headers", None)
+        if status == 429:
+            if body.get("policyName") == "DAILY":
+                return Failure(
+                    FailureKind.EXHAUSTED,
+                    f"daily API limit reached ({detail}); try again tomorrow",
+                    status,
+                )
+            return Failure(FailureKind.RATE_LIMITED, detail, status, _retry_after(headers))
+        if status >= 500:
+            return Failure(FailureKind.TRANSIENT, detail, status, _retry_after(headers))
+        if status == 401:
+            return Failure(
+                FailureKind.AUTH,
+                f"HubSpot rejected the access token ({detail}); "
+                "check the private-app access token in the config",
+                status,
+            )
+        if status == 403:
+            return Failure(
+                FailureKind.PERMISSION,
+                f"the access token lacks a scope ({detail}); grant crm.objects.deals.read/write "
+                "and crm.objects.owners.read to the private app",
+                status,
+            )
+        if status == 0:
+            return Failure(FailureKind.FATAL, f"TLS or transport error: {message}", None)
+        return Failure(FailureKind.FATAL, detail, status)
+    if isinstance(exc, _TRANSIENT_ERRORS):
+        return Failure(FailureKind.TRANSIENT, f"connection error: {type(exc).__name__}")
+    return Failure(FailureKind.FATAL, f"{type(exc).__name__}: {exc}")
+
+
+def rate_limit_info(headers: Mapping[str, str]) -> tuple[int | None, float | None]:
+    """(remaining in the window, window length in seconds) from HubSpot's headers."""
+    remaining = header_int(headers, "X-HubSpot-RateLimit-Remaining")
+    interval = header_int(headers, "X-HubSpot-RateLimit-Interval-Milliseconds")
+    return remaining, (interval / 1000 if interval else None)
+
+
+def _failures(errors: Iterable[Mapping[str, Any]], key: str) -> dict[str, tuple[str, str]]:
+    """key value (an id or a write trace id) -> (category, message) of the error naming it."""
+    failed: dict[str, tuple[str, str]] = {}
+    for error in errors:
+        context = error.get("context") or {}
+        for value in context.get(key) or ():
+            failed[str(value)] = (str(error.get("category") or ""), str(error.get("message")))
+    return failed
+
+
+def update_results(updates: Sequence[NativeUpdate], body: Mapping[str, Any]) -> list[PushResult]:
+    """One result per update, in input order: failed if an error names its id, else ok."""
+    failed = _failures(body.get("errors") or (), "ids")
+    out = []
+    for update in updates:
+        if update.id in failed:
+            code, message = failed[update.id]
+            out.append(PushResult(update.id, False, message, code))
+        else:
+            out.append(PushResult(update.id, True))
+    return out
+
+
+def create_results(
+    creates: Sequence[NativeCreate], body: Mapping[str, Any], link_field: str | None
+) -> list[PushResult]:
+    """One result per create, in input order, matched by write trace id or link field."""
+    created: dict[str, str] = {}
+    for record in body.get("results") or ():
+        trace = record.get("objectWriteTraceId")
+        if trace is None and link_field:
+            trace = (record.get("properties") or {}).get(link_field)
+        if trace is not None:
+            created[str(trace)] = str(record["id"])
+    failed = _failures(body.get("errors") or (), "objectWriteTraceId")
+    out = []
+    for create in creates:
+        link = create.link_id
+        if link in created:
+            out.append(PushResult(created[link], True, link_id=link))
+        elif link in failed:
+            code, message = failed[link]
+            out.append(PushResult(None, False, message, code, link_id=link))
+        else:
+            message = "HubSpot did not confirm this create; find_created will tell on retry"
+            out.append(PushResult(None, False, message, "UNCONFIRMED", link_id=link))
+    return out

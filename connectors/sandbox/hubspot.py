@@ -1,0 +1,376 @@
+"""HubSpot CRM v3 emulator: pipelines, owners, deals (list, get, patch, search, batch).
+
+Speaks the wire format hubspot-api-client 12 expects (see API-NOTES.md §1): bearer auth, the
+`{"results", "paging": {"next": {"after"}}}` envelope, HubSpot's error and 429 bodies, its
+rate-limit headers (left off search responses, as HubSpot does), search's own per-second
+limit and its 10,000-result cap, and 207 multi-status batch answers with per-record errors.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.sandbox.faults import FaultState
+from connectors.sandbox.hubspot_search import SearchError, SearchQuery, parse_search
+from connectors.sandbox.hubspot_store import DealStore, WriteError
+from connectors.sandbox.server import BadRequest, Route, SandboxRequest, SandboxResponse
+
+__all__ = ["HubSpotEmulator"]
+
+_DEALS = ("/crm/v3/objects/deals", "/crm/v3/objects/0-3")  # 0-3 is the deals object type id
+MAX_PAGE, MAX_BATCH, DAILY_LIMIT = 100, 100, 250_000
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+
+class HubSpotEmulator:
+    system = "hubspot"
+    rate_limit = 100  # Free/Starter: 100 requests per rolling 10 s
+    rate_window = 10.0
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        token: str,
+        *,
+        search_cap: int = 10_000,
+        search_rate: tuple[int, float] = (5, 1.0),
+    ) -> None:
+        self._data, self._token = data, token
+        self.search_cap, self.search_rate = search_cap, search_rate
+        self.lock = threading.RLock()
+        self.fault_state = FaultState()
+        self._quiet = threading.local()  # set while answering a search: no rate-limit headers
+        self._search_stamps: collections.deque[float] = collections.deque()
+        self._search_cache: dict[tuple[object, ...], list[Mapping[str, Any]]] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.store = DealStore(self._data)
+        self._search_cache.clear()
+
+    def dump(self) -> dict[str, Any]:
+        return self.store.dump()
+
+    # -- the Emulator protocol ------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        routes = [
+            Route("GET", "/crm/v3/pipelines/deals", self._pipelines),
+            Route("GET", "/crm/v3/pipelines/deals/{pipelineId}", self._pipeline),
+            Route("GET", "/crm/v3/owners/", self._owners),
+            Route("GET", "/crm/v3/owners", self._owners),
+        ]
+        for base in _DEALS:
+            routes += [
+                Route("GET", base, self._list),
+                Route("POST", f"{base}/search", self._search),
+                Route("POST", f"{base}/batch/read", self._batch_read),
+                Route("POST", f"{base}/batch/update", self._batch_update),
+                Route("POST", f"{base}/batch/create", self._batch_create),
+                Route("POST", f"{base}/batch/archive", self._batch_archive),
+                Route("GET", base + "/{dealId}", self._get),
+                Route("PATCH", base + "/{dealId}", self._patch),
+            ]
+        return routes
+
+    def authenticate(self, request: SandboxRequest) -> SandboxResponse | None:
+        if request.headers.get("authorization") == f"Bearer {self._token}":
+            return None
+        return self.error(
+            401,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found. This API supports OAuth 2.0 authentication.",
+        )
+
+    def error(self, status: int, code: str, message: str) -> SandboxResponse:
+        category = {400: "VALIDATION_ERROR", 404: "OBJECT_NOT_FOUND"}.get(status, code)
+        if code in ("INVALID_AUTHENTICATION", "OBJECT_NOT_FOUND", "VALIDATION_ERROR"):
+            category = code
+        body = {
+            "status": "error",
+            "message": message,
+            "correlationId": str(uuid.uuid4()),
+            "category": category,
+            "errors": [],
+            "context": {},
+            "links": {},
+        }
+        return SandboxResponse(status, body)
+
+    def too_many_requests(self, retry_after: float) -> SandboxResponse:
+        return self._rate_limited("ten_secondly_rolling", "TEN_SECONDLY_ROLLING", retry_after)
+
+    def _rate_limited(self, limit: str, policy: str, retry_after: float) -> SandboxResponse:
+        body = {
+            "status": "error",
+            "message": f"You have reached your {limit} limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": str(uuid.uuid4()),
+            "policyName": policy,
+        }
+        return SandboxResponse(429, body, {"Retry-After": f"{retry_after:g}"})
+
+    def limit_headers(self, used: int, limit: int, window: float) -> dict[str, str]:
+        if getattr(self._quiet, "search", False):
+            self._quiet.search = False
+            return {}
+        secondly = max(1, round(limit / window))
+        daily_used = self.fault_state.api_calls
+        daily = self.fault_state.faults.daily_limit or DAILY_LIMIT
+        return {
+            "X-HubSpot-RateLimit-Daily": str(daily),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, daily - daily_used)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(window * 1000)),
+            "X-HubSpot-RateLimit-Max": str(limit),
+            "X-HubSpot-RateLimit-Remaining": str(max(0, limit - used)),
+            "X-HubSpot-RateLimit-Secondly": str(secondly),
+            "X-HubSpot-RateLimit-Secondly-Remaining": str(max(0, secondly - 1)),
+        }
+
+    def daily_limit_exceeded(self) -> SandboxResponse:
+        return self._rate_limited("daily", "DAILY", 0)
+
+    def session_expired(self) -> SandboxResponse | None:
+        return self.error(
+            401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired."
+        )
+
+    # -- pipelines and owners ----------------------------------------------------------------
+
+    def _pipelines(self, request: SandboxRequest) -> SandboxResponse:
+        shown = [p for p in self.store.pipelines if not p.get("archived")]
+        return SandboxResponse(200, {"results": shown})
+
+    def _pipeline(self, request: SandboxRequest) -> SandboxResponse:
+        for pipeline in self.store.pipelines:
+            if str(pipeline["id"]) == request.params["pipelineId"]:
+                return SandboxResponse(200, pipeline)
+        return self.error(
+            404, "OBJECT_NOT_FOUND", f"Pipeline {request.params['pipelineId']} not found."
+        )
+
+    def _owners(self, request: SandboxRequest) -> SandboxResponse:
+        limit = _int(request.arg("limit"), 100, "limit", 1, 500)
+        offset = _int(request.arg("after"), 0, "after", 0, None)
+        archived = (request.arg("archived") or "false").lower() == "true"
+        email = (request.arg("email") or "").lower()
+        owners = [
+            o
+            for o in self.store.owners
+            if bool(o.get("archived")) == archived
+            and (not email or str(o.get("email") or "").lower() == email)
+        ]
+        body: dict[str, Any] = {"results": owners[offset : offset + limit]}
+        if offset + limit < len(owners):
+            body["paging"] = _next(str(offset + limit), "/crm/v3/owners/")
+        return SandboxResponse(200, body)
+
+    # -- deals: reads -----------------------------------------------------------------------
+
+    def _list(self, request: SandboxRequest) -> SandboxResponse:
+        limit = _int(request.arg("limit"), 10, "limit", 1, MAX_PAGE)
+        after = _int(request.arg("after"), 0, "after", 0, None)
+        archived = (request.arg("archived") or "false").lower() == "true"
+        deals, more = self.store.page(archived, after, limit)
+        properties = request.args("properties")
+        body: dict[str, Any] = {"results": [self.store.view(d, properties) for d in deals]}
+        if more is not None:
+            body["paging"] = _next(str(more), "/crm/v3/objects/deals")
+        return SandboxResponse(200, body)
+
+    def _get(self, request: SandboxRequest) -> SandboxResponse:
+        table = self.store.archived if request.arg("archived") == "true" else self.store.live
+        deal = table.get(request.params["dealId"])
+        if deal is None:
+            return self.error(404, "OBJECT_NOT_FOUND", "resource not found")
+        return SandboxResponse(200, self.store.view(deal, request.args("properties")))
+
+    def _search(self, request: SandboxRequest) -> SandboxResponse:
+        self._quiet.search = True
+        if self._search_throttled():
+            return self._rate_limited("secondly", "SECONDLY", self.search_rate[1])
+        try:
+            query = parse_search(request.json(), self.search_cap)
+        except SearchError as exc:
+            return self.error(400, "VALIDATION_ERROR", str(exc))
+        found = self._matches(query)
+        end = min(query.offset + query.limit, len(found), self.search_cap)
+        page = found[query.offset : end]
+        body: dict[str, Any] = {
+            "total": len(found),
+            "results": [self.store.view(d, query.properties) for d in page],
+        }
+        if end < len(found):
+            # Handed out even at the cap, as HubSpot does: using it is the 400.
+            body["paging"] = _next(str(end), "")
+        return SandboxResponse(200, body)
+
+    def _search_throttled(self) -> bool:
+        """Search's own per-second limit, enforced when the rate-limit fault is on."""
+        if not self.fault_state.faults.enforce_rate_limit:
+            return False
+        limit, window = self.search_rate
+        now = time.monotonic()
+        stamps = self._search_stamps
+        while stamps and stamps[0] <= now - window:
+            stamps.popleft()
+        if len(stamps) >= limit:
+            return True
+        stamps.append(now)
+        return False
+
+    def _matches(self, query: SearchQuery) -> list[Mapping[str, Any]]:
+        # Paging re-runs the same query; cached per data version, so a page is a slice.
+        key = (self.store.version, *query.signature)
+        found = self._search_cache.get(key)
+        if found is None:
+            found = query.run(self.store.live.values())
+            self._search_cache.clear()
+            self._search_cache[key] = found
+        return found
+
+    # -- deals: writes ----------------------------------------------------------------------
+
+    def _patch(self, request: SandboxRequest) -> SandboxResponse:
+        body = request.json()
+        try:
+            deal = self.store.update(request.params["dealId"], _obj(body).get("properties"))
+        except WriteError as exc:
+            status = 404 if exc.category == "OBJECT_NOT_FOUND" else 400
+            return self.error(status, exc.category, exc.message)
+        return SandboxResponse(200, self.store.view(deal, list(deal["properties"])))
+
+    def _inputs(self, request: SandboxRequest) -> list[Any]:
+        inputs = _obj(request.json()).get("inputs")
+        if not isinstance(inputs, list):
+            raise BadRequest("The request body needs an 'inputs' list.")
+        if len(inputs) > MAX_BATCH:
+            raise BadRequest(f"Batch size {len(inputs)} is over the limit of {MAX_BATCH} inputs.")
+        return inputs
+
+    def _batch_read(self, request: SandboxRequest) -> SandboxResponse:
+        body = _obj(request.json())
+        inputs = self._inputs(request)
+        table = self.store.archived if request.arg("archived") == "true" else self.store.live
+        properties = body.get("properties") or ()
+        results, missing = [], []
+        for item in inputs:
+            deal = table.get(str(_obj(item).get("id")))
+            if deal is None:
+                missing.append(str(_obj(item).get("id")))
+            else:
+                results.append(self.store.view(deal, properties))
+        errors = [_record_error("OBJECT_NOT_FOUND", "Could not get some DEAL objects", missing)]
+        return _batch(results, errors if missing else [], 200)
+
+    def _injected(self, key: str | None) -> bool:
+        faults = self.fault_state.faults
+        return (key is not None and key in faults.fail_ids) or self.fault_state.draw(
+            faults.record_fail
+        )
+
+    def _batch_update(self, request: SandboxRequest) -> SandboxResponse:
+        results: list[dict[str, Any]] = []
+        failed: dict[tuple[str, str], list[str]] = {}
+        for item in self._inputs(request):
+            item = _obj(item)
+            deal_id = str(item.get("id"))
+            try:
+                if self._injected(deal_id):
+                    raise WriteError("VALIDATION_ERROR", "Injected failure: record rejected.")
+                deal = self.store.update(deal_id, item.get("properties"))
+            except WriteError as exc:
+                failed.setdefault((exc.category, exc.message), []).append(deal_id)
+                continue
+            results.append(self.store.view(deal, list(deal["properties"])))
+        errors = [_record_error(cat, msg, ids) for (cat, msg), ids in failed.items()]
+        return _batch(results, errors, 200)
+
+    def _batch_create(self, request: SandboxRequest) -> SandboxResponse:
+        results: list[dict[str, Any]] = []
+        failed: dict[tuple[str, str], list[str]] = {}
+        for item in self._inputs(request):
+            item = _obj(item)
+            trace = item.get("objectWriteTraceId")
+            try:
+                if self._injected(None if trace is None else str(trace)):
+                    raise WriteError("VALIDATION_ERROR", "Injected failure: record rejected.")
+                deal = self.store.create(item.get("properties"))
+            except WriteError as exc:
+                failed.setdefault((exc.category, exc.message), []).append(str(trace or ""))
+                continue
+            shown = self.store.view(deal, list(deal["properties"]))
+            if trace is not None:
+                shown["objectWriteTraceId"] = str(trace)
+            results.append(shown)
+        errors = [
+            _record_error(cat, msg, [], {"objectWriteTraceId": [t for t in traces if t]})
+            for (cat, msg), traces in failed.items()
+        ]
+        return _batch(results, errors, 201)
+
+    def _batch_archive(self, request: SandboxRequest) -> SandboxResponse:
+        for item in self._inputs(request):
+            self.store.archive(str(_obj(item).get("id")))
+        return SandboxResponse(204)
+
+
+def _obj(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadRequest("Expected a JSON object.")
+    return value
+
+
+def _int(raw: str | None, default: int, name: str, low: int, high: int | None) -> int:
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}.") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise BadRequest(f"{name} must be {bound}, got {value}.")
+    return value
+
+
+def _next(after: str, path: str) -> dict[str, Any]:
+    return {"next": {"after": after, "link": f"https://api.hubapi.com{path}?after={after}"}}
+
+
+def _record_error(
+    category: str, message: str, ids: list[str], context: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "category": category,
+        "message": message,
+        "context": context if context is not None else {"ids": ids},
+        "errors": [],
+        "links": {},
+    }
+
+
+def _batch(results: list[dict[str, Any]], errors: list[dict[str, Any]], ok: int) -> SandboxResponse:
+    now = _iso_now()
+    body: dict[str, Any] = {
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": now,
+        "completedAt": now,
+    }
+    if errors:
+        body["numErrors"] = sum(
+            len(e["context"].get("ids") or e["context"].get("objectWriteTraceId") or [1])
+            for e in errors
+        )
+        body["errors"] = errors
+    return SandboxResponse(207 if errors else ok, body)
