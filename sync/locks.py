@@ -1,0 +1,126 @@
+"""Per-job run locks, so two schedulers (or a scheduler and a person) never run one job at once.
+
+PostgreSQL: a session advisory lock held on a dedicated connection for the lock's life; it is
+released by the server if the process dies. SQLite: an OS file lock (``flock``) on
+``<db>.<job>.lock`` beside the database, released by the kernel if the process dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import select, text
+
+from sync.schema import StoreError
+from sync.store import Store
+
+__all__ = ["LockBusy", "job_lock", "lock_key"]
+
+_POLL_SECONDS = 0.2
+
+
+class LockBusy(StoreError):
+    """Another process holds the job's lock."""
+
+    def __init__(self, job: str, waited: float | None = None) -> None:
+        self.job = job
+        if waited is None:
+            message = f"job {job!r} is already running (lock held by another process)"
+        else:
+            message = (
+                f"job {job!r} is still running after waiting {waited:g}s "
+                "(lock held by another process)"
+            )
+        super().__init__(message)
+
+
+def lock_key(job: str) -> int:
+    """Stable signed 64-bit key for ``pg_advisory_lock`` (same on every machine and run)."""
+    digest = hashlib.blake2b(f"crmsync:job:{job}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextmanager
+def job_lock(
+    store: Store, job: str, wait: bool = False, timeout: float | None = None
+) -> Iterator[None]:
+    """Hold the lock of ``job`` for the ``with`` body, or raise :class:`LockBusy`.
+
+    ``wait=False`` fails at once when busy; ``wait=True`` polls until the lock is free or
+    ``timeout`` seconds have passed (``None``: wait for ever).
+    """
+    deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
+    lock = _pg_lock if store.dialect == "postgresql" else _file_lock
+    with lock(store, job, wait, deadline, timeout):
+        yield
+
+
+def _retry_until(deadline: float | None, wait: bool) -> bool:
+    if not wait or (deadline is not None and time.monotonic() >= deadline):
+        return False
+    time.sleep(_POLL_SECONDS)
+    return True
+
+
+@contextmanager
+def _pg_lock(
+    store: Store, job: str, wait: bool, deadline: float | None, timeout: float | None
+) -> Iterator[None]:
+    key = lock_key(job)
+    # AUTOCOMMIT: a session lock must not leave the connection idle in a transaction for hours.
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        try_lock = select(text(f"pg_try_advisory_lock({key})"))
+        while not conn.execute(try_lock).scalar():
+            if not _retry_until(deadline, wait):
+                raise LockBusy(job, timeout if wait else None)
+        try:
+            yield
+        finally:
+            # The pooled connection outlives this block: release explicitly, and discard the
+            # connection if that fails so the lock cannot linger in the pool.
+            try:
+                conn.execute(select(text(f"pg_advisory_unlock({key})")))
+            except Exception:
+                conn.invalidate()
+                raise
+
+
+def _lock_path(store: Store, job: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", job)
+    db = store.sqlite_path
+    if db is None:  # in-memory store: only this process can see it anyway
+        return Path(tempfile.gettempdir()) / f"crmsync-memory-{os.getpid()}.{safe}.lock"
+    return db.with_name(f"{db.name}.{safe}.lock")
+
+
+@contextmanager
+def _file_lock(
+    store: Store, job: str, wait: bool, deadline: float | None, timeout: float | None
+) -> Iterator[None]:
+    path = _lock_path(store, job)
+    # The file is left in place on release: unlinking it would let a waiter lock a stale inode.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not _retry_until(deadline, wait):
+                    raise LockBusy(job, timeout if wait else None) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

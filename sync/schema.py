@@ -1,0 +1,308 @@
+"""Tables of the state store, the engine set-up for SQLite/PostgreSQL, and schema migrations.
+
+One schema serves both dialects. Datetimes are aware UTC on both: PostgreSQL stores
+``timestamptz``; SQLite stores naive UTC text that sorts correctly and is re-tagged as UTC when
+read. The schema is versioned in ``meta``: an empty database gets the current tables, an older
+one is upgraded one step at a time, a newer one is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    inspect,
+    make_url,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "StoreError",
+    "UTCDateTime",
+    "connect_engine",
+    "ensure_schema",
+    "metadata",
+    "redacted_url",
+    "schema_version",
+    "transaction",
+]
+
+
+class StoreError(RuntimeError):
+    """The state store cannot be opened or used; the message is one actionable line."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every dialect; naive values are refused rather than guessed."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to the state store")
+        utc = value.astimezone(UTC)
+        # SQLite keeps text: store naive UTC so values compare and sort as plain strings.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json() -> JSON:
+    return JSON(none_as_null=True)
+
+
+metadata = MetaData()
+
+meta = Table("meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text))
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("job", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("config_fingerprint", String(128)),
+    Column("counts", _json()),
+    Column("calls", _json()),
+    Column("error", Text),
+    Index("ix_runs_kind_status", "kind", "status", "id"),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    Column("cursor", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+deals = Table(
+    "deals",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("fingerprint", String(128), nullable=False),
+    Column("updated_at", UTCDateTime),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("last_seen_run", String(40)),
+    Column("payload", _json(), nullable=False),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    Column("deal_id", String(200), primary_key=True),
+    Column("entity_id", String(64), ForeignKey("entities.id"), nullable=False, index=True),
+    Column("method", String(16), nullable=False),
+    Column("score", Float),
+    Column("matched_at", UTCDateTime, nullable=False),
+    Column("confirmed", Boolean, nullable=False, default=False),
+)
+
+base = Table(
+    "base",
+    metadata,
+    Column("entity_id", String(64), ForeignKey("entities.id"), primary_key=True),
+    Column("payload", _json(), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("plan_id", String(128), nullable=False),
+    Column("plan_change_id", String(128), nullable=False),
+    Column("instance", String(200), nullable=False),
+    Column("deal_id", String(200)),
+    Column("op", String(16), nullable=False),
+    Column("field", String(200)),
+    Column("before", _json()),
+    Column("after", _json()),
+    Column("state", String(16), nullable=False),
+    Column("result", _json()),
+    Column("attempt", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_journal_plan", "plan_id", "plan_change_id"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("instance", String(200), nullable=False),
+    Column("deal_id", String(200)),
+    Column("field", String(200)),
+    Column("before", _json()),
+    Column("after", _json()),
+    Column("reason", Text, nullable=False),
+)
+
+failures = Table(
+    "failures",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    Column("deal_id", String(200), primary_key=True),
+    # "" means the whole record rather than one field (primary keys cannot hold NULL).
+    Column("field", String(200), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("dead", Boolean, nullable=False),
+)
+
+Migration = Callable[[Connection], None]
+
+# MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
+# definition above (so a new store is created at the latest version) AND append a step here.
+MIGRATIONS: tuple[Migration, ...] = ()
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+# Serialises concurrent first-time set-up by several PostgreSQL workers.
+_SCHEMA_LOCK_KEY = int.from_bytes(
+    hashlib.blake2b(b"crmsync:schema", digest_size=8).digest(), "big", signed=True
+)
+
+
+def redacted_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable store URL>"
+
+
+def connect_engine(url: str) -> Engine:
+    """An engine configured for the store: WAL + real transactions on SQLite, pre-ping on PG."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        memory = parsed.database in (None, "", ":memory:")
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False},
+            **({"poolclass": StaticPool} if memory else {}),
+        )
+        _sqlite_transactions(engine, wal=not memory)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _sqlite_transactions(engine: Engine, wal: bool) -> None:
+    # pysqlite's implicit transactions skip DDL and SELECT; take control so every
+    # transaction (migrations included) is atomic, and writers start IMMEDIATE so two
+    # writers queue on busy_timeout instead of failing on a lock upgrade.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        if wal:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("crmsync_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def transaction(engine: Engine, write: bool = True) -> Iterator[Connection]:
+    """One transaction on a fresh connection: committed on success, rolled back on error."""
+    with engine.connect() as conn:
+        conn.execution_options(crmsync_write=write)
+        with conn.begin():
+            yield conn
+
+
+def schema_version(conn: Connection) -> int:
+    if not inspect(conn).has_table("meta"):
+        return 0
+    value = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+    return int(value) if value is not None else 0
+
+
+def _stamp(conn: Connection, version: int) -> None:
+    conn.execute(meta.delete().where(meta.c.key == "schema_version"))
+    conn.execute(meta.insert().values(key="schema_version", value=str(version)))
+
+
+def ensure_schema(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Create, upgrade or refuse the store's schema; returns the version now in place."""
+    latest = 1 + len(migrations)
+    try:
+        with transaction(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(text(f"pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")))
+            found = schema_version(conn)
+            if found > latest:
+                raise StoreError(
+                    f"state store schema v{found} is newer than this crmsync (v{latest}): "
+                    "upgrade crmsync"
+                )
+            if found == 0:
+                metadata.create_all(conn)
+                _stamp(conn, latest)
+                return latest
+            for version in range(found, latest):
+                # Each step is stamped in the same transaction, so a failed upgrade leaves
+                # the store exactly at the old version.
+                migrations[version - 1](conn)
+                _stamp(conn, version + 1)
+            return latest
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = (str(cause).splitlines() or [""])[0]
+        raise StoreError(
+            f"cannot open state store {redacted_url(str(engine.url))}: "
+            f"{type(cause).__name__}: {first}"
+        ) from None

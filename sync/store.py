@@ -1,0 +1,461 @@
+"""The state store: runs, cursors, deal snapshots, links, bases (and, via its parts, the journal).
+
+One SQLAlchemy Core implementation for SQLite (default: ``sqlite:///path/crmsync.db``) and
+PostgreSQL (``postgresql+psycopg://...``). Every public method is one transaction. Nothing
+that looks like a credential is ever written: JSON values are checked on the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, false, func, make_url, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from sync import schema as t
+from sync.schema import MIGRATIONS, Migration, StoreError, redacted_url, transaction
+from sync.store_apply import AuditLog, DeadLetters, Journal
+from sync.store_records import (
+    AuditEntry,
+    FailureRecord,
+    JournalEntry,
+    JournalOp,
+    JournalRecord,
+    JournalState,
+    Link,
+    LinkMethod,
+    RunKind,
+    RunRecord,
+    RunStatus,
+    SecretInPayload,
+    check_no_secrets,
+    new_run_id,
+    one_line,
+)
+
+__all__ = [
+    "AuditEntry",
+    "DealRow",
+    "FailureRecord",
+    "JournalEntry",
+    "JournalOp",
+    "JournalRecord",
+    "JournalState",
+    "Link",
+    "LinkMethod",
+    "RunKind",
+    "RunRecord",
+    "RunStatus",
+    "SecretInPayload",
+    "Store",
+    "StoreError",
+    "upsert",
+]
+
+# (id, fingerprint, updated_at, deleted, canonical deal as JSON-able dict)
+DealRow = tuple[str, str, datetime | None, bool, Mapping[str, Any]]
+Clock = Callable[[], datetime]
+_T = TypeVar("_T")
+
+BATCH_SIZE = 1000
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    chunk: list[_T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def upsert(conn: Connection, table: Table, keys: Sequence[str], update: Sequence[str]) -> Any:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update`` (DO NOTHING if update is empty)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={name: stmt.excluded[name] for name in update}
+    )
+
+
+class Store:
+    """Handle on one state store. Open with :meth:`Store.open`; close (or use ``with``)."""
+
+    __slots__ = ("_clock", "_engine", "audit", "failures", "journal")
+
+    def __init__(self, engine: Engine, clock: Clock = _utcnow) -> None:
+        self._engine = engine
+        self._clock = clock
+        self.journal = Journal(engine, clock)
+        self.audit = AuditLog(engine, clock)
+        self.failures = DeadLetters(engine, clock)
+
+    @classmethod
+    def open(
+        cls, url: str, *, clock: Clock = _utcnow, migrations: Sequence[Migration] = MIGRATIONS
+    ) -> Store:
+        """Connect, then create / upgrade the schema (or refuse a newer one)."""
+        try:
+            parsed = make_url(url)
+        except Exception:
+            raise StoreError(
+                "invalid state store URL (expected sqlite:///path/crmsync.db or "
+                "postgresql+psycopg://user@host:5432/db)"
+            ) from None
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = t.connect_engine(url)
+        try:
+            t.ensure_schema(engine, migrations)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, clock)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({redacted_url(str(self._engine.url))})"
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file of a file-backed SQLite store, else None."""
+        database = self._engine.url.database
+        if self.dialect != "sqlite" or database in (None, "", ":memory:"):
+            return None
+        return Path(str(database)).resolve()
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def start_run(
+        self, job: str, kind: RunKind | str, config_fingerprint: str | None = None
+    ) -> str:
+        now = self._clock()
+        run_id = new_run_id(now)
+        with transaction(self._engine) as conn:
+            conn.execute(
+                t.runs.insert().values(
+                    id=run_id,
+                    job=job,
+                    kind=RunKind(kind).value,
+                    status=RunStatus.RUNNING.value,
+                    started_at=now,
+                    config_fingerprint=config_fingerprint,
+                    counts={},
+                    calls={},
+                )
+            )
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        *,
+        counts: Mapping[str, Any] | None = None,
+        calls: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        for name, value in (("counts", counts), ("calls", calls)):
+            check_no_secrets(value, f"run {run_id} {name}")
+        values: dict[str, Any] = {
+            "status": RunStatus(status).value,
+            "finished_at": self._clock(),
+            "error": one_line(error),
+        }
+        if counts is not None:
+            values["counts"] = dict(counts)
+        if calls is not None:
+            values["calls"] = dict(calls)
+        with transaction(self._engine) as conn:
+            done = conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(**values))
+            if done.rowcount != 1:
+                raise StoreError(f"unknown run {run_id!r} (see `crmsync runs`)")
+
+    def run(self, run_id: str) -> RunRecord | None:
+        found = self._runs(select(t.runs).where(t.runs.c.id == run_id))
+        return found[0] if found else None
+
+    def runs(
+        self, limit: int = 20, *, job: str | None = None, kind: RunKind | str | None = None
+    ) -> list[RunRecord]:
+        """Newest first."""
+        query = select(t.runs).order_by(t.runs.c.id.desc()).limit(limit)
+        if job is not None:
+            query = query.where(t.runs.c.job == job)
+        if kind is not None:
+            query = query.where(t.runs.c.kind == RunKind(kind).value)
+        return self._runs(query)
+
+    def last_successful_run(self, kind: RunKind | str, job: str | None = None) -> RunRecord | None:
+        query = (
+            select(t.runs)
+            .where(t.runs.c.kind == RunKind(kind).value, t.runs.c.status == RunStatus.OK.value)
+            .order_by(t.runs.c.id.desc())
+            .limit(1)
+        )
+        if job is not None:
+            query = query.where(t.runs.c.job == job)
+        found = self._runs(query)
+        return found[0] if found else None
+
+    def _runs(self, query: Any) -> list[RunRecord]:
+        with transaction(self._engine, write=False) as conn:
+            return [
+                RunRecord(
+                    id=r.id,
+                    job=r.job,
+                    kind=RunKind(r.kind),
+                    status=RunStatus(r.status),
+                    started_at=r.started_at,
+                    finished_at=r.finished_at,
+                    config_fingerprint=r.config_fingerprint,
+                    counts=r.counts or {},
+                    calls=r.calls or {},
+                    error=r.error,
+                )
+                for r in conn.execute(query)
+            ]
+
+    # -- cursors and deals ------------------------------------------------------------------
+
+    def cursor(self, instance: str) -> str | None:
+        with transaction(self._engine, write=False) as conn:
+            query = select(t.cursors.c.cursor).where(t.cursors.c.instance == instance)
+            return conn.execute(query).scalar()
+
+    def save_deals(
+        self,
+        instance: str,
+        payloads: Iterable[DealRow],
+        cursor: str | None = None,
+        *,
+        run_id: str | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> int:
+        """Upsert deal snapshots and (if given) the cursor that covers them, in ONE transaction.
+
+        If ``payloads`` raises part-way, nothing of this call is kept and the cursor stays
+        where it was. Pass one page (or chunk) per call with the cursor after it.
+        """
+        saved = 0
+        with transaction(self._engine) as conn:
+            stmt = upsert(
+                conn,
+                t.deals,
+                ("instance", "id"),
+                ("fingerprint", "updated_at", "deleted", "last_seen_run", "payload"),
+            )
+            for chunk in _chunks(payloads, batch_size):
+                rows = []
+                for deal_id, fingerprint, updated_at, deleted, payload in chunk:
+                    check_no_secrets(payload, f"deal {instance}/{deal_id}")
+                    rows.append(
+                        {
+                            "instance": instance,
+                            "id": deal_id,
+                            "fingerprint": fingerprint,
+                            "updated_at": updated_at,
+                            "deleted": bool(deleted),
+                            "last_seen_run": run_id,
+                            "payload": payload,
+                        }
+                    )
+                conn.execute(stmt, rows)
+                saved += len(rows)
+            if cursor is not None:
+                self._save_cursor(conn, instance, cursor)
+        return saved
+
+    def save_cursor(self, instance: str, cursor: str) -> None:
+        """Advance a cursor on its own (e.g. a page that held no deals)."""
+        with transaction(self._engine) as conn:
+            self._save_cursor(conn, instance, cursor)
+
+    def _save_cursor(self, conn: Connection, instance: str, cursor: str) -> None:
+        stmt = upsert(conn, t.cursors, ("instance",), ("cursor", "updated_at"))
+        conn.execute(stmt, {"instance": instance, "cursor": cursor, "updated_at": self._clock()})
+
+    def iter_deals(
+        self, instance: str, *, include_deleted: bool = False, batch_size: int = BATCH_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Stream the deals' JSON payloads in id order, ``batch_size`` rows in memory at a time.
+
+        Holds a read transaction (a server-side cursor on PostgreSQL) until exhausted or closed.
+        """
+        query = select(t.deals.c.payload).where(t.deals.c.instance == instance)
+        if not include_deleted:
+            query = query.where(t.deals.c.deleted == false())
+        query = query.order_by(t.deals.c.id)
+        with transaction(self._engine, write=False) as conn:
+            result = conn.execute(query, execution_options={"yield_per": batch_size})
+            for (payload,) in result:
+                yield payload
+
+    def get_deals(self, instance: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Payloads of the given ids (deleted ones included); unknown ids are absent."""
+        found: dict[str, dict[str, Any]] = {}
+        with transaction(self._engine, write=False) as conn:
+            for chunk in _chunks(ids, BATCH_SIZE):
+                query = select(t.deals.c.id, t.deals.c.payload).where(
+                    t.deals.c.instance == instance, t.deals.c.id.in_(chunk)
+                )
+                found.update((r.id, r.payload) for r in conn.execute(query))
+        return found
+
+    def fingerprints(self, instance: str) -> dict[str, str]:
+        """id -> fingerprint of every stored deal of ``instance`` (deleted ones included)."""
+        query = select(t.deals.c.id, t.deals.c.fingerprint).where(t.deals.c.instance == instance)
+        with transaction(self._engine, write=False) as conn:
+            rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
+            return {r.id: r.fingerprint for r in rows}
+
+    def deal_count(self, instance: str, *, include_deleted: bool = False) -> int:
+        query = select(func.count()).select_from(t.deals).where(t.deals.c.instance == instance)
+        if not include_deleted:
+            query = query.where(t.deals.c.deleted == false())
+        with transaction(self._engine, write=False) as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def mark_deleted(self, instance: str, ids: Iterable[str], *, run_id: str | None = None) -> int:
+        """Flag deals deleted at the source; returns how many were live before."""
+        changed = 0
+        with transaction(self._engine) as conn:
+            for chunk in _chunks(ids, BATCH_SIZE):
+                stmt = (
+                    t.deals.update()
+                    .where(
+                        t.deals.c.instance == instance,
+                        t.deals.c.id.in_(chunk),
+                        t.deals.c.deleted == false(),
+                    )
+                    .values(deleted=true(), last_seen_run=run_id)
+                )
+                changed += conn.execute(stmt).rowcount
+        return changed
+
+    # -- entities, links, bases -------------------------------------------------------------
+
+    def links(self) -> dict[tuple[str, str], str]:
+        """(instance, deal_id) -> entity_id for every stored link."""
+        query = select(t.links.c.instance, t.links.c.deal_id, t.links.c.entity_id)
+        with transaction(self._engine, write=False) as conn:
+            rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
+            return {(r.instance, r.deal_id): r.entity_id for r in rows}
+
+    def link_records(self, entity_ids: Iterable[str] | None = None) -> list[Link]:
+        query = select(t.links).order_by(t.links.c.entity_id, t.links.c.instance)
+        with transaction(self._engine, write=False) as conn:
+            if entity_ids is None:
+                rows = list(conn.execute(query))
+            else:
+                rows = []
+                for chunk in _chunks(entity_ids, BATCH_SIZE):
+                    rows.extend(conn.execute(query.where(t.links.c.entity_id.in_(chunk))))
+        return [
+            Link(
+                entity_id=r.entity_id,
+                instance=r.instance,
+                deal_id=r.deal_id,
+                method=LinkMethod(r.method),
+                score=r.score,
+                matched_at=r.matched_at,
+                confirmed=r.confirmed,
+            )
+            for r in rows
+        ]
+
+    def save_links(self, links: Iterable[Link]) -> int:
+        """Upsert links (one per (instance, deal_id)); their entities are created as needed."""
+        saved = 0
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            stmt = upsert(
+                conn,
+                t.links,
+                ("instance", "deal_id"),
+                ("entity_id", "method", "score", "matched_at", "confirmed"),
+            )
+            for chunk in _chunks(links, BATCH_SIZE):
+                self._ensure_entities(conn, {link.entity_id for link in chunk}, now)
+                rows = [
+                    {
+                        "instance": link.instance,
+                        "deal_id": link.deal_id,
+                        "entity_id": link.entity_id,
+                        "method": LinkMethod(link.method).value,
+                        "score": link.score,
+                        "matched_at": link.matched_at or now,
+                        "confirmed": link.confirmed,
+                    }
+                    for link in chunk
+                ]
+                conn.execute(stmt, rows)
+                saved += len(rows)
+        return saved
+
+    def unlink(self, instance: str, deal_id: str) -> bool:
+        with transaction(self._engine) as conn:
+            stmt = t.links.delete().where(
+                t.links.c.instance == instance, t.links.c.deal_id == deal_id
+            )
+            return bool(conn.execute(stmt).rowcount)
+
+    def bases(self, entity_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """entity_id -> the canonical field values all systems last agreed on."""
+        query = select(t.base.c.entity_id, t.base.c.payload)
+        with transaction(self._engine, write=False) as conn:
+            if entity_ids is None:
+                rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
+                return {r.entity_id: r.payload for r in rows}
+            found: dict[str, dict[str, Any]] = {}
+            for chunk in _chunks(entity_ids, BATCH_SIZE):
+                rows = conn.execute(query.where(t.base.c.entity_id.in_(chunk)))
+                found.update((r.entity_id, r.payload) for r in rows)
+            return found
+
+    def save_bases(self, bases: Mapping[str, Mapping[str, Any]]) -> int:
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            stmt = upsert(conn, t.base, ("entity_id",), ("payload", "updated_at"))
+            for chunk in _chunks(bases.items(), BATCH_SIZE):
+                self._ensure_entities(conn, {entity_id for entity_id, _ in chunk}, now)
+                for entity_id, values in chunk:
+                    check_no_secrets(values, f"base of entity {entity_id}")
+                rows = [{"entity_id": e, "payload": dict(v), "updated_at": now} for e, v in chunk]
+                conn.execute(stmt, rows)
+        return len(bases)
+
+    @staticmethod
+    def _ensure_entities(conn: Connection, ids: set[str], now: datetime) -> None:
+        if ids:
+            stmt = upsert(conn, t.entities, ("id",), ())
+            conn.execute(stmt, [{"id": entity_id, "created_at": now} for entity_id in sorted(ids)])

@@ -1,0 +1,323 @@
+"""The store's write-side records: the apply journal, the audit log and the dead-letter list.
+
+Reached through a :class:`sync.store.Store` as ``store.journal``, ``store.audit`` and
+``store.failures``; each public method is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, Row
+
+from sync import schema as t
+from sync.schema import transaction
+from sync.store_records import (
+    AuditEntry,
+    FailureRecord,
+    JournalEntry,
+    JournalOp,
+    JournalRecord,
+    JournalState,
+    check_no_secrets,
+    one_line,
+)
+
+__all__ = ["AuditLog", "DeadLetters", "Journal"]
+
+Clock = Callable[[], datetime]
+_SETTLED = (JournalState.DONE.value, JournalState.SKIPPED.value)
+
+
+class Journal:
+    """Write-ahead journal of an apply: intended before a batch is sent, marked after."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine, self._clock = engine, clock
+
+    def intend(self, run_id: str, plan_id: str, entries: Sequence[JournalEntry]) -> list[int]:
+        """Record a batch as ``intended`` in one transaction; returns the rows' seq numbers.
+
+        ``attempt`` counts how often the same plan change was intended before (any run).
+        """
+        for entry in entries:
+            where = f"journal entry {entry.plan_change_id}"
+            check_no_secrets({"before": entry.before, "after": entry.after}, where)
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            last = conn.execute(
+                select(func.max(t.journal.c.seq)).where(t.journal.c.run_id == run_id)
+            ).scalar()
+            seq0 = (last or 0) + 1
+            attempts = self._attempts(conn, plan_id, [e.plan_change_id for e in entries])
+            rows = [
+                {
+                    "run_id": run_id,
+                    "seq": seq0 + i,
+                    "plan_id": plan_id,
+                    "plan_change_id": e.plan_change_id,
+                    "instance": e.instance,
+                    "deal_id": e.deal_id,
+                    "op": JournalOp(e.op).value,
+                    "field": e.field,
+                    "before": e.before,
+                    "after": e.after,
+                    "state": JournalState.INTENDED.value,
+                    "result": None,
+                    "attempt": attempts.get(e.plan_change_id, 0) + 1,
+                    "updated_at": now,
+                }
+                for i, e in enumerate(entries)
+            ]
+            if rows:
+                conn.execute(t.journal.insert(), rows)
+        return [row["seq"] for row in rows]
+
+    @staticmethod
+    def _attempts(conn: Connection, plan_id: str, change_ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(change_ids), 500):
+            query = (
+                select(t.journal.c.plan_change_id, func.max(t.journal.c.attempt))
+                .where(
+                    t.journal.c.plan_id == plan_id,
+                    t.journal.c.plan_change_id.in_(change_ids[start : start + 500]),
+                )
+                .group_by(t.journal.c.plan_change_id)
+            )
+            found.update((cid, int(n)) for cid, n in conn.execute(query))
+        return found
+
+    def mark(
+        self,
+        run_id: str,
+        outcomes: Iterable[tuple[str, JournalState, Mapping[str, Any] | None]],
+    ) -> int:
+        """Set (plan_change_id, state, API result) for this run's rows; returns rows changed."""
+        now = self._clock()
+        rows = []
+        for change_id, state, result in outcomes:
+            check_no_secrets(result, f"journal result of {change_id}")
+            rows.append(
+                {
+                    "b_run": run_id,
+                    "b_change": change_id,
+                    "state": JournalState(state).value,
+                    "result": dict(result) if result is not None else None,
+                    "updated_at": now,
+                }
+            )
+        if not rows:
+            return 0
+        stmt = (
+            t.journal.update()
+            .where(
+                t.journal.c.run_id == bindparam("b_run"),
+                t.journal.c.plan_change_id == bindparam("b_change"),
+            )
+            .values(
+                state=bindparam("state"),
+                result=bindparam("result"),
+                updated_at=bindparam("updated_at"),
+            )
+        )
+        with transaction(self._engine) as conn:
+            return int(conn.execute(stmt, rows).rowcount)
+
+    def done_ids(self, plan_id: str) -> set[str]:
+        """Plan changes of ``plan_id`` that some run completed."""
+        query = select(t.journal.c.plan_change_id).where(
+            t.journal.c.plan_id == plan_id, t.journal.c.state == JournalState.DONE.value
+        )
+        with transaction(self._engine, write=False) as conn:
+            return set(conn.execute(query).scalars())
+
+    def pending(self, plan_id: str) -> list[JournalRecord]:
+        """Latest row of each plan change that was intended but neither done nor skipped.
+
+        ``intended``/``sent`` rows are in doubt (the process died around the send): check the
+        target's current value before re-sending. ``failed`` rows may be retried.
+        """
+        query = (
+            select(t.journal)
+            .where(t.journal.c.plan_id == plan_id)
+            .order_by(t.journal.c.plan_change_id, t.journal.c.attempt)
+        )
+        latest: dict[str, Row[Any]] = {}
+        settled: set[str] = set()
+        with transaction(self._engine, write=False) as conn:
+            for row in conn.execute(query):
+                latest[row.plan_change_id] = row
+                if row.state in _SETTLED:
+                    settled.add(row.plan_change_id)
+        records = [_journal_record(r) for cid, r in latest.items() if cid not in settled]
+        return sorted(records, key=lambda r: (r.run_id, r.seq))
+
+    def entries(
+        self, run_id: str, states: Iterable[JournalState] | None = None
+    ) -> list[JournalRecord]:
+        """A run's rows in seq order (e.g. its ``done`` rows, to roll them back)."""
+        query = select(t.journal).where(t.journal.c.run_id == run_id).order_by(t.journal.c.seq)
+        if states is not None:
+            query = query.where(t.journal.c.state.in_([JournalState(s).value for s in states]))
+        with transaction(self._engine, write=False) as conn:
+            return [_journal_record(r) for r in conn.execute(query)]
+
+
+def _journal_record(r: Row[Any]) -> JournalRecord:
+    entry = JournalEntry(
+        plan_change_id=r.plan_change_id,
+        instance=r.instance,
+        deal_id=r.deal_id,
+        op=JournalOp(r.op),
+        field=r.field,
+        before=r.before,
+        after=r.after,
+    )
+    return JournalRecord(
+        run_id=r.run_id,
+        seq=r.seq,
+        plan_id=r.plan_id,
+        entry=entry,
+        state=JournalState(r.state),
+        result=r.result,
+        attempt=r.attempt,
+        updated_at=r.updated_at,
+    )
+
+
+class AuditLog:
+    """Append-only record of every value crmsync changed in a CRM."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine, self._clock = engine, clock
+
+    def append(self, entries: Iterable[AuditEntry]) -> int:
+        now = self._clock()
+        rows = []
+        for e in entries:
+            check_no_secrets({"before": e.before, "after": e.after}, f"audit of {e.instance}")
+            rows.append(
+                {
+                    "run_id": e.run_id,
+                    "at": e.at or now,
+                    "instance": e.instance,
+                    "deal_id": e.deal_id,
+                    "field": e.field,
+                    "before": e.before,
+                    "after": e.after,
+                    "reason": one_line(e.reason) or "",
+                }
+            )
+        if rows:
+            with transaction(self._engine) as conn:
+                conn.execute(t.audit.insert(), rows)
+        return len(rows)
+
+    def entries(
+        self,
+        *,
+        run_id: str | None = None,
+        instance: str | None = None,
+        deal_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEntry]:
+        """Oldest first."""
+        query = select(t.audit).order_by(t.audit.c.id)
+        if run_id is not None:
+            query = query.where(t.audit.c.run_id == run_id)
+        if instance is not None:
+            query = query.where(t.audit.c.instance == instance)
+        if deal_id is not None:
+            query = query.where(t.audit.c.deal_id == deal_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with transaction(self._engine, write=False) as conn:
+            return [
+                AuditEntry(
+                    run_id=r.run_id,
+                    instance=r.instance,
+                    deal_id=r.deal_id,
+                    field=r.field,
+                    before=r.before,
+                    after=r.after,
+                    reason=r.reason,
+                    at=r.at,
+                )
+                for r in conn.execute(query)
+            ]
+
+
+class DeadLetters:
+    """Records that keep failing; ``dead`` once ``attempts`` reaches the caller's maximum."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self._engine, self._clock = engine, clock
+
+    def record(
+        self, instance: str, deal_id: str, field: str | None, reason: str, *, max_attempts: int = 5
+    ) -> FailureRecord:
+        now = self._clock()
+        key = {"instance": instance, "deal_id": deal_id, "field": field or ""}
+        line = one_line(reason) or ""
+        with transaction(self._engine) as conn:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            stmt = insert(t.failures).values(
+                **key,
+                reason=line,
+                attempts=1,
+                first_seen=now,
+                last_seen=now,
+                dead=max_attempts <= 1,
+            )
+            # Incremented in the database so concurrent workers never lose an attempt.
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["instance", "deal_id", "field"],
+                set_={
+                    "reason": stmt.excluded.reason,
+                    "attempts": t.failures.c.attempts + 1,
+                    "last_seen": stmt.excluded.last_seen,
+                    "dead": t.failures.c.attempts + 1 >= max_attempts,
+                },
+            )
+            conn.execute(stmt)
+            row = conn.execute(select(t.failures).filter_by(**key)).one()
+        return _failure(row)
+
+    def clear(self, instance: str, deal_id: str, field: str | None = None) -> bool:
+        """Forget a failure (the record finally went through)."""
+        with transaction(self._engine) as conn:
+            stmt = t.failures.delete().filter_by(
+                instance=instance, deal_id=deal_id, field=field or ""
+            )
+            return bool(conn.execute(stmt).rowcount)
+
+    def records(
+        self, *, dead: bool | None = None, instance: str | None = None
+    ) -> list[FailureRecord]:
+        query = select(t.failures).order_by(
+            t.failures.c.instance, t.failures.c.deal_id, t.failures.c.field
+        )
+        if dead is not None:
+            query = query.where(t.failures.c.dead == dead)
+        if instance is not None:
+            query = query.where(t.failures.c.instance == instance)
+        with transaction(self._engine, write=False) as conn:
+            return [_failure(r) for r in conn.execute(query)]
+
+
+def _failure(r: Row[Any]) -> FailureRecord:
+    return FailureRecord(
+        instance=r.instance,
+        deal_id=r.deal_id,
+        field=r.field,
+        reason=r.reason,
+        attempts=r.attempts,
+        first_seen=r.first_seen,
+        last_seen=r.last_seen,
+        dead=bool(r.dead),
+    )

@@ -1,0 +1,201 @@
+"""Value types read from and written to the state store, and the guard that keeps secrets out."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sync.schema import StoreError
+
+__all__ = [
+    "AuditEntry",
+    "FailureRecord",
+    "JournalEntry",
+    "JournalOp",
+    "JournalRecord",
+    "JournalState",
+    "Link",
+    "LinkMethod",
+    "RunKind",
+    "RunRecord",
+    "RunStatus",
+    "SecretInPayload",
+    "check_no_secrets",
+    "new_run_id",
+    "one_line",
+]
+
+
+class RunKind(StrEnum):
+    PULL = "pull"
+    RECONCILE_DRY_RUN = "reconcile-dry-run"
+    RECONCILE = "reconcile"
+    APPLY = "apply"
+    ROLLBACK = "rollback"
+    REPORT = "report"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    PARTIAL = "partial"
+
+
+class LinkMethod(StrEnum):
+    STORED = "stored"
+    EXTERNAL_ID = "external_id"
+    KEY = "key"
+    FUZZY = "fuzzy"
+    CREATED = "created"
+    MANUAL = "manual"
+
+
+class JournalOp(StrEnum):
+    UPDATE = "update"
+    CREATE = "create"
+    ROLLBACK = "rollback"
+
+
+class JournalState(StrEnum):
+    INTENDED = "intended"
+    SENT = "sent"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: str
+    job: str
+    kind: RunKind
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    config_fingerprint: str | None
+    counts: dict[str, Any]
+    calls: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Deal ``(instance, deal_id)`` is part of entity ``entity_id``."""
+
+    entity_id: str
+    instance: str
+    deal_id: str
+    method: LinkMethod
+    score: float | None = None
+    matched_at: datetime | None = None  # None: the store stamps the time of saving
+    confirmed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One plan change about to be written; ``field`` is None for whole-record ops (create)."""
+
+    plan_change_id: str
+    instance: str
+    deal_id: str | None
+    op: JournalOp
+    field: str | None
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    run_id: str
+    seq: int
+    plan_id: str
+    entry: JournalEntry
+    state: JournalState
+    result: dict[str, Any] | None
+    attempt: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    run_id: str
+    instance: str
+    deal_id: str | None
+    field: str | None
+    before: Any
+    after: Any
+    reason: str
+    at: datetime | None = None  # None: the store stamps the time of appending
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    instance: str
+    deal_id: str
+    field: str  # "" for the whole record
+    reason: str
+    attempts: int
+    first_seen: datetime
+    last_seen: datetime
+    dead: bool
+
+
+class SecretInPayload(StoreError):
+    """A value bound for the store has a key that names a credential."""
+
+
+# Normalised (lower-case, alphanumerics only) key names, matched whole or as a suffix, that
+# name credentials. The store refuses them instead of stripping: a token reaching it is a bug.
+_SECRET_SUFFIXES = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "apikey",
+    "credential",
+    "credentials",
+    "sessionid",
+    "authorization",
+    "privatekey",
+)
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+def _looks_secret(key: str) -> bool:
+    return _NOT_ALNUM.sub("", key.lower()).endswith(_SECRET_SUFFIXES)
+
+
+def check_no_secrets(value: Any, where: str) -> None:
+    """Raise SecretInPayload if any mapping key inside ``value`` names a credential."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, sub in item.items():
+                if isinstance(key, str) and _looks_secret(key):
+                    raise SecretInPayload(
+                        f"refusing to store {where}: key {key!r} looks like a credential "
+                        "(secrets never go into the state store; drop it before saving)"
+                    )
+                if isinstance(sub, Mapping | list | tuple):
+                    stack.append(sub)
+        elif isinstance(item, list | tuple):
+            stack.extend(sub for sub in item if isinstance(sub, Mapping | list | tuple))
+
+
+def one_line(message: str | None, limit: int = 500) -> str | None:
+    if message is None:
+        return None
+    flat = " ".join(message.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable run id such as ``20261126T110501Z-ab12``."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"

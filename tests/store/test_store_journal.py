@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sync.store import (
+    AuditEntry,
+    JournalEntry,
+    JournalOp,
+    JournalState,
+    Store,
+)
+
+
+def _change(
+    cid: str, deal_id: str | None = "101", op: JournalOp = JournalOp.UPDATE
+) -> JournalEntry:
+    field = None if op is JournalOp.CREATE else "stage"
+    before = None if op is JournalOp.CREATE else "proposal"
+    after = {"name": "New", "stage": "lead"} if op is JournalOp.CREATE else "won"
+    return JournalEntry(cid, "hubspot", deal_id, op, field, before, after)
+
+
+def test_interrupted_apply_resumes_only_what_is_not_done(store: Store) -> None:
+    plan = "plan-1"
+    changes = [_change("c1"), _change("c2", "102"), _change("c3", None, JournalOp.CREATE)]
+    assert store.journal.intend("run-1", plan, changes) == [1, 2, 3]
+    assert [r.entry for r in store.journal.pending(plan)] == changes
+    assert {r.state for r in store.journal.pending(plan)} == {JournalState.INTENDED}
+
+    marked = store.journal.mark(
+        "run-1",
+        [
+            ("c1", JournalState.DONE, {"id": "101", "status": 200}),
+            ("c2", JournalState.FAILED, {"id": "102", "error": "VALIDATION_ERROR"}),
+        ],
+    )
+    assert marked == 2
+    assert store.journal.done_ids(plan) == {"c1"}
+    assert [(r.entry.plan_change_id, r.state) for r in store.journal.pending(plan)] == [
+        ("c2", JournalState.FAILED),
+        ("c3", JournalState.INTENDED),
+    ]
+
+    assert store.journal.intend("run-2", plan, [changes[1], changes[2]]) == [1, 2]
+    pending = store.journal.pending(plan)
+    assert [(r.run_id, r.entry.plan_change_id, r.attempt) for r in pending] == [
+        ("run-2", "c2", 2),
+        ("run-2", "c3", 2),
+    ]
+    store.journal.mark("run-2", [("c2", "done", None), ("c3", "skipped", {"reason": "gone"})])
+    assert store.journal.pending(plan) == []
+    assert store.journal.done_ids(plan) == {"c1", "c2"}
+    assert store.journal.done_ids("other-plan") == set()
+
+
+def test_run_entries_come_back_in_order_with_results(store: Store) -> None:
+    store.journal.intend("run-1", "p", [_change("a"), _change("b", "102")])
+    store.journal.intend("run-1", "p", [_change("c", "103")])
+    store.journal.mark("run-1", [("b", JournalState.DONE, {"ok": True}), ("c", "done", None)])
+    done = store.journal.entries("run-1", states=[JournalState.DONE])
+    assert [(r.seq, r.entry.plan_change_id, r.result) for r in done] == [
+        (2, "b", {"ok": True}),
+        (3, "c", None),
+    ]
+    every = store.journal.entries("run-1")
+    assert [r.seq for r in every] == [1, 2, 3]
+    assert every[0].entry == _change("a") and every[0].updated_at.tzinfo == UTC
+
+
+def test_audit_is_appended_and_read_back_oldest_first(store: Store) -> None:
+    at = datetime(2026, 5, 5, 5, 5, tzinfo=UTC)
+    store.audit.append(
+        [
+            AuditEntry(
+                "run-1", "hubspot", "101", "stage", "proposal", "won", "salesforce wins", at
+            ),
+            AuditEntry("run-1", "pipedrive", "7", "amount", "10", "12.5", "changed in hubspot"),
+            AuditEntry("run-2", "hubspot", "101", "stage", "won", "proposal", "rollback\nof run-1"),
+        ]
+    )
+    first = store.audit.entries(run_id="run-1")
+    assert [(e.instance, e.field, e.before, e.after) for e in first] == [
+        ("hubspot", "stage", "proposal", "won"),
+        ("pipedrive", "amount", "10", "12.5"),
+    ]
+    assert first[0].at == at and first[1].at is not None
+    history = store.audit.entries(instance="hubspot", deal_id="101")
+    assert [e.reason for e in history] == ["salesforce wins", "rollback of run-1"]
+    assert len(store.audit.entries(limit=1)) == 1
+
+
+def test_failures_count_attempts_and_die_at_the_limit(store: Store) -> None:
+    first = store.failures.record("hubspot", "101", "amount", "429", max_attempts=3)
+    assert (first.attempts, first.dead) == (1, False)
+    store.failures.record("hubspot", "101", "amount", "500", max_attempts=3)
+    third = store.failures.record(
+        "hubspot", "101", "amount", "bad value\nsecond line", max_attempts=3
+    )
+    assert (third.attempts, third.dead, third.reason) == (3, True, "bad value second line")
+    assert third.first_seen <= third.last_seen
+    store.failures.record("pipedrive", "7", None, "record gone", max_attempts=3)
+    assert [f.deal_id for f in store.failures.records(dead=True)] == ["101"]
+    assert [f.field for f in store.failures.records(instance="pipedrive")] == [""]
+    assert store.failures.clear("hubspot", "101", "amount") is True
+    assert store.failures.clear("hubspot", "101", "amount") is False
+    assert [f.instance for f in store.failures.records()] == ["pipedrive"]

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Connection, inspect, text
+
+from sync.schema import SCHEMA_VERSION, connect_engine, ensure_schema, metadata
+from sync.store import Store, StoreError
+
+
+def _version(store: Store) -> int:
+    with store.engine.connect() as conn:
+        value = conn.execute(text("select value from meta where key = 'schema_version'")).scalar()
+    return int(value)
+
+
+def test_empty_database_gets_every_table_at_the_current_version(store: Store) -> None:
+    assert _version(store) == SCHEMA_VERSION == 1
+    with store.engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+    assert set(metadata.tables) <= tables
+
+
+def test_reopening_keeps_data_and_version(store_url: str) -> None:
+    with Store.open(store_url) as first:
+        first.save_deals("hubspot", [("1", "fp", None, False, {"id": "1"})], "c1")
+    with Store.open(store_url) as again:
+        assert again.cursor("hubspot") == "c1"
+        assert again.deal_count("hubspot") == 1
+        assert _version(again) == 1
+
+
+def test_newer_schema_is_refused_with_one_line(store_url: str) -> None:
+    with Store.open(store_url) as store, store.engine.begin() as conn:
+        conn.execute(text("update meta set value = '3' where key = 'schema_version'"))
+    with pytest.raises(StoreError) as caught:
+        Store.open(store_url)
+    assert str(caught.value) == (
+        "state store schema v3 is newer than this crmsync (v1): upgrade crmsync"
+    )
+
+
+def _add_region(conn: Connection) -> None:
+    conn.execute(text("alter table deals add column region varchar(40)"))
+    conn.execute(text("update deals set region = 'emea'"))
+
+
+def test_older_schema_is_migrated_step_by_step_once(store_url: str) -> None:
+    calls: list[str] = []
+
+    def v1_to_v2(conn: Connection) -> None:
+        calls.append("v1->v2")
+        _add_region(conn)
+
+    with Store.open(store_url) as store:
+        store.save_deals("hubspot", [("1", "fp", None, False, {"id": "1"})])
+        assert ensure_schema(store.engine, migrations=[v1_to_v2]) == 2
+        assert ensure_schema(store.engine, migrations=[v1_to_v2]) == 2
+        assert calls == ["v1->v2"]
+        assert _version(store) == 2
+        with store.engine.connect() as conn:
+            assert conn.execute(text("select region from deals")).scalar() == "emea"
+        assert list(store.iter_deals("hubspot")) == [{"id": "1"}]
+    with pytest.raises(StoreError, match="v2 is newer than this crmsync \\(v1\\)"):
+        Store.open(store_url)
+
+
+def test_failed_migration_leaves_the_store_at_its_old_version(store_url: str) -> None:
+    def broken(conn: Connection) -> None:
+        _add_region(conn)
+        raise RuntimeError("migration bug")
+
+    with Store.open(store_url) as store:
+        with pytest.raises(RuntimeError, match="migration bug"):
+            ensure_schema(store.engine, migrations=[broken])
+        assert _version(store) == 1
+        with store.engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("deals")}
+        assert "region" not in columns
+
+
+def test_unreachable_database_is_one_line_without_the_password() -> None:
+    with pytest.raises(StoreError) as caught:
+        Store.open("postgresql+psycopg://crm:hunter2@127.0.0.1:1/nowhere?connect_timeout=2")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "hunter2" not in message
+    assert message.startswith("cannot open state store postgresql+psycopg://crm:***@127.0.0.1:1")
+
+
+def test_store_repr_hides_the_password() -> None:
+    store = Store(connect_engine("postgresql+psycopg://crm:hunter2@db.example:5432/crm"))
+    assert repr(store) == "Store(postgresql+psycopg://crm:***@db.example:5432/crm)"
+    store.close()
