@@ -1,0 +1,449 @@
+"""Salesforce connector on simple-salesforce (REST: SOQL, sObject Collections).
+
+Every request goes through CallPolicy: SOQL pages are read with `sf.query` + `sf.query_more`
+(one counted call per page of up to 2,000 records), writes with `composite/sobjects` at 200
+records per call. The daily allowance from `Sforce-Limit-Info` is watched: once used up the
+connector stops with RateLimitExhausted instead of hammering the org.
+"""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import requests
+import urllib3.exceptions
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceRefusedRequest,
+)
+from simple_salesforce.format import format_soql
+
+from connectors.base import (
+    ConnectorSettings,
+    NativeCreate,
+    NativePipeline,
+    NativeUpdate,
+    PushResult,
+)
+from connectors.errors import AuthError, PermissionDenied, RateLimitExhausted
+from connectors.http import CallPolicy, Failure, FailureKind, Pacer
+from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
+from mapping.context import NativeStage
+
+__all__ = ["SalesforceConnector"]
+
+API_VERSION = "59.0"
+PAGE, BATCH, IN_CHUNK = 2000, 200, 300
+DEFAULT_PACE = (100, 1.0)  # requests per second: well under what an org tolerates
+QUERY_OPTIONS = {"Sforce-Query-Options": f"batchSize={PAGE}"}
+DEAL_FIELDS = (
+    "Id", "Name", "AccountId", "OwnerId", "StageName", "Amount", "CurrencyIsoCode", "CloseDate",
+    "Probability", "ForecastCategoryName", "IsClosed", "IsWon", "IsDeleted", "CreatedDate",
+    "LastModifiedDate", "SystemModstamp",
+)  # fmt: skip
+STAGE_FIELDS = (
+    "Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, "
+    "ForecastCategoryName, SortOrder"
+)
+HISTORY_FIELDS = "Id, OpportunityId, StageName, Amount, CloseDate, Probability, CreatedDate"
+EXPIRED = "session expired: provide a fresh session id or use password/client-credentials auth"
+_CONNECTION_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.ProtocolError,
+    http.client.IncompleteRead,
+)
+
+
+def _api_message(exc: SalesforceError) -> str:
+    content = exc.content
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in content)
+    return f"HTTP {exc.status}"
+
+
+def _codes(exc: SalesforceError) -> set[str]:
+    content = exc.content
+    if isinstance(content, list):
+        return {str(e.get("errorCode")) for e in content if isinstance(e, dict)}
+    return set()
+
+
+def sf_time(value: str) -> datetime:
+    """A Salesforce datetime ("2024-06-01T12:34:56.000+0000") as an aware UTC datetime."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SalesforceConnector:
+    kind = "salesforce"
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        self.system = settings.instance
+        self._settings = settings
+        self._http = PinnedSession(settings.ca_file, settings.timeout)
+        limit, window = settings.rate_limit or DEFAULT_PACE
+        options = settings.options
+        self._policy = CallPolicy(
+            self.system,
+            self._classify,
+            pacer=Pacer(limit, window),
+            budget=settings.call_budget,
+            max_attempts=int(options.get("max_attempts", 6)),
+            backoff_base=float(options.get("backoff_base", 0.5)),
+        )
+        self._reserve = int(options.get("daily_reserve", 0))
+        self._sf: Salesforce | None = None
+        self._fields: frozenset[str] | None = None
+        self._cursor: str | None = None
+        self._usage: tuple[int, int] | None = None
+
+    def __repr__(self) -> str:
+        credentials = self._settings.credentials
+        return f"SalesforceConnector(system={self.system!r}, credentials={credentials!r})"
+
+    # -- session and policy ---------------------------------------------------------------------
+
+    def _classify(self, exc: BaseException) -> Failure:
+        if isinstance(exc, SalesforceExpiredSession):
+            return Failure(FailureKind.EXPIRED_SESSION, EXPIRED, 401)
+        if isinstance(exc, SalesforceRefusedRequest):
+            kind = (
+                FailureKind.EXHAUSTED
+                if "REQUEST_LIMIT_EXCEEDED" in _codes(exc)
+                else FailureKind.PERMISSION
+            )
+            return Failure(kind, _api_message(exc), 403)
+        if isinstance(exc, SalesforceGeneralError) and exc.status == 429:
+            return Failure(FailureKind.RATE_LIMITED, _api_message(exc), 429, self._retry_after())
+        if isinstance(exc, SalesforceGeneralError) and exc.status >= 500:
+            return Failure(
+                FailureKind.TRANSIENT, _api_message(exc), exc.status, self._retry_after()
+            )
+        if isinstance(exc, SalesforceError):
+            return Failure(FailureKind.FATAL, _api_message(exc), exc.status)
+        if isinstance(exc, LoginFailed):
+            if exc.status == 429:
+                return Failure(
+                    FailureKind.RATE_LIMITED, "login rate limited", 429, self._retry_after()
+                )
+            if exc.status >= 500:
+                return Failure(
+                    FailureKind.TRANSIENT, f"login failed: HTTP {exc.status}", exc.status
+                )
+            return Failure(
+                FailureKind.AUTH, f"login failed: {exc.description} ({exc.error})", exc.status
+            )
+        if isinstance(exc, _CONNECTION_ERRORS):
+            return Failure(FailureKind.TRANSIENT, f"connection failed ({type(exc).__name__})")
+        return Failure(FailureKind.FATAL, f"unexpected {type(exc).__name__}")
+
+    def _retry_after(self) -> float | None:
+        value = self._http.last_headers.get("Retry-After")
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+    def _connect(self) -> Salesforce:
+        if self._sf is None:
+            self._login()
+        assert self._sf is not None
+        return self._sf
+
+    def _login(self) -> None:
+        settings = self._settings
+        if can_login(settings.credentials):
+            fresh = self._policy.call(
+                "login",
+                lambda: login(
+                    self._http, settings.credentials, settings.base_url, settings.options
+                ),
+            )
+        else:
+            fresh = login(self._http, settings.credentials, settings.base_url, settings.options)
+        self._sf = Salesforce(
+            instance_url=fresh.instance_url,
+            session_id=fresh.session_id,
+            session=self._http,
+            version=API_VERSION,
+        )
+
+    def _call(self, operation: str, fn: Callable[[Salesforce], Any]) -> Any:
+        """One API request under the policy; the library object is re-read after a renewal."""
+        if self._usage is not None and self._usage[0] >= self._usage[1] - self._reserve:
+            used, total = self._usage
+            raise RateLimitExhausted(
+                self.system,
+                operation,
+                f"daily API allowance used up ({used}/{total} calls); try after it resets",
+            )
+        renew = self._login if can_login(self._settings.credentials) else None
+        self._connect()
+        result = self._policy.call(operation, lambda: fn(self._connect()), renew_session=renew)
+        usage = getattr(self._sf, "api_usage", {}).get("api-usage")
+        if usage is not None:
+            self._usage = (usage.used, usage.total)
+        return result
+
+    def _query(
+        self, operation: str, soql: str, *, include_deleted: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """Records of a SOQL query, lazily, one counted call per page."""
+        page = self._call(
+            operation,
+            lambda sf: sf.query(soql, include_deleted=include_deleted, headers=QUERY_OPTIONS),
+        )
+        while True:
+            for record in page["records"]:
+                record.pop("attributes", None)
+                yield record
+            if page["done"]:
+                return
+            url = page["nextRecordsUrl"]
+            page = self._call(
+                operation,
+                _more(url),
+            )
+
+    # -- the Connector protocol -------------------------------------------------------------------
+
+    def calls(self) -> dict[str, int]:
+        return self._policy.counts()
+
+    def cursor(self) -> str | None:
+        return self._cursor
+
+    def close(self) -> None:
+        self._http.close()
+
+    def check(self) -> None:
+        try:
+            next(self._query("check", "SELECT Id FROM Opportunity LIMIT 1"), None)
+        except AuthError as exc:
+            raise AuthError(
+                self.system, "check", f"credentials rejected: {exc.message}", exc.status
+            ) from None
+        except PermissionDenied as exc:
+            raise PermissionDenied(
+                self.system, "check", f"no read access to Opportunity: {exc.message}", exc.status
+            ) from None
+
+    def pipelines(self) -> list[NativePipeline]:
+        rows = self._query(
+            "pipelines", f"SELECT {STAGE_FIELDS} FROM OpportunityStage ORDER BY SortOrder"
+        )
+        stages = tuple(_stage(row, order) for order, row in enumerate(rows))
+        return [NativePipeline("default", "Opportunities", stages)]
+
+    def owners(self) -> list[dict[str, Any]]:
+        return list(self._query("owners", "SELECT Id, Name, Email, IsActive FROM User"))
+
+    def _deal_fields(self) -> list[str]:
+        if self._fields is None:
+            describe = self._call(
+                "describe", lambda sf: sf.restful("sobjects/Opportunity/describe")
+            )
+            self._fields = frozenset(f["name"] for f in describe["fields"])
+        wanted = [f for f in DEAL_FIELDS if f in self._fields]
+        for extra in (*self._settings.extra_fields, self._settings.link_field):
+            if extra and extra not in wanted:
+                wanted.append(extra)
+        return wanted
+
+    def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        fields = ", ".join(self._deal_fields())
+        high = (
+            since.astimezone(UTC)
+            if since and since.tzinfo
+            else (since.replace(tzinfo=UTC) if since else None)
+        )
+        if high is None:
+            soql = f"SELECT {fields} FROM Opportunity ORDER BY SystemModstamp"
+        else:
+            # SOQL datetime literals have whole seconds: ask from the second, drop what we saw.
+            soql = format_soql(
+                "SELECT {:literal} FROM Opportunity WHERE SystemModstamp > {} "
+                "ORDER BY SystemModstamp",
+                fields,
+                high.replace(microsecond=0),
+            )
+        floor = high
+        for record in self._query("deals", soql):
+            stamp = sf_time(record["SystemModstamp"])
+            if floor is not None and stamp <= floor:
+                continue
+            high = stamp if high is None or stamp > high else high
+            yield record
+        if high is not None:
+            self._cursor = high.isoformat().replace("+00:00", "Z")
+
+    def deleted_deals(self, since: datetime) -> Iterator[str]:
+        moment = since if since.tzinfo else since.replace(tzinfo=UTC)
+        soql = format_soql(
+            "SELECT Id, SystemModstamp FROM Opportunity "
+            "WHERE IsDeleted = true AND SystemModstamp > {} ORDER BY SystemModstamp",
+            moment.replace(microsecond=0),
+        )
+        for record in self._query("deleted_deals", soql, include_deleted=True):
+            if sf_time(record["SystemModstamp"]) > moment:
+                yield record["Id"]
+
+    def stage_history(self, ids: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """OpportunityHistory rows, oldest first per deal: one query (per 300 ids if given)."""
+        base = f"SELECT {HISTORY_FIELDS} FROM OpportunityHistory"
+        order = " ORDER BY OpportunityId, CreatedDate"
+        if ids is None:
+            yield from self._query("stage_history", base + order)
+            return
+        for chunk in _chunks(list(ids), IN_CHUNK):
+            soql = format_soql(base + " WHERE OpportunityId IN {}" + order, list(chunk))
+            yield from self._query("stage_history", soql)
+
+    def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        fields = ", ".join(self._deal_fields())
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(list(ids), IN_CHUNK):
+            soql = format_soql(
+                "SELECT {:literal} FROM Opportunity WHERE Id IN {}", fields, list(chunk)
+            )
+            out.extend(self._query("read_deals", soql))
+        return out
+
+    def find_created(self, link_ids: Sequence[str]) -> dict[str, str]:
+        link = self._settings.link_field
+        if not link or not link_ids:
+            return {}
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(link_ids), IN_CHUNK):
+            soql = format_soql(
+                "SELECT Id, {:literal} FROM Opportunity WHERE {:literal} IN {}",
+                link,
+                link,
+                list(chunk),
+            )
+            for record in self._query("find_created", soql):
+                found.setdefault(str(record[link]), str(record["Id"]))
+        return found
+
+    def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]:
+        results: list[PushResult] = []
+        for chunk in _chunks(list(updates), BATCH):
+            records = [
+                {
+                    "attributes": {"type": "Opportunity"},
+                    "id": u.id,
+                    **{k: _jsonable(v) for k, v in u.fields.items()},
+                }
+                for u in chunk
+            ]
+            body = {"allOrNone": False, "records": records}
+            saved = self._call(
+                "update_deals",
+                _collection("PATCH", body),
+            )
+            for update, result in zip(chunk, saved, strict=True):
+                results.append(_push_result(result, update.id))
+        return results
+
+    def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
+        link = self._settings.link_field
+        results: list[PushResult] = []
+        for chunk in _chunks(list(creates), BATCH):
+            records = []
+            for create in chunk:
+                values = {k: _jsonable(v) for k, v in create.fields.items()}
+                if link:
+                    values[link] = create.link_id
+                records.append({"attributes": {"type": "Opportunity"}, **values})
+            saved = self._call("create_deals", _Creates(records, link).send)
+            for create, result in zip(chunk, saved, strict=True):
+                pushed = _push_result(result, None)
+                results.append(
+                    PushResult(pushed.id, pushed.ok, pushed.error, pushed.code, create.link_id)
+                )
+        return results
+
+
+def _more(url: str) -> Callable[[Salesforce], Any]:
+    return lambda sf: sf.query_more(url, identifier_is_url=True, headers=QUERY_OPTIONS)
+
+
+def _collection(method: str, body: dict[str, Any]) -> Callable[[Salesforce], Any]:
+    return lambda sf: sf.restful("composite/sobjects", method=method, json=body)
+
+
+class _Creates:
+    """One create batch; a retry first looks up what an unanswered attempt already created.
+
+    A dropped connection can lose the response of a create that succeeded; re-sending blindly
+    would duplicate those records, so a repeat attempt sends only the records whose link
+    marker is not found yet (the lookup is part of the same counted operation).
+    """
+
+    def __init__(self, records: list[dict[str, Any]], link: str | None):
+        self.records, self.link, self.attempts = records, link, 0
+
+    def send(self, sf: Salesforce) -> list[dict[str, Any]]:
+        self.attempts += 1
+        existing: dict[str, str] = {}
+        if self.attempts > 1 and self.link:
+            marks = [r[self.link] for r in self.records]
+            soql = format_soql(
+                "SELECT Id, {:literal} FROM Opportunity WHERE {:literal} IN {}",
+                self.link,
+                self.link,
+                marks,
+            )
+            existing = {r[self.link]: r["Id"] for r in sf.query_all(soql)["records"]}
+        pending = [r for r in self.records if not self.link or r[self.link] not in existing]
+        body = {"allOrNone": False, "records": pending}
+        answered = sf.restful("composite/sobjects", method="POST", json=body) if pending else []
+        saved = iter(answered or [])
+        return [
+            {"id": existing[r[self.link]], "success": True, "errors": []}
+            if self.link and r[self.link] in existing
+            else next(saved)
+            for r in self.records
+        ]
+
+
+def _push_result(result: Mapping[str, Any], fallback_id: str | None) -> PushResult:
+    if result.get("success"):
+        return PushResult(str(result.get("id") or fallback_id), True)
+    errors = result.get("errors") or [{}]
+    first = errors[0]
+    message = "; ".join(str(e.get("message")) for e in errors)
+    return PushResult(result.get("id") or fallback_id, False, message, str(first.get("statusCode")))
+
+
+def _stage(row: Mapping[str, Any], order: int) -> NativeStage:
+    probability = row.get("DefaultProbability")
+    return NativeStage(
+        id=str(row["ApiName"]),
+        label=str(row.get("MasterLabel") or row["ApiName"]),
+        order=order,
+        probability=None if probability is None else Decimal(str(probability)) / 100,
+        is_closed=bool(row.get("IsClosed")),
+        is_won=bool(row.get("IsWon")),
+    )

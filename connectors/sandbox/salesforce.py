@@ -1,0 +1,501 @@
+"""Salesforce REST emulator: SOQL query/queryAll with cursors, describe, updated/deleted,
+sObject reads and writes, sObject Collections, limits and the OAuth token endpoint.
+
+Sandbox logins (POST /services/oauth2/token, documented in the README): grant_type=password
+with username `SANDBOX_USERNAME` and password = the sandbox's session token (a security token,
+if sent, is appended to the password as Salesforce does, so leave it empty), or
+grant_type=client_credentials with client id `SANDBOX_CONSUMER_KEY` and client secret = the
+token. Each login issues a fresh session id; the `expire_after=N` fault expires a session after
+N API calls made since it was issued, so a fresh login recovers.
+
+Default burst limit: 100 requests per rolling 1 s window (Salesforce publishes no per-second
+limit, only ~25 concurrent long requests and a daily allowance; this keeps a runaway client
+visible). Daily allowance: `daily_limit` fault, else 100,000 (`Sforce-Limit-Info`).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+from connectors.sandbox.faults import FaultState
+from connectors.sandbox.salesforce_store import (
+    READ_ONLY,
+    RecordError,
+    SalesforceStore,
+    format_stamp,
+)
+from connectors.sandbox.server import BadRequest, Route, SandboxRequest, SandboxResponse
+from connectors.sandbox.soql import SoqlError, datetime_key, parse_soql
+
+__all__ = [
+    "SANDBOX_CONSUMER_KEY",
+    "SANDBOX_USERNAME",
+    "SalesforceEmulator",
+]
+
+SANDBOX_USERNAME = "crmsync@sandbox.example.com"
+SANDBOX_CONSUMER_KEY = "crmsync-sandbox"
+DEFAULT_DAILY_LIMIT = 100_000
+DEFAULT_BATCH, MIN_BATCH, MAX_BATCH = 2000, 200, 2000
+MAX_COLLECTION = 200
+MAX_CURSORS = 200
+_DATA = "/services/data/{version}"
+_TOKEN_PATH = "/services/oauth2/token"
+
+
+class SalesforceEmulator:
+    system = "salesforce"
+    rate_limit = 100
+    rate_window = 1.0
+
+    def __init__(self, data: Mapping[str, Any], token: str):
+        self.lock = threading.RLock()
+        self.fault_state = FaultState()
+        self._data = data
+        self._token = token
+        self._local = threading.local()
+        self.reset()
+
+    def reset(self) -> None:
+        self.store = SalesforceStore(self._data)
+        self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
+        self._cursor_seq = 0
+        # session id -> API call count when it was issued (the expiry fault counts from there)
+        self._sessions: dict[str, int] = {self._token: 0}
+
+    def dump(self) -> dict[str, Any]:
+        return {name: [dict(r) for r in rows] for name, rows in self.store.tables.items()}
+
+    # -- the Emulator protocol ----------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        d = _DATA
+        return [
+            Route("POST", _TOKEN_PATH, self._oauth_token),
+            Route("GET", f"{d}/limits", self._limits),
+            Route("GET", f"{d}/query", lambda r: self._query(r, include_deleted=False)),
+            Route("GET", f"{d}/queryAll", lambda r: self._query(r, include_deleted=True)),
+            Route("GET", f"{d}/query/{{locator}}", self._query_more),
+            Route("GET", f"{d}/queryAll/{{locator}}", self._query_more),
+            Route("GET", f"{d}/sobjects/Opportunity/describe", self._describe),
+            Route("GET", f"{d}/sobjects/Opportunity/updated", self._updated),
+            Route("GET", f"{d}/sobjects/Opportunity/deleted", self._deleted),
+            Route("GET", f"{d}/sobjects/Opportunity/{{id}}", self._get_one),
+            Route("PATCH", f"{d}/sobjects/Opportunity/{{id}}", self._patch_one),
+            Route("PATCH", f"{d}/composite/sobjects", self._collection_update),
+            Route("POST", f"{d}/composite/sobjects", self._collection_create),
+        ]
+
+    def authenticate(self, request: SandboxRequest) -> SandboxResponse | None:
+        self._local.login = request.path.rstrip("/") == _TOKEN_PATH
+        self._local.token = None
+        if self._local.login:
+            return None
+        auth = request.headers.get("authorization", "")
+        token = auth[7:] if auth[:7].lower() == "bearer " else ""
+        if token not in self._sessions:
+            return self.session_expired_response()
+        self._local.token = token
+        return None
+
+    def error(self, status: int, code: str, message: str) -> SandboxResponse:
+        if code == "MALFORMED_REQUEST":
+            code = "JSON_PARSER_ERROR" if "JSON" in message else "MALFORMED_QUERY"
+        return SandboxResponse(status, [{"message": message, "errorCode": code}])
+
+    def too_many_requests(self, retry_after: float) -> SandboxResponse:
+        # REST core answers 403 for its daily cap; a burst 429 (a proxy's) uses the same code.
+        response = self.error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests, slow down.")
+        response.headers["Retry-After"] = f"{retry_after:g}"
+        return response
+
+    def limit_headers(self, used: int, limit: int, window: float) -> dict[str, str]:
+        return {"Sforce-Limit-Info": f"api-usage={self.fault_state.api_calls}/{self._daily_max()}"}
+
+    def daily_limit_exceeded(self) -> SandboxResponse:
+        return self.error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+
+    def session_expired(self) -> SandboxResponse | None:
+        if getattr(self._local, "login", False):
+            return None
+        issued = self._sessions.get(getattr(self._local, "token", None) or "", 0)
+        limit = self.fault_state.faults.expire_after
+        if limit is not None and self.fault_state.api_calls - issued > limit:
+            return self.session_expired_response()
+        return None
+
+    def session_expired_response(self) -> SandboxResponse:
+        return self.error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+
+    def _daily_max(self) -> int:
+        return self.fault_state.faults.daily_limit or DEFAULT_DAILY_LIMIT
+
+    # -- auth and limits ----------------------------------------------------------------------
+
+    def _oauth_token(self, request: SandboxRequest) -> SandboxResponse:
+        form = {k: v[0] for k, v in parse_qs(request.body.decode(errors="replace")).items()}
+        grant = form.get("grant_type")
+        ok = False
+        if grant == "password":
+            ok = form.get("username") == SANDBOX_USERNAME and form.get("password") == self._token
+        elif grant == "client_credentials":
+            key, secret = form.get("client_id"), form.get("client_secret")
+            auth = request.headers.get("authorization", "")
+            if auth[:6].lower() == "basic ":
+                decoded = base64.b64decode(auth[6:]).decode(errors="replace")
+                key, _, secret = decoded.partition(":")
+            ok = key == SANDBOX_CONSUMER_KEY and secret == self._token
+        else:
+            return SandboxResponse(
+                400,
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant type not supported",
+                },
+            )
+        if not ok:
+            return SandboxResponse(
+                400, {"error": "invalid_grant", "error_description": "authentication failure"}
+            )
+        session = f"00Dsandbox!{secrets.token_urlsafe(24)}"
+        self._sessions[session] = self.fault_state.api_calls
+        host = request.headers.get("host", "127.0.0.1")
+        issued = str(int(datetime.now(UTC).timestamp() * 1000))
+        return SandboxResponse(
+            200,
+            {
+                "access_token": session,
+                "instance_url": f"https://{host}",
+                "id": f"https://{host}/id/00D000000000000AAA/005000000000000AAA",
+                "token_type": "Bearer",
+                "issued_at": issued,
+                "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
+            },
+        )
+
+    def _limits(self, request: SandboxRequest) -> SandboxResponse:
+        top = self._daily_max()
+        return SandboxResponse(
+            200,
+            {
+                "DailyApiRequests": {
+                    "Max": top,
+                    "Remaining": max(0, top - self.fault_state.api_calls),
+                },
+                "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+            },
+        )
+
+    # -- SOQL ---------------------------------------------------------------------------------
+
+    def _query(self, request: SandboxRequest, *, include_deleted: bool) -> SandboxResponse:
+        text = request.arg("q")
+        if not text:
+            return self.error(400, "MALFORMED_QUERY", "A query string (q) is required")
+        try:
+            query = parse_soql(text, self.store.schemas)
+        except SoqlError as exc:
+            return self.error(400, exc.code, exc.message)
+        rows = self.store.tables[query.sobject]
+        where = query.where
+        if not include_deleted:
+            rows = [r for r in rows if not r.get("IsDeleted")]
+        matched = [r for r in rows if where(r)] if where is not None else list(rows)
+        types = self.store.schemas[query.sobject]
+        for key, descending in reversed(query.sort_key(types)):
+            matched.sort(key=key, reverse=descending)
+        end = None if query.limit is None else query.offset + query.limit
+        matched = matched[query.offset : end]
+        return self._page(request, _Cursor("", query.sobject, query.fields, matched), 0)
+
+    def _query_more(self, request: SandboxRequest) -> SandboxResponse:
+        cursor_id, _, offset = request.params["locator"].rpartition("-")
+        cursor = self._cursors.get(cursor_id)
+        if cursor is None or not offset.isdigit():
+            return self.error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return self._page(request, cursor, int(offset))
+
+    def _page(self, request: SandboxRequest, cursor: _Cursor, offset: int) -> SandboxResponse:
+        size = self._batch(request)
+        rows = cursor.rows
+        version = request.path.split("/")[3]
+        body: dict[str, Any] = {
+            "totalSize": len(rows),
+            "done": offset + size >= len(rows),
+            "records": [
+                _project(cursor.sobject, version, r, cursor.fields)
+                for r in rows[offset : offset + size]
+            ],
+        }
+        if not body["done"]:
+            if not cursor.id:
+                cursor = self._keep(cursor)
+            body["nextRecordsUrl"] = f"/services/data/{version}/query/{cursor.id}-{offset + size}"
+        return SandboxResponse(200, body)
+
+    def _keep(self, cursor: _Cursor) -> _Cursor:
+        self._cursor_seq += 1
+        kept = replace(cursor, id=f"01g{self._cursor_seq:012d}AAA")
+        self._cursors[kept.id] = kept
+        while len(self._cursors) > MAX_CURSORS:  # Salesforce, too, closes the oldest cursors
+            self._cursors.popitem(last=False)
+        return kept
+
+    @staticmethod
+    def _batch(request: SandboxRequest) -> int:
+        options = request.headers.get("sforce-query-options", "")
+        for part in options.split(","):
+            name, _, value = part.strip().partition("=")
+            if name.lower() == "batchsize" and value.strip().isdigit():
+                return min(MAX_BATCH, max(MIN_BATCH, int(value)))
+        return DEFAULT_BATCH
+
+    # -- describe, updated, deleted -------------------------------------------------------------
+
+    def _describe(self, request: SandboxRequest) -> SandboxResponse:
+        stages = sorted(
+            self.store.tables["OpportunityStage"], key=lambda s: s.get("SortOrder") or 0
+        )
+        fields = []
+        for name, kind in self.store.schemas["Opportunity"].items():
+            field: dict[str, Any] = {
+                "name": name,
+                "type": kind,
+                "label": name.removesuffix("__c").replace("_", " "),
+                "nillable": name not in ("Id", "Name", "StageName", "CloseDate")
+                and kind != "boolean",
+                "updateable": name not in READ_ONLY,
+                "createable": name not in READ_ONLY,
+                "custom": name.endswith("__c"),
+                "picklistValues": [],
+            }
+            if name == "StageName":
+                field["picklistValues"] = [_picklist_value(s) for s in stages]
+            fields.append(field)
+        return SandboxResponse(
+            200,
+            {
+                "name": "Opportunity",
+                "label": "Opportunity",
+                "labelPlural": "Opportunities",
+                "keyPrefix": "006",
+                "queryable": True,
+                "updateable": True,
+                "createable": True,
+                "custom": False,
+                "fields": fields,
+            },
+        )
+
+    def _window(self, request: SandboxRequest, days: int) -> tuple[str, str, str]:
+        try:
+            start = _parse_param(request.arg("start"))
+            end = _parse_param(request.arg("end"))
+        except ValueError as exc:
+            raise BadRequest(f"start and end must be ISO 8601 date-times: {exc}") from None
+        now = datetime.now(UTC)
+        if start < now - timedelta(days=days):
+            raise _ReplicationError(f"startDate cannot be more than {days} days ago")
+        if end <= start:
+            raise _ReplicationError("endDate must be after startDate")
+        end = min(end, now).replace(second=0, microsecond=0)
+        start = start.replace(second=0, microsecond=0)
+        return datetime_key(format_stamp(start)), datetime_key(format_stamp(end)), format_stamp(end)
+
+    def _updated(self, request: SandboxRequest) -> SandboxResponse:
+        try:
+            low, high, covered = self._window(request, 30)
+        except _ReplicationError as exc:
+            return self.error(400, "INVALID_REPLICATION_DATE", str(exc))
+        ids = [
+            r["Id"]
+            for r in self.store.tables["Opportunity"]
+            if not r.get("IsDeleted") and low <= datetime_key(r.get("SystemModstamp") or "") <= high
+        ]
+        return SandboxResponse(200, {"ids": ids, "latestDateCovered": covered})
+
+    def _deleted(self, request: SandboxRequest) -> SandboxResponse:
+        try:
+            low, high, covered = self._window(request, 15)
+        except _ReplicationError as exc:
+            return self.error(400, "INVALID_REPLICATION_DATE", str(exc))
+        earliest = format_stamp(
+            (datetime.now(UTC) - timedelta(days=15)).replace(second=0, microsecond=0)
+        )
+        deleted = [
+            {"id": r["Id"], "deletedDate": r.get("SystemModstamp")}
+            for r in self.store.tables["Opportunity"]
+            if r.get("IsDeleted") and low <= datetime_key(r.get("SystemModstamp") or "") <= high
+        ]
+        return SandboxResponse(
+            200,
+            {
+                "deletedRecords": deleted,
+                "earliestDateAvailable": earliest,
+                "latestDateCovered": covered,
+            },
+        )
+
+    # -- single records -----------------------------------------------------------------------
+
+    def _get_one(self, request: SandboxRequest) -> SandboxResponse:
+        record = self.store.by_id.get(request.params["id"])
+        if record is None or record.get("IsDeleted"):
+            return self.error(404, "NOT_FOUND", "The requested resource does not exist")
+        version = request.path.split("/")[3]
+        wanted = request.args("fields") or list(self.store.schemas["Opportunity"])
+        return SandboxResponse(200, _project("Opportunity", version, record, tuple(wanted)))
+
+    def _patch_one(self, request: SandboxRequest) -> SandboxResponse:
+        body = request.json()
+        if not isinstance(body, dict):
+            return self.error(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+        try:
+            change = self.store.check_update(request.params["id"], body)
+            self._injected_failure(request.params["id"], body)
+        except RecordError as exc:
+            status = (
+                404 if exc.code in ("ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY") else 400
+            )
+            return SandboxResponse(
+                status, [{"message": exc.message, "errorCode": exc.code, "fields": exc.fields}]
+            )
+        self.store.apply(change)
+        return SandboxResponse(204)
+
+    # -- sObject Collections --------------------------------------------------------------------
+
+    def _collection_update(self, request: SandboxRequest) -> SandboxResponse:
+        return self._collection(request, create=False)
+
+    def _collection_create(self, request: SandboxRequest) -> SandboxResponse:
+        return self._collection(request, create=True)
+
+    def _collection(self, request: SandboxRequest, *, create: bool) -> SandboxResponse:
+        body = request.json()
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            return self.error(400, "JSON_PARSER_ERROR", "records must be a list of sObjects")
+        if len(records) > MAX_COLLECTION:
+            return self.error(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {MAX_COLLECTION} records "
+                "into this call",
+            )
+        for record in records:
+            kind = (record.get("attributes") or {}).get("type")
+            if kind != "Opportunity":
+                return self.error(
+                    400, "INVALID_TYPE", "sObject type must be given in attributes.type"
+                )
+        all_or_none = bool(body.get("allOrNone", False))
+        outcomes: list[Any] = []
+        for record in records:
+            try:
+                record_id = record.get("id", record.get("Id"))
+                if create:
+                    if record_id is not None:
+                        raise RecordError(
+                            "INVALID_FIELD", "cannot specify Id in an insert call", ["Id"]
+                        )
+                    change = self.store.check_create(record)
+                else:
+                    change = self.store.check_update(record_id, record)
+                self._injected_failure(record_id, record)
+                outcomes.append(change)
+            except RecordError as exc:
+                outcomes.append(exc)
+        failed = any(isinstance(o, RecordError) for o in outcomes)
+        results = []
+        for record, outcome in zip(records, outcomes, strict=True):
+            record_id = None if create else record.get("id", record.get("Id"))
+            if isinstance(outcome, RecordError):
+                results.append(
+                    {
+                        "id": None if create else record_id,
+                        "success": False,
+                        "errors": [outcome.as_json()],
+                    }
+                )
+            elif all_or_none and failed:
+                rolled = RecordError(
+                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "Record rolled back because not all records were valid and the request was "
+                    "using AllOrNone header",
+                )
+                results.append(
+                    {
+                        "id": None if create else record_id,
+                        "success": False,
+                        "errors": [rolled.as_json()],
+                    }
+                )
+            else:
+                results.append({"id": self.store.apply(outcome), "success": True, "errors": []})
+        return SandboxResponse(200, results)
+
+    def _injected_failure(self, record_id: Any, values: Mapping[str, Any]) -> None:
+        faults = self.fault_state.faults
+        marked = bool(faults.fail_ids) and (
+            record_id in faults.fail_ids
+            or any(str(v) in faults.fail_ids for v in values.values() if isinstance(v, str))
+        )
+        if marked or self.fault_state.draw(faults.record_fail):
+            raise RecordError(
+                "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                "crmsync sandbox: injected validation failure for this record",
+            )
+
+
+class _ReplicationError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Cursor:
+    """A query's result set; kept under its id while more pages remain to be fetched."""
+
+    id: str
+    sobject: str
+    fields: tuple[str, ...]
+    rows: list[dict[str, Any]]
+
+
+def _parse_param(value: str | None) -> datetime:
+    if not value:
+        raise ValueError("missing")
+    text = value.strip().replace(" ", "+").replace("Z", "+00:00")
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _project(
+    sobject: str, version: str, record: Mapping[str, Any], fields: tuple[str, ...]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "attributes": {
+            "type": sobject,
+            "url": f"/services/data/{version}/sobjects/{sobject}/{record.get('Id')}",
+        }
+    }
+    for name in fields:
+        out[name] = record.get(name)
+    return out
+
+
+def _picklist_value(stage: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "value": stage["ApiName"],
+        "label": stage["MasterLabel"],
+        "active": bool(stage.get("IsActive", True)),
+        "defaultValue": False,
+    }

@@ -1,0 +1,315 @@
+"""The Salesforce emulator's data: tables, field schemas, ids, modstamps and record writes.
+
+Writes behave as the org would: they bump LastModifiedDate/SystemModstamp (wall clock, UTC,
+strictly increasing), derive IsClosed/IsWon/Probability/ForecastCategory from the stage, and
+append an OpportunityHistory row when a record is created or its stage changes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from connectors.sandbox.soql import datetime_key
+
+__all__ = ["READ_ONLY", "RecordError", "SalesforceStore", "format_stamp", "sf_id"]
+
+TABLES = ("OpportunityStage", "User", "Opportunity", "OpportunityHistory")
+_CUSTOM_LINKS = ("HubSpot_Deal_Id__c", "Pipedrive_Deal_Id__c", "Crmsync_Id__c")
+_STANDARD: dict[str, dict[str, str]] = {
+    "Opportunity": {
+        "Id": "id", "Name": "string", "AccountId": "reference", "OwnerId": "reference",
+        "StageName": "picklist", "Amount": "currency", "CloseDate": "date",
+        "Probability": "percent", "ForecastCategory": "picklist",
+        "ForecastCategoryName": "picklist", "IsClosed": "boolean", "IsWon": "boolean",
+        "IsDeleted": "boolean", "CreatedDate": "datetime", "LastModifiedDate": "datetime",
+        "SystemModstamp": "datetime", "CreatedById": "reference",
+        "LastModifiedById": "reference", "Description": "textarea", "Type": "picklist",
+        "LeadSource": "picklist", "NextStep": "string", "ExpectedRevenue": "currency",
+        **dict.fromkeys(_CUSTOM_LINKS, "string"),
+    },
+    "OpportunityStage": {
+        "Id": "id", "ApiName": "string", "MasterLabel": "string", "IsActive": "boolean",
+        "IsClosed": "boolean", "IsWon": "boolean", "DefaultProbability": "percent",
+        "ForecastCategory": "picklist", "ForecastCategoryName": "string", "SortOrder": "int",
+        "Description": "string", "CreatedDate": "datetime", "LastModifiedDate": "datetime",
+        "SystemModstamp": "datetime",
+    },
+    "User": {
+        "Id": "id", "Name": "string", "FirstName": "string", "LastName": "string",
+        "Email": "email", "Username": "string", "IsActive": "boolean",
+        "CreatedDate": "datetime", "LastModifiedDate": "datetime", "SystemModstamp": "datetime",
+    },
+    "OpportunityHistory": {
+        "Id": "id", "OpportunityId": "reference", "StageName": "picklist",
+        "Amount": "currency", "CloseDate": "date", "Probability": "percent",
+        "ForecastCategory": "picklist", "ExpectedRevenue": "currency",
+        "CreatedById": "reference", "CreatedDate": "datetime", "IsDeleted": "boolean",
+        "SystemModstamp": "datetime",
+    },
+}  # fmt: skip
+# Derived or system fields a client may not write.
+READ_ONLY = frozenset(
+    {"Id", "IsClosed", "IsWon", "IsDeleted", "CreatedDate", "LastModifiedDate",
+     "SystemModstamp", "CreatedById", "LastModifiedById", "ExpectedRevenue", "ForecastCategory"}
+)  # fmt: skip
+_REQUIRED_ON_CREATE = ("Name", "StageName", "CloseDate")
+_PREFIX = {"Opportunity": "006", "OpportunityHistory": "008", "User": "005"}
+_ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CHECK = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_API_USER = "005000000000000AAA"
+
+
+class RecordError(Exception):
+    """One record's failure inside a write, as a SaveResult error."""
+
+    def __init__(self, code: str, message: str, fields: Iterable[str] = ()):
+        super().__init__(message)
+        self.code, self.message, self.fields = code, message, list(fields)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"statusCode": self.code, "message": self.message, "fields": self.fields}
+
+
+def sf_id(prefix: str, number: int) -> str:
+    """An 18-character id with Salesforce's case-safe checksum suffix."""
+    base = f"{prefix}{number:012d}"
+    suffix = ""
+    for chunk in (base[0:5], base[5:10], base[10:15]):
+        bits = sum(1 << i for i, char in enumerate(chunk) if char.isupper())
+        suffix += _CHECK[bits]
+    return base + suffix
+
+
+def format_stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "+0000"
+
+
+def _infer(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "double"
+    if isinstance(value, str) and _DATE_RE.match(value):
+        return "date"
+    if isinstance(value, str) and re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", value):
+        return "datetime"
+    return "string"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A validated write to one Opportunity (record None = a create)."""
+
+    record: dict[str, Any] | None
+    values: dict[str, Any]
+
+
+class SalesforceStore:
+    """The org's tables (deep-copied from the dataset), their schemas and indexes."""
+
+    def __init__(self, data: Mapping[str, Any]):
+        self.tables: dict[str, list[dict[str, Any]]] = {
+            name: [dict(r) for r in data.get(name, [])] for name in TABLES
+        }
+        self.schemas = self._schemas()
+        self.by_id = {r["Id"]: r for r in self.tables["Opportunity"]}
+        self.users = {r["Id"] for r in self.tables["User"]}
+        self.stages = {r["MasterLabel"]: r for r in self.tables["OpportunityStage"]}
+        self.stages.update({r["ApiName"]: r for r in self.tables["OpportunityStage"]})
+        stamps = [r.get("SystemModstamp") for t in self.tables.values() for r in t]
+        self._last = max((datetime_key(s) for s in stamps if isinstance(s, str)), default="")
+        self._ids = itertools.count(len(self.tables["Opportunity"]) + 1_000_000)
+        self._history_ids = itertools.count(len(self.tables["OpportunityHistory"]) + 1_000_000)
+
+    def _schemas(self) -> dict[str, dict[str, str]]:
+        schemas = {}
+        for name in TABLES:
+            schema = dict(_STANDARD[name])
+            for record in self.tables[name]:
+                for key, value in record.items():
+                    if key not in schema and key != "attributes" and value is not None:
+                        schema[key] = _infer(value)
+            schemas[name] = schema
+        # CurrencyIsoCode exists only in multi-currency orgs: here, when the data carries it.
+        if any("CurrencyIsoCode" in r for r in self.tables["Opportunity"][:1000]):
+            schemas["Opportunity"]["CurrencyIsoCode"] = "picklist"
+        return schemas
+
+    # -- clock and ids ----------------------------------------------------------------------
+
+    def stamp(self) -> str:
+        """Now, strictly after every modstamp handed out or loaded so far."""
+        now = format_stamp(datetime.now(UTC))
+        if datetime_key(now) <= self._last:
+            last = datetime.strptime(self._last, "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
+            now = format_stamp(last + timedelta(milliseconds=1))
+        self._last = datetime_key(now)
+        return now
+
+    def new_id(self) -> str:
+        while True:
+            candidate = sf_id("006", next(self._ids))
+            if candidate not in self.by_id:
+                return candidate
+
+    # -- validation -------------------------------------------------------------------------
+
+    def check_update(self, record_id: Any, values: Mapping[str, Any]) -> Change:
+        if not isinstance(record_id, str) or not _ID_RE.match(record_id):
+            raise RecordError(
+                "MALFORMED_ID", f"Opportunity ID: id value of incorrect type: {record_id}", ["Id"]
+            )
+        record = self.by_id.get(record_id) or self._by_short_id(record_id)
+        if record is None:
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["Id"])
+        if record.get("IsDeleted"):
+            raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
+        return Change(record, self._check_values(values, create=False))
+
+    def _by_short_id(self, record_id: str) -> dict[str, Any] | None:
+        if len(record_id) != 15:
+            return None
+        return next((r for i, r in self.by_id.items() if i[:15] == record_id), None)
+
+    def check_create(self, values: Mapping[str, Any]) -> Change:
+        checked = self._check_values(values, create=True)
+        missing = [f for f in _REQUIRED_ON_CREATE if checked.get(f) in (None, "")]
+        if missing:
+            raise RecordError(
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
+                missing,
+            )
+        return Change(None, checked)
+
+    def _check_values(self, values: Mapping[str, Any], *, create: bool) -> dict[str, Any]:
+        schema = self.schemas["Opportunity"]
+        lower = {k.lower(): k for k in schema}
+        out: dict[str, Any] = {}
+        for raw_name, value in values.items():
+            if raw_name in ("attributes", "id") or (raw_name == "Id" and not create):
+                continue
+            name = lower.get(raw_name.lower())
+            if name is None:
+                raise RecordError(
+                    "INVALID_FIELD",
+                    f"No such column '{raw_name}' on sobject of type Opportunity",
+                    [raw_name],
+                )
+            if name in READ_ONLY:
+                raise RecordError(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {name}. Please check the security settings "
+                    "of this field and verify that it is read/write for your profile or "
+                    "permission set.",
+                    [name],
+                )
+            out[name] = _check_value(name, schema[name], value)
+        if out.get("StageName") is not None and out["StageName"] not in self.stages:
+            raise RecordError(
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                f"Stage: bad value for restricted picklist field: {out['StageName']}",
+                ["StageName"],
+            )
+        for name in ("Name", "StageName", "CloseDate"):
+            if name in out and out[name] in (None, "") and not create:
+                raise RecordError(
+                    "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{name}]", [name]
+                )
+        owner = out.get("OwnerId")
+        if owner is not None and self.users and owner not in self.users:
+            raise RecordError(
+                "INVALID_CROSS_REFERENCE_KEY", "Owner ID: owner cannot be blank", ["OwnerId"]
+            )
+        return out
+
+    # -- applying ---------------------------------------------------------------------------
+
+    def apply(self, change: Change) -> str:
+        stamp = self.stamp()
+        values = dict(change.values)
+        record = change.record
+        if record is None:
+            record = {
+                "Id": self.new_id(),
+                "IsDeleted": False,
+                "CreatedDate": stamp,
+                "CreatedById": _API_USER,
+                "OwnerId": next(iter(self.users), _API_USER),
+            }
+            self.tables["Opportunity"].append(record)
+            self.by_id[record["Id"]] = record
+            old_stage = None
+        else:
+            old_stage = record.get("StageName")
+        stage = self.stages.get(values.get("StageName") or record.get("StageName") or "")
+        if values.get("StageName", old_stage) != old_stage and stage is not None:
+            values.setdefault("Probability", stage.get("DefaultProbability"))
+        record.update(values)
+        if stage is not None:
+            record["IsClosed"] = bool(stage.get("IsClosed"))
+            record["IsWon"] = bool(stage.get("IsWon"))
+            record["ForecastCategoryName"] = stage.get("ForecastCategoryName")
+            record["ForecastCategory"] = stage.get("ForecastCategory")
+        record["LastModifiedDate"] = record["SystemModstamp"] = stamp
+        record["LastModifiedById"] = _API_USER
+        if record.get("StageName") != old_stage:
+            self._history(record, stamp)
+        return str(record["Id"])
+
+    def _history(self, record: Mapping[str, Any], stamp: str) -> None:
+        self.tables["OpportunityHistory"].append(
+            {
+                "Id": sf_id("008", next(self._history_ids)),
+                "OpportunityId": record["Id"],
+                "StageName": record.get("StageName"),
+                "Amount": record.get("Amount"),
+                "CloseDate": record.get("CloseDate"),
+                "Probability": record.get("Probability"),
+                "ForecastCategory": record.get("ForecastCategory"),
+                "CreatedById": _API_USER,
+                "CreatedDate": stamp,
+                "SystemModstamp": stamp,
+                "IsDeleted": False,
+            }
+        )
+
+
+def _check_value(name: str, kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    ok = True
+    if kind in ("currency", "percent", "double", "int"):
+        ok = isinstance(value, (int, Decimal, float)) and not isinstance(value, bool)
+        if ok and name == "Probability" and not 0 <= value <= 100:
+            raise RecordError(
+                "NUMBER_OUTSIDE_VALID_RANGE", "Probability: value outside of valid range", [name]
+            )
+    elif kind == "date":
+        ok = isinstance(value, str) and bool(_DATE_RE.match(value)) and _valid_date(value)
+    elif kind == "boolean":
+        ok = isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise RecordError(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            f"{name}: value not of required type: {value}",
+            [name],
+        )
+    return value
+
+
+def _valid_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
