@@ -1,0 +1,164 @@
+"""The shared connector contract, run against the HubSpot connector and emulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from connectors.base import NativeCreate, NativeUpdate
+from connectors.credentials import HubSpotToken
+from connectors.errors import ApiError
+from connectors.hubspot import HubSpotConnector
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.launcher import Sandbox
+from tests.connectors import contract
+from tests.connectors.contract import Expectations
+
+Make = Callable[..., HubSpotConnector]
+
+
+def _live(hs_data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [d for d in hs_data["hubspot"]["deals"] if not d.get("archived")]
+
+
+@pytest.fixture
+def exp(hs_data: dict[str, Any], sandbox: Sandbox) -> Expectations:
+    return Expectations(
+        system="hubspot",
+        deal_count=len(_live(hs_data)),
+        page_size=100,
+        list_endpoint="GET /crm/v3/objects/deals",
+        metadata_calls=1,  # the pipelines call that names the hs_date_entered_* properties
+        secrets=(sandbox.tokens["hubspot"],),
+    )
+
+
+def test_full_read_costs_one_call_per_page_plus_pipelines(connector, sandbox, exp):
+    assert exp.deal_count > 100  # at least two pages
+    contract.assert_full_read_pages_exactly(connector, sandbox, exp)
+
+
+def test_full_read_returns_stage_history_properties(connector):
+    stage_ids = [s.id for p in connector.pipelines() for s in p.stages]
+    deal = next(iter(connector.deals()))
+    for stage_id in stage_ids:
+        assert f"hs_date_entered_{stage_id}" in deal["properties"]
+
+
+def test_incremental_read_returns_exactly_the_changed_deals(connector, hs_data):
+    ids = [d["id"] for d in _live(hs_data)[:5]]
+    since = datetime.now(UTC) - timedelta(milliseconds=5)
+    time.sleep(0.01)
+    connector.update_deals([NativeUpdate(i, {"description": "touched"}) for i in ids])
+    contract.assert_incremental_returns_changed(connector, since, set(ids))
+    assert connector.cursor() is not None and connector.cursor() >= since.isoformat()[:19]
+
+
+def test_archived_deals_are_seen_as_deleted(connector, sandbox, hs_data):
+    from hubspot import HubSpot
+
+    ids = [d["id"] for d in _live(hs_data)[:3]]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    sdk = HubSpot(access_token=sandbox.tokens["hubspot"], host=sandbox.urls["hubspot"])
+    sdk.crm.deals.batch_api.archive({"inputs": [{"id": i} for i in ids]})
+    contract.assert_deleted_are_seen(connector, since, set(ids))
+    assert not set(ids) & {d["id"] for d in connector.deals()}
+
+
+def test_429_5xx_and_dropped_connections_are_retried(connector, sandbox, exp):
+    faults = Faults(
+        burst429=2,
+        rate429=0.1,
+        error5xx=0.15,
+        drop=0.1,
+        retry_after=0.01,
+        seed=3,
+        rate_limit=10_000,
+    )
+    contract.assert_transient_faults_are_retried(connector, sandbox, exp, faults)
+    assert sum(connector._policy.retries().values()) >= 2
+
+
+def test_bad_token_raises_auth_error_naming_the_fix(make_connector, exp):
+    bad = make_connector(credentials=HubSpotToken("not-the-token"))
+    contract.assert_auth_error_is_clear(bad, exp)
+    with pytest.raises(Exception) as caught:
+        bad.check()
+    assert "access token" in str(caught.value)
+    contract.assert_no_secret_in(str(caught.value), ["not-the-token"])
+
+
+def test_call_budget_stops_the_read_cleanly(make_connector):
+    contract.assert_budget_stops_cleanly(make_connector(call_budget=2), budget=2)
+
+
+def test_batch_update_reports_each_failed_record(connector, sandbox, exp, hs_data):
+    ids = [d["id"] for d in _live(hs_data)[:5]]
+    updates = [NativeUpdate(i, {"amount": "10"}) for i in ids] + [
+        NativeUpdate("404404", {"amount": "1"})
+    ]
+    failing = {ids[1], ids[3], "404404"}
+    contract.assert_batch_failures_are_reported(connector, sandbox, exp, updates, failing)
+    by_id = {r.id: r for r in connector.update_deals(updates)}
+    assert by_id["404404"].code == "OBJECT_NOT_FOUND"
+
+
+def test_updates_round_trip_through_a_fresh_read(connector, hs_data):
+    ids = [d["id"] for d in _live(hs_data)[:3]]
+    updates = [
+        NativeUpdate(i, {"amount": f"{n}.5", "dealname": f"Deal {n}"}) for n, i in enumerate(ids)
+    ]
+    contract.assert_updates_round_trip(connector, updates, lambda d, f: d["properties"][f])
+
+
+def test_writes_go_in_batches_of_100(connector, sandbox, hs_data):
+    ids = [d["id"] for d in _live(hs_data)[:130]]
+    contract.clear_stats(sandbox, "hubspot")
+    results = connector.update_deals([NativeUpdate(i, {"amount": "3"}) for i in ids])
+    assert len(results) == 130 and all(r.ok for r in results)
+    assert contract.stats(sandbox, "hubspot") == {"POST /crm/v3/objects/deals/batch/update": 2}
+
+
+def test_retried_create_is_found_by_its_link_marker(connector, sandbox):
+    creates = [
+        NativeCreate(
+            f"ent-{n}",
+            {"dealname": f"New {n}", "dealstage": "appointmentscheduled", "pipeline": "default"},
+        )
+        for n in range(3)
+    ]
+    contract.set_faults(sandbox, "hubspot", Faults(fail_ids=("ent-1",), rate_limit=10_000))
+    results = connector.create_deals(creates)
+    assert [r.link_id for r in results] == ["ent-0", "ent-1", "ent-2"]
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].id is None and results[1].error
+    found = connector.find_created(["ent-0", "ent-1", "ent-2"])
+    assert found == {"ent-0": results[0].id, "ent-2": results[2].id}
+
+
+def test_create_with_a_stage_of_another_pipeline_fails_per_record(connector):
+    results = connector.create_deals(
+        [NativeCreate("x-1", {"dealname": "Bad", "dealstage": "closedwon", "pipeline": "renewals"})]
+    )
+    assert not results[0].ok and results[0].code == "VALIDATION_ERROR"
+
+
+def test_non_retryable_error_is_typed_with_the_api_message(connector, sandbox):
+    contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000))
+    with pytest.raises(ApiError) as caught:
+        connector._call("search deals", connector._search.do_search, {"limit": 500})
+    assert caught.value.status == 400 and "limit" in caught.value.message
+    assert caught.value.system == "hubspot"
+
+
+def test_calls_are_counted_per_operation_and_connections_reused(connector, sandbox):
+    list(connector.deals())
+    connector.owners()
+    counts = connector.calls()
+    assert counts["list deals"] == 2 and counts["owners"] == 1 and counts["pipelines"] == 1
+    pool = connector._pool
+    assert len(pool.pools) == 1  # one host pool shared by every SDK API object
