@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
@@ -50,7 +51,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     return Config(
         path=location,
         document=document,
-        funnels=funnels,
+        funnels=MappingProxyType(funnels),
         store_url=resolve_store_url(document.store, location.parent),
     )
 

@@ -15,22 +15,20 @@ from config.errors import ConfigError, Path_, Problem
 
 __all__ = ["Located", "has_child", "parse_yaml"]
 
+# libyaml when present: composing is ~10x faster, positions and safety are the same
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# only plain mappings and lists: a tagged collection (`!!python/object/apply`) is refused
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 Located = tuple[Any, dict[Path_, int]]
 
 
 def parse_yaml(text: str, filename: str) -> Located:
     """The document's data and `{key path: 1-based line}`; ConfigError on any YAML problem."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        reason = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError.single(filename, f"invalid YAML: {reason}", line) from None
-    except yaml.YAMLError as exc:  # ReaderError: control characters, bad encoding
-        reason = getattr(exc, "reason", None) or "unreadable characters"
-        raise ConfigError.single(filename, f"invalid YAML: {reason}") from None
+        node = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError:
+        node = _compose_in_python(text, filename)  # PyYAML's error messages are clearer
     if node is None:
         raise ConfigError.single(filename, "the file is empty (expected a mapping with version: 1)")
     if not isinstance(node, yaml.MappingNode):
@@ -47,6 +45,19 @@ def parse_yaml(text: str, filename: str) -> Located:
     if builder.problems:
         raise ConfigError(filename, builder.problems)
     return data, builder.lines
+
+
+def _compose_in_python(text: str, filename: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        reason = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError.single(filename, f"invalid YAML: {reason}", line) from None
+    except yaml.YAMLError as exc:  # ReaderError: control characters, bad encoding
+        reason = getattr(exc, "reason", None) or "unreadable characters"
+        raise ConfigError.single(filename, f"invalid YAML: {reason}") from None
 
 
 def has_child(node: Any, part: object) -> bool:
@@ -70,6 +81,10 @@ class _Builder:
             return None
         self._active.add(id(node))
         try:
+            if isinstance(node, yaml.CollectionNode) and node.tag not in _COLLECTION_TAGS:
+                reason = f"could not determine a constructor for the tag {node.tag!r}"
+                self._problem(path, node, f"invalid value: {reason}")
+                return None
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node, path)
             if isinstance(node, yaml.SequenceNode):

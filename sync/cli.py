@@ -65,11 +65,11 @@ class _Group(click.Group):
     """Lazy command loading plus the single error handler for every command."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_COMMANDS)
+        return sorted({*_COMMANDS, *super().list_commands(ctx)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in _COMMANDS:
-            return None
+        if cmd_name not in _COMMANDS:  # also serves commands added with `main.add_command`
+            return super().get_command(ctx, cmd_name)
         module = importlib.import_module(f"sync.commands.{cmd_name}")
         command: click.Command = module.command
         return command

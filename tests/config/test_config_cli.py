@@ -1,0 +1,183 @@
+"""Config problems through the CLI: exit 2, one `crmsync: error:` line, traceback only with
+--verbose; `check --offline` summarises without secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from sync.cli import main
+from sync.errors import LimitsExceeded
+
+CRMSYNC = Path(sys.executable).with_name("crmsync")
+SECRET = "hs-secret-token-0123456789"
+GOOD = """\
+version: 1
+systems:
+  hubspot:
+    kind: hubspot
+    base_url: http://127.0.0.1:8081
+    credentials:
+      access_token: ${HUBSPOT_TOKEN}
+    stage_map:
+      default: {appointmentscheduled: lead, closedwon: won, closedlost: lost}
+"""
+BAD = GOOD.replace("closedwon: won", "closedwon: wonn")
+BAD_LINE = (
+    "crmsync: error: crmsync.yaml:9: systems.hubspot.stage_map.default.closedwon: unknown funnel"
+    " stage 'wonn' (expected one of lead, qualified, proposal, negotiation, won, lost)\n"
+)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUBSPOT_TOKEN", SECRET)
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_bad_config_exits_2_with_one_error_line_and_no_traceback(workdir: Path) -> None:
+    (workdir / "crmsync.yaml").write_text(BAD)
+    code, out, err = run("check", "--offline")
+    assert (code, out, err) == (2, "", BAD_LINE)
+
+
+def test_verbose_adds_the_traceback(workdir: Path) -> None:
+    (workdir / "crmsync.yaml").write_text(BAD)
+    code, _out, err = run("--verbose", "check", "--offline")
+    assert code == 2
+    assert "Traceback (most recent call last)" in err
+    assert err.endswith(BAD_LINE)
+
+
+def test_missing_default_config_file_is_exit_2(workdir: Path) -> None:
+    code, _out, err = run("check", "--offline")
+    assert code == 2
+    assert err == (
+        "crmsync: error: crmsync.yaml: file not found"
+        " (copy crmsync.example.yaml or pass --config FILE)\n"
+    )
+
+
+def test_missing_environment_variable_is_exit_2_naming_it(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HUBSPOT_TOKEN")
+    (workdir / "other.yaml").write_text(GOOD)
+    code, _out, err = run("check", "--offline", "--config", "other.yaml")
+    assert (code, err) == (
+        2,
+        "crmsync: error: other.yaml:7: systems.hubspot.credentials.access_token: environment"
+        " variable HUBSPOT_TOKEN is not set\n",
+    )
+
+
+def test_offline_check_summarises_without_secrets(workdir: Path) -> None:
+    (workdir / "crmsync.yaml").write_text(GOOD)
+    code, out, err = run("check", "--offline")
+    assert (code, err) == (0, "")
+    assert "  hubspot: kind hubspot, host 127.0.0.1:8081, auth access_token" in out
+    assert "  default: lead, qualified, proposal, negotiation, won, lost" in out
+    assert (
+        "  hubspot pipeline default -> funnel default: 3 native stages mapped; funnel stages"
+        " without a native stage: qualified, proposal, negotiation"
+    ) in out
+    assert out.endswith("config OK (offline: no connection was attempted)\n")
+    assert SECRET not in out
+
+
+def test_literal_secret_warning_is_one_stderr_line_naming_the_key(workdir: Path) -> None:
+    (workdir / "crmsync.yaml").write_text(GOOD.replace("${HUBSPOT_TOKEN}", SECRET))
+    code, out, err = run("check", "--offline")
+    assert code == 0
+    assert err == (
+        "crmsync: warning: crmsync.yaml:7: systems.hubspot.credentials.access_token: secret"
+        " written in the config file; put it in an environment variable and write ${VAR}"
+        " instead\n"
+    )
+    assert SECRET not in out + err
+
+
+def test_online_check_without_connectors_is_a_clear_exit_2(workdir: Path) -> None:
+    (workdir / "crmsync.yaml").write_text(GOOD)
+    code, _out, err = run("check")
+    assert code == 2
+    assert err == (
+        "crmsync: error: online checks need the CRM connectors, which this build does not have"
+        " yet; run `crmsync check --offline` to validate the config only\n"
+    )
+
+
+@pytest.fixture
+def extra_commands() -> Iterator[None]:
+    @click.command("boom")
+    def boom() -> None:
+        raise KeyError("no such thing")
+
+    @click.command("limits")
+    def limits() -> None:
+        raise LimitsExceeded("3 conflicts, above limits.max_conflicts 0")
+
+    main.add_command(boom)
+    main.add_command(limits)
+    yield
+    main.commands.pop("boom")
+    main.commands.pop("limits")
+
+
+@pytest.mark.usefixtures("extra_commands")
+def test_unexpected_exception_is_exit_1_and_one_line() -> None:
+    assert run("boom") == (
+        1,
+        "",
+        "crmsync: error: unexpected KeyError: 'no such thing' (run with --verbose for the"
+        " traceback)\n",
+    )
+
+
+@pytest.mark.usefixtures("extra_commands")
+def test_error_exit_code_comes_from_the_exception() -> None:
+    assert run("limits") == (3, "", "crmsync: error: 3 conflicts, above limits.max_conflicts 0\n")
+
+
+def test_unknown_command_is_a_click_usage_error_exit_2() -> None:
+    code, _out, err = run("frobnicate")
+    assert code == 2
+    assert "No such command 'frobnicate'" in err
+
+
+def _subprocess(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HUBSPOT_TOKEN": SECRET}
+    return subprocess.run(
+        [str(CRMSYNC), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_real_process_bad_config_exits_2_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "crmsync.yaml").write_text(BAD)
+    result = _subprocess("check", "--offline", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", BAD_LINE)
+
+
+def test_real_process_verbose_prints_traceback_then_the_line(tmp_path: Path) -> None:
+    (tmp_path / "crmsync.yaml").write_text(GOOD.replace("kind: hubspot", "kind: hubspot2"))
+    result = _subprocess("--verbose", "check", "--offline", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.endswith(
+        "crmsync: error: crmsync.yaml:4: systems.hubspot.kind: unknown kind 'hubspot2' (expected"
+        " one of hubspot, pipedrive, salesforce) (did you mean 'hubspot'?)\n"
+    )
+    assert SECRET not in result.stderr

@@ -1,0 +1,338 @@
+"""Every class of bad config yields one exact line: `file:line: key.path: what (expected)`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from config import ConfigError, load_config
+
+ENV = {"HUBSPOT_TOKEN": "hs-token-0123456789", "SF_SESSION": "sf-session-0123456789"}
+
+# line numbers in the expectations below count from 1 in this text
+BASE = """\
+version: 1
+systems:
+  hubspot:
+    kind: hubspot
+    credentials:
+      access_token: ${HUBSPOT_TOKEN}
+    stage_map:
+      default:
+        closedwon: won
+  salesforce:
+    kind: salesforce
+    credentials:
+      session_id: ${SF_SESSION}
+"""
+# appended sections start at line 14
+FUNNEL = """\
+funnels:
+  f:
+    stages:
+"""
+A = "      - {key: a, phase: awareness, probability: 0.1}\n"
+WON = "      - {key: w, phase: action, probability: 1, closed: true, won: true}\n"
+LOST = "      - {key: l, phase: action, probability: 0, closed: true}\n"
+
+STAGES = "lead, qualified, proposal, negotiation, won, lost"
+FIELDS = "name, stage, status, amount, currency, close_date, owner_email, probability"
+
+CASES: dict[str, tuple[str, str]] = {
+    "unknown_top_level_key": (
+        BASE + "pushh: {}\n",
+        "14: pushh: unknown key 'pushh' (did you mean 'push'?)",
+    ),
+    "unknown_nested_key": (
+        BASE + "push:\n  max_change: 3\n",
+        "15: push.max_change: unknown key 'max_change' (did you mean 'max_changes'?)",
+    ),
+    "unknown_key_without_suggestion": (
+        BASE + "push:\n  zzz: 3\n",
+        "15: push.zzz: unknown key 'zzz'",
+    ),
+    "wrong_type": (
+        BASE + "push:\n  max_changes: lots\n",
+        "15: push.max_changes: must be a valid integer, unable to parse string as an integer"
+        " (got 'lots')",
+    ),
+    "out_of_range": (
+        BASE + "push:\n  max_changes: -1\n",
+        "15: push.max_changes: must be greater than or equal to 0 (got -1)",
+    ),
+    "wrong_boolean": (
+        BASE + "push:\n  create_missing: maybe\n",
+        "15: push.create_missing: must be a valid boolean, unable to interpret input (got 'maybe')",
+    ),
+    "section_not_a_mapping": (
+        BASE + "push: [1]\n",
+        "14: push: must be a mapping (got a list)",
+    ),
+    "missing_required_key": (
+        BASE.replace("version: 1\n", ""),
+        "1: missing required key 'version'",
+    ),
+    "wrong_version": (
+        BASE.replace("version: 1", "version: 2"),
+        "1: version: invalid value 2 (expected 1)",
+    ),
+    "no_systems": ("version: 1\nsystems: {}\n", "2: systems: must not be empty"),
+    "unknown_kind": (
+        BASE.replace("kind: hubspot", "kind: hubspott"),
+        "4: systems.hubspot.kind: unknown kind 'hubspott' (expected one of hubspot, pipedrive,"
+        " salesforce) (did you mean 'hubspot'?)",
+    ),
+    "missing_kind": (
+        BASE.replace("    kind: hubspot\n", ""),
+        "3: systems.hubspot: missing required key 'kind' (expected one of hubspot, pipedrive,"
+        " salesforce)",
+    ),
+    "credentials_of_another_kind": (
+        BASE.replace("session_id: ${SF_SESSION}", "access_token: ${SF_SESSION}"),
+        "12: systems.salesforce.credentials: credentials for kind salesforce must be one of:"
+        " session_id | {username, password, security_token} | {consumer_key, consumer_secret}",
+    ),
+    "credentials_missing_key_of_mode": (
+        BASE.replace("session_id: ${SF_SESSION}", "username: me\n      password: ${SF_SESSION}"),
+        "12: systems.salesforce.credentials: missing required key 'security_token'",
+    ),
+    "credentials_unknown_key": (
+        BASE.replace("session_id: ${SF_SESSION}", "session_id: ${SF_SESSION}\n      sesion: x"),
+        "14: systems.salesforce.credentials.sesion: unknown key 'sesion'"
+        " (did you mean 'session_id'?)",
+    ),
+    "unknown_funnel_stage": (
+        BASE.replace("closedwon: won", "closedwon: wonn"),
+        f"9: systems.hubspot.stage_map.default.closedwon: unknown funnel stage 'wonn'"
+        f" (expected one of {STAGES})",
+    ),
+    "stage_of_the_pipelines_own_funnel": (
+        BASE.replace("    stage_map:", "    pipeline_funnels: {default: f}\n    stage_map:")
+        + FUNNEL
+        + A
+        + WON
+        + LOST,
+        "10: systems.hubspot.stage_map.default.closedwon: unknown funnel stage 'won'"
+        " (expected one of a, w, l)",
+    ),
+    "unknown_pipeline_funnel": (
+        BASE.replace("    stage_map:", "    pipeline_funnels: {default: nope}\n    stage_map:"),
+        "7: systems.hubspot.pipeline_funnels.default: unknown funnel 'nope'"
+        " (expected one of default)",
+    ),
+    "funnel_without_won_stage": (
+        BASE + FUNNEL + A + LOST,
+        "15: funnels.f: needs exactly one won stage, found 0",
+    ),
+    "funnel_with_two_won_stages": (
+        BASE + FUNNEL + WON + WON.replace("key: w", "key: w2") + LOST,
+        "15: funnels.f: needs exactly one won stage, found 2 (w, w2)",
+    ),
+    "funnel_without_lost_stage": (
+        BASE + FUNNEL + A + WON,
+        "15: funnels.f: needs at least one lost stage",
+    ),
+    "funnel_duplicate_keys": (
+        BASE + FUNNEL + A + A + WON + LOST,
+        "15: funnels.f: duplicate stage keys a",
+    ),
+    "won_stage_not_closed": (
+        BASE + FUNNEL + WON.replace("closed: true, ", "") + LOST,
+        "17: funnels.f.stages.0: a won stage must be closed",
+    ),
+    "stage_probability_out_of_range": (
+        BASE + FUNNEL + A.replace("0.1", "1.5") + WON + LOST,
+        "17: funnels.f.stages.0.probability: must be less than or equal to 1 (got 1.5)",
+    ),
+    "stage_phase_unknown": (
+        BASE + FUNNEL + A.replace("awareness", "awarenes") + WON + LOST,
+        "17: funnels.f.stages.0.phase: invalid value 'awarenes' (expected one of awareness,"
+        " interest, decision, action) (did you mean 'awareness'?)",
+    ),
+    "policy_unknown_field": (
+        BASE + "policies:\n  fields:\n    amout: newest\n",
+        f"16: policies.fields.amout: unknown field 'amout' (expected one of {FIELDS})"
+        " (did you mean 'amount'?)",
+    ),
+    "policy_unknown_source_of_truth": (
+        BASE + "policies:\n  fields:\n    amount: {source_of_truth: pipedrive}\n",
+        "16: policies.fields.amount.source_of_truth: unknown instance 'pipedrive'"
+        " (expected one of hubspot, salesforce)",
+    ),
+    "policy_unknown_priority_instance": (
+        BASE + "policies:\n  default:\n    priority:\n      - hubspot\n      - salesforse\n",
+        "18: policies.default.priority.1: unknown instance 'salesforse'"
+        " (expected one of hubspot, salesforce) (did you mean 'salesforce'?)",
+    ),
+    "policy_unknown_name": (
+        BASE + "policies:\n  default: newst\n",
+        "15: policies.default: invalid value 'newst' (expected one of conflict, newest, never)"
+        " (did you mean 'newest'?)",
+    ),
+    "policy_wrong_shape": (
+        BASE + "policies:\n  default: {winner: hubspot}\n",
+        "15: policies.default: expected conflict, newest, never, {source_of_truth: INSTANCE}"
+        " or {priority: [INSTANCE, ...]}",
+    ),
+    "push_target_unknown": (
+        BASE + "push:\n  targets: [hubspot, pipedrive]\n",
+        "15: push.targets.1: unknown instance 'pipedrive' (expected one of hubspot, salesforce)",
+    ),
+    "external_ids_unknown_instance": (
+        BASE.replace("    stage_map:", "    external_ids: {pipedrive: x}\n    stage_map:"),
+        "7: systems.hubspot.external_ids.pipedrive: unknown instance 'pipedrive'"
+        " (expected one of hubspot, salesforce)",
+    ),
+    "cron_invalid": (
+        BASE + "schedule:\n  - {name: a, cron: '0 25 * * *', job: report}\n",
+        "15: schedule.0.cron: invalid cron expression '0 25 * * *': Error validating expression"
+        " '25': the last value (25) is higher than the maximum value (23) (expected 5 fields:"
+        " minute hour day month weekday, e.g. '0 2 * * *')",
+    ),
+    "cron_wrong_field_count": (
+        BASE + "schedule:\n  - name: a\n    cron: '0 2 * *'\n    job: report\n",
+        "16: schedule.0.cron: invalid cron expression '0 2 * *': Wrong number of fields; got 4,"
+        " expected 5 (expected 5 fields: minute hour day month weekday, e.g. '0 2 * * *')",
+    ),
+    "timezone_invalid": (
+        BASE + "schedule:\n  - {name: a, cron: '0 2 * * *', job: report, timezone: Mars/Base}\n",
+        "15: schedule.0.timezone: unknown time zone 'Mars/Base'"
+        " (expected an IANA name such as UTC, Europe/Berlin)",
+    ),
+    "duration_invalid": (
+        BASE + "push:\n  plan_max_age: 24x\n",
+        "15: push.plan_max_age: invalid duration '24x' (expected e.g. 90s, 15m, 24h or 7d)",
+    ),
+    "duplicate_job_name": (
+        BASE + "schedule:\n  - {name: a, cron: '0 2 * * *', job: report}\n"
+        "  - {name: a, cron: '0 3 * * *', job: report}\n",
+        "16: schedule.1.name: duplicate job name 'a'",
+    ),
+    "currency_unknown": (
+        BASE.replace("    stage_map:", "    currency: usd\n    stage_map:"),
+        "7: systems.hubspot.currency: unknown currency 'usd'"
+        " (expected an ISO 4217 code such as USD, EUR)",
+    ),
+    "rate_currency_unknown": (
+        BASE + "report:\n  rates: {EUX: 1.1}\n",
+        "15: report.rates.EUX: unknown currency 'EUX' (expected an ISO 4217 code such as USD, EUR)",
+    ),
+    "base_url_invalid": (
+        BASE.replace("    stage_map:", "    base_url: ftp:/x\n    stage_map:"),
+        "7: systems.hubspot.base_url: invalid URL (expected https://HOST[:PORT],"
+        " e.g. https://127.0.0.1:8443)",
+    ),
+    "store_unsupported": (
+        "store: mysql://u:pw@h/db\n" + BASE,
+        "1: store: unsupported store URL (expected sqlite:///FILE or"
+        " postgresql+psycopg://USER@HOST/DB)",
+    ),
+    "missing_environment_variable": (
+        BASE.replace("HUBSPOT_TOKEN", "HUBSPOT_TOKEN_X"),
+        "6: systems.hubspot.credentials.access_token: environment variable HUBSPOT_TOKEN_X"
+        " is not set",
+    ),
+    "yaml_syntax_error": (
+        BASE + "push: [\n",
+        "15: invalid YAML: expected the node content, but found '<stream end>'",
+    ),
+    "yaml_bad_indentation": (
+        BASE + "push:\n  max_changes: 1\n bad: 2\n",
+        "16: invalid YAML: expected <block end>, but found '<block mapping start>'",
+    ),
+    "duplicate_key": (BASE + "push: {}\npush: {}\n", "15: push: duplicate key 'push'"),
+    "top_level_not_a_mapping": (
+        "- version: 1\n",
+        "1: the top level must be a mapping of keys such as version, systems, policies",
+    ),
+    "unsafe_yaml_tag": (
+        BASE + "push: !!python/object/apply:os.system ['true']\n",
+        "14: push: invalid value: could not determine a constructor for the tag"
+        " 'tag:yaml.org,2002:python/object/apply:os.system'",
+    ),
+}
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_config_yields_its_exact_one_line_message(in_tmp: Path, case: str) -> None:
+    text, expected = CASES[case]
+    (in_tmp / "crmsync.yaml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config("crmsync.yaml", env=ENV)
+    assert str(caught.value) == f"crmsync.yaml:{expected}"
+    assert caught.value.exit_code == 2
+
+
+def test_base_config_of_the_error_table_is_itself_valid(in_tmp: Path) -> None:
+    (in_tmp / "crmsync.yaml").write_text(BASE + FUNNEL + A + WON + LOST)
+    config = load_config("crmsync.yaml", env=ENV)
+    assert config.funnels["f"].keys == ("a", "w", "l")
+
+
+def test_missing_file_names_it_and_says_how_to_fix(in_tmp: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("crmsync.yaml", env=ENV)
+    assert str(caught.value) == (
+        "crmsync.yaml: file not found (copy crmsync.example.yaml or pass --config FILE)"
+    )
+
+
+def test_directory_instead_of_file_is_a_config_error(in_tmp: Path) -> None:
+    (in_tmp / "conf.d").mkdir()
+    with pytest.raises(ConfigError, match=r"^conf\.d: is a directory, not a YAML file$"):
+        load_config("conf.d", env=ENV)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file_is_a_config_error(in_tmp: Path) -> None:
+    path = in_tmp / "crmsync.yaml"
+    path.write_text(BASE)
+    path.chmod(0)
+    with pytest.raises(ConfigError, match=r"^crmsync\.yaml: cannot read: Permission denied$"):
+        load_config("crmsync.yaml", env=ENV)
+
+
+def test_non_utf8_file_names_the_line(in_tmp: Path) -> None:
+    (in_tmp / "crmsync.yaml").write_bytes(BASE.encode() + b"push: {x: \xff}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config("crmsync.yaml", env=ENV)
+    assert str(caught.value) == "crmsync.yaml:14: not UTF-8 text"
+
+
+def test_empty_file_is_a_config_error(in_tmp: Path) -> None:
+    (in_tmp / "crmsync.yaml").write_text("# nothing yet\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config("crmsync.yaml", env=ENV)
+    assert (
+        str(caught.value) == "crmsync.yaml: the file is empty (expected a mapping with version: 1)"
+    )
+
+
+def test_missing_ca_file_is_reported_at_its_key(in_tmp: Path) -> None:
+    text = BASE.replace("    stage_map:", "    ca_file: ./sandbox-ca.pem\n    stage_map:")
+    (in_tmp / "crmsync.yaml").write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config("crmsync.yaml", env=ENV)
+    assert str(caught.value) == (
+        f"crmsync.yaml:7: systems.hubspot.ca_file: file not found: {in_tmp}/sandbox-ca.pem"
+    )
+
+
+def test_all_problems_are_kept_in_line_order_and_the_first_is_the_message(in_tmp: Path) -> None:
+    text = BASE.replace("closedwon: won", "closedwon: wonn") + "push:\n  max_changes: -1\n"
+    (in_tmp / "crmsync.yaml").write_text(text.replace("kind: hubspot", "kind: hubspot"))
+    with pytest.raises(ConfigError) as caught:
+        load_config("crmsync.yaml", env=ENV)
+    # shape errors are reported before reference errors are even looked for
+    assert caught.value.lines == (
+        "crmsync.yaml:15: push.max_changes: must be greater than or equal to 0 (got -1)",
+    )
+    assert all("\n" not in line for line in caught.value.lines)

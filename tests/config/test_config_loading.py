@@ -1,0 +1,285 @@
+"""What a valid config gives the engine: secrets from the environment, resolved paths, funnels,
+policies, immutability, a secret-free fingerprint, and several instances of one kind."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from config import ConfigError, LiteralSecretWarning, PolicyRule, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_ENV = {
+    "SF_SESSION_ID": "dummy-session",
+    "SF_EU_PASSWORD": "dummy-password",
+    "SF_EU_TOKEN": "dummy-token",
+    "HUBSPOT_TOKEN": "dummy-hubspot",
+    "PIPEDRIVE_TOKEN": "dummy-pipedrive",
+}
+SECRET = "s3cr3t-VALUE-never-shown"
+
+TWO_ORGS = """\
+version: 1
+systems:
+  sf_us:
+    kind: salesforce
+    credentials: {session_id: "${SF_US_SESSION}"}
+    stage_map: &sf_stages
+      default:
+        Prospecting: lead
+        Closed Won: won
+        Closed Lost: lost
+  sf_eu:
+    kind: salesforce
+    base_url: https://eu.example.test:8443/
+    credentials:
+      username: ops@acme.eu
+      password: ${SF_EU_PASSWORD}
+      security_token: tok-${SF_EU_SUFFIX}
+    currency: EUR
+    pipeline_funnels: {default: enterprise}
+    stage_map:
+      default: {Prospecting: discovery, Closed Won: won, Closed Lost: lost}
+    external_ids: {sf_us: US_Opportunity_Id__c}
+funnels:
+  enterprise:
+    stages:
+      - {key: discovery, phase: interest, probability: 0.2}
+      - {key: won, phase: action, probability: 1, closed: true, won: true}
+      - {key: lost, phase: action, probability: 0, closed: true}
+policies:
+  fields:
+    amount: {source_of_truth: sf_us}
+push:
+  targets: [sf_eu]
+  plan_max_age: 90m
+"""
+TWO_ORGS_ENV = {"SF_US_SESSION": SECRET, "SF_EU_PASSWORD": "pw-123456", "SF_EU_SUFFIX": "abcdef"}
+
+
+def write(tmp_path: Path, text: str, name: str = "crmsync.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_example_config_validates_with_dummy_environment() -> None:
+    config = load_config(REPO / "crmsync.example.yaml", env=EXAMPLE_ENV)
+    assert set(config.systems) == {"salesforce", "salesforce_eu", "hubspot", "pipedrive"}
+    assert config.funnel_for("hubspot", "enterprise-pipeline").name == "enterprise"
+    assert config.policy_for("stage").rule is PolicyRule.SOURCE_OF_TRUTH
+    assert config.push.plan_max_age == timedelta(hours=24)
+
+
+def test_example_config_names_the_first_missing_variable() -> None:
+    with pytest.raises(ConfigError, match=r"environment variable SF_SESSION_ID is not set$"):
+        load_config(REPO / "crmsync.example.yaml", env={})
+
+
+def test_two_salesforce_instances_each_keep_their_own_settings(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, TWO_ORGS), env=TWO_ORGS_ENV)
+    us, eu = config.systems["sf_us"], config.systems["sf_eu"]
+    assert (us.kind, eu.kind) == ("salesforce", "salesforce")
+    assert (us.auth_mode, eu.auth_mode) == ("session", "password")
+    assert us.secret("session_id") == SECRET
+    assert eu.secret("security_token") == "tok-abcdef"  # embedded ${VAR}
+    assert eu.base_url == "https://eu.example.test:8443"
+    assert config.funnel_for("sf_us", "default").name == "default"
+    assert config.funnel_for("sf_eu", "default").name == "enterprise"
+    assert config.stage_key("sf_eu", "default", "Prospecting") == "discovery"
+    assert config.stage_key("sf_us", "default", "Nope") is None
+    assert config.policy_for("amount").systems == ("sf_us",)
+    assert config.policy_for("name").rule is PolicyRule.CONFLICT
+    assert config.push_targets == ("sf_eu",)
+    assert config.push.plan_max_age == timedelta(minutes=90)
+
+
+def test_yaml_anchor_shares_a_stage_map_between_instances(tmp_path: Path) -> None:
+    own_map = "default: {Prospecting: discovery, Closed Won: won, Closed Lost: lost}"
+    text = TWO_ORGS.replace(f"    stage_map:\n      {own_map}", "    stage_map: *sf_stages")
+    text = text.replace("pipeline_funnels: {default: enterprise}", "pipeline_funnels: {}")
+    config = load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    assert config.systems["sf_eu"].stage_map == config.systems["sf_us"].stage_map
+
+
+def test_numeric_pipedrive_ids_stay_strings(tmp_path: Path) -> None:
+    text = """\
+version: 1
+systems:
+  pipedrive:
+    kind: pipedrive
+    credentials: {api_token: "${PD}"}
+    stage_map:
+      1: {1: lead, 05: won, 6: lost}
+"""
+    config = load_config(write(tmp_path, text), env={"PD": "x" * 10})
+    assert dict(config.systems["pipedrive"].stage_map["1"]) == {
+        "1": "lead",
+        "05": "won",
+        "6": "lost",
+    }
+
+
+def test_dollar_dollar_writes_a_literal_dollar_brace(tmp_path: Path) -> None:
+    text = TWO_ORGS.replace("ops@acme.eu", "ops$${x}@acme.eu")
+    config = load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    assert config.systems["sf_eu"].credentials.username == "ops${x}@acme.eu"  # type: ignore[union-attr]
+
+
+def test_empty_environment_variable_for_a_whole_value_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, TWO_ORGS), env={**TWO_ORGS_ENV, "SF_US_SESSION": ""})
+    assert str(caught.value).endswith(
+        ":5: systems.sf_us.credentials.session_id: environment variable SF_US_SESSION is empty"
+    )
+
+
+def test_literal_secret_is_accepted_with_a_warning_naming_the_key_not_the_value(
+    tmp_path: Path,
+) -> None:
+    text = TWO_ORGS.replace('"${SF_US_SESSION}"', SECRET)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    messages = [str(w.message) for w in caught if issubclass(w.category, LiteralSecretWarning)]
+    assert messages == [
+        f"{tmp_path}/crmsync.yaml:5: systems.sf_us.credentials.session_id: secret written in the"
+        " config file; put it in an environment variable and write ${VAR} instead"
+    ]
+    assert SECRET not in messages[0]
+    assert config.systems["sf_us"].secret("session_id") == SECRET
+
+
+def test_secrets_never_appear_in_repr_str_or_dumps(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, TWO_ORGS), env=TWO_ORGS_ENV)
+    system = config.systems["sf_us"]
+    texts = [
+        repr(config),
+        str(config),
+        repr(config.document),
+        str(config.document),
+        repr(system),
+        repr(system.credentials),
+        config.document.model_dump_json(),
+        str(config.document.model_dump()),
+    ]
+    for text in texts:
+        assert SECRET not in text
+        assert "pw-123456" not in text
+    assert "**********" in repr(system)
+
+
+def test_secret_substituted_elsewhere_is_scrubbed_from_errors(tmp_path: Path) -> None:
+    text = TWO_ORGS.replace("currency: EUR", "currency: ${SF_US_SESSION}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    assert SECRET not in str(caught.value)
+    assert str(caught.value).endswith(
+        "systems.sf_eu.currency: unknown currency '**********' (expected an ISO 4217 code such"
+        " as USD, EUR)"
+    )
+
+
+def test_literal_credential_is_never_echoed_in_a_type_error(tmp_path: Path) -> None:
+    text = TWO_ORGS.replace('{session_id: "${SF_US_SESSION}"}', "{session_id: [" + SECRET + "]}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    assert str(caught.value).endswith(
+        "systems.sf_us.credentials.session_id: must be a valid string"
+    )
+
+
+def test_fingerprint_ignores_secrets_but_not_policies(tmp_path: Path) -> None:
+    path = write(tmp_path, TWO_ORGS)
+    first = load_config(path, env=TWO_ORGS_ENV).fingerprint()
+    rotated = load_config(path, env={**TWO_ORGS_ENV, "SF_US_SESSION": "another-session"})
+    assert rotated.fingerprint() == first
+    assert len(first) == 64
+    write(tmp_path, TWO_ORGS.replace("source_of_truth: sf_us", "source_of_truth: sf_eu"))
+    assert load_config(path, env=TWO_ORGS_ENV).fingerprint() != first
+
+
+def test_store_defaults_to_sqlite_beside_the_config(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, TWO_ORGS), env=TWO_ORGS_ENV)
+    assert config.store_url == f"sqlite:///{tmp_path}/crmsync.db"
+    assert config.path == tmp_path / "crmsync.yaml"
+
+
+@pytest.mark.parametrize(
+    ("store", "resolved"),
+    [
+        ("sqlite:///state/sync.db", "sqlite:///{dir}/state/sync.db"),
+        ("sqlite:////var/lib/crmsync.db", "sqlite:////var/lib/crmsync.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("postgresql+psycopg://crm@db/crm", "postgresql+psycopg://crm@db/crm"),
+    ],
+)
+def test_store_url_resolution(tmp_path: Path, store: str, resolved: str) -> None:
+    config = load_config(write(tmp_path, f"store: '{store}'\n" + TWO_ORGS), env=TWO_ORGS_ENV)
+    assert config.store_url == resolved.format(dir=tmp_path)
+
+
+def test_store_password_from_environment_is_redacted_for_display(tmp_path: Path) -> None:
+    text = "store: postgresql+psycopg://crm:${PGPW}@db/crm\n" + TWO_ORGS
+    config = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PGPW": "pg-pass-99"})
+    assert config.store_url == "postgresql+psycopg://crm:pg-pass-99@db/crm"
+    assert config.store_url_redacted == "postgresql+psycopg://crm:***@db/crm"
+    assert "pg-pass-99" not in repr(config) + repr(config.document)
+
+
+def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("dummy")
+    text = TWO_ORGS.replace("    currency: EUR", "    currency: EUR\n    ca_file: ca.pem") + (
+        "schedule:\n  - {name: n, cron: '0 2 * * *', job: report, out: reports/}\n"
+    )
+    config = load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    assert config.systems["sf_eu"].ca_file == tmp_path / "ca.pem"
+    assert config.schedule[0].out == tmp_path / "reports"
+    assert config.schedule[0].timezone == "UTC"
+    assert config.schedule[0].misfire_grace_seconds == 3600
+
+
+def test_loaded_config_is_immutable(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, TWO_ORGS), env=TWO_ORGS_ENV)
+    with pytest.raises(AttributeError):
+        config.store_url = "sqlite://"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        config.push.max_changes = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.systems["sf_us"].stage_map["default"]["x"] = "won"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        config.funnels["x"] = config.funnels["default"]  # type: ignore[index]
+
+
+def test_defaults_when_sections_are_omitted(tmp_path: Path) -> None:
+    text = "version: 1\nsystems:\n  hs: {kind: hubspot, credentials: {access_token: '${T}'}}\n"
+    config = load_config(write(tmp_path, text), env={"T": "token-123"})
+    assert list(config.funnels) == ["default"]
+    assert config.matching.keys == ("name", "owner_email", "close_month")
+    assert config.matching.fuzzy.enabled is False
+    assert config.push.max_changes == 500
+    assert config.push_targets == ("hs",)
+    assert config.limits.max_conflicts is None
+    assert config.report.stale_days == 30
+    assert config.systems["hs"].currency == "USD"
+
+
+def test_connector_kind_registered_by_another_package_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a real (tiny) installed distribution declaring a `crmsync.connectors` entry point
+    dist = tmp_path / "site" / "crmsync_zoho-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: crmsync-zoho\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[crmsync.connectors]\nzoho = crmsync_zoho:Zoho\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    text = "version: 1\nsystems:\n  z: {kind: zoho, credentials: {refresh_token: '${Z}'}}\n"
+    config = load_config(write(tmp_path, text), env={"Z": "zoho-secret"})
+    assert config.systems["z"].kind == "zoho"
+    assert config.systems["z"].auth_mode == "custom"
+    assert config.systems["z"].secret("refresh_token") == "zoho-secret"
+    assert "zoho-secret" not in repr(config.systems["z"])

@@ -1,0 +1,64 @@
+"""The installed `crmsync` script: version, and the example config checked offline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CRMSYNC = Path(sys.executable).with_name("crmsync")
+# the example reads its secrets from these variables (see its header)
+DUMMY_SECRETS = {
+    "SF_SESSION_ID": "dummy-session-id",
+    "SF_EU_PASSWORD": "dummy-password",
+    "SF_EU_TOKEN": "dummy-token",
+    "HUBSPOT_TOKEN": "dummy-hubspot-token",
+    "PIPEDRIVE_TOKEN": "dummy-pipedrive-token",
+}
+
+
+def crmsync(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CRMSYNC), *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_version_prints_the_package_version() -> None:
+    result = crmsync("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"crmsync {version('crmsync')}\n",
+        "",
+    )
+
+
+def test_example_config_checks_offline() -> None:
+    result = crmsync("check", "--offline", "--config", "crmsync.example.yaml", env=DUMMY_SECRETS)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert "  salesforce: kind salesforce, host login.salesforce.com (default), auth session," in (
+        result.stdout
+    )
+    assert (
+        "  salesforce_eu: kind salesforce, host login.salesforce.com (default), auth password,"
+        in (result.stdout)
+    )
+    assert "  enterprise: lead, discovery, poc, contract, won, lost" in lines
+    assert lines[-1] == "config OK (offline: no connection was attempted)"
+    for secret in DUMMY_SECRETS.values():
+        assert secret not in result.stdout
+
+
+def test_help_lists_the_check_command() -> None:
+    result = crmsync("--help")
+    assert result.returncode == 0
+    assert "check" in result.stdout
