@@ -1,8 +1,9 @@
 """Fixed reference data of generated sandbox datasets: pipelines, stages and word pools.
 
-Every native stage's probability equals the probability of the funnel stage it stands for
-(`mapping.funnel.DEFAULT_FUNNEL`), so a stage map proposed from probabilities and `STAGE_MAP`
-agree, and agreeing copies of a deal map to the same canonical probability.
+`STAGE_MAP` (the funnel key of every native stage) is what `mapping.propose_stage_map` proposes
+for these stages with the default funnel, so a sandbox config written "as init would propose"
+reads the data as the generator meant it (a test guards this). Every native stage's
+probability equals its funnel stage's, so agreeing copies map to the same probability.
 """
 
 from __future__ import annotations
@@ -78,10 +79,11 @@ STAGES: dict[str, dict[str, tuple[NativeStage, ...]]] = {
         "sales": _stages(
             "default",
             (
-                ("appointmentscheduled", "Appointment Scheduled", "lead"),
+                ("75210930", "New Lead", "lead"),  # added by the org: HubSpot has none
+                ("appointmentscheduled", "Appointment Scheduled", "qualified"),
                 ("qualifiedtobuy", "Qualified To Buy", "qualified"),
                 ("presentationscheduled", "Presentation Scheduled", "proposal"),
-                ("decisionmakerboughtin", "Decision Maker Bought-In", "proposal"),
+                ("decisionmakerboughtin", "Decision Maker Bought-In", "negotiation"),
                 ("contractsent", "Contract Sent", "negotiation"),
                 ("closedwon", "Closed Won", "won"),
                 ("closedlost", "Closed Lost", "lost"),
@@ -105,7 +107,7 @@ STAGES: dict[str, dict[str, tuple[NativeStage, ...]]] = {
             (
                 ("1", "Lead In", "lead"),
                 ("2", "Contact Made", "qualified"),
-                ("3", "Demo Scheduled", "qualified"),
+                ("3", "Demo Scheduled", "proposal"),
                 ("4", "Proposal Made", "proposal"),
                 ("5", "Negotiations Started", "negotiation"),
             ),

@@ -20,7 +20,7 @@ from connectors.sandbox.dataset import (
     PD_FIELD_HUBSPOT_ID,
     PD_FIELD_SALESFORCE_ID,
 )
-from connectors.sandbox.dataset_catalog import LINES, STAGES, NativeStage
+from connectors.sandbox.dataset_catalog import FUNNEL_PROBABILITY, LINES, STAGES, NativeStage
 
 __all__ = [
     "Copy",
@@ -419,7 +419,9 @@ def pd_deal(c: Copy, deal_id: int, links: Mapping[str, str | None], variant: int
         "active": c.status == "open" and not c.deleted,
         "deleted": c.deleted,
         "status": "deleted" if c.deleted else c.status,
-        "probability": None,
+        # set on every deal (Pipedrive leaves it null unless a user sets it) so that copies
+        # agree on probability whatever a reader falls back to
+        "probability": FUNNEL_PROBABILITY[c.stage],
         "lost_reason": _LOST_REASONS[deal_id % len(_LOST_REASONS)] if c.status == "lost" else None,
         "visible_to": "3",
         "close_time": _pd_time(closed_at),

@@ -28,6 +28,7 @@ from connectors.sandbox.dataset import (
     planted_path_for,
     save_dataset,
 )
+from connectors.sandbox.dataset_catalog import STAGE_MAP
 from connectors.sandbox.generator import KINDS, Generated, generate, generate_full, write_generated
 from sync.commands.sandbox_generate import command
 
@@ -364,6 +365,60 @@ def test_records_validate_against_the_openapi_specs(
     for record in records:
         errors = sorted(validator.iter_errors(record), key=str)
         assert not errors, f"{system}.{collection}: {errors[0].message} in {record}"
+
+
+def _mapping_contexts(dataset: dict[str, Any]) -> dict[str, Any]:
+    """Contexts as `sandbox serve --config-out` builds them: stage maps proposed like init."""
+    import mapping as m
+
+    sf, hs, pd = (dataset[s] for s in SYSTEMS)
+    discovered = {
+        "salesforce": m.pipelines_from_salesforce(sf["OpportunityStage"]),
+        "hubspot": m.pipelines_from_hubspot(hs["pipelines"]),
+        "pipedrive": m.pipelines_from_pipedrive(pd["pipelines"], pd["stages"]),
+    }
+    owners = {
+        "salesforce": {u["Id"]: u["Email"] for u in sf["User"]},
+        "hubspot": {o["id"]: o["email"] for o in hs["owners"] if o.get("email")},
+        "pipedrive": {str(u["id"]): u["email"] for u in pd["users"]},
+    }
+    contexts = {}
+    for system, pipelines in discovered.items():
+        native = {p.id: p.stages for p in pipelines}
+        proposed = m.stage_map_from_proposals(m.propose_stage_map(native, m.DEFAULT_FUNNEL))
+        assert proposed == STAGE_MAP[system], system
+        contexts[system] = m.MappingContext(
+            instance=system, kind=system, stage_map=proposed, owners=owners[system],
+            native_stages=native,
+        )  # fmt: skip
+    return contexts
+
+
+def test_the_real_mapping_sees_differences_exactly_where_planted(generated: Generated) -> None:
+    import mapping as m
+
+    contexts = _mapping_contexts(generated.dataset)
+    readers = {"salesforce": (m.deal_from_salesforce, "Opportunity"),
+               "hubspot": (m.deal_from_hubspot, "deals"),
+               "pipedrive": (m.deal_from_pipedrive, "deals")}  # fmt: skip
+    records = {}
+    for system, (read, collection) in readers.items():
+        for raw in generated.dataset[system][collection]:
+            deal = read(raw, contexts[system]).as_record()
+            records[system, deal["id"]] = deal
+    fields = (*FIELDS, "probability")
+    coupled = {"stage": {"stage", "probability"}, "status": {"status", "stage", "probability"}}
+    plants = {p["entity"]: p for p in generated.planted}
+    for entity, refs in generated.entity_refs.items():
+        plant = plants.get(entity)
+        # a deleted Pipedrive deal has lost its status ("deleted"): compare the live copies
+        gone = plant["system"] if plant and plant["kind"] == "deleted" else None
+        copies = [records[s, i] for s, i in refs.items() if s != gone]
+        differing = {f for f in fields if len({c[f] for c in copies}) > 1}
+        if plant is None or plant["field"] is None:
+            assert not differing, (entity, differing)
+        else:
+            assert differing == coupled.get(plant["field"], {plant["field"]}), plant
 
 
 def test_pipedrive_link_fields_are_the_shared_hashes() -> None:
