@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from connectors.credentials import Credentials
-from mapping.context import NativeStage
+from mapping.context import NativePipelineStages
 
 __all__ = [
     "Connector",
@@ -21,11 +21,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class NativePipeline:
-    id: str
-    label: str
-    stages: tuple[NativeStage, ...]  # in pipeline order
+# A pipeline with its stages in order: (id, label, stages). The mapping package owns the type
+# because stage maps and proposals are built from it.
+NativePipeline = NativePipelineStages
 
 
 @dataclass(frozen=True)
