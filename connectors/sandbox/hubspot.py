@@ -9,6 +9,7 @@ limit and its 10,000-result cap, and 207 multi-status batch answers with per-rec
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
 import uuid
@@ -116,7 +117,10 @@ class HubSpotEmulator:
             "correlationId": str(uuid.uuid4()),
             "policyName": policy,
         }
-        return SandboxResponse(429, body, {"Retry-After": f"{retry_after:g}"})
+        # Whole seconds as HTTP wants them (urllib3 refuses "0.5"); sub-second values only come
+        # from test fault settings, which want fast retries more than strict format.
+        after = str(math.ceil(retry_after)) if retry_after >= 1 else f"{retry_after:g}"
+        return SandboxResponse(429, body, {"Retry-After": after})
 
     def limit_headers(self, used: int, limit: int, window: float) -> dict[str, str]:
         if getattr(self._quiet, "search", False):

@@ -1,0 +1,288 @@
+"""The HubSpot emulator speaks the real wire format: the official SDK used as documented,
+responses validated against the spec's component schemas, HubSpot's write semantics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import urllib3
+import yaml
+from hubspot import HubSpot
+from hubspot.crm.deals import (
+    BatchInputSimplePublicObjectBatchInput,
+    BatchResponseSimplePublicObjectWithErrors,
+    PublicObjectSearchRequest,
+    SimplePublicObjectBatchInput,
+    SimplePublicObjectInput,
+)
+from hubspot.crm.deals.exceptions import ApiException
+
+from connectors.sandbox.launcher import Sandbox
+
+SPEC = Path("/work/shared/specs/hubspot_crm_v3_deals_subset.openapi.yaml")
+
+
+@pytest.fixture
+def sdk(sandbox: Sandbox) -> HubSpot:
+    return HubSpot(access_token=sandbox.tokens["hubspot"], host=sandbox.urls["hubspot"])
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict[str, Any]:
+    if not SPEC.exists():
+        pytest.skip("shared HubSpot spec not present")
+    return yaml.safe_load(SPEC.read_text())["components"]["schemas"]
+
+
+def _validate(instance: Any, name: str, schemas: dict[str, Any]) -> None:
+    # OpenAPI 3.0 `nullable` is not JSON Schema: drop it and allow null where it was set.
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: fix(v) for k, v in node.items()}
+            if node.pop("nullable", False) and "type" in node:
+                node["type"] = [node["type"], "null"]
+            if "$ref" in node:
+                node["$ref"] = node["$ref"].replace("#/components/schemas/", "#/$defs/")
+            return node
+        return [fix(v) for v in node] if isinstance(node, list) else node
+
+    defs = fix(schemas)
+    jsonschema.validate(instance, {"$ref": f"#/$defs/{name}", "$defs": defs})
+
+
+def _raw(sandbox: Sandbox, method: str, path: str, body: Any = None, token: str | None = None):
+    headers = {"Authorization": f"Bearer {token or sandbox.tokens['hubspot']}"}
+    return urllib3.request(
+        method,
+        sandbox.urls["hubspot"] + path,
+        headers=headers,
+        body=None if body is None else json.dumps(body),
+        retries=False,
+    )
+
+
+def test_sdk_lists_pipelines_owners_and_pages_deals(sdk, hs_data):
+    pipelines = sdk.crm.pipelines.pipelines_api.get_all("deals").results
+    assert {p.id for p in pipelines} == {p["id"] for p in hs_data["hubspot"]["pipelines"]}
+    assert sdk.crm.owners.get_all()  # the SDK's own paging helper
+    deals = sdk.crm.deals.get_all(properties=["dealname", "dealstage"])
+    live = [d for d in hs_data["hubspot"]["deals"] if not d.get("archived")]
+    assert len(deals) == len(live)
+    assert set(deals[0].properties) == {
+        "dealname",
+        "dealstage",
+        "createdate",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+    }
+
+
+def test_responses_match_the_spec_schemas(sandbox, schemas):
+    page = _raw(sandbox, "GET", "/crm/v3/objects/deals?limit=100&properties=amount,dealstage")
+    _validate(page.json(), "DealPage", schemas)
+    pipelines = _raw(sandbox, "GET", "/crm/v3/pipelines/deals").json()["results"]
+    for pipeline in pipelines:
+        _validate(pipeline, "Pipeline", schemas)
+    for owner in _raw(sandbox, "GET", "/crm/v3/owners/?limit=100").json()["results"]:
+        _validate(owner, "PublicOwner", schemas)
+    deal_id = page.json()["results"][0]["id"]
+    batch = _raw(
+        sandbox,
+        "POST",
+        "/crm/v3/objects/deals/batch/update",
+        {
+            "inputs": [
+                {"id": deal_id, "properties": {"amount": "1"}},
+                {"id": "1", "properties": {"amount": "1"}},
+            ]
+        },
+    )
+    assert batch.status == 207
+    _validate(batch.json(), "BatchResponseWithErrors", schemas)
+    assert batch.json()["errors"][0]["category"] == "OBJECT_NOT_FOUND"
+    assert batch.json()["errors"][0]["context"] == {"ids": ["1"]}
+    bad = _raw(sandbox, "GET", "/crm/v3/objects/deals?limit=101")
+    assert bad.status == 400
+    _validate(bad.json(), "Error", schemas)
+    assert bad.json()["category"] == "VALIDATION_ERROR"
+
+
+def test_bad_token_gets_401_invalid_authentication(sandbox):
+    response = _raw(sandbox, "GET", "/crm/v3/objects/deals", token="wrong")
+    assert response.status == 401 and response.json()["category"] == "INVALID_AUTHENTICATION"
+
+
+def test_rate_limit_headers_are_sent_except_on_search(sandbox):
+    listed = _raw(sandbox, "GET", "/crm/v3/objects/deals")
+    for name in (
+        "Daily",
+        "Daily-Remaining",
+        "Interval-Milliseconds",
+        "Max",
+        "Remaining",
+        "Secondly",
+        "Secondly-Remaining",
+    ):
+        assert f"X-HubSpot-RateLimit-{name}" in listed.headers
+    searched = _raw(sandbox, "POST", "/crm/v3/objects/deals/search", {"limit": 1})
+    assert searched.status == 200
+    assert not [h for h in searched.headers if h.lower().startswith("x-hubspot-ratelimit")]
+
+
+def test_429_has_hubspots_body(sandbox):
+    from connectors.sandbox.faults import Faults
+
+    sandbox.servers["hubspot"].faults.set(Faults(burst429=1, retry_after=0.01))
+    response = _raw(sandbox, "GET", "/crm/v3/objects/deals")
+    assert response.status == 429
+    body = response.json()
+    assert body["errorType"] == "RATE_LIMIT" and body["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert body["message"] == "You have reached your ten_secondly_rolling limit."
+
+
+def test_search_filters_sorts_and_pages_like_hubspot(sdk, hs_data):
+    request = PublicObjectSearchRequest(
+        filter_groups=[
+            {
+                "filters": [
+                    {"propertyName": "pipeline", "operator": "EQ", "value": "default"},
+                    {"propertyName": "amount", "operator": "GT", "value": "1000"},
+                ]
+            },
+            {
+                "filters": [
+                    {
+                        "propertyName": "dealstage",
+                        "operator": "IN",
+                        "values": ["closedwon", "closedlost"],
+                    }
+                ]
+            },
+        ],
+        sorts=["amount"],  # the SDK's string form
+        properties=["amount", "pipeline", "dealstage"],
+        limit=200,
+    )
+    found = sdk.crm.deals.search_api.do_search(public_object_search_request=request)
+    live = [d["properties"] for d in hs_data["hubspot"]["deals"] if not d.get("archived")]
+    expected = [
+        p
+        for p in live
+        if (p["pipeline"] == "default" and p.get("amount") and float(p["amount"]) > 1000)
+        or p["dealstage"] in ("closedwon", "closedlost")
+    ]
+    assert found.total == len(expected)
+    amounts = [float(d.properties["amount"]) for d in found.results if d.properties["amount"]]
+    assert amounts == sorted(amounts)
+
+
+def test_search_on_modification_time_takes_epoch_ms_and_iso(sdk):
+    base = {
+        "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}],
+        "limit": 5,
+    }
+    iso = {
+        "filterGroups": [
+            {
+                "filters": [
+                    {
+                        "propertyName": "hs_lastmodifieddate",
+                        "operator": "GTE",
+                        "value": "2025-06-01T00:00:00Z",
+                    }
+                ]
+            }
+        ]
+    }
+    ms = {
+        "filterGroups": [
+            {
+                "filters": [
+                    {
+                        "propertyName": "hs_lastmodifieddate",
+                        "operator": "GTE",
+                        "value": "1748736000000",
+                    }
+                ]
+            }
+        ]
+    }
+    a = sdk.crm.deals.search_api.do_search({**base, **iso})
+    b = sdk.crm.deals.search_api.do_search({**base, **ms})
+    assert a.total == b.total > 0
+    stamps = [d.properties["hs_lastmodifieddate"] for d in a.results]
+    assert stamps == sorted(stamps, reverse=True)
+
+
+def test_search_refuses_too_many_filters_and_too_big_pages(sandbox):
+    many = {
+        "filterGroups": [{"filters": [{"propertyName": "amount", "operator": "HAS_PROPERTY"}] * 10}]
+        * 3
+    }
+    assert _raw(sandbox, "POST", "/crm/v3/objects/deals/search", many).status == 400
+    assert _raw(sandbox, "POST", "/crm/v3/objects/deals/search", {"limit": 201}).status == 400
+
+
+def test_stage_change_stamps_history_and_recomputes_closed_flags(sdk, hs_data):
+    deal = next(
+        d
+        for d in hs_data["hubspot"]["deals"]
+        if d["properties"]["pipeline"] == "default"
+        and d["properties"]["dealstage"] != "closedwon"
+        and not d.get("archived")
+    )
+    before = sdk.crm.deals.basic_api.get_by_id(deal["id"], properties=["hs_lastmodifieddate"])
+    updated = sdk.crm.deals.basic_api.update(
+        deal["id"], SimplePublicObjectInput(properties={"dealstage": "closedwon"})
+    )
+    props = updated.properties
+    assert props["hs_is_closed"] == "true" and props["hs_is_closed_won"] == "true"
+    assert props["hs_deal_stage_probability"] == "1.0"
+    assert props["hs_date_entered_closedwon"] == props["hs_lastmodifieddate"]
+    assert props["hs_lastmodifieddate"] > before.properties["hs_lastmodifieddate"]
+    assert updated.updated_at > before.updated_at
+
+
+def test_stage_of_another_pipeline_is_a_validation_error(sdk, hs_data):
+    deal = next(
+        d
+        for d in hs_data["hubspot"]["deals"]
+        if d["properties"]["pipeline"] == "default" and not d.get("archived")
+    )
+    with pytest.raises(ApiException) as caught:
+        sdk.crm.deals.basic_api.update(
+            deal["id"], SimplePublicObjectInput(properties={"dealstage": "no-such-stage"})
+        )
+    assert caught.value.status == 400
+    assert json.loads(caught.value.body)["category"] == "VALIDATION_ERROR"
+
+
+def test_sdk_maps_207_to_batch_response_with_errors(sdk, hs_data):
+    live = [d["id"] for d in hs_data["hubspot"]["deals"] if not d.get("archived")]
+    response = sdk.crm.deals.batch_api.update(
+        BatchInputSimplePublicObjectBatchInput(
+            inputs=[
+                SimplePublicObjectBatchInput(id=live[0], properties={"amount": "99"}),
+                SimplePublicObjectBatchInput(id="123", properties={"amount": "1"}),
+            ]
+        )
+    )
+    assert isinstance(response, BatchResponseSimplePublicObjectWithErrors)
+    assert response.num_errors == 1 and response.errors[0].context == {"ids": ["123"]}
+    assert response.results[0].properties["amount"] == "99"
+
+
+def test_creates_get_new_ids_and_show_up_in_reads(sdk, sandbox):
+    created = sdk.crm.deals.batch_api.create(
+        {"inputs": [{"properties": {"dealname": "Fresh", "dealstage": "appointmentscheduled"}}]}
+    )
+    new = created.results[0]
+    assert new.id.isdigit() and new.properties["pipeline"] == "default"
+    again = sdk.crm.deals.basic_api.get_by_id(new.id, properties=["dealname"])
+    assert again.properties["dealname"] == "Fresh"
+    dump = _raw(sandbox, "GET", "/__sandbox/dump").json()["hubspot"]
+    assert new.id in {d["id"] for d in dump["deals"]}
