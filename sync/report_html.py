@@ -1,0 +1,133 @@
+"""The health report as ONE self-contained HTML page: jinja2 with autoescape, plotly charts
+with the plotly.js bundle embedded once, no network needed to open it."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+from jinja2 import Environment, PackageLoader, select_autoescape
+from plotly.offline import get_plotlyjs
+
+from sync.health_model import FunnelFigures, HealthReport
+
+__all__ = ["PAGE_TITLE", "chart_json", "charts", "render_page"]
+
+PAGE_TITLE = "crmsync pipeline health"
+
+# JSON inside <script> must never hold a literal `<`, `>` or `&`: a CRM-supplied name such as
+# `</script><script>...` would otherwise end the script element and run as markup.
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def chart_json(figures: list[dict[str, Any]]) -> str:
+    return json.dumps(figures, separators=(",", ":")).translate(_SCRIPT_SAFE)
+
+
+def _figure(fig: go.Figure) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(pio.to_json(fig, validate=True))
+    return data
+
+
+def _funnel_chart(title: str, figures: FunnelFigures) -> dict[str, Any]:
+    keys = [step.from_stage for step in figures.conversion.steps]
+    if figures.conversion.steps:
+        keys.append(figures.conversion.steps[-1].to_stage)
+    reached = [step.reached_from for step in figures.conversion.steps]
+    if figures.conversion.steps:
+        reached.append(figures.conversion.steps[-1].reached_to)
+    fig = go.Figure(go.Funnel(y=keys, x=reached, textinfo="value+percent initial"))
+    method = figures.conversion.method.replace("_", " ")
+    fig.update_layout(title=f"{title} — deals that reached each stage ({method})", height=360)
+    return _figure(fig)
+
+
+def _stage_time_chart(name: str, figures: FunnelFigures) -> dict[str, Any]:
+    stages = [s for s in figures.time_in_stage.stages if s.median_days is not None]
+    fig = go.Figure(
+        go.Bar(x=[s.stage for s in stages], y=[float(s.median_days or 0) for s in stages])
+    )
+    fig.update_layout(
+        title=f"Median days in stage — funnel {name} ({figures.time_in_stage.deals} deals "
+        "with stage history)",
+        yaxis_title="days",
+        height=340,
+    )
+    return _figure(fig)
+
+
+def _forecast_chart(report: HealthReport) -> dict[str, Any]:
+    fig = go.Figure()
+    months = report.consolidated.forecast.months
+    for currency in sorted({m.currency for m in months}):
+        rows = [m for m in months if m.currency == currency]
+        # Plotly draws floats; the exact Decimal figures are in the tables and the JSON.
+        fig.add_bar(
+            name=f"weighted {currency}",
+            x=[m.month for m in rows],
+            y=[float(m.weighted) for m in rows],
+        )
+        fig.add_bar(
+            name=f"committed {currency}",
+            x=[m.month for m in rows],
+            y=[float(m.committed) for m in rows],
+        )
+    fig.update_layout(title="Forecast by close month (open deals)", barmode="group", height=360)
+    fig.update_xaxes(type="category")
+    return _figure(fig)
+
+
+def _stale_chart(report: HealthReport) -> dict[str, Any]:
+    flags = [
+        f for s in report.systems.values() for ff in s.funnels.values() for f in ff.stale.deals
+    ]
+    flags = sorted(flags, key=lambda f: -f.days)[:15]
+    fig = go.Figure(
+        go.Bar(
+            x=[f.days for f in flags],
+            y=[f"{f.name} ({f.system}:{f.id})" for f in flags],
+            orientation="h",
+        )
+    )
+    fig.update_layout(title="Oldest stale deals (days without a stage change)", height=380)
+    return _figure(fig)
+
+
+def charts(report: HealthReport) -> list[dict[str, Any]]:
+    """Plotly figure specs: funnel per system and consolidated, stage durations, forecast."""
+    specs = [
+        _funnel_chart(f"{instance} / {name}", figures)
+        for instance, system in report.systems.items()
+        for name, figures in system.funnels.items()
+    ]
+    specs += [_funnel_chart(f"Consolidated / {n}", f) for n, f in report.funnels.items()]
+    specs += [_stage_time_chart(n, f) for n, f in report.funnels.items()]
+    specs.append(_forecast_chart(report))
+    specs.append(_stale_chart(report))
+    return specs
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("sync", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+
+
+def render_page(report: HealthReport, data: dict[str, Any]) -> str:
+    """One HTML page from the report and its JSON form (`report_render.plain`); every
+    CRM-supplied text is escaped by the template, chart data is script-safe JSON."""
+    specs = charts(report)
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        title=PAGE_TITLE,
+        report=report,
+        data=data,
+        plotly_js=get_plotlyjs(),
+        chart_data=chart_json(specs),
+        chart_count=len(specs),
+    )

@@ -1,0 +1,248 @@
+"""Render a HealthReport: JSON (stable keys), a rich table, CSV exports, one HTML file.
+
+The HTML page is built by `sync.report_html`; this module holds the text formats.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import IO, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mapping.model import format_utc
+from sync.health_model import FunnelFigures, HealthReport
+from sync.report_html import render_page
+
+__all__ = [
+    "JSON_VERSION",
+    "deal_rows",
+    "mismatch_rows",
+    "neutralise_cell",
+    "plain",
+    "to_csv",
+    "to_html",
+    "to_json",
+    "to_table",
+]
+
+JSON_VERSION = 1
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready data: dataclasses as dicts in field order, Decimal as plain strings,
+    datetimes as ISO UTC with Z, dates as YYYY-MM-DD, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return format_utc(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def to_json(report: HealthReport) -> dict[str, Any]:
+    """The report as JSON data; the schema (keys and their order) is a contract."""
+    return {"version": JSON_VERSION, **plain(report)}
+
+
+def to_html(report: HealthReport) -> str:
+    """The report as one self-contained HTML page (opens without network)."""
+    return render_page(report, plain(report))
+
+
+def neutralise_cell(value: object) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def to_csv(rows: Iterable[Mapping[str, object]], file: IO[str]) -> int:
+    """Write rows (header from the first row's keys) with every cell neutralised; rows written."""
+    writer: Any = None
+    count = 0
+    for row in rows:
+        if writer is None:
+            writer = csv.writer(file)
+            writer.writerow([neutralise_cell(k) for k in row])
+        writer.writerow([neutralise_cell(v) for v in row.values()])
+        count += 1
+    return count
+
+
+def mismatch_rows(report: HealthReport) -> list[dict[str, object]]:
+    """One row per planned change or conflicting value, for the mismatch CSV."""
+    return [{k: v for k, v in plain(row).items()} for row in report.cross_system.mismatches]
+
+
+def deal_rows(report: HealthReport) -> list[dict[str, object]]:
+    """Flagged deals (stale, past due) per instance and funnel, for the deal CSV."""
+    rows: list[dict[str, object]] = []
+    for instance, system in report.systems.items():
+        for name, figures in system.funnels.items():
+            flagged = (("stale", figures.stale.deals), ("past_due", figures.past_due.deals))
+            for flag_kind, flags in flagged:
+                rows.extend(
+                    {"flag": flag_kind, "instance": instance, "funnel": name, **plain(f)}
+                    for f in flags
+                )
+    return rows
+
+
+def _amounts(amounts: Mapping[str, Decimal]) -> str:
+    return ", ".join(f"{format(a, 'f')} {c}" for c, a in amounts.items()) or "-"
+
+
+def _share(value: Decimal | None) -> str:
+    return "n/a" if value is None else f"{(value * 100).quantize(Decimal('0.1'))}%"
+
+
+def _funnel_table(title: str, figures: FunnelFigures) -> Table:
+    table = Table(title=title)
+    for column in ("stage", "deals", "amount", "weighted", "no amount"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for s in figures.stages:
+        table.add_row(
+            escape(s.label),
+            str(s.count),
+            _amounts(s.amount),
+            _amounts(s.weighted),
+            str(s.without_amount),
+        )
+    return table
+
+
+def _kpi_table(title: str, f: FunnelFigures) -> Table:
+    table = Table(title=title)
+    table.add_column("KPI")
+    table.add_column("value", justify="right")
+    table.add_column("method / basis")
+    conv = f.conversion
+    for step in conv.steps:
+        table.add_row(
+            f"{step.from_stage} -> {step.to_stage}",
+            _share(step.rate),
+            f"{conv.method} ({conv.deals} deals, {conv.history_deals} with history)",
+        )
+    table.add_row("lead -> won", _share(conv.lead_to_won), f"{conv.entered} deals")
+    table.add_row(
+        "win rate", _share(f.win_rate.rate), f"{f.win_rate.won} won / {f.win_rate.lost} lost"
+    )
+    for size in f.won_size:
+        table.add_row(
+            f"won size {size.currency}",
+            f"avg {size.average} / median {size.median}",
+            f"{size.count} deals",
+        )
+    cycle = f.sales_cycle
+    table.add_row(
+        "sales cycle (days)",
+        f"median {cycle.median_days} / p90 {cycle.p90_days}",
+        f"{cycle.method} ({cycle.deals} deals)",
+    )
+    tis = f.time_in_stage
+    table.add_row(
+        "bottleneck", ", ".join(tis.bottleneck) or "-", f"{tis.method} ({tis.deals} deals)"
+    )
+    drop = f.drop_off
+    table.add_row(
+        "drop-off",
+        ", ".join(f"{k}: {v}" for k, v in drop.by_stage.items()) or "-",
+        f"{drop.method}; unknown {drop.unknown}",
+    )
+    table.add_row(
+        "stale",
+        f"{f.stale.count} of {f.stale.open_deals} open",
+        ", ".join(f"{k}: {v}" for k, v in f.stale.by_basis.items()) or f.stale.method,
+    )
+    table.add_row("past due", str(f.past_due.count), _amounts(f.past_due.amount))
+    return table
+
+
+def to_table(report: HealthReport, console: Console) -> None:
+    """The report for a terminal: breached thresholds first, then figures and checks."""
+    if report.thresholds:
+        table = Table(title="Thresholds")
+        for column in ("threshold", "value", "limit", "status"):
+            table.add_column(column)
+        for t in report.thresholds:
+            status = "[bold red]BREACHED[/]" if t.breached else "ok"
+            value = "n/a" if t.value is None else format(t.value, "f")
+            table.add_row(t.name, value, f"{t.comparison} {t.limit}", status)
+        console.print(table)
+    for instance, system in report.systems.items():
+        for name, figures in system.funnels.items():
+            console.print(
+                _funnel_table(f"{instance} — funnel {name} ({figures.deals} deals)", figures)
+            )
+    for name, figures in report.funnels.items():
+        console.print(_funnel_table(f"Consolidated — funnel {name} (matched deals once)", figures))
+        console.print(_kpi_table(f"KPIs — funnel {name}", figures))
+    c = report.consolidated
+    totals = Table(title="Consolidated")
+    totals.add_column("figure")
+    totals.add_column("value", justify="right")
+    totals.add_row("deals (matched copies merged)", f"{c.deals} ({c.copies_merged} merged)")
+    totals.add_row("open / won / lost", f"{c.open} / {c.won} / {c.lost}")
+    totals.add_row("open pipeline", _amounts(c.open_amount))
+    totals.add_row("weighted pipeline", _amounts(c.weighted))
+    totals.add_row("won", _amounts(c.won_amount))
+    if c.converted:
+        cv = c.converted
+        totals.add_row(f"open in {cv.report_currency} ({cv.note})", format(cv.open_amount, "f"))
+        totals.add_row(f"weighted in {cv.report_currency}", format(cv.weighted, "f"))
+        if cv.not_converted:
+            totals.add_row(
+                "not converted (no rate)",
+                ", ".join(f"{k}: {v} deals" for k, v in cv.not_converted.items()),
+            )
+    console.print(totals)
+    quality = Table(title="Data quality")
+    for column in (
+        "instance",
+        "amount",
+        "close_date",
+        "owner_email",
+        "unmapped stages",
+        "mapping errors",
+        "duplicates",
+    ):
+        quality.add_column(column)
+    for q in report.data_quality.instances.values():
+        shares = [_share(f.share) for f in q.completeness]
+        unmapped = ", ".join(f"{escape(k)}: {v}" for k, v in q.unmapped_stages.items()) or "-"
+        quality.add_row(
+            escape(q.instance), *shares, unmapped, str(q.mapping_errors), str(q.duplicates)
+        )
+    console.print(quality)
+    x = report.cross_system
+    cross = Table(title="Cross-system")
+    cross.add_column("check")
+    cross.add_column("value")
+    for p in x.pairs:
+        cross.add_row(
+            f"{p.a} <-> {p.b}", f"matched {p.matched}, only {p.a} {p.only_a}, only {p.b} {p.only_b}"
+        )
+    cross.add_row("mismatched entities", f"{x.mismatched_entities} of {x.entities}")
+    for field, count in x.mismatches_by_field.items():
+        cross.add_row(f"  {escape(field)}", str(count))
+    cross.add_row("open conflicts", str(x.conflicts))
+    cross.add_row("deleted in one, live in another", str(len(x.deleted)))
+    cross.add_row("dead letters", str(len(x.dead_letters)))
+    for s in x.sync:
+        last = format_utc(s.last_success) if s.last_success else "never"
+        cross.add_row(f"last sync {s.instance}", f"{last} ({s.api_calls} API calls)")
+    console.print(cross)

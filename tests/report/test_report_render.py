@@ -1,0 +1,160 @@
+"""Renderers: stable JSON, CSV injection neutralised, HTML escaped and self-contained."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from fixtures import SF, inputs
+from rich.console import Console
+
+from sync.health import build_health
+from sync.report_html import PAGE_TITLE, chart_json
+from sync.report_render import (
+    deal_rows,
+    mismatch_rows,
+    neutralise_cell,
+    to_csv,
+    to_html,
+    to_json,
+    to_table,
+)
+
+ATTACK = "</script><script>document.title='pwned'</script>"
+SCRIPT = "<script>alert(1)</script>"
+
+
+def hostile_report():
+    """The fixture with hostile deal names on the stale deal and in the plan."""
+    beta = dataclasses.replace(SF[1], name=ATTACK + SCRIPT)
+    plan = {
+        "changes": [
+            {"system": "sf", "id": "2", "field": "name", "from": SCRIPT, "to": "=HYPERLINK(1)"}
+        ]
+    }
+    return build_health(inputs(deals={"sf": [SF[0], beta, SF[2], SF[3]]}, plan=plan))
+
+
+def test_json_has_stable_top_level_keys_and_decimals_as_strings():
+    data = to_json(build_health(inputs()))
+    assert list(data) == [
+        "version",
+        "generated_at",
+        "since",
+        "stale_days",
+        "report_currency",
+        "thresholds",
+        "breached",
+        "systems",
+        "funnels",
+        "consolidated",
+        "data_quality",
+        "cross_system",
+    ]
+    assert data["generated_at"] == "2024-06-30T12:00:00Z"
+    assert data["consolidated"]["open_amount"] == {"EUR": "2000", "GBP": "100", "USD": "1000"}
+    conversion = data["funnels"]["default"]["conversion"]
+    assert conversion["method"] == "current_stage_only"
+    assert conversion["lead_to_won"] == "0.2857"
+    json.dumps(data)  # serialisable as is
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
+    out = io.StringIO()
+    to_csv(mismatch_rows(hostile_report()), out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert rows[0]["value_to"] == "'=HYPERLINK(1)"
+    assert rows[0]["value_from"] == SCRIPT  # plain text is left as it is
+    assert [neutralise_cell(v) for v in ("+1", "-2", "@x", "\tx", "\rx", "ok")] == [
+        "'+1",
+        "'-2",
+        "'@x",
+        "'\tx",
+        "'\rx",
+        "ok",
+    ]
+
+
+def test_deal_csv_lists_stale_and_past_due_deals_with_neutralised_names():
+    beta = dataclasses.replace(SF[1], name="=cmd|' /C calc'!A0")
+    report = build_health(inputs(deals={"sf": [beta]}, plan=None))
+    out = io.StringIO()
+    assert to_csv(deal_rows(report), out) == 2
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [(r["flag"], r["name"]) for r in rows] == [
+        ("stale", "'=cmd|' /C calc'!A0"),
+        ("past_due", "'=cmd|' /C calc'!A0"),
+    ]
+
+
+def test_table_lists_breached_thresholds_before_the_figures():
+    report = build_health(inputs(thresholds={"min_completeness": 0.8, "stale_share": 0.9}))
+    console = Console(record=True, width=140)
+    to_table(report, console)
+    text = console.export_text()
+    assert text.index("BREACHED") < text.index("funnel default")
+    assert text.index("min_completeness") < text.index("stale_share")
+
+
+def test_chart_json_cannot_close_the_script_element():
+    text = chart_json([{"name": ATTACK, "amp": "a&b"}])
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == [{"name": ATTACK, "amp": "a&b"}]
+
+
+def test_html_escapes_every_crm_text_and_embeds_plotly_once():
+    page = to_html(hostile_report())
+    assert SCRIPT not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("<script>") == 2  # the plotly bundle and the chart bootstrap, nothing else
+    assert page.count("plotly.js v") == 1
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)  # nothing fetched
+
+
+def test_html_links_each_mismatch_to_its_record_with_a_quoted_id():
+    plan = {"changes": [{"system": "sf", "id": "0061/x?y", "field": "amount", "to": "2"}]}
+    page = to_html(build_health(inputs(plan=plan)))
+    assert 'href="https://acme.my.salesforce.com/lightning/r/Opportunity/0061%2Fx%3Fy/view"' in page
+
+
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="headless chromium not installed (apt-get install chromium)"
+)
+def test_html_renders_charts_in_headless_chromium_and_runs_no_injected_script(tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text(to_html(hostile_report()), encoding="utf-8")
+    result = subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    dom = result.stdout
+    assert dom.count('class="main-svg"') >= 6  # plotly drew the charts (2 svg layers each)
+    assert f"<title>{PAGE_TITLE}</title>" in dom
+    assert "pwned" not in dom.split("</title>")[0]
