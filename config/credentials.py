@@ -7,7 +7,7 @@ failures for every mode. Secret values are SecretStr: reprs and dumps show `****
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Discriminator, SecretStr, Tag, model_validator
 
@@ -48,7 +48,7 @@ class SalesforcePassword(_Credentials):
     username: str
     password: SecretStr
     security_token: SecretStr
-    domain: Literal["login", "test"] | str = "login"
+    domain: str = "login"  # login | test | a My Domain prefix
 
 
 class SalesforceClientCredentials(_Credentials):

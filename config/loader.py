@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -26,6 +27,7 @@ from config.yamltree import parse_yaml
 __all__ = ["DEFAULT_STORE_FILE", "load_config"]
 
 DEFAULT_STORE_FILE = "crmsync.db"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -105,6 +107,10 @@ def _credential_values(raw: Any) -> Iterable[str]:
 
 
 def _secret_paths(document: Document) -> Iterable[Path_]:
+    """Credential keys that should come from the environment. A loopback base_url is the local
+    sandbox, whose throw-away tokens are written into its generated config on purpose."""
     for name, system in document.systems.items():
+        if system.base_url and urlsplit(system.base_url).hostname in _LOOPBACK:
+            continue
         for key in system.credentials.secret_fields():
             yield ("systems", name, "credentials", key)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -99,11 +100,14 @@ def test_offline_check_summarises_without_secrets(workdir: Path) -> None:
 
 
 def test_literal_secret_warning_is_one_stderr_line_naming_the_key(workdir: Path) -> None:
-    (workdir / "crmsync.yaml").write_text(GOOD.replace("${HUBSPOT_TOKEN}", SECRET))
+    text = GOOD.replace("${HUBSPOT_TOKEN}", SECRET).replace(
+        "    base_url: http://127.0.0.1:8081\n", ""
+    )
+    (workdir / "crmsync.yaml").write_text(text)
     code, out, err = run("check", "--offline")
     assert code == 0
     assert err == (
-        "crmsync: warning: crmsync.yaml:7: systems.hubspot.credentials.access_token: secret"
+        "crmsync: warning: crmsync.yaml:6: systems.hubspot.credentials.access_token: secret"
         " written in the config file; put it in an environment variable and write ${VAR}"
         " instead\n"
     )
@@ -130,11 +134,17 @@ def extra_commands() -> Iterator[None]:
     def limits() -> None:
         raise LimitsExceeded("3 conflicts, above limits.max_conflicts 0")
 
-    main.add_command(boom)
-    main.add_command(limits)
+    @click.command("chatty")
+    def chatty() -> None:
+        logging.getLogger("sync.test").debug("debug detail")
+        logging.getLogger("sync.test").warning("something to know")
+        click.echo("result")
+
+    for command in (boom, limits, chatty):
+        main.add_command(command)
     yield
-    main.commands.pop("boom")
-    main.commands.pop("limits")
+    for name in ("boom", "limits", "chatty"):
+        main.commands.pop(name)
 
 
 @pytest.mark.usefixtures("extra_commands")
@@ -150,6 +160,15 @@ def test_unexpected_exception_is_exit_1_and_one_line() -> None:
 @pytest.mark.usefixtures("extra_commands")
 def test_error_exit_code_comes_from_the_exception() -> None:
     assert run("limits") == (3, "", "crmsync: error: 3 conflicts, above limits.max_conflicts 0\n")
+
+
+@pytest.mark.usefixtures("extra_commands")
+def test_logging_goes_to_stderr_warning_by_default_debug_with_verbose() -> None:
+    assert run("chatty") == (0, "result\n", "crmsync: warning: something to know\n")
+    code, out, err = run("--verbose", "chatty")
+    assert (code, out) == (0, "result\n")
+    assert "crmsync: debug: sync.test: debug detail\n" in err
+    assert "crmsync: warning: sync.test: something to know\n" in err
 
 
 def test_unknown_command_is_a_click_usage_error_exit_2() -> None:

@@ -283,3 +283,34 @@ def test_connector_kind_registered_by_another_package_is_accepted(
     assert config.systems["z"].auth_mode == "custom"
     assert config.systems["z"].secret("refresh_token") == "zoho-secret"
     assert "zoho-secret" not in repr(config.systems["z"])
+
+
+def test_literal_sandbox_token_on_a_loopback_url_is_not_warned_about(tmp_path: Path) -> None:
+    text = TWO_ORGS.replace('"${SF_US_SESSION}"', SECRET).replace(
+        "    stage_map: &sf_stages",
+        "    base_url: https://127.0.0.1:8443\n    stage_map: &sf_stages",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    assert config.systems["sf_us"].secret("session_id") == SECRET
+
+
+def test_sandbox_generated_config_validates(tmp_path: Path) -> None:
+    import yaml
+
+    from sync.sandbox_config import sandbox_config
+
+    (tmp_path / "ca.pem").write_text("dummy")
+    ready = {
+        "salesforce": "https://127.0.0.1:8443",
+        "hubspot": "http://127.0.0.1:8081",
+        "pipedrive": "http://127.0.0.1:8082",
+        "ca_file": str(tmp_path / "ca.pem"),
+        "tokens": {"salesforce": "sf-tok", "hubspot": "hs-tok", "pipedrive": "pd-tok"},
+    }
+    path = write(tmp_path, yaml.safe_dump(sandbox_config(ready)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config = load_config(path, env={})
+    assert config.systems["pipedrive"].secret("api_token") == "pd-tok"
