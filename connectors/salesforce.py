@@ -242,7 +242,7 @@ class SalesforceConnector:
             next(self._query("check", "SELECT Id FROM Opportunity LIMIT 1"), None)
         except AuthError as exc:
             raise AuthError(
-                self.system, "check", f"credentials rejected: {exc.message}", exc.status
+                self.system, exc.operation, f"credentials rejected: {exc.message}", exc.status
             ) from None
         except PermissionDenied as exc:
             raise PermissionDenied(

@@ -44,6 +44,7 @@ class Expectations:
     list_endpoint: str  # stats key of the list call, e.g. "GET /crm/v3/objects/deals"
     metadata_calls: int  # fixed calls a first full deals() makes besides the list pages
     secrets: tuple[str, ...] = ()
+    more_endpoint: str | None = None  # next-page call when it differs (Salesforce query/{locator})
 
 
 def stats(sandbox: Sandbox, system: str) -> dict[str, int]:
@@ -73,7 +74,8 @@ def assert_full_read_pages_exactly(
     assert len(set(ids)) == len(ids), "a deal was returned twice"
     pages = max(1, math.ceil(exp.deal_count / exp.page_size))
     seen = stats(sandbox, exp.system)
-    assert seen.get(exp.list_endpoint) == pages, seen
+    listed = seen.get(exp.list_endpoint, 0) + seen.get(exp.more_endpoint or "", 0)
+    assert listed == pages, seen
     assert sum(seen.values()) == pages + exp.metadata_calls, seen
     assert connector.cursor() is not None
 

@@ -1,0 +1,86 @@
+"""A Salesforce sandbox per test (TLS, hand-built data) and connectors pointed at it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from simple_salesforce import Salesforce
+
+# tests/ is not an installed package: make `tests.connectors.contract` and sf_dataset importable.
+_ROOT = str(Path(__file__).resolve().parents[2])
+for path in (_ROOT, str(Path(__file__).parent)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from sf_dataset import dataset  # noqa: E402
+
+from connectors.base import ConnectorSettings  # noqa: E402
+from connectors.credentials import SalesforceSession  # noqa: E402
+from connectors.salesforce import SalesforceConnector  # noqa: E402
+from connectors.sandbox.faults import Faults  # noqa: E402
+from connectors.sandbox.launcher import Sandbox, start_sandbox  # noqa: E402
+
+FAST = Faults(rate_limit=10_000)  # far above the default 100/s, so tests run at full speed
+LIVE, DELETED = 4500, 3
+
+
+@pytest.fixture(scope="session")
+def sf_data() -> dict[str, Any]:
+    return dataset(LIVE, DELETED)
+
+
+@pytest.fixture
+def sandbox(sf_data: dict[str, Any]) -> Iterator[Sandbox]:
+    with start_sandbox(sf_data, systems=["salesforce"], faults=FAST) as running:
+        yield running
+
+
+def settings_for(sandbox: Sandbox, **overrides: Any) -> ConnectorSettings:
+    values: dict[str, Any] = {
+        "instance": "salesforce",
+        "credentials": SalesforceSession(sandbox.tokens["salesforce"]),
+        "base_url": sandbox.urls["salesforce"],
+        "ca_file": sandbox.ca_file,
+        "link_field": "Crmsync_Id__c",
+        "rate_limit": (10_000, 1.0),
+        "options": {"backoff_base": 0.01, **overrides.pop("options", {})},
+        **overrides,
+    }
+    return ConnectorSettings(**values)
+
+
+@pytest.fixture
+def make_connector(sandbox: Sandbox) -> Iterator[Callable[..., SalesforceConnector]]:
+    made: list[SalesforceConnector] = []
+
+    def make(**overrides: Any) -> SalesforceConnector:
+        connector = SalesforceConnector(settings_for(sandbox, **overrides))
+        made.append(connector)
+        return connector
+
+    yield make
+    for connector in made:
+        connector.close()
+
+
+@pytest.fixture
+def connector(make_connector: Callable[..., SalesforceConnector]) -> SalesforceConnector:
+    return make_connector()
+
+
+@pytest.fixture
+def sf(sandbox: Sandbox) -> Salesforce:
+    """simple-salesforce exactly as its docs show, plus a session trusting the sandbox CA."""
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override `verify`
+    session.verify = str(sandbox.ca_file)
+    return Salesforce(
+        instance_url=sandbox.urls["salesforce"],
+        session_id=sandbox.tokens["salesforce"],
+        session=session,
+    )

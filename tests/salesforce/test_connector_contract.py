@@ -1,0 +1,241 @@
+"""The shared connector contract and Salesforce's own duties, against the TLS sandbox."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from conftest import DELETED, LIVE
+from sf_dataset import TRICKY_NAME
+
+from connectors.base import NativeCreate, NativeUpdate
+from connectors.credentials import (
+    SalesforceClientCredentials,
+    SalesforcePassword,
+    SalesforceSession,
+)
+from connectors.errors import ApiError, AuthError, RateLimitExhausted
+from connectors.salesforce import SalesforceConnector
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.launcher import Sandbox
+from connectors.sandbox.salesforce import SANDBOX_CONSUMER_KEY, SANDBOX_USERNAME
+from tests.connectors import contract
+from tests.connectors.contract import Expectations
+
+Make = Callable[..., SalesforceConnector]
+QUERY = "GET /services/data/{version}/query"
+MORE = "GET /services/data/{version}/query/{locator}"
+
+
+@pytest.fixture
+def exp(sandbox: Sandbox) -> Expectations:
+    return Expectations(
+        system="salesforce",
+        deal_count=LIVE,
+        page_size=2000,
+        list_endpoint=QUERY,
+        more_endpoint=MORE,
+        metadata_calls=1,  # describe: does this org have CurrencyIsoCode?
+        secrets=(sandbox.tokens["salesforce"],),
+    )
+
+
+def test_full_read_costs_one_call_per_2000_deals_plus_describe(connector, sandbox, exp):
+    contract.assert_full_read_pages_exactly(connector, sandbox, exp)
+    assert connector.calls() == {"describe": 1, "deals": 3}
+    deal = next(iter(connector.deals()))
+    assert "attributes" not in deal and deal["CurrencyIsoCode"] == "USD"
+
+
+def test_incremental_read_returns_exactly_the_changed_deals(connector):
+    first = list(connector.deals())
+    cursor = connector.cursor()
+    assert cursor == "2024-05-04T02:59:00Z"  # the newest SystemModstamp of the dataset
+    ids = [d["Id"] for d in first[:5]]
+    results = connector.update_deals([NativeUpdate(i, {"NextStep": "touched"}) for i in ids])
+    assert all(r.ok for r in results)
+    contract.assert_incremental_returns_changed(connector, datetime.fromisoformat(cursor), set(ids))
+    newer = connector.cursor()
+    assert newer is not None and newer > cursor
+    # Sub-second stamps: a cursor inside a second still excludes what it already covered.
+    contract.assert_incremental_returns_changed(connector, datetime.fromisoformat(newer), set())
+
+
+def test_deleted_deals_are_seen_via_query_all(connector):
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    deleted = set(connector.deleted_deals(since))
+    assert len(deleted) == DELETED
+    contract.assert_deleted_are_seen(connector, since, deleted)
+    assert set(connector.deleted_deals(datetime.now(UTC))) == set()
+
+
+def test_429_5xx_and_dropped_connections_are_retried(connector, sandbox, exp):
+    faults = Faults(
+        rate429=0.3, error5xx=0.2, drop=0.2, retry_after=0.01, seed=3, rate_limit=10_000
+    )
+    contract.assert_transient_faults_are_retried(connector, sandbox, exp, faults)
+    # Every attempt, retried or not, is counted, exactly as the server saw it.
+    assert sum(connector.calls().values()) == sum(contract.stats(sandbox, "salesforce").values())
+    assert connector.calls()["deals"] > 3
+
+
+def test_bad_session_raises_auth_error_without_the_secret(make_connector, exp):
+    bad = make_connector(credentials=SalesforceSession("00Dbogus!secret-value"))
+    contract.assert_auth_error_is_clear(
+        bad, Expectations(**{**exp.__dict__, "secrets": ("00Dbogus!secret-value",)})
+    )
+
+
+def test_expired_session_id_tells_the_user_what_to_do(connector, sandbox):
+    contract.set_faults(sandbox, "salesforce", Faults(rate_limit=10_000, expire_after=1))
+    connector.check()
+    with pytest.raises(AuthError) as caught:
+        connector.owners()
+    assert "provide a fresh session id or use password/client-credentials auth" in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["password", "client_credentials"])
+def test_login_auth_renews_an_expired_session_once_and_repeats_the_call(
+    make_connector, sandbox, mode
+):
+    token = sandbox.tokens["salesforce"]
+    credentials = (
+        SalesforcePassword(SANDBOX_USERNAME, token)
+        if mode == "password"
+        else SalesforceClientCredentials(SANDBOX_CONSUMER_KEY, token)
+    )
+    connector = make_connector(credentials=credentials)
+    contract.set_faults(sandbox, "salesforce", Faults(rate_limit=10_000, expire_after=2))
+    ids = [d["Id"] for d in connector.deals()]
+    assert len(ids) == LIVE
+    assert connector.calls()["login"] == 2  # the first login and one renewal
+    assert connector.calls()["deals"] == 4  # three pages and the one refused as expired
+    contract.assert_no_secret_in(repr(connector), [token])
+
+
+def test_wrong_password_is_an_auth_error_naming_the_login(make_connector, sandbox):
+    connector = make_connector(credentials=SalesforcePassword(SANDBOX_USERNAME, "wrong-secret"))
+    with pytest.raises(AuthError) as caught:
+        connector.check()
+    assert caught.value.operation == "login" and "authentication failure" in str(caught.value)
+    contract.assert_no_secret_in(str(caught.value), ["wrong-secret", sandbox.tokens["salesforce"]])
+
+
+def test_call_budget_stops_cleanly(make_connector):
+    contract.assert_budget_stops_cleanly(make_connector(call_budget=2), budget=2)
+
+
+def test_used_up_daily_allowance_stops_without_hammering(connector, sandbox):
+    contract.set_faults(sandbox, "salesforce", Faults(rate_limit=10_000, daily_limit=2))
+    sandbox.servers["salesforce"].stats.clear()
+    with pytest.raises(RateLimitExhausted) as caught:
+        list(connector.deals())
+    assert "daily API allowance used up (2/2" in str(caught.value)
+    assert contract.stats(sandbox, "salesforce") == {
+        "GET /services/data/{version}/sobjects/Opportunity/describe": 1,
+        QUERY: 1,
+    }
+
+
+def test_a_403_request_limit_is_not_retried(connector, sandbox):
+    contract.set_faults(sandbox, "salesforce", Faults(rate_limit=10_000, daily_limit=0))
+    with pytest.raises(RateLimitExhausted) as caught:
+        connector.owners()
+    assert "REQUEST_LIMIT_EXCEEDED" in str(caught.value)
+    assert sum(contract.stats(sandbox, "salesforce").values()) == 1
+
+
+def test_batch_with_failing_records_reports_each(connector, sandbox, exp):
+    ids = [d["Id"] for _, d in zip(range(250), connector.deals(), strict=False)]
+    updates = [NativeUpdate(i, {"NextStep": "x"}) for i in ids] + [
+        NativeUpdate("bogus", {"Amount": 1})
+    ]
+    sandbox.servers["salesforce"].stats.clear()
+    contract.assert_batch_failures_are_reported(
+        connector, sandbox, exp, updates[:-1], failing={ids[3], ids[220]}
+    )
+    assert contract.stats(sandbox, "salesforce") == {
+        "PATCH /services/data/{version}/composite/sobjects": 2
+    }
+    results = connector.update_deals(updates[-1:])
+    assert (results[0].ok, results[0].code) == (False, "MALFORMED_ID")
+
+
+def test_writes_round_trip_through_a_fresh_read(connector):
+    ids = [d["Id"] for _, d in zip(range(3), connector.deals(), strict=False)]
+    updates = [
+        NativeUpdate(ids[0], {"StageName": "Negotiation", "Amount": 1234.5}),
+        NativeUpdate(ids[1], {"CloseDate": "2025-01-31", "Name": "Renamed"}),
+        NativeUpdate(ids[2], {"StageName": "Closed Lost"}),
+    ]
+    contract.assert_updates_round_trip(connector, updates, lambda record, field: record[field])
+    fresh = {d["Id"]: d for d in connector.read_deals(ids)}
+    assert (fresh[ids[0]]["Probability"], fresh[ids[0]]["IsClosed"]) == (75, False)
+    assert (fresh[ids[2]]["IsClosed"], fresh[ids[2]]["IsWon"]) == (True, False)
+    history = list(connector.stage_history(ids))
+    assert [h["StageName"] for h in history if h["OpportunityId"] == ids[0]] == ["Negotiation"]
+    assert connector.calls()["stage_history"] == 1
+
+
+def test_creates_carry_the_link_marker_and_are_found_again(connector, sandbox):
+    marker = TRICKY_NAME + " #1"  # quotes and backslashes survive SOQL quoting
+    creates = [
+        NativeCreate(
+            marker, {"Name": "Brand new", "StageName": "Proposal", "CloseDate": "2025-03-01"}
+        ),
+        NativeCreate("ent-2", {"Name": "No close date", "StageName": "Proposal"}),
+    ]
+    results = connector.create_deals(creates)
+    assert results[0].ok and results[0].id and results[0].link_id == marker
+    assert (results[1].ok, results[1].code, results[1].link_id) == (
+        False,
+        "REQUIRED_FIELD_MISSING",
+        "ent-2",
+    )
+    assert connector.find_created([marker, "ent-2"]) == {marker: results[0].id}
+
+
+def test_a_create_whose_response_was_lost_is_not_duplicated(connector, sandbox):
+    contract.set_faults(sandbox, "salesforce", Faults(rate_limit=10_000, drop=1.0, seed=1))
+    creates = [
+        NativeCreate(
+            f"ent-{i}", {"Name": f"N{i}", "StageName": "Proposal", "CloseDate": "2025-03-01"}
+        )
+        for i in range(3)
+    ]
+    with pytest.raises(ApiError):
+        connector.create_deals(creates)  # every response is cut: the policy gives up
+    contract.set_faults(sandbox, "salesforce", Faults(rate_limit=10_000))
+    found = connector.find_created([c.link_id for c in creates])
+    assert len(found) == 3
+    dump = sandbox.servers["salesforce"].emulator.dump()["Opportunity"]
+    assert sum(1 for r in dump if str(r.get("Crmsync_Id__c", "")).startswith("ent-")) == 3
+
+
+def test_pipelines_and_owners(connector):
+    (pipeline,) = connector.pipelines()
+    assert pipeline.id == "default"
+    assert [s.id for s in pipeline.stages][:2] == ["Prospecting", "Qualification"]
+    won = next(s for s in pipeline.stages if s.id == "Closed Won")
+    assert (won.is_closed, won.is_won, str(won.probability)) == (True, True, "1")
+    assert {o["Email"] for o in connector.owners()} == {f"user{i}@example.com" for i in (1, 2, 3)}
+
+
+def test_check_costs_one_call(connector):
+    connector.check()
+    assert connector.calls() == {"check": 1}
+
+
+def test_rate_limit_headers_keep_a_steady_run_under_the_window(make_connector, sandbox):
+    contract.set_faults(
+        sandbox, "salesforce", Faults(enforce_rate_limit=True, rate_limit=5, rate_window=0.2)
+    )
+    connector = make_connector(rate_limit=(5, 0.2))
+    started = time.monotonic()
+    for _ in range(12):
+        connector.owners()
+    assert time.monotonic() - started >= 0.35
+    statuses = sandbox.servers["salesforce"].stats.snapshot()["statuses"]
+    assert set(statuses) == {"200"}, statuses
