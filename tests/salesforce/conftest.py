@@ -17,7 +17,7 @@ for path in (_ROOT, str(Path(__file__).parent)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from sf_dataset import dataset  # noqa: E402
+from sf_dataset import DELETED, LIVE, dataset  # noqa: E402
 
 from connectors.base import ConnectorSettings  # noqa: E402
 from connectors.credentials import SalesforceSession  # noqa: E402
@@ -26,7 +26,6 @@ from connectors.sandbox.faults import Faults  # noqa: E402
 from connectors.sandbox.launcher import Sandbox, start_sandbox  # noqa: E402
 
 FAST = Faults(rate_limit=10_000)  # far above the default 100/s, so tests run at full speed
-LIVE, DELETED = 4500, 3
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ STAGES = [
     ("Closed Lost", 6, 0, True, False, "Omitted"),
 ]
 TRICKY_NAME = "O'Brien \\ Sons"
+LIVE, DELETED = 4500, 3  # the tests' dataset: three query pages of live deals
 
 
 def stage_rows() -> list[dict[str, Any]]:

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from conftest import DELETED, LIVE
-from sf_dataset import TRICKY_NAME
+from sf_dataset import DELETED, LIVE, TRICKY_NAME
 
 from connectors.base import NativeCreate, NativeUpdate
 from connectors.credentials import (

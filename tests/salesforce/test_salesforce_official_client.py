@@ -10,8 +10,7 @@ import jsonschema
 import pytest
 import requests
 import yaml
-from conftest import DELETED, LIVE
-from sf_dataset import TRICKY_NAME
+from sf_dataset import DELETED, LIVE, TRICKY_NAME
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
