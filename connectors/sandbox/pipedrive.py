@@ -1,0 +1,333 @@
+"""Pipedrive API v1 emulator: pipelines, stages, users, deals (list, get, put, post, delete,
+flow, search) and the `recents` change feed.
+
+Speaks the wire format pipedrive-python-lib 1.2.3 expects (API-NOTES.md §3): `api_token` query
+parameter (or `Authorization: Bearer`, or `x-api-token`), the `{success, data, additional_data:
+{pagination}, related_objects}` envelope, the `{success: false, error, error_info}` error body,
+x-ratelimit-* headers over a rolling 2 s window and 429 with Retry-After.
+
+Documented choices where the public docs are silent:
+- `limit` above 500 is clamped to 500 (the page then reports limit 500); below 1 is a 400.
+- `recents` keeps `recents_window` of history (default 90 days): changes older than that are
+  silently left out, even when `since_timestamp` asks for them, so a client has to know the
+  window and fall back to a full scan for an older cursor.
+- A deleted deal stays readable (status "deleted") and shows up in `recents`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from connectors.sandbox.faults import FaultState
+from connectors.sandbox.pipedrive_store import STATUSES, DealStore, WriteError, pd_time
+from connectors.sandbox.server import BadRequest, Route, SandboxRequest, SandboxResponse
+
+__all__ = ["PipedriveEmulator"]
+
+MAX_PAGE, DEFAULT_PAGE, DAILY_POST_PUT = 500, 100, 10_000
+ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
+_SORTS = {"": "", "id": "", "id asc": "", "update_time": "update_time ASC"}
+_SORTS |= {"update_time asc": "update_time ASC", "update_time desc": "update_time DESC"}
+
+
+def _ok(data: Any, additional: Any = None, related: Any = None, status: int = 200) -> Any:
+    body: dict[str, Any] = {"success": True, "data": data}
+    if additional is not None:
+        body["additional_data"] = additional
+    if related is not None:
+        body["related_objects"] = related
+    return SandboxResponse(status, body)
+
+
+def _int_arg(request: SandboxRequest, name: str, default: int) -> int:
+    raw = request.arg(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"Invalid parameter {name}: {raw!r} is not an integer") from None
+
+
+def _paging(request: SandboxRequest) -> tuple[int, int]:
+    start, limit = _int_arg(request, "start", 0), _int_arg(request, "limit", DEFAULT_PAGE)
+    if start < 0 or limit < 1:
+        raise BadRequest("start must be >= 0 and limit >= 1")
+    return start, min(limit, MAX_PAGE)
+
+
+def _pagination(start: int, limit: int, more: bool) -> dict[str, Any]:
+    page: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
+    if more:
+        page["next_start"] = start + limit
+    return page
+
+
+def _deal_id(request: SandboxRequest) -> int:
+    try:
+        return int(request.params["id"])
+    except ValueError:
+        raise BadRequest(f"Invalid deal id: {request.params['id']!r}") from None
+
+
+class PipedriveEmulator:
+    system = "pipedrive"
+    rate_limit = 80  # Professional plan, api_token: 80 requests per rolling 2 s
+    rate_window = 2.0
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        token: str,
+        *,
+        recents_window: timedelta = timedelta(days=90),
+    ) -> None:
+        self._data, self._token = data, token
+        self.recents_window = recents_window
+        self.lock = threading.RLock()
+        self.fault_state = FaultState()
+        self.reset()
+
+    def reset(self) -> None:
+        self.store = DealStore(self._data)
+
+    def dump(self) -> dict[str, Any]:
+        return self.store.dump()
+
+    # -- the Emulator protocol ------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/v1/pipelines", self._pipelines),
+            Route("GET", "/v1/stages", self._stages),
+            Route("GET", "/v1/users", self._users),
+            Route("GET", "/v1/users/me", self._me),
+            Route("GET", "/v1/recents", self._recents),
+            Route("GET", "/v1/deals", self._list),
+            Route("POST", "/v1/deals", self._create),
+            Route("GET", "/v1/deals/search", self._search),
+            Route("GET", "/v1/deals/{id}", self._get),
+            Route("PUT", "/v1/deals/{id}", self._update),
+            Route("DELETE", "/v1/deals/{id}", self._delete),
+            Route("GET", "/v1/deals/{id}/flow", self._flow),
+        ]
+
+    def authenticate(self, request: SandboxRequest) -> SandboxResponse | None:
+        offered = (
+            request.arg("api_token"),
+            request.headers.get("x-api-token"),
+            request.headers.get("authorization", "").removeprefix("Bearer "),
+        )
+        if self._token in offered:
+            return None
+        response = self.error(401, "unauthorized", "unauthorized access")
+        response.body["errorCode"] = 401
+        response.body["error_info"] = "Please provide a valid api_token or access token."
+        return response
+
+    def error(self, status: int, code: str, message: str) -> SandboxResponse:
+        body = {
+            "success": False,
+            "error": message,
+            "error_info": ERROR_INFO,
+            "data": None,
+            "additional_data": None,
+        }
+        return SandboxResponse(status, body)
+
+    def too_many_requests(self, retry_after: float) -> SandboxResponse:
+        response = self.error(429, "rate_limited", "Request over limit")
+        # Whole seconds, as HTTP wants them; sub-second values only come from test faults.
+        after = str(math.ceil(retry_after)) if retry_after >= 1 else f"{retry_after:g}"
+        response.headers["Retry-After"] = after
+        return response
+
+    def limit_headers(self, used: int, limit: int, window: float) -> dict[str, str]:
+        daily = self.fault_state.faults.daily_limit or DAILY_POST_PUT
+        return {
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(max(0, limit - used)),
+            "x-ratelimit-reset": str(max(1, math.ceil(window))),
+            "x-daily-requests-left": str(max(0, daily - self.fault_state.api_calls)),
+        }
+
+    def daily_limit_exceeded(self) -> SandboxResponse:
+        response = self.error(429, "daily_limit", "Daily API token budget exceeded")
+        seconds_to_midnight = 86_400 - int(time.time()) % 86_400
+        response.headers["Retry-After"] = str(seconds_to_midnight)
+        return response
+
+    def session_expired(self) -> SandboxResponse | None:
+        return None  # api tokens do not expire
+
+    # -- metadata --------------------------------------------------------------------------------
+
+    def _pipelines(self, request: SandboxRequest) -> SandboxResponse:
+        return _ok(self.store.pipelines or None)
+
+    def _stages(self, request: SandboxRequest) -> SandboxResponse:
+        pipeline = request.arg("pipeline_id")
+        stages = sorted(self.store.stages.values(), key=lambda s: (s["pipeline_id"], s["order_nr"]))
+        if pipeline:
+            stages = [s for s in stages if str(s["pipeline_id"]) == pipeline]
+        return _ok(stages or None)
+
+    def _users(self, request: SandboxRequest) -> SandboxResponse:
+        return _ok(list(self.store.users.values()))
+
+    def _me(self, request: SandboxRequest) -> SandboxResponse:
+        users = list(self.store.users.values())
+        return _ok(next((u for u in users if u.get("is_you")), users[0] if users else None))
+
+    # -- deals -----------------------------------------------------------------------------------
+
+    def _related(self, deals: list[dict[str, Any]]) -> dict[str, Any]:
+        users: dict[str, Any] = {}
+        stages: dict[str, Any] = {}
+        for deal in deals:
+            owner = deal.get("user_id") or {}
+            if owner.get("id") is not None:
+                users[str(owner["id"])] = {k: v for k, v in owner.items() if k != "value"}
+            stage = self.store.stages.get(int(deal.get("stage_id") or 0))
+            if stage is not None:
+                stages[str(stage["id"])] = stage
+        pipelines = {str(p["id"]): p for p in self.store.pipelines}
+        return {"user": users, "stage": stages, "pipeline": pipelines}
+
+    def _list(self, request: SandboxRequest) -> SandboxResponse:
+        start, limit = _paging(request)
+        status = request.arg("status") or "all_not_deleted"
+        if status not in (*STATUSES, "all_not_deleted"):
+            raise BadRequest(f"Invalid status: {status!r}")
+        sort = _SORTS.get(" ".join((request.arg("sort") or "").lower().split()))
+        if sort is None:
+            raise BadRequest(f"Invalid sort: {request.arg('sort')!r}")
+        ids = self.store.view(status, sort)
+        for name in ("stage_id", "user_id", "pipeline_id"):
+            wanted = request.arg(name)
+            if wanted:  # filters scan; the sync itself never uses them
+                ids = [i for i in ids if str(self._ref(self.store.deals[i].get(name))) == wanted]
+        deals = [self.store.deals[i] for i in ids[start : start + limit]]
+        more = start + limit < len(ids)
+        additional = {"pagination": _pagination(start, limit, more)}
+        return _ok(deals or None, additional, self._related(deals))
+
+    @staticmethod
+    def _ref(value: Any) -> Any:
+        return value.get("id") if isinstance(value, dict) else value
+
+    def _found(self, request: SandboxRequest) -> dict[str, Any] | SandboxResponse:
+        deal = self.store.deals.get(_deal_id(request))
+        return deal if deal is not None else self.error(404, "not_found", "Deal not found")
+
+    def _get(self, request: SandboxRequest) -> SandboxResponse:
+        deal = self._found(request)
+        if isinstance(deal, SandboxResponse):
+            return deal
+        return _ok(deal, {}, self._related([deal]))
+
+    def _injected(self, keys: list[str]) -> bool:
+        faults = self.fault_state.faults
+        return any(k in faults.fail_ids for k in keys) or self.fault_state.draw(faults.record_fail)
+
+    def _body(self, request: SandboxRequest) -> dict[str, Any]:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise BadRequest("Request body must be a JSON object")
+        return body
+
+    def _write(self, status: int, write: Any) -> SandboxResponse:
+        try:
+            deal = write()
+        except WriteError as exc:
+            return self.error(exc.status, "invalid", exc.message)
+        return _ok(deal, {}, self._related([deal]), status)
+
+    def _update(self, request: SandboxRequest) -> SandboxResponse:
+        deal_id, body = _deal_id(request), self._body(request)
+        if self._injected([str(deal_id)]):
+            return self.error(400, "injected", "Injected failure: deal rejected")
+        return self._write(200, lambda: self.store.update(deal_id, body))
+
+    def _create(self, request: SandboxRequest) -> SandboxResponse:
+        body = self._body(request)
+        if self._injected([v for v in body.values() if isinstance(v, str)]):
+            return self.error(400, "injected", "Injected failure: deal rejected")
+        return self._write(201, lambda: self.store.create(body))
+
+    def _delete(self, request: SandboxRequest) -> SandboxResponse:
+        deal_id = _deal_id(request)
+        try:
+            self.store.delete(deal_id)
+        except WriteError as exc:
+            return self.error(exc.status, "invalid", exc.message)
+        return _ok({"id": deal_id})
+
+    def _flow(self, request: SandboxRequest) -> SandboxResponse:
+        found = self._found(request)
+        if isinstance(found, SandboxResponse):
+            return found
+        start, limit = _paging(request)
+        items = self.store.flows.get(int(found["id"]), [])
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        return _ok(page or None, {"pagination": _pagination(start, limit, more)})
+
+    def _search(self, request: SandboxRequest) -> SandboxResponse:
+        """Exact match on custom-field values only: what the sync needs to find its creates."""
+        term = (request.arg("term") or "").strip()
+        if len(term) < 2:
+            raise BadRequest("term must be at least 2 characters long")
+        if request.arg("fields") != "custom_fields" or request.arg("exact_match") != "true":
+            raise BadRequest("the sandbox searches with fields=custom_fields&exact_match=true only")
+        start, limit = _paging(request)
+        ids = self.store.search_link(term)
+        items = [
+            {"result_score": 1.0, "item": self._search_item(self.store.deals[i])}
+            for i in ids[start : start + limit]
+        ]
+        more = start + limit < len(ids)
+        return _ok({"items": items}, {"pagination": _pagination(start, limit, more)})
+
+    def _search_item(self, deal: Mapping[str, Any]) -> dict[str, Any]:
+        stage = self.store.stages.get(int(deal.get("stage_id") or 0), {})
+        return {
+            "id": deal["id"],
+            "type": "deal",
+            "title": deal.get("title"),
+            "value": deal.get("value"),
+            "currency": deal.get("currency"),
+            "status": deal.get("status"),
+            "visible_to": deal.get("visible_to"),
+            "owner": {"id": (deal.get("user_id") or {}).get("id")},
+            "stage": {"id": stage.get("id"), "name": stage.get("name")},
+            "person": None,
+            "organization": None,
+            "custom_fields": [],
+            "notes": [],
+        }
+
+    def _recents(self, request: SandboxRequest) -> SandboxResponse:
+        since = request.arg("since_timestamp")
+        if not since or len(since) != 19:
+            raise BadRequest("since_timestamp is required as YYYY-MM-DD HH:MM:SS")
+        items = request.arg("items") or "deal"
+        start, limit = _paging(request)
+        oldest = pd_time(time.time() - self.recents_window.total_seconds())
+        ids: list[int] = []
+        more = False
+        if "deal" in items.split(","):
+            ids, more = self.store.changed_since(max(since, oldest), start, limit)
+        deals = [self.store.deals[i] for i in ids]
+        additional = {
+            "since_timestamp": since,
+            "last_timestamp_on_page": deals[-1]["update_time"] if deals else since,
+            "pagination": _pagination(start, limit, more),
+        }
+        data = [{"item": "deal", "id": d["id"], "data": d} for d in deals]
+        return _ok(data or None, additional)

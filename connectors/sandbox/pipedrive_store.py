@@ -1,0 +1,330 @@
+"""The data behind the Pipedrive emulator: deals, their change flow, and the indexes that page them.
+
+Records are never mutated in place: a write builds a new deal dict and swaps it in, so a
+response being serialised outside the lock never sees half a write, and the loaded dataset can
+be shared without a deep copy (1M deals fit in memory once, not twice).
+
+Pipedrive timestamps have 1-second resolution; every write also takes the next value of an
+internal sequence, and the update-time index is ordered by (update_time, sequence) so that
+`recents` and `sort=update_time` list changes in the order they happened.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from mapping.currencies import ISO_4217
+
+__all__ = ["STATUSES", "DealStore", "WriteError", "pd_time"]
+
+STATUSES = ("open", "won", "lost", "deleted")
+CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PLAIN = ("title", "lost_reason", "visible_to", "person_id", "org_id")
+
+
+def pd_time(now: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now))
+
+
+class WriteError(ValueError):
+    """A write refused with the API's status and message (400 invalid, 404 missing)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _user_ref(user: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": user["id"],
+        "name": user.get("name"),
+        "email": user.get("email"),
+        "has_pic": False,
+        "pic_hash": None,
+        "active_flag": bool(user.get("active_flag", True)),
+        "value": user["id"],
+    }
+
+
+def _int(value: Any, what: str) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise WriteError(400, f"Invalid {what}: {value!r}") from None
+
+
+def _number(value: Any, what: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise WriteError(400, f"Invalid {what}: {value!r} is not a number") from None
+    if not number.is_finite():
+        raise WriteError(400, f"Invalid {what}: {value!r} is not a number")
+    return number
+
+
+class DealStore:
+    """Deals, flows, users, pipelines and stages of one emulated Pipedrive company."""
+
+    def __init__(self, data: Mapping[str, Any], clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.pipelines = sorted(data.get("pipelines") or [], key=lambda p: p["id"])
+        self.stages = {int(s["id"]): s for s in data.get("stages") or []}
+        self.users = {int(u["id"]): u for u in data.get("users") or []}
+        self.deals: dict[int, dict[str, Any]] = {int(d["id"]): d for d in data.get("deals") or []}
+        self.flows: dict[int, list[dict[str, Any]]] = {
+            int(k): list(v) for k, v in (data.get("deal_flows") or {}).items()
+        }
+        self._ids = sorted(self.deals)
+        ordered = sorted(self.deals.values(), key=lambda d: (d["update_time"], d["id"]))
+        self._keys: list[tuple[str, int]] = [(d["update_time"], n) for n, d in enumerate(ordered)]
+        self._order: list[int] = [int(d["id"]) for d in ordered]
+        self._key_of = {deal_id: key for deal_id, key in zip(self._order, self._keys, strict=True)}
+        self._seq = len(self._keys)
+        self._flow_id = max(
+            (item["data"]["id"] for items in self.flows.values() for item in items), default=0
+        )
+        self._views: dict[tuple[str, str], list[int]] = {}
+        self._links: dict[str, set[int]] = {}
+        for deal in self.deals.values():
+            self._index_links(deal, add=True)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def view(self, status: str, sort: str) -> list[int]:
+        """Deal ids with `status` in `sort` order; built once per data generation, then sliced."""
+        key = (status, sort)
+        ids = self._views.get(key)
+        if ids is None:
+            base = self._order if sort.startswith("update_time") else self._ids
+            if sort.endswith("DESC"):
+                base = base[::-1]
+            ids = [i for i in base if self._matches(self.deals[i], status)]
+            self._views[key] = ids
+        return ids
+
+    @staticmethod
+    def _matches(deal: Mapping[str, Any], status: str) -> bool:
+        if status == "all_not_deleted":
+            return deal["status"] != "deleted"
+        return bool(deal["status"] == status)
+
+    def changed_since(self, since: str, start: int, limit: int) -> tuple[list[int], bool]:
+        """Ids changed at or after `since` ("YYYY-MM-DD HH:MM:SS"), oldest change first."""
+        first = bisect.bisect_left(self._keys, (since, -1)) + start
+        ids = self._order[first : first + limit]
+        return ids, first + limit < len(self._order)
+
+    def search_link(self, term: str) -> list[int]:
+        return sorted(i for i in self._links.get(term, ()) if self.deals[i]["status"] != "deleted")
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _index_links(self, deal: Mapping[str, Any], *, add: bool) -> None:
+        for key, value in deal.items():
+            if isinstance(value, str) and value and CUSTOM_KEY.match(key):
+                ids = self._links.setdefault(value, set())
+                (ids.add if add else ids.discard)(int(deal["id"]))
+
+    def _store(self, deal: dict[str, Any], old: Mapping[str, Any] | None) -> None:
+        deal_id = int(deal["id"])
+        if old is not None:
+            self._index_links(old, add=False)
+            position = bisect.bisect_left(self._keys, self._key_of[deal_id])
+            del self._keys[position], self._order[position]
+        else:
+            self._ids.append(deal_id)  # new ids are always the largest
+        self._seq += 1
+        key = (deal["update_time"], self._seq)
+        position = bisect.bisect_right(self._keys, key)
+        self._keys.insert(position, key)
+        self._order.insert(position, deal_id)
+        self._key_of[deal_id] = key
+        self.deals[deal_id] = deal
+        self._index_links(deal, add=True)
+        self._views.clear()
+
+    def _flow(
+        self, deal_id: int, user: int | None, field: str, old: Any, new: Any, now: str
+    ) -> None:
+        def label(value: Any) -> Any:
+            if field == "stage_id" and value is not None:
+                return self.stages.get(int(value), {}).get("name", value)
+            return value
+
+        self._flow_id += 1
+        item = {
+            "object": "dealChange",
+            "timestamp": now,
+            "data": {
+                "id": self._flow_id,
+                "item_id": deal_id,
+                "user_id": user,
+                "field_key": field,
+                "old_value": None if old is None else str(old),
+                "new_value": None if new is None else str(new),
+                "is_bulk_update_flag": None,
+                "log_time": now,
+                "change_source": "api",
+                "change_source_user_agent": None,
+                "additional_data": {
+                    "old_value_formatted": label(old),
+                    "new_value_formatted": label(new),
+                },
+            },
+        }
+        self.flows.setdefault(deal_id, []).insert(0, item)  # newest first, as the API lists
+
+    def _first_stage(self, pipeline_id: int) -> dict[str, Any]:
+        stages = [s for s in self.stages.values() if int(s["pipeline_id"]) == pipeline_id]
+        if not stages:
+            raise WriteError(400, f"Pipeline with id {pipeline_id} was not found")
+        return min(stages, key=lambda s: (s.get("order_nr", 0), s["id"]))
+
+    def _apply(self, deal: dict[str, Any], body: Mapping[str, Any], now: str) -> None:
+        """Validate `body` and apply it to `deal` (a fresh copy): stage, status, owner, fields."""
+        old_stage, old_status = deal.get("stage_id"), deal.get("status")
+        for key, value in body.items():
+            if key in _PLAIN or CUSTOM_KEY.match(key):
+                deal[key] = value
+        if "title" in body and not str(body["title"] or "").strip():
+            raise WriteError(400, "Title must be given")
+        if "value" in body:
+            deal["value"] = _number(body["value"], "value") or Decimal(0)
+        if "currency" in body:
+            if body["currency"] not in ISO_4217:
+                raise WriteError(400, f"Invalid currency code: {body['currency']!r}")
+            deal["currency"] = body["currency"]
+        if "probability" in body:
+            probability = _number(body["probability"], "probability")
+            if probability is not None and not 0 <= probability <= 100:
+                raise WriteError(400, "Probability must be between 0 and 100")
+            deal["probability"] = probability
+        if "expected_close_date" in body:
+            day = body["expected_close_date"]
+            if day is not None and not (isinstance(day, str) and _DATE.match(day)):
+                raise WriteError(400, f"Invalid expected_close_date: {day!r}")
+            deal["expected_close_date"] = day
+        if "user_id" in body:
+            user = self.users.get(_int(body["user_id"], "user_id"))
+            if user is None:
+                raise WriteError(400, f"User with id {body['user_id']} was not found")
+            deal["user_id"], deal["owner_name"] = _user_ref(user), user.get("name")
+        if "stage_id" in body:
+            stage = self.stages.get(_int(body["stage_id"], "stage_id"))
+            if stage is None:
+                raise WriteError(400, f"Stage with id {body['stage_id']} was not found")
+            if "pipeline_id" in body and _int(body["pipeline_id"], "pipeline_id") != int(
+                stage["pipeline_id"]
+            ):
+                raise WriteError(400, "Stage does not belong to the given pipeline")
+        elif "pipeline_id" in body:
+            pipeline_id = _int(body["pipeline_id"], "pipeline_id")
+            current = self.stages.get(int(deal.get("stage_id") or 0))
+            stage = current if current and int(current["pipeline_id"]) == pipeline_id else None
+            stage = stage or self._first_stage(pipeline_id)
+        else:
+            stage = None
+        if stage is not None:
+            deal["stage_id"], deal["pipeline_id"] = int(stage["id"]), int(stage["pipeline_id"])
+            deal["stage_order_nr"] = stage.get("order_nr")
+        if "status" in body:
+            if body["status"] not in STATUSES:
+                raise WriteError(400, f"Invalid status: {body['status']!r}")
+            deal["status"] = body["status"]
+        self._settle(deal, old_stage, old_status, now)
+
+    def _settle(self, deal: dict[str, Any], old_stage: Any, old_status: Any, now: str) -> None:
+        """Derived fields and flow items after a write, as Pipedrive keeps them."""
+        deal_id, user = int(deal["id"]), (deal.get("user_id") or {}).get("id")
+        status = deal["status"]
+        if old_stage is not None and deal["stage_id"] != old_stage:
+            deal["stage_change_time"] = now
+            self._flow(deal_id, user, "stage_id", old_stage, deal["stage_id"], now)
+        if old_status is not None and status != old_status:
+            self._flow(deal_id, user, "status", old_status, status, now)
+            if status == "won":
+                deal["won_time"] = deal["close_time"] = now
+                deal["first_won_time"] = deal.get("first_won_time") or now
+                deal["lost_time"] = None
+            elif status == "lost":
+                deal["lost_time"] = deal["close_time"] = now
+                deal["won_time"] = None
+            elif status == "open":
+                deal["won_time"] = deal["lost_time"] = deal["close_time"] = None
+        deal["deleted"] = status == "deleted"
+        deal["active"] = status == "open"
+        value = Decimal(str(deal.get("value") or 0))
+        stage = self.stages.get(int(deal["stage_id"]), {})
+        share = {"won": Decimal(1), "open": Decimal(stage.get("deal_probability") or 0) / 100}
+        deal["weighted_value"] = value * share.get(status, Decimal(0))
+        deal["weighted_value_currency"] = deal.get("currency")
+        deal["update_time"] = now
+
+    def update(self, deal_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        old = self.deals.get(deal_id)
+        if old is None:
+            raise WriteError(404, "Deal not found")
+        deal = dict(old)
+        self._apply(deal, body, pd_time(self.clock()))
+        self._store(deal, old)
+        return deal
+
+    def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        if not str(body.get("title") or "").strip():
+            raise WriteError(400, "Title must be given")
+        now = pd_time(self.clock())
+        you = next((u for u in self.users.values() if u.get("is_you")), None)
+        you = you or next(iter(self.users.values()), {"id": 1, "name": "API"})
+        first_pipeline = (self.pipelines or [{"id": 1}])[0]["id"]
+        defaults = {} if "stage_id" in body else {"pipeline_id": first_pipeline}
+        deal: dict[str, Any] = {
+            "id": (self._ids[-1] if self._ids else 0) + 1,
+            "creator_user_id": _user_ref(you),
+            "user_id": _user_ref(you),
+            "owner_name": you.get("name"),
+            "person_id": None,
+            "org_id": None,
+            "title": None,
+            "value": Decimal(0),
+            "currency": you.get("default_currency") or "USD",
+            "stage_id": None,
+            "pipeline_id": None,
+            "stage_order_nr": None,
+            "status": "open",
+            "probability": None,
+            "lost_reason": None,
+            "visible_to": "3",
+            "add_time": now,
+            "stage_change_time": None,
+            "won_time": None,
+            "first_won_time": None,
+            "lost_time": None,
+            "close_time": None,
+            "expected_close_date": None,
+            "products_count": 0,
+            "is_archived": False,
+        }
+        self._apply(deal, {**defaults, **body}, now)
+        self._store(deal, None)
+        return deal
+
+    def delete(self, deal_id: int) -> None:
+        self.update(deal_id, {"status": "deleted"})
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "pipelines": list(self.pipelines),
+            "stages": list(self.stages.values()),
+            "users": list(self.users.values()),
+            "deals": [self.deals[i] for i in self._ids],
+            "deal_flows": {str(k): v for k, v in self.flows.items()},
+        }
