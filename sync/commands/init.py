@@ -1,0 +1,26 @@
+"""`crmsync init`: discover pipelines and stages, write proposed stage maps into the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sync.commands import config_option
+from sync.init import init_config
+
+__all__ = ["command"]
+
+
+@click.command("init")
+@config_option
+def command(config_path: str) -> None:
+    """Discover every pipeline and stage and propose stage maps (guesses marked for review)."""
+    result = init_config(Path(config_path))
+    for instance, added in result.added.items():
+        guesses = result.guesses[instance]
+        click.echo(
+            f"{instance}: {result.pipelines[instance]} pipeline(s), {added} stage(s) added to "
+            f"the stage map" + (f", {guesses} guessed (marked '# review:')" if guesses else "")
+        )
+    click.echo(f"updated {config_path}; run `crmsync check --config {config_path}` next")

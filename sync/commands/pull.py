@@ -1,0 +1,83 @@
+"""`crmsync pull`: fetch deals into the state store and print them as canonical records."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mapping import deal_from_json
+from sync.commands import config_option
+from sync.pull import pull
+from sync.runtime import open_runtime, progress_reporter
+
+__all__ = ["command"]
+
+
+@click.command("pull")
+@config_option
+@click.option("--system", "systems", multiple=True, help="Only this instance (repeatable).")
+@click.option("--full", is_flag=True, help="Read everything, not just changes since the cursor.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="table")
+def command(config_path: str, systems: tuple[str, ...], full: bool, fmt: str) -> None:
+    """Pull deals (incrementally after the first run) and print them."""
+    with open_runtime(config_path, systems=systems) as rt:
+        run_id = rt.store.start_run("pull", "pull", rt.config.fingerprint())
+        with progress_reporter(list(rt.connectors)) as progress:
+            reports = pull(rt.config, rt.store, rt.connectors, full=full, run_id=run_id,
+                           progress=progress)  # fmt: skip
+        failed = [r for r in reports.values() if r.failure]
+        rt.store.finish_run(
+            run_id,
+            "failed" if failed else "ok",
+            counts={
+                name: r.as_dict() | {"unmapped_stages": len(r.unmapped_stages)}
+                for name, r in reports.items()
+            },
+            calls=rt.calls(),
+            error="; ".join(f"{r.instance}: {r.failure}" for r in failed) or None,
+        )
+        for report in reports.values():
+            for error in report.errors:
+                click.echo(
+                    f"crmsync: skipped {error['system']} record {error['id']}: "
+                    f"{error['field']}: {error['reason']}",
+                    err=True,
+                )
+        instances = list(rt.connectors)
+        if fmt == "jsonl":
+            out = sys.stdout
+            for instance in instances:
+                for payload in rt.store.iter_deals(instance):
+                    out.write(json.dumps(deal_from_json(payload).as_record()) + "\n")
+        else:
+            _table(reports, instances)
+        if failed:
+            raise PullIncomplete("; ".join(f"{r.instance}: {r.failure}" for r in failed))
+
+
+class PullIncomplete(Exception):
+    exit_code = 1
+
+
+def _table(reports: dict, instances: list[str]) -> None:  # type: ignore[type-arg]
+    table = Table(title="pull")
+    for column in ("instance", "mode", "fetched", "saved", "deleted", "skipped", "unmapped",
+                   "API calls"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("instance", "mode") else "right")
+    for name in instances:
+        r = reports[name]
+        table.add_row(
+            name,
+            "full" if r.full else "incremental",
+            str(r.fetched),
+            str(r.saved),
+            str(r.deleted),
+            str(len(r.errors)),
+            str(sum(r.unmapped_stages.values())),
+            str(sum(r.calls.values())),
+        )
+    Console().print(table)

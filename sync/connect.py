@@ -1,0 +1,118 @@
+"""From the config to live connectors and mapping contexts, one per system instance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from config import Config
+from connectors import credentials as cc
+from connectors.base import Connector, ConnectorSettings, NativePipeline
+from connectors.registry import create_connector
+from mapping import (
+    MappingContext,
+    deal_from_hubspot,
+    deal_from_pipedrive,
+    deal_from_salesforce,
+    owner_from_hubspot,
+    owner_from_pipedrive,
+    owner_from_salesforce,
+)
+from mapping.model import Deal, Owner
+
+__all__ = ["KindMapping", "build_context", "connector_settings", "kind_mapping", "open_connector"]
+
+
+@dataclass(frozen=True)
+class KindMapping:
+    """The pure mapping functions of one CRM kind."""
+
+    deal: Callable[[Mapping[str, Any], MappingContext], Deal]
+    owner: Callable[[Mapping[str, Any], str], Owner]
+
+
+_KINDS = {
+    "salesforce": KindMapping(deal_from_salesforce, owner_from_salesforce),
+    "hubspot": KindMapping(deal_from_hubspot, owner_from_hubspot),
+    "pipedrive": KindMapping(deal_from_pipedrive, owner_from_pipedrive),
+}
+
+
+def kind_mapping(kind: str) -> KindMapping:
+    return _KINDS[kind]
+
+
+def _credentials(kind: str, creds: Any) -> cc.Credentials:
+    secret = creds.secret
+    mode = creds.mode
+    if kind == "salesforce":
+        if mode == "session":
+            return cc.SalesforceSession(secret("session_id"))
+        if mode == "password":
+            return cc.SalesforcePassword(
+                creds.username, secret("password"), secret("security_token"), creds.domain
+            )
+        return cc.SalesforceClientCredentials(
+            secret("consumer_key"), secret("consumer_secret"), creds.domain
+        )
+    if kind == "hubspot":
+        return cc.HubSpotToken(secret("access_token"))
+    if mode == "api_token":
+        return cc.PipedriveApiToken(secret("api_token"))
+    return cc.PipedriveAccessToken(secret("access_token"))
+
+
+def connector_settings(
+    config: Config, instance: str, options: Mapping[str, Any] | None = None
+) -> ConnectorSettings:
+    system = config.system(instance)
+    fields = tuple(sorted(set(system.external_ids.values())))
+    rate = system.rate_limit
+    return ConnectorSettings(
+        instance=instance,
+        credentials=_credentials(system.kind, system.credentials),
+        base_url=system.base_url,
+        ca_file=system.ca_file,  # already resolved against the config's directory
+        extra_fields=fields,
+        link_field=system.link_field,
+        call_budget=system.call_budget,
+        rate_limit=(rate.requests, rate.per_seconds) if rate else None,
+        options=dict(options or {}),
+    )
+
+
+def open_connector(
+    config: Config, instance: str, options: Mapping[str, Any] | None = None
+) -> Connector:
+    return create_connector(
+        config.system(instance).kind, connector_settings(config, instance, options)
+    )
+
+
+def build_context(
+    config: Config,
+    instance: str,
+    pipelines: Sequence[NativePipeline],
+    owners: Sequence[Mapping[str, Any]],
+) -> MappingContext:
+    """The mapping context of an instance from its config and what its CRM just told us."""
+    system = config.system(instance)
+    to_owner = kind_mapping(system.kind).owner
+    emails: dict[str, str] = {}
+    for record in owners:
+        owner = to_owner(record, instance)
+        if owner.email:
+            emails[owner.id] = owner.email.lower()
+    return MappingContext(
+        instance=instance,
+        kind=system.kind,
+        funnels=dict(config.funnels),
+        pipeline_funnels=dict(system.pipeline_funnels),
+        stage_map={p: dict(m) for p, m in system.stage_map.items()},
+        default_currency=system.currency,
+        external_ids=dict(system.external_ids),
+        link_field=system.link_field,
+        owners=emails,
+        native_stages={p.id: tuple(p.stages) for p in pipelines},
+    )

@@ -1,0 +1,85 @@
+"""`crmsync init`: discover every pipeline and stage, and propose the stage maps in the config.
+
+The config file is updated in place with a round-trip YAML editor, so the user's comments,
+order and existing mappings survive; only stages the map does not mention yet are added, each
+guess marked with a `# review:` comment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from config import load_config
+from mapping.stages import propose_stage_map
+from sync.connect import open_connector
+
+__all__ = ["InitResult", "init_config"]
+
+
+@dataclass
+class InitResult:
+    added: dict[str, int] = field(default_factory=dict)  # instance -> stages added
+    guesses: dict[str, int] = field(default_factory=dict)  # instance -> of which guesses
+    pipelines: dict[str, int] = field(default_factory=dict)
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    return yaml
+
+
+def init_config(path: Path) -> InitResult:
+    """Propose stage maps for every instance of the config at `path` and write them into it."""
+    config = load_config(path)
+    yaml = _yaml()
+    document = yaml.load(path.read_text())
+    result = InitResult()
+    for instance in config.systems:
+        connector = open_connector(config, instance)
+        try:
+            pipelines = connector.pipelines()
+        finally:
+            connector.close()
+        stages = {p.id: tuple(p.stages) for p in pipelines}
+        funnels = {p.id: config.funnel_for(instance, p.id) for p in pipelines}
+        proposals = propose_stage_map(stages, funnels)
+        system = document["systems"][instance]
+        stage_map = system.get("stage_map")
+        if stage_map is None:
+            stage_map = system["stage_map"] = CommentedMap()
+        added = guesses = 0
+        for pipeline in pipelines:
+            entries = stage_map.get(pipeline.id)
+            if entries is None:
+                entries = stage_map[pipeline.id] = CommentedMap()
+                stage_map.yaml_add_eol_comment(f"pipeline: {pipeline.label}", pipeline.id)
+            for stage in pipeline.stages:
+                if stage.id in entries:
+                    continue  # the user's (or an earlier init's) choice stands
+                proposal = proposals[pipeline.id][stage.id]
+                entries[stage.id] = proposal.funnel_key
+                added += 1
+                if proposal.confidence == "guess":
+                    guesses += 1
+                    entries.yaml_add_eol_comment(f"review: {proposal.why}", stage.id)
+        result.added[instance] = added
+        result.guesses[instance] = guesses
+        result.pipelines[instance] = len(pipelines)
+    _write(path, yaml, document)
+    load_config(path)  # what we wrote must load; a failure here is our bug, not the user's
+    return result
+
+
+def _write(path: Path, yaml: YAML, document: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as out:
+        yaml.dump(document, out)
+    os.replace(tmp, path)

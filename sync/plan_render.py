@@ -1,0 +1,140 @@
+"""The plan for people: a summary, changes grouped by system and field, conflicts, unmatched."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from mapping.model import Deal, Ref
+
+__all__ = ["render_plan"]
+
+_MAX_ROWS = 200  # per section; the JSON plan always holds everything
+
+
+def _deal_context(deal: Deal | None) -> str:
+    if deal is None:
+        return ""
+    amount = f"{deal.value}" if deal.value else "no amount"
+    return f"{deal.name} · {deal.stage or deal.native_stage or '-'} · {amount}"
+
+
+def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console: Console) -> None:
+    summary = plan_json["summary"]
+    console.print(Text("Plan ", style="bold") + Text(f"(run {plan_json['run_id']})"))
+    counts = [
+        ("changes", len(plan_json["changes"])),
+        ("creates", len(plan_json["creates"])),
+        ("conflicts", len(plan_json["conflicts"])),
+        ("unmatched", len(plan_json["unmatched"])),
+        ("ambiguous", len(plan_json["ambiguous"])),
+        ("duplicates", len(plan_json["duplicates"])),
+        ("errors", len(plan_json["errors"])),
+        ("deleted", len(plan_json.get("deleted", []))),
+    ]
+    console.print("  " + ", ".join(f"{n} {name}" for name, n in counts))
+    calls = summary.get("estimated_calls") or {}
+    if calls:
+        console.print(
+            "  estimated write calls: " + ", ".join(f"{s} {n}" for s, n in sorted(calls.items()))
+        )
+    _changes(plan_json["changes"], deals, console)
+    _conflicts(plan_json["conflicts"], deals, console)
+    _simple(
+        "Unmatched (in one system only)",
+        ("system", "id", "name"),
+        [(u["system"], u["id"], u.get("name", "")) for u in plan_json["unmatched"]],
+        console,
+    )
+    _simple(
+        "Ambiguous (several candidates; not guessed)",
+        ("detail",),
+        [(str(a.get("reason") or a),) for a in plan_json["ambiguous"]],
+        console,
+    )
+    _simple(
+        "Duplicates inside one system",
+        ("system", "ids"),
+        [(d["system"], ", ".join(d["ids"])) for d in plan_json["duplicates"]],
+        console,
+    )
+    _simple(
+        "Errors (records or values that cannot be synced)",
+        ("system", "id", "field", "reason"),
+        [(e["system"], e["id"], e["field"], e["reason"]) for e in plan_json["errors"]],
+        console,
+    )
+
+
+def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: Console) -> None:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for change in changes:
+        groups[(change["system"], change["field"])].append(change)
+    for (system, field), items in sorted(groups.items()):
+        table = Table(title=f"{system}: {field} ({len(items)})", title_justify="left")
+        for column in ("id", "deal", "from", "to", "reason"):
+            table.add_column(column, overflow="fold")
+        for change in items[:_MAX_ROWS]:
+            deal = deals.get(Ref(change["system"], change["id"]))
+            table.add_row(
+                change["id"],
+                _deal_context(deal),
+                _shown(change["from"]),
+                _shown(change["to"]),
+                change["reason"],
+            )
+        _more(table, len(items))
+        console.print(table)
+
+
+def _conflicts(
+    conflicts: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: Console
+) -> None:
+    if not conflicts:
+        return
+    table = Table(
+        title=f"Conflicts ({len(conflicts)}): decide, or set a policy", title_justify="left"
+    )
+    for column in ("field", "values per system", "deal", "reason"):
+        table.add_column(column, overflow="fold")
+    for conflict in conflicts[:_MAX_ROWS]:
+        values = "\n".join(
+            f"{v['system']}:{v['id']} = {_shown(v['value'])}" for v in conflict["values"]
+        )
+        first = conflict["values"][0]
+        table.add_row(
+            conflict["field"],
+            values,
+            _deal_context(deals.get(Ref(first["system"], first["id"]))),
+            conflict["reason"],
+        )
+    _more(table, len(conflicts))
+    console.print(table)
+
+
+def _simple(
+    title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], console: Console
+) -> None:
+    if not rows:
+        return
+    table = Table(title=f"{title} ({len(rows)})", title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows[:_MAX_ROWS]:
+        table.add_row(*(str(c) for c in row))
+    _more(table, len(rows))
+    console.print(table)
+
+
+def _more(table: Table, total: int) -> None:
+    if total > _MAX_ROWS:
+        table.caption = f"{total - _MAX_ROWS} more in the JSON plan (--plan-out / --format json)"
+
+
+def _shown(value: Any) -> str:
+    return "(empty)" if value is None else str(value)

@@ -1,0 +1,194 @@
+"""Pull: stream each instance's deals from its CRM, map them, and save them in the state store.
+
+Instances are pulled concurrently (one thread each: the CRMs' rate limits, not our CPU, bound
+a run); the threads only fetch and map, and hand chunks to the caller's thread, which alone
+writes to the store. A chunk and the cursor after it are saved in one transaction, so a crash
+never moves a cursor past deals that were not saved.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from config import Config
+from connectors.base import Connector
+from mapping import MappingContext, deal_fingerprint, deal_to_json, with_stage_history
+from mapping.model import Deal, MappingError
+from mapping.salesforce import stage_history_from_salesforce
+from sync.connect import build_context, kind_mapping
+from sync.store import Store
+
+__all__ = ["PullReport", "map_deals", "pull"]
+
+CHUNK = 1000
+Progress = Callable[[str, int], None]  # (instance, records done so far)
+
+
+@dataclass
+class PullReport:
+    instance: str
+    full: bool
+    fetched: int = 0
+    saved: int = 0
+    deleted: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    unmapped_stages: Counter[str] = field(default_factory=Counter)
+    calls: dict[str, int] = field(default_factory=dict)
+    cursor: str | None = None
+    context: MappingContext | None = None  # as built from the CRM's pipelines and owners
+    failure: str | None = None  # one line, when the instance could not be pulled
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "full": self.full,
+            "fetched": self.fetched,
+            "saved": self.saved,
+            "deleted": self.deleted,
+            "errors": self.errors,
+            "unmapped_stages": dict(self.unmapped_stages),
+            "calls": self.calls,
+            "failure": self.failure,
+        }
+
+
+def map_deals(
+    records: Iterable[Mapping[str, Any]],
+    ctx: MappingContext,
+    report: PullReport,
+    history: Mapping[str, Any] | None = None,
+) -> Iterator[Deal]:
+    """Map native records; a record that cannot be mapped is reported and skipped."""
+    to_deal = kind_mapping(ctx.kind).deal
+    for record in records:
+        report.fetched += 1
+        try:
+            deal = to_deal(record, ctx)
+        except MappingError as exc:
+            report.errors.append(exc.as_dict())
+            continue
+        if history is not None and deal.id in history:
+            deal = with_stage_history(deal, history[deal.id])
+        if deal.stage is None and not deal.extra.get("deleted"):
+            report.unmapped_stages[f"{deal.pipeline}/{deal.native_stage}"] += 1
+        yield deal
+
+
+def _row(deal: Deal) -> tuple[str, str, datetime, bool, dict[str, Any]]:
+    return (
+        deal.id,
+        deal_fingerprint(deal),
+        deal.updated_at,
+        bool(deal.extra.get("deleted")),
+        deal_to_json(deal),
+    )
+
+
+def _salesforce_history(connector: Connector, ctx: MappingContext) -> dict[str, Any] | None:
+    # Real stage history is one extra query on Salesforce; HubSpot carries it in properties.
+    rows = getattr(connector, "stage_history", None)
+    if ctx.kind != "salesforce" or rows is None:
+        return None
+    return stage_history_from_salesforce(rows(), ctx)
+
+
+_DONE = object()
+
+
+def _produce(
+    config: Config,
+    instance: str,
+    connector: Connector,
+    since: datetime | None,
+    report: PullReport,
+    out: queue.Queue[Any],
+) -> None:
+    try:
+        ctx = build_context(config, instance, connector.pipelines(), connector.owners())
+        report.context = ctx
+        history = _salesforce_history(connector, ctx)
+        chunk: list[tuple[str, str, datetime, bool, dict[str, Any]]] = []
+        seen: list[str] = []
+        for deal in map_deals(connector.deals(since), ctx, report, history):
+            chunk.append(_row(deal))
+            seen.append(deal.id)
+            if len(chunk) >= CHUNK:
+                out.put((instance, chunk, None, None))
+                chunk = []
+        deleted = list(connector.deleted_deals(since)) if since is not None else None
+        report.cursor = connector.cursor()
+        out.put((instance, chunk, report.cursor, (seen, deleted)))
+    except Exception as exc:  # reported per instance; the other instances go on
+        report.failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        out.put((instance, [], None, None))
+    finally:
+        report.calls = connector.calls()
+        out.put((instance, _DONE, None, None))
+
+
+def pull(
+    config: Config,
+    store: Store,
+    connectors: Mapping[str, Connector],
+    *,
+    full: bool = False,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, PullReport]:
+    """Pull every given instance (incrementally from its cursor unless `full`)."""
+    reports: dict[str, PullReport] = {}
+    out: queue.Queue[Any] = queue.Queue(maxsize=8)
+    with ThreadPoolExecutor(max_workers=max(1, len(connectors)), thread_name_prefix="pull") as ex:
+        for instance, connector in connectors.items():
+            cursor = None if full else store.cursor(instance)
+            since = datetime.fromisoformat(cursor.replace("Z", "+00:00")) if cursor else None
+            reports[instance] = PullReport(instance, full=since is None)
+            ex.submit(_produce, config, instance, connector, since, reports[instance], out)
+        _consume(store, reports, out, len(connectors), run_id, progress)
+    return reports
+
+
+def _consume(
+    store: Store,
+    reports: Mapping[str, PullReport],
+    out: queue.Queue[Any],
+    producers: int,
+    run_id: str | None,
+    progress: Progress | None,
+) -> None:
+    finished = 0
+    while finished < producers:
+        instance, chunk, cursor, tail = out.get()
+        if chunk is _DONE:
+            finished += 1
+            continue
+        report = reports[instance]
+        if report.failure is not None:
+            continue
+        report.saved += store.save_deals(instance, chunk, cursor, run_id=run_id)
+        if tail is not None:
+            seen, deleted = tail
+            report.deleted += _mark_gone(store, instance, report.full, seen, deleted, run_id)
+        if progress is not None:
+            progress(instance, report.fetched)
+
+
+def _mark_gone(
+    store: Store,
+    instance: str,
+    full: bool,
+    seen: Sequence[str],
+    deleted: Sequence[str] | None,
+    run_id: str | None,
+) -> int:
+    """Deals deleted since the cursor, or (full pull) stored deals the CRM no longer lists."""
+    if full:
+        gone = set(store.fingerprints(instance)) - set(seen)
+        return store.mark_deleted(instance, sorted(gone), run_id=run_id) if gone else 0
+    return store.mark_deleted(instance, deleted or [], run_id=run_id) if deleted else 0

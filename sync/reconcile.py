@@ -1,0 +1,163 @@
+"""One reconcile run up to the plan: pull -> load -> match -> diff -> plan.
+
+Writes nothing to any CRM: applying a plan is sync/apply.py's job (a dry run simply stops here).
+It does persist what it learned in the state store — new links and the values all systems
+agree on (the diff's base) — because both are facts about the CRMs, not intentions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from config import Config, PolicyRule
+from connectors.base import Connector
+from mapping import MappingContext, deal_from_json
+from mapping.model import Deal, Ref
+from sync.diff import DiffResult, diff
+from sync.match import MatchConfig, MatchResult, match
+from sync.plan import Plan, _decode, _encode, build_plan
+from sync.policy import DIFF_FIELDS, Policy, PolicyKind
+from sync.pull import Progress, PullReport, pull
+from sync.store import Store
+from sync.store_records import Link
+from sync.writes import can_express_for
+
+__all__ = ["BATCH_SIZES", "ReconcileResult", "load_deals", "plan_run", "policies_from_config"]
+
+# Writes per API call: Salesforce composite 200, HubSpot batch 100, Pipedrive one per deal.
+BATCH_SIZES = {"salesforce": 200, "hubspot": 100, "pipedrive": 1}
+
+_KINDS = {
+    PolicyRule.CONFLICT: PolicyKind.CONFLICT,
+    PolicyRule.NEWEST: PolicyKind.NEWEST,
+    PolicyRule.NEVER: PolicyKind.NEVER,
+    PolicyRule.SOURCE_OF_TRUTH: PolicyKind.SOURCE_OF_TRUTH,
+    PolicyRule.PRIORITY: PolicyKind.PRIORITY,
+}
+
+
+@dataclass
+class ReconcileResult:
+    plan: Plan
+    matched: MatchResult
+    diffed: DiffResult
+    pulls: dict[str, PullReport]
+    contexts: dict[str, MappingContext]
+    deals: dict[Ref, Deal]
+
+
+def policies_from_config(config: Config) -> dict[str, Policy]:
+    policies = {}
+    for field in DIFF_FIELDS:
+        rule = config.policy_for(field)
+        policies[field] = Policy(_KINDS[rule.rule], tuple(rule.systems))
+    return policies
+
+
+def load_deals(store: Store, instances: list[str]) -> dict[str, list[Deal]]:
+    """Every stored deal of the instances, deleted ones included (they keep their links)."""
+    return {
+        instance: [deal_from_json(p) for p in store.iter_deals(instance, include_deleted=True)]
+        for instance in instances
+    }
+
+
+def base_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {field: _encode(value) for field, value in values.items()}
+
+
+def base_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {field: _decode(field, value, money=True) for field, value in values.items()}
+
+
+def plan_run(
+    config: Config,
+    store: Store,
+    connectors: Mapping[str, Connector],
+    *,
+    run_id: str,
+    full: bool = False,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ReconcileResult:
+    pulls = pull(config, store, connectors, full=full, run_id=run_id, progress=progress)
+    failed = [p for p in pulls.values() if p.failure]
+    if failed:
+        raise PullFailed("; ".join(f"{p.instance}: {p.failure}" for p in failed))
+    contexts = {name: p.context for name, p in pulls.items() if p.context is not None}
+    by_instance = load_deals(store, list(config.systems))
+    deals = {d.ref: d for group in by_instance.values() for d in group}
+    stored = {Ref(i, d): e for (i, d), e in store.links().items()}
+    matched = match(by_instance, stored, _match_config(config))
+    bases = {e: base_from_json(v) for e, v in store.bases().items()}
+    targets = [t for t in config.push_targets if t in contexts]
+    diffed = diff(
+        matched.entities,
+        deals,
+        bases,
+        policies_from_config(config),
+        targets,
+        can_express_for(contexts, deals),
+        funnels=config.funnels,
+        propagate_deletes=config.push.propagate_deletes,
+        create_in=targets if config.push.create_missing else (),
+        hold=_held(matched),
+    )
+    plan = build_plan(
+        matched,
+        diffed,
+        deals,
+        run_id=run_id,
+        created_at=now(),
+        config_fingerprint=config.fingerprint(),
+        batch_sizes={n: BATCH_SIZES.get(config.system(n).kind, 1) for n in config.systems},
+    )
+    _remember(store, matched, diffed)
+    plan = _with_pull_errors(plan, pulls)
+    return ReconcileResult(plan, matched, diffed, pulls, contexts, deals)
+
+
+class PullFailed(Exception):
+    exit_code = 1
+
+
+def _match_config(config: Config) -> MatchConfig:
+    fuzzy = config.matching.fuzzy
+    return MatchConfig(
+        keys=tuple(config.matching.keys),
+        fuzzy_enabled=fuzzy.enabled,
+        fuzzy_threshold=float(fuzzy.threshold),
+    )
+
+
+def _held(matched: MatchResult) -> set[Ref]:
+    held: set[Ref] = set()
+    for item in matched.ambiguous:
+        held.add(item.ref)
+        held.update(item.candidates)
+    for dup in matched.duplicates:
+        held.update(Ref(dup.instance, i) for i in dup.ids)
+    return held
+
+
+def _remember(store: Store, matched: MatchResult, diffed: DiffResult) -> None:
+    links = [
+        Link(entity, ref.system, ref.id, matched.methods.get(ref, "stored"))
+        for ref, entity in matched.new_links.items()
+    ]
+    if links:
+        store.save_links(links)
+    if diffed.agreed:
+        store.save_bases({e: base_to_json(v) for e, v in diffed.agreed.items()})
+
+
+def _with_pull_errors(plan: Plan, pulls: Mapping[str, PullReport]) -> Plan:
+    """Records that could not be mapped belong in the plan's `errors`, beside the diff's."""
+    extra = tuple(error for report in pulls.values() for error in report.errors)
+    if not extra:
+        return plan
+    return dataclasses.replace(plan, errors=tuple(plan.errors) + extra)

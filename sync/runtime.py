@@ -1,0 +1,84 @@
+"""What every engine command opens: the config, the state store, the connectors, a run record."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from config import Config, load_config
+from connectors.base import Connector
+from sync.connect import open_connector
+from sync.errors import UsageError
+from sync.store import Store
+
+__all__ = ["Runtime", "open_runtime", "progress_reporter"]
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: Store
+    connectors: dict[str, Connector] = field(default_factory=dict)
+
+    def calls(self) -> dict[str, dict[str, int]]:
+        return {name: c.calls() for name, c in self.connectors.items()}
+
+
+@contextmanager
+def open_runtime(
+    config_path: str,
+    *,
+    systems: Sequence[str] = (),
+    connect: bool = True,
+    connector_options: dict[str, Any] | None = None,
+) -> Iterator[Runtime]:
+    config = load_config(config_path)
+    unknown = [s for s in systems if s not in config.systems]
+    if unknown:
+        raise UsageError(
+            f"--system {unknown[0]}: no such instance in {config.path.name} "
+            f"(expected one of {', '.join(config.systems)})"
+        )
+    store = Store.open(config.store_url)
+    runtime = Runtime(config, store)
+    try:
+        if connect:
+            for name in systems or list(config.systems):
+                runtime.connectors[name] = open_connector(config, name, connector_options)
+        yield runtime
+    finally:
+        for connector in runtime.connectors.values():
+            connector.close()
+        store.close()
+
+
+@contextmanager
+def progress_reporter(instances: Sequence[str], *, enabled: bool | None = None) -> Iterator[Any]:
+    """A rich progress bar per instance on a terminal; a no-op callback elsewhere (CI, pipes)."""
+    console = Console(stderr=True)
+    if enabled is None:
+        enabled = sys.stderr.isatty() and console.is_terminal
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(bar_width=None),
+        TextColumn("{task.completed:>8,} deals"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        tasks = {name: bar.add_task(name, total=None) for name in instances}
+
+        def update(instance: str, done: int) -> None:
+            bar.update(tasks[instance], completed=done)
+
+        yield update

@@ -1,0 +1,85 @@
+"""A ready-to-use crmsync config for a running sandbox (`sandbox serve --config-out`, demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID, PD_FIELD_HUBSPOT_ID, PD_FIELD_SALESFORCE_ID
+
+__all__ = ["sandbox_config", "write_sandbox_config"]
+
+_HEADER = """\
+# crmsync config for the local sandbox, written by crmsync.
+# The credentials are the sandbox's own throw-away tokens: for real CRMs, put secrets in
+# environment variables and reference them as ${VAR} (see crmsync.example.yaml).
+"""
+
+
+def sandbox_config(ready: Mapping[str, Any]) -> dict[str, Any]:
+    """The config for the servers of a `--ready-file` document (DESIGN.md shape)."""
+    tokens = ready["tokens"]
+    systems: dict[str, Any] = {}
+    if "salesforce" in tokens:
+        systems["salesforce"] = {
+            "kind": "salesforce",
+            "base_url": ready["salesforce"],
+            "ca_file": str(ready["ca_file"]),
+            "credentials": {"session_id": tokens["salesforce"]},
+            "currency": "USD",
+            "external_ids": {"hubspot": "HubSpot_Deal_Id__c", "pipedrive": "Pipedrive_Deal_Id__c"},
+            "link_field": "Crmsync_Id__c",
+        }
+    if "hubspot" in tokens:
+        systems["hubspot"] = {
+            "kind": "hubspot",
+            "base_url": ready["hubspot"],
+            "credentials": {"access_token": tokens["hubspot"]},
+            "currency": "USD",
+            "external_ids": {
+                "salesforce": "salesforce_opportunity_id",
+                "pipedrive": "pipedrive_deal_id",
+            },
+            "link_field": "crmsync_id",
+        }
+    if "pipedrive" in tokens:
+        systems["pipedrive"] = {
+            "kind": "pipedrive",
+            "base_url": ready["pipedrive"],
+            "credentials": {"api_token": tokens["pipedrive"]},
+            "currency": "USD",
+            "external_ids": {"salesforce": PD_FIELD_SALESFORCE_ID, "hubspot": PD_FIELD_HUBSPOT_ID},
+            "link_field": PD_FIELD_CRMSYNC_ID,
+        }
+    for system in systems.values():
+        system["external_ids"] = {
+            other: field for other, field in system["external_ids"].items() if other in systems
+        }
+    return {
+        "version": 1,
+        "systems": systems,
+        "matching": {"keys": ["name", "owner_email", "close_month"]},
+        "policies": {
+            "default": "newest",
+            "fields": {"stage": "newest", "owner_email": "newest"},
+        },
+        "push": {
+            "targets": list(systems),
+            "max_changes": 100000,
+            "create_missing": False,
+        },
+        "report": {"stale_days": 30},
+    }
+
+
+def write_sandbox_config(ready: Mapping[str, Any], path: Path) -> None:
+    """Write the config, then propose stage maps from the live sandboxes as `init` does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = yaml.safe_dump(sandbox_config(ready), sort_keys=False, allow_unicode=True)
+    path.write_text(_HEADER + body)
+    from sync.init import init_config  # the engine side of `crmsync init`
+
+    init_config(path)

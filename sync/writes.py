@@ -1,0 +1,57 @@
+"""Canonical changes -> native write payloads per kind (mapping update_for_* and create_for_*)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mapping import (
+    MappingContext,
+    create_for_hubspot,
+    create_for_pipedrive,
+    create_for_salesforce,
+    update_for_hubspot,
+    update_for_pipedrive,
+    update_for_salesforce,
+)
+from mapping.model import Deal, MappingError, Ref
+
+__all__ = ["can_express_for", "native_create", "native_update"]
+
+_UPDATE: dict[str, Callable[[Deal, Mapping[str, Any], MappingContext], dict[str, Any]]] = {
+    "salesforce": update_for_salesforce,
+    "hubspot": update_for_hubspot,
+    "pipedrive": update_for_pipedrive,
+}
+_CREATE = {
+    "salesforce": create_for_salesforce,
+    "hubspot": create_for_hubspot,
+    "pipedrive": create_for_pipedrive,
+}
+
+
+def native_update(deal: Deal, changes: Mapping[str, Any], ctx: MappingContext) -> dict[str, Any]:
+    """The native payload that applies canonical `changes` to `deal` (MappingError if it can't)."""
+    return _UPDATE[ctx.kind](deal, changes, ctx)
+
+
+def native_create(deal: Deal, ctx: MappingContext, link_id: str) -> dict[str, Any]:
+    return _CREATE[ctx.kind](deal, ctx, link_id)
+
+
+def can_express_for(
+    contexts: Mapping[str, MappingContext], deals: Mapping[Ref, Deal]
+) -> Callable[[Ref, str, Any], str | None]:
+    """The diff's `can_express`: would the target's native payload for this value map?"""
+
+    def can_express(target: Ref, field: str, value: Any) -> str | None:
+        ctx, deal = contexts.get(target.system), deals.get(target)
+        if ctx is None or deal is None:
+            return f"{target.system} was not pulled in this run"
+        try:
+            native_update(deal, {field: value}, ctx)
+        except MappingError as exc:
+            return exc.reason
+        return None
+
+    return can_express
