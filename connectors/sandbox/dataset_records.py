@@ -51,6 +51,7 @@ _FORECAST = {  # funnel key -> (ForecastCategory, ForecastCategoryName)
 _LOST_REASONS = ("Price too high", "Went with a competitor", "No budget", "No decision")
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SF_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_UPPER_FLAGS = str.maketrans({c: ("1" if c.isupper() else "0") for c in _B62})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ class Copy:
     close_date: date
     owner: Person
     created_at: datetime
-    updated_at: datetime
+    updated_at: datetime  # of the truth; each system's copy is stamped a little later
     deleted: bool = False
 
     @property
@@ -103,11 +104,9 @@ def salesforce_id(prefix: str, number: int) -> str:
         number, rest = divmod(number, 62)
         digits = _B62[rest] + digits
     base = f"{prefix}5g0{digits}"
-    suffix = ""
-    for chunk in (base[0:5], base[5:10], base[10:15]):
-        bits = sum(1 << i for i, ch in enumerate(chunk) if ch.isupper())
-        suffix += _SF_SUFFIX[bits]
-    return base + suffix
+    flags = base.translate(_UPPER_FLAGS)  # "1" where upper case; chunks read right to left
+    return base + "".join(_SF_SUFFIX[int(flags[i + 4 : i - 1 if i else None : -1], 2)]
+                          for i in (0, 5, 10))  # fmt: skip
 
 
 def _native(system: str, line: str, key: str, variant: int) -> NativeStage:
@@ -174,7 +173,9 @@ def sf_user(p: Person, created: datetime) -> dict[str, Any]:
     }
 
 
-def sf_opportunity(c: Copy, opp_id: str, links: Mapping[str, str | None], variant: int) -> dict:
+def sf_opportunity(
+    c: Copy, opp_id: str, links: Mapping[str, str | None], variant: int, updated: datetime
+) -> dict:
     stage = _native("salesforce", c.line, c.stage, variant)
     forecast, forecast_name = _FORECAST[c.stage]
     return {
@@ -195,8 +196,8 @@ def sf_opportunity(c: Copy, opp_id: str, links: Mapping[str, str | None], varian
         "IsWon": c.stage == "won",
         "OwnerId": c.owner.sf_id,
         "CreatedDate": _sf_time(c.created_at),
-        "LastModifiedDate": _sf_time(c.updated_at),
-        "SystemModstamp": _sf_time(c.updated_at),
+        "LastModifiedDate": _sf_time(updated),
+        "SystemModstamp": _sf_time(updated),
         "HubSpot_Deal_Id__c": links.get("hubspot"),
         "Pipedrive_Deal_Id__c": links.get("pipedrive"),
         "Crmsync_Id__c": None,
@@ -279,10 +280,12 @@ def hs_owner(p: Person, created: datetime, kind: str = "PERSON") -> dict[str, An
     return owner
 
 
-def hs_deal(c: Copy, deal_id: str, links: Mapping[str, str | None], variant: int) -> dict:
+def hs_deal(
+    c: Copy, deal_id: str, links: Mapping[str, str | None], variant: int, updated_at: datetime
+) -> dict:
     stage = _native("hubspot", c.line, c.stage, variant)
     ms = int(deal_id) % 1000  # HubSpot stamps carry milliseconds
-    updated = _hs_time(c.updated_at, ms)
+    updated = _hs_time(updated_at, ms)
     props: dict[str, str | None] = {
         "amount": str(c.amount),
         "closedate": f"{c.close_date.isoformat()}T00:00:00Z",
@@ -396,7 +399,9 @@ def _pd_open_part(c: Copy, variant: int) -> list[tuple[NativeStage, datetime]]:
     ]
 
 
-def pd_deal(c: Copy, deal_id: int, links: Mapping[str, str | None], variant: int) -> dict:
+def pd_deal(
+    c: Copy, deal_id: int, links: Mapping[str, str | None], variant: int, updated: datetime
+) -> dict:
     open_part = _pd_open_part(c, variant)
     stage = open_part[-1][0]
     closed_at = c.history[-1][1] if c.status != "open" else None
@@ -414,7 +419,7 @@ def pd_deal(c: Copy, deal_id: int, links: Mapping[str, str | None], variant: int
         "value": float(c.amount),
         "currency": c.currency,
         "add_time": _pd_time(c.created_at),
-        "update_time": _pd_time(c.updated_at),
+        "update_time": _pd_time(updated),
         "stage_change_time": _pd_time(open_part[-1][1]) if len(open_part) > 1 else None,
         "active": c.status == "open" and not c.deleted,
         "deleted": c.deleted,

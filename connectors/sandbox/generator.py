@@ -152,6 +152,7 @@ def _entities(
 ) -> list[_Entity]:
     taken: dict[str, int] = {}
     companies: dict[str, int] = {}
+    accounts: dict[int, str] = {}
     stages, stage_weights = [s for s, _ in _STATUS_WEIGHTS], [w for _, w in _STATUS_WEIGHTS]
     currencies, currency_weights = [c for c, _ in _CURRENCIES], [w for _, w in _CURRENCIES]
     memberships = [SYSTEMS, (SYSTEMS[0], SYSTEMS[1]), (SYSTEMS[0], SYSTEMS[2]), SYSTEMS[1:]]
@@ -189,9 +190,11 @@ def _entities(
         if len(systems) == 1 and systems[0] in specials and rng.random() < 0.1:
             owner = specials[systems[0]]
         company_no = companies.setdefault(company, len(companies) + 1)
+        if company_no not in accounts:
+            accounts[company_no] = rec.salesforce_id("001", company_no)
         base = Copy(
             entity="", line=line, name=name, company=company,
-            account_id=rec.salesforce_id("001", company_no), org_id=company_no,
+            account_id=accounts[company_no], org_id=company_no,
             history=history, status=final if final in ("won", "lost") else "open",
             amount=_amount(rng, line), currency=rng.choices(currencies, currency_weights)[0],
             close_date=close, owner=owner, created_at=created, updated_at=updated,
@@ -329,7 +332,8 @@ class _Builder:
         base, plant = entity.base, entity.plant
         ids = {s: self.new_id(s) for s in entity.systems}
         self.refs[base.entity] = ids
-        copies = {s: replace(base, updated_at=self.jitter(base.updated_at)) for s in ids}
+        copies = dict.fromkeys(ids, base)
+        stamps = {s: self.jitter(base.updated_at) for s in ids}
         item: dict[str, Any] = {}
         extra: list[_Entity] = []
         if plant is not None:
@@ -339,12 +343,12 @@ class _Builder:
                     "system": system, "newest": newest}  # fmt: skip
             if kind in FIELD_KINDS:
                 copies[system], item["expected"], item["actual"] = self.differ(kind, base, newest)
+                stamps[system] = copies[system].updated_at
             elif kind == "missing_in":
                 item |= {"expected": "present", "actual": "absent"}
             elif kind == "deleted":
-                copies[system] = replace(
-                    copies[system], deleted=True, updated_at=base.updated_at + _DAY
-                )
+                copies[system] = replace(base, deleted=True, updated_at=base.updated_at + _DAY)
+                stamps[system] = copies[system].updated_at
                 item |= {"expected": "live", "actual": "deleted"}
             elif kind == "ambiguous":
                 extra = [self.lookalike(base, system)]
@@ -353,11 +357,12 @@ class _Builder:
             self.planted.append(item)
         links = self.links(ids)
         for system, copy in copies.items():
-            self.emit(system, copy, ids[system], links[system])
+            self.emit(system, copy, ids[system], links[system], stamps[system])
         if plant is not None and plant[0] == "duplicate":
             system = plant[1]
             dup_id = self.new_id(system)
-            self.emit(system, self.duplicate(copies[system]), dup_id, links[system])
+            twin = self.duplicate(copies[system], stamps[system])
+            self.emit(system, twin, dup_id, links[system], twin.updated_at)
             item["ids"] = [ids[system], dup_id]
         return extra
 
@@ -402,9 +407,9 @@ class _Builder:
         owner = rng.choice([p for p in self.people if p is not base.owner])
         return replace(copy, owner=owner), base.owner.email, owner.email
 
-    def duplicate(self, copy: Copy) -> Copy:
+    def duplicate(self, copy: Copy, stamped: datetime) -> Copy:
         """The same deal entered a second time (an import run twice), a day later."""
-        created = copy.updated_at + _DAY
+        created = stamped + _DAY
         history: tuple[tuple[str, datetime], ...] = ((copy.stage, created),)
         if copy.status != "open":
             last_open = [k for k, _ in copy.history if k in _OPEN][-1]
@@ -428,20 +433,27 @@ class _Builder:
         )
         return _Entity(copy, (system,))
 
-    def emit(self, system: str, copy: Copy, native_id: str, links: dict[str, str | None]) -> None:
+    def emit(
+        self,
+        system: str,
+        copy: Copy,
+        native_id: str,
+        links: dict[str, str | None],
+        updated: datetime,
+    ) -> None:
         variant = self.rng.randrange(2)
         data = self.ds[system]
         if system == "salesforce":
-            data["Opportunity"].append(rec.sf_opportunity(copy, native_id, links, variant))
+            data["Opportunity"].append(rec.sf_opportunity(copy, native_id, links, variant, updated))
             data["OpportunityHistory"] += rec.sf_history(
                 copy, native_id, self.history_id + 1, variant
             )
             self.history_id += len(copy.history)
         elif system == "hubspot":
-            data["deals"].append(rec.hs_deal(copy, native_id, links, variant))
+            data["deals"].append(rec.hs_deal(copy, native_id, links, variant, updated))
         else:
             deal_id = int(native_id)
-            data["deals"].append(rec.pd_deal(copy, deal_id, links, variant))
+            data["deals"].append(rec.pd_deal(copy, deal_id, links, variant, updated))
             flow = rec.pd_flow(copy, deal_id, self.flow_id + 1, variant)
             self.flow_id += len(flow)
             data["deal_flows"][native_id] = flow
