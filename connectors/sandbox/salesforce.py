@@ -109,7 +109,10 @@ class SalesforceEmulator:
     def error(self, status: int, code: str, message: str) -> SandboxResponse:
         if code == "MALFORMED_REQUEST":
             code = "JSON_PARSER_ERROR" if "JSON" in message else "MALFORMED_QUERY"
-        return SandboxResponse(status, [{"message": message, "errorCode": code}])
+        # Salesforce sends its usage header on errors too (401, 403, 429, 5xx).
+        return SandboxResponse(
+            status, [{"message": message, "errorCode": code}], self.limit_headers(0, 0, 0.0)
+        )
 
     def too_many_requests(self, retry_after: float) -> SandboxResponse:
         # REST core answers 403 for its daily cap; a burst 429 (a proxy's) uses the same code.

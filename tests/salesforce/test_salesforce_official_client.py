@@ -235,6 +235,8 @@ def test_bad_session_and_daily_limit_use_salesforce_errors(
     assert expired.value.content == [
         {"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}
     ]
+    raw = session.get(sandbox.urls["salesforce"] + "/services/data/v59.0/limits")
+    assert raw.status_code == 401 and raw.headers["Sforce-Limit-Info"].startswith("api-usage=")
     sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, daily_limit=1))
     sf.query("SELECT Id FROM User")
     with pytest.raises(SalesforceRefusedRequest) as refused:
