@@ -11,7 +11,6 @@ import fcntl
 import hashlib
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,8 +95,8 @@ def _pg_lock(
 def _lock_path(store: Store, job: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", job)
     db = store.sqlite_path
-    if db is None:  # in-memory store: only this process can see it anyway
-        return Path(tempfile.gettempdir()) / f"crmsync-memory-{os.getpid()}.{safe}.lock"
+    if db is None:
+        raise StoreError("file locks need a SQLite store")
     return db.with_name(f"{db.name}.{safe}.lock")
 
 

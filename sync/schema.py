@@ -9,10 +9,10 @@ one is upgraded one step at a time, a newer one is refused.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -36,9 +36,9 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import StaticPool
 
 __all__ = [
     "MIGRATIONS",
@@ -46,13 +46,18 @@ __all__ = [
     "Migration",
     "StoreError",
     "UTCDateTime",
+    "chunks",
     "connect_engine",
     "ensure_schema",
     "metadata",
     "redacted_url",
     "schema_version",
     "transaction",
+    "upsert",
 ]
+
+
+_T = TypeVar("_T")
 
 
 class StoreError(RuntimeError):
@@ -223,18 +228,28 @@ def connect_engine(url: str) -> Engine:
     """An engine configured for the store: WAL + real transactions on SQLite, pre-ping on PG."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        memory = parsed.database in (None, "", ":memory:")
-        engine = create_engine(
-            parsed,
-            connect_args={"check_same_thread": False},
-            **({"poolclass": StaticPool} if memory else {}),
-        )
-        _sqlite_transactions(engine, wal=not memory)
+        if parsed.database in (None, "", ":memory:"):
+            # Each pooled connection would see its own empty database; streams and writes
+            # overlap on separate connections, so a shared one cannot serve either.
+            raise StoreError(
+                "in-memory SQLite cannot hold the state store: use a file URL such as "
+                "sqlite:///path/crmsync.db"
+            )
+        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        _sqlite_transactions(engine)
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    if parsed.get_backend_name() != "postgresql":
+        raise StoreError(
+            f"unsupported state store {parsed.get_backend_name()!r}: use "
+            "sqlite:///path/crmsync.db or postgresql+psycopg://user@host:5432/db"
+        )
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except Exception as exc:  # e.g. the driver is not installed
+        raise StoreError(f"cannot open state store {redacted_url(url)}: {exc}") from None
 
 
-def _sqlite_transactions(engine: Engine, wal: bool) -> None:
+def _sqlite_transactions(engine: Engine) -> None:
     # pysqlite's implicit transactions skip DDL and SELECT; take control so every
     # transaction (migrations included) is atomic, and writers start IMMEDIATE so two
     # writers queue on busy_timeout instead of failing on a lock upgrade.
@@ -242,8 +257,7 @@ def _sqlite_transactions(engine: Engine, wal: bool) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        if wal:
-            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
@@ -262,6 +276,29 @@ def transaction(engine: Engine, write: bool = True) -> Iterator[Connection]:
         conn.execution_options(crmsync_write=write)
         with conn.begin():
             yield conn
+
+
+def chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """Consecutive lists of ``size`` items (the last may be shorter), lazily."""
+    chunk: list[_T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def upsert(conn: Connection, table: Table, keys: Sequence[str], update: Sequence[str]) -> Any:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update`` (DO NOTHING if update is empty)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={name: stmt.excluded[name] for name in update}
+    )
 
 
 def schema_version(conn: Connection) -> int:

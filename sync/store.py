@@ -10,14 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Table, false, func, make_url, select, true
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import false, func, make_url, select, true
 from sqlalchemy.engine import Connection, Engine
 
 from sync import schema as t
-from sync.schema import MIGRATIONS, Migration, StoreError, redacted_url, transaction
+from sync.schema import (
+    MIGRATIONS,
+    Migration,
+    StoreError,
+    chunks,
+    redacted_url,
+    transaction,
+    upsert,
+)
 from sync.store_apply import AuditLog, DeadLetters, Journal
 from sync.store_records import (
     AuditEntry,
@@ -59,35 +66,12 @@ __all__ = [
 # (id, fingerprint, updated_at, deleted, canonical deal as JSON-able dict)
 DealRow = tuple[str, str, datetime | None, bool, Mapping[str, Any]]
 Clock = Callable[[], datetime]
-_T = TypeVar("_T")
 
 BATCH_SIZE = 1000
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
-    chunk: list[_T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def upsert(conn: Connection, table: Table, keys: Sequence[str], update: Sequence[str]) -> Any:
-    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update`` (DO NOTHING if update is empty)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table)
-    if not update:
-        return stmt.on_conflict_do_nothing(index_elements=list(keys))
-    return stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={name: stmt.excluded[name] for name in update}
-    )
 
 
 class Store:
@@ -114,9 +98,9 @@ class Store:
                 "invalid state store URL (expected sqlite:///path/crmsync.db or "
                 "postgresql+psycopg://user@host:5432/db)"
             ) from None
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = t.connect_engine(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         try:
             t.ensure_schema(engine, migrations)
         except BaseException:
@@ -147,11 +131,9 @@ class Store:
 
     @property
     def sqlite_path(self) -> Path | None:
-        """The database file of a file-backed SQLite store, else None."""
+        """The database file of a SQLite store, else None."""
         database = self._engine.url.database
-        if self.dialect != "sqlite" or database in (None, "", ":memory:"):
-            return None
-        return Path(str(database)).resolve()
+        return Path(database).resolve() if self.dialect == "sqlite" and database else None
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -274,7 +256,7 @@ class Store:
                 ("instance", "id"),
                 ("fingerprint", "updated_at", "deleted", "last_seen_run", "payload"),
             )
-            for chunk in _chunks(payloads, batch_size):
+            for chunk in chunks(payloads, batch_size):
                 rows = []
                 for deal_id, fingerprint, updated_at, deleted, payload in chunk:
                     check_no_secrets(payload, f"deal {instance}/{deal_id}")
@@ -324,7 +306,7 @@ class Store:
         """Payloads of the given ids (deleted ones included); unknown ids are absent."""
         found: dict[str, dict[str, Any]] = {}
         with transaction(self._engine, write=False) as conn:
-            for chunk in _chunks(ids, BATCH_SIZE):
+            for chunk in chunks(ids, BATCH_SIZE):
                 query = select(t.deals.c.id, t.deals.c.payload).where(
                     t.deals.c.instance == instance, t.deals.c.id.in_(chunk)
                 )
@@ -349,7 +331,7 @@ class Store:
         """Flag deals deleted at the source; returns how many were live before."""
         changed = 0
         with transaction(self._engine) as conn:
-            for chunk in _chunks(ids, BATCH_SIZE):
+            for chunk in chunks(ids, BATCH_SIZE):
                 stmt = (
                     t.deals.update()
                     .where(
@@ -378,7 +360,7 @@ class Store:
                 rows = list(conn.execute(query))
             else:
                 rows = []
-                for chunk in _chunks(entity_ids, BATCH_SIZE):
+                for chunk in chunks(entity_ids, BATCH_SIZE):
                     rows.extend(conn.execute(query.where(t.links.c.entity_id.in_(chunk))))
         return [
             Link(
@@ -404,7 +386,7 @@ class Store:
                 ("instance", "deal_id"),
                 ("entity_id", "method", "score", "matched_at", "confirmed"),
             )
-            for chunk in _chunks(links, BATCH_SIZE):
+            for chunk in chunks(links, BATCH_SIZE):
                 self._ensure_entities(conn, {link.entity_id for link in chunk}, now)
                 rows = [
                     {
@@ -437,7 +419,7 @@ class Store:
                 rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
                 return {r.entity_id: r.payload for r in rows}
             found: dict[str, dict[str, Any]] = {}
-            for chunk in _chunks(entity_ids, BATCH_SIZE):
+            for chunk in chunks(entity_ids, BATCH_SIZE):
                 rows = conn.execute(query.where(t.base.c.entity_id.in_(chunk)))
                 found.update((r.entity_id, r.payload) for r in rows)
             return found
@@ -446,7 +428,7 @@ class Store:
         now = self._clock()
         with transaction(self._engine) as conn:
             stmt = upsert(conn, t.base, ("entity_id",), ("payload", "updated_at"))
-            for chunk in _chunks(bases.items(), BATCH_SIZE):
+            for chunk in chunks(bases.items(), BATCH_SIZE):
                 self._ensure_entities(conn, {entity_id for entity_id, _ in chunk}, now)
                 for entity_id, values in chunk:
                     check_no_secrets(values, f"base of entity {entity_id}")

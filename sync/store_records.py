@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from sync.schema import StoreError
@@ -167,8 +168,12 @@ _SECRET_SUFFIXES = (
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 
+@lru_cache(maxsize=8192)  # the same few keys repeat across millions of payloads
 def _looks_secret(key: str) -> bool:
     return _NOT_ALNUM.sub("", key.lower()).endswith(_SECRET_SUFFIXES)
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def check_no_secrets(value: Any, where: str) -> None:
@@ -183,10 +188,11 @@ def check_no_secrets(value: Any, where: str) -> None:
                         f"refusing to store {where}: key {key!r} looks like a credential "
                         "(secrets never go into the state store; drop it before saving)"
                     )
-                if isinstance(sub, Mapping | list | tuple):
+                # Exact type test first: isinstance against ABCs is slow on hot paths.
+                if type(sub) not in _SCALARS:
                     stack.append(sub)
         elif isinstance(item, list | tuple):
-            stack.extend(sub for sub in item if isinstance(sub, Mapping | list | tuple))
+            stack.extend(sub for sub in item if type(sub) not in _SCALARS)
 
 
 def one_line(message: str | None, limit: int = 500) -> str | None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Connection, inspect, text
 
@@ -91,3 +93,25 @@ def test_store_repr_hides_the_password() -> None:
     store = Store(connect_engine("postgresql+psycopg://crm:hunter2@db.example:5432/crm"))
     assert repr(store) == "Store(postgresql+psycopg://crm:***@db.example:5432/crm)"
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("sqlite://", "in-memory SQLite cannot hold the state store"),
+        ("sqlite:///:memory:", "in-memory SQLite cannot hold the state store"),
+        ("mysql://root:pw@localhost/crm", "unsupported state store 'mysql'"),
+        ("not a url", "invalid state store URL"),
+    ],
+)
+def test_unusable_urls_are_refused_with_one_line(url: str, says: str) -> None:
+    with pytest.raises(StoreError, match=says) as caught:
+        Store.open(url)
+    assert "\n" not in str(caught.value) and "pw@" not in str(caught.value)
+
+
+def test_sqlite_store_directory_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "nested" / "crmsync.db"
+    with Store.open(f"sqlite:///{path}") as store:
+        assert store.sqlite_path == path.resolve()
+    assert path.exists()
