@@ -14,11 +14,12 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from mapping.funnel import DEFAULT_FUNNEL, Funnel
 from mapping.model import Deal, DealStatus, Money, Ref
-from sync.match import is_deleted, ref_order
+from sync.match import is_deleted, paused_gc, ref_order
 from sync.policy import DIFF_FIELDS, Decision, Policy, PolicyKind, decide, policy_for
 
 __all__ = [
@@ -121,12 +122,15 @@ class _FunnelFacts:
 
 def comparable(deal: Deal, facts: _FunnelFacts | None = None) -> tuple[Any, ...]:
     """The deal's values in DIFF_FIELDS order, as the diff compares and bases store them."""
-    stage = (facts or _DEFAULT_FACTS).effective_stage(deal)
-    owner = deal.owner_email.strip().lower() if deal.owner_email else None
+    status = deal.status
+    stage = deal.stage if status is _OPEN else (facts or _DEFAULT_FACTS).effective_stage(deal)
+    owner = deal.owner_email
+    if owner:
+        owner = owner.strip().lower()
     return (
         deal.name,
         stage,
-        deal.status,
+        status,
         deal.value,
         deal.close_date,
         owner,
@@ -135,6 +139,15 @@ def comparable(deal: Deal, facts: _FunnelFacts | None = None) -> tuple[Any, ...]
 
 
 _DEFAULT_FACTS = _FunnelFacts.of(DEFAULT_FUNNEL)
+_OPEN = DealStatus.OPEN
+_base_values = itemgetter(*DIFF_FIELDS)
+
+
+def _base_row(base: Mapping[str, Any]) -> tuple[Any, ...]:
+    try:
+        return _base_values(base)
+    except KeyError:
+        return tuple(base.get(f, _MISSING) for f in DIFF_FIELDS)
 
 
 def _fingerprint(value: Any) -> str:
@@ -162,12 +175,13 @@ class _Differ:
     mismatches: Counter[str] = field(default_factory=Counter)
 
     def entity(self, entity: str, members: Sequence[Deal]) -> None:
-        facts = [self.facts.get(d.funnel, _DEFAULT_FACTS) for d in members]
+        get_facts = self.facts.get
+        facts = [get_facts(d.funnel, _DEFAULT_FACTS) for d in members]
         rows = [comparable(d, f) for d, f in zip(members, facts, strict=True)]
         base = self.bases.get(entity)
         first = rows[0]
         if first[_STAGE] is not None and all(row == first for row in rows):
-            if base is None or tuple(base.get(f, _MISSING) for f in DIFF_FIELDS) != first:
+            if base is None or _base_row(base) != first:
                 self.agreed[entity] = dict(zip(DIFF_FIELDS, first, strict=True))
             return
         decided: dict[str, tuple[Decision, tuple[Ref, ...]]] = {}
@@ -307,13 +321,34 @@ def diff(
     `create_in`: instances where an entity missing there should be created (its live members'
     first instance, by name, is the source); refs in `hold` (ambiguous, duplicates) never are.
     """
+    with paused_gc():
+        return _diff(
+            entities, deals_by_ref, bases, policies, targets, can_express,
+            funnels, propagate_deletes, create_in, hold,
+        )  # fmt: skip
+
+
+def _diff(
+    entities: Mapping[str, Mapping[str, Ref]],
+    deals_by_ref: Mapping[Ref, Deal],
+    bases: Mapping[str, Mapping[str, Any]],
+    policies: Mapping[str, Policy],
+    targets: Collection[str],
+    can_express: CanExpress | None,
+    funnels: Mapping[str, Funnel] | None,
+    propagate_deletes: bool,
+    create_in: Collection[str],
+    hold: Collection[Ref],
+) -> DiffResult:
     facts = {name: _FunnelFacts.of(f) for name, f in (funnels or {}).items()}
     differ = _Differ(bases, policies, targets, can_express, facts)
     deleted: list[Deletion] = []
     creates: list[Create] = []
     for entity, refs in entities.items():
+        if len(refs) < 2 and not create_in:
+            continue
         members = [deals_by_ref[r] for r in refs.values()]
-        gone = [d.ref for d in members if is_deleted(d)]
+        gone = [d.ref for d in members if d.extra and is_deleted(d)]
         if gone:
             live = tuple(d.ref for d in members if not is_deleted(d))
             if live:

@@ -9,16 +9,18 @@ instance; a second deal claiming the same slot is reported as a duplicate.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from itertools import combinations
 
 from mapping.model import Deal, Ref
-from sync.normalize import MATCH_KEYS, MatchKey, close_month, match_key, normalize_name
+from sync.normalize import MATCH_KEYS, MatchKey, close_month, key_function, normalize_name
 
 __all__ = [
     "Ambiguity",
@@ -29,6 +31,7 @@ __all__ = [
     "entity_id_for",
     "is_deleted",
     "match",
+    "paused_gc",
     "ref_order",
 ]
 
@@ -81,12 +84,15 @@ class Duplicate:
 @dataclass(frozen=True, slots=True)
 class MatchResult:
     entities: Mapping[str, Mapping[str, Ref]]  # entity id -> {instance: ref}, sorted by id
-    entity_of: Mapping[Ref, str]
-    methods: Mapping[Ref, LinkMethod]  # how each member of a multi-member entity joined it
-    new_links: Mapping[Ref, str]  # links the store does not hold yet
+    new_links: Mapping[Ref, str]  # links of multi-member entities the store does not hold yet
+    methods: Mapping[Ref, LinkMethod]  # how each new link was found
     unmatched: Mapping[str, tuple[Ref, ...]]  # instance -> live deals matched nowhere
     ambiguous: tuple[Ambiguity, ...]
     duplicates: tuple[Duplicate, ...]
+
+    def entity_of(self) -> dict[Ref, str]:
+        """Ref -> entity id (built on demand: at a million deals it is not free)."""
+        return {ref: e for e, members in self.entities.items() for ref in members.values()}
 
 
 def is_deleted(deal: Deal) -> bool:
@@ -99,8 +105,17 @@ def entity_id_for(refs: Iterable[Ref]) -> str:
     return "E" + hashlib.sha1(text.encode()).hexdigest()[:24]
 
 
-def _age(deal: Deal) -> tuple[datetime, str]:
-    return deal.created_at, deal.id
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Bulk matching allocates millions of acyclic dicts and tuples; the cyclic collector would
+    rescan every live deal each time and doubles the run time, so it waits until the end."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def ref_order(ref: Ref) -> tuple[str, str]:
@@ -108,118 +123,149 @@ def ref_order(ref: Ref) -> tuple[str, str]:
 
 
 class _Linker:
-    """Entities under construction: integer handles, merged only when that stays one-to-one."""
+    """Entities under construction. Deals are integer indices and entities integer handles, so
+    the hot loops hash ints and tuples, never dataclasses."""
 
-    def __init__(self, deals: Mapping[Ref, Deal]) -> None:
+    def __init__(self, deals: Sequence[Deal]) -> None:
         self.deals = deals
-        self.members: list[dict[str, Ref] | None] = []
-        self.entity_of: dict[Ref, int] = {}
+        self.system = [d.ref.system for d in deals]
+        self.entity = [-1] * len(deals)
+        self.method: list[LinkMethod | None] = [None] * len(deals)
+        self.members: list[dict[str, int] | None] = []
         self.fixed: dict[int, str] = {}  # handle -> entity id from the store or a link marker
         self.by_fixed: dict[str, int] = {}
-        self.methods: dict[Ref, LinkMethod] = {}
         self.duplicates: set[Duplicate] = set()
         self.ambiguous: list[Ambiguity] = []
 
-    def new(self, ref: Ref, method: LinkMethod, fixed: str | None = None) -> int:
+    def age(self, i: int) -> tuple[datetime, str]:
+        return self.deals[i].created_at, self.deals[i].ref.id
+
+    def new(self, i: int, method: LinkMethod, fixed: str | None = None) -> int:
         handle = len(self.members)
-        self.members.append({ref.system: ref})
-        self.entity_of[ref] = handle
-        self.methods[ref] = method
+        self.members.append({self.system[i]: i})
+        self.entity[i] = handle
+        self.method[i] = method
         if fixed is not None:
             self.fixed[handle] = fixed
             self.by_fixed[fixed] = handle
         return handle
 
-    def attach(self, ref: Ref, handle: int, method: LinkMethod) -> None:
+    def attach(self, i: int, handle: int, method: LinkMethod, older_wins: bool = False) -> None:
         members = self.members[handle]
         assert members is not None
-        held = members.get(ref.system)
-        if held is None:
-            members[ref.system] = ref
-            self.entity_of[ref] = handle
-            self.methods[ref] = method
-        elif held != ref:
-            ids = tuple(sorted((held.id, ref.id)))
+        system = self.system[i]
+        held = members.get(system)
+        if held is None or (older_wins and self.age(i) < self.age(held)):
+            members[system] = i
+            self.entity[i] = handle
+            self.method[i] = method
+            if held is None:
+                return
+            self.entity[held], self.method[held] = -1, None
+        if held != i:
+            ids = tuple(sorted((self.deals[held].ref.id, self.deals[i].ref.id)))
             reason = f"both are linked to the same deal (by {method.value})"
-            self.duplicates.add(Duplicate(ref.system, ids, reason))
+            self.duplicates.add(Duplicate(system, ids, reason))
 
-    def join(self, ref: Ref, handle: int, method: LinkMethod) -> None:
-        """Put `ref` into entity `handle`, merging its current entity when that is safe."""
-        current = self.entity_of.get(ref)
-        if current is None:
-            self.attach(ref, handle, method)
+    def join(self, i: int, handle: int, method: LinkMethod) -> None:
+        """Put deal `i` into entity `handle`, merging its current entity when that is safe."""
+        current = self.entity[i]
+        if current < 0:
+            self.attach(i, handle, method)
         elif current != handle:
-            self.merge(handle, current, ref, method)
+            self.merge(handle, current, i, method)
 
-    def link(self, a: Ref, b: Ref, method: LinkMethod) -> None:
-        ea = self.entity_of.get(a)
-        if ea is None:
-            eb = self.entity_of.get(b)
-            if eb is None:
-                ea = self.new(a, method)
-                self.attach(b, ea, method)
-            else:
-                self.attach(a, eb, method)
-        else:
+    def link(self, a: int, b: int, method: LinkMethod) -> None:
+        ea = self.entity[a]
+        if ea >= 0:
             self.join(b, ea, method)
+        elif self.entity[b] >= 0:
+            self.attach(a, self.entity[b], method)
+        else:
+            self.attach(b, self.new(a, method), method)
 
-    def merge(self, keep: int, other: int, ref: Ref, method: LinkMethod) -> None:
+    def merge(self, keep: int, other: int, i: int, method: LinkMethod) -> None:
         kept, moved = self.members[keep], self.members[other]
         assert kept is not None and moved is not None
         if (keep in self.fixed and other in self.fixed) or kept.keys() & moved.keys():
-            anchor = next(iter(kept.values()))
+            anchor = self.deals[next(iter(kept.values()))].ref
             reason = f"{method.value} evidence links it to a deal already matched elsewhere"
-            self.ambiguous.append(Ambiguity(ref, anchor.system, (anchor,), reason))
+            self.ambiguous.append(Ambiguity(self.deals[i].ref, anchor.system, (anchor,), reason))
             return
         if other in self.fixed:
             keep, other, kept, moved = other, keep, moved, kept
         for system, member in moved.items():
             kept[system] = member
-            self.entity_of[member] = keep
-            self.methods.setdefault(member, method)
+            self.entity[member] = keep
+            if self.method[member] is None:
+                self.method[member] = method
         self.members[other] = None
 
-    def candidates(self, deals: Iterable[Deal], other: str) -> Iterable[Deal]:
-        """Live deals whose entity has no member in instance `other` yet."""
-        for deal in deals:
-            handle = self.entity_of.get(deal.ref)
-            if handle is None or other not in self.members[handle]:  # type: ignore[operator]
-                yield deal
+    def candidates(self, indices: Iterable[int], other: str) -> Iterator[int]:
+        """Deals whose entity has no member in instance `other` yet."""
+        entity, members = self.entity, self.members
+        for i in indices:
+            handle = entity[i]
+            if handle < 0 or other not in members[handle]:  # type: ignore[operator]
+                yield i
 
 
 def _link_stored(linker: _Linker, stored_links: Mapping[Ref, str]) -> None:
-    groups: dict[str, list[Ref]] = defaultdict(list)
-    for ref, entity in stored_links.items():
-        if ref in linker.deals:
-            groups[entity].append(ref)
-    for entity in sorted(groups):
-        refs = sorted(groups[entity], key=lambda r: _age(linker.deals[r]))
-        handle = linker.new(refs[0], LinkMethod.STORED, fixed=entity)
-        for ref in refs[1:]:
-            linker.attach(ref, handle, LinkMethod.STORED)
+    if not stored_links:
+        return
+    get, by_fixed = stored_links.get, linker.by_fixed
+    for i, deal in enumerate(linker.deals):
+        entity = get(deal.ref)
+        if entity is not None:
+            handle = by_fixed.get(entity)
+            if handle is None:
+                linker.new(i, LinkMethod.STORED, fixed=entity)
+            else:
+                linker.attach(i, handle, LinkMethod.STORED, older_wins=True)
 
 
-def _link_markers(linker: _Linker, ordered: Sequence[Deal], config: MatchConfig) -> None:
-    groups: dict[str, list[Ref]] = defaultdict(list)
-    for deal in ordered:
-        if deal.link_id:
-            groups[deal.link_id].append(deal.ref)
+def _claims(linker: _Linker, config: MatchConfig) -> list[tuple[int, str | None, list[int]]]:
+    """(deal, link marker, external-id targets) of deals whose evidence is not yet satisfied,
+    oldest first so that the survivor of a duplicate pair is deterministic."""
+    index = {(d.ref.system, d.ref.id): i for i, d in enumerate(linker.deals)}
+    trusted = config.id_field_systems
+    entity, by_fixed = linker.entity, linker.by_fixed
+    open_claims = []
+    for i, deal in enumerate(linker.deals):
+        if not deal.external_ids and not deal.link_id:
+            continue
+        targets: list[int] = []
+        if deal.external_ids and (trusted is None or deal.ref.system in trusted):
+            for other, native_id in sorted(deal.external_ids.items()):
+                j = index.get((other, native_id))
+                if j is not None and other != deal.ref.system:
+                    targets.append(j)
+        marker = deal.link_id or None
+        here = entity[i]
+        done = here >= 0 and all(entity[j] == here for j in targets)
+        if not (done and (marker is None or by_fixed.get(marker) == here)):
+            open_claims.append((i, marker, targets))
+    open_claims.sort(key=lambda c: (linker.system[c[0]], linker.age(c[0])))
+    return open_claims
+
+
+def _link_claims(linker: _Linker, config: MatchConfig) -> None:
+    claims = _claims(linker, config)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, marker, _ in claims:
+        if marker is not None:
+            groups[marker].append(i)
     for marker in sorted(groups):
-        refs = groups[marker]
+        indices = groups[marker]
         handle = linker.by_fixed.get(marker)
         if handle is None:
-            linked = [linker.entity_of[r] for r in refs if r in linker.entity_of]
-            handle = linked[0] if linked else linker.new(refs[0], LinkMethod.LINK_ID, marker)
-        for ref in refs:
-            linker.join(ref, handle, LinkMethod.LINK_ID)
-    trusted = config.id_field_systems
-    for deal in ordered:
-        if not deal.external_ids or (trusted is not None and deal.system not in trusted):
-            continue
-        for other, native_id in sorted(deal.external_ids.items()):
-            target = Ref(other, native_id)
-            if other != deal.system and native_id and target in linker.deals:
-                linker.link(deal.ref, target, LinkMethod.EXTERNAL_ID)
+            linked = [linker.entity[i] for i in indices if linker.entity[i] >= 0]
+            handle = linked[0] if linked else linker.new(indices[0], LinkMethod.LINK_ID, marker)
+        for i in indices:
+            linker.join(i, handle, LinkMethod.LINK_ID)
+    for i, _, targets in claims:
+        for j in targets:
+            linker.link(i, j, LinkMethod.EXTERNAL_ID)
 
 
 def _ambiguous(deals: Sequence[Deal], other: Sequence[Deal], how: str) -> list[Ambiguity]:
@@ -230,28 +276,30 @@ def _ambiguous(deals: Sequence[Deal], other: Sequence[Deal], how: str) -> list[A
 
 
 def _link_keys(
-    linker: _Linker, live: Mapping[str, Sequence[Deal]], keys: Mapping[Ref, MatchKey]
+    linker: _Linker, live: Mapping[str, Sequence[int]], keys: Mapping[int, MatchKey]
 ) -> None:
+    deals = linker.deals
     for a, b in combinations(sorted(live), 2):
-        left: dict[MatchKey, list[Deal]] = defaultdict(list)
-        for deal in linker.candidates(live[a], b):
-            key = keys.get(deal.ref)
+        left: dict[MatchKey, list[int]] = defaultdict(list)
+        for i in linker.candidates(live[a], b):
+            key = keys.get(i)
             if key is not None:
-                left[key].append(deal)
-        right: dict[MatchKey, list[Deal]] = defaultdict(list)
-        for deal in linker.candidates(live[b], a):
-            key = keys.get(deal.ref)
+                left[key].append(i)
+        right: dict[MatchKey, list[int]] = defaultdict(list)
+        for j in linker.candidates(live[b], a):
+            key = keys.get(j)
             if key is not None and key in left:
-                right[key].append(deal)
+                right[key].append(j)
         for key in sorted(right):
             la, rb = left[key], right[key]
             if len(la) == 1 and len(rb) == 1:
-                linker.link(la[0].ref, rb[0].ref, LinkMethod.KEY)
+                linker.link(la[0], rb[0], LinkMethod.KEY)
                 continue
+            lefts, rights = [deals[i] for i in la], [deals[j] for j in rb]
             if len(rb) > 1:
-                linker.ambiguous.extend(_ambiguous(la, rb, "match key"))
+                linker.ambiguous.extend(_ambiguous(lefts, rights, "match key"))
             if len(la) > 1:
-                linker.ambiguous.extend(_ambiguous(rb, la, "match key"))
+                linker.ambiguous.extend(_ambiguous(rights, lefts, "match key"))
 
 
 def _block(deal: Deal) -> tuple[str, str] | None:
@@ -261,64 +309,70 @@ def _block(deal: Deal) -> tuple[str, str] | None:
     return deal.owner_email.strip().lower(), month
 
 
-def _link_fuzzy(linker: _Linker, live: Mapping[str, Sequence[Deal]], threshold: float) -> None:
+def _link_fuzzy(linker: _Linker, live: Mapping[str, Sequence[int]], threshold: float) -> None:
     from rapidfuzz import fuzz, process  # imported lazily: only configs with fuzzy use it
 
+    deals = linker.deals
     for a, b in combinations(sorted(live), 2):
-        blocks: dict[tuple[str, str], tuple[list[Deal], list[Deal]]] = defaultdict(lambda: ([], []))
+        blocks: dict[tuple[str, str], tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
         for side, (mine, other) in enumerate(((a, b), (b, a))):
-            for deal in linker.candidates(live[mine], other):
-                block = _block(deal)
+            for i in linker.candidates(live[mine], other):
+                block = _block(deals[i])
                 if block is not None:
-                    blocks[block][side].append(deal)
+                    blocks[block][side].append(i)
         for block in sorted(blocks):
-            left, right = (sorted(side, key=lambda d: d.id) for side in blocks[block])
+            left, right = (sorted(side, key=lambda i: deals[i].ref.id) for side in blocks[block])
             if not left or not right:
                 continue
             scores = process.cdist(
-                [normalize_name(d.name) for d in left],
-                [normalize_name(d.name) for d in right],
+                [normalize_name(deals[i].name) for i in left],
+                [normalize_name(deals[j].name) for j in right],
                 scorer=fuzz.token_set_ratio,
                 score_cutoff=threshold,
             )
-            _resolve_fuzzy(linker, left, right, scores)
+            _resolve_fuzzy(linker, left, right, scores.tolist())
 
 
-def _resolve_fuzzy(linker: _Linker, left: list[Deal], right: list[Deal], scores: object) -> None:
+def _resolve_fuzzy(
+    linker: _Linker, left: list[int], right: list[int], rows: list[list[float]]
+) -> None:
     """Link mutual unique best pairs; a tie at the top is ambiguous (cutoff scores are 0)."""
-    rows: list[list[float]] = scores.tolist()  # type: ignore[attr-defined]
+    deals, how = linker.deals, "best fuzzy name score"
     cols = list(zip(*rows, strict=True))
-    how = "best fuzzy name score"
     for i, row in enumerate(rows):
         best = max(row)
         picks = [j for j, s in enumerate(row) if s == best]
         if best <= 0:
             continue
         if len(picks) > 1:
-            linker.ambiguous.extend(_ambiguous([left[i]], [right[j] for j in picks], how))
+            rivals = [deals[right[j]] for j in picks]
+            linker.ambiguous.extend(_ambiguous([deals[left[i]]], rivals, how))
             continue
         col = cols[picks[0]]
         if [k for k, s in enumerate(col) if s == max(col)] == [i]:
-            linker.link(left[i].ref, right[picks[0]].ref, LinkMethod.FUZZY)
+            linker.link(left[i], right[picks[0]], LinkMethod.FUZZY)
     for j, col in enumerate(cols):
         best = max(col)
-        tops = [left[k] for k, s in enumerate(col) if s == best]
+        tops = [deals[left[k]] for k, s in enumerate(col) if s == best]
         if best > 0 and len(tops) > 1:
-            linker.ambiguous.extend(_ambiguous([right[j]], tops, how))
+            linker.ambiguous.extend(_ambiguous([deals[right[j]]], tops, how))
 
 
 def _key_duplicates(
-    live: Mapping[str, Sequence[Deal]], keys: Mapping[Ref, MatchKey]
-) -> Iterable[Duplicate]:
+    linker: _Linker, live: Mapping[str, Sequence[int]], keys: Mapping[int, MatchKey]
+) -> Iterator[Duplicate]:
     for system in sorted(live):
-        seen: dict[MatchKey, list[str]] = defaultdict(list)
-        for deal in live[system]:
-            key = keys.get(deal.ref)
+        seen: dict[MatchKey, list[int]] = {}
+        for i in live[system]:
+            key = keys.get(i)
             if key is not None:
-                seen[key].append(deal.id)
-        for ids in seen.values():
-            if len(ids) > 1:
-                yield Duplicate(system, tuple(sorted(ids)), "same match key in one system")
+                seen.setdefault(key, []).append(i)
+        if len(seen) == len(live[system]):
+            continue
+        for indices in seen.values():
+            if len(indices) > 1:
+                ids = tuple(sorted(linker.deals[i].ref.id for i in indices))
+                yield Duplicate(system, ids, "same match key in one system")
 
 
 def match(
@@ -327,66 +381,82 @@ def match(
     config: MatchConfig,
 ) -> MatchResult:
     """Group the deals of all instances into entities; see the module docstring."""
-    by_ref = {d.ref: d for system in sorted(deals) for d in deals[system]}
-    linker = _Linker(by_ref)
+    with paused_gc():
+        return _match(deals, stored_links, config)
+
+
+def _match(
+    deals: Mapping[str, Sequence[Deal]],
+    stored_links: Mapping[Ref, str],
+    config: MatchConfig,
+) -> MatchResult:
+    everything = [d for system in sorted(deals) for d in deals[system]]
+    linker = _Linker(everything)
     _link_stored(linker, stored_links)
-    # Oldest first, so the deterministic survivor of a duplicate pair is the oldest deal.
-    ordered = sorted(
-        (d for d in by_ref.values() if d.link_id or d.external_ids),
-        key=lambda d: (d.system, d.created_at, d.id),
-    )
-    _link_markers(linker, ordered, config)
-    live = {
-        system: sorted((d for d in deals[system] if not is_deleted(d)), key=_age)
-        for system in sorted(deals)
-    }
-    keys: dict[Ref, MatchKey] = {}
+    _link_claims(linker, config)
+    # Input order does not leak out: keys are joined in sorted order, reports are sorted.
+    live: dict[str, list[int]] = {system: [] for system in sorted(deals)}
+    for i, deal in enumerate(everything):
+        if not deal.extra.get("deleted"):
+            live[linker.system[i]].append(i)
+    keys: dict[int, MatchKey] = {}
     if config.keys:
-        for system_deals in live.values():
-            for deal in system_deals:
-                key = match_key(deal, config.keys)
+        key_of = key_function(config.keys)
+        for indices in live.values():
+            for i in indices:
+                key = key_of(everything[i])
                 if key is not None:
-                    keys[deal.ref] = key
+                    keys[i] = key
         _link_keys(linker, live, keys)
     if config.fuzzy_enabled:
         _link_fuzzy(linker, live, config.fuzzy_threshold)
-    for deal in by_ref.values():
-        if deal.ref not in linker.entity_of:
-            linker.new(deal.ref, LinkMethod.STORED)
-    return _result(linker, stored_links, live, keys)
+    for i in range(len(everything)):
+        if linker.entity[i] < 0:
+            linker.new(i, LinkMethod.STORED)
+    return _result(linker, live, keys)
 
 
 def _result(
     linker: _Linker,
-    stored_links: Mapping[Ref, str],
-    live: Mapping[str, Sequence[Deal]],
-    keys: Mapping[Ref, MatchKey],
+    live: Mapping[str, Sequence[int]],
+    keys: Mapping[int, MatchKey],
 ) -> MatchResult:
+    deals = linker.deals
+    names: list[str] = [""] * len(linker.members)
     named: dict[str, dict[str, Ref]] = {}
     for handle, members in enumerate(linker.members):
-        if members is not None:
-            entity = linker.fixed.get(handle) or entity_id_for(members.values())
-            named[entity] = dict(sorted(members.items()))
+        if members is None:
+            continue
+        order = members if len(members) == 1 else sorted(members)
+        refs = {system: deals[members[system]].ref for system in order}
+        entity = linker.fixed.get(handle) or entity_id_for(refs.values())
+        names[handle] = entity
+        named[entity] = refs
     entities = {e: named[e] for e in sorted(named)}
-    entity_of = {ref: e for e, members in entities.items() for ref in members.values()}
-    multi = {e for e, members in entities.items() if len(members) > 1}
-    methods = {r: linker.methods[r] for r, e in entity_of.items() if e in multi}
-    new_links = {r: e for r, e in entity_of.items() if e in multi and stored_links.get(r) != e}
-    unmatched: dict[str, tuple[Ref, ...]] = {}
+    new_links: dict[Ref, str] = {}
+    methods: dict[Ref, LinkMethod] = {}
+    unmatched: dict[str, list[Ref]] = defaultdict(list)
+    for i, deal in enumerate(deals):
+        handle = linker.entity[i]
+        members = linker.members[handle]
+        assert members is not None
+        if len(members) > 1:
+            entity = names[handle]
+            # A stored member never changes entity: merges keep the stored side's id.
+            if linker.method[i] is not LinkMethod.STORED:
+                new_links[deal.ref] = entity
+                methods[deal.ref] = linker.method[i]  # type: ignore[assignment]
     if len(live) > 1:
-        for system, system_deals in live.items():
-            alone = sorted(
-                (d.ref for d in system_deals if entity_of[d.ref] not in multi), key=ref_order
-            )
-            if alone:
-                unmatched[system] = tuple(alone)
-    duplicates = linker.duplicates | set(_key_duplicates(live, keys))
+        for system, indices in live.items():
+            for i in indices:
+                if len(linker.members[linker.entity[i]]) == 1:  # type: ignore[arg-type]
+                    unmatched[system].append(deals[i].ref)
+    duplicates = linker.duplicates | set(_key_duplicates(linker, live, keys))
     return MatchResult(
         entities=entities,
-        entity_of=entity_of,
-        methods=methods,
-        new_links=new_links,
-        unmatched=unmatched,
+        methods=dict(sorted(methods.items(), key=lambda m: ref_order(m[0]))),
+        new_links=dict(sorted(new_links.items(), key=lambda m: ref_order(m[0]))),
+        unmatched={s: tuple(sorted(refs, key=ref_order)) for s, refs in sorted(unmatched.items())},
         ambiguous=tuple(
             sorted(
                 set(linker.ambiguous),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from datetime import date
 
 from mapping.model import Deal, format_decimal
 
@@ -28,9 +29,17 @@ COMPANY_SUFFIXES = frozenset(
         *("plc", "corp", "corporation", "co", "company"),
     )
 )
-_NOT_WORD = re.compile(r"[\W_]+")
 
 MatchKey = tuple[str, ...]
+
+
+# ASCII fast path: one C-level pass lower-cases and turns punctuation into spaces. Dots vanish
+# instead, so that abbreviations stay words: 'S.A.' -> 'sa', 'Inc.' -> 'inc'.
+_ASCII = str.maketrans(
+    {c: (" " if not c.isalnum() else c.lower()) for c in map(chr, range(128)) if c.isprintable()}
+    | {".": None}
+)
+_NOT_WORD = re.compile(r"[^\w.]+|_")
 
 
 def normalize_name(text: str) -> str:
@@ -39,11 +48,12 @@ def normalize_name(text: str) -> str:
     'Acme, Inc.' and 'ACME Inc' -> 'acme'. A name made only of suffixes ('The Company Co')
     keeps its words rather than collapsing to '' (which would match every such name).
     """
-    folded = text.casefold()
-    if not folded.isascii():
-        decomposed = unicodedata.normalize("NFKD", folded)
+    if text.isascii():
+        words = text.translate(_ASCII).split()
+    else:
+        decomposed = unicodedata.normalize("NFKD", text.casefold())
         folded = "".join(c for c in decomposed if not unicodedata.combining(c))
-    words = _NOT_WORD.sub(" ", folded).split()
+        words = _NOT_WORD.sub(" ", folded).replace(".", "").split()
     kept = [w for w in words if w not in COMPANY_SUFFIXES]
     return " ".join(kept or words)
 
@@ -86,12 +96,49 @@ MATCH_KEYS: dict[str, Callable[[Deal], str | None]] = {
 }
 
 
+def key_function(keys: Sequence[str]) -> Callable[[Deal], MatchKey | None]:
+    """`match_key` for hot loops: names and months are normalised once per distinct value
+    (the same deal usually carries the same name in every system)."""
+    names: dict[str, str] = {}
+    months: dict[date, str] = {}
+
+    def name(deal: Deal) -> str | None:
+        text = deal.name
+        found = names.get(text)
+        if found is None:
+            found = names[text] = normalize_name(text)
+        return found or None
+
+    def month(deal: Deal) -> str | None:
+        day = deal.close_date
+        if day is None:
+            return None
+        found = months.get(day)
+        if found is None:
+            found = months[day] = f"{day.year:04d}-{day.month:02d}"
+        return found
+
+    fast = {"name": name, "close_month": month}
+    getters = tuple(fast.get(k) or MATCH_KEYS[k] for k in keys)
+    if len(getters) == 2:  # the common name + close-month shape, without a loop
+        first, second = getters
+
+        def pair(deal: Deal) -> MatchKey | None:
+            a = first(deal)
+            if a is None:
+                return None
+            b = second(deal)
+            return None if b is None else (a, b)
+
+        return pair
+
+    def key(deal: Deal) -> MatchKey | None:
+        parts = tuple(get(deal) for get in getters)
+        return None if None in parts else parts  # type: ignore[return-value]
+
+    return key
+
+
 def match_key(deal: Deal, keys: Sequence[str]) -> MatchKey | None:
     """The deal's key for the configured components, or None when one of them is missing."""
-    parts: list[str] = []
-    for key in keys:
-        part = MATCH_KEYS[key](deal)
-        if part is None:
-            return None
-        parts.append(part)
-    return tuple(parts)
+    return key_function(keys)(deal)

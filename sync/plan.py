@@ -27,7 +27,7 @@ from mapping.model import (
     format_utc,
 )
 from sync.diff import DiffResult
-from sync.match import MatchResult
+from sync.match import MatchResult, paused_gc
 
 __all__ = [
     "PLAN_VERSION",
@@ -161,6 +161,21 @@ def build_plan(
     batch_sizes: Mapping[str, int],
 ) -> Plan:
     """Assemble the plan of one run; `batch_sizes` is writes per API call, per instance."""
+    with paused_gc():
+        return _build_plan(
+            matched, diffed, deals_by_ref, run_id, created_at, config_fingerprint, batch_sizes
+        )
+
+
+def _build_plan(
+    matched: MatchResult,
+    diffed: DiffResult,
+    deals_by_ref: Mapping[Ref, Deal],
+    run_id: str,
+    created_at: datetime,
+    config_fingerprint: str,
+    batch_sizes: Mapping[str, int],
+) -> Plan:
     changes = tuple(
         Change(
             _change_id(c.target.system, c.target.id, c.field, c.to_value, c.entity),
