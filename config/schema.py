@@ -306,9 +306,18 @@ class LimitsConfig(Section):
 
 
 class Thresholds(Section):
-    mismatch_rate: Probability = Decimal("0.05")
-    stale_share: Probability = Decimal("0.3")
-    min_completeness: Probability = Decimal("0.8")
+    """Report alarms: a `min_` name is a floor, any other a ceiling; null = not checked."""
+
+    mismatch_rate: Probability | None = Decimal("0.05")
+    stale_share: Probability | None = Decimal("0.3")
+    min_completeness: Probability | None = Decimal("0.8")
+    past_due_share: Probability | None = None
+    unmatched_share: Probability | None = None
+    min_win_rate: Probability | None = None
+    max_conflicts: Annotated[Decimal, Field(ge=0)] | None = None
+    max_dead_letters: Annotated[Decimal, Field(ge=0)] | None = None
+    max_mapping_errors: Annotated[Decimal, Field(ge=0)] | None = None
+    max_sync_age_hours: Annotated[Decimal, Field(gt=0)] | None = None
 
 
 class ReportConfig(Section):

@@ -26,7 +26,14 @@ from sync.store import Store
 from sync.store_records import Link
 from sync.writes import can_express_for
 
-__all__ = ["BATCH_SIZES", "ReconcileResult", "load_deals", "plan_run", "policies_from_config"]
+__all__ = [
+    "BATCH_SIZES",
+    "ReconcileResult",
+    "analyze",
+    "load_deals",
+    "plan_run",
+    "policies_from_config",
+]
 
 # Writes per API call: Salesforce composite 200, HubSpot batch 100, Pipedrive one per deal.
 BATCH_SIZES = {"salesforce": 200, "hubspot": 100, "pipedrive": 1}
@@ -48,6 +55,7 @@ class ReconcileResult:
     pulls: dict[str, PullReport]
     contexts: dict[str, MappingContext]
     deals: dict[Ref, Deal]
+    by_instance: dict[str, list[Deal]]
 
 
 def policies_from_config(config: Config) -> dict[str, Policy]:
@@ -84,24 +92,45 @@ def plan_run(
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ReconcileResult:
+    """Pull every instance, then plan from the refreshed store."""
     pulls = pull(config, store, connectors, full=full, run_id=run_id, progress=progress)
     failed = [p for p in pulls.values() if p.failure]
     if failed:
         raise PullFailed("; ".join(f"{p.instance}: {p.failure}" for p in failed))
     contexts = {name: p.context for name, p in pulls.items() if p.context is not None}
+    result = analyze(config, store, run_id=run_id, contexts=contexts, now=now)
+    result.pulls = pulls
+    result.plan = _with_pull_errors(result.plan, pulls)
+    return result
+
+
+def analyze(
+    config: Config,
+    store: Store,
+    *,
+    run_id: str,
+    contexts: Mapping[str, MappingContext] | None = None,
+    remember: bool = True,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ReconcileResult:
+    """Match, diff and plan over the stored snapshot (no CRM calls).
+
+    Without `contexts` (the report), targets' ability to hold a value is not checked, and
+    nothing is written to the store unless `remember`.
+    """
     by_instance = load_deals(store, list(config.systems))
     deals = {d.ref: d for group in by_instance.values() for d in group}
     stored = {Ref(i, d): e for (i, d), e in store.links().items()}
     matched = match(by_instance, stored, _match_config(config))
     bases = {e: base_from_json(v) for e, v in store.bases().items()}
-    targets = [t for t in config.push_targets if t in contexts]
+    targets = [t for t in config.push_targets if contexts is None or t in contexts]
     diffed = diff(
         matched.entities,
         deals,
         bases,
         policies_from_config(config),
         targets,
-        can_express_for(contexts, deals),
+        can_express_for(contexts, deals) if contexts is not None else None,
         funnels=config.funnels,
         propagate_deletes=config.push.propagate_deletes,
         create_in=targets if config.push.create_missing else (),
@@ -116,9 +145,9 @@ def plan_run(
         config_fingerprint=config.fingerprint(),
         batch_sizes={n: BATCH_SIZES.get(config.system(n).kind, 1) for n in config.systems},
     )
-    _remember(store, matched, diffed)
-    plan = _with_pull_errors(plan, pulls)
-    return ReconcileResult(plan, matched, diffed, pulls, contexts, deals)
+    if remember:
+        _remember(store, matched, diffed)
+    return ReconcileResult(plan, matched, diffed, {}, dict(contexts or {}), deals, by_instance)
 
 
 class PullFailed(Exception):

@@ -1,0 +1,100 @@
+"""Gather what the health report needs from the state store and the config (no CRM calls)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from config import Config
+from sync.health_model import HealthInputs
+from sync.plan import plan_to_json
+from sync.reconcile import ReconcileResult
+from sync.store import Store
+
+__all__ = ["health_inputs"]
+
+_SYNC_KINDS = ("reconcile", "reconcile-dry-run", "pull")
+
+
+def _sync_status(store: Store, instances: list[str]) -> dict[str, dict[str, Any]]:
+    """Per instance: the end of the last successful sync and the API calls it used."""
+    status: dict[str, dict[str, Any]] = {
+        i: {"last_success": None, "api_calls": 0} for i in instances
+    }
+    for run in store.runs(200):
+        if run.kind.value not in _SYNC_KINDS or run.status.value != "ok":
+            continue
+        for instance in instances:
+            entry = status[instance]
+            if entry["last_success"] is None and instance in run.calls:
+                entry["last_success"] = run.finished_at
+                entry["api_calls"] = sum(run.calls[instance].values())
+    return status
+
+
+def _mapping_errors(store: Store) -> list[dict[str, str]]:
+    for run in store.runs(50):
+        if run.kind.value in _SYNC_KINDS and "mapping_errors" in run.counts:
+            return list(run.counts["mapping_errors"])
+    return []
+
+
+def health_inputs(
+    config: Config,
+    store: Store,
+    result: ReconcileResult,
+    *,
+    now: datetime,
+    since: date | None = None,
+) -> HealthInputs:
+    unmapped: dict[str, Counter[str]] = defaultdict(Counter)
+    for instance, deals in result.by_instance.items():
+        for deal in deals:
+            if deal.stage is None and not deal.extra.get("deleted"):
+                unmapped[instance][f"{deal.pipeline}/{deal.native_stage}"] += 1
+    report = config.report
+    thresholds: Mapping[str, Decimal] = {
+        name: value for name, value in report.thresholds.model_dump().items() if value is not None
+    }
+    urls = {
+        name: (s.kind, s.instance_url or s.base_url or "")
+        for name, s in config.systems.items()
+        if s.instance_url or s.base_url
+    }
+    dead = [
+        {
+            "system": f.instance,
+            "id": f.deal_id,
+            "field": f.field,
+            "reason": f.reason,
+            "attempts": f.attempts,
+        }
+        for f in store.failures.records(dead=True)
+    ]
+    live = {
+        i: [d for d in deals if not d.extra.get("deleted")]
+        for i, deals in result.by_instance.items()
+    }
+    return HealthInputs(
+        deals=live,
+        funnels=config.funnels,
+        now=now,
+        entities=[
+            dict(members) for members in result.matched.entities.values() if len(members) > 1
+        ],
+        plan=plan_to_json(result.plan),
+        since=since,
+        stale_days=report.stale_days,
+        report_currency=report.currency,
+        rates=dict(report.rates),
+        thresholds=thresholds,
+        sync_status=_sync_status(store, list(config.systems)),
+        dead_letters=dead,
+        unmapped_stages={i: dict(c) for i, c in unmapped.items()},
+        mapping_errors=_mapping_errors(store),
+        instance_urls=urls,
+        consolidation_order=list(config.systems),
+    )
