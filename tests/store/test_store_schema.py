@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,16 @@ def test_sqlite_store_directory_is_created(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{path}") as store:
         assert store.sqlite_path == path.resolve()
     assert path.exists()
+
+
+def test_workers_opening_an_empty_store_at_once_all_succeed(store_url: str) -> None:
+    barrier = threading.Barrier(6)
+
+    def open_store() -> int:
+        barrier.wait()
+        with Store.open(store_url) as store:
+            return _version(store)
+
+    with ThreadPoolExecutor(6) as pool:
+        versions = list(pool.map(lambda _: open_store(), range(6)))
+    assert versions == [1] * 6
