@@ -99,9 +99,11 @@ def normalised_name(name: str) -> str:
     return " ".join(w for w in words if w not in _SUFFIX_WORDS)
 
 
-def generate(deals: int, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """`(dataset, planted)` for about `deals` deals per system."""
-    result = generate_full(deals, seed)
+def generate(
+    deals: int, seed: int, now: datetime = BASE_TIME
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`(dataset, planted)` for about `deals` deals per system, as of `now` (naive UTC)."""
+    result = generate_full(deals, seed, now)
     return result.dataset, result.planted
 
 
@@ -114,14 +116,14 @@ def write_generated(out: str | os.PathLike[str], result: Generated) -> tuple[Pat
     return Path(out), planted_path
 
 
-def generate_full(deals: int, seed: int) -> Generated:
+def generate_full(deals: int, seed: int, now: datetime = BASE_TIME) -> Generated:
     if deals < 0:
         raise ValueError(f"deals must be 0 or more, not {deals}")
     rng = random.Random(seed)
     people, specials = _people(rng, deals)
-    entities = _entities(rng, round(deals / 0.75), people, specials)
+    entities = _entities(rng, round(deals / 0.75), people, specials, now)
     entities = _plant(rng, entities)
-    return _Builder(rng, seed, deals, people, specials).build(entities)
+    return _Builder(rng, seed, deals, people, specials, now).build(entities)
 
 
 def _people(rng: random.Random, deals: int) -> tuple[list[Person], dict[str, Person]]:
@@ -148,7 +150,11 @@ def _people(rng: random.Random, deals: int) -> tuple[list[Person], dict[str, Per
 
 
 def _entities(
-    rng: random.Random, count: int, people: list[Person], specials: dict[str, Person]
+    rng: random.Random,
+    count: int,
+    people: list[Person],
+    specials: dict[str, Person],
+    now: datetime,
 ) -> list[_Entity]:
     taken: dict[str, int] = {}
     companies: dict[str, int] = {}
@@ -169,17 +175,17 @@ def _entities(
         if rng.random() < 0.7:
             company += " " + rng.choice(COMPANY_SUFFIXES)
         final = rng.choices(stages, stage_weights)[0]
-        created = BASE_TIME - timedelta(seconds=rng.randrange(20 * 86400, 540 * 86400))
-        history = _history(rng, final, created)
+        created = now - timedelta(seconds=rng.randrange(20 * 86400, 540 * 86400))
+        history = _history(rng, final, created, now)
         last = history[-1][1]
-        room = (BASE_TIME - 2 * _DAY - last).total_seconds()
+        room = (now - 2 * _DAY - last).total_seconds()
         updated = last + timedelta(seconds=rng.randrange(3600, int(min(room, 10 * 86400))))
         if final in ("won", "lost"):
             close = last.date()
         elif rng.random() < 0.15:  # overdue
-            close = max(created.date(), BASE_TIME.date() - timedelta(days=rng.randint(1, 60)))
+            close = max(created.date(), now.date() - timedelta(days=rng.randint(1, 60)))
         else:
-            close = BASE_TIME.date() + timedelta(days=rng.randint(7, 270))
+            close = now.date() + timedelta(days=rng.randint(7, 270))
         name = f"{company} — {rng.choice(PRODUCTS[line])} {close.year}"
         key = normalised_name(name)
         if key in taken:  # keep match keys unique so only planted ambiguity exists
@@ -204,7 +210,9 @@ def _entities(
     return [replace(e, base=replace(e.base, entity=f"E{i + 1:06d}")) for i, e in enumerate(out)]
 
 
-def _history(rng: random.Random, final: str, created: datetime) -> tuple[tuple[str, datetime], ...]:
+def _history(
+    rng: random.Random, final: str, created: datetime, now: datetime
+) -> tuple[tuple[str, datetime], ...]:
     """Stages entered up to `final`, funnel order, times spread from creation to near now."""
     start = 0 if rng.random() < 0.8 else 1
     if final == "won":
@@ -213,7 +221,7 @@ def _history(rng: random.Random, final: str, created: datetime) -> tuple[tuple[s
         keys = [*_OPEN[start : rng.randint(start, 3) + 1], "lost"]
     else:
         keys = list(_OPEN[min(start, _OPEN.index(final)) : _OPEN.index(final) + 1])
-    span = (BASE_TIME - 3 * _DAY - created).total_seconds()
+    span = (now - 3 * _DAY - created).total_seconds()
     offsets = sorted(rng.randrange(3600, int(span * 0.9)) for _ in keys[1:])
     times = [created] + [created + timedelta(seconds=o) for o in offsets]
     for i in range(1, len(times)):  # strictly increasing, even when two offsets collide
@@ -270,6 +278,7 @@ class _Builder:
         deals: int,
         people: list[Person],
         specials: dict[str, Person],
+        now: datetime = BASE_TIME,
     ) -> None:
         self.rng, self.seed, self.deals = rng, seed, deals
         self.people, self.specials = people, specials
@@ -278,7 +287,7 @@ class _Builder:
         self.planted: list[dict[str, Any]] = []
         self.lookalike_of: dict[str, dict[str, Any]] = {}  # look-alike entity -> its plant
         self.refs: dict[str, dict[str, str]] = {}
-        catalog = BASE_TIME - timedelta(days=3 * 365)
+        catalog = now - timedelta(days=3 * 365)
         pd_pipelines, pd_stages = rec.pd_pipelines_and_stages(catalog)
         everyone = [*people, *specials.values()]
         self.ds: dict[str, Any] = {
