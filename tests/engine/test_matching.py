@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import pytest
+from engine_deals import T0, by_system, deal
+
+from mapping.model import Ref
+from sync.match import LinkMethod, MatchConfig, entity_id_for, match
+from sync.normalize import match_key, normalize_name
+
+SF, HS, PD = "salesforce", "hubspot", "pipedrive"
+KEYS = MatchConfig(keys=("name", "close_month"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("Acme, Inc.", "acme"),
+        ("ACME   inc", "acme"),
+        ("Société Générale S.A.", "societe generale"),
+        ("Müller GmbH & Co. KG", "muller kg"),
+        ("Globex Corporation - Renewal 2024", "globex renewal 2024"),
+        ("The Company Co", "the"),
+        ("Inc", "inc"),  # a name made only of suffixes keeps its words
+        ("foo_bar-baz", "foo bar baz"),
+    ],
+)
+def test_normalize_name_folds_case_accents_punctuation_and_suffixes(
+    raw: str, normalised: str
+) -> None:
+    assert normalize_name(raw) == normalised
+
+
+def test_match_key_is_none_when_a_component_is_missing() -> None:
+    assert match_key(deal(SF, "1", close=None), ("name", "close_month")) is None
+    assert match_key(deal(SF, "1"), ("name", "close_month")) == ("acme renewal", "2024-06")
+    assert match_key(deal(SF, "1", amount="1500.00"), ("amount",)) == ("1500 USD",)
+    assert match_key(deal(SF, "1", extra={"account": "Acme Ltd"}), ("account",)) == ("acme",)
+
+
+def test_unknown_match_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown match key colour"):
+        MatchConfig(keys=("name", "colour"))
+
+
+def _entity(result, ref: Ref) -> str:
+    return result.entity_of()[ref]
+
+
+def test_stored_links_keep_their_entity_even_when_keys_differ() -> None:
+    a, b = deal(SF, "1", name="Alpha"), deal(HS, "9", name="Completely different")
+    result = match(by_system([a, b]), {a.ref: "E-stored", b.ref: "E-stored"}, KEYS)
+    assert result.entities == {"E-stored": {HS: b.ref, SF: a.ref}}
+    assert result.new_links == {} and result.methods == {}
+
+
+def test_external_id_links_deals_whatever_their_names() -> None:
+    a = deal(SF, "006A", name="Alpha")
+    b = deal(HS, "77", name="Beta", external_ids={SF: "006A"})
+    result = match(by_system([a, b]), {}, KEYS)
+    entity = _entity(result, a.ref)
+    assert result.entities[entity] == {HS: b.ref, SF: a.ref}
+    assert result.methods == {a.ref: LinkMethod.EXTERNAL_ID, b.ref: LinkMethod.EXTERNAL_ID}
+    assert result.new_links == {a.ref: entity, b.ref: entity}
+
+
+def test_link_marker_groups_deals_under_the_marker_as_entity_id() -> None:
+    a = deal(SF, "1", name="Alpha", link_id="E-ours")
+    b = deal(PD, "5", name="Gamma", link_id="E-ours")
+    result = match(by_system([a, b]), {}, KEYS)
+    assert result.entities == {"E-ours": {PD: b.ref, SF: a.ref}}
+    assert set(result.methods.values()) == {LinkMethod.LINK_ID}
+
+
+def test_normalised_key_matches_when_unique_on_both_sides() -> None:
+    a = deal(SF, "1", name="Acme, Inc. renewal")
+    b = deal(HS, "2", name="ACME renewal", close=date(2024, 6, 1))
+    result = match(by_system([a, b]), {}, KEYS)
+    assert result.methods == {a.ref: LinkMethod.KEY, b.ref: LinkMethod.KEY}
+    assert result.unmatched == {}
+
+
+def test_key_with_several_candidates_is_ambiguous_not_guessed() -> None:
+    a = deal(SF, "1")
+    b1, b2 = deal(HS, "2"), deal(HS, "3")
+    result = match(by_system([a, b1, b2]), {}, KEYS)
+    assert [(x.ref, x.candidates) for x in result.ambiguous] == [(a.ref, (b1.ref, b2.ref))]
+    assert result.unmatched == {HS: (b1.ref, b2.ref), SF: (a.ref,)}
+    assert [(d.instance, d.ids) for d in result.duplicates] == [(HS, ("2", "3"))]
+
+
+def test_fuzzy_matching_is_off_unless_enabled() -> None:
+    a = deal(SF, "1", name="Acme renewal 2024 platinum")
+    b = deal(HS, "2", name="Acme platinum renewal 2024 (EMEA)")
+    assert match(by_system([a, b]), {}, KEYS).unmatched == {HS: (b.ref,), SF: (a.ref,)}
+    fuzzy = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=True, fuzzy_threshold=85)
+    result = match(by_system([a, b]), {}, fuzzy)
+    assert result.methods == {a.ref: LinkMethod.FUZZY, b.ref: LinkMethod.FUZZY}
+
+
+def test_fuzzy_matching_stays_within_owner_and_close_month_block() -> None:
+    a = deal(SF, "1", name="Acme renewal 2024 platinum")
+    b = deal(HS, "2", name="Acme platinum renewal 2024 (EMEA)", owner="bob@example.com")
+    fuzzy = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=True, fuzzy_threshold=85)
+    assert match(by_system([a, b]), {}, fuzzy).methods == {}
+
+
+def test_fuzzy_tie_is_ambiguous() -> None:
+    a = deal(SF, "1", name="Acme renewal platinum")
+    b1 = deal(HS, "2", name="Acme renewal platinum EMEA")
+    b2 = deal(HS, "3", name="Acme renewal platinum APAC")
+    fuzzy = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=True, fuzzy_threshold=85)
+    result = match(by_system([a, b1, b2]), {}, fuzzy)
+    assert result.methods == {}
+    assert [(x.ref, x.candidates) for x in result.ambiguous] == [(a.ref, (b1.ref, b2.ref))]
+
+
+def test_second_deal_claiming_the_same_entity_is_a_duplicate_and_oldest_is_kept() -> None:
+    a = deal(SF, "006A")
+    older = deal(HS, "200", external_ids={SF: "006A"}, created=T0)
+    newer = deal(HS, "100", external_ids={SF: "006A"}, created=T0 + timedelta(days=1))
+    result = match(by_system([a, newer, older]), {}, MatchConfig(keys=()))
+    entity = _entity(result, a.ref)
+    assert result.entities[entity] == {HS: older.ref, SF: a.ref}  # one deal per instance
+    assert [(d.instance, d.ids) for d in result.duplicates] == [(HS, ("100", "200"))]
+    assert result.unmatched[HS] == (newer.ref,)
+
+
+def test_stored_member_wins_over_a_new_external_id_claim() -> None:
+    a, kept = deal(SF, "1"), deal(HS, "2")
+    intruder = deal(HS, "3", external_ids={SF: "1"}, created=T0 - timedelta(days=9))
+    links = {a.ref: "E1", kept.ref: "E1"}
+    result = match(by_system([a, kept, intruder]), links, MatchConfig(keys=()))
+    assert result.entities["E1"] == {HS: kept.ref, SF: a.ref}
+    assert [(d.instance, d.ids) for d in result.duplicates] == [(HS, ("2", "3"))]
+
+
+def test_same_key_twice_in_one_system_is_reported_as_duplicate() -> None:
+    deals = [deal(SF, "1", name="Acme Inc"), deal(SF, "2", name="ACME"), deal(HS, "3", name="x")]
+    result = match(by_system(deals), {}, KEYS)
+    assert [(d.instance, d.ids) for d in result.duplicates] == [(SF, ("1", "2"))]
+
+
+def test_three_systems_join_into_one_entity_and_new_ids_are_deterministic() -> None:
+    a, b, c = deal(SF, "1"), deal(HS, "2"), deal(PD, "3")
+    result = match(by_system([c, b, a]), {}, KEYS)
+    assert result.entities == {
+        entity_id_for([a.ref, b.ref, c.ref]): {HS: b.ref, PD: c.ref, SF: a.ref}
+    }
+
+
+def test_deleted_deals_keep_their_links_but_never_match_by_key() -> None:
+    gone = deal(SF, "1", extra={"deleted": True})
+    live = deal(HS, "2")
+    result = match(by_system([gone, live]), {gone.ref: "E1", live.ref: "E1"}, KEYS)
+    assert result.entities == {"E1": {HS: live.ref, SF: gone.ref}}
+    unlinked = match(by_system([gone, live]), {}, KEYS)
+    assert unlinked.methods == {} and unlinked.unmatched == {HS: (live.ref,)}
+
+
+def test_unmatched_is_reported_per_instance_only_when_other_instances_exist() -> None:
+    a = deal(SF, "1")
+    assert match(by_system([a]), {}, KEYS).unmatched == {}
+    result = match(by_system([a, deal(HS, "2", name="Other")]), {}, KEYS)
+    assert set(result.unmatched) == {SF, HS}
+
+
+def _world(seed: int) -> list:
+    rng = random.Random(seed)
+    deals = []
+    for i in range(40):
+        name = rng.choice(["Acme", "Globex", "Initech", "Umbrella", "Hooli"]) + f" {i % 7}"
+        close = date(2024, rng.randint(1, 3), 1)
+        deals.append(deal(SF, f"s{i}", name=name, close=close, created=T0 + timedelta(i)))
+        if rng.random() < 0.8:
+            ext = {SF: f"s{i}"} if rng.random() < 0.3 else {}
+            hs_name = name.upper() + (" Inc" if rng.random() < 0.5 else "")
+            deals.append(deal(HS, f"h{i}", name=hs_name, close=close, external_ids=ext))
+    return deals
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_match_result_does_not_depend_on_input_order(seed: int) -> None:
+    deals = _world(seed)
+    first = match(by_system(deals), {}, KEYS)
+    random.Random(seed).shuffle(deals)
+    again = match(by_system(deals, [HS, SF]), {}, KEYS)
+    assert again == first
+    assert list(again.entities) == list(first.entities)  # same order, not just equal
+    for members in first.entities.values():
+        assert len({r.system for r in members.values()}) == len(members)

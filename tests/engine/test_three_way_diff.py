@@ -1,0 +1,269 @@
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from engine_deals import T0, deal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mapping.model import Deal, DealStatus, Money
+from sync.diff import comparable, diff
+from sync.policy import DIFF_FIELDS, Policy
+
+SF, HS, PD = "salesforce", "hubspot", "pipedrive"
+ALL = {SF, HS, PD}
+
+
+def _base(d: Deal) -> dict[str, Any]:
+    return dict(zip(DIFF_FIELDS, comparable(d), strict=True))
+
+
+def _run(
+    *deals: Deal,
+    base: Deal | None = None,
+    policies: dict[str, Policy] | None = None,
+    targets: set[str] = ALL,
+    **kw: Any,
+):
+    entities = {"E1": {d.system: d.ref for d in deals}}
+    bases = {"E1": _base(base)} if base is not None else {}
+    return diff(entities, {d.ref: d for d in deals}, bases, policies or {}, targets, **kw)
+
+
+def _changes(result) -> list[tuple[str, str, Any, Any]]:
+    return [(c.target.system, c.field, c.from_value, c.to_value) for c in result.changes]
+
+
+def test_all_members_equal_emits_nothing_and_records_the_agreed_base() -> None:
+    a, b = deal(SF, "1"), deal(HS, "2")
+    result = _run(a, b)
+    assert result.changes == () and result.conflicts == ()
+    assert result.agreed == {"E1": _base(a)}
+    assert _run(a, b, base=a).agreed == {}  # already the base: nothing new to store
+
+
+def test_one_system_changed_since_base_propagates_to_the_others() -> None:
+    base = deal(SF, "1")
+    result = _run(base, deal(HS, "2", amount="1500"), deal(PD, "3"), base=base)
+    assert _changes(result) == [
+        (PD, "amount", Decimal("1000"), Decimal("1500")),
+        (SF, "amount", Decimal("1000"), Decimal("1500")),
+    ]
+    assert {c.reason for c in result.changes} == {"changed in hubspot since last sync"}
+    assert all(c.base_fingerprint for c in result.changes)
+    assert result.agreed == {}  # the unchanged fields already equal the base
+
+
+def test_two_systems_changed_to_the_same_value_agree_and_the_third_follows() -> None:
+    base = deal(SF, "1")
+    later = date(2024, 9, 30)
+    result = _run(deal(SF, "1", close=later), deal(HS, "2", close=later), deal(PD, "3"), base=base)
+    assert _changes(result) == [(PD, "close_date", date(2024, 6, 15), later)]
+    assert result.conflicts == ()
+
+
+NEW, OLD = T0 + timedelta(days=2), T0 + timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (Policy.conflict(), None),
+        (Policy.newest(), [(SF, "name", "SF name", "HS name")]),  # hubspot updated last
+        (Policy.source_of_truth(SF), [(HS, "name", "HS name", "SF name")]),
+        (Policy.priority(PD, HS, SF), [(SF, "name", "SF name", "HS name")]),  # no pipedrive
+        (Policy.never(), []),
+    ],
+)
+def test_two_systems_changed_to_different_values_the_policy_decides(
+    policy: Policy, expected: list | None
+) -> None:
+    base = deal(SF, "1", name="Old")
+    a = deal(SF, "1", name="SF name", updated=OLD)
+    b = deal(HS, "2", name="HS name", updated=NEW)
+    result = _run(a, b, base=base, policies={"name": policy})
+    if expected is None:
+        assert result.changes == ()
+        [conflict] = result.conflicts
+        assert conflict.field == "name"
+        assert [(r.system, v) for r, v in conflict.values] == [(HS, "HS name"), (SF, "SF name")]
+    else:
+        assert _changes(result) == expected
+        assert result.conflicts == ()
+    assert result.mismatches == {"name": 1}  # NEVER still counts as a mismatch
+
+
+def test_newest_with_equal_update_times_is_a_conflict() -> None:
+    a, b = deal(SF, "1", name="A", updated=NEW), deal(HS, "2", name="B", updated=NEW)
+    result = _run(a, b, base=deal(SF, "1", name="Old"), policies={"name": Policy.newest()})
+    assert result.changes == () and len(result.conflicts) == 1
+
+
+def test_first_sync_without_base_lets_the_policy_decide() -> None:
+    a, b = deal(SF, "1", probability="0.2"), deal(HS, "2", probability="0.4")
+    assert len(_run(a, b).conflicts) == 1
+    result = _run(a, b, policies={"probability": Policy.source_of_truth(HS)})
+    assert _changes(result) == [(SF, "probability", Decimal("0.2"), Decimal("0.4"))]
+    assert result.changes[0].reason.startswith("source of truth")
+    assert result.changes[0].base_fingerprint is None
+
+
+def test_source_of_truth_reverts_an_edit_made_elsewhere() -> None:
+    base = deal(SF, "1")
+    result = _run(base, deal(HS, "2", amount="9"), base=base,
+                  policies={"amount": Policy.source_of_truth(SF)})  # fmt: skip
+    assert _changes(result) == [(HS, "amount", Decimal("9"), Decimal("1000"))]
+
+
+def test_changes_only_go_to_targets() -> None:
+    base = deal(SF, "1")
+    result = _run(base, deal(HS, "2", amount="1500"), deal(PD, "3"), base=base, targets={PD})
+    assert [c.target.system for c in result.changes] == [PD]
+
+
+def test_unexpressible_value_is_reported_not_changed() -> None:
+    base = deal(SF, "1")
+
+    def can_express(ref, field: str, value: Any) -> str | None:
+        return "portal has no EUR" if ref.system == PD and value == "EUR" else None
+
+    result = _run(base, deal(HS, "2", currency="EUR"), deal(PD, "3"), base=base,
+                  can_express=can_express)  # fmt: skip
+    assert _changes(result) == [(SF, "currency", "USD", "EUR")]
+    assert [(e.ref.system, e.field, e.reason) for e in result.errors] == [
+        (PD, "currency", "portal has no EUR")
+    ]
+
+
+def test_amount_and_currency_are_compared_together_but_changed_separately() -> None:
+    base = deal(SF, "1")
+    both = _run(base, deal(HS, "2", amount="2000", currency="EUR"), base=base)
+    assert _changes(both) == [
+        (SF, "amount", Decimal("1000"), Decimal("2000")),
+        (SF, "currency", "USD", "EUR"),
+    ]
+    zeros = _run(base, deal(HS, "2", amount="1000.00"), base=base)
+    assert zeros.changes == () and zeros.conflicts == ()
+
+
+def test_won_status_moves_the_stage_to_the_funnels_won_stage() -> None:
+    base = deal(SF, "1", stage="negotiation")
+    won = deal(HS, "2", stage="won", status=DealStatus.WON)
+    result = _run(base, won, base=base)
+    assert sorted(_changes(result)) == [
+        (SF, "stage", "negotiation", "won"),
+        (SF, "status", DealStatus.OPEN, DealStatus.WON),
+    ]
+
+
+def test_pipedrive_style_won_deal_in_an_open_stage_is_not_churned() -> None:
+    won_sf = deal(SF, "1", stage="won", status=DealStatus.WON)
+    won_pd = deal(PD, "3", stage="negotiation", status=DealStatus.WON)
+    assert _run(won_sf, won_pd, base=won_sf).changes == ()
+
+
+def test_stage_change_to_lost_pulls_the_status_along() -> None:
+    base = deal(SF, "1", stage="proposal")
+    result = _run(base, deal(HS, "2", stage="lost"), base=base)
+    assert sorted(_changes(result)) == [
+        (HS, "status", DealStatus.OPEN, DealStatus.LOST),
+        (SF, "stage", "proposal", "lost"),
+        (SF, "status", DealStatus.OPEN, DealStatus.LOST),
+    ]
+
+
+def test_unmapped_stage_is_skipped_and_reported() -> None:
+    base = deal(SF, "1", stage="proposal")
+    result = _run(deal(SF, "1", stage="negotiation"), deal(HS, "2", stage=None), base=base)
+    assert result.changes == () and result.conflicts == ()
+    assert [(e.ref.system, e.field) for e in result.errors] == [(HS, "stage")]
+
+
+def test_deal_deleted_in_one_system_is_reported_not_diffed() -> None:
+    gone = deal(SF, "1", amount="5", extra={"deleted": True})
+    live = deal(HS, "2")
+    result = _run(gone, live)
+    assert result.changes == () and result.conflicts == ()
+    [deletion] = result.deleted
+    assert (deletion.deleted, deletion.live, deletion.propagate) == (
+        (gone.ref,),
+        (live.ref,),
+        False,
+    )
+
+
+def test_echo_of_our_own_write_is_a_no_op() -> None:
+    written = deal(SF, "1", amount="1500")  # after apply the base is the written value
+    assert _run(written, deal(HS, "2", amount="1500"), base=written).changes == ()
+
+
+def test_missing_deal_is_created_only_where_asked() -> None:
+    a = deal(SF, "1")
+    result = diff({"E1": {SF: a.ref}}, {a.ref: a}, {}, {}, ALL, create_in={HS})
+    assert [(c.system, c.source, c.values["amount"]) for c in result.creates] == [
+        (HS, a.ref, Money(Decimal("1000"), "USD"))
+    ]
+    held = diff({"E1": {SF: a.ref}}, {a.ref: a}, {}, {}, ALL, create_in={HS}, hold={a.ref})
+    assert held.creates == ()
+
+
+# ---- properties -------------------------------------------------------------------------------
+
+_values = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["A", "B", "C"]),
+        "amount": st.sampled_from(["1", "2", "2.00"]),
+        "currency": st.sampled_from(["USD", "EUR"]),
+        "stage": st.sampled_from(["lead", "proposal", "won", "lost", None]),
+        "probability": st.sampled_from(["0.1", "0.5", None]),
+        "days": st.integers(0, 2),
+    }
+)
+_policies = st.sampled_from(
+    [Policy.conflict(), Policy.newest(), Policy.never(), Policy.source_of_truth(HS),
+     Policy.priority(PD, SF)]
+)  # fmt: skip
+
+
+def _member(system: str, v: dict[str, Any]) -> Deal:
+    status = {"won": DealStatus.WON, "lost": DealStatus.LOST}.get(v["stage"] or "", DealStatus.OPEN)
+    return deal(
+        system, system[:2] + "1", name=v["name"], amount=v["amount"], currency=v["currency"],
+        stage=v["stage"], status=status, probability=v["probability"],
+        updated=T0 + timedelta(days=v["days"]),
+    )  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    members=st.lists(_values, min_size=2, max_size=3),
+    base=st.none() | _values,
+    policy=_policies,
+    targets=st.sets(st.sampled_from(sorted(ALL))),
+)
+def test_diff_never_writes_outside_targets_nor_two_values_to_one_field(
+    members: list[dict[str, Any]], base: dict[str, Any] | None, policy: Policy, targets: set[str]
+) -> None:
+    systems = [SF, HS, PD][: len(members)]
+    deals = [_member(s, v) for s, v in zip(systems, members, strict=False)]
+    base_deal = _member(SF, base) if base else None
+    policies = dict.fromkeys(DIFF_FIELDS, policy)
+    result = _run(*deals, base=base_deal, policies=policies, targets=targets)
+    seen: dict[tuple[str, str, str], Any] = {}
+    for c in result.changes:
+        assert c.target.system in targets
+        assert c.from_value != c.to_value
+        key = (c.target.system, c.target.id, c.field)
+        assert key not in seen, f"two changes for {key}"
+        seen[key] = c.to_value
+    # No contradictory closure: a deal is never sent both an open status and a won stage.
+    for system in targets:
+        status = seen.get((system, system[:2] + "1", "status"))
+        stage = seen.get((system, system[:2] + "1", "stage"))
+        if status is DealStatus.WON and stage is not None:
+            assert stage == "won"
+        if stage == "won" and status is not None:
+            assert status is DealStatus.WON
