@@ -19,7 +19,7 @@ import click
 __all__ = ["main"]
 
 # Module names under sync/commands/; each exposes a click command named `command`.
-_COMMANDS: tuple[str, ...] = ("check", "init", "pull", "reconcile", "report", "sandbox")
+_COMMANDS: tuple[str, ...] = ("check", "demo", "init", "pull", "reconcile", "report", "sandbox")
 
 _HANDLER_NAME = "crmsync-cli"
 
