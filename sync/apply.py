@@ -1,0 +1,472 @@
+"""Apply a plan: the only place crmsync writes field changes to a CRM.
+
+Per target instance, per batch of records: re-read the records, check each change's
+precondition (the target still holds the plan's `from` value and was not modified after the
+plan read it), journal the batch as intended, send ONE update per record, then mark each change
+done or failed with the API's per-record result. Done changes go to the audit log; failed ones
+to the dead-letter list (dead after push.max_attempts); drifted ones are reported, never
+overwritten.
+
+Resuming is the journal's job: changes an earlier run of the same plan finished are not sent
+again; changes left in doubt (intended, process killed) are re-checked by the re-read, so a
+write that landed is recognised by the target already holding the planned value.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connectors.base import Connector, NativeUpdate
+from connectors.errors import ConnectorError
+from mapping import MappingContext
+from mapping.model import Deal, MappingError, Money
+from sync.apply_creates import apply_creates
+from sync.apply_report import ApplyReport, ChangeResult, Outcome
+from sync.connect import build_context, kind_mapping
+from sync.diff import _FunnelFacts
+from sync.plan import Change, Plan, _encode
+from sync.pull import Progress
+from sync.reconcile import BATCH_SIZES, base_from_json, base_to_json
+from sync.runtime import Runtime
+from sync.store import Store
+from sync.store_records import AuditEntry, FailureRecord, JournalEntry, JournalOp, JournalState
+from sync.writes import native_update
+
+__all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "current_value", "system_contexts"]
+
+# Records per re-read + write round; Pipedrive writes one call per deal, but reads in pages.
+_DEFAULT_BATCH = 50
+_DEAD_PREFIX = "dead-lettered"
+_SUCCESS = (Outcome.APPLIED, Outcome.ALREADY, Outcome.DONE_BEFORE)
+
+
+def apply_plan(
+    runtime: Runtime,
+    plan: Plan,
+    *,
+    run_id: str,
+    contexts: Mapping[str, MappingContext] | None = None,
+    progress: Progress | None = None,
+    batch_size: int | None = None,
+    op: JournalOp = JournalOp.UPDATE,
+    remember_bases: bool = True,
+) -> ApplyReport:
+    """Write `plan` (journal keyed by `plan.run_id`, so a re-run of the same plan resumes)."""
+    store, plan_id = runtime.store, plan.run_id
+    done = store.journal.done_ids(plan_id)
+    in_doubt = {
+        r.entry.plan_change_id
+        for r in store.journal.pending(plan_id)
+        if r.state in (JournalState.INTENDED, JournalState.SENT)
+    }
+    by_system: dict[str, list[Change]] = defaultdict(list)
+    for change in plan.changes:
+        by_system[change.system].append(change)
+    systems = sorted(set(by_system) | {str(c["system"]) for c in plan.creates})
+    contexts = dict(contexts or {})
+    results: list[ChangeResult] = []
+    current: dict[tuple[str, str], Deal] = {}
+    for system in systems:
+        connector = runtime.connectors[system]
+        try:
+            ctx = contexts.get(system) or system_contexts(runtime, [system])[system]
+        except ConnectorError as exc:
+            results += [_not_attempted(c, str(exc)) for c in by_system[system]]
+            continue
+        writer = _Writer(
+            store, connector, ctx, run_id, plan_id, op,
+            max_attempts=runtime.config.push.max_attempts,
+            facts={name: _FunnelFacts.of(f) for name, f in runtime.config.funnels.items()},
+            done=done, in_doubt=in_doubt, progress=progress,
+        )  # fmt: skip
+        results += writer.updates(by_system[system], batch_size or _batch_size(ctx.kind))
+        current.update(writer.current)
+        creates = [c for c in plan.creates if c["system"] == system]
+        if creates:
+            results += apply_creates(store, connector, ctx, creates, run_id, plan_id, done)
+    if remember_bases:
+        _save_bases(store, plan.changes, results, current)
+    return ApplyReport.of(run_id, plan_id, results, runtime.calls())
+
+
+def system_contexts(runtime: Runtime, systems: Sequence[str]) -> dict[str, MappingContext]:
+    """Mapping contexts built from what each CRM reports now (pipelines, stages, owners)."""
+    contexts = {}
+    for name in systems:
+        connector = runtime.connectors[name]
+        contexts[name] = build_context(
+            runtime.config, name, connector.pipelines(), connector.owners()
+        )
+    return contexts
+
+
+def _batch_size(kind: str) -> int:
+    return max(BATCH_SIZES.get(kind, _DEFAULT_BATCH), _DEFAULT_BATCH)
+
+
+def current_value(deal: Deal, field_name: str) -> Any:
+    """The deal's value of a plan field, spelled as the diff spells `from` values."""
+    if field_name == "amount":
+        return deal.value.amount if deal.value else None
+    if field_name == "currency":
+        return deal.value.currency if deal.value else None
+    if field_name == "owner_email":
+        return deal.owner_email.strip().lower() if deal.owner_email else None
+    return getattr(deal, field_name)
+
+
+def _not_attempted(change: Change, why: str) -> ChangeResult:
+    return ChangeResult(
+        change.change_id, change.system, change.id, change.field, Outcome.FAILED,
+        f"not attempted: {why}", change.entity,
+    )  # fmt: skip
+
+
+@dataclass
+class _Writer:
+    """The update side of one target instance within one apply."""
+
+    store: Store
+    connector: Connector
+    ctx: MappingContext
+    run_id: str
+    plan_id: str
+    op: JournalOp
+    max_attempts: int
+    facts: Mapping[str, _FunnelFacts]
+    done: set[str]
+    in_doubt: set[str]
+    progress: Progress | None
+    current: dict[tuple[str, str], Deal] = field(default_factory=dict)
+    stopped: str | None = None  # why this instance's remaining batches were not attempted
+    _failures: dict[tuple[str, str], FailureRecord] = field(default_factory=dict)
+
+    def updates(self, changes: Sequence[Change], batch_size: int) -> list[ChangeResult]:
+        system = self.ctx.instance
+        self._failures = {
+            (f.deal_id, f.field): f for f in self.store.failures.records(instance=system)
+        }
+        results = [
+            ChangeResult(c.change_id, system, c.id, c.field, Outcome.DONE_BEFORE, None, c.entity)
+            for c in changes
+            if c.change_id in self.done
+        ]
+        by_record: dict[str, list[Change]] = defaultdict(list)
+        for change in changes:
+            if change.change_id not in self.done:
+                by_record[change.id].append(change)
+        handled = 0
+        batches = list(_chunks(list(by_record), batch_size))
+        for index, ids in enumerate(batches):
+            try:
+                results += self._batch({i: by_record[i] for i in ids})
+                unsent_from = index + 1
+            except ConnectorError as exc:  # the re-read failed: nothing of it was journaled
+                self.stopped, unsent_from = str(exc), index
+            if self.stopped is not None:
+                # The call failed for good (retries exhausted, auth, budget): the rest of this
+                # instance waits for the next run; the other instances go on.
+                rest = [c for later in batches[unsent_from:] for i in later for c in by_record[i]]
+                results += [_not_attempted(c, self.stopped) for c in rest]
+                break
+            handled += len(ids)
+            if self.progress is not None:
+                self.progress(system, handled)
+        return results
+
+    def _batch(self, by_record: Mapping[str, list[Change]]) -> list[ChangeResult]:
+        deals, unreadable = self._read(list(by_record))
+        results: list[ChangeResult] = []
+        sendable: dict[str, list[Change]] = {}
+        settled: list[tuple[Change, Outcome, str | None]] = []
+        for record_id, changes in by_record.items():
+            deal = deals.get(record_id)
+            if deal is None:
+                why = unreadable.get(record_id, f"record no longer exists in {self.ctx.instance}")
+                settled += [(c, Outcome.DRIFTED, why) for c in changes]
+                continue
+            self.current[(self.ctx.instance, record_id)] = deal
+            for change in changes:
+                verdict = self._check(deal, change)
+                if verdict is None:
+                    sendable.setdefault(record_id, []).append(change)
+                else:
+                    settled.append((change, *verdict))
+        updates, refused = self._payloads(deals, sendable)
+        settled += refused
+        intended = [c for c, _, _ in settled] + [c for cs in sendable.values() for c in cs]
+        dead = [(c, o, w) for c, o, w in settled if o is Outcome.DEAD]
+        dead_ids = {c.change_id for c, _, _ in dead}
+        self.store.journal.intend(
+            self.run_id,
+            self.plan_id,
+            [self._entry(c) for c in intended if c.change_id not in dead_ids],
+        )
+        results += self._settle([s for s in settled if s[1] is not Outcome.DEAD])
+        results += [self._result(c, o, w) for c, o, w in dead]
+        if not updates:
+            return results
+        try:
+            pushed = self.connector.update_deals(updates)
+        except ConnectorError as exc:
+            self.stopped = str(exc)
+            unsent = [c for cs in sendable.values() for c in cs]
+            error = {"error": self.stopped}
+            self.store.journal.mark(
+                self.run_id, [(c.change_id, JournalState.FAILED, error) for c in unsent]
+            )
+            return results + [_not_attempted(c, self.stopped) for c in unsent]
+        return results + self._record(sendable, updates, pushed)
+
+    def _read(self, ids: list[str]) -> tuple[dict[str, Deal], dict[str, str]]:
+        to_deal = kind_mapping(self.ctx.kind).deal
+        deals: dict[str, Deal] = {}
+        unreadable: dict[str, str] = {}
+        for native in self.connector.read_deals(ids):
+            try:
+                deal = to_deal(native, self.ctx)
+            except MappingError as exc:
+                unreadable[exc.id] = f"cannot read the record now: {exc.field}: {exc.reason}"
+                continue
+            deals[deal.id] = deal
+        return deals, unreadable
+
+    def _check(self, deal: Deal, change: Change) -> tuple[Outcome, str | None] | None:
+        """None when the change may be sent, else its outcome without sending."""
+        failure = self._failures.get((deal.id, change.field))
+        if failure is not None and failure.dead:
+            return (
+                Outcome.DEAD,
+                f"dead-lettered after {failure.attempts} attempts: {failure.reason}",
+            )
+        now = current_value(deal, change.field)
+        if _same(now, change.to_value) or (
+            change.field == "stage" and self._effective_stage(deal) == change.to_value
+        ):
+            return Outcome.ALREADY, None
+        if not _same(now, change.from_value):
+            return Outcome.DRIFTED, (
+                f"{change.field} is now {_show(now)}, the plan expected {_show(change.from_value)}"
+            )
+        planned = change.target_updated_at
+        if planned is not None and deal.updated_at > planned:
+            return Outcome.DRIFTED, (
+                f"modified at {_stamp(deal.updated_at)}, after the plan read it ({_stamp(planned)})"
+            )
+        return None
+
+    def _effective_stage(self, deal: Deal) -> str | None:
+        facts = self.facts.get(deal.funnel)
+        return facts.effective_stage(deal) if facts else deal.stage
+
+    def _payloads(
+        self, deals: Mapping[str, Deal], sendable: dict[str, list[Change]]
+    ) -> tuple[list[NativeUpdate], list[tuple[Change, Outcome, str | None]]]:
+        updates: list[NativeUpdate] = []
+        refused: list[tuple[Change, Outcome, str | None]] = []
+        for record_id in list(sendable):
+            changes = sendable[record_id]
+            try:
+                fields = _native_update(deals[record_id], changes, self.ctx)
+            except MappingError as exc:
+                del sendable[record_id]
+                refused += [(c, Outcome.FAILED, f"{exc.field}: {exc.reason}") for c in changes]
+                continue
+            updates.append(NativeUpdate(record_id, fields))
+        return updates, refused
+
+    def _entry(self, change: Change) -> JournalEntry:
+        return JournalEntry(
+            change.change_id, change.system, change.id, self.op, change.field,
+            _encode(change.from_value), _encode(change.to_value),
+        )  # fmt: skip
+
+    def _result(self, change: Change, outcome: Outcome, why: str | None) -> ChangeResult:
+        return ChangeResult(
+            change.change_id, change.system, change.id, change.field, outcome, why, change.entity
+        )
+
+    def _settle(self, settled: list[tuple[Change, Outcome, str | None]]) -> list[ChangeResult]:
+        """Journal (and audit, fail) the changes decided without sending."""
+        marks: list[tuple[str, JournalState, dict[str, Any]]] = []
+        for change, outcome, why in settled:
+            if outcome is Outcome.ALREADY:
+                marks.append((change.change_id, JournalState.DONE, {"already": True}))
+            elif outcome is Outcome.DRIFTED:
+                marks.append((change.change_id, JournalState.SKIPPED, {"drifted": why}))
+            else:
+                marks.append((change.change_id, JournalState.FAILED, {"error": why}))
+        self.store.journal.mark(self.run_id, marks)
+        # A write left in doubt by a killed run that did land is still our change: audit it.
+        landed = [c for c, o, _ in settled if o is Outcome.ALREADY and c.change_id in self.in_doubt]
+        self._audit(landed)
+        results = []
+        for change, outcome, why in settled:
+            if outcome is Outcome.FAILED:
+                why = self._fail(change, why or "refused")
+                if why.startswith(_DEAD_PREFIX):
+                    outcome = Outcome.DEAD
+            elif outcome is Outcome.ALREADY:
+                self._clear(change)
+            results.append(self._result(change, outcome, why))
+        return results
+
+    def _record(
+        self,
+        sendable: Mapping[str, list[Change]],
+        updates: Sequence[NativeUpdate],
+        pushed: Sequence[Any],
+    ) -> list[ChangeResult]:
+        marks, results, applied = [], [], []
+        for update, result in zip(updates, pushed, strict=True):
+            for change in sendable[update.id]:
+                payload = {"id": result.id, "ok": result.ok}
+                if result.ok:
+                    marks.append((change.change_id, JournalState.DONE, payload))
+                    results.append(self._result(change, Outcome.APPLIED, None))
+                    applied.append(change)
+                else:
+                    reason = result.error or "refused without a reason"
+                    payload |= {"error": reason, "code": result.code}
+                    marks.append((change.change_id, JournalState.FAILED, payload))
+                    results.append(self._result(change, Outcome.FAILED, reason))
+        self.store.journal.mark(self.run_id, marks)
+        self._audit(applied)
+        for change in applied:
+            self._clear(change)
+        for i, r in enumerate(results):
+            if r.outcome is Outcome.FAILED:
+                change = next(c for c in sendable[r.id or ""] if c.change_id == r.change_id)
+                reason = self._fail(change, r.reason or "")
+                results[i] = ChangeResult(
+                    r.change_id, r.system, r.id, r.field,
+                    Outcome.DEAD if reason.startswith(_DEAD_PREFIX) else Outcome.FAILED,
+                    reason, r.entity,
+                )  # fmt: skip
+        return results
+
+    def _audit(self, changes: Sequence[Change]) -> None:
+        self.store.audit.append(
+            AuditEntry(
+                self.run_id,
+                c.system,
+                c.id,
+                c.field,
+                _encode(c.from_value),
+                _encode(c.to_value),
+                c.reason,
+            )
+            for c in changes
+        )
+
+    def _fail(self, change: Change, reason: str) -> str:
+        record = self.store.failures.record(
+            change.system, change.id, change.field, reason, max_attempts=self.max_attempts
+        )
+        self._failures[(change.id, change.field)] = record
+        if record.dead:
+            return f"{_DEAD_PREFIX} after {record.attempts} attempts: {reason}"
+        return reason
+
+    def _clear(self, change: Change) -> None:
+        if self._failures.pop((change.id, change.field), None) is not None:
+            self.store.failures.clear(change.system, change.id, change.field)
+
+
+def _native_update(deal: Deal, changes: Sequence[Change], ctx: MappingContext) -> dict[str, Any]:
+    return native_update(deal, {c.field: c.to_value for c in changes}, ctx)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b and (a is None) == (b is None)
+
+
+def _show(value: Any) -> str:
+    return "empty" if value is None else repr(_encode(value))
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+def _save_bases(
+    store: Store,
+    changes: Sequence[Change],
+    results: Sequence[ChangeResult],
+    current: Mapping[tuple[str, str], Deal],
+) -> None:
+    """The written values become the entity's base, so next run sees no echo of our write.
+
+    Only for a (entity, field) whose planned changes all landed: had one target failed, the
+    old base keeps the failed target from looking 'changed since last sync'.
+    """
+    outcome = {r.change_id: r.outcome for r in results}
+    by_key: dict[tuple[str, str], list[Change]] = defaultdict(list)
+    for change in changes:
+        diff_field = "amount" if change.field == "currency" else change.field
+        by_key[(change.entity, diff_field)].append(change)
+    updates: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (entity, diff_field), group in by_key.items():
+        if not all(outcome.get(c.change_id) in _SUCCESS for c in group):
+            continue
+        if diff_field != "amount":
+            updates[entity][diff_field] = group[0].to_value
+            continue
+        money = _money_after(group, current)
+        if money is not _UNKNOWN:
+            updates[entity]["amount"] = money
+    if not updates:
+        return
+    stored = store.bases(list(updates))
+    merged = {}
+    for entity, values in updates.items():
+        base = base_from_json(stored.get(entity, {}))
+        merged[entity] = base_to_json(base | values)
+    store.save_bases(merged)
+
+
+_UNKNOWN = object()
+
+
+def _money_after(group: Sequence[Change], current: Mapping[tuple[str, str], Deal]) -> Any:
+    """The Money a target holds after its amount and/or currency change."""
+    change = group[0]
+    parts = {c.field: c.to_value for c in group if (c.system, c.id) == (change.system, change.id)}
+    deal = current.get((change.system, change.id))
+    if "amount" in parts and parts["amount"] is None:
+        return None
+    amount = parts.get("amount", deal and current_value(deal, "amount"))
+    currency = parts.get("currency", deal and current_value(deal, "currency"))
+    if amount is None or currency is None:
+        return _UNKNOWN
+    return Money(amount, str(currency))
+
+
+def apply_from_reconcile(runtime: Runtime, result: Any, *, run_id: str, yes: bool) -> str:
+    """`reconcile` without --dry-run: apply the plan just made; the run status to record.
+
+    The report goes to stderr, so `reconcile --format json` keeps one JSON document on stdout.
+    """
+    from rich.console import Console
+
+    from sync.apply_run import guarded_apply  # it imports this module
+    from sync.commands.apply import render_report
+
+    plan: Plan = result.plan
+    report = guarded_apply(
+        runtime, plan, run_id=run_id, yes=yes, check_plan=False, contexts=result.contexts
+    )
+    render_report(report, "table", Console(stderr=True))
+    if report.ok:
+        return "ok"
+    done = report.totals()
+    return "partial" if done[Outcome.APPLIED] + done[Outcome.ALREADY] else "failed"

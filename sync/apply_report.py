@@ -1,0 +1,100 @@
+"""What an apply did, change by change: the outcome types and their JSON / summary forms."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["ApplyReport", "ChangeResult", "Outcome"]
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # written in this run
+    ALREADY = "already"  # the target already held the planned value (e.g. resumed after a kill)
+    DONE_BEFORE = "done_before"  # an earlier run of the same plan wrote it
+    DRIFTED = "drifted"  # the target changed since the plan: skipped, not overwritten
+    FAILED = "failed"  # the CRM refused it (or the call failed): retried on later runs
+    DEAD = "dead"  # failed push.max_attempts times: dead-lettered, no longer sent
+
+
+_FAILING = (Outcome.FAILED, Outcome.DEAD)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    change_id: str
+    system: str
+    id: str | None  # None for a create that did not get a record
+    field: str | None  # None for a create
+    outcome: Outcome
+    reason: str | None = None  # the CRM's own reason (failed) or what moved (drifted)
+    entity: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "change_id": self.change_id,
+            "system": self.system,
+            "id": self.id,
+            "field": self.field,
+            "op": "create" if self.field is None else "update",
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyReport:
+    run_id: str
+    plan_id: str
+    results: tuple[ChangeResult, ...]
+    calls: dict[str, dict[str, int]]
+
+    @classmethod
+    def of(
+        cls,
+        run_id: str,
+        plan_id: str,
+        results: Iterable[ChangeResult],
+        calls: dict[str, dict[str, int]] | None = None,
+    ) -> ApplyReport:
+        ordered = sorted(results, key=lambda r: (r.system, r.id or "", r.field or ""))
+        return cls(run_id, plan_id, tuple(ordered), dict(calls or {}))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """system -> outcome -> number of changes (every outcome present, zeros included)."""
+        by_system: dict[str, Counter[str]] = {}
+        for r in self.results:
+            by_system.setdefault(r.system, Counter())[r.outcome.value] += 1
+        return {
+            system: {o.value: counter.get(o.value, 0) for o in Outcome}
+            for system, counter in sorted(by_system.items())
+        }
+
+    def totals(self) -> dict[str, int]:
+        totals: Counter[str] = Counter(r.outcome.value for r in self.results)
+        return {o.value: totals.get(o.value, 0) for o in Outcome}
+
+    @property
+    def failed(self) -> tuple[ChangeResult, ...]:
+        return tuple(r for r in self.results if r.outcome in _FAILING)
+
+    @property
+    def drifted(self) -> tuple[ChangeResult, ...]:
+        return tuple(r for r in self.results if r.outcome is Outcome.DRIFTED)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "plan_id": self.plan_id,
+            "totals": self.totals(),
+            "by_system": self.counts(),
+            "results": [r.as_json() for r in self.results],
+            "calls": self.calls,
+        }

@@ -1,0 +1,79 @@
+"""A guarded apply: the checks and the lock every command that writes goes through.
+
+Plan checks (config fingerprint, age, size limits, confirmation on a terminal) run before any
+connector is opened, so a refused plan costs no API call and writes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import click
+
+from mapping import MappingContext
+from sync.apply import apply_plan
+from sync.apply_report import ApplyReport
+from sync.connect import open_connector
+from sync.guards import PlanRefused, check_fresh, check_limits, needs_confirmation, write_count
+from sync.locks import job_lock
+from sync.plan import Plan
+from sync.runtime import Runtime, progress_reporter
+from sync.store_records import JournalOp
+
+__all__ = ["PUSH_LOCK", "connect_targets", "guarded_apply"]
+
+# One lock for every command that writes to the CRMs, so two never interleave their writes.
+PUSH_LOCK = "push"
+
+
+def connect_targets(rt: Runtime, plan: Plan) -> None:
+    """Open connectors for the plan's target instances only (refusing unknown ones)."""
+    targets = {c.system for c in plan.changes} | {str(c["system"]) for c in plan.creates}
+    for name in sorted(targets):
+        if name not in rt.config.systems:
+            raise PlanRefused(f"plan writes to {name!r}, which is not in {rt.config.path.name}")
+        if name not in rt.connectors:
+            rt.connectors[name] = open_connector(rt.config, name)
+
+
+def guarded_apply(
+    rt: Runtime,
+    plan: Plan,
+    *,
+    run_id: str,
+    yes: bool,
+    check_plan: bool = True,
+    contexts: Mapping[str, MappingContext] | None = None,
+    batch_size: int | None = None,
+    op: JournalOp = JournalOp.UPDATE,
+    remember_bases: bool = True,
+    source: str = "plan",
+) -> ApplyReport:
+    push = rt.config.push
+    if check_plan:
+        check_fresh(
+            plan,
+            fingerprint=rt.config.fingerprint(),
+            max_age=push.plan_max_age,
+            now=datetime.now(UTC),
+            source=source,
+        )
+    check_limits(plan, max_changes=push.max_changes, max_per_system=push.max_changes_per_system)
+    count = write_count(plan)
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    asks = needs_confirmation(
+        count, confirm_above=push.confirm_above, yes=yes, interactive=interactive
+    )
+    if asks and not click.confirm(f"Write {count} changes to the CRMs?", default=False, err=True):
+        raise PlanRefused(
+            f"not confirmed: {count} changes is more than push.confirm_above "
+            f"({push.confirm_above}); nothing written (pass --yes to skip the question)"
+        )
+    connect_targets(rt, plan)
+    with job_lock(rt.store, PUSH_LOCK), progress_reporter(list(rt.connectors)) as progress:
+        return apply_plan(
+            rt, plan, run_id=run_id, contexts=contexts, progress=progress,
+            batch_size=batch_size, op=op, remember_bases=remember_bases,
+        )  # fmt: skip

@@ -1,0 +1,131 @@
+"""`crmsync apply PLAN`: write exactly a saved plan, after checking it is still the right one.
+
+`execute_apply` is the part `reconcile` (without --dry-run) and `rollback --apply` share:
+guards -> lock -> run record -> apply -> report -> exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sync.apply_report import ApplyReport, ChangeResult, Outcome
+from sync.apply_run import guarded_apply
+from sync.commands import config_option
+from sync.errors import CrmsyncError
+from sync.guards import PlanRefused
+from sync.plan import Plan, PlanError, plan_from_json
+from sync.runtime import Runtime, open_runtime
+from sync.store_records import RunKind, RunStatus
+
+__all__ = ["ApplyIncomplete", "command", "execute_apply", "load_plan", "render_report"]
+
+
+class ApplyIncomplete(CrmsyncError):
+    """Some changes were refused by a CRM (or not attempted); the rest were applied."""
+
+    exit_code = 1
+
+
+def load_plan(path: Path) -> Plan:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise PlanRefused(f"plan {path}: cannot read it ({exc.strerror})") from None
+    try:
+        return plan_from_json(text, str(path))
+    except PlanError as exc:
+        raise PlanRefused(str(exc)) from None
+
+
+def execute_apply(rt: Runtime, plan: Plan, *, run_id: str, fmt: str, **options: Any) -> ApplyReport:
+    """`guarded_apply`, then the report on stdout (the caller finishes the run record)."""
+    report = guarded_apply(rt, plan, run_id=run_id, **options)
+    render_report(report, fmt)
+    return report
+
+
+def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | None) -> None:
+    """Close the run record with the apply's counts (`crmsync runs` shows them)."""
+    if report is None:
+        rt.store.finish_run(run_id, RunStatus.FAILED, calls=rt.calls(), error=error)
+        return
+    totals = report.totals()
+    written = totals[Outcome.APPLIED] + totals[Outcome.ALREADY]
+    status = RunStatus.OK if report.ok else RunStatus.PARTIAL if written else RunStatus.FAILED
+    counts = {"plan": report.plan_id, "totals": totals, "by_system": report.counts()}
+    failed = report.failed
+    message = f"{len(failed)} change(s) failed, e.g. {_line(failed[0])}" if failed else None
+    rt.store.finish_run(run_id, status, counts=counts, calls=rt.calls(), error=message)
+
+
+def _line(r: ChangeResult) -> str:
+    return f"{r.system} {r.id} {r.field or 'create'}: {r.reason}"
+
+
+def render_report(report: ApplyReport, fmt: str, console: Console | None = None) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+        return
+    console = console or Console()
+    table = Table(title=f"apply {report.run_id} (plan {report.plan_id})")
+    table.add_column("system")
+    for outcome in Outcome:
+        table.add_column(outcome.value.replace("_", " "), justify="right")
+    for system, counts in report.counts().items():
+        table.add_row(system, *(str(counts[o.value]) for o in Outcome))
+    console.print(table)
+    shown = [
+        r for r in report.results if r.outcome in (Outcome.DRIFTED, Outcome.FAILED, Outcome.DEAD)
+    ]
+    if shown:
+        detail = Table(title="not applied")
+        for column in ("system", "id", "field", "outcome", "reason"):
+            detail.add_column(column, overflow="fold")
+        for r in shown:
+            detail.add_row(
+                r.system, r.id or "-", r.field or "(create)", r.outcome.value, r.reason or ""
+            )
+        console.print(detail)
+
+
+def raise_if_failed(report: ApplyReport) -> None:
+    failed = report.failed
+    if failed:
+        raise ApplyIncomplete(
+            f"{len(failed)} of {len(report.results)} change(s) not applied "
+            f"(e.g. {_line(failed[0])}); they are retried on the next run"
+        )
+
+
+@click.command("apply")
+@click.argument("plan_path", type=click.Path(path_type=Path))
+@config_option
+@click.option("--yes", is_flag=True, help="Do not ask before writing many changes.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=None,
+    help="Records per write call (default: each API's maximum).",
+)  # fmt: skip
+def command(config_path: str, plan_path: Path, yes: bool, fmt: str, batch_size: int | None) -> None:
+    """Apply a saved plan (refused when stale or made under another config)."""
+    plan = load_plan(plan_path)
+    with open_runtime(config_path, connect=False) as rt:
+        run_id = rt.store.start_run("apply", RunKind.APPLY, rt.config.fingerprint())
+        report = None
+        try:
+            report = execute_apply(
+                rt, plan, run_id=run_id, yes=yes, fmt=fmt, batch_size=batch_size,
+                source=f"plan {plan_path}",
+            )  # fmt: skip
+        except Exception as exc:
+            finish(rt, run_id, None, str(exc))
+            raise
+        finish(rt, run_id, report, None)
+        raise_if_failed(report)

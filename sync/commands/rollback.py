@@ -1,0 +1,72 @@
+"""`crmsync rollback RUN_ID`: show (default) or write (`--apply`) the inverse of a run's writes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sync.commands import config_option
+from sync.commands.apply import execute_apply, finish, raise_if_failed
+from sync.plan import plan_to_json
+from sync.rollback import Rollback, describe, rollback_plan
+from sync.runtime import open_runtime
+from sync.store_records import JournalOp, RunKind
+
+__all__ = ["command"]
+
+
+@click.command("rollback")
+@click.argument("run_id")
+@config_option
+@click.option("--apply", "write", is_flag=True, help="Write the inverse changes (default: show).")
+@click.option("--yes", is_flag=True, help="Do not ask before writing many changes.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> None:
+    """Undo the field changes a run wrote; a field changed again since is reported, not reset."""
+    with open_runtime(config_path, connect=False) as rt:
+        fingerprint = rt.config.fingerprint()
+        rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=datetime.now(UTC))
+        if not write:
+            _show(rollback, fmt)
+            return
+        own_run = rt.store.start_run("rollback", RunKind.ROLLBACK, fingerprint)
+        report = None
+        try:
+            # Bases stay as the rolled-back run left them: the restored values are then a
+            # change in the target that the next reconcile can see and handle by policy.
+            report = execute_apply(
+                rt, rollback.plan, run_id=own_run, yes=yes, fmt=fmt, check_plan=False,
+                op=JournalOp.ROLLBACK, remember_bases=False,
+            )  # fmt: skip
+        except Exception as exc:
+            finish(rt, own_run, None, str(exc))
+            raise
+        finish(rt, own_run, report, None)
+        raise_if_failed(report)
+
+
+def _show(rollback: Rollback, fmt: str) -> None:
+    if fmt == "json":
+        body = plan_to_json(rollback.plan)
+        body["created_not_undone"] = [
+            {"system": e.instance, "id": e.deal_id} for e in rollback.created
+        ]
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        return
+    table = Table(title=f"rollback of {rollback.plan.summary['rollback_of']} (dry run)")
+    for column in ("system", "id", "field", "now (written by the run)", "back to"):
+        table.add_column(column, overflow="fold")
+    for c in rollback.plan.changes:
+        table.add_row(c.system, c.id, c.field, describe(c.from_value), describe(c.to_value))
+    console = Console()
+    console.print(table)
+    if rollback.created:
+        console.print(
+            f"{len(rollback.created)} record(s) created by the run are not deleted by a rollback"
+        )
+    console.print("dry run: nothing written; add --apply to write these changes")

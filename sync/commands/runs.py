@@ -1,0 +1,62 @@
+"""`crmsync runs`: the run history, newest first, with what each run wrote."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mapping.model import format_utc
+from sync.commands import config_option
+from sync.runtime import open_runtime
+from sync.store_records import RunRecord
+
+__all__ = ["command"]
+
+
+@click.command("runs")
+@config_option
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def command(config_path: str, limit: int, fmt: str) -> None:
+    """List recent runs (id, kind, status, times, counts); ids feed `crmsync rollback`."""
+    with open_runtime(config_path, connect=False) as rt:
+        runs = rt.store.runs(limit)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([_json(r) for r in runs], indent=2) + "\n")
+        return
+    table = Table(title="runs")
+    for column in ("run id", "kind", "status", "started", "seconds", "counts", "error"):
+        table.add_column(column, overflow="fold")
+    for r in runs:
+        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        table.add_row(
+            r.id, r.kind.value, r.status.value, format_utc(r.started_at),
+            f"{seconds:.1f}" if seconds is not None else "-", _counts(r.counts), r.error or "",
+        )  # fmt: skip
+    Console().print(table)
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    totals = counts.get("totals")
+    if isinstance(totals, dict):
+        return ", ".join(f"{k} {v}" for k, v in totals.items() if v)
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int | str))[:120]
+
+
+def _json(r: RunRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "job": r.job,
+        "kind": r.kind.value,
+        "status": r.status.value,
+        "started_at": format_utc(r.started_at),
+        "finished_at": format_utc(r.finished_at) if r.finished_at else None,
+        "counts": r.counts,
+        "calls": r.calls,
+        "error": r.error,
+    }

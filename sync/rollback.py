@@ -1,0 +1,82 @@
+"""The inverse of a run: a plan that puts back the before-values the run's writes replaced.
+
+Built from the audit log, so only what was really written is undone. Each inverse change's
+`from` is the value the run wrote: apply's precondition then reports a field someone changed
+again since (instead of overwriting it), exactly as for any plan. Records the run created are
+listed, not deleted (the connector protocol has no delete).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sync.plan import PLAN_VERSION, Change, Plan, _decode
+from sync.store import Store
+from sync.store_records import AuditEntry
+
+__all__ = ["Rollback", "RollbackError", "rollback_plan"]
+
+
+class RollbackError(ValueError):
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    plan: Plan  # its run_id is `rollback-<run id>`: re-running a rollback resumes it
+    created: tuple[AuditEntry, ...]  # records the run created (not undone)
+
+
+def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime) -> Rollback:
+    if store.run(run_id) is None:
+        raise RollbackError(f"unknown run {run_id!r} (see `crmsync runs`)")
+    entries = store.audit.entries(run_id=run_id)
+    links = store.links()
+    latest: dict[tuple[str, str, str], AuditEntry] = {}
+    first: dict[tuple[str, str, str], AuditEntry] = {}
+    created = []
+    for entry in entries:
+        if entry.field is None or entry.deal_id is None:
+            created.append(entry)
+            continue
+        key = (entry.instance, entry.deal_id, entry.field)
+        first.setdefault(key, entry)
+        latest[key] = entry  # a field written twice in one run goes back to its first before
+    changes = []
+    for key, last in sorted(latest.items()):
+        instance, deal_id, field = key
+        before, after = first[key].before, last.after
+        entity = links.get((instance, deal_id), "")
+        changes.append(
+            Change(
+                _change_id(run_id, instance, deal_id, field),
+                instance,
+                deal_id,
+                field,
+                _decode(field, after),
+                _decode(field, before),
+                f"rollback of run {run_id}",
+                entity,
+                None,
+                None,
+            )
+        )
+    plan = Plan(
+        PLAN_VERSION, now, fingerprint, f"rollback-{run_id}",
+        {"rollback_of": run_id, "changes": len(changes), "created_not_undone": len(created)},
+        tuple(changes), (), (), (), (), (), (), (),
+    )  # fmt: skip
+    return Rollback(plan, tuple(created))
+
+
+def _change_id(run_id: str, instance: str, deal_id: str, field: str) -> str:
+    text = json.dumps(["rollback", run_id, instance, deal_id, field])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def describe(value: Any) -> str:
+    return "empty" if value is None else str(value)
