@@ -19,7 +19,10 @@ import click
 __all__ = ["main"]
 
 # Module names under sync/commands/; each exposes a click command named `command`.
-_COMMANDS: tuple[str, ...] = ("check", "demo", "init", "pull", "reconcile", "report", "sandbox")
+_COMMANDS: tuple[str, ...] = (
+    *("apply", "check", "demo", "init", "pull", "reconcile", "report"),
+    *("rollback", "runs", "sandbox", "schedule"),
+)
 
 _HANDLER_NAME = "crmsync-cli"
 
