@@ -46,6 +46,7 @@ class RunStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
     PARTIAL = "partial"
+    INTERRUPTED = "interrupted"  # stopped on request (SIGTERM); the journal resumes it
 
 
 class LinkMethod(StrEnum):

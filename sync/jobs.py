@@ -1,0 +1,179 @@
+"""Run one schedule entry once: take its lock, skip a firing already served, run, record the run.
+
+A scheduled reconcile is the same engine path as `crmsync reconcile` (pull -> plan -> apply),
+recorded under the entry's name so `crmsync runs` shows each job's history. Two schedulers
+sharing one store never run an entry twice for one firing: the run happens under the entry's
+lock (a PostgreSQL advisory lock or a file lock), and a scheduler that gets the lock after the
+other one finished sees a run that started after the firing and skips.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from config import ScheduleEntry
+from sync.commands.reconcile import write_plan
+from sync.connect import open_connector
+from sync.errors import CrmsyncError, LimitsExceeded
+from sync.locks import LockBusy, job_lock
+from sync.plan import plan_to_json
+from sync.reconcile import ReconcileResult, plan_run
+from sync.runtime import Runtime, open_runtime
+from sync.shutdown import stop_event
+from sync.store import RunRecord, RunStatus, Store
+
+__all__ = ["SKIPPED", "JobOutcome", "already_served", "last_served_run", "output_path", "run_job"]
+
+SKIPPED = "skipped"
+PLAN_COUNTS = ("changes", "creates", "conflicts", "unmatched", "ambiguous", "duplicates", "errors")
+REPORT_FORMATS = {".html": "html", ".json": "json", ".csv": "csv"}
+# Runs that answer a firing. An interrupted run (SIGTERM) or one left `running` by a killed
+# process does not: the next scheduler start catches that firing up.
+_SERVED = (RunStatus.OK, RunStatus.PARTIAL, RunStatus.FAILED)
+
+_log = logging.getLogger("crmsync.schedule")
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    job: str
+    status: str  # a RunStatus value, or SKIPPED
+    run_id: str | None
+    exit_code: int  # as the CLI command would exit: 0 ok, 1 failed, 3 limits breached
+    detail: str = ""
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        run = f" (run {self.run_id})" if self.run_id else ""
+        detail = f": {self.detail}" if self.detail else ""
+        return f"{self.job}: {self.status} in {self.seconds:.1f}s{run}{detail}"
+
+
+def last_served_run(store: Store, job: str) -> RunRecord | None:
+    """The newest finished run of ``job`` that counts as having served its firing."""
+    return next((r for r in store.runs(limit=50, job=job) if r.status in _SERVED), None)
+
+
+def already_served(store: Store, job: str, firing: datetime) -> bool:
+    last = last_served_run(store, job)
+    return last is not None and last.started_at >= firing
+
+
+def output_path(out: Path, job: str, run_id: str, suffix: str) -> Path:
+    """``out`` itself when it names a file (has a suffix), else a new file inside it."""
+    return out if out.suffix else out / f"{job}-{run_id}{suffix}"
+
+
+def run_job(
+    config_path: str,
+    entry: ScheduleEntry,
+    *,
+    firing: datetime | None = None,
+    stop: threading.Event = stop_event,
+    connector_options: dict[str, Any] | None = None,
+) -> JobOutcome:
+    """Run ``entry`` now unless its lock is busy or (given ``firing``) another run served it."""
+    began = time.monotonic()
+    with open_runtime(config_path, connect=False) as rt:
+        try:
+            with job_lock(rt.store, entry.name):
+                if firing is not None and already_served(rt.store, entry.name, firing):
+                    detail = f"already ran for the firing at {firing.isoformat()}"
+                    return JobOutcome(entry.name, SKIPPED, None, 0, detail)
+                # The connectors are opened once the lock is held: a password login is a call.
+                for name in rt.config.systems:
+                    rt.connectors[name] = open_connector(rt.config, name, connector_options)
+                if entry.job == "report":
+                    return _report(rt, entry, began)
+                return _reconcile(rt, entry, stop, began)
+        except LockBusy:
+            return JobOutcome(entry.name, SKIPPED, None, 0, "another process is running it")
+
+
+def _reconcile(
+    rt: Runtime, entry: ScheduleEntry, stop: threading.Event, began: float
+) -> JobOutcome:
+    store, dry_run = rt.store, entry.job == "reconcile-dry-run"
+    run_id = store.start_run(entry.name, entry.job, rt.config.fingerprint())
+    counts: dict[str, int] = {}
+    try:
+        result = plan_run(rt.config, store, rt.connectors, run_id=run_id)
+        plan_json = plan_to_json(result.plan)
+        counts = {key: len(plan_json[key]) for key in PLAN_COUNTS}
+        if entry.out is not None:
+            write_plan(plan_json, output_path(entry.out, entry.name, run_id, ".json"))
+        status, detail = RunStatus.OK, ""
+        if not dry_run and stop.is_set():
+            status = RunStatus.INTERRUPTED
+            detail = "stopped before applying (SIGTERM): nothing was written; the next run re-plans"
+        elif not dry_run:
+            status = RunStatus(_apply(rt, result, run_id))
+            if stop.is_set() and status != RunStatus.OK:
+                status = RunStatus.INTERRUPTED
+                detail = "stopped between apply batches (SIGTERM): the journal resumes the rest"
+    except Exception as exc:
+        store.finish_run(run_id, RunStatus.FAILED, counts=counts, calls=rt.calls(), error=str(exc))
+        _log.debug("%s failed", entry.name, exc_info=True)
+        code = getattr(exc, "exit_code", 1)
+        return JobOutcome(entry.name, RunStatus.FAILED.value, run_id,
+                          code if isinstance(code, int) else 1, str(exc),
+                          time.monotonic() - began)  # fmt: skip
+    store.finish_run(run_id, status, counts=counts, calls=rt.calls(), error=detail or None)
+    exit_code = 0 if status == RunStatus.OK else 1
+    try:
+        _check_limits(rt, counts)
+    except LimitsExceeded as exc:
+        exit_code, detail = exc.exit_code, str(exc)
+    return JobOutcome(entry.name, status.value, run_id, exit_code, detail, time.monotonic() - began)
+
+
+def _apply(rt: Runtime, result: ReconcileResult, run_id: str) -> str:
+    """The apply step of `crmsync reconcile`, unattended (no confirmation prompt)."""
+    try:
+        from sync.apply import apply_from_reconcile  # type: ignore[attr-defined]
+    except ImportError:
+        raise CrmsyncError(
+            "the apply engine (sync.apply.apply_from_reconcile) is not available in this "
+            "build; schedule `reconcile-dry-run` instead"
+        ) from None
+    status: str = apply_from_reconcile(rt, result, run_id=run_id, yes=True)
+    return status
+
+
+def _check_limits(rt: Runtime, counts: dict[str, int]) -> None:
+    from sync.commands.reconcile import _check_limits as check  # the CLI's own limits rule
+
+    check(rt, counts)
+
+
+def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
+    # `build_report` records its own run (job "report"); failures are recorded there too.
+    from sync.commands.report import build_report, render_report
+
+    out = entry.out if entry.out is not None else rt.config.path.parent / "reports"
+    stamp = f"{datetime.now().astimezone():%Y%m%dT%H%M%S}"
+    path = output_path(out, entry.name, stamp, ".html")
+    try:
+        report = build_report(rt, refresh=True)
+        fmt = REPORT_FORMATS.get(path.suffix, "html")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(render_report(report, fmt))
+        tmp.replace(path)
+    except Exception as exc:
+        code = getattr(exc, "exit_code", 1)
+        return JobOutcome(entry.name, RunStatus.FAILED.value, None,
+                          code if isinstance(code, int) else 1, str(exc),
+                          time.monotonic() - began)  # fmt: skip
+    breached = ", ".join(t.name for t in report.breached)
+    detail = f"written to {path}" + (f"; thresholds breached: {breached}" if breached else "")
+    return JobOutcome(
+        entry.name, RunStatus.OK.value, None, 3 if breached else 0, detail,
+        time.monotonic() - began,
+    )  # fmt: skip

@@ -1,0 +1,188 @@
+"""`crmsync schedule`: the configured jobs on their cron expressions (APScheduler 3, in memory).
+
+No persistent APScheduler job store: the state store's run history is the memory. On start,
+an entry whose latest firing (within its misfire grace) has no run after it is run once now —
+a restart or a wake-up after many missed firings runs the job once, not once per firing.
+While running, APScheduler coalesces missed firings the same way (`coalesce=True`) and never
+starts a job while it still runs (`max_instances=1`); the job lock in the store does the same
+across processes and machines (see `sync.jobs`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+
+from config import ScheduleEntry, load_config
+from sync.errors import UsageError
+from sync.jobs import SKIPPED, JobOutcome, last_served_run, run_job
+from sync.shutdown import stop_event
+from sync.store import RunRecord, Store
+
+__all__ = ["cron_trigger", "latest_firing", "missed_firing", "run_scheduler"]
+
+TriggerFactory = Callable[[ScheduleEntry], BaseTrigger]
+Clock = Callable[[], datetime]
+
+_log = logging.getLogger("crmsync.schedule")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_WEEKDAY_ITEM = re.compile(r"^(\*|\w+)(?:-(\w+))?(?:/(\d+))?$")
+
+
+def _weekday_number(token: str) -> int:
+    name = token.lower()[:3]
+    if name in _WEEKDAYS:
+        return _WEEKDAYS.index(name)
+    if token.isdigit() and int(token) <= 7:
+        return int(token) % 7  # cron: 0 and 7 are Sunday
+    raise ValueError(f"invalid weekday {token!r}")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab weekday field (0 or 7 = Sunday) as APScheduler day names.
+
+    APScheduler 3's `from_crontab` reads 0 as Monday, so `1-5` would run Tuesday to Saturday.
+    """
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for item in field.split(","):
+        match = _WEEKDAY_ITEM.match(item)
+        if not match:
+            raise ValueError(f"invalid weekday field {field!r}")
+        first, last, step = match.groups()
+        if first == "*":
+            low, high = 0, 6
+        else:
+            low = _weekday_number(first)
+            high = _weekday_number(last) if last else (6 if step else low)
+            if last and last.isdigit() and int(last) == 7:
+                high = 7  # `5-7`: Friday to Sunday
+        days.update(d % 7 for d in range(low, high + 1, int(step or 1)))
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
+
+
+def cron_trigger(entry: ScheduleEntry) -> CronTrigger:
+    """The entry's 5-field cron expression, in its time zone, with crontab's weekday numbers."""
+    minute, hour, day, month, weekday = entry.cron.split()
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_crontab_weekdays(weekday),
+        timezone=ZoneInfo(entry.timezone),
+    )
+
+
+def latest_firing(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime | None:
+    """The trigger's last fire time in ``[now - lookback, now]``, or None."""
+    last = None
+    fire = trigger.get_next_fire_time(None, now - lookback)
+    while fire is not None and fire <= now:
+        last = fire
+        fire = trigger.get_next_fire_time(fire, fire)
+    return last
+
+
+def missed_firing(
+    trigger: BaseTrigger, last_run: RunRecord | None, now: datetime, grace: timedelta
+) -> datetime | None:
+    """The firing to catch up now: the latest within ``grace`` that no run has served.
+
+    A job that never ran has missed nothing: a new schedule starts at its next firing.
+    """
+    if last_run is None:
+        return None
+    firing = latest_firing(trigger, now, grace)
+    if firing is None or last_run.started_at >= firing:
+        return None
+    return firing
+
+
+def _fire(
+    config_path: str,
+    entry: ScheduleEntry,
+    trigger: BaseTrigger,
+    stop: threading.Event,
+    clock: Clock,
+) -> JobOutcome | None:
+    if stop.is_set():
+        return None
+    grace = timedelta(seconds=entry.misfire_grace_seconds)
+    firing = latest_firing(trigger, clock(), grace)
+    try:
+        outcome = run_job(config_path, entry, firing=firing, stop=stop)
+    except Exception as exc:  # the scheduler keeps going; the next firing tries again
+        _log.error("%s: could not run: %s", entry.name, " ".join(str(exc).split()))
+        _log.debug("%s", entry.name, exc_info=True)
+        return None
+    level = logging.INFO if outcome.status in ("ok", SKIPPED) else logging.WARNING
+    _log.log(level, "%s", outcome.summary())
+    return outcome
+
+
+def _catch_up(store: Store, entry: ScheduleEntry, trigger: BaseTrigger, now: datetime) -> bool:
+    grace = timedelta(seconds=entry.misfire_grace_seconds)
+    missed = missed_firing(trigger, last_served_run(store, entry.name), now, grace)
+    if missed is not None:
+        _log.info("%s: missed its firing at %s; running it once now", entry.name, missed)
+    return missed is not None
+
+
+def run_scheduler(
+    config_path: str,
+    *,
+    stop: threading.Event = stop_event,
+    trigger_for: TriggerFactory = cron_trigger,
+    only: Sequence[str] = (),
+    clock: Clock = lambda: datetime.now(UTC),
+) -> None:
+    """Run the config's schedule until ``stop`` is set, then wait for running jobs to finish."""
+    config = load_config(config_path)
+    entries = [e for e in config.schedule if not only or e.name in only]
+    if not entries:
+        raise UsageError(
+            f"no schedule entries to run in {config.path.name} (add a `schedule:` list, "
+            "see crmsync.example.yaml)"
+        )
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        executors={"default": ThreadPoolExecutor(max_workers=len(entries))},
+        job_defaults={"coalesce": True, "max_instances": 1},
+    )
+    with Store.open(config.store_url) as store:
+        for entry in entries:
+            trigger = trigger_for(entry)
+            extra: dict[str, Any] = {}
+            if _catch_up(store, entry, trigger, clock()):
+                extra["next_run_time"] = clock()
+            scheduler.add_job(
+                _fire,
+                trigger=trigger,
+                args=(config_path, entry, trigger, stop, clock),
+                id=entry.name,
+                name=entry.name,
+                misfire_grace_time=entry.misfire_grace_seconds,
+                **extra,
+            )
+    scheduler.start()
+    try:
+        for job in scheduler.get_jobs():
+            _log.info("%s: next run at %s", job.id, job.next_run_time)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        # Waits for running jobs: each finishes its current batch and records itself.
+        scheduler.shutdown(wait=True)
+    _log.info("scheduler stopped")

@@ -1,0 +1,50 @@
+"""Graceful stop: one process-wide flag that long-running work polls between batches.
+
+`crmsync schedule` sets it on SIGTERM/SIGINT. Work in progress (a pull, an apply batch) is not
+cut mid-write: the scheduler waits for the current job, which finishes its current batch and
+records itself as interrupted; the apply journal lets the next run resume. The apply engine
+polls :func:`stop_requested` (or ``stop_event``) between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["stop_event", "stop_on_signals", "stop_requested"]
+
+stop_event = threading.Event()
+
+_log = logging.getLogger("crmsync.schedule")
+
+
+def stop_requested() -> bool:
+    """True once a stop was asked for: finish the current batch, then return."""
+    return stop_event.is_set()
+
+
+@contextmanager
+def stop_on_signals(
+    event: threading.Event = stop_event,
+    signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+) -> Iterator[threading.Event]:
+    """Set ``event`` on the given signals for the ``with`` body (main thread only)."""
+
+    def _handle(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if event.is_set():
+            _log.warning("%s again: still finishing the current batch", name)
+            return
+        _log.warning("%s: stopping after the current batch", name)
+        event.set()
+
+    previous = {sig: signal.signal(sig, _handle) for sig in signals}
+    try:
+        yield event
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

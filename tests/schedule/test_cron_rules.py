@@ -1,0 +1,78 @@
+"""Cron expressions, time zones and missed-firing rules (pure, no store)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from config import ScheduleEntry
+from sync.scheduler import cron_trigger, latest_firing, missed_firing
+from sync.store import RunKind, RunRecord, RunStatus
+
+
+def entry(cron: str, timezone: str = "UTC", grace: int = 3600) -> ScheduleEntry:
+    return ScheduleEntry(name="nightly", cron=cron, timezone=timezone, job="reconcile-dry-run",
+                         misfire_grace_seconds=grace)  # fmt: skip
+
+
+def run_at(started: datetime) -> RunRecord:
+    return RunRecord("r", "nightly", RunKind.RECONCILE_DRY_RUN, RunStatus.OK, started, started,
+                     None, {}, {}, None)  # fmt: skip
+
+
+SUNDAY = datetime(2024, 6, 2, 12, 0, tzinfo=UTC)
+
+
+def test_weekday_numbers_follow_crontab_where_zero_is_sunday() -> None:
+    weekdays = cron_trigger(entry("0 2 * * 1-5"))
+    assert weekdays.get_next_fire_time(None, SUNDAY) == datetime(2024, 6, 3, 2, 0, tzinfo=UTC)
+    sundays = cron_trigger(entry("0 2 * * 0"))
+    assert sundays.get_next_fire_time(None, SUNDAY) == datetime(2024, 6, 9, 2, 0, tzinfo=UTC)
+    weekend = cron_trigger(entry("0 2 * * sat,0"))
+    fires = [weekend.get_next_fire_time(None, SUNDAY + timedelta(days=d)) for d in range(7)]
+    assert {f.strftime("%a") for f in fires if f is not None} == {"Sat", "Sun"}
+
+
+def test_cron_runs_in_the_entry_time_zone_across_dst() -> None:
+    berlin = cron_trigger(entry("0 2 * * *", "Europe/Berlin"))
+    summer = berlin.get_next_fire_time(None, SUNDAY)
+    winter = berlin.get_next_fire_time(None, datetime(2024, 12, 1, tzinfo=UTC))
+    assert summer is not None and summer.astimezone(UTC).hour == 0  # CEST, UTC+2
+    assert winter is not None and winter.astimezone(UTC).hour == 1  # CET, UTC+1
+
+
+def test_many_missed_firings_are_caught_up_once_as_the_latest() -> None:
+    hourly = cron_trigger(entry("0 * * * *"))
+    now = datetime(2024, 6, 2, 12, 20, tzinfo=UTC)
+    last = run_at(now - timedelta(hours=10))
+    assert missed_firing(hourly, last, now, timedelta(hours=24)) == now.replace(minute=0)
+
+
+def test_a_served_firing_is_not_caught_up() -> None:
+    hourly = cron_trigger(entry("0 * * * *"))
+    now = datetime(2024, 6, 2, 12, 20, tzinfo=UTC)
+    assert missed_firing(hourly, run_at(now.replace(minute=0, second=3)), now,
+                         timedelta(hours=1)) is None  # fmt: skip
+
+
+def test_a_firing_older_than_the_grace_time_is_skipped() -> None:
+    nightly = cron_trigger(entry("0 2 * * *"))
+    now = datetime(2024, 6, 2, 9, 0, tzinfo=UTC)  # 7 h after the firing
+    last = run_at(now - timedelta(days=3))
+    assert missed_firing(nightly, last, now, timedelta(hours=1)) is None
+    assert missed_firing(nightly, last, now, timedelta(hours=8)) == now.replace(hour=2)
+
+
+def test_a_job_that_never_ran_missed_nothing() -> None:
+    hourly = cron_trigger(entry("0 * * * *"))
+    assert missed_firing(hourly, None, SUNDAY + timedelta(minutes=5), timedelta(hours=1)) is None
+
+
+def test_latest_firing_steps_through_second_level_triggers() -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    every_two = CronTrigger(second="*/2", timezone=UTC)
+    now = datetime(2024, 6, 2, 12, 0, 7, 500000, tzinfo=UTC)
+    assert latest_firing(every_two, now, timedelta(seconds=10)) == now.replace(
+        second=6, microsecond=0
+    )
+    assert latest_firing(every_two, now, timedelta(seconds=1)) is None
