@@ -32,9 +32,9 @@ class Rollback:
 
 
 def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime) -> Rollback:
-    if store.run(run_id) is None:
-        raise RollbackError(f"unknown run {run_id!r} (see `crmsync runs`)")
     entries = store.audit.entries(run_id=run_id)
+    if not entries and store.run(run_id) is None:
+        raise RollbackError(f"unknown run {run_id!r} (see `crmsync runs`)")
     links = store.links()
     latest: dict[tuple[str, str, str], AuditEntry] = {}
     first: dict[tuple[str, str, str], AuditEntry] = {}
