@@ -146,9 +146,7 @@ def test_rollback_reports_a_field_changed_again_instead_of_overwriting(env: Env)
             ("hubspot", "close_date"): "closedate",
             ("salesforce", "probability"): "Probability",
             ("hubspot", "probability"): "hs_deal_stage_probability",
-        }[  # fmt: skip
-            (victim.system, victim.field)
-        ]
+        }[(victim.system, victim.field)]
         value = "2031-01-01" if victim.field == "close_date" else 0.42
         connector.update_deals([NativeUpdate(victim.id, {field: value})])
     out = CliRunner().invoke(
