@@ -20,7 +20,7 @@ from typing import Any
 from config import ScheduleEntry
 from sync.commands.reconcile import write_plan
 from sync.connect import open_connector
-from sync.errors import CrmsyncError, LimitsExceeded
+from sync.errors import LimitsExceeded
 from sync.locks import LockBusy, job_lock
 from sync.plan import plan_to_json
 from sync.reconcile import ReconcileResult, plan_run
@@ -135,13 +135,8 @@ def _reconcile(
 
 def _apply(rt: Runtime, result: ReconcileResult, run_id: str) -> str:
     """The apply step of `crmsync reconcile`, unattended (no confirmation prompt)."""
-    try:
-        from sync.apply import apply_from_reconcile  # type: ignore[attr-defined]
-    except ImportError:
-        raise CrmsyncError(
-            "the apply engine (sync.apply.apply_from_reconcile) is not available in this "
-            "build; schedule `reconcile-dry-run` instead"
-        ) from None
+    from sync.apply import apply_from_reconcile  # imported when used: it is heavy
+
     status: str = apply_from_reconcile(rt, result, run_id=run_id, yes=True)
     return status
 
