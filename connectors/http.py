@@ -75,6 +75,7 @@ class Pacer:
         self.limit, self.window = max(1, limit), window
         self._stamps: collections.deque[float] = collections.deque()
         self._blocked_until = 0.0
+        self._latency = 0.0  # recent request duration: how late the server may count a call
         self._lock = threading.Lock()
         self._sleep = sleep
 
@@ -86,11 +87,18 @@ class Pacer:
                     self._stamps.popleft()
                 delay = max(0.0, self._blocked_until - now)
                 if len(self._stamps) >= self.limit:
-                    delay = max(delay, self._stamps[0] + self.window - now)
+                    # The server stamps a call on arrival, up to one request duration after
+                    # our stamp: wait that much longer, or we land just inside its window.
+                    delay = max(delay, self._stamps[0] + self.window + self._latency - now)
                 if delay <= 0:
                     self._stamps.append(now)
                     return
             self._sleep(delay + 0.002)
+
+    def observe_latency(self, seconds: float) -> None:
+        """A request took `seconds`; a decaying maximum of these widens the wait margin."""
+        with self._lock:
+            self._latency = max(self._latency * 0.9, min(seconds, self.window))
 
     def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
         """Headers say how much of the window is left: pause until the reset when it is gone."""
@@ -172,9 +180,14 @@ class CallPolicy:
     # Not named `fn`: tenacity's Retrying.__call__ takes `fn` itself.
     def _attempt(self, *, operation: str, request: Callable[[], T]) -> T:
         self._spend(operation)
-        if self.pacer is not None:
-            self.pacer.wait()
-        return request()
+        if self.pacer is None:
+            return request()
+        self.pacer.wait()
+        started = time.monotonic()
+        try:
+            return request()
+        finally:
+            self.pacer.observe_latency(time.monotonic() - started)
 
     def call(
         self,

@@ -326,6 +326,9 @@ class _HTTPServer(ThreadingHTTPServer):
 def _make_handler(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as two writes: with Nagle on, the body waits for the
+        # client's delayed ACK (~40 ms per keep-alive request).
+        disable_nagle_algorithm = True
         server_version = f"crmsync-sandbox-{server.emulator.system}"
 
         def log_message(self, format: str, *args: Any) -> None:
