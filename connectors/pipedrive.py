@@ -1,0 +1,344 @@
+"""Pipedrive connector on pipedrive-python-lib 1.2.3 (API v1: deals, pipelines, stages, users).
+
+Reads page with start/limit at the maximum of 500. Incremental reads use `GET /v1/recents`
+(items=deal), which only reaches back `recents_days` (option, default 89: one day inside the
+90 days the sandbox keeps); for an older cursor the connector scans `GET /v1/deals` sorted by
+update_time DESC and stops at the cursor. Pipedrive times have 1-second resolution, so the
+cursor second is read inclusively (a boundary deal may come twice; none is lost).
+v1 has no bulk write: one PUT / POST per deal, each with its own PushResult.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import requests
+
+from connectors.base import (
+    ConnectorSettings,
+    NativeCreate,
+    NativePipeline,
+    NativeUpdate,
+    PushResult,
+)
+from connectors.credentials import PipedriveAccessToken, PipedriveApiToken, secret_values
+from connectors.errors import ApiError
+from connectors.http import CallPolicy, Failure, Pacer
+from connectors.pipedrive_wire import (
+    SessionClient,
+    classify,
+    from_pd_time,
+    pd_time,
+    rate_limit_info,
+)
+from mapping.context import NativeStage
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
+
+__all__ = ["PipedriveConnector"]
+
+DEFAULT_DOMAIN = "https://api.pipedrive.com"
+PAGE = 500
+RECENTS_DAYS = 89
+_PER_RECORD = (400, 404, 422)  # refused for this deal only: report it, go on with the next
+
+
+def _body_list(body: Any) -> list[dict[str, Any]]:
+    data = body.get("data") if isinstance(body, dict) else None
+    return list(data) if isinstance(data, list) else []
+
+
+def _next_start(body: Mapping[str, Any]) -> int | None:
+    page = (body.get("additional_data") or {}).get("pagination") or {}
+    if not page.get("more_items_in_collection"):
+        return None
+    return int(page["next_start"])
+
+
+class PipedriveConnector:
+    kind = "pipedrive"
+
+    def __init__(self, settings: ConnectorSettings) -> None:
+        credentials = settings.credentials
+        if not isinstance(credentials, PipedriveApiToken | PipedriveAccessToken):
+            raise TypeError(f"{settings.instance}: Pipedrive needs an API or access token")
+        self.system = settings.instance
+        self._settings = settings
+        self._secrets = secret_values(credentials)
+        options = settings.options
+        self._recents_window = timedelta(days=float(options.get("recents_days", RECENTS_DAYS)))
+        self._link_field = settings.link_field or PD_FIELD_CRMSYNC_ID
+        limit, window = settings.rate_limit or (80, 2.0)
+        self._policy = CallPolicy(
+            self.system,
+            self._classify,
+            pacer=Pacer(limit, window),
+            budget=settings.call_budget,
+            max_attempts=int(options.get("max_attempts", 6)),
+            backoff_base=float(options.get("backoff_base", 0.5)),
+        )
+        self._session = requests.Session()
+        if settings.ca_file is not None:
+            self._session.verify = str(settings.ca_file)
+        self._client = SessionClient(
+            (settings.base_url or DEFAULT_DOMAIN).rstrip("/"),
+            self._session,
+            settings.timeout,
+            self._observe,
+        )
+        if isinstance(credentials, PipedriveApiToken):
+            self._client.set_api_token(credentials.api_token)
+        else:
+            self._client.set_access_token(credentials.access_token)
+        self._cursor: str | None = None
+
+    def __repr__(self) -> str:
+        return f"PipedriveConnector(system={self.system!r})"
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _classify(self, exc: BaseException) -> Failure:
+        return classify(exc, self._secrets)
+
+    def _observe(self, headers: Mapping[str, str]) -> None:
+        if self._policy.pacer is not None:
+            self._policy.pacer.observe(*rate_limit_info(headers))
+
+    def _call(self, operation: str, request: Callable[[], Any]) -> dict[str, Any]:
+        body: dict[str, Any] = self._policy.call(operation, request)
+        return body
+
+    def _pages(
+        self, operation: str, fetch: Callable[[dict[str, Any]], Any], params: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a start/limit list, one page per call, lazily."""
+        start: int | None = 0
+        while start is not None:
+            page = {**params, "start": start, "limit": PAGE}
+            body = self._call(operation, partial(fetch, page))
+            yield from _body_list(body)
+            start = _next_start(body)
+
+    def calls(self) -> dict[str, int]:
+        return self._policy.counts()
+
+    def cursor(self) -> str | None:
+        return self._cursor
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Auth and deal-read permission in one cheap call."""
+        deals = self._client.deals
+        self._call("check", lambda: deals.get_all_deals(params={"limit": 1}))
+
+    def pipelines(self) -> list[NativePipeline]:
+        pipelines = _body_list(self._call("pipelines", self._client.pipelines.get_all_pipelines))
+        stages = _body_list(self._call("stages", self._client.stages.get_all_stages))
+        return pipelines_from_bodies(pipelines, stages)
+
+    def owners(self) -> list[dict[str, Any]]:
+        return _body_list(self._call("owners", self._client.users.get_all_users))
+
+    # -- reading deals ----------------------------------------------------------------------
+
+    def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        if since is None:
+            source = self._pages("list deals", self._list_deals, {"status": "all_not_deleted"})
+            high: str | None = None
+        else:
+            source = self._changed(since, deleted=False)
+            high = pd_time(since)
+        for deal in source:
+            high = max(high or "", str(deal.get("update_time") or ""))
+            yield deal
+        self._cursor = from_pd_time(high).isoformat().replace("+00:00", "Z") if high else None
+
+    def _list_deals(self, params: dict[str, Any]) -> Any:
+        return self._client.deals.get_all_deals(params=params)
+
+    def _recents_reach(self, since: datetime) -> bool:
+        return since >= datetime.now(UTC) - self._recents_window
+
+    def _changed(self, since: datetime, *, deleted: bool) -> Iterator[dict[str, Any]]:
+        """Deals (live or deleted) changed at or after `since`, each once."""
+        source: Iterator[dict[str, Any]]
+        if self._recents_reach(since):
+            source = (
+                d
+                for d in self._recents(pd_time(since))
+                if (d.get("status") == "deleted") == deleted
+            )
+        else:
+            source = self._scan_back(pd_time(since), "deleted" if deleted else "all_not_deleted")
+        seen: set[int] = set()
+        for deal in source:
+            if deal["id"] not in seen:
+                seen.add(deal["id"])
+                yield deal
+
+    def _recents(self, since: str) -> Iterator[dict[str, Any]]:
+        """The recents feed from `since`, re-windowed on last_timestamp_on_page.
+
+        Offset paging over a feed that moves (a deal changed mid-read jumps to the end) could
+        skip a deal; starting each page at the last timestamp seen cannot. Only when a whole
+        page shares one second does the offset advance within that second.
+        """
+        recents, start = self._client.recents, 0
+        while True:
+            params = {"since_timestamp": since, "items": "deal", "start": start, "limit": PAGE}
+            body = self._call("recent deals", partial(recents.get_recent_changes, params=params))
+            items = _body_list(body)
+            yield from (item["data"] for item in items if item.get("item") == "deal")
+            following = _next_start(body)
+            if following is None:
+                return
+            last = str((body.get("additional_data") or {}).get("last_timestamp_on_page") or since)
+            since, start = (since, following) if last == since else (last, 0)
+
+    def _scan_back(self, since: str, status: str) -> Iterator[dict[str, Any]]:
+        """Newest first until the cursor: for a cursor older than the recents feed reaches."""
+        params = {"status": status, "sort": "update_time DESC"}
+        for deal in self._pages("scan deals", self._list_deals, params):
+            if str(deal.get("update_time") or "") < since:
+                return
+            yield deal
+
+    def deleted_deals(self, since: datetime) -> Iterator[str]:
+        for deal in self._changed(since, deleted=True):
+            yield str(deal["id"])
+
+    def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for deal_id in dict.fromkeys(ids):
+            try:
+                body = self._call("read deal", partial(self._client.deals.get_deal, deal_id))
+            except ApiError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            if isinstance(body.get("data"), dict):
+                found.append(body["data"])
+        return found
+
+    def stage_history(self, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """`/flow` change items per deal (newest first): costs one call per deal and page."""
+        deals = self._client.deals
+        return {
+            deal_id: list(
+                self._pages(
+                    "deal flow",
+                    partial(_flow_page, deals.get_deal_updates, deal_id),
+                    {},
+                )
+            )
+            for deal_id in dict.fromkeys(ids)
+        }
+
+    def find_created(self, link_ids: Sequence[str]) -> dict[str, str]:
+        """Deals carrying our link marker, one exact custom-field search per link id."""
+        found: dict[str, str] = {}
+        for link_id in dict.fromkeys(link_ids):
+            params = {"term": link_id, "fields": "custom_fields", "exact_match": "true"}
+            for item in self._search(params):
+                found.setdefault(link_id, str(item["id"]))
+        return found
+
+    def _search(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        deals = self._client.deals
+        start: int | None = 0
+        while start is not None:
+            page = {**params, "start": start, "limit": PAGE}
+            body = self._call("find created deals", partial(deals.search_deals, params=page))
+            for result in (body.get("data") or {}).get("items") or []:
+                yield result["item"]
+            start = _next_start(body)
+
+    # -- writing deals ----------------------------------------------------------------------
+
+    def _write(
+        self, operation: str, request: Callable[[], Any], record_id: str | None, link: str | None
+    ) -> PushResult:
+        try:
+            body = self._call(operation, request)
+        except ApiError as exc:
+            if exc.status not in _PER_RECORD:
+                raise
+            return PushResult(record_id, False, exc.message, str(exc.status), link)
+        data = body.get("data") or {}
+        return PushResult(str(data.get("id", record_id)), True, link_id=link)
+
+    def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]:
+        deals = self._client.deals
+        return [
+            self._write(
+                "update deal",
+                partial(deals.update_deal, update.id, dict(update.fields)),
+                update.id,
+                None,
+            )
+            for update in updates
+        ]
+
+    def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
+        deals = self._client.deals
+        return [
+            self._write(
+                "create deal",
+                partial(deals.create_deal, {**c.fields, self._link_field: c.link_id}),
+                None,
+                c.link_id,
+            )
+            for c in creates
+        ]
+
+
+def _flow_page(fetch: Callable[..., Any], deal_id: str, params: dict[str, Any]) -> Any:
+    return fetch(deal_id, params=params)
+
+
+def pipelines_from_bodies(
+    pipelines: Sequence[Mapping[str, Any]], stages: Sequence[Mapping[str, Any]]
+) -> list[NativePipeline]:
+    """Active pipelines by order_nr, each with its active stages by order_nr.
+
+    Pipedrive stages are all open: won and lost are the deal's status, not a stage.
+    """
+    out = []
+    for pipeline in sorted(pipelines, key=lambda p: (p.get("order_nr") or 0, p["id"])):
+        if pipeline.get("active") is False:
+            continue
+        own = sorted(
+            (
+                s
+                for s in stages
+                if s.get("pipeline_id") == pipeline["id"] and s.get("active_flag") is not False
+            ),
+            key=lambda s: (s.get("order_nr") or 0, s["id"]),
+        )
+        out.append(
+            NativePipeline(
+                str(pipeline["id"]),
+                str(pipeline.get("name") or pipeline["id"]),
+                tuple(
+                    NativeStage(
+                        id=str(s["id"]),
+                        label=str(s.get("name") or s["id"]),
+                        order=int(s.get("order_nr") or 0),
+                        probability=(
+                            Decimal(str(s["deal_probability"])) / 100
+                            if s.get("deal_probability") is not None
+                            else None
+                        ),
+                    )
+                    for s in own
+                ),
+            )
+        )
+    return out

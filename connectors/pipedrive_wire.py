@@ -1,0 +1,150 @@
+"""Pipedrive plumbing under the connector: a keep-alive client, error classification, redaction.
+
+pipedrive-python-lib calls bare `requests.request` (a new connection per call, no timeout);
+`SessionClient` keeps the library's request building, response parsing and exception types but
+sends through one `requests.Session` with a timeout. The api_token travels in every URL's query
+string, so any text that could reach a message or log goes through `redact` first.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import requests
+import urllib3.exceptions
+from pipedrive import exceptions
+from pipedrive.client import Client
+
+from connectors.http import Failure, FailureKind, header_int
+
+__all__ = ["SessionClient", "classify", "from_pd_time", "pd_time", "redact"]
+
+_TOKEN_IN_URL = re.compile(r"(api_token=)[^&\s'\"]+", re.IGNORECASE)
+_CONNECTION_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError,
+    http.client.IncompleteRead,
+)
+
+
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    text = _TOKEN_IN_URL.sub(r"\1***", text)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def pd_time(moment: datetime) -> str:
+    """Pipedrive's UTC "YYYY-MM-DD HH:MM:SS" (floored to the second: inclusive bounds stay safe)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def from_pd_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):  # a JSON number; repr of the float is the shortest exact one
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class SessionClient(Client):
+    """The library's Client over one keep-alive Session with a timeout."""
+
+    def __init__(
+        self,
+        domain: str,
+        session: requests.Session,
+        timeout: float,
+        observe: Callable[[Mapping[str, str]], None],
+    ) -> None:
+        super().__init__(domain=domain)
+        self._session, self._timeout, self._observe = session, timeout, observe
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        _headers: dict[str, str] = {}
+        _params: dict[str, Any] = {}
+        if self.access_token:
+            _headers["Authorization"] = f"Bearer {self.access_token}"
+        if self.api_token:
+            _params["api_token"] = self.api_token
+        _headers.update(headers or {})
+        _params.update(params or {})
+        if "json" in kwargs:  # requests cannot encode Decimal amounts
+            kwargs["data"] = json.dumps(kwargs.pop("json"), default=_json_default)
+            _headers["Content-Type"] = "application/json"
+        response = self._session.request(
+            method, url, headers=_headers, params=_params, timeout=self._timeout, **kwargs
+        )
+        self._observe(response.headers)
+        return self._parse(response)
+
+    def _parse(self, response: requests.Response) -> Any:
+        content_type = response.headers.get("Content-Type", "")
+        if not response.ok and "application/json" not in content_type:
+            # The library would hand back the error page as a "successful" string.
+            raise exceptions.UnknownError(f"HTTP {response.status_code}", response)
+        parsed = super()._parse(response)
+        if response.ok and not isinstance(parsed, dict):
+            raise exceptions.UnknownError(f"unexpected {content_type or 'untyped'} body", response)
+        return parsed
+
+
+def _retry_after(response: Any) -> float | None:
+    raw = (getattr(response, "headers", None) or {}).get("Retry-After")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def rate_limit_info(headers: Mapping[str, str]) -> tuple[int | None, float | None]:
+    remaining = header_int(headers, "x-ratelimit-remaining")
+    reset = header_int(headers, "x-ratelimit-reset")
+    return remaining, float(reset) if reset is not None else None
+
+
+def classify(exc: BaseException, secrets: Sequence[str] = ()) -> Failure:
+    """The library's exceptions and transport errors -> how CallPolicy treats them."""
+    if isinstance(exc, exceptions.BaseError):
+        response = exc.response
+        status = getattr(response, "status_code", None)
+        reason = redact(str(exc.args[0] if exc.args and exc.args[0] else f"HTTP {status}"), secrets)
+        if status == 401:
+            return Failure(
+                FailureKind.AUTH,
+                f"Pipedrive rejected the API token ({reason}); "
+                "check the api_token / access_token in the config",
+                401,
+            )
+        if status == 403:
+            return Failure(FailureKind.PERMISSION, f"not allowed: {reason}", 403)
+        if status == 429:
+            if "daily" in reason.lower():
+                return Failure(FailureKind.EXHAUSTED, reason, 429, _retry_after(response))
+            return Failure(FailureKind.RATE_LIMITED, reason, 429, _retry_after(response))
+        if status is not None and status >= 500:
+            return Failure(FailureKind.TRANSIENT, reason, status)
+        return Failure(FailureKind.FATAL, reason, status)
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return Failure(FailureKind.TRANSIENT, f"connection failed: {redact(str(exc), secrets)}")
+    if isinstance(exc, ValueError) and "JSON" in type(exc).__name__ + str(exc):
+        # A body cut short parses as broken JSON: the same as a dropped connection.
+        return Failure(FailureKind.TRANSIENT, "truncated response body")
+    return Failure(FailureKind.FATAL, redact(f"{type(exc).__name__}: {exc}", secrets))

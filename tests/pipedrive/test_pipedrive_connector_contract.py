@@ -1,0 +1,249 @@
+"""The shared connector contract, run against the Pipedrive connector and emulator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from connectors.base import NativeCreate, NativeUpdate
+from connectors.credentials import PipedriveApiToken
+from connectors.errors import ApiError, AuthError
+from connectors.pipedrive import PipedriveConnector
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.launcher import Sandbox
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
+from tests.connectors import contract
+from tests.connectors.contract import Expectations
+
+Make = Callable[..., PipedriveConnector]
+
+
+def _live(pd_data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [d for d in pd_data["pipedrive"]["deals"] if d["status"] != "deleted"]
+
+
+@pytest.fixture
+def exp(pd_data: dict[str, Any], sandbox: Sandbox) -> Expectations:
+    return Expectations(
+        system="pipedrive",
+        deal_count=len(_live(pd_data)),
+        page_size=500,
+        list_endpoint="GET /v1/deals",
+        metadata_calls=0,  # deals carry everything; no metadata call is needed to list them
+        secrets=(sandbox.tokens["pipedrive"],),
+    )
+
+
+def _just_before() -> datetime:
+    """A `since` strictly before the next write, whatever second it lands in."""
+    since = datetime.now(UTC)
+    time.sleep(0.01)
+    return since
+
+
+def test_full_read_costs_one_call_per_500_deals(connector, sandbox, exp):
+    assert exp.deal_count > 500  # at least two pages
+    contract.assert_full_read_pages_exactly(connector, sandbox, exp)
+    assert connector.cursor().endswith("Z")
+
+
+def test_full_read_leaves_out_deleted_deals(connector, pd_data):
+    deleted = {str(d["id"]) for d in pd_data["pipedrive"]["deals"] if d["status"] == "deleted"}
+    assert deleted
+    assert not deleted & {str(d["id"]) for d in connector.deals()}
+
+
+def test_incremental_read_returns_exactly_the_changed_deals(connector, sandbox, pd_data):
+    ids = [str(d["id"]) for d in _live(pd_data)[:5]]
+    since = _just_before()
+    connector.update_deals([NativeUpdate(i, {"title": f"touched {i}"}) for i in ids])
+    contract.clear_stats(sandbox, "pipedrive")
+    contract.assert_incremental_returns_changed(connector, since, set(ids))
+    assert contract.stats(sandbox, "pipedrive") == {"GET /v1/recents": 1}
+    assert connector.cursor() >= since.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_incremental_read_past_the_recents_window_scans_back_to_the_cursor(
+    make_connector, sandbox, pd_data
+):
+    connector = make_connector(options={"recents_days": 0.5})
+    newest = sorted(_live(pd_data), key=lambda d: d["update_time"])[-3:]
+    since = datetime.fromisoformat(newest[0]["update_time"]).replace(tzinfo=UTC)
+    changed = {str(d["id"]) for d in _live(pd_data) if d["update_time"] >= newest[0]["update_time"]}
+    contract.clear_stats(sandbox, "pipedrive")
+    contract.assert_incremental_returns_changed(connector, since, changed)
+    assert contract.stats(sandbox, "pipedrive") == {"GET /v1/deals": 1}
+
+
+def test_recents_feed_pages_without_losing_deals_that_share_a_second(connector, sandbox, pd_data):
+    """700 writes within a few seconds: the feed re-windows on last_timestamp_on_page."""
+    ids = [str(d["id"]) for d in _live(pd_data)]
+    since = _just_before()
+    connector.update_deals([NativeUpdate(i, {"probability": 42}) for i in ids])
+    got = [str(d["id"]) for d in connector.deals(since)]
+    assert sorted(got) == sorted(ids)
+
+
+def test_deleted_deals_are_seen_through_recents_and_through_the_scan(
+    connector, make_connector, sandbox, pd_data
+):
+    from pipedrive.client import Client
+
+    ids = [str(d["id"]) for d in _live(pd_data)[:3]]
+    since = _just_before()
+    client = Client(domain=sandbox.urls["pipedrive"])
+    client.set_api_token(sandbox.tokens["pipedrive"])
+    for deal_id in ids:
+        client.deals.delete_deal(deal_id)
+    contract.assert_deleted_are_seen(connector, since, set(ids))
+    scanning = make_connector(options={"recents_days": 0})
+    contract.assert_deleted_are_seen(scanning, since, set(ids))
+    assert not set(ids) & {str(d["id"]) for d in connector.deals()}
+
+
+def test_429_5xx_and_dropped_connections_are_retried(connector, sandbox, exp):
+    faults = Faults(
+        burst429=2,
+        rate429=0.2,
+        error5xx=0.2,
+        drop=0.2,
+        retry_after=0.01,
+        seed=5,
+        rate_limit=10_000,
+    )
+    contract.assert_transient_faults_are_retried(connector, sandbox, exp, faults)
+    assert sum(connector._policy.retries().values()) >= 2
+
+
+def test_steady_read_is_paced_under_the_rolling_window_without_429(make_connector, sandbox):
+    contract.set_faults(
+        sandbox, "pipedrive", Faults(enforce_rate_limit=True, rate_limit=8, rate_window=0.5)
+    )
+    connector = make_connector(rate_limit=(8, 0.5))
+    for _ in range(20):
+        connector.owners()
+    statuses = sandbox.servers["pipedrive"].stats.snapshot()["statuses"]
+    assert statuses == {"200": 20}
+
+
+def test_bad_token_raises_auth_error_naming_the_fix(make_connector, exp):
+    bad = make_connector(credentials=PipedriveApiToken("not-the-token"))
+    contract.assert_auth_error_is_clear(bad, exp)
+    with pytest.raises(AuthError) as caught:
+        bad.check()
+    assert "api_token" in str(caught.value)
+    contract.assert_no_secret_in(str(caught.value), ["not-the-token"])
+
+
+def test_token_in_urls_never_reaches_an_error_message(make_connector, sandbox):
+    """A refused connection's text carries the URL with ?api_token=...: it is stripped."""
+    token = sandbox.tokens["pipedrive"]
+    dead = make_connector(base_url="http://127.0.0.1:9", options={"max_attempts": 1})
+    with pytest.raises(ApiError) as caught:
+        dead.owners()
+    assert "api_token=***" in str(caught.value) or "connection failed" in str(caught.value)
+    contract.assert_no_secret_in(str(caught.value), [token])
+    contract.assert_no_secret_in(repr(dead), [token])
+
+
+def test_call_budget_stops_the_read_cleanly(make_connector):
+    contract.assert_budget_stops_cleanly(make_connector(call_budget=1), budget=1)
+
+
+def test_update_reports_each_failed_deal(connector, sandbox, exp, pd_data):
+    ids = [str(d["id"]) for d in _live(pd_data)[:5]]
+    updates = [NativeUpdate(i, {"value": 10}) for i in ids] + [NativeUpdate("404404", {"value": 1})]
+    failing = {ids[1], ids[3], "404404"}
+    contract.assert_batch_failures_are_reported(connector, sandbox, exp, updates, failing)
+    by_id = {r.id: r for r in connector.update_deals(updates)}
+    assert by_id["404404"].error == "Deal not found" and by_id["404404"].code == "404"
+
+
+def test_invalid_values_fail_with_the_api_message(connector, pd_data):
+    deal_id = str(_live(pd_data)[0]["id"])
+    results = connector.update_deals(
+        [NativeUpdate(deal_id, {"stage_id": 999}), NativeUpdate(deal_id, {"currency": "EURO"})]
+    )
+    assert [r.ok for r in results] == [False, False]
+    assert "Stage" in results[0].error and "currency" in results[1].error
+
+
+def test_updates_round_trip_through_a_fresh_read(connector, pd_data):
+    ids = [str(d["id"]) for d in _live(pd_data)[:3]]
+    updates = [
+        NativeUpdate(i, {"value": Decimal(f"{n}1.25"), "title": f"Deal {n}", "stage_id": 3})
+        for n, i in enumerate(ids)
+    ]
+    contract.assert_updates_round_trip(
+        connector, updates, lambda d, f: Decimal(str(d[f])) if f == "value" else d[f]
+    )
+
+
+def test_writes_cost_one_put_per_deal(connector, sandbox, pd_data):
+    ids = [str(d["id"]) for d in _live(pd_data)[:7]]
+    contract.clear_stats(sandbox, "pipedrive")
+    results = connector.update_deals([NativeUpdate(i, {"probability": 3}) for i in ids])
+    assert len(results) == 7 and all(r.ok for r in results)
+    assert contract.stats(sandbox, "pipedrive") == {"PUT /v1/deals/{id}": 7}
+
+
+def test_retried_create_is_found_by_its_link_marker(connector, sandbox):
+    creates = [NativeCreate(f"ent-{n}", {"title": f"New {n}", "stage_id": 2}) for n in range(3)]
+    contract.set_faults(sandbox, "pipedrive", Faults(fail_ids=("ent-1",), rate_limit=10_000))
+    results = connector.create_deals(creates)
+    assert [r.link_id for r in results] == ["ent-0", "ent-1", "ent-2"]
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].id is None and results[1].error
+    found = connector.find_created(["ent-0", "ent-1", "ent-2"])
+    assert found == {"ent-0": results[0].id, "ent-2": results[2].id}
+    fresh = connector.read_deals([results[0].id])
+    assert fresh[0][PD_FIELD_CRMSYNC_ID] == "ent-0"
+
+
+def test_stage_changes_show_in_the_flow_only_when_asked(connector, sandbox, pd_data):
+    deal = next(d for d in _live(pd_data) if d["status"] == "open" and d["stage_id"] != 4)
+    deal_id = str(deal["id"])
+    connector.update_deals([NativeUpdate(deal_id, {"stage_id": 4})])
+    contract.clear_stats(sandbox, "pipedrive")
+    history = connector.stage_history([deal_id])
+    assert contract.stats(sandbox, "pipedrive") == {"GET /v1/deals/{id}/flow": 1}
+    newest = history[deal_id][0]["data"]
+    assert (newest["field_key"], newest["new_value"]) == ("stage_id", "4")
+
+
+def test_pipelines_have_ordered_open_stages_with_fractional_probability(connector, pd_data):
+    pipelines = connector.pipelines()
+    assert [p.id for p in pipelines] == ["1", "2"]
+    for pipeline in pipelines:
+        orders = [s.order for s in pipeline.stages]
+        assert orders == sorted(orders) and pipeline.stages
+        assert not any(s.is_closed or s.is_won for s in pipeline.stages)
+        assert all(s.probability is None or 0 <= s.probability <= 1 for s in pipeline.stages)
+    assert pipelines[0].stages[0].probability == Decimal("0.1")
+
+
+def test_owners_carry_emails(connector, pd_data):
+    owners = connector.owners()
+    assert len(owners) == len(pd_data["pipedrive"]["users"])
+    assert all("@" in o["email"] for o in owners)
+
+
+def test_read_deals_skips_missing_ids_and_counts_one_call_each(connector, sandbox, pd_data):
+    ids = [str(d["id"]) for d in _live(pd_data)[:2]] + ["999999"]
+    contract.clear_stats(sandbox, "pipedrive")
+    assert [str(d["id"]) for d in connector.read_deals(ids)] == ids[:2]
+    assert contract.stats(sandbox, "pipedrive") == {"GET /v1/deals/{id}": 3}
+
+
+def test_calls_are_counted_per_operation_and_the_connection_reused(connector, sandbox):
+    list(connector.deals())
+    connector.owners()
+    connector.pipelines()
+    assert connector.calls() == {"list deals": 2, "owners": 1, "pipelines": 1, "stages": 1}
+    adapter = connector._session.get_adapter(sandbox.urls["pipedrive"])
+    assert len(adapter.poolmanager.pools) == 1
