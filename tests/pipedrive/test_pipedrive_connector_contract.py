@@ -247,3 +247,16 @@ def test_calls_are_counted_per_operation_and_the_connection_reused(connector, sa
     assert connector.calls() == {"list deals": 2, "owners": 1, "pipelines": 1, "stages": 1}
     adapter = connector._session.get_adapter(sandbox.urls["pipedrive"])
     assert len(adapter.poolmanager.pools) == 1
+
+
+def test_rate_limit_headers_alone_pace_a_run_that_shares_the_quota(make_connector, sandbox):
+    """Our own limit is far off; the server's x-ratelimit-remaining: 0 makes us wait the reset."""
+    contract.set_faults(
+        sandbox, "pipedrive", Faults(enforce_rate_limit=True, rate_limit=6, rate_window=0.5)
+    )
+    connector = make_connector(rate_limit=(10_000, 2.0), options={"max_attempts": 1})
+    started = time.monotonic()
+    for _ in range(9):
+        connector.owners()
+    assert time.monotonic() - started >= 0.9  # x-ratelimit-reset is whole seconds
+    assert sandbox.servers["pipedrive"].stats.snapshot()["statuses"] == {"200": 9}
