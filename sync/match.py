@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from itertools import combinations
+from operator import itemgetter
 
 from mapping.model import Deal, Ref
 from sync.normalize import MATCH_KEYS, MatchKey, close_month, key_function, normalize_name
@@ -210,47 +211,106 @@ class _Linker:
                 yield i
 
 
-def _link_stored(linker: _Linker, stored_links: Mapping[Ref, str]) -> None:
-    if not stored_links:
-        return
-    get, by_fixed = stored_links.get, linker.by_fixed
+@dataclass(slots=True)
+class _Scan:
+    claimers: list[int]  # deals carrying external ids or a link marker
+    live: dict[str, list[int]]  # instance -> deals not deleted
+    keys: list[MatchKey | None]  # per deal
+    duplicates: list[Duplicate]  # same key twice in one instance
+
+
+def _scan(
+    linker: _Linker, stored_links: Mapping[Ref, str], config: MatchConfig, instances: list[str]
+) -> _Scan:
+    """One pass over every deal: stored links, claimers, live deals, keys and same-key
+    duplicates. At a million deals the work is memory-bound, so each deal is touched once."""
+    get, by_fixed, stored = stored_links.get, linker.by_fixed, LinkMethod.STORED
+    members, systems, entities, methods = (
+        linker.members,
+        linker.system,
+        linker.entity,
+        linker.method,
+    )
+    key_of = key_function(config.keys) if config.keys else None
+    keys: list[MatchKey | None] = [None] * len(linker.deals)
+    seen: dict[tuple[str, MatchKey], int] = {}
+    twins: dict[tuple[str, MatchKey], list[int]] = {}
+    scan = _Scan([], {system: [] for system in instances}, keys, [])
     for i, deal in enumerate(linker.deals):
-        entity = get(deal.ref)
+        system = systems[i]
+        entity = get(deal.ref) if stored_links else None
         if entity is not None:
             handle = by_fixed.get(entity)
             if handle is None:
-                linker.new(i, LinkMethod.STORED, fixed=entity)
-            else:
-                linker.attach(i, handle, LinkMethod.STORED, older_wins=True)
+                linker.new(i, stored, fixed=entity)
+            elif system in members[handle]:  # type: ignore[operator]
+                linker.attach(i, handle, stored, older_wins=True)
+            else:  # the common case, inlined
+                members[handle][system] = i  # type: ignore[index]
+                entities[i], methods[i] = handle, stored
+        if deal.external_ids or deal.link_id:
+            scan.claimers.append(i)
+        if deal.extra and deal.extra.get("deleted"):
+            continue
+        scan.live[system].append(i)
+        if key_of is not None:
+            key = keys[i] = key_of(deal)
+            if key is not None:
+                first = seen.setdefault((system, key), i)
+                if first != i:
+                    twins.setdefault((system, key), [first]).append(i)
+    for (system, _), indices in twins.items():
+        ids = tuple(sorted(linker.deals[i].ref.id for i in indices))
+        scan.duplicates.append(Duplicate(system, ids, "same match key in one system"))
+    return scan
 
 
-def _claims(linker: _Linker, config: MatchConfig) -> list[tuple[int, str | None, list[int]]]:
+def _claims(
+    linker: _Linker, claimers: Sequence[int], config: MatchConfig
+) -> list[tuple[int, str | None, list[int]]]:
     """(deal, link marker, external-id targets) of deals whose evidence is not yet satisfied,
     oldest first so that the survivor of a duplicate pair is deterministic."""
-    index = {(d.ref.system, d.ref.id): i for i, d in enumerate(linker.deals)}
+    deals, entity, members, by_fixed = linker.deals, linker.entity, linker.members, linker.by_fixed
     trusted = config.id_field_systems
-    entity, by_fixed = linker.entity, linker.by_fixed
-    open_claims = []
-    for i, deal in enumerate(linker.deals):
-        if not deal.external_ids and not deal.link_id:
-            continue
-        targets: list[int] = []
+    pending: list[tuple[int, str | None, list[tuple[str, str]]]] = []
+    for i in claimers:
+        deal = deals[i]
+        here = entity[i]
+        held = members[here] if here >= 0 else None
+        claims: list[tuple[str, str]] = []
         if deal.external_ids and (trusted is None or deal.ref.system in trusted):
             for other, native_id in sorted(deal.external_ids.items()):
-                j = index.get((other, native_id))
-                if j is not None and other != deal.ref.system:
-                    targets.append(j)
+                if other == deal.ref.system or not native_id:
+                    continue
+                j = held.get(other) if held else None
+                if j is None or deals[j].ref.id != native_id:  # not already linked that way
+                    claims.append((other, native_id))
         marker = deal.link_id or None
-        here = entity[i]
-        done = here >= 0 and all(entity[j] == here for j in targets)
-        if not (done and (marker is None or by_fixed.get(marker) == here)):
-            open_claims.append((i, marker, targets))
-    open_claims.sort(key=lambda c: (linker.system[c[0]], linker.age(c[0])))
-    return open_claims
+        if claims or (marker is not None and by_fixed.get(marker) != here):
+            pending.append((i, marker, claims))
+    if not pending:
+        return []
+    # Only now, and only for the instances claimed, index deals by native id.
+    wanted = {other for _, _, claims in pending for other, _ in claims}
+    index: dict[str, dict[str, int]] = {other: {} for other in wanted}
+    for i, deal in enumerate(deals):
+        ids = index.get(linker.system[i])
+        if ids is not None:
+            ids[deal.ref.id] = i
+    resolved = [
+        (
+            i,
+            marker,
+            [j for other, native_id in claims if (j := index[other].get(native_id)) is not None],
+        )
+        for i, marker, claims in pending
+    ]
+    resolved.sort(key=lambda c: (linker.system[c[0]], linker.age(c[0])))
+    return resolved
 
 
-def _link_claims(linker: _Linker, config: MatchConfig) -> None:
-    claims = _claims(linker, config)
+def _link_claims(linker: _Linker, claimers: Sequence[int], config: MatchConfig) -> None:
+    claims = _claims(linker, claimers, config)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, marker, _ in claims:
         if marker is not None:
@@ -276,18 +336,18 @@ def _ambiguous(deals: Sequence[Deal], other: Sequence[Deal], how: str) -> list[A
 
 
 def _link_keys(
-    linker: _Linker, live: Mapping[str, Sequence[int]], keys: Mapping[int, MatchKey]
+    linker: _Linker, live: Mapping[str, Sequence[int]], keys: Sequence[MatchKey | None]
 ) -> None:
     deals = linker.deals
     for a, b in combinations(sorted(live), 2):
         left: dict[MatchKey, list[int]] = defaultdict(list)
         for i in linker.candidates(live[a], b):
-            key = keys.get(i)
+            key = keys[i]
             if key is not None:
                 left[key].append(i)
         right: dict[MatchKey, list[int]] = defaultdict(list)
         for j in linker.candidates(live[b], a):
-            key = keys.get(j)
+            key = keys[j]
             if key is not None and key in left:
                 right[key].append(j)
         for key in sorted(right):
@@ -358,23 +418,6 @@ def _resolve_fuzzy(
             linker.ambiguous.extend(_ambiguous([deals[right[j]]], tops, how))
 
 
-def _key_duplicates(
-    linker: _Linker, live: Mapping[str, Sequence[int]], keys: Mapping[int, MatchKey]
-) -> Iterator[Duplicate]:
-    for system in sorted(live):
-        seen: dict[MatchKey, list[int]] = {}
-        for i in live[system]:
-            key = keys.get(i)
-            if key is not None:
-                seen.setdefault(key, []).append(i)
-        if len(seen) == len(live[system]):
-            continue
-        for indices in seen.values():
-            if len(indices) > 1:
-                ids = tuple(sorted(linker.deals[i].ref.id for i in indices))
-                yield Duplicate(system, ids, "same match key in one system")
-
-
 def match(
     deals: Mapping[str, Sequence[Deal]],
     stored_links: Mapping[Ref, str],
@@ -392,71 +435,56 @@ def _match(
 ) -> MatchResult:
     everything = [d for system in sorted(deals) for d in deals[system]]
     linker = _Linker(everything)
-    _link_stored(linker, stored_links)
-    _link_claims(linker, config)
+    scan = _scan(linker, stored_links, config, sorted(deals))
+    _link_claims(linker, scan.claimers, config)
     # Input order does not leak out: keys are joined in sorted order, reports are sorted.
-    live: dict[str, list[int]] = {system: [] for system in sorted(deals)}
-    for i, deal in enumerate(everything):
-        if not deal.extra.get("deleted"):
-            live[linker.system[i]].append(i)
-    keys: dict[int, MatchKey] = {}
     if config.keys:
-        key_of = key_function(config.keys)
-        for indices in live.values():
-            for i in indices:
-                key = key_of(everything[i])
-                if key is not None:
-                    keys[i] = key
-        _link_keys(linker, live, keys)
+        _link_keys(linker, scan.live, scan.keys)
     if config.fuzzy_enabled:
-        _link_fuzzy(linker, live, config.fuzzy_threshold)
+        _link_fuzzy(linker, scan.live, config.fuzzy_threshold)
     for i in range(len(everything)):
         if linker.entity[i] < 0:
             linker.new(i, LinkMethod.STORED)
-    return _result(linker, live, keys)
+    return _result(linker, scan)
 
 
-def _result(
-    linker: _Linker,
-    live: Mapping[str, Sequence[int]],
-    keys: Mapping[int, MatchKey],
-) -> MatchResult:
-    deals = linker.deals
-    names: list[str] = [""] * len(linker.members)
-    named: dict[str, dict[str, Ref]] = {}
-    for handle, members in enumerate(linker.members):
+def _result(linker: _Linker, scan: _Scan) -> MatchResult:
+    deals, fixed, member_lists = linker.deals, linker.fixed, linker.members
+    names: list[str] = [""] * len(member_lists)
+    named: list[tuple[str, dict[str, Ref]]] = []
+    for handle, members in enumerate(member_lists):
         if members is None:
             continue
-        order = members if len(members) == 1 else sorted(members)
-        refs = {system: deals[members[system]].ref for system in order}
-        entity = linker.fixed.get(handle) or entity_id_for(refs.values())
-        names[handle] = entity
-        named[entity] = refs
-    entities = {e: named[e] for e in sorted(named)}
+        if len(members) == 1:
+            [(system, i)] = members.items()
+            refs = {system: deals[i].ref}
+        else:
+            refs = {system: deals[members[system]].ref for system in sorted(members)}
+        entity = names[handle] = fixed.get(handle) or entity_id_for(refs.values())
+        named.append((entity, refs))
+    named.sort(key=itemgetter(0))
     new_links: dict[Ref, str] = {}
     methods: dict[Ref, LinkMethod] = {}
-    unmatched: dict[str, list[Ref]] = defaultdict(list)
-    for i, deal in enumerate(deals):
-        handle = linker.entity[i]
-        members = linker.members[handle]
-        assert members is not None
-        if len(members) > 1:
-            entity = names[handle]
-            # A stored member never changes entity: merges keep the stored side's id.
-            if linker.method[i] is not LinkMethod.STORED:
-                new_links[deal.ref] = entity
-                methods[deal.ref] = linker.method[i]  # type: ignore[assignment]
-    if len(live) > 1:
-        for system, indices in live.items():
-            for i in indices:
-                if len(linker.members[linker.entity[i]]) == 1:  # type: ignore[arg-type]
-                    unmatched[system].append(deals[i].ref)
-    duplicates = linker.duplicates | set(_key_duplicates(linker, live, keys))
+    stored = LinkMethod.STORED
+    for i, method in enumerate(linker.method):
+        # A stored member never changes entity: merges keep the stored side's id.
+        if method is not stored and method is not None:
+            handle = linker.entity[i]
+            if len(member_lists[handle]) > 1:  # type: ignore[arg-type]
+                new_links[deals[i].ref] = names[handle]
+                methods[deals[i].ref] = method
+    unmatched: dict[str, tuple[Ref, ...]] = {}
+    if len(scan.live) > 1:
+        for system, indices in scan.live.items():
+            alone = [deals[i].ref for i in indices if len(member_lists[linker.entity[i]]) == 1]  # type: ignore[arg-type]
+            if alone:
+                unmatched[system] = tuple(sorted(alone, key=ref_order))
+    duplicates = linker.duplicates | set(scan.duplicates)
     return MatchResult(
-        entities=entities,
+        entities=dict(named),
         methods=dict(sorted(methods.items(), key=lambda m: ref_order(m[0]))),
         new_links=dict(sorted(new_links.items(), key=lambda m: ref_order(m[0]))),
-        unmatched={s: tuple(sorted(refs, key=ref_order)) for s, refs in sorted(unmatched.items())},
+        unmatched=unmatched,
         ambiguous=tuple(
             sorted(
                 set(linker.ambiguous),

@@ -165,6 +165,8 @@ def test_unmatched_is_reported_per_instance_only_when_other_instances_exist() ->
     assert match(by_system([a]), {}, KEYS).unmatched == {}
     result = match(by_system([a, deal(HS, "2", name="Other")]), {}, KEYS)
     assert set(result.unmatched) == {SF, HS}
+    empty_hubspot = match({SF: [a], HS: []}, {}, KEYS)  # a fresh instance: all are missing
+    assert empty_hubspot.unmatched == {SF: (a.ref,)}
 
 
 def _world(seed: int) -> list:
