@@ -344,9 +344,25 @@ def _diff(
     differ = _Differ(bases, policies, targets, can_express, facts)
     deleted: list[Deletion] = []
     creates: list[Create] = []
+    facts_get, bases_get, agreed = facts.get, bases.get, differ.agreed
     for entity, refs in entities.items():
-        if len(refs) < 2 and not create_in:
+        size = len(refs)
+        if size < 2 and not create_in:
             continue
+        if size == 2 and not create_in:
+            # The common case, inlined: two live deals already equal cost one tuple compare.
+            a, b = [deals_by_ref[r] for r in refs.values()]
+            if not a.extra and not b.extra:
+                row = comparable(a, facts_get(a.funnel, _DEFAULT_FACTS))
+                if row[_STAGE] is not None and row == comparable(
+                    b, facts_get(b.funnel, _DEFAULT_FACTS)
+                ):
+                    base = bases_get(entity)
+                    if base is None or _base_row(base) != row:
+                        agreed[entity] = dict(zip(DIFF_FIELDS, row, strict=True))
+                    continue
+                differ.entity(entity, (a, b))
+                continue
         members = [deals_by_ref[r] for r in refs.values()]
         gone = [d.ref for d in members if d.extra and is_deleted(d)]
         if gone:

@@ -233,7 +233,7 @@ def _scan(
     )
     key_of = key_function(config.keys) if config.keys else None
     keys: list[MatchKey | None] = [None] * len(linker.deals)
-    seen: dict[tuple[str, MatchKey], int] = {}
+    seen: dict[str, dict[MatchKey, int]] = {system: {} for system in instances}
     twins: dict[tuple[str, MatchKey], list[int]] = {}
     scan = _Scan([], {system: [] for system in instances}, keys, [])
     for i, deal in enumerate(linker.deals):
@@ -256,7 +256,7 @@ def _scan(
         if key_of is not None:
             key = keys[i] = key_of(deal)
             if key is not None:
-                first = seen.setdefault((system, key), i)
+                first = seen[system].setdefault(key, i)
                 if first != i:
                     twins.setdefault((system, key), [first]).append(i)
     for (system, _), indices in twins.items():
@@ -458,6 +458,11 @@ def _result(linker: _Linker, scan: _Scan) -> MatchResult:
         if len(members) == 1:
             [(system, i)] = members.items()
             refs = {system: deals[i].ref}
+        elif len(members) == 2:  # the common pair, without a sort call
+            (s1, i1), (s2, i2) = members.items()
+            if s2 < s1:
+                s1, i1, s2, i2 = s2, i2, s1, i1
+            refs = {s1: deals[i1].ref, s2: deals[i2].ref}
         else:
             refs = {system: deals[members[system]].ref for system in sorted(members)}
         entity = names[handle] = fixed.get(handle) or entity_id_for(refs.values())
