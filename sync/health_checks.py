@@ -147,14 +147,16 @@ def cross_system(
     fields: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         fields[row.field].add(row.entity)
+    # The plan lists, per entity, every deleted copy; the report shows one row per copy.
     deleted = tuple(
         DeletedRow(
             entity=str(item.get("entity")),
-            deleted_system=str(item.get("deleted", {}).get("system")),
-            deleted_id=str(item.get("deleted", {}).get("id")),
+            deleted_system=str(gone.get("system")),
+            deleted_id=str(gone.get("id")),
             live=tuple(_ref(live) for live in item.get("live", ())),
         )
         for item in plan.get("deleted", ())
+        for gone in item.get("deleted", ())
     )
     letters = tuple(dict(d) for d in dead_letters)
     return CrossSystem(

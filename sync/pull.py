@@ -90,12 +90,23 @@ def _row(deal: Deal) -> tuple[str, str, datetime, bool, dict[str, Any]]:
     )
 
 
-def _salesforce_history(connector: Connector, ctx: MappingContext) -> dict[str, Any] | None:
-    # Real stage history is one extra query on Salesforce; HubSpot carries it in properties.
-    rows = getattr(connector, "stage_history", None)
-    if ctx.kind != "salesforce" or rows is None:
-        return None
-    return stage_history_from_salesforce(rows(), ctx)
+def _records_and_history(
+    connector: Connector, ctx: MappingContext, since: datetime | None
+) -> tuple[Iterable[Mapping[str, Any]], Mapping[str, Any] | None]:
+    """The deal records to map, and their real stage history where it costs a separate read.
+
+    Salesforce keeps history in OpportunityHistory: a full pull reads it in one paged query,
+    an incremental one only for the changed deals. HubSpot carries it in the deal properties;
+    Pipedrive's per-deal flow is read only on request, never on a pull.
+    """
+    history_of = getattr(connector, "stage_history", None)
+    if ctx.kind != "salesforce" or history_of is None:
+        return connector.deals(since), None
+    if since is None:
+        return connector.deals(None), stage_history_from_salesforce(history_of(), ctx)
+    records = list(connector.deals(since))  # an incremental change set: small by nature
+    ids = [str(r["Id"]) for r in records]
+    return records, stage_history_from_salesforce(history_of(ids), ctx) if ids else {}
 
 
 _DONE = object()
@@ -112,10 +123,10 @@ def _produce(
     try:
         ctx = build_context(config, instance, connector.pipelines(), connector.owners())
         report.context = ctx
-        history = _salesforce_history(connector, ctx)
+        records, history = _records_and_history(connector, ctx, since)
         chunk: list[tuple[str, str, datetime, bool, dict[str, Any]]] = []
         seen: list[str] = []
-        for deal in map_deals(connector.deals(since), ctx, report, history):
+        for deal in map_deals(records, ctx, report, history):
             chunk.append(_row(deal))
             seen.append(deal.id)
             if len(chunk) >= CHUNK:

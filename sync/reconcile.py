@@ -18,7 +18,7 @@ from connectors.base import Connector
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import DiffResult, diff
-from sync.match import MatchConfig, MatchResult, match
+from sync.match import MatchConfig, MatchResult, match, ref_order
 from sync.plan import Plan, _decode, _encode, build_plan
 from sync.policy import DIFF_FIELDS, Policy, PolicyKind
 from sync.pull import Progress, PullReport, pull
@@ -145,6 +145,7 @@ def analyze(
         config_fingerprint=config.fingerprint(),
         batch_sizes={n: BATCH_SIZES.get(config.system(n).kind, 1) for n in config.systems},
     )
+    plan = _with_dangling_links(plan, by_instance, matched)
     if remember:
         _remember(store, matched, diffed)
     return ReconcileResult(plan, matched, diffed, {}, dict(contexts or {}), deals, by_instance)
@@ -182,6 +183,57 @@ def _remember(store: Store, matched: MatchResult, diffed: DiffResult) -> None:
         store.save_links(links)
     if diffed.agreed:
         store.save_bases({e: base_to_json(v) for e, v in diffed.agreed.items()})
+
+
+def dangling_links(
+    by_instance: Mapping[str, list[Deal]], entity_of: Mapping[Ref, str]
+) -> list[dict[str, Any]]:
+    """Live deals whose external id names a deal the other instance does not have live.
+
+    A deal deleted in one CRM before crmsync ever saw it leaves exactly this trace in the
+    others: their link field still names it. Reported as deleted-in-one-live-in-another.
+    """
+    live = {
+        (instance, d.id)
+        for instance, deals in by_instance.items()
+        for d in deals
+        if not d.extra.get("deleted")
+    }
+    missing: dict[Ref, list[Ref]] = {}
+    for deals in by_instance.values():
+        for deal in deals:
+            if deal.extra.get("deleted"):
+                continue
+            for other, other_id in sorted(deal.external_ids.items()):
+                if other in by_instance and other_id and (other, other_id) not in live:
+                    missing.setdefault(Ref(other, other_id), []).append(deal.ref)
+    return [
+        {
+            "entity": entity_of.get(refs[0], ""),
+            "deleted": [{"system": gone.system, "id": gone.id}],
+            "live": [{"system": r.system, "id": r.id} for r in sorted(refs, key=ref_order)],
+            "propagate": False,
+            "reason": f"linked {gone.system} deal {gone.id} is deleted there (or not visible)",
+        }
+        for gone, refs in sorted(missing.items(), key=lambda item: ref_order(item[0]))
+    ]
+
+
+def _with_dangling_links(
+    plan: Plan, by_instance: Mapping[str, list[Deal]], matched: MatchResult
+) -> Plan:
+    known = {
+        (d["deleted"][0]["system"], d["deleted"][0]["id"]) for d in plan.deleted if d["deleted"]
+    }
+    extra = [
+        item
+        for item in dangling_links(by_instance, matched.entity_of())
+        if (item["deleted"][0]["system"], item["deleted"][0]["id"]) not in known
+    ]
+    if not extra:
+        return plan
+    summary = {**plan.summary, "deleted": len(plan.deleted) + len(extra)}
+    return dataclasses.replace(plan, deleted=(*plan.deleted, *extra), summary=summary)
 
 
 def _with_pull_errors(plan: Plan, pulls: Mapping[str, PullReport]) -> Plan:

@@ -48,6 +48,8 @@ def can_express_for(
         ctx, deal = contexts.get(target.system), deals.get(target)
         if ctx is None or deal is None:
             return f"{target.system} was not pulled in this run"
+        if field == "status" and value == "open":
+            return None  # reopening travels with the stage change the diff emits beside it
         try:
             native_update(deal, {field: value}, ctx)
         except MappingError as exc:

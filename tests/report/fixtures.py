@@ -123,7 +123,7 @@ PLAN: dict[str, Any] = {
     "deleted": [
         {
             "entity": "sf:9",
-            "deleted": {"system": "hs", "id": "99"},
+            "deleted": [{"system": "hs", "id": "99"}],
             "live": [{"system": "sf", "id": "9"}],
         }
     ],

@@ -1,0 +1,54 @@
+"""A three-CRM sandbox seeded by the generator, with a config written for it, per test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.sandbox.generator import Generated, generate_full
+from connectors.sandbox.launcher import Sandbox, start_sandbox
+from sync.reconcile import ReconcileResult, plan_run
+from sync.runtime import open_runtime
+from sync.sandbox_config import write_sandbox_config
+from tests.fixtures_store import store_url_for
+
+DEALS, SEED = 400, 11
+
+
+@dataclass
+class World:
+    generated: Generated
+    sandbox: Sandbox
+    config: Path
+
+    def reconcile(self, run_id: str) -> ReconcileResult:
+        with open_runtime(str(self.config)) as rt:
+            return plan_run(rt.config, rt.store, rt.connectors, run_id=run_id)
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        return {name: s.stats.snapshot() for name, s in self.sandbox.servers.items()}
+
+
+def build_world(tmp: Path, store_url: str, deals: int = DEALS, seed: int = SEED) -> Iterator[World]:
+    generated = generate_full(deals, seed)
+    with start_sandbox(generated.dataset, workdir=tmp) as sandbox:
+        config = tmp / "crmsync.yaml"
+        write_sandbox_config(sandbox.ready_info(), config)
+        document = yaml.safe_load(config.read_text())
+        document["store"] = store_url
+        config.write_text(yaml.safe_dump(document, sort_keys=False))
+        yield World(generated, sandbox, config)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp(f"world-{request.param}")
+    with store_url_for(request.param, tmp) as url:
+        yield from build_world(tmp, url)
