@@ -32,6 +32,7 @@ from sync.plan import Change, Plan, _encode
 from sync.pull import Progress
 from sync.reconcile import BATCH_SIZES, base_from_json, base_to_json
 from sync.runtime import Runtime
+from sync.shutdown import stop_requested
 from sync.store import Store
 from sync.store_records import AuditEntry, FailureRecord, JournalEntry, JournalOp, JournalState
 from sync.writes import native_update
@@ -162,6 +163,12 @@ class _Writer:
         handled = 0
         batches = list(_chunks(list(by_record), batch_size))
         for index, ids in enumerate(batches):
+            if stop_requested():
+                # SIGTERM: the batches sent so far are journaled; the next run does the rest.
+                self.stopped, unsent_from = "stopped on request (SIGTERM)", index
+                rest = [c for later in batches[index:] for i in later for c in by_record[i]]
+                results += [_not_attempted(c, self.stopped) for c in rest]
+                break
             try:
                 results += self._batch({i: by_record[i] for i in ids})
                 unsent_from = index + 1
@@ -451,22 +458,19 @@ def _money_after(group: Sequence[Change], current: Mapping[tuple[str, str], Deal
     return Money(amount, str(currency))
 
 
-def apply_from_reconcile(runtime: Runtime, result: Any, *, run_id: str, yes: bool) -> str:
-    """`reconcile` without --dry-run: apply the plan just made; the run status to record.
+def apply_from_reconcile(runtime: Runtime, result: Any, *, run_id: str, yes: bool) -> ApplyReport:
+    """`reconcile` without --dry-run: apply the plan just made, under the same guards.
 
     The report goes to stderr, so `reconcile --format json` keeps one JSON document on stdout.
     """
     from rich.console import Console
 
+    from sync.apply_report import render_apply_report
     from sync.apply_run import guarded_apply  # it imports this module
-    from sync.commands.apply import render_report
 
     plan: Plan = result.plan
     report = guarded_apply(
         runtime, plan, run_id=run_id, yes=yes, check_plan=False, contexts=result.contexts
     )
-    render_report(report, "table", Console(stderr=True))
-    if report.ok:
-        return "ok"
-    done = report.totals()
-    return "partial" if done[Outcome.APPLIED] + done[Outcome.ALREADY] else "failed"
+    render_apply_report(report, "table", Console(stderr=True))
+    return report

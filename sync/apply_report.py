@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["ApplyReport", "ChangeResult", "Outcome"]
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["ApplyReport", "ChangeResult", "Outcome", "render_apply_report"]
 
 
 class Outcome(StrEnum):
@@ -98,3 +103,29 @@ class ApplyReport:
             "results": [r.as_json() for r in self.results],
             "calls": self.calls,
         }
+
+
+def render_apply_report(report: ApplyReport, fmt: str, console: Console | None = None) -> None:
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
+        return
+    console = console or Console()
+    table = Table(title=f"apply {report.run_id} (plan {report.plan_id})")
+    table.add_column("system")
+    for outcome in Outcome:
+        table.add_column(outcome.value.replace("_", " "), justify="right")
+    for system, counts in report.counts().items():
+        table.add_row(system, *(str(counts[o.value]) for o in Outcome))
+    console.print(table)
+    shown = [
+        r for r in report.results if r.outcome in (Outcome.DRIFTED, Outcome.FAILED, Outcome.DEAD)
+    ]
+    if shown:
+        detail = Table(title="not applied")
+        for column in ("system", "id", "field", "outcome", "reason"):
+            detail.add_column(column, overflow="fold")
+        for r in shown:
+            detail.add_row(
+                r.system, r.id or "-", r.field or "(create)", r.outcome.value, r.reason or ""
+            )
+        console.print(detail)

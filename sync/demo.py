@@ -16,12 +16,12 @@ from typing import Any
 
 from connectors.sandbox.generator import generate_full, write_generated
 from connectors.sandbox.launcher import start_sandbox
-from sync.commands.report import render_report
 from sync.health import build_health
 from sync.health_model import HealthReport
 from sync.plan import plan_to_json
 from sync.reconcile import analyze, plan_run
 from sync.report_inputs import health_inputs
+from sync.report_run import render_report
 from sync.runtime import open_runtime
 from sync.sandbox_config import write_sandbox_config
 

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from config import ScheduleEntry
-from sync.commands.reconcile import write_plan
 from sync.connect import open_connector
 from sync.errors import LimitsExceeded
 from sync.locks import LockBusy, job_lock
-from sync.plan import plan_to_json
-from sync.reconcile import ReconcileResult, plan_run
+from sync.reconcile_run import check_limits, run_reconcile, write_plan
+from sync.report_run import build_report, render_report, write_text
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_event
 from sync.store import RunRecord, RunStatus, Store
@@ -31,7 +30,6 @@ from sync.store import RunRecord, RunStatus, Store
 __all__ = ["SKIPPED", "JobOutcome", "already_served", "last_served_run", "output_path", "run_job"]
 
 SKIPPED = "skipped"
-PLAN_COUNTS = ("changes", "creates", "conflicts", "unmatched", "ambiguous", "duplicates", "errors")
 REPORT_FORMATS = {".html": "html", ".json": "json", ".csv": "csv"}
 # Runs that answer a firing. An interrupted run (SIGTERM) or one left `running` by a killed
 # process does not: the next scheduler start catches that firing up.
@@ -99,68 +97,39 @@ def run_job(
 def _reconcile(
     rt: Runtime, entry: ScheduleEntry, stop: threading.Event, began: float
 ) -> JobOutcome:
-    store, dry_run = rt.store, entry.job == "reconcile-dry-run"
-    run_id = store.start_run(entry.name, entry.job, rt.config.fingerprint())
-    counts: dict[str, int] = {}
     try:
-        result = plan_run(rt.config, store, rt.connectors, run_id=run_id)
-        plan_json = plan_to_json(result.plan)
-        counts = {key: len(plan_json[key]) for key in PLAN_COUNTS}
-        if entry.out is not None:
-            write_plan(plan_json, output_path(entry.out, entry.name, run_id, ".json"))
-        status, detail = RunStatus.OK, ""
-        if not dry_run and stop.is_set():
-            status = RunStatus.INTERRUPTED
-            detail = "stopped before applying (SIGTERM): nothing was written; the next run re-plans"
-        elif not dry_run:
-            status = RunStatus(_apply(rt, result, run_id))
-            if stop.is_set() and status != RunStatus.OK:
-                status = RunStatus.INTERRUPTED
-                detail = "stopped between apply batches (SIGTERM): the journal resumes the rest"
-    except Exception as exc:
-        store.finish_run(run_id, RunStatus.FAILED, counts=counts, calls=rt.calls(), error=str(exc))
+        outcome = run_reconcile(
+            rt, job=entry.name, dry_run=entry.job == "reconcile-dry-run", yes=True, stop=stop
+        )
+    except Exception as exc:  # recorded as failed by run_reconcile
         _log.debug("%s failed", entry.name, exc_info=True)
         code = getattr(exc, "exit_code", 1)
-        return JobOutcome(entry.name, RunStatus.FAILED.value, run_id,
+        return JobOutcome(entry.name, RunStatus.FAILED.value, None,
                           code if isinstance(code, int) else 1, str(exc),
                           time.monotonic() - began)  # fmt: skip
-    store.finish_run(run_id, status, counts=counts, calls=rt.calls(), error=detail or None)
-    exit_code = 0 if status == RunStatus.OK else 1
+    if entry.out is not None:
+        write_plan(outcome.plan_json, output_path(entry.out, entry.name, outcome.run_id, ".json"))
+    exit_code, detail = outcome.exit_code, outcome.detail
     try:
-        _check_limits(rt, counts)
+        check_limits(rt.config, outcome.counts)
     except LimitsExceeded as exc:
         exit_code, detail = exc.exit_code, str(exc)
-    return JobOutcome(entry.name, status.value, run_id, exit_code, detail, time.monotonic() - began)
-
-
-def _apply(rt: Runtime, result: ReconcileResult, run_id: str) -> str:
-    """The apply step of `crmsync reconcile`, unattended (no confirmation prompt)."""
-    from sync.apply import apply_from_reconcile  # imported when used: it is heavy
-
-    status: str = apply_from_reconcile(rt, result, run_id=run_id, yes=True)
-    return status
-
-
-def _check_limits(rt: Runtime, counts: dict[str, int]) -> None:
-    from sync.commands.reconcile import _check_limits as check  # the CLI's own limits rule
-
-    check(rt, counts)
+    return JobOutcome(
+        entry.name, outcome.status.value, outcome.run_id, exit_code, detail,
+        time.monotonic() - began,
+    )  # fmt: skip
 
 
 def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
-    # `build_report` records its own run (job "report"); failures are recorded there too.
-    from sync.commands.report import build_report, render_report
+    # `build_report` records its own run under the entry's name; failures are recorded too.
 
     out = entry.out if entry.out is not None else rt.config.path.parent / "reports"
     stamp = f"{datetime.now().astimezone():%Y%m%dT%H%M%S}"
     path = output_path(out, entry.name, stamp, ".html")
     try:
-        report = build_report(rt, refresh=True)
+        report = build_report(rt, job=entry.name, refresh=True)
         fmt = REPORT_FORMATS.get(path.suffix, "html")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(render_report(report, fmt))
-        tmp.replace(path)
+        write_text(render_report(report, fmt), path)
     except Exception as exc:
         code = getattr(exc, "exit_code", 1)
         return JobOutcome(entry.name, RunStatus.FAILED.value, None,

@@ -6,16 +6,12 @@ guards -> lock -> run record -> apply -> report -> exit code.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from sync.apply_report import ApplyReport, ChangeResult, Outcome
+from sync.apply_report import ApplyReport, ChangeResult, Outcome, render_apply_report
 from sync.apply_run import guarded_apply
 from sync.commands import config_option
 from sync.errors import CrmsyncError
@@ -24,7 +20,7 @@ from sync.plan import Plan, PlanError, plan_from_json
 from sync.runtime import Runtime, open_runtime
 from sync.store_records import RunKind, RunStatus
 
-__all__ = ["ApplyIncomplete", "command", "execute_apply", "load_plan", "render_report"]
+__all__ = ["ApplyIncomplete", "command", "execute_apply", "load_plan"]
 
 
 class ApplyIncomplete(CrmsyncError):
@@ -47,7 +43,7 @@ def load_plan(path: Path) -> Plan:
 def execute_apply(rt: Runtime, plan: Plan, *, run_id: str, fmt: str, **options: Any) -> ApplyReport:
     """`guarded_apply`, then the report on stdout (the caller finishes the run record)."""
     report = guarded_apply(rt, plan, run_id=run_id, **options)
-    render_report(report, fmt)
+    render_apply_report(report, fmt)
     return report
 
 
@@ -67,32 +63,6 @@ def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | No
 
 def _line(r: ChangeResult) -> str:
     return f"{r.system} {r.id} {r.field or 'create'}: {r.reason}"
-
-
-def render_report(report: ApplyReport, fmt: str, console: Console | None = None) -> None:
-    if fmt == "json":
-        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
-        return
-    console = console or Console()
-    table = Table(title=f"apply {report.run_id} (plan {report.plan_id})")
-    table.add_column("system")
-    for outcome in Outcome:
-        table.add_column(outcome.value.replace("_", " "), justify="right")
-    for system, counts in report.counts().items():
-        table.add_row(system, *(str(counts[o.value]) for o in Outcome))
-    console.print(table)
-    shown = [
-        r for r in report.results if r.outcome in (Outcome.DRIFTED, Outcome.FAILED, Outcome.DEAD)
-    ]
-    if shown:
-        detail = Table(title="not applied")
-        for column in ("system", "id", "field", "outcome", "reason"):
-            detail.add_column(column, overflow="fold")
-        for r in shown:
-            detail.add_row(
-                r.system, r.id or "-", r.field or "(create)", r.outcome.value, r.reason or ""
-            )
-        console.print(detail)
 
 
 def raise_if_failed(report: ApplyReport) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
-import os
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -13,55 +10,11 @@ from rich.console import Console
 
 from sync.commands import config_option
 from sync.errors import LimitsExceeded, UsageError
-from sync.health import build_health
-from sync.health_model import HealthReport
-from sync.pull import pull
-from sync.reconcile import analyze
-from sync.report_inputs import health_inputs
-from sync.report_render import mismatch_rows, to_csv, to_html, to_json, to_table
-from sync.runtime import Runtime, open_runtime, progress_reporter
+from sync.report_render import to_table
+from sync.report_run import FORMATS, build_report, render_report, write_text
+from sync.runtime import open_runtime
 
-__all__ = ["build_report", "command", "render_report"]
-
-FORMATS = ("table", "json", "html", "csv")
-
-
-def build_report(rt: Runtime, *, refresh: bool = False, since: date | None = None) -> HealthReport:
-    run_id = rt.store.start_run("report", "report", rt.config.fingerprint())
-    try:
-        if refresh:
-            with progress_reporter(list(rt.connectors)) as progress:
-                pull(rt.config, rt.store, rt.connectors, run_id=run_id, progress=progress)
-        result = analyze(rt.config, rt.store, run_id=run_id, remember=False)
-        report = build_health(
-            health_inputs(rt.config, rt.store, result, now=datetime.now(UTC), since=since)
-        )
-    except Exception as exc:
-        rt.store.finish_run(run_id, "failed", calls=rt.calls(), error=str(exc))
-        raise
-    rt.store.finish_run(run_id, "ok", counts={"breached": len(report.breached)}, calls=rt.calls())
-    return report
-
-
-def render_report(report: HealthReport, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
-    if fmt == "html":
-        return to_html(report)
-    if fmt == "csv":
-        buffer = io.StringIO()
-        to_csv(mismatch_rows(report), buffer)
-        return buffer.getvalue()
-    buffer = io.StringIO()
-    to_table(report, Console(file=buffer, width=120, force_terminal=False))
-    return buffer.getvalue()
-
-
-def _write(text: str, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+__all__ = ["command"]
 
 
 @click.command("report")
@@ -86,7 +39,7 @@ def command(
         if out is None:
             click.echo(text, nl=False)
         else:
-            _write(text, out)
+            write_text(text, out)
             click.echo(f"report written to {out}", err=True)
     if report.breached:
         names = ", ".join(t.name for t in report.breached)

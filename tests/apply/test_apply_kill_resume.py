@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import DEALS, SEED, SYSTEMS, _stable
+from tests.apply.conftest import DEALS, SEED, SYSTEMS, _stable
 
 from connectors.sandbox.dataset import save_dataset
 from connectors.sandbox.generator import generate

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import Env, changed_records
+from tests.apply.conftest import Env, changed_records
 
 from connectors.base import NativeUpdate
 from sync.apply import apply_plan

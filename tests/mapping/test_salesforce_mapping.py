@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import make_ctx
+from tests.mapping.conftest import make_ctx
 
 from mapping import (
     DealStatus,

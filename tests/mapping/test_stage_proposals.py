@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from conftest import make_ctx
+from tests.mapping.conftest import make_ctx
 
 from mapping import (
     DEFAULT_FUNNEL,

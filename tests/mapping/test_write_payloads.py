@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import make_ctx
+from tests.mapping.conftest import make_ctx
 from test_hubspot_mapping import hs_deal
 from test_pipedrive_mapping import pd_deal
 from test_salesforce_mapping import opportunity

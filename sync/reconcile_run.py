@@ -1,0 +1,130 @@
+"""One reconcile run as `crmsync reconcile` and the scheduler both perform it.
+
+Plan (pull, match, diff), save the plan where asked, apply it unless it is a dry run, and
+record the run with its counts and API calls. The CLI and `crmsync schedule` share this, so a
+scheduled reconcile is exactly the command users know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config import Config
+from mapping.model import Deal, Ref
+from sync.errors import LimitsExceeded
+from sync.plan import plan_to_json
+from sync.pull import Progress
+from sync.reconcile import ReconcileResult, plan_run
+from sync.runtime import Runtime
+from sync.store_records import RunStatus
+
+__all__ = ["PLAN_COUNTS", "ReconcileOutcome", "check_limits", "run_reconcile", "write_plan"]
+
+PLAN_COUNTS = ("changes", "creates", "conflicts", "unmatched", "ambiguous", "duplicates", "errors")
+
+
+@dataclass
+class ReconcileOutcome:
+    run_id: str
+    result: ReconcileResult
+    plan_json: dict[str, Any]
+    status: RunStatus
+    counts: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status is RunStatus.OK else 1
+
+
+def write_plan(plan_json: dict[str, Any], path: Path) -> None:
+    """Atomically: a reader never sees half a plan."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(plan_json, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def check_limits(config: Config, counts: dict[str, Any]) -> None:
+    """`limits.max_conflicts` / `limits.max_unmatched`: exit 3 above them."""
+    limits = config.limits
+    breached = []
+    if limits.max_conflicts is not None and counts["conflicts"] > limits.max_conflicts:
+        breached.append(f"{counts['conflicts']} conflicts (limit {limits.max_conflicts})")
+    if limits.max_unmatched is not None and counts["unmatched"] > limits.max_unmatched:
+        breached.append(f"{counts['unmatched']} unmatched deals (limit {limits.max_unmatched})")
+    if breached:
+        raise LimitsExceeded("reconcile limits exceeded: " + "; ".join(breached))
+
+
+def run_reconcile(
+    rt: Runtime,
+    *,
+    job: str = "reconcile",
+    dry_run: bool,
+    full: bool = False,
+    yes: bool = False,
+    plan_out: Path | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    show: Callable[[dict[str, Any], dict[Ref, Deal]], None] | None = None,
+) -> ReconcileOutcome:
+    """`show` gets the plan before anything is applied (the CLI prints it there)."""
+    kind = "reconcile-dry-run" if dry_run else "reconcile"
+    run_id = rt.store.start_run(job, kind, rt.config.fingerprint())
+    counts: dict[str, Any] = {}
+    try:
+        result = plan_run(
+            rt.config, rt.store, rt.connectors, run_id=run_id, full=full, progress=progress
+        )
+        plan_json = plan_to_json(result.plan)
+        counts = {key: len(plan_json[key]) for key in PLAN_COUNTS}
+        counts["mapping_errors"] = [e for p in result.pulls.values() for e in p.errors][:500]
+        if plan_out is not None:
+            write_plan(plan_json, plan_out)
+        if show is not None:
+            show(plan_json, result.deals)
+        outcome = ReconcileOutcome(run_id, result, plan_json, RunStatus.OK, counts)
+        if not dry_run:
+            _apply(rt, outcome, yes=yes, stop=stop)
+    except Exception as exc:
+        rt.store.finish_run(
+            run_id, RunStatus.FAILED, counts=counts, calls=rt.calls(), error=str(exc)
+        )
+        raise
+    rt.store.finish_run(
+        run_id,
+        outcome.status,
+        counts=outcome.counts,
+        calls=rt.calls(),
+        error=outcome.detail or None,
+    )
+    return outcome
+
+
+def _apply(
+    rt: Runtime, outcome: ReconcileOutcome, *, yes: bool, stop: threading.Event | None
+) -> None:
+    if stop is not None and stop.is_set():
+        outcome.status = RunStatus.INTERRUPTED
+        outcome.detail = "stopped before applying (SIGTERM): nothing was written; next run re-plans"
+        return
+    from sync.apply import apply_from_reconcile  # the apply engine: imported only when writing
+
+    report = apply_from_reconcile(rt, outcome.result, run_id=outcome.run_id, yes=yes)
+    outcome.counts["applied"] = report.totals()
+    if report.ok:
+        return
+    done = report.totals()
+    landed = done["applied"] + done["already"]
+    outcome.status = RunStatus.PARTIAL if landed else RunStatus.FAILED
+    outcome.detail = f"{len(report.failed)} change(s) not applied (see `crmsync runs`)"
+    if stop is not None and stop.is_set():
+        outcome.status = RunStatus.INTERRUPTED
+        outcome.detail = "stopped between apply batches (SIGTERM): the journal resumes the rest"

@@ -1,0 +1,64 @@
+"""Build and render the health report for a run (`crmsync report`, scheduled report jobs)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from sync.health import build_health
+from sync.health_model import HealthReport
+from sync.pull import pull
+from sync.reconcile import analyze
+from sync.report_inputs import health_inputs
+from sync.report_render import mismatch_rows, to_csv, to_html, to_json, to_table
+from sync.runtime import Runtime, progress_reporter
+
+__all__ = ["FORMATS", "build_report", "render_report", "write_text"]
+
+FORMATS = ("table", "json", "html", "csv")
+
+
+def build_report(
+    rt: Runtime, *, job: str = "report", refresh: bool = False, since: date | None = None
+) -> HealthReport:
+    run_id = rt.store.start_run(job, "report", rt.config.fingerprint())
+    try:
+        if refresh:
+            with progress_reporter(list(rt.connectors)) as progress:
+                pull(rt.config, rt.store, rt.connectors, run_id=run_id, progress=progress)
+        result = analyze(rt.config, rt.store, run_id=run_id, remember=False)
+        report = build_health(
+            health_inputs(rt.config, rt.store, result, now=datetime.now(UTC), since=since)
+        )
+    except Exception as exc:
+        rt.store.finish_run(run_id, "failed", calls=rt.calls(), error=str(exc))
+        raise
+    rt.store.finish_run(run_id, "ok", counts={"breached": len(report.breached)}, calls=rt.calls())
+    return report
+
+
+def render_report(report: HealthReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "html":
+        return to_html(report)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        to_csv(mismatch_rows(report), buffer)
+        return buffer.getvalue()
+    buffer = io.StringIO()
+    to_table(report, Console(file=buffer, width=120, force_terminal=False))
+    return buffer.getvalue()
+
+
+def write_text(text: str, out: Path) -> None:
+    """Atomically, so a dashboard never serves half a report."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
