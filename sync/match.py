@@ -451,6 +451,7 @@ def _match(
 def _result(linker: _Linker, scan: _Scan) -> MatchResult:
     deals, fixed, member_lists = linker.deals, linker.fixed, linker.members
     names: list[str] = [""] * len(member_lists)
+    alone: dict[str, list[Ref]] = {system: [] for system in scan.live}
     named: list[tuple[str, dict[str, Ref]]] = []
     for handle, members in enumerate(member_lists):
         if members is None:
@@ -458,6 +459,8 @@ def _result(linker: _Linker, scan: _Scan) -> MatchResult:
         if len(members) == 1:
             [(system, i)] = members.items()
             refs = {system: deals[i].ref}
+            if not is_deleted(deals[i]):
+                alone[system].append(refs[system])
         elif len(members) == 2:  # the common pair, without a sort call
             (s1, i1), (s2, i2) = members.items()
             if s2 < s1:
@@ -478,12 +481,11 @@ def _result(linker: _Linker, scan: _Scan) -> MatchResult:
             if len(member_lists[handle]) > 1:  # type: ignore[arg-type]
                 new_links[deals[i].ref] = names[handle]
                 methods[deals[i].ref] = method
-    unmatched: dict[str, tuple[Ref, ...]] = {}
-    if len(scan.live) > 1:
-        for system, indices in scan.live.items():
-            alone = [deals[i].ref for i in indices if len(member_lists[linker.entity[i]]) == 1]  # type: ignore[arg-type]
-            if alone:
-                unmatched[system] = tuple(sorted(alone, key=ref_order))
+    unmatched = {
+        system: tuple(sorted(refs, key=ref_order))
+        for system, refs in alone.items()
+        if refs and len(alone) > 1
+    }
     duplicates = linker.duplicates | set(scan.duplicates)
     return MatchResult(
         entities=dict(named),
