@@ -30,6 +30,7 @@ __all__ = [
     "Deletion",
     "DiffResult",
     "FieldChange",
+    "base_values",
     "comparable",
     "diff",
 ]
@@ -139,6 +140,15 @@ def comparable(deal: Deal, facts: _FunnelFacts | None = None) -> tuple[Any, ...]
 
 
 _DEFAULT_FACTS = _FunnelFacts.of(DEFAULT_FUNNEL)
+
+
+def base_values(deal: Deal, funnel: Funnel | None = None) -> dict[str, Any]:
+    """The deal's values as a base stores them ({DIFF_FIELDS: comparable value}); what the
+    engine records after writing, so the next diff sees every system equal to the base."""
+    facts = _FunnelFacts.of(funnel) if funnel is not None else _DEFAULT_FACTS
+    return dict(zip(DIFF_FIELDS, comparable(deal, facts), strict=True))
+
+
 _OPEN = DealStatus.OPEN
 _base_values = itemgetter(*DIFF_FIELDS)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapping.model import Deal, DealStatus, Money
-from sync.diff import comparable, diff
+from sync.diff import base_values, diff
 from sync.policy import DIFF_FIELDS, Policy
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
@@ -18,7 +18,7 @@ ALL = {SF, HS, PD}
 
 
 def _base(d: Deal) -> dict[str, Any]:
-    return dict(zip(DIFF_FIELDS, comparable(d), strict=True))
+    return base_values(d)
 
 
 def _run(
