@@ -198,7 +198,11 @@ def _text(value: object) -> str:
 def update_for_hubspot(
     deal: Deal, changes: Mapping[str, object], ctx: MappingContext
 ) -> dict[str, Any]:
-    """`{"properties": {...}}` for canonical `changes` (status is expressed via dealstage)."""
+    """The deal properties to write for canonical `changes` (status is expressed via dealstage).
+
+    Like the other kinds' payloads this is flat (property -> string value); the connector puts
+    it under `properties` in the batch request.
+    """
     props: dict[str, str] = {}
     target = resolve_stage_change(deal, changes, ctx, status_in_stage=True)
     if target.native_stage is not None:
@@ -220,13 +224,13 @@ def update_for_hubspot(
             props["hs_forecast_probability"] = _text(value)
         else:
             raise MappingError(deal.system, deal.id, key, "not a writable canonical field")
-    return {"properties": props}
+    return props
 
 
 def create_for_hubspot(
     deal: Deal, ctx: MappingContext, link_id: str, pipeline: str | None = None
 ) -> dict[str, Any]:
-    """`{"properties": {...}}` for a new deal copying `deal`, linked back to it."""
+    """The properties of a new deal copying `deal`, linked back to it (flat, as for updates)."""
     target_pipeline = create_pipeline(deal, ctx, pipeline)
     if deal.stage is None:
         raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
@@ -249,4 +253,4 @@ def create_for_hubspot(
     if deal.probability is not None:
         props["hs_forecast_probability"] = _text(deal.probability)
     props.update(link_fields_for_create(deal, ctx, link_id))
-    return {"properties": props}
+    return props

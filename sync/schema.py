@@ -63,6 +63,8 @@ _T = TypeVar("_T")
 class StoreError(RuntimeError):
     """The state store cannot be opened or used; the message is one actionable line."""
 
+    exit_code = 1
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every dialect; naive values are refused rather than guessed."""

@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from sync.commands import config_option
+from sync.locks import job_lock
 from sync.plan_render import render_plan
 from sync.reconcile_run import check_limits, run_reconcile
 from sync.runtime import open_runtime, progress_reporter
@@ -30,14 +31,30 @@ __all__ = ["command"]
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--full", is_flag=True, help="Pull everything, not just changes since last run.")
 @click.option("--yes", is_flag=True, help="Apply without asking, even above push.confirm_above.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=0,
+    help="If another reconcile of this config is running, wait this long for it (default: exit).",
+)
 def command(
-    config_path: str, dry_run: bool, plan_out: Path | None, fmt: str, full: bool, yes: bool
+    config_path: str,
+    dry_run: bool,
+    plan_out: Path | None,
+    fmt: str,
+    full: bool,
+    yes: bool,
+    wait_seconds: float,
 ) -> None:
     """Reconcile the configured CRMs (always shows the plan first)."""
     # SIGTERM (a scheduler, systemd, Kubernetes) finishes the current batch; Ctrl-C aborts at
     # once, which the journal makes safe too.
     with open_runtime(config_path) as rt, stop_on_signals(signals=(signal.SIGTERM,)):
-        with progress_reporter(list(rt.connectors)) as progress:
+        # One reconcile per store at a time (an advisory lock on PostgreSQL): two would pull
+        # the same cursors and plan the same writes.
+        lock = job_lock(rt.store, "reconcile", wait=wait_seconds > 0, timeout=wait_seconds or None)
+        with lock, progress_reporter(list(rt.connectors)) as progress:
             outcome = run_reconcile(
                 rt,
                 dry_run=dry_run,

@@ -52,7 +52,7 @@ def apply_salesforce(record: Record, payload: Mapping[str, Any], ctx: MappingCon
 
 def apply_hubspot(record: Record, payload: Mapping[str, Any], ctx: MappingContext) -> Record:
     result = copy.deepcopy(record)
-    result["properties"].update(payload["properties"])
+    result["properties"].update(payload)
     return result
 
 
@@ -213,11 +213,9 @@ def test_hubspot_writes_strings_only() -> None:
     changes = {"amount": Decimal("1500.50"), "close_date": date(2024, 6, 30), "owner_email": None}
     _, _, payload = round_trip("hubspot", changes)
     assert payload == {
-        "properties": {
-            "amount": "1500.5",
-            "closedate": "2024-06-30T00:00:00Z",
-            "hubspot_owner_id": "",
-        }
+        "amount": "1500.5",
+        "closedate": "2024-06-30T00:00:00Z",
+        "hubspot_owner_id": "",
     }
 
 
@@ -286,7 +284,7 @@ def _created_record(kind: str, payload: dict[str, Any]) -> Record:
     if kind == "hubspot":
         return {
             "id": "555",
-            "properties": payload["properties"],
+            "properties": payload,
             "archived": False,
             "createdAt": "2024-07-01T00:00:00Z",
             "updatedAt": "2024-07-01T00:00:00Z",
