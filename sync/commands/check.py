@@ -1,19 +1,24 @@
 """`crmsync check`: validate the config, summarise it, then (online) test each CRM connection.
 
-The offline part needs nothing but the file; the online part (`_online_checks`) will connect
-through the connectors and verify auth, permissions and stage-map coverage against the real
-pipelines.
+The offline part needs nothing but the file; the online part connects through the connectors
+and verifies auth, read permission and stage-map coverage against the real pipelines (with the
+number of stored deals each unmapped stage holds).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from urllib.parse import urlsplit
 
 import click
 
 from config import Config, load_config
+from connectors.errors import ConnectorError
+from mapping.stages import coverage
 from sync.commands import config_option
+from sync.connect import open_connector
 from sync.errors import UsageError
+from sync.store import Store
 
 __all__ = ["command", "summary_lines"]
 
@@ -60,15 +65,61 @@ def summary_lines(config: Config) -> list[str]:
     return lines
 
 
-def _online_checks(config: Config) -> list[str]:
-    """Connect to each instance: auth, permissions, pipelines vs. stage maps (one line each).
+def _unmapped_counts(config: Config, instance: str) -> Counter[str] | None:
+    """Stored deals per unmapped native stage, or None before the first pull."""
+    store = Store.open(config.store_url)
+    try:
+        if not store.deal_count(instance):
+            return None
+        counts: Counter[str] = Counter()
+        for payload in store.iter_deals(instance):
+            if payload.get("stage") is None:
+                counts[f"{payload.get('pipeline')}/{payload.get('native_stage')}"] += 1
+        return counts
+    finally:
+        store.close()
 
-    Needs the connectors; until they are wired in, online checks are a usage error.
+
+def _online_checks(config: Config) -> list[str]:
+    """Connect to each instance: auth, read permission, pipelines vs. stage maps.
+
+    Returns one line per finding; problems start with "problem:" and make the command exit 2.
     """
-    raise UsageError(
-        "online checks need the CRM connectors, which this build does not have yet; "
-        "run `crmsync check --offline` to validate the config only"
-    )
+    lines: list[str] = []
+    for name, system in config.systems.items():
+        connector = open_connector(config, name)
+        try:
+            connector.check()
+            pipelines = connector.pipelines()
+        except ConnectorError as exc:
+            lines.append(f"problem: {exc}")
+            continue
+        finally:
+            calls = sum(connector.calls().values())
+            connector.close()
+        lines.append(
+            f"ok: {name}: connected, deals readable, {len(pipelines)} pipeline(s), {calls} calls"
+        )
+        stages = {p.id: tuple(p.stages) for p in pipelines}
+        held = _unmapped_counts(config, name)
+        for pipeline, cov in coverage(system.stage_map, stages).items():
+            for stage_id in cov.unmapped:
+                deals = held.get(f"{pipeline}/{stage_id}", 0) if held is not None else None
+                holding = (
+                    "deal count unknown until the first pull"
+                    if deals is None
+                    else f"{deals} deal(s)"
+                )
+                lines.append(
+                    f"problem: {name}: pipeline {pipeline}: native stage {stage_id!r} is not in "
+                    f"systems.{name}.stage_map.{pipeline} ({holding}); run `crmsync init` or map it"
+                )
+            for stage_id in cov.unknown:
+                lines.append(
+                    f"problem: {name}: systems.{name}.stage_map.{pipeline}.{stage_id}: "
+                    f"no such stage in the CRM (renamed or removed?)"
+                )
+    return lines
 
 
 @click.command("check")
@@ -82,5 +133,9 @@ def command(config_path: str, offline: bool) -> None:
     if offline:
         click.echo("config OK (offline: no connection was attempted)")
         return
-    for line in _online_checks(config):
+    lines = _online_checks(config)
+    for line in lines:
         click.echo(line)
+    problems = [line for line in lines if line.startswith("problem:")]
+    if problems:
+        raise UsageError(f"{len(problems)} problem(s) found; see the lines above")

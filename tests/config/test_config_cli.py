@@ -114,16 +114,6 @@ def test_literal_secret_warning_is_one_stderr_line_naming_the_key(workdir: Path)
     assert SECRET not in out + err
 
 
-def test_online_check_without_connectors_is_a_clear_exit_2(workdir: Path) -> None:
-    (workdir / "crmsync.yaml").write_text(GOOD)
-    code, _out, err = run("check")
-    assert code == 2
-    assert err == (
-        "crmsync: error: online checks need the CRM connectors, which this build does not have"
-        " yet; run `crmsync check --offline` to validate the config only\n"
-    )
-
-
 @pytest.fixture
 def extra_commands() -> Iterator[None]:
     @click.command("boom")

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from connectors.sandbox.generator import Generated, generate_full
 from connectors.sandbox.launcher import Sandbox, start_sandbox
@@ -39,9 +38,8 @@ def build_world(tmp: Path, store_url: str, deals: int = DEALS, seed: int = SEED)
     with start_sandbox(generated.dataset, workdir=tmp) as sandbox:
         config = tmp / "crmsync.yaml"
         write_sandbox_config(sandbox.ready_info(), config)
-        document = yaml.safe_load(config.read_text())
-        document["store"] = store_url
-        config.write_text(yaml.safe_dump(document, sort_keys=False))
+        # a textual edit keeps the comments `init` wrote (`# review: ...`)
+        config.write_text(f"store: {store_url}\n" + config.read_text())
         yield World(generated, sandbox, config)
 
 
@@ -52,3 +50,9 @@ def world(
     tmp = tmp_path_factory.mktemp(f"world-{request.param}")
     with store_url_for(request.param, tmp) as url:
         yield from build_world(tmp, url)
+
+
+@pytest.fixture
+def small_world(tmp_path: Path) -> Iterator[World]:
+    """A small three-CRM sandbox with a SQLite store, fresh for each test."""
+    yield from build_world(tmp_path, f"sqlite:///{tmp_path / 'crmsync.db'}", deals=60, seed=3)

@@ -1,0 +1,82 @@
+"""`crmsync init` and `crmsync check` against live sandboxes, as a user runs them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.integration.conftest import World
+
+CRMSYNC = [str(Path(sys.executable).with_name("crmsync"))]  # the installed console script
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    done = subprocess.run([*CRMSYNC, *args], capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_check_passes_on_the_mapping_init_proposed(small_world: World) -> None:
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 0, err
+    assert len(re.findall(r"^ok: \w+: connected", out, re.M)) == 3
+    assert "problem:" not in out
+
+
+def test_check_names_an_unmapped_stage_with_its_deal_count_and_exits_2(
+    small_world: World,
+) -> None:
+    config = small_world.config
+    assert run("pull", "--config", str(config))[0] == 0  # so check can count the stored deals
+    document = yaml.safe_load(config.read_text())
+    stages = document["systems"]["hubspot"]["stage_map"]["default"]
+    del stages["qualifiedtobuy"]
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, err = run("check", "--config", str(config))
+    assert code == 2
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1
+    assert re.fullmatch(
+        r"problem: hubspot: pipeline default: native stage 'qualifiedtobuy' is not in "
+        r"systems\.hubspot\.stage_map\.default \(\d+ deal\(s\)\); run `crmsync init` or map it",
+        problems[0],
+    )
+    assert err == "crmsync: error: 1 problem(s) found; see the lines above\n"
+
+
+def test_check_reports_rejected_credentials_in_one_line_without_the_secret(
+    small_world: World,
+) -> None:
+    config = small_world.config
+    document = yaml.safe_load(config.read_text())
+    document["systems"]["pipedrive"]["credentials"]["api_token"] = "wrong-canary-token-123"
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, err = run("check", "--config", str(config))
+    assert code == 2
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and problems[0].startswith("problem: pipedrive: ")
+    assert "wrong-canary-token-123" not in out + err
+
+
+def test_init_keeps_the_users_edits_and_comments(small_world: World) -> None:
+    config: Path = small_world.config
+    text = config.read_text()
+    text = text.replace("      default:  # pipeline: Sales Pipeline", "      default:  # ours")
+    edited = re.sub(r"(\n\s+closedwon:) won", r"\1 won  # we checked this", text)
+    document = yaml.safe_load(edited)
+    del document["systems"]["hubspot"]["stage_map"]["default"]["contractsent"]
+    # keep comments: remove the line textually rather than through a YAML round trip
+    edited = re.sub(r"\n\s+contractsent: \w+[^\n]*", "", edited)
+    edited = edited.replace("qualifiedtobuy: qualified", "qualifiedtobuy: proposal", 1)
+    config.write_text(edited)
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    after = config.read_text()
+    assert "# we checked this" in after and "# ours" in after
+    stages = yaml.safe_load(after)["systems"]["hubspot"]["stage_map"]["default"]
+    assert stages["qualifiedtobuy"] == "proposal"  # the user's choice stands
+    assert stages["contractsent"] == "negotiation"  # the gap is proposed again
+    assert "hubspot: 2 pipeline(s), 1 stage(s) added" in out
