@@ -93,9 +93,8 @@ class DealStore:
             (item["data"]["id"] for items in self.flows.values() for item in items), default=0
         )
         self._views: dict[tuple[str, str], list[int]] = {}
-        self._links: dict[str, set[int]] = {}
-        for deal in self.deals.values():
-            self._index_links(deal, add=True)
+        # value -> ids of custom-field values, built on the first search (few runs search)
+        self._links: dict[str, set[int]] | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -124,13 +123,19 @@ class DealStore:
         return ids, first + limit < len(self._order)
 
     def search_link(self, term: str) -> list[int]:
+        if self._links is None:
+            self._links = {}
+            for deal in self.deals.values():
+                self._index_links(deal, add=True)
         return sorted(i for i in self._links.get(term, ()) if self.deals[i]["status"] != "deleted")
 
     # -- writing ------------------------------------------------------------------------------
 
     def _index_links(self, deal: Mapping[str, Any], *, add: bool) -> None:
+        if self._links is None:
+            return
         for key, value in deal.items():
-            if isinstance(value, str) and value and CUSTOM_KEY.match(key):
+            if len(key) == 40 and isinstance(value, str) and value and CUSTOM_KEY.match(key):
                 ids = self._links.setdefault(value, set())
                 (ids.add if add else ids.discard)(int(deal["id"]))
 
