@@ -94,6 +94,9 @@ class PipedriveConnector:
         else:
             self._client.set_access_token(credentials.access_token)
         self._cursor: str | None = None
+        # Deleted deals met while deals(since) read the recents feed: deleted_deals(since)
+        # answers from them instead of reading the same feed pages a second time.
+        self._gone_since: tuple[datetime, list[str]] | None = None
 
     def __repr__(self) -> str:
         return f"PipedriveConnector(system={self.system!r})"
@@ -149,9 +152,15 @@ class PipedriveConnector:
     # -- reading deals ----------------------------------------------------------------------
 
     def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        self._gone_since = None
+        gone: list[str] | None = None
         if since is None:
             source = self._pages("list deals", self._list_deals, {"status": "all_not_deleted"})
             high: str | None = None
+        elif self._recents_reach(since):
+            gone = []
+            source = self._split_recents(since, gone)
+            high = pd_time(since)
         else:
             source = self._changed(since, deleted=False)
             high = pd_time(since)
@@ -159,6 +168,20 @@ class PipedriveConnector:
             high = max(high or "", str(deal.get("update_time") or ""))
             yield deal
         self._cursor = from_pd_time(high).isoformat().replace("+00:00", "Z") if high else None
+        if since is not None and gone is not None:
+            self._gone_since = (since, gone)
+
+    def _split_recents(self, since: datetime, gone: list[str]) -> Iterator[dict[str, Any]]:
+        """Live changed deals of one recents read; the deleted ones are collected in `gone`."""
+        seen: set[int] = set()
+        for deal in self._recents(pd_time(since)):
+            if deal["id"] in seen:
+                continue
+            seen.add(deal["id"])
+            if deal.get("status") == "deleted":
+                gone.append(str(deal["id"]))
+            else:
+                yield deal
 
     def _list_deals(self, params: dict[str, Any]) -> Any:
         return self._client.deals.get_all_deals(params=params)
@@ -211,6 +234,9 @@ class PipedriveConnector:
             yield deal
 
     def deleted_deals(self, since: datetime) -> Iterator[str]:
+        if self._gone_since is not None and self._gone_since[0] == since:
+            yield from self._gone_since[1]
+            return
         for deal in self._changed(since, deleted=True):
             yield str(deal["id"])
 
@@ -287,16 +313,28 @@ class PipedriveConnector:
         ]
 
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
-        deals = self._client.deals
         return [
-            self._write(
-                "create deal",
-                partial(deals.create_deal, {**c.fields, self._link_field: c.link_id}),
-                None,
-                c.link_id,
-            )
-            for c in creates
+            self._write("create deal", self._idempotent_create(c), None, c.link_id) for c in creates
         ]
+
+    def _idempotent_create(self, create: NativeCreate) -> Callable[[], Any]:
+        """A POST that, when retried (the first answer was lost), first looks for its deal.
+
+        A connection cut after Pipedrive stored the deal would otherwise create it twice.
+        """
+        body = {**create.fields, self._link_field: create.link_id}
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 99:
+                found = self.find_created([create.link_id]).get(create.link_id)
+                if found is not None:
+                    return {"success": True, "data": {"id": int(found)}}
+            return self._client.deals.create_deal(body)
+
+        return attempt
 
 
 def _flow_page(fetch: Callable[..., Any], deal_id: str, params: dict[str, Any]) -> Any:

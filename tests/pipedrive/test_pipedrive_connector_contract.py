@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import requests
 
 from connectors.base import NativeCreate, NativeUpdate
 from connectors.credentials import PipedriveApiToken
@@ -104,6 +105,19 @@ def test_deleted_deals_are_seen_through_recents_and_through_the_scan(
     scanning = make_connector(options={"recents_days": 0})
     contract.assert_deleted_are_seen(scanning, since, set(ids))
     assert not set(ids) & {str(d["id"]) for d in connector.deals()}
+
+
+def test_an_incremental_read_with_its_deletions_reads_the_recents_feed_once(
+    connector, sandbox, pd_data
+):
+    live = [str(d["id"]) for d in _live(pd_data)[:4]]
+    since = _just_before()
+    connector.update_deals([NativeUpdate(i, {"title": f"touched {i}"}) for i in live[:2]])
+    connector.update_deals([NativeUpdate(i, {"status": "deleted"}) for i in live[2:]])
+    contract.clear_stats(sandbox, "pipedrive")
+    assert sorted(str(d["id"]) for d in connector.deals(since)) == sorted(live[:2])
+    assert sorted(connector.deleted_deals(since)) == sorted(live[2:])
+    assert contract.stats(sandbox, "pipedrive") == {"GET /v1/recents": 1}
 
 
 def test_429_5xx_and_dropped_connections_are_retried(connector, sandbox, exp):
@@ -260,3 +274,22 @@ def test_rate_limit_headers_alone_pace_a_run_that_shares_the_quota(make_connecto
         connector.owners()
     assert time.monotonic() - started >= 0.9  # x-ratelimit-reset is whole seconds
     assert sandbox.servers["pipedrive"].stats.snapshot()["statuses"] == {"200": 9}
+
+
+def test_a_create_whose_answer_was_cut_is_not_created_twice(connector, sandbox):
+    creates = [NativeCreate(f"cut-{n}", {"title": f"Cut {n}"}) for n in range(6)]
+    contract.set_faults(sandbox, "pipedrive", Faults(drop=0.5, seed=2, rate_limit=10_000))
+    try:
+        results = connector.create_deals(creates)
+    finally:
+        contract.set_faults(sandbox, "pipedrive", Faults(rate_limit=10_000))
+    assert all(r.ok for r in results)
+    assert connector._policy.retries().get("create deal", 0) >= 1  # some answers were cut
+    dump = requests.get(sandbox.urls["pipedrive"] + "/__sandbox/dump", timeout=5).json()
+    links = [d.get(PD_FIELD_CRMSYNC_ID) for d in dump["pipedrive"]["deals"]]
+    assert sorted(x for x in links if x and x.startswith("cut-")) == [c.link_id for c in creates]
+    assert {r.id for r in results} == {
+        str(d["id"])
+        for d in dump["pipedrive"]["deals"]
+        if str(d.get(PD_FIELD_CRMSYNC_ID)).startswith("cut-")
+    }
