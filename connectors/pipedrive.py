@@ -328,7 +328,7 @@ class PipedriveConnector:
         def attempt() -> Any:
             nonlocal attempts
             attempts += 1
-            if attempts > 99:
+            if attempts > 1:
                 found = self.find_created([create.link_id]).get(create.link_id)
                 if found is not None:
                     return {"success": True, "data": {"id": int(found)}}
