@@ -1,0 +1,149 @@
+"""The CLI contracts of DESIGN.md that outside scripts rely on, through real processes."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CRMSYNC = str(Path(sys.executable).with_name("crmsync"))
+JSONL_KEYS = [
+    "system", "id", "name", "pipeline", "stage", "native_stage", "status", "amount",
+    "currency", "close_date", "owner_email", "probability", "created_at", "updated_at",
+]  # fmt: skip
+UTC_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
+
+
+def crmsync(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CRMSYNC, *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
+    """`crmsync sandbox serve` in its own process, as a user would start it."""
+    tmp = tmp_path_factory.mktemp("served")
+    assert crmsync("sandbox", "generate", "--deals", "120", "--seed", "5",
+                   "--out", str(tmp / "data.json")).returncode == 0  # fmt: skip
+    ready, config = tmp / "ready.json", tmp / "crmsync.yaml"
+    server = subprocess.Popen(
+        [
+            CRMSYNC,
+            "sandbox",
+            "serve",
+            "--dataset",
+            str(tmp / "data.json"),
+            "--ready-file",
+            str(ready),
+            "--config-out",
+            str(config),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "sandbox did not get ready"
+            time.sleep(0.1)
+        yield config, json.loads(ready.read_text())
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0  # stops cleanly on SIGTERM
+
+
+def test_ready_file_has_the_documented_shape(served: tuple[Path, dict]) -> None:
+    _, ready = served
+    assert set(ready) == {"salesforce", "hubspot", "pipedrive", "ca_file", "tokens"}
+    assert ready["salesforce"].startswith("https://127.0.0.1:")
+    assert ready["hubspot"].startswith("http://127.0.0.1:")
+    assert "/services" not in ready["salesforce"] and "/v1" not in ready["pipedrive"]
+    assert Path(ready["ca_file"]).is_file()
+    assert set(ready["tokens"]) == {"salesforce", "hubspot", "pipedrive"}
+
+
+def test_pull_jsonl_prints_one_canonical_deal_per_line_and_nothing_else(
+    served: tuple[Path, dict],
+) -> None:
+    config, _ = served
+    done = crmsync("pull", "--config", str(config), "--format", "jsonl")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) > 300
+    systems = set()
+    for line in lines:
+        record = json.loads(line)
+        assert list(record) == JSONL_KEYS
+        systems.add(record["system"])
+        assert record["amount"] is None or re.fullmatch(r"-?\d+(\.\d+)?", record["amount"])
+        assert record["close_date"] is None or re.fullmatch(
+            r"\d{4}-\d\d-\d\d", record["close_date"]
+        )
+        assert UTC_STAMP.match(record["created_at"]) and UTC_STAMP.match(record["updated_at"])
+        assert record["status"] in ("open", "won", "lost")
+    assert systems == {"salesforce", "hubspot", "pipedrive"}
+
+
+def test_pull_of_one_system_reads_only_that_system(served: tuple[Path, dict]) -> None:
+    config, _ = served
+    done = crmsync("pull", "--config", str(config), "--system", "hubspot", "--format", "jsonl")
+    assert done.returncode == 0, done.stderr
+    assert {json.loads(line)["system"] for line in done.stdout.splitlines()} == {"hubspot"}
+
+
+def test_reconcile_json_stdout_is_exactly_the_plan(
+    served: tuple[Path, dict], tmp_path: Path
+) -> None:
+    config, _ = served
+    plan_out = tmp_path / "plan.json"
+    done = crmsync("reconcile", "--config", str(config), "--dry-run", "--format", "json",
+                   "--plan-out", str(plan_out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)  # nothing but the plan on stdout
+    assert plan == json.loads(plan_out.read_text())
+    for key in ("version", "summary", "changes", "creates", "conflicts", "unmatched",
+                "ambiguous", "duplicates", "errors"):  # fmt: skip
+        assert key in plan
+    assert plan["version"] == 1
+    for change in plan["changes"]:
+        assert {"system", "id", "field", "from", "to", "reason"} <= set(change)
+        assert change["system"] in ("salesforce", "hubspot", "pipedrive")
+    for conflict in plan["conflicts"]:
+        assert {"field", "values", "reason"} <= set(conflict)
+    for item in plan["unmatched"]:
+        assert set(item) >= {"system", "id", "name"}
+
+
+def test_a_bad_config_is_one_line_on_stderr_with_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "crmsync.yaml"
+    config.write_text("version: 1\nsystems:\n  hs:\n    kind: hubspot\n    credentials: {}\n")
+    done = crmsync("reconcile", "--config", str(config), "--dry-run")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("crmsync: error: ")
+    assert "crmsync.yaml:5" in done.stderr
+
+
+def test_apply_refuses_a_tampered_plan_before_any_write(
+    served: tuple[Path, dict], tmp_path: Path
+) -> None:
+    config, _ready = served
+    plan_out = tmp_path / "plan.json"
+    assert crmsync("reconcile", "--config", str(config), "--dry-run",
+                   "--plan-out", str(plan_out)).returncode == 0  # fmt: skip
+    plan = json.loads(plan_out.read_text())
+    assert plan["changes"], "the generated data should need changes"
+    plan["changes"][0]["to"] = "tampered"
+    plan_out.write_text(json.dumps(plan))
+    done = crmsync("apply", str(plan_out), "--config", str(config))
+    assert done.returncode == 2
+    assert str(plan_out) in done.stderr and "checksum" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,61 @@
+"""`crmsync demo` as a new user runs it: one command, no set-up, a plan and a report."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+CRMSYNC = str(Path(sys.executable).with_name("crmsync"))
+
+
+def test_demo_writes_a_plan_with_the_planted_discrepancies_and_an_html_report(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [CRMSYNC, "demo", "--out", str(out), "--deals", "400", "--seed", "7"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    plan = json.loads((out / "plan.json").read_text())
+    planted = json.loads((out / "dataset.planted.json").read_text())["planted"]
+
+    changed = {(c["system"], c["id"], c["field"]) for c in plan["changes"]}
+    changed |= {(v["system"], v["id"], c["field"]) for c in plan["conflicts"] for v in c["values"]}
+    field_plants = [p for p in planted if p["field"]]
+    assert field_plants
+    for plant in field_plants:
+        assert any((s, i, plant["field"]) in changed for s, i in plant["refs"].items()), plant
+    duplicates = {(d["system"], tuple(sorted(d["ids"]))) for d in plan["duplicates"]}
+    for plant in (p for p in planted if p["kind"] == "duplicate"):
+        assert (plant["system"], tuple(sorted(plant["ids"]))) in duplicates
+
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "Plotly" in html
+    # self-contained: no script, stylesheet or font fetched from anywhere (record links are fine)
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"https?://", html)
+    # the guided story names what was found and where the files are
+    assert f"{len(plan['changes'])} field corrections planned" in done.stdout
+    assert str(out / "plan.json") in done.stdout and str(out / "report.html") in done.stdout
+    assert "crmsync apply" in done.stdout
+    kinds = Counter(p["kind"] for p in planted)
+    assert all(kinds[k] for k in ("stage", "amount", "owner", "duplicate", "deleted"))
+
+
+def test_demo_output_directory_can_be_reused(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    for _ in range(2):
+        done = subprocess.run(
+            [CRMSYNC, "demo", "--out", str(out), "--deals", "50"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+    assert json.loads((out / "plan.json").read_text())["changes"]
