@@ -24,6 +24,7 @@ from sync.policy import DIFF_FIELDS, Policy, PolicyKind
 from sync.pull import Progress, PullReport, pull
 from sync.store import Store
 from sync.store_records import Link
+from sync.store_records import LinkMethod as StoredLinkMethod
 from sync.writes import can_express_for
 
 __all__ = [
@@ -176,7 +177,7 @@ def _held(matched: MatchResult) -> set[Ref]:
 
 def _remember(store: Store, matched: MatchResult, diffed: DiffResult) -> None:
     links = [
-        Link(entity, ref.system, ref.id, matched.methods.get(ref, "stored"))
+        Link(entity, ref.system, ref.id, StoredLinkMethod(matched.methods[ref].value))
         for ref, entity in matched.new_links.items()
     ]
     if links:

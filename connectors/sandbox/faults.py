@@ -84,14 +84,14 @@ def parse_faults(spec: str | dict[str, Any] | None, base: Faults | None = None) 
         for part in spec.split(","):
             if not part.strip():
                 continue
-            key, sep, value = part.partition("=")
+            name, sep, text = part.partition("=")
             if not sep:
                 raise FaultSpecError(f"fault {part.strip()!r}: expected key=value")
-            items.append((key.strip(), value))
+            items.append((name.strip(), text))
     known = {f.name for f in fields(Faults)}
     changes: dict[str, object] = {}
     for key, value in items:
-        name = _ALIASES.get(key, key)
+        name = _ALIASES.get(str(key), str(key))
         if name not in known:
             raise FaultSpecError(f"unknown fault {key!r} (known: {', '.join(sorted(known))})")
         try:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from mapping import deal_from_json
 from sync.commands import config_option
-from sync.pull import pull
+from sync.pull import PullReport, pull
 from sync.runtime import open_runtime, progress_reporter
 
 __all__ = ["command"]
@@ -63,7 +63,7 @@ class PullIncomplete(Exception):
     exit_code = 1
 
 
-def _table(reports: dict, instances: list[str]) -> None:  # type: ignore[type-arg]
+def _table(reports: dict[str, PullReport], instances: list[str]) -> None:
     table = Table(title="pull")
     for column in ("instance", "mode", "fetched", "saved", "deleted", "skipped", "unmapped",
                    "API calls"):  # fmt: skip

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 
+from mapping.model import Deal, Ref
 from sync.commands import config_option
 from sync.locks import job_lock
 from sync.plan_render import render_plan
@@ -70,7 +72,9 @@ def command(
         raise click.exceptions.Exit(outcome.exit_code)
 
 
-def _show(plan_json: dict, deals: dict, fmt: str, plan_out: Path | None) -> None:  # type: ignore[type-arg]
+def _show(
+    plan_json: dict[str, Any], deals: dict[Ref, Deal], fmt: str, plan_out: Path | None
+) -> None:
     """The plan is shown before anything is applied: ops read it first."""
     if fmt == "json":
         click.echo(json.dumps(plan_json, indent=2, ensure_ascii=False))
