@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from tests.apply.conftest import DEALS, SEED, SYSTEMS, _stable
 
 from connectors.sandbox.dataset import save_dataset
 from connectors.sandbox.generator import generate
 from sync.plan import plan_to_json
 from sync.reconcile import plan_run
 from sync.runtime import open_runtime
+from tests.apply.conftest import DEALS, SEED, SYSTEMS, _stable
 
 CRMSYNC = [str(Path(sys.executable).with_name("crmsync"))]
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
-from tests.apply.conftest import Env, changed_records
 
 from connectors.base import NativeUpdate
 from sync.apply import apply_plan
@@ -19,6 +18,7 @@ from sync.cli import main
 from sync.plan import plan_to_json
 from sync.runtime import open_runtime
 from sync.store import Store
+from tests.apply.conftest import Env, changed_records
 
 
 def _apply(env: Env, result, run_id: str = "apply-1", **kw):  # type: ignore[no-untyped-def]

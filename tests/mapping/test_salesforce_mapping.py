@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.mapping.conftest import make_ctx
 
 from mapping import (
     DealStatus,
@@ -20,6 +19,7 @@ from mapping import (
     stage_history_from_salesforce,
     with_stage_history,
 )
+from tests.mapping.conftest import make_ctx
 
 
 def opportunity(**fields: Any) -> dict[str, Any]:

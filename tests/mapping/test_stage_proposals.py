@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from tests.mapping.conftest import make_ctx
 
 from mapping import (
     DEFAULT_FUNNEL,
@@ -13,6 +12,7 @@ from mapping import (
     coverage,
     propose_stage_map,
 )
+from tests.mapping.conftest import make_ctx
 
 
 def _proposal(kind: str) -> dict[str, tuple[str, str]]:

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from tests.mapping.conftest import make_ctx
 from test_hubspot_mapping import hs_deal
 from test_pipedrive_mapping import pd_deal
 from test_salesforce_mapping import opportunity
@@ -38,6 +37,7 @@ from mapping import (
     update_for_salesforce,
 )
 from mapping.model import format_decimal
+from tests.mapping.conftest import make_ctx
 
 Record = dict[str, Any]
 
