@@ -1,0 +1,112 @@
+"""The one retry / pacing / counting policy, driven with plain callables and a fake clock."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from connectors.errors import ApiError, AuthError, BudgetExhausted, RateLimitExhausted
+from connectors.http import CallPolicy, Failure, FailureKind, Pacer
+
+
+class Flaky(Exception):
+    def __init__(self, kind: FailureKind, retry_after: float | None = None) -> None:
+        super().__init__(kind.value)
+        self.kind, self.retry_after = kind, retry_after
+
+
+def classify(exc: BaseException) -> Failure:
+    assert isinstance(exc, Flaky)
+    return Failure(exc.kind, f"boom: {exc.kind.value}", 500, exc.retry_after)
+
+
+def sequence(*outcomes: object):  # type: ignore[no-untyped-def]
+    items = list(outcomes)
+
+    def call() -> object:
+        item = items.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return call
+
+
+def policy(**kw: object) -> tuple[CallPolicy, list[float]]:
+    slept: list[float] = []
+    return CallPolicy("hs", classify, sleep=slept.append, **kw), slept  # type: ignore[arg-type]
+
+
+def test_transient_failures_are_retried_and_counted() -> None:
+    p, slept = policy(backoff_base=0.5)
+    call = sequence(Flaky(FailureKind.TRANSIENT), Flaky(FailureKind.TRANSIENT), "ok")
+    assert p.call("list deals", call) == "ok"
+    assert p.counts() == {"list deals": 3}
+    assert p.retries() == {"list deals": 2}
+    assert 0.25 <= slept[0] <= 0.5 and 0.5 <= slept[1] <= 1.0  # capped exponential with jitter
+
+
+def test_retry_after_is_honoured() -> None:
+    p, slept = policy()
+    assert p.call("search", sequence(Flaky(FailureKind.RATE_LIMITED, 7.0), "ok")) == "ok"
+    assert slept == [7.0]
+
+
+def test_giving_up_raises_a_typed_error_naming_system_and_operation() -> None:
+    p, _ = policy(max_attempts=3)
+    with pytest.raises(RateLimitExhausted) as err:
+        p.call("search", sequence(*[Flaky(FailureKind.RATE_LIMITED)] * 3))
+    assert str(err.value) == "hs: search: boom: rate_limited (gave up after 3 attempts)"
+
+
+def test_non_retryable_errors_fail_fast() -> None:
+    p, slept = policy()
+    with pytest.raises(AuthError):
+        p.call("check", sequence(Flaky(FailureKind.AUTH)))
+    with pytest.raises(ApiError):
+        p.call("read", sequence(Flaky(FailureKind.FATAL)))
+    assert slept == [] and p.counts() == {"check": 1, "read": 1}
+
+
+def test_an_expired_session_is_renewed_once_and_the_call_repeated() -> None:
+    p, _ = policy()
+    renewed: list[bool] = []
+    call = sequence(Flaky(FailureKind.EXPIRED_SESSION), "ok")
+    assert p.call("query", call, renew_session=lambda: renewed.append(True)) == "ok"
+    assert renewed == [True]
+    with pytest.raises(AuthError):  # a second expiry in a row is not renewed again
+        p.call(
+            "query",
+            sequence(*[Flaky(FailureKind.EXPIRED_SESSION)] * 2),
+            renew_session=lambda: renewed.append(True),
+        )
+
+
+def test_the_call_budget_stops_cleanly_before_the_next_call() -> None:
+    p, _ = policy(budget=2)
+    p.call("a", lambda: 1)
+    p.call("b", lambda: 2)
+    with pytest.raises(BudgetExhausted, match="call budget of 2 calls"):
+        p.call("c", lambda: 3)
+    assert p.total == 2
+
+
+def test_the_pacer_keeps_a_window_under_its_limit() -> None:
+    slept: list[float] = []
+    pacer = Pacer(3, 1.0, sleep=lambda s: (slept.append(s), time.sleep(s)))  # type: ignore[func-returns-value]
+    started = time.monotonic()
+    for _ in range(4):
+        pacer.wait()
+    assert time.monotonic() - started >= 0.99  # the 4th call waited for the window
+    assert slept
+
+
+def test_headers_saying_the_quota_is_gone_pause_until_the_reset() -> None:
+    slept: list[float] = []
+    pacer = Pacer(100, 10.0, sleep=lambda s: slept.append(s))
+    pacer.observe(remaining=0, reset_seconds=0.05)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.06 and not slept:
+        pacer.wait()
+    assert slept and 0 < slept[0] <= 0.06
