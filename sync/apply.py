@@ -27,8 +27,8 @@ from mapping.model import Deal, MappingError, Money
 from sync.apply_creates import apply_creates
 from sync.apply_report import ApplyReport, ChangeResult, Outcome
 from sync.connect import build_context, kind_mapping
-from sync.diff import _FunnelFacts
-from sync.plan import Change, Plan, _encode
+from sync.diff import FunnelFacts
+from sync.plan import Change, Plan, encode_value
 from sync.pull import Progress
 from sync.reconcile import BATCH_SIZES, base_from_json, base_to_json
 from sync.runtime import Runtime
@@ -81,7 +81,7 @@ def apply_plan(
         writer = _Writer(
             store, connector, ctx, run_id, plan_id, op,
             max_attempts=runtime.config.push.max_attempts,
-            facts={name: _FunnelFacts.of(f) for name, f in runtime.config.funnels.items()},
+            facts={name: FunnelFacts.of(f) for name, f in runtime.config.funnels.items()},
             done=done, in_doubt=in_doubt, progress=progress,
         )  # fmt: skip
         results += writer.updates(by_system[system], batch_size or _batch_size(ctx.kind))
@@ -138,7 +138,7 @@ class _Writer:
     plan_id: str
     op: JournalOp
     max_attempts: int
-    facts: Mapping[str, _FunnelFacts]
+    facts: Mapping[str, FunnelFacts]
     done: set[str]
     in_doubt: set[str]
     progress: Progress | None
@@ -289,7 +289,7 @@ class _Writer:
     def _entry(self, change: Change) -> JournalEntry:
         return JournalEntry(
             change.change_id, change.system, change.id, self.op, change.field,
-            _encode(change.from_value), _encode(change.to_value),
+            encode_value(change.from_value), encode_value(change.to_value),
         )  # fmt: skip
 
     def _result(self, change: Change, outcome: Outcome, why: str | None) -> ChangeResult:
@@ -363,8 +363,8 @@ class _Writer:
                 c.system,
                 c.id,
                 c.field,
-                _encode(c.from_value),
-                _encode(c.to_value),
+                encode_value(c.from_value),
+                encode_value(c.to_value),
                 c.reason,
             )
             for c in changes
@@ -393,7 +393,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _show(value: Any) -> str:
-    return "empty" if value is None else repr(_encode(value))
+    return "empty" if value is None else repr(encode_value(value))
 
 
 def _stamp(when: datetime) -> str:

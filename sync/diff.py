@@ -30,6 +30,7 @@ __all__ = [
     "Deletion",
     "DiffResult",
     "FieldChange",
+    "FunnelFacts",
     "base_values",
     "comparable",
     "diff",
@@ -98,13 +99,15 @@ class DiffResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _FunnelFacts:
+class FunnelFacts:
+    """What a funnel says about closed deals: its won stage, first lost stage, closed keys."""
+
     won: str
     first_lost: str
     closed: Mapping[str, DealStatus]
 
     @classmethod
-    def of(cls, funnel: Funnel) -> _FunnelFacts:
+    def of(cls, funnel: Funnel) -> FunnelFacts:
         closed = {s.key: DealStatus.WON if s.is_won else DealStatus.LOST for s in funnel.stages}
         closed = {k: v for k, v in closed.items() if funnel.stage(k).is_closed}
         return cls(funnel.won_stage.key, funnel.lost_stages[0].key, closed)
@@ -121,7 +124,7 @@ class _FunnelFacts:
         return deal.stage
 
 
-def comparable(deal: Deal, facts: _FunnelFacts | None = None) -> tuple[Any, ...]:
+def comparable(deal: Deal, facts: FunnelFacts | None = None) -> tuple[Any, ...]:
     """The deal's values in DIFF_FIELDS order, as the diff compares and bases store them."""
     status = deal.status
     stage = deal.stage if status is _OPEN else (facts or _DEFAULT_FACTS).effective_stage(deal)
@@ -139,13 +142,13 @@ def comparable(deal: Deal, facts: _FunnelFacts | None = None) -> tuple[Any, ...]
     )
 
 
-_DEFAULT_FACTS = _FunnelFacts.of(DEFAULT_FUNNEL)
+_DEFAULT_FACTS = FunnelFacts.of(DEFAULT_FUNNEL)
 
 
 def base_values(deal: Deal, funnel: Funnel | None = None) -> dict[str, Any]:
     """The deal's values as a base stores them ({DIFF_FIELDS: comparable value}); what the
     engine records after writing, so the next diff sees every system equal to the base."""
-    facts = _FunnelFacts.of(funnel) if funnel is not None else _DEFAULT_FACTS
+    facts = FunnelFacts.of(funnel) if funnel is not None else _DEFAULT_FACTS
     return dict(zip(DIFF_FIELDS, comparable(deal, facts), strict=True))
 
 
@@ -177,7 +180,7 @@ class _Differ:
     policies: Mapping[str, Policy]
     targets: Collection[str]
     can_express: CanExpress | None
-    facts: Mapping[str, _FunnelFacts]
+    facts: Mapping[str, FunnelFacts]
     changes: list[FieldChange] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     errors: list[DealError] = field(default_factory=list)
@@ -253,7 +256,7 @@ class _Differ:
         self,
         decided: dict[str, tuple[Decision, tuple[Ref, ...]]],
         undecided: set[str],
-        fact: _FunnelFacts,
+        fact: FunnelFacts,
     ) -> None:
         """Won/lost are both a status and a stage: make the decided pair agree.
 
@@ -350,7 +353,7 @@ def _diff(
     create_in: Collection[str],
     hold: Collection[Ref],
 ) -> DiffResult:
-    facts = {name: _FunnelFacts.of(f) for name, f in (funnels or {}).items()}
+    facts = {name: FunnelFacts.of(f) for name, f in (funnels or {}).items()}
     differ = _Differ(bases, policies, targets, can_express, facts)
     deleted: list[Deletion] = []
     creates: list[Create] = []

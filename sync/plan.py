@@ -36,6 +36,8 @@ __all__ = [
     "Plan",
     "PlanError",
     "build_plan",
+    "decode_value",
+    "encode_value",
     "plan_from_json",
     "plan_is_empty",
     "plan_to_json",
@@ -98,7 +100,8 @@ def plan_is_empty(plan: Plan) -> bool:
 # ---- values ---------------------------------------------------------------------------------
 
 
-def _encode(value: Any) -> Any:
+def encode_value(value: Any) -> Any:
+    """A canonical value as plain JSON (Money "1500 USD", Decimal and dates as strings)."""
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, Money):
@@ -114,7 +117,7 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot put {type(value).__name__} into a plan")
 
 
-def _decode(field: str, value: Any, money: bool = False) -> Any:
+def decode_value(field: str, value: Any, money: bool = False) -> Any:
     """The typed value of a canonical field; ValueError when the JSON value does not fit."""
     if value is None:
         return None
@@ -143,7 +146,7 @@ def _decimal(text: str) -> Decimal:
 
 
 def _change_id(system: str, id: str, field: str, to_value: Any, entity: str) -> str:
-    text = json.dumps([system, id, field, _encode(to_value), entity])
+    text = json.dumps([system, id, field, encode_value(to_value), entity])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -307,7 +310,7 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
-    return _encode(value)
+    return encode_value(value)
 
 
 def _canonical(body: Mapping[str, Any]) -> bytes:
@@ -326,13 +329,13 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                 "system": c.system,
                 "id": c.id,
                 "field": c.field,
-                "from": _encode(c.from_value),
-                "to": _encode(c.to_value),
+                "from": encode_value(c.from_value),
+                "to": encode_value(c.to_value),
                 "reason": c.reason,
                 "change_id": c.change_id,
                 "entity": c.entity,
                 "base_fingerprint": c.base_fingerprint,
-                "target_updated_at": _encode(c.target_updated_at),
+                "target_updated_at": encode_value(c.target_updated_at),
             }
             for c in plan.changes
         ],
@@ -340,7 +343,9 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "conflicts": [
             {
                 "field": c.field,
-                "values": [{"system": s, "id": i, "value": _encode(v)} for s, i, v in c.values],
+                "values": [
+                    {"system": s, "id": i, "value": encode_value(v)} for s, i, v in c.values
+                ],
                 "reason": c.reason,
                 "entity": c.entity,
             }
@@ -381,8 +386,8 @@ def _read_change(item: Mapping[str, Any]) -> Change:
         _text(item, "system"),
         _text(item, "id"),
         field,
-        _decode(field, item["from"]),
-        _decode(field, item["to"]),
+        decode_value(field, item["from"]),
+        decode_value(field, item["to"]),
         _text(item, "reason"),
         _text(item, "entity"),
         _text(item, "base_fingerprint", optional=True),
@@ -399,7 +404,7 @@ def _read_conflict(item: Mapping[str, Any]) -> ConflictItem:
         _text(item, "entity"),
         field,
         tuple(
-            (_text(v, "system"), _text(v, "id"), _decode(field, v["value"], money=True))
+            (_text(v, "system"), _text(v, "id"), decode_value(field, v["value"], money=True))
             for v in values
         ),
         _text(item, "reason"),
@@ -411,7 +416,7 @@ def _read_create(item: Mapping[str, Any]) -> Mapping[str, Any]:
     values = item["values"]
     if not isinstance(values, Mapping) or set(values) - set(CANONICAL_FIELDS):
         raise ValueError("'values' must map canonical fields to values")
-    return {**item, "values": {k: _decode(k, v) for k, v in values.items()}}
+    return {**item, "values": {k: decode_value(k, v) for k, v in values.items()}}
 
 
 def _read_plain(*keys: str) -> Any:

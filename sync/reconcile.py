@@ -19,7 +19,7 @@ from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import DiffResult, diff
 from sync.match import MatchConfig, MatchResult, match, ref_order
-from sync.plan import Plan, _decode, _encode, build_plan
+from sync.plan import Plan, build_plan, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy, PolicyKind
 from sync.pull import Progress, PullReport, pull
 from sync.store import Store
@@ -76,11 +76,11 @@ def load_deals(store: Store, instances: list[str]) -> dict[str, list[Deal]]:
 
 
 def base_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {field: _encode(value) for field, value in values.items()}
+    return {field: encode_value(value) for field, value in values.items()}
 
 
 def base_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {field: _decode(field, value, money=True) for field, value in values.items()}
+    return {field: decode_value(field, value, money=True) for field, value in values.items()}
 
 
 def plan_run(

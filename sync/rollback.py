@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sync.plan import PLAN_VERSION, Change, Plan, _decode
+from sync.plan import PLAN_VERSION, Change, Plan, decode_value
 from sync.store import Store
 from sync.store_records import AuditEntry
 
@@ -57,8 +57,8 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
                 instance,
                 deal_id,
                 field,
-                _decode(field, after),
-                _decode(field, before),
+                decode_value(field, after),
+                decode_value(field, before),
                 f"rollback of run {run_id}",
                 entity,
                 None,
