@@ -20,7 +20,7 @@ from typing import Any
 from mapping.funnel import DEFAULT_FUNNEL, Funnel
 from mapping.model import Deal, DealStatus, Money, Ref
 from sync.match import is_deleted, paused_gc, ref_order
-from sync.policy import DIFF_FIELDS, Decision, Policy, PolicyKind, decide, policy_for
+from sync.policy import DIFF_FIELDS, Decision, Policy, PolicyRule, decide, policy_for
 
 __all__ = [
     "CanExpress",
@@ -227,20 +227,20 @@ class _Differ:
             return None
         self.mismatches[name] += 1
         policy = policy_for(self.policies, name)
-        if policy.kind is PolicyKind.NEVER:
+        if policy.rule is PolicyRule.NEVER:
             return None
         was = _MISSING if base is None else base.get(name, _MISSING)
         changed = pairs if was is _MISSING else [(d, v) for d, v in pairs if v != was]
         sources = tuple(d.ref for d, _ in changed)
         holders = {d.system for d, _ in pairs}
-        if policy.kind is PolicyKind.SOURCE_OF_TRUTH and policy.instances[0] in holders:
+        if policy.rule is PolicyRule.SOURCE_OF_TRUTH and policy.systems[0] in holders:
             decision = decide(policy, pairs)
         elif was is not _MISSING and len({v for _, v in changed}) == 1:
             systems = ", ".join(sorted({d.system for d, _ in changed}))
             decision = Decision(changed[0][1], f"changed in {systems} since last sync")
         else:
             # PRIORITY looks at every member ("the first instance that has the entity").
-            decision = decide(policy, pairs if policy.kind is PolicyKind.PRIORITY else changed)
+            decision = decide(policy, pairs if policy.rule is PolicyRule.PRIORITY else changed)
             systems = ", ".join(sorted({d.system for d, _ in changed}))
             prefix = "first sync" if was is _MISSING else f"changed in {systems} since last sync"
             decision = Decision(decision.value, f"{prefix}: {decision.reason}", decision.conflict)

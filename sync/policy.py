@@ -1,7 +1,7 @@
 """Field policies: who wins when systems disagree and the three-way diff cannot tell.
 
 A policy only speaks when several systems changed a field to different values, or when there
-is no base yet (first sync). SOURCE_OF_TRUTH is stronger: its instance's value always wins
+is no base yet (first sync). `source_of_truth` is stronger: its instance's value always wins
 when that instance holds the entity, so edits elsewhere are reverted rather than spread.
 """
 
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
+from config import Policy, PolicyRule
 from mapping.model import Deal, format_utc
 
-__all__ = ["DIFF_FIELDS", "Decision", "Policy", "PolicyKind", "decide", "policy_for"]
+# The one policy type is config's (built by `Config.policy_for(field)`); re-exported here for
+# the engine's callers.
+__all__ = ["DIFF_FIELDS", "Decision", "Policy", "PolicyRule", "decide", "describe", "policy_for"]
 
 # The fields a diff compares. `amount` is Money (amount + currency compared together); a plan
 # splits it into separate `amount` and `currency` changes.
@@ -29,61 +31,18 @@ DIFF_FIELDS: tuple[str, ...] = (
 )
 
 
-class PolicyKind(Enum):
-    CONFLICT = "conflict"
-    NEWEST = "newest"
-    SOURCE_OF_TRUTH = "source_of_truth"
-    PRIORITY = "priority"
-    NEVER = "never"
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    kind: PolicyKind
-    instances: tuple[str, ...] = ()  # SOURCE_OF_TRUTH: one; PRIORITY: first wins
-
-    def __post_init__(self) -> None:
-        wanted = {PolicyKind.SOURCE_OF_TRUTH: "exactly one", PolicyKind.PRIORITY: "at least one"}
-        count = len(self.instances)
-        ok = {
-            PolicyKind.SOURCE_OF_TRUTH: count == 1,
-            PolicyKind.PRIORITY: count >= 1 and len(set(self.instances)) == count,
-        }.get(self.kind, count == 0)
-        if not ok:
-            need = wanted.get(self.kind, "no")
-            raise ValueError(f"policy {self.kind.value} takes {need} distinct instance name(s)")
-
-    @classmethod
-    def conflict(cls) -> Policy:
-        return cls(PolicyKind.CONFLICT)
-
-    @classmethod
-    def newest(cls) -> Policy:
-        return cls(PolicyKind.NEWEST)
-
-    @classmethod
-    def never(cls) -> Policy:
-        return cls(PolicyKind.NEVER)
-
-    @classmethod
-    def source_of_truth(cls, instance: str) -> Policy:
-        return cls(PolicyKind.SOURCE_OF_TRUTH, (instance,))
-
-    @classmethod
-    def priority(cls, *instances: str) -> Policy:
-        return cls(PolicyKind.PRIORITY, tuple(instances))
-
-    def __str__(self) -> str:
-        if self.instances:
-            return f"{self.kind.value}: {', '.join(self.instances)}"
-        return self.kind.value
-
-
-_CONFLICT = Policy.conflict()
+_CONFLICT = Policy(PolicyRule.CONFLICT)
 
 
 def policy_for(policies: Mapping[str, Policy], field: str) -> Policy:
     return policies.get(field, _CONFLICT)
+
+
+def describe(policy: Policy) -> str:
+    """'conflict', 'priority: pipedrive, salesforce': how a plan's reasons name a policy."""
+    if policy.systems:
+        return f"{policy.rule.value}: {', '.join(policy.systems)}"
+    return policy.rule.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +56,15 @@ class Decision:
 
 def decide(policy: Policy, candidates: Sequence[tuple[Deal, Any]]) -> Decision:
     """Pick among (deal, value) pairs that disagree; never called for NEVER."""
-    kind = policy.kind
-    if kind is PolicyKind.SOURCE_OF_TRUTH or kind is PolicyKind.PRIORITY:
+    rule = policy.rule
+    if rule is PolicyRule.SOURCE_OF_TRUTH or rule is PolicyRule.PRIORITY:
         held = {deal.system: value for deal, value in candidates}
-        for instance in policy.instances:
+        for instance in policy.systems:
             if instance in held:
-                label = "source of truth" if kind is PolicyKind.SOURCE_OF_TRUTH else "priority"
+                label = "source of truth" if rule is PolicyRule.SOURCE_OF_TRUTH else "priority"
                 return Decision(held[instance], f"{label}: {instance}")
-        return Decision(None, f"{policy} holds no value for this deal", conflict=True)
-    if kind is PolicyKind.NEWEST:
+        return Decision(None, f"{describe(policy)} holds no value for this deal", conflict=True)
+    if rule is PolicyRule.NEWEST:
         newest = max(deal.updated_at for deal, _ in candidates)
         latest = [(deal, value) for deal, value in candidates if deal.updated_at == newest]
         if len({value for _, value in latest}) == 1:

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from config import Config, PolicyRule
+from config import Config
 from connectors.base import Connector
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import DiffResult, diff
 from sync.match import MatchConfig, MatchResult, match, ref_order
 from sync.plan import Plan, build_plan, decode_value, encode_value
-from sync.policy import DIFF_FIELDS, Policy, PolicyKind
+from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, pull
 from sync.store import Store
 from sync.store_records import Link
@@ -39,14 +39,6 @@ __all__ = [
 # Writes per API call: Salesforce composite 200, HubSpot batch 100, Pipedrive one per deal.
 BATCH_SIZES = {"salesforce": 200, "hubspot": 100, "pipedrive": 1}
 
-_KINDS = {
-    PolicyRule.CONFLICT: PolicyKind.CONFLICT,
-    PolicyRule.NEWEST: PolicyKind.NEWEST,
-    PolicyRule.NEVER: PolicyKind.NEVER,
-    PolicyRule.SOURCE_OF_TRUTH: PolicyKind.SOURCE_OF_TRUTH,
-    PolicyRule.PRIORITY: PolicyKind.PRIORITY,
-}
-
 
 @dataclass
 class ReconcileResult:
@@ -60,11 +52,7 @@ class ReconcileResult:
 
 
 def policies_from_config(config: Config) -> dict[str, Policy]:
-    policies = {}
-    for field in DIFF_FIELDS:
-        rule = config.policy_for(field)
-        policies[field] = Policy(_KINDS[rule.rule], tuple(rule.systems))
-    return policies
+    return {field: config.policy_for(field) for field in DIFF_FIELDS}
 
 
 def load_deals(store: Store, instances: list[str]) -> dict[str, list[Deal]]:

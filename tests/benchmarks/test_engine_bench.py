@@ -25,7 +25,7 @@ from mapping.model import Deal, DealStatus, Money, Ref
 from sync.diff import comparable, diff
 from sync.match import MatchConfig, match
 from sync.plan import build_plan
-from sync.policy import DIFF_FIELDS, Policy
+from sync.policy import DIFF_FIELDS, Policy, PolicyRule
 
 SF, HS = "salesforce", "hubspot"
 STAGES = ("lead", "qualified", "proposal", "negotiation")
@@ -98,7 +98,7 @@ def run_engine(data: Dataset) -> dict[str, Any]:
     config = MatchConfig(keys=("name", "close_month"))
     matched = match(data.deals, data.links, config)
     by_ref = {d.ref: d for deals in data.deals.values() for d in deals}
-    policies = {"name": Policy.never()}
+    policies = {"name": Policy(PolicyRule.NEVER)}
     diffed = diff(matched.entities, by_ref, data.bases, policies, {SF, HS})
     plan = build_plan(
         matched,

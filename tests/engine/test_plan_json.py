@@ -13,7 +13,7 @@ from mapping.model import Deal, DealStatus
 from sync.diff import comparable, diff
 from sync.match import MatchConfig, match
 from sync.plan import Plan, PlanError, build_plan, plan_from_json, plan_is_empty, plan_to_json
-from sync.policy import DIFF_FIELDS, Policy
+from sync.policy import DIFF_FIELDS, Policy, PolicyRule
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
 BATCH = {SF: 200, HS: 100, PD: 1}
@@ -48,7 +48,10 @@ def _world() -> tuple[list[Deal], dict, dict]:
 def _plan(deals: list[Deal], links: dict, bases: dict) -> Plan:
     matched = match(by_system(deals), links, MatchConfig(keys=("name", "close_month")))
     by_ref = {d.ref: d for d in deals}
-    policies = {"close_date": Policy.source_of_truth(PD), "probability": Policy.never()}
+    policies = {
+        "close_date": Policy(PolicyRule.SOURCE_OF_TRUTH, (PD,)),
+        "probability": Policy(PolicyRule.NEVER),
+    }
     diffed = diff(matched.entities, by_ref, bases, policies, {SF, HS, PD})
     return build_plan(
         matched, diffed, by_ref, run_id="run-1", created_at=T0,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mapping.model import Deal, DealStatus, Money
 from sync.diff import base_values, diff
-from sync.policy import DIFF_FIELDS, Policy
+from sync.policy import DIFF_FIELDS, Policy, PolicyRule
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
 ALL = {SF, HS, PD}
@@ -71,11 +71,14 @@ NEW, OLD = T0 + timedelta(days=2), T0 + timedelta(days=1)
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
-        (Policy.conflict(), None),
-        (Policy.newest(), [(SF, "name", "SF name", "HS name")]),  # hubspot updated last
-        (Policy.source_of_truth(SF), [(HS, "name", "HS name", "SF name")]),
-        (Policy.priority(PD, HS, SF), [(SF, "name", "SF name", "HS name")]),  # no pipedrive
-        (Policy.never(), []),
+        (Policy(PolicyRule.CONFLICT), None),
+        (Policy(PolicyRule.NEWEST), [(SF, "name", "SF name", "HS name")]),  # hubspot updated last
+        (Policy(PolicyRule.SOURCE_OF_TRUTH, (SF,)), [(HS, "name", "HS name", "SF name")]),
+        (
+            Policy(PolicyRule.PRIORITY, (PD, HS, SF)),
+            [(SF, "name", "SF name", "HS name")],
+        ),  # no pipedrive
+        (Policy(PolicyRule.NEVER), []),
     ],
 )
 def test_two_systems_changed_to_different_values_the_policy_decides(
@@ -98,14 +101,16 @@ def test_two_systems_changed_to_different_values_the_policy_decides(
 
 def test_newest_with_equal_update_times_is_a_conflict() -> None:
     a, b = deal(SF, "1", name="A", updated=NEW), deal(HS, "2", name="B", updated=NEW)
-    result = _run(a, b, base=deal(SF, "1", name="Old"), policies={"name": Policy.newest()})
+    result = _run(
+        a, b, base=deal(SF, "1", name="Old"), policies={"name": Policy(PolicyRule.NEWEST)}
+    )
     assert result.changes == () and len(result.conflicts) == 1
 
 
 def test_first_sync_without_base_lets_the_policy_decide() -> None:
     a, b = deal(SF, "1", probability="0.2"), deal(HS, "2", probability="0.4")
     assert len(_run(a, b).conflicts) == 1
-    result = _run(a, b, policies={"probability": Policy.source_of_truth(HS)})
+    result = _run(a, b, policies={"probability": Policy(PolicyRule.SOURCE_OF_TRUTH, (HS,))})
     assert _changes(result) == [(SF, "probability", Decimal("0.2"), Decimal("0.4"))]
     assert result.changes[0].reason.startswith("source of truth")
     assert result.changes[0].base_fingerprint is None
@@ -114,7 +119,7 @@ def test_first_sync_without_base_lets_the_policy_decide() -> None:
 def test_source_of_truth_reverts_an_edit_made_elsewhere() -> None:
     base = deal(SF, "1")
     result = _run(base, deal(HS, "2", amount="9"), base=base,
-                  policies={"amount": Policy.source_of_truth(SF)})  # fmt: skip
+                  policies={"amount": Policy(PolicyRule.SOURCE_OF_TRUTH, (SF,))})  # fmt: skip
     assert _changes(result) == [(HS, "amount", Decimal("9"), Decimal("1000"))]
 
 
@@ -223,8 +228,8 @@ _values = st.fixed_dictionaries(
     }
 )
 _policies = st.sampled_from(
-    [Policy.conflict(), Policy.newest(), Policy.never(), Policy.source_of_truth(HS),
-     Policy.priority(PD, SF)]
+    [Policy(PolicyRule.CONFLICT), Policy(PolicyRule.NEWEST), Policy(PolicyRule.NEVER),
+     Policy(PolicyRule.SOURCE_OF_TRUTH, (HS,)), Policy(PolicyRule.PRIORITY, (PD, SF))]
 )  # fmt: skip
 
 
