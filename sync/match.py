@@ -486,7 +486,7 @@ def _result(linker: _Linker, scan: _Scan) -> MatchResult:
         for system, refs in alone.items()
         if refs and len(alone) > 1
     }
-    duplicates = linker.duplicates | set(scan.duplicates)
+    duplicates = _merged(linker.duplicates, scan.duplicates)
     return MatchResult(
         entities=dict(named),
         methods=dict(sorted(methods.items(), key=lambda m: ref_order(m[0]))),
@@ -498,5 +498,18 @@ def _result(linker: _Linker, scan: _Scan) -> MatchResult:
                 key=lambda a: (ref_order(a.ref), a.instance, [ref_order(c) for c in a.candidates]),
             )
         ),
-        duplicates=tuple(sorted(duplicates, key=lambda d: (d.instance, d.ids, d.reason))),
+        duplicates=duplicates,
+    )
+
+
+def _merged(*found: Iterable[Duplicate]) -> tuple[Duplicate, ...]:
+    """One entry per (instance, ids), sorted: a pair found both by a link and by its key is
+    one duplicate with both reasons."""
+    reasons: dict[tuple[str, tuple[str, ...]], set[str]] = defaultdict(set)
+    for group in found:
+        for dup in group:
+            reasons[dup.instance, dup.ids].add(dup.reason)
+    return tuple(
+        Duplicate(instance, ids, "; ".join(sorted(reasons[instance, ids])))
+        for instance, ids in sorted(reasons)
     )

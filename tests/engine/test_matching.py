@@ -143,6 +143,16 @@ def test_same_key_twice_in_one_system_is_reported_as_duplicate() -> None:
     assert [(d.instance, d.ids) for d in result.duplicates] == [(SF, ("1", "2"))]
 
 
+def test_a_duplicate_found_by_link_and_by_key_is_reported_once_with_both_reasons() -> None:
+    a = deal(SF, "006A")
+    older = deal(HS, "200", external_ids={SF: "006A"}, created=T0)
+    newer = deal(HS, "100", external_ids={SF: "006A"}, created=T0 + timedelta(days=1))
+    result = match(by_system([a, newer, older]), {}, KEYS)
+    assert [(d.instance, d.ids) for d in result.duplicates] == [(HS, ("100", "200"))]
+    assert "external_id" in result.duplicates[0].reason
+    assert "same match key" in result.duplicates[0].reason
+
+
 def test_three_systems_join_into_one_entity_and_new_ids_are_deterministic() -> None:
     a, b, c = deal(SF, "1"), deal(HS, "2"), deal(PD, "3")
     result = match(by_system([c, b, a]), {}, KEYS)
