@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from mapping.currencies import ISO_4217
 
@@ -130,9 +130,12 @@ def parse_money(amount: object, currency: str) -> Money:
     return Money(value, currency)
 
 
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """A deal in one system instance (`system` is the instance name from the config)."""
+class Ref(NamedTuple):
+    """A deal in one system instance (`system` is the instance name from the config).
+
+    A NamedTuple rather than a dataclass: the engine hashes and compares millions of refs per
+    run, and a tuple does both in C (a dataclass's `__hash__`/`__eq__` are Python calls).
+    """
 
     system: str
     id: str

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mapping.model import format_utc
+from mapping.model import Ref, format_utc
 from sync.health_model import FunnelFigures, HealthReport
 from sync.report_html import render_page
 
@@ -49,6 +49,8 @@ def plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Ref):  # a NamedTuple: an object in JSON, not a pair
+        return {"system": value.system, "id": value.id}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
