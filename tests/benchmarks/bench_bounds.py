@@ -1,0 +1,91 @@
+"""The fewest API calls each operation can cost per system: the yardstick of the API-cost bench.
+
+Every bound counts what the CRM's API makes unavoidable: pages at the API's maximum page size,
+writes at its maximum batch size, precondition re-reads at the size of one write batch, plus
+the fixed metadata reads a run needs (pipelines, stages, owners, field description). The
+inputs are record counts read from the sandbox itself, never from our connector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from math import ceil
+
+__all__ = ["apply_bound", "full_pull_bound", "incremental_pull_bound", "min_wall_seconds"]
+
+# Salesforce: SOQL query + queryMore return at most 2,000 records per call.
+SF_PAGE = 2000
+# Salesforce: `Id IN (...)` lists are chunked at 300 ids so a GET URL stays under ~16 KB.
+SF_IN_CHUNK = 300
+# Salesforce: composite/sobjects updates take at most 200 records per call.
+SF_BATCH = 200
+# Salesforce metadata: OpportunityStage query, User query, Opportunity describe.
+SF_METADATA = 3
+# HubSpot: the CRM objects list pages at most 100 records per call.
+HS_LIST_PAGE = 100
+# HubSpot: the search endpoint (incremental reads) pages at most 200 records per call.
+HS_SEARCH_PAGE = 200
+# HubSpot: batch/read and batch/update take at most 100 records per call.
+HS_BATCH = 100
+# HubSpot metadata: deal pipelines (with their stages) and owners.
+HS_METADATA = 2
+# Pipedrive: /v1/deals and /v1/recents page at most 500 items per call.
+PD_PAGE = 500
+# Pipedrive metadata: pipelines, stages, users.
+PD_METADATA = 3
+
+
+def _pages(records: int, size: int, *, at_least: int = 1) -> int:
+    """A list read costs one call even when it is empty (that is how it learns so)."""
+    return max(at_least, ceil(records / size))
+
+
+def full_pull_bound(system: str, counts: Mapping[str, int]) -> int:
+    """`counts` from World.live_counts(): deals (live), deleted, history, owners."""
+    if system == "salesforce":
+        # Opportunities, then their stage history (OpportunityHistory), each in 2,000s.
+        return SF_METADATA + _pages(counts["deals"], SF_PAGE) + _pages(counts["history"], SF_PAGE)
+    if system == "hubspot":
+        return HS_METADATA + _pages(counts["deals"], HS_LIST_PAGE)
+    return PD_METADATA + _pages(counts["deals"], PD_PAGE)
+
+
+def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int]) -> int:
+    """After `changed` deals of the system changed since the cursor (none deleted)."""
+    if system == "salesforce":
+        # Changed opportunities; the stage history of just those ids (IN chunks); and the
+        # deletions since the cursor (one queryAll on IsDeleted).
+        return SF_METADATA + _pages(changed, SF_PAGE) + _pages(changed, SF_IN_CHUNK) + 1
+    if system == "hubspot":
+        # Changed deals by search on hs_lastmodifieddate; deletions: the archived list has no
+        # time filter in the API, so every archived deal is listed (100 per page).
+        archived = _pages(counts["deleted"], HS_LIST_PAGE)
+        return HS_METADATA + _pages(changed, HS_SEARCH_PAGE) + archived
+    # One read of the recents feed holds changed and deleted deals alike.
+    return PD_METADATA + _pages(changed, PD_PAGE)
+
+
+def apply_bound(system: str, records: int) -> int:
+    """Writing changes to `records` deals, each write batch re-read first (preconditions).
+
+    The mapping contexts come from the pull of the same run: no metadata calls.
+    """
+    if records == 0:
+        return 0
+    if system == "salesforce":
+        # One SOQL `Id IN` re-read per batch of 200 (under the 300-id chunk) + one composite.
+        return 2 * ceil(records / SF_BATCH)
+    if system == "hubspot":
+        return 2 * ceil(records / HS_BATCH)  # batch/read + batch/update per 100
+    return 2 * records  # Pipedrive has neither batch read nor batch update: GET + PUT per deal
+
+
+def min_wall_seconds(calls: int, limit: int, window: float, latency_s: float) -> float:
+    """Rate-limited minimum for `calls` sequential calls under `limit` per rolling `window`.
+
+    The first `limit` calls may go at once, each further `limit` waits a window; sequential
+    calls also cost their latency each. Whichever is larger bounds the system's pull.
+    """
+    if calls <= 0:
+        return 0.0
+    return max(((calls - 1) // limit) * window, calls * latency_s)

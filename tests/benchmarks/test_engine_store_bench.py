@@ -1,0 +1,118 @@
+"""Engine from the state store: load + match + diff + plan, against the pandas-merge baseline.
+
+Extends test_engine_bench.py (same synthetic deals, same engine call, same pandas baseline) by
+the step a real run starts with: reading every deal back from the SQLite store. Sizes come from
+--bench-mode (quick 100k, full 100k and 1M per side). Timing is reported, never asserted; peak
+memory over the loaded dataset is (2 GB target) as in the engine bench.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from mapping import deal_fingerprint, deal_to_json
+from mapping.model import Deal
+from sync.reconcile import load_deals
+from sync.store import Store
+from tests.benchmarks.test_engine_bench import (
+    HS,
+    SF,
+    Dataset,
+    _measure,
+    generate,
+    run_engine,
+    run_pandas,
+)
+
+PAGE = 10_000  # deals per save_deals call, as a pull saves chunks
+
+
+def _rows(deals: list[Deal]) -> Iterator[tuple[str, str, datetime, bool, dict[str, Any]]]:
+    for deal in deals:
+        yield deal.id, deal_fingerprint(deal), deal.updated_at, False, deal_to_json(deal)
+
+
+def _fill(store: Store, data: Dataset) -> None:
+    for system, deals in data.deals.items():
+        for start in range(0, len(deals), PAGE):
+            store.save_deals(system, _rows(deals[start : start + PAGE]), cursor=f"c{start}")
+
+
+def _from_store(store: Store, data: Dataset) -> Callable[[Dataset], Any]:
+    """The engine as a run calls it: deals read back from the store, links and bases as given."""
+
+    def run(_: Dataset) -> Any:
+        loaded = load_deals(store, [SF, HS])
+        return run_engine(Dataset(loaded, data.links, data.bases, data.planted))
+
+    return run
+
+
+@pytest.mark.benchmark
+@pytest.mark.timeout(0)
+def test_engine_from_store_scales_and_beats_pandas(
+    bench_sizes: dict[str, list[int]], record: Callable[[dict[str, Any]], None], tmp_path: Path
+) -> None:
+    rows = []
+    for n in bench_sizes["engine"]:
+        data = generate(n)
+        with Store.open(f"sqlite:///{tmp_path / f'engine-{n}.db'}") as store:
+            started = time.perf_counter()
+            _fill(store, data)
+            fill_s = time.perf_counter() - started
+            gc.collect()
+            gc.freeze()  # the generated input is not garbage: keep it out of every collection
+            dataset_mb = psutil.Process(os.getpid()).memory_info().rss / 2**20
+            started = time.perf_counter()
+            loaded = load_deals(store, [SF, HS])
+            load_s = time.perf_counter() - started
+            del loaded
+            total_s, peak_mb, summary = _measure(_from_store(store, data), data)
+        pandas_s, pandas_mb, _ = _measure(run_pandas, data)
+        row = {
+            "bench": "engine",
+            "deals_per_side": n,
+            "store_fill_s": round(fill_s, 2),
+            "load_s": round(load_s, 2),
+            "engine_s": round(total_s - load_s, 2),
+            "total_s": round(total_s, 2),
+            "peak_extra_mb": round(peak_mb),
+            "dataset_rss_mb": round(dataset_mb),
+            "pandas_s": round(pandas_s, 2),
+            "pandas_total_s": round(pandas_s + load_s, 2),  # pandas needs the rows loaded too
+            "pandas_peak_extra_mb": round(pandas_mb),
+            "speedup_vs_pandas": round((pandas_s + load_s) / total_s, 2),
+            "matched": summary["matched"],
+            "changes": summary["changes"] + summary["conflicts"],
+            "planted": data.planted,
+        }
+        record(row)
+        rows.append(row)
+        assert summary["matched"] == n
+        assert row["changes"] == data.planted
+        del data
+        gc.unfreeze()
+        gc.collect()
+    if len(rows) > 1:
+        small, big = rows[0], rows[-1]
+        growth = (big["total_s"] / small["total_s"]) / (
+            big["deals_per_side"] / small["deals_per_side"]
+        )
+        record(
+            {
+                "bench": "engine_growth",
+                "from": small["deals_per_side"],
+                "to": big["deals_per_side"],
+                "time_growth_vs_linear": round(growth, 2),
+            }
+        )
+    assert all(r["peak_extra_mb"] <= 2048 for r in rows)
