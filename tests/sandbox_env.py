@@ -1,0 +1,190 @@
+"""Shared sandbox helpers for tests that drive crmsync against the emulators.
+
+Two ways to serve: in-process (`make_env`, fast, faults set directly on the servers) and as a
+separate `crmsync sandbox serve` process (`served`, whose state survives a `kill -9` of
+crmsync). Dumps are compared through `stable`, which drops the stamps a write sets to the
+wall clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.launcher import SYSTEMS, Sandbox, start_sandbox
+from sync.runtime import Runtime, open_runtime
+from sync.sandbox_config import write_sandbox_config
+
+__all__ = [
+    "CRMSYNC",
+    "DEAL_KEYS",
+    "SYSTEMS",
+    "SandboxEnv",
+    "crmsync_env",
+    "deal_records",
+    "http_dump",
+    "http_faults",
+    "make_env",
+    "served",
+    "stable",
+]
+
+CRMSYNC = [str(Path(sys.executable).with_name("crmsync"))]
+ROOT = Path(__file__).resolve().parents[1]
+# Where each system's deals sit in a dump.
+DEAL_KEYS = {"salesforce": "Opportunity", "hubspot": "deals", "pipedrive": "deals"}
+_VOLATILE = ("modstamp", "lastmodified", "updated", "date_entered", "date_exited", "createddate")
+_VOLATILE_EXACT = (
+    *("createdate", "createdAt", "add_time", "update_time", "stage_change_time"),
+    *("won_time", "first_won_time", "lost_time", "close_time"),
+)
+
+
+def stable(value: Any) -> Any:
+    """The dump without the stamps a write sets to the wall clock."""
+    if isinstance(value, dict):
+        return {
+            k: stable(v)
+            for k, v in value.items()
+            if k not in _VOLATILE_EXACT and not any(m in k.lower() for m in _VOLATILE)
+        }
+    if isinstance(value, list):
+        return [stable(v) for v in value]
+    return value
+
+
+def deal_records(dump: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Only the deal records of a (stable) dump: history entries legitimately grow."""
+    return {system: list(body[DEAL_KEYS[system]]) for system, body in dump.items()}
+
+
+def crmsync_env() -> dict[str, str]:
+    """The environment for a `crmsync` subprocess that runs this checkout."""
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _configure(config: Path, store: str, **sections: Mapping[str, Any]) -> None:
+    document = yaml.safe_load(config.read_text())
+    document["store"] = store
+    for name, values in sections.items():
+        document.setdefault(name, {}).update(values)
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+@dataclass
+class SandboxEnv:
+    """In-process emulators, a config for them and the state store it points at."""
+
+    sandbox: Sandbox
+    config: Path
+
+    @contextmanager
+    def runtime(self, **options: Any) -> Iterator[Runtime]:
+        """Connectors with a short retry backoff (the schedule of waits is not under test)."""
+        with open_runtime(
+            str(self.config), connector_options={"backoff_base": 0.01, **options}
+        ) as rt:
+            yield rt
+
+    def faults(self, systems: Sequence[str] | None = None, **spec: Any) -> None:
+        """Set (or, without spec, clear) the faults of `systems` (default: all)."""
+        for name in systems or list(self.sandbox.servers):
+            self.sandbox.servers[name].faults.set(Faults(**spec))
+
+    def dump(self) -> dict[str, Any]:
+        return {name: stable(s.emulator.dump()) for name, s in self.sandbox.servers.items()}
+
+    def writes(self) -> int:
+        """Write requests the sandboxes served."""
+        total = 0
+        for server in self.sandbox.servers.values():
+            for key, n in server.stats.snapshot()["requests"].items():
+                method = key.split(" ", 1)[0]
+                if method in ("PATCH", "PUT", "DELETE") or (
+                    method == "POST" and ("composite" in key or "batch" in key or "deals" in key)
+                ):
+                    total += n
+        return total
+
+
+def make_env(
+    folder: Path,
+    dataset: Mapping[str, Any],
+    store: str,
+    *,
+    systems: Sequence[str] = SYSTEMS,
+    faults: Faults | None = None,
+    **sections: Mapping[str, Any],
+) -> SandboxEnv:
+    """Start the emulators of `systems` with `dataset`; `sections` update the config."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sandbox = start_sandbox(dataset, systems=systems, faults=faults, workdir=folder)
+    config = folder / "crmsync.yaml"
+    write_sandbox_config(sandbox.ready_info(), config)
+    _configure(config, store, **sections)
+    return SandboxEnv(sandbox, config)
+
+
+@contextmanager
+def served(
+    folder: Path,
+    dataset: Path,
+    store: str,
+    *,
+    systems: Sequence[str] = SYSTEMS,
+    faults: str = "",
+    **sections: Mapping[str, Any],
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """`crmsync sandbox serve` in its own process; yields (config path, ready-file JSON)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ready, config = folder / "ready.json", folder / "crmsync.yaml"
+    args = [*CRMSYNC, "sandbox", "serve", "--dataset", str(dataset),
+            "--ready-file", str(ready), "--config-out", str(config)]  # fmt: skip
+    if faults:
+        args += ["--faults", faults]
+    for system in systems:
+        args += ["--system", system]
+    server = subprocess.Popen(args, cwd=folder, stderr=subprocess.DEVNULL, env=crmsync_env())
+    try:
+        deadline = time.monotonic() + 30
+        while not (ready.exists() and config.exists()):
+            assert server.poll() is None and time.monotonic() < deadline, "sandbox did not start"
+            time.sleep(0.05)
+        _configure(config, store, **sections)
+        yield config, json.loads(ready.read_text())
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+
+
+def _verify(info: Mapping[str, Any], system: str) -> str | bool:
+    # The environment may set REQUESTS_CA_BUNDLE: name the sandbox CA explicitly.
+    return str(info["ca_file"]) if system == "salesforce" else True
+
+
+def http_dump(info: Mapping[str, Any], systems: Sequence[str] = SYSTEMS) -> dict[str, Any]:
+    out = {}
+    for system in systems:
+        url = f"{info[system]}/__sandbox/dump"
+        body = requests.get(url, verify=_verify(info, system), timeout=10).json()
+        out[system] = stable(body[system])
+    return out
+
+
+def http_faults(info: Mapping[str, Any], system: str, **spec: Any) -> None:
+    url = f"{info[system]}/__sandbox/faults"
+    response = requests.post(url, json=spec, verify=_verify(info, system), timeout=10)
+    response.raise_for_status()
