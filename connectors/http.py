@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from connectors.base import ConnectorSettings
 from connectors.errors import (
     ApiError,
     AuthError,
@@ -132,6 +133,26 @@ class CallPolicy:
         self._counts: collections.Counter[str] = collections.Counter()
         self._retries: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_connector(
+        cls,
+        settings: ConnectorSettings,
+        classify: Callable[[BaseException], Failure],
+        default_pace: tuple[int, float],
+    ) -> CallPolicy:
+        """The policy of one connector: its pacing (config override or the API's default
+        limit), the run's call budget and the retry knobs tests may shorten via `options`."""
+        limit, window = settings.rate_limit or default_pace
+        options = settings.options
+        return cls(
+            settings.instance,
+            classify,
+            pacer=Pacer(limit, window),
+            budget=settings.call_budget,
+            max_attempts=int(options.get("max_attempts", 6)),
+            backoff_base=float(options.get("backoff_base", 0.5)),
+        )
 
     # -- counting ---------------------------------------------------------------------------
 

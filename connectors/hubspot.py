@@ -79,15 +79,7 @@ class HubSpotConnector:
         options = settings.options
         self._secrets = secret_values(settings.credentials)
         self._search_cap = int(options.get("search_cap", SEARCH_CAP))
-        limit, window = settings.rate_limit or (100, 10.0)
-        self._policy = CallPolicy(
-            self.system,
-            self._classify,
-            pacer=Pacer(limit, window),
-            budget=settings.call_budget,
-            max_attempts=int(options.get("max_attempts", 6)),
-            backoff_base=float(options.get("backoff_base", 0.5)),
-        )
+        self._policy = CallPolicy.for_connector(settings, self._classify, (100, 10.0))
         # Search has its own per-second limit (and sends no rate-limit headers to pace by).
         search_limit, search_window = options.get("search_rate", (5, 1.1))
         self._search_pacer = Pacer(int(search_limit), float(search_window))

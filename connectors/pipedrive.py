@@ -27,7 +27,7 @@ from connectors.base import (
 )
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken, secret_values
 from connectors.errors import ApiError
-from connectors.http import CallPolicy, Failure, Pacer
+from connectors.http import CallPolicy, Failure
 from connectors.pipedrive_wire import (
     SessionClient,
     classify,
@@ -71,15 +71,7 @@ class PipedriveConnector:
         options = settings.options
         self._recents_window = timedelta(days=float(options.get("recents_days", RECENTS_DAYS)))
         self._link_field = settings.link_field or PD_FIELD_CRMSYNC_ID
-        limit, window = settings.rate_limit or (80, 2.0)
-        self._policy = CallPolicy(
-            self.system,
-            self._classify,
-            pacer=Pacer(limit, window),
-            budget=settings.call_budget,
-            max_attempts=int(options.get("max_attempts", 6)),
-            backoff_base=float(options.get("backoff_base", 0.5)),
-        )
+        self._policy = CallPolicy.for_connector(settings, self._classify, (80, 2.0))
         self._session = requests.Session()
         if settings.ca_file is not None:
             self._session.verify = str(settings.ca_file)

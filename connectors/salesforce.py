@@ -33,7 +33,7 @@ from connectors.base import (
     PushResult,
 )
 from connectors.errors import AuthError, PermissionDenied, RateLimitExhausted
-from connectors.http import CallPolicy, Failure, FailureKind, Pacer
+from connectors.http import CallPolicy, Failure, FailureKind
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
 from mapping.context import NativeStage
 
@@ -102,16 +102,8 @@ class SalesforceConnector:
         self.system = settings.instance
         self._settings = settings
         self._http = PinnedSession(settings.ca_file, settings.timeout)
-        limit, window = settings.rate_limit or DEFAULT_PACE
         options = settings.options
-        self._policy = CallPolicy(
-            self.system,
-            self._classify,
-            pacer=Pacer(limit, window),
-            budget=settings.call_budget,
-            max_attempts=int(options.get("max_attempts", 6)),
-            backoff_base=float(options.get("backoff_base", 0.5)),
-        )
+        self._policy = CallPolicy.for_connector(settings, self._classify, DEFAULT_PACE)
         self._reserve = int(options.get("daily_reserve", 0))
         self._sf: Salesforce | None = None
         self._fields: frozenset[str] | None = None
