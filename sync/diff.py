@@ -328,16 +328,23 @@ def diff(
     propagate_deletes: bool = False,
     create_in: Collection[str] = (),
     hold: Collection[Ref] = (),
+    changed: Collection[Ref] | None = None,
 ) -> DiffResult:
     """Diff every entity against its base; see the module docstring.
 
     `create_in`: instances where an entity missing there should be created (its live members'
     first instance, by name, is the source); refs in `hold` (ambiguous, duplicates) never are.
+    `changed` (optional, for incremental runs): the refs whose deal is new or differs from the
+    previous run (by pull fingerprint). Entities none of whose members are in it are skipped:
+    the caller asserts the previous run left them settled (every member equal to the base,
+    nothing pending), so the work is proportional to the changes. None diffs every entity.
     """
+    if changed is not None and not isinstance(changed, set | frozenset):
+        changed = set(changed)
     with paused_gc():
         return _diff(
             entities, deals_by_ref, bases, policies, targets, can_express,
-            funnels, propagate_deletes, create_in, hold,
+            funnels, propagate_deletes, create_in, hold, changed,
         )  # fmt: skip
 
 
@@ -352,6 +359,7 @@ def _diff(
     propagate_deletes: bool,
     create_in: Collection[str],
     hold: Collection[Ref],
+    changed: set[Ref] | frozenset[Ref] | None,
 ) -> DiffResult:
     facts = {name: FunnelFacts.of(f) for name, f in (funnels or {}).items()}
     differ = _Differ(bases, policies, targets, can_express, facts)
@@ -359,6 +367,8 @@ def _diff(
     creates: list[Create] = []
     facts_get, bases_get, agreed = facts.get, bases.get, differ.agreed
     for entity, refs in entities.items():
+        if changed is not None and changed.isdisjoint(refs.values()):
+            continue
         size = len(refs)
         if size < 2 and not create_in:
             continue

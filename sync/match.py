@@ -12,16 +12,16 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from itertools import combinations
+from itertools import combinations, islice
 from operator import itemgetter
 
 from mapping.model import Deal, Ref
-from sync.normalize import MATCH_KEYS, MatchKey, close_month, key_function, normalize_name
+from sync.normalize import MATCH_KEYS, MatchKey, close_month, match_keys, normalize_name
 
 __all__ = [
     "Ambiguity",
@@ -222,47 +222,89 @@ class _Scan:
 def _scan(
     linker: _Linker, stored_links: Mapping[Ref, str], config: MatchConfig, instances: list[str]
 ) -> _Scan:
-    """One pass over every deal: stored links, claimers, live deals, keys and same-key
-    duplicates. At a million deals the work is memory-bound, so each deal is touched once."""
-    get, by_fixed, stored = stored_links.get, linker.by_fixed, LinkMethod.STORED
+    """One pass over every deal: stored links, claimers and live deals; then the keys of the
+    live deals in one batch, and same-key duplicates. At a million deals the work is
+    memory-bound and per-deal calls dominate, so the common paths are inlined."""
+    get, by_fixed, fixed, stored = (
+        stored_links.get,
+        linker.by_fixed,
+        linker.fixed,
+        LinkMethod.STORED,
+    )
     members, systems, entities, methods = (
         linker.members,
         linker.system,
         linker.entity,
         linker.method,
     )
-    key_of = key_function(config.keys) if config.keys else None
-    keys: list[MatchKey | None] = [None] * len(linker.deals)
-    seen: dict[str, dict[MatchKey, int]] = {system: {} for system in instances}
-    twins: dict[tuple[str, MatchKey], list[int]] = {}
-    scan = _Scan([], {system: [] for system in instances}, keys, [])
+    scan = _Scan([], {system: [] for system in instances}, [None] * len(linker.deals), [])
+    claim = scan.claimers.append
+    live_of = {system: indices.append for system, indices in scan.live.items()}
     for i, deal in enumerate(linker.deals):
         system = systems[i]
         entity = get(deal.ref) if stored_links else None
         if entity is not None:
             handle = by_fixed.get(entity)
-            if handle is None:
-                linker.new(i, stored, fixed=entity)
+            if handle is None:  # linker.new, inlined
+                handle = by_fixed[entity] = len(members)
+                members.append({system: i})
+                fixed[handle] = entity
+                entities[i], methods[i] = handle, stored
             elif system in members[handle]:  # type: ignore[operator]
                 linker.attach(i, handle, stored, older_wins=True)
-            else:  # the common case, inlined
+            else:
                 members[handle][system] = i  # type: ignore[index]
                 entities[i], methods[i] = handle, stored
         if deal.external_ids or deal.link_id:
-            scan.claimers.append(i)
+            claim(i)
         if deal.extra and deal.extra.get("deleted"):
             continue
-        scan.live[system].append(i)
-        if key_of is not None:
-            key = keys[i] = key_of(deal)
-            if key is not None:
-                first = seen[system].setdefault(key, i)
-                if first != i:
-                    twins.setdefault((system, key), [first]).append(i)
-    for (system, _), indices in twins.items():
-        ids = tuple(sorted(linker.deals[i].ref.id for i in indices))
-        scan.duplicates.append(Duplicate(system, ids, "same match key in one system"))
+        live_of[system](i)
     return scan
+
+
+def _keys(
+    linker: _Linker, scan: _Scan, components: Sequence[str], changed: Collection[Ref] | None
+) -> None:
+    """Keys of the live deals, and same-key groups within one instance as duplicates.
+
+    With `changed`, a deal settled by a stored link into an entity present in every instance
+    and not in `changed` gets no key: it can join nothing new, and any same-key twin it had
+    was reported by the run that settled it.
+    """
+    deals, keys = linker.deals, scan.keys
+    if changed is not None:
+        settled = _settled(linker, len(scan.live), changed)
+        scan.live = {s: [i for i in live if i not in settled] for s, live in scan.live.items()}
+    # One batch over all instances: the same deal usually has the same name everywhere.
+    everything = [i for indices in scan.live.values() for i in indices]
+    batch = iter(match_keys([deals[i] for i in everything], components))
+    for system, indices in scan.live.items():
+        found = list(islice(batch, len(indices)))
+        seen: dict[MatchKey, int] = {}
+        twins: dict[MatchKey, list[int]] = {}
+        first_of = seen.setdefault
+        for i, key in zip(indices, found, strict=True):
+            if key is not None:
+                keys[i] = key
+                first = first_of(key, i)
+                if first != i:
+                    twins.setdefault(key, [first]).append(i)
+        for group in twins.values():
+            ids = tuple(sorted(deals[i].ref.id for i in group))
+            scan.duplicates.append(Duplicate(system, ids, "same match key in one system"))
+
+
+def _settled(linker: _Linker, instances: int, changed: Collection[Ref]) -> set[int]:
+    changed = changed if isinstance(changed, set | frozenset) else set(changed)
+    stored, deals, members, entity = LinkMethod.STORED, linker.deals, linker.members, linker.entity
+    return {
+        i
+        for i, method in enumerate(linker.method)
+        if method is stored
+        and len(members[entity[i]]) == instances  # type: ignore[arg-type]
+        and deals[i].ref not in changed
+    }
 
 
 def _claims(
@@ -422,16 +464,25 @@ def match(
     deals: Mapping[str, Sequence[Deal]],
     stored_links: Mapping[Ref, str],
     config: MatchConfig,
+    *,
+    changed: Collection[Ref] | None = None,
 ) -> MatchResult:
-    """Group the deals of all instances into entities; see the module docstring."""
+    """Group the deals of all instances into entities; see the module docstring.
+
+    `changed` (optional, for incremental runs): the refs whose deal is new or differs from the
+    previous run. Deals settled by stored links into complete entities and not in `changed`
+    then skip key computation, so same-key duplicates are only looked for among the other
+    deals (duplicates among settled deals were reported by the run that settled them).
+    """
     with paused_gc():
-        return _match(deals, stored_links, config)
+        return _match(deals, stored_links, config, changed)
 
 
 def _match(
     deals: Mapping[str, Sequence[Deal]],
     stored_links: Mapping[Ref, str],
     config: MatchConfig,
+    changed: Collection[Ref] | None,
 ) -> MatchResult:
     everything = [d for system in sorted(deals) for d in deals[system]]
     linker = _Linker(everything)
@@ -439,6 +490,7 @@ def _match(
     _link_claims(linker, scan.claimers, config)
     # Input order does not leak out: keys are joined in sorted order, reports are sorted.
     if config.keys:
+        _keys(linker, scan, config.keys, changed)
         _link_keys(linker, scan.live, scan.keys)
     if config.fuzzy_enabled:
         _link_fuzzy(linker, scan.live, config.fuzzy_threshold)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 
 from mapping.model import Deal, format_decimal
@@ -19,7 +19,9 @@ __all__ = [
     "MATCH_KEYS",
     "MatchKey",
     "close_month",
+    "key_function",
     "match_key",
+    "match_keys",
     "normalize_name",
 ]
 
@@ -142,3 +144,29 @@ def key_function(keys: Sequence[str]) -> Callable[[Deal], MatchKey | None]:
 def match_key(deal: Deal, keys: Sequence[str]) -> MatchKey | None:
     """The deal's key for the configured components, or None when one of them is missing."""
     return key_function(keys)(deal)
+
+
+def match_keys(deals: Iterable[Deal], keys: Sequence[str]) -> list[MatchKey | None]:
+    """`match_key` of many deals at once. The default name + close-month shape runs as one
+    inlined loop (no call per deal and component): at a million deals the calls would cost
+    more than the keys."""
+    if tuple(keys) != ("name", "close_month"):
+        return list(map(key_function(keys), deals))
+    names: dict[str, str] = {}
+    months: dict[date, str] = {}
+    out: list[MatchKey | None] = []
+    append, get_name, get_month = out.append, names.get, months.get
+    for deal in deals:
+        text = deal.name
+        name = get_name(text)
+        if name is None:
+            name = names[text] = normalize_name(text)
+        day = deal.close_date
+        if not name or day is None:
+            append(None)
+            continue
+        month = get_month(day)
+        if month is None:
+            month = months[day] = f"{day.year:04d}-{day.month:02d}"
+        append((name, month))
+    return out

@@ -203,3 +203,18 @@ def test_match_result_does_not_depend_on_input_order(seed: int) -> None:
     assert list(again.entities) == list(first.entities)  # same order, not just equal
     for members in first.entities.values():
         assert len({r.system for r in members.values()}) == len(members)
+
+
+def test_incremental_match_skips_keys_of_settled_unchanged_deals_only() -> None:
+    a, b = deal(SF, "1", name="Acme Inc"), deal(HS, "2", name="Acme Inc")
+    twin = deal(SF, "3", name="ACME")  # same key as the settled `a`
+    newcomer = deal(PD, "7", name="acme")  # a third instance: joins the entity by key
+    links = {a.ref: "E1", b.ref: "E1"}
+    full = match(by_system([a, b, twin]), links, KEYS)
+    assert [(d.instance, d.ids) for d in full.duplicates] == [(SF, ("1", "3"))]
+    quiet = match(by_system([a, b, twin]), links, KEYS, changed=set())
+    assert quiet.duplicates == ()  # reported by the run that settled `a`
+    edited = match(by_system([a, b, twin]), links, KEYS, changed={a.ref})
+    assert [(d.instance, d.ids) for d in edited.duplicates] == [(SF, ("1", "3"))]
+    joined = match(by_system([a, b, newcomer]), links, KEYS, changed={newcomer.ref})
+    assert joined.entities["E1"] == {HS: b.ref, PD: newcomer.ref, SF: a.ref}

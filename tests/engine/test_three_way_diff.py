@@ -272,3 +272,15 @@ def test_diff_never_writes_outside_targets_nor_two_values_to_one_field(
             assert stage == "won"
         if stage == "won" and status is not None:
             assert status is DealStatus.WON
+
+
+def test_incremental_diff_skips_entities_without_a_changed_member() -> None:
+    base = deal(SF, "1", amount="100")
+    a, b = deal(SF, "1", amount="100"), deal(HS, "2", amount="250")
+    assert _changes(_run(a, b, base=base, changed=set())) == []
+    assert _changes(_run(a, b, base=base, changed={b.ref})) == [
+        (SF, "amount", Decimal("100"), Decimal("250"))
+    ]
+    assert _changes(_run(a, b, base=base, changed=None)) == _changes(
+        _run(a, b, base=base, changed=[b.ref])  # any collection, not only a set
+    )
