@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from hubspot import HubSpot
@@ -114,24 +115,25 @@ class HubSpotConnector:
         self, operation: str, request: Callable[..., Any], *args: Any, search: bool = False
     ) -> Any:
         """One API call through the policy; the parsed JSON body (None when empty)."""
-        timeout = self._settings.timeout
+        return self._policy.call(operation, lambda: self._send(request, *args, search=search))
 
-        def attempt() -> Any:
-            if search:
-                self._search_pacer.wait()
-            try:
-                response = request(*args, _preload_content=False, _request_timeout=timeout)
-            except Exception as exc:
-                self._observe(getattr(exc, "headers", None) or {})
-                raise
-            try:
-                data = response.data  # read inside the attempt: a cut body is retried
-            finally:
-                response.release_conn()
-            self._observe(response.headers)
-            return json.loads(data) if data else None
-
-        return self._policy.call(operation, attempt)
+    def _send(self, request: Callable[..., Any], *args: Any, search: bool = False) -> Any:
+        """One HTTP exchange (no retry of its own): the parsed JSON body, headers observed."""
+        if search:
+            self._search_pacer.wait()
+        try:
+            response = request(
+                *args, _preload_content=False, _request_timeout=self._settings.timeout
+            )
+        except Exception as exc:
+            self._observe(getattr(exc, "headers", None) or {})
+            raise
+        try:
+            data = response.data  # read inside the attempt: a cut body is retried
+        finally:
+            response.release_conn()
+        self._observe(response.headers)
+        return json.loads(data) if data else None
 
     def _observe(self, headers: Any) -> None:
         if self._policy.pacer is not None:
@@ -308,7 +310,9 @@ class HubSpotConnector:
         results: list[PushResult] = []
         for chunk in _chunks(list(updates), BATCH):
             request = {"inputs": [{"id": u.id, "properties": _strings(u.fields)} for u in chunk]}
-            body = self._batch_write("update deals", self._batch.update, request, chunk)
+            body = self._batch_write(
+                "update deals", partial(self._send, self._batch.update, request), chunk
+            )
             results += update_results(chunk, body) if isinstance(body, dict) else body
         return results
 
@@ -322,20 +326,43 @@ class HubSpotConnector:
                 if field:
                     properties[field] = create.link_id
                 inputs.append({"properties": properties, "objectWriteTraceId": create.link_id})
-            body = self._batch_write("create deals", self._batch.create, {"inputs": inputs}, chunk)
+            body = self._batch_write("create deals", self._creates(inputs, field), chunk)
             results += create_results(chunk, body, field) if isinstance(body, dict) else body
         return results
+
+    def _creates(self, inputs: list[dict[str, Any]], field: str | None) -> Callable[..., Any]:
+        """A batch create that, when repeated, first finds what an unanswered attempt created.
+
+        A connection cut after HubSpot stored the batch loses its response; sending it again
+        would duplicate every deal. A repeat sends only the inputs whose link marker is not
+        found yet, and reports the found ones as created.
+        """
+        attempts = 0
+
+        def attempt() -> dict[str, Any]:
+            nonlocal attempts
+            attempts += 1
+            pending, found = inputs, dict[str, str]()
+            if attempts > 1 and field:
+                found = self.find_created([i["objectWriteTraceId"] for i in inputs])
+                pending = [i for i in inputs if i["objectWriteTraceId"] not in found]
+            body: dict[str, Any] = {"status": "COMPLETE", "results": []}
+            if pending:
+                body = self._send(self._batch.create, {"inputs": pending})
+            recovered = [{"id": i, "objectWriteTraceId": link} for link, i in found.items()]
+            return {**body, "results": [*(body.get("results") or []), *recovered]}
+
+        return attempt
 
     def _batch_write(
         self,
         operation: str,
-        request: Callable[..., Any],
-        payload: dict[str, Any],
+        attempt: Callable[[], Any],
         chunk: Sequence[NativeUpdate | NativeCreate],
     ) -> dict[str, Any] | list[PushResult]:
         """The batch response, or (HubSpot refused the whole batch) one failure per record."""
         try:
-            body: dict[str, Any] = self._call(operation, request, payload)
+            body: dict[str, Any] = self._policy.call(operation, attempt)
             return body
         except ApiError as exc:
             if exc.status != 400:

@@ -162,3 +162,30 @@ def test_calls_are_counted_per_operation_and_connections_reused(connector, sandb
     assert counts["list deals"] == 2 and counts["owners"] == 1 and counts["pipelines"] == 1
     pool = connector._pool
     assert len(pool.pools) == 1  # one host pool shared by every SDK API object
+
+
+def test_a_create_batch_whose_response_is_cut_is_not_created_twice(connector, sandbox):
+    creates = [
+        NativeCreate(
+            f"cut-{n}",
+            {"dealname": f"Cut {n}", "dealstage": "appointmentscheduled", "pipeline": "default"},
+        )
+        for n in range(150)
+    ]
+    # half the responses are cut after HubSpot stored the batch: retries must look first
+    contract.set_faults(sandbox, "hubspot", Faults(drop=0.5, seed=3, rate_limit=10_000))
+    results = connector.create_deals(creates)
+    contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000))
+    assert all(r.ok for r in results), [r for r in results if not r.ok][:3]
+    stats = sandbox.servers["hubspot"].stats.snapshot()["requests"]
+    assert connector._policy.retries()["create deals"] >= 1  # some responses were cut...
+    assert connector.calls()["find created deals"] >= 1  # ...and the retry looked first
+    assert stats["POST /crm/v3/objects/deals/batch/create"] == 2  # a stored batch never resent
+    deals = sandbox.servers["hubspot"].emulator.dump()["deals"]
+    markers = [d["properties"].get("crmsync_id") for d in deals]
+    assert sorted(m for m in markers if m and m.startswith("cut-")) == sorted(
+        c.link_id for c in creates
+    )
+    assert {r.link_id: r.id for r in results} == connector.find_created(
+        [c.link_id for c in creates]
+    )
