@@ -28,10 +28,6 @@ DEFAULT_CELLS = (
     ("dropped_connection", "pull_full"),
     ("latency_spikes", "rollback"),
 )
-KNOWN_DUPLICATE = (
-    "dropped connections during apply sometimes create a Pipedrive deal twice "
-    "(see the reliability report)"
-)
 
 
 def _faulty_life(
@@ -73,17 +69,7 @@ def test_a_fault_in_one_phase_converges_to_the_fault_free_state(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("fault", "phase", "seed"),
-    [
-        pytest.param(
-            f, p, s,
-            marks=[pytest.mark.xfail(reason=KNOWN_DUPLICATE, strict=False)]
-            if (f, p) == ("dropped_connection", "apply") else [],
-        )
-        for f, p, s in itertools.product(FAULTS, PHASES, SEEDS)
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize(("fault", "phase", "seed"), list(itertools.product(FAULTS, PHASES, SEEDS)))
 def test_fault_matrix_converges(
     fault: str, phase: str, seed: int, tmp_path: Path, new_store_url: Any, dataset: Any,
     reference: Any,
