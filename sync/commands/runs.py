@@ -30,22 +30,27 @@ def command(config_path: str, limit: int, fmt: str) -> None:
         sys.stdout.write(json.dumps([_json(r) for r in runs], indent=2) + "\n")
         return
     table = Table(title="runs")
-    for column in ("run id", "kind", "status", "started", "seconds", "counts", "error"):
-        table.add_column(column, overflow="fold")
+    for column in ("run id", "kind", "status", "started (UTC)", "s"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("counts", overflow="fold", ratio=2)
+    table.add_column("error", overflow="fold", ratio=1)
     for r in runs:
         seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
         table.add_row(
-            r.id, r.kind.value, r.status.value, format_utc(r.started_at),
+            r.id, r.kind.value, r.status.value, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
             f"{seconds:.1f}" if seconds is not None else "-", _counts(r.counts), r.error or "",
         )  # fmt: skip
     Console().print(table)
 
 
 def _counts(counts: dict[str, Any]) -> str:
-    totals = counts.get("totals")
+    """Plan counts that are not zero, then what an apply did (`applied` from a reconcile)."""
+    planned = ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int) and v)
+    totals = counts.get("totals") or counts.get("applied")
     if isinstance(totals, dict):
-        return ", ".join(f"{k} {v}" for k, v in totals.items() if v)
-    return ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int | str))[:120]
+        done = ", ".join(f"{k} {v}" for k, v in totals.items() if v)
+        return f"{planned}; {done}" if planned and done else planned or done
+    return planned[:160]
 
 
 def _json(r: RunRecord) -> dict[str, Any]:
