@@ -31,6 +31,7 @@ from mapping.model import (
 from mapping.values import (
     field_errors,
     is_blank,
+    native_object,
     parse_date,
     parse_decimal,
     parse_flag,
@@ -127,10 +128,11 @@ def _history(
 
 
 def deal_from_hubspot(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
+    record = native_object(record, ctx.instance)
     rid = text_or_none(record.get("id"))
     if rid is None:
         raise MappingError(ctx.instance, "?", "id", "record has no id")
-    props: Mapping[str, Any] = record.get("properties") or {}
+    props = native_object(record.get("properties") or {}, ctx.instance, rid, "properties")
 
     def read(field: str, parse: Any, value: object = None) -> Any:
         with field_errors(ctx.instance, rid, field):

@@ -33,6 +33,7 @@ from mapping.values import (
     field_errors,
     is_blank,
     json_number,
+    native_object,
     parse_date,
     parse_decimal,
     parse_timestamp,
@@ -101,6 +102,7 @@ def _owner_email(user: object, ctx: MappingContext) -> str | None:
 
 
 def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
+    record = native_object(record, ctx.instance)
     rid = text_or_none(record.get("id"))
     if rid is None:
         raise MappingError(ctx.instance, "?", "id", "record has no id")

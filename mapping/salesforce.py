@@ -31,6 +31,7 @@ from mapping.values import (
     field_errors,
     is_blank,
     json_number,
+    native_object,
     parse_date,
     parse_decimal,
     parse_flag,
@@ -105,6 +106,7 @@ def _owner_email(record: Mapping[str, Any], ctx: MappingContext) -> str | None:
 
 
 def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
+    record = native_object(record, ctx.instance)
     rid = text_or_none(record.get("Id"))
     if rid is None:
         raise MappingError(ctx.instance, "?", "Id", "record has no Id")
@@ -140,7 +142,7 @@ def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal
     extra: dict[str, Any] = {}
     if not currency_field:
         extra["single_currency"] = True  # writes must not send CurrencyIsoCode
-    if parse_flag(record.get("IsDeleted")):
+    if read("IsDeleted", parse_flag):
         extra["deleted"] = True
     account = record.get("Account")
     if isinstance(account, Mapping) and text_or_none(account.get("Name")):

@@ -7,9 +7,11 @@ HubSpot sends "" for an empty property, the others send null.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
+from typing import Any
 
 from mapping.model import MappingError, format_decimal
 
@@ -18,6 +20,7 @@ __all__ = [
     "format_iso_date",
     "is_blank",
     "json_number",
+    "native_object",
     "parse_date",
     "parse_decimal",
     "parse_flag",
@@ -48,6 +51,16 @@ class field_errors:  # lower-case: used like a function, `with field_errors(...)
             exc, MappingError
         ):
             raise MappingError(self.system, self.record_id, self.field, str(exc)) from None
+
+
+def native_object(
+    value: object, system: str, record_id: str = "?", field: str = "record"
+) -> Mapping[str, Any]:
+    """`value` as a mapping; a hostile or broken API answer may put anything in its place."""
+    if not isinstance(value, Mapping):
+        reason = f"expected an object, not {type(value).__name__}"
+        raise MappingError(system, record_id, field, reason)
+    return value
 
 
 def is_blank(value: object) -> bool:
