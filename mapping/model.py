@@ -25,6 +25,7 @@ __all__ = [
     "Owner",
     "Ref",
     "StageChange",
+    "bounded_decimal",
     "format_utc",
     "parse_money",
 ]
@@ -57,6 +58,21 @@ def _check_currency(code: str) -> str:
     return code
 
 
+# No amount or probability has digits this far from the decimal point; a hostile value such as
+# 1E+999999999 would otherwise become a billion-digit string wherever it is formatted.
+_LIMIT = 100
+
+
+def bounded_decimal(value: Decimal) -> Decimal:
+    """`value` if finite and within 10^+-100 (digits included); ValueError otherwise."""
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a finite number")
+    exponent = value.as_tuple().exponent
+    if value.adjusted() > _LIMIT or (isinstance(exponent, int) and exponent < -_LIMIT):
+        raise ValueError(f"{str(value)[:40]} is out of range (digits beyond 1E+-{_LIMIT})")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     amount: Decimal
@@ -67,6 +83,7 @@ class Money:
             raise TypeError(f"Money amount must be Decimal, not {type(self.amount).__name__}")
         if not self.amount.is_finite():
             raise ValueError(f"Money amount must be finite, not {self.amount}")
+        bounded_decimal(self.amount)
         _check_currency(self.currency)
 
     def __add__(self, other: Money) -> Money:

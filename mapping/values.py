@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from types import TracebackType
 from typing import Any
 
-from mapping.model import MappingError, format_decimal
+from mapping.model import MappingError, bounded_decimal, format_decimal
 
 __all__ = [
     "field_errors",
@@ -131,7 +131,7 @@ def parse_decimal(value: object) -> Decimal | None:
         raise ValueError(f"{str(value)[:40]!r} is not a number") from None
     if not result.is_finite():
         raise ValueError(f"{value!r} is not a finite number")
-    return result
+    return bounded_decimal(result)
 
 
 def parse_flag(value: object) -> bool | None:
