@@ -23,6 +23,7 @@ from mapping.model import (
     DealStatus,
     Money,
     Ref,
+    bounded_decimal,
     format_decimal,
     format_utc,
 )
@@ -141,8 +142,8 @@ def _decimal(text: str) -> Decimal:
     except InvalidOperation:
         raise ValueError(f"{text[:40]!r} is not a decimal number") from None
     if not value.is_finite():
-        raise ValueError(f"{text!r} is not a finite number")
-    return value
+        raise ValueError(f"{text[:40]!r} is not a finite number")
+    return bounded_decimal(value)
 
 
 def _change_id(system: str, id: str, field: str, to_value: Any, entity: str) -> str:
@@ -429,6 +430,19 @@ def _read_plain(*keys: str) -> Any:
     return read
 
 
+def _read_deleted(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    _text(item, "entity")
+    for key in ("deleted", "live"):
+        refs = item[key]
+        if not isinstance(refs, list) or not all(isinstance(r, Mapping) for r in refs):
+            raise ValueError(f"{key!r} must be a list of {{system, id}}")
+        for ref in refs:
+            _text(ref, "system"), _text(ref, "id")
+    if not isinstance(item["propagate"], bool):
+        raise ValueError("'propagate' must be true or false")
+    return dict(item)
+
+
 _READERS: dict[str, Any] = {
     "changes": _read_change,
     "creates": _read_create,
@@ -437,7 +451,7 @@ _READERS: dict[str, Any] = {
     "ambiguous": _read_plain("system", "id", "candidates"),
     "duplicates": _read_plain("system", "ids"),
     "errors": _read_plain("system", "id", "field", "reason"),
-    "deleted": _read_plain("entity", "deleted", "live", "propagate"),
+    "deleted": _read_deleted,
 }
 
 
@@ -453,6 +467,8 @@ def plan_from_json(data: str | bytes | Mapping[str, Any], source: str) -> Plan:
             data = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             _refuse(source, f"not valid JSON ({exc})")
+        except RecursionError:
+            _refuse(source, "not a plan: JSON nested too deeply")
     if not isinstance(data, Mapping):
         _refuse(source, "not a JSON object")
     if "version" not in data:
@@ -463,7 +479,11 @@ def plan_from_json(data: str | bytes | Mapping[str, Any], source: str) -> Plan:
     if missing:
         _refuse(source, f"missing key {', '.join(repr(k) for k in missing)}")
     body = {key: value for key, value in data.items() if key != "checksum"}
-    if data["checksum"] != hashlib.sha256(_canonical(body)).hexdigest():
+    try:
+        digest = hashlib.sha256(_canonical(body)).hexdigest()
+    except (UnicodeEncodeError, RecursionError, ValueError):  # lone surrogates, deep nesting
+        _refuse(source, "not a plan: text that no plan holds")
+    if data["checksum"] != digest:
         _refuse(source, "checksum mismatch: the file was edited or truncated after it was written")
     sections: dict[str, tuple[Any, ...]] = {}
     for key, reader in _READERS.items():
