@@ -17,6 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
+from mapping.currencies import ISO_4217
 from mapping.model import (
     CANONICAL_FIELDS,
     Deal,
@@ -133,6 +134,8 @@ def decode_value(field: str, value: Any, money: bool = False) -> Any:
         return DealStatus(value)
     if field == "close_date":
         return date.fromisoformat(value)
+    if field == "currency" and value not in ISO_4217:
+        raise ValueError(f"unknown currency {value[:20]!r}")
     return value
 
 
@@ -457,6 +460,8 @@ _READERS: dict[str, Any] = {
 
 def _refuse(source: str, problem: str) -> NoReturn:
     line = " ".join(problem.split())
+    if len(line) > 300:  # a hostile value quoted in the problem must not flood the terminal
+        line = line[:300] + "..."
     raise PlanError(f"plan {source}: {line}; re-run `crmsync reconcile --plan-out` to make one")
 
 
