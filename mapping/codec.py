@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import fields
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
+from mapping.currencies import ISO_4217
 from mapping.model import Deal, DealStatus, Money, Ref, StageChange, format_decimal
 
 __all__ = ["CODEC_VERSION", "deal_fingerprint", "deal_from_json", "deal_to_json"]
 
 CODEC_VERSION = 1
 
+_T = TypeVar("_T")
+
 
 def _stamp(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _parse_stamp(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
 
 
 def deal_to_json(deal: Deal) -> dict[str, Any]:
@@ -58,33 +58,68 @@ def deal_to_json(deal: Deal) -> dict[str, Any]:
     }
 
 
+# deal_from_json runs once per stored deal on every run (hundreds of thousands), so it builds
+# the frozen Deal by setting its slots directly: Deal.__init__ validates nothing, and a call
+# with 18 keyword arguments plus frozen __setattr__ costs more than the rest of the decoding.
+_DEAL_SLOTS = tuple(Deal.__dict__[f.name].__set__ for f in fields(Deal))
+_MONEY_SLOTS = tuple(Money.__dict__[f.name].__set__ for f in fields(Money))
+_STAGE_SLOTS = tuple(StageChange.__dict__[f.name].__set__ for f in fields(StageChange))
+_STATUSES = {status.value: status for status in DealStatus}
+_new = object.__new__
+_parse_datetime = datetime.fromisoformat
+
+
+def _built(
+    cls: type[_T], setters: tuple[Callable[[Any, Any], None], ...], values: tuple[Any, ...]
+) -> _T:
+    obj = _new(cls)
+    for set_slot, value in zip(setters, values):  # noqa: B905 (round-trip tests catch a field missed)
+        set_slot(obj, value)
+    return obj
+
+
+def _money(amount: str, currency: object) -> Money:
+    value, code = Decimal(amount), str(currency)
+    if code not in ISO_4217 or not value.is_finite():
+        return Money(value, code)  # raises, naming the problem
+    return _built(Money, _MONEY_SLOTS, (value, code))
+
+
 def deal_from_json(data: Mapping[str, Any]) -> Deal:
-    amount, currency = data.get("amount"), data.get("currency")
-    created, updated = _parse_stamp(data["created_at"]), _parse_stamp(data["updated_at"])
+    get = data.get
+    amount = get("amount")
+    created, updated = data["created_at"], data["updated_at"]
     assert created is not None and updated is not None
-    return Deal(
-        ref=Ref(data["system"], data["id"]),
-        name=data["name"],
-        pipeline=data["pipeline"],
-        stage=data.get("stage"),
-        native_stage=data["native_stage"],
-        status=DealStatus(data["status"]),
-        value=Money(Decimal(amount), str(currency)) if amount is not None else None,
-        close_date=date.fromisoformat(data["close_date"]) if data.get("close_date") else None,
-        owner_email=data.get("owner_email"),
-        probability=Decimal(data["probability"]) if data.get("probability") is not None else None,
-        created_at=created,
-        updated_at=updated,
-        stage_entered_at=_parse_stamp(data.get("stage_entered_at")),
-        funnel=data.get("funnel", "default"),
-        external_ids=dict(data.get("external_ids") or {}),
-        link_id=data.get("link_id"),
-        stage_history=tuple(
-            StageChange(stage, native, datetime.fromisoformat(entered))
-            for stage, native, entered in data.get("stage_history") or ()
-        ),
-        extra=dict(data.get("extra") or {}),
+    close_date, probability = get("close_date"), get("probability")
+    entered = get("stage_entered_at")
+    status = data["status"]
+    external_ids, history, extra = get("external_ids"), get("stage_history"), get("extra")
+    values = (
+        tuple.__new__(Ref, (data["system"], data["id"])),
+        data["name"],
+        data["pipeline"],
+        get("stage"),
+        data["native_stage"],
+        _STATUSES.get(status) or DealStatus(status),  # DealStatus() names a bad value
+        _money(amount, get("currency")) if amount is not None else None,
+        date.fromisoformat(close_date) if close_date else None,
+        get("owner_email"),
+        Decimal(probability) if probability is not None else None,
+        _parse_datetime(created),
+        _parse_datetime(updated),
+        _parse_datetime(entered) if entered is not None else None,
+        get("funnel", "default"),
+        dict(external_ids) if external_ids else {},
+        get("link_id"),
+        tuple(
+            _built(StageChange, _STAGE_SLOTS, (stage, native, _parse_datetime(at)))
+            for stage, native, at in history
+        )
+        if history
+        else (),
+        dict(extra) if extra else {},
     )
+    return _built(Deal, _DEAL_SLOTS, values)
 
 
 def deal_fingerprint(deal: Deal) -> str:
