@@ -212,7 +212,11 @@ class _Differ:
                 decided[name] = result
             elif len({v for _, v in pairs}) > 1:
                 undecided.add(name)
-        self.couple(decided, undecided, facts[0])
+        if self.couple(decided, undecided, facts[0]):
+            statuses = sorted(((d.ref, row[_STATUS]) for d, row in zip(members, rows, strict=True)),
+                              key=lambda p: ref_order(p[0]))  # fmt: skip
+            reason = "the decided status (open) contradicts the decided stage; decide by hand"
+            self.conflicts.append(Conflict(entity, "status", tuple(statuses), reason))
         for deal, row in zip(members, rows, strict=True):
             if deal.system in self.targets:
                 self.emit(entity, deal, row, decided, base)
@@ -257,11 +261,13 @@ class _Differ:
         decided: dict[str, tuple[Decision, tuple[Ref, ...]]],
         undecided: set[str],
         fact: FunnelFacts,
-    ) -> None:
+    ) -> bool:
         """Won/lost are both a status and a stage: make the decided pair agree.
 
         A decided closed status pulls the stage to its won/lost stage; a decided stage alone
         pulls the status along, unless the status itself is in conflict (then neither moves).
+        A decided open status with a decided closed stage cannot both hold: neither moves,
+        and True says so (the caller reports a conflict).
         """
         status = decided.get("status")
         stage = decided.get("stage")
@@ -271,12 +277,17 @@ class _Differ:
             if have is None or fact.closed.get(have) is not status[0].value:
                 reason = f"follows status {status[0].value.value}"
                 decided["stage"] = (Decision(want, reason), status[1])
+        elif status is not None and stage is not None:
+            if fact.closed.get(stage[0].value) is not None:  # open status, closed stage
+                del decided["stage"], decided["status"]
+                return True
         elif status is None and stage is not None:
             if "status" in undecided:
                 del decided["stage"]
-                return
+                return False
             closed = fact.closed.get(stage[0].value, DealStatus.OPEN)
             decided["status"] = (Decision(closed, f"follows stage {stage[0].value}"), stage[1])
+        return False
 
     def emit(
         self,
