@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-SUITE = ("test_api_cost_bench.py", "test_engine_store_bench.py")
+SUITE = (
+    "test_api_cost_bench.py",
+    "test_engine_store_bench.py",
+    "test_rate_limit_share_bench.py",
+    "test_sandbox_bench.py",
+)
 
 
 def main(argv: list[str]) -> int:

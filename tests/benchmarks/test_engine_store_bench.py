@@ -52,7 +52,7 @@ def _from_store(store: Store, data: Dataset) -> Callable[[Dataset], Any]:
 
     def run(_: Dataset) -> Any:
         loaded = load_deals(store, [SF, HS])
-        return run_engine(Dataset(loaded, data.links, data.bases, data.planted))
+        return run_engine(Dataset(loaded, data.links, data.bases, data.planted, data.changed))
 
     return run
 
