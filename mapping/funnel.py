@@ -7,7 +7,7 @@ define its own (post-sale stages included); `Funnel` validates the shape once, a
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
@@ -48,8 +48,13 @@ class FunnelStage:
 class Funnel:
     name: str
     stages: tuple[FunnelStage, ...]
+    # Derived once: reports ask "is this key in the funnel" for every deal.
+    _by_key: dict[str, FunnelStage] = field(init=False, repr=False, compare=False)
+    _open: tuple[FunnelStage, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_key", {s.key: s for s in self.stages})
+        object.__setattr__(self, "_open", tuple(s for s in self.stages if not s.is_closed))
         keys = [s.key for s in self.stages]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
@@ -78,7 +83,7 @@ class Funnel:
 
     @property
     def open_stages(self) -> tuple[FunnelStage, ...]:
-        return tuple(s for s in self.stages if not s.is_closed)
+        return self._open
 
     @property
     def won_stage(self) -> FunnelStage:
@@ -89,13 +94,10 @@ class Funnel:
         return tuple(s for s in self.stages if s.is_closed and not s.is_won)
 
     def stage(self, key: str) -> FunnelStage:
-        for s in self.stages:
-            if s.key == key:
-                return s
-        raise KeyError(key)
+        return self._by_key[key]
 
     def __contains__(self, key: object) -> bool:
-        return any(s.key == key for s in self.stages)
+        return key in self._by_key
 
 
 def _stage(

@@ -53,6 +53,9 @@ _RATIO = Decimal("0.0001")
 _MONEY = Decimal("0.01")
 
 
+_ZERO = Decimal(0)
+
+
 def ratio(part: int, whole: int) -> Decimal | None:
     """part / whole to 4 places (half-even), None when there is nothing to divide by."""
     if whole == 0:
@@ -62,12 +65,10 @@ def ratio(part: int, whole: int) -> Decimal | None:
 
 def sum_by_currency(values: Iterable[Money]) -> dict[str, Decimal]:
     """Totals per currency, sorted by currency code; Money refuses to add across currencies."""
-    totals: dict[str, Money] = {}
-    for money in values:
-        totals[money.currency] = (
-            totals[money.currency] + money if money.currency in totals else money
-        )
-    return {code: totals[code].amount for code in sorted(totals)}
+    totals: dict[str, Decimal] = {}
+    for money in values:  # one running Decimal per currency: never a sum across currencies
+        totals[money.currency] = totals.get(money.currency, _ZERO) + money.amount
+    return {code: totals[code] for code in sorted(totals)}
 
 
 def probability_of(deal: Deal, funnel: Funnel | None) -> Decimal | None:
