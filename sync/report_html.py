@@ -14,13 +14,24 @@ from plotly.offline import get_plotlyjs
 
 from sync.health_model import FunnelFigures, HealthReport
 
-__all__ = ["PAGE_TITLE", "chart_json", "charts", "render_page"]
+__all__ = ["PAGE_TITLE", "chart_json", "charts", "plotly_text", "render_page"]
 
 PAGE_TITLE = "crmsync pipeline health"
 
 # JSON inside <script> must never hold a literal `<`, `>` or `&`: a CRM-supplied name such as
 # `</script><script>...` would otherwise end the script element and run as markup.
 _SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+# Plotly reads a subset of HTML in chart text (`<a href>`, `<b>`, `<br>`): a CRM-supplied deal
+# name such as `<a href="https://phish.example">` would become a live link in the chart. Plotly
+# decodes these entities back to the characters, so the name shows as it is, as plain text.
+_PLOTLY_LITERAL = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def plotly_text(value: str) -> str:
+    """`value` for a Plotly label or title, shown literally (no pseudo-HTML markup)."""
+    return value.translate(_PLOTLY_LITERAL)
 
 
 def chart_json(figures: list[dict[str, Any]]) -> str:
@@ -88,7 +99,7 @@ def _stale_chart(report: HealthReport) -> dict[str, Any]:
     fig = go.Figure(
         go.Bar(
             x=[f.days for f in flags],
-            y=[f"{f.name} ({f.system}:{f.id})" for f in flags],
+            y=[plotly_text(f"{f.name} ({f.system}:{f.id})") for f in flags],
             orientation="h",
         )
     )
