@@ -7,7 +7,6 @@ scrubbed of any secret value it could have picked up.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from config.errors import ConfigError, Path_, Problem
+from config.paths import path_context, sqlite_file
 from config.problems import line_of, problems_from_validation
 from config.references import build_funnels, check_references
 from config.resolved import Config
@@ -42,7 +42,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         _fail(filename, problems, lines, secrets)
     kinds = BUILTIN_KINDS + plugin_kinds()
     try:
-        document = Document.model_validate(data, context={"base_dir": location.parent})
+        document = Document.model_validate(data, context=path_context(data, location.parent))
     except ValidationError as exc:
         _fail(filename, problems_from_validation(exc, data, lines, kinds), lines, secrets)
     funnels, problems = build_funnels(document)
@@ -59,14 +59,16 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
 
 
 def resolve_store_url(store: str | None, base_dir: Path) -> str:
-    """Default: `crmsync.db` beside the config; relative SQLite paths resolve against it too."""
+    """Default: `crmsync.db` beside the config; relative SQLite paths resolve against it too.
+
+    Containment (see `config.paths`) is checked when the document is validated."""
     if store is None:
         return f"sqlite:///{base_dir / DEFAULT_STORE_FILE}"
-    match = re.match(r"^(sqlite(?:\+\w+)?):///(?!/)([^?]+)(\?.*)?$", store)
-    if match and match.group(2) != ":memory:":
-        scheme, file, query = match.groups()
-        return f"{scheme}:///{base_dir / file}{query or ''}"
-    return store
+    sqlite = sqlite_file(store)
+    if sqlite is None or sqlite[1].startswith("/"):
+        return store
+    scheme, file, query = sqlite
+    return f"{scheme}:///{base_dir / file}{query}"
 
 
 def _read(location: Path, filename: str) -> str:

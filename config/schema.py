@@ -34,6 +34,7 @@ from config.credentials import (
     PluginCredentials,
     SalesforceCredentials,
 )
+from config.paths import contained_path, sqlite_file
 from mapping.currencies import ISO_4217
 from mapping.funnel import Phase
 
@@ -332,7 +333,7 @@ class ScheduleEntry(Section):
     cron: str
     timezone: str = "UTC"
     job: Literal[JOBS]  # type: ignore[valid-type]
-    out: Path | None = None  # reports directory; relative to the config file's directory
+    out: Path | None = None  # reports directory; inside the config file's directory
     misfire_grace_seconds: int = Field(default=3600, ge=1)
 
     @field_validator("cron")
@@ -367,10 +368,7 @@ class ScheduleEntry(Section):
     @field_validator("out")
     @classmethod
     def _resolve_out(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        base = (info.context or {}).get("base_dir")
-        if value is None or value.is_absolute() or base is None:
-            return value
-        return Path(base) / value
+        return None if value is None else contained_path(value, info.context)
 
 
 # --- the whole file --------------------------------------------------------------------------
@@ -378,6 +376,9 @@ class ScheduleEntry(Section):
 
 class Document(Section):
     version: Literal[1]
+    # Paths the config names (SQLite store, schedule outputs) stay in the config's directory
+    # unless this is set; read early by `config.paths.path_context`.
+    allow_absolute_paths: bool = False
     store: str | None = Field(default=None, repr=False)  # may embed a database password
     funnels: FrozenMap[Name, FunnelDef] = Field(default_factory=dict)
     systems: FrozenMap[Name, SystemConfig] = Field(min_length=1)
@@ -390,13 +391,16 @@ class Document(Section):
 
     @field_validator("store")
     @classmethod
-    def _store_scheme(cls, value: str | None) -> str | None:
+    def _store_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not re.match(r"^(sqlite|postgresql(\+\w+)?)://", value):
             raise PydanticCustomError(
                 "store",
                 "unsupported store URL (expected sqlite:///FILE or "
                 "postgresql+psycopg://USER@HOST/DB)",
             )
+        sqlite = sqlite_file(value) if value is not None else None
+        if sqlite is not None:
+            contained_path(sqlite[1], info.context)  # the loader resolves it
         return value
 
 

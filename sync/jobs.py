@@ -64,8 +64,12 @@ def already_served(store: Store, job: str, firing: datetime) -> bool:
 
 
 def output_path(out: Path, job: str, run_id: str, suffix: str) -> Path:
-    """``out`` itself when it names a file (has a suffix), else a new file inside it."""
-    return out if out.suffix else out / f"{job}-{run_id}{suffix}"
+    """``out`` itself when it names a file (has a suffix), else a new file inside it.
+
+    The job name comes from the config and may hold `/`: it becomes one file name, so the file
+    stays in ``out`` (which `config.paths` keeps inside the config's directory)."""
+    name = f"{job}-{run_id}{suffix}".replace("/", "_").replace("\\", "_")
+    return out if out.suffix else out / name
 
 
 def run_job(

@@ -79,6 +79,7 @@ def crmsync_env() -> dict[str, str]:
 def _configure(config: Path, store: str, **sections: Mapping[str, Any]) -> None:
     document = yaml.safe_load(config.read_text())
     document["store"] = store
+    document["allow_absolute_paths"] = True
     for name, values in sections.items():
         document.setdefault(name, {}).update(values)
     config.write_text(yaml.safe_dump(document, sort_keys=False))

@@ -90,6 +90,7 @@ def make_env(tmp: Path, store: str, faults: Faults | None = None, **push: Any) -
     write_sandbox_config(sandbox.ready_info(), config)
     document = yaml.safe_load(config.read_text())
     document["store"] = store
+    document["allow_absolute_paths"] = True
     document["push"].update(push)
     config.write_text(yaml.safe_dump(document, sort_keys=False))
     return Env(sandbox, config)

@@ -45,6 +45,7 @@ def _served(folder: Path, dataset: Path) -> Iterator[tuple[Path, dict[str, Any]]
             time.sleep(0.05)
         document = yaml.safe_load(config.read_text())
         document["store"] = f"sqlite:///{folder / 'state.db'}"
+        document["allow_absolute_paths"] = True
         config.write_text(yaml.safe_dump(document, sort_keys=False))
         yield config, json.loads(ready.read_text())
     finally:

@@ -141,6 +141,7 @@ def open_world(
         write_sandbox_config(sandbox.ready_info(), config)
         document = yaml.safe_load(config.read_text())
         document["store"] = f"sqlite:///{workdir / 'bench.db'}"
+        document["allow_absolute_paths"] = True
         if not paced:
             for system in document["systems"].values():
                 system["rate_limit"] = dict(UNPACED)

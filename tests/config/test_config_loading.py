@@ -219,7 +219,8 @@ def test_store_defaults_to_sqlite_beside_the_config(tmp_path: Path) -> None:
     ],
 )
 def test_store_url_resolution(tmp_path: Path, store: str, resolved: str) -> None:
-    config = load_config(write(tmp_path, f"store: '{store}'\n" + TWO_ORGS), env=TWO_ORGS_ENV)
+    text = f"allow_absolute_paths: true\nstore: '{store}'\n" + TWO_ORGS
+    config = load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
     assert config.store_url == resolved.format(dir=tmp_path)
 
 

@@ -39,7 +39,7 @@ def build_world(tmp: Path, store_url: str, deals: int = DEALS, seed: int = SEED)
         config = tmp / "crmsync.yaml"
         write_sandbox_config(sandbox.ready_info(), config)
         # a textual edit keeps the comments `init` wrote (`# review: ...`)
-        config.write_text(f"store: {store_url}\n" + config.read_text())
+        config.write_text(f"allow_absolute_paths: true\nstore: {store_url}\n" + config.read_text())
         yield World(generated, sandbox, config)
 
 

@@ -33,6 +33,7 @@ def test_apply_then_reconcile_plans_nothing_and_a_fresh_store_agrees(
     # this reads what the CRMs really hold now.
     document = yaml.safe_load(world.config.read_text())
     document["store"] = f"sqlite:///{tmp_path / 'fresh.db'}"
+    document["allow_absolute_paths"] = True
     fresh = tmp_path / "fresh.yaml"
     fresh.write_text(yaml.safe_dump(document))
     first_look = _reconcile(fresh, dry_run=True)

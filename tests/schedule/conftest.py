@@ -39,7 +39,8 @@ def write_config(sandbox_doc: dict[str, Any], tmp_path: Path) -> WriteConfig:
 
     def write(store: str, *schedule: dict[str, Any]) -> Path:
         path = tmp_path / "crmsync.yaml"
-        doc = {**sandbox_doc, "store": store, "schedule": list(schedule)}
+        doc = {**sandbox_doc, "allow_absolute_paths": True, "store": store}
+        doc["schedule"] = list(schedule)
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
         return path
 
