@@ -7,11 +7,9 @@ import dataclasses
 import io
 import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, NO_CHROMIUM, dump_dom
 from fixtures import SF, inputs
 from rich.console import Console
 
@@ -124,37 +122,11 @@ def test_html_links_each_mismatch_to_its_record_with_a_quoted_id():
     assert 'href="https://acme.my.salesforce.com/lightning/r/Opportunity/0061%2Fx%3Fy/view"' in page
 
 
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-)
-
-
-@pytest.mark.skipif(
-    CHROMIUM is None, reason="headless chromium not installed (apt-get install chromium)"
-)
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_html_renders_charts_in_headless_chromium_and_runs_no_injected_script(tmp_path):
     page = tmp_path / "report.html"
     page.write_text(to_html(hostile_report()), encoding="utf-8")
-    result = subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    dom = result.stdout
+    dom = dump_dom(page)
     assert dom.count('class="main-svg"') >= 6  # plotly drew the charts (2 svg layers each)
     assert f"<title>{PAGE_TITLE}</title>" in dom
     assert "pwned" not in dom.split("</title>")[0]
