@@ -43,6 +43,9 @@ class PullReport:
     cursor: str | None = None
     context: MappingContext | None = None  # as built from the CRM's pipelines and owners
     failure: str | None = None  # one line, when the instance could not be pulled
+    # Ids this pull saved or marked deleted (an incremental pull also flags them in the store
+    # for the next incremental reconcile; a full pull makes the next reconcile full instead).
+    changed_ids: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +163,9 @@ def pull(
             cursor = None if full else store.cursor(instance)
             since = datetime.fromisoformat(cursor.replace("Z", "+00:00")) if cursor else None
             reports[instance] = PullReport(instance, full=since is None)
+            if since is None:
+                # Before anything is saved: a crash mid-pull must still force a full analysis.
+                store.forget_reconcile_state()
             ex.submit(_produce, config, instance, connector, since, reports[instance], out)
         _consume(store, reports, out, len(connectors), run_id, progress)
     return reports
@@ -182,10 +188,17 @@ def _consume(
         report = reports[instance]
         if report.failure is not None:
             continue
+        ids = [row[0] for row in chunk]
+        if not report.full:
+            # Flagged before saving: a crash in between costs one extra look, never a miss.
+            store.mark_pending(instance, ids)
         report.saved += store.save_deals(instance, chunk, cursor, run_id=run_id)
+        report.changed_ids += ids
         if tail is not None:
             seen, deleted = tail
-            report.deleted += _mark_gone(store, instance, report.full, seen, deleted, run_id)
+            count, gone = _mark_gone(store, instance, report.full, seen, deleted, run_id)
+            report.deleted += count
+            report.changed_ids += gone
         if progress is not None:
             progress(instance, report.fetched)
 
@@ -197,9 +210,16 @@ def _mark_gone(
     seen: Sequence[str],
     deleted: Sequence[str] | None,
     run_id: str | None,
-) -> int:
-    """Deals deleted since the cursor, or (full pull) stored deals the CRM no longer lists."""
+) -> tuple[int, list[str]]:
+    """Deals deleted since the cursor, or (full pull) stored deals the CRM no longer lists.
+
+    Returns how many were live before, and the ids reported gone."""
     if full:
-        gone = set(store.fingerprints(instance)) - set(seen)
-        return store.mark_deleted(instance, sorted(gone), run_id=run_id) if gone else 0
-    return store.mark_deleted(instance, deleted or [], run_id=run_id) if deleted else 0
+        gone = sorted(set(store.fingerprints(instance)) - set(seen))
+    else:
+        gone = sorted(set(deleted or ()))
+        if gone:
+            store.mark_pending(instance, gone)
+    if not gone:
+        return 0, []
+    return store.mark_deleted(instance, gone, run_id=run_id), gone

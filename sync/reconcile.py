@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from connectors.base import Connector
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import DiffResult, diff
+from sync.incremental import Scope, choose_scope, load_changed, unsettled
 from sync.match import MatchConfig, MatchResult, match, ref_order
 from sync.plan import Plan, build_plan, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
@@ -50,7 +51,9 @@ class ReconcileResult:
     pulls: dict[str, PullReport]
     contexts: dict[str, MappingContext]
     deals: dict[Ref, Deal]
-    by_instance: dict[str, list[Deal]]
+    by_instance: dict[str, list[Deal]]  # the deals loaded (all of them unless incremental)
+    scope: Scope = field(default_factory=lambda: Scope(False, "full"))
+    entities_diffed: int = 0  # entities the diff looked at (the rest were settled)
 
 
 def policies_from_config(config: Config) -> dict[str, Policy]:
@@ -103,7 +106,8 @@ def plan_run(
     if failed:
         raise PullFailed("; ".join(f"{p.instance}: {p.failure}" for p in failed))
     contexts = {name: p.context for name, p in pulls.items() if p.context is not None}
-    result = analyze(config, store, run_id=run_id, contexts=contexts, now=now)
+    full = full or any(p.full for p in pulls.values())
+    result = analyze(config, store, run_id=run_id, contexts=contexts, now=now, full=full)
     result.pulls = pulls
     result.plan = _with_pull_errors(result.plan, pulls)
     return result
@@ -117,17 +121,32 @@ def analyze(
     contexts: Mapping[str, MappingContext] | None = None,
     remember: bool = True,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    full: bool = False,
 ) -> ReconcileResult:
     """Match, diff and plan over the stored snapshot (no CRM calls).
 
     Without `contexts` (the report), targets' ability to hold a value is not checked, and
-    nothing is written to the store unless `remember`.
+    nothing is written to the store unless `remember`. A remembering analysis after an
+    incremental pull looks only at changed deals and unsettled entities (sync/incremental.py);
+    `full` (a full pull) makes it look at everything.
     """
-    by_instance = load_deals(store, list(config.systems))
-    deals = {d.ref: d for group in by_instance.values() for d in group}
+    fingerprint = config.fingerprint()
+    scope = choose_scope(
+        store.reconcile_state(), fingerprint=fingerprint, remember=remember, full=full
+    )
+    flagged = store.pending() if remember else {}
     stored = {Ref(i, d): e for (i, d), e in store.links().items()}
-    matched = match(by_instance, stored, _match_config(config))
-    bases = {e: base_from_json(v) for e, v in store.bases().items()}
+    changed: frozenset[Ref] | None = None
+    untouched = 0
+    if scope.incremental:
+        loaded = load_changed(store, config.systems, (Ref(i, d) for i, d in flagged), stored)
+        by_instance, changed, untouched = loaded.by_instance, loaded.changed, loaded.untouched
+    else:
+        by_instance = load_deals(store, list(config.systems))
+    deals = {d.ref: d for group in by_instance.values() for d in group}
+    matched = match(by_instance, stored, _match_config(config), changed=changed)
+    entity_ids = None if changed is None else list(matched.entities)
+    bases = {e: base_from_json(v) for e, v in store.bases(entity_ids).items()}
     targets = [t for t in config.push_targets if contexts is None or t in contexts]
     diffed = diff(
         matched.entities,
@@ -140,6 +159,7 @@ def analyze(
         propagate_deletes=config.push.propagate_deletes,
         create_in=targets if config.push.create_missing else (),
         hold=_held(matched),
+        changed=changed,
     )
     plan = build_plan(
         matched,
@@ -147,13 +167,35 @@ def analyze(
         deals,
         run_id=run_id,
         created_at=now(),
-        config_fingerprint=config.fingerprint(),
+        config_fingerprint=fingerprint,
         batch_sizes={n: BATCH_SIZES.get(config.system(n).kind, 1) for n in config.systems},
     )
-    plan = _with_dangling_links(plan, by_instance, matched)
+    plan = _with_dangling_links(plan, by_instance, matched, changed)
+    if untouched:
+        # Settled entities left unloaded are still entities the systems share.
+        summary = dict(plan.summary)
+        summary["entities"] += untouched
+        summary["matched"] += untouched
+        plan = dataclasses.replace(plan, summary=summary)
     if remember:
         _remember(store, matched, diffed)
-    return ReconcileResult(plan, matched, diffed, {}, dict(contexts or {}), deals, by_instance)
+        dangling = {Ref(r["system"], r["id"]) for d in plan.deleted for r in d["live"]}
+        open_refs = unsettled(
+            matched, diffed, deals, len(config.systems), also=dangling, examined=changed
+        )
+        store.settle_pending(
+            flagged,
+            sorted((r.system, r.id) for r in open_refs),
+            {"config_fingerprint": fingerprint, "run_id": run_id},
+        )
+    examined = sum(
+        1
+        for members in matched.entities.values()
+        if changed is None or not changed.isdisjoint(members.values())
+    )
+    return ReconcileResult(
+        plan, matched, diffed, {}, dict(contexts or {}), deals, by_instance, scope, examined
+    )
 
 
 class PullFailed(Exception):
@@ -191,12 +233,16 @@ def _remember(store: Store, matched: MatchResult, diffed: DiffResult) -> None:
 
 
 def dangling_links(
-    by_instance: Mapping[str, list[Deal]], entity_of: Mapping[Ref, str]
+    by_instance: Mapping[str, list[Deal]],
+    entity_of: Mapping[Ref, str],
+    among: Collection[Ref] | None = None,
 ) -> list[dict[str, Any]]:
     """Live deals whose external id names a deal the other instance does not have live.
 
     A deal deleted in one CRM before crmsync ever saw it leaves exactly this trace in the
     others: their link field still names it. Reported as deleted-in-one-live-in-another.
+    `among`: only these deals' link fields are checked (an incremental run loads the deals
+    they name, not those named by the other deals it loads).
     """
     live = {
         (instance, d.id)
@@ -207,7 +253,7 @@ def dangling_links(
     missing: dict[Ref, list[Ref]] = {}
     for deals in by_instance.values():
         for deal in deals:
-            if deal.extra.get("deleted"):
+            if deal.extra.get("deleted") or (among is not None and deal.ref not in among):
                 continue
             for other, other_id in sorted(deal.external_ids.items()):
                 if other in by_instance and other_id and (other, other_id) not in live:
@@ -225,14 +271,17 @@ def dangling_links(
 
 
 def _with_dangling_links(
-    plan: Plan, by_instance: Mapping[str, list[Deal]], matched: MatchResult
+    plan: Plan,
+    by_instance: Mapping[str, list[Deal]],
+    matched: MatchResult,
+    among: Collection[Ref] | None = None,
 ) -> Plan:
     known = {
         (d["deleted"][0]["system"], d["deleted"][0]["id"]) for d in plan.deleted if d["deleted"]
     }
     extra = [
         item
-        for item in dangling_links(by_instance, matched.entity_of())
+        for item in dangling_links(by_instance, matched.entity_of(), among)
         if (item["deleted"][0]["system"], item["deleted"][0]["id"]) not in known
     ]
     if not extra:

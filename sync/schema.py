@@ -208,11 +208,27 @@ failures = Table(
     Column("dead", Boolean, nullable=False),
 )
 
+# Refs whose entity the next incremental reconcile must look at again: deals a pull saved
+# since, and members of entities the last analysis left unsettled (sync/incremental.py).
+pending = Table(
+    "pending",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    Column("deal_id", String(200), primary_key=True),
+    Column("marked_at", UTCDateTime, nullable=False),
+)
+
 Migration = Callable[[Connection], None]
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """v2 adds `pending` (incremental reconcile); a v1 store starts without state: one full run."""
+    pending.create(conn, checkfirst=True)
+
 
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
 # definition above (so a new store is created at the latest version) AND append a step here.
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2,)
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 # Serialises concurrent first-time set-up by several PostgreSQL workers.

@@ -7,12 +7,13 @@ that looks like a credential is ever written: JSON values are checked on the way
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import false, func, make_url, select, true
+from sqlalchemy import bindparam, false, func, make_url, select, true
 from sqlalchemy.engine import Connection, Engine
 
 from sync import schema as t
@@ -442,3 +443,70 @@ class Store:
         if ids:
             stmt = upsert(conn, t.entities, ("id",), ())
             conn.execute(stmt, [{"id": entity_id, "created_at": now} for entity_id in sorted(ids)])
+
+    # -- incremental reconcile --------------------------------------------------------------
+
+    def mark_pending(self, instance: str, ids: Iterable[str]) -> int:
+        """Flag deals the next incremental reconcile must look at again (a pull saved them)."""
+        now, marked = self._clock(), 0
+        with transaction(self._engine) as conn:
+            stmt = upsert(conn, t.pending, ("instance", "deal_id"), ("marked_at",))
+            for chunk in chunks(ids, BATCH_SIZE):
+                rows = [{"instance": instance, "deal_id": i, "marked_at": now} for i in chunk]
+                conn.execute(stmt, rows)
+                marked += len(rows)
+        return marked
+
+    def pending(self) -> dict[tuple[str, str], datetime]:
+        """(instance, deal_id) -> when it was flagged, for every flagged deal."""
+        query = select(t.pending.c.instance, t.pending.c.deal_id, t.pending.c.marked_at)
+        with transaction(self._engine, write=False) as conn:
+            return {(r.instance, r.deal_id): r.marked_at for r in conn.execute(query)}
+
+    def settle_pending(
+        self,
+        consumed: Mapping[tuple[str, str], datetime],
+        unsettled: Iterable[tuple[str, str]],
+        state: Mapping[str, Any],
+    ) -> None:
+        """End of an analysis, in one transaction: drop the flags it read (unless flagged again
+        since), flag what it left unsettled, and record the state the next run builds on."""
+        now = self._clock()
+        with transaction(self._engine) as conn:
+            if consumed:
+                conn.execute(
+                    t.pending.delete().where(
+                        t.pending.c.instance == bindparam("p_instance"),
+                        t.pending.c.deal_id == bindparam("p_deal_id"),
+                        t.pending.c.marked_at == bindparam("p_marked_at"),
+                    ),
+                    [
+                        {"p_instance": i, "p_deal_id": d, "p_marked_at": m}
+                        for (i, d), m in consumed.items()
+                    ],
+                )
+            stmt = upsert(conn, t.pending, ("instance", "deal_id"), ("marked_at",))
+            for refs in chunks(unsettled, BATCH_SIZE):
+                rows = [{"instance": i, "deal_id": d, "marked_at": now} for i, d in refs]
+                conn.execute(stmt, rows)
+            self._put_meta(conn, _RECONCILE_STATE, json.dumps(dict(state), sort_keys=True))
+
+    def reconcile_state(self) -> dict[str, Any] | None:
+        """What the last remembering analysis recorded (None: the next one must be full)."""
+        query = select(t.meta.c.value).where(t.meta.c.key == _RECONCILE_STATE)
+        with transaction(self._engine, write=False) as conn:
+            value = conn.execute(query).scalar()
+        return json.loads(value) if value else None
+
+    def forget_reconcile_state(self) -> None:
+        """A full pull re-saved everything without flagging it: the next analysis is full."""
+        with transaction(self._engine) as conn:
+            conn.execute(t.meta.delete().where(t.meta.c.key == _RECONCILE_STATE))
+
+    @staticmethod
+    def _put_meta(conn: Connection, key: str, value: str) -> None:
+        conn.execute(t.meta.delete().where(t.meta.c.key == key))
+        conn.execute(t.meta.insert().values(key=key, value=value))
+
+
+_RECONCILE_STATE = "reconcile_state"

@@ -1,0 +1,90 @@
+"""An incremental reconcile looks only at what changed, and plans exactly what a full one would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mapping.model import Ref
+from sync.incremental import choose_scope
+from sync.plan import plan_to_json
+from sync.pull import pull
+from sync.reconcile import ReconcileResult, analyze
+from sync.runtime import open_runtime
+from tests.benchmarks.bench_world import bump_amounts
+from tests.integration.conftest import World
+
+
+def _comparable(result: ReconcileResult) -> dict[str, Any]:
+    document = plan_to_json(result.plan)
+    for key in ("run_id", "created_at", "checksum"):
+        document.pop(key, None)
+    return document
+
+
+def _pull_then_analyze(world: World, run_id: str) -> tuple[ReconcileResult, ReconcileResult]:
+    """(a read-only full analysis, the incremental one), both over the same freshly pulled store."""
+    with open_runtime(str(world.config)) as rt:
+        reports = pull(rt.config, rt.store, rt.connectors, run_id=run_id)
+        assert not any(r.failure for r in reports.values())
+        contexts = {n: r.context for n, r in reports.items() if r.context is not None}
+        full = analyze(rt.config, rt.store, run_id=run_id, contexts=contexts, remember=False)
+        incremental = analyze(rt.config, rt.store, run_id=run_id, contexts=contexts)
+    return full, incremental
+
+
+def _settled_hubspot_deal(world: World) -> tuple[str, set[Ref]]:
+    """A HubSpot deal whose entity is present everywhere and left settled by the last run."""
+    with open_runtime(str(world.config), connect=False) as rt:
+        links, pending = rt.store.links(), set(rt.store.pending())
+    members: dict[str, set[Ref]] = {}
+    for (instance, deal_id), entity in links.items():
+        members.setdefault(entity, set()).add(Ref(instance, deal_id))
+    for refs in sorted(members.values(), key=lambda r: sorted(map(str, r))):
+        if len(refs) == 3 and not {(r.system, r.id) for r in refs} & pending:
+            return next(r.id for r in refs if r.system == "hubspot"), refs
+    raise AssertionError("the generated world has no settled three-system entity")
+
+
+def test_one_changed_deal_is_planned_as_a_full_run_would_looking_only_at_its_entity(
+    small_world: World,
+) -> None:
+    first = small_world.reconcile("r1")
+    assert not first.scope.incremental  # first run: everything
+    everything = len(first.deals)
+
+    # A run without changes: only what the first run left unsettled is looked at.
+    full, quiet = _pull_then_analyze(small_world, "r2")
+    assert quiet.scope.incremental, quiet.scope.reason
+    assert _comparable(quiet) == _comparable(full)
+    unsettled = quiet.entities_diffed
+    assert unsettled < full.entities_diffed and len(quiet.deals) < everything
+
+    deal_id, members = _settled_hubspot_deal(small_world)
+    bump_amounts(small_world, "hubspot", [deal_id])  # type: ignore[arg-type]
+
+    full, changed = _pull_then_analyze(small_world, "r3")
+    assert changed.scope.incremental
+    assert _comparable(changed) == _comparable(full)  # (a) the same plan
+    assert changed.entities_diffed == unsettled + 1  # (b) only the changed entity on top
+    assert members <= set(changed.deals)
+    amount_changes = [c for c in changed.plan.changes if c.field == "amount"]
+    assert {Ref(c.system, c.id) for c in amount_changes} >= members - {Ref("hubspot", deal_id)}
+
+
+def test_the_full_path_is_chosen_whenever_nothing_vouches_for_skipped_entities() -> None:
+    state = {"config_fingerprint": "abc", "run_id": "r1"}
+    assert choose_scope(state, fingerprint="abc", remember=True, full=False).incremental
+    assert not choose_scope(state, fingerprint="abc", remember=False, full=False).incremental
+    assert not choose_scope(state, fingerprint="abc", remember=True, full=True).incremental
+    assert not choose_scope(None, fingerprint="abc", remember=True, full=False).incremental
+    assert not choose_scope(state, fingerprint="new", remember=True, full=False).incremental
+
+
+def test_a_full_pull_makes_the_next_analysis_full(small_world: World) -> None:
+    small_world.reconcile("r1")
+    with open_runtime(str(small_world.config)) as rt:
+        assert rt.store.reconcile_state() is not None
+        pull(rt.config, rt.store, rt.connectors, full=True, run_id="r2")
+        assert rt.store.reconcile_state() is None
+        again = analyze(rt.config, rt.store, run_id="r2")
+    assert not again.scope.incremental
