@@ -472,21 +472,23 @@ class Store:
         """End of an analysis, in one transaction: drop the flags it read (unless flagged again
         since), flag what it left unsettled, and record the state the next run builds on."""
         now = self._clock()
+        # Flags that stay are left as they are: a run re-flagging most of what it read
+        # (permanently unmatched deals) then writes next to nothing.
+        keep = set(unsettled)
+        drop = [(ref, m) for ref, m in consumed.items() if ref not in keep]
+        add = sorted(keep - consumed.keys())
         with transaction(self._engine) as conn:
-            if consumed:
+            if drop:
                 conn.execute(
                     t.pending.delete().where(
                         t.pending.c.instance == bindparam("p_instance"),
                         t.pending.c.deal_id == bindparam("p_deal_id"),
                         t.pending.c.marked_at == bindparam("p_marked_at"),
                     ),
-                    [
-                        {"p_instance": i, "p_deal_id": d, "p_marked_at": m}
-                        for (i, d), m in consumed.items()
-                    ],
+                    [{"p_instance": i, "p_deal_id": d, "p_marked_at": m} for (i, d), m in drop],
                 )
             stmt = upsert(conn, t.pending, ("instance", "deal_id"), ("marked_at",))
-            for refs in chunks(unsettled, BATCH_SIZE):
+            for refs in chunks(add, BATCH_SIZE):
                 rows = [{"instance": i, "deal_id": d, "marked_at": now} for i, d in refs]
                 conn.execute(stmt, rows)
             self._put_meta(conn, _RECONCILE_STATE, json.dumps(dict(state), sort_keys=True))
