@@ -102,10 +102,18 @@ class Pacer:
             self._latency = max(self._latency * 0.9, min(seconds, self.window))
 
     def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
-        """Headers say how much of the window is left: pause until the reset when it is gone."""
+        """Headers say how much of the window is left: pause until the reset when it is gone.
+
+        When our own calls fill the window, the quota frees as they age out, which `wait`
+        already waits for; a full `reset_seconds` pause (some APIs send the window length, not
+        the time left) would idle needlessly. Only quota spent by others blocks till the reset.
+        """
         if remaining is not None and remaining <= 0 and reset_seconds:
             with self._lock:
-                self._blocked_until = max(self._blocked_until, time.monotonic() + reset_seconds)
+                now = time.monotonic()
+                ours = sum(1 for stamp in self._stamps if stamp > now - self.window)
+                if ours < self.limit:
+                    self._blocked_until = max(self._blocked_until, now + reset_seconds)
 
 
 class CallPolicy:
