@@ -16,6 +16,8 @@ from typing import Any, TextIO
 
 import click
 
+from sync.errors import terminal_safe
+
 __all__ = ["main"]
 
 # Module names under sync/commands/; each exposes a click command named `command`.
@@ -57,7 +59,7 @@ def _show_warning(
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = terminal_safe(" ".join(str(exc).split()))
     if isinstance(getattr(exc, "exit_code", None), int):
         return text or type(exc).__name__
     # not one of ours: say what it is, since the message alone may be cryptic

@@ -7,7 +7,22 @@ treated the same way by the CLI, so packages below `sync` need not import this m
 
 from __future__ import annotations
 
-__all__ = ["CrmsyncError", "LimitsExceeded", "UsageError"]
+import unicodedata
+
+__all__ = ["CrmsyncError", "LimitsExceeded", "UsageError", "terminal_safe"]
+
+
+def terminal_safe(text: str) -> str:
+    """One line a terminal shows as written: CRM-supplied control characters (escape
+    sequences, bidi overrides, newlines) are spelled out, never interpreted."""
+    return "".join(_spelled(c) for c in text)
+
+
+def _spelled(char: str) -> str:
+    if unicodedata.category(char) not in ("Cc", "Cf"):
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class CrmsyncError(Exception):

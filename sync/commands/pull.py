@@ -11,6 +11,7 @@ from rich.table import Table
 
 from mapping import deal_from_json
 from sync.commands import config_option
+from sync.errors import terminal_safe
 from sync.pull import PullReport, pull
 from sync.runtime import open_runtime, progress_reporter
 
@@ -42,11 +43,11 @@ def command(config_path: str, systems: tuple[str, ...], full: bool, fmt: str) ->
         )
         for report in reports.values():
             for error in report.errors:
-                click.echo(
+                line = (
                     f"crmsync: skipped {error['system']} record {error['id']}: "
-                    f"{error['field']}: {error['reason']}",
-                    err=True,
+                    f"{error['field']}: {error['reason']}"
                 )
+                click.echo(terminal_safe(line), err=True)
         instances = list(rt.connectors)
         if fmt == "jsonl":
             out = sys.stdout
