@@ -17,7 +17,7 @@ class LocalTLS:
         self._ca = trustme.CA(organization_name="crmsync sandbox")
         self._cert = self._ca.issue_cert("127.0.0.1", "localhost")
         directory.mkdir(parents=True, exist_ok=True)
-        self.ca_file = directory / "sandbox-ca.pem"
+        self.ca_file = directory.resolve() / "sandbox-ca.pem"  # configs elsewhere must find it
         self._ca.cert_pem.write_to_path(str(self.ca_file))
 
     def server_context(self) -> ssl.SSLContext:

@@ -48,14 +48,15 @@ def test_demo_writes_a_plan_with_the_planted_discrepancies_and_an_html_report(
     assert all(kinds[k] for k in ("stage", "amount", "owner", "duplicate", "deleted"))
 
 
-def test_demo_output_directory_can_be_reused(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
+def test_demo_with_the_default_relative_out_can_run_twice(tmp_path: Path) -> None:
+    """As the README runs it: from some directory, default `--out crmsync-demo`, twice."""
     for _ in range(2):
         done = subprocess.run(
-            [CRMSYNC, "demo", "--out", str(out), "--deals", "50"],
+            [CRMSYNC, "demo", "--deals", "50"],
             capture_output=True,
             text=True,
             timeout=180,
+            cwd=tmp_path,
         )
         assert done.returncode == 0, done.stderr
-    assert json.loads((out / "plan.json").read_text())["changes"]
+    assert json.loads((tmp_path / "crmsync-demo" / "plan.json").read_text())["changes"]
