@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections import Counter
@@ -40,6 +41,8 @@ def _story(r: DemoResult) -> None:
     assert report is not None
     echo = click.echo
     q = shlex.quote
+    # the commands to copy: as the user ran crmsync (e.g. .venv/bin/crmsync when not on PATH)
+    exe = q(sys.argv[0]) if os.sep in sys.argv[0] else "crmsync"
     echo("")
     echo(f"crmsync demo — done in {r.seconds:.1f} s. Three sandbox CRMs held ~{_deals(r)} deals.")
     echo("")
@@ -66,9 +69,9 @@ def _story(r: DemoResult) -> None:
     echo(f"  config: {r.config}    sample data: {r.dataset}")
     echo("")
     echo("Apply the plan against the sandbox (it stopped with the demo; start it again):")
-    echo(f"  crmsync sandbox serve --dataset {q(str(r.dataset))} --config-out {q(str(r.config))} &")
-    echo(f"  crmsync reconcile --config {q(str(r.config))} --dry-run --plan-out {q(str(r.plan))}")
-    echo(f"  crmsync apply {q(str(r.plan))} --config {q(str(r.config))}")
+    echo(f"  {exe} sandbox serve --dataset {q(str(r.dataset))} --config-out {q(str(r.config))} &")
+    echo(f"  {exe} reconcile --config {q(str(r.config))} --dry-run --plan-out {q(str(r.plan))}")
+    echo(f"  {exe} apply {q(str(r.plan))} --config {q(str(r.config))}")
     echo("")
     echo("Point it at your CRMs: copy crmsync.example.yaml, put tokens in environment variables")
     echo("(${HUBSPOT_TOKEN} ...), then: crmsync init, crmsync check, crmsync reconcile --dry-run.")
