@@ -8,7 +8,8 @@ connector that silently over-fetches or never makes a call fails too.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "assert_no_secret_in",
     "assert_transient_faults_are_retried",
     "assert_updates_round_trip",
+    "connectors_made",
     "set_faults",
     "stats",
 ]
@@ -169,3 +171,18 @@ def assert_updates_round_trip(
 
 def assert_error_is_typed(exc: BaseException) -> None:
     assert isinstance(exc, ConnectorError)
+
+
+@contextmanager
+def connectors_made(build: Callable[..., Connector]) -> Iterator[Callable[..., Any]]:
+    """A `make_connector(**settings overrides)` factory whose connectors are closed after."""
+    made: list[Connector] = []
+
+    def make(**overrides: Any) -> Any:
+        connector = build(**overrides)
+        made.append(connector)
+        return connector
+
+    yield make
+    for connector in made:
+        connector.close()

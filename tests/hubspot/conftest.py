@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# tests/ is not an installed package; make `tests.connectors.contract` importable.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from connectors.base import ConnectorSettings  # noqa: E402
-from connectors.credentials import HubSpotToken  # noqa: E402
-from connectors.hubspot import HubSpotConnector  # noqa: E402
-from connectors.sandbox.faults import Faults  # noqa: E402
-from connectors.sandbox.generator import generate  # noqa: E402
-from connectors.sandbox.launcher import Sandbox, start_sandbox  # noqa: E402
+from connectors.base import ConnectorSettings
+from connectors.credentials import HubSpotToken
+from connectors.hubspot import HubSpotConnector
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.generator import generate
+from connectors.sandbox.launcher import Sandbox, start_sandbox
+from tests.connectors.contract import connectors_made
 
 # Far above the real 100 / 10 s, so tests run at full speed; rate-limit tests lower it.
 FAST = Faults(rate_limit=10_000)
@@ -53,16 +47,10 @@ def settings_for(sandbox: Sandbox, **overrides: Any) -> ConnectorSettings:
 
 @pytest.fixture
 def make_connector(sandbox: Sandbox) -> Iterator[Callable[..., HubSpotConnector]]:
-    made: list[HubSpotConnector] = []
-
-    def make(**overrides: Any) -> HubSpotConnector:
-        connector = HubSpotConnector(settings_for(sandbox, **overrides))
-        made.append(connector)
-        return connector
-
-    yield make
-    for connector in made:
-        connector.close()
+    with connectors_made(
+        lambda **overrides: HubSpotConnector(settings_for(sandbox, **overrides))
+    ) as make:
+        yield make
 
 
 @pytest.fixture

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from simple_salesforce import Salesforce
 
-# tests/ is not an installed package: make `tests.connectors.contract` and sf_dataset importable.
-_ROOT = str(Path(__file__).resolve().parents[2])
-for path in (_ROOT, str(Path(__file__).parent)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
-
-from sf_dataset import DELETED, LIVE, dataset  # noqa: E402
-
-from connectors.base import ConnectorSettings  # noqa: E402
-from connectors.credentials import SalesforceSession  # noqa: E402
-from connectors.salesforce import SalesforceConnector  # noqa: E402
-from connectors.sandbox.faults import Faults  # noqa: E402
-from connectors.sandbox.launcher import Sandbox, start_sandbox  # noqa: E402
+from connectors.base import ConnectorSettings
+from connectors.credentials import SalesforceSession
+from connectors.salesforce import SalesforceConnector
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.launcher import Sandbox, start_sandbox
+from tests.connectors.contract import connectors_made
+from tests.salesforce.sf_dataset import DELETED, LIVE, dataset
 
 FAST = Faults(rate_limit=10_000)  # far above the default 100/s, so tests run at full speed
 
@@ -55,16 +47,10 @@ def settings_for(sandbox: Sandbox, **overrides: Any) -> ConnectorSettings:
 
 @pytest.fixture
 def make_connector(sandbox: Sandbox) -> Iterator[Callable[..., SalesforceConnector]]:
-    made: list[SalesforceConnector] = []
-
-    def make(**overrides: Any) -> SalesforceConnector:
-        connector = SalesforceConnector(settings_for(sandbox, **overrides))
-        made.append(connector)
-        return connector
-
-    yield make
-    for connector in made:
-        connector.close()
+    with connectors_made(
+        lambda **overrides: SalesforceConnector(settings_for(sandbox, **overrides))
+    ) as make:
+        yield make
 
 
 @pytest.fixture

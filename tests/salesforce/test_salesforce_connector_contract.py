@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sf_dataset import DELETED, LIVE, TRICKY_NAME
 
 from connectors.base import NativeCreate, NativeUpdate
 from connectors.credentials import (
@@ -22,6 +21,7 @@ from connectors.sandbox.launcher import Sandbox
 from connectors.sandbox.salesforce import SANDBOX_CONSUMER_KEY, SANDBOX_USERNAME
 from tests.connectors import contract
 from tests.connectors.contract import Expectations
+from tests.salesforce.sf_dataset import DELETED, LIVE, TRICKY_NAME
 
 Make = Callable[..., SalesforceConnector]
 QUERY = "GET /services/data/{version}/query"

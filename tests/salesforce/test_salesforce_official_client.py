@@ -10,7 +10,6 @@ import jsonschema
 import pytest
 import requests
 import yaml
-from sf_dataset import DELETED, LIVE, TRICKY_NAME
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
@@ -22,6 +21,7 @@ from simple_salesforce.format import format_soql
 
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
+from tests.salesforce.sf_dataset import DELETED, LIVE, TRICKY_NAME
 
 SPEC = Path("/work/shared/specs/salesforce_rest_subset.openapi.yaml")
 
