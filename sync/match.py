@@ -16,12 +16,12 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from itertools import combinations, islice
 from operator import itemgetter
 
 from mapping.model import Deal, Ref
 from sync.normalize import MATCH_KEYS, MatchKey, close_month, match_keys, normalize_name
+from sync.store_records import LinkMethod
 
 __all__ = [
     "Ambiguity",
@@ -35,14 +35,6 @@ __all__ = [
     "paused_gc",
     "ref_order",
 ]
-
-
-class LinkMethod(StrEnum):
-    STORED = "stored"
-    EXTERNAL_ID = "external_id"
-    LINK_ID = "link_id"
-    KEY = "key"
-    FUZZY = "fuzzy"
 
 
 @dataclass(frozen=True, slots=True)

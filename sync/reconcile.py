@@ -27,7 +27,6 @@ from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, pull
 from sync.store import Store
 from sync.store_records import Link
-from sync.store_records import LinkMethod as StoredLinkMethod
 from sync.writes import can_express_for
 
 __all__ = [
@@ -223,7 +222,7 @@ def _held(matched: MatchResult) -> set[Ref]:
 
 def _remember(store: Store, matched: MatchResult, diffed: DiffResult) -> None:
     links = [
-        Link(entity, ref.system, ref.id, StoredLinkMethod(matched.methods[ref].value))
+        Link(entity, ref.system, ref.id, matched.methods[ref])
         for ref, entity in matched.new_links.items()
     ]
     if links:

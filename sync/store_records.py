@@ -50,8 +50,11 @@ class RunStatus(StrEnum):
 
 
 class LinkMethod(StrEnum):
+    """How a deal was linked to its entity (matching evidence, or crmsync created it)."""
+
     STORED = "stored"
     EXTERNAL_ID = "external_id"
+    LINK_ID = "link_id"
     KEY = "key"
     FUZZY = "fuzzy"
     CREATED = "created"

@@ -48,3 +48,12 @@ def test_bases_round_trip_and_replace(store: Store) -> None:
     assert store.bases() == {"e1": {"stage": "negotiation"}, "e2": {"stage": "won", "amount": "5"}}
     assert store.bases(["e2", "e404"]) == {"e2": {"stage": "won", "amount": "5"}}
     assert store.bases([]) == {}
+
+
+def test_every_way_the_matcher_links_a_deal_can_be_stored(store: Store) -> None:
+    # The matcher and the store share one LinkMethod; a method the store could not hold
+    # (it once lacked link_id) would fail the run after matching.
+    links = [Link(f"E{i}", "hubspot", str(i), method) for i, method in enumerate(LinkMethod)]
+    assert store.save_links(links) == len(links)
+    stored = {(r.deal_id, r.method) for r in store.link_records()}
+    assert stored == {(str(i), method) for i, method in enumerate(LinkMethod)}
