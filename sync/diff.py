@@ -130,7 +130,7 @@ def comparable(deal: Deal, facts: FunnelFacts | None = None) -> tuple[Any, ...]:
     stage = deal.stage if status is _OPEN else (facts or _DEFAULT_FACTS).effective_stage(deal)
     owner = deal.owner_email
     if owner:
-        owner = owner.strip().lower()
+        owner = _OWNERS.get(owner) or _owner_key(owner)
     return (
         deal.name,
         stage,
@@ -143,6 +143,16 @@ def comparable(deal: Deal, facts: FunnelFacts | None = None) -> tuple[Any, ...]:
 
 
 _DEFAULT_FACTS = FunnelFacts.of(DEFAULT_FUNNEL)
+# Owner emails repeat across deals (a team, not a million people): normalising each distinct
+# one once saves two string allocations per deal in the diff's hot loop.
+_OWNERS: dict[str, str] = {}
+
+
+def _owner_key(owner: str) -> str:
+    if len(_OWNERS) >= 10_000:
+        _OWNERS.clear()
+    key = _OWNERS[owner] = owner.strip().lower()
+    return key
 
 
 def base_values(deal: Deal, funnel: Funnel | None = None) -> dict[str, Any]:
@@ -377,6 +387,7 @@ def _diff(
     deleted: list[Deletion] = []
     creates: list[Create] = []
     facts_get, bases_get, agreed = facts.get, bases.get, differ.agreed
+    lookup = deals_by_ref.__getitem__
     for entity, refs in entities.items():
         if changed is not None and changed.isdisjoint(refs.values()):
             continue
@@ -385,11 +396,12 @@ def _diff(
             continue
         if size == 2 and not create_in:
             # The common case, inlined: two live deals already equal cost one tuple compare.
-            a, b = [deals_by_ref[r] for r in refs.values()]
+            ref_a, ref_b = refs.values()
+            a, b = lookup(ref_a), lookup(ref_b)
             if not a.extra and not b.extra:
-                row = comparable(a, facts_get(a.funnel, _DEFAULT_FACTS))
+                row = comparable(a, facts_get(a.funnel) if facts else None)
                 if row[_STAGE] is not None and row == comparable(
-                    b, facts_get(b.funnel, _DEFAULT_FACTS)
+                    b, facts_get(b.funnel) if facts else None
                 ):
                     base = bases_get(entity)
                     if base is None or _base_row(base) != row:

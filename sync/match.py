@@ -16,8 +16,8 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import combinations, islice
-from operator import itemgetter
+from itertools import combinations
+from operator import attrgetter, itemgetter
 
 from mapping.model import Deal, Ref
 from sync.normalize import MATCH_KEYS, MatchKey, close_month, match_keys, normalize_name
@@ -76,7 +76,9 @@ class Duplicate:
 
 @dataclass(frozen=True, slots=True)
 class MatchResult:
-    entities: Mapping[str, Mapping[str, Ref]]  # entity id -> {instance: ref}, sorted by id
+    # entity id -> {instance: ref}, instances sorted. In no particular order: consumers sort
+    # what they show, and a sort of a million ids is a second at that size.
+    entities: Mapping[str, Mapping[str, Ref]]
     new_links: Mapping[Ref, str]  # links of multi-member entities the store does not hold yet
     methods: Mapping[Ref, LinkMethod]  # how each new link was found
     unmatched: Mapping[str, tuple[Ref, ...]]  # instance -> live deals matched nowhere
@@ -115,144 +117,151 @@ def ref_order(ref: Ref) -> tuple[str, str]:
     return ref.system, ref.id
 
 
-class _Linker:
-    """Entities under construction. Deals are integer indices and entities integer handles, so
-    the hot loops hash ints and tuples, never dataclasses."""
+_NATIVE_ID = itemgetter(1)  # Ref.id, as a C-level getter for bulk index builds
+_RARE = attrgetter("external_ids", "link_id", "extra")
 
-    def __init__(self, deals: Sequence[Deal]) -> None:
+
+Handle = int | str
+
+
+class _Linker:
+    """Entities under construction. Deals are integer indices. An entity's handle is its id
+    when the id is fixed (a stored link or a link marker), else an int. Membership is one dict
+    per instance (handle -> deal): the stored links of a steady-state run are then grouped by
+    C-level dict builds rather than a Python step per deal."""
+
+    def __init__(self, deals: Sequence[Deal], spans: Mapping[str, range]) -> None:
         self.deals = deals
-        self.system = [d.ref.system for d in deals]
-        self.entity = [-1] * len(deals)
+        self.spans = spans  # instance -> the indices of its deals (contiguous)
+        self.refs = [d.ref for d in deals]
+        self.system = [system for system, span in spans.items() for _ in span]
+        self.entity: list[Handle | None] = [None] * len(deals)
         self.method: list[LinkMethod | None] = [None] * len(deals)
-        self.members: list[dict[str, int] | None] = []
-        self.fixed: dict[int, str] = {}  # handle -> entity id from the store or a link marker
-        self.by_fixed: dict[str, int] = {}
+        self.slots: dict[str, dict[Handle, int]] = {system: {} for system in spans}
+        self.handles = 0  # int handles handed out
         self.duplicates: set[Duplicate] = set()
         self.ambiguous: list[Ambiguity] = []
 
     def age(self, i: int) -> tuple[datetime, str]:
-        return self.deals[i].created_at, self.deals[i].ref.id
+        return self.deals[i].created_at, self.refs[i].id
 
-    def new(self, i: int, method: LinkMethod, fixed: str | None = None) -> int:
-        handle = len(self.members)
-        self.members.append({self.system[i]: i})
+    def members(self, handle: Handle) -> dict[str, int]:
+        return {system: slot[handle] for system, slot in self.slots.items() if handle in slot}
+
+    def exists(self, handle: Handle) -> bool:
+        return any(handle in slot for slot in self.slots.values())
+
+    def new(self, i: int, method: LinkMethod, fixed: str | None = None) -> Handle:
+        handle: Handle = self.handles if fixed is None else fixed
+        self.handles += fixed is None
+        self.slots[self.system[i]][handle] = i
         self.entity[i] = handle
         self.method[i] = method
-        if fixed is not None:
-            self.fixed[handle] = fixed
-            self.by_fixed[fixed] = handle
         return handle
 
-    def attach(self, i: int, handle: int, method: LinkMethod, older_wins: bool = False) -> None:
-        members = self.members[handle]
-        assert members is not None
+    def attach(self, i: int, handle: Handle, method: LinkMethod, older_wins: bool = False) -> None:
         system = self.system[i]
-        held = members.get(system)
+        slot = self.slots[system]
+        held = slot.get(handle)
         if held is None or (older_wins and self.age(i) < self.age(held)):
-            members[system] = i
+            slot[handle] = i
             self.entity[i] = handle
             self.method[i] = method
             if held is None:
                 return
-            self.entity[held], self.method[held] = -1, None
+            self.entity[held], self.method[held] = None, None
         if held != i:
-            ids = tuple(sorted((self.deals[held].ref.id, self.deals[i].ref.id)))
+            ids = tuple(sorted((self.refs[held].id, self.refs[i].id)))
             reason = f"both are linked to the same deal (by {method.value})"
             self.duplicates.add(Duplicate(system, ids, reason))
 
-    def join(self, i: int, handle: int, method: LinkMethod) -> None:
+    def join(self, i: int, handle: Handle, method: LinkMethod) -> None:
         """Put deal `i` into entity `handle`, merging its current entity when that is safe."""
         current = self.entity[i]
-        if current < 0:
+        if current is None:
             self.attach(i, handle, method)
         elif current != handle:
             self.merge(handle, current, i, method)
 
     def link(self, a: int, b: int, method: LinkMethod) -> None:
-        ea = self.entity[a]
-        if ea >= 0:
+        ea, eb = self.entity[a], self.entity[b]
+        if ea is not None:
             self.join(b, ea, method)
-        elif self.entity[b] >= 0:
-            self.attach(a, self.entity[b], method)
+        elif eb is not None:
+            self.attach(a, eb, method)
         else:
             self.attach(b, self.new(a, method), method)
 
-    def merge(self, keep: int, other: int, i: int, method: LinkMethod) -> None:
-        kept, moved = self.members[keep], self.members[other]
-        assert kept is not None and moved is not None
-        if (keep in self.fixed and other in self.fixed) or kept.keys() & moved.keys():
-            anchor = self.deals[next(iter(kept.values()))].ref
+    def merge(self, keep: Handle, other: Handle, i: int, method: LinkMethod) -> None:
+        kept, moved = self.members(keep), self.members(other)
+        if (isinstance(keep, str) and isinstance(other, str)) or kept.keys() & moved.keys():
+            anchor = self.refs[next(iter(kept.values()))]
             reason = f"{method.value} evidence links it to a deal already matched elsewhere"
-            self.ambiguous.append(Ambiguity(self.deals[i].ref, anchor.system, (anchor,), reason))
+            self.ambiguous.append(Ambiguity(self.refs[i], anchor.system, (anchor,), reason))
             return
-        if other in self.fixed:
-            keep, other, kept, moved = other, keep, moved, kept
+        if isinstance(other, str):
+            keep, other, moved = other, keep, kept
         for system, member in moved.items():
-            kept[system] = member
+            slot = self.slots[system]
+            del slot[other]
+            slot[keep] = member
             self.entity[member] = keep
             if self.method[member] is None:
                 self.method[member] = method
-        self.members[other] = None
 
-    def candidates(self, indices: Iterable[int], other: str) -> Iterator[int]:
+    def candidates(self, indices: Iterable[int], other: str) -> list[int]:
         """Deals whose entity has no member in instance `other` yet."""
-        entity, members = self.entity, self.members
-        for i in indices:
-            handle = entity[i]
-            if handle < 0 or other not in members[handle]:  # type: ignore[operator]
-                yield i
+        entity, slot = self.entity, self.slots[other]
+        return [i for i in indices if (handle := entity[i]) is None or handle not in slot]
+
+    def complete(self) -> set[Handle]:
+        """Entities with a member in every instance."""
+        first, *rest = self.slots.values()
+        return set(first).intersection(*rest) if rest else set(first)
 
 
 @dataclass(slots=True)
 class _Scan:
     claimers: list[int]  # deals carrying external ids or a link marker
     live: dict[str, list[int]]  # instance -> deals not deleted
+    deleted: set[int]
     keys: list[MatchKey | None]  # per deal
     duplicates: list[Duplicate]  # same key twice in one instance
 
 
-def _scan(
-    linker: _Linker, stored_links: Mapping[Ref, str], config: MatchConfig, instances: list[str]
-) -> _Scan:
-    """One pass over every deal: stored links, claimers and live deals; then the keys of the
-    live deals in one batch, and same-key duplicates. At a million deals the work is
-    memory-bound and per-deal calls dominate, so the common paths are inlined."""
-    get, by_fixed, fixed, stored = (
-        stored_links.get,
-        linker.by_fixed,
-        linker.fixed,
-        LinkMethod.STORED,
-    )
-    members, systems, entities, methods = (
-        linker.members,
-        linker.system,
-        linker.entity,
-        linker.method,
-    )
-    scan = _Scan([], {system: [] for system in instances}, [None] * len(linker.deals), [])
-    claim = scan.claimers.append
-    live_of = {system: indices.append for system, indices in scan.live.items()}
-    for i, deal in enumerate(linker.deals):
-        system = systems[i]
-        entity = get(deal.ref) if stored_links else None
-        if entity is not None:
-            handle = by_fixed.get(entity)
-            if handle is None:  # linker.new, inlined
-                handle = by_fixed[entity] = len(members)
-                members.append({system: i})
-                fixed[handle] = entity
-                entities[i], methods[i] = handle, stored
-            elif system in members[handle]:  # type: ignore[operator]
-                linker.attach(i, handle, stored, older_wins=True)
-            else:
-                members[handle][system] = i  # type: ignore[index]
-                entities[i], methods[i] = handle, stored
-        if deal.external_ids or deal.link_id:
-            claim(i)
-        if deal.extra and deal.extra.get("deleted"):
-            continue
-        live_of[system](i)
-    return scan
+def _scan(linker: _Linker, stored_links: Mapping[Ref, str]) -> _Scan:
+    """Stored links, claimers and live deals, in bulk passes over the deals."""
+    deals = linker.deals
+    if stored_links:
+        stored: list[Handle | None] = list(map(stored_links.get, linker.refs))
+        _group_stored(linker, stored)
+    # One pass over the deals for the rare ones (claims, extras); then sort those out.
+    rare = [i for i, (ids, marker, extra) in enumerate(map(_RARE, deals)) if ids or marker or extra]
+    claimers = [i for i in rare if deals[i].external_ids or deals[i].link_id]
+    deleted = {i for i in rare if is_deleted(deals[i])}
+    live = {
+        system: [i for i in span if i not in deleted] if deleted else list(span)
+        for system, span in linker.spans.items()
+    }
+    return _Scan(claimers, live, deleted, [None] * len(deals), [])
+
+
+def _group_stored(linker: _Linker, stored: list[Handle | None]) -> None:
+    linker.entity = stored
+    method = LinkMethod.STORED
+    linker.method = [None if e is None else method for e in stored]
+    for system, span in linker.spans.items():
+        part = stored[span.start : span.stop]
+        slot: dict[Handle | None, int] = dict(zip(part, span, strict=True))
+        slot.pop(None, None)
+        linker.slots[system] = slot  # type: ignore[assignment]  # None was popped
+        if len(slot) != len(part) - part.count(None):
+            # Two deals of one instance stored under one entity: the older keeps the slot.
+            slot.clear()
+            for i in span:
+                if (handle := stored[i]) is not None:
+                    stored[i] = linker.method[i] = None
+                    linker.attach(i, handle, method, older_wins=True)
 
 
 def _keys(
@@ -266,36 +275,50 @@ def _keys(
     """
     deals, keys = linker.deals, scan.keys
     if changed is not None:
-        settled = _settled(linker, len(scan.live), changed)
+        settled = _settled(linker, changed)
         scan.live = {s: [i for i in live if i not in settled] for s, live in scan.live.items()}
     # One batch over all instances: the same deal usually has the same name everywhere.
     everything = [i for indices in scan.live.values() for i in indices]
-    batch = iter(match_keys([deals[i] for i in everything], components))
+    found = match_keys([deals[i] for i in everything], components)
+    for i, key in zip(everything, found, strict=True):
+        keys[i] = key
+    start = 0
     for system, indices in scan.live.items():
-        found = list(islice(batch, len(indices)))
-        seen: dict[MatchKey, int] = {}
-        twins: dict[MatchKey, list[int]] = {}
-        first_of = seen.setdefault
-        for i, key in zip(indices, found, strict=True):
-            if key is not None:
-                keys[i] = key
-                first = first_of(key, i)
-                if first != i:
-                    twins.setdefault(key, [first]).append(i)
-        for group in twins.values():
-            ids = tuple(sorted(deals[i].ref.id for i in group))
-            scan.duplicates.append(Duplicate(system, ids, "same match key in one system"))
+        part = found[start : start + len(indices)]
+        start += len(indices)
+        distinct = set(part)
+        distinct.discard(None)
+        if len(distinct) < len(part) - part.count(None):
+            _same_key_twins(linker, scan, system, indices, part)
 
 
-def _settled(linker: _Linker, instances: int, changed: Collection[Ref]) -> set[int]:
+def _same_key_twins(
+    linker: _Linker, scan: _Scan, system: str, indices: list[int], keys: list[MatchKey | None]
+) -> None:
+    seen: dict[MatchKey, int] = {}
+    twins: dict[MatchKey, list[int]] = {}
+    for i, key in zip(indices, keys, strict=True):
+        if key is not None:
+            first = seen.setdefault(key, i)
+            if first != i:
+                twins.setdefault(key, [first]).append(i)
+    for group in twins.values():
+        ids = tuple(sorted(linker.refs[i].id for i in group))
+        scan.duplicates.append(Duplicate(system, ids, "same match key in one system"))
+
+
+def _settled(linker: _Linker, changed: Collection[Ref]) -> set[int]:
     changed = changed if isinstance(changed, set | frozenset) else set(changed)
-    stored, deals, members, entity = LinkMethod.STORED, linker.deals, linker.members, linker.entity
+    stored, refs, entity, complete = (
+        LinkMethod.STORED,
+        linker.refs,
+        linker.entity,
+        linker.complete(),
+    )
     return {
         i
         for i, method in enumerate(linker.method)
-        if method is stored
-        and len(members[entity[i]]) == instances  # type: ignore[arg-type]
-        and deals[i].ref not in changed
+        if method is stored and entity[i] in complete and refs[i] not in changed
     }
 
 
@@ -304,33 +327,33 @@ def _claims(
 ) -> list[tuple[int, str | None, list[int]]]:
     """(deal, link marker, external-id targets) of deals whose evidence is not yet satisfied,
     oldest first so that the survivor of a duplicate pair is deterministic."""
-    deals, entity, members, by_fixed = linker.deals, linker.entity, linker.members, linker.by_fixed
+    deals, refs, entity = linker.deals, linker.refs, linker.entity
     trusted = config.id_field_systems
     pending: list[tuple[int, str | None, list[tuple[str, str]]]] = []
     for i in claimers:
         deal = deals[i]
         here = entity[i]
-        held = members[here] if here >= 0 else None
+        held = linker.members(here) if here is not None else None
         claims: list[tuple[str, str]] = []
         if deal.external_ids and (trusted is None or deal.ref.system in trusted):
             for other, native_id in sorted(deal.external_ids.items()):
                 if other == deal.ref.system or not native_id:
                     continue
                 j = held.get(other) if held else None
-                if j is None or deals[j].ref.id != native_id:  # not already linked that way
+                if j is None or refs[j].id != native_id:  # not already linked that way
                     claims.append((other, native_id))
         marker = deal.link_id or None
-        if claims or (marker is not None and by_fixed.get(marker) != here):
+        if claims or (marker is not None and here != marker):
             pending.append((i, marker, claims))
     if not pending:
         return []
     # Only now, and only for the instances claimed, index deals by native id.
-    wanted = {other for _, _, claims in pending for other, _ in claims}
-    index: dict[str, dict[str, int]] = {other: {} for other in wanted}
-    for i, deal in enumerate(deals):
-        ids = index.get(linker.system[i])
-        if ids is not None:
-            ids[deal.ref.id] = i
+    spans = linker.spans
+    index = {
+        other: dict(zip(map(_NATIVE_ID, refs[spans[other].start : spans[other].stop]),
+                        spans[other], strict=True)) if other in spans else {}
+        for other in {other for _, _, claims in pending for other, _ in claims}
+    }  # fmt: skip
     resolved = [
         (
             i,
@@ -351,9 +374,9 @@ def _link_claims(linker: _Linker, claimers: Sequence[int], config: MatchConfig) 
             groups[marker].append(i)
     for marker in sorted(groups):
         indices = groups[marker]
-        handle = linker.by_fixed.get(marker)
+        handle: Handle | None = marker if linker.exists(marker) else None
         if handle is None:
-            linked = [linker.entity[i] for i in indices if linker.entity[i] >= 0]
+            linked = [h for i in indices if (h := linker.entity[i]) is not None]
             handle = linked[0] if linked else linker.new(indices[0], LinkMethod.LINK_ID, marker)
         for i in indices:
             linker.join(i, handle, LinkMethod.LINK_ID)
@@ -476,9 +499,14 @@ def _match(
     config: MatchConfig,
     changed: Collection[Ref] | None,
 ) -> MatchResult:
-    everything = [d for system in sorted(deals) for d in deals[system]]
-    linker = _Linker(everything)
-    scan = _scan(linker, stored_links, config, sorted(deals))
+    systems = sorted(deals)
+    everything = [d for system in systems for d in deals[system]]
+    spans: dict[str, range] = {}
+    for system in systems:
+        start = len(spans) and next(reversed(spans.values())).stop
+        spans[system] = range(start, start + len(deals[system]))
+    linker = _Linker(everything, spans)
+    scan = _scan(linker, stored_links)
     _link_claims(linker, scan.claimers, config)
     # Input order does not leak out: keys are joined in sorted order, reports are sorted.
     if config.keys:
@@ -486,53 +514,64 @@ def _match(
         _link_keys(linker, scan.live, scan.keys)
     if config.fuzzy_enabled:
         _link_fuzzy(linker, scan.live, config.fuzzy_threshold)
-    for i in range(len(everything)):
-        if linker.entity[i] < 0:
-            linker.new(i, LinkMethod.STORED)
+    for i in [i for i, handle in enumerate(linker.entity) if handle is None]:
+        linker.new(i, LinkMethod.STORED)
     return _result(linker, scan)
 
 
-def _result(linker: _Linker, scan: _Scan) -> MatchResult:
-    deals, fixed, member_lists = linker.deals, linker.fixed, linker.members
-    names: list[str] = [""] * len(member_lists)
-    alone: dict[str, list[Ref]] = {system: [] for system in scan.live}
-    named: list[tuple[str, dict[str, Ref]]] = []
-    for handle, members in enumerate(member_lists):
-        if members is None:
+def _groups(linker: _Linker) -> dict[Handle, dict[str, Ref]]:
+    """Handle -> {instance: ref}, instances in sorted order."""
+    refs = linker.refs
+    groups: dict[Handle, dict[str, Ref]] = {}
+    for system in sorted(linker.slots):
+        slot = linker.slots[system]
+        if not groups:
+            groups = {handle: {system: refs[i]} for handle, i in slot.items()}
             continue
-        if len(members) == 1:
-            [(system, i)] = members.items()
-            refs = {system: deals[i].ref}
-            if not is_deleted(deals[i]):
-                alone[system].append(refs[system])
-        elif len(members) == 2:  # the common pair, without a sort call
-            (s1, i1), (s2, i2) = members.items()
-            if s2 < s1:
-                s1, i1, s2, i2 = s2, i2, s1, i1
-            refs = {s1: deals[i1].ref, s2: deals[i2].ref}
-        else:
-            refs = {system: deals[members[system]].ref for system in sorted(members)}
-        entity = names[handle] = fixed.get(handle) or entity_id_for(refs.values())
-        named.append((entity, refs))
-    named.sort(key=itemgetter(0))
+        get = groups.get
+        for handle, i in slot.items():
+            group = get(handle)
+            if group is None:
+                groups[handle] = {system: refs[i]}
+            else:
+                group[system] = refs[i]
+    return groups
+
+
+def _result(linker: _Linker, scan: _Scan) -> MatchResult:
+    refs = linker.refs
+    groups = _groups(linker)
+    # Int handles are 0 .. handles-1; a handle merged into another entity has no group.
+    names: dict[Handle, str] = {
+        h: entity_id_for(groups[h].values()) for h in range(linker.handles) if h in groups
+    }
+    gone = {refs[i] for i in scan.deleted}
+    alone: dict[str, list[Ref]] = {system: [] for system in scan.live}
+    for group in groups.values():
+        if len(group) == 1:
+            [(system, ref)] = group.items()
+            if ref not in gone:
+                alone[system].append(ref)
     new_links: dict[Ref, str] = {}
     methods: dict[Ref, LinkMethod] = {}
-    stored = LinkMethod.STORED
-    for i, method in enumerate(linker.method):
-        # A stored member never changes entity: merges keep the stored side's id.
-        if method is not stored and method is not None:
-            handle = linker.entity[i]
-            if len(member_lists[handle]) > 1:  # type: ignore[arg-type]
-                new_links[deals[i].ref] = names[handle]
-                methods[deals[i].ref] = method
+    stored, entity = LinkMethod.STORED, linker.entity
+    # A stored member never changes entity: merges keep the stored side's id.
+    for i in [i for i, m in enumerate(linker.method) if m is not stored and m is not None]:
+        owner = entity[i]
+        assert owner is not None
+        if len(groups[owner]) > 1:
+            new_links[refs[i]] = owner if isinstance(owner, str) else names[owner]
+            methods[refs[i]] = linker.method[i]  # type: ignore[assignment]
     unmatched = {
         system: tuple(sorted(refs, key=ref_order))
         for system, refs in alone.items()
         if refs and len(alone) > 1
     }
     duplicates = _merged(linker.duplicates, scan.duplicates)
+    for handle, name in names.items():  # renamed in place: a copy costs a second at 1M
+        groups[name] = groups.pop(handle)
     return MatchResult(
-        entities=dict(named),
+        entities=groups,  # type: ignore[arg-type]  # every handle is now a str
         methods=dict(sorted(methods.items(), key=lambda m: ref_order(m[0]))),
         new_links=dict(sorted(new_links.items(), key=lambda m: ref_order(m[0]))),
         unmatched=unmatched,
