@@ -33,6 +33,7 @@ __all__ = [
     "FunnelFacts",
     "base_values",
     "comparable",
+    "create_source",
     "diff",
 ]
 
@@ -337,6 +338,17 @@ class _Differ:
                 )
 
 
+def create_source(members: Sequence[Deal]) -> Deal:
+    """The member an entity's missing copies are made from: the first, by instance name, that
+    is not itself a copy crmsync created (a copy carries crmsync's link marker).
+
+    Copies an interrupted run got through must not change what the rerun copies: made from
+    a copy, a record would carry that copy's links and twice-mapped values, and the entity
+    would end up other than after an uninterrupted run, which copies the original.
+    """
+    return next((deal for deal in members if not deal.link_id), members[0])
+
+
 def diff(
     entities: Mapping[str, Mapping[str, Ref]],
     deals_by_ref: Mapping[Ref, Deal],
@@ -353,8 +365,8 @@ def diff(
 ) -> DiffResult:
     """Diff every entity against its base; see the module docstring.
 
-    `create_in`: instances where an entity missing there should be created (its live members'
-    first instance, by name, is the source); refs in `hold` (ambiguous, duplicates) never are.
+    `create_in`: instances where an entity missing there should be created (from
+    :func:`create_source`); refs in `hold` (ambiguous, duplicates) never are.
     `changed` (optional, for incremental runs): the refs whose deal is new or differs from the
     previous run (by pull fingerprint). Entities none of whose members are in it are skipped:
     the caller asserts the previous run left them settled (every member equal to the base,
@@ -417,7 +429,7 @@ def _diff(
                 deleted.append(Deletion(entity, tuple(gone), live, propagate_deletes))
             continue
         if create_in and not any(r in hold for r in refs.values()):
-            source = members[0]
+            source = create_source(members)
             for system in sorted(set(create_in) - refs.keys()):
                 row = comparable(source, facts.get(source.funnel))
                 values = dict(zip(DIFF_FIELDS, row, strict=True))

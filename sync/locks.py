@@ -1,8 +1,10 @@
 """Per-job run locks, so two schedulers (or a scheduler and a person) never run one job at once.
 
 PostgreSQL: a session advisory lock held on a dedicated connection for the lock's life; it is
-released by the server if the process dies. SQLite: an OS file lock (``flock``) on
-``<db>.<job>.lock`` beside the database, released by the kernel if the process dies.
+released by the server if the process dies. Advisory locks are database-wide while a store is
+one schema of a database (the URL's search_path), so the key names the store's schema.
+SQLite: an OS file lock (``flock``) on ``<db>.<job>.lock`` beside the database, released by the
+kernel if the process dies.
 """
 
 from __future__ import annotations
@@ -41,9 +43,14 @@ class LockBusy(StoreError):
         super().__init__(message)
 
 
-def lock_key(job: str) -> int:
-    """Stable signed 64-bit key for ``pg_advisory_lock`` (same on every machine and run)."""
-    digest = hashlib.blake2b(f"crmsync:job:{job}".encode(), digest_size=8).digest()
+def lock_key(job: str, schema: str | None = None) -> int:
+    """Stable signed 64-bit key for ``pg_advisory_lock`` (same on every machine and run).
+
+    Per store schema: stores side by side in one database never hold each other's locks. The
+    default schema (``public``) keeps the key of earlier versions, which lock stores there too.
+    """
+    scope = "" if schema in (None, "public") else f"{schema}:"
+    digest = hashlib.blake2b(f"crmsync:job:{scope}{job}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -73,9 +80,9 @@ def _retry_until(deadline: float | None, wait: bool) -> bool:
 def _pg_lock(
     store: Store, job: str, wait: bool, deadline: float | None, timeout: float | None
 ) -> Iterator[None]:
-    key = lock_key(job)
     # AUTOCOMMIT: a session lock must not leave the connection idle in a transaction for hours.
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        key = lock_key(job, conn.execute(select(text("current_schema()"))).scalar())
         try_lock = select(text(f"pg_try_advisory_lock({key})"))
         while not conn.execute(try_lock).scalar():
             if not _retry_until(deadline, wait):

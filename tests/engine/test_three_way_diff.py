@@ -215,6 +215,15 @@ def test_missing_deal_is_created_only_where_asked() -> None:
     assert held.creates == ()
 
 
+def test_a_missing_deal_is_copied_from_the_original_not_from_a_copy_made_earlier() -> None:
+    # A run interrupted between its HubSpot and Pipedrive creates left a HubSpot copy (it
+    # carries the link marker, and sorts before Salesforce by instance name).
+    original = deal(SF, "1", amount="1000")
+    copy = deal(HS, "2", amount="1000.00", external_ids={SF: "1"}, link_id="E1")
+    result = _run(copy, original, create_in={HS, PD})  # members in instance-name order
+    assert [(c.system, c.source) for c in result.creates] == [(PD, original.ref)]
+
+
 # ---- properties -------------------------------------------------------------------------------
 
 _values = st.fixed_dictionaries(

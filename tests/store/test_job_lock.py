@@ -140,3 +140,19 @@ def test_sqlite_lock_file_sits_beside_the_database(new_store_url: Callable[[str]
 def test_lock_key_is_a_stable_signed_64_bit_number() -> None:
     assert lock_key("nightly") == lock_key("nightly") != lock_key("nightly2")
     assert -(2**63) <= lock_key("nightly") < 2**63
+    assert lock_key("nightly", "public") == lock_key("nightly")  # as before per-schema keys
+    assert lock_key("nightly", "tenant_a") != lock_key("nightly", "tenant_b")
+
+
+def test_stores_in_two_schemas_of_one_database_do_not_share_a_lock(
+    new_store_url: Callable[[str], str], tmp_path: Path
+) -> None:
+    # Advisory locks are database-wide; a store is one schema of the database. A reconcile on
+    # one store must not report "already running" because another store's reconcile runs.
+    first, second = new_store_url("postgresql"), new_store_url("postgresql")
+    with _holder(first, "reconcile", tmp_path) as holder:
+        with Store.open(second) as other, job_lock(other, "reconcile"):
+            pass
+        with Store.open(first) as same, pytest.raises(LockBusy), job_lock(same, "reconcile"):
+            pytest.fail("took a lock another process holds on the same store")
+    assert holder.returncode == 0
