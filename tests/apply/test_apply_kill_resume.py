@@ -84,14 +84,17 @@ def _run_kill_resume(tmp_path: Path, seed: int) -> None:
     with _served(tmp_path / "clean", data) as (config, info):
         plan = tmp_path / "clean" / "plan.json"
         assert _plan(config, plan) >= 5
+        started = time.monotonic()
         done = _apply(config, plan)
         assert done.wait(timeout=120) == 0, done.stderr.read() if done.stderr else ""
+        took = time.monotonic() - started
         expected = _dump(info)
     with _served(tmp_path / "killed", data) as (config, info):
         plan = tmp_path / "killed" / "plan.json"
         _plan(config, plan)
         victim = _apply(config, plan)
-        time.sleep(random.Random(seed).uniform(0.7, 1.5))  # start-up ~0.7 s, then writes
+        # Within the clean apply's own duration (start-up, then writes), whatever the load.
+        time.sleep(random.Random(seed).uniform(0.4, 0.9) * took)
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(timeout=10) == -signal.SIGKILL, "the apply ended before the kill"
         resumed = _apply(config, plan)
