@@ -245,7 +245,19 @@ class _Differ:
         if policy.rule is PolicyRule.NEVER:
             return None
         was = _MISSING if base is None else base.get(name, _MISSING)
-        changed = pairs if was is _MISSING else [(d, v) for d, v in pairs if v != was]
+        if was is _MISSING:
+            changed = pairs
+        else:
+            # A member that cannot hold the base value was left out when the others took it:
+            # differing from the base is no change of its own (else the next run would carry
+            # its old value back to the others). A change there is not seen until it can be.
+            left_out = {d.ref for d, v in pairs if v != was and self.cannot_hold(d, name, was)}
+            changed = [(d, v) for d, v in pairs if v != was and d.ref not in left_out]
+            if left_out and not changed:
+                for ref in sorted(left_out, key=ref_order):
+                    why = f"cannot hold the {name} the other systems agreed on; left as it is"
+                    self.errors.append(DealError(ref, name, why))
+                return None
         sources = tuple(d.ref for d, _ in changed)
         holders = {d.system for d, _ in pairs}
         if policy.rule is PolicyRule.SOURCE_OF_TRUTH and policy.systems[0] in holders:
@@ -266,6 +278,13 @@ class _Differ:
             self.conflicts.append(Conflict(entity, name, values_by_ref, decision.reason))
             return None
         return decision, sources
+
+    def cannot_hold(self, deal: Deal, name: str, value: Any) -> bool:
+        if self.can_express is None or value is None:
+            return False
+        return any(
+            self.can_express(deal.ref, part, v) is not None for part, v in _split(name, value)
+        )
 
     def couple(
         self,
