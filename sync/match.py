@@ -279,9 +279,12 @@ def _keys(
         scan.live = {s: [i for i in live if i not in settled] for s, live in scan.live.items()}
     # One batch over all instances: the same deal usually has the same name everywhere.
     everything = [i for indices in scan.live.values() for i in indices]
-    found = match_keys([deals[i] for i in everything], components)
-    for i, key in zip(everything, found, strict=True):
-        keys[i] = key
+    if len(everything) == len(deals):  # every deal, in order: no copies of a million refs
+        found = scan.keys = match_keys(deals, components)
+    else:
+        found = match_keys([deals[i] for i in everything], components)
+        for i, key in zip(everything, found, strict=True):
+            keys[i] = key
     start = 0
     for system, indices in scan.live.items():
         part = found[start : start + len(indices)]
