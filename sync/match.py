@@ -15,11 +15,11 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import combinations
 from operator import attrgetter, itemgetter
 
 from mapping.model import Deal, Ref
+from sync.linker import Ambiguity, Duplicate, Handle, Linker, group_stored
 from sync.normalize import MATCH_KEYS, MatchKey, close_month, match_keys, normalize_name
 from sync.store_records import LinkMethod
 
@@ -53,25 +53,6 @@ class MatchConfig:
             )
         if not 0 <= self.fuzzy_threshold <= 100:
             raise ValueError(f"fuzzy_threshold must be within 0..100, not {self.fuzzy_threshold}")
-
-
-@dataclass(frozen=True, slots=True)
-class Ambiguity:
-    """`ref` has several equally good candidates in `instance`; it stays unmatched there."""
-
-    ref: Ref
-    instance: str
-    candidates: tuple[Ref, ...]
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Duplicate:
-    """Deals of one instance that are the same real deal (same entity or same match key)."""
-
-    instance: str
-    ids: tuple[str, ...]
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,105 +102,6 @@ _NATIVE_ID = itemgetter(1)  # Ref.id, as a C-level getter for bulk index builds
 _RARE = attrgetter("external_ids", "link_id", "extra")
 
 
-Handle = int | str
-
-
-class _Linker:
-    """Entities under construction. Deals are integer indices. An entity's handle is its id
-    when the id is fixed (a stored link or a link marker), else an int. Membership is one dict
-    per instance (handle -> deal): the stored links of a steady-state run are then grouped by
-    C-level dict builds rather than a Python step per deal."""
-
-    def __init__(self, deals: Sequence[Deal], spans: Mapping[str, range]) -> None:
-        self.deals = deals
-        self.spans = spans  # instance -> the indices of its deals (contiguous)
-        self.refs = [d.ref for d in deals]
-        self.system = [system for system, span in spans.items() for _ in span]
-        self.entity: list[Handle | None] = [None] * len(deals)
-        self.method: list[LinkMethod | None] = [None] * len(deals)
-        self.slots: dict[str, dict[Handle, int]] = {system: {} for system in spans}
-        self.handles = 0  # int handles handed out
-        self.duplicates: set[Duplicate] = set()
-        self.ambiguous: list[Ambiguity] = []
-
-    def age(self, i: int) -> tuple[datetime, str]:
-        return self.deals[i].created_at, self.refs[i].id
-
-    def members(self, handle: Handle) -> dict[str, int]:
-        return {system: slot[handle] for system, slot in self.slots.items() if handle in slot}
-
-    def exists(self, handle: Handle) -> bool:
-        return any(handle in slot for slot in self.slots.values())
-
-    def new(self, i: int, method: LinkMethod, fixed: str | None = None) -> Handle:
-        handle: Handle = self.handles if fixed is None else fixed
-        self.handles += fixed is None
-        self.slots[self.system[i]][handle] = i
-        self.entity[i] = handle
-        self.method[i] = method
-        return handle
-
-    def attach(self, i: int, handle: Handle, method: LinkMethod, older_wins: bool = False) -> None:
-        system = self.system[i]
-        slot = self.slots[system]
-        held = slot.get(handle)
-        if held is None or (older_wins and self.age(i) < self.age(held)):
-            slot[handle] = i
-            self.entity[i] = handle
-            self.method[i] = method
-            if held is None:
-                return
-            self.entity[held], self.method[held] = None, None
-        if held != i:
-            ids = tuple(sorted((self.refs[held].id, self.refs[i].id)))
-            reason = f"both are linked to the same deal (by {method.value})"
-            self.duplicates.add(Duplicate(system, ids, reason))
-
-    def join(self, i: int, handle: Handle, method: LinkMethod) -> None:
-        """Put deal `i` into entity `handle`, merging its current entity when that is safe."""
-        current = self.entity[i]
-        if current is None:
-            self.attach(i, handle, method)
-        elif current != handle:
-            self.merge(handle, current, i, method)
-
-    def link(self, a: int, b: int, method: LinkMethod) -> None:
-        ea, eb = self.entity[a], self.entity[b]
-        if ea is not None:
-            self.join(b, ea, method)
-        elif eb is not None:
-            self.attach(a, eb, method)
-        else:
-            self.attach(b, self.new(a, method), method)
-
-    def merge(self, keep: Handle, other: Handle, i: int, method: LinkMethod) -> None:
-        kept, moved = self.members(keep), self.members(other)
-        if (isinstance(keep, str) and isinstance(other, str)) or kept.keys() & moved.keys():
-            anchor = self.refs[next(iter(kept.values()))]
-            reason = f"{method.value} evidence links it to a deal already matched elsewhere"
-            self.ambiguous.append(Ambiguity(self.refs[i], anchor.system, (anchor,), reason))
-            return
-        if isinstance(other, str):
-            keep, other, moved = other, keep, kept
-        for system, member in moved.items():
-            slot = self.slots[system]
-            del slot[other]
-            slot[keep] = member
-            self.entity[member] = keep
-            if self.method[member] is None:
-                self.method[member] = method
-
-    def candidates(self, indices: Iterable[int], other: str) -> list[int]:
-        """Deals whose entity has no member in instance `other` yet."""
-        entity, slot = self.entity, self.slots[other]
-        return [i for i in indices if (handle := entity[i]) is None or handle not in slot]
-
-    def complete(self) -> set[Handle]:
-        """Entities with a member in every instance."""
-        first, *rest = self.slots.values()
-        return set(first).intersection(*rest) if rest else set(first)
-
-
 @dataclass(slots=True)
 class _Scan:
     claimers: list[int]  # deals carrying external ids or a link marker
@@ -229,12 +111,12 @@ class _Scan:
     duplicates: list[Duplicate]  # same key twice in one instance
 
 
-def _scan(linker: _Linker, stored_links: Mapping[Ref, str]) -> _Scan:
+def _scan(linker: Linker, stored_links: Mapping[Ref, str]) -> _Scan:
     """Stored links, claimers and live deals, in bulk passes over the deals."""
     deals = linker.deals
     if stored_links:
         stored: list[Handle | None] = list(map(stored_links.get, linker.refs))
-        _group_stored(linker, stored)
+        group_stored(linker, stored)
     # One pass over the deals for the rare ones (claims, extras); then sort those out.
     rare = [i for i, (ids, marker, extra) in enumerate(map(_RARE, deals)) if ids or marker or extra]
     claimers = [i for i in rare if deals[i].external_ids or deals[i].link_id]
@@ -246,26 +128,8 @@ def _scan(linker: _Linker, stored_links: Mapping[Ref, str]) -> _Scan:
     return _Scan(claimers, live, deleted, [None] * len(deals), [])
 
 
-def _group_stored(linker: _Linker, stored: list[Handle | None]) -> None:
-    linker.entity = stored
-    method = LinkMethod.STORED
-    linker.method = [None if e is None else method for e in stored]
-    for system, span in linker.spans.items():
-        part = stored[span.start : span.stop]
-        slot: dict[Handle | None, int] = dict(zip(part, span, strict=True))
-        slot.pop(None, None)
-        linker.slots[system] = slot  # type: ignore[assignment]  # None was popped
-        if len(slot) != len(part) - part.count(None):
-            # Two deals of one instance stored under one entity: the older keeps the slot.
-            slot.clear()
-            for i in span:
-                if (handle := stored[i]) is not None:
-                    stored[i] = linker.method[i] = None
-                    linker.attach(i, handle, method, older_wins=True)
-
-
 def _keys(
-    linker: _Linker, scan: _Scan, components: Sequence[str], changed: Collection[Ref] | None
+    linker: Linker, scan: _Scan, components: Sequence[str], changed: Collection[Ref] | None
 ) -> None:
     """Keys of the live deals, and same-key groups within one instance as duplicates.
 
@@ -296,7 +160,7 @@ def _keys(
 
 
 def _same_key_twins(
-    linker: _Linker, scan: _Scan, system: str, indices: list[int], keys: list[MatchKey | None]
+    linker: Linker, scan: _Scan, system: str, indices: list[int], keys: list[MatchKey | None]
 ) -> None:
     seen: dict[MatchKey, int] = {}
     twins: dict[MatchKey, list[int]] = {}
@@ -310,7 +174,7 @@ def _same_key_twins(
         scan.duplicates.append(Duplicate(system, ids, "same match key in one system"))
 
 
-def _settled(linker: _Linker, changed: Collection[Ref]) -> set[int]:
+def _settled(linker: Linker, changed: Collection[Ref]) -> set[int]:
     changed = changed if isinstance(changed, set | frozenset) else set(changed)
     stored, refs, entity, complete = (
         LinkMethod.STORED,
@@ -326,7 +190,7 @@ def _settled(linker: _Linker, changed: Collection[Ref]) -> set[int]:
 
 
 def _claims(
-    linker: _Linker, claimers: Sequence[int], config: MatchConfig
+    linker: Linker, claimers: Sequence[int], config: MatchConfig
 ) -> list[tuple[int, str | None, list[int]]]:
     """(deal, link marker, external-id targets) of deals whose evidence is not yet satisfied,
     oldest first so that the survivor of a duplicate pair is deterministic."""
@@ -369,7 +233,7 @@ def _claims(
     return resolved
 
 
-def _link_claims(linker: _Linker, claimers: Sequence[int], config: MatchConfig) -> None:
+def _link_claims(linker: Linker, claimers: Sequence[int], config: MatchConfig) -> None:
     claims = _claims(linker, claimers, config)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, marker, _ in claims:
@@ -396,7 +260,7 @@ def _ambiguous(deals: Sequence[Deal], other: Sequence[Deal], how: str) -> list[A
 
 
 def _link_keys(
-    linker: _Linker, live: Mapping[str, Sequence[int]], keys: Sequence[MatchKey | None]
+    linker: Linker, live: Mapping[str, Sequence[int]], keys: Sequence[MatchKey | None]
 ) -> None:
     deals = linker.deals
     for a, b in combinations(sorted(live), 2):
@@ -429,7 +293,7 @@ def _block(deal: Deal) -> tuple[str, str] | None:
     return deal.owner_email.strip().lower(), month
 
 
-def _link_fuzzy(linker: _Linker, live: Mapping[str, Sequence[int]], threshold: float) -> None:
+def _link_fuzzy(linker: Linker, live: Mapping[str, Sequence[int]], threshold: float) -> None:
     from rapidfuzz import fuzz, process  # imported lazily: only configs with fuzzy use it
 
     deals = linker.deals
@@ -454,7 +318,7 @@ def _link_fuzzy(linker: _Linker, live: Mapping[str, Sequence[int]], threshold: f
 
 
 def _resolve_fuzzy(
-    linker: _Linker, left: list[int], right: list[int], rows: list[list[float]]
+    linker: Linker, left: list[int], right: list[int], rows: list[list[float]]
 ) -> None:
     """Link mutual unique best pairs; a tie at the top is ambiguous (cutoff scores are 0)."""
     deals, how = linker.deals, "best fuzzy name score"
@@ -508,7 +372,7 @@ def _match(
     for system in systems:
         start = len(spans) and next(reversed(spans.values())).stop
         spans[system] = range(start, start + len(deals[system]))
-    linker = _Linker(everything, spans)
+    linker = Linker(everything, spans)
     scan = _scan(linker, stored_links)
     _link_claims(linker, scan.claimers, config)
     # Input order does not leak out: keys are joined in sorted order, reports are sorted.
@@ -522,7 +386,7 @@ def _match(
     return _result(linker, scan)
 
 
-def _groups(linker: _Linker) -> dict[Handle, dict[str, Ref]]:
+def _groups(linker: Linker) -> dict[Handle, dict[str, Ref]]:
     """Handle -> {instance: ref}, instances in sorted order."""
     refs = linker.refs
     groups: dict[Handle, dict[str, Ref]] = {}
@@ -541,7 +405,7 @@ def _groups(linker: _Linker) -> dict[Handle, dict[str, Ref]]:
     return groups
 
 
-def _result(linker: _Linker, scan: _Scan) -> MatchResult:
+def _result(linker: Linker, scan: _Scan) -> MatchResult:
     refs = linker.refs
     groups = _groups(linker)
     # Int handles are 0 .. handles-1; a handle merged into another entity has no group.
