@@ -136,6 +136,8 @@ class Linker:
 
 
 def group_stored(linker: Linker, stored: list[Handle | None]) -> None:
+    """Put every deal into the entity its stored link names (`stored`: per deal, its entity
+    id or None), in bulk; `linker` must be fresh."""
     linker.entity = stored
     method = LinkMethod.STORED
     linker.method = [None if e is None else method for e in stored]
