@@ -228,7 +228,18 @@ def _remember(store: Store, matched: MatchResult, diffed: DiffResult) -> None:
     if links:
         store.save_links(links)
     if diffed.agreed:
-        store.save_bases({e: base_to_json(v) for e, v in diffed.agreed.items()})
+        store.save_bases(_merged_bases(store, diffed.agreed))
+
+
+def _merged_bases(
+    store: Store, agreed: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Agreed values over the stored bases. An entity whose members agree on one field while
+    differing on another agrees on that field only: saved alone, it would drop the others'
+    bases, and a later one-sided change there would be decided as on a first sync."""
+    partial = [e for e, values in agreed.items() if len(values) < len(DIFF_FIELDS)]
+    stored = store.bases(partial) if partial else {}
+    return {e: {**stored.get(e, {}), **base_to_json(v)} for e, v in agreed.items()}
 
 
 def dangling_links(

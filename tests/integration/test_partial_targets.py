@@ -4,6 +4,7 @@ system that changed since the last sync."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import yaml
@@ -13,9 +14,11 @@ from sync.plan import Plan
 from sync.reconcile_run import run_reconcile
 from sync.runtime import open_runtime
 from sync.store_records import RunStatus
+from tests.benchmarks.bench_world import bump_amounts
 from tests.integration.conftest import World
 
 NEGOTIATION_IN_HUBSPOT = ("decisionmakerboughtin", "contractsent")
+SYSTEMS_BY_PRIORITY = ("salesforce", "pipedrive", "hubspot")
 
 
 def _reconcile(world: World, *, dry_run: bool) -> Plan:
@@ -84,3 +87,37 @@ def test_a_stage_one_target_cannot_take_is_neither_reverted_nor_dropped(
     stage_changes = {(c.system, c.id, c.to_value) for c in back.changes if c.field == "stage"}
     assert ("pipedrive", ids["pipedrive"], "proposal") in stage_changes
     assert not any(c.system == "salesforce" and c.id == ids["salesforce"] for c in back.changes)
+
+
+def test_a_field_all_systems_changed_alike_keeps_the_base_of_every_other_field(
+    small_world: World,
+) -> None:
+    """Agreement on one field (all three CRMs got the same new amount) is recorded into the
+    entity's base without dropping the other fields' bases: a later one-sided change must
+    still read as "changed in that system", not as a first sync the policy decides."""
+    document = yaml.safe_load(small_world.config.read_text())
+    document["policies"]["fields"]["close_date"] = {"priority": list(SYSTEMS_BY_PRIORITY)}
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    _reconcile(small_world, dry_run=False)
+    assert not _reconcile(small_world, dry_run=True).changes  # converged
+
+    ids = _open_entity_in_all_three(small_world)
+    for system, deal_id in ids.items():  # the same edit in every CRM: agreement
+        bump_amounts(small_world, system, [deal_id], step=5)  # type: ignore[arg-type]
+    salesforce: Any = small_world.sandbox.servers["salesforce"].emulator
+    with salesforce.lock:  # and, in the same night, a stage change in Salesforce only
+        store = salesforce.store
+        store.apply(store.check_update(ids["salesforce"], {"StageName": "Negotiation/Review"}))
+    fields = {c.field for c in _reconcile(small_world, dry_run=False).changes}
+    assert "stage" in fields and "amount" not in fields  # (Salesforce's probability follows)
+
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    with hubspot.lock:  # then one user edits the close date in HubSpot only
+        hubspot.store.update(ids["hubspot"], {"closedate": "2031-03-14"})
+    plan = _reconcile(small_world, dry_run=True)
+    close = {(c.system, c.id): c.to_value for c in plan.changes if c.field == "close_date"}
+    edited = date(2031, 3, 14)
+    assert close == {
+        ("salesforce", ids["salesforce"]): edited,
+        ("pipedrive", ids["pipedrive"]): edited,
+    }, "the HubSpot edit must spread, not be overruled by priority as on a first sync"
