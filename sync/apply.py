@@ -23,12 +23,12 @@ from typing import Any
 from connectors.base import Connector, NativeUpdate
 from connectors.errors import ConnectorError
 from mapping import MappingContext
-from mapping.model import Deal, MappingError, Money
+from mapping.model import Deal, MappingError, Money, Ref
 from sync.apply_creates import apply_creates
 from sync.apply_report import ApplyReport, ChangeResult, Outcome
 from sync.connect import build_context, kind_mapping
-from sync.diff import FunnelFacts
-from sync.plan import Change, Plan, encode_value
+from sync.diff import LEFT_OUT, FunnelFacts
+from sync.plan import Change, Plan, decode_value, encode_value
 from sync.pull import Progress
 from sync.reconcile import BATCH_SIZES, base_from_json, base_to_json
 from sync.runtime import Runtime
@@ -90,7 +90,7 @@ def apply_plan(
         if creates:
             results += apply_creates(store, connector, ctx, creates, run_id, plan_id, done)
     if remember_bases:
-        _save_bases(store, plan.changes, results, current)
+        _save_bases(store, plan, results, current)
     return ApplyReport.of(run_id, plan_id, results, runtime.calls())
 
 
@@ -407,18 +407,20 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 def _save_bases(
     store: Store,
-    changes: Sequence[Change],
+    plan: Plan,
     results: Sequence[ChangeResult],
     current: Mapping[tuple[str, str], Deal],
 ) -> None:
     """The written values become the entity's base, so next run sees no echo of our write.
 
     Only for a (entity, field) whose planned changes all landed: had one target failed, the
-    old base keeps the failed target from looking 'changed since last sync'.
+    old base keeps the failed target from looking 'changed since last sync'. Members the plan
+    left out of that field (they cannot hold the value) are marked in the base with what they
+    kept, so that value does not look like a change of theirs either.
     """
     outcome = {r.change_id: r.outcome for r in results}
     by_key: dict[tuple[str, str], list[Change]] = defaultdict(list)
-    for change in changes:
+    for change in plan.changes:
         diff_field = "amount" if change.field == "currency" else change.field
         by_key[(change.entity, diff_field)].append(change)
     updates: dict[str, dict[str, Any]] = defaultdict(dict)
@@ -434,11 +436,29 @@ def _save_bases(
     if not updates:
         return
     stored = store.bases(list(updates))
+    left = _left_out_marks(plan)
     merged = {}
     for entity, values in updates.items():
-        base = base_from_json(stored.get(entity, {}))
-        merged[entity] = base_to_json(base | values)
+        base = base_from_json(stored.get(entity, {})) | values
+        marks = dict(base.get(LEFT_OUT, {}))
+        for name in values:
+            marks.pop(name, None)
+            if (entity, name) in left:
+                marks[name] = left[entity, name]
+        base[LEFT_OUT] = marks
+        merged[entity] = base_to_json(base)
     store.save_bases(merged)
+
+
+def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
+    """(entity, diff field) -> {ref: value kept} of the plan's left-out members."""
+    marks: dict[tuple[str, str], dict[Ref, Any]] = defaultdict(dict)
+    for error in plan.errors:
+        entity, name = error.get("entity"), error.get("base_field")
+        if isinstance(entity, str) and isinstance(name, str):
+            held = decode_value(name, error.get("held"), money=True)
+            marks[entity, name][Ref(error["system"], error["id"])] = held
+    return marks
 
 
 _UNKNOWN = object()

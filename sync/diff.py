@@ -41,6 +41,7 @@ __all__ = [
 CanExpress = Callable[[Ref, str, Any], "str | None"]
 
 _MISSING = object()
+LEFT_OUT = "left_out"  # the key of a base's left-out marks: {diff field: {ref: value kept}}
 _STAGE, _STATUS, _AMOUNT = (DIFF_FIELDS.index(f) for f in ("stage", "status", "amount"))
 
 
@@ -69,6 +70,12 @@ class DealError:
     ref: Ref
     field: str
     reason: str
+    # Set when the deal keeps `held` while its entity's other members take a new value of the
+    # diff field `base_field`: the base records it (see `left_out`), so later runs know that
+    # value is no change of the deal's own.
+    entity: str | None = None
+    base_field: str | None = None
+    held: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,16 +255,13 @@ class _Differ:
         if was is _MISSING:
             changed = pairs
         else:
-            # A member that cannot hold the base value was left out when the others took it:
-            # differing from the base is no change of its own (else the next run would carry
-            # its old value back to the others). A change there is not seen until it can be.
-            left_out = {d.ref for d, v in pairs if v != was and self.cannot_hold(d, name, was)}
-            changed = [(d, v) for d, v in pairs if v != was and d.ref not in left_out]
-            if left_out and not changed:
-                for ref in sorted(left_out, key=ref_order):
-                    why = f"cannot hold the {name} the other systems agreed on; left as it is"
-                    self.errors.append(DealError(ref, name, why))
-                return None
+            # A member left out when the others took the base value (it could not hold it)
+            # and still holding what it held then has not changed: else the next run would
+            # carry its old value back to the others.
+            left = {d.ref: d for d, v in pairs if v != was and self.kept(d, name, v, was, base)}
+            changed = [(d, v) for d, v in pairs if v != was and d.ref not in left]
+            if left and not changed:
+                return self.catch_up(entity, name, was, left)
         sources = tuple(d.ref for d, _ in changed)
         holders = {d.system for d, _ in pairs}
         if policy.rule is PolicyRule.SOURCE_OF_TRUTH and policy.systems[0] in holders:
@@ -278,6 +282,32 @@ class _Differ:
             self.conflicts.append(Conflict(entity, name, values_by_ref, decision.reason))
             return None
         return decision, sources
+
+    def kept(
+        self, deal: Deal, name: str, value: Any, was: Any, base: Mapping[str, Any] | None
+    ) -> bool:
+        """Does `deal` still hold the value it kept when its entity took `was`?"""
+        marks = left_out(base, name)
+        if deal.ref in marks:
+            return bool(marks[deal.ref] == value)
+        return self.cannot_hold(deal, name, was)  # a base saved before left-out marks
+
+    def catch_up(
+        self, entity: str, name: str, was: Any, left: Mapping[Ref, Deal]
+    ) -> tuple[Decision, tuple[Ref, ...]] | None:
+        """Only left-out members differ from the base: those that can hold it now get it.
+        (Without `can_express`, a read-only analysis, nothing is decided.)"""
+        if self.can_express is None:
+            return None
+        able = tuple(
+            r for r in sorted(left, key=ref_order) if not self.cannot_hold(left[r], name, was)
+        )
+        for ref in sorted(left.keys() - set(able), key=ref_order):
+            why = f"cannot hold the {name} the other systems agreed on; left as it is"
+            self.errors.append(DealError(ref, name, why))
+        if not able:
+            return None
+        return Decision(was, "left out when the others took it; it can hold it now"), able
 
     def cannot_hold(self, deal: Deal, name: str, value: Any) -> bool:
         if self.can_express is None or value is None:
@@ -341,7 +371,8 @@ class _Differ:
                     continue
                 reason = self.can_express(deal.ref, part, to_value) if self.can_express else None
                 if reason is not None:
-                    self.errors.append(DealError(deal.ref, part, reason))
+                    kept = row[index]
+                    self.errors.append(DealError(deal.ref, part, reason, entity, name, kept))
                     continue
                 self.changes.append(
                     FieldChange(
@@ -355,6 +386,13 @@ class _Differ:
                         base_fp,
                     )
                 )
+
+
+def left_out(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
+    """The members of an entity that kept their own value of diff field `name` when the
+    others took the base's (they could not hold it): ref -> the value each kept."""
+    marks = base.get(LEFT_OUT) if base else None
+    return marks.get(name, {}) if marks else {}
 
 
 def create_source(members: Sequence[Deal]) -> Deal:

@@ -28,8 +28,9 @@ from mapping.model import (
     format_decimal,
     format_utc,
 )
-from sync.diff import DiffResult
+from sync.diff import DealError, DiffResult
 from sync.match import MatchResult, paused_gc
+from sync.policy import DIFF_FIELDS
 
 __all__ = [
     "PLAN_VERSION",
@@ -229,10 +230,7 @@ def _build_plan(
     duplicates = tuple(
         {"system": d.instance, "ids": list(d.ids), "reason": d.reason} for d in matched.duplicates
     )
-    errors = tuple(
-        {"system": e.ref.system, "id": e.ref.id, "field": e.field, "reason": e.reason}
-        for e in diffed.errors
-    )
+    errors = tuple(_error(e) for e in diffed.errors)
     deleted = tuple(
         {
             "entity": d.entity,
@@ -423,6 +421,18 @@ def _read_create(item: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**item, "values": {k: decode_value(k, v) for k, v in values.items()}}
 
 
+def _error(error: DealError) -> dict[str, Any]:
+    ref = error.ref
+    item: dict[str, Any] = {
+        "system": ref.system, "id": ref.id, "field": error.field, "reason": error.reason
+    }  # fmt: skip
+    if error.entity is not None:  # a deal left out of its entity's new value: apply records it
+        item["entity"] = error.entity
+        item["base_field"] = error.base_field
+        item["held"] = encode_value(error.held)
+    return item
+
+
 def _read_plain(*keys: str) -> Any:
     def read(item: Mapping[str, Any]) -> Mapping[str, Any]:
         for key in keys:
@@ -431,6 +441,16 @@ def _read_plain(*keys: str) -> Any:
         return dict(item)
 
     return read
+
+
+def _read_error(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    out = _read_plain("system", "id", "field", "reason")(item)
+    if "entity" in item:  # a left-out member: apply writes what it kept into the base
+        _text(item, "entity")
+        if _text(item, "base_field") not in DIFF_FIELDS:
+            raise ValueError(f"unknown base_field {str(item['base_field'])[:40]!r}")
+        decode_value(item["base_field"], item.get("held"), money=True)
+    return out
 
 
 def _read_deleted(item: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -453,7 +473,7 @@ _READERS: dict[str, Any] = {
     "unmatched": _read_plain("system", "id", "name"),
     "ambiguous": _read_plain("system", "id", "candidates"),
     "duplicates": _read_plain("system", "ids"),
-    "errors": _read_plain("system", "id", "field", "reason"),
+    "errors": _read_error,
     "deleted": _read_deleted,
 }
 

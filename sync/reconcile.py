@@ -19,7 +19,7 @@ from config import Config
 from connectors.base import Connector
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
-from sync.diff import DiffResult, diff
+from sync.diff import LEFT_OUT, DiffResult, diff
 from sync.incremental import Scope, choose_scope, load_changed, unsettled
 from sync.match import MatchConfig, MatchResult, match, ref_order
 from sync.plan import Plan, build_plan, decode_value, encode_value
@@ -82,11 +82,26 @@ def _collector_paused() -> Iterator[None]:
 
 
 def base_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {field: encode_value(value) for field, value in values.items()}
+    out = {field: encode_value(value) for field, value in values.items() if field != LEFT_OUT}
+    marks = {
+        field: [[ref.system, ref.id, encode_value(value)] for ref, value in sorted(kept.items())]
+        for field, kept in values.get(LEFT_OUT, {}).items()
+        if kept
+    }
+    if marks:
+        out[LEFT_OUT] = marks
+    return out
 
 
 def base_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {field: decode_value(field, value, money=True) for field, value in values.items()}
+    out = {f: decode_value(f, v, money=True) for f, v in values.items() if f != LEFT_OUT}
+    marks = values.get(LEFT_OUT)
+    if marks:
+        out[LEFT_OUT] = {
+            field: {Ref(system, id): decode_value(field, v, money=True) for system, id, v in kept}
+            for field, kept in marks.items()
+        }
+    return out
 
 
 def plan_run(
@@ -239,7 +254,16 @@ def _merged_bases(
     bases, and a later one-sided change there would be decided as on a first sync."""
     partial = [e for e, values in agreed.items() if len(values) < len(DIFF_FIELDS)]
     stored = store.bases(partial) if partial else {}
-    return {e: {**stored.get(e, {}), **base_to_json(v)} for e, v in agreed.items()}
+    merged = {}
+    for entity, values in agreed.items():
+        base = dict(stored.get(entity, {}))
+        # A field every member now agrees on has no member left out of it any more.
+        marks = {f: kept for f, kept in base.pop(LEFT_OUT, {}).items() if f not in values}
+        base |= base_to_json(values)
+        if marks:
+            base[LEFT_OUT] = marks
+        merged[entity] = base
+    return merged
 
 
 def dangling_links(

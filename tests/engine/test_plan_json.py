@@ -132,6 +132,13 @@ def test_truncated_plan_is_refused_as_bad_json(plan: Plan) -> None:
         plan_from_json(text[: len(text) // 2], "p.json")
 
 
+def _left_out(**edit: str) -> dict:
+    """A plan error for a deal left out of its entity's new amount (apply bases it)."""
+    item = {"system": "hubspot", "id": "2", "field": "amount", "reason": "cannot hold it",
+            "entity": "E1", "base_field": "amount", "held": "100 USD"}  # fmt: skip
+    return item | edit
+
+
 def _resigned(plan: Plan, edit) -> dict:
     """A malformed plan with a valid checksum: the value checks must catch it on their own."""
     data = plan_to_json(plan)
@@ -151,6 +158,8 @@ def _resigned(plan: Plan, edit) -> dict:
         (lambda d: d["changes"][0].update(to="abc", field="amount"), "not a decimal"),
         (lambda d: d.update(created_at="yesterday"), "bad value"),
         (lambda d: d.update(conflicts={}), "'conflicts' must be a list"),
+        (lambda d: d.update(errors=[_left_out(base_field="colour")]), "unknown base_field"),
+        (lambda d: d.update(errors=[_left_out(held="lots")]), "not a decimal"),
     ],
 )
 def test_malformed_values_are_refused_even_with_a_valid_checksum(

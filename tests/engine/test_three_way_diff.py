@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapping.model import Deal, DealStatus, Money
-from sync.diff import base_values, diff
+from sync.diff import LEFT_OUT, base_values, diff
 from sync.policy import DIFF_FIELDS, Policy, PolicyRule
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
@@ -293,3 +293,29 @@ def test_incremental_diff_skips_entities_without_a_changed_member() -> None:
     assert _changes(_run(a, b, base=base, changed=None)) == _changes(
         _run(a, b, base=base, changed=[b.ref])  # any collection, not only a set
     )
+
+
+def test_a_member_left_out_keeping_its_value_is_no_change_but_a_new_edit_there_is() -> None:
+    """The base took 'negotiation' while HubSpot kept 'proposal' (it could not hold it)."""
+    sf, pd = deal(SF, "1", stage="negotiation"), deal(PD, "3", stage="negotiation")
+    hs = deal(HS, "2", stage="proposal")
+    base = {**_base(sf), LEFT_OUT: {"stage": {hs.ref: "proposal"}}}
+    entities = {"E1": {d.system: d.ref for d in (sf, hs, pd)}}
+
+    def run(*deals: Deal, can_hold: bool = True) -> Any:
+        def can_express(ref: Any, field: str, value: Any) -> str | None:
+            return None if can_hold or ref.system != HS else "no such stage in hubspot"
+
+        by_ref = {d.ref: d for d in deals}
+        return diff(entities, by_ref, {"E1": base}, {}, ALL, can_express)
+
+    still = run(sf, hs, pd, can_hold=False)
+    assert still.changes == () and [e.ref for e in still.errors] == [hs.ref]
+    # once HubSpot can hold it, it catches up; nothing flows back to the others
+    assert _changes(run(sf, hs, pd)) == [(HS, "stage", "proposal", "negotiation")]
+    # an edit made in HubSpot since is a change of its own, and spreads
+    edited = deal(HS, "2", stage="qualified")
+    assert {(s, t) for s, _, _, t in _changes(run(sf, edited, pd))} == {
+        (SF, "qualified"),
+        (PD, "qualified"),
+    }

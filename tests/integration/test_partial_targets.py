@@ -9,7 +9,6 @@ from typing import Any
 
 import yaml
 
-from mapping.model import Ref
 from sync.plan import Plan
 from sync.reconcile_run import run_reconcile
 from sync.runtime import open_runtime
@@ -46,47 +45,70 @@ def _open_entity_in_all_three(world: World) -> dict[str, str]:
     raise AssertionError("the generated world has no open three-system entity in HubSpot")
 
 
+def _left_out_of_negotiation(world: World) -> tuple[dict[str, str], Any, dict[str, Any]]:
+    """Converge; drop HubSpot's negotiation stages; a user moves the Salesforce deal of an
+    open three-system entity to negotiation; reconcile with apply. (ids, the Salesforce
+    emulator, the config document as it was.)"""
+    _reconcile(world, dry_run=False)
+    assert not _reconcile(world, dry_run=True).changes  # converged
+
+    original = yaml.safe_load(world.config.read_text())
+    document = yaml.safe_load(world.config.read_text())
+    for native in NEGOTIATION_IN_HUBSPOT:
+        del document["systems"]["hubspot"]["stage_map"]["default"][native]
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    ids = _open_entity_in_all_three(world)
+    salesforce: Any = world.sandbox.servers["salesforce"].emulator
+    _move(salesforce, ids["salesforce"], "Negotiation/Review")
+    applied = _reconcile(world, dry_run=False)
+    stage_changes = {(c.system, c.id, c.to_value) for c in applied.changes if c.field == "stage"}
+    assert ("pipedrive", ids["pipedrive"], "negotiation") in stage_changes
+    assert _reported(applied, "hubspot", ids["hubspot"])
+    return ids, salesforce, original
+
+
+def _move(salesforce: Any, deal_id: str, stage: str) -> None:
+    with salesforce.lock:  # a user edits the deal in Salesforce
+        store = salesforce.store
+        store.apply(store.check_update(deal_id, {"StageName": stage}))
+
+
+def _reported(plan: Plan, system: str, deal_id: str) -> bool:
+    return any(e["system"] == system and e["id"] == deal_id for e in plan.errors)
+
+
+def _stage_changes(plan: Plan) -> dict[tuple[str, str], Any]:
+    return {(c.system, c.id): c.to_value for c in plan.changes if c.field == "stage"}
+
+
 def test_a_stage_one_target_cannot_take_is_neither_reverted_nor_dropped(
     small_world: World,
 ) -> None:
-    _reconcile(small_world, dry_run=False)
-    assert not _reconcile(small_world, dry_run=True).changes  # converged
-
-    # HubSpot's default pipeline loses its negotiation stages: it cannot take 'negotiation'.
-    document = yaml.safe_load(small_world.config.read_text())
-    for native in NEGOTIATION_IN_HUBSPOT:
-        del document["systems"]["hubspot"]["stage_map"]["default"][native]
-    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
-
-    ids = _open_entity_in_all_three(small_world)
-    salesforce: Any = small_world.sandbox.servers["salesforce"].emulator
-    with salesforce.lock:  # a user moves the Salesforce deal on
-        store = salesforce.store
-        store.apply(store.check_update(ids["salesforce"], {"StageName": "Negotiation/Review"}))
-
-    applied = _reconcile(small_world, dry_run=False)
-    stage_changes = {(c.system, c.id, c.to_value) for c in applied.changes if c.field == "stage"}
-    assert ("pipedrive", ids["pipedrive"], "negotiation") in stage_changes
-    assert any(e["system"] == "hubspot" and e["id"] == ids["hubspot"] for e in applied.errors)
+    ids, salesforce, _ = _left_out_of_negotiation(small_world)
 
     again = _reconcile(small_world, dry_run=True)
-    reverted = [
-        c
-        for c in again.changes
-        if c.field == "stage" and Ref(c.system, c.id) in {Ref("salesforce", ids["salesforce"]),
-                                                          Ref("pipedrive", ids["pipedrive"])}
-    ]  # fmt: skip
-    assert reverted == [], "the next run reverted the user's change"
-    assert any(e["system"] == "hubspot" and e["id"] == ids["hubspot"] for e in again.errors)
+    assert not {("salesforce", ids["salesforce"]), ("pipedrive", ids["pipedrive"])} & set(
+        _stage_changes(again)
+    ), "the next run reverted the user's change"
+    assert _reported(again, "hubspot", ids["hubspot"])
 
     # The user moves it back: a change of its own, and it spreads to the others.
-    with salesforce.lock:
-        store = salesforce.store
-        store.apply(store.check_update(ids["salesforce"], {"StageName": "Value Proposition"}))
-    back = _reconcile(small_world, dry_run=True)
-    stage_changes = {(c.system, c.id, c.to_value) for c in back.changes if c.field == "stage"}
-    assert ("pipedrive", ids["pipedrive"], "proposal") in stage_changes
-    assert not any(c.system == "salesforce" and c.id == ids["salesforce"] for c in back.changes)
+    _move(salesforce, ids["salesforce"], "Value Proposition")
+    back = _stage_changes(_reconcile(small_world, dry_run=True))
+    assert back.get(("pipedrive", ids["pipedrive"])) == "proposal"
+    assert ("salesforce", ids["salesforce"]) not in back
+
+
+def test_a_left_out_target_gets_the_agreed_value_once_it_can_hold_it(
+    small_world: World,
+) -> None:
+    ids, _, original = _left_out_of_negotiation(small_world)
+    small_world.config.write_text(yaml.safe_dump(original, sort_keys=False))  # map restored
+
+    plan = _reconcile(small_world, dry_run=True)
+    assert _stage_changes(plan) == {("hubspot", ids["hubspot"]): "negotiation"}
+    assert not _reported(plan, "hubspot", ids["hubspot"])
 
 
 def test_a_field_all_systems_changed_alike_keeps_the_base_of_every_other_field(
