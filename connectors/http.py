@@ -102,18 +102,21 @@ class Pacer:
             self._latency = max(self._latency * 0.9, min(seconds, self.window))
 
     def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
-        """Headers say how much of the window is left: pause until the reset when it is gone.
+        """Headers say how much of the window is left: when it is gone, pause until a slot
+        frees.
 
-        When our own calls fill the window, the quota frees as they age out, which `wait`
-        already waits for; a full `reset_seconds` pause (some APIs send the window length, not
-        the time left) would idle needlessly. Only quota spent by others blocks till the reset.
+        A call of ours in the window frees a slot when it ages out, whoever spent the rest of
+        the quota (another client, another crmsync process): waiting for our oldest is enough,
+        where a full `reset_seconds` pause (some APIs send the window length, not the time
+        left) would idle for up to a whole window. Only a window with no call of ours in it
+        blocks until the reset.
         """
         if remaining is not None and remaining <= 0 and reset_seconds:
             with self._lock:
                 now = time.monotonic()
-                ours = sum(1 for stamp in self._stamps if stamp > now - self.window)
-                if ours < self.limit:
-                    self._blocked_until = max(self._blocked_until, now + reset_seconds)
+                ours = [stamp for stamp in self._stamps if stamp > now - self.window]
+                frees = ours[0] + self.window + self._latency if ours else now + reset_seconds
+                self._blocked_until = max(self._blocked_until, frees)
 
 
 class CallPolicy:

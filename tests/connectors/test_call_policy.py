@@ -102,6 +102,25 @@ def test_the_pacer_keeps_a_window_under_its_limit() -> None:
     assert slept
 
 
+class _Slept(Exception):
+    pass
+
+
+def test_a_quota_others_share_pauses_only_until_our_oldest_call_ages_out() -> None:
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        raise _Slept  # the first pause is the one under test
+
+    pacer = Pacer(100, 10.0, sleep=sleep)
+    pacer.wait()  # our one call in the window; another client spent the other 99
+    pacer.observe(remaining=0, reset_seconds=60.0)  # HubSpot sends the window length
+    with pytest.raises(_Slept):
+        pacer.wait()
+    assert 9.9 < slept[0] <= 10.01  # until our call is 10 s old, not a whole 60 s
+
+
 def test_headers_saying_the_quota_is_gone_pause_until_the_reset() -> None:
     slept: list[float] = []
     pacer = Pacer(100, 10.0, sleep=lambda s: slept.append(s))
