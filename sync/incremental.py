@@ -14,20 +14,18 @@ run look at everything (see :func:`choose_scope`).
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mapping import deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import DiffResult
-from sync.match import MatchResult, is_deleted
+from sync.match import MatchResult, is_deleted, paused_gc
 from sync.store import Store
 
-__all__ = ["Loaded", "Scope", "choose_scope", "load_changed", "paused_collector", "unsettled"]
+__all__ = ["Loaded", "Scope", "choose_scope", "load_changed", "unsettled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,18 +56,6 @@ def choose_scope(
     if state.get("config_fingerprint") != fingerprint:
         return Scope(False, "config changed since the last run")
     return Scope(True, "incremental: changed deals and unsettled entities only")
-
-
-@contextmanager
-def paused_collector() -> Iterator[None]:
-    # Decoding allocates many acyclic objects; the cyclic collector would rescan them in vain.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +113,7 @@ def _fetch(store: Store, refs: Iterable[Ref]) -> dict[Ref, Deal]:
     for ref in refs:
         ids[ref.system].append(ref.id)
     found: dict[Ref, Deal] = {}
-    with paused_collector():
+    with paused_gc():
         for instance, wanted in sorted(ids.items()):
             for deal_id, payload in store.get_deals(instance, sorted(wanted)).items():
                 found[Ref(instance, deal_id)] = deal_from_json(payload)

@@ -194,19 +194,20 @@ def _claims(
 ) -> list[tuple[int, str | None, list[int]]]:
     """(deal, link marker, external-id targets) of deals whose evidence is not yet satisfied,
     oldest first so that the survivor of a duplicate pair is deterministic."""
-    deals, refs, entity = linker.deals, linker.refs, linker.entity
+    deals, refs, entity, slots = linker.deals, linker.refs, linker.entity, linker.slots
     trusted = config.id_field_systems
     pending: list[tuple[int, str | None, list[tuple[str, str]]]] = []
     for i in claimers:
         deal = deals[i]
         here = entity[i]
-        held = linker.members(here) if here is not None else None
         claims: list[tuple[str, str]] = []
-        if deal.external_ids and (trusted is None or deal.ref.system in trusted):
-            for other, native_id in sorted(deal.external_ids.items()):
+        ids = deal.external_ids
+        if ids and (trusted is None or deal.ref.system in trusted):
+            for other, native_id in sorted(ids.items()) if len(ids) > 1 else ids.items():
                 if other == deal.ref.system or not native_id:
                     continue
-                j = held.get(other) if held else None
+                slot = slots.get(other)
+                j = slot.get(here) if slot is not None and here is not None else None
                 if j is None or refs[j].id != native_id:  # not already linked that way
                     claims.append((other, native_id))
         marker = deal.link_id or None

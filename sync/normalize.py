@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import date
 from operator import attrgetter
+from typing import Any
 
 from mapping.model import Deal, format_decimal
 
@@ -34,7 +35,7 @@ COMPANY_SUFFIXES = frozenset(
 )
 
 MatchKey = tuple[str, ...]
-_NAME, _CLOSE = attrgetter("name"), attrgetter("close_date")
+_NAME = attrgetter("name")
 
 
 # ASCII fast path: one C-level pass lower-cases and turns punctuation into spaces. Dots vanish
@@ -46,6 +47,22 @@ _ASCII = str.maketrans(
 _NOT_WORD = re.compile(r"[^\w.]+|_")
 
 
+class _MarkDropper(dict[int, "int | None"]):
+    """A `str.translate` table that drops combining marks (accents once decomposed) and keeps
+    every other character. It learns each character on first sight, so the translation runs
+    in C instead of a Python step per character."""
+
+    def __missing__(self, code: int) -> int | None:
+        if len(self) >= 1 << 16:  # hostile text can name every code point: stay small
+            self.clear()
+        kept = None if unicodedata.combining(chr(code)) else code
+        self[code] = kept
+        return kept
+
+
+_NO_MARKS = _MarkDropper()
+
+
 def normalize_name(text: str) -> str:
     """Casefolded, accent-free, punctuation-free words without company suffixes.
 
@@ -54,12 +71,21 @@ def normalize_name(text: str) -> str:
     """
     if text.isascii():
         words = text.translate(_ASCII).split()
+    elif (known := _NON_ASCII.get(text)) is not None:
+        return known  # the same deal's name in the next CRM: folding costs several µs
     else:
-        decomposed = unicodedata.normalize("NFKD", text.casefold())
-        folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+        folded = unicodedata.normalize("NFKD", text.casefold()).translate(_NO_MARKS)
         words = _NOT_WORD.sub(" ", folded).replace(".", "").split()
     kept = [w for w in words if w not in COMPANY_SUFFIXES]
-    return " ".join(kept or words)
+    name = " ".join(kept or words)
+    if not text.isascii():
+        if len(_NON_ASCII) >= 1 << 17:
+            _NON_ASCII.clear()
+        _NON_ASCII[text] = name
+    return name
+
+
+_NON_ASCII: dict[str, str] = {}  # recent non-ASCII names, normalised
 
 
 def close_month(deal: Deal) -> str | None:
@@ -72,7 +98,7 @@ def _name(deal: Deal) -> str | None:
 
 
 def _owner(deal: Deal) -> str | None:
-    return deal.owner_email.strip().lower() if deal.owner_email else None
+    return (deal.owner_email or "").strip().lower() or None  # a blank owner is no owner
 
 
 def _close_date(deal: Deal) -> str | None:
@@ -149,19 +175,28 @@ def match_key(deal: Deal, keys: Sequence[str]) -> MatchKey | None:
 
 
 def match_keys(deals: Sequence[Deal], keys: Sequence[str]) -> list[MatchKey | None]:
-    """`match_key` of many deals at once. The default name + close-month shape runs in bulk,
-    by C-level maps (at a million deals a Python step per deal costs more than the keys).
-    Names are normalised as they come: a dict of distinct names costs more in cache misses
-    than normalising the copies twice."""
-    if tuple(keys) != ("name", "close_month"):
-        return list(map(key_function(keys), deals))
-    names = list(map(normalize_name, map(_NAME, deals)))
-    days = list(map(_CLOSE, deals))
-    months: dict[date | None, str | None] = {
-        day: None if day is None else f"{day.year:04d}-{day.month:02d}"
-        for day in dict.fromkeys(days)
-    }
-    pairs = list(zip(names, map(months.__getitem__, days), strict=True))
-    if None in months or "" in names:  # a key missing a part is no key
-        return [None if not name or month is None else (name, month) for name, month in pairs]
-    return pairs  # type: ignore[return-value]  # no part is missing
+    """`match_key` of many deals at once, a column per component built by C-level maps (at a
+    million deals a Python step per deal costs more than the keys)."""
+    columns = [_column(component, deals) for component in keys]
+    rows: list[Any] = list(zip(*columns, strict=True))
+    if any(None in column or "" in column for column in columns):
+        return [None if None in row or "" in row else row for row in rows]
+    return rows
+
+
+_REPEATING: dict[str, tuple[Callable[[Deal], Any], Callable[[Any], str | None]]] = {
+    "close_month": (attrgetter("close_date"), lambda d: f"{d.year:04d}-{d.month:02d}"),
+    "owner_email": (attrgetter("owner_email"), lambda owner: owner.strip().lower()),
+}
+
+
+def _column(component: str, deals: Sequence[Deal]) -> list[str | None]:
+    """One key component of every deal; None or "" where the deal lacks it."""
+    if component == "name":
+        return list(map(normalize_name, map(_NAME, deals)))
+    if component in _REPEATING:
+        read, derive = _REPEATING[component]
+        values = list(map(read, deals))
+        derived = {v: None if v is None else derive(v) for v in dict.fromkeys(values)}
+        return list(map(derived.__getitem__, values))
+    return list(map(MATCH_KEYS[component], deals))

@@ -8,9 +8,7 @@ agree on (the diff's base) — because both are facts about the CRMs, not intent
 from __future__ import annotations
 
 import dataclasses
-import gc
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +19,7 @@ from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import LEFT_OUT, DiffResult, diff
 from sync.incremental import Scope, choose_scope, load_changed, unsettled
-from sync.match import MatchConfig, MatchResult, match, ref_order
+from sync.match import MatchConfig, MatchResult, match, paused_gc, ref_order
 from sync.plan import Plan, build_plan, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, pull
@@ -61,24 +59,11 @@ def policies_from_config(config: Config) -> dict[str, Policy]:
 
 def load_deals(store: Store, instances: list[str]) -> dict[str, list[Deal]]:
     """Every stored deal of the instances, deleted ones included (they keep their links)."""
-    with _collector_paused():
+    with paused_gc():
         return {
             instance: [deal_from_json(p) for p in store.iter_deals(instance, include_deleted=True)]
             for instance in instances
         }
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    # Loading allocates millions of objects with no cycles among them; the cyclic collector
-    # would rescan the growing heap again and again for nothing (about half the load time).
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def base_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -144,6 +129,21 @@ def analyze(
     incremental pull looks only at changed deals and unsettled entities (sync/incremental.py);
     `full` (a full pull) makes it look at everything.
     """
+    # Every step allocates per deal (loading, links, bases, dangling links); with hundreds of
+    # thousands of deals alive, each cyclic collection rescans them all, for no cycles.
+    with paused_gc():
+        return _analyze(config, store, run_id, contexts, remember, now, full)
+
+
+def _analyze(
+    config: Config,
+    store: Store,
+    run_id: str,
+    contexts: Mapping[str, MappingContext] | None,
+    remember: bool,
+    now: Callable[[], datetime],
+    full: bool,
+) -> ReconcileResult:
     fingerprint = config.fingerprint()
     scope = choose_scope(
         store.reconcile_state(), fingerprint=fingerprint, remember=remember, full=full

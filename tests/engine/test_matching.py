@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import date, timedelta
 
@@ -8,7 +9,7 @@ from engine_deals import T0, by_system, deal
 
 from mapping.model import Ref
 from sync.match import LinkMethod, MatchConfig, entity_id_for, match
-from sync.normalize import match_key, normalize_name
+from sync.normalize import match_key, match_keys, normalize_name
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
 KEYS = MatchConfig(keys=("name", "close_month"))
@@ -217,3 +218,20 @@ def test_incremental_match_skips_keys_of_settled_unchanged_deals_only() -> None:
     assert [(d.instance, d.ids) for d in edited.duplicates] == [(SF, ("1", "3"))]
     joined = match(by_system([a, b, newcomer]), links, KEYS, changed={newcomer.ref})
     assert joined.entities["E1"] == {HS: b.ref, PD: newcomer.ref, SF: a.ref}
+
+
+def test_bulk_keys_equal_one_deal_keys_for_every_component_and_missing_part() -> None:
+    deals = [
+        deal(SF, "1"),
+        deal(SF, "2", name="ACME, Inc.", owner="  Ann@Example.com "),
+        deal(SF, "3", close=None),
+        deal(SF, "4", owner=None),
+        deal(SF, "8", owner="   "),
+        deal(SF, "5", name="Inc"),
+        deal(SF, "6", name="!!!"),  # normalises to nothing: no key
+        deal(SF, "7", amount=None, extra={"account": "Acme Ltd"}),
+    ]
+    components = ("name", "owner_email", "close_month", "close_date", "amount", "account")
+    for size in (1, 2, 3):
+        for keys in itertools.combinations(components, size):
+            assert match_keys(deals, keys) == [match_key(d, keys) for d in deals], keys
