@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -40,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 __all__ = [
     "MIGRATIONS",
@@ -288,10 +289,10 @@ def _sqlite_transactions(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=30000")  # first: switching to WAL may wait too
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -346,6 +347,27 @@ def _stamp(conn: Connection, version: int) -> None:
 
 def ensure_schema(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> int:
     """Create, upgrade or refuse the store's schema; returns the version now in place."""
+    for attempt in range(6):
+        try:
+            return _ensure_schema(engine, migrations)
+        except OperationalError as exc:
+            # Workers opening a brand-new SQLite file at once can meet it mid-switch to WAL,
+            # where SQLite answers 'locked' without waiting: the switch is over in moments.
+            if engine.dialect.name != "sqlite" or "locked" not in str(exc) or attempt == 5:
+                _refuse_store(engine, exc)
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _refuse_store(engine: Engine, exc: SQLAlchemyError) -> NoReturn:
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).splitlines() or [""])[0]
+    raise StoreError(
+        f"cannot open state store {redacted_url(str(engine.url))}: {type(cause).__name__}: {first}"
+    ) from None
+
+
+def _ensure_schema(engine: Engine, migrations: Sequence[Migration]) -> int:
     latest = 1 + len(migrations)
     try:
         with transaction(engine) as conn:
@@ -367,10 +389,7 @@ def ensure_schema(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) 
                 migrations[version - 1](conn)
                 _stamp(conn, version + 1)
             return latest
+    except OperationalError:
+        raise  # ensure_schema may retry it
     except SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        first = (str(cause).splitlines() or [""])[0]
-        raise StoreError(
-            f"cannot open state store {redacted_url(str(engine.url))}: "
-            f"{type(cause).__name__}: {first}"
-        ) from None
+        _refuse_store(engine, exc)
