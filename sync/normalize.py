@@ -21,7 +21,6 @@ __all__ = [
     "MATCH_KEYS",
     "MatchKey",
     "close_month",
-    "key_function",
     "match_key",
     "match_keys",
     "normalize_name",
@@ -88,9 +87,16 @@ def normalize_name(text: str) -> str:
 _NON_ASCII: dict[str, str] = {}  # recent non-ASCII names, normalised
 
 
+def _month(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _owner_key(owner: str) -> str | None:
+    return owner.strip().lower() or None  # a blank owner is no owner
+
+
 def close_month(deal: Deal) -> str | None:
-    d = deal.close_date
-    return f"{d.year:04d}-{d.month:02d}" if d is not None else None
+    return _month(deal.close_date) if deal.close_date is not None else None
 
 
 def _name(deal: Deal) -> str | None:
@@ -98,7 +104,7 @@ def _name(deal: Deal) -> str | None:
 
 
 def _owner(deal: Deal) -> str | None:
-    return (deal.owner_email or "").strip().lower() or None  # a blank owner is no owner
+    return _owner_key(deal.owner_email) if deal.owner_email else None
 
 
 def _close_date(deal: Deal) -> str | None:
@@ -126,52 +132,10 @@ MATCH_KEYS: dict[str, Callable[[Deal], str | None]] = {
 }
 
 
-def key_function(keys: Sequence[str]) -> Callable[[Deal], MatchKey | None]:
-    """`match_key` for hot loops: names and months are normalised once per distinct value
-    (the same deal usually carries the same name in every system)."""
-    names: dict[str, str] = {}
-    months: dict[date, str] = {}
-
-    def name(deal: Deal) -> str | None:
-        text = deal.name
-        found = names.get(text)
-        if found is None:
-            found = names[text] = normalize_name(text)
-        return found or None
-
-    def month(deal: Deal) -> str | None:
-        day = deal.close_date
-        if day is None:
-            return None
-        found = months.get(day)
-        if found is None:
-            found = months[day] = f"{day.year:04d}-{day.month:02d}"
-        return found
-
-    fast = {"name": name, "close_month": month}
-    getters = tuple(fast.get(k) or MATCH_KEYS[k] for k in keys)
-    if len(getters) == 2:  # the common name + close-month shape, without a loop
-        first, second = getters
-
-        def pair(deal: Deal) -> MatchKey | None:
-            a = first(deal)
-            if a is None:
-                return None
-            b = second(deal)
-            return None if b is None else (a, b)
-
-        return pair
-
-    def key(deal: Deal) -> MatchKey | None:
-        parts = tuple(get(deal) for get in getters)
-        return None if None in parts else parts  # type: ignore[return-value]
-
-    return key
-
-
 def match_key(deal: Deal, keys: Sequence[str]) -> MatchKey | None:
     """The deal's key for the configured components, or None when one of them is missing."""
-    return key_function(keys)(deal)
+    parts = tuple(MATCH_KEYS[component](deal) for component in keys)
+    return None if None in parts else parts  # type: ignore[return-value]
 
 
 def match_keys(deals: Sequence[Deal], keys: Sequence[str]) -> list[MatchKey | None]:
@@ -185,8 +149,8 @@ def match_keys(deals: Sequence[Deal], keys: Sequence[str]) -> list[MatchKey | No
 
 
 _REPEATING: dict[str, tuple[Callable[[Deal], Any], Callable[[Any], str | None]]] = {
-    "close_month": (attrgetter("close_date"), lambda d: f"{d.year:04d}-{d.month:02d}"),
-    "owner_email": (attrgetter("owner_email"), lambda owner: owner.strip().lower()),
+    "close_month": (attrgetter("close_date"), _month),
+    "owner_email": (attrgetter("owner_email"), _owner_key),
 }
 
 
@@ -197,6 +161,6 @@ def _column(component: str, deals: Sequence[Deal]) -> list[str | None]:
     if component in _REPEATING:
         read, derive = _REPEATING[component]
         values = list(map(read, deals))
-        derived = {v: None if v is None else derive(v) for v in dict.fromkeys(values)}
+        derived = {v: derive(v) if v else None for v in dict.fromkeys(values)}
         return list(map(derived.__getitem__, values))
     return list(map(MATCH_KEYS[component], deals))
