@@ -192,7 +192,7 @@ def _analyze(
         summary["matched"] += untouched
         plan = dataclasses.replace(plan, summary=summary)
     if remember:
-        _remember(store, matched, diffed)
+        _remember(store, matched, diffed, bases)
         dangling = {Ref(r["system"], r["id"]) for d in plan.deleted for r in d["live"]}
         open_refs = unsettled(
             matched, diffed, deals, len(config.systems), also=dangling, examined=changed
@@ -235,7 +235,12 @@ def _held(matched: MatchResult) -> set[Ref]:
     return held
 
 
-def _remember(store: Store, matched: MatchResult, diffed: DiffResult) -> None:
+def _remember(
+    store: Store,
+    matched: MatchResult,
+    diffed: DiffResult,
+    bases: Mapping[str, Mapping[str, Any]],
+) -> None:
     links = [
         Link(entity, ref.system, ref.id, matched.methods[ref])
         for ref, entity in matched.new_links.items()
@@ -243,26 +248,25 @@ def _remember(store: Store, matched: MatchResult, diffed: DiffResult) -> None:
     if links:
         store.save_links(links)
     if diffed.agreed:
-        store.save_bases(_merged_bases(store, diffed.agreed))
+        store.save_bases(_merged_bases(diffed.agreed, bases))
 
 
 def _merged_bases(
-    store: Store, agreed: Mapping[str, Mapping[str, Any]]
+    agreed: Mapping[str, Mapping[str, Any]], bases: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    """Agreed values over the stored bases. An entity whose members agree on one field while
-    differing on another agrees on that field only: saved alone, it would drop the others'
-    bases, and a later one-sided change there would be decided as on a first sync."""
-    partial = [e for e, values in agreed.items() if len(values) < len(DIFF_FIELDS)]
-    stored = store.bases(partial) if partial else {}
+    """Agreed values over the bases the diff read (as stored JSON). An entity whose members
+    agree on one field while differing on another agrees on that field only: saved alone, it
+    would drop the others' bases, and a later one-sided change there would be decided as on a
+    first sync."""
     merged = {}
     for entity, values in agreed.items():
-        base = dict(stored.get(entity, {}))
+        base = dict(bases.get(entity, {}))
         # A field every member now agrees on has no member left out of it any more.
         marks = {f: kept for f, kept in base.pop(LEFT_OUT, {}).items() if f not in values}
-        base |= base_to_json(values)
+        base |= values
         if marks:
             base[LEFT_OUT] = marks
-        merged[entity] = base
+        merged[entity] = base_to_json(base)
     return merged
 
 
