@@ -414,39 +414,49 @@ def _save_bases(
     """The written values become the entity's base, so next run sees no echo of our write.
 
     Only for a (entity, field) whose planned changes all landed: had one target failed, the
-    old base keeps the failed target from looking 'changed since last sync'. Members the plan
-    left out of that field (they cannot hold the value) are marked in the base with what they
-    kept, so that value does not look like a change of theirs either.
+    old base keeps the failed target from looking 'changed since last sync'. The targets that
+    did take the value are marked in the base with it instead: holding it, they are no more
+    changed than the base, since that value is our copy of another system's change, stamped
+    with our write's time (which the `newest` policy must not take for a user's edit). Members
+    the plan left out of that field (they cannot hold the value) are marked in the base with
+    what they kept, so that value does not look like a change of theirs either.
     """
     outcome = {r.change_id: r.outcome for r in results}
-    by_key: dict[tuple[str, str], list[Change]] = defaultdict(list)
+    by_key: dict[tuple[str, str], dict[Ref, list[Change]]] = defaultdict(lambda: defaultdict(list))
     for change in plan.changes:
         diff_field = "amount" if change.field == "currency" else change.field
-        by_key[(change.entity, diff_field)].append(change)
+        by_key[(change.entity, diff_field)][Ref(change.system, change.id)].append(change)
     updates: dict[str, dict[str, Any]] = defaultdict(dict)
-    for (entity, diff_field), group in by_key.items():
-        if not all(outcome.get(c.change_id) in _SUCCESS for c in group):
-            continue
-        if diff_field != "amount":
-            updates[entity][diff_field] = group[0].to_value
-            continue
-        money = _money_after(group, current)
-        if money is not _UNKNOWN:
-            updates[entity]["amount"] = money
-    if not updates:
+    echoes: dict[str, dict[str, dict[Ref, Any]]] = defaultdict(dict)
+    for (entity, diff_field), targets in by_key.items():
+        landed = {
+            ref: _value_after(diff_field, changes, current)
+            for ref, changes in targets.items()
+            if all(outcome.get(c.change_id) in _SUCCESS for c in changes)
+        }
+        if len(landed) < len(targets):
+            held = {ref: value for ref, value in landed.items() if value is not _UNKNOWN}
+            if held:
+                echoes[entity][diff_field] = held
+        elif (value := next(iter(landed.values()))) is not _UNKNOWN:
+            updates[entity][diff_field] = value
+    if not updates and not echoes:
         return
-    stored = store.bases(list(updates))
+    stored = store.bases(list(updates.keys() | echoes.keys()))
     left = _left_out_marks(plan)
     merged = {}
-    for entity, values in updates.items():
-        base = base_from_json(stored.get(entity, {})) | values
+    for entity in updates.keys() | echoes.keys():
+        base = base_from_json(stored.get(entity, {}))
+        values = updates.get(entity, {})
         marks = dict(base.get(LEFT_OUT, {}))
         for name in values:
             marks.pop(name, None)
             if (entity, name) in left:
                 marks[name] = left[entity, name]
-        base[LEFT_OUT] = marks
-        merged[entity] = base_to_json(base)
+        for name, held in echoes.get(entity, {}).items():
+            if name in base:  # no base value (a first sync): nothing to hold it against
+                marks[name] = {**marks.get(name, {}), **held}
+        merged[entity] = base_to_json(base | values | {LEFT_OUT: marks})
     store.save_bases(merged)
 
 
@@ -464,10 +474,15 @@ def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
 _UNKNOWN = object()
 
 
-def _money_after(group: Sequence[Change], current: Mapping[tuple[str, str], Deal]) -> Any:
-    """The Money a target holds after its amount and/or currency change."""
-    change = group[0]
-    parts = {c.field: c.to_value for c in group if (c.system, c.id) == (change.system, change.id)}
+def _value_after(
+    diff_field: str, changes: Sequence[Change], current: Mapping[tuple[str, str], Deal]
+) -> Any:
+    """The comparable value of `diff_field` a target holds after its `changes` landed: the
+    Money after its amount and/or currency change, else the value written."""
+    if diff_field != "amount":
+        return changes[0].to_value
+    change = changes[0]
+    parts = {c.field: c.to_value for c in changes}
     deal = current.get((change.system, change.id))
     if "amount" in parts and parts["amount"] is None:
         return None

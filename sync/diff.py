@@ -181,6 +181,13 @@ def _base_row(base: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(base.get(f, _MISSING) for f in DIFF_FIELDS)
 
 
+def _unrecorded(agreed: tuple[Any, ...], base: Mapping[str, Any] | None) -> bool:
+    """Is an entity whose members all hold `agreed` to be recorded as agreeing? Also when
+    the base already holds it but still marks members (see `left_out`): agreement ends the
+    marks, and one outliving it would take a later edit back to its value for no change."""
+    return base is None or _base_row(base) != agreed or bool(base.get(LEFT_OUT))
+
+
 def _fingerprint(value: Any) -> str:
     return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
 
@@ -212,7 +219,7 @@ class _Differ:
         base = self.bases.get(entity)
         first = rows[0]
         if first[_STAGE] is not None and all(row == first for row in rows):
-            if base is None or _base_row(base) != first:
+            if _unrecorded(first, base):
                 self.agreed[entity] = dict(zip(DIFF_FIELDS, first, strict=True))
             return
         decided: dict[str, tuple[Decision, tuple[Ref, ...]]] = {}
@@ -244,7 +251,9 @@ class _Differ:
     ) -> tuple[Decision, tuple[Ref, ...]] | None:
         values = {v for _, v in pairs}
         if len(values) <= 1:
-            if values and (base is None or base.get(name, _MISSING) != pairs[0][1]):
+            if values and (
+                base is None or base.get(name, _MISSING) != pairs[0][1] or left_out(base, name)
+            ):
                 self.agreed.setdefault(entity, {})[name] = pairs[0][1]
             return None
         self.mismatches[name] += 1
@@ -255,9 +264,8 @@ class _Differ:
         if was is _MISSING:
             changed = pairs
         else:
-            # A member left out when the others took the base value (it could not hold it)
-            # and still holding what it held then has not changed: else the next run would
-            # carry its old value back to the others.
+            # A member still holding the value marked in the base (see `left_out`) has not
+            # changed: else the next run would carry that value to the others as its edit.
             left = {d.ref: d for d, v in pairs if v != was and self.kept(d, name, v, was, base)}
             changed = [(d, v) for d, v in pairs if v != was and d.ref not in left]
             if left and not changed:
@@ -286,7 +294,7 @@ class _Differ:
     def kept(
         self, deal: Deal, name: str, value: Any, was: Any, base: Mapping[str, Any] | None
     ) -> bool:
-        """Does `deal` still hold the value it kept when its entity took `was`?"""
+        """Does `deal` still hold the value the base marks as no change of its own?"""
         marks = left_out(base, name)
         if deal.ref in marks:
             return bool(marks[deal.ref] == value)
@@ -295,7 +303,7 @@ class _Differ:
     def catch_up(
         self, entity: str, name: str, was: Any, left: Mapping[Ref, Deal]
     ) -> tuple[Decision, tuple[Ref, ...]] | None:
-        """Only left-out members differ from the base: those that can hold it now get it.
+        """Only marked members differ from the base: those that can hold it now get it.
         (Without `can_express`, a read-only analysis, nothing is decided.)"""
         if self.can_express is None:
             return None
@@ -307,7 +315,8 @@ class _Differ:
             self.errors.append(DealError(ref, name, why))
         if not able:
             return None
-        return Decision(was, "left out when the others took it; it can hold it now"), able
+        reason = "marked as no change of its own (left out, or an apply stopped part-way)"
+        return Decision(was, f"back to the value the others agreed on: {reason}"), able
 
     def cannot_hold(self, deal: Deal, name: str, value: Any) -> bool:
         if self.can_express is None or value is None:
@@ -389,8 +398,10 @@ class _Differ:
 
 
 def left_out(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
-    """The members of an entity that kept their own value of diff field `name` when the
-    others took the base's (they could not hold it): ref -> the value each kept."""
+    """The members of an entity whose value of diff field `name` differs from the base's and
+    is no change of their own: ref -> that value. Either the member kept it when the others
+    took the base's (it could not hold it), or an apply wrote it there and failed elsewhere
+    (our copy of another member's change, stamped with our write's time)."""
     marks = base.get(LEFT_OUT) if base else None
     return marks.get(name, {}) if marks else {}
 
@@ -472,8 +483,7 @@ def _diff(
                 if row[_STAGE] is not None and row == comparable(
                     b, facts_get(b.funnel) if facts else None
                 ):
-                    base = bases_get(entity)
-                    if base is None or _base_row(base) != row:
+                    if _unrecorded(row, bases_get(entity)):
                         agreed[entity] = dict(zip(DIFF_FIELDS, row, strict=True))
                     continue
                 differ.entity(entity, (a, b))

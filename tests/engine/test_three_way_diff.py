@@ -319,3 +319,38 @@ def test_a_member_left_out_keeping_its_value_is_no_change_but_a_new_edit_there_i
         (SF, "qualified"),
         (PD, "qualified"),
     }
+
+
+def test_a_value_an_apply_copied_before_stopping_part_way_is_no_change_of_that_member() -> None:
+    """Salesforce's 1500 was written to HubSpot (marked in the base), not to Pipedrive, where a
+    user then set 1700 before our write. Under `newest`, our write's later timestamp must not
+    count as HubSpot's own edit: the user's edit is newer than Salesforce's, and wins."""
+    base = deal(SF, "1")
+    sf = deal(SF, "1", amount="1500", updated=T0 + timedelta(hours=1))
+    pd = deal(PD, "3", amount="1700", updated=T0 + timedelta(hours=2))
+    hs = deal(HS, "2", amount="1500", updated=T0 + timedelta(hours=3))  # our write
+    marked = {**_base(base), LEFT_OUT: {"amount": {hs.ref: Money(Decimal("1500"), "USD")}}}
+    entities = {"E1": {d.system: d.ref for d in (sf, hs, pd)}}
+    newest = {"amount": Policy(PolicyRule.NEWEST)}
+    by_ref = {d.ref: d for d in (sf, hs, pd)}
+    result = diff(entities, by_ref, {"E1": marked}, newest, ALL)
+    assert _changes(result) == [
+        (HS, "amount", Decimal("1500"), Decimal("1700")),
+        (SF, "amount", Decimal("1500"), Decimal("1700")),
+    ]
+    unmarked = diff(entities, by_ref, {"E1": _base(base)}, newest, ALL)
+    assert _changes(unmarked) == [(PD, "amount", Decimal("1700"), Decimal("1500"))]
+
+
+def test_marks_end_when_the_members_agree_again() -> None:
+    """A mark outliving agreement would take a later edit back to the marked value for no
+    change at all: agreement, even on the base value, is recorded so the marks are dropped."""
+    a, b = deal(SF, "1"), deal(HS, "2")
+    marked = {**_base(a), LEFT_OUT: {"amount": {b.ref: Money(Decimal("1500"), "USD")}}}
+    entities = {"E1": {d.system: d.ref for d in (a, b)}}
+    agreed = diff(entities, {d.ref: d for d in (a, b)}, {"E1": marked}, {}, ALL).agreed
+    assert agreed == {"E1": _base(a)}
+    # one field agreed while another differs: that field's marks end too
+    c = deal(HS, "2", stage="negotiation")
+    agreed = diff(entities, {d.ref: d for d in (a, c)}, {"E1": marked}, {}, ALL).agreed
+    assert agreed == {"E1": {"amount": Money(Decimal("1000"), "USD")}}
