@@ -454,8 +454,7 @@ def _save_bases(
             if (entity, name) in left:
                 marks[name] = left[entity, name]
         for name, held in echoes.get(entity, {}).items():
-            if name in base:  # no base value (a first sync): nothing to hold it against
-                marks[name] = {**marks.get(name, {}), **held}
+            marks[name] = {**marks.get(name, {}), **held}
         merged[entity] = base_to_json(base | values | {LEFT_OUT: marks})
     store.save_bases(merged)
 

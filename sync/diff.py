@@ -262,7 +262,10 @@ class _Differ:
             return None
         was = _MISSING if base is None else base.get(name, _MISSING)
         if was is _MISSING:
-            changed = pairs
+            # No base yet, so no 'since': every member is a candidate, except one holding a
+            # value an apply copied there before stopping part-way (see `left_out`).
+            marks = left_out(base, name)
+            changed = [(d, v) for d, v in pairs if marks.get(d.ref, _MISSING) != v] or pairs
         else:
             # A member still holding the value marked in the base (see `left_out`) has not
             # changed: else the next run would carry that value to the others as its edit.

@@ -354,3 +354,22 @@ def test_marks_end_when_the_members_agree_again() -> None:
     c = deal(HS, "2", stage="negotiation")
     agreed = diff(entities, {d.ref: d for d in (a, c)}, {"E1": marked}, {}, ALL).agreed
     assert agreed == {"E1": {"amount": Money(Decimal("1000"), "USD")}}
+
+
+def test_on_a_first_sync_a_value_an_apply_copied_is_no_candidate_for_newest() -> None:
+    """No base yet (the first, migration-sized apply): the copy in HubSpot, stamped with our
+    write's time, does not outvote the user's later Pipedrive edit."""
+    sf = deal(SF, "1", amount="1500", updated=T0 + timedelta(hours=1))
+    pd = deal(PD, "3", amount="1700", updated=T0 + timedelta(hours=2))
+    hs = deal(HS, "2", amount="1500", updated=T0 + timedelta(hours=3))  # our write
+    marks = {LEFT_OUT: {"amount": {hs.ref: Money(Decimal("1500"), "USD")}}}
+    entities = {"E1": {d.system: d.ref for d in (sf, hs, pd)}}
+    newest = {"amount": Policy(PolicyRule.NEWEST)}
+    result = diff(entities, {d.ref: d for d in (sf, hs, pd)}, {"E1": marks}, newest, ALL)
+    assert {(s, t) for s, f, _, t in _changes(result) if f == "amount"} == {
+        (HS, Decimal("1700")),
+        (SF, Decimal("1700")),
+    }
+    assert {c.reason for c in result.changes} == {
+        "first sync: newest: updated in pipedrive at 2024-01-01T02:00:00Z"
+    }
