@@ -37,6 +37,7 @@ __all__ = [
     "deal_records",
     "http_dump",
     "http_faults",
+    "http_writes",
     "make_env",
     "served",
     "stable",
@@ -110,15 +111,7 @@ class SandboxEnv:
 
     def writes(self) -> int:
         """Write requests the sandboxes served."""
-        total = 0
-        for server in self.sandbox.servers.values():
-            for key, n in server.stats.snapshot()["requests"].items():
-                method = key.split(" ", 1)[0]
-                if method in ("PATCH", "PUT", "DELETE") or (
-                    method == "POST" and ("composite" in key or "batch" in key or "deals" in key)
-                ):
-                    total += n
-        return total
+        return sum(count_writes(s.stats.snapshot()) for s in self.sandbox.servers.values())
 
 
 def make_env(
@@ -183,6 +176,27 @@ def http_dump(info: Mapping[str, Any], systems: Sequence[str] = SYSTEMS) -> dict
         body = requests.get(url, verify=_verify(info, system), timeout=10).json()
         out[system] = stable(body[system])
     return out
+
+
+def count_writes(stats: Mapping[str, Any]) -> int:
+    """Write requests in one sandbox server's stats (`GET /__sandbox/stats`)."""
+    total = 0
+    for key, n in stats["requests"].items():
+        method = key.split(" ", 1)[0]
+        if method in ("PATCH", "PUT", "DELETE") or (
+            method == "POST" and ("composite" in key or "batch" in key or "deals" in key)
+        ):
+            total += n
+    return total
+
+
+def http_writes(info: Mapping[str, Any], systems: Sequence[str] = SYSTEMS) -> int:
+    """Write requests the served sandboxes answered so far."""
+    total = 0
+    for system in systems:
+        url = f"{info[system]}/__sandbox/stats"
+        total += count_writes(requests.get(url, verify=_verify(info, system), timeout=10).json())
+    return total
 
 
 def http_faults(info: Mapping[str, Any], system: str, **spec: Any) -> None:

@@ -25,6 +25,7 @@ from sync.plan import plan_to_json
 from sync.reconcile import plan_run
 from sync.runtime import open_runtime
 from tests.apply.conftest import DEALS, SEED, SYSTEMS, _stable
+from tests.sandbox_env import http_writes
 
 CRMSYNC = [str(Path(sys.executable).with_name("crmsync"))]
 
@@ -84,17 +85,19 @@ def _run_kill_resume(tmp_path: Path, seed: int) -> None:
     with _served(tmp_path / "clean", data) as (config, info):
         plan = tmp_path / "clean" / "plan.json"
         assert _plan(config, plan) >= 5
-        started = time.monotonic()
         done = _apply(config, plan)
         assert done.wait(timeout=120) == 0, done.stderr.read() if done.stderr else ""
-        took = time.monotonic() - started
+        writes = http_writes(info, SYSTEMS)
         expected = _dump(info)
     with _served(tmp_path / "killed", data) as (config, info):
         plan = tmp_path / "killed" / "plan.json"
         _plan(config, plan)
+        # After a seeded number of the clean apply's writes, whatever the machine's speed.
+        kill_after = random.Random(seed).randint(1, writes - 1)
         victim = _apply(config, plan)
-        # Within the clean apply's own duration (start-up, then writes), whatever the load.
-        time.sleep(random.Random(seed).uniform(0.4, 0.9) * took)
+        while http_writes(info, SYSTEMS) < kill_after:
+            assert victim.poll() is None, "the apply ended before the kill"
+            time.sleep(0.005)
         victim.send_signal(signal.SIGKILL)
         assert victim.wait(timeout=10) == -signal.SIGKILL, "the apply ended before the kill"
         resumed = _apply(config, plan)
