@@ -2,10 +2,11 @@
 `newest` policy (the sandbox config's default) every deal must end on the value a person set
 last, field by field, in all three CRMs, and the CRMs must converge.
 
-Each round: people set an amount, close date or stage in one CRM each; crmsync plans; people
-edit some of the same deals again (so the apply skips those as drifted, while landing
-elsewhere); the apply runs with one CRM refusing all or some writes; then a clean reconcile.
-Edits are a second apart, since Pipedrive stamps whole seconds and `newest` compares stamps.
+Each round: people set an amount, close date, stage or status (won/lost) in one CRM each;
+crmsync plans; people edit some of the same deals again (so the apply skips those as drifted,
+while landing elsewhere); the apply runs with one CRM refusing all or some writes; then a
+clean reconcile. Edits are a second apart, since Pipedrive stamps whole seconds and `newest`
+compares stamps.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sync.runtime import open_runtime
 from tests.integration.conftest import World, build_world
 
 SYSTEMS = ("salesforce", "hubspot", "pipedrive")
-FIELDS = ("amount", "close_date", "stage")
+FIELDS = ("amount", "close_date", "stage", "status")
 OPEN_STAGES = ("lead", "qualified", "proposal", "negotiation")
 REFUSALS = ({"error5xx": 1.0}, {"record_fail": 0.5}, None)
 TICK = 1.1  # seconds between edits whose order `newest` must see
@@ -58,48 +59,61 @@ class People:
             value: Any = str(Decimal(self.rng.randint(1000, 99999)))
         elif name == "close_date":
             value = (date(2030, 1, 1) + timedelta(days=self.rng.randint(0, 900))).isoformat()
+        elif name == "status":  # won or lost, once: a closed deal stays closed here
+            if (entity, "status") in self.last or any(r["status"] != "open" for r in held.values()):
+                return
+            value = self.rng.choice(("won", "lost"))
         else:
+            if (entity, "status") in self.last:
+                return
             free = [s for s in OPEN_STAGES if s not in taken]
             value = self.rng.choice(free) if free else None
         if value is None or value in taken:
             return
         self._set(system, ids[system], name, value)
         self.last[entity, name] = value
+        if name == "status":  # its stage is now the won/lost one (Pipedrive keeps its own)
+            self.last.pop((entity, "stage"), None)
 
     def _set(self, system: str, deal_id: str, name: str, value: str) -> None:
         em: Any = self.world.sandbox.servers[system].emulator
         with em.lock:
             if system == "salesforce":
-                fields: dict[str, Any] = {
-                    "amount": {"Amount": Decimal(value) if name == "amount" else None},
-                    "close_date": {"CloseDate": value},
-                    "stage": {"StageName": self._native(system, "default", value, name)},
-                }
-                em.store.apply(em.store.check_update(deal_id, fields[name]))
+                em.store.apply(em.store.check_update(deal_id, self._salesforce(name, value)))
             elif system == "hubspot":
                 pipeline = em.store.live[deal_id]["properties"]["pipeline"]
-                fields = {
-                    "amount": {"amount": value},
-                    "close_date": {"closedate": f"{value}T00:00:00Z"},
-                    "stage": {"dealstage": self._native(system, pipeline, value, name)},
-                }
-                em.store.update(deal_id, fields[name])
+                em.store.update(deal_id, self._hubspot(pipeline, name, value))
             else:
                 pipeline = str(em.store.deals[int(deal_id)]["pipeline_id"])
-                fields = {
-                    "amount": {"value": Decimal(value) if name == "amount" else None},
-                    "close_date": {"expected_close_date": value},
-                    "stage": {"stage_id": self._native(system, pipeline, value, name)},
-                }
-                em.store.update(int(deal_id), fields[name])
+                em.store.update(int(deal_id), self._pipedrive(pipeline, name, value))
 
-    def _native(self, system: str, pipeline: str, stage: str, name: str) -> Any:
-        """A native stage of `stage` in that pipeline (only when `name` is the stage)."""
-        if name != "stage":
-            return None
+    def _salesforce(self, name: str, value: str) -> dict[str, Any]:
+        if name == "amount":
+            return {"Amount": Decimal(value)}
+        if name == "close_date":
+            return {"CloseDate": value}
+        return {"StageName": self._native("salesforce", "default", value)}
+
+    def _hubspot(self, pipeline: str, name: str, value: str) -> dict[str, Any]:
+        if name == "amount":
+            return {"amount": value}
+        if name == "close_date":
+            return {"closedate": f"{value}T00:00:00Z"}
+        return {"dealstage": self._native("hubspot", pipeline, value)}
+
+    def _pipedrive(self, pipeline: str, name: str, value: str) -> dict[str, Any]:
+        if name == "amount":
+            return {"value": Decimal(value)}
+        if name == "close_date":
+            return {"expected_close_date": value}
+        if name == "status":
+            return {"status": value}
+        return {"stage_id": int(self._native("pipedrive", pipeline, value))}
+
+    def _native(self, system: str, pipeline: str, stage: str) -> str:
+        """A native stage of `stage` (won and lost are stages there too) in that pipeline."""
         natives = sorted(n for n, s in self.stage_maps[system][pipeline].items() if s == stage)
-        native = self.rng.choice(natives)
-        return int(native) if system == "pipedrive" else native
+        return self.rng.choice(natives)
 
 
 def _reconcile(world: World, *, dry_run: bool) -> Any:
