@@ -30,7 +30,7 @@ from sync.connect import build_context, kind_mapping
 from sync.diff import LEFT_OUT, FunnelFacts
 from sync.plan import Change, Plan, decode_value, encode_value
 from sync.pull import Progress
-from sync.reconcile import BATCH_SIZES, base_from_json, base_to_json
+from sync.reconcile import BATCH_SIZES, base_from_json, base_to_json, rebased
 from sync.runtime import Runtime
 from sync.shutdown import stop_requested
 from sync.store import Store
@@ -446,16 +446,15 @@ def _save_bases(
     left = _left_out_marks(plan)
     merged = {}
     for entity in updates.keys() | echoes.keys():
-        base = base_from_json(stored.get(entity, {}))
         values = updates.get(entity, {})
-        marks = dict(base.get(LEFT_OUT, {}))
+        base = rebased(base_from_json(stored.get(entity, {})), values)
+        marks = base.setdefault(LEFT_OUT, {})
         for name in values:
-            marks.pop(name, None)
             if (entity, name) in left:
                 marks[name] = left[entity, name]
         for name, held in echoes.get(entity, {}).items():
             marks[name] = {**marks.get(name, {}), **held}
-        merged[entity] = base_to_json(base | values | {LEFT_OUT: marks})
+        merged[entity] = base_to_json(base)
     store.save_bases(merged)
 
 

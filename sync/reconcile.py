@@ -254,20 +254,21 @@ def _remember(
 def _merged_bases(
     agreed: Mapping[str, Mapping[str, Any]], bases: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    """Agreed values over the bases the diff read (as stored JSON). An entity whose members
+    """Agreed values over the bases the diff read, as JSON to store. An entity whose members
     agree on one field while differing on another agrees on that field only: saved alone, it
     would drop the others' bases, and a later one-sided change there would be decided as on a
     first sync."""
-    merged = {}
-    for entity, values in agreed.items():
-        base = dict(bases.get(entity, {}))
-        # A field every member now agrees on has no member left out of it any more.
-        marks = {f: kept for f, kept in base.pop(LEFT_OUT, {}).items() if f not in values}
-        base |= values
-        if marks:
-            base[LEFT_OUT] = marks
-        merged[entity] = base_to_json(base)
-    return merged
+    return {e: base_to_json(rebased(bases.get(e, {}), v)) for e, v in agreed.items()}
+
+
+def rebased(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` over a (decoded) base. A field taking a new agreed value has no marked member
+    any more (see `sync.diff.left_out`): its marks go."""
+    marks = {f: kept for f, kept in base.get(LEFT_OUT, {}).items() if f not in values}
+    out = {f: v for f, v in base.items() if f != LEFT_OUT} | dict(values)
+    if marks:
+        out[LEFT_OUT] = marks
+    return out
 
 
 def dangling_links(
