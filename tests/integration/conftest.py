@@ -29,6 +29,15 @@ class World:
         with open_runtime(str(self.config)) as rt:
             return plan_run(rt.config, rt.store, rt.connectors, run_id=run_id)
 
+    def members(self) -> dict[str, dict[str, str]]:
+        """Entity -> {instance: deal id}, from the store's links, entities in id order."""
+        with open_runtime(str(self.config), connect=False) as rt:
+            links = rt.store.links()
+        members: dict[str, dict[str, str]] = {}
+        for (instance, deal_id), entity in sorted(links.items(), key=lambda link: link[1]):
+            members.setdefault(entity, {})[instance] = deal_id
+        return members
+
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: s.stats.snapshot() for name, s in self.sandbox.servers.items()}
 

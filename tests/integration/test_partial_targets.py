@@ -30,13 +30,7 @@ def _reconcile(world: World, *, dry_run: bool) -> Plan:
 def _open_entity_in_all_three(world: World) -> dict[str, str]:
     """Instance -> id of a linked entity, open everywhere, before negotiation in HubSpot."""
     hubspot: Any = world.sandbox.servers["hubspot"].emulator
-    with open_runtime(str(world.config), connect=False) as rt:
-        links = rt.store.links()
-    members: dict[str, dict[str, str]] = {}
-    for (instance, deal_id), entity in links.items():
-        members.setdefault(entity, {})[instance] = deal_id
-    for entity in sorted(members):
-        ids = members[entity]
+    for ids in world.members().values():
         if len(ids) < 3:
             continue
         stage = hubspot.store.live[ids["hubspot"]]["properties"]["dealstage"]

@@ -139,14 +139,9 @@ def _held(world: World, ids: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 
 def _open_in_all_three(world: World) -> dict[str, dict[str, str]]:
-    with open_runtime(str(world.config), connect=False) as rt:
-        links = rt.store.links()
-    members: dict[str, dict[str, str]] = {}
-    for (instance, deal_id), entity in links.items():
-        members.setdefault(entity, {})[instance] = deal_id
     return {
         entity: ids
-        for entity, ids in sorted(members.items())
+        for entity, ids in world.members().items()
         if len(ids) == len(SYSTEMS)
         and all(row["stage"] in OPEN_STAGES for row in _held(world, ids).values())
     }
