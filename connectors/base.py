@@ -6,20 +6,26 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from connectors.credentials import Credentials
 from mapping.context import NativePipelineStages
 
 __all__ = [
+    "NOT_FOUND",
     "Connector",
     "ConnectorSettings",
+    "DeletesDeals",
     "NativeCreate",
     "NativePipeline",
     "NativeUpdate",
     "PushResult",
 ]
 
+
+# The code of a delete's PushResult when the record is missing or already deleted, whatever
+# the CRM calls it (ENTITY_IS_DELETED, a 404, ...): rollback treats both alike.
+NOT_FOUND: Final = "NOT_FOUND"
 
 # A pipeline with its stages in order: (id, label, stages). The mapping package owns the type
 # because stage maps and proposals are built from it.
@@ -80,3 +86,23 @@ class Connector(Protocol):
     def calls(self) -> dict[str, int]: ...
     def cursor(self) -> str | None: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class DeletesDeals(Protocol):
+    """A connector that can move deals to its CRM's recycle bin (used only by rollback).
+
+    Kept apart from `Connector` so that plugin connectors without deletes keep working; the
+    engine checks `isinstance(connector, DeletesDeals)` before a rollback.
+
+    `delete_deals(ids)` returns one `PushResult` per id, in the order given:
+    - `ok=True`: the CRM moved the record to its recycle bin / archive (all three CRMs
+      soft-delete: Salesforce's recycle bin, HubSpot's archive, Pipedrive's deleted status);
+    - `ok=False, code="NOT_FOUND"`: the record does not exist or is already deleted, with the
+      CRM's own message as `error` where the API gives one;
+    - `ok=False` with the API's own `error` and `code`: any other refusal of that record.
+    A failure of the whole call (auth, 5xx after the retries, a daily limit) raises the
+    connector's typed `ConnectorError`, as `update_deals` / `create_deals` do.
+    """
+
+    def delete_deals(self, ids: Sequence[str]) -> list[PushResult]: ...
