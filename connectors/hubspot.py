@@ -24,6 +24,7 @@ from connectors.base import (
     NativeUpdate,
     PushResult,
 )
+from connectors.batches import chunks
 from connectors.credentials import HubSpotToken, secret_values
 from connectors.errors import ApiError
 from connectors.http import CallPolicy, Failure, Pacer
@@ -62,11 +63,6 @@ def _ms(value: object) -> int:
 def _iso(ms: int) -> str:
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class HubSpotConnector:
@@ -274,7 +270,7 @@ class HubSpotConnector:
     def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         properties = self._properties()
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids)), BATCH):
+        for chunk in chunks(list(dict.fromkeys(ids)), BATCH):
             request = {
                 "inputs": [{"id": i} for i in chunk],
                 "properties": properties,
@@ -289,7 +285,7 @@ class HubSpotConnector:
         if not field:
             return {}
         found: dict[str, str] = {}
-        for chunk in _chunks(list(dict.fromkeys(link_ids)), IN_VALUES):
+        for chunk in chunks(list(dict.fromkeys(link_ids)), IN_VALUES):
             filters = [{"propertyName": field, "operator": "IN", "values": list(chunk)}]
             offset = 0
             while True:
@@ -308,7 +304,7 @@ class HubSpotConnector:
 
     def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]:
         results: list[PushResult] = []
-        for chunk in _chunks(list(updates), BATCH):
+        for chunk in chunks(list(updates), BATCH):
             request = {"inputs": [{"id": u.id, "properties": _strings(u.fields)} for u in chunk]}
             body = self._batch_write(
                 "update deals", partial(self._send, self._batch.update, request), chunk
@@ -319,7 +315,7 @@ class HubSpotConnector:
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
         field = self._settings.link_field
         results: list[PushResult] = []
-        for chunk in _chunks(list(creates), BATCH):
+        for chunk in chunks(list(creates), BATCH):
             inputs = []
             for create in chunk:
                 properties = _strings(create.fields)

@@ -32,6 +32,7 @@ from connectors.base import (
     NativeUpdate,
     PushResult,
 )
+from connectors.batches import chunks
 from connectors.errors import AuthError, PermissionDenied, RateLimitExhausted
 from connectors.http import CallPolicy, Failure, FailureKind
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
@@ -88,11 +89,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SalesforceConnector:
@@ -308,14 +304,14 @@ class SalesforceConnector:
         if ids is None:
             yield from self._query("stage_history", base + order)
             return
-        for chunk in _chunks(list(ids), IN_CHUNK):
+        for chunk in chunks(list(ids), IN_CHUNK):
             soql = format_soql(base + " WHERE OpportunityId IN {}" + order, list(chunk))
             yield from self._query("stage_history", soql)
 
     def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         fields = ", ".join(self._deal_fields())
         out: list[dict[str, Any]] = []
-        for chunk in _chunks(list(ids), IN_CHUNK):
+        for chunk in chunks(list(ids), IN_CHUNK):
             soql = format_soql(
                 "SELECT {:literal} FROM Opportunity WHERE Id IN {}", fields, list(chunk)
             )
@@ -327,7 +323,7 @@ class SalesforceConnector:
         if not link or not link_ids:
             return {}
         found: dict[str, str] = {}
-        for chunk in _chunks(list(link_ids), IN_CHUNK):
+        for chunk in chunks(list(link_ids), IN_CHUNK):
             soql = format_soql(
                 "SELECT Id, {:literal} FROM Opportunity WHERE {:literal} IN {}",
                 link,
@@ -340,7 +336,7 @@ class SalesforceConnector:
 
     def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]:
         results: list[PushResult] = []
-        for chunk in _chunks(list(updates), BATCH):
+        for chunk in chunks(list(updates), BATCH):
             records = [
                 {
                     "attributes": {"type": "Opportunity"},
@@ -361,7 +357,7 @@ class SalesforceConnector:
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
         link = self._settings.link_field
         results: list[PushResult] = []
-        for chunk in _chunks(list(creates), BATCH):
+        for chunk in chunks(list(creates), BATCH):
             records = []
             for create in chunk:
                 values = {k: _jsonable(v) for k, v in create.fields.items()}
