@@ -1,5 +1,6 @@
 """Salesforce REST emulator: SOQL query/queryAll with cursors, describe, updated/deleted,
-sObject reads and writes, sObject Collections, limits and the OAuth token endpoint.
+sObject reads and writes, sObject Collections (update, create, delete into the recycle bin),
+limits and the OAuth token endpoint.
 
 Sandbox logins (POST /services/oauth2/token, documented in the README): grant_type=password
 with username `SANDBOX_USERNAME` and password = the sandbox's session token (a security token,
@@ -19,15 +20,16 @@ import base64
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from connectors.sandbox.faults import FaultState
 from connectors.sandbox.salesforce_store import (
     READ_ONLY,
+    Change,
     RecordError,
     SalesforceStore,
     format_stamp,
@@ -49,6 +51,7 @@ MAX_COLLECTION = 200
 MAX_CURSORS = 200
 _DATA = "/services/data/{version}"
 _TOKEN_PATH = "/services/oauth2/token"
+T = TypeVar("T")
 
 
 class SalesforceEmulator:
@@ -92,6 +95,7 @@ class SalesforceEmulator:
             Route("PATCH", f"{d}/sobjects/Opportunity/{{id}}", self._patch_one),
             Route("PATCH", f"{d}/composite/sobjects", self._collection_update),
             Route("POST", f"{d}/composite/sobjects", self._collection_create),
+            Route("DELETE", f"{d}/composite/sobjects", self._collection_delete),
         ]
 
     def authenticate(self, request: SandboxRequest) -> SandboxResponse | None:
@@ -388,23 +392,19 @@ class SalesforceEmulator:
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             return self.error(400, "JSON_PARSER_ERROR", "records must be a list of sObjects")
         if len(records) > MAX_COLLECTION:
-            return self.error(
-                400,
-                "EXCEEDED_ID_LIMIT",
-                f"record limit reached. cannot submit more than {MAX_COLLECTION} records "
-                "into this call",
-            )
+            return self._over_limit()
         for record in records:
             kind = (record.get("attributes") or {}).get("type")
             if kind != "Opportunity":
                 return self.error(
                     400, "INVALID_TYPE", "sObject type must be given in attributes.type"
                 )
-        all_or_none = bool(body.get("allOrNone", False))
-        outcomes: list[Any] = []
+        ids: list[Any] = []
+        outcomes: list[Change | RecordError] = []
         for record in records:
+            record_id = record.get("id", record.get("Id"))
+            ids.append(None if create else record_id)
             try:
-                record_id = record.get("id", record.get("Id"))
                 if create:
                     if record_id is not None:
                         raise RecordError(
@@ -417,34 +417,33 @@ class SalesforceEmulator:
                 outcomes.append(change)
             except RecordError as exc:
                 outcomes.append(exc)
-        failed = any(isinstance(o, RecordError) for o in outcomes)
-        results = []
-        for record, outcome in zip(records, outcomes, strict=True):
-            record_id = None if create else record.get("id", record.get("Id"))
-            if isinstance(outcome, RecordError):
-                results.append(
-                    {
-                        "id": None if create else record_id,
-                        "success": False,
-                        "errors": [outcome.as_json()],
-                    }
-                )
-            elif all_or_none and failed:
-                rolled = RecordError(
-                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                    "Record rolled back because not all records were valid and the request was "
-                    "using AllOrNone header",
-                )
-                results.append(
-                    {
-                        "id": None if create else record_id,
-                        "success": False,
-                        "errors": [rolled.as_json()],
-                    }
-                )
-            else:
-                results.append({"id": self.store.apply(outcome), "success": True, "errors": []})
-        return SandboxResponse(200, results)
+        all_or_none = bool(body.get("allOrNone", False))
+        return SandboxResponse(200, _results(ids, outcomes, all_or_none, self.store.apply))
+
+    def _collection_delete(self, request: SandboxRequest) -> SandboxResponse:
+        ids = request.args("ids")
+        if not ids:
+            return self.error(400, "MISSING_ARGUMENT", "ids: the ids of the records to delete")
+        if len(ids) > MAX_COLLECTION:
+            return self._over_limit()
+        outcomes: list[dict[str, Any] | RecordError] = []
+        for record_id in ids:
+            try:
+                record = self.store.check_delete(record_id)
+                self._injected_failure(record_id, {})
+                outcomes.append(record)
+            except RecordError as exc:
+                outcomes.append(exc)
+        all_or_none = (request.arg("allOrNone") or "false").lower() == "true"
+        return SandboxResponse(200, _results(ids, outcomes, all_or_none, self.store.delete))
+
+    def _over_limit(self) -> SandboxResponse:
+        return self.error(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            f"record limit reached. cannot submit more than {MAX_COLLECTION} records into this "
+            "call",
+        )
 
     def _injected_failure(self, record_id: Any, values: Mapping[str, Any]) -> None:
         faults = self.fault_state.faults
@@ -461,6 +460,34 @@ class SalesforceEmulator:
 
 class _ReplicationError(Exception):
     pass
+
+
+_ROLLED_BACK = RecordError(
+    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+    "Record rolled back because not all records were valid and the request was using AllOrNone "
+    "header",
+)
+
+
+def _results(
+    ids: Sequence[Any],
+    outcomes: Sequence[T | RecordError],
+    all_or_none: bool,
+    apply: Callable[[T], str],
+) -> list[dict[str, Any]]:
+    """SaveResults / DeleteResults in input order; `apply` runs only for rows that succeed.
+
+    With allOrNone one failed row fails every row and nothing is written.
+    """
+    failed = any(isinstance(o, RecordError) for o in outcomes)
+    results: list[dict[str, Any]] = []
+    for record_id, outcome in zip(ids, outcomes, strict=True):
+        if not isinstance(outcome, RecordError) and not (all_or_none and failed):
+            results.append({"id": apply(outcome), "success": True, "errors": []})
+            continue
+        error = outcome if isinstance(outcome, RecordError) else _ROLLED_BACK
+        results.append({"id": record_id, "success": False, "errors": [error.as_json()]})
+    return results
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.sandbox.soql import datetime_key
 
-__all__ = ["READ_ONLY", "RecordError", "SalesforceStore", "format_stamp", "sf_id"]
+__all__ = ["READ_ONLY", "Change", "RecordError", "SalesforceStore", "format_stamp", "sf_id"]
 
 TABLES = ("OpportunityStage", "User", "Opportunity", "OpportunityHistory")
 _CUSTOM_LINKS = ("HubSpot_Deal_Id__c", "Pipedrive_Deal_Id__c", "Crmsync_Id__c")
@@ -162,16 +162,24 @@ class SalesforceStore:
     # -- validation -------------------------------------------------------------------------
 
     def check_update(self, record_id: Any, values: Mapping[str, Any]) -> Change:
+        record = self._live(
+            record_id, f"Opportunity ID: id value of incorrect type: {record_id}", ["Id"]
+        )
+        return Change(record, self._check_values(values, create=False))
+
+    def check_delete(self, record_id: Any) -> dict[str, Any]:
+        """The live record a delete would move to the recycle bin (DeleteResult errors)."""
+        return self._live(record_id, f"malformed id {record_id}", [])
+
+    def _live(self, record_id: Any, malformed: str, fields: list[str]) -> dict[str, Any]:
         if not isinstance(record_id, str) or not _ID_RE.match(record_id):
-            raise RecordError(
-                "MALFORMED_ID", f"Opportunity ID: id value of incorrect type: {record_id}", ["Id"]
-            )
+            raise RecordError("MALFORMED_ID", malformed, fields)
         record = self.by_id.get(record_id) or self._by_short_id(record_id)
         if record is None:
-            raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["Id"])
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", fields)
         if record.get("IsDeleted"):
             raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
-        return Change(record, self._check_values(values, create=False))
+        return record
 
     def _by_short_id(self, record_id: str) -> dict[str, Any] | None:
         if len(record_id) != 15:
@@ -262,6 +270,15 @@ class SalesforceStore:
         record["LastModifiedById"] = _API_USER
         if record.get("StageName") != old_stage:
             self._history(record, stamp)
+        return str(record["Id"])
+
+    def delete(self, record: dict[str, Any]) -> str:
+        """Into the recycle bin: still in the table (queryAll, the deleted endpoint, the dump)
+        with IsDeleted set and a fresh SystemModstamp, the deletedDate Salesforce reports."""
+        stamp = self.stamp()
+        record["IsDeleted"] = True
+        record["LastModifiedDate"] = record["SystemModstamp"] = stamp
+        record["LastModifiedById"] = _API_USER
         return str(record["Id"])
 
     def _history(self, record: Mapping[str, Any], stamp: str) -> None:

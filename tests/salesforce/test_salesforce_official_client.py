@@ -21,6 +21,7 @@ from simple_salesforce.format import format_soql
 
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
+from connectors.sandbox.salesforce_store import format_stamp
 from tests.salesforce.sf_dataset import DELETED, LIVE, TRICKY_NAME
 
 SPEC = Path("/work/shared/specs/salesforce_rest_subset.openapi.yaml")
@@ -168,6 +169,72 @@ def test_all_or_none_rolls_back_every_record(sf: Salesforce, sandbox: Sandbox) -
     codes = [r["errors"][0]["statusCode"] for r in results]
     assert codes == ["ALL_OR_NONE_OPERATION_ROLLED_BACK", "FIELD_CUSTOM_VALIDATION_EXCEPTION"]
     assert sf.Opportunity.get(ids[0])["Amount"] != 1
+
+
+DELETE_KEY = "DELETE /services/data/{version}/composite/sobjects"
+
+
+def test_collection_delete_moves_records_to_the_recycle_bin_in_input_order(
+    sf: Salesforce, sandbox: Sandbox
+) -> None:
+    ids = [r["Id"] for r in sf.query("SELECT Id FROM Opportunity ORDER BY Id LIMIT 3")["records"]]
+    gone = sf.query_all("SELECT Id FROM Opportunity WHERE IsDeleted = true", include_deleted=True)
+    sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, fail_ids=(ids[2],)))
+    sandbox.servers["salesforce"].stats.clear()
+    asked = [ids[0], "006000000000999ZZZ", gone["records"][0]["Id"], "not-an-id", ids[1], ids[2]]
+    params = {"ids": ",".join(asked), "allOrNone": "false"}
+    results = sf.restful("composite/sobjects", method="DELETE", params=params)
+    assert [None if r["success"] else r["errors"][0]["statusCode"] for r in results] == [
+        None,
+        "INVALID_CROSS_REFERENCE_KEY",
+        "ENTITY_IS_DELETED",
+        "MALFORMED_ID",
+        None,
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+    ]
+    assert [r["id"] for r in results] == asked
+    assert stats(sandbox) == {DELETE_KEY: 1}
+    live = {r["Id"] for r in sf.query_all("SELECT Id FROM Opportunity")["records"]}
+    assert not live & set(ids[:2]) and ids[2] in live
+    binned = sf.query_all(
+        format_soql(
+            "SELECT Id, SystemModstamp FROM Opportunity WHERE IsDeleted = true AND Id IN {}", ids
+        ),
+        include_deleted=True,
+    )["records"]
+    assert {r["Id"] for r in binned} == set(ids[:2])
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Opportunity.get(ids[0])
+    # The deleted resource reports whole minutes up to the last one: move the deletions back two
+    # minutes so the window that covers them has closed.
+    store = sandbox.servers["salesforce"].emulator.store
+    earlier = datetime.now(UTC) - timedelta(minutes=2)
+    for record in binned:
+        assert record["SystemModstamp"] > format_stamp(earlier)  # the delete stamped it now
+        store.by_id[record["Id"]]["SystemModstamp"] = format_stamp(earlier)
+    now = datetime.now(UTC)
+    deleted = sf.Opportunity.deleted(now - timedelta(days=1), now)["deletedRecords"]
+    assert sorted(d["id"] for d in deleted) == sorted(ids[:2])
+    assert {d["deletedDate"] for d in deleted} == {format_stamp(earlier)}
+
+
+def test_collection_delete_refuses_over_200_ids_and_all_or_none_deletes_nothing(
+    sf: Salesforce, sandbox: Sandbox
+) -> None:
+    ids = [r["Id"] for r in sf.query("SELECT Id FROM Opportunity LIMIT 201")["records"]]
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.restful("composite/sobjects", method="DELETE", params={"ids": ",".join(ids)})
+    assert caught.value.content[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, fail_ids=(ids[1],)))
+    params = {"ids": ",".join(ids[:3]), "allOrNone": "true"}
+    results = sf.restful("composite/sobjects", method="DELETE", params=params)
+    assert [r["errors"][0]["statusCode"] for r in results] == [
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+    ]
+    live = {r["Id"] for r in sf.query_all("SELECT Id FROM Opportunity")["records"]}
+    assert set(ids[:3]) <= live
 
 
 def test_collection_create_assigns_new_ids_and_single_patch_answers_204(sf: Salesforce) -> None:
