@@ -102,7 +102,9 @@ class DeletesDeals(Protocol):
       CRM's own message as `error` where the API gives one;
     - `ok=False` with the API's own `error` and `code`: any other refusal of that record.
     A failure of the whole call (auth, 5xx after the retries, a daily limit) raises the
-    connector's typed `ConnectorError`, as `update_deals` / `create_deals` do.
+    connector's typed `ConnectorError`, as `update_deals` / `create_deals` do. A call retried
+    after its answer was lost may report NOT_FOUND for records the lost attempt deleted: they
+    are in the recycle bin either way, which is all rollback needs.
     """
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]: ...

@@ -1,8 +1,8 @@
 """Salesforce connector on simple-salesforce (REST: SOQL, sObject Collections).
 
 Every request goes through CallPolicy: SOQL pages are read with `sf.query` + `sf.query_more`
-(one counted call per page of up to 2,000 records), writes with `composite/sobjects` at 200
-records per call. The daily allowance from `Sforce-Limit-Info` is watched: once used up the
+(one counted call per page of up to 2,000 records), writes and deletes with `composite/sobjects`
+at 200 records per call. The daily allowance from `Sforce-Limit-Info` is watched: once used up the
 connector stops with RateLimitExhausted instead of hammering the org.
 """
 
@@ -32,7 +32,7 @@ from connectors.base import (
     NativeUpdate,
     PushResult,
 )
-from connectors.batches import chunks
+from connectors.batches import chunks, not_found
 from connectors.errors import AuthError, PermissionDenied, RateLimitExhausted
 from connectors.http import CallPolicy, Failure, FailureKind
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
@@ -54,6 +54,7 @@ STAGE_FIELDS = (
     "ForecastCategoryName, SortOrder"
 )
 HISTORY_FIELDS = "Id, OpportunityId, StageName, Amount, CloseDate, Probability, CreatedDate"
+_GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})  # deletes: NOT_FOUND
 EXPIRED = "session expired: provide a fresh session id or use password/client-credentials auth"
 _CONNECTION_ERRORS = (
     requests.ConnectionError,
@@ -348,7 +349,7 @@ class SalesforceConnector:
             body = {"allOrNone": False, "records": records}
             saved = self._call(
                 "update_deals",
-                _collection("PATCH", body),
+                _collection("PATCH", json=body),
             )
             for update, result in zip(chunk, saved, strict=True):
                 results.append(_push_result(result, update.id))
@@ -372,13 +373,30 @@ class SalesforceConnector:
                 )
         return results
 
+    def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
+        """Into the recycle bin, 200 ids a call (`DeletesDeals` gives the result semantics).
+
+        ENTITY_IS_DELETED (in the recycle bin) and INVALID_CROSS_REFERENCE_KEY (no such record)
+        are NOT_FOUND; MALFORMED_ID and other refusals keep Salesforce's code.
+        """
+        results: list[PushResult] = []
+        for chunk in chunks(list(ids), BATCH):
+            params = {"ids": ",".join(chunk), "allOrNone": "false"}
+            deleted = self._call("delete_deals", _collection("DELETE", params=params))
+            for record_id, result in zip(chunk, deleted, strict=True):
+                pushed = _push_result(result, record_id)
+                if not pushed.ok and pushed.code in _GONE:
+                    pushed = not_found(record_id, pushed.error)
+                results.append(PushResult(record_id, pushed.ok, pushed.error, pushed.code))
+        return results
+
 
 def _more(url: str) -> Callable[[Salesforce], Any]:
     return lambda sf: sf.query_more(url, identifier_is_url=True, headers=QUERY_OPTIONS)
 
 
-def _collection(method: str, body: dict[str, Any]) -> Callable[[Salesforce], Any]:
-    return lambda sf: sf.restful("composite/sobjects", method=method, json=body)
+def _collection(method: str, **request: Any) -> Callable[[Salesforce], Any]:
+    return lambda sf: sf.restful("composite/sobjects", method=method, **request)
 
 
 class _Creates:

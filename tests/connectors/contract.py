@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import Connector, NativeUpdate
+from connectors.base import NOT_FOUND, Connector, DeletesDeals, NativeUpdate
 from connectors.errors import AuthError, BudgetExhausted, ConnectorError
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
@@ -26,9 +26,13 @@ __all__ = [
     "assert_auth_error_is_clear",
     "assert_batch_failures_are_reported",
     "assert_budget_stops_cleanly",
+    "assert_delete_costs",
+    "assert_delete_failures_are_reported",
     "assert_deleted_are_seen",
+    "assert_deletes_leave_the_live_read",
     "assert_full_read_pages_exactly",
     "assert_incremental_returns_changed",
+    "assert_missing_deletes_are_not_found",
     "assert_no_secret_in",
     "assert_transient_faults_are_retried",
     "assert_updates_round_trip",
@@ -167,6 +171,74 @@ def assert_updates_round_trip(
     for update in updates:
         for field, value in update.fields.items():
             assert value_of(fresh[update.id], field) == value, (update.id, field)
+
+
+def _deleting(connector: Connector) -> DeletesDeals:
+    assert isinstance(connector, DeletesDeals), "the connector does not implement DeletesDeals"
+    return connector
+
+
+def assert_deletes_leave_the_live_read(
+    connector: Connector, since: datetime, ids: Sequence[str]
+) -> None:
+    """Deleted deals leave deals() and show up in deleted_deals(since); results in input order."""
+    results = _deleting(connector).delete_deals(ids)
+    assert [(r.id, r.ok, r.code) for r in results] == [(i, True, None) for i in ids]
+    assert not set(ids) & set(_ids(connector.deals()))
+    assert set(connector.deleted_deals(since)) == set(ids)
+
+
+def assert_missing_deletes_are_not_found(
+    connector: Connector, live: Sequence[str], missing: Sequence[str]
+) -> None:
+    """Unknown and already-deleted ids among live ones: NOT_FOUND for each, the rest deleted."""
+    asked = [i for pair in zip(live, missing, strict=False) for i in pair]
+    asked += list(live[len(missing) :]) + list(missing[len(live) :])
+    results = _deleting(connector).delete_deals(asked)
+    assert [r.id for r in results] == asked
+    for result in results:
+        if result.id in missing:
+            assert (result.ok, result.code) == (False, NOT_FOUND), result
+        else:
+            assert result.ok, result
+    assert not set(live) & set(_ids(connector.deals()))
+
+
+def assert_delete_costs(
+    connector: Connector,
+    sandbox: Sandbox,
+    exp: Expectations,
+    ids: Sequence[str],
+    calls: dict[str, int],
+) -> None:
+    """Deleting `ids` makes exactly `calls` (stats key -> count) and deletes every one."""
+    clear_stats(sandbox, exp.system)
+    results = _deleting(connector).delete_deals(ids)
+    assert len(results) == len(ids) and all(r.ok for r in results), results
+    assert stats(sandbox, exp.system) == calls
+
+
+def assert_delete_failures_are_reported(
+    connector: Connector,
+    sandbox: Sandbox,
+    exp: Expectations,
+    ids: Sequence[str],
+    failing: set[str],
+) -> list[Any]:
+    """A record the CRM refuses (fault fail_ids) fails alone, with the API's reason; the
+    others are deleted. Returns the results for system-specific checks."""
+    set_faults(sandbox, exp.system, Faults(fail_ids=tuple(failing), rate_limit=10_000))
+    try:
+        results = _deleting(connector).delete_deals(ids)
+    finally:
+        set_faults(sandbox, exp.system, Faults(rate_limit=10_000))
+    assert [r.id for r in results] == list(ids)
+    assert {r.id for r in results if not r.ok} == failing
+    for result in results:
+        assert result.ok or (result.error and result.code not in (None, NOT_FOUND)), result
+    left = set(_ids(connector.deals()))
+    assert failing <= left and not (set(ids) - failing) & left
+    return results
 
 
 def assert_error_is_typed(exc: BaseException) -> None:

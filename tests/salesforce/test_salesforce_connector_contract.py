@@ -162,6 +162,58 @@ def test_batch_with_failing_records_reports_each(connector, sandbox, exp):
     assert (results[0].ok, results[0].code) == (False, "MALFORMED_ID")
 
 
+DELETE = "DELETE /services/data/{version}/composite/sobjects"
+
+
+def _live_ids(connector, count):
+    return [d["Id"] for _, d in zip(range(count), connector.deals(), strict=False)]
+
+
+def test_deleted_deals_leave_the_read_and_are_seen_as_deleted(connector):
+    ids = _live_ids(connector, 3)
+    since = datetime.now(UTC)
+    contract.assert_deletes_leave_the_live_read(connector, since, ids)
+    assert connector.calls()["delete_deals"] == 1
+
+
+def test_deleting_unknown_and_recycled_ids_is_not_found_and_the_rest_are_deleted(connector):
+    live = _live_ids(connector, 3)
+    recycled = next(iter(connector.deleted_deals(datetime(2024, 1, 1, tzinfo=UTC))))
+    missing = ["006000000000999ZZZ", recycled]
+    contract.assert_missing_deletes_are_not_found(connector, live, missing)
+    results = connector.delete_deals([*missing, "not-an-id"])
+    assert [r.error for r in results[:2]] == ["invalid cross reference id", "entity is deleted"]
+    assert (results[2].ok, results[2].code) == (False, "MALFORMED_ID")
+
+
+@pytest.mark.parametrize("count", [1, 200, 201, 450])
+def test_deletes_cost_one_call_per_200_ids(connector, sandbox, exp, count):
+    ids = _live_ids(connector, count)
+    calls = -(-count // 200)
+    contract.assert_delete_costs(connector, sandbox, exp, ids, {DELETE: calls})
+    assert connector.calls()["delete_deals"] == calls
+
+
+def test_a_delete_refused_for_one_record_is_reported_for_that_record(connector, sandbox, exp):
+    ids = _live_ids(connector, 205)
+    results = contract.assert_delete_failures_are_reported(
+        connector, sandbox, exp, ids, failing={ids[1], ids[203]}
+    )
+    assert {r.code for r in results if not r.ok} == {"FIELD_CUSTOM_VALIDATION_EXCEPTION"}
+
+
+def test_a_delete_retries_429_and_5xx_and_stops_typed_when_out_of_allowance(connector, sandbox):
+    ids = _live_ids(connector, 2)
+    contract.set_faults(
+        sandbox, "salesforce", Faults(rate_limit=10_000, burst429=1, retry_after=0.01)
+    )
+    assert [r.ok for r in connector.delete_deals(ids[:1])] == [True]
+    assert connector.calls()["delete_deals"] == 2
+    contract.set_faults(sandbox, "salesforce", Faults(rate_limit=10_000, daily_limit=0))
+    with pytest.raises(RateLimitExhausted):
+        connector.delete_deals(ids[1:])
+
+
 def test_writes_round_trip_through_a_fresh_read(connector):
     ids = [d["Id"] for _, d in zip(range(3), connector.deals(), strict=False)]
     updates = [
