@@ -164,7 +164,7 @@ class HubSpotEmulator:
     def _owners(self, request: SandboxRequest) -> SandboxResponse:
         limit = _int(request.arg("limit"), 100, "limit", 1, 500)
         offset = _int(request.arg("after"), 0, "after", 0, None)
-        archived = (request.arg("archived") or "false").lower() == "true"
+        archived = _archived(request)
         email = (request.arg("email") or "").lower()
         owners = [
             o
@@ -182,7 +182,7 @@ class HubSpotEmulator:
     def _list(self, request: SandboxRequest) -> SandboxResponse:
         limit = _int(request.arg("limit"), 10, "limit", 1, MAX_PAGE)
         after = _int(request.arg("after"), 0, "after", 0, None)
-        archived = (request.arg("archived") or "false").lower() == "true"
+        archived = _archived(request)
         deals, more = self.store.page(archived, after, limit)
         properties = request.args("properties")
         body: dict[str, Any] = {"results": [self.store.view(d, properties) for d in deals]}
@@ -191,7 +191,7 @@ class HubSpotEmulator:
         return SandboxResponse(200, body)
 
     def _get(self, request: SandboxRequest) -> SandboxResponse:
-        table = self.store.archived if request.arg("archived") == "true" else self.store.live
+        table = self.store.archived if _archived(request) else self.store.live
         deal = table.get(request.params["dealId"])
         if deal is None:
             return self.error(404, "OBJECT_NOT_FOUND", "resource not found")
@@ -263,7 +263,7 @@ class HubSpotEmulator:
     def _batch_read(self, request: SandboxRequest) -> SandboxResponse:
         body = _obj(request.json())
         inputs = self._inputs(request)
-        table = self.store.archived if request.arg("archived") == "true" else self.store.live
+        table = self.store.archived if _archived(request) else self.store.live
         properties = body.get("properties") or ()
         results, missing = [], []
         for item in inputs:
@@ -322,9 +322,25 @@ class HubSpotEmulator:
         return _batch(results, errors, 201)
 
     def _batch_archive(self, request: SandboxRequest) -> SandboxResponse:
-        for item in self._inputs(request):
-            self.store.archive(str(_obj(item).get("id")))
+        """204 and no body, as HubSpot answers, even for unknown or already-archived ids.
+
+        The archive has no multi-status answer: a record refused (injected failure) refuses
+        the whole batch with one error naming it, and no deal of the batch is archived.
+        """
+        ids = [str(_obj(item).get("id")) for item in self._inputs(request)]
+        refused = [i for i in ids if i in self.store.live and self._injected(i)]
+        if refused:
+            response = self.error(400, "VALIDATION_ERROR", "Injected failure: record rejected.")
+            response.body["context"] = {"ids": refused}
+            return response
+        for deal_id in ids:
+            self.store.archive(deal_id)
         return SandboxResponse(204)
+
+
+def _archived(request: SandboxRequest) -> bool:
+    # The SDK sends Python's True as "True": read it as the list and owners handlers do.
+    return (request.arg("archived") or "false").lower() == "true"
 
 
 def _obj(value: object) -> dict[str, Any]:

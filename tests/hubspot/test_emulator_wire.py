@@ -286,3 +286,21 @@ def test_creates_get_new_ids_and_show_up_in_reads(sdk, sandbox):
     assert again.properties["dealname"] == "Fresh"
     dump = _raw(sandbox, "GET", "/__sandbox/dump").json()["hubspot"]
     assert new.id in {d["id"] for d in dump["deals"]}
+
+
+def test_batch_archive_answers_204_for_unknown_ids_and_refuses_a_batch_whole(sdk, sandbox, hs_data):
+    from connectors.sandbox.faults import Faults
+
+    live = [d["id"] for d in hs_data["hubspot"]["deals"] if not d.get("archived")][:3]
+    batch = sdk.crm.deals.batch_api
+    assert batch.archive({"inputs": [{"id": live[0]}, {"id": "404404"}]}) is None  # 204
+    assert batch.archive({"inputs": [{"id": live[0]}]}) is None  # already archived: 204 too
+    shown = sdk.crm.deals.basic_api.get_by_id(live[0], archived=True)
+    assert shown.archived and shown.archived_at is not None
+    sandbox.servers["hubspot"].faults.set(Faults(rate_limit=10_000, fail_ids=(live[2],)))
+    with pytest.raises(ApiException) as caught:
+        batch.archive({"inputs": [{"id": live[1]}, {"id": live[2]}]})
+    assert caught.value.status == 400
+    assert json.loads(caught.value.body)["context"] == {"ids": [live[2]]}
+    remaining = {d.id for d in sdk.crm.deals.get_all()}
+    assert {live[1], live[2]} <= remaining and live[0] not in remaining
