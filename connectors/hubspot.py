@@ -24,11 +24,17 @@ from connectors.base import (
     NativeUpdate,
     PushResult,
 )
-from connectors.batches import chunks
+from connectors.batches import chunks, not_found
 from connectors.credentials import HubSpotToken, secret_values
 from connectors.errors import ApiError
 from connectors.http import CallPolicy, Failure, Pacer
-from connectors.hubspot_wire import classify, create_results, rate_limit_info, update_results
+from connectors.hubspot_wire import (
+    classify,
+    create_results,
+    not_live,
+    rate_limit_info,
+    update_results,
+)
 from mapping.context import NativeStage
 
 __all__ = ["HubSpotConnector"]
@@ -326,6 +332,39 @@ class HubSpotConnector:
             results += create_results(chunk, body, field) if isinstance(body, dict) else body
         return results
 
+    def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
+        """Archive, 100 ids a batch (`DeletesDeals` gives the result semantics).
+
+        HubSpot's batch archive answers 204 with no body whatever the ids: unknown and
+        already-archived ids are silently ignored, and a refusal is one error for the whole
+        batch. So each batch is read first (batch/read of live deals): the ids it does not
+        return are NOT_FOUND with HubSpot's message, and only the live ones are archived. That
+        costs one read and one archive call per 100 ids; a deal someone archives between the
+        two is reported as archived by us, which it is either way.
+        """
+        results: list[PushResult] = []
+        for chunk in chunks(list(ids), BATCH):
+            unique = list(dict.fromkeys(chunk))
+            read = {
+                "inputs": [{"id": i} for i in unique],
+                "properties": ["hs_object_id"],
+                "propertiesWithHistory": [],
+            }
+            missing = not_live(unique, self._call("find deals to delete", self._batch.read, read))
+            live = [i for i in unique if i not in missing]
+            refused: dict[str | None, PushResult] = {}
+            if live:
+                archive = {"inputs": [{"id": i} for i in live]}
+                body = self._batch_write(
+                    "delete deals", partial(self._send, self._batch.archive, archive), live
+                )
+                refused = {r.id: r for r in body} if isinstance(body, list) else {}
+            results += [
+                not_found(i, missing[i]) if i in missing else refused.get(i, PushResult(i, True))
+                for i in chunk
+            ]
+        return results
+
     def _creates(self, inputs: list[dict[str, Any]], field: str | None) -> Callable[..., Any]:
         """A batch create that, when repeated, first finds what an unanswered attempt created.
 
@@ -354,9 +393,10 @@ class HubSpotConnector:
         self,
         operation: str,
         attempt: Callable[[], Any],
-        chunk: Sequence[NativeUpdate | NativeCreate],
+        chunk: Sequence[NativeUpdate | NativeCreate | str],
     ) -> dict[str, Any] | list[PushResult]:
-        """The batch response, or (HubSpot refused the whole batch) one failure per record."""
+        """The batch response, or (HubSpot refused the whole batch) one failure per record
+        (`chunk` holds the writes, or the ids of an archive)."""
         try:
             body: dict[str, Any] = self._policy.call(operation, attempt)
             return body
@@ -365,7 +405,7 @@ class HubSpotConnector:
                 raise
             return [
                 PushResult(
-                    getattr(item, "id", None),
+                    item if isinstance(item, str) else getattr(item, "id", None),
                     False,
                     exc.message,
                     "VALIDATION_ERROR",

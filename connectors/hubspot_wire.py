@@ -1,5 +1,6 @@
 """HubSpot wire details the connector needs, as pure functions: error classification,
-rate-limit headers, and per-record results of batch writes (200 / 201 / 207 multi-status).
+rate-limit headers, per-record results of batch writes (200 / 201 / 207 multi-status), and
+which ids of a batch read are not live deals.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from connectors.http import Failure, FailureKind, header_int
 __all__ = [
     "classify",
     "create_results",
+    "not_live",
     "rate_limit_info",
     "update_results",
 ]
@@ -153,3 +155,15 @@ def create_results(
             message = "HubSpot did not confirm this create; find_created will tell on retry"
             out.append(PushResult(None, False, message, "UNCONFIRMED", link_id=link))
     return out
+
+
+def not_live(ids: Sequence[str], body: Mapping[str, Any]) -> dict[str, str]:
+    """id -> HubSpot's message, for each of `ids` a batch read did not return (archived, or
+    never existed: the read does not tell the two apart)."""
+    live = {str(record.get("id")) for record in body.get("results") or ()}
+    failed = _failures(body.get("errors") or (), "ids")
+    return {
+        i: failed[i][1] if i in failed else "HubSpot did not return this deal"
+        for i in ids
+        if i not in live
+    }

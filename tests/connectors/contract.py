@@ -223,21 +223,24 @@ def assert_delete_failures_are_reported(
     sandbox: Sandbox,
     exp: Expectations,
     ids: Sequence[str],
-    failing: set[str],
+    refused: set[str],
+    failed: set[str] | None = None,
 ) -> list[Any]:
-    """A record the CRM refuses (fault fail_ids) fails alone, with the API's reason; the
-    others are deleted. Returns the results for system-specific checks."""
-    set_faults(sandbox, exp.system, Faults(fail_ids=tuple(failing), rate_limit=10_000))
+    """Records the CRM refuses (fault fail_ids) are reported failed with the API's reason and
+    stay live; the others are deleted. `failed` is what fails with them (default: just the
+    refused; an all-or-nothing batch fails whole). Returns the results for further checks."""
+    failed = refused if failed is None else failed
+    set_faults(sandbox, exp.system, Faults(fail_ids=tuple(refused), rate_limit=10_000))
     try:
         results = _deleting(connector).delete_deals(ids)
     finally:
         set_faults(sandbox, exp.system, Faults(rate_limit=10_000))
     assert [r.id for r in results] == list(ids)
-    assert {r.id for r in results if not r.ok} == failing
+    assert {r.id for r in results if not r.ok} == failed
     for result in results:
         assert result.ok or (result.error and result.code not in (None, NOT_FOUND)), result
     left = set(_ids(connector.deals()))
-    assert failing <= left and not (set(ids) - failing) & left
+    assert failed <= left and not (set(ids) - failed) & left
     return results
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.base import NativeCreate, NativeUpdate
 from connectors.credentials import HubSpotToken
-from connectors.errors import ApiError
+from connectors.errors import ApiError, RateLimitExhausted
 from connectors.hubspot import HubSpotConnector
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
@@ -121,6 +121,60 @@ def test_writes_go_in_batches_of_100(connector, sandbox, hs_data):
     results = connector.update_deals([NativeUpdate(i, {"amount": "3"}) for i in ids])
     assert len(results) == 130 and all(r.ok for r in results)
     assert contract.stats(sandbox, "hubspot") == {"POST /crm/v3/objects/deals/batch/update": 2}
+
+
+READ = "POST /crm/v3/objects/deals/batch/read"
+ARCHIVE = "POST /crm/v3/objects/deals/batch/archive"
+
+
+def test_deleted_deals_leave_the_read_and_are_seen_as_archived(connector, hs_data):
+    ids = [d["id"] for d in _live(hs_data)[:3]]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    contract.assert_deletes_leave_the_live_read(connector, since, ids)
+
+
+def test_deleting_unknown_and_archived_ids_is_not_found_and_the_rest_are_archived(
+    connector, sandbox, hs_data
+):
+    # HubSpot's archive answers 204 for these too; the read before it is what tells.
+    live = [d["id"] for d in _live(hs_data)[:3]]
+    archived = [d["id"] for d in hs_data["hubspot"]["deals"] if d.get("archived")]
+    contract.clear_stats(sandbox, "hubspot")
+    contract.assert_missing_deletes_are_not_found(connector, live, ["404404", *archived])
+    assert contract.stats(sandbox, "hubspot")[ARCHIVE] == 1
+    results = connector.delete_deals(["404404"])
+    assert "Could not get some DEAL objects" in (results[0].error or "")
+    assert contract.stats(sandbox, "hubspot")[ARCHIVE] == 1  # nothing live: no archive call
+
+
+@pytest.mark.parametrize("count", [1, 100, 101, 153])
+def test_deletes_cost_one_read_and_one_archive_per_100_ids(connector, sandbox, exp, hs_data, count):
+    ids = [d["id"] for d in _live(hs_data)[:count]]
+    assert len(ids) == count
+    calls = -(-count // 100)
+    contract.assert_delete_costs(connector, sandbox, exp, ids, {READ: calls, ARCHIVE: calls})
+    assert connector.calls() == {"find deals to delete": calls, "delete deals": calls}
+
+
+def test_a_refused_record_fails_its_whole_archive_batch_and_only_that_batch(
+    connector, sandbox, exp, hs_data
+):
+    ids = [d["id"] for d in _live(hs_data)[:105]]
+    results = contract.assert_delete_failures_are_reported(
+        connector, sandbox, exp, ids, refused={ids[3]}, failed=set(ids[:100])
+    )
+    failure = results[0]
+    assert failure.code == "VALIDATION_ERROR" and "Injected failure" in (failure.error or "")
+
+
+def test_an_archive_batch_is_retried_after_429_and_5xx(connector, sandbox, hs_data):
+    ids = [d["id"] for d in _live(hs_data)[:2]]
+    contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000, burst429=2, retry_after=0.01))
+    assert [r.ok for r in connector.delete_deals(ids)] == [True, True]
+    assert sum(connector._policy.retries().values()) == 2
+    contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000, daily_limit=0))
+    with pytest.raises(RateLimitExhausted):
+        connector.delete_deals(ids)
 
 
 def test_retried_create_is_found_by_its_link_marker(connector, sandbox):

@@ -197,7 +197,7 @@ def test_deletes_cost_one_call_per_200_ids(connector, sandbox, exp, count):
 def test_a_delete_refused_for_one_record_is_reported_for_that_record(connector, sandbox, exp):
     ids = _live_ids(connector, 205)
     results = contract.assert_delete_failures_are_reported(
-        connector, sandbox, exp, ids, failing={ids[1], ids[203]}
+        connector, sandbox, exp, ids, refused={ids[1], ids[203]}
     )
     assert {r.code for r in results if not r.ok} == {"FIELD_CUSTOM_VALIDATION_EXCEPTION"}
 
