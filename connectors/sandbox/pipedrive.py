@@ -12,6 +12,8 @@ Documented choices where the public docs are silent:
   silently left out, even when `since_timestamp` asks for them, so a client has to know the
   window and fall back to a full scan for an older cursor.
 - A deleted deal stays readable (status "deleted") and shows up in `recents`.
+- Deleting a deal that is already deleted answers 410 Gone ("Deal is already deleted"); an
+  unknown id answers 404 ("Deal not found").
 """
 
 from __future__ import annotations
@@ -262,6 +264,8 @@ class PipedriveEmulator:
 
     def _delete(self, request: SandboxRequest) -> SandboxResponse:
         deal_id = _deal_id(request)
+        if self._injected([str(deal_id)]):
+            return self.error(400, "injected", "Injected failure: deal rejected")
         try:
             self.store.delete(deal_id)
         except WriteError as exc:

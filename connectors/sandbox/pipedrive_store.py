@@ -323,6 +323,9 @@ class DealStore:
         return deal
 
     def delete(self, deal_id: int) -> None:
+        deal = self.deals.get(deal_id)
+        if deal is not None and deal["status"] == "deleted":
+            raise WriteError(410, "Deal is already deleted")
         self.update(deal_id, {"status": "deleted"})
 
     def dump(self) -> dict[str, Any]:

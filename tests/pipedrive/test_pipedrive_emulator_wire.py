@@ -174,6 +174,21 @@ def test_deleted_deals_leave_the_list_but_show_in_recents_and_status_deleted(cli
     assert [(r["id"], r["data"]["status"]) for r in recents] == [(deal_id, "deleted")]
 
 
+def test_deleting_twice_is_410_an_unknown_deal_404_and_a_refused_one_400(sandbox, client, pd_data):
+    first, second = _live_ids(pd_data)[:2]
+    assert client.deals.delete_deal(first) == {"success": True, "data": {"id": first}}
+    shown = client.deals.get_deal(first)["data"]
+    assert (shown["status"], shown["deleted"], shown["active"]) == ("deleted", True, False)
+    with pytest.raises(exceptions.GoneError):
+        client.deals.delete_deal(first)
+    with pytest.raises(exceptions.NotFoundError):
+        client.deals.delete_deal(404404)
+    sandbox.servers["pipedrive"].faults.set(Faults(rate_limit=10_000, fail_ids=(str(second),)))
+    with pytest.raises(exceptions.BadRequestError):
+        client.deals.delete_deal(second)
+    assert client.deals.get_deal(second)["data"]["status"] != "deleted"
+
+
 def test_recents_only_reach_back_the_configured_window(sandbox, client):
     emulator = sandbox.servers["pipedrive"].emulator
     params = {"since_timestamp": "2000-01-01 00:00:00", "items": "deal"}
