@@ -5,7 +5,7 @@ Reads page with start/limit at the maximum of 500. Incremental reads use `GET /v
 90 days the sandbox keeps); for an older cursor the connector scans `GET /v1/deals` sorted by
 update_time DESC and stops at the cursor. Pipedrive times have 1-second resolution, so the
 cursor second is read inclusively (a boundary deal may come twice; none is lost).
-v1 has no bulk write: one PUT / POST per deal, each with its own PushResult.
+v1 has no bulk write: one PUT / POST / DELETE per deal, each with its own PushResult.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from connectors.base import (
     NativeUpdate,
     PushResult,
 )
+from connectors.batches import not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken, secret_values
 from connectors.errors import ApiError
 from connectors.http import CallPolicy, Failure
@@ -43,7 +44,9 @@ __all__ = ["PipedriveConnector"]
 DEFAULT_DOMAIN = "https://api.pipedrive.com"
 PAGE = 500
 RECENTS_DAYS = 89
-_PER_RECORD = (400, 404, 422)  # refused for this deal only: report it, go on with the next
+# Refused for this deal only: report it, go on with the next.
+_PER_RECORD = (400, 404, 410, 422)
+_GONE = frozenset({"404", "410"})  # a delete's deal does not exist, or is deleted already
 
 
 def _body_list(body: Any) -> list[dict[str, Any]]:
@@ -308,6 +311,20 @@ class PipedriveConnector:
         return [
             self._write("create deal", self._idempotent_create(c), None, c.link_id) for c in creates
         ]
+
+    def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
+        """One DELETE per deal (`DeletesDeals` gives the result semantics): 404 and 410 are
+        NOT_FOUND. The bulk `DELETE /v1/deals?ids=` runs in the background and answers no
+        per-deal outcome, so it cannot say which deals were missing or refused.
+        """
+        deals = self._client.deals
+        results = []
+        for deal_id in ids:
+            result = self._write("delete deal", partial(deals.delete_deal, deal_id), deal_id, None)
+            if not result.ok and result.code in _GONE:
+                result = not_found(deal_id, result.error)
+            results.append(PushResult(deal_id, result.ok, result.error, result.code))
+        return results
 
     def _idempotent_create(self, create: NativeCreate) -> Callable[[], Any]:
         """A POST that, when retried (the first answer was lost), first looks for its deal.

@@ -13,7 +13,7 @@ import requests
 
 from connectors.base import NativeCreate, NativeUpdate
 from connectors.credentials import PipedriveApiToken
-from connectors.errors import ApiError, AuthError
+from connectors.errors import ApiError, AuthError, RateLimitExhausted
 from connectors.pipedrive import PipedriveConnector
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
@@ -204,6 +204,48 @@ def test_writes_cost_one_put_per_deal(connector, sandbox, pd_data):
     results = connector.update_deals([NativeUpdate(i, {"probability": 3}) for i in ids])
     assert len(results) == 7 and all(r.ok for r in results)
     assert contract.stats(sandbox, "pipedrive") == {"PUT /v1/deals/{id}": 7}
+
+
+def test_deleted_deals_leave_the_read_and_are_seen_as_deleted(connector, pd_data):
+    ids = [str(d["id"]) for d in _live(pd_data)[:3]]
+    contract.assert_deletes_leave_the_live_read(connector, _just_before(), ids)
+
+
+def test_deleting_unknown_and_deleted_ids_is_not_found_and_the_rest_are_deleted(connector, pd_data):
+    live = [str(d["id"]) for d in _live(pd_data)[:3]]
+    deleted = [str(d["id"]) for d in pd_data["pipedrive"]["deals"] if d["status"] == "deleted"]
+    contract.assert_missing_deletes_are_not_found(connector, live, ["404404", *deleted])
+    results = connector.delete_deals(["404404", deleted[0], "not-a-number"])
+    assert [r.error for r in results[:2]] == ["Deal not found", "Deal is already deleted"]
+    assert (results[2].ok, results[2].code) == (False, "400")
+
+
+def test_deletes_cost_one_call_per_deal(connector, sandbox, exp, pd_data):
+    ids = [str(d["id"]) for d in _live(pd_data)[:7]]
+    contract.assert_delete_costs(connector, sandbox, exp, ids, {"DELETE /v1/deals/{id}": 7})
+    assert connector.calls() == {"delete deal": 7}
+
+
+def test_a_refused_delete_is_reported_for_that_deal(connector, sandbox, exp, pd_data):
+    ids = [str(d["id"]) for d in _live(pd_data)[:5]]
+    results = contract.assert_delete_failures_are_reported(
+        connector, sandbox, exp, ids, refused={ids[1], ids[4]}
+    )
+    assert {(r.code, r.error) for r in results if not r.ok} == {
+        ("400", "Injected failure: deal rejected")
+    }
+
+
+def test_a_delete_is_retried_after_429_and_a_used_up_budget_raises(connector, sandbox, pd_data):
+    ids = [str(d["id"]) for d in _live(pd_data)[:2]]
+    contract.set_faults(
+        sandbox, "pipedrive", Faults(rate_limit=10_000, burst429=1, retry_after=0.01)
+    )
+    assert [r.ok for r in connector.delete_deals(ids[:1])] == [True]
+    assert connector.calls() == {"delete deal": 2}
+    contract.set_faults(sandbox, "pipedrive", Faults(rate_limit=10_000, daily_limit=0))
+    with pytest.raises(RateLimitExhausted):
+        connector.delete_deals(ids[1:])
 
 
 def test_retried_create_is_found_by_its_link_marker(connector, sandbox):
