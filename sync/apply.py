@@ -25,10 +25,11 @@ from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal, MappingError, Money, Ref
 from sync.apply_creates import apply_creates
+from sync.apply_deletes import Delete, apply_deletes, not_deleted
 from sync.apply_report import ApplyReport, ChangeResult, Outcome
 from sync.connect import build_context, kind_mapping
 from sync.diff import LEFT_OUT, FunnelFacts
-from sync.plan import Change, Plan, decode_value, encode_value
+from sync.plan import Change, Plan, current_value, decode_value, encode_value, show_value
 from sync.pull import Progress
 from sync.reconcile import BATCH_SIZES, base_from_json, base_to_json, rebased
 from sync.runtime import Runtime
@@ -37,7 +38,7 @@ from sync.store import Store
 from sync.store_records import AuditEntry, FailureRecord, JournalEntry, JournalOp, JournalState
 from sync.writes import native_update
 
-__all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "current_value", "system_contexts"]
+__all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "system_contexts"]
 
 # Records per re-read + write round; Pipedrive writes one call per deal, but reads in pages.
 _DEFAULT_BATCH = 50
@@ -55,8 +56,10 @@ def apply_plan(
     batch_size: int | None = None,
     op: JournalOp = JournalOp.UPDATE,
     remember_bases: bool = True,
+    deletes: Sequence[Delete] = (),
 ) -> ApplyReport:
-    """Write `plan` (journal keyed by `plan.run_id`, so a re-run of the same plan resumes)."""
+    """Write `plan` (journal keyed by `plan.run_id`, so a re-run of the same plan resumes), then
+    `deletes` (a rollback's: copies the rolled-back run created)."""
     store, plan_id = runtime.store, plan.run_id
     done = store.journal.done_ids(plan_id)
     in_doubt = {
@@ -67,7 +70,9 @@ def apply_plan(
     by_system: dict[str, list[Change]] = defaultdict(list)
     for change in plan.changes:
         by_system[change.system].append(change)
-    systems = sorted(set(by_system) | {str(c["system"]) for c in plan.creates})
+    systems = sorted(
+        set(by_system) | {str(c["system"]) for c in plan.creates} | {d.system for d in deletes}
+    )
     contexts = dict(contexts or {})
     results: list[ChangeResult] = []
     current: dict[tuple[str, str], Deal] = {}
@@ -77,6 +82,9 @@ def apply_plan(
             ctx = contexts.get(system) or system_contexts(runtime, [system])[system]
         except ConnectorError as exc:
             results += [_not_attempted(c, str(exc)) for c in by_system[system]]
+            results += [
+                not_deleted(d, f"not attempted: {exc}") for d in deletes if d.system == system
+            ]
             continue
         writer = _Writer(
             store, connector, ctx, run_id, plan_id, op,
@@ -89,6 +97,11 @@ def apply_plan(
         creates = [c for c in plan.creates if c["system"] == system]
         if creates:
             results += apply_creates(store, connector, ctx, creates, run_id, plan_id, done)
+        deleting = [d for d in deletes if d.system == system]
+        if deleting:
+            results += apply_deletes(
+                store, connector, ctx, deleting, run_id, plan_id, done, in_doubt
+            )
     if remember_bases:
         _save_bases(store, plan, results, current)
     return ApplyReport.of(run_id, plan_id, results, runtime.calls())
@@ -107,17 +120,6 @@ def system_contexts(runtime: Runtime, systems: Sequence[str]) -> dict[str, Mappi
 
 def _batch_size(kind: str) -> int:
     return max(BATCH_SIZES.get(kind, _DEFAULT_BATCH), _DEFAULT_BATCH)
-
-
-def current_value(deal: Deal, field_name: str) -> Any:
-    """The deal's value of a plan field, spelled as the diff spells `from` values."""
-    if field_name == "amount":
-        return deal.value.amount if deal.value else None
-    if field_name == "currency":
-        return deal.value.currency if deal.value else None
-    if field_name == "owner_email":
-        return deal.owner_email.strip().lower() if deal.owner_email else None
-    return getattr(deal, field_name)
 
 
 def _not_attempted(change: Change, why: str) -> ChangeResult:
@@ -257,7 +259,8 @@ class _Writer:
             return Outcome.ALREADY, None
         if not _same(now, change.from_value):
             return Outcome.DRIFTED, (
-                f"{change.field} is now {_show(now)}, the plan expected {_show(change.from_value)}"
+                f"{change.field} is now {show_value(now)}, "
+                f"the plan expected {show_value(change.from_value)}"
             )
         planned = change.target_updated_at
         if planned is not None and deal.updated_at > planned:
@@ -390,10 +393,6 @@ def _native_update(deal: Deal, changes: Sequence[Change], ctx: MappingContext) -
 
 def _same(a: Any, b: Any) -> bool:
     return a == b and (a is None) == (b is None)
-
-
-def _show(value: Any) -> str:
-    return "empty" if value is None else repr(encode_value(value))
 
 
 def _stamp(when: datetime) -> str:

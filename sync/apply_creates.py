@@ -15,15 +15,18 @@ from typing import Any
 from connectors.base import Connector, NativeCreate
 from connectors.errors import ConnectorError
 from mapping import MappingContext, deal_from_json
-from mapping.model import MappingError
+from mapping.model import Deal, MappingError
 from sync.apply_report import ChangeResult, Outcome
+from sync.plan import current_value, encode_value
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState, Link, LinkMethod
 from sync.writes import native_create
 
-__all__ = ["apply_creates", "create_change_id"]
+__all__ = ["CREATED_FIELDS", "apply_creates", "create_change_id", "created_values"]
 
 _BATCH = 100
+# The fields a create sets from its source deal (probability is the target's own, from stage).
+CREATED_FIELDS = ("name", "stage", "status", "amount", "currency", "close_date", "owner_email")
 
 
 def create_change_id(create: Mapping[str, Any]) -> str:
@@ -87,33 +90,33 @@ def _batch(
     marks: list[tuple[str, JournalState, Mapping[str, Any] | None]] = []
     links: list[Link] = []
     audits: list[AuditEntry] = []
-    sends: list[tuple[str, Mapping[str, Any], NativeCreate]] = []
+    sends: list[tuple[str, Mapping[str, Any], NativeCreate, dict[str, Any]]] = []
     for cid, create in chunk:
         entity = str(create["entity"])
         if entity in found:
             new_id = found[entity]
             marks.append((cid, JournalState.DONE, {"id": new_id, "found": True}))
             links.append(Link(entity, system, new_id, LinkMethod.CREATED))
-            audits.append(_audit(run_id, create, new_id))
+            audits.append(_audit(run_id, create, new_id, _values_or_none(store, ctx, create)))
             results.append(_result(cid, create, new_id, Outcome.ALREADY))
             continue
         try:
-            fields = _native(store, ctx, create)
+            fields, values = _native(store, ctx, create)
         except (MappingError, LookupError) as exc:
             why = exc.reason if isinstance(exc, MappingError) else str(exc)
             marks.append((cid, JournalState.FAILED, {"error": why}))
             results.append(_result(cid, create, None, Outcome.FAILED, why))
             continue
-        sends.append((cid, create, NativeCreate(entity, fields)))
+        sends.append((cid, create, NativeCreate(entity, fields), values))
     store.journal.mark(run_id, marks)
     marks = []
     if sends:
-        pushed = connector.create_deals([n for _, _, n in sends])
-        for (cid, create, _), result in zip(sends, pushed, strict=True):
+        pushed = connector.create_deals([n for _, _, n, _ in sends])
+        for (cid, create, _, values), result in zip(sends, pushed, strict=True):
             if result.ok and result.id:
                 marks.append((cid, JournalState.DONE, {"id": result.id, "ok": True}))
                 links.append(Link(str(create["entity"]), system, result.id, LinkMethod.CREATED))
-                audits.append(_audit(run_id, create, result.id))
+                audits.append(_audit(run_id, create, result.id, values))
                 results.append(_result(cid, create, result.id, Outcome.APPLIED))
             else:
                 why = result.error or "refused without a reason"
@@ -126,12 +129,38 @@ def _batch(
     return results
 
 
-def _native(store: Store, ctx: MappingContext, create: Mapping[str, Any]) -> dict[str, Any]:
+def _native(
+    store: Store, ctx: MappingContext, create: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The native payload, and the canonical values the copy is created with."""
     source = create["source"]
     payload = store.get_deals(source["system"], [source["id"]]).get(source["id"])
     if payload is None:
         raise LookupError(f"source deal {source['system']}:{source['id']} is not in the store")
-    return native_create(deal_from_json(payload), ctx, str(create["entity"]))
+    deal = deal_from_json(payload)
+    return native_create(deal, ctx, str(create["entity"])), created_values(deal, ctx)
+
+
+def _values_or_none(
+    store: Store, ctx: MappingContext, create: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The values of a create an earlier, killed run sent (found by its marker)."""
+    try:
+        return _native(store, ctx, create)[1]
+    except (MappingError, LookupError):
+        return None  # `rollback` then lists the copy as kept, to be checked by hand
+
+
+def created_values(deal: Deal, ctx: MappingContext) -> dict[str, Any]:
+    """What a rollback compares before deleting a copy: a copy whose values moved since it was
+    created is someone's record now. The owner counts only where the target knows them (else
+    the CRM picks one)."""
+    fields = [f for f in CREATED_FIELDS if f != "owner_email" or _known_owner(deal, ctx)]
+    return {f: encode_value(current_value(deal, f)) for f in fields}
+
+
+def _known_owner(deal: Deal, ctx: MappingContext) -> bool:
+    return deal.owner_email is not None and ctx.owner_id_for(deal.owner_email) is not None
 
 
 def _after(create: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,11 +168,15 @@ def _after(create: Mapping[str, Any]) -> dict[str, Any]:
     return {"source": f"{source['system']}:{source['id']}", "link_id": create["entity"]}
 
 
-def _audit(run_id: str, create: Mapping[str, Any], new_id: str) -> AuditEntry:
+def _audit(
+    run_id: str, create: Mapping[str, Any], new_id: str, values: dict[str, Any] | None
+) -> AuditEntry:
+    after = _after(create)
+    if values is not None:
+        after["values"] = values  # what `rollback` checks before deleting the copy
     return AuditEntry(
-        run_id, str(create["system"]), new_id, None, None, _after(create),
-        f"created from {_after(create)['source']}",
-    )  # fmt: skip
+        run_id, str(create["system"]), new_id, None, None, after, f"created from {after['source']}"
+    )
 
 
 def _result(

@@ -37,6 +37,11 @@ class ChangeResult:
     outcome: Outcome
     reason: str | None = None  # the CRM's own reason (failed) or what moved (drifted)
     entity: str | None = None
+    op: str | None = None  # "delete"; None: "create" without a field, else "update"
+
+    @property
+    def kind(self) -> str:
+        return self.op or ("create" if self.field is None else "update")
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -44,7 +49,7 @@ class ChangeResult:
             "system": self.system,
             "id": self.id,
             "field": self.field,
-            "op": "create" if self.field is None else "update",
+            "op": self.kind,
             "outcome": self.outcome.value,
             "reason": self.reason,
         }
@@ -126,6 +131,6 @@ def render_apply_report(report: ApplyReport, fmt: str, console: Console | None =
             detail.add_column(column, overflow="fold")
         for r in shown:
             detail.add_row(
-                r.system, r.id or "-", r.field or "(create)", r.outcome.value, r.reason or ""
+                r.system, r.id or "-", r.field or f"({r.kind})", r.outcome.value, r.reason or ""
             )
         console.print(detail)

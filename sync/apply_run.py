@@ -7,13 +7,14 @@ connector is opened, so a refused plan costs no API call and writes nothing.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import click
 
 from mapping import MappingContext
 from sync.apply import apply_plan
+from sync.apply_deletes import Delete
 from sync.apply_report import ApplyReport
 from sync.connect import open_connector
 from sync.guards import PlanRefused, check_fresh, check_limits, needs_confirmation, write_count
@@ -28,9 +29,10 @@ __all__ = ["PUSH_LOCK", "connect_targets", "guarded_apply"]
 PUSH_LOCK = "push"
 
 
-def connect_targets(rt: Runtime, plan: Plan) -> None:
+def connect_targets(rt: Runtime, plan: Plan, deletes: Sequence[Delete] = ()) -> None:
     """Open connectors for the plan's target instances only (refusing unknown ones)."""
     targets = {c.system for c in plan.changes} | {str(c["system"]) for c in plan.creates}
+    targets |= {d.system for d in deletes}
     for name in sorted(targets):
         if name not in rt.config.systems:
             raise PlanRefused(f"plan writes to {name!r}, which is not in {rt.config.path.name}")
@@ -50,6 +52,7 @@ def guarded_apply(
     op: JournalOp = JournalOp.UPDATE,
     remember_bases: bool = True,
     source: str = "plan",
+    deletes: Sequence[Delete] = (),
 ) -> ApplyReport:
     push = rt.config.push
     if check_plan:
@@ -61,7 +64,7 @@ def guarded_apply(
             source=source,
         )
     check_limits(plan, max_changes=push.max_changes, max_per_system=push.max_changes_per_system)
-    count = write_count(plan)
+    count = write_count(plan) + len(deletes)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     asks = needs_confirmation(
         count, confirm_above=push.confirm_above, yes=yes, interactive=interactive
@@ -71,9 +74,9 @@ def guarded_apply(
             f"not confirmed: {count} changes is more than push.confirm_above "
             f"({push.confirm_above}); nothing written (pass --yes to skip the question)"
         )
-    connect_targets(rt, plan)
+    connect_targets(rt, plan, deletes)
     with job_lock(rt.store, PUSH_LOCK), progress_reporter(list(rt.connectors)) as progress:
         return apply_plan(
             rt, plan, run_id=run_id, contexts=contexts, progress=progress,
-            batch_size=batch_size, op=op, remember_bases=remember_bases,
+            batch_size=batch_size, op=op, remember_bases=remember_bases, deletes=deletes,
         )  # fmt: skip

@@ -39,11 +39,13 @@ __all__ = [
     "Plan",
     "PlanError",
     "build_plan",
+    "current_value",
     "decode_value",
     "encode_value",
     "plan_from_json",
     "plan_is_empty",
     "plan_to_json",
+    "show_value",
 ]
 
 PLAN_VERSION = 1
@@ -103,6 +105,17 @@ def plan_is_empty(plan: Plan) -> bool:
 # ---- values ---------------------------------------------------------------------------------
 
 
+def current_value(deal: Deal, field_name: str) -> Any:
+    """The deal's value of a plan field, spelled as the diff spells `from` values."""
+    if field_name == "amount":
+        return deal.value.amount if deal.value else None
+    if field_name == "currency":
+        return deal.value.currency if deal.value else None
+    if field_name == "owner_email":
+        return deal.owner_email.strip().lower() if deal.owner_email else None
+    return getattr(deal, field_name)
+
+
 def encode_value(value: Any) -> Any:
     """A canonical value as plain JSON (Money "1500 USD", Decimal and dates as strings)."""
     if value is None or isinstance(value, bool | int):
@@ -118,6 +131,11 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)  # DealStatus -> its plain value
     raise TypeError(f"cannot put {type(value).__name__} into a plan")
+
+
+def show_value(value: Any) -> str:
+    """A canonical value in a message: as the plan spells it, quoted; None is "empty"."""
+    return "empty" if value is None else repr(encode_value(value))
 
 
 def decode_value(field: str, value: Any, money: bool = False) -> Any:

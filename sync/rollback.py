@@ -3,7 +3,7 @@
 Built from the audit log, so only what was really written is undone. Each inverse change's
 `from` is the value the run wrote: apply's precondition then reports a field someone changed
 again since (instead of overwriting it), exactly as for any plan. Records the run created are
-listed, not deleted (the connector protocol has no delete).
+deleted, each only if it still holds the values it was created with (see apply_deletes).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sync.apply_deletes import Delete, delete_change_id
 from sync.plan import PLAN_VERSION, Change, Plan, decode_value
 from sync.store import Store
 from sync.store_records import AuditEntry
 
-__all__ = ["Rollback", "RollbackError", "rollback_plan"]
+__all__ = ["Kept", "Rollback", "RollbackError", "rollback_plan"]
 
 
 class RollbackError(ValueError):
@@ -26,9 +27,19 @@ class RollbackError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Kept:
+    """A record the run created that the rollback leaves in place, and why."""
+
+    system: str
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Rollback:
     plan: Plan  # its run_id is `rollback-<run id>`: re-running a rollback resumes it
-    created: tuple[AuditEntry, ...]  # records the run created (not undone)
+    deletes: tuple[Delete, ...]  # copies the run created, deleted if unchanged since
+    kept: tuple[Kept, ...]
 
 
 def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime) -> Rollback:
@@ -46,6 +57,7 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
         key = (entry.instance, entry.deal_id, entry.field)
         first.setdefault(key, entry)
         latest[key] = entry  # a field written twice in one run goes back to its first before
+    deletes, kept = _undo_creates(run_id, created, links)
     changes = []
     for key, last in sorted(latest.items()):
         instance, deal_id, field = key
@@ -67,10 +79,37 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
         )
     plan = Plan(
         PLAN_VERSION, now, fingerprint, f"rollback-{run_id}",
-        {"rollback_of": run_id, "changes": len(changes), "created_not_undone": len(created)},
+        {"rollback_of": run_id, "changes": len(changes), "deletes": len(deletes),
+         "created_not_undone": len(kept)},
         tuple(changes), (), (), (), (), (), (), (),
     )  # fmt: skip
-    return Rollback(plan, tuple(created))
+    return Rollback(plan, deletes, kept)
+
+
+def _undo_creates(
+    run_id: str, entries: list[AuditEntry], links: dict[tuple[str, str], str]
+) -> tuple[tuple[Delete, ...], tuple[Kept, ...]]:
+    deletes: dict[tuple[str, str], Delete] = {}
+    kept: dict[tuple[str, str], Kept] = {}
+    for entry in entries:
+        if entry.deal_id is None:
+            continue
+        key = (entry.instance, entry.deal_id)
+        after = entry.after if isinstance(entry.after, dict) else {}
+        values = after.get("values")
+        if after.get("deleted"):
+            why = "deleted by this run; restore it from the CRM's recycle bin if it is wanted"
+            kept[key] = Kept(*key, why)
+        elif not isinstance(values, dict):
+            why = "created before crmsync recorded what it created records with; check it by hand"
+            kept[key] = Kept(*key, why)
+        else:
+            entity = links.get(key) or after.get("link_id")
+            deletes[key] = Delete(
+                delete_change_id(run_id, *key), *key, entity, values,
+                f"rollback of run {run_id}: delete the copy it created",
+            )  # fmt: skip
+    return tuple(deletes[k] for k in sorted(deletes)), tuple(kept[k] for k in sorted(kept))
 
 
 def _change_id(run_id: str, instance: str, deal_id: str, field: str) -> str:

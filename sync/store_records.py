@@ -65,6 +65,7 @@ class JournalOp(StrEnum):
     UPDATE = "update"
     CREATE = "create"
     ROLLBACK = "rollback"
+    DELETE = "delete"  # a rollback deleting a copy the rolled-back run created
 
 
 class JournalState(StrEnum):

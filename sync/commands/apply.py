@@ -62,7 +62,7 @@ def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | No
 
 
 def _line(r: ChangeResult) -> str:
-    return f"{r.system} {r.id} {r.field or 'create'}: {r.reason}"
+    return f"{r.system} {r.id} {r.field or r.kind}: {r.reason}"
 
 
 def raise_if_failed(report: ApplyReport) -> None:

@@ -27,7 +27,10 @@ __all__ = ["command"]
 @click.option("--yes", is_flag=True, help="Do not ask before writing many changes.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> None:
-    """Undo the field changes a run wrote; a field changed again since is reported, not reset."""
+    """Undo a run's writes: restore the fields it changed and delete the records it created.
+
+    A field changed again since, or a created record changed since, is reported, not touched.
+    """
     with open_runtime(config_path, connect=False) as rt:
         fingerprint = rt.config.fingerprint()
         rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=datetime.now(UTC))
@@ -41,7 +44,7 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
             # change in the target that the next reconcile can see and handle by policy.
             report = execute_apply(
                 rt, rollback.plan, run_id=own_run, yes=yes, fmt=fmt, check_plan=False,
-                op=JournalOp.ROLLBACK, remember_bases=False,
+                op=JournalOp.ROLLBACK, remember_bases=False, deletes=rollback.deletes,
             )  # fmt: skip
         except Exception as exc:
             finish(rt, own_run, None, str(exc))
@@ -53,8 +56,12 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
 def _show(rollback: Rollback, fmt: str) -> None:
     if fmt == "json":
         body = plan_to_json(rollback.plan)
+        body["deletes"] = [
+            {"system": d.system, "id": d.id, "entity": d.entity, "created_with": dict(d.created)}
+            for d in rollback.deletes
+        ]
         body["created_not_undone"] = [
-            {"system": e.instance, "id": e.deal_id} for e in rollback.created
+            {"system": k.system, "id": k.id, "reason": k.reason} for k in rollback.kept
         ]
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
@@ -65,8 +72,13 @@ def _show(rollback: Rollback, fmt: str) -> None:
         table.add_row(c.system, c.id, c.field, describe(c.from_value), describe(c.to_value))
     console = Console()
     console.print(table)
-    if rollback.created:
-        console.print(
-            f"{len(rollback.created)} record(s) created by the run are not deleted by a rollback"
-        )
+    if rollback.deletes:
+        deletes = Table(title="records the run created: deleted unless changed since")
+        for column in ("system", "id", "name"):
+            deletes.add_column(column, overflow="fold")
+        for d in rollback.deletes:
+            deletes.add_row(d.system, d.id, str(d.created.get("name") or ""))
+        console.print(deletes)
+    for k in rollback.kept:
+        console.print(f"kept {k.system} {k.id}: {k.reason}", markup=False)
     console.print("dry run: nothing written; add --apply to write these changes")
