@@ -67,39 +67,55 @@ class Failure:
 class Pacer:
     """Keeps a steady run under a rolling-window limit instead of bouncing off 429s.
 
-    It remembers the start times of the last `limit` calls and waits before a call that would
-    make `limit` calls within `window` seconds; rate-limit headers (remaining, reset) tighten
-    it further when another client shares the same quota.
+    It remembers the last `limit` calls and waits before a call that would make `limit` calls
+    within `window` seconds as the server counts them; rate-limit headers (remaining, reset)
+    tighten it further when another client shares the same quota.
     """
 
-    def __init__(self, limit: int, window: float, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.limit, self.window = max(1, limit), window
-        self._stamps: collections.deque[float] = collections.deque()
+        self._calls: collections.deque[_Call] = collections.deque()
         self._blocked_until = 0.0
-        self._latency = 0.0  # recent request duration: how late the server may count a call
+        self._latency = 0.0  # recent request duration: the margin of calls still in flight
         self._lock = threading.Lock()
-        self._sleep = sleep
+        self._sleep, self._clock = sleep, clock
 
-    def wait(self) -> None:
+    def wait(self) -> _Call:
+        """Block until a call may start; pass the result to `observe_latency` when it ends."""
         while True:
             with self._lock:
-                now = time.monotonic()
-                while self._stamps and self._stamps[0] <= now - self.window:
-                    self._stamps.popleft()
+                now = self._clock()
+                while self._calls and self._leaves(self._calls[0]) <= now:
+                    self._calls.popleft()
                 delay = max(0.0, self._blocked_until - now)
-                if len(self._stamps) >= self.limit:
-                    # The server stamps a call on arrival, up to one request duration after
-                    # our stamp: wait that much longer, or we land just inside its window.
-                    delay = max(delay, self._stamps[0] + self.window + self._latency - now)
+                if len(self._calls) >= self.limit:
+                    delay = max(delay, self._leaves(self._calls[0]) - now)
                 if delay <= 0:
-                    self._stamps.append(now)
-                    return
+                    call = _Call(now)
+                    self._calls.append(call)
+                    return call
             self._sleep(delay + 0.002)
 
-    def observe_latency(self, seconds: float) -> None:
-        """A request took `seconds`; a decaying maximum of these widens the wait margin."""
+    def _leaves(self, call: _Call) -> float:
+        """When the server's window no longer holds the call. The server stamps it on arrival,
+        up to one request duration after we started it: counting from our start alone lets the
+        next call land inside the window of a call that arrived late."""
+        took = call.took if call.took is not None else self._latency
+        return call.started + took + self.window
+
+    def observe_latency(self, seconds: float, call: _Call | None = None) -> None:
+        """A request took `seconds`: its own margin, and (as a decaying maximum) the margin of
+        the calls still in flight."""
         with self._lock:
             self._latency = max(self._latency * 0.9, min(seconds, self.window))
+            if call is not None:
+                call.took = min(seconds, self.window)
 
     def observe(self, remaining: int | None, reset_seconds: float | None) -> None:
         """Headers say how much of the window is left: when it is gone, pause until a slot
@@ -113,10 +129,16 @@ class Pacer:
         """
         if remaining is not None and remaining <= 0 and reset_seconds:
             with self._lock:
-                now = time.monotonic()
-                ours = [stamp for stamp in self._stamps if stamp > now - self.window]
-                frees = ours[0] + self.window + self._latency if ours else now + reset_seconds
+                now = self._clock()
+                ours = [leaves for c in self._calls if (leaves := self._leaves(c)) > now]
+                frees = min(ours) if ours else now + reset_seconds
                 self._blocked_until = max(self._blocked_until, frees)
+
+
+@dataclass(slots=True)
+class _Call:
+    started: float
+    took: float | None = None  # None while in flight
 
 
 class CallPolicy:
@@ -214,12 +236,12 @@ class CallPolicy:
         self._spend(operation)
         if self.pacer is None:
             return request()
-        self.pacer.wait()
+        call = self.pacer.wait()
         started = time.monotonic()
         try:
             return request()
         finally:
-            self.pacer.observe_latency(time.monotonic() - started)
+            self.pacer.observe_latency(time.monotonic() - started, call)
 
     def call(
         self,

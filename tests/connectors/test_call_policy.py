@@ -102,6 +102,30 @@ def test_the_pacer_keeps_a_window_under_its_limit() -> None:
     assert slept
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_call_that_reached_the_server_late_keeps_its_place_in_the_window_that_long() -> None:
+    clock = _Clock()
+    pacer = Pacer(2, 1.0, sleep=clock.advance, clock=clock)
+    first = pacer.wait()
+    clock.advance(0.4)  # the server stamped the first call up to 0.4 s after we started it
+    pacer.observe_latency(0.4, first)
+    second = pacer.wait()
+    pacer.observe_latency(0.0, second)
+    clock.advance(0.7)  # 1.1 s after the first call started, 0.7 s after the server saw it
+    pacer.wait()
+    assert clock.now >= 1.4  # a third call sooner would be the server's third in one window
+
+
 class _Slept(Exception):
     pass
 
