@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEAL_KEYS = {"salesforce": "Opportunity", "hubspot": "deals", "pipedrive": "deals"}
 _VOLATILE = ("modstamp", "lastmodified", "updated", "date_entered", "date_exited", "createddate")
 _VOLATILE_EXACT = (
-    *("createdate", "createdAt", "add_time", "update_time", "stage_change_time"),
+    *("createdate", "createdAt", "archivedAt", "add_time", "update_time", "stage_change_time"),
     *("won_time", "first_won_time", "lost_time", "close_time"),
 )
 
