@@ -71,6 +71,10 @@ Clock = Callable[[], datetime]
 BATCH_SIZE = 1000
 
 
+def _deleted(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {**payload, "extra": {**(payload.get("extra") or {}), "deleted": True}}
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -330,20 +334,32 @@ class Store:
             return int(conn.execute(query).scalar_one())
 
     def mark_deleted(self, instance: str, ids: Iterable[str], *, run_id: str | None = None) -> int:
-        """Flag deals deleted at the source; returns how many were live before."""
+        """Flag deals deleted at the source; returns how many were live before.
+
+        The snapshot says so too (`extra.deleted`, as a pull of a deleted record maps it): the
+        engine reads snapshots, and one still looking live would hide the deletion from every
+        later analysis.
+        """
         changed = 0
         with transaction(self._engine) as conn:
             for chunk in chunks(ids, BATCH_SIZE):
+                live = select(t.deals.c.id, t.deals.c.payload).where(
+                    t.deals.c.instance == instance,
+                    t.deals.c.id.in_(chunk),
+                    t.deals.c.deleted == false(),
+                )
+                rows = [
+                    {"p_id": r.id, "p_payload": _deleted(r.payload)} for r in conn.execute(live)
+                ]
+                if not rows:
+                    continue
                 stmt = (
                     t.deals.update()
-                    .where(
-                        t.deals.c.instance == instance,
-                        t.deals.c.id.in_(chunk),
-                        t.deals.c.deleted == false(),
-                    )
-                    .values(deleted=true(), last_seen_run=run_id)
+                    .where(t.deals.c.instance == instance, t.deals.c.id == bindparam("p_id"))
+                    .values(deleted=true(), last_seen_run=run_id, payload=bindparam("p_payload"))
                 )
-                changed += conn.execute(stmt).rowcount
+                conn.execute(stmt, rows)
+                changed += len(rows)
         return changed
 
     # -- entities, links, bases -------------------------------------------------------------

@@ -66,6 +66,11 @@ def test_deleted_deals_are_hidden_unless_asked_for(store: Store) -> None:
     assert len(list(store.iter_deals("hubspot", include_deleted=True))) == 3
     assert store.deal_count("hubspot") == 1
     assert store.deal_count("hubspot", include_deleted=True) == 3
+    # The snapshot says so too: the engine reads snapshots, not the column.
+    assert store.get_deals("hubspot", ["000002"])["000002"] == {
+        **_deal(2)[4],
+        "extra": {"deleted": True},
+    }
     # A deal that shows up again is live again.
     store.save_deals("hubspot", [_deal(2)])
     assert store.deal_count("hubspot") == 2
