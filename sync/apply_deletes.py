@@ -1,9 +1,12 @@
-"""Delete the copies a rolled-back run created, when nobody has changed them since.
+"""Delete deals crmsync is asked to: the copies a rolled-back run created, and (with
+push.propagate_deletes) the live members of an entity someone deleted in another CRM.
 
-A copy is deleted only if it still holds every value it was created with (`created_values`):
-one a person edited, or a later run updated, is somebody's record now and is reported as
-drifted instead. The CRMs keep deleted records in their recycle bin (Salesforce), archive
-(HubSpot) or deleted list (Pipedrive), so even a wrong delete can be restored there.
+A deal is deleted only if it still holds every value recorded for it: a copy the values it was
+created with (`created_values`), a live member the values all CRMs last agreed on (the base).
+One a person edited since, or a later run updated, is somebody's record now and is reported as
+drifted instead; with nothing recorded to check, nothing is deleted. The CRMs keep deleted
+records in their recycle bin (Salesforce), archive (HubSpot) or deleted list (Pipedrive), so
+even a wrong delete can be restored there.
 
 Resumable like every write: each delete is journaled as intended before its batch is sent.
 A copy that is already gone when the batch re-reads it (a killed run's delete that landed) is
@@ -21,15 +24,23 @@ from typing import Any
 from connectors.base import Connector, DeletesDeals
 from connectors.errors import ConnectorError
 from mapping import MappingContext
-from mapping.model import Deal, MappingError
+from mapping.model import Deal, DealStatus, MappingError
 from sync.apply_report import ChangeResult, Outcome
 from sync.connect import kind_mapping
-from sync.plan import current_value, decode_value, show_value
+from sync.plan import Plan, current_value, decode_value, encode_value, show_value
 from sync.schema import chunks
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState
 
-__all__ = ["Delete", "apply_deletes", "delete_change_id", "not_deleted"]
+__all__ = [
+    "Delete",
+    "agreed_values",
+    "apply_deletes",
+    "changed_since",
+    "delete_change_id",
+    "not_deleted",
+    "propagated",
+]
 
 _BATCH = 100
 _NOT_FOUND = "NOT_FOUND"
@@ -41,7 +52,9 @@ class Delete:
     system: str
     id: str
     entity: str | None
-    created: Mapping[str, Any]  # canonical field -> the (encoded) value it was created with
+    # canonical field -> the (encoded) value the deal must still hold to be deleted: what it
+    # was created with (rollback), or the entity's base (propagated deletes)
+    created: Mapping[str, Any]
     reason: str
 
 
@@ -96,7 +109,7 @@ def _batch(
             settled.append((delete, Outcome.ALREADY, None))
         elif isinstance(deal, str):
             settled.append((delete, Outcome.DRIFTED, deal))
-        elif (moved := _moved(deal, delete.created)) is not None:
+        elif (moved := changed_since(deal, delete.created)) is not None:
             settled.append((delete, Outcome.DRIFTED, moved))
         else:
             sendable.append(delete)
@@ -140,8 +153,10 @@ def _read(connector: Connector, ctx: MappingContext, ids: list[str]) -> dict[str
     return found
 
 
-def _moved(deal: Deal, created: Mapping[str, Any]) -> str | None:
-    """Why the copy is no longer as it was created, or None when it still is."""
+def changed_since(deal: Deal, created: Mapping[str, Any]) -> str | None:
+    """Why the deal is no longer as recorded, or None when it still is."""
+    if not created:
+        return "no values recorded to check it against, so not deleted"
     for field, then in sorted(created.items()):
         now = current_value(deal, field)
         if now != decode_value(field, then):
@@ -195,3 +210,39 @@ def _result(delete: Delete, outcome: Outcome, why: str | None = None) -> ChangeR
 
 def not_deleted(delete: Delete, why: str) -> ChangeResult:
     return _result(delete, Outcome.FAILED, why)
+
+
+def propagated(store: Store, plan: Plan) -> tuple[Delete, ...]:
+    """The deletes a plan propagates: each live member of an entity deleted in another CRM
+    (plan `deleted` entries with `propagate`), checked against the entity's base."""
+    wanted = [d for d in plan.deleted if d["propagate"]]
+    if not wanted:
+        return ()
+    bases = store.bases([str(d["entity"]) for d in wanted])
+    out = []
+    for item in wanted:
+        entity = str(item["entity"])
+        expected = agreed_values(bases.get(entity))
+        gone = ", ".join(f"{g['system']} {g['id']}" for g in item["deleted"])
+        for live in item["live"]:
+            system, deal_id = str(live["system"]), str(live["id"])
+            change_id = delete_change_id(plan.run_id, system, deal_id)
+            why = f"deleted in {gone}; propagated (push.propagate_deletes)"
+            out.append(Delete(change_id, system, deal_id, entity, expected, why))
+    return tuple(out)
+
+
+def agreed_values(base: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The base's values as `changed_since` compares them (encoded; amount split from currency).
+    The stage only for open deals: a closed one compares by its status, its native stage may
+    legitimately differ. Empty without a base: such a deal is never deleted."""
+    if not base:
+        return {}
+    out = {f: base[f] for f in ("name", "status", "close_date", "owner_email") if f in base}
+    if base.get("status") == DealStatus.OPEN.value and "stage" in base:
+        out["stage"] = base["stage"]
+    if "amount" in base:
+        money = decode_value("amount", base["amount"], money=True)
+        out["amount"] = encode_value(money.amount) if money else None
+        out["currency"] = money.currency if money else None
+    return out

@@ -14,7 +14,7 @@ import click
 
 from mapping import MappingContext
 from sync.apply import apply_plan
-from sync.apply_deletes import Delete
+from sync.apply_deletes import Delete, propagated
 from sync.apply_report import ApplyReport
 from sync.connect import open_connector
 from sync.guards import PlanRefused, check_fresh, check_limits, needs_confirmation, write_count
@@ -64,6 +64,7 @@ def guarded_apply(
             source=source,
         )
     check_limits(plan, max_changes=push.max_changes, max_per_system=push.max_changes_per_system)
+    deletes = (*deletes, *propagated(rt.store, plan))
     count = write_count(plan) + len(deletes)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     asks = needs_confirmation(

@@ -8,10 +8,12 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from sync.cli import main
 from sync.runtime import open_runtime
+from tests.benchmarks.bench_world import bump_amounts
 from tests.integration.conftest import World
 
 
@@ -42,3 +44,48 @@ def test_a_linked_deal_deleted_in_one_crm_is_reported_by_the_next_runs(
         }
         assert not [c for c in plan["creates"] if c["entity"] == entity]
         assert not [c for c in plan["changes"] if c["entity"] == entity]
+
+
+def test_propagate_deletes_deletes_the_other_members_that_still_hold_the_agreed_values(
+    small_world: World,
+) -> None:
+    world = small_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["propagate_deletes"] = True
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    runner = CliRunner()
+    out = runner.invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
+    assert out.exit_code in (0, 1), out.output
+    assert not _plan(world)["changes"]  # converged: every member holds the agreed values
+    full = [ids for ids in world.members().values() if len(ids) == 3]
+    kept, edited = full[0], full[1]
+    with open_runtime(str(world.config)) as rt:  # people delete two deals in Salesforce
+        connector: Any = rt.connectors["salesforce"]
+        assert all(r.ok for r in connector.delete_deals([kept["salesforce"], edited["salesforce"]]))
+    bump_amounts(world, "hubspot", [edited["hubspot"]], step=5)  # and work on one copy
+
+    plan = _plan(world)
+    assert sum(1 for d in plan["deleted"] if d["propagate"]) == 2
+    assert all(_live(world, s, i) for s, i in (*kept.items(), *edited.items()) if s != "salesforce")
+
+    out = runner.invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
+    assert out.exit_code in (0, 1), out.output
+    assert not _live(world, "hubspot", kept["hubspot"])
+    assert not _live(world, "pipedrive", kept["pipedrive"])
+    assert not _live(world, "pipedrive", edited["pipedrive"])
+    assert _live(world, "hubspot", edited["hubspot"]), "edited since the last sync: not deleted"
+    assert "amount is now" in out.output  # reported as drifted, with why
+
+    # The next run reports the edited copy again and deletes nothing more.
+    plan = _plan(world)
+    [left] = [d for d in plan["deleted"] if d["propagate"]]
+    assert left["live"] == [{"system": "hubspot", "id": edited["hubspot"]}]
+
+
+def _live(world: World, system: str, deal_id: str) -> bool:
+    em: Any = world.sandbox.servers[system].emulator
+    with em.lock:
+        if system == "hubspot":
+            return deal_id in em.store.live
+        deal = em.store.deals[int(deal_id)]
+        return not deal.get("deleted") and deal.get("status") != "deleted"
