@@ -64,8 +64,7 @@ def guarded_apply(
             source=source,
         )
     check_limits(plan, max_changes=push.max_changes, max_per_system=push.max_changes_per_system)
-    deletes = (*deletes, *propagated(rt.store, plan))
-    count = write_count(plan) + len(deletes)
+    count = write_count(plan) + len(deletes)  # the plan's own deletes are in write_count
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     asks = needs_confirmation(
         count, confirm_above=push.confirm_above, yes=yes, interactive=interactive
@@ -75,6 +74,7 @@ def guarded_apply(
             f"not confirmed: {count} changes is more than push.confirm_above "
             f"({push.confirm_above}); nothing written (pass --yes to skip the question)"
         )
+    deletes = (*deletes, *propagated(rt.store, plan))
     connect_targets(rt, plan, deletes)
     with job_lock(rt.store, PUSH_LOCK), progress_reporter(list(rt.connectors)) as progress:
         return apply_plan(

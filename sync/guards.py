@@ -36,14 +36,16 @@ class LimitsBreached(CrmsyncError):
 
 
 def writes_by_system(plan: Plan) -> Counter[str]:
-    """Field changes plus creates, per target instance."""
+    """Field changes, creates and propagated deletes, per target instance."""
     counts: Counter[str] = Counter(c.system for c in plan.changes)
     counts.update(str(c["system"]) for c in plan.creates)
+    # A mass deletion in one CRM must meet the limits before it spreads to the others.
+    counts.update(str(r["system"]) for d in plan.deleted if d["propagate"] for r in d["live"])
     return counts
 
 
 def write_count(plan: Plan) -> int:
-    return len(plan.changes) + len(plan.creates)
+    return sum(writes_by_system(plan).values())
 
 
 def _age(delta: timedelta) -> str:

@@ -89,3 +89,20 @@ def _live(world: World, system: str, deal_id: str) -> bool:
             return deal_id in em.store.live
         deal = em.store.deals[int(deal_id)]
         return not deal.get("deleted") and deal.get("status") != "deleted"
+
+
+def test_a_mass_deletion_meets_max_changes_before_it_spreads(small_world: World) -> None:
+    world = small_world
+    out = CliRunner().invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
+    assert out.exit_code in (0, 1), out.output
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(propagate_deletes=True, max_changes=5)
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    full = [ids for ids in world.members().values() if len(ids) == 3][:3]
+    with open_runtime(str(world.config)) as rt:  # 3 deals gone: 6 copies to delete
+        connector: Any = rt.connectors["salesforce"]
+        assert all(r.ok for r in connector.delete_deals([ids["salesforce"] for ids in full]))
+
+    out = CliRunner().invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
+    assert out.exit_code == 3 and "push.max_changes (5)" in out.output, out.output
+    assert all(_live(world, s, i) for ids in full for s, i in ids.items() if s != "salesforce")
