@@ -81,11 +81,12 @@ def apply_deletes(
     for index, chunk in enumerate(chunks(todo, _BATCH)):
         try:
             results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt)
-        except ConnectorError as exc:
-            rest = todo[index * _BATCH :]
-            error = {"error": str(exc)}
+        except _Stopped as stop:
+            results += stop.results
+            rest = todo[(index + 1) * _BATCH :]
+            error = {"error": str(stop.cause)}
             store.journal.mark(run_id, [(d.change_id, JournalState.FAILED, error) for d in rest])
-            results += [not_deleted(d, f"not attempted: {exc}") for d in rest]
+            results += [not_deleted(d, f"not attempted: {stop.cause}") for d in rest]
             break
     return results
 
@@ -100,7 +101,12 @@ def _batch(
     in_doubt: set[str],
 ) -> list[ChangeResult]:
     store.journal.intend(run_id, plan_id, [_entry(d) for d in chunk])
-    now = _read(connector, ctx, [d.id for d in chunk])
+    try:
+        now = _read(connector, ctx, [d.id for d in chunk])
+    except ConnectorError as exc:  # nothing of the batch was sent
+        error = {"error": str(exc)}
+        store.journal.mark(run_id, [(d.change_id, JournalState.FAILED, error) for d in chunk])
+        raise _Stopped([not_deleted(d, f"not attempted: {exc}") for d in chunk], exc) from exc
     settled: list[tuple[Delete, Outcome, str | None]] = []
     sendable: list[Delete] = []
     for delete in chunk:
@@ -113,16 +119,35 @@ def _batch(
             settled.append((delete, Outcome.DRIFTED, moved))
         else:
             sendable.append(delete)
-    if sendable:
-        assert isinstance(connector, DeletesDeals)
-        pushed = connector.delete_deals([d.id for d in sendable])
-        for delete, result in zip(sendable, pushed, strict=True):
-            if result.ok:
-                settled.append((delete, Outcome.APPLIED, None))
-            elif result.code == _NOT_FOUND:
-                settled.append((delete, Outcome.ALREADY, None))
-            else:
-                settled.append((delete, Outcome.FAILED, result.error or "refused without a reason"))
+    assert isinstance(connector, DeletesDeals)  # apply_deletes checked it
+    try:
+        pushed = connector.delete_deals([d.id for d in sendable]) if sendable else []
+    except ConnectorError as exc:
+        # Pipedrive sends one call per deal: some of the batch may be deleted already. They
+        # stay in doubt (sent), so the next run's read settles them and audits ours.
+        results = _settle(store, ctx, settled, run_id, in_doubt)
+        error = {"error": str(exc)}
+        store.journal.mark(run_id, [(d.change_id, JournalState.SENT, error) for d in sendable])
+        why = f"in doubt: {exc}; the next run checks whether it was deleted"
+        raise _Stopped(results + [not_deleted(d, why) for d in sendable], exc) from exc
+    for delete, result in zip(sendable, pushed, strict=True):
+        if result.ok:
+            settled.append((delete, Outcome.APPLIED, None))
+        elif result.code == _NOT_FOUND:
+            settled.append((delete, Outcome.ALREADY, None))
+        else:
+            settled.append((delete, Outcome.FAILED, result.error or "refused without a reason"))
+    return _settle(store, ctx, settled, run_id, in_doubt)
+
+
+def _settle(
+    store: Store,
+    ctx: MappingContext,
+    settled: Sequence[tuple[Delete, Outcome, str | None]],
+    run_id: str,
+    in_doubt: set[str],
+) -> list[ChangeResult]:
+    """Forget what is gone, audit what we deleted (a killed run's too), journal every one."""
     gone = [d for d, o, _ in settled if o in (Outcome.APPLIED, Outcome.ALREADY)]
     _forget(store, ctx.instance, gone)
     ours = [
@@ -136,6 +161,14 @@ def _batch(
     )
     store.journal.mark(run_id, [(d.change_id, *_journal_state(o, why)) for d, o, why in settled])
     return [_result(d, o, why) for d, o, why in settled]
+
+
+class _Stopped(Exception):
+    """A whole call failed: the results so far, and the connector's error."""
+
+    def __init__(self, results: list[ChangeResult], cause: ConnectorError) -> None:
+        super().__init__(str(cause))
+        self.results, self.cause = results, cause
 
 
 def _read(connector: Connector, ctx: MappingContext, ids: list[str]) -> dict[str, Deal | str]:

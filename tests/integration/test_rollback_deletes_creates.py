@@ -5,6 +5,9 @@ missing again, exactly as before the run."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,9 +147,10 @@ def test_rollback_deletes_converge_under_faults_without_touching_other_deals(
     assert all(after[s] <= before[s] for s in before)  # nothing created or resurrected
 
 
-def _rollback(world: World, run_id: str, attempt: int) -> ApplyReport:
+def _rollback(world: World, run_id: str, attempt: int, **options: Any) -> ApplyReport:
     """`rollback RUN_ID --apply`, with a short retry backoff (its schedule is not under test)."""
-    with open_runtime(str(world.config), connector_options={"backoff_base": 0.01}) as rt:
+    options = {"backoff_base": 0.01, **options}
+    with open_runtime(str(world.config), connector_options=options) as rt:
         rollback = rollback_plan(
             rt.store, run_id, fingerprint=rt.config.fingerprint(), now=datetime.now(UTC)
         )
@@ -176,3 +180,39 @@ def _delete_by_hand(world: World, copy: tuple[str, str]) -> None:
     em: Any = world.sandbox.servers[system].emulator
     with em.lock:
         em.store.delete(int(deal_id))
+
+
+def test_a_rollback_the_crm_stops_mid_deletes_audits_every_delete_once_after_the_rerun(
+    small_world: World,
+) -> None:
+    """Pipedrive deletes one call per deal; when a call fails for good part-way, the deals
+    deleted before it are in doubt, not failed: the rerun finds them gone and audits them."""
+    world = small_world
+    _create_missing(world)
+    _reconcile_and_apply(world)
+    run_id = _run_id(world)
+    created = _created_by(world, run_id)
+    pipedrive = world.sandbox.servers["pipedrive"]
+    pipedrive.faults.set(Faults(latency_ms=30))
+
+    def refuse_after_two_deletes() -> None:
+        while pipedrive.stats.snapshot()["requests"].get("DELETE /v1/deals/{id}", 0) < 2:
+            time.sleep(0.002)
+        pipedrive.faults.set(Faults(error5xx=1.0))
+
+    watcher = threading.Thread(target=refuse_after_two_deletes, daemon=True)
+    watcher.start()
+    first = _rollback(world, run_id, 0, max_attempts=1)
+    watcher.join(timeout=30)
+    in_doubt = [r for r in first.results if r.op == "delete" and "in doubt" in (r.reason or "")]
+    assert not first.ok and in_doubt
+    pipedrive.faults.set(Faults())
+    assert _rollback(world, run_id, 1).ok
+    with open_runtime(str(world.config), connect=False) as rt:
+        audited = Counter(
+            (e.instance, e.deal_id)
+            for e in rt.store.audit.entries()
+            if isinstance(e.after, dict) and e.after.get("deleted")
+        )
+    assert audited == dict.fromkeys(created, 1)
+    assert not any(_live(world, *copy) for copy in created)
