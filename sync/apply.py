@@ -27,7 +27,7 @@ from mapping.model import Deal, MappingError, Money, Ref
 from sync.apply_creates import apply_creates
 from sync.apply_deletes import Delete, apply_deletes, not_deleted
 from sync.apply_report import ApplyReport, ChangeResult, Outcome
-from sync.connect import build_context, kind_mapping
+from sync.connect import build_context, read_now
 from sync.diff import LEFT_OUT, FunnelFacts
 from sync.plan import Change, Plan, current_value, decode_value, encode_value, show_value
 from sync.pull import Progress
@@ -188,7 +188,7 @@ class _Writer:
         return results
 
     def _batch(self, by_record: Mapping[str, list[Change]]) -> list[ChangeResult]:
-        deals, unreadable = self._read(list(by_record))
+        deals, unreadable = read_now(self.connector, self.ctx, list(by_record))
         results: list[ChangeResult] = []
         sendable: dict[str, list[Change]] = {}
         settled: list[tuple[Change, Outcome, str | None]] = []
@@ -230,19 +230,6 @@ class _Writer:
             )
             return results + [_not_attempted(c, self.stopped) for c in unsent]
         return results + self._record(sendable, updates, pushed)
-
-    def _read(self, ids: list[str]) -> tuple[dict[str, Deal], dict[str, str]]:
-        to_deal = kind_mapping(self.ctx.kind).deal
-        deals: dict[str, Deal] = {}
-        unreadable: dict[str, str] = {}
-        for native in self.connector.read_deals(ids):
-            try:
-                deal = to_deal(native, self.ctx)
-            except MappingError as exc:
-                unreadable[exc.id] = f"cannot read the record now: {exc.field}: {exc.reason}"
-                continue
-            deals[deal.id] = deal
-        return deals, unreadable
 
     def _check(self, deal: Deal, change: Change) -> tuple[Outcome, str | None] | None:
         """None when the change may be sent, else its outcome without sending."""

@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import Connector, DeletesDeals
+from connectors.base import NOT_FOUND, Connector, DeletesDeals
 from connectors.errors import ConnectorError
 from mapping import MappingContext
-from mapping.model import Deal, DealStatus, MappingError
+from mapping.model import Deal, DealStatus
 from sync.apply_report import ChangeResult, Outcome
-from sync.connect import kind_mapping
+from sync.connect import read_now
 from sync.plan import Plan, current_value, decode_value, encode_value, show_value
 from sync.schema import chunks
 from sync.store import Store
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 _BATCH = 100
-_NOT_FOUND = "NOT_FOUND"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +53,7 @@ class Delete:
     entity: str | None
     # canonical field -> the (encoded) value the deal must still hold to be deleted: what it
     # was created with (rollback), or the entity's base (propagated deletes)
-    created: Mapping[str, Any]
+    expected: Mapping[str, Any]
     reason: str
 
 
@@ -102,7 +101,7 @@ def _batch(
 ) -> list[ChangeResult]:
     store.journal.intend(run_id, plan_id, [_entry(d) for d in chunk])
     try:
-        now = _read(connector, ctx, [d.id for d in chunk])
+        now, unreadable = read_now(connector, ctx, [d.id for d in chunk])
     except ConnectorError as exc:  # nothing of the batch was sent
         error = {"error": str(exc)}
         store.journal.mark(run_id, [(d.change_id, JournalState.FAILED, error) for d in chunk])
@@ -111,11 +110,11 @@ def _batch(
     sendable: list[Delete] = []
     for delete in chunk:
         deal = now.get(delete.id)
-        if deal is None:
+        if delete.id in unreadable:
+            settled.append((delete, Outcome.DRIFTED, unreadable[delete.id]))
+        elif deal is None or deal.extra.get("deleted"):
             settled.append((delete, Outcome.ALREADY, None))
-        elif isinstance(deal, str):
-            settled.append((delete, Outcome.DRIFTED, deal))
-        elif (moved := changed_since(deal, delete.created)) is not None:
+        elif (moved := changed_since(deal, delete.expected)) is not None:
             settled.append((delete, Outcome.DRIFTED, moved))
         else:
             sendable.append(delete)
@@ -133,7 +132,7 @@ def _batch(
     for delete, result in zip(sendable, pushed, strict=True):
         if result.ok:
             settled.append((delete, Outcome.APPLIED, None))
-        elif result.code == _NOT_FOUND:
+        elif result.code == NOT_FOUND:
             settled.append((delete, Outcome.ALREADY, None))
         else:
             settled.append((delete, Outcome.FAILED, result.error or "refused without a reason"))
@@ -156,7 +155,7 @@ def _settle(
         if o is Outcome.APPLIED or (o is Outcome.ALREADY and d.change_id in in_doubt)
     ]
     store.audit.append(
-        AuditEntry(run_id, d.system, d.id, None, dict(d.created), {"deleted": True}, d.reason)
+        AuditEntry(run_id, d.system, d.id, None, dict(d.expected), {"deleted": True}, d.reason)
         for d in ours
     )
     store.journal.mark(run_id, [(d.change_id, *_journal_state(o, why)) for d, o, why in settled])
@@ -171,26 +170,11 @@ class _Stopped(Exception):
         self.results, self.cause = results, cause
 
 
-def _read(connector: Connector, ctx: MappingContext, ids: list[str]) -> dict[str, Deal | str]:
-    """id -> the copy as it is now, or why it cannot be judged; absent ids are gone."""
-    to_deal = kind_mapping(ctx.kind).deal
-    found: dict[str, Deal | str] = {}
-    for native in connector.read_deals(ids):
-        try:
-            deal = to_deal(native, ctx)
-        except MappingError as exc:
-            found[exc.id] = f"cannot read the record now: {exc.field}: {exc.reason}"
-            continue
-        if not deal.extra.get("deleted"):
-            found[deal.id] = deal
-    return found
-
-
-def changed_since(deal: Deal, created: Mapping[str, Any]) -> str | None:
+def changed_since(deal: Deal, expected: Mapping[str, Any]) -> str | None:
     """Why the deal is no longer as recorded, or None when it still is."""
-    if not created:
+    if not expected:
         return "no values recorded to check it against, so not deleted"
-    for field, then in sorted(created.items()):
+    for field, then in sorted(expected.items()):
         now = current_value(deal, field)
         if now != decode_value(field, then):
             return (
@@ -212,8 +196,7 @@ def _forget(store: Store, instance: str, deletes: Sequence[Delete]) -> None:
     for link in store.link_records({d.entity for d in deletes if d.entity}):
         if (link.instance, link.deal_id) not in gone:
             others.setdefault(link.instance, []).append(link.deal_id)
-    for deal_id in ids:
-        store.unlink(instance, deal_id)
+    store.unlink_all(instance, ids)
     for name, members in sorted(others.items()):
         store.mark_pending(name, members)
 
@@ -230,7 +213,7 @@ def _journal_state(outcome: Outcome, why: str | None) -> tuple[JournalState, dic
 
 def _entry(delete: Delete) -> JournalEntry:
     return JournalEntry(
-        delete.change_id, delete.system, delete.id, JournalOp.DELETE, None, dict(delete.created),
+        delete.change_id, delete.system, delete.id, JournalOp.DELETE, None, dict(delete.expected),
         None,
     )  # fmt: skip
 

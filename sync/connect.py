@@ -19,9 +19,16 @@ from mapping import (
     owner_from_pipedrive,
     owner_from_salesforce,
 )
-from mapping.model import Deal, Owner
+from mapping.model import Deal, MappingError, Owner
 
-__all__ = ["KindMapping", "build_context", "connector_settings", "kind_mapping", "open_connector"]
+__all__ = [
+    "KindMapping",
+    "build_context",
+    "connector_settings",
+    "kind_mapping",
+    "open_connector",
+    "read_now",
+]
 
 
 @dataclass(frozen=True)
@@ -116,3 +123,21 @@ def build_context(
         owners=emails,
         native_stages={p.id: tuple(p.stages) for p in pipelines},
     )
+
+
+def read_now(
+    connector: Connector, ctx: MappingContext, ids: Sequence[str]
+) -> tuple[dict[str, Deal], dict[str, str]]:
+    """The deals as the CRM holds them now (id -> deal), and why the ones that no longer map
+    cannot be judged (id -> reason); ids in neither are gone. What a write checks first."""
+    to_deal = kind_mapping(ctx.kind).deal
+    deals: dict[str, Deal] = {}
+    unreadable: dict[str, str] = {}
+    for native in connector.read_deals(ids):
+        try:
+            deal = to_deal(native, ctx)
+        except MappingError as exc:
+            unreadable[exc.id] = f"cannot read the record now: {exc.field}: {exc.reason}"
+            continue
+        deals[deal.id] = deal
+    return deals, unreadable

@@ -423,11 +423,18 @@ class Store:
         return saved
 
     def unlink(self, instance: str, deal_id: str) -> bool:
+        return self.unlink_all(instance, [deal_id]) > 0
+
+    def unlink_all(self, instance: str, deal_ids: Iterable[str]) -> int:
+        """Drop the links of these deals (one transaction); returns how many there were."""
+        dropped = 0
         with transaction(self._engine) as conn:
-            stmt = t.links.delete().where(
-                t.links.c.instance == instance, t.links.c.deal_id == deal_id
-            )
-            return bool(conn.execute(stmt).rowcount)
+            for chunk in chunks(deal_ids, BATCH_SIZE):
+                stmt = t.links.delete().where(
+                    t.links.c.instance == instance, t.links.c.deal_id.in_(chunk)
+                )
+                dropped += conn.execute(stmt).rowcount
+        return dropped
 
     def bases(self, entity_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """entity_id -> the canonical field values all systems last agreed on."""

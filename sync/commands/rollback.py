@@ -57,7 +57,7 @@ def _show(rollback: Rollback, fmt: str) -> None:
     if fmt == "json":
         body = plan_to_json(rollback.plan)
         body["deletes"] = [
-            {"system": d.system, "id": d.id, "entity": d.entity, "created_with": dict(d.created)}
+            {"system": d.system, "id": d.id, "entity": d.entity, "created_with": dict(d.expected)}
             for d in rollback.deletes
         ]
         body["created_not_undone"] = [
@@ -77,7 +77,7 @@ def _show(rollback: Rollback, fmt: str) -> None:
         for column in ("system", "id", "name"):
             deletes.add_column(column, overflow="fold")
         for d in rollback.deletes:
-            deletes.add_row(d.system, d.id, str(d.created.get("name") or ""))
+            deletes.add_row(d.system, d.id, str(d.expected.get("name") or ""))
         console.print(deletes)
     for k in rollback.kept:
         console.print(f"kept {k.system} {k.id}: {k.reason}", markup=False)
