@@ -37,12 +37,11 @@ MatchKey = tuple[str, ...]
 _NAME = attrgetter("name")
 
 
-# ASCII fast path: one C-level pass lower-cases and turns punctuation into spaces. Dots vanish
-# instead, so that abbreviations stay words: 'S.A.' -> 'sa', 'Inc.' -> 'inc'.
-_ASCII = str.maketrans(
-    {c: (" " if not c.isalnum() else c.lower()) for c in map(chr, range(128)) if c.isprintable()}
-    | {".": None}
-)
+# ASCII fast path: one C-level pass over the bytes lower-cases and turns everything else into
+# spaces (a 256-byte table: `str.translate` looks each character up in a dict, 3x slower). Dots
+# vanish instead, so that abbreviations stay words: 'S.A.' -> 'sa', 'Inc.' -> 'inc'.
+_ASCII = bytes(ord(c.lower()) if c.isalnum() else 32 for c in map(chr, range(128))) + bytes(128)
+_ASCII_SUFFIXES = frozenset(s.encode() for s in COMPANY_SUFFIXES)
 _NOT_WORD = re.compile(r"[^\w.]+|_")
 
 
@@ -69,19 +68,23 @@ def normalize_name(text: str) -> str:
     keeps its words rather than collapsing to '' (which would match every such name).
     """
     if text.isascii():
-        words = text.translate(_ASCII).split()
-    elif (known := _NON_ASCII.get(text)) is not None:
-        return known  # the same deal's name in the next CRM: folding costs several µs
-    else:
-        folded = unicodedata.normalize("NFKD", text.casefold()).translate(_NO_MARKS)
-        words = _NOT_WORD.sub(" ", folded).replace(".", "").split()
-    kept = [w for w in words if w not in COMPANY_SUFFIXES]
-    name = " ".join(kept or words)
-    if not text.isascii():
+        words = text.encode().translate(_ASCII, b".").split()
+        kept = [w for w in words if w not in _ASCII_SUFFIXES]
+        return b" ".join(kept or words).decode()
+    name = _NON_ASCII.get(text)
+    if name is None:  # not the same deal's name in the last CRM: folding costs several µs
         if len(_NON_ASCII) >= 1 << 17:
             _NON_ASCII.clear()
-        _NON_ASCII[text] = name
+        name = _NON_ASCII[text] = folded_name(text)
     return name
+
+
+def folded_name(text: str) -> str:
+    """`normalize_name` for any text, by Unicode rules (the ASCII fast path's reference)."""
+    folded = unicodedata.normalize("NFKD", text.casefold()).translate(_NO_MARKS)
+    words = _NOT_WORD.sub(" ", folded).replace(".", "").split()
+    kept = [w for w in words if w not in COMPANY_SUFFIXES]
+    return " ".join(kept or words)
 
 
 _NON_ASCII: dict[str, str] = {}  # recent non-ASCII names, normalised

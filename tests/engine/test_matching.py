@@ -6,10 +6,12 @@ from datetime import date, timedelta
 
 import pytest
 from engine_deals import T0, by_system, deal
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mapping.model import Ref
 from sync.match import LinkMethod, MatchConfig, entity_id_for, match
-from sync.normalize import match_key, match_keys, normalize_name
+from sync.normalize import folded_name, match_key, match_keys, normalize_name
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
 KEYS = MatchConfig(keys=("name", "close_month"))
@@ -32,6 +34,18 @@ def test_normalize_name_folds_case_accents_punctuation_and_suffixes(
     raw: str, normalised: str
 ) -> None:
     assert normalize_name(raw) == normalised
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_names_normalise_as_by_the_unicode_rules(text: str) -> None:
+    # ASCII names take a byte-table fast path; it must key them as the general path would.
+    assert normalize_name(text) == folded_name(text)
+
+
+@given(st.lists(st.sampled_from(["Acme", "INC", "co.", "S.A.", "_", "-", "\t", "\x1f"])))
+def test_ascii_fast_path_agrees_on_suffixes_and_separators(parts: list[str]) -> None:
+    text = " ".join(parts)
+    assert normalize_name(text) == folded_name(text)
 
 
 def test_match_key_is_none_when_a_component_is_missing() -> None:
