@@ -64,42 +64,44 @@ def _deal(system: str, id: str, name: str, i: int, amount: Decimal, **kw: Any) -
 def generate(n: int, seed: int = 7, *, new: bool = True) -> Dataset:
     """A steady-state nightly run: 90% already linked (with a base), 5% linked by an external
     id, 5% new deals found by their key; ~1% of the deals differ in amount or stage. Without
-    `new`, every deal is linked already: only the ~1% that differ changed since the last run."""
+    `new`, every deal is linked already: only the ~1% that differ changed since the last run.
+
+    Each instance's deals are built in its own listing order, one instance after the other,
+    as loading them from the store does: the hubspot list is in another order than the
+    salesforce one, but neither is scattered over the other's memory."""
     rng = random.Random(seed)
+    rolls = [rng.random() for _ in range(n)]
+    order = list(range(n))
+    rng.shuffle(order)
     sf: list[Deal] = []
-    hs: list[Deal] = []
     links: dict[Ref, str] = {}
     bases: dict[str, dict[str, Any]] = {}
-    planted = 0
     changed: set[Ref] = set()
-    for i in range(n):
-        amount = Decimal(1000 + i % 9000)
-        name = f"Deal {i} Holdings Inc"
-        a = _deal(SF, f"006{i:012d}", name, i, amount)
-        roll = rng.random()
+    for i, roll in enumerate(rolls):
+        a = _deal(SF, f"006{i:012d}", f"Deal {i} Holdings Inc", i, Decimal(1000 + i % 9000))
+        kind = i % 20 if new else -1
+        if kind in (0, 1):
+            changed.update((a.ref, Ref(HS, str(10_000_000 + i))))
+        else:
+            entity = f"E{i:010d}"
+            links[a.ref] = links[Ref(HS, str(10_000_000 + i))] = entity
+            bases[entity] = dict(zip(DIFF_FIELDS, comparable(a), strict=True))
+        if roll < 0.02:
+            changed.add(Ref(HS, str(10_000_000 + i)))
+        sf.append(a)
+    hs: list[Deal] = []
+    for i in order:
+        roll, kind = rolls[i], i % 20 if new else -1
         kw: dict[str, Any] = {}
         if roll < 0.01:
             kw["stage"] = STAGES[(i + 1) % 4]
-            planted += 1
-        hs_amount = amount + 1 if 0.01 <= roll < 0.02 else amount
-        planted += 0.01 <= roll < 0.02
-        kind = i % 20 if new else -1
         if kind == 0:
-            kw["external_ids"] = {SF: a.id}
+            kw["external_ids"] = {SF: f"006{i:012d}"}
         # deals found by key are spelled differently (equal once normalised)
-        hs_name = name.upper().replace(" INC", ", Inc.") if kind == 1 else name
-        b = _deal(HS, str(10_000_000 + i), hs_name, i, hs_amount, **kw)
-        if roll < 0.02:
-            changed.add(b.ref)
-        if kind in (0, 1):
-            changed.update((a.ref, b.ref))
-        else:
-            entity = f"E{i:010d}"
-            links[a.ref] = links[b.ref] = entity
-            bases[entity] = dict(zip(DIFF_FIELDS, comparable(a), strict=True))
-        sf.append(a)
-        hs.append(b)
-    rng.shuffle(hs)
+        name = f"DEAL {i} HOLDINGS, Inc." if kind == 1 else f"Deal {i} Holdings Inc"
+        amount = Decimal(1000 + i % 9000) + (1 if 0.01 <= roll < 0.02 else 0)
+        hs.append(_deal(HS, str(10_000_000 + i), name, i, amount, **kw))
+    planted = sum(roll < 0.02 for roll in rolls)
     return Dataset({SF: sf, HS: hs}, links, bases, planted, frozenset(changed))
 
 
