@@ -215,13 +215,17 @@ def _claims(
             pending.append((i, marker, claims))
     if not pending:
         return []
-    # Only now, and only for the instances claimed, index deals by native id.
-    spans = linker.spans
-    index = {
-        other: dict(zip(map(_NATIVE_ID, refs[spans[other].start : spans[other].stop]),
-                        spans[other], strict=True)) if other in spans else {}
-        for other in {other for _, _, claims in pending for other, _ in claims}
-    }  # fmt: skip
+    # Only now index deals by native id, and only the ids claimed: a dict of an instance's
+    # million ids costs more than the claims.
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for _, _, claims in pending:
+        for other, native_id in claims:
+            wanted[other].add(native_id)
+    index: dict[str, dict[str, int]] = {}
+    for other, claimed in wanted.items():
+        span = linker.spans.get(other, range(0))
+        native = map(_NATIVE_ID, refs[span.start : span.stop])
+        index[other] = {n: i for n, i in zip(native, span, strict=True) if n in claimed}
     resolved = [
         (
             i,
