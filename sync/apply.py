@@ -222,13 +222,17 @@ class _Writer:
         try:
             pushed = self.connector.update_deals(updates)
         except ConnectorError as exc:
+            # Part of the batch may have landed (Pipedrive sends one call per deal, and a batch
+            # can span several calls): it stays in doubt (sent), so that applying the plan again
+            # recognises the writes that landed by their value and audits them as ours.
             self.stopped = str(exc)
-            unsent = [c for cs in sendable.values() for c in cs]
+            sent = [c for cs in sendable.values() for c in cs]
             error = {"error": self.stopped}
             self.store.journal.mark(
-                self.run_id, [(c.change_id, JournalState.FAILED, error) for c in unsent]
+                self.run_id, [(c.change_id, JournalState.SENT, error) for c in sent]
             )
-            return results + [_not_attempted(c, self.stopped) for c in unsent]
+            why = f"in doubt: {exc}; applying the plan again checks whether it was written"
+            return results + [self._result(c, Outcome.FAILED, why) for c in sent]
         return results + self._record(sendable, updates, pushed)
 
     def _check(self, deal: Deal, change: Change) -> tuple[Outcome, str | None] | None:
