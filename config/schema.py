@@ -272,11 +272,16 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return timedelta(seconds=value)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"invalid duration '{value}' (expected e.g. 90s, 15m, 24h or 7d)")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        seconds: float = value
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if not match or float(match.group(1)) <= 0:
+            raise ValueError(f"invalid duration '{value}' (expected e.g. 90s, 15m, 24h or 7d)")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # also infinity
+        raise ValueError(f"duration '{value}' is too long (at most 999999999 days)") from None
 
 
 class PushConfig(Section):

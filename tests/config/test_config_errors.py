@@ -205,6 +205,14 @@ CASES: dict[str, tuple[str, str]] = {
         BASE + "push:\n  plan_max_age: 24x\n",
         "15: push.plan_max_age: invalid duration '24x' (expected e.g. 90s, 15m, 24h or 7d)",
     ),
+    "duration_overflowing": (
+        BASE + "push:\n  plan_max_age: 86400000000000\n",
+        "15: push.plan_max_age: duration '86400000000000' is too long (at most 999999999 days)",
+    ),
+    "duration_overflowing_in_days": (
+        BASE + "push:\n  plan_max_age: 9999999999d\n",
+        "15: push.plan_max_age: duration '9999999999d' is too long (at most 999999999 days)",
+    ),
     "duplicate_job_name": (
         BASE + "schedule:\n  - {name: a, cron: '0 2 * * *', job: report}\n"
         "  - {name: a, cron: '0 3 * * *', job: report}\n",
