@@ -26,6 +26,7 @@ from mapping import MappingContext
 from mapping.model import Deal, MappingError, Money, Ref
 from sync.apply_creates import apply_creates
 from sync.apply_deletes import Delete, apply_deletes, not_deleted
+from sync.apply_doubt import holds, same_value, settle_in_doubt
 from sync.apply_report import ApplyReport, ChangeResult, Outcome
 from sync.connect import build_context, read_now
 from sync.diff import LEFT_OUT, FunnelFacts
@@ -35,7 +36,14 @@ from sync.reconcile import BATCH_SIZES, base_from_json, base_to_json, rebased
 from sync.runtime import Runtime
 from sync.shutdown import stop_requested
 from sync.store import Store
-from sync.store_records import AuditEntry, FailureRecord, JournalEntry, JournalOp, JournalState
+from sync.store_records import (
+    AuditEntry,
+    FailureRecord,
+    JournalEntry,
+    JournalOp,
+    JournalRecord,
+    JournalState,
+)
 from sync.writes import native_update
 
 __all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "system_contexts"]
@@ -73,6 +81,9 @@ def apply_plan(
     systems = sorted(
         set(by_system) | {str(c["system"]) for c in plan.creates} | {d.system for d in deletes}
     )
+    earlier: dict[str, list[JournalRecord]] = defaultdict(list)
+    for record in store.journal.in_doubt_elsewhere(plan_id):
+        earlier[record.entry.instance].append(record)
     contexts = dict(contexts or {})
     results: list[ChangeResult] = []
     current: dict[tuple[str, str], Deal] = {}
@@ -92,6 +103,8 @@ def apply_plan(
             facts={name: FunnelFacts.of(f) for name, f in runtime.config.funnels.items()},
             done=done, in_doubt=in_doubt, progress=progress,
         )  # fmt: skip
+        if earlier[system]:  # before this plan's writes, which may change the same fields
+            settle_in_doubt(store, connector, ctx, earlier[system], run_id, writer.facts)
         results += writer.updates(by_system[system], batch_size or _batch_size(ctx.kind))
         current.update(writer.current)
         creates = [c for c in plan.creates if c["system"] == system]
@@ -244,11 +257,9 @@ class _Writer:
                 f"dead-lettered after {failure.attempts} attempts: {failure.reason}",
             )
         now = current_value(deal, change.field)
-        if _same(now, change.to_value) or (
-            change.field == "stage" and self._effective_stage(deal) == change.to_value
-        ):
+        if holds(deal, change.field, change.to_value, self.facts):
             return Outcome.ALREADY, None
-        if not _same(now, change.from_value):
+        if not same_value(now, change.from_value):
             return Outcome.DRIFTED, (
                 f"{change.field} is now {show_value(now)}, "
                 f"the plan expected {show_value(change.from_value)}"
@@ -259,10 +270,6 @@ class _Writer:
                 f"modified at {_stamp(deal.updated_at)}, after the plan read it ({_stamp(planned)})"
             )
         return None
-
-    def _effective_stage(self, deal: Deal) -> str | None:
-        facts = self.facts.get(deal.funnel)
-        return facts.effective_stage(deal) if facts else deal.stage
 
     def _payloads(
         self, deals: Mapping[str, Deal], sendable: dict[str, list[Change]]
@@ -380,10 +387,6 @@ class _Writer:
 
 def _native_update(deal: Deal, changes: Sequence[Change], ctx: MappingContext) -> dict[str, Any]:
     return native_update(deal, {c.field: c.to_value for c in changes}, ctx)
-
-
-def _same(a: Any, b: Any) -> bool:
-    return a == b and (a is None) == (b is None)
 
 
 def _stamp(when: datetime) -> str:

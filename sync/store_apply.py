@@ -157,6 +157,33 @@ class Journal:
         records = [_journal_record(r) for cid, r in latest.items() if cid not in settled]
         return sorted(records, key=lambda r: (r.run_id, r.seq))
 
+    def in_doubt_elsewhere(self, plan_id: str) -> list[JournalRecord]:
+        """Field writes (update, rollback) of plans other than ``plan_id`` whose latest row is
+        still in doubt: a killed apply, or a call that failed part-way, whose plan is not being
+        applied again. In (run, seq) order."""
+        doubt = (JournalState.INTENDED.value, JournalState.SENT.value)
+        fields = (JournalOp.UPDATE.value, JournalOp.ROLLBACK.value)
+        j = t.journal.c
+        with transaction(self._engine, write=False) as conn:
+            plans = set(
+                conn.execute(
+                    select(j.plan_id)
+                    .where(j.state.in_(doubt), j.op.in_(fields), j.plan_id != plan_id)
+                    .distinct()
+                ).scalars()
+            )
+            latest: dict[tuple[str, str], Row[Any]] = {}
+            for plan in sorted(plans):
+                query = (
+                    select(t.journal)
+                    .where(j.plan_id == plan, j.op.in_(fields))
+                    .order_by(j.plan_change_id, j.attempt)
+                )
+                for row in conn.execute(query):
+                    latest[plan, row.plan_change_id] = row
+        records = [_journal_record(r) for r in latest.values() if r.state in doubt]
+        return sorted(records, key=lambda r: (r.run_id, r.seq))
+
     def entries(
         self, run_id: str, states: Iterable[JournalState] | None = None
     ) -> list[JournalRecord]:

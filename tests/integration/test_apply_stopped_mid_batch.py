@@ -1,20 +1,21 @@
 """An apply whose CRM fails for good in the middle of a batch: Pipedrive updates one call per
 deal, so the deals written before the failing call hold the new values. Those changes are in
-doubt, not failed: applying the plan again recognises them by their value and audits each
-change exactly once."""
+doubt, not failed. Applying the plan again, or the next reconcile's new plan, recognises them by
+their value and audits each change exactly once."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from connectors.sandbox.faults import Faults
 from sync.apply_report import ApplyReport
 from sync.apply_run import guarded_apply
-from sync.plan import Plan
+from sync.plan import Change, Plan
 from sync.runtime import open_runtime
 from tests.benchmarks.bench_world import bump_amounts
 from tests.integration.conftest import World
@@ -34,10 +35,14 @@ def _pipedrive_amounts(world: World, ids: list[str]) -> dict[str, Any]:
         return {i: em.store.deals[int(i)]["value"] for i in ids}
 
 
-def test_an_apply_pipedrive_stops_mid_batch_audits_every_change_once_after_the_rerun(
-    small_world: World,
-) -> None:
-    world = small_world
+@dataclass(frozen=True)
+class Stopped:
+    plan: Plan  # the plan whose apply Pipedrive stopped
+    planned: dict[str, Change]  # pipedrive deal id -> its amount change
+    landed: set[str]  # the deals that hold the planned amount after the stopped apply
+
+
+def _stopped_apply(world: World) -> Stopped:
     _apply(world, world.reconcile("first").plan, 0)  # the generated discrepancies, settled
     # Salesforce users raise amounts; the plan carries them to Pipedrive (and HubSpot).
     entities = [m for m in world.members().values() if {"salesforce", "pipedrive"} <= m.keys()]
@@ -63,20 +68,50 @@ def test_an_apply_pipedrive_stops_mid_batch_audits_every_change_once_after_the_r
     watcher.start()
     first = _apply(world, plan, 1)
     watcher.join(timeout=30)
+    pipedrive.faults.set(Faults())
     in_doubt = [r for r in first.results if "in doubt" in (r.reason or "")]
     assert not first.ok and in_doubt
     assert {r.system for r in in_doubt} == {"pipedrive"}
+    amounts = _pipedrive_amounts(world, list(planned))
+    landed = {i for i, c in planned.items() if Decimal(str(amounts[i])) == c.to_value}
+    assert landed and landed != set(planned)
+    return Stopped(plan, planned, landed)
 
-    pipedrive.faults.set(Faults())
-    assert _apply(world, plan, 2).ok
+
+def _audited(world: World) -> Counter[tuple[str, str | None]]:
+    """(run, deal id) of every audited Pipedrive amount write after the settling apply."""
     with open_runtime(str(world.config), connect=False) as rt:
-        audited = Counter(
-            e.deal_id
+        return Counter(
+            (e.run_id, e.deal_id)
             for e in rt.store.audit.entries()
             if e.instance == "pipedrive" and e.field == "amount" and e.run_id != "apply-0"
         )
-    assert audited == dict.fromkeys(planned, 1)
-    amounts = _pipedrive_amounts(world, list(planned))
+
+
+def test_applying_the_plan_again_audits_every_change_once(small_world: World) -> None:
+    world = small_world
+    stopped = _stopped_apply(world)
+    assert _apply(world, stopped.plan, 2).ok
+    audited = _audited(world)
+    assert Counter(deal for _, deal in audited.elements()) == dict.fromkeys(stopped.planned, 1)
+    amounts = _pipedrive_amounts(world, list(stopped.planned))
     assert {i: Decimal(str(v)) for i, v in amounts.items()} == {
-        i: c.to_value for i, c in planned.items()
+        i: c.to_value for i, c in stopped.planned.items()
     }
+
+
+def test_the_next_plan_audits_the_writes_that_landed_under_the_run_that_made_them(
+    small_world: World,
+) -> None:
+    """A nightly job never applies the stopped plan again: it plans anew. The new apply finds the
+    stopped run's writes that landed and audits them under that run (so `rollback` of it undoes
+    them); the new plan writes the rest."""
+    world = small_world
+    stopped = _stopped_apply(world)
+    assert _apply(world, world.reconcile("next").plan, 2).ok
+    audited = _audited(world)
+    assert audited == {("apply-1", i): 1 for i in stopped.landed} | {
+        ("apply-2", i): 1 for i in set(stopped.planned) - stopped.landed
+    }
+    with open_runtime(str(world.config), connect=False) as rt:
+        assert rt.store.journal.in_doubt_elsewhere("any other plan") == []

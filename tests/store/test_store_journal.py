@@ -53,6 +53,29 @@ def test_interrupted_apply_resumes_only_what_is_not_done(store: Store) -> None:
     assert store.journal.done_ids("other-plan") == set()
 
 
+def test_other_plans_field_writes_in_doubt_are_found_until_a_later_attempt_settles_them(
+    store: Store,
+) -> None:
+    store.journal.intend("run-1", "plan-a", [_change("a1"), _change("a2", "102")])
+    store.journal.intend("run-1", "plan-a", [_change("a3", None, JournalOp.CREATE)])
+    store.journal.mark("run-1", [("a1", JournalState.SENT, {"error": "503"})])
+    store.journal.intend("run-2", "plan-b", [_change("b1", "103"), _change("b2", "104")])
+    store.journal.mark("run-2", [("b2", JournalState.FAILED, {"error": "refused"})])
+    doubt = store.journal.in_doubt_elsewhere("plan-c")
+    # creates are found by their link marker instead; failed writes are not in doubt
+    assert [(r.run_id, r.entry.plan_change_id, r.state) for r in doubt] == [
+        ("run-1", "a1", JournalState.SENT),
+        ("run-1", "a2", JournalState.INTENDED),
+        ("run-2", "b1", JournalState.INTENDED),
+    ]
+    assert [r.entry.plan_change_id for r in store.journal.in_doubt_elsewhere("plan-a")] == ["b1"]
+    # a later attempt of the same plan change decides it
+    store.journal.intend("run-3", "plan-a", [_change("a2", "102")])
+    store.journal.mark("run-3", [("a2", JournalState.DONE, None)])
+    store.journal.mark("run-1", [("a1", JournalState.SKIPPED, {"not_written": True})])
+    assert [r.entry.plan_change_id for r in store.journal.in_doubt_elsewhere("plan-c")] == ["b1"]
+
+
 def test_run_entries_come_back_in_order_with_results(store: Store) -> None:
     store.journal.intend("run-1", "p", [_change("a"), _change("b", "102")])
     store.journal.intend("run-1", "p", [_change("c", "103")])
