@@ -22,7 +22,13 @@ from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState, Link, LinkMethod
 from sync.writes import native_create
 
-__all__ = ["CREATED_FIELDS", "apply_creates", "create_change_id", "created_values"]
+__all__ = [
+    "CREATED_FIELDS",
+    "apply_creates",
+    "create_change_id",
+    "created_values",
+    "found_copy",
+]
 
 _BATCH = 100
 # The fields a create sets from its source deal (probability is the target's own, from stage).
@@ -56,16 +62,28 @@ def apply_creates(
         chunk = todo[start : start + _BATCH]
         try:
             results += _batch(store, connector, ctx, chunk, run_id, plan_id)
-        except ConnectorError as exc:
-            error = {"error": str(exc)}
-            rest = todo[start:]
-            store.journal.mark(run_id, [(cid, JournalState.FAILED, error) for cid, _ in rest])
-            results += [
-                _result(cid, c, None, Outcome.FAILED, f"not attempted: {exc}") for cid, c in rest
-            ]
-            break
+            continue
+        except _Stopped as stop:
+            results += stop.results
+            cause, rest = stop.cause, todo[start + _BATCH :]
+        except ConnectorError as exc:  # the search for earlier copies failed: nothing was sent
+            cause, rest = exc, todo[start:]
+        error = {"error": str(cause)}
+        store.journal.mark(run_id, [(cid, JournalState.FAILED, error) for cid, _ in rest])
+        results += [
+            _result(cid, c, None, Outcome.FAILED, f"not attempted: {cause}") for cid, c in rest
+        ]
+        break
     del system
     return results
+
+
+class _Stopped(Exception):
+    """A create call failed for good; `results` are the batch's, as far as they are known."""
+
+    def __init__(self, results: list[ChangeResult], cause: ConnectorError) -> None:
+        super().__init__(str(cause))
+        self.results, self.cause = results, cause
 
 
 def _batch(
@@ -110,23 +128,53 @@ def _batch(
         sends.append((cid, create, NativeCreate(entity, fields), values))
     store.journal.mark(run_id, marks)
     marks = []
-    if sends:
-        pushed = connector.create_deals([n for _, _, n, _ in sends])
-        for (cid, create, _, values), result in zip(sends, pushed, strict=True):
-            if result.ok and result.id:
-                marks.append((cid, JournalState.DONE, {"id": result.id, "ok": True}))
-                links.append(Link(str(create["entity"]), system, result.id, LinkMethod.CREATED))
-                audits.append(_audit(run_id, create, result.id, values))
-                results.append(_result(cid, create, result.id, Outcome.APPLIED))
-            else:
-                why = result.error or "refused without a reason"
-                marks.append((cid, JournalState.FAILED, {"error": why, "code": result.code}))
-                results.append(_result(cid, create, None, Outcome.FAILED, why))
+    try:
+        pushed = connector.create_deals([n for _, _, n, _ in sends]) if sends else []
+    except ConnectorError as exc:
+        # Part of the batch may exist now (Pipedrive creates one call per deal): in doubt
+        # (sent). The next apply finds those copies by their marker and audits them.
+        _save(store, links, audits)
+        error = {"error": str(exc)}
+        store.journal.mark(run_id, [(cid, JournalState.SENT, error) for cid, *_ in sends])
+        why = f"in doubt: {exc}; the next apply looks for the copy by its link marker"
+        doubt = [_result(cid, c, None, Outcome.FAILED, why) for cid, c, *_ in sends]
+        raise _Stopped(results + doubt, exc) from exc
+    for (cid, create, _, values), result in zip(sends, pushed, strict=True):
+        if result.ok and result.id:
+            marks.append((cid, JournalState.DONE, {"id": result.id, "ok": True}))
+            links.append(Link(str(create["entity"]), system, result.id, LinkMethod.CREATED))
+            audits.append(_audit(run_id, create, result.id, values))
+            results.append(_result(cid, create, result.id, Outcome.APPLIED))
+        else:
+            why = result.error or "refused without a reason"
+            marks.append((cid, JournalState.FAILED, {"error": why, "code": result.code}))
+            results.append(_result(cid, create, None, Outcome.FAILED, why))
     store.journal.mark(run_id, marks)
+    _save(store, links, audits)
+    return results
+
+
+def _save(store: Store, links: list[Link], audits: list[AuditEntry]) -> None:
     if links:
         store.save_links(links)
     store.audit.append(audits)
-    return results
+
+
+def found_copy(
+    store: Store, ctx: MappingContext, run_id: str, journaled: Mapping[str, Any], new_id: str
+) -> tuple[Link, AuditEntry]:
+    """The link and audit entry of a copy run `run_id` created but could not record (found by
+    its marker; `journaled` is the journal's `after` of the create)."""
+    source_system, _, source_id = str(journaled["source"]).partition(":")
+    entity = str(journaled["link_id"])
+    create = {
+        "system": ctx.instance,
+        "entity": entity,
+        "source": {"system": source_system, "id": source_id},
+    }
+    values = _values_or_none(store, ctx, create)
+    link = Link(entity, ctx.instance, new_id, LinkMethod.CREATED)
+    return link, _audit(run_id, create, new_id, values)
 
 
 def _native(

@@ -1,14 +1,15 @@
-"""Field writes that earlier plans left in doubt, and that no one will apply again.
+"""Writes that earlier plans left in doubt, and that no one will apply again.
 
 An apply journals each change before sending it and marks it after. A killed process, or a call
 that fails part-way (Pipedrive writes one call per deal), leaves changes *in doubt*: sent, and
 maybe landed. Applying the same plan again settles them (sync/apply.py), but a nightly job never
-does that: it plans anew. So each apply first settles, in every instance it writes to, the field
-writes other plans left in doubt. It re-reads the records. A record that holds the written value
-counts as written (the write landed, or someone set the same value since: either way the record
-holds what that run wrote). Such a write is audited under the run that made it, so `rollback` of
-that run undoes it too. A write the record does not hold is marked skipped, and the new plan
-decides that field afresh.
+does that: it plans anew. So each apply first settles what other plans left in doubt in every
+instance it writes to:
+- a create made its copy if the CRM holds one with its link marker;
+- a field write landed if the record, read again, holds the written value (or someone set the
+  same value since: either way the record holds what that run wrote).
+What landed is audited under the run that made it, so `rollback` of that run undoes it too; a
+created copy is linked as well. The rest is marked skipped, and the new plan decides afresh.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from connectors.batches import chunks
 from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal
+from sync.apply_creates import found_copy
 from sync.connect import read_now
 from sync.diff import FunnelFacts
 from sync.plan import current_value, decode_value
 from sync.store import Store
-from sync.store_records import AuditEntry, JournalRecord, JournalState
+from sync.store_records import AuditEntry, JournalOp, JournalRecord, JournalState
 
 __all__ = ["holds", "same_value", "settle_in_doubt"]
 
@@ -58,12 +60,57 @@ def settle_in_doubt(
 ) -> int:
     """Settle `records` (one instance's, from `Journal.in_doubt_elsewhere`); returns how many
     had landed. A read that fails leaves the rest in doubt for the next apply."""
+    creates = [r for r in records if r.entry.op is JournalOp.CREATE]
+    writes = [r for r in records if r.entry.op is not JournalOp.CREATE]
+    try:
+        return _settle_creates(store, connector, ctx, creates, run_id) + _settle_writes(
+            store, connector, ctx, writes, run_id, facts
+        )
+    except ConnectorError:
+        return 0
+
+
+def _settle_creates(
+    store: Store,
+    connector: Connector,
+    ctx: MappingContext,
+    records: Sequence[JournalRecord],
+    run_id: str,
+) -> int:
+    """A create in doubt made a copy if the CRM holds one carrying its marker."""
     landed = 0
     for chunk in chunks(records, _BATCH):
-        try:
-            deals, _ = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
-        except ConnectorError:
-            return landed
+        found = connector.find_created([str(r.entry.after["link_id"]) for r in chunk])
+        links, audit = [], []
+        marks: dict[str, list[tuple[str, JournalState, dict[str, Any]]]] = defaultdict(list)
+        for record in chunk:
+            new_id = found.get(str(record.entry.after["link_id"]))
+            if new_id is not None:
+                link, entry = found_copy(store, ctx, record.run_id, record.entry.after, new_id)
+                links.append(link)
+                audit.append(entry)
+                outcome = (JournalState.DONE, {"id": new_id, "found": True, "settled_by": run_id})
+            else:
+                outcome = (JournalState.SKIPPED, {"not_created": True, "settled_by": run_id})
+            marks[record.run_id].append((record.entry.plan_change_id, *outcome))
+        _save(store, marks, audit)
+        if links:
+            store.save_links(links)
+        landed += len(audit)
+    return landed
+
+
+def _settle_writes(
+    store: Store,
+    connector: Connector,
+    ctx: MappingContext,
+    records: Sequence[JournalRecord],
+    run_id: str,
+    facts: Mapping[str, FunnelFacts],
+) -> int:
+    landed = 0
+    for chunk in chunks(records, _BATCH):
+        deals, _ = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
         audit: list[AuditEntry] = []
         marks: dict[str, list[tuple[str, JournalState, dict[str, Any]]]] = defaultdict(list)
         for record in chunk:
@@ -86,11 +133,19 @@ def settle_in_doubt(
             else:
                 state, result = JournalState.SKIPPED, {"not_written": True, "settled_by": run_id}
             marks[wrote].append((entry.plan_change_id, state, result))
-        for wrote, outcomes in marks.items():
-            store.journal.mark(wrote, outcomes)
-        store.audit.append(audit)
+        _save(store, marks, audit)
         landed += len(audit)
     return landed
+
+
+def _save(
+    store: Store,
+    marks: Mapping[str, list[tuple[str, JournalState, dict[str, Any]]]],
+    audit: list[AuditEntry],
+) -> None:
+    store.audit.append(audit)
+    for wrote, outcomes in marks.items():
+        store.journal.mark(wrote, outcomes)
 
 
 def _wrote(deal: Deal, record: JournalRecord, facts: Mapping[str, FunnelFacts]) -> bool:

@@ -158,11 +158,11 @@ class Journal:
         return sorted(records, key=lambda r: (r.run_id, r.seq))
 
     def in_doubt_elsewhere(self, plan_id: str) -> list[JournalRecord]:
-        """Field writes (update, rollback) of plans other than ``plan_id`` whose latest row is
-        still in doubt: a killed apply, or a call that failed part-way, whose plan is not being
-        applied again. In (run, seq) order."""
+        """Field writes (update, rollback) and creates of plans other than ``plan_id`` whose
+        latest row is still in doubt: a killed apply, or a call that failed part-way, whose plan
+        is not being applied again. In (run, seq) order."""
         doubt = (JournalState.INTENDED.value, JournalState.SENT.value)
-        fields = (JournalOp.UPDATE.value, JournalOp.ROLLBACK.value)
+        fields = (JournalOp.UPDATE.value, JournalOp.ROLLBACK.value, JournalOp.CREATE.value)
         j = t.journal.c
         with transaction(self._engine, write=False) as conn:
             plans = set(

@@ -19,6 +19,7 @@ from sync.plan import Change, Plan
 from sync.runtime import open_runtime
 from tests.benchmarks.bench_world import bump_amounts
 from tests.integration.conftest import World
+from tests.integration.test_rollback_deletes_creates import _create_missing, _live_ids
 
 PD_UPDATE = "PUT /v1/deals/{id}"
 
@@ -115,3 +116,52 @@ def test_the_next_plan_audits_the_writes_that_landed_under_the_run_that_made_the
     }
     with open_runtime(str(world.config), connect=False) as rt:
         assert rt.store.journal.in_doubt_elsewhere("any other plan") == []
+
+
+def test_copies_a_stopped_apply_created_are_audited_under_it_by_the_next_plan(
+    small_world: World,
+) -> None:
+    """Pipedrive creates one call per deal. Its copies made before the failing call are found
+    by their link marker by the next plan's apply: audited under the stopped run (whose
+    rollback deletes them) and never created twice."""
+    world = small_world
+    _create_missing(world)
+    plan = world.reconcile("creating").plan
+    entities = {str(c["entity"]) for c in plan.creates if c["system"] == "pipedrive"}
+    assert len(entities) >= 4
+    live_before = _live_ids(world, "pipedrive")
+    pipedrive = world.sandbox.servers["pipedrive"]
+
+    def creates() -> int:
+        return int(pipedrive.stats.snapshot()["requests"].get("POST /v1/deals", 0))
+
+    before = creates()
+    pipedrive.faults.set(Faults(latency_ms=30))
+
+    def refuse_after_two_creates() -> None:
+        while creates() < before + 2:
+            time.sleep(0.002)
+        pipedrive.faults.set(Faults(error5xx=1.0))
+
+    watcher = threading.Thread(target=refuse_after_two_creates, daemon=True)
+    watcher.start()
+    first = _apply(world, plan, 1)
+    watcher.join(timeout=30)
+    pipedrive.faults.set(Faults())
+    assert any("in doubt" in (r.reason or "") for r in first.results if r.field is None)
+    made_by_first = _live_ids(world, "pipedrive") - live_before
+    assert len(made_by_first) == 2
+
+    _apply(world, world.reconcile("next").plan, 2)
+    with open_runtime(str(world.config), connect=False) as rt:
+        copies = [
+            (e.run_id, e.deal_id, e.after["link_id"])
+            for e in rt.store.audit.entries()
+            if e.instance == "pipedrive" and e.field is None
+        ]
+        in_doubt = rt.store.journal.in_doubt_elsewhere("any other plan")
+    assert {deal for run, deal, _ in copies if run == "apply-1"} == made_by_first
+    made = [entity for _, _, entity in copies]
+    assert len(made) == len(set(made))  # no entity got two copies
+    assert _live_ids(world, "pipedrive") - live_before == {deal for _, deal, _ in copies}
+    assert in_doubt == []

@@ -62,17 +62,20 @@ def test_other_plans_field_writes_in_doubt_are_found_until_a_later_attempt_settl
     store.journal.intend("run-2", "plan-b", [_change("b1", "103"), _change("b2", "104")])
     store.journal.mark("run-2", [("b2", JournalState.FAILED, {"error": "refused"})])
     doubt = store.journal.in_doubt_elsewhere("plan-c")
-    # creates are found by their link marker instead; failed writes are not in doubt
     assert [(r.run_id, r.entry.plan_change_id, r.state) for r in doubt] == [
         ("run-1", "a1", JournalState.SENT),
         ("run-1", "a2", JournalState.INTENDED),
-        ("run-2", "b1", JournalState.INTENDED),
+        ("run-1", "a3", JournalState.INTENDED),
+        ("run-2", "b1", JournalState.INTENDED),  # b2 failed: not in doubt
     ]
     assert [r.entry.plan_change_id for r in store.journal.in_doubt_elsewhere("plan-a")] == ["b1"]
     # a later attempt of the same plan change decides it
     store.journal.intend("run-3", "plan-a", [_change("a2", "102")])
     store.journal.mark("run-3", [("a2", JournalState.DONE, None)])
-    store.journal.mark("run-1", [("a1", JournalState.SKIPPED, {"not_written": True})])
+    store.journal.mark(
+        "run-1",
+        [("a1", JournalState.SKIPPED, {"not_written": True}), ("a3", JournalState.DONE, None)],
+    )
     assert [r.entry.plan_change_id for r in store.journal.in_doubt_elsewhere("plan-c")] == ["b1"]
 
 
