@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.sandbox.faults import Faults
 from connectors.sandbox.generator import Generated, generate_full
 from connectors.sandbox.launcher import Sandbox, start_sandbox
 from sync.reconcile import ReconcileResult, plan_run
@@ -65,3 +69,32 @@ def world(
 def small_world(tmp_path: Path) -> Iterator[World]:
     """A small three-CRM sandbox with a SQLite store, fresh for each test."""
     yield from build_world(tmp_path, f"sqlite:///{tmp_path / 'crmsync.db'}", deals=60, seed=3)
+
+
+@contextmanager
+def refusing_after(world: World, system: str, request: str, count: int) -> Iterator[None]:
+    """`system` answers 5xx to every call once it has served `count` more `request`s (e.g.
+    "PUT /v1/deals/{id}") inside the block, as a CRM that fails for good part-way does; all is
+    well again after the block. A 30 ms latency leaves time to switch between two calls."""
+    server = world.sandbox.servers[system]
+
+    def served() -> int:
+        return int(server.stats.snapshot()["requests"].get(request, 0))
+
+    target = served() + count
+    done = threading.Event()
+
+    def refuse() -> None:
+        while served() < target and not done.is_set():
+            time.sleep(0.002)
+        server.faults.set(Faults(error5xx=1.0))
+
+    server.faults.set(Faults(latency_ms=30))
+    watcher = threading.Thread(target=refuse, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(timeout=30)
+        server.faults.set(Faults())

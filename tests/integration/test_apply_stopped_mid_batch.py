@@ -5,23 +5,18 @@ their value and audits each change exactly once."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from connectors.sandbox.faults import Faults
 from sync.apply_report import ApplyReport
 from sync.apply_run import guarded_apply
 from sync.plan import Change, Plan
 from sync.runtime import open_runtime
 from tests.benchmarks.bench_world import bump_amounts
-from tests.integration.conftest import World
+from tests.integration.conftest import World, refusing_after
 from tests.integration.test_rollback_deletes_creates import _create_missing, _live_ids
-
-PD_UPDATE = "PUT /v1/deals/{id}"
 
 
 def _apply(world: World, plan: Plan, attempt: int) -> ApplyReport:
@@ -52,24 +47,8 @@ def _stopped_apply(world: World) -> Stopped:
     planned = {c.id: c for c in plan.changes if c.system == "pipedrive" and c.field == "amount"}
     assert len(planned) >= 6
 
-    pipedrive = world.sandbox.servers["pipedrive"]
-    pipedrive.faults.set(Faults(latency_ms=30))
-
-    def updates() -> int:
-        return int(pipedrive.stats.snapshot()["requests"].get(PD_UPDATE, 0))
-
-    before = updates()
-
-    def refuse_after_two_updates() -> None:
-        while updates() < before + 2:
-            time.sleep(0.002)
-        pipedrive.faults.set(Faults(error5xx=1.0))
-
-    watcher = threading.Thread(target=refuse_after_two_updates, daemon=True)
-    watcher.start()
-    first = _apply(world, plan, 1)
-    watcher.join(timeout=30)
-    pipedrive.faults.set(Faults())
+    with refusing_after(world, "pipedrive", "PUT /v1/deals/{id}", 2):
+        first = _apply(world, plan, 1)
     in_doubt = [r for r in first.results if "in doubt" in (r.reason or "")]
     assert not first.ok and in_doubt
     assert {r.system for r in in_doubt} == {"pipedrive"}
@@ -130,24 +109,8 @@ def test_copies_a_stopped_apply_created_are_audited_under_it_by_the_next_plan(
     entities = {str(c["entity"]) for c in plan.creates if c["system"] == "pipedrive"}
     assert len(entities) >= 4
     live_before = _live_ids(world, "pipedrive")
-    pipedrive = world.sandbox.servers["pipedrive"]
-
-    def creates() -> int:
-        return int(pipedrive.stats.snapshot()["requests"].get("POST /v1/deals", 0))
-
-    before = creates()
-    pipedrive.faults.set(Faults(latency_ms=30))
-
-    def refuse_after_two_creates() -> None:
-        while creates() < before + 2:
-            time.sleep(0.002)
-        pipedrive.faults.set(Faults(error5xx=1.0))
-
-    watcher = threading.Thread(target=refuse_after_two_creates, daemon=True)
-    watcher.start()
-    first = _apply(world, plan, 1)
-    watcher.join(timeout=30)
-    pipedrive.faults.set(Faults())
+    with refusing_after(world, "pipedrive", "POST /v1/deals", 2):
+        first = _apply(world, plan, 1)
     assert any("in doubt" in (r.reason or "") for r in first.results if r.field is None)
     made_by_first = _live_ids(world, "pipedrive") - live_before
     assert len(made_by_first) == 2

@@ -5,8 +5,6 @@ missing again, exactly as before the run."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +21,7 @@ from sync.rollback import rollback_plan
 from sync.runtime import open_runtime
 from sync.store_records import JournalOp
 from tests.benchmarks.bench_world import bump_amounts
-from tests.integration.conftest import World
+from tests.integration.conftest import World, refusing_after
 
 
 def _cli(world: World, *args: str) -> Any:
@@ -192,21 +190,10 @@ def test_a_rollback_the_crm_stops_mid_deletes_audits_every_delete_once_after_the
     _reconcile_and_apply(world)
     run_id = _run_id(world)
     created = _created_by(world, run_id)
-    pipedrive = world.sandbox.servers["pipedrive"]
-    pipedrive.faults.set(Faults(latency_ms=30))
-
-    def refuse_after_two_deletes() -> None:
-        while pipedrive.stats.snapshot()["requests"].get("DELETE /v1/deals/{id}", 0) < 2:
-            time.sleep(0.002)
-        pipedrive.faults.set(Faults(error5xx=1.0))
-
-    watcher = threading.Thread(target=refuse_after_two_deletes, daemon=True)
-    watcher.start()
-    first = _rollback(world, run_id, 0, max_attempts=1)
-    watcher.join(timeout=30)
+    with refusing_after(world, "pipedrive", "DELETE /v1/deals/{id}", 2):
+        first = _rollback(world, run_id, 0, max_attempts=1)
     in_doubt = [r for r in first.results if r.op == "delete" and "in doubt" in (r.reason or "")]
     assert not first.ok and in_doubt
-    pipedrive.faults.set(Faults())
     assert _rollback(world, run_id, 1).ok
     with open_runtime(str(world.config), connect=False) as rt:
         audited = Counter(
