@@ -60,7 +60,7 @@ def settle_in_doubt(
 ) -> int:
     """Settle `records` (one instance's, from `Journal.in_doubt_elsewhere`); returns how many
     had landed. A read that fails leaves the rest in doubt for the next apply."""
-    creates = [r for r in records if r.entry.op is JournalOp.CREATE]
+    creates = [r for r in records if r.entry.op is JournalOp.CREATE and _marker(r) is not None]
     writes = [r for r in records if r.entry.op is not JournalOp.CREATE]
     try:
         return _settle_creates(store, connector, ctx, creates, run_id) + _settle_writes(
@@ -80,11 +80,11 @@ def _settle_creates(
     """A create in doubt made a copy if the CRM holds one carrying its marker."""
     landed = 0
     for chunk in chunks(records, _BATCH):
-        found = connector.find_created([str(r.entry.after["link_id"]) for r in chunk])
+        found = connector.find_created([str(_marker(r)) for r in chunk])
         links, audit = [], []
         marks: dict[str, list[tuple[str, JournalState, dict[str, Any]]]] = defaultdict(list)
         for record in chunk:
-            new_id = found.get(str(record.entry.after["link_id"]))
+            new_id = found.get(str(_marker(record)))
             if new_id is not None:
                 link, entry = found_copy(store, ctx, record.run_id, record.entry.after, new_id)
                 links.append(link)
@@ -157,3 +157,12 @@ def _wrote(deal: Deal, record: JournalRecord, facts: Mapping[str, FunnelFacts]) 
     except ValueError:  # a journal written by another version: leave the field to the new plan
         return False
     return holds(deal, field, value, facts)
+
+
+def _marker(record: JournalRecord) -> str | None:
+    """The link marker a journaled create carried (None: not a create as this version
+    journals them, left to the new plan)."""
+    after = record.entry.after
+    if isinstance(after, dict) and after.get("link_id") and after.get("source"):
+        return str(after["link_id"])
+    return None
