@@ -113,7 +113,7 @@ def test_copies_a_stopped_apply_created_are_audited_under_it_by_the_next_plan(
         first = _apply(world, plan, 1)
     assert any("in doubt" in (r.reason or "") for r in first.results if r.field is None)
     made_by_first = _live_ids(world, "pipedrive") - live_before
-    assert len(made_by_first) == 2
+    assert 0 < len(made_by_first) < len(entities)  # stopped part-way
 
     _apply(world, world.reconcile("next").plan, 2)
     with open_runtime(str(world.config), connect=False) as rt:
