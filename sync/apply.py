@@ -240,11 +240,8 @@ class _Writer:
             # recognises the writes that landed by their value and audits them as ours.
             self.stopped = str(exc)
             sent = [c for cs in sendable.values() for c in cs]
-            error = {"error": self.stopped}
-            self.store.journal.mark(
-                self.run_id, [(c.change_id, JournalState.SENT, error) for c in sent]
-            )
-            why = f"in doubt: {exc}; applying the plan again checks whether it was written"
+            self.store.journal.mark_in_doubt(self.run_id, [c.change_id for c in sent], str(exc))
+            why = f"in doubt: {exc}; the next apply checks whether it was written"
             return results + [self._result(c, Outcome.FAILED, why) for c in sent]
         return results + self._record(sendable, updates, pushed)
 

@@ -49,7 +49,6 @@ def apply_creates(
     plan_id: str,
     done: set[str],
 ) -> list[ChangeResult]:
-    system = ctx.instance
     results = []
     todo: list[tuple[str, Mapping[str, Any]]] = []
     for create in creates:
@@ -74,7 +73,6 @@ def apply_creates(
             _result(cid, c, None, Outcome.FAILED, f"not attempted: {cause}") for cid, c in rest
         ]
         break
-    del system
     return results
 
 
@@ -134,8 +132,7 @@ def _batch(
         # Part of the batch may exist now (Pipedrive creates one call per deal): in doubt
         # (sent). The next apply finds those copies by their marker and audits them.
         _save(store, links, audits)
-        error = {"error": str(exc)}
-        store.journal.mark(run_id, [(cid, JournalState.SENT, error) for cid, *_ in sends])
+        store.journal.mark_in_doubt(run_id, [cid for cid, *_ in sends], str(exc))
         why = f"in doubt: {exc}; the next apply looks for the copy by its link marker"
         doubt = [_result(cid, c, None, Outcome.FAILED, why) for cid, c, *_ in sends]
         raise _Stopped(results + doubt, exc) from exc

@@ -125,8 +125,7 @@ def _batch(
         # Pipedrive sends one call per deal: some of the batch may be deleted already. They
         # stay in doubt (sent), so the next run's read settles them and audits ours.
         results = _settle(store, ctx, settled, run_id, in_doubt)
-        error = {"error": str(exc)}
-        store.journal.mark(run_id, [(d.change_id, JournalState.SENT, error) for d in sendable])
+        store.journal.mark_in_doubt(run_id, [d.change_id for d in sendable], str(exc))
         why = f"in doubt: {exc}; the next run checks whether it was deleted"
         raise _Stopped(results + [not_deleted(d, why) for d in sendable], exc) from exc
     for delete, result in zip(sendable, pushed, strict=True):

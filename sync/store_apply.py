@@ -157,6 +157,11 @@ class Journal:
         records = [_journal_record(r) for cid, r in latest.items() if cid not in settled]
         return sorted(records, key=lambda r: (r.run_id, r.seq))
 
+    def mark_in_doubt(self, run_id: str, change_ids: Iterable[str], error: str) -> int:
+        """Mark changes whose call failed after it may have been sent: in doubt (``sent``), for
+        the next apply to check by reading the records."""
+        return self.mark(run_id, [(cid, JournalState.SENT, {"error": error}) for cid in change_ids])
+
     def in_doubt_elsewhere(self, plan_id: str) -> list[JournalRecord]:
         """Field writes (update, rollback) and creates of plans other than ``plan_id`` whose
         latest row is still in doubt: a killed apply, or a call that failed part-way, whose plan
