@@ -28,11 +28,13 @@ from sync.connect import read_now
 from sync.diff import FunnelFacts
 from sync.plan import current_value, decode_value
 from sync.store import Store
-from sync.store_records import AuditEntry, JournalOp, JournalRecord, JournalState
+from sync.store_records import AuditEntry, JournalOp, JournalRecord, JournalState, Link
 
 __all__ = ["holds", "same_value", "settle_in_doubt"]
 
 _BATCH = 100
+# run id -> (plan change id, state, result) of its journal rows
+_Marks = dict[str, list[tuple[str, JournalState, dict[str, Any]]]]
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -82,7 +84,7 @@ def _settle_creates(
     for chunk in chunks(records, _BATCH):
         found = connector.find_created([str(_marker(r)) for r in chunk])
         links, audit = [], []
-        marks: dict[str, list[tuple[str, JournalState, dict[str, Any]]]] = defaultdict(list)
+        marks: _Marks = defaultdict(list)
         for record in chunk:
             new_id = found.get(str(_marker(record)))
             if new_id is not None:
@@ -93,9 +95,7 @@ def _settle_creates(
             else:
                 outcome = (JournalState.SKIPPED, {"not_created": True, "settled_by": run_id})
             marks[record.run_id].append((record.entry.plan_change_id, *outcome))
-        _save(store, marks, audit)
-        if links:
-            store.save_links(links)
+        _save(store, marks, audit, links)
         landed += len(audit)
     return landed
 
@@ -112,7 +112,7 @@ def _settle_writes(
     for chunk in chunks(records, _BATCH):
         deals, _ = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
         audit: list[AuditEntry] = []
-        marks: dict[str, list[tuple[str, JournalState, dict[str, Any]]]] = defaultdict(list)
+        marks: _Marks = defaultdict(list)
         for record in chunk:
             entry, wrote = record.entry, record.run_id
             deal = deals.get(str(entry.deal_id))
@@ -138,11 +138,9 @@ def _settle_writes(
     return landed
 
 
-def _save(
-    store: Store,
-    marks: Mapping[str, list[tuple[str, JournalState, dict[str, Any]]]],
-    audit: list[AuditEntry],
-) -> None:
+def _save(store: Store, marks: _Marks, audit: list[AuditEntry], links: Sequence[Link] = ()) -> None:
+    if links:
+        store.save_links(links)
     store.audit.append(audit)
     for wrote, outcomes in marks.items():
         store.journal.mark(wrote, outcomes)

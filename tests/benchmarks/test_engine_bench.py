@@ -79,15 +79,16 @@ def generate(n: int, seed: int = 7, *, new: bool = True) -> Dataset:
     changed: set[Ref] = set()
     for i, roll in enumerate(rolls):
         a = _deal(SF, f"006{i:012d}", f"Deal {i} Holdings Inc", i, Decimal(1000 + i % 9000))
+        b_ref = Ref(HS, str(10_000_000 + i))  # as the store would hand it: not the deal's own
         kind = i % 20 if new else -1
         if kind in (0, 1):
-            changed.update((a.ref, Ref(HS, str(10_000_000 + i))))
+            changed.update((a.ref, b_ref))
         else:
             entity = f"E{i:010d}"
-            links[a.ref] = links[Ref(HS, str(10_000_000 + i))] = entity
+            links[a.ref] = links[b_ref] = entity
             bases[entity] = dict(zip(DIFF_FIELDS, comparable(a), strict=True))
         if roll < 0.02:
-            changed.add(Ref(HS, str(10_000_000 + i)))
+            changed.add(b_ref)
         sf.append(a)
     hs: list[Deal] = []
     for i in order:
