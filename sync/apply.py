@@ -414,6 +414,8 @@ def _save_bases(
     outcome = {r.change_id: r.outcome for r in results}
     by_key: dict[tuple[str, str], dict[Ref, list[Change]]] = defaultdict(lambda: defaultdict(list))
     for change in plan.changes:
+        if not change.entity:  # a rollback's change of a deal no longer linked
+            continue
         diff_field = "amount" if change.field == "currency" else change.field
         by_key[(change.entity, diff_field)][Ref(change.system, change.id)].append(change)
     updates: dict[str, dict[str, Any]] = defaultdict(dict)

@@ -40,11 +40,12 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
         own_run = rt.store.start_run("rollback", RunKind.ROLLBACK, fingerprint)
         report = None
         try:
-            # Bases stay as the rolled-back run left them: the restored values are then a
-            # change in the target that the next reconcile can see and handle by policy.
+            # The restored values become the bases, as any write of crmsync's does: they are
+            # no edit of the targets, so the next reconcile does not carry them back over the
+            # CRM whose edit the rolled-back run had copied; it plans that edit again.
             report = execute_apply(
                 rt, rollback.plan, run_id=own_run, yes=yes, fmt=fmt, check_plan=False,
-                op=JournalOp.ROLLBACK, remember_bases=False, deletes=rollback.deletes,
+                op=JournalOp.ROLLBACK, deletes=rollback.deletes,
             )  # fmt: skip
         except Exception as exc:
             finish(rt, own_run, None, str(exc))
