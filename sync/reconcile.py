@@ -161,6 +161,7 @@ def _analyze(
     matched = match(by_instance, stored, _match_config(config), changed=changed)
     entity_ids = None if changed is None else list(matched.entities)
     bases = {e: base_from_json(v) for e, v in store.bases(entity_ids).items()}
+    vanished = dangling_links(by_instance, matched.entity_of(), changed)
     targets = [t for t in config.push_targets if contexts is None or t in contexts]
     diffed = diff(
         matched.entities,
@@ -172,7 +173,8 @@ def _analyze(
         funnels=config.funnels,
         propagate_deletes=config.push.propagate_deletes,
         create_in=targets if config.push.create_missing else (),
-        hold=_held(matched),
+        # a deal someone deleted is reported (`vanished`), not created again
+        hold=_held(matched) | {Ref(r["system"], r["id"]) for d in vanished for r in d["live"]},
         changed=changed,
     )
     plan = build_plan(
@@ -184,7 +186,7 @@ def _analyze(
         config_fingerprint=fingerprint,
         batch_sizes={n: BATCH_SIZES.get(config.system(n).kind, 1) for n in config.systems},
     )
-    plan = _with_dangling_links(plan, by_instance, matched, changed)
+    plan = _with_dangling_links(plan, vanished)
     if untouched:
         # Settled entities left unloaded are still entities the systems share.
         summary = dict(plan.summary)
@@ -309,18 +311,13 @@ def dangling_links(
     ]
 
 
-def _with_dangling_links(
-    plan: Plan,
-    by_instance: Mapping[str, list[Deal]],
-    matched: MatchResult,
-    among: Collection[Ref] | None = None,
-) -> Plan:
+def _with_dangling_links(plan: Plan, dangling: list[dict[str, Any]]) -> Plan:
     known = {
         (d["deleted"][0]["system"], d["deleted"][0]["id"]) for d in plan.deleted if d["deleted"]
     }
     extra = [
         item
-        for item in dangling_links(by_instance, matched.entity_of(), among)
+        for item in dangling
         if (item["deleted"][0]["system"], item["deleted"][0]["id"]) not in known
     ]
     if not extra:

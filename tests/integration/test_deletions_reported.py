@@ -106,3 +106,21 @@ def test_a_mass_deletion_meets_max_changes_before_it_spreads(small_world: World)
     out = CliRunner().invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
     assert out.exit_code == 3 and "push.max_changes (5)" in out.output, out.output
     assert all(_live(world, s, i) for ids in full for s, i in ids.items() if s != "salesforce")
+
+
+def test_a_deal_deleted_before_the_first_run_is_not_created_again_by_create_missing(
+    small_world: World,
+) -> None:
+    world = small_world
+    [planted] = [p for p in world.generated.planted if p["kind"] == "deleted"]
+    gone = {"system": planted["system"], "id": planted["refs"][planted["system"]]}
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["create_missing"] = True
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    for extra in ((), ("--full",)):
+        plan = _plan(world, *extra)
+        [reported] = [d for d in plan["deleted"] if d["deleted"] == [gone]]
+        again = [c for c in plan["creates"] if c["entity"] == reported["entity"]]
+        assert not again, f"{extra}: the deleted {gone} would be created again: {again}"
+        assert plan["summary"]["creates"] == len(plan["creates"])
