@@ -44,6 +44,18 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
             "  estimated write calls: " + ", ".join(f"{s} {n}" for s, n in sorted(calls.items()))
         )
     _changes(plan_json["changes"], deals, console)
+    _simple(
+        "Creates (a copy in a CRM that lacks the deal)",
+        ("system", "copy of", "name", "stage · amount"),
+        [_create_row(c) for c in plan_json["creates"]],
+        console,
+    )
+    _simple(
+        "Deleted in one CRM, live in another",
+        ("system", "id", "on apply", "deleted in", "reason"),
+        [row for d in plan_json.get("deleted", []) for row in _deleted_rows(d)],
+        console,
+    )
     _conflicts(plan_json["conflicts"], deals, console)
     _simple(
         "Unmatched (in one system only)",
@@ -53,8 +65,16 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
     )
     _simple(
         "Ambiguous (several candidates; not guessed)",
-        ("detail",),
-        [(str(a.get("reason") or a),) for a in plan_json["ambiguous"]],
+        ("system", "id", "candidates", "detail"),
+        [
+            (
+                a.get("system", ""),
+                a.get("id", ""),
+                f"{a.get('instance', '')} {', '.join(a.get('candidates', []))}",
+                str(a.get("reason") or ""),
+            )
+            for a in plan_json["ambiguous"]
+        ],
         console,
     )
     _simple(
@@ -69,6 +89,24 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         [(e["system"], e["id"], e["field"], e["reason"]) for e in plan_json["errors"]],
         console,
     )
+
+
+def _create_row(create: Mapping[str, Any]) -> tuple[str, ...]:
+    values, source = create.get("values", {}), create["source"]
+    amount = f"{values.get('amount')} {values.get('currency') or ''}".strip()
+    return (
+        create["system"],
+        f"{source['system']} {source['id']}",
+        _shown(values.get("name")),
+        f"{_shown(values.get('stage'))} · {amount if values.get('amount') else 'no amount'}",
+    )
+
+
+def _deleted_rows(item: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    gone = ", ".join(f"{r['system']} {r['id']}" for r in item.get("deleted", []))
+    action = "delete" if item.get("propagate") else "keep (reported only)"
+    reason = str(item.get("reason") or "deleted there since crmsync linked it")
+    return [(r["system"], r["id"], action, gone, reason) for r in item.get("live", [])]
 
 
 def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: Console) -> None:

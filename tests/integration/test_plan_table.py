@@ -1,0 +1,51 @@
+"""`reconcile --dry-run` in its default table format is what people read line by line before
+a migration: every write the plan would make is in it, not only counted."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from sync.cli import main
+from sync.runtime import open_runtime
+from tests.integration.conftest import World
+
+
+def _dry_run(world: World, fmt: str) -> str:
+    args = ["reconcile", "--dry-run", "--config", str(world.config), "--format", fmt]
+    out = CliRunner(env={"COLUMNS": "300"}).invoke(main, args)
+    assert out.exit_code == 0, out.output
+    return str(out.stdout)
+
+
+def _rows(text: str, *cells: str) -> list[str]:
+    return [line for line in text.splitlines() if all(cell in line for cell in cells)]
+
+
+def test_the_table_plan_lists_each_create_and_each_delete_it_would_apply(
+    small_world: World,
+) -> None:
+    world = small_world
+    out = CliRunner().invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
+    assert out.exit_code in (0, 1), out.output
+    ids = next(i for i in world.members().values() if len(i) == 3)
+    with open_runtime(str(world.config)) as rt:  # a person deletes a deal in Salesforce
+        connector = rt.connectors["salesforce"]
+        assert connector.delete_deals([ids["salesforce"]])[0].ok  # type: ignore[attr-defined]
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(propagate_deletes=True, create_missing=True)
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    plan = json.loads(_dry_run(world, "json"))
+    text = _dry_run(world, "table")
+
+    [deleted] = [d for d in plan["deleted"] if d["propagate"]]
+    for live in deleted["live"]:
+        assert _rows(text, live["system"], live["id"], "delete"), f"{live} not shown:\n{text}"
+    assert plan["creates"]
+    for create in plan["creates"]:
+        source = create["source"]
+        shown = _rows(text, create["system"], f"{source['system']} {source['id']}")
+        assert shown, f"{create} not shown:\n{text}"
