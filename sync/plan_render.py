@@ -38,7 +38,7 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         ("deleted", len(plan_json.get("deleted", []))),
     ]
     console.print("  " + ", ".join(f"{n} {name}" for name, n in counts))
-    calls = summary.get("estimated_calls") or {}
+    calls = {s: n for s, n in (summary.get("api_calls") or {}).items() if n}
     if calls:
         console.print(
             "  estimated write calls: " + ", ".join(f"{s} {n}" for s, n in sorted(calls.items()))

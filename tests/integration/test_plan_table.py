@@ -41,6 +41,9 @@ def test_the_table_plan_lists_each_create_and_each_delete_it_would_apply(
     plan = json.loads(_dry_run(world, "json"))
     text = _dry_run(world, "table")
 
+    calls = plan["summary"]["api_calls"]
+    shown_calls = ", ".join(f"{s} {n}" for s, n in sorted(calls.items()) if n)
+    assert _rows(text, "estimated write calls:", shown_calls), text
     [deleted] = [d for d in plan["deleted"] if d["propagate"]]
     for live in deleted["live"]:
         assert _rows(text, live["system"], live["id"], "delete"), f"{live} not shown:\n{text}"
