@@ -1,0 +1,45 @@
+"""`limits.max_conflicts` / `max_unmatched` are an alarm, not a guard: reconcile exits 3 above
+them, and without --dry-run it has still applied the rest of the plan (README, config table)."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from sync.cli import main
+from tests.integration.conftest import World
+
+
+def _writes(plan: dict) -> list[tuple[str, str, str, object]]:  # type: ignore[type-arg]
+    return [(c["system"], c["id"], c["field"], c["to"]) for c in plan["changes"]]
+
+
+def _reconcile(world: World, *extra: str) -> tuple[int, str, str]:
+    out = CliRunner().invoke(main, ["reconcile", "--config", str(world.config), *extra])
+    return out.exit_code, out.stdout, out.stderr
+
+
+def test_limits_exit_3_after_applying_the_rest_and_a_dry_run_writes_nothing(
+    small_world: World,
+) -> None:
+    world = small_world
+    document = yaml.safe_load(world.config.read_text())
+    document["limits"] = {"max_unmatched": 0}
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    code, stdout, stderr = _reconcile(world, "--dry-run", "--format", "json")
+    plan = json.loads(stdout)
+    assert plan["unmatched"] and plan["changes"], "the generated data should need both"
+    assert code == 3
+    assert stderr.count("\n") == 1 and "unmatched deals (limit 0)" in stderr, stderr
+    # the dry run wrote nothing: the same plan again
+    code, stdout, _ = _reconcile(world, "--dry-run", "--format", "json")
+    assert code == 3 and _writes(json.loads(stdout)) == _writes(plan)
+
+    code, _, stderr = _reconcile(world, "--yes", "--format", "json")
+    assert code == 3 and "unmatched deals (limit 0)" in stderr, stderr
+    code, stdout, _ = _reconcile(world, "--dry-run", "--format", "json")
+    after = json.loads(stdout)
+    assert code == 3 and after["changes"] == [] and after["unmatched"] == plan["unmatched"]
