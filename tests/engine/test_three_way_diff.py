@@ -123,6 +123,24 @@ def test_source_of_truth_reverts_an_edit_made_elsewhere() -> None:
     assert _changes(result) == [(HS, "amount", Decimal("9"), Decimal("1000"))]
 
 
+def test_priority_ranks_systems_not_edits_when_copies_changed_apart() -> None:
+    base = deal(SF, "1")
+    sf, hs, pd = deal(SF, "1", amount="2000"), deal(HS, "2", amount="3000"), deal(PD, "3")
+    priority = {"amount": Policy(PolicyRule.PRIORITY, (PD, SF))}
+    result = _run(sf, hs, pd, base=base, policies=priority)
+    # pipedrive did not change, yet it is first in the list: its value is taken back to both
+    assert _changes(result) == [
+        (HS, "amount", Decimal("3000"), Decimal("1000")),
+        (SF, "amount", Decimal("2000"), Decimal("1000")),
+    ]
+    # one system's edit alone is no disagreement: it propagates whatever the ranking
+    alone = _run(base, hs, pd, base=base, policies=priority)
+    assert _changes(alone) == [
+        (PD, "amount", Decimal("1000"), Decimal("3000")),
+        (SF, "amount", Decimal("1000"), Decimal("3000")),
+    ]
+
+
 def test_changes_only_go_to_targets() -> None:
     base = deal(SF, "1")
     result = _run(base, deal(HS, "2", amount="1500"), deal(PD, "3"), base=base, targets={PD})
