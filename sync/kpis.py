@@ -81,12 +81,15 @@ def probability_of(deal: Deal, funnel: Funnel | None) -> Decimal | None:
 
 
 def _weighted(deal: Deal, funnel: Funnel | None) -> Money | None:
+    """amount x probability, unrounded: totals are rounded once, as the consolidated ones are."""
     probability = probability_of(deal, funnel)
     if deal.value is None or probability is None:
         return None
-    return Money(
-        (deal.value.amount * probability).quantize(_MONEY, ROUND_HALF_EVEN), deal.value.currency
-    )
+    return deal.value * probability
+
+
+def _cents(total: Decimal) -> Decimal:
+    return total.quantize(_MONEY, ROUND_HALF_EVEN)
 
 
 def stage_figures(deals: Sequence[Deal], funnel: Funnel) -> tuple[StageFigure, ...]:
@@ -106,7 +109,7 @@ def stage_figures(deals: Sequence[Deal], funnel: Funnel) -> tuple[StageFigure, .
                 label=stage.label,
                 count=len(members),
                 amount=sum_by_currency(valued),
-                weighted=sum_by_currency(weighted),
+                weighted={c: _cents(a) for c, a in sum_by_currency(weighted).items()},
                 without_amount=len(members) - len(valued),
             )
         )
@@ -232,7 +235,7 @@ def forecast(deals: Iterable[Deal], funnels: Mapping[str, Funnel]) -> Forecast:
                 month=month,
                 currency=currency,
                 deals=len(members),
-                weighted=sum_by_currency(weighted).get(currency, Decimal(0)),
+                weighted=_cents(sum_by_currency(weighted).get(currency, Decimal(0))),
                 committed=sum_by_currency(committed).get(currency, Decimal(0)),
                 committed_deals=len(committed),
             )

@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal as D
 
 import pytest
-from fixtures import HS, SF, inputs
+from fixtures import HS, SF, deal, inputs, usd
 
 from sync.health import UnknownThreshold, build_health
 
@@ -198,3 +198,17 @@ def test_breached_thresholds_are_listed_first():
 def test_unknown_threshold_is_refused_with_the_known_names():
     with pytest.raises(UnknownThreshold, match="mismatch_rate"):
         build_health(inputs(thresholds={"mismatch_ratio": D("0.1")}))
+
+
+def test_weighted_amounts_are_rounded_once_per_total_so_stage_forecast_and_total_agree():
+    # Two open proposal deals of 10.01 USD at the stage default 0.5: 2 x 5.005 = 10.01 exactly;
+    # rounding each deal first (5.00 + 5.00) would lose the cent in some figures only.
+    twins = [
+        deal("x", str(i), f"Twin {i}", "proposal", value=usd("10.01"), close_date=date(2024, 7, 1))
+        for i in (1, 2)
+    ]
+    report = build_health(inputs(deals={"x": twins}, entities=[], plan=None))
+    figures = report.systems["x"].funnels["default"]
+    assert {s.key: s.weighted for s in figures.stages}["proposal"] == {"USD": D("10.01")}
+    assert [m.weighted for m in figures.forecast.months] == [D("10.01")]
+    assert report.consolidated.weighted == {"USD": D("10.01")}
