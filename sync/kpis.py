@@ -162,18 +162,20 @@ def stale(deals: Iterable[Deal], now: datetime, stale_days: int) -> Stale:
     """Open deals without a stage change for more than `stale_days` days."""
     open_deals = 0
     bases: Counter[str] = Counter()
+    measured: set[str] = set()  # the basis of every open deal, flagged or not
     flags: list[DealFlag] = []
     for deal in deals:
         if deal.status is not DealStatus.OPEN:
             continue
         open_deals += 1
         changed_at, basis = last_stage_change(deal)
+        measured.add(basis)
         age = (now - changed_at).days
         if age > stale_days:
             bases[basis] += 1
             flags.append(_flag(deal, age, basis))
     method: Method = "not_available" if open_deals == 0 else "stage_history"
-    if set(bases) - {"stage_history"}:
+    if measured - {"stage_history"}:
         method = "current_stage_only"
     return Stale(
         method=method,

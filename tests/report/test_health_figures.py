@@ -212,3 +212,12 @@ def test_weighted_amounts_are_rounded_once_per_total_so_stage_forecast_and_total
     assert {s.key: s.weighted for s in figures.stages}["proposal"] == {"USD": D("10.01")}
     assert [m.weighted for m in figures.forecast.months] == [D("10.01")]
     assert report.consolidated.weighted == {"USD": D("10.01")}
+
+
+def test_stale_without_any_stage_history_is_not_labelled_stage_history_when_none_is_stale():
+    # Eta (hs:13) is open, has no history and entered its stage 5 days ago: not stale, but the
+    # check could only use its stage_entered_at.
+    report = build_health(inputs(deals={"hs": [HS[3]]}, entities=[], plan=None))
+    figures = report.systems["hs"].funnels["default"].stale
+    assert (figures.open_deals, figures.count) == (1, 0)
+    assert figures.method == "current_stage_only"
