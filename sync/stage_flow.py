@@ -152,11 +152,15 @@ def sales_cycle(deals: Iterable[Deal], funnel: Funnel) -> SalesCycle:
         if deal.status is not DealStatus.WON:
             continue
         won_at, source = _won_at(deal, funnel)
-        if won_at is None or won_at < deal.created_at:
+        if source == "close_date":  # a date without a time: whole days, a same-day win is 0
+            created = datetime.combine(deal.created_at.date(), time(0), tzinfo=UTC)
+        else:
+            created = deal.created_at
+        if won_at is None or won_at < created:
             sources["unknown"] += 1  # no won date, or one before creation: bad data, left out
             continue
         sources[source] += 1
-        durations.append(days(won_at - deal.created_at))
+        durations.append(days(won_at - created))
     method: Method = "not_available"
     if durations:
         only_history = sources["stage_history"] == len(durations)

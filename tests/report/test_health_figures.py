@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -221,3 +221,16 @@ def test_stale_without_any_stage_history_is_not_labelled_stage_history_when_none
     figures = report.systems["hs"].funnels["default"].stale
     assert (figures.open_deals, figures.count) == (1, 0)
     assert figures.method == "current_stage_only"
+
+
+def test_sales_cycle_from_a_close_date_counts_whole_days_and_keeps_a_same_day_win():
+    # Created 04-01 10:00; no won timestamp, only close dates: 04-01 (same day) and 04-11.
+    created = datetime(2024, 4, 1, 10, 0, tzinfo=UTC)
+    wins = [
+        deal("x", "1", "Same day", "won", created_at=created, close_date=date(2024, 4, 1)),
+        deal("x", "2", "Ten days", "won", created_at=created, close_date=date(2024, 4, 11)),
+    ]
+    report = build_health(inputs(deals={"x": wins}, entities=[], plan=None))
+    cycle = report.systems["x"].funnels["default"].sales_cycle
+    assert (cycle.deals, cycle.sources) == (2, {"close_date": 2})
+    assert (cycle.median_days, cycle.p90_days) == (D("5.0"), D("10.0"))
