@@ -59,6 +59,9 @@ PD_FIELD_CRMSYNC_ID = sha1(b"crmsync:crmsync_id").hexdigest()
 
 _HUNDRED = Decimal(100)
 _STATUSES = {"open": DealStatus.OPEN, "won": DealStatus.WON, "lost": DealStatus.LOST}
+# A won/lost status overrides the stage, so the deal entered its (won/lost) stage at that time;
+# stage_change_time is when it entered the pipeline stage it still sits in.
+_ENTERED_AT = {DealStatus.WON: "won_time", DealStatus.LOST: "lost_time"}
 
 
 def pipelines_from_pipedrive(
@@ -150,7 +153,7 @@ def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
         probability=probability / _HUNDRED if probability is not None else None,
         created_at=created,
         updated_at=updated,
-        stage_entered_at=read("stage_change_time", parse_timestamp),
+        stage_entered_at=read(_ENTERED_AT.get(status, "stage_change_time"), parse_timestamp),
         funnel=ctx.pipeline_funnels.get(pipeline, "default"),
         external_ids=external,
         link_id=link_id,
