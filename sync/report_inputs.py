@@ -16,7 +16,8 @@ from sync.store import Store
 
 __all__ = ["health_inputs"]
 
-_SYNC_KINDS = ("reconcile", "reconcile-dry-run", "pull")
+# A report run pulled (and so synced) only with --refresh: only then does it hold calls.
+_SYNC_KINDS = ("reconcile", "reconcile-dry-run", "pull", "report")
 
 
 def _sync_status(store: Store, instances: list[str]) -> dict[str, dict[str, Any]]:
@@ -49,7 +50,9 @@ def health_inputs(
     *,
     now: datetime,
     since: date | None = None,
+    pulled: Mapping[str, Mapping[str, int]] | None = None,
 ) -> HealthInputs:
+    """`pulled`: instance -> API calls of the pull this very run made (`report --refresh`)."""
     unmapped: dict[str, Counter[str]] = defaultdict(Counter)
     for instance, deals in result.by_instance.items():
         for deal in deals:
@@ -91,7 +94,11 @@ def health_inputs(
         report_currency=report.currency,
         rates=dict(report.rates),
         thresholds=thresholds,
-        sync_status=_sync_status(store, list(config.systems)),
+        sync_status=_sync_status(store, list(config.systems))
+        | {
+            i: {"last_success": now, "api_calls": sum(c.values())}
+            for i, c in (pulled or {}).items()
+        },
         dead_letters=dead,
         unmapped_stages={i: dict(c) for i, c in unmapped.items()},
         mapping_errors=_mapping_errors(store),

@@ -13,7 +13,7 @@ from rich.console import Console
 from sync.health import build_health
 from sync.health_model import HealthReport
 from sync.pull import pull
-from sync.reconcile import analyze
+from sync.reconcile import PullFailed, analyze
 from sync.report_inputs import health_inputs
 from sync.report_render import mismatch_rows, to_csv, to_html, to_json, to_table
 from sync.runtime import Runtime, progress_reporter
@@ -27,13 +27,20 @@ def build_report(
     rt: Runtime, *, job: str = "report", refresh: bool = False, since: date | None = None
 ) -> HealthReport:
     run_id = rt.store.start_run(job, "report", rt.config.fingerprint())
+    pulled: dict[str, dict[str, int]] = {}
     try:
         if refresh:
             with progress_reporter(list(rt.connectors)) as progress:
-                pull(rt.config, rt.store, rt.connectors, run_id=run_id, progress=progress)
+                pulls = pull(rt.config, rt.store, rt.connectors, run_id=run_id, progress=progress)
+            failed = [p for p in pulls.values() if p.failure]
+            if failed:  # as reconcile: never a report of stale data that claims to be fresh
+                raise PullFailed("; ".join(f"{p.instance}: {p.failure}" for p in failed))
+            pulled = {name: p.calls for name, p in pulls.items()}
         result = analyze(rt.config, rt.store, run_id=run_id, remember=False)
         report = build_health(
-            health_inputs(rt.config, rt.store, result, now=datetime.now(UTC), since=since)
+            health_inputs(
+                rt.config, rt.store, result, now=datetime.now(UTC), since=since, pulled=pulled
+            )
         )
     except Exception as exc:
         rt.store.finish_run(run_id, "failed", calls=rt.calls(), error=str(exc))

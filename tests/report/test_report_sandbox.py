@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from connectors.sandbox.generator import generate
-from tests.sandbox_env import CRMSYNC, crmsync_env, make_env
+from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
 
 
 def _pipedrive_deal(template: dict[str, Any], id: int, **fields: Any) -> dict[str, Any]:
@@ -45,25 +45,34 @@ def _pipedrive_dataset() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def pipedrive_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def pipedrive_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEnv]:
     folder = tmp_path_factory.mktemp("report")
     env = make_env(
         folder, _pipedrive_dataset(), f"sqlite:///{folder}/store.db", systems=("pipedrive",)
     )
     try:
-        yield env.config
+        yield env
     finally:
         env.sandbox.stop()
 
 
-def _report_json(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
+@pytest.fixture
+def pipedrive_config(pipedrive_env: SandboxEnv) -> Path:
+    return pipedrive_env.config
+
+
+def _report(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [*CRMSYNC, "report", "--config", str(config), "--format", "json", *args],
         env=crmsync_env(),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _report_json(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    done = _report(config, *args)
     assert done.returncode in (0, 3), done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -74,3 +83,22 @@ def test_pipedrive_sales_cycle_ends_at_the_won_time_not_at_the_last_stage_change
     _, report = _report_json(pipedrive_config, "--refresh")
     cycle = report["systems"]["pipedrive"]["funnels"]["default"]["sales_cycle"]
     assert (cycle["deals"], cycle["median_days"], cycle["p90_days"]) == (2, "40.0", "60.0")
+
+
+def test_a_refreshed_report_counts_its_own_pull_as_the_last_sync(pipedrive_config: Path) -> None:
+    _, report = _report_json(pipedrive_config, "--refresh")
+    [sync] = report["cross_system"]["sync"]
+    assert sync["instance"] == "pipedrive"
+    assert sync["last_success"] is not None and sync["api_calls"] > 0
+
+
+def test_a_refresh_whose_pull_fails_is_a_failed_run_not_a_report_of_old_data(
+    pipedrive_env: SandboxEnv,
+) -> None:
+    pipedrive_env.faults(daily_limit=0)
+    try:
+        done = _report(pipedrive_env.config, "--refresh")
+    finally:
+        pipedrive_env.faults()
+    assert done.returncode == 1, done.stdout
+    assert done.stdout == "" and "pipedrive" in done.stderr
