@@ -231,6 +231,8 @@ def _min_completeness(q: DataQuality) -> Decimal | None:
 
 
 def _max_sync_age(x: CrossSystem) -> Decimal | None:
+    if any(s.last_success is None for s in x.sync):
+        return Decimal("Infinity")  # an instance that never synced is older than any limit
     ages = [s.age_hours for s in x.sync if s.age_hours is not None]
     return max(ages, default=None)
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 import pytest
-from fixtures import HS, SF, deal, inputs, usd
+from fixtures import HS, NOW, SF, deal, inputs, usd
 
 from sync.health import UnknownThreshold, build_health
 
@@ -234,3 +234,13 @@ def test_sales_cycle_from_a_close_date_counts_whole_days_and_keeps_a_same_day_wi
     cycle = report.systems["x"].funnels["default"].sales_cycle
     assert (cycle.deals, cycle.sources) == (2, {"close_date": 2})
     assert (cycle.median_days, cycle.p90_days) == (D("5.0"), D("10.0"))
+
+
+def test_an_instance_that_never_synced_breaches_max_sync_age_hours():
+    # sf synced 6 h ago; hs has no successful sync at all.
+    report = build_health(inputs(thresholds={"max_sync_age_hours": D("24")}))
+    [result] = report.thresholds
+    assert (result.value, result.breached) == (D("Infinity"), True)
+    synced = {"sf": {"last_success": NOW, "api_calls": 1}, "hs": {"last_success": NOW}}
+    report = build_health(inputs(thresholds={"max_sync_age_hours": D("24")}, sync_status=synced))
+    assert [(t.value, t.breached) for t in report.thresholds] == [(D("0.0"), False)]
