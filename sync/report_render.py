@@ -171,6 +171,17 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
         ", ".join(f"{k}: {v}" for k, v in f.stale.by_basis.items()) or f.stale.method,
     )
     table.add_row("past due", str(f.past_due.count), _amounts(f.past_due.amount))
+    for m in f.forecast.months:
+        table.add_row(
+            f"forecast {m.month} {m.currency}",
+            f"weighted {format(m.weighted, 'f')} / committed {format(m.committed, 'f')}",
+            f"{m.deals} deals, {m.committed_deals} committed",
+        )
+    table.add_row(
+        "forecast left out",
+        f"{f.forecast.no_close_date} / {f.forecast.without_amount}",
+        "open deals without close date / without amount",
+    )
     return table
 
 

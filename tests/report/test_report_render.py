@@ -130,3 +130,22 @@ def test_html_renders_charts_in_headless_chromium_and_runs_no_injected_script(tm
     assert dom.count('class="main-svg"') >= 6  # plotly drew the charts (2 svg layers each)
     assert f"<title>{PAGE_TITLE}</title>" in dom
     assert "pwned" not in dom.split("</title>")[0]
+
+
+def test_table_and_html_show_the_forecast_months_the_json_has():
+    # Consolidated default funnel: Beta 2024-06 EUR 2000 x 0.8, committed (last open stage);
+    # Acme 2024-07 USD 1000 x 0.5; Eta 2024-08 GBP 100 x 0.1.
+    report = build_health(inputs())
+    months = to_json(report)["funnels"]["default"]["forecast"]["months"]
+    assert [(m["month"], m["currency"], m["weighted"], m["committed"]) for m in months] == [
+        ("2024-06", "EUR", "1600.00", "2000"),
+        ("2024-07", "USD", "500.00", "0"),
+        ("2024-08", "GBP", "10.00", "0"),
+    ]
+    console = Console(record=True, width=160)
+    to_table(report, console)
+    text = console.export_text()
+    assert "forecast 2024-06 EUR" in text and "weighted 1600.00 / committed 2000" in text
+    assert "weighted 10.00 / committed 0" in text
+    page = to_html(report)
+    assert "<td>2024-06</td><td>EUR</td>" in page and ">1600.00<" in page
