@@ -108,6 +108,10 @@ def _amounts(amounts: Mapping[str, Decimal]) -> str:
     return ", ".join(f"{format(a, 'f')} {c}" for c, a in amounts.items()) or "-"
 
 
+def _number(value: Decimal | None) -> str:
+    return "n/a" if value is None else format(value, "f")
+
+
 def _share(value: Decimal | None) -> str:
     return "n/a" if value is None else f"{(value * 100).quantize(Decimal('0.1'))}%"
 
@@ -152,7 +156,7 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
     cycle = f.sales_cycle
     table.add_row(
         "sales cycle (days)",
-        f"median {cycle.median_days} / p90 {cycle.p90_days}",
+        f"median {_number(cycle.median_days)} / p90 {_number(cycle.p90_days)}",
         f"{cycle.method} ({cycle.deals} deals)",
     )
     tis = f.time_in_stage
@@ -213,10 +217,13 @@ def to_table(report: HealthReport, console: Console) -> None:
     totals.add_row("open pipeline", _amounts(c.open_amount))
     totals.add_row("weighted pipeline", _amounts(c.weighted))
     totals.add_row("won", _amounts(c.won_amount))
+    totals.add_row("win rate", _share(c.win_rate.rate))
+    totals.add_row("stale / past due", f"{c.stale} / {c.past_due}")
     if c.converted:
         cv = c.converted
         totals.add_row(f"open in {cv.report_currency} ({cv.note})", format(cv.open_amount, "f"))
         totals.add_row(f"weighted in {cv.report_currency}", format(cv.weighted, "f"))
+        totals.add_row(f"won in {cv.report_currency}", format(cv.won_amount, "f"))
         if cv.not_converted:
             totals.add_row(
                 "not converted (no rate)",

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import re
+from decimal import Decimal as D
 
 import pytest
 from chromium import CHROMIUM, NO_CHROMIUM, dump_dom
@@ -149,3 +150,23 @@ def test_table_and_html_show_the_forecast_months_the_json_has():
     assert "weighted 10.00 / committed 0" in text
     page = to_html(report)
     assert "<td>2024-06</td><td>EUR</td>" in page and ">1600.00<" in page
+
+
+def test_table_shows_the_consolidated_figures_the_html_shows_and_n_a_for_no_sales_cycle():
+    # Only lost deals: no sales cycle. Consolidated over the fixture: 2 won / 2 lost, 1 stale
+    # (Beta), 1 past due (Beta), won 3000 USD + 5000 USD, EUR at 1.10.
+    lost_only = build_health(inputs(deals={"sf": [SF[3]]}, entities=[], plan=None))
+    console = Console(record=True, width=160)
+    to_table(lost_only, console)
+    assert "median n/a / p90 n/a" in console.export_text()
+    report = build_health(inputs(report_currency="USD", rates={"EUR": D("1.10")}))
+    console = Console(record=True, width=160)
+    to_table(report, console)
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in console.export_text().splitlines()
+        if line.count("│") == 3
+    }
+    assert rows["win rate"] == "50.0%"
+    assert rows["stale / past due"] == "1 / 1"
+    assert rows["won in USD"] == "8000.00"
