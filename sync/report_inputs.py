@@ -25,22 +25,30 @@ def _sync_status(store: Store, instances: list[str]) -> dict[str, dict[str, Any]
     status: dict[str, dict[str, Any]] = {
         i: {"last_success": None, "api_calls": 0} for i in instances
     }
-    for run in store.runs(200):
-        if run.kind.value not in _SYNC_KINDS or run.status.value != "ok":
-            continue
-        for instance in instances:
-            entry = status[instance]
-            if entry["last_success"] is None and instance in run.calls:
-                entry["last_success"] = run.finished_at
-                entry["api_calls"] = sum(run.calls[instance].values())
+    # Per kind: a series of plain `report` runs must not push the last sync out of the window.
+    for kind in _SYNC_KINDS:
+        for run in store.runs(200, kind=kind):
+            if run.status.value != "ok" or run.finished_at is None:
+                continue
+            for instance in instances:
+                entry = status[instance]
+                last = entry["last_success"]
+                if instance in run.calls and (last is None or run.finished_at > last):
+                    entry["last_success"] = run.finished_at
+                    entry["api_calls"] = sum(run.calls[instance].values())
     return status
 
 
 def _mapping_errors(store: Store) -> list[dict[str, str]]:
-    for run in store.runs(50):
-        if run.kind.value in _SYNC_KINDS and "mapping_errors" in run.counts:
-            return list(run.counts["mapping_errors"])
-    return []
+    recorded = [
+        run
+        for kind in ("reconcile", "reconcile-dry-run")  # the runs that record them
+        for run in store.runs(50, kind=kind)
+        if "mapping_errors" in run.counts
+    ]
+    if not recorded:
+        return []
+    return list(max(recorded, key=lambda run: run.started_at).counts["mapping_errors"])
 
 
 def health_inputs(

@@ -4,15 +4,19 @@ the official client library, and every checked figure computed by hand here."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.sandbox.generator import generate
+from sync.runtime import open_runtime
+from sync.store import Store
 from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
 
 
@@ -28,6 +32,7 @@ def _pipedrive_dataset() -> dict[str, Any]:
 
     1: created 01-01, entered stage 5 on 01-11, won 03-01 -> 60 days to won
     2: created 02-01, entered stage 5 on 02-02, won 02-21 -> 20 days to won
+    3: an amount that is not a number: a mapping error, skipped
     """
     pipedrive = generate(3, 1)[0]["pipedrive"]
     template = pipedrive["deals"][0]
@@ -39,6 +44,7 @@ def _pipedrive_dataset() -> dict[str, Any]:
         _pipedrive_deal(template, 2, **won, add_time="2024-02-01 00:00:00",
                         stage_change_time="2024-02-02 00:00:00", won_time="2024-02-21 00:00:00",
                         update_time="2024-02-21 00:00:00"),
+        _pipedrive_deal(template, 3, value="a lot"),
     ]  # fmt: skip
     pipedrive["deal_flows"] = {}
     return {"pipedrive": pipedrive}
@@ -102,3 +108,31 @@ def test_a_refresh_whose_pull_fails_is_a_failed_run_not_a_report_of_old_data(
         pipedrive_env.faults()
     assert done.returncode == 1, done.stdout
     assert done.stdout == "" and "pipedrive" in done.stderr
+
+
+def test_many_plain_reports_do_not_push_the_last_sync_and_its_errors_out_of_the_report(
+    pipedrive_env: SandboxEnv,
+) -> None:
+    synced = subprocess.run(
+        [*CRMSYNC, "reconcile", "--dry-run", "--config", str(pipedrive_env.config)],
+        env=crmsync_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert synced.returncode in (0, 3), synced.stderr  # the nightly sync
+    seconds = itertools.count(1)
+    with open_runtime(str(pipedrive_env.config), connect=False) as rt:
+        url = rt.config.store_url
+    # A dashboard running `crmsync report` (no --refresh) every few minutes since that sync.
+    store = Store.open(url, clock=lambda: datetime.now(UTC) + timedelta(seconds=next(seconds)))
+    try:
+        for _ in range(200):
+            store.finish_run(store.start_run("report", "report", "x"), "ok", calls={})
+    finally:
+        store.close()
+    _, report = _report_json(pipedrive_env.config)
+    [sync] = report["cross_system"]["sync"]
+    assert sync["last_success"] is not None and sync["api_calls"] > 0
+    [error] = report["data_quality"]["mapping_errors"]  # recorded by that reconcile
+    assert (error["id"], error["field"]) == ("3", "value")
