@@ -67,6 +67,8 @@ __all__ = [
 # (id, fingerprint, updated_at, deleted, canonical deal as JSON-able dict)
 DealRow = tuple[str, str, datetime | None, bool, Mapping[str, Any]]
 Clock = Callable[[], datetime]
+# Run ids sort by second only; runs of one second (a scheduler and a person) by their start.
+_NEWEST_FIRST = (t.runs.c.started_at.desc(), t.runs.c.id.desc())
 
 BATCH_SIZE = 1000
 
@@ -195,7 +197,7 @@ class Store:
         self, limit: int = 20, *, job: str | None = None, kind: RunKind | str | None = None
     ) -> list[RunRecord]:
         """Newest first."""
-        query = select(t.runs).order_by(t.runs.c.id.desc()).limit(limit)
+        query = select(t.runs).order_by(*_NEWEST_FIRST).limit(limit)
         if job is not None:
             query = query.where(t.runs.c.job == job)
         if kind is not None:
@@ -206,7 +208,7 @@ class Store:
         query = (
             select(t.runs)
             .where(t.runs.c.kind == RunKind(kind).value, t.runs.c.status == RunStatus.OK.value)
-            .order_by(t.runs.c.id.desc())
+            .order_by(*_NEWEST_FIRST)
             .limit(1)
         )
         if job is not None:

@@ -208,5 +208,6 @@ def one_line(message: str | None, limit: int = 500) -> str | None:
 
 
 def new_run_id(now: datetime) -> str:
-    """Sortable run id such as ``20261126T110501Z-ab12``."""
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    """Sortable run id such as ``20261126T110501Z-ab12cd34``: 32 random bits, so that runs
+    started in the same second (several workers, a scheduler and a person) do not collide."""
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"

@@ -41,6 +41,28 @@ def test_run_round_trip_with_aware_utc_times(store_url: str) -> None:
     assert run.error == "pipedrive: 2 records failed Traceback (most recent call last)"
 
 
+class SameSecond:
+    """Steps one millisecond per call: every run starts within one second."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+def test_runs_started_in_one_second_are_listed_newest_first(store_url: str) -> None:
+    with Store.open(store_url, clock=SameSecond()) as store:
+        started = [store.start_run("nightly", RunKind.PULL) for _ in range(12)]
+        for run_id in started:
+            store.finish_run(run_id, RunStatus.OK)
+        assert [r.id for r in store.runs()] == started[::-1]
+        last = store.last_successful_run(RunKind.PULL)
+    assert last is not None and last.id == started[-1]
+    assert len(set(started)) == 12
+
+
 def test_runs_are_listed_newest_first_and_filtered(store_url: str) -> None:
     with Store.open(store_url, clock=Clock()) as store:
         first = store.start_run("nightly", "pull")
