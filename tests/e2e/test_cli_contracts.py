@@ -147,3 +147,16 @@ def test_apply_refuses_a_tampered_plan_before_any_write(
     assert done.returncode == 2
     assert str(plan_out) in done.stderr and "checksum" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_verbose_pull_of_pipedrive_alone_logs_no_api_token(served: tuple[Path, dict]) -> None:
+    # Pipedrive's api_token travels in every URL's query string; --verbose debug logging of the
+    # HTTP calls must not print it (with HubSpot in the run, its client silenced urllib3).
+    config, ready = served
+    done = crmsync("--verbose", "pull", "--config", str(config), "--system", "pipedrive",
+                   "--format", "jsonl")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "api_token=" in done.stderr  # the debug log of the calls is there, redacted
+    for token in ready["tokens"].values():
+        assert token not in done.stderr and token not in done.stdout
+    assert {json.loads(line)["system"] for line in done.stdout.splitlines()} == {"pipedrive"}
