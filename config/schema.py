@@ -34,6 +34,7 @@ from config.credentials import (
     PluginCredentials,
     SalesforceCredentials,
 )
+from config.cron import crontab_fields
 from config.paths import contained_path, sqlite_file
 from mapping.currencies import ISO_4217
 from mapping.funnel import Phase
@@ -347,7 +348,7 @@ class ScheduleEntry(Section):
         from apscheduler.triggers.cron import CronTrigger
 
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            CronTrigger(**crontab_fields(value), timezone="UTC")
         except Exception as exc:  # apscheduler raises ValueError or TypeError by field
             raise PydanticCustomError(
                 "cron",

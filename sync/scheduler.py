@@ -11,7 +11,6 @@ across processes and machines (see `sync.jobs`).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from config import ScheduleEntry, load_config
+from config.cron import crontab_fields
 from sync.errors import UsageError
 from sync.jobs import SKIPPED, JobOutcome, last_served_run, run_job
 from sync.shutdown import stop_event
@@ -35,54 +35,11 @@ TriggerFactory = Callable[[ScheduleEntry], BaseTrigger]
 Clock = Callable[[], datetime]
 
 _log = logging.getLogger("crmsync.schedule")
-_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_WEEKDAY_ITEM = re.compile(r"^(\*|\w+)(?:-(\w+))?(?:/(\d+))?$")
-
-
-def _weekday_number(token: str) -> int:
-    name = token.lower()[:3]
-    if name in _WEEKDAYS:
-        return _WEEKDAYS.index(name)
-    if token.isdigit() and int(token) <= 7:
-        return int(token) % 7  # cron: 0 and 7 are Sunday
-    raise ValueError(f"invalid weekday {token!r}")
-
-
-def _crontab_weekdays(field: str) -> str:
-    """A crontab weekday field (0 or 7 = Sunday) as APScheduler day names.
-
-    APScheduler 3's `from_crontab` reads 0 as Monday, so `1-5` would run Tuesday to Saturday.
-    """
-    if field in ("*", "?"):
-        return "*"
-    days: set[int] = set()
-    for item in field.split(","):
-        match = _WEEKDAY_ITEM.match(item)
-        if not match:
-            raise ValueError(f"invalid weekday field {field!r}")
-        first, last, step = match.groups()
-        if first == "*":
-            low, high = 0, 6
-        else:
-            low = _weekday_number(first)
-            high = _weekday_number(last) if last else (6 if step else low)
-            if last and last.isdigit() and int(last) == 7:
-                high = 7  # `5-7`: Friday to Sunday
-        days.update(d % 7 for d in range(low, high + 1, int(step or 1)))
-    return ",".join(_WEEKDAYS[d] for d in sorted(days))
 
 
 def cron_trigger(entry: ScheduleEntry) -> CronTrigger:
     """The entry's 5-field cron expression, in its time zone, with crontab's weekday numbers."""
-    minute, hour, day, month, weekday = entry.cron.split()
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_crontab_weekdays(weekday),
-        timezone=ZoneInfo(entry.timezone),
-    )
+    return CronTrigger(**crontab_fields(entry.cron), timezone=ZoneInfo(entry.timezone))
 
 
 def latest_firing(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime | None:

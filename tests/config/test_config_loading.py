@@ -315,3 +315,12 @@ def test_sandbox_generated_config_validates(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         config = load_config(path, env={})
     assert config.systems["pipedrive"].secret("api_token") == "pd-tok"
+
+
+def test_cron_weekday_seven_is_sunday_as_in_crontab(tmp_path: Path) -> None:
+    text = TWO_ORGS + (
+        "schedule:\n  - {name: sundays, cron: '0 2 * * 7', job: report}\n"
+        "  - {name: weekend, cron: '0 2 * * 6-7', job: report}\n"
+    )
+    config = load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    assert [entry.cron for entry in config.schedule] == ["0 2 * * 7", "0 2 * * 6-7"]
