@@ -331,4 +331,6 @@ def _with_pull_errors(plan: Plan, pulls: Mapping[str, PullReport]) -> Plan:
     extra = tuple(error for report in pulls.values() for error in report.errors)
     if not extra:
         return plan
-    return dataclasses.replace(plan, errors=tuple(plan.errors) + extra)
+    errors = tuple(plan.errors) + extra
+    summary = {**plan.summary, "errors": len(errors)}
+    return dataclasses.replace(plan, errors=errors, summary=summary)

@@ -349,3 +349,19 @@ def test_an_unmappable_record_is_reported_by_pull_and_reconcile_and_the_rest_goe
         assert env.writes() == 0
     finally:
         env.sandbox.stop()
+
+
+def test_plan_summary_counts_the_unmappable_records_it_lists_in_errors(
+    dataset: dict[str, Any], tmp_path: Path
+) -> None:
+    data, bad = _with_bad_records(dataset)
+    env = make_env(tmp_path / "sandbox", data, f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        planned = _crmsync("reconcile", "--config", str(env.config), "--dry-run", "--format",
+                           "json")  # fmt: skip
+        assert planned.returncode in (0, 3), planned.stderr
+        plan = json.loads(planned.stdout)
+        assert {(e["system"], e["id"]) for e in plan["errors"]} >= set(bad.items())
+        assert plan["summary"]["errors"] == len(plan["errors"])
+    finally:
+        env.sandbox.stop()
