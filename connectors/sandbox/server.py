@@ -353,7 +353,8 @@ def _make_handler(server: SandboxServer) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:  # an emulator bug must still answer in the API's shape
                 response = server.emulator.error(500, "UNKNOWN_EXCEPTION", f"sandbox: {exc}")
                 key, drop = f"{request.method} <error>", False
-            server.stats.add(key, response.status)
+            if not request.path.startswith(CONTROL_PREFIX):  # stats count API requests only
+                server.stats.add(key, response.status)
             payload = (
                 response.body
                 if isinstance(response.body, bytes)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 CRMSYNC = str(Path(sys.executable).with_name("crmsync"))
 JSONL_KEYS = [
@@ -160,3 +161,20 @@ def test_verbose_pull_of_pipedrive_alone_logs_no_api_token(served: tuple[Path, d
     for token in ready["tokens"].values():
         assert token not in done.stderr and token not in done.stdout
     assert {json.loads(line)["system"] for line in done.stdout.splitlines()} == {"pipedrive"}
+
+
+def test_sandbox_stats_count_only_api_requests_not_control_calls(
+    served: tuple[Path, dict],
+) -> None:
+    _, ready = served
+    for system in ("salesforce", "hubspot", "pipedrive"):
+        verify = ready["ca_file"] if system == "salesforce" else True
+        requests.get(f"{ready[system]}/__sandbox/dump", verify=verify, timeout=10)
+        requests.get(f"{ready[system]}/__sandbox/faults", verify=verify, timeout=10)
+        stats = [
+            requests.get(f"{ready[system]}/__sandbox/stats", verify=verify, timeout=10).json()
+            for _ in range(2)
+        ]
+        assert stats[0] == stats[1]  # reading the stats is not an API request
+        assert not [key for key in stats[1]["requests"] if "/__sandbox/" in key]
+        assert stats[1]["total"] == sum(stats[1]["requests"].values())
