@@ -80,12 +80,15 @@ def _unmapped_counts(config: Config, instance: str) -> Counter[str] | None:
         store.close()
 
 
-def _online_checks(config: Config) -> list[str]:
+def _online_checks(config: Config) -> tuple[list[str], int]:
     """Connect to each instance: auth, read permission, pipelines vs. stage maps.
 
-    Returns one line per finding; problems start with "problem:" and make the command exit 2.
+    Returns one line per finding, and the exit code: problems start with "problem:" and make
+    the command exit 2 (config, credentials, stage maps), or 1 when the only problems are
+    CRMs that could not be reached or failed (as a run that fails exits 1).
     """
     lines: list[str] = []
+    codes: set[int] = set()
     for name, system in config.systems.items():
         connector = open_connector(config, name)
         try:
@@ -93,6 +96,7 @@ def _online_checks(config: Config) -> list[str]:
             pipelines = connector.pipelines()
         except ConnectorError as exc:
             lines.append(f"problem: {exc}")
+            codes.add(exc.exit_code)
             continue
         finally:
             calls = sum(connector.calls().values())
@@ -114,12 +118,14 @@ def _online_checks(config: Config) -> list[str]:
                     f"problem: {name}: pipeline {pipeline}: native stage {stage_id!r} is not in "
                     f"systems.{name}.stage_map.{pipeline} ({holding}); run `crmsync init` or map it"
                 )
+                codes.add(UsageError.exit_code)
             for stage_id in cov.unknown:
                 lines.append(
                     f"problem: {name}: systems.{name}.stage_map.{pipeline}.{stage_id}: "
                     f"no such stage in the CRM (renamed or removed?)"
                 )
-    return lines
+                codes.add(UsageError.exit_code)
+    return lines, max(codes, default=0)
 
 
 @click.command("check")
@@ -133,9 +139,9 @@ def command(config_path: str, offline: bool) -> None:
     if offline:
         click.echo("config OK (offline: no connection was attempted)")
         return
-    lines = _online_checks(config)
+    lines, code = _online_checks(config)
     for line in lines:
         click.echo(line)
     problems = [line for line in lines if line.startswith("problem:")]
     if problems:
-        raise UsageError(f"{len(problems)} problem(s) found; see the lines above")
+        raise UsageError(f"{len(problems)} problem(s) found; see the lines above", exit_code=code)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 CRMSYNC = str(Path(sys.executable).with_name("crmsync"))
 JSONL_KEYS = [
@@ -178,3 +179,17 @@ def test_sandbox_stats_count_only_api_requests_not_control_calls(
         assert stats[0] == stats[1]  # reading the stats is not an API request
         assert not [key for key in stats[1]["requests"] if "/__sandbox/" in key]
         assert stats[1]["total"] == sum(stats[1]["requests"].values())
+
+
+def test_check_exits_1_when_a_crm_is_unreachable_not_2_as_for_a_config_error(
+    served: tuple[Path, dict], tmp_path: Path
+) -> None:
+    config, _ = served
+    document = yaml.safe_load(config.read_text())
+    document["systems"]["pipedrive"]["base_url"] = "http://127.0.0.1:9"  # nothing listens
+    unreachable = tmp_path / "crmsync.yaml"
+    unreachable.write_text(yaml.safe_dump(document, sort_keys=False))
+    done = crmsync("check", "--config", str(unreachable))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "problem: pipedrive: " in done.stdout
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("crmsync: error: ")
