@@ -8,12 +8,16 @@ guess marked with a `# review:` comment.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
 
 from config import load_config
 from mapping.stages import propose_stage_map
@@ -52,30 +56,74 @@ def init_config(path: Path) -> InitResult:
         funnels = {p.id: config.funnel_for(instance, p.id) for p in pipelines}
         proposals = propose_stage_map(stages, funnels)
         system = document["systems"][instance]
-        stage_map = system.get("stage_map")
-        if stage_map is None:
-            stage_map = system["stage_map"] = CommentedMap()
-        added = guesses = 0
-        for pipeline in pipelines:
-            entries = stage_map.get(pipeline.id)
-            if entries is None:
-                entries = stage_map[pipeline.id] = CommentedMap()
-                stage_map.yaml_add_eol_comment(f"pipeline: {pipeline.label}", pipeline.id)
-            for stage in pipeline.stages:
-                if stage.id in entries:
-                    continue  # the user's (or an earlier init's) choice stands
-                proposal = proposals[pipeline.id][stage.id]
-                entries[stage.id] = proposal.funnel_key
-                added += 1
-                if proposal.confidence == "guess":
-                    guesses += 1
-                    entries.yaml_add_eol_comment(f"review: {proposal.why}", stage.id)
+        with _trailing_comment_kept(system):
+            stage_map = system.get("stage_map")
+            if stage_map is None:
+                stage_map = system["stage_map"] = CommentedMap()
+            added = guesses = 0
+            with _trailing_comment_kept(stage_map):
+                for pipeline in pipelines:
+                    entries = stage_map.get(pipeline.id)
+                    if entries is None:
+                        entries = stage_map[pipeline.id] = CommentedMap()
+                        stage_map.yaml_add_eol_comment(f"pipeline: {pipeline.label}", pipeline.id)
+                    with _trailing_comment_kept(entries):
+                        for stage in pipeline.stages:
+                            if stage.id in entries:
+                                continue  # the user's (or an earlier init's) choice stands
+                            proposal = proposals[pipeline.id][stage.id]
+                            entries[stage.id] = proposal.funnel_key
+                            added += 1
+                            if proposal.confidence == "guess":
+                                guesses += 1
+                                entries.yaml_add_eol_comment(f"review: {proposal.why}", stage.id)
         result.added[instance] = added
         result.guesses[instance] = guesses
         result.pipelines[instance] = len(pipelines)
     _write(path, yaml, document)
     load_config(path)  # what we wrote must load; a failure here is our bug, not the user's
     return result
+
+
+def _deepest_last(mapping: CommentedMap) -> tuple[CommentedMap, Any] | None:
+    if not mapping:
+        return None
+    key = list(mapping)[-1]
+    value = mapping[key]
+    if isinstance(value, CommentedMap) and value:
+        return _deepest_last(value)
+    return mapping, key
+
+
+@contextmanager
+def _trailing_comment_kept(mapping: CommentedMap) -> Iterator[None]:
+    """Comment lines after a mapping's last entry stay after it while entries are appended.
+
+    The round-trip loader hangs them on the last entry, though they belong to whatever follows
+    the mapping; an entry appended after it would otherwise slide in above them.
+    """
+    lines = ""
+    last = _deepest_last(mapping)
+    if last is not None:
+        owner, key = last
+        slot = owner.ca.items.get(key)
+        token = slot[2] if slot else None
+        if token is not None and "\n" in token.value.rstrip("\n"):
+            eol, _, lines = token.value.partition("\n")
+            if eol.strip():
+                token.value = eol + "\n"
+            else:
+                slot[2] = None
+    yield
+    last = _deepest_last(mapping)
+    if not lines or last is None:
+        return
+    owner, key = last
+    slot = owner.ca.items.setdefault(key, [None, None, None, None])
+    if slot[2] is None:
+        slot[2] = CommentToken("\n" + lines, CommentMark(0), None)
+    else:
+        slot[2].value = slot[2].value.rstrip("\n") + "\n" + lines
 
 
 def _write(path: Path, yaml: YAML, document: Any) -> None:

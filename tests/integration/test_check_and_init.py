@@ -80,3 +80,24 @@ def test_init_keeps_the_users_edits_and_comments(small_world: World) -> None:
     assert stages["qualifiedtobuy"] == "proposal"  # the user's choice stands
     assert stages["contractsent"] == "negotiation"  # the gap is proposed again
     assert "hubspot: 2 pipeline(s), 1 stage(s) added" in out
+
+
+def test_init_leaves_a_users_comment_above_the_key_it_describes(small_world: World) -> None:
+    config: Path = small_world.config
+    text = config.read_text()
+    # the user dropped two proposals and wrote comments about what follows them
+    text = re.sub(r"\n        closedlost: lost[^\n]*", "", text, count=1)  # hubspot default
+    note = "      # renewals: checked by sales ops"
+    text = text.replace("\n      renewals:", f"\n{note}\n      renewals:")
+    start = text.index("\n    stage_map:", text.index("\n  pipedrive:"))
+    end = text.index("\nmatching:")
+    text = text[:start] + "\n# matching: names only, see ticket 42" + text[end:]
+    config.write_text(text)
+    code, _out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    after = config.read_text().splitlines()
+    assert after[after.index("matching:") - 1] == "# matching: names only, see ticket 42"
+    renewals = next(i for i, line in enumerate(after) if line.startswith("      renewals:"))
+    assert after[renewals - 1] == note
+    hubspot = yaml.safe_load("\n".join(after))["systems"]["hubspot"]["stage_map"]["default"]
+    assert hubspot["closedlost"] == "lost"
