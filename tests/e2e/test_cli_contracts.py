@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -193,3 +194,27 @@ def test_check_exits_1_when_a_crm_is_unreachable_not_2_as_for_a_config_error(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "problem: pipedrive: " in done.stdout
     assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("crmsync: error: ")
+
+
+def test_readme_client_library_snippet_works_with_a_ca_bundle_in_the_environment(
+    served: tuple[Path, dict], tmp_path: Path
+) -> None:
+    # README "Pointing the client libraries at it", run as written; CI images often set these
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    snippet = readme.split("**Pointing the client libraries at it**")[1]
+    snippet = snippet.split("```python\n")[1].split("```")[0]
+    _, ready = served
+    script = tmp_path / "snippet.py"
+    script.write_text(
+        f"import json\nready = json.loads({json.dumps(json.dumps(ready))})\n{snippet}"
+        "print(sf.query('SELECT Id FROM Opportunity')['totalSize'])\n"
+        "print(len(hs.crm.deals.basic_api.get_page(limit=5).results))\n"
+        "print(pd.pipelines.get_all_pipelines()['success'])\n"
+    )
+    bundle = requests.certs.where()
+    env = {**os.environ, "REQUESTS_CA_BUNDLE": bundle, "CURL_CA_BUNDLE": bundle}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-800:]
+    total, page, ok = done.stdout.split()
+    assert int(total) > 0 and page == "5" and ok == "True"
