@@ -139,7 +139,8 @@ def _produce(
         report.cursor = connector.cursor()
         out.put((instance, chunk, report.cursor, (seen, deleted)))
     except Exception as exc:  # reported per instance; the other instances go on
-        report.failure = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        report.failure = text.removeprefix(f"{instance}: ")  # the report names its instance
         out.put((instance, [], None, None))
     finally:
         report.calls = connector.calls()

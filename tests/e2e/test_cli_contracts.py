@@ -218,3 +218,17 @@ def test_readme_client_library_snippet_works_with_a_ca_bundle_in_the_environment
     assert done.returncode == 0, done.stderr[-800:]
     total, page, ok = done.stdout.split()
     assert int(total) > 0 and page == "5" and ok == "True"
+
+
+def test_an_unreachable_crm_fails_the_pull_with_exit_1_naming_the_instance_once(
+    served: tuple[Path, dict], tmp_path: Path
+) -> None:
+    config, _ = served
+    document = yaml.safe_load(config.read_text())
+    document["systems"]["pipedrive"]["base_url"] = "http://127.0.0.1:9"  # nothing listens
+    unreachable = tmp_path / "crmsync.yaml"
+    unreachable.write_text(yaml.safe_dump(document, sort_keys=False))
+    done = crmsync("pull", "--config", str(unreachable), "--system", "pipedrive")
+    assert done.returncode == 1
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith("crmsync: error: pipedrive: pipelines: connection failed")
