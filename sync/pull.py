@@ -43,6 +43,7 @@ class PullReport:
     cursor: str | None = None
     context: MappingContext | None = None  # as built from the CRM's pipelines and owners
     failure: str | None = None  # one line, when the instance could not be pulled
+    failure_code: int = 1  # the failure's exit code (2: credentials rejected, permissions)
     # Ids this pull saved or marked deleted (an incremental pull also flags them in the store
     # for the next incremental reconcile; a full pull makes the next reconcile full instead).
     changed_ids: list[str] = field(default_factory=list)
@@ -141,6 +142,8 @@ def _produce(
     except Exception as exc:  # reported per instance; the other instances go on
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         report.failure = text.removeprefix(f"{instance}: ")  # the report names its instance
+        code = getattr(exc, "exit_code", 1)
+        report.failure_code = code if isinstance(code, int) and code > 0 else 1
         out.put((instance, [], None, None))
     finally:
         report.calls = connector.calls()

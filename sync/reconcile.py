@@ -103,7 +103,10 @@ def plan_run(
     pulls = pull(config, store, connectors, full=full, run_id=run_id, progress=progress)
     failed = [p for p in pulls.values() if p.failure]
     if failed:
-        raise PullFailed("; ".join(f"{p.instance}: {p.failure}" for p in failed))
+        raise PullFailed(
+            "; ".join(f"{p.instance}: {p.failure}" for p in failed),
+            exit_code=max(p.failure_code for p in failed),
+        )
     contexts = {name: p.context for name, p in pulls.items() if p.context is not None}
     full = full or any(p.full for p in pulls.values())
     result = analyze(config, store, run_id=run_id, contexts=contexts, now=now, full=full)
@@ -216,6 +219,10 @@ def _analyze(
 
 class PullFailed(Exception):
     exit_code = 1
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _match_config(config: Config) -> MatchConfig:

@@ -57,11 +57,18 @@ def command(config_path: str, systems: tuple[str, ...], full: bool, fmt: str) ->
         else:
             _table(reports, instances)
         if failed:
-            raise PullIncomplete("; ".join(f"{r.instance}: {r.failure}" for r in failed))
+            raise PullIncomplete(
+                "; ".join(f"{r.instance}: {r.failure}" for r in failed),
+                exit_code=max(r.failure_code for r in failed),
+            )
 
 
 class PullIncomplete(Exception):
     exit_code = 1
+
+    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _table(reports: dict[str, PullReport], instances: list[str]) -> None:

@@ -232,3 +232,20 @@ def test_an_unreachable_crm_fails_the_pull_with_exit_1_naming_the_instance_once(
     assert done.returncode == 1
     assert len(done.stderr.splitlines()) == 1
     assert done.stderr.startswith("crmsync: error: pipedrive: pipelines: connection failed")
+
+
+@pytest.mark.parametrize("command", ["reconcile", "pull"])
+def test_rejected_credentials_stop_a_run_with_exit_2(
+    served: tuple[Path, dict], tmp_path: Path, command: str
+) -> None:
+    config, _ = served
+    document = yaml.safe_load(config.read_text())
+    document["systems"]["hubspot"]["credentials"]["access_token"] = "wrong-token-4f1c"
+    wrong = tmp_path / "crmsync.yaml"
+    wrong.write_text(yaml.safe_dump(document, sort_keys=False))
+    done = crmsync(command, "--config", str(wrong), "--format", "json" if command == "reconcile"
+                   else "jsonl")  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith("crmsync: error: hubspot: pipelines: HubSpot rejected the")
+    assert "wrong-token-4f1c" not in done.stderr
