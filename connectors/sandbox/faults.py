@@ -45,6 +45,7 @@ class Faults:
 
 
 _ALIASES = {"latency": "latency_ms", "ratelimit": "enforce_rate_limit", "429": "rate429"}
+_SHARES = ("latency_spike_rate", "rate429", "error5xx", "drop", "record_fail")
 
 
 def _coerce(name: str, raw: object) -> object:
@@ -98,6 +99,11 @@ def parse_faults(spec: str | dict[str, Any] | None, base: Faults | None = None) 
             changes[name] = _coerce(name, value)
         except ValueError:
             raise FaultSpecError(f"fault {key}: bad value {value!r}") from None
+        coerced = changes[name]
+        if name in _SHARES and not 0 <= coerced <= 1:  # type: ignore[operator]
+            raise FaultSpecError(f"fault {key}: {value!r} is a share of requests, within 0..1")
+        if isinstance(coerced, (int, float)) and not isinstance(coerced, bool) and coerced < 0:
+            raise FaultSpecError(f"fault {key}: {value!r} is negative")
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
