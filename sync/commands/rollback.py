@@ -10,9 +10,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from sync.apply_deletes import Delete
 from sync.commands import config_option
 from sync.commands.apply import execute_apply, finish, raise_if_failed
-from sync.plan import plan_to_json
+from sync.plan import Change, plan_to_json
 from sync.rollback import Rollback, describe, rollback_plan
 from sync.runtime import open_runtime
 from sync.store_records import JournalOp, RunKind
@@ -35,7 +36,7 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
         fingerprint = rt.config.fingerprint()
         rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=datetime.now(UTC))
         if not write:
-            _show(rollback, fmt)
+            _show(rollback, fmt, rt.store.journal.done_ids(rollback.plan.run_id))
             return
         own_run = rt.store.start_run("rollback", RunKind.ROLLBACK, fingerprint)
         report = None
@@ -54,11 +55,22 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
         raise_if_failed(report)
 
 
-def _show(rollback: Rollback, fmt: str) -> None:
+def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
+    """`done`: the changes and deletes an earlier `--apply` of this rollback completed."""
     if fmt == "json":
         body = plan_to_json(rollback.plan)
+        body["already_done"] = sorted(
+            [c.change_id for c in rollback.plan.changes if c.change_id in done]
+            + [d.change_id for d in rollback.deletes if d.change_id in done]
+        )
         body["deletes"] = [
-            {"system": d.system, "id": d.id, "entity": d.entity, "created_with": dict(d.expected)}
+            {
+                "change_id": d.change_id,
+                "system": d.system,
+                "id": d.id,
+                "entity": d.entity,
+                "created_with": dict(d.expected),
+            }
             for d in rollback.deletes
         ]
         body["created_not_undone"] = [
@@ -67,19 +79,27 @@ def _show(rollback: Rollback, fmt: str) -> None:
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
     table = Table(title=f"rollback of {rollback.plan.summary['rollback_of']} (dry run)")
-    for column in ("system", "id", "field", "now (written by the run)", "back to"):
+    for column in ("system", "id", "field", "now (written by the run)", "back to", "state"):
         table.add_column(column, overflow="fold")
     for c in rollback.plan.changes:
-        table.add_row(c.system, c.id, c.field, describe(c.from_value), describe(c.to_value))
+        table.add_row(
+            c.system, c.id, c.field, describe(c.from_value), describe(c.to_value), _state(c, done)
+        )
     console = Console()
     console.print(table)
     if rollback.deletes:
         deletes = Table(title="records the run created: deleted unless changed since")
-        for column in ("system", "id", "name"):
+        for column in ("system", "id", "name", "state"):
             deletes.add_column(column, overflow="fold")
         for d in rollback.deletes:
-            deletes.add_row(d.system, d.id, str(d.expected.get("name") or ""))
+            deletes.add_row(d.system, d.id, str(d.expected.get("name") or ""), _state(d, done))
         console.print(deletes)
     for k in rollback.kept:
         console.print(f"kept {k.system} {k.id}: {k.reason}", markup=False)
+    if done:
+        console.print("rows done were written by an earlier --apply of this rollback", markup=False)
     console.print("dry run: nothing written; add --apply to write these changes")
+
+
+def _state(item: Change | Delete, done: set[str]) -> str:
+    return "done (rolled back)" if item.change_id in done else "to do"

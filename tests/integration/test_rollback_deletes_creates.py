@@ -81,7 +81,7 @@ def test_rollback_deletes_the_copies_a_run_created_unless_changed_since(
 
     shown = _cli(world, "rollback", run_id)
     assert {(d["system"], d["id"]) for d in shown["deletes"]} == set(created)
-    assert shown["created_not_undone"] == []
+    assert shown["created_not_undone"] == [] and shown["already_done"] == []
     assert {c for c in created if not _live(world, *c)} == {gone}  # the dry run deleted nothing
 
     report = _cli(world, "rollback", run_id, "--apply")
@@ -96,6 +96,15 @@ def test_rollback_deletes_the_copies_a_run_created_unless_changed_since(
     members = world.members()
     linked = {(system, i) for ids in members.values() for system, i in ids.items()}
     assert linked & set(created) == {edited}
+
+    # a second look says what the apply did: all but the drifted copy are done
+    after = _cli(world, "rollback", run_id)
+    done = set(after["already_done"])
+    deletes = {(d["system"], d["id"]): d["change_id"] for d in shown["deletes"]}
+    assert {copy for copy, change_id in deletes.items() if change_id in done} == set(created) - {
+        edited
+    }
+    assert after["changes"] and {c["change_id"] for c in after["changes"]} <= done  # fields too
 
     again = _cli(world, "rollback", run_id, "--apply")  # resumes: nothing left to do
     assert {r["outcome"] for r in again["results"] if r["op"] == "delete"} <= {
