@@ -116,6 +116,15 @@ def current_value(deal: Deal, field_name: str) -> Any:
     return getattr(deal, field_name)
 
 
+def _conflict_value(system: str, id: str, value: Any) -> dict[str, Any]:
+    """An amount conflict's value is "1500 USD"; `amount` and `currency` give it as the
+    changes and `pull` do (a decimal string and a code), for scripts that compare them."""
+    item = {"system": system, "id": id, "value": encode_value(value)}
+    if isinstance(value, Money):
+        item.update(amount=format_decimal(value.amount), currency=value.currency)
+    return item
+
+
 def encode_value(value: Any) -> Any:
     """A canonical value as plain JSON (Money "1500 USD", Decimal and dates as strings)."""
     if value is None or isinstance(value, bool | int):
@@ -363,9 +372,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "conflicts": [
             {
                 "field": c.field,
-                "values": [
-                    {"system": s, "id": i, "value": encode_value(v)} for s, i, v in c.values
-                ],
+                "values": [_conflict_value(s, i, v) for s, i, v in c.values],
                 "reason": c.reason,
                 "entity": c.entity,
             }

@@ -174,3 +174,17 @@ def test_plan_is_empty_only_without_writes(plan: Plan) -> None:
     a, b = deal(SF, "1"), deal(HS, "2")
     quiet = _plan([a, b], {a.ref: "E", b.ref: "E"}, {})
     assert plan_is_empty(quiet)
+
+
+def test_an_amount_conflict_gives_each_value_as_a_decimal_string_and_a_currency() -> None:
+    deals = [deal(SF, "1", amount="1500.50"), deal(HS, "2", amount="1400", currency="EUR")]
+    links = {d.ref: "E1" for d in deals}
+    data = plan_to_json(_plan(deals, links, {}))
+    [conflict] = [c for c in data["conflicts"] if c["field"] == "amount"]
+    assert conflict["values"] == [
+        {"system": HS, "id": "2", "value": "1400 EUR", "amount": "1400", "currency": "EUR"},
+        {"system": SF, "id": "1", "value": "1500.5 USD", "amount": "1500.5", "currency": "USD"},
+    ]
+    assert (
+        plan_from_json(json.dumps(data), "plan.json").conflicts == _plan(deals, links, {}).conflicts
+    )
