@@ -196,11 +196,21 @@ def _consume(
         if not report.full:
             # Flagged before saving: a crash in between costs one extra look, never a miss.
             store.mark_pending(instance, ids)
-        report.saved += store.save_deals(instance, chunk, cursor, run_id=run_id)
+        if tail is None:
+            report.saved += store.save_deals(instance, chunk, cursor, run_id=run_id)
+        else:
+            # With the cursor: the records this pull could not map are the data gaps it found
+            # (a full pull: all of them), never skipped by the incremental pulls to come.
+            report.saved += store.save_deals(
+                instance, chunk, cursor, run_id=run_id, gaps=report.errors, replace_gaps=report.full
+            )
         report.changed_ids += ids
         if tail is not None:
             seen, deleted = tail
-            count, gone = _mark_gone(store, instance, report.full, seen, deleted, run_id)
+            unmappable = {e["id"] for e in report.errors}
+            count, gone = _mark_gone(
+                store, instance, report.full, [*seen, *unmappable], deleted, run_id
+            )
             report.deleted += count
             report.changed_ids += gone
         if progress is not None:
@@ -217,6 +227,7 @@ def _mark_gone(
 ) -> tuple[int, list[str]]:
     """Deals deleted since the cursor, or (full pull) stored deals the CRM no longer lists.
 
+    `seen`: every id the CRM listed, unmappable records included (they still exist there).
     Returns how many were live before, and the ids reported gone."""
     if full:
         gone = sorted(set(store.fingerprints(instance)) - set(seen))

@@ -8,7 +8,7 @@ agree on (the diff's base) — because both are facts about the CRMs, not intent
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,8 @@ class ReconcileResult:
     by_instance: dict[str, list[Deal]]  # the deals loaded (all of them unless incremental)
     scope: Scope = field(default_factory=lambda: Scope(False, "full"))
     entities_diffed: int = 0  # entities the diff looked at (the rest were settled)
+    # Every record the CRMs hold that cannot be mapped now, not only those this pull read.
+    mapping_errors: list[dict[str, str]] = field(default_factory=list)
 
 
 def policies_from_config(config: Config) -> dict[str, Policy]:
@@ -111,7 +113,8 @@ def plan_run(
     full = full or any(p.full for p in pulls.values())
     result = analyze(config, store, run_id=run_id, contexts=contexts, now=now, full=full)
     result.pulls = pulls
-    result.plan = _with_pull_errors(result.plan, pulls)
+    result.mapping_errors = store.mapping_errors(list(config.systems))
+    result.plan = _with_mapping_errors(result.plan, result.mapping_errors)
     return result
 
 
@@ -333,9 +336,9 @@ def _with_dangling_links(plan: Plan, dangling: list[dict[str, Any]]) -> Plan:
     return dataclasses.replace(plan, deleted=(*plan.deleted, *extra), summary=summary)
 
 
-def _with_pull_errors(plan: Plan, pulls: Mapping[str, PullReport]) -> Plan:
-    """Records that could not be mapped belong in the plan's `errors`, beside the diff's."""
-    extra = tuple(error for report in pulls.values() for error in report.errors)
+def _with_mapping_errors(plan: Plan, gaps: Sequence[Mapping[str, str]]) -> Plan:
+    """Records that cannot be mapped belong in the plan's `errors`, beside the diff's."""
+    extra = tuple(dict(error) for error in gaps)
     if not extra:
         return plan
     errors = tuple(plan.errors) + extra

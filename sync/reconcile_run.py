@@ -85,7 +85,7 @@ def run_reconcile(
         )
         plan_json = plan_to_json(result.plan)
         counts = {key: len(plan_json[key]) for key in PLAN_COUNTS}
-        counts["mapping_errors"] = [e for p in result.pulls.values() for e in p.errors][:500]
+        counts["mapping_errors"] = result.mapping_errors[:500]
         if plan_out is not None:
             write_plan(plan_json, plan_out)
         if show is not None:

@@ -39,18 +39,6 @@ def _sync_status(store: Store, instances: list[str]) -> dict[str, dict[str, Any]
     return status
 
 
-def _mapping_errors(store: Store) -> list[dict[str, str]]:
-    recorded = [
-        run
-        for kind in ("reconcile", "reconcile-dry-run")  # the runs that record them
-        for run in store.runs(50, kind=kind)
-        if "mapping_errors" in run.counts
-    ]
-    if not recorded:
-        return []
-    return list(max(recorded, key=lambda run: run.started_at).counts["mapping_errors"])
-
-
 def health_inputs(
     config: Config,
     store: Store,
@@ -109,7 +97,7 @@ def health_inputs(
         },
         dead_letters=dead,
         unmapped_stages={i: dict(c) for i, c in unmapped.items()},
-        mapping_errors=_mapping_errors(store),
+        mapping_errors=store.mapping_errors(list(config.systems)),
         instance_urls=urls,
         consolidation_order=list(config.systems),
     )

@@ -219,6 +219,18 @@ pending = Table(
     Column("marked_at", UTCDateTime, nullable=False),
 )
 
+# The records each instance's CRM holds that cannot be mapped right now (sync/pull.py): a
+# record leaves when it maps again or is deleted there; a full pull replaces the instance's set.
+mapping_errors = Table(
+    "mapping_errors",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    Column("deal_id", String(200), primary_key=True),
+    Column("field", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 
 
@@ -227,9 +239,17 @@ def _v1_to_v2(conn: Connection) -> None:
     pending.create(conn, checkfirst=True)
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """v3 adds `mapping_errors`. The records an earlier pull could not map are known only to
+    that run's counts, and incremental pulls never read them again: the cursors go, so the
+    next pull of each instance is full and finds them all."""
+    mapping_errors.create(conn, checkfirst=True)
+    conn.execute(cursors.delete())
+
+
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
 # definition above (so a new store is created at the latest version) AND append a step here.
-MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2,)
+MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3)
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 # Serialises concurrent first-time set-up by several PostgreSQL workers.

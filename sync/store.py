@@ -27,6 +27,7 @@ from sync.schema import (
     upsert,
 )
 from sync.store_apply import AuditLog, DeadLetters, Journal
+from sync.store_gaps import clear_gaps, read_gaps, record_gaps
 from sync.store_records import (
     AuditEntry,
     FailureRecord,
@@ -249,13 +250,20 @@ class Store:
         *,
         run_id: str | None = None,
         batch_size: int = BATCH_SIZE,
+        gaps: Sequence[Mapping[str, str]] = (),
+        replace_gaps: bool = False,
     ) -> int:
         """Upsert deal snapshots and (if given) the cursor that covers them, in ONE transaction.
 
         If ``payloads`` raises part-way, nothing of this call is kept and the cursor stays
         where it was. Pass one page (or chunk) per call with the cursor after it.
+
+        A saved deal mapped, so it leaves the instance's data gaps (:meth:`mapping_errors`);
+        ``gaps`` (``MappingError.as_dict()`` values) join them, or with ``replace_gaps`` (the
+        end of a full pull) become the instance's whole set.
         """
         saved = 0
+        now = self._clock()
         with transaction(self._engine) as conn:
             stmt = upsert(
                 conn,
@@ -279,7 +287,10 @@ class Store:
                         }
                     )
                 conn.execute(stmt, rows)
+                clear_gaps(conn, instance, [row[0] for row in chunk])
                 saved += len(rows)
+            if gaps or replace_gaps:
+                record_gaps(conn, instance, gaps, now, replace=replace_gaps)
             if cursor is not None:
                 self._save_cursor(conn, instance, cursor)
         return saved
@@ -350,6 +361,7 @@ class Store:
                     t.deals.c.id.in_(chunk),
                     t.deals.c.deleted == false(),
                 )
+                clear_gaps(conn, instance, chunk)  # a deleted record is no gap
                 rows = [
                     {"p_id": r.id, "p_payload": _deleted(r.payload)} for r in conn.execute(live)
                 ]
@@ -363,6 +375,11 @@ class Store:
                 conn.execute(stmt, rows)
                 changed += len(rows)
         return changed
+
+    def mapping_errors(self, instances: Iterable[str] | None = None) -> list[dict[str, str]]:
+        """The records the CRMs hold that cannot be mapped, as of each instance's latest pull:
+        ``{"system", "id", "field", "reason"}`` by instance and id."""
+        return read_gaps(self._engine, instances)
 
     # -- entities, links, bases -------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, inspect, text
 
-from sync.schema import SCHEMA_VERSION, connect_engine, ensure_schema, metadata
+from sync.schema import MIGRATIONS, SCHEMA_VERSION, connect_engine, ensure_schema, metadata
 from sync.store import Store, StoreError
 
 
@@ -130,3 +130,20 @@ def test_workers_opening_an_empty_store_at_once_all_succeed(store_url: str) -> N
     with ThreadPoolExecutor(6) as pool:
         versions = list(pool.map(lambda _: open_store(), range(6)))
     assert versions == [SCHEMA_VERSION] * 6
+
+
+def test_a_v2_store_gets_an_empty_mapping_error_set_and_pulls_in_full_next(
+    store_url: str,
+) -> None:
+    # Before v3 the unmappable records were only in one run's counts: the next pull must be
+    # full to find them again, while the deals stay.
+    with Store.open(store_url, migrations=MIGRATIONS[:1]) as old:
+        old.save_deals("pipedrive", [("1", "fp", None, False, {"id": "1"})], "c1")
+        with old.engine.begin() as conn:  # as a v2 crmsync created it
+            conn.execute(text("drop table mapping_errors"))
+        assert _version(old) == 2
+    with Store.open(store_url) as upgraded:
+        assert _version(upgraded) == SCHEMA_VERSION == 3
+        assert upgraded.cursor("pipedrive") is None
+        assert upgraded.deal_count("pipedrive") == 1
+        assert upgraded.mapping_errors() == []
