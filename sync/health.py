@@ -51,9 +51,14 @@ class UnknownFunnel(ValueError):
 
 
 def funnel_figures(
-    deals: Sequence[Deal], funnel: Funnel, now: datetime, stale_days: int
+    deals: Sequence[Deal],
+    funnel: Funnel,
+    now: datetime,
+    stale_days: int,
+    stage_maps: stage_flow.StageMaps | None = None,
 ) -> FunnelFigures:
-    """Every pipeline KPI of one set of deals in one funnel."""
+    """Every pipeline KPI of one set of deals in one funnel (`stage_maps`: where lost deals
+    were lost, for CRMs that keep a lost deal in its stage)."""
     statuses = [d.status for d in deals]
     return FunnelFigures(
         funnel=funnel.name,
@@ -63,12 +68,12 @@ def funnel_figures(
         lost=statuses.count(DealStatus.LOST),
         unmapped_stage=sum(d.stage is None or d.stage not in funnel for d in deals),
         stages=kpis.stage_figures(deals, funnel),
-        conversion=stage_flow.conversion(deals, funnel),
+        conversion=stage_flow.conversion(deals, funnel, stage_maps),
         win_rate=kpis.win_rate(deals),
         won_size=kpis.won_sizes(deals),
         sales_cycle=stage_flow.sales_cycle(deals, funnel),
         time_in_stage=stage_flow.time_in_stage(deals, funnel, now, stale_days),
-        drop_off=stage_flow.drop_off(deals, funnel),
+        drop_off=stage_flow.drop_off(deals, funnel, stage_maps),
         stale=kpis.stale(deals, now, stale_days),
         past_due=kpis.past_due(deals, now),
         forecast=kpis.forecast(deals, {funnel.name: funnel}),
@@ -190,7 +195,9 @@ def build_health(inputs: HealthInputs) -> HealthReport:
             instance=instance,
             deals=len(own),
             funnels={
-                name: funnel_figures(group, inputs.funnels[name], inputs.now, inputs.stale_days)
+                name: funnel_figures(
+                    group, inputs.funnels[name], inputs.now, inputs.stale_days, inputs.stage_maps
+                )
                 for name, group in _by_funnel(own, inputs.funnels).items()
             },
         )
@@ -222,7 +229,9 @@ def build_health(inputs: HealthInputs) -> HealthReport:
         breached=tuple(t for t in thresholds if t.breached),
         systems=systems,
         funnels={
-            name: funnel_figures(group, inputs.funnels[name], inputs.now, inputs.stale_days)
+            name: funnel_figures(
+                group, inputs.funnels[name], inputs.now, inputs.stale_days, inputs.stage_maps
+            )
             for name, group in _by_funnel(unique, inputs.funnels).items()
         },
         consolidated=consolidated,

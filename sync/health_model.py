@@ -72,6 +72,9 @@ class HealthInputs:
     mapping_errors: Sequence[Mapping[str, str]] = ()
     instance_urls: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # (kind, url)
     consolidation_order: Sequence[str] = ()  # which copy of a matched deal represents it
+    # instance -> pipeline -> native stage -> funnel stage (the stage maps): the stage a lost
+    # deal was lost in, where its CRM keeps it there (Pipedrive)
+    stage_maps: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,7 @@ class TimeInStage:
 class DropOff:
     method: Method
     deals: int  # lost deals whose last open stage is known
-    unknown: int  # lost deals without history
+    unknown: int  # lost deals without history and without an open native stage
     by_stage: Mapping[str, int]
 
 

@@ -100,4 +100,5 @@ def health_inputs(
         mapping_errors=store.mapping_errors(list(config.systems)),
         instance_urls=urls,
         consolidation_order=list(config.systems),
+        stage_maps={name: s.stage_map for name, s in config.systems.items()},
     )

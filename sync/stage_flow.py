@@ -3,6 +3,13 @@
 These figures depend on when deals changed stage. They use the CRM's real stage history
 (`Deal.stage_history`) where there is one and say so in `method`; where a figure can be derived
 from the current stage alone it says "current_stage_only"; nothing is ever invented.
+
+The furthest stage a deal reached: a won deal passed every stage; otherwise the furthest of its
+history and the stage it is in. A lost deal is in the funnel's lost stage, but its native stage
+may still say where it was lost: Pipedrive keeps a lost deal in the pipeline stage it was lost
+in, and that stage mapped through the instance's stage map (`StageMaps`) is an open stage.
+Salesforce and HubSpot move a lost deal to a closed-lost stage, which maps to no open stage,
+so there only the history tells.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
@@ -28,7 +35,19 @@ from sync.health_model import (
 )
 from sync.kpis import ratio
 
-__all__ = ["conversion", "days", "drop_off", "percentile", "sales_cycle", "time_in_stage"]
+__all__ = [
+    "StageMaps",
+    "conversion",
+    "days",
+    "drop_off",
+    "lost_in",
+    "percentile",
+    "sales_cycle",
+    "time_in_stage",
+]
+
+# instance -> pipeline -> native stage -> funnel stage key (each instance's `stage_map`)
+StageMaps = Mapping[str, Mapping[str, Mapping[str, str]]]
 
 _DAYS = Decimal("0.1")
 
@@ -70,27 +89,39 @@ def _sequence(funnel: Funnel) -> list[str]:
     ]
 
 
-def _reach(deal: Deal, sequence: list[str]) -> tuple[int | None, bool]:
+def lost_in(deal: Deal, stage_maps: StageMaps) -> str | None:
+    """The funnel stage a lost deal's current native stage maps to (None: not lost, or the
+    stage map lacks it). An open stage only where the CRM keeps a lost deal in its stage."""
+    if deal.status is not DealStatus.LOST or not deal.native_stage:
+        return None
+    return stage_maps.get(deal.system, {}).get(deal.pipeline, {}).get(deal.native_stage)
+
+
+def _reach(deal: Deal, sequence: list[str], stage_maps: StageMaps) -> tuple[int | None, bool]:
     """The furthest position in `sequence` the deal reached (None: unknown), and whether from
     history. A deal that reached position k passed every position before it."""
     if deal.status is DealStatus.WON:
         return len(sequence) - 1, bool(deal.stage_history)
-    if deal.stage_history:
-        seen = [sequence.index(c.stage) for c in deal.stage_history if c.stage in sequence]
-        if deal.status is DealStatus.OPEN and deal.stage in sequence:
-            seen.append(sequence.index(deal.stage))
-        return (max(seen) if seen else None), True
-    if deal.status is DealStatus.OPEN and deal.stage in sequence:
-        return sequence.index(deal.stage), False
-    # A lost deal without history: where it dropped out is not known.
-    return None, False
+    if deal.status is DealStatus.OPEN:
+        here = deal.stage if deal.stage in sequence else None
+    else:  # lost: the open stage it was lost in, where its CRM keeps that
+        stage = lost_in(deal, stage_maps)
+        here = stage if stage in sequence[:-1] else None
+    current = None if here is None else sequence.index(here)
+    seen = [sequence.index(c.stage) for c in deal.stage_history if c.stage in sequence]
+    if seen:
+        return max(seen if current is None else [*seen, current]), True
+    return current, False
 
 
-def conversion(deals: Iterable[Deal], funnel: Funnel) -> Conversion:
+def conversion(
+    deals: Iterable[Deal], funnel: Funnel, stage_maps: StageMaps | None = None
+) -> Conversion:
     """Stage -> next stage conversion and the overall lead -> won rate.
 
-    Lost deals without history are left out of the step conversions (their last stage is
-    unknown) but stay in the lead -> won cohort (`entered`)."""
+    Lost deals whose furthest stage is unknown (no history, and a native stage that maps to no
+    open stage) are left out of the step conversions but stay in the lead -> won cohort
+    (`entered`)."""
     sequence = _sequence(funnel)
     reached_at = [0] * len(sequence)
     covered = from_history = unknown = entered = won = 0
@@ -99,7 +130,7 @@ def conversion(deals: Iterable[Deal], funnel: Funnel) -> Conversion:
             continue
         entered += 1
         won += deal.status is DealStatus.WON
-        position, with_history = _reach(deal, sequence)
+        position, with_history = _reach(deal, sequence, stage_maps or {})
         if position is None:
             unknown += 1
             continue
@@ -214,23 +245,31 @@ def time_in_stage(
     )
 
 
-def drop_off(deals: Iterable[Deal], funnel: Funnel) -> DropOff:
-    """The last open stage of each lost deal, from its history; without history: unknown."""
+def drop_off(deals: Iterable[Deal], funnel: Funnel, stage_maps: StageMaps | None = None) -> DropOff:
+    """The stage each lost deal dropped off in: the last open stage of its history, else the
+    open stage its native stage maps to (see `lost_in`); otherwise unknown."""
     open_keys = {s.key for s in funnel.open_stages}
     by_stage: Counter[str] = Counter()
-    unknown = 0
+    unknown = from_history = 0
     for deal in deals:
         if deal.status is not DealStatus.LOST:
             continue
         passed = [c for c in _history(deal) if c.stage in open_keys]
+        here = lost_in(deal, stage_maps or {})
         if passed:
             by_stage[str(passed[-1].stage)] += 1
+            from_history += 1
+        elif here in open_keys:
+            by_stage[str(here)] += 1
         else:
             unknown += 1
     order = {s.key: s.order for s in funnel.stages}
     known = sum(by_stage.values())
+    method: Method = "not_available"
+    if known:
+        method = "stage_history" if from_history == known else "current_stage_only"
     return DropOff(
-        method="stage_history" if known else "not_available",
+        method=method,
         deals=known,
         unknown=unknown,
         by_stage={k: by_stage[k] for k in sorted(by_stage, key=lambda k: order[k])},

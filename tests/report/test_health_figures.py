@@ -244,3 +244,46 @@ def test_an_instance_that_never_synced_breaches_max_sync_age_hours():
     synced = {"sf": {"last_success": NOW, "api_calls": 1}, "hs": {"last_success": NOW}}
     report = build_health(inputs(thresholds={"max_sync_age_hours": D("24")}, sync_status=synced))
     assert [(t.value, t.breached) for t in report.thresholds] == [(D("0.0"), False)]
+
+
+def test_a_lost_deal_counts_up_to_the_open_stage_its_crm_kept_it_in_and_drops_off_there():
+    # Pipedrive keeps a lost deal in the stage it was lost in; native stages are stage ids.
+    pd = [
+        deal("pd", "1", "Open", "lead", pipeline="1", native_stage="1"),
+        deal("pd", "2", "Won", "won", pipeline="1", native_stage="5"),
+        deal("pd", "3", "Lost at proposal", "lost", pipeline="1", native_stage="4"),
+        deal("pd", "4", "Lost, stage not mapped", "lost", pipeline="1", native_stage="9"),
+    ]
+    maps = {
+        "pd": {"1": {"1": "lead", "2": "qualified", "4": "proposal", "5": "negotiation"}},
+        "hs": {"default": {"LOST": "lost"}},  # HubSpot moves a lost deal to a closed stage
+    }
+    report = build_health(inputs(deals={"pd": pd, "hs": HS}, plan=None, stage_maps=maps))
+    figures = report.systems["pd"].funnels["default"]
+    conversion = figures.conversion
+    assert (conversion.method, conversion.deals, conversion.history_deals) == (
+        "current_stage_only",
+        3,
+        0,
+    )
+    assert conversion.excluded_unknown == 1  # pd:4, whose native stage the map lacks
+    # reached: lead 1, 2, 3; qualified 2, 3; proposal 2, 3; negotiation 2; won 2
+    assert [(s.reached_from, s.reached_to, s.rate) for s in conversion.steps] == [
+        (3, 2, D("0.6667")),
+        (2, 2, D("1.0000")),
+        (2, 1, D("0.5000")),
+        (1, 1, D("1.0000")),
+    ]
+    drop = figures.drop_off
+    assert (drop.method, drop.deals, drop.unknown, drop.by_stage) == (
+        "current_stage_only",
+        1,
+        1,
+        {"proposal": 1},
+    )
+    hs = report.systems["hs"].funnels["default"]
+    assert (hs.drop_off.method, hs.drop_off.unknown, hs.conversion.excluded_unknown) == (
+        "not_available",
+        1,
+        1,
+    )
