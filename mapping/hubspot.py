@@ -50,6 +50,22 @@ __all__ = [
 ]
 
 ENTERED_PREFIX = "hs_date_entered_"
+# Native properties a mapping error can name -> the canonical key they feed (see salesforce).
+NATIVE_FIELDS = {
+    "dealname": "name",
+    "dealstage": "stage",
+    "amount": "amount",
+    "deal_currency_code": "currency",
+    "closedate": "close_date",
+    "hubspot_owner_id": "owner_email",
+    "hs_forecast_probability": "probability",
+    "hs_deal_stage_probability": "probability",
+    "createdAt": "created_at",
+    "createdate": "created_at",
+    "updatedAt": "updated_at",
+    "hs_lastmodifieddate": "updated_at",
+    "hs_is_closed": "status",
+}
 _ONE = Decimal(1)
 
 

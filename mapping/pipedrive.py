@@ -59,6 +59,16 @@ PD_FIELD_CRMSYNC_ID = sha1(b"crmsync:crmsync_id").hexdigest()
 
 _HUNDRED = Decimal(100)
 _STATUSES = {"open": DealStatus.OPEN, "won": DealStatus.WON, "lost": DealStatus.LOST}
+# Native fields a mapping error can name -> the canonical key they feed (see salesforce).
+NATIVE_FIELDS = {
+    "title": "name",
+    "stage_id": "stage",
+    "value": "amount",
+    "expected_close_date": "close_date",
+    "user_id": "owner_email",
+    "add_time": "created_at",
+    "update_time": "updated_at",
+}
 # A won/lost status overrides the stage, so the deal entered its (won/lost) stage at that time;
 # stage_change_time is when it entered the pipeline stage it still sits in.
 _ENTERED_AT = {DealStatus.WON: "won_time", DealStatus.LOST: "lost_time"}

@@ -51,6 +51,22 @@ __all__ = [
 ]
 
 PIPELINE = "default"
+# Native fields a mapping error can name -> the canonical key they feed (plans and reports
+# name the canonical key; the native one stays in the reason, for whoever fixes the record).
+NATIVE_FIELDS = {
+    "Name": "name",
+    "StageName": "stage",
+    "Amount": "amount",
+    "CurrencyIsoCode": "currency",
+    "CloseDate": "close_date",
+    "OwnerId": "owner_email",
+    "Probability": "probability",
+    "CreatedDate": "created_at",
+    "LastModifiedDate": "updated_at",
+    "SystemModstamp": "updated_at",
+    "IsClosed": "status",
+    "IsWon": "status",
+}
 _HUNDRED = Decimal(100)
 
 

@@ -19,7 +19,10 @@ from mapping import (
     owner_from_pipedrive,
     owner_from_salesforce,
 )
+from mapping.hubspot import NATIVE_FIELDS as HUBSPOT_FIELDS
 from mapping.model import Deal, MappingError, Owner
+from mapping.pipedrive import NATIVE_FIELDS as PIPEDRIVE_FIELDS
+from mapping.salesforce import NATIVE_FIELDS as SALESFORCE_FIELDS
 
 __all__ = [
     "KindMapping",
@@ -37,12 +40,22 @@ class KindMapping:
 
     deal: Callable[[Mapping[str, Any], MappingContext], Deal]
     owner: Callable[[Mapping[str, Any], str], Owner]
+    native_fields: Mapping[str, str]  # native field -> canonical key, for mapping errors
+
+    def error(self, exc: MappingError) -> dict[str, str]:
+        """A mapping error as plans and reports list it: `field` a canonical key where the
+        native field has one, the native field kept at the head of the reason."""
+        error = exc.as_dict()
+        canonical = self.native_fields.get(exc.field)
+        if canonical is not None and canonical != exc.field:
+            error.update(field=canonical, reason=f"{exc.field}: {exc.reason}")
+        return error
 
 
 _KINDS = {
-    "salesforce": KindMapping(deal_from_salesforce, owner_from_salesforce),
-    "hubspot": KindMapping(deal_from_hubspot, owner_from_hubspot),
-    "pipedrive": KindMapping(deal_from_pipedrive, owner_from_pipedrive),
+    "salesforce": KindMapping(deal_from_salesforce, owner_from_salesforce, SALESFORCE_FIELDS),
+    "hubspot": KindMapping(deal_from_hubspot, owner_from_hubspot, HUBSPOT_FIELDS),
+    "pipedrive": KindMapping(deal_from_pipedrive, owner_from_pipedrive, PIPEDRIVE_FIELDS),
 }
 
 

@@ -69,13 +69,14 @@ def map_deals(
     history: Mapping[str, Any] | None = None,
 ) -> Iterator[Deal]:
     """Map native records; a record that cannot be mapped is reported and skipped."""
-    to_deal = kind_mapping(ctx.kind).deal
+    kind = kind_mapping(ctx.kind)
+    to_deal = kind.deal
     for record in records:
         report.fetched += 1
         try:
             deal = to_deal(record, ctx)
         except MappingError as exc:
-            report.errors.append(exc.as_dict())
+            report.errors.append(kind.error(exc))
             continue
         if history is not None and deal.id in history:
             deal = with_stage_history(deal, history[deal.id])

@@ -40,7 +40,7 @@ def _dataset() -> dict[str, Any]:
     return {"pipedrive": pipedrive}
 
 
-BAD = [("3", "value"), ("4", "currency"), ("5", "status")]
+BAD = [("3", "amount"), ("4", "currency"), ("5", "status")]  # canonical keys
 _ONLY_MAPPING_ERRORS = {
     "thresholds": {
         "mismatch_rate": None,
@@ -124,8 +124,8 @@ def test_a_full_pull_keeps_a_record_that_became_unmappable_as_a_live_gap(env: Sa
     # Still in Pipedrive: a data gap, never a deal crmsync reports as deleted there.
     _, plan = _crmsync(env, "reconcile", "--dry-run", "--full")
     assert [(e["id"], e["field"]) for e in plan["errors"]] == [
-        ("1", "value"),
-        ("3", "value"),
+        ("1", "amount"),
+        ("3", "amount"),
         ("4", "currency"),
         ("5", "status"),
     ]

@@ -135,4 +135,5 @@ def test_many_plain_reports_do_not_push_the_last_sync_and_its_errors_out_of_the_
     [sync] = report["cross_system"]["sync"]
     assert sync["last_success"] is not None and sync["api_calls"] > 0
     [error] = report["data_quality"]["mapping_errors"]  # recorded by that reconcile
-    assert (error["id"], error["field"]) == ("3", "value")
+    assert (error["id"], error["field"]) == ("3", "amount")  # the canonical key
+    assert error["reason"].startswith("value: ")  # and pipedrive's own field, to fix it there
