@@ -182,14 +182,19 @@ def test_sandbox_stats_count_only_api_requests_not_control_calls(
         assert stats[1]["total"] == sum(stats[1]["requests"].values())
 
 
+def _pipedrive_unreachable(config: Path, tmp_path: Path) -> Path:
+    """The served config with Pipedrive pointed at a port nothing listens on."""
+    document = yaml.safe_load(config.read_text())
+    document["systems"]["pipedrive"]["base_url"] = "http://127.0.0.1:9"
+    unreachable = tmp_path / "crmsync.yaml"
+    unreachable.write_text(yaml.safe_dump(document, sort_keys=False))
+    return unreachable
+
+
 def test_check_exits_1_when_a_crm_is_unreachable_not_2_as_for_a_config_error(
     served: tuple[Path, dict], tmp_path: Path
 ) -> None:
-    config, _ = served
-    document = yaml.safe_load(config.read_text())
-    document["systems"]["pipedrive"]["base_url"] = "http://127.0.0.1:9"  # nothing listens
-    unreachable = tmp_path / "crmsync.yaml"
-    unreachable.write_text(yaml.safe_dump(document, sort_keys=False))
+    unreachable = _pipedrive_unreachable(served[0], tmp_path)
     done = crmsync("check", "--config", str(unreachable))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "problem: pipedrive: " in done.stdout
@@ -223,11 +228,7 @@ def test_readme_client_library_snippet_works_with_a_ca_bundle_in_the_environment
 def test_an_unreachable_crm_fails_the_pull_with_exit_1_naming_the_instance_once(
     served: tuple[Path, dict], tmp_path: Path
 ) -> None:
-    config, _ = served
-    document = yaml.safe_load(config.read_text())
-    document["systems"]["pipedrive"]["base_url"] = "http://127.0.0.1:9"  # nothing listens
-    unreachable = tmp_path / "crmsync.yaml"
-    unreachable.write_text(yaml.safe_dump(document, sort_keys=False))
+    unreachable = _pipedrive_unreachable(served[0], tmp_path)
     done = crmsync("pull", "--config", str(unreachable), "--system", "pipedrive")
     assert done.returncode == 1
     assert len(done.stderr.splitlines()) == 1
