@@ -54,11 +54,14 @@ def _body_list(body: Any) -> list[dict[str, Any]]:
     return list(data) if isinstance(data, list) else []
 
 
-def _next_start(body: Mapping[str, Any]) -> int | None:
+def _next_start(body: Mapping[str, Any], start: int, count: int) -> int | None:
+    """Where the next page starts; `/v1/recents` documents no next_start, so then it is
+    `start` plus the `count` items of this page."""
     page = (body.get("additional_data") or {}).get("pagination") or {}
     if not page.get("more_items_in_collection"):
         return None
-    return int(page["next_start"])
+    following = page.get("next_start")
+    return int(following) if following is not None else start + count
 
 
 class PipedriveConnector:
@@ -117,8 +120,9 @@ class PipedriveConnector:
         while start is not None:
             page = {**params, "start": start, "limit": PAGE}
             body = self._call(operation, partial(fetch, page))
-            yield from _body_list(body)
-            start = _next_start(body)
+            items = _body_list(body)
+            yield from items
+            start = _next_start(body, start, len(items))
 
     def calls(self) -> dict[str, int]:
         return self._policy.counts()
@@ -214,7 +218,7 @@ class PipedriveConnector:
             body = self._call("recent deals", partial(recents.get_recent_changes, params=params))
             items = _body_list(body)
             yield from (item["data"] for item in items if item.get("item") == "deal")
-            following = _next_start(body)
+            following = _next_start(body, start, len(items))
             if following is None:
                 return
             last = str((body.get("additional_data") or {}).get("last_timestamp_on_page") or since)
@@ -277,9 +281,10 @@ class PipedriveConnector:
         while start is not None:
             page = {**params, "start": start, "limit": PAGE}
             body = self._call("find created deals", partial(deals.search_deals, params=page))
-            for result in (body.get("data") or {}).get("items") or []:
+            results = (body.get("data") or {}).get("items") or []
+            for result in results:
                 yield result["item"]
-            start = _next_start(body)
+            start = _next_start(body, start, len(results))
 
     # -- writing deals ----------------------------------------------------------------------
 

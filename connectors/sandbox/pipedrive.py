@@ -63,9 +63,9 @@ def _paging(request: SandboxRequest) -> tuple[int, int]:
     return start, min(limit, MAX_PAGE)
 
 
-def _pagination(start: int, limit: int, more: bool) -> dict[str, Any]:
+def _pagination(start: int, limit: int, more: bool, *, next_start: bool = True) -> dict[str, Any]:
     page: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
-    if more:
+    if more and next_start:
         page["next_start"] = start + limit
     return page
 
@@ -331,7 +331,8 @@ class PipedriveEmulator:
         additional = {
             "since_timestamp": since,
             "last_timestamp_on_page": deals[-1]["update_time"] if deals else since,
-            "pagination": _pagination(start, limit, more),
+            # The v1 spec's recents pagination (schema and example) has no next_start.
+            "pagination": _pagination(start, limit, more, next_start=False),
         }
         data = [{"item": "deal", "id": d["id"], "data": d} for d in deals]
         return _ok(data or None, additional)

@@ -82,7 +82,8 @@ def test_incremental_read_past_the_recents_window_scans_back_to_the_cursor(
 
 
 def test_recents_feed_pages_without_losing_deals_that_share_a_second(connector, sandbox, pd_data):
-    """700 writes within a few seconds: the feed re-windows on last_timestamp_on_page."""
+    """700 writes within a few seconds: the feed re-windows on last_timestamp_on_page, and
+    pages on although /v1/recents (unlike /v1/deals) sends no next_start."""
     ids = [str(d["id"]) for d in _live(pd_data)]
     since = _just_before()
     connector.update_deals([NativeUpdate(i, {"probability": 42}) for i in ids])

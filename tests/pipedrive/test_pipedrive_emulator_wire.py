@@ -162,6 +162,17 @@ def test_recents_follow_write_order_within_one_second(client, pd_data):
     assert extra["last_timestamp_on_page"] == body["data"][-1]["data"]["update_time"]
 
 
+def test_recents_pagination_has_no_next_start_as_the_v1_spec_documents(client, pd_data):
+    """Pipedrive's v1 spec gives /recents start, limit and more_items_in_collection only
+    (schema and example), unlike /deals: a client must count the page itself."""
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    for deal_id in _live_ids(pd_data)[:3]:
+        client.deals.update_deal(deal_id, {"title": f"t{deal_id}"})
+    params = {"since_timestamp": since, "items": "deal", "limit": 2}
+    page = client.recents.get_recent_changes(params=params)["additional_data"]["pagination"]
+    assert page == {"start": 0, "limit": 2, "more_items_in_collection": True}
+
+
 def test_deleted_deals_leave_the_list_but_show_in_recents_and_status_deleted(client, pd_data):
     deal_id = _live_ids(pd_data)[0]
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
