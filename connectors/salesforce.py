@@ -117,12 +117,13 @@ class SalesforceConnector:
         if isinstance(exc, SalesforceExpiredSession):
             return Failure(FailureKind.EXPIRED_SESSION, EXPIRED, 401)
         if isinstance(exc, SalesforceRefusedRequest):
-            kind = (
-                FailureKind.EXHAUSTED
-                if "REQUEST_LIMIT_EXCEEDED" in _codes(exc)
-                else FailureKind.PERMISSION
-            )
-            return Failure(kind, _api_message(exc), 403)
+            if "REQUEST_LIMIT_EXCEEDED" not in _codes(exc):
+                return Failure(FailureKind.PERMISSION, _api_message(exc), 403)
+            if "Concurrent" in _api_message(exc):
+                # Too many long-running requests at once (ConcurrentRequests,
+                # ConcurrentPerOrgLongTxn): it passes, unlike the daily TotalRequests cap.
+                return Failure(FailureKind.RATE_LIMITED, _api_message(exc), 403)
+            return Failure(FailureKind.EXHAUSTED, _api_message(exc), 403)
         if isinstance(exc, SalesforceGeneralError) and exc.status == 429:
             return Failure(FailureKind.RATE_LIMITED, _api_message(exc), 429, self._retry_after())
         if isinstance(exc, SalesforceGeneralError) and exc.status >= 500:

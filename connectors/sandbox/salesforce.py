@@ -119,10 +119,14 @@ class SalesforceEmulator:
         )
 
     def too_many_requests(self, retry_after: float) -> SandboxResponse:
-        # REST core answers 403 for its daily cap; a burst 429 (a proxy's) uses the same code.
-        response = self.error(429, "REQUEST_LIMIT_EXCEEDED", "Too many requests, slow down.")
-        response.headers["Retry-After"] = f"{retry_after:g}"
-        return response
+        # Salesforce REST has no 429: too many requests at once is the concurrent-request
+        # limit, a 403 REQUEST_LIMIT_EXCEEDED like the daily cap but told apart by its message,
+        # and without Retry-After.
+        return self.error(
+            403,
+            "REQUEST_LIMIT_EXCEEDED",
+            "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+        )
 
     def limit_headers(self, used: int, limit: int, window: float) -> dict[str, str]:
         return {"Sforce-Limit-Info": f"api-usage={self.fault_state.api_calls}/{self._daily_max()}"}

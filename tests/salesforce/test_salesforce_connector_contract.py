@@ -146,6 +146,15 @@ def test_a_403_request_limit_is_not_retried(connector, sandbox):
     assert sum(contract.stats(sandbox, "salesforce").values()) == 1
 
 
+def test_a_403_concurrent_request_limit_is_retried_not_taken_for_the_daily_cap(connector, sandbox):
+    """Salesforce refuses requests over its concurrent limit with the daily cap's 403
+    REQUEST_LIMIT_EXCEEDED; only the message (ConcurrentRequests) tells that it passes."""
+    contract.set_faults(sandbox, "salesforce", Faults(rate_limit=10_000, burst429=2))
+    assert connector.owners()
+    assert connector.calls()["owners"] == 3
+    assert contract.stats(sandbox, "salesforce") == {QUERY: 3}
+
+
 def test_batch_with_failing_records_reports_each(connector, sandbox, exp):
     ids = [d["Id"] for _, d in zip(range(250), connector.deals(), strict=False)]
     updates = [NativeUpdate(i, {"NextStep": "x"}) for i in ids] + [

@@ -309,3 +309,20 @@ def test_bad_session_and_daily_limit_use_salesforce_errors(
     with pytest.raises(SalesforceRefusedRequest) as refused:
         sf.query("SELECT Id FROM User")
     assert refused.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+
+
+def test_too_many_requests_is_a_403_concurrent_request_limit_not_a_429(
+    sf: Salesforce, sandbox: Sandbox
+) -> None:
+    """Salesforce REST has no 429: over the concurrent limit it answers 403
+    REQUEST_LIMIT_EXCEEDED, as for the daily cap, with a ConcurrentRequests message."""
+    sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, burst429=1))
+    with pytest.raises(SalesforceRefusedRequest) as refused:
+        sf.query("SELECT Id FROM User")
+    assert refused.value.status == 403
+    assert refused.value.content == [
+        {
+            "message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+            "errorCode": "REQUEST_LIMIT_EXCEEDED",
+        }
+    ]
