@@ -227,8 +227,11 @@ class HubSpotConnector:
     def _changed(self, start: int, properties: list[str]) -> Iterator[dict[str, Any]]:
         """Deals modified at or after `start` (ms), across HubSpot's 10,000-result search cap.
 
-        Each query window pages by offset until the cap nears, then a new window starts at
-        the last modification time seen; ids already yielded at that instant are skipped.
+        `after` is an offset into a result list that moves while it is read: a deal changed
+        after it was read goes to the end and every deal behind it moves up one, so the next
+        offset would skip one. So each page starts a new window at the last modification time
+        seen (ids already yielded at that instant are skipped); only while a window stays in
+        one instant does it page by offset, up to the cap.
         """
         boundary: set[str] = set()  # ids yielded whose hs_lastmodifieddate == start
         while True:
@@ -250,7 +253,7 @@ class HubSpotConnector:
                 if not after:
                     return
                 offset = int(after)
-                if offset + SEARCH_PAGE > self._search_cap:
+                if last != start or offset + SEARCH_PAGE > self._search_cap:
                     break
             if last == start:
                 # More deals share one instant than a query can return: scan them instead.

@@ -109,3 +109,26 @@ def test_search_429_without_pacing_is_retried(capped):
     ids = [d["id"] for d in connector.deals(datetime(2000, 1, 1, tzinfo=UTC))]
     assert ids
     assert capped.stats.snapshot()["statuses"].get("429", 0) >= 1
+
+
+def test_a_deal_changed_between_search_pages_does_not_make_the_read_skip_another():
+    """Search pages are offsets into a live result list: a deal already read that changes
+    moves to the end, every later deal moves up one, and the next offset would skip one."""
+    from connectors.sandbox.generator import generate
+
+    dataset, _ = generate(300, seed=7)  # over one 200-deal search page
+    emulator = HubSpotEmulator(dataset["hubspot"], TOKEN)
+    server = SandboxServer(emulator, faults=Faults(rate_limit=10_000)).start()
+    try:
+        connector = _connector(server, search_cap=10_000)
+        since = datetime.now(UTC) - timedelta(milliseconds=1)
+        time.sleep(0.005)
+        ids = _touch_all(connector)
+        assert len(ids) > 200  # more than one search page
+        reading = connector.deals(since)
+        got = [next(reading)["id"]]
+        connector.update_deals([NativeUpdate(got[0], {"description": "again"})])
+        got += [d["id"] for d in reading]
+        assert set(got) == set(ids)
+    finally:
+        server.stop()
