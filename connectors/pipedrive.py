@@ -142,7 +142,7 @@ class PipedriveConnector:
 
     def pipelines(self) -> list[NativePipeline]:
         pipelines = _body_list(self._call("pipelines", self._client.pipelines.get_all_pipelines))
-        stages = _body_list(self._call("stages", self._client.stages.get_all_stages))
+        stages = list(self._pages("stages", self._stage_page, {}))
         return pipelines_from_bodies(pipelines, stages)
 
     def owners(self) -> list[dict[str, Any]]:
@@ -181,6 +181,9 @@ class PipedriveConnector:
                 gone.append(str(deal["id"]))
             else:
                 yield deal
+
+    def _stage_page(self, params: dict[str, Any]) -> Any:
+        return self._client.stages.get_all_stages(params=params)
 
     def _list_deals(self, params: dict[str, Any]) -> Any:
         return self._client.deals.get_all_deals(params=params)

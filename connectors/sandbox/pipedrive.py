@@ -177,7 +177,12 @@ class PipedriveEmulator:
         stages = sorted(self.store.stages.values(), key=lambda s: (s["pipeline_id"], s["order_nr"]))
         if pipeline:
             stages = [s for s in stages if str(s["pipeline_id"]) == pipeline]
-        return _ok(stages or None)
+        # Stages page with start/limit like deals (v1 spec: GET /stages start, limit).
+        start, limit = _paging(request)
+        more = start + limit < len(stages)
+        return _ok(
+            stages[start : start + limit] or None, {"pagination": _pagination(start, limit, more)}
+        )
 
     def _users(self, request: SandboxRequest) -> SandboxResponse:
         return _ok(list(self.store.users.values()))

@@ -16,10 +16,11 @@ from connectors.credentials import PipedriveApiToken
 from connectors.errors import ApiError, AuthError, RateLimitExhausted
 from connectors.pipedrive import PipedriveConnector
 from connectors.sandbox.faults import Faults
-from connectors.sandbox.launcher import Sandbox
+from connectors.sandbox.launcher import Sandbox, start_sandbox
 from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
 from tests.connectors import contract
 from tests.connectors.contract import Expectations
+from tests.pipedrive.conftest import FAST, settings_for
 
 Make = Callable[..., PipedriveConnector]
 
@@ -89,6 +90,31 @@ def test_recents_feed_pages_without_losing_deals_that_share_a_second(connector, 
     connector.update_deals([NativeUpdate(i, {"probability": 42}) for i in ids])
     got = [str(d["id"]) for d in connector.deals(since)]
     assert sorted(got) == sorted(ids)
+
+
+def test_pipelines_read_every_page_of_stages(pd_data):
+    """GET /v1/stages is paged (start/limit): an account with more stages than one page
+    still gets every pipeline's stages."""
+    data = {**pd_data["pipedrive"]}
+    pipelines = [
+        {**data["pipelines"][0], "id": 1000 + n, "name": f"Line {n}", "order_nr": 10 + n}
+        for n in range(110)
+    ]
+    stages = [
+        {**data["stages"][0], "id": 10_000 + 5 * n + k, "pipeline_id": p["id"], "order_nr": k}
+        for n, p in enumerate(pipelines)
+        for k in range(5)
+    ]
+    data["pipelines"] = data["pipelines"] + pipelines
+    data["stages"] = data["stages"] + stages
+    with start_sandbox({"pipedrive": data}, systems=["pipedrive"], faults=FAST) as running:
+        connector = PipedriveConnector(settings_for(running))
+        try:
+            read = connector.pipelines()
+        finally:
+            connector.close()
+        assert sum(len(p.stages) for p in read) == len(data["stages"]) > 500
+        assert contract.stats(running, "pipedrive")["GET /v1/stages"] == 2
 
 
 def test_deleted_deals_are_seen_through_recents_and_through_the_scan(

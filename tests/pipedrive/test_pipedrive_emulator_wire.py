@@ -162,6 +162,21 @@ def test_recents_follow_write_order_within_one_second(client, pd_data):
     assert extra["last_timestamp_on_page"] == body["data"][-1]["data"]["update_time"]
 
 
+def test_stages_page_with_start_and_limit_like_deals(client, pd_data):
+    """GET /v1/stages takes start/limit (default 100) and answers additional_data.pagination."""
+    total = len(pd_data["pipedrive"]["stages"])
+    assert total > 2
+    first = client.stages.get_all_stages(params={"limit": 2})
+    assert len(first["data"]) == 2
+    assert first["additional_data"]["pagination"] == {
+        "start": 0, "limit": 2, "more_items_in_collection": True, "next_start": 2
+    }  # fmt: skip
+    rest = client.stages.get_all_stages(params={"start": 2, "limit": 500})
+    assert rest["additional_data"]["pagination"]["more_items_in_collection"] is False
+    ids = [s["id"] for s in first["data"] + rest["data"]]
+    assert sorted(ids) == sorted(s["id"] for s in pd_data["pipedrive"]["stages"])
+
+
 def test_recents_pagination_has_no_next_start_as_the_v1_spec_documents(client, pd_data):
     """Pipedrive's v1 spec gives /recents start, limit and more_items_in_collection only
     (schema and example), unlike /deals: a client must count the page itself."""
