@@ -161,16 +161,25 @@ class HubSpotConnector:
         return self._pipelines
 
     def owners(self) -> list[dict[str, Any]]:
+        """Active owners, then archived (deactivated) ones: the owners API lists one or the
+        other (`archived` = "return only results that have been archived", default false), and
+        deals keep a deactivated owner's id, as Salesforce's inactive Users and Pipedrive's
+        inactive users do."""
         owners: list[dict[str, Any]] = []
-        after: str | None = None
-        while True:
-            body = self._call(
-                "owners", lambda a=after, **kw: self._owners_api.get_page(limit=100, after=a, **kw)
-            )
-            owners.extend(body.get("results") or [])
-            after = ((body.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                return owners
+        for archived in (False, True):
+            after: str | None = None
+            while True:
+                body = self._call(
+                    "owners",
+                    lambda a=after, z=archived, **kw: self._owners_api.get_page(
+                        limit=100, after=a, archived=z, **kw
+                    ),
+                )
+                owners.extend(body.get("results") or [])
+                after = ((body.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break
+        return owners
 
     def _properties(self) -> list[str]:
         pipelines = self._pipelines if self._pipelines is not None else self.pipelines()

@@ -27,8 +27,8 @@ HS_LIST_PAGE = 100
 HS_SEARCH_PAGE = 200
 # HubSpot: batch/read and batch/update take at most 100 records per call.
 HS_BATCH = 100
-# HubSpot metadata: deal pipelines (with their stages) and owners.
-HS_METADATA = 2
+# HubSpot metadata: deal pipelines (with their stages), active owners and archived owners.
+HS_METADATA = 3
 # Pipedrive: /v1/deals and /v1/recents page at most 500 items per call.
 PD_PAGE = 500
 # Pipedrive metadata: pipelines, stages, users.

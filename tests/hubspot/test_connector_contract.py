@@ -14,9 +14,10 @@ from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError, RateLimitExhausted
 from connectors.hubspot import HubSpotConnector
 from connectors.sandbox.faults import Faults
-from connectors.sandbox.launcher import Sandbox
+from connectors.sandbox.launcher import Sandbox, start_sandbox
 from tests.connectors import contract
 from tests.connectors.contract import Expectations
+from tests.hubspot.conftest import FAST, settings_for
 
 Make = Callable[..., HubSpotConnector]
 
@@ -213,7 +214,8 @@ def test_calls_are_counted_per_operation_and_connections_reused(connector, sandb
     list(connector.deals())
     connector.owners()
     counts = connector.calls()
-    assert counts["list deals"] == 2 and counts["owners"] == 1 and counts["pipelines"] == 1
+    # owners: one page of active owners, one of archived ones
+    assert counts["list deals"] == 2 and counts["owners"] == 2 and counts["pipelines"] == 1
     pool = connector._pool
     assert len(pool.pools) == 1  # one host pool shared by every SDK API object
 
@@ -243,3 +245,28 @@ def test_a_create_batch_whose_response_is_cut_is_not_created_twice(connector, sa
     assert {r.link_id: r.id for r in results} == connector.find_created(
         [c.link_id for c in creates]
     )
+
+
+def test_owners_include_deactivated_owners_whose_deals_still_name_them(hs_data):
+    """HubSpot's owners API lists active owners unless asked for archived ones only; a deal
+    keeps the id of an owner who was deactivated, so both lists are read."""
+    data = {**hs_data["hubspot"]}
+    gone = {**data["owners"][0], "id": "41600001", "email": "left@example.com", "archived": True}
+    deal = data["deals"][0]
+    data["owners"] = [*data["owners"], gone]
+    data["deals"] = [
+        {**deal, "properties": {**deal["properties"], "hubspot_owner_id": gone["id"]}},
+        *data["deals"][1:],
+    ]
+    with start_sandbox({"hubspot": data}, systems=["hubspot"], faults=FAST) as running:
+        connector = HubSpotConnector(settings_for(running))
+        try:
+            owners = {o["id"]: o for o in connector.owners()}
+            owner_ids = {d["properties"].get("hubspot_owner_id") for d in connector.deals()} - {
+                None
+            }
+        finally:
+            connector.close()
+    assert owners[gone["id"]]["email"] == "left@example.com"
+    assert len(owners) == len(data["owners"])
+    assert owner_ids <= set(owners)
