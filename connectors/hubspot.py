@@ -164,8 +164,10 @@ class HubSpotConnector:
         """Active owners, then archived (deactivated) ones: the owners API lists one or the
         other (`archived` = "return only results that have been archived", default false), and
         deals keep a deactivated owner's id, as Salesforce's inactive Users and Pipedrive's
-        inactive users do."""
+        inactive users do. An archived owner whose email an active owner has (a user removed
+        and added again) is left out, so that email never resolves to the deactivated id."""
         owners: list[dict[str, Any]] = []
+        active: set[str] = set()
         for archived in (False, True):
             after: str | None = None
             while True:
@@ -175,7 +177,13 @@ class HubSpotConnector:
                         limit=100, after=a, archived=z, **kw
                     ),
                 )
-                owners.extend(body.get("results") or [])
+                for owner in body.get("results") or []:
+                    email = str(owner.get("email") or "").strip().lower()
+                    if not archived:
+                        active.add(email)
+                    elif email and email in active:
+                        continue
+                    owners.append(owner)
                 after = ((body.get("paging") or {}).get("next") or {}).get("after")
                 if not after:
                     break

@@ -252,8 +252,10 @@ def test_owners_include_deactivated_owners_whose_deals_still_name_them(hs_data):
     keeps the id of an owner who was deactivated, so both lists are read."""
     data = {**hs_data["hubspot"]}
     gone = {**data["owners"][0], "id": "41600001", "email": "left@example.com", "archived": True}
+    # The same person removed and added again: their active id is the one for that email.
+    again = {**data["owners"][1], "id": "41600002", "archived": True}
     deal = data["deals"][0]
-    data["owners"] = [*data["owners"], gone]
+    data["owners"] = [*data["owners"], gone, again]
     data["deals"] = [
         {**deal, "properties": {**deal["properties"], "hubspot_owner_id": gone["id"]}},
         *data["deals"][1:],
@@ -268,5 +270,6 @@ def test_owners_include_deactivated_owners_whose_deals_still_name_them(hs_data):
         finally:
             connector.close()
     assert owners[gone["id"]]["email"] == "left@example.com"
-    assert len(owners) == len(data["owners"])
+    assert again["id"] not in owners
+    assert len(owners) == len(data["owners"]) - 1
     assert owner_ids <= set(owners)
