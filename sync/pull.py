@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from config import Config
@@ -27,6 +27,11 @@ from sync.store import Store
 __all__ = ["PullReport", "map_deals", "pull"]
 
 CHUNK = 1000
+# An incremental read starts this long before the cursor. The cursor is the newest modification
+# time seen, but a record can become visible after a newer one: Salesforce stamps a record when
+# its transaction starts and shows it at commit; HubSpot's search index lags writes. Re-reading
+# the overlap costs a few records; an unchanged one saves nothing new.
+OVERLAP = timedelta(minutes=10)
 Progress = Callable[[str, int], None]  # (instance, records done so far)
 
 
@@ -121,10 +126,12 @@ def _produce(
     config: Config,
     instance: str,
     connector: Connector,
-    since: datetime | None,
+    cursor: str | None,
     report: PullReport,
     out: queue.Queue[Any],
 ) -> None:
+    """Read one instance (from `OVERLAP` before its stored `cursor`, or everything)."""
+    since = _moment(cursor) - OVERLAP if cursor else None
     try:
         ctx = build_context(config, instance, connector.pipelines(), connector.owners())
         report.context = ctx
@@ -138,7 +145,7 @@ def _produce(
                 out.put((instance, chunk, None, None))
                 chunk = []
         deleted = list(connector.deleted_deals(since)) if since is not None else None
-        report.cursor = connector.cursor()
+        report.cursor = _later(connector.cursor(), cursor)  # the overlap never moves it back
         out.put((instance, chunk, report.cursor, (seen, deleted)))
     except Exception as exc:  # reported per instance; the other instances go on
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -166,14 +173,23 @@ def pull(
     with ThreadPoolExecutor(max_workers=max(1, len(connectors)), thread_name_prefix="pull") as ex:
         for instance, connector in connectors.items():
             cursor = None if full else store.cursor(instance)
-            since = datetime.fromisoformat(cursor.replace("Z", "+00:00")) if cursor else None
-            reports[instance] = PullReport(instance, full=since is None)
-            if since is None:
+            reports[instance] = PullReport(instance, full=cursor is None)
+            if cursor is None:
                 # Before anything is saved: a crash mid-pull must still force a full analysis.
                 store.forget_reconcile_state()
-            ex.submit(_produce, config, instance, connector, since, reports[instance], out)
+            ex.submit(_produce, config, instance, connector, cursor, reports[instance], out)
         _consume(store, reports, out, len(connectors), run_id, progress)
     return reports
+
+
+def _moment(cursor: str) -> datetime:
+    return datetime.fromisoformat(cursor.replace("Z", "+00:00"))
+
+
+def _later(read: str | None, stored: str | None) -> str | None:
+    if read is None or stored is None:
+        return read or stored
+    return read if _moment(read) > _moment(stored) else stored
 
 
 def _consume(
