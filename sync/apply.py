@@ -109,7 +109,9 @@ def apply_plan(
         current.update(writer.current)
         creates = [c for c in plan.creates if c["system"] == system]
         if creates:
-            results += apply_creates(store, connector, ctx, creates, run_id, plan_id, done)
+            results += apply_creates(
+                store, connector, ctx, creates, run_id, plan_id, done, in_doubt
+            )
         deleting = [d for d in deletes if d.system == system]
         if deleting:
             results += apply_deletes(

@@ -48,7 +48,9 @@ def apply_creates(
     run_id: str,
     plan_id: str,
     done: set[str],
+    in_doubt: set[str],
 ) -> list[ChangeResult]:
+    """`in_doubt`: this plan's creates an earlier, stopped attempt may have sent."""
     results = []
     todo: list[tuple[str, Mapping[str, Any]]] = []
     for create in creates:
@@ -60,7 +62,7 @@ def apply_creates(
     for start in range(0, len(todo), _BATCH):
         chunk = todo[start : start + _BATCH]
         try:
-            results += _batch(store, connector, ctx, chunk, run_id, plan_id)
+            results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt)
             continue
         except _Stopped as stop:
             results += stop.results
@@ -91,6 +93,7 @@ def _batch(
     chunk: Sequence[tuple[str, Mapping[str, Any]]],
     run_id: str,
     plan_id: str,
+    in_doubt: set[str],
 ) -> list[ChangeResult]:
     system = ctx.instance
     store.journal.intend(
@@ -113,7 +116,10 @@ def _batch(
             new_id = found[entity]
             marks.append((cid, JournalState.DONE, {"id": new_id, "found": True}))
             links.append(Link(entity, system, new_id, LinkMethod.CREATED))
-            audits.append(_audit(run_id, create, new_id, _values_or_none(store, ctx, create)))
+            # Ours only if this plan sent it before; else another plan's apply made the copy
+            # and audited it under its own run (which `rollback` of this run must not undo).
+            if cid in in_doubt:
+                audits.append(_audit(run_id, create, new_id, _values_or_none(store, ctx, create)))
             results.append(_result(cid, create, new_id, Outcome.ALREADY))
             continue
         try:
