@@ -24,8 +24,16 @@ from sync.reconcile import ReconcileResult, plan_run
 from sync.runtime import Runtime
 from sync.store_records import RunStatus
 
-__all__ = ["PLAN_COUNTS", "ReconcileOutcome", "check_limits", "run_reconcile", "write_plan"]
+__all__ = [
+    "CTRL_C",
+    "PLAN_COUNTS",
+    "ReconcileOutcome",
+    "check_limits",
+    "run_reconcile",
+    "write_plan",
+]
 
+CTRL_C = "interrupted (Ctrl-C): the next run resumes from the journal"
 PLAN_COUNTS = ("changes", "creates", "conflicts", "unmatched", "ambiguous", "duplicates", "errors")
 
 
@@ -93,6 +101,11 @@ def run_reconcile(
         outcome = ReconcileOutcome(run_id, result, plan_json, RunStatus.OK, counts)
         if not dry_run:
             _apply(rt, outcome, yes=yes, stop=stop)
+    except KeyboardInterrupt:  # Ctrl-C aborts at once; the journal resumes an apply
+        rt.store.finish_run(
+            run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=CTRL_C
+        )
+        raise
     except Exception as exc:
         rt.store.finish_run(
             run_id, RunStatus.FAILED, counts=counts, calls=rt.calls(), error=str(exc)

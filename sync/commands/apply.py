@@ -17,6 +17,7 @@ from sync.commands import config_option
 from sync.errors import CrmsyncError
 from sync.guards import PlanRefused
 from sync.plan import Plan, PlanError, plan_from_json
+from sync.reconcile_run import CTRL_C
 from sync.runtime import Runtime, open_runtime
 from sync.store_records import RunKind, RunStatus
 
@@ -94,6 +95,9 @@ def command(config_path: str, plan_path: Path, yes: bool, fmt: str, batch_size: 
                 rt, plan, run_id=run_id, yes=yes, fmt=fmt, batch_size=batch_size,
                 source=f"plan {plan_path}",
             )  # fmt: skip
+        except KeyboardInterrupt:
+            rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+            raise
         except Exception as exc:
             finish(rt, run_id, None, str(exc))
             raise

@@ -14,9 +14,10 @@ from sync.apply_deletes import Delete
 from sync.commands import config_option
 from sync.commands.apply import execute_apply, finish, raise_if_failed
 from sync.plan import Change, plan_to_json
+from sync.reconcile_run import CTRL_C
 from sync.rollback import Rollback, describe, rollback_plan
 from sync.runtime import open_runtime
-from sync.store_records import JournalOp, RunKind
+from sync.store_records import JournalOp, RunKind, RunStatus
 
 __all__ = ["command"]
 
@@ -48,6 +49,9 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
                 rt, rollback.plan, run_id=own_run, yes=yes, fmt=fmt, check_plan=False,
                 op=JournalOp.ROLLBACK, deletes=rollback.deletes,
             )  # fmt: skip
+        except KeyboardInterrupt:
+            rt.store.finish_run(own_run, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+            raise
         except Exception as exc:
             finish(rt, own_run, None, str(exc))
             raise

@@ -1,0 +1,97 @@
+"""Ctrl-C of `crmsync reconcile` or `crmsync apply` aborts at once (the journal makes that
+safe), and the run is recorded as interrupted: `crmsync runs` never shows a dead run as
+running. The next run finishes the work."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from connectors.sandbox.dataset import save_dataset
+from sync.store import RunStatus, Store
+from tests.reliability.conftest import PUSH
+from tests.sandbox_env import CRMSYNC, crmsync_env, http_writes, served
+
+
+def _start(config: Path, *args: str) -> subprocess.Popen[bytes]:
+    # A shell that starts jobs in the background ignores SIGINT in them: restore it.
+    return subprocess.Popen(
+        [*CRMSYNC, *args, "--config", str(config)], env=crmsync_env(),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+
+
+def _wait_until(condition: Any, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _ctrl_c(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode != 0 and b"Traceback" not in err, err
+
+
+def _started(store: str) -> bool:
+    if not Path(store.removeprefix("sqlite:///")).exists():
+        return False
+    with Store.open(store) as opened:
+        return bool(opened.runs(1))
+
+
+def _latest(store: str, job: str) -> Any:
+    with Store.open(store) as opened:
+        return opened.runs(1, job=job)[0]
+
+
+def test_ctrl_c_of_reconcile_mid_pull_records_the_run_as_interrupted(
+    tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
+) -> None:
+    data = tmp_path / "dataset.json"
+    save_dataset(data, dataset)
+    store = new_store_url("sqlite")
+    with served(tmp_path / "s", data, store, faults="latency=300ms", push=PUSH) as (config, _):
+        victim = _start(config, "reconcile", "--yes")
+        _wait_until(lambda: _started(store), victim)
+        time.sleep(0.5)  # inside the pull
+        _ctrl_c(victim)
+        run = _latest(store, "reconcile")
+        assert run.status is RunStatus.INTERRUPTED, run
+        assert run.finished_at is not None and "Ctrl-C" in (run.error or "")
+
+
+def test_ctrl_c_of_apply_mid_writes_records_the_run_as_interrupted_and_a_rerun_finishes(
+    tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
+) -> None:
+    data = tmp_path / "dataset.json"
+    save_dataset(data, dataset)
+    store = new_store_url("sqlite")
+    plan = tmp_path / "plan.json"
+    with served(tmp_path / "s", data, store, faults="latency=150ms", push=PUSH) as (config, info):
+        args = [
+            *CRMSYNC,
+            "reconcile",
+            "--config",
+            str(config),
+            "--dry-run",
+            "--plan-out",
+            str(plan),
+        ]
+        subprocess.run(args, env=crmsync_env(), capture_output=True, check=True, timeout=120)
+        victim = _start(config, "apply", str(plan), "--yes")
+        _wait_until(lambda: http_writes(info) > 0, victim)
+        _ctrl_c(victim)
+        run = _latest(store, "apply")
+        assert run.status is RunStatus.INTERRUPTED, run
+        assert run.finished_at is not None and "Ctrl-C" in (run.error or "")
+        rerun = subprocess.run([*CRMSYNC, "apply", str(plan), "--config", str(config), "--yes"],
+                               env=crmsync_env(), capture_output=True, timeout=300)  # fmt: skip
+        assert rerun.returncode in (0, 1), rerun.stderr  # 1: creates with an unknown owner
+        assert _latest(store, "apply").status in (RunStatus.OK, RunStatus.PARTIAL)
