@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import select, text
+from sqlalchemy.engine import Connection
 
 from sync.schema import StoreError
 from sync.store import Store
@@ -26,6 +29,9 @@ from sync.store import Store
 __all__ = ["LockBusy", "job_lock", "lock_key"]
 
 _POLL_SECONDS = 0.2
+_KEEPALIVE_SECONDS = 1.0  # below any idle-session timeout in use
+
+_log = logging.getLogger("crmsync.locks")
 
 
 class LockBusy(StoreError):
@@ -87,16 +93,33 @@ def _pg_lock(
         while not conn.execute(try_lock).scalar():
             if not _retry_until(deadline, wait):
                 raise LockBusy(job, timeout if wait else None)
+        # The lock lives as long as its session: keep the session busy, or a server (or a
+        # proxy) that ends idle sessions ends the lock while the job still runs.
+        done = threading.Event()
+        keepalive = threading.Thread(target=_keep_alive, args=(conn, done), daemon=True)
+        keepalive.start()
         try:
             yield
         finally:
+            done.set()
+            keepalive.join()
             # The pooled connection outlives this block: release explicitly, and discard the
-            # connection if that fails so the lock cannot linger in the pool.
+            # connection if that fails so the lock cannot linger in the pool (the server
+            # releases a session's locks when it ends).
             try:
                 conn.execute(select(text(f"pg_advisory_unlock({key})")))
-            except Exception:
+            except Exception as exc:
+                _log.warning("job %r: lock connection lost: %s", job, str(exc).splitlines()[0])
                 conn.invalidate()
-                raise
+
+
+def _keep_alive(conn: Connection, done: threading.Event) -> None:
+    while not done.wait(_KEEPALIVE_SECONDS):
+        try:
+            conn.execute(select(text("1")))
+        except Exception as exc:  # the session (and the lock) is gone; release says so
+            _log.debug("lock keep-alive failed: %s", exc)
+            return
 
 
 def _lock_path(store: Store, job: str) -> Path:

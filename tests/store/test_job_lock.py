@@ -156,3 +156,21 @@ def test_stores_in_two_schemas_of_one_database_do_not_share_a_lock(
         with Store.open(first) as same, pytest.raises(LockBusy), job_lock(same, "reconcile"):
             pytest.fail("took a lock another process holds on the same store")
     assert holder.returncode == 0
+
+
+def test_a_lock_held_past_the_servers_idle_session_timeout_still_holds(
+    new_store_url: Callable[[str], str], job: str
+) -> None:
+    # A job's lock connection sits idle while the job talks to the CRMs. A server (or a proxy,
+    # or a firewall) that ends idle sessions would end the lock with it: a second scheduler
+    # would run the same job at once, and the first would fail on releasing it.
+    url = new_store_url("postgresql").replace(
+        "options=", "options=-cidle_session_timeout%3D1500%20"
+    )
+    with Store.open(url) as store, Store.open(url) as other:
+        with job_lock(store, job):
+            time.sleep(3.5)
+            with pytest.raises(LockBusy), job_lock(other, job):
+                pytest.fail("took a lock another job holds")
+        with job_lock(other, job):  # released on leaving the block
+            pass
