@@ -7,6 +7,7 @@ guards -> lock -> run record -> apply -> report -> exit code.
 from __future__ import annotations
 
 from pathlib import Path
+from signal import SIGTERM
 from typing import Any
 
 import click
@@ -19,9 +20,13 @@ from sync.guards import PlanRefused
 from sync.plan import Plan, PlanError, plan_from_json
 from sync.reconcile_run import CTRL_C
 from sync.runtime import Runtime, open_runtime
+from sync.shutdown import stop_on_signals, stop_requested
 from sync.store_records import RunKind, RunStatus
 
 __all__ = ["ApplyIncomplete", "command", "execute_apply", "load_plan"]
+
+# SIGTERM (systemd, Kubernetes) finishes the current batch; the rest waits for a rerun.
+SIGTERM_STOP = "stopped between batches (SIGTERM): run it again to finish; the journal resumes it"
 
 
 class ApplyIncomplete(CrmsyncError):
@@ -59,6 +64,8 @@ def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | No
     counts = {"plan": report.plan_id, "totals": totals, "by_system": report.counts()}
     failed = report.failed
     message = f"{len(failed)} change(s) failed, e.g. {_line(failed[0])}" if failed else None
+    if failed and stop_requested():
+        status, message = RunStatus.INTERRUPTED, SIGTERM_STOP
     rt.store.finish_run(run_id, status, counts=counts, calls=rt.calls(), error=message)
 
 
@@ -87,7 +94,7 @@ def raise_if_failed(report: ApplyReport) -> None:
 def command(config_path: str, plan_path: Path, yes: bool, fmt: str, batch_size: int | None) -> None:
     """Apply a saved plan (refused when stale or made under another config)."""
     plan = load_plan(plan_path)
-    with open_runtime(config_path, connect=False) as rt:
+    with open_runtime(config_path, connect=False) as rt, stop_on_signals(signals=(SIGTERM,)):
         run_id = rt.store.start_run("apply", RunKind.APPLY, rt.config.fingerprint())
         report = None
         try:

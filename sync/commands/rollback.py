@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from signal import SIGTERM
 
 import click
 from rich.console import Console
@@ -17,6 +18,7 @@ from sync.plan import Change, plan_to_json
 from sync.reconcile_run import CTRL_C
 from sync.rollback import Rollback, describe, rollback_plan
 from sync.runtime import open_runtime
+from sync.shutdown import stop_on_signals
 from sync.store_records import JournalOp, RunKind, RunStatus
 
 __all__ = ["command"]
@@ -33,7 +35,7 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
 
     A field changed again since, or a created record changed since, is reported, not touched.
     """
-    with open_runtime(config_path, connect=False) as rt:
+    with open_runtime(config_path, connect=False) as rt, stop_on_signals(signals=(SIGTERM,)):
         fingerprint = rt.config.fingerprint()
         rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=datetime.now(UTC))
         if not write:

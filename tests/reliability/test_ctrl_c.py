@@ -1,6 +1,7 @@
 """Ctrl-C of `crmsync reconcile` or `crmsync apply` aborts at once (the journal makes that
-safe), and the run is recorded as interrupted: `crmsync runs` never shows a dead run as
-running. The next run finishes the work."""
+safe), SIGTERM of `crmsync apply` stops it between batches, and either way the run is
+recorded as interrupted: `crmsync runs` never shows a dead run as running. The next run
+finishes the work."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from connectors.sandbox.dataset import save_dataset
 from sync.store import RunStatus, Store
@@ -33,8 +36,8 @@ def _wait_until(condition: Any, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
-def _ctrl_c(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
+def _stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGINT) -> None:
+    process.send_signal(sig)
     _out, err = process.communicate(timeout=60)
     assert process.returncode != 0 and b"Traceback" not in err, err
 
@@ -61,14 +64,15 @@ def test_ctrl_c_of_reconcile_mid_pull_records_the_run_as_interrupted(
         victim = _start(config, "reconcile", "--yes")
         _wait_until(lambda: _started(store), victim)
         time.sleep(0.5)  # inside the pull
-        _ctrl_c(victim)
+        _stop(victim)
         run = _latest(store, "reconcile")
         assert run.status is RunStatus.INTERRUPTED, run
         assert run.finished_at is not None and "Ctrl-C" in (run.error or "")
 
 
-def test_ctrl_c_of_apply_mid_writes_records_the_run_as_interrupted_and_a_rerun_finishes(
-    tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_apply_is_recorded_as_interrupted_and_a_rerun_finishes(
+    sig: signal.Signals, tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
 ) -> None:
     data = tmp_path / "dataset.json"
     save_dataset(data, dataset)
@@ -87,10 +91,11 @@ def test_ctrl_c_of_apply_mid_writes_records_the_run_as_interrupted_and_a_rerun_f
         subprocess.run(args, env=crmsync_env(), capture_output=True, check=True, timeout=120)
         victim = _start(config, "apply", str(plan), "--yes")
         _wait_until(lambda: http_writes(info) > 0, victim)
-        _ctrl_c(victim)
+        _stop(victim, sig)
         run = _latest(store, "apply")
         assert run.status is RunStatus.INTERRUPTED, run
-        assert run.finished_at is not None and "Ctrl-C" in (run.error or "")
+        assert run.finished_at is not None
+        assert ("Ctrl-C" if sig is signal.SIGINT else "SIGTERM") in (run.error or "")
         rerun = subprocess.run([*CRMSYNC, "apply", str(plan), "--config", str(config), "--yes"],
                                env=crmsync_env(), capture_output=True, timeout=300)  # fmt: skip
         assert rerun.returncode in (0, 1), rerun.stderr  # 1: creates with an unknown owner
