@@ -20,7 +20,7 @@ from typing import Any
 from config import ScheduleEntry
 from sync.connect import open_connector
 from sync.errors import LimitsExceeded
-from sync.locks import LockBusy, job_lock
+from sync.locks import RECONCILE_LOCK, LockBusy, job_lock
 from sync.reconcile_run import check_limits, run_reconcile, write_plan
 from sync.report_run import build_report, render_report, write_text
 from sync.runtime import Runtime, open_runtime
@@ -88,14 +88,24 @@ def run_job(
                 if firing is not None and already_served(rt.store, entry.name, firing):
                     detail = f"already ran for the firing at {firing.isoformat()}"
                     return JobOutcome(entry.name, SKIPPED, None, 0, detail)
-                # The connectors are opened once the lock is held: a password login is a call.
-                for name in rt.config.systems:
-                    rt.connectors[name] = open_connector(rt.config, name, connector_options)
                 if entry.job == "report":
+                    _connect(rt, connector_options)
                     return _report(rt, entry, began)
-                return _reconcile(rt, entry, stop, began)
-        except LockBusy:
-            return JobOutcome(entry.name, SKIPPED, None, 0, "another process is running it")
+                # Also the lock of every reconcile, apply and rollback of this store.
+                with job_lock(rt.store, RECONCILE_LOCK):
+                    _connect(rt, connector_options)
+                    return _reconcile(rt, entry, stop, began)
+        except LockBusy as busy:
+            detail = "another process is running it"
+            if busy.job != entry.name:
+                detail = f"another process holds the {busy.job!r} lock of this store"
+            return JobOutcome(entry.name, SKIPPED, None, 0, detail)
+
+
+def _connect(rt: Runtime, connector_options: dict[str, Any] | None) -> None:
+    # The connectors are opened once the locks are held: a password login is a call.
+    for name in rt.config.systems:
+        rt.connectors[name] = open_connector(rt.config, name, connector_options)
 
 
 def _reconcile(

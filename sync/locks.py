@@ -26,8 +26,11 @@ from sqlalchemy.engine import Connection
 from sync.schema import StoreError
 from sync.store import Store
 
-__all__ = ["LockBusy", "job_lock", "lock_key"]
+__all__ = ["RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key"]
 
+# Held by a reconcile from its pull to its end, and by every apply or rollback outside one: a
+# plan made from a pull must not meet writes (to the CRMs and to the bases) made after it.
+RECONCILE_LOCK = "reconcile"
 _POLL_SECONDS = 0.2
 _KEEPALIVE_SECONDS = 1.0  # below any idle-session timeout in use
 

@@ -17,6 +17,7 @@ from sync.apply_run import guarded_apply
 from sync.commands import config_option
 from sync.errors import CrmsyncError
 from sync.guards import PlanRefused
+from sync.locks import RECONCILE_LOCK, job_lock
 from sync.plan import Plan, PlanError, plan_from_json
 from sync.reconcile_run import CTRL_C
 from sync.runtime import Runtime, open_runtime
@@ -94,7 +95,11 @@ def raise_if_failed(report: ApplyReport) -> None:
 def command(config_path: str, plan_path: Path, yes: bool, fmt: str, batch_size: int | None) -> None:
     """Apply a saved plan (refused when stale or made under another config)."""
     plan = load_plan(plan_path)
-    with open_runtime(config_path, connect=False) as rt, stop_on_signals(signals=(SIGTERM,)):
+    with (
+        open_runtime(config_path, connect=False) as rt,
+        stop_on_signals(signals=(SIGTERM,)),
+        job_lock(rt.store, RECONCILE_LOCK),
+    ):
         run_id = rt.store.start_run("apply", RunKind.APPLY, rt.config.fingerprint())
         report = None
         try:

@@ -105,3 +105,22 @@ def test_a_scheduled_apply_is_recorded_under_its_entry_with_counts_and_calls(
     assert run.status.value == outcome.status and outcome.status in ("ok", "partial"), outcome
     assert run.finished_at is not None and set(run.calls) == {"salesforce", "hubspot", "pipedrive"}
     assert run.counts["changes"] >= 1  # the generated data plants discrepancies
+
+
+def test_a_scheduled_reconcile_waits_for_no_other_reconcile_of_the_store(
+    new_store_url: Callable[[str], str], write_config: Callable[..., object]
+) -> None:
+    # A reconcile (or an apply, a rollback) by hand holds the store's reconcile lock: a
+    # scheduled reconcile under its own name would otherwise plan from a pull that those
+    # writes overtake. It skips the firing, as when another scheduler runs the entry.
+    from config import load_config
+    from sync.jobs import SKIPPED, run_job
+    from sync.locks import job_lock
+
+    url = new_store_url("postgresql")
+    config = str(write_config(url, {"name": "nightly-apply", "cron": "30 2 * * *",
+                                    "job": "reconcile"}))  # fmt: skip
+    with Store.open(url) as store, job_lock(store, "reconcile"):
+        outcome = run_job(config, load_config(config).schedule[0], stop=threading.Event())
+        assert outcome.status == SKIPPED and "'reconcile' lock" in outcome.detail, outcome
+        assert store.runs(10) == []
