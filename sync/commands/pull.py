@@ -13,7 +13,9 @@ from mapping import deal_from_json
 from sync.commands import config_option
 from sync.errors import terminal_safe
 from sync.pull import PullReport, pull
+from sync.reconcile_run import CTRL_C
 from sync.runtime import open_runtime, progress_reporter
+from sync.store_records import RunStatus
 
 __all__ = ["command"]
 
@@ -27,9 +29,16 @@ def command(config_path: str, systems: tuple[str, ...], full: bool, fmt: str) ->
     """Pull deals (incrementally after the first run) and print them."""
     with open_runtime(config_path, systems=systems) as rt:
         run_id = rt.store.start_run("pull", "pull", rt.config.fingerprint())
-        with progress_reporter(list(rt.connectors)) as progress:
-            reports = pull(rt.config, rt.store, rt.connectors, full=full, run_id=run_id,
-                           progress=progress)  # fmt: skip
+        try:
+            with progress_reporter(list(rt.connectors)) as progress:
+                reports = pull(rt.config, rt.store, rt.connectors, full=full, run_id=run_id,
+                               progress=progress)  # fmt: skip
+        except KeyboardInterrupt:  # the cursors moved only with what was saved
+            rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+            raise
+        except Exception as exc:
+            rt.store.finish_run(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))
+            raise
         failed = [r for r in reports.values() if r.failure]
         rt.store.finish_run(
             run_id,

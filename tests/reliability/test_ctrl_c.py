@@ -1,4 +1,4 @@
-"""Ctrl-C of `crmsync reconcile` or `crmsync apply` aborts at once (the journal makes that
+"""Ctrl-C of `crmsync reconcile`, `pull` or `apply` aborts at once (the journal makes that
 safe), SIGTERM of `crmsync apply` stops it between batches, and either way the run is
 recorded as interrupted: `crmsync runs` never shows a dead run as running. The next run
 finishes the work."""
@@ -54,18 +54,19 @@ def _latest(store: str, job: str) -> Any:
         return opened.runs(1, job=job)[0]
 
 
-def test_ctrl_c_of_reconcile_mid_pull_records_the_run_as_interrupted(
-    tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
+@pytest.mark.parametrize("command", ["reconcile", "pull"])
+def test_ctrl_c_mid_pull_records_the_run_as_interrupted(
+    command: str, tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
 ) -> None:
     data = tmp_path / "dataset.json"
     save_dataset(data, dataset)
     store = new_store_url("sqlite")
     with served(tmp_path / "s", data, store, faults="latency=300ms", push=PUSH) as (config, _):
-        victim = _start(config, "reconcile", "--yes")
+        victim = _start(config, command, *(["--yes"] if command == "reconcile" else []))
         _wait_until(lambda: _started(store), victim)
         time.sleep(0.5)  # inside the pull
         _stop(victim)
-        run = _latest(store, "reconcile")
+        run = _latest(store, command)
         assert run.status is RunStatus.INTERRUPTED, run
         assert run.finished_at is not None and "Ctrl-C" in (run.error or "")
 
