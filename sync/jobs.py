@@ -20,7 +20,7 @@ from typing import Any
 from config import ScheduleEntry
 from sync.connect import open_connector
 from sync.errors import LimitsExceeded
-from sync.locks import RECONCILE_LOCK, LockBusy, job_lock
+from sync.locks import LockBusy, job_lock, reconcile_lock
 from sync.reconcile_run import check_limits, run_reconcile, write_plan
 from sync.report_run import build_report, render_report, write_text
 from sync.runtime import Runtime, open_runtime
@@ -92,7 +92,7 @@ def run_job(
                     _connect(rt, connector_options)
                     return _report(rt, entry, began)
                 # Also the lock of every reconcile, apply and rollback of this store.
-                with job_lock(rt.store, RECONCILE_LOCK):
+                with reconcile_lock(rt.store):
                     _connect(rt, connector_options)
                     return _reconcile(rt, entry, stop, began)
         except LockBusy as busy:

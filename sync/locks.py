@@ -25,12 +25,17 @@ from sqlalchemy.engine import Connection
 
 from sync.schema import StoreError
 from sync.store import Store
+from sync.store_records import RunKind
 
-__all__ = ["RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key"]
+__all__ = ["RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key", "reconcile_lock"]
 
 # Held by a reconcile from its pull to its end, and by every apply or rollback outside one: a
 # plan made from a pull must not meet writes (to the CRMs and to the bases) made after it.
 RECONCILE_LOCK = "reconcile"
+_UNDER_RECONCILE_LOCK = (
+    RunKind.RECONCILE, RunKind.RECONCILE_DRY_RUN, RunKind.APPLY, RunKind.ROLLBACK,
+)  # fmt: skip
+_ABANDONED = "its process ended without recording the end of the run (killed?); rerun to resume"
 _POLL_SECONDS = 0.2
 _KEEPALIVE_SECONDS = 1.0  # below any idle-session timeout in use
 
@@ -75,6 +80,17 @@ def job_lock(
     deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
     lock = _pg_lock if store.dialect == "postgresql" else _file_lock
     with lock(store, job, wait, deadline, timeout):
+        yield
+
+
+@contextmanager
+def reconcile_lock(
+    store: Store, wait: bool = False, timeout: float | None = None
+) -> Iterator[None]:
+    """The store's reconcile lock (see RECONCILE_LOCK). Runs of the kinds that only ever run
+    under it and are still `running` are dead once it is taken: they are recorded as such."""
+    with job_lock(store, RECONCILE_LOCK, wait, timeout):
+        store.end_abandoned_runs(_UNDER_RECONCILE_LOCK, _ABANDONED)
         yield
 
 

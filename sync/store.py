@@ -190,6 +190,18 @@ class Store:
             if done.rowcount != 1:
                 raise StoreError(f"unknown run {run_id!r} (see `crmsync runs`)")
 
+    def end_abandoned_runs(self, kinds: Iterable[RunKind | str], reason: str) -> int:
+        """Record the runs of ``kinds`` still `running` as interrupted: the caller holds the lock
+        each of them held while it ran, so their process ended without recording it (kill -9,
+        a crash, a power cut)."""
+        values = {"status": RunStatus.INTERRUPTED.value, "finished_at": self._clock()}
+        query = t.runs.update().where(
+            t.runs.c.status == RunStatus.RUNNING.value,
+            t.runs.c.kind.in_([RunKind(k).value for k in kinds]),
+        )
+        with transaction(self._engine) as conn:
+            return int(conn.execute(query.values(**values, error=one_line(reason))).rowcount)
+
     def run(self, run_id: str) -> RunRecord | None:
         found = self._runs(select(t.runs).where(t.runs.c.id == run_id))
         return found[0] if found else None

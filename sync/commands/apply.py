@@ -17,7 +17,7 @@ from sync.apply_run import guarded_apply
 from sync.commands import config_option
 from sync.errors import CrmsyncError
 from sync.guards import PlanRefused
-from sync.locks import RECONCILE_LOCK, job_lock
+from sync.locks import reconcile_lock
 from sync.plan import Plan, PlanError, plan_from_json
 from sync.reconcile_run import CTRL_C
 from sync.runtime import Runtime, open_runtime
@@ -98,7 +98,7 @@ def command(config_path: str, plan_path: Path, yes: bool, fmt: str, batch_size: 
     with (
         open_runtime(config_path, connect=False) as rt,
         stop_on_signals(signals=(SIGTERM,)),
-        job_lock(rt.store, RECONCILE_LOCK),
+        reconcile_lock(rt.store),
     ):
         run_id = rt.store.start_run("apply", RunKind.APPLY, rt.config.fingerprint())
         report = None

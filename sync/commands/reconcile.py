@@ -12,7 +12,7 @@ from rich.console import Console
 
 from mapping.model import Deal, Ref
 from sync.commands import config_option
-from sync.locks import RECONCILE_LOCK, job_lock
+from sync.locks import reconcile_lock
 from sync.plan_render import render_plan
 from sync.reconcile_run import check_limits, run_reconcile
 from sync.runtime import open_runtime, progress_reporter
@@ -55,9 +55,7 @@ def command(
     with open_runtime(config_path) as rt, stop_on_signals(signals=(signal.SIGTERM,)):
         # One reconcile per store at a time (an advisory lock on PostgreSQL): two would pull
         # the same cursors and plan the same writes.
-        lock = job_lock(
-            rt.store, RECONCILE_LOCK, wait=wait_seconds > 0, timeout=wait_seconds or None
-        )
+        lock = reconcile_lock(rt.store, wait=wait_seconds > 0, timeout=wait_seconds or None)
         with lock, progress_reporter(list(rt.connectors)) as progress:
             outcome = run_reconcile(
                 rt,

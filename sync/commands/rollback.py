@@ -14,7 +14,7 @@ from rich.table import Table
 from sync.apply_deletes import Delete
 from sync.commands import config_option
 from sync.commands.apply import execute_apply, finish, raise_if_failed
-from sync.locks import RECONCILE_LOCK, job_lock
+from sync.locks import reconcile_lock
 from sync.plan import Change, plan_to_json
 from sync.reconcile_run import CTRL_C
 from sync.rollback import Rollback, describe, rollback_plan
@@ -42,7 +42,7 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
             rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
             _show(rollback, fmt, rt.store.journal.done_ids(rollback.plan.run_id))
             return
-        with job_lock(rt.store, RECONCILE_LOCK):
+        with reconcile_lock(rt.store):
             _write(rt, run_id, fingerprint, yes, fmt)
 
 

@@ -101,3 +101,25 @@ def test_a_stopped_apply_is_recorded_as_interrupted_and_a_rerun_finishes(
                                env=crmsync_env(), capture_output=True, timeout=300)  # fmt: skip
         assert rerun.returncode in (0, 1), rerun.stderr  # 1: creates with an unknown owner
         assert _latest(store, "apply").status in (RunStatus.OK, RunStatus.PARTIAL)
+
+
+def test_a_reconcile_killed_with_kill_9_is_recorded_as_interrupted_by_the_next_one(
+    tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
+) -> None:
+    data = tmp_path / "dataset.json"
+    save_dataset(data, dataset)
+    store = new_store_url("sqlite")
+    with served(tmp_path / "s", data, store, faults="latency=300ms", push=PUSH) as (config, _):
+        victim = _start(config, "reconcile", "--yes")
+        _wait_until(lambda: _started(store), victim)
+        victim.kill()
+        victim.wait(timeout=30)
+        killed = _latest(store, "reconcile")
+        assert killed.status is RunStatus.RUNNING  # nothing could record its end
+        rerun = subprocess.run([*CRMSYNC, "reconcile", "--config", str(config), "--dry-run"],
+                               env=crmsync_env(), capture_output=True, timeout=300)  # fmt: skip
+        assert rerun.returncode == 0, rerun.stderr
+    with Store.open(store) as opened:
+        killed = opened.run(killed.id)
+    assert killed is not None and killed.status is RunStatus.INTERRUPTED, killed
+    assert killed.finished_at is not None and "killed" in (killed.error or "")
