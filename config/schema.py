@@ -341,6 +341,9 @@ class ScheduleEntry(Section):
     job: Literal[JOBS]  # type: ignore[valid-type]
     out: Path | None = None  # reports directory; inside the config file's directory
     misfire_grace_seconds: int = Field(default=3600, ge=1)
+    # reconcile jobs: pull everything, not only what changed (deals a CRM purged before an
+    # incremental read could see them leave, any record a read missed)
+    full: bool = False
 
     @field_validator("cron")
     @classmethod

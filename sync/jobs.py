@@ -113,7 +113,12 @@ def _reconcile(
 ) -> JobOutcome:
     try:
         outcome = run_reconcile(
-            rt, job=entry.name, dry_run=entry.job == "reconcile-dry-run", yes=True, stop=stop
+            rt,
+            job=entry.name,
+            dry_run=entry.job == "reconcile-dry-run",
+            full=entry.full,
+            yes=True,
+            stop=stop,
         )
     except Exception as exc:  # recorded as failed by run_reconcile
         _log.debug("%s failed", entry.name, exc_info=True)

@@ -124,3 +124,24 @@ def test_a_scheduled_reconcile_waits_for_no_other_reconcile_of_the_store(
         outcome = run_job(config, load_config(config).schedule[0], stop=threading.Event())
         assert outcome.status == SKIPPED and "'reconcile' lock" in outcome.detail, outcome
         assert store.runs(10) == []
+
+
+def test_a_full_reconcile_entry_pulls_everything_where_a_nightly_one_reads_changes(
+    new_store_url: Callable[[str], str], write_config: Callable[..., object]
+) -> None:
+    from config import load_config
+    from sync.jobs import run_job
+
+    url = new_store_url("sqlite")
+    nightly = {"name": "nightly", "cron": "0 2 * * *", "job": "reconcile-dry-run"}
+    weekly = {**nightly, "name": "weekly-full", "cron": "0 3 * * 0", "full": True}
+    config = str(write_config(url, nightly, weekly))
+    entries = {e.name: e for e in load_config(config).schedule}
+    for name in ("nightly", "nightly", "weekly-full"):  # the first run is full anyway
+        run_job(config, entries[name], stop=threading.Event())
+    with Store.open(url) as store:
+        incremental, full = store.runs(1, job="nightly")[0], store.runs(1, job="weekly-full")[0]
+    # HubSpot's incremental read is a search by modification time; a full one lists every deal
+    assert "search deals" in incremental.calls["hubspot"], incremental.calls
+    assert "search deals" not in full.calls["hubspot"], full.calls
+    assert "list deals" in full.calls["hubspot"], full.calls
