@@ -70,8 +70,9 @@ def apply_plan(
     `deletes` (a rollback's: copies the rolled-back run created)."""
     store, plan_id = runtime.store, plan.run_id
     done = store.journal.done_ids(plan_id)
+    # change -> the run that may have sent it: a write of it that landed is that run's
     in_doubt = {
-        r.entry.plan_change_id
+        r.entry.plan_change_id: r.run_id
         for r in store.journal.pending(plan_id)
         if r.state in (JournalState.INTENDED, JournalState.SENT)
     }
@@ -157,7 +158,7 @@ class _Writer:
     max_attempts: int
     facts: Mapping[str, FunnelFacts]
     done: set[str]
-    in_doubt: set[str]
+    in_doubt: Mapping[str, str]  # change id -> the earlier run that may have sent it
     progress: Progress | None
     current: dict[tuple[str, str], Deal] = field(default_factory=dict)
     stopped: str | None = None  # why this instance's remaining batches were not attempted
@@ -308,9 +309,10 @@ class _Writer:
             else:
                 marks.append((change.change_id, JournalState.FAILED, {"error": why}))
         self.store.journal.mark(self.run_id, marks)
-        # A write left in doubt by a killed run that did land is still our change: audit it.
+        # A write left in doubt by a killed run that did land is that run's: audit it under it
+        # (so `rollback` of that run undoes it), as settling another plan's writes does.
         landed = [c for c, o, _ in settled if o is Outcome.ALREADY and c.change_id in self.in_doubt]
-        self._audit(landed)
+        self._audit(landed, self.in_doubt)
         results = []
         for change, outcome, why in settled:
             if outcome is Outcome.FAILED:
@@ -356,10 +358,11 @@ class _Writer:
                 )  # fmt: skip
         return results
 
-    def _audit(self, changes: Sequence[Change]) -> None:
+    def _audit(self, changes: Sequence[Change], runs: Mapping[str, str] | None = None) -> None:
+        """`runs`: change id -> the run that made it, where that is not this one."""
         self.store.audit.append(
             AuditEntry(
-                self.run_id,
+                (runs or {}).get(c.change_id, self.run_id),
                 c.system,
                 c.id,
                 c.field,

@@ -48,7 +48,7 @@ def apply_creates(
     run_id: str,
     plan_id: str,
     done: set[str],
-    in_doubt: set[str],
+    in_doubt: Mapping[str, str],
 ) -> list[ChangeResult]:
     """`in_doubt`: this plan's creates an earlier, stopped attempt may have sent."""
     results = []
@@ -93,7 +93,7 @@ def _batch(
     chunk: Sequence[tuple[str, Mapping[str, Any]]],
     run_id: str,
     plan_id: str,
-    in_doubt: set[str],
+    in_doubt: Mapping[str, str],
 ) -> list[ChangeResult]:
     system = ctx.instance
     store.journal.intend(
@@ -118,8 +118,9 @@ def _batch(
             links.append(Link(entity, system, new_id, LinkMethod.CREATED))
             # Ours only if this plan sent it before; else another plan's apply made the copy
             # and audited it under its own run (which `rollback` of this run must not undo).
-            if cid in in_doubt:
-                audits.append(_audit(run_id, create, new_id, _values_or_none(store, ctx, create)))
+            if cid in in_doubt:  # audited under the run that sent it
+                values = _values_or_none(store, ctx, create)
+                audits.append(_audit(in_doubt[cid], create, new_id, values))
             results.append(_result(cid, create, new_id, Outcome.ALREADY))
             continue
         try:

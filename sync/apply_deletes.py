@@ -70,7 +70,7 @@ def apply_deletes(
     run_id: str,
     plan_id: str,
     done: set[str],
-    in_doubt: set[str],
+    in_doubt: Mapping[str, str],
 ) -> list[ChangeResult]:
     results = [_result(d, Outcome.DONE_BEFORE) for d in deletes if d.change_id in done]
     todo = [d for d in deletes if d.change_id not in done]
@@ -97,7 +97,7 @@ def _batch(
     chunk: Sequence[Delete],
     run_id: str,
     plan_id: str,
-    in_doubt: set[str],
+    in_doubt: Mapping[str, str],
 ) -> list[ChangeResult]:
     store.journal.intend(run_id, plan_id, [_entry(d) for d in chunk])
     try:
@@ -143,19 +143,20 @@ def _settle(
     ctx: MappingContext,
     settled: Sequence[tuple[Delete, Outcome, str | None]],
     run_id: str,
-    in_doubt: set[str],
+    in_doubt: Mapping[str, str],
 ) -> list[ChangeResult]:
     """Forget what is gone, audit what we deleted (a killed run's too), journal every one."""
     gone = [d for d, o, _ in settled if o in (Outcome.APPLIED, Outcome.ALREADY)]
     _forget(store, ctx.instance, gone)
+    # what this run deleted, and what a stopped run's delete did (audited under that run)
     ours = [
-        d
+        (run_id if o is Outcome.APPLIED else in_doubt[d.change_id], d)
         for d, o, _ in settled
         if o is Outcome.APPLIED or (o is Outcome.ALREADY and d.change_id in in_doubt)
     ]
     store.audit.append(
-        AuditEntry(run_id, d.system, d.id, None, dict(d.expected), {"deleted": True}, d.reason)
-        for d in ours
+        AuditEntry(run, d.system, d.id, None, dict(d.expected), {"deleted": True}, d.reason)
+        for run, d in ours
     )
     store.journal.mark(run_id, [(d.change_id, *_journal_state(o, why)) for d, o, why in settled])
     return [_result(d, o, why) for d, o, why in settled]

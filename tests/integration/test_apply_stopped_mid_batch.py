@@ -74,6 +74,10 @@ def test_applying_the_plan_again_audits_every_change_once(small_world: World) ->
     assert _apply(world, stopped.plan, 2).ok
     audited = _audited(world)
     assert Counter(deal for _, deal in audited.elements()) == dict.fromkeys(stopped.planned, 1)
+    # the writes that landed are the stopped run's (its rollback undoes them), the rest the rerun's
+    assert audited == {("apply-1", i): 1 for i in stopped.landed} | {
+        ("apply-2", i): 1 for i in set(stopped.planned) - stopped.landed
+    }
     amounts = _pipedrive_amounts(world, list(stopped.planned))
     assert {i: Decimal(str(v)) for i, v in amounts.items()} == {
         i: c.to_value for i, c in stopped.planned.items()
