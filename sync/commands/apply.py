@@ -24,7 +24,7 @@ from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals, stop_requested
 from sync.store_records import RunKind, RunStatus
 
-__all__ = ["ApplyIncomplete", "command", "execute_apply", "load_plan"]
+__all__ = ["ApplyIncomplete", "command", "execute_apply", "load_plan", "recorded_apply"]
 
 # SIGTERM (systemd, Kubernetes) finishes the current batch; the rest waits for a rerun.
 SIGTERM_STOP = "stopped between batches (SIGTERM): run it again to finish; the journal resumes it"
@@ -52,6 +52,25 @@ def execute_apply(rt: Runtime, plan: Plan, *, run_id: str, fmt: str, **options: 
     report = guarded_apply(rt, plan, run_id=run_id, **options)
     render_apply_report(report, fmt)
     return report
+
+
+def recorded_apply(
+    rt: Runtime, plan: Plan, job: str, kind: RunKind, fingerprint: str, **options: Any
+) -> None:
+    """`execute_apply` under a run record of its own, finished however the apply ends (Ctrl-C:
+    interrupted); then the command's exit as the report says."""
+    run_id = rt.store.start_run(job, kind, fingerprint)
+    report = None
+    try:
+        report = execute_apply(rt, plan, run_id=run_id, **options)
+    except KeyboardInterrupt:
+        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+        raise
+    except Exception as exc:
+        finish(rt, run_id, None, str(exc))
+        raise
+    finish(rt, run_id, report, None)
+    raise_if_failed(report)
 
 
 def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | None) -> None:
@@ -100,18 +119,7 @@ def command(config_path: str, plan_path: Path, yes: bool, fmt: str, batch_size: 
         stop_on_signals(signals=(SIGTERM,)),
         reconcile_lock(rt.store),
     ):
-        run_id = rt.store.start_run("apply", RunKind.APPLY, rt.config.fingerprint())
-        report = None
-        try:
-            report = execute_apply(
-                rt, plan, run_id=run_id, yes=yes, fmt=fmt, batch_size=batch_size,
-                source=f"plan {plan_path}",
-            )  # fmt: skip
-        except KeyboardInterrupt:
-            rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
-            raise
-        except Exception as exc:
-            finish(rt, run_id, None, str(exc))
-            raise
-        finish(rt, run_id, report, None)
-        raise_if_failed(report)
+        recorded_apply(
+            rt, plan, "apply", RunKind.APPLY, rt.config.fingerprint(),
+            yes=yes, fmt=fmt, batch_size=batch_size, source=f"plan {plan_path}",
+        )  # fmt: skip

@@ -13,14 +13,13 @@ from rich.table import Table
 
 from sync.apply_deletes import Delete
 from sync.commands import config_option
-from sync.commands.apply import execute_apply, finish, raise_if_failed
+from sync.commands.apply import recorded_apply
 from sync.locks import reconcile_lock
 from sync.plan import Change, plan_to_json
-from sync.reconcile_run import CTRL_C
 from sync.rollback import Rollback, describe, rollback_plan
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
-from sync.store_records import JournalOp, RunKind, RunStatus
+from sync.store_records import JournalOp, RunKind
 
 __all__ = ["command"]
 
@@ -48,24 +47,13 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
 
 def _write(rt: Runtime, run_id: str, fingerprint: str, yes: bool, fmt: str) -> None:
     rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
-    own_run = rt.store.start_run("rollback", RunKind.ROLLBACK, fingerprint)
-    report = None
-    try:
-        # The restored values become the bases, as any write of crmsync's does: they are
-        # no edit of the targets, so the next reconcile does not carry them back over the
-        # CRM whose edit the rolled-back run had copied; it plans that edit again.
-        report = execute_apply(
-            rt, rollback.plan, run_id=own_run, yes=yes, fmt=fmt, check_plan=False,
-            op=JournalOp.ROLLBACK, deletes=rollback.deletes,
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        rt.store.finish_run(own_run, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
-        raise
-    except Exception as exc:
-        finish(rt, own_run, None, str(exc))
-        raise
-    finish(rt, own_run, report, None)
-    raise_if_failed(report)
+    # The restored values become the bases, as any write of crmsync's does: they are no edit
+    # of the targets, so the next reconcile does not carry them back over the CRM whose edit
+    # the rolled-back run had copied; it plans that edit again.
+    recorded_apply(
+        rt, rollback.plan, "rollback", RunKind.ROLLBACK, fingerprint, yes=yes, fmt=fmt,
+        check_plan=False, op=JournalOp.ROLLBACK, deletes=rollback.deletes,
+    )  # fmt: skip
 
 
 def _now() -> datetime:
