@@ -22,9 +22,10 @@ from mapping import MappingContext, deal_fingerprint, deal_to_json, with_stage_h
 from mapping.model import Deal, MappingError
 from mapping.salesforce import stage_history_from_salesforce
 from sync.connect import build_context, kind_mapping
+from sync.errors import CrmsyncError
 from sync.store import Store
 
-__all__ = ["PullReport", "map_deals", "pull"]
+__all__ = ["PullFailed", "PullReport", "failure_of", "map_deals", "pull"]
 
 CHUNK = 1000
 # An incremental read starts this long before the cursor. The cursor is the newest modification
@@ -65,6 +66,20 @@ class PullReport:
             "calls": self.calls,
             "failure": self.failure,
         }
+
+
+class PullFailed(CrmsyncError):
+    """Instances that could not be pulled; exits as the gravest of their failures (2 for
+    rejected credentials, else 1)."""
+
+
+def failure_of(reports: Mapping[str, PullReport]) -> PullFailed | None:
+    """One error naming every instance that failed, or None when all were pulled."""
+    failed = [r for r in reports.values() if r.failure]
+    if not failed:
+        return None
+    message = "; ".join(f"{r.instance}: {r.failure}" for r in failed)
+    return PullFailed(message, exit_code=max(r.failure_code for r in failed))
 
 
 def map_deals(

@@ -22,7 +22,7 @@ from sync.incremental import Scope, choose_scope, load_changed, unsettled
 from sync.match import MatchConfig, MatchResult, match, paused_gc, ref_order
 from sync.plan import Plan, build_plan, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
-from sync.pull import Progress, PullReport, pull
+from sync.pull import Progress, PullReport, failure_of, pull
 from sync.store import Store
 from sync.store_records import Link
 from sync.writes import can_express_for
@@ -103,12 +103,8 @@ def plan_run(
 ) -> ReconcileResult:
     """Pull every instance, then plan from the refreshed store."""
     pulls = pull(config, store, connectors, full=full, run_id=run_id, progress=progress)
-    failed = [p for p in pulls.values() if p.failure]
-    if failed:
-        raise PullFailed(
-            "; ".join(f"{p.instance}: {p.failure}" for p in failed),
-            exit_code=max(p.failure_code for p in failed),
-        )
+    if (failure := failure_of(pulls)) is not None:
+        raise failure
     contexts = {name: p.context for name, p in pulls.items() if p.context is not None}
     full = full or any(p.full for p in pulls.values())
     result = analyze(config, store, run_id=run_id, contexts=contexts, now=now, full=full)
@@ -218,14 +214,6 @@ def _analyze(
     return ReconcileResult(
         plan, matched, diffed, {}, dict(contexts or {}), deals, by_instance, scope, examined
     )
-
-
-class PullFailed(Exception):
-    exit_code = 1
-
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def _match_config(config: Config) -> MatchConfig:

@@ -12,8 +12,8 @@ from rich.console import Console
 
 from sync.health import build_health
 from sync.health_model import HealthReport
-from sync.pull import pull
-from sync.reconcile import PullFailed, analyze
+from sync.pull import failure_of, pull
+from sync.reconcile import analyze
 from sync.report_inputs import health_inputs
 from sync.report_render import mismatch_rows, to_csv, to_html, to_json, to_table
 from sync.runtime import Runtime, progress_reporter
@@ -32,9 +32,9 @@ def build_report(
         if refresh:
             with progress_reporter(list(rt.connectors)) as progress:
                 pulls = pull(rt.config, rt.store, rt.connectors, run_id=run_id, progress=progress)
-            failed = [p for p in pulls.values() if p.failure]
-            if failed:  # as reconcile: never a report of stale data that claims to be fresh
-                raise PullFailed("; ".join(f"{p.instance}: {p.failure}" for p in failed))
+            # as reconcile: never a report of stale data that claims to be fresh
+            if (failure := failure_of(pulls)) is not None:
+                raise failure
             pulled = {name: p.calls for name, p in pulls.items()}
         result = analyze(rt.config, rt.store, run_id=run_id, remember=False)
         report = build_health(

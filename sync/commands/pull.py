@@ -12,7 +12,7 @@ from rich.table import Table
 from mapping import deal_from_json
 from sync.commands import config_option
 from sync.errors import terminal_safe
-from sync.pull import PullReport, pull
+from sync.pull import PullReport, failure_of, pull
 from sync.reconcile_run import CTRL_C
 from sync.runtime import open_runtime, progress_reporter
 from sync.store_records import RunStatus
@@ -39,16 +39,16 @@ def command(config_path: str, systems: tuple[str, ...], full: bool, fmt: str) ->
         except Exception as exc:
             rt.store.finish_run(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))
             raise
-        failed = [r for r in reports.values() if r.failure]
+        failure = failure_of(reports)
         rt.store.finish_run(
             run_id,
-            "failed" if failed else "ok",
+            "failed" if failure else "ok",
             counts={
                 name: r.as_dict() | {"unmapped_stages": len(r.unmapped_stages)}
                 for name, r in reports.items()
             },
             calls=rt.calls(),
-            error="; ".join(f"{r.instance}: {r.failure}" for r in failed) or None,
+            error=str(failure) if failure else None,
         )
         for report in reports.values():
             for error in report.errors:
@@ -65,19 +65,8 @@ def command(config_path: str, systems: tuple[str, ...], full: bool, fmt: str) ->
                     out.write(json.dumps(deal_from_json(payload).as_record()) + "\n")
         else:
             _table(reports, instances)
-        if failed:
-            raise PullIncomplete(
-                "; ".join(f"{r.instance}: {r.failure}" for r in failed),
-                exit_code=max(r.failure_code for r in failed),
-            )
-
-
-class PullIncomplete(Exception):
-    exit_code = 1
-
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+        if failure is not None:
+            raise failure
 
 
 def _table(reports: dict[str, PullReport], instances: list[str]) -> None:

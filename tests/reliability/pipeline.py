@@ -25,7 +25,8 @@ from sync.apply import apply_plan
 from sync.apply_report import ApplyReport, Outcome
 from sync.errors import CrmsyncError
 from sync.plan import Plan
-from sync.reconcile import PullFailed, ReconcileResult, plan_run
+from sync.pull import PullFailed
+from sync.reconcile import ReconcileResult, plan_run
 from sync.rollback import rollback_plan
 from sync.store_records import JournalOp
 from tests.sandbox_env import SandboxEnv, deal_records
