@@ -99,10 +99,12 @@ def parse_faults(spec: str | dict[str, Any] | None, base: Faults | None = None) 
             changes[name] = _coerce(name, value)
         except ValueError:
             raise FaultSpecError(f"fault {key}: bad value {value!r}") from None
-        coerced = changes[name]
-        if name in _SHARES and not 0 <= coerced <= 1:  # type: ignore[operator]
+        number = changes[name]
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
+            continue
+        if name in _SHARES and not 0 <= number <= 1:
             raise FaultSpecError(f"fault {key}: {value!r} is a share of requests, within 0..1")
-        if isinstance(coerced, (int, float)) and not isinstance(coerced, bool) and coerced < 0:
+        if number < 0:
             raise FaultSpecError(f"fault {key}: {value!r} is negative")
     return replace(base, **changes)  # type: ignore[arg-type]
 
