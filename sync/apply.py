@@ -24,7 +24,7 @@ from connectors.base import Connector, NativeUpdate
 from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal, MappingError, Money, Ref
-from sync.apply_creates import apply_creates
+from sync.apply_creates import apply_creates, not_created
 from sync.apply_deletes import Delete, apply_deletes, not_deleted
 from sync.apply_doubt import holds, same_value, settle_in_doubt
 from sync.apply_report import ApplyReport, ChangeResult, Outcome
@@ -34,7 +34,7 @@ from sync.plan import Change, Plan, current_value, decode_value, encode_value, s
 from sync.pull import Progress
 from sync.reconcile import BATCH_SIZES, base_from_json, base_to_json, rebased
 from sync.runtime import Runtime
-from sync.shutdown import stop_requested
+from sync.shutdown import STOPPED, stop_requested
 from sync.store import Store
 from sync.store_records import (
     AuditEntry,
@@ -90,13 +90,13 @@ def apply_plan(
     current: dict[tuple[str, str], Deal] = {}
     for system in systems:
         connector = runtime.connectors[system]
+        if stop_requested():  # not even the mapping context: its reads are calls too
+            results += _unattempted(system, STOPPED, by_system, plan, deletes)
+            continue
         try:
             ctx = contexts.get(system) or system_contexts(runtime, [system])[system]
         except ConnectorError as exc:
-            results += [_not_attempted(c, str(exc)) for c in by_system[system]]
-            results += [
-                not_deleted(d, f"not attempted: {exc}") for d in deletes if d.system == system
-            ]
+            results += _unattempted(system, str(exc), by_system, plan, deletes)
             continue
         writer = _Writer(
             store, connector, ctx, run_id, plan_id, op,
@@ -136,6 +136,21 @@ def system_contexts(runtime: Runtime, systems: Sequence[str]) -> dict[str, Mappi
 
 def _batch_size(kind: str) -> int:
     return max(BATCH_SIZES.get(kind, _DEFAULT_BATCH), _DEFAULT_BATCH)
+
+
+def _unattempted(
+    system: str,
+    why: str,
+    by_system: Mapping[str, Sequence[Change]],
+    plan: Plan,
+    deletes: Sequence[Delete],
+) -> list[ChangeResult]:
+    """Every write of the plan to `system`, reported as not attempted (the next run does it)."""
+    return (
+        [_not_attempted(c, why) for c in by_system.get(system, ())]
+        + [not_created(c, why) for c in plan.creates if c["system"] == system]
+        + [not_deleted(d, f"not attempted: {why}") for d in deletes if d.system == system]
+    )
 
 
 def _not_attempted(change: Change, why: str) -> ChangeResult:
@@ -183,7 +198,7 @@ class _Writer:
         for index, ids in enumerate(batches):
             if stop_requested():
                 # SIGTERM: the batches sent so far are journaled; the next run does the rest.
-                self.stopped, unsent_from = "stopped on request (SIGTERM)", index
+                self.stopped, unsent_from = STOPPED, index
                 rest = [c for later in batches[index:] for i in later for c in by_record[i]]
                 results += [_not_attempted(c, self.stopped) for c in rest]
                 break

@@ -18,6 +18,7 @@ from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, MappingError
 from sync.apply_report import ChangeResult, Outcome
 from sync.plan import current_value, encode_value
+from sync.shutdown import STOPPED, stop_requested
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState, Link, LinkMethod
 from sync.writes import native_create
@@ -61,6 +62,9 @@ def apply_creates(
             todo.append((cid, create))
     for start in range(0, len(todo), _BATCH):
         chunk = todo[start : start + _BATCH]
+        if stop_requested():  # SIGTERM: the batches sent so far are journaled; the rest waits
+            results += [not_created(c, STOPPED) for _, c in todo[start:]]
+            break
         try:
             results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt)
             continue
@@ -76,6 +80,10 @@ def apply_creates(
         ]
         break
     return results
+
+
+def not_created(create: Mapping[str, Any], why: str) -> ChangeResult:
+    return _result(create_change_id(create), create, None, Outcome.FAILED, f"not attempted: {why}")
 
 
 class _Stopped(Exception):

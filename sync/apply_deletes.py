@@ -29,6 +29,7 @@ from sync.apply_report import ChangeResult, Outcome
 from sync.connect import read_now
 from sync.plan import Plan, current_value, decode_value, encode_value, show_value
 from sync.schema import chunks
+from sync.shutdown import STOPPED, stop_requested
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState
 
@@ -78,6 +79,9 @@ def apply_deletes(
         why = f"the {ctx.kind} connector cannot delete deals; delete them in {ctx.instance}"
         return results + [not_deleted(d, why) for d in todo]
     for index, chunk in enumerate(chunks(todo, _BATCH)):
+        if stop_requested():  # SIGTERM: the batches sent so far are journaled; the rest waits
+            results += [not_deleted(d, f"not attempted: {STOPPED}") for d in todo[index * _BATCH :]]
+            break
         try:
             results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt)
         except _Stopped as stop:

@@ -15,9 +15,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["stop_event", "stop_on_signals", "stop_requested"]
+__all__ = ["STOPPED", "stop_event", "stop_on_signals", "stop_requested"]
 
 stop_event = threading.Event()
+# Why work a stop left undone was not attempted (the next run does it).
+STOPPED = "stopped on request (SIGTERM)"
 
 _log = logging.getLogger("crmsync.schedule")
 
