@@ -190,15 +190,19 @@ class Store:
             if done.rowcount != 1:
                 raise StoreError(f"unknown run {run_id!r} (see `crmsync runs`)")
 
-    def end_abandoned_runs(self, kinds: Iterable[RunKind | str], reason: str) -> int:
-        """Record the runs of ``kinds`` still `running` as interrupted: the caller holds the lock
-        each of them held while it ran, so their process ended without recording it (kill -9,
-        a crash, a power cut)."""
+    def end_abandoned_runs(
+        self, kinds: Iterable[RunKind | str], reason: str, *, job: str | None = None
+    ) -> int:
+        """Record the runs of ``kinds`` (of ``job`` only, if given) still `running` as
+        interrupted: the caller holds the lock each of them held while it ran, so their process
+        ended without recording it (kill -9, a crash, a power cut)."""
         values = {"status": RunStatus.INTERRUPTED.value, "finished_at": self._clock()}
         query = t.runs.update().where(
             t.runs.c.status == RunStatus.RUNNING.value,
             t.runs.c.kind.in_([RunKind(k).value for k in kinds]),
         )
+        if job is not None:
+            query = query.where(t.runs.c.job == job)
         with transaction(self._engine) as conn:
             return int(conn.execute(query.values(**values, error=one_line(reason))).rowcount)
 
