@@ -20,7 +20,7 @@ from typing import Any
 from config import ScheduleEntry
 from sync.connect import open_connector
 from sync.errors import LimitsExceeded
-from sync.locks import LockBusy, job_lock, reconcile_lock
+from sync.locks import LockBusy, job_lock, reconcile_lock, report_job_lock
 from sync.reconcile_run import check_limits, run_reconcile, write_plan
 from sync.report_run import build_report, render_report, write_text
 from sync.runtime import Runtime, open_runtime
@@ -84,7 +84,8 @@ def run_job(
     began = time.monotonic()
     with open_runtime(config_path, connect=False) as rt:
         try:
-            with job_lock(rt.store, entry.name):
+            lock = report_job_lock if entry.job == "report" else job_lock
+            with lock(rt.store, entry.name):
                 if firing is not None and already_served(rt.store, entry.name, firing):
                     detail = f"already ran for the firing at {firing.isoformat()}"
                     return JobOutcome(entry.name, SKIPPED, None, 0, detail)

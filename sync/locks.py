@@ -27,7 +27,9 @@ from sync.schema import StoreError
 from sync.store import Store
 from sync.store_records import RunKind
 
-__all__ = ["RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key", "reconcile_lock"]
+__all__ = [
+    "RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key", "reconcile_lock", "report_job_lock",
+]  # fmt: skip
 
 # Held by a reconcile from its pull to its end, and by every apply or rollback outside one: a
 # plan made from a pull must not meet writes (to the CRMs and to the bases) made after it.
@@ -36,6 +38,9 @@ _UNDER_RECONCILE_LOCK = (
     RunKind.RECONCILE, RunKind.RECONCILE_DRY_RUN, RunKind.APPLY, RunKind.ROLLBACK,
 )  # fmt: skip
 _ABANDONED = "its process ended without recording the end of the run (killed?); rerun to resume"
+# Jobs whose report runs are recorded without a lock (`crmsync report`, `crmsync demo`): a
+# schedule entry of one of these names cannot tell a killed run of its name from a live one.
+_UNLOCKED_REPORT_JOBS = frozenset({"report", "demo"})
 _POLL_SECONDS = 0.2
 _KEEPALIVE_SECONDS = 1.0  # below any idle-session timeout in use
 
@@ -91,6 +96,17 @@ def reconcile_lock(
     under it and are still `running` are dead once it is taken: they are recorded as such."""
     with job_lock(store, RECONCILE_LOCK, wait, timeout):
         store.end_abandoned_runs(_UNDER_RECONCILE_LOCK, _ABANDONED)
+        yield
+
+
+@contextmanager
+def report_job_lock(store: Store, job: str) -> Iterator[None]:
+    """The lock of the scheduled report job ``job`` (see job_lock). Only its holder records
+    report runs of ``job``, so those still `running` once it is taken are dead: they are
+    recorded as such (not under the names of _UNLOCKED_REPORT_JOBS)."""
+    with job_lock(store, job):
+        if job not in _UNLOCKED_REPORT_JOBS:
+            store.end_abandoned_runs((RunKind.REPORT,), _ABANDONED, job=job)
         yield
 
 
