@@ -58,6 +58,10 @@ __all__ = [
 BUILTIN_KINDS = ("salesforce", "hubspot", "pipedrive")
 MATCH_KEYS = ("name", "owner_email", "close_month", "close_date", "amount", "account")
 JOBS = ("reconcile", "reconcile-dry-run", "report")
+# The names crmsync's own commands record runs and take locks under: an entry of one of these
+# names would share them (a `reconcile` entry would wait on its own reconcile lock for ever,
+# and a killed `report` entry's run could not be told from a live `crmsync report`).
+RESERVED_ENTRY_NAMES = ("apply", "demo", "pull", "push", "reconcile", "report", "rollback")
 Probability = Annotated[Decimal, Field(ge=0, le=1)]
 
 
@@ -344,6 +348,18 @@ class ScheduleEntry(Section):
     # reconcile jobs: pull everything, not only what changed (deals a CRM purged before an
     # incremental read could see them leave, any record a read missed)
     full: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_ENTRY_NAMES:
+            raise PydanticCustomError(
+                "reserved",
+                "'{value}' is a name crmsync's own commands run under; name the entry after "
+                "what it is for (e.g. nightly-{value})",
+                {"value": value},
+            )
+        return value
 
     @field_validator("cron")
     @classmethod

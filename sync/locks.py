@@ -38,9 +38,6 @@ _UNDER_RECONCILE_LOCK = (
     RunKind.RECONCILE, RunKind.RECONCILE_DRY_RUN, RunKind.APPLY, RunKind.ROLLBACK,
 )  # fmt: skip
 _ABANDONED = "its process ended without recording the end of the run (killed?); rerun to resume"
-# Jobs whose report runs are recorded without a lock (`crmsync report`, `crmsync demo`): a
-# schedule entry of one of these names cannot tell a killed run of its name from a live one.
-_UNLOCKED_REPORT_JOBS = frozenset({"report", "demo"})
 _POLL_SECONDS = 0.2
 _KEEPALIVE_SECONDS = 1.0  # below any idle-session timeout in use
 
@@ -102,11 +99,11 @@ def reconcile_lock(
 @contextmanager
 def report_job_lock(store: Store, job: str) -> Iterator[None]:
     """The lock of the scheduled report job ``job`` (see job_lock). Only its holder records
-    report runs of ``job``, so those still `running` once it is taken are dead: they are
-    recorded as such (not under the names of _UNLOCKED_REPORT_JOBS)."""
+    report runs of ``job`` (entries cannot take the names of crmsync's own commands, see
+    RESERVED_ENTRY_NAMES), so those still `running` once it is taken are dead: they are
+    recorded as such."""
     with job_lock(store, job):
-        if job not in _UNLOCKED_REPORT_JOBS:
-            store.end_abandoned_runs((RunKind.REPORT,), _ABANDONED, job=job)
+        store.end_abandoned_runs((RunKind.REPORT,), _ABANDONED, job=job)
         yield
 
 

@@ -218,6 +218,11 @@ CASES: dict[str, tuple[str, str]] = {
         "  - {name: a, cron: '0 3 * * *', job: report}\n",
         "16: schedule.1.name: duplicate job name 'a'",
     ),
+    "job_name_reserved": (
+        BASE + "schedule:\n  - {name: reconcile, cron: '0 2 * * *', job: reconcile}\n",
+        "15: schedule.0.name: 'reconcile' is a name crmsync's own commands run under; name the"
+        " entry after what it is for (e.g. nightly-reconcile)",
+    ),
     "currency_unknown": (
         BASE.replace("    stage_map:", "    currency: usd\n    stage_map:"),
         "7: systems.hubspot.currency: unknown currency 'usd'"

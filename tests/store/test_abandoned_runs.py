@@ -107,8 +107,7 @@ def test_a_report_jobs_lock_ends_no_run_it_does_not_prove_dead(store: Store, job
         store.start_run("report", RunKind.REPORT),
         store.start_run("demo", RunKind.REPORT),
     ]
-    for name in (job, "report", "demo"):
-        with report_job_lock(store, name):
-            pass
+    with report_job_lock(store, job):
+        pass
     left = [store.run(run_id) for run_id in others]
     assert [r.status if r else None for r in left] == [RunStatus.RUNNING] * len(others), left
