@@ -76,7 +76,7 @@ def funnel_figures(
         drop_off=stage_flow.drop_off(deals, funnel, stage_maps),
         stale=kpis.stale(deals, now, stale_days),
         past_due=kpis.past_due(deals, now),
-        forecast=kpis.forecast(deals, {funnel.name: funnel}),
+        forecast=kpis.forecast(deals, {funnel.name: funnel}, now),
     )
 
 
@@ -180,7 +180,7 @@ def _consolidated(deals: list[Deal], merged: int, inputs: HealthInputs) -> Conso
         win_rate=kpis.win_rate(deals),
         stale=kpis.stale(deals, inputs.now, inputs.stale_days).count,
         past_due=kpis.past_due(deals, inputs.now).count,
-        forecast=kpis.forecast(deals, inputs.funnels),
+        forecast=kpis.forecast(deals, inputs.funnels, inputs.now),
         converted=_converted(deals, inputs),
     )
 

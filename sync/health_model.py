@@ -198,6 +198,7 @@ class Forecast:
     months: tuple[ForecastMonth, ...]
     no_close_date: int
     without_amount: int
+    past_due: int  # open deals whose close date is before today: in no month
 
 
 @dataclass(frozen=True, slots=True)

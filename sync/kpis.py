@@ -211,15 +211,21 @@ def _is_committed(deal: Deal, funnel: Funnel | None, probability: Decimal | None
     return deal.stage == funnel.open_stages[-1].key
 
 
-def forecast(deals: Iterable[Deal], funnels: Mapping[str, Funnel]) -> Forecast:
-    """Open deals by close month and currency: weighted and committed amounts (COMMITTED_RULE)."""
+def forecast(deals: Iterable[Deal], funnels: Mapping[str, Funnel], now: datetime) -> Forecast:
+    """Open deals by close month and currency: weighted and committed amounts (COMMITTED_RULE),
+    from the current month on. A deal whose close date is before today is past due, counted
+    apart (`past_due`) and in no month: it is not expected to close in the month it names."""
+    today = now.date()
     cells: dict[tuple[str, str], list[tuple[Deal, Money | None, bool]]] = defaultdict(list)
-    no_close_date = without_amount = 0
+    no_close_date = without_amount = overdue = 0
     for deal in deals:
         if deal.status is not DealStatus.OPEN:
             continue
         if deal.close_date is None:
             no_close_date += 1
+            continue
+        if deal.close_date < today:
+            overdue += 1
             continue
         if deal.value is None:
             without_amount += 1
@@ -247,4 +253,5 @@ def forecast(deals: Iterable[Deal], funnels: Mapping[str, Funnel]) -> Forecast:
         months=tuple(months),
         no_close_date=no_close_date,
         without_amount=without_amount,
+        past_due=overdue,
     )

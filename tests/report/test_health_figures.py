@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
@@ -105,11 +106,47 @@ def _months():
 
 
 def test_forecast_by_close_month_weighted_and_committed():
-    months = [(m.month, m.currency, m.deals, m.weighted, m.committed) for m in _months()]
+    beta_in_july = dataclasses.replace(SF[1], close_date=date(2024, 7, 20))
+    report = build_health(inputs(deals={"sf": [SF[0], beta_in_july, SF[2], SF[3]]}))
+    forecast = report.systems["sf"].funnels["default"].forecast
+    months = [(m.month, m.currency, m.deals, m.weighted, m.committed) for m in forecast.months]
     assert months == [
-        ("2024-06", "EUR", 1, D("1600.00"), D("2000")),  # last open stage: committed
+        ("2024-07", "EUR", 1, D("1600.00"), D("2000")),  # last open stage: committed
         ("2024-07", "USD", 1, D("500.00"), D("0")),
     ]
+
+
+def test_an_overdue_open_deal_is_in_no_forecast_month_and_counted_past_due():
+    # Beta (open, close 2024-06-01, now 2024-06-30) is past due: not June's forecast.
+    figures = sf_default()
+    assert [(m.month, m.currency) for m in _months()] == [("2024-07", "USD")]
+    forecast = figures.forecast
+    assert (forecast.past_due, forecast.no_close_date, forecast.without_amount) == (1, 0, 0)
+    assert forecast.past_due == figures.past_due.count
+    consolidated = build_health(inputs()).consolidated.forecast
+    assert "2024-06" not in {m.month for m in consolidated.months}
+    assert consolidated.past_due == 1
+
+
+def test_an_overdue_deal_without_amount_is_counted_past_due_once():
+    beta = dataclasses.replace(SF[1], value=None)
+    report = build_health(inputs(deals={"sf": [beta]}, entities=[], plan=None))
+    forecast = report.consolidated.forecast
+    assert (forecast.past_due, forecast.without_amount) == (1, 0)
+
+
+def test_open_deals_closing_today_or_later_this_month_stay_in_the_current_month():
+    now = datetime(2024, 6, 15, 23, 30, tzinfo=UTC)
+    deals = [
+        deal(
+            "x", str(day), f"Due {day}", "proposal", value=usd("100"), close_date=date(2024, 6, day)
+        )
+        for day in (14, 15, 28)  # yesterday, today, later this month
+    ]
+    report = build_health(inputs(deals={"x": deals}, entities=[], plan=None, now=now))
+    forecast = report.systems["x"].funnels["default"].forecast
+    assert [(m.month, m.deals) for m in forecast.months] == [("2024-06", 2)]
+    assert forecast.past_due == 1
 
 
 def test_matched_deals_count_once_in_consolidation():

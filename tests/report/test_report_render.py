@@ -11,7 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 from chromium import CHROMIUM, NO_CHROMIUM, dump_dom
-from fixtures import SF, inputs
+from fixtures import HS, NOW, SF, inputs
 from rich.console import Console
 
 from sync.health import build_health
@@ -134,9 +134,10 @@ def test_html_renders_charts_in_headless_chromium_and_runs_no_injected_script(tm
 
 
 def test_table_and_html_show_the_forecast_months_the_json_has():
-    # Consolidated default funnel: Beta 2024-06 EUR 2000 x 0.8, committed (last open stage);
-    # Acme 2024-07 USD 1000 x 0.5; Eta 2024-08 GBP 100 x 0.1.
-    report = build_health(inputs())
+    # Consolidated default funnel: Beta, moved to close today, 2024-06 EUR 2000 x 0.8,
+    # committed (last open stage); Acme 2024-07 USD 1000 x 0.5; Eta 2024-08 GBP 100 x 0.1.
+    beta_today = dataclasses.replace(SF[1], close_date=NOW.date())
+    report = build_health(inputs(deals={"sf": [SF[0], beta_today, SF[2], SF[3]], "hs": HS}))
     months = to_json(report)["funnels"]["default"]["forecast"]["months"]
     assert [(m["month"], m["currency"], m["weighted"], m["committed"]) for m in months] == [
         ("2024-06", "EUR", "1600.00", "2000"),
