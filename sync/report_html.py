@@ -86,7 +86,9 @@ def _forecast_chart(report: HealthReport) -> dict[str, Any]:
             x=[m.month for m in rows],
             y=[float(m.committed) for m in rows],
         )
-    fig.update_layout(title="Forecast by close month (open deals)", barmode="group", height=360)
+    fig.update_layout(
+        title="Forecast by close month (open deals, past due left out)", barmode="group", height=360
+    )
     fig.update_xaxes(type="category")
     return _figure(fig)
 

@@ -183,8 +183,8 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
         )
     table.add_row(
         "forecast left out",
-        f"{f.forecast.no_close_date} / {f.forecast.without_amount}",
-        "open deals without close date / without amount",
+        f"{f.forecast.no_close_date} / {f.forecast.without_amount} / {f.forecast.past_due}",
+        "open deals without close date / without amount / past due (close date before today)",
     )
     return table
 

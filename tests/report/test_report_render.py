@@ -153,6 +153,20 @@ def test_table_and_html_show_the_forecast_months_the_json_has():
     assert "<td>2024-06</td><td>EUR</td>" in page and ">1600.00<" in page
 
 
+def test_forecast_left_out_counts_past_due_deals_in_json_table_and_html():
+    # Consolidated default funnel: Beta (close 2024-06-01) is past due, in no forecast month.
+    report = build_health(inputs())
+    forecast = to_json(report)["funnels"]["default"]["forecast"]
+    assert list(forecast) == ["rule", "months", "no_close_date", "without_amount", "past_due"]
+    assert [forecast[key] for key in list(forecast)[2:]] == [0, 0, 1]
+    console = Console(record=True, width=160)
+    to_table(report, console)
+    text = console.export_text()
+    assert "0 / 0 / 1" in text and "without amount / past due (close date before today)" in text
+    page = to_html(report)
+    assert "0 without an amount, 1 past due (close date before today)." in page
+
+
 def test_table_shows_the_consolidated_figures_the_html_shows_and_n_a_for_no_sales_cycle():
     # Only lost deals: no sales cycle. Consolidated over the fixture: 2 won / 2 lost, 1 stale
     # (Beta), 1 past due (Beta), won 3000 USD + 5000 USD, EUR at 1.10.
