@@ -22,7 +22,9 @@ from sync.report_html import render_page
 
 __all__ = [
     "JSON_VERSION",
+    "KpiRow",
     "deal_rows",
+    "kpi_rows",
     "mismatch_rows",
     "neutralise_cell",
     "plain",
@@ -101,6 +103,55 @@ def deal_rows(report: HealthReport) -> list[dict[str, object]]:
                     {"flag": flag_kind, "instance": instance, "funnel": name, **plain(f)}
                     for f in flags
                 )
+    return rows
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KpiRow:
+    """One row of the "KPIs by instance" comparison: headline figures the report already has,
+    as the text both the terminal table and the HTML page show."""
+
+    instance: str  # "Consolidated" on the consolidated row
+    consolidated: bool
+    funnel: str
+    deals: int
+    win_rate: str
+    won_lost: str
+    lead_to_won: str
+    won_size: tuple[str, ...]  # average won deal size, one per currency
+    sales_cycle: str  # median days and how they were obtained
+    stale: str
+    past_due: int
+
+
+def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> KpiRow:
+    return KpiRow(
+        instance=instance,
+        consolidated=consolidated,
+        funnel=name,
+        deals=f.deals,
+        win_rate=_share(f.win_rate.rate),
+        won_lost=f"{f.win_rate.won} / {f.win_rate.lost}",
+        lead_to_won=_share(f.conversion.lead_to_won),
+        won_size=tuple(f"{format(s.average, 'f')} {s.currency}" for s in f.won_size),
+        sales_cycle=f"{_number(f.sales_cycle.median_days)} ({f.sales_cycle.method})",
+        stale=f"{f.stale.count} of {f.stale.open_deals}",
+        past_due=f.past_due.count,
+    )
+
+
+def kpi_rows(report: HealthReport) -> list[KpiRow]:
+    """Per funnel (sorted), one row per instance in report order, then the consolidated row."""
+    names = {name for system in report.systems.values() for name in system.funnels}
+    rows: list[KpiRow] = []
+    for name in sorted(names | set(report.funnels)):
+        rows.extend(
+            _kpi_row(instance, False, name, system.funnels[name])
+            for instance, system in report.systems.items()
+            if name in system.funnels
+        )
+        if name in report.funnels:
+            rows.append(_kpi_row("Consolidated", True, name, report.funnels[name]))
     return rows
 
 
@@ -189,6 +240,40 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
     return table
 
 
+def _kpi_comparison_table(rows: list[KpiRow]) -> Table:
+    table = Table(title="KPIs by instance")
+    for column in ("instance", "funnel"):
+        table.add_column(column)
+    for column in (
+        "deals",
+        "win rate",
+        "won / lost",
+        "lead -> won",
+        "avg won size",
+        "sales cycle (median days, method)",
+        "stale of open",
+        "past due",
+    ):
+        table.add_column(column, justify="right")
+    for i, r in enumerate(rows):
+        last_of_funnel = i + 1 == len(rows) or rows[i + 1].funnel != r.funnel
+        table.add_row(
+            escape(r.instance),
+            escape(r.funnel),
+            str(r.deals),
+            r.win_rate,
+            r.won_lost,
+            r.lead_to_won,
+            escape("\n".join(r.won_size)) or "-",
+            r.sales_cycle,
+            r.stale,
+            str(r.past_due),
+            style="bold" if r.consolidated else None,
+            end_section=last_of_funnel,
+        )
+    return table
+
+
 def to_table(report: HealthReport, console: Console) -> None:
     """The report for a terminal: breached thresholds first, then figures and checks."""
     if report.thresholds:
@@ -208,6 +293,8 @@ def to_table(report: HealthReport, console: Console) -> None:
     for name, figures in report.funnels.items():
         console.print(_funnel_table(f"Consolidated — funnel {name} (matched deals once)", figures))
         console.print(_kpi_table(f"KPIs — funnel {name}", figures))
+    if rows := kpi_rows(report):
+        console.print(_kpi_comparison_table(rows))
     c = report.consolidated
     totals = Table(title="Consolidated")
     totals.add_column("figure")

@@ -1,0 +1,85 @@
+"""The "KPIs by instance" comparison in the terminal table."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fixtures import HS, SF, inputs
+from rich.console import Console
+
+from mapping.funnel import DEFAULT_FUNNEL
+from sync.health import build_health
+from sync.report_render import to_table
+
+COLUMNS = 10
+HOSTILE_INSTANCE = "<b>[red]eu[/red]</b>"
+HOSTILE_FUNNEL = "[link=https://phish.example]new[/link]<script>x</script>"
+
+
+def distinct_win_rates():
+    """sf: 1 won / 1 lost (50.0%); hs without Zeta: 1 won / 0 lost (100.0%); consolidated:
+    2 won / 1 lost (66.7%)."""
+    return build_health(inputs(deals={"sf": SF, "hs": [HS[0], HS[1], HS[3]]}))
+
+
+def comparison_rows(report) -> list[list[str]]:
+    console = Console(record=True, width=220)
+    to_table(report, console)
+    text = console.export_text()
+    section = text[text.index("KPIs by instance") :]
+    return [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in section.splitlines()
+        if line.count("│") == COLUMNS + 1
+    ]
+
+
+def test_table_compares_each_instance_win_rate_with_the_consolidated_one():
+    rows = comparison_rows(distinct_win_rates())
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
+        ("sf", "default", "50.0%", "1 / 1"),
+        ("hs", "default", "100.0%", "1 / 0"),
+        ("Consolidated", "default", "66.7%", "2 / 1"),
+    ]
+    sf, hs, _ = rows
+    assert sf[6] == "3000.00 USD" and hs[6] == "5000.00 USD"  # average won deal size
+    assert sf[7] == "100.0 (stage_history)"  # the cycle says how each instance measured it
+
+
+def test_comparison_lists_funnels_sorted_and_instances_in_report_order():
+    # hs holds deals of a second funnel "alpha"; sf only "default".
+    alpha = [dataclasses.replace(d, funnel="alpha") for d in HS]
+    report = build_health(
+        inputs(
+            deals={"sf": SF, "hs": alpha},
+            funnels={"default": DEFAULT_FUNNEL, "alpha": DEFAULT_FUNNEL},
+            entities=[],
+        )
+    )
+    assert [(r[0], r[1]) for r in comparison_rows(report)] == [
+        ("hs", "alpha"),
+        ("Consolidated", "alpha"),
+        ("sf", "default"),
+        ("Consolidated", "default"),
+    ]
+
+
+def hostile_report():
+    deals = [dataclasses.replace(d, funnel=HOSTILE_FUNNEL) for d in SF]
+    return build_health(
+        inputs(
+            deals={HOSTILE_INSTANCE: deals},
+            funnels={HOSTILE_FUNNEL: DEFAULT_FUNNEL},
+            entities=[],
+            plan=None,
+            consolidation_order=[HOSTILE_INSTANCE],
+        )
+    )
+
+
+def test_table_shows_a_hostile_instance_and_funnel_name_as_text_not_markup():
+    rows = comparison_rows(hostile_report())
+    assert [(r[0], r[1]) for r in rows] == [
+        (HOSTILE_INSTANCE, HOSTILE_FUNNEL),
+        ("Consolidated", HOSTILE_FUNNEL),
+    ]
