@@ -131,15 +131,17 @@ def _environment() -> Environment:
     )
 
 
-def render_page(report: HealthReport, data: dict[str, Any]) -> str:
-    """One HTML page from the report and its JSON form (`report_render.plain`); every
-    CRM-supplied text is escaped by the template, chart data is script-safe JSON."""
+def render_page(report: HealthReport, data: dict[str, Any], kpis: list[dict[str, Any]]) -> str:
+    """One HTML page from the report, its JSON form and its "KPIs by instance" rows (both as
+    `report_render.plain` gives them); every CRM-supplied text is escaped by the template,
+    chart data is script-safe JSON."""
     specs = charts(report)
     template = _environment().get_template("report.html.j2")
     return template.render(
         title=PAGE_TITLE,
         report=report,
         data=data,
+        kpis=kpis,
         plotly_js=get_plotlyjs(),
         chart_data=chart_json(specs),
         chart_count=len(specs),

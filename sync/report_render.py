@@ -65,7 +65,7 @@ def to_json(report: HealthReport) -> dict[str, Any]:
 
 def to_html(report: HealthReport) -> str:
     """The report as one self-contained HTML page (opens without network)."""
-    return render_page(report, plain(report))
+    return render_page(report, plain(report), plain(kpi_rows(report)))
 
 
 def neutralise_cell(value: object) -> str:

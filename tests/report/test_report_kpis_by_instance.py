@@ -1,15 +1,16 @@
-"""The "KPIs by instance" comparison in the terminal table."""
+"""The "KPIs by instance" comparison in the terminal table and the HTML page."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from fixtures import HS, SF, inputs
 from rich.console import Console
 
 from mapping.funnel import DEFAULT_FUNNEL
 from sync.health import build_health
-from sync.report_render import to_table
+from sync.report_render import to_html, to_table
 
 COLUMNS = 10
 HOSTILE_INSTANCE = "<b>[red]eu[/red]</b>"
@@ -34,6 +35,12 @@ def comparison_rows(report) -> list[list[str]]:
     ]
 
 
+def comparison_table(page: str) -> str:
+    match = re.search(r'<table id="kpis-by-instance">.*?</table>', page, re.S)
+    assert match, "no KPIs by instance table"
+    return match.group(0)
+
+
 def test_table_compares_each_instance_win_rate_with_the_consolidated_one():
     rows = comparison_rows(distinct_win_rates())
     assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
@@ -44,6 +51,17 @@ def test_table_compares_each_instance_win_rate_with_the_consolidated_one():
     sf, hs, _ = rows
     assert sf[6] == "3000.00 USD" and hs[6] == "5000.00 USD"  # average won deal size
     assert sf[7] == "100.0 (stage_history)"  # the cycle says how each instance measured it
+
+
+def test_html_compares_each_instance_win_rate_with_the_consolidated_one():
+    table = comparison_table(to_html(distinct_win_rates()))
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in table.split("</tr>")]
+    assert [(r[0], r[1], r[3]) for r in cells if r] == [
+        ("sf", "default", "50.0%"),
+        ("hs", "default", "100.0%"),
+        ("Consolidated", "default", "66.7%"),
+    ]
+    assert '<tr class="consolidated">' in table
 
 
 def test_comparison_lists_funnels_sorted_and_instances_in_report_order():
@@ -83,3 +101,10 @@ def test_table_shows_a_hostile_instance_and_funnel_name_as_text_not_markup():
         (HOSTILE_INSTANCE, HOSTILE_FUNNEL),
         ("Consolidated", HOSTILE_FUNNEL),
     ]
+
+
+def test_html_escapes_a_hostile_instance_and_funnel_name_in_the_comparison():
+    table = comparison_table(to_html(hostile_report()))
+    assert "<b>" not in table and "<script>" not in table
+    assert "<td>&lt;b&gt;[red]eu[/red]&lt;/b&gt;</td>" in table
+    assert "&lt;script&gt;x&lt;/script&gt;" in table
