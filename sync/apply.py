@@ -44,6 +44,7 @@ from sync.store_records import (
     JournalRecord,
     JournalState,
 )
+from sync.terminal import plain_console
 from sync.writes import native_update
 
 __all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "system_contexts"]
@@ -508,7 +509,6 @@ def apply_from_reconcile(runtime: Runtime, result: Any, *, run_id: str, yes: boo
 
     The report goes to stderr, so `reconcile --format json` keeps one JSON document on stdout.
     """
-    from rich.console import Console
 
     from sync.apply_report import render_apply_report
     from sync.apply_run import guarded_apply  # it imports this module
@@ -517,5 +517,5 @@ def apply_from_reconcile(runtime: Runtime, result: Any, *, run_id: str, yes: boo
     report = guarded_apply(
         runtime, plan, run_id=run_id, yes=yes, check_plan=False, contexts=result.contexts
     )
-    render_apply_report(report, "table", Console(stderr=True))
+    render_apply_report(report, "table", plain_console(stderr=True))
     return report

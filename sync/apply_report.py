@@ -13,6 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sync.terminal import plain_console
+
 __all__ = ["ApplyReport", "ChangeResult", "Outcome", "render_apply_report"]
 
 
@@ -114,7 +116,7 @@ def render_apply_report(report: ApplyReport, fmt: str, console: Console | None =
     if fmt == "json":
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
         return
-    console = console or Console()
+    console = console or plain_console()
     table = Table(title=f"apply {report.run_id} (plan {report.plan_id})")
     table.add_column("system")
     for outcome in Outcome:

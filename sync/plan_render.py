@@ -17,6 +17,12 @@ __all__ = ["render_plan"]
 _MAX_ROWS = 200  # per section; the JSON plan always holds everything
 
 
+def _plain(*cells: Any) -> list[Text]:
+    """Cells as plain text: names, ids and values come from the CRMs and the config, and a
+    `[/]` in a deal name would otherwise be read as rich markup (and fail the whole table)."""
+    return [Text(str(c)) for c in cells]
+
+
 def _deal_context(deal: Deal | None) -> str:
     if deal is None:
         return ""
@@ -37,11 +43,12 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         ("errors", len(plan_json["errors"])),
         ("deleted", len(plan_json.get("deleted", []))),
     ]
-    console.print("  " + ", ".join(f"{n} {name}" for name, n in counts))
+    console.print("  " + ", ".join(f"{n} {name}" for name, n in counts), markup=False)
     calls = {s: n for s, n in (summary.get("api_calls") or {}).items() if n}
     if calls:
         console.print(
-            "  estimated write calls: " + ", ".join(f"{s} {n}" for s, n in sorted(calls.items()))
+            "  estimated write calls: " + ", ".join(f"{s} {n}" for s, n in sorted(calls.items())),
+            markup=False,
         )
     _changes(plan_json["changes"], deals, console)
     _simple(
@@ -114,17 +121,19 @@ def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: 
     for change in changes:
         groups[(change["system"], change["field"])].append(change)
     for (system, field), items in sorted(groups.items()):
-        table = Table(title=f"{system}: {field} ({len(items)})", title_justify="left")
+        table = Table(title=Text(f"{system}: {field} ({len(items)})"), title_justify="left")
         for column in ("id", "deal", "from", "to", "reason"):
             table.add_column(column, overflow="fold")
         for change in items[:_MAX_ROWS]:
             deal = deals.get(Ref(change["system"], change["id"]))
             table.add_row(
-                change["id"],
-                _deal_context(deal),
-                _shown(change["from"]),
-                _shown(change["to"]),
-                change["reason"],
+                *_plain(
+                    change["id"],
+                    _deal_context(deal),
+                    _shown(change["from"]),
+                    _shown(change["to"]),
+                    change["reason"],
+                )
             )
         _more(table, len(items))
         console.print(table)
@@ -146,10 +155,12 @@ def _conflicts(
         )
         first = conflict["values"][0]
         table.add_row(
-            conflict["field"],
-            values,
-            _deal_context(deals.get(Ref(first["system"], first["id"]))),
-            conflict["reason"],
+            *_plain(
+                conflict["field"],
+                values,
+                _deal_context(deals.get(Ref(first["system"], first["id"]))),
+                conflict["reason"],
+            )
         )
     _more(table, len(conflicts))
     console.print(table)
@@ -164,7 +175,7 @@ def _simple(
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows[:_MAX_ROWS]:
-        table.add_row(*(str(c) for c in row))
+        table.add_row(*_plain(*row))
     _more(table, len(rows))
     console.print(table)
 

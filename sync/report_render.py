@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import IO, Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mapping.model import Ref, format_utc
 from sync.health_model import FunnelFigures, HealthReport
@@ -168,12 +168,12 @@ def _share(value: Decimal | None) -> str:
 
 
 def _funnel_table(title: str, figures: FunnelFigures) -> Table:
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for column in ("stage", "deals", "amount", "weighted", "no amount"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for s in figures.stages:
         table.add_row(
-            escape(s.label),
+            Text(s.label),
             str(s.count),
             _amounts(s.amount),
             _amounts(s.weighted),
@@ -183,14 +183,14 @@ def _funnel_table(title: str, figures: FunnelFigures) -> Table:
 
 
 def _kpi_table(title: str, f: FunnelFigures) -> Table:
-    table = Table(title=title)
+    table = Table(title=Text(title))
     table.add_column("KPI")
     table.add_column("value", justify="right")
     table.add_column("method / basis")
     conv = f.conversion
     for step in conv.steps:
         table.add_row(
-            f"{step.from_stage} -> {step.to_stage}",
+            Text(f"{step.from_stage} -> {step.to_stage}"),
             _share(step.rate),
             f"{conv.method} ({conv.deals} deals, {conv.history_deals} with history)",
         )
@@ -258,13 +258,13 @@ def _kpi_comparison_table(rows: list[KpiRow]) -> Table:
     for i, r in enumerate(rows):
         last_of_funnel = i + 1 == len(rows) or rows[i + 1].funnel != r.funnel
         table.add_row(
-            escape(r.instance),
-            escape(r.funnel),
+            Text(r.instance),
+            Text(r.funnel),
             str(r.deals),
             r.win_rate,
             r.won_lost,
             r.lead_to_won,
-            escape("\n".join(r.won_size)) or "-",
+            Text("\n".join(r.won_size) or "-"),
             r.sales_cycle,
             r.stale,
             str(r.past_due),
@@ -281,15 +281,14 @@ def to_table(report: HealthReport, console: Console) -> None:
         for column in ("threshold", "value", "limit", "status"):
             table.add_column(column)
         for t in report.thresholds:
-            status = "[bold red]BREACHED[/]" if t.breached else "ok"
+            status = Text("BREACHED", style="bold red") if t.breached else Text("ok")
             value = "n/a" if t.value is None else format(t.value, "f")
             table.add_row(t.name, value, f"{t.comparison} {t.limit}", status)
         console.print(table)
     for instance, system in report.systems.items():
         for name, figures in system.funnels.items():
-            console.print(
-                _funnel_table(f"{instance} — funnel {name} ({figures.deals} deals)", figures)
-            )
+            title = f"{instance} — funnel {name} ({figures.deals} deals)"
+            console.print(_funnel_table(title, figures))
     for name, figures in report.funnels.items():
         console.print(_funnel_table(f"Consolidated — funnel {name} (matched deals once)", figures))
         console.print(_kpi_table(f"KPIs — funnel {name}", figures))
@@ -330,9 +329,9 @@ def to_table(report: HealthReport, console: Console) -> None:
         quality.add_column(column)
     for q in report.data_quality.instances.values():
         shares = [_share(f.share) for f in q.completeness]
-        unmapped = ", ".join(f"{escape(k)}: {v}" for k, v in q.unmapped_stages.items()) or "-"
+        unmapped = Text(", ".join(f"{k}: {v}" for k, v in q.unmapped_stages.items()) or "-")
         quality.add_row(
-            escape(q.instance), *shares, unmapped, str(q.mapping_errors), str(q.duplicates)
+            Text(q.instance), *shares, unmapped, str(q.mapping_errors), str(q.duplicates)
         )
     console.print(quality)
     x = report.cross_system
@@ -341,15 +340,16 @@ def to_table(report: HealthReport, console: Console) -> None:
     cross.add_column("value")
     for p in x.pairs:
         cross.add_row(
-            f"{p.a} <-> {p.b}", f"matched {p.matched}, only {p.a} {p.only_a}, only {p.b} {p.only_b}"
+            Text(f"{p.a} <-> {p.b}"),
+            Text(f"matched {p.matched}, only {p.a} {p.only_a}, only {p.b} {p.only_b}"),
         )
     cross.add_row("mismatched entities", f"{x.mismatched_entities} of {x.entities}")
     for field, count in x.mismatches_by_field.items():
-        cross.add_row(f"  {escape(field)}", str(count))
+        cross.add_row(Text(f"  {field}"), str(count))
     cross.add_row("open conflicts", str(x.conflicts))
     cross.add_row("deleted in one, live in another", str(len(x.deleted)))
     cross.add_row("dead letters", str(len(x.dead_letters)))
     for s in x.sync:
         last = format_utc(s.last_success) if s.last_success else "never"
-        cross.add_row(f"last sync {s.instance}", f"{last} ({s.api_calls} API calls)")
+        cross.add_row(Text(f"last sync {s.instance}"), f"{last} ({s.api_calls} API calls)")
     console.print(cross)

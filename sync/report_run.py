@@ -8,8 +8,6 @@ import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from rich.console import Console
-
 from sync.health import build_health
 from sync.health_model import HealthReport
 from sync.pull import failure_of, pull
@@ -17,6 +15,7 @@ from sync.reconcile import analyze
 from sync.report_inputs import health_inputs
 from sync.report_render import mismatch_rows, to_csv, to_html, to_json, to_table
 from sync.runtime import Runtime, progress_reporter
+from sync.terminal import plain_console
 
 __all__ = ["FORMATS", "build_report", "render_report", "write_text"]
 
@@ -59,7 +58,7 @@ def render_report(report: HealthReport, fmt: str) -> str:
         to_csv(mismatch_rows(report), buffer)
         return buffer.getvalue()
     buffer = io.StringIO()
-    to_table(report, Console(file=buffer, width=120, force_terminal=False))
+    to_table(report, plain_console(file=buffer, width=120, force_terminal=False))
     return buffer.getvalue()
 
 

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from config import Config, load_config
@@ -16,6 +15,7 @@ from connectors.base import Connector
 from sync.connect import open_connector
 from sync.errors import UsageError
 from sync.store import Store
+from sync.terminal import plain_console
 
 __all__ = ["Runtime", "open_runtime", "progress_reporter"]
 
@@ -61,7 +61,7 @@ def open_runtime(
 @contextmanager
 def progress_reporter(instances: Sequence[str], *, enabled: bool | None = None) -> Iterator[Any]:
     """A rich progress bar per instance on a terminal; a no-op callback elsewhere (CI, pipes)."""
-    console = Console(stderr=True)
+    console = plain_console(stderr=True)
     if enabled is None:
         enabled = sys.stderr.isatty() and console.is_terminal
     if not enabled:
@@ -69,7 +69,7 @@ def progress_reporter(instances: Sequence[str], *, enabled: bool | None = None) 
         return
     with Progress(
         SpinnerColumn(),
-        TextColumn("[bold]{task.description:<12}"),
+        TextColumn("{task.description:<12}", style="bold", markup=False),
         BarColumn(bar_width=None),
         TextColumn("{task.completed:>8,} deals"),
         TimeElapsedColumn(),

@@ -9,9 +9,9 @@ from collections import Counter
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from sync.demo import DemoResult, run_demo
+from sync.terminal import plain_console
 
 __all__ = ["command"]
 
@@ -24,7 +24,7 @@ __all__ = ["command"]
 @click.option("--seed", type=int, default=42, show_default=True)
 def command(out: Path, deals: int, seed: int) -> None:
     """Sandboxes of all three CRMs + sample data -> a dry-run plan and a health report."""
-    console = Console(stderr=True)
+    console = plain_console(stderr=True)
     fancy = sys.stderr.isatty()
     if fancy:
         with console.status("starting") as status:

@@ -6,7 +6,6 @@ import json
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from mapping import deal_from_json
@@ -16,6 +15,7 @@ from sync.pull import PullReport, failure_of, pull
 from sync.reconcile_run import CTRL_C
 from sync.runtime import open_runtime, progress_reporter
 from sync.store_records import RunStatus
+from sync.terminal import plain_console
 
 __all__ = ["command"]
 
@@ -86,4 +86,4 @@ def _table(reports: dict[str, PullReport], instances: list[str]) -> None:
             str(sum(r.unmapped_stages.values())),
             str(sum(r.calls.values())),
         )
-    Console().print(table)
+    plain_console().print(table)

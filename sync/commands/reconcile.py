@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from mapping.model import Deal, Ref
 from sync.commands import config_option
@@ -17,6 +16,7 @@ from sync.plan_render import render_plan
 from sync.reconcile_run import check_limits, run_reconcile
 from sync.runtime import open_runtime, progress_reporter
 from sync.shutdown import stop_event, stop_on_signals
+from sync.terminal import plain_console
 
 __all__ = ["command"]
 
@@ -79,6 +79,6 @@ def _show(
     if fmt == "json":
         click.echo(json.dumps(plan_json, indent=2, ensure_ascii=False))
         return
-    render_plan(plan_json, deals, Console())
+    render_plan(plan_json, deals, plain_console())
     if plan_out is not None:
         click.echo(f"plan written to {plan_out}")

@@ -6,13 +6,13 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from sync.commands import config_option
 from sync.errors import LimitsExceeded, UsageError
 from sync.report_render import to_table
 from sync.report_run import FORMATS, build_report, render_report, write_text
 from sync.runtime import open_runtime
+from sync.terminal import plain_console
 
 __all__ = ["command"]
 
@@ -33,7 +33,7 @@ def command(
     with open_runtime(config_path, connect=refresh) as rt:
         report = build_report(rt, refresh=refresh, since=since.date() if since else None)
     if fmt == "table" and out is None:
-        to_table(report, Console())
+        to_table(report, plain_console())
     else:
         text = render_report(report, fmt)
         if out is None:

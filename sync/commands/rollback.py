@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from signal import SIGTERM
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from sync.apply_deletes import Delete
@@ -20,6 +19,7 @@ from sync.rollback import Rollback, describe, rollback_plan
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
 from sync.store_records import JournalOp, RunKind
+from sync.terminal import plain_console
 
 __all__ = ["command"]
 
@@ -90,7 +90,7 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
         table.add_row(
             c.system, c.id, c.field, describe(c.from_value), describe(c.to_value), _state(c, done)
         )
-    console = Console()
+    console = plain_console()
     console.print(table)
     if rollback.deletes:
         deletes = Table(title="records the run created: deleted unless changed since")

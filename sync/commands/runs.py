@@ -7,13 +7,13 @@ import sys
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from mapping.model import format_utc
 from sync.commands import config_option
 from sync.runtime import open_runtime
 from sync.store_records import RunRecord
+from sync.terminal import plain_console
 
 __all__ = ["command"]
 
@@ -40,7 +40,7 @@ def command(config_path: str, limit: int, fmt: str) -> None:
             r.id, r.kind.value, r.status.value, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
             f"{seconds:.1f}" if seconds is not None else "-", _counts(r.counts), r.error or "",
         )  # fmt: skip
-    Console().print(table)
+    plain_console().print(table)
 
 
 def _counts(counts: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ a migration: every write the plan would make is in it, not only counted."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import yaml
 from click.testing import CliRunner
@@ -52,3 +53,17 @@ def test_the_table_plan_lists_each_create_and_each_delete_it_would_apply(
         source = create["source"]
         shown = _rows(text, create["system"], f"{source['system']} {source['id']}")
         assert shown, f"{create} not shown:\n{text}"
+
+
+def test_deal_names_that_look_like_markup_are_shown_as_written(small_world: World) -> None:
+    """Names come from the CRMs: `[/]` in one once failed the whole table (rich read it as a
+    closing tag), and `[b]...[/b]` would have been shown as formatting."""
+    world = small_world
+    names = {"Acme [/] Holdings", "[b]Globex[/b] [red]renewal"}
+    em: Any = world.sandbox.servers["hubspot"].emulator
+    with em.lock:  # as users renaming two deals there
+        for record_id, name in zip(sorted(em.store.live)[:2], sorted(names), strict=True):
+            em.store.update(record_id, {"dealname": name})
+    text = _dry_run(world, "table")
+    for name in names:
+        assert _rows(text, name), f"{name!r} not shown:\n{text}"

@@ -108,3 +108,24 @@ def test_html_escapes_a_hostile_instance_and_funnel_name_in_the_comparison():
     assert "<b>" not in table and "<script>" not in table
     assert "<td>&lt;b&gt;[red]eu[/red]&lt;/b&gt;</td>" in table
     assert "&lt;script&gt;x&lt;/script&gt;" in table
+
+
+def test_the_whole_table_report_shows_names_that_look_like_markup_as_text():
+    """Instance and funnel names come from the config: `eu[/]` once crashed the table output
+    (rich read it as a closing tag), `[b]x[/b]` turned into formatting."""
+    instance, funnel = "eu[/]", "[b]new[/b]"
+    deals = [dataclasses.replace(d, funnel=funnel) for d in SF]
+    report = build_health(
+        inputs(
+            deals={instance: deals},
+            funnels={funnel: DEFAULT_FUNNEL},
+            entities=[],
+            plan=None,
+            consolidation_order=[instance],
+        )
+    )
+    console = Console(record=True, width=220)
+    to_table(report, console)
+    text = console.export_text()
+    assert f"{instance} — funnel {funnel}" in text
+    assert f"Consolidated — funnel {funnel}" in text and f"KPIs — funnel {funnel}" in text

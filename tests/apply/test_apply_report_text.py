@@ -1,0 +1,17 @@
+"""The apply report prints what the CRMs said as written: their reasons are data, not markup."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync.apply_report import ApplyReport, ChangeResult, Outcome, render_apply_report
+
+
+def test_a_crm_reason_that_looks_like_markup_is_printed_as_written(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # one line per row
+    reason = "INVALID_FIELD: value [/] for [b]Amount[/b] is not allowed"
+    failed = ChangeResult("c1", "salesforce", "006A", "amount", Outcome.FAILED, reason)
+    render_apply_report(ApplyReport("run-1", "plan-1", (failed,), {}), "table")
+    assert reason in capsys.readouterr().out
