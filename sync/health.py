@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Ref
@@ -36,6 +36,8 @@ __all__ = [
     "build_health",
     "funnel_figures",
 ]
+
+_DIGITS = 250  # see build_health
 
 CONVERSION_NOTE = "converted with configured rates"
 
@@ -186,7 +188,17 @@ def _consolidated(deals: list[Deal], merged: int, inputs: HealthInputs) -> Conso
 
 
 def build_health(inputs: HealthInputs) -> HealthReport:
-    """The whole health report. Raises UnknownFunnel / UnknownThreshold on bad configuration."""
+    """The whole health report. Raises UnknownFunnel / UnknownThreshold on bad configuration.
+
+    Sums run with digits enough for any amount the model admits (up to 1E+100 with 100
+    decimals) over millions of deals: the default 28 digits rounded them, then failed to
+    round a total to cents.
+    """
+    with localcontext(prec=_DIGITS):
+        return _build_health(inputs)
+
+
+def _build_health(inputs: HealthInputs) -> HealthReport:
     deals = {instance: _in_window(own, inputs) for instance, own in inputs.deals.items()}
     present = {d.ref for own in deals.values() for d in own}
     entity_of, chosen = _representatives(inputs.entities, present, _order(inputs))

@@ -324,3 +324,19 @@ def test_a_lost_deal_counts_up_to_the_open_stage_its_crm_kept_it_in_and_drops_of
         1,
         1,
     )
+
+
+def test_amounts_of_many_digits_are_totalled_exactly_not_a_crash():
+    """Amounts the canonical model accepts (up to 1E+100, with cents) stay exact in every
+    total; the default 28-digit decimal context rounded sums and failed to round to cents."""
+    huge = "99999999999999999999999999999.99"  # 31 digits, one CRM record
+    deals = [
+        deal("x", "1", "Huge", "proposal", value=usd(huge), probability=D("0.5")),
+        deal("x", "2", "Small", "proposal", value=usd("0.01"), probability=D("0.5")),
+        deal("x", "3", "Won", "won", value=usd(huge), probability=D("1")),
+    ]
+    report = build_health(inputs(deals={"x": deals}, entities=[], plan=None))
+    stage = {s.key: s for s in report.systems["x"].funnels["default"].stages}["proposal"]
+    assert stage.amount == {"USD": D("100000000000000000000000000000.00")}
+    assert stage.weighted == {"USD": D("50000000000000000000000000000.00")}
+    assert report.consolidated.open_amount == {"USD": D("100000000000000000000000000000.00")}
