@@ -86,7 +86,10 @@ def _default(value: object) -> object:
 
 def json_body(body: Any) -> bytes:
     # orjson: encoding big pages is most of a list request's cost (18x faster than json here).
-    return orjson.dumps(body, default=_default)
+    try:
+        return orjson.dumps(body, default=_default)
+    except orjson.JSONEncodeError:  # an integer past 64 bits, which JSON allows and orjson not
+        return json.dumps(body, default=_default, separators=(",", ":")).encode()
 
 
 Handler = Callable[[SandboxRequest], SandboxResponse]

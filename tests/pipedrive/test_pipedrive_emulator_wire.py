@@ -3,6 +3,7 @@ responses validated against the spec's component schemas, Pipedrive's write sema
 
 from __future__ import annotations
 
+import copy
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from pipedrive import exceptions
 from pipedrive.client import Client
 
 from connectors.sandbox.faults import Faults
-from connectors.sandbox.launcher import Sandbox
+from connectors.sandbox.launcher import Sandbox, start_sandbox
 from connectors.sandbox.pipedrive import PipedriveEmulator
 from connectors.sandbox.server import SandboxRequest
 from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
@@ -270,3 +271,18 @@ def test_a_page_of_100_is_served_in_about_a_millisecond(pd_data):
     for _ in range(50):
         emulator._list(request)
     assert (time.perf_counter() - started) / 50 < 0.005
+
+
+def test_a_deal_value_beyond_64_bits_is_served_not_a_dropped_connection(
+    pd_data: dict[str, Any],
+) -> None:
+    """The emulator's fast JSON encoder cannot write integers past 64 bits; a page holding one
+    went out as a closed connection, and every pull of that CRM failed after its retries."""
+    data = copy.deepcopy(pd_data)
+    data["pipedrive"]["deals"] = data["pipedrive"]["deals"][:3]
+    data["pipedrive"]["deals"][0]["value"] = 10**25
+    with start_sandbox(data, systems=["pipedrive"], faults=Faults(rate_limit=10_000)) as running:
+        pd = Client(domain=running.urls["pipedrive"])
+        pd.set_api_token(running.tokens["pipedrive"])
+        deals = pd.deals.get_all_deals(params={"limit": 10})["data"]
+    assert (len(deals), deals[0]["value"]) == (3, 10**25)
