@@ -22,6 +22,7 @@ from ruamel.yaml.tokens import CommentToken
 from config import load_config
 from mapping.stages import propose_stage_map
 from sync.connect import open_connector
+from sync.errors import terminal_safe
 
 __all__ = ["InitResult", "init_config"]
 
@@ -66,7 +67,9 @@ def init_config(path: Path) -> InitResult:
                     entries = stage_map.get(pipeline.id)
                     if entries is None:
                         entries = stage_map[pipeline.id] = CommentedMap()
-                        stage_map.yaml_add_eol_comment(f"pipeline: {pipeline.label}", pipeline.id)
+                        # CRM text: a newline in it would end the comment and write config lines
+                        label = terminal_safe(pipeline.label)
+                        stage_map.yaml_add_eol_comment(f"pipeline: {label}", pipeline.id)
                     with _trailing_comment_kept(entries):
                         for stage in pipeline.stages:
                             if stage.id in entries:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from connectors.sandbox.generator import generate
+from connectors.sandbox.launcher import start_sandbox
+from sync.sandbox_config import write_sandbox_config
 from tests.integration.conftest import World
 
 CRMSYNC = [str(Path(sys.executable).with_name("crmsync"))]  # the installed console script
@@ -101,3 +104,17 @@ def test_init_leaves_a_users_comment_above_the_key_it_describes(small_world: Wor
     assert after[renewals - 1] == note
     hubspot = yaml.safe_load("\n".join(after))["systems"]["hubspot"]["stage_map"]["default"]
     assert hubspot["closedlost"] == "lost"
+
+
+def test_a_pipeline_label_cannot_write_lines_into_the_config(tmp_path: Path) -> None:
+    """The label is CRM text in a `# pipeline:` comment; its newline ended the comment, so a
+    label could add keys to the config (or break it, and with it `init` and `sandbox serve`)."""
+    dataset = generate(20, 5)[0]
+    injected = "Sales\npush:\n  max_changes: 1\n#"
+    dataset["pipedrive"]["pipelines"][0]["name"] = injected
+    with start_sandbox(dataset, systems=["pipedrive"], workdir=tmp_path) as sandbox:
+        config = tmp_path / "crmsync.yaml"
+        write_sandbox_config(sandbox.ready_info(), config)
+    document = yaml.safe_load(config.read_text())
+    assert document["push"]["max_changes"] != 1
+    assert "# pipeline: Sales\\x0apush:\\x0a  max_changes: 1\\x0a#" in config.read_text()
