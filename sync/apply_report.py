@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sync.terminal import plain_console
+from sync.terminal import cell, plain_console
 
 __all__ = ["ApplyReport", "ChangeResult", "Outcome", "render_apply_report"]
 
@@ -133,6 +133,7 @@ def render_apply_report(report: ApplyReport, fmt: str, console: Console | None =
             detail.add_column(column, overflow="fold")
         for r in shown:
             detail.add_row(
-                r.system, r.id or "-", r.field or f"({r.kind})", r.outcome.value, r.reason or ""
+                *map(cell, (r.system, r.id or "-", r.field or f"({r.kind})", r.outcome.value)),
+                cell(r.reason or ""),
             )
         console.print(detail)

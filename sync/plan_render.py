@@ -11,16 +11,11 @@ from rich.table import Table
 from rich.text import Text
 
 from mapping.model import Deal, Ref
+from sync.terminal import cell
 
 __all__ = ["render_plan"]
 
 _MAX_ROWS = 200  # per section; the JSON plan always holds everything
-
-
-def _plain(*cells: Any) -> list[Text]:
-    """Cells as plain text: names, ids and values come from the CRMs and the config, and a
-    `[/]` in a deal name would otherwise be read as rich markup (and fail the whole table)."""
-    return [Text(str(c)) for c in cells]
 
 
 def _deal_context(deal: Deal | None) -> str:
@@ -121,19 +116,17 @@ def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: 
     for change in changes:
         groups[(change["system"], change["field"])].append(change)
     for (system, field), items in sorted(groups.items()):
-        table = Table(title=Text(f"{system}: {field} ({len(items)})"), title_justify="left")
+        table = Table(title=cell(f"{system}: {field} ({len(items)})"), title_justify="left")
         for column in ("id", "deal", "from", "to", "reason"):
             table.add_column(column, overflow="fold")
         for change in items[:_MAX_ROWS]:
             deal = deals.get(Ref(change["system"], change["id"]))
             table.add_row(
-                *_plain(
-                    change["id"],
-                    _deal_context(deal),
-                    _shown(change["from"]),
-                    _shown(change["to"]),
-                    change["reason"],
-                )
+                cell(change["id"]),
+                cell(_deal_context(deal)),
+                cell(_shown(change["from"])),
+                cell(_shown(change["to"])),
+                cell(change["reason"]),
             )
         _more(table, len(items))
         console.print(table)
@@ -150,17 +143,15 @@ def _conflicts(
     for column in ("field", "values per system", "deal", "reason"):
         table.add_column(column, overflow="fold")
     for conflict in conflicts[:_MAX_ROWS]:
-        values = "\n".join(
-            f"{v['system']}:{v['id']} = {_shown(v['value'])}" for v in conflict["values"]
+        values = cell(
+            *(f"{v['system']}:{v['id']} = {_shown(v['value'])}" for v in conflict["values"])
         )
         first = conflict["values"][0]
         table.add_row(
-            *_plain(
-                conflict["field"],
-                values,
-                _deal_context(deals.get(Ref(first["system"], first["id"]))),
-                conflict["reason"],
-            )
+            cell(conflict["field"]),
+            values,
+            cell(_deal_context(deals.get(Ref(first["system"], first["id"])))),
+            cell(conflict["reason"]),
         )
     _more(table, len(conflicts))
     console.print(table)
@@ -175,7 +166,7 @@ def _simple(
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows[:_MAX_ROWS]:
-        table.add_row(*_plain(*row))
+        table.add_row(*map(cell, row))
     _more(table, len(rows))
     console.print(table)
 

@@ -19,6 +19,7 @@ from rich.text import Text
 from mapping.model import Ref, format_utc
 from sync.health_model import FunnelFigures, HealthReport
 from sync.report_html import render_page
+from sync.terminal import cell
 
 __all__ = [
     "JSON_VERSION",
@@ -329,7 +330,7 @@ def to_table(report: HealthReport, console: Console) -> None:
         quality.add_column(column)
     for q in report.data_quality.instances.values():
         shares = [_share(f.share) for f in q.completeness]
-        unmapped = Text(", ".join(f"{k}: {v}" for k, v in q.unmapped_stages.items()) or "-")
+        unmapped = cell(", ".join(f"{k}: {v}" for k, v in q.unmapped_stages.items()) or "-")
         quality.add_row(
             Text(q.instance), *shares, unmapped, str(q.mapping_errors), str(q.duplicates)
         )

@@ -1,16 +1,29 @@
-"""The consoles crmsync prints people's output with."""
+"""How crmsync prints people's output: CRM and config text shown as written, never read as
+rich markup or terminal codes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
-__all__ = ["plain_console"]
+from sync.errors import terminal_safe
+
+__all__ = ["cell", "plain_console"]
 
 
 def plain_console(**options: Any) -> Console:
-    """A rich console that prints text as written. Deal names, ids, values and error messages
-    come from the CRMs and the config: read as markup, a `[/]` in one fails the whole output and
-    a `[b]...[/b]` restyles it. Styling is set with `Text(..., style=...)` instead."""
+    """A rich console that prints strings as written. Deal names, ids, values and error
+    messages come from the CRMs and the config: read as markup, a `[/]` in one fails the whole
+    output and a `[b]...[/b]` restyles it. Styling is set with `Text(..., style=...)`."""
     return Console(markup=False, **options)
+
+
+def cell(*lines: object) -> Text:
+    """A table cell of `lines` (one or more), each with its control characters spelled out.
+
+    A `Text` is never parsed as markup, whatever the console, and `terminal_safe` keeps escape
+    codes and bidi overrides from the CRM off the terminal.
+    """
+    return Text("\n".join(terminal_safe(str(line)) for line in lines))

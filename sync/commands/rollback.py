@@ -19,7 +19,7 @@ from sync.rollback import Rollback, describe, rollback_plan
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
 from sync.store_records import JournalOp, RunKind
-from sync.terminal import plain_console
+from sync.terminal import cell, plain_console
 
 __all__ = ["command"]
 
@@ -88,7 +88,8 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
         table.add_column(column, overflow="fold")
     for c in rollback.plan.changes:
         table.add_row(
-            c.system, c.id, c.field, describe(c.from_value), describe(c.to_value), _state(c, done)
+            *map(cell, (c.system, c.id, c.field, describe(c.from_value), describe(c.to_value))),
+            _state(c, done),
         )
     console = plain_console()
     console.print(table)
@@ -97,10 +98,12 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
         for column in ("system", "id", "name", "state"):
             deletes.add_column(column, overflow="fold")
         for d in rollback.deletes:
-            deletes.add_row(d.system, d.id, str(d.expected.get("name") or ""), _state(d, done))
+            deletes.add_row(
+                *map(cell, (d.system, d.id, d.expected.get("name") or "")), _state(d, done)
+            )
         console.print(deletes)
     for k in rollback.kept:
-        console.print(f"kept {k.system} {k.id}: {k.reason}", markup=False)
+        console.print(cell(f"kept {k.system} {k.id}: {k.reason}"))
     if done:
         console.print("rows done were written by an earlier --apply of this rollback", markup=False)
     console.print("dry run: nothing written; add --apply to write these changes")

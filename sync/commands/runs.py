@@ -13,7 +13,7 @@ from mapping.model import format_utc
 from sync.commands import config_option
 from sync.runtime import open_runtime
 from sync.store_records import RunRecord
-from sync.terminal import plain_console
+from sync.terminal import cell, plain_console
 
 __all__ = ["command"]
 
@@ -38,7 +38,8 @@ def command(config_path: str, limit: int, fmt: str) -> None:
         seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
         table.add_row(
             r.id, r.kind.value, r.status.value, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
-            f"{seconds:.1f}" if seconds is not None else "-", _counts(r.counts), r.error or "",
+            f"{seconds:.1f}" if seconds is not None else "-", _counts(r.counts),
+            cell(r.error or ""),
         )  # fmt: skip
     plain_console().print(table)
 
