@@ -7,8 +7,10 @@ Logging goes to stderr only, so stdout stays clean for JSON/JSONL output.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 import sys
 import traceback
 import warnings
@@ -74,6 +76,12 @@ def _one_line(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {text} (run with --verbose for the traceback)"
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the exit's final flush hits no closed pipe again."""
+    with contextlib.suppress(OSError, ValueError):  # ValueError: an in-memory stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 class _Group(click.Group):
     """Lazy command loading plus the single error handler for every command."""
 
@@ -97,6 +105,9 @@ class _Group(click.Group):
                 return super().invoke(ctx)
             except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
                 raise  # click's own usage errors and exits keep their format and codes
+            except BrokenPipeError:  # the reader left (`| head`): stop quietly, like other tools
+                _silence_stdout()
+                ctx.exit(1)
             except Exception as exc:
                 if verbose:
                     traceback.print_exc(file=sys.stderr)

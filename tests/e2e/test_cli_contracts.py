@@ -250,3 +250,20 @@ def test_rejected_credentials_stop_a_run_with_exit_2(
     assert len(done.stderr.splitlines()) == 1
     assert done.stderr.startswith("crmsync: error: hubspot: pipelines: HubSpot rejected the")
     assert "wrong-token-4f1c" not in done.stderr
+
+
+def test_pull_jsonl_into_a_reader_that_stops_early_exits_quietly(
+    served: tuple[Path, dict],
+) -> None:
+    config, _ = served
+    reader = subprocess.Popen(
+        [CRMSYNC, "pull", "--config", str(config), "--format", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    json.loads(reader.stdout.readline())  # `| head -1`: one deal, then the pipe closes
+    reader.stdout.close()
+    stderr = reader.stderr.read()
+    assert (reader.wait(timeout=120), stderr) == (1, "")
