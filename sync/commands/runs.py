@@ -30,8 +30,10 @@ def command(config_path: str, limit: int, fmt: str) -> None:
         sys.stdout.write(json.dumps([_json(r) for r in runs], indent=2) + "\n")
         return
     table = Table(title="runs")
-    for column in ("run id", "kind", "status", "started (UTC)", "s"):
-        table.add_column(column, no_wrap=True)
+    # the id is what `rollback` takes: never cut, the other columns fold on a narrow terminal
+    table.add_column("run id", no_wrap=True, min_width=max((len(r.id) for r in runs), default=6))
+    for column in ("kind", "status", "started (UTC)", "s"):
+        table.add_column(column, overflow="fold")
     table.add_column("counts", overflow="fold", ratio=2)
     table.add_column("error", overflow="fold", ratio=1)
     for r in runs:

@@ -267,3 +267,22 @@ def test_pull_jsonl_into_a_reader_that_stops_early_exits_quietly(
     reader.stdout.close()
     stderr = reader.stderr.read()
     assert (reader.wait(timeout=120), stderr) == (1, "")
+
+
+def test_runs_table_on_an_80_column_terminal_shows_whole_run_ids(
+    served: tuple[Path, dict],
+) -> None:
+    config, _ = served
+    assert crmsync("reconcile", "--config", str(config), "--dry-run").returncode == 0
+    listed = crmsync("runs", "--config", str(config), "--format", "json")
+    ids = [run["id"] for run in json.loads(listed.stdout)]
+    table = subprocess.run(
+        [CRMSYNC, "runs", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert table.returncode == 0, table.stderr
+    assert ids and all(run_id in table.stdout for run_id in ids)  # `rollback` takes them
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80
