@@ -105,6 +105,9 @@ class _Group(click.Group):
                 return super().invoke(ctx)
             except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
                 raise  # click's own usage errors and exits keep their format and codes
+            except KeyboardInterrupt:  # in the documented one-line form, not click's "Aborted!"
+                click.echo("crmsync: error: interrupted (Ctrl-C)", err=True)
+                ctx.exit(1)
             except BrokenPipeError:  # the reader left (`| head`): stop quietly, like other tools
                 _silence_stdout()
                 ctx.exit(1)

@@ -36,10 +36,11 @@ def _wait_until(condition: Any, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
-def _stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGINT) -> None:
+def _stop(process: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGINT) -> bytes:
     process.send_signal(sig)
     _out, err = process.communicate(timeout=60)
     assert process.returncode != 0 and b"Traceback" not in err, err
+    return err
 
 
 def _started(store: str) -> bool:
@@ -55,7 +56,7 @@ def _latest(store: str, job: str) -> Any:
 
 
 @pytest.mark.parametrize("command", ["reconcile", "pull"])
-def test_ctrl_c_mid_pull_records_the_run_as_interrupted(
+def test_ctrl_c_mid_pull_says_so_in_one_line_and_records_the_run_as_interrupted(
     command: str, tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
 ) -> None:
     data = tmp_path / "dataset.json"
@@ -65,7 +66,7 @@ def test_ctrl_c_mid_pull_records_the_run_as_interrupted(
         victim = _start(config, command, *(["--yes"] if command == "reconcile" else []))
         _wait_until(lambda: _started(store), victim)
         time.sleep(0.5)  # inside the pull
-        _stop(victim)
+        assert _stop(victim).decode().splitlines()[-1] == "crmsync: error: interrupted (Ctrl-C)"
         run = _latest(store, command)
         assert run.status is RunStatus.INTERRUPTED, run
         assert run.finished_at is not None and "Ctrl-C" in (run.error or "")
