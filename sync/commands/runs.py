@@ -47,13 +47,26 @@ def command(config_path: str, limit: int, fmt: str) -> None:
 
 
 def _counts(counts: dict[str, Any]) -> str:
-    """Plan counts that are not zero, then what an apply did (`applied` from a reconcile)."""
+    """Plan counts that are not zero, then what an apply did (`applied` from a reconcile); for
+    a pull, what each instance read."""
+    pulled = [
+        f"{k}: {_pulled(v)}" for k, v in counts.items() if isinstance(v, dict) and "fetched" in v
+    ]
+    if pulled:
+        return "; ".join(pulled)
     planned = ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int) and v)
     totals = counts.get("totals") or counts.get("applied")
     if isinstance(totals, dict):
         done = ", ".join(f"{k} {v}" for k, v in totals.items() if v)
         return f"{planned}; {done}" if planned and done else planned or done
     return planned[:160]
+
+
+def _pulled(report: dict[str, Any]) -> str:
+    skipped = len(report.get("errors") or ())
+    parts = [f"fetched {report['fetched']}", f"saved {report.get('saved', 0)}"]
+    parts += [f"deleted {report['deleted']}"] if report.get("deleted") else []
+    return ", ".join(parts + ([f"skipped {skipped}"] if skipped else []))
 
 
 def _json(r: RunRecord) -> dict[str, Any]:

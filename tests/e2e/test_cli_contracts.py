@@ -286,3 +286,21 @@ def test_runs_table_on_an_80_column_terminal_shows_whole_run_ids(
     assert table.returncode == 0, table.stderr
     assert ids and all(run_id in table.stdout for run_id in ids)  # `rollback` takes them
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
+
+
+def test_runs_table_says_what_a_pull_read_per_instance(served: tuple[Path, dict]) -> None:
+    config, _ = served
+    assert crmsync("pull", "--config", str(config), "--format", "table").returncode == 0
+    runs = json.loads(crmsync("runs", "--config", str(config), "--format", "json").stdout)
+    run = next(r for r in runs if r["kind"] == "pull")  # the newest
+    fetched = {name: counts["fetched"] for name, counts in run["counts"].items()}
+    table = subprocess.run(
+        [CRMSYNC, "runs", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    assert table.returncode == 0, table.stderr
+    for name, count in fetched.items():
+        assert f"{name}: fetched {count}" in table.stdout, table.stdout
