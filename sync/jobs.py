@@ -50,7 +50,10 @@ class JobOutcome:
     def summary(self) -> str:
         run = f" (run {self.run_id})" if self.run_id else ""
         detail = f": {self.detail}" if self.detail else ""
-        return f"{self.job}: {self.status} in {self.seconds:.1f}s{run}{detail}"
+        # A run that breached its limits did its work (status ok), but it is not what to read
+        # first: `schedule --run-now` exits 3 with this line as its error.
+        status = "limits breached" if self.exit_code == 3 else self.status
+        return f"{self.job}: {status} in {self.seconds:.1f}s{run}{detail}"
 
 
 def last_served_run(store: Store, job: str) -> RunRecord | None:
