@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from config.base import did_you_mean
+from config.credentials import AUTH_MODES
 from config.errors import Path_, Problem
 from config.yamltree import has_child
 
@@ -92,6 +93,20 @@ def _system_kind(error: ErrorDetails, path: Path_, rest: list[str | int], kinds:
     return (*path, "kind"), f"unknown kind {kind!r} ({expected}){did_you_mean(str(kind), kinds)}"
 
 
+def _auth_mode(error: ErrorDetails, path: Path_, rest: list[str | int], _k: Any) -> tuple:
+    """Which credentials shapes fit, and the likely spelling of a key that fits none (key names
+    only: the values under credentials are never echoed)."""
+    value = error["input"]
+    kind = error.get("ctx", {}).get("kind")
+    if not isinstance(value, dict) or kind not in AUTH_MODES:
+        return path, error["msg"]
+    known = {name for _key, _tag, model in AUTH_MODES[kind] for name in model.model_fields}
+    unknown = sorted(str(k) for k in value if k not in known)
+    if not unknown:
+        return path, error["msg"]
+    return path, f"{error['msg']}; unknown key {unknown[0]!r}{did_you_mean(unknown[0], known)}"
+
+
 def _literal(error: ErrorDetails, path: Path_, rest: list[str | int], _k: Any) -> tuple:
     expected = str(error.get("ctx", {}).get("expected", ""))
     choices = re.findall(r"'([^']*)'", expected) or [expected]
@@ -122,6 +137,7 @@ def _generic(error: ErrorDetails, path: Path_, rest: list[str | int], _k: Any) -
 
 
 _DESCRIBE: dict[str, Callable[..., tuple]] = {
+    "auth_mode": _auth_mode,
     "missing": _missing,
     "unknown_key": _unknown_key,
     "system_kind": _system_kind,

@@ -92,7 +92,14 @@ CASES: dict[str, tuple[str, str]] = {
     "credentials_of_another_kind": (
         BASE.replace("session_id: ${SF_SESSION}", "access_token: ${SF_SESSION}"),
         "12: systems.salesforce.credentials: credentials for kind salesforce must be one of:"
-        " session_id | {username, password, security_token} | {consumer_key, consumer_secret}",
+        " session_id | {username, password, security_token} | {consumer_key, consumer_secret};"
+        " unknown key 'access_token'",
+    ),
+    "credentials_key_misspelt": (
+        BASE.replace("session_id: ${SF_SESSION}", "sesion_id: ${SF_SESSION}"),
+        "12: systems.salesforce.credentials: credentials for kind salesforce must be one of:"
+        " session_id | {username, password, security_token} | {consumer_key, consumer_secret};"
+        " unknown key 'sesion_id' (did you mean 'session_id'?)",
     ),
     "credentials_missing_key_of_mode": (
         BASE.replace("session_id: ${SF_SESSION}", "username: me\n      password: ${SF_SESSION}"),
