@@ -83,6 +83,10 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
         ]
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
+    console = plain_console()
+    if not (rollback.plan.changes or rollback.deletes or rollback.kept):
+        console.print(f"run {rollback.plan.summary['rollback_of']} wrote nothing: nothing to undo")
+        return
     table = Table(title=f"rollback of {rollback.plan.summary['rollback_of']} (dry run)")
     for column in ("system", "id", "field", "now (written by the run)", "back to", "state"):
         table.add_column(column, overflow="fold")
@@ -91,7 +95,6 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
             *map(cell, (c.system, c.id, c.field, describe(c.from_value), describe(c.to_value))),
             _state(c, done),
         )
-    console = plain_console()
     console.print(table)
     if rollback.deletes:
         deletes = Table(title="records the run created: deleted unless changed since")

@@ -304,3 +304,13 @@ def test_runs_table_says_what_a_pull_read_per_instance(served: tuple[Path, dict]
     assert table.returncode == 0, table.stderr
     for name, count in fetched.items():
         assert f"{name}: fetched {count}" in table.stdout, table.stdout
+
+
+def test_rollback_of_a_run_that_wrote_nothing_says_so(served: tuple[Path, dict]) -> None:
+    config, _ = served
+    assert crmsync("reconcile", "--config", str(config), "--dry-run").returncode == 0
+    runs = json.loads(crmsync("runs", "--config", str(config), "--format", "json").stdout)
+    dry = next(r for r in runs if r["kind"] == "reconcile-dry-run")
+    shown = crmsync("rollback", dry["id"], "--config", str(config))
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == f"run {dry['id']} wrote nothing: nothing to undo"
