@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mapping.model import Deal, Ref
-from sync.terminal import cell
+from sync.terminal import cell, id_column
 
 __all__ = ["render_plan"]
 
@@ -117,7 +117,8 @@ def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: 
         groups[(change["system"], change["field"])].append(change)
     for (system, field), items in sorted(groups.items()):
         table = Table(title=cell(f"{system}: {field} ({len(items)})"), title_justify="left")
-        for column in ("id", "deal", "from", "to", "reason"):
+        id_column(table, "id", (c["id"] for c in items[:_MAX_ROWS]))
+        for column in ("deal", "from", "to", "reason"):
             table.add_column(column, overflow="fold")
         for change in items[:_MAX_ROWS]:
             deal = deals.get(Ref(change["system"], change["id"]))
@@ -163,8 +164,11 @@ def _simple(
     if not rows:
         return
     table = Table(title=f"{title} ({len(rows)})", title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    for index, column in enumerate(columns):
+        if column == "id":
+            id_column(table, column, (row[index] for row in rows[:_MAX_ROWS]))
+        else:
+            table.add_column(column, overflow="fold")
     for row in rows[:_MAX_ROWS]:
         table.add_row(*map(cell, row))
     _more(table, len(rows))

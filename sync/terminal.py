@@ -3,14 +3,16 @@ rich markup or terminal codes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from sync.errors import terminal_safe
 
-__all__ = ["cell", "plain_console"]
+__all__ = ["cell", "id_column", "plain_console"]
 
 
 def plain_console(**options: Any) -> Console:
@@ -27,3 +29,10 @@ def cell(*lines: object) -> Text:
     codes and bidi overrides from the CRM off the terminal.
     """
     return Text("\n".join(terminal_safe(str(line)) for line in lines))
+
+
+def id_column(table: Table, header: str, ids: Iterable[object]) -> None:
+    """A column of record ids that never wraps or shrinks: people copy them into the CRM's
+    search or into `crmsync rollback`; the other columns fold on a narrow terminal."""
+    width = max((len(str(i)) for i in ids), default=len(header))
+    table.add_column(header, no_wrap=True, min_width=max(width, len(header)))

@@ -19,7 +19,7 @@ from sync.rollback import Rollback, describe, rollback_plan
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
 from sync.store_records import JournalOp, RunKind
-from sync.terminal import cell, plain_console
+from sync.terminal import cell, id_column, plain_console
 
 __all__ = ["command"]
 
@@ -88,7 +88,9 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
         console.print(f"run {rollback.plan.summary['rollback_of']} wrote nothing: nothing to undo")
         return
     table = Table(title=f"rollback of {rollback.plan.summary['rollback_of']} (dry run)")
-    for column in ("system", "id", "field", "now (written by the run)", "back to", "state"):
+    table.add_column("system", overflow="fold")
+    id_column(table, "id", (c.id for c in rollback.plan.changes))
+    for column in ("field", "now (written by the run)", "back to", "state"):
         table.add_column(column, overflow="fold")
     for c in rollback.plan.changes:
         table.add_row(
@@ -98,7 +100,9 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
     console.print(table)
     if rollback.deletes:
         deletes = Table(title="records the run created: deleted unless changed since")
-        for column in ("system", "id", "name", "state"):
+        deletes.add_column("system", overflow="fold")
+        id_column(deletes, "id", (d.id for d in rollback.deletes))
+        for column in ("name", "state"):
             deletes.add_column(column, overflow="fold")
         for d in rollback.deletes:
             deletes.add_row(

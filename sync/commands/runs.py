@@ -13,7 +13,7 @@ from mapping.model import format_utc
 from sync.commands import config_option
 from sync.runtime import open_runtime
 from sync.store_records import RunRecord
-from sync.terminal import cell, plain_console
+from sync.terminal import cell, id_column, plain_console
 
 __all__ = ["command"]
 
@@ -31,7 +31,7 @@ def command(config_path: str, limit: int, fmt: str) -> None:
         return
     table = Table(title="runs")
     # the id is what `rollback` takes: never cut, the other columns fold on a narrow terminal
-    table.add_column("run id", no_wrap=True, min_width=max((len(r.id) for r in runs), default=6))
+    id_column(table, "run id", (r.id for r in runs))
     for column in ("kind", "status", "started (UTC)", "s"):
         table.add_column(column, overflow="fold")
     table.add_column("counts", overflow="fold", ratio=2)

@@ -67,3 +67,16 @@ def test_deal_names_that_look_like_markup_are_shown_as_written(small_world: Worl
     text = _dry_run(world, "table")
     for name in names:
         assert _rows(text, name), f"{name!r} not shown:\n{text}"
+
+
+def test_on_an_80_column_terminal_every_record_id_is_shown_whole(small_world: World) -> None:
+    """People copy ids from the plan into the CRM's search: Salesforce's 18 characters used to
+    fold over two lines."""
+    world = small_world
+    plan = json.loads(_dry_run(world, "json"))
+    args = ["reconcile", "--dry-run", "--config", str(world.config)]
+    text = str(CliRunner(env={"COLUMNS": "80"}).invoke(main, args).stdout)
+    ids = {c["id"] for c in plan["changes"]} | {u["id"] for u in plan["unmatched"]}
+    assert any(len(i) == 18 for i in ids)  # Salesforce's
+    missing = sorted(i for i in ids if i not in text)
+    assert not missing, f"cut or folded: {missing[:5]}\n{text}"
