@@ -104,6 +104,7 @@ def cross_system(
     deletions seen in one system only, dead letters and sync freshness."""
     plan = plan or {}
     present = {instance: {d.ref for d in own} for instance, own in deals.items()}
+    covered = {ref for refs in present.values() for ref in refs}
 
     def url(system: str, record_id: str) -> str | None:
         kind, base = instance_urls.get(system, ("", ""))
@@ -163,7 +164,10 @@ def cross_system(
         plan_available=bool(plan),
         entities=len(entities),
         pairs=_pairs(present, entities),
-        unmatched_by_system=_count_by_system(plan.get("unmatched", ())),
+        # Only deals the report covers: with --since, the plan still lists every unmatched deal.
+        unmatched_by_system=_count_by_system(
+            u for u in plan.get("unmatched", ()) if _ref(u) in covered
+        ),
         ambiguous=len(plan.get("ambiguous", ())),
         mismatched_entities=len({row.entity for row in rows}),
         mismatches_by_field={f: len(fields[f]) for f in sorted(fields)},

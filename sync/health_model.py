@@ -324,7 +324,7 @@ class CrossSystem:
     plan_available: bool
     entities: int
     pairs: tuple[PairMatch, ...]
-    unmatched_by_system: Mapping[str, int]  # from the plan
+    unmatched_by_system: Mapping[str, int]  # from the plan, deals in the report only
     ambiguous: int
     mismatched_entities: int
     mismatches_by_field: Mapping[str, int]  # field -> entities

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 import pytest
-from fixtures import HS, NOW, SF, deal, inputs, usd
+from fixtures import HS, NOW, PLAN, SF, deal, inputs, usd
 
 from sync.health import UnknownThreshold, build_health
 
@@ -340,3 +340,21 @@ def test_amounts_of_many_digits_are_totalled_exactly_not_a_crash():
     assert stage.amount == {"USD": D("100000000000000000000000000000.00")}
     assert stage.weighted == {"USD": D("50000000000000000000000000000.00")}
     assert report.consolidated.open_amount == {"USD": D("100000000000000000000000000000.00")}
+
+
+def test_unmatched_share_with_since_counts_only_unmatched_deals_in_the_window():
+    # In the window since 06-01: sf:1, hs:10 (matched to each other) and hs:13; of the deals the
+    # plan finds matched nowhere (sf:2, sf:4, hs:12, hs:13) only hs:13 is in it: 1 of 3.
+    plan = {
+        **PLAN,
+        "unmatched": [
+            {"system": s, "id": i, "name": ""} for s, i in (("sf", "2"), ("sf", "4"), ("hs", "12"))
+        ]
+        + [{"system": "hs", "id": "13", "name": "Eta"}],
+    }
+    report = build_health(
+        inputs(since=date(2024, 6, 1), plan=plan, thresholds={"unmatched_share": D("0.5")})
+    )
+    assert report.cross_system.unmatched_by_system == {"hs": 1}
+    [share] = report.thresholds
+    assert (share.value, share.breached) == (D("0.3333"), False)  # was 4 / 3 = 1.3333, breached
