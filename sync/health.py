@@ -134,8 +134,8 @@ def _converted(deals: Sequence[Deal], inputs: HealthInputs) -> Converted | None:
     used: set[str] = set()
     missing: dict[str, int] = defaultdict(int)
     for deal in deals:
-        if deal.value is None:
-            continue
+        if deal.value is None or deal.status is DealStatus.LOST:
+            continue  # in no converted total: not "left out" for want of a rate either
         rate = rates.get(deal.value.currency)
         if rate is None:
             missing[deal.value.currency] += 1

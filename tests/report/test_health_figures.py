@@ -183,7 +183,29 @@ def test_converted_totals_only_with_rates_and_unconvertible_currencies_listed():
         D("2260.00"),
         D("8000.00"),
     )
-    assert converted.not_converted == {"GBP": 2}
+    assert converted.not_converted == {"GBP": 1}  # Eta (hs:13, open); Zeta is lost
+
+
+def test_a_lost_deal_without_a_rate_is_not_counted_as_left_out_of_the_converted_totals():
+    # Converted totals are open, weighted and won: a lost 700 GBP deal is in none of them.
+    deals = [
+        deal("x", "1", "Lost GBP", "lost", value=usd("700", "GBP")),
+        deal("x", "2", "Open GBP", "lead", value=usd("100", "GBP")),
+        deal("x", "3", "Open EUR", "lead", value=usd("1000", "EUR")),
+    ]
+    report = build_health(
+        inputs(
+            deals={"x": deals},
+            entities=[],
+            plan=None,
+            report_currency="USD",
+            rates={"EUR": D("1.10")},
+        )
+    )
+    converted = report.consolidated.converted
+    assert converted is not None
+    assert (converted.open_amount, converted.weighted) == (D("1100.00"), D("110.00"))
+    assert converted.not_converted == {"GBP": 1}  # was 2: the lost deal counted as left out
 
 
 def test_since_keeps_only_deals_created_or_updated_since():
