@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from hashlib import sha1
 from typing import Any
@@ -70,7 +70,8 @@ NATIVE_FIELDS = {
     "update_time": "updated_at",
 }
 # A won/lost status overrides the stage, so the deal entered its (won/lost) stage at that time;
-# stage_change_time is when it entered the pipeline stage it still sits in.
+# stage_change_time is when it entered the pipeline stage it still sits in, null while it never
+# moved: then it has sat there since it was added.
 _ENTERED_AT = {DealStatus.WON: "won_time", DealStatus.LOST: "lost_time"}
 
 
@@ -112,6 +113,13 @@ def _owner_email(user: object, ctx: MappingContext) -> str | None:
             return email.lower()
         user = user.get("id", user.get("value"))
     return ctx.owner_email(text_or_none(user))
+
+
+def _entered_at(status: DealStatus, read: Any, created: datetime) -> datetime | None:
+    closed = _ENTERED_AT.get(status)
+    if closed is not None:
+        return read(closed, parse_timestamp)
+    return read("stage_change_time", parse_timestamp) or created
 
 
 def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
@@ -163,7 +171,7 @@ def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
         probability=probability / _HUNDRED if probability is not None else None,
         created_at=created,
         updated_at=updated,
-        stage_entered_at=read(_ENTERED_AT.get(status, "stage_change_time"), parse_timestamp),
+        stage_entered_at=_entered_at(status, read, created),
         funnel=ctx.pipeline_funnels.get(pipeline, "default"),
         external_ids=external,
         link_id=link_id,

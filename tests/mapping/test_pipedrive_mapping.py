@@ -106,7 +106,11 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("unknown user without email", {"user_id": 1}, {"owner_email": None}),
     ("unmapped stage", {"stage_id": 42}, {"stage": None, "native_stage": "42"}),
     ("probability percent", {"probability": 80}, {"probability": Decimal("0.8")}),
-    ("never changed stage", {"stage_change_time": None}, {"stage_entered_at": None}),
+    (
+        "a deal that never changed stage entered it when it was added",
+        {"stage_change_time": None},
+        {"stage_entered_at": datetime(2024, 2, 1, 9, tzinfo=UTC)},
+    ),
     ("deleted flag", {"deleted": True}, {"extra": {"deleted": True, "account": "Initech"}}),
     (
         "status deleted",
