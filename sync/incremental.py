@@ -15,7 +15,7 @@ run look at everything (see :func:`choose_scope`).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +23,11 @@ from mapping import deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import DiffResult
 from sync.match import MatchResult, is_deleted, paused_gc
+from sync.normalize import match_keys
 from sync.store import Store
+from sync.store_keys import key_digest
 
-__all__ = ["Loaded", "Scope", "choose_scope", "load_changed", "unsettled"]
+__all__ = ["Loaded", "Scope", "choose_scope", "key_digests", "load_changed", "unsettled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +68,19 @@ class Loaded:
 
 
 def load_changed(
-    store: Store, instances: Collection[str], flagged: Iterable[Ref], links: Mapping[Ref, str]
+    store: Store,
+    instances: Collection[str],
+    flagged: Iterable[Ref],
+    links: Mapping[Ref, str],
+    keys: Sequence[str] = (),
 ) -> Loaded:
     """The deals an incremental match and diff need, and nothing else.
 
     1. flagged refs and every member of their stored entities (the diff compares members);
-    2. the deals their external-id fields and link markers name, with their entities' members
+    2. the stored deals whose match key (`keys`) a flagged deal has, with their entities'
+       members: a settled deal and a new or renamed one of the same key are a same-key
+       duplicate, as a full analysis reports; these count as changed (match keys them);
+    3. the deals their external-id fields and link markers name, with their entities' members
        (match resolves those claims, and a named deal that is gone is a dangling link).
     Key matching needs no more: a new deal can only join an entity lacking its instance, and
     incomplete entities are never settled, so their members are flagged and loaded already.
@@ -81,6 +90,12 @@ def load_changed(
         members[entity].append(ref)
     changed = _with_entities({r for r in flagged if r.system in instances}, links, members)
     deals = _fetch(store, changed)
+    if keys:
+        digests = {d for d in key_digests(deals.values(), keys).values() if d is not None}
+        same_key = {Ref(i, d) for i, d in store.refs_with_match_keys(digests) if i in instances}
+        twins = _with_entities(same_key - changed, links, members) - changed
+        changed |= twins
+        deals.update(_fetch(store, twins))
     named: set[Ref] = set()
     for deal in deals.values():
         named.update(
@@ -97,6 +112,19 @@ def load_changed(
     for ref in sorted(deals, key=lambda r: (r.system, r.id)):
         by_instance[ref.system].append(deals[ref])
     return Loaded(by_instance, frozenset(changed), len(members) - len(touched))
+
+
+def key_digests(deals: Iterable[Deal], keys: Sequence[str]) -> dict[tuple[str, str], str | None]:
+    """(instance, deal id) -> digest of its match key (None: deleted, or no key), to store."""
+    deals = list(deals)
+    found = match_keys([d for d in deals if not is_deleted(d)], keys) if keys else []
+    live = iter(found)
+    return {
+        (d.ref.system, d.ref.id): None
+        if is_deleted(d) or (key := next(live)) is None
+        else key_digest(key)
+        for d in deals
+    }
 
 
 def _with_entities(

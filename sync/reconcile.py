@@ -18,7 +18,7 @@ from connectors.base import Connector
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import LEFT_OUT, DiffResult, diff
-from sync.incremental import Scope, choose_scope, load_changed, unsettled
+from sync.incremental import Scope, choose_scope, key_digests, load_changed, unsettled
 from sync.match import MatchConfig, MatchResult, match, paused_gc, ref_order
 from sync.plan import Plan, build_plan, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
@@ -155,7 +155,13 @@ def _analyze(
     changed: frozenset[Ref] | None = None
     untouched = 0
     if scope.incremental:
-        loaded = load_changed(store, config.systems, (Ref(i, d) for i, d in flagged), stored)
+        loaded = load_changed(
+            store,
+            config.systems,
+            (Ref(i, d) for i, d in flagged),
+            stored,
+            keys=config.matching.keys,
+        )
         by_instance, changed, untouched = loaded.by_instance, loaded.changed, loaded.untouched
     else:
         by_instance = load_deals(store, list(config.systems))
@@ -197,6 +203,9 @@ def _analyze(
         plan = dataclasses.replace(plan, summary=summary)
     if remember:
         _remember(store, matched, diffed, bases)
+        store.save_match_keys(
+            key_digests(deals.values(), config.matching.keys), replace=not scope.incremental
+        )
         dangling = {Ref(r["system"], r["id"]) for d in plan.deleted for r in d["live"]}
         open_refs = unsettled(
             matched, diffed, deals, len(config.systems), also=dangling, examined=changed

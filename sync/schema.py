@@ -231,6 +231,17 @@ mapping_errors = Table(
     Column("seen_at", UTCDateTime, nullable=False),
 )
 
+# The match key (a digest) of each live deal as of the last analysis that loaded it: an
+# incremental analysis finds the settled deals sharing a key with a changed one (the same-key
+# duplicates a full analysis reports) without loading the whole store (sync/incremental.py).
+match_keys = Table(
+    "match_keys",
+    metadata,
+    Column("instance", String(200), primary_key=True),
+    Column("deal_id", String(200), primary_key=True),
+    Column("digest", String(32), nullable=False, index=True),
+)
+
 Migration = Callable[[Connection], None]
 
 
@@ -247,9 +258,16 @@ def _v2_to_v3(conn: Connection) -> None:
     conn.execute(cursors.delete())
 
 
+def _v3_to_v4(conn: Connection) -> None:
+    """v4 adds `match_keys`, filled by full analyses: the incremental state goes, so the next
+    analysis is full and records every deal's key."""
+    match_keys.create(conn, checkfirst=True)
+    conn.execute(meta.delete().where(meta.c.key == "reconcile_state"))
+
+
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
 # definition above (so a new store is created at the latest version) AND append a step here.
-MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3)
+MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3, _v3_to_v4)
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 # Serialises concurrent first-time set-up by several PostgreSQL workers.

@@ -28,6 +28,7 @@ from sync.schema import (
 )
 from sync.store_apply import AuditLog, DeadLetters, Journal
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
+from sync.store_keys import refs_with_digests, save_digests
 from sync.store_records import (
     AuditEntry,
     FailureRecord,
@@ -550,6 +551,16 @@ class Store:
                 rows = [{"instance": i, "deal_id": d, "marked_at": now} for i, d in refs]
                 conn.execute(stmt, rows)
             self._put_meta(conn, _RECONCILE_STATE, json.dumps(dict(state), sort_keys=True))
+
+    def save_match_keys(
+        self, digests: Mapping[tuple[str, str], str | None], *, replace: bool
+    ) -> None:
+        """Deals' match-key digests (None drops one); `replace`: all deals, drop the rest."""
+        save_digests(self._engine, digests, replace=replace)
+
+    def refs_with_match_keys(self, digests: Iterable[str]) -> set[tuple[str, str]]:
+        """(instance, deal id) of the stored deals whose match key has one of these digests."""
+        return refs_with_digests(self._engine, digests)
 
     def reconcile_state(self) -> dict[str, Any] | None:
         """What the last remembering analysis recorded (None: the next one must be full)."""

@@ -88,3 +88,28 @@ def test_a_full_pull_makes_the_next_analysis_full(small_world: World) -> None:
         assert rt.store.reconcile_state() is None
         again = analyze(rt.config, rt.store, run_id="r2")
     assert not again.scope.incremental
+
+
+def test_a_copy_of_a_settled_deal_is_a_duplicate_in_a_nightly_run_as_in_a_full_one(
+    small_world: World,
+) -> None:
+    """A person copies a deal whose entity is settled (same name, owner and close date, so the
+    same match key): a full analysis reports the pair as duplicates and holds them. The nightly
+    one must too, although the original is not flagged: it used to see only the copy, took it
+    for a new deal and planned to create it in the other CRMs."""
+    config = small_world.config
+    config.write_text(config.read_text().replace("create_missing: false", "create_missing: true"))
+    small_world.reconcile("r1")
+    deal_id, _ = _settled_hubspot_deal(small_world)
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    with hubspot.lock:
+        original = hubspot.store.live[deal_id]["properties"]
+        keep = ("dealname", "pipeline", "dealstage", "closedate", "amount", "hubspot_owner_id")
+        copy_id = hubspot.store.create({name: original[name] for name in keep})["id"]
+
+    full, nightly = _pull_then_analyze(small_world, "r2")
+    assert nightly.scope.incremental
+    assert _comparable(nightly) == _comparable(full)
+    twins = [d["ids"] for d in nightly.plan.duplicates if d["system"] == "hubspot"]
+    assert sorted((deal_id, copy_id)) in twins
+    assert not [c for c in nightly.plan.creates if c["source"]["id"] == copy_id]

@@ -141,9 +141,24 @@ def test_a_v2_store_gets_an_empty_mapping_error_set_and_pulls_in_full_next(
         old.save_deals("pipedrive", [("1", "fp", None, False, {"id": "1"})], "c1")
         with old.engine.begin() as conn:  # as a v2 crmsync created it
             conn.execute(text("drop table mapping_errors"))
+            conn.execute(text("drop table match_keys"))
         assert _version(old) == 2
     with Store.open(store_url) as upgraded:
-        assert _version(upgraded) == SCHEMA_VERSION == 3
+        assert _version(upgraded) == SCHEMA_VERSION
         assert upgraded.cursor("pipedrive") is None
         assert upgraded.deal_count("pipedrive") == 1
         assert upgraded.mapping_errors() == []
+
+
+def test_a_v3_store_gets_match_keys_and_analyses_everything_next(store_url: str) -> None:
+    # The keys are recorded by full analyses: a v3 store has none, so it must have one first.
+    with Store.open(store_url, migrations=MIGRATIONS[:2]) as old:
+        old.settle_pending({}, [], {"config_fingerprint": "abc", "run_id": "r1"})
+        with old.engine.begin() as conn:  # as a v3 crmsync created it
+            conn.execute(text("drop table match_keys"))
+        assert _version(old) == 3 and old.reconcile_state() is not None
+    with Store.open(store_url) as upgraded:
+        assert _version(upgraded) == SCHEMA_VERSION
+        assert upgraded.reconcile_state() is None
+        upgraded.save_match_keys({("hubspot", "1"): "d1", ("hubspot", "2"): None}, replace=False)
+        assert upgraded.refs_with_match_keys(["d1", "d2"]) == {("hubspot", "1")}
