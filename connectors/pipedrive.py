@@ -4,7 +4,8 @@ Reads page with start/limit at the maximum of 500. Incremental reads use `GET /v
 (items=deal), which only reaches back `recents_days` (option, default 89: one day inside the
 90 days the sandbox keeps); for an older cursor the connector scans `GET /v1/deals` sorted by
 update_time DESC and stops at the cursor. Pipedrive times have 1-second resolution, so the
-cursor second is read inclusively (a boundary deal may come twice; none is lost).
+cursor second is read inclusively (a boundary deal may come twice; none is lost), and the recents
+feed is read from one second earlier still, as its docs leave open whether since_timestamp is.
 v1 has no bulk write: one PUT / POST / DELETE per deal, each with its own PushResult.
 """
 
@@ -52,6 +53,10 @@ _GONE = frozenset({"404", "410"})  # a delete's deal does not exist, or is delet
 def _body_list(body: Any) -> list[dict[str, Any]]:
     data = body.get("data") if isinstance(body, dict) else None
     return list(data) if isinstance(data, list) else []
+
+
+def _second_before(stamp: str) -> str:
+    return pd_time(from_pd_time(stamp) - timedelta(seconds=1))
 
 
 def _next_start(body: Mapping[str, Any], start: int, count: int) -> int | None:
@@ -212,10 +217,14 @@ class PipedriveConnector:
         """The recents feed from `since`, re-windowed on last_timestamp_on_page.
 
         Offset paging over a feed that moves (a deal changed mid-read jumps to the end) could
-        skip a deal; starting each page at the last timestamp seen cannot. Only when a whole
-        page shares one second does the offset advance within that second.
+        skip a deal; starting each page at a later timestamp cannot. Whether since_timestamp
+        is inclusive is undocumented ("changes occurred after the given timestamp"), so every
+        window starts one second early: the deals that share the page's last second are read
+        again either way (callers drop repeats). Only while that would not move the window on
+        does the offset advance within it.
         """
         recents, start = self._client.recents, 0
+        since = _second_before(since)
         while True:
             params = {"since_timestamp": since, "items": "deal", "start": start, "limit": PAGE}
             body = self._call("recent deals", partial(recents.get_recent_changes, params=params))
@@ -225,7 +234,8 @@ class PipedriveConnector:
             if following is None:
                 return
             last = str((body.get("additional_data") or {}).get("last_timestamp_on_page") or since)
-            since, start = (since, following) if last == since else (last, 0)
+            earlier = _second_before(last)
+            since, start = (earlier, 0) if earlier > since else (since, following)
 
     def _scan_back(self, since: str, status: str) -> Iterator[dict[str, Any]]:
         """Newest first until the cursor: for a cursor older than the recents feed reaches."""

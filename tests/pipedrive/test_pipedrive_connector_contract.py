@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -90,6 +91,28 @@ def test_recents_feed_pages_without_losing_deals_that_share_a_second(connector, 
     connector.update_deals([NativeUpdate(i, {"probability": 42}) for i in ids])
     got = [str(d["id"]) for d in connector.deals(since)]
     assert sorted(got) == sorted(ids)
+
+
+def test_recents_pages_lose_no_deal_of_the_pages_last_second_if_since_is_exclusive(
+    connector, sandbox, pd_data
+):
+    """The v1 docs say recents lists changes "after" since_timestamp, without saying whether
+    a change in that very second counts. Re-windowing at last_timestamp_on_page must not
+    depend on it: against a feed that reads since_timestamp exclusively, the deals of the
+    page's last second that spill onto the next page are still read."""
+    store = sandbox.servers["pipedrive"].emulator.store
+    keys, order = store._keys, store._order
+
+    def strictly_after(since: str, start: int, limit: int) -> tuple[list[int], bool]:
+        first = bisect.bisect_right(keys, (since, float("inf"))) + start
+        return order[first : first + limit], first + limit < len(order)
+
+    store.changed_since = strictly_after
+    ids = [str(d["id"]) for d in _live(pd_data)]
+    since = _just_before()
+    connector.update_deals([NativeUpdate(i, {"probability": 42}) for i in ids])
+    got = {str(d["id"]) for d in connector.deals(since)}
+    assert got == set(ids)
 
 
 def test_pipelines_read_every_page_of_stages(pd_data):
