@@ -109,6 +109,14 @@ class HubSpotEmulator:
     def too_many_requests(self, retry_after: float) -> SandboxResponse:
         return self._rate_limited("ten_secondly_rolling", "TEN_SECONDLY_ROLLING", retry_after)
 
+    def window_exceeded(self, retry_after: float) -> SandboxResponse:
+        """The real ten-second limit: HubSpot's 429 for it usually has no Retry-After (API-NOTES
+        §1, spec TooManyRequests), only X-HubSpot-RateLimit-Remaining: 0 and the interval to
+        wait on. Injected 429s (burst429, rate429) keep theirs."""
+        response = self.too_many_requests(retry_after)
+        response.headers.pop("Retry-After", None)
+        return response
+
     def _rate_limited(self, limit: str, policy: str, retry_after: float) -> SandboxResponse:
         body = {
             "status": "error",

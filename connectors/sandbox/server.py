@@ -268,9 +268,10 @@ class SandboxServer:
         window = faults.rate_window or em.rate_window
         allowed, used, wait = self._window.hit(limit, window)
         if faults.enforce_rate_limit and not allowed:
-            return _with(
-                em.too_many_requests(max(wait, 0.001)), em.limit_headers(used, limit, window)
-            )
+            # An emulator may answer its real window limit unlike an injected 429 (HubSpot's
+            # ten-second 429 carries no Retry-After); by default both are the same.
+            exceeded = getattr(em, "window_exceeded", em.too_many_requests)
+            return _with(exceeded(max(wait, 0.001)), em.limit_headers(used, limit, window))
         if state.take_burst() or state.draw(faults.rate429):
             return em.too_many_requests(faults.retry_after)
         if state.draw(faults.error5xx):

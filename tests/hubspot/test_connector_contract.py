@@ -84,6 +84,24 @@ def test_429_5xx_and_dropped_connections_are_retried(connector, sandbox, exp):
     assert sum(connector._policy.retries().values()) >= 2
 
 
+def test_ten_second_429s_without_retry_after_are_waited_out_on_the_limit_headers(
+    make_connector, sandbox
+):
+    """Real ten-second 429s name no Retry-After: the connector waits on the rate-limit
+    headers (and backoff) instead, and the read completes."""
+    contract.set_faults(
+        sandbox, "hubspot", Faults(enforce_rate_limit=True, rate_limit=4, rate_window=1.0)
+    )
+    connector = make_connector(rate_limit=(10_000, 1.0), options={"backoff_base": 0.01})
+    other = make_connector()  # another client of the same account spends the window first
+    for _ in range(4):
+        other.check()
+    for _ in range(3):
+        connector.owners()
+    statuses = sandbox.servers["hubspot"].stats.snapshot()["statuses"]
+    assert statuses.get("429", 0) >= 1 and statuses["200"] == 4 + 6
+
+
 def test_bad_token_raises_auth_error_naming_the_fix(make_connector, exp):
     bad = make_connector(credentials=HubSpotToken("not-the-token"))
     contract.assert_auth_error_is_clear(bad, exp)

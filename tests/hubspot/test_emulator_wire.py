@@ -144,6 +144,23 @@ def test_429_has_hubspots_body(sandbox):
     assert body["message"] == "You have reached your ten_secondly_rolling limit."
 
 
+def test_the_ten_second_limit_429_has_no_retry_after_only_the_limit_headers(sandbox):
+    """HubSpot's ten-second-window 429 usually carries no Retry-After (API-NOTES §1, spec
+    TooManyRequests): a client has to wait on X-HubSpot-RateLimit-Remaining / -Interval."""
+    from connectors.sandbox.faults import Faults
+
+    sandbox.servers["hubspot"].faults.set(
+        Faults(enforce_rate_limit=True, rate_limit=2, rate_window=10.0)
+    )
+    statuses = [_raw(sandbox, "GET", "/crm/v3/objects/deals") for _ in range(3)]
+    refused = statuses[-1]
+    assert [r.status for r in statuses] == [200, 200, 429]
+    assert refused.json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert "Retry-After" not in refused.headers
+    assert refused.headers["X-HubSpot-RateLimit-Remaining"] == "0"
+    assert refused.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
+
+
 def test_search_filters_sorts_and_pages_like_hubspot(sdk, hs_data):
     request = PublicObjectSearchRequest(
         filter_groups=[
