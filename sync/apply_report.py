@@ -117,6 +117,9 @@ def render_apply_report(report: ApplyReport, fmt: str, console: Console | None =
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
         return
     console = console or plain_console()
+    if not report.results:
+        console.print(f"apply {report.run_id} (plan {report.plan_id}): nothing to write")
+        return
     table = Table(title=f"apply {report.run_id} (plan {report.plan_id})")
     table.add_column("system")
     for outcome in Outcome:

@@ -15,3 +15,10 @@ def test_a_crm_reason_that_looks_like_markup_is_printed_as_written(
     failed = ChangeResult("c1", "salesforce", "006A", "amount", Outcome.FAILED, reason)
     render_apply_report(ApplyReport("run-1", "plan-1", (failed,), {}), "table")
     assert reason in capsys.readouterr().out
+
+
+def test_an_apply_with_nothing_to_write_says_so_instead_of_an_empty_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    render_apply_report(ApplyReport("run-1", "plan-1", (), {}), "table")
+    assert capsys.readouterr().out == "apply run-1 (plan plan-1): nothing to write\n"
