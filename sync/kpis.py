@@ -244,7 +244,7 @@ def forecast(deals: Iterable[Deal], funnels: Mapping[str, Funnel], now: datetime
                 currency=currency,
                 deals=len(members),
                 weighted=_cents(sum_by_currency(weighted).get(currency, Decimal(0))),
-                committed=sum_by_currency(committed).get(currency, Decimal(0)),
+                committed=_cents(sum_by_currency(committed).get(currency, Decimal(0))),
                 committed_deals=len(committed),
             )
         )

@@ -140,14 +140,14 @@ def test_table_and_html_show_the_forecast_months_the_json_has():
     report = build_health(inputs(deals={"sf": [SF[0], beta_today, SF[2], SF[3]], "hs": HS}))
     months = to_json(report)["funnels"]["default"]["forecast"]["months"]
     assert [(m["month"], m["currency"], m["weighted"], m["committed"]) for m in months] == [
-        ("2024-06", "EUR", "1600.00", "2000"),
-        ("2024-07", "USD", "500.00", "0"),
-        ("2024-08", "GBP", "10.00", "0"),
+        ("2024-06", "EUR", "1600.00", "2000.00"),
+        ("2024-07", "USD", "500.00", "0.00"),
+        ("2024-08", "GBP", "10.00", "0.00"),
     ]
     console = Console(record=True, width=160)
     to_table(report, console)
     text = console.export_text()
-    assert "forecast 2024-06 EUR" in text and "weighted 1600.00 / committed 2000" in text
+    assert "forecast 2024-06 EUR" in text and "weighted 1600.00 / committed 2000.00" in text
     assert "weighted 10.00 / committed 0" in text
     page = to_html(report)
     assert "<td>2024-06</td><td>EUR</td>" in page and ">1600.00<" in page
