@@ -225,17 +225,18 @@ def _consume(
         if report.failure is not None:
             continue
         ids = [row[0] for row in chunk]
-        if not report.full:
-            # Flagged before saving: a crash in between costs one extra look, never a miss.
-            store.mark_pending(instance, ids)
+        # Flagged as they are saved, for the next incremental reconcile (a full pull makes it
+        # full instead).
+        flag = not report.full
         if tail is None:
-            report.saved += store.save_deals(instance, chunk, cursor, run_id=run_id)
+            report.saved += store.save_deals(instance, chunk, cursor, run_id=run_id, flag=flag)
         else:
             # With the cursor: the records this pull could not map are the data gaps it found
             # (a full pull: all of them), never skipped by the incremental pulls to come.
             report.saved += store.save_deals(
-                instance, chunk, cursor, run_id=run_id, gaps=report.errors, replace_gaps=report.full
-            )
+                instance, chunk, cursor, run_id=run_id, gaps=report.errors,
+                replace_gaps=report.full, flag=flag,
+            )  # fmt: skip
         report.changed_ids += ids
         if tail is not None:
             seen, deleted = tail
@@ -265,8 +266,6 @@ def _mark_gone(
         gone = sorted(set(store.fingerprints(instance)) - set(seen))
     else:
         gone = sorted(set(deleted or ()))
-        if gone:
-            store.mark_pending(instance, gone)
     if not gone:
         return 0, []
-    return store.mark_deleted(instance, gone, run_id=run_id), gone
+    return store.mark_deleted(instance, gone, run_id=run_id, flag=not full), gone

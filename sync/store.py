@@ -269,6 +269,7 @@ class Store:
         batch_size: int = BATCH_SIZE,
         gaps: Sequence[Mapping[str, str]] = (),
         replace_gaps: bool = False,
+        flag: bool = False,
     ) -> int:
         """Upsert deal snapshots and (if given) the cursor that covers them, in ONE transaction.
 
@@ -278,6 +279,10 @@ class Store:
         A saved deal mapped, so it leaves the instance's data gaps (:meth:`mapping_errors`);
         ``gaps`` (``MappingError.as_dict()`` values) join them, or with ``replace_gaps`` (the
         end of a full pull) become the instance's whole set.
+
+        ``flag``: the deals are also flagged for the next incremental reconcile
+        (:meth:`mark_pending`) in the same transaction. Flagged before or after the save, a
+        reconcile analysing meanwhile could read the flag with the old snapshot and drop it.
         """
         saved = 0
         now = self._clock()
@@ -305,6 +310,8 @@ class Store:
                     )
                 conn.execute(stmt, rows)
                 clear_gaps(conn, instance, [row[0] for row in chunk])
+                if flag:
+                    self._flag(conn, instance, [row[0] for row in chunk], now)
                 saved += len(rows)
             if gaps or replace_gaps:
                 record_gaps(conn, instance, gaps, now, replace=replace_gaps)
@@ -363,16 +370,21 @@ class Store:
         with transaction(self._engine, write=False) as conn:
             return int(conn.execute(query).scalar_one())
 
-    def mark_deleted(self, instance: str, ids: Iterable[str], *, run_id: str | None = None) -> int:
+    def mark_deleted(
+        self, instance: str, ids: Iterable[str], *, run_id: str | None = None, flag: bool = False
+    ) -> int:
         """Flag deals deleted at the source; returns how many were live before.
 
         The snapshot says so too (`extra.deleted`, as a pull of a deleted record maps it): the
         engine reads snapshots, and one still looking live would hide the deletion from every
-        later analysis.
+        later analysis. ``flag``: as in :meth:`save_deals`.
         """
         changed = 0
+        now = self._clock()
         with transaction(self._engine) as conn:
             for chunk in chunks(ids, BATCH_SIZE):
+                if flag:
+                    self._flag(conn, instance, chunk, now)
                 live = select(t.deals.c.id, t.deals.c.payload).where(
                     t.deals.c.instance == instance,
                     t.deals.c.id.in_(chunk),
@@ -509,12 +521,17 @@ class Store:
         """Flag deals the next incremental reconcile must look at again (a pull saved them)."""
         now, marked = self._clock(), 0
         with transaction(self._engine) as conn:
-            stmt = upsert(conn, t.pending, ("instance", "deal_id"), ("marked_at",))
             for chunk in chunks(ids, BATCH_SIZE):
-                rows = [{"instance": instance, "deal_id": i, "marked_at": now} for i in chunk]
-                conn.execute(stmt, rows)
-                marked += len(rows)
+                marked += self._flag(conn, instance, chunk, now)
         return marked
+
+    @staticmethod
+    def _flag(conn: Connection, instance: str, ids: Sequence[str], now: datetime) -> int:
+        if ids:
+            stmt = upsert(conn, t.pending, ("instance", "deal_id"), ("marked_at",))
+            rows = [{"instance": instance, "deal_id": i, "marked_at": now} for i in ids]
+            conn.execute(stmt, rows)
+        return len(ids)
 
     def pending(self) -> dict[tuple[str, str], datetime]:
         """(instance, deal_id) -> when it was flagged, for every flagged deal."""

@@ -1,0 +1,92 @@
+"""A `pull` (or `report --refresh`) takes no reconcile lock: it may save deals while a reconcile
+on another machine analyses the same PostgreSQL store. The next incremental analysis must
+still see every change that pull saved."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync.plan import plan_to_json
+from sync.pull import pull
+from sync.reconcile import ReconcileResult, analyze
+from sync.runtime import open_runtime
+from sync.store import Store
+from tests.benchmarks.bench_world import bump_amounts
+from tests.fixtures_store import store_url_for
+from tests.integration.conftest import World, build_world
+from tests.integration.test_incremental_reconcile import _settled_hubspot_deal
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_world(tmp_path: Path) -> Iterator[World]:
+    with store_url_for("postgresql", tmp_path) as url:
+        yield from build_world(tmp_path, url, deals=60, seed=3)
+
+
+def _comparable(result: ReconcileResult) -> dict[str, Any]:
+    document = plan_to_json(result.plan)
+    for key in ("run_id", "created_at", "checksum"):
+        document.pop(key, None)
+    return document
+
+
+def _full_and_incremental(world: World, run_id: str) -> tuple[ReconcileResult, ReconcileResult]:
+    with open_runtime(str(world.config), connect=False) as rt:
+        full = analyze(rt.config, rt.store, run_id=run_id, remember=False)
+        incremental = analyze(rt.config, rt.store, run_id=run_id)
+    return full, incremental
+
+
+def _pull_held_before_saving(
+    world: World, monkeypatch: pytest.MonkeyPatch, deal_id: str, **kwargs: Any
+) -> tuple[threading.Thread, threading.Event, threading.Event]:
+    """A pull in a thread, stopped just before it saves the chunk holding `deal_id`."""
+    reached, go = threading.Event(), threading.Event()
+    save = Store.save_deals
+
+    def held_save(store: Store, instance: str, payloads: Any, *args: Any, **kw: Any) -> int:
+        rows = list(payloads)
+        if threading.current_thread().name == "pull-by-hand" and deal_id in {r[0] for r in rows}:
+            reached.set()
+            assert go.wait(60)
+        return save(store, instance, rows, *args, **kw)
+
+    monkeypatch.setattr(Store, "save_deals", held_save)
+
+    def by_hand() -> None:
+        with open_runtime(str(world.config), systems=("hubspot",)) as rt:
+            reports = pull(rt.config, rt.store, rt.connectors, run_id="by-hand", **kwargs)
+            assert not any(r.failure for r in reports.values())
+
+    thread = threading.Thread(target=by_hand, name="pull-by-hand")
+    thread.start()
+    assert reached.wait(60), "the pull never reached the changed deal"
+    return thread, reached, go
+
+
+def test_a_change_a_pull_saves_while_a_reconcile_analyses_is_seen_by_the_next_run(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pg_world.reconcile("r1")
+    deal_id, _ = _settled_hubspot_deal(pg_world)
+    bump_amounts(pg_world, "hubspot", [deal_id])  # after the reconcile's own pull read HubSpot
+
+    thread, _, go = _pull_held_before_saving(pg_world, monkeypatch, deal_id)
+    try:
+        with open_runtime(str(pg_world.config), connect=False) as rt:  # the reconcile's analysis
+            analyze(rt.config, rt.store, run_id="r2")
+    finally:
+        go.set()
+        thread.join(60)
+
+    full, nightly = _full_and_incremental(pg_world, "r3")
+    assert nightly.scope.incremental
+    assert _comparable(nightly) == _comparable(full)
+    assert [c for c in full.plan.changes if c.field == "amount"]
