@@ -185,15 +185,22 @@ def pull(
     """Pull every given instance (incrementally from its cursor unless `full`)."""
     reports: dict[str, PullReport] = {}
     out: queue.Queue[Any] = queue.Queue(maxsize=8)
-    with ThreadPoolExecutor(max_workers=max(1, len(connectors)), thread_name_prefix="pull") as ex:
-        for instance, connector in connectors.items():
-            cursor = None if full else store.cursor(instance)
-            reports[instance] = PullReport(instance, full=cursor is None)
-            if cursor is None:
-                # Before anything is saved: a crash mid-pull must still force a full analysis.
-                store.forget_reconcile_state()
-            ex.submit(_produce, config, instance, connector, cursor, reports[instance], out)
-        _consume(store, reports, out, len(connectors), run_id, progress)
+    try:
+        with ThreadPoolExecutor(max(1, len(connectors)), thread_name_prefix="pull") as ex:
+            for instance, connector in connectors.items():
+                cursor = None if full else store.cursor(instance)
+                reports[instance] = PullReport(instance, full=cursor is None)
+                if cursor is None:
+                    # Before anything is saved: a crash mid-pull must still force a full
+                    # analysis.
+                    store.forget_reconcile_state()
+                ex.submit(_produce, config, instance, connector, cursor, reports[instance], out)
+            _consume(store, reports, out, len(connectors), run_id, progress)
+    finally:
+        if any(r.full for r in reports.values()):
+            # Again once saved: an analysis that began in between (another process; a pull
+            # takes no reconcile lock) may have missed what this pull saved unflagged.
+            store.forget_reconcile_state()
     return reports
 
 

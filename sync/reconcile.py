@@ -147,6 +147,7 @@ def _analyze(
     full: bool,
 ) -> ReconcileResult:
     fingerprint = config.fingerprint()
+    epoch = store.reconcile_epoch()  # before anything is read: see Store.reconcile_state
     scope = choose_scope(
         store.reconcile_state(), fingerprint=fingerprint, remember=remember, full=full
     )
@@ -213,7 +214,7 @@ def _analyze(
         store.settle_pending(
             flagged,
             sorted((r.system, r.id) for r in open_refs),
-            {"config_fingerprint": fingerprint, "run_id": run_id},
+            {"config_fingerprint": fingerprint, "run_id": run_id, "epoch": epoch},
         )
     examined = sum(
         1

@@ -8,6 +8,7 @@ that looks like a credential is ever written: JSON values are checked on the way
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -580,16 +581,35 @@ class Store:
         return refs_with_digests(self._engine, digests)
 
     def reconcile_state(self) -> dict[str, Any] | None:
-        """What the last remembering analysis recorded (None: the next one must be full)."""
-        query = select(t.meta.c.value).where(t.meta.c.key == _RECONCILE_STATE)
+        """What the last remembering analysis recorded (None: the next one must be full).
+
+        None too when a full pull forgot the state after the analysis that recorded it began
+        (its `epoch`, see :meth:`reconcile_epoch`, is no longer the store's)."""
+        query = select(t.meta.c.key, t.meta.c.value).where(
+            t.meta.c.key.in_([_RECONCILE_STATE, _RECONCILE_EPOCH])
+        )
         with transaction(self._engine, write=False) as conn:
-            value = conn.execute(query).scalar()
-        return json.loads(value) if value else None
+            found = {r.key: r.value for r in conn.execute(query)}
+        state = json.loads(found[_RECONCILE_STATE]) if found.get(_RECONCILE_STATE) else None
+        if state is None or state.get("epoch") != found.get(_RECONCILE_EPOCH):
+            return None
+        return dict(state)
+
+    def reconcile_epoch(self) -> str | None:
+        """Changes whenever a full pull forgets the state: an analysis records the epoch it
+        began in with its state, which then holds only while no full pull has run since."""
+        query = select(t.meta.c.value).where(t.meta.c.key == _RECONCILE_EPOCH)
+        with transaction(self._engine, write=False) as conn:
+            return conn.execute(query).scalar()
 
     def forget_reconcile_state(self) -> None:
-        """A full pull re-saved everything without flagging it: the next analysis is full."""
+        """A full pull re-saved everything without flagging it: the next analysis is full.
+
+        Also the state an analysis running meanwhile (another process) records at its end:
+        a new epoch. A full pull forgets before it saves anything, and again once done."""
         with transaction(self._engine) as conn:
             conn.execute(t.meta.delete().where(t.meta.c.key == _RECONCILE_STATE))
+            self._put_meta(conn, _RECONCILE_EPOCH, secrets.token_hex(8))
 
     @staticmethod
     def _put_meta(conn: Connection, key: str, value: str) -> None:
@@ -598,3 +618,4 @@ class Store:
 
 
 _RECONCILE_STATE = "reconcile_state"
+_RECONCILE_EPOCH = "reconcile_epoch"

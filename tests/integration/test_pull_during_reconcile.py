@@ -90,3 +90,30 @@ def test_a_change_a_pull_saves_while_a_reconcile_analyses_is_seen_by_the_next_ru
     assert nightly.scope.incremental
     assert _comparable(nightly) == _comparable(full)
     assert [c for c in full.plan.changes if c.field == "amount"]
+
+
+def test_a_full_pull_during_a_reconcile_analysis_makes_the_next_analysis_full(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pull --full` saves without flagging and forgets the incremental state instead: a
+    reconcile that was analysing meanwhile must not record that state again."""
+    pg_world.reconcile("r1")
+    deal_id, _ = _settled_hubspot_deal(pg_world)
+    bump_amounts(pg_world, "hubspot", [deal_id])
+    pending = Store.pending
+
+    def pending_then_a_full_pull(store: Store) -> dict[tuple[str, str], Any]:
+        flagged = pending(store)
+        with open_runtime(str(pg_world.config), systems=("hubspot",)) as rt:  # by hand, meanwhile
+            reports = pull(rt.config, rt.store, rt.connectors, full=True, run_id="by-hand")
+            assert not any(r.failure for r in reports.values())
+        return flagged
+
+    with open_runtime(str(pg_world.config), connect=False) as rt:  # the reconcile's analysis
+        monkeypatch.setattr(Store, "pending", pending_then_a_full_pull)
+        assert analyze(rt.config, rt.store, run_id="r2").scope.incremental
+        monkeypatch.setattr(Store, "pending", pending)
+
+    full, nightly = _full_and_incremental(pg_world, "r3")
+    assert _comparable(nightly) == _comparable(full)
+    assert not nightly.scope.incremental
