@@ -284,9 +284,13 @@ class Store:
         ``flag``: the deals are also flagged for the next incremental reconcile
         (:meth:`mark_pending`) in the same transaction. Flagged before or after the save, a
         reconcile analysing meanwhile could read the flag with the old snapshot and drop it.
+
+        Rows are written in id order (the page is held in memory): two pulls of one instance
+        at once, listing the deals in other orders, would otherwise deadlock.
         """
         saved = 0
         now = self._clock()
+        payloads = sorted(payloads, key=lambda row: row[0])
         with transaction(self._engine) as conn:
             stmt = upsert(
                 conn,
@@ -382,28 +386,34 @@ class Store:
         """
         changed = 0
         now = self._clock()
+        # Tables and rows in the order save_deals writes them: two pulls at once never deadlock.
         with transaction(self._engine) as conn:
-            for chunk in chunks(ids, BATCH_SIZE):
-                if flag:
-                    self._flag(conn, instance, chunk, now)
-                live = select(t.deals.c.id, t.deals.c.payload).where(
-                    t.deals.c.instance == instance,
-                    t.deals.c.id.in_(chunk),
-                    t.deals.c.deleted == false(),
+            for chunk in chunks(sorted(ids), BATCH_SIZE):
+                live = (
+                    select(t.deals.c.id, t.deals.c.payload)
+                    .where(
+                        t.deals.c.instance == instance,
+                        t.deals.c.id.in_(chunk),
+                        t.deals.c.deleted == false(),
+                    )
+                    .order_by(t.deals.c.id)
                 )
-                clear_gaps(conn, instance, chunk)  # a deleted record is no gap
                 rows = [
                     {"p_id": r.id, "p_payload": _deleted(r.payload)} for r in conn.execute(live)
                 ]
-                if not rows:
-                    continue
-                stmt = (
-                    t.deals.update()
-                    .where(t.deals.c.instance == instance, t.deals.c.id == bindparam("p_id"))
-                    .values(deleted=true(), last_seen_run=run_id, payload=bindparam("p_payload"))
-                )
-                conn.execute(stmt, rows)
-                changed += len(rows)
+                if rows:
+                    stmt = (
+                        t.deals.update()
+                        .where(t.deals.c.instance == instance, t.deals.c.id == bindparam("p_id"))
+                        .values(
+                            deleted=true(), last_seen_run=run_id, payload=bindparam("p_payload")
+                        )
+                    )
+                    conn.execute(stmt, rows)
+                    changed += len(rows)
+                clear_gaps(conn, instance, chunk)  # a deleted record is no gap
+                if flag:
+                    self._flag(conn, instance, chunk, now)
         return changed
 
     def mapping_errors(self, instances: Iterable[str] | None = None) -> list[dict[str, str]]:

@@ -56,7 +56,7 @@ def record_gaps(
     if replace:
         conn.execute(table.delete().where(table.c.instance == instance))
     stmt = upsert(conn, table, ("instance", "deal_id"), ("field", "reason", "seen_at"))
-    for rows in chunks(latest.values(), _BATCH):
+    for rows in chunks([latest[i] for i in sorted(latest)], _BATCH):  # id order: no deadlock
         conn.execute(stmt, rows)
 
 

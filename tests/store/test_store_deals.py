@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -95,3 +96,34 @@ def test_abandoned_stream_releases_its_connection(store: Store) -> None:
         next(stream)
         stream.close()
     assert store.deal_count("hubspot") == 3000
+
+
+def test_two_pulls_saving_the_same_deals_in_other_orders_both_succeed(store_url: str) -> None:
+    """Two pulls of one instance at once (a person's and a scheduler's): a full one lists the
+    deals by id, an incremental one by modification time. Neither may fail on a deadlock."""
+    ids = list(range(1000))
+    failed: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def pull(order: list[int], version: str) -> None:
+        try:
+            with Store.open(store_url) as store:
+                barrier.wait()
+                for _ in range(4):
+                    rows = [_deal(i, version) for i in order]
+                    gaps = [{"system": "hubspot", "id": f"x{i}", "field": "f", "reason": "r"}
+                            for i in order]  # fmt: skip
+                    store.save_deals("hubspot", rows, "c", gaps=gaps, flag=True)
+                    store.mark_deleted("hubspot", [f"{i:06d}" for i in order[:300]], flag=True)
+        except Exception as exc:
+            failed.append(str(exc).splitlines()[0])
+
+    threads = [
+        threading.Thread(target=pull, args=(ids, "v1")),
+        threading.Thread(target=pull, args=(ids[::-1], "v2")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failed == []
