@@ -8,6 +8,7 @@ memory over the loaded dataset is (2 GB target) as in the engine bench.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import time
@@ -20,7 +21,8 @@ import psutil
 import pytest
 
 from mapping import deal_fingerprint, deal_to_json
-from mapping.model import Deal
+from mapping.model import Deal, Ref
+from sync.incremental import key_digests
 from sync.reconcile import load_deals
 from sync.store import Store
 from tests.benchmarks.test_engine_bench import (
@@ -32,8 +34,10 @@ from tests.benchmarks.test_engine_bench import (
     run_engine,
     run_pandas,
 )
+from tests.fixtures_store import pg_unavailable_reason, store_url_for
 
 PAGE = 10_000  # deals per save_deals call, as a pull saves chunks
+KEYS = ("name", "close_month")  # run_engine's match keys
 
 
 def _rows(deals: list[Deal]) -> Iterator[tuple[str, str, datetime, bool, dict[str, Any]]]:
@@ -116,3 +120,57 @@ def test_engine_from_store_scales_and_beats_pandas(
             }
         )
     assert all(r["peak_extra_mb"] <= 2048 for r in rows)
+
+
+def _keys_step(store: Store, deals: dict[Ref, Deal]) -> tuple[float, float]:
+    """What a full remembering analysis adds after the plan: (digest s, save s)."""
+    started = time.perf_counter()
+    digests = key_digests(deals.values(), KEYS)
+    digest_s = time.perf_counter() - started
+    started = time.perf_counter()
+    store.save_match_keys(digests, replace=True)
+    return digest_s, time.perf_counter() - started
+
+
+@pytest.mark.benchmark
+@pytest.mark.timeout(0)
+def test_match_key_digests_share_of_a_full_analysis(
+    bench_sizes: dict[str, list[int]], record: Callable[[dict[str, Any]], None], tmp_path: Path
+) -> None:
+    """The match-key digests a full analysis stores (sync/store_keys.py), against the analysis
+    itself (load + match + diff + plan): once into an empty table (the first run) and once
+    over the same digests (every later full run), on SQLite and, when it answers, PostgreSQL."""
+    for n in bench_sizes["engine"]:
+        data = generate(n)
+        with Store.open(f"sqlite:///{tmp_path / f'keys-{n}.db'}") as store:
+            _fill(store, data)
+            gc.collect()
+            gc.freeze()
+            started = time.perf_counter()
+            loaded = load_deals(store, [SF, HS])
+            summary = run_engine(dataclasses.replace(data, deals=loaded))
+            analysis_s = time.perf_counter() - started
+            assert summary["matched"] == n
+            deals = {d.ref: d for group in loaded.values() for d in group}
+            steps = {"sqlite": [_keys_step(store, deals), _keys_step(store, deals)]}
+        if pg_unavailable_reason() is None:
+            with store_url_for("postgresql", tmp_path) as url, Store.open(url) as store:
+                steps["postgresql"] = [_keys_step(store, deals), _keys_step(store, deals)]
+        for dialect, ((_, first_s), (digest_s, again_s)) in steps.items():
+            step_s = digest_s + again_s
+            record(
+                {
+                    "bench": "match_keys",
+                    "dialect": dialect,
+                    "deals_per_side": n,
+                    "analysis_s": round(analysis_s, 2),
+                    "digests_s": round(digest_s, 2),
+                    "save_first_s": round(first_s, 2),
+                    "save_again_s": round(again_s, 2),
+                    "step_s": round(step_s, 2),
+                    "share_of_run": round(step_s / (analysis_s + step_s), 3),
+                }
+            )
+        del data, loaded, deals
+        gc.unfreeze()
+        gc.collect()
