@@ -23,7 +23,7 @@ from mapping import deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import DiffResult
 from sync.match import MatchResult, is_deleted, paused_gc
-from sync.normalize import match_keys
+from sync.normalize import MatchKey, match_keys
 from sync.store import Store
 from sync.store_keys import key_digest
 
@@ -91,7 +91,7 @@ def load_changed(
     changed = _with_entities({r for r in flagged if r.system in instances}, links, members)
     deals = _fetch(store, changed)
     if keys:
-        digests = {d for d in key_digests(deals.values(), keys).values() if d is not None}
+        digests = {d for d in key_digests(deals, keys).values() if d is not None}
         same_key = {Ref(i, d) for i, d in store.refs_with_match_keys(digests) if i in instances}
         twins = _with_entities(same_key - changed, links, members) - changed
         changed |= twins
@@ -114,17 +114,27 @@ def load_changed(
     return Loaded(by_instance, frozenset(changed), len(members) - len(touched))
 
 
-def key_digests(deals: Iterable[Deal], keys: Sequence[str]) -> dict[tuple[str, str], str | None]:
-    """(instance, deal id) -> digest of its match key (None: deleted, or no key), to store."""
-    deals = list(deals)
-    found = match_keys([d for d in deals if not is_deleted(d)], keys) if keys else []
+def key_digests(
+    deals: Mapping[Ref, Deal], keys: Sequence[str], matched: MatchResult | None = None
+) -> dict[tuple[str, str], str | None]:
+    """(instance, deal id) -> digest of its match key (None: deleted, or no key), to store.
+
+    The keys `matched` built are reused (a full match built every live deal's); only the rest
+    are built here (the settled deals an incremental match skipped, or all without `matched`)."""
+    digests: dict[tuple[str, str], str | None] = {}
+    if matched is not None:
+        digests.update(zip(matched.keyed, map(_digest, matched.keys), strict=True))
+    rest = [d for ref, d in deals.items() if ref not in digests]
+    found = match_keys([d for d in rest if not is_deleted(d)], keys) if keys else []
     live = iter(found)
-    return {
-        (d.ref.system, d.ref.id): None
-        if is_deleted(d) or (key := next(live)) is None
-        else key_digest(key)
-        for d in deals
-    }
+    digests.update(
+        ((d.ref.system, d.ref.id), None if is_deleted(d) else _digest(next(live))) for d in rest
+    )
+    return digests
+
+
+def _digest(key: MatchKey | None) -> str | None:
+    return None if key is None else key_digest(key)
 
 
 def _with_entities(

@@ -14,7 +14,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from operator import attrgetter, itemgetter
 
@@ -65,6 +65,11 @@ class MatchResult:
     unmatched: Mapping[str, tuple[Ref, ...]]  # instance -> live deals matched nowhere
     ambiguous: tuple[Ambiguity, ...]
     duplicates: tuple[Duplicate, ...]
+    # The deals whose match key this match built (every live deal; an incremental match skips
+    # the settled ones) and their keys (None: a component is missing), in the same order, for
+    # callers that store them. In input order, so not part of the result's equality.
+    keyed: Sequence[Ref] = field(default=(), compare=False, repr=False)
+    keys: Sequence[MatchKey | None] = field(default=(), compare=False, repr=False)
 
     def entity_of(self) -> dict[Ref, str]:
         """Ref -> entity id (built on demand: at a million deals it is not free)."""
@@ -108,6 +113,8 @@ class _Scan:
     live: dict[str, list[int]]  # instance -> deals not deleted
     deleted: set[int]
     keys: list[MatchKey | None]  # per deal
+    keyed: Sequence[int]  # the deals whose key was built
+    found: Sequence[MatchKey | None]  # their keys
     duplicates: list[Duplicate]  # same key twice in one instance
 
 
@@ -125,7 +132,7 @@ def _scan(linker: Linker, stored_links: Mapping[Ref, str]) -> _Scan:
         system: [i for i in span if i not in deleted] if deleted else list(span)
         for system, span in linker.spans.items()
     }
-    return _Scan(claimers, live, deleted, [None] * len(deals), [])
+    return _Scan(claimers, live, deleted, [None] * len(deals), (), (), [])
 
 
 def _keys(
@@ -145,10 +152,13 @@ def _keys(
     everything = [i for indices in scan.live.values() for i in indices]
     if len(everything) == len(deals):  # every deal, in order: no copies of a million refs
         found = scan.keys = match_keys(deals, components)
+        scan.keyed = range(len(deals))
     else:
         found = match_keys([deals[i] for i in everything], components)
         for i, key in zip(everything, found, strict=True):
             keys[i] = key
+        scan.keyed = everything
+    scan.found = found
     start = 0
     for system, indices in scan.live.items():
         part = found[start : start + len(indices)]
@@ -454,6 +464,8 @@ def _result(linker: Linker, scan: _Scan) -> MatchResult:
             )
         ),
         duplicates=duplicates,
+        keyed=refs if isinstance(scan.keyed, range) else list(map(refs.__getitem__, scan.keyed)),
+        keys=scan.found,
     )
 
 

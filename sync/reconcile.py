@@ -205,7 +205,7 @@ def _analyze(
     if remember:
         _remember(store, matched, diffed, bases)
         store.save_match_keys(
-            key_digests(deals.values(), config.matching.keys), replace=not scope.incremental
+            key_digests(deals, config.matching.keys, matched), replace=not scope.incremental
         )
         dangling = {Ref(r["system"], r["id"]) for d in plan.deleted for r in d["live"]}
         open_refs = unsettled(

@@ -8,10 +8,11 @@ so it reports the same same-key duplicates a full analysis does (sync/incrementa
 from __future__ import annotations
 
 import hashlib
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sync import schema as t
 from sync.normalize import MatchKey
@@ -30,31 +31,49 @@ def save_digests(
     engine: Engine, digests: Mapping[tuple[str, str], str | None], *, replace: bool
 ) -> None:
     """Each (instance, deal id)'s digest; None (no key, or deleted) drops its row. `replace`:
-    these are all the deals there are (a full analysis), every other row goes."""
+    these are all the deals there are (a full analysis), every other row goes.
+
+    A full analysis reads the stored digests in one query and writes only the rows that differ:
+    from one full run to the next nearly every key stays, and rewriting a million rows costs
+    more than the analysis that found them."""
     table = t.match_keys
-    rows = [
-        {"instance": i, "deal_id": d, "digest": digest}
-        for (i, d), digest in sorted(digests.items())
-        if digest is not None
-    ]
-    gone = sorted(ref for ref, digest in digests.items() if digest is None)
     with transaction(engine) as conn:
         if replace:
-            conn.execute(table.delete())
+            stored = _stored(conn)
+            gone = [ref for ref in stored if digests.get(ref) is None]
+            rows = [
+                {"instance": i, "deal_id": d, "digest": digest}
+                for (i, d), digest in digests.items()
+                if digest is not None and stored.get((i, d)) != digest
+            ]
         else:
-            for instance in sorted({i for i, _ in gone}):
-                ids = [d for i, d in gone if i == instance]
-                for chunk in chunks(ids, _BATCH):
-                    conn.execute(
-                        table.delete().where(
-                            table.c.instance == instance, table.c.deal_id.in_(chunk)
-                        )
-                    )
-        stmt = (
-            table.insert() if replace else upsert(conn, table, ("instance", "deal_id"), ("digest",))
-        )
+            gone = [ref for ref, digest in digests.items() if digest is None]
+            rows = [
+                {"instance": i, "deal_id": d, "digest": digest}
+                for (i, d), digest in digests.items()
+                if digest is not None
+            ]
+        ids: dict[str, list[str]] = defaultdict(list)
+        for instance, deal_id in gone:
+            ids[instance].append(deal_id)
+        for instance, wanted in ids.items():
+            for chunk in chunks(wanted, _BATCH):
+                conn.execute(
+                    table.delete().where(table.c.instance == instance, table.c.deal_id.in_(chunk))
+                )
+        stmt = upsert(conn, table, ("instance", "deal_id"), ("digest",))
         for batch in chunks(rows, _BATCH):
             conn.execute(stmt, batch)
+
+
+def _stored(conn: Connection) -> dict[tuple[str, str], str]:
+    table = t.match_keys
+    query = select(table.c.instance, table.c.deal_id, table.c.digest)
+    result = conn.execute(query, execution_options={"yield_per": _BATCH * 10})
+    stored: dict[tuple[str, str], str] = {}
+    for partition in result.partitions():
+        stored.update(((i, d), digest) for i, d, digest in partition)
+    return stored
 
 
 def refs_with_digests(engine: Engine, digests: Iterable[str]) -> set[tuple[str, str]]:
