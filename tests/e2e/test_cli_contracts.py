@@ -269,6 +269,17 @@ def test_pull_jsonl_into_a_reader_that_stops_early_exits_quietly(
     assert (reader.wait(timeout=120), stderr) == (1, "")
 
 
+def _runs_table(config: Path, columns: int) -> subprocess.CompletedProcess[str]:
+    """`crmsync runs` as a table on a terminal `columns` wide."""
+    return subprocess.run(
+        [CRMSYNC, "runs", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": str(columns)},
+    )
+
+
 def test_runs_table_on_an_80_column_terminal_shows_whole_run_ids(
     served: tuple[Path, dict],
 ) -> None:
@@ -276,13 +287,7 @@ def test_runs_table_on_an_80_column_terminal_shows_whole_run_ids(
     assert crmsync("reconcile", "--config", str(config), "--dry-run").returncode == 0
     listed = crmsync("runs", "--config", str(config), "--format", "json")
     ids = [run["id"] for run in json.loads(listed.stdout)]
-    table = subprocess.run(
-        [CRMSYNC, "runs", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "80"},
-    )
+    table = _runs_table(config, columns=80)
     assert table.returncode == 0, table.stderr
     assert ids and all(run_id in table.stdout for run_id in ids)  # `rollback` takes them
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
@@ -294,13 +299,7 @@ def test_runs_table_says_what_a_pull_read_per_instance(served: tuple[Path, dict]
     runs = json.loads(crmsync("runs", "--config", str(config), "--format", "json").stdout)
     run = next(r for r in runs if r["kind"] == "pull")  # the newest
     fetched = {name: counts["fetched"] for name, counts in run["counts"].items()}
-    table = subprocess.run(
-        [CRMSYNC, "runs", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "400"},
-    )
+    table = _runs_table(config, columns=400)
     assert table.returncode == 0, table.stderr
     for name, count in fetched.items():
         assert f"{name}: fetched {count}" in table.stdout, table.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,10 +72,11 @@ def small_world(tmp_path: Path) -> Iterator[World]:
 
 
 @contextmanager
-def refusing_after(world: World, system: str, request: str, count: int) -> Iterator[None]:
-    """`system` answers 5xx to every call once it has served `count` more `request`s (e.g.
-    "PUT /v1/deals/{id}") inside the block, as a CRM that fails for good part-way does; all is
-    well again after the block. A 30 ms latency leaves time to switch between two calls."""
+def once_served(
+    world: World, system: str, request: str, count: int, then: Callable[[], None]
+) -> Iterator[None]:
+    """Call `then` (from a watcher thread) once `system` has served `count` more `request`s
+    (e.g. "PUT /v1/deals/{id}") inside the block."""
     server = world.sandbox.servers[system]
 
     def served() -> int:
@@ -84,17 +85,30 @@ def refusing_after(world: World, system: str, request: str, count: int) -> Itera
     target = served() + count
     done = threading.Event()
 
-    def refuse() -> None:
+    def watch() -> None:
         while served() < target and not done.is_set():
-            time.sleep(0.002)
-        server.faults.set(Faults(error5xx=1.0))
+            time.sleep(0.001)
+        if not done.is_set():
+            then()
 
-    server.faults.set(Faults(latency_ms=30))
-    watcher = threading.Thread(target=refuse, daemon=True)
+    watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
         yield
     finally:
         done.set()
         watcher.join(timeout=30)
-        server.faults.set(Faults())
+
+
+@contextmanager
+def refusing_after(world: World, system: str, request: str, count: int) -> Iterator[None]:
+    """`system` answers 5xx to every call once it has served `count` more `request`s inside the
+    block, as a CRM that fails for good part-way does; all is well again after the block. A
+    30 ms latency leaves time to switch between two calls."""
+    faults = world.sandbox.servers[system].faults
+    faults.set(Faults(latency_ms=30))
+    try:
+        with once_served(world, system, request, count, lambda: faults.set(Faults(error5xx=1.0))):
+            yield
+    finally:
+        faults.set(Faults())

@@ -4,8 +4,6 @@ attempted, and applying the plan again does exactly the rest."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,7 +12,7 @@ from sync.apply_run import guarded_apply
 from sync.plan import Plan
 from sync.runtime import open_runtime
 from sync.shutdown import STOPPED, stop_event
-from tests.integration.conftest import World
+from tests.integration.conftest import World, once_served
 from tests.integration.test_rollback_deletes_creates import _create_missing, _live_ids
 
 HUBSPOT_CREATE = "POST /crm/v3/objects/deals/batch/create"
@@ -28,24 +26,10 @@ def _apply(world: World, plan: Plan, run_id: str) -> ApplyReport:
 @contextmanager
 def stop_requested_after(world: World, system: str, request: str) -> Iterator[None]:
     """Ask for a stop, as the SIGTERM handler does, once `system` has served one `request`."""
-    server = world.sandbox.servers[system]
-    before = int(server.stats.snapshot()["requests"].get(request, 0))
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            if int(server.stats.snapshot()["requests"].get(request, 0)) > before:
-                stop_event.set()
-                return
-            time.sleep(0.001)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
     try:
-        yield
+        with once_served(world, system, request, 1, stop_event.set):
+            yield
     finally:
-        done.set()
-        watcher.join(timeout=30)
         stop_event.clear()
 
 
