@@ -169,12 +169,12 @@ def _share(value: Decimal | None) -> str:
 
 
 def _funnel_table(title: str, figures: FunnelFigures) -> Table:
-    table = Table(title=Text(title))
+    table = Table(title=cell(title))
     for column in ("stage", "deals", "amount", "weighted", "no amount"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for s in figures.stages:
         table.add_row(
-            Text(s.label),
+            cell(s.label),
             str(s.count),
             _amounts(s.amount),
             _amounts(s.weighted),
@@ -184,14 +184,14 @@ def _funnel_table(title: str, figures: FunnelFigures) -> Table:
 
 
 def _kpi_table(title: str, f: FunnelFigures) -> Table:
-    table = Table(title=Text(title))
+    table = Table(title=cell(title))
     table.add_column("KPI")
     table.add_column("value", justify="right")
     table.add_column("method / basis")
     conv = f.conversion
     for step in conv.steps:
         table.add_row(
-            Text(f"{step.from_stage} -> {step.to_stage}"),
+            cell(f"{step.from_stage} -> {step.to_stage}"),
             _share(step.rate),
             f"{conv.method} ({conv.deals} deals, {conv.history_deals} with history)",
         )
@@ -259,13 +259,13 @@ def _kpi_comparison_table(rows: list[KpiRow]) -> Table:
     for i, r in enumerate(rows):
         last_of_funnel = i + 1 == len(rows) or rows[i + 1].funnel != r.funnel
         table.add_row(
-            Text(r.instance),
-            Text(r.funnel),
+            cell(r.instance),
+            cell(r.funnel),
             str(r.deals),
             r.win_rate,
             r.won_lost,
             r.lead_to_won,
-            Text("\n".join(r.won_size) or "-"),
+            cell(*(r.won_size or ["-"])),
             r.sales_cycle,
             r.stale,
             str(r.past_due),
@@ -332,7 +332,7 @@ def to_table(report: HealthReport, console: Console) -> None:
         shares = [_share(f.share) for f in q.completeness]
         unmapped = cell(", ".join(f"{k}: {v}" for k, v in q.unmapped_stages.items()) or "-")
         quality.add_row(
-            Text(q.instance), *shares, unmapped, str(q.mapping_errors), str(q.duplicates)
+            cell(q.instance), *shares, unmapped, str(q.mapping_errors), str(q.duplicates)
         )
     console.print(quality)
     x = report.cross_system
@@ -341,16 +341,16 @@ def to_table(report: HealthReport, console: Console) -> None:
     cross.add_column("value")
     for p in x.pairs:
         cross.add_row(
-            Text(f"{p.a} <-> {p.b}"),
-            Text(f"matched {p.matched}, only {p.a} {p.only_a}, only {p.b} {p.only_b}"),
+            cell(f"{p.a} <-> {p.b}"),
+            cell(f"matched {p.matched}, only {p.a} {p.only_a}, only {p.b} {p.only_b}"),
         )
     cross.add_row("mismatched entities", f"{x.mismatched_entities} of {x.entities}")
     for field, count in x.mismatches_by_field.items():
-        cross.add_row(Text(f"  {field}"), str(count))
+        cross.add_row(cell(f"  {field}"), str(count))
     cross.add_row("open conflicts", str(x.conflicts))
     cross.add_row("deleted in one, live in another", str(len(x.deleted)))
     cross.add_row("dead letters", str(len(x.dead_letters)))
     for s in x.sync:
         last = format_utc(s.last_success) if s.last_success else "never"
-        cross.add_row(Text(f"last sync {s.instance}"), f"{last} ({s.api_calls} API calls)")
+        cross.add_row(cell(f"last sync {s.instance}"), f"{last} ({s.api_calls} API calls)")
     console.print(cross)
