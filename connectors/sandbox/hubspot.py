@@ -57,6 +57,11 @@ class HubSpotEmulator:
         self.store = DealStore(self._data)
         self._search_cache.clear()
 
+    def purge_deleted(self) -> int:
+        purged = self.store.purge_deleted()
+        self._search_cache.clear()
+        return purged
+
     def dump(self) -> dict[str, Any]:
         return self.store.dump()
 

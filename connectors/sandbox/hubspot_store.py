@@ -242,6 +242,14 @@ class DealStore:
         bisect.insort(self.archived_order, int(deal["id"]))
         self.version += 1
 
+    def purge_deleted(self) -> int:
+        """Archived deals gone for good, as HubSpot does 90 days after the delete."""
+        gone = len(self.archived)
+        self.archived.clear()
+        self.archived_order.clear()
+        self.version += 1
+        return gone
+
     def dump(self) -> dict[str, Any]:
         deals = [self.live[str(i)] for i in self.order]
         deals += [self.archived[str(i)] for i in self.archived_order]

@@ -98,6 +98,10 @@ class PipedriveEmulator:
     def reset(self) -> None:
         self.store = DealStore(self._data)
 
+    def purge_deleted(self) -> int:
+        purged = self.store.purge_deleted()
+        return purged
+
     def dump(self) -> dict[str, Any]:
         return self.store.dump()
 

@@ -328,6 +328,20 @@ class DealStore:
             raise WriteError(410, "Deal is already deleted")
         self.update(deal_id, {"status": "deleted"})
 
+    def purge_deleted(self) -> int:
+        """Deleted deals gone for good, as Pipedrive does 30 days after the delete."""
+        gone = {i for i, deal in self.deals.items() if deal["status"] == "deleted"}
+        for deal_id in gone:
+            self._index_links(self.deals.pop(deal_id), add=False)
+            self.flows.pop(deal_id, None)
+            del self._key_of[deal_id]
+        kept = [n for n, deal_id in enumerate(self._order) if deal_id not in gone]
+        self._keys = [self._keys[n] for n in kept]
+        self._order = [self._order[n] for n in kept]
+        self._ids = [i for i in self._ids if i not in gone]
+        self._views.clear()
+        return len(gone)
+
     def dump(self) -> dict[str, Any]:
         return {
             "pipelines": list(self.pipelines),

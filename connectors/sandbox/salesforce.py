@@ -74,6 +74,10 @@ class SalesforceEmulator:
         # session id -> API call count when it was issued (the expiry fault counts from there)
         self._sessions: dict[str, int] = {self._token: 0}
 
+    def purge_deleted(self) -> int:
+        purged = self.store.purge_deleted()
+        return purged
+
     def dump(self) -> dict[str, Any]:
         return {name: [dict(r) for r in rows] for name, rows in self.store.tables.items()}
 

@@ -281,6 +281,17 @@ class SalesforceStore:
         record["LastModifiedById"] = _API_USER
         return str(record["Id"])
 
+    def purge_deleted(self) -> int:
+        """The recycle bin emptied, as Salesforce does 15 days after a delete: the records
+        leave queryAll and the deleted endpoint too."""
+        rows = self.tables["Opportunity"]
+        kept = [r for r in rows if not r.get("IsDeleted")]
+        for record in rows:
+            if record.get("IsDeleted"):
+                del self.by_id[record["Id"]]
+        self.tables["Opportunity"] = kept
+        return len(rows) - len(kept)
+
     def _history(self, record: Mapping[str, Any], stamp: str) -> None:
         self.tables["OpportunityHistory"].append(
             {

@@ -128,6 +128,7 @@ class Emulator(Protocol):
     def session_expired(self) -> SandboxResponse | None: ...
     def dump(self) -> dict[str, Any]: ...
     def reset(self) -> None: ...
+    def purge_deleted(self) -> int: ...  # the CRM's recycle bin emptied; returns how many
 
 
 class _Stats:
@@ -301,6 +302,9 @@ class SandboxServer:
             self.stats.clear()
             self.faults.set(Faults())
             return SandboxResponse(204)
+        if name == "purge" and request.method == "POST":
+            with em.lock:
+                return SandboxResponse(200, {"purged": em.purge_deleted()})
         if name == "faults" and request.method == "GET":
             return SandboxResponse(200, self.faults.faults.to_json())
         if name == "faults" and request.method in ("POST", "PUT"):
