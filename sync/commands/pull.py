@@ -15,7 +15,7 @@ from sync.pull import PullReport, failure_of, pull
 from sync.reconcile_run import CTRL_C
 from sync.runtime import open_runtime, progress_reporter
 from sync.store_records import RunStatus
-from sync.terminal import plain_console
+from sync.terminal import cell, id_column, plain_console
 
 __all__ = ["command"]
 
@@ -71,14 +71,16 @@ def command(config_path: str, systems: tuple[str, ...], full: bool, fmt: str) ->
 
 def _table(reports: dict[str, PullReport], instances: list[str]) -> None:
     table = Table(title="pull")
-    for column in ("instance", "mode", "fetched", "saved", "deleted", "skipped", "unmapped",
-                   "API calls"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("instance", "mode") else "right")
+    modes = {name: "full" if reports[name].full else "incremental" for name in instances}
+    id_column(table, "instance", instances)  # never cut: "salesf…" at 80 columns
+    id_column(table, "mode", modes.values())
+    for column in ("fetched", "saved", "deleted", "skipped", "unmapped", "API calls"):
+        table.add_column(column, justify="right")
     for name in instances:
         r = reports[name]
         table.add_row(
-            name,
-            "full" if r.full else "incremental",
+            cell(name),
+            modes[name],
             str(r.fetched),
             str(r.saved),
             str(r.deleted),
