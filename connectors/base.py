@@ -71,6 +71,10 @@ class ConnectorSettings:
 
 @runtime_checkable
 class Connector(Protocol):
+    """What the engine needs of a CRM. Optional: `deletions_kept` (a timedelta), how long the
+    CRM still lists a deleted deal to `deleted_deals`; a pull whose cursor is older than that
+    reads everything instead, as only a full listing then shows which deals are gone."""
+
     system: str  # the instance name
     kind: str  # "salesforce" | "hubspot" | "pipedrive" | a plugin's kind
 

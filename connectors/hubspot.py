@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
@@ -73,6 +73,8 @@ def _iso(ms: int) -> str:
 
 class HubSpotConnector:
     kind = "hubspot"
+    # Archived (deleted) deals are listed, and can be restored, for 90 days.
+    deletions_kept = timedelta(days=90)
 
     def __init__(self, settings: ConnectorSettings) -> None:
         if not isinstance(settings.credentials, HubSpotToken):

@@ -71,6 +71,8 @@ def _next_start(body: Mapping[str, Any], start: int, count: int) -> int | None:
 
 class PipedriveConnector:
     kind = "pipedrive"
+    # Deleted deals are kept (status "deleted") for 30 days, then removed for good.
+    deletions_kept = timedelta(days=30)
 
     def __init__(self, settings: ConnectorSettings) -> None:
         credentials = settings.credentials

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import http.client
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -94,6 +94,8 @@ def _jsonable(value: Any) -> Any:
 
 class SalesforceConnector:
     kind = "salesforce"
+    # The recycle bin: queryAll and the deleted endpoint show a delete for 15 days.
+    deletions_kept = timedelta(days=15)
 
     def __init__(self, settings: ConnectorSettings) -> None:
         self.system = settings.instance

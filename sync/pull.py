@@ -8,12 +8,13 @@ never moves a cursor past deals that were not saved.
 
 from __future__ import annotations
 
+import logging
 import queue
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config import Config
@@ -28,6 +29,7 @@ from sync.store import Store
 __all__ = ["PullFailed", "PullReport", "failure_of", "map_deals", "pull"]
 
 CHUNK = 1000
+_log = logging.getLogger("crmsync.pull")
 # An incremental read starts this long before the cursor. The cursor is the newest modification
 # time seen, but a record can become visible after a newer one: Salesforce stamps a record when
 # its transaction starts and shows it at commit; HubSpot's search index lags writes. Re-reading
@@ -50,6 +52,8 @@ class PullReport:
     context: MappingContext | None = None  # as built from the CRM's pipelines and owners
     failure: str | None = None  # one line, when the instance could not be pulled
     failure_code: int = 1  # the failure's exit code (2: credentials rejected, permissions)
+    # Why a pull that had a cursor read everything (the CRM no longer lists older deletions).
+    full_reason: str | None = None
     # Ids this pull saved or marked deleted (an incremental pull also flags them in the store
     # for the next incremental reconcile; a full pull makes the next reconcile full instead).
     changed_ids: list[str] = field(default_factory=list)
@@ -58,6 +62,7 @@ class PullReport:
         return {
             "instance": self.instance,
             "full": self.full,
+            "full_reason": self.full_reason,
             "fetched": self.fetched,
             "saved": self.saved,
             "deleted": self.deleted,
@@ -185,11 +190,17 @@ def pull(
     """Pull every given instance (incrementally from its cursor unless `full`)."""
     reports: dict[str, PullReport] = {}
     out: queue.Queue[Any] = queue.Queue(maxsize=8)
+    now = datetime.now(UTC)
     try:
         with ThreadPoolExecutor(max(1, len(connectors)), thread_name_prefix="pull") as ex:
             for instance, connector in connectors.items():
                 cursor = None if full else store.cursor(instance)
-                reports[instance] = PullReport(instance, full=cursor is None)
+                last = store.cursor_saved_at(instance) if cursor else None
+                why = _deletions_out_of_sight(connector, last, now) if last else None
+                if why is not None:
+                    _log.warning("%s: reading everything: %s", instance, why)
+                    cursor = None
+                reports[instance] = PullReport(instance, full=cursor is None, full_reason=why)
                 if cursor is None:
                     # Before anything is saved: a crash mid-pull must still force a full
                     # analysis.
@@ -202,6 +213,20 @@ def pull(
             # takes no reconcile lock) may have missed what this pull saved unflagged.
             store.forget_reconcile_state()
     return reports
+
+
+def _deletions_out_of_sight(connector: Connector, last: datetime, now: datetime) -> str | None:
+    """Why an incremental read now would miss deletions, or None. A CRM lists a deleted deal
+    only for a while (its recycle bin); one deleted after the last pull (`last`: when it saved
+    its cursor) and purged since shows only as a deal the full listing no longer holds."""
+    kept: timedelta | None = getattr(connector, "deletions_kept", None)
+    # The last pull read deletions a little before it saved its cursor.
+    if kept is None or now - (last - OVERLAP) < kept:
+        return None
+    return (
+        f"the last pull was on {last:%Y-%m-%d}, and {connector.kind} lists deleted deals "
+        f"for {kept.days} days only"
+    )
 
 
 def _moment(cursor: str) -> datetime:

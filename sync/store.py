@@ -324,6 +324,12 @@ class Store:
                 self._save_cursor(conn, instance, cursor)
         return saved
 
+    def cursor_saved_at(self, instance: str) -> datetime | None:
+        """When the instance's cursor was last saved: the end of its last complete pull."""
+        with transaction(self._engine, write=False) as conn:
+            query = select(t.cursors.c.updated_at).where(t.cursors.c.instance == instance)
+            return conn.execute(query).scalar()
+
     def save_cursor(self, instance: str, cursor: str) -> None:
         """Advance a cursor on its own (e.g. a page that held no deals)."""
         with transaction(self._engine) as conn:
