@@ -9,7 +9,7 @@ deal of one instance in an entity is a duplicate, a merge of two fixed entities 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,8 +45,14 @@ class Linker:
     """The entities of one match run (see the module docstring); `spans` holds each
     instance's deals as a contiguous range of indices."""
 
-    def __init__(self, deals: Sequence[Deal], spans: Mapping[str, range]) -> None:
+    def __init__(
+        self,
+        deals: Sequence[Deal],
+        spans: Mapping[str, range],
+        apart: Collection[frozenset[Ref]] = (),
+    ) -> None:
         self.deals = deals
+        self.apart = apart  # pairs people split: never linked to each other
         self.spans = spans  # instance -> the indices of its deals (contiguous)
         self.refs = [d.ref for d in deals]
         self.system = [system for system, span in spans.items() for _ in span]
@@ -98,7 +104,23 @@ class Linker:
         elif current != handle:
             self.merge(handle, current, i, method)
 
+    def kept_apart(self, i: int, handle: Handle | None, j: int | None = None) -> bool:
+        """Would putting deal `i` with entity `handle` (or deal `j` and its entity) join deals
+        a person split?"""
+        if not self.apart:
+            return False
+        mine = self._with_entity(i, self.entity[i])
+        theirs = self._with_entity(j, handle) if j is not None else self._with_entity(None, handle)
+        return any(frozenset((self.refs[x], self.refs[y])) in self.apart
+                   for x in mine for y in theirs)  # fmt: skip
+
+    def _with_entity(self, i: int | None, handle: Handle | None) -> set[int]:
+        found = set(self.members(handle).values()) if handle is not None else set()
+        return found | {i} if i is not None else found
+
     def link(self, a: int, b: int, method: LinkMethod) -> None:
+        if self.kept_apart(a, self.entity[b], b):
+            return
         ea, eb = self.entity[a], self.entity[b]
         if ea is not None:
             self.join(b, ea, method)

@@ -261,7 +261,8 @@ def _link_claims(linker: Linker, claimers: Sequence[int], config: MatchConfig) -
             linked = [h for i in indices if (h := linker.entity[i]) is not None]
             handle = linked[0] if linked else linker.new(indices[0], LinkMethod.LINK_ID, marker)
         for i in indices:
-            linker.join(i, handle, LinkMethod.LINK_ID)
+            if not linker.kept_apart(i, handle):
+                linker.join(i, handle, LinkMethod.LINK_ID)
     for i, _, targets in claims:
         for j in targets:
             linker.link(i, j, LinkMethod.EXTERNAL_ID)
@@ -363,6 +364,7 @@ def match(
     config: MatchConfig,
     *,
     changed: Collection[Ref] | None = None,
+    apart: Collection[frozenset[Ref]] = (),
 ) -> MatchResult:
     """Group the deals of all instances into entities; see the module docstring.
 
@@ -370,9 +372,10 @@ def match(
     previous run. Deals settled by stored links into complete entities and not in `changed`
     then skip key computation, so same-key duplicates are only looked for among the other
     deals (duplicates among settled deals were reported by the run that settled them).
+    `apart`: pairs of deals a person split (sync/link_review.py); no evidence links them.
     """
     with paused_gc():
-        return _match(deals, stored_links, config, changed)
+        return _match(deals, stored_links, config, changed, apart)
 
 
 def _match(
@@ -380,6 +383,7 @@ def _match(
     stored_links: Mapping[Ref, str],
     config: MatchConfig,
     changed: Collection[Ref] | None,
+    apart: Collection[frozenset[Ref]],
 ) -> MatchResult:
     systems = sorted(deals)
     everything = [d for system in systems for d in deals[system]]
@@ -387,7 +391,7 @@ def _match(
     for system in systems:
         start = len(spans) and next(reversed(spans.values())).stop
         spans[system] = range(start, start + len(deals[system]))
-    linker = Linker(everything, spans)
+    linker = Linker(everything, spans, apart)
     scan = _scan(linker, stored_links)
     _link_claims(linker, scan.claimers, config)
     # Input order does not leak out: keys are joined in sorted order, reports are sorted.

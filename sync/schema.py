@@ -242,6 +242,18 @@ match_keys = Table(
     Column("digest", String(32), nullable=False, index=True),
 )
 
+# Pairs of deals a person said are not the same real deal (`crmsync links split`): matching
+# never links them again, whatever their keys, names or id fields say. Stored in ref order.
+split_pairs = Table(
+    "split_pairs",
+    metadata,
+    Column("instance_a", String(200), primary_key=True),
+    Column("deal_a", String(200), primary_key=True),
+    Column("instance_b", String(200), primary_key=True),
+    Column("deal_b", String(200), primary_key=True),
+    Column("split_at", UTCDateTime, nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 
 
@@ -265,9 +277,14 @@ def _v3_to_v4(conn: Connection) -> None:
     conn.execute(meta.delete().where(meta.c.key == "reconcile_state"))
 
 
+def _v4_to_v5(conn: Connection) -> None:
+    """v5 adds `split_pairs` (people's corrections of matches); nothing else changes."""
+    split_pairs.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
 # definition above (so a new store is created at the latest version) AND append a step here.
-MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3, _v3_to_v4)
+MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5)
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 # Serialises concurrent first-time set-up by several PostgreSQL workers.

@@ -249,3 +249,33 @@ def test_bulk_keys_equal_one_deal_keys_for_every_component_and_missing_part() ->
     for size in (1, 2, 3):
         for keys in itertools.combinations(components, size):
             assert match_keys(deals, keys) == [match_key(d, keys) for d in deals], keys
+
+
+def _apart(*refs: Ref) -> frozenset[frozenset[Ref]]:
+    return frozenset(frozenset(pair) for pair in itertools.combinations(refs, 2))
+
+
+def test_deals_a_person_split_are_never_matched_to_each_other_by_any_evidence() -> None:
+    sf, hs, pd = Ref(SF, "006A"), Ref(HS, "77"), Ref(PD, "5")
+    cases = [  # the same real deal by its key, by an id field, by crmsync's marker
+        [deal(SF, "006A"), deal(HS, "77"), deal(PD, "5")],
+        [deal(SF, "006A", name="A"), deal(HS, "77", name="B", external_ids={SF: "006A"}),
+         deal(PD, "5", name="C", external_ids={HS: "77"})],
+        [deal(SF, "006A", link_id="E1"), deal(HS, "77", link_id="E1"), deal(PD, "5", link_id="E1")],
+    ]  # fmt: skip
+    for deals in cases:
+        together = match(by_system(deals), {}, KEYS)
+        assert len(together.entities) == 1
+        split = match(by_system(deals), {}, KEYS, apart=_apart(sf, hs, pd))
+        assert len(split.entities) == 3, deals
+        assert not split.new_links
+
+
+def test_a_split_pair_stays_apart_through_a_third_deal_and_others_still_match() -> None:
+    deals = [deal(SF, "006A"), deal(HS, "77"), deal(PD, "5")]
+    # SF and HS are not the same deal; PD matches one of them by key, never both.
+    result = match(by_system(deals), {}, KEYS, apart=_apart(Ref(SF, "006A"), Ref(HS, "77")))
+    groups = sorted(
+        sorted(r.system for r in members.values()) for members in result.entities.values()
+    )
+    assert groups in ([[HS], [PD, SF]], [[HS, PD], [SF]])
