@@ -123,7 +123,7 @@ def _batch(
         if entity in found:
             new_id = found[entity]
             marks.append((cid, JournalState.DONE, {"id": new_id, "found": True}))
-            links.append(Link(entity, system, new_id, LinkMethod.CREATED))
+            links.append(Link(entity, system, new_id, LinkMethod.CREATED, confirmed=True))
             # Ours only if this plan sent it before; else another plan's apply made the copy
             # and audited it under its own run (which `rollback` of this run must not undo).
             if cid in in_doubt:  # audited under the run that sent it
@@ -154,7 +154,9 @@ def _batch(
     for (cid, create, _, values), result in zip(sends, pushed, strict=True):
         if result.ok and result.id:
             marks.append((cid, JournalState.DONE, {"id": result.id, "ok": True}))
-            links.append(Link(str(create["entity"]), system, result.id, LinkMethod.CREATED))
+            links.append(
+                Link(str(create["entity"]), system, result.id, LinkMethod.CREATED, confirmed=True)
+            )
             audits.append(_audit(run_id, create, result.id, values))
             results.append(_result(cid, create, result.id, Outcome.APPLIED))
         else:
@@ -185,7 +187,7 @@ def found_copy(
         "source": {"system": source_system, "id": source_id},
     }
     values = _values_or_none(store, ctx, create)
-    link = Link(entity, ctx.instance, new_id, LinkMethod.CREATED)
+    link = Link(entity, ctx.instance, new_id, LinkMethod.CREATED, confirmed=True)
     return link, _audit(run_id, create, new_id, values)
 
 

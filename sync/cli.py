@@ -24,7 +24,7 @@ __all__ = ["main"]
 
 # Module names under sync/commands/; each exposes a click command named `command`.
 _COMMANDS: tuple[str, ...] = (
-    *("apply", "check", "demo", "init", "pull", "reconcile", "report"),
+    *("apply", "check", "demo", "init", "links", "pull", "reconcile", "report"),
     *("rollback", "runs", "sandbox", "schedule"),
 )
 

@@ -66,7 +66,7 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         console,
     )
     _simple(
-        "Ambiguous (several candidates; not guessed)",
+        "Ambiguous (several candidates; not guessed: `crmsync links join` pairs them by hand)",
         ("system", "id", "candidates", "detail"),
         [
             (

@@ -1,0 +1,115 @@
+"""`crmsync links`: review matching by hand (show, confirm, split, join); see sync/link_review."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from mapping.model import format_utc
+from sync.commands import config_option
+from sync.errors import terminal_safe
+from sync.link_review import confirm, join, parse_ref, split
+from sync.locks import reconcile_lock
+from sync.runtime import open_runtime
+from sync.store import Store
+from sync.store_records import Link
+
+__all__ = ["command"]
+
+
+@click.group("links")
+def command() -> None:
+    """Review matching: which deals are one real deal, how each link was found, by hand."""
+
+
+@command.command("show")
+@config_option
+@click.option("--unconfirmed", is_flag=True, help="Only entities with an inferred link.")
+@click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def show(config_path: str, unconfirmed: bool, entities: tuple[str, ...], fmt: str) -> None:
+    """List the stored links by entity: instance, id, name, method, score, when, confirmed."""
+    with open_runtime(config_path, connect=False) as rt:
+        links = rt.store.link_records(list(entities) if entities else None)
+        if unconfirmed:
+            doubtful = {link.entity_id for link in links if not link.confirmed}
+            links = [link for link in links if link.entity_id in doubtful]
+        names = _names(rt.store, links)
+    rows = [_row(link, names.get((link.instance, link.deal_id))) for link in links]
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    # Grouped by entity, a line per deal: an entity id (what confirm and split take) and the
+    # names a person judges a match by stay whole at any terminal width.
+    by_entity: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_entity.setdefault(r["entity"], []).append(r)
+    for entity, members in by_entity.items():
+        state = "confirmed" if all(m["confirmed"] for m in members) else "unconfirmed"
+        click.echo(f"{entity}  {state}")
+        width = max(len(f"{m['system']}:{m['id']}") for m in members)
+        for m in members:
+            how = m["method"] if m["score"] is None else f"{m['method']} {m['score']:g}"
+            deal = f"{m['system']}:{m['id']}"
+            click.echo(terminal_safe(f"  {deal:<{width}}  {how:<11}  {m['name'] or ''}"))
+    click.echo(f"{len(by_entity)} entities, {len(rows)} links")
+
+
+@command.command("confirm")
+@config_option
+@click.argument("entities", nargs=-1, required=True)
+def confirm_command(config_path: str, entities: tuple[str, ...]) -> None:
+    """Mark these entities' links as checked by a person."""
+    with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
+        count = confirm(rt.store, list(entities))
+    click.echo(f"confirmed {count} links of {len(set(entities))} entities")
+
+
+@command.command("split")
+@config_option
+@click.argument("entities", nargs=-1, required=True)
+def split_command(config_path: str, entities: tuple[str, ...]) -> None:
+    """These matches are wrong: unlink their deals and never match them to each other again."""
+    with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
+        members = split(rt.store, list(entities))
+    for entity, refs in members.items():
+        click.echo(f"split {entity}: " + ", ".join(f"{r.system}:{r.id}" for r in refs))
+    click.echo("the next reconcile reports these deals as unmatched (or matches them elsewhere)")
+
+
+@command.command("join")
+@config_option
+@click.argument("deals", nargs=-1, required=True, metavar="INSTANCE:ID INSTANCE:ID...")
+def join_command(config_path: str, deals: tuple[str, ...]) -> None:
+    """These deals (one per instance) are one real deal: link them, confirmed."""
+    refs = [parse_ref(text) for text in deals]
+    with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
+        entity = join(rt.store, refs)
+    click.echo(f"joined {', '.join(deals)} as {entity}; the next reconcile diffs them")
+
+
+def _names(store: Store, links: list[Link]) -> dict[tuple[str, str], str | None]:
+    wanted: dict[str, list[str]] = {}
+    for link in links:
+        wanted.setdefault(link.instance, []).append(link.deal_id)
+    return {
+        (instance, deal_id): payload.get("name")
+        for instance, ids in wanted.items()
+        for deal_id, payload in store.get_deals(instance, ids).items()
+    }
+
+
+def _row(link: Link, name: str | None) -> dict[str, Any]:
+    return {
+        "entity": link.entity_id,
+        "system": link.instance,
+        "id": link.deal_id,
+        "name": name,
+        "method": link.method.value,
+        "score": link.score,
+        "matched_at": format_utc(link.matched_at) if link.matched_at else None,
+        "confirmed": link.confirmed,
+    }
