@@ -278,8 +278,11 @@ def _v3_to_v4(conn: Connection) -> None:
 
 
 def _v4_to_v5(conn: Connection) -> None:
-    """v5 adds `split_pairs` (people's corrections of matches); nothing else changes."""
+    """v5 adds `split_pairs` (people's corrections of matches). Links the CRMs vouch for are
+    confirmed from now on (sync/link_review.py EXPLICIT): so are those saved before."""
     split_pairs.create(conn, checkfirst=True)
+    explicit = ("external_id", "link_id", "created", "manual")
+    conn.execute(links.update().where(links.c.method.in_(explicit)).values(confirmed=True))
 
 
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, inspect, text
 
+from sync.link_review import apart
 from sync.schema import MIGRATIONS, SCHEMA_VERSION, connect_engine, ensure_schema, metadata
 from sync.store import Store, StoreError
+from sync.store_records import Link, LinkMethod
 
 
 def _version(store: Store) -> int:
@@ -162,3 +164,25 @@ def test_a_v3_store_gets_match_keys_and_analyses_everything_next(store_url: str)
         assert upgraded.reconcile_state() is None
         upgraded.save_match_keys({("hubspot", "1"): "d1", ("hubspot", "2"): None}, replace=False)
         assert upgraded.refs_with_match_keys(["d1", "d2"]) == {("hubspot", "1")}
+
+
+def test_a_v4_store_gets_split_pairs_and_its_explicit_links_confirmed(store_url: str) -> None:
+    links = [
+        Link("E1", "hubspot", "1", LinkMethod.EXTERNAL_ID),
+        Link("E1", "salesforce", "006A", LinkMethod.EXTERNAL_ID),
+        Link("E2", "hubspot", "2", LinkMethod.KEY),
+        Link("E2", "salesforce", "006B", LinkMethod.KEY),
+    ]
+    with Store.open(store_url, migrations=MIGRATIONS[:3]) as old:
+        old.save_links(links)  # as a v4 crmsync saved them: never confirmed
+        with old.engine.begin() as conn:
+            conn.execute(text("drop table split_pairs"))
+        assert _version(old) == 4
+    with Store.open(store_url) as upgraded:
+        assert _version(upgraded) == SCHEMA_VERSION
+        confirmed = {(r.instance, r.deal_id): r.confirmed for r in upgraded.link_records()}
+        assert confirmed == {
+            ("hubspot", "1"): True, ("salesforce", "006A"): True,
+            ("hubspot", "2"): False, ("salesforce", "006B"): False,
+        }  # fmt: skip
+        assert apart(upgraded) == frozenset()
