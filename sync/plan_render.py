@@ -61,18 +61,25 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
     _conflicts(plan_json["conflicts"], deals, console)
     _simple(
         "Unmatched (in one system only)",
-        ("system", "id", "name"),
-        [(u["system"], u["id"], u.get("name", "")) for u in plan_json["unmatched"]],
+        ("system", "id", "deal"),
+        [
+            (u["system"], u["id"], _context(deals, u["system"], u["id"]) or u.get("name", ""))
+            for u in plan_json["unmatched"]
+        ],
         console,
     )
     _simple(
         "Ambiguous (several candidates; not guessed: `crmsync links join` pairs them by hand)",
-        ("system", "id", "candidates", "detail"),
+        ("system", "id", "deal", "candidates", "detail"),
         [
             (
                 a.get("system", ""),
                 a.get("id", ""),
-                f"{a.get('instance', '')} {', '.join(a.get('candidates', []))}",
+                _context(deals, a.get("system", ""), a.get("id", "")),
+                tuple(  # a line each
+                    f"{a.get('instance', '')} {c}: {_context(deals, a.get('instance', ''), c)}"
+                    for c in a.get("candidates", [])
+                ),
                 str(a.get("reason") or ""),
             )
             for a in plan_json["ambiguous"]
@@ -91,6 +98,10 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         [(e["system"], e["id"], e["field"], e["reason"]) for e in plan_json["errors"]],
         console,
     )
+
+
+def _context(deals: Mapping[Ref, Deal], system: str, deal_id: str) -> str:
+    return _deal_context(deals.get(Ref(system, deal_id)))
 
 
 def _create_row(create: Mapping[str, Any]) -> tuple[str, ...]:
@@ -159,8 +170,12 @@ def _conflicts(
 
 
 def _simple(
-    title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], console: Console
+    title: str,
+    columns: tuple[str, ...],
+    rows: list[tuple[str | tuple[str, ...], ...]],
+    console: Console,
 ) -> None:
+    """A section of the plan; a cell given as a tuple of strings shows one line each."""
     if not rows:
         return
     table = Table(title=f"{title} ({len(rows)})", title_justify="left")
@@ -170,7 +185,7 @@ def _simple(
         else:
             table.add_column(column, overflow="fold")
     for row in rows[:_MAX_ROWS]:
-        table.add_row(*map(cell, row))
+        table.add_row(*(cell(*v) if isinstance(v, tuple) else cell(v) for v in row))
     _more(table, len(rows))
     console.print(table)
 

@@ -80,3 +80,22 @@ def test_on_an_80_column_terminal_every_record_id_is_shown_whole(small_world: Wo
     assert any(len(i) == 18 for i in ids)  # Salesforce's
     missing = sorted(i for i in ids if i not in text)
     assert not missing, f"cut or folded: {missing[:5]}\n{text}"
+
+
+def test_unmatched_and_ambiguous_deals_are_shown_with_their_stage_and_amount(
+    small_world: World,
+) -> None:
+    """What people decide by whether a lone deal is a missed match (and `links join` it)."""
+    world = small_world
+    plan = json.loads(_dry_run(world, "json"))
+    text = _dry_run(world, "table")
+    args = ["pull", "--config", str(world.config), "--format", "jsonl"]
+    pulled = CliRunner().invoke(main, args).stdout.splitlines()
+    deals = {(d["system"], d["id"]): d for d in map(json.loads, pulled)}
+    shown = [(u["system"], u["id"]) for u in plan["unmatched"]]
+    shown += [(a["instance"], c) for a in plan["ambiguous"] for c in a["candidates"]]
+    assert plan["ambiguous"] and len(shown) > len(plan["unmatched"])
+    for system, deal_id in shown:
+        deal = deals[system, deal_id]
+        amount = f"{deal['amount']} {deal['currency']}" if deal["amount"] else "no amount"
+        assert _rows(text, deal_id, deal["stage"] or "-", amount), f"{deal} not shown:\n{text}"
