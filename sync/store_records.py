@@ -39,6 +39,7 @@ class RunKind(StrEnum):
     APPLY = "apply"
     ROLLBACK = "rollback"
     REPORT = "report"
+    LINKS = "links"  # a person's correction of matching (`crmsync links`)
 
 
 class RunStatus(StrEnum):

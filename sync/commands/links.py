@@ -13,9 +13,9 @@ from sync.commands import config_option
 from sync.errors import terminal_safe
 from sync.link_review import confirm, join, parse_ref, split
 from sync.locks import reconcile_lock
-from sync.runtime import open_runtime
+from sync.runtime import Runtime, open_runtime
 from sync.store import Store
-from sync.store_records import Link
+from sync.store_records import Link, RunKind, RunStatus
 
 __all__ = ["command"]
 
@@ -65,7 +65,8 @@ def confirm_command(config_path: str, entities: tuple[str, ...]) -> None:
     """Mark these entities' links as checked by a person."""
     with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
         count = confirm(rt.store, list(entities))
-    click.echo(f"confirmed {count} links of {len(set(entities))} entities")
+        run_id = _recorded(rt, {"confirmed": count, "entities": sorted(set(entities))})
+    click.echo(f"confirmed {count} links of {len(set(entities))} entities (run {run_id})")
 
 
 @command.command("split")
@@ -75,9 +76,14 @@ def split_command(config_path: str, entities: tuple[str, ...]) -> None:
     """These matches are wrong: unlink their deals and never match them to each other again."""
     with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
         members = split(rt.store, list(entities))
-    for entity, refs in members.items():
-        click.echo(f"split {entity}: " + ", ".join(f"{r.system}:{r.id}" for r in refs))
-    click.echo("the next reconcile reports these deals as unmatched (or matches them elsewhere)")
+        shown = {e: [f"{r.system}:{r.id}" for r in refs] for e, refs in members.items()}
+        run_id = _recorded(rt, {"split": len(shown), "entities": shown})
+    for entity, deals in shown.items():
+        click.echo(f"split {entity}: {', '.join(deals)}")
+    click.echo(
+        f"the next reconcile reports these deals as unmatched, or matches them elsewhere "
+        f"(run {run_id})"
+    )
 
 
 @command.command("join")
@@ -88,7 +94,17 @@ def join_command(config_path: str, deals: tuple[str, ...]) -> None:
     refs = [parse_ref(text) for text in deals]
     with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
         entity = join(rt.store, refs)
-    click.echo(f"joined {', '.join(deals)} as {entity}; the next reconcile diffs them")
+        run_id = _recorded(rt, {"joined": 1, "entities": {entity: list(deals)}})
+    click.echo(
+        f"joined {', '.join(deals)} as {entity}; the next reconcile diffs them (run {run_id})"
+    )
+
+
+def _recorded(rt: Runtime, counts: dict[str, Any]) -> str:
+    """The correction in the run history (`crmsync runs`), as every change crmsync makes is."""
+    run_id = rt.store.start_run("links", RunKind.LINKS, rt.config.fingerprint())
+    rt.store.finish_run(run_id, RunStatus.OK, counts=counts)
+    return run_id
 
 
 def _names(store: Store, links: list[Link]) -> dict[tuple[str, str], str | None]:

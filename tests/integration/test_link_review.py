@@ -43,6 +43,10 @@ def test_people_split_a_wrong_match_and_join_deals_by_hand(world: World) -> None
 
     _links(world, "split", entity)
     assert not set(pair) & set(_entity_of(world))
+    runs = CliRunner().invoke(main, ["runs", "--config", str(world.config), "--format", "json"])
+    latest = json.loads(runs.stdout)[0]  # the correction is in the run history
+    assert (latest["kind"], latest["status"]) == ("links", "ok")
+    assert latest["counts"]["entities"] == {entity: [f"{r.system}:{r.id}" for r in pair]}
     full, incremental = _pull_then_analyze(world, "links-r2")
     assert incremental.scope.incremental
     assert _comparable(incremental) == _comparable(full)
