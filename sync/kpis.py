@@ -54,6 +54,7 @@ _MONEY = Decimal("0.01")
 
 
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
 
 
 def ratio(part: int, whole: int) -> Decimal | None:
@@ -72,7 +73,11 @@ def sum_by_currency(values: Iterable[Money]) -> dict[str, Decimal]:
 
 
 def probability_of(deal: Deal, funnel: Funnel | None) -> Decimal | None:
-    """The deal's own probability, else its stage's default, else None (stage unmapped)."""
+    """The chance the deal is won: 1 once won, 0 once lost (a CRM such as Pipedrive keeps the
+    probability a user set before closing); for an open deal its own probability, else its
+    stage's default, else None (stage unmapped)."""
+    if deal.status is not DealStatus.OPEN:
+        return _ONE if deal.status is DealStatus.WON else _ZERO
     if deal.probability is not None:
         return deal.probability
     if funnel is not None and deal.stage is not None and deal.stage in funnel:
