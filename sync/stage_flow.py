@@ -5,7 +5,8 @@ These figures depend on when deals changed stage. They use the CRM's real stage 
 from the current stage alone it says "current_stage_only"; nothing is ever invented.
 
 The furthest stage a deal reached: a won deal passed every stage; otherwise the furthest of its
-history and the stage it is in. A lost deal is in the funnel's lost stage, but its native stage
+history and the stage it is in, short of the won stage (a deal won once, then reopened or lost,
+is not a conversion). A lost deal is in the funnel's lost stage, but its native stage
 may still say where it was lost: Pipedrive keeps a lost deal in the pipeline stage it was lost
 in, and that stage mapped through the instance's stage map (`StageMaps`) is an open stage.
 Salesforce and HubSpot move a lost deal to a closed-lost stage, which maps to no open stage,
@@ -99,16 +100,21 @@ def lost_in(deal: Deal, stage_maps: StageMaps) -> str | None:
 
 def _reach(deal: Deal, sequence: list[str], stage_maps: StageMaps) -> tuple[int | None, bool]:
     """The furthest position in `sequence` the deal reached (None: unknown), and whether from
-    history. A deal that reached position k passed every position before it."""
+    history. A deal that reached position k passed every position before it. Only a won deal
+    reached the won stage: one won once and then reopened or lost reached the last open stage
+    (a lost one dropped off there, it cannot also have converted)."""
     if deal.status is DealStatus.WON:
         return len(sequence) - 1, bool(deal.stage_history)
+    # Not won (now): having been in the won stage means having passed the last open one.
+    last_open = len(sequence) - 2
+    position = {key: min(i, last_open) for i, key in enumerate(sequence)} if last_open >= 0 else {}
     if deal.status is DealStatus.OPEN:
-        here = deal.stage if deal.stage in sequence else None
+        here = deal.stage
     else:  # lost: the open stage it was lost in, where its CRM keeps that
         stage = lost_in(deal, stage_maps)
         here = stage if stage in sequence[:-1] else None
-    current = None if here is None else sequence.index(here)
-    seen = [sequence.index(c.stage) for c in deal.stage_history if c.stage in sequence]
+    current = None if here is None else position.get(here)
+    seen = [position[c.stage] for c in deal.stage_history if c.stage in position]
     if seen:
         return max(seen if current is None else [*seen, current]), True
     return current, False

@@ -161,3 +161,20 @@ def test_a_won_deal_weighs_its_whole_amount_and_a_lost_one_nothing_whatever_its_
     stages = _stages(report, "pipedrive")
     assert stages["won"] == ({"USD": "2000"}, {"USD": "2000.00"})
     assert stages["lost"] == ({"USD": "1000"}, {"USD": "0.00"})
+
+
+def test_a_deal_won_once_then_reopened_or_lost_has_not_converted_to_won(
+    report: dict[str, Any],
+) -> None:
+    # S1, S2 and S3 all reached negotiation; only S3 is won. S2 dropped off in negotiation, so
+    # it cannot also count as having gone on to won (the step showed 3 of 3, 1.0000).
+    figures = _funnel(report, "salesforce")
+    conversion = figures["conversion"]
+    steps = [(s["reached_from"], s["reached_to"], s["rate"]) for s in conversion["steps"]]
+    assert steps == [(3, 3, "1.0000"), (3, 3, "1.0000"), (3, 3, "1.0000"), (3, 1, "0.3333")]
+    assert (conversion["method"], conversion["won"], conversion["lead_to_won"]) == (
+        "stage_history",
+        1,
+        "0.3333",
+    )
+    assert figures["drop_off"]["by_stage"] == {"negotiation": 1}
