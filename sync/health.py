@@ -218,7 +218,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
     all_copies = [d for own in deals.values() for d in own]
     unique = [d for d in all_copies if d.ref not in entity_of or d.ref in chosen]
     consolidated = _consolidated(unique, len(all_copies) - len(unique), inputs)
-    quality = data_quality(deals, inputs.unmapped_stages, inputs.mapping_errors, inputs.plan)
+    quality = data_quality(deals, inputs.mapping_errors, inputs.plan)
     cross = cross_system(
         deals,
         inputs.entities,

@@ -46,18 +46,19 @@ def _filled(deal: Deal, field: str) -> bool:
 
 def data_quality(
     deals: Mapping[str, Sequence[Deal]],
-    unmapped_stages: Mapping[str, Mapping[str, int]],
     mapping_errors: Sequence[Mapping[str, str]],
     plan: Mapping[str, Any] | None,
 ) -> DataQuality:
-    """Field completeness, unmapped stages, mapping errors and in-system duplicates."""
+    """Field completeness, unmapped stages (of the deals the report covers: with --since, those
+    in the window), mapping errors and in-system duplicates."""
     duplicates = tuple(dict(d) for d in (plan or {}).get("duplicates", ()))
     errors_by = Counter(str(e.get("system")) for e in mapping_errors)
     duplicates_by = Counter(str(d.get("system")) for d in duplicates)
-    instances = sorted(set(deals) | set(unmapped_stages) | set(errors_by) | set(duplicates_by))
+    instances = sorted(set(deals) | set(errors_by) | set(duplicates_by))
     quality = {}
     for instance in instances:
         own = deals.get(instance, ())
+        unmapped = Counter(f"{d.pipeline}/{d.native_stage}" for d in own if d.stage is None)
         completeness = tuple(
             FieldCompleteness(
                 field=f,
@@ -71,7 +72,7 @@ def data_quality(
             instance=instance,
             deals=len(own),
             completeness=completeness,
-            unmapped_stages=dict(sorted(unmapped_stages.get(instance, {}).items())),
+            unmapped_stages=dict(sorted(unmapped.items())),
             mapping_errors=errors_by[instance],
             duplicates=duplicates_by[instance],
         )

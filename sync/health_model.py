@@ -68,7 +68,6 @@ class HealthInputs:
     thresholds: Mapping[str, Decimal] = field(default_factory=dict)
     sync_status: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dead_letters: Sequence[Mapping[str, Any]] = ()
-    unmapped_stages: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     mapping_errors: Sequence[Mapping[str, str]] = ()
     instance_urls: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # (kind, url)
     consolidation_order: Sequence[str] = ()  # which copy of a matched deal represents it

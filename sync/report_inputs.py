@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -49,11 +48,6 @@ def health_inputs(
     pulled: Mapping[str, Mapping[str, int]] | None = None,
 ) -> HealthInputs:
     """`pulled`: instance -> API calls of the pull this very run made (`report --refresh`)."""
-    unmapped: dict[str, Counter[str]] = defaultdict(Counter)
-    for instance, deals in result.by_instance.items():
-        for deal in deals:
-            if deal.stage is None and not deal.extra.get("deleted"):
-                unmapped[instance][f"{deal.pipeline}/{deal.native_stage}"] += 1
     report = config.report
     thresholds: Mapping[str, Decimal] = {
         name: value for name, value in report.thresholds.model_dump().items() if value is not None
@@ -96,7 +90,6 @@ def health_inputs(
             for i, c in (pulled or {}).items()
         },
         dead_letters=dead,
-        unmapped_stages={i: dict(c) for i, c in unmapped.items()},
         mapping_errors=store.mapping_errors(list(config.systems)),
         instance_urls=urls,
         consolidation_order=list(config.systems),

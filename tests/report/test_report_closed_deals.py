@@ -178,3 +178,12 @@ def test_a_deal_won_once_then_reopened_or_lost_has_not_converted_to_won(
         "0.3333",
     )
     assert figures["drop_off"]["by_stage"] == {"negotiation": 1}
+
+
+def test_since_counts_unmapped_stages_of_the_deals_in_the_window_only(
+    env: SandboxEnv, report: dict[str, Any]
+) -> None:
+    # P3 and P4 sit in the unmapped stage 2; only P4 was updated since 2024-06-01.
+    assert report["data_quality"]["instances"]["pipedrive"]["unmapped_stages"] == {"1/2": 2}
+    quality = _report(env, "--since", "2024-06-01")["data_quality"]["instances"]["pipedrive"]
+    assert (quality["deals"], quality["unmapped_stages"]) == (1, {"1/2": 1})  # was 2 of 1 deal
