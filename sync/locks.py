@@ -1,10 +1,11 @@
-"""Per-job run locks, so two schedulers (or a scheduler and a person) never run one job at once.
+"""Per-job run locks, so two schedulers (or a scheduler and a person) never run one job at once,
+and per-instance pull locks, so two processes never pull one CRM instance at once.
 
 PostgreSQL: a session advisory lock held on a dedicated connection for the lock's life; it is
 released by the server if the process dies. Advisory locks are database-wide while a store is
 one schema of a database (the URL's search_path), so the key names the store's schema.
-SQLite: an OS file lock (``flock``) on ``<db>.<job>.lock`` beside the database, released by the
-kernel if the process dies.
+SQLite: an OS file lock (``flock``) on ``<db>.<job>.lock`` (``<db>.pull@<instance>.lock``)
+beside the database, released by the kernel if the process dies.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, text
@@ -28,7 +30,8 @@ from sync.store import Store
 from sync.store_records import RunKind
 
 __all__ = [
-    "RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key", "reconcile_lock", "report_job_lock",
+    "RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key", "pull_locks", "reconcile_lock",
+    "report_job_lock",
 ]  # fmt: skip
 
 # Held by a reconcile from its pull to its end, and by every apply or rollback outside one: a
@@ -45,28 +48,53 @@ _log = logging.getLogger("crmsync.locks")
 
 
 class LockBusy(StoreError):
-    """Another process holds the job's lock."""
+    """Another process holds the lock (of a job, or of an instance's pull)."""
 
-    def __init__(self, job: str, waited: float | None = None) -> None:
+    def __init__(self, job: str, waited: float | None = None, *, label: str | None = None) -> None:
         self.job = job
+        what = label or f"job {job!r}"
         if waited is None:
-            message = f"job {job!r} is already running (lock held by another process)"
+            message = f"{what} is already running (lock held by another process)"
         else:
             message = (
-                f"job {job!r} is still running after waiting {waited:g}s "
-                "(lock held by another process)"
+                f"{what} is still running after waiting {waited:g}s (lock held by another process)"
             )
         super().__init__(message)
 
 
-def lock_key(job: str, schema: str | None = None) -> int:
+@dataclass(frozen=True, slots=True)
+class _Lock:
+    namespace: str  # "job" or "pull": no job name can take a pull lock's key or file
+    name: str  # the job, or the pulled instance
+    label: str  # how messages name it
+
+    @property
+    def job(self) -> str:
+        """What :class:`LockBusy` names (``pull:<instance>`` for a pull lock)."""
+        return self.name if self.namespace == "job" else f"{self.namespace}:{self.name}"
+
+    def key(self, schema: str | None) -> int:
+        return lock_key(self.name, schema, namespace=self.namespace)
+
+    def file(self) -> str:
+        """The lock file's part of its name (``<db>.<file>.lock``)."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)
+        if self.namespace == "job":
+            return safe
+        if safe != self.name:  # two instance names never share one file
+            safe += "-" + hashlib.blake2b(self.name.encode(), digest_size=4).hexdigest()
+        return f"{self.namespace}@{safe}"  # '@' is never in a job's file name
+
+
+def lock_key(job: str, schema: str | None = None, *, namespace: str = "job") -> int:
     """Stable signed 64-bit key for ``pg_advisory_lock`` (same on every machine and run).
 
     Per store schema: stores side by side in one database never hold each other's locks. The
     default schema (``public``) keeps the key of earlier versions, which lock stores there too.
     """
     scope = "" if schema in (None, "public") else f"{schema}:"
-    digest = hashlib.blake2b(f"crmsync:job:{scope}{job}".encode(), digest_size=8).digest()
+    text = f"crmsync:{namespace}:{scope}{job}"
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -80,8 +108,34 @@ def job_lock(
     ``timeout`` seconds have passed (``None``: wait for ever).
     """
     deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
-    lock = _pg_lock if store.dialect == "postgresql" else _file_lock
-    with lock(store, job, wait, deadline, timeout):
+    with _hold(store, _Lock("job", job, f"job {job!r}"), wait, deadline, timeout):
+        yield
+
+
+@contextmanager
+def pull_locks(
+    store: Store, instances: Iterable[str], wait: bool = False, timeout: float | None = None
+) -> Iterator[None]:
+    """Hold the pull lock of each of ``instances`` for the ``with`` body, or raise
+    :class:`LockBusy` (``wait`` and ``timeout`` as in :func:`job_lock`, for all of them).
+
+    Every pull holds them while it reads and saves: two pulls of one instance at once would
+    save their reads in any order, an older one last, with its cursor. They are taken in name
+    order, so two waiting pulls of overlapping instances never wait on each other."""
+    deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
+    with ExitStack() as held:
+        for instance in sorted(set(instances)):
+            lock = _Lock("pull", instance, f"pull of {instance!r}")
+            held.enter_context(_hold(store, lock, wait, deadline, timeout))
+        yield
+
+
+@contextmanager
+def _hold(
+    store: Store, lock: _Lock, wait: bool, deadline: float | None, timeout: float | None
+) -> Iterator[None]:
+    take = _pg_lock if store.dialect == "postgresql" else _file_lock
+    with take(store, lock, wait, deadline, timeout):
         yield
 
 
@@ -107,24 +161,38 @@ def report_job_lock(store: Store, job: str) -> Iterator[None]:
         yield
 
 
-def _retry_until(deadline: float | None, wait: bool) -> bool:
-    if not wait or (deadline is not None and time.monotonic() >= deadline):
-        return False
-    time.sleep(_POLL_SECONDS)
-    return True
+class _Waiting:
+    """Polls for a busy lock until its deadline; says once that it waits."""
+
+    def __init__(self, lock: _Lock, wait: bool, deadline: float | None) -> None:
+        self._lock, self._wait, self._deadline = lock, wait, deadline
+        self._said = False
+
+    def again(self) -> bool:
+        if not self._wait or (self._deadline is not None and time.monotonic() >= self._deadline):
+            return False
+        if not self._said:
+            self._said = True
+            _log.warning("waiting for the %s another process is running", self._lock.label)
+        time.sleep(_POLL_SECONDS)
+        return True
+
+    def busy(self, timeout: float | None) -> LockBusy:
+        return LockBusy(self._lock.job, timeout if self._wait else None, label=self._lock.label)
 
 
 @contextmanager
 def _pg_lock(
-    store: Store, job: str, wait: bool, deadline: float | None, timeout: float | None
+    store: Store, lock: _Lock, wait: bool, deadline: float | None, timeout: float | None
 ) -> Iterator[None]:
+    waiting = _Waiting(lock, wait, deadline)
     # AUTOCOMMIT: a session lock must not leave the connection idle in a transaction for hours.
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        key = lock_key(job, conn.execute(select(text("current_schema()"))).scalar())
+        key = lock.key(conn.execute(select(text("current_schema()"))).scalar())
         try_lock = select(text(f"pg_try_advisory_lock({key})"))
         while not conn.execute(try_lock).scalar():
-            if not _retry_until(deadline, wait):
-                raise LockBusy(job, timeout if wait else None)
+            if not waiting.again():
+                raise waiting.busy(timeout)
         # The lock lives as long as its session: keep the session busy, or a server (or a
         # proxy) that ends idle sessions ends the lock while the job still runs.
         done = threading.Event()
@@ -141,7 +209,7 @@ def _pg_lock(
             try:
                 conn.execute(select(text(f"pg_advisory_unlock({key})")))
             except Exception as exc:
-                _log.warning("job %r: lock connection lost: %s", job, str(exc).splitlines()[0])
+                _log.warning("%s: lock connection lost: %s", lock.label, str(exc).splitlines()[0])
                 conn.invalidate()
 
 
@@ -154,19 +222,19 @@ def _keep_alive(conn: Connection, done: threading.Event) -> None:
             return
 
 
-def _lock_path(store: Store, job: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", job)
+def _lock_path(store: Store, lock: _Lock) -> Path:
     db = store.sqlite_path
     if db is None:
         raise StoreError("file locks need a SQLite store")
-    return db.with_name(f"{db.name}.{safe}.lock")
+    return db.with_name(f"{db.name}.{lock.file()}.lock")
 
 
 @contextmanager
 def _file_lock(
-    store: Store, job: str, wait: bool, deadline: float | None, timeout: float | None
+    store: Store, lock: _Lock, wait: bool, deadline: float | None, timeout: float | None
 ) -> Iterator[None]:
-    path = _lock_path(store, job)
+    path = _lock_path(store, lock)
+    waiting = _Waiting(lock, wait, deadline)
     # The file is left in place on release: unlinking it would let a waiter lock a stale inode.
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -175,8 +243,8 @@ def _file_lock(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if not _retry_until(deadline, wait):
-                    raise LockBusy(job, timeout if wait else None) from None
+                if not waiting.again():
+                    raise waiting.busy(timeout) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         try:

@@ -4,6 +4,10 @@ Instances are pulled concurrently (one thread each: the CRMs' rate limits, not o
 a run); the threads only fetch and map, and hand chunks to the caller's thread, which alone
 writes to the store. A chunk and the cursor after it are saved in one transaction, so a crash
 never moves a cursor past deals that were not saved.
+
+A pull holds each of its instances' pull locks (sync.locks.pull_locks) from before it reads the
+cursors until its last save: another process pulling one of them at the same time would save
+its own read in between, and whichever saved last (an older read, with its cursor) would win.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from mapping.model import Deal, MappingError
 from mapping.salesforce import stage_history_from_salesforce
 from sync.connect import build_context, kind_mapping
 from sync.errors import CrmsyncError
+from sync.locks import pull_locks
 from sync.store import Store
 
-__all__ = ["PullFailed", "PullReport", "failure_of", "map_deals", "pull"]
+__all__ = ["PullFailed", "PullReport", "failure_of", "map_deals", "pull", "pull_locked"]
 
 CHUNK = 1000
 _log = logging.getLogger("crmsync.pull")
@@ -187,7 +192,23 @@ def pull(
     run_id: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, PullReport]:
-    """Pull every given instance (incrementally from its cursor unless `full`)."""
+    """Pull every given instance (incrementally from its cursor unless `full`), under their
+    pull locks: a pull of one of them that another process runs is waited for (a reconcile or
+    a report then reads what changed since)."""
+    with pull_locks(store, connectors, wait=True):
+        return pull_locked(config, store, connectors, full=full, run_id=run_id, progress=progress)
+
+
+def pull_locked(
+    config: Config,
+    store: Store,
+    connectors: Mapping[str, Connector],
+    *,
+    full: bool = False,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, PullReport]:
+    """:func:`pull` for a caller that holds the instances' pull locks already."""
     reports: dict[str, PullReport] = {}
     out: queue.Queue[Any] = queue.Queue(maxsize=8)
     now = datetime.now(UTC)

@@ -11,9 +11,10 @@ from rich.table import Table
 from mapping import deal_from_json
 from sync.commands import config_option
 from sync.errors import terminal_safe
-from sync.pull import PullReport, failure_of, pull
+from sync.locks import pull_locks
+from sync.pull import PullFailed, PullReport, failure_of, pull_locked
 from sync.reconcile_run import CTRL_C
-from sync.runtime import open_runtime, progress_reporter
+from sync.runtime import Runtime, open_runtime, progress_reporter
 from sync.store_records import RunStatus
 from sync.terminal import cell, id_column, plain_console
 
@@ -25,31 +26,22 @@ __all__ = ["command"]
 @click.option("--system", "systems", multiple=True, help="Only this instance (repeatable).")
 @click.option("--full", is_flag=True, help="Read everything, not just changes since the cursor.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="table")
-def command(config_path: str, systems: tuple[str, ...], full: bool, fmt: str) -> None:
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=0,
+    help="If another process is pulling one of these instances, wait this long for it "
+    "(default: exit).",
+)
+def command(
+    config_path: str, systems: tuple[str, ...], full: bool, fmt: str, wait_seconds: float
+) -> None:
     """Pull deals (incrementally after the first run) and print them."""
     with open_runtime(config_path, systems=systems) as rt:
-        run_id = rt.store.start_run("pull", "pull", rt.config.fingerprint())
-        try:
-            with progress_reporter(list(rt.connectors)) as progress:
-                reports = pull(rt.config, rt.store, rt.connectors, full=full, run_id=run_id,
-                               progress=progress)  # fmt: skip
-        except KeyboardInterrupt:  # the cursors moved only with what was saved
-            rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
-            raise
-        except Exception as exc:
-            rt.store.finish_run(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))
-            raise
-        failure = failure_of(reports)
-        rt.store.finish_run(
-            run_id,
-            "failed" if failure else "ok",
-            counts={
-                name: r.as_dict() | {"unmapped_stages": len(r.unmapped_stages)}
-                for name, r in reports.items()
-            },
-            calls=rt.calls(),
-            error=str(failure) if failure else None,
-        )
+        # One pull per instance at a time: the run is recorded only by the lock's holder.
+        with pull_locks(rt.store, rt.connectors, wait_seconds > 0, wait_seconds or None):
+            reports, failure = _pull(rt, full)
         for report in reports.values():
             for error in report.errors:
                 line = (
@@ -67,6 +59,32 @@ def command(config_path: str, systems: tuple[str, ...], full: bool, fmt: str) ->
             _table(reports, instances)
         if failure is not None:
             raise failure
+
+
+def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | None]:
+    run_id = rt.store.start_run("pull", "pull", rt.config.fingerprint())
+    try:
+        with progress_reporter(list(rt.connectors)) as progress:
+            reports = pull_locked(rt.config, rt.store, rt.connectors, full=full, run_id=run_id,
+                                  progress=progress)  # fmt: skip
+    except KeyboardInterrupt:  # the cursors moved only with what was saved
+        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+        raise
+    except Exception as exc:
+        rt.store.finish_run(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))
+        raise
+    failure = failure_of(reports)
+    rt.store.finish_run(
+        run_id,
+        "failed" if failure else "ok",
+        counts={
+            name: r.as_dict() | {"unmapped_stages": len(r.unmapped_stages)}
+            for name, r in reports.items()
+        },
+        calls=rt.calls(),
+        error=str(failure) if failure else None,
+    )
+    return reports, failure
 
 
 def _table(reports: dict[str, PullReport], instances: list[str]) -> None:

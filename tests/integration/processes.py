@@ -1,0 +1,159 @@
+"""`crmsync` commands as separate processes against a World's sandbox, and a way to hold one
+still at a chosen request (SIGSTOP once the sandbox served it) while others run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+from sync.pull import failure_of, pull
+from sync.runtime import open_runtime
+from sync.store import RunRecord
+from tests.integration.conftest import World, once_served
+from tests.sandbox_env import CRMSYNC, crmsync_env
+
+__all__ = [
+    "HUBSPOT_LIST", "Process", "crm_amount", "first_page_deal", "paused", "pull_here", "run",
+    "runs", "stored",
+]  # fmt: skip
+
+HUBSPOT_LIST = "GET /crm/v3/objects/deals"  # a full read of HubSpot, 100 deals a page
+
+
+class Process:
+    """A running `crmsync` command whose stderr lines are collected as they come."""
+
+    def __init__(self, world: World, *args: str) -> None:
+        command = [*CRMSYNC, *args, "--config", str(world.config)]
+        self.popen = subprocess.Popen(command, env=crmsync_env(), text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        self.err_lines: list[str] = []
+        self.out = ""
+        self._readers = [
+            threading.Thread(target=self._read_err, daemon=True),
+            threading.Thread(target=self._read_out, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_err(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            self.err_lines.append(line.rstrip("\n"))
+
+    def _read_out(self) -> None:
+        assert self.popen.stdout is not None
+        self.out = self.popen.stdout.read()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def err(self) -> str:
+        return "\n".join(self.err_lines)
+
+    def wait_for_err(self, text: str, timeout: float = 60) -> bool:
+        """Until a stderr line holds `text` (True) or the process ends without one (False)."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.err_lines):
+            if self.popen.poll() is not None:
+                self.finish()
+                return any(text in line for line in self.err_lines)
+            assert time.monotonic() < deadline, f"no {text!r} on stderr: {self.err}"
+            time.sleep(0.02)
+        return True
+
+    def finish(self, timeout: float = 120) -> int:
+        code = self.popen.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.finish()
+
+
+def run(world: World, *args: str) -> Process:
+    """Run a command to its end."""
+    process = Process(world, *args)
+    process.finish()
+    return process
+
+
+@contextmanager
+def paused(world: World, system: str, request: str, *args: str) -> Iterator[Process]:
+    """Start `crmsync *args` and stop it (SIGSTOP) once `system` served it one `request`;
+    it goes on (SIGCONT) when the block ends and is waited for."""
+    stopped = threading.Event()
+    holder: list[Process] = []
+
+    def stop() -> None:
+        os.kill(holder[0].pid, signal.SIGSTOP)
+        stopped.set()
+
+    with once_served(world, system, request, 1, stop):
+        holder.append(Process(world, *args))
+        process = holder[0]
+        try:
+            deadline = time.monotonic() + 60
+            while not stopped.wait(0.05):
+                if process.popen.poll() is not None or time.monotonic() > deadline:
+                    process.finish()
+                    raise AssertionError(f"never served {request}: {process.err}")
+        except BaseException:
+            process.kill()
+            raise
+    try:
+        yield process
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+        try:
+            process.finish()
+        finally:
+            process.kill()
+
+
+def first_page_deal(world: World, among: set[str] | None = None) -> str:
+    """A stored HubSpot deal with an amount that a full read gets on its first page."""
+    live = world.sandbox.servers["hubspot"].emulator.store.live
+    first_page = sorted(live, key=int)[:100]
+    with open_runtime(str(world.config), connect=False) as rt:
+        saved = rt.store.get_deals("hubspot", first_page)
+    for deal_id in first_page:
+        wanted = among is None or deal_id in among
+        if wanted and deal_id in saved and saved[deal_id].get("amount"):
+            return deal_id
+    raise AssertionError("no stored deal with an amount on HubSpot's first page")
+
+
+def stored(world: World, deal_id: str) -> tuple[Decimal, str | None]:
+    """The amount the store holds for HubSpot deal `deal_id`, and HubSpot's cursor."""
+    with open_runtime(str(world.config), connect=False) as rt:
+        payload = rt.store.get_deals("hubspot", [deal_id])[deal_id]
+        return Decimal(payload["amount"]), rt.store.cursor("hubspot")
+
+
+def crm_amount(world: World, deal_id: str) -> Decimal:
+    live = world.sandbox.servers["hubspot"].emulator.store.live
+    return Decimal(live[deal_id]["properties"]["amount"])
+
+
+def pull_here(world: World, *systems: str) -> None:
+    """A pull in this process (quicker than a `crmsync` process for setting the scene)."""
+    with open_runtime(str(world.config), systems=systems) as rt:
+        reports = pull(rt.config, rt.store, rt.connectors)
+    assert not failure_of(reports), failure_of(reports)
+
+
+def runs(world: World) -> list[RunRecord]:
+    with open_runtime(str(world.config), connect=False) as rt:
+        return rt.store.runs(100)

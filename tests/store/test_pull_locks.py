@@ -1,0 +1,100 @@
+"""Pull locks: one per CRM instance and store, held by every pull while it reads and saves."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from sync.locks import LockBusy, job_lock, pull_locks
+from sync.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Holds the pull locks of the instances named until the stop file appears.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from sync.locks import pull_locks
+from sync.store import Store
+
+url, ready, stop, *instances = sys.argv[1:]
+with Store.open(url) as store, pull_locks(store, instances):
+    Path(ready).write_text("locked")
+    while not Path(stop).exists():
+        time.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def instance() -> str:
+    # Advisory locks are database-wide: a unique name keeps parallel test runs apart.
+    return f"hubspot-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def _pulling(url: str, tmp: Path, *instances: str) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the pull locks of `instances`."""
+    ready, stop = tmp / "ready", tmp / "stop"
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, url, str(ready), str(stop), *instances],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"pull lock holder did not start: {proc.communicate()}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        stop.touch()
+        try:
+            proc.wait(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_a_pull_lock_is_held_per_instance(
+    store: Store, store_url: str, tmp_path: Path, instance: str
+) -> None:
+    other = f"{instance}-eu"
+    with _pulling(store_url, tmp_path, instance) as holder:
+        with pytest.raises(LockBusy) as caught, pull_locks(store, [instance]):
+            pytest.fail("took a pull lock another process holds")
+        assert str(caught.value) == (
+            f"pull of {instance!r} is already running (lock held by another process)"
+        )
+        with pull_locks(store, [other]):  # another instance: pulled side by side
+            pass
+        with pytest.raises(LockBusy), pull_locks(store, [other, instance]):
+            pytest.fail("took a pull lock another process holds")
+        with pull_locks(store, [other]):  # not left held by the refused attempt
+            pass
+        with (
+            pytest.raises(LockBusy, match=r"still running after waiting 0\.3s"),
+            pull_locks(store, [instance], wait=True, timeout=0.3),
+        ):
+            pass
+    assert holder.returncode == 0
+    with pull_locks(store, [instance, other]):
+        pass
+
+
+def test_no_schedule_entry_name_shares_an_instances_pull_lock(store: Store, instance: str) -> None:
+    names = [f"pull:{instance}", f"pull@{instance}", f"pull_{instance}", f"pull.{instance}"]
+    for name in names:
+        with job_lock(store, name), pull_locks(store, [instance]):
+            pass
+
+
+def test_instances_whose_names_differ_only_in_odd_characters_have_their_own_locks(
+    store: Store, instance: str
+) -> None:
+    with pull_locks(store, [f"{instance}/eu", f"{instance}_eu", f"{instance} eu"]):
+        pass
