@@ -65,6 +65,14 @@ def world(
         yield from build_world(tmp, url)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def paged_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """Fresh for each test, on each store dialect; a full read of its 111 HubSpot deals takes
+    two pages (tests stop a process between them)."""
+    with store_url_for(request.param, tmp_path) as url:
+        yield from build_world(tmp_path, url, deals=110, seed=3)
+
+
 @pytest.fixture
 def small_world(tmp_path: Path) -> Iterator[World]:
     """A small three-CRM sandbox with a SQLite store, fresh for each test."""

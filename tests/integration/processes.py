@@ -1,5 +1,8 @@
-"""`crmsync` commands as separate processes against a World's sandbox, and a way to hold one
-still at a chosen request (SIGSTOP once the sandbox served it) while others run."""
+"""`crmsync` commands as separate processes against a World's sandbox, and ways to hold one
+still (SIGSTOP) or kill it (kill -9) once the sandbox served it a chosen request.
+
+While such a process runs up to that request, its system answers 100 ms late: the process is
+stopped or killed before it gets its next answer, however busy the machine."""
 
 from __future__ import annotations
 
@@ -12,6 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
+from click.testing import CliRunner, Result
+
+from connectors.sandbox.faults import Faults
+from sync.cli import main
 from sync.pull import failure_of, pull
 from sync.runtime import open_runtime
 from sync.store import RunRecord
@@ -19,8 +26,8 @@ from tests.integration.conftest import World, once_served
 from tests.sandbox_env import CRMSYNC, crmsync_env
 
 __all__ = [
-    "HUBSPOT_LIST", "Process", "crm_amount", "first_page_deal", "paused", "pull_here", "run",
-    "runs", "stored",
+    "HUBSPOT_LIST", "Process", "cli", "crm_amount", "first_page_deal", "killed", "paused",
+    "pull_here", "run", "runs", "stored",
 ]  # fmt: skip
 
 HUBSPOT_LIST = "GET /crm/v3/objects/deals"  # a full read of HubSpot, 100 deals a page
@@ -100,7 +107,7 @@ def paused(world: World, system: str, request: str, *args: str) -> Iterator[Proc
         os.kill(holder[0].pid, signal.SIGSTOP)
         stopped.set()
 
-    with once_served(world, system, request, 1, stop):
+    with _slow(world, system), once_served(world, system, request, 1, stop):
         holder.append(Process(world, *args))
         process = holder[0]
         try:
@@ -120,6 +127,32 @@ def paused(world: World, system: str, request: str, *args: str) -> Iterator[Proc
             process.finish()
         finally:
             process.kill()
+
+
+def killed(world: World, system: str, request: str, *args: str) -> Process:
+    """Run `crmsync *args` until `system` served it one `request`, then kill -9 it."""
+    holder: list[Process] = []
+    kill = lambda: os.kill(holder[0].pid, signal.SIGKILL)  # noqa: E731
+    with _slow(world, system), once_served(world, system, request, 1, kill):
+        holder.append(Process(world, *args))
+        holder[0].finish()
+    assert holder[0].popen.returncode == -signal.SIGKILL, holder[0].err
+    return holder[0]
+
+
+@contextmanager
+def _slow(world: World, system: str) -> Iterator[None]:
+    faults = world.sandbox.servers[system].faults
+    faults.set(Faults(latency_ms=100))
+    try:
+        yield
+    finally:
+        faults.set(Faults())
+
+
+def cli(world: World, *args: str) -> Result:
+    """A `crmsync` command run in this process (quicker than a process of its own)."""
+    return CliRunner().invoke(main, [*args, "--config", str(world.config)])
 
 
 def first_page_deal(world: World, among: set[str] | None = None) -> str:

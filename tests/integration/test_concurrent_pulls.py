@@ -11,16 +11,13 @@ test_pull_during_reconcile.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 import pytest
 
 from sync.runtime import open_runtime
 from tests.benchmarks.bench_world import bump_amounts
-from tests.fixtures_store import store_url_for
-from tests.integration.conftest import World, build_world
+from tests.integration.conftest import World
 from tests.integration.processes import (
     HUBSPOT_LIST,
     Process,
@@ -33,16 +30,13 @@ from tests.integration.processes import (
     stored,
 )
 
-DIALECTS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 BUSY = "pull of 'hubspot' is already running (lock held by another process)"
 WAITING = "waiting for the pull of 'hubspot' another process is running"
 
 
-@pytest.fixture(params=DIALECTS)
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """Over 100 HubSpot deals: a full read of HubSpot takes two pages."""
-    with store_url_for(request.param, tmp_path) as url:
-        yield from build_world(tmp_path, url, deals=110, seed=3)
+@pytest.fixture
+def world(paged_world: World) -> World:
+    return paged_world
 
 
 def _full_hubspot_pull_paused_after_its_first_page(world: World) -> AbstractContextManager[Process]:
