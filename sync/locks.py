@@ -30,10 +30,12 @@ from sync.store import Store
 from sync.store_records import RunKind
 
 __all__ = [
-    "RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key", "pull_locks", "reconcile_lock",
-    "report_job_lock",
+    "PULL_JOB", "RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key", "pull_locks",
+    "reconcile_lock", "report_job_lock",
 ]  # fmt: skip
 
+# The job of `crmsync pull` runs: each holds the pull locks of its instances for its whole life.
+PULL_JOB = "pull"
 # Held by a reconcile from its pull to its end, and by every apply or rollback outside one: a
 # plan made from a pull must not meet writes (to the CRMs and to the bases) made after it.
 RECONCILE_LOCK = "reconcile"
@@ -121,12 +123,18 @@ def pull_locks(
 
     Every pull holds them while it reads and saves: two pulls of one instance at once would
     save their reads in any order, an older one last, with its cursor. They are taken in name
-    order, so two waiting pulls of overlapping instances never wait on each other."""
+    order, so two waiting pulls of overlapping instances never wait on each other.
+
+    A `crmsync pull` holds them for its whole run (PULL_JOB), so its runs still `running` with
+    one of these instances once they are taken are dead: they are recorded as such."""
+    names = sorted(set(instances))
     deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
     with ExitStack() as held:
-        for instance in sorted(set(instances)):
+        for instance in names:
             lock = _Lock("pull", instance, f"pull of {instance!r}")
             held.enter_context(_hold(store, lock, wait, deadline, timeout))
+        if names:
+            store.end_abandoned_runs((RunKind.PULL,), _ABANDONED, job=PULL_JOB, instances=names)
         yield
 
 

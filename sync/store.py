@@ -84,6 +84,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_INSTANCES = "instances"  # in a running run's counts: the instances whose pull locks it holds
+
+
+def _ran_with(counts: Mapping[str, Any] | None, held: set[str]) -> bool:
+    recorded = (counts or {}).get(_INSTANCES)
+    return not isinstance(recorded, list) or bool(held.intersection(recorded))
+
+
 class Store:
     """Handle on one state store. Open with :meth:`Store.open`; close (or use ``with``)."""
 
@@ -148,8 +156,16 @@ class Store:
     # -- runs -------------------------------------------------------------------------------
 
     def start_run(
-        self, job: str, kind: RunKind | str, config_fingerprint: str | None = None
+        self,
+        job: str,
+        kind: RunKind | str,
+        config_fingerprint: str | None = None,
+        *,
+        instances: Sequence[str] | None = None,
     ) -> str:
+        """Record a run as `running`. ``instances``: the CRM instances it holds the pull locks
+        of for its whole life (see :meth:`end_abandoned_runs`); its `counts` say so until it
+        finishes."""
         now = self._clock()
         run_id = new_run_id(now)
         with transaction(self._engine) as conn:
@@ -161,7 +177,7 @@ class Store:
                     status=RunStatus.RUNNING.value,
                     started_at=now,
                     config_fingerprint=config_fingerprint,
-                    counts={},
+                    counts={} if instances is None else {_INSTANCES: sorted(set(instances))},
                     calls={},
                 )
             )
@@ -193,19 +209,35 @@ class Store:
                 raise StoreError(f"unknown run {run_id!r} (see `crmsync runs`)")
 
     def end_abandoned_runs(
-        self, kinds: Iterable[RunKind | str], reason: str, *, job: str | None = None
+        self,
+        kinds: Iterable[RunKind | str],
+        reason: str,
+        *,
+        job: str | None = None,
+        instances: Iterable[str] | None = None,
     ) -> int:
         """Record the runs of ``kinds`` (of ``job`` only, if given) still `running` as
         interrupted: the caller holds the lock each of them held while it ran, so their process
-        ended without recording it (kill -9, a crash, a power cut)."""
+        ended without recording it (kill -9, a crash, a power cut).
+
+        ``instances``: the caller holds those instances' pull locks; only runs started with
+        one of them (see :meth:`start_run`), or with none recorded (an older crmsync's), end.
+        """
         values = {"status": RunStatus.INTERRUPTED.value, "finished_at": self._clock()}
-        query = t.runs.update().where(
+        running = (
             t.runs.c.status == RunStatus.RUNNING.value,
             t.runs.c.kind.in_([RunKind(k).value for k in kinds]),
+            *(() if job is None else (t.runs.c.job == job,)),
         )
-        if job is not None:
-            query = query.where(t.runs.c.job == job)
+        query = t.runs.update().where(*running)
         with transaction(self._engine) as conn:
+            if instances is not None:
+                held = set(instances)
+                found = conn.execute(select(t.runs.c.id, t.runs.c.counts).where(*running))
+                ids = [r.id for r in found if _ran_with(r.counts, held)]
+                if not ids:
+                    return 0
+                query = query.where(t.runs.c.id.in_(ids))
             return int(conn.execute(query.values(**values, error=one_line(reason))).rowcount)
 
     def run(self, run_id: str) -> RunRecord | None:

@@ -11,11 +11,11 @@ from rich.table import Table
 from mapping import deal_from_json
 from sync.commands import config_option
 from sync.errors import terminal_safe
-from sync.locks import pull_locks
+from sync.locks import PULL_JOB, pull_locks
 from sync.pull import PullFailed, PullReport, failure_of, pull_locked
 from sync.reconcile_run import CTRL_C
 from sync.runtime import Runtime, open_runtime, progress_reporter
-from sync.store_records import RunStatus
+from sync.store_records import RunKind, RunStatus
 from sync.terminal import cell, id_column, plain_console
 
 __all__ = ["command"]
@@ -39,7 +39,8 @@ def command(
 ) -> None:
     """Pull deals (incrementally after the first run) and print them."""
     with open_runtime(config_path, systems=systems) as rt:
-        # One pull per instance at a time: the run is recorded only by the lock's holder.
+        # One pull per instance at a time. The run is recorded (and finished) under the locks:
+        # the next holder of one of them knows a run of it still `running` is dead.
         with pull_locks(rt.store, rt.connectors, wait_seconds > 0, wait_seconds or None):
             reports, failure = _pull(rt, full)
         for report in reports.values():
@@ -62,7 +63,9 @@ def command(
 
 
 def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | None]:
-    run_id = rt.store.start_run("pull", "pull", rt.config.fingerprint())
+    run_id = rt.store.start_run(
+        PULL_JOB, RunKind.PULL, rt.config.fingerprint(), instances=list(rt.connectors)
+    )
     try:
         with progress_reporter(list(rt.connectors)) as progress:
             reports = pull_locked(rt.config, rt.store, rt.connectors, full=full, run_id=run_id,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sync.locks import LockBusy, job_lock, pull_locks
-from sync.store import Store
+from sync.store import RunKind, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ HOLDER = """
 import sys, time
 from pathlib import Path
 from sync.locks import pull_locks
-from sync.store import Store
+from sync.store import RunKind, Store
 
 url, ready, stop, *instances = sys.argv[1:]
 with Store.open(url) as store, pull_locks(store, instances):
@@ -98,3 +98,29 @@ def test_instances_whose_names_differ_only_in_odd_characters_have_their_own_lock
 ) -> None:
     with pull_locks(store, [f"{instance}/eu", f"{instance}_eu", f"{instance} eu"]):
         pass
+
+
+def test_taking_pull_locks_ends_only_the_pull_runs_that_held_one_of_them(store: Store) -> None:
+    """No process holds a lock here, so every run still `running` is one a killed process
+    left: those that held one of the locks taken are recorded as interrupted."""
+    started = {
+        "hubspot": store.start_run("pull", RunKind.PULL, instances=["hubspot"]),
+        "both": store.start_run("pull", RunKind.PULL, instances=["pipedrive", "hubspot"]),
+        "older crmsync": store.start_run("pull", RunKind.PULL),  # recorded no instances
+        "pipedrive": store.start_run("pull", RunKind.PULL, instances=["pipedrive"]),
+        "other job": store.start_run("bench", RunKind.PULL, instances=["hubspot"]),
+        "reconcile": store.start_run("reconcile", RunKind.RECONCILE),
+        "report": store.start_run("report", RunKind.REPORT),
+    }
+    with pull_locks(store, ["hubspot"]):
+        pass
+    statuses = {name: store.run(run_id) for name, run_id in started.items()}
+    assert {name: run.status.value for name, run in statuses.items() if run} == {
+        "hubspot": "interrupted",
+        "both": "interrupted",
+        "older crmsync": "interrupted",
+        "pipedrive": "running",
+        "other job": "running",
+        "reconcile": "running",
+        "report": "running",
+    }
