@@ -30,12 +30,14 @@ from sync.store import Store
 from sync.store_records import RunKind
 
 __all__ = [
-    "PULL_JOB", "RECONCILE_LOCK", "LockBusy", "job_lock", "lock_key", "pull_locks",
+    "PULL_JOB", "RECONCILE_LOCK", "REPORT_JOB", "LockBusy", "job_lock", "lock_key", "pull_locks",
     "reconcile_lock", "report_job_lock",
 ]  # fmt: skip
 
 # The job of `crmsync pull` runs: each holds the pull locks of its instances for its whole life.
 PULL_JOB = "pull"
+# The job of `crmsync report` runs: each holds the lock of that job for its whole life.
+REPORT_JOB = "report"
 # Held by a reconcile from its pull to its end, and by every apply or rollback outside one: a
 # plan made from a pull must not meet writes (to the CRMs and to the bases) made after it.
 RECONCILE_LOCK = "reconcile"
@@ -159,12 +161,14 @@ def reconcile_lock(
 
 
 @contextmanager
-def report_job_lock(store: Store, job: str) -> Iterator[None]:
-    """The lock of the scheduled report job ``job`` (see job_lock). Only its holder records
-    report runs of ``job`` (entries cannot take the names of crmsync's own commands, see
-    RESERVED_ENTRY_NAMES), so those still `running` once it is taken are dead: they are
-    recorded as such."""
-    with job_lock(store, job):
+def report_job_lock(
+    store: Store, job: str, wait: bool = False, timeout: float | None = None
+) -> Iterator[None]:
+    """The lock of the report job ``job``: a scheduled report entry's, or REPORT_JOB for
+    `crmsync report` (see job_lock). Only its holder records report runs of ``job`` (entries
+    cannot take the names of crmsync's own commands, see RESERVED_ENTRY_NAMES), so those still
+    `running` once it is taken are dead: they are recorded as such."""
+    with job_lock(store, job, wait, timeout):
         store.end_abandoned_runs((RunKind.REPORT,), _ABANDONED, job=job)
         yield
 

@@ -9,6 +9,7 @@ import click
 
 from sync.commands import config_option
 from sync.errors import LimitsExceeded, UsageError
+from sync.locks import REPORT_JOB, report_job_lock
 from sync.report_render import to_table
 from sync.report_run import FORMATS, build_report, render_report, write_text
 from sync.runtime import open_runtime
@@ -30,8 +31,14 @@ def command(
     """Pipeline health per system, per funnel and consolidated; exit 3 on breached thresholds."""
     if out is not None and out.is_dir():
         raise UsageError(f"--out {out}: is a directory; give a file name")
-    with open_runtime(config_path, connect=refresh) as rt:
-        report = build_report(rt, refresh=refresh, since=since.date() if since else None)
+    # One `crmsync report` at a time (a second waits): the lock's next holder knows a run of it
+    # still `running` is dead, and records it so.
+    with (
+        open_runtime(config_path, connect=refresh) as rt,
+        report_job_lock(rt.store, REPORT_JOB, wait=True),
+    ):
+        report = build_report(rt, job=REPORT_JOB, refresh=refresh,
+                              since=since.date() if since else None)  # fmt: skip
     if fmt == "table" and out is None:
         to_table(report, plain_console())
     else:

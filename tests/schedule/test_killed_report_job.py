@@ -26,7 +26,7 @@ def test_the_next_run_of_a_report_entry_records_its_killed_run_as_interrupted(
     config = str(write_config(url, WEEKLY))
     with Store.open(url) as store:  # as a scheduler killed with kill -9 mid-report left it
         killed = store.start_run("weekly-health", RunKind.REPORT)
-        manual = store.start_run("report", RunKind.REPORT)  # `crmsync report`, no lock
+        manual = store.start_run("report", RunKind.REPORT)  # `crmsync report`: its own lock
     outcome = run_job(config, load_config(config).schedule[0], stop=threading.Event())
     assert outcome.status == RunStatus.OK.value, outcome
     with Store.open(url) as store:

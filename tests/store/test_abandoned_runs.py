@@ -98,8 +98,8 @@ def test_a_report_job_running_in_a_live_process_is_left_running(
 
 
 def test_a_report_jobs_lock_ends_no_run_it_does_not_prove_dead(store: Store, job: str) -> None:
-    # Other entries run under their own locks; `crmsync pull`, `crmsync report` (job
-    # "report") and `crmsync demo` take none, so their runs may be live whoever holds what.
+    # Other entries, `crmsync pull` (pull locks) and `crmsync report` (job "report") run under
+    # their own locks, `crmsync demo` under none: their runs may be live whoever holds this one.
     others = [
         store.start_run(f"{job}-eu", RunKind.REPORT),
         store.start_run(job, RunKind.PULL),
