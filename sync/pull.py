@@ -36,9 +36,10 @@ __all__ = ["PullFailed", "PullReport", "failure_of", "map_deals", "pull", "pull_
 CHUNK = 1000
 _log = logging.getLogger("crmsync.pull")
 # An incremental read starts this long before the cursor. The cursor is the newest modification
-# time seen, but a record can become visible after a newer one: Salesforce stamps a record when
-# its transaction starts and shows it at commit; HubSpot's search index lags writes. Re-reading
-# the overlap costs a few records; an unchanged one saves nothing new.
+# time seen (no later than the read's start, by this machine's clock), but a record can become
+# visible after a newer one: Salesforce stamps a record when its transaction starts and shows it
+# at commit; HubSpot's search index lags writes; clocks differ. Re-reading the overlap costs a
+# few records; an unchanged one saves nothing new.
 OVERLAP = timedelta(minutes=10)
 Progress = Callable[[str, int], None]  # (instance, records done so far)
 
@@ -152,10 +153,12 @@ def _produce(
     instance: str,
     connector: Connector,
     cursor: str | None,
+    started: datetime,
     report: PullReport,
     out: queue.Queue[Any],
 ) -> None:
-    """Read one instance (from `OVERLAP` before its stored `cursor`, or everything)."""
+    """Read one instance (from `OVERLAP` before its stored `cursor`, or everything), which
+    began no later than `started`."""
     since = _moment(cursor) - OVERLAP if cursor else None
     try:
         ctx = build_context(config, instance, connector.pipelines(), connector.owners())
@@ -170,7 +173,11 @@ def _produce(
                 out.put((instance, chunk, None, None))
                 chunk = []
         deleted = list(connector.deleted_deals(since)) if since is not None else None
-        report.cursor = _later(connector.cursor(), cursor)  # the overlap never moves it back
+        # Never past the read's start: a page is read once, and a deal edited after its page
+        # was read is saved as it was; the newest time a later page showed may be past that
+        # edit by more than the overlap (a full read of a large CRM takes long).
+        read = _earlier(connector.cursor(), started)
+        report.cursor = _later(read, cursor)  # the overlap never moves it back
         out.put((instance, chunk, report.cursor, (seen, deleted)))
     except Exception as exc:  # reported per instance; the other instances go on
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -211,13 +218,13 @@ def pull_locked(
     """:func:`pull` for a caller that holds the instances' pull locks already."""
     reports: dict[str, PullReport] = {}
     out: queue.Queue[Any] = queue.Queue(maxsize=8)
-    now = datetime.now(UTC)
+    started = datetime.now(UTC)
     try:
         with ThreadPoolExecutor(max(1, len(connectors)), thread_name_prefix="pull") as ex:
             for instance, connector in connectors.items():
                 cursor = None if full else store.cursor(instance)
                 last = store.cursor_saved_at(instance) if cursor else None
-                why = _deletions_out_of_sight(connector, last, now) if last else None
+                why = _deletions_out_of_sight(connector, last, started) if last else None
                 if why is not None:
                     _log.warning("%s: reading everything: %s", instance, why)
                     cursor = None
@@ -226,7 +233,8 @@ def pull_locked(
                     # Before anything is saved: a crash mid-pull must still force a full
                     # analysis.
                     store.forget_reconcile_state()
-                ex.submit(_produce, config, instance, connector, cursor, reports[instance], out)
+                ex.submit(_produce, config, instance, connector, cursor, started,
+                          reports[instance], out)  # fmt: skip
             _consume(store, reports, out, len(connectors), run_id, progress)
     finally:
         if any(r.full for r in reports.values()):
@@ -252,6 +260,12 @@ def _deletions_out_of_sight(connector: Connector, last: datetime, now: datetime)
 
 def _moment(cursor: str) -> datetime:
     return datetime.fromisoformat(cursor.replace("Z", "+00:00"))
+
+
+def _earlier(read: str | None, bound: datetime) -> str | None:
+    if read is None or _moment(read) <= bound:
+        return read
+    return bound.isoformat().replace("+00:00", "Z")
 
 
 def _later(read: str | None, stored: str | None) -> str | None:
