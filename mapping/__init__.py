@@ -46,6 +46,7 @@ from mapping.salesforce import (
     update_for_salesforce,
 )
 from mapping.stages import Coverage, Proposal, coverage, propose_stage_map, stage_map_from_proposals
+from mapping.writes import NativeValues
 
 __all__ = [
     "CANONICAL_FIELDS",
@@ -65,6 +66,7 @@ __all__ = [
     "Money",
     "NativePipelineStages",
     "NativeStage",
+    "NativeValues",
     "Owner",
     "Phase",
     "Proposal",

@@ -38,7 +38,7 @@ from mapping.values import (
     parse_timestamp,
     text_or_none,
 )
-from mapping.writes import create_pipeline, owner_id_for_change, resolve_stage_change
+from mapping.writes import NativeValues, create_pipeline, owner_id_for_change, resolve_stage_change
 
 __all__ = [
     "ENTERED_PREFIX",
@@ -214,7 +214,10 @@ def _text(value: object) -> str:
 
 
 def update_for_hubspot(
-    deal: Deal, changes: Mapping[str, object], ctx: MappingContext
+    deal: Deal,
+    changes: Mapping[str, object],
+    ctx: MappingContext,
+    native: NativeValues | None = None,
 ) -> dict[str, Any]:
     """The deal properties to write for canonical `changes` (status is expressed via dealstage).
 
@@ -222,7 +225,7 @@ def update_for_hubspot(
     it under `properties` in the batch request.
     """
     props: dict[str, str] = {}
-    target = resolve_stage_change(deal, changes, ctx, status_in_stage=True)
+    target = resolve_stage_change(deal, changes, ctx, status_in_stage=True, native=native)
     if target.native_stage is not None:
         props["dealstage"] = target.native_stage
     for key, value in changes.items():

@@ -39,7 +39,7 @@ from mapping.values import (
     parse_timestamp,
     text_or_none,
 )
-from mapping.writes import create_pipeline, owner_id_for_change, resolve_stage_change
+from mapping.writes import NativeValues, create_pipeline, owner_id_for_change, resolve_stage_change
 
 __all__ = [
     "PD_FIELD_CRMSYNC_ID",
@@ -214,11 +214,14 @@ def _probability(value: object) -> float | int | str | None:
 
 
 def update_for_pipedrive(
-    deal: Deal, changes: Mapping[str, object], ctx: MappingContext
+    deal: Deal,
+    changes: Mapping[str, object],
+    ctx: MappingContext,
+    native: NativeValues | None = None,
 ) -> dict[str, Any]:
     """PUT /v1/deals/{id} body for canonical `changes` (won/lost via `status`, stage untouched)."""
     body: dict[str, Any] = {}
-    target = resolve_stage_change(deal, changes, ctx, status_in_stage=False)
+    target = resolve_stage_change(deal, changes, ctx, status_in_stage=False, native=native)
     if target.native_stage is not None:
         body["stage_id"] = _int_id(deal, "stage", target.native_stage)
     if target.status is not None:

@@ -38,7 +38,7 @@ from mapping.values import (
     parse_timestamp,
     text_or_none,
 )
-from mapping.writes import owner_id_for_change, resolve_stage_change
+from mapping.writes import NativeValues, owner_id_for_change, resolve_stage_change
 
 __all__ = [
     "PIPELINE",
@@ -219,11 +219,14 @@ def _amount(value: object) -> float | int | str | None:
 
 
 def update_for_salesforce(
-    deal: Deal, changes: Mapping[str, object], ctx: MappingContext
+    deal: Deal,
+    changes: Mapping[str, object],
+    ctx: MappingContext,
+    native: NativeValues | None = None,
 ) -> dict[str, Any]:
     """Opportunity fields for canonical `changes`; numbers as `values.json_number` spells them."""
     fields: dict[str, Any] = {}
-    target = resolve_stage_change(deal, changes, ctx, status_in_stage=True)
+    target = resolve_stage_change(deal, changes, ctx, status_in_stage=True, native=native)
     if target.native_stage is not None:
         fields["StageName"] = _stage_label(ctx, target.native_stage)
     for key, value in changes.items():

@@ -4,6 +4,9 @@ Canonical `stage` and `status` are coupled: a funnel stage implies a status (won
 Salesforce and HubSpot express status only through the stage; Pipedrive through its `status`
 field with the stage left as is. `resolve_stage_change` turns the requested changes into
 "new native stage" / "new status" once, so each system's writer only spells the fields.
+
+A funnel stage may stand for several native stages. A write that puts a deal back where it was
+(a rollback) names the exact native stage in `NativeValues`; other writes pick one.
 """
 
 from __future__ import annotations
@@ -16,12 +19,22 @@ from mapping.funnel import FunnelStage
 from mapping.model import Deal, DealStatus, MappingError
 
 __all__ = [
+    "NativeValues",
     "StageTarget",
     "create_pipeline",
     "implied_status",
     "owner_id_for_change",
     "resolve_stage_change",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class NativeValues:
+    """Native values a write puts back exactly where the canonical change leaves a choice: the
+    native stage (of `pipeline`) among those mapped to the funnel stage written."""
+
+    pipeline: str | None = None
+    native_stage: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +64,13 @@ def _no_stage(deal: Deal, ctx: MappingContext, key: str, pipeline: str) -> Mappi
     )
 
 
-def _native_for_key(deal: Deal, ctx: MappingContext, key: str, pipeline: str) -> str:
+def _native_for_key(
+    deal: Deal, ctx: MappingContext, key: str, pipeline: str, exact: str | None
+) -> str:
+    # The native stage asked for, while the stage map still gives it `key` (after a change of
+    # the map, the funnel stage written wins over the native stage once held).
+    if exact is not None and ctx.funnel_stage(pipeline, exact) == key:
+        return exact
     # Keep the deal's current native stage when it already means `key`: several native stages
     # may map to one funnel stage and a no-op must not move the deal between them.
     if deal.pipeline == pipeline and ctx.funnel_stage(pipeline, deal.native_stage) == key:
@@ -63,10 +82,17 @@ def _native_for_key(deal: Deal, ctx: MappingContext, key: str, pipeline: str) ->
 
 
 def resolve_stage_change(
-    deal: Deal, changes: Mapping[str, object], ctx: MappingContext, *, status_in_stage: bool
+    deal: Deal,
+    changes: Mapping[str, object],
+    ctx: MappingContext,
+    *,
+    status_in_stage: bool,
+    native: NativeValues | None = None,
 ) -> StageTarget:
-    """The native stage / status a `stage` and/or `status` change needs in this system."""
+    """The native stage / status a `stage` and/or `status` change needs in this system;
+    `native.native_stage`, when given and still of the deal's pipeline, is the one to write."""
     pipeline = deal.pipeline
+    exact = native.native_stage if native is not None and native.pipeline == pipeline else None
     key = changes.get("stage")
     status = _status(deal, changes["status"]) if "status" in changes else None
     if "stage" in changes and key is None:
@@ -84,11 +110,19 @@ def resolve_stage_change(
                 deal.system, deal.id, "status", f"status {status} contradicts stage {key!r}"
             )
         if status_in_stage:
-            return StageTarget(_native_for_key(deal, ctx, str(key), pipeline), implied)
+            return StageTarget(_native_for_key(deal, ctx, str(key), pipeline, exact), implied)
         if implied is not DealStatus.OPEN:
+            # Closed by its status, the deal keeps a stage of its pipeline: the one asked for.
+            if (
+                exact is not None
+                and exact != deal.native_stage
+                and ctx.funnel_stage(pipeline, exact)
+            ):
+                return StageTarget(exact, implied)
             return StageTarget(None, implied)
-        native = _native_for_key(deal, ctx, str(key), pipeline)
-        return StageTarget(native, DealStatus.OPEN if deal.status is not DealStatus.OPEN else None)
+        stage_id = _native_for_key(deal, ctx, str(key), pipeline, exact)
+        reopen = DealStatus.OPEN if deal.status is not DealStatus.OPEN else None
+        return StageTarget(stage_id, reopen)
     if status is None:
         return StageTarget()
     if not status_in_stage:

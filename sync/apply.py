@@ -28,6 +28,7 @@ from sync.apply_creates import apply_creates, not_created
 from sync.apply_deletes import Delete, apply_deletes, not_deleted
 from sync.apply_doubt import holds, same_value, settle_in_doubt
 from sync.apply_report import ApplyReport, ChangeResult, Outcome
+from sync.audit_values import audited_before
 from sync.connect import build_context, read_now
 from sync.diff import LEFT_OUT, FunnelFacts
 from sync.plan import Change, Plan, current_value, decode_value, encode_value, show_value
@@ -72,11 +73,13 @@ def apply_plan(
     store, plan_id = runtime.store, plan.run_id
     done = store.journal.done_ids(plan_id)
     # change -> the run that may have sent it: a write of it that landed is that run's
-    in_doubt = {
-        r.entry.plan_change_id: r.run_id
+    pending = [
+        r
         for r in store.journal.pending(plan_id)
         if r.state in (JournalState.INTENDED, JournalState.SENT)
-    }
+    ]
+    in_doubt = {r.entry.plan_change_id: r.run_id for r in pending}
+    journaled = {r.entry.plan_change_id: r.entry.before for r in pending}
     by_system: dict[str, list[Change]] = defaultdict(list)
     for change in plan.changes:
         by_system[change.system].append(change)
@@ -103,7 +106,7 @@ def apply_plan(
             store, connector, ctx, run_id, plan_id, op,
             max_attempts=runtime.config.push.max_attempts,
             facts={name: FunnelFacts.of(f) for name, f in runtime.config.funnels.items()},
-            done=done, in_doubt=in_doubt, progress=progress,
+            done=done, in_doubt=in_doubt, journaled=journaled, progress=progress,
         )  # fmt: skip
         if earlier[system]:  # before this plan's writes, which may change the same fields
             settle_in_doubt(store, connector, ctx, earlier[system], run_id, writer.facts)
@@ -175,10 +178,12 @@ class _Writer:
     facts: Mapping[str, FunnelFacts]
     done: set[str]
     in_doubt: Mapping[str, str]  # change id -> the earlier run that may have sent it
+    journaled: Mapping[str, Any]  # change id -> the before-value that run journaled
     progress: Progress | None
     current: dict[tuple[str, str], Deal] = field(default_factory=dict)
     stopped: str | None = None  # why this instance's remaining batches were not attempted
     _failures: dict[tuple[str, str], FailureRecord] = field(default_factory=dict)
+    _befores: dict[str, Any] = field(default_factory=dict)  # change id -> this batch's before
 
     def updates(self, changes: Sequence[Change], batch_size: int) -> list[ChangeResult]:
         system = self.ctx.instance
@@ -221,6 +226,7 @@ class _Writer:
 
     def _batch(self, by_record: Mapping[str, list[Change]]) -> list[ChangeResult]:
         deals, unreadable = read_now(self.connector, self.ctx, list(by_record))
+        self._befores = {}
         results: list[ChangeResult] = []
         sendable: dict[str, list[Change]] = {}
         settled: list[tuple[Change, Outcome, str | None]] = []
@@ -233,6 +239,7 @@ class _Writer:
             self.current[(self.ctx.instance, record_id)] = deal
             for change in changes:
                 verdict = self._check(deal, change)
+                self._befores[change.change_id] = self._before(deal, change, verdict)
                 if verdict is None:
                     sendable.setdefault(record_id, []).append(change)
                 else:
@@ -280,12 +287,31 @@ class _Writer:
                 f"{change.field} is now {show_value(now)}, "
                 f"the plan expected {show_value(change.from_value)}"
             )
+        native = change.native
+        if native is not None and native.pipeline is not None and deal.pipeline != native.pipeline:
+            # The native stage to put back is one of the pipeline the deal was in: someone
+            # moved the deal since (crmsync's writes never change a deal's pipeline).
+            return Outcome.DRIFTED, (
+                f"the deal is now in pipeline {deal.pipeline!r}, the {change.field} to put "
+                f"back is native stage {native.native_stage!r} of pipeline {native.pipeline!r}"
+            )
         planned = change.target_updated_at
         if planned is not None and deal.updated_at > planned:
             return Outcome.DRIFTED, (
                 f"modified at {_stamp(deal.updated_at)}, after the plan read it ({_stamp(planned)})"
             )
         return None
+
+    def _before(
+        self, deal: Deal, change: Change, verdict: tuple[Outcome, str | None] | None
+    ) -> Any:
+        """The before-value to journal and audit: read from the deal now, unless the deal
+        holds the change already because a run left in doubt wrote it (then what that run
+        journaled before its write)."""
+        landed = verdict is not None and verdict[0] is Outcome.ALREADY
+        if landed and change.change_id in self.journaled:
+            return self.journaled[change.change_id]
+        return audited_before(change, deal)
 
     def _payloads(
         self, deals: Mapping[str, Deal], sendable: dict[str, list[Change]]
@@ -304,9 +330,10 @@ class _Writer:
         return updates, refused
 
     def _entry(self, change: Change) -> JournalEntry:
+        before = self._befores.get(change.change_id, encode_value(change.from_value))
         return JournalEntry(
             change.change_id, change.system, change.id, self.op, change.field,
-            encode_value(change.from_value), encode_value(change.to_value),
+            before, encode_value(change.to_value),
         )  # fmt: skip
 
     def _result(self, change: Change, outcome: Outcome, why: str | None) -> ChangeResult:
@@ -382,7 +409,7 @@ class _Writer:
                 c.system,
                 c.id,
                 c.field,
-                encode_value(c.from_value),
+                self._befores.get(c.change_id, encode_value(c.from_value)),
                 encode_value(c.to_value),
                 c.reason,
             )
@@ -404,7 +431,8 @@ class _Writer:
 
 
 def _native_update(deal: Deal, changes: Sequence[Change], ctx: MappingContext) -> dict[str, Any]:
-    return native_update(deal, {c.field: c.to_value for c in changes}, ctx)
+    native = next((c.native for c in changes if c.native is not None), None)
+    return native_update(deal, {c.field: c.to_value for c in changes}, ctx, native)
 
 
 def _stamp(when: datetime) -> str:

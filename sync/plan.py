@@ -17,6 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
+from mapping import NativeValues
 from mapping.currencies import ISO_4217
 from mapping.model import (
     CANONICAL_FIELDS,
@@ -69,6 +70,9 @@ class Change:
     entity: str
     base_fingerprint: str | None
     target_updated_at: datetime | None  # the target's updated_at at plan time (staleness)
+    # The exact native values to write where `to_value` leaves a choice (a rollback's: what
+    # the audit recorded before the rolled-back write); None: the mapping chooses.
+    native: NativeValues | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +369,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                 "entity": c.entity,
                 "base_fingerprint": c.base_fingerprint,
                 "target_updated_at": encode_value(c.target_updated_at),
+                **_native_to(c.native),
             }
             for c in plan.changes
         ],
@@ -383,6 +388,24 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     }
     body["checksum"] = hashlib.sha256(_canonical(body)).hexdigest()
     return body
+
+
+def _native_to(native: NativeValues | None) -> dict[str, Any]:
+    """A change's `native_to` key: only on changes that name native values (a rollback's)."""
+    if native is None:
+        return {}
+    return {"native_to": {"pipeline": native.pipeline, "native_stage": native.native_stage}}
+
+
+def _read_native(item: Mapping[str, Any]) -> NativeValues | None:
+    native = item.get("native_to")
+    if native is None:
+        return None
+    if not isinstance(native, Mapping):
+        raise ValueError("'native_to' must be an object or null")
+    return NativeValues(
+        _text(native, "pipeline", optional=True), _text(native, "native_stage", optional=True)
+    )
 
 
 def _text(item: Mapping[str, Any], key: str, optional: bool = False) -> Any:
@@ -419,6 +442,7 @@ def _read_change(item: Mapping[str, Any]) -> Change:
         _text(item, "entity"),
         _text(item, "base_fingerprint", optional=True),
         None if updated is None else _when(updated),
+        _read_native(item),
     )
 
 

@@ -2,8 +2,11 @@
 
 Built from the audit log, so only what was really written is undone. Each inverse change's
 `from` is the value the run wrote: apply's precondition then reports a field someone changed
-again since (instead of overwriting it), exactly as for any plan. Records the run created are
-deleted, each only if it still holds the values it was created with (see apply_deletes).
+again since (instead of overwriting it), exactly as for any plan. Each inverse change also
+names the native values the audit recorded before the write (sync/audit_values.py), so a deal
+goes back to the very native stage it left, not just to a native stage of the same funnel
+stage. Records the run created are deleted, each only if it still holds the values it was
+created with (see apply_deletes).
 """
 
 from __future__ import annotations
@@ -15,11 +18,18 @@ from datetime import datetime
 from typing import Any
 
 from sync.apply_deletes import Delete, delete_change_id
+from sync.audit_values import restorable
 from sync.plan import PLAN_VERSION, Change, Plan, decode_value
 from sync.store import Store
 from sync.store_records import AuditEntry
 
-__all__ = ["Kept", "Rollback", "RollbackError", "rollback_plan"]
+__all__ = ["BY_FUNNEL_STAGE", "Kept", "Rollback", "RollbackError", "rollback_plan"]
+
+# How a stage change whose audit predates native stages says that it goes back by funnel stage.
+BY_FUNNEL_STAGE = (
+    "by funnel stage only: the run's audit has no native stage, so the deal goes to the "
+    "first native stage mapped to it"
+)
 
 
 class RollbackError(ValueError):
@@ -61,20 +71,23 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
     changes = []
     for key, last in sorted(latest.items()):
         instance, deal_id, field = key
-        before, after = first[key].before, last.after
-        entity = links.get((instance, deal_id), "")
+        before, native = restorable(field, first[key].before)
+        reason = f"rollback of run {run_id}"
+        if field == "stage" and native is None:
+            reason += f" ({BY_FUNNEL_STAGE})"
         changes.append(
             Change(
                 _change_id(run_id, instance, deal_id, field),
                 instance,
                 deal_id,
                 field,
-                decode_value(field, after),
-                decode_value(field, before),
-                f"rollback of run {run_id}",
-                entity,
+                decode_value(field, last.after),
+                before,
+                reason,
+                links.get((instance, deal_id), ""),
                 None,
                 None,
+                native,
             )
         )
     plan = Plan(

@@ -7,6 +7,7 @@ from typing import Any
 
 from mapping import (
     MappingContext,
+    NativeValues,
     create_for_hubspot,
     create_for_pipedrive,
     create_for_salesforce,
@@ -18,7 +19,8 @@ from mapping.model import Deal, MappingError, Ref
 
 __all__ = ["can_express_for", "native_create", "native_update"]
 
-_UPDATE: dict[str, Callable[[Deal, Mapping[str, Any], MappingContext], dict[str, Any]]] = {
+_Update = Callable[[Deal, Mapping[str, Any], MappingContext, NativeValues | None], dict[str, Any]]
+_UPDATE: dict[str, _Update] = {
     "salesforce": update_for_salesforce,
     "hubspot": update_for_hubspot,
     "pipedrive": update_for_pipedrive,
@@ -30,9 +32,15 @@ _CREATE = {
 }
 
 
-def native_update(deal: Deal, changes: Mapping[str, Any], ctx: MappingContext) -> dict[str, Any]:
-    """The native payload that applies canonical `changes` to `deal` (MappingError if it can't)."""
-    return _UPDATE[ctx.kind](deal, changes, ctx)
+def native_update(
+    deal: Deal,
+    changes: Mapping[str, Any],
+    ctx: MappingContext,
+    native: NativeValues | None = None,
+) -> dict[str, Any]:
+    """The native payload that applies canonical `changes` to `deal` (MappingError if it can't);
+    `native`: the exact native values to put back where the changes leave a choice."""
+    return _UPDATE[ctx.kind](deal, changes, ctx, native)
 
 
 def native_create(deal: Deal, ctx: MappingContext, link_id: str) -> dict[str, Any]:

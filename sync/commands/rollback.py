@@ -15,7 +15,7 @@ from sync.commands import config_option
 from sync.commands.apply import recorded_apply
 from sync.locks import reconcile_lock
 from sync.plan import Change, plan_to_json
-from sync.rollback import Rollback, describe, rollback_plan
+from sync.rollback import BY_FUNNEL_STAGE, Rollback, describe, rollback_plan
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
 from sync.store_records import JournalOp, RunKind
@@ -94,10 +94,13 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
         table.add_column(column, overflow="fold")
     for c in rollback.plan.changes:
         table.add_row(
-            *map(cell, (c.system, c.id, c.field, describe(c.from_value), describe(c.to_value))),
+            *map(cell, (c.system, c.id, c.field, describe(c.from_value), _back_to(c))),
             _state(c, done),
         )
     console.print(table)
+    by_key = sum(1 for c in rollback.plan.changes if BY_FUNNEL_STAGE in c.reason)
+    if by_key:
+        console.print(cell(f"{by_key} stage change(s) go back {BY_FUNNEL_STAGE}"))
     if rollback.deletes:
         deletes = Table(title="records the run created: deleted unless changed since")
         deletes.add_column("system", overflow="fold")
@@ -114,6 +117,13 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
     if done:
         console.print("rows done were written by an earlier --apply of this rollback", markup=False)
     console.print("dry run: nothing written; add --apply to write these changes")
+
+
+def _back_to(change: Change) -> str:
+    """The value put back, with the native stage where the audit recorded it."""
+    native = change.native.native_stage if change.native is not None else None
+    value = describe(change.to_value)
+    return f"{value} (native stage {native})" if native else value
 
 
 def _state(item: Change | Delete, done: set[str]) -> str:

@@ -26,6 +26,7 @@ from mapping import (
     Deal,
     MappingContext,
     MappingError,
+    NativeValues,
     create_for_hubspot,
     create_for_pipedrive,
     create_for_salesforce,
@@ -197,6 +198,42 @@ def test_stage_and_status_changes_round_trip(
 ) -> None:
     before, after, _ = round_trip(kind, changes, **fields)
     assert after == {**before, **diff}
+
+
+# (kind, record fields, changes, the exact native stage asked for, the payload)
+EXACT_STAGE_CASES: list[tuple[str, dict[str, Any], dict[str, object], str, dict[str, Any]]] = [
+    ("salesforce", {}, {"stage": "negotiation"}, "Negotiation/Review",
+     {"StageName": "Negotiation/Review"}),
+    ("hubspot", {}, {"stage": "negotiation"}, "contractsent", {"dealstage": "contractsent"}),
+    ("hubspot", {"dealstage": "closedwon"}, {"stage": "qualified", "status": "open"},
+     "qualifiedtobuy", {"dealstage": "qualifiedtobuy"}),
+    ("pipedrive", {"status": "won"}, {"stage": "proposal", "status": "open"}, "4",
+     {"stage_id": 4, "status": "open"}),
+    # closed by its status, a Pipedrive deal goes back to the stage it was closed in
+    ("pipedrive", {}, {"stage": "won", "status": "won"}, "5", {"stage_id": 5, "status": "won"}),
+    # the stage map no longer gives that native stage the funnel stage: the mapping chooses
+    ("hubspot", {}, {"stage": "negotiation"}, "presentationscheduled",
+     {"dealstage": "decisionmakerboughtin"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "fields", "changes", "exact", "payload"), EXACT_STAGE_CASES)
+def test_a_write_naming_the_exact_native_stage_puts_the_deal_there(
+    kind: str, fields: dict[str, Any], changes: dict[str, object], exact: str, payload: Any
+) -> None:
+    build, read, update, _ = SYSTEMS[kind]
+    ctx = make_ctx(kind)
+    deal = read(build(**fields), ctx)
+    assert update(deal, changes, ctx, NativeValues(deal.pipeline, exact)) == payload
+
+
+def test_an_exact_native_stage_of_another_pipeline_is_not_written() -> None:
+    ctx = make_ctx("hubspot")
+    deal = deal_from_hubspot(hs_deal(), ctx)
+    exact = NativeValues("renewals", "contractsent")
+    assert update_for_hubspot(deal, {"stage": "negotiation"}, ctx, exact) == {
+        "dealstage": "decisionmakerboughtin"
+    }
 
 
 def test_pipedrive_expresses_won_through_status_and_keeps_the_stage() -> None:

@@ -1,0 +1,191 @@
+"""`rollback --apply` puts a deal back in the very native stage a run moved it out of, not in
+whichever native stage the stage map lists first for that funnel stage: several native stages
+may map to one funnel stage (Salesforce "Qualification" and "Needs Analysis" are both
+`qualified` in the sandbox's map, HubSpot `appointmentscheduled` and `qualifiedtobuy` too)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import update
+
+from sync import schema
+from sync.apply_report import ApplyReport
+from sync.apply_run import guarded_apply
+from sync.cli import main
+from sync.plan import Plan
+from sync.runtime import open_runtime
+from tests.integration.conftest import World, refusing_after
+
+# One entity's copies, each in the second of two native stages its map gives `qualified`.
+QUALIFIED = {"salesforce": "Needs Analysis", "hubspot": "qualifiedtobuy", "pipedrive": "2"}
+FIRST_QUALIFIED = {"salesforce": "Qualification", "hubspot": "appointmentscheduled"}
+
+
+def _cli(world: World, *args: str) -> Any:
+    out = CliRunner().invoke(main, [*args, "--config", str(world.config), "--format", "json"])
+    assert out.exit_code in (0, 1), out.output  # 1: owners the generated data cannot map
+    return json.loads(out.stdout)
+
+
+def _set_stage(world: World, system: str, deal_id: str, stage: str, pipeline: str = "") -> None:
+    """A person moves the deal in the CRM's own screens (no API call)."""
+    em: Any = world.sandbox.servers[system].emulator
+    with em.lock:
+        if system == "salesforce":
+            em.store.apply(em.store.check_update(deal_id, {"StageName": stage}))
+        elif system == "hubspot":
+            em.store.update(deal_id, {"pipeline": pipeline or "default", "dealstage": stage})
+        else:
+            body = {"pipeline_id": int(pipeline or "1"), "stage_id": int(stage), "status": "open"}
+            em.store.update(int(deal_id), body)
+
+
+def _stages(world: World, ids: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """(pipeline, native stage) of each copy, as the CRMs hold them."""
+    found = {}
+    for system, deal_id in ids.items():
+        em: Any = world.sandbox.servers[system].emulator
+        with em.lock:
+            if system == "salesforce":
+                found[system] = ("default", em.store.by_id[deal_id]["StageName"])
+            elif system == "hubspot":
+                props = em.store.live[deal_id]["properties"]
+                found[system] = (props["pipeline"], props["dealstage"])
+            else:
+                deal = em.store.deals[int(deal_id)]
+                found[system] = (str(deal["pipeline_id"]), str(deal["stage_id"]))
+    return found
+
+
+def _run_moving_out_of_qualified(world: World) -> tuple[dict[str, str], str]:
+    """The CRMs agree on a deal in `QUALIFIED`; a person moves the Pipedrive copy on to
+    proposal, and a run carries that to Salesforce and HubSpot. Returns (copies, run id)."""
+    _cli(world, "reconcile", "--yes")  # the first sync: the CRMs agree, bases are stored
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    for system, stage in QUALIFIED.items():
+        _set_stage(world, system, ids[system], stage)
+    _cli(world, "reconcile", "--yes")  # all three moved alike: agreed, nothing to write
+    assert _stages(world, ids) == {s: ("default" if s != "pipedrive" else "1", n)
+                                   for s, n in QUALIFIED.items()}  # fmt: skip
+    _set_stage(world, "pipedrive", ids["pipedrive"], "4")  # "Proposal Made": proposal
+    applied = _cli(world, "reconcile", "--yes")
+    mine = [c for c in applied["changes"] if c["id"] in ids.values() and c["field"] == "stage"]
+    moved = {(c["system"], c["from"], c["to"]) for c in mine}
+    assert moved == {("salesforce", "qualified", "proposal"), ("hubspot", "qualified", "proposal")}
+    return ids, applied["run_id"]
+
+
+def test_rollback_puts_back_the_exact_native_stage_among_several_mapped_to_one_funnel_stage(
+    small_world: World,
+) -> None:
+    world = small_world
+    ids, run_id = _run_moving_out_of_qualified(world)
+    assert _stages(world, ids)["hubspot"] == ("default", "presentationscheduled")
+
+    _cli(world, "rollback", run_id, "--apply")
+
+    assert _stages(world, ids) == {
+        "salesforce": ("default", "Needs Analysis"),
+        "hubspot": ("default", "qualifiedtobuy"),
+        "pipedrive": ("1", "4"),  # the person's move, which the run copied
+    }
+    shown = _cli(world, "rollback", run_id)  # what it wrote, each change marked done
+    back = {c["system"]: c for c in shown["changes"] if c["id"] in ids.values()}
+    assert back["hubspot"]["to"] == "qualified"
+    assert back["hubspot"]["native_to"] == {"pipeline": "default", "native_stage": "qualifiedtobuy"}
+    assert back["salesforce"]["native_to"] == {"pipeline": "default",
+                                               "native_stage": "Needs Analysis"}  # fmt: skip
+
+
+def test_rollback_leaves_a_deal_moved_to_another_pipeline_since_and_reports_it_drifted(
+    small_world: World,
+) -> None:
+    world = small_world
+    ids, run_id = _run_moving_out_of_qualified(world)
+    # A person moves the HubSpot copy to the Renewals pipeline, still at proposal ("Quote Sent").
+    _set_stage(world, "hubspot", ids["hubspot"], "75210933", pipeline="renewals")
+
+    result = _cli(world, "rollback", run_id, "--apply")
+
+    outcome = {(r["system"], r["field"]): r for r in result["results"] if r["id"] in ids.values()}
+    drifted = outcome["hubspot", "stage"]
+    assert drifted["outcome"] == "drifted", drifted
+    assert "renewals" in drifted["reason"] and "default" in drifted["reason"], drifted["reason"]
+    assert _stages(world, ids)["hubspot"] == ("renewals", "75210933")
+    assert _stages(world, ids)["salesforce"] == ("default", "Needs Analysis")
+
+
+def test_a_run_audited_without_native_stages_rolls_back_by_funnel_stage_and_says_so(
+    small_world: World,
+) -> None:
+    world = small_world
+    ids, run_id = _run_moving_out_of_qualified(world)
+    # What an older crmsync audited: the funnel stage alone.
+    with (
+        open_runtime(str(world.config), connect=False) as rt,
+        schema.transaction(rt.store.engine) as conn,
+    ):
+        conn.execute(
+            update(schema.audit)
+            .where(schema.audit.c.run_id == run_id, schema.audit.c.field == "stage")
+            .values(before="qualified")
+        )
+
+    shown = _cli(world, "rollback", run_id)
+    back = {c["system"]: c for c in shown["changes"] if c["id"] in ids.values()}
+    assert "native_to" not in back["hubspot"]
+    assert "funnel stage" in back["hubspot"]["reason"], back["hubspot"]["reason"]
+    table = CliRunner().invoke(main, ["rollback", run_id, "--config", str(world.config)])
+    assert "funnel stage" in table.output, table.output
+    _cli(world, "rollback", run_id, "--apply")
+
+    # as before crmsync recorded native stages: the first native stage mapped to `qualified`
+    stages = _stages(world, ids)
+    assert {s: stages[s][1] for s in FIRST_QUALIFIED} == FIRST_QUALIFIED
+
+
+def _apply(world: World, plan: Plan, run_id: str) -> ApplyReport:
+    options = {"backoff_base": 0.01, "max_attempts": 1}  # the retry schedule is not under test
+    with open_runtime(str(world.config), connector_options=options) as rt:
+        return guarded_apply(rt, plan, run_id=run_id, yes=True)
+
+
+@pytest.mark.parametrize("settled_by", ["the same plan again", "the next plan"])
+def test_a_stage_write_left_in_doubt_rolls_back_to_its_exact_native_stage(
+    small_world: World, settled_by: str
+) -> None:
+    """Pipedrive writes one call per deal: an apply stopped part-way leaves writes that landed
+    in doubt, later audited under it from its journal. Their rollback still knows the native
+    stage each deal left."""
+    world = small_world
+    _apply(world, world.reconcile("first").plan, "apply-0")
+    entities = [m for m in world.members().values() if {"salesforce", "pipedrive"} <= m.keys()]
+    entities = entities[:8]
+    for members in entities:  # all at proposal; Pipedrive in "Proposal Made", not "Demo Scheduled"
+        _set_stage(world, "salesforce", members["salesforce"], "Value Proposition")
+        _set_stage(world, "pipedrive", members["pipedrive"], "4")
+        if "hubspot" in members:
+            _set_stage(world, "hubspot", members["hubspot"], "presentationscheduled")
+    _apply(world, world.reconcile("agreed").plan, "apply-1")
+    for members in entities:  # Salesforce users move them on to negotiation
+        _set_stage(world, "salesforce", members["salesforce"], "Negotiation/Review")
+    plan = world.reconcile("moved").plan
+    planned = {c.id for c in plan.changes if c.system == "pipedrive" and c.field == "stage"}
+    assert len(planned) == len(entities)
+
+    with refusing_after(world, "pipedrive", "PUT /v1/deals/{id}", 2):
+        stopped = _apply(world, plan, "apply-2")
+    assert not stopped.ok
+    landed = {i for i in planned if _stages(world, {"pipedrive": i})["pipedrive"][1] == "5"}
+    assert landed and landed != planned
+    again = plan if settled_by == "the same plan again" else world.reconcile("next").plan
+    assert _apply(world, again, "apply-3").ok
+
+    _cli(world, "rollback", "apply-2", "--apply")
+
+    stages = {i: _stages(world, {"pipedrive": i})["pipedrive"] for i in planned}
+    assert {i: stages[i] for i in landed} == dict.fromkeys(landed, ("1", "4"))
