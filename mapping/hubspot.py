@@ -198,8 +198,17 @@ def deal_from_hubspot(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
         external_ids=external,
         link_id=link_id,
         stage_history=history,
-        extra={"deleted": True} if record.get("archived") else {},
+        extra=_extra(record, props, value),
     )
+
+
+def _extra(
+    record: Mapping[str, Any], props: Mapping[str, Any], value: Money | None
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {"deleted": True} if record.get("archived") else {}
+    if value is None and text_or_none(props.get("deal_currency_code")):
+        extra["native_currency"] = str(props["deal_currency_code"])  # what a rollback restores
+    return extra
 
 
 def _text(value: object) -> str:
@@ -236,7 +245,10 @@ def update_for_hubspot(
         elif key == "amount":
             props["amount"] = _text(value)
         elif key == "currency":
-            props["deal_currency_code"] = _text(value)
+            # None: no amount, so no canonical currency; "" clears the property, unless the
+            # code it held is to be put back.
+            restore = native.currency if native is not None and value is None else None
+            props["deal_currency_code"] = _text(restore or value)
         elif key == "close_date":
             props["closedate"] = _text(value)
         elif key == "owner_email":

@@ -232,8 +232,15 @@ def update_for_pipedrive(
         if key == "name":
             body["title"] = str(value)
         elif key == "amount":
-            body["value"] = None if value is None else json_number(Decimal(str(value)))
+            if value is None:
+                # Pipedrive keeps no empty value: a cleared one would read back as 0.
+                raise MappingError(
+                    deal.system, deal.id, "amount", "Pipedrive cannot clear a value (it becomes 0)"
+                )
+            body["value"] = json_number(Decimal(str(value)))
         elif key == "currency":
+            if value is None:
+                raise MappingError(deal.system, deal.id, "currency", "Pipedrive requires one")
             body["currency"] = value
         elif key == "close_date":
             body["expected_close_date"] = value.isoformat() if isinstance(value, date) else None

@@ -158,6 +158,8 @@ def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal
     extra: dict[str, Any] = {}
     if not currency_field:
         extra["single_currency"] = True  # writes must not send CurrencyIsoCode
+    elif value is None and text_or_none(record.get("CurrencyIsoCode")):
+        extra["native_currency"] = str(record["CurrencyIsoCode"])  # what a rollback restores
     if read("IsDeleted", parse_flag):
         extra["deleted"] = True
     account = record.get("Account")
@@ -237,7 +239,12 @@ def update_for_salesforce(
         elif key == "amount":
             fields["Amount"] = _amount(value)
         elif key == "currency":
-            if deal.extra.get("single_currency"):
+            if value is None:
+                # No amount, so no canonical currency; a multi-currency org holds a code on every
+                # record (never null): the one to put back, else the one it has.
+                if native is not None and native.currency and not deal.extra.get("single_currency"):
+                    fields["CurrencyIsoCode"] = native.currency
+            elif deal.extra.get("single_currency"):
                 if value != ctx.default_currency:
                     raise MappingError(
                         deal.system,

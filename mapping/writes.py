@@ -5,8 +5,9 @@ Salesforce and HubSpot express status only through the stage; Pipedrive through 
 field with the stage left as is. `resolve_stage_change` turns the requested changes into
 "new native stage" / "new status" once, so each system's writer only spells the fields.
 
-A funnel stage may stand for several native stages. A write that puts a deal back where it was
-(a rollback) names the exact native stage in `NativeValues`; other writes pick one.
+A funnel stage may stand for several native stages, and a deal without an amount has no
+canonical currency though its currency field holds one. A write that puts a deal back where it
+was (a rollback) names the exact native values in `NativeValues`; other writes choose.
 """
 
 from __future__ import annotations
@@ -31,10 +32,22 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class NativeValues:
     """Native values a write puts back exactly where the canonical change leaves a choice: the
-    native stage (of `pipeline`) among those mapped to the funnel stage written."""
+    native stage (of `pipeline`) among those mapped to the funnel stage written, and the code
+    in the currency field of a deal left without an amount (`currency: None`)."""
 
     pipeline: str | None = None
     native_stage: str | None = None
+    currency: str | None = None
+
+    def merged(self, other: NativeValues | None) -> NativeValues:
+        """These values, completed by `other`'s where these have none."""
+        if other is None:
+            return self
+        return NativeValues(
+            self.pipeline or other.pipeline,
+            self.native_stage or other.native_stage,
+            self.currency or other.currency,
+        )
 
 
 @dataclass(frozen=True, slots=True)

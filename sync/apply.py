@@ -237,8 +237,10 @@ class _Writer:
                 settled += [(c, Outcome.DRIFTED, why) for c in changes]
                 continue
             self.current[(self.ctx.instance, record_id)] = deal
+            verdicts = {c.change_id: self._check(deal, c) for c in changes}
+            _keep_currency_with_amount(deal, changes, verdicts)
             for change in changes:
-                verdict = self._check(deal, change)
+                verdict = verdicts[change.change_id]
                 self._befores[change.change_id] = self._before(deal, change, verdict)
                 if verdict is None:
                     sendable.setdefault(record_id, []).append(change)
@@ -430,8 +432,30 @@ class _Writer:
             self.store.failures.clear(change.system, change.id, change.field)
 
 
+def _keep_currency_with_amount(
+    deal: Deal,
+    changes: Sequence[Change],
+    verdicts: dict[str, tuple[Outcome, str | None] | None],
+) -> None:
+    """A currency goes (to none) only with its amount: while the deal keeps an amount (someone
+    set one since the plan), a change clearing its currency is drifted, not sent."""
+    amount = current_value(deal, "amount")
+    if amount is None or any(
+        c.field == "amount" and c.to_value is None and verdicts[c.change_id] is None
+        for c in changes
+    ):
+        return
+    why = f"amount is now {show_value(amount)}, which keeps its currency"
+    for change in changes:
+        if change.field == "currency" and change.to_value is None:
+            verdicts[change.change_id] = verdicts[change.change_id] or (Outcome.DRIFTED, why)
+
+
 def _native_update(deal: Deal, changes: Sequence[Change], ctx: MappingContext) -> dict[str, Any]:
-    native = next((c.native for c in changes if c.native is not None), None)
+    native = None
+    for change in changes:
+        if change.native is not None:
+            native = change.native.merged(native)
     return native_update(deal, {c.field: c.to_value for c in changes}, ctx, native)
 
 

@@ -4,8 +4,10 @@ The before-value is the canonical value the write replaced, as a plan spells it.
 value leaves a native choice open, the entry records the native value too, read from the
 record just before the write, so that a rollback puts back exactly what was there:
 `{"value": "qualified", "pipeline": "default", "native_stage": "qualifiedtobuy"}` for a stage
-(several native stages may map to one funnel stage). Entries written before crmsync recorded
-native values hold the plain value; they roll back by the canonical value alone.
+(several native stages may map to one funnel stage), `{"value": null, "native_currency": "EUR"}`
+for the currency of a deal without an amount (no canonical currency, but the CRM's currency
+field holds a code). Entries written before crmsync recorded native values hold the plain
+value; they roll back by the canonical value alone.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def audited_before(change: Change, deal: Deal) -> Any:
     value = encode_value(change.from_value)
     if change.field == "stage":
         return {"value": value, "pipeline": deal.pipeline, "native_stage": deal.native_stage}
+    if change.field == "currency" and value is None and "native_currency" in deal.extra:
+        return {"value": value, "native_currency": deal.extra["native_currency"]}
     return value
 
 
@@ -34,8 +38,10 @@ def restorable(field: str, before: Any) -> tuple[Any, NativeValues | None]:
         return decode_value(field, before), None
     if "value" not in before:
         raise ValueError(f"no 'value' in the audited before-value of {field}")
-    native = NativeValues(_text(before, "pipeline"), _text(before, "native_stage"))
-    return decode_value(field, before["value"]), native
+    native = NativeValues(
+        _text(before, "pipeline"), _text(before, "native_stage"), _text(before, "native_currency")
+    )
+    return decode_value(field, before["value"]), None if native == NativeValues() else native
 
 
 def _text(before: Mapping[str, Any], key: str) -> str | None:

@@ -394,7 +394,9 @@ def _native_to(native: NativeValues | None) -> dict[str, Any]:
     """A change's `native_to` key: only on changes that name native values (a rollback's)."""
     if native is None:
         return {}
-    return {"native_to": {"pipeline": native.pipeline, "native_stage": native.native_stage}}
+    values = {"pipeline": native.pipeline, "native_stage": native.native_stage,
+              "currency": native.currency}  # fmt: skip
+    return {"native_to": {key: value for key, value in values.items() if value is not None}}
 
 
 def _read_native(item: Mapping[str, Any]) -> NativeValues | None:
@@ -404,8 +406,9 @@ def _read_native(item: Mapping[str, Any]) -> NativeValues | None:
     if not isinstance(native, Mapping):
         raise ValueError("'native_to' must be an object or null")
     return NativeValues(
-        _text(native, "pipeline", optional=True), _text(native, "native_stage", optional=True)
-    )
+        *(_text(native, key, optional=True) if key in native else None
+          for key in ("pipeline", "native_stage", "currency"))
+    )  # fmt: skip
 
 
 def _text(item: Mapping[str, Any], key: str, optional: bool = False) -> Any:

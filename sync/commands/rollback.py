@@ -120,10 +120,13 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
 
 
 def _back_to(change: Change) -> str:
-    """The value put back, with the native stage where the audit recorded it."""
-    native = change.native.native_stage if change.native is not None else None
-    value = describe(change.to_value)
-    return f"{value} (native stage {native})" if native else value
+    """The value put back, with the native stage or currency code the audit recorded."""
+    value, native = describe(change.to_value), change.native
+    if native is not None and native.native_stage is not None:
+        return f"{value} (native stage {native.native_stage})"
+    if native is not None and native.currency is not None:
+        return f"{value} (currency field {native.currency})"
+    return value
 
 
 def _state(item: Change | Delete, done: set[str]) -> str:

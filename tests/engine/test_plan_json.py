@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from engine_deals import T0, by_system, deal
 
+from mapping import NativeValues
 from mapping.model import Deal, DealStatus
 from sync.diff import comparable, diff
 from sync.match import MatchConfig, match
@@ -93,6 +95,27 @@ def test_plan_json_round_trips(plan: Plan) -> None:
     text = json.dumps(plan_to_json(plan))
     assert plan_from_json(text, "plan.json") == plan
     assert plan_from_json(json.loads(text), "plan.json") == plan
+
+
+def test_native_values_of_a_change_round_trip_and_appear_only_where_named(plan: Plan) -> None:
+    """A rollback's changes name the native stage or currency code they put back."""
+    first, second, *rest = plan.changes
+    named = dataclasses.replace(
+        plan,
+        changes=(
+            dataclasses.replace(first, native=NativeValues("default", "qualifiedtobuy")),
+            dataclasses.replace(second, native=NativeValues(currency="EUR")),
+            *rest,
+        ),
+    )
+    data = plan_to_json(named)
+    assert data["changes"][0]["native_to"] == {
+        "pipeline": "default",
+        "native_stage": "qualifiedtobuy",
+    }
+    assert data["changes"][1]["native_to"] == {"currency": "EUR"}
+    assert all("native_to" not in c for c in data["changes"][2:])
+    assert plan_from_json(json.dumps(data), "rollback.json") == named
 
 
 def test_same_input_twice_and_shuffled_gives_identical_plan_json() -> None:
