@@ -3,7 +3,9 @@
 Instances are pulled concurrently (one thread each: the CRMs' rate limits, not our CPU, bound
 a run); the threads only fetch and map, and hand chunks to the caller's thread, which alone
 writes to the store. A chunk and the cursor after it are saved in one transaction, so a crash
-never moves a cursor past deals that were not saved.
+never moves a cursor past deals that were not saved. When the caller's thread stops taking
+chunks (Ctrl-C, a store failure), the readers stop at their next deal instead of waiting to
+hand over what nobody will save; they are daemon threads, so none holds up the exit.
 
 A pull holds each of its instances' pull locks (sync.locks.pull_locks) from before it reads the
 cursors until its last save: another process pulling one of them at the same time would save
@@ -14,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -148,6 +150,28 @@ def _records_and_history(
 _DONE = object()
 
 
+class _Abandoned(Exception):
+    """The saving thread stopped taking chunks: what a reader still reads is never saved."""
+
+
+@dataclass
+class _Handover:
+    """Chunks from the reader threads to the saving thread (at most 8 waiting)."""
+
+    chunks: queue.Queue[Any] = field(default_factory=lambda: queue.Queue(maxsize=8))
+    abandoned: threading.Event = field(default_factory=threading.Event)
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        """Wait for room, but never once the saving thread has left (it would be forever)."""
+        while not self.abandoned.is_set():
+            try:
+                self.chunks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Abandoned
+
+
 def _produce(
     config: Config,
     instance: str,
@@ -155,39 +179,46 @@ def _produce(
     cursor: str | None,
     started: datetime,
     report: PullReport,
-    out: queue.Queue[Any],
+    out: _Handover,
 ) -> None:
     """Read one instance (from `OVERLAP` before its stored `cursor`, or everything), which
     began no later than `started`."""
     since = _moment(cursor) - OVERLAP if cursor else None
     try:
-        ctx = build_context(config, instance, connector.pipelines(), connector.owners())
-        report.context = ctx
-        records, history = _records_and_history(connector, ctx, since)
-        chunk: list[tuple[str, str, datetime, bool, dict[str, Any]]] = []
-        seen: list[str] = []
-        for deal in map_deals(records, ctx, report, history):
-            chunk.append(_row(deal))
-            seen.append(deal.id)
-            if len(chunk) >= CHUNK:
-                out.put((instance, chunk, None, None))
-                chunk = []
-        deleted = list(connector.deleted_deals(since)) if since is not None else None
-        # Never past the read's start: a page is read once, and a deal edited after its page
-        # was read is saved as it was; the newest time a later page showed may be past that
-        # edit by more than the overlap (a full read of a large CRM takes long).
-        read = _earlier(connector.cursor(), started)
-        report.cursor = _later(read, cursor)  # the overlap never moves it back
-        out.put((instance, chunk, report.cursor, (seen, deleted)))
-    except Exception as exc:  # reported per instance; the other instances go on
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        report.failure = text.removeprefix(f"{instance}: ")  # the report names its instance
-        code = getattr(exc, "exit_code", 1)
-        report.failure_code = code if isinstance(code, int) and code > 0 else 1
-        out.put((instance, [], None, None))
-    finally:
-        report.calls = connector.calls()
+        try:
+            ctx = build_context(config, instance, connector.pipelines(), connector.owners())
+            report.context = ctx
+            records, history = _records_and_history(connector, ctx, since)
+            chunk: list[tuple[str, str, datetime, bool, dict[str, Any]]] = []
+            seen: list[str] = []
+            for deal in map_deals(records, ctx, report, history):
+                if out.abandoned.is_set():
+                    raise _Abandoned
+                chunk.append(_row(deal))
+                seen.append(deal.id)
+                if len(chunk) >= CHUNK:
+                    out.put((instance, chunk, None, None))
+                    chunk = []
+            deleted = list(connector.deleted_deals(since)) if since is not None else None
+            # Never past the read's start: a page is read once, and a deal edited after its page
+            # was read is saved as it was; the newest time a later page showed may be past that
+            # edit by more than the overlap (a full read of a large CRM takes long).
+            read = _earlier(connector.cursor(), started)
+            report.cursor = _later(read, cursor)  # the overlap never moves it back
+            out.put((instance, chunk, report.cursor, (seen, deleted)))
+        except _Abandoned:
+            raise
+        except Exception as exc:  # reported per instance; the other instances go on
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            report.failure = text.removeprefix(f"{instance}: ")  # the report names its instance
+            code = getattr(exc, "exit_code", 1)
+            report.failure_code = code if isinstance(code, int) and code > 0 else 1
+            out.put((instance, [], None, None))
+        finally:
+            report.calls = connector.calls()
         out.put((instance, _DONE, None, None))
+    except _Abandoned:
+        return
 
 
 def pull(
@@ -217,26 +248,31 @@ def pull_locked(
 ) -> dict[str, PullReport]:
     """:func:`pull` for a caller that holds the instances' pull locks already."""
     reports: dict[str, PullReport] = {}
-    out: queue.Queue[Any] = queue.Queue(maxsize=8)
+    out = _Handover()
+    readers: list[threading.Thread] = []
     started = datetime.now(UTC)
     try:
-        with ThreadPoolExecutor(max(1, len(connectors)), thread_name_prefix="pull") as ex:
-            for instance, connector in connectors.items():
-                cursor = None if full else store.cursor(instance)
-                last = store.cursor_saved_at(instance) if cursor else None
-                why = _deletions_out_of_sight(connector, last, started) if last else None
-                if why is not None:
-                    _log.warning("%s: reading everything: %s", instance, why)
-                    cursor = None
-                reports[instance] = PullReport(instance, full=cursor is None, full_reason=why)
-                if cursor is None:
-                    # Before anything is saved: a crash mid-pull must still force a full
-                    # analysis.
-                    store.forget_reconcile_state()
-                ex.submit(_produce, config, instance, connector, cursor, started,
-                          reports[instance], out)  # fmt: skip
-            _consume(store, reports, out, len(connectors), run_id, progress)
+        for instance, connector in connectors.items():
+            cursor = None if full else store.cursor(instance)
+            last = store.cursor_saved_at(instance) if cursor else None
+            why = _deletions_out_of_sight(connector, last, started) if last else None
+            if why is not None:
+                _log.warning("%s: reading everything: %s", instance, why)
+                cursor = None
+            reports[instance] = PullReport(instance, full=cursor is None, full_reason=why)
+            if cursor is None:
+                # Before anything is saved: a crash mid-pull must still force a full analysis.
+                store.forget_reconcile_state()
+            args = (config, instance, connector, cursor, started, reports[instance], out)
+            readers.append(
+                threading.Thread(target=_produce, args=args, name=f"pull-{instance}", daemon=True)
+            )
+            readers[-1].start()
+        _consume(store, reports, out.chunks, len(connectors), run_id, progress)
+        for reader in readers:
+            reader.join()  # each has handed over its last chunk: a moment at most
     finally:
+        out.abandoned.set()  # when the saving stopped early (Ctrl-C, a store failure)
         if any(r.full for r in reports.values()):
             # Again once saved: an analysis that began in between (another process; a pull
             # takes no reconcile lock) may have missed what this pull saved unflagged.

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from connectors.sandbox.dataset import save_dataset
+from connectors.sandbox.generator import generate
 from sync.store import RunStatus, Store
 from tests.reliability.conftest import PUSH
 from tests.sandbox_env import CRMSYNC, crmsync_env, http_writes, served
@@ -70,6 +71,30 @@ def test_ctrl_c_mid_pull_says_so_in_one_line_and_records_the_run_as_interrupted(
         run = _latest(store, command)
         assert run.status is RunStatus.INTERRUPTED, run
         assert run.finished_at is not None and "Ctrl-C" in (run.error or "")
+
+
+def test_ctrl_c_mid_pull_of_thousands_of_deals_exits_at_once(
+    tmp_path: Path, new_store_url: Any
+) -> None:
+    # Thousands of deals per CRM: more pages than a pull holds between reading and saving,
+    # so the readers still have pages to hand over when Ctrl-C stops the saving.
+    data = tmp_path / "dataset.json"
+    save_dataset(data, generate(2500, 3)[0])
+    store = new_store_url("sqlite")
+    with served(tmp_path / "s", data, store, faults="latency=300ms") as (config, _):
+        victim = _start(config, "pull", "--full")
+        _wait_until(lambda: _started(store), victim)
+        time.sleep(0.5)  # inside the pull, every CRM still being read
+        victim.send_signal(signal.SIGINT)
+        try:
+            _out, err = victim.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            victim.kill()
+            victim.communicate()
+            pytest.fail("crmsync pull still running 20 s after Ctrl-C")
+        assert victim.returncode == 1 and b"Traceback" not in err, err
+        assert err.decode().splitlines()[-1] == "crmsync: error: interrupted (Ctrl-C)"
+        assert _latest(store, "pull").status is RunStatus.INTERRUPTED
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

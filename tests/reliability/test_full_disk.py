@@ -11,19 +11,26 @@ from pathlib import Path
 from typing import Any
 
 from connectors.sandbox.dataset import save_dataset
+from connectors.sandbox.generator import generate
 from tests.reliability.conftest import PUSH
 from tests.reliability.pipeline import duplicates
 from tests.sandbox_env import CRMSYNC, crmsync_env, http_dump, served
 
 
 def _reconcile(config: Path, *extra: str, max_bytes: int | None = None) -> tuple[int, str]:
+    return _crmsync("reconcile", config, *extra, max_bytes=max_bytes)
+
+
+def _crmsync(
+    command: str, config: Path, *extra: str, max_bytes: int | None = None, timeout: float = 300
+) -> tuple[int, str]:
     def limit() -> None:  # writes past it fail with EFBIG, as on a full disk
         if max_bytes is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
 
     done = subprocess.run(
-        [*CRMSYNC, "reconcile", "--config", str(config), *extra], env=crmsync_env(),
-        capture_output=True, timeout=300, preexec_fn=limit,
+        [*CRMSYNC, command, "--config", str(config), *extra], env=crmsync_env(),
+        capture_output=True, timeout=timeout, preexec_fn=limit,
     )  # fmt: skip
     return done.returncode, done.stderr.decode()
 
@@ -48,3 +55,19 @@ def test_a_full_disk_mid_run_is_one_clear_line_and_the_next_run_finishes(
             assert "Traceback" not in err
         dump = http_dump(info)
         assert duplicates(dump) == {s: [] for s in dump}
+
+
+def test_a_full_disk_mid_pull_of_thousands_of_deals_stops_the_pull_with_one_line(
+    tmp_path: Path,
+) -> None:
+    # Thousands of deals per CRM: the readers still have pages to hand over when saving fails.
+    data = tmp_path / "dataset.json"
+    save_dataset(data, generate(2500, 3)[0])
+    db = tmp_path / "s" / "store.db"
+    with served(tmp_path / "s", data, f"sqlite:///{db}"):
+        config = tmp_path / "s" / "crmsync.yaml"
+        assert _crmsync("runs", config)[0] == 0  # creates the empty store
+        code, err = _crmsync("pull", config, "--full", max_bytes=db.stat().st_size + 8192,
+                             timeout=60)  # fmt: skip
+        assert code == 1, err
+        assert err.count("\n") == 1 and err.startswith("crmsync: error: state store failed"), err
