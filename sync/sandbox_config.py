@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,19 @@ def sandbox_config(ready: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_sandbox_config(ready: Mapping[str, Any], path: Path) -> None:
-    """Write the config, then propose stage maps from the live sandboxes as `init` does."""
+    """Write the config with stage maps proposed from the live sandboxes as `init` does.
+
+    Composed beside `path` and moved there whole: a run started meanwhile (`serve ... &`,
+    then `crmsync reconcile`) never reads it without its stage maps.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     body = yaml.safe_dump(sandbox_config(ready), sort_keys=False, allow_unicode=True)
-    path.write_text(_HEADER + body)
+    draft = path.with_name(f".{path.name}.draft")
+    draft.write_text(_HEADER + body)
     from sync.init import init_config  # the engine side of `crmsync init`
 
-    init_config(path)
+    try:
+        init_config(draft)
+        os.replace(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)

@@ -63,6 +63,33 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
         assert server.wait(timeout=20) == 0  # stops cleanly on SIGTERM
 
 
+def test_sandbox_config_out_is_never_seen_without_its_stage_maps(tmp_path: Path) -> None:
+    # `sandbox serve --config-out C &` then `crmsync reconcile --config C`, as the README and
+    # the demo print them: whenever C is there, it is the whole config. A run that read it
+    # before its stage maps planned for deals in no stage, under another config fingerprint.
+    data, config = tmp_path / "data.json", tmp_path / "crmsync.yaml"
+    assert crmsync("sandbox", "generate", "--deals", "60", "--seed", "5",
+                   "--out", str(data)).returncode == 0  # fmt: skip
+    server = subprocess.Popen(
+        [CRMSYNC, "sandbox", "serve", "--dataset", str(data), "--config-out", str(config),
+         "--faults", "latency=100ms"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not config.exists():
+            assert server.poll() is None and time.monotonic() < deadline, "sandbox did not start"
+            time.sleep(0.005)
+        first_seen = yaml.safe_load(config.read_text()) or {}
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+    systems = first_seen.get("systems", {})
+    assert {name: bool(system.get("stage_map")) for name, system in systems.items()} == {
+        "salesforce": True, "hubspot": True, "pipedrive": True,
+    }  # fmt: skip
+
+
 def test_ready_file_has_the_documented_shape(served: tuple[Path, dict]) -> None:
     _, ready = served
     assert set(ready) == {"salesforce", "hubspot", "pipedrive", "ca_file", "tokens"}
