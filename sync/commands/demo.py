@@ -68,8 +68,15 @@ def _story(r: DemoResult) -> None:
     echo(f"  health report (open in a browser): {r.report_html}")
     echo(f"  config: {r.config}    sample data: {r.dataset}")
     echo("")
-    echo("Apply the plan against the sandbox (it stopped with the demo; start it again):")
-    echo(f"  {exe} sandbox serve --dataset {q(str(r.dataset))} --config-out {q(str(r.config))} &")
+    # The sandbox comes back on new ports and rewrites the config: wait for its ready file, or
+    # the reconcile reads the demo's config, whose servers are gone.
+    ready = q(str(r.out / "ready.json"))
+    echo("Apply the plan against the sandbox (it stopped with the demo; start it again and")
+    echo("wait until it is ready):")
+    echo(f"  rm -f {ready}")
+    echo(f"  {exe} sandbox serve --dataset {q(str(r.dataset))} --config-out {q(str(r.config))} "
+         f"--ready-file {ready} &")  # fmt: skip
+    echo(f"  while [ ! -f {ready} ]; do sleep 0.2; done")
     echo(f"  {exe} reconcile --config {q(str(r.config))} --dry-run --plan-out {q(str(r.plan))}")
     echo(f"  {exe} apply {q(str(r.plan))} --config {q(str(r.config))}")
     echo("")

@@ -60,3 +60,24 @@ def test_demo_with_the_default_relative_out_can_run_twice(tmp_path: Path) -> Non
         )
         assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "crmsync-demo" / "plan.json").read_text())["changes"]
+
+
+def test_the_commands_the_demo_prints_apply_its_plan_when_pasted_into_a_shell(
+    tmp_path: Path,
+) -> None:
+    """The demo's closing commands restart the sandbox (on new ports: the demo's config now
+    points nowhere) and reconcile against it: pasted as printed, they must wait for it."""
+    done = subprocess.run(
+        [CRMSYNC, "demo", "--deals", "60"], capture_output=True, text=True, timeout=180,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    block = done.stdout.split("Apply the plan against the sandbox")[1].split("\n\n")[0]
+    commands = [line.strip() for line in block.splitlines() if line.startswith("  ")]
+    assert any("sandbox serve" in command for command in commands)
+    script = "trap 'kill $(jobs -p) 2>/dev/null' EXIT\nset -e\n" + "\n".join(commands) + "\n"
+    pasted = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=180, cwd=tmp_path
+    )
+    assert pasted.returncode == 0, pasted.stderr
+    assert "apply" in pasted.stdout and "applied" in pasted.stdout
