@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import logging
 import os
 import sys
@@ -82,6 +83,23 @@ def _silence_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _whole_writes() -> None:
+    """Under PYTHONUNBUFFERED (or `python -u`) stdout writes straight to its raw file, and the
+    text layer drops whatever a short write left out (a reader that stopped early, a signal):
+    output was cut without an error, and the command ended as if all of it was read. A
+    buffered writer in between writes the rest or raises (BrokenPipeError: exit 1, quietly).
+    Lines still go out as they are printed."""
+    stream = sys.stdout
+    if not isinstance(stream, io.TextIOWrapper) or not isinstance(stream.buffer, io.RawIOBase):
+        return  # buffered already (the default), or not a real file (tests' runners)
+    stream.flush()
+    raw = io.FileIO(stream.fileno(), "w", closefd=False)
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding=stream.encoding, errors=stream.errors,
+        line_buffering=True,
+    )  # fmt: skip
+
+
 class _Group(click.Group):
     """Lazy command loading plus the single error handler for every command."""
 
@@ -98,6 +116,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         verbose = bool(ctx.params.get("verbose"))
         configure_logging(verbose)
+        _whole_writes()
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning

@@ -296,6 +296,27 @@ def test_pull_jsonl_into_a_reader_that_stops_early_exits_quietly(
     assert (reader.wait(timeout=120), stderr) == (1, "")
 
 
+def test_a_large_output_into_a_reader_that_stops_early_exits_quietly_when_unbuffered(
+    served: tuple[Path, dict],
+) -> None:
+    # Containers often set PYTHONUNBUFFERED=1. stdout then writes straight to the pipe, and
+    # what a short write left out (the reader had gone) was dropped without an error: the
+    # command ended as if all was read (here exit 3 and a thresholds line, or 0).
+    config, _ = served
+    reader = subprocess.Popen(
+        [CRMSYNC, "report", "--config", str(config), "--format", "html"],  # megabytes
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.readline().startswith("<!DOCTYPE html>")  # `| head -1`
+    reader.stdout.close()
+    stderr = reader.stderr.read()
+    assert (reader.wait(timeout=120), stderr) == (1, "")
+
+
 def _runs_table(config: Path, columns: int) -> subprocess.CompletedProcess[str]:
     """`crmsync runs` as a table on a terminal `columns` wide."""
     return subprocess.run(
