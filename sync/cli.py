@@ -1,7 +1,8 @@
 """The `crmsync` command line: one group, commands loaded lazily from `sync.commands`.
 
 Every error ends the same way: one line `crmsync: error: <message>` on stderr and the error's
-exit code (anything with an integer `exit_code`; 1 otherwise); `--verbose` adds the traceback.
+exit code (anything with an integer `exit_code`; 1 otherwise; 2 for a usage error, whose line
+points at the command's --help); `--verbose` adds the traceback.
 Logging goes to stderr only, so stdout stays clean for JSON/JSONL output.
 """
 
@@ -100,8 +101,31 @@ def _whole_writes() -> None:
     )  # fmt: skip
 
 
+# `crmsync` alone (or a group alone) shows its help: not a mistake to report in one line.
+_HELP_INSTEAD: tuple[type[Exception], ...] = tuple(
+    getattr(click.exceptions, name)
+    for name in ("NoArgsIsHelpError",)
+    if hasattr(click.exceptions, name)
+)
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    """A usage error in the one-line form of every other error, keeping click's hint."""
+    command = exc.ctx.command_path if exc.ctx is not None else "crmsync"
+    return f"crmsync: error: {exc.format_message()} (see '{command} --help')"
+
+
 class _Group(click.Group):
     """Lazy command loading plus the single error handler for every command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # an option of `crmsync` itself
+            if isinstance(exc, _HELP_INSTEAD):
+                raise
+            click.echo(_usage_line(exc), err=True)
+            ctx.exit(exc.exit_code)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*_COMMANDS, *super().list_commands(ctx)})
@@ -122,8 +146,13 @@ class _Group(click.Group):
             warnings.showwarning = _show_warning
             try:
                 return super().invoke(ctx)
+            except click.UsageError as exc:  # a command's arguments: one line, exit 2
+                if isinstance(exc, _HELP_INSTEAD):
+                    raise
+                click.echo(_usage_line(exc), err=True)
+                ctx.exit(exc.exit_code)
             except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
-                raise  # click's own usage errors and exits keep their format and codes
+                raise  # click's own exits keep their codes
             except KeyboardInterrupt:  # in the documented one-line form, not click's "Aborted!"
                 click.echo("crmsync: error: interrupted (Ctrl-C)", err=True)
                 ctx.exit(1)

@@ -8,6 +8,8 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 CRMSYNC = Path(sys.executable).with_name("crmsync")
 # the example reads its secrets from these variables (see its header)
@@ -62,3 +64,25 @@ def test_help_lists_the_check_command() -> None:
     result = crmsync("--help")
     assert result.returncode == 0
     assert "check" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["pull", "--fromat", "jsonl"], ["sandbox", "serve"], ["pul"], ["--bogus", "runs"],
+     ["report", "--format", "pdf"]],
+    ids=["mistyped-option", "missing-option", "mistyped-command", "unknown-global", "bad-choice"],
+)  # fmt: skip
+def test_a_usage_error_is_one_line_on_stderr_with_exit_2(args: list[str]) -> None:
+    # DESIGN: errors are one line on stderr; scripts look for the `crmsync: error:` prefix.
+    result = crmsync(*args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("crmsync: error: ") and "--help" in result.stderr
+
+
+def test_a_mistyped_option_still_suggests_the_right_one() -> None:
+    result = crmsync("pull", "--fromat", "jsonl")
+    assert result.stderr == (
+        "crmsync: error: No such option '--fromat'. Did you mean '--format'? "
+        "(see 'crmsync pull --help')\n"
+    )
