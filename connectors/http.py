@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import collections
 import random
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
@@ -29,7 +30,7 @@ from connectors.errors import (
     RateLimitExhausted,
 )
 
-__all__ = ["CallPolicy", "Failure", "FailureKind", "Pacer"]
+__all__ = ["CallPolicy", "Failure", "FailureKind", "Pacer", "connection_failure"]
 
 T = TypeVar("T")
 
@@ -281,6 +282,52 @@ class CallPolicy:
                 else:
                     message = failure.message
                 raise error_type(self.system, operation, message, failure.status) from None
+
+
+def connection_failure(exc: BaseException) -> str:
+    """Where a connection that failed went, and why, from any client library's exception.
+
+    The address is only scheme, host and port: a URL's query string may carry a token.
+    """
+    chain = list(_chain(exc))
+    where = next((a for a in map(_address, chain) if a), "the server")
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return (
+            f"{where} refused the connection (is the server up, and the instance's base_url right?)"
+        )
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return f"{where}: host name not found (is the instance's base_url right?)"
+    if any(isinstance(e, TimeoutError) or "Timeout" in type(e).__name__ for e in chain):
+        return f"{where} did not answer in time"
+    return f"{where} dropped the connection ({type(chain[-1]).__name__})"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it wraps (args, urllib3's `reason`, causes), each once."""
+    todo, seen = [exc], set()
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = (getattr(current, "reason", None), current.__cause__, current.__context__)
+        todo += [e for e in (*current.args[:1], *wrapped) if isinstance(e, BaseException)]
+
+
+def _address(exc: BaseException) -> str | None:
+    url = getattr(getattr(exc, "request", None), "url", None)  # requests' exceptions
+    if isinstance(url, str) and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0].rpartition('@')[2]}"
+    conn = getattr(exc, "conn", None)  # urllib3's NewConnectionError (its `pool` is deprecated)
+    if conn is not None and getattr(conn, "host", None):
+        scheme = "https" if "HTTPS" in type(conn).__name__ else "http"
+        return f"{scheme}://{conn.host}:{conn.port}"
+    pool = getattr(exc, "pool", None)  # urllib3's MaxRetryError
+    if pool is not None and getattr(pool, "host", None):
+        return f"{pool.scheme}://{pool.host}:{pool.port}"
+    return None
 
 
 def header_int(headers: Mapping[str, str], *names: str) -> int | None:

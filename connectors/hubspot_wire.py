@@ -13,7 +13,7 @@ from typing import Any
 import urllib3.exceptions
 
 from connectors.base import NativeCreate, NativeUpdate, PushResult
-from connectors.http import Failure, FailureKind, header_int
+from connectors.http import Failure, FailureKind, connection_failure, header_int
 
 __all__ = [
     "classify",
@@ -97,7 +97,7 @@ def classify(exc: BaseException) -> Failure:
             return Failure(FailureKind.FATAL, f"TLS or transport error: {message}", None)
         return Failure(FailureKind.FATAL, detail, status)
     if isinstance(exc, _TRANSIENT_ERRORS):
-        return Failure(FailureKind.TRANSIENT, f"connection error: {type(exc).__name__}")
+        return Failure(FailureKind.TRANSIENT, f"connection failed: {connection_failure(exc)}")
     return Failure(FailureKind.FATAL, f"{type(exc).__name__}: {exc}")
 
 

@@ -218,6 +218,27 @@ def _pipedrive_unreachable(config: Path, tmp_path: Path) -> Path:
     return unreachable
 
 
+def test_an_unreachable_crm_is_named_by_its_address_and_the_cause_for_every_kind(
+    served: tuple[Path, dict], tmp_path: Path
+) -> None:
+    # The sandbox not running (or a wrong base_url) is the first failure a new user meets:
+    # each instance's part of the line says where it tried and why it failed.
+    document = yaml.safe_load(served[0].read_text())
+    for name, system in document["systems"].items():
+        system["base_url"] = "https://127.0.0.1:9" if name == "salesforce" else "http://127.0.0.1:9"
+    unreachable = tmp_path / "crmsync.yaml"
+    unreachable.write_text(yaml.safe_dump(document, sort_keys=False))
+    done = crmsync("pull", "--config", str(unreachable))
+    assert done.returncode == 1
+    assert len(done.stderr.splitlines()) == 1
+    parts = done.stderr.removeprefix("crmsync: error: ").strip().split("; ")
+    assert sorted(parts) == sorted(
+        f"{name}: pipelines: connection failed: {scheme}://127.0.0.1:9 refused the connection "
+        "(is the server up, and the instance's base_url right?) (gave up after 6 attempts)"
+        for name, scheme in (("salesforce", "https"), ("hubspot", "http"), ("pipedrive", "http"))
+    ), done.stderr
+
+
 def test_check_exits_1_when_a_crm_is_unreachable_not_2_as_for_a_config_error(
     served: tuple[Path, dict], tmp_path: Path
 ) -> None:
