@@ -27,6 +27,7 @@ from mapping.salesforce import NATIVE_FIELDS as SALESFORCE_FIELDS
 __all__ = [
     "KindMapping",
     "build_context",
+    "closes_by_status",
     "connector_settings",
     "kind_mapping",
     "open_connector",
@@ -41,6 +42,9 @@ class KindMapping:
     deal: Callable[[Mapping[str, Any], MappingContext], Deal]
     owner: Callable[[Mapping[str, Any], str], Owner]
     native_fields: Mapping[str, str]  # native field -> canonical key, for mapping errors
+    # Won and lost are a status beside the stage (Pipedrive): its pipelines have no closed
+    # stages, and the funnel's closed stages need none in the stage map.
+    closes_by_status: bool = False
 
     def error(self, exc: MappingError) -> dict[str, str]:
         """A mapping error as plans and reports list it: `field` a canonical key where the
@@ -55,12 +59,20 @@ class KindMapping:
 _KINDS = {
     "salesforce": KindMapping(deal_from_salesforce, owner_from_salesforce, SALESFORCE_FIELDS),
     "hubspot": KindMapping(deal_from_hubspot, owner_from_hubspot, HUBSPOT_FIELDS),
-    "pipedrive": KindMapping(deal_from_pipedrive, owner_from_pipedrive, PIPEDRIVE_FIELDS),
+    "pipedrive": KindMapping(
+        deal_from_pipedrive, owner_from_pipedrive, PIPEDRIVE_FIELDS, closes_by_status=True
+    ),
 }
 
 
 def kind_mapping(kind: str) -> KindMapping:
     return _KINDS[kind]
+
+
+def closes_by_status(kind: str) -> bool:
+    """Whether a kind closes deals with a status rather than a stage (False if unknown)."""
+    known = _KINDS.get(kind)
+    return known is not None and known.closes_by_status
 
 
 def _credentials(kind: str, creds: Any) -> cc.Credentials:

@@ -16,7 +16,7 @@ from config import Config, load_config
 from connectors.errors import ConnectorError
 from mapping.stages import coverage
 from sync.commands import config_option
-from sync.connect import open_connector
+from sync.connect import closes_by_status, open_connector
 from sync.errors import UsageError
 from sync.store import Store
 
@@ -56,7 +56,12 @@ def summary_lines(config: Config) -> list[str]:
             lines.append(f"  {name}: no stage map (every deal's stage stays unmapped)")
         for pipeline, stages in system.stage_map.items():
             funnel = config.funnel_for(name, pipeline)
-            missing = [key for key in funnel.keys if key not in set(stages.values())]
+            status_closes = closes_by_status(system.kind)
+            missing = [
+                s.key
+                for s in funnel.stages
+                if s.key not in set(stages.values()) and not (status_closes and s.is_closed)
+            ]
             gaps = f"; funnel stages without a native stage: {', '.join(missing)}"
             lines.append(
                 f"  {name} pipeline {pipeline} -> funnel {funnel.name}: "

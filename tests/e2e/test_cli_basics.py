@@ -86,3 +86,16 @@ def test_a_mistyped_option_still_suggests_the_right_one() -> None:
         "crmsync: error: No such option '--fromat'. Did you mean '--format'? "
         "(see 'crmsync pull --help')\n"
     )
+
+
+def test_check_does_not_count_won_and_lost_as_missing_from_a_pipedrive_stage_map() -> None:
+    # Pipedrive closes a deal through its status, in whatever stage it is: its pipelines have
+    # no won or lost stage to map, so their absence is no gap worth a line.
+    result = crmsync("check", "--offline", "--config", "crmsync.example.yaml", env=DUMMY_SECRETS)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  pipedrive pipeline 1 -> funnel default: 4 native stages mapped" in lines
+    assert (
+        "  salesforce_eu pipeline default -> funnel default: 3 native stages mapped; funnel "
+        "stages without a native stage: qualified, proposal, negotiation"
+    ) in lines  # a real gap is still named
