@@ -52,12 +52,15 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         [_create_row(c) for c in plan_json["creates"]],
         console,
     )
+    deleted = plan_json.get("deleted", [])
+    rows = [row for d in deleted for row in _deleted_rows(d)]
     _simple(
         "Deleted in one CRM, live in another",
         ("system", "id", "on apply", "deleted in", "reason"),
-        [row for d in plan_json.get("deleted", []) for row in _deleted_rows(d)],
+        rows,
         console,
-    )
+        count=f"{len(deleted)}; {len(rows)} live copies" if len(rows) != len(deleted) else None,
+    )  # deals, as the summary counts them; a row per copy still live
     _conflicts(plan_json["conflicts"], deals, console)
     _simple(
         "Unmatched (in one system only)",
@@ -174,11 +177,12 @@ def _simple(
     columns: tuple[str, ...],
     rows: list[tuple[str | tuple[str, ...], ...]],
     console: Console,
+    count: str | None = None,
 ) -> None:
     """A section of the plan; a cell given as a tuple of strings shows one line each."""
     if not rows:
         return
-    table = Table(title=f"{title} ({len(rows)})", title_justify="left")
+    table = Table(title=f"{title} ({count or len(rows)})", title_justify="left")
     for index, column in enumerate(columns):
         if column == "id":
             id_column(table, column, (row[index] for row in rows[:_MAX_ROWS]))

@@ -4,6 +4,7 @@ a migration: every write the plan would make is in it, not only counted."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -25,16 +26,22 @@ def _rows(text: str, *cells: str) -> list[str]:
     return [line for line in text.splitlines() if all(cell in line for cell in cells)]
 
 
+def _synced_then_deleted_in_salesforce(world: World) -> None:
+    """A reconciled world in which a person then deletes a deal all three CRMs hold, in
+    Salesforce: one deleted deal, live in two CRMs."""
+    out = CliRunner().invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
+    assert out.exit_code in (0, 1), out.output
+    ids = next(i for i in world.members().values() if len(i) == 3)
+    with open_runtime(str(world.config)) as rt:
+        connector = rt.connectors["salesforce"]
+        assert connector.delete_deals([ids["salesforce"]])[0].ok  # type: ignore[attr-defined]
+
+
 def test_the_table_plan_lists_each_create_and_each_delete_it_would_apply(
     small_world: World,
 ) -> None:
     world = small_world
-    out = CliRunner().invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
-    assert out.exit_code in (0, 1), out.output
-    ids = next(i for i in world.members().values() if len(i) == 3)
-    with open_runtime(str(world.config)) as rt:  # a person deletes a deal in Salesforce
-        connector = rt.connectors["salesforce"]
-        assert connector.delete_deals([ids["salesforce"]])[0].ok  # type: ignore[attr-defined]
+    _synced_then_deleted_in_salesforce(world)
     document = yaml.safe_load(world.config.read_text())
     document["push"].update(propagate_deletes=True, create_missing=True)
     world.config.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -53,6 +60,22 @@ def test_the_table_plan_lists_each_create_and_each_delete_it_would_apply(
         source = create["source"]
         shown = _rows(text, create["system"], f"{source['system']} {source['id']}")
         assert shown, f"{create} not shown:\n{text}"
+
+
+def test_the_deleted_table_counts_deleted_deals_as_the_plan_summary_does(
+    small_world: World,
+) -> None:
+    """The summary line counts deleted deals; the table has a row per copy still live: its
+    title said 2 where the summary said 1."""
+    world = small_world
+    _synced_then_deleted_in_salesforce(world)
+    plan = json.loads(_dry_run(world, "json"))
+    text = _dry_run(world, "table")
+    deleted = len(plan["deleted"])
+    assert sum(len(d["live"]) for d in plan["deleted"]) > deleted
+    assert _rows(text, f"{deleted} deleted"), text
+    title = re.search(r"Deleted in one CRM, live in another \((\d+)", text)
+    assert title is not None and int(title.group(1)) == deleted, text
 
 
 def test_deal_names_that_look_like_markup_are_shown_as_written(small_world: World) -> None:
