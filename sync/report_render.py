@@ -241,38 +241,72 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
     return table
 
 
+_KPI_COLUMNS = (
+    "deals",
+    "win rate",
+    "won / lost",
+    "lead -> won",
+    "avg won size",
+    "sales cycle (median days, method)",
+    "stale of open",
+    "past due",
+)
+
+
+def _kpi_cells(r: KpiRow) -> tuple[str | Text, ...]:
+    """A row's figures, in the order of `_KPI_COLUMNS`."""
+    won_size = cell(*(r.won_size or ["-"]))
+    return (str(r.deals), r.win_rate, r.won_lost, r.lead_to_won, won_size, r.sales_cycle,
+            r.stale, str(r.past_due))  # fmt: skip
+
+
 def _kpi_comparison_table(rows: list[KpiRow]) -> Table:
     table = Table(title="KPIs by instance")
     for column in ("instance", "funnel"):
         table.add_column(column)
-    for column in (
-        "deals",
-        "win rate",
-        "won / lost",
-        "lead -> won",
-        "avg won size",
-        "sales cycle (median days, method)",
-        "stale of open",
-        "past due",
-    ):
+    for column in _KPI_COLUMNS:
         table.add_column(column, justify="right")
     for i, r in enumerate(rows):
         last_of_funnel = i + 1 == len(rows) or rows[i + 1].funnel != r.funnel
         table.add_row(
             cell(r.instance),
             cell(r.funnel),
-            str(r.deals),
-            r.win_rate,
-            r.won_lost,
-            r.lead_to_won,
-            cell(*(r.won_size or ["-"])),
-            r.sales_cycle,
-            r.stale,
-            str(r.past_due),
+            *_kpi_cells(r),
             style="bold" if r.consolidated else None,
             end_section=last_of_funnel,
         )
     return table
+
+
+def _kpi_turned_tables(rows: list[KpiRow]) -> list[Table]:
+    """The comparison for a terminal too narrow for ten columns side by side: per funnel, a
+    row per KPI and a column per instance (cut short, "5138…" would read as another figure)."""
+    tables = []
+    for funnel in dict.fromkeys(r.funnel for r in rows):
+        group = [r for r in rows if r.funnel == funnel]
+        table = Table(title=cell(f"KPIs by instance — funnel {funnel}"))
+        table.add_column("KPI", overflow="fold")
+        for r in group:
+            table.add_column(
+                cell(r.instance), justify="right", overflow="fold",
+                header_style="bold" if r.consolidated else "",
+                style="bold" if r.consolidated else None,
+            )  # fmt: skip
+        columns = [_kpi_cells(r) for r in group]
+        for i, name in enumerate(_KPI_COLUMNS):
+            table.add_row(name, *(values[i] for values in columns))
+        tables.append(table)
+    return tables
+
+
+def _print_kpi_comparison(rows: list[KpiRow], console: Console) -> None:
+    table = _kpi_comparison_table(rows)
+    unbounded = console.options.update_width(10_000)  # what it needs, not what there is
+    if console.measure(table, options=unbounded).maximum <= console.width:
+        console.print(table)
+        return
+    for turned in _kpi_turned_tables(rows):
+        console.print(turned)
 
 
 def to_table(report: HealthReport, console: Console) -> None:
@@ -294,7 +328,7 @@ def to_table(report: HealthReport, console: Console) -> None:
         console.print(_funnel_table(f"Consolidated — funnel {name} (matched deals once)", figures))
         console.print(_kpi_table(f"KPIs — funnel {name}", figures))
     if rows := kpi_rows(report):
-        console.print(_kpi_comparison_table(rows))
+        _print_kpi_comparison(rows, console)
     c = report.consolidated
     totals = Table(title="Consolidated")
     totals.add_column("figure")

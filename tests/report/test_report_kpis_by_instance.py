@@ -129,3 +129,16 @@ def test_the_whole_table_report_shows_names_that_look_like_markup_as_text():
     text = console.export_text()
     assert f"{instance} — funnel {funnel}" in text
     assert f"Consolidated — funnel {funnel}" in text and f"KPIs — funnel {funnel}" in text
+
+
+def test_on_an_80_column_terminal_no_instance_name_or_figure_is_cut_short():
+    # Ten columns side by side need about 150: at 80 they were cut to "Cons…", "3000…".
+    console = Console(record=True, width=80)
+    to_table(distinct_win_rates(), console)
+    text = console.export_text()
+    section = text[text.index("KPIs by instance") : text.index("deals (matched copies merged)")]
+    assert "…" not in section, section
+    assert max(len(line) for line in section.splitlines()) <= 80
+    for whole in ("sf", "hs", "Consolidated", "3000.00 USD", "5000.00 USD", "50.0%", "66.7%",
+                  "(stage_history)"):  # fmt: skip
+        assert re.search(rf"(^|[│ ]){re.escape(whole)}($|[│ ])", section, re.M), whole
