@@ -19,7 +19,7 @@ from rich.text import Text
 from mapping.model import Ref, format_utc
 from sync.health_model import FunnelFigures, HealthReport
 from sync.report_html import render_page
-from sync.terminal import cell
+from sync.terminal import cell, id_column
 
 __all__ = [
     "JSON_VERSION",
@@ -352,8 +352,8 @@ def to_table(report: HealthReport, console: Console) -> None:
             )
     console.print(totals)
     quality = Table(title="Data quality")
+    id_column(quality, "instance", report.data_quality.instances)  # never "salesfor…"
     for column in (
-        "instance",
         "amount",
         "close_date",
         "owner_email",
@@ -361,7 +361,7 @@ def to_table(report: HealthReport, console: Console) -> None:
         "mapping errors",
         "duplicates",
     ):
-        quality.add_column(column)
+        quality.add_column(column, overflow="fold")  # narrow: wrapped, never cut short
     for q in report.data_quality.instances.values():
         shares = [_share(f.share) for f in q.completeness]
         unmapped = cell(", ".join(f"{k}: {v}" for k, v in q.unmapped_stages.items()) or "-")

@@ -362,6 +362,20 @@ def test_runs_table_on_an_80_column_terminal_shows_whole_run_ids(
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
 
 
+def test_report_table_on_an_80_column_terminal_cuts_no_name_or_figure_short(
+    served: tuple[Path, dict],
+) -> None:
+    config, _ = served
+    assert crmsync("pull", "--config", str(config)).returncode == 0
+    shown = subprocess.run(
+        [CRMSYNC, "report", "--config", str(config)], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert shown.returncode in (0, 3), shown.stderr  # 3: a default threshold breached
+    assert "…" not in shown.stdout, shown.stdout  # "salesfor…", "5138… EUR"
+    assert max(len(line) for line in shown.stdout.splitlines()) <= 80
+
+
 def test_runs_table_says_what_a_pull_read_per_instance(served: tuple[Path, dict]) -> None:
     config, _ = served
     assert crmsync("pull", "--config", str(config), "--format", "table").returncode == 0
