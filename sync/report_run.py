@@ -15,11 +15,15 @@ from sync.reconcile import analyze
 from sync.report_inputs import health_inputs
 from sync.report_render import mismatch_rows, to_csv, to_html, to_json, to_table
 from sync.runtime import Runtime, progress_reporter
+from sync.store_records import RunStatus
 from sync.terminal import plain_console
 
 __all__ = ["FORMATS", "build_report", "render_report", "write_text"]
 
 FORMATS = ("table", "json", "html", "csv")
+
+
+CTRL_C = "interrupted (Ctrl-C)"
 
 
 def build_report(
@@ -41,6 +45,9 @@ def build_report(
                 rt.config, rt.store, result, now=datetime.now(UTC), since=since, pulled=pulled
             )
         )
+    except KeyboardInterrupt:  # as pull: `crmsync runs` must not show it running forever
+        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+        raise
     except Exception as exc:
         rt.store.finish_run(run_id, "failed", calls=rt.calls(), error=str(exc))
         raise

@@ -56,15 +56,17 @@ def _latest(store: str, job: str) -> Any:
         return opened.runs(1, job=job)[0]
 
 
-@pytest.mark.parametrize("command", ["reconcile", "pull"])
+@pytest.mark.parametrize(
+    ("command", "options"), [("reconcile", ["--yes"]), ("pull", []), ("report", ["--refresh"])]
+)
 def test_ctrl_c_mid_pull_says_so_in_one_line_and_records_the_run_as_interrupted(
-    command: str, tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
+    command: str, options: list[str], tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
 ) -> None:
     data = tmp_path / "dataset.json"
     save_dataset(data, dataset)
     store = new_store_url("sqlite")
     with served(tmp_path / "s", data, store, faults="latency=300ms", push=PUSH) as (config, _):
-        victim = _start(config, command, *(["--yes"] if command == "reconcile" else []))
+        victim = _start(config, command, *options)
         _wait_until(lambda: _started(store), victim)
         time.sleep(0.5)  # inside the pull
         assert _stop(victim).decode().splitlines()[-1] == "crmsync: error: interrupted (Ctrl-C)"
