@@ -31,6 +31,7 @@ from connectors.http import CallPolicy, Failure, Pacer
 from connectors.hubspot_wire import (
     classify,
     create_results,
+    logging_left_alone,
     not_live,
     rate_limit_info,
     update_results,
@@ -91,11 +92,13 @@ class HubSpotConnector:
         config: dict[str, Any] = {"host": (settings.base_url or DEFAULT_HOST).rstrip("/")}
         if settings.ca_file is not None:
             config["ssl_ca_cert"] = str(settings.ca_file)
-        client = HubSpot(access_token=settings.credentials.access_token, retry=False, **config)
-        crm = client.crm
-        self._basic, self._search = crm.deals.basic_api, crm.deals.search_api
-        self._batch = crm.deals.batch_api
-        self._owners_api, self._pipelines_api = crm.owners.owners_api, crm.pipelines.pipelines_api
+        with logging_left_alone():
+            client = HubSpot(access_token=settings.credentials.access_token, retry=False, **config)
+            crm = client.crm
+            self._basic, self._search = crm.deals.basic_api, crm.deals.search_api
+            self._batch = crm.deals.batch_api
+            self._owners_api = crm.owners.owners_api
+            self._pipelines_api = crm.pipelines.pipelines_api
         # Every SDK API object builds its own PoolManager; share one so connections are reused.
         self._pool = self._basic.api_client.rest_client.pool_manager
         for api in (self._search, self._batch, self._owners_api, self._pipelines_api):

@@ -1,13 +1,15 @@
 """HubSpot wire details the connector needs, as pure functions: error classification,
 rate-limit headers, per-record results of batch writes (200 / 201 / 207 multi-status), and
-which ids of a batch read are not live deals.
+which ids of a batch read are not live deals; and the SDK's one side effect to undo.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import urllib3.exceptions
@@ -18,6 +20,7 @@ from connectors.http import Failure, FailureKind, connection_failure, header_int
 __all__ = [
     "classify",
     "create_results",
+    "logging_left_alone",
     "not_live",
     "rate_limit_info",
     "update_results",
@@ -58,6 +61,18 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+@contextmanager
+def logging_left_alone() -> Iterator[None]:
+    """Building the SDK's clients sets the shared `urllib3` logger to WARNING (each API's
+    Configuration does): `crmsync --verbose` then logged no call to any CRM. Put it back."""
+    shared = logging.getLogger("urllib3")
+    level = shared.level
+    try:
+        yield
+    finally:
+        shared.setLevel(level)
 
 
 def classify(exc: BaseException) -> Failure:

@@ -192,6 +192,21 @@ def test_verbose_pull_of_pipedrive_alone_logs_no_api_token(served: tuple[Path, d
     assert {json.loads(line)["system"] for line in done.stdout.splitlines()} == {"pipedrive"}
 
 
+def test_verbose_logs_the_calls_to_every_crm_with_hubspot_in_the_run(
+    served: tuple[Path, dict],
+) -> None:
+    # HubSpot's client sets the shared urllib3 logger to WARNING whenever it is built: with a
+    # HubSpot instance configured, `--verbose` printed no debug line at all.
+    config, ready = served
+    done = crmsync("--verbose", "pull", "--config", str(config), "--format", "jsonl")
+    assert done.returncode == 0, done.stderr
+    for system in ("salesforce", "hubspot", "pipedrive"):
+        call = f"crmsync: debug: urllib3.connectionpool: {ready[system]} "  # URL, method, path
+        assert call in done.stderr, f"no call to {system} logged:\n{done.stderr[:2000]}"
+    for token in ready["tokens"].values():
+        assert token not in done.stderr and token not in done.stdout
+
+
 def test_sandbox_stats_count_only_api_requests_not_control_calls(
     served: tuple[Path, dict],
 ) -> None:
