@@ -181,7 +181,7 @@ def test_apply_refuses_a_tampered_plan_before_any_write(
 
 def test_verbose_pull_of_pipedrive_alone_logs_no_api_token(served: tuple[Path, dict]) -> None:
     # Pipedrive's api_token travels in every URL's query string; --verbose debug logging of the
-    # HTTP calls must not print it (with HubSpot in the run, its client silenced urllib3).
+    # HTTP calls must not print it (alone: no other connector sets up the logging first).
     config, ready = served
     done = crmsync("--verbose", "pull", "--config", str(config), "--system", "pipedrive",
                    "--format", "jsonl")  # fmt: skip
