@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -175,7 +175,7 @@ def _conflicts(
 def _simple(
     title: str,
     columns: tuple[str, ...],
-    rows: list[tuple[str | tuple[str, ...], ...]],
+    rows: Sequence[tuple[str | tuple[str, ...], ...]],
     console: Console,
     count: str | None = None,
 ) -> None:
