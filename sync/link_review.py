@@ -3,16 +3,19 @@
 A key or fuzzy match is crmsync's inference; an external-id field, crmsync's own link marker, a
 copy crmsync created or a person's join is explicit, and such links are confirmed when saved.
 `crmsync links` lists the links with how each was found, and lets a person confirm inferred
-ones, split a wrong match (its deals are never matched to each other again, by any evidence)
-or join deals matching could not pair (an ambiguity resolved by hand). Every correction flags
-the deals for the next reconcile in the same transaction, so an incremental run looks at them.
+ones, split a wrong match (its deals are never matched to each other again, by any evidence;
+a copy crmsync created stays with the deal it copies) or join deals matching could not pair
+(an ambiguity resolved by hand). Every correction flags the deals for the next reconcile in the
+same transaction, so an incremental run looks at them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import combinations
+from itertools import combinations, product
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
@@ -25,7 +28,7 @@ from sync.schema import chunks, transaction, upsert
 from sync.store import Store
 from sync.store_records import LinkMethod
 
-__all__ = ["EXPLICIT", "apart", "confirm", "join", "parse_ref", "split"]
+__all__ = ["EXPLICIT", "Split", "apart", "confirm", "join", "parse_ref", "split"]
 
 # Evidence the CRMs or a person gave: links found so are confirmed when saved.
 EXPLICIT = frozenset(
@@ -64,12 +67,28 @@ def confirm(store: Store, entity_ids: Sequence[str]) -> int:
     return done
 
 
-def split(store: Store, entity_ids: Sequence[str]) -> dict[str, tuple[Ref, ...]]:
-    """Undo these matches: the entities' links and bases go, each pair of their deals is
-    recorded as not the same deal, and the deals are flagged. Returns entity -> its deals."""
+@dataclass(frozen=True, slots=True)
+class Split:
+    """What `split` did to one entity: its deals in the groups that are told apart (each a
+    deal and crmsync's copies of it, the deal first), and the group that keeps the entity id
+    (the copies carry it as their marker; None: no group does, the entity is gone)."""
+
+    groups: tuple[tuple[Ref, ...], ...]
+    kept: tuple[Ref, ...] | None
+
+
+def split(store: Store, entity_ids: Sequence[str]) -> dict[str, Split]:
+    """Undo these matches. Each entity's deals fall into groups: a deal with the copies
+    crmsync made of it, every other deal alone. Every pair of deals of different groups is
+    recorded as not the same deal; the group holding crmsync's copies keeps the entity (its
+    links and base: the copies carry its id as their marker), the other deals lose their link,
+    and an entity no group keeps loses its base. All the deals are flagged. An entity holding
+    one deal and copies of it only is refused: there is nothing to split."""
     now = datetime.now(UTC)
     with transaction(store.engine) as conn:
         members = _members(conn, entity_ids)
+        sources = _copy_sources(conn, members)
+        done = {entity: _split_of(entity, refs, sources) for entity, refs in members.items()}
         pairs = [
             {
                 "instance_a": a.system,
@@ -78,16 +97,84 @@ def split(store: Store, entity_ids: Sequence[str]) -> dict[str, tuple[Ref, ...]]
                 "deal_b": b.id,
                 "split_at": now,
             }
-            for refs in members.values()
-            for a, b in combinations(refs, 2)
+            for found in done.values()
+            for one, other in combinations(found.groups, 2)
+            for a, b in (sorted(p, key=ref_order) for p in product(one, other))
         ]
-        if pairs:
-            conn.execute(upsert(conn, t.split_pairs, _PAIR_KEY, ()), pairs)
-        for chunk in chunks(list(members), _BATCH):
+        conn.execute(upsert(conn, t.split_pairs, _PAIR_KEY, ()), pairs)
+        gone = [entity for entity, found in done.items() if found.kept is None]
+        for chunk in chunks(gone, _BATCH):
             conn.execute(t.links.delete().where(t.links.c.entity_id.in_(chunk)))
             conn.execute(t.base.delete().where(t.base.c.entity_id.in_(chunk)))
+        leaving: dict[str, list[str]] = defaultdict(list)
+        for entity, found in done.items():
+            if found.kept is not None:
+                for ref in members[entity]:
+                    if ref not in found.kept:
+                        leaving[ref.system].append(ref.id)
+        for instance, ids in leaving.items():
+            for chunk in chunks(ids, _BATCH):
+                conn.execute(
+                    t.links.delete().where(
+                        t.links.c.instance == instance, t.links.c.deal_id.in_(chunk)
+                    )
+                )
         _flag(conn, [ref for refs in members.values() for ref in refs], now)
-    return members
+    return done
+
+
+def _split_of(entity: str, refs: Sequence[Ref], sources: Mapping[Ref, Ref]) -> Split:
+    by_source: dict[Ref, list[Ref]] = {}
+    for ref in refs:
+        root, seen = ref, {ref}
+        while (source := sources.get(root)) is not None and source not in seen:
+            root = source  # a copy of a copy goes with the first one's source
+            seen.add(root)
+        by_source.setdefault(root, []).append(ref)
+    groups = [
+        (root, *sorted((r for r in group if r != root), key=ref_order))
+        for root, group in sorted(by_source.items(), key=lambda item: ref_order(item[0]))
+    ]
+    if len(groups) < 2:
+        [(root, *copies)] = groups
+        shown = ", ".join(f"{r.system}:{r.id}" for r in copies)
+        raise UsageError(
+            f"cannot split {entity}: it holds {root.system}:{root.id} and crmsync's copies of "
+            f"it ({shown}), nothing else; delete a copy in its CRM, or `crmsync rollback` the "
+            "run that created it"
+        )
+    with_copies = [g for g in groups if len(g) > 1]
+    kept = max(with_copies, key=len) if with_copies else None  # the first of the largest
+    return Split(tuple(groups), kept)
+
+
+def _copy_sources(conn: Connection, members: Mapping[str, Sequence[Ref]]) -> dict[Ref, Ref]:
+    """Copy -> the deal crmsync made it from, for the members linked as crmsync's copies
+    whose source is a member of the same entity (the audit of the create names it)."""
+    entity_of = {ref: entity for entity, refs in members.items() for ref in refs}
+    copies: dict[str, list[str]] = defaultdict(list)
+    for entity in members:
+        query = select(t.links.c.instance, t.links.c.deal_id).where(
+            t.links.c.entity_id == entity, t.links.c.method == LinkMethod.CREATED.value
+        )
+        for row in conn.execute(query):
+            copies[row.instance].append(row.deal_id)
+    sources: dict[Ref, Ref] = {}
+    audit = t.audit
+    for instance, ids in copies.items():
+        for chunk in chunks(ids, _BATCH):
+            query = select(audit.c.deal_id, audit.c.after).where(
+                audit.c.instance == instance, audit.c.deal_id.in_(chunk), audit.c.field.is_(None)
+            )
+            for row in conn.execute(query):
+                copy, after = Ref(instance, row.deal_id), row.after
+                if not isinstance(after, dict) or after.get("link_id") != entity_of[copy]:
+                    continue
+                system, _, deal_id = str(after.get("source", "")).partition(":")
+                source = Ref(system, deal_id)
+                if entity_of.get(source) == entity_of[copy] and source != copy:
+                    sources.setdefault(copy, source)
+    return sources
 
 
 def join(store: Store, refs: Sequence[Ref]) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mapping.model import format_utc
+from mapping.model import Ref, format_utc
 from sync.commands import config_option
 from sync.errors import terminal_safe
 from sync.link_review import confirm, join, parse_ref, split
@@ -73,17 +73,32 @@ def confirm_command(config_path: str, entities: tuple[str, ...]) -> None:
 @config_option
 @click.argument("entities", nargs=-1, required=True)
 def split_command(config_path: str, entities: tuple[str, ...]) -> None:
-    """These matches are wrong: unlink their deals and never match them to each other again."""
+    """These matches are wrong: unlink their deals and never match them to each other again
+    (crmsync's own copies of a deal stay with it)."""
     with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
-        members = split(rt.store, list(entities))
-        shown = {e: [f"{r.system}:{r.id}" for r in refs] for e, refs in members.items()}
-        run_id = _recorded(rt, {"split": len(shown), "entities": shown})
-    for entity, deals in shown.items():
-        click.echo(f"split {entity}: {', '.join(deals)}")
+        done = split(rt.store, list(entities))
+        shown = {e: [_ref(r) for g in s.groups for r in g] for e, s in done.items()}
+        kept = {e: [_ref(r) for r in s.kept] for e, s in done.items() if s.kept is not None}
+        run_id = _recorded(rt, {"split": len(shown), "entities": shown, "kept": kept})
+    for entity, found in done.items():
+        groups = " | ".join(", ".join(map(_ref, group)) for group in found.groups)
+        click.echo(terminal_safe(f"split {entity}: {groups}"))
+        if found.kept is not None:
+            root, *copies = map(_ref, found.kept)
+            click.echo(
+                terminal_safe(
+                    f"  {', '.join(copies)} (crmsync's {'copy' if len(copies) == 1 else 'copies'}"
+                    f" of {root}) stay with {root} in {entity}"
+                )
+            )
     click.echo(
-        f"the next reconcile reports these deals as unmatched, or matches them elsewhere "
+        f"the next reconcile reports the other deals as unmatched, or matches them elsewhere "
         f"(run {run_id})"
     )
+
+
+def _ref(ref: Ref) -> str:
+    return f"{ref.system}:{ref.id}"
 
 
 @command.command("join")

@@ -5,13 +5,21 @@ hand (one entity from then on)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+import requests
+import yaml
 from click.testing import CliRunner
 
 from mapping.model import Ref
 from sync.cli import main
-from tests.integration.conftest import World
+from sync.reconcile_run import ReconcileOutcome, run_reconcile
+from sync.runtime import open_runtime
+from tests.fixtures_store import store_url_for
+from tests.integration.conftest import World, build_world
 from tests.integration.test_incremental_reconcile import _comparable, _pull_then_analyze
 
 
@@ -90,3 +98,84 @@ def test_corrections_that_cannot_be_made_change_nothing(world: World) -> None:
         assert message in out.stderr, (args, out.stderr)
         assert len(out.stderr.strip().splitlines()) == 1
     assert _shown(world) == before
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A small three-CRM sandbox and a store of each dialect, fresh for each test."""
+    with store_url_for(request.param, tmp_path) as url:
+        yield from build_world(tmp_path, url, deals=60, seed=3)
+
+
+def _configure(world: World, **push: Any) -> None:
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(push)
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _run(world: World, *, dry_run: bool) -> ReconcileOutcome:
+    with open_runtime(str(world.config)) as rt:
+        return run_reconcile(rt, dry_run=dry_run, yes=True)
+
+
+def _in_pipedrive(world: World, title: str) -> list[str]:
+    """Ids of the live Pipedrive deals titled `title`, as the CRM holds them now."""
+    url = world.sandbox.servers["pipedrive"].url
+    deals = requests.get(f"{url}/__sandbox/dump", timeout=10).json()["pipedrive"]["deals"]
+    return sorted(str(d["id"]) for d in deals if d["title"] == title and not d["deleted"])
+
+
+def test_a_split_keeps_crmsyncs_copies_with_the_deal_they_were_copied_from(
+    fresh_world: World,
+) -> None:
+    """A person joins two deals by mistake; crmsync copies the entity into the CRM lacking
+    it (from the HubSpot deal); the person splits the entity. The copy is that HubSpot deal's
+    copy: it stays with it, the Salesforce deal goes, and no run copies the HubSpot deal into
+    Pipedrive again or copies the copy."""
+    world = fresh_world
+    _configure(world, create_missing=True)
+    first = _run(world, dry_run=True).result
+    held = {r for a in first.matched.ambiguous for r in (a.ref, *a.candidates)}
+    held |= {Ref(d.instance, i) for d in first.matched.duplicates for i in d.ids}
+    alone = {
+        system: [r for r in refs if r not in held]
+        for system, refs in first.matched.unmatched.items()
+    }
+    sf, hs = alone["salesforce"][0], alone["hubspot"][0]
+    _links(world, "join", f"{sf.system}:{sf.id}", f"{hs.system}:{hs.id}")
+    _run(world, dry_run=False)  # copies the joined entity into Pipedrive
+    entity = _entity_of(world)[hs]
+    [copy] = [r for r, e in _entity_of(world).items() if e == entity and r.system == "pipedrive"]
+    hs_name = first.deals[hs].name
+    assert _in_pipedrive(world, hs_name) == [copy.id]
+
+    out = _links(world, "split", entity)
+    assert f"pipedrive:{copy.id}" in out.stdout
+    full, incremental = _pull_then_analyze(world, "copies-split")
+    assert incremental.scope.incremental and _comparable(incremental) == _comparable(full)
+    _run(world, dry_run=False)
+    plan = _run(world, dry_run=True).result.plan
+    linked = _entity_of(world)
+    assert linked[copy] == linked[hs], "crmsync's copy was split from the deal it copies"
+    assert linked.get(sf) != linked[hs]
+    assert _in_pipedrive(world, hs_name) == [copy.id], "the HubSpot deal was copied again"
+    copied_from = {(c["source"]["system"], c["source"]["id"]) for c in plan.creates}
+    assert ("pipedrive", copy.id) not in copied_from
+
+
+def test_splitting_a_deal_from_nothing_but_its_own_copies_is_refused(fresh_world: World) -> None:
+    world = fresh_world
+    _configure(world, create_missing=True)
+    _run(world, dry_run=False)  # copies each deal found in one CRM only into the other two
+    _run(world, dry_run=True)
+    rows = _shown(world)
+    copies = {r["entity"] for r in rows if r["method"] == "created"}
+    entity = next(
+        e
+        for e in sorted(copies)
+        if sum(r["entity"] == e and r["method"] != "created" for r in rows) == 1
+    )
+    out = CliRunner().invoke(main, ["links", "split", entity, "--config", str(world.config)])
+    assert out.exit_code == 2, out.output
+    assert "crmsync's copies" in out.stderr and "nothing else" in out.stderr
+    assert _shown(world) == rows
