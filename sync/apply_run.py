@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 import click
 
 from mapping import MappingContext
+from mapping.model import Ref
 from sync.apply import apply_plan
 from sync.apply_deletes import Delete, propagated
 from sync.apply_report import ApplyReport
 from sync.connect import open_connector
 from sync.guards import PlanRefused, check_fresh, check_limits, needs_confirmation, write_count
+from sync.link_review import corrected_since
 from sync.locks import job_lock
 from sync.plan import Plan
 from sync.runtime import Runtime, progress_reporter
@@ -38,6 +40,23 @@ def connect_targets(rt: Runtime, plan: Plan, deletes: Sequence[Delete] = ()) -> 
             raise PlanRefused(f"plan writes to {name!r}, which is not in {rt.config.path.name}")
         if name not in rt.connectors:
             rt.connectors[name] = open_connector(rt.config, name)
+
+
+def _check_matching(rt: Runtime, plan: Plan, source: str) -> None:
+    """Refuse a plan whose deals a person split or joined since it was made (`crmsync links`):
+    its changes and copies follow matches that no longer hold."""
+    refs = {Ref(c.system, c.id) for c in plan.changes}
+    refs.update(Ref(c["source"]["system"], c["source"]["id"]) for c in plan.creates)
+    refs.update(Ref(r["system"], r["id"]) for d in plan.deleted for r in d["live"])
+    corrected = corrected_since(rt.store, refs, plan.created_at)
+    if corrected:
+        shown = ", ".join(corrected[:3]) + (
+            f" and {len(corrected) - 3} more" * (len(corrected) > 3)
+        )
+        raise PlanRefused(
+            f"{source}: matching was corrected by hand since it was made ({shown}); nothing "
+            "written: make a fresh plan with `crmsync reconcile --plan-out`"
+        )
 
 
 def guarded_apply(
@@ -63,6 +82,7 @@ def guarded_apply(
             now=datetime.now(UTC),
             source=source,
         )
+        _check_matching(rt, plan, source)
     check_limits(plan, max_changes=push.max_changes, max_per_system=push.max_changes_per_system)
     count = write_count(plan) + len(deletes)  # the plan's own deletes are in write_count
     interactive = sys.stdin.isatty() and sys.stderr.isatty()

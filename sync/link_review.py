@@ -28,7 +28,16 @@ from sync.schema import chunks, transaction, upsert
 from sync.store import Store
 from sync.store_records import LinkMethod
 
-__all__ = ["EXPLICIT", "Split", "apart", "confirm", "join", "parse_ref", "split"]
+__all__ = [
+    "EXPLICIT",
+    "Split",
+    "apart",
+    "confirm",
+    "corrected_since",
+    "join",
+    "parse_ref",
+    "split",
+]
 
 # Evidence the CRMs or a person gave: links found so are confirmed when saved.
 EXPLICIT = frozenset(
@@ -54,6 +63,38 @@ def apart(store: Store) -> frozenset[frozenset[Ref]]:
             frozenset((Ref(r.instance_a, r.deal_a), Ref(r.instance_b, r.deal_b)))
             for r in conn.execute(query)
         )
+
+
+def corrected_since(store: Store, refs: Iterable[Ref], since: datetime) -> list[str]:
+    """The deals among `refs` a person split from another deal or joined to one after
+    `since`, as `instance:id split|joined`, in ref order: a plan made before that no longer
+    describes their matches."""
+    wanted = set(refs)
+    found: dict[Ref, str] = {}
+    sp, links = t.split_pairs, t.links
+    with transaction(store.engine, write=False) as conn:
+        query = select(sp.c.instance_a, sp.c.deal_a, sp.c.instance_b, sp.c.deal_b)
+        for row in conn.execute(query.where(sp.c.split_at > since)):
+            for ref in (Ref(row.instance_a, row.deal_a), Ref(row.instance_b, row.deal_b)):
+                if ref in wanted:
+                    found.setdefault(ref, "split")
+        by_instance: dict[str, list[str]] = defaultdict(list)
+        for ref in wanted:
+            by_instance[ref.system].append(ref.id)
+        for instance, ids in sorted(by_instance.items()):
+            for chunk in chunks(sorted(ids), _BATCH):
+                query = select(links.c.deal_id).where(
+                    links.c.instance == instance,
+                    links.c.deal_id.in_(chunk),
+                    links.c.method == LinkMethod.MANUAL.value,
+                    links.c.matched_at > since,
+                )
+                for deal_id in conn.execute(query).scalars():
+                    found.setdefault(Ref(instance, deal_id), "joined")
+    return [
+        f"{r.system}:{r.id} {how}"
+        for r, how in sorted(found.items(), key=lambda f: ref_order(f[0]))
+    ]
 
 
 def confirm(store: Store, entity_ids: Sequence[str]) -> int:

@@ -179,3 +179,55 @@ def test_splitting_a_deal_from_nothing_but_its_own_copies_is_refused(fresh_world
     assert out.exit_code == 2, out.output
     assert "crmsync's copies" in out.stderr and "nothing else" in out.stderr
     assert _shown(world) == rows
+
+
+def _writes(world: World) -> int:
+    """Write requests the three sandboxes have served so far."""
+    verbs = ("POST", "PATCH", "PUT", "DELETE")
+    return sum(
+        n
+        for stats in world.stats().values()
+        for request, n in stats["requests"].items()
+        if request.split()[0] in verbs and "search" not in request and "batch/read" not in request
+    )
+
+
+def test_a_plan_made_before_a_split_or_a_join_of_its_deals_is_refused_without_writing(
+    fresh_world: World, tmp_path: Path
+) -> None:
+    world = fresh_world
+    _configure(world, create_missing=True)
+    runner = CliRunner()
+
+    def saved_plan(name: str) -> tuple[Path, dict[str, Any]]:
+        path = tmp_path / name
+        args = ["reconcile", "--dry-run", "--plan-out", str(path), "--format", "json"]
+        out = runner.invoke(main, [*args, "--config", str(world.config)])
+        assert out.exit_code in (0, 3), out.output
+        return path, json.loads(path.read_text())
+
+    def refused(path: Path, words: str) -> None:
+        writes = _writes(world)
+        out = runner.invoke(main, ["apply", str(path), "--yes", "--config", str(world.config)])
+        assert out.exit_code == 2, out.output
+        assert words in out.stderr and "nothing written" in out.stderr, out.stderr
+        assert _writes(world) == writes
+
+    # A change between deals a person then says are not the same deal.
+    path, plan = saved_plan("before-split.json")
+    change = next(c for c in plan["changes"] if c["system"] != "salesforce")
+    _links(world, "split", change["entity"])
+    refused(path, f"{change['system']}:{change['id']} split")
+
+    # A copy of a deal a person then joins with its copy in that CRM.
+    path, plan = saved_plan("before-join.json")
+    alone = {(u["system"], u["id"]) for u in plan["unmatched"]}
+    create = next(
+        c
+        for c in plan["creates"]
+        if c["system"] == "hubspot" and (c["source"]["system"], c["source"]["id"]) in alone
+    )
+    source = f"{create['source']['system']}:{create['source']['id']}"
+    unmatched = next(u for u in plan["unmatched"] if u["system"] == "hubspot")
+    _links(world, "join", source, f"hubspot:{unmatched['id']}")
+    refused(path, f"{source} joined")
