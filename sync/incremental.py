@@ -84,10 +84,12 @@ def load_changed(
        (match resolves those claims, and a named deal that is gone is a dangling link).
     Key matching needs no more: a new deal can only join an entity lacking its instance, and
     incomplete entities are never settled, so their members are flagged and loaded already.
+    Deals of instances the config no longer has are never loaded, as in a full analysis.
     """
     members: dict[str, list[Ref]] = defaultdict(list)
     for ref, entity in links.items():
-        members[entity].append(ref)
+        if ref.system in instances:
+            members[entity].append(ref)
     changed = _with_entities({r for r in flagged if r.system in instances}, links, members)
     deals = _fetch(store, changed)
     if keys:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from mapping.model import Ref
 from sync.incremental import choose_scope
 from sync.plan import plan_to_json
@@ -113,3 +115,28 @@ def test_a_copy_of_a_settled_deal_is_a_duplicate_in_a_nightly_run_as_in_a_full_o
     twins = [d["ids"] for d in nightly.plan.duplicates if d["system"] == "hubspot"]
     assert sorted((deal_id, copy_id)) in twins
     assert not [c for c in nightly.plan.creates if c["source"]["id"] == copy_id]
+
+
+def _without_pipedrive(world: World) -> None:
+    """The config no longer has the Pipedrive instance (its deals stay in the store)."""
+    document = yaml.safe_load(world.config.read_text())
+    del document["systems"]["pipedrive"]
+    for system in document["systems"].values():
+        system.get("external_ids", {}).pop("pipedrive", None)
+    document["push"]["targets"] = [t for t in document["push"]["targets"] if t != "pipedrive"]
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def test_a_change_in_an_entity_with_a_deal_of_a_dropped_instance_is_planned_as_in_a_full_run(
+    small_world: World,
+) -> None:
+    small_world.reconcile("r1")
+    deal_id, members = _settled_hubspot_deal(small_world)  # linked to a Pipedrive deal too
+    _without_pipedrive(small_world)
+    assert not small_world.reconcile("r2").scope.incremental  # the config changed
+
+    bump_amounts(small_world, "hubspot", [deal_id])
+    full, changed = _pull_then_analyze(small_world, "r3")
+    assert changed.scope.incremental
+    assert _comparable(changed) == _comparable(full)
+    assert {r.system for r in members if r in changed.deals} == {"hubspot", "salesforce"}
