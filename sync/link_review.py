@@ -12,7 +12,7 @@ same transaction, so an incremental run looks at them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations, product
@@ -218,11 +218,18 @@ def _copy_sources(conn: Connection, members: Mapping[str, Sequence[Ref]]) -> dic
     return sources
 
 
-def join(store: Store, refs: Sequence[Ref]) -> str:
+def join(store: Store, refs: Sequence[Ref], instances: Collection[str], config: str) -> str:
     """Link these deals (one per instance) as one entity, confirmed by hand; returns its id.
-    Each must be a live stored deal in no entity yet; earlier splits between them end."""
+    Each must be a live stored deal of one of the config's `instances`, in no entity yet;
+    earlier splits between them end."""
     if len(refs) < 2 or len({r.system for r in refs}) != len(refs):
         raise UsageError("join needs deals of at least two instances, one deal per instance")
+    for ref in refs:
+        if ref.system not in instances:
+            raise UsageError(
+                f"cannot join {ref.system}:{ref.id}: {ref.system} is not an instance in {config} "
+                f"(its instances: {', '.join(sorted(instances))})"
+            )
     refs = sorted(refs, key=ref_order)
     entity = entity_id_for(refs)
     now = datetime.now(UTC)

@@ -108,7 +108,7 @@ def join_command(config_path: str, deals: tuple[str, ...]) -> None:
     """These deals (one per instance) are one real deal: link them, confirmed."""
     refs = [parse_ref(text) for text in deals]
     with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
-        entity = join(rt.store, refs)
+        entity = join(rt.store, refs, rt.config.systems, rt.config.path.name)
         run_id = _recorded(rt, {"joined": 1, "entities": {entity: list(deals)}})
     click.echo(
         f"joined {', '.join(deals)} as {entity}; the next reconcile diffs them (run {run_id})"

@@ -20,7 +20,11 @@ from sync.reconcile_run import ReconcileOutcome, run_reconcile
 from sync.runtime import open_runtime
 from tests.fixtures_store import store_url_for
 from tests.integration.conftest import World, build_world
-from tests.integration.test_incremental_reconcile import _comparable, _pull_then_analyze
+from tests.integration.test_incremental_reconcile import (
+    _comparable,
+    _pull_then_analyze,
+    _without_pipedrive,
+)
 
 
 def _links(world: World, *args: str) -> Any:
@@ -231,3 +235,17 @@ def test_a_plan_made_before_a_split_or_a_join_of_its_deals_is_refused_without_wr
     unmatched = next(u for u in plan["unmatched"] if u["system"] == "hubspot")
     _links(world, "join", source, f"hubspot:{unmatched['id']}")
     refused(path, f"{source} joined")
+
+
+def test_join_refuses_a_deal_of_an_instance_the_config_no_longer_has(small_world: World) -> None:
+    """Its deals are still in the store, but no run loads them: such a link could never hold."""
+    world = small_world
+    unmatched = world.reconcile("gone-1").plan.unmatched
+    sf, pd = (next(u for u in unmatched if u["system"] == s) for s in ("salesforce", "pipedrive"))
+    _without_pipedrive(world)
+    world.reconcile("gone-2")
+    args = ["links", "join", f"salesforce:{sf['id']}", f"pipedrive:{pd['id']}"]
+    out = CliRunner().invoke(main, [*args, "--config", str(world.config)])
+    assert out.exit_code == 2, out.output
+    assert "pipedrive is not an instance in crmsync.yaml" in out.stderr, out.stderr
+    assert Ref("salesforce", sf["id"]) not in _entity_of(world)
