@@ -15,6 +15,8 @@ __all__ = ["CrmsyncError", "LimitsExceeded", "UsageError", "terminal_safe"]
 def terminal_safe(text: str) -> str:
     """One line a terminal shows as written: CRM-supplied control characters (escape
     sequences, bidi overrides, newlines) are spelled out, never interpreted."""
+    if text.isprintable():  # no character of categories C* (nor Z* but the space): as it is
+        return text
     return "".join(_spelled(c) for c in text)
 
 

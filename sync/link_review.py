@@ -12,13 +12,14 @@ same transaction, so an incremental run looks at them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations, product
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from mapping.model import Ref
 from sync import schema as t
@@ -26,7 +27,7 @@ from sync.errors import UsageError
 from sync.match import entity_id_for, ref_order
 from sync.schema import chunks, transaction, upsert
 from sync.store import Store
-from sync.store_records import LinkMethod
+from sync.store_records import Link, LinkMethod
 
 __all__ = [
     "EXPLICIT",
@@ -35,6 +36,7 @@ __all__ = [
     "confirm",
     "corrected_since",
     "join",
+    "link_pages",
     "parse_ref",
     "split",
 ]
@@ -44,6 +46,7 @@ EXPLICIT = frozenset(
     (LinkMethod.EXTERNAL_ID, LinkMethod.LINK_ID, LinkMethod.CREATED, LinkMethod.MANUAL)
 )
 _BATCH = 500
+_PAGE = 10_000
 
 
 def parse_ref(text: str) -> Ref:
@@ -95,6 +98,45 @@ def corrected_since(store: Store, refs: Iterable[Ref], since: datetime) -> list[
         f"{r.system}:{r.id} {how}"
         for r, how in sorted(found.items(), key=lambda f: ref_order(f[0]))
     ]
+
+
+def link_pages(
+    store: Store, entity_ids: Sequence[str] | None = None, *, unconfirmed: bool = False
+) -> Iterator[list[tuple[Link, str | None]]]:
+    """The stored links (of these entities; of the entities with an unconfirmed link) with the
+    name of each deal, in pages of at most `_PAGE`, by entity, instance and deal id: read as
+    they are shown, never all at once."""
+    links, deals = t.links, t.deals
+    name = deals.c.payload["name"].as_string()
+    query = (
+        select(links, name.label("name"))
+        .outerjoin(deals, (deals.c.instance == links.c.instance) & (deals.c.id == links.c.deal_id))
+        .order_by(links.c.entity_id, links.c.instance, links.c.deal_id)
+    )
+    if unconfirmed:
+        doubtful = select(links.c.entity_id).where(~links.c.confirmed)
+        query = query.where(links.c.entity_id.in_(doubtful))
+    with transaction(store.engine, write=False) as conn:
+        if entity_ids is None:
+            result = conn.execute(query, execution_options={"yield_per": _PAGE})
+            for rows in result.partitions(_PAGE):
+                yield [(_link(r), r.name) for r in rows]
+            return
+        for chunk in chunks(sorted(set(entity_ids)), _BATCH):
+            found = conn.execute(query.where(links.c.entity_id.in_(chunk)))
+            yield [(_link(r), r.name) for r in found]
+
+
+def _link(row: Row[Any]) -> Link:
+    return Link(
+        row.entity_id,
+        row.instance,
+        row.deal_id,
+        LinkMethod(row.method),
+        row.score,
+        row.matched_at,
+        row.confirmed,
+    )
 
 
 def confirm(store: Store, entity_ids: Sequence[str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import click
@@ -11,10 +12,9 @@ import click
 from mapping.model import Ref, format_utc
 from sync.commands import config_option
 from sync.errors import terminal_safe
-from sync.link_review import confirm, join, parse_ref, split
+from sync.link_review import confirm, join, link_pages, parse_ref, split
 from sync.locks import reconcile_lock
 from sync.runtime import Runtime, open_runtime
-from sync.store import Store
 from sync.store_records import Link, RunKind, RunStatus
 
 __all__ = ["command"]
@@ -33,29 +33,57 @@ def command() -> None:
 def show(config_path: str, unconfirmed: bool, entities: tuple[str, ...], fmt: str) -> None:
     """List the stored links by entity: instance, id, name, method, score, when, confirmed."""
     with open_runtime(config_path, connect=False) as rt:
-        links = rt.store.link_records(list(entities) if entities else None)
-        if unconfirmed:
-            doubtful = {link.entity_id for link in links if not link.confirmed}
-            links = [link for link in links if link.entity_id in doubtful]
-        names = _names(rt.store, links)
-    rows = [_row(link, names.get((link.instance, link.deal_id))) for link in links]
-    if fmt == "json":
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
-        return
+        pages = link_pages(rt.store, list(entities) or None, unconfirmed=unconfirmed)
+        groups = _grouped(pages)
+        if fmt == "json":
+            _json_rows(groups)
+        else:
+            _table(groups)
+
+
+def _grouped(pages: Iterable[list[tuple[Link, str | None]]]) -> Iterator[list[dict[str, Any]]]:
+    """The rows of each entity in turn (its links are consecutive in the pages)."""
+    members: list[dict[str, Any]] = []
+    for page in pages:
+        for link, name in page:
+            if members and members[0]["entity"] != link.entity_id:
+                yield members
+                members = []
+            members.append(_row(link, name))
+    if members:
+        yield members
+
+
+def _json_rows(groups: Iterable[list[dict[str, Any]]]) -> None:
+    """One JSON array, a row per line, written as it is read (a million links fit no list)."""
+    out, count = sys.stdout, 0
+    for members in groups:
+        out.write("".join(f"{',' if count + n else '['}\n{json.dumps(row)}"
+                          for n, row in enumerate(members)))  # fmt: skip
+        count += len(members)
+    out.write("\n]\n" if count else "[]\n")
+
+
+def _table(groups: Iterable[list[dict[str, Any]]]) -> None:
     # Grouped by entity, a line per deal: an entity id (what confirm and split take) and the
-    # names a person judges a match by stay whole at any terminal width.
-    by_entity: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_entity.setdefault(r["entity"], []).append(r)
-    for entity, members in by_entity.items():
+    # names a person judges a match by stay whole at any terminal width. Entity ids, deal ids
+    # and names are CRM text (an entity id can be the marker two deals carry).
+    lines: list[str] = []
+    entities = links = 0
+    for members in groups:
+        entities, links = entities + 1, links + len(members)
         state = "confirmed" if all(m["confirmed"] for m in members) else "unconfirmed"
-        click.echo(f"{entity}  {state}")
-        width = max(len(f"{m['system']}:{m['id']}") for m in members)
-        for m in members:
+        lines.append(f"{terminal_safe(members[0]['entity'])}  {state}")
+        deals = [terminal_safe(f"{m['system']}:{m['id']}") for m in members]
+        width = max(map(len, deals))
+        for m, deal in zip(members, deals, strict=True):
             how = m["method"] if m["score"] is None else f"{m['method']} {m['score']:g}"
-            deal = f"{m['system']}:{m['id']}"
-            click.echo(terminal_safe(f"  {deal:<{width}}  {how:<11}  {m['name'] or ''}"))
-    click.echo(f"{len(by_entity)} entities, {len(rows)} links")
+            lines.append(f"  {deal:<{width}}  {how:<11}  {terminal_safe(m['name'] or '')}")
+        if len(lines) >= 10_000:
+            click.echo("\n".join(lines))
+            lines = []
+    lines.append(f"{entities} entities, {links} links")
+    click.echo("\n".join(lines))
 
 
 @command.command("confirm")
@@ -120,17 +148,6 @@ def _recorded(rt: Runtime, counts: dict[str, Any]) -> str:
     run_id = rt.store.start_run("links", RunKind.LINKS, rt.config.fingerprint())
     rt.store.finish_run(run_id, RunStatus.OK, counts=counts)
     return run_id
-
-
-def _names(store: Store, links: list[Link]) -> dict[tuple[str, str], str | None]:
-    wanted: dict[str, list[str]] = {}
-    for link in links:
-        wanted.setdefault(link.instance, []).append(link.deal_id)
-    return {
-        (instance, deal_id): payload.get("name")
-        for instance, ids in wanted.items()
-        for deal_id, payload in store.get_deals(instance, ids).items()
-    }
 
 
 def _row(link: Link, name: str | None) -> dict[str, Any]:

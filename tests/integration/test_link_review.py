@@ -15,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from mapping.model import Ref
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
 from sync.cli import main
 from sync.reconcile_run import ReconcileOutcome, run_reconcile
 from sync.runtime import open_runtime
@@ -249,3 +250,25 @@ def test_join_refuses_a_deal_of_an_instance_the_config_no_longer_has(small_world
     assert out.exit_code == 2, out.output
     assert "pipedrive is not an instance in crmsync.yaml" in out.stderr, out.stderr
     assert Ref("salesforce", sf["id"]) not in _entity_of(world)
+
+
+def test_links_show_prints_an_entity_id_from_a_crm_marker_as_written(small_world: World) -> None:
+    """An entity id can be CRM text: the marker two deals carry in their crmsync id field."""
+    world = small_world
+    unmatched = world.reconcile("marker-1").plan.unmatched
+    hs, pd = (
+        next(u["id"] for u in unmatched if u["system"] == s) for s in ("hubspot", "pipedrive")
+    )
+    marker = "E\x1b[2J\x1b]0;owned\x07\u202e"
+    hubspot: Any = world.sandbox.servers["hubspot"].emulator
+    pipedrive: Any = world.sandbox.servers["pipedrive"].emulator
+    with hubspot.lock:
+        hubspot.store.update(hs, {"crmsync_id": marker})
+    with pipedrive.lock:
+        pipedrive.store.update(int(pd), {PD_FIELD_CRMSYNC_ID: marker})
+    world.reconcile("marker-2")
+    assert _entity_of(world)[Ref("hubspot", hs)] == marker
+    for args in ([], ["--entity", marker]):
+        out = _links(world, "show", *args).stdout
+        assert "E\\x1b[2J\\x1b]0;owned\\x07\\u202e" in out
+        assert not {"\x1b", "\x07", "\u202e"} & set(out), args
