@@ -39,6 +39,7 @@ __all__ = [
     "link_pages",
     "parse_ref",
     "split",
+    "split_entity_ids",
 ]
 
 # Evidence the CRMs or a person gave: links found so are confirmed when saved.
@@ -55,6 +56,13 @@ def parse_ref(text: str) -> Ref:
     if not sep or not instance or not deal_id:
         raise UsageError(f"{text!r} is not INSTANCE:ID (e.g. hubspot:10000042)")
     return Ref(instance, deal_id)
+
+
+def split_entity_ids(store: Store) -> frozenset[str]:
+    """The ids of entities people split: no new entity is named so (CRM records may carry one
+    as crmsync's marker, on copies it created)."""
+    with transaction(store.engine, write=False) as conn:
+        return frozenset(conn.execute(select(t.split_entities.c.entity_id)).scalars())
 
 
 def apart(store: Store) -> frozenset[frozenset[Ref]]:
@@ -185,6 +193,8 @@ def split(store: Store, entity_ids: Sequence[str]) -> dict[str, Split]:
             for a, b in (sorted(p, key=ref_order) for p in product(one, other))
         ]
         conn.execute(upsert(conn, t.split_pairs, _PAIR_KEY, ()), pairs)
+        split_ids = [{"entity_id": entity, "split_at": now} for entity in done]
+        conn.execute(upsert(conn, t.split_entities, ("entity_id",), ()), split_ids)
         gone = [entity for entity, found in done.items() if found.kept is None]
         for chunk in chunks(gone, _BATCH):
             conn.execute(t.links.delete().where(t.links.c.entity_id.in_(chunk)))
@@ -273,11 +283,11 @@ def join(store: Store, refs: Sequence[Ref], instances: Collection[str], config: 
                 f"(its instances: {', '.join(sorted(instances))})"
             )
     refs = sorted(refs, key=ref_order)
-    entity = entity_id_for(refs)
     now = datetime.now(UTC)
     with transaction(store.engine) as conn:
         for ref in refs:
             _check_joinable(conn, ref)
+        entity = _free_id(conn, refs)
         for a, b in combinations(refs, 2):
             sp = t.split_pairs
             conn.execute(
@@ -326,6 +336,17 @@ def _members(conn: Connection, entity_ids: Sequence[str]) -> dict[str, tuple[Ref
             f"no links for entity {', '.join(unknown)} in this store (see `crmsync links show`)"
         )
     return {e: tuple(sorted(found[e], key=ref_order)) for e in dict.fromkeys(entity_ids)}
+
+
+def _free_id(conn: Connection, refs: Sequence[Ref]) -> str:
+    """The id of a new entity of `refs`: neither a split entity's nor one in use."""
+    taken = set(conn.execute(select(t.split_entities.c.entity_id)).scalars())
+    while True:
+        entity = entity_id_for(refs, taken)
+        used = select(t.links.c.entity_id).where(t.links.c.entity_id == entity).limit(1)
+        if conn.execute(used).first() is None:
+            return entity
+        taken.add(entity)
 
 
 def _check_joinable(conn: Connection, ref: Ref) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import hashlib
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -80,10 +80,16 @@ def is_deleted(deal: Deal) -> bool:
     return bool(deal.extra.get("deleted"))
 
 
-def entity_id_for(refs: Iterable[Ref]) -> str:
-    """A deterministic id from the member refs, so two runs on the same data agree."""
+def entity_id_for(refs: Iterable[Ref], *taken: Container[object]) -> str:
+    """A deterministic id from the member refs, so two runs on the same data agree; an id in
+    one of `taken` (ids other entities hold, or held before a person split them: CRM records
+    carry those as crmsync's marker) is passed over for the next one in a fixed sequence."""
     text = "\n".join(sorted(f"{r.system}\x00{r.id}" for r in refs))
-    return "E" + hashlib.sha1(text.encode()).hexdigest()[:24]
+    entity, n = "E" + hashlib.sha1(text.encode()).hexdigest()[:24], 0
+    while any(entity in ids for ids in taken):
+        n += 1
+        entity = "E" + hashlib.sha1(f"{text}\n#{n}".encode()).hexdigest()[:24]
+    return entity
 
 
 @contextmanager
@@ -365,6 +371,7 @@ def match(
     *,
     changed: Collection[Ref] | None = None,
     apart: Collection[frozenset[Ref]] = (),
+    retired: Container[str] = frozenset(),
 ) -> MatchResult:
     """Group the deals of all instances into entities; see the module docstring.
 
@@ -373,9 +380,10 @@ def match(
     then skip key computation, so same-key duplicates are only looked for among the other
     deals (duplicates among settled deals were reported by the run that settled them).
     `apart`: pairs of deals a person split (sync/link_review.py); no evidence links them.
+    `retired`: ids of entities a person split; no new group of deals is named so.
     """
     with paused_gc():
-        return _match(deals, stored_links, config, changed, apart)
+        return _match(deals, stored_links, config, changed, apart, retired)
 
 
 def _match(
@@ -384,6 +392,7 @@ def _match(
     config: MatchConfig,
     changed: Collection[Ref] | None,
     apart: Collection[frozenset[Ref]],
+    retired: Container[str],
 ) -> MatchResult:
     systems = sorted(deals)
     everything = [d for system in systems for d in deals[system]]
@@ -402,7 +411,7 @@ def _match(
         _link_fuzzy(linker, scan.live, config.fuzzy_threshold)
     for i in [i for i, handle in enumerate(linker.entity) if handle is None]:
         linker.new(i, LinkMethod.STORED)
-    return _result(linker, scan)
+    return _result(linker, scan, retired)
 
 
 def _groups(linker: Linker) -> dict[Handle, dict[str, Ref]]:
@@ -424,12 +433,16 @@ def _groups(linker: Linker) -> dict[Handle, dict[str, Ref]]:
     return groups
 
 
-def _result(linker: Linker, scan: _Scan) -> MatchResult:
+def _result(linker: Linker, scan: _Scan, retired: Container[str]) -> MatchResult:
     refs = linker.refs
     groups = _groups(linker)
-    # Int handles are 0 .. handles-1; a handle merged into another entity has no group.
+    # Int handles are 0 .. handles-1; a handle merged into another entity has no group. A new
+    # group never takes the id of an entity of this run (a stored or marked one) or of a split
+    # one: two groups under one id would be one, and a CRM record marked with it another's.
     names: dict[Handle, str] = {
-        h: entity_id_for(groups[h].values()) for h in range(linker.handles) if h in groups
+        h: entity_id_for(groups[h].values(), groups, retired)
+        for h in range(linker.handles)
+        if h in groups
     }
     gone = {refs[i] for i in scan.deleted}
     alone: dict[str, list[Ref]] = {system: [] for system in scan.live}

@@ -19,7 +19,7 @@ from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import LEFT_OUT, DiffResult, diff
 from sync.incremental import Scope, choose_scope, key_digests, load_changed, unsettled
-from sync.link_review import EXPLICIT, apart
+from sync.link_review import EXPLICIT, apart, split_entity_ids
 from sync.match import MatchConfig, MatchResult, match, paused_gc, ref_order
 from sync.plan import Plan, build_plan, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
@@ -168,7 +168,14 @@ def _analyze(
     else:
         by_instance = load_deals(store, list(config.systems))
     deals = {d.ref: d for group in by_instance.values() for d in group}
-    matched = match(by_instance, stored, _match_config(config), changed=changed, apart=apart(store))
+    matched = match(
+        by_instance,
+        stored,
+        _match_config(config),
+        changed=changed,
+        apart=apart(store),  # people's corrections (sync/link_review.py)
+        retired=split_entity_ids(store),
+    )
     entity_ids = None if changed is None else list(matched.entities)
     bases = {e: base_from_json(v) for e, v in store.bases(entity_ids).items()}
     vanished = dangling_links(by_instance, matched.entity_of(), changed)

@@ -254,6 +254,15 @@ split_pairs = Table(
     Column("split_at", UTCDateTime, nullable=False),
 )
 
+# Ids of entities a person split (`crmsync links split`). CRM records may carry such an id as
+# crmsync's marker (copies it created), so no new entity is named so (sync/match.py).
+split_entities = Table(
+    "split_entities",
+    metadata,
+    Column("entity_id", String(64), primary_key=True),
+    Column("split_at", UTCDateTime, nullable=False),
+)
+
 Migration = Callable[[Connection], None]
 
 
@@ -285,9 +294,26 @@ def _v4_to_v5(conn: Connection) -> None:
     conn.execute(links.update().where(links.c.method.in_(explicit)).values(confirmed=True))
 
 
+def _v5_to_v6(conn: Connection) -> None:
+    """v6 adds `split_entities`, filled from the splits in the run history (each `links` run
+    records the entities it split)."""
+    split_entities.create(conn, checkfirst=True)
+    query = select(runs.c.started_at, runs.c.counts).where(runs.c.kind == "links")
+    done: dict[str, datetime] = {}
+    for row in conn.execute(query):
+        counts = row.counts if isinstance(row.counts, dict) else {}
+        entities = counts.get("entities") if "split" in counts else None
+        if isinstance(entities, dict):
+            for entity in entities:
+                done.setdefault(str(entity), row.started_at)
+    if done:
+        rows = [{"entity_id": e, "split_at": at} for e, at in sorted(done.items())]
+        conn.execute(split_entities.insert(), rows)
+
+
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
 # definition above (so a new store is created at the latest version) AND append a step here.
-MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5)
+MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6)
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 # Serialises concurrent first-time set-up by several PostgreSQL workers.

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mapping.model import Ref
-from sync.match import LinkMethod, MatchConfig, entity_id_for, match
+from sync.match import LinkMethod, MatchConfig, MatchResult, entity_id_for, match
 from sync.normalize import folded_name, match_key, match_keys, normalize_name
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
@@ -279,3 +279,28 @@ def test_a_split_pair_stays_apart_through_a_third_deal_and_others_still_match() 
         sorted(r.system for r in members.values()) for members in result.entities.values()
     )
     assert groups in ([[HS], [PD, SF]], [[HS, PD], [SF]])
+
+
+def test_a_deal_split_from_the_entity_named_after_it_gets_an_id_of_its_own() -> None:
+    """S was alone when crmsync first copied it, so the entity is named after S alone; H joined
+    it later and P is crmsync's copy of H (it carries the entity id as its marker). A person
+    split S off: the entity stays with H and P, and S, alone again, must not take its id."""
+    entity = entity_id_for([Ref(SF, "006A")])
+    s, h = deal(SF, "006A", name="Renewal"), deal(HS, "77", name="Renewal")
+    p = deal(PD, "5", name="Renewal", link_id=entity)
+    stored = {h.ref: entity, p.ref: entity}
+    apart = _apart(s.ref, h.ref) | _apart(s.ref, p.ref)
+    deals = by_system([s, h, p])
+
+    def kept_apart_under_their_own_ids(result: MatchResult) -> None:
+        assert dict(result.entities[entity]) == {HS: h.ref, PD: p.ref}
+        [own] = [e for e, members in result.entities.items() if s.ref in members.values()]
+        assert own != entity
+        assert result.unmatched == {SF: (s.ref,)}
+
+    kept_apart_under_their_own_ids(match(deals, stored, KEYS, apart=apart))
+    kept_apart_under_their_own_ids(match(deals, stored, KEYS, apart=apart, retired={entity}))
+    # An incremental run may load S alone (the entity is settled): only the record of the
+    # split entity's id keeps S from taking it, and so its copies' marker.
+    alone = match({SF: [s], HS: [], PD: []}, {}, KEYS, retired={entity})
+    assert entity not in alone.entities and alone.unmatched == {SF: (s.ref,)}

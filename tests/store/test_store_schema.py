@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, inspect, text
 
-from sync.link_review import apart
+from sync.link_review import apart, split_entity_ids
 from sync.schema import MIGRATIONS, SCHEMA_VERSION, connect_engine, ensure_schema, metadata
 from sync.store import Store, StoreError
-from sync.store_records import Link, LinkMethod
+from sync.store_records import Link, LinkMethod, RunKind, RunStatus
 
 
 def _version(store: Store) -> int:
@@ -186,3 +186,20 @@ def test_a_v4_store_gets_split_pairs_and_its_explicit_links_confirmed(store_url:
             ("hubspot", "2"): False, ("salesforce", "006B"): False,
         }  # fmt: skip
         assert apart(upgraded) == frozenset()
+
+
+def test_a_v5_store_learns_the_entities_people_split_from_its_run_history(store_url: str) -> None:
+    with Store.open(store_url, migrations=MIGRATIONS[:4]) as old:
+        for counts in (
+            {"split": 1, "entities": {"E1": ["hubspot:1", "salesforce:006A"]}, "kept": {}},
+            {"confirmed": 2, "entities": ["E2"]},
+            {"joined": 1, "entities": {"E3": ["hubspot:2", "salesforce:006B"]}},
+        ):
+            run_id = old.start_run("links", RunKind.LINKS, "fingerprint")
+            old.finish_run(run_id, RunStatus.OK, counts=counts)
+        with old.engine.begin() as conn:  # as a v5 crmsync created it
+            conn.execute(text("drop table split_entities"))
+        assert _version(old) == 5
+    with Store.open(store_url) as upgraded:
+        assert _version(upgraded) == SCHEMA_VERSION
+        assert split_entity_ids(upgraded) == {"E1"}
