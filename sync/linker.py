@@ -52,7 +52,12 @@ class Linker:
         apart: Collection[frozenset[Ref]] = (),
     ) -> None:
         self.deals = deals
-        self.apart = apart  # pairs people split: never linked to each other
+        # Pairs people split are never linked to each other: deal -> the deals split from it.
+        self.apart: dict[Ref, set[Ref]] = {}
+        for pair in apart:
+            a, b = pair
+            self.apart.setdefault(a, set()).add(b)
+            self.apart.setdefault(b, set()).add(a)
         self.spans = spans  # instance -> the indices of its deals (contiguous)
         self.refs = [d.ref for d in deals]
         self.system = [system for system, span in spans.items() for _ in span]
@@ -109,10 +114,13 @@ class Linker:
         a person split?"""
         if not self.apart:
             return False
+        refs, apart = self.refs, self.apart
         mine = self._with_entity(i, self.entity[i])
+        against = [split for x in mine if (split := apart.get(refs[x]))]
+        if not against:  # the common case: nothing of deal i's entity was ever split
+            return False
         theirs = self._with_entity(j, handle) if j is not None else self._with_entity(None, handle)
-        return any(frozenset((self.refs[x], self.refs[y])) in self.apart
-                   for x in mine for y in theirs)  # fmt: skip
+        return any(refs[y] in split for split in against for y in theirs)
 
     def _with_entity(self, i: int | None, handle: Handle | None) -> set[int]:
         found = set(self.members(handle).values()) if handle is not None else set()
