@@ -242,20 +242,36 @@ def _split_of(entity: str, refs: Sequence[Ref], sources: Mapping[Ref, Ref]) -> S
 
 
 def _copy_sources(conn: Connection, members: Mapping[str, Sequence[Ref]]) -> dict[Ref, Ref]:
-    """Copy -> the deal crmsync made it from, for the members linked as crmsync's copies
-    whose source is a member of the same entity (the audit of the create names it)."""
+    """Copy -> the deal crmsync made it from, for the members that are crmsync's copies (linked
+    as created, or carrying the entity id as their marker) whose source is a member of the same
+    entity: the audit of the create names it."""
     entity_of = {ref: entity for entity, refs in members.items() for ref in refs}
-    copies: dict[str, list[str]] = defaultdict(list)
-    for entity in members:
-        query = select(t.links.c.instance, t.links.c.deal_id).where(
-            t.links.c.entity_id == entity, t.links.c.method == LinkMethod.CREATED.value
-        )
-        for row in conn.execute(query):
-            copies[row.instance].append(row.deal_id)
+    by_instance: dict[str, list[str]] = defaultdict(list)
+    for ref in entity_of:
+        by_instance[ref.system].append(ref.id)
+    copies: dict[str, set[str]] = defaultdict(set)
+    links, deals = t.links, t.deals
+    for instance, ids in by_instance.items():
+        for chunk in chunks(sorted(ids), _BATCH):
+            created = select(links.c.deal_id).where(
+                links.c.instance == instance,
+                links.c.deal_id.in_(chunk),
+                links.c.method == LinkMethod.CREATED.value,
+            )
+            copies[instance].update(conn.execute(created).scalars())
+            marker = deals.c.payload["link_id"].as_string()
+            marked = select(deals.c.id, marker).where(
+                deals.c.instance == instance, deals.c.id.in_(chunk)
+            )
+            copies[instance].update(
+                deal_id
+                for deal_id, link_id in conn.execute(marked)
+                if link_id == entity_of[Ref(instance, deal_id)]
+            )
     sources: dict[Ref, Ref] = {}
     audit = t.audit
-    for instance, ids in copies.items():
-        for chunk in chunks(ids, _BATCH):
+    for instance, found in copies.items():
+        for chunk in chunks(sorted(found), _BATCH):
             query = select(audit.c.deal_id, audit.c.after).where(
                 audit.c.instance == instance, audit.c.deal_id.in_(chunk), audit.c.field.is_(None)
             )

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from mapping.model import Ref
+from sync.link_review import apart, split
 from sync.store import Link, LinkMethod, Store
+from sync.store_records import AuditEntry
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -57,3 +60,35 @@ def test_every_way_the_matcher_links_a_deal_can_be_stored(store: Store) -> None:
     assert store.save_links(links) == len(links)
     stored = {(r.deal_id, r.method) for r in store.link_records()}
     assert stored == {(str(i), method) for i, method in enumerate(LinkMethod)}
+
+
+def test_a_split_keeps_a_copy_with_its_source_when_the_copy_is_linked_by_its_marker(
+    store: Store,
+) -> None:
+    """A copy is linked by its marker, not as created, when a run saw it before the apply that
+    sent it recorded it (a create left in doubt); the create's audit still names its source."""
+    entity = "E1"
+    for system, deal_id, marker in (
+        ("salesforce", "006A", None),
+        ("hubspot", "1", None),
+        ("pipedrive", "5", entity),
+    ):
+        payload = {"system": system, "id": deal_id, "name": "Renewal", "link_id": marker}
+        store.save_deals(system, [(deal_id, "v1", AT, False, payload)])
+    store.save_links(
+        [
+            Link(entity, "salesforce", "006A", LinkMethod.KEY),
+            Link(entity, "hubspot", "1", LinkMethod.KEY),
+            Link(entity, "pipedrive", "5", LinkMethod.LINK_ID, confirmed=True),
+        ]
+    )
+    after = {"source": "hubspot:1", "link_id": entity}
+    store.audit.append([AuditEntry("r1", "pipedrive", "5", None, None, after, "created")])
+    done = split(store, [entity])
+    source, copy = Ref("hubspot", "1"), Ref("pipedrive", "5")
+    assert done[entity].kept == (source, copy)
+    assert store.links() == {("hubspot", "1"): entity, ("pipedrive", "5"): entity}
+    assert apart(store) == {
+        frozenset((Ref("salesforce", "006A"), source)),
+        frozenset((Ref("salesforce", "006A"), copy)),
+    }
