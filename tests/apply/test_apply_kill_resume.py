@@ -105,6 +105,7 @@ def _run_kill_resume(tmp_path: Path, seed: int) -> None:
         assert _dump(info) == expected
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_kill_9_then_resume_converges_to_the_uninterrupted_state(tmp_path: Path) -> None:
     _run_kill_resume(tmp_path, seed=1)
 

@@ -254,6 +254,7 @@ def test_an_unreachable_crm_is_named_by_its_address_and_the_cause_for_every_kind
     ), done.stderr
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_check_exits_1_when_a_crm_is_unreachable_not_2_as_for_a_config_error(
     served: tuple[Path, dict], tmp_path: Path
 ) -> None:
@@ -288,6 +289,7 @@ def test_readme_client_library_snippet_works_with_a_ca_bundle_in_the_environment
     assert int(total) > 0 and page == "5" and ok == "True"
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_an_unreachable_crm_fails_the_pull_with_exit_1_naming_the_instance_once(
     served: tuple[Path, dict], tmp_path: Path
 ) -> None:

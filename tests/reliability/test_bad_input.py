@@ -264,6 +264,7 @@ def env(dataset: dict[str, Any], tmp_path: Path) -> Iterator[SandboxEnv]:
         sandbox.sandbox.stop()
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_crmsync_apply_refuses_a_tampered_or_truncated_plan_with_zero_writes(
     env: SandboxEnv, plan_document: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -62,6 +62,7 @@ def _audit_agrees_with_the_crms(store: str, config: Path) -> None:
 @pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow),
                                   pytest.param(3, marks=pytest.mark.slow),
                                   pytest.param(4, marks=pytest.mark.slow)])  # fmt: skip
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_kill_9_of_reconcile_at_a_random_point_then_a_rerun_converges(
     seed: int, tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
 ) -> None:

@@ -100,6 +100,7 @@ def test_ctrl_c_mid_pull_of_thousands_of_deals_exits_at_once(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_stopped_apply_is_recorded_as_interrupted_and_a_rerun_finishes(
     sig: signal.Signals, tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
 ) -> None:

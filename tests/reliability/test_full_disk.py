@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from connectors.sandbox.dataset import save_dataset
 from connectors.sandbox.generator import generate
 from tests.reliability.conftest import PUSH
@@ -35,6 +37,7 @@ def _crmsync(
     return done.returncode, done.stderr.decode()
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_full_disk_mid_run_is_one_clear_line_and_the_next_run_finishes(
     tmp_path: Path, dataset: dict[str, Any]
 ) -> None:

@@ -112,6 +112,7 @@ def _run(tmp_path: Path, new_store_url: Any, dataset: dict[str, Any], seed: int)
 @pytest.mark.parametrize(
     "seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)]
 )
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_kill_9_of_a_rollback_that_deletes_then_a_rerun_converges(
     seed: int, tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
 ) -> None:

@@ -166,6 +166,7 @@ def _pg_dump(url: str) -> str:
         pytest.param(ALL_MODES, ("check", "pull"), id="every-mode", marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_no_secret_in_any_output_nor_in_the_sqlite_store(
     dataset: dict[str, Any], tmp_path: Path, modes: tuple[str, ...], commands: tuple[str, ...]
 ) -> None:

@@ -183,6 +183,7 @@ def _soak(world: World, seed: int, rounds: int) -> None:
     assert wrong == []
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_the_last_value_a_person_set_wins_while_applies_stop_part_way(world: World) -> None:
     _soak(world, seed=1, rounds=2)
 
