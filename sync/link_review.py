@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import combinations, product
 from typing import Any
 
@@ -175,7 +175,7 @@ def split(store: Store, entity_ids: Sequence[str]) -> dict[str, Split]:
     links and base: the copies carry its id as their marker), the other deals lose their link,
     and an entity no group keeps loses its base. All the deals are flagged. An entity holding
     one deal and copies of it only is refused: there is nothing to split."""
-    now = datetime.now(UTC)
+    now = store.now()
     with transaction(store.engine) as conn:
         members = _members(conn, entity_ids)
         sources = _copy_sources(conn, members)
@@ -299,7 +299,7 @@ def join(store: Store, refs: Sequence[Ref], instances: Collection[str], config: 
                 f"(its instances: {', '.join(sorted(instances))})"
             )
     refs = sorted(refs, key=ref_order)
-    now = datetime.now(UTC)
+    now = store.now()
     with transaction(store.engine) as conn:
         for ref in refs:
             _check_joinable(conn, ref)

@@ -142,6 +142,10 @@ class Store:
     def engine(self) -> Engine:
         return self._engine
 
+    def now(self) -> datetime:
+        """The store's clock: the time every row it writes is stamped with."""
+        return self._clock()
+
     @property
     def dialect(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""

@@ -2,12 +2,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+
 from mapping.model import Ref
-from sync.link_review import apart, split
+from sync import schema as t
+from sync.link_review import apart, join, split
 from sync.store import Link, LinkMethod, Store
 from sync.store_records import AuditEntry
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+SF, HS = "salesforce", "hubspot"
 
 
 def test_links_round_trip_and_resolve_by_deal(store: Store) -> None:
@@ -92,3 +96,18 @@ def test_a_split_keeps_a_copy_with_its_source_when_the_copy_is_linked_by_its_mar
         frozenset((Ref("salesforce", "006A"), source)),
         frozenset((Ref("salesforce", "006A"), copy)),
     }
+
+
+def test_splits_and_joins_are_stamped_by_the_store_clock(store_url: str) -> None:
+    """Every row a store writes carries its clock's time (a test's or a replay's clock too)."""
+    clock = datetime(2031, 5, 6, 7, 8, tzinfo=UTC)
+    with Store.open(store_url, clock=lambda: clock) as store:
+        for system, deal_id in (("salesforce", "006A"), ("hubspot", "1")):
+            payload = {"system": system, "id": deal_id, "name": "Renewal"}
+            store.save_deals(system, [(deal_id, "v1", AT, False, payload)])
+        entity = join(store, [Ref("salesforce", "006A"), Ref("hubspot", "1")], {SF, HS}, "c")
+        assert {r.matched_at for r in store.link_records()} == {clock}
+        split(store, [entity])
+        with store.engine.connect() as conn:
+            stamps = set(conn.scalars(select(t.split_pairs.c.split_at)))
+        assert stamps == {clock}
