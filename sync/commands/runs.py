@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -13,9 +15,13 @@ from mapping.model import format_utc
 from sync.commands import config_option
 from sync.runtime import open_runtime
 from sync.store_records import RunRecord
-from sync.terminal import cell, id_column, plain_console
+from sync.terminal import cell, id_column, plain_console, terminal_safe
 
 __all__ = ["command"]
+
+# Below this width the table would fold kinds, times and counts mid-word: each run takes two
+# lines instead, the second indented (what it did).
+_NARROW = 120
 
 
 @click.command("runs")
@@ -28,6 +34,11 @@ def command(config_path: str, limit: int, fmt: str) -> None:
         runs = rt.store.runs(limit)
     if fmt == "json":
         sys.stdout.write(json.dumps([_json(r) for r in runs], indent=2) + "\n")
+        return
+    console = plain_console()
+    if console.width < _NARROW:
+        for line in _lines(runs, console.width):
+            console.print(line, soft_wrap=True)
         return
     table = Table(title="runs")
     # the id is what `rollback` takes: never cut, the other columns fold on a narrow terminal
@@ -43,7 +54,30 @@ def command(config_path: str, limit: int, fmt: str) -> None:
             f"{seconds:.1f}" if seconds is not None else "-", _counts(r.counts),
             cell(r.error or ""),
         )  # fmt: skip
-    plain_console().print(table)
+    console.print(table)
+
+
+def _lines(runs: Sequence[RunRecord], width: int) -> Iterator[str]:
+    """The runs for a narrow terminal: id, kind, status and start on one line (75 columns at
+    most), then the duration, counts and error, wrapped at word boundaries."""
+    if not runs:
+        yield "no runs recorded in this store yet"
+        return
+    kinds = max(len(r.kind.value) for r in runs)
+    statuses = max(len(r.status.value) for r in runs)
+    yield "runs, newest first (started in UTC)"
+    for r in runs:
+        yield (
+            f"{r.id}  {r.kind.value:<{kinds}}  {r.status.value:<{statuses}}  "
+            f"{r.started_at:%Y-%m-%d %H:%M}"
+        )
+        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+        took = f"{seconds:.1f} s" if seconds is not None else "not finished"
+        parts = [took, _counts(r.counts), f"error: {terminal_safe(r.error)}" if r.error else ""]
+        text = "; ".join(part for part in parts if part)
+        yield from textwrap.wrap(
+            text, max(width, 40), initial_indent="    ", subsequent_indent="    "
+        )
 
 
 def _counts(counts: dict[str, Any]) -> str:

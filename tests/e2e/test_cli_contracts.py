@@ -371,12 +371,15 @@ def test_runs_table_on_an_80_column_terminal_shows_whole_run_ids(
 ) -> None:
     config, _ = served
     assert crmsync("reconcile", "--config", str(config), "--dry-run").returncode == 0
-    listed = crmsync("runs", "--config", str(config), "--format", "json")
-    ids = [run["id"] for run in json.loads(listed.stdout)]
+    listed = json.loads(crmsync("runs", "--config", str(config), "--format", "json").stdout)
     table = _runs_table(config, columns=80)
     assert table.returncode == 0, table.stderr
-    assert ids and all(run_id in table.stdout for run_id in ids)  # `rollback` takes them
-    assert max(len(line) for line in table.stdout.splitlines()) <= 80
+    lines = table.stdout.splitlines()
+    for run in listed:  # whole: the id is what `rollback` takes, kind and status unbroken
+        head = next(line.split() for line in lines if line.startswith(run["id"]))
+        assert head[:4] == [run["id"], run["kind"], run["status"], run["started_at"][:10]]
+    assert any("changes " in line for line in lines), lines  # the counts, words unbroken
+    assert max(len(line) for line in lines) <= 80
 
 
 def test_report_table_on_an_80_column_terminal_cuts_no_name_or_figure_short(
