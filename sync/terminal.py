@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from sync.errors import terminal_safe
 
-__all__ = ["cell", "id_column", "plain_console"]
+__all__ = ["cell", "fitted", "id_column", "plain_console"]
 
 
 def plain_console(**options: Any) -> Console:
@@ -36,3 +37,13 @@ def id_column(table: Table, header: str, ids: Iterable[object]) -> None:
     search or into `crmsync rollback`; the other columns fold on a narrow terminal."""
     width = max((len(str(i)) for i in ids), default=len(header))
     table.add_column(header, no_wrap=True, min_width=max(width, len(header)))
+
+
+def fitted(table: Table, console: Console) -> Table:
+    """`table` without its vertical rules when they alone would make it cut its headers or
+    cells on this console (the 80-column terminal): the columns then keep their whole text."""
+    unbounded = console.options.update(max_width=10 * console.width)
+    if Measurement.get(console, unbounded, table).minimum > console.width:
+        # No box at all: rich's "simple" boxes still spend a column per rule, as spaces.
+        table.box, table.pad_edge, table.show_edge = None, False, False
+    return table

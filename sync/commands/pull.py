@@ -16,7 +16,7 @@ from sync.pull import PullFailed, PullReport, failure_of, pull_locked
 from sync.reconcile_run import CTRL_C
 from sync.runtime import Runtime, open_runtime, progress_reporter
 from sync.store_records import RunKind, RunStatus
-from sync.terminal import cell, id_column, plain_console
+from sync.terminal import cell, fitted, id_column, plain_console
 
 __all__ = ["command"]
 
@@ -96,7 +96,7 @@ def _table(reports: dict[str, PullReport], instances: list[str]) -> None:
     id_column(table, "instance", instances)  # never cut: "salesf…" at 80 columns
     id_column(table, "mode", modes.values())
     for column in ("fetched", "saved", "deleted", "skipped", "unmapped", "API calls"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", min_width=max(map(len, column.split())))
     for name in instances:
         r = reports[name]
         table.add_row(
@@ -109,4 +109,5 @@ def _table(reports: dict[str, PullReport], instances: list[str]) -> None:
             str(sum(r.unmapped_stages.values())),
             str(sum(r.calls.values())),
         )
-    plain_console().print(table)
+    console = plain_console()
+    console.print(fitted(table, console))

@@ -382,6 +382,22 @@ def test_runs_table_on_an_80_column_terminal_shows_whole_run_ids(
     assert max(len(line) for line in lines) <= 80
 
 
+def test_pull_table_on_an_80_column_terminal_cuts_no_header_or_name_short(
+    served: tuple[Path, dict],
+) -> None:
+    config, _ = served
+    shown = subprocess.run(
+        [CRMSYNC, "pull", "--config", str(config), "--format", "table"], capture_output=True,
+        text=True, timeout=120, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "…" not in shown.stdout, shown.stdout  # "fetch…", "delet…", "salesf…"
+    assert any(line.split()[:6] == ["instance", "mode", "fetched", "saved", "deleted", "skipped"]
+               for line in lines), lines  # fmt: skip
+    assert max(len(line) for line in lines) <= 80
+
+
 def test_report_table_on_an_80_column_terminal_cuts_no_name_or_figure_short(
     served: tuple[Path, dict],
 ) -> None:
