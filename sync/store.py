@@ -323,6 +323,10 @@ class Store:
 
         Rows are written in id order (the page is held in memory): two pulls of one instance
         at once, listing the deals in other orders, would otherwise deadlock.
+
+        A deal stored with the same payload and deleted state is neither written nor flagged
+        (an incremental read re-reads its overlap; a full read, everything): returns how many
+        deals were written.
         """
         saved = 0
         now = self._clock()
@@ -335,9 +339,12 @@ class Store:
                 ("fingerprint", "updated_at", "deleted", "last_seen_run", "payload"),
             )
             for chunk in chunks(payloads, batch_size):
+                held = _stored(conn, instance, [row[0] for row in chunk])
                 rows = []
                 for deal_id, fingerprint, updated_at, deleted, payload in chunk:
                     check_no_secrets(payload, f"deal {instance}/{deal_id}")
+                    if held.get(deal_id) == (bool(deleted), payload):
+                        continue  # re-read unchanged (an incremental read's overlap)
                     rows.append(
                         {
                             "instance": instance,
@@ -349,10 +356,11 @@ class Store:
                             "payload": payload,
                         }
                     )
-                conn.execute(stmt, rows)
+                if rows:
+                    conn.execute(stmt, rows)
                 clear_gaps(conn, instance, [row[0] for row in chunk])
-                if flag:
-                    self._flag(conn, instance, [row[0] for row in chunk], now)
+                if flag and rows:
+                    self._flag(conn, instance, [str(row["id"]) for row in rows], now)
                 saved += len(rows)
             if gaps or replace_gaps:
                 record_gaps(conn, instance, gaps, now, replace=replace_gaps)
@@ -671,3 +679,11 @@ class Store:
 
 _RECONCILE_STATE = "reconcile_state"
 _RECONCILE_EPOCH = "reconcile_epoch"
+
+
+def _stored(conn: Connection, instance: str, ids: Sequence[str]) -> dict[str, tuple[bool, Any]]:
+    """deal id -> (deleted, payload) as stored, for those of `ids` the store holds."""
+    query = select(t.deals.c.id, t.deals.c.deleted, t.deals.c.payload).where(
+        t.deals.c.instance == instance, t.deals.c.id.in_(ids)
+    )
+    return {row.id: (bool(row.deleted), row.payload) for row in conn.execute(query)}

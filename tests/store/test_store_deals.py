@@ -28,6 +28,19 @@ def test_deals_round_trip_with_cursor(store: Store) -> None:
     assert store.get_deals("hubspot", ["000002", "missing"]) == {"000002": _deal(2)[4]}
 
 
+def test_a_deal_read_again_unchanged_is_neither_written_nor_flagged(store: Store) -> None:
+    """An incremental read re-reads the deals of its overlap: only real changes (payload or
+    deleted state) count as saved and reach the next incremental reconcile."""
+    store.save_deals("hubspot", [_deal(1), _deal(2), _deal(3)], cursor="c1")
+    renamed = ("000002", "v2", T0, False, {"id": "000002", "name": "Renamed"})
+    again = [_deal(1), renamed, _deal(3, deleted=True)]
+    assert store.save_deals("hubspot", again, cursor="c2", flag=True) == 2
+    assert set(store.pending()) == {("hubspot", "000002"), ("hubspot", "000003")}
+    assert store.cursor("hubspot") == "c2"
+    assert store.save_deals("hubspot", again, cursor="c3", flag=True) == 0
+    assert store.cursor("hubspot") == "c3"
+
+
 def test_upsert_replaces_the_snapshot_per_instance(store: Store) -> None:
     store.save_deals("hubspot", [_deal(1), _deal(2)])
     store.save_deals("pipedrive", [_deal(1)])
