@@ -295,6 +295,9 @@ class PushConfig(Section):
     max_changes_per_system: int | None = Field(default=None, ge=0)
     create_missing: bool = False
     propagate_deletes: bool = False
+    # Write only along links a person or the CRMs vouch for (`crmsync links confirm`, external
+    # ids, markers): corrections of entities matched by key or fuzzily wait in the plan's `held`.
+    confirmed_only: bool = False
     confirm_above: int = Field(default=50, ge=0)
     plan_max_age: timedelta = timedelta(hours=24)
     max_attempts: int = Field(default=5, ge=1)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -99,6 +99,8 @@ class Plan:
     duplicates: tuple[Mapping[str, Any], ...]
     errors: tuple[Mapping[str, Any], ...]
     deleted: tuple[Mapping[str, Any], ...]
+    # Entities whose writes wait for their links to be confirmed (`push.confirmed_only`).
+    held: tuple[Mapping[str, Any], ...] = ()
 
 
 def plan_is_empty(plan: Plan) -> bool:
@@ -198,12 +200,18 @@ def build_plan(
     created_at: datetime,
     config_fingerprint: str,
     batch_sizes: Mapping[str, int],
+    hold: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
 ) -> Plan:
-    """Assemble the plan of one run; `batch_sizes` is writes per API call, per instance."""
+    """Assemble the plan of one run; `batch_sizes` is writes per API call, per instance.
+
+    `hold`: entity -> its links not confirmed ({"system", "id", "method"}); the entity's
+    changes, creates and deletes are not planned but listed in `held` (push.confirmed_only).
+    """
     with paused_gc():
-        return _build_plan(
+        plan = _build_plan(
             matched, diffed, deals_by_ref, run_id, created_at, config_fingerprint, batch_sizes
         )
+    return _held(plan, hold, matched, diffed, batch_sizes) if hold else plan
 
 
 def _build_plan(
@@ -273,7 +281,7 @@ def _build_plan(
     )
     summary = _summary(matched, diffed, changes, creates, conflicts, unmatched, batch_sizes)
     summary.update(ambiguous=len(ambiguous), duplicates=len(duplicates), errors=len(errors))
-    summary["deleted"] = len(deleted)
+    summary.update(deleted=len(deleted), held=0)
     return Plan(
         PLAN_VERSION,
         created_at,
@@ -289,6 +297,58 @@ def _build_plan(
         errors,
         deleted,
     )
+
+
+def _held(
+    plan: Plan,
+    hold: Mapping[str, Sequence[Mapping[str, str]]],
+    matched: MatchResult,
+    diffed: DiffResult,
+    batch_sizes: Mapping[str, int],
+) -> Plan:
+    """`plan` with the writes of the `hold` entities taken out and listed in `held`."""
+    changes = tuple(c for c in plan.changes if c.entity not in hold)
+    creates = tuple(c for c in plan.creates if c["entity"] not in hold)
+    deleted = tuple(
+        {**d, "propagate": False, "reason": _HELD_DELETE} if d["propagate"] and d["entity"] in hold
+        else d
+        for d in plan.deleted
+    )  # fmt: skip
+    writes: dict[str, Counter[str]] = defaultdict(Counter)
+    for change in plan.changes:
+        writes[change.entity]["changes"] += change.entity in hold
+    for create in plan.creates:
+        writes[create["entity"]]["creates"] += create["entity"] in hold
+    for item in plan.deleted:
+        writes[item["entity"]]["deletes"] += item["propagate"] and item["entity"] in hold
+    held = tuple(
+        {
+            "entity": entity,
+            "links": [dict(link) for link in hold[entity]],
+            **{kind: writes[entity][kind] for kind in ("changes", "creates", "deletes")},
+            "reason": _HELD,
+        }
+        for entity in sorted(hold)
+        if sum(writes[entity].values())
+    )
+    summary = dict(plan.summary)
+    summary.update(
+        _summary(matched, diffed, changes, creates, plan.conflicts, plan.unmatched, batch_sizes)
+    )
+    summary.update(held=len(held), deleted=len(deleted))
+    return Plan(
+        plan.version, plan.created_at, plan.config_fingerprint, plan.run_id, summary, changes,
+        creates, plan.conflicts, plan.unmatched, plan.ambiguous, plan.duplicates, plan.errors,
+        deleted, held,
+    )  # fmt: skip
+
+
+_HELD = (
+    "push.confirmed_only: matched by key or fuzzily, not confirmed; check the deals "
+    "(`crmsync links show --unconfirmed`), then `crmsync links confirm ENTITY` or "
+    "`crmsync links split ENTITY`"
+)
+_HELD_DELETE = "not propagated: " + _HELD
 
 
 def _create_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -385,6 +445,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         ],
         **{key: _plain(getattr(plan, key)) for key in _KEYS[3:]},
         "deleted": _plain(plan.deleted),
+        "held": _plain(plan.held),
     }
     body["checksum"] = hashlib.sha256(_canonical(body)).hexdigest()
     return body
@@ -527,7 +588,9 @@ _READERS: dict[str, Any] = {
     "duplicates": _read_plain("system", "ids"),
     "errors": _read_error,
     "deleted": _read_deleted,
+    "held": _read_plain("entity", "links"),
 }
+_OPTIONAL = ("held",)  # added later: plans written before it hold no such key
 
 
 def _refuse(source: str, problem: str) -> NoReturn:
@@ -564,7 +627,7 @@ def plan_from_json(data: str | bytes | Mapping[str, Any], source: str) -> Plan:
         _refuse(source, "checksum mismatch: the file was edited or truncated after it was written")
     sections: dict[str, tuple[Any, ...]] = {}
     for key, reader in _READERS.items():
-        items = data[key]
+        items = data.get(key, []) if key in _OPTIONAL else data[key]
         if not isinstance(items, list):
             _refuse(source, f"{key!r} must be a list")
         parsed = []

@@ -38,6 +38,8 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         ("errors", len(plan_json["errors"])),
         ("deleted", len(plan_json.get("deleted", []))),
     ]
+    if plan_json.get("held"):
+        counts.append(("held until their links are confirmed", len(plan_json["held"])))
     console.print("  " + ", ".join(f"{n} {name}" for name, n in counts), markup=False)
     calls = {s: n for s, n in (summary.get("api_calls") or {}).items() if n}
     if calls:
@@ -61,6 +63,12 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         console,
         count=f"{len(deleted)}; {len(rows)} live copies" if len(rows) != len(deleted) else None,
     )  # deals, as the summary counts them; a row per copy still live
+    _simple(
+        "Held (push.confirmed_only: `crmsync links confirm ENTITY` lets them through)",
+        ("entity", "not confirmed", "writes held"),
+        [_held_row(h, deals) for h in plan_json.get("held", [])],
+        console,
+    )
     _conflicts(plan_json["conflicts"], deals, console)
     _simple(
         "Unmatched (in one system only)",
@@ -116,6 +124,17 @@ def _create_row(create: Mapping[str, Any]) -> tuple[str, ...]:
         _shown(values.get("name")),
         f"{_shown(values.get('stage'))} · {amount if values.get('amount') else 'no amount'}",
     )
+
+
+def _held_row(item: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> tuple[Any, ...]:
+    links = tuple(
+        f"{link['system']} {link['id']} ({link.get('method', '')}): "
+        f"{_context(deals, link['system'], link['id'])}"
+        for link in item.get("links", [])
+    )
+    kinds = ("changes", "creates", "deletes")
+    writes = ", ".join(f"{item[k]} {k}" for k in kinds if item.get(k))
+    return (str(item["entity"]), links, writes)
 
 
 def _deleted_rows(item: Mapping[str, Any]) -> list[tuple[str, ...]]:

@@ -25,7 +25,7 @@ from sync.plan import Plan, build_plan, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
 from sync.store import Store
-from sync.store_records import Link
+from sync.store_records import Link, LinkMethod
 from sync.writes import can_express_for
 
 __all__ = [
@@ -202,6 +202,7 @@ def _analyze(
         created_at=now(),
         config_fingerprint=fingerprint,
         batch_sizes={n: BATCH_SIZES.get(config.system(n).kind, 1) for n in config.systems},
+        hold=unconfirmed(store, matched, diffed) if config.push.confirmed_only else None,
     )
     plan = _with_dangling_links(plan, vanished)
     if untouched:
@@ -232,6 +233,38 @@ def _analyze(
     return ReconcileResult(
         plan, matched, diffed, {}, dict(contexts or {}), deals, by_instance, scope, examined
     )
+
+
+def unconfirmed(
+    store: Store, matched: MatchResult, diffed: DiffResult
+) -> dict[str, list[dict[str, str]]]:
+    """Entity -> its links nobody vouches for, for the matched entities the diff would write
+    to (push.confirmed_only). Links this run makes are confirmed by explicit evidence only;
+    stored ones as recorded (`crmsync links confirm`). A lone deal's create is never held: it
+    rests on no match."""
+    writing = {c.entity for c in diffed.changes} | {c.entity for c in diffed.creates}
+    writing |= {d.entity for d in diffed.deleted if d.propagate}
+    writing = {e for e in writing if len(matched.entities.get(e, {})) > 1}
+    if not writing:
+        return {}
+    stored = {(r.instance, r.deal_id): r for r in store.link_records(sorted(writing))}
+    methods = matched.methods
+    held: dict[str, list[dict[str, str]]] = {}
+    for entity in sorted(writing):
+        links = []
+        for ref in sorted(matched.entities[entity].values(), key=ref_order):
+            record = stored.get((ref.system, ref.id))
+            if ref in methods:  # linked by this run
+                method, confirmed = methods[ref], methods[ref] in EXPLICIT
+            elif record is not None:
+                method, confirmed = record.method, record.confirmed
+            else:
+                method, confirmed = LinkMethod.STORED, False
+            if not confirmed:
+                links.append({"system": ref.system, "id": ref.id, "method": str(method)})
+        if links:
+            held[entity] = links
+    return held
 
 
 def _match_config(config: Config) -> MatchConfig:

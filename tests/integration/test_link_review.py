@@ -19,6 +19,7 @@ from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
 from sync.cli import main
 from sync.reconcile_run import ReconcileOutcome, run_reconcile
 from sync.runtime import open_runtime
+from tests.benchmarks.bench_world import bump_amounts
 from tests.fixtures_store import store_url_for
 from tests.integration.conftest import World, build_world
 from tests.integration.test_incremental_reconcile import (
@@ -272,3 +273,40 @@ def test_links_show_prints_an_entity_id_from_a_crm_marker_as_written(small_world
         out = _links(world, "show", *args).stdout
         assert "E\\x1b[2J\\x1b]0;owned\\x07\\u202e" in out
         assert not {"\x1b", "\x07", "\u202e"} & set(out), args
+
+
+def test_with_confirmed_only_a_key_match_is_written_to_once_a_person_confirms_it(
+    fresh_world: World,
+) -> None:
+    """push.confirmed_only: an edit in one CRM reaches the others along a link the CRMs vouch
+    for at once, along a key match only after `links confirm`; until then the plan lists the
+    entity as held and an apply writes nothing of it."""
+    world = fresh_world
+    _configure(world, confirmed_only=True)
+    _run(world, dry_run=False)  # links everything, writes along explicit links only
+    rows = _shown(world)
+    keyed = {r["entity"] for r in rows if not r["confirmed"] and r["system"] == "hubspot"}
+    vouched = {r["entity"] for r in rows if r["confirmed"] and r["system"] == "hubspot"}
+    by_entity = {(r["entity"], r["system"]): r["id"] for r in rows}
+    doubtful, sure = sorted(keyed)[0], sorted(vouched - keyed)[0]
+    bump_amounts(world, "hubspot", [by_entity[doubtful, "hubspot"], by_entity[sure, "hubspot"]])
+
+    table = CliRunner(env={"COLUMNS": "300"}).invoke(
+        main, ["reconcile", "--dry-run", "--config", str(world.config)]
+    )
+    assert "held until their links are confirmed" in table.stdout, table.output
+    assert doubtful in table.stdout.split("Held (push.confirmed_only")[1], table.stdout
+    held = _run(world, dry_run=False).plan_json
+    written = {c["entity"] for c in held["changes"]}
+    assert sure in written and doubtful not in written
+    [item] = [h for h in held["held"] if h["entity"] == doubtful]
+    assert item["changes"] >= 1 and {link["method"] for link in item["links"]} == {"key"}
+    assert held["summary"]["held"] == len(held["held"])
+    again = _run(world, dry_run=True).plan_json  # nothing of it was written: still held
+    assert doubtful in {h["entity"] for h in again["held"]}
+
+    _links(world, "confirm", doubtful)
+    released = _run(world, dry_run=False).plan_json
+    assert {c["entity"] for c in released["changes"]} == {doubtful}
+    assert not released["held"]
+    assert not _run(world, dry_run=True).plan_json["changes"]  # written: every CRM agrees
