@@ -6,6 +6,9 @@ released by the server if the process dies. Advisory locks are database-wide whi
 one schema of a database (the URL's search_path), so the key names the store's schema.
 SQLite: an OS file lock (``flock``) on ``<db>.<job>.lock`` (``<db>.pull@<instance>.lock``)
 beside the database, released by the kernel if the process dies.
+
+A wait for a busy lock has a deadline, and ends at once when a stop is asked for
+(sync.shutdown: SIGTERM in `crmsync reconcile` and `crmsync schedule`) with :class:`WaitStopped`.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from sync.schema import StoreError
+from sync.shutdown import STOPPED, stop_event
 from sync.store import Store
 from sync.store_records import RunKind
 
 __all__ = [
-    "PULL_JOB", "RECONCILE_LOCK", "REPORT_JOB", "LockBusy", "job_lock", "lock_key", "pull_locks",
-    "reconcile_lock", "report_job_lock",
+    "DEFAULT_WAIT", "PULL_JOB", "RECONCILE_LOCK", "REPORT_JOB", "Budget", "LockBusy",
+    "WaitStopped", "job_lock", "lock_key", "pull_locks", "reconcile_lock", "report_job_lock",
 ]  # fmt: skip
 
 # The job of `crmsync pull` runs: each holds the pull locks of its instances for its whole life.
@@ -46,6 +50,10 @@ _UNDER_RECONCILE_LOCK = (
 )  # fmt: skip
 _ABANDONED = "its process ended without recording the end of the run (killed?); rerun to resume"
 _POLL_SECONDS = 0.2
+# How long a reconcile, a report or a scheduled job waits for a lock it is not told (--wait) to
+# wait for some other time: the pull of one of its instances another process runs, the report
+# lock. Long enough for an incremental pull; a hung one is reported rather than waited for.
+DEFAULT_WAIT = 600.0
 _KEEPALIVE_SECONDS = 1.0  # below any idle-session timeout in use
 
 _log = logging.getLogger("crmsync.locks")
@@ -61,9 +69,42 @@ class LockBusy(StoreError):
             message = f"{what} is already running (lock held by another process)"
         else:
             message = (
-                f"{what} is still running after waiting {waited:g}s (lock held by another process)"
+                f"{what} is still running after waiting {round(waited, 1):g}s "
+                "(lock held by another process)"
             )
         super().__init__(message)
+
+
+class WaitStopped(StoreError):
+    """A stop was asked for (SIGTERM) while waiting for a lock: nothing was done under it."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(
+            f"{STOPPED} while waiting for the {label} another process is running; "
+            "nothing was done: run it again"
+        )
+
+
+class Budget:
+    """A command's ``--wait SECONDS``: how long it waits for busy locks, all of them together.
+
+    Not given (None), a command fails at once when its own lock is busy (reconcile) and waits
+    up to DEFAULT_WAIT for any other (the pull locks, the report lock)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self._began = time.monotonic()
+
+    @property
+    def waits(self) -> bool:
+        """Whether to wait for the command's own lock (only when told to)."""
+        return bool(self.seconds)
+
+    def left(self) -> float:
+        """Seconds still to wait for a lock taken now."""
+        if self.seconds is None:
+            return DEFAULT_WAIT
+        return max(0.0, self.seconds - (time.monotonic() - self._began))
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,19 +215,26 @@ def report_job_lock(
 
 
 class _Waiting:
-    """Polls for a busy lock until its deadline; says once that it waits."""
+    """Polls for a busy lock until its deadline; says once that it waits. A stop asked for
+    (sync.shutdown's event, set on SIGTERM) ends the wait with :class:`WaitStopped`."""
 
     def __init__(self, lock: _Lock, wait: bool, deadline: float | None) -> None:
         self._lock, self._wait, self._deadline = lock, wait, deadline
         self._said = False
 
     def again(self) -> bool:
-        if not self._wait or (self._deadline is not None and time.monotonic() >= self._deadline):
+        if not self._wait:
             return False
+        left = None if self._deadline is None else self._deadline - time.monotonic()
+        if left is not None and left <= 0:
+            return False
+        if stop_event.is_set():
+            raise WaitStopped(self._lock.label)
         if not self._said:
             self._said = True
             _log.warning("waiting for the %s another process is running", self._lock.label)
-        time.sleep(_POLL_SECONDS)
+        if stop_event.wait(_POLL_SECONDS if left is None else min(_POLL_SECONDS, left)):
+            raise WaitStopped(self._lock.label)
         return True
 
     def busy(self, timeout: float | None) -> LockBusy:

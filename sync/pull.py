@@ -30,7 +30,7 @@ from mapping.model import Deal, MappingError
 from mapping.salesforce import stage_history_from_salesforce
 from sync.connect import build_context, kind_mapping
 from sync.errors import CrmsyncError
-from sync.locks import pull_locks
+from sync.locks import DEFAULT_WAIT, pull_locks
 from sync.store import Store
 
 __all__ = ["PullFailed", "PullReport", "failure_of", "map_deals", "pull", "pull_locked"]
@@ -229,11 +229,12 @@ def pull(
     full: bool = False,
     run_id: str | None = None,
     progress: Progress | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> dict[str, PullReport]:
     """Pull every given instance (incrementally from its cursor unless `full`), under their
-    pull locks: a pull of one of them that another process runs is waited for (a reconcile or
-    a report then reads what changed since)."""
-    with pull_locks(store, connectors, wait=True):
+    pull locks: a pull of one of them that another process runs is waited for, up to `wait`
+    seconds (then :class:`LockBusy`; a reconcile or a report then reads what changed since)."""
+    with pull_locks(store, connectors, wait=wait > 0, timeout=wait):
         return pull_locked(config, store, connectors, full=full, run_id=run_id, progress=progress)
 
 

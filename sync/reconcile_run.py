@@ -18,6 +18,7 @@ from typing import Any
 from config import Config
 from mapping.model import Deal, Ref
 from sync.errors import LimitsExceeded
+from sync.locks import DEFAULT_WAIT, WaitStopped
 from sync.plan import plan_to_json
 from sync.pull import Progress
 from sync.reconcile import ReconcileResult, plan_run
@@ -82,15 +83,16 @@ def run_reconcile(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     show: Callable[[dict[str, Any], dict[Ref, Deal]], None] | None = None,
+    pull_wait: float = DEFAULT_WAIT,
 ) -> ReconcileOutcome:
-    """`show` gets the plan before anything is applied (the CLI prints it there)."""
+    """`show` gets the plan before anything is applied (the CLI prints it there). A pull of
+    one of the instances that another process runs is waited for up to `pull_wait` seconds."""
     kind = "reconcile-dry-run" if dry_run else "reconcile"
     run_id = rt.store.start_run(job, kind, rt.config.fingerprint())
     counts: dict[str, Any] = {}
     try:
-        result = plan_run(
-            rt.config, rt.store, rt.connectors, run_id=run_id, full=full, progress=progress
-        )
+        result = plan_run(rt.config, rt.store, rt.connectors, run_id=run_id, full=full,
+                          progress=progress, pull_wait=pull_wait)  # fmt: skip
         plan_json = plan_to_json(result.plan)
         counts = {key: len(plan_json[key]) for key in PLAN_COUNTS}
         counts["mapping_errors"] = result.mapping_errors[:500]
@@ -104,6 +106,11 @@ def run_reconcile(
     except KeyboardInterrupt:  # Ctrl-C aborts at once; the journal resumes an apply
         rt.store.finish_run(
             run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=CTRL_C
+        )
+        raise
+    except WaitStopped as exc:  # SIGTERM while waiting for another process's pull
+        rt.store.finish_run(
+            run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=str(exc)
         )
         raise
     except Exception as exc:

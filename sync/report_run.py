@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sync.health import build_health
 from sync.health_model import HealthReport
+from sync.locks import DEFAULT_WAIT, WaitStopped
 from sync.pull import failure_of, pull
 from sync.reconcile import analyze
 from sync.report_inputs import health_inputs
@@ -27,14 +28,22 @@ CTRL_C = "interrupted (Ctrl-C)"
 
 
 def build_report(
-    rt: Runtime, *, job: str = "report", refresh: bool = False, since: date | None = None
+    rt: Runtime,
+    *,
+    job: str = "report",
+    refresh: bool = False,
+    since: date | None = None,
+    wait: float = DEFAULT_WAIT,
 ) -> HealthReport:
+    """With `refresh`, a pull of an instance that another process runs is waited for up to
+    `wait` seconds."""
     run_id = rt.store.start_run(job, "report", rt.config.fingerprint())
     pulled: dict[str, dict[str, int]] = {}
     try:
         if refresh:
             with progress_reporter(list(rt.connectors)) as progress:
-                pulls = pull(rt.config, rt.store, rt.connectors, run_id=run_id, progress=progress)
+                pulls = pull(rt.config, rt.store, rt.connectors, run_id=run_id,
+                             progress=progress, wait=wait)  # fmt: skip
             # as reconcile: never a report of stale data that claims to be fresh
             if (failure := failure_of(pulls)) is not None:
                 raise failure
@@ -47,6 +56,9 @@ def build_report(
         )
     except KeyboardInterrupt:  # as pull: `crmsync runs` must not show it running forever
         rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+        raise
+    except WaitStopped as exc:  # a stop asked for while waiting for another process's pull
+        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=str(exc))
         raise
     except Exception as exc:
         rt.store.finish_run(run_id, "failed", calls=rt.calls(), error=str(exc))

@@ -11,7 +11,7 @@ import click
 
 from mapping.model import Deal, Ref
 from sync.commands import config_option
-from sync.locks import reconcile_lock
+from sync.locks import DEFAULT_WAIT, Budget, reconcile_lock
 from sync.plan_render import render_plan
 from sync.reconcile_run import check_limits, run_reconcile
 from sync.runtime import open_runtime, progress_reporter
@@ -37,8 +37,9 @@ __all__ = ["command"]
     "--wait",
     "wait_seconds",
     type=click.FloatRange(min=0),
-    default=0,
-    help="If another reconcile of this config is running, wait this long for it (default: exit).",
+    default=None,
+    help="Wait up to this long in all for another reconcile of this store (default: exit) "
+    f"and for another process's pull of its instances (default: {DEFAULT_WAIT:g}s).",
 )
 def command(
     config_path: str,
@@ -47,15 +48,17 @@ def command(
     fmt: str,
     full: bool,
     yes: bool,
-    wait_seconds: float,
+    wait_seconds: float | None,
 ) -> None:
     """Reconcile the configured CRMs (always shows the plan first)."""
     # SIGTERM (a scheduler, systemd, Kubernetes) finishes the current batch; Ctrl-C aborts at
     # once, which the journal makes safe too.
     with open_runtime(config_path) as rt, stop_on_signals(signals=(signal.SIGTERM,)):
         # One reconcile per store at a time (an advisory lock on PostgreSQL): two would pull
-        # the same cursors and plan the same writes.
-        lock = reconcile_lock(rt.store, wait=wait_seconds > 0, timeout=wait_seconds or None)
+        # the same cursors and plan the same writes. --wait bounds this wait and the one for
+        # the pull locks together; SIGTERM ends either at once.
+        budget = Budget(wait_seconds)
+        lock = reconcile_lock(rt.store, wait=budget.waits, timeout=wait_seconds)
         with lock, progress_reporter(list(rt.connectors)) as progress:
             outcome = run_reconcile(
                 rt,
@@ -66,6 +69,7 @@ def command(
                 progress=progress,
                 stop=stop_event,
                 show=lambda plan_json, deals: _show(plan_json, deals, fmt, plan_out),
+                pull_wait=budget.left(),
             )
         check_limits(rt.config, outcome.counts)
     if outcome.exit_code:

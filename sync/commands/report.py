@@ -9,7 +9,7 @@ import click
 
 from sync.commands import config_option
 from sync.errors import LimitsExceeded, UsageError
-from sync.locks import REPORT_JOB, report_job_lock
+from sync.locks import DEFAULT_WAIT, REPORT_JOB, Budget, report_job_lock
 from sync.report_render import to_table
 from sync.report_run import FORMATS, build_report, render_report, write_text
 from sync.runtime import open_runtime
@@ -25,20 +25,34 @@ __all__ = ["command"]
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Only deals created or updated since this date (YYYY-MM-DD).")  # fmt: skip
 @click.option("--refresh", is_flag=True, help="Pull from the CRMs first.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Wait up to this long in all for another `crmsync report` and (--refresh) for another "
+    f"process's pull of the instances (default: {DEFAULT_WAIT:g}s; 0: exit at once).",
+)
 def command(
-    config_path: str, fmt: str, out: Path | None, since: datetime | None, refresh: bool
+    config_path: str,
+    fmt: str,
+    out: Path | None,
+    since: datetime | None,
+    refresh: bool,
+    wait_seconds: float | None,
 ) -> None:
     """Pipeline health per system, per funnel and consolidated; exit 3 on breached thresholds."""
     if out is not None and out.is_dir():
         raise UsageError(f"--out {out}: is a directory; give a file name")
     # One `crmsync report` at a time (a second waits): the lock's next holder knows a run of it
     # still `running` is dead, and records it so.
-    with (
-        open_runtime(config_path, connect=refresh) as rt,
-        report_job_lock(rt.store, REPORT_JOB, wait=True),
-    ):
-        report = build_report(rt, job=REPORT_JOB, refresh=refresh,
-                              since=since.date() if since else None)  # fmt: skip
+    # --wait bounds this wait and (--refresh) the one for the pull locks, together.
+    with open_runtime(config_path, connect=refresh) as rt:
+        budget = Budget(wait_seconds)
+        wait = budget.left()
+        with report_job_lock(rt.store, REPORT_JOB, wait=wait > 0, timeout=wait):
+            report = build_report(rt, job=REPORT_JOB, refresh=refresh, wait=budget.left(),
+                                  since=since.date() if since else None)  # fmt: skip
     if fmt == "table" and out is None:
         to_table(report, plain_console())
     else:

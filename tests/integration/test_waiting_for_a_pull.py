@@ -1,0 +1,179 @@
+"""A reconcile, a report or a scheduled job that finds one of its instances being pulled by
+another process waits for that pull, but not for ever: `--wait S` bounds the wait (with the
+reconcile lock's, in all), a default of DEFAULT_WAIT bounds it otherwise, and SIGTERM (a
+scheduler's timeout, systemd, Kubernetes) ends it at once with the run recorded as
+interrupted. A nightly job killed by its scheduler must never hang on another process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from sync.locks import pull_locks
+from sync.runtime import open_runtime
+from tests.fixtures_store import store_url_for
+from tests.integration.conftest import World, build_world
+from tests.integration.processes import Process, runs
+
+ROOT = Path(__file__).resolve().parents[2]
+WAITING = "waiting for the pull of 'hubspot' another process is running"
+STOPPED = (
+    "stopped on request (SIGTERM) while waiting for the pull of 'hubspot' another process is "
+    "running; nothing was done: run it again"
+)
+
+# Holds the pull lock of an instance of a config's store until the stop file appears.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from sync.locks import pull_locks
+from sync.runtime import open_runtime
+
+config, ready, stop, instance = sys.argv[1:]
+with open_runtime(config, connect=False) as rt, pull_locks(rt.store, [instance]):
+    Path(ready).write_text("locked")
+    while not Path(stop).exists():
+        time.sleep(0.05)
+"""
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    with store_url_for(request.param, tmp_path) as url:
+        yield from build_world(tmp_path, url, deals=30, seed=5)
+
+
+@contextmanager
+def hubspot_pulled_elsewhere(world: World, tmp: Path) -> Iterator[None]:
+    """Another process holds HubSpot's pull lock (as a long `crmsync pull` does)."""
+    ready, stop = tmp / "holder-ready", tmp / "holder-stop"
+    command = [sys.executable, "-c", HOLDER, str(world.config), str(ready), str(stop), "hubspot"]
+    holder = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            if holder.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"pull lock holder did not start: {holder.communicate()}")
+            time.sleep(0.05)
+        yield
+    finally:
+        stop.touch()
+        try:
+            holder.wait(timeout=20)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+
+
+@contextmanager
+def started(world: World, *args: str) -> Iterator[Process]:
+    """`crmsync *args` running; killed at the end if it is still running (a failed test)."""
+    process = Process(world, *args)
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def ended(world: World, *args: str) -> Process:
+    """`crmsync *args` run to its end, which must come within 20 s."""
+    with started(world, *args) as process:
+        process.finish(timeout=20)
+    return process
+
+
+def _hubspot_lock_is_free(world: World) -> None:
+    with open_runtime(str(world.config), connect=False) as rt, pull_locks(rt.store, ["hubspot"]):
+        pass
+
+
+def test_a_reconcile_waits_for_another_pull_no_longer_than_its_wait_then_fails_naming_it(
+    world: World, tmp_path: Path
+) -> None:
+    with hubspot_pulled_elsewhere(world, tmp_path):
+        began = time.monotonic()
+        waited = ended(world, "reconcile", "--dry-run", "--wait", "1")
+        took = time.monotonic() - began
+        refused = ended(world, "reconcile", "--dry-run", "--wait", "0")
+    assert waited.popen.returncode == 1, waited.err
+    assert took < 15, f"waited {took:.1f}s for a 1s --wait"
+    assert any(WAITING in line for line in waited.err_lines), waited.err
+    assert re.fullmatch(
+        r"crmsync: error: pull of 'hubspot' is still running after waiting (0\.9|1)s "
+        r"\(lock held by another process\)",
+        waited.err_lines[-1],
+    ), waited.err
+    assert refused.popen.returncode == 1, refused.err
+    assert refused.err_lines == [
+        "crmsync: error: pull of 'hubspot' is already running (lock held by another process)"
+    ]
+    recorded = [r for r in runs(world) if r.kind.value == "reconcile-dry-run"]
+    assert [r.status.value for r in recorded] == ["failed", "failed"]
+    assert all("pull of 'hubspot'" in (r.error or "") for r in recorded)
+
+
+def test_sigterm_ends_a_reconciles_wait_for_another_pull_and_records_it_interrupted(
+    world: World, tmp_path: Path
+) -> None:
+    with (
+        hubspot_pulled_elsewhere(world, tmp_path),
+        started(world, "reconcile", "--yes") as reconcile,  # no --wait: the default bound
+    ):
+        assert reconcile.wait_for_err(WAITING, timeout=30), reconcile.err
+        os.kill(reconcile.pid, signal.SIGTERM)
+        began = time.monotonic()
+        code = reconcile.finish(timeout=20)
+        took = time.monotonic() - began
+    assert took < 5, f"SIGTERM took {took:.1f}s to end the wait"
+    assert code == 1, reconcile.err
+    assert reconcile.err_lines[-1] == f"crmsync: error: {STOPPED}", reconcile.err
+    [recorded] = [r for r in runs(world) if r.kind.value == "reconcile"]
+    assert (recorded.status.value, recorded.error) == ("interrupted", STOPPED)
+    _hubspot_lock_is_free(world)
+
+
+def test_a_report_refresh_waits_for_another_pull_no_longer_than_its_wait(
+    world: World, tmp_path: Path
+) -> None:
+    with hubspot_pulled_elsewhere(world, tmp_path):
+        report = ended(world, "report", "--refresh", "--wait", "0.5", "--format", "json")
+    assert report.popen.returncode == 1, report.err
+    assert re.fullmatch(
+        r"crmsync: error: pull of 'hubspot' is still running after waiting 0\.[45]s "
+        r"\(lock held by another process\)",
+        report.err_lines[-1],
+    ), report.err
+    [recorded] = [r for r in runs(world) if r.kind.value == "report"]
+    assert recorded.status.value == "failed"
+
+
+def test_sigterm_ends_a_scheduled_jobs_wait_for_another_pull(world: World, tmp_path: Path) -> None:
+    config = world.config.read_text()
+    schedule = '\nschedule:\n  - {name: nightly, cron: "0 2 * * *", job: reconcile}\n'
+    world.config.write_text(config + schedule)
+    with (
+        hubspot_pulled_elsewhere(world, tmp_path),
+        started(world, "schedule", "--run-now", "nightly") as job,
+    ):
+        assert job.wait_for_err(WAITING, timeout=30), job.err
+        os.kill(job.pid, signal.SIGTERM)
+        began = time.monotonic()
+        job.finish(timeout=20)
+        took = time.monotonic() - began
+    assert took < 5, f"SIGTERM took {took:.1f}s to end the wait"
+    assert job.popen.returncode == 1, job.err
+    assert re.fullmatch(
+        rf"crmsync: error: nightly: interrupted in [\d.]+s: {re.escape(STOPPED)}",
+        job.err_lines[-1],
+    ), job.err
+    [recorded] = [r for r in runs(world) if r.job == "nightly"]
+    assert (recorded.status.value, recorded.error) == ("interrupted", STOPPED)
