@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import click
@@ -23,6 +24,22 @@ __all__ = ["command"]
 @click.group("links")
 def command() -> None:
     """Review matching: which deals are one real deal, how each link was found, by hand."""
+
+
+# Corrections take the reconcile lock (a reconcile must not plan from links changing under it):
+# like `crmsync reconcile`, they exit with "already running" while another holds it, or wait.
+wait_option = click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="If a reconcile, apply, rollback or links correction of this store is running, wait "
+    "this long for it (default: exit).",
+)
+
+
+def _locked(rt: Runtime, wait_seconds: float | None) -> AbstractContextManager[None]:
+    return reconcile_lock(rt.store, wait=bool(wait_seconds), timeout=wait_seconds)
 
 
 @command.command("show")
@@ -89,9 +106,12 @@ def _table(groups: Iterable[list[dict[str, Any]]]) -> None:
 @command.command("confirm")
 @config_option
 @click.argument("entities", nargs=-1, required=True)
-def confirm_command(config_path: str, entities: tuple[str, ...]) -> None:
+@wait_option
+def confirm_command(
+    config_path: str, entities: tuple[str, ...], wait_seconds: float | None
+) -> None:
     """Mark these entities' links as checked by a person."""
-    with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
+    with open_runtime(config_path, connect=False) as rt, _locked(rt, wait_seconds):
         count = confirm(rt.store, list(entities))
         run_id = _recorded(rt, {"confirmed": count, "entities": sorted(set(entities))})
     click.echo(f"confirmed {count} links of {len(set(entities))} entities (run {run_id})")
@@ -100,10 +120,11 @@ def confirm_command(config_path: str, entities: tuple[str, ...]) -> None:
 @command.command("split")
 @config_option
 @click.argument("entities", nargs=-1, required=True)
-def split_command(config_path: str, entities: tuple[str, ...]) -> None:
+@wait_option
+def split_command(config_path: str, entities: tuple[str, ...], wait_seconds: float | None) -> None:
     """These matches are wrong: unlink their deals and never match them to each other again
     (crmsync's own copies of a deal stay with it)."""
-    with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
+    with open_runtime(config_path, connect=False) as rt, _locked(rt, wait_seconds):
         done = split(rt.store, list(entities))
         shown = {e: [_ref(r) for g in s.groups for r in g] for e, s in done.items()}
         kept = {e: [_ref(r) for r in s.kept] for e, s in done.items() if s.kept is not None}
@@ -132,10 +153,11 @@ def _ref(ref: Ref) -> str:
 @command.command("join")
 @config_option
 @click.argument("deals", nargs=-1, required=True, metavar="INSTANCE:ID INSTANCE:ID...")
-def join_command(config_path: str, deals: tuple[str, ...]) -> None:
+@wait_option
+def join_command(config_path: str, deals: tuple[str, ...], wait_seconds: float | None) -> None:
     """These deals (one per instance) are one real deal: link them, confirmed."""
     refs = [parse_ref(text) for text in deals]
-    with open_runtime(config_path, connect=False) as rt, reconcile_lock(rt.store):
+    with open_runtime(config_path, connect=False) as rt, _locked(rt, wait_seconds):
         entity = join(rt.store, refs, rt.config.systems, rt.config.path.name)
         run_id = _recorded(rt, {"joined": 1, "entities": {entity: list(deals)}})
     click.echo(
