@@ -94,6 +94,7 @@ def apply_plan(
     current: dict[tuple[str, str], Deal] = {}
     for system in systems:
         connector = runtime.connectors[system]
+        store.checkpoint()  # its locks still hold (else LockLost): no other run writes
         if stop_requested():  # not even the mapping context: its reads are calls too
             results += _unattempted(system, STOPPED, by_system, plan, deletes)
             continue
@@ -202,6 +203,7 @@ class _Writer:
         handled = 0
         batches = list(_chunks(list(by_record), batch_size))
         for index, ids in enumerate(batches):
+            self.store.checkpoint()  # LockLost: the batches sent so far are journaled
             if stop_requested():
                 # SIGTERM: the batches sent so far are journaled; the next run does the rest.
                 self.stopped, unsent_from = STOPPED, index

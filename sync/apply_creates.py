@@ -62,6 +62,7 @@ def apply_creates(
             todo.append((cid, create))
     for start in range(0, len(todo), _BATCH):
         chunk = todo[start : start + _BATCH]
+        store.checkpoint()  # LockLost: the batches sent so far are journaled
         if stop_requested():  # SIGTERM: the batches sent so far are journaled; the rest waits
             results += [not_created(c, STOPPED) for _, c in todo[start:]]
             break

@@ -79,6 +79,7 @@ def apply_deletes(
         why = f"the {ctx.kind} connector cannot delete deals; delete them in {ctx.instance}"
         return results + [not_deleted(d, why) for d in todo]
     for index, chunk in enumerate(chunks(todo, _BATCH)):
+        store.checkpoint()  # LockLost: the batches sent so far are journaled
         if stop_requested():  # SIGTERM: the batches sent so far are journaled; the rest waits
             results += [not_deleted(d, f"not attempted: {STOPPED}") for d in todo[index * _BATCH :]]
             break

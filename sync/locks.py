@@ -9,6 +9,11 @@ beside the database, released by the kernel if the process dies.
 
 A wait for a busy lock has a deadline, and ends at once when a stop is asked for
 (sync.shutdown: SIGTERM in `crmsync reconcile` and `crmsync schedule`) with :class:`WaitStopped`.
+
+A PostgreSQL lock ends with its session (a server restart, a dropped connection, an idle-session
+timeout, pg_terminate_backend), and then another process can take it. So its holder confirms
+the session at every checkpoint (:meth:`Store.checkpoint`, before each write batch) and stops
+there with :class:`LockLost` once it is gone: no two processes ever write under one lock.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from sync.store import Store
 from sync.store_records import RunKind
 
 __all__ = [
-    "DEFAULT_WAIT", "PULL_JOB", "RECONCILE_LOCK", "REPORT_JOB", "Budget", "LockBusy",
+    "DEFAULT_WAIT", "PULL_JOB", "RECONCILE_LOCK", "REPORT_JOB", "Budget", "LockBusy", "LockLost",
     "WaitStopped", "job_lock", "lock_key", "pull_locks", "reconcile_lock", "report_job_lock",
 ]  # fmt: skip
 
@@ -73,6 +78,17 @@ class LockBusy(StoreError):
                 "(lock held by another process)"
             )
         super().__init__(message)
+
+
+class LockLost(StoreError):
+    """The session holding a PostgreSQL lock ended while its holder ran: another process may
+    hold the lock now, so the holder writes nothing more."""
+
+    def __init__(self, label: str, cause: str) -> None:
+        super().__init__(
+            f"{label}: lock lost (the PostgreSQL session holding it ended: {cause}); stopped "
+            "before writing more: run it again, it resumes"
+        )
 
 
 class WaitStopped(StoreError):
@@ -253,33 +269,68 @@ def _pg_lock(
         while not conn.execute(try_lock).scalar():
             if not waiting.again():
                 raise waiting.busy(timeout)
+        session = _Session(conn, lock.label)
         # The lock lives as long as its session: keep the session busy, or a server (or a
         # proxy) that ends idle sessions ends the lock while the job still runs.
-        done = threading.Event()
-        keepalive = threading.Thread(target=_keep_alive, args=(conn, done), daemon=True)
+        keepalive = threading.Thread(target=session.keep_alive, daemon=True)
         keepalive.start()
+        store.add_checkpoint(session.confirm)
         try:
             yield
         finally:
-            done.set()
+            store.remove_checkpoint(session.confirm)
+            session.done.set()
             keepalive.join()
-            # The pooled connection outlives this block: release explicitly, and discard the
-            # connection if that fails so the lock cannot linger in the pool (the server
-            # releases a session's locks when it ends).
+            session.release(key)
+
+
+class _Session:
+    """The connection whose session holds one PostgreSQL lock, used by one thread at a time
+    (the keep-alive's and the holder's checkpoints). Once a use of it fails, the lock counts
+    as lost, and the connection is never used again: SQLAlchemy would quietly open a new
+    session in its place, one without the lock."""
+
+    def __init__(self, conn: Connection, label: str) -> None:
+        self._conn, self._label = conn, label
+        self._mutex = threading.Lock()
+        self._lost: str | None = None  # why, once lost
+        self.done = threading.Event()
+
+    def _alive(self) -> bool:
+        with self._mutex:
+            if self._lost is None:
+                try:
+                    self._conn.execute(select(text("1")))
+                except Exception as exc:
+                    self._lost = _first_line(exc)
+                    _log.debug("%s: lock session ended: %s", self._label, exc)
+            return self._lost is None
+
+    def keep_alive(self) -> None:
+        while not self.done.wait(_KEEPALIVE_SECONDS) and self._alive():
+            pass
+
+    def confirm(self) -> None:
+        """A checkpoint: the session (and so the lock) is still there, or :class:`LockLost`."""
+        if not self._alive():
+            raise LockLost(self._label, self._lost or "unknown cause")
+
+    def release(self, key: int) -> None:
+        # The pooled connection outlives the lock: release explicitly, and discard the
+        # connection if that fails (or the session is gone) so that no lock lingers in the pool
+        # (the server releases a session's locks when it ends).
+        if self._lost is None:
             try:
-                conn.execute(select(text(f"pg_advisory_unlock({key})")))
+                self._conn.execute(select(text(f"pg_advisory_unlock({key})")))
+                return
             except Exception as exc:
-                _log.warning("%s: lock connection lost: %s", lock.label, str(exc).splitlines()[0])
-                conn.invalidate()
+                _log.warning("%s: lock connection lost: %s", self._label, _first_line(exc))
+        self._conn.invalidate()
 
 
-def _keep_alive(conn: Connection, done: threading.Event) -> None:
-    while not done.wait(_KEEPALIVE_SECONDS):
-        try:
-            conn.execute(select(text("1")))
-        except Exception as exc:  # the session (and the lock) is gone; release says so
-            _log.debug("lock keep-alive failed: %s", exc)
-            return
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc  # the driver's error, not SQLAlchemy's wrapping
+    return (str(cause).splitlines() or [type(cause).__name__])[0]
 
 
 def _lock_path(store: Store, lock: _Lock) -> Path:

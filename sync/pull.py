@@ -328,6 +328,7 @@ def _consume(
         report = reports[instance]
         if report.failure is not None:
             continue
+        store.checkpoint()  # the pull locks still hold: no other pull of it saves meanwhile
         ids = [row[0] for row in chunk]
         # Flagged as they are saved, for the next incremental reconcile (a full pull makes it
         # full instead).

@@ -216,6 +216,7 @@ def _analyze(
         summary["matched"] += untouched
         plan = dataclasses.replace(plan, summary=summary)
     if remember:
+        store.checkpoint()  # the reconcile lock still holds: no other analysis writes
         _remember(store, matched, diffed, bases)
         store.save_match_keys(
             key_digests(deals, config.matching.keys, matched), replace=not scope.incremental

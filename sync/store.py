@@ -95,11 +95,12 @@ def _ran_with(counts: Mapping[str, Any] | None, held: set[str]) -> bool:
 class Store:
     """Handle on one state store. Open with :meth:`Store.open`; close (or use ``with``)."""
 
-    __slots__ = ("_clock", "_engine", "audit", "failures", "journal")
+    __slots__ = ("_checkpoints", "_clock", "_engine", "audit", "failures", "journal")
 
     def __init__(self, engine: Engine, clock: Clock = _utcnow) -> None:
         self._engine = engine
         self._clock = clock
+        self._checkpoints: list[Callable[[], None]] = []
         self.journal = Journal(engine, clock)
         self.audit = AuditLog(engine, clock)
         self.failures = DeadLetters(engine, clock)
@@ -156,6 +157,23 @@ class Store:
         """The database file of a SQLite store, else None."""
         database = self._engine.url.database
         return Path(database).resolve() if self.dialect == "sqlite" and database else None
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def add_checkpoint(self, check: Callable[[], None]) -> None:
+        """Have :meth:`checkpoint` call ``check`` (a lock held on this store, confirming that
+        it still holds) until :meth:`remove_checkpoint`."""
+        self._checkpoints.append(check)
+
+    def remove_checkpoint(self, check: Callable[[], None]) -> None:
+        self._checkpoints.remove(check)
+
+    def checkpoint(self) -> None:
+        """Writers call this before each batch (a pull's chunk, an apply's batch): it raises
+        when a lock they write under was lost (sync.locks.LockLost), so that nothing more is
+        written without it. Run bookkeeping (finish_run) needs none."""
+        for check in list(self._checkpoints):
+            check()
 
     # -- runs -------------------------------------------------------------------------------
 

@@ -20,9 +20,13 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pytest
+
+if TYPE_CHECKING:
+    from sync.store import Store
 
 PG_ADMIN_URL = os.environ.get("CRMSYNC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 DIALECTS = ("sqlite", "postgresql")
@@ -90,3 +94,27 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty store URL, once per dialect."""
     with store_url_for(request.param, tmp_path) as url:
         yield url
+
+
+def end_lock_session(store: Store, name: str, namespace: str) -> None:
+    """End the session holding the lock (as pg_terminate_backend, a server restart or a dropped
+    connection would), from a connection of its own."""
+    import psycopg
+
+    from sync.locks import lock_key
+
+    with store.engine.connect() as conn:
+        schema = conn.exec_driver_sql("select current_schema()").scalar()
+    key = lock_key(name, schema, namespace=namespace)
+    classid, objid = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        pids = [
+            pid
+            for (pid,) in admin.execute(
+                "select pid from pg_locks where locktype = 'advisory' and granted"
+                " and classid = %s and objid = %s and objsubid = 1",
+                (classid, objid),
+            )
+        ]
+        assert len(pids) == 1, f"{namespace} lock {name!r} held by sessions {pids}"
+        admin.execute("select pg_terminate_backend(%s)", (pids[0],))
