@@ -1,0 +1,132 @@
+"""After `rollback --apply` of a run that created copies, the next reconcile sees the CRMs as
+before that run: the deleted copies are linked to nothing (not by their link marker, which
+they still carry in the CRM's recycle bin, nor by the ids pointing at their sources), their
+sources are planned as missing again (created again only with `push.create_missing`), and
+no delete is propagated to the sources."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sync.cli import main
+from sync.runtime import open_runtime
+from tests.integration.conftest import World, refusing_after
+from tests.integration.test_rollback_deletes_creates import _live
+
+
+def _cli(world: World, *args: str, ok: tuple[int, ...] = (0,)) -> Any:
+    out = CliRunner().invoke(main, [*args, "--config", str(world.config), "--format", "json"])
+    assert out.exit_code in ok, out.output
+    return json.loads(out.stdout)
+
+
+def _push(world: World, **options: Any) -> None:
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(options)
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _created_by(world: World, run_id: str) -> dict[tuple[str, str], str]:
+    """(instance, id) -> entity of every copy the run created."""
+    with open_runtime(str(world.config), connect=False) as rt:
+        entries = rt.store.audit.entries(run_id=run_id)
+    return {(e.instance, e.deal_id): e.after["link_id"] for e in entries if e.field is None}
+
+
+def _linked(world: World) -> set[tuple[str, str]]:
+    return {(s, i) for ids in world.members().values() for s, i in ids.items()}
+
+
+def _mentioned(plan: dict[str, Any]) -> set[tuple[str, str]]:
+    """Every (instance, id) any section of the plan names."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("system"), str) and isinstance(value.get("id"), str):
+                found.add((value["system"], value["id"]))
+            for inner in value.values():
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    walk({k: v for k, v in plan.items() if k != "summary"})
+    return found
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
+def test_after_rolling_back_created_copies_the_next_reconcile_plans_them_as_missing_again(
+    small_world: World, full: bool
+) -> None:
+    world = small_world
+    _push(world, create_missing=True, propagate_deletes=True)
+    before = _cli(world, "reconcile", "--dry-run")
+    planned = {(c["system"], c["entity"]) for c in before["creates"]}
+    applied = _cli(world, "reconcile", "--yes", ok=(0, 1))  # 1: owners a target lacks
+    created = _created_by(world, applied["run_id"])
+    assert created and {(s, e) for (s, _), e in created.items()} <= planned
+    assert set(created) <= _linked(world)
+    members = world.members()
+    alone = {  # sources no other CRM held before the run: unmatched without their copies
+        (s, i)
+        for e in set(created.values())
+        if len(kept := {(s, i) for s, i in members[e].items()} - set(created)) == 1
+        for s, i in kept
+    }
+
+    rolled = _cli(world, "rollback", applied["run_id"], "--apply")
+    deleted = {(r["system"], r["id"]) for r in rolled["results"] if r["op"] == "delete"}
+    assert deleted == set(created)
+    assert not set(created) & _linked(world)
+
+    again = _cli(world, "reconcile", "--dry-run", *(["--full"] if full else []), ok=(0, 1))
+
+    assert not set(created) & _mentioned(again), again  # neither linked, listed nor deleted
+    assert {(c["system"], c["entity"]) for c in again["creates"]} == planned
+    assert again["deleted"] == before["deleted"]  # nothing new, nothing to propagate
+    assert not set(created) & _linked(world)
+
+    _push(world, create_missing=False)
+    without = _cli(world, "reconcile", "--dry-run", ok=(0, 1, 3))
+    assert not without["creates"] and without["deleted"] == before["deleted"]
+    assert not set(created) & _mentioned(without)
+    unmatched = {(u["system"], u["id"]) for u in without["unmatched"]}
+    assert alone <= unmatched, alone - unmatched
+
+    _push(world, create_missing=True)
+    recreated = _cli(world, "reconcile", "--yes", ok=(0, 1))
+    fresh = _created_by(world, recreated["run_id"])
+    assert {(s, e) for (s, _), e in fresh.items()} == {(s, e) for (s, _), e in created.items()}
+    assert not fresh.keys() & created.keys() and set(fresh) <= _linked(world)
+
+
+def test_a_rollback_stopped_mid_deletes_does_not_make_the_next_reconcile_delete_the_sources(
+    small_world: World,
+) -> None:
+    """Pipedrive deletes one call per deal: a rollback the CRM stops part-way leaves the copies
+    it deleted in doubt. The next reconcile, run before the rollback is run again, must not take
+    them for deals a person deleted (and propagate that to their sources)."""
+    world = small_world
+    _push(world, create_missing=True, propagate_deletes=True)
+    before = _cli(world, "reconcile", "--dry-run")
+    applied = _cli(world, "reconcile", "--yes", ok=(0, 1))
+    created = _created_by(world, applied["run_id"])
+    copies = sorted(c for c in created if c[0] == "pipedrive")
+    assert len(copies) > 3
+    with refusing_after(world, "pipedrive", "DELETE /v1/deals/{id}", 2):
+        _cli(world, "rollback", applied["run_id"], "--apply", ok=(1,))
+    gone = {c for c in copies if not _live(world, *c)}
+    assert gone and gone != set(copies)
+
+    again = _cli(world, "reconcile", "--dry-run", ok=(0, 1))
+    assert again["deleted"] == before["deleted"], again["deleted"]
+    assert not gone & _mentioned(again)
+    full = _cli(world, "reconcile", "--dry-run", "--full", ok=(0, 1))
+    assert full["deleted"] == before["deleted"], full["deleted"]
+    assert not gone & _mentioned(full)
