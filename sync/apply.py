@@ -28,7 +28,7 @@ from sync.apply_creates import apply_creates, not_created
 from sync.apply_deletes import Delete, apply_deletes, not_deleted
 from sync.apply_doubt import holds, same_value, settle_in_doubt
 from sync.apply_report import ApplyReport, ChangeResult, Outcome
-from sync.audit_values import audited_before
+from sync.audit_values import audited_after, audited_before
 from sync.connect import build_context, read_now
 from sync.diff import LEFT_OUT, FunnelFacts
 from sync.plan import Change, Plan, current_value, decode_value, encode_value, show_value
@@ -46,7 +46,7 @@ from sync.store_records import (
     JournalState,
 )
 from sync.terminal import plain_console
-from sync.writes import native_update
+from sync.writes import native_stage_written, native_update
 
 __all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "system_contexts"]
 
@@ -185,6 +185,7 @@ class _Writer:
     stopped: str | None = None  # why this instance's remaining batches were not attempted
     _failures: dict[tuple[str, str], FailureRecord] = field(default_factory=dict)
     _befores: dict[str, Any] = field(default_factory=dict)  # change id -> this batch's before
+    _afters: dict[str, Any] = field(default_factory=dict)  # change id -> this batch's after
 
     def updates(self, changes: Sequence[Change], batch_size: int) -> list[ChangeResult]:
         system = self.ctx.instance
@@ -228,7 +229,7 @@ class _Writer:
 
     def _batch(self, by_record: Mapping[str, list[Change]]) -> list[ChangeResult]:
         deals, unreadable = read_now(self.connector, self.ctx, list(by_record))
-        self._befores = {}
+        self._befores, self._afters = {}, {}
         results: list[ChangeResult] = []
         sendable: dict[str, list[Change]] = {}
         settled: list[tuple[Change, Outcome, str | None]] = []
@@ -241,9 +242,14 @@ class _Writer:
             self.current[(self.ctx.instance, record_id)] = deal
             verdicts = {c.change_id: self._check(deal, c) for c in changes}
             _keep_currency_with_amount(deal, changes, verdicts)
+            _keep_status_with_stage(changes, verdicts)
             for change in changes:
                 verdict = verdicts[change.change_id]
                 self._befores[change.change_id] = self._before(deal, change, verdict)
+                # a change held already: the deal as read now (one sent: see _payloads)
+                self._afters[change.change_id] = audited_after(
+                    change.field, encode_value(change.to_value), deal
+                )
                 if verdict is None:
                     sendable.setdefault(record_id, []).append(change)
                 else:
@@ -291,6 +297,9 @@ class _Writer:
                 f"{change.field} is now {show_value(now)}, "
                 f"the plan expected {show_value(change.from_value)}"
             )
+        moved = _moved_since(deal, change)
+        if moved is not None:
+            return Outcome.DRIFTED, moved
         native = change.native
         if native is not None and native.pipeline is not None and deal.pipeline != native.pipeline:
             # The native stage to put back is one of the pipeline the deal was in: someone
@@ -324,13 +333,18 @@ class _Writer:
         refused: list[tuple[Change, Outcome, str | None]] = []
         for record_id in list(sendable):
             changes = sendable[record_id]
+            deal = deals[record_id]
             try:
-                fields = _native_update(deals[record_id], changes, self.ctx)
+                fields, stage = _native_update(deal, changes, self.ctx)
             except MappingError as exc:
                 del sendable[record_id]
                 refused += [(c, Outcome.FAILED, f"{exc.field}: {exc.reason}") for c in changes]
                 continue
             updates.append(NativeUpdate(record_id, fields))
+            for change in changes:
+                self._afters[change.change_id] = audited_after(
+                    change.field, encode_value(change.to_value), deal, stage
+                )
         return updates, refused
 
     def _entry(self, change: Change) -> JournalEntry:
@@ -414,7 +428,7 @@ class _Writer:
                 c.id,
                 c.field,
                 self._befores.get(c.change_id, encode_value(c.from_value)),
-                encode_value(c.to_value),
+                self._afters.get(c.change_id, encode_value(c.to_value)),
                 c.reason,
             )
             for c in changes
@@ -453,12 +467,48 @@ def _keep_currency_with_amount(
             verdicts[change.change_id] = verdicts[change.change_id] or (Outcome.DRIFTED, why)
 
 
-def _native_update(deal: Deal, changes: Sequence[Change], ctx: MappingContext) -> dict[str, Any]:
+def _moved_since(deal: Deal, change: Change) -> str | None:
+    """Why the deal no longer holds the exact native stage the change expects (`native_from`:
+    a rollback's, what the rolled-back write left), though it holds its funnel stage; None when
+    it does, or the change expects none."""
+    expected = change.native_from
+    if change.field != "stage" or expected is None or expected.native_stage is None:
+        return None
+    pipeline = expected.pipeline or deal.pipeline
+    if (deal.pipeline, deal.native_stage) == (pipeline, expected.native_stage):
+        return None
+    return (
+        f"stage is now native stage {deal.native_stage!r} of pipeline {deal.pipeline!r}, "
+        f"the run left native stage {expected.native_stage!r} of pipeline {pipeline!r}: "
+        "moved since"
+    )
+
+
+def _keep_status_with_stage(
+    changes: Sequence[Change], verdicts: dict[str, tuple[Outcome, str | None] | None]
+) -> None:
+    """A status goes only with its stage: while the record's stage change is drifted, its status
+    change is too (Salesforce and HubSpot write a status as a stage, which would overwrite the
+    stage someone set since)."""
+    stage = next((verdicts[c.change_id] for c in changes if c.field == "stage"), None)
+    if stage is None or stage[0] is not Outcome.DRIFTED:
+        return
+    why = f"goes with the stage, which is drifted ({stage[1]})"
+    for change in changes:
+        if change.field == "status" and verdicts[change.change_id] is None:
+            verdicts[change.change_id] = (Outcome.DRIFTED, why)
+
+
+def _native_update(
+    deal: Deal, changes: Sequence[Change], ctx: MappingContext
+) -> tuple[dict[str, Any], str | None]:
+    """The native payload, and the native stage it moves the deal to (None: left as is)."""
     native = None
     for change in changes:
         if change.native is not None:
             native = change.native.merged(native)
-    return native_update(deal, {c.field: c.to_value for c in changes}, ctx, native)
+    values = {c.field: c.to_value for c in changes}
+    return native_update(deal, values, ctx, native), native_stage_written(deal, values, ctx, native)
 
 
 def _stamp(when: datetime) -> str:

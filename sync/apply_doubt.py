@@ -24,6 +24,7 @@ from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal
 from sync.apply_creates import found_copy
+from sync.audit_values import audited_after
 from sync.connect import read_now
 from sync.diff import FunnelFacts
 from sync.plan import current_value, decode_value
@@ -125,7 +126,7 @@ def _settle_writes(
                         deal_id=entry.deal_id,
                         field=entry.field,
                         before=entry.before,
-                        after=entry.after,
+                        after=audited_after(str(entry.field), entry.after, deal),
                         reason=why,
                     )
                 )

@@ -8,6 +8,11 @@ record just before the write, so that a rollback puts back exactly what was ther
 for the currency of a deal without an amount (no canonical currency, but the CRM's currency
 field holds a code). Entries written before crmsync recorded native values hold the plain
 value; they roll back by the canonical value alone.
+
+The after-value of a stage write names the native stage (and pipeline) the write left the deal
+in, in the same form: a rollback writes only while the deal still holds exactly that, so a
+person's move since between two native stages of one funnel stage is not overwritten. Entries
+written before crmsync recorded it hold the plain funnel stage; their rollback checks that alone.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from mapping import Deal, NativeValues
 from sync.plan import Change, decode_value, encode_value
 
-__all__ = ["audited_before", "restorable"]
+__all__ = ["audited_after", "audited_before", "restorable"]
 
 
 def audited_before(change: Change, deal: Deal) -> Any:
@@ -31,9 +36,23 @@ def audited_before(change: Change, deal: Deal) -> Any:
     return value
 
 
+def audited_after(field: str, value: Any, deal: Deal, native_stage: str | None = None) -> Any:
+    """The after-value to audit for a write of `value` (encoded) to `field` of `deal`: for a
+    stage, with the native stage the write moved the deal to, `native_stage` (None: the write
+    left it where `deal` has it, as the write of a status in Pipedrive does, or `deal` was read
+    after the write)."""
+    if field == "stage":
+        return {
+            "value": value,
+            "pipeline": deal.pipeline,
+            "native_stage": native_stage or deal.native_stage,
+        }
+    return value
+
+
 def restorable(field: str, before: Any) -> tuple[Any, NativeValues | None]:
-    """An audited before-value -> (the canonical value, the native values to put back or None
-    when the entry has none); ValueError when it is neither form."""
+    """An audited before- or after-value -> (the canonical value, the native values recorded
+    with it or None when the entry has none); ValueError when it is neither form."""
     if not isinstance(before, Mapping):
         return decode_value(field, before), None
     if "value" not in before:

@@ -73,6 +73,9 @@ class Change:
     # The exact native values to write where `to_value` leaves a choice (a rollback's: what
     # the audit recorded before the rolled-back write); None: the mapping chooses.
     native: NativeValues | None = None
+    # The exact native values the target must still hold for the change to be sent, beyond
+    # `from_value` (a rollback's: what the rolled-back write left there); None: `from_value`.
+    native_from: NativeValues | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,7 +432,8 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                 "entity": c.entity,
                 "base_fingerprint": c.base_fingerprint,
                 "target_updated_at": encode_value(c.target_updated_at),
-                **_native_to(c.native),
+                **_native("native_to", c.native),
+                **_native("native_from", c.native_from),
             }
             for c in plan.changes
         ],
@@ -451,21 +455,22 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     return body
 
 
-def _native_to(native: NativeValues | None) -> dict[str, Any]:
-    """A change's `native_to` key: only on changes that name native values (a rollback's)."""
+def _native(key: str, native: NativeValues | None) -> dict[str, Any]:
+    """A change's `native_to` / `native_from` key: only on changes that name native values (a
+    rollback's)."""
     if native is None:
         return {}
     values = {"pipeline": native.pipeline, "native_stage": native.native_stage,
               "currency": native.currency}  # fmt: skip
-    return {"native_to": {key: value for key, value in values.items() if value is not None}}
+    return {key: {name: value for name, value in values.items() if value is not None}}
 
 
-def _read_native(item: Mapping[str, Any]) -> NativeValues | None:
-    native = item.get("native_to")
+def _read_native(item: Mapping[str, Any], key: str) -> NativeValues | None:
+    native = item.get(key)
     if native is None:
         return None
     if not isinstance(native, Mapping):
-        raise ValueError("'native_to' must be an object or null")
+        raise ValueError(f"{key!r} must be an object or null")
     return NativeValues(
         *(_text(native, key, optional=True) if key in native else None
           for key in ("pipeline", "native_stage", "currency"))
@@ -506,7 +511,8 @@ def _read_change(item: Mapping[str, Any]) -> Change:
         _text(item, "entity"),
         _text(item, "base_fingerprint", optional=True),
         None if updated is None else _when(updated),
-        _read_native(item),
+        _read_native(item, "native_to"),
+        _read_native(item, "native_from"),
     )
 
 

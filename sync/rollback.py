@@ -5,8 +5,10 @@ Built from the audit log, so only what was really written is undone. Each invers
 again since (instead of overwriting it), exactly as for any plan. Each inverse change also
 names the native values the audit recorded before the write (sync/audit_values.py), so a deal
 goes back to the very native stage it left, not just to a native stage of the same funnel
-stage. Records the run created are deleted, each only if it still holds the values it was
-created with (see apply_deletes).
+stage; and, where the audit recorded the native stage the write left the deal in, only while
+the deal is still in exactly that one (`native_from`): a person who moved it since to another
+native stage of the same funnel stage keeps that move. Records the run created are deleted,
+each only if it still holds the values it was created with (see apply_deletes).
 """
 
 from __future__ import annotations
@@ -19,16 +21,28 @@ from typing import Any
 
 from sync.apply_deletes import Delete, delete_change_id
 from sync.audit_values import restorable
-from sync.plan import PLAN_VERSION, Change, Plan, decode_value
+from sync.plan import PLAN_VERSION, Change, Plan
 from sync.store import Store
 from sync.store_records import AuditEntry
 
-__all__ = ["BY_FUNNEL_STAGE", "Kept", "Rollback", "RollbackError", "rollback_plan"]
+__all__ = [
+    "BY_FUNNEL_STAGE",
+    "CHECKED_BY_FUNNEL_STAGE",
+    "Kept",
+    "Rollback",
+    "RollbackError",
+    "rollback_plan",
+]
 
 # How a stage change whose audit predates native stages says that it goes back by funnel stage.
 BY_FUNNEL_STAGE = (
     "by funnel stage only: the run's audit has no native stage, so the deal goes to the "
     "first native stage mapped to it"
+)
+# How a stage change whose audit predates native after-values says what its check misses.
+CHECKED_BY_FUNNEL_STAGE = (
+    "checked by funnel stage only: the run's audit has no native stage it left, so a move "
+    "since to another native stage of the same funnel stage is not noticed"
 )
 
 
@@ -72,22 +86,26 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
     for key, last in sorted(latest.items()):
         instance, deal_id, field = key
         before, native = restorable(field, first[key].before)
+        written, left = restorable(field, last.after)
         reason = f"rollback of run {run_id}"
         if field == "stage" and native is None:
             reason += f" ({BY_FUNNEL_STAGE})"
+        if field == "stage" and (left is None or left.native_stage is None):
+            reason += f" ({CHECKED_BY_FUNNEL_STAGE})"
         changes.append(
             Change(
                 _change_id(run_id, instance, deal_id, field),
                 instance,
                 deal_id,
                 field,
-                decode_value(field, last.after),
+                written,
                 before,
                 reason,
                 links.get((instance, deal_id), ""),
                 None,
                 None,
                 native,
+                left if field == "stage" else None,
             )
         )
     plan = Plan(

@@ -16,8 +16,9 @@ from mapping import (
     update_for_salesforce,
 )
 from mapping.model import Deal, MappingError, Ref
+from mapping.writes import resolve_stage_change
 
-__all__ = ["can_express_for", "native_create", "native_update"]
+__all__ = ["can_express_for", "native_create", "native_stage_written", "native_update"]
 
 _Update = Callable[[Deal, Mapping[str, Any], MappingContext, NativeValues | None], dict[str, Any]]
 _UPDATE: dict[str, _Update] = {
@@ -25,6 +26,8 @@ _UPDATE: dict[str, _Update] = {
     "hubspot": update_for_hubspot,
     "pipedrive": update_for_pipedrive,
 }
+# Whether the kind's update expresses a status through the stage (see update_for_*).
+_STATUS_IN_STAGE = {"salesforce": True, "hubspot": True, "pipedrive": False}
 _CREATE = {
     "salesforce": create_for_salesforce,
     "hubspot": create_for_hubspot,
@@ -41,6 +44,22 @@ def native_update(
     """The native payload that applies canonical `changes` to `deal` (MappingError if it can't);
     `native`: the exact native values to put back where the changes leave a choice."""
     return _UPDATE[ctx.kind](deal, changes, ctx, native)
+
+
+def native_stage_written(
+    deal: Deal,
+    changes: Mapping[str, Any],
+    ctx: MappingContext,
+    native: NativeValues | None = None,
+) -> str | None:
+    """The native stage `native_update` with these arguments moves `deal` to; None when it
+    leaves the stage as it is."""
+    if "stage" not in changes and "status" not in changes:
+        return None
+    in_stage = _STATUS_IN_STAGE[ctx.kind]
+    return resolve_stage_change(
+        deal, changes, ctx, status_in_stage=in_stage, native=native
+    ).native_stage
 
 
 def native_create(deal: Deal, ctx: MappingContext, link_id: str) -> dict[str, Any]:

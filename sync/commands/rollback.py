@@ -15,7 +15,13 @@ from sync.commands import config_option
 from sync.commands.apply import recorded_apply
 from sync.locks import reconcile_lock
 from sync.plan import Change, plan_to_json
-from sync.rollback import BY_FUNNEL_STAGE, Rollback, describe, rollback_plan
+from sync.rollback import (
+    BY_FUNNEL_STAGE,
+    CHECKED_BY_FUNNEL_STAGE,
+    Rollback,
+    describe,
+    rollback_plan,
+)
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
 from sync.store_records import JournalOp, RunKind
@@ -101,6 +107,9 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
     by_key = sum(1 for c in rollback.plan.changes if BY_FUNNEL_STAGE in c.reason)
     if by_key:
         console.print(cell(f"{by_key} stage change(s) go back {BY_FUNNEL_STAGE}"))
+    unchecked = sum(1 for c in rollback.plan.changes if CHECKED_BY_FUNNEL_STAGE in c.reason)
+    if unchecked:
+        console.print(cell(f"{unchecked} stage change(s) are {CHECKED_BY_FUNNEL_STAGE}"))
     if rollback.deletes:
         deletes = Table(title="records the run created: deleted unless changed since")
         deletes.add_column("system", overflow="fold")

@@ -17,6 +17,7 @@ from sync.apply_report import ApplyReport
 from sync.apply_run import guarded_apply
 from sync.cli import main
 from sync.plan import Plan
+from sync.rollback import BY_FUNNEL_STAGE, CHECKED_BY_FUNNEL_STAGE
 from sync.runtime import open_runtime
 from tests.integration.conftest import World, refusing_after
 
@@ -132,13 +133,14 @@ def test_a_run_audited_without_native_stages_rolls_back_by_funnel_stage_and_says
         conn.execute(
             update(schema.audit)
             .where(schema.audit.c.run_id == run_id, schema.audit.c.field == "stage")
-            .values(before="qualified")
+            .values(before="qualified", after="proposal")
         )
 
     shown = _cli(world, "rollback", run_id)
     back = {c["system"]: c for c in shown["changes"] if c["id"] in ids.values()}
-    assert "native_to" not in back["hubspot"]
-    assert "funnel stage" in back["hubspot"]["reason"], back["hubspot"]["reason"]
+    assert "native_to" not in back["hubspot"] and "native_from" not in back["hubspot"]
+    assert BY_FUNNEL_STAGE in back["hubspot"]["reason"], back["hubspot"]["reason"]
+    assert CHECKED_BY_FUNNEL_STAGE in back["hubspot"]["reason"], back["hubspot"]["reason"]
     table = CliRunner().invoke(main, ["rollback", run_id, "--config", str(world.config)])
     assert "funnel stage" in table.output, table.output
     _cli(world, "rollback", run_id, "--apply")
@@ -146,6 +148,38 @@ def test_a_run_audited_without_native_stages_rolls_back_by_funnel_stage_and_says
     # as before crmsync recorded native stages: the first native stage mapped to `qualified`
     stages = _stages(world, ids)
     assert {s: stages[s][1] for s in FIRST_QUALIFIED} == FIRST_QUALIFIED
+
+
+def test_a_run_audited_without_the_native_stage_it_left_is_checked_by_funnel_stage_and_says_so(
+    small_world: World,
+) -> None:
+    """A run audited by the crmsync before this check (native stage before the write, funnel
+    stage alone after it) still rolls back, checked by funnel stage as then, and says so."""
+    world = small_world
+    ids, run_id = _run_moving_out_of_qualified(world)
+    with (
+        open_runtime(str(world.config), connect=False) as rt,
+        schema.transaction(rt.store.engine) as conn,
+    ):
+        conn.execute(
+            update(schema.audit)
+            .where(schema.audit.c.run_id == run_id, schema.audit.c.field == "stage")
+            .values(after="proposal")
+        )
+    _set_stage(world, "salesforce", ids["salesforce"], "Proposal/Price Quote")  # still proposal
+
+    shown = _cli(world, "rollback", run_id)
+    back = {c["system"]: c for c in shown["changes"] if c["id"] in ids.values()}
+    assert "native_from" not in back["salesforce"]
+    assert back["salesforce"]["native_to"] == {"pipeline": "default",
+                                               "native_stage": "Needs Analysis"}  # fmt: skip
+    reason = back["salesforce"]["reason"]
+    assert CHECKED_BY_FUNNEL_STAGE in reason and BY_FUNNEL_STAGE not in reason, reason
+    table = CliRunner().invoke(main, ["rollback", run_id, "--config", str(world.config)])
+    assert "2 stage change(s) are checked by funnel stage only" in table.output, table.output
+    _cli(world, "rollback", run_id, "--apply")
+
+    assert _stages(world, ids)["salesforce"] == ("default", "Needs Analysis")
 
 
 def _apply(world: World, plan: Plan, run_id: str) -> ApplyReport:
@@ -189,3 +223,69 @@ def test_a_stage_write_left_in_doubt_rolls_back_to_its_exact_native_stage(
 
     stages = {i: _stages(world, {"pipedrive": i})["pipedrive"] for i in planned}
     assert {i: stages[i] for i in landed} == dict.fromkeys(landed, ("1", "4"))
+
+
+def test_rollback_keeps_a_move_made_since_to_another_native_stage_of_the_same_funnel_stage(
+    small_world: World,
+) -> None:
+    """The run moved the Salesforce copy to "Value Proposition" (proposal); a person then moves
+    it on to "Proposal/Price Quote", proposal too. Its funnel stage is still the one the run
+    wrote, but the native stage is the person's: the rollback reports it drifted and keeps it."""
+    world = small_world
+    ids, run_id = _run_moving_out_of_qualified(world)
+    assert _stages(world, ids)["salesforce"] == ("default", "Value Proposition")
+    _set_stage(world, "salesforce", ids["salesforce"], "Proposal/Price Quote")
+
+    result = _cli(world, "rollback", run_id, "--apply")
+
+    outcome = {(r["system"], r["field"]): r for r in result["results"] if r["id"] in ids.values()}
+    drifted = outcome["salesforce", "stage"]
+    assert drifted["outcome"] == "drifted", drifted
+    assert "Proposal/Price Quote" in drifted["reason"], drifted["reason"]
+    assert "Value Proposition" in drifted["reason"], drifted["reason"]
+    assert outcome["hubspot", "stage"]["outcome"] == "applied"
+    assert _stages(world, ids) == {
+        "salesforce": ("default", "Proposal/Price Quote"),  # the person's move, kept
+        "hubspot": ("default", "qualifiedtobuy"),
+        "pipedrive": ("1", "4"),
+    }
+    shown = _cli(world, "rollback", run_id)  # the check, in the plan: what the run left there
+    back = {c["system"]: c for c in shown["changes"] if c["id"] in ids.values()}
+    assert back["salesforce"]["native_from"] == {"pipeline": "default",
+                                                 "native_stage": "Value Proposition"}  # fmt: skip
+
+
+def test_rollback_of_a_reopened_deal_moved_since_within_its_funnel_stage_neither_closes_it(
+    small_world: World,
+) -> None:
+    """A run reopens a won deal in HubSpot ("Decision Maker Bought-In", negotiation); a person
+    moves it on to "Contract Sent", negotiation too. Its rollback (stage back to won, status
+    back to won) is drifted as a whole: HubSpot closes a deal only by its stage, so writing the
+    status alone would overwrite the person's move as surely as writing the stage."""
+    world = small_world
+    _cli(world, "reconcile", "--yes")
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    _set_stage(world, "salesforce", ids["salesforce"], "Closed Won")
+    _set_stage(world, "hubspot", ids["hubspot"], "closedwon")
+    _set_status(world, ids["pipedrive"], "won")
+    _cli(world, "reconcile", "--yes")  # all three closed alike: agreed
+    _set_stage(world, "salesforce", ids["salesforce"], "Negotiation/Review")  # reopened
+    applied = _cli(world, "reconcile", "--yes")
+    written = {(c["system"], c["field"]) for c in applied["changes"] if c["id"] == ids["hubspot"]}
+    assert {("hubspot", "stage"), ("hubspot", "status")} <= written
+    assert _stages(world, ids)["hubspot"] == ("default", "decisionmakerboughtin")
+    _set_stage(world, "hubspot", ids["hubspot"], "contractsent")
+
+    result = _cli(world, "rollback", applied["run_id"], "--apply")
+
+    outcome = {(r["system"], r["field"]): r for r in result["results"] if r["id"] == ids["hubspot"]}
+    assert outcome["hubspot", "stage"]["outcome"] == "drifted", outcome
+    assert outcome["hubspot", "status"]["outcome"] == "drifted", outcome
+    assert _stages(world, ids)["hubspot"] == ("default", "contractsent")
+
+
+def _set_status(world: World, deal_id: str, status: str) -> None:
+    """A person closes the Pipedrive copy in place (no API call)."""
+    em: Any = world.sandbox.servers["pipedrive"].emulator
+    with em.lock:
+        em.store.update(int(deal_id), {"status": status})
