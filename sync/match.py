@@ -213,9 +213,13 @@ def _claims(
     deals, refs, entity, slots = linker.deals, linker.refs, linker.entity, linker.slots
     trusted = config.id_field_systems
     pending: list[tuple[int, str | None, list[tuple[str, str]]]] = []
+    # Deleted deals no stored link holds, such as the copies a rollback deleted and forgot.
+    orphans: set[int] = set()
     for i in claimers:
         deal = deals[i]
         here = entity[i]
+        if here is None and is_deleted(deal):
+            orphans.add(i)
         claims: list[tuple[str, str]] = []
         ids = deal.external_ids
         if ids and (trusted is None or deal.ref.system in trusted):
@@ -250,8 +254,23 @@ def _claims(
         )
         for i, marker, claims in pending
     ]
+    if orphans:
+        resolved = [
+            _unsynced(linker, *claim) if claim[0] in orphans else claim for claim in resolved
+        ]
     resolved.sort(key=lambda c: (linker.system[c[0]], linker.age(c[0])))
     return resolved
+
+
+def _unsynced(
+    linker: Linker, i: int, marker: str | None, targets: list[int]
+) -> tuple[int, str | None, list[int]]:
+    """The claims of deleted deal `i` no stored link holds, without those into an entity of
+    stored links: it has nothing left to sync, and joining one by its marker or ids would only
+    make that entity's live deals look deleted in its CRM (a delete to propagate). A rollback
+    leaves its deleted copies so, marker and ids pointing at their sources included."""
+    synced = marker is not None and linker.exists(marker)
+    return i, None if synced else marker, [j for j in targets if linker.entity[j] is None]
 
 
 def _link_claims(linker: Linker, claimers: Sequence[int], config: MatchConfig) -> None:

@@ -60,9 +60,10 @@ def _mentioned(plan: dict[str, Any]) -> set[tuple[str, str]]:
     return found
 
 
+@pytest.mark.parametrize("pulled", [False, True], ids=["copies-never-pulled", "copies-pulled"])
 @pytest.mark.parametrize("full", [False, True], ids=["incremental", "full"])
 def test_after_rolling_back_created_copies_the_next_reconcile_plans_them_as_missing_again(
-    small_world: World, full: bool
+    small_world: World, full: bool, pulled: bool
 ) -> None:
     world = small_world
     _push(world, create_missing=True, propagate_deletes=True)
@@ -72,7 +73,10 @@ def test_after_rolling_back_created_copies_the_next_reconcile_plans_them_as_miss
     created = _created_by(world, applied["run_id"])
     assert created and {(s, e) for (s, _), e in created.items()} <= planned
     assert set(created) <= _linked(world)
+    if pulled:  # a night later: the next run read the copies (with their markers) into the store
+        _cli(world, "reconcile", "--dry-run", ok=(0, 1))
     members = world.members()
+    sources = {(s, i) for e in set(created.values()) for s, i in members[e].items()} - set(created)
     alone = {  # sources no other CRM held before the run: unmatched without their copies
         (s, i)
         for e in set(created.values())
@@ -104,10 +108,12 @@ def test_after_rolling_back_created_copies_the_next_reconcile_plans_them_as_miss
     fresh = _created_by(world, recreated["run_id"])
     assert {(s, e) for (s, _), e in fresh.items()} == {(s, e) for (s, _), e in created.items()}
     assert not fresh.keys() & created.keys() and set(fresh) <= _linked(world)
+    assert all(_live(world, *source) for source in sources)  # no delete was propagated
 
 
+@pytest.mark.parametrize("pulled", [False], ids=["copies-never-pulled"])
 def test_a_rollback_stopped_mid_deletes_does_not_make_the_next_reconcile_delete_the_sources(
-    small_world: World,
+    small_world: World, pulled: bool
 ) -> None:
     """Pipedrive deletes one call per deal: a rollback the CRM stops part-way leaves the copies
     it deleted in doubt. The next reconcile, run before the rollback is run again, must not take
@@ -119,6 +125,8 @@ def test_a_rollback_stopped_mid_deletes_does_not_make_the_next_reconcile_delete_
     created = _created_by(world, applied["run_id"])
     copies = sorted(c for c in created if c[0] == "pipedrive")
     assert len(copies) > 3
+    if pulled:
+        _cli(world, "reconcile", "--dry-run", ok=(0, 1))
     with refusing_after(world, "pipedrive", "DELETE /v1/deals/{id}", 2):
         _cli(world, "rollback", applied["run_id"], "--apply", ok=(1,))
     gone = {c for c in copies if not _live(world, *c)}
