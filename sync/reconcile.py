@@ -209,6 +209,8 @@ def _analyze(
         hold=unconfirmed(store, matched, diffed) if config.push.confirmed_only else None,
     )
     plan = _with_dangling_links(plan, vanished)
+    if any(d["propagate"] for d in plan.deleted):
+        plan = _not_our_deletes(plan, store.journal.deletes_in_doubt())
     if untouched:
         # Settled entities left unloaded are still entities the systems share.
         summary = dict(plan.summary)
@@ -379,6 +381,28 @@ def _with_dangling_links(plan: Plan, dangling: list[dict[str, Any]]) -> Plan:
         return plan
     summary = {**plan.summary, "deleted": len(plan.deleted) + len(extra)}
     return dataclasses.replace(plan, deleted=(*plan.deleted, *extra), summary=summary)
+
+
+def _not_our_deletes(plan: Plan, ours: Mapping[tuple[str, str], str]) -> Plan:
+    """An entity whose deleted deals crmsync deleted itself, by a call that failed part-way (a
+    rollback deleting the copies its run created, say), lost no deal to a person: nothing is
+    propagated for it. `ours`: (instance, deal id) -> the plan whose delete is in doubt."""
+    if not ours:
+        return plan
+    deleted = []
+    for item in plan.deleted:
+        plans = {ours.get((g["system"], g["id"])) for g in item["deleted"]}
+        if item["propagate"] and plans and None not in plans:
+            again = ", ".join(
+                f"`crmsync rollback {p.removeprefix('rollback-')} --apply`"
+                if p.startswith("rollback-")
+                else f"plan {p}"
+                for p in sorted(str(p) for p in plans)
+            )
+            why = f"deleted by crmsync itself, not yet confirmed; not propagated: run {again} again"
+            item = {**item, "propagate": False, "reason": why}
+        deleted.append(item)
+    return dataclasses.replace(plan, deleted=tuple(deleted))
 
 
 def _with_mapping_errors(plan: Plan, gaps: Sequence[Mapping[str, str]]) -> Plan:

@@ -189,6 +189,29 @@ class Journal:
         records = [_journal_record(r) for r in latest.values() if r.state in doubt]
         return sorted(records, key=lambda r: (r.run_id, r.seq))
 
+    def deletes_in_doubt(self) -> dict[tuple[str, str], str]:
+        """(instance, deal id) -> plan of each delete crmsync sent (a rollback's, a propagated
+        one) whose latest row is still in doubt: its call failed part-way, it may have landed."""
+        doubt = (JournalState.INTENDED.value, JournalState.SENT.value)
+        j = t.journal.c
+        deleting = j.op == JournalOp.DELETE.value
+        with transaction(self._engine, write=False) as conn:
+            plans = set(
+                conn.execute(
+                    select(j.plan_id).where(j.state.in_(doubt), deleting).distinct()
+                ).scalars()
+            )
+            latest: dict[tuple[str, str], Any] = {}
+            for plan in sorted(plans):
+                query = (
+                    select(j.plan_id, j.plan_change_id, j.instance, j.deal_id, j.state)
+                    .where(j.plan_id == plan, deleting)
+                    .order_by(j.plan_change_id, j.attempt)
+                )
+                for row in conn.execute(query):
+                    latest[plan, row.plan_change_id] = row
+        return {(r.instance, r.deal_id): r.plan_id for r in latest.values() if r.state in doubt}
+
     def entries(
         self, run_id: str, states: Iterable[JournalState] | None = None
     ) -> list[JournalRecord]:

@@ -42,6 +42,10 @@ def _linked(world: World) -> set[tuple[str, str]]:
     return {(s, i) for ids in world.members().values() for s, i in ids.items()}
 
 
+def _ref(item: dict[str, str]) -> tuple[str, str]:
+    return item["system"], item["id"]
+
+
 def _mentioned(plan: dict[str, Any]) -> set[tuple[str, str]]:
     """Every (instance, id) any section of the plan names."""
     found: set[tuple[str, str]] = set()
@@ -111,13 +115,14 @@ def test_after_rolling_back_created_copies_the_next_reconcile_plans_them_as_miss
     assert all(_live(world, *source) for source in sources)  # no delete was propagated
 
 
-@pytest.mark.parametrize("pulled", [False], ids=["copies-never-pulled"])
+@pytest.mark.parametrize("pulled", [False, True], ids=["copies-never-pulled", "copies-pulled"])
 def test_a_rollback_stopped_mid_deletes_does_not_make_the_next_reconcile_delete_the_sources(
     small_world: World, pulled: bool
 ) -> None:
     """Pipedrive deletes one call per deal: a rollback the CRM stops part-way leaves the copies
-    it deleted in doubt. The next reconcile, run before the rollback is run again, must not take
-    them for deals a person deleted (and propagate that to their sources)."""
+    it deleted in doubt, still linked. The next reconcile, run before the rollback is run again,
+    does not take them for deals a person deleted: it reports them, propagates nothing to their
+    sources, and says to run the rollback again; after that they are gone from the plan."""
     world = small_world
     _push(world, create_missing=True, propagate_deletes=True)
     before = _cli(world, "reconcile", "--dry-run")
@@ -132,9 +137,16 @@ def test_a_rollback_stopped_mid_deletes_does_not_make_the_next_reconcile_delete_
     gone = {c for c in copies if not _live(world, *c)}
     assert gone and gone != set(copies)
 
-    again = _cli(world, "reconcile", "--dry-run", ok=(0, 1))
-    assert again["deleted"] == before["deleted"], again["deleted"]
-    assert not gone & _mentioned(again)
-    full = _cli(world, "reconcile", "--dry-run", "--full", ok=(0, 1))
-    assert full["deleted"] == before["deleted"], full["deleted"]
-    assert not gone & _mentioned(full)
+    for full in ([], ["--full"]):
+        again = _cli(world, "reconcile", "--dry-run", *full, ok=(0, 1))
+        ours = [d for d in again["deleted"] if d not in before["deleted"]]
+        assert not any(d["propagate"] for d in ours), ours
+        assert all(f"crmsync rollback {applied['run_id']} --apply" in d["reason"] for d in ours)
+        assert {(g["system"], g["id"]) for d in ours for g in d["deleted"]} <= gone
+        assert not gone & _mentioned({k: v for k, v in again.items() if k != "deleted"})
+
+    _cli(world, "rollback", applied["run_id"], "--apply")  # the CRM is well again
+    settled = _cli(world, "reconcile", "--yes", ok=(0, 1))
+    assert settled["deleted"] == before["deleted"], settled["deleted"]
+    assert not set(copies) & _mentioned(settled)
+    assert all(_live(world, *s) for d in ours for s in map(_ref, d["live"]))
