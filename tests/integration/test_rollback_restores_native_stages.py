@@ -278,10 +278,20 @@ def test_rollback_of_a_reopened_deal_moved_since_within_its_funnel_stage_neither
 
     result = _cli(world, "rollback", applied["run_id"], "--apply")
 
-    outcome = {(r["system"], r["field"]): r for r in result["results"] if r["id"] == ids["hubspot"]}
+    mine = {ids["hubspot"], ids["pipedrive"]}
+    outcome = {(r["system"], r["field"]): r for r in result["results"] if r["id"] in mine}
     assert outcome["hubspot", "stage"]["outcome"] == "drifted", outcome
     assert outcome["hubspot", "status"]["outcome"] == "drifted", outcome
     assert _stages(world, ids)["hubspot"] == ("default", "contractsent")
+    # Pipedrive, which reopens in place (stage kept, status open), is closed again as it was
+    assert outcome["pipedrive", "stage"]["outcome"] == "applied", outcome
+    assert _status(world, ids["pipedrive"]) == "won"
+
+
+def _status(world: World, deal_id: str) -> str:
+    em: Any = world.sandbox.servers["pipedrive"].emulator
+    with em.lock:
+        return str(em.store.deals[int(deal_id)]["status"])
 
 
 def _set_status(world: World, deal_id: str, status: str) -> None:
