@@ -42,12 +42,17 @@ from mapping.writes import NativeValues, create_pipeline, owner_id_for_change, r
 
 __all__ = [
     "ENTERED_PREFIX",
+    "STATUS_IN_STAGE",
     "create_for_hubspot",
     "deal_from_hubspot",
     "owner_from_hubspot",
     "pipelines_from_hubspot",
     "update_for_hubspot",
 ]
+
+# A HubSpot deal is won or lost by its dealstage (closedwon/closedlost): a status is
+# written as a stage.
+STATUS_IN_STAGE = True
 
 ENTERED_PREFIX = "hs_date_entered_"
 # Native properties a mapping error can name -> the canonical key they feed (see salesforce).
@@ -234,7 +239,9 @@ def update_for_hubspot(
     it under `properties` in the batch request.
     """
     props: dict[str, str] = {}
-    target = resolve_stage_change(deal, changes, ctx, status_in_stage=True, native=native)
+    target = resolve_stage_change(
+        deal, changes, ctx, status_in_stage=STATUS_IN_STAGE, native=native
+    )
     if target.native_stage is not None:
         props["dealstage"] = target.native_stage
     for key, value in changes.items():

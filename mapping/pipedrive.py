@@ -45,6 +45,7 @@ __all__ = [
     "PD_FIELD_CRMSYNC_ID",
     "PD_FIELD_HUBSPOT_ID",
     "PD_FIELD_SALESFORCE_ID",
+    "STATUS_IN_STAGE",
     "create_for_pipedrive",
     "deal_from_pipedrive",
     "owner_from_pipedrive",
@@ -52,6 +53,9 @@ __all__ = [
     "stage_history_from_pipedrive_flow",
     "update_for_pipedrive",
 ]
+
+# A Pipedrive deal has a status field of its own (open/won/lost): its stage stays as it is.
+STATUS_IN_STAGE = False
 
 PD_FIELD_SALESFORCE_ID = sha1(b"crmsync:salesforce_opportunity_id").hexdigest()
 PD_FIELD_HUBSPOT_ID = sha1(b"crmsync:hubspot_deal_id").hexdigest()
@@ -221,7 +225,9 @@ def update_for_pipedrive(
 ) -> dict[str, Any]:
     """PUT /v1/deals/{id} body for canonical `changes` (won/lost via `status`, stage untouched)."""
     body: dict[str, Any] = {}
-    target = resolve_stage_change(deal, changes, ctx, status_in_stage=False, native=native)
+    target = resolve_stage_change(
+        deal, changes, ctx, status_in_stage=STATUS_IN_STAGE, native=native
+    )
     if target.native_stage is not None:
         body["stage_id"] = _int_id(deal, "stage", target.native_stage)
     if target.status is not None:

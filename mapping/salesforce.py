@@ -42,6 +42,7 @@ from mapping.writes import NativeValues, owner_id_for_change, resolve_stage_chan
 
 __all__ = [
     "PIPELINE",
+    "STATUS_IN_STAGE",
     "create_for_salesforce",
     "deal_from_salesforce",
     "owner_from_salesforce",
@@ -49,6 +50,10 @@ __all__ = [
     "stage_history_from_salesforce",
     "update_for_salesforce",
 ]
+
+# An Opportunity is won or lost by its StageName (IsWon/IsClosed follow the stage): a
+# status is written as a stage.
+STATUS_IN_STAGE = True
 
 PIPELINE = "default"
 # Native fields a mapping error can name -> the canonical key they feed (plans and reports
@@ -228,7 +233,9 @@ def update_for_salesforce(
 ) -> dict[str, Any]:
     """Opportunity fields for canonical `changes`; numbers as `values.json_number` spells them."""
     fields: dict[str, Any] = {}
-    target = resolve_stage_change(deal, changes, ctx, status_in_stage=True, native=native)
+    target = resolve_stage_change(
+        deal, changes, ctx, status_in_stage=STATUS_IN_STAGE, native=native
+    )
     if target.native_stage is not None:
         fields["StageName"] = _stage_label(ctx, target.native_stage)
     for key, value in changes.items():

@@ -11,6 +11,9 @@ from mapping import (
     create_for_hubspot,
     create_for_pipedrive,
     create_for_salesforce,
+    hubspot,
+    pipedrive,
+    salesforce,
     update_for_hubspot,
     update_for_pipedrive,
     update_for_salesforce,
@@ -26,8 +29,11 @@ _UPDATE: dict[str, _Update] = {
     "hubspot": update_for_hubspot,
     "pipedrive": update_for_pipedrive,
 }
-# Whether the kind's update expresses a status through the stage (see update_for_*).
-_STATUS_IN_STAGE = {"salesforce": True, "hubspot": True, "pipedrive": False}
+_STATUS_IN_STAGE = {
+    "salesforce": salesforce.STATUS_IN_STAGE,
+    "hubspot": hubspot.STATUS_IN_STAGE,
+    "pipedrive": pipedrive.STATUS_IN_STAGE,
+}
 _CREATE = {
     "salesforce": create_for_salesforce,
     "hubspot": create_for_hubspot,
