@@ -128,10 +128,10 @@ def _batch(
         pushed = connector.delete_deals([d.id for d in sendable]) if sendable else []
     except ConnectorError as exc:
         # Pipedrive sends one call per deal: some of the batch may be deleted already. They
-        # stay in doubt (sent), so the next run's read settles them and audits ours.
+        # stay in doubt (sent): re-running the plan or rollback reads, settles and audits them.
         results = _settle(store, ctx, settled, run_id, in_doubt)
         store.journal.mark_in_doubt(run_id, [d.change_id for d in sendable], str(exc))
-        why = f"in doubt: {exc}; the next run checks whether it was deleted"
+        why = f"in doubt: {exc}; re-running the same plan or rollback checks whether it was deleted"
         raise _Stopped(results + [not_deleted(d, why) for d in sendable], exc) from exc
     for delete, result in zip(sendable, pushed, strict=True):
         if result.ok:
