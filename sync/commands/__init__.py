@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import click
 
-__all__ = ["config_option"]
+__all__ = ["config_option", "wait_option"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -26,3 +26,15 @@ def config_option(function: F) -> F:
         type=click.Path(path_type=str),
         help="The crmsync config file.",
     )(function)
+
+
+def wait_option(waits_for: str, default: float | None = None) -> Callable[[F], F]:
+    """`--wait S`: how long to wait for the locks another process holds, `waits_for` saying
+    for what (shared by the commands that take a lock)."""
+    return click.option(
+        "--wait",
+        "wait_seconds",
+        type=click.FloatRange(min=0),
+        default=default,
+        help=f"Wait up to this long (seconds) {waits_for}.",
+    )

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from mapping.model import Ref, format_utc
-from sync.commands import config_option
+from sync.commands import config_option, wait_option
 from sync.errors import terminal_safe
 from sync.link_review import confirm, join, link_pages, parse_ref, split
 from sync.locks import reconcile_lock
@@ -28,13 +28,9 @@ def command() -> None:
 
 # Corrections take the reconcile lock (a reconcile must not plan from links changing under it):
 # like `crmsync reconcile`, they exit with "already running" while another holds it, or wait.
-wait_option = click.option(
-    "--wait",
-    "wait_seconds",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="If a reconcile, apply, rollback or links correction of this store is running, wait "
-    "this long for it (default: exit).",
+_wait = wait_option(
+    "for a reconcile, apply, rollback or links correction of this store that is running "
+    "(default: exit)"
 )
 
 
@@ -106,7 +102,7 @@ def _table(groups: Iterable[list[dict[str, Any]]]) -> None:
 @command.command("confirm")
 @config_option
 @click.argument("entities", nargs=-1, required=True)
-@wait_option
+@_wait
 def confirm_command(
     config_path: str, entities: tuple[str, ...], wait_seconds: float | None
 ) -> None:
@@ -120,7 +116,7 @@ def confirm_command(
 @command.command("split")
 @config_option
 @click.argument("entities", nargs=-1, required=True)
-@wait_option
+@_wait
 def split_command(config_path: str, entities: tuple[str, ...], wait_seconds: float | None) -> None:
     """These matches are wrong: unlink their deals and never match them to each other again
     (crmsync's own copies of a deal stay with it)."""
@@ -153,7 +149,7 @@ def _ref(ref: Ref) -> str:
 @command.command("join")
 @config_option
 @click.argument("deals", nargs=-1, required=True, metavar="INSTANCE:ID INSTANCE:ID...")
-@wait_option
+@_wait
 def join_command(config_path: str, deals: tuple[str, ...], wait_seconds: float | None) -> None:
     """These deals (one per instance) are one real deal: link them, confirmed."""
     refs = [parse_ref(text) for text in deals]

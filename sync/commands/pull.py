@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from mapping import deal_from_json
-from sync.commands import config_option
+from sync.commands import config_option, wait_option
 from sync.errors import terminal_safe
 from sync.locks import PULL_JOB, pull_locks
 from sync.pull import PullFailed, PullReport, failure_of, pull_locked
@@ -26,14 +26,7 @@ __all__ = ["command"]
 @click.option("--system", "systems", multiple=True, help="Only this instance (repeatable).")
 @click.option("--full", is_flag=True, help="Read everything, not just changes since the cursor.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "table"]), default="table")
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=click.FloatRange(min=0),
-    default=0,
-    help="If another process is pulling one of these instances, wait this long for it "
-    "(default: exit).",
-)
+@wait_option("for another process's pull of these instances (default: exit)", default=0)
 def command(
     config_path: str, systems: tuple[str, ...], full: bool, fmt: str, wait_seconds: float
 ) -> None:

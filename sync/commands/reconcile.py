@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mapping.model import Deal, Ref
-from sync.commands import config_option
+from sync.commands import config_option, wait_option
 from sync.locks import DEFAULT_WAIT, Budget, reconcile_lock
 from sync.plan_render import render_plan
 from sync.reconcile_run import check_limits, run_reconcile
@@ -33,13 +33,9 @@ __all__ = ["command"]
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--full", is_flag=True, help="Pull everything, not just changes since last run.")
 @click.option("--yes", is_flag=True, help="Apply without asking, even above push.confirm_above.")
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="Wait up to this long in all for another reconcile of this store (default: exit) "
-    f"and for another process's pull of its instances (default: {DEFAULT_WAIT:g}s).",
+@wait_option(
+    "in all for another reconcile of this store (default: exit) and for another process's "
+    f"pull of its instances (default: {DEFAULT_WAIT:g}s)"
 )
 def command(
     config_path: str,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sync.commands import config_option
+from sync.commands import config_option, wait_option
 from sync.errors import LimitsExceeded, UsageError
 from sync.locks import DEFAULT_WAIT, REPORT_JOB, Budget, report_job_lock
 from sync.report_render import to_table
@@ -25,13 +25,9 @@ __all__ = ["command"]
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Only deals created or updated since this date (YYYY-MM-DD).")  # fmt: skip
 @click.option("--refresh", is_flag=True, help="Pull from the CRMs first.")
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="Wait up to this long in all for another `crmsync report` and (--refresh) for another "
-    f"process's pull of the instances (default: {DEFAULT_WAIT:g}s; 0: exit at once).",
+@wait_option(
+    "in all for another `crmsync report` and (--refresh) for another process's pull of the "
+    f"instances (default: {DEFAULT_WAIT:g}s; 0: exit at once)"
 )
 def command(
     config_path: str,
