@@ -125,16 +125,7 @@ def test_a_run_audited_without_native_stages_rolls_back_by_funnel_stage_and_says
 ) -> None:
     world = small_world
     ids, run_id = _run_moving_out_of_qualified(world)
-    # What an older crmsync audited: the funnel stage alone.
-    with (
-        open_runtime(str(world.config), connect=False) as rt,
-        schema.transaction(rt.store.engine) as conn,
-    ):
-        conn.execute(
-            update(schema.audit)
-            .where(schema.audit.c.run_id == run_id, schema.audit.c.field == "stage")
-            .values(before="qualified", after="proposal")
-        )
+    _audited_stages_as(world, run_id, before="qualified", after="proposal")  # an older crmsync
 
     shown = _cli(world, "rollback", run_id)
     back = {c["system"]: c for c in shown["changes"] if c["id"] in ids.values()}
@@ -157,15 +148,7 @@ def test_a_run_audited_without_the_native_stage_it_left_is_checked_by_funnel_sta
     stage alone after it) still rolls back, checked by funnel stage as then, and says so."""
     world = small_world
     ids, run_id = _run_moving_out_of_qualified(world)
-    with (
-        open_runtime(str(world.config), connect=False) as rt,
-        schema.transaction(rt.store.engine) as conn,
-    ):
-        conn.execute(
-            update(schema.audit)
-            .where(schema.audit.c.run_id == run_id, schema.audit.c.field == "stage")
-            .values(after="proposal")
-        )
+    _audited_stages_as(world, run_id, after="proposal")
     _set_stage(world, "salesforce", ids["salesforce"], "Proposal/Price Quote")  # still proposal
 
     shown = _cli(world, "rollback", run_id)
@@ -299,3 +282,17 @@ def _set_status(world: World, deal_id: str, status: str) -> None:
     em: Any = world.sandbox.servers["pipedrive"].emulator
     with em.lock:
         em.store.update(int(deal_id), {"status": status})
+
+
+def _audited_stages_as(world: World, run_id: str, **values: str) -> None:
+    """Rewrite the run's audited stage writes as an older crmsync recorded them (plain funnel
+    stages, without the native stage before or after)."""
+    with (
+        open_runtime(str(world.config), connect=False) as rt,
+        schema.transaction(rt.store.engine) as conn,
+    ):
+        conn.execute(
+            update(schema.audit)
+            .where(schema.audit.c.run_id == run_id, schema.audit.c.field == "stage")
+            .values(**values)
+        )
