@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import click
 
 from sync.errors import terminal_safe
+from sync.shutdown import STOPPED, Terminated
 
 __all__ = ["main"]
 
@@ -153,8 +154,9 @@ class _Group(click.Group):
                 ctx.exit(exc.exit_code)
             except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
                 raise  # click's own exits keep their codes
-            except KeyboardInterrupt:  # in the documented one-line form, not click's "Aborted!"
-                click.echo("crmsync: error: interrupted (Ctrl-C)", err=True)
+            except KeyboardInterrupt as exc:  # in the documented one-line form, not "Aborted!"
+                why = STOPPED if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+                click.echo(f"crmsync: error: {why}", err=True)
                 ctx.exit(1)
             except BrokenPipeError:  # the reader left (`| head`): stop quietly, like other tools
                 _silence_stdout()

@@ -16,6 +16,7 @@ from sync.reconcile import analyze
 from sync.report_inputs import health_inputs
 from sync.report_render import mismatch_rows, to_csv, to_html, to_json, to_table
 from sync.runtime import Runtime, progress_reporter
+from sync.shutdown import STOPPED, Terminated
 from sync.store_records import RunStatus
 from sync.terminal import plain_console
 
@@ -54,8 +55,9 @@ def build_report(
                 rt.config, rt.store, result, now=datetime.now(UTC), since=since, pulled=pulled
             )
         )
-    except KeyboardInterrupt:  # as pull: `crmsync runs` must not show it running forever
-        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+    except KeyboardInterrupt as exc:  # as pull: `crmsync runs` must not show it running forever
+        why = STOPPED if isinstance(exc, Terminated) else CTRL_C
+        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
         raise
     except WaitStopped as exc:  # a stop asked for while waiting for another process's pull
         rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=str(exc))

@@ -15,7 +15,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["STOPPED", "stop_event", "stop_on_signals", "stop_requested"]
+__all__ = [
+    "STOPPED",
+    "Terminated",
+    "stop_event",
+    "stop_on_signals",
+    "stop_requested",
+    "terminate_as_interrupt",
+]
 
 stop_event = threading.Event()
 # Why work a stop left undone was not attempted (the next run does it).
@@ -50,3 +57,23 @@ def stop_on_signals(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM in a command with no batch to finish first (pull, report): it stops at once,
+    as on Ctrl-C (what it saved stays; its cursors moved only with it), and says SIGTERM."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Raise :class:`Terminated` on SIGTERM for the ``with`` body (main thread only), so that
+    the run is recorded as interrupted instead of staying `running` after the process died."""
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(STOPPED)
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

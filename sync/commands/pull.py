@@ -15,6 +15,7 @@ from sync.locks import PULL_JOB, pull_locks
 from sync.pull import PullFailed, PullReport, failure_of, pull_locked
 from sync.reconcile_run import CTRL_C
 from sync.runtime import Runtime, open_runtime, progress_reporter
+from sync.shutdown import STOPPED, Terminated, terminate_as_interrupt
 from sync.store_records import RunKind, RunStatus
 from sync.terminal import cell, fitted, id_column, plain_console
 
@@ -31,7 +32,7 @@ def command(
     config_path: str, systems: tuple[str, ...], full: bool, fmt: str, wait_seconds: float
 ) -> None:
     """Pull deals (incrementally after the first run) and print them."""
-    with open_runtime(config_path, systems=systems) as rt:
+    with open_runtime(config_path, systems=systems) as rt, terminate_as_interrupt():
         # One pull per instance at a time. The run is recorded (and finished) under the locks:
         # the next holder of one of them knows a run of it still `running` is dead.
         with pull_locks(rt.store, rt.connectors, wait_seconds > 0, wait_seconds or None):
@@ -63,8 +64,9 @@ def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | 
         with progress_reporter(list(rt.connectors)) as progress:
             reports = pull_locked(rt.config, rt.store, rt.connectors, full=full, run_id=run_id,
                                   progress=progress)  # fmt: skip
-    except KeyboardInterrupt:  # the cursors moved only with what was saved
-        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+    except KeyboardInterrupt as exc:  # the cursors moved only with what was saved
+        why = STOPPED if isinstance(exc, Terminated) else CTRL_C
+        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
         raise
     except Exception as exc:
         rt.store.finish_run(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))

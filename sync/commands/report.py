@@ -13,6 +13,7 @@ from sync.locks import DEFAULT_WAIT, REPORT_JOB, Budget, report_job_lock
 from sync.report_render import to_table
 from sync.report_run import FORMATS, build_report, render_report, write_text
 from sync.runtime import open_runtime
+from sync.shutdown import terminate_as_interrupt
 from sync.terminal import plain_console
 
 __all__ = ["command"]
@@ -43,7 +44,7 @@ def command(
     # One `crmsync report` at a time (a second waits): the lock's next holder knows a run of it
     # still `running` is dead, and records it so.
     # --wait bounds this wait and (--refresh) the one for the pull locks, together.
-    with open_runtime(config_path, connect=refresh) as rt:
+    with open_runtime(config_path, connect=refresh) as rt, terminate_as_interrupt():
         budget = Budget(wait_seconds)
         wait = budget.left()
         with report_job_lock(rt.store, REPORT_JOB, wait=wait > 0, timeout=wait):

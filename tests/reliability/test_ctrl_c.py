@@ -75,6 +75,26 @@ def test_ctrl_c_mid_pull_says_so_in_one_line_and_records_the_run_as_interrupted(
         assert run.finished_at is not None and "Ctrl-C" in (run.error or "")
 
 
+@pytest.mark.parametrize(("command", "options"), [("pull", []), ("report", ["--refresh"])])
+def test_sigterm_mid_pull_says_so_in_one_line_and_records_the_run_as_interrupted(
+    command: str, options: list[str], tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
+) -> None:
+    """A pull or report stopped by its scheduler's timeout (SIGTERM) stops as on Ctrl-C: its
+    run is interrupted at once, not left `running` for the next run to notice."""
+    data = tmp_path / "dataset.json"
+    save_dataset(data, dataset)
+    store = new_store_url("sqlite")
+    with served(tmp_path / "s", data, store, faults="latency=300ms", push=PUSH) as (config, _):
+        victim = _start(config, command, *options)
+        _wait_until(lambda: _started(store), victim)
+        time.sleep(0.5)  # inside the pull
+        err = _stop(victim, signal.SIGTERM).decode()
+        assert err.splitlines()[-1] == "crmsync: error: stopped on request (SIGTERM)", err
+        run = _latest(store, command)
+        assert run.status is RunStatus.INTERRUPTED, run
+        assert run.finished_at is not None and "SIGTERM" in (run.error or "")
+
+
 def test_ctrl_c_mid_pull_of_thousands_of_deals_exits_at_once(
     tmp_path: Path, new_store_url: Any
 ) -> None:
