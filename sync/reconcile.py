@@ -31,12 +31,16 @@ from sync.writes import can_express_for
 
 __all__ = [
     "BATCH_SIZES",
+    "Phase",
     "ReconcileResult",
     "analyze",
     "load_deals",
     "plan_run",
     "policies_from_config",
 ]
+
+# What an analysis does now and over how many deals (a progress bar on a terminal); None: over.
+Phase = Callable[[str | None, int], None]
 
 # Writes per API call: Salesforce composite 200, HubSpot batch 100, Pipedrive one per deal.
 BATCH_SIZES = {"salesforce": 200, "hubspot": 100, "pipedrive": 1}
@@ -103,6 +107,7 @@ def plan_run(
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     pull_wait: float = DEFAULT_WAIT,
+    phase: Phase | None = None,
 ) -> ReconcileResult:
     """Pull every instance (waiting up to `pull_wait` seconds for another process's pull of
     one of them), then plan from the refreshed store."""
@@ -112,7 +117,9 @@ def plan_run(
         raise failure
     contexts = {name: p.context for name, p in pulls.items() if p.context is not None}
     full = full or any(p.full for p in pulls.values())
-    result = analyze(config, store, run_id=run_id, contexts=contexts, now=now, full=full)
+    result = analyze(
+        config, store, run_id=run_id, contexts=contexts, now=now, full=full, phase=phase
+    )
     result.pulls = pulls
     result.mapping_errors = store.mapping_errors(list(config.systems))
     result.plan = _with_mapping_errors(result.plan, result.mapping_errors)
@@ -128,6 +135,7 @@ def analyze(
     remember: bool = True,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     full: bool = False,
+    phase: Phase | None = None,
 ) -> ReconcileResult:
     """Match, diff and plan over the stored snapshot (no CRM calls).
 
@@ -138,8 +146,16 @@ def analyze(
     """
     # Every step allocates per deal (loading, links, bases, dangling links); with hundreds of
     # thousands of deals alive, each cyclic collection rescans them all, for no cycles.
-    with paused_gc():
-        return _analyze(config, store, run_id, contexts, remember, now, full)
+    show = phase or _quiet
+    try:
+        with paused_gc():
+            return _analyze(config, store, run_id, contexts, remember, now, full, show)
+    finally:
+        show(None, 0)
+
+
+def _quiet(step: str | None, deals: int) -> None:
+    """No progress to show (no terminal)."""
 
 
 def _analyze(
@@ -150,6 +166,7 @@ def _analyze(
     remember: bool,
     now: Callable[[], datetime],
     full: bool,
+    phase: Phase,
 ) -> ReconcileResult:
     fingerprint = config.fingerprint()
     epoch = store.reconcile_epoch()  # before anything is read: see Store.reconcile_state
@@ -160,6 +177,7 @@ def _analyze(
     stored = {Ref(i, d): e for (i, d), e in store.links().items()}
     changed: frozenset[Ref] | None = None
     untouched = 0
+    phase("loading deals", 0)
     if scope.incremental:
         loaded = load_changed(
             store,
@@ -172,6 +190,7 @@ def _analyze(
     else:
         by_instance = load_deals(store, list(config.systems))
     deals = {d.ref: d for group in by_instance.values() for d in group}
+    phase("matching", len(deals))
     matched = match(
         by_instance,
         stored,
@@ -184,6 +203,7 @@ def _analyze(
     bases = {e: base_from_json(v) for e, v in store.bases(entity_ids).items()}
     vanished = dangling_links(by_instance, matched.entity_of(), changed)
     targets = [t for t in config.push_targets if contexts is None or t in contexts]
+    phase("diffing", len(deals))
     diffed = diff(
         matched.entities,
         deals,
@@ -198,6 +218,7 @@ def _analyze(
         hold=_held(matched) | {Ref(r["system"], r["id"]) for d in vanished for r in d["live"]},
         changed=changed,
     )
+    phase("planning", len(deals))
     plan = build_plan(
         matched,
         diffed,
@@ -218,6 +239,7 @@ def _analyze(
         summary["matched"] += untouched
         plan = dataclasses.replace(plan, summary=summary)
     if remember:
+        phase("saving links and bases", len(deals))
         store.checkpoint()  # the reconcile lock still holds: no other analysis writes
         _remember(store, matched, diffed, bases)
         store.save_match_keys(

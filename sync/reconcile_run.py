@@ -20,9 +20,8 @@ from mapping.model import Deal, Ref
 from sync.errors import LimitsExceeded
 from sync.locks import DEFAULT_WAIT, WaitStopped
 from sync.plan import plan_to_json
-from sync.pull import Progress
 from sync.reconcile import ReconcileResult, plan_run
-from sync.runtime import Runtime
+from sync.runtime import Bars, Runtime
 from sync.store_records import RunStatus
 
 __all__ = [
@@ -80,7 +79,7 @@ def run_reconcile(
     full: bool = False,
     yes: bool = False,
     plan_out: Path | None = None,
-    progress: Progress | None = None,
+    progress: Bars | None = None,
     stop: threading.Event | None = None,
     show: Callable[[dict[str, Any], dict[Ref, Deal]], None] | None = None,
     pull_wait: float = DEFAULT_WAIT,
@@ -92,7 +91,8 @@ def run_reconcile(
     counts: dict[str, Any] = {}
     try:
         result = plan_run(rt.config, rt.store, rt.connectors, run_id=run_id, full=full,
-                          progress=progress, pull_wait=pull_wait)  # fmt: skip
+                          progress=progress, pull_wait=pull_wait,
+                          phase=progress.phase if progress is not None else None)  # fmt: skip
         plan_json = plan_to_json(result.plan)
         counts = {key: len(plan_json[key]) for key in PLAN_COUNTS}
         counts["mapping_errors"] = result.mapping_errors[:500]

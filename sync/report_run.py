@@ -41,15 +41,16 @@ def build_report(
     run_id = rt.store.start_run(job, "report", rt.config.fingerprint())
     pulled: dict[str, dict[str, int]] = {}
     try:
-        if refresh:
-            with progress_reporter(list(rt.connectors)) as progress:
+        with progress_reporter(list(rt.connectors) if refresh else []) as bars:
+            if refresh:
                 pulls = pull(rt.config, rt.store, rt.connectors, run_id=run_id,
-                             progress=progress, wait=wait)  # fmt: skip
-            # as reconcile: never a report of stale data that claims to be fresh
-            if (failure := failure_of(pulls)) is not None:
-                raise failure
-            pulled = {name: p.calls for name, p in pulls.items()}
-        result = analyze(rt.config, rt.store, run_id=run_id, remember=False)
+                             progress=bars, wait=wait)  # fmt: skip
+                # as reconcile: never a report of stale data that claims to be fresh
+                if (failure := failure_of(pulls)) is not None:
+                    raise failure
+                pulled = {name: p.calls for name, p in pulls.items()}
+            phase = bars.phase if bars is not None else None
+            result = analyze(rt.config, rt.store, run_id=run_id, remember=False, phase=phase)
         report = build_health(
             health_inputs(
                 rt.config, rt.store, result, now=datetime.now(UTC), since=since, pulled=pulled

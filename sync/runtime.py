@@ -8,7 +8,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from config import Config, load_config
 from connectors.base import Connector
@@ -58,9 +65,36 @@ def open_runtime(
         store.close()
 
 
+class Bars:
+    """Rich progress bars on stderr: one per instance (deals read or written), called as a
+    pull's `Progress`, and one for the analysis under way (:meth:`phase`)."""
+
+    def __init__(self, bar: Progress, instances: Sequence[str]) -> None:
+        self._bar = bar
+        self._tasks = {name: bar.add_task(name, total=None) for name in instances}
+        self._phase: TaskID | None = None
+
+    def __call__(self, instance: str, done: int) -> None:
+        self._bar.update(self._tasks[instance], completed=done)
+
+    def phase(self, step: str | None, deals: int = 0) -> None:
+        """What the analysis does now and over how many deals; None: it is over."""
+        if step is None:
+            if self._phase is not None:
+                self._bar.remove_task(self._phase)
+                self._phase = None
+            return
+        if self._phase is None:
+            self._phase = self._bar.add_task(step, total=None)
+        # drawn at once: a step can be over before the bar's next timed refresh
+        self._bar.update(self._phase, description=step, completed=deals, refresh=True)
+
+
 @contextmanager
-def progress_reporter(instances: Sequence[str], *, enabled: bool | None = None) -> Iterator[Any]:
-    """A rich progress bar per instance on a terminal; a no-op callback elsewhere (CI, pipes)."""
+def progress_reporter(
+    instances: Sequence[str], *, enabled: bool | None = None
+) -> Iterator[Bars | None]:
+    """Rich progress bars on a terminal (:class:`Bars`); None elsewhere (CI, pipes)."""
     console = plain_console(stderr=True)
     if enabled is None:
         enabled = sys.stderr.isatty() and console.is_terminal
@@ -76,9 +110,4 @@ def progress_reporter(instances: Sequence[str], *, enabled: bool | None = None) 
         console=console,
         transient=True,
     ) as bar:
-        tasks = {name: bar.add_task(name, total=None) for name in instances}
-
-        def update(instance: str, done: int) -> None:
-            bar.update(tasks[instance], completed=done)
-
-        yield update
+        yield Bars(bar, instances)

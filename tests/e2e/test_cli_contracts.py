@@ -432,3 +432,40 @@ def test_rollback_of_a_run_that_wrote_nothing_says_so(served: tuple[Path, dict])
     shown = crmsync("rollback", dry["id"], "--config", str(config))
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() == f"run {dry['id']} wrote nothing: nothing to undo"
+
+
+def _on_a_terminal(*args: str) -> str:
+    """`crmsync *args` with a pseudo-terminal as stdout and stderr: all it drew there."""
+    import pty
+
+    main_fd, side_fd = pty.openpty()
+    process = subprocess.Popen(
+        [CRMSYNC, *args], stdin=subprocess.DEVNULL, stdout=side_fd, stderr=side_fd,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "120"},
+    )  # fmt: skip
+    os.close(side_fd)
+    drawn = bytearray()
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(main_fd)
+    assert process.wait(timeout=120) in (0, 3), drawn.decode(errors="replace")
+    return drawn.decode(errors="replace")
+
+
+def test_reconcile_shows_each_step_of_its_analysis_on_a_terminal_and_nothing_in_a_pipe(
+    served: tuple[Path, dict],
+) -> None:
+    """Matching a million deals takes a while: a terminal sees what is under way."""
+    config, _ = served
+    drawn = _on_a_terminal("reconcile", "--config", str(config), "--dry-run")
+    for step in ("loading deals", "matching", "diffing", "planning", "saving links"):
+        assert step in drawn, drawn
+    piped = crmsync("reconcile", "--config", str(config), "--dry-run", "--format", "json")
+    assert piped.returncode in (0, 3) and "matching" not in piped.stderr, piped.stderr
+    json.loads(piped.stdout)  # the plan alone
