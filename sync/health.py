@@ -4,7 +4,8 @@
 Figures are computed per instance and funnel, per funnel over all instances, and consolidated;
 across instances a matched entity (the same real deal in several CRMs) counts once, through
 one representative copy: the first instance of `consolidation_order` holding a copy (then the
-instances in the order `deals` lists them).
+instances in the order `deals` lists them), whose stage, amount and close date give way to
+another copy's where the field's policy picks that one (`sync.consolidate`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Ref
 from sync import kpis, stage_flow
+from sync.consolidate import Chooser
 from sync.health_checks import UnknownThreshold, cross_system, data_quality, evaluate_thresholds
 from sync.health_model import (
     Consolidated,
@@ -104,11 +106,13 @@ def _order(inputs: HealthInputs) -> list[str]:
 
 
 def _representatives(
-    entities: Sequence[Mapping[str, Ref]], present: set[Ref], order: list[str]
-) -> tuple[dict[Ref, str], set[Ref]]:
-    """Each matched ref's entity label, and the one present copy that stands for each entity."""
+    entities: Sequence[Mapping[str, Ref]], present: Mapping[Ref, Deal], chooser: Chooser
+) -> tuple[dict[Ref, str], dict[Ref, Deal]]:
+    """Each matched ref's entity label, and per entity the deal that stands for it, keyed by
+    its first present copy in `chooser.order`."""
     entity_of: dict[Ref, str] = {}
-    chosen: set[Ref] = set()
+    stand_in: dict[Ref, Deal] = {}
+    order = chooser.order
     for group in entities:
         ranked = [group[i] for i in order if i in group] + [
             group[i] for i in sorted(group) if i not in order
@@ -116,10 +120,10 @@ def _representatives(
         label = str(ranked[0]) if ranked else ""
         for ref in group.values():
             entity_of[ref] = label
-        live = [ref for ref in ranked if ref in present]
+        live = [present[ref] for ref in ranked if ref in present]
         if live:
-            chosen.add(live[0])
-    return entity_of, chosen
+            stand_in[live[0].ref] = chooser.stand_in(live)
+    return entity_of, stand_in
 
 
 def _converted(deals: Sequence[Deal], inputs: HealthInputs) -> Converted | None:
@@ -159,7 +163,9 @@ def _converted(deals: Sequence[Deal], inputs: HealthInputs) -> Converted | None:
     )
 
 
-def _consolidated(deals: list[Deal], merged: int, inputs: HealthInputs) -> Consolidated:
+def _consolidated(
+    deals: list[Deal], merged: int, inputs: HealthInputs, chooser: Chooser
+) -> Consolidated:
     open_deals = [d for d in deals if d.status is DealStatus.OPEN]
     weighted = []
     for deal in open_deals:
@@ -184,6 +190,7 @@ def _consolidated(deals: list[Deal], merged: int, inputs: HealthInputs) -> Conso
         past_due=kpis.past_due(deals, inputs.now).count,
         forecast=kpis.forecast(deals, inputs.funnels, inputs.now),
         converted=_converted(deals, inputs),
+        copies_counted=chooser.counted(),
     )
 
 
@@ -200,8 +207,9 @@ def build_health(inputs: HealthInputs) -> HealthReport:
 
 def _build_health(inputs: HealthInputs) -> HealthReport:
     deals = {instance: _in_window(own, inputs) for instance, own in inputs.deals.items()}
-    present = {d.ref for own in deals.values() for d in own}
-    entity_of, chosen = _representatives(inputs.entities, present, _order(inputs))
+    present = {d.ref: d for own in deals.values() for d in own}
+    chooser = Chooser(inputs.policies, inputs.funnels, tuple(_order(inputs)))
+    entity_of, stand_in = _representatives(inputs.entities, present, chooser)
     systems = {
         instance: SystemFigures(
             instance=instance,
@@ -216,8 +224,10 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         for instance, own in deals.items()
     }
     all_copies = [d for own in deals.values() for d in own]
-    unique = [d for d in all_copies if d.ref not in entity_of or d.ref in chosen]
-    consolidated = _consolidated(unique, len(all_copies) - len(unique), inputs)
+    unique = [
+        stand_in.get(d.ref, d) for d in all_copies if d.ref not in entity_of or d.ref in stand_in
+    ]
+    consolidated = _consolidated(unique, len(all_copies) - len(unique), inputs, chooser)
     quality = data_quality(deals, inputs.mapping_errors, inputs.plan)
     cross = cross_system(
         deals,

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from config import Policy
 from mapping.funnel import Funnel
 from mapping.model import Deal, Ref
 
@@ -19,6 +20,8 @@ __all__ = [
     "Consolidated",
     "Conversion",
     "Converted",
+    "CopiesCounted",
+    "CopyChoice",
     "CrossSystem",
     "DataQuality",
     "DealFlag",
@@ -71,6 +74,9 @@ class HealthInputs:
     mapping_errors: Sequence[Mapping[str, str]] = ()
     instance_urls: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # (kind, url)
     consolidation_order: Sequence[str] = ()  # which copy of a matched deal represents it
+    # field -> the reconcile policy that also picks which copy's value counts where the copies
+    # of a matched deal disagree (`sync.consolidate`); a field not listed: `conflict`
+    policies: Mapping[str, Policy] = field(default_factory=dict)
     # instance -> pipeline -> native stage -> funnel stage (the stage maps): the stage a lost
     # deal was lost in, where its CRM keeps it there (Pipedrive)
     stage_maps: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
@@ -239,6 +245,24 @@ class Converted:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyChoice:
+    """For one field, how the matched deals whose copies disagree on it were counted."""
+
+    field: str
+    policy: str  # as a plan's reasons name it: "source_of_truth: salesforce", "conflict"
+    disagreed: int  # matched deals whose counted copies hold different values
+    by_policy: int  # of which the policy picked the copy that counts
+    by_order: int  # of which the policy could not decide: the first instance's copy counts
+
+
+@dataclass(frozen=True, slots=True)
+class CopiesCounted:
+    rule: str
+    order: tuple[str, ...]  # the instances in config order: whose copy counts by default
+    fields: tuple[CopyChoice, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Consolidated:
     deals: int
     copies_merged: int  # matched copies not counted again
@@ -253,6 +277,7 @@ class Consolidated:
     past_due: int
     forecast: Forecast
     converted: Converted | None
+    copies_counted: CopiesCounted
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from config import Config
+from sync.consolidate import COUNTED_FIELDS
 from sync.health_model import HealthInputs
 from sync.plan import plan_to_json
 from sync.reconcile import ReconcileResult
@@ -93,5 +94,6 @@ def health_inputs(
         mapping_errors=store.mapping_errors(list(config.systems)),
         instance_urls=urls,
         consolidation_order=list(config.systems),
+        policies={name: config.policy_for(name) for name in COUNTED_FIELDS},
         stage_maps={name: s.stage_map for name, s in config.systems.items()},
     )

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mapping.model import Ref, format_utc
-from sync.health_model import FunnelFigures, HealthReport
+from sync.health_model import CopiesCounted, FunnelFigures, HealthReport
 from sync.report_html import render_page
 from sync.terminal import cell, id_column
 
@@ -86,6 +86,19 @@ def to_csv(rows: Iterable[Mapping[str, object]], file: IO[str]) -> int:
         writer.writerow([neutralise_cell(v) for v in row.values()])
         count += 1
     return count
+
+
+def _copies_counted(counted: CopiesCounted) -> Text:
+    """Per counted field, how many disagreeing matched deals its policy or config order
+    decided (the rule is in the JSON). Instance names are text, never markup."""
+    order = ", ".join(counted.order)
+    return cell(
+        *(
+            f"{f.field}: {f.by_policy} by policy ({f.policy}), {f.by_order} by config order "
+            f"({order})"
+            for f in counted.fields
+        )
+    )
 
 
 def mismatch_rows(report: HealthReport) -> list[dict[str, object]]:
@@ -334,6 +347,7 @@ def to_table(report: HealthReport, console: Console) -> None:
     totals.add_column("figure")
     totals.add_column("value", justify="right")
     totals.add_row("deals (matched copies merged)", f"{c.deals} ({c.copies_merged} merged)")
+    totals.add_row("copies that disagree, counted by", _copies_counted(c.copies_counted))
     totals.add_row("open / won / lost", f"{c.open} / {c.won} / {c.lost}")
     totals.add_row("open pipeline", _amounts(c.open_amount))
     totals.add_row("weighted pipeline", _amounts(c.weighted))
