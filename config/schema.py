@@ -84,6 +84,21 @@ def _currency(value: str) -> str:
 Currency = Annotated[str, AfterValidator(_currency)]
 
 
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "timezone",
+            "unknown time zone '{value}' (expected an IANA name such as UTC, Europe/Berlin)",
+            {"value": value},
+        ) from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_timezone)]  # an IANA name
+
+
 # --- funnels ---------------------------------------------------------------------------------
 
 
@@ -339,12 +354,15 @@ class ReportConfig(Section):
     currency: Currency | None = None  # consolidate amounts into this currency using `rates`
     rates: FrozenMap[Currency, Annotated[Decimal, Field(gt=0)]] = Field(default_factory=dict)
     thresholds: Thresholds = Thresholds()
+    # where the report's days begin: today (past due, forecast months), --since, sales cycles
+    # from a close date
+    timezone: TimeZone = "UTC"
 
 
 class ScheduleEntry(Section):
     name: Name
     cron: str
-    timezone: str = "UTC"
+    timezone: TimeZone = "UTC"
     job: Literal[JOBS]  # type: ignore[valid-type]
     out: Path | None = None  # reports directory; inside the config file's directory
     misfire_grace_seconds: int = Field(default=3600, ge=1)
@@ -377,19 +395,6 @@ class ScheduleEntry(Section):
                 "invalid cron expression '{value}': {reason} (expected 5 fields: minute hour "
                 "day month weekday, e.g. '0 2 * * *')",
                 {"value": value, "reason": str(exc).rstrip(".")},
-            ) from None
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise PydanticCustomError(
-                "timezone",
-                "unknown time zone '{value}' (expected an IANA name such as UTC, Europe/Berlin)",
-                {"value": value},
             ) from None
         return value
 

@@ -1,6 +1,11 @@
 """Pipeline health: the entry point that turns canonical deals (+ plan, sync state) into a
 `HealthReport`. Pure: no database, no network, no clock (`now` comes in with the inputs).
 
+Days begin at midnight in the report's time zone (`HealthInputs.timezone`): the KPI functions
+get `now` in that zone, so `now.date()` is today there (past due, forecast months), and a
+sales cycle measured from a close date counts from the creation date there. Ages measured
+between two instants (stale, stalled, sync age) are the same in every zone.
+
 Figures are computed per instance and funnel, per funnel over all instances, and consolidated;
 across instances a matched entity (the same real deal in several CRMs) counts once, through
 one representative copy: the first instance of `consolidation_order` holding a copy (then the
@@ -12,8 +17,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from zoneinfo import ZoneInfo
 
 from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Ref
@@ -62,7 +68,8 @@ def funnel_figures(
     stage_maps: stage_flow.StageMaps | None = None,
 ) -> FunnelFigures:
     """Every pipeline KPI of one set of deals in one funnel (`stage_maps`: where lost deals
-    were lost, for CRMs that keep a lost deal in its stage)."""
+    were lost, for CRMs that keep a lost deal in its stage). `now` in the report's time zone:
+    its date is today."""
     statuses = [d.status for d in deals]
     return FunnelFigures(
         funnel=funnel.name,
@@ -75,7 +82,7 @@ def funnel_figures(
         conversion=stage_flow.conversion(deals, funnel, stage_maps),
         win_rate=kpis.win_rate(deals),
         won_size=kpis.won_sizes(deals),
-        sales_cycle=stage_flow.sales_cycle(deals, funnel),
+        sales_cycle=stage_flow.sales_cycle(deals, funnel, now.tzinfo or UTC),
         time_in_stage=stage_flow.time_in_stage(deals, funnel, now, stale_days),
         drop_off=stage_flow.drop_off(deals, funnel, stage_maps),
         stale=kpis.stale(deals, now, stale_days),
@@ -94,10 +101,16 @@ def _by_funnel(deals: Iterable[Deal], funnels: Mapping[str, Funnel]) -> dict[str
 
 
 def _in_window(deals: Sequence[Deal], inputs: HealthInputs) -> list[Deal]:
+    """Deals created or updated on or after `since`, a day in the report's time zone."""
     if inputs.since is None:
         return list(deals)
-    since = inputs.since
-    return [d for d in deals if d.created_at.date() >= since or d.updated_at.date() >= since]
+    since, zone = inputs.since, ZoneInfo(inputs.timezone)
+    return [
+        d
+        for d in deals
+        if d.created_at.astimezone(zone).date() >= since
+        or d.updated_at.astimezone(zone).date() >= since
+    ]
 
 
 def _order(inputs: HealthInputs) -> list[str]:
@@ -164,7 +177,7 @@ def _converted(deals: Sequence[Deal], inputs: HealthInputs) -> Converted | None:
 
 
 def _consolidated(
-    deals: list[Deal], merged: int, inputs: HealthInputs, chooser: Chooser
+    deals: list[Deal], merged: int, inputs: HealthInputs, chooser: Chooser, now: datetime
 ) -> Consolidated:
     open_deals = [d for d in deals if d.status is DealStatus.OPEN]
     weighted = []
@@ -186,9 +199,9 @@ def _consolidated(
             d.value for d in deals if d.status is DealStatus.WON and d.value
         ),
         win_rate=kpis.win_rate(deals),
-        stale=kpis.stale(deals, inputs.now, inputs.stale_days).count,
-        past_due=kpis.past_due(deals, inputs.now).count,
-        forecast=kpis.forecast(deals, inputs.funnels, inputs.now),
+        stale=kpis.stale(deals, now, inputs.stale_days).count,
+        past_due=kpis.past_due(deals, now).count,
+        forecast=kpis.forecast(deals, inputs.funnels, now),
         converted=_converted(deals, inputs),
         copies_counted=chooser.counted(),
     )
@@ -206,6 +219,7 @@ def build_health(inputs: HealthInputs) -> HealthReport:
 
 
 def _build_health(inputs: HealthInputs) -> HealthReport:
+    now = inputs.now.astimezone(ZoneInfo(inputs.timezone))  # for the KPIs: see the module doc
     deals = {instance: _in_window(own, inputs) for instance, own in inputs.deals.items()}
     present = {d.ref: d for own in deals.values() for d in own}
     chooser = Chooser(inputs.policies, inputs.funnels, tuple(_order(inputs)))
@@ -216,7 +230,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
             deals=len(own),
             funnels={
                 name: funnel_figures(
-                    group, inputs.funnels[name], inputs.now, inputs.stale_days, inputs.stage_maps
+                    group, inputs.funnels[name], now, inputs.stale_days, inputs.stage_maps
                 )
                 for name, group in _by_funnel(own, inputs.funnels).items()
             },
@@ -227,7 +241,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
     unique = [
         stand_in.get(d.ref, d) for d in all_copies if d.ref not in entity_of or d.ref in stand_in
     ]
-    consolidated = _consolidated(unique, len(all_copies) - len(unique), inputs, chooser)
+    consolidated = _consolidated(unique, len(all_copies) - len(unique), inputs, chooser, now)
     quality = data_quality(deals, inputs.mapping_errors, inputs.plan)
     cross = cross_system(
         deals,
@@ -252,11 +266,12 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         systems=systems,
         funnels={
             name: funnel_figures(
-                group, inputs.funnels[name], inputs.now, inputs.stale_days, inputs.stage_maps
+                group, inputs.funnels[name], now, inputs.stale_days, inputs.stage_maps
             )
             for name, group in _by_funnel(unique, inputs.funnels).items()
         },
         consolidated=consolidated,
         data_quality=quality,
         cross_system=cross,
+        timezone=inputs.timezone,
     )

@@ -77,6 +77,7 @@ class HealthInputs:
     # field -> the reconcile policy that also picks which copy's value counts where the copies
     # of a matched deal disagree (`sync.consolidate`); a field not listed: `conflict`
     policies: Mapping[str, Policy] = field(default_factory=dict)
+    timezone: str = "UTC"  # IANA name: where the report's days begin (today, --since, ...)
     # instance -> pipeline -> native stage -> funnel stage (the stage maps): the stage a lost
     # deal was lost in, where its CRM keeps it there (Pipedrive)
     stage_maps: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
@@ -383,3 +384,4 @@ class HealthReport:
     consolidated: Consolidated
     data_quality: DataQuality
     cross_system: CrossSystem
+    timezone: str  # where the report's days begin; datetimes are still given in UTC

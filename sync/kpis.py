@@ -1,5 +1,6 @@
 """Pipeline KPIs over one set of canonical deals: stage totals, win rate, deal size, stale and
-past-due deals, forecast by close month. Pure: the clock comes in as `now`.
+past-due deals, forecast by close month. Pure: the clock comes in as `now`, in the report's
+time zone, so `now.date()` is today there.
 
 History-dependent figures (conversion, cycle, time in stage, drop-off) live in
 `sync.stage_flow`. Money is summed per currency only; nothing here converts.

@@ -95,5 +95,6 @@ def health_inputs(
         instance_urls=urls,
         consolidation_order=list(config.systems),
         policies={name: config.policy_for(name) for name in COUNTED_FIELDS},
+        timezone=report.timezone,
         stage_maps={name: s.stage_map for name, s in config.systems.items()},
     )

@@ -19,7 +19,7 @@ import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
 from itertools import pairwise
 
@@ -169,7 +169,7 @@ def conversion(
     )
 
 
-def _won_at(deal: Deal, funnel: Funnel) -> tuple[datetime | None, str]:
+def _won_at(deal: Deal, funnel: Funnel, zone: tzinfo) -> tuple[datetime | None, str]:
     won_key = funnel.won_stage.key
     entries = [c.entered_at for c in deal.stage_history if c.stage == won_key]
     if entries:
@@ -177,20 +177,23 @@ def _won_at(deal: Deal, funnel: Funnel) -> tuple[datetime | None, str]:
     if deal.stage == won_key and deal.stage_entered_at is not None:
         return deal.stage_entered_at, "stage_entered_at"
     if deal.close_date is not None:
-        return datetime.combine(deal.close_date, time(0), tzinfo=UTC), "close_date"
+        return datetime.combine(deal.close_date, time(0), tzinfo=zone), "close_date"
     return None, "unknown"
 
 
-def sales_cycle(deals: Iterable[Deal], funnel: Funnel) -> SalesCycle:
-    """Days from creation to won, over won deals: median and p90 (nearest rank)."""
+def sales_cycle(deals: Iterable[Deal], funnel: Funnel, zone: tzinfo = UTC) -> SalesCycle:
+    """Days from creation to won, over won deals: median and p90 (nearest rank). A won date
+    known only as a close date counts whole days from the creation date in `zone` (the
+    report's time zone: a date-only close date has no instant to measure from)."""
     durations: list[Decimal] = []
     sources: Counter[str] = Counter()
     for deal in deals:
         if deal.status is not DealStatus.WON:
             continue
-        won_at, source = _won_at(deal, funnel)
+        won_at, source = _won_at(deal, funnel, zone)
         if source == "close_date":  # a date without a time: whole days, a same-day win is 0
-            created = datetime.combine(deal.created_at.date(), time(0), tzinfo=UTC)
+            # both midnights in `zone` (one tzinfo): their difference is whole days, DST or not
+            created = datetime.combine(deal.created_at.astimezone(zone).date(), time(0), zone)
         else:
             created = deal.created_at
         if won_at is None or won_at < created:

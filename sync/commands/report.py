@@ -24,7 +24,8 @@ __all__ = ["command"]
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write to this file.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="Only deals created or updated since this date (YYYY-MM-DD).")  # fmt: skip
+              help="Only deals created or updated since this date (YYYY-MM-DD; days begin "
+                   "at midnight in report.timezone).")  # fmt: skip
 @click.option("--refresh", is_flag=True, help="Pull from the CRMs first.")
 @wait_option(
     "in all for another `crmsync report` and (--refresh) for another process's pull of the "

@@ -208,6 +208,11 @@ CASES: dict[str, tuple[str, str]] = {
         "15: schedule.0.timezone: unknown time zone 'Mars/Base'"
         " (expected an IANA name such as UTC, Europe/Berlin)",
     ),
+    "report_timezone_invalid": (
+        BASE + "report:\n  stale_days: 30\n  timezone: Europe/Berlinn\n",
+        "16: report.timezone: unknown time zone 'Europe/Berlinn'"
+        " (expected an IANA name such as UTC, Europe/Berlin)",
+    ),
     "duration_invalid": (
         BASE + "push:\n  plan_max_age: 24x\n",
         "15: push.plan_max_age: invalid duration '24x' (expected e.g. 90s, 15m, 24h or 7d)",

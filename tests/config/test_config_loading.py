@@ -73,6 +73,7 @@ def test_example_config_validates_with_dummy_environment() -> None:
     assert config.funnel_for("hubspot", "enterprise-pipeline").name == "enterprise"
     assert config.policy_for("stage").rule is PolicyRule.SOURCE_OF_TRUTH
     assert config.push.plan_max_age == timedelta(hours=24)
+    assert config.report.timezone == "Europe/Berlin"
 
 
 def test_example_config_names_the_first_missing_variable() -> None:
@@ -266,6 +267,7 @@ def test_defaults_when_sections_are_omitted(tmp_path: Path) -> None:
     assert config.push_targets == ("hs",)
     assert config.limits.max_conflicts is None
     assert config.report.stale_days == 30
+    assert config.report.timezone == "UTC"  # the report's days begin as they always did
     assert config.systems["hs"].currency == "USD"
 
 

@@ -56,6 +56,7 @@ def test_json_has_stable_top_level_keys_and_decimals_as_strings():
         "consolidated",
         "data_quality",
         "cross_system",
+        "timezone",
     ]
     assert data["generated_at"] == "2024-06-30T12:00:00Z"
     assert data["consolidated"]["open_amount"] == {"EUR": "2000", "GBP": "100", "USD": "1000"}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from connectors.sandbox.generator import generate
 from sync.runtime import open_runtime
@@ -89,6 +90,19 @@ def test_pipedrive_sales_cycle_ends_at_the_won_time_not_at_the_last_stage_change
     _, report = _report_json(pipedrive_config, "--refresh")
     cycle = report["systems"]["pipedrive"]["funnels"]["default"]["sales_cycle"]
     assert (cycle["deals"], cycle["median_days"], cycle["p90_days"]) == (2, "40.0", "60.0")
+
+
+def test_since_is_a_day_of_the_configured_report_timezone(pipedrive_env: SandboxEnv) -> None:
+    """Deal 2 was last updated 2024-02-21 00:00 UTC, 19:00 on the 20th in New York; deal 1 on
+    2024-03-01 (both zones: 19:00 on 02-29 in New York is still after the 21st)."""
+    _, in_utc = _report_json(pipedrive_env.config, "--refresh", "--since", "2024-02-21")
+    assert (in_utc["timezone"], in_utc["systems"]["pipedrive"]["deals"]) == ("UTC", 2)
+    document = yaml.safe_load(pipedrive_env.config.read_text())
+    document.setdefault("report", {})["timezone"] = "America/New_York"
+    new_york = pipedrive_env.config.with_name("crmsync-new-york.yaml")
+    new_york.write_text(yaml.safe_dump(document))
+    _, there = _report_json(new_york, "--since", "2024-02-21")
+    assert (there["timezone"], there["systems"]["pipedrive"]["deals"]) == ("America/New_York", 1)
 
 
 def test_a_refreshed_report_counts_its_own_pull_as_the_last_sync(pipedrive_config: Path) -> None:
