@@ -8,9 +8,10 @@ copy; `newest`, the most recently updated copy. Where the policy cannot decide (
 `never`, copies updated at the same moment that disagree, no listed instance holding a copy),
 the first instance's copy counts, as it does when the copies agree.
 
-The stage counts together with the status, stage timing (entered, history) and probability of
-the same copy: a stage taken from one CRM and a status or history from another would describe
-no deal at all.
+The stage counts together with the rest of its copy (status, stage timing, probability,
+creation date): a stage taken from one CRM and a status or history from another would describe
+no deal at all. Only the amount and the close date are then taken from the copies their own
+policies pick.
 """
 
 from __future__ import annotations
