@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from mapping.model import format_utc
 from sync.commands import config_option
@@ -38,7 +39,8 @@ def command(config_path: str, limit: int, fmt: str) -> None:
     console = plain_console()
     if console.width < _NARROW:
         for line in _lines(runs, console.width):
-            console.print(line, soft_wrap=True)
+            # a Text: a CRM's error text naming `:rocket:` must not come out as an emoji
+            console.print(Text(line), soft_wrap=True)
         return
     table = Table(title="runs")
     # the id is what `rollback` takes: never cut, the other columns fold on a narrow terminal
