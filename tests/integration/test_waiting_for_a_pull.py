@@ -20,6 +20,7 @@ import pytest
 
 from sync.locks import pull_locks
 from sync.runtime import open_runtime
+from sync.shutdown import STOPPED as TERMINATED
 from tests.fixtures_store import store_url_for
 from tests.integration.conftest import World, build_world
 from tests.integration.processes import Process, runs
@@ -154,6 +155,27 @@ def test_a_report_refresh_waits_for_another_pull_no_longer_than_its_wait(
     ), report.err
     [recorded] = [r for r in runs(world) if r.kind.value == "report"]
     assert recorded.status.value == "failed"
+
+
+def test_sigterm_ends_a_report_refreshs_wait_for_another_pull_and_records_it_interrupted(
+    world: World, tmp_path: Path
+) -> None:
+    with (
+        hubspot_pulled_elsewhere(world, tmp_path),
+        started(world, "report", "--refresh", "--format", "json") as report,  # default bound
+    ):
+        assert report.wait_for_err(WAITING, timeout=30), report.err
+        os.kill(report.pid, signal.SIGTERM)
+        began = time.monotonic()
+        code = report.finish(timeout=20)
+        took = time.monotonic() - began
+    assert took < 5, f"SIGTERM took {took:.1f}s to end the wait"
+    assert code == 1, report.err
+    # a report has nothing to finish first: it stops at once, as on Ctrl-C
+    assert report.err_lines[-1] == f"crmsync: error: {TERMINATED}", report.err
+    [recorded] = [r for r in runs(world) if r.kind.value == "report"]
+    assert (recorded.status.value, recorded.error) == ("interrupted", TERMINATED)
+    _hubspot_lock_is_free(world)
 
 
 def test_sigterm_ends_a_scheduled_jobs_wait_for_another_pull(world: World, tmp_path: Path) -> None:
