@@ -406,14 +406,23 @@ def chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
         yield chunk
 
 
-def upsert(conn: Connection, table: Table, keys: Sequence[str], update: Sequence[str]) -> Any:
-    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update`` (DO NOTHING if update is empty)."""
+def upsert(
+    conn: Connection,
+    table: Table,
+    keys: Sequence[str],
+    update: Sequence[str],
+    where: Callable[[Any], Any] | None = None,
+) -> Any:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update`` (DO NOTHING if update is empty);
+    ``where(excluded)``: update only the rows for which it holds (the others stay as stored)."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = insert(table)
     if not update:
         return stmt.on_conflict_do_nothing(index_elements=list(keys))
     return stmt.on_conflict_do_update(
-        index_elements=list(keys), set_={name: stmt.excluded[name] for name in update}
+        index_elements=list(keys),
+        set_={name: stmt.excluded[name] for name in update},
+        where=where(stmt.excluded) if where is not None else None,
     )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, false, func, make_url, select, true
+from sqlalchemy import Text, bindparam, cast, false, func, make_url, or_, select, true
 from sqlalchemy.engine import Connection, Engine
 
 from sync import schema as t
@@ -350,19 +350,11 @@ class Store:
         now = self._clock()
         payloads = sorted(payloads, key=lambda row: row[0])
         with transaction(self._engine) as conn:
-            stmt = upsert(
-                conn,
-                t.deals,
-                ("instance", "id"),
-                ("fingerprint", "updated_at", "deleted", "last_seen_run", "payload"),
-            )
+            stmt = _save_changed(conn)
             for chunk in chunks(payloads, batch_size):
-                held = _stored(conn, instance, [row[0] for row in chunk])
                 rows = []
                 for deal_id, fingerprint, updated_at, deleted, payload in chunk:
                     check_no_secrets(payload, f"deal {instance}/{deal_id}")
-                    if held.get(deal_id) == (bool(deleted), payload):
-                        continue  # re-read unchanged (an incremental read's overlap)
                     rows.append(
                         {
                             "instance": instance,
@@ -374,12 +366,11 @@ class Store:
                             "payload": payload,
                         }
                     )
-                if rows:
-                    conn.execute(stmt, rows)
+                written = list(conn.scalars(stmt, rows))
                 clear_gaps(conn, instance, [row[0] for row in chunk])
-                if flag and rows:
-                    self._flag(conn, instance, [str(row["id"]) for row in rows], now)
-                saved += len(rows)
+                if flag and written:
+                    self._flag(conn, instance, written, now)
+                saved += len(written)
             if gaps or replace_gaps:
                 record_gaps(conn, instance, gaps, now, replace=replace_gaps)
             if cursor is not None:
@@ -699,9 +690,17 @@ _RECONCILE_STATE = "reconcile_state"
 _RECONCILE_EPOCH = "reconcile_epoch"
 
 
-def _stored(conn: Connection, instance: str, ids: Sequence[str]) -> dict[str, tuple[bool, Any]]:
-    """deal id -> (deleted, payload) as stored, for those of `ids` the store holds."""
-    query = select(t.deals.c.id, t.deals.c.deleted, t.deals.c.payload).where(
-        t.deals.c.instance == instance, t.deals.c.id.in_(ids)
-    )
-    return {row.id: (bool(row.deleted), row.payload) for row in conn.execute(query)}
+def _save_changed(conn: Connection) -> Any:
+    """Upsert deals, returning the ids written: a stored deal whose payload (as written, JSON
+    text) and deleted state are the same is left as it is. The database compares: reading the
+    rows back first cost PostgreSQL a scan per page of a table without statistics yet."""
+
+    def changed(excluded: Any) -> Any:
+        return or_(
+            cast(t.deals.c.payload, Text) != cast(excluded.payload, Text),
+            t.deals.c.deleted != excluded.deleted,
+        )
+
+    written = ("fingerprint", "updated_at", "deleted", "last_seen_run", "payload")
+    stmt = upsert(conn, t.deals, ("instance", "id"), written, where=changed)
+    return stmt.returning(t.deals.c.id)
