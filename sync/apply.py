@@ -46,7 +46,7 @@ from sync.store_records import (
     JournalState,
 )
 from sync.terminal import plain_console
-from sync.writes import native_stage_written, native_update
+from sync.writes import native_stage_written, native_update, status_in_stage
 
 __all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "system_contexts"]
 
@@ -242,7 +242,8 @@ class _Writer:
             self.current[(self.ctx.instance, record_id)] = deal
             verdicts = {c.change_id: self._check(deal, c) for c in changes}
             _keep_currency_with_amount(deal, changes, verdicts)
-            _keep_status_with_stage(changes, verdicts)
+            if status_in_stage(self.ctx.kind):
+                _keep_status_with_stage(changes, verdicts)
             for change in changes:
                 verdict = verdicts[change.change_id]
                 self._befores[change.change_id] = self._before(deal, change, verdict)
@@ -487,9 +488,9 @@ def _moved_since(deal: Deal, change: Change) -> str | None:
 def _keep_status_with_stage(
     changes: Sequence[Change], verdicts: dict[str, tuple[Outcome, str | None] | None]
 ) -> None:
-    """A status goes only with its stage: while the record's stage change is drifted, its status
-    change is too (Salesforce and HubSpot write a status as a stage, which would overwrite the
-    stage someone set since)."""
+    """In a CRM that writes a status as a stage (Salesforce, HubSpot), a status goes only with
+    its stage: while the record's stage change is drifted, its status change is too, as its
+    write would overwrite the stage someone set since. Pipedrive's status is a field apart."""
     stage = next((verdicts[c.change_id] for c in changes if c.field == "stage"), None)
     if stage is None or stage[0] is not Outcome.DRIFTED:
         return

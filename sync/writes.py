@@ -21,7 +21,13 @@ from mapping import (
 from mapping.model import Deal, MappingError, Ref
 from mapping.writes import resolve_stage_change
 
-__all__ = ["can_express_for", "native_create", "native_stage_written", "native_update"]
+__all__ = [
+    "can_express_for",
+    "native_create",
+    "native_stage_written",
+    "native_update",
+    "status_in_stage",
+]
 
 _Update = Callable[[Deal, Mapping[str, Any], MappingContext, NativeValues | None], dict[str, Any]]
 _UPDATE: dict[str, _Update] = {
@@ -52,6 +58,11 @@ def native_update(
     return _UPDATE[ctx.kind](deal, changes, ctx, native)
 
 
+def status_in_stage(kind: str) -> bool:
+    """Does this kind of CRM write a won/lost status as a stage (its update_for_* decides)?"""
+    return _STATUS_IN_STAGE[kind]
+
+
 def native_stage_written(
     deal: Deal,
     changes: Mapping[str, Any],
@@ -62,7 +73,7 @@ def native_stage_written(
     leaves the stage as it is."""
     if "stage" not in changes and "status" not in changes:
         return None
-    in_stage = _STATUS_IN_STAGE[ctx.kind]
+    in_stage = status_in_stage(ctx.kind)
     return resolve_stage_change(
         deal, changes, ctx, status_in_stage=in_stage, native=native
     ).native_stage

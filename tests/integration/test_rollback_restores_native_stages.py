@@ -296,3 +296,31 @@ def _audited_stages_as(world: World, run_id: str, **values: str) -> None:
             .where(schema.audit.c.run_id == run_id, schema.audit.c.field == "stage")
             .values(**values)
         )
+
+
+def test_rollback_closes_a_pipedrive_deal_again_though_a_person_moved_its_stage_since(
+    small_world: World,
+) -> None:
+    """A run reopens a won deal in Pipedrive (status open, stage to negotiation); a person then
+    moves it to another stage. The rollback leaves the person's stage and puts the status back
+    to won: Pipedrive's status is a field apart, so writing it moves no stage."""
+    world = small_world
+    _cli(world, "reconcile", "--yes")
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    _set_stage(world, "salesforce", ids["salesforce"], "Closed Won")
+    _set_stage(world, "hubspot", ids["hubspot"], "closedwon")
+    _set_status(world, ids["pipedrive"], "won")
+    _cli(world, "reconcile", "--yes")  # all three closed alike: agreed
+    _set_stage(world, "salesforce", ids["salesforce"], "Negotiation/Review")  # reopened
+    applied = _cli(world, "reconcile", "--yes")
+    written = {c["field"] for c in applied["changes"] if c["id"] == ids["pipedrive"]}
+    assert {"stage", "status"} <= written, applied["changes"]
+    _set_stage(world, "pipedrive", ids["pipedrive"], "3")  # a person's move, status still open
+
+    result = _cli(world, "rollback", applied["run_id"], "--apply")
+
+    outcome = {r["field"]: r for r in result["results"] if r["id"] == ids["pipedrive"]}
+    assert outcome["stage"]["outcome"] == "drifted", outcome
+    assert outcome["status"]["outcome"] == "applied", outcome
+    assert _stages(world, ids)["pipedrive"] == ("1", "3")  # the person's stage, kept
+    assert _status(world, ids["pipedrive"]) == "won"
