@@ -18,7 +18,7 @@ from connectors.sandbox.generator import generate_full, write_generated
 from connectors.sandbox.launcher import start_sandbox
 from sync.health import build_health
 from sync.health_model import HealthReport
-from sync.plan import plan_to_json
+from sync.plan_json import plan_to_json
 from sync.reconcile import analyze, plan_run
 from sync.report_inputs import health_inputs
 from sync.report_run import render_report

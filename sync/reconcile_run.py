@@ -19,7 +19,7 @@ from config import Config
 from mapping.model import Deal, Ref
 from sync.errors import LimitsExceeded
 from sync.locks import DEFAULT_WAIT, WaitStopped
-from sync.plan import plan_to_json
+from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult, plan_run
 from sync.runtime import Bars, Runtime
 from sync.store_records import RunStatus

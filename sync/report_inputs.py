@@ -10,7 +10,7 @@ from typing import Any
 from config import Config
 from sync.consolidate import COUNTED_FIELDS
 from sync.health_model import HealthInputs
-from sync.plan import plan_to_json
+from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult
 from sync.store import Store
 

@@ -18,7 +18,8 @@ from sync.commands import config_option
 from sync.errors import CrmsyncError
 from sync.guards import PlanRefused
 from sync.locks import reconcile_lock
-from sync.plan import Plan, PlanError, plan_from_json
+from sync.plan import Plan, PlanError
+from sync.plan_json import plan_from_json
 from sync.reconcile_run import CTRL_C
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals, stop_requested

@@ -14,7 +14,8 @@ from sync.apply_deletes import Delete
 from sync.commands import config_option
 from sync.commands.apply import recorded_apply
 from sync.locks import reconcile_lock
-from sync.plan import Change, plan_to_json
+from sync.plan import Change
+from sync.plan_json import plan_to_json
 from sync.rollback import (
     BY_FUNNEL_STAGE,
     CHECKED_BY_FUNNEL_STAGE,

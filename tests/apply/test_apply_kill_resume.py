@@ -21,7 +21,7 @@ import yaml
 
 from connectors.sandbox.dataset import save_dataset
 from connectors.sandbox.generator import generate
-from sync.plan import plan_to_json
+from sync.plan_json import plan_to_json
 from sync.reconcile import plan_run
 from sync.runtime import open_runtime
 from tests.apply.conftest import DEALS, SEED, SYSTEMS, _stable

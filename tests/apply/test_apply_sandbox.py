@@ -15,7 +15,7 @@ from connectors.base import NativeUpdate
 from sync.apply import apply_plan
 from sync.apply_report import Outcome
 from sync.cli import main
-from sync.plan import plan_to_json
+from sync.plan_json import plan_to_json
 from sync.runtime import open_runtime
 from sync.store import Store
 from tests.apply.conftest import Env, changed_records

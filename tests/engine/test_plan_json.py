@@ -14,7 +14,8 @@ from mapping import NativeValues
 from mapping.model import Deal, DealStatus
 from sync.diff import comparable, diff
 from sync.match import MatchConfig, match
-from sync.plan import Plan, PlanError, build_plan, plan_from_json, plan_is_empty, plan_to_json
+from sync.plan import Plan, PlanError, build_plan, plan_is_empty
+from sync.plan_json import plan_from_json, plan_to_json
 from sync.policy import DIFF_FIELDS, Policy, PolicyRule
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from sync.plan import plan_to_json
+from sync.plan_json import plan_to_json
 from sync.reconcile_run import run_reconcile
 from sync.runtime import open_runtime
 from sync.store_records import RunStatus

@@ -8,7 +8,7 @@ import yaml
 
 from mapping.model import Ref
 from sync.incremental import choose_scope
-from sync.plan import plan_to_json
+from sync.plan_json import plan_to_json
 from sync.pull import pull
 from sync.reconcile import ReconcileResult, analyze
 from sync.runtime import open_runtime

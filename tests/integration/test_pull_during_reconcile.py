@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sync.plan import plan_to_json
+from sync.plan_json import plan_to_json
 from sync.pull import pull
 from sync.reconcile import ReconcileResult, analyze
 from sync.runtime import open_runtime

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mapping.pipedrive import PD_FIELD_HUBSPOT_ID, PD_FIELD_SALESFORCE_ID
-from sync.plan import plan_to_json
+from sync.plan_json import plan_to_json
 from sync.reconcile import plan_run
 from sync.runtime import open_runtime
 from sync.store import Store

@@ -24,7 +24,8 @@ from mapping.hubspot import deal_from_hubspot
 from mapping.model import Deal, MappingError
 from mapping.pipedrive import deal_from_pipedrive
 from mapping.salesforce import deal_from_salesforce
-from sync.plan import Plan, PlanError, plan_from_json, plan_to_json
+from sync.plan import Plan, PlanError
+from sync.plan_json import plan_from_json, plan_to_json
 from sync.reconcile import plan_run
 from tests.mapping.conftest import make_ctx
 from tests.reliability.conftest import PUSH
