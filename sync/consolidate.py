@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mapping.funnel import Funnel
-from mapping.model import Deal
+from mapping.model import Deal, DealStatus
 from sync.diff import FunnelFacts
 from sync.health_model import CopiesCounted, CopyChoice
 from sync.policy import Policy, PolicyRule, decide, describe, policy_for
@@ -40,16 +40,18 @@ _UNDECIDED = frozenset({PolicyRule.CONFLICT, PolicyRule.NEVER})
 
 
 def _stage_key(funnels: Mapping[str, Funnel]) -> Callable[[Deal], Any]:
-    """Stage and status as reconcile compares them (a closed deal by its closed stage);
-    None for an unmapped stage, which takes no part, as in reconcile."""
+    """Stage and status as reconcile compares them (`sync.diff.comparable`: a closed deal by its
+    closed stage, even where its native stage is unmapped); None for an open deal in an unmapped
+    stage, which takes no part, as in reconcile."""
     facts = {name: FunnelFacts.of(funnel) for name, funnel in funnels.items()}
 
     def key(deal: Deal) -> Any:
-        if deal.stage is None:
-            return None
         fact = facts.get(deal.funnel)
-        stage = fact.effective_stage(deal) if fact is not None else deal.stage
-        return (stage, deal.status)
+        if deal.status is DealStatus.OPEN or fact is None:
+            stage = deal.stage
+        else:  # won or lost whatever its native stage, mapped or not, as `comparable` has it
+            stage = fact.effective_stage(deal)
+        return None if stage is None else (stage, deal.status)
 
     return key
 

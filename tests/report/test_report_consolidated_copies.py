@@ -113,3 +113,14 @@ def test_json_and_html_say_which_copy_counted():
     assert "amount: 1 by policy (source_of_truth: hs), 0 by config order (sf, hs)" in html
     table = render_report(report, "table")
     assert "amount: 1 by policy (source_of_truth: hs), 0 by config order (sf, hs)" in table
+
+
+def test_a_copy_won_in_an_unmapped_native_stage_takes_part_as_won_as_in_reconcile():
+    # Pipedrive keeps a won deal in its pipeline stage; that stage unmapped, reconcile still
+    # compares the copy as won (`comparable`), so the newest copy (hs, won) counts.
+    won = {"stage": None, "native_stage": "CUSTOM", "status": DealStatus.WON}
+    report = report_with_hs_acme({"stage": NEWEST}, updated_at=at(6, 25), **won)
+    c = report.consolidated
+    assert (c.open, c.won, c.lost) == (2, 3, 2)
+    assert c.won_amount == {"USD": D("9000")}
+    assert choice(report, "stage") == ("newest", 1, 1, 0)
