@@ -6,7 +6,8 @@ field's reconcile policy picks the copy whose value counts, as `reconcile` decid
 them (`sync.policy.decide`): `source_of_truth` / `priority`, the first listed instance holding a
 copy; `newest`, the most recently updated copy. Where the policy cannot decide (`conflict`,
 `never`, copies updated at the same moment that disagree, no listed instance holding a copy),
-the first instance's copy counts, as it does when the copies agree.
+the first instance's copy counts, as it does when the copies agree; for the stage, the first
+copy whose stage is known (an open copy in an unmapped stage takes no part, as in reconcile).
 
 The stage counts together with the rest of its copy (status, stage timing, probability,
 creation date): a stage taken from one CRM and a status or history from another would describe
@@ -73,11 +74,14 @@ class Chooser:
 
     def stand_in(self, copies: Sequence[Deal]) -> Deal:
         """`copies`: the entity's live copies, the first instance's first. The deal counted:
-        that copy, with each counted field's value from the copy its policy picks."""
+        the first copy with a known stage (else the first), with each counted field's value
+        from the copy its policy picks."""
         first = copies[0]
         if len(copies) == 1:
             return first
-        staged = self._pick("stage", copies, self.stage_key) or first
+        # An unmapped stage takes no part: the first copy whose stage is known stands in.
+        known = next((d for d in copies if self.stage_key(d) is not None), first)
+        staged = self._pick("stage", copies, self.stage_key) or known
         valued = self._pick("amount", copies, lambda d: d.value) or first
         dated = self._pick("close_date", copies, lambda d: d.close_date) or first
         if valued.value == staged.value and dated.close_date == staged.close_date:

@@ -124,3 +124,16 @@ def test_a_copy_won_in_an_unmapped_native_stage_takes_part_as_won_as_in_reconcil
     assert (c.open, c.won, c.lost) == (2, 3, 2)
     assert c.won_amount == {"USD": D("9000")}
     assert choice(report, "stage") == ("newest", 1, 1, 0)
+
+
+def test_a_first_instance_copy_in_an_unmapped_stage_gives_way_to_the_copy_whose_stage_is_known():
+    # sf:1's native stage is unmapped, hs:10 is in proposal: the stage takes no part where
+    # unknown (as in reconcile), so Acme counts in proposal, not as an unmapped stage.
+    unmapped = dataclasses.replace(SF[0], stage=None, native_stage="CUSTOM", stage_history=())
+    report = build_health(inputs(deals={"sf": [unmapped, *SF[1:]], "hs": HS}))
+    figures = report.funnels["default"]
+    proposal = {s.key: s for s in figures.stages}["proposal"]
+    assert (proposal.count, proposal.amount) == (1, {"USD": D("1000")})
+    assert figures.unmapped_stage == 0
+    assert report.systems["sf"].funnels["default"].unmapped_stage == 1
+    assert choice(report, "stage") == ("conflict", 0, 0, 0)
