@@ -26,7 +26,7 @@ from sync.rollback import (
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
 from sync.store_records import JournalOp, RunKind
-from sync.terminal import cell, id_column, plain_console
+from sync.terminal import cell, fitted, id_column, plain_console
 
 __all__ = ["command"]
 
@@ -95,16 +95,20 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
         console.print(f"run {rollback.plan.summary['rollback_of']} wrote nothing: nothing to undo")
         return
     table = Table(title=f"rollback of {rollback.plan.summary['rollback_of']} (dry run)")
-    table.add_column("system", overflow="fold")
+    # Instances, ids and field names are never cut ("probabili…ty" at 80 columns); the values
+    # fold, and only where a single word is wider than its column (an email address).
+    id_column(table, "system", (c.system for c in rollback.plan.changes))
     id_column(table, "id", (c.id for c in rollback.plan.changes))
-    for column in ("field", "now (written by the run)", "back to", "state"):
+    id_column(table, "field", (c.field for c in rollback.plan.changes))
+    for column in ("now (written by the run)", "back to"):
         table.add_column(column, overflow="fold")
+    table.add_column("state", min_width=len("(rolled"))
     for c in rollback.plan.changes:
         table.add_row(
             *map(cell, (c.system, c.id, c.field, describe(c.from_value), _back_to(c))),
             _state(c, done),
         )
-    console.print(table)
+    console.print(fitted(table, console))
     by_key = sum(1 for c in rollback.plan.changes if BY_FUNNEL_STAGE in c.reason)
     if by_key:
         console.print(cell(f"{by_key} stage change(s) go back {BY_FUNNEL_STAGE}"))
@@ -113,15 +117,15 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
         console.print(cell(f"{unchecked} stage change(s) are {CHECKED_BY_FUNNEL_STAGE}"))
     if rollback.deletes:
         deletes = Table(title="records the run created: deleted unless changed since")
-        deletes.add_column("system", overflow="fold")
+        id_column(deletes, "system", (d.system for d in rollback.deletes))
         id_column(deletes, "id", (d.id for d in rollback.deletes))
-        for column in ("name", "state"):
-            deletes.add_column(column, overflow="fold")
+        deletes.add_column("name", overflow="fold")
+        deletes.add_column("state", min_width=len("(rolled"))
         for d in rollback.deletes:
             deletes.add_row(
                 *map(cell, (d.system, d.id, d.expected.get("name") or "")), _state(d, done)
             )
-        console.print(deletes)
+        console.print(fitted(deletes, console))
     for k in rollback.kept:
         console.print(cell(f"kept {k.system} {k.id}: {k.reason}"))
     if done:
