@@ -40,10 +40,14 @@ def id_column(table: Table, header: str, ids: Iterable[object]) -> None:
 
 
 def fitted(table: Table, console: Console) -> Table:
-    """`table` without its vertical rules when they alone would make it cut its headers or
-    cells on this console (the 80-column terminal): the columns then keep their whole text."""
+    """`table` without its vertical rules when it is wider than this console (the 80-column
+    terminal): the columns then keep their whole text.
+
+    Its natural width decides, not its minimum: rich squeezes a boxed table whose minimum
+    just fits by folding headers, and crops its last column and right edge when the folds
+    fall short (an instance named `hubspot-emea` in the pull table)."""
     unbounded = console.options.update(max_width=10 * console.width)
-    if Measurement.get(console, unbounded, table).minimum > console.width:
+    if Measurement.get(console, unbounded, table).maximum > console.width:
         # No box at all: rich's "simple" boxes still spend a column per rule, as spaces.
         table.box, table.pad_edge, table.show_edge = None, False, False
     return table
