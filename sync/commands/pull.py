@@ -87,7 +87,8 @@ def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | 
 
 def _table(reports: dict[str, PullReport], instances: list[str]) -> None:
     table = Table(title="pull")
-    modes = {name: "full" if reports[name].full else "incremental" for name in instances}
+    # An instance that could not be pulled says so: its zeros are no count of its deals.
+    modes = {name: _mode(reports[name]) for name in instances}
     id_column(table, "instance", instances)  # never cut: "salesf…" at 80 columns
     id_column(table, "mode", modes.values())
     for column in ("fetched", "saved", "deleted", "skipped", "unmapped", "API calls"):
@@ -106,3 +107,9 @@ def _table(reports: dict[str, PullReport], instances: list[str]) -> None:
         )
     console = plain_console()
     console.print(fitted(table, console))
+
+
+def _mode(report: PullReport) -> str:
+    if report.failure is not None:
+        return "failed"
+    return "full" if report.full else "incremental"
