@@ -11,6 +11,7 @@ import click
 
 from mapping.model import Deal, Ref
 from sync.commands import config_option, wait_option
+from sync.errors import CrmsyncError
 from sync.locks import DEFAULT_WAIT, Budget, reconcile_lock
 from sync.plan_render import render_plan
 from sync.reconcile_run import check_limits, run_reconcile
@@ -69,7 +70,15 @@ def command(
             )
         check_limits(rt.config, outcome.counts)
     if outcome.exit_code:
+        if outcome.detail:  # one line on stderr, as `crmsync apply` ends
+            raise ReconcileIncomplete(outcome.detail)
         raise click.exceptions.Exit(outcome.exit_code)
+
+
+class ReconcileIncomplete(CrmsyncError):
+    """The plan was made, but some of its changes were not applied (or a stop ended it)."""
+
+    exit_code = 1
 
 
 def _show(

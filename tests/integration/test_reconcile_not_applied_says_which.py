@@ -1,0 +1,37 @@
+"""`crmsync reconcile` whose apply leaves changes a CRM refused ends like `crmsync apply`: one
+error line on stderr naming a refused record and its CRM's reason, and the run records the same
+(it exited 1 silently and recorded "see `crmsync runs`", which `crmsync runs` showed as is)."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from sync.cli import main
+from tests.integration.conftest import World
+
+
+def test_a_reconcile_with_refused_changes_names_one_on_stderr_and_in_its_run(
+    small_world: World,
+) -> None:
+    world = small_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["create_missing"] = True  # copies whose owner the other CRMs lack
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    config = ["--config", str(world.config)]
+
+    out = CliRunner().invoke(main, ["reconcile", "--yes", "--format", "json", *config])
+    assert out.exit_code == 1, out.output
+    errors = [line for line in out.stderr.splitlines() if line.startswith("crmsync: error:")]
+    assert len(errors) == 1, out.stderr
+    [error] = errors
+    assert "change(s) not applied (e.g. " in error, error
+    assert any(f"e.g. {s} " in error for s in ("salesforce", "hubspot", "pipedrive")), error
+    assert "retried on the next run" in error, error
+
+    runs = json.loads(CliRunner().invoke(main, ["runs", "--format", "json", *config]).stdout)
+    run = next(r for r in runs if r["id"] == json.loads(out.stdout)["run_id"])
+    assert run["error"] == error.removeprefix("crmsync: error: "), run["error"]
+    assert "crmsync runs" not in run["error"]
