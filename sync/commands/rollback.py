@@ -44,6 +44,16 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
     """
     with open_runtime(config_path, connect=False) as rt, stop_on_signals(signals=(SIGTERM,)):
         fingerprint = rt.config.fingerprint()
+        run = rt.store.run(run_id)
+        if run is not None and run.kind == RunKind.LINKS and fmt == "table":
+            # It changed links, not CRM records: "wrote nothing" would tell whoever split the
+            # wrong entity that there is nothing to do about it.
+            click.echo(
+                f"run {run_id} corrected matching (`crmsync links`) and wrote to no CRM: "
+                "rollback has nothing to undo; `crmsync links join` pairs split deals again, "
+                "`crmsync links split` undoes a join"
+            )
+            return
         if not write:
             rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
             _show(rollback, fmt, rt.store.journal.done_ids(rollback.plan.run_id))
