@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ from sync.errors import terminal_safe
 from sync.link_review import confirm, join, link_pages, parse_ref, split
 from sync.locks import reconcile_lock
 from sync.runtime import Runtime, open_runtime
+from sync.shutdown import stop_on_signals
 from sync.store_records import Link, RunKind, RunStatus
 
 __all__ = ["command"]
@@ -34,8 +36,13 @@ _wait = wait_option(
 )
 
 
-def _locked(rt: Runtime, wait_seconds: float | None) -> AbstractContextManager[None]:
-    return reconcile_lock(rt.store, wait=bool(wait_seconds), timeout=wait_seconds)
+@contextmanager
+def _locked(rt: Runtime, wait_seconds: float | None) -> Iterator[None]:
+    # SIGTERM ends a --wait at once with one line, as it does a reconcile's (it killed the
+    # process without a word, exit 143); a correction under the lock is one transaction.
+    stop = stop_on_signals(signals=(signal.SIGTERM,))
+    with stop, reconcile_lock(rt.store, wait=bool(wait_seconds), timeout=wait_seconds):
+        yield
 
 
 @command.command("show")
