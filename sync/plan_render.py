@@ -132,8 +132,8 @@ def _held_row(item: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> tuple[Any, 
         f"{_context(deals, link['system'], link['id'])}"
         for link in item.get("links", [])
     )
-    kinds = ("changes", "creates", "deletes")
-    writes = ", ".join(f"{item[k]} {k}" for k in kinds if item.get(k))
+    counts = [(item.get(key) or 0, key) for key in ("changes", "creates", "deletes")]
+    writes = ", ".join(f"{n} {key if n > 1 else key[:-1]}" for n, key in counts if n)
     return (str(item["entity"]), links, writes)
 
 

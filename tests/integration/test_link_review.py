@@ -5,6 +5,7 @@ hand (one entity from then on)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -295,7 +296,9 @@ def test_with_confirmed_only_a_key_match_is_written_to_once_a_person_confirms_it
         main, ["reconcile", "--dry-run", "--config", str(world.config)]
     )
     assert "held until their links are confirmed" in table.stdout, table.output
-    assert doubtful in table.stdout.split("Held (push.confirmed_only")[1], table.stdout
+    held_section = table.stdout.split("Held (push.confirmed_only")[1]
+    assert doubtful in held_section, table.stdout
+    assert re.search(r"\b1 change\b|\b(?!1\b)\d+ changes\b", held_section), held_section
     held = _run(world, dry_run=False).plan_json
     written = {c["entity"] for c in held["changes"]}
     assert sure in written and doubtful not in written
