@@ -144,6 +144,9 @@ class _Group(click.Group):
         _whole_writes()
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            if not verbose:  # as Python itself: a file some library left to the collector is
+                # not the user's concern (and in a test process, may not even be ours)
+                warnings.simplefilter("ignore", ResourceWarning)
             warnings.showwarning = _show_warning
             try:
                 return super().invoke(ctx)
