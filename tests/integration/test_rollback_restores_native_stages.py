@@ -246,14 +246,7 @@ def test_rollback_of_a_reopened_deal_moved_since_within_its_funnel_stage_neither
     back to won) is drifted as a whole: HubSpot closes a deal only by its stage, so writing the
     status alone would overwrite the person's move as surely as writing the stage."""
     world = small_world
-    _cli(world, "reconcile", "--yes")
-    ids = next(m for m in world.members().values() if len(m) == 3)
-    _set_stage(world, "salesforce", ids["salesforce"], "Closed Won")
-    _set_stage(world, "hubspot", ids["hubspot"], "closedwon")
-    _set_status(world, ids["pipedrive"], "won")
-    _cli(world, "reconcile", "--yes")  # all three closed alike: agreed
-    _set_stage(world, "salesforce", ids["salesforce"], "Negotiation/Review")  # reopened
-    applied = _cli(world, "reconcile", "--yes")
+    ids, applied = _reopened_by_a_run(world)
     written = {(c["system"], c["field"]) for c in applied["changes"] if c["id"] == ids["hubspot"]}
     assert {("hubspot", "stage"), ("hubspot", "status")} <= written
     assert _stages(world, ids)["hubspot"] == ("default", "decisionmakerboughtin")
@@ -269,6 +262,19 @@ def test_rollback_of_a_reopened_deal_moved_since_within_its_funnel_stage_neither
     # Pipedrive, which reopens in place (stage kept, status open), is closed again as it was
     assert outcome["pipedrive", "stage"]["outcome"] == "applied", outcome
     assert _status(world, ids["pipedrive"]) == "won"
+
+
+def _reopened_by_a_run(world: World) -> tuple[dict[str, str], Any]:
+    """A deal won in all three CRMs, reopened in Salesforce ("Negotiation/Review"); a run
+    carries the reopening to HubSpot and Pipedrive. Returns (copies, the run's JSON result)."""
+    _cli(world, "reconcile", "--yes")
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    _set_stage(world, "salesforce", ids["salesforce"], "Closed Won")
+    _set_stage(world, "hubspot", ids["hubspot"], "closedwon")
+    _set_status(world, ids["pipedrive"], "won")
+    _cli(world, "reconcile", "--yes")  # all three closed alike: agreed
+    _set_stage(world, "salesforce", ids["salesforce"], "Negotiation/Review")  # reopened
+    return ids, _cli(world, "reconcile", "--yes")
 
 
 def _status(world: World, deal_id: str) -> str:
@@ -305,14 +311,7 @@ def test_rollback_closes_a_pipedrive_deal_again_though_a_person_moved_its_stage_
     moves it to another stage. The rollback leaves the person's stage and puts the status back
     to won: Pipedrive's status is a field apart, so writing it moves no stage."""
     world = small_world
-    _cli(world, "reconcile", "--yes")
-    ids = next(m for m in world.members().values() if len(m) == 3)
-    _set_stage(world, "salesforce", ids["salesforce"], "Closed Won")
-    _set_stage(world, "hubspot", ids["hubspot"], "closedwon")
-    _set_status(world, ids["pipedrive"], "won")
-    _cli(world, "reconcile", "--yes")  # all three closed alike: agreed
-    _set_stage(world, "salesforce", ids["salesforce"], "Negotiation/Review")  # reopened
-    applied = _cli(world, "reconcile", "--yes")
+    ids, applied = _reopened_by_a_run(world)
     written = {c["field"] for c in applied["changes"] if c["id"] == ids["pipedrive"]}
     assert {"stage", "status"} <= written, applied["changes"]
     _set_stage(world, "pipedrive", ids["pipedrive"], "3")  # a person's move, status still open

@@ -122,18 +122,22 @@ def test_a_reconcile_waits_for_another_pull_no_longer_than_its_wait_then_fails_n
     assert all("pull of 'hubspot'" in (r.error or "") for r in recorded)
 
 
+def _sigterm_while_waiting(world: World, tmp_path: Path, *args: str) -> tuple[Process, int, float]:
+    """`crmsync *args` (no --wait: the default bound) waiting for another process's pull of
+    HubSpot, sent SIGTERM: (the process, its exit code, seconds it took to end after)."""
+    with hubspot_pulled_elsewhere(world, tmp_path), started(world, *args) as process:
+        assert process.wait_for_err(WAITING, timeout=30), process.err
+        os.kill(process.pid, signal.SIGTERM)
+        began = time.monotonic()
+        code = process.finish(timeout=20)
+        took = time.monotonic() - began
+    return process, code, took
+
+
 def test_sigterm_ends_a_reconciles_wait_for_another_pull_and_records_it_interrupted(
     world: World, tmp_path: Path
 ) -> None:
-    with (
-        hubspot_pulled_elsewhere(world, tmp_path),
-        started(world, "reconcile", "--yes") as reconcile,  # no --wait: the default bound
-    ):
-        assert reconcile.wait_for_err(WAITING, timeout=30), reconcile.err
-        os.kill(reconcile.pid, signal.SIGTERM)
-        began = time.monotonic()
-        code = reconcile.finish(timeout=20)
-        took = time.monotonic() - began
+    reconcile, code, took = _sigterm_while_waiting(world, tmp_path, "reconcile", "--yes")
     assert took < 5, f"SIGTERM took {took:.1f}s to end the wait"
     assert code == 1, reconcile.err
     assert reconcile.err_lines[-1] == f"crmsync: error: {STOPPED}", reconcile.err
@@ -160,15 +164,9 @@ def test_a_report_refresh_waits_for_another_pull_no_longer_than_its_wait(
 def test_sigterm_ends_a_report_refreshs_wait_for_another_pull_and_records_it_interrupted(
     world: World, tmp_path: Path
 ) -> None:
-    with (
-        hubspot_pulled_elsewhere(world, tmp_path),
-        started(world, "report", "--refresh", "--format", "json") as report,  # default bound
-    ):
-        assert report.wait_for_err(WAITING, timeout=30), report.err
-        os.kill(report.pid, signal.SIGTERM)
-        began = time.monotonic()
-        code = report.finish(timeout=20)
-        took = time.monotonic() - began
+    report, code, took = _sigterm_while_waiting(
+        world, tmp_path, "report", "--refresh", "--format", "json"
+    )
     assert took < 5, f"SIGTERM took {took:.1f}s to end the wait"
     assert code == 1, report.err
     # a report has nothing to finish first: it stops at once, as on Ctrl-C
