@@ -195,10 +195,10 @@ def build_plan(
     changes, creates and deletes are not planned but listed in `held` (push.confirmed_only).
     """
     with paused_gc():
-        plan = _build_plan(
-            matched, diffed, deals_by_ref, run_id, created_at, config_fingerprint, batch_sizes
-        )
-    return _held(plan, hold, matched, diffed, batch_sizes) if hold else plan
+        return _build_plan(
+            matched, diffed, deals_by_ref, run_id, created_at, config_fingerprint, batch_sizes,
+            hold or {},
+        )  # fmt: skip
 
 
 def _build_plan(
@@ -209,6 +209,7 @@ def _build_plan(
     created_at: datetime,
     config_fingerprint: str,
     batch_sizes: Mapping[str, int],
+    hold: Mapping[str, Sequence[Mapping[str, str]]],
 ) -> Plan:
     changes = tuple(
         Change(
@@ -225,7 +226,7 @@ def _build_plan(
         )
         for c in diffed.changes
     )
-    creates = tuple(
+    creates: tuple[Mapping[str, Any], ...] = tuple(
         {
             "system": c.system,
             "entity": c.entity,
@@ -257,7 +258,7 @@ def _build_plan(
         {"system": d.instance, "ids": list(d.ids), "reason": d.reason} for d in matched.duplicates
     )
     errors = tuple(_error(e) for e in diffed.errors)
-    deleted = tuple(
+    deleted: tuple[Mapping[str, Any], ...] = tuple(
         {
             "entity": d.entity,
             "deleted": [{"system": r.system, "id": r.id} for r in d.deleted],
@@ -266,9 +267,10 @@ def _build_plan(
         }
         for d in diffed.deleted
     )
+    changes, creates, deleted, held = _hold(hold, changes, creates, deleted)
     summary = _summary(matched, diffed, changes, creates, conflicts, unmatched, batch_sizes)
     summary.update(ambiguous=len(ambiguous), duplicates=len(duplicates), errors=len(errors))
-    summary.update(deleted=len(deleted), held=0)
+    summary.update(deleted=len(deleted), held=len(held))
     return Plan(
         PLAN_VERSION,
         created_at,
@@ -283,31 +285,37 @@ def _build_plan(
         duplicates,
         errors,
         deleted,
+        held,
     )
 
 
-def _held(
-    plan: Plan,
+_Sections = tuple[
+    tuple[Change, ...],
+    tuple[Mapping[str, Any], ...],
+    tuple[Mapping[str, Any], ...],
+    tuple[Mapping[str, Any], ...],
+]
+
+
+def _hold(
     hold: Mapping[str, Sequence[Mapping[str, str]]],
-    matched: MatchResult,
-    diffed: DiffResult,
-    batch_sizes: Mapping[str, int],
-) -> Plan:
-    """`plan` with the writes of the `hold` entities taken out and listed in `held`."""
-    changes = tuple(c for c in plan.changes if c.entity not in hold)
-    creates = tuple(c for c in plan.creates if c["entity"] not in hold)
-    deleted = tuple(
-        {**d, "propagate": False, "reason": _HELD_DELETE} if d["propagate"] and d["entity"] in hold
-        else d
-        for d in plan.deleted
-    )  # fmt: skip
+    changes: tuple[Change, ...],
+    creates: tuple[Mapping[str, Any], ...],
+    deleted: tuple[Mapping[str, Any], ...],
+) -> _Sections:
+    """(changes, creates, deleted, held): the writes of the `hold` entities taken out of the
+    first three and counted per entity in the last."""
+    if not hold:
+        return changes, creates, deleted, ()
     writes: dict[str, Counter[str]] = defaultdict(Counter)
-    for change in plan.changes:
-        writes[change.entity]["changes"] += change.entity in hold
-    for create in plan.creates:
-        writes[create["entity"]]["creates"] += create["entity"] in hold
-    for item in plan.deleted:
-        writes[item["entity"]]["deletes"] += item["propagate"] and item["entity"] in hold
+    writes_of = [
+        *(("changes", c.entity) for c in changes),
+        *(("creates", c["entity"]) for c in creates),
+        *(("deletes", d["entity"]) for d in deleted if d["propagate"]),
+    ]
+    for kind, entity in writes_of:
+        if entity in hold:
+            writes[entity][kind] += 1
     held = tuple(
         {
             "entity": entity,
@@ -315,18 +323,17 @@ def _held(
             **{kind: writes[entity][kind] for kind in ("changes", "creates", "deletes")},
             "reason": _HELD,
         }
-        for entity in sorted(hold)
-        if sum(writes[entity].values())
+        for entity in sorted(writes)
     )
-    summary = dict(plan.summary)
-    summary.update(
-        _summary(matched, diffed, changes, creates, plan.conflicts, plan.unmatched, batch_sizes)
-    )
-    summary.update(held=len(held), deleted=len(deleted))
-    return Plan(
-        plan.version, plan.created_at, plan.config_fingerprint, plan.run_id, summary, changes,
-        creates, plan.conflicts, plan.unmatched, plan.ambiguous, plan.duplicates, plan.errors,
-        deleted, held,
+    return (
+        tuple(c for c in changes if c.entity not in hold),
+        tuple(c for c in creates if c["entity"] not in hold),
+        tuple(
+            {**d, "propagate": False, "reason": _HELD_DELETE}
+            if d["propagate"] and d["entity"] in hold else d
+            for d in deleted
+        ),
+        held,
     )  # fmt: skip
 
 
