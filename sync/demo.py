@@ -72,18 +72,18 @@ def run_demo(
         write_sandbox_config(sandbox.ready_info(), result.config)
         with open_runtime(str(result.config)) as rt:
             step("reconcile --dry-run: pull, match, diff, plan")
-            run_id = rt.store.start_run("demo", "reconcile-dry-run", rt.config.fingerprint())
+            run_id = rt.store.runs.start("demo", "reconcile-dry-run", rt.config.fingerprint())
             reconciled = plan_run(rt.config, rt.store, rt.connectors, run_id=run_id)
             result.plan_json = plan_to_json(reconciled.plan)
-            rt.store.finish_run(run_id, "ok", counts=_counts(result.plan_json), calls=rt.calls())
+            rt.store.runs.finish(run_id, "ok", counts=_counts(result.plan_json), calls=rt.calls())
             result.plan.write_text(json.dumps(result.plan_json, indent=2, ensure_ascii=False))
             step("building the pipeline health report")
-            run_id = rt.store.start_run("demo", "report", rt.config.fingerprint())
+            run_id = rt.store.runs.start("demo", "report", rt.config.fingerprint())
             analysed = analyze(rt.config, rt.store, run_id=run_id, remember=False)
             report = build_health(
                 health_inputs(rt.config, rt.store, analysed, now=datetime.now(UTC))
             )
-            rt.store.finish_run(run_id, "ok", counts={"breached": len(report.breached)})
+            rt.store.runs.finish(run_id, "ok", counts={"breached": len(report.breached)})
     result.report = report
     result.report_html.write_text(render_report(report, "html"))
     result.report_json.write_text(render_report(report, "json"))

@@ -58,7 +58,7 @@ class JobOutcome:
 
 def last_served_run(store: Store, job: str) -> RunRecord | None:
     """The newest finished run of ``job`` that counts as having served its firing."""
-    return next((r for r in store.runs(limit=50, job=job) if r.status in _SERVED), None)
+    return next((r for r in store.runs.recent(limit=50, job=job) if r.status in _SERVED), None)
 
 
 def already_served(store: Store, job: str, firing: datetime) -> bool:

@@ -193,7 +193,7 @@ def pull_locks(
             lock = _Lock("pull", instance, f"pull of {instance!r}")
             held.enter_context(_hold(store, lock, wait, deadline, timeout))
         if names:
-            store.end_abandoned_runs((RunKind.PULL,), _ABANDONED, job=PULL_JOB, instances=names)
+            store.runs.end_abandoned((RunKind.PULL,), _ABANDONED, job=PULL_JOB, instances=names)
         yield
 
 
@@ -213,7 +213,7 @@ def reconcile_lock(
     """The store's reconcile lock (see RECONCILE_LOCK). Runs of the kinds that only ever run
     under it and are still `running` are dead once it is taken: they are recorded as such."""
     with job_lock(store, RECONCILE_LOCK, wait, timeout):
-        store.end_abandoned_runs(_UNDER_RECONCILE_LOCK, _ABANDONED)
+        store.runs.end_abandoned(_UNDER_RECONCILE_LOCK, _ABANDONED)
         yield
 
 
@@ -226,7 +226,7 @@ def report_job_lock(
     cannot take the names of crmsync's own commands, see RESERVED_ENTRY_NAMES), so those still
     `running` once it is taken are dead: they are recorded as such."""
     with job_lock(store, job, wait, timeout):
-        store.end_abandoned_runs((RunKind.REPORT,), _ABANDONED, job=job)
+        store.runs.end_abandoned((RunKind.REPORT,), _ABANDONED, job=job)
         yield
 
 

@@ -87,7 +87,7 @@ def run_reconcile(
     """`show` gets the plan before anything is applied (the CLI prints it there). A pull of
     one of the instances that another process runs is waited for up to `pull_wait` seconds."""
     kind = "reconcile-dry-run" if dry_run else "reconcile"
-    run_id = rt.store.start_run(job, kind, rt.config.fingerprint())
+    run_id = rt.store.runs.start(job, kind, rt.config.fingerprint())
     counts: dict[str, Any] = {}
     try:
         result = plan_run(rt.config, rt.store, rt.connectors, run_id=run_id, full=full,
@@ -104,21 +104,21 @@ def run_reconcile(
         if not dry_run:
             _apply(rt, outcome, yes=yes, stop=stop)
     except KeyboardInterrupt:  # Ctrl-C aborts at once; the journal resumes an apply
-        rt.store.finish_run(
+        rt.store.runs.finish(
             run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=CTRL_C
         )
         raise
     except WaitStopped as exc:  # SIGTERM while waiting for another process's pull
-        rt.store.finish_run(
+        rt.store.runs.finish(
             run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=str(exc)
         )
         raise
     except Exception as exc:
-        rt.store.finish_run(
+        rt.store.runs.finish(
             run_id, RunStatus.FAILED, counts=counts, calls=rt.calls(), error=str(exc)
         )
         raise
-    rt.store.finish_run(
+    rt.store.runs.finish(
         run_id,
         outcome.status,
         counts=outcome.counts,

@@ -27,7 +27,7 @@ def _sync_status(store: Store, instances: list[str]) -> dict[str, dict[str, Any]
     }
     # Per kind: a series of plain `report` runs must not push the last sync out of the window.
     for kind in _SYNC_KINDS:
-        for run in store.runs(200, kind=kind):
+        for run in store.runs.recent(200, kind=kind):
             if run.status.value != "ok" or run.finished_at is None:
                 continue
             for instance in instances:

@@ -38,7 +38,7 @@ def build_report(
 ) -> HealthReport:
     """With `refresh`, a pull of an instance that another process runs is waited for up to
     `wait` seconds."""
-    run_id = rt.store.start_run(job, "report", rt.config.fingerprint())
+    run_id = rt.store.runs.start(job, "report", rt.config.fingerprint())
     pulled: dict[str, dict[str, int]] = {}
     try:
         with progress_reporter(list(rt.connectors) if refresh else []) as bars:
@@ -58,15 +58,15 @@ def build_report(
         )
     except KeyboardInterrupt as exc:  # as pull: `crmsync runs` must not show it running forever
         why = STOPPED if isinstance(exc, Terminated) else CTRL_C
-        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
+        rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
         raise
     except WaitStopped as exc:  # a stop asked for while waiting for another process's pull
-        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=str(exc))
+        rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=str(exc))
         raise
     except Exception as exc:
-        rt.store.finish_run(run_id, "failed", calls=rt.calls(), error=str(exc))
+        rt.store.runs.finish(run_id, "failed", calls=rt.calls(), error=str(exc))
         raise
-    rt.store.finish_run(run_id, "ok", counts={"breached": len(report.breached)}, calls=rt.calls())
+    rt.store.runs.finish(run_id, "ok", counts={"breached": len(report.breached)}, calls=rt.calls())
     return report
 
 

@@ -68,7 +68,7 @@ class Rollback:
 
 def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime) -> Rollback:
     entries = store.audit.entries(run_id=run_id)
-    if not entries and store.run(run_id) is None:
+    if not entries and store.runs.get(run_id) is None:
         raise RollbackError(f"unknown run {run_id!r} (see `crmsync runs`)")
     links = store.links()
     latest: dict[tuple[str, str, str], AuditEntry] = {}

@@ -60,12 +60,12 @@ def recorded_apply(
 ) -> None:
     """`execute_apply` under a run record of its own, finished however the apply ends (Ctrl-C:
     interrupted); then the command's exit as the report says."""
-    run_id = rt.store.start_run(job, kind, fingerprint)
+    run_id = rt.store.runs.start(job, kind, fingerprint)
     report = None
     try:
         report = execute_apply(rt, plan, run_id=run_id, **options)
     except KeyboardInterrupt:
-        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+        rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
         raise
     except Exception as exc:
         finish(rt, run_id, None, str(exc))
@@ -77,7 +77,7 @@ def recorded_apply(
 def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | None) -> None:
     """Close the run record with the apply's counts (`crmsync runs` shows them)."""
     if report is None:
-        rt.store.finish_run(run_id, RunStatus.FAILED, calls=rt.calls(), error=error)
+        rt.store.runs.finish(run_id, RunStatus.FAILED, calls=rt.calls(), error=error)
         return
     totals = report.totals()
     written = totals[Outcome.APPLIED] + totals[Outcome.ALREADY]
@@ -87,7 +87,7 @@ def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | No
     message = f"{len(failed)} change(s) failed, e.g. {_line(failed[0])}" if failed else None
     if failed and stop_requested():
         status, message = RunStatus.INTERRUPTED, SIGTERM_STOP
-    rt.store.finish_run(run_id, status, counts=counts, calls=rt.calls(), error=message)
+    rt.store.runs.finish(run_id, status, counts=counts, calls=rt.calls(), error=message)
 
 
 def _line(r: ChangeResult) -> str:

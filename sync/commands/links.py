@@ -170,8 +170,8 @@ def join_command(config_path: str, deals: tuple[str, ...], wait_seconds: float |
 
 def _recorded(rt: Runtime, counts: dict[str, Any]) -> str:
     """The correction in the run history (`crmsync runs`), as every change crmsync makes is."""
-    run_id = rt.store.start_run("links", RunKind.LINKS, rt.config.fingerprint())
-    rt.store.finish_run(run_id, RunStatus.OK, counts=counts)
+    run_id = rt.store.runs.start("links", RunKind.LINKS, rt.config.fingerprint())
+    rt.store.runs.finish(run_id, RunStatus.OK, counts=counts)
     return run_id
 
 

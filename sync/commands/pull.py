@@ -57,7 +57,7 @@ def command(
 
 
 def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | None]:
-    run_id = rt.store.start_run(
+    run_id = rt.store.runs.start(
         PULL_JOB, RunKind.PULL, rt.config.fingerprint(), instances=list(rt.connectors)
     )
     try:
@@ -66,13 +66,13 @@ def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | 
                                   progress=progress)  # fmt: skip
     except KeyboardInterrupt as exc:  # the cursors moved only with what was saved
         why = STOPPED if isinstance(exc, Terminated) else CTRL_C
-        rt.store.finish_run(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
+        rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
         raise
     except Exception as exc:
-        rt.store.finish_run(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))
+        rt.store.runs.finish(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))
         raise
     failure = failure_of(reports)
-    rt.store.finish_run(
+    rt.store.runs.finish(
         run_id,
         "failed" if failure else "ok",
         counts={

@@ -44,7 +44,7 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
     """
     with open_runtime(config_path, connect=False) as rt, stop_on_signals(signals=(SIGTERM,)):
         fingerprint = rt.config.fingerprint()
-        run = rt.store.run(run_id)
+        run = rt.store.runs.get(run_id)
         if run is not None and run.kind == RunKind.LINKS and fmt == "table":
             # It changed links, not CRM records: "wrote nothing" would tell whoever split the
             # wrong entity that there is nothing to do about it.

@@ -32,7 +32,7 @@ _NARROW = 120
 def command(config_path: str, limit: int, fmt: str) -> None:
     """List recent runs (id, kind, status, times, counts); ids feed `crmsync rollback`."""
     with open_runtime(config_path, connect=False) as rt:
-        runs = rt.store.runs(limit)
+        runs = rt.store.runs.recent(limit)
     if fmt == "json":
         sys.stdout.write(json.dumps([_json(r) for r in runs], indent=2) + "\n")
         return

@@ -57,7 +57,7 @@ def _plan(rt: Runtime, run_id: str, *, full: bool = False) -> ReconcileResult:
 
 
 def _start(rt: Runtime, kind: RunKind) -> str:
-    return rt.store.start_run("bench", kind, rt.config.fingerprint())
+    return rt.store.runs.start("bench", kind, rt.config.fingerprint())
 
 
 def api_cost_rows(deals: int, workdir: Path, *, with_peers: bool = False) -> list[dict[str, Any]]:

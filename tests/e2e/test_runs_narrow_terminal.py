@@ -40,8 +40,8 @@ def test_runs_on_a_narrow_terminal_print_an_error_as_recorded_not_as_emoji_codes
     as the wide table shows it (rich would turn `:rocket:` into an emoji)."""
     error = "hubspot deal 42 'Expansion :rocket: Q3 :x:': stage not mapped"
     with open_runtime(str(config), connect=False) as rt:
-        run_id = rt.store.start_run("reconcile", RunKind.RECONCILE)
-        rt.store.finish_run(run_id, RunStatus.FAILED, error=error)
+        run_id = rt.store.runs.start("reconcile", RunKind.RECONCILE)
+        rt.store.runs.finish(run_id, RunStatus.FAILED, error=error)
     for columns in ("80", "200"):
         shown = CliRunner(env={"COLUMNS": columns}).invoke(main, ["runs", "--config", str(config)])
         assert shown.exit_code == 0, shown.output

@@ -189,4 +189,4 @@ def pull_here(world: World, *systems: str) -> None:
 
 def runs(world: World) -> list[RunRecord]:
     with open_runtime(str(world.config), connect=False) as rt:
-        return rt.store.runs(100)
+        return rt.store.runs.recent(100)

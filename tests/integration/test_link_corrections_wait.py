@@ -104,4 +104,4 @@ def test_a_links_correction_waits_no_longer_than_its_wait_and_changes_nothing(
     assert (joined.exit_code, joined.stderr.splitlines()) == (1, [f"crmsync: error: {BUSY}"])
     assert not _confirmed(world, entity)
     with open_runtime(str(world.config), connect=False) as rt:
-        assert [r.kind.value for r in rt.store.runs(10) if r.kind.value == "links"] == []
+        assert [r.kind.value for r in rt.store.runs.recent(10) if r.kind.value == "links"] == []

@@ -23,7 +23,7 @@ from tests.sandbox_env import CRMSYNC, count_writes, crmsync_env
 
 def _runs(world: World) -> int:
     with open_runtime(str(world.config), connect=False) as rt:
-        return len(rt.store.runs(100))
+        return len(rt.store.runs.recent(100))
 
 
 def _writes(world: World) -> int:

@@ -26,10 +26,10 @@ def test_a_plan_applied_after_another_made_its_copies_audits_none_of_them(
     assert second_plan.creates and len(second_plan.creates) == len(first_plan.creates)
     options = {"backoff_base": 0.01}
     with open_runtime(str(world.config), connector_options=options) as rt:
-        run_1 = rt.store.start_run("apply", RunKind.APPLY)
+        run_1 = rt.store.runs.start("apply", RunKind.APPLY)
         guarded_apply(rt, first_plan, run_id=run_1, yes=True)
     with open_runtime(str(world.config), connector_options=options) as rt:
-        run_2 = rt.store.start_run("apply", RunKind.APPLY)
+        run_2 = rt.store.runs.start("apply", RunKind.APPLY)
         second = guarded_apply(rt, second_plan, run_id=run_2, yes=True)
         creates = [r for r in second.results if r.field is None]
         audited = rt.store.audit.entries(run_id=run_2)

@@ -89,7 +89,7 @@ def _wait_for_a_running_reconcile(store: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with Store.open(store) as opened:
-            if any(r.finished_at is None for r in opened.runs()):
+            if any(r.finished_at is None for r in opened.runs.recent()):
                 return
         time.sleep(0.05)
     raise AssertionError("the first reconcile never started")
@@ -117,7 +117,7 @@ def test_two_reconciles_on_one_store_one_runs_the_other_reports_the_lock(
         # whichever got the lock first ran; the waiter ran after it, or was the first itself
         assert results[0] == 0
     with Store.open(store) as opened:
-        runs = [r for r in opened.runs() if r.kind.startswith("reconcile")]
+        runs = [r for r in opened.runs.recent() if r.kind.startswith("reconcile")]
     spans = sorted((r.started_at, r.finished_at) for r in runs)
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert end is not None and end <= start, "two reconciles overlapped"

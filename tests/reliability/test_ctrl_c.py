@@ -48,12 +48,12 @@ def _started(store: str) -> bool:
     if not Path(store.removeprefix("sqlite:///")).exists():
         return False
     with Store.open(store) as opened:
-        return bool(opened.runs(1))
+        return bool(opened.runs.recent(1))
 
 
 def _latest(store: str, job: str) -> Any:
     with Store.open(store) as opened:
-        return opened.runs(1, job=job)[0]
+        return opened.runs.recent(1, job=job)[0]
 
 
 # What each stop says: (signal, last stderr line, a word the run's recorded error holds).
@@ -171,6 +171,6 @@ def test_a_reconcile_killed_with_kill_9_is_recorded_as_interrupted_by_the_next_o
                                env=crmsync_env(), capture_output=True, timeout=300)  # fmt: skip
         assert rerun.returncode == 0, rerun.stderr
     with Store.open(store) as opened:
-        killed = opened.run(killed.id)
+        killed = opened.runs.get(killed.id)
     assert killed is not None and killed.status is RunStatus.INTERRUPTED, killed
     assert killed.finished_at is not None and "killed" in (killed.error or "")

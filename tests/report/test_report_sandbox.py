@@ -142,7 +142,7 @@ def test_many_plain_reports_do_not_push_the_last_sync_and_its_errors_out_of_the_
     store = Store.open(url, clock=lambda: datetime.now(UTC) + timedelta(seconds=next(seconds)))
     try:
         for _ in range(200):
-            store.finish_run(store.start_run("report", "report", "x"), "ok", calls={})
+            store.runs.finish(store.runs.start("report", "report", "x"), "ok", calls={})
     finally:
         store.close()
     _, report = _report_json(pipedrive_env.config)

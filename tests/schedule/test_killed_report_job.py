@@ -25,13 +25,13 @@ def test_the_next_run_of_a_report_entry_records_its_killed_run_as_interrupted(
     url = new_store_url(dialect)
     config = str(write_config(url, WEEKLY))
     with Store.open(url) as store:  # as a scheduler killed with kill -9 mid-report left it
-        killed = store.start_run("weekly-health", RunKind.REPORT)
-        manual = store.start_run("report", RunKind.REPORT)  # `crmsync report`: its own lock
+        killed = store.runs.start("weekly-health", RunKind.REPORT)
+        manual = store.runs.start("report", RunKind.REPORT)  # `crmsync report`: its own lock
     outcome = run_job(config, load_config(config).schedule[0], stop=threading.Event())
     assert outcome.status == RunStatus.OK.value, outcome
     with Store.open(url) as store:
-        old, new = store.run(killed), store.runs(1, job="weekly-health")[0]
-        by_hand = store.run(manual)
+        old, new = store.runs.get(killed), store.runs.recent(1, job="weekly-health")[0]
+        by_hand = store.runs.get(manual)
     assert old is not None and old.status is RunStatus.INTERRUPTED, old
     assert old.finished_at is not None and "killed" in (old.error or "")
     assert new.id != killed and new.status is RunStatus.OK
@@ -45,9 +45,9 @@ def test_a_report_entry_run_by_a_live_process_is_skipped_and_left_running(
     url = new_store_url(dialect)
     config = str(write_config(url, WEEKLY))
     with Store.open(url) as store, job_lock(store, "weekly-health"):  # another scheduler
-        running = store.start_run("weekly-health", RunKind.REPORT)
+        running = store.runs.start("weekly-health", RunKind.REPORT)
         outcome = run_job(config, load_config(config).schedule[0], stop=threading.Event())
         assert outcome.status == SKIPPED, outcome
-        run = store.run(running)
+        run = store.runs.get(running)
         assert run is not None and run.status is RunStatus.RUNNING, run
-        assert [r.id for r in store.runs(10)] == [running]
+        assert [r.id for r in store.runs.recent(10)] == [running]

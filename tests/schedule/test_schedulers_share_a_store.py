@@ -51,7 +51,7 @@ def test_two_schedulers_on_one_database_run_each_firing_exactly_once(
         thread.join(30)
         assert not thread.is_alive()
     with Store.open(url) as store:
-        runs = store.runs(100, job="nightly-plan")
+        runs = store.runs.recent(100, job="nightly-plan")
     assert all(r.status == RunStatus.OK for r in runs), [(r.status, r.error) for r in runs]
     firings = Counter(r.started_at.replace(microsecond=0) - timedelta(
         seconds=r.started_at.second % 2) for r in runs)  # fmt: skip
@@ -70,12 +70,13 @@ def test_a_missed_firing_runs_once_after_a_restart_not_once_per_firing(
     config = str(write_config(url, NIGHTLY))
     ten_hours_ago = datetime.now(UTC) - timedelta(hours=10)
     with Store.open(url, clock=lambda: ten_hours_ago) as past:  # the scheduler ran back then
-        past.finish_run(past.start_run("nightly-plan", "reconcile-dry-run"), "ok")
+        past.runs.finish(past.runs.start("nightly-plan", "reconcile-dry-run"), "ok")
 
     stop = threading.Event()
     scheduler = start(config, stop)
     with Store.open(url) as store:
-        wait_for(lambda: any(r.status == RunStatus.OK for r in store.runs(5, job="nightly-plan")
+        recent = store.runs.recent
+        wait_for(lambda: any(r.status == RunStatus.OK for r in recent(5, job="nightly-plan")
                              if r.started_at > ten_hours_ago), 30)  # fmt: skip
         stop.set()
         scheduler.join(30)
@@ -84,7 +85,7 @@ def test_a_missed_firing_runs_once_after_a_restart_not_once_per_firing(
         time.sleep(2)
         again.set()
         restarted.join(30)
-        runs = store.runs(10, job="nightly-plan")
+        runs = store.runs.recent(10, job="nightly-plan")
     assert [r.status for r in runs] == [RunStatus.OK, RunStatus.OK]
     assert runs[0].started_at.replace(minute=0, second=0, microsecond=0) > ten_hours_ago
 
@@ -100,7 +101,7 @@ def test_a_scheduled_apply_is_recorded_under_its_entry_with_counts_and_calls(
                                     "job": "reconcile"}))  # fmt: skip
     outcome = run_job(config, load_config(config).schedule[0], stop=threading.Event())
     with Store.open(url) as store:
-        run = store.run(outcome.run_id or "")
+        run = store.runs.get(outcome.run_id or "")
     assert run is not None and (run.job, run.kind.value) == ("nightly-apply", "reconcile")
     assert run.status.value == outcome.status and outcome.status in ("ok", "partial"), outcome
     assert run.finished_at is not None and set(run.calls) == {"salesforce", "hubspot", "pipedrive"}
@@ -123,7 +124,7 @@ def test_a_scheduled_reconcile_waits_for_no_other_reconcile_of_the_store(
     with Store.open(url) as store, job_lock(store, "reconcile"):
         outcome = run_job(config, load_config(config).schedule[0], stop=threading.Event())
         assert outcome.status == SKIPPED and "'reconcile' lock" in outcome.detail, outcome
-        assert store.runs(10) == []
+        assert store.runs.recent(10) == []
 
 
 def test_a_full_reconcile_entry_pulls_everything_where_a_nightly_one_reads_changes(
@@ -140,7 +141,8 @@ def test_a_full_reconcile_entry_pulls_everything_where_a_nightly_one_reads_chang
     for name in ("nightly", "nightly", "weekly-full"):  # the first run is full anyway
         run_job(config, entries[name], stop=threading.Event())
     with Store.open(url) as store:
-        incremental, full = store.runs(1, job="nightly")[0], store.runs(1, job="weekly-full")[0]
+        incremental = store.runs.recent(1, job="nightly")[0]
+        full = store.runs.recent(1, job="weekly-full")[0]
     # HubSpot's incremental read is a search by modification time; a full one lists every deal
     assert "search deals" in incremental.calls["hubspot"], incremental.calls
     assert "search deals" not in full.calls["hubspot"], full.calls

@@ -40,21 +40,22 @@ def test_sigterm_mid_run_records_an_interrupted_run_and_frees_the_lock(
     config = write_config(url, {"name": "nightly-apply", "cron": "0 * * * *", "job": "reconcile"})
     earlier = datetime.now(UTC) - timedelta(hours=5)
     with Store.open(url, clock=lambda: earlier) as past:  # so the start catches a firing up
-        past.finish_run(past.start_run("nightly-apply", "reconcile"), "ok")
+        past.runs.finish(past.runs.start("nightly-apply", "reconcile"), "ok")
 
     command = [str(CRMSYNC), "schedule", "--config", str(config)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with Store.open(url) as store:
             deadline = time.monotonic() + 30
-            while not [r for r in store.runs(5, job="nightly-apply") if r.started_at > earlier]:
+            recent = store.runs.recent
+            while not [r for r in recent(5, job="nightly-apply") if r.started_at > earlier]:
                 assert process.poll() is None, process.communicate()
                 assert time.monotonic() < deadline, "the missed firing was not run"
                 time.sleep(0.05)
             os.kill(process.pid, signal.SIGTERM)
             _out, err = process.communicate(timeout=30)
             assert process.returncode == 0, err
-            run = store.runs(1, job="nightly-apply")[0]
+            run = store.runs.recent(1, job="nightly-apply")[0]
             assert run.status == RunStatus.INTERRUPTED, (run, err)
             assert run.finished_at is not None and "SIGTERM" in (run.error or "")
             assert run.calls  # the calls made before stopping are on record

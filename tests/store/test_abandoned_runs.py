@@ -31,11 +31,11 @@ from sync.store import Store
 url, job, ready, stop = sys.argv[1:5]
 store = Store.open(url)
 with report_job_lock(store, job):
-    run_id = store.start_run(job, "report")
+    run_id = store.runs.start(job, "report")
     Path(ready).write_text(run_id)
     while not Path(stop).exists():
         time.sleep(0.05)
-    store.finish_run(run_id, "ok")
+    store.runs.finish(run_id, "ok")
 """
 
 
@@ -73,10 +73,10 @@ def test_a_killed_report_jobs_run_is_interrupted_when_the_job_next_takes_its_loc
     with _reporting(store_url, job, tmp_path) as (proc, run_id):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-    left = store.run(run_id)
+    left = store.runs.get(run_id)
     assert left is not None and left.status is RunStatus.RUNNING  # nothing could record its end
     with report_job_lock(store, job):
-        run = store.run(run_id)
+        run = store.runs.get(run_id)
     assert run is not None and run.status is RunStatus.INTERRUPTED, run
     assert run.finished_at is not None
     assert run.error == (
@@ -90,10 +90,10 @@ def test_a_report_job_running_in_a_live_process_is_left_running(
     with _reporting(store_url, job, tmp_path) as (proc, run_id):
         with pytest.raises(LockBusy), report_job_lock(store, job):
             pytest.fail("took a lock another process holds")
-        run = store.run(run_id)
+        run = store.runs.get(run_id)
         assert run is not None and run.status is RunStatus.RUNNING, run
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else None
-    done = store.run(run_id)
+    done = store.runs.get(run_id)
     assert done is not None and (done.status, done.error) == (RunStatus.OK, None)
 
 
@@ -101,13 +101,13 @@ def test_a_report_jobs_lock_ends_no_run_it_does_not_prove_dead(store: Store, job
     # Other entries, `crmsync pull` (pull locks) and `crmsync report` (job "report") run under
     # their own locks, `crmsync demo` under none: their runs may be live whoever holds this one.
     others = [
-        store.start_run(f"{job}-eu", RunKind.REPORT),
-        store.start_run(job, RunKind.PULL),
-        store.start_run("pull", RunKind.PULL),
-        store.start_run("report", RunKind.REPORT),
-        store.start_run("demo", RunKind.REPORT),
+        store.runs.start(f"{job}-eu", RunKind.REPORT),
+        store.runs.start(job, RunKind.PULL),
+        store.runs.start("pull", RunKind.PULL),
+        store.runs.start("report", RunKind.REPORT),
+        store.runs.start("demo", RunKind.REPORT),
     ]
     with report_job_lock(store, job):
         pass
-    left = [store.run(run_id) for run_id in others]
+    left = [store.runs.get(run_id) for run_id in others]
     assert [r.status if r else None for r in left] == [RunStatus.RUNNING] * len(others), left

@@ -104,17 +104,17 @@ def test_taking_pull_locks_ends_only_the_pull_runs_that_held_one_of_them(store: 
     """No process holds a lock here, so every run still `running` is one a killed process
     left: those that held one of the locks taken are recorded as interrupted."""
     started = {
-        "hubspot": store.start_run("pull", RunKind.PULL, instances=["hubspot"]),
-        "both": store.start_run("pull", RunKind.PULL, instances=["pipedrive", "hubspot"]),
-        "older crmsync": store.start_run("pull", RunKind.PULL),  # recorded no instances
-        "pipedrive": store.start_run("pull", RunKind.PULL, instances=["pipedrive"]),
-        "other job": store.start_run("bench", RunKind.PULL, instances=["hubspot"]),
-        "reconcile": store.start_run("reconcile", RunKind.RECONCILE),
-        "report": store.start_run("report", RunKind.REPORT),
+        "hubspot": store.runs.start("pull", RunKind.PULL, instances=["hubspot"]),
+        "both": store.runs.start("pull", RunKind.PULL, instances=["pipedrive", "hubspot"]),
+        "older crmsync": store.runs.start("pull", RunKind.PULL),  # recorded no instances
+        "pipedrive": store.runs.start("pull", RunKind.PULL, instances=["pipedrive"]),
+        "other job": store.runs.start("bench", RunKind.PULL, instances=["hubspot"]),
+        "reconcile": store.runs.start("reconcile", RunKind.RECONCILE),
+        "report": store.runs.start("report", RunKind.REPORT),
     }
     with pull_locks(store, ["hubspot"]):
         pass
-    statuses = {name: store.run(run_id) for name, run_id in started.items()}
+    statuses = {name: store.runs.get(run_id) for name, run_id in started.items()}
     assert {name: run.status.value for name, run in statuses.items() if run} == {
         "hubspot": "interrupted",
         "both": "interrupted",

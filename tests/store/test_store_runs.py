@@ -21,15 +21,15 @@ class Clock:
 def test_run_round_trip_with_aware_utc_times(store_url: str) -> None:
     clock = Clock()
     with Store.open(store_url, clock=clock) as store:
-        run_id = store.start_run("nightly", RunKind.PULL, config_fingerprint="cfg-1")
-        store.finish_run(
+        run_id = store.runs.start("nightly", RunKind.PULL, config_fingerprint="cfg-1")
+        store.runs.finish(
             run_id,
             RunStatus.PARTIAL,
             counts={"deals": 10, "errors": 1},
             calls={"hubspot": {"GET /crm/v3/objects/deals": 3}},
             error="pipedrive: 2 records failed\n  Traceback (most recent call last)",
         )
-        (run,) = store.runs()
+        (run,) = store.runs.recent()
     assert run.id == run_id and run_id.startswith("20261126T110100Z-")
     assert (run.job, run.kind, run.status) == ("nightly", RunKind.PULL, RunStatus.PARTIAL)
     assert run.started_at == datetime(2026, 11, 26, 11, 1, tzinfo=UTC)
@@ -54,45 +54,45 @@ class SameSecond:
 
 def test_runs_started_in_one_second_are_listed_newest_first(store_url: str) -> None:
     with Store.open(store_url, clock=SameSecond()) as store:
-        started = [store.start_run("nightly", RunKind.PULL) for _ in range(12)]
+        started = [store.runs.start("nightly", RunKind.PULL) for _ in range(12)]
         for run_id in started:
-            store.finish_run(run_id, RunStatus.OK)
-        assert [r.id for r in store.runs()] == started[::-1]
-        last = store.last_successful_run(RunKind.PULL)
+            store.runs.finish(run_id, RunStatus.OK)
+        assert [r.id for r in store.runs.recent()] == started[::-1]
+        last = store.runs.last_successful(RunKind.PULL)
     assert last is not None and last.id == started[-1]
     assert len(set(started)) == 12
 
 
 def test_runs_are_listed_newest_first_and_filtered(store_url: str) -> None:
     with Store.open(store_url, clock=Clock()) as store:
-        first = store.start_run("nightly", "pull")
-        second = store.start_run("nightly", "reconcile-dry-run")
-        third = store.start_run("hourly", "pull")
-        assert [r.id for r in store.runs()] == [third, second, first]
-        assert [r.id for r in store.runs(limit=1)] == [third]
-        assert [r.id for r in store.runs(job="nightly")] == [second, first]
-        assert [r.id for r in store.runs(kind="pull")] == [third, first]
-        assert store.run(second) is not None and store.run("nope") is None
+        first = store.runs.start("nightly", "pull")
+        second = store.runs.start("nightly", "reconcile-dry-run")
+        third = store.runs.start("hourly", "pull")
+        assert [r.id for r in store.runs.recent()] == [third, second, first]
+        assert [r.id for r in store.runs.recent(limit=1)] == [third]
+        assert [r.id for r in store.runs.recent(job="nightly")] == [second, first]
+        assert [r.id for r in store.runs.recent(kind="pull")] == [third, first]
+        assert store.runs.get(second) is not None and store.runs.get("nope") is None
 
 
 def test_last_successful_run_ignores_failed_and_running(store_url: str) -> None:
     with Store.open(store_url, clock=Clock()) as store:
-        ok = store.start_run("nightly", "pull")
-        store.finish_run(ok, "ok")
-        failed = store.start_run("nightly", "pull")
-        store.finish_run(failed, "failed", error="boom")
-        store.start_run("nightly", "pull")
-        found = store.last_successful_run("pull")
+        ok = store.runs.start("nightly", "pull")
+        store.runs.finish(ok, "ok")
+        failed = store.runs.start("nightly", "pull")
+        store.runs.finish(failed, "failed", error="boom")
+        store.runs.start("nightly", "pull")
+        found = store.runs.last_successful("pull")
         assert found is not None and found.id == ok
-        assert store.last_successful_run("apply") is None
-        assert store.last_successful_run("pull", job="other") is None
+        assert store.runs.last_successful("apply") is None
+        assert store.runs.last_successful("pull", job="other") is None
 
 
 def test_unknown_kind_status_or_run_is_refused(store: Store) -> None:
     with pytest.raises(ValueError):
-        store.start_run("nightly", "sync-everything")
-    run_id = store.start_run("nightly", "report")
+        store.runs.start("nightly", "sync-everything")
+    run_id = store.runs.start("nightly", "report")
     with pytest.raises(ValueError):
-        store.finish_run(run_id, "great")
+        store.runs.finish(run_id, "great")
     with pytest.raises(StoreError, match="unknown run 'missing'"):
-        store.finish_run("missing", "ok")
+        store.runs.finish("missing", "ok")

@@ -195,8 +195,8 @@ def test_a_v5_store_learns_the_entities_people_split_from_its_run_history(store_
             {"confirmed": 2, "entities": ["E2"]},
             {"joined": 1, "entities": {"E3": ["hubspot:2", "salesforce:006B"]}},
         ):
-            run_id = old.start_run("links", RunKind.LINKS, "fingerprint")
-            old.finish_run(run_id, RunStatus.OK, counts=counts)
+            run_id = old.runs.start("links", RunKind.LINKS, "fingerprint")
+            old.runs.finish(run_id, RunStatus.OK, counts=counts)
         with old.engine.begin() as conn:  # as a v5 crmsync created it
             conn.execute(text("drop table split_entities"))
         assert _version(old) == 5

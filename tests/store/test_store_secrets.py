@@ -36,9 +36,9 @@ def test_ordinary_deal_keys_are_accepted(store: Store) -> None:
 
 
 def test_every_json_column_is_guarded(store: Store) -> None:
-    run_id = store.start_run("nightly", "apply")
+    run_id = store.runs.start("nightly", "apply")
     with pytest.raises(SecretInPayload):
-        store.finish_run(run_id, "ok", calls={"hubspot": {"access_token": TOKEN}})
+        store.runs.finish(run_id, "ok", calls={"hubspot": {"access_token": TOKEN}})
     with pytest.raises(SecretInPayload):
         store.save_bases({"e1": {"stage": "won", "password": TOKEN}})
     change = JournalEntry("c1", "hubspot", "1", JournalOp.UPDATE, "stage", "a", {"token": TOKEN})
