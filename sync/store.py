@@ -1,4 +1,4 @@
-"""The state store: runs, cursors, deal snapshots, links, bases (and, via its parts, the journal).
+"""The state store: cursors, deal snapshots, links, bases (and, via its parts, runs and journal).
 
 One SQLAlchemy Core implementation for SQLite (default: ``sqlite:///path/crmsync.db``) and
 PostgreSQL (``postgresql+psycopg://...``). Every public method is one transaction. Nothing
