@@ -254,6 +254,9 @@ class CopyChoice:
     disagreed: int  # matched deals whose counted copies hold different values
     by_policy: int  # of which the policy picked the copy that counts
     by_order: int  # of which the policy could not decide: the first instance's copy counts
+    # of which the policy could not decide and the stage policy picked another copy than the
+    # first instance's: that copy's value counts, with its stage (0 for the stage itself)
+    with_stage: int = 0
 
 
 @dataclass(frozen=True, slots=True)

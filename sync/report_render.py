@@ -90,12 +90,13 @@ def to_csv(rows: Iterable[Mapping[str, object]], file: IO[str]) -> int:
 
 def _copies_counted(counted: CopiesCounted) -> Text:
     """Per counted field, how many disagreeing matched deals its policy or config order
-    decided (the rule is in the JSON). Instance names are text, never markup."""
+    decided, and how many took the value of the copy whose stage counts (the rule is in the
+    JSON). Instance names are text, never markup."""
     order = ", ".join(counted.order)
     return cell(
         *(
             f"{f.field}: {f.by_policy} by policy ({f.policy}), {f.by_order} by config order "
-            f"({order})"
+            f"({order})" + (f", {f.with_stage} with the stage's copy" if f.with_stage else "")
             for f in counted.fields
         )
     )

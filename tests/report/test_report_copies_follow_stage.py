@@ -1,0 +1,130 @@
+"""`crmsync report` against the HubSpot and Pipedrive emulators (HubSpot first in config
+order): which copy of a matched deal counts, where its copies disagree and a policy cannot
+decide, and with `--since`.
+
+The generator's four deals per CRM (seed 7), with these changes (days before today):
+- "Atlas Group — Platform Migration 2026": won in HubSpot 200 days ago (USD 27319.18, closed
+  then); reopened in Pipedrive since, updated 20 days ago, USD 30000 at 50 % expected to close
+  in 45 days. The stage policy (`newest`) counts Pipedrive's open copy.
+- "Blue Yonder — Expansion 2026": lost in Pipedrive 100 days ago; still open in HubSpot, where
+  it was edited 10 days ago.
+The other two deals were last updated in 2025.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.sandbox.generator import generate
+from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+
+ATLAS = "Atlas Group — Platform Migration 2026"
+BLUE_YONDER = "Blue Yonder — Expansion 2026"
+TODAY = datetime.now(UTC).date()
+
+
+def _day(days: int) -> date:
+    return TODAY + timedelta(days=days)
+
+
+def _hubspot_stamp(days: int) -> str:
+    return f"{_day(days).isoformat()}T09:00:00.000Z"
+
+
+def _pipedrive_stamp(days: int) -> str:
+    return f"{_day(days).isoformat()} 09:00:00"
+
+
+def _dataset() -> dict[str, Any]:
+    dataset = generate(4, 7)[0]
+    hubspot, pipedrive = dataset["hubspot"], dataset["pipedrive"]
+    [hs_atlas] = [d for d in hubspot["deals"] if d["properties"]["dealname"] == ATLAS]
+    won = _hubspot_stamp(-200)
+    hs_atlas["properties"].update(
+        dealstage="closedwon", hs_is_closed="true", hs_is_closed_won="true",
+        hs_deal_stage_probability="1.0", closedate=won, hs_lastmodifieddate=won,
+        hs_date_entered_closedwon=won,
+    )  # fmt: skip
+    hs_atlas["updatedAt"] = won
+    [pd_atlas] = [d for d in pipedrive["deals"] if d["title"] == ATLAS]
+    pd_atlas.update(
+        stage_id=3, stage_order_nr=3, value=30000, probability=50,
+        expected_close_date=_day(45).isoformat(), update_time=_pipedrive_stamp(-20),
+        stage_change_time=_pipedrive_stamp(-20),
+    )  # fmt: skip
+    [hs_blue] = [d for d in hubspot["deals"] if d["properties"]["dealname"] == BLUE_YONDER]
+    hs_blue["properties"]["hs_lastmodifieddate"] = hs_blue["updatedAt"] = _hubspot_stamp(-10)
+    [pd_blue] = [d for d in pipedrive["deals"] if d["title"] == BLUE_YONDER]
+    lost = _pipedrive_stamp(-100)
+    pd_blue.update(status="lost", lost_time=lost, close_time=lost, update_time=lost)
+    return {"hubspot": hubspot, "pipedrive": pipedrive}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEnv]:
+    folder = tmp_path_factory.mktemp("follow-stage")
+    sandbox_env = make_env(
+        folder, _dataset(), f"sqlite:///{folder}/store.db", systems=("hubspot", "pipedrive")
+    )
+    try:
+        done = _run(sandbox_env.config, "--refresh")
+        assert done.returncode in (0, 3), done.stderr
+        yield sandbox_env
+    finally:
+        sandbox_env.sandbox.stop()
+
+
+def _with_policies(env: SandboxEnv, name: str, fields: dict[str, Any]) -> Path:
+    document = yaml.safe_load(env.config.read_text())
+    document.setdefault("policies", {}).setdefault("fields", {}).update(fields)
+    config = env.config.with_name(f"crmsync-{name}.yaml")
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    return config
+
+
+def _run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CRMSYNC, "report", "--config", str(config), "--format", "json", *args],
+        env=crmsync_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _report(config: Path, *args: str) -> dict[str, Any]:
+    done = _run(config, *args)
+    assert done.returncode in (0, 3), done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def _choice(report: dict[str, Any], field: str) -> dict[str, Any]:
+    [found] = [f for f in report["consolidated"]["copies_counted"]["fields"] if f["field"] == field]
+    return dict(found)
+
+
+def test_an_undecided_close_date_and_amount_come_with_the_stage_of_a_reopened_deal(
+    env: SandboxEnv,
+) -> None:
+    # amount and close date in conflict: Atlas counts with Pipedrive's open stage, so with its
+    # expected close date and amount, not with the date and amount HubSpot won it at.
+    config = _with_policies(env, "undecided", {"amount": "conflict", "close_date": "conflict"})
+    report = _report(config)
+    month = _day(45).strftime("%Y-%m")
+    forecast = report["consolidated"]["forecast"]["months"]
+    assert [(m["month"], m["currency"], m["deals"], m["weighted"]) for m in forecast] == [
+        (month, "USD", 1, "15000.00")
+    ]
+    [figures] = report["funnels"].values()
+    assert ATLAS not in [d["name"] for d in figures["past_due"]["deals"]]
+    assert report["consolidated"]["open_amount"]["USD"] == "30000"
+    assert _choice(report, "close_date")["with_stage"] == 1
+    assert _choice(report, "amount")["with_stage"] == 1
