@@ -10,7 +10,9 @@ Figures are computed per instance and funnel, per funnel over all instances, and
 across instances a matched entity (the same real deal in several CRMs) counts once, through
 one representative copy: the first instance of `consolidation_order` holding a copy (then the
 instances in the order `deals` lists them), whose stage, amount and close date give way to
-another copy's where the field's policy picks that one (`sync.consolidate`).
+another copy's where the field's policy picks that one (`sync.consolidate`). With `since`, an
+instance's figures cover its deals created or updated in the window; a matched entity is in
+the window when any copy is, and is then counted from all its live copies.
 """
 
 from __future__ import annotations
@@ -119,12 +121,22 @@ def _order(inputs: HealthInputs) -> list[str]:
 
 
 def _representatives(
-    entities: Sequence[Mapping[str, Ref]], present: Mapping[Ref, Deal], chooser: Chooser
-) -> tuple[dict[Ref, str], dict[Ref, Deal]]:
-    """Each matched ref's entity label, and per entity the deal that stands for it, keyed by
-    its first present copy in `chooser.order`."""
+    entities: Sequence[Mapping[str, Ref]],
+    present: Mapping[Ref, Deal],
+    live: Mapping[Ref, Deal],
+    chooser: Chooser,
+) -> tuple[dict[Ref, str], dict[Ref, Deal], int]:
+    """Each matched ref's entity label; per entity with a copy in `present` (the window) the
+    deal that stands for it, keyed by its first present copy in `chooser.order`; and how many
+    copies those stand-ins merge.
+
+    The stand-in is chosen among all the entity's `live` copies, in the window or not: a deal
+    is in the window when any CRM created or updated it there, and then counts as it does
+    without a window (a copy outside it is the same deal, and may be the one its policy
+    picks)."""
     entity_of: dict[Ref, str] = {}
     stand_in: dict[Ref, Deal] = {}
+    merged = 0
     order = chooser.order
     for group in entities:
         ranked = [group[i] for i in order if i in group] + [
@@ -133,10 +145,12 @@ def _representatives(
         label = str(ranked[0]) if ranked else ""
         for ref in group.values():
             entity_of[ref] = label
-        live = [present[ref] for ref in ranked if ref in present]
-        if live:
-            stand_in[live[0].ref] = chooser.stand_in(live)
-    return entity_of, stand_in
+        shown = next((ref for ref in ranked if ref in present), None)
+        if shown is not None:
+            copies = [live[ref] for ref in ranked if ref in live]
+            stand_in[shown] = chooser.stand_in(copies)
+            merged += len(copies) - 1
+    return entity_of, stand_in, merged
 
 
 def _converted(deals: Sequence[Deal], inputs: HealthInputs) -> Converted | None:
@@ -222,8 +236,9 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
     now = inputs.now.astimezone(ZoneInfo(inputs.timezone))  # for the KPIs: see the module doc
     deals = {instance: _in_window(own, inputs) for instance, own in inputs.deals.items()}
     present = {d.ref: d for own in deals.values() for d in own}
+    live = {d.ref: d for own in inputs.deals.values() for d in own}
     chooser = Chooser(inputs.policies, inputs.funnels, tuple(_order(inputs)))
-    entity_of, stand_in = _representatives(inputs.entities, present, chooser)
+    entity_of, stand_in, merged = _representatives(inputs.entities, present, live, chooser)
     systems = {
         instance: SystemFigures(
             instance=instance,
@@ -241,7 +256,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
     unique = [
         stand_in.get(d.ref, d) for d in all_copies if d.ref not in entity_of or d.ref in stand_in
     ]
-    consolidated = _consolidated(unique, len(all_copies) - len(unique), inputs, chooser, now)
+    consolidated = _consolidated(unique, merged, inputs, chooser, now)
     quality = data_quality(deals, inputs.mapping_errors, inputs.plan)
     cross = cross_system(
         deals,

@@ -128,3 +128,15 @@ def test_an_undecided_close_date_and_amount_come_with_the_stage_of_a_reopened_de
     assert report["consolidated"]["open_amount"]["USD"] == "30000"
     assert _choice(report, "close_date")["with_stage"] == 1
     assert _choice(report, "amount")["with_stage"] == 1
+
+
+def test_a_deal_in_the_since_window_counts_as_its_copies_outside_it_decide(
+    env: SandboxEnv,
+) -> None:
+    # Pipedrive is the stage's source of truth: Blue Yonder is lost there, though its HubSpot
+    # copy (the only one edited in the window) is still open.
+    config = _with_policies(env, "pd-stage", {"stage": {"source_of_truth": "pipedrive"}})
+    window = _report(config, "--since", _day(-30).isoformat())
+    counts = ("deals", "copies_merged", "open", "won", "lost")
+    assert [window["consolidated"][k] for k in counts] == [2, 2, 1, 0, 1]
+    assert _report(config)["consolidated"]["lost"] == 1  # as without the window
