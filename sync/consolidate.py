@@ -4,10 +4,15 @@ A matched deal counts once. Where its copies agree, the copy of the first instan
 order stands for it. Where they disagree on a counted field (stage, amount, close date), the
 field's reconcile policy picks the copy whose value counts, as `reconcile` decides between
 them (`sync.policy.decide`): `source_of_truth` / `priority`, the first listed instance holding a
-copy; `newest`, the most recently updated copy. Where the stage policy cannot decide
-(`conflict`, `never`, copies updated at the same moment that disagree, no listed instance
-holding a copy), the first instance's copy counts, as it does when the copies agree: the first
-copy whose stage is known (an open copy in an unmapped stage takes no part, as in reconcile).
+copy; `newest`, the most recently updated copy. As in reconcile, once the copies have agreed
+(a base), a value only one CRM changed since (or several to the same value) counts before any
+policy but a source of truth whose instance holds a copy, and the policy decides only between
+the copies changed since (`priority`: between all): else a copy updated last for another
+field, still holding the value the others moved away from, would count under `newest`.
+Where the stage policy cannot decide (`conflict`, `never`, copies updated at the same moment
+that disagree, no listed instance holding a copy), the first instance's copy counts, as it
+does when the copies agree: the first copy whose stage is known (an open copy in an unmapped
+stage takes no part, as in reconcile).
 
 The stage counts together with the rest of its copy (status, stage timing, probability,
 creation date): a stage taken from one CRM and a status or history from another would describe
@@ -26,7 +31,7 @@ from typing import Any
 
 from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus
-from sync.diff import FunnelFacts
+from sync.diff import FunnelFacts, left_out
 from sync.health_model import CopiesCounted, CopyChoice
 from sync.policy import Policy, PolicyRule, decide, describe, policy_for
 
@@ -37,10 +42,12 @@ COPY_RULE = (
     "a deal matched across instances counts once; where its copies disagree on stage, amount "
     "or close date, the field's policy picks the copy whose value counts, as reconcile would "
     "(source_of_truth / priority: the first listed instance holding a copy; newest: the most "
-    "recently updated copy); where it cannot decide, the copy of the first instance in `order`, "
+    "recently updated copy); a value changed in one CRM since the copies last agreed counts "
+    "before the policy speaks (source_of_truth aside), and newest compares only the copies "
+    "changed since then; where it cannot decide, the copy of the first instance in `order`, "
     "and for amount and close date the copy whose stage counts"
 )
-_UNDECIDED = frozenset({PolicyRule.CONFLICT, PolicyRule.NEVER})
+_MISSING = object()
 
 
 def _stage_key(funnels: Mapping[str, Funnel]) -> Callable[[Deal], Any]:
@@ -58,6 +65,31 @@ def _stage_key(funnels: Mapping[str, Funnel]) -> Callable[[Deal], Any]:
         return None if stage is None else (stage, deal.status)
 
     return key
+
+
+def _changed_since(
+    name: str, pairs: Sequence[tuple[Deal, Any]], base: Mapping[str, Any] | None
+) -> list[tuple[Deal, Any]] | None:
+    """The (copy, value) pairs whose value changed since the copies last agreed, as reconcile
+    sees them: a value the base marks as the copy's own no change (`left_out`) is none. None
+    without a base value for the field (a first sync: every copy is a candidate)."""
+    if base is None:
+        return None
+    if name == "stage":
+        if "stage" not in base or "status" not in base:
+            return None
+        was: Any = (base["stage"], base["status"])
+    else:
+        was = base.get(name, _MISSING)
+        if was is _MISSING:
+            return None
+    marks = left_out(base, name)
+    changed = []
+    for deal, value in pairs:
+        own = value[0] if name == "stage" else value
+        if value != was and marks.get(deal.ref, _MISSING) != own:
+            changed.append((deal, value))
+    return changed
 
 
 def _value(deal: Deal) -> Any:
@@ -79,12 +111,13 @@ class Chooser:
     disagreed: Counter[str] = dataclasses.field(default_factory=Counter)
     by_policy: Counter[str] = dataclasses.field(default_factory=Counter)
     with_stage: Counter[str] = dataclasses.field(default_factory=Counter)
+    by_change: Counter[str] = dataclasses.field(default_factory=Counter)
     stage_key: Callable[[Deal], Any] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.stage_key = _stage_key(self.funnels)
 
-    def stand_in(self, copies: Sequence[Deal]) -> Deal:
+    def stand_in(self, copies: Sequence[Deal], base: Mapping[str, Any] | None = None) -> Deal:
         """`copies`: the entity's live copies, the first instance's first. The deal counted:
         the copy the stage policy picks, else the first copy with a known stage (else the
         first), with the amount and close date from the copies their policies pick, else its
@@ -94,9 +127,11 @@ class Chooser:
             return first
         # An unmapped stage takes no part: the first copy whose stage is known stands in.
         known = next((d for d in copies if self.stage_key(d) is not None), first)
-        staged = self._pick("stage", copies, self.stage_key) or known
-        valued = self._pick("amount", copies, _value) or self._own("amount", copies, staged, known)
-        dated = self._pick("close_date", copies, _close_date) or self._own(
+        staged = self._pick("stage", copies, self.stage_key, base) or known
+        valued = self._pick("amount", copies, _value, base) or self._own(
+            "amount", copies, staged, known
+        )
+        dated = self._pick("close_date", copies, _close_date, base) or self._own(
             "close_date", copies, staged, known
         )
         if valued.value == staged.value and dated.close_date == staged.close_date:
@@ -112,8 +147,17 @@ class Chooser:
             self.with_stage[name] += 1
         return staged
 
-    def _pick(self, name: str, copies: Sequence[Deal], key: Callable[[Deal], Any]) -> Deal | None:
-        """The copy the field's policy picks, None where the copies agree or it cannot decide."""
+    def _pick(
+        self,
+        name: str,
+        copies: Sequence[Deal],
+        key: Callable[[Deal], Any],
+        base: Mapping[str, Any] | None,
+    ) -> Deal | None:
+        """The copy whose value reconcile would spread (`sync.diff`), None where the copies
+        agree or it cannot decide: `source_of_truth` where its instance holds a copy; else the
+        one value the copies changed since they last agreed (`base`) took; else the policy,
+        between the copies changed since then (`priority`: all of them)."""
         pairs = [(deal, key(deal)) for deal in copies]
         if name == "stage":
             pairs = [(deal, value) for deal, value in pairs if value is not None]
@@ -121,9 +165,21 @@ class Chooser:
             return None
         self.disagreed[name] += 1
         policy = policy_for(self.policies, name)
-        if policy.rule in _UNDECIDED:
+        if policy.rule is PolicyRule.NEVER:
             return None
-        decision = decide(policy, pairs)
+        changed = _changed_since(name, pairs, base)
+        if policy.rule is PolicyRule.SOURCE_OF_TRUTH and policy.systems[0] in {
+            deal.system for deal, _ in pairs
+        }:
+            decision = decide(policy, pairs)
+        elif changed is not None and len({value for _, value in changed}) == 1:
+            self.by_change[name] += 1
+            return changed[0][0]  # in config order, as `copies`
+        elif policy.rule is PolicyRule.CONFLICT or changed == []:
+            return None  # [] : only values the base marks as no change (reconcile's catch-up)
+        else:
+            among = pairs if changed is None or policy.rule is PolicyRule.PRIORITY else changed
+            decision = decide(policy, among)
         if decision.conflict:
             return None
         holding = [deal for deal, value in pairs if value == decision.value]
@@ -145,8 +201,12 @@ class Chooser:
                     policy=describe(policy_for(self.policies, name)),
                     disagreed=self.disagreed[name],
                     by_policy=self.by_policy[name],
-                    by_order=self.disagreed[name] - self.by_policy[name] - self.with_stage[name],
+                    by_order=self.disagreed[name]
+                    - self.by_policy[name]
+                    - self.with_stage[name]
+                    - self.by_change[name],
                     with_stage=self.with_stage[name],
+                    by_change=self.by_change[name],
                 )
                 for name in COUNTED_FIELDS
             ),

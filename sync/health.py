@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mapping.funnel import Funnel
@@ -125,6 +126,7 @@ def _representatives(
     present: Mapping[Ref, Deal],
     live: Mapping[Ref, Deal],
     chooser: Chooser,
+    bases: Mapping[Ref, Mapping[str, Any]],
 ) -> tuple[dict[Ref, str], dict[Ref, Deal], int]:
     """Each matched ref's entity label; per entity with a copy in `present` (the window) the
     deal that stands for it, keyed by its first present copy in `chooser.order`; and how many
@@ -148,7 +150,7 @@ def _representatives(
         shown = next((ref for ref in ranked if ref in present), None)
         if shown is not None:
             copies = [live[ref] for ref in ranked if ref in live]
-            stand_in[shown] = chooser.stand_in(copies)
+            stand_in[shown] = chooser.stand_in(copies, bases.get(ranked[0]))
             merged += len(copies) - 1
     return entity_of, stand_in, merged
 
@@ -238,7 +240,9 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
     present = {d.ref: d for own in deals.values() for d in own}
     live = {d.ref: d for own in inputs.deals.values() for d in own}
     chooser = Chooser(inputs.policies, inputs.funnels, tuple(_order(inputs)))
-    entity_of, stand_in, merged = _representatives(inputs.entities, present, live, chooser)
+    entity_of, stand_in, merged = _representatives(
+        inputs.entities, present, live, chooser, inputs.bases
+    )
     systems = {
         instance: SystemFigures(
             instance=instance,

@@ -77,6 +77,9 @@ class HealthInputs:
     # field -> the reconcile policy that also picks which copy's value counts where the copies
     # of a matched deal disagree (`sync.consolidate`); a field not listed: `conflict`
     policies: Mapping[str, Policy] = field(default_factory=dict)
+    # ref of a matched copy -> its entity's base (the values its copies last agreed on, as
+    # reconcile stores them): a value changed since then counts, as reconcile spreads it
+    bases: Mapping[Ref, Mapping[str, Any]] = field(default_factory=dict)
     timezone: str = "UTC"  # IANA name: where the report's days begin (today, --since, ...)
     # instance -> pipeline -> native stage -> funnel stage (the stage maps): the stage a lost
     # deal was lost in, where its CRM keeps it there (Pipedrive)
@@ -257,6 +260,10 @@ class CopyChoice:
     # of which the policy could not decide and the stage policy picked another copy than the
     # first instance's: that copy's value counts, with its stage (0 for the stage itself)
     with_stage: int = 0
+    # of which only one copy (or copies agreeing) changed the value since the copies last
+    # agreed: that value counts, as reconcile spreads it whatever the policy (source of truth
+    # aside); before the policy speaks, as in reconcile
+    by_change: int = 0
 
 
 @dataclass(frozen=True, slots=True)

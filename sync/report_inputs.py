@@ -8,10 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 from config import Config
+from mapping.model import Ref
 from sync.consolidate import COUNTED_FIELDS
 from sync.health_model import HealthInputs
 from sync.plan_json import plan_to_json
-from sync.reconcile import ReconcileResult
+from sync.reconcile import ReconcileResult, base_from_json
 from sync.store import Store
 
 __all__ = ["health_inputs"]
@@ -72,13 +73,17 @@ def health_inputs(
         i: [d for d in deals if not d.extra.get("deleted")]
         for i, deals in result.by_instance.items()
     }
+    matched = {e: m for e, m in result.matched.entities.items() if len(m) > 1}
+    bases: dict[Ref, dict[str, Any]] = {}
+    for entity, raw in store.bases(list(matched)).items():
+        base = base_from_json(raw)
+        bases.update((ref, base) for ref in matched[entity].values())
     return HealthInputs(
         deals=live,
         funnels=config.funnels,
         now=now,
-        entities=[
-            dict(members) for members in result.matched.entities.values() if len(members) > 1
-        ],
+        entities=[dict(members) for members in matched.values()],
+        bases=bases,
         plan=plan_to_json(result.plan),
         since=since,
         stale_days=report.stale_days,

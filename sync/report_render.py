@@ -96,7 +96,9 @@ def _copies_counted(counted: CopiesCounted) -> Text:
     return cell(
         *(
             f"{f.field}: {f.by_policy} by policy ({f.policy}), {f.by_order} by config order "
-            f"({order})" + (f", {f.with_stage} with the stage's copy" if f.with_stage else "")
+            f"({order})"
+            + (f", {f.by_change} by a change since the copies agreed" if f.by_change else "")
+            + (f", {f.with_stage} with the stage's copy" if f.with_stage else "")
             for f in counted.fields
         )
     )
