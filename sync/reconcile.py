@@ -59,6 +59,9 @@ class ReconcileResult:
     entities_diffed: int = 0  # entities the diff looked at (the rest were settled)
     # Every record the CRMs hold that cannot be mapped now, not only those this pull read.
     mapping_errors: list[dict[str, str]] = field(default_factory=list)
+    # entity -> the values its copies last agreed on, as the diff read them (of the entities
+    # analysed: every one unless incremental)
+    bases: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def policies_from_config(config: Config) -> dict[str, Policy]:
@@ -260,7 +263,16 @@ def _analyze(
         if changed is None or not changed.isdisjoint(members.values())
     )
     return ReconcileResult(
-        plan, matched, diffed, {}, dict(contexts or {}), deals, by_instance, scope, examined
+        plan,
+        matched,
+        diffed,
+        {},
+        dict(contexts or {}),
+        deals,
+        by_instance,
+        scope,
+        examined,
+        bases=bases,
     )
 
 

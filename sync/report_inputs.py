@@ -12,7 +12,7 @@ from mapping.model import Ref
 from sync.consolidate import COUNTED_FIELDS
 from sync.health_model import HealthInputs
 from sync.plan_json import plan_to_json
-from sync.reconcile import ReconcileResult, base_from_json
+from sync.reconcile import ReconcileResult
 from sync.store import Store
 
 __all__ = ["health_inputs"]
@@ -74,10 +74,11 @@ def health_inputs(
         for i, deals in result.by_instance.items()
     }
     matched = {e: m for e, m in result.matched.entities.items() if len(m) > 1}
-    bases: dict[Ref, dict[str, Any]] = {}
-    for entity, raw in store.bases(list(matched)).items():
-        base = base_from_json(raw)
-        bases.update((ref, base) for ref in matched[entity].values())
+    bases: dict[Ref, Mapping[str, Any]] = {}
+    for entity, members in matched.items():  # the report's analysis is a full one
+        base = result.bases.get(entity)
+        if base is not None:
+            bases.update((ref, base) for ref in members.values())
     return HealthInputs(
         deals=live,
         funnels=config.funnels,
