@@ -4,6 +4,7 @@ with the plotly.js bundle embedded once, no network needed to open it."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -123,12 +124,25 @@ def charts(report: HealthReport) -> list[dict[str, Any]]:
     return specs
 
 
+def share(value: Decimal | str | None) -> str:
+    """A rate (0..1, or its JSON string) as a percentage with one decimal: "43.4%"."""
+    return "n/a" if value is None else f"{(Decimal(value) * 100).quantize(Decimal('0.1'))}%"
+
+
+def deals(count: int) -> str:
+    """A count of deals in words: 1 deal, 2 deals."""
+    return f"{count} deal" if count == 1 else f"{count} deals"
+
+
 @cache
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=PackageLoader("sync", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
+    environment.filters["share"] = share
+    environment.filters["deals"] = deals
+    return environment
 
 
 def render_page(report: HealthReport, data: dict[str, Any], kpis: list[dict[str, Any]]) -> str:

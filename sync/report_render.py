@@ -18,7 +18,7 @@ from rich.text import Text
 
 from mapping.model import Ref, format_utc
 from sync.health_model import CopiesCounted, FunnelFigures, HealthReport
-from sync.report_html import render_page
+from sync.report_html import render_page, share
 from sync.terminal import cell, id_column
 
 __all__ = [
@@ -147,9 +147,9 @@ def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> 
         consolidated=consolidated,
         funnel=name,
         deals=f.deals,
-        win_rate=_share(f.win_rate.rate),
+        win_rate=share(f.win_rate.rate),
         won_lost=f"{f.win_rate.won} / {f.win_rate.lost}",
-        lead_to_won=_share(f.conversion.lead_to_won),
+        lead_to_won=share(f.conversion.lead_to_won),
         won_size=tuple(f"{format(s.average, 'f')} {s.currency}" for s in f.won_size),
         sales_cycle=f"{_number(f.sales_cycle.median_days)} ({f.sales_cycle.method})",
         stale=f"{f.stale.count} of {f.stale.open_deals}",
@@ -180,10 +180,6 @@ def _number(value: Decimal | None) -> str:
     return "n/a" if value is None else format(value, "f")
 
 
-def _share(value: Decimal | None) -> str:
-    return "n/a" if value is None else f"{(value * 100).quantize(Decimal('0.1'))}%"
-
-
 def _funnel_table(title: str, figures: FunnelFigures) -> Table:
     table = Table(title=cell(title))
     for column in ("stage", "deals", "amount", "weighted", "no amount"):
@@ -208,12 +204,12 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
     for step in conv.steps:
         table.add_row(
             cell(f"{step.from_stage} -> {step.to_stage}"),
-            _share(step.rate),
+            share(step.rate),
             f"{conv.method} ({conv.deals} deals, {conv.history_deals} with history)",
         )
-    table.add_row("lead -> won", _share(conv.lead_to_won), f"{conv.entered} deals")
+    table.add_row("lead -> won", share(conv.lead_to_won), f"{conv.entered} deals")
     table.add_row(
-        "win rate", _share(f.win_rate.rate), f"{f.win_rate.won} won / {f.win_rate.lost} lost"
+        "win rate", share(f.win_rate.rate), f"{f.win_rate.won} won / {f.win_rate.lost} lost"
     )
     for size in f.won_size:
         table.add_row(
@@ -355,7 +351,7 @@ def to_table(report: HealthReport, console: Console) -> None:
     totals.add_row("open pipeline", _amounts(c.open_amount))
     totals.add_row("weighted pipeline", _amounts(c.weighted))
     totals.add_row("won", _amounts(c.won_amount))
-    totals.add_row("win rate", _share(c.win_rate.rate))
+    totals.add_row("win rate", share(c.win_rate.rate))
     totals.add_row("stale / past due", f"{c.stale} / {c.past_due}")
     if c.converted:
         cv = c.converted
@@ -380,7 +376,7 @@ def to_table(report: HealthReport, console: Console) -> None:
     ):
         quality.add_column(column, overflow="fold")  # narrow: wrapped, never cut short
     for q in report.data_quality.instances.values():
-        shares = [_share(f.share) for f in q.completeness]
+        shares = [share(f.share) for f in q.completeness]
         unmapped = cell(", ".join(f"{k}: {v}" for k, v in q.unmapped_stages.items()) or "-")
         quality.add_row(
             cell(q.instance), *shares, unmapped, str(q.mapping_errors), str(q.duplicates)

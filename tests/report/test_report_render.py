@@ -186,3 +186,13 @@ def test_table_shows_the_consolidated_figures_the_html_shows_and_n_a_for_no_sale
     assert rows["win rate"] == "50.0%"
     assert rows["stale / past due"] == "1 / 1"
     assert rows["won in USD"] == "8000.00"
+    page = to_html(report)
+    assert '<th>win rate</th><td class="num">50.0%</td>' in page
+
+
+def test_html_writes_rates_as_percentages_and_counts_one_deal_in_the_singular():
+    # Consolidated default funnel: 2024-06 EUR holds one committed deal (Beta, closing today).
+    beta_today = dataclasses.replace(SF[1], close_date=NOW.date())
+    page = to_html(build_health(inputs(deals={"sf": [SF[0], beta_today, SF[2], SF[3]], "hs": HS})))
+    assert "0.5000" not in page and "50.0% (2 won / 2 lost)" in page
+    assert "2000.00 (1 deal)</td>" in page and "(1 deals)" not in page
