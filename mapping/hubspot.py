@@ -42,6 +42,7 @@ from mapping.writes import NativeValues, create_pipeline, owner_id_for_change, r
 
 __all__ = [
     "ENTERED_PREFIX",
+    "PROBABILITY_IN_STAGE",
     "STATUS_IN_STAGE",
     "create_for_hubspot",
     "deal_from_hubspot",
@@ -53,6 +54,9 @@ __all__ = [
 # A HubSpot deal is won or lost by its dealstage (closedwon/closedlost): a status is
 # written as a stage.
 STATUS_IN_STAGE = True
+# crmsync reads and writes hs_forecast_probability, which a stage change leaves as it is (HubSpot
+# derives only hs_deal_stage_probability, the fallback, from the stage).
+PROBABILITY_IN_STAGE = False
 
 ENTERED_PREFIX = "hs_date_entered_"
 # Native properties a mapping error can name -> the canonical key they feed (see salesforce).

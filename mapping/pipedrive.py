@@ -45,6 +45,7 @@ __all__ = [
     "PD_FIELD_CRMSYNC_ID",
     "PD_FIELD_HUBSPOT_ID",
     "PD_FIELD_SALESFORCE_ID",
+    "PROBABILITY_IN_STAGE",
     "STATUS_IN_STAGE",
     "create_for_pipedrive",
     "deal_from_pipedrive",
@@ -56,6 +57,8 @@ __all__ = [
 
 # A Pipedrive deal has a status field of its own (open/won/lost): its stage stays as it is.
 STATUS_IN_STAGE = False
+# Its probability is a field of the deal's own, which a stage change leaves as it is.
+PROBABILITY_IN_STAGE = False
 
 PD_FIELD_SALESFORCE_ID = sha1(b"crmsync:salesforce_opportunity_id").hexdigest()
 PD_FIELD_HUBSPOT_ID = sha1(b"crmsync:hubspot_deal_id").hexdigest()

@@ -42,6 +42,7 @@ from mapping.writes import NativeValues, owner_id_for_change, resolve_stage_chan
 
 __all__ = [
     "PIPELINE",
+    "PROBABILITY_IN_STAGE",
     "STATUS_IN_STAGE",
     "create_for_salesforce",
     "deal_from_salesforce",
@@ -54,6 +55,9 @@ __all__ = [
 # An Opportunity is won or lost by its StageName (IsWon/IsClosed follow the stage): a
 # status is written as a stage.
 STATUS_IN_STAGE = True
+# Salesforce sets an Opportunity's Probability to its stage's DefaultProbability whenever the
+# stage changes: a probability goes with its stage.
+PROBABILITY_IN_STAGE = True
 
 PIPELINE = "default"
 # Native fields a mapping error can name -> the canonical key they feed (plans and reports

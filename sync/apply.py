@@ -47,7 +47,12 @@ from sync.store_records import (
     JournalState,
 )
 from sync.terminal import plain_console
-from sync.writes import native_stage_written, native_update, status_in_stage
+from sync.writes import (
+    native_stage_written,
+    native_update,
+    probability_in_stage,
+    status_in_stage,
+)
 
 __all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "system_contexts"]
 
@@ -242,8 +247,7 @@ class _Writer:
             self.current[(self.ctx.instance, record_id)] = deal
             verdicts = {c.change_id: self._check(deal, c) for c in changes}
             _keep_currency_with_amount(deal, changes, verdicts)
-            if status_in_stage(self.ctx.kind):
-                _keep_status_with_stage(changes, verdicts)
+            _keep_with_stage(changes, verdicts, _with_stage(self.ctx.kind))
             for change in changes:
                 verdict = verdicts[change.change_id]
                 self._befores[change.change_id] = self._before(deal, change, verdict)
@@ -485,18 +489,28 @@ def _moved_since(deal: Deal, change: Change) -> str | None:
     )
 
 
-def _keep_status_with_stage(
-    changes: Sequence[Change], verdicts: dict[str, tuple[Outcome, str | None] | None]
+def _with_stage(kind: str) -> frozenset[str]:
+    """The fields this kind of CRM ties to the stage: a status written as a stage (Salesforce,
+    HubSpot; Pipedrive's status is a field apart), a probability set from the stage whenever it
+    changes (Salesforce)."""
+    tied = {"status": status_in_stage(kind), "probability": probability_in_stage(kind)}
+    return frozenset(name for name, is_tied in tied.items() if is_tied)
+
+
+def _keep_with_stage(
+    changes: Sequence[Change],
+    verdicts: dict[str, tuple[Outcome, str | None] | None],
+    tied: frozenset[str],
 ) -> None:
-    """In a CRM that writes a status as a stage (Salesforce, HubSpot), a status goes only with
-    its stage: while the record's stage change is drifted, its status change is too, as its
-    write would overwrite the stage someone set since. Pipedrive's status is a field apart."""
+    """A field tied to the stage (`_with_stage`) goes only with it: while the record's stage
+    change is drifted, its change of such a field is too, as its write would contradict the
+    stage someone set since (a status overwrite it; a probability disagree with it)."""
     stage = next((verdicts[c.change_id] for c in changes if c.field == "stage"), None)
-    if stage is None or stage[0] is not Outcome.DRIFTED:
+    if not tied or stage is None or stage[0] is not Outcome.DRIFTED:
         return
     why = f"goes with the stage, which is drifted ({stage[1]})"
     for change in changes:
-        if change.field == "status" and verdicts[change.change_id] is None:
+        if change.field in tied and verdicts[change.change_id] is None:
             verdicts[change.change_id] = (Outcome.DRIFTED, why)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "native_create",
     "native_stage_written",
     "native_update",
+    "probability_in_stage",
     "status_in_stage",
 ]
 
@@ -39,6 +40,11 @@ _STATUS_IN_STAGE = {
     "salesforce": salesforce.STATUS_IN_STAGE,
     "hubspot": hubspot.STATUS_IN_STAGE,
     "pipedrive": pipedrive.STATUS_IN_STAGE,
+}
+_PROBABILITY_IN_STAGE = {
+    "salesforce": salesforce.PROBABILITY_IN_STAGE,
+    "hubspot": hubspot.PROBABILITY_IN_STAGE,
+    "pipedrive": pipedrive.PROBABILITY_IN_STAGE,
 }
 _CREATE = {
     "salesforce": create_for_salesforce,
@@ -61,6 +67,12 @@ def native_update(
 def status_in_stage(kind: str) -> bool:
     """Does this kind of CRM write a won/lost status as a stage (its update_for_* decides)?"""
     return _STATUS_IN_STAGE[kind]
+
+
+def probability_in_stage(kind: str) -> bool:
+    """Does this kind of CRM set a deal's probability from its stage whenever the stage changes
+    (so a probability written apart from its stage would contradict it)?"""
+    return _PROBABILITY_IN_STAGE[kind]
 
 
 def native_stage_written(

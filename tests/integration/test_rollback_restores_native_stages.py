@@ -323,3 +323,43 @@ def test_rollback_closes_a_pipedrive_deal_again_though_a_person_moved_its_stage_
     assert outcome["status"]["outcome"] == "applied", outcome
     assert _stages(world, ids)["pipedrive"] == ("1", "3")  # the person's stage, kept
     assert _status(world, ids["pipedrive"]) == "won"
+
+
+def _sf_probability(world: World, deal_id: str) -> Any:
+    em: Any = world.sandbox.servers["salesforce"].emulator
+    with em.lock:
+        return em.store.by_id[deal_id]["Probability"]
+
+
+def test_rollback_keeps_the_salesforce_probability_of_a_stage_a_person_moved_since(
+    small_world: World,
+) -> None:
+    """A Pipedrive user moves a deal on to proposal at 50 %; the run carries stage and
+    probability to Salesforce ("Value Proposition", 50). A person then moves the Salesforce copy
+    on to "Proposal/Price Quote", and Salesforce sets that stage's probability, 50 again. The
+    stage rollback is drifted; the probability, which follows the stage in Salesforce, is
+    drifted with it instead of going back to 25 beside a stage that stays at proposal."""
+    world = small_world
+    _cli(world, "reconcile", "--yes")
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    for system, stage in QUALIFIED.items():
+        _set_stage(world, system, ids[system], stage)
+    _cli(world, "reconcile", "--yes")  # agreed at qualified, 25 %
+    em: Any = world.sandbox.servers["pipedrive"].emulator
+    with em.lock:  # a person's move, with the deal's own probability
+        em.store.update(int(ids["pipedrive"]), {"stage_id": 4, "probability": 50})
+    applied = _cli(world, "reconcile", "--yes")
+    written = {c["field"] for c in applied["changes"] if c["id"] == ids["salesforce"]}
+    assert {"stage", "probability"} <= written, applied["changes"]
+    assert _sf_probability(world, ids["salesforce"]) == 50
+    _set_stage(world, "salesforce", ids["salesforce"], "Proposal/Price Quote")
+    assert _sf_probability(world, ids["salesforce"]) == 50  # the stage's default, as written
+
+    result = _cli(world, "rollback", applied["run_id"], "--apply")
+
+    outcome = {r["field"]: r for r in result["results"] if r["id"] == ids["salesforce"]}
+    assert outcome["stage"]["outcome"] == "drifted", outcome
+    assert outcome["probability"]["outcome"] == "drifted", outcome
+    assert "goes with the stage" in outcome["probability"]["reason"], outcome
+    assert _stages(world, ids)["salesforce"] == ("default", "Proposal/Price Quote")
+    assert _sf_probability(world, ids["salesforce"]) == 50
