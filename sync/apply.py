@@ -28,7 +28,7 @@ from sync.apply_bases import save_bases_after
 from sync.apply_creates import apply_creates, not_created
 from sync.apply_deletes import Delete, apply_deletes, not_deleted
 from sync.apply_doubt import holds, same_value, settle_in_doubt
-from sync.apply_report import ApplyReport, ChangeResult, Outcome
+from sync.apply_report import ApplyReport, ChangeResult, Outcome, Settled
 from sync.audit_values import audited_after, audited_before
 from sync.connect import build_context, read_now
 from sync.diff import FunnelFacts
@@ -88,14 +88,20 @@ def apply_plan(
     by_system: dict[str, list[Change]] = defaultdict(list)
     for change in plan.changes:
         by_system[change.system].append(change)
-    systems = sorted(
-        set(by_system) | {str(c["system"]) for c in plan.creates} | {d.system for d in deletes}
-    )
     earlier: dict[str, list[JournalRecord]] = defaultdict(list)
     for record in store.journal.in_doubt_elsewhere(plan_id):
         earlier[record.entry.instance].append(record)
+    # What other plans left in doubt is settled in every instance connected (a reconcile: all),
+    # not only in the targets: a nightly job may never write to that instance again.
+    systems = sorted(
+        set(by_system)
+        | {str(c["system"]) for c in plan.creates}
+        | {d.system for d in deletes}
+        | {name for name in earlier if name in runtime.connectors}
+    )
     contexts = dict(contexts or {})
     results: list[ChangeResult] = []
+    settled: list[Settled] = []
     current: dict[tuple[str, str], Deal] = {}
     for system in systems:
         connector = runtime.connectors[system]
@@ -115,7 +121,7 @@ def apply_plan(
             done=done, in_doubt=in_doubt, journaled=journaled, progress=progress,
         )  # fmt: skip
         if earlier[system]:  # before this plan's writes, which may change the same fields
-            settle_in_doubt(store, connector, ctx, earlier[system], run_id, writer.facts)
+            settled += settle_in_doubt(store, connector, ctx, earlier[system], run_id, writer.facts)
         results += writer.updates(by_system[system], batch_size or _batch_size(ctx.kind))
         current.update(writer.current)
         creates = [c for c in plan.creates if c["system"] == system]
@@ -130,7 +136,7 @@ def apply_plan(
             )
     if remember_bases:
         save_bases_after(store, plan, results, current)
-    return ApplyReport.of(run_id, plan_id, results, runtime.calls())
+    return ApplyReport.of(run_id, plan_id, results, runtime.calls(), settled)
 
 
 def system_contexts(runtime: Runtime, systems: Sequence[str]) -> dict[str, MappingContext]:

@@ -10,14 +10,15 @@ even a wrong delete can be restored there.
 
 Resumable like every write: each delete is journaled as intended before its batch is sent.
 A copy that is already gone when the batch re-reads it (a killed run's delete that landed) is
-settled as done, and the store forgets it either way.
+settled as done, and the store forgets it either way. Deletes another plan left in doubt are
+settled by the next apply, whatever it writes (sync/apply_doubt.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "apply_deletes",
     "changed_since",
     "delete_change_id",
+    "forget",
     "not_deleted",
     "propagated",
 ]
@@ -128,10 +130,11 @@ def _batch(
         pushed = connector.delete_deals([d.id for d in sendable]) if sendable else []
     except ConnectorError as exc:
         # Pipedrive sends one call per deal: some of the batch may be deleted already. They
-        # stay in doubt (sent): re-running the plan or rollback reads, settles and audits them.
+        # stay in doubt (sent): the next apply (sync/apply_doubt.py), or re-running the plan or
+        # rollback, reads, settles and audits them.
         results = _settle(store, ctx, settled, run_id, in_doubt)
         store.journal.mark_in_doubt(run_id, [d.change_id for d in sendable], str(exc))
-        why = f"in doubt: {exc}; re-running the same plan or rollback checks whether it was deleted"
+        why = f"in doubt: {exc}; the next reconcile or apply checks whether it was deleted"
         raise _Stopped(results + [not_deleted(d, why) for d in sendable], exc) from exc
     for delete, result in zip(sendable, pushed, strict=True):
         if result.ok:
@@ -152,7 +155,7 @@ def _settle(
 ) -> list[ChangeResult]:
     """Forget what is gone, audit what we deleted (a killed run's too), journal every one."""
     gone = [d for d, o, _ in settled if o in (Outcome.APPLIED, Outcome.ALREADY)]
-    _forget(store, ctx.instance, gone)
+    forget(store, ctx.instance, [d.id for d in gone], {d.entity for d in gone if d.entity})
     # what this run deleted, and what a stopped run's delete did (audited under that run)
     ours = [
         (run_id if o is Outcome.APPLIED else in_doubt[d.change_id], d)
@@ -189,16 +192,16 @@ def changed_since(deal: Deal, expected: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _forget(store: Store, instance: str, deletes: Sequence[Delete]) -> None:
-    """The store as if the copies had never been made: unlinked, gone from the snapshot, and
-    their entities' other members re-examined by the next incremental reconcile."""
-    if not deletes:
+def forget(store: Store, instance: str, ids: Sequence[str], entities: Collection[str]) -> None:
+    """The store as if the deleted deals had never been there: unlinked, gone from the
+    snapshot, and their `entities`' other members re-examined by the next incremental
+    reconcile."""
+    if not ids:
         return
-    ids = [d.id for d in deletes]
     store.mark_deleted(instance, ids)
     gone = {(instance, i) for i in ids}
     others: dict[str, list[str]] = {}
-    for link in store.link_records({d.entity for d in deletes if d.entity}):
+    for link in store.link_records(entities):
         if (link.instance, link.deal_id) not in gone:
             others.setdefault(link.instance, []).append(link.deal_id)
     store.unlink_all(instance, ids)

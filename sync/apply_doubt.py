@@ -4,12 +4,15 @@ An apply journals each change before sending it and marks it after. A killed pro
 that fails part-way (Pipedrive writes one call per deal), leaves changes *in doubt*: sent, and
 maybe landed. Applying the same plan again settles them (sync/apply.py), but a nightly job never
 does that: it plans anew. So each apply first settles what other plans left in doubt in every
-instance it writes to:
+instance it is connected to (a reconcile: all of them; `apply` and `rollback`: their targets):
 - a create made its copy if the CRM holds one with its link marker;
 - a field write landed if the record, read again, holds the written value (or someone set the
-  same value since: either way the record holds what that run wrote).
-What landed is audited under the run that made it, so `rollback` of that run undoes it too; a
-created copy is linked as well. The rest is marked skipped, and the new plan decides afresh.
+  same value since: either way the record holds what that run wrote);
+- a delete (a rollback's, a propagated one) landed if the CRM no longer holds the deal, or
+  holds it deleted; the store then forgets the deal, as the delete itself would have.
+What landed is audited under the run that made it, so `rollback` of that run undoes it too (or,
+for a delete, lists it); a created copy is linked as well. The rest is marked skipped, and the
+new plan decides afresh. Each instance, run and kind settled is reported (`Settled`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal
 from sync.apply_creates import found_copy
+from sync.apply_deletes import forget
+from sync.apply_report import Settled
 from sync.audit_values import audited_after
 from sync.connect import read_now
 from sync.diff import FunnelFacts
@@ -36,6 +41,7 @@ __all__ = ["holds", "same_value", "settle_in_doubt"]
 _BATCH = 100
 # run id -> (plan change id, state, result) of its journal rows
 _Marks = dict[str, list[tuple[str, JournalState, dict[str, Any]]]]
+_KINDS = {JournalOp.CREATE: "create", JournalOp.DELETE: "delete"}
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -60,17 +66,29 @@ def settle_in_doubt(
     records: Sequence[JournalRecord],
     run_id: str,
     facts: Mapping[str, FunnelFacts],
-) -> int:
-    """Settle `records` (one instance's, from `Journal.in_doubt_elsewhere`); returns how many
-    had landed. A read that fails leaves the rest in doubt for the next apply."""
+) -> list[Settled]:
+    """Settle `records` (one instance's, from `Journal.in_doubt_elsewhere`); returns what was
+    settled, per run and kind. A read that fails leaves the rest in doubt for the next apply."""
     creates = [r for r in records if r.entry.op is JournalOp.CREATE and _marker(r) is not None]
-    writes = [r for r in records if r.entry.op is not JournalOp.CREATE]
+    deletes = [r for r in records if r.entry.op is JournalOp.DELETE]
+    writes = [r for r in records if r.entry.op not in (JournalOp.CREATE, JournalOp.DELETE)]
+    settled: _Marks = defaultdict(list)
     try:
-        return _settle_creates(store, connector, ctx, creates, run_id) + _settle_writes(
-            store, connector, ctx, writes, run_id, facts
-        )
+        _settle_creates(store, connector, ctx, creates, run_id, settled)
+        _settle_writes(store, connector, ctx, writes, run_id, facts, settled)
+        _settle_deletes(store, connector, ctx, deletes, run_id, settled)
     except ConnectorError:
-        return 0
+        pass  # what was read before is settled and reported; the rest stays in doubt
+    ops = {(r.run_id, r.entry.plan_change_id): r.entry.op for r in records}
+    counts: dict[tuple[str, str], list[int]] = {}
+    for wrote, outcomes in sorted(settled.items()):
+        for change_id, state, _ in outcomes:
+            kind = _KINDS.get(ops[wrote, change_id], "write")
+            counts.setdefault((wrote, kind), [0, 0])[state is not JournalState.DONE] += 1
+    return [
+        Settled(ctx.instance, wrote, kind, done, not_done)
+        for (wrote, kind), (done, not_done) in counts.items()
+    ]
 
 
 def _settle_creates(
@@ -79,9 +97,9 @@ def _settle_creates(
     ctx: MappingContext,
     records: Sequence[JournalRecord],
     run_id: str,
-) -> int:
+    settled: _Marks,
+) -> None:
     """A create in doubt made a copy if the CRM holds one carrying its marker."""
-    landed = 0
     for chunk in chunks(records, _BATCH):
         found = connector.find_created([str(_marker(r)) for r in chunk])
         links, audit = [], []
@@ -97,8 +115,7 @@ def _settle_creates(
                 outcome = (JournalState.SKIPPED, {"not_created": True, "settled_by": run_id})
             marks[record.run_id].append((record.entry.plan_change_id, *outcome))
         _save(store, marks, audit, links)
-        landed += len(audit)
-    return landed
+        _merge(settled, marks)
 
 
 def _settle_writes(
@@ -108,8 +125,8 @@ def _settle_writes(
     records: Sequence[JournalRecord],
     run_id: str,
     facts: Mapping[str, FunnelFacts],
-) -> int:
-    landed = 0
+    settled: _Marks,
+) -> None:
     for chunk in chunks(records, _BATCH):
         deals, _ = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
         audit: list[AuditEntry] = []
@@ -135,8 +152,50 @@ def _settle_writes(
                 state, result = JournalState.SKIPPED, {"not_written": True, "settled_by": run_id}
             marks[wrote].append((entry.plan_change_id, state, result))
         _save(store, marks, audit)
-        landed += len(audit)
-    return landed
+        _merge(settled, marks)
+
+
+def _settle_deletes(
+    store: Store,
+    connector: Connector,
+    ctx: MappingContext,
+    records: Sequence[JournalRecord],
+    run_id: str,
+    settled: _Marks,
+) -> None:
+    """A delete in doubt landed if the CRM no longer holds the deal, or holds it deleted (in its
+    recycle bin, archive or deleted list). A deal that no longer maps is left in doubt."""
+    for chunk in chunks(records, _BATCH):
+        deals, unreadable = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
+        audit: list[AuditEntry] = []
+        marks: _Marks = defaultdict(list)
+        gone: dict[str, None] = {}
+        for record in chunk:
+            entry, wrote, deal_id = record.entry, record.run_id, str(record.entry.deal_id)
+            if deal_id in unreadable:
+                continue
+            deal = deals.get(deal_id)
+            if deal is None or deal.extra.get("deleted"):
+                if deal_id not in gone:  # once, should two plans have sent the same delete
+                    why = f"in doubt when run {wrote} stopped; found deleted by run {run_id}"
+                    audit.append(
+                        AuditEntry(wrote, entry.instance, deal_id, None, entry.before,
+                                   {"deleted": True}, why)
+                    )  # fmt: skip
+                gone[deal_id] = None
+                state, result = JournalState.DONE, {"already": True, "settled_by": run_id}
+            else:
+                state, result = JournalState.SKIPPED, {"not_deleted": True, "settled_by": run_id}
+            marks[wrote].append((entry.plan_change_id, state, result))
+        entities = store.entities_of(ctx.instance, list(gone))
+        forget(store, ctx.instance, list(gone), set(entities.values()))
+        _save(store, marks, audit)
+        _merge(settled, marks)
+
+
+def _merge(settled: _Marks, marks: _Marks) -> None:
+    for wrote, outcomes in marks.items():
+        settled[wrote] += outcomes
 
 
 def _save(store: Store, marks: _Marks, audit: list[AuditEntry], links: Sequence[Link] = ()) -> None:

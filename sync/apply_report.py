@@ -15,7 +15,7 @@ from rich.table import Table
 
 from sync.terminal import cell, plain_console
 
-__all__ = ["ApplyReport", "ChangeResult", "Outcome", "render_apply_report"]
+__all__ = ["ApplyReport", "ChangeResult", "Outcome", "Settled", "render_apply_report"]
 
 
 class Outcome(StrEnum):
@@ -57,12 +57,47 @@ class ChangeResult:
         }
 
 
+_DONE_AS = {"write": "written", "create": "created", "delete": "deleted"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Changes of one kind that an earlier run left in doubt in one instance, settled by this
+    apply's reading of the records: `done` had landed (audited under `run_id`), `not_done` had
+    not (marked so, free to be planned again)."""
+
+    instance: str
+    run_id: str  # the run that left them in doubt
+    kind: str  # "write" | "create" | "delete"
+    done: int
+    not_done: int
+
+    def line(self) -> str:
+        verb = _DONE_AS[self.kind]
+        count = self.done + self.not_done
+        return (
+            f"{self.instance}: settled {count} {self.kind}{'s' * (count != 1)} left in doubt by "
+            f"run {self.run_id}: {self.done} {verb} (audited under that run), "
+            f"{self.not_done} not {verb} (free to be planned again)"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "system": self.instance,
+            "run_id": self.run_id,
+            "op": self.kind,
+            "done": self.done,
+            "not_done": self.not_done,
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyReport:
     run_id: str
     plan_id: str
     results: tuple[ChangeResult, ...]
     calls: dict[str, dict[str, int]]
+    settled: tuple[Settled, ...] = ()  # what earlier runs left in doubt, settled first
 
     @classmethod
     def of(
@@ -71,9 +106,10 @@ class ApplyReport:
         plan_id: str,
         results: Iterable[ChangeResult],
         calls: dict[str, dict[str, int]] | None = None,
+        settled: Iterable[Settled] = (),
     ) -> ApplyReport:
         ordered = sorted(results, key=lambda r: (r.system, r.id or "", r.field or ""))
-        return cls(run_id, plan_id, tuple(ordered), dict(calls or {}))
+        return cls(run_id, plan_id, tuple(ordered), dict(calls or {}), tuple(settled))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """system -> outcome -> number of changes (every outcome present, zeros included)."""
@@ -109,6 +145,7 @@ class ApplyReport:
             "by_system": self.counts(),
             "results": [r.as_json() for r in self.results],
             "calls": self.calls,
+            "settled": [s.as_json() for s in self.settled],
         }
 
 
@@ -117,6 +154,8 @@ def render_apply_report(report: ApplyReport, fmt: str, console: Console | None =
         sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
         return
     console = console or plain_console()
+    for settled in report.settled:
+        console.print(settled.line(), markup=False, highlight=False, soft_wrap=True)
     if not report.results:
         console.print(f"apply {report.run_id} (plan {report.plan_id}): nothing to write")
         return

@@ -433,7 +433,10 @@ def _not_our_deletes(plan: Plan, ours: Mapping[tuple[str, str], str]) -> Plan:
                 else f"plan {p}"
                 for p in sorted(str(p) for p in plans)
             )
-            why = f"deleted by crmsync itself, not yet confirmed; not propagated: run {again} again"
+            why = (
+                "deleted by crmsync itself, not yet confirmed; not propagated: the next "
+                f"reconcile that applies checks it, or run {again} again"
+            )
             item = {**item, "propagate": False, "reason": why}
         deleted.append(item)
     return dataclasses.replace(plan, deleted=tuple(deleted))

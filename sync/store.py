@@ -347,6 +347,16 @@ class Store:
             rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
             return {(r.instance, r.deal_id): r.entity_id for r in rows}
 
+    def entities_of(self, instance: str, deal_ids: Iterable[str]) -> dict[str, str]:
+        """deal_id -> entity_id of those of the instance's deals that are linked."""
+        query = select(t.links.c.deal_id, t.links.c.entity_id).where(t.links.c.instance == instance)
+        found: dict[str, str] = {}
+        with transaction(self._engine, write=False) as conn:
+            for chunk in chunks(deal_ids, BATCH_SIZE):
+                rows = conn.execute(query.where(t.links.c.deal_id.in_(chunk)))
+                found.update((r.deal_id, r.entity_id) for r in rows)
+        return found
+
     def link_records(self, entity_ids: Iterable[str] | None = None) -> list[Link]:
         query = select(t.links).order_by(t.links.c.entity_id, t.links.c.instance)
         with transaction(self._engine, write=False) as conn:

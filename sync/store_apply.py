@@ -163,26 +163,21 @@ class Journal:
         return self.mark(run_id, [(cid, JournalState.SENT, {"error": error}) for cid in change_ids])
 
     def in_doubt_elsewhere(self, plan_id: str) -> list[JournalRecord]:
-        """Field writes (update, rollback) and creates of plans other than ``plan_id`` whose
-        latest row is still in doubt: a killed apply, or a call that failed part-way, whose plan
-        is not being applied again. In (run, seq) order."""
+        """Changes of every kind (field writes, creates, deletes) of plans other than
+        ``plan_id`` whose latest row is still in doubt: a killed apply, or a call that failed
+        part-way, whose plan is not being applied again. In (run, seq) order."""
         doubt = (JournalState.INTENDED.value, JournalState.SENT.value)
-        fields = (JournalOp.UPDATE.value, JournalOp.ROLLBACK.value, JournalOp.CREATE.value)
         j = t.journal.c
         with transaction(self._engine, write=False) as conn:
             plans = set(
                 conn.execute(
-                    select(j.plan_id)
-                    .where(j.state.in_(doubt), j.op.in_(fields), j.plan_id != plan_id)
-                    .distinct()
+                    select(j.plan_id).where(j.state.in_(doubt), j.plan_id != plan_id).distinct()
                 ).scalars()
             )
             latest: dict[tuple[str, str], Row[Any]] = {}
             for plan in sorted(plans):
                 query = (
-                    select(t.journal)
-                    .where(j.plan_id == plan, j.op.in_(fields))
-                    .order_by(j.plan_change_id, j.attempt)
+                    select(t.journal).where(j.plan_id == plan).order_by(j.plan_change_id, j.attempt)
                 )
                 for row in conn.execute(query):
                     latest[plan, row.plan_change_id] = row

@@ -79,6 +79,22 @@ def test_other_plans_field_writes_in_doubt_are_found_until_a_later_attempt_settl
     assert [r.entry.plan_change_id for r in store.journal.in_doubt_elsewhere("plan-c")] == ["b1"]
 
 
+def test_other_plans_deletes_in_doubt_are_found_with_their_writes_and_creates(
+    store: Store,
+) -> None:
+    delete = JournalEntry("d1", "pipedrive", "7", JournalOp.DELETE, None, {"name": "A"}, None)
+    store.journal.intend("run-1", "plan-a", [delete, _change("a1")])
+    store.journal.mark_in_doubt("run-1", ["d1", "a1"], "503")
+    doubt = store.journal.in_doubt_elsewhere("plan-b")
+    assert [(r.entry.plan_change_id, r.entry.op) for r in doubt] == [
+        ("d1", JournalOp.DELETE),
+        ("a1", JournalOp.UPDATE),
+    ]
+    store.journal.mark("run-1", [("d1", JournalState.SKIPPED, {"not_deleted": True})])
+    assert [r.entry.plan_change_id for r in store.journal.in_doubt_elsewhere("plan-b")] == ["a1"]
+    assert store.journal.deletes_in_doubt() == {}
+
+
 def test_run_entries_come_back_in_order_with_results(store: Store) -> None:
     store.journal.intend("run-1", "p", [_change("a"), _change("b", "102")])
     store.journal.intend("run-1", "p", [_change("c", "103")])
