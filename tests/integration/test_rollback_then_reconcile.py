@@ -150,3 +150,53 @@ def test_a_rollback_stopped_mid_deletes_does_not_make_the_next_reconcile_delete_
     assert settled["deleted"] == before["deleted"], settled["deleted"]
     assert not set(copies) & _mentioned(settled)
     assert all(_live(world, *s) for d in ours for s in map(_ref, d["live"]))
+
+
+def test_a_reconcile_that_applies_settles_a_stopped_rollbacks_deletes_and_deletes_no_source(
+    small_world: World,
+) -> None:
+    """The rollback the CRM stopped part-way is not run again; the next `reconcile --yes`
+    settles its deletes: the copies found deleted are audited under the rollback and forgotten
+    (no later plan takes them for a person's deletion to spread to their sources), the others
+    stay linked, and running the rollback again deletes them, each audited once."""
+    world = small_world
+    _push(world, create_missing=True, propagate_deletes=True)
+    applied = _cli(world, "reconcile", "--yes", ok=(0, 1))
+    created = _created_by(world, applied["run_id"])
+    copies = sorted(c for c in created if c[0] == "pipedrive")
+    with refusing_after(world, "pipedrive", "DELETE /v1/deals/{id}", 2):
+        stopped = _cli(world, "rollback", applied["run_id"], "--apply", ok=(1,))
+    gone = {c for c in copies if not _live(world, *c)}
+    assert gone and gone != set(copies)
+
+    out = CliRunner().invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
+    assert out.exit_code in (0, 1), out.output
+    line = (
+        f"pipedrive: settled {len(copies)} deletes left in doubt by run {stopped['run_id']}: "
+        f"{len(gone)} deleted (audited under that run), {len(copies) - len(gone)} not deleted"
+    )
+    assert line in out.output, out.output
+    with open_runtime(str(world.config), connect=False) as rt:
+        audited = {
+            (e.instance, e.deal_id)
+            for e in rt.store.audit.entries(run_id=stopped["run_id"])
+            if e.field is None and isinstance(e.after, dict) and e.after.get("deleted")
+        }
+    assert gone <= audited and not (set(copies) - gone) & audited
+    assert not gone & _linked(world) and set(copies) - gone <= _linked(world)
+    for full in ([], ["--full"]):
+        again = _cli(world, "reconcile", "--dry-run", *full, ok=(0, 1))
+        assert not gone & _mentioned(again), again
+        assert not any(d["propagate"] for d in again["deleted"]), again["deleted"]
+    sources = {(s, i) for e in set(created.values()) for s, i in world.members()[e].items()}
+    assert all(_live(world, *s) for s in sources - set(created))
+
+    _cli(world, "rollback", applied["run_id"], "--apply")
+    assert not any(_live(world, *c) for c in copies)
+    with open_runtime(str(world.config), connect=False) as rt:
+        deletes = [
+            (e.instance, e.deal_id)
+            for e in rt.store.audit.entries()
+            if e.field is None and isinstance(e.after, dict) and e.after.get("deleted")
+        ]
+    assert sorted(d for d in deletes if d in set(copies)) == copies  # each once
