@@ -65,13 +65,31 @@ _log = logging.getLogger("crmsync.locks")
 
 
 class LockBusy(StoreError):
-    """Another process holds the lock (of a job, or of an instance's pull)."""
+    """Another process holds the lock (of a job, or of an instance's pull).
 
-    def __init__(self, job: str, waited: float | None = None, *, label: str | None = None) -> None:
+    Refused at once, the one line also says what to do: wait for the other process, or
+    (``wait_option``: the command has `--wait S` for this lock) let the command wait for it.
+    A lock is never left behind by a dead process (see the module), so nothing is to be
+    cleared by hand."""
+
+    def __init__(
+        self,
+        job: str,
+        waited: float | None = None,
+        *,
+        label: str | None = None,
+        wait_option: bool = False,
+    ) -> None:
         self.job = job
         what = label or f"job {job!r}"
         if waited is None:
-            message = f"{what} is already running (lock held by another process)"
+            how = "wait for it to end or pass --wait SECONDS"
+            if not wait_option:
+                how = "run this again once it ends"
+            message = (
+                f"{what} is already running (lock held by another process); {how} "
+                "(locks end with their process: none is left by a killed one)"
+            )
         else:
             message = (
                 f"{what} is still running after waiting {round(waited, 1):g}s "
@@ -128,6 +146,7 @@ class _Lock:
     namespace: str  # "job" or "pull": no job name can take a pull lock's key or file
     name: str  # the job, or the pulled instance
     label: str  # how messages name it
+    wait_option: bool = False  # the command has `--wait S` for this lock (LockBusy says so)
 
     @property
     def job(self) -> str:
@@ -161,24 +180,37 @@ def lock_key(job: str, schema: str | None = None, *, namespace: str = "job") -> 
 
 @contextmanager
 def job_lock(
-    store: Store, job: str, wait: bool = False, timeout: float | None = None
+    store: Store,
+    job: str,
+    wait: bool = False,
+    timeout: float | None = None,
+    *,
+    wait_option: bool = False,
 ) -> Iterator[None]:
     """Hold the lock of ``job`` for the ``with`` body, or raise :class:`LockBusy`.
 
     ``wait=False`` fails at once when busy; ``wait=True`` polls until the lock is free or
-    ``timeout`` seconds have passed (``None``: wait for ever).
+    ``timeout`` seconds have passed (``None``: wait for ever). ``wait_option``: the command
+    has `--wait S` for this lock, which the refusal then names.
     """
     deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
-    with _hold(store, _Lock("job", job, f"job {job!r}"), wait, deadline, timeout):
+    lock = _Lock("job", job, f"job {job!r}", wait_option)
+    with _hold(store, lock, wait, deadline, timeout):
         yield
 
 
 @contextmanager
 def pull_locks(
-    store: Store, instances: Iterable[str], wait: bool = False, timeout: float | None = None
+    store: Store,
+    instances: Iterable[str],
+    wait: bool = False,
+    timeout: float | None = None,
+    *,
+    wait_option: bool = False,
 ) -> Iterator[None]:
     """Hold the pull lock of each of ``instances`` for the ``with`` body, or raise
-    :class:`LockBusy` (``wait`` and ``timeout`` as in :func:`job_lock`, for all of them).
+    :class:`LockBusy` (``wait``, ``timeout`` and ``wait_option`` as in :func:`job_lock`, for
+    all of them).
 
     Every pull holds them while it reads and saves: two pulls of one instance at once would
     save their reads in any order, an older one last, with its cursor. They are taken in name
@@ -190,7 +222,7 @@ def pull_locks(
     deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
     with ExitStack() as held:
         for instance in names:
-            lock = _Lock("pull", instance, f"pull of {instance!r}")
+            lock = _Lock("pull", instance, f"pull of {instance!r}", wait_option)
             held.enter_context(_hold(store, lock, wait, deadline, timeout))
         if names:
             store.runs.end_abandoned((RunKind.PULL,), _ABANDONED, job=PULL_JOB, instances=names)
@@ -208,24 +240,29 @@ def _hold(
 
 @contextmanager
 def reconcile_lock(
-    store: Store, wait: bool = False, timeout: float | None = None
+    store: Store, wait: bool = False, timeout: float | None = None, *, wait_option: bool = False
 ) -> Iterator[None]:
     """The store's reconcile lock (see RECONCILE_LOCK). Runs of the kinds that only ever run
     under it and are still `running` are dead once it is taken: they are recorded as such."""
-    with job_lock(store, RECONCILE_LOCK, wait, timeout):
+    with job_lock(store, RECONCILE_LOCK, wait, timeout, wait_option=wait_option):
         store.runs.end_abandoned(_UNDER_RECONCILE_LOCK, _ABANDONED)
         yield
 
 
 @contextmanager
 def report_job_lock(
-    store: Store, job: str, wait: bool = False, timeout: float | None = None
+    store: Store,
+    job: str,
+    wait: bool = False,
+    timeout: float | None = None,
+    *,
+    wait_option: bool = False,
 ) -> Iterator[None]:
     """The lock of the report job ``job``: a scheduled report entry's, or REPORT_JOB for
     `crmsync report` (see job_lock). Only its holder records report runs of ``job`` (entries
     cannot take the names of crmsync's own commands, see RESERVED_ENTRY_NAMES), so those still
     `running` once it is taken are dead: they are recorded as such."""
-    with job_lock(store, job, wait, timeout):
+    with job_lock(store, job, wait, timeout, wait_option=wait_option):
         store.runs.end_abandoned((RunKind.REPORT,), _ABANDONED, job=job)
         yield
 
@@ -254,7 +291,9 @@ class _Waiting:
         return True
 
     def busy(self, timeout: float | None) -> LockBusy:
-        return LockBusy(self._lock.job, timeout if self._wait else None, label=self._lock.label)
+        waited = timeout if self._wait else None
+        lock = self._lock
+        return LockBusy(lock.job, waited, label=lock.label, wait_option=lock.wait_option)
 
 
 @contextmanager

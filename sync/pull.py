@@ -234,7 +234,8 @@ def pull(
     """Pull every given instance (incrementally from its cursor unless `full`), under their
     pull locks: a pull of one of them that another process runs is waited for, up to `wait`
     seconds (then :class:`LockBusy`; a reconcile or a report then reads what changed since)."""
-    with pull_locks(store, connectors, wait=wait > 0, timeout=wait):
+    # Its callers (reconcile, report --refresh) have --wait; a scheduled job waits DEFAULT_WAIT.
+    with pull_locks(store, connectors, wait=wait > 0, timeout=wait, wait_option=True):
         return pull_locked(config, store, connectors, full=full, run_id=run_id, progress=progress)
 
 

@@ -41,7 +41,10 @@ def _locked(rt: Runtime, wait_seconds: float | None) -> Iterator[None]:
     # SIGTERM ends a --wait at once with one line, as it does a reconcile's (it killed the
     # process without a word, exit 143); a correction under the lock is one transaction.
     stop = stop_on_signals(signals=(signal.SIGTERM,))
-    with stop, reconcile_lock(rt.store, wait=bool(wait_seconds), timeout=wait_seconds):
+    with (
+        stop,
+        reconcile_lock(rt.store, wait=bool(wait_seconds), timeout=wait_seconds, wait_option=True),
+    ):
         yield
 
 

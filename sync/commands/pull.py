@@ -35,7 +35,9 @@ def command(
     with open_runtime(config_path, systems=systems) as rt, terminate_as_interrupt():
         # One pull per instance at a time. The run is recorded (and finished) under the locks:
         # the next holder of one of them knows a run of it still `running` is dead.
-        with pull_locks(rt.store, rt.connectors, wait_seconds > 0, wait_seconds or None):
+        with pull_locks(
+            rt.store, rt.connectors, wait_seconds > 0, wait_seconds or None, wait_option=True
+        ):
             reports, failure = _pull(rt, full)
         for report in reports.values():
             for error in report.errors:

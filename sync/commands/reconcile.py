@@ -55,7 +55,7 @@ def command(
         # the same cursors and plan the same writes. --wait bounds this wait and the one for
         # the pull locks together; SIGTERM ends either at once.
         budget = Budget(wait_seconds)
-        lock = reconcile_lock(rt.store, wait=budget.waits, timeout=wait_seconds)
+        lock = reconcile_lock(rt.store, wait=budget.waits, timeout=wait_seconds, wait_option=True)
         with lock, progress_reporter(list(rt.connectors)) as progress:
             outcome = run_reconcile(
                 rt,

@@ -48,7 +48,7 @@ def command(
     with open_runtime(config_path, connect=refresh) as rt, terminate_as_interrupt():
         budget = Budget(wait_seconds)
         wait = budget.left()
-        with report_job_lock(rt.store, REPORT_JOB, wait=wait > 0, timeout=wait):
+        with report_job_lock(rt.store, REPORT_JOB, wait=wait > 0, timeout=wait, wait_option=True):
             report = build_report(rt, job=REPORT_JOB, refresh=refresh, wait=budget.left(),
                                   since=since.date() if since else None)  # fmt: skip
     if fmt == "table" and out is None:

@@ -30,7 +30,10 @@ from tests.integration.processes import (
     stored,
 )
 
-BUSY = "pull of 'hubspot' is already running (lock held by another process)"
+BUSY = (
+    "pull of 'hubspot' is already running (lock held by another process); wait for it to end "
+    "or pass --wait SECONDS (locks end with their process: none is left by a killed one)"
+)
 WAITING = "waiting for the pull of 'hubspot' another process is running"
 
 

@@ -20,6 +20,10 @@ from tests.fixtures_store import store_url_for
 from tests.integration.conftest import World, build_world
 
 BUSY = "job 'reconcile' is already running (lock held by another process)"
+KILLED = "(locks end with their process: none is left by a killed one)"
+# What a command with `--wait S` for the reconcile lock says; `apply` and `rollback` have none.
+BUSY_WAIT = f"{BUSY}; wait for it to end or pass --wait SECONDS {KILLED}"
+BUSY_AGAIN = f"{BUSY}; run this again once it ends {KILLED}"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -94,14 +98,38 @@ def test_a_links_correction_waits_no_longer_than_its_wait_and_changes_nothing(
         waited = _links(world, "split", entity, "--wait", "0.5")
         took = time.monotonic() - began
         joined = _links(world, "join", "hubspot:1", "pipedrive:1", "--wait", "0")
-    assert (refused.exit_code, refused.stderr.splitlines()) == (1, [f"crmsync: error: {BUSY}"])
+    assert (refused.exit_code, refused.stderr.splitlines()) == (1, [f"crmsync: error: {BUSY_WAIT}"])
     assert waited.exit_code == 1
     assert waited.stderr.splitlines()[-1] == (
         "crmsync: error: job 'reconcile' is still running after waiting 0.5s "
         "(lock held by another process)"
     )
     assert 0.4 < took < 10
-    assert (joined.exit_code, joined.stderr.splitlines()) == (1, [f"crmsync: error: {BUSY}"])
+    assert (joined.exit_code, joined.stderr.splitlines()) == (1, [f"crmsync: error: {BUSY_WAIT}"])
     assert not _confirmed(world, entity)
     with open_runtime(str(world.config), connect=False) as rt:
         assert [r.kind.value for r in rt.store.runs.recent(10) if r.kind.value == "links"] == []
+
+
+def test_a_command_refused_by_a_running_reconcile_says_in_its_one_line_how_to_proceed(
+    world: World, tmp_path: Path
+) -> None:
+    config = str(world.config)
+    plan = tmp_path / "plan.json"
+    made = CliRunner().invoke(
+        main, ["reconcile", "--dry-run", "--plan-out", str(plan), "--config", config]
+    )
+    assert made.exit_code == 0, made.output
+    with reconcile_running(world):
+        reconcile = CliRunner().invoke(main, ["reconcile", "--dry-run", "--config", config])
+        applied = CliRunner().invoke(main, ["apply", str(plan), "--yes", "--config", config])
+        rolled_back = CliRunner().invoke(
+            main, ["rollback", "r1", "--apply", "--yes", "--config", config]
+        )
+    assert (reconcile.exit_code, reconcile.stderr.splitlines()) == (
+        1, [f"crmsync: error: {BUSY_WAIT}"]
+    )  # fmt: skip
+    for refused in (applied, rolled_back):  # no --wait: they are run again
+        assert (refused.exit_code, refused.stderr.splitlines()) == (
+            1, [f"crmsync: error: {BUSY_AGAIN}"]
+        )  # fmt: skip

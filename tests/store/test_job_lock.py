@@ -84,7 +84,8 @@ def test_only_one_process_gets_the_lock(
         with pytest.raises(LockBusy) as caught, job_lock(store, job):
             pytest.fail("took a lock another process holds")
         assert str(caught.value) == (
-            f"job {job!r} is already running (lock held by another process)"
+            f"job {job!r} is already running (lock held by another process); run this again "
+            "once it ends (locks end with their process: none is left by a killed one)"
         )
         other = _child(store_url, job, "try", tmp_path)
         out, _ = other.communicate(timeout=20)

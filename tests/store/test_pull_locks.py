@@ -68,7 +68,8 @@ def test_a_pull_lock_is_held_per_instance(
         with pytest.raises(LockBusy) as caught, pull_locks(store, [instance]):
             pytest.fail("took a pull lock another process holds")
         assert str(caught.value) == (
-            f"pull of {instance!r} is already running (lock held by another process)"
+            f"pull of {instance!r} is already running (lock held by another process); run this "
+            "again once it ends (locks end with their process: none is left by a killed one)"
         )
         with pull_locks(store, [other]):  # another instance: pulled side by side
             pass
