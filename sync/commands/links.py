@@ -52,9 +52,18 @@ def _locked(rt: Runtime, wait_seconds: float | None) -> Iterator[None]:
 @config_option
 @click.option("--unconfirmed", is_flag=True, help="Only entities with an inferred link.")
 @click.option("--entity", "entities", multiple=True, help="Only this entity (repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+    help="table: for people; json: a row per link, also with matched_at and confirmed.",
+)  # fmt: skip
 def show(config_path: str, unconfirmed: bool, entities: tuple[str, ...], fmt: str) -> None:
-    """List the stored links by entity: instance, id, name, method, score, when, confirmed."""
+    """List the stored links by entity: the entity id and whether all its links are
+    confirmed, then a line per deal with its instance:id, how it was matched (method, score)
+    and its name.
+
+    --format json gives a row per link with the same fields, plus when it was matched
+    (matched_at, UTC) and whether that link itself is confirmed.
+    """
     with open_runtime(config_path, connect=False) as rt:
         pages = link_pages(rt.store, list(entities) or None, unconfirmed=unconfirmed)
         groups = _grouped(pages)

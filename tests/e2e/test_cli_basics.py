@@ -66,6 +66,16 @@ def test_help_lists_the_check_command() -> None:
     assert "check" in result.stdout
 
 
+def test_links_show_help_offers_the_match_time_only_where_it_is_shown() -> None:
+    """The table has no time column (its lines keep entity ids and names whole); the help
+    named one among the table's fields."""
+    result = crmsync("links", "show", "--help")
+    assert result.returncode == 0, result.stderr
+    table, _, json_format = result.stdout.split("Options:")[0].partition("--format json")
+    assert "when" not in table and "time" not in table, result.stdout
+    assert "matched_at" in json_format, result.stdout
+
+
 @pytest.mark.parametrize(
     "args",
     [["pull", "--fromat", "jsonl"], ["sandbox", "serve"], ["pul"], ["--bogus", "runs"],
