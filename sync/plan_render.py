@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -40,13 +41,10 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
     ]
     if plan_json.get("held"):
         counts.append(("held until their links are confirmed", len(plan_json["held"])))
-    console.print("  " + ", ".join(f"{n} {name}" for name, n in counts), markup=False)
+    _listed(console, [f"{n} {name}" for name, n in counts])
     calls = {s: n for s, n in (summary.get("api_calls") or {}).items() if n}
     if calls:
-        console.print(
-            "  estimated write calls: " + ", ".join(f"{s} {n}" for s, n in sorted(calls.items())),
-            markup=False,
-        )
+        _listed(console, [f"{s} {n}" for s, n in sorted(calls.items())], "estimated write calls:")
     _changes(plan_json["changes"], deals, console)
     _simple(
         "Creates (a copy in a CRM that lacks the deal)",
@@ -109,6 +107,24 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         [(e["system"], e["id"], e["field"], e["reason"]) for e in plan_json["errors"]],
         console,
     )
+
+
+def _listed(console: Console, items: Sequence[str], lead: str = "") -> None:
+    """`lead` and the items, comma-separated, indented, on lines of the console's width broken
+    between items only: "12 conflicts" never ends one line as "12" and starts the next as
+    "conflicts" (an item wider than the whole line alone is folded)."""
+    lines: list[str] = []
+    line, has_item = f"  {lead}", False
+    for index, item in enumerate(items):
+        piece = item + ("," if index < len(items) - 1 else "")
+        joined = f"{line} {piece}" if line.strip() else line + piece
+        if has_item and cell_len(joined) > console.width:
+            lines.append(line)
+            joined = f"  {piece}"
+        line, has_item = joined, True
+    lines.append(line)
+    for text in lines:
+        console.print(text, markup=False)
 
 
 def _context(deals: Mapping[Ref, Deal], system: str, deal_id: str) -> str:
