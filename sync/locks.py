@@ -34,7 +34,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from sync.schema import StoreError
-from sync.shutdown import STOPPED, stop_event
+from sync.shutdown import STOPPED, stop_event, waiting_for_another_process
 from sync.store import Store
 from sync.store_records import RunKind
 
@@ -269,11 +269,20 @@ def report_job_lock(
 
 class _Waiting:
     """Polls for a busy lock until its deadline; says once that it waits. A stop asked for
-    (sync.shutdown's event, set on SIGTERM) ends the wait with :class:`WaitStopped`."""
+    (sync.shutdown's event, set on SIGTERM) ends the wait with :class:`WaitStopped`. From its
+    first poll to the end of its ``with`` block it counts as waiting for another process (so
+    the signal's own line promises no batch for it)."""
 
     def __init__(self, lock: _Lock, wait: bool, deadline: float | None) -> None:
         self._lock, self._wait, self._deadline = lock, wait, deadline
         self._said = False
+        self._counted = ExitStack()
+
+    def __enter__(self) -> _Waiting:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._counted.close()
 
     def again(self) -> bool:
         if not self._wait:
@@ -285,6 +294,7 @@ class _Waiting:
             raise WaitStopped(self._lock.label)
         if not self._said:
             self._said = True
+            self._counted.enter_context(waiting_for_another_process())
             _log.warning("waiting for the %s another process is running", self._lock.label)
         if stop_event.wait(_POLL_SECONDS if left is None else min(_POLL_SECONDS, left)):
             raise WaitStopped(self._lock.label)
@@ -300,14 +310,14 @@ class _Waiting:
 def _pg_lock(
     store: Store, lock: _Lock, wait: bool, deadline: float | None, timeout: float | None
 ) -> Iterator[None]:
-    waiting = _Waiting(lock, wait, deadline)
     # AUTOCOMMIT: a session lock must not leave the connection idle in a transaction for hours.
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         key = lock.key(conn.execute(select(text("current_schema()"))).scalar())
         try_lock = select(text(f"pg_try_advisory_lock({key})"))
-        while not conn.execute(try_lock).scalar():
-            if not waiting.again():
-                raise waiting.busy(timeout)
+        with _Waiting(lock, wait, deadline) as waiting:
+            while not conn.execute(try_lock).scalar():
+                if not waiting.again():
+                    raise waiting.busy(timeout)
         session = _Session(conn, lock.label)
         # The lock lives as long as its session: keep the session busy, or a server (or a
         # proxy) that ends idle sessions ends the lock while the job still runs.
@@ -384,17 +394,17 @@ def _file_lock(
     store: Store, lock: _Lock, wait: bool, deadline: float | None, timeout: float | None
 ) -> Iterator[None]:
     path = _lock_path(store, lock)
-    waiting = _Waiting(lock, wait, deadline)
     # The file is left in place on release: unlinking it would let a waiter lock a stale inode.
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waiting.again():
-                    raise waiting.busy(timeout) from None
+        with _Waiting(lock, wait, deadline) as waiting:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not waiting.again():
+                        raise waiting.busy(timeout) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         try:

@@ -26,7 +26,7 @@ from config import ScheduleEntry, load_config
 from config.cron import crontab_fields
 from sync.errors import UsageError
 from sync.jobs import SKIPPED, JobOutcome, last_served_run, run_job
-from sync.shutdown import stop_event
+from sync.shutdown import stop_event, stoppable_work
 from sync.store import RunRecord, Store
 
 __all__ = ["cron_trigger", "latest_firing", "missed_firing", "run_scheduler"]
@@ -79,7 +79,8 @@ def _fire(
     grace = timedelta(seconds=entry.misfire_grace_seconds)
     firing = latest_firing(trigger, clock(), grace)
     try:
-        outcome = run_job(config_path, entry, firing=firing, stop=stop)
+        with stoppable_work():  # what a SIGTERM meanwhile lets finish its batch
+            outcome = run_job(config_path, entry, firing=firing, stop=stop)
     except Exception as exc:  # the scheduler keeps going; the next firing tries again
         _log.error("%s: could not run: %s", entry.name, " ".join(str(exc).split()))
         _log.debug("%s", entry.name, exc_info=True)

@@ -4,6 +4,11 @@
 cut mid-write: the scheduler waits for the current job, which finishes its current batch and
 records itself as interrupted; the apply journal lets the next run resume. The apply engine
 polls :func:`stop_requested` (or ``stop_event``) between batches.
+
+The signal's one line says what the stop does, and only what is true: the work under way
+(:func:`stoppable_work`: a command's body, a scheduled job) finishes its current batch. Work
+that is only waiting for a lock another process holds (:func:`waiting_for_another_process`)
+has no batch: the stop ends the wait at once, and the wait's own error line says so.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import FrameType
 
 __all__ = [
@@ -21,7 +26,9 @@ __all__ = [
     "stop_event",
     "stop_on_signals",
     "stop_requested",
+    "stoppable_work",
     "terminate_as_interrupt",
+    "waiting_for_another_process",
 ]
 
 stop_event = threading.Event()
@@ -29,6 +36,50 @@ stop_event = threading.Event()
 STOPPED = "stopped on request (SIGTERM)"
 
 _log = logging.getLogger("crmsync.schedule")
+
+
+class _Count:
+    """How many of something are under way. Changed under a mutex by any thread; the signal
+    handler only reads it (it runs in the main thread, which may hold the mutex then)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self.value = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._mutex:
+            self.value += 1
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self.value -= 1
+
+
+_work = _Count()  # units of work under way: a command's body, a scheduled job's run
+_waiting = _Count()  # of those, the ones now waiting for a lock another process holds
+
+
+def stoppable_work() -> AbstractContextManager[None]:
+    """The ``with`` body is work a stop lets finish its current batch: a scheduled job's run,
+    or the body of :func:`stop_on_signals` (unless told otherwise)."""
+    return _work.held()
+
+
+def waiting_for_another_process() -> AbstractContextManager[None]:
+    """The ``with`` body waits for a lock another process holds: a stop ends it at once (the
+    waiter raises, with its own line), so the signal's line promises no batch for it."""
+    return _waiting.held()
+
+
+def _stopping_line(name: str) -> str | None:
+    work, waiting = _work.value, _waiting.value
+    if not work:
+        return f"{name}: stopping (no job is running)"
+    if waiting >= work:  # every unit of work only waits: each says itself how its wait ended
+        return None
+    return f"{name}: stopping after the current batch"
 
 
 def stop_requested() -> bool:
@@ -40,20 +91,27 @@ def stop_requested() -> bool:
 def stop_on_signals(
     event: threading.Event = stop_event,
     signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    *,
+    work: bool = True,
 ) -> Iterator[threading.Event]:
-    """Set ``event`` on the given signals for the ``with`` body (main thread only)."""
+    """Set ``event`` on the given signals for the ``with`` body (main thread only). The body
+    is one unit of :func:`stoppable_work` unless ``work`` is false (the scheduler's: its jobs
+    are, each while it runs)."""
 
     def _handle(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if event.is_set():
             _log.warning("%s again: still finishing the current batch", name)
             return
-        _log.warning("%s: stopping after the current batch", name)
+        line = _stopping_line(name)
+        if line is not None:
+            _log.warning("%s", line)
         event.set()
 
     previous = {sig: signal.signal(sig, _handle) for sig in signals}
     try:
-        yield event
+        with stoppable_work() if work else nullcontext():
+            yield event
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

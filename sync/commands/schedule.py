@@ -34,7 +34,8 @@ def command(config_path: str, jobs: tuple[str, ...], run_now: str | None) -> Non
                 f"no schedule entry named {name!r} in {config.path.name} "
                 f"(entries: {', '.join(names) or 'none'})"
             )
-    with stop_on_signals(stop_event):
+    # The daemon's own loop is no work to finish: its jobs are, each while it runs.
+    with stop_on_signals(stop_event, work=run_now is not None):
         if run_now is None:
             run_scheduler(config_path, stop=stop_event, only=jobs)
             return

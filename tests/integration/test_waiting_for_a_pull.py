@@ -148,6 +148,16 @@ def test_sigterm_ends_a_reconciles_wait_for_another_pull_and_records_it_interrup
     _hubspot_lock_is_free(world)
 
 
+def test_sigterm_during_a_reconciles_wait_for_another_pull_says_only_that_the_wait_ended(
+    world: World, tmp_path: Path
+) -> None:
+    """No batch runs while it waits: "stopping after the current batch" was untrue there."""
+    reconcile, code, _took = _sigterm_while_waiting(world, tmp_path, "reconcile", "--yes")
+    assert code == 1, reconcile.err
+    said = [line for line in reconcile.err_lines if line.startswith("crmsync: ")]
+    assert said == [f"crmsync: warning: {WAITING}", f"crmsync: error: {STOPPED}"], reconcile.err
+
+
 def test_a_report_refresh_waits_for_another_pull_no_longer_than_its_wait(
     world: World, tmp_path: Path
 ) -> None:
