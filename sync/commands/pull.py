@@ -77,8 +77,14 @@ def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | 
     rt.store.runs.finish(
         run_id,
         "failed" if failure else "ok",
+        # unmapped_stages: how many native stages the stage map lacks (its meaning since it
+        # was recorded); unmapped_deals: the deals in them, the table's `unmapped` column.
         counts={
-            name: r.as_dict() | {"unmapped_stages": len(r.unmapped_stages)}
+            name: r.as_dict()
+            | {
+                "unmapped_stages": len(r.unmapped_stages),
+                "unmapped_deals": sum(r.unmapped_stages.values()),
+            }
             for name, r in reports.items()
         },
         calls=rt.calls(),
