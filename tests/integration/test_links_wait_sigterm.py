@@ -1,6 +1,7 @@
 """`crmsync links confirm|split|join --wait S` waiting for the reconcile lock: SIGTERM ends the
 wait at once with one error line, exit 1, as it ends a reconcile's (the process died without a
-word, exit 143)."""
+word, exit 143). A reconcile's own `--wait` for that lock ends so too, with no line promising a
+batch to finish."""
 
 from __future__ import annotations
 
