@@ -26,22 +26,26 @@ def _deal_context(deal: Deal | None) -> str:
     return f"{deal.name} · {deal.stage or deal.native_stage or '-'} · {amount}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console: Console) -> None:
     summary = plan_json["summary"]
     console.print(Text("Plan ", style="bold") + Text(f"(run {plan_json['run_id']})"))
     counts = [
-        ("changes", len(plan_json["changes"])),
-        ("creates", len(plan_json["creates"])),
-        ("conflicts", len(plan_json["conflicts"])),
-        ("unmatched", len(plan_json["unmatched"])),
-        ("ambiguous", len(plan_json["ambiguous"])),
-        ("duplicates", len(plan_json["duplicates"])),
-        ("errors", len(plan_json["errors"])),
-        ("deleted", len(plan_json.get("deleted", []))),
+        _count(len(plan_json["changes"]), "change"),
+        _count(len(plan_json["creates"]), "create"),
+        _count(len(plan_json["conflicts"]), "conflict"),
+        f"{len(plan_json['unmatched'])} unmatched",
+        f"{len(plan_json['ambiguous'])} ambiguous",
+        _count(len(plan_json["duplicates"]), "duplicate"),
+        _count(len(plan_json["errors"]), "error"),
+        f"{len(plan_json.get('deleted', []))} deleted",
     ]
     if plan_json.get("held"):
-        counts.append(("held until their links are confirmed", len(plan_json["held"])))
-    _listed(console, [f"{n} {name}" for name, n in counts])
+        counts.append(f"{len(plan_json['held'])} held until their links are confirmed")
+    _listed(console, counts)
     calls = {s: n for s, n in (summary.get("api_calls") or {}).items() if n}
     if calls:
         _listed(console, [f"{s} {n}" for s, n in sorted(calls.items())], "estimated write calls:")

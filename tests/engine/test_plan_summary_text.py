@@ -74,9 +74,9 @@ def test_the_plan_summary_wraps_between_counts_at_80_columns() -> None:
     assert calls == "  estimated write calls: hubspot-emea 12, pipedrive 1400, salesforce 3"
 
 
-def test_the_plan_summary_is_one_line_where_it_fits() -> None:
+def test_the_plan_summary_is_one_line_where_it_fits_and_counts_one_in_the_singular() -> None:
     lines = _summary_lines(_plan(changes=2, conflicts=1, unmatched=0, duplicates=0), 200)
     assert lines[0] == (
-        "  2 changes, 0 creates, 1 conflicts, 0 unmatched, 0 ambiguous, 0 duplicates, "
+        "  2 changes, 0 creates, 1 conflict, 0 unmatched, 0 ambiguous, 0 duplicates, "
         "0 errors, 0 deleted, 1 held until their links are confirmed"
     )
