@@ -20,11 +20,11 @@ from typing import Any
 from config import ScheduleEntry
 from sync.connect import open_connector
 from sync.errors import LimitsExceeded
-from sync.locks import LockBusy, WaitStopped, job_lock, reconcile_lock, report_job_lock
+from sync.locks import LockBusy, job_lock, reconcile_lock, report_job_lock
 from sync.reconcile_run import check_limits, run_reconcile, write_plan
 from sync.report_run import build_report, render_report, write_text
 from sync.runtime import Runtime, open_runtime
-from sync.shutdown import stop_event
+from sync.shutdown import Stopped, stop_event
 from sync.store import RunRecord, RunStatus, Store
 
 __all__ = ["SKIPPED", "JobOutcome", "already_served", "last_served_run", "output_path", "run_job"]
@@ -124,7 +124,7 @@ def _reconcile(
             yes=True,
             stop=stop,
         )
-    except WaitStopped as exc:  # recorded as interrupted by run_reconcile
+    except Stopped as exc:  # recorded as interrupted by run_reconcile
         return _stopped(entry, exc, began)
     except Exception as exc:  # recorded as failed by run_reconcile
         _log.debug("%s failed", entry.name, exc_info=True)
@@ -155,7 +155,7 @@ def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
         report = build_report(rt, job=entry.name, refresh=True)
         fmt = REPORT_FORMATS.get(path.suffix, "html")
         write_text(render_report(report, fmt), path)
-    except WaitStopped as exc:  # recorded as interrupted by build_report
+    except Stopped as exc:  # recorded as interrupted by build_report
         return _stopped(entry, exc, began)
     except Exception as exc:
         code = getattr(exc, "exit_code", 1)
@@ -170,7 +170,8 @@ def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
     )  # fmt: skip
 
 
-def _stopped(entry: ScheduleEntry, exc: WaitStopped, began: float) -> JobOutcome:
-    """SIGTERM while the job waited for another process's pull: it did nothing."""
+def _stopped(entry: ScheduleEntry, exc: Stopped, began: float) -> JobOutcome:
+    """SIGTERM while the job waited for another process's pull (it did nothing), or during its
+    pull (it planned and wrote nothing)."""
     return JobOutcome(entry.name, RunStatus.INTERRUPTED.value, None, 1, str(exc),
                       time.monotonic() - began)  # fmt: skip

@@ -34,7 +34,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from sync.schema import StoreError
-from sync.shutdown import STOPPED, stop_event, waiting_for_another_process
+from sync.shutdown import STOPPED, Stopped, stop_event, waiting_for_another_process
 from sync.store import Store
 from sync.store_records import RunKind
 
@@ -109,7 +109,7 @@ class LockLost(StoreError):
         )
 
 
-class WaitStopped(StoreError):
+class WaitStopped(StoreError, Stopped):
     """A stop was asked for (SIGTERM) while waiting for a lock: nothing was done under it."""
 
     def __init__(self, label: str) -> None:

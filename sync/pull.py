@@ -31,9 +31,18 @@ from mapping.salesforce import stage_history_from_salesforce
 from sync.connect import build_context, kind_mapping
 from sync.errors import CrmsyncError
 from sync.locks import DEFAULT_WAIT, pull_locks
+from sync.shutdown import STOPPED, Stopped, stop_requested
 from sync.store import Store
 
-__all__ = ["PullFailed", "PullReport", "failure_of", "map_deals", "pull", "pull_locked"]
+__all__ = [
+    "PullFailed",
+    "PullReport",
+    "PullStopped",
+    "failure_of",
+    "map_deals",
+    "pull",
+    "pull_locked",
+]
 
 CHUNK = 1000
 _log = logging.getLogger("crmsync.pull")
@@ -84,6 +93,18 @@ class PullReport:
 class PullFailed(CrmsyncError):
     """Instances that could not be pulled; exits as the gravest of their failures (2 for
     rejected credentials, else 1)."""
+
+
+class PullStopped(Stopped):
+    """A stop (SIGTERM) asked for during a reconcile's or a scheduled job's pull: the chunks
+    saved so far stay, with nothing else moved (an instance's cursor moves with its last
+    chunk only), so the next run reads again what this one did not finish."""
+
+    def __init__(self, instance: str) -> None:
+        super().__init__(
+            f"{STOPPED} during the pull (next: {instance}): what was saved stays; nothing was "
+            "planned or written, and the next run reads again what this one did not finish"
+        )
 
 
 def failure_of(reports: Mapping[str, PullReport]) -> PullFailed | None:
@@ -329,6 +350,8 @@ def _consume(
         report = reports[instance]
         if report.failure is not None:
             continue
+        if stop_requested():  # SIGTERM in a reconcile or a scheduled job: between two chunks
+            raise PullStopped(instance)
         store.checkpoint()  # the pull locks still hold: no other pull of it saves meanwhile
         ids = [row[0] for row in chunk]
         # Flagged as they are saved, for the next incremental reconcile (a full pull makes it

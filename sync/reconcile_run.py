@@ -18,10 +18,11 @@ from typing import Any
 from config import Config
 from mapping.model import Deal, Ref
 from sync.errors import LimitsExceeded
-from sync.locks import DEFAULT_WAIT, WaitStopped
+from sync.locks import DEFAULT_WAIT
 from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult, plan_run
 from sync.runtime import Bars, Runtime
+from sync.shutdown import Stopped
 from sync.store_records import RunStatus
 
 __all__ = [
@@ -108,7 +109,7 @@ def run_reconcile(
             run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=CTRL_C
         )
         raise
-    except WaitStopped as exc:  # SIGTERM while waiting for another process's pull
+    except Stopped as exc:  # SIGTERM while waiting for another process's pull, or in the pull
         rt.store.runs.finish(
             run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=str(exc)
         )

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from sync.health import build_health
 from sync.health_model import HealthReport
-from sync.locks import DEFAULT_WAIT, WaitStopped
+from sync.locks import DEFAULT_WAIT
 from sync.pull import failure_of, pull
 from sync.reconcile import analyze
 from sync.report_inputs import health_inputs
 from sync.report_render import mismatch_rows, to_csv, to_html, to_json, to_table
 from sync.runtime import Runtime, progress_reporter
-from sync.shutdown import STOPPED, Terminated
+from sync.shutdown import STOPPED, Stopped, Terminated
 from sync.store_records import RunStatus
 from sync.terminal import plain_console
 
@@ -60,7 +60,8 @@ def build_report(
         why = STOPPED if isinstance(exc, Terminated) else CTRL_C
         rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
         raise
-    except WaitStopped as exc:  # a stop asked for while waiting for another process's pull
+    except Stopped as exc:  # a stop (SIGTERM) while waiting for another process's pull, or
+        # between two chunks of the refresh's own pull
         rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=str(exc))
         raise
     except Exception as exc:

@@ -22,6 +22,7 @@ from types import FrameType
 
 __all__ = [
     "STOPPED",
+    "Stopped",
     "Terminated",
     "stop_event",
     "stop_on_signals",
@@ -115,6 +116,14 @@ def stop_on_signals(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class Stopped(Exception):
+    """A stop (SIGTERM) ended work early, between two batches or before the first: what was
+    done is kept, the run is recorded as interrupted, and the message (one line) says what the
+    next run does."""
+
+    exit_code = 1
 
 
 class Terminated(KeyboardInterrupt):
