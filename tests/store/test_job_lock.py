@@ -5,76 +5,57 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
 from sync.locks import LockBusy, job_lock, lock_key
 from sync.store import Store
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.lock_holders import ROOT, Holder, held_elsewhere, unique_lock_name
 
 
 @pytest.fixture
 def job() -> str:
-    # Advisory locks are database-wide: a unique name keeps parallel test runs apart.
-    return f"nightly-{uuid.uuid4().hex[:8]}"
+    return unique_lock_name("nightly")
 
 
-# Runs in a separate interpreter: "hold" keeps the lock until the stop file appears,
-# "try" reports whether it could take the lock without waiting.
-CHILD = """
-import sys, time
-from pathlib import Path
+# Holds the lock of a job until stopped.
+HOLDING = """
+import sys
+from sync.locks import job_lock
+from sync.store import Store
+from tests.lock_holders import hold_until_stopped
+
+ready, stop, url, job = sys.argv[1:]
+with Store.open(url) as store, job_lock(store, job):
+    hold_until_stopped(ready, stop)
+"""
+
+# Says whether it could take the lock of a job without waiting: "acquired", or exit 3 with why not.
+TRYING = """
+import sys
 from sync.locks import LockBusy, job_lock
 from sync.store import Store
 
-url, job, mode, ready, stop = sys.argv[1:6]
-store = Store.open(url)
+url, job = sys.argv[1:]
 try:
-    with job_lock(store, job):
-        if mode == "try":
-            print("acquired")
-            sys.exit(0)
-        Path(ready).write_text("locked")
-        while not Path(stop).exists():
-            time.sleep(0.05)
+    with Store.open(url) as store, job_lock(store, job):
+        print("acquired")
 except LockBusy as exc:
     print(exc)
     sys.exit(3)
 """
 
 
-def _child(url: str, job: str, mode: str, tmp: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD, url, job, mode, str(tmp / "ready"), str(tmp / "stop")],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _holder(url: str, job: str, tmp: Path) -> AbstractContextManager[Holder]:
+    return held_elsewhere(tmp, HOLDING, url, job)
 
 
-@contextmanager
-def _holder(url: str, job: str, tmp: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = _child(url, job, "hold", tmp)
-    try:
-        deadline = time.monotonic() + 20
-        while not (tmp / "ready").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"lock holder did not start: {proc.communicate()}")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        (tmp / "stop").touch()
-        try:
-            proc.wait(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+def _try(url: str, job: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", TRYING, url, job]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=20)
 
 
 def test_only_one_process_gets_the_lock(
@@ -87,26 +68,23 @@ def test_only_one_process_gets_the_lock(
             f"job {job!r} is already running (lock held by another process); run this again "
             "once it ends (locks end with their process: none is left by a killed one)"
         )
-        other = _child(store_url, job, "try", tmp_path)
-        out, _ = other.communicate(timeout=20)
-        assert other.returncode == 3, out
-        assert "already running" in out
-    assert holder.returncode == 0
+        other = _try(store_url, job)
+        assert other.returncode == 3, other.stdout
+        assert "already running" in other.stdout
+    assert holder.process.returncode == 0
     with job_lock(store, job, wait=True, timeout=10):
-        contender = _child(store_url, job, "try", tmp_path)
-        contender.communicate(timeout=20)
+        contender = _try(store_url, job)
         assert contender.returncode == 3
-    after = _child(store_url, job, "try", tmp_path)
-    out, _ = after.communicate(timeout=20)
-    assert (after.returncode, out.strip()) == (0, "acquired")
+    after = _try(store_url, job)
+    assert (after.returncode, after.stdout.strip()) == (0, "acquired")
 
 
 def test_a_killed_holder_releases_the_lock(
     store: Store, store_url: str, tmp_path: Path, job: str
 ) -> None:
     with _holder(store_url, job, tmp_path) as holder:
-        os.kill(holder.pid, signal.SIGKILL)
-        holder.wait(timeout=10)
+        os.kill(holder.process.pid, signal.SIGKILL)
+        holder.process.wait(timeout=10)
         with job_lock(store, job, wait=True, timeout=10):
             pass
 
@@ -156,7 +134,7 @@ def test_stores_in_two_schemas_of_one_database_do_not_share_a_lock(
             pass
         with Store.open(first) as same, pytest.raises(LockBusy), job_lock(same, "reconcile"):
             pytest.fail("took a lock another process holds on the same store")
-    assert holder.returncode == 0
+    assert holder.process.returncode == 0
 
 
 def test_a_lock_held_past_the_servers_idle_session_timeout_still_holds(

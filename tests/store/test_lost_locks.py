@@ -6,38 +6,31 @@ writing on beside the new holder."""
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Iterator
 
 import pytest
 
 from sync.locks import LockLost, job_lock, pull_locks
 from sync.store import Store
 from tests.fixtures_store import end_lock_session
+from tests.lock_holders import unique_lock_name
 
-pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def store(new_store_url: Callable[[str], str]) -> Iterator[Store]:
-    with Store.open(new_store_url("postgresql")) as opened:  # skips when PostgreSQL is absent
-        yield opened
-
-
-def _url(store: Store) -> str:
-    return store.engine.url.render_as_string(hide_password=False)
+# The conftest's `store`, on PostgreSQL only (skipped when it is absent)
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("store_url", ["postgresql"], indirect=True),
+]
 
 
 def test_a_holder_whose_lock_session_ended_stops_at_its_next_checkpoint(
-    store: Store, caplog: pytest.LogCaptureFixture
+    store: Store, store_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    instance = f"hubspot-{uuid.uuid4().hex[:8]}"
+    instance = unique_lock_name("hubspot")
     with pull_locks(store, [instance]):
         store.checkpoint()  # held: goes on
         end_lock_session(store, instance, "pull")
         with pytest.raises(LockLost) as lost:
             store.checkpoint()
-        with Store.open(_url(store)) as other, pull_locks(other, [instance]):
+        with Store.open(store_url) as other, pull_locks(other, [instance]):
             pass  # free for another process now: why the holder must stop
         with pytest.raises(LockLost):
             store.checkpoint()  # and stays lost
@@ -52,10 +45,10 @@ def test_a_holder_whose_lock_session_ended_stops_at_its_next_checkpoint(
 
 
 def test_a_job_lock_lost_stops_its_holder_but_not_the_holder_of_another_lock(
-    store: Store,
+    store: Store, store_url: str
 ) -> None:
-    job = f"nightly-{uuid.uuid4().hex[:8]}"
-    with Store.open(_url(store)) as other, job_lock(other, job + "-other"):
+    job = unique_lock_name("nightly")
+    with Store.open(store_url) as other, job_lock(other, job + "-other"):
         with job_lock(store, job):
             end_lock_session(store, job, "job")
             with pytest.raises(LockLost, match=rf"job '{job}': lock lost"):

@@ -2,69 +2,37 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from sync.locks import LockBusy, job_lock, pull_locks
 from sync.store import RunKind, Store
+from tests.lock_holders import held_elsewhere, unique_lock_name
 
-ROOT = Path(__file__).resolve().parents[2]
-
-# Holds the pull locks of the instances named until the stop file appears.
-HOLDER = """
-import sys, time
-from pathlib import Path
+# Holds the pull locks of the instances named until stopped.
+PULLING = """
+import sys
 from sync.locks import pull_locks
-from sync.store import RunKind, Store
+from sync.store import Store
+from tests.lock_holders import hold_until_stopped
 
-url, ready, stop, *instances = sys.argv[1:]
+ready, stop, url, *instances = sys.argv[1:]
 with Store.open(url) as store, pull_locks(store, instances):
-    Path(ready).write_text("locked")
-    while not Path(stop).exists():
-        time.sleep(0.05)
+    hold_until_stopped(ready, stop)
 """
 
 
 @pytest.fixture
 def instance() -> str:
-    # Advisory locks are database-wide: a unique name keeps parallel test runs apart.
-    return f"hubspot-{uuid.uuid4().hex[:8]}"
-
-
-@contextmanager
-def _pulling(url: str, tmp: Path, *instances: str) -> Iterator[subprocess.Popen[str]]:
-    """Another process holding the pull locks of `instances`."""
-    ready, stop = tmp / "ready", tmp / "stop"
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, url, str(ready), str(stop), *instances],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"pull lock holder did not start: {proc.communicate()}")
-            time.sleep(0.05)
-        yield proc
-    finally:
-        stop.touch()
-        try:
-            proc.wait(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    return unique_lock_name("hubspot")
 
 
 def test_a_pull_lock_is_held_per_instance(
     store: Store, store_url: str, tmp_path: Path, instance: str
 ) -> None:
     other = f"{instance}-eu"
-    with _pulling(store_url, tmp_path, instance) as holder:
+    with held_elsewhere(tmp_path, PULLING, store_url, instance) as holder:
         with pytest.raises(LockBusy) as caught, pull_locks(store, [instance]):
             pytest.fail("took a pull lock another process holds")
         assert str(caught.value) == (
@@ -82,7 +50,7 @@ def test_a_pull_lock_is_held_per_instance(
             pull_locks(store, [instance], wait=True, timeout=0.3),
         ):
             pass
-    assert holder.returncode == 0
+    assert holder.process.returncode == 0
     with pull_locks(store, [instance, other]):
         pass
 
