@@ -13,6 +13,8 @@ id, say) and waits for ``stop``::
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +44,11 @@ def hold_until_stopped(ready: str, stop: str, note: str = "held") -> None:
 class Holder:
     process: subprocess.Popen[str]
     note: str  # what the holder wrote to its ready file
+
+    def kill(self) -> None:
+        """Kill -9 the holder (it can record nothing more) and wait for its end."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
 
 @contextmanager

@@ -3,8 +3,6 @@ of its run: the next holder of the job's lock records it as interrupted, and not
 
 from __future__ import annotations
 
-import os
-import signal
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -45,8 +43,7 @@ def test_a_killed_report_jobs_run_is_interrupted_when_the_job_next_takes_its_loc
     store: Store, store_url: str, tmp_path: Path, job: str
 ) -> None:
     with _reporting(store_url, job, tmp_path) as holder:
-        os.kill(holder.process.pid, signal.SIGKILL)
-        holder.process.wait(timeout=10)
+        holder.kill()
     run_id = holder.note
     left = store.runs.get(run_id)
     assert left is not None and left.status is RunStatus.RUNNING  # nothing could record its end

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -83,8 +81,7 @@ def test_a_killed_holder_releases_the_lock(
     store: Store, store_url: str, tmp_path: Path, job: str
 ) -> None:
     with _holder(store_url, job, tmp_path) as holder:
-        os.kill(holder.process.pid, signal.SIGKILL)
-        holder.process.wait(timeout=10)
+        holder.kill()
         with job_lock(store, job, wait=True, timeout=10):
             pass
 
