@@ -74,6 +74,14 @@ def paged_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Worl
 
 
 @pytest.fixture
+def pg_world(tmp_path: Path) -> Iterator[World]:
+    """A small three-CRM sandbox with a PostgreSQL store (skipped when PostgreSQL is absent),
+    fresh for each test."""
+    with store_url_for("postgresql", tmp_path) as url:
+        yield from build_world(tmp_path, url, deals=60, seed=3)
+
+
+@pytest.fixture
 def small_world(tmp_path: Path) -> Iterator[World]:
     """A small three-CRM sandbox with a SQLite store, fresh for each test."""
     yield from build_world(tmp_path, f"sqlite:///{tmp_path / 'crmsync.db'}", deals=60, seed=3)

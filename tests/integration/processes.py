@@ -7,12 +7,13 @@ stopped or killed before it gets its next answer, however busy the machine."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 
 from click.testing import CliRunner, Result
@@ -22,11 +23,13 @@ from sync.cli import main
 from sync.pull import failure_of, pull
 from sync.runtime import open_runtime
 from sync.store import RunRecord
+from tests.fixtures_store import end_lock_session
 from tests.integration.conftest import World, once_served
 from tests.sandbox_env import CRMSYNC, crmsync_env
 
 __all__ = [
-    "HUBSPOT_LIST", "Process", "cli", "crm_amount", "first_page_deal", "killed", "paused",
+    "HUBSPOT_LIST", "Process", "assert_stopped_on_a_lost_lock", "cli", "crm_amount",
+    "end_lock_session_of", "first_page_deal", "full_hubspot_pull_paused", "killed", "paused",
     "pull_here", "run", "runs", "stored",
 ]  # fmt: skip
 
@@ -129,6 +132,11 @@ def paused(world: World, system: str, request: str, *args: str) -> Iterator[Proc
             process.kill()
 
 
+def full_hubspot_pull_paused(world: World) -> AbstractContextManager[Process]:
+    """`crmsync pull --system hubspot --full` stopped once it read HubSpot's first page."""
+    return paused(world, "hubspot", HUBSPOT_LIST, "pull", "--system", "hubspot", "--full")
+
+
 def killed(world: World, system: str, request: str, *args: str) -> Process:
     """Run `crmsync *args` until `system` served it one `request`, then kill -9 it."""
     holder: list[Process] = []
@@ -185,6 +193,23 @@ def pull_here(world: World, *systems: str) -> None:
     with open_runtime(str(world.config), systems=systems) as rt:
         reports = pull(rt.config, rt.store, rt.connectors)
     assert not failure_of(reports), failure_of(reports)
+
+
+def end_lock_session_of(world: World, name: str, namespace: str) -> None:
+    """End the PostgreSQL session holding lock `name` of the world's store (see
+    tests.fixtures_store.end_lock_session): its holder has lost it."""
+    with open_runtime(str(world.config), connect=False) as rt:
+        end_lock_session(rt.store, name, namespace)
+
+
+def assert_stopped_on_a_lost_lock(process: Process, label: str) -> None:
+    """`process` ended with exit 1 and, last, the one line saying it lost lock `label`."""
+    assert process.popen.returncode == 1, process.err
+    assert re.fullmatch(
+        rf"crmsync: error: {re.escape(label)}: lock lost \(the PostgreSQL session holding it "
+        r"ended: .+\); stopped before writing more: run it again, it resumes",
+        process.err_lines[-1],
+    ), process.err
 
 
 def runs(world: World) -> list[RunRecord]:

@@ -11,7 +11,6 @@ test_pull_during_reconcile.py)."""
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
 
 import pytest
 
@@ -19,11 +18,10 @@ from sync.runtime import open_runtime
 from tests.benchmarks.bench_world import bump_amounts
 from tests.integration.conftest import World
 from tests.integration.processes import (
-    HUBSPOT_LIST,
     Process,
     crm_amount,
     first_page_deal,
-    paused,
+    full_hubspot_pull_paused,
     pull_here,
     run,
     runs,
@@ -42,10 +40,6 @@ def world(paged_world: World) -> World:
     return paged_world
 
 
-def _full_hubspot_pull_paused_after_its_first_page(world: World) -> AbstractContextManager[Process]:
-    return paused(world, "hubspot", HUBSPOT_LIST, "pull", "--system", "hubspot", "--full")
-
-
 def _settled_in_three_crms(world: World) -> set[str]:
     """HubSpot deals whose entity every CRM holds and the last run left settled."""
     with open_runtime(str(world.config), connect=False) as rt:
@@ -62,7 +56,7 @@ def test_a_second_pull_of_an_instance_being_pulled_is_refused_so_no_older_read_o
 ) -> None:
     pull_here(world)
     deal = first_page_deal(world)
-    with _full_hubspot_pull_paused_after_its_first_page(world) as first:
+    with full_hubspot_pull_paused(world) as first:
         bump_amounts(world, "hubspot", [deal])  # a person edits it after the first pull read it
         second = run(world, "pull", "--system", "hubspot")
         amount_between, cursor_between = stored(world, deal)
@@ -85,7 +79,7 @@ def test_a_pull_told_to_wait_runs_after_the_other_and_reads_what_that_one_missed
 ) -> None:
     pull_here(world)
     deal = first_page_deal(world)
-    with _full_hubspot_pull_paused_after_its_first_page(world) as first:
+    with full_hubspot_pull_paused(world) as first:
         bump_amounts(world, "hubspot", [deal])
         second = Process(world, "pull", "--system", "hubspot", "--wait", "120")
         waited = second.wait_for_err(WAITING)
@@ -97,7 +91,7 @@ def test_a_pull_told_to_wait_runs_after_the_other_and_reads_what_that_one_missed
 
 def test_pulls_of_other_instances_run_side_by_side(world: World) -> None:
     pull_here(world)
-    with _full_hubspot_pull_paused_after_its_first_page(world) as first:
+    with full_hubspot_pull_paused(world) as first:
         other = run(world, "pull", "--system", "pipedrive", "--system", "salesforce")
         assert other.popen.returncode == 0, other.err
         everything = run(world, "pull")  # hubspot's pull is running
@@ -111,7 +105,7 @@ def test_a_reconcile_waits_for_a_pull_of_its_instance_then_plans_from_what_the_c
 ) -> None:
     world.reconcile("r1")
     deal = first_page_deal(world, among=_settled_in_three_crms(world))
-    with _full_hubspot_pull_paused_after_its_first_page(world) as first:
+    with full_hubspot_pull_paused(world) as first:
         bump_amounts(world, "hubspot", [deal])
         reconcile = Process(world, "reconcile", "--dry-run", "--format", "json")
         waited = reconcile.wait_for_err(WAITING)  # or it ran alongside, to its end

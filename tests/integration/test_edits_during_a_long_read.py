@@ -14,10 +14,9 @@ from sync.pull import OVERLAP
 from tests.benchmarks.bench_world import bump_amounts
 from tests.integration.conftest import World
 from tests.integration.processes import (
-    HUBSPOT_LIST,
     crm_amount,
     first_page_deal,
-    paused,
+    full_hubspot_pull_paused,
     pull_here,
     stored,
 )
@@ -37,7 +36,7 @@ def test_an_edit_made_during_a_long_full_read_to_a_deal_it_had_read_is_pulled_ne
     pull_here(world)
     deal = first_page_deal(world)
     assert deal in first_page
-    with paused(world, "hubspot", HUBSPOT_LIST, "pull", "--system", "hubspot", "--full") as read:
+    with full_hubspot_pull_paused(world) as read:
         bump_amounts(world, "hubspot", [deal])  # just after the read passed its page
         # The read goes on for longer than OVERLAP (here: HubSpot's clock moves on at once),
         # and a deal on its last page is edited before the read gets there.

@@ -9,7 +9,13 @@ import pytest
 
 from sync.store import RunKind, RunRecord, RunStatus
 from tests.integration.conftest import World
-from tests.integration.processes import HUBSPOT_LIST, cli, killed, paused, runs
+from tests.integration.processes import (
+    HUBSPOT_LIST,
+    cli,
+    full_hubspot_pull_paused,
+    killed,
+    runs,
+)
 
 ABANDONED = "its process ended without recording the end of the run (killed?); rerun to resume"
 
@@ -57,8 +63,7 @@ def test_a_killed_pulls_run_is_recorded_interrupted_by_the_next_reconcile(world:
 
 
 def test_a_pull_running_in_a_live_process_is_left_running(world: World) -> None:
-    args = ("pull", "--system", "hubspot", "--full")
-    with paused(world, "hubspot", HUBSPOT_LIST, *args) as first:
+    with full_hubspot_pull_paused(world) as first:
         [live] = [r for r in runs(world) if r.kind is RunKind.PULL]
         assert cli(world, "pull", "--system", "pipedrive").exit_code == 0
         refused = cli(world, "pull", "--system", "hubspot")

@@ -6,28 +6,23 @@ the batches it sent are journaled, so the next reconcile finishes the work."""
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from sync.locks import RECONCILE_LOCK
-from sync.runtime import open_runtime
-from tests.fixtures_store import end_lock_session, store_url_for
-from tests.integration.conftest import World, build_world
-from tests.integration.processes import paused, run, runs
+from tests.integration.conftest import World
+from tests.integration.processes import (
+    assert_stopped_on_a_lost_lock,
+    end_lock_session_of,
+    paused,
+    run,
+    runs,
+)
 
 pytestmark = pytest.mark.postgres
 
 HUBSPOT_UPDATE = "POST /crm/v3/objects/deals/batch/update"
 LATER = ("pipedrive", "salesforce")  # instances are written in name order, after hubspot
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    with store_url_for("postgresql", tmp_path) as url:  # skipped when PostgreSQL is absent
-        yield from build_world(tmp_path, url, deals=60, seed=3)
 
 
 def _writes(world: World, system: str) -> int:
@@ -36,20 +31,15 @@ def _writes(world: World, system: str) -> int:
 
 
 def test_a_reconcile_that_lost_its_lock_sends_no_further_batch_and_the_next_one_finishes(
-    world: World,
+    pg_world: World,
 ) -> None:
+    world = pg_world
     with paused(world, "hubspot", HUBSPOT_UPDATE, "reconcile", "--yes") as first:
-        with open_runtime(str(world.config), connect=False) as rt:
-            end_lock_session(rt.store, RECONCILE_LOCK, "job")
+        end_lock_session_of(world, RECONCILE_LOCK, "job")
         before = {system: _writes(world, system) for system in LATER}
     after = {system: _writes(world, system) for system in LATER}
 
-    assert first.popen.returncode == 1, first.err
-    assert re.fullmatch(
-        r"crmsync: error: job 'reconcile': lock lost \(the PostgreSQL session holding it "
-        r"ended: .+\); stopped before writing more: run it again, it resumes",
-        first.err_lines[-1],
-    ), first.err
+    assert_stopped_on_a_lost_lock(first, "job 'reconcile'")
     assert after == before, "a batch was sent after the lock was lost"
     [stopped] = [r for r in runs(world) if r.kind.value == "reconcile"]
     assert stopped.status.value == "failed" and "lock lost" in (stopped.error or "")

@@ -5,8 +5,6 @@ still see every change that pull saved."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,17 +15,10 @@ from sync.reconcile import ReconcileResult, analyze
 from sync.runtime import open_runtime
 from sync.store import Store
 from tests.benchmarks.bench_world import bump_amounts
-from tests.fixtures_store import store_url_for
-from tests.integration.conftest import World, build_world
+from tests.integration.conftest import World
 from tests.integration.test_incremental_reconcile import _settled_hubspot_deal
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def pg_world(tmp_path: Path) -> Iterator[World]:
-    with store_url_for("postgresql", tmp_path) as url:
-        yield from build_world(tmp_path, url, deals=60, seed=3)
 
 
 def _comparable(result: ReconcileResult) -> dict[str, Any]:

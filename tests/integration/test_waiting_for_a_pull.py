@@ -9,11 +9,9 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,26 +22,24 @@ from sync.shutdown import STOPPED as TERMINATED
 from tests.fixtures_store import store_url_for
 from tests.integration.conftest import World, build_world
 from tests.integration.processes import Process, runs
+from tests.lock_holders import Holder, held_elsewhere
 
-ROOT = Path(__file__).resolve().parents[2]
 WAITING = "waiting for the pull of 'hubspot' another process is running"
 STOPPED = (
     "stopped on request (SIGTERM) while waiting for the pull of 'hubspot' another process is "
     "running; nothing was done: run it again"
 )
 
-# Holds the pull lock of an instance of a config's store until the stop file appears.
-HOLDER = """
-import sys, time
-from pathlib import Path
+# Holds HubSpot's pull lock of a config's store until stopped.
+PULLING_HUBSPOT = """
+import sys
 from sync.locks import pull_locks
 from sync.runtime import open_runtime
+from tests.lock_holders import hold_until_stopped
 
-config, ready, stop, instance = sys.argv[1:]
-with open_runtime(config, connect=False) as rt, pull_locks(rt.store, [instance]):
-    Path(ready).write_text("locked")
-    while not Path(stop).exists():
-        time.sleep(0.05)
+ready, stop, config = sys.argv[1:]
+with open_runtime(config, connect=False) as rt, pull_locks(rt.store, ["hubspot"]):
+    hold_until_stopped(ready, stop)
 """
 
 
@@ -53,26 +49,9 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
         yield from build_world(tmp_path, url, deals=30, seed=5)
 
 
-@contextmanager
-def hubspot_pulled_elsewhere(world: World, tmp: Path) -> Iterator[None]:
+def hubspot_pulled_elsewhere(world: World, tmp: Path) -> AbstractContextManager[Holder]:
     """Another process holds HubSpot's pull lock (as a long `crmsync pull` does)."""
-    ready, stop = tmp / "holder-ready", tmp / "holder-stop"
-    command = [sys.executable, "-c", HOLDER, str(world.config), str(ready), str(stop), "hubspot"]
-    holder = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if holder.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"pull lock holder did not start: {holder.communicate()}")
-            time.sleep(0.05)
-        yield
-    finally:
-        stop.touch()
-        try:
-            holder.wait(timeout=20)
-        finally:
-            if holder.poll() is None:
-                holder.kill()
+    return held_elsewhere(tmp, PULLING_HUBSPOT, str(world.config))
 
 
 @contextmanager
@@ -92,6 +71,16 @@ def ended(world: World, *args: str) -> Process:
     return process
 
 
+def _gave_up_waiting(process: Process, seconds: str) -> bool:
+    """The last line of `process` says it gave up waiting for HubSpot's pull after `seconds`
+    (a pattern)."""
+    line = (
+        rf"crmsync: error: pull of 'hubspot' is still running after waiting {seconds}s "
+        r"\(lock held by another process\)"
+    )
+    return re.fullmatch(line, process.err_lines[-1]) is not None
+
+
 def _hubspot_lock_is_free(world: World) -> None:
     with open_runtime(str(world.config), connect=False) as rt, pull_locks(rt.store, ["hubspot"]):
         pass
@@ -108,11 +97,7 @@ def test_a_reconcile_waits_for_another_pull_no_longer_than_its_wait_then_fails_n
     assert waited.popen.returncode == 1, waited.err
     assert took < 15, f"waited {took:.1f}s for a 1s --wait"
     assert any(WAITING in line for line in waited.err_lines), waited.err
-    assert re.fullmatch(
-        r"crmsync: error: pull of 'hubspot' is still running after waiting (0\.[5-9]|1)s "
-        r"\(lock held by another process\)",
-        waited.err_lines[-1],
-    ), waited.err
+    assert _gave_up_waiting(waited, r"(0\.[5-9]|1)"), waited.err
     assert refused.popen.returncode == 1, refused.err
     assert refused.err_lines == [
         "crmsync: error: pull of 'hubspot' is already running (lock held by another process); "
@@ -124,24 +109,24 @@ def test_a_reconcile_waits_for_another_pull_no_longer_than_its_wait_then_fails_n
     assert all("pull of 'hubspot'" in (r.error or "") for r in recorded)
 
 
-def _sigterm_while_waiting(world: World, tmp_path: Path, *args: str) -> tuple[Process, int, float]:
+def _ended_by_sigterm_while_waiting(world: World, tmp_path: Path, *args: str) -> Process:
     """`crmsync *args` (no --wait: the default bound) waiting for another process's pull of
-    HubSpot, sent SIGTERM: (the process, its exit code, seconds it took to end after)."""
+    HubSpot, sent SIGTERM: it must end with exit 1 within 5 s."""
     with hubspot_pulled_elsewhere(world, tmp_path), started(world, *args) as process:
         assert process.wait_for_err(WAITING, timeout=30), process.err
         os.kill(process.pid, signal.SIGTERM)
         began = time.monotonic()
         code = process.finish(timeout=20)
         took = time.monotonic() - began
-    return process, code, took
+    assert took < 5, f"SIGTERM took {took:.1f}s to end the wait"
+    assert code == 1, process.err
+    return process
 
 
 def test_sigterm_ends_a_reconciles_wait_for_another_pull_and_records_it_interrupted(
     world: World, tmp_path: Path
 ) -> None:
-    reconcile, code, took = _sigterm_while_waiting(world, tmp_path, "reconcile", "--yes")
-    assert took < 5, f"SIGTERM took {took:.1f}s to end the wait"
-    assert code == 1, reconcile.err
+    reconcile = _ended_by_sigterm_while_waiting(world, tmp_path, "reconcile", "--yes")
     assert reconcile.err_lines[-1] == f"crmsync: error: {STOPPED}", reconcile.err
     [recorded] = [r for r in runs(world) if r.kind.value == "reconcile"]
     assert (recorded.status.value, recorded.error) == ("interrupted", STOPPED)
@@ -164,11 +149,7 @@ def test_a_report_refresh_waits_for_another_pull_no_longer_than_its_wait(
     with hubspot_pulled_elsewhere(world, tmp_path):
         report = ended(world, "report", "--refresh", "--wait", "0.5", "--format", "json")
     assert report.popen.returncode == 1, report.err
-    assert re.fullmatch(
-        r"crmsync: error: pull of 'hubspot' is still running after waiting 0\.[2-5]s "
-        r"\(lock held by another process\)",
-        report.err_lines[-1],
-    ), report.err
+    assert _gave_up_waiting(report, r"0\.[2-5]"), report.err
     [recorded] = [r for r in runs(world) if r.kind.value == "report"]
     assert recorded.status.value == "failed"
 
@@ -176,11 +157,9 @@ def test_a_report_refresh_waits_for_another_pull_no_longer_than_its_wait(
 def test_sigterm_ends_a_report_refreshs_wait_for_another_pull_and_records_it_interrupted(
     world: World, tmp_path: Path
 ) -> None:
-    report, code, took = _sigterm_while_waiting(
+    report = _ended_by_sigterm_while_waiting(
         world, tmp_path, "report", "--refresh", "--format", "json"
     )
-    assert took < 5, f"SIGTERM took {took:.1f}s to end the wait"
-    assert code == 1, report.err
     # a report has nothing to finish first: it stops at once, as on Ctrl-C
     assert report.err_lines[-1] == f"crmsync: error: {TERMINATED}", report.err
     [recorded] = [r for r in runs(world) if r.kind.value == "report"]
@@ -192,17 +171,7 @@ def test_sigterm_ends_a_scheduled_jobs_wait_for_another_pull(world: World, tmp_p
     config = world.config.read_text()
     schedule = '\nschedule:\n  - {name: nightly, cron: "0 2 * * *", job: reconcile}\n'
     world.config.write_text(config + schedule)
-    with (
-        hubspot_pulled_elsewhere(world, tmp_path),
-        started(world, "schedule", "--run-now", "nightly") as job,
-    ):
-        assert job.wait_for_err(WAITING, timeout=30), job.err
-        os.kill(job.pid, signal.SIGTERM)
-        began = time.monotonic()
-        job.finish(timeout=20)
-        took = time.monotonic() - began
-    assert took < 5, f"SIGTERM took {took:.1f}s to end the wait"
-    assert job.popen.returncode == 1, job.err
+    job = _ended_by_sigterm_while_waiting(world, tmp_path, "schedule", "--run-now", "nightly")
     assert re.fullmatch(
         rf"crmsync: error: nightly: interrupted in [\d.]+s: {re.escape(STOPPED)}",
         job.err_lines[-1],
