@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import ctypes
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -316,12 +318,44 @@ def test_directory_instead_of_file_is_a_config_error(in_tmp: Path) -> None:
         load_config("conf.d", env=ENV)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")]
+
+
+@contextmanager
+def _file_permissions_enforced() -> Iterator[None]:
+    """File modes hold for this thread even as root (CI containers run tests as root): its
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH are off for the block, and back on after."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
+
+    def call(name: str, data: ctypes.Array[_CapData]) -> None:
+        if getattr(libc, name)(ctypes.byref(header), data) != 0:
+            raise OSError(ctypes.get_errno(), f"{name} failed")
+
+    held = (_CapData * 2)()
+    call("capget", held)
+    dropped = (_CapData * 2)(*held)
+    dropped[0].effective &= ~(1 << 1 | 1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    call("capset", dropped)
+    try:
+        yield
+    finally:
+        call("capset", held)
+
+
 def test_unreadable_file_is_a_config_error(in_tmp: Path) -> None:
     path = in_tmp / "crmsync.yaml"
     path.write_text(BASE)
     path.chmod(0)
-    with pytest.raises(ConfigError, match=r"^crmsync\.yaml: cannot read: Permission denied$"):
+    with (
+        _file_permissions_enforced(),
+        pytest.raises(ConfigError, match=r"^crmsync\.yaml: cannot read: Permission denied$"),
+    ):
         load_config("crmsync.yaml", env=ENV)
 
 
