@@ -50,8 +50,10 @@ def test_a_deal_has_one_link_and_relinking_replaces_it(store: Store) -> None:
 
 def test_bases_round_trip_and_replace(store: Store) -> None:
     store.save_links([Link("e1", "hubspot", "101", LinkMethod.KEY)])
-    assert store.save_bases({"e1": {"stage": "proposal"}, "e2": {"stage": "won", "amount": "5"}})
-    store.save_bases({"e1": {"stage": "negotiation"}})
+    saved = store.save_bases({"e1": {"stage": "proposal"}, "e2": {"stage": "won", "amount": "5"}})
+    assert saved == 2
+    assert store.bases() == {"e1": {"stage": "proposal"}, "e2": {"stage": "won", "amount": "5"}}
+    assert store.save_bases({"e1": {"stage": "negotiation"}}) == 1
     assert store.bases() == {"e1": {"stage": "negotiation"}, "e2": {"stage": "won", "amount": "5"}}
     assert store.bases(["e2", "e404"]) == {"e2": {"stage": "won", "amount": "5"}}
     assert store.bases([]) == {}
