@@ -11,7 +11,7 @@ import pytest
 
 from connectors.base import NativeCreate, NativeUpdate
 from connectors.credentials import HubSpotToken
-from connectors.errors import ApiError, RateLimitExhausted
+from connectors.errors import ApiError, AuthError, RateLimitExhausted
 from connectors.hubspot import HubSpotConnector
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox, start_sandbox
@@ -105,7 +105,7 @@ def test_ten_second_429s_without_retry_after_are_waited_out_on_the_limit_headers
 def test_bad_token_raises_auth_error_naming_the_fix(make_connector, exp):
     bad = make_connector(credentials=HubSpotToken("not-the-token"))
     contract.assert_auth_error_is_clear(bad, exp)
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(AuthError) as caught:
         bad.check()
     assert "access token" in str(caught.value)
     contract.assert_no_secret_in(str(caught.value), ["not-the-token"])
