@@ -82,7 +82,7 @@ def test_confirm_marks_an_inferred_match_checked(world: World) -> None:
     world.reconcile("links-c1")
     entity = _shown(world, "--unconfirmed")[0]["entity"]
     _links(world, "confirm", entity)
-    assert all(r["confirmed"] for r in _shown(world, "--entity", entity))
+    assert {r["confirmed"] for r in _shown(world, "--entity", entity)} == {True}
     assert entity not in {r["entity"] for r in _shown(world, "--unconfirmed")}
 
 
