@@ -5,12 +5,14 @@ still see every change that pull saved."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from sync.plan_json import plan_to_json
-from sync.pull import pull
+from sync.pull import PullReport, pull
 from sync.reconcile import ReconcileResult, analyze
 from sync.runtime import open_runtime
 from sync.store import Store
@@ -35,31 +37,46 @@ def _full_and_incremental(world: World, run_id: str) -> tuple[ReconcileResult, R
     return full, incremental
 
 
+@contextmanager
 def _pull_held_before_saving(
-    world: World, monkeypatch: pytest.MonkeyPatch, deal_id: str, **kwargs: Any
-) -> tuple[threading.Thread, threading.Event, threading.Event]:
-    """A pull in a thread, stopped just before it saves the chunk holding `deal_id`."""
+    world: World, monkeypatch: pytest.MonkeyPatch, deal_id: str
+) -> Iterator[None]:
+    """A pull in a thread, stopped just before it saves the chunk holding `deal_id` for the
+    block; then it goes on, and must end without a failure (an assert in a thread fails no
+    test: what it raised is raised here)."""
     reached, go = threading.Event(), threading.Event()
+    ended: list[dict[str, PullReport] | BaseException] = []
     save = Store.save_deals
 
     def held_save(store: Store, instance: str, payloads: Any, *args: Any, **kw: Any) -> int:
         rows = list(payloads)
         if threading.current_thread().name == "pull-by-hand" and deal_id in {r[0] for r in rows}:
             reached.set()
-            assert go.wait(60)
+            assert go.wait(60), "the pull was never let go on"
         return save(store, instance, rows, *args, **kw)
 
     monkeypatch.setattr(Store, "save_deals", held_save)
 
     def by_hand() -> None:
-        with open_runtime(str(world.config), systems=("hubspot",)) as rt:
-            reports = pull(rt.config, rt.store, rt.connectors, run_id="by-hand", **kwargs)
-            assert not any(r.failure for r in reports.values())
+        try:
+            with open_runtime(str(world.config), systems=("hubspot",)) as rt:
+                ended.append(pull(rt.config, rt.store, rt.connectors, run_id="by-hand"))
+        except BaseException as exc:
+            ended.append(exc)
 
     thread = threading.Thread(target=by_hand, name="pull-by-hand")
     thread.start()
-    assert reached.wait(60), "the pull never reached the changed deal"
-    return thread, reached, go
+    try:
+        assert reached.wait(60), "the pull never reached the changed deal"
+        yield
+    finally:
+        go.set()
+        thread.join(60)
+    assert not thread.is_alive(), "the pull did not end"
+    [reports] = ended
+    if isinstance(reports, BaseException):
+        raise reports
+    assert not [r.failure for r in reports.values() if r.failure], reports
 
 
 def test_a_change_a_pull_saves_while_a_reconcile_analyses_is_seen_by_the_next_run(
@@ -69,13 +86,11 @@ def test_a_change_a_pull_saves_while_a_reconcile_analyses_is_seen_by_the_next_ru
     deal_id, _ = _settled_hubspot_deal(pg_world)
     bump_amounts(pg_world, "hubspot", [deal_id])  # after the reconcile's own pull read HubSpot
 
-    thread, _, go = _pull_held_before_saving(pg_world, monkeypatch, deal_id)
-    try:
-        with open_runtime(str(pg_world.config), connect=False) as rt:  # the reconcile's analysis
-            analyze(rt.config, rt.store, run_id="r2")
-    finally:
-        go.set()
-        thread.join(60)
+    with (
+        _pull_held_before_saving(pg_world, monkeypatch, deal_id),
+        open_runtime(str(pg_world.config), connect=False) as rt,  # the reconcile's analysis
+    ):
+        analyze(rt.config, rt.store, run_id="r2")
 
     full, nightly = _full_and_incremental(pg_world, "r3")
     assert nightly.scope.incremental
