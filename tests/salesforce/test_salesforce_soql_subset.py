@@ -46,6 +46,7 @@ def test_any_string_quoted_by_format_soql_parses_back_to_itself(value: str) -> N
     query = parse_soql(format_soql("SELECT Id FROM Opportunity WHERE Name = {}", value), SCHEMAS)
     assert query.where is not None
     assert query.where({"Name": value})
+    assert not query.where({"Name": value + "x"})  # itself, not anything it starts
 
 
 @pytest.mark.parametrize(
