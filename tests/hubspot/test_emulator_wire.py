@@ -68,7 +68,9 @@ def _raw(sandbox: Sandbox, method: str, path: str, body: Any = None, token: str 
 def test_sdk_lists_pipelines_owners_and_pages_deals(sdk, hs_data):
     pipelines = sdk.crm.pipelines.pipelines_api.get_all("deals").results
     assert {p.id for p in pipelines} == {p["id"] for p in hs_data["hubspot"]["pipelines"]}
-    assert sdk.crm.owners.get_all()  # the SDK's own paging helper
+    owners = sdk.crm.owners.get_all()  # the SDK's own paging helper
+    active = [o["id"] for o in hs_data["hubspot"]["owners"] if not o.get("archived")]
+    assert sorted(o.id for o in owners) == sorted(active)
     deals = sdk.crm.deals.get_all(properties=["dealname", "dealstage"])
     live = [d for d in hs_data["hubspot"]["deals"] if not d.get("archived")]
     assert len(deals) == len(live)
