@@ -483,5 +483,8 @@ def test_cli_writes_dataset_and_planted_list_and_says_where(tmp_path: Path) -> N
 
 
 def test_cli_refuses_a_negative_deal_count(tmp_path: Path) -> None:
-    result = CliRunner().invoke(command, ["--deals", "-1", "--out", str(tmp_path / "x.json")])
-    assert result.exit_code == 2
+    out = tmp_path / "x.json"
+    result = CliRunner().invoke(command, ["--deals", "-1", "--out", str(out)])
+    assert result.exit_code == 2  # click's usage error: any wrong option would give it too
+    assert "Invalid value for '--deals': -1 is not in the range x>=0." in result.output
+    assert not out.exists()
