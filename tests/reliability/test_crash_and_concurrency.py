@@ -102,7 +102,9 @@ def test_two_reconciles_on_one_store_one_runs_the_other_reports_the_lock(
     data = tmp_path / "dataset.json"
     save_dataset(data, dataset)
     store = new_store_url("postgresql")
-    with served(tmp_path / "s", data, store, faults="latency=500ms", push=PUSH) as (config, _):
+    # 1.5 s a call: the first run must outlast the second's start-up on a loaded machine (at
+    # 500 ms, with two test suites beside it, the first had ended before the second began)
+    with served(tmp_path / "s", data, store, faults="latency=1500ms", push=PUSH) as (config, _):
         first = _reconcile(config, "--dry-run")
         _wait_for_a_running_reconcile(store)  # the lock is taken before the run is recorded
         second = _reconcile(config, "--dry-run")
