@@ -9,6 +9,10 @@ copy; `newest`, the most recently updated copy. As in reconcile, once the copies
 policy but a source of truth whose instance holds a copy, and the policy decides only between
 the copies changed since (`priority`: between all): else a copy updated last for another
 field, still holding the value the others moved away from, would count under `newest`.
+A deal won or lost in one CRM since (or in several, the same way) counts as closed, from a copy
+closed so, whatever the stage policy: reconcile spreads that status and moves the stage with it
+(`sync.diff`'s coupling), unless the `status` policy is `never` or a `source_of_truth` whose
+instance holds a copy.
 Where the stage policy cannot decide (`conflict`, `never`, copies updated at the same moment
 that disagree, no listed instance holding a copy), the first instance's copy counts, as it
 does when the copies agree: the first copy whose stage is known (an open copy in an unmapped
@@ -44,8 +48,10 @@ COPY_RULE = (
     "(source_of_truth / priority: the first listed instance holding a copy; newest: the most "
     "recently updated copy); a value changed in one CRM since the copies last agreed counts "
     "before the policy speaks (source_of_truth aside), and newest compares only the copies "
-    "changed since then; where it cannot decide, the copy of the first instance in `order`, "
-    "and for amount and close date the copy whose stage counts"
+    "changed since then; a deal won or lost in one CRM since counts so, whatever the stage "
+    "policy (its status spreads and the stage follows it); where it cannot decide, the copy "
+    "of the first instance in `order`, and for amount and close date the copy whose stage "
+    "counts"
 )
 _MISSING = object()
 
@@ -164,6 +170,9 @@ class Chooser:
         if len({value for _, value in pairs}) <= 1:
             return None
         self.disagreed[name] += 1
+        if name == "stage" and (closed := self._closed_since(copies, base)) is not None:
+            self.by_change[name] += 1
+            return closed
         policy = policy_for(self.policies, name)
         if policy.rule is PolicyRule.NEVER:
             return None
@@ -190,6 +199,26 @@ class Chooser:
             holding.sort(key=lambda d: rank.get(d.system, len(rank)))
         self.by_policy[name] += 1
         return holding[0]
+
+    def _closed_since(self, copies: Sequence[Deal], base: Mapping[str, Any] | None) -> Deal | None:
+        """The first copy (config order) closed as the copies changed since the base all were,
+        where that is won or lost: reconcile spreads a status changed in one CRM only (or in
+        several, to the same status) before the status policy, unless it is `never` or a source
+        of truth holding a copy, and a closed status takes the stage with it, whatever the stage
+        policy (`sync.diff`'s coupling). None otherwise."""
+        if base is None or "status" not in base or len({d.status for d in copies}) <= 1:
+            return None
+        policy = policy_for(self.policies, "status")
+        if policy.rule is PolicyRule.NEVER or (
+            policy.rule is PolicyRule.SOURCE_OF_TRUTH
+            and policy.systems[0] in {deal.system for deal in copies}
+        ):
+            return None
+        was, marks = base["status"], left_out(base, "status")
+        changed = [d for d in copies if d.status != was and marks.get(d.ref, _MISSING) != d.status]
+        if len({d.status for d in changed}) != 1 or changed[0].status is DealStatus.OPEN:
+            return None
+        return next((d for d in changed if self.stage_key(d) is not None), None)
 
     def counted(self) -> CopiesCounted:
         return CopiesCounted(

@@ -75,7 +75,8 @@ class HealthInputs:
     instance_urls: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # (kind, url)
     consolidation_order: Sequence[str] = ()  # which copy of a matched deal represents it
     # field -> the reconcile policy that also picks which copy's value counts where the copies
-    # of a matched deal disagree (`sync.consolidate`); a field not listed: `conflict`
+    # of a matched deal disagree (`sync.consolidate`), and `status`, whose policy says whether a
+    # deal closed in one CRM since its copies agreed counts so; a field not listed: `conflict`
     policies: Mapping[str, Policy] = field(default_factory=dict)
     # ref of a matched copy -> its entity's base (the values its copies last agreed on, as
     # reconcile stores them): a value changed since then counts, as reconcile spreads it

@@ -100,7 +100,7 @@ def health_inputs(
         mapping_errors=store.mapping_errors(list(config.systems)),
         instance_urls=urls,
         consolidation_order=list(config.systems),
-        policies={name: config.policy_for(name) for name in COUNTED_FIELDS},
+        policies={name: config.policy_for(name) for name in (*COUNTED_FIELDS, "status")},
         timezone=report.timezone,
         stage_maps={name: s.stage_map for name, s in config.systems.items()},
     )
