@@ -74,12 +74,15 @@ def waiting_for_another_process() -> AbstractContextManager[None]:
     return _waiting.held()
 
 
-def _stopping_line(name: str) -> str | None:
+def _stopping_line(name: str, *, again: bool = False) -> str | None:
+    """What the signal's line says (`again`: a signal after the first), or None."""
     work, waiting = _work.value, _waiting.value
     if not work:
         return f"{name}: stopping (no job is running)"
     if waiting >= work:  # every unit of work only waits: each says itself how its wait ended
         return None
+    if again:
+        return f"{name} again: still finishing the current batch"
     return f"{name}: stopping after the current batch"
 
 
@@ -101,10 +104,7 @@ def stop_on_signals(
 
     def _handle(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if event.is_set():
-            _log.warning("%s again: still finishing the current batch", name)
-            return
-        line = _stopping_line(name)
+        line = _stopping_line(name, again=event.is_set())
         if line is not None:
             _log.warning("%s", line)
         event.set()

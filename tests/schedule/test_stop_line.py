@@ -18,13 +18,16 @@ BATCH = "SIGTERM: stopping after the current batch"
 Block = Callable[[], AbstractContextManager[object]]
 
 
-def _said_on_sigterm(caplog: pytest.LogCaptureFixture, work: bool, *blocks: Block) -> list[str]:
+def _said_on_sigterm(
+    caplog: pytest.LogCaptureFixture, work: bool, *blocks: Block, times: int = 1
+) -> list[str]:
     event = threading.Event()
     with caplog.at_level(logging.WARNING, logger="crmsync.schedule"), ExitStack() as stack:
         stack.enter_context(stop_on_signals(event, signals=(signal.SIGTERM,), work=work))
         for block in blocks:
             stack.enter_context(block())
-        signal.raise_signal(signal.SIGTERM)
+        for _ in range(times):
+            signal.raise_signal(signal.SIGTERM)
         assert event.is_set()
     return [r.getMessage() for r in caplog.records if r.name == "crmsync.schedule"]
 
@@ -58,3 +61,15 @@ def test_sigterm_to_an_idle_scheduler_says_no_job_is_running(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert _said_on_sigterm(caplog, False) == ["SIGTERM: stopping (no job is running)"]
+
+
+def test_a_second_sigterm_promises_a_batch_only_while_one_is_under_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    again = "SIGTERM again: still finishing the current batch"
+    assert _said_on_sigterm(caplog, True, times=2) == [BATCH, again]
+    caplog.clear()
+    idle = "SIGTERM: stopping (no job is running)"
+    assert _said_on_sigterm(caplog, False, times=2) == [idle, idle]
+    caplog.clear()
+    assert _said_on_sigterm(caplog, True, waiting_for_another_process, times=2) == []
