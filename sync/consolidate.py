@@ -9,6 +9,8 @@ copy; `newest`, the most recently updated copy. As in reconcile, once the copies
 policy but a source of truth whose instance holds a copy, and the policy decides only between
 the copies changed since (`priority`: between all): else a copy updated last for another
 field, still holding the value the others moved away from, would count under `newest`.
+Where no copy changed since and only copies the base marks as keeping a value of their own
+differ, the agreed value counts whatever the policy: reconcile takes those copies back to it.
 A deal won or lost in one CRM since (or in several, the same way) counts as closed, from a copy
 closed so, whatever the stage policy: reconcile spreads that status and moves the stage with it
 (`sync.diff`'s coupling), unless the `status` policy is `never` or a `source_of_truth` whose
@@ -49,7 +51,8 @@ COPY_RULE = (
     "recently updated copy); a value changed in one CRM since the copies last agreed counts "
     "before the policy speaks (source_of_truth aside), and newest compares only the copies "
     "changed since then; a deal won or lost in one CRM since counts so, whatever the stage "
-    "policy (its status spreads and the stage follows it); where it cannot decide, the copy "
+    "policy (its status spreads and the stage follows it); where only copies the base marks "
+    "as keeping a value of their own differ, the value agreed on; where it cannot decide, the copy "
     "of the first instance in `order`, and for amount and close date the copy whose stage "
     "counts"
 )
@@ -73,22 +76,27 @@ def _stage_key(funnels: Mapping[str, Funnel]) -> Callable[[Deal], Any]:
     return key
 
 
+def _agreed(name: str, base: Mapping[str, Any] | None) -> Any:
+    """The field's value when the copies last agreed (the stage: with its status), as a copy's
+    value compares with it; `_MISSING` without one."""
+    if base is None:
+        return _MISSING
+    if name == "stage":
+        if "stage" not in base or "status" not in base:
+            return _MISSING
+        return (base["stage"], base["status"])
+    return base.get(name, _MISSING)
+
+
 def _changed_since(
     name: str, pairs: Sequence[tuple[Deal, Any]], base: Mapping[str, Any] | None
 ) -> list[tuple[Deal, Any]] | None:
     """The (copy, value) pairs whose value changed since the copies last agreed, as reconcile
     sees them: a value the base marks as the copy's own no change (`left_out`) is none. None
     without a base value for the field (a first sync: every copy is a candidate)."""
-    if base is None:
+    was = _agreed(name, base)
+    if was is _MISSING:
         return None
-    if name == "stage":
-        if "stage" not in base or "status" not in base:
-            return None
-        was: Any = (base["stage"], base["status"])
-    else:
-        was = base.get(name, _MISSING)
-        if was is _MISSING:
-            return None
     marks = left_out(base, name)
     changed = []
     for deal, value in pairs:
@@ -161,9 +169,11 @@ class Chooser:
         base: Mapping[str, Any] | None,
     ) -> Deal | None:
         """The copy whose value reconcile would spread (`sync.diff`), None where the copies
-        agree or it cannot decide: `source_of_truth` where its instance holds a copy; else the
-        one value the copies changed since they last agreed (`base`) took; else the policy,
-        between the copies changed since then (`priority`: all of them)."""
+        agree or it cannot decide: the stage of a deal closed since (`_closed_since`); the
+        agreed value where only copies marked left out differ (reconcile's catch-up);
+        `source_of_truth` where its instance holds a copy; else the one value the copies changed
+        since they last agreed (`base`) took; else the policy, between the copies changed since
+        then (`priority`: all of them)."""
         pairs = [(deal, key(deal)) for deal in copies]
         if name == "stage":
             pairs = [(deal, value) for deal, value in pairs if value is not None]
@@ -177,6 +187,12 @@ class Chooser:
         if policy.rule is PolicyRule.NEVER:
             return None
         changed = _changed_since(name, pairs, base)
+        if changed == []:  # only values the base marks as no change: reconcile's catch-up
+            agreed = _agreed(name, base)
+            held = next((deal for deal, value in pairs if value == agreed), None)
+            if held is not None:
+                self.by_change[name] += 1
+            return held
         if policy.rule is PolicyRule.SOURCE_OF_TRUTH and policy.systems[0] in {
             deal.system for deal, _ in pairs
         }:
@@ -184,8 +200,8 @@ class Chooser:
         elif changed is not None and len({value for _, value in changed}) == 1:
             self.by_change[name] += 1
             return changed[0][0]  # in config order, as `copies`
-        elif policy.rule is PolicyRule.CONFLICT or changed == []:
-            return None  # [] : only values the base marks as no change (reconcile's catch-up)
+        elif policy.rule is PolicyRule.CONFLICT:
+            return None
         else:
             among = pairs if changed is None or policy.rule is PolicyRule.PRIORITY else changed
             decision = decide(policy, among)

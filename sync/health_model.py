@@ -263,7 +263,8 @@ class CopyChoice:
     with_stage: int = 0
     # of which only one copy (or copies agreeing) changed the value since the copies last
     # agreed: that value counts, as reconcile spreads it whatever the policy (source of truth
-    # aside); before the policy speaks, as in reconcile
+    # aside); before the policy speaks, as in reconcile. Also those where no copy changed it
+    # and only copies the base marks as left out differ: the agreed value counts
     by_change: int = 0
 
 
