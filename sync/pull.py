@@ -2,8 +2,9 @@
 
 Instances are pulled concurrently (one thread each: the CRMs' rate limits, not our CPU, bound
 a run); the threads only fetch and map, and hand chunks to the caller's thread, which alone
-writes to the store. A chunk and the cursor after it are saved in one transaction, so a crash
-never moves a cursor past deals that were not saved. When the caller's thread stops taking
+writes to the store. An instance's cursor is saved last, once its last chunk and the deletions
+its read found are, so a crash never moves a cursor past deals or deletions that were not
+saved: the next pull reads them again. When the caller's thread stops taking
 chunks (Ctrl-C, a store failure), the readers stop at their next deal instead of waiting to
 hand over what nobody will save; they are daemon threads, so none holds up the exit.
 
@@ -97,7 +98,7 @@ class PullFailed(CrmsyncError):
 
 class PullStopped(Stopped):
     """A stop (SIGTERM) asked for during a reconcile's or a scheduled job's pull: the chunks
-    saved so far stay, with nothing else moved (an instance's cursor moves with its last
+    saved so far stay, with nothing else moved (an instance's cursor moves after its last
     chunk only), so the next run reads again what this one did not finish."""
 
     def __init__(self, instance: str) -> None:
@@ -360,11 +361,11 @@ def _consume(
         if tail is None:
             report.saved += store.save_deals(instance, chunk, cursor, run_id=run_id, flag=flag)
         else:
-            # With the cursor: the records this pull could not map are the data gaps it found
-            # (a full pull: all of them), never skipped by the incremental pulls to come.
+            # The records this pull could not map are the data gaps it found (a full pull: all
+            # of them), never skipped by the incremental pulls to come.
             report.saved += store.save_deals(
-                instance, chunk, cursor, run_id=run_id, gaps=report.errors,
-                replace_gaps=report.full, flag=flag,
+                instance, chunk, run_id=run_id, gaps=report.errors, replace_gaps=report.full,
+                flag=flag,
             )  # fmt: skip
         report.changed_ids += ids
         if tail is not None:
@@ -375,6 +376,11 @@ def _consume(
             )
             report.deleted += count
             report.changed_ids += gone
+            # Last: a pull that stops before (killed, a store failure) leaves the cursor where
+            # it was, and the next one lists these deletions again. Moved with the last chunk,
+            # deletions older than its overlap would be lost to every incremental pull.
+            if cursor is not None:
+                store.save_cursor(instance, cursor)
         if progress is not None:
             progress(instance, report.fetched)
 

@@ -242,7 +242,7 @@ class Store:
             return conn.execute(query).scalar()
 
     def save_cursor(self, instance: str, cursor: str) -> None:
-        """Advance a cursor on its own (e.g. a page that held no deals)."""
+        """Advance a cursor on its own (a pull: once its last chunk and its deletions are saved)."""
         with transaction(self._engine) as conn:
             self._save_cursor(conn, instance, cursor)
 
