@@ -204,9 +204,11 @@ def forget(store: Store, instance: str, ids: Sequence[str], entities: Collection
     for link in store.link_records(entities):
         if (link.instance, link.deal_id) not in gone:
             others.setdefault(link.instance, []).append(link.deal_id)
-    store.unlink_all(instance, ids)
+    # Flagged before the links go: a crash in between leaves them flagged (harmless), never
+    # unlinked with nothing left to make the next incremental reconcile look at them.
     for name, members in sorted(others.items()):
         store.mark_pending(name, members)
+    store.unlink_all(instance, ids)
 
 
 def _journal_state(outcome: Outcome, why: str | None) -> tuple[JournalState, dict[str, Any]]:

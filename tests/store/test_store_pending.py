@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
+from sync.apply_deletes import forget
 from sync.schema import MIGRATIONS
 from sync.store import Link, LinkMethod, Store
 
@@ -45,3 +48,24 @@ def test_settling_drops_what_was_read_keeps_what_was_flagged_again_and_records_s
         assert store.reconcile_state() == {"config_fingerprint": "f"}
         store.forget_reconcile_state()
         assert store.reconcile_state() is None
+
+
+def test_forgetting_deleted_deals_flags_their_entities_other_members_before_unlinking(
+    tmp_path: Path,
+) -> None:
+    """A crash between the two (here the database refuses to drop links) leaves the other
+    members flagged for the next incremental reconcile, never unlinked from the deleted deal
+    with nothing to make that reconcile look at them."""
+    with Store.open(f"sqlite:///{tmp_path / 'crmsync.db'}") as store:
+        store.save_deals("hubspot", [("1", "fp", None, False, {"id": "1"})])
+        store.save_links([Link("E1", "hubspot", "1", LinkMethod.KEY),
+                          Link("E1", "pipedrive", "7", LinkMethod.KEY)])  # fmt: skip
+        with store.engine.begin() as conn:
+            conn.execute(text(
+                "CREATE TRIGGER keep_links BEFORE DELETE ON links "
+                "BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END"
+            ))  # fmt: skip
+        with pytest.raises(Exception, match="disk I/O error"):
+            forget(store, "hubspot", ["1"], ["E1"])
+        assert set(store.pending()) == {("pipedrive", "7")}
+        assert store.links() == {("hubspot", "1"): "E1", ("pipedrive", "7"): "E1"}
