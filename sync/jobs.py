@@ -133,7 +133,8 @@ def _reconcile(
                           code if isinstance(code, int) else 1, str(exc),
                           time.monotonic() - began)  # fmt: skip
     if entry.out is not None:
-        write_plan(outcome.plan_json, output_path(entry.out, entry.name, outcome.run_id, ".json"))
+        path = output_path(entry.out, entry.name, outcome.run_id, ".json")
+        write_plan(outcome.plan_json, path, what=f"schedule job {entry.name} out:")
     exit_code, detail = outcome.exit_code, outcome.detail
     try:
         check_limits(rt.config, outcome.counts)
@@ -154,7 +155,7 @@ def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
     try:
         report = build_report(rt, job=entry.name, refresh=True)
         fmt = REPORT_FORMATS.get(path.suffix, "html")
-        write_text(render_report(report, fmt), path)
+        write_text(render_report(report, fmt), path, what=f"schedule job {entry.name} out:")
     except Stopped as exc:  # recorded as interrupted by build_report
         return _stopped(entry, exc, began)
     except Exception as exc:

@@ -8,7 +8,6 @@ scheduled reconcile is exactly the command users know.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from config import Config
 from mapping.model import Deal, Ref
 from sync.errors import LimitsExceeded
 from sync.locks import DEFAULT_WAIT
+from sync.outfile import write_atomically
 from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult, plan_run
 from sync.runtime import Bars, Runtime
@@ -52,12 +52,9 @@ class ReconcileOutcome:
         return 0 if self.status is RunStatus.OK else 1
 
 
-def write_plan(plan_json: dict[str, Any], path: Path) -> None:
-    """Atomically: a reader never sees half a plan."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(plan_json, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+def write_plan(plan_json: dict[str, Any], path: Path, *, what: str = "--plan-out") -> None:
+    """Atomically: a reader never sees half a plan. `what` names the path in an error."""
+    write_atomically(path, json.dumps(plan_json, indent=2, ensure_ascii=False) + "\n", what=what)
 
 
 def check_limits(config: Config, counts: dict[str, Any]) -> None:

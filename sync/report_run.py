@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from sync.health import build_health
 from sync.health_model import HealthReport
 from sync.locks import DEFAULT_WAIT
+from sync.outfile import write_atomically
 from sync.pull import failure_of, pull
 from sync.reconcile import analyze
 from sync.report_inputs import health_inputs
@@ -85,9 +85,6 @@ def render_report(report: HealthReport, fmt: str) -> str:
     return buffer.getvalue()
 
 
-def write_text(text: str, out: Path) -> None:
-    """Atomically, so a dashboard never serves half a report."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+def write_text(text: str, out: Path, *, what: str = "--out") -> None:
+    """Atomically, so a dashboard never serves half a report. `what` names `out` in an error."""
+    write_atomically(out, text, what=what)

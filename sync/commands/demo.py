@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from sync.demo import DemoResult, run_demo
+from sync.outfile import check_directory
 from sync.terminal import plain_console
 
 __all__ = ["command"]
@@ -24,6 +25,7 @@ __all__ = ["command"]
 @click.option("--seed", type=int, default=42, show_default=True)
 def command(out: Path, deals: int, seed: int) -> None:
     """Sandboxes of all three CRMs + sample data -> a dry-run plan and a health report."""
+    check_directory(out, what="--out")
     console = plain_console(stderr=True)
     fancy = sys.stderr.isatty()
     if fancy:

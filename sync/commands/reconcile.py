@@ -13,6 +13,7 @@ from mapping.model import Deal, Ref
 from sync.commands import config_option, wait_option
 from sync.errors import CrmsyncError
 from sync.locks import DEFAULT_WAIT, Budget, reconcile_lock
+from sync.outfile import check_writable
 from sync.plan_render import render_plan
 from sync.reconcile_run import check_limits, run_reconcile
 from sync.runtime import open_runtime, progress_reporter
@@ -48,6 +49,8 @@ def command(
     wait_seconds: float | None,
 ) -> None:
     """Reconcile the configured CRMs (always shows the plan first)."""
+    if plan_out is not None:
+        check_writable(plan_out, what="--plan-out")
     # SIGTERM (a scheduler, systemd, Kubernetes) finishes the current batch; Ctrl-C aborts at
     # once, which the journal makes safe too.
     with open_runtime(config_path) as rt, stop_on_signals(signals=(signal.SIGTERM,)):

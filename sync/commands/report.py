@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from sync.commands import config_option, wait_option
-from sync.errors import LimitsExceeded, UsageError
+from sync.errors import LimitsExceeded
 from sync.locks import DEFAULT_WAIT, REPORT_JOB, Budget, report_job_lock
+from sync.outfile import check_writable
 from sync.report_render import to_table
 from sync.report_run import FORMATS, build_report, render_report, write_text
 from sync.runtime import open_runtime
@@ -40,8 +41,8 @@ def command(
     wait_seconds: float | None,
 ) -> None:
     """Pipeline health per system, per funnel and consolidated; exit 3 on breached thresholds."""
-    if out is not None and out.is_dir():
-        raise UsageError(f"--out {out}: is a directory; give a file name")
+    if out is not None:
+        check_writable(out, what="--out")
     # One `crmsync report` at a time (a second waits): the lock's next holder knows a run of it
     # still `running` is dead, and records it so.
     # --wait bounds this wait and (--refresh) the one for the pull locks, together.

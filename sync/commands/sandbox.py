@@ -13,6 +13,7 @@ from connectors.sandbox.dataset import load_dataset
 from connectors.sandbox.faults import FaultSpecError, parse_faults
 from connectors.sandbox.launcher import SYSTEMS, start_sandbox
 from sync.errors import UsageError
+from sync.outfile import check_writable
 from sync.sandbox_config import write_sandbox_config
 
 
@@ -46,6 +47,9 @@ def serve(
         faults = parse_faults(fault_spec)
     except FaultSpecError as exc:
         raise UsageError(f"--faults: {exc}") from None
+    for path, what in ((config_out, "--config-out"), (ready_file, "--ready-file")):
+        if path is not None:
+            check_writable(path, what=what)
     dataset = load_dataset(dataset_path)
     anchor = config_out or ready_file
     if workdir is None and anchor is not None:

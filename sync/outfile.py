@@ -1,0 +1,62 @@
+"""Files crmsync writes on request (a plan, a report, the sandbox's ready file): whole or not at
+all, and a path that cannot be written is one line naming the option and the path."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from sync.errors import UsageError
+
+__all__ = ["check_directory", "check_writable", "write_atomically"]
+
+
+def _refused(what: str, path: Path, exc: OSError) -> UsageError:
+    reason = exc.strerror or type(exc).__name__
+    return UsageError(f"{what} {path}: cannot write it ({reason}); give a path you can write to")
+
+
+def _sibling(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")
+
+
+def check_writable(path: Path, *, what: str) -> None:
+    """Before a long run: refuse a path whose file could not be written at its end."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path}: is a directory; give a file name")
+    probe = _sibling(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+    except OSError as exc:
+        raise _refused(what, path, exc) from None
+    probe.unlink(missing_ok=True)
+
+
+def check_directory(path: Path, *, what: str) -> None:
+    """A directory to write files into: made if missing."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {path}: is a file; give a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"{what} {path}: cannot make that directory ({exc.strerror or type(exc).__name__});"
+            " give a directory you can write to"
+        ) from None
+
+
+def write_atomically(path: Path, text: str, *, what: str) -> None:
+    """A reader never sees half a file; the file is left as it was when writing fails."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path}: is a directory; give a file name")
+    tmp = _sibling(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise _refused(what, path, exc) from None

@@ -1,0 +1,104 @@
+"""Paths typed on the command line that cannot be written: one line naming the option and the
+path, exit 2, before any work is done; an existing file is never left half written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sync.cli import main
+from sync.errors import UsageError
+from sync.reconcile_run import write_plan
+
+CONFIG = """\
+version: 1
+systems:
+  hubspot:
+    kind: hubspot
+    base_url: http://127.0.0.1:9
+    credentials:
+      access_token: ${HUBSPOT_TOKEN}
+    stage_map:
+      default: {appointmentscheduled: lead, closedwon: won, closedlost: lost}
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUBSPOT_TOKEN", "hs-secret-token-0123456789")
+    (tmp_path / "crmsync.yaml").write_text(CONFIG)
+    (tmp_path / "a-file").write_text("not a directory\n")
+    return tmp_path
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stderr
+
+
+COMMANDS = {
+    "reconcile --plan-out": ("--plan-out", ["reconcile", "--dry-run", "--plan-out"]),
+    "report --out": ("--out", ["report", "--format", "csv", "--out"]),
+    "sandbox generate --out": ("--out", ["sandbox", "generate", "--deals", "1", "--out"]),
+    "sandbox serve --ready-file": (
+        "--ready-file",
+        ["sandbox", "serve", "--dataset", "dataset.json", "--ready-file"],
+    ),
+    "sandbox serve --config-out": (
+        "--config-out",
+        ["sandbox", "serve", "--dataset", "dataset.json", "--config-out"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(COMMANDS))
+def test_an_output_path_that_cannot_be_written_is_refused_naming_the_option(
+    workdir: Path, case: str
+) -> None:
+    option, args = COMMANDS[case]
+    target = workdir / "a-file" / "out.json"  # its parent is a file: no directory can be made
+    code, err = _run(*args, str(target))
+    assert code == 2, err
+    assert err.startswith(f"crmsync: error: {option} {target}: cannot write it ("), err
+    assert err.count("\n") == 1 and "unexpected" not in err, err
+    assert "refused the connection" not in err  # refused before any CRM was asked
+
+
+@pytest.mark.parametrize("case", list(COMMANDS))
+def test_an_output_path_that_is_a_directory_is_refused_and_nothing_is_left_beside_it(
+    workdir: Path, case: str
+) -> None:
+    option, args = COMMANDS[case]
+    target = workdir / "a-dir"
+    target.mkdir()
+    before = sorted(workdir.iterdir())
+    code, err = _run(*args, str(target))
+    assert code == 2 and err.count("\n") == 1, err
+    assert option in err and "is a directory" in err, err
+    assert sorted(workdir.iterdir()) == before
+
+
+def test_a_demo_directory_that_cannot_be_made_is_refused_naming_the_option(
+    workdir: Path,
+) -> None:
+    code, err = _run("demo", "--out", str(workdir / "a-file"))
+    assert (code, err) == (
+        2,
+        f"crmsync: error: --out {workdir / 'a-file'}: is a file; give a directory\n",
+    )
+    code, err = _run("demo", "--out", str(workdir / "a-file" / "demo"))
+    assert code == 2
+    assert err.startswith(f"crmsync: error: --out {workdir / 'a-file' / 'demo'}: cannot make"), err
+
+
+def test_a_plan_that_fails_to_be_written_leaves_the_previous_plan_whole(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text('{"the": "previous plan"}\n')
+    (tmp_path / "plan.json.tmp").mkdir()  # where the new plan is composed: cannot be a file
+    with pytest.raises(UsageError) as caught:
+        write_plan({"version": 1}, path)
+    assert str(caught.value).startswith(f"--plan-out {path}: cannot write it ("), caught.value
+    assert path.read_text() == '{"the": "previous plan"}\n'
