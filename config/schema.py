@@ -431,10 +431,30 @@ class Document(Section):
                 "unsupported store URL (expected sqlite:///FILE or "
                 "postgresql+psycopg://USER@HOST/DB)",
             )
+        if value is not None:
+            _check_store_url(value)
         sqlite = sqlite_file(value) if value is not None else None
         if sqlite is not None:
             contained_path(sqlite[1], info.context)  # the loader resolves it
         return value
+
+
+def _check_store_url(value: str) -> None:
+    """What the store would refuse only when opened, refused here at its line (never quoting
+    the URL: it may hold a password)."""
+    from sqlalchemy.engine import make_url  # only for a config that names a store
+
+    try:
+        url = make_url(value)
+    except Exception:
+        url = None
+    if url is None or "@" in (url.host or "") or not 0 <= (url.port or 0) <= 65535:
+        raise PydanticCustomError(
+            "store",
+            "not a valid store URL (expected sqlite:///FILE or "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB; write an '@' in the password "
+            "as %40, or take the password from ${VAR})",
+        )
 
 
 def _no_duplicates(values: tuple[str, ...]) -> tuple[str, ...]:

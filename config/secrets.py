@@ -11,6 +11,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from config.errors import LiteralSecretWarning, Path_, Problem, format_path
 from config.yamltree import has_child
@@ -40,6 +41,7 @@ def _expand(
         return [_expand(v, env, (*path, i), problems, used) for i, v in enumerate(value)]
     if not isinstance(value, str) or "$" not in value:
         return value
+    userinfo = _userinfo_span(value) if path == ("store",) else None
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -51,9 +53,23 @@ def _expand(
         if not env[name] and match.group(0) == value:
             problems.append(Problem(path, f"environment variable {name} is empty"))
         used.add(env[name])
+        if userinfo is not None and userinfo[0] <= match.start() < userinfo[1]:
+            # a password in the store URL: '@', ':' or '/' in it must not end the password
+            # there (and show the rest as the host in every message)
+            used.add(quote(env[name], safe=""))
+            return quote(env[name], safe="")
         return env[name]
 
     return _REFERENCE.sub(substitute, value)
+
+
+def _userinfo_span(url: str) -> tuple[int, int] | None:
+    """Where `user:password` lies in a URL as written (before its references are expanded)."""
+    start = url.find("://")
+    if start < 0:
+        return None
+    end = url.find("@", start + 3)
+    return None if end < 0 else (start + 3, end)
 
 
 def warn_literal_secrets(

@@ -256,6 +256,18 @@ CASES: dict[str, tuple[str, str]] = {
         "1: store: unsupported store URL (expected sqlite:///FILE or"
         " postgresql+psycopg://USER@HOST/DB)",
     ),
+    "store_port_not_a_number": (
+        "store: postgresql+psycopg://u@h:54x2/db\n" + BASE,
+        "1: store: not a valid store URL (expected sqlite:///FILE or"
+        " postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB; write an '@' in the password as %40,"
+        " or take the password from ${VAR})",
+    ),
+    "store_password_with_an_unescaped_at": (
+        "store: postgresql+psycopg://u:p@ss-tail@h/db\n" + BASE,
+        "1: store: not a valid store URL (expected sqlite:///FILE or"
+        " postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB; write an '@' in the password as %40,"
+        " or take the password from ${VAR})",
+    ),
     "missing_environment_variable": (
         BASE.replace("HUBSPOT_TOKEN", "HUBSPOT_TOKEN_X"),
         "6: systems.hubspot.credentials.access_token: environment variable HUBSPOT_TOKEN_X"

@@ -233,6 +233,30 @@ def test_store_password_from_environment_is_redacted_for_display(tmp_path: Path)
     assert "pg-pass-99" not in repr(config) + repr(config.document)
 
 
+@pytest.mark.parametrize("password", ["hunter2@secret-part", "a:b/c#d?e%41f", "p@ss@word"])
+def test_a_store_password_from_the_environment_is_kept_whole_and_never_shown_in_part(
+    tmp_path: Path, password: str
+) -> None:
+    """An '@' in $PGPW used to end the password there: the rest was taken for the host and
+    shown, in `check` and in every store error."""
+    from sqlalchemy.engine import make_url
+
+    text = "store: postgresql+psycopg://crm:${PGPW}@db:5432/crm\n" + TWO_ORGS
+    config = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PGPW": password})
+    url = make_url(config.store_url)
+    assert (url.password, url.host, url.port, url.database) == (password, "db", 5432, "crm")
+    assert config.store_url_redacted == "postgresql+psycopg://crm:***@db:5432/crm"
+
+
+def test_a_whole_store_url_from_the_environment_is_taken_as_it_is(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://crm:p%40ss@db/crm"
+    config = load_config(
+        write(tmp_path, "store: ${DATABASE_URL}\n" + TWO_ORGS),
+        env={**TWO_ORGS_ENV, "DATABASE_URL": url},
+    )
+    assert config.store_url == url
+
+
 def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_text("dummy")
     text = TWO_ORGS.replace("    currency: EUR", "    currency: EUR\n    ca_file: ca.pem") + (
