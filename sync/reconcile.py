@@ -204,7 +204,12 @@ def _analyze(
     )
     entity_ids = None if changed is None else list(matched.entities)
     bases = {e: base_from_json(v) for e, v in store.bases(entity_ids).items()}
-    vanished = dangling_links(by_instance, matched.entity_of(), changed)
+    named = dangling_links(by_instance, matched.entity_of(), changed)
+    # A record the CRM still holds but that cannot be mapped (listed in the plan's errors) is
+    # not deleted: only its copies are held back from being created again.
+    unreadable = {Ref(g["system"], g["id"]) for g in store.mapping_errors(list(config.systems))}
+    vanished = [d for d in named if _gone(d) not in unreadable]
+    named_live = {Ref(r["system"], r["id"]) for d in named for r in d["live"]}
     targets = [t for t in config.push_targets if contexts is None or t in contexts]
     phase("diffing", len(deals))
     diffed = diff(
@@ -218,7 +223,7 @@ def _analyze(
         propagate_deletes=config.push.propagate_deletes,
         create_in=targets if config.push.create_missing else (),
         # a deal someone deleted is reported (`vanished`), not created again
-        hold=_held(matched) | {Ref(r["system"], r["id"]) for d in vanished for r in d["live"]},
+        hold=_held(matched) | named_live,
         changed=changed,
     )
     phase("planning", len(deals))
@@ -250,7 +255,12 @@ def _analyze(
         )
         dangling = {Ref(r["system"], r["id"]) for d in plan.deleted for r in d["live"]}
         open_refs = unsettled(
-            matched, diffed, deals, len(config.systems), also=dangling, examined=changed
+            matched,
+            diffed,
+            deals,
+            len(config.systems),
+            also=dangling | named_live,
+            examined=changed,
         )
         store.settle_pending(
             flagged,
@@ -400,6 +410,11 @@ def dangling_links(
         }
         for gone, refs in sorted(missing.items(), key=lambda item: ref_order(item[0]))
     ]
+
+
+def _gone(dangling: Mapping[str, Any]) -> Ref:
+    gone = dangling["deleted"][0]
+    return Ref(gone["system"], gone["id"])
 
 
 def _with_dangling_links(plan: Plan, dangling: list[dict[str, Any]]) -> Plan:

@@ -367,3 +367,39 @@ def test_plan_summary_counts_the_unmappable_records_it_lists_in_errors(
         assert plan["summary"]["errors"] == len(plan["errors"])
     finally:
         env.sandbox.stop()
+
+
+def test_an_unmappable_record_another_crm_links_to_is_an_error_not_a_deletion(
+    dataset: dict[str, Any], tmp_path: Path
+) -> None:
+    """It is still in its CRM: reported once, in `errors`; not as deleted there (it was listed
+    as 'deleted there (or not visible)'); and its copies are not created again beside it."""
+    data = copy.deepcopy(dataset)
+    live_hubspot = {d["id"]: d for d in data["hubspot"]["deals"] if not d.get("archived")}
+    sf = next(
+        o
+        for o in data["salesforce"]["Opportunity"]
+        if o.get("HubSpot_Deal_Id__c") in live_hubspot
+        and o.get("Pipedrive_Deal_Id__c")
+        and not (o.get("IsDeleted") or o["IsClosed"])
+    )
+    bad = live_hubspot[sf["HubSpot_Deal_Id__c"]]
+    bad["properties"]["amount"] = "12,5"
+    env = make_env(tmp_path / "sandbox", data, f"sqlite:///{tmp_path / 'store.db'}", push=PUSH)
+    try:
+        planned = _crmsync("reconcile", "--config", str(env.config), "--dry-run", "--format",
+                           "json")  # fmt: skip
+        assert planned.returncode in (0, 3), planned.stderr
+        plan = json.loads(planned.stdout)
+        assert ("hubspot", bad["id"], "amount") in {
+            (e["system"], e["id"], e["field"]) for e in plan["errors"]
+        }
+        gone = {(g["system"], g["id"]) for d in plan["deleted"] for g in d["deleted"]}
+        assert ("hubspot", bad["id"]) not in gone, plan["deleted"]
+        assert plan["summary"]["deleted"] == len(plan["deleted"])
+        copies = {("salesforce", sf["Id"]), ("pipedrive", str(sf["Pipedrive_Deal_Id__c"]))}
+        sources = {(c["source"]["system"], c["source"]["id"]) for c in plan["creates"]
+                   if c["system"] == "hubspot"}  # fmt: skip
+        assert sources and not sources & copies, sources
+    finally:
+        env.sandbox.stop()
