@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,7 +31,14 @@ from connectors.errors import (
     RateLimitExhausted,
 )
 
-__all__ = ["CallPolicy", "Failure", "FailureKind", "Pacer", "connection_failure"]
+__all__ = [
+    "CallPolicy",
+    "Failure",
+    "FailureKind",
+    "Pacer",
+    "connection_failed",
+    "connection_failure",
+]
 
 T = TypeVar("T")
 
@@ -282,6 +290,28 @@ class CallPolicy:
                 else:
                     message = failure.message
                 raise error_type(self.system, operation, message, failure.status) from None
+
+
+def connection_failed(exc: BaseException) -> Failure:
+    """A call that never got an answer: retried, unless TLS refused it (a certificate not
+    trusted, a ca_file that holds no certificate), which no retry changes."""
+    chain = list(_chain(exc))
+    where = next((a for a in map(_address, chain) if a), "the server")
+    for error in chain:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            why = error.verify_message or error.reason or "certificate verify failed"
+            return Failure(
+                FailureKind.FATAL,
+                f"TLS: the certificate of {where} is not trusted ({why}); if a private CA "
+                "signed it, set the instance's ca_file to that CA's PEM file",
+            )
+        if isinstance(error, ssl.SSLError) and error.library in ("X509", "PEM"):
+            return Failure(
+                FailureKind.FATAL,
+                f"TLS: the instance's ca_file holds no CA certificate ({error.library}: "
+                f"{error.reason}); set it to a PEM file",
+            )
+    return Failure(FailureKind.TRANSIENT, f"connection failed: {connection_failure(exc)}")
 
 
 def connection_failure(exc: BaseException) -> str:

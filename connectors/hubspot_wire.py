@@ -15,7 +15,7 @@ from typing import Any
 import urllib3.exceptions
 
 from connectors.base import NativeCreate, NativeUpdate, PushResult
-from connectors.http import Failure, FailureKind, connection_failure, header_int
+from connectors.http import Failure, FailureKind, connection_failed, header_int
 
 __all__ = [
     "classify",
@@ -112,7 +112,7 @@ def classify(exc: BaseException) -> Failure:
             return Failure(FailureKind.FATAL, f"TLS or transport error: {message}", None)
         return Failure(FailureKind.FATAL, detail, status)
     if isinstance(exc, _TRANSIENT_ERRORS):
-        return Failure(FailureKind.TRANSIENT, f"connection failed: {connection_failure(exc)}")
+        return connection_failed(exc)
     return Failure(FailureKind.FATAL, f"{type(exc).__name__}: {exc}")
 
 

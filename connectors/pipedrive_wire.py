@@ -22,7 +22,7 @@ import urllib3.exceptions
 from pipedrive import exceptions
 from pipedrive.client import Client
 
-from connectors.http import Failure, FailureKind, connection_failure, header_int
+from connectors.http import Failure, FailureKind, connection_failed, header_int
 
 __all__ = ["SessionClient", "classify", "from_pd_time", "pd_time", "redact"]
 
@@ -166,7 +166,7 @@ def classify(exc: BaseException, secrets: Sequence[str] = ()) -> Failure:
             return Failure(FailureKind.TRANSIENT, reason, status)
         return Failure(FailureKind.FATAL, reason, status)
     if isinstance(exc, _CONNECTION_ERRORS):
-        return Failure(FailureKind.TRANSIENT, f"connection failed: {connection_failure(exc)}")
+        return connection_failed(exc)
     if isinstance(exc, ValueError) and "JSON" in type(exc).__name__ + str(exc):
         # A body cut short parses as broken JSON: the same as a dropped connection.
         return Failure(FailureKind.TRANSIENT, "truncated response body")

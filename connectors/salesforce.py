@@ -34,7 +34,7 @@ from connectors.base import (
 )
 from connectors.batches import chunks, not_found
 from connectors.errors import AuthError, PermissionDenied, RateLimitExhausted
-from connectors.http import CallPolicy, Failure, FailureKind, connection_failure
+from connectors.http import CallPolicy, Failure, FailureKind, connection_failed
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
 from mapping.context import NativeStage
 
@@ -147,7 +147,7 @@ class SalesforceConnector:
                 FailureKind.AUTH, f"login failed: {exc.description} ({exc.error})", exc.status
             )
         if isinstance(exc, _CONNECTION_ERRORS):
-            return Failure(FailureKind.TRANSIENT, f"connection failed: {connection_failure(exc)}")
+            return connection_failed(exc)
         return Failure(FailureKind.FATAL, f"unexpected {type(exc).__name__}")
 
     def _retry_after(self) -> float | None:
