@@ -27,7 +27,10 @@ _NARROW = 120
 
 @click.command("runs")
 @config_option
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+# clamped to what a database LIMIT takes: a larger one means all of them
+@click.option(
+    "--limit", type=click.IntRange(1, 2**63 - 1, clamp=True), default=20, show_default=True
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def command(config_path: str, limit: int, fmt: str) -> None:
     """List recent runs (id, kind, status, times, counts); ids feed `crmsync rollback`."""

@@ -109,3 +109,15 @@ def test_check_does_not_count_won_and_lost_as_missing_from_a_pipedrive_stage_map
         "  salesforce_eu pipeline default -> funnel default: 3 native stages mapped; funnel "
         "stages without a native stage: qualified, proposal, negotiation"
     ) in lines  # a real gap is still named
+
+
+def test_a_runs_limit_beyond_what_a_database_takes_lists_them_all(tmp_path: Path) -> None:
+    # it was "unexpected OverflowError: Python int too large to convert to SQLite INTEGER"
+    (tmp_path / "crmsync.yaml").write_text(
+        "version: 1\nsystems:\n  hubspot:\n    kind: hubspot\n    base_url: http://127.0.0.1:9\n"
+        "    credentials:\n      access_token: ${HUBSPOT_TOKEN}\n"
+    )
+    config = str(tmp_path / "crmsync.yaml")
+    result = crmsync("runs", "--config", config, "--limit", "9" * 30, env=DUMMY_SECRETS)
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert result.stdout == "no runs recorded in this store yet\n"
