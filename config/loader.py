@@ -71,9 +71,13 @@ def resolve_store_url(store: str | None, base_dir: Path) -> str:
     return f"{scheme}:///{base_dir / file}{query}"
 
 
+_MAX_BYTES = 16 * 1024 * 1024  # far above any config; stops /dev/zero or a misnamed dump
+
+
 def _read(location: Path, filename: str) -> str:
     try:
-        data = location.read_bytes()
+        with location.open("rb") as file:
+            data = file.read(_MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError.single(
             filename, "file not found (copy crmsync.example.yaml or pass --config FILE)"
@@ -82,6 +86,10 @@ def _read(location: Path, filename: str) -> str:
         raise ConfigError.single(filename, "is a directory, not a YAML file") from None
     except OSError as exc:
         raise ConfigError.single(filename, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > _MAX_BYTES:
+        raise ConfigError.single(
+            filename, f"larger than {_MAX_BYTES // (1024 * 1024)} MB: not a crmsync config"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

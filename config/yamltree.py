@@ -42,6 +42,11 @@ def parse_yaml(text: str, filename: str) -> Located:
         data = builder.build(node, ())
     except RecursionError:
         raise ConfigError.single(filename, "the document is nested too deeply") from None
+    except _TooManyValues:
+        raise ConfigError.single(
+            filename,
+            f"the document expands to more than {_MAX_VALUES} values (aliases of aliases?)",
+        ) from None
     if builder.problems:
         raise ConfigError(filename, builder.problems)
     return data, builder.lines
@@ -67,6 +72,15 @@ def has_child(node: Any, part: object) -> bool:
     return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
+# Each alias is built again where it is used: nested aliases (`b: [*a, *a, ...]`, `c: [*b,
+# *b, ...]`) grow exponentially from a few lines. A real config has a few thousand values.
+_MAX_VALUES = 200_000
+
+
+class _TooManyValues(Exception):
+    pass
+
+
 class _Builder:
     def __init__(self, filename: str) -> None:
         self.filename = filename
@@ -74,8 +88,12 @@ class _Builder:
         self.problems: list[Problem] = []
         self._constructor = yaml.SafeLoader("")
         self._active: set[int] = set()  # nodes on the current branch: aliases may recurse
+        self._built = 0
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
+        self._built += 1
+        if self._built > _MAX_VALUES:
+            raise _TooManyValues
         if id(node) in self._active:
             self._problem(path, node, "a YAML alias refers to itself")
             return None

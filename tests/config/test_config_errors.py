@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -369,6 +370,28 @@ def test_unreadable_file_is_a_config_error(in_tmp: Path) -> None:
         pytest.raises(ConfigError, match=r"^crmsync\.yaml: cannot read: Permission denied$"),
     ):
         load_config("crmsync.yaml", env=ENV)
+
+
+def test_an_endless_file_is_refused_without_reading_it_all(in_tmp: Path) -> None:
+    # /dev/zero used to be read until memory ran out ("unexpected MemoryError")
+    with pytest.raises(ConfigError) as caught:
+        load_config("/dev/zero", env=ENV)
+    assert str(caught.value) == "/dev/zero: larger than 16 MB: not a crmsync config"
+
+
+def test_aliases_of_aliases_are_refused_before_they_expand(in_tmp: Path) -> None:
+    """Nine levels of nine aliases: 9**9 values from ten lines (it used to run until memory
+    ran out)."""
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]\n"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)]
+    (in_tmp / "crmsync.yaml").write_text(BASE + "".join(levels))
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        load_config("crmsync.yaml", env=ENV)
+    assert str(caught.value) == (
+        "crmsync.yaml: the document expands to more than 200000 values (aliases of aliases?)"
+    )
+    assert time.monotonic() - started < 20
 
 
 def test_non_utf8_file_names_the_line(in_tmp: Path) -> None:
