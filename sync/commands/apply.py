@@ -39,7 +39,12 @@ class ApplyIncomplete(CrmsyncError):
 
 def load_plan(path: Path) -> Plan:
     try:
-        text = path.read_bytes()
+        with path.open("rb") as file:
+            text = file.read(65536)
+            # A plan is a JSON object; anything else (/dev/zero, a binary) is refused from its
+            # first bytes, not read to its end.
+            if text.lstrip().startswith(b"{"):
+                text += file.read()
     except OSError as exc:
         raise PlanRefused(f"plan {path}: cannot read it ({exc.strerror})") from None
     try:

@@ -1,5 +1,6 @@
-"""Paths typed on the command line that cannot be written: one line naming the option and the
-path, exit 2, before any work is done; an existing file is never left half written."""
+"""Paths typed on the command line that cannot be written (or, for a plan, read sensibly): one
+line naming the option and the path, exit 2, before any work is done; an existing file is never
+left half written."""
 
 from __future__ import annotations
 
@@ -102,3 +103,13 @@ def test_a_plan_that_fails_to_be_written_leaves_the_previous_plan_whole(tmp_path
         write_plan({"version": 1}, path)
     assert str(caught.value).startswith(f"--plan-out {path}: cannot write it ("), caught.value
     assert path.read_text() == '{"the": "previous plan"}\n'
+
+
+def test_a_plan_that_is_an_endless_stream_is_refused_from_its_first_bytes(workdir: Path) -> None:
+    # `apply /dev/zero` used to read until memory ran out ("unexpected MemoryError")
+    code, err = _run("apply", "/dev/zero")
+    assert (code, err) == (
+        2,
+        "crmsync: error: plan /dev/zero: not valid JSON (Expecting value: line 1 column 1 "
+        "(char 0)); re-run `crmsync reconcile --plan-out` to make one\n",
+    )
