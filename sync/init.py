@@ -7,6 +7,7 @@ guess marked with a `# review:` comment.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,17 +15,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
-from config import load_config
+from config import ConfigError, load_config
+from config.base import Name
 from mapping.stages import propose_stage_map
 from sync.connect import open_connector
 from sync.errors import terminal_safe
 
 __all__ = ["InitResult", "init_config"]
+
+_log = logging.getLogger(__name__)
+_NAME: TypeAdapter[str] = TypeAdapter(Name)
+
+
+def _keyable(native_id: str) -> bool:
+    """Can this CRM id be a stage_map key (non-empty, one line, no surrounding blanks)?"""
+    try:
+        _NAME.validate_python(native_id)
+    except ValidationError:
+        return False
+    return True
 
 
 @dataclass
@@ -32,6 +47,7 @@ class InitResult:
     added: dict[str, int] = field(default_factory=dict)  # instance -> stages added
     guesses: dict[str, int] = field(default_factory=dict)  # instance -> of which guesses
     pipelines: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # ids no config key can hold, said why
 
 
 def _yaml() -> YAML:
@@ -64,6 +80,9 @@ def init_config(path: Path) -> InitResult:
             added = guesses = 0
             with _trailing_comment_kept(stage_map):
                 for pipeline in pipelines:
+                    if not _keyable(pipeline.id):
+                        result.skipped.append(_unkeyable(instance, "pipeline", pipeline.id))
+                        continue
                     entries = stage_map.get(pipeline.id)
                     if entries is None:
                         entries = stage_map[pipeline.id] = CommentedMap()
@@ -74,6 +93,10 @@ def init_config(path: Path) -> InitResult:
                         for stage in pipeline.stages:
                             if stage.id in entries:
                                 continue  # the user's (or an earlier init's) choice stands
+                            if not _keyable(stage.id):
+                                what = f"pipeline {terminal_safe(pipeline.id)} stage"
+                                result.skipped.append(_unkeyable(instance, what, stage.id))
+                                continue
                             proposal = proposals[pipeline.id][stage.id]
                             entries[stage.id] = proposal.funnel_key
                             added += 1
@@ -83,9 +106,18 @@ def init_config(path: Path) -> InitResult:
         result.added[instance] = added
         result.guesses[instance] = guesses
         result.pipelines[instance] = len(pipelines)
+    for line in result.skipped:
+        _log.warning("%s", line)
     _write(path, yaml, document)
-    load_config(path)  # what we wrote must load; a failure here is our bug, not the user's
     return result
+
+
+def _unkeyable(instance: str, what: str, native_id: str) -> str:
+    return (
+        f"{instance}: {what} {terminal_safe(repr(native_id))} not added to the stage map: its "
+        "id cannot be a config key (empty, over 200 characters, several lines, or blanks "
+        "around it); its deals stay unmapped"
+    )
 
 
 def _deepest_last(mapping: CommentedMap) -> tuple[CommentedMap, Any] | None:
@@ -130,7 +162,18 @@ def _trailing_comment_kept(mapping: CommentedMap) -> Iterator[None]:
 
 
 def _write(path: Path, yaml: YAML, document: Any) -> None:
+    """The config is replaced only by one that loads: never left broken for the next command."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as out:
-        yaml.dump(document, out)
+    try:
+        with tmp.open("w") as out:
+            yaml.dump(document, out)
+        load_config(tmp)
+    except ConfigError as exc:  # our bug, not the user's: their file stays as it was
+        tmp.unlink(missing_ok=True)
+        raise ConfigError.single(
+            str(path), f"left unchanged: the stage map init composed does not load ({exc})"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)

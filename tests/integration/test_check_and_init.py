@@ -118,3 +118,30 @@ def test_a_pipeline_label_cannot_write_lines_into_the_config(tmp_path: Path) -> 
     document = yaml.safe_load(config.read_text())
     assert document["push"]["max_changes"] != 1
     assert "# pipeline: Sales\\x0apush:\\x0a  max_changes: 1\\x0a#" in config.read_text()
+
+
+def test_a_stage_id_no_config_key_can_hold_is_skipped_with_a_warning_and_the_config_loads(
+    tmp_path: Path,
+) -> None:
+    """A stage id of several lines (or blanks around it) went into the stage map as a key the
+    config refuses: `init` wrote a config that no command, itself included, could load."""
+    dataset = generate(20, 5)[0]
+    stage = dataset["hubspot"]["pipelines"][0]["stages"][2]
+    stage["id"] = "qualified\nmatching: {}"
+    with start_sandbox(dataset, systems=["hubspot"], workdir=tmp_path) as sandbox:
+        config = tmp_path / "crmsync.yaml"
+        write_sandbox_config(sandbox.ready_info(), config)  # `sandbox serve --config-out`
+        document = yaml.safe_load(config.read_text())
+        del document["systems"]["hubspot"]["stage_map"]["default"]["closedwon"]
+        config.write_text(yaml.safe_dump(document, sort_keys=False))
+        code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert err == (
+        "crmsync: warning: hubspot: pipeline default stage 'qualified\\nmatching: {}' not added"
+        " to the stage map: its id cannot be a config key (empty, over 200 characters, several"
+        " lines, or blanks around it); its deals stay unmapped\n"
+    )
+    assert "hubspot: 2 pipeline(s), 1 stage(s) added" in out
+    assert run("check", "--offline", "--config", str(config))[0] == 0
+    stages = yaml.safe_load(config.read_text())["systems"]["hubspot"]["stage_map"]["default"]
+    assert stages["closedwon"] == "won" and not [key for key in stages if "\n" in key]
