@@ -352,7 +352,10 @@ class Thresholds(Section):
 class ReportConfig(Section):
     stale_days: int = Field(default=30, ge=1)
     currency: Currency | None = None  # consolidate amounts into this currency using `rates`
-    rates: FrozenMap[Currency, Annotated[Decimal, Field(gt=0)]] = Field(default_factory=dict)
+    # bounded, so an amount (at most 1E+100) converted stays within the report's arithmetic
+    rates: FrozenMap[
+        Currency, Annotated[Decimal, Field(ge=Decimal("1E-12"), le=Decimal("1E+12"))]
+    ] = Field(default_factory=dict)
     thresholds: Thresholds = Thresholds()
     # where the report's days begin: today (past due, forecast months), --since, sales cycles
     # from a close date

@@ -247,6 +247,10 @@ CASES: dict[str, tuple[str, str]] = {
         BASE + "report:\n  rates: {EUX: 1.1}\n",
         "15: report.rates.EUX: unknown currency 'EUX' (expected an ISO 4217 code such as USD, EUR)",
     ),
+    "rate_beyond_any_currency": (  # was accepted, then `report` failed: InvalidOperation
+        BASE + "report:\n  currency: USD\n  rates: {EUR: 1e400}\n",
+        "16: report.rates.EUR: must be less than or equal to 1E+12 (got '1e400')",
+    ),
     "base_url_invalid": (
         BASE.replace("    stage_map:", "    base_url: ftp:/x\n    stage_map:"),
         "7: systems.hubspot.base_url: invalid URL (expected https://HOST[:PORT],"
