@@ -120,7 +120,7 @@ class FunnelDef(Section):
 
 class RateLimit(Section):
     requests: int = Field(ge=1)
-    per_seconds: float = Field(gt=0)
+    per_seconds: float = Field(gt=0, le=86400, allow_inf_nan=False)  # a day: the longest wait
 
 
 class _SystemBase(Section):

@@ -247,6 +247,19 @@ CASES: dict[str, tuple[str, str]] = {
         BASE + "report:\n  rates: {EUX: 1.1}\n",
         "15: report.rates.EUX: unknown currency 'EUX' (expected an ISO 4217 code such as USD, EUR)",
     ),
+    "rate_limit_beyond_a_day": (  # was accepted, then a pull failed: 'unexpected OverflowError'
+        BASE.replace(
+            "    stage_map:", "    rate_limit: {requests: 1, per_seconds: 1.0e+300}\n    stage_map:"
+        ),
+        "7: systems.hubspot.rate_limit.per_seconds: must be less than or equal to 86400"
+        " (got 1e+300)",
+    ),
+    "rate_limit_infinite": (
+        BASE.replace(
+            "    stage_map:", "    rate_limit: {requests: 1, per_seconds: .inf}\n    stage_map:"
+        ),
+        "7: systems.hubspot.rate_limit.per_seconds: must be a finite number (got inf)",
+    ),
     "rate_beyond_any_currency": (  # was accepted, then `report` failed: InvalidOperation
         BASE + "report:\n  currency: USD\n  rates: {EUR: 1e400}\n",
         "16: report.rates.EUR: must be less than or equal to 1E+12 (got '1e400')",
