@@ -368,7 +368,7 @@ class ScheduleEntry(Section):
     timezone: TimeZone = "UTC"
     job: Literal[JOBS]  # type: ignore[valid-type]
     out: Path | None = None  # reports directory; inside the config file's directory
-    misfire_grace_seconds: int = Field(default=3600, ge=1)
+    misfire_grace_seconds: int = Field(default=3600, ge=1, le=1_000_000_000)  # ~31 years
     # reconcile jobs: pull everything, not only what changed (deals a CRM purged before an
     # incremental read could see them leave, any record a read missed)
     full: bool = False

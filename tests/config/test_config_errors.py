@@ -260,6 +260,12 @@ CASES: dict[str, tuple[str, str]] = {
         ),
         "7: systems.hubspot.rate_limit.per_seconds: must be a finite number (got inf)",
     ),
+    "misfire_grace_beyond_any_date": (  # was accepted; `schedule` failed: OverflowError
+        BASE + "schedule:\n  - {name: n, cron: '0 2 * * *', job: report,"
+        " misfire_grace_seconds: 99999999999999999999}\n",
+        "15: schedule.0.misfire_grace_seconds: must be less than or equal to 1000000000"
+        " (got 99999999999999999999)",
+    ),
     "rate_beyond_any_currency": (  # was accepted, then `report` failed: InvalidOperation
         BASE + "report:\n  currency: USD\n  rates: {EUR: 1e400}\n",
         "16: report.rates.EUR: must be less than or equal to 1E+12 (got '1e400')",
