@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Discriminator, SecretStr, Tag, model_validator
+from pydantic import AfterValidator, Discriminator, SecretStr, Tag, model_validator
+from pydantic_core import PydanticCustomError
 
 from config.base import FrozenMap, Section
 
@@ -22,6 +23,22 @@ __all__ = [
     "SalesforceCredentials",
     "auth_mode_tag",
 ]
+
+
+def _one_line(value: SecretStr) -> SecretStr:
+    """A credential goes into an HTTP header or a login body: a control character (the `\r`
+    a file with Windows line ends leaves in `$(cat token.txt)`) breaks the request, and the
+    HTTP library's error quotes the header, secret included."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value.get_secret_value()):
+        raise PydanticCustomError(
+            "secret",
+            "holds a line break, tab or other control character (a file with Windows line "
+            "ends?); a credential is one line",
+        )
+    return value
+
+
+Secret = Annotated[SecretStr, AfterValidator(_one_line)]
 
 
 class _Credentials(Section):
@@ -40,44 +57,44 @@ class _Credentials(Section):
 
 class SalesforceSession(_Credentials):
     mode: ClassVar[str] = "session"
-    session_id: SecretStr
+    session_id: Secret
 
 
 class SalesforcePassword(_Credentials):
     mode: ClassVar[str] = "password"
     username: str
-    password: SecretStr
-    security_token: SecretStr
+    password: Secret
+    security_token: Secret
     domain: str = "login"  # login | test | a My Domain prefix
 
 
 class SalesforceClientCredentials(_Credentials):
     mode: ClassVar[str] = "client_credentials"
-    consumer_key: SecretStr
-    consumer_secret: SecretStr
+    consumer_key: Secret
+    consumer_secret: Secret
     domain: str = "login"
 
 
 class HubSpotToken(_Credentials):
     mode: ClassVar[str] = "access_token"
-    access_token: SecretStr
+    access_token: Secret
 
 
 class PipedriveApiToken(_Credentials):
     mode: ClassVar[str] = "api_token"
-    api_token: SecretStr
+    api_token: Secret
 
 
 class PipedriveOAuth(_Credentials):
     mode: ClassVar[str] = "access_token"
-    access_token: SecretStr
+    access_token: Secret
 
 
 class PluginCredentials(_Credentials):
     """A third-party connector kind: any keys, every value treated as a secret."""
 
     mode: ClassVar[str] = "custom"
-    values: FrozenMap[str, SecretStr]
+    values: FrozenMap[str, Secret]
 
     @model_validator(mode="before")
     @classmethod

@@ -25,7 +25,7 @@ _SECRET_KEYS = frozenset({"credentials", "store"})
 # error types raised by our validators: their messages are complete, input already quoted
 _OURS = frozenset(
     {"auth_mode", "policy", "currency", "url", "ca_file", "cron", "timezone", "duration"}
-    | {"store", "path", "duplicate", "reserved", "unknown_key", "system_kind"}
+    | {"store", "path", "duplicate", "reserved", "unknown_key", "system_kind", "secret"}
 )
 
 

@@ -85,6 +85,23 @@ def test_missing_environment_variable_is_exit_2_naming_it(
     )
 
 
+@pytest.mark.parametrize("tail", ["\r", "\r\nX-Forwarded-For: 1", "\tx"])
+def test_a_token_holding_a_line_break_is_refused_at_its_key_and_never_shown(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, tail: str
+) -> None:
+    """`$(cat token.txt)` of a file with Windows line ends keeps its `\r`: the HTTP library
+    refused the header and its error quoted it, token included, on the one error line."""
+    monkeypatch.setenv("HUBSPOT_TOKEN", SECRET + tail)
+    (workdir / "crmsync.yaml").write_text(GOOD)
+    code, out, err = run("pull")
+    assert (code, out) == (2, "")
+    assert err == (
+        "crmsync: error: crmsync.yaml:7: systems.hubspot.credentials.access_token: holds a line"
+        " break, tab or other control character (a file with Windows line ends?); a credential"
+        " is one line\n"
+    )
+
+
 def test_offline_check_summarises_without_secrets(workdir: Path) -> None:
     (workdir / "crmsync.yaml").write_text(GOOD)
     code, out, err = run("check", "--offline")
