@@ -176,9 +176,29 @@ def _is_file(path: Path) -> bool:
         return False
 
 
+# A Salesforce field's API name: these go into SOQL as names, where no quoting applies.
+_SOQL_FIELD = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _soql_field(name: str) -> str:
+    if not _SOQL_FIELD.fullmatch(name):
+        raise PydanticCustomError(
+            "soql_field",
+            "'{name}' is not a Salesforce field API name (letters, digits and _, such as "
+            "Crmsync_Id__c)",
+            {"name": name[:60]},
+        )
+    return name
+
+
+SoqlField = Annotated[Name, AfterValidator(_soql_field)]
+
+
 class SalesforceSystem(_SystemBase):
     kind: Literal["salesforce"]
     credentials: SalesforceCredentials
+    external_ids: FrozenMap[Name, SoqlField] = Field(default_factory=dict)
+    link_field: SoqlField | None = None
 
 
 class HubSpotSystem(_SystemBase):

@@ -247,6 +247,16 @@ CASES: dict[str, tuple[str, str]] = {
         BASE + "report:\n  rates: {EUX: 1.1}\n",
         "15: report.rates.EUX: unknown currency 'EUX' (expected an ISO 4217 code such as USD, EUR)",
     ),
+    "salesforce_link_field_not_a_field_name": (  # it went into SOQL as it was written
+        BASE + "    link_field: Id FROM Opportunity WHERE Name != null OR Id\n",
+        "14: systems.salesforce.link_field: 'Id FROM Opportunity WHERE Name != null OR Id' is"
+        " not a Salesforce field API name (letters, digits and _, such as Crmsync_Id__c)",
+    ),
+    "salesforce_external_id_not_a_field_name": (
+        BASE + "    external_ids: {hubspot: 'HubSpot_Id__c) OR (Id'}\n",
+        "14: systems.salesforce.external_ids.hubspot: 'HubSpot_Id__c) OR (Id' is not a"
+        " Salesforce field API name (letters, digits and _, such as Crmsync_Id__c)",
+    ),
     "rate_limit_beyond_a_day": (  # was accepted, then a pull failed: 'unexpected OverflowError'
         BASE.replace(
             "    stage_map:", "    rate_limit: {requests: 1, per_seconds: 1.0e+300}\n    stage_map:"
