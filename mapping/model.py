@@ -69,7 +69,10 @@ def bounded_decimal(value: Decimal) -> Decimal:
         raise ValueError(f"{value} is not a finite number")
     exponent = value.as_tuple().exponent
     if value.adjusted() > _LIMIT or (isinstance(exponent, int) and exponent < -_LIMIT):
-        raise ValueError(f"{str(value)[:40]} is out of range (digits beyond 1E+-{_LIMIT})")
+        raise ValueError(
+            f"{str(value)[:40]} is out of range (digits more than {_LIMIT} places from the "
+            "decimal point)"
+        )
     return value
 
 

@@ -137,6 +137,17 @@ def test_hostile_values_are_refused_with_the_field_named(dataset: dict[str, Any]
         assert caught.value.id == str(record.get("Id", record.get("id")))
 
 
+def test_an_amount_out_of_range_says_which_range_in_words(dataset: dict[str, Any]) -> None:
+    # it said "(digits beyond 1E+-100)"
+    record = copy.deepcopy(dataset["salesforce"][DEAL_KEYS["salesforce"]][0])
+    record["Amount"] = 1e300
+    with pytest.raises(MappingError) as caught:
+        deal_from_salesforce(record, make_ctx("salesforce"))
+    assert caught.value.reason == (
+        "1E+300 is out of range (digits more than 100 places from the decimal point)"
+    )
+
+
 # ---- plan files -----------------------------------------------------------------------------
 
 
