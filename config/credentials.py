@@ -7,6 +7,7 @@ failures for every mode. Secret values are SecretStr: reprs and dumps show `****
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Discriminator, SecretStr, Tag, model_validator
@@ -40,6 +41,25 @@ def _one_line(value: SecretStr) -> SecretStr:
 
 Secret = Annotated[SecretStr, AfterValidator(_one_line)]
 
+_HOST_LABELS = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+
+
+def _login_domain(value: str) -> str:
+    """`https://{domain}.salesforce.com` is where the password goes: a `/`, `:`, `?` or `#`
+    in it would send it to another host."""
+    if not _HOST_LABELS.fullmatch(value):
+        raise PydanticCustomError(
+            "login_domain",
+            "must be login, test or a My Domain prefix such as mycompany.my (letters, digits, "
+            "'-' and '.'): it names the host the login goes to",
+        )
+    return value
+
+
+LoginDomain = Annotated[str, AfterValidator(_login_domain)]
+
 
 class _Credentials(Section):
     mode: ClassVar[str]
@@ -65,14 +85,14 @@ class SalesforcePassword(_Credentials):
     username: str
     password: Secret
     security_token: Secret
-    domain: str = "login"  # login | test | a My Domain prefix
+    domain: LoginDomain = "login"  # login | test | a My Domain prefix
 
 
 class SalesforceClientCredentials(_Credentials):
     mode: ClassVar[str] = "client_credentials"
     consumer_key: Secret
     consumer_secret: Secret
-    domain: str = "login"
+    domain: LoginDomain = "login"
 
 
 class HubSpotToken(_Credentials):

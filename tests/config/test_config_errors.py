@@ -247,6 +247,16 @@ CASES: dict[str, tuple[str, str]] = {
         BASE + "report:\n  rates: {EUX: 1.1}\n",
         "15: report.rates.EUX: unknown currency 'EUX' (expected an ISO 4217 code such as USD, EUR)",
     ),
+    "salesforce_login_domain_naming_another_host": (  # the password went to that host
+        BASE.replace(
+            "session_id: ${SF_SESSION}",
+            "username: me\n      password: ${SF_SESSION}\n      security_token: ${SF_SESSION}"
+            "\n      domain: 'attacker.example:443/x?'",
+        ),
+        "16: systems.salesforce.credentials.domain: must be login, test or a My Domain prefix"
+        " such as mycompany.my (letters, digits, '-' and '.'): it names the host the login"
+        " goes to",
+    ),
     "salesforce_link_field_not_a_field_name": (  # it went into SOQL as it was written
         BASE + "    link_field: Id FROM Opportunity WHERE Name != null OR Id\n",
         "14: systems.salesforce.link_field: 'Id FROM Opportunity WHERE Name != null OR Id' is"
