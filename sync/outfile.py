@@ -7,9 +7,11 @@ import contextlib
 import os
 from pathlib import Path
 
+from config import Config
+from config.paths import sqlite_file
 from sync.errors import UsageError
 
-__all__ = ["check_directory", "check_writable", "write_atomically"]
+__all__ = ["check_directory", "check_not_ours", "check_writable", "write_atomically"]
 
 
 def _refused(what: str, path: Path, exc: OSError) -> UsageError:
@@ -32,6 +34,20 @@ def check_writable(path: Path, *, what: str) -> None:
     except OSError as exc:
         raise _refused(what, path, exc) from None
     probe.unlink(missing_ok=True)
+
+
+def check_not_ours(path: Path, *, what: str, config: Config) -> None:
+    """Refuse to write over the config file or the SQLite state store (a plan written over
+    `crmsync.db` left no links, bases nor journal: the next run started from nothing)."""
+    ours = {config.path.resolve(): "the config file"}
+    sqlite = sqlite_file(config.store_url)
+    if sqlite is not None:
+        store = Path(sqlite[1]).resolve()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            ours[store.with_name(store.name + suffix)] = "the state store"
+    owner = ours.get(path.resolve())
+    if owner is not None:
+        raise UsageError(f"{what} {path}: is {owner}; give another file name")
 
 
 def check_directory(path: Path, *, what: str) -> None:

@@ -13,7 +13,7 @@ from mapping.model import Deal, Ref
 from sync.commands import config_option, wait_option
 from sync.errors import CrmsyncError
 from sync.locks import DEFAULT_WAIT, Budget, reconcile_lock
-from sync.outfile import check_writable
+from sync.outfile import check_not_ours, check_writable
 from sync.plan_render import render_plan
 from sync.reconcile_run import check_limits, run_reconcile
 from sync.runtime import open_runtime, progress_reporter
@@ -54,6 +54,8 @@ def command(
     # SIGTERM (a scheduler, systemd, Kubernetes) finishes the current batch; Ctrl-C aborts at
     # once, which the journal makes safe too.
     with open_runtime(config_path) as rt, stop_on_signals(signals=(signal.SIGTERM,)):
+        if plan_out is not None:
+            check_not_ours(plan_out, what="--plan-out", config=rt.config)
         # One reconcile per store at a time (an advisory lock on PostgreSQL): two would pull
         # the same cursors and plan the same writes. --wait bounds this wait and the one for
         # the pull locks together; SIGTERM ends either at once.

@@ -10,7 +10,7 @@ import click
 from sync.commands import config_option, wait_option
 from sync.errors import LimitsExceeded
 from sync.locks import DEFAULT_WAIT, REPORT_JOB, Budget, report_job_lock
-from sync.outfile import check_writable
+from sync.outfile import check_not_ours, check_writable
 from sync.report_render import to_table
 from sync.report_run import FORMATS, build_report, render_report, write_text
 from sync.runtime import open_runtime
@@ -47,6 +47,8 @@ def command(
     # still `running` is dead, and records it so.
     # --wait bounds this wait and (--refresh) the one for the pull locks, together.
     with open_runtime(config_path, connect=refresh) as rt, terminate_as_interrupt():
+        if out is not None:
+            check_not_ours(out, what="--out", config=rt.config)
         budget = Budget(wait_seconds)
         wait = budget.left()
         with report_job_lock(rt.store, REPORT_JOB, wait=wait > 0, timeout=wait, wait_option=True):

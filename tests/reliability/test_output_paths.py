@@ -113,3 +113,26 @@ def test_a_plan_that_is_an_endless_stream_is_refused_from_its_first_bytes(workdi
         "crmsync: error: plan /dev/zero: not valid JSON (Expecting value: line 1 column 1 "
         "(char 0)); re-run `crmsync reconcile --plan-out` to make one\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "target", "owner"),
+    [
+        (["reconcile", "--dry-run", "--plan-out"], "crmsync.db", "the state store"),
+        (["reconcile", "--dry-run", "--plan-out"], "crmsync.db-wal", "the state store"),
+        (["report", "--format", "csv", "--out"], "crmsync.db", "the state store"),
+        (["report", "--format", "csv", "--out"], "crmsync.yaml", "the config file"),
+    ],
+)
+def test_an_output_path_naming_the_store_or_the_config_is_refused_and_both_stay_whole(
+    workdir: Path, args: list[str], target: str, owner: str
+) -> None:
+    """A plan written over crmsync.db (exit 0) left a store no command could open: every
+    link, base and journal entry gone."""
+    assert _run("runs")[0] == 0  # the SQLite store beside the config now exists
+    before = {name: (workdir / name).read_bytes() for name in ("crmsync.db", "crmsync.yaml")}
+    code, err = _run(*args, target)
+    assert (code, err) == (2, f"crmsync: error: {args[-1]} {target}: is {owner}; give another"
+                              " file name\n")  # fmt: skip
+    assert {name: (workdir / name).read_bytes() for name in before} == before
+    assert _run("runs")[0] == 0
