@@ -16,6 +16,7 @@ from typing import Any
 
 from connectors.sandbox.generator import generate_full, write_generated
 from connectors.sandbox.launcher import start_sandbox
+from sync.errors import UsageError
 from sync.health import build_health
 from sync.health_model import HealthReport
 from sync.plan_json import plan_to_json
@@ -23,7 +24,7 @@ from sync.reconcile import analyze, plan_run
 from sync.report_inputs import health_inputs
 from sync.report_run import render_report
 from sync.runtime import open_runtime
-from sync.sandbox_config import write_sandbox_config
+from sync.sandbox_config import is_sandbox_config, write_sandbox_config
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -49,6 +50,7 @@ def run_demo(
     out: Path, *, deals: int = 1500, seed: int = 42, step: Step = lambda _: None
 ) -> DemoResult:
     started = datetime.now(UTC)
+    _refuse_foreign_files(out)
     out.mkdir(parents=True, exist_ok=True)
     step(f"generating {deals} deals per CRM with planted discrepancies")
     today = started.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
@@ -89,6 +91,23 @@ def run_demo(
     result.report_json.write_text(render_report(report, "json"))
     result.seconds = (datetime.now(UTC) - started).total_seconds()
     return result
+
+
+def _refuse_foreign_files(out: Path) -> None:
+    """The demo writes crmsync.yaml and empties the state store in `out`: never a user's own
+    (`crmsync demo --out .` in a project replaced its config and deleted its crmsync.db)."""
+    config = out / "crmsync.yaml"
+    ours = is_sandbox_config(config)
+    if config.exists() and not ours:
+        raise UsageError(
+            f"--out {out}: holds a crmsync.yaml the demo did not write, which the demo would "
+            "replace; give a new or empty directory"
+        )
+    if not ours and any(out.glob("crmsync.db*")):
+        raise UsageError(
+            f"--out {out}: holds a state store (crmsync.db) the demo did not make, which the "
+            "demo would delete; give a new or empty directory"
+        )
 
 
 def _counts(plan_json: dict[str, Any]) -> dict[str, int]:

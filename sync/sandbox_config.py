@@ -11,7 +11,7 @@ import yaml
 
 from mapping.pipedrive import PD_FIELD_CRMSYNC_ID, PD_FIELD_HUBSPOT_ID, PD_FIELD_SALESFORCE_ID
 
-__all__ = ["sandbox_config", "write_sandbox_config"]
+__all__ = ["is_sandbox_config", "sandbox_config", "write_sandbox_config"]
 
 _HEADER = """\
 # crmsync config for the local sandbox, written by crmsync.
@@ -74,6 +74,15 @@ def sandbox_config(ready: Mapping[str, Any]) -> dict[str, Any]:
         },
         "report": {"stale_days": 30},
     }
+
+
+def is_sandbox_config(path: Path) -> bool:
+    """Was the config at `path` written by crmsync for a sandbox (not a user's own)?"""
+    try:
+        with path.open("rb") as file:
+            return file.read(len(_HEADER)).decode("utf-8", "replace") == _HEADER
+    except OSError:
+        return False
 
 
 def write_sandbox_config(ready: Mapping[str, Any], path: Path) -> None:

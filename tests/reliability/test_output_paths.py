@@ -136,3 +136,27 @@ def test_an_output_path_naming_the_store_or_the_config_is_refused_and_both_stay_
                               " file name\n")  # fmt: skip
     assert {name: (workdir / name).read_bytes() for name in before} == before
     assert _run("runs")[0] == 0
+
+
+def test_a_demo_into_a_directory_holding_a_users_config_or_store_is_refused_and_both_stay(
+    workdir: Path,
+) -> None:
+    """`crmsync demo --out .` in a project replaced its crmsync.yaml with the sandbox's and
+    deleted its crmsync.db."""
+    assert _run("runs")[0] == 0  # the user's store, beside the user's config
+    before = {name: (workdir / name).read_bytes() for name in ("crmsync.db", "crmsync.yaml")}
+    code, err = _run("demo", "--out", str(workdir), "--deals", "10")
+    assert (code, err) == (
+        2,
+        f"crmsync: error: --out {workdir}: holds a crmsync.yaml the demo did not write, which"
+        " the demo would replace; give a new or empty directory\n",
+    )
+    (workdir / "crmsync.yaml").unlink()
+    code, err = _run("demo", "--out", str(workdir), "--deals", "10")
+    assert (code, err) == (
+        2,
+        f"crmsync: error: --out {workdir}: holds a state store (crmsync.db) the demo did not"
+        " make, which the demo would delete; give a new or empty directory\n",
+    )
+    assert (workdir / "crmsync.db").read_bytes() == before["crmsync.db"]
+    assert not (workdir / "dataset.json").exists()
