@@ -14,7 +14,7 @@ from connectors.sandbox.faults import FaultSpecError, parse_faults
 from connectors.sandbox.launcher import SYSTEMS, start_sandbox
 from sync.errors import UsageError
 from sync.outfile import check_writable
-from sync.sandbox_config import write_sandbox_config
+from sync.sandbox_config import is_sandbox_config, write_sandbox_config
 
 
 @click.group("sandbox")
@@ -50,6 +50,11 @@ def serve(
     for path, what in ((config_out, "--config-out"), (ready_file, "--ready-file")):
         if path is not None:
             check_writable(path, what=what)
+    if config_out is not None and config_out.exists() and not is_sandbox_config(config_out):
+        raise UsageError(
+            f"--config-out {config_out}: is a config the sandbox did not write, which it would "
+            "replace; give another file name"
+        )
     dataset = load_dataset(dataset_path)
     anchor = config_out or ready_file
     if workdir is None and anchor is not None:

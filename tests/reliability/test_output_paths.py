@@ -4,6 +4,8 @@ left half written."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from sync.cli import main
 from sync.errors import UsageError
 from sync.reconcile_run import write_plan
 
+CRMSYNC = Path(sys.executable).with_name("crmsync")
 CONFIG = """\
 version: 1
 systems:
@@ -160,3 +163,27 @@ def test_a_demo_into_a_directory_holding_a_users_config_or_store_is_refused_and_
     )
     assert (workdir / "crmsync.db").read_bytes() == before["crmsync.db"]
     assert not (workdir / "dataset.json").exists()
+
+
+def test_a_sandbox_config_out_over_a_users_config_is_refused_and_it_stays(workdir: Path) -> None:
+    """`sandbox serve --config-out crmsync.yaml` in a project replaced its config with the
+    sandbox's (URLs, throw-away tokens)."""
+    assert _run("sandbox", "generate", "--deals", "1", "--out", "dataset.json")[0] == 0
+    before = (workdir / "crmsync.yaml").read_bytes()
+    serve = subprocess.Popen(
+        [str(CRMSYNC), "sandbox", "serve", "--dataset", "dataset.json", "--config-out",
+         "crmsync.yaml"],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _out, err = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:  # serving: it took the path
+            serve.kill()
+            serve.wait()
+    assert (serve.returncode, err) == (
+        2,
+        "crmsync: error: --config-out crmsync.yaml: is a config the sandbox did not write,"
+        " which it would replace; give another file name\n",
+    )
+    assert (workdir / "crmsync.yaml").read_bytes() == before
