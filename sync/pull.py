@@ -232,6 +232,12 @@ def _produce(
             raise
         except Exception as exc:  # reported per instance; the other instances go on
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if not isinstance(getattr(exc, "exit_code", None), int):  # not one of ours
+                _log.debug("%s: pull failed", instance, exc_info=True)
+                text = (
+                    f"unexpected {type(exc).__name__}: {text} (run with --verbose for the "
+                    "traceback)"
+                )
             report.failure = text.removeprefix(f"{instance}: ")  # the report names its instance
             code = getattr(exc, "exit_code", 1)
             report.failure_code = code if isinstance(code, int) and code > 0 else 1

@@ -1,0 +1,58 @@
+"""A CRM answer of a shape no connector expects (a proxy's page, an API changed under us): the
+pull of that instance fails in one line saying it was unexpected and where to see more; it used
+to be the bare text of a Python error ("hubspot: 'str' object has no attribute 'get'")."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sync.cli import main
+
+
+class _Odd(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"results": "not a list of pipelines"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def odd_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Odd)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_of_an_unexpected_shape_fails_the_pull_in_one_line_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, odd_server: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUBSPOT_TOKEN", "hs-token-0123456789")
+    (tmp_path / "crmsync.yaml").write_text(
+        "version: 1\nsystems:\n  hubspot:\n    kind: hubspot\n"
+        f"    base_url: {odd_server}\n    credentials:\n      access_token: ${{HUBSPOT_TOKEN}}\n"
+    )
+    result = CliRunner().invoke(main, ["pull"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "crmsync: error: hubspot: unexpected AttributeError: 'str' object has no attribute"
+        " 'get' (run with --verbose for the traceback)\n"
+    )
