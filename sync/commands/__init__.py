@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -36,5 +37,12 @@ def wait_option(waits_for: str, default: float | None = None) -> Callable[[F], F
         "wait_seconds",
         type=click.FloatRange(min=0),
         default=default,
+        callback=_a_number,
         help=f"Wait up to this long (seconds) {waits_for}.",
     )
+
+
+def _a_number(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and math.isnan(value):  # FloatRange lets nan through: no bound holds
+        raise click.BadParameter("nan is not a number of seconds", ctx, param)
+    return value

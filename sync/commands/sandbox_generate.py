@@ -16,9 +16,11 @@ __all__ = ["command"]
 @click.command("generate")
 @click.option(
     "--deals",
-    type=click.IntRange(min=0),
+    # The dataset is built in memory: 2M deals per system take several GB.
+    type=click.IntRange(min=0, max=2_000_000),
     required=True,
-    help="About this many deals per system (all kinds of discrepancy planted from 15 up).",
+    help="About this many deals per system (all kinds of discrepancy planted from 15 up; "
+    "2,000,000 at most).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same bytes.")
 @click.option(

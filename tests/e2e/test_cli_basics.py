@@ -90,6 +90,13 @@ def test_a_usage_error_is_one_line_on_stderr_with_exit_2(args: list[str]) -> Non
     assert result.stderr.startswith("crmsync: error: ") and "--help" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["reconcile"], ["report"], ["links", "confirm", "E1"]])
+def test_a_wait_that_is_not_a_number_of_seconds_is_refused(command: list[str]) -> None:
+    result = crmsync(*command, "--config", "nowhere.yaml", "--wait", "nan")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert "Invalid value for '--wait': nan is not a number of seconds" in result.stderr
+
+
 def test_a_mistyped_option_still_suggests_the_right_one() -> None:
     result = crmsync("pull", "--fromat", "jsonl")
     assert result.stderr == (

@@ -482,9 +482,13 @@ def test_cli_writes_dataset_and_planted_list_and_says_where(tmp_path: Path) -> N
     assert load_dataset(out) == json.loads(json.dumps(generate(60, seed=4)[0]))
 
 
-def test_cli_refuses_a_negative_deal_count(tmp_path: Path) -> None:
+@pytest.mark.parametrize("deals", ["-1", "2000001"])
+def test_cli_refuses_a_deal_count_below_zero_or_beyond_what_memory_holds(
+    tmp_path: Path, deals: str
+) -> None:
     out = tmp_path / "x.json"
-    result = CliRunner().invoke(command, ["--deals", "-1", "--out", str(out)])
+    result = CliRunner().invoke(command, ["--deals", deals, "--out", str(out)])
     assert result.exit_code == 2  # click's usage error: any wrong option would give it too
-    assert "Invalid value for '--deals': -1 is not in the range x>=0." in result.output
+    said = f"Invalid value for '--deals': {deals} is not in the range 0<=x<=2000000."
+    assert said in result.output
     assert not out.exists()
