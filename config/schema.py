@@ -157,7 +157,9 @@ class _SystemBase(Section):
         base = (info.context or {}).get("base_dir")
         path = value if value.is_absolute() or base is None else Path(base) / value
         if base is not None and not _is_file(path):
-            raise PydanticCustomError("ca_file", "file not found: {path}", {"path": str(path)})
+            what = "a directory, not a PEM file" if path.is_dir() else "file not found"
+            detail = {"what": what, "path": str(path)}
+            raise PydanticCustomError("ca_file", "{what}: {path}", detail)
         return path
 
     def secret(self, name: str) -> str:

@@ -453,13 +453,20 @@ def test_empty_file_is_a_config_error(in_tmp: Path) -> None:
     )
 
 
-def test_missing_ca_file_is_reported_at_its_key(in_tmp: Path) -> None:
+@pytest.mark.parametrize(
+    ("directory", "what"), [(False, "file not found"), (True, "a directory, not a PEM file")]
+)
+def test_a_missing_ca_file_or_a_directory_is_reported_at_its_key(
+    in_tmp: Path, directory: bool, what: str
+) -> None:
+    if directory:
+        (in_tmp / "sandbox-ca.pem").mkdir()
     text = BASE.replace("    stage_map:", "    ca_file: ./sandbox-ca.pem\n    stage_map:")
     (in_tmp / "crmsync.yaml").write_text(text)
     with pytest.raises(ConfigError) as caught:
         load_config("crmsync.yaml", env=ENV)
     assert str(caught.value) == (
-        f"crmsync.yaml:7: systems.hubspot.ca_file: file not found: {in_tmp}/sandbox-ca.pem"
+        f"crmsync.yaml:7: systems.hubspot.ca_file: {what}: {in_tmp}/sandbox-ca.pem"
     )
 
 
