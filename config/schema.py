@@ -60,8 +60,11 @@ MATCH_KEYS = ("name", "owner_email", "close_month", "close_date", "amount", "acc
 JOBS = ("reconcile", "reconcile-dry-run", "report")
 # The names crmsync's own commands record runs and take locks under: an entry of one of these
 # names would share them (a `reconcile` entry would wait on its own reconcile lock for ever,
-# and a killed `report` entry's run could not be told from a live `crmsync report`).
-RESERVED_ENTRY_NAMES = ("apply", "demo", "pull", "push", "reconcile", "report", "rollback")
+# a killed `report` entry's run could not be told from a live `crmsync report`, and a `links`
+# run would count as a `links` entry's missed firing served).
+RESERVED_ENTRY_NAMES = (
+    *("apply", "demo", "links", "pull", "push", "reconcile", "report", "rollback"),
+)
 Probability = Annotated[Decimal, Field(ge=0, le=1)]
 
 

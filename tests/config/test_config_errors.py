@@ -360,6 +360,19 @@ def test_base_config_of_the_error_table_is_itself_valid(in_tmp: Path) -> None:
     assert config.funnels["f"].keys == ("a", "w", "l")
 
 
+def test_schedule_entry_cannot_take_the_name_links_runs_are_recorded_under(in_tmp: Path) -> None:
+    # `crmsync links` records its runs as job 'links': an entry of that name would take a
+    # person's links run after a missed firing for that firing served, and skip it.
+    entry = "schedule:\n  - {name: links, cron: '0 2 * * *', job: reconcile}\n"
+    (in_tmp / "crmsync.yaml").write_text(BASE + entry)
+    with pytest.raises(ConfigError) as caught:
+        load_config("crmsync.yaml", env=ENV)
+    assert str(caught.value) == (
+        "crmsync.yaml:15: schedule.0.name: 'links' is a name crmsync's own commands run under;"
+        " name the entry after what it is for (e.g. nightly-links)"
+    )
+
+
 def test_missing_file_names_it_and_says_how_to_fix(in_tmp: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config("crmsync.yaml", env=ENV)
