@@ -94,10 +94,11 @@ class Connector(Protocol):
 
 @runtime_checkable
 class DeletesDeals(Protocol):
-    """A connector that can move deals to its CRM's recycle bin (used only by rollback).
+    """A connector that can move deals to its CRM's recycle bin (rollback, and the deletes
+    `push.propagate_deletes` spreads).
 
     Kept apart from `Connector` so that plugin connectors without deletes keep working; the
-    engine checks `isinstance(connector, DeletesDeals)` before a rollback.
+    engine checks `isinstance(connector, DeletesDeals)` before it deletes.
 
     `delete_deals(ids)` returns one `PushResult` per id, in the order given:
     - `ok=True`: the CRM moved the record to its recycle bin / archive (all three CRMs
