@@ -12,6 +12,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from config.schema import RESERVED_ENTRY_NAMES
 from mapping.model import format_utc
 from sync.commands import config_option
 from sync.runtime import open_runtime
@@ -33,7 +34,8 @@ _NARROW = 120
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def command(config_path: str, limit: int, fmt: str) -> None:
-    """List recent runs (id, kind, status, times, counts); ids feed `crmsync rollback`."""
+    """List recent runs (id, kind, status, times, counts); ids feed `crmsync rollback`. A run of
+    a schedule entry names the entry after its kind."""
     with open_runtime(config_path, connect=False) as rt:
         runs = rt.store.runs.recent(limit)
     if fmt == "json":
@@ -55,7 +57,7 @@ def command(config_path: str, limit: int, fmt: str) -> None:
     for r in runs:
         seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
         table.add_row(
-            r.id, r.kind.value, r.status.value, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+            r.id, cell(*_kind(r)), r.status.value, f"{r.started_at:%Y-%m-%d %H:%M:%S}",
             f"{seconds:.1f}" if seconds is not None else "-", _counts(r.counts),
             cell(r.error or ""),
         )  # fmt: skip
@@ -78,11 +80,21 @@ def _lines(runs: Sequence[RunRecord], width: int) -> Iterator[str]:
         )
         seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
         took = f"{seconds:.1f} s" if seconds is not None else "not finished"
-        parts = [took, _counts(r.counts), f"error: {terminal_safe(r.error)}" if r.error else ""]
+        entry = [terminal_safe(e) for e in _kind(r)[1:]]
+        parts = [*entry, took, _counts(r.counts)]
+        parts.append(f"error: {terminal_safe(r.error)}" if r.error else "")
         text = "; ".join(part for part in parts if part)
         yield from textwrap.wrap(
             text, max(width, 40), initial_indent="    ", subsequent_indent="    "
         )
+
+
+def _kind(r: RunRecord) -> tuple[str, ...]:
+    """The run's kind, then the schedule entry that ran it, if one did (crmsync's own commands
+    record their runs under their own names, which entries cannot take)."""
+    if r.job in RESERVED_ENTRY_NAMES:
+        return (r.kind.value,)
+    return r.kind.value, f"entry {r.job}"
 
 
 def _counts(counts: dict[str, Any]) -> str:
