@@ -13,13 +13,15 @@ from sync.commands import config_option, wait_option
 from sync.errors import terminal_safe
 from sync.locks import PULL_JOB, pull_locks
 from sync.pull import PullFailed, PullReport, failure_of, pull_locked
-from sync.reconcile_run import CTRL_C
 from sync.runtime import Runtime, open_runtime, progress_reporter
 from sync.shutdown import STOPPED, Terminated, terminate_as_interrupt
 from sync.store_records import RunKind, RunStatus
 from sync.terminal import cell, fitted, id_column, plain_console
 
 __all__ = ["command"]
+
+# what `crmsync runs` says of a pull stopped by Ctrl-C (a pull has no journal: its cursors)
+_CTRL_C = "interrupted (Ctrl-C): the next pull reads again from the cursors saved"
 
 
 @click.command("pull")
@@ -67,7 +69,7 @@ def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | 
             reports = pull_locked(rt.config, rt.store, rt.connectors, full=full, run_id=run_id,
                                   progress=progress)  # fmt: skip
     except KeyboardInterrupt as exc:  # the cursors moved only with what was saved
-        why = STOPPED if isinstance(exc, Terminated) else CTRL_C
+        why = STOPPED if isinstance(exc, Terminated) else _CTRL_C
         rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
         raise
     except Exception as exc:
