@@ -45,6 +45,11 @@ class ChangeResult:
     def kind(self) -> str:
         return self.op or ("create" if self.field is None else "update")
 
+    def line(self) -> str:
+        """`hubspot 9100000728 amount: <reason>`; a create that got no record names its entity."""
+        where = self.id or (f"entity {self.entity}" if self.entity else "(new record)")
+        return f"{self.system} {where} {self.field or self.kind}: {self.reason}"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "change_id": self.change_id,

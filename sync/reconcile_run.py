@@ -142,10 +142,9 @@ def _apply(
     done = report.totals()
     landed = done["applied"] + done["already"]
     outcome.status = RunStatus.PARTIAL if landed else RunStatus.FAILED
-    first = report.failed[0]
     outcome.detail = (
-        f"{len(report.failed)} change(s) not applied (e.g. {first.system} {first.id} "
-        f"{first.field or first.kind}: {first.reason}); they are retried on the next run"
+        f"{len(report.failed)} change(s) not applied (e.g. {report.failed[0].line()}); "
+        "they are retried on the next run"
     )
     if stop is not None and stop.is_set():
         outcome.status = RunStatus.INTERRUPTED

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from sync.apply_report import ApplyReport, ChangeResult, Outcome, render_apply_report
+from sync.apply_report import ApplyReport, Outcome, render_apply_report
 from sync.apply_run import guarded_apply
 from sync.commands import config_option
 from sync.errors import CrmsyncError
@@ -89,14 +89,10 @@ def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | No
     status = RunStatus.OK if report.ok else RunStatus.PARTIAL if written else RunStatus.FAILED
     counts = {"plan": report.plan_id, "totals": totals, "by_system": report.counts()}
     failed = report.failed
-    message = f"{len(failed)} change(s) failed, e.g. {_line(failed[0])}" if failed else None
+    message = f"{len(failed)} change(s) failed, e.g. {failed[0].line()}" if failed else None
     if failed and stop_requested():
         status, message = RunStatus.INTERRUPTED, SIGTERM_STOP
     rt.store.runs.finish(run_id, status, counts=counts, calls=rt.calls(), error=message)
-
-
-def _line(r: ChangeResult) -> str:
-    return f"{r.system} {r.id} {r.field or r.kind}: {r.reason}"
 
 
 def raise_if_failed(report: ApplyReport) -> None:
@@ -104,7 +100,7 @@ def raise_if_failed(report: ApplyReport) -> None:
     if failed:
         raise ApplyIncomplete(
             f"{len(failed)} of {len(report.results)} change(s) not applied "
-            f"(e.g. {_line(failed[0])}); they are retried on the next run"
+            f"(e.g. {failed[0].line()}); they are retried on the next run"
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sync.apply_report import ApplyReport, ChangeResult, Outcome, render_apply_report
+from sync.commands.apply import ApplyIncomplete, raise_if_failed
 
 
 def test_a_crm_reason_that_looks_like_markup_is_printed_as_written(
@@ -22,3 +23,15 @@ def test_an_apply_with_nothing_to_write_says_so_instead_of_an_empty_table(
 ) -> None:
     render_apply_report(ApplyReport("run-1", "plan-1", (), {}), "table")
     assert capsys.readouterr().out == "apply run-1 (plan plan-1): nothing to write\n"
+
+
+def test_a_failed_create_is_named_by_its_entity_in_the_error_line() -> None:
+    create = ChangeResult(
+        "c1", "hubspot", None, None, Outcome.FAILED, "no hubspot user with email a@b.c", "E1"
+    )
+    update = ChangeResult("c2", "hubspot", "91", "amount", Outcome.FAILED, "read-only")
+    with pytest.raises(ApplyIncomplete) as refused:
+        raise_if_failed(ApplyReport("run-1", "plan-1", (create, update), {}))
+    assert "(e.g. hubspot entity E1 create: no hubspot user with email a@b.c)" in str(refused.value)
+    assert "None" not in str(refused.value)
+    assert update.line() == "hubspot 91 amount: read-only"
