@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 _BATCH = 100
+AGREED = "the CRMs last agreed on"  # what a propagated delete's expected values are
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,8 @@ class Delete:
     # was created with (rollback), or the entity's base (propagated deletes)
     expected: Mapping[str, Any]
     reason: str
+    # what `expected` is, as a drift reason names it
+    recorded: str = "it was created with"
 
 
 def delete_change_id(run_id: str, system: str, deal_id: str) -> str:
@@ -121,7 +124,7 @@ def _batch(
             settled.append((delete, Outcome.DRIFTED, unreadable[delete.id]))
         elif deal is None or deal.extra.get("deleted"):
             settled.append((delete, Outcome.ALREADY, None))
-        elif (moved := changed_since(deal, delete.expected)) is not None:
+        elif (moved := changed_since(deal, delete.expected, delete.recorded)) is not None:
             settled.append((delete, Outcome.DRIFTED, moved))
         else:
             sendable.append(delete)
@@ -178,15 +181,18 @@ class _Stopped(Exception):
         self.results, self.cause = results, cause
 
 
-def changed_since(deal: Deal, expected: Mapping[str, Any]) -> str | None:
-    """Why the deal is no longer as recorded, or None when it still is."""
+def changed_since(
+    deal: Deal, expected: Mapping[str, Any], recorded: str = "it was created with"
+) -> str | None:
+    """Why the deal is no longer as recorded, or None when it still is; `recorded` says what
+    `expected` is (a copy's creation values, or the values the CRMs last agreed on)."""
     if not expected:
         return "no values recorded to check it against, so not deleted"
     for field, then in sorted(expected.items()):
         now = current_value(deal, field)
         if now != decode_value(field, then):
             return (
-                f"{field} is now {show_value(now)}, it was created with "
+                f"{field} is now {show_value(now)}, {recorded} "
                 f"{show_value(decode_value(field, then))}: changed since, so not deleted"
             )
     return None
@@ -254,7 +260,7 @@ def propagated(store: Store, plan: Plan) -> tuple[Delete, ...]:
             system, deal_id = str(live["system"]), str(live["id"])
             change_id = delete_change_id(plan.run_id, system, deal_id)
             why = f"deleted in {gone}; propagated (push.propagate_deletes)"
-            out.append(Delete(change_id, system, deal_id, entity, expected, why))
+            out.append(Delete(change_id, system, deal_id, entity, expected, why, AGREED))
     return tuple(out)
 
 

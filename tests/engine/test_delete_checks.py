@@ -3,10 +3,15 @@ recorded for it, and with nothing recorded it is never deleted."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import cast
+
 from mapping.model import DealStatus
-from sync.apply_deletes import agreed_values, changed_since
+from sync.apply_deletes import agreed_values, changed_since, propagated
 from sync.diff import base_values
+from sync.plan import Plan
 from sync.reconcile import base_to_json
+from sync.store import Store
 from tests.engine.engine_deals import deal
 
 
@@ -36,3 +41,14 @@ def test_a_closed_deal_compares_by_status_not_by_its_native_stage() -> None:
         changed_since(deal("pipedrive", "7", stage="negotiation", status=DealStatus.WON), agreed)
         is None
     )
+
+
+def test_a_propagated_delete_kept_as_drifted_names_the_agreed_values_not_creation() -> None:
+    base = base_to_json(base_values(deal("salesforce", "1")))
+    store = cast(Store, SimpleNamespace(bases=lambda ids: {"E1": base}))
+    deleted = {"entity": "E1", "propagate": True, "deleted": [{"system": "salesforce", "id": "1"}],
+               "live": [{"system": "hubspot", "id": "7"}]}  # fmt: skip
+    plan = cast(Plan, SimpleNamespace(run_id="r1", deleted=[deleted]))
+    [delete] = propagated(store, plan)
+    why = changed_since(deal("hubspot", "7", amount="1200"), delete.expected, delete.recorded)
+    assert why is not None and "the CRMs last agreed on" in why and "created" not in why, why

@@ -68,13 +68,17 @@ def test_propagate_deletes_deletes_the_other_members_that_still_hold_the_agreed_
     assert sum(1 for d in plan["deleted"] if d["propagate"]) == 2
     assert all(_live(world, s, i) for s, i in (*kept.items(), *edited.items()) if s != "salesforce")
 
-    out = runner.invoke(main, ["reconcile", "--config", str(world.config), "--yes"])
+    out = runner.invoke(
+        main, ["reconcile", "--config", str(world.config), "--yes"], env={"COLUMNS": "400"}
+    )
     assert out.exit_code in (0, 1), out.output
     assert not _live(world, "hubspot", kept["hubspot"])
     assert not _live(world, "pipedrive", kept["pipedrive"])
     assert not _live(world, "pipedrive", edited["pipedrive"])
     assert _live(world, "hubspot", edited["hubspot"]), "edited since the last sync: not deleted"
     assert "amount is now" in out.output  # reported as drifted, with why
+    assert "the CRMs last agreed on" in out.output  # its base, not values it was created with
+    assert "created with" not in out.output
 
     # The next run reports the edited copy again and deletes nothing more.
     plan = _plan(world)
