@@ -27,7 +27,7 @@ from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
 from sync.store import Store
 from sync.store_records import Link, LinkMethod
-from sync.writes import can_express_for
+from sync.writes import can_express_for, creatable
 
 __all__ = [
     "BATCH_SIZES",
@@ -226,6 +226,8 @@ def _analyze(
         hold=_held(matched) | named_live,
         changed=changed,
     )
+    if contexts is not None and diffed.creates:
+        diffed = creatable(diffed, deals, contexts)
     phase("planning", len(deals))
     plan = build_plan(
         matched,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from mapping import (
@@ -20,9 +21,12 @@ from mapping import (
 )
 from mapping.model import Deal, MappingError, Ref
 from mapping.writes import resolve_stage_change
+from sync.diff import Create, DealError, DiffResult
+from sync.match import ref_order
 
 __all__ = [
     "can_express_for",
+    "creatable",
     "native_create",
     "native_stage_written",
     "native_update",
@@ -113,3 +117,29 @@ def can_express_for(
         return None
 
     return can_express
+
+
+def creatable(
+    diffed: DiffResult, deals: Mapping[Ref, Deal], contexts: Mapping[str, MappingContext]
+) -> DiffResult:
+    """`diffed` without the creates whose copy its target could not hold (an owner the target
+    CRM lacks, a stage it cannot express), each listed under errors instead, as an unexpressible
+    change is. Planned, each would fail at apply, and again every night."""
+    kept: list[Create] = []
+    refused: list[DealError] = []
+    for create in diffed.creates:
+        ctx = contexts.get(create.system)
+        try:
+            if ctx is not None:
+                native_create(deals[create.source], ctx, create.entity)
+        except MappingError as exc:
+            why = f"no copy can be made in {create.system}: {exc.reason}"
+            refused.append(DealError(create.source, exc.field, why))
+            continue
+        kept.append(create)
+    if not refused:
+        return diffed
+    errors = sorted(
+        (*diffed.errors, *refused), key=lambda e: (*ref_order(e.ref), e.field, e.reason)
+    )
+    return replace(diffed, creates=tuple(kept), errors=tuple(errors))

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-import yaml
 from click.testing import CliRunner
 
+from connectors.sandbox.faults import Faults
 from sync.cli import main
 from tests.integration.conftest import World
 
@@ -17,18 +17,22 @@ def test_a_reconcile_with_refused_changes_names_one_on_stderr_and_in_its_run(
     small_world: World,
 ) -> None:
     world = small_world
-    document = yaml.safe_load(world.config.read_text())
-    document["push"]["create_missing"] = True  # copies whose owner the other CRMs lack
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
     config = ["--config", str(world.config)]
+    planned = CliRunner().invoke(main, ["reconcile", "--dry-run", "--format", "json", *config])
+    refused = json.loads(planned.stdout)["changes"][0]  # the CRM refuses to write this record
+    server = world.sandbox.servers[refused["system"]]
+    server.faults.set(Faults(fail_ids=(refused["id"],)))
 
-    out = CliRunner().invoke(main, ["reconcile", "--yes", "--format", "json", *config])
+    try:
+        out = CliRunner().invoke(main, ["reconcile", "--yes", "--format", "json", *config])
+    finally:
+        server.faults.set(Faults())
     assert out.exit_code == 1, out.output
     errors = [line for line in out.stderr.splitlines() if line.startswith("crmsync: error:")]
     assert len(errors) == 1, out.stderr
     [error] = errors
     assert "change(s) not applied (e.g. " in error, error
-    assert any(f"e.g. {s} " in error for s in ("salesforce", "hubspot", "pipedrive")), error
+    assert f"e.g. {refused['system']} {refused['id']} " in error, error
     assert "retried on the next run" in error, error
 
     runs = json.loads(CliRunner().invoke(main, ["runs", "--format", "json", *config]).stdout)
