@@ -16,6 +16,8 @@ __all__ = ["check_directory", "check_not_ours", "check_writable", "write_atomica
 
 def _refused(what: str, path: Path, exc: OSError) -> UsageError:
     reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, FileExistsError | NotADirectoryError):  # mkdir of the parents
+        reason = "a folder on its path is a file"
     return UsageError(f"{what} {path}: cannot write it ({reason}); give a path you can write to")
 
 

@@ -66,7 +66,8 @@ def test_an_output_path_that_cannot_be_written_is_refused_naming_the_option(
     target = workdir / "a-file" / "out.json"  # its parent is a file: no directory can be made
     code, err = _run(*args, str(target))
     assert code == 2, err
-    assert err.startswith(f"crmsync: error: {option} {target}: cannot write it ("), err
+    said = f"crmsync: error: {option} {target}: cannot write it (a folder on its path is a file)"
+    assert err.startswith(said), err
     assert err.count("\n") == 1 and "unexpected" not in err, err
     assert "refused the connection" not in err  # refused before any CRM was asked
 
