@@ -93,7 +93,8 @@ class LockBusy(StoreError):
         else:
             message = (
                 f"{what} is still running after waiting {round(waited, 1):g}s "
-                "(lock held by another process)"
+                "(lock held by another process); let it finish (`crmsync runs` shows it) or "
+                "give a longer --wait"
             )
         super().__init__(message)
 

@@ -103,7 +103,8 @@ def test_a_links_correction_waits_no_longer_than_its_wait_and_changes_nothing(
     assert waited.exit_code == 1
     assert waited.stderr.splitlines()[-1] == (
         "crmsync: error: job 'reconcile' is still running after waiting 0.5s "
-        "(lock held by another process)"
+        "(lock held by another process); let it finish (`crmsync runs` shows it) or give a "
+        "longer --wait"
     )
     assert 0.4 < took < 10
     assert (joined.exit_code, joined.stderr.splitlines()) == (1, [f"crmsync: error: {BUSY_WAIT}"])

@@ -76,7 +76,8 @@ def _gave_up_waiting(process: Process, seconds: str) -> bool:
     (a pattern)."""
     line = (
         rf"crmsync: error: pull of 'hubspot' is still running after waiting {seconds}s "
-        r"\(lock held by another process\)"
+        r"\(lock held by another process\); let it finish \(`crmsync runs` shows it\) or give a "
+        r"longer --wait"
     )
     return re.fullmatch(line, process.err_lines[-1]) is not None
 
