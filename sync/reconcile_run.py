@@ -137,6 +137,8 @@ def _apply(
 
     report = apply_from_reconcile(rt, outcome.result, run_id=outcome.run_id, yes=yes)
     outcome.counts["applied"] = report.totals()
+    if report.settled:  # what earlier runs left in doubt, settled before this apply wrote
+        outcome.counts["settled"] = [s.as_json() for s in report.settled]
     if report.ok:
         return
     done = report.totals()

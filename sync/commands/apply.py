@@ -87,7 +87,13 @@ def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | No
     totals = report.totals()
     written = totals[Outcome.APPLIED] + totals[Outcome.ALREADY]
     status = RunStatus.OK if report.ok else RunStatus.PARTIAL if written else RunStatus.FAILED
-    counts = {"plan": report.plan_id, "totals": totals, "by_system": report.counts()}
+    counts: dict[str, Any] = {
+        "plan": report.plan_id,
+        "totals": totals,
+        "by_system": report.counts(),
+    }
+    if report.settled:  # what earlier runs left in doubt, settled before this apply wrote
+        counts["settled"] = [s.as_json() for s in report.settled]
     failed = report.failed
     message = f"{len(failed)} change(s) failed, e.g. {failed[0].line()}" if failed else None
     if failed and stop_requested():

@@ -87,3 +87,9 @@ def test_the_next_reconcile_settles_pipedrive_deletes_a_stopped_reconcile_left_i
         f"(audited under that run), {6 - len(landed)} not deleted (free to be planned again)"
     )
     assert line in out.output, out.output
+    runs = CliRunner().invoke(main, ["runs", "--format", "json", "--config", str(world.config)])
+    [run] = [r for r in json.loads(runs.stdout) if r["id"] == second]
+    assert run["counts"]["settled"] == [
+        {"system": "pipedrive", "run_id": first, "op": "delete", "done": len(landed),
+         "not_done": 6 - len(landed)}
+    ]  # fmt: skip
