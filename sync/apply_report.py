@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sync.terminal import cell, plain_console
+from sync.terminal import cell, counted, plain_console
 
 __all__ = ["ApplyReport", "ChangeResult", "Outcome", "Settled", "render_apply_report"]
 
@@ -81,7 +81,7 @@ class Settled:
         verb = _DONE_AS[self.kind]
         count = self.done + self.not_done
         return (
-            f"{self.instance}: settled {count} {self.kind}{'s' * (count != 1)} left in doubt by "
+            f"{self.instance}: settled {counted(count, self.kind)} left in doubt by "
             f"run {self.run_id}: {self.done} {verb} (audited under that run), "
             f"{self.not_done} not {verb} (free to be planned again)"
         )

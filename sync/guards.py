@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sync.errors import CrmsyncError
 from sync.plan import Plan
+from sync.terminal import counted
 
 __all__ = [
     "LimitsBreached",
@@ -75,24 +76,21 @@ def check_fresh(
         raise PlanRefused(f"{source}: created in the future ({plan.created_at}); check the clock")
 
 
-def _changes(count: int) -> str:
-    return "1 change" if count == 1 else f"{count} changes"
-
-
 def check_limits(plan: Plan, *, max_changes: int, max_per_system: int | None) -> None:
     """Refuse oversized plans instead of writing part of them."""
     total = write_count(plan)
     if total > max_changes:
         raise LimitsBreached(
-            f"plan writes {_changes(total)}, more than push.max_changes ({max_changes}); nothing "
-            "written: review the plan, then raise the limit in the config if it is right"
+            f"plan writes {counted(total, 'change')}, more than push.max_changes "
+            f"({max_changes}); nothing written: review the plan, then raise the limit in the "
+            "config if it is right"
         )
     if max_per_system is None:
         return
     for system, count in sorted(writes_by_system(plan).items()):
         if count > max_per_system:
             raise LimitsBreached(
-                f"plan writes {_changes(count)} to {system}, more than "
+                f"plan writes {counted(count, 'change')} to {system}, more than "
                 f"push.max_changes_per_system ({max_per_system}); nothing written: review the "
                 "plan, then raise the limit in the config if it is right"
             )

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mapping.model import Deal, Ref
-from sync.terminal import cell, id_column
+from sync.terminal import cell, counted, id_column
 
 __all__ = ["render_plan"]
 
@@ -26,21 +26,17 @@ def _deal_context(deal: Deal | None) -> str:
     return f"{deal.name} · {deal.stage or deal.native_stage or '-'} · {amount}"
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console: Console) -> None:
     summary = plan_json["summary"]
     console.print(Text("Plan ", style="bold") + Text(f"(run {plan_json['run_id']})"))
     counts = [
-        _count(len(plan_json["changes"]), "change"),
-        _count(len(plan_json["creates"]), "create"),
-        _count(len(plan_json["conflicts"]), "conflict"),
+        counted(len(plan_json["changes"]), "change"),
+        counted(len(plan_json["creates"]), "create"),
+        counted(len(plan_json["conflicts"]), "conflict"),
         f"{len(plan_json['unmatched'])} unmatched",
         f"{len(plan_json['ambiguous'])} ambiguous",
-        _count(len(plan_json["duplicates"]), "duplicate"),
-        _count(len(plan_json["errors"]), "error"),
+        counted(len(plan_json["duplicates"]), "duplicate"),
+        counted(len(plan_json["errors"]), "error"),
         f"{len(plan_json.get('deleted', []))} deleted",
     ]
     if plan_json.get("held"):

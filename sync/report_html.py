@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import plotly.graph_objects as go
@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
 from sync.health_model import FunnelFigures, HealthReport
+from sync.terminal import counted
 
 __all__ = ["PAGE_TITLE", "chart_json", "charts", "plotly_text", "render_page"]
 
@@ -129,11 +130,6 @@ def share(value: Decimal | str | None) -> str:
     return "n/a" if value is None else f"{(Decimal(value) * 100).quantize(Decimal('0.1'))}%"
 
 
-def deals(count: int) -> str:
-    """A count of deals in words: 1 deal, 2 deals."""
-    return f"{count} deal" if count == 1 else f"{count} deals"
-
-
 @cache
 def _environment() -> Environment:
     environment = Environment(
@@ -141,7 +137,7 @@ def _environment() -> Environment:
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     environment.filters["share"] = share
-    environment.filters["deals"] = deals
+    environment.filters["deals"] = partial(counted, noun="deal")
     return environment
 
 

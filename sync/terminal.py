@@ -13,7 +13,7 @@ from rich.text import Text
 
 from sync.errors import terminal_safe
 
-__all__ = ["cell", "fitted", "id_column", "plain_console"]
+__all__ = ["cell", "counted", "fitted", "id_column", "plain_console"]
 
 
 def plain_console(**options: Any) -> Console:
@@ -21,6 +21,11 @@ def plain_console(**options: Any) -> Console:
     messages come from the CRMs and the config: read as markup, a `[/]` in one fails the whole
     output and a `[b]...[/b]` restyles it. Styling is set with `Text(..., style=...)`."""
     return Console(markup=False, **options)
+
+
+def counted(count: int, noun: str) -> str:
+    """`count` of `noun` in words: "1 change", "2 changes"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def cell(*lines: object) -> Text:
