@@ -39,6 +39,7 @@ __all__ = [
     "http_faults",
     "http_writes",
     "make_env",
+    "run_crmsync",
     "served",
     "stable",
 ]
@@ -75,6 +76,13 @@ def deal_records(dump: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
 def crmsync_env() -> dict[str, str]:
     """The environment for a `crmsync` subprocess that runs this checkout."""
     return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def run_crmsync(*args: str) -> subprocess.CompletedProcess[str]:
+    """`crmsync *args` in a subprocess that runs this checkout: text output, 2 minutes at most."""
+    return subprocess.run(
+        [*CRMSYNC, *args], env=crmsync_env(), capture_output=True, text=True, timeout=120
+    )
 
 
 def _configure(config: Path, store: str, **sections: Mapping[str, Any]) -> None:

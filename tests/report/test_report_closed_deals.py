@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +26,7 @@ import yaml
 
 from connectors.sandbox.generator import generate
 from connectors.sandbox.salesforce_store import sf_id
-from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 _SF_STAGES = {  # StageName -> (IsClosed, IsWon, Probability)
     "Prospecting": (False, False, 10.0),
@@ -127,13 +126,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEnv]:
 
 
 def _report(env: SandboxEnv, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [*CRMSYNC, "report", "--config", str(env.config), "--format", "json", *args],
-        env=crmsync_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_crmsync("report", "--config", str(env.config), "--format", "json", *args)
     assert done.returncode in (0, 3), done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report

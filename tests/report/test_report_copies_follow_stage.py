@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from connectors.sandbox.generator import generate
-from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 ATLAS = "Atlas Group — Platform Migration 2026"
 BLUE_YONDER = "Blue Yonder — Expansion 2026"
@@ -91,13 +91,7 @@ def _with_policies(env: SandboxEnv, name: str, fields: dict[str, Any]) -> Path:
 
 
 def _run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CRMSYNC, "report", "--config", str(config), "--format", "json", *args],
-        env=crmsync_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_crmsync("report", "--config", str(config), "--format", "json", *args)
 
 
 def _report(config: Path, *args: str) -> dict[str, Any]:

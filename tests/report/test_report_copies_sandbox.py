@@ -10,7 +10,6 @@ matched deal whose copies disagree on the amount.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 import yaml
 
 from connectors.sandbox.generator import generate
-from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 ATLAS = "Atlas Group — Platform Migration 2026"
 
@@ -57,13 +56,7 @@ def _with_amount_policy(env: SandboxEnv, policy: Any) -> Path:
 
 
 def _consolidated(config: Path, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [*CRMSYNC, "report", "--config", str(config), "--format", "json", *args],
-        env=crmsync_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_crmsync("report", "--config", str(config), "--format", "json", *args)
     assert done.returncode in (0, 3), done.stderr
     return dict(json.loads(done.stdout)["consolidated"])
 

@@ -10,7 +10,6 @@ spreads Pipedrive's stage and HubSpot's amount, and the report counts them.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from connectors.sandbox.generator import generate
-from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 HUBSPOT_ATLAS, PIPEDRIVE_ATLAS = "9100000014", 2
 NEGOTIATION = 5  # Pipedrive's "Negotiations Started"
@@ -42,14 +41,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEnv]:
         sandbox_env.sandbox.stop()
 
 
-def _crmsync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CRMSYNC, *args], env=crmsync_env(), capture_output=True, text=True, timeout=120
-    )
-
-
 def _report(config: Path) -> dict[str, Any]:
-    done = _crmsync("report", "--config", str(config), "--format", "json", "--refresh")
+    done = run_crmsync("report", "--config", str(config), "--format", "json", "--refresh")
     assert done.returncode in (0, 3), done.stderr
     return dict(json.loads(done.stdout))
 
@@ -67,7 +60,7 @@ def _choice(report: dict[str, Any], field: str) -> dict[str, Any]:
 def test_a_stage_changed_in_one_crm_counts_though_another_crm_edited_the_deal_later(
     env: SandboxEnv,
 ) -> None:
-    done = _crmsync("reconcile", "--config", str(env.config), "--yes")
+    done = run_crmsync("reconcile", "--config", str(env.config), "--yes")
     assert done.returncode == 0, done.stderr
     before = _report(env.config)
     assert _choice(before, "stage")["disagreed"] == 0

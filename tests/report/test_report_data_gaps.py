@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import requests
 from connectors.sandbox.generator import generate
 from sync.runtime import open_runtime
 from sync.store import Store
-from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 
 def _dataset() -> dict[str, Any]:
@@ -67,13 +66,7 @@ def env(tmp_path: Path) -> Iterator[SandboxEnv]:
 
 
 def _crmsync(env: SandboxEnv, *args: str) -> tuple[int, dict[str, Any]]:
-    done = subprocess.run(
-        [*CRMSYNC, *args, "--config", str(env.config), "--format", "json"],
-        env=crmsync_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_crmsync(*args, "--config", str(env.config), "--format", "json")
     assert done.returncode in (0, 3), done.stderr
     return done.returncode, json.loads(done.stdout) if done.stdout.startswith("{") else {}
 

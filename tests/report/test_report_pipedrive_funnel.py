@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from connectors.sandbox.generator import generate
-from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 # The sandbox config maps pipeline 1's stages: 1 Lead In -> lead, 2 Contact Made -> qualified,
 # 3 Demo Scheduled -> proposal, 4 Proposal Made -> proposal, 5 Negotiations Started ->
@@ -62,13 +61,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def funnel(config: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [*CRMSYNC, "report", "--config", str(config), "--format", "json", "--refresh"],
-        env=crmsync_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_crmsync("report", "--config", str(config), "--format", "json", "--refresh")
     assert done.returncode in (0, 3), done.stderr
     figures: dict[str, Any] = json.loads(done.stdout)["systems"]["pipedrive"]["funnels"]
     return figures["default"]

@@ -18,7 +18,7 @@ import yaml
 from connectors.sandbox.generator import generate
 from sync.runtime import open_runtime
 from sync.store import Store
-from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 
 def _pipedrive_deal(template: dict[str, Any], id: int, **fields: Any) -> dict[str, Any]:
@@ -69,13 +69,7 @@ def pipedrive_config(pipedrive_env: SandboxEnv) -> Path:
 
 
 def _report(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CRMSYNC, "report", "--config", str(config), "--format", "json", *args],
-        env=crmsync_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_crmsync("report", "--config", str(config), "--format", "json", *args)
 
 
 def _report_json(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -127,13 +121,7 @@ def test_a_refresh_whose_pull_fails_is_a_failed_run_not_a_report_of_old_data(
 def test_many_plain_reports_do_not_push_the_last_sync_and_its_errors_out_of_the_report(
     pipedrive_env: SandboxEnv,
 ) -> None:
-    synced = subprocess.run(
-        [*CRMSYNC, "reconcile", "--dry-run", "--config", str(pipedrive_env.config)],
-        env=crmsync_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    synced = run_crmsync("reconcile", "--dry-run", "--config", str(pipedrive_env.config))
     assert synced.returncode in (0, 3), synced.stderr  # the nightly sync
     seconds = itertools.count(1)
     with open_runtime(str(pipedrive_env.config), connect=False) as rt:
