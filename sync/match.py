@@ -110,6 +110,7 @@ def ref_order(ref: Ref) -> tuple[str, str]:
 
 
 _NATIVE_ID = itemgetter(1)  # Ref.id, as a C-level getter for bulk index builds
+_FIRST = itemgetter(0)  # an item's Ref: sorted in C, in ref_order (a Ref is a (system, id) tuple)
 _RARE = attrgetter("external_ids", "link_id", "extra")
 
 
@@ -481,7 +482,7 @@ def _result(linker: Linker, scan: _Scan, retired: Container[str]) -> MatchResult
             new_links[refs[i]] = owner if isinstance(owner, str) else names[owner]
             methods[refs[i]] = linker.method[i]  # type: ignore[assignment]
     unmatched = {
-        system: tuple(sorted(refs, key=ref_order))
+        system: tuple(sorted(refs))  # a Ref sorts as (system, id): ref_order, compared in C
         for system, refs in alone.items()
         if refs and len(alone) > 1
     }
@@ -490,8 +491,8 @@ def _result(linker: Linker, scan: _Scan, retired: Container[str]) -> MatchResult
         groups[name] = groups.pop(handle)
     return MatchResult(
         entities=groups,  # type: ignore[arg-type]  # every handle is now a str
-        methods=dict(sorted(methods.items(), key=lambda m: ref_order(m[0]))),
-        new_links=dict(sorted(new_links.items(), key=lambda m: ref_order(m[0]))),
+        methods=dict(sorted(methods.items(), key=_FIRST)),
+        new_links=dict(sorted(new_links.items(), key=_FIRST)),
         unmatched=unmatched,
         ambiguous=tuple(
             sorted(
