@@ -125,3 +125,23 @@ def test_fingerprint_changes_with_each_canonical_field() -> None:
     ]
     prints = {deal_fingerprint(v) for v in variants} | {deal_fingerprint(deal)}
     assert len(prints) == len(variants) + 1
+
+
+def test_deals_decoded_from_the_store_share_their_repeated_values() -> None:
+    """A million stored deals repeat a few owners, stages, dates and amounts: decoded once."""
+    first, second = (
+        json.loads(json.dumps(deal_to_json(dataclasses.replace(_deal(), ref=Ref("hubspot", i)))))
+        for i in ("1", "2")
+    )
+    a, b = deal_from_json(first), deal_from_json(second)
+    for name in ("pipeline", "stage", "native_stage", "value", "close_date", "owner_email"):
+        assert getattr(a, name) is getattr(b, name), name
+    assert a.probability is b.probability and a.ref.system is b.ref.system
+    assert a.name == b.name and a.ref != b.ref
+
+
+def test_a_shared_amount_keeps_its_own_spelling() -> None:
+    spelled = [dict(deal_to_json(_deal()), amount=text) for text in ("1500.50", "1500.5", "1500.5")]
+    values = [deal_from_json(p).value for p in spelled]
+    assert [str(v.amount) for v in values if v] == ["1500.50", "1500.5", "1500.5"]
+    assert values[1] is values[2] and values[0] is not values[1]
