@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 import pytest
 
+from mapping.codec import deal_from_json, deal_to_json
 from mapping.model import Deal, DealStatus, Money, Ref
 from sync.diff import comparable, diff
 from sync.match import MatchConfig, match, paused_gc
@@ -46,6 +47,12 @@ class Dataset:
 
 
 def _deal(system: str, id: str, name: str, i: int, amount: Decimal, **kw: Any) -> Deal:
+    """A deal as a reconcile loads it from the store: decoded from its stored payload, which
+    shares the values deals repeat (owners, stages, dates, amounts) as a real store's do."""
+    return deal_from_json(deal_to_json(_built(system, id, name, i, amount, **kw)))
+
+
+def _built(system: str, id: str, name: str, i: int, amount: Decimal, **kw: Any) -> Deal:
     return Deal(
         ref=Ref(system, id),
         name=name,
