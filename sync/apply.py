@@ -510,14 +510,22 @@ def _keep_with_stage(
 ) -> None:
     """A field tied to the stage (`_with_stage`) goes only with it: while the record's stage
     change is drifted, its change of such a field is too, as its write would contradict the
-    stage someone set since (a status overwrite it; a probability disagree with it)."""
+    stage someone set since (a status overwrite it; a probability disagree with it). While the
+    stage change is dead-lettered (not sent), so is such a change: written alone, it would leave
+    the record with a probability of a stage it does not hold, or move the stage by its status
+    after all. It gets no dead letter of its own: no dead stage change held back, it is sent."""
     stage = next((verdicts[c.change_id] for c in changes if c.field == "stage"), None)
-    if not tied or stage is None or stage[0] is not Outcome.DRIFTED:
+    if not tied or stage is None:
         return
-    why = f"goes with the stage, which is drifted ({stage[1]})"
+    if stage[0] is Outcome.DRIFTED:
+        held = (Outcome.DRIFTED, f"goes with the stage, which is drifted ({stage[1]})")
+    elif stage[0] is Outcome.DEAD:
+        held = (Outcome.DEAD, f"goes with the stage, which is {stage[1]}")
+    else:
+        return
     for change in changes:
         if change.field in tied and verdicts[change.change_id] is None:
-            verdicts[change.change_id] = (Outcome.DRIFTED, why)
+            verdicts[change.change_id] = held
 
 
 def _native_update(
