@@ -225,6 +225,11 @@ def _probability(value: object) -> float | int | str | None:
     return None if value is None else json_number(Decimal(str(value)) * _HUNDRED)
 
 
+def _held_currency(deal: Deal) -> str | None:
+    """The code in the record's CurrencyIsoCode, with or without an amount."""
+    return deal.value.currency if deal.value else deal.extra.get("native_currency")
+
+
 def _amount(value: object) -> float | int | str | None:
     return None if value is None else json_number(Decimal(str(value)))
 
@@ -252,8 +257,13 @@ def update_for_salesforce(
         elif key == "currency":
             if value is None:
                 # No amount, so no canonical currency; a multi-currency org holds a code on every
-                # record (never null): the one to put back, else the one it has.
-                if native is not None and native.currency and not deal.extra.get("single_currency"):
+                # record (never null): the one to put back, else the one it has (not sent again).
+                if (
+                    native is not None
+                    and native.currency
+                    and native.currency != _held_currency(deal)
+                    and not deal.extra.get("single_currency")
+                ):
                     fields["CurrencyIsoCode"] = native.currency
             elif deal.extra.get("single_currency"):
                 if value != ctx.default_currency:

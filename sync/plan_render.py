@@ -175,11 +175,20 @@ def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: 
                 cell(change["id"]),
                 cell(_deal_context(deal)),
                 cell(_shown(change["from"])),
-                cell(_shown(change["to"])),
+                cell(_to(change)),
                 cell(change["reason"]),
             )
         _more(table, len(items))
         console.print(table)
+
+
+def _to(change: Mapping[str, Any]) -> str:
+    """The value a change writes, with the code a currency field keeps or gets (`native_to`)."""
+    code = (change.get("native_to") or {}).get("currency")
+    if code is None:
+        return _shown(change["to"])
+    kept = "keeps " if code == change["from"] else ""
+    return f"{_shown(change['to'])} (currency field {kept}{code})"
 
 
 def _conflicts(

@@ -27,7 +27,7 @@ from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
 from sync.store import Store
 from sync.store_records import Link, LinkMethod
-from sync.writes import can_express_for, creatable
+from sync.writes import can_express_for, creatable, with_kept_currencies
 
 __all__ = [
     "BATCH_SIZES",
@@ -239,6 +239,8 @@ def _analyze(
         batch_sizes={n: BATCH_SIZES.get(config.system(n).kind, 1) for n in config.systems},
         hold=unconfirmed(store, matched, diffed) if config.push.confirmed_only else None,
     )
+    if contexts is not None:
+        plan = with_kept_currencies(plan, deals, contexts)
     plan = _with_dangling_links(plan, vanished)
     if any(d["propagate"] for d in plan.deleted):
         plan = _not_our_deletes(plan, store.journal.deletes_in_doubt())

@@ -23,6 +23,7 @@ from mapping.model import Deal, MappingError, Ref
 from mapping.writes import resolve_stage_change
 from sync.diff import Create, DealError, DiffResult
 from sync.match import ref_order
+from sync.plan import Plan
 
 __all__ = [
     "can_express_for",
@@ -32,6 +33,7 @@ __all__ = [
     "native_update",
     "probability_in_stage",
     "status_in_stage",
+    "with_kept_currencies",
 ]
 
 _Update = Callable[[Deal, Mapping[str, Any], MappingContext, NativeValues | None], dict[str, Any]]
@@ -93,6 +95,36 @@ def native_stage_written(
     return resolve_stage_change(
         deal, changes, ctx, status_in_stage=in_stage, native=native
     ).native_stage
+
+
+def _kept_currency(deal: Deal, ctx: MappingContext) -> str | None:
+    """The code `deal`'s currency field keeps when a write takes its amount, and so its
+    canonical currency, away: the one it holds, where that write leaves the field as it is
+    (Salesforce: a multi-currency org holds a code on every record, a single-currency org its
+    one); None where the write clears the field (HubSpot) or cannot be made (Pipedrive)."""
+    try:
+        if native_update(deal, {"currency": None}, ctx):
+            return None
+    except MappingError:
+        return None
+    return deal.value.currency if deal.value else deal.extra.get("native_currency")
+
+
+def with_kept_currencies(
+    plan: Plan, deals: Mapping[Ref, Deal], contexts: Mapping[str, MappingContext]
+) -> Plan:
+    """`plan` whose changes taking a currency away (with its amount) name, as `native_to`, the
+    code their target's currency field keeps (`_kept_currency`): the plan says what the CRM
+    will hold, not that its code goes, and apply writes exactly that."""
+    changes = list(plan.changes)
+    for index, change in enumerate(changes):
+        if change.field != "currency" or change.to_value is not None or change.native is not None:
+            continue
+        ctx, deal = contexts.get(change.system), deals.get(Ref(change.system, change.id))
+        code = _kept_currency(deal, ctx) if ctx is not None and deal is not None else None
+        if code is not None:
+            changes[index] = replace(change, native=NativeValues(currency=code))
+    return replace(plan, changes=tuple(changes))
 
 
 def native_create(deal: Deal, ctx: MappingContext, link_id: str) -> dict[str, Any]:

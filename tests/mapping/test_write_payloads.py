@@ -350,6 +350,21 @@ def test_salesforce_never_writes_a_null_currency_code() -> None:
     assert update_for_salesforce(single, {"currency": None}, ctx) == {}
 
 
+def test_salesforce_does_not_send_again_the_currency_code_a_record_keeps() -> None:
+    """A plan clearing an amount names the code CurrencyIsoCode keeps (`native_to`); the write
+    sends the amount alone, as without it."""
+    ctx = make_ctx("salesforce")
+    for record in (
+        opportunity(CurrencyIsoCode="EUR"),
+        opportunity(Amount=None, CurrencyIsoCode="EUR"),
+    ):
+        deal = deal_from_salesforce(record, ctx)
+        payload = update_for_salesforce(
+            deal, {"amount": None, "currency": None}, ctx, NativeValues(currency="EUR")
+        )
+        assert payload == {"Amount": None}
+
+
 CREATES: dict[str, Callable[..., dict[str, Any]]] = {
     "salesforce": create_for_salesforce,
     "hubspot": create_for_hubspot,
