@@ -68,6 +68,7 @@ _STAGE_SLOTS = tuple(StageChange.__dict__[f.name].__set__ for f in fields(StageC
 _STATUSES = {status.value: status for status in DealStatus}
 _new = object.__new__
 _parse_datetime = datetime.fromisoformat
+_intern = sys.intern  # a stored value that is not a string fails here, loudly
 
 
 def _built(
@@ -86,7 +87,7 @@ def _money(amount: str, currency: object) -> Money:
         value, code = Decimal(amount), key[1]
         if code not in ISO_4217 or not value.is_finite():
             return Money(value, code)  # raises, naming the problem
-        money = _remember(_AMOUNTS, key, _built(Money, _MONEY_SLOTS, (value, sys.intern(code))))
+        money = _remember(_AMOUNTS, key, _built(Money, _MONEY_SLOTS, (value, _intern(code))))
     return money
 
 
@@ -118,34 +119,30 @@ def _probability(text: str) -> Decimal:
     return value if value is not None else _remember(_PROBABILITIES, text, Decimal(text))
 
 
-def _interned(text: Any) -> Any:
-    return sys.intern(text) if type(text) is str else text  # a bad value stays as it was
-
-
 def deal_from_json(data: Mapping[str, Any]) -> Deal:
     get = data.get
     amount = get("amount")
     created, updated = data["created_at"], data["updated_at"]
     assert created is not None and updated is not None
     close_date, probability = get("close_date"), get("probability")
-    entered = get("stage_entered_at")
+    entered, stage, owner = get("stage_entered_at"), get("stage"), get("owner_email")
     status = data["status"]
     external_ids, history, extra = get("external_ids"), get("stage_history"), get("extra")
     values = (
-        tuple.__new__(Ref, (_interned(data["system"]), data["id"])),
+        tuple.__new__(Ref, (_intern(data["system"]), data["id"])),
         data["name"],
-        _interned(data["pipeline"]),
-        _interned(get("stage")),
-        _interned(data["native_stage"]),
+        _intern(data["pipeline"]),
+        stage and _intern(stage),
+        _intern(data["native_stage"]),
         _STATUSES.get(status) or DealStatus(status),  # DealStatus() names a bad value
         _money(amount, get("currency")) if amount is not None else None,
         _date(close_date) if close_date else None,
-        _interned(get("owner_email")),
+        owner and _intern(owner),
         _probability(probability) if probability is not None else None,
         _parse_datetime(created),
         _parse_datetime(updated),
         _parse_datetime(entered) if entered is not None else None,
-        _interned(get("funnel", "default")),
+        _intern(get("funnel", "default")),
         dict(external_ids) if external_ids else {},
         get("link_id"),
         tuple(

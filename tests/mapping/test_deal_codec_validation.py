@@ -54,3 +54,9 @@ def test_a_minimal_old_payload_gets_the_model_defaults() -> None:
         {},
     )
     assert deal.stage_entered_at is None and deal.link_id is None
+
+
+@pytest.mark.parametrize("field", ["pipeline", "native_stage", "stage", "owner_email"])
+def test_a_stored_text_field_holding_a_number_is_refused(field: str) -> None:
+    with pytest.raises(TypeError):
+        deal_from_json(_payload(**{field: 5}))
