@@ -63,7 +63,8 @@ JOBS = ("reconcile", "reconcile-dry-run", "report")
 # a killed `report` entry's run could not be told from a live `crmsync report`, and a `links`
 # run would count as a `links` entry's missed firing served).
 RESERVED_ENTRY_NAMES = (
-    *("apply", "demo", "links", "pull", "push", "reconcile", "report", "rollback"),
+    *("apply", "dead-letters", "demo", "links", "pull", "push", "reconcile", "report"),
+    *("rollback",),
 )
 Probability = Annotated[Decimal, Field(ge=0, le=1)]
 

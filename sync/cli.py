@@ -25,10 +25,11 @@ from sync.shutdown import STOPPED, Terminated
 
 __all__ = ["main"]
 
-# Module names under sync/commands/; each exposes a click command named `command`.
+# Command names; each is a module under sync/commands/ (`-` spelled `_`) exposing a click
+# command named `command`.
 _COMMANDS: tuple[str, ...] = (
-    *("apply", "check", "demo", "init", "links", "pull", "reconcile", "report"),
-    *("rollback", "runs", "sandbox", "schedule"),
+    *("apply", "check", "dead-letters", "demo", "init", "links", "pull", "reconcile"),
+    *("report", "rollback", "runs", "sandbox", "schedule"),
 )
 
 _HANDLER_NAME = "crmsync-cli"
@@ -134,7 +135,7 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in _COMMANDS:  # also serves commands added with `main.add_command`
             return super().get_command(ctx, cmd_name)
-        module = importlib.import_module(f"sync.commands.{cmd_name}")
+        module = importlib.import_module(f"sync.commands.{cmd_name.replace('-', '_')}")
         command: click.Command = module.command
         return command
 

@@ -40,6 +40,7 @@ class RunKind(StrEnum):
     ROLLBACK = "rollback"
     REPORT = "report"
     LINKS = "links"  # a person's correction of matching (`crmsync links`)
+    DEAD_LETTERS = "dead-letters"  # a person released dead letters (`crmsync dead-letters retry`)
 
 
 class RunStatus(StrEnum):

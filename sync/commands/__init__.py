@@ -1,7 +1,8 @@
 """CLI commands, one module each, exposing a click command named `command`.
 
-`sync.cli._COMMANDS` lists the module names; a module is imported only when its command runs
-(or `--help` lists it), so one command's heavy imports never slow down another.
+`sync.cli._COMMANDS` lists the command names (a `-` is a `_` in the module's name); a module is
+imported only when its command runs (or `--help` lists it), so one command's heavy imports
+never slow down another.
 """
 
 from __future__ import annotations

@@ -1,0 +1,168 @@
+"""`crmsync dead-letters`: the changes the CRMs kept refusing, and `retry` to release them once
+the cause is fixed in the CRM; see sync/dead_letters."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from typing import Any
+
+import click
+from rich.table import Table
+
+from mapping.model import format_utc
+from sync.commands import config_option, wait_option
+from sync.dead_letters import DeadLetter, check_selection, dead_letters, release
+from sync.errors import UsageError, terminal_safe
+from sync.locks import reconcile_lock
+from sync.runtime import open_runtime
+from sync.shutdown import stop_on_signals
+from sync.store_records import RunKind, RunStatus
+from sync.terminal import cell, counted, fitted, id_column, plain_console
+
+__all__ = ["command"]
+
+_JOB = "dead-letters"
+
+
+@click.group("dead-letters", invoke_without_command=True)
+@config_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+    help="table: for people; json: a row per dead letter, for scripts.",
+)  # fmt: skip
+@click.option("--instance", help="Only this instance's.")
+@click.option("--retrying", is_flag=True, help="Also the failures still retried (not yet dead).")
+@click.pass_context
+def command(
+    ctx: click.Context, config_path: str, fmt: str, instance: str | None, retrying: bool
+) -> None:
+    """List the dead letters: changes a CRM refused `push.max_attempts` times, no longer sent.
+    Each with its instance, record id, field, the value last tried, attempts, the CRM's last
+    reason and when it first and last failed (UTC). Once the cause is fixed in the CRM,
+    `crmsync dead-letters retry` releases them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_runtime(config_path, connect=False) as rt:
+        if instance is not None:
+            check_selection(rt.store, rt.config.systems, instance, ())
+        letters = dead_letters(rt.store, instance=instance, retrying=retrying)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([_json(d) for d in letters], indent=2) + "\n")
+        return
+    _table(letters, retrying)
+
+
+def _json(d: DeadLetter) -> dict[str, Any]:
+    f = d.failure
+    return {
+        "system": f.instance,
+        "id": f.deal_id,
+        "field": f.field or None,
+        "value": d.tried,
+        "state": "dead" if f.dead else "retrying",
+        "attempts": f.attempts,
+        "reason": f.reason,
+        "first_failed_at": format_utc(f.first_seen),
+        "last_failed_at": format_utc(f.last_seen),
+    }
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _table(letters: list[DeadLetter], retrying: bool) -> None:
+    console = plain_console()
+    dead = sum(d.failure.dead for d in letters)
+    if not letters:
+        console.print("no dead letters" if not retrying else "no failed records")
+        return
+    table = Table(title="dead letters" if not retrying else "failed records")
+    table.add_column("instance", overflow="fold")
+    # the id is what `retry --id` takes and what people look up in the CRM: never cut
+    id_column(table, "record id", (d.failure.deal_id for d in letters))
+    table.add_column("field", overflow="fold")
+    if retrying:
+        table.add_column("state", overflow="fold")
+    table.add_column("last tried", overflow="fold")
+    table.add_column("attempts", justify="right")
+    table.add_column("first failed (UTC)", overflow="fold")
+    table.add_column("last failed (UTC)", overflow="fold")
+    table.add_column("CRM's last reason", overflow="fold", ratio=1)
+    for d in letters:
+        f = d.failure
+        state = ["dead" if f.dead else "retrying"] if retrying else []
+        table.add_row(
+            cell(f.instance), cell(f.deal_id), cell(f.field or "(record)"), *state,
+            cell(_shown(d.tried)), str(f.attempts), f"{f.first_seen:%Y-%m-%d %H:%M:%S}",
+            f"{f.last_seen:%Y-%m-%d %H:%M:%S}", cell(f.reason),
+        )  # fmt: skip
+    console.print(fitted(table, console))
+    summary = counted(dead, "dead letter")
+    if retrying:
+        summary += f", {counted(len(letters) - dead, 'failure')} still retried"
+    if dead:
+        summary += (
+            "; once the cause is fixed in the CRM, `crmsync dead-letters retry` releases them"
+        )
+    console.print(summary, soft_wrap=True)
+
+
+_wait = wait_option(
+    "for a reconcile, apply, rollback or links correction of this store that is running "
+    "(default: exit)"
+)
+
+
+@command.command("retry")
+@config_option
+@click.option("--all", "everything", is_flag=True, help="Release every dead letter.")
+@click.option("--instance", help="Release this instance's dead letters.")
+@click.option(
+    "--id", "ids", multiple=True, metavar="RECORD_ID",
+    help="Only this record's (repeatable; with --instance).",
+)  # fmt: skip
+@_wait
+def retry(
+    config_path: str,
+    everything: bool,
+    instance: str | None,
+    ids: tuple[str, ...],
+    wait_seconds: float | None,
+) -> None:
+    """Release dead letters once their cause is fixed in the CRM: the next apply or reconcile
+    sends their changes again, attempts counted from the start. Recorded in `crmsync runs`."""
+    if ids and instance is None:
+        raise UsageError("--id needs --instance NAME (ids are per instance)")
+    if everything == (instance is not None):
+        raise UsageError("give --all or --instance NAME (with --id RECORD_ID to pick records)")
+    # A release under the reconcile lock: an apply running now neither sends nor counts them.
+    stop = stop_on_signals(signals=(signal.SIGTERM,))
+    with open_runtime(config_path, connect=False) as rt:
+        known = list(rt.config.systems)
+        if instance is not None:
+            check_selection(rt.store, known, instance, ids)
+            selection = {instance: set(ids) if ids else None}
+        else:
+            stored = {f.instance for f in rt.store.failures.records(dead=True)}
+            selection = dict.fromkeys([*known, *sorted(stored - set(known))], None)
+        with (
+            stop,
+            reconcile_lock(
+                rt.store, wait=bool(wait_seconds), timeout=wait_seconds, wait_option=True
+            ),
+        ):
+            released = release(rt.store, selection)
+            counts: dict[str, Any] = {"released": sum(released.values()), "instances": released}
+            if ids:
+                counts["ids"] = {instance: sorted(set(ids))}
+            run_id = rt.store.runs.start(_JOB, RunKind.DEAD_LETTERS, rt.config.fingerprint())
+            rt.store.runs.finish(run_id, RunStatus.OK, counts=counts)
+    for name, count in released.items():
+        then = "; the next apply or reconcile sends their changes again" if count else ""
+        click.echo(terminal_safe(f"{name}: released {counted(count, 'dead letter')}{then}"
+                                 f" (run {run_id})"))  # fmt: skip

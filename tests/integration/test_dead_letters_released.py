@@ -1,0 +1,152 @@
+"""`crmsync dead-letters`: a change a CRM kept refusing is dead-lettered and never sent again,
+until a person who fixed the cause in the CRM releases it with `crmsync dead-letters retry`;
+the next reconcile then writes it and the dead letter is gone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from connectors.sandbox.faults import Faults
+from sync.cli import main
+from tests.fixtures_store import store_url_for
+from tests.integration.conftest import World, build_world
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def one_try_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A small three-CRM sandbox, on each store dialect, where one refusal dead-letters."""
+    with store_url_for(request.param, tmp_path) as url:
+        for world in build_world(tmp_path, url, deals=60, seed=3):
+            text = world.config.read_text()
+            world.config.write_text(text.replace("push:\n", "push:\n  max_attempts: 1\n"))
+            yield world
+
+
+def _cli(world: World, *args: str, code: int = 0) -> Result:
+    out = CliRunner().invoke(main, [*args, "--config", str(world.config)])
+    assert out.exit_code == code, (args, out.output, out.stderr)
+    return out
+
+
+def _reconcile(world: World, code: int = 0) -> Result:
+    return _cli(world, "reconcile", "--yes", "--format", "json", code=code)
+
+
+def _letters(world: World, *args: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(
+        _cli(world, "dead-letters", "--format", "json", *args).stdout
+    )
+    return rows
+
+
+def _hubspot_amount(world: World, deal_id: str) -> Decimal:
+    em: Any = world.sandbox.servers["hubspot"].emulator
+    with em.lock:
+        return Decimal(em.store.live[deal_id]["properties"]["amount"])
+
+
+def _set_pipedrive_value(world: World, deal_id: str, value: int) -> None:
+    """A person edits the deal's amount in Pipedrive's own screens (no API call)."""
+    em: Any = world.sandbox.servers["pipedrive"].emulator
+    with em.lock:
+        em.store.update(int(deal_id), {"value": value})
+
+
+def _refused_in_hubspot(world: World) -> tuple[str, int]:
+    """A first sync, then an amount edited in Pipedrive that HubSpot refuses (a validation rule,
+    say) on the only try `max_attempts: 1` allows: (HubSpot deal id, the amount)."""
+    _reconcile(world)
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    hubspot = ids["hubspot"]
+    amount = int(_hubspot_amount(world, hubspot)) + 777
+    world.sandbox.servers["hubspot"].faults.set(Faults(fail_ids=(hubspot,)))
+    _set_pipedrive_value(world, ids["pipedrive"], amount)
+    _reconcile(world, code=1)  # some of its changes failed
+    return hubspot, amount
+
+
+def test_a_released_dead_letter_is_written_by_the_next_reconcile(one_try_world: World) -> None:
+    world = one_try_world
+    hubspot, amount = _refused_in_hubspot(world)
+    [letter] = _letters(world)
+    assert letter["system"] == "hubspot"
+    assert letter["id"] == hubspot
+    assert letter["field"] == "amount"
+    assert Decimal(letter["value"]) == amount
+    assert (letter["state"], letter["attempts"]) == ("dead", 1)
+    assert letter["reason"] and letter["first_failed_at"].endswith("Z")
+    assert letter["last_failed_at"] >= letter["first_failed_at"]
+
+    world.sandbox.servers["hubspot"].faults.set(Faults())  # the admin fixed the rule
+    _reconcile(world, code=1)  # a dead change is not sent: the fix alone changes nothing
+    assert _hubspot_amount(world, hubspot) != amount
+    assert [r["id"] for r in _letters(world)] == [hubspot]
+
+    out = _cli(world, "dead-letters", "retry", "--instance", "hubspot", "--id", hubspot)
+    assert out.stdout.startswith("hubspot: released 1 dead letter; the next apply or reconcile")
+    assert out.stdout.count("\n") == 1
+    assert _letters(world) == []
+    runs = json.loads(_cli(world, "runs", "--format", "json").stdout)
+    assert (runs[0]["kind"], runs[0]["status"]) == ("dead-letters", "ok")
+    assert runs[0]["counts"]["released"] == 1
+    assert runs[0]["counts"]["ids"] == {"hubspot": [hubspot]}
+
+    _reconcile(world)
+    assert _hubspot_amount(world, hubspot) == amount
+    assert _letters(world, "--retrying") == []
+
+
+def test_a_dead_letter_refused_again_after_its_release_is_dead_again(
+    one_try_world: World,
+) -> None:
+    world = one_try_world
+    hubspot, _ = _refused_in_hubspot(world)
+    out = _cli(world, "dead-letters", "retry", "--all")
+    lines = out.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["salesforce", "hubspot", "pipedrive"]
+    assert lines[1].startswith("hubspot: released 1 dead letter;")
+    assert lines[0].startswith("salesforce: released 0 dead letters (run ")
+
+    _reconcile(world, code=1)  # the cause is still there: tried once more (attempts anew)
+    [letter] = _letters(world)
+    assert (letter["id"], letter["state"], letter["attempts"]) == (hubspot, "dead", 1)
+
+
+def test_dead_letters_table_names_the_record_and_the_way_to_release_it(
+    one_try_world: World,
+) -> None:
+    world = one_try_world
+    hubspot, amount = _refused_in_hubspot(world)
+    text = _cli(world, "dead-letters").stdout
+    assert hubspot in text and str(amount) in text and "amount" in text
+    assert "1 dead letter; once the cause is fixed in the CRM, `crmsync dead-letters retry`" in (
+        " ".join(text.split())
+    )
+    assert _cli(world, "dead-letters", "--instance", "pipedrive").stdout == "no dead letters\n"
+
+
+def test_retry_refuses_unknown_instances_and_ids_without_releasing(one_try_world: World) -> None:
+    world = one_try_world
+    hubspot, _ = _refused_in_hubspot(world)
+    for args, named in (
+        (["--instance", "zoho"], "unknown instance 'zoho'"),
+        (["--instance", "hubspot", "--id", "404", "--id", hubspot], "hubspot record 404;"),
+        (["--instance", "salesforce", "--id", hubspot], f"salesforce record {hubspot};"),
+        ([], "give --all or --instance NAME"),
+        (["--all", "--instance", "hubspot"], "give --all or --instance NAME"),
+        (["--id", hubspot], "--id needs --instance NAME"),
+    ):
+        out = _cli(world, "dead-letters", "retry", *args, code=2)
+        assert out.stdout == ""
+        assert out.stderr.count("\n") == 1 and named in out.stderr, out.stderr
+    _cli(world, "dead-letters", "--instance", "zoho", code=2)
+    assert [r["id"] for r in _letters(world)] == [hubspot]
+    runs = json.loads(_cli(world, "runs", "--format", "json").stdout)
+    assert "dead-letters" not in {r["kind"] for r in runs}
