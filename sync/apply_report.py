@@ -15,7 +15,14 @@ from rich.table import Table
 
 from sync.terminal import cell, counted, plain_console
 
-__all__ = ["ApplyReport", "ChangeResult", "Outcome", "Settled", "render_apply_report"]
+__all__ = [
+    "ApplyReport",
+    "ChangeResult",
+    "Outcome",
+    "Settled",
+    "next_runs",
+    "render_apply_report",
+]
 
 
 class Outcome(StrEnum):
@@ -152,6 +159,19 @@ class ApplyReport:
             "calls": self.calls,
             "settled": [s.as_json() for s in self.settled],
         }
+
+
+def next_runs(failed: Iterable[ChangeResult]) -> str:
+    """What later runs do with changes not applied: the refused ones are retried, the
+    dead-lettered ones wait for a person to release them."""
+    outcomes = Counter(r.outcome for r in failed)
+    dead, retried = outcomes[Outcome.DEAD], sum(outcomes.values()) - outcomes[Outcome.DEAD]
+    release = "`crmsync dead-letters retry` releases them once the cause is fixed in the CRM"
+    if not dead:
+        return "they are retried on the next run"
+    if not retried:
+        return f"they are dead-lettered, not sent again: {release}"
+    return f"{dead} of them dead-lettered, not sent again ({release}); the others are retried"
 
 
 def render_apply_report(report: ApplyReport, fmt: str, console: Console | None = None) -> None:

@@ -134,6 +134,7 @@ def _apply(
         outcome.detail = "stopped before applying (SIGTERM): nothing was written; next run re-plans"
         return
     from sync.apply import apply_from_reconcile  # the apply engine: imported only when writing
+    from sync.apply_report import next_runs
 
     report = apply_from_reconcile(rt, outcome.result, run_id=outcome.run_id, yes=yes)
     outcome.counts["applied"] = report.totals()
@@ -146,7 +147,7 @@ def _apply(
     outcome.status = RunStatus.PARTIAL if landed else RunStatus.FAILED
     outcome.detail = (
         f"{len(report.failed)} change(s) not applied (e.g. {report.failed[0].line()}); "
-        "they are retried on the next run"
+        f"{next_runs(report.failed)}"
     )
     if stop is not None and stop.is_set():
         outcome.status = RunStatus.INTERRUPTED

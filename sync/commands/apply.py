@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from sync.apply_report import ApplyReport, Outcome, render_apply_report
+from sync.apply_report import ApplyReport, Outcome, next_runs, render_apply_report
 from sync.apply_run import guarded_apply
 from sync.commands import config_option
 from sync.errors import CrmsyncError
@@ -106,7 +106,7 @@ def raise_if_failed(report: ApplyReport) -> None:
     if failed:
         raise ApplyIncomplete(
             f"{len(failed)} of {len(report.results)} change(s) not applied "
-            f"(e.g. {failed[0].line()}); they are retried on the next run"
+            f"(e.g. {failed[0].line()}); {next_runs(failed)}"
         )
 
 

@@ -35,3 +35,17 @@ def test_a_failed_create_is_named_by_its_entity_in_the_error_line() -> None:
     assert "(e.g. hubspot entity E1 create: no hubspot user with email a@b.c)" in str(refused.value)
     assert "None" not in str(refused.value)
     assert update.line() == "hubspot 91 amount: read-only"
+
+
+def test_dead_lettered_changes_are_said_to_wait_for_a_release_not_the_next_run() -> None:
+    dead = ChangeResult("c1", "hubspot", "91", "amount", Outcome.DEAD, "dead-lettered: no")
+    refused = ChangeResult("c2", "hubspot", "92", "amount", Outcome.FAILED, "read-only")
+    release = "`crmsync dead-letters retry` releases them once the cause is fixed in the CRM"
+    for results, ending in (
+        ((refused,), "; they are retried on the next run"),
+        ((dead,), f"; they are dead-lettered, not sent again: {release}"),
+        ((dead, refused), f"; 1 of them dead-lettered, not sent again ({release}); the others"),
+    ):
+        with pytest.raises(ApplyIncomplete) as failed:
+            raise_if_failed(ApplyReport("run-1", "plan-1", results, {}))
+        assert ending in str(failed.value), failed.value

@@ -85,8 +85,12 @@ def test_a_released_dead_letter_is_written_by_the_next_reconcile(one_try_world: 
     assert letter["last_failed_at"] >= letter["first_failed_at"]
 
     world.sandbox.servers["hubspot"].faults.set(Faults())  # the admin fixed the rule
-    _reconcile(world, code=1)  # a dead change is not sent: the fix alone changes nothing
+    held = _reconcile(world, code=1)  # a dead change is not sent: the fix alone changes nothing
     assert _hubspot_amount(world, hubspot) != amount
+    assert held.stderr.rstrip().endswith(
+        "they are dead-lettered, not sent again: `crmsync dead-letters retry` releases them "
+        "once the cause is fixed in the CRM"
+    ), held.stderr
     assert [r["id"] for r in _letters(world)] == [hubspot]
 
     out = _cli(world, "dead-letters", "retry", "--instance", "hubspot", "--id", hubspot)
