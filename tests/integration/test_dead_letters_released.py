@@ -17,6 +17,7 @@ from connectors.sandbox.faults import Faults
 from sync.cli import main
 from tests.fixtures_store import store_url_for
 from tests.integration.conftest import World, build_world
+from tests.integration.test_link_corrections_wait import BUSY_WAIT, reconcile_running
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -44,6 +45,14 @@ def _letters(world: World, *args: str) -> list[dict[str, Any]]:
         _cli(world, "dead-letters", "--format", "json", *args).stdout
     )
     return rows
+
+
+def _reported_dead(world: World) -> list[dict[str, Any]]:
+    """The dead letters the health report counts (`max_dead_letters`)."""
+    out = CliRunner().invoke(main, ["report", "--format", "json", "--config", str(world.config)])
+    assert out.exit_code in (0, 3), out.output  # 3: the sample data breaches some threshold
+    letters: list[dict[str, Any]] = json.loads(out.stdout)["cross_system"]["dead_letters"]
+    return letters
 
 
 def _hubspot_amount(world: World, deal_id: str) -> Decimal:
@@ -92,17 +101,40 @@ def test_a_released_dead_letter_is_written_by_the_next_reconcile(one_try_world: 
         "once the cause is fixed in the CRM"
     ), held.stderr
     assert [r["id"] for r in _letters(world)] == [hubspot]
+    assert [r["id"] for r in _reported_dead(world)] == [hubspot]
 
     out = _cli(world, "dead-letters", "retry", "--instance", "hubspot", "--id", hubspot)
     assert out.stdout.startswith("hubspot: released 1 dead letter; the next apply or reconcile")
     assert out.stdout.count("\n") == 1
-    assert _letters(world) == []
     runs = json.loads(_cli(world, "runs", "--format", "json").stdout)
     assert (runs[0]["kind"], runs[0]["status"]) == ("dead-letters", "ok")
     assert runs[0]["counts"]["released"] == 1
     assert runs[0]["counts"]["ids"] == {"hubspot": [hubspot]}
+    assert _letters(world) == []
+    assert _reported_dead(world) == []
 
     _reconcile(world)
+    assert _hubspot_amount(world, hubspot) == amount
+    assert _letters(world, "--retrying") == []
+
+
+def test_a_saved_plan_applied_again_sends_its_released_change(one_try_world: World) -> None:
+    world = one_try_world
+    _reconcile(world)
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    hubspot = ids["hubspot"]
+    amount = int(_hubspot_amount(world, hubspot)) + 555
+    _set_pipedrive_value(world, ids["pipedrive"], amount)
+    plan = world.config.parent / "plan.json"
+    _cli(world, "reconcile", "--dry-run", "--plan-out", str(plan), "--format", "json")
+    world.sandbox.servers["hubspot"].faults.set(Faults(fail_ids=(hubspot,)))
+    _cli(world, "apply", str(plan), "--yes", code=1)
+    world.sandbox.servers["hubspot"].faults.set(Faults())
+    _cli(world, "apply", str(plan), "--yes", code=1)  # dead: not sent again
+    assert _hubspot_amount(world, hubspot) != amount
+
+    _cli(world, "dead-letters", "retry", "--instance", "hubspot")
+    _cli(world, "apply", str(plan), "--yes")
     assert _hubspot_amount(world, hubspot) == amount
     assert _letters(world, "--retrying") == []
 
@@ -154,3 +186,19 @@ def test_retry_refuses_unknown_instances_and_ids_without_releasing(one_try_world
     assert [r["id"] for r in _letters(world)] == [hubspot]
     runs = json.loads(_cli(world, "runs", "--format", "json").stdout)
     assert "dead-letters" not in {r["kind"] for r in runs}
+
+
+def test_a_release_waits_for_a_running_reconcile_or_exits_releasing_nothing(
+    one_try_world: World,
+) -> None:
+    world = one_try_world
+    hubspot, _ = _refused_in_hubspot(world)
+    with reconcile_running(world):
+        busy = _cli(world, "dead-letters", "retry", "--all", code=1)
+        listed = _letters(world)  # reading takes no lock
+    assert busy.stderr.splitlines() == [f"crmsync: error: {BUSY_WAIT}"]
+    assert [r["id"] for r in listed] == [hubspot]
+    with reconcile_running(world, seconds=1.0):
+        waited = _cli(world, "dead-letters", "retry", "--instance", "hubspot", "--wait", "20")
+    assert waited.stdout.startswith("hubspot: released 1 dead letter;")
+    assert _letters(world) == []

@@ -1,0 +1,78 @@
+"""Dead letters in the store (SQLite and PostgreSQL): listed with the value last tried from the
+journal, released by instance or record, failures still retried left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync.dead_letters import check_selection, dead_letters, release
+from sync.errors import UsageError
+from sync.store import JournalEntry, JournalOp, JournalState, Store
+
+
+def _refused(store: Store, run: str, instance: str, deal_id: str, field: str, to: str) -> None:
+    """An apply's write the CRM refused, journaled then counted (dead at once: max 1 attempt)."""
+    change = f"{run}-{instance}-{deal_id}-{field}"
+    entry = JournalEntry(change, instance, deal_id, JournalOp.UPDATE, field, "old", to)
+    store.journal.intend(run, "plan-" + run, [entry])
+    store.journal.mark(run, [(change, JournalState.FAILED, {"error": "FIELD_CUSTOM_VALIDATION"})])
+    store.failures.record(instance, deal_id, field, "FIELD_CUSTOM_VALIDATION", max_attempts=1)
+
+
+def test_dead_letters_show_the_value_last_tried_and_leave_retried_failures_out(
+    store: Store,
+) -> None:
+    _refused(store, "run-1", "hubspot", "91", "amount", "100")
+    _refused(store, "run-2", "hubspot", "91", "amount", "250")  # a later plan, another value
+    _refused(store, "run-2", "hubspot", "91", "stage", "won")
+    store.failures.record("hubspot", "92", "amount", "UNABLE_TO_LOCK_ROW", max_attempts=5)
+    store.failures.record("pipedrive", "7", None, "refused", max_attempts=1)  # no journal row
+
+    letters = dead_letters(store)
+    assert [(d.failure.instance, d.failure.deal_id, d.failure.field, d.tried) for d in letters] == [
+        ("hubspot", "91", "amount", "250"),
+        ("hubspot", "91", "stage", "won"),
+        ("pipedrive", "7", "", None),
+    ]
+    assert letters[0].failure.attempts == 2
+    everything = dead_letters(store, instance="hubspot", retrying=True)
+    assert [(d.failure.deal_id, d.failure.dead) for d in everything] == [
+        ("91", True),
+        ("91", True),
+        ("92", False),
+    ]
+
+
+def test_release_forgets_the_dead_letters_selected_and_nothing_else(store: Store) -> None:
+    _refused(store, "run-1", "hubspot", "91", "amount", "100")
+    _refused(store, "run-1", "hubspot", "91", "stage", "won")
+    _refused(store, "run-1", "hubspot", "93", "amount", "5")
+    _refused(store, "run-1", "pipedrive", "7", "amount", "5")
+    store.failures.record("hubspot", "92", "amount", "UNABLE_TO_LOCK_ROW", max_attempts=5)
+
+    assert release(store, {"hubspot": {"91", "404"}}) == {"hubspot": 2}
+    left = {(f.instance, f.deal_id, f.field) for f in store.failures.records()}
+    assert left == {
+        ("hubspot", "93", "amount"),
+        ("pipedrive", "7", "amount"),
+        ("hubspot", "92", "amount"),
+    }
+    assert release(store, {"hubspot": None, "salesforce": None}) == {"hubspot": 1, "salesforce": 0}
+    assert [(f.deal_id, f.dead) for f in store.failures.records(instance="hubspot")] == [
+        ("92", False)
+    ]
+    again = store.failures.record("hubspot", "91", "amount", "still refused", max_attempts=2)
+    assert (again.attempts, again.dead) == (1, False)  # counted from the start
+
+
+def test_a_selection_naming_no_dead_letter_is_refused(store: Store) -> None:
+    _refused(store, "run-1", "hubspot", "91", "amount", "100")
+    store.failures.record("hubspot", "92", "amount", "UNABLE_TO_LOCK_ROW", max_attempts=5)
+    known = ("salesforce", "hubspot")
+    check_selection(store, known, "hubspot", ["91"])
+    check_selection(store, known, "salesforce", [])
+    with pytest.raises(UsageError, match=r"^unknown instance 'zoho': the config names hubspot"):
+        check_selection(store, known, "zoho", [])
+    with pytest.raises(UsageError, match=r"^no dead letter for hubspot record 404, 92; "):
+        check_selection(store, known, "hubspot", ["92", "91", "404"])
+    assert len(store.failures.records()) == 2
