@@ -54,6 +54,13 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
                 "`crmsync links split` undoes a join"
             )
             return
+        if run is not None and run.kind == RunKind.DEAD_LETTERS and fmt == "table":
+            click.echo(
+                f"run {run_id} released dead letters (`crmsync dead-letters retry`) and wrote "
+                "to no CRM: rollback has nothing to undo; the changes a later run sent again "
+                "are that run's to roll back"
+            )
+            return
         if not write:
             rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
             _show(rollback, fmt, rt.store.journal.done_ids(rollback.plan.run_id))

@@ -116,6 +116,11 @@ def test_a_released_dead_letter_is_written_by_the_next_reconcile(one_try_world: 
     _reconcile(world)
     assert _hubspot_amount(world, hubspot) == amount
     assert _letters(world, "--retrying") == []
+    for extra in ([], ["--apply"]):
+        undo = _cli(world, "rollback", runs[0]["id"], *extra)
+        assert "released dead letters (`crmsync dead-letters retry`) and wrote to no CRM" in (
+            undo.stdout
+        )
 
 
 def test_a_saved_plan_applied_again_sends_its_released_change(one_try_world: World) -> None:
