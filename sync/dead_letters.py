@@ -21,6 +21,8 @@ from sync.store_records import FailureRecord, JournalState
 
 __all__ = ["DeadLetter", "check_selection", "dead_letters", "release"]
 
+_IN_LIMIT = 500
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -53,17 +55,18 @@ def _tried_values(
     found: dict[tuple[str, str, str], tuple[Any, Any]] = {}
     with transaction(store.engine, write=False) as conn:
         for instance, ids in sorted(by_instance.items()):
-            for part in chunks(sorted(ids), 500):
-                query = select(j.deal_id, j.field, j.after, j.updated_at, j.run_id, j.seq).where(
-                    j.instance == instance,
-                    j.deal_id.in_(part),
-                    j.state == JournalState.FAILED.value,
-                )
-                for row in conn.execute(query):
-                    key = (instance, row.deal_id, row.field or "")
-                    order = (row.updated_at, row.run_id, row.seq)
-                    if key in wanted and (key not in found or found[key][0] < order):
-                        found[key] = (order, row.after)
+            query = select(j.deal_id, j.field, j.after, j.updated_at, j.run_id, j.seq).where(
+                j.instance == instance, j.state == JournalState.FAILED.value
+            )
+            # The journal has no index by record: a few ids are one query, more are one read
+            # of the instance's failed writes (never a scan per batch of ids).
+            if len(ids) <= _IN_LIMIT:
+                query = query.where(j.deal_id.in_(ids))
+            for row in conn.execute(query):
+                key = (instance, row.deal_id, row.field or "")
+                order = (row.updated_at, row.run_id, row.seq)
+                if key in wanted and (key not in found or found[key][0] < order):
+                    found[key] = (order, row.after)
     return {key: value for key, (_, value) in found.items()}
 
 
@@ -99,7 +102,7 @@ def release(store: Store, selection: Mapping[str, Collection[str] | None]) -> di
                 stmt = t.failures.delete().where(f.instance == instance, f.dead.is_(True))
                 count = int(conn.execute(stmt).rowcount)
             else:
-                for part in chunks(sorted(set(ids)), 500):
+                for part in chunks(sorted(set(ids)), _IN_LIMIT):
                     stmt = t.failures.delete().where(
                         f.instance == instance, f.dead.is_(True), f.deal_id.in_(part)
                     )

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import textwrap
+from collections.abc import Iterator
 from typing import Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from mapping.model import format_utc
 from sync.commands import config_option, wait_option
@@ -24,6 +27,9 @@ from sync.terminal import cell, counted, fitted, id_column, plain_console
 __all__ = ["command"]
 
 _JOB = "dead-letters"
+# Below this width the table would fold times and reasons mid-word: each letter takes two lines
+# instead, the second indented (as `crmsync runs` does).
+_NARROW = 120
 
 
 @click.group("dead-letters", invoke_without_command=True)
@@ -81,6 +87,42 @@ def _table(letters: list[DeadLetter], retrying: bool) -> None:
     if not letters:
         console.print("no dead letters" if not retrying else "no failed records")
         return
+    if console.width < _NARROW:
+        for line in _lines(letters, retrying, console.width):
+            console.print(Text(line), soft_wrap=True)
+    else:
+        console.print(fitted(_wide(letters, retrying), console))
+    summary = counted(dead, "dead letter")
+    if retrying:
+        summary += f", {counted(len(letters) - dead, 'failure')} still retried"
+    if dead:
+        summary += (
+            "; once the cause is fixed in the CRM, `crmsync dead-letters retry` releases them"
+        )
+    console.print(Text(summary), soft_wrap=True)
+
+
+def _lines(letters: list[DeadLetter], retrying: bool, width: int) -> Iterator[str]:
+    """For a narrow terminal: instance, record id, field and attempts on one line (the id
+    whole), then the value tried, the times and the CRM's reason, wrapped at word boundaries."""
+    yield f"{'failed records' if retrying else 'dead letters'} (times in UTC)"
+    for d in letters:
+        f = d.failure
+        state = ("dead  " if f.dead else "retrying  ") if retrying else ""
+        yield terminal_safe(
+            f"{f.instance}  {f.deal_id}  {f.field or '(record)'}  {state}"
+            f"{counted(f.attempts, 'attempt')}"
+        )
+        text = terminal_safe(
+            f"tried {_shown(d.tried)}; failed first {f.first_seen:%Y-%m-%d %H:%M:%S}, last "
+            f"{f.last_seen:%Y-%m-%d %H:%M:%S}: {f.reason}"
+        )
+        yield from textwrap.wrap(
+            text, max(width, 40), initial_indent="    ", subsequent_indent="    "
+        )
+
+
+def _wide(letters: list[DeadLetter], retrying: bool) -> Table:
     table = Table(title="dead letters" if not retrying else "failed records")
     table.add_column("instance", overflow="fold")
     # the id is what `retry --id` takes and what people look up in the CRM: never cut
@@ -101,15 +143,7 @@ def _table(letters: list[DeadLetter], retrying: bool) -> None:
             cell(_shown(d.tried)), str(f.attempts), f"{f.first_seen:%Y-%m-%d %H:%M:%S}",
             f"{f.last_seen:%Y-%m-%d %H:%M:%S}", cell(f.reason),
         )  # fmt: skip
-    console.print(fitted(table, console))
-    summary = counted(dead, "dead letter")
-    if retrying:
-        summary += f", {counted(len(letters) - dead, 'failure')} still retried"
-    if dead:
-        summary += (
-            "; once the cause is fixed in the CRM, `crmsync dead-letters retry` releases them"
-        )
-    console.print(summary, soft_wrap=True)
+    return table
 
 
 _wait = wait_option(

@@ -165,11 +165,21 @@ def test_dead_letters_table_names_the_record_and_the_way_to_release_it(
 ) -> None:
     world = one_try_world
     hubspot, amount = _refused_in_hubspot(world)
-    text = _cli(world, "dead-letters").stdout
-    assert hubspot in text and str(amount) in text and "amount" in text
-    assert "1 dead letter; once the cause is fixed in the CRM, `crmsync dead-letters retry`" in (
-        " ".join(text.split())
-    )
+    for columns in ("80", "200"):  # two lines per dead letter, or a table
+        out = CliRunner().invoke(
+            main, ["dead-letters", "--config", str(world.config)], env={"COLUMNS": columns}
+        )
+        assert out.exit_code == 0, out.output
+        text = out.stdout
+        row = next(line for line in text.splitlines() if hubspot in line)
+        assert row.split()[:3] == ["hubspot", hubspot, "amount"] or (
+            [c.strip() for c in row.split("│")[1:4]] == ["hubspot", hubspot, "amount"]
+        ), text
+        assert str(amount) in text and "Injected failure" in text
+        assert (
+            "1 dead letter; once the cause is fixed in the CRM, `crmsync dead-letters retry`"
+            in (" ".join(text.split()))
+        )
     assert _cli(world, "dead-letters", "--instance", "pipedrive").stdout == "no dead letters\n"
 
 

@@ -76,3 +76,19 @@ def test_a_selection_naming_no_dead_letter_is_refused(store: Store) -> None:
     with pytest.raises(UsageError, match=r"^no dead letter for hubspot record 404, 92; "):
         check_selection(store, known, "hubspot", ["92", "91", "404"])
     assert len(store.failures.records()) == 2
+
+
+def test_many_dead_letters_each_show_their_own_value_last_tried(store: Store) -> None:
+    ids = [str(1000 + n) for n in range(520)]  # more than one query's worth of ids
+    entries = [
+        JournalEntry(f"c{i}", "hubspot", i, JournalOp.UPDATE, "amount", "0", f"{i}.5") for i in ids
+    ]
+    store.journal.intend("run-1", "plan-1", entries)
+    store.journal.mark("run-1", [(f"c{i}", JournalState.FAILED, {"error": "no"}) for i in ids])
+    written = JournalEntry("x", "hubspot", "1", JournalOp.UPDATE, "amount", "0", "9")
+    store.journal.intend("run-1", "plan-1", [written])
+    store.journal.mark("run-1", [("x", JournalState.DONE, None)])  # no failure: not listed
+    for i in ids:
+        store.failures.record("hubspot", i, "amount", "no", max_attempts=1)
+    letters = dead_letters(store)
+    assert [(d.failure.deal_id, d.tried) for d in letters] == [(i, f"{i}.5") for i in ids]
