@@ -32,7 +32,11 @@ _JOB = "dead-letters"
 _NARROW = 120
 
 
-@click.group("dead-letters", invoke_without_command=True)
+@click.group(
+    "dead-letters",
+    invoke_without_command=True,
+    short_help="Changes the CRMs kept refusing; `retry` releases them.",
+)
 @config_option
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table",
