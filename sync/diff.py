@@ -237,7 +237,7 @@ class _Differ:
                 decided[name] = result
             elif len({v for _, v in pairs}) > 1:
                 undecided.add(name)
-        if self.couple(decided, undecided, facts[0]):
+        if self.couple(decided, undecided, _facts_of_decided_stage(decided, rows, facts)):
             statuses = sorted(((d.ref, row[_STATUS]) for d, row in zip(members, rows, strict=True)),
                               key=lambda p: ref_order(p[0]))  # fmt: skip
             reason = "the decided status (open) contradicts the decided stage; decide by hand"
@@ -398,6 +398,22 @@ class _Differ:
                         base_fp,
                     )
                 )
+
+
+def _facts_of_decided_stage(
+    decided: Mapping[str, tuple[Decision, tuple[Ref, ...]]],
+    rows: Sequence[tuple[Any, ...]],
+    facts: Sequence[FunnelFacts],
+) -> FunnelFacts:
+    """The funnel facts to couple status and stage with: a stage key means something in its own
+    funnel only (copies in pipelines of different funnels), so a decided stage is read in the
+    funnel of a copy holding it; else the first copy's."""
+    stage = decided.get("stage")
+    if stage is not None:
+        for row, fact in zip(rows, facts, strict=True):
+            if row[_STAGE] == stage[0].value:
+                return fact
+    return facts[0]
 
 
 def left_out(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
