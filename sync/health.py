@@ -271,6 +271,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         inputs.dead_letters,
         inputs.instance_urls,
         inputs.now,
+        window=inputs.since is not None,
     )
     thresholds = evaluate_thresholds(
         inputs.thresholds, consolidated, quality, cross, len(all_copies)

@@ -100,12 +100,21 @@ def cross_system(
     dead_letters: Sequence[Mapping[str, Any]],
     instance_urls: Mapping[str, tuple[str, str]],
     now: datetime,
+    *,
+    window: bool = False,
 ) -> CrossSystem:
     """Matching per instance pair, mismatches per field (counted per entity), conflicts,
-    deletions seen in one system only, dead letters and sync freshness."""
+    deletions seen in one system only, dead letters and sync freshness.
+
+    `window` (--since): `deals` are those in the window, and the mismatches count only the
+    matched deals in it, each when any of its copies is (as the consolidated figures do)."""
     plan = plan or {}
     present = {instance: {d.ref for d in own} for instance, own in deals.items()}
     covered = {ref for refs in present.values() for ref in refs}
+    in_window: set[Ref] | None = None
+    if window:
+        entities = [group for group in entities if not covered.isdisjoint(group.values())]
+        in_window = covered | {ref for group in entities for ref in group.values()}
 
     def url(system: str, record_id: str) -> str | None:
         kind, base = instance_urls.get(system, ("", ""))
@@ -117,6 +126,8 @@ def cross_system(
     rows: list[MismatchRow] = []
     for change in plan.get("changes", ()):
         ref = _ref(change)
+        if in_window is not None and ref not in in_window:
+            continue
         rows.append(
             MismatchRow(
                 entity=entity(ref),
@@ -131,6 +142,8 @@ def cross_system(
             )
         )
     for conflict in plan.get("conflicts", ()):
+        if in_window is not None and in_window.isdisjoint(map(_ref, conflict.get("values", ()))):
+            continue
         for value in conflict.get("values", ()):
             ref = _ref(value)
             rows.append(
