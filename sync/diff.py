@@ -242,9 +242,40 @@ class _Differ:
                               key=lambda p: ref_order(p[0]))  # fmt: skip
             reason = "the decided status (open) contradicts the decided stage; decide by hand"
             self.conflicts.append(Conflict(entity, "status", tuple(statuses), reason))
+        emitted = len(self.errors)
         for deal, row in zip(members, rows, strict=True):
             if deal.system in self.targets:
                 self.emit(entity, deal, row, decided, base)
+        self.settle_left_out(entity, members, rows, decided, base, self.errors[emitted:])
+
+    def settle_left_out(
+        self,
+        entity: str,
+        members: Sequence[Deal],
+        rows: Sequence[tuple[Any, ...]],
+        decided: Mapping[str, tuple[Decision, tuple[Ref, ...]]],
+        base: Mapping[str, Any] | None,
+        errors: Sequence[DealError],
+    ) -> None:
+        """A decided value every member holds but those left out (they cannot hold it) is the
+        new base, marking what each left-out member kept: as after an apply that wrote it
+        (sync/apply_bases.py). With nothing to write no apply does it, and later runs would
+        decide the field as on a first sync, where a left-out member's value (Pipedrive's 0
+        for a cleared amount) can win and spread."""
+        kept: dict[str, dict[Ref, Any]] = {}
+        for error in errors:
+            if error.entity == entity and error.base_field is not None:
+                kept.setdefault(error.base_field, {})[error.ref] = error.held
+        for name, marks in kept.items():
+            value, index = decided[name][0].value, DIFF_FIELDS.index(name)
+            holders = zip(members, rows, strict=True)
+            if not all(row[index] == value or deal.ref in marks for deal, row in holders):
+                continue
+            if base and base.get(name, _MISSING) == value and left_out(base, name) == marks:
+                continue  # recorded already
+            agreed = self.agreed.setdefault(entity, {})
+            agreed[name] = value
+            agreed.setdefault(LEFT_OUT, {})[name] = marks
 
     def field(
         self, entity: str, name: str, pairs: list[tuple[Deal, Any]], base: Mapping[str, Any] | None

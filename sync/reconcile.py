@@ -370,9 +370,12 @@ def _merged_bases(
 
 def rebased(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` over a (decoded) base. A field taking a new agreed value has no marked member
-    any more (see `sync.diff.left_out`): its marks go."""
-    marks = {f: kept for f, kept in base.get(LEFT_OUT, {}).items() if f not in values}
-    out = {f: v for f, v in base.items() if f != LEFT_OUT} | dict(values)
+    any more (see `sync.diff.left_out`): its marks go, unless `values` marks some anew (under
+    its own LEFT_OUT key)."""
+    fresh = values.get(LEFT_OUT, {})
+    marks = {f: kept for f, kept in base.get(LEFT_OUT, {}).items() if f not in values} | fresh
+    out = {f: v for f, v in base.items() if f != LEFT_OUT}
+    out |= {f: v for f, v in values.items() if f != LEFT_OUT}
     if marks:
         out[LEFT_OUT] = marks
     return out
