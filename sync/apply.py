@@ -32,6 +32,7 @@ from sync.apply_report import ApplyReport, ChangeResult, Outcome, Settled
 from sync.audit_values import audited_after, audited_before
 from sync.connect import build_context, read_now
 from sync.diff import FunnelFacts
+from sync.match import is_deleted
 from sync.plan import Change, Plan, current_value, encode_value, show_value
 from sync.pull import Progress
 from sync.reconcile import BATCH_SIZES
@@ -246,8 +247,9 @@ class _Writer:
         settled: list[tuple[Change, Outcome, str | None]] = []
         for record_id, changes in by_record.items():
             deal = deals.get(record_id)
-            if deal is None:
-                why = unreadable.get(record_id, f"record no longer exists in {self.ctx.instance}")
+            if deal is None or is_deleted(deal):  # Pipedrive lists its deleted deals a while
+                gone = "deleted in" if deal else "no longer exists in"
+                why = unreadable.get(record_id, f"record {gone} {self.ctx.instance}")
                 settled += [(c, Outcome.DRIFTED, why) for c in changes]
                 continue
             self.current[(self.ctx.instance, record_id)] = deal
