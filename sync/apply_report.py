@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sync.store_records import JournalRecord
 from sync.terminal import cell, counted, plain_console
 
 __all__ = [
@@ -35,6 +36,22 @@ class Outcome(StrEnum):
 
 
 _FAILING = (Outcome.FAILED, Outcome.DEAD)
+
+# A journal row's state, as the outcome an apply cut short had reached for its change.
+_CUT_SHORT = {
+    "done": "applied",
+    "failed": "failed",
+    "skipped": "skipped",
+    "sent": "in_doubt",  # sent, no answer: the next apply settles it
+    "intended": "not_sent",
+}
+
+
+def journal_totals(records: Iterable[JournalRecord]) -> dict[str, int]:
+    """What an apply stopped by Ctrl-C (it has no report) had got through, by its journal:
+    the counts `crmsync runs` shows for it."""
+    found = Counter(_CUT_SHORT[r.state.value] for r in records)
+    return {outcome: found[outcome] for outcome in _CUT_SHORT.values()}
 
 
 @dataclass(frozen=True, slots=True)

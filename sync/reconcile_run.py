@@ -16,6 +16,7 @@ from typing import Any
 
 from config import Config
 from mapping.model import Deal, Ref
+from sync.apply_report import journal_totals
 from sync.errors import LimitsExceeded
 from sync.locks import DEFAULT_WAIT
 from sync.outfile import write_atomically
@@ -102,6 +103,9 @@ def run_reconcile(
         if not dry_run:
             _apply(rt, outcome, yes=yes, stop=stop)
     except KeyboardInterrupt:  # Ctrl-C aborts at once; the journal resumes an apply
+        written = rt.store.journal.entries(run_id)
+        if written:
+            counts["applied"] = journal_totals(written)
         rt.store.runs.finish(
             run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=CTRL_C
         )

@@ -12,7 +12,13 @@ from typing import Any
 
 import click
 
-from sync.apply_report import ApplyReport, Outcome, next_runs, render_apply_report
+from sync.apply_report import (
+    ApplyReport,
+    Outcome,
+    journal_totals,
+    next_runs,
+    render_apply_report,
+)
 from sync.apply_run import guarded_apply
 from sync.commands import config_option
 from sync.errors import CrmsyncError
@@ -70,7 +76,10 @@ def recorded_apply(
     try:
         report = execute_apply(rt, plan, run_id=run_id, **options)
     except KeyboardInterrupt:
-        rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=CTRL_C)
+        counts = {"plan": plan.run_id, "totals": journal_totals(rt.store.journal.entries(run_id))}
+        rt.store.runs.finish(
+            run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=CTRL_C
+        )
         raise
     except Exception as exc:
         finish(rt, run_id, None, str(exc))

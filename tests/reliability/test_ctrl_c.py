@@ -51,6 +51,11 @@ def _started(store: str) -> bool:
         return bool(opened.runs.recent(1))
 
 
+def _audited(store: str, run_id: str | None = None) -> int:
+    with Store.open(store) as opened:
+        return len(opened.audit.entries(run_id=run_id))
+
+
 def _latest(store: str, job: str) -> Any:
     with Store.open(store) as opened:
         return opened.runs.recent(1, job=job)[0]
@@ -123,7 +128,7 @@ def test_ctrl_c_mid_pull_of_thousands_of_deals_exits_at_once(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.slow  # default suite time: in `pytest -m slow`
-def test_a_stopped_apply_is_recorded_as_interrupted_and_a_rerun_finishes(
+def test_a_stopped_apply_is_recorded_as_interrupted_with_what_it_wrote_and_a_rerun_finishes(
     sig: signal.Signals, tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
 ) -> None:
     data = tmp_path / "dataset.json"
@@ -142,16 +147,35 @@ def test_a_stopped_apply_is_recorded_as_interrupted_and_a_rerun_finishes(
         ]
         subprocess.run(args, env=crmsync_env(), capture_output=True, check=True, timeout=120)
         victim = _start(config, "apply", str(plan), "--yes")
-        _wait_until(lambda: http_writes(info) > 0, victim)
+        _wait_until(lambda: http_writes(info) > 0 and _audited(store) > 0, victim)
         _stop(victim, sig)
         run = _latest(store, "apply")
         assert run.status is RunStatus.INTERRUPTED, run
         assert run.finished_at is not None
         assert ("Ctrl-C" if sig is signal.SIGINT else "SIGTERM") in (run.error or "")
+        # `crmsync runs` counts what it wrote, as `rollback` of the run lists it
+        assert run.counts["totals"]["applied"] == _audited(store, run.id), run.counts
         rerun = subprocess.run([*CRMSYNC, "apply", str(plan), "--config", str(config), "--yes"],
                                env=crmsync_env(), capture_output=True, timeout=300)  # fmt: skip
         assert rerun.returncode in (0, 1), rerun.stderr  # 1: creates with an unknown owner
         assert _latest(store, "apply").status in (RunStatus.OK, RunStatus.PARTIAL)
+
+
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
+def test_ctrl_c_of_a_reconcile_mid_apply_records_what_it_wrote(
+    tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
+) -> None:
+    data = tmp_path / "dataset.json"
+    save_dataset(data, dataset)
+    store = new_store_url("sqlite")
+    with served(tmp_path / "s", data, store, faults="latency=150ms", push=PUSH) as (config, info):
+        victim = _start(config, "reconcile", "--yes")
+        _wait_until(lambda: http_writes(info) > 0 and _audited(store) > 0, victim)
+        _stop(victim)
+    run = _latest(store, "reconcile")
+    assert run.status is RunStatus.INTERRUPTED, run
+    assert run.counts["changes"] > 0  # what it planned, and what it wrote of that
+    assert run.counts["applied"]["applied"] == _audited(store, run.id), run.counts
 
 
 def test_a_reconcile_killed_with_kill_9_is_recorded_as_interrupted_by_the_next_one(
