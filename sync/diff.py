@@ -224,7 +224,12 @@ class _Differ:
             return
         decided: dict[str, tuple[Decision, tuple[Ref, ...]]] = {}
         undecided: set[str] = set()  # conflicts and NEVER fields
-        for index, name in enumerate(DIFF_FIELDS):
+        columns = zip(DIFF_FIELDS, zip(*rows, strict=True), strict=True)
+        for index, (name, column) in enumerate(columns):
+            held = column[0]
+            if column.count(held) == len(column) and (held is not None or index != _STAGE):
+                self.agree(entity, name, held, base)  # most fields of a differing deal agree
+                continue
             pairs = [(d, row[index]) for d, row in zip(members, rows, strict=True)]
             if index == _STAGE:
                 for deal, value in pairs:
@@ -282,10 +287,8 @@ class _Differ:
     ) -> tuple[Decision, tuple[Ref, ...]] | None:
         values = {v for _, v in pairs}
         if len(values) <= 1:
-            if values and (
-                base is None or base.get(name, _MISSING) != pairs[0][1] or left_out(base, name)
-            ):
-                self.agreed.setdefault(entity, {})[name] = pairs[0][1]
+            if values:
+                self.agree(entity, name, pairs[0][1], base)
             return None
         self.mismatches[name] += 1
         policy = policy_for(self.policies, name)
@@ -324,6 +327,11 @@ class _Differ:
             self.conflicts.append(Conflict(entity, name, values_by_ref, decision.reason))
             return None
         return decision, sources
+
+    def agree(self, entity: str, name: str, value: Any, base: Mapping[str, Any] | None) -> None:
+        """Every member holds `value`: it is the base, recorded unless it is already."""
+        if base is None or base.get(name, _MISSING) != value or left_out(base, name):
+            self.agreed.setdefault(entity, {})[name] = value
 
     def kept(
         self, deal: Deal, name: str, value: Any, was: Any, base: Mapping[str, Any] | None
