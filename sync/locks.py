@@ -25,9 +25,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select, text
@@ -70,7 +70,9 @@ class LockBusy(StoreError):
     Refused at once, the one line also says what to do: wait for the other process, or
     (``wait_option``: the command has `--wait S` for this lock) let the command wait for it.
     A lock is never left behind by a dead process (see the module), so nothing is to be
-    cleared by hand."""
+    cleared by hand. ``given`` and ``after``: the command's `--wait` (seconds) was shared with
+    the waits for those earlier locks, and was used up (``waited`` None) or cut to ``waited``
+    by them: the line then says so, never to pass a --wait it was passed."""
 
     def __init__(
         self,
@@ -79,10 +81,24 @@ class LockBusy(StoreError):
         *,
         label: str | None = None,
         wait_option: bool = False,
+        given: float | None = None,
+        after: Sequence[str] = (),
     ) -> None:
         self.job = job
         what = label or f"job {job!r}"
-        if waited is None:
+        finish = "let it finish (`crmsync runs` shows it) or give a longer --wait"
+        before = f" waiting for the {' and the '.join(after)}" if after else ""
+        if given and waited is None:
+            message = (
+                f"{what} is already running (lock held by another process), and --wait "
+                f"{given:g} ran out{before} first; {finish}"
+            )
+        elif given and after and waited is not None:
+            message = (
+                f"{what} is still running after waiting {round(waited, 1):g}s, what was left "
+                f"of --wait {given:g} after{before} (lock held by another process); {finish}"
+            )
+        elif waited is None:
             how = "wait for it to end or pass --wait SECONDS"
             if not wait_option:
                 how = "run this again once it ends"
@@ -91,10 +107,11 @@ class LockBusy(StoreError):
                 "(locks end with their process: none is left by a killed one)"
             )
         else:
+            if not wait_option:  # waited for by default (a scheduled job): there is no --wait
+                finish = "let it finish (`crmsync runs` shows it) and run this again"
             message = (
                 f"{what} is still running after waiting {round(waited, 1):g}s "
-                "(lock held by another process); let it finish (`crmsync runs` shows it) or "
-                "give a longer --wait"
+                f"(lock held by another process); {finish}"
             )
         super().__init__(message)
 
@@ -124,10 +141,15 @@ class Budget:
     """A command's ``--wait SECONDS``: how long it waits for busy locks, all of them together.
 
     Not given (None), a command fails at once when its own lock is busy (reconcile) and waits
-    up to DEFAULT_WAIT for any other (the pull locks, the report lock)."""
+    up to DEFAULT_WAIT for any other (the pull locks, the report lock). ``option``: whether the
+    command has `--wait` at all (a scheduled job has not: its refusals do not name it). A lock
+    taken with the budget (``budget=``) that had to be waited for is listed in ``waited_for``,
+    so the refusal of a later one can say where the time went."""
 
-    def __init__(self, seconds: float | None) -> None:
+    def __init__(self, seconds: float | None, *, option: bool = True) -> None:
         self.seconds = seconds
+        self.option = option
+        self.waited_for: list[str] = []  # labels, in the order they were waited for
         self._began = time.monotonic()
 
     @property
@@ -148,6 +170,7 @@ class _Lock:
     name: str  # the job, or the pulled instance
     label: str  # how messages name it
     wait_option: bool = False  # the command has `--wait S` for this lock (LockBusy says so)
+    budget: Budget | None = field(default=None, compare=False)  # the --wait it shares
 
     @property
     def job(self) -> str:
@@ -187,15 +210,17 @@ def job_lock(
     timeout: float | None = None,
     *,
     wait_option: bool = False,
+    budget: Budget | None = None,
 ) -> Iterator[None]:
     """Hold the lock of ``job`` for the ``with`` body, or raise :class:`LockBusy`.
 
     ``wait=False`` fails at once when busy; ``wait=True`` polls until the lock is free or
     ``timeout`` seconds have passed (``None``: wait for ever). ``wait_option``: the command
-    has `--wait S` for this lock, which the refusal then names.
+    has `--wait S` for this lock, which the refusal then names. ``budget``: the command's
+    `--wait` this wait is part of (``timeout`` is what is left of it), for the refusal to say.
     """
     deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
-    lock = _Lock("job", job, f"job {job!r}", wait_option)
+    lock = _Lock("job", job, f"job {job!r}", wait_option, budget)
     with _hold(store, lock, wait, deadline, timeout):
         yield
 
@@ -208,10 +233,11 @@ def pull_locks(
     timeout: float | None = None,
     *,
     wait_option: bool = False,
+    budget: Budget | None = None,
 ) -> Iterator[None]:
     """Hold the pull lock of each of ``instances`` for the ``with`` body, or raise
-    :class:`LockBusy` (``wait``, ``timeout`` and ``wait_option`` as in :func:`job_lock`, for
-    all of them).
+    :class:`LockBusy` (``wait``, ``timeout``, ``wait_option`` and ``budget`` as in
+    :func:`job_lock`, for all of them).
 
     Every pull holds them while it reads and saves: two pulls of one instance at once would
     save their reads in any order, an older one last, with its cursor. They are taken in name
@@ -223,7 +249,7 @@ def pull_locks(
     deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
     with ExitStack() as held:
         for instance in names:
-            lock = _Lock("pull", instance, f"pull of {instance!r}", wait_option)
+            lock = _Lock("pull", instance, f"pull of {instance!r}", wait_option, budget)
             held.enter_context(_hold(store, lock, wait, deadline, timeout))
         if names:
             store.runs.end_abandoned((RunKind.PULL,), _ABANDONED, job=PULL_JOB, instances=names)
@@ -241,11 +267,16 @@ def _hold(
 
 @contextmanager
 def reconcile_lock(
-    store: Store, wait: bool = False, timeout: float | None = None, *, wait_option: bool = False
+    store: Store,
+    wait: bool = False,
+    timeout: float | None = None,
+    *,
+    wait_option: bool = False,
+    budget: Budget | None = None,
 ) -> Iterator[None]:
     """The store's reconcile lock (see RECONCILE_LOCK). Runs of the kinds that only ever run
     under it and are still `running` are dead once it is taken: they are recorded as such."""
-    with job_lock(store, RECONCILE_LOCK, wait, timeout, wait_option=wait_option):
+    with job_lock(store, RECONCILE_LOCK, wait, timeout, wait_option=wait_option, budget=budget):
         store.runs.end_abandoned(_UNDER_RECONCILE_LOCK, _ABANDONED)
         yield
 
@@ -258,12 +289,13 @@ def report_job_lock(
     timeout: float | None = None,
     *,
     wait_option: bool = False,
+    budget: Budget | None = None,
 ) -> Iterator[None]:
     """The lock of the report job ``job``: a scheduled report entry's, or REPORT_JOB for
     `crmsync report` (see job_lock). Only its holder records report runs of ``job`` (entries
     cannot take the names of crmsync's own commands, see RESERVED_ENTRY_NAMES), so those still
     `running` once it is taken are dead: they are recorded as such."""
-    with job_lock(store, job, wait, timeout, wait_option=wait_option):
+    with job_lock(store, job, wait, timeout, wait_option=wait_option, budget=budget):
         store.runs.end_abandoned((RunKind.REPORT,), _ABANDONED, job=job)
         yield
 
@@ -296,6 +328,8 @@ class _Waiting:
         if not self._said:
             self._said = True
             self._counted.enter_context(waiting_for_another_process())
+            if self._lock.budget is not None:
+                self._lock.budget.waited_for.append(self._lock.label)
             _log.warning("waiting for the %s another process is running", self._lock.label)
         if stop_event.wait(_POLL_SECONDS if left is None else min(_POLL_SECONDS, left)):
             raise WaitStopped(self._lock.label)
@@ -303,8 +337,11 @@ class _Waiting:
 
     def busy(self, timeout: float | None) -> LockBusy:
         waited = timeout if self._wait else None
-        lock = self._lock
-        return LockBusy(lock.job, waited, label=lock.label, wait_option=lock.wait_option)
+        lock, budget = self._lock, self._lock.budget
+        given = budget.seconds if budget is not None else None
+        after = [] if budget is None else [x for x in budget.waited_for if x != lock.label]
+        return LockBusy(lock.job, waited, label=lock.label, wait_option=lock.wait_option,
+                        given=given, after=after)  # fmt: skip
 
 
 @contextmanager

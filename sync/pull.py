@@ -31,7 +31,7 @@ from mapping.model import Deal, MappingError
 from mapping.salesforce import stage_history_from_salesforce
 from sync.connect import build_context, kind_mapping
 from sync.errors import CrmsyncError
-from sync.locks import DEFAULT_WAIT, pull_locks
+from sync.locks import Budget, pull_locks
 from sync.shutdown import STOPPED, Stopped, stop_requested
 from sync.store import Store
 
@@ -257,13 +257,16 @@ def pull(
     full: bool = False,
     run_id: str | None = None,
     progress: Progress | None = None,
-    wait: float = DEFAULT_WAIT,
+    wait: Budget | None = None,
 ) -> dict[str, PullReport]:
     """Pull every given instance (incrementally from its cursor unless `full`), under their
-    pull locks: a pull of one of them that another process runs is waited for, up to `wait`
-    seconds (then :class:`LockBusy`; a reconcile or a report then reads what changed since)."""
-    # Its callers (reconcile, report --refresh) have --wait; a scheduled job waits DEFAULT_WAIT.
-    with pull_locks(store, connectors, wait=wait > 0, timeout=wait, wait_option=True):
+    pull locks: a pull of one of them that another process runs is waited for, up to what is
+    left of the command's `wait` (then :class:`LockBusy`; a reconcile or a report then reads
+    what changed since). None: a caller without --wait (a scheduled job), DEFAULT_WAIT."""
+    budget = Budget(None, option=False) if wait is None else wait
+    left = budget.left()
+    with pull_locks(store, connectors, wait=left > 0, timeout=left, wait_option=budget.option,
+                    budget=budget):  # fmt: skip
         return pull_locked(config, store, connectors, full=full, run_id=run_id, progress=progress)
 
 

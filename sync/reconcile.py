@@ -20,7 +20,7 @@ from mapping.model import Deal, Ref
 from sync.diff import LEFT_OUT, DiffResult, diff
 from sync.incremental import Scope, choose_scope, key_digests, load_changed, unsettled
 from sync.link_review import EXPLICIT, apart, split_entity_ids
-from sync.locks import DEFAULT_WAIT
+from sync.locks import Budget
 from sync.match import MatchConfig, MatchResult, match, paused_gc, ref_order
 from sync.plan import Plan, build_plan, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
@@ -109,11 +109,11 @@ def plan_run(
     full: bool = False,
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    pull_wait: float = DEFAULT_WAIT,
+    pull_wait: Budget | None = None,
     phase: Phase | None = None,
 ) -> ReconcileResult:
-    """Pull every instance (waiting up to `pull_wait` seconds for another process's pull of
-    one of them), then plan from the refreshed store."""
+    """Pull every instance (waiting for another process's pull of one of them up to what is
+    left of `pull_wait`, see :func:`sync.pull.pull`), then plan from the refreshed store."""
     pulls = pull(config, store, connectors, full=full, run_id=run_id, progress=progress,
                  wait=pull_wait)  # fmt: skip
     if (failure := failure_of(pulls)) is not None:

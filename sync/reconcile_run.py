@@ -18,7 +18,7 @@ from config import Config
 from mapping.model import Deal, Ref
 from sync.apply_report import journal_totals
 from sync.errors import LimitsExceeded
-from sync.locks import DEFAULT_WAIT
+from sync.locks import Budget
 from sync.outfile import write_atomically
 from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult, plan_run
@@ -81,10 +81,11 @@ def run_reconcile(
     progress: Bars | None = None,
     stop: threading.Event | None = None,
     show: Callable[[dict[str, Any], dict[Ref, Deal]], None] | None = None,
-    pull_wait: float = DEFAULT_WAIT,
+    pull_wait: Budget | None = None,
 ) -> ReconcileOutcome:
     """`show` gets the plan before anything is applied (the CLI prints it there). A pull of
-    one of the instances that another process runs is waited for up to `pull_wait` seconds."""
+    one of the instances that another process runs is waited for up to what is left of
+    `pull_wait` (the command's --wait; None: DEFAULT_WAIT, for a caller without one)."""
     kind = "reconcile-dry-run" if dry_run else "reconcile"
     run_id = rt.store.runs.start(job, kind, rt.config.fingerprint())
     counts: dict[str, Any] = {}

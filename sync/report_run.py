@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sync.health import build_health
 from sync.health_model import HealthReport
-from sync.locks import DEFAULT_WAIT
+from sync.locks import Budget
 from sync.outfile import write_atomically
 from sync.pull import failure_of, pull
 from sync.reconcile import analyze
@@ -34,10 +34,11 @@ def build_report(
     job: str = "report",
     refresh: bool = False,
     since: date | None = None,
-    wait: float = DEFAULT_WAIT,
+    wait: Budget | None = None,
 ) -> HealthReport:
     """With `refresh`, a pull of an instance that another process runs is waited for up to
-    `wait` seconds."""
+    what is left of `wait` (the command's --wait; None: DEFAULT_WAIT, for a caller without
+    one)."""
     run_id = rt.store.runs.start(job, "report", rt.config.fingerprint())
     pulled: dict[str, dict[str, int]] = {}
     try:

@@ -60,7 +60,9 @@ def command(
         # the same cursors and plan the same writes. --wait bounds this wait and the one for
         # the pull locks together; SIGTERM ends either at once.
         budget = Budget(wait_seconds)
-        lock = reconcile_lock(rt.store, wait=budget.waits, timeout=wait_seconds, wait_option=True)
+        lock = reconcile_lock(
+            rt.store, wait=budget.waits, timeout=wait_seconds, wait_option=True, budget=budget
+        )
         with lock, progress_reporter(list(rt.connectors)) as progress:
             outcome = run_reconcile(
                 rt,
@@ -71,7 +73,7 @@ def command(
                 progress=progress,
                 stop=stop_event,
                 show=lambda plan_json, deals: _show(plan_json, deals, fmt, plan_out),
-                pull_wait=budget.left(),
+                pull_wait=budget,
             )
         check_limits(rt.config, outcome.counts)
     if outcome.exit_code:

@@ -51,8 +51,9 @@ def command(
             check_not_ours(out, what="--out", config=rt.config)
         budget = Budget(wait_seconds)
         wait = budget.left()
-        with report_job_lock(rt.store, REPORT_JOB, wait=wait > 0, timeout=wait, wait_option=True):
-            report = build_report(rt, job=REPORT_JOB, refresh=refresh, wait=budget.left(),
+        with report_job_lock(rt.store, REPORT_JOB, wait=wait > 0, timeout=wait, wait_option=True,
+                             budget=budget):  # fmt: skip
+            report = build_report(rt, job=REPORT_JOB, refresh=refresh, wait=budget,
                                   since=since.date() if since else None)  # fmt: skip
     if fmt == "table" and out is None:
         to_table(report, plain_console())

@@ -178,3 +178,75 @@ def test_sigterm_ends_a_scheduled_jobs_wait_for_another_pull(world: World, tmp_p
     ), job.err
     [recorded] = [r for r in runs(world) if r.job == "nightly"]
     assert (recorded.status.value, recorded.error) == ("interrupted", STOPPED)
+
+
+# Holds the lock of a config's store named by its third argument, `reconcile` or `report`, as
+# a running reconcile or `crmsync report` holds it, until stopped.
+RUNNING_ELSEWHERE = """
+import sys
+from sync.locks import REPORT_JOB, reconcile_lock, report_job_lock
+from sync.runtime import open_runtime
+from tests.lock_holders import hold_until_stopped
+
+ready, stop, config, which = sys.argv[1:]
+with open_runtime(config, connect=False) as rt:
+    own = report_job_lock(rt.store, REPORT_JOB) if which == "report" else reconcile_lock(rt.store)
+    with own:
+        hold_until_stopped(ready, stop)
+"""
+
+# Each command whose --wait bounds its wait for its own lock and then for the pull locks.
+OWN_LOCK_THEN_PULL = [
+    pytest.param("reconcile", ("reconcile", "--dry-run"), id="reconcile"),
+    pytest.param("report", ("report", "--refresh", "--format", "json"), id="report-refresh"),
+]
+
+
+def _own_lock_waited_for(
+    world: World, tmp: Path, own: str, args: tuple[str, ...], wait: str, stopped: float
+) -> Process:
+    """`crmsync *args --wait <wait>` run while another process pulls HubSpot and another holds
+    the command's own lock (`own`): once it waits for its own lock it is held still (SIGSTOP)
+    for `stopped` seconds, during which its own lock is freed; then it goes on (SIGCONT)."""
+    with hubspot_pulled_elsewhere(world, tmp / "pull"):
+        (tmp / "own").mkdir()
+        with started(world, *args, "--wait", wait) as process:
+            with held_elsewhere(tmp / "own", RUNNING_ELSEWHERE, str(world.config), own):
+                waiting = f"waiting for the job {own!r} another process is running"
+                assert process.wait_for_err(waiting, timeout=30), process.err
+                os.kill(process.pid, signal.SIGSTOP)
+            time.sleep(stopped)
+            os.kill(process.pid, signal.SIGCONT)
+            process.finish(timeout=20)
+    return process
+
+
+@pytest.mark.parametrize(("own", "args"), OWN_LOCK_THEN_PULL)
+def test_a_wait_used_up_on_the_commands_own_lock_is_not_asked_for_again_by_a_busy_pull(
+    world: World, tmp_path: Path, own: str, args: tuple[str, ...]
+) -> None:
+    """All of --wait went on the command's own lock: "pass --wait SECONDS" was untrue."""
+    (tmp_path / "pull").mkdir()
+    process = _own_lock_waited_for(world, tmp_path, own, args, wait="1", stopped=1.5)
+    assert process.popen.returncode == 1, process.err
+    assert process.err_lines[-1] == (
+        "crmsync: error: pull of 'hubspot' is already running (lock held by another process), "
+        f"and --wait 1 ran out waiting for the job {own!r} first; let it finish (`crmsync runs` "
+        "shows it) or give a longer --wait"
+    ), process.err
+
+
+@pytest.mark.parametrize(("own", "args"), OWN_LOCK_THEN_PULL)
+def test_a_busy_pull_waited_for_with_the_rest_of_the_wait_says_it_was_the_rest(
+    world: World, tmp_path: Path, own: str, args: tuple[str, ...]
+) -> None:
+    (tmp_path / "pull").mkdir()
+    process = _own_lock_waited_for(world, tmp_path, own, args, wait="3", stopped=0.5)
+    assert process.popen.returncode == 1, process.err
+    assert any(WAITING in line for line in process.err_lines), process.err
+    line = (
+        r"crmsync: error: pull of 'hubspot' is still running after waiting (1\.\d|2(\.\d)?)s, "
+        rf"what was left of --wait 3 after waiting for the job '{own}' \(lock held by another "
+        r"process\); let it finish \(`crmsync runs` shows it\) or give a longer --wait"
+    )
+    assert re.fullmatch(line, process.err_lines[-1]), process.err

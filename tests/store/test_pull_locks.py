@@ -55,6 +55,25 @@ def test_a_pull_lock_is_held_per_instance(
         pass
 
 
+def test_a_pull_lock_waited_for_by_a_caller_without_wait_does_not_ask_for_a_longer_wait(
+    store: Store, store_url: str, tmp_path: Path, instance: str
+) -> None:
+    """A scheduled job waits DEFAULT_WAIT for another process's pull: `crmsync schedule` has
+    no --wait to give, so its run's error must not ask for one."""
+    with held_elsewhere(tmp_path, PULLING, store_url, instance):
+        with pytest.raises(LockBusy) as caught, pull_locks(store, [instance], True, 0.3):
+            pytest.fail("took a pull lock another process holds")
+        with (
+            pytest.raises(LockBusy, match=r"or give a longer --wait$"),
+            pull_locks(store, [instance], True, 0.3, wait_option=True),
+        ):
+            pass
+    assert str(caught.value) == (
+        f"pull of {instance!r} is still running after waiting 0.3s (lock held by another "
+        "process); let it finish (`crmsync runs` shows it) and run this again"
+    )
+
+
 def test_no_schedule_entry_name_shares_an_instances_pull_lock(store: Store, instance: str) -> None:
     names = [f"pull:{instance}", f"pull@{instance}", f"pull_{instance}", f"pull.{instance}"]
     for name in names:
