@@ -116,10 +116,12 @@ def _counts(counts: dict[str, Any]) -> str:
 def _pulled(report: dict[str, Any]) -> str:
     """As the pull table's columns say it, those after `saved` only when not zero. `unmapped`:
     the deals read in a native stage the stage map lacks (a run recorded before crmsync counted
-    them has no `unmapped_deals`: it shows none)."""
+    them has no `unmapped_deals`: it shows none). An instance that could not be pulled says so
+    first, as the pull table's `mode` does: its zeros are no count of its deals."""
     skipped = len(report.get("errors") or ())
     unmapped = report.get("unmapped_deals")
-    parts = [f"fetched {report['fetched']}", f"saved {report.get('saved', 0)}"]
+    parts = ["failed"] if report.get("failure") else []
+    parts += [f"fetched {report['fetched']}", f"saved {report.get('saved', 0)}"]
     parts += [f"deleted {report['deleted']}"] if report.get("deleted") else []
     parts += [f"skipped {skipped}"] if skipped else []
     return ", ".join(parts + ([f"unmapped {unmapped}"] if unmapped else []))
