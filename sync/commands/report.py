@@ -30,7 +30,7 @@ __all__ = ["command"]
 @click.option("--refresh", is_flag=True, help="Pull from the CRMs first.")
 @wait_option(
     "in all for another `crmsync report` and (--refresh) for another process's pull of the "
-    f"instances (default: {DEFAULT_WAIT:g}s; 0: exit at once)"
+    f"instances (0: exit at once; without it: up to {DEFAULT_WAIT:g}s for each of them)"
 )
 def command(
     config_path: str,

@@ -76,6 +76,16 @@ def test_links_show_help_offers_the_match_time_only_where_it_is_shown() -> None:
     assert "matched_at" in json_format, result.stdout
 
 
+def test_report_help_says_its_default_wait_is_per_lock_not_in_all() -> None:
+    """Without --wait a report waits up to 600 s for another report, then up to 600 s for
+    another process's pull (--refresh); the help said "in all ... (default: 600s)"."""
+    result = crmsync("report", "--help")
+    assert result.returncode == 0, result.stderr
+    wait = " ".join(result.stdout.split()).partition("--wait FLOAT RANGE")[2]
+    assert "in all" in wait and "default: 600s" not in wait, result.stdout
+    assert "without it: up to 600s for each of them" in wait, result.stdout
+
+
 @pytest.mark.parametrize(
     "args",
     [["pull", "--fromat", "jsonl"], ["sandbox", "serve"], ["pul"], ["--bogus", "runs"],
