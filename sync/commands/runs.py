@@ -24,14 +24,13 @@ __all__ = ["command"]
 # Below this width the table would fold kinds, times and counts mid-word: each run takes two
 # lines instead, the second indented (what it did).
 _NARROW = 120
+_MAX_LIMIT = 2**63 - 1  # a database LIMIT's largest
 
 
 @click.command("runs")
 @config_option
-# clamped to what a database LIMIT takes: a larger one means all of them
-@click.option(
-    "--limit", type=click.IntRange(1, 2**63 - 1, clamp=True), default=20, show_default=True
-)
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
+              callback=lambda _ctx, _param, value: _clamped(value))  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def command(config_path: str, limit: int, fmt: str) -> None:
     """List recent runs (id, kind, status, times, counts); ids feed `crmsync rollback`. A run of
@@ -62,6 +61,12 @@ def command(config_path: str, limit: int, fmt: str) -> None:
             cell(r.error or ""),
         )  # fmt: skip
     console.print(table)
+
+
+def _clamped(limit: int) -> int:
+    """At most what a database LIMIT takes: a larger --limit means all of them (one below 1 is
+    a usage error, not 1)."""
+    return min(limit, _MAX_LIMIT)
 
 
 def _lines(runs: Sequence[RunRecord], width: int) -> Iterator[str]:

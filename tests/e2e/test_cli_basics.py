@@ -138,3 +138,18 @@ def test_a_runs_limit_beyond_what_a_database_takes_lists_them_all(tmp_path: Path
     result = crmsync("runs", "--config", config, "--limit", "9" * 30, env=DUMMY_SECRETS)
     assert (result.returncode, result.stderr) == (0, ""), result.stderr
     assert result.stdout == "no runs recorded in this store yet\n"
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_a_runs_limit_below_one_is_a_usage_error_not_one_run(tmp_path: Path, limit: str) -> None:
+    # the clamp that let a huge --limit list them all turned these into `--limit 1` silently
+    (tmp_path / "crmsync.yaml").write_text(
+        "version: 1\nsystems:\n  hubspot:\n    kind: hubspot\n    base_url: http://127.0.0.1:9\n"
+        "    credentials:\n      access_token: ${HUBSPOT_TOKEN}\n"
+    )
+    config = str(tmp_path / "crmsync.yaml")
+    result = crmsync("runs", "--config", config, "--limit", limit, env=DUMMY_SECRETS)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.startswith("crmsync: error: Invalid value for '--limit'"), result.stderr
+    assert result.stderr.endswith("(see 'crmsync runs --help')\n"), result.stderr
