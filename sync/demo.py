@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +24,9 @@ from sync.plan_json import plan_to_json
 from sync.reconcile import analyze, plan_run
 from sync.report_inputs import health_inputs
 from sync.report_run import render_report
-from sync.runtime import open_runtime
+from sync.runtime import Runtime, open_runtime
 from sync.sandbox_config import is_sandbox_config, write_sandbox_config
+from sync.store_records import RunKind, RunStatus
 
 __all__ = ["DemoResult", "run_demo"]
 
@@ -74,23 +76,41 @@ def run_demo(
         write_sandbox_config(sandbox.ready_info(), result.config)
         with open_runtime(str(result.config)) as rt:
             step("reconcile --dry-run: pull, match, diff, plan")
-            run_id = rt.store.runs.start("demo", "reconcile-dry-run", rt.config.fingerprint())
-            reconciled = plan_run(rt.config, rt.store, rt.connectors, run_id=run_id)
-            result.plan_json = plan_to_json(reconciled.plan)
-            rt.store.runs.finish(run_id, "ok", counts=_counts(result.plan_json), calls=rt.calls())
+            with _recorded(rt, RunKind.RECONCILE_DRY_RUN) as run_id:
+                reconciled = plan_run(rt.config, rt.store, rt.connectors, run_id=run_id)
+                result.plan_json = plan_to_json(reconciled.plan)
+                counts = _counts(result.plan_json)
+                rt.store.runs.finish(run_id, RunStatus.OK, counts=counts, calls=rt.calls())
             result.plan.write_text(json.dumps(result.plan_json, indent=2, ensure_ascii=False))
             step("building the pipeline health report")
-            run_id = rt.store.runs.start("demo", "report", rt.config.fingerprint())
-            analysed = analyze(rt.config, rt.store, run_id=run_id, remember=False)
-            report = build_health(
-                health_inputs(rt.config, rt.store, analysed, now=datetime.now(UTC))
-            )
-            rt.store.runs.finish(run_id, "ok", counts={"breached": len(report.breached)})
+            with _recorded(rt, RunKind.REPORT) as run_id:
+                analysed = analyze(rt.config, rt.store, run_id=run_id, remember=False)
+                report = build_health(
+                    health_inputs(rt.config, rt.store, analysed, now=datetime.now(UTC))
+                )
+                breached = {"breached": len(report.breached)}
+                rt.store.runs.finish(run_id, RunStatus.OK, counts=breached)
     result.report = report
     result.report_html.write_text(render_report(report, "html"))
     result.report_json.write_text(render_report(report, "json"))
     result.seconds = (datetime.now(UTC) - started).total_seconds()
     return result
+
+
+@contextmanager
+def _recorded(rt: Runtime, kind: RunKind) -> Iterator[str]:
+    """A run of the demo's (the body records its end), recorded as interrupted or failed if
+    the body ends otherwise: `crmsync runs` on the demo's store must not show it running."""
+    run_id = rt.store.runs.start("demo", kind, rt.config.fingerprint())
+    try:
+        yield run_id
+    except KeyboardInterrupt:
+        error = "interrupted (Ctrl-C)"
+        rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=error)
+        raise
+    except Exception as exc:
+        rt.store.runs.finish(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))
+        raise
 
 
 def _refuse_foreign_files(out: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -81,3 +83,34 @@ def test_the_commands_the_demo_prints_apply_its_plan_when_pasted_into_a_shell(
     )
     assert pasted.returncode == 0, pasted.stderr
     assert "apply" in pasted.stdout and "applied" in pasted.stdout
+
+
+def test_a_demo_interrupted_while_it_plans_leaves_no_run_running(tmp_path: Path) -> None:
+    """Ctrl-C during the demo's dry run: `crmsync runs` on its store showed that run `running`
+    for ever (nothing else ever ends a demo's runs)."""
+    out = tmp_path / "demo"
+    demo = subprocess.Popen(
+        [CRMSYNC, "demo", "--out", str(out), "--deals", "3000", "--seed", "7"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert demo.stderr is not None
+        for line in demo.stderr:
+            if "reconcile --dry-run" in line:
+                break
+        time.sleep(0.5)  # into the pull of the sandboxes
+        demo.send_signal(signal.SIGINT)
+        _, err = demo.communicate(timeout=60)
+    finally:
+        demo.kill()
+    assert demo.returncode == 1, err
+    assert err.splitlines()[-1] == "crmsync: error: interrupted (Ctrl-C)", err
+    shown = subprocess.run(
+        [CRMSYNC, "runs", "--format", "json", "--config", str(out / "crmsync.yaml")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    runs = json.loads(shown.stdout)
+    assert [(r["kind"], r["status"], r["error"]) for r in runs] == [
+        ("reconcile-dry-run", "interrupted", "interrupted (Ctrl-C)")
+    ], runs
