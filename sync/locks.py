@@ -171,6 +171,7 @@ class _Lock:
     label: str  # how messages name it
     wait_option: bool = False  # the command has `--wait S` for this lock (LockBusy says so)
     budget: Budget | None = field(default=None, compare=False)  # the --wait it shares
+    after: tuple[str, ...] = ()  # the locks that budget waited for before this wait began
 
     @property
     def job(self) -> str:
@@ -220,7 +221,7 @@ def job_lock(
     `--wait` this wait is part of (``timeout`` is what is left of it), for the refusal to say.
     """
     deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
-    lock = _Lock("job", job, f"job {job!r}", wait_option, budget)
+    lock = _Lock("job", job, f"job {job!r}", wait_option, budget, _waited_before(budget))
     with _hold(store, lock, wait, deadline, timeout):
         yield
 
@@ -247,13 +248,18 @@ def pull_locks(
     one of these instances once they are taken are dead: they are recorded as such."""
     names = sorted(set(instances))
     deadline = None if (not wait or timeout is None) else time.monotonic() + timeout
+    after = _waited_before(budget)  # the waits for these locks share one deadline
     with ExitStack() as held:
         for instance in names:
-            lock = _Lock("pull", instance, f"pull of {instance!r}", wait_option, budget)
+            lock = _Lock("pull", instance, f"pull of {instance!r}", wait_option, budget, after)
             held.enter_context(_hold(store, lock, wait, deadline, timeout))
         if names:
             store.runs.end_abandoned((RunKind.PULL,), _ABANDONED, job=PULL_JOB, instances=names)
         yield
+
+
+def _waited_before(budget: Budget | None) -> tuple[str, ...]:
+    return () if budget is None else tuple(budget.waited_for)
 
 
 @contextmanager
@@ -337,11 +343,10 @@ class _Waiting:
 
     def busy(self, timeout: float | None) -> LockBusy:
         waited = timeout if self._wait else None
-        lock, budget = self._lock, self._lock.budget
-        given = budget.seconds if budget is not None else None
-        after = [] if budget is None else [x for x in budget.waited_for if x != lock.label]
+        lock = self._lock
+        given = lock.budget.seconds if lock.budget is not None else None
         return LockBusy(lock.job, waited, label=lock.label, wait_option=lock.wait_option,
-                        given=given, after=after)  # fmt: skip
+                        given=given, after=lock.after)  # fmt: skip
 
 
 @contextmanager

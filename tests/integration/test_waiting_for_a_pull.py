@@ -11,7 +11,7 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -208,13 +208,16 @@ def _own_lock_waited_for(
     """`crmsync *args --wait <wait>` run while another process pulls HubSpot and another holds
     the command's own lock (`own`): once it waits for its own lock it is held still (SIGSTOP)
     for `stopped` seconds, during which its own lock is freed; then it goes on (SIGCONT)."""
-    with hubspot_pulled_elsewhere(world, tmp / "pull"):
-        (tmp / "own").mkdir()
+    (tmp / "own").mkdir()
+    with hubspot_pulled_elsewhere(world, tmp / "pull"), ExitStack() as own_lock:
+        own_lock.enter_context(
+            held_elsewhere(tmp / "own", RUNNING_ELSEWHERE, str(world.config), own)
+        )
         with started(world, *args, "--wait", wait) as process:
-            with held_elsewhere(tmp / "own", RUNNING_ELSEWHERE, str(world.config), own):
-                waiting = f"waiting for the job {own!r} another process is running"
-                assert process.wait_for_err(waiting, timeout=30), process.err
-                os.kill(process.pid, signal.SIGSTOP)
+            waiting = f"waiting for the job {own!r} another process is running"
+            assert process.wait_for_err(waiting, timeout=30), process.err
+            os.kill(process.pid, signal.SIGSTOP)
+            own_lock.close()
             time.sleep(stopped)
             os.kill(process.pid, signal.SIGCONT)
             process.finish(timeout=20)
@@ -250,3 +253,43 @@ def test_a_busy_pull_waited_for_with_the_rest_of_the_wait_says_it_was_the_rest(
         r"process\); let it finish \(`crmsync runs` shows it\) or give a longer --wait"
     )
     assert re.fullmatch(line, process.err_lines[-1]), process.err
+
+
+# Holds the pull lock of the instance named by its third argument until stopped.
+PULLING = """
+import sys
+from sync.locks import pull_locks
+from sync.runtime import open_runtime
+from tests.lock_holders import hold_until_stopped
+
+ready, stop, config, instance = sys.argv[1:]
+with open_runtime(config, connect=False) as rt, pull_locks(rt.store, [instance]):
+    hold_until_stopped(ready, stop)
+"""
+
+
+def test_a_pull_waited_for_after_another_instances_pull_names_the_whole_wait_as_its_own(
+    world: World, tmp_path: Path
+) -> None:
+    """The pulls of a reconcile's instances share what is left of --wait: HubSpot's waited
+    for, then Pipedrive's until the end, the refusal is of a 2s wait, not of "what was left"
+    after HubSpot's."""
+    for holder in ("hubspot", "pipedrive"):
+        (tmp_path / holder).mkdir()
+    config = str(world.config)
+    with (
+        held_elsewhere(tmp_path / "pipedrive", PULLING, config, "pipedrive"),
+        ExitStack() as hubspot,
+    ):
+        hubspot.enter_context(held_elsewhere(tmp_path / "hubspot", PULLING, config, "hubspot"))
+        with started(world, "reconcile", "--dry-run", "--wait", "2") as process:
+            assert process.wait_for_err(WAITING, timeout=30), process.err
+            hubspot.close()
+            process.finish(timeout=20)
+    assert process.popen.returncode == 1, process.err
+    assert any("waiting for the pull of 'pipedrive'" in line for line in process.err_lines)
+    assert re.fullmatch(
+        r"crmsync: error: pull of 'pipedrive' is still running after waiting 2s \(lock held by "
+        r"another process\); let it finish \(`crmsync runs` shows it\) or give a longer --wait",
+        process.err_lines[-1],
+    ), process.err
