@@ -28,6 +28,7 @@ from sync.store_records import RunStatus
 
 __all__ = [
     "CTRL_C",
+    "CTRL_C_UNWRITTEN",
     "PLAN_COUNTS",
     "ReconcileOutcome",
     "check_limits",
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 CTRL_C = "interrupted (Ctrl-C): the next run resumes from the journal"
+# before its apply began (a dry run: always), a reconcile has no journal to resume
+CTRL_C_UNWRITTEN = "interrupted (Ctrl-C) before writing to any CRM: run it again"
 PLAN_COUNTS = ("changes", "creates", "conflicts", "unmatched", "ambiguous", "duplicates", "errors")
 
 
@@ -89,6 +92,7 @@ def run_reconcile(
     kind = "reconcile-dry-run" if dry_run else "reconcile"
     run_id = rt.store.runs.start(job, kind, rt.config.fingerprint())
     counts: dict[str, Any] = {}
+    applying = False
     try:
         result = plan_run(rt.config, rt.store, rt.connectors, run_id=run_id, full=full,
                           progress=progress, pull_wait=pull_wait,
@@ -102,13 +106,15 @@ def run_reconcile(
             show(plan_json, result.deals)
         outcome = ReconcileOutcome(run_id, result, plan_json, RunStatus.OK, counts)
         if not dry_run:
+            applying = True
             _apply(rt, outcome, yes=yes, stop=stop)
     except KeyboardInterrupt:  # Ctrl-C aborts at once; the journal resumes an apply
-        written = rt.store.journal.entries(run_id)
+        written = rt.store.journal.entries(run_id) if applying else []
         if written:
             counts["applied"] = journal_totals(written)
+        why = CTRL_C if applying else CTRL_C_UNWRITTEN
         rt.store.runs.finish(
-            run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=CTRL_C
+            run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=why
         )
         raise
     except Stopped as exc:  # SIGTERM while waiting for another process's pull, or in the pull

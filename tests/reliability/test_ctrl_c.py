@@ -102,6 +102,24 @@ def test_a_stop_mid_pull_says_so_in_one_line_and_records_the_run_as_interrupted(
         assert run.finished_at is not None and word in (run.error or "")
 
 
+@pytest.mark.parametrize("options", [["--yes"], ["--dry-run"]], ids=["apply", "dry-run"])
+def test_a_reconcile_stopped_by_ctrl_c_in_its_pull_records_that_it_wrote_nothing(
+    options: list[str], tmp_path: Path, new_store_url: Any, dataset: dict[str, Any]
+) -> None:
+    """Not "the next run resumes from the journal": no apply began, there is none to resume."""
+    data = tmp_path / "dataset.json"
+    save_dataset(data, dataset)
+    store = new_store_url("sqlite")
+    with served(tmp_path / "s", data, store, faults="latency=300ms", push=PUSH) as (config, _):
+        victim = _start(config, "reconcile", *options)
+        _wait_until(lambda: _started(store), victim)
+        time.sleep(0.5)  # inside the pull
+        _stop(victim)
+        run = _latest(store, "reconcile")
+    assert run.status is RunStatus.INTERRUPTED, run
+    assert run.error == "interrupted (Ctrl-C) before writing to any CRM: run it again", run
+
+
 def test_ctrl_c_mid_pull_of_thousands_of_deals_exits_at_once(
     tmp_path: Path, new_store_url: Any
 ) -> None:
