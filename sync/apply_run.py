@@ -18,7 +18,14 @@ from sync.apply import apply_plan
 from sync.apply_deletes import Delete, propagated
 from sync.apply_report import ApplyReport
 from sync.connect import open_connector
-from sync.guards import PlanRefused, check_fresh, check_limits, needs_confirmation, write_count
+from sync.guards import (
+    PlanRefused,
+    QuestionInterrupted,
+    check_fresh,
+    check_limits,
+    needs_confirmation,
+    write_count,
+)
 from sync.link_review import corrected_since
 from sync.locks import job_lock
 from sync.plan import Plan
@@ -59,6 +66,17 @@ def _check_matching(rt: Runtime, plan: Plan, source: str) -> None:
         )
 
 
+def _confirmed(question: str) -> bool:
+    """The person's answer; the end of input answers no. Ctrl-C is an interrupt, as anywhere
+    else (click's Abort printed "Aborted!" and the run was recorded failed, without a word)."""
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort as exc:
+        if isinstance(exc.__context__, EOFError):
+            return False
+        raise QuestionInterrupted from None
+
+
 def guarded_apply(
     rt: Runtime,
     plan: Plan,
@@ -89,7 +107,7 @@ def guarded_apply(
     asks = needs_confirmation(
         count, confirm_above=push.confirm_above, yes=yes, interactive=interactive
     )
-    if asks and not click.confirm(f"Write {count} changes to the CRMs?", default=False, err=True):
+    if asks and not _confirmed(f"Write {count} changes to the CRMs?"):
         raise PlanRefused(
             f"not confirmed: {count} changes is more than push.confirm_above "
             f"({push.confirm_above}); nothing written (pass --yes to skip the question)"

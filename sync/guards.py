@@ -16,6 +16,7 @@ from sync.terminal import counted
 __all__ = [
     "LimitsBreached",
     "PlanRefused",
+    "QuestionInterrupted",
     "check_fresh",
     "check_limits",
     "needs_confirmation",
@@ -28,6 +29,11 @@ class PlanRefused(CrmsyncError):
     """The plan no longer describes what may be written (other config, too old, not confirmed)."""
 
     exit_code = 2
+
+
+class QuestionInterrupted(KeyboardInterrupt):
+    """Ctrl-C at the confirmation question: an interrupt (the run is recorded interrupted),
+    before anything was written."""
 
 
 class LimitsBreached(CrmsyncError):

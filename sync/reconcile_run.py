@@ -18,6 +18,7 @@ from config import Config
 from mapping.model import Deal, Ref
 from sync.apply_report import journal_totals
 from sync.errors import LimitsExceeded
+from sync.guards import QuestionInterrupted
 from sync.locks import Budget
 from sync.outfile import write_atomically
 from sync.plan_json import plan_to_json
@@ -37,7 +38,8 @@ __all__ = [
 ]
 
 CTRL_C = "interrupted (Ctrl-C): the next run resumes from the journal"
-# before its apply began (a dry run: always), a reconcile has no journal to resume
+# before its apply began (a dry run: always; at the confirmation question) there is no journal
+# to resume
 CTRL_C_UNWRITTEN = "interrupted (Ctrl-C) before writing to any CRM: run it again"
 PLAN_COUNTS = ("changes", "creates", "conflicts", "unmatched", "ambiguous", "duplicates", "errors")
 
@@ -108,11 +110,12 @@ def run_reconcile(
         if not dry_run:
             applying = True
             _apply(rt, outcome, yes=yes, stop=stop)
-    except KeyboardInterrupt:  # Ctrl-C aborts at once; the journal resumes an apply
-        written = rt.store.journal.entries(run_id) if applying else []
+    except KeyboardInterrupt as exc:  # Ctrl-C aborts at once; the journal resumes an apply
+        wrote = applying and not isinstance(exc, QuestionInterrupted)
+        written = rt.store.journal.entries(run_id) if wrote else []
         if written:
             counts["applied"] = journal_totals(written)
-        why = CTRL_C if applying else CTRL_C_UNWRITTEN
+        why = CTRL_C if wrote else CTRL_C_UNWRITTEN
         rt.store.runs.finish(
             run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=why
         )

@@ -22,11 +22,11 @@ from sync.apply_report import (
 from sync.apply_run import guarded_apply
 from sync.commands import config_option
 from sync.errors import CrmsyncError
-from sync.guards import PlanRefused
+from sync.guards import PlanRefused, QuestionInterrupted
 from sync.locks import reconcile_lock
 from sync.plan import Plan, PlanError
 from sync.plan_json import plan_from_json
-from sync.reconcile_run import CTRL_C
+from sync.reconcile_run import CTRL_C, CTRL_C_UNWRITTEN
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals, stop_requested
 from sync.store_records import RunKind, RunStatus
@@ -75,10 +75,11 @@ def recorded_apply(
     report = None
     try:
         report = execute_apply(rt, plan, run_id=run_id, **options)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        why = CTRL_C_UNWRITTEN if isinstance(exc, QuestionInterrupted) else CTRL_C
         counts = {"plan": plan.run_id, "totals": journal_totals(rt.store.journal.entries(run_id))}
         rt.store.runs.finish(
-            run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=CTRL_C
+            run_id, RunStatus.INTERRUPTED, counts=counts, calls=rt.calls(), error=why
         )
         raise
     except Exception as exc:

@@ -5,6 +5,7 @@ finishes the work."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -216,3 +217,87 @@ def test_a_reconcile_killed_with_kill_9_is_recorded_as_interrupted_by_the_next_o
         killed = opened.runs.get(killed.id)
     assert killed is not None and killed.status is RunStatus.INTERRUPTED, killed
     assert killed.finished_at is not None and "killed" in (killed.error or "")
+
+
+def _at_the_question(config: Path, answer: bytes | None) -> tuple[int, str]:
+    """`crmsync reconcile` on a terminal (a pseudo-terminal) asked to confirm its writes:
+    `answer` typed at the question, or (None) Ctrl-C there; its exit code and all it drew."""
+    import pty
+
+    main_fd, side_fd = pty.openpty()
+    process = subprocess.Popen(
+        [*CRMSYNC, "reconcile", "--config", str(config)], env=crmsync_env(),
+        stdin=side_fd, stdout=subprocess.DEVNULL, stderr=side_fd,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    os.close(side_fd)
+    drawn = bytearray()
+    try:
+        while b"changes to the CRMs?" not in drawn:
+            assert process.poll() is None, drawn.decode(errors="replace")
+            drawn += os.read(main_fd, 65536)
+        os.set_blocking(main_fd, False)
+        settled = time.monotonic() + 0.5  # into the read of the answer
+        while time.monotonic() < settled:
+            try:
+                drawn += os.read(main_fd, 65536)
+            except BlockingIOError:
+                time.sleep(0.02)
+        os.set_blocking(main_fd, True)
+        if answer is None:
+            process.send_signal(signal.SIGINT)
+        else:
+            os.write(main_fd, answer)
+        deadline = time.monotonic() + 60
+        while chunk := _read_rest(main_fd):  # read on: a full terminal would block its writes
+            drawn += chunk
+            assert time.monotonic() < deadline, drawn.decode(errors="replace")
+        code = process.wait(timeout=60)
+    finally:
+        os.close(main_fd)
+        if process.poll() is None:
+            process.kill()
+    return code, drawn.decode(errors="replace")
+
+
+def _read_rest(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the terminal closed with the process
+        return b""
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "status", "error"),
+    [
+        (None, 1, RunStatus.INTERRUPTED,
+         "interrupted (Ctrl-C) before writing to any CRM: run it again"),
+        (b"\x04", 2, RunStatus.FAILED, "not confirmed: "),  # Ctrl-D: the end of input
+    ],
+    ids=["ctrl-c", "end-of-input"],
+)  # fmt: skip
+def test_ctrl_c_at_the_confirmation_question_is_an_interrupt_recorded_so_and_writes_nothing(
+    answer: bytes | None,
+    code: int,
+    status: RunStatus,
+    error: str,
+    tmp_path: Path,
+    new_store_url: Any,
+    dataset: dict[str, Any],
+) -> None:
+    """It was click's "Aborted!", and a run recorded failed without a word."""
+    data = tmp_path / "dataset.json"
+    save_dataset(data, dataset)
+    store = new_store_url("sqlite")
+    push = {**PUSH, "confirm_above": 1}
+    with served(tmp_path / "s", data, store, push=push) as (config, info):
+        exited, drawn = _at_the_question(config, answer)
+        assert http_writes(info) == 0
+    last = [line for line in drawn.replace("\r", "\n").splitlines() if line.strip()][-1]
+    assert exited == code, drawn
+    assert "Aborted!" not in drawn, drawn
+    run = _latest(store, "reconcile")
+    assert run.status is status, run
+    assert (run.error or "").startswith(error), run
+    if answer is None:
+        assert last.endswith("crmsync: error: interrupted (Ctrl-C)"), drawn
