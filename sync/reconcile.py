@@ -19,6 +19,7 @@ from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import LEFT_OUT, DiffResult, diff
 from sync.incremental import Scope, choose_scope, key_digests, load_changed, unsettled
+from sync.known_writes import with_known_writes
 from sync.link_review import EXPLICIT, apart, split_entity_ids
 from sync.locks import Budget
 from sync.match import MatchConfig, MatchResult, match, paused_gc, ref_order
@@ -139,20 +140,25 @@ def analyze(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     full: bool = False,
     phase: Phase | None = None,
+    known_writes: bool = False,
 ) -> ReconcileResult:
     """Match, diff and plan over the stored snapshot (no CRM calls).
 
     Without `contexts` (the report), targets' ability to hold a value is not checked, and
     nothing is written to the store unless `remember`. A remembering analysis after an
     incremental pull looks only at changed deals and unsettled entities (sync/incremental.py);
-    `full` (a full pull) makes it look at everything.
+    `full` (a full pull) makes it look at everything. `known_writes` (the report, which may
+    run between an apply and the next pull): the deals as crmsync last knows them, with the
+    writes it made since their snapshots (sync/known_writes.py).
     """
     # Every step allocates per deal (loading, links, bases, dangling links); with hundreds of
     # thousands of deals alive, each cyclic collection rescans them all, for no cycles.
     show = phase or _quiet
     try:
         with paused_gc():
-            return _analyze(config, store, run_id, contexts, remember, now, full, show)
+            return _analyze(
+                config, store, run_id, contexts, remember, now, full, show, known_writes
+            )
     finally:
         show(None, 0)
 
@@ -170,6 +176,7 @@ def _analyze(
     now: Callable[[], datetime],
     full: bool,
     phase: Phase,
+    known_writes: bool = False,
 ) -> ReconcileResult:
     fingerprint = config.fingerprint()
     epoch = store.reconcile_epoch()  # before anything is read: see Store.reconcile_state
@@ -192,6 +199,8 @@ def _analyze(
         by_instance, changed, untouched = loaded.by_instance, loaded.changed, loaded.untouched
     else:
         by_instance = load_deals(store, list(config.systems))
+    if known_writes:
+        by_instance = with_known_writes(store, by_instance)
     deals = {d.ref: d for group in by_instance.values() for d in group}
     phase("matching", len(deals))
     matched = match(

@@ -51,7 +51,9 @@ def build_report(
                     raise failure
                 pulled = {name: p.calls for name, p in pulls.items()}
             phase = bars.phase if bars is not None else None
-            result = analyze(rt.config, rt.store, run_id=run_id, remember=False, phase=phase)
+            # the deals as crmsync last knows them: an apply since the pull updated no snapshot
+            result = analyze(rt.config, rt.store, run_id=run_id, remember=False, phase=phase,
+                             known_writes=True)  # fmt: skip
         report = build_health(
             health_inputs(
                 rt.config, rt.store, result, now=datetime.now(UTC), since=since, pulled=pulled

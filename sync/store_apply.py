@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, false, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 
@@ -299,6 +299,40 @@ class AuditLog:
                     at=r.at,
                 )
                 for r in conn.execute(query)
+            ]
+
+    def after_snapshots(self, instances: Sequence[str]) -> list[AuditEntry]:
+        """The field writes to live stored deals of `instances` audited since the pull that
+        saved each deal's snapshot began (its `last_seen_run`), oldest first (by time, then
+        sequence): writes that snapshot may not show. A write audited while that pull ran is
+        included (the pull may have read the deal before it). A snapshot saved by no run (a
+        store older than run ids) gets none."""
+        a, d, r = t.audit.c, t.deals.c, t.runs.c
+        query = (
+            select(t.audit)
+            .join(t.deals, (d.instance == a.instance) & (d.id == a.deal_id))
+            .join(t.runs, r.id == d.last_seen_run)
+            .where(
+                a.instance.in_(list(instances)),
+                a.field.is_not(None),
+                d.deleted == false(),
+                a.at >= r.started_at,
+            )
+            .order_by(a.at, a.id)
+        )
+        with transaction(self._engine, write=False) as conn:
+            return [
+                AuditEntry(
+                    row.run_id,
+                    row.instance,
+                    row.deal_id,
+                    row.field,
+                    row.before,
+                    row.after,
+                    row.reason,
+                    at=row.at,
+                )
+                for row in conn.execute(query)
             ]
 
 

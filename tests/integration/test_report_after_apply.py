@@ -1,0 +1,119 @@
+"""`crmsync report` right after crmsync wrote to the CRMs (an apply, a reconcile that applies, a
+rollback) analyses the deals as crmsync last knows them: the stored snapshots with its own
+writes since laid over them. It makes no CRM call, and shows the mismatches (and exits as) a
+report that pulls first (`--refresh`) does: none of crmsync's own writes, reversed, with "changed
+in <target> since last sync", and no inflated `mismatch_rate`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.fixtures_store import store_url_for
+from tests.integration.conftest import World, build_world
+from tests.sandbox_env import run_crmsync
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """Fresh for each test; the report's thresholds are mismatch_rate's only, so its exit code
+    says whether the mismatches breach it (the generated deals are all stale)."""
+    with store_url_for(request.param, tmp_path) as url:
+        for world in build_world(tmp_path, url, deals=60, seed=5):
+            document = yaml.safe_load(world.config.read_text())
+            document.setdefault("report", {})["thresholds"] = {
+                "mismatch_rate": "0.05",
+                "stale_share": None,
+                "min_completeness": None,
+            }
+            world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+            yield world
+
+
+def _crmsync(world: World, *args: str, ok: tuple[int, ...] = (0,)) -> tuple[int, Any]:
+    done = run_crmsync(*args, "--config", str(world.config), "--format", "json")
+    assert done.returncode in ok, done.stderr
+    return done.returncode, json.loads(done.stdout) if done.stdout.strip() else None
+
+
+def _calls(world: World) -> int:
+    return sum(int(s["total"]) for s in world.stats().values())
+
+
+def _mismatches(report: dict[str, Any]) -> dict[str, Any]:
+    cross = report["cross_system"]
+    rate = next(t for t in report["thresholds"] if t["name"] == "mismatch_rate")
+    return {
+        "mismatched_entities": cross["mismatched_entities"],
+        "mismatches_by_field": cross["mismatches_by_field"],
+        "mismatches": cross["mismatches"],
+        "mismatch_rate": rate["value"],
+        "breached": [t["name"] for t in report["breached"]],
+    }
+
+
+def _report_then_refreshed(world: World) -> tuple[tuple[int, Any], tuple[int, Any]]:
+    """(exit code, mismatches) of a report of the store, then of one that pulls first; the
+    first makes no CRM call."""
+    calls = _calls(world)
+    code, stored = _crmsync(world, "report", ok=(0, 3))
+    assert _calls(world) == calls
+    refreshed_code, refreshed = _crmsync(world, "report", "--refresh", ok=(0, 3))
+    return (code, _mismatches(stored)), (refreshed_code, _mismatches(refreshed))
+
+
+def test_report_after_apply_of_a_saved_plan_shows_what_a_refreshed_report_shows(
+    world: World, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    _, planned = _crmsync(world, "reconcile", "--dry-run", "--plan-out", str(plan), ok=(0, 1, 3))
+    assert planned["changes"], "nothing to apply: the test would prove nothing"
+    _crmsync(world, "apply", str(plan), "--yes", ok=(0, 1))
+
+    stored, refreshed = _report_then_refreshed(world)
+
+    assert stored == refreshed
+    assert not any("changed in" in m["reason"] for m in stored[1]["mismatches"])
+
+
+def test_report_after_a_reconcile_that_applies_shows_what_a_refreshed_report_shows(
+    world: World,
+) -> None:
+    _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
+    assert applied["changes"], "nothing applied: the test would prove nothing"
+
+    stored, refreshed = _report_then_refreshed(world)
+
+    assert stored == refreshed
+    assert stored[0] == 0 and stored[1]["breached"] == []
+
+
+def test_report_after_a_rollback_shows_what_a_refreshed_report_shows(world: World) -> None:
+    _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
+    assert applied["changes"], "nothing applied: the test would prove nothing"
+    _crmsync(world, "rollback", applied["run_id"], "--apply", ok=(0, 1))
+
+    stored, refreshed = _report_then_refreshed(world)
+
+    assert stored == refreshed
+    assert stored[1]["mismatches"], "the rolled-back differences are differences again"
+
+
+def test_report_after_a_rollback_of_writes_already_pulled_shows_what_a_refreshed_report_shows(
+    world: World,
+) -> None:
+    _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
+    assert applied["changes"], "nothing applied: the test would prove nothing"
+    pulled = run_crmsync("pull", "--config", str(world.config), "--format", "table")
+    assert pulled.returncode in (0, 1), pulled.stderr  # the snapshots hold the run's writes
+    _crmsync(world, "rollback", applied["run_id"], "--apply", ok=(0, 1))
+
+    stored, refreshed = _report_then_refreshed(world)
+
+    assert stored == refreshed
+    assert stored[1]["mismatches"], "the rolled-back differences are differences again"
