@@ -9,6 +9,12 @@ log holds every write; the ones audited since the pull that saved a snapshot beg
 Only the written values and the record's modification time (the write's) change: what the CRM
 records about a write on its own (stage history, the time a stage was entered, a probability it
 derives) comes with the next pull, which replaces the snapshot anyway.
+
+A copy crmsync created and no pull has stored yet (still linked: a rollback that deleted it
+unlinked it) is known as crmsync created it: its source deal's snapshot with the values the
+audit says the copy was created with, in the target's first native stage the config's stage map
+maps to its stage. So it counts as its entity's copy there, not as a deal missing in that CRM.
+What the CRM chose itself (an owner it did not know, a derived probability) comes with the pull.
 """
 
 from __future__ import annotations
@@ -24,23 +30,77 @@ from sync.audit_values import restorable
 from sync.store import Store
 from sync.store_records import AuditEntry
 
-__all__ = ["overlaid", "with_known_writes"]
+__all__ = ["created_copy", "overlaid", "with_known_writes"]
 
 _PLAIN = ("name", "close_date", "owner_email", "probability")
 
 
-def with_known_writes(store: Store, by_instance: Mapping[str, list[Deal]]) -> dict[str, list[Deal]]:
-    """`by_instance` with the audited writes newer than each snapshot applied."""
+def with_known_writes(
+    store: Store,
+    by_instance: Mapping[str, list[Deal]],
+    stage_maps: Mapping[str, Mapping[str, Mapping[str, str]]],
+) -> dict[str, list[Deal]]:
+    """`by_instance` with the audited writes newer than each snapshot applied, and the copies
+    created and not yet pulled added. `stage_maps`: instance -> pipeline -> native -> stage."""
     writes: dict[Ref, list[AuditEntry]] = defaultdict(list)
     for entry in store.audit.after_snapshots(list(by_instance)):
         if entry.deal_id is not None:
             writes[Ref(entry.instance, entry.deal_id)].append(entry)
-    if not writes:
-        return dict(by_instance)
-    return {
+    out = {
         instance: [overlaid(d, writes[d.ref]) if d.ref in writes else d for d in deals]
         for instance, deals in by_instance.items()
     }
+    sources = {d.ref: d for deals in out.values() for d in deals}
+    for entry in store.audit.unread_creates(list(by_instance)):
+        copy = created_copy(entry, sources, stage_maps.get(entry.instance, {}))
+        if copy is not None:
+            out[entry.instance].append(copy)
+    return out
+
+
+def created_copy(
+    entry: AuditEntry, sources: Mapping[Ref, Deal], stage_map: Mapping[str, Mapping[str, str]]
+) -> Deal | None:
+    """The copy an audited create made, from its source deal as stored (None when `entry` is no
+    create, or its source is not stored)."""
+    after = entry.after
+    if not isinstance(after, Mapping) or entry.deal_id is None or entry.at is None:
+        return None
+    system, _, source_id = str(after.get("source", "")).partition(":")
+    source = sources.get(Ref(system, source_id))
+    if source is None or not isinstance(after.get("link_id"), str):
+        return None
+    values = after.get("values")
+    written = [
+        AuditEntry(entry.run_id, entry.instance, entry.deal_id, field, None, value, "", entry.at)
+        for field, value in (values.items() if isinstance(values, Mapping) else ())
+    ]
+    copy = overlaid(source, written)
+    if isinstance(values, Mapping) and "owner_email" not in values:
+        copy = dataclasses.replace(copy, owner_email=None)  # the CRM chose one
+    pipeline, native = _native_stage(stage_map, copy.stage)
+    return dataclasses.replace(
+        copy,
+        ref=Ref(entry.instance, entry.deal_id),
+        pipeline=pipeline,
+        native_stage=native,
+        created_at=entry.at,
+        updated_at=entry.at,
+        stage_entered_at=entry.at,
+        stage_history=(),
+        external_ids={source.system: source.id},
+        link_id=str(after["link_id"]),
+        extra={},
+    )
+
+
+def _native_stage(stage_map: Mapping[str, Mapping[str, str]], stage: str | None) -> tuple[str, str]:
+    """(pipeline, native stage): the first the map maps to `stage`, else empty."""
+    for pipeline, natives in stage_map.items():
+        for native, key in natives.items():
+            if key == stage:
+                return pipeline, native
+    return "", ""
 
 
 def overlaid(deal: Deal, writes: Sequence[AuditEntry]) -> Deal:

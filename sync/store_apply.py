@@ -321,19 +321,37 @@ class AuditLog:
             .order_by(a.at, a.id)
         )
         with transaction(self._engine, write=False) as conn:
-            return [
-                AuditEntry(
-                    row.run_id,
-                    row.instance,
-                    row.deal_id,
-                    row.field,
-                    row.before,
-                    row.after,
-                    row.reason,
-                    at=row.at,
-                )
-                for row in conn.execute(query)
-            ]
+            return [_audit_entry(row) for row in conn.execute(query)]
+
+    def unread_creates(self, instances: Sequence[str]) -> list[AuditEntry]:
+        """The audited creates (and other whole-record entries) of deals of `instances` that no
+        pull has stored yet and that are still linked (a rollback that deleted a copy unlinked
+        it), oldest first. The caller tells creates by their after-value."""
+        a, d, links = t.audit.c, t.deals.c, t.links.c
+        stored = select(d.id).where(d.instance == a.instance, d.id == a.deal_id).exists()
+        linked = select(links.deal_id).where(
+            links.instance == a.instance, links.deal_id == a.deal_id
+        )
+        query = (
+            select(t.audit)
+            .where(
+                a.instance.in_(list(instances)),
+                a.field.is_(None),
+                a.deal_id.is_not(None),
+                ~stored,
+                linked.exists(),
+            )
+            .order_by(a.at, a.id)
+        )
+        with transaction(self._engine, write=False) as conn:
+            return [_audit_entry(row) for row in conn.execute(query)]
+
+
+def _audit_entry(row: Row[Any]) -> AuditEntry:
+    return AuditEntry(
+        row.run_id, row.instance, row.deal_id, row.field, row.before, row.after, row.reason,
+        at=row.at,
+    )  # fmt: skip
 
 
 class DeadLetters:

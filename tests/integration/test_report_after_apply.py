@@ -7,7 +7,7 @@ in <target> since last sync", and no inflated `mismatch_rate`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,19 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     says whether the mismatches breach it (the generated deals are all stale)."""
     with store_url_for(request.param, tmp_path) as url:
         for world in build_world(tmp_path, url, deals=60, seed=5):
-            document = yaml.safe_load(world.config.read_text())
-            document.setdefault("report", {})["thresholds"] = {
-                "mismatch_rate": "0.05",
-                "stale_share": None,
-                "min_completeness": None,
-            }
-            world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+            _configure(world)
             yield world
+
+
+def _configure(world: World, **push: Any) -> None:
+    document = yaml.safe_load(world.config.read_text())
+    document.setdefault("report", {})["thresholds"] = {
+        "mismatch_rate": "0.05",
+        "stale_share": None,
+        "min_completeness": None,
+    }
+    document.setdefault("push", {}).update(push)
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def _crmsync(world: World, *args: str, ok: tuple[int, ...] = (0,)) -> tuple[int, Any]:
@@ -57,14 +62,21 @@ def _mismatches(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _report_then_refreshed(world: World) -> tuple[tuple[int, Any], tuple[int, Any]]:
-    """(exit code, mismatches) of a report of the store, then of one that pulls first; the
-    first makes no CRM call."""
+def _copies(report: dict[str, Any]) -> dict[str, Any]:
+    cross = report["cross_system"]
+    return {k: cross[k] for k in ("entities", "pairs", "unmatched_by_system")}
+
+
+def _report_then_refreshed(
+    world: World, what: Callable[[dict[str, Any]], dict[str, Any]] = _mismatches
+) -> tuple[tuple[int, Any], tuple[int, Any]]:
+    """(exit code, `what` of the JSON) of a report of the store, then of one that pulls first;
+    the first makes no CRM call."""
     calls = _calls(world)
     code, stored = _crmsync(world, "report", ok=(0, 3))
     assert _calls(world) == calls
     refreshed_code, refreshed = _crmsync(world, "report", "--refresh", ok=(0, 3))
-    return (code, _mismatches(stored)), (refreshed_code, _mismatches(refreshed))
+    return (code, what(stored)), (refreshed_code, what(refreshed))
 
 
 def test_report_after_apply_of_a_saved_plan_shows_what_a_refreshed_report_shows(
@@ -117,3 +129,31 @@ def test_report_after_a_rollback_of_writes_already_pulled_shows_what_a_refreshed
 
     assert stored == refreshed
     assert stored[1]["mismatches"], "the rolled-back differences are differences again"
+
+
+def test_report_after_creating_copies_counts_them_as_the_copies_a_refreshed_report_finds(
+    world: World,
+) -> None:
+    _configure(world, create_missing=True)
+    _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
+    assert applied["creates"], "nothing created: the test would prove nothing"
+
+    (_, stored), (_, refreshed) = _report_then_refreshed(world, _copies)
+
+    assert stored == refreshed
+    # an owner the target CRM did not know is its own choice: only a pull can tell it
+
+
+def test_report_after_a_rollback_deleted_the_copies_shows_what_a_refreshed_report_shows(
+    world: World,
+) -> None:
+    _configure(world, create_missing=True)
+    _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
+    assert applied["creates"], "nothing created: the test would prove nothing"
+    _crmsync(world, "rollback", applied["run_id"], "--apply", ok=(0, 1))
+
+    stored, refreshed = _report_then_refreshed(
+        world, lambda report: _mismatches(report) | _copies(report)
+    )
+
+    assert stored == refreshed
