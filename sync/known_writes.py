@@ -48,13 +48,20 @@ def with_known_writes(
             writes[Ref(entry.instance, entry.deal_id)].append(entry)
     out = {
         instance: [overlaid(d, writes[d.ref]) if d.ref in writes else d for d in deals]
+        if writes
+        else list(deals)
         for instance, deals in by_instance.items()
     }
-    sources = {d.ref: d for deals in out.values() for d in deals}
-    for entry in store.audit.unread_creates(list(by_instance)):
-        copy = created_copy(entry, sources, stage_maps.get(entry.instance, {}))
-        if copy is not None:
-            out[entry.instance].append(copy)
+    creates = store.audit.unread_creates(list(by_instance))
+    if creates:
+        sources = {d.ref: d for deals in out.values() for d in deals}
+        copies: dict[Ref, Deal] = {}  # one copy per record, should its create be audited twice
+        for entry in creates:
+            copy = created_copy(entry, sources, stage_maps.get(entry.instance, {}))
+            if copy is not None:
+                copies[copy.ref] = copy
+        for ref, copy in copies.items():
+            out[ref.system].append(copy)
     return out
 
 
