@@ -31,6 +31,18 @@ from sync.terminal import cell, fitted, id_column, plain_console
 __all__ = ["command"]
 
 
+# Runs that changed crmsync's own records, not CRM ones: what to do instead. "Wrote nothing"
+# alone would tell whoever split the wrong entity that there is nothing to do about it.
+_NOTHING_TO_UNDO = {
+    RunKind.LINKS: "corrected matching (`crmsync links`) and wrote to no CRM: rollback has "
+    "nothing to undo; `crmsync links join` pairs split deals again, `crmsync links split` "
+    "undoes a join",
+    RunKind.DEAD_LETTERS: "released dead letters (`crmsync dead-letters retry`) and wrote to "
+    "no CRM: rollback has nothing to undo; the changes a later run sent again are that run's "
+    "to roll back",
+}
+
+
 @click.command("rollback")
 @click.argument("run_id")
 @config_option
@@ -45,21 +57,8 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
     with open_runtime(config_path, connect=False) as rt, stop_on_signals(signals=(SIGTERM,)):
         fingerprint = rt.config.fingerprint()
         run = rt.store.runs.get(run_id)
-        if run is not None and run.kind == RunKind.LINKS and fmt == "table":
-            # It changed links, not CRM records: "wrote nothing" would tell whoever split the
-            # wrong entity that there is nothing to do about it.
-            click.echo(
-                f"run {run_id} corrected matching (`crmsync links`) and wrote to no CRM: "
-                "rollback has nothing to undo; `crmsync links join` pairs split deals again, "
-                "`crmsync links split` undoes a join"
-            )
-            return
-        if run is not None and run.kind == RunKind.DEAD_LETTERS and fmt == "table":
-            click.echo(
-                f"run {run_id} released dead letters (`crmsync dead-letters retry`) and wrote "
-                "to no CRM: rollback has nothing to undo; the changes a later run sent again "
-                "are that run's to roll back"
-            )
+        if run is not None and run.kind in _NOTHING_TO_UNDO and fmt == "table":
+            click.echo(f"run {run_id} {_NOTHING_TO_UNDO[run.kind]}")
             return
         if not write:
             rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
