@@ -141,6 +141,22 @@ def make_env(
 
 
 @contextmanager
+def hubspot_and_pipedrive(folder: Path, dataset: Mapping[str, Any]) -> Iterator[SandboxEnv]:
+    """The HubSpot and Pipedrive emulators of `dataset` and a SQLite store in `folder`, stopped
+    on exit (the report tests' two-CRM world)."""
+    sandbox_env = make_env(
+        folder,
+        {"hubspot": dataset["hubspot"], "pipedrive": dataset["pipedrive"]},
+        f"sqlite:///{folder}/store.db",
+        systems=("hubspot", "pipedrive"),
+    )
+    try:
+        yield sandbox_env
+    finally:
+        sandbox_env.sandbox.stop()
+
+
+@contextmanager
 def served(
     folder: Path,
     dataset: Path,

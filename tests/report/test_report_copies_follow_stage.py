@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from connectors.sandbox.generator import generate
-from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
+from tests.sandbox_env import SandboxEnv, hubspot_and_pipedrive, run_crmsync
 
 ATLAS = "Atlas Group — Platform Migration 2026"
 BLUE_YONDER = "Blue Yonder — Expansion 2026"
@@ -70,16 +70,10 @@ def _dataset() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEnv]:
-    folder = tmp_path_factory.mktemp("follow-stage")
-    sandbox_env = make_env(
-        folder, _dataset(), f"sqlite:///{folder}/store.db", systems=("hubspot", "pipedrive")
-    )
-    try:
+    with hubspot_and_pipedrive(tmp_path_factory.mktemp("follow-stage"), _dataset()) as sandbox_env:
         done = _run(sandbox_env.config, "--refresh")
         assert done.returncode in (0, 3), done.stderr
         yield sandbox_env
-    finally:
-        sandbox_env.sandbox.stop()
 
 
 def _with_policies(env: SandboxEnv, name: str, fields: dict[str, Any]) -> Path:

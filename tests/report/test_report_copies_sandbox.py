@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from connectors.sandbox.generator import generate
-from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
+from tests.sandbox_env import SandboxEnv, hubspot_and_pipedrive, run_crmsync
 
 ATLAS = "Atlas Group — Platform Migration 2026"
 
@@ -36,14 +36,8 @@ def _dataset() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEnv]:
-    folder = tmp_path_factory.mktemp("copies")
-    sandbox_env = make_env(
-        folder, _dataset(), f"sqlite:///{folder}/store.db", systems=("hubspot", "pipedrive")
-    )
-    try:
+    with hubspot_and_pipedrive(tmp_path_factory.mktemp("copies"), _dataset()) as sandbox_env:
         yield sandbox_env
-    finally:
-        sandbox_env.sandbox.stop()
 
 
 def _with_amount_policy(env: SandboxEnv, policy: Any) -> Path:

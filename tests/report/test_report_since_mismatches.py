@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from connectors.sandbox.generator import generate
-from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
+from tests.sandbox_env import SandboxEnv, hubspot_and_pipedrive, run_crmsync
 
 # "Atlas Group — Platform Migration 2026": one deal, matched across the two CRMs.
 HUBSPOT_ATLAS, PIPEDRIVE_ATLAS = "9100000014", "2"
@@ -25,17 +25,8 @@ HUBSPOT_ATLAS, PIPEDRIVE_ATLAS = "9100000014", "2"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEnv]:
     folder = tmp_path_factory.mktemp("since-mismatches")
-    dataset = generate(4, 7)[0]
-    sandbox_env = make_env(
-        folder,
-        {"hubspot": dataset["hubspot"], "pipedrive": dataset["pipedrive"]},
-        f"sqlite:///{folder}/store.db",
-        systems=("hubspot", "pipedrive"),
-    )
-    try:
+    with hubspot_and_pipedrive(folder, generate(4, 7)[0]) as sandbox_env:
         yield sandbox_env
-    finally:
-        sandbox_env.sandbox.stop()
 
 
 def _report(config: Path, *args: str) -> dict[str, Any]:
