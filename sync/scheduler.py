@@ -6,6 +6,11 @@ a restart or a wake-up after many missed firings runs the job once, not once per
 While running, APScheduler coalesces missed firings the same way (`coalesce=True`) and never
 starts a job while it still runs (`max_instances=1`); the job lock in the store does the same
 across processes and machines (see `sync.jobs`).
+
+Reconcile entries of one scheduler take turns: one that fires while a sibling's reconcile runs
+waits for it, where a reconcile of another process (which holds the store's reconcile lock)
+makes it skip the firing. Two entries on one cron line would otherwise lose one of them to
+the other at every firing.
 """
 
 from __future__ import annotations
@@ -73,6 +78,25 @@ def _fire(
     trigger: BaseTrigger,
     stop: threading.Event,
     clock: Clock,
+    reconcile_turn: threading.Lock,
+) -> JobOutcome | None:
+    if entry.job == "report":
+        return _run(config_path, entry, trigger, stop, clock)
+    while not reconcile_turn.acquire(timeout=0.2):  # a sibling entry's reconcile runs
+        if stop.is_set():
+            return None
+    try:
+        return _run(config_path, entry, trigger, stop, clock)
+    finally:
+        reconcile_turn.release()
+
+
+def _run(
+    config_path: str,
+    entry: ScheduleEntry,
+    trigger: BaseTrigger,
+    stop: threading.Event,
+    clock: Clock,
 ) -> JobOutcome | None:
     if stop.is_set():
         return None
@@ -119,6 +143,7 @@ def run_scheduler(
         executors={"default": ThreadPoolExecutor(max_workers=len(entries))},
         job_defaults={"coalesce": True, "max_instances": 1},
     )
+    reconcile_turn = threading.Lock()
     with Store.open(config.store_url) as store:
         for entry in entries:
             trigger = trigger_for(entry)
@@ -128,7 +153,7 @@ def run_scheduler(
             scheduler.add_job(
                 _fire,
                 trigger=trigger,
-                args=(config_path, entry, trigger, stop, clock),
+                args=(config_path, entry, trigger, stop, clock, reconcile_turn),
                 id=entry.name,
                 name=entry.name,
                 misfire_grace_time=entry.misfire_grace_seconds,

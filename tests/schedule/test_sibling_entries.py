@@ -1,0 +1,63 @@
+"""Entries of one scheduler that fire together: a reconcile entry waits for its sibling's
+reconcile instead of losing its firing to it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+
+from config import ScheduleEntry
+from sync.scheduler import run_scheduler
+from sync.store import RunStatus, Store
+
+PLAN = {"name": "nightly-plan", "cron": "0 2 * * *", "job": "reconcile-dry-run"}
+APPLY = {"name": "nightly-apply", "cron": "0 2 * * *", "job": "reconcile"}
+
+
+def every_three_seconds(entry: ScheduleEntry) -> CronTrigger:
+    return CronTrigger(second="*/3", timezone="UTC")
+
+
+def run_until_each_ran(config: Path, url: str, *jobs: str) -> None:
+    """Run the scheduler until each of ``jobs`` has finished a run (20 s at most)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run_scheduler, args=(str(config),),
+                              kwargs={"stop": stop, "trigger_for": every_three_seconds},
+                              daemon=True)  # fmt: skip
+    thread.start()
+    deadline = time.monotonic() + 20
+    try:
+        with Store.open(url) as store:
+            while not all(
+                any(r.finished_at for r in store.runs.recent(5, job=job)) for job in jobs
+            ):
+                assert time.monotonic() < deadline, f"not every one of {jobs} ran"
+                time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_two_reconcile_entries_firing_together_both_run_one_after_the_other(
+    new_store_url: Callable[[str], str],
+    write_config: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = new_store_url("sqlite")
+    config = write_config(url, PLAN, APPLY)
+    with caplog.at_level(logging.INFO, logger="crmsync.schedule"):
+        run_until_each_ran(config, url, "nightly-plan", "nightly-apply")  # one firing, both
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == []
+    with Store.open(url) as store:
+        plans = store.runs.recent(10, job="nightly-plan")
+        applies = store.runs.recent(10, job="nightly-apply")
+    assert plans and applies, (plans, applies)
+    assert {r.status for r in [*plans, *applies]} == {RunStatus.OK}
