@@ -109,7 +109,9 @@ def _run(
         _log.error("%s: could not run: %s", entry.name, " ".join(str(exc).split()))
         _log.debug("%s", entry.name, exc_info=True)
         return None
-    level = logging.INFO if outcome.status in ("ok", SKIPPED) else logging.WARNING
+    # A breach (exit code 3) is a run that did its work and still needs reading.
+    quiet = outcome.status in ("ok", SKIPPED) and outcome.exit_code == 0
+    level = logging.INFO if quiet else logging.WARNING
     _log.log(level, "%s", outcome.summary())
     return outcome
 

@@ -1,5 +1,5 @@
 """Entries of one scheduler that fire together: a reconcile entry waits for its sibling's
-reconcile instead of losing its firing to it."""
+reconcile instead of losing its firing to it, and what needs reading is logged as a warning."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sync.store import RunStatus, Store
 
 PLAN = {"name": "nightly-plan", "cron": "0 2 * * *", "job": "reconcile-dry-run"}
 APPLY = {"name": "nightly-apply", "cron": "0 2 * * *", "job": "reconcile"}
+HEALTH = {"name": "health", "cron": "0 6 * * 1", "job": "report", "out": "health.html"}
 
 
 def every_three_seconds(entry: ScheduleEntry) -> CronTrigger:
@@ -61,3 +62,16 @@ def test_two_reconcile_entries_firing_together_both_run_one_after_the_other(
         applies = store.runs.recent(10, job="nightly-apply")
     assert plans and applies, (plans, applies)
     assert {r.status for r in [*plans, *applies]} == {RunStatus.OK}
+
+
+def test_a_report_that_breaches_its_thresholds_is_logged_as_a_warning(
+    new_store_url: Callable[[str], str],
+    write_config: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = new_store_url("sqlite")
+    config = write_config(url, HEALTH)  # the sample data is mostly stale
+    with caplog.at_level(logging.INFO, logger="crmsync.schedule"):
+        run_until_each_ran(config, url, "health")
+    breached = [r for r in caplog.records if "health: limits breached" in r.getMessage()]
+    assert breached and {r.levelno for r in breached} == {logging.WARNING}, caplog.text
