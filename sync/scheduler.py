@@ -42,9 +42,34 @@ Clock = Callable[[], datetime]
 _log = logging.getLogger("crmsync.schedule")
 
 
+class _CrontabTrigger(CronTrigger):
+    """A CronTrigger that treats the hour repeated when the clocks go back as cron does: an
+    entry at fixed times (neither its minute nor its hour field starts with `*`) runs once, at
+    the first of the two equal wall-clock times; `*/15 * * * *` goes on firing through it."""
+
+    def __init__(self, *, fixed_time: bool, **fields: Any) -> None:
+        super().__init__(**fields)
+        self.fixed_time = fixed_time
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        while fire is not None and self.fixed_time and _second_occurrence(fire):
+            fire = super().get_next_fire_time(fire, fire)
+        return fire
+
+
+def _second_occurrence(moment: datetime) -> bool:
+    """True for the later of two equal wall-clock times (the hour repeated at a fall-back)."""
+    return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
+
+
 def cron_trigger(entry: ScheduleEntry) -> CronTrigger:
     """The entry's 5-field cron expression, in its time zone, with crontab's weekday numbers."""
-    return CronTrigger(**crontab_fields(entry.cron), timezone=ZoneInfo(entry.timezone))
+    fields = crontab_fields(entry.cron)
+    fixed_time = not (fields["minute"].startswith("*") or fields["hour"].startswith("*"))
+    return _CrontabTrigger(fixed_time=fixed_time, **fields, timezone=ZoneInfo(entry.timezone))
 
 
 def latest_firing(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime | None:

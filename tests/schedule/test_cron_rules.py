@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.triggers.base import BaseTrigger
+
 from config import ScheduleEntry
 from sync.scheduler import cron_trigger, latest_firing, missed_firing
 from sync.store import RunKind, RunRecord, RunStatus
@@ -38,6 +40,29 @@ def test_cron_runs_in_the_entry_time_zone_across_dst() -> None:
     winter = berlin.get_next_fire_time(None, datetime(2024, 12, 1, tzinfo=UTC))
     assert summer is not None and summer.astimezone(UTC).hour == 0  # CEST, UTC+2
     assert winter is not None and winter.astimezone(UTC).hour == 1  # CET, UTC+1
+
+
+def fires_after(trigger: BaseTrigger, start: datetime, count: int) -> list[datetime]:
+    """The trigger's next ``count`` fire times after ``start``, in UTC, as the scheduler asks."""
+    fires: list[datetime] = []
+    fire = trigger.get_next_fire_time(None, start)
+    while fire is not None and len(fires) < count:
+        fires.append(fire.astimezone(UTC))
+        fire = trigger.get_next_fire_time(fire, fire)
+    return fires
+
+
+def test_a_fixed_time_entry_runs_once_on_the_night_the_clocks_go_back() -> None:
+    nightly = cron_trigger(entry("30 2 * * *", "Europe/Berlin"))
+    # 02:30 comes twice on 2026-10-25: in CEST (00:30 UTC), then again in CET (01:30 UTC)
+    fires = fires_after(nightly, datetime(2026, 10, 24, 12, tzinfo=UTC), 3)
+    assert [f.strftime("%d %H:%M") for f in fires] == ["25 00:30", "26 01:30", "27 01:30"]
+
+
+def test_an_every_half_hour_entry_keeps_firing_through_the_repeated_hour() -> None:
+    half_hourly = cron_trigger(entry("*/30 * * * *", "Europe/Berlin"))
+    fires = fires_after(half_hourly, datetime(2026, 10, 25, 0, 10, tzinfo=UTC), 4)
+    assert [f.strftime("%H:%M") for f in fires] == ["00:30", "01:00", "01:30", "02:00"]
 
 
 def test_many_missed_firings_are_caught_up_once_as_the_latest() -> None:
