@@ -37,7 +37,7 @@ from sync.plan import Change, Plan, current_value, encode_value, show_value
 from sync.pull import Progress
 from sync.reconcile import BATCH_SIZES
 from sync.runtime import Runtime
-from sync.shutdown import STOPPED, stop_requested
+from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import (
     AuditEntry,
@@ -108,7 +108,7 @@ def apply_plan(
         connector = runtime.connectors[system]
         store.checkpoint()  # its locks still hold (else LockLost): no other run writes
         if stop_requested():  # not even the mapping context: its reads are calls too
-            results += _unattempted(system, STOPPED, by_system, plan, deletes)
+            results += _unattempted(system, stopped_on_request(), by_system, plan, deletes)
             continue
         try:
             ctx = contexts.get(system) or system_contexts(runtime, [system])[system]
@@ -219,7 +219,7 @@ class _Writer:
             self.store.checkpoint()  # LockLost: the batches sent so far are journaled
             if stop_requested():
                 # SIGTERM: the batches sent so far are journaled; the next run does the rest.
-                self.stopped, unsent_from = STOPPED, index
+                self.stopped, unsent_from = stopped_on_request(), index
                 rest = [c for later in batches[index:] for i in later for c in by_record[i]]
                 results += [_not_attempted(c, self.stopped) for c in rest]
                 break

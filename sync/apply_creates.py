@@ -18,7 +18,7 @@ from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, MappingError
 from sync.apply_report import ChangeResult, Outcome
 from sync.plan import current_value, encode_value
-from sync.shutdown import STOPPED, stop_requested
+from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState, Link, LinkMethod
 from sync.writes import native_create
@@ -64,7 +64,7 @@ def apply_creates(
         chunk = todo[start : start + _BATCH]
         store.checkpoint()  # LockLost: the batches sent so far are journaled
         if stop_requested():  # SIGTERM: the batches sent so far are journaled; the rest waits
-            results += [not_created(c, STOPPED) for _, c in todo[start:]]
+            results += [not_created(c, stopped_on_request()) for _, c in todo[start:]]
             break
         try:
             results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt)

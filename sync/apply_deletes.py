@@ -30,7 +30,7 @@ from sync.apply_report import ChangeResult, Outcome
 from sync.connect import read_now
 from sync.plan import Plan, current_value, decode_value, encode_value, show_value
 from sync.schema import chunks
-from sync.shutdown import STOPPED, stop_requested
+from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState
 
@@ -86,7 +86,8 @@ def apply_deletes(
     for index, chunk in enumerate(chunks(todo, _BATCH)):
         store.checkpoint()  # LockLost: the batches sent so far are journaled
         if stop_requested():  # SIGTERM: the batches sent so far are journaled; the rest waits
-            results += [not_deleted(d, f"not attempted: {STOPPED}") for d in todo[index * _BATCH :]]
+            why = f"not attempted: {stopped_on_request()}"
+            results += [not_deleted(d, why) for d in todo[index * _BATCH :]]
             break
         try:
             results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt)

@@ -34,7 +34,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from sync.schema import StoreError
-from sync.shutdown import STOPPED, Stopped, stop_event, waiting_for_another_process
+from sync.shutdown import Stopped, stop_event, stopped_on_request, waiting_for_another_process
 from sync.store import Store
 from sync.store_records import RunKind
 
@@ -132,7 +132,7 @@ class WaitStopped(StoreError, Stopped):
 
     def __init__(self, label: str) -> None:
         super().__init__(
-            f"{STOPPED} while waiting for the {label} another process is running; "
+            f"{stopped_on_request()} while waiting for the {label} another process is running; "
             "nothing was done: run it again"
         )
 

@@ -32,7 +32,7 @@ from mapping.salesforce import stage_history_from_salesforce
 from sync.connect import build_context, kind_mapping
 from sync.errors import CrmsyncError
 from sync.locks import Budget, pull_locks
-from sync.shutdown import STOPPED, Stopped, stop_requested
+from sync.shutdown import Stopped, stop_requested, stopped_on_request
 from sync.store import Store
 
 __all__ = [
@@ -103,8 +103,9 @@ class PullStopped(Stopped):
 
     def __init__(self, instance: str) -> None:
         super().__init__(
-            f"{STOPPED} during the pull (next: {instance}): what was saved stays; nothing was "
-            "planned or written, and the next run reads again what this one did not finish"
+            f"{stopped_on_request()} during the pull (next: {instance}): what was saved stays; "
+            "nothing was planned or written, and the next run reads again what this one did not "
+            "finish"
         )
 
 

@@ -24,7 +24,7 @@ from sync.outfile import write_atomically
 from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult, plan_run
 from sync.runtime import Bars, Runtime
-from sync.shutdown import Stopped
+from sync.shutdown import Stopped, stop_signal
 from sync.store_records import RunStatus
 
 __all__ = [
@@ -145,7 +145,9 @@ def _apply(
 ) -> None:
     if stop is not None and stop.is_set():
         outcome.status = RunStatus.INTERRUPTED
-        outcome.detail = "stopped before applying (SIGTERM): nothing was written; next run re-plans"
+        outcome.detail = (
+            f"stopped before applying ({stop_signal()}): nothing was written; next run re-plans"
+        )
         return
     from sync.apply import apply_from_reconcile  # the apply engine: imported only when writing
     from sync.apply_report import next_runs
@@ -165,4 +167,6 @@ def _apply(
     )
     if stop is not None and stop.is_set():
         outcome.status = RunStatus.INTERRUPTED
-        outcome.detail = "stopped between apply batches (SIGTERM): the journal resumes the rest"
+        outcome.detail = (
+            f"stopped between apply batches ({stop_signal()}): the journal resumes the rest"
+        )

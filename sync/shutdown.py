@@ -27,7 +27,9 @@ __all__ = [
     "stop_event",
     "stop_on_signals",
     "stop_requested",
+    "stop_signal",
     "stoppable_work",
+    "stopped_on_request",
     "terminate_as_interrupt",
     "waiting_for_another_process",
 ]
@@ -35,6 +37,8 @@ __all__ = [
 stop_event = threading.Event()
 # Why work a stop left undone was not attempted (the next run does it).
 STOPPED = "stopped on request (SIGTERM)"
+# The signal that asked for the stop under way: `crmsync schedule` stops gracefully on SIGINT too.
+_asked_by = ["SIGTERM"]
 
 _log = logging.getLogger("crmsync.schedule")
 
@@ -86,6 +90,17 @@ def _stopping_line(name: str, *, again: bool = False) -> str | None:
     return f"{name}: stopping after the current batch"
 
 
+def stop_signal() -> str:
+    """The name of the signal that asked for the stop: SIGTERM, or SIGINT (Ctrl-C in
+    `crmsync schedule`, which finishes the batch on both)."""
+    return _asked_by[0]
+
+
+def stopped_on_request() -> str:
+    """:data:`STOPPED`, naming the signal that asked for the stop."""
+    return f"stopped on request ({stop_signal()})"
+
+
 def stop_requested() -> bool:
     """True once a stop was asked for: finish the current batch, then return."""
     return stop_event.is_set()
@@ -107,6 +122,8 @@ def stop_on_signals(
         line = _stopping_line(name, again=event.is_set())
         if line is not None:
             _log.warning("%s", line)
+        if not event.is_set():
+            _asked_by[0] = name
         event.set()
 
     previous = {sig: signal.signal(sig, _handle) for sig in signals}
@@ -116,6 +133,7 @@ def stop_on_signals(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _asked_by[0] = "SIGTERM"
 
 
 class Stopped(Exception):
