@@ -7,6 +7,9 @@ While running, APScheduler coalesces missed firings the same way (`coalesce=True
 starts a job while it still runs (`max_instances=1`); the job lock in the store does the same
 across processes and machines (see `sync.jobs`).
 
+Each firing reads the config again (`_as_configured_now`): an entry's job and settings as the
+file says now, and none once the file drops it; new times and new entries need a restart.
+
 Reconcile entries of one scheduler take turns: one that fires while a sibling's reconcile runs
 waits for it, where a reconcile of another process (which holds the store's reconcile lock)
 makes it skip the firing. Two entries on one cron line would otherwise lose one of them to
@@ -105,6 +108,14 @@ def _fire(
     clock: Clock,
     reconcile_turn: threading.Lock,
 ) -> JobOutcome | None:
+    try:
+        configured = _as_configured_now(config_path, entry)
+    except Exception as exc:  # an edit broke the config: the next firing tries again
+        _could_not_run(entry, exc)
+        return None
+    if configured is None:
+        return None
+    entry = configured
     if entry.job == "report":
         return _run(config_path, entry, trigger, stop, clock)
     while not reconcile_turn.acquire(timeout=0.2):  # a sibling entry's reconcile runs
@@ -114,6 +125,25 @@ def _fire(
         return _run(config_path, entry, trigger, stop, clock)
     finally:
         reconcile_turn.release()
+
+
+def _as_configured_now(config_path: str, entry: ScheduleEntry) -> ScheduleEntry | None:
+    """The entry as the config file says now, or None once it was taken out: an edit of its
+    job, `full` or `out` counts from the next firing; its cron and time zone from a restart."""
+    config = load_config(config_path)
+    now = next((e for e in config.schedule if e.name == entry.name), None)
+    if now is None:
+        _log.warning("%s: no longer in %s; not run (restart `crmsync schedule` to load the "
+                     "schedule as it is now)", entry.name, config.path.name)  # fmt: skip
+    elif (now.cron, now.timezone) != (entry.cron, entry.timezone):
+        _log.warning("%s: its cron or time zone changed in %s; it still fires on the old ones "
+                     "until `crmsync schedule` restarts", entry.name, config.path.name)  # fmt: skip
+    return now
+
+
+def _could_not_run(entry: ScheduleEntry, exc: Exception) -> None:
+    _log.error("%s: could not run: %s", entry.name, " ".join(str(exc).split()))
+    _log.debug("%s", entry.name, exc_info=True)
 
 
 def _run(
@@ -131,8 +161,7 @@ def _run(
         with stoppable_work():  # what a SIGTERM meanwhile lets finish its batch
             outcome = run_job(config_path, entry, firing=firing, stop=stop)
     except Exception as exc:  # the scheduler keeps going; the next firing tries again
-        _log.error("%s: could not run: %s", entry.name, " ".join(str(exc).split()))
-        _log.debug("%s", entry.name, exc_info=True)
+        _could_not_run(entry, exc)
         return None
     # A breach (exit code 3) is a run that did its work and still needs reading.
     quiet = outcome.status in ("ok", SKIPPED) and outcome.exit_code == 0
