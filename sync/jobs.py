@@ -46,6 +46,9 @@ class JobOutcome:
     exit_code: int  # as the CLI command would exit: 0 ok, 1 failed, 3 limits breached
     detail: str = ""
     seconds: float = 0.0
+    # Skipped with nobody running it: another process's reconcile, apply or rollback held the
+    # store's reconcile lock, so this firing is not run at all.
+    unserved: bool = False
 
     def summary(self) -> str:
         run = f" (run {self.run_id})" if self.run_id else ""
@@ -100,10 +103,10 @@ def run_job(
                     _connect(rt, connector_options)
                     return _reconcile(rt, entry, stop, began)
         except LockBusy as busy:
-            detail = "another process is running it"
-            if busy.job != entry.name:
-                detail = f"another process holds the {busy.job!r} lock of this store"
-            return JobOutcome(entry.name, SKIPPED, None, 0, detail)
+            if busy.job == entry.name:
+                return JobOutcome(entry.name, SKIPPED, None, 0, "another process is running it")
+            detail = f"another process holds the {busy.job!r} lock of this store"
+            return JobOutcome(entry.name, SKIPPED, None, 0, detail, unserved=True)
 
 
 def _connect(rt: Runtime, connector_options: dict[str, Any] | None) -> None:

@@ -164,7 +164,8 @@ def _run(
         _could_not_run(entry, exc)
         return None
     # A breach (exit code 3) is a run that did its work and still needs reading.
-    quiet = outcome.status in ("ok", SKIPPED) and outcome.exit_code == 0
+    # So is a firing nobody ran (a reconcile by hand held the lock).
+    quiet = outcome.status in ("ok", SKIPPED) and outcome.exit_code == 0 and not outcome.unserved
     level = logging.INFO if quiet else logging.WARNING
     _log.log(level, "%s", outcome.summary())
     return outcome

@@ -1,5 +1,5 @@
 """Entries of one scheduler that fire together: a reconcile entry waits for its sibling's
-reconcile instead of losing its firing to it, and what needs reading is logged as a warning."""
+reconcile instead of losing its firing to it; what needs reading is logged as a warning."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 
 from config import ScheduleEntry
+from sync.locks import job_lock
 from sync.scheduler import run_scheduler
 from sync.store import RunStatus, Store
 
@@ -75,3 +76,27 @@ def test_a_report_that_breaches_its_thresholds_is_logged_as_a_warning(
         run_until_each_ran(config, url, "health")
     breached = [r for r in caplog.records if "health: limits breached" in r.getMessage()]
     assert breached and {r.levelno for r in breached} == {logging.WARNING}, caplog.text
+
+
+def test_a_firing_skipped_for_a_reconcile_by_hand_is_logged_as_a_warning(
+    new_store_url: Callable[[str], str],
+    write_config: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = new_store_url("sqlite")
+    config = write_config(url, APPLY)
+    stop = threading.Event()
+    scheduler = threading.Thread(target=run_scheduler, args=(str(config),),
+                                 kwargs={"stop": stop, "trigger_for": every_three_seconds},
+                                 daemon=True)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="crmsync.schedule"):
+        with Store.open(url) as store, job_lock(store, "reconcile"):  # `crmsync reconcile`
+            scheduler.start()
+            deadline = time.monotonic() + 10
+            while not [r for r in caplog.records if "skipped" in r.getMessage()]:
+                assert time.monotonic() < deadline, caplog.text
+                time.sleep(0.1)
+            stop.set()
+        scheduler.join(30)
+    skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert {r.levelno for r in skipped} == {logging.WARNING}, caplog.text
