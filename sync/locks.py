@@ -25,6 +25,7 @@ import os
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -62,6 +63,11 @@ DEFAULT_WAIT = 600.0
 _KEEPALIVE_SECONDS = 1.0  # below any idle-session timeout in use
 
 _log = logging.getLogger("crmsync.locks")
+
+# The locks this process holds, by store URL, namespace and name: the jobs of one scheduler
+# wait for each other's locks too, and a wait for one of those must not blame another process.
+_held_here: Counter[tuple[str, str, str]] = Counter()
+_held_mutex = threading.Lock()
 
 
 class LockBusy(StoreError):
@@ -130,9 +136,9 @@ class LockLost(StoreError):
 class WaitStopped(StoreError, Stopped):
     """A stop was asked for (SIGTERM) while waiting for a lock: nothing was done under it."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, holder: str = "another process") -> None:
         super().__init__(
-            f"{stopped_on_request()} while waiting for the {label} another process is running; "
+            f"{stopped_on_request()} while waiting for the {label} {holder} is running; "
             "nothing was done: run it again"
         )
 
@@ -267,8 +273,22 @@ def _hold(
     store: Store, lock: _Lock, wait: bool, deadline: float | None, timeout: float | None
 ) -> Iterator[None]:
     take = _pg_lock if store.dialect == "postgresql" else _file_lock
+    held = (store.engine.url.render_as_string(), lock.namespace, lock.name)
     with take(store, lock, wait, deadline, timeout):
-        yield
+        with _held_mutex:
+            _held_here[held] += 1
+        try:
+            yield
+        finally:
+            with _held_mutex:
+                _held_here[held] -= 1
+
+
+def _holder(store: Store, lock: _Lock) -> str:
+    """Who holds the busy ``lock``, as a waiter's lines say it."""
+    with _held_mutex:
+        here = _held_here[(store.engine.url.render_as_string(), lock.namespace, lock.name)] > 0
+    return "another job of this scheduler" if here else "another process"
 
 
 @contextmanager
@@ -312,8 +332,9 @@ class _Waiting:
     first poll to the end of its ``with`` block it counts as waiting for another process (so
     the signal's own line promises no batch for it)."""
 
-    def __init__(self, lock: _Lock, wait: bool, deadline: float | None) -> None:
-        self._lock, self._wait, self._deadline = lock, wait, deadline
+    def __init__(self, store: Store, lock: _Lock, wait: bool, deadline: float | None) -> None:
+        self._store, self._lock, self._wait, self._deadline = store, lock, wait, deadline
+        self._holder: str | None = None
         self._said = False
         self._counted = ExitStack()
 
@@ -329,16 +350,18 @@ class _Waiting:
         left = None if self._deadline is None else self._deadline - time.monotonic()
         if left is not None and left <= 0:
             return False
+        if self._holder is None:  # asked once, on the first wait
+            self._holder = _holder(self._store, self._lock)
         if stop_event.is_set():
-            raise WaitStopped(self._lock.label)
+            raise WaitStopped(self._lock.label, self._holder)
         if not self._said:
             self._said = True
             self._counted.enter_context(waiting_for_another_process())
             if self._lock.budget is not None:
                 self._lock.budget.waited_for.append(self._lock.label)
-            _log.warning("waiting for the %s another process is running", self._lock.label)
+            _log.warning("waiting for the %s %s is running", self._lock.label, self._holder)
         if stop_event.wait(_POLL_SECONDS if left is None else min(_POLL_SECONDS, left)):
-            raise WaitStopped(self._lock.label)
+            raise WaitStopped(self._lock.label, self._holder)
         return True
 
     def busy(self, timeout: float | None) -> LockBusy:
@@ -357,7 +380,7 @@ def _pg_lock(
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         key = lock.key(conn.execute(select(text("current_schema()"))).scalar())
         try_lock = select(text(f"pg_try_advisory_lock({key})"))
-        with _Waiting(lock, wait, deadline) as waiting:
+        with _Waiting(store, lock, wait, deadline) as waiting:
             while not conn.execute(try_lock).scalar():
                 if not waiting.again():
                     raise waiting.busy(timeout)
@@ -440,7 +463,7 @@ def _file_lock(
     # The file is left in place on release: unlinking it would let a waiter lock a stale inode.
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        with _Waiting(lock, wait, deadline) as waiting:
+        with _Waiting(store, lock, wait, deadline) as waiting:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
 from config import ScheduleEntry
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.launcher import Sandbox
 from sync.locks import job_lock
 from sync.scheduler import run_scheduler
 from sync.store import RunStatus, Store
@@ -100,3 +102,28 @@ def test_a_firing_skipped_for_a_reconcile_by_hand_is_logged_as_a_warning(
         scheduler.join(30)
     skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
     assert {r.levelno for r in skipped} == {logging.WARNING}, caplog.text
+
+
+@pytest.fixture
+def slow_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """Every API answer takes 200 ms: two jobs that fire together meet in their pulls."""
+    for server in sandbox.servers.values():
+        server.faults.set(Faults(latency_ms=200))
+    yield sandbox
+    for server in sandbox.servers.values():
+        server.faults.set(Faults())
+
+
+def test_a_job_waiting_for_a_sibling_jobs_pull_does_not_blame_another_process(
+    new_store_url: Callable[[str], str],
+    write_config: Callable[..., Path],
+    slow_sandbox: Sandbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = new_store_url("sqlite")
+    config = write_config(url, APPLY, HEALTH)
+    with caplog.at_level(logging.INFO):
+        run_until_each_ran(config, url, "nightly-apply", "health")
+    waits = [r.getMessage() for r in caplog.records if "waiting for the pull" in r.getMessage()]
+    assert waits, caplog.text  # one of the two pulls waited for the other
+    assert all(w.endswith("another job of this scheduler is running") for w in waits), waits
