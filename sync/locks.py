@@ -327,15 +327,15 @@ def report_job_lock(
 
 
 class _Waiting:
-    """Polls for a busy lock until its deadline; says once that it waits. A stop asked for
-    (sync.shutdown's event, set on SIGTERM) ends the wait with :class:`WaitStopped`. From its
-    first poll to the end of its ``with`` block it counts as waiting for another process (so
-    the signal's own line promises no batch for it)."""
+    """Polls for a busy lock until its deadline; says once, one poll on, that it waits and who
+    holds the lock (a job of this process registers its lock just after taking it). A stop
+    asked for (sync.shutdown's event, set on SIGTERM) ends the wait with :class:`WaitStopped`.
+    From its first poll to the end of its ``with`` block it counts as waiting for another
+    process (so the signal's own line promises no batch for it)."""
 
     def __init__(self, store: Store, lock: _Lock, wait: bool, deadline: float | None) -> None:
         self._store, self._lock, self._wait, self._deadline = store, lock, wait, deadline
-        self._holder: str | None = None
-        self._said = False
+        self._polls = 0
         self._counted = ExitStack()
 
     def __enter__(self) -> _Waiting:
@@ -350,18 +350,18 @@ class _Waiting:
         left = None if self._deadline is None else self._deadline - time.monotonic()
         if left is not None and left <= 0:
             return False
-        if self._holder is None:  # asked once, on the first wait
-            self._holder = _holder(self._store, self._lock)
         if stop_event.is_set():
-            raise WaitStopped(self._lock.label, self._holder)
-        if not self._said:
-            self._said = True
+            raise WaitStopped(self._lock.label, _holder(self._store, self._lock))
+        if self._polls == 0:
             self._counted.enter_context(waiting_for_another_process())
             if self._lock.budget is not None:
                 self._lock.budget.waited_for.append(self._lock.label)
-            _log.warning("waiting for the %s %s is running", self._lock.label, self._holder)
+        elif self._polls == 1:  # one poll on: a job of this process that just took it says so
+            holder = _holder(self._store, self._lock)
+            _log.warning("waiting for the %s %s is running", self._lock.label, holder)
+        self._polls += 1
         if stop_event.wait(_POLL_SECONDS if left is None else min(_POLL_SECONDS, left)):
-            raise WaitStopped(self._lock.label, self._holder)
+            raise WaitStopped(self._lock.label, _holder(self._store, self._lock))
         return True
 
     def busy(self, timeout: float | None) -> LockBusy:
