@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,8 @@ def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
     # `build_report` records its own run under the entry's name; failures are recorded too.
 
     out = entry.out if entry.out is not None else rt.config.path.parent / "reports"
-    stamp = f"{datetime.now().astimezone():%Y%m%dT%H%M%S}"
+    # UTC, as run ids: local time repeats an hour when the clocks go back.
+    stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     path = output_path(out, entry.name, stamp, ".html")
     try:
         report = build_report(rt, job=entry.name, refresh=True)
