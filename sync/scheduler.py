@@ -37,7 +37,7 @@ from sync.jobs import SKIPPED, JobOutcome, last_served_run, run_job
 from sync.shutdown import stop_event, stoppable_work
 from sync.store import RunRecord, Store
 
-__all__ = ["cron_trigger", "latest_firing", "missed_firing", "run_scheduler"]
+__all__ = ["cron_trigger", "latest_firing", "missed_firing", "run_scheduler", "wall_clock"]
 
 TriggerFactory = Callable[[ScheduleEntry], BaseTrigger]
 Clock = Callable[[], datetime]
@@ -61,6 +61,14 @@ class _CrontabTrigger(CronTrigger):
         while fire is not None and self.fixed_time and _second_occurrence(fire):
             fire = super().get_next_fire_time(fire, fire)
         return fire
+
+
+def wall_clock(moment: datetime) -> datetime:
+    """A fire time as its zone's clocks show it. For a time the clocks skip (02:30 on the
+    night they go forward) the trigger gives that wall time with the offset from before the
+    jump; the job runs at that instant, which the clocks show as 03:30."""
+    zone = moment.tzinfo
+    return moment.astimezone(UTC).astimezone(zone) if zone is not None else moment
 
 
 def _second_occurrence(moment: datetime) -> bool:
@@ -219,7 +227,7 @@ def run_scheduler(
     scheduler.start()
     try:
         for job in scheduler.get_jobs():
-            _log.info("%s: next run at %s", job.id, job.next_run_time)
+            _log.info("%s: next run at %s", job.id, wall_clock(job.next_run_time))
         while not stop.wait(0.5):
             pass
     finally:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.triggers.base import BaseTrigger
 
 from config import ScheduleEntry
-from sync.scheduler import cron_trigger, latest_firing, missed_firing
+from sync.scheduler import cron_trigger, latest_firing, missed_firing, wall_clock
 from sync.store import RunKind, RunRecord, RunStatus
 
 
@@ -57,6 +57,16 @@ def test_a_fixed_time_entry_runs_once_on_the_night_the_clocks_go_back() -> None:
     # 02:30 comes twice on 2026-10-25: in CEST (00:30 UTC), then again in CET (01:30 UTC)
     fires = fires_after(nightly, datetime(2026, 10, 24, 12, tzinfo=UTC), 3)
     assert [f.strftime("%d %H:%M") for f in fires] == ["25 00:30", "26 01:30", "27 01:30"]
+
+
+def test_the_next_run_on_the_night_the_clocks_go_forward_is_shown_as_the_clocks_show_it() -> None:
+    nightly = cron_trigger(entry("30 2 * * *", "Europe/Berlin"))
+    # 02:30 does not exist on 2026-03-29: the job runs at 01:30 UTC, 03:30 CEST
+    fire = nightly.get_next_fire_time(None, datetime(2026, 3, 28, 12, tzinfo=UTC))
+    assert fire is not None
+    shown = wall_clock(fire)
+    assert shown.isoformat() == "2026-03-29T03:30:00+02:00"
+    assert shown == fire.astimezone(UTC) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
 
 
 def test_an_every_half_hour_entry_keeps_firing_through_the_repeated_hour() -> None:
