@@ -19,7 +19,11 @@ from tests.integration.conftest import World, build_world
 from tests.sandbox_env import run_crmsync
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+# PostgreSQL's run of these end-to-end tests is in `pytest -m slow` (default suite time); its
+# locks and store are tested in the default suite by tests/store.
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=(pytest.mark.postgres, pytest.mark.slow))]
+)
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     """Fresh for each test; the report's thresholds are mismatch_rate's only, so its exit code
     says whether the mismatches breach it (the generated deals are all stale)."""

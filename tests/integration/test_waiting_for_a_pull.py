@@ -43,7 +43,11 @@ with open_runtime(config, connect=False) as rt, pull_locks(rt.store, ["hubspot"]
 """
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+# PostgreSQL's run of these end-to-end tests is in `pytest -m slow` (default suite time); its
+# locks and store are tested in the default suite by tests/store.
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=(pytest.mark.postgres, pytest.mark.slow))]
+)
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     with store_url_for(request.param, tmp_path) as url:
         yield from build_world(tmp_path, url, deals=30, seed=5)
