@@ -89,9 +89,11 @@ def test_a_demo_interrupted_while_it_plans_leaves_no_run_running(tmp_path: Path)
     """Ctrl-C during the demo's dry run: `crmsync runs` on its store showed that run `running`
     for ever (nothing else ever ends a demo's runs)."""
     out = tmp_path / "demo"
+    # A shell that starts jobs in the background (CI may) ignores SIGINT in them: restore it.
     demo = subprocess.Popen(
         [CRMSYNC, "demo", "--out", str(out), "--deals", "3000", "--seed", "7"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert demo.stderr is not None
