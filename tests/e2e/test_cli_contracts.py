@@ -233,6 +233,7 @@ def _pipedrive_unreachable(config: Path, tmp_path: Path) -> Path:
     return unreachable
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_an_unreachable_crm_is_named_by_its_address_and_the_cause_for_every_kind(
     served: tuple[Path, dict], tmp_path: Path
 ) -> None:

@@ -44,6 +44,7 @@ def _deleted_audit(world: World) -> Counter[tuple[str, str]]:
         )
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 @pytest.mark.parametrize("next_run", ["propagating", "not-writing-to-pipedrive"])
 def test_the_next_reconcile_settles_pipedrive_deletes_a_stopped_reconcile_left_in_doubt(
     small_world: World, next_run: str

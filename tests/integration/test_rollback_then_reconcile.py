@@ -119,6 +119,7 @@ def test_after_rolling_back_created_copies_the_next_reconcile_plans_them_as_miss
     assert all(_live(world, *source) for source in sources)  # no delete was propagated
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 @pytest.mark.parametrize("pulled", [False, True], ids=["copies-never-pulled", "copies-pulled"])
 def test_a_rollback_stopped_mid_deletes_does_not_make_the_next_reconcile_delete_the_sources(
     small_world: World, pulled: bool
