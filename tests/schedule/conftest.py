@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from connectors.sandbox.faults import Faults
 from connectors.sandbox.generator import generate
 from connectors.sandbox.launcher import Sandbox, start_sandbox
 from sync.sandbox_config import write_sandbox_config
@@ -45,3 +46,13 @@ def write_config(sandbox_doc: dict[str, Any], tmp_path: Path) -> WriteConfig:
         return path
 
     return write
+
+
+@pytest.fixture
+def slow_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """Every API answer takes 400 ms, so a pull is still running when a signal arrives."""
+    for server in sandbox.servers.values():
+        server.faults.set(Faults(latency_ms=400))
+    yield sandbox
+    for server in sandbox.servers.values():
+        server.faults.set(Faults())

@@ -7,26 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
 from sync.store import RunStatus, Store
 
 CRMSYNC = Path(sys.executable).with_name("crmsync")
-
-
-@pytest.fixture
-def slow_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """Every API answer takes 300 ms, so a pull is still running when the signal arrives."""
-    for server in sandbox.servers.values():
-        server.faults.set(Faults(latency_ms=300))
-    yield sandbox
-    for server in sandbox.servers.values():
-        server.faults.set(Faults())
 
 
 def test_ctrl_c_during_a_scheduled_job_says_sigint_not_sigterm(

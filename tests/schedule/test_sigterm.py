@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
 from sync.locks import job_lock
 from sync.store import RunStatus, Store
@@ -21,16 +20,6 @@ from sync.store import RunStatus, Store
 pytestmark = pytest.mark.postgres
 
 CRMSYNC = Path(sys.executable).with_name("crmsync")
-
-
-@pytest.fixture
-def slow_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """Every API answer takes 400 ms, so a pull is still running when SIGTERM arrives."""
-    for server in sandbox.servers.values():
-        server.faults.set(Faults(latency_ms=400))
-    yield sandbox
-    for server in sandbox.servers.values():
-        server.faults.set(Faults())
 
 
 def test_sigterm_mid_run_records_an_interrupted_run_and_frees_the_lock(
