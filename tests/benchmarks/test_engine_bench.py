@@ -116,7 +116,14 @@ def generate(n: int, seed: int = 7, *, new: bool = True) -> Dataset:
 
 
 def run_engine(data: Dataset, changed: frozenset[Ref] | None = None) -> dict[str, Any]:
-    """match + diff + plan, from the Deal lists to the plan (the ref index included)."""
+    """match + diff + plan, from the Deal lists to the plan (the ref index included). The
+    cyclic collector waits for the whole engine, as in a reconcile (`sync.reconcile.analyze`):
+    a collection between the steps would rescan the match result for no cycles."""
+    with paused_gc():
+        return _engine(data, changed)
+
+
+def _engine(data: Dataset, changed: frozenset[Ref] | None) -> dict[str, Any]:
     config = MatchConfig(keys=("name", "close_month"))
     matched = match(data.deals, data.links, config, changed=changed)
     by_ref = {d.ref: d for deals in data.deals.values() for d in deals}
