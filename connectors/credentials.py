@@ -1,8 +1,10 @@
-"""One frozen credentials type per auth mode; repr never shows a secret."""
+"""One frozen credentials type per auth mode; repr never shows a secret, and `redact` takes
+the secret values out of any text bound for a message, a log or the state store."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass, fields, is_dataclass
 
 __all__ = [
     "Credentials",
@@ -12,6 +14,7 @@ __all__ = [
     "SalesforceClientCredentials",
     "SalesforcePassword",
     "SalesforceSession",
+    "redact",
     "secret_values",
 ]
 
@@ -81,10 +84,23 @@ Credentials = (
 )
 
 
+_MASK = "***"
+
+
 def secret_values(credentials: Credentials) -> list[str]:
     """The secret strings inside, so log filters and tests can prove they never leak."""
+    if not is_dataclass(credentials):  # a plugin's own credentials type
+        return []
     return [
         getattr(credentials, f.name)
         for f in fields(credentials)
         if f.name in _SECRET and getattr(credentials, f.name)
     ]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (longest first, so one inside another goes whole) masked.
+    Values under 4 characters are left: masking them would garble every message, not hide."""
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text

@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
@@ -22,6 +22,7 @@ from typing import TypeVar
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from connectors.base import ConnectorSettings
+from connectors.credentials import redact, secret_values
 from connectors.errors import (
     ApiError,
     AuthError,
@@ -164,6 +165,7 @@ class CallPolicy:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.system = system
         self.classify = classify
@@ -175,6 +177,12 @@ class CallPolicy:
         self._counts: collections.Counter[str] = collections.Counter()
         self._retries: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
+        self._secrets = set(secrets)
+
+    def add_secret(self, value: str) -> None:
+        """A secret the connector obtained itself (a login's session id): masked from now on."""
+        with self._lock:
+            self._secrets.add(value)
 
     @classmethod
     def for_connector(
@@ -194,6 +202,7 @@ class CallPolicy:
             budget=settings.call_budget,
             max_attempts=int(options.get("max_attempts", 6)),
             backoff_base=float(options.get("backoff_base", 0.5)),
+            secrets=secret_values(settings.credentials),
         )
 
     # -- counting ---------------------------------------------------------------------------
@@ -289,6 +298,10 @@ class CallPolicy:
                     message = f"{failure.message} (gave up after {self.max_attempts} attempts)"
                 else:
                     message = failure.message
+                # Every connector's errors pass here: an API (or a proxy) that quotes the
+                # request's token in its answer must not carry it into a message or the store.
+                with self._lock:
+                    message = redact(message, self._secrets)
                 raise error_type(self.system, operation, message, failure.status) from None
 
 

@@ -25,9 +25,9 @@ from connectors.base import (
     PushResult,
 )
 from connectors.batches import chunks, not_found
-from connectors.credentials import HubSpotToken, secret_values
+from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError
-from connectors.http import CallPolicy, Failure, Pacer
+from connectors.http import CallPolicy, Pacer
 from connectors.hubspot_wire import (
     classify,
     create_results,
@@ -83,9 +83,8 @@ class HubSpotConnector:
         self.system = settings.instance
         self._settings = settings
         options = settings.options
-        self._secrets = secret_values(settings.credentials)
         self._search_cap = int(options.get("search_cap", SEARCH_CAP))
-        self._policy = CallPolicy.for_connector(settings, self._classify, (100, 10.0))
+        self._policy = CallPolicy.for_connector(settings, classify, (100, 10.0))
         # Search has its own per-second limit (and sends no rate-limit headers to pace by).
         search_limit, search_window = options.get("search_rate", (5, 1.1))
         self._search_pacer = Pacer(int(search_limit), float(search_window))
@@ -110,13 +109,6 @@ class HubSpotConnector:
         return f"HubSpotConnector(system={self.system!r})"
 
     # -- plumbing ---------------------------------------------------------------------------
-
-    def _classify(self, exc: BaseException) -> Failure:
-        failure = classify(exc)
-        message = failure.message
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        return Failure(failure.kind, message, failure.status, failure.retry_after)
 
     def _call(
         self, operation: str, request: Callable[..., Any], *args: Any, search: bool = False

@@ -27,9 +27,9 @@ from connectors.base import (
     PushResult,
 )
 from connectors.batches import not_found
-from connectors.credentials import PipedriveAccessToken, PipedriveApiToken, secret_values
+from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
 from connectors.errors import ApiError
-from connectors.http import CallPolicy, Failure
+from connectors.http import CallPolicy
 from connectors.pipedrive_wire import (
     SessionClient,
     classify,
@@ -80,11 +80,10 @@ class PipedriveConnector:
             raise TypeError(f"{settings.instance}: Pipedrive needs an API or access token")
         self.system = settings.instance
         self._settings = settings
-        self._secrets = secret_values(credentials)
         options = settings.options
         self._recents_window = timedelta(days=float(options.get("recents_days", RECENTS_DAYS)))
         self._link_field = settings.link_field or PD_FIELD_CRMSYNC_ID
-        self._policy = CallPolicy.for_connector(settings, self._classify, (80, 2.0))
+        self._policy = CallPolicy.for_connector(settings, classify, (80, 2.0))
         self._session = requests.Session()
         if settings.ca_file is not None:
             self._session.verify = str(settings.ca_file)
@@ -107,9 +106,6 @@ class PipedriveConnector:
         return f"PipedriveConnector(system={self.system!r})"
 
     # -- plumbing ---------------------------------------------------------------------------
-
-    def _classify(self, exc: BaseException) -> Failure:
-        return classify(exc, self._secrets)
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         if self._policy.pacer is not None:

@@ -22,6 +22,7 @@ import urllib3.exceptions
 from pipedrive import exceptions
 from pipedrive.client import Client
 
+from connectors.credentials import redact as redact_secrets
 from connectors.http import Failure, FailureKind, connection_failed, header_int
 
 __all__ = ["SessionClient", "classify", "from_pd_time", "pd_time", "redact"]
@@ -37,10 +38,8 @@ _CONNECTION_ERRORS = (
 
 
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
-    text = _TOKEN_IN_URL.sub(r"\1***", text)
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+    """The api_token of any URL in `text` masked, and `secrets` too."""
+    return redact_secrets(_TOKEN_IN_URL.sub(r"\1***", text), secrets)
 
 
 class _RedactingFilter(logging.Filter):

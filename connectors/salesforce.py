@@ -174,6 +174,7 @@ class SalesforceConnector:
             )
         else:
             fresh = login(self._http, settings.credentials, settings.base_url, settings.options)
+        self._policy.add_secret(fresh.session_id)
         self._sf = Salesforce(
             instance_url=fresh.instance_url,
             session_id=fresh.session_id,

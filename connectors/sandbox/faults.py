@@ -36,6 +36,9 @@ class Faults:
     daily_limit: int | None = None  # API calls per "day"; past it the system's daily-limit error
     record_fail: float = 0.0  # share of records failing inside batch writes
     fail_ids: tuple[str, ...] = ()  # these record ids always fail inside writes
+    # Error answers quote the credential the request carried (bearer token, api_token query
+    # parameter, login form), as some proxies and APIs do: where a leak would show.
+    echo_credentials: bool = False
     seed: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -44,7 +47,12 @@ class Faults:
         return data
 
 
-_ALIASES = {"latency": "latency_ms", "ratelimit": "enforce_rate_limit", "429": "rate429"}
+_ALIASES = {
+    "latency": "latency_ms",
+    "ratelimit": "enforce_rate_limit",
+    "429": "rate429",
+    "echo": "echo_credentials",
+}
 _SHARES = ("latency_spike_rate", "rate429", "error5xx", "drop", "record_fail")
 
 

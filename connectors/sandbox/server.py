@@ -248,6 +248,12 @@ class SandboxServer:
         return self.faults.draw(self.faults.faults.drop)
 
     def _api(self, route: Route, request: SandboxRequest) -> SandboxResponse:
+        response = self._answer(route, request)
+        if self.faults.faults.echo_credentials and response.status >= 400:
+            response.body = _echoed(response.body, _credentials_of(request))
+        return response
+
+    def _answer(self, route: Route, request: SandboxRequest) -> SandboxResponse:
         em, state = self.emulator, self.faults
         faults = state.faults
         delay = faults.latency_ms + (
@@ -316,6 +322,29 @@ class SandboxServer:
                 return SandboxResponse(400, {"error": str(exc)})
             return SandboxResponse(200, self.faults.faults.to_json())
         return SandboxResponse(404, {"error": f"no control endpoint {request.method} {name}"})
+
+
+def _credentials_of(request: SandboxRequest) -> str:
+    """Everything secret the request carried, as a careless server would quote it."""
+    parts = [request.headers.get("authorization", "")]
+    parts += [f"api_token={t}" for t in request.query.get("api_token", [])]
+    if b"password=" in request.body or b"client_secret=" in request.body:
+        parts.append(request.body.decode("utf-8", "replace"))
+    return " ".join(p for p in parts if p)
+
+
+def _echoed(body: Any, credentials: str) -> Any:
+    """The error body with the request's credentials appended to each message text."""
+    if isinstance(body, list):
+        return [_echoed(item, credentials) for item in body]
+    if isinstance(body, dict):
+        return {
+            k: f"{v} (request: {credentials})"
+            if k in ("message", "error") and isinstance(v, str)
+            else _echoed(v, credentials)
+            for k, v in body.items()
+        }
+    return body
 
 
 def _with(response: SandboxResponse, headers: dict[str, str]) -> SandboxResponse:

@@ -1,0 +1,73 @@
+"""A CRM (or a proxy in front of it) that quotes the request's credentials in its error answers:
+the sandbox's `echo_credentials` fault appends the bearer token, the api_token query parameter
+or the login form to every error message. No token, password or session id a login obtained
+may then reach stderr (`--verbose` included), `crmsync check` or the state store (whose runs
+hold each failure).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.sandbox.salesforce import SANDBOX_CONSUMER_KEY, SANDBOX_USERNAME
+from tests.sandbox_env import CRMSYNC, crmsync_env, make_env
+
+# The daily allowance gone after one call (a login): an error every CRM answers at once (no retries)
+# with its own error body, which the fault makes quote the credentials.
+ECHOING = {"daily_limit": 1, "echo_credentials": True}
+
+
+def _salesforce_credentials(mode: str, secret: str) -> dict[str, str]:
+    if mode == "session":
+        return {"session_id": secret}
+    if mode == "password":
+        return {"username": SANDBOX_USERNAME, "password": secret, "security_token": ""}
+    return {"consumer_key": SANDBOX_CONSUMER_KEY, "consumer_secret": secret}
+
+
+def _crmsync(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CRMSYNC, "--verbose", *args],
+        env=crmsync_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "mode",
+    ["session", "password", pytest.param("client_credentials", marks=pytest.mark.slow)],
+)
+def test_credentials_a_crm_quotes_in_its_errors_stay_out_of_output_and_store(
+    mode: str, dataset: dict[str, Any], tmp_path: Path
+) -> None:
+    store = tmp_path / "state.db"
+    env = make_env(tmp_path / "sandbox", dataset, f"sqlite:///{store}")
+    try:
+        env.faults(**ECHOING)
+        tokens = env.sandbox.ready_info()["tokens"]
+        document = yaml.safe_load(env.config.read_text())
+        sf = document["systems"]["salesforce"]
+        sf["credentials"] = _salesforce_credentials(mode, tokens["salesforce"])
+        env.config.write_text(yaml.safe_dump(document, sort_keys=False))
+        done = [
+            _crmsync("pull", "--config", str(env.config)),
+            _crmsync("check", "--config", str(env.config)),
+        ]
+        sessions = set(env.sandbox.servers["salesforce"].emulator._sessions)
+    finally:
+        env.sandbox.stop()
+    printed = "\n".join(text for d in done for text in (d.stdout, d.stderr))
+    assert done[0].returncode != 0 and "(request: " in printed, "no error quoted the request"
+    secrets = {*tokens.values(), *sessions}
+    assert mode == "session" or len(sessions) >= 2, "the Salesforce login issued no session"
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))  # WAL included
+    for secret in secrets:
+        assert secret not in printed, f"{secret[:14]}... printed: {printed[-600:]}"
+        assert secret.encode() not in stored, f"{secret[:14]}... in the state store"
