@@ -7,6 +7,7 @@ scrubbed of any secret value it could have picked up.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -35,7 +36,10 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     filename = str(path)
     location = Path(path).expanduser().absolute()
     text = _read(location, filename)
-    raw, lines = parse_yaml(text, filename)
+    try:
+        raw, lines = parse_yaml(text, filename)
+    except ConfigError as exc:  # PyYAML quotes the text it chokes on: a password, maybe
+        _fail(filename, exc.problems, {}, set(_credential_text(text)))
     data, problems, substituted = expand_env(raw, os.environ if env is None else env)
     secrets = substituted | set(_credential_values(raw))
     if problems:
@@ -104,7 +108,9 @@ def _fail(
         Problem(p.path, redact(p.message, secrets), p.line or line_of(p.path, lines))
         for p in problems
     ]
-    raise ConfigError(filename, located)
+    # `from None`: a --verbose traceback would show the chained pydantic error, whose text
+    # quotes the input values, secrets included
+    raise ConfigError(filename, located) from None
 
 
 def _credential_values(raw: Any) -> Iterable[str]:
@@ -114,6 +120,32 @@ def _credential_values(raw: Any) -> Iterable[str]:
         credentials = system.get("credentials") if isinstance(system, dict) else None
         if isinstance(credentials, dict):
             yield from (v for v in credentials.values() if isinstance(v, str))
+
+
+_PIECES = re.compile(r"[\s,{}\[\]]+")
+
+
+def _credential_text(text: str) -> Iterable[str]:
+    """What is written on the lines of each `credentials:` block (indentation tells where it
+    ends), whole and in pieces stripped of YAML's indicators: a file that does not parse has
+    no values yet, but its error may quote one (`password: !Summer24` reads as a tag)."""
+    block: int | None = None  # indentation of the `credentials:` key we are under
+    for line in text.splitlines():
+        stripped = line.lstrip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(stripped)
+        if block is not None and indent <= block:
+            block = None
+        key, _, value = stripped.partition(":")
+        if block is None:
+            if key.strip().strip("'\"") != "credentials":
+                continue
+            block = indent
+        yield value.strip()
+        for piece in _PIECES.split(value):
+            if not piece.endswith(":"):
+                yield piece.strip("!*&'\"")
 
 
 def _secret_paths(document: Document) -> Iterable[Path_]:

@@ -63,6 +63,26 @@ def test_verbose_adds_the_traceback(workdir: Path) -> None:
     assert err.endswith(BAD_LINE)
 
 
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        "acces_token: ${HUBSPOT_TOKEN}",  # a typo in the key
+        'access_token: ["${HUBSPOT_TOKEN}"]',  # a list, not a string
+    ],
+)
+def test_verbose_traceback_of_a_credentials_mistake_quotes_no_secret(
+    workdir: Path, credentials: str
+) -> None:
+    text = GOOD.replace("credentials:\n      access_token: ${HUBSPOT_TOKEN}", "credentials:")
+    (workdir / "crmsync.yaml").write_text(
+        text.replace("credentials:", f"credentials:\n      {credentials}")
+    )
+    code, _out, err = run("--verbose", "check", "--offline")
+    assert code == 2 and "Traceback (most recent call last)" in err
+    assert "systems.hubspot.credentials" in err.splitlines()[-1]
+    assert SECRET not in err
+
+
 def test_missing_default_config_file_is_exit_2(workdir: Path) -> None:
     code, _out, err = run("check", "--offline")
     assert code == 2

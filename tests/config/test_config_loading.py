@@ -194,6 +194,19 @@ def test_literal_credential_is_never_echoed_in_a_type_error(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.parametrize("written", ["!{}", "!!{}", "*{}", "&{} x: y"])
+def test_a_yaml_error_on_a_credentials_line_does_not_quote_the_password(
+    tmp_path: Path, written: str
+) -> None:
+    """An unquoted password starting with a YAML indicator: PyYAML's message quotes it."""
+    password = "Summer2024-pw"
+    text = TWO_ORGS.replace("password: ${SF_EU_PASSWORD}", "password: " + written.format(password))
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    assert ":16: " in str(caught.value)  # the line of the password
+    assert password not in str(caught.value)
+
+
 def test_fingerprint_ignores_secrets_but_not_policies(tmp_path: Path) -> None:
     path = write(tmp_path, TWO_ORGS)
     first = load_config(path, env=TWO_ORGS_ENV).fingerprint()
