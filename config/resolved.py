@@ -50,9 +50,14 @@ class Policy:
         return cls(PolicyRule(definition))
 
 
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
+# libpq also takes `?password=...` (and `sslpassword`) in the URL's query
+_QUERY_SECRET = re.compile(r"([?&][^=&#]*(?:password|secret|token)[^=&#]*=)[^&#]*", re.I)
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced: `postgresql://user:***@host/db`."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """The URL with any password replaced: `postgresql://user:***@host/db?sslpassword=***`."""
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1:***@", url))
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from config import redact_url
+
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
@@ -53,7 +55,6 @@ __all__ = [
     "connect_engine",
     "ensure_schema",
     "metadata",
-    "redacted_url",
     "schema_version",
     "transaction",
     "upsert",
@@ -322,13 +323,6 @@ _SCHEMA_LOCK_KEY = int.from_bytes(
 )
 
 
-def redacted_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable store URL>"
-
-
 def _json_loads(text: str | bytes) -> Any:
     # orjson reads a JSON column several times faster than json; it refuses the NaN/Infinity
     # that json.dumps (the writer) can emit, so those rare values fall back to json.
@@ -362,7 +356,7 @@ def connect_engine(url: str) -> Engine:
     try:
         return create_engine(parsed, pool_pre_ping=True, json_deserializer=_json_loads)
     except Exception as exc:  # e.g. the driver is not installed
-        raise StoreError(f"cannot open state store {redacted_url(url)}: {exc}") from None
+        raise StoreError(f"cannot open state store {redact_url(url)}: {exc}") from None
 
 
 def _sqlite_transactions(engine: Engine) -> None:
@@ -456,7 +450,7 @@ def _refuse_store(engine: Engine, exc: SQLAlchemyError) -> NoReturn:
     cause = getattr(exc, "orig", None) or exc
     first = (str(cause).splitlines() or [""])[0]
     raise StoreError(
-        f"cannot open state store {redacted_url(str(engine.url))}: {type(cause).__name__}: {first}"
+        f"cannot open state store {redact_url(str(engine.url))}: {type(cause).__name__}: {first}"
     ) from None
 
 

@@ -17,13 +17,13 @@ from typing import Any
 from sqlalchemy import Text, bindparam, cast, false, func, make_url, or_, select, true
 from sqlalchemy.engine import Connection, Engine
 
+from config import redact_url
 from sync import schema as t
 from sync.schema import (
     MIGRATIONS,
     Migration,
     StoreError,
     chunks,
-    redacted_url,
     transaction,
     upsert,
 )
@@ -127,7 +127,7 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Store({redacted_url(str(self._engine.url))})"
+        return f"Store({redact_url(str(self._engine.url))})"
 
     @property
     def engine(self) -> Engine:

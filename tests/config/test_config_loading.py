@@ -246,6 +246,16 @@ def test_store_password_from_environment_is_redacted_for_display(tmp_path: Path)
     assert "pg-pass-99" not in repr(config) + repr(config.document)
 
 
+def test_store_password_in_the_url_query_is_redacted_for_display(tmp_path: Path) -> None:
+    text = "store: postgresql+psycopg://crm@db/crm?password=${PGPW}&sslmode=require\n" + TWO_ORGS
+    config = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PGPW": "pg-pass-99"})
+    assert (
+        config.store_url_redacted == "postgresql+psycopg://crm@db/crm?password=***&sslmode=require"
+    )
+    rotated = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PGPW": "other-pass"})
+    assert rotated.fingerprint() == config.fingerprint()  # plans carry no hash of it
+
+
 @pytest.mark.parametrize("password", ["hunter2@secret-part", "a:b/c#d?e%41f", "p@ss@word"])
 def test_a_store_password_from_the_environment_is_kept_whole_and_never_shown_in_part(
     tmp_path: Path, password: str

@@ -93,6 +93,18 @@ def test_unreachable_database_is_one_line_without_the_password() -> None:
     assert message.startswith("cannot open state store postgresql+psycopg://crm:***@127.0.0.1:1")
 
 
+@pytest.mark.parametrize("query", ["password=hunter2", "sslmode=prefer&sslpassword=hunter2"])
+def test_a_password_in_the_url_query_is_not_shown_when_the_database_is_unreachable(
+    query: str,
+) -> None:
+    """libpq takes `?password=` (and `sslpassword=`) as well as `user:password@`."""
+    with pytest.raises(StoreError) as caught:
+        Store.open(f"postgresql+psycopg://crm@127.0.0.1:1/nowhere?connect_timeout=2&{query}")
+    message = str(caught.value)
+    assert "hunter2" not in message
+    assert "password=***" in message
+
+
 def test_store_repr_hides_the_password() -> None:
     store = Store(connect_engine("postgresql+psycopg://crm:hunter2@db.example:5432/crm"))
     assert repr(store) == "Store(postgresql+psycopg://crm:***@db.example:5432/crm)"
