@@ -135,5 +135,8 @@ class Config:
         data["store"] = self.store_url_redacted
         for name, system in self.systems.items():
             data["systems"][name]["auth_mode"] = system.auth_mode
+            for key in ("base_url", "instance_url"):  # a proxy's password may sit in one
+                if data["systems"][name].get(key):
+                    data["systems"][name][key] = redact_url(data["systems"][name][key])
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()

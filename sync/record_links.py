@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 __all__ = ["record_url"]
 
@@ -12,7 +12,9 @@ def record_url(kind: str, base_url: str, record_id: str) -> str | None:
 
     HubSpot takes either a portal id (-> app.hubspot.com) or a base URL of its own."""
     safe_id = quote(record_id, safe="")
-    base = base_url.strip().rstrip("/")
+    parts = urlsplit(base_url.strip().rstrip("/"))
+    # A base_url may log in to a proxy (`https://user:password@host`): a link never carries it.
+    base = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
     if kind == "hubspot" and base.isdigit():
         return f"https://app.hubspot.com/contacts/{base}/deal/{safe_id}"
     # Only web addresses: a `javascript:` base must never become a clickable link.

@@ -39,7 +39,7 @@ def summary_lines(config: Config) -> list[str]:
     ]
     for name, system in config.systems.items():
         if system.base_url:
-            host = urlsplit(system.base_url).netloc
+            host = urlsplit(system.base_url).netloc.rpartition("@")[2]  # no proxy login
         else:
             host = _DEFAULT_HOSTS.get(system.kind, "connector default") + " (default)"
         writes = "push" if name in config.push_targets else "read-only"

@@ -136,6 +136,17 @@ def test_offline_check_summarises_without_secrets(workdir: Path) -> None:
     assert SECRET not in out
 
 
+def test_offline_check_shows_the_host_of_a_base_url_without_its_proxy_login(
+    workdir: Path,
+) -> None:
+    proxied = "base_url: http://svc:${HUBSPOT_TOKEN}@127.0.0.1:8081"
+    (workdir / "crmsync.yaml").write_text(GOOD.replace("base_url: http://127.0.0.1:8081", proxied))
+    code, out, _err = run("check", "--offline")
+    assert code == 0
+    assert "  hubspot: kind hubspot, host 127.0.0.1:8081, auth access_token" in out
+    assert SECRET not in out
+
+
 def test_literal_secret_warning_is_one_stderr_line_naming_the_key(workdir: Path) -> None:
     text = GOOD.replace("${HUBSPOT_TOKEN}", SECRET).replace(
         "    base_url: http://127.0.0.1:8081\n", ""

@@ -246,6 +246,13 @@ def test_store_password_from_environment_is_redacted_for_display(tmp_path: Path)
     assert "pg-pass-99" not in repr(config) + repr(config.document)
 
 
+def test_a_proxy_password_in_a_base_url_leaves_no_trace_in_the_fingerprint(tmp_path: Path) -> None:
+    text = TWO_ORGS.replace("https://eu.example.test", "https://svc:${PROXY_PW}@eu.example.test")
+    first = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PROXY_PW": "proxy-pw-1"})
+    second = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PROXY_PW": "proxy-pw-2"})
+    assert first.fingerprint() == second.fingerprint()
+
+
 def test_store_password_in_the_url_query_is_redacted_for_display(tmp_path: Path) -> None:
     text = "store: postgresql+psycopg://crm@db/crm?password=${PGPW}&sslmode=require\n" + TWO_ORGS
     config = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PGPW": "pg-pass-99"})

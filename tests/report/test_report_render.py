@@ -124,6 +124,18 @@ def test_html_links_each_mismatch_to_its_record_with_a_quoted_id():
     assert 'href="https://acme.my.salesforce.com/lightning/r/Opportunity/0061%2Fx%3Fy/view"' in page
 
 
+def test_a_proxy_login_in_the_base_url_reaches_no_record_link_in_any_format():
+    plan = {"changes": [{"system": "sf", "id": "0061", "field": "amount", "to": "2"}]}
+    urls = {"sf": ("salesforce", "https://svc:proxy-pass-77@acme.my.salesforce.com")}
+    report = build_health(inputs(plan=plan, instance_urls=urls))
+    page = to_html(report)
+    assert 'href="https://acme.my.salesforce.com/lightning/r/Opportunity/0061/view"' in page
+    out = io.StringIO()
+    to_csv(mismatch_rows(report), out)
+    for text in (page, json.dumps(to_json(report)), out.getvalue()):
+        assert "proxy-pass-77" not in text
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_html_renders_charts_in_headless_chromium_and_runs_no_injected_script(tmp_path):
     page = tmp_path / "report.html"
