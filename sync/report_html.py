@@ -26,7 +26,8 @@ _SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
 # Plotly reads a subset of HTML in chart text (`<a href>`, `<b>`, `<br>`): a CRM-supplied deal
-# name such as `<a href="https://phish.example">` would become a live link in the chart. Plotly
+# name (or an instance, funnel or stage name of the config) such as
+# `<a href="https://phish.example">` would become a live link in the chart. Plotly
 # decodes these entities back to the characters, so the name shows as it is, as plain text.
 _PLOTLY_LITERAL = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -52,20 +53,27 @@ def _funnel_chart(title: str, figures: FunnelFigures) -> dict[str, Any]:
     reached = [step.reached_from for step in figures.conversion.steps]
     if figures.conversion.steps:
         reached.append(figures.conversion.steps[-1].reached_to)
-    fig = go.Figure(go.Funnel(y=keys, x=reached, textinfo="value+percent initial"))
+    labels = [plotly_text(key) for key in keys]
+    fig = go.Figure(go.Funnel(y=labels, x=reached, textinfo="value+percent initial"))
     method = figures.conversion.method.replace("_", " ")
-    fig.update_layout(title=f"{title} — deals that reached each stage ({method})", height=360)
+    title = plotly_text(f"{title} — deals that reached each stage ({method})")
+    fig.update_layout(title=title, height=360)
     return _figure(fig)
 
 
 def _stage_time_chart(name: str, figures: FunnelFigures) -> dict[str, Any]:
     stages = [s for s in figures.time_in_stage.stages if s.median_days is not None]
     fig = go.Figure(
-        go.Bar(x=[s.stage for s in stages], y=[float(s.median_days or 0) for s in stages])
+        go.Bar(
+            x=[plotly_text(s.stage) for s in stages],
+            y=[float(s.median_days or 0) for s in stages],
+        )
     )
     fig.update_layout(
-        title=f"Median days in stage — funnel {name} ({figures.time_in_stage.deals} deals "
-        "with stage history)",
+        title=plotly_text(
+            f"Median days in stage — funnel {name} ({figures.time_in_stage.deals} deals "
+            "with stage history)"
+        ),
         yaxis_title="days",
         height=340,
     )

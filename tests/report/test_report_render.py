@@ -15,7 +15,7 @@ from fixtures import HS, NOW, SF, inputs
 from rich.console import Console
 
 from sync.health import build_health
-from sync.report_html import PAGE_TITLE, chart_json
+from sync.report_html import PAGE_TITLE, chart_json, charts
 from sync.report_render import (
     deal_rows,
     mismatch_rows,
@@ -122,6 +122,17 @@ def test_html_links_each_mismatch_to_its_record_with_a_quoted_id():
     plan = {"changes": [{"system": "sf", "id": "0061/x?y", "field": "amount", "to": "2"}]}
     page = to_html(build_health(inputs(plan=plan)))
     assert 'href="https://acme.my.salesforce.com/lightning/r/Opportunity/0061%2Fx%3Fy/view"' in page
+
+
+def test_chart_titles_show_an_instance_name_as_text_not_as_a_plotly_link():
+    evil = '<a href="https://phish.example">sf</a>'
+    sf = [dataclasses.replace(d, ref=d.ref._replace(system=evil)) for d in SF]
+    report = build_health(
+        inputs(deals={evil: sf, "hs": HS}, consolidation_order=[evil, "hs"], instance_urls={})
+    )
+    data = json.dumps(charts(report))
+    assert "phish.example" in data  # the instance's funnel chart is there
+    assert "<a " not in data and "&lt;a href=" in data
 
 
 def test_a_proxy_login_in_the_base_url_reaches_no_record_link_in_any_format():
