@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
+from urllib.parse import quote, quote_plus
 
 __all__ = [
     "Credentials",
@@ -99,8 +100,10 @@ def secret_values(credentials: Credentials) -> list[str]:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret (longest first, so one inside another goes whole) masked.
+    """`text` with every secret (longest first, so one inside another goes whole) masked, as
+    written and as a URL or a login form carries it (`p@ss word` is `p%40ss+word` there).
     Values under 4 characters are left: masking them would garble every message, not hide."""
-    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+    forms = {f for s in secrets for f in (s, quote(s, safe=""), quote_plus(s))}
+    for secret in sorted({f for f in forms if len(f) >= 4}, key=len, reverse=True):
         text = text.replace(secret, _MASK)
     return text

@@ -20,6 +20,7 @@ HOSTILE_NAMES = [
     "O'Brien \\ Co' OR Name != '",
     "\\' OR Id != '' --",
     "x\\\\' AND IsDeleted = false",
+    '50% off_Q3\nline two\r\t"quoted"',
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import yaml
@@ -71,3 +72,31 @@ def test_credentials_a_crm_quotes_in_its_errors_stay_out_of_output_and_store(
     for secret in secrets:
         assert secret not in printed, f"{secret[:14]}... printed: {printed[-600:]}"
         assert secret.encode() not in stored, f"{secret[:14]}... in the state store"
+
+
+def test_a_refused_login_that_quotes_its_form_shows_no_form_encoded_password(
+    dataset: dict[str, Any], tmp_path: Path
+) -> None:
+    """The form carries the password URL-encoded (and the security token glued to it)."""
+    password, token = "wr0ng p@ss+wörd&x=1", "tok-canary-77"
+    env = make_env(tmp_path / "sandbox", dataset, f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        env.faults(echo_credentials=True)
+        document = yaml.safe_load(env.config.read_text())
+        document["systems"] = {"salesforce": document["systems"]["salesforce"]}
+        document["systems"]["salesforce"].pop("external_ids", None)
+        document["systems"]["salesforce"]["credentials"] = {
+            "username": SANDBOX_USERNAME,
+            "password": password,
+            "security_token": token,
+        }
+        document.pop("push", None)
+        env.config.write_text(yaml.safe_dump(document, sort_keys=False))
+        done = _crmsync("check", "--config", str(env.config))
+    finally:
+        env.sandbox.stop()
+    printed = done.stdout + done.stderr
+    assert done.returncode == 2 and "(request: " in printed, printed[-600:]
+    encoded = urlencode({"password": password + token})
+    for part in (password, token, encoded, encoded.split("=", 1)[1][:12]):
+        assert part not in printed, f"{part!r} printed: {printed[-600:]}"
