@@ -153,3 +153,18 @@ def test_headers_saying_the_quota_is_gone_pause_until_the_reset() -> None:
     while time.monotonic() - t0 < 0.06 and not slept:
         pacer.wait()
     assert slept and 0 < slept[0] <= 0.06
+
+
+def test_a_message_quoting_a_secret_is_masked_whichever_connector_classified_it() -> None:
+    """A plugin's classify need not know the secrets: the policy masks them, the configured
+    ones and those a login obtained later, also URL-encoded."""
+
+    def quoting(exc: BaseException) -> Failure:
+        return Failure(FailureKind.FATAL, f"bad request: {exc}", 400)
+
+    p = CallPolicy("zoho", quoting, secrets=["tok en/1"])
+    p.add_secret("session-0042")
+    for echoed in ("tok en/1", "tok+en%2F1", "tok%20en%2F1", "session-0042"):
+        with pytest.raises(ApiError) as err:
+            p.call("deals", sequence(ValueError(f"Bearer {echoed}")))
+        assert str(err.value) == "zoho: deals: bad request: Bearer ***"
