@@ -72,7 +72,9 @@ def to_html(report: HealthReport) -> str:
 def neutralise_cell(value: object) -> str:
     """A CSV cell a spreadsheet will not run as a formula (CSV injection)."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    # Blanks first too: LibreOffice's CSV import can trim them and then evaluate formulas.
+    risky = text.startswith(_FORMULA_STARTS) or text.lstrip().startswith(_FORMULA_STARTS)
+    return "'" + text if risky else text
 
 
 def to_csv(rows: Iterable[Mapping[str, object]], file: IO[str]) -> int:

@@ -52,3 +52,11 @@ def test_csv_cells_that_start_a_formula_are_neutralised() -> None:
             assert cell == "ok"
         else:
             assert cell == "'" + value, (value, cell)
+
+
+def test_csv_cells_that_start_a_formula_after_blanks_are_neutralised() -> None:
+    hostile = [' =HYPERLINK("http://x")', "\n+1+1", "\u00a0-2+3", "  @SUM(A1)", " ok", "a =1"]
+    out = io.StringIO()
+    to_csv([{"name": value} for value in hostile], out)
+    cells = [row[0] for row in csv.reader(io.StringIO(out.getvalue()))][1:]
+    assert cells == ["'" + v for v in hostile[:4]] + hostile[4:]
