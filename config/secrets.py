@@ -42,6 +42,7 @@ def _expand(
     if not isinstance(value, str) or "$" not in value:
         return value
     userinfo = _userinfo_span(value) if path == ("store",) else None
+    query = value.find("?") if path == ("store",) else -1
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -53,9 +54,10 @@ def _expand(
         if not env[name] and match.group(0) == value:
             problems.append(Problem(path, f"environment variable {name} is empty"))
         used.add(env[name])
-        if userinfo is not None and userinfo[0] <= match.start() < userinfo[1]:
+        in_userinfo = userinfo is not None and userinfo[0] <= match.start() < userinfo[1]
+        if in_userinfo or 0 <= query < match.start():
             # a password in the store URL: '@', ':' or '/' in it must not end the password
-            # there (and show the rest as the host in every message)
+            # there, nor '&' or '#' a `?password=` (and show the rest in every message)
             used.add(quote(env[name], safe=""))
             return quote(env[name], safe="")
         return env[name]

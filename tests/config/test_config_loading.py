@@ -246,6 +246,21 @@ def test_store_password_from_environment_is_redacted_for_display(tmp_path: Path)
     assert "pg-pass-99" not in repr(config) + repr(config.document)
 
 
+def test_a_store_password_in_the_url_query_is_kept_whole_and_never_shown_in_part(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    password = "ab&cd=ef#gh +%41"
+    text = "store: postgresql+psycopg://crm@db/crm?password=${PGPW}&sslmode=require\n" + TWO_ORGS
+    config = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PGPW": password})
+    url = make_url(config.store_url)
+    assert (url.query["password"], url.query["sslmode"]) == (password, "require")
+    assert (
+        config.store_url_redacted == "postgresql+psycopg://crm@db/crm?password=***&sslmode=require"
+    )
+
+
 def test_a_proxy_password_in_a_base_url_leaves_no_trace_in_the_fingerprint(tmp_path: Path) -> None:
     text = TWO_ORGS.replace("https://eu.example.test", "https://svc:${PROXY_PW}@eu.example.test")
     first = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PROXY_PW": "proxy-pw-1"})
