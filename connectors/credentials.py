@@ -3,6 +3,7 @@ the secret values out of any text bound for a message, a log or the state store.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
 from urllib.parse import quote, quote_plus
@@ -86,6 +87,7 @@ Credentials = (
 
 
 _MASK = "***"
+_AUTHORIZATION = re.compile(r"\b(Bearer|Basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=!-]{4,}", re.IGNORECASE)
 
 
 def secret_values(credentials: Credentials) -> list[str]:
@@ -106,4 +108,5 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     forms = {f for s in secrets for f in (s, quote(s, safe=""), quote_plus(s))}
     for secret in sorted({f for f in forms if len(f) >= 4}, key=len, reverse=True):
         text = text.replace(secret, _MASK)
-    return text
+    # An Authorization header quoted back: Basic is `key:secret` in base64, no secret's form
+    return _AUTHORIZATION.sub(rf"\1 {_MASK}", text)

@@ -164,7 +164,11 @@ def test_a_message_quoting_a_secret_is_masked_whichever_connector_classified_it(
 
     p = CallPolicy("zoho", quoting, secrets=["tok en/1"])
     p.add_secret("session-0042")
-    for echoed in ("tok en/1", "tok+en%2F1", "tok%20en%2F1", "session-0042"):
+    basic = "Basic Y3Jtc3luYzp3cm9uZy1zZWNyZXQ="  # base64 of key:secret, no secret's form
+    for echoed in ("tok en/1", "tok+en%2F1", "tok%20en%2F1", "session-0042", basic[6:]):
         with pytest.raises(ApiError) as err:
             p.call("deals", sequence(ValueError(f"Bearer {echoed}")))
         assert str(err.value) == "zoho: deals: bad request: Bearer ***"
+    with pytest.raises(ApiError) as err:
+        p.call("deals", sequence(ValueError(f"echo: Authorization: {basic}")))
+    assert str(err.value) == "zoho: deals: bad request: echo: Authorization: Basic ***"
