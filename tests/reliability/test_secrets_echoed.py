@@ -41,9 +41,16 @@ def _crmsync(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# ~7 s each (two CLI runs against the three emulators): the session mode, where Salesforce
+# masked nothing, stays in the default suite; the login modes (whose session ids the policy
+# also masks, tests/connectors/test_call_policy.py) run in the slow one.
 @pytest.mark.parametrize(
     "mode",
-    ["session", "password", pytest.param("client_credentials", marks=pytest.mark.slow)],
+    [
+        "session",
+        pytest.param("password", marks=pytest.mark.slow),
+        pytest.param("client_credentials", marks=pytest.mark.slow),
+    ],
 )
 def test_credentials_a_crm_quotes_in_its_errors_stay_out_of_output_and_store(
     mode: str, dataset: dict[str, Any], tmp_path: Path
