@@ -195,6 +195,9 @@ audit = Table(
     Column("after", _json()),
     Column("reason", Text, nullable=False),
 )
+# The health report reads the writes audited since each live snapshot's pull by record and
+# time (AuditLog.after_snapshots), not the whole audit.
+audit_by_deal = Index("ix_audit_deal_at", audit.c.instance, audit.c.deal_id, audit.c.at)
 
 failures = Table(
     "failures",
@@ -312,9 +315,17 @@ def _v5_to_v6(conn: Connection) -> None:
         conn.execute(split_entities.insert(), rows)
 
 
+def _v6_to_v7(conn: Connection) -> None:
+    """v7 indexes the audit by record and time: the health report reads the writes since each
+    snapshot without reading the whole audit."""
+    audit_by_deal.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
 # definition above (so a new store is created at the latest version) AND append a step here.
-MIGRATIONS: tuple[Migration, ...] = (_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6)
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6, _v6_to_v7,
+)  # fmt: skip
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 # Serialises concurrent first-time set-up by several PostgreSQL workers.

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, false, func, select
+from sqlalchemy import CTE, Select, bindparam, false, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, Row
 
@@ -308,19 +308,19 @@ class AuditLog:
         included (the pull may have read the deal before it). A snapshot saved by no run (a
         store older than run ids) gets none."""
         a, d, r = t.audit.c, t.deals.c, t.runs.c
-        query = (
-            select(t.audit)
-            .join(t.deals, (d.instance == a.instance) & (d.id == a.deal_id))
+        snapshots = (
+            select(d.instance, d.id, r.started_at)
             .join(t.runs, r.id == d.last_seen_run)
-            .where(
-                a.instance.in_(list(instances)),
-                a.field.is_not(None),
-                d.deleted == false(),
-                a.at >= r.started_at,
-            )
-            .order_by(a.at, a.id)
+            .where(d.instance.in_(list(instances)), d.deleted == false())
         )
         with transaction(self._engine, write=False) as conn:
+            cte = _by_deal(conn, snapshots, "snapshots")
+            query = (
+                select(t.audit)
+                .join(cte, (a.instance == cte.c.instance) & (a.deal_id == cte.c.id))
+                .where(a.field.is_not(None), a.at >= cte.c.started_at)
+                .order_by(a.at, a.id)
+            )
             return [_audit_entry(row) for row in conn.execute(query)]
 
     def unread_creates(self, instances: Sequence[str]) -> list[AuditEntry]:
@@ -328,23 +328,31 @@ class AuditLog:
         pull has stored yet and that are still linked (a rollback that deleted a copy unlinked
         it), oldest first. The caller tells creates by their after-value."""
         a, d, links = t.audit.c, t.deals.c, t.links.c
-        stored = select(d.id).where(d.instance == a.instance, d.id == a.deal_id).exists()
-        linked = select(links.deal_id).where(
-            links.instance == a.instance, links.deal_id == a.deal_id
-        )
-        query = (
-            select(t.audit)
-            .where(
-                a.instance.in_(list(instances)),
-                a.field.is_(None),
-                a.deal_id.is_not(None),
-                ~stored,
-                linked.exists(),
-            )
-            .order_by(a.at, a.id)
+        stored = select(d.id).where(d.instance == links.instance, d.id == links.deal_id).exists()
+        unread = select(links.instance, links.deal_id.label("id")).where(
+            links.instance.in_(list(instances)), ~stored
         )
         with transaction(self._engine, write=False) as conn:
+            cte = _by_deal(conn, unread, "unread")
+            query = (
+                select(t.audit)
+                .join(cte, (a.instance == cte.c.instance) & (a.deal_id == cte.c.id))
+                .where(a.field.is_(None))
+                .order_by(a.at, a.id)
+            )
             return [_audit_entry(row) for row in conn.execute(query)]
+
+
+def _by_deal(conn: Connection, deals: Select[Any], name: str) -> CTE:
+    """`deals` (instance, id, ...) as the CTE a query of their audit entries starts from: each
+    deal's entries are read by index (`audit_by_deal`), never the whole audit."""
+    cte = deals.cte(name)
+    version = conn.dialect.server_version_info or ()
+    if conn.dialect.name == "sqlite" and tuple(version) >= (3, 35):
+        # Else SQLite carries the filters over to the audit and reads all of it (PostgreSQL
+        # plans by its statistics; SQLite before 3.35 knows no MATERIALIZED).
+        cte = cte.prefix_with("MATERIALIZED")
+    return cte
 
 
 def _audit_entry(row: Row[Any]) -> AuditEntry:

@@ -1,4 +1,5 @@
-"""State-store throughput: save + stream 1M small deal payloads on SQLite.
+"""State-store throughput: save + stream 1M small deal payloads on SQLite; the audit entries
+the health report reads out of 500k (SQLite and PostgreSQL).
 
 Run: ``pytest tests/benchmarks/test_store_bench.py -m benchmark -s``. Prints numbers; asserts
 only correctness (the count), never time.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.store import DealRow, Store
+from sync.store import AuditEntry, DealRow, Store
 
 # tests/ is not an installed package: make `tests.fixtures_store` importable from here.
 if str(Path(__file__).resolve().parents[2]) not in sys.path:
@@ -98,3 +99,70 @@ def test_save_and_stream_deals_on_postgresql(tmp_path: Path) -> None:
         f"({PG_N / iter_s:,.0f}/s); peak RSS {rss_start:.0f} -> {_rss_mb():.0f} MB"
     )
     assert count == PG_N
+
+
+AUDIT_DEALS = 100_000
+AUDIT_DAYS = 100
+AUDIT_PER_DAY = 5_000  # 500k audit rows in all
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _audit_history(store: Store, clock: _Clock) -> None:
+    """A first pull of every deal, then each day an apply writing 5,000 of them and a pull
+    re-saving what it wrote; deals never written keep the first pull's snapshot, as deals
+    nobody edits do."""
+
+    def pull(day: int, ids: list[int]) -> None:
+        clock.now = T0 + timedelta(days=day)
+        run = store.runs.start("pull", "pull")
+        rows = [(f"{i:07d}", f"fp{day}", T0, False, {"id": f"{i:07d}", "v": day}) for i in ids]
+        store.save_deals("hubspot", rows, run_id=run)
+        store.runs.finish(run, "ok")
+
+    pull(0, list(range(AUDIT_DEALS)))
+    step = AUDIT_DEALS // AUDIT_PER_DAY
+    for day in range(1, AUDIT_DAYS + 1):
+        at = T0 + timedelta(days=day, hours=1)
+        ids = list(range(day % step, AUDIT_DEALS, step))
+        store.audit.append(
+            AuditEntry("apply", "hubspot", f"{i:07d}", "amount", "1", str(day), "x", at)
+            for i in ids
+        )
+        if day < AUDIT_DAYS:  # the last day's writes are not pulled yet
+            pull(day + 1, ids)
+
+
+@pytest.mark.benchmark
+@pytest.mark.parametrize(
+    "dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_report_reads_the_writes_since_each_snapshot_out_of_500k_audit_rows(
+    tmp_path: Path, dialect: str
+) -> None:
+    clock = _Clock()
+    with store_url_for(dialect, tmp_path) as url, Store.open(url, clock=clock) as store:
+        started = time.perf_counter()
+        _audit_history(store, clock)
+        built_s = time.perf_counter() - started
+        timings = {}
+        for name in ("after_snapshots", "unread_creates"):
+            best, found = float("inf"), 0
+            for _ in range(3):
+                started = time.perf_counter()
+                found = len(getattr(store.audit, name)(["hubspot"]))
+                best = min(best, time.perf_counter() - started)
+            timings[name] = (best, found)
+    after_s, newer = timings["after_snapshots"]
+    print(
+        f"\naudit bench ({dialect}, {AUDIT_DEALS:,} deals, {AUDIT_DAYS * AUDIT_PER_DAY:,} audit "
+        f"rows, built in {built_s:.0f}s): writes since the snapshots {after_s * 1000:.0f} ms, "
+        f"unread creates {timings['unread_creates'][0] * 1000:.0f} ms"
+    )
+    assert newer == AUDIT_PER_DAY

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from sync.store import AuditEntry, Link, LinkMethod, Store
 
@@ -100,3 +103,25 @@ def test_a_create_counts_until_a_pull_stores_the_copy_or_a_rollback_unlinks_it(
     assert unread() == ["9"]
     _pull(store, ["9"], 1)
     assert unread() == []
+
+
+def test_the_writes_a_snapshot_may_not_show_are_read_by_index_not_by_reading_the_audit(
+    tmp_path: Path,
+) -> None:
+    # The audit grows with every apply: the report reads each record's entries by index,
+    # never all of it (SQLite's plan; PostgreSQL plans by its statistics).
+    plans: list[str] = []
+    with Store.open(f"sqlite:///{tmp_path / 'plans.db'}") as store:
+
+        @event.listens_for(store.engine, "before_cursor_execute")
+        def explain(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and "audit" in statement:
+                found = cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
+                plans.append(" / ".join(row[-1] for row in found))
+
+        store.audit.after_snapshots(["hubspot"])
+        store.audit.unread_creates(["hubspot"])
+    assert len(plans) == 2
+    for plan in plans:
+        assert "SCAN audit" not in plan, plan
+        assert "INDEX ix_audit_deal_at (instance=? AND deal_id=?" in plan, plan

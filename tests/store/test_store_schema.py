@@ -215,3 +215,15 @@ def test_a_v5_store_learns_the_entities_people_split_from_its_run_history(store_
     with Store.open(store_url) as upgraded:
         assert _version(upgraded) == SCHEMA_VERSION
         assert split_entity_ids(upgraded) == {"E1"}
+
+
+def test_a_v6_store_gets_its_audit_indexed_by_record_and_time(store_url: str) -> None:
+    with Store.open(store_url, migrations=MIGRATIONS[:5]) as old:
+        with old.engine.begin() as conn:  # as a v6 crmsync created it
+            conn.execute(text("drop index ix_audit_deal_at"))
+        assert _version(old) == 6
+    with Store.open(store_url) as upgraded:
+        assert _version(upgraded) == SCHEMA_VERSION
+        with upgraded.engine.connect() as conn:
+            indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("audit")}
+        assert indexes["ix_audit_deal_at"] == ["instance", "deal_id", "at"]
