@@ -27,7 +27,8 @@ from sync.schema import (
     transaction,
     upsert,
 )
-from sync.store_apply import AuditLog, DeadLetters, Journal
+from sync.store_apply import AuditLog, Journal
+from sync.store_failures import DeadLetters
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
 from sync.store_keys import refs_with_digests, save_digests
 from sync.store_records import (
