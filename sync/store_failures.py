@@ -7,7 +7,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +16,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
 
 from sync import schema as t
-from sync.schema import transaction
-from sync.store_records import FailureRecord, one_line
+from sync.schema import chunks, transaction
+from sync.store_records import FailureRecord, JournalState, one_line
 
 __all__ = ["DeadLetters"]
 
 Clock = Callable[[], datetime]
+_IN_LIMIT = 500
 
 
 class DeadLetters:
@@ -80,6 +81,52 @@ class DeadLetters:
             query = query.where(t.failures.c.instance == instance)
         with transaction(self._engine, write=False) as conn:
             return [_failure(r) for r in conn.execute(query)]
+
+    def last_tried(self, failures: Sequence[FailureRecord]) -> dict[tuple[str, str, str], Any]:
+        """(instance, deal id, field) -> the value of the latest failed write of each of
+        `failures` the journal holds (none: not in the result)."""
+        wanted = {(f.instance, f.deal_id, f.field) for f in failures}
+        by_instance: dict[str, set[str]] = {}
+        for instance, deal_id, _ in wanted:
+            by_instance.setdefault(instance, set()).add(deal_id)
+        j = t.journal.c
+        found: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        with transaction(self._engine, write=False) as conn:
+            for instance, ids in sorted(by_instance.items()):
+                query = select(j.deal_id, j.field, j.after, j.updated_at, j.run_id, j.seq).where(
+                    j.instance == instance, j.state == JournalState.FAILED.value
+                )
+                # The journal has no index by record: a few ids are one query, more are one
+                # read of the instance's failed writes (never a scan per batch of ids).
+                if len(ids) <= _IN_LIMIT:
+                    query = query.where(j.deal_id.in_(ids))
+                for row in conn.execute(query):
+                    key = (instance, row.deal_id, row.field or "")
+                    order = (row.updated_at, row.run_id, row.seq)
+                    if key in wanted and (key not in found or found[key][0] < order):
+                        found[key] = (order, row.after)
+        return {key: value for key, (_, value) in found.items()}
+
+    def release(self, selection: Mapping[str, Collection[str] | None]) -> dict[str, int]:
+        """Forget the dead letters of each instance (of only the records named, when a
+        collection is given), in one transaction; returns how many each instance had released.
+        Failures still retried stay."""
+        f = t.failures.c
+        released: dict[str, int] = {}
+        with transaction(self._engine) as conn:
+            for instance, ids in selection.items():
+                count = 0
+                if ids is None:
+                    stmt = t.failures.delete().where(f.instance == instance, f.dead.is_(True))
+                    count = int(conn.execute(stmt).rowcount)
+                else:
+                    for part in chunks(sorted(set(ids)), _IN_LIMIT):
+                        stmt = t.failures.delete().where(
+                            f.instance == instance, f.dead.is_(True), f.deal_id.in_(part)
+                        )
+                        count += int(conn.execute(stmt).rowcount)
+                released[instance] = count
+        return released
 
 
 def _failure(r: Row[Any]) -> FailureRecord:

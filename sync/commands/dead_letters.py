@@ -16,7 +16,7 @@ from rich.text import Text
 
 from mapping.model import format_utc
 from sync.commands import config_option, wait_option
-from sync.dead_letters import DeadLetter, check_selection, dead_letters, release
+from sync.dead_letters import DeadLetter, check_selection, dead_letters
 from sync.errors import UsageError, terminal_safe
 from sync.locks import reconcile_lock
 from sync.runtime import open_runtime
@@ -194,7 +194,7 @@ def retry(
                 rt.store, wait=bool(wait_seconds), timeout=wait_seconds, wait_option=True
             ),
         ):
-            released = release(rt.store, selection)
+            released = rt.store.failures.release(selection)
             counts: dict[str, Any] = {"released": sum(released.values()), "instances": released}
             if ids:
                 counts["ids"] = {instance: sorted(set(ids))}

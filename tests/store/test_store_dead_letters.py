@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.dead_letters import check_selection, dead_letters, release
+from sync.dead_letters import check_selection, dead_letters
 from sync.errors import UsageError
 from sync.store import JournalEntry, JournalOp, JournalState, Store
 
@@ -50,14 +50,15 @@ def test_release_forgets_the_dead_letters_selected_and_nothing_else(store: Store
     _refused(store, "run-1", "pipedrive", "7", "amount", "5")
     store.failures.record("hubspot", "92", "amount", "UNABLE_TO_LOCK_ROW", max_attempts=5)
 
-    assert release(store, {"hubspot": {"91", "404"}}) == {"hubspot": 2}
+    assert store.failures.release({"hubspot": {"91", "404"}}) == {"hubspot": 2}
     left = {(f.instance, f.deal_id, f.field) for f in store.failures.records()}
     assert left == {
         ("hubspot", "93", "amount"),
         ("pipedrive", "7", "amount"),
         ("hubspot", "92", "amount"),
     }
-    assert release(store, {"hubspot": None, "salesforce": None}) == {"hubspot": 1, "salesforce": 0}
+    everything = store.failures.release({"hubspot": None, "salesforce": None})
+    assert everything == {"hubspot": 1, "salesforce": 0}
     assert [(f.deal_id, f.dead) for f in store.failures.records(instance="hubspot")] == [
         ("92", False)
     ]
