@@ -11,11 +11,12 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mapping.model import CANONICAL_FIELDS
 from sync.errors import UsageError
 from sync.store import Store
 from sync.store_records import FailureRecord
 
-__all__ = ["DeadLetter", "check_selection", "dead_letters"]
+__all__ = ["DeadLetter", "check_fields", "check_selection", "dead_letters"]
 
 
 @dataclass(frozen=True)
@@ -37,21 +38,41 @@ def dead_letters(
     return [DeadLetter(f, tried.get((f.instance, f.deal_id, f.field))) for f in failures]
 
 
+def check_fields(fields: Iterable[str]) -> None:
+    """Refuse (exit 2) a name that is no canonical deal field: no dead letter could have it."""
+    unknown = sorted(set(fields) - set(CANONICAL_FIELDS))
+    if unknown:
+        raise UsageError(
+            f"unknown field {', '.join(map(repr, unknown))}: dead letters are of the deal fields "
+            f"{', '.join(CANONICAL_FIELDS)}"
+        )
+
+
 def check_selection(
-    store: Store, known: Collection[str], instance: str, ids: Iterable[str]
+    store: Store,
+    known: Collection[str],
+    instance: str,
+    ids: Iterable[str],
+    fields: Collection[str] = (),
 ) -> None:
     """Refuse (exit 2) an instance neither configured nor holding failures, or ids that are
-    not dead letters of it: a typo must not release nothing and say it is done."""
+    not dead letters of it (of one of `fields`, when given): a typo must not release nothing
+    and say it is done."""
     if instance not in known and not store.failures.records(instance=instance):
         names = ", ".join(sorted(known))
         raise UsageError(f"unknown instance {instance!r}: the config names {names}")
     wanted = sorted(set(ids))
     if not wanted:
         return
-    dead = {f.deal_id for f in store.failures.records(dead=True, instance=instance)}
+    dead = {
+        f.deal_id
+        for f in store.failures.records(dead=True, instance=instance)
+        if not fields or f.field in fields
+    }
     missing = [i for i in wanted if i not in dead]
     if missing:
+        of = f" field {', '.join(sorted(set(fields)))}" if fields else ""
         raise UsageError(
-            f"no dead letter for {instance} record {', '.join(missing)}; "
+            f"no dead letter for {instance} record {', '.join(missing)}{of}; "
             f"`crmsync dead-letters --instance {instance}` lists them"
         )

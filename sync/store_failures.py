@@ -107,24 +107,26 @@ class DeadLetters:
                         found[key] = (order, row.after)
         return {key: value for key, (_, value) in found.items()}
 
-    def release(self, selection: Mapping[str, Collection[str] | None]) -> dict[str, int]:
+    def release(
+        self, selection: Mapping[str, Collection[str] | None], fields: Collection[str] = ()
+    ) -> dict[str, int]:
         """Forget the dead letters of each instance (of only the records named, when a
-        collection is given), in one transaction; returns how many each instance had released.
-        Failures still retried stay."""
+        collection is given; of only `fields`, when given), in one transaction; returns how many
+        each instance had released. Failures still retried stay."""
         f = t.failures.c
+        of_fields = [f.field.in_(sorted(set(fields)))] if fields else []
         released: dict[str, int] = {}
         with transaction(self._engine) as conn:
             for instance, ids in selection.items():
-                count = 0
+                dead = t.failures.delete().where(
+                    f.instance == instance, f.dead.is_(True), *of_fields
+                )
                 if ids is None:
-                    stmt = t.failures.delete().where(f.instance == instance, f.dead.is_(True))
-                    count = int(conn.execute(stmt).rowcount)
-                else:
-                    for part in chunks(sorted(set(ids)), _IN_LIMIT):
-                        stmt = t.failures.delete().where(
-                            f.instance == instance, f.dead.is_(True), f.deal_id.in_(part)
-                        )
-                        count += int(conn.execute(stmt).rowcount)
+                    released[instance] = int(conn.execute(dead).rowcount)
+                    continue
+                count = 0
+                for part in chunks(sorted(set(ids)), _IN_LIMIT):
+                    count += int(conn.execute(dead.where(f.deal_id.in_(part))).rowcount)
                 released[instance] = count
         return released
 

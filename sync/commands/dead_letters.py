@@ -16,7 +16,7 @@ from rich.text import Text
 
 from mapping.model import format_utc
 from sync.commands import config_option, wait_option
-from sync.dead_letters import DeadLetter, check_selection, dead_letters
+from sync.dead_letters import DeadLetter, check_fields, check_selection, dead_letters
 from sync.errors import UsageError, terminal_safe
 from sync.locks import reconcile_lock
 from sync.runtime import open_runtime
@@ -164,12 +164,17 @@ _wait = wait_option(
     "--id", "ids", multiple=True, metavar="RECORD_ID",
     help="Only this record's (repeatable; with --instance).",
 )  # fmt: skip
+@click.option(
+    "--field", "fields", multiple=True, metavar="FIELD",
+    help="Only this field's, e.g. amount or stage (repeatable; canonical deal fields).",
+)  # fmt: skip
 @_wait
 def retry(
     config_path: str,
     everything: bool,
     instance: str | None,
     ids: tuple[str, ...],
+    fields: tuple[str, ...],
     wait_seconds: float | None,
 ) -> None:
     """Release dead letters once their cause is fixed in the CRM: the next apply or reconcile
@@ -178,12 +183,13 @@ def retry(
         raise UsageError("--id needs --instance NAME (ids are per instance)")
     if everything == (instance is not None):
         raise UsageError("give --all or --instance NAME (with --id RECORD_ID to pick records)")
+    check_fields(fields)
     # A release under the reconcile lock: an apply running now neither sends nor counts them.
     stop = stop_on_signals(signals=(signal.SIGTERM,))
     with open_runtime(config_path, connect=False) as rt:
         known = list(rt.config.systems)
         if instance is not None:
-            check_selection(rt.store, known, instance, ids)
+            check_selection(rt.store, known, instance, ids, fields)
             selection = {instance: set(ids) if ids else None}
         else:
             stored = {f.instance for f in rt.store.failures.records(dead=True)}
@@ -194,10 +200,12 @@ def retry(
                 rt.store, wait=bool(wait_seconds), timeout=wait_seconds, wait_option=True
             ),
         ):
-            released = rt.store.failures.release(selection)
+            released = rt.store.failures.release(selection, fields)
             counts: dict[str, Any] = {"released": sum(released.values()), "instances": released}
             if ids:
                 counts["ids"] = {instance: sorted(set(ids))}
+            if fields:
+                counts["fields"] = sorted(set(fields))
             run_id = rt.store.runs.start(_JOB, RunKind.DEAD_LETTERS, rt.config.fingerprint())
             rt.store.runs.finish(run_id, RunStatus.OK, counts=counts)
     for name, count in released.items():

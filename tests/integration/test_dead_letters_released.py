@@ -217,3 +217,41 @@ def test_a_release_waits_for_a_running_reconcile_or_exits_releasing_nothing(
         waited = _cli(world, "dead-letters", "retry", "--instance", "hubspot", "--wait", "20")
     assert waited.stdout.startswith("hubspot: released 1 dead letter;")
     assert _letters(world) == []
+
+
+def test_retry_with_field_releases_only_that_field_of_the_record(one_try_world: World) -> None:
+    world = one_try_world
+    _reconcile(world)
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    hubspot = ids["hubspot"]
+    amount = int(_hubspot_amount(world, hubspot)) + 333
+    world.sandbox.servers["hubspot"].faults.set(Faults(fail_ids=(hubspot,)))
+    em: Any = world.sandbox.servers["pipedrive"].emulator
+    with em.lock:  # a person edits the amount and the title in Pipedrive's screens
+        em.store.update(int(ids["pipedrive"]), {"value": amount, "title": "Renamed by hand"})
+    _reconcile(world, code=1)
+    assert {(r["id"], r["field"]) for r in _letters(world)} == {
+        (hubspot, "amount"),
+        (hubspot, "name"),
+    }
+
+    for args, named in (
+        (["--field", "amout"], "unknown field 'amout': dead letters are of the deal fields name,"),
+        (["--field", "stage"], f"no dead letter for hubspot record {hubspot} field stage;"),
+    ):
+        out = _cli(world, "dead-letters", "retry", "--instance", "hubspot", "--id", hubspot,
+                   *args, code=2)  # fmt: skip
+        assert out.stdout == "" and out.stderr.count("\n") == 1 and named in out.stderr
+    assert len(_letters(world)) == 2
+
+    out = _cli(world, "dead-letters", "retry", "--instance", "hubspot", "--id", hubspot,
+               "--field", "amount")  # fmt: skip
+    assert out.stdout.startswith("hubspot: released 1 dead letter;")
+    assert [(r["id"], r["field"]) for r in _letters(world)] == [(hubspot, "name")]
+    runs = json.loads(_cli(world, "runs", "--format", "json").stdout)
+    assert runs[0]["counts"]["fields"] == ["amount"]
+
+    world.sandbox.servers["hubspot"].faults.set(Faults())  # the admin fixed the rule
+    _reconcile(world, code=1)  # the name is still dead: not sent
+    assert _hubspot_amount(world, hubspot) == amount
+    assert [(r["id"], r["field"]) for r in _letters(world)] == [(hubspot, "name")]

@@ -93,3 +93,19 @@ def test_many_dead_letters_each_show_their_own_value_last_tried(store: Store) ->
         store.failures.record("hubspot", i, "amount", "no", max_attempts=1)
     letters = dead_letters(store)
     assert [(d.failure.deal_id, d.tried) for d in letters] == [(i, f"{i}.5") for i in ids]
+
+
+def test_release_of_fields_forgets_only_their_dead_letters(store: Store) -> None:
+    _refused(store, "run-1", "hubspot", "91", "amount", "100")
+    _refused(store, "run-1", "hubspot", "91", "stage", "won")
+    _refused(store, "run-1", "hubspot", "93", "amount", "5")
+    _refused(store, "run-1", "hubspot", "93", "name", "Acme")
+
+    assert store.failures.release({"hubspot": {"91"}}, fields=["amount"]) == {"hubspot": 1}
+    assert store.failures.release({"hubspot": None}, fields=["name", "stage"]) == {"hubspot": 2}
+    left = {(f.deal_id, f.field) for f in store.failures.records()}
+    assert left == {("93", "amount")}
+    known = ("hubspot",)
+    check_selection(store, known, "hubspot", ["93"], ["amount", "name"])
+    with pytest.raises(UsageError, match=r"^no dead letter for hubspot record 93 field name; "):
+        check_selection(store, known, "hubspot", ["93"], ["name"])
