@@ -7,17 +7,21 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mapping import deal_from_json
 from mapping.model import Deal, Money, Ref
 from sync.apply_report import ChangeResult, Outcome
 from sync.diff import LEFT_OUT
+from sync.known_writes import overlaid
 from sync.plan import Change, Plan, current_value, decode_value
 from sync.reconcile import base_from_json, base_to_json, rebased
 from sync.store import Store
+from sync.store_records import AuditEntry
 
 __all__ = ["save_bases_after"]
 
 # Outcomes after which a target holds the planned value.
 _SUCCESS = (Outcome.APPLIED, Outcome.ALREADY, Outcome.DONE_BEFORE)
+_MONEY = ("amount", "currency")  # the two plan fields of one diff field (a Money)
 
 
 def save_bases_after(
@@ -35,8 +39,13 @@ def save_bases_after(
     with our write's time (which the `newest` policy must not take for a user's edit). Members
     the plan left out of that field (they cannot hold the value) are marked in the base with
     what they kept, so that value does not look like a change of theirs either.
+
+    `current`: the targets as this apply read them before writing. A change an earlier run of
+    the plan did (`done before`: a run killed, or stopped by a lost lock, before it saved the
+    bases) was not read again: its amount's currency comes from the store (see _known).
     """
     outcome = {r.change_id: r.outcome for r in results}
+    current = {**_known(store, plan, results, current), **current}
     by_key: dict[tuple[str, str], dict[Ref, list[Change]]] = defaultdict(lambda: defaultdict(list))
     for change in plan.changes:
         if not change.entity:  # a rollback's change of a deal no longer linked
@@ -87,6 +96,36 @@ def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
 
 
 _UNKNOWN = object()
+
+
+def _known(
+    store: Store,
+    plan: Plan,
+    results: Sequence[ChangeResult],
+    current: Mapping[tuple[str, str], Deal],
+) -> dict[tuple[str, str], Deal]:
+    """The targets of amount or currency changes done before this run and not read by it, as
+    crmsync last knows them: the stored snapshot with the audited writes since laid over it
+    (the earlier run's write included). Only their currency (or amount) is taken from them,
+    the half of the Money that the change did not write and that no write changed since."""
+    done = {r.change_id for r in results if r.outcome is Outcome.DONE_BEFORE}
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for change in plan.changes:
+        ref = (change.system, change.id)
+        if change.change_id in done and change.field in _MONEY and ref not in current:
+            wanted[change.system].add(change.id)
+    if not wanted:
+        return {}
+    writes: dict[tuple[str, str], list[AuditEntry]] = defaultdict(list)
+    for entry in store.audit.after_snapshots(list(wanted)):
+        if entry.deal_id in wanted[entry.instance]:
+            writes[entry.instance, entry.deal_id].append(entry)
+    known = {}
+    for instance, ids in wanted.items():
+        for deal_id, payload in store.get_deals(instance, sorted(ids)).items():
+            deal = deal_from_json(payload)
+            known[instance, deal_id] = overlaid(deal, writes[instance, deal_id])
+    return known
 
 
 def _value_after(
