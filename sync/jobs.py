@@ -4,7 +4,9 @@ A scheduled reconcile is the same engine path as `crmsync reconcile` (pull -> pl
 recorded under the entry's name so `crmsync runs` shows each job's history. Two schedulers
 sharing one store never run an entry twice for one firing: the run happens under the entry's
 lock (a PostgreSQL advisory lock or a file lock), and a scheduler that gets the lock after the
-other one finished sees a run that started after the firing and skips.
+other one finished sees a run that started after the firing and skips. Their reconcile entries
+take turns (sync.locks.schedule_turn), so only a reconcile, apply or rollback run by hand makes
+one skip a firing nobody else runs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from typing import Any
 from config import ScheduleEntry
 from sync.connect import open_connector
 from sync.errors import LimitsExceeded
-from sync.locks import LockBusy, job_lock, reconcile_lock, report_job_lock
+from sync.locks import (
+    LockBusy,
+    WaitStopped,
+    job_lock,
+    reconcile_lock,
+    report_job_lock,
+    schedule_turn,
+)
 from sync.reconcile_run import check_limits, run_reconcile, write_plan
 from sync.report_run import build_report, render_report, write_text
 from sync.runtime import Runtime, open_runtime
@@ -98,10 +107,14 @@ def run_job(
                 if entry.job == "report":
                     _connect(rt, connector_options)
                     return _report(rt, entry, began)
-                # Also the lock of every reconcile, apply and rollback of this store.
-                with reconcile_lock(rt.store):
-                    _connect(rt, connector_options)
-                    return _reconcile(rt, entry, stop, began)
+                try:
+                    # After the scheduled reconcile another scheduler runs, if any; then the
+                    # lock of every reconcile, apply and rollback of this store.
+                    with schedule_turn(rt.store), reconcile_lock(rt.store):
+                        _connect(rt, connector_options)
+                        return _reconcile(rt, entry, stop, began)
+                except WaitStopped as exc:  # SIGTERM while waiting for the turn
+                    return _stopped(entry, exc, began)
         except LockBusy as busy:
             if busy.job == entry.name:
                 return JobOutcome(entry.name, SKIPPED, None, 0, "another process is running it")

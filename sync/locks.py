@@ -42,6 +42,7 @@ from sync.store_records import RunKind
 __all__ = [
     "DEFAULT_WAIT", "PULL_JOB", "RECONCILE_LOCK", "REPORT_JOB", "Budget", "LockBusy", "LockLost",
     "WaitStopped", "job_lock", "lock_key", "pull_locks", "reconcile_lock", "report_job_lock",
+    "schedule_turn",
 ]  # fmt: skip
 
 # The job of `crmsync pull` runs: each holds the pull locks of its instances for its whole life.
@@ -178,6 +179,7 @@ class _Lock:
     wait_option: bool = False  # the command has `--wait S` for this lock (LockBusy says so)
     budget: Budget | None = field(default=None, compare=False)  # the --wait it shares
     after: tuple[str, ...] = ()  # the locks that budget waited for before this wait began
+    wait_level: int = logging.WARNING  # of the line saying that a wait for it began
 
     @property
     def job(self) -> str:
@@ -326,6 +328,19 @@ def report_job_lock(
         yield
 
 
+@contextmanager
+def schedule_turn(store: Store) -> Iterator[None]:
+    """The turn of a scheduled reconcile entry, waited for as long as it takes, before it takes
+    the store's reconcile lock. Schedulers sharing a store (one per machine, the same config)
+    fire together: without turns, one's reconcile entry would find another's nightly apply
+    holding the reconcile lock, skip its firing as if a person's reconcile held it, and warn,
+    while the other scheduler runs that firing after its apply. So their reconcile entries take
+    turns, as the entries of one scheduler do (sync.scheduler); the wait is logged at info."""
+    lock = _Lock("turn", RECONCILE_LOCK, "scheduled reconcile", wait_level=logging.INFO)
+    with _hold(store, lock, True, None, None):
+        yield
+
+
 class _Waiting:
     """Polls for a busy lock until its deadline; says once, one poll on, that it waits and who
     holds the lock (a job of this process registers its lock just after taking it). A stop
@@ -358,7 +373,8 @@ class _Waiting:
                 self._lock.budget.waited_for.append(self._lock.label)
         elif self._polls == 1:  # one poll on: a job of this process that just took it says so
             holder = _holder(self._store, self._lock)
-            _log.warning("waiting for the %s %s is running", self._lock.label, holder)
+            _log.log(self._lock.wait_level, "waiting for the %s %s is running", self._lock.label,
+                     holder)  # fmt: skip
         self._polls += 1
         if stop_event.wait(_POLL_SECONDS if left is None else min(_POLL_SECONDS, left)):
             raise WaitStopped(self._lock.label, _holder(self._store, self._lock))
