@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import click
 
-from sync.errors import terminal_safe
+from sync.errors import store_failure, terminal_safe
 from sync.shutdown import STOPPED, Terminated
 
 __all__ = ["main"]
@@ -68,14 +68,9 @@ def _one_line(exc: BaseException) -> str:
     text = terminal_safe(" ".join(str(exc).split()))
     if isinstance(getattr(exc, "exit_code", None), int):
         return text or type(exc).__name__
-    from sqlalchemy.exc import OperationalError  # only on this error path
-
-    if isinstance(exc, OperationalError):  # the database, not a bug: say what to check
-        cause = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        return terminal_safe(
-            f"state store failed: {cause} (disk full, its file or directory read-only, or "
-            "the database unreachable?); fix that and run again, the journal resumes the run"
-        )
+    failed = store_failure(exc)
+    if failed is not None:  # the database, not a bug: say what to check
+        return terminal_safe(failed)
     # not one of ours: say what it is, since the message alone may be cryptic
     return f"unexpected {type(exc).__name__}: {text} (run with --verbose for the traceback)"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.sandbox.generator import generate_full, write_generated
 from connectors.sandbox.launcher import start_sandbox
-from sync.errors import UsageError
+from sync.errors import UsageError, run_error
 from sync.health import build_health
 from sync.health_model import HealthReport
 from sync.plan_json import plan_to_json
@@ -109,7 +109,7 @@ def _recorded(rt: Runtime, kind: RunKind) -> Iterator[str]:
         rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=error)
         raise
     except Exception as exc:
-        rt.store.runs.finish(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))
+        rt.store.runs.finish(run_id, RunStatus.FAILED, calls=rt.calls(), error=run_error(exc))
         raise
 
 

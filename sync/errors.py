@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["CrmsyncError", "LimitsExceeded", "UsageError", "terminal_safe"]
+__all__ = [
+    "CrmsyncError", "LimitsExceeded", "UsageError", "run_error", "store_failure", "terminal_safe",
+]  # fmt: skip
 
 
 def terminal_safe(text: str) -> str:
@@ -48,3 +50,24 @@ class LimitsExceeded(CrmsyncError):
     """Report thresholds or reconcile limits (conflicts, unmatched) were breached."""
 
     exit_code = 3
+
+
+def store_failure(exc: BaseException) -> str | None:
+    """The one line for a state store that failed under a run (its disk, its server, the
+    connection to it), else None. The database's own message only: SQLAlchemy's adds the SQL
+    statement and its parameters, deal data up to hundreds of kilobytes."""
+    from sqlalchemy.exc import OperationalError  # only on this error path
+
+    if not isinstance(exc, OperationalError):
+        return None
+    cause = " ".join(str(exc.orig or exc).split())
+    return (
+        f"state store failed: {cause} (disk full, its file or directory read-only, or the "
+        "database unreachable?); fix that and run again, the journal resumes the run"
+    )
+
+
+def run_error(exc: BaseException) -> str:
+    """What a run record keeps (`crmsync runs`) of the error that ended its run: the line the
+    command prints for it."""
+    return store_failure(exc) or str(exc)

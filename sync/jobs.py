@@ -21,7 +21,7 @@ from typing import Any
 
 from config import ScheduleEntry
 from sync.connect import open_connector
-from sync.errors import LimitsExceeded
+from sync.errors import LimitsExceeded, run_error
 from sync.locks import (
     LockBusy,
     WaitStopped,
@@ -146,7 +146,7 @@ def _reconcile(
         _log.debug("%s failed", entry.name, exc_info=True)
         code = getattr(exc, "exit_code", 1)
         return JobOutcome(entry.name, RunStatus.FAILED.value, None,
-                          code if isinstance(code, int) else 1, str(exc),
+                          code if isinstance(code, int) else 1, run_error(exc),
                           time.monotonic() - began)  # fmt: skip
     if entry.out is not None:
         path = output_path(entry.out, entry.name, outcome.run_id, ".json")
@@ -178,7 +178,7 @@ def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
     except Exception as exc:
         code = getattr(exc, "exit_code", 1)
         return JobOutcome(entry.name, RunStatus.FAILED.value, None,
-                          code if isinstance(code, int) else 1, str(exc),
+                          code if isinstance(code, int) else 1, run_error(exc),
                           time.monotonic() - began)  # fmt: skip
     breached = ", ".join(t.name for t in report.breached)
     detail = f"written to {path}" + (f"; thresholds breached: {breached}" if breached else "")

@@ -17,7 +17,7 @@ from typing import Any
 from config import Config
 from mapping.model import Deal, Ref
 from sync.apply_report import journal_totals
-from sync.errors import LimitsExceeded
+from sync.errors import LimitsExceeded, run_error
 from sync.guards import QuestionInterrupted
 from sync.locks import Budget
 from sync.outfile import write_atomically
@@ -127,7 +127,7 @@ def run_reconcile(
         raise
     except Exception as exc:
         rt.store.runs.finish(
-            run_id, RunStatus.FAILED, counts=counts, calls=rt.calls(), error=str(exc)
+            run_id, RunStatus.FAILED, counts=counts, calls=rt.calls(), error=run_error(exc)
         )
         raise
     rt.store.runs.finish(

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from sync.errors import run_error
 from sync.health import build_health
 from sync.health_model import HealthReport
 from sync.locks import Budget
@@ -68,7 +69,7 @@ def build_report(
         rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=str(exc))
         raise
     except Exception as exc:
-        rt.store.runs.finish(run_id, "failed", calls=rt.calls(), error=str(exc))
+        rt.store.runs.finish(run_id, "failed", calls=rt.calls(), error=run_error(exc))
         raise
     rt.store.runs.finish(run_id, "ok", counts={"breached": len(report.breached)}, calls=rt.calls())
     return report

@@ -32,7 +32,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from config import ScheduleEntry, load_config
 from config.cron import crontab_fields
-from sync.errors import UsageError
+from sync.errors import UsageError, run_error
 from sync.jobs import SKIPPED, JobOutcome, last_served_run, run_job
 from sync.shutdown import stop_event, stoppable_work
 from sync.store import RunRecord, Store
@@ -150,7 +150,7 @@ def _as_configured_now(config_path: str, entry: ScheduleEntry) -> ScheduleEntry 
 
 
 def _could_not_run(entry: ScheduleEntry, exc: Exception) -> None:
-    _log.error("%s: could not run: %s", entry.name, " ".join(str(exc).split()))
+    _log.error("%s: could not run: %s", entry.name, " ".join(run_error(exc).split()))
     _log.debug("%s", entry.name, exc_info=True)
 
 

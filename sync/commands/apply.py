@@ -21,7 +21,7 @@ from sync.apply_report import (
 )
 from sync.apply_run import guarded_apply
 from sync.commands import config_option
-from sync.errors import CrmsyncError
+from sync.errors import CrmsyncError, run_error
 from sync.guards import PlanRefused, QuestionInterrupted
 from sync.locks import reconcile_lock
 from sync.plan import Plan, PlanError
@@ -83,7 +83,7 @@ def recorded_apply(
         )
         raise
     except Exception as exc:
-        finish(rt, run_id, None, str(exc))
+        finish(rt, run_id, None, run_error(exc))
         raise
     finish(rt, run_id, report, None)
     raise_if_failed(report)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mapping import deal_from_json
 from sync.commands import config_option, wait_option
-from sync.errors import terminal_safe
+from sync.errors import run_error, terminal_safe
 from sync.locks import PULL_JOB, pull_locks
 from sync.pull import PullFailed, PullReport, failure_of, pull_locked
 from sync.runtime import Runtime, open_runtime, progress_reporter
@@ -73,7 +73,7 @@ def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | 
         rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
         raise
     except Exception as exc:
-        rt.store.runs.finish(run_id, RunStatus.FAILED, calls=rt.calls(), error=str(exc))
+        rt.store.runs.finish(run_id, RunStatus.FAILED, calls=rt.calls(), error=run_error(exc))
         raise
     failure = failure_of(reports)
     rt.store.runs.finish(
