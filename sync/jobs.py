@@ -23,6 +23,7 @@ from config import ScheduleEntry
 from sync.connect import open_connector
 from sync.errors import LimitsExceeded, run_error
 from sync.locks import (
+    SCHEDULE_TURN,
     LockBusy,
     WaitStopped,
     job_lock,
@@ -119,6 +120,8 @@ def run_job(
             if busy.job == entry.name:
                 return JobOutcome(entry.name, SKIPPED, None, 0, "another process is running it")
             detail = f"another process holds the {busy.job!r} lock of this store"
+            if busy.job == SCHEDULE_TURN:
+                detail = str(busy)
             return JobOutcome(entry.name, SKIPPED, None, 0, detail, unserved=True)
 
 

@@ -40,9 +40,9 @@ from sync.store import Store
 from sync.store_records import RunKind
 
 __all__ = [
-    "DEFAULT_WAIT", "PULL_JOB", "RECONCILE_LOCK", "REPORT_JOB", "Budget", "LockBusy", "LockLost",
-    "WaitStopped", "job_lock", "lock_key", "pull_locks", "reconcile_lock", "report_job_lock",
-    "schedule_turn",
+    "DEFAULT_WAIT", "PULL_JOB", "RECONCILE_LOCK", "REPORT_JOB", "SCHEDULE_TURN", "Budget",
+    "LockBusy", "LockLost", "WaitStopped", "job_lock", "lock_key", "pull_locks", "reconcile_lock",
+    "report_job_lock", "schedule_turn",
 ]  # fmt: skip
 
 # The job of `crmsync pull` runs: each holds the pull locks of its instances for its whole life.
@@ -52,6 +52,8 @@ REPORT_JOB = "report"
 # Held by a reconcile from its pull to its end, and by every apply or rollback outside one: a
 # plan made from a pull must not meet writes (to the CRMs and to the bases) made after it.
 RECONCILE_LOCK = "reconcile"
+# The `job` of a LockBusy for schedule_turn (a pull lock's is `pull:<instance>`).
+SCHEDULE_TURN = f"turn:{RECONCILE_LOCK}"
 _UNDER_RECONCILE_LOCK = (
     RunKind.RECONCILE, RunKind.RECONCILE_DRY_RUN, RunKind.APPLY, RunKind.ROLLBACK,
 )  # fmt: skip
@@ -329,15 +331,18 @@ def report_job_lock(
 
 
 @contextmanager
-def schedule_turn(store: Store) -> Iterator[None]:
-    """The turn of a scheduled reconcile entry, waited for as long as it takes, before it takes
-    the store's reconcile lock. Schedulers sharing a store (one per machine, the same config)
-    fire together: without turns, one's reconcile entry would find another's nightly apply
-    holding the reconcile lock, skip its firing as if a person's reconcile held it, and warn,
-    while the other scheduler runs that firing after its apply. So their reconcile entries take
-    turns, as the entries of one scheduler do (sync.scheduler); the wait is logged at info."""
+def schedule_turn(store: Store, timeout: float = DEFAULT_WAIT) -> Iterator[None]:
+    """The turn of a scheduled reconcile entry, taken before the store's reconcile lock.
+
+    Schedulers sharing a store (one per machine, the same config) fire together: without
+    turns, one's reconcile entry would find another's nightly apply holding the reconcile lock,
+    skip its firing as if a person's reconcile held it, and warn, while the other scheduler
+    runs that firing after its apply. So their reconcile entries take turns, as the entries of
+    one scheduler do (sync.scheduler); the wait is logged at info. It ends after ``timeout``
+    seconds with :class:`LockBusy` (``job`` SCHEDULE_TURN): a turn held that long may be a
+    session of a machine that went down, and a firing skipped for it is worth a warning."""
     lock = _Lock("turn", RECONCILE_LOCK, "scheduled reconcile", wait_level=logging.INFO)
-    with _hold(store, lock, True, None, None):
+    with _hold(store, lock, True, time.monotonic() + timeout, timeout):
         yield
 
 
