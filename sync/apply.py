@@ -24,7 +24,7 @@ from connectors.base import Connector, NativeUpdate
 from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal, MappingError
-from sync.apply_bases import save_bases_after
+from sync.apply_bases import BaseKeeper
 from sync.apply_creates import apply_creates, not_created
 from sync.apply_deletes import Delete, apply_deletes, not_deleted
 from sync.apply_doubt import holds, same_value, settle_in_doubt
@@ -103,7 +103,7 @@ def apply_plan(
     contexts = dict(contexts or {})
     results: list[ChangeResult] = []
     settled: list[Settled] = []
-    current: dict[tuple[str, str], Deal] = {}
+    keeper = BaseKeeper(store, plan) if remember_bases else None
     for system in systems:
         connector = runtime.connectors[system]
         store.checkpoint()  # its locks still hold (else LockLost): no other run writes
@@ -119,12 +119,11 @@ def apply_plan(
             store, connector, ctx, run_id, plan_id, op,
             max_attempts=runtime.config.push.max_attempts,
             facts={name: FunnelFacts.of(f) for name, f in runtime.config.funnels.items()},
-            done=done, in_doubt=in_doubt, journaled=journaled, progress=progress,
+            done=done, in_doubt=in_doubt, journaled=journaled, progress=progress, keeper=keeper,
         )  # fmt: skip
         if earlier[system]:  # before this plan's writes, which may change the same fields
             settled += settle_in_doubt(store, connector, ctx, earlier[system], run_id, writer.facts)
         results += writer.updates(by_system[system], batch_size or _batch_size(ctx.kind))
-        current.update(writer.current)
         creates = [c for c in plan.creates if c["system"] == system]
         if creates:
             results += apply_creates(
@@ -135,8 +134,8 @@ def apply_plan(
             results += apply_deletes(
                 store, connector, ctx, deleting, run_id, plan_id, done, in_doubt
             )
-    if remember_bases:
-        save_bases_after(store, plan, results, current)
+    if keeper is not None:  # every change, each target's outcome final (some never sent)
+        keeper.after(results, {})
     return ApplyReport.of(run_id, plan_id, results, runtime.calls(), settled)
 
 
@@ -193,6 +192,7 @@ class _Writer:
     in_doubt: Mapping[str, str]  # change id -> the earlier run that may have sent it
     journaled: Mapping[str, Any]  # change id -> the before-value that run journaled
     progress: Progress | None
+    keeper: BaseKeeper | None  # saves the bases after each batch (None: a run that does not)
     current: dict[tuple[str, str], Deal] = field(default_factory=dict)
     stopped: str | None = None  # why this instance's remaining batches were not attempted
     _failures: dict[tuple[str, str], FailureRecord] = field(default_factory=dict)
@@ -209,6 +209,7 @@ class _Writer:
             for c in changes
             if c.change_id in self.done
         ]
+        self._rebase(results)
         by_record: dict[str, list[Change]] = defaultdict(list)
         for change in changes:
             if change.change_id not in self.done:
@@ -224,7 +225,9 @@ class _Writer:
                 results += [_not_attempted(c, self.stopped) for c in rest]
                 break
             try:
-                results += self._batch({i: by_record[i] for i in ids})
+                batch = self._batch({i: by_record[i] for i in ids})
+                self._rebase(batch)
+                results += batch
                 unsent_from = index + 1
             except ConnectorError as exc:  # the re-read failed: nothing of it was journaled
                 self.stopped, unsent_from = str(exc), index
@@ -238,6 +241,10 @@ class _Writer:
             if self.progress is not None:
                 self.progress(system, handled)
         return results
+
+    def _rebase(self, results: Sequence[ChangeResult]) -> None:
+        if self.keeper is not None and results:
+            self.keeper.after(results, self.current)
 
     def _batch(self, by_record: Mapping[str, list[Change]]) -> list[ChangeResult]:
         deals, unreadable = read_now(self.connector, self.ctx, list(by_record))

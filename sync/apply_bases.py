@@ -17,19 +17,14 @@ from sync.reconcile import base_from_json, base_to_json, rebased
 from sync.store import Store
 from sync.store_records import AuditEntry
 
-__all__ = ["save_bases_after"]
+__all__ = ["BaseKeeper"]
 
 # Outcomes after which a target holds the planned value.
 _SUCCESS = (Outcome.APPLIED, Outcome.ALREADY, Outcome.DONE_BEFORE)
 _MONEY = ("amount", "currency")  # the two plan fields of one diff field (a Money)
 
 
-def save_bases_after(
-    store: Store,
-    plan: Plan,
-    results: Sequence[ChangeResult],
-    current: Mapping[tuple[str, str], Deal],
-) -> None:
+class BaseKeeper:
     """The written values become the entity's base, so next run sees no echo of our write.
 
     Only for a (entity, field) whose planned changes all landed: had one target failed, the
@@ -40,48 +35,97 @@ def save_bases_after(
     the plan left out of that field (they cannot hold the value) are marked in the base with
     what they kept, so that value does not look like a change of theirs either.
 
-    `current`: the targets as this apply read them before writing. A change an earlier run of
-    the plan did (`done before`: a run killed, or stopped by a lost lock, before it saved the
-    bases) was not read again: its amount's currency comes from the store (see _known).
+    Saved after each batch (:meth:`after`), not once at the end: a run killed (or stopped by a
+    lost lock) between two batches leaves its writes marked, and the targets it did not reach
+    yet count as failed. Else the next reconcile would take its writes for edits made in those
+    CRMs and carry them to the others (a rollback's restored values, over the edit it undid).
     """
-    outcome = {r.change_id: r.outcome for r in results}
-    current = {**_known(store, plan, results, current), **current}
-    by_key: dict[tuple[str, str], dict[Ref, list[Change]]] = defaultdict(lambda: defaultdict(list))
-    for change in plan.changes:
-        if not change.entity:  # a rollback's change of a deal no longer linked
-            continue
-        diff_field = "amount" if change.field == "currency" else change.field
-        by_key[(change.entity, diff_field)][Ref(change.system, change.id)].append(change)
-    updates: dict[str, dict[str, Any]] = defaultdict(dict)
-    echoes: dict[str, dict[str, dict[Ref, Any]]] = defaultdict(dict)
-    for (entity, diff_field), targets in by_key.items():
-        landed = {
-            ref: _value_after(diff_field, changes, current)
-            for ref, changes in targets.items()
-            if all(outcome.get(c.change_id) in _SUCCESS for c in changes)
-        }
-        if len(landed) < len(targets):
-            held = {ref: value for ref, value in landed.items() if value is not _UNKNOWN}
-            if held:
-                echoes[entity][diff_field] = held
-        elif (value := next(iter(landed.values()))) is not _UNKNOWN:
-            updates[entity][diff_field] = value
-    if not updates and not echoes:
-        return
-    stored = store.bases(list(updates.keys() | echoes.keys()))
-    left = _left_out_marks(plan)
-    merged = {}
-    for entity in updates.keys() | echoes.keys():
-        values = updates.get(entity, {})
-        base = rebased(base_from_json(stored.get(entity, {})), values)
-        marks = base.setdefault(LEFT_OUT, {})
-        for name in values:
-            if (entity, name) in left:
-                marks[name] = left[entity, name]
-        for name, held in echoes.get(entity, {}).items():
-            marks[name] = {**marks.get(name, {}), **held}
-        merged[entity] = base_to_json(base)
-    store.save_bases(merged)
+
+    def __init__(self, store: Store, plan: Plan) -> None:
+        self._store = store
+        self._by_entity: dict[str, list[Change]] = defaultdict(list)
+        for change in plan.changes:
+            if change.entity:  # else a rollback's change of a deal no longer linked
+                self._by_entity[change.entity].append(change)
+        self._left = _left_out_marks(plan)
+        self._outcome: dict[str, Outcome] = {}
+        self._current: dict[tuple[str, str], Deal] = {}
+
+    def after(
+        self, results: Sequence[ChangeResult], current: Mapping[tuple[str, str], Deal]
+    ) -> None:
+        """Save the bases of the entities of ``results`` (a batch's, or those of changes done
+        before) as every result so far leaves them. ``current``: targets as this apply read
+        them before writing. A change an earlier run of the plan did (`done before`: a run
+        killed, or stopped by a lost lock) was not read again: see :meth:`_known`."""
+        self._outcome.update((r.change_id, r.outcome) for r in results)
+        self._current.update(current)
+        entities = {r.entity for r in results if r.entity}
+        changes = [c for entity in entities for c in self._by_entity.get(entity, ())]
+        self._current.update(self._known(changes))
+        by_key: dict[tuple[str, str], dict[Ref, list[Change]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        for change in changes:
+            diff_field = "amount" if change.field == "currency" else change.field
+            by_key[(change.entity, diff_field)][Ref(change.system, change.id)].append(change)
+        updates: dict[str, dict[str, Any]] = defaultdict(dict)
+        echoes: dict[str, dict[str, dict[Ref, Any]]] = defaultdict(dict)
+        for (entity, diff_field), targets in by_key.items():
+            landed = {
+                ref: _value_after(diff_field, changes, self._current)
+                for ref, changes in targets.items()
+                if all(self._outcome.get(c.change_id) in _SUCCESS for c in changes)
+            }
+            if len(landed) < len(targets):
+                held = {ref: value for ref, value in landed.items() if value is not _UNKNOWN}
+                if held:
+                    echoes[entity][diff_field] = held
+            elif (value := next(iter(landed.values()))) is not _UNKNOWN:
+                updates[entity][diff_field] = value
+        if updates or echoes:
+            self._save(updates, echoes)
+
+    def _save(
+        self, updates: Mapping[str, Mapping[str, Any]], echoes: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        stored = self._store.bases(list(updates.keys() | echoes.keys()))
+        merged = {}
+        for entity in updates.keys() | echoes.keys():
+            values = updates.get(entity, {})
+            base = rebased(base_from_json(stored.get(entity, {})), values)
+            marks = base.setdefault(LEFT_OUT, {})
+            for name in values:
+                if (entity, name) in self._left:
+                    marks[name] = self._left[entity, name]
+            for name, held in echoes.get(entity, {}).items():
+                marks[name] = {**marks.get(name, {}), **held}
+            merged[entity] = base_to_json(base)
+        self._store.save_bases(merged)
+
+    def _known(self, changes: Sequence[Change]) -> dict[tuple[str, str], Deal]:
+        """The targets of amount or currency changes done before this run and not read by it,
+        as crmsync last knows them: the stored snapshot with the audited writes since laid over
+        it (the earlier run's write included). Only their currency (or amount) is taken from
+        them, the half of the Money that the change did not write and no write changed since."""
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for change in changes:
+            ref = (change.system, change.id)
+            done = self._outcome.get(change.change_id) is Outcome.DONE_BEFORE
+            if done and change.field in _MONEY and ref not in self._current:
+                wanted[change.system].add(change.id)
+        if not wanted:
+            return {}
+        writes: dict[tuple[str, str], list[AuditEntry]] = defaultdict(list)
+        for entry in self._store.audit.after_snapshots(list(wanted)):
+            if entry.deal_id in wanted[entry.instance]:
+                writes[entry.instance, entry.deal_id].append(entry)
+        known = {}
+        for instance, ids in wanted.items():
+            for deal_id, payload in self._store.get_deals(instance, sorted(ids)).items():
+                deal = deal_from_json(payload)
+                known[instance, deal_id] = overlaid(deal, writes[instance, deal_id])
+        return known
 
 
 def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
@@ -96,36 +140,6 @@ def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
 
 
 _UNKNOWN = object()
-
-
-def _known(
-    store: Store,
-    plan: Plan,
-    results: Sequence[ChangeResult],
-    current: Mapping[tuple[str, str], Deal],
-) -> dict[tuple[str, str], Deal]:
-    """The targets of amount or currency changes done before this run and not read by it, as
-    crmsync last knows them: the stored snapshot with the audited writes since laid over it
-    (the earlier run's write included). Only their currency (or amount) is taken from them,
-    the half of the Money that the change did not write and that no write changed since."""
-    done = {r.change_id for r in results if r.outcome is Outcome.DONE_BEFORE}
-    wanted: dict[str, set[str]] = defaultdict(set)
-    for change in plan.changes:
-        ref = (change.system, change.id)
-        if change.change_id in done and change.field in _MONEY and ref not in current:
-            wanted[change.system].add(change.id)
-    if not wanted:
-        return {}
-    writes: dict[tuple[str, str], list[AuditEntry]] = defaultdict(list)
-    for entry in store.audit.after_snapshots(list(wanted)):
-        if entry.deal_id in wanted[entry.instance]:
-            writes[entry.instance, entry.deal_id].append(entry)
-    known = {}
-    for instance, ids in wanted.items():
-        for deal_id, payload in store.get_deals(instance, sorted(ids)).items():
-            deal = deal_from_json(payload)
-            known[instance, deal_id] = overlaid(deal, writes[instance, deal_id])
-    return known
 
 
 def _value_after(

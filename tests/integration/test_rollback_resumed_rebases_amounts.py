@@ -99,3 +99,21 @@ def test_a_rollback_resumed_after_kill_9_makes_every_restored_amount_a_base(
     assert outcomes == {("pipedrive", "done_before"), ("salesforce", "applied")}, outcomes
 
     _assert_next_plan_carries_the_edit_again(world, entities, carried)
+
+
+def test_after_a_rollback_killed_part_way_the_next_reconcile_keeps_the_users_edit(
+    small_world: World,
+) -> None:
+    """Not run again: the next reconcile (say, the nightly job's) does not take the amounts the
+    killed rollback restored in Pipedrive for a Pipedrive user's edit, and so never carries
+    them over the HubSpot user's edit; it plans Pipedrive back to the value the others hold."""
+    world = small_world
+    run_id, entities, carried = _edit_carried(world)
+    killed(world, "salesforce", SALESFORCE_READ, "rollback", run_id, "--apply", "--yes")
+
+    again = _amounts(_cli(world, "reconcile", "--dry-run"), entities)
+
+    assert not {ref for ref in again if ref[0] != "pipedrive"}, again  # the edit is kept
+    assert {ref: to for ref, (to, _) in again.items()} == {
+        ref: to for ref, (to, _) in carried.items() if ref[0] == "pipedrive"
+    }
