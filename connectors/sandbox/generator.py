@@ -474,7 +474,13 @@ def _moved(base: Copy, new: str, updated: datetime) -> tuple[tuple[str, datetime
     if new in keys:  # went back: the history ends where that stage was entered
         return base.history[: keys.index(new) + 1]
     last = base.history[-1][1]
-    return (*base.history, (new, last + (updated - last) / 2))
+    return (*base.history, (new, last + _whole((updated - last).total_seconds() / 2)))
+
+
+def _whole(seconds: float) -> timedelta:
+    """A duration in whole seconds: the CRMs' timestamps carry none smaller (Pipedrive's
+    "YYYY-MM-DD HH:MM:SS" cannot even say them)."""
+    return timedelta(seconds=round(seconds))
 
 
 def _dec(value: Decimal) -> str:

@@ -301,6 +301,14 @@ def test_stage_histories_agree_with_the_current_stage_and_times(generated: Gener
         assert deal["add_time"] <= deal["update_time"]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_native_timestamp_has_whole_seconds(seed: int) -> None:
+    """A planted stage move landed half-way between two times, on half a second: times like
+    Pipedrive's won_time '2025-12-12 15:25:47.500000' are not in the APIs' wire formats."""
+    text = json.dumps(generate_full(300, seed).dataset)
+    assert not re.findall(r"\d\d:\d\d:\d\d\.\d{4,}", text)
+
+
 def test_owners_match_by_email_with_the_documented_exceptions(generated: Generated) -> None:
     sf, hs, pd = (generated.dataset[s] for s in SYSTEMS)
     emails = {
