@@ -16,8 +16,8 @@ the planted list so tests and benchmarks can measure recall and precision:
 - `ambiguous`: a HubSpot+Pipedrive deal (no link ids) with a second deal in `system` whose name
   differs only in case/punctuation/company suffix, same owner and close month (`ids`).
 
-Deterministic for (deals, seed): all randomness comes from one `random.Random(seed)` and all
-times from the fixed `BASE_TIME`.
+Deterministic for (deals, seed, now): all randomness comes from one `random.Random(seed)` and
+all times from `now` (the fixed `BASE_TIME` unless given).
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ _OPEN = ("lead", "qualified", "proposal", "negotiation")
 _STATUS_WEIGHTS = (("lead", 22), ("qualified", 17), ("proposal", 13), ("negotiation", 8),
                    ("won", 17), ("lost", 23))  # fmt: skip
 _CURRENCIES = (("USD", 60), ("EUR", 28), ("GBP", 12))
+# median days in each open stage: a won deal takes about two months from lead to won (p90 about
+# four), as B2B sales cycles run; later stages take longer, the proposal most (the buyer reviews)
+_STINT_DAYS = {"lead": 10.0, "qualified": 14.0, "proposal": 21.0, "negotiation": 16.0}
+_STALLED = 0.2  # share of open deals stuck in their stage for longer than a month
 _HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
 _SUFFIX_WORDS = frozenset(s.lower() for s in COMPANY_SUFFIXES)
 
@@ -175,9 +179,8 @@ def _entities(
         if rng.random() < 0.7:
             company += " " + rng.choice(COMPANY_SUFFIXES)
         final = rng.choices(stages, stage_weights)[0]
-        created = now - timedelta(seconds=rng.randrange(20 * 86400, 540 * 86400))
-        history = _history(rng, final, created, now)
-        last = history[-1][1]
+        history = _history(rng, final, now)
+        created, last = history[0][1], history[-1][1]
         room = (now - 2 * _DAY - last).total_seconds()
         updated = last + timedelta(seconds=rng.randrange(3600, int(min(room, 10 * 86400))))
         if final in ("won", "lost"):
@@ -210,10 +213,10 @@ def _entities(
     return [replace(e, base=replace(e.base, entity=f"E{i + 1:06d}")) for i, e in enumerate(out)]
 
 
-def _history(
-    rng: random.Random, final: str, created: datetime, now: datetime
-) -> tuple[tuple[str, datetime], ...]:
-    """Stages entered up to `final`, funnel order, times spread from creation to near now."""
+def _history(rng: random.Random, final: str, now: datetime) -> tuple[tuple[str, datetime], ...]:
+    """Stages entered up to `final`, funnel order, each stint a few weeks long. A closed deal
+    was created 20-540 days ago and moved on from there; an open one is dated back from when
+    it entered its current stage: lately for most, long ago for the stalled few."""
     start = 0 if rng.random() < 0.8 else 1
     if final == "won":
         keys = [*_OPEN[start:], "won"]
@@ -221,12 +224,35 @@ def _history(
         keys = [*_OPEN[start : rng.randint(start, 3) + 1], "lost"]
     else:
         keys = list(_OPEN[min(start, _OPEN.index(final)) : _OPEN.index(final) + 1])
-    span = (now - 3 * _DAY - created).total_seconds()
-    offsets = sorted(rng.randrange(3600, int(span * 0.9)) for _ in keys[1:])
-    times = [created] + [created + timedelta(seconds=o) for o in offsets]
-    for i in range(1, len(times)):  # strictly increasing, even when two offsets collide
-        times[i] = max(times[i], times[i - 1] + timedelta(minutes=1))
+    stints = [_stint(rng, key) for key in keys[:-1]]
+    if final in _OPEN:
+        entered = now - (_stalled_for(rng) if rng.random() < _STALLED else _moving_for(rng))
+        times = [entered - sum(stints[i:], timedelta()) for i in range(len(stints))]
+        return tuple(zip(keys, [*times, entered], strict=True))
+    created = now - timedelta(seconds=rng.randrange(20 * 86400, 540 * 86400))
+    span, total = now - 3 * _DAY - created, sum(stints, timedelta())
+    if total > span * 0.9:  # a young deal closed fast: its stints shrink to fit before now
+        share = span * 0.9 / total
+        stints = [_whole(stint.total_seconds() * share) for stint in stints]
+    times = [created]
+    for stint in stints:  # strictly increasing, even when a shrunk stint rounds to nothing
+        times.append(max(times[-1] + stint, times[-1] + timedelta(minutes=1)))
     return tuple(zip(keys, times, strict=True))
+
+
+def _stint(rng: random.Random, stage: str) -> timedelta:
+    """Time spent in an open stage: log-normal around the stage's median, an hour at least."""
+    days = _STINT_DAYS[stage] * math.exp(rng.gauss(0, 0.8))
+    return _whole(max(3600.0, days * 86400))
+
+
+def _moving_for(rng: random.Random) -> timedelta:
+    """How long ago a moving open deal entered its current stage: inside 30 stale days."""
+    return timedelta(seconds=rng.randrange(3 * 86400, 28 * 86400))
+
+
+def _stalled_for(rng: random.Random) -> timedelta:
+    return timedelta(seconds=rng.randrange(31 * 86400, 200 * 86400))
 
 
 def _amount(rng: random.Random, line: str) -> Decimal:
@@ -406,6 +432,8 @@ class _Builder:
             new_amount = (base.amount * rng.choice((Decimal("0.8"), Decimal("1.25")))).quantize(
                 Decimal("0.01")
             )
+            if new_amount == new_amount.to_integral_value():  # spelt as whole amounts are
+                new_amount = new_amount.quantize(Decimal(1))
             return replace(copy, amount=new_amount), _dec(base.amount), _dec(new_amount)
         if kind == "currency":
             new = rng.choice([c for c, _ in _CURRENCIES if c != base.currency])

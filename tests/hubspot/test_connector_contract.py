@@ -166,7 +166,7 @@ def test_deleting_unknown_and_archived_ids_is_not_found_and_the_rest_are_archive
     assert contract.stats(sandbox, "hubspot")[ARCHIVE] == 1  # nothing live: no archive call
 
 
-@pytest.mark.parametrize("count", [1, 100, 101, 153])
+@pytest.mark.parametrize("count", [1, 100, 101, 140])
 def test_deletes_cost_one_read_and_one_archive_per_100_ids(connector, sandbox, exp, hs_data, count):
     ids = [d["id"] for d in _live(hs_data)[:count]]
     assert len(ids) == count

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 from sync.cli import main
 from tests.integration.conftest import World
 
-# "Datum Inc — Analytics Add-on 2026", open in all three CRMs (generated data, seed 3).
-SALESFORCE, HUBSPOT, PIPEDRIVE = "0065g0000000004AAA", "9100000035", 4
+# "Gekko Ltd — Analytics Add-on 2026", open in all three CRMs (generated data, seed 3).
+SALESFORCE, HUBSPOT, PIPEDRIVE = "0065g000000000KAAQ", "9100000140", 22
 
 
 def _reconcile(world: World, *args: str) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def test_pipedrive_zero_for_a_cleared_amount_is_not_carried_to_the_other_crms_la
     time.sleep(1.1)
     pipedrive = _emulator(world, "pipedrive")
     with pipedrive.lock:  # later, someone renames the deal in Pipedrive: its newest copy
-        pipedrive.store.update(PIPEDRIVE, {"title": "Datum Inc — Analytics Add-on 2026 (EU)"})
+        pipedrive.store.update(PIPEDRIVE, {"title": "Gekko Ltd — Analytics Add-on 2026 (EU)"})
 
     plan = _reconcile(world, "--dry-run")
 

@@ -25,6 +25,7 @@ def test_a_copy_whose_owner_the_target_lacks_is_an_error_in_the_plan_not_a_faile
     small_world: World,
 ) -> None:
     world = small_world
+    _give_a_salesforce_only_deal_the_salesforce_only_owner(world)
     document = yaml.safe_load(world.config.read_text())
     document["push"]["create_missing"] = True
     world.config.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -44,3 +45,20 @@ def test_a_copy_whose_owner_the_target_lacks_is_an_error_in_the_plan_not_a_faile
         CliRunner().invoke(main, ["runs", "--format", "json", "--config", str(world.config)]).stdout
     )
     assert runs[0]["status"] == "ok" and runs[0]["error"] is None, runs[0]
+
+
+def _give_a_salesforce_only_deal_the_salesforce_only_owner(world: World) -> None:
+    """The generator gives one in ten single-CRM deals such an owner, so a small world may
+    have none: make sure of one."""
+    dataset = world.generated.dataset
+    elsewhere = {o["email"].lower() for o in dataset["hubspot"]["owners"] if o.get("email")}
+    elsewhere |= {u["email"].lower() for u in dataset["pipedrive"]["users"]}
+    [owner] = [
+        u["Id"] for u in dataset["salesforce"]["User"] if u["Email"].lower() not in elsewhere
+    ]
+    [deal, *_] = [
+        r["salesforce"] for r in world.generated.entity_refs.values() if set(r) == {"salesforce"}
+    ]
+    salesforce = world.sandbox.servers["salesforce"].emulator
+    with salesforce.lock:
+        salesforce.store.apply(salesforce.store.check_update(deal, {"OwnerId": owner}))

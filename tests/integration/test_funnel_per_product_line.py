@@ -25,9 +25,9 @@ RENEWAL = [
     {"key": "renewed", "phase": "action", "probability": 1, "closed": True, "won": True},
     {"key": "churned", "phase": "action", "probability": 0, "closed": True},
 ]
-# The deal: Salesforce 0065g000000000RAAQ, HubSpot 9100000161 (renewals), Pipedrive 27
+# The deal: Salesforce 0065g0000000001AAA, HubSpot 9100000007 (renewals), Pipedrive 1
 # (pipeline 2), lost in all three in the generated data (seed 3).
-COPIES = {"salesforce": "0065g000000000RAAQ", "hubspot": "9100000161", "pipedrive": "27"}
+COPIES = {"salesforce": "0065g0000000001AAA", "hubspot": "9100000007", "pipedrive": "1"}
 
 
 def _renewal_funnel_for_renewals_pipelines(world: World) -> None:

@@ -16,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from mapping.model import Ref
-from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID, PD_FIELD_HUBSPOT_ID
 from sync.cli import main
 from sync.reconcile_run import ReconcileOutcome, run_reconcile
 from sync.runtime import open_runtime
@@ -125,11 +125,15 @@ def _run(world: World, *, dry_run: bool) -> ReconcileOutcome:
         return run_reconcile(rt, dry_run=dry_run, yes=True)
 
 
-def _in_pipedrive(world: World, title: str) -> list[str]:
-    """Ids of the live Pipedrive deals titled `title`, as the CRM holds them now."""
+def _in_pipedrive(world: World, hubspot_id: str) -> list[str]:
+    """Ids of the live Pipedrive deals linked to that HubSpot deal, as the CRM holds them now
+    (not by title: the Salesforce deal took the HubSpot deal's name while the two were joined,
+    and is copied into Pipedrive on its own once split)."""
     url = world.sandbox.servers["pipedrive"].url
     deals = requests.get(f"{url}/__sandbox/dump", timeout=10).json()["pipedrive"]["deals"]
-    return sorted(str(d["id"]) for d in deals if d["title"] == title and not d["deleted"])
+    return sorted(
+        str(d["id"]) for d in deals if d.get(PD_FIELD_HUBSPOT_ID) == hubspot_id and not d["deleted"]
+    )
 
 
 def test_a_split_keeps_crmsyncs_copies_with_the_deal_they_were_copied_from(
@@ -153,8 +157,7 @@ def test_a_split_keeps_crmsyncs_copies_with_the_deal_they_were_copied_from(
     _run(world, dry_run=False)  # copies the joined entity into Pipedrive
     entity = _entity_of(world)[hs]
     [copy] = [r for r, e in _entity_of(world).items() if e == entity and r.system == "pipedrive"]
-    hs_name = first.deals[hs].name
-    assert _in_pipedrive(world, hs_name) == [copy.id]
+    assert _in_pipedrive(world, hs.id) == [copy.id]
 
     out = _links(world, "split", entity)
     assert f"pipedrive:{copy.id}" in out.stdout
@@ -165,7 +168,7 @@ def test_a_split_keeps_crmsyncs_copies_with_the_deal_they_were_copied_from(
     linked = _entity_of(world)
     assert linked[copy] == linked[hs], "crmsync's copy was split from the deal it copies"
     assert linked.get(sf) != linked[hs]
-    assert _in_pipedrive(world, hs_name) == [copy.id], "the HubSpot deal was copied again"
+    assert _in_pipedrive(world, hs.id) == [copy.id], "the HubSpot deal was copied again"
     copied_from = {(c["source"]["system"], c["source"]["id"]) for c in plan.creates}
     assert ("pipedrive", copy.id) not in copied_from
 

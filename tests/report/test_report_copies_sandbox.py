@@ -1,10 +1,10 @@
 """`crmsync report` against the HubSpot and Pipedrive emulators: the config's amount policy
 picks which copy of a matched deal counts in the consolidated figures.
 
-The generator's four deals per CRM (seed 7), with these changes: HubSpot's copy of "Atlas
-Group — Platform Migration 2026" (open, USD 27319.18 in both CRMs) is worth 250 more there,
-and the planted currency difference of the Sterling deal is taken back, so Atlas is the one
-matched deal whose copies disagree on the amount.
+The generator's five deals per CRM (seed 7), with these changes: HubSpot's copy of "Ironclad
+LLC — Platform Migration 2026" (open, USD 33380.02 in both CRMs) is worth 250 more there, and
+the planted currency and amount differences of the Gekko and Adventure Works deals are taken
+back, so Ironclad is the one matched deal whose copies disagree on the amount.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ import yaml
 from connectors.sandbox.generator import generate
 from tests.sandbox_env import SandboxEnv, hubspot_and_pipedrive, run_crmsync
 
-ATLAS = "Atlas Group — Platform Migration 2026"
+IRONCLAD = "Ironclad LLC — Platform Migration 2026"
 
 
 def _dataset() -> dict[str, Any]:
     dataset = generate(4, 7)[0]
-    [atlas] = [d for d in dataset["hubspot"]["deals"] if d["properties"]["dealname"] == ATLAS]
-    assert atlas["properties"]["amount"] == "27319.18"
-    atlas["properties"]["amount"] = "27569.18"
-    [sterling] = [d for d in dataset["pipedrive"]["deals"] if d["title"].startswith("Sterling")]
-    sterling["currency"] = "GBP"  # as HubSpot has it
+    hubspot = {d["properties"]["dealname"]: d["properties"] for d in dataset["hubspot"]["deals"]}
+    assert hubspot[IRONCLAD]["amount"] == "33380.02"
+    hubspot[IRONCLAD]["amount"] = "33630.02"
+    pipedrive = {d["title"].split(" — ")[0]: d for d in dataset["pipedrive"]["deals"]}
+    pipedrive["Gekko LLC"]["currency"] = "EUR"  # as HubSpot has them: one amount differs
+    pipedrive["Adventure Works Holdings"]["value"] = 14375.0
     return {"hubspot": dataset["hubspot"], "pipedrive": dataset["pipedrive"]}
 
 

@@ -1,10 +1,11 @@
 """`crmsync report` against the HubSpot and Pipedrive emulators after a reconcile has made the
 copies of every matched deal agree (their base), with the sandbox config's `newest` policies.
 
-Then two people edit "Atlas Group — Platform Migration 2026" (qualified, USD 27319.18 after the
-reconcile): one moves it to negotiation in Pipedrive, a moment later another raises its amount
-in HubSpot. HubSpot's copy is the newest, but only Pipedrive's changed the stage: reconcile
-spreads Pipedrive's stage and HubSpot's amount, and the report counts them.
+Then two people edit "Ironclad LLC — Platform Migration 2026" (proposal, HubSpot's newer
+stage, USD 33380.02 after the reconcile): one moves it to negotiation in Pipedrive, a moment
+later another raises its amount in HubSpot. HubSpot's copy is the newest, but only
+Pipedrive's changed the stage: reconcile spreads Pipedrive's stage and HubSpot's amount, and
+the report counts them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from connectors.sandbox.generator import generate
 from tests.sandbox_env import SandboxEnv, hubspot_and_pipedrive, run_crmsync
 
-HUBSPOT_ATLAS, PIPEDRIVE_ATLAS = "9100000014", 2
+HUBSPOT_IRONCLAD, PIPEDRIVE_IRONCLAD = "9100000014", 2
 NEGOTIATION = 5  # Pipedrive's "Negotiations Started"
 
 
@@ -58,19 +59,19 @@ def test_a_stage_changed_in_one_crm_counts_though_another_crm_edited_the_deal_la
 
     pipedrive = env.sandbox.servers["pipedrive"].emulator
     with pipedrive.lock:
-        pipedrive.store.update(PIPEDRIVE_ATLAS, {"stage_id": NEGOTIATION})
+        pipedrive.store.update(PIPEDRIVE_IRONCLAD, {"stage_id": NEGOTIATION})
     time.sleep(1.1)  # Pipedrive stamps whole seconds: HubSpot's edit is the later one
     hubspot = env.sandbox.servers["hubspot"].emulator
     with hubspot.lock:
-        hubspot.store.update(HUBSPOT_ATLAS, {"amount": "28000"})
+        hubspot.store.update(HUBSPOT_IRONCLAD, {"amount": "34000"})
     after = _report(env.config)
 
     moved = {
         k: n - _stages(before)[k] for k, n in _stages(after).items() if n != _stages(before)[k]
     }
-    assert moved == {"qualified": -1, "negotiation": 1}
+    assert moved == {"proposal": -1, "negotiation": 1}
     open_usd = [Decimal(r["consolidated"]["open_amount"]["USD"]) for r in (before, after)]
-    assert open_usd[1] - open_usd[0] == Decimal("28000") - Decimal("27319.18")
+    assert open_usd[1] - open_usd[0] == Decimal("34000") - Decimal("33380.02")
     for field in ("stage", "amount"):
         assert _choice(after, field) | {"policy": "newest"} == {
             "field": field,
@@ -86,5 +87,5 @@ def test_a_stage_changed_in_one_crm_counts_though_another_crm_edited_the_deal_la
         (m["system"], m["id"], m["field"]): m["value_to"]
         for m in after["cross_system"]["mismatches"]
     }
-    assert planned[("hubspot", HUBSPOT_ATLAS, "stage")] == "negotiation"
-    assert planned[("pipedrive", str(PIPEDRIVE_ATLAS), "amount")] == "28000"
+    assert planned[("hubspot", HUBSPOT_IRONCLAD, "stage")] == "negotiation"
+    assert planned[("pipedrive", str(PIPEDRIVE_IRONCLAD), "amount")] == "34000"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections import Counter, defaultdict
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -299,6 +301,62 @@ def test_stage_histories_agree_with_the_current_stage_and_times(generated: Gener
             assert stage_changes[0]["new_value"] == str(deal["stage_id"])
             assert deal["stage_change_time"] == stage_changes[0]["log_time"]
         assert deal["add_time"] <= deal["update_time"]
+
+
+DEMO_NOW = datetime(2026, 11, 27)  # any day: the demo generates as of today
+
+
+@pytest.fixture(scope="module")
+def as_of_today() -> Generated:
+    return generate_full(1500, seed=42, now=DEMO_NOW)
+
+
+def _sf_timelines(dataset: dict[str, Any]) -> list[tuple[str, list[datetime], datetime]]:
+    """(status, stage entry times oldest first, last modified) of every Salesforce deal."""
+    entries: dict[str, list[datetime]] = defaultdict(list)
+    for row in dataset["salesforce"]["OpportunityHistory"]:
+        entries[row["OpportunityId"]].append(datetime.fromisoformat(row["CreatedDate"][:19]))
+    copies = read_salesforce(dataset["salesforce"])
+    return [
+        (copy["status"], sorted(entries[i]), datetime.fromisoformat(copy["updated"][:19]))
+        for i, copy in copies.items()
+    ]
+
+
+def test_most_open_deals_entered_their_stage_lately_and_a_minority_is_stalled(
+    as_of_today: Generated,
+) -> None:
+    """Stale = no stage change for more than 30 days: 92 % of the demo's open deals were, as
+    histories were spread from creation to now, so the sample pipeline looked dead."""
+    ages = [
+        (DEMO_NOW - entered[-1]).days
+        for status, entered, _ in _sf_timelines(as_of_today.dataset)
+        if status == "open"
+    ]
+    stalled = sum(age > 30 for age in ages) / len(ages)
+    assert 0.12 <= stalled <= 0.28, stalled
+    assert statistics.median(ages) <= 21
+
+
+def test_won_deals_take_months_not_their_whole_age_and_closed_over_the_past(
+    as_of_today: Generated,
+) -> None:
+    timelines = _sf_timelines(as_of_today.dataset)
+    cycles = [(e[-1] - e[0]).days for status, e, _ in timelines if status == "won"]
+    assert 40 <= statistics.median(cycles) <= 100, statistics.median(cycles)
+    assert statistics.quantiles(cycles, n=10)[-1] <= 200
+    since_closed = [(DEMO_NOW - e[-1]).days for status, e, _ in timelines if status != "open"]
+    assert statistics.median(since_closed) >= 120, "closed deals bunch up just before now"
+
+
+def test_every_time_lies_between_creation_and_now_for_any_now(as_of_today: Generated) -> None:
+    for _, entered, modified in _sf_timelines(as_of_today.dataset):
+        assert entered == sorted(set(entered))  # strictly increasing
+        assert entered[-1] <= modified <= DEMO_NOW
+    hs, pd = as_of_today.dataset["hubspot"], as_of_today.dataset["pipedrive"]
+    assert max(_utc(d["updatedAt"]) for d in hs["deals"]) <= str(DEMO_NOW)
+    assert max(_utc(d["update_time"]) for d in pd["deals"]) <= str(DEMO_NOW)
+    assert generate_full(1500, seed=42, now=DEMO_NOW).dataset == as_of_today.dataset
 
 
 @pytest.mark.parametrize("seed", [0, 1])
