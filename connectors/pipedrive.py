@@ -59,6 +59,14 @@ def _second_before(stamp: str) -> str:
     return pd_time(from_pd_time(stamp) - timedelta(seconds=1))
 
 
+def _readable(stamp: str) -> bool:
+    try:
+        from_pd_time(stamp)
+    except ValueError:
+        return False
+    return True
+
+
 def _next_start(body: Mapping[str, Any], start: int, count: int) -> int | None:
     """Where the next page starts; `/v1/recents` documents no next_start, so then it is
     `start` plus the `count` items of this page."""
@@ -167,7 +175,11 @@ class PipedriveConnector:
             source = self._changed(since, deleted=False)
             high = pd_time(since)
         for deal in source:
-            high = max(high or "", str(deal.get("update_time") or ""))
+            stamp = deal.get("update_time")
+            # A malformed time is its record's mapping error, never the cursor: parsed only
+            # when it would move the cursor, which is rarely (listings come newest first).
+            if isinstance(stamp, str) and (high is None or stamp > high) and _readable(stamp):
+                high = stamp
             yield deal
         self._cursor = from_pd_time(high).isoformat().replace("+00:00", "Z") if high else None
         if since is not None and gone is not None:

@@ -318,9 +318,13 @@ def _with_bad_records(dataset: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     hs["properties"].update(salesforce_opportunity_id=None, pipedrive_deal_id=None)
     pd = copy.deepcopy(out["pipedrive"]["deals"][0])
     pd.update(id=99999, currency="XXX", title="bad \x1b[31m\u202e deal")
+    # A change time no Pipedrive sends, the newest of the listing by its text: it is that
+    # record's error, not the pull's cursor (which failed the whole pull).
+    late = copy.deepcopy(out["pipedrive"]["deals"][1])
+    late.update(id=99998, update_time="yesterday")
     out["salesforce"]["Opportunity"].append(sf)
     out["hubspot"]["deals"].append(hs)
-    out["pipedrive"]["deals"].append(pd)
+    out["pipedrive"]["deals"] += [pd, late]
     bad = {"salesforce": sf["Id"], "hubspot": hs["id"], "pipedrive": str(pd["id"])}
     return out, bad
 
@@ -344,7 +348,7 @@ def test_an_unmappable_record_is_reported_by_pull_and_reconcile_and_the_rest_goe
         pulled = _crmsync("pull", "--config", str(env.config), "--format", "jsonl")
         assert pulled.returncode == 0, pulled.stderr
         assert "Traceback" not in pulled.stderr
-        for system, rid in bad.items():
+        for system, rid in [*bad.items(), ("pipedrive", "99998")]:
             assert f"skipped {system} record {rid}: " in pulled.stderr, pulled.stderr
         deals = [json.loads(line) for line in pulled.stdout.splitlines()]
         pulled_ids = {(d["system"], d["id"]) for d in deals}
