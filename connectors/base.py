@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 from connectors.credentials import Credentials
 from mapping.context import NativePipelineStages
@@ -20,8 +20,11 @@ __all__ = [
     "NativePipeline",
     "NativeUpdate",
     "PushResult",
+    "change_time",
 ]
 
+
+T = TypeVar("T")
 
 # The code of a delete's PushResult when the record is missing or already deleted, whatever
 # the CRM calls it (ENTITY_IS_DELETED, a 404, ...): rollback treats both alike.
@@ -113,3 +116,14 @@ class DeletesDeals(Protocol):
     """
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]: ...
+
+
+def change_time(parse: Callable[[str], T], value: object) -> T | None:
+    """A record's change time as a pull's cursor reads it, or None when it is no time: a
+    malformed one is that record's mapping error (the mapper reports it), never the pull's."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse(value)
+    except (ValueError, OverflowError, OSError):  # OverflowError, OSError: out of range
+        return None

@@ -23,6 +23,7 @@ from connectors.base import (
     NativePipeline,
     NativeUpdate,
     PushResult,
+    change_time,
 )
 from connectors.batches import chunks, not_found
 from connectors.credentials import HubSpotToken
@@ -65,6 +66,12 @@ def _ms(value: object) -> int:
         return int(text)
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _cursor_ms(value: str) -> int:
+    ms = _ms(value)
+    _iso(ms)  # a time no datetime holds (year 300000) is as malformed as text
+    return ms
 
 
 def _iso(ms: int) -> str:
@@ -204,8 +211,8 @@ class HubSpotConnector:
         high = start
         for deal in source:
             modified = (deal.get("properties") or {}).get("hs_lastmodifieddate")
-            if modified:
-                high = max(high or 0, _ms(modified))
+            if (moment := change_time(_cursor_ms, modified)) is not None:
+                high = max(high or 0, moment)
             yield deal
         self._cursor = _iso(high) if high is not None else None
 

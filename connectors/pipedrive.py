@@ -25,6 +25,7 @@ from connectors.base import (
     NativePipeline,
     NativeUpdate,
     PushResult,
+    change_time,
 )
 from connectors.batches import not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
@@ -57,14 +58,6 @@ def _body_list(body: Any) -> list[dict[str, Any]]:
 
 def _second_before(stamp: str) -> str:
     return pd_time(from_pd_time(stamp) - timedelta(seconds=1))
-
-
-def _readable(stamp: str) -> bool:
-    try:
-        from_pd_time(stamp)
-    except ValueError:
-        return False
-    return True
 
 
 def _next_start(body: Mapping[str, Any], start: int, count: int) -> int | None:
@@ -176,10 +169,9 @@ class PipedriveConnector:
             high = pd_time(since)
         for deal in source:
             stamp = deal.get("update_time")
-            # A malformed time is its record's mapping error, never the cursor: parsed only
-            # when it would move the cursor, which is rarely (listings come newest first).
-            if isinstance(stamp, str) and (high is None or stamp > high) and _readable(stamp):
-                high = stamp
+            # Parsed only when it would move the cursor: rarely (listings come newest first).
+            if isinstance(stamp, str) and (high is None or stamp > high):
+                high = stamp if change_time(from_pd_time, stamp) else high
             yield deal
         self._cursor = from_pd_time(high).isoformat().replace("+00:00", "Z") if high else None
         if since is not None and gone is not None:

@@ -31,6 +31,7 @@ from connectors.base import (
     NativePipeline,
     NativeUpdate,
     PushResult,
+    change_time,
 )
 from connectors.batches import chunks, not_found
 from connectors.errors import AuthError, PermissionDenied, RateLimitExhausted
@@ -283,10 +284,11 @@ class SalesforceConnector:
             )
         floor = high
         for record in self._query("deals", soql):
-            stamp = sf_time(record["SystemModstamp"])
-            if floor is not None and stamp <= floor:
-                continue
-            high = stamp if high is None or stamp > high else high
+            stamp = change_time(sf_time, record.get("SystemModstamp"))
+            if stamp is not None:
+                if floor is not None and stamp <= floor:
+                    continue
+                high = stamp if high is None or stamp > high else high
             yield record
         if high is not None:
             self._cursor = high.isoformat().replace("+00:00", "Z")
