@@ -1,13 +1,15 @@
 """A benchmark world: a cached generated dataset, the three sandboxes and a config for them.
 
 Generating 100k deals per system takes ~30 s, so datasets are cached on disk under
-/tmp/crmsync-bench-cache/ keyed by (deals, seed); they are never committed. Changes "made by
-users" between runs go straight into the emulators' in-memory stores (under their locks), so
-they cost no API calls and never show in the request counters the benchmarks read.
+/tmp/crmsync-bench-cache/ keyed by (deals, seed, day, generator source); they are never
+committed. Changes "made by users" between runs go straight into the emulators' in-memory
+stores (under their locks), so they cost no API calls and never show in the request counters
+the benchmarks read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from collections.abc import Iterator, Mapping
@@ -20,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from connectors.sandbox import generator
 from connectors.sandbox.dataset import load_dataset, load_planted, planted_path_for
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.generator import generate_full, write_generated
@@ -40,6 +43,8 @@ CACHE_DIR = Path(os.environ.get("CRMSYNC_BENCH_CACHE", "/tmp/crmsync-bench-cache
 SYSTEMS = ("salesforce", "hubspot", "pipedrive")
 # Pacing far above the emulators' limits: the API-cost runs count calls, they do not wait.
 UNPACED = {"requests": 1_000_000, "per_seconds": 1.0}
+# A changed generator makes other data for the same (deals, seed, day): not the cached one.
+_GENERATOR = hashlib.sha1(Path(generator.__file__).read_bytes()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,7 @@ def bench_data(deals: int, seed: int = 7) -> BenchData:
     reaches back 90 days).
     """
     today = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
-    path = CACHE_DIR / f"deals-{deals}-seed-{seed}-{today:%Y%m%d}.json"
+    path = CACHE_DIR / f"deals-{deals}-seed-{seed}-{today:%Y%m%d}-{_GENERATOR}.json"
     if not path.exists() or not planted_path_for(path).exists():
         generated = generate_full(deals, seed, now=today)
         write_generated(path, generated)
