@@ -31,6 +31,7 @@ from sync.locks import (
     report_job_lock,
     schedule_turn,
 )
+from sync.outfile import check_directory, check_writable
 from sync.reconcile_run import check_limits, run_reconcile, write_plan
 from sync.report_run import build_report, render_report, write_text
 from sync.runtime import Runtime, open_runtime
@@ -96,8 +97,10 @@ def run_job(
     stop: threading.Event = stop_event,
     connector_options: dict[str, Any] | None = None,
 ) -> JobOutcome:
-    """Run ``entry`` now unless its lock is busy or (given ``firing``) another run served it."""
+    """Run ``entry`` now unless its lock is busy or (given ``firing``) another run served it.
+    An `out:` it could not write to is refused first, before any CRM is read."""
     began = time.monotonic()
+    _check_out(entry)
     with open_runtime(config_path, connect=False) as rt:
         try:
             lock = report_job_lock if entry.job == "report" else job_lock
@@ -123,6 +126,17 @@ def run_job(
             if busy.job == SCHEDULE_TURN:
                 detail = str(busy)
             return JobOutcome(entry.name, SKIPPED, None, 0, detail, unserved=True)
+
+
+def _check_out(entry: ScheduleEntry) -> None:
+    """As `reconcile --plan-out` does before its run: a plan or report that could not be
+    written at the end would waste the run, and a reconcile's was recorded ok."""
+    if entry.out is None:  # a report's default reports/ beside the config is made when written
+        return
+    what = f"schedule job {entry.name} out:"
+    if not entry.out.suffix:
+        check_directory(entry.out, what=what)
+    check_writable(output_path(entry.out, entry.name, "check", ".tmp"), what=what)
 
 
 def _connect(rt: Runtime, connector_options: dict[str, Any] | None) -> None:
