@@ -21,7 +21,7 @@ from typing import Any
 
 from config import ScheduleEntry
 from sync.connect import open_connector
-from sync.errors import LimitsExceeded, run_error
+from sync.errors import run_error
 from sync.locks import (
     SCHEDULE_TURN,
     LockBusy,
@@ -32,7 +32,7 @@ from sync.locks import (
     schedule_turn,
 )
 from sync.outfile import check_directory, check_writable
-from sync.reconcile_run import check_limits, run_reconcile, write_plan
+from sync.reconcile_run import run_reconcile, verdict, write_plan
 from sync.report_run import build_report, render_report, write_text
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import Stopped, stop_event
@@ -168,11 +168,7 @@ def _reconcile(
     if entry.out is not None:
         path = output_path(entry.out, entry.name, outcome.run_id, ".json")
         write_plan(outcome.plan_json, path, what=f"schedule job {entry.name} out:")
-    exit_code, detail = outcome.exit_code, outcome.detail
-    try:
-        check_limits(rt.config, outcome.counts)
-    except LimitsExceeded as exc:
-        exit_code, detail = exc.exit_code, str(exc)
+    exit_code, detail = verdict(rt.config, outcome)
     return JobOutcome(
         entry.name, outcome.status.value, outcome.run_id, exit_code, detail,
         time.monotonic() - began,

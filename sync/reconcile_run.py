@@ -34,6 +34,7 @@ __all__ = [
     "ReconcileOutcome",
     "check_limits",
     "run_reconcile",
+    "verdict",
     "write_plan",
 ]
 
@@ -73,6 +74,18 @@ def check_limits(config: Config, counts: dict[str, Any]) -> None:
         breached.append(f"{counts['unmatched']} unmatched deals (limit {limits.max_unmatched})")
     if breached:
         raise LimitsExceeded("reconcile limits exceeded: " + "; ".join(breached))
+
+
+def verdict(config: Config, outcome: ReconcileOutcome) -> tuple[int, str]:
+    """(exit code, line) a reconcile ends with: changes it failed to apply (1) outrank breached
+    limits (3), and the line then says both."""
+    try:
+        check_limits(config, outcome.counts)
+    except LimitsExceeded as breached:
+        if not outcome.exit_code:
+            return breached.exit_code, str(breached)
+        return outcome.exit_code, "; ".join(filter(None, (outcome.detail, str(breached))))
+    return outcome.exit_code, outcome.detail
 
 
 def run_reconcile(

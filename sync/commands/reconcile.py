@@ -11,11 +11,11 @@ import click
 
 from mapping.model import Deal, Ref
 from sync.commands import config_option, wait_option
-from sync.errors import CrmsyncError
+from sync.errors import CrmsyncError, LimitsExceeded
 from sync.locks import DEFAULT_WAIT, Budget, reconcile_lock
 from sync.outfile import check_not_ours, check_writable
 from sync.plan_render import render_plan
-from sync.reconcile_run import check_limits, run_reconcile
+from sync.reconcile_run import run_reconcile, verdict
 from sync.runtime import open_runtime, progress_reporter
 from sync.shutdown import stop_event, stop_on_signals
 from sync.terminal import plain_console
@@ -75,11 +75,13 @@ def command(
                 show=lambda plan_json, deals: _show(plan_json, deals, fmt, plan_out),
                 pull_wait=budget,
             )
-        check_limits(rt.config, outcome.counts)
-    if outcome.exit_code:
-        if outcome.detail:  # one line on stderr, as `crmsync apply` ends
-            raise ReconcileIncomplete(outcome.detail)
-        raise click.exceptions.Exit(outcome.exit_code)
+        code, detail = verdict(rt.config, outcome)
+    if code == LimitsExceeded.exit_code:
+        raise LimitsExceeded(detail)
+    if code:
+        if detail:  # one line on stderr, as `crmsync apply` ends
+            raise ReconcileIncomplete(detail)
+        raise click.exceptions.Exit(code)
 
 
 class ReconcileIncomplete(CrmsyncError):

@@ -8,6 +8,7 @@ import json
 import yaml
 from click.testing import CliRunner
 
+from connectors.sandbox.faults import Faults
 from sync.cli import main
 from tests.integration.conftest import World
 
@@ -43,3 +44,23 @@ def test_limits_exit_3_after_applying_the_rest_and_a_dry_run_writes_nothing(
     code, stdout, _ = _reconcile(world, "--dry-run", "--format", "json")
     after = json.loads(stdout)
     assert code == 3 and after["changes"] == [] and after["unmatched"] == plan["unmatched"]
+
+
+def test_changes_that_failed_to_apply_outrank_the_limits_and_the_line_says_both(
+    small_world: World,
+) -> None:
+    """Exit 3 used to hide that part of the plan was not applied (exit 1, and its line)."""
+    world = small_world
+    document = yaml.safe_load(world.config.read_text())
+    document["limits"] = {"max_unmatched": 0}
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    hubspot = world.sandbox.servers["hubspot"]
+    hubspot.faults.set(Faults(record_fail=1.0))  # every HubSpot record refused in its batch
+    try:
+        code, _, stderr = _reconcile(world, "--yes", "--format", "json")
+    finally:
+        hubspot.faults.set(Faults())
+    assert code == 1, stderr
+    line = stderr.splitlines()[-1]  # after the apply's tables (stdout is the plan)
+    assert line.startswith("crmsync: error: 5 change(s) not applied (e.g. hubspot "), line
+    assert line.endswith("; reconcile limits exceeded: 21 unmatched deals (limit 0)"), line
