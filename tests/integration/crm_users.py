@@ -53,7 +53,7 @@ class Editors:
         if deal_id is None:
             return
         field = self.rng.choice(("amount", "close_date", "name", "currency", "owner_email"))
-        self._set(system, deal_id, field, self._value(field))
+        self.set_value(system, deal_id, field, self._value(field))
 
     def set_stage(self) -> None:
         """An open stage, or won/lost (Pipedrive: its status), in the deal's own pipeline."""
@@ -61,7 +61,7 @@ class Editors:
         deal_id = self._pick(system)
         if deal_id is not None:
             stage = self.rng.choice((*OPEN_STAGES, "won", "lost"))
-            self._set(system, deal_id, "stage", stage)
+            self.set_value(system, deal_id, "stage", stage)
 
     def move_pipeline(self) -> None:
         """HubSpot or Pipedrive: the deal goes to the other pipeline, in a stage of it."""
@@ -124,7 +124,7 @@ class Editors:
         field = self.rng.choice(("amount", "close_date", "name", "stage"))
         value = self._value(field)
         for system in self.rng.sample(sorted(members), 2):
-            self._set(system, members[system], field, value)
+            self.set_value(system, members[system], field, value)
             if self.rng.random() < 0.5:
                 value = self._value(field)
 
@@ -144,7 +144,8 @@ class Editors:
             return rng.choice((*OPEN_STAGES, "won", "lost"))
         return rng.choice(sorted(self.owners))
 
-    def _set(self, system: str, deal_id: str, field: str, value: Any) -> None:
+    def set_value(self, system: str, deal_id: str, field: str, value: Any) -> None:
+        """`field` of the deal set to `value` (canonical: an owner by email, a stage by key)."""
         em = self._em(system)
         with em.lock:
             if system == "salesforce":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import yaml
 
 from tests.fixtures_store import store_url_for
 from tests.integration.conftest import World, build_world
+from tests.integration.crm_users import Editors
 from tests.sandbox_env import run_crmsync
 
 
@@ -161,3 +163,28 @@ def test_report_after_a_rollback_deleted_the_copies_shows_what_a_refreshed_repor
     )
 
     assert stored == refreshed
+
+
+def test_report_after_a_user_undid_a_write_and_a_pull_shows_the_value_the_crm_holds_again(
+    world: World,
+) -> None:
+    """The user puts back the value crmsync wrote over, the one the snapshot from before the
+    write already holds: the pull re-saves the record (its modification time moved), so the
+    report no longer lays crmsync's write over it."""
+    _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
+    change = next(
+        (c for c in applied["changes"] if c["field"] == "amount" and c["from"] is not None), None
+    )
+    assert change is not None, "no amount written: the test would prove nothing"
+    Editors(world, seed=1).set_value(
+        change["system"], change["id"], "amount", Decimal(change["from"])
+    )
+    pulled = run_crmsync("pull", "--config", str(world.config), "--format", "table")
+    assert pulled.returncode in (0, 1), pulled.stderr
+
+    stored, refreshed = _report_then_refreshed(world)
+
+    assert stored == refreshed
+    assert any(
+        m["field"] == "amount" and change["system"] in m["reason"] for m in stored[1]["mismatches"]
+    ), "the undone amount is a difference between the CRMs again"
