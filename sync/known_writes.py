@@ -10,6 +10,11 @@ Only the written values and the record's modification time (the write's) change:
 records about a write on its own (stage history, the time a stage was entered, a probability it
 derives) comes with the next pull, which replaces the snapshot anyway.
 
+A pull re-saves (and so moves past the writes of) only the snapshots whose record changed. That
+suffices because each CRM moves a record's modification time, which the snapshot holds, on every
+edit: a user putting back the value crmsync wrote over makes the record differ from the snapshot
+taken before the write, though its fields are that snapshot's again.
+
 A copy crmsync created and no pull has stored yet (still linked: a rollback that deleted it
 unlinked it) is known as crmsync created it: its source deal's snapshot with the values the
 audit says the copy was created with, in the target's first native stage the config's stage map

@@ -127,8 +127,7 @@ def test_report_after_a_rollback_of_writes_already_pulled_shows_what_a_refreshed
 ) -> None:
     _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
     assert applied["changes"], "nothing applied: the test would prove nothing"
-    pulled = run_crmsync("pull", "--config", str(world.config), "--format", "table")
-    assert pulled.returncode in (0, 1), pulled.stderr  # the snapshots hold the run's writes
+    _pull(world)  # the snapshots hold the run's writes
     _crmsync(world, "rollback", applied["run_id"], "--apply", ok=(0, 1))
 
     stored, refreshed = _report_then_refreshed(world)
@@ -165,13 +164,14 @@ def test_report_after_a_rollback_deleted_the_copies_shows_what_a_refreshed_repor
     assert stored == refreshed
 
 
-def test_report_after_a_user_undid_a_write_and_a_pull_shows_the_value_the_crm_holds_again(
-    world: World,
-) -> None:
-    """The user puts back the value crmsync wrote over, the one the snapshot from before the
-    write already holds: the pull re-saves the record (its modification time moved), so the
-    report no longer lays crmsync's write over it."""
-    _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
+def _pull(world: World) -> None:
+    pulled = run_crmsync("pull", "--config", str(world.config), "--format", "table")
+    assert pulled.returncode in (0, 1), pulled.stderr
+
+
+def _undo_an_amount_written(world: World, applied: dict[str, Any]) -> dict[str, Any]:
+    """A user puts back the amount one of `applied`'s changes wrote over (the value the snapshot
+    from before the write holds), in the CRM's own screens; returns that change."""
     change = next(
         (c for c in applied["changes"] if c["field"] == "amount" and c["from"] is not None), None
     )
@@ -179,12 +179,44 @@ def test_report_after_a_user_undid_a_write_and_a_pull_shows_the_value_the_crm_ho
     Editors(world, seed=1).set_value(
         change["system"], change["id"], "amount", Decimal(change["from"])
     )
-    pulled = run_crmsync("pull", "--config", str(world.config), "--format", "table")
-    assert pulled.returncode in (0, 1), pulled.stderr
+    return dict(change)
+
+
+def _amount_differs_at(report: dict[str, Any], change: dict[str, Any]) -> bool:
+    """Whether the report's mismatches take the amount of `change`'s deal for a difference."""
+    deal = (change["system"], change["id"])
+    return any(
+        m["field"] == "amount" and ((m["system"], m["id"]) == deal or deal[0] in m["reason"])
+        for m in report["mismatches"]
+    )
+
+
+def test_report_after_a_user_undid_a_write_and_a_pull_shows_the_value_the_crm_holds_again(
+    world: World,
+) -> None:
+    """The pull re-saves the record (its modification time moved, though the amount is the
+    snapshot's again), so the report no longer lays crmsync's write over it."""
+    _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
+    change = _undo_an_amount_written(world, applied)
+    _pull(world)
 
     stored, refreshed = _report_then_refreshed(world)
 
     assert stored == refreshed
-    assert any(
-        m["field"] == "amount" and change["system"] in m["reason"] for m in stored[1]["mismatches"]
-    ), "the undone amount is a difference between the CRMs again"
+    assert _amount_differs_at(stored[1], change), "the undone amount differs again"
+
+
+def test_report_after_rolling_back_a_write_a_user_undid_already_shows_what_a_refreshed_report_shows(
+    world: World,
+) -> None:
+    """The rollback finds the amount it would restore held already and writes nothing there;
+    the report lays over the snapshot neither that nor the write it rolled back."""
+    _, applied = _crmsync(world, "reconcile", "--yes", ok=(0, 1, 3))
+    change = _undo_an_amount_written(world, applied)
+    _pull(world)
+    _crmsync(world, "rollback", applied["run_id"], "--apply", ok=(0, 1))
+
+    stored, refreshed = _report_then_refreshed(world)
+
+    assert stored == refreshed
+    assert _amount_differs_at(stored[1], change), "the undone amount still differs"
