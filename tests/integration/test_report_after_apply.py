@@ -191,6 +191,7 @@ def _amount_differs_at(report: dict[str, Any], change: dict[str, Any]) -> bool:
     )
 
 
+@pytest.mark.slow  # ~8 s each: a guard of a refuted defect, not of a fix
 def test_report_after_a_user_undid_a_write_and_a_pull_shows_the_value_the_crm_holds_again(
     world: World,
 ) -> None:
@@ -206,6 +207,7 @@ def test_report_after_a_user_undid_a_write_and_a_pull_shows_the_value_the_crm_ho
     assert _amount_differs_at(stored[1], change), "the undone amount differs again"
 
 
+@pytest.mark.slow  # ~8 s each: a guard of a refuted defect, not of a fix
 def test_report_after_rolling_back_a_write_a_user_undid_already_shows_what_a_refreshed_report_shows(
     world: World,
 ) -> None:
