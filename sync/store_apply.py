@@ -286,19 +286,7 @@ class AuditLog:
         if limit is not None:
             query = query.limit(limit)
         with transaction(self._engine, write=False) as conn:
-            return [
-                AuditEntry(
-                    run_id=r.run_id,
-                    instance=r.instance,
-                    deal_id=r.deal_id,
-                    field=r.field,
-                    before=r.before,
-                    after=r.after,
-                    reason=r.reason,
-                    at=r.at,
-                )
-                for r in conn.execute(query)
-            ]
+            return [_audit_entry(r) for r in conn.execute(query)]
 
     def after_snapshots(self, instances: Sequence[str]) -> list[AuditEntry]:
         """The field writes to live stored deals of `instances` audited since the pull that

@@ -22,13 +22,17 @@ def _reconcile(world: World, *extra: str) -> tuple[int, str, str]:
     return out.exit_code, out.stdout, out.stderr
 
 
-def test_limits_exit_3_after_applying_the_rest_and_a_dry_run_writes_nothing(
-    small_world: World,
-) -> None:
-    world = small_world
+def _no_unmatched_allowed(world: World) -> World:
     document = yaml.safe_load(world.config.read_text())
     document["limits"] = {"max_unmatched": 0}
     world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    return world
+
+
+def test_limits_exit_3_after_applying_the_rest_and_a_dry_run_writes_nothing(
+    small_world: World,
+) -> None:
+    world = _no_unmatched_allowed(small_world)
 
     code, stdout, stderr = _reconcile(world, "--dry-run", "--format", "json")
     plan = json.loads(stdout)
@@ -50,10 +54,7 @@ def test_changes_that_failed_to_apply_outrank_the_limits_and_the_line_says_both(
     small_world: World,
 ) -> None:
     """Exit 3 used to hide that part of the plan was not applied (exit 1, and its line)."""
-    world = small_world
-    document = yaml.safe_load(world.config.read_text())
-    document["limits"] = {"max_unmatched": 0}
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    world = _no_unmatched_allowed(small_world)
     hubspot = world.sandbox.servers["hubspot"]
     hubspot.faults.set(Faults(record_fail=1.0))  # every HubSpot record refused in its batch
     try:
