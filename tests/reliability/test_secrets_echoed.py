@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from connectors.sandbox.salesforce import SANDBOX_CONSUMER_KEY, SANDBOX_USERNAME
-from tests.sandbox_env import CRMSYNC, crmsync_env, make_env
+from tests.sandbox_env import make_env, run_crmsync
 
 # The daily allowance gone after one call (a login): an error every CRM answers at once (no retries)
 # with its own error body, which the fault makes quote the credentials.
@@ -32,13 +32,7 @@ def _salesforce_credentials(mode: str, secret: str) -> dict[str, str]:
 
 
 def _crmsync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CRMSYNC, "--verbose", *args],
-        env=crmsync_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_crmsync("--verbose", *args)  # a traceback is where a secret would show too
 
 
 # ~7 s each (two CLI runs against the three emulators): the session mode, where Salesforce
