@@ -288,7 +288,9 @@ def test_crmsync_apply_refuses_a_tampered_or_truncated_plan_with_zero_writes(
     assert plan["changes"]
     tampered = copy.deepcopy(plan)
     tampered["changes"][0]["to"] = tampered["changes"][0]["from"]
-    forged = _replace(plan, ("changes", 0, "to"), "1e999999999")
+    # an absurd amount, sealed as crmsync would seal it: refused as a value no amount holds
+    amount = next(i for i, c in enumerate(plan["changes"]) if c["field"] == "amount")
+    forged = _replace(plan, ("changes", amount, "to"), "1e999999999")
     variants = {
         "truncated": text[: len(text) // 2],
         "tampered": json.dumps(tampered).encode(),
