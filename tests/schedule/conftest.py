@@ -48,11 +48,16 @@ def write_config(sandbox_doc: dict[str, Any], tmp_path: Path) -> WriteConfig:
     return write
 
 
-@pytest.fixture
-def slow_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
-    """Every API answer takes 400 ms, so a pull is still running when a signal arrives."""
+def slowed(sandbox: Sandbox, latency_ms: float) -> Iterator[Sandbox]:
+    """The sandbox answering every API call `latency_ms` late while the fixture lasts."""
     for server in sandbox.servers.values():
-        server.faults.set(Faults(latency_ms=400))
+        server.faults.set(Faults(latency_ms=latency_ms))
     yield sandbox
     for server in sandbox.servers.values():
         server.faults.set(Faults())
+
+
+@pytest.fixture
+def slow_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
+    """Every API answer takes 400 ms, so a pull is still running when a signal arrives."""
+    yield from slowed(sandbox, 400)

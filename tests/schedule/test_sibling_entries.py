@@ -13,11 +13,11 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 
 from config import ScheduleEntry
-from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
 from sync.locks import job_lock
 from sync.scheduler import run_scheduler
 from sync.store import RunStatus, Store
+from tests.schedule.conftest import slowed
 
 PLAN = {"name": "nightly-plan", "cron": "0 2 * * *", "job": "reconcile-dry-run"}
 APPLY = {"name": "nightly-apply", "cron": "0 2 * * *", "job": "reconcile"}
@@ -107,11 +107,7 @@ def test_a_firing_skipped_for_a_reconcile_by_hand_is_logged_as_a_warning(
 @pytest.fixture
 def slow_sandbox(sandbox: Sandbox) -> Iterator[Sandbox]:
     """Every API answer takes 200 ms: two jobs that fire together meet in their pulls."""
-    for server in sandbox.servers.values():
-        server.faults.set(Faults(latency_ms=200))
-    yield sandbox
-    for server in sandbox.servers.values():
-        server.faults.set(Faults())
+    yield from slowed(sandbox, 200)
 
 
 def test_a_job_waiting_for_a_sibling_jobs_pull_does_not_blame_another_process(
