@@ -15,13 +15,13 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from connectors.base import ConnectorSettings
+from connectors.base import ConnectorSettings, PushResult
 from connectors.credentials import redact, secret_values
 from connectors.errors import (
     ApiError,
@@ -183,6 +183,16 @@ class CallPolicy:
         """A secret the connector obtained itself (a login's session id): masked from now on."""
         with self._lock:
             self._secrets.add(value)
+
+    def redacted(self, results: Iterable[PushResult]) -> list[PushResult]:
+        """Batch write results with their per-record errors masked: a 200 or 207 answer quotes
+        its refusals per record, outside any error this policy raises."""
+        with self._lock:
+            secrets = tuple(self._secrets)
+        return [
+            replace(r, error=redact(r.error, secrets)) if r.error is not None else r
+            for r in results
+        ]
 
     @classmethod
     def for_connector(

@@ -340,7 +340,7 @@ class HubSpotConnector:
                 "update deals", partial(self._send, self._batch.update, request), chunk
             )
             results += update_results(chunk, body) if isinstance(body, dict) else body
-        return results
+        return self._policy.redacted(results)
 
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
         field = self._settings.link_field
@@ -354,7 +354,7 @@ class HubSpotConnector:
                 inputs.append({"properties": properties, "objectWriteTraceId": create.link_id})
             body = self._batch_write("create deals", self._creates(inputs, field), chunk)
             results += create_results(chunk, body, field) if isinstance(body, dict) else body
-        return results
+        return self._policy.redacted(results)
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """Archive, 100 ids a batch (`DeletesDeals` gives the result semantics).
@@ -387,7 +387,7 @@ class HubSpotConnector:
                 not_found(i, missing[i]) if i in missing else refused.get(i, PushResult(i, True))
                 for i in chunk
             ]
-        return results
+        return self._policy.redacted(results)
 
     def _creates(self, inputs: list[dict[str, Any]], field: str | None) -> Callable[..., Any]:
         """A batch create that, when repeated, first finds what an unanswered attempt created.

@@ -359,7 +359,7 @@ class SalesforceConnector:
             )
             for update, result in zip(chunk, saved, strict=True):
                 results.append(_push_result(result, update.id))
-        return results
+        return self._policy.redacted(results)
 
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
         link = self._settings.link_field
@@ -377,7 +377,7 @@ class SalesforceConnector:
                 results.append(
                     PushResult(pushed.id, pushed.ok, pushed.error, pushed.code, create.link_id)
                 )
-        return results
+        return self._policy.redacted(results)
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """Into the recycle bin, 200 ids a call (`DeletesDeals` gives the result semantics).
@@ -394,7 +394,7 @@ class SalesforceConnector:
                 if not pushed.ok and pushed.code in _GONE:
                     pushed = not_found(record_id, pushed.error)
                 results.append(PushResult(record_id, pushed.ok, pushed.error, pushed.code))
-        return results
+        return self._policy.redacted(results)
 
 
 def _more(url: str) -> Callable[[Salesforce], Any]:

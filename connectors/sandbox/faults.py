@@ -36,8 +36,9 @@ class Faults:
     daily_limit: int | None = None  # API calls per "day"; past it the system's daily-limit error
     record_fail: float = 0.0  # share of records failing inside batch writes
     fail_ids: tuple[str, ...] = ()  # these record ids always fail inside writes
-    # Error answers quote the credential the request carried (bearer token, api_token query
-    # parameter, login form), as some proxies and APIs do: where a leak would show.
+    # Error messages quote the credential the request carried (bearer token, api_token query
+    # parameter, login form), as some proxies and APIs do: where a leak would show. Per-record
+    # refusals inside a batch write's 200 or 207 answer too.
     echo_credentials: bool = False
     seed: int = 0
 

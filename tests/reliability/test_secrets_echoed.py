@@ -7,6 +7,7 @@ hold each failure).
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,34 @@ def test_a_refused_login_that_quotes_its_form_shows_no_form_encoded_password(
     encoded = urlencode({"password": password + token})
     for part in (password, token, encoded, encoded.split("=", 1)[1][:12]):
         assert part not in printed, f"{part!r} printed: {printed[-600:]}"
+
+
+def test_per_record_refusals_that_quote_the_token_stay_out_of_output_and_store(
+    dataset: dict[str, Any], tmp_path: Path
+) -> None:
+    """Salesforce's collection answers 200 and HubSpot's batch 207 with the refusals per record,
+    outside any failed call: each refused change's reason quotes the request's token."""
+    store = tmp_path / "state.db"
+    env = make_env(tmp_path / "sandbox", dataset, f"sqlite:///{store}")
+    plan = tmp_path / "plan.json"
+    try:
+        tokens = env.sandbox.ready_info()["tokens"]
+        planned = _crmsync(
+            "reconcile", "--config", str(env.config), "--dry-run", "--plan-out", str(plan)
+        )
+        env.faults(echo_credentials=True, record_fail=1.0)
+        applied = _crmsync(
+            "apply", str(plan), "--config", str(env.config), "--yes", "--format", "json"
+        )
+    finally:
+        env.sandbox.stop()
+    assert planned.returncode in (0, 3), planned.stderr[-600:]
+    assert applied.returncode == 1, applied.stderr[-600:]
+    reasons = {(r["system"], r["reason"]) for r in json.loads(applied.stdout)["results"]}
+    quoted = {system for system, reason in reasons if "(request: Bearer ***)" in reason}
+    assert {"salesforce", "hubspot"} <= quoted, sorted(reasons)
+    printed = applied.stdout + applied.stderr
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("state.db*"))
+    for secret in tokens.values():
+        assert secret not in printed, f"{secret[:14]}... printed: {printed[-600:]}"
+        assert secret.encode() not in stored, f"{secret[:14]}... in the state store"
