@@ -13,8 +13,10 @@ def record_url(kind: str, base_url: str, record_id: str) -> str | None:
     HubSpot takes either a portal id (-> app.hubspot.com) or a base URL of its own."""
     safe_id = quote(record_id, safe="")
     parts = urlsplit(base_url.strip().rstrip("/"))
-    # A base_url may log in to a proxy (`https://user:password@host`): a link never carries it.
-    base = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    # A base_url may log in to a proxy (`https://user:password@host`, or a token in its query):
+    # a link never carries it, and a query would end up inside the record's path anyway.
+    netloc = parts.netloc.rpartition("@")[2]
+    base = urlunsplit(parts._replace(netloc=netloc, query="", fragment="")).rstrip("/")
     if kind == "hubspot" and base.isdigit():
         return f"https://app.hubspot.com/contacts/{base}/deal/{safe_id}"
     # Only web addresses: a `javascript:` base must never become a clickable link.

@@ -135,9 +135,17 @@ def test_chart_titles_show_an_instance_name_as_text_not_as_a_plotly_link():
     assert "<a " not in data and "&lt;a href=" in data
 
 
-def test_a_proxy_login_in_the_base_url_reaches_no_record_link_in_any_format():
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "https://svc:proxy-pass-77@acme.my.salesforce.com",
+        "https://acme.my.salesforce.com/?access_token=proxy-pass-77",
+        "https://acme.my.salesforce.com#proxy-pass-77",
+    ],
+)
+def test_a_proxy_login_in_the_base_url_reaches_no_record_link_in_any_format(base_url):
     plan = {"changes": [{"system": "sf", "id": "0061", "field": "amount", "to": "2"}]}
-    urls = {"sf": ("salesforce", "https://svc:proxy-pass-77@acme.my.salesforce.com")}
+    urls = {"sf": ("salesforce", base_url)}
     report = build_health(inputs(plan=plan, instance_urls=urls))
     page = to_html(report)
     assert 'href="https://acme.my.salesforce.com/lightning/r/Opportunity/0061/view"' in page
