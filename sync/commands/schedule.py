@@ -43,4 +43,6 @@ def command(config_path: str, jobs: tuple[str, ...], run_now: str | None) -> Non
         outcome = run_job(config_path, entry, stop=stop_event)
     if outcome.exit_code:
         raise CrmsyncError(outcome.summary(), exit_code=outcome.exit_code)
+    if outcome.unserved:  # nothing ran it: a oneshot (systemd timer) must not look served
+        raise CrmsyncError(outcome.summary())
     click.echo(outcome.summary(), err=True)

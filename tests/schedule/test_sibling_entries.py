@@ -17,6 +17,7 @@ from connectors.sandbox.launcher import Sandbox
 from sync.locks import job_lock
 from sync.scheduler import run_scheduler
 from sync.store import RunStatus, Store
+from tests.sandbox_env import run_crmsync
 from tests.schedule.conftest import slowed
 
 PLAN = {"name": "nightly-plan", "cron": "0 2 * * *", "job": "reconcile-dry-run"}
@@ -102,6 +103,30 @@ def test_a_firing_skipped_for_a_reconcile_by_hand_is_logged_as_a_warning(
         scheduler.join(30)
     skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
     assert {r.levelno for r in skipped} == {logging.WARNING}, caplog.text
+
+
+@pytest.mark.parametrize(
+    ("held", "exit_code", "said"),
+    [
+        ("reconcile", 1, "another process holds the 'reconcile' lock of this store"),
+        ("nightly-apply", 0, "another process is running it"),
+    ],
+)
+def test_run_now_fails_when_another_process_keeps_its_job_from_running_at_all(
+    held: str,
+    exit_code: int,
+    said: str,
+    new_store_url: Callable[[str], str],
+    write_config: Callable[..., Path],
+) -> None:
+    """A oneshot (`--run-now` from a systemd timer) that ran nothing must not look served; the
+    same entry running elsewhere is its work being done."""
+    url = new_store_url("sqlite")
+    config = write_config(url, APPLY)
+    with Store.open(url) as store, job_lock(store, held):
+        done = run_crmsync("schedule", "--config", str(config), "--run-now", "nightly-apply")
+    assert done.returncode == exit_code, done.stderr
+    assert "nightly-apply: skipped in " in done.stderr and said in done.stderr, done.stderr
 
 
 @pytest.fixture
