@@ -3,6 +3,7 @@ the secret values out of any text bound for a message, a log or the state store.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
@@ -87,7 +88,9 @@ Credentials = (
 
 
 _MASK = "***"
-_AUTHORIZATION = re.compile(r"\b(Bearer|Basic)\s+(?!\*\*\*)[A-Za-z0-9._~+/=!-]{4,}", re.IGNORECASE)
+_AUTHORIZATION = re.compile(
+    r"\b(Bearer|Basic)\s+(?!\*\*\*)([A-Za-z0-9._~+/=!-]{4,})", re.IGNORECASE
+)
 
 
 def secret_values(credentials: Credentials) -> list[str]:
@@ -109,4 +112,18 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted({f for f in forms if len(f) >= 4}, key=len, reverse=True):
         text = text.replace(secret, _MASK)
     # An Authorization header quoted back: Basic is `key:secret` in base64, no secret's form
-    return _AUTHORIZATION.sub(rf"\1 {_MASK}", text)
+    return _AUTHORIZATION.sub(_masked_authorization, text)
+
+
+def _masked_authorization(found: re.Match[str]) -> str:
+    """Bearer's value whatever it is; Basic's only when it is `user:password` in base64, so an
+    ordinary message ("Basic validation failed") keeps its words."""
+    scheme, value = found.group(1), found.group(2)
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True)
+        except ValueError:
+            return found.group(0)
+        if b":" not in decoded:
+            return found.group(0)
+    return f"{scheme} {_MASK}"

@@ -172,3 +172,12 @@ def test_a_message_quoting_a_secret_is_masked_whichever_connector_classified_it(
     with pytest.raises(ApiError) as err:
         p.call("deals", sequence(ValueError(f"echo: Authorization: {basic}")))
     assert str(err.value) == "zoho: deals: bad request: echo: Authorization: Basic ***"
+
+
+def test_the_word_after_basic_in_an_ordinary_message_is_not_masked() -> None:
+    """Only `user:password` in base64 is a Basic credential."""
+    policy = CallPolicy("zoho", lambda exc: Failure(FailureKind.FATAL, str(exc), 400))
+    for message in ("Basic validation failed", "Basic plan: upgrade", "basic QUJDREVGR0g="):
+        with pytest.raises(ApiError) as err:
+            policy.call("deals", sequence(ValueError(message)))
+        assert str(err.value) == f"zoho: deals: {message}"
