@@ -94,16 +94,22 @@ def latest_firing(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> d
 
 
 def missed_firing(
-    trigger: BaseTrigger, last_run: RunRecord | None, now: datetime, grace: timedelta
+    trigger: BaseTrigger,
+    last_run: RunRecord | None,
+    now: datetime,
+    grace: timedelta,
+    *,
+    tried: bool = False,
 ) -> datetime | None:
     """The firing to catch up now: the latest within ``grace`` that no run has served.
 
-    A job that never ran has missed nothing: a new schedule starts at its next firing.
+    A job that never ran has missed nothing: a new schedule starts at its next firing. One
+    whose only runs were stopped (``tried``: SIGTERM, or a killed process) has missed it.
     """
-    if last_run is None:
+    if last_run is None and not tried:
         return None
     firing = latest_firing(trigger, now, grace)
-    if firing is None or last_run.started_at >= firing:
+    if firing is None or (last_run is not None and last_run.started_at >= firing):
         return None
     return firing
 
@@ -181,7 +187,9 @@ def _run(
 
 def _catch_up(store: Store, entry: ScheduleEntry, trigger: BaseTrigger, now: datetime) -> bool:
     grace = timedelta(seconds=entry.misfire_grace_seconds)
-    missed = missed_firing(trigger, last_served_run(store, entry.name), now, grace)
+    last = last_served_run(store, entry.name)
+    tried = last is not None or bool(store.runs.recent(1, job=entry.name))
+    missed = missed_firing(trigger, last, now, grace, tried=tried)
     if missed is not None:
         _log.info("%s: missed its firing at %s; running it once now", entry.name, missed)
     return missed is not None

@@ -102,6 +102,12 @@ def test_a_job_that_never_ran_missed_nothing() -> None:
     assert missed_firing(hourly, None, SUNDAY + timedelta(minutes=5), timedelta(hours=1)) is None
 
 
+def test_a_job_whose_only_runs_were_stopped_catches_up_its_latest_firing() -> None:
+    hourly = cron_trigger(entry("0 * * * *"))
+    now = SUNDAY + timedelta(minutes=5)
+    assert missed_firing(hourly, None, now, timedelta(hours=1), tried=True) == SUNDAY
+
+
 def test_latest_firing_steps_through_second_level_triggers() -> None:
     from apscheduler.triggers.cron import CronTrigger
 

@@ -60,9 +60,11 @@ def test_two_schedulers_on_one_database_run_each_firing_exactly_once(
     assert all(r.counts.get("changes") is not None and r.calls for r in runs)
 
 
+@pytest.mark.parametrize("before", [RunStatus.OK, RunStatus.INTERRUPTED])
 def test_a_missed_firing_runs_once_after_a_restart_not_once_per_firing(
-    new_store_url: Callable[[str], str], write_config: Callable[..., object]
+    before: RunStatus, new_store_url: Callable[[str], str], write_config: Callable[..., object]
 ) -> None:
+    """`before`: the last run served its firing, or was stopped (SIGTERM) and served none."""
     now = datetime.now(UTC)
     if now.minute == 59 and now.second > 40:  # keep the top of the hour out of the test
         time.sleep(61 - now.second)
@@ -70,7 +72,7 @@ def test_a_missed_firing_runs_once_after_a_restart_not_once_per_firing(
     config = str(write_config(url, NIGHTLY))
     ten_hours_ago = datetime.now(UTC) - timedelta(hours=10)
     with Store.open(url, clock=lambda: ten_hours_ago) as past:  # the scheduler ran back then
-        past.runs.finish(past.runs.start("nightly-plan", "reconcile-dry-run"), "ok")
+        past.runs.finish(past.runs.start("nightly-plan", "reconcile-dry-run"), before.value)
 
     stop = threading.Event()
     scheduler = start(config, stop)
@@ -86,7 +88,7 @@ def test_a_missed_firing_runs_once_after_a_restart_not_once_per_firing(
         again.set()
         restarted.join(30)
         runs = store.runs.recent(10, job="nightly-plan")
-    assert [r.status for r in runs] == [RunStatus.OK, RunStatus.OK]
+    assert [r.status for r in runs] == [RunStatus.OK, before]
     assert runs[0].started_at.replace(minute=0, second=0, microsecond=0) > ten_hours_ago
 
 
