@@ -76,9 +76,13 @@ def _pull(rt: Runtime, full: bool) -> tuple[dict[str, PullReport], PullFailed | 
         rt.store.runs.finish(run_id, RunStatus.FAILED, calls=rt.calls(), error=run_error(exc))
         raise
     failure = failure_of(reports)
+    status = RunStatus.OK
+    if failure is not None:  # the instances that were pulled saved what they read
+        pulled = any(r.failure is None for r in reports.values())
+        status = RunStatus.PARTIAL if pulled else RunStatus.FAILED
     rt.store.runs.finish(
         run_id,
-        "failed" if failure else "ok",
+        status,
         # unmapped_stages: how many native stages the stage map lacks (its meaning since it
         # was recorded); unmapped_deals: the deals in them, the table's `unmapped` column.
         counts={

@@ -4,6 +4,7 @@ line in the `crmsync runs` table does too (it read "hubspot: fetched 0, saved 0"
 
 from __future__ import annotations
 
+import json
 import re
 
 import yaml
@@ -50,3 +51,17 @@ def test_the_runs_table_marks_a_pulls_instance_that_could_not_be_pulled_as_faile
         assert re.search(r"hubspot: failed, fetched 0, saved 0[;\s]", text), (columns, text)
         assert re.search(r"salesforce: fetched [1-9]\d*, saved", text), (columns, text)
         assert text.count("failed, fetched") == 1, (columns, text)
+
+
+def test_a_pull_that_saved_some_instances_is_recorded_partial_and_one_that_saved_none_failed(
+    small_world: World,
+) -> None:
+    """Two of three instances pulled and saved: the run is no failure of the whole pull."""
+    _hubspot_token_rejected(small_world)
+    config = str(small_world.config)
+    assert CliRunner().invoke(main, ["pull", "--config", config]).exit_code == 2
+    only = ["pull", "--config", config, "--system", "hubspot"]
+    assert CliRunner().invoke(main, only).exit_code == 2
+    shown = CliRunner().invoke(main, ["runs", "--config", config, "--format", "json"])
+    statuses = [(r["status"], len(r["counts"])) for r in json.loads(shown.stdout)]
+    assert statuses == [("failed", 1), ("partial", 3)], shown.stdout
