@@ -35,7 +35,6 @@ from sync.diff import FunnelFacts
 from sync.match import is_deleted
 from sync.plan import Change, Plan, current_value, encode_value, show_value
 from sync.pull import Progress
-from sync.reconcile import BATCH_SIZES
 from sync.runtime import Runtime
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
@@ -49,15 +48,17 @@ from sync.store_records import (
 )
 from sync.terminal import plain_console
 from sync.writes import (
+    BATCH_SIZES,
     native_stage_written,
     native_update,
     probability_in_stage,
     status_in_stage,
+    write_batch,
 )
 
 __all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "system_contexts"]
 
-# Records per re-read + write round; Pipedrive writes one call per deal, but reads in pages.
+# Records per re-read + write round at least, for an API with batch writes (see write_batch).
 _DEFAULT_BATCH = 50
 _DEAD_PREFIX = "dead-lettered"
 
@@ -151,7 +152,7 @@ def system_contexts(runtime: Runtime, systems: Sequence[str]) -> dict[str, Mappi
 
 
 def _batch_size(kind: str) -> int:
-    return max(BATCH_SIZES.get(kind, _DEFAULT_BATCH), _DEFAULT_BATCH)
+    return write_batch(kind, max(BATCH_SIZES.get(kind, _DEFAULT_BATCH), _DEFAULT_BATCH))
 
 
 def _unattempted(

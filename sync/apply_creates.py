@@ -21,7 +21,7 @@ from sync.plan import current_value, encode_value
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState, Link, LinkMethod
-from sync.writes import native_create
+from sync.writes import native_create, write_batch
 
 __all__ = [
     "CREATED_FIELDS",
@@ -31,7 +31,7 @@ __all__ = [
     "found_copy",
 ]
 
-_BATCH = 100
+_BATCH = 100  # records per journaled batch where the API has batch writes
 # The fields a create sets from its source deal (probability is the target's own, from stage).
 CREATED_FIELDS = ("name", "stage", "status", "amount", "currency", "close_date", "owner_email")
 
@@ -60,8 +60,9 @@ def apply_creates(
             results.append(_result(cid, create, None, Outcome.DONE_BEFORE))
         else:
             todo.append((cid, create))
-    for start in range(0, len(todo), _BATCH):
-        chunk = todo[start : start + _BATCH]
+    size = write_batch(ctx.kind, _BATCH)
+    for start in range(0, len(todo), size):
+        chunk = todo[start : start + size]
         store.checkpoint()  # LockLost: the batches sent so far are journaled
         if stop_requested():  # SIGTERM: the batches sent so far are journaled; the rest waits
             results += [not_created(c, stopped_on_request()) for _, c in todo[start:]]
@@ -71,7 +72,7 @@ def apply_creates(
             continue
         except _Stopped as stop:
             results += stop.results
-            cause, rest = stop.cause, todo[start + _BATCH :]
+            cause, rest = stop.cause, todo[start + size :]
         except ConnectorError as exc:  # the search for earlier copies failed: nothing was sent
             cause, rest = exc, todo[start:]
         error = {"error": str(cause)}

@@ -33,6 +33,7 @@ from sync.schema import chunks
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState
+from sync.writes import write_batch
 
 __all__ = [
     "Delete",
@@ -45,7 +46,7 @@ __all__ = [
     "propagated",
 ]
 
-_BATCH = 100
+_BATCH = 100  # records per journaled batch where the API has batch writes
 AGREED = "the CRMs last agreed on"  # what a propagated delete's expected values are
 
 
@@ -83,17 +84,18 @@ def apply_deletes(
     if todo and not isinstance(connector, DeletesDeals):
         why = f"the {ctx.kind} connector cannot delete deals; delete them in {ctx.instance}"
         return results + [not_deleted(d, why) for d in todo]
-    for index, chunk in enumerate(chunks(todo, _BATCH)):
+    size = write_batch(ctx.kind, _BATCH)
+    for index, chunk in enumerate(chunks(todo, size)):
         store.checkpoint()  # LockLost: the batches sent so far are journaled
         if stop_requested():  # SIGTERM: the batches sent so far are journaled; the rest waits
             why = f"not attempted: {stopped_on_request()}"
-            results += [not_deleted(d, why) for d in todo[index * _BATCH :]]
+            results += [not_deleted(d, why) for d in todo[index * size :]]
             break
         try:
             results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt)
         except _Stopped as stop:
             results += stop.results
-            rest = todo[(index + 1) * _BATCH :]
+            rest = todo[(index + 1) * size :]
             error = {"error": str(stop.cause)}
             store.journal.mark(run_id, [(d.change_id, JournalState.FAILED, error) for d in rest])
             results += [not_deleted(d, f"not attempted: {stop.cause}") for d in rest]

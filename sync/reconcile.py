@@ -28,7 +28,7 @@ from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
 from sync.store import Store
 from sync.store_records import Link, LinkMethod
-from sync.writes import can_express_for, creatable, with_kept_currencies
+from sync.writes import BATCH_SIZES, can_express_for, creatable, with_kept_currencies
 
 __all__ = [
     "BATCH_SIZES",
@@ -42,9 +42,6 @@ __all__ = [
 
 # What an analysis does now and over how many deals (a progress bar on a terminal); None: over.
 Phase = Callable[[str | None, int], None]
-
-# Writes per API call: Salesforce composite 200, HubSpot batch 100, Pipedrive one per deal.
-BATCH_SIZES = {"salesforce": 200, "hubspot": 100, "pipedrive": 1}
 
 
 @dataclass

@@ -26,6 +26,8 @@ from sync.match import ref_order
 from sync.plan import Plan
 
 __all__ = [
+    "BATCH_SIZES",
+    "ONE_CALL_EACH_BATCH",
     "can_express_for",
     "creatable",
     "native_create",
@@ -34,7 +36,22 @@ __all__ = [
     "probability_in_stage",
     "status_in_stage",
     "with_kept_currencies",
+    "write_batch",
 ]
+
+# Writes per API call: Salesforce composite 200, HubSpot batch 100, Pipedrive one per deal.
+BATCH_SIZES = {"salesforce": 200, "hubspot": 100, "pipedrive": 1}
+# Records per journaled write batch where each record is its own call (BATCH_SIZES 1): the lock
+# and a stop request are checked between batches, so this bounds what still goes out after a
+# lost lock or a SIGTERM. Smaller batches cost such an API no extra calls.
+ONE_CALL_EACH_BATCH = 10
+
+
+def write_batch(kind: str, usual: int) -> int:
+    """Records per journaled write batch for an instance of `kind`: `usual`, or
+    ONE_CALL_EACH_BATCH where the API writes one record per call."""
+    return ONE_CALL_EACH_BATCH if BATCH_SIZES.get(kind) == 1 else usual
+
 
 _Update = Callable[[Deal, Mapping[str, Any], MappingContext, NativeValues | None], dict[str, Any]]
 _UPDATE: dict[str, _Update] = {

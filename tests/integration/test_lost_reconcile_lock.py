@@ -10,7 +10,9 @@ import json
 import pytest
 
 from sync.locks import RECONCILE_LOCK
+from sync.writes import ONE_CALL_EACH_BATCH
 from tests.integration.conftest import World
+from tests.integration.crm_users import Editors
 from tests.integration.processes import (
     assert_stopped_on_a_lost_lock,
     end_lock_session_of,
@@ -22,6 +24,7 @@ from tests.integration.processes import (
 pytestmark = pytest.mark.postgres
 
 HUBSPOT_UPDATE = "POST /crm/v3/objects/deals/batch/update"
+PIPEDRIVE_UPDATE = "PUT /v1/deals/{id}"
 LATER = ("pipedrive", "salesforce")  # instances are written in name order, after hubspot
 
 
@@ -50,3 +53,36 @@ def test_a_reconcile_that_lost_its_lock_sends_no_further_batch_and_the_next_one_
     check = run(world, "reconcile", "--dry-run", "--format", "json")
     assert check.popen.returncode in (0, 3), check.err
     assert json.loads(check.out)["changes"] == []
+
+
+@pytest.fixture
+def pg_world_to_write(pg_world: World) -> World:
+    """Linked once; then 30 amounts changed in Salesforce on deals linked in Pipedrive too,
+    for 30 Pipedrive writes (several batches) in the next reconcile."""
+    first = run(pg_world, "reconcile", "--yes")
+    assert first.popen.returncode in (0, 3), first.err
+    members = pg_world.members().values()
+    both = sorted(m["salesforce"] for m in members if {"salesforce", "pipedrive"} <= m.keys())
+    editors = Editors(pg_world, seed=1)
+    for n, deal_id in enumerate(both[:30]):
+        editors.set_value("salesforce", deal_id, "amount", 1_000_000 + n)
+    return pg_world
+
+
+def test_a_pipedrive_apply_that_lost_its_lock_sends_at_most_the_rest_of_its_batch(
+    pg_world_to_write: World,
+) -> None:
+    """Pipedrive writes one call per deal: the lock is checked every ONE_CALL_EACH_BATCH deals,
+    not every 50 or 100 (what another reconcile holding the lock by then could race)."""
+    world = pg_world_to_write
+    writes = _writes(world, "pipedrive")
+    with paused(world, "pipedrive", PIPEDRIVE_UPDATE, "reconcile", "--yes") as first:
+        end_lock_session_of(world, RECONCILE_LOCK, "job")
+        before = _writes(world, "pipedrive")
+    after = _writes(world, "pipedrive")
+    assert_stopped_on_a_lost_lock(first, "job 'reconcile'")
+    rerun = run(world, "reconcile", "--yes")
+    assert rerun.popen.returncode in (0, 3), rerun.err
+    left = _writes(world, "pipedrive") - after
+    assert after - before < ONE_CALL_EACH_BATCH, (writes, before, after, left)
+    assert left > ONE_CALL_EACH_BATCH, (writes, before, after, left)  # more than a batch to go
