@@ -37,7 +37,19 @@ from sync.jobs import SKIPPED, JobOutcome, last_served_run, run_job
 from sync.shutdown import stop_event, stoppable_work
 from sync.store import RunRecord, Store
 
-__all__ = ["cron_trigger", "latest_firing", "missed_firing", "run_scheduler", "wall_clock"]
+__all__ = [
+    "OVERDUE_AFTER",
+    "cron_trigger",
+    "latest_firing",
+    "missed_firing",
+    "overdue_firing",
+    "run_scheduler",
+    "wall_clock",
+]
+
+# A firing's run starts within seconds, or after waiting its turn behind another scheduler's
+# reconcile (10 minutes at most): a firing older than this with no run was run by nothing.
+OVERDUE_AFTER = timedelta(minutes=15)
 
 TriggerFactory = Callable[[ScheduleEntry], BaseTrigger]
 Clock = Callable[[], datetime]
@@ -110,6 +122,20 @@ def missed_firing(
         return None
     firing = latest_firing(trigger, now, grace)
     if firing is None or (last_run is not None and last_run.started_at >= firing):
+        return None
+    return firing
+
+
+def overdue_firing(
+    trigger: BaseTrigger, last_started: datetime | None, now: datetime
+) -> datetime | None:
+    """The first firing since the entry's last run (of any outcome) that is over
+    OVERDUE_AFTER old: nothing ran it, so no scheduler (or timer) is running the entry. None
+    before its first run: a new entry waits for its first firing."""
+    if last_started is None:
+        return None
+    firing = trigger.get_next_fire_time(None, last_started + timedelta(seconds=1))
+    if firing is None or firing > now - OVERDUE_AFTER:
         return None
     return firing
 

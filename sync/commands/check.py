@@ -8,7 +8,9 @@ number of stored deals each unmapped stage holds).
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -18,6 +20,7 @@ from mapping.stages import coverage
 from sync.commands import config_option
 from sync.connect import closes_by_status, open_connector
 from sync.errors import UsageError
+from sync.scheduler import cron_trigger, overdue_firing, wall_clock
 from sync.store import Store
 
 __all__ = ["command", "summary_lines"]
@@ -130,7 +133,48 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
                     f"no such stage in the CRM (renamed or removed?)"
                 )
                 codes.add(UsageError.exit_code)
-    return lines, max(codes, default=0)
+    schedule_lines, schedule_code = _schedule_checks(config)
+    return lines + schedule_lines, max(codes | {schedule_code}, default=0)
+
+
+def _schedule_checks(config: Config) -> tuple[list[str], int]:
+    """Each schedule entry's last run and next firing; a firing nothing ran is a problem (exit
+    1): the daemon or the timer running the entry has stopped."""
+    if not config.schedule:
+        return [], 0
+    lines: list[str] = []
+    code = 0
+    now = datetime.now(UTC)
+    with Store.open(config.store_url) as store:
+        for entry in config.schedule:
+            trigger = cron_trigger(entry)
+            zone = ZoneInfo(entry.timezone)
+            runs = store.runs.recent(1, job=entry.name)
+            last = runs[0] if runs else None
+            started = last.started_at if last is not None else None
+            missed = overdue_firing(trigger, started, now)
+            if last is None:
+                fire = trigger.get_next_fire_time(None, now)
+                next_at = _shown(fire, zone) if fire is not None else "none"
+                lines.append(f"ok: schedule {entry.name}: no run yet; next firing {next_at}")
+            elif missed is not None:
+                lines.append(
+                    f"problem: schedule {entry.name}: nothing ran its firing at "
+                    f"{_shown(missed, zone)} (its last run started {_shown(last.started_at, zone)}"
+                    f", {last.status.value}); is `crmsync schedule` (or the timer running "
+                    f"`crmsync schedule --run-now {entry.name}`) running?"
+                )
+                code = 1
+            else:
+                lines.append(
+                    f"ok: schedule {entry.name}: last run started "
+                    f"{_shown(last.started_at, zone)} ({last.status.value})"
+                )
+    return lines, code
+
+
+def _shown(moment: datetime, zone: ZoneInfo) -> str:
+    return wall_clock(moment.astimezone(zone)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @click.command("check")
