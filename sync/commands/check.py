@@ -153,9 +153,9 @@ def _schedule_checks(config: Config) -> tuple[list[str], int]:
             last = runs[0] if runs else None
             started = last.started_at if last is not None else None
             missed = overdue_firing(trigger, started, now)
+            fire = trigger.get_next_fire_time(None, now)
+            next_at = _shown(fire, zone) if fire is not None else "none"
             if last is None:
-                fire = trigger.get_next_fire_time(None, now)
-                next_at = _shown(fire, zone) if fire is not None else "none"
                 lines.append(f"ok: schedule {entry.name}: no run yet; next firing {next_at}")
             elif missed is not None:
                 lines.append(
@@ -168,7 +168,7 @@ def _schedule_checks(config: Config) -> tuple[list[str], int]:
             else:
                 lines.append(
                     f"ok: schedule {entry.name}: last run started "
-                    f"{_shown(last.started_at, zone)} ({last.status.value})"
+                    f"{_shown(last.started_at, zone)} ({last.status.value}); next firing {next_at}"
                 )
     return lines, code
 

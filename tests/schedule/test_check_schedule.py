@@ -54,3 +54,4 @@ def test_an_entry_whose_firings_all_ran_or_that_never_ran_is_ok(
     code, lines = _check(config)
     assert code == 0 and len(lines) == 1, lines
     assert lines[0].startswith("ok: schedule hourly-plan: last run started "), lines
+    assert " (ok); next firing " in lines[0], lines
