@@ -138,6 +138,15 @@ def share(value: Decimal | str | None) -> str:
     return "n/a" if value is None else f"{(Decimal(value) * 100).quantize(Decimal('0.1'))}%"
 
 
+def amount(value: Decimal | str) -> str:
+    """An amount for people, digits grouped: "14,899,089.90" (JSON and CSV keep 14899089.90).
+    The page shows some sections from their JSON form, where amounts are strings."""
+    try:
+        return f"{Decimal(value):,f}"
+    except ArithmeticError:  # not a number: shown as it is
+        return str(value)
+
+
 @cache
 def _environment() -> Environment:
     environment = Environment(
@@ -145,6 +154,7 @@ def _environment() -> Environment:
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     environment.filters["share"] = share
+    environment.filters["amount"] = amount
     environment.filters["deals"] = partial(counted, noun="deal")
     return environment
 

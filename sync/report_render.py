@@ -152,7 +152,7 @@ def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> 
         win_rate=share(f.win_rate.rate),
         won_lost=f"{f.win_rate.won} / {f.win_rate.lost}",
         lead_to_won=share(f.conversion.lead_to_won),
-        won_size=tuple(f"{format(s.average, 'f')} {s.currency}" for s in f.won_size),
+        won_size=tuple(f"{s.average:,f} {s.currency}" for s in f.won_size),
         sales_cycle=f"{_number(f.sales_cycle.median_days)} ({f.sales_cycle.method})",
         stale=f"{f.stale.count} of {f.stale.open_deals}",
         past_due=f.past_due.count,
@@ -175,7 +175,8 @@ def kpi_rows(report: HealthReport) -> list[KpiRow]:
 
 
 def _amounts(amounts: Mapping[str, Decimal]) -> str:
-    return ", ".join(f"{format(a, 'f')} {c}" for c, a in amounts.items()) or "-"
+    """For people, digits grouped (JSON and CSV keep them plain)."""
+    return ", ".join(f"{a:,f} {c}" for c, a in amounts.items()) or "-"
 
 
 def _number(value: Decimal | None) -> str:

@@ -49,7 +49,7 @@ def test_table_compares_each_instance_win_rate_with_the_consolidated_one():
         ("Consolidated", "default", "66.7%", "2 / 1"),
     ]
     sf, hs, _ = rows
-    assert sf[6] == "3000.00 USD" and hs[6] == "5000.00 USD"  # average won deal size
+    assert sf[6] == "3,000.00 USD" and hs[6] == "5,000.00 USD"  # average won deal size
     assert sf[7] == "100.0 (stage_history)"  # the cycle says how each instance measured it
 
 
@@ -139,6 +139,6 @@ def test_on_an_80_column_terminal_no_instance_name_or_figure_is_cut_short():
     section = text[text.index("KPIs by instance") : text.index("deals (matched copies merged)")]
     assert "…" not in section, section
     assert max(len(line) for line in section.splitlines()) <= 80
-    for whole in ("sf", "hs", "Consolidated", "3000.00 USD", "5000.00 USD", "50.0%", "66.7%",
+    for whole in ("sf", "hs", "Consolidated", "3,000.00 USD", "5,000.00 USD", "50.0%", "66.7%",
                   "(stage_history)"):  # fmt: skip
         assert re.search(rf"(^|[│ ]){re.escape(whole)}($|[│ ])", section, re.M), whole

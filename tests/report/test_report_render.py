@@ -11,7 +11,7 @@ from decimal import Decimal as D
 
 import pytest
 from chromium import CHROMIUM, NO_CHROMIUM, dump_dom
-from fixtures import HS, NOW, SF, inputs
+from fixtures import HS, NOW, SF, inputs, usd
 from rich.console import Console
 
 from sync.health import build_health
@@ -227,3 +227,13 @@ def test_html_writes_rates_as_percentages_and_counts_one_deal_in_the_singular():
     page = to_html(build_health(inputs(deals={"sf": [SF[0], beta_today, SF[2], SF[3]], "hs": HS})))
     assert "0.5000" not in page and "50.0% (2 won / 2 lost)" in page
     assert "2000.00 (1 deal)</td>" in page and "(1 deals)" not in page
+
+
+def test_html_groups_the_digits_of_amounts_while_json_and_csv_keep_them_plain():
+    big = [dataclasses.replace(d, value=usd("1234567.50")) if d.value else d for d in SF]
+    report = build_health(inputs(deals={"sf": big, "hs": HS}))
+    page = to_html(report)
+    assert "1,234,567.50 USD" in page
+    assert "1234567.50" not in page.split("<script>")[0]  # the figures, not the chart data
+    data = json.dumps(to_json(report))
+    assert "1234567.50" in data and "1,234,567" not in data
