@@ -129,13 +129,17 @@ class BaseKeeper:
 
 
 def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
-    """(entity, diff field) -> {ref: value kept} of the plan's left-out members."""
+    """(entity, diff field) -> {ref: value kept} of the plan's left-out members, and of those
+    of no push target."""
     marks: dict[tuple[str, str], dict[Ref, Any]] = defaultdict(dict)
     for error in plan.errors:
         entity, name = error.get("entity"), error.get("base_field")
         if isinstance(entity, str) and isinstance(name, str):
             held = decode_value(name, error.get("held"), money=True)
             marks[entity, name][Ref(error["system"], error["id"])] = held
+    for item in plan.kept:  # members of no push target: what they keep is no edit of theirs
+        held = decode_value(item["field"], item["value"], money=True)
+        marks[item["entity"], item["field"]][Ref(item["system"], item["id"])] = held
     return marks
 
 

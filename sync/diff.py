@@ -31,6 +31,7 @@ __all__ = [
     "DiffResult",
     "FieldChange",
     "FunnelFacts",
+    "Kept",
     "base_values",
     "comparable",
     "create_source",
@@ -79,6 +80,18 @@ class DealError:
 
 
 @dataclass(frozen=True, slots=True)
+class Kept:
+    """A member of no push target (`push.targets` leaves its instance out) keeping its own
+    value of diff field `field` while the entity's targets take another: the base records it
+    (see `left_out`), so later runs know that value is no change of the deal's own."""
+
+    entity: str
+    ref: Ref
+    field: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Deletion:
     entity: str
     deleted: tuple[Ref, ...]
@@ -104,6 +117,7 @@ class DiffResult:
     # Per entity, the fields whose agreed value differs from the stored base: store these.
     agreed: Mapping[str, Mapping[str, Any]]
     mismatches: Mapping[str, int] = field(default_factory=dict)  # entities differing, per field
+    kept: tuple[Kept, ...] = ()  # values members of no push target keep (see `Kept`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +225,7 @@ class _Differ:
     errors: list[DealError] = field(default_factory=list)
     agreed: dict[str, dict[str, Any]] = field(default_factory=dict)
     mismatches: Counter[str] = field(default_factory=Counter)
+    kept_values: list[Kept] = field(default_factory=list)
 
     def entity(self, entity: str, members: Sequence[Deal]) -> None:
         get_facts = self.facts.get
@@ -247,11 +262,32 @@ class _Differ:
                               key=lambda p: ref_order(p[0]))  # fmt: skip
             reason = "the decided status (open) contradicts the decided stage; decide by hand"
             self.conflicts.append(Conflict(entity, "status", tuple(statuses), reason))
-        emitted = len(self.errors)
+        emitted, kept = len(self.errors), len(self.kept_values)
         for deal, row in zip(members, rows, strict=True):
             if deal.system in self.targets:
                 self.emit(entity, deal, row, decided, base)
-        self.settle_left_out(entity, members, rows, decided, base, self.errors[emitted:])
+            else:
+                self.keep(entity, deal, row, decided)
+        self.settle_left_out(
+            entity, members, rows, decided, base, self.errors[emitted:], self.kept_values[kept:]
+        )
+
+    def keep(
+        self,
+        entity: str,
+        deal: Deal,
+        row: tuple[Any, ...],
+        decided: Mapping[str, tuple[Decision, tuple[Ref, ...]]],
+    ) -> None:
+        """A member crmsync never writes keeps its values: each decided one it lacks is marked
+        as kept, as a member that cannot hold it is. Else the next run would take that older
+        value for an edit made there since and carry it back to the targets, night after
+        night against the other CRM's value (a plan that never settles)."""
+        for name, (decision, _) in decided.items():
+            index = DIFF_FIELDS.index(name)
+            value = row[index]
+            if value != decision.value and not (index == _STAGE and value is None):
+                self.kept_values.append(Kept(entity, deal.ref, name, value))
 
     def settle_left_out(
         self,
@@ -261,17 +297,20 @@ class _Differ:
         decided: Mapping[str, tuple[Decision, tuple[Ref, ...]]],
         base: Mapping[str, Any] | None,
         errors: Sequence[DealError],
+        kept: Sequence[Kept],
     ) -> None:
-        """A decided value every member holds but those left out (they cannot hold it) is the
-        new base, marking what each left-out member kept: as after an apply that wrote it
-        (sync/apply_bases.py). With nothing to write no apply does it, and later runs would
-        decide the field as on a first sync, where a left-out member's value (Pipedrive's 0
-        for a cleared amount) can win and spread."""
-        kept: dict[str, dict[Ref, Any]] = {}
+        """A decided value every member holds but those left out (they cannot hold it, or are
+        no push target) is the new base, marking what each left-out member kept: as after an
+        apply that wrote it (sync/apply_bases.py). With nothing to write no apply does it, and
+        later runs would decide the field as on a first sync, where a left-out member's value
+        (Pipedrive's 0 for a cleared amount) can win and spread."""
+        marked: dict[str, dict[Ref, Any]] = {}
         for error in errors:
             if error.entity == entity and error.base_field is not None:
-                kept.setdefault(error.base_field, {})[error.ref] = error.held
-        for name, marks in kept.items():
+                marked.setdefault(error.base_field, {})[error.ref] = error.held
+        for mark in kept:
+            marked.setdefault(mark.field, {})[mark.ref] = mark.value
+        for name, marks in marked.items():
             value, index = decided[name][0].value, DIFF_FIELDS.index(name)
             holders = zip(members, rows, strict=True)
             if not all(row[index] == value or deal.ref in marks for deal, row in holders):
@@ -571,4 +610,7 @@ def _diff(
         creates=tuple(sorted(creates, key=lambda c: (c.system, c.entity))),
         agreed=differ.agreed,
         mismatches=dict(sorted(differ.mismatches.items())),
+        kept=tuple(
+            sorted(differ.kept_values, key=lambda k: (*ref_order(k.ref), k.field, k.entity))
+        ),
     )

@@ -97,6 +97,9 @@ class Plan:
     deleted: tuple[Mapping[str, Any], ...]
     # Entities whose writes wait for their links to be confirmed (`push.confirmed_only`).
     held: tuple[Mapping[str, Any], ...] = ()
+    # Values members of no push target keep while their entity's targets take another
+    # ({entity, system, id, field, value}): apply records them in the base (sync/diff.py `Kept`).
+    kept: tuple[Mapping[str, Any], ...] = ()
 
 
 def plan_is_empty(plan: Plan) -> bool:
@@ -258,6 +261,16 @@ def _build_plan(
         {"system": d.instance, "ids": list(d.ids), "reason": d.reason} for d in matched.duplicates
     )
     errors = tuple(_error(e) for e in diffed.errors)
+    kept = tuple(
+        {
+            "entity": k.entity,
+            "system": k.ref.system,
+            "id": k.ref.id,
+            "field": k.field,
+            "value": encode_value(k.value),
+        }
+        for k in diffed.kept
+    )
     deleted: tuple[Mapping[str, Any], ...] = tuple(
         {
             "entity": d.entity,
@@ -286,6 +299,7 @@ def _build_plan(
         errors,
         deleted,
         held,
+        kept,
     )
 
 

@@ -90,6 +90,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         **{key: _plain(getattr(plan, key)) for key in _KEYS[3:]},
         "deleted": _plain(plan.deleted),
         "held": _plain(plan.held),
+        "kept": _plain(plan.kept),
     }
     body["checksum"] = hashlib.sha256(_canonical(body)).hexdigest()
     return body
@@ -200,6 +201,16 @@ def _read_error(item: Mapping[str, Any]) -> Mapping[str, Any]:
     return out
 
 
+def _read_kept(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    out = _read_plain("entity", "system", "id", "field", "value")(item)
+    for key in ("entity", "system", "id"):
+        _text(item, key)
+    if _text(item, "field") not in DIFF_FIELDS:
+        raise ValueError(f"unknown field {str(item['field'])[:40]!r}")
+    decode_value(item["field"], item["value"], money=True)
+    return out
+
+
 def _read_deleted(item: Mapping[str, Any]) -> Mapping[str, Any]:
     _text(item, "entity")
     for key in ("deleted", "live"):
@@ -223,8 +234,9 @@ _READERS: dict[str, Any] = {
     "errors": _read_error,
     "deleted": _read_deleted,
     "held": _read_plain("entity", "links"),
+    "kept": _read_kept,
 }
-_OPTIONAL = ("held",)  # added later: plans written before it hold no such key
+_OPTIONAL = ("held", "kept")  # added later: plans written before them hold no such key
 
 
 def _refuse(source: str, problem: str) -> NoReturn:
