@@ -9,6 +9,7 @@ from typing import Any
 
 from mapping import deal_from_json
 from mapping.model import Deal, Money, Ref
+from sync.apply_creates import create_change_id
 from sync.apply_report import ChangeResult, Outcome
 from sync.diff import LEFT_OUT
 from sync.known_writes import overlaid
@@ -48,6 +49,7 @@ class BaseKeeper:
             if change.entity:  # else a rollback's change of a deal no longer linked
                 self._by_entity[change.entity].append(change)
         self._left = _left_out_marks(plan)
+        self._creates = {create_change_id(c): c for c in plan.creates}
         self._outcome: dict[str, Outcome] = {}
         self._current: dict[tuple[str, str], Deal] = {}
 
@@ -60,6 +62,8 @@ class BaseKeeper:
         killed, or stopped by a lost lock) was not read again: see :meth:`_known`."""
         self._outcome.update((r.change_id, r.outcome) for r in results)
         self._current.update(current)
+        self._created([self._creates[r.change_id] for r in results if r.change_id in self._creates
+                       and r.outcome in _SUCCESS])  # fmt: skip
         entities = {r.entity for r in results if r.entity}
         changes = [c for entity in entities for c in self._by_entity.get(entity, ())]
         self._current.update(self._known(changes))
@@ -85,6 +89,26 @@ class BaseKeeper:
                 updates[entity][diff_field] = value
         if updates or echoes:
             self._save(updates, echoes)
+
+    def _created(self, creates: Sequence[Mapping[str, Any]]) -> None:
+        """A copy holds the values it was created with, as its source does: they are the base
+        of an entity that has none yet (a deal one CRM alone held). Else the next run would
+        decide every field as on a first sync, and a person's edit of the fresh copy would go
+        to the field's policy (taken back under a `priority` ranking the source first, or a
+        conflict) instead of spreading. An entity with a base keeps it: its members may
+        disagree with the source on a field the plan left undecided. Probability is left out:
+        a copy's is its CRM's own (from its stage) as often as the source's."""
+        entities = {str(c["entity"]): c for c in creates}
+        if not entities:
+            return
+        stored = self._store.bases(list(entities))
+        bases = {
+            entity: base_to_json(_created_base(create["values"]))
+            for entity, create in entities.items()
+            if not stored.get(entity)
+        }
+        if bases:
+            self._store.save_bases(bases)
 
     def _save(
         self, updates: Mapping[str, Mapping[str, Any]], echoes: Mapping[str, Mapping[str, Any]]
@@ -126,6 +150,14 @@ class BaseKeeper:
                 deal = deal_from_json(payload)
                 known[instance, deal_id] = overlaid(deal, writes[instance, deal_id])
         return known
+
+
+def _created_base(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A create's values (canonical, amount and currency apart) as a base's diff fields."""
+    amount, currency = values.get("amount"), values.get("currency")
+    base = {f: values.get(f) for f in ("name", "stage", "status", "close_date", "owner_email")}
+    base["amount"] = Money(amount, currency) if amount is not None and currency else None
+    return base
 
 
 def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:

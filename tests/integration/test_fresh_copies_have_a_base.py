@@ -1,0 +1,63 @@
+"""A copy `push.create_missing` made agrees with its source from the start: the values it was
+created with are the entity's base. So an edit a person makes to the fresh copy before the next
+reconcile is a change made there since the last sync, which spreads, and not a first sync that
+the field's policy decides (a `priority` ranking the source first would take the edit back; the
+default `conflict` would only report it)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import yaml
+
+from sync.plan import Plan
+from sync.reconcile_run import run_reconcile
+from sync.runtime import open_runtime
+from sync.store_records import RunStatus
+from tests.integration.conftest import World
+from tests.integration.crm_users import Editors
+
+
+def _reconcile(world: World, *, dry_run: bool) -> Plan:
+    with open_runtime(str(world.config)) as rt:
+        outcome = run_reconcile(rt, dry_run=dry_run, yes=True)
+    assert outcome.status is RunStatus.OK, outcome.detail
+    return outcome.result.plan
+
+
+def _changes(plan: Plan, field: str) -> dict[tuple[str, str], Any]:
+    return {(c.system, c.id): c.to_value for c in plan.changes if c.field == field}
+
+
+def test_an_edit_of_a_fresh_copy_spreads_instead_of_being_decided_as_a_first_sync(
+    small_world: World,
+) -> None:
+    document = yaml.safe_load(small_world.config.read_text())
+    document["push"]["create_missing"] = True
+    document["policies"]["fields"]["close_date"] = {
+        "priority": ["salesforce", "pipedrive", "hubspot"]
+    }
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    migration = _reconcile(small_world, dry_run=False)
+    copied: dict[str, dict[str, str]] = {}  # entity -> {instance: id} of its copies
+    sources: dict[str, tuple[str, str]] = {}
+    for create in migration.creates:
+        sources[create["entity"]] = (create["source"]["system"], create["source"]["id"])
+        copied.setdefault(create["entity"], {})[create["system"]] = ""
+    members = small_world.members()
+    lone = [e for e, ids in members.items() if e in copied and len(copied[e]) == 2]
+    assert lone, "the generated world has no deal copied into both other CRMs"
+    entity = lone[0]
+    ids = {**members[entity], sources[entity][0]: sources[entity][1]}
+    edited_in = sorted(copied[entity])[0]
+
+    edited = date(2031, 5, 17)
+    Editors(small_world, seed=1).set_value(edited_in, ids[edited_in], "close_date", edited)
+    plan = _reconcile(small_world, dry_run=True)
+    close = _changes(plan, "close_date")
+    assert (edited_in, ids[edited_in]) not in close, "the edit of the fresh copy was taken back"
+    others = {(system, i): edited for system, i in ids.items() if system != edited_in}
+    assert {ref: close.get(ref) for ref in others} == others, f"source {sources[entity]}"
+    assert not [c for c in plan.conflicts if c.entity == entity]
