@@ -17,11 +17,11 @@ from connectors.errors import ConnectorError
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, MappingError
 from sync.apply_report import ChangeResult, Outcome
-from sync.plan import current_value, encode_value
+from sync.plan import current_value, decided_of, encode_value
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState, Link, LinkMethod
-from sync.writes import native_create, write_batch
+from sync.writes import copy_of, native_create, write_batch
 
 __all__ = [
     "CREATED_FIELDS",
@@ -201,7 +201,7 @@ def _native(
     payload = store.get_deals(source["system"], [source["id"]]).get(source["id"])
     if payload is None:
         raise LookupError(f"source deal {source['system']}:{source['id']} is not in the store")
-    deal = deal_from_json(payload)
+    deal = copy_of(deal_from_json(payload), decided_of(create))
     return native_create(deal, ctx, str(create["entity"])), created_values(deal, ctx)
 
 

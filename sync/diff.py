@@ -104,7 +104,10 @@ class Create:
     entity: str
     system: str
     source: Ref
-    values: Mapping[str, Any]  # comparable values of the source deal, by DIFF_FIELDS
+    values: Mapping[str, Any]  # comparable values of the copy, by DIFF_FIELDS
+    # The values the entity's policies decided where its members disagree, where they differ
+    # from the source's: the copy takes them instead (see `copy_of` in sync/writes.py).
+    decided: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +230,8 @@ class _Differ:
     mismatches: Counter[str] = field(default_factory=Counter)
     kept_values: list[Kept] = field(default_factory=list)
 
-    def entity(self, entity: str, members: Sequence[Deal]) -> None:
+    def entity(self, entity: str, members: Sequence[Deal]) -> dict[str, Any]:
+        """Diff one entity; the values decided where its members differ (diff field -> value)."""
         get_facts = self.facts.get
         facts = [get_facts(d.funnel, _DEFAULT_FACTS) for d in members]
         rows = [comparable(d, f) for d, f in zip(members, facts, strict=True)]
@@ -236,7 +240,7 @@ class _Differ:
         if first[_STAGE] is not None and all(row == first for row in rows):
             if _unrecorded(first, base):
                 self.agreed[entity] = dict(zip(DIFF_FIELDS, first, strict=True))
-            return
+            return {}
         decided: dict[str, tuple[Decision, tuple[Ref, ...]]] = {}
         undecided: set[str] = set()  # conflicts and NEVER fields
         columns = zip(DIFF_FIELDS, zip(*rows, strict=True), strict=True)
@@ -271,6 +275,7 @@ class _Differ:
         self.settle_left_out(
             entity, members, rows, decided, base, self.errors[emitted:], self.kept_values[kept:]
         )
+        return {name: decision.value for name, (decision, _) in decided.items()}
 
     def keep(
         self,
@@ -592,14 +597,14 @@ def _diff(
             if live:
                 deleted.append(Deletion(entity, tuple(gone), live, propagate_deletes))
             continue
+        decided = differ.entity(entity, members) if len(members) > 1 else {}
         if create_in and not any(r in hold for r in refs.values()):
             source = create_source(members)
+            row = comparable(source, facts.get(source.funnel))
+            values = dict(zip(DIFF_FIELDS, row, strict=True))
+            overrides = {name: v for name, v in decided.items() if values[name] != v}
             for system in sorted(set(create_in) - refs.keys()):
-                row = comparable(source, facts.get(source.funnel))
-                values = dict(zip(DIFF_FIELDS, row, strict=True))
-                creates.append(Create(entity, system, source.ref, values))
-        if len(members) > 1:
-            differ.entity(entity, members)
+                creates.append(Create(entity, system, source.ref, values | overrides, overrides))
     return DiffResult(
         changes=tuple(
             sorted(differ.changes, key=lambda c: (*ref_order(c.target), c.field, c.entity))

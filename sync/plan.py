@@ -38,6 +38,7 @@ __all__ = [
     "PlanError",
     "build_plan",
     "current_value",
+    "decided_of",
     "decode_value",
     "encode_value",
     "plan_is_empty",
@@ -235,6 +236,7 @@ def _build_plan(
             "entity": c.entity,
             "source": {"system": c.source.system, "id": c.source.id},
             "values": _create_values(c.values),
+            **({"decided": _create_values(c.decided, only=True)} if c.decided else {}),
         }
         for c in diffed.creates
     )
@@ -359,11 +361,23 @@ _HELD = (
 _HELD_DELETE = "not propagated: " + _HELD
 
 
-def _create_values(values: Mapping[str, Any]) -> dict[str, Any]:
+def _create_values(values: Mapping[str, Any], only: bool = False) -> dict[str, Any]:
+    """Diff fields as canonical ones (amount and currency apart); `only`: just those given."""
     out = dict(values)
+    if only and "amount" not in out:
+        return out
     money: Money | None = out.pop("amount", None)
     out["amount"] = money.amount if money else None
     out["currency"] = money.currency if money else None
+    return out
+
+
+def decided_of(create: Mapping[str, Any]) -> dict[str, Any]:
+    """A plan create's `decided` values (canonical, as read) as diff fields (amount a Money)."""
+    out = dict(create.get("decided") or {})
+    if "amount" in out or "currency" in out:
+        amount, currency = out.pop("amount", None), out.pop("currency", None)
+        out["amount"] = Money(amount, currency) if amount is not None and currency else None
     return out
 
 

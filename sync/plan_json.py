@@ -178,7 +178,13 @@ def _read_create(item: Mapping[str, Any]) -> Mapping[str, Any]:
     values = item["values"]
     if not isinstance(values, Mapping) or set(values) - set(CANONICAL_FIELDS):
         raise ValueError("'values' must map canonical fields to values")
-    return {**item, "values": {k: decode_value(k, v) for k, v in values.items()}}
+    out = {**item, "values": {k: decode_value(k, v) for k, v in values.items()}}
+    if "decided" in item:  # the policies' values where the deal's copies disagree
+        decided = item["decided"]
+        if not isinstance(decided, Mapping) or set(decided) - set(CANONICAL_FIELDS):
+            raise ValueError("'decided' must map canonical fields to values")
+        out["decided"] = {k: decode_value(k, v) for k, v in decided.items()}
+    return out
 
 
 def _read_plain(*keys: str) -> Any:

@@ -29,6 +29,7 @@ __all__ = [
     "BATCH_SIZES",
     "ONE_CALL_EACH_BATCH",
     "can_express_for",
+    "copy_of",
     "creatable",
     "native_create",
     "native_stage_written",
@@ -144,6 +145,15 @@ def with_kept_currencies(
     return replace(plan, changes=tuple(changes))
 
 
+def copy_of(deal: Deal, decided: Mapping[str, Any]) -> Deal:
+    """The deal a copy is made from: the source with the values its entity's policies decided
+    where the members disagree (diff fields, the amount a Money; see `Create.decided`)."""
+    if not decided:
+        return deal
+    changes = {("value" if name == "amount" else name): v for name, v in decided.items()}
+    return replace(deal, **changes)
+
+
 def native_create(deal: Deal, ctx: MappingContext, link_id: str) -> dict[str, Any]:
     return _CREATE[ctx.kind](deal, ctx, link_id)
 
@@ -180,7 +190,7 @@ def creatable(
         ctx = contexts.get(create.system)
         try:
             if ctx is not None:
-                native_create(deals[create.source], ctx, create.entity)
+                native_create(copy_of(deals[create.source], create.decided), ctx, create.entity)
         except MappingError as exc:
             why = f"no copy can be made in {create.system}: {exc.reason}"
             refused.append(DealError(create.source, exc.field, why))

@@ -6,17 +6,21 @@ default `conflict` would only report it)."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import yaml
 
 from sync.plan import Plan
+from sync.plan_json import plan_to_json
 from sync.reconcile_run import run_reconcile
 from sync.runtime import open_runtime
 from sync.store_records import RunStatus
 from tests.integration.conftest import World
 from tests.integration.crm_users import Editors
+from tests.sandbox_env import run_crmsync
 
 
 def _reconcile(world: World, *, dry_run: bool) -> Plan:
@@ -61,3 +65,41 @@ def test_an_edit_of_a_fresh_copy_spreads_instead_of_being_decided_as_a_first_syn
     others = {(system, i): edited for system, i in ids.items() if system != edited_in}
     assert {ref: close.get(ref) for ref in others} == others, f"source {sources[entity]}"
     assert not [c for c in plan.conflicts if c.entity == entity]
+
+
+def test_a_copy_takes_the_values_the_policies_decide_not_those_of_the_first_instance(
+    small_world: World,
+) -> None:
+    """A deal two CRMs hold and a third lacks is copied with the value the field's policy
+    decides where the two disagree (Salesforce's amount under `source_of_truth: salesforce`),
+    not with the first instance's by name (Pipedrive's), which the next run would only correct."""
+    document = yaml.safe_load(small_world.config.read_text())
+    document["push"]["create_missing"] = True
+    document["policies"]["fields"]["amount"] = {"source_of_truth": "salesforce"}
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    planned = _reconcile(small_world, dry_run=True)
+    members = small_world.members()
+    pairs = [
+        (create["entity"], members[create["entity"]])
+        for create in planned.creates
+        if create["system"] == "hubspot"
+        and {"salesforce", "pipedrive"} <= set(members.get(create["entity"], {}))
+    ]
+    assert pairs, "the generated world has no Salesforce + Pipedrive deal missing in HubSpot"
+    entity, ids = pairs[0]
+    Editors(small_world, seed=1).set_value(
+        "salesforce", ids["salesforce"], "amount", Decimal(77777)
+    )
+
+    planned = _reconcile(small_world, dry_run=True)  # reviewed, then applied as saved
+    create = next(c for c in planned.creates if c["entity"] == entity)
+    assert create["values"]["amount"] == Decimal(77777)
+    saved = small_world.config.parent / "plan.json"
+    saved.write_text(json.dumps(plan_to_json(planned)))
+    applied = run_crmsync("apply", str(saved), "--config", str(small_world.config), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    copy = small_world.members()[entity]["hubspot"]
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    assert Decimal(hubspot.store.live[copy]["properties"]["amount"]) == Decimal(77777)
+    assert ("hubspot", copy) not in _changes(_reconcile(small_world, dry_run=True), "amount")
