@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, Any
@@ -17,12 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from mapping.model import Ref, format_utc
-from sync.health_model import CopiesCounted, FunnelFigures, HealthReport
+from sync.health_model import CopiesCounted, FunnelFigures, HealthReport, MismatchRow
 from sync.report_html import render_page, share
 from sync.terminal import cell, id_column
 
 __all__ = [
     "JSON_VERSION",
+    "MISMATCH_COLUMNS",
     "KpiRow",
     "deal_rows",
     "kpi_rows",
@@ -77,9 +78,13 @@ def neutralise_cell(value: object) -> str:
     return "'" + text if risky else text
 
 
-def to_csv(rows: Iterable[Mapping[str, object]], file: IO[str]) -> int:
-    """Write rows (header from the first row's keys) with every cell neutralised; rows written."""
+def to_csv(rows: Iterable[Mapping[str, object]], file: IO[str], header: Sequence[str] = ()) -> int:
+    """Write rows (header from the first row's keys) with every cell neutralised; rows written.
+    `header`: written even without rows, so an empty export still names its columns."""
     writer: Any = None
+    if header:
+        writer = csv.writer(file)
+        writer.writerow([neutralise_cell(k) for k in header])
     count = 0
     for row in rows:
         if writer is None:
@@ -104,6 +109,9 @@ def _copies_counted(counted: CopiesCounted) -> Text:
             for f in counted.fields
         )
     )
+
+
+MISMATCH_COLUMNS = tuple(f.name for f in dataclasses.fields(MismatchRow))
 
 
 def mismatch_rows(report: HealthReport) -> list[dict[str, object]]:

@@ -15,7 +15,14 @@ from sync.outfile import write_atomically
 from sync.pull import failure_of, pull
 from sync.reconcile import analyze
 from sync.report_inputs import health_inputs
-from sync.report_render import mismatch_rows, to_csv, to_html, to_json, to_table
+from sync.report_render import (
+    MISMATCH_COLUMNS,
+    mismatch_rows,
+    to_csv,
+    to_html,
+    to_json,
+    to_table,
+)
 from sync.runtime import Runtime, progress_reporter
 from sync.shutdown import STOPPED, Stopped, Terminated
 from sync.store_records import RunStatus
@@ -82,7 +89,7 @@ def render_report(report: HealthReport, fmt: str) -> str:
         return to_html(report)
     if fmt == "csv":
         buffer = io.StringIO()
-        to_csv(mismatch_rows(report), buffer)
+        to_csv(mismatch_rows(report), buffer, MISMATCH_COLUMNS)
         return buffer.getvalue()
     buffer = io.StringIO()
     to_table(report, plain_console(file=buffer, width=120, force_terminal=False))

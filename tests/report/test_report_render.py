@@ -25,6 +25,7 @@ from sync.report_render import (
     to_json,
     to_table,
 )
+from sync.report_run import render_report
 
 ATTACK = "</script><script>document.title='pwned'</script>"
 SCRIPT = "<script>alert(1)</script>"
@@ -237,3 +238,13 @@ def test_html_groups_the_digits_of_amounts_while_json_and_csv_keep_them_plain():
     assert "1234567.50" not in page.split("<script>")[0]  # the figures, not the chart data
     data = json.dumps(to_json(report))
     assert "1234567.50" in data and "1,234,567" not in data
+
+
+def test_mismatch_csv_without_mismatches_still_has_its_header_row():
+    """A pipeline in sync exports a CSV a spreadsheet or script can still read: the header
+    row, no data rows (an empty file has no columns to read)."""
+    text = render_report(build_health(inputs(plan={"changes": []})), "csv")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows == [
+        ["entity", "kind", "field", "system", "id", "value_from", "value_to", "reason", "url"]
+    ]
