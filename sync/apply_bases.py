@@ -97,7 +97,8 @@ class BaseKeeper:
         to the field's policy (taken back under a `priority` ranking the source first, or a
         conflict) instead of spreading. An entity with a base keeps it: its members may
         disagree with the source on a field the plan left undecided. Probability is left out:
-        a copy's is its CRM's own (from its stage) as often as the source's."""
+        a copy's is its CRM's own (from its stage) as often as the source's; so is a value the
+        source lacks."""
         entities = {str(c["entity"]): c for c in creates}
         if not entities:
             return
@@ -153,11 +154,13 @@ class BaseKeeper:
 
 
 def _created_base(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A create's values (canonical, amount and currency apart) as a base's diff fields."""
+    """A create's values (canonical, amount and currency apart) as a base's diff fields. A value
+    the source lacks is left out: the target may pick its own (Salesforce an owner and a close
+    date, Pipedrive an amount of 0), which is then no edit made there since."""
     amount, currency = values.get("amount"), values.get("currency")
     base = {f: values.get(f) for f in ("name", "stage", "status", "close_date", "owner_email")}
     base["amount"] = Money(amount, currency) if amount is not None and currency else None
-    return base
+    return {name: value for name, value in base.items() if value is not None}
 
 
 def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
