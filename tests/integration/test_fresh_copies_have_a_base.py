@@ -103,3 +103,29 @@ def test_a_copy_takes_the_values_the_policies_decide_not_those_of_the_first_inst
     hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
     assert Decimal(hubspot.store.live[copy]["properties"]["amount"]) == Decimal(77777)
     assert ("hubspot", copy) not in _changes(_reconcile(small_world, dry_run=True), "amount")
+
+
+def test_an_owner_the_target_picked_for_an_ownerless_copy_is_not_spread_as_an_edit(
+    small_world: World,
+) -> None:
+    """Salesforce gives a copy of an ownerless HubSpot deal an owner of its own choosing: that
+    value is no edit a person made there, so the field's policy decides it as on a first sync
+    (here `conflict`: reported), instead of it spreading back over HubSpot."""
+    document = yaml.safe_load(small_world.config.read_text())
+    document["push"]["create_missing"] = True
+    document["policies"]["fields"]["owner_email"] = "conflict"
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    planned = _reconcile(small_world, dry_run=True)
+    source = next(
+        c["source"]["id"]
+        for c in planned.creates
+        if c["system"] == "salesforce" and c["source"]["system"] == "hubspot"
+    )
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    with hubspot.lock:  # nobody owns the deal in HubSpot
+        hubspot.store.update(source, {"hubspot_owner_id": ""})
+
+    applied = _reconcile(small_world, dry_run=False)
+    assert any(c["source"]["id"] == source for c in applied.creates)
+    owners = _changes(_reconcile(small_world, dry_run=True), "owner_email")
+    assert ("hubspot", source) not in owners, "Salesforce's pick spread as an edit"
