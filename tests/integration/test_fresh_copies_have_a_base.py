@@ -114,18 +114,23 @@ def test_an_owner_the_target_picked_for_an_ownerless_copy_is_not_spread_as_an_ed
     document = yaml.safe_load(small_world.config.read_text())
     document["push"]["create_missing"] = True
     document["policies"]["fields"]["owner_email"] = "conflict"
+    document["push"]["targets"] = ["salesforce", "hubspot"]  # Pipedrive picks no owner here
     small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
     planned = _reconcile(small_world, dry_run=True)
-    source = next(
+    members = small_world.members()
+    source = next(  # a deal HubSpot alone holds
         c["source"]["id"]
         for c in planned.creates
         if c["system"] == "salesforce" and c["source"]["system"] == "hubspot"
-    )
+        and set(members.get(c["entity"], {})) <= {"hubspot"}
+    )  # fmt: skip
     hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
     with hubspot.lock:  # nobody owns the deal in HubSpot
         hubspot.store.update(source, {"hubspot_owner_id": ""})
 
     applied = _reconcile(small_world, dry_run=False)
     assert any(c["source"]["id"] == source for c in applied.creates)
-    owners = _changes(_reconcile(small_world, dry_run=True), "owner_email")
-    assert ("hubspot", source) not in owners, "Salesforce's pick spread as an edit"
+    plan = _reconcile(small_world, dry_run=True)
+    assert ("hubspot", source) not in _changes(plan, "owner_email"), "Salesforce's pick spread"
+    conflicts = [c for c in plan.conflicts if c.field == "owner_email"]
+    assert [c for c in conflicts if ("hubspot", source, None) in c.values], conflicts
