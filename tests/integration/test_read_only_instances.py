@@ -11,28 +11,9 @@ from typing import Any
 import yaml
 
 from sync.plan import Plan
-from sync.reconcile_run import run_reconcile
-from sync.runtime import open_runtime
-from sync.store_records import RunStatus
 from tests.integration.conftest import World
 from tests.integration.crm_users import Editors
-
-
-def _reconcile(world: World, *, dry_run: bool) -> Plan:
-    with open_runtime(str(world.config)) as rt:
-        outcome = run_reconcile(rt, dry_run=dry_run, yes=True)
-    assert outcome.status is RunStatus.OK, outcome.detail
-    return outcome.result.plan
-
-
-def _open_entity_in_all_three(world: World) -> dict[str, str]:
-    hubspot: Any = world.sandbox.servers["hubspot"].emulator
-    for ids in world.members().values():
-        if len(ids) == 3:
-            stage = hubspot.store.live[ids["hubspot"]]["properties"]["dealstage"]
-            if stage in ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled"):
-                return ids
-    raise AssertionError("the generated world has no open three-system entity in HubSpot")
+from tests.integration.test_partial_targets import _open_entity_in_all_three, _reconcile
 
 
 def _changes(plan: Plan) -> set[tuple[str, str, str, Any]]:
