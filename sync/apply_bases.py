@@ -13,7 +13,7 @@ from sync.apply_creates import create_change_id
 from sync.apply_report import ChangeResult, Outcome
 from sync.diff import LEFT_OUT
 from sync.known_writes import overlaid
-from sync.plan import Change, Plan, current_value, decode_value
+from sync.plan import Change, Plan, current_value, decode_value, diff_values
 from sync.reconcile import base_from_json, base_to_json, rebased
 from sync.store import Store
 from sync.store_records import AuditEntry
@@ -157,10 +157,11 @@ def _created_base(values: Mapping[str, Any]) -> dict[str, Any]:
     """A create's values (canonical, amount and currency apart) as a base's diff fields. A value
     the source lacks is left out: the target may pick its own (Salesforce an owner and a close
     date, Pipedrive an amount of 0), which is then no edit made there since."""
-    amount, currency = values.get("amount"), values.get("currency")
-    base = {f: values.get(f) for f in ("name", "stage", "status", "close_date", "owner_email")}
-    base["amount"] = Money(amount, currency) if amount is not None and currency else None
-    return {name: value for name, value in base.items() if value is not None}
+    return {
+        name: value
+        for name, value in diff_values(values).items()
+        if name != "probability" and value is not None
+    }
 
 
 def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:

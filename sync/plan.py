@@ -40,6 +40,7 @@ __all__ = [
     "current_value",
     "decided_of",
     "decode_value",
+    "diff_values",
     "encode_value",
     "plan_is_empty",
     "show_value",
@@ -372,13 +373,19 @@ def _create_values(values: Mapping[str, Any], only: bool = False) -> dict[str, A
     return out
 
 
-def decided_of(create: Mapping[str, Any]) -> dict[str, Any]:
-    """A plan create's `decided` values (canonical, as read) as diff fields (amount a Money)."""
-    out = dict(create.get("decided") or {})
+def diff_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Canonical values (amount and currency apart, as a plan create holds them) as diff
+    fields, the amount a Money: the inverse of `_create_values`."""
+    out = dict(values)
     if "amount" in out or "currency" in out:
         amount, currency = out.pop("amount", None), out.pop("currency", None)
         out["amount"] = Money(amount, currency) if amount is not None and currency else None
     return out
+
+
+def decided_of(create: Mapping[str, Any]) -> dict[str, Any]:
+    """A plan create's `decided` values (canonical, as read) as diff fields (amount a Money)."""
+    return diff_values(create.get("decided") or {})
 
 
 def _summary(
