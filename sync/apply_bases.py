@@ -62,8 +62,8 @@ class BaseKeeper:
         killed, or stopped by a lost lock) was not read again: see :meth:`_known`."""
         self._outcome.update((r.change_id, r.outcome) for r in results)
         self._current.update(current)
-        self._created([self._creates[r.change_id] for r in results if r.change_id in self._creates
-                       and r.outcome in _SUCCESS])  # fmt: skip
+        created = [r.change_id for r in results if r.outcome in _SUCCESS]
+        self._created([self._creates[c] for c in created if c in self._creates])
         entities = {r.entity for r in results if r.entity}
         changes = [c for entity in entities for c in self._by_entity.get(entity, ())]
         self._current.update(self._known(changes))
