@@ -65,6 +65,9 @@ class MatchResult:
     unmatched: Mapping[str, tuple[Ref, ...]]  # instance -> live deals matched nowhere
     ambiguous: tuple[Ambiguity, ...]
     duplicates: tuple[Duplicate, ...]
+    # Entities all of whose members are deleted (a rolled-back copy, a deal deleted in every
+    # CRM): still grouped, for the deletes they may carry, but no deal the systems share.
+    dead: int = 0
     # The deals whose match key this match built (every live deal; an incremental match skips
     # the settled ones) and their keys (None: a component is missing), in the same order, for
     # callers that store them. In input order, so not part of the result's equality.
@@ -465,6 +468,12 @@ def _result(linker: Linker, scan: _Scan, retired: Container[str]) -> MatchResult
         if h in groups
     }
     gone = {refs[i] for i in scan.deleted}
+    # Only the entities of deleted deals can be dead: proportional to the deletions.
+    dead = sum(
+        all(ref in gone for ref in groups[h].values())
+        for h in {linker.entity[i] for i in scan.deleted}
+        if h in groups
+    )
     alone: dict[str, list[Ref]] = {system: [] for system in scan.live}
     for group in groups.values():
         if len(group) == 1:
@@ -501,6 +510,7 @@ def _result(linker: Linker, scan: _Scan, retired: Container[str]) -> MatchResult
             )
         ),
         duplicates=duplicates,
+        dead=dead,
         keyed=refs if isinstance(scan.keyed, range) else list(map(refs.__getitem__, scan.keyed)),
         keys=scan.found,
     )

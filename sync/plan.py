@@ -409,7 +409,7 @@ def _summary(
         for system in sorted(set(records) | set(created))
     }
     return {
-        "entities": len(matched.entities),
+        "entities": len(matched.entities) - matched.dead,
         "matched": sum(1 for members in matched.entities.values() if len(members) > 1),
         "changes": len(changes),
         "changes_by_system": {s: dict(sorted(by_system[s].items())) for s in sorted(by_system)},

@@ -185,6 +185,18 @@ def test_deleted_deals_keep_their_links_but_never_match_by_key() -> None:
     assert unlinked.methods == {} and unlinked.unmatched == {HS: (live.ref,)}
 
 
+def test_entities_whose_every_deal_is_deleted_are_counted_dead() -> None:
+    """A copy a rollback deleted (its link forgotten) and a deal deleted in both CRMs are no
+    deal the systems share; an entity with one live member still is."""
+    copy = deal(PD, "9", extra={"deleted": True})
+    both = [deal(SF, "1", extra={"deleted": True}), deal(HS, "2", extra={"deleted": True})]
+    half = [deal(SF, "3", extra={"deleted": True}), deal(HS, "4")]
+    links = {both[0].ref: "E1", both[1].ref: "E1", half[0].ref: "E2", half[1].ref: "E2"}
+    result = match(by_system([copy, *both, *half]), links, KEYS)
+    assert (len(result.entities), result.dead) == (3, 2)
+    assert match(by_system(half), links, KEYS).dead == 0
+
+
 def test_unmatched_is_reported_per_instance_only_when_other_instances_exist() -> None:
     a = deal(SF, "1")
     assert match(by_system([a]), {}, KEYS).unmatched == {}

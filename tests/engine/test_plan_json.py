@@ -92,6 +92,14 @@ def test_plan_summary_counts_changes_and_estimates_api_calls(plan: Plan) -> None
     assert summary["changes_by_system"][SF]["close_date"] == 30  # pipedrive is the truth
 
 
+def test_plan_summary_counts_only_entities_with_a_live_deal(plan: Plan) -> None:
+    """A copy a rollback deleted comes back from the CRM's deleted list, unlinked: it is no
+    deal the CRMs share, as the health report does not count it either."""
+    deals, links, bases = _world()
+    copy = deal(PD, "rolled-back", name="Deal 7", extra={"deleted": True}, link_id="E7")
+    assert _plan([*deals, copy], links, bases).summary["entities"] == plan.summary["entities"]
+
+
 def test_plan_json_round_trips(plan: Plan) -> None:
     text = json.dumps(plan_to_json(plan))
     assert plan_from_json(text, "plan.json") == plan
