@@ -121,6 +121,9 @@ class SalesforceStore:
         self.schemas = self._schemas()
         self.by_id = {r["Id"]: r for r in self.tables["Opportunity"]}
         self.users = {r["Id"] for r in self.tables["User"]}
+        # The user the API session runs as (the dataset's first User): it makes every write,
+        # and Salesforce makes it the owner of a record created without an OwnerId.
+        self.api_user = next((r["Id"] for r in self.tables["User"]), _API_USER)
         self.stages = {r["MasterLabel"]: r for r in self.tables["OpportunityStage"]}
         self.stages.update({r["ApiName"]: r for r in self.tables["OpportunityStage"]})
         stamps = [r.get("SystemModstamp") for t in self.tables.values() for r in t]
@@ -249,8 +252,8 @@ class SalesforceStore:
                 "Id": self.new_id(),
                 "IsDeleted": False,
                 "CreatedDate": stamp,
-                "CreatedById": _API_USER,
-                "OwnerId": next(iter(self.users), _API_USER),
+                "CreatedById": self.api_user,
+                "OwnerId": self.api_user,
             }
             self.tables["Opportunity"].append(record)
             self.by_id[record["Id"]] = record
@@ -267,7 +270,7 @@ class SalesforceStore:
             record["ForecastCategoryName"] = stage.get("ForecastCategoryName")
             record["ForecastCategory"] = stage.get("ForecastCategory")
         record["LastModifiedDate"] = record["SystemModstamp"] = stamp
-        record["LastModifiedById"] = _API_USER
+        record["LastModifiedById"] = self.api_user
         if record.get("StageName") != old_stage:
             self._history(record, stamp)
         return str(record["Id"])
@@ -278,7 +281,7 @@ class SalesforceStore:
         stamp = self.stamp()
         record["IsDeleted"] = True
         record["LastModifiedDate"] = record["SystemModstamp"] = stamp
-        record["LastModifiedById"] = _API_USER
+        record["LastModifiedById"] = self.api_user
         return str(record["Id"])
 
     def purge_deleted(self) -> int:
@@ -302,7 +305,7 @@ class SalesforceStore:
                 "CloseDate": record.get("CloseDate"),
                 "Probability": record.get("Probability"),
                 "ForecastCategory": record.get("ForecastCategory"),
-                "CreatedById": _API_USER,
+                "CreatedById": self.api_user,
                 "CreatedDate": stamp,
                 "SystemModstamp": stamp,
                 "IsDeleted": False,
