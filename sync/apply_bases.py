@@ -11,7 +11,7 @@ from mapping import deal_from_json
 from mapping.model import Deal, Money, Ref
 from sync.apply_creates import create_change_id
 from sync.apply_report import ChangeResult, Outcome
-from sync.diff import LEFT_OUT
+from sync.diff import LEFT_OUT, PICKED, Pick
 from sync.known_writes import overlaid
 from sync.plan import Change, Plan, current_value, decode_value, diff_values
 from sync.reconcile import base_from_json, base_to_json, rebased
@@ -62,8 +62,8 @@ class BaseKeeper:
         killed, or stopped by a lost lock) was not read again: see :meth:`_known`."""
         self._outcome.update((r.change_id, r.outcome) for r in results)
         self._current.update(current)
-        created = [r.change_id for r in results if r.outcome in _SUCCESS]
-        self._created([self._creates[c] for c in created if c in self._creates])
+        created = [(self._creates[r.change_id], r) for r in results if r.change_id in self._creates]
+        picks = self._created([(c, r) for c, r in created if r.outcome in _SUCCESS])
         entities = {r.entity for r in results if r.entity}
         changes = [c for entity in entities for c in self._by_entity.get(entity, ())]
         self._current.update(self._known(changes))
@@ -89,27 +89,58 @@ class BaseKeeper:
                 updates[entity][diff_field] = value
         if updates or echoes:
             self._save(updates, echoes)
+        if picks:  # after `_save`: a field the others took None for keeps the copy's pick
+            self._save_picks(picks)
 
-    def _created(self, creates: Sequence[Mapping[str, Any]]) -> None:
+    def _created(
+        self, creates: Sequence[tuple[Mapping[str, Any], ChangeResult]]
+    ) -> dict[str, dict[str, dict[Ref, Any]]]:
         """A copy holds the values it was created with, as its source does: they are the base
         of an entity that has none yet (a deal one CRM alone held). Else the next run would
         decide every field as on a first sync, and a person's edit of the fresh copy would go
         to the field's policy (taken back under a `priority` ranking the source first, or a
-        conflict) instead of spreading. An entity with a base keeps it: its members may
-        disagree with the source on a field the plan left undecided. Probability is left out:
-        a copy's is its CRM's own (from its stage) as often as the source's; so is a value the
-        source lacks."""
-        entities = {str(c["entity"]): c for c in creates}
+        conflict) instead of spreading. Probability is left out: a copy's is its CRM's own
+        (from its stage) as often as the source's; so is a value the source lacks.
+
+        An entity with a base keeps it: its members may disagree with the source on a field
+        the plan left undecided. Returned for it: the fields the copy was created without a
+        value of, which its CRM may pick (see `sync.diff.picked`), to mark in the base."""
+        entities = {str(c["entity"]): (c, r) for c, r in creates}
         if not entities:
-            return
+            return {}
         stored = self._store.bases(list(entities))
         bases = {
             entity: base_to_json(_created_base(create["values"]))
-            for entity, create in entities.items()
+            for entity, (create, _) in entities.items()
             if not stored.get(entity)
         }
         if bases:
             self._store.save_bases(bases)
+        picks: dict[str, dict[str, dict[Ref, Any]]] = {}
+        for entity, (create, result) in entities.items():
+            base, system = stored.get(entity) or {}, str(create["system"])
+            values = diff_values(create["values"])
+            fields = [name for name, value in values.items() if value is None and name in base]
+            copy = (result.id or self._copy_id(entity, system)) if fields else None
+            if copy:
+                picks[entity] = {name: {Ref(system, copy): Pick.NOT_SEEN} for name in fields}
+        return picks
+
+    def _copy_id(self, entity: str, system: str) -> str | None:
+        """The id of the copy an earlier run of the plan made (`done before`: no id here)."""
+        links = self._store.link_records([entity])
+        return next((link.deal_id for link in links if link.instance == system), None)
+
+    def _save_picks(self, picks: Mapping[str, Mapping[str, Mapping[Ref, Any]]]) -> None:
+        stored = self._store.bases(list(picks))
+        merged = {}
+        for entity, fields in picks.items():
+            base = base_from_json(stored.get(entity, {}))
+            marks = base.setdefault(PICKED, {})
+            for name, held in fields.items():  # a pick a run has seen since stays as seen
+                marks[name] = {**held, **marks.get(name, {})}
+            merged[entity] = base_to_json(base)
+        self._store.save_bases(merged)
 
     def _save(
         self, updates: Mapping[str, Mapping[str, Any]], echoes: Mapping[str, Mapping[str, Any]]

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from operator import itemgetter
 from typing import Any
 
@@ -32,10 +33,12 @@ __all__ = [
     "FieldChange",
     "FunnelFacts",
     "Kept",
+    "Pick",
     "base_values",
     "comparable",
     "create_source",
     "diff",
+    "picked",
 ]
 
 # (target ref, canonical field, value) -> None when the target can hold it, else the reason.
@@ -43,6 +46,16 @@ CanExpress = Callable[[Ref, str, Any], "str | None"]
 
 _MISSING = object()
 LEFT_OUT = "left_out"  # the key of a base's left-out marks: {diff field: {ref: value kept}}
+# The key of a base's pick marks: {diff field: {ref: value held, or Pick.NOT_SEEN}} (`picked`).
+PICKED = "picked"
+
+
+class Pick(Enum):
+    """A pick mark's value before a run has seen the copy: whatever it holds is its CRM's."""
+
+    NOT_SEEN = "not seen"
+
+
 _STAGE, _STATUS, _AMOUNT = (DIFF_FIELDS.index(f) for f in ("stage", "status", "amount"))
 
 
@@ -202,7 +215,9 @@ def _unrecorded(agreed: tuple[Any, ...], base: Mapping[str, Any] | None) -> bool
     """Is an entity whose members all hold `agreed` to be recorded as agreeing? Also when
     the base already holds it but still marks members (see `left_out`): agreement ends the
     marks, and one outliving it would take a later edit back to its value for no change."""
-    return base is None or _base_row(base) != agreed or bool(base.get(LEFT_OUT))
+    if base is None or _base_row(base) != agreed:
+        return True
+    return bool(base.get(LEFT_OUT)) or bool(base.get(PICKED))
 
 
 def _fingerprint(value: Any) -> str:
@@ -347,10 +362,17 @@ class _Differ:
         else:
             # A member still holding the value marked in the base (see `left_out`) has not
             # changed: else the next run would carry that value to the others as its edit.
-            left = {d.ref: d for d, v in pairs if v != was and self.kept(d, name, v, was, base)}
-            changed = [(d, v) for d, v in pairs if v != was and d.ref not in left]
-            if left and not changed:
-                return self.catch_up(entity, name, was, left)
+            # Nor has a copy holding what its CRM picked when crmsync created it (`picked`).
+            own = self.picks_held(entity, name, pairs, was, base)
+            left = {
+                d.ref: d
+                for d, v in pairs
+                if v != was and d.ref not in own and self.kept(d, name, v, was, base)
+            }
+            marked = left.keys() | own
+            changed = [(d, v) for d, v in pairs if v != was and d.ref not in marked]
+            if not changed:  # only marked members differ
+                return self.catch_up(entity, name, was, left) if left else None
         sources = tuple(d.ref for d, _ in changed)
         holders = {d.system for d, _ in pairs}
         if policy.rule is PolicyRule.SOURCE_OF_TRUTH and policy.systems[0] in holders:
@@ -374,8 +396,32 @@ class _Differ:
 
     def agree(self, entity: str, name: str, value: Any, base: Mapping[str, Any] | None) -> None:
         """Every member holds `value`: it is the base, recorded unless it is already."""
-        if base is None or base.get(name, _MISSING) != value or left_out(base, name):
+        recorded = base is not None and base.get(name, _MISSING) == value
+        if not recorded or left_out(base, name) or picked(base, name):  # marks end with it
             self.agreed.setdefault(entity, {})[name] = value
+
+    def picks_held(
+        self,
+        entity: str,
+        name: str,
+        pairs: Sequence[tuple[Deal, Any]],
+        was: Any,
+        base: Mapping[str, Any] | None,
+    ) -> set[Ref]:
+        """The members holding, instead of the base's value, what their CRM picked for a copy
+        crmsync created (see `picked`). A pick not seen yet is recorded as the value held now:
+        a later edit there is one. A mark ends once its member holds anything else."""
+        marks = picked(base, name)
+        if not marks:
+            return set()
+        held = {
+            d.ref: v
+            for d, v in pairs
+            if v != was and (marks.get(d.ref, _MISSING) is Pick.NOT_SEEN or marks.get(d.ref) == v)
+        }
+        if held != marks:
+            self.agreed.setdefault(entity, {}).setdefault(PICKED, {})[name] = held
+        return set(held)
 
     def kept(
         self, deal: Deal, name: str, value: Any, was: Any, base: Mapping[str, Any] | None
@@ -505,6 +551,15 @@ def left_out(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
     took the base's (it could not hold it), or an apply wrote it there and failed elsewhere
     (our copy of another member's change, stamped with our write's time)."""
     marks = base.get(LEFT_OUT) if base else None
+    return marks.get(name, {}) if marks else {}
+
+
+def picked(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
+    """The copies crmsync created into an entity that had a base, from a deal lacking a value of
+    diff field `name`, which hold their own CRM's pick for it (Salesforce an owner, a probability
+    from the stage; Pipedrive an amount of 0) instead of the base's value: ref -> that value, or
+    Pick.NOT_SEEN before a run has read the copy. Holding it, the copy made no edit there."""
+    marks = base.get(PICKED) if base else None
     return marks.get(name, {}) if marks else {}
 
 

@@ -17,7 +17,7 @@ from config import Config
 from connectors.base import Connector
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
-from sync.diff import LEFT_OUT, DiffResult, diff
+from sync.diff import LEFT_OUT, PICKED, DiffResult, Pick, diff
 from sync.incremental import Scope, choose_scope, key_digests, load_changed, unsettled
 from sync.known_writes import with_known_writes
 from sync.link_review import EXPLICIT, apart, split_entity_ids
@@ -75,27 +75,43 @@ def load_deals(store: Store, instances: list[str]) -> dict[str, list[Deal]]:
         }
 
 
+_MARKS = (LEFT_OUT, PICKED)  # a base's keys of marks, {diff field: {ref: value}}, not fields
+
+
 def base_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    out = {field: encode_value(value) for field, value in values.items() if field != LEFT_OUT}
-    marks = {
-        field: [[ref.system, ref.id, encode_value(value)] for ref, value in sorted(kept.items())]
-        for field, kept in values.get(LEFT_OUT, {}).items()
-        if kept
-    }
-    if marks:
-        out[LEFT_OUT] = marks
+    out = {field: encode_value(value) for field, value in values.items() if field not in _MARKS}
+    for key in _MARKS:
+        marks = {
+            field: [_mark_to_json(ref, value) for ref, value in sorted(held.items())]
+            for field, held in values.get(key, {}).items()
+            if held
+        }
+        if marks:
+            out[key] = marks
     return out
+
+
+def _mark_to_json(ref: Ref, value: Any) -> list[Any]:
+    if value is Pick.NOT_SEEN:
+        return [ref.system, ref.id]
+    return [ref.system, ref.id, encode_value(value)]
 
 
 def base_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    out = {f: decode_value(f, v, money=True) for f, v in values.items() if f != LEFT_OUT}
-    marks = values.get(LEFT_OUT)
-    if marks:
-        out[LEFT_OUT] = {
-            field: {Ref(system, id): decode_value(field, v, money=True) for system, id, v in kept}
-            for field, kept in marks.items()
-        }
+    out = {f: decode_value(f, v, money=True) for f, v in values.items() if f not in _MARKS}
+    for key in _MARKS:
+        if marks := values.get(key):
+            out[key] = {
+                field: dict(_mark_from_json(field, mark) for mark in held)
+                for field, held in marks.items()
+            }
     return out
+
+
+def _mark_from_json(field: str, mark: Sequence[Any]) -> tuple[Ref, Any]:
+    system, deal_id, *value = mark
+    held = decode_value(field, value[0], money=True) if value else Pick.NOT_SEEN
+    return Ref(system, deal_id), held
 
 
 def plan_run(
@@ -377,14 +393,15 @@ def _merged_bases(
 
 def rebased(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` over a (decoded) base. A field taking a new agreed value has no marked member
-    any more (see `sync.diff.left_out`): its marks go, unless `values` marks some anew (under
-    its own LEFT_OUT key)."""
-    fresh = values.get(LEFT_OUT, {})
-    marks = {f: kept for f, kept in base.get(LEFT_OUT, {}).items() if f not in values} | fresh
-    out = {f: v for f, v in base.items() if f != LEFT_OUT}
-    out |= {f: v for f, v in values.items() if f != LEFT_OUT}
-    if marks:
-        out[LEFT_OUT] = marks
+    any more (see `sync.diff.left_out` and `picked`): its marks go, unless `values` marks some
+    anew (under its own LEFT_OUT or PICKED key, where no member marks a field's marks away)."""
+    out = {f: v for f, v in base.items() if f not in _MARKS}
+    out |= {f: v for f, v in values.items() if f not in _MARKS}
+    for key in _MARKS:
+        fresh = values.get(key, {})
+        marks = {f: held for f, held in base.get(key, {}).items() if f not in values} | fresh
+        if marks := {f: held for f, held in marks.items() if held}:
+            out[key] = marks
     return out
 
 

@@ -9,9 +9,10 @@ from engine_deals import T0, deal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapping.model import Deal, DealStatus, Money
-from sync.diff import LEFT_OUT, base_values, diff
+from mapping.model import Deal, DealStatus, Money, Ref
+from sync.diff import LEFT_OUT, PICKED, Pick, base_values, diff
 from sync.policy import DIFF_FIELDS, Policy, PolicyRule
+from sync.reconcile import base_from_json, base_to_json, rebased
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
 ALL = {SF, HS, PD}
@@ -372,6 +373,34 @@ def test_marks_end_when_the_members_agree_again() -> None:
     c = deal(HS, "2", stage="negotiation")
     agreed = diff(entities, {d.ref: d for d in (a, c)}, {"E1": marked}, {}, ALL).agreed
     assert agreed == {"E1": {"amount": Money(Decimal("1000"), "USD")}}
+
+
+def test_a_copy_holding_its_crms_own_pick_is_no_change_and_a_later_edit_there_is() -> None:
+    """Pipedrive gave a copy of an ownerless deal an owner of its own (marked in the base, not
+    seen yet): no edit to spread. The run records the owner it holds; once a person sets
+    another, that is a change made there, and spreads."""
+    sf, hs = deal(SF, "1", owner=None), deal(HS, "2", owner=None)
+    base = {**_base(sf), PICKED: {"owner_email": {Ref(PD, "3"): Pick.NOT_SEEN}}}
+    entities = {"E1": {d.system: d.ref for d in (sf, hs)} | {PD: Ref(PD, "3")}}
+
+    def run(copy: Deal, stored: dict[str, Any]) -> Any:
+        by_ref = {d.ref: d for d in (sf, hs, copy)}
+        return diff(entities, by_ref, {"E1": stored}, {}, ALL, lambda *_: None)
+
+    picked = run(deal(PD, "3", owner="api@example.com"), base)
+    assert picked.changes == () and picked.conflicts == ()
+    seen = {"owner_email": {Ref(PD, "3"): "api@example.com"}}
+    assert picked.agreed == {"E1": {PICKED: seen}}
+    stored = rebased(base, picked.agreed["E1"])
+    assert base_from_json(base_to_json(stored)) == stored
+    assert run(deal(PD, "3", owner="api@example.com"), stored).changes == ()
+    edited = run(deal(PD, "3", owner="bob@example.com"), stored)
+    assert {(s, t) for s, f, _, t in _changes(edited) if f == "owner_email"} == {
+        (SF, "bob@example.com"),
+        (HS, "bob@example.com"),
+    }
+    # a base saved before pick marks loads as it did
+    assert base_from_json(base_to_json(_base(sf))) == _base(sf)
 
 
 def test_on_a_first_sync_a_value_an_apply_copied_is_no_candidate_for_newest() -> None:
