@@ -37,7 +37,7 @@ from typing import Any
 
 from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus
-from sync.diff import FunnelFacts, left_out
+from sync.diff import FunnelFacts, Pick, left_out, picked
 from sync.health_model import CopiesCounted, CopyChoice
 from sync.policy import Policy, PolicyRule, decide, describe, policy_for
 
@@ -92,16 +92,19 @@ def _changed_since(
     name: str, pairs: Sequence[tuple[Deal, Any]], base: Mapping[str, Any] | None
 ) -> list[tuple[Deal, Any]] | None:
     """The (copy, value) pairs whose value changed since the copies last agreed, as reconcile
-    sees them: a value the base marks as the copy's own no change (`left_out`) is none. None
-    without a base value for the field (a first sync: every copy is a candidate)."""
+    sees them: a value the base marks as the copy's own no change (`left_out`), or as its CRM's
+    pick for a copy crmsync created (`picked`), is none. None without a base value for the
+    field (a first sync: every copy is a candidate)."""
     was = _agreed(name, base)
     if was is _MISSING:
         return None
-    marks = left_out(base, name)
+    marks, picks = left_out(base, name), picked(base, name)
     changed = []
     for deal, value in pairs:
         own = value[0] if name == "stage" else value
-        if value != was and marks.get(deal.ref, _MISSING) != own:
+        kept = marks.get(deal.ref, _MISSING) == own
+        kept = kept or picks.get(deal.ref, _MISSING) in (own, Pick.NOT_SEEN)
+        if value != was and not kept:
             changed.append((deal, value))
     return changed
 

@@ -18,7 +18,7 @@ from fixtures import HS, SF, inputs, usd
 from config import Policy, PolicyRule
 from mapping.funnel import DEFAULT_FUNNEL
 from mapping.model import Ref
-from sync.diff import LEFT_OUT, base_values, diff
+from sync.diff import LEFT_OUT, PICKED, Pick, base_values, diff
 from sync.health import build_health
 
 BASE = {**base_values(SF[0]), LEFT_OUT: {"amount": {Ref("sf", "1"): usd("1500")}}}
@@ -53,3 +53,29 @@ def test_a_copy_holding_a_value_marked_left_out_counts_at_the_value_the_others_a
     assert report.consolidated.open_amount["USD"] == D("1000")
     (amount,) = (f for f in report.consolidated.copies_counted.fields if f.field == "amount")
     assert (amount.disagreed, amount.by_policy, amount.by_order, amount.by_change) == (1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_copy_holding_its_crms_own_pick_counts_at_the_value_the_others_agreed_on(
+    policy: str,
+) -> None:
+    """sf:1 is a copy crmsync created from a deal without an amount, and its CRM picked USD 1500
+    (marked in the base as `picked`): reconcile spreads nothing, and the report counts the value
+    the others agreed on, not the pick."""
+    policies = POLICIES[policy]
+    picked = {**base_values(SF[0]), PICKED: {"amount": {Ref("sf", "1"): Pick.NOT_SEEN}}}
+    reconciled = diff(
+        {"acme": {"sf": MARKED.ref, "hs": HS[0].ref}},
+        {MARKED.ref: MARKED, HS[0].ref: HS[0]},
+        {"acme": picked},
+        policies,
+        ["sf", "hs"],
+        can_express=lambda ref, field, value: None,
+        funnels={"default": DEFAULT_FUNNEL},
+    )
+    assert reconciled.changes == ()
+    assert reconciled.agreed == {"acme": {PICKED: {"amount": {MARKED.ref: usd("1500")}}}}
+    deals = {"sf": [MARKED, *SF[1:]], "hs": HS}
+    bases = {MARKED.ref: picked, HS[0].ref: picked}
+    report = build_health(inputs(deals=deals, policies=policies, bases=bases))
+    assert report.consolidated.open_amount["USD"] == D("1000")
