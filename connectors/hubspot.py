@@ -56,7 +56,8 @@ BASE_PROPERTIES = (
     "deal_currency_code",
     "hs_is_closed",
     "hs_is_closed_won",
-    "hs_deal_stage_probability",
+    "hs_forecast_probability",  # what crmsync writes a probability to (mapping/hubspot.py)
+    "hs_deal_stage_probability",  # the stage's, read when the deal has no forecast
 )
 
 
