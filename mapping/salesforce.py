@@ -111,11 +111,13 @@ def _resolve_stage(ctx: MappingContext, stage_name: str) -> NativeStage | None:
     return ctx.native_stage(PIPELINE, stage_name) or ctx.native_stage_by_label(PIPELINE, stage_name)
 
 
-def _status(record: Mapping[str, Any], stage: NativeStage | None, rid: str) -> DealStatus:
+def _status(
+    record: Mapping[str, Any], stage: NativeStage | None, instance: str, rid: str
+) -> DealStatus:
     if stage is not None:
         closed, won = stage.is_closed, stage.is_won
     else:  # a stage missing from OpportunityStage: the record's own formula flags still say
-        with field_errors("salesforce", rid, "IsClosed"):
+        with field_errors(instance, rid, "IsClosed"):
             closed = bool(parse_flag(record.get("IsClosed")))
             won = bool(parse_flag(record.get("IsWon")))
     if won:
@@ -143,7 +145,7 @@ def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal
     stage_name = text_or_none(record.get("StageName")) or ""
     stage = _resolve_stage(ctx, stage_name) if stage_name else None
     native_id = stage.id if stage else stage_name
-    status = _status(record, stage, rid)
+    status = _status(record, stage, ctx.instance, rid)
     funnel_key = (
         ctx.funnel_stage(PIPELINE, native_id) if native_id else ctx.key_for_status(PIPELINE, status)
     )

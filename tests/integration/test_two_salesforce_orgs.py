@@ -81,3 +81,19 @@ def test_two_salesforce_orgs_reconcile_into_each_org_by_its_own_ids_and_settle(
     assert after[us_id] == emea[us_id]  # the sf_emea deal with that id is untouched
     assert _plan(orgs)["summary"]["changes"] == 0
 
+
+def _unreadable_stage(us: dict[str, Any]) -> None:
+    opp = us["Opportunity"][0]
+    opp.update(StageName="Legacy Import", IsClosed="n/a")
+
+
+def test_a_record_one_org_cannot_map_is_reported_under_that_org(tmp_path: Path) -> None:
+    with two_orgs(
+        tmp_path, f"sqlite:///{tmp_path / 'store.db'}", edit_us=_unreadable_stage
+    ) as orgs:
+        bad = next(iter(orgs.opportunities("sf_us")))
+        pulled = run_crmsync("pull", "--config", str(orgs.config))
+        plan = _plan(orgs)
+    assert pulled.returncode == 0, pulled.stderr
+    assert [(e["system"], e["id"]) for e in plan["errors"]] == [("sf_us", bad)]
+    assert f"skipped sf_us record {bad}: status: IsClosed" in pulled.stderr
