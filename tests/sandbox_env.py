@@ -164,11 +164,16 @@ def served(
     *,
     systems: Sequence[str] = SYSTEMS,
     faults: str = "",
+    name: str | None = None,
     **sections: Mapping[str, Any],
 ) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """`crmsync sandbox serve` in its own process; yields (config path, ready-file JSON)."""
+    """`crmsync sandbox serve` in its own process; yields (config path, ready-file JSON).
+    Its files are `crmsync.yaml` and `ready.json` in `folder`, or `<name>.yaml` and
+    `<name>.ready.json` (several sandboxes in one folder)."""
     folder.mkdir(parents=True, exist_ok=True)
     ready, config = folder / "ready.json", folder / "crmsync.yaml"
+    if name is not None:
+        ready, config = folder / f"{name}.ready.json", folder / f"{name}.yaml"
     args = [*CRMSYNC, "sandbox", "serve", "--dataset", str(dataset),
             "--ready-file", str(ready), "--config-out", str(config)]  # fmt: skip
     if faults:

@@ -78,17 +78,18 @@ def start_sandbox(
     systems: Iterable[str] = SYSTEMS,
     workdir: Path | None = None,
     ports: Mapping[str, int] | None = None,
+    ca_name: str = "sandbox-ca.pem",
 ) -> Sandbox:
     """Serve each system of `dataset` on its own port (Salesforce over TLS).
 
-    `faults` is one spec for all or a mapping per system. `workdir` holds the CA file; a
-    temporary directory is used (and removed on stop) when it is not given.
+    `faults` is one spec for all or a mapping per system. `workdir` holds the CA file, named
+    `ca_name`; a temporary directory is used (and removed on stop) when it is not given.
     """
     tmp = None
     if workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="crmsync-sandbox-")
         workdir = Path(tmp.name)
-    tls = LocalTLS(workdir)
+    tls = LocalTLS(workdir, ca_name)
     servers: dict[str, SandboxServer] = {}
     tokens: dict[str, str] = {}
     try:

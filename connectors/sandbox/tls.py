@@ -11,13 +11,14 @@ __all__ = ["LocalTLS"]
 
 
 class LocalTLS:
-    """A CA generated at start; its PEM is written to `ca_file` for clients to trust."""
+    """A CA generated at start; its PEM is written to `ca_file` (`directory`/`name`) for
+    clients to trust."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, name: str = "sandbox-ca.pem") -> None:
         self._ca = trustme.CA(organization_name="crmsync sandbox")
         self._cert = self._ca.issue_cert("127.0.0.1", "localhost")
         directory.mkdir(parents=True, exist_ok=True)
-        self.ca_file = directory.resolve() / "sandbox-ca.pem"  # configs elsewhere must find it
+        self.ca_file = directory.resolve() / name  # configs elsewhere must find it
         self._ca.cert_pem.write_to_path(str(self.ca_file))
 
     def server_context(self) -> ssl.SSLContext:

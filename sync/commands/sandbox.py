@@ -32,7 +32,10 @@ def command() -> None:
     "--workdir",
     type=click.Path(path_type=Path),
     default=None,
-    help="where the sandbox CA file is written (default: beside --ready-file/--config-out)",
+    help=(
+        "where the sandbox CA file is written (default: beside --config-out/--ready-file, "
+        "named after it)"
+    ),
 )
 def serve(
     dataset_path: Path,
@@ -59,7 +62,12 @@ def serve(
     anchor = config_out or ready_file
     if workdir is None and anchor is not None:
         workdir = anchor.resolve().parent
-    sandbox = start_sandbox(dataset, faults=faults, systems=systems or SYSTEMS, workdir=workdir)
+    # Named after the config it serves: a second sandbox beside it (another org of one kind,
+    # its own config) must not replace the CA the first one's config trusts.
+    ca_name = f"{anchor.stem}-sandbox-ca.pem" if anchor is not None else "sandbox-ca.pem"
+    sandbox = start_sandbox(
+        dataset, faults=faults, systems=systems or SYSTEMS, workdir=workdir, ca_name=ca_name
+    )
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from connectors.sandbox.generator import generate_full
 from tests.integration.two_orgs import TwoOrgs, two_orgs
-from tests.sandbox_env import run_crmsync
+from tests.sandbox_env import run_crmsync, served
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -97,3 +98,20 @@ def test_a_record_one_org_cannot_map_is_reported_under_that_org(tmp_path: Path) 
     assert pulled.returncode == 0, pulled.stderr
     assert [(e["system"], e["id"]) for e in plan["errors"]] == [("sf_us", bad)]
     assert f"skipped sf_us record {bad}: status: IsClosed" in pulled.stderr
+
+
+def test_two_salesforce_sandboxes_served_in_one_folder_are_both_trusted(tmp_path: Path) -> None:
+    """One `crmsync sandbox serve` per org, their configs side by side: the second server's CA
+    must not replace the one the first org's config trusts."""
+    datasets = {}
+    for org, seed in (("emea", 3), ("us", 4)):
+        datasets[org] = tmp_path / f"{org}.json"
+        datasets[org].write_text(json.dumps(generate_full(40, seed).dataset))
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    with (
+        served(tmp_path, datasets["emea"], store, systems=("salesforce",), name="emea") as emea,
+        served(tmp_path, datasets["us"], store, systems=("salesforce",), name="us") as us,
+    ):
+        for config, _ in (emea, us):
+            checked = run_crmsync("check", "--config", str(config))
+            assert checked.returncode == 0, checked.stdout + checked.stderr
