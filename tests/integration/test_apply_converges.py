@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from sync.plan_json import plan_to_json
@@ -11,6 +13,8 @@ from sync.reconcile_run import run_reconcile
 from sync.runtime import open_runtime
 from sync.store_records import RunStatus
 from tests.integration.conftest import World
+
+Applied = tuple[dict[str, Any], dict[str, Any]]  # the first apply's plan, the requests by then
 
 
 def _reconcile(config: Path, *, dry_run: bool) -> dict:  # type: ignore[type-arg]
@@ -20,10 +24,21 @@ def _reconcile(config: Path, *, dry_run: bool) -> dict:  # type: ignore[type-arg
     return plan_to_json(outcome.result.plan)
 
 
-def test_apply_then_reconcile_plans_nothing_and_a_fresh_store_agrees(
-    world: World, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def first_apply(world: World) -> Applied:
+    """The world's first reconcile with apply: its plan, and every request the sandboxes had
+    then. Each test asks for it, so none depends on another having run before it (pytest-xdist
+    may run them in different workers, each with its own world)."""
     applied = _reconcile(world.config, dry_run=False)
+    return applied, {system: stats["requests"] for system, stats in world.stats().items()}
+
+
+def test_apply_then_reconcile_plans_nothing_and_a_fresh_store_agrees(
+    world: World,
+    first_apply: Applied,
+    tmp_path: Path,
+) -> None:
+    applied, _ = first_apply
     assert applied["changes"], "the generated data should need corrections"
 
     again = _reconcile(world.config, dry_run=True)
@@ -40,11 +55,12 @@ def test_apply_then_reconcile_plans_nothing_and_a_fresh_store_agrees(
     assert first_look["changes"] == [] and first_look["conflicts"] == []
 
 
-def test_writes_go_out_at_batch_size_with_one_precondition_read_per_batch(
+def test_a_second_apply_writes_nothing_and_reads_nothing_back(
     world: World,
+    first_apply: Applied,
 ) -> None:
     before = world.stats()
-    applied = _reconcile(world.config, dry_run=False)  # after the test above: nothing to do
+    applied = _reconcile(world.config, dry_run=False)  # after the first apply: nothing to do
     after = world.stats()
     assert applied["changes"] == []
     for system in after:
@@ -58,8 +74,8 @@ def test_writes_go_out_at_batch_size_with_one_precondition_read_per_batch(
         assert writes == {}, (system, writes)
 
 
-def test_the_first_apply_used_one_call_per_batch(world: World) -> None:
-    requests = {system: stats["requests"] for system, stats in world.stats().items()}
+def test_the_first_apply_used_one_call_per_batch(first_apply: Applied) -> None:
+    _, requests = first_apply
     assert requests["salesforce"]["PATCH /services/data/{version}/composite/sobjects"] == 1
     assert requests["hubspot"]["POST /crm/v3/objects/deals/batch/update"] == 1
     assert requests["hubspot"]["POST /crm/v3/objects/deals/batch/read"] == 1
