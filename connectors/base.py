@@ -63,6 +63,9 @@ class ConnectorSettings:
     instance: str
     credentials: Credentials
     base_url: str | None = None  # override (sandbox); None = the vendor's default
+    # The instance's own URL (report links); the API host of a Salesforce session id, which
+    # works against its own org only, when base_url does not say another.
+    instance_url: str | None = None
     ca_file: Path | None = None
     extra_fields: tuple[str, ...] = ()  # native fields to read besides the standard ones
     link_field: str | None = None

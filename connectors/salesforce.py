@@ -165,16 +165,16 @@ class SalesforceConnector:
         return self._sf
 
     def _login(self) -> None:
-        settings = self._settings
-        if can_login(settings.credentials):
+        s = self._settings
+        if can_login(s.credentials):
             fresh = self._policy.call(
-                "login",
-                lambda: login(
-                    self._http, settings.credentials, settings.base_url, settings.options
-                ),
+                "login", lambda: login(self._http, s.credentials, s.base_url, s.options)
             )
-        else:
-            fresh = login(self._http, settings.credentials, settings.base_url, settings.options)
+        else:  # a session id is taken as it is: no call, nothing for the policy to count
+            try:
+                fresh = login(self._http, s.credentials, s.base_url, s.options, s.instance_url)
+            except LoginFailed as exc:
+                raise AuthError(self.system, "login", exc.description) from None
         self._policy.add_secret(fresh.session_id)
         self._sf = Salesforce(
             instance_url=fresh.instance_url,

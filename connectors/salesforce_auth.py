@@ -87,12 +87,15 @@ def login(
     credentials: Credentials,
     base_url: str | None,
     options: Mapping[str, Any],
+    instance_url: str | None = None,
 ) -> Login:
-    """A fresh session via POST /services/oauth2/token (password or client-credentials)."""
+    """A fresh session via POST /services/oauth2/token (password or client-credentials); a
+    session id is used as it is, against base_url or else the org's instance_url."""
     if isinstance(credentials, SalesforceSession):
-        if not base_url:
-            raise LoginFailed(0, "config", "session-id auth needs base_url (the instance URL)")
-        return Login(base_url.rstrip("/"), credentials.session_id)
+        host = base_url or instance_url
+        if not host:
+            raise LoginFailed(0, "config", "session-id auth needs instance_url (the org's URL)")
+        return Login(host.rstrip("/"), credentials.session_id)
     data: dict[str, str]
     auth: tuple[str, str] | None = None
     if isinstance(credentials, SalesforcePassword):

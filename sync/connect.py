@@ -105,6 +105,7 @@ def connector_settings(
         instance=instance,
         credentials=_credentials(system.kind, system.credentials),
         base_url=system.base_url,
+        instance_url=system.instance_url,
         ca_file=system.ca_file,  # already resolved against the config's directory
         extra_fields=fields,
         link_field=system.link_field,

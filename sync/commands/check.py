@@ -41,8 +41,10 @@ def summary_lines(config: Config) -> list[str]:
         "systems:",
     ]
     for name, system in config.systems.items():
-        if system.base_url:
-            host = urlsplit(system.base_url).netloc.rpartition("@")[2]  # no proxy login
+        # A Salesforce session id is used against its org's own URL (no login host).
+        url = system.base_url or (system.instance_url if system.auth_mode == "session" else None)
+        if url:
+            host = urlsplit(url).netloc.rpartition("@")[2]  # no proxy login
         else:
             host = _DEFAULT_HOSTS.get(system.kind, "connector default") + " (default)"
         writes = "push" if name in config.push_targets else "read-only"

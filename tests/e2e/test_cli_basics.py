@@ -47,7 +47,8 @@ def test_example_config_checks_offline() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     lines = result.stdout.splitlines()
-    assert "  salesforce: kind salesforce, host login.salesforce.com (default), auth session," in (
+    # a session id is used against its org's instance_url: no login host
+    assert "  salesforce: kind salesforce, host acme.my.salesforce.com, auth session," in (
         result.stdout
     )
     assert (

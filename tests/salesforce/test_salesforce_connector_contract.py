@@ -88,6 +88,16 @@ def test_bad_session_raises_auth_error_without_the_secret(make_connector, exp):
     )
 
 
+def test_a_session_id_works_against_the_orgs_instance_url_without_base_url(make_connector, sandbox):
+    """A session id belongs to one org: its instance_url (the config's, for report links) is
+    where the API is, as simple-salesforce takes it; base_url is only an override."""
+    org = make_connector(base_url=None, instance_url=sandbox.urls["salesforce"])
+    assert [p.id for p in org.pipelines()] == ["default"]
+    lost = make_connector(base_url=None, instance_url=None)
+    with pytest.raises(AuthError, match="session-id auth needs instance_url"):
+        lost.check()
+
+
 def test_expired_session_id_tells_the_user_what_to_do(connector, sandbox):
     contract.set_faults(sandbox, "salesforce", Faults(rate_limit=10_000, expire_after=1))
     connector.check()
