@@ -31,6 +31,16 @@ def _entity_lacking(world: World, system: str, holders: set[str]) -> tuple[str, 
     raise AssertionError(f"the generated world has no entity held by {sorted(holders)} alone")
 
 
+def _copied_without(world: World, entity: str, system: str, field: str) -> str:
+    """With create_missing on, a reconcile copies `entity` into `system` without a value of
+    `field` (its source lacks one); the copy's id."""
+    _configure(world, create_missing=True)
+    copied = _reconcile(world, dry_run=False)
+    create = next(c for c in copied.creates if c["entity"] == entity)
+    assert create["system"] == system and create["values"][field] is None
+    return world.members()[entity][system]
+
+
 def test_an_owner_the_target_picked_for_a_copy_of_an_ownerless_deal_is_not_spread_as_an_edit(
     small_world: World,
 ) -> None:
@@ -42,11 +52,7 @@ def test_an_owner_the_target_picked_for_a_copy_of_an_ownerless_deal_is_not_sprea
     cleared = _reconcile(small_world, dry_run=False)
     assert not _changes(cleared, "owner_email"), "Salesforce cannot hold no owner: left out"
 
-    _configure(small_world, create_missing=True)
-    copied = _reconcile(small_world, dry_run=False)
-    create = next(c for c in copied.creates if c["entity"] == entity)
-    assert create["system"] == "pipedrive" and create["values"]["owner_email"] is None
-    copy = small_world.members()[entity]["pipedrive"]
+    copy = _copied_without(small_world, entity, "pipedrive", "owner_email")
     pipedrive: Any = small_world.sandbox.servers["pipedrive"].emulator
     assert pipedrive.store.deals[int(copy)]["user_id"], "Pipedrive gives every deal an owner"
 
@@ -81,11 +87,7 @@ def test_a_probability_the_target_picked_for_a_copy_is_not_spread_as_an_edit(
     cleared = _changes(_reconcile(small_world, dry_run=False), "probability")
     assert cleared.get(("salesforce", ids["salesforce"]), "kept") is None
 
-    _configure(small_world, create_missing=True)
-    copied = _reconcile(small_world, dry_run=False)
-    create = next(c for c in copied.creates if c["entity"] == entity)
-    assert create["system"] == "hubspot" and create["values"]["probability"] is None
-    copy = small_world.members()[entity]["hubspot"]
+    copy = _copied_without(small_world, entity, "hubspot", "probability")
     hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
     assert hubspot.store.live[copy]["properties"].get("hs_deal_stage_probability") is not None
 
