@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -396,10 +397,19 @@ def _sqlite_transactions(engine: Engine) -> None:
 @contextmanager
 def transaction(engine: Engine, write: bool = True) -> Iterator[Connection]:
     """One transaction on a fresh connection: committed on success, rolled back on error."""
-    with engine.connect() as conn:
-        conn.execution_options(crmsync_write=write)
-        with conn.begin():
-            yield conn
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(crmsync_write=write)
+            with conn.begin():
+                yield conn
+    except (KeyboardInterrupt, SystemExit) as stop:
+        # Ctrl-C mid-statement: SQLAlchemy takes it for a lost connection and closes it, but
+        # SQLite keeps that connection's locks until its statement is freed, and the frames
+        # of this traceback hold the statement's cursor. Freed here; else the clean-up after
+        # the interrupt (recording the run, forgetting the reconcile state) waits on our own
+        # lock for 30 s and fails with "database is locked".
+        traceback.clear_frames(stop.__traceback__)
+        raise
 
 
 def chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
