@@ -145,7 +145,8 @@ class Editors:
         return rng.choice(sorted(self.owners))
 
     def set_value(self, system: str, deal_id: str, field: str, value: Any) -> None:
-        """`field` of the deal set to `value` (canonical: an owner by email, a stage by key)."""
+        """`field` of the deal set to `value` (canonical: an owner by email, a stage by key, a
+        probability as a fraction of 1)."""
         em = self._em(system)
         with em.lock:
             if system == "salesforce":
@@ -164,6 +165,8 @@ class Editors:
             return {"StageName": self._native("salesforce", "default", value)}
         if field == "owner_email":
             return {"OwnerId": self.owners[value]["salesforce"]}
+        if field == "probability":
+            return {"Probability": value * 100}
         names = {"amount": "Amount", "close_date": "CloseDate", "name": "Name"}
         name = names.get(field, "CurrencyIsoCode")
         return {name: value.isoformat() if isinstance(value, date) else value}
@@ -175,6 +178,8 @@ class Editors:
             return {"hubspot_owner_id": self.owners[value]["hubspot"]}
         if field == "close_date":
             return {"closedate": f"{value.isoformat()}T00:00:00Z"}
+        if field == "probability":  # the forecast a person sets (hs_deal_stage_probability is
+            return {"hs_forecast_probability": str(value)}  # the stage's, read-only)
         names = {"amount": "amount", "name": "dealname", "currency": "deal_currency_code"}
         return {names[field]: str(value)}
 
@@ -187,6 +192,8 @@ class Editors:
             return {"user_id": int(self.owners[value]["pipedrive"])}
         if field == "close_date":
             return {"expected_close_date": value.isoformat()}
+        if field == "probability":
+            return {"probability": value * 100}
         names = {"amount": "value", "name": "title", "currency": "currency"}
         return {names[field]: value}
 
