@@ -231,6 +231,12 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _stage_probability(deal: Deal, written: str | None, ctx: MappingContext) -> Decimal | None:
+    """The probability of the stage the deal holds after a write (`written`: its new stage)."""
+    stage = ctx.native_stage(deal.pipeline, written or deal.native_stage)
+    return stage.probability if stage is not None else None
+
+
 def update_for_hubspot(
     deal: Deal,
     changes: Mapping[str, object],
@@ -265,6 +271,15 @@ def update_for_hubspot(
         elif key == "owner_email":
             props["hubspot_owner_id"] = _text(owner_id_for_change(deal, ctx, value))
         elif key == "probability":
+            if value is None and _stage_probability(deal, target.native_stage, ctx) is not None:
+                # Cleared, the forecast would read back as the stage's probability.
+                raise MappingError(
+                    deal.system,
+                    deal.id,
+                    "probability",
+                    "HubSpot cannot clear a probability (a deal without a forecast has its "
+                    "stage's)",
+                )
             props["hs_forecast_probability"] = _text(value)
         else:
             raise MappingError(deal.system, deal.id, key, "not a writable canonical field")

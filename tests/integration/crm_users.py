@@ -166,7 +166,7 @@ class Editors:
         if field == "owner_email":
             return {"OwnerId": self.owners[value]["salesforce"]}
         if field == "probability":
-            return {"Probability": value * 100}
+            return {"Probability": None if value is None else value * 100}
         names = {"amount": "Amount", "close_date": "CloseDate", "name": "Name"}
         name = names.get(field, "CurrencyIsoCode")
         return {name: value.isoformat() if isinstance(value, date) else value}
@@ -179,7 +179,7 @@ class Editors:
         if field == "close_date":
             return {"closedate": f"{value.isoformat()}T00:00:00Z"}
         if field == "probability":  # the forecast a person sets (hs_deal_stage_probability is
-            return {"hs_forecast_probability": str(value)}  # the stage's, read-only)
+            return {"hs_forecast_probability": "" if value is None else str(value)}  # the stage's)
         names = {"amount": "amount", "name": "dealname", "currency": "deal_currency_code"}
         return {names[field]: str(value)}
 
@@ -193,7 +193,7 @@ class Editors:
         if field == "close_date":
             return {"expected_close_date": value.isoformat()}
         if field == "probability":
-            return {"probability": value * 100}
+            return {"probability": None if value is None else value * 100}
         names = {"amount": "value", "name": "title", "currency": "currency"}
         return {names[field]: value}
 

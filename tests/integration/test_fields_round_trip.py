@@ -67,7 +67,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
             deals = [_stored(world, s, ids[s]) for s in SYSTEMS if s in ids]
             if len(deals) == len(SYSTEMS) and all(d.status.value == "open" for d in deals):
                 entities.append(ids)
-        assert len(entities) >= len(FIELDS) + len(SYSTEMS), "too few open three-CRM entities"
+        assert len(entities) >= len(FIELDS) + 2 * len(SYSTEMS), "too few open three-CRM entities"
         yield Synced(world, entities)
 
 
@@ -160,3 +160,26 @@ def test_copies_carry_their_links_which_the_next_pull_reads_back(small_world: Wo
         assert copy.link_id == entity, f"{copy.ref}: link marker not read back"
         assert copy.external_ids.get(source["system"]) == source["id"], copy.ref
         assert not _planned_for(after, members[entity], FIELDS), entity
+
+
+@pytest.mark.parametrize("system", ["salesforce", "pipedrive"])
+def test_a_probability_cleared_elsewhere_is_not_put_back_from_a_hubspot_stage(
+    synced: Synced, system: str
+) -> None:
+    """A HubSpot deal without a forecast reads its stage's probability: clearing the forecast
+    there cannot be read back as cleared, so it is reported instead of written, and the next
+    run does not take the stage's probability for an edit made in HubSpot."""
+    world = synced.world
+    ids = synced.entities[len(FIELDS) + len(SYSTEMS) + SYSTEMS.index(system)]
+    Editors(world, seed=0).set_value(system, ids[system], "probability", None)
+
+    applied = _reconcile(world, dry_run=False)
+    after = _reconcile(world, dry_run=True)
+    assert not _planned_for(after, ids, ("probability",)), "the cleared probability came back"
+
+    other = next(s for s in SYSTEMS if s not in (system, "hubspot"))
+    assert _changes(applied, "probability") == {(other, ids[other]): None}
+    reported = {(e["system"], e["field"]) for e in after.errors if e["id"] in ids.values()}
+    assert ("hubspot", "probability") in reported
+    assert _stored(world, system, ids[system]).probability is None
+    assert _stored(world, other, ids[other]).probability is None
