@@ -74,7 +74,7 @@ def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
 def _entity(synced: Synced, field: str, system: str) -> dict[str, str]:
     """Its own entity per field; closing a deal (status) takes one per editing CRM."""
     if field == "status":
-        return synced.entities[len(FIELDS) - 1 + SYSTEMS.index(system)]
+        return synced.entities[len(FIELDS) + SYSTEMS.index(system)]
     return synced.entities[FIELDS.index(field)]
 
 
