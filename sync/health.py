@@ -272,6 +272,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         inputs.instance_urls,
         inputs.now,
         window=inputs.since is not None,
+        live=live.keys(),
     )
     thresholds = evaluate_thresholds(
         inputs.thresholds, consolidated, quality, cross, len(all_copies)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from itertools import combinations
@@ -102,12 +102,14 @@ def cross_system(
     now: datetime,
     *,
     window: bool = False,
+    live: Collection[Ref] = (),
 ) -> CrossSystem:
     """Matching per instance pair, mismatches per field (counted per entity), conflicts,
     deletions seen in one system only, dead letters and sync freshness.
 
-    `window` (--since): `deals` are those in the window, and the mismatches count only the
-    matched deals in it, each when any of its copies is (as the consolidated figures do)."""
+    `window` (--since): `deals` are those in the window, and the mismatches and the pairs count
+    only the matched deals in it, each when any of its copies is (as the consolidated figures
+    do), with its `live` copies outside the window (`live`: every live deal's ref)."""
     plan = plan or {}
     present = {instance: {d.ref for d in own} for instance, own in deals.items()}
     covered = {ref for refs in present.values() for ref in refs}
@@ -177,7 +179,7 @@ def cross_system(
     return CrossSystem(
         plan_available=bool(plan),
         entities=len(entities),
-        pairs=_pairs(present, entities),
+        pairs=_pairs(present, entities, set(live)),
         # Only deals the report covers: with --since, the plan still lists every unmatched deal.
         unmatched_by_system=_count_by_system(
             u for u in plan.get("unmatched", ()) if _ref(u) in covered
@@ -201,17 +203,23 @@ def _count_by_system(items: Iterable[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def _pairs(
-    present: Mapping[str, set[Ref]], entities: Sequence[Mapping[str, Ref]]
+    present: Mapping[str, set[Ref]], entities: Sequence[Mapping[str, Ref]], live: set[Ref]
 ) -> tuple[PairMatch, ...]:
     """For each pair of instances: entities holding a live deal in both, and deals of either
-    side matched with nothing on the other."""
+    side matched with nothing on the other. An instance's side: its deals in the report, and
+    the live copies it holds of the matched deals in it (`entities`), so with --since a matched
+    deal counts as matched when any of its copies is in the window."""
+    sides = {
+        instance: refs | {r for group in entities if (r := group.get(instance)) in live}
+        for instance, refs in present.items()
+    }
     pairs = []
-    for a, b in combinations(sorted(present), 2):
+    for a, b in combinations(sorted(sides), 2):
         matched_a: set[Ref] = set()
         matched_b: set[Ref] = set()
         for group in entities:
             ref_a, ref_b = group.get(a), group.get(b)
-            if ref_a in present[a] and ref_b in present[b]:
+            if ref_a in sides[a] and ref_b in sides[b]:
                 matched_a.add(ref_a)
                 matched_b.add(ref_b)
         pairs.append(
@@ -219,8 +227,8 @@ def _pairs(
                 a=a,
                 b=b,
                 matched=len(matched_a),
-                only_a=len(present[a] - matched_a),
-                only_b=len(present[b] - matched_b),
+                only_a=len(sides[a] - matched_a),
+                only_b=len(sides[b] - matched_b),
             )
         )
     return tuple(pairs)

@@ -600,3 +600,19 @@ def test_since_counts_a_matched_deal_once_when_any_copy_is_in_the_window():
     c = data["consolidated"]
     assert (c["deals"], c["copies_merged"], c["open"], c["won"], c["lost"]) == (6, 2, 4, 2, 0)
     assert {i: s["deals"] for i, s in data["systems"].items()} == {"sf": 3, "hs": 2, "pd": 3}
+
+
+def test_since_pairs_count_a_matched_deal_when_any_of_its_copies_is_in_the_window():
+    # From 03-05: sf:5 (created 03-14); hs:11 (updated 03-10); pd:21 (03-12), pd:23 (03-05).
+    # Orion is in the window through hs:11, Draco through pd:21: both matched deals count,
+    # with their copies outside it (sf:1, sf:4), as the consolidated figures count them.
+    data = report(since=date(2025, 3, 5))
+    assert (data["consolidated"]["deals"], data["consolidated"]["copies_merged"]) == (4, 2)
+    assert data["cross_system"]["entities"] == 2
+    pairs = [(p["a"], p["b"], p["matched"], p["only_a"], p["only_b"])
+             for p in data["cross_system"]["pairs"]]  # fmt: skip
+    assert pairs == [
+        ("hs", "pd", 0, 1, 2),  # hs:11 | pd:21, pd:23
+        ("hs", "sf", 1, 0, 2),  # Orion; sf:4 (Draco, matched in pd only) and sf:5
+        ("pd", "sf", 1, 1, 2),  # Draco; pd:23 | sf:1 (Orion, in hs only) and sf:5
+    ]
