@@ -2,7 +2,10 @@
 
 Writes behave as the org would: they bump LastModifiedDate/SystemModstamp (wall clock, UTC,
 strictly increasing), derive IsClosed/IsWon/Probability/ForecastCategory from the stage, and
-append an OpportunityHistory row when a record is created or its stage changes.
+append an OpportunityHistory row when a record is created or its stage changes. In a
+multi-currency org (the dataset's Opportunities carry CurrencyIsoCode), a record created without
+a CurrencyIsoCode gets the personal currency of the user the API session runs as
+(`User.DefaultCurrencyIsoCode`, else the corporate currency), as Salesforce stamps it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ from typing import Any
 
 from connectors.sandbox.soql import datetime_key
 
-__all__ = ["READ_ONLY", "Change", "RecordError", "SalesforceStore", "format_stamp", "sf_id"]
+__all__ = [
+    "CORPORATE_CURRENCY",
+    "READ_ONLY",
+    "Change",
+    "RecordError",
+    "SalesforceStore",
+    "format_stamp",
+    "sf_id",
+]
 
 TABLES = ("OpportunityStage", "User", "Opportunity", "OpportunityHistory")
 _CUSTOM_LINKS = ("HubSpot_Deal_Id__c", "Pipedrive_Deal_Id__c", "Crmsync_Id__c")
@@ -64,6 +75,8 @@ _ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CHECK = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _API_USER = "005000000000000AAA"
+# The emulated org's corporate currency: a user's personal currency until someone changes it.
+CORPORATE_CURRENCY = "USD"
 
 
 class RecordError(Exception):
@@ -140,10 +153,22 @@ class SalesforceStore:
                     if key not in schema and key != "attributes" and value is not None:
                         schema[key] = _infer(value)
             schemas[name] = schema
-        # CurrencyIsoCode exists only in multi-currency orgs: here, when the data carries it.
+        # CurrencyIsoCode exists only in multi-currency orgs: here, when the data carries it;
+        # there every user has a personal currency too.
         if any("CurrencyIsoCode" in r for r in self.tables["Opportunity"][:1000]):
             schemas["Opportunity"]["CurrencyIsoCode"] = "picklist"
+            schemas["User"]["DefaultCurrencyIsoCode"] = "picklist"
         return schemas
+
+    @property
+    def multi_currency(self) -> bool:
+        return "CurrencyIsoCode" in self.schemas["Opportunity"]
+
+    def personal_currency(self) -> str:
+        """The currency of the API session's user, which Salesforce gives a record created
+        without a CurrencyIsoCode in a multi-currency org."""
+        user = next((r for r in self.tables["User"] if r.get("Id") == self.api_user), {})
+        return str(user.get("DefaultCurrencyIsoCode") or CORPORATE_CURRENCY)
 
     # -- clock and ids ----------------------------------------------------------------------
 
@@ -255,6 +280,8 @@ class SalesforceStore:
                 "CreatedById": self.api_user,
                 "OwnerId": self.api_user,
             }
+            if self.multi_currency and values.get("CurrencyIsoCode") is None:
+                values["CurrencyIsoCode"] = self.personal_currency()
             self.tables["Opportunity"].append(record)
             self.by_id[record["Id"]] = record
             old_stage = None

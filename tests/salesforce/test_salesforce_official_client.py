@@ -21,8 +21,13 @@ from simple_salesforce.format import format_soql
 
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
-from connectors.sandbox.salesforce_store import format_stamp
-from tests.salesforce.sf_dataset import DELETED, LIVE, TRICKY_NAME
+from connectors.sandbox.salesforce_store import (
+    CORPORATE_CURRENCY,
+    RecordError,
+    SalesforceStore,
+    format_stamp,
+)
+from tests.salesforce.sf_dataset import DELETED, LIVE, TRICKY_NAME, dataset
 
 SPEC = Path("/work/shared/specs/salesforce_rest_subset.openapi.yaml")
 
@@ -326,3 +331,32 @@ def test_too_many_requests_is_a_403_concurrent_request_limit_not_a_429(
             "errorCode": "REQUEST_LIMIT_EXCEEDED",
         }
     ]
+
+
+def _created_currency(sf: Salesforce, **values: Any) -> Any:
+    record = {"attributes": {"type": "Opportunity"}, "Name": "New", "StageName": "Proposal"}
+    body = {"allOrNone": True, "records": [{**record, "CloseDate": "2024-12-01", **values}]}
+    (made,) = sf.restful("composite/sobjects", method="POST", json=body)
+    return sf.Opportunity.get(made["id"])["CurrencyIsoCode"]
+
+
+def test_a_record_created_without_a_currency_gets_the_api_users_personal_currency(
+    sf: Salesforce, sandbox: Sandbox
+) -> None:
+    """Multi-currency orgs stamp an omitted CurrencyIsoCode with the creating user's personal
+    currency (DefaultCurrencyIsoCode; the corporate one until someone changes it); a
+    single-currency org has no CurrencyIsoCode at all."""
+    assert _created_currency(sf) == CORPORATE_CURRENCY == "USD"
+    emulator = sandbox.servers["salesforce"].emulator
+    with emulator.lock:  # an admin sets the integration user's personal currency in Setup
+        me = next(u for u in emulator.store.tables["User"] if u["Id"] == emulator.store.api_user)
+        me["DefaultCurrencyIsoCode"] = "EUR"
+    assert _created_currency(sf) == _created_currency(sf, CurrencyIsoCode=None) == "EUR"
+    assert _created_currency(sf, CurrencyIsoCode="GBP") == "GBP"
+
+    single = SalesforceStore(dataset(3, 0, currency=False)["salesforce"])
+    new = {"Name": "New", "StageName": "Proposal", "CloseDate": "2024-12-01", "Amount": 10}
+    made = single.apply(single.check_create(new))
+    assert "CurrencyIsoCode" not in single.by_id[made]
+    with pytest.raises(RecordError, match="No such column 'CurrencyIsoCode'"):
+        single.check_create({**new, "CurrencyIsoCode": "USD"})
