@@ -73,6 +73,9 @@ class ConnectorSettings:
     rate_limit: tuple[int, float] | None = None  # (requests, per seconds) pacing override
     timeout: float = 60.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    # `systems.<name>.currency`: what a single-currency org's amounts are in (the one code a
+    # Salesforce create may leave out there).
+    currency: str = "USD"
 
 
 @runtime_checkable

@@ -253,13 +253,18 @@ class SalesforceConnector:
     def owners(self) -> list[dict[str, Any]]:
         return list(self._query("owners", "SELECT Id, Name, Email, IsActive FROM User"))
 
-    def _deal_fields(self) -> list[str]:
+    def _org_fields(self) -> frozenset[str]:
+        """The Opportunity's fields in this org (one describe, kept): CurrencyIsoCode is among
+        them only in a multi-currency org."""
         if self._fields is None:
             describe = self._call(
                 "describe", lambda sf: sf.restful("sobjects/Opportunity/describe")
             )
             self._fields = frozenset(f["name"] for f in describe["fields"])
-        wanted = [f for f in DEAL_FIELDS if f in self._fields]
+        return self._fields
+
+    def _deal_fields(self) -> list[str]:
+        wanted = [f for f in DEAL_FIELDS if f in self._org_fields()]
         for extra in (*self._settings.extra_fields, self._settings.link_field):
             if extra and extra not in wanted:
                 wanted.append(extra)
@@ -367,7 +372,7 @@ class SalesforceConnector:
         for chunk in chunks(list(creates), BATCH):
             records = []
             for create in chunk:
-                values = {k: _jsonable(v) for k, v in create.fields.items()}
+                values = {k: _jsonable(v) for k, v in self._for_org(create.fields).items()}
                 if link:
                     values[link] = create.link_id
                 records.append({"attributes": {"type": "Opportunity"}, **values})
@@ -378,6 +383,17 @@ class SalesforceConnector:
                     PushResult(pushed.id, pushed.ok, pushed.error, pushed.code, create.link_id)
                 )
         return self._policy.redacted(results)
+
+    def _for_org(self, fields: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A create's fields as this org takes them. A single-currency org has no CurrencyIsoCode
+        and holds every amount in the configured currency, so that code is left out; any other
+        is sent, for Salesforce to refuse (INVALID_FIELD) rather than file it in the wrong
+        currency. A multi-currency org gets the code as it is: left out, Salesforce would stamp
+        the API user's personal currency instead."""
+        code = fields.get("CurrencyIsoCode")
+        if code != self._settings.currency or "CurrencyIsoCode" in self._org_fields():
+            return fields
+        return {k: v for k, v in fields.items() if k != "CurrencyIsoCode"}
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """Into the recycle bin, 200 ids a call (`DeletesDeals` gives the result semantics).

@@ -298,9 +298,11 @@ def create_for_salesforce(
 ) -> dict[str, Any]:
     """A new Opportunity copying `deal` (from another instance), linked back to it.
 
-    CurrencyIsoCode is sent only when the currency differs from the org default, so creates
-    work in single-currency orgs; a foreign currency there is rejected by Salesforce itself.
-    `pipeline` is accepted for symmetry with the other systems; Salesforce has only one.
+    CurrencyIsoCode always comes with an amount: a multi-currency org would otherwise stamp the
+    API user's personal currency, which need not be the configured one. The connector, which
+    knows whether the org has the field, leaves out the configured currency in a single-currency
+    org (a foreign one there is refused by Salesforce itself). `pipeline` is accepted for
+    symmetry with the other systems; Salesforce has only one.
     """
     del pipeline
     if deal.stage is None:
@@ -322,8 +324,7 @@ def create_for_salesforce(
     }
     if deal.value is not None:
         fields["Amount"] = _amount(deal.value.amount)
-        if deal.value.currency != ctx.default_currency:
-            fields["CurrencyIsoCode"] = deal.value.currency
+        fields["CurrencyIsoCode"] = deal.value.currency
     if deal.owner_email:
         fields["OwnerId"] = owner_id_for_change(deal, ctx, deal.owner_email)
     if deal.probability is not None:

@@ -108,6 +108,7 @@ def connector_settings(
         instance_url=system.instance_url,
         ca_file=system.ca_file,  # already resolved against the config's directory
         extra_fields=fields,
+        currency=system.currency,
         link_field=system.link_field,
         call_budget=system.call_budget,
         rate_limit=(rate.requests, rate.per_seconds) if rate else None,

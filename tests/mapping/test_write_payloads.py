@@ -429,6 +429,17 @@ def test_created_copy_maps_back_to_the_same_canonical_deal(
     assert copy_.external_ids[source] == deal.id
 
 
+def test_salesforce_create_always_says_the_currency_of_its_amount() -> None:
+    """Left out, a multi-currency org would stamp the API user's personal currency; the
+    connector leaves the configured code out for a single-currency org, which has no field."""
+    ctx = make_ctx("salesforce")
+    deal = deal_from_salesforce(opportunity(CurrencyIsoCode=ctx.default_currency), ctx)
+    payload = create_for_salesforce(deal, ctx, "ent-1")
+    assert payload["CurrencyIsoCode"] == ctx.default_currency
+    bare = dataclasses.replace(deal, value=None)
+    assert "CurrencyIsoCode" not in create_for_salesforce(bare, ctx, "ent-1")
+
+
 def test_create_carries_link_marker_and_back_pointer_fields() -> None:
     deal = deal_from_salesforce(opportunity(), make_ctx("salesforce"))
     payload = create_for_pipedrive(deal, make_ctx("pipedrive"), "ent-9")

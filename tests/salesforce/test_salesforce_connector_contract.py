@@ -17,11 +17,12 @@ from connectors.credentials import (
 from connectors.errors import ApiError, AuthError, RateLimitExhausted
 from connectors.salesforce import SalesforceConnector
 from connectors.sandbox.faults import Faults
-from connectors.sandbox.launcher import Sandbox
+from connectors.sandbox.launcher import Sandbox, start_sandbox
 from connectors.sandbox.salesforce import SANDBOX_CONSUMER_KEY, SANDBOX_USERNAME
 from tests.connectors import contract
 from tests.connectors.contract import Expectations
-from tests.salesforce.sf_dataset import DELETED, LIVE, TRICKY_NAME
+from tests.salesforce.conftest import FAST, settings_for
+from tests.salesforce.sf_dataset import DELETED, LIVE, TRICKY_NAME, dataset
 
 Make = Callable[..., SalesforceConnector]
 QUERY = "GET /services/data/{version}/query"
@@ -266,6 +267,40 @@ def test_creates_carry_the_link_marker_and_are_found_again(connector, sandbox):
         "ent-2",
     )
     assert connector.find_created([marker, "ent-2"]) == {marker: results[0].id}
+
+
+NEW = {"Name": "Copy", "StageName": "Proposal", "CloseDate": "2025-03-01", "Amount": 10}
+
+
+def test_a_create_keeps_its_currency_code_in_a_multi_currency_org(connector, sandbox):
+    """Left out, the code would be the API user's personal currency, not the one meant."""
+    emulator = sandbox.servers["salesforce"].emulator
+    with emulator.lock:
+        me = next(u for u in emulator.store.tables["User"] if u["Id"] == emulator.store.api_user)
+        me["DefaultCurrencyIsoCode"] = "EUR"
+    (made,) = connector.create_deals([NativeCreate("ent-1", {**NEW, "CurrencyIsoCode": "USD"})])
+    assert made.ok and emulator.store.by_id[made.id]["CurrencyIsoCode"] == "USD"
+
+
+def test_a_single_currency_org_takes_creates_in_the_configured_currency_only():
+    """It has no CurrencyIsoCode: the configured code is left out, any other is refused."""
+    with start_sandbox(
+        dataset(5, 0, currency=False), systems=["salesforce"], faults=FAST
+    ) as single:
+        connector = SalesforceConnector(settings_for(single, currency="EUR"))
+        try:
+            kept, foreign = connector.create_deals(
+                [
+                    NativeCreate("ent-1", {**NEW, "CurrencyIsoCode": "EUR"}),
+                    NativeCreate("ent-2", {**NEW, "CurrencyIsoCode": "USD"}),
+                ]
+            )
+        finally:
+            connector.close()
+        store = single.servers["salesforce"].emulator.store
+    assert kept.ok and "CurrencyIsoCode" not in store.by_id[kept.id]
+    assert (foreign.ok, foreign.code, foreign.link_id) == (False, "INVALID_FIELD", "ent-2")
+    assert connector.calls()["describe"] == 1
 
 
 def test_a_create_whose_response_was_lost_is_not_duplicated(connector, sandbox):
