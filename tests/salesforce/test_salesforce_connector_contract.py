@@ -193,6 +193,7 @@ def _live_ids(connector, count):
 def test_deleted_deals_leave_the_read_and_are_seen_as_deleted(connector):
     ids = _live_ids(connector, 3)
     since = datetime.now(UTC)
+    time.sleep(0.01)  # the deletes' SystemModstamp (milliseconds) must fall after `since`
     contract.assert_deletes_leave_the_live_read(connector, since, ids)
     assert connector.calls()["delete_deals"] == 1
 
