@@ -3,6 +3,8 @@ rich markup or terminal codes."""
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,11 +18,20 @@ from sync.errors import terminal_safe
 __all__ = ["cell", "counted", "fitted", "id_column", "plain_console"]
 
 
+class _PipeConsole(Console):
+    """A reader that stops early (`| head`) raises BrokenPipeError, as `click.echo` does:
+    rich's own SystemExit would end the process before a run could record its end."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 def plain_console(**options: Any) -> Console:
     """A rich console that prints strings as written. Deal names, ids, values and error
     messages come from the CRMs and the config: read as markup, a `[/]` in one fails the whole
     output and a `[b]...[/b]` restyles it. Styling is set with `Text(..., style=...)`."""
-    return Console(markup=False, **options)
+    return _PipeConsole(markup=False, **options)
 
 
 def counted(count: int, noun: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -333,6 +334,31 @@ def test_pull_jsonl_into_a_reader_that_stops_early_exits_quietly(
     reader.stdout.close()
     stderr = reader.stderr.read()
     assert (reader.wait(timeout=120), stderr) == (1, "")
+
+
+def test_a_plan_table_into_a_reader_that_stops_early_leaves_no_run_running(
+    served: tuple[Path, dict],
+) -> None:
+    # rich ended the process with SystemExit on the closed pipe, past the run's recording:
+    # `crmsync runs` showed the reconcile `running` with no process, as if it had been killed.
+    config, _ = served
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # the table is larger: the write fails
+    reader = subprocess.Popen(
+        [CRMSYNC, "reconcile", "--config", str(config), "--dry-run"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as stdout:
+        assert stdout.readline().startswith("Plan (run ")  # `| head -1`
+    assert reader.stderr is not None
+    stderr = reader.stderr.read()
+    assert (reader.wait(timeout=120), stderr) == (1, "")
+    runs = json.loads(crmsync("runs", "--config", str(config), "--format", "json").stdout)
+    last = next(run for run in runs if run["kind"] == "reconcile-dry-run")
+    assert last["status"] != "running"
 
 
 def test_a_large_output_into_a_reader_that_stops_early_exits_quietly_when_unbuffered(
