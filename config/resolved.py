@@ -125,6 +125,22 @@ class Config:
         definition = self.policies.fields.get(field_name, self.policies.default)
         return Policy.of(definition)
 
+    def mapping_fingerprint(self, instance: str) -> str:
+        """sha256 of what turns the instance's records into canonical deals: its stage map, its
+        pipelines' funnels (and theirs), its currency and its id fields. The deals a pull saved
+        under another one are stale in the store (a stage mapped since is still null there)."""
+        system = self.system(instance)
+        fields = {"kind", "currency", "pipeline_funnels", "stage_map", "external_ids", "link_field"}
+        data = system.model_dump(mode="json", include=fields)
+        used = {"default", *system.pipeline_funnels.values()}
+        data["funnels"] = {
+            name: funnel.model_dump(mode="json")
+            for name, funnel in sorted(self.document.funnels.items())
+            if name in used
+        }
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def fingerprint(self) -> str:
         """sha256 of the canonical config without secrets: a plan made under another config
         (other policies, mappings, targets, store) is refused. Rotating a token changes nothing.

@@ -72,6 +72,9 @@ class PullReport:
     failure_code: int = 1  # the failure's exit code (2: credentials rejected, permissions)
     # Why a pull that had a cursor read everything (the CRM no longer lists older deletions).
     full_reason: str | None = None
+    # The fingerprint of the mapping the records are read under (Config.mapping_fingerprint),
+    # stored with the cursor: a pull under another one reads everything again.
+    mapping: str | None = None
     # Ids this pull saved or marked deleted (an incremental pull also flags them in the store
     # for the next incremental reconcile; a full pull makes the next reconcile full instead).
     changed_ids: list[str] = field(default_factory=list)
@@ -290,10 +293,15 @@ def pull_locked(
             cursor = None if full else store.cursor(instance)
             last = store.cursor_saved_at(instance) if cursor else None
             why = _deletions_out_of_sight(connector, last, started) if last else None
+            mapping = config.mapping_fingerprint(instance)
+            if cursor and why is None and store.mapping_of(instance) not in (None, mapping):
+                why = _REMAP
             if why is not None:
                 _log.warning("%s: reading everything: %s", instance, why)
                 cursor = None
-            reports[instance] = PullReport(instance, full=cursor is None, full_reason=why)
+            reports[instance] = PullReport(
+                instance, full=cursor is None, full_reason=why, mapping=mapping
+            )
             if cursor is None:
                 # Before anything is saved: a crash mid-pull must still force a full analysis.
                 store.forget_reconcile_state()
@@ -312,6 +320,14 @@ def pull_locked(
             # takes no reconcile lock) may have missed what this pull saved unflagged.
             store.forget_reconcile_state()
     return reports
+
+
+# Why a pull reads everything after its instance's mapping changed: the deals stored under the
+# old one keep their old canonical values (a stage mapped since stays null) until read again.
+_REMAP = (
+    "its mapping changed since the last pull (stage map, funnels, currency or id fields): every "
+    "deal is mapped again"
+)
 
 
 def _deletions_out_of_sight(connector: Connector, last: datetime, now: datetime) -> str | None:
@@ -390,7 +406,7 @@ def _consume(
             # it was, and the next one lists these deletions again. Moved with the last chunk,
             # deletions older than its overlap would be lost to every incremental pull.
             if cursor is not None:
-                store.save_cursor(instance, cursor)
+                store.save_cursor(instance, cursor, report.mapping)
         if progress is not None:
             progress(instance, report.fetched)
 

@@ -242,10 +242,21 @@ class Store:
             query = select(t.cursors.c.updated_at).where(t.cursors.c.instance == instance)
             return conn.execute(query).scalar()
 
-    def save_cursor(self, instance: str, cursor: str) -> None:
-        """Advance a cursor on its own (a pull: once its last chunk and its deletions are saved)."""
+    def save_cursor(self, instance: str, cursor: str, mapping: str | None = None) -> None:
+        """Advance a cursor on its own (a pull: once its last chunk and its deletions are saved),
+        with the fingerprint of the mapping the deals it covers were read under (see
+        :meth:`mapping_of`)."""
         with transaction(self._engine) as conn:
             self._save_cursor(conn, instance, cursor)
+            if mapping is not None:
+                self._put_meta(conn, _MAPPING + instance, mapping)
+
+    def mapping_of(self, instance: str) -> str | None:
+        """The mapping fingerprint (`Config.mapping_fingerprint`) the instance's stored deals
+        were read under; None before a pull recorded one."""
+        query = select(t.meta.c.value).where(t.meta.c.key == _MAPPING + instance)
+        with transaction(self._engine, write=False) as conn:
+            return conn.execute(query).scalar()
 
     def _save_cursor(self, conn: Connection, instance: str, cursor: str) -> None:
         stmt = upsert(conn, t.cursors, ("instance",), ("cursor", "updated_at"))
@@ -557,6 +568,7 @@ class Store:
 
 _RECONCILE_STATE = "reconcile_state"
 _RECONCILE_EPOCH = "reconcile_epoch"
+_MAPPING = "mapping@"  # + instance: the mapping its stored deals were read under
 
 
 def _save_changed(conn: Connection) -> Any:

@@ -1,0 +1,39 @@
+"""A stage mapping changed in the config takes effect at the next run: the deals a pull stored
+under the old mapping keep its canonical values (a stage mapped since stays `null`), so a pull
+whose instance's mapping changed reads everything again instead of only what changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from sync.plan import Plan
+from tests.integration.conftest import World
+from tests.integration.test_partial_targets import _reconcile
+
+
+def _unmapped(plan: Plan, system: str) -> set[str]:
+    return {e["id"] for e in plan.errors if e["system"] == system and e["field"] == "stage"}
+
+
+def test_a_stage_mapped_since_the_last_pull_is_mapped_at_the_next_run(
+    small_world: World, caplog: Any
+) -> None:
+    config = small_world.config
+    mapped = config.read_text()
+    assert not _unmapped(_reconcile(small_world, dry_run=True), "pipedrive")
+    document = yaml.safe_load(mapped)
+    stages = document["systems"]["pipedrive"]["stage_map"]
+    pipeline = next(iter(stages))
+    native = next(iter(stages[pipeline]))
+    del stages[pipeline][native]  # someone narrows the map...
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    left_out = _unmapped(_reconcile(small_world, dry_run=True), "pipedrive")
+    assert left_out, f"the deals in pipedrive stage {native} should be unmapped now"
+
+    config.write_text(mapped)  # ...and maps the stage again: its deals are mapped at once
+    with caplog.at_level("WARNING"):
+        again = _reconcile(small_world, dry_run=True)
+    assert not _unmapped(again, "pipedrive") & left_out
+    assert "pipedrive: reading everything: its mapping changed since the last pull" in caplog.text
