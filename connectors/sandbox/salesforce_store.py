@@ -70,6 +70,10 @@ READ_ONLY = frozenset(
      "SystemModstamp", "CreatedById", "LastModifiedById", "ExpectedRevenue", "ForecastCategory"}
 )  # fmt: skip
 _REQUIRED_ON_CREATE = ("Name", "StageName", "CloseDate")
+# Text field lengths (Salesforce field reference: Opportunity.Name string(120), NextStep
+# string(255); the custom text fields a link lives in, Text(255)). Longer is STRING_TOO_LONG.
+_LENGTHS = {"Name": 120, "NextStep": 255, **dict.fromkeys(_CUSTOM_LINKS, 255)}
+_LABELS = {"Name": "Opportunity Name", "NextStep": "Next Step"}
 _PREFIX = {"Opportunity": "006", "OpportunityHistory": "008", "User": "005"}
 _ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -356,6 +360,13 @@ def _check_value(name: str, kind: str, value: Any) -> Any:
         ok = isinstance(value, bool)
     else:
         ok = isinstance(value, str)
+        if ok and len(value) > _LENGTHS.get(name, len(value)):
+            raise RecordError(
+                "STRING_TOO_LONG",
+                f"{_LABELS.get(name, name)}: data value too large: {value} "
+                f"(max length={_LENGTHS[name]})",
+                [name],
+            )
     if not ok:
         raise RecordError(
             "INVALID_TYPE_ON_FIELD_IN_RECORD",

@@ -269,6 +269,27 @@ def test_collection_create_assigns_new_ids_and_single_patch_answers_204(sf: Sale
         sf.Opportunity.get("006000000000999ZZZ")
 
 
+def test_a_name_longer_than_120_characters_is_refused_string_too_long(sf: Salesforce) -> None:
+    record = sf.query("SELECT Id, Name FROM Opportunity LIMIT 1")["records"][0]
+    body = {
+        "allOrNone": False,
+        "records": [
+            {"attributes": {"type": "Opportunity"}, "id": record["Id"], "Name": "N" * 121},
+            {"attributes": {"type": "Opportunity"}, "id": record["Id"], "NextStep": "s" * 256},
+        ],
+    }
+    results = sf.restful("composite/sobjects", method="PATCH", json=body)
+    assert [
+        (r["success"], r["errors"][0]["statusCode"], r["errors"][0]["fields"]) for r in results
+    ] == [
+        (False, "STRING_TOO_LONG", ["Name"]),
+        (False, "STRING_TOO_LONG", ["NextStep"]),
+    ]
+    assert "(max length=120)" in results[0]["errors"][0]["message"]
+    assert sf.Opportunity.update(record["Id"], {"Name": "é" * 120}) == 204  # characters, not bytes
+    assert sf.Opportunity.get(record["Id"])["Name"] == "é" * 120
+
+
 def test_describe_updated_deleted_and_limits(sf: Salesforce) -> None:
     fields = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
     assert "CurrencyIsoCode" in fields and not fields["IsWon"]["updateable"]
