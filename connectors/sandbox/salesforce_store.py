@@ -268,7 +268,19 @@ class SalesforceStore:
             raise RecordError(
                 "INVALID_CROSS_REFERENCE_KEY", "Owner ID: owner cannot be blank", ["OwnerId"]
             )
+        if owner is not None and owner in self.inactive_users():
+            # An Opportunity cannot be given to a deactivated user (without the org permission
+            # "Update Records with Inactive Owners"); one it already has it keeps.
+            raise RecordError(
+                "INACTIVE_OWNER_OR_USER",
+                f"operation performed with inactive user [{owner[:15]}] as owner of opportunity",
+                ["OwnerId"],
+            )
         return out
+
+    def inactive_users(self) -> set[str]:
+        """The ids of the deactivated Users (IsActive false), as the User table holds them now."""
+        return {r["Id"] for r in self.tables["User"] if r.get("IsActive") is False}
 
     # -- applying ---------------------------------------------------------------------------
 

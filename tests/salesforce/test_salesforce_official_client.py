@@ -381,3 +381,33 @@ def test_a_record_created_without_a_currency_gets_the_api_users_personal_currenc
     assert "CurrencyIsoCode" not in single.by_id[made]
     with pytest.raises(RecordError, match="No such column 'CurrencyIsoCode'"):
         single.check_create({**new, "CurrencyIsoCode": "USD"})
+
+
+def test_an_opportunity_cannot_be_given_to_a_deactivated_user(
+    sf: Salesforce, sandbox: Sandbox
+) -> None:
+    emulator = sandbox.servers["salesforce"].emulator
+    record = sf.query("SELECT Id, OwnerId FROM Opportunity LIMIT 1")["records"][0]
+    with emulator.lock:  # an admin deactivates a user who owns no deal of this test
+        user = next(
+            u
+            for u in emulator.store.tables["User"]
+            if u["Id"] not in (record["OwnerId"], emulator.store.api_user)
+        )
+        user["IsActive"] = False
+    try:
+        body = {
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": "Opportunity"}, "id": record["Id"], "OwnerId": user["Id"]}
+            ],
+        }
+        (result,) = sf.restful("composite/sobjects", method="PATCH", json=body)
+        assert (result["success"], result["errors"][0]["statusCode"]) == (
+            False,
+            "INACTIVE_OWNER_OR_USER",
+        )
+        assert sf.Opportunity.get(record["Id"])["OwnerId"] == record["OwnerId"]
+    finally:
+        with emulator.lock:
+            user["IsActive"] = True
