@@ -77,6 +77,8 @@ NATIVE_FIELDS = {
     "IsWon": "status",
 }
 _HUNDRED = Decimal(100)
+# Opportunity.Name is string(120): Salesforce refuses a longer one (STRING_TOO_LONG).
+NAME_MAX_LENGTH = 120
 
 
 def pipelines_from_salesforce(
@@ -232,6 +234,20 @@ def _held_currency(deal: Deal) -> str | None:
     return deal.value.currency if deal.value else deal.extra.get("native_currency")
 
 
+def _name(deal: Deal, value: object) -> str:
+    """The Opportunity Name for `value`, which Salesforce would refuse (and crmsync retry every
+    night) when longer than it keeps: never cut short, a value either arrives whole or not."""
+    name = str(value)
+    if len(name) > NAME_MAX_LENGTH:
+        raise MappingError(
+            deal.system,
+            deal.id,
+            "name",
+            f"Name: {len(name)} characters, Salesforce keeps at most {NAME_MAX_LENGTH}",
+        )
+    return name
+
+
 def _amount(value: object) -> float | int | str | None:
     return None if value is None else json_number(Decimal(str(value)))
 
@@ -253,7 +269,7 @@ def update_for_salesforce(
         if key in ("stage", "status"):
             continue
         if key == "name":
-            fields["Name"] = str(value)
+            fields["Name"] = _name(deal, value)
         elif key == "amount":
             fields["Amount"] = _amount(value)
         elif key == "currency":
@@ -318,7 +334,7 @@ def create_for_salesforce(
     if deal.close_date is None:
         raise MappingError(deal.system, deal.id, "close_date", "Salesforce requires one")
     fields: dict[str, Any] = {
-        "Name": deal.name,
+        "Name": _name(deal, deal.name),
         "StageName": _stage_label(ctx, native),
         "CloseDate": deal.close_date.isoformat(),
     }

@@ -444,18 +444,22 @@ class _Differ:
         )
         for ref in sorted(left.keys() - set(able), key=ref_order):
             why = f"cannot hold the {name} the other systems agreed on; left as it is"
-            self.errors.append(DealError(ref, name, why))
+            cause = self.why_not(left[ref], name, was)
+            self.errors.append(DealError(ref, name, f"{cause}: {why}" if cause else why))
         if not able:
             return None
         reason = "marked as no change of its own (left out, or an apply stopped part-way)"
         return Decision(was, f"back to the value the others agreed on: {reason}"), able
 
     def cannot_hold(self, deal: Deal, name: str, value: Any) -> bool:
+        return self.why_not(deal, name, value) is not None
+
+    def why_not(self, deal: Deal, name: str, value: Any) -> str | None:
+        """Why `deal`'s CRM cannot hold `value` in `name` (its first reason), or None."""
         if self.can_express is None or value is None:
-            return False
-        return any(
-            self.can_express(deal.ref, part, v) is not None for part, v in _split(name, value)
-        )
+            return None
+        reasons = (self.can_express(deal.ref, part, v) for part, v in _split(name, value))
+        return next((r for r in reasons if r is not None), None)
 
     def couple(
         self,

@@ -1,0 +1,123 @@
+"""Messy values people keep in real CRMs, set in one CRM's emulator and walked through a
+reconcile with apply and the next dry-run: each reaches the other CRMs whole, or is a one-line
+error of the plan naming the CRM, the record, the field and why, while the rest of the run goes
+on. Never a failed write retried every night, a value cut short, or a change planned again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from sync.plan import Plan
+from tests.integration.conftest import World, build_world
+from tests.integration.crm_users import SYSTEMS, Editors
+from tests.integration.test_fields_round_trip import _canonical, _stored
+from tests.integration.test_partial_targets import _reconcile
+
+LONG_NAME = "Global rollout — " + "phase two and three, EMEA and APAC, " * 6  # 233 characters
+
+# (CRM a person edits, canonical field, value): each reaches the other two CRMs as it is.
+TRAVELS: list[tuple[str, str, Any]] = [
+    ("pipedrive", "name", "  padded on both sides  "),
+    ("salesforce", "name", "Emoji 🚀 and 𝔘 outside the BMP"),
+    ("hubspot", "name", "שלום עולם — مرحبا"),
+    ("hubspot", "name", "first line\nsecond line"),
+    ("pipedrive", "name", 'O\'Brien "quoted" back\\slash 100% a_b'),
+    ("salesforce", "name", "<script>alert(1)</script> & <b>bold</b>"),
+    ("hubspot", "amount", Decimal("0")),
+    ("pipedrive", "amount", Decimal("-500")),
+    ("salesforce", "amount", Decimal("1000000000000.5")),
+    ("hubspot", "amount", Decimal("12.3456")),
+    ("salesforce", "close_date", date(1900, 1, 1)),
+    ("hubspot", "close_date", date(2199, 12, 31)),
+    ("pipedrive", "close_date", date(2028, 2, 29)),
+    ("hubspot", "probability", Decimal("0")),
+    ("salesforce", "probability", Decimal("1")),
+    ("pipedrive", "probability", Decimal("0.123456")),
+]
+# Fields written, and so read back, together.
+TOGETHER = {"amount": ("amount", "currency"), "stage": ("stage", "status")}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """A small three-CRM world whose CRMs agree."""
+    tmp = tmp_path_factory.mktemp("odd-values")
+    with closing(build_world(tmp, f"sqlite:///{tmp / 'crmsync.db'}", deals=60, seed=3)) as worlds:
+        world = next(worlds)
+        _reconcile(world, dry_run=False)
+        yield world
+
+
+@pytest.fixture(scope="module")
+def entities(world: World) -> Iterator[dict[str, str]]:
+    """The entities open in all three CRMs once they agree; each test takes its own."""
+    found = [
+        ids
+        for ids in world.members().values()
+        if len(ids) == len(SYSTEMS)
+        and all(_stored(world, s, ids[s]).status.value == "open" for s in SYSTEMS)
+    ]
+    assert len(found) >= len(TRAVELS) + 2, "too few open three-CRM entities"
+    return iter(found)
+
+
+def _planned(plan: Plan, ids: dict[str, str], fields: tuple[str, ...]) -> list[str]:
+    refs = set(ids.items())
+    return [
+        f"{c.system} {c.field} -> {c.to_value!r}"
+        for c in plan.changes
+        if (c.system, c.id) in refs and c.field in fields
+    ] + [
+        f"conflict {c.field}" for c in plan.conflicts if any((s, i) in refs for s, i, _ in c.values)
+    ]
+
+
+def _errors(plan: Plan, ids: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    refs = set(ids.items())
+    return [
+        (e["system"], e["id"], e["field"], e["reason"])
+        for e in plan.errors
+        if (e["system"], e["id"]) in refs
+    ]
+
+
+@pytest.mark.parametrize(("system", "field", "value"), TRAVELS)
+def test_an_odd_value_reaches_the_other_crms_whole_and_settles(
+    world: World, entities: Iterator[dict[str, str]], system: str, field: str, value: Any
+) -> None:
+    ids = next(entities)
+    Editors(world, seed=1).set_value(system, ids[system], field, value)
+
+    applied = _reconcile(world, dry_run=False)
+    assert not _errors(applied, ids)
+    after = _reconcile(world, dry_run=True)
+    read_back = {s: _canonical(_stored(world, s, i), field) for s, i in ids.items()}
+    assert read_back == dict.fromkeys(SYSTEMS, value), f"{field} {value!r} arrived otherwise"
+    assert not _planned(after, ids, TOGETHER.get(field, (field,))), "planned again"
+    assert not _errors(after, ids)
+
+
+def test_a_name_longer_than_salesforce_keeps_is_a_plan_error_not_a_write_failing_nightly(
+    world: World, entities: Iterator[dict[str, str]]
+) -> None:
+    ids = next(entities)
+    held = _stored(world, "salesforce", ids["salesforce"]).name
+    Editors(world, seed=2).set_value("hubspot", ids["hubspot"], "name", LONG_NAME)
+
+    applied = _reconcile(world, dry_run=False)  # asserts the run is OK: no write failed
+    why = f"Name: {len(LONG_NAME)} characters, Salesforce keeps at most 120"
+    assert _errors(applied, ids) == [("salesforce", ids["salesforce"], "name", why)]
+    assert _planned(applied, ids, ("name",)) == [f"pipedrive name -> {LONG_NAME!r}"]
+
+    after = _reconcile(world, dry_run=True)
+    assert not _planned(after, ids, ("name",)), "the name is planned again every night"
+    ((_, _, field, reason),) = _errors(after, ids)
+    assert (field, reason.startswith(why), "\n" in reason) == ("name", True, False)
+    names = {s: _stored(world, s, i).name for s, i in ids.items()}
+    assert names == {"hubspot": LONG_NAME, "pipedrive": LONG_NAME, "salesforce": held}
