@@ -53,6 +53,7 @@ class MappingContext:
     external_ids: Mapping[str, str] = field(default_factory=_empty)  # other instance -> field
     link_field: str | None = None
     owners: Mapping[str, str] = field(default_factory=_empty)  # native owner id -> email
+    inactive_owners: frozenset[str] = frozenset()  # native ids of deactivated owners
     native_stages: Mapping[str, Sequence[NativeStage]] = field(default_factory=dict)
 
     # -- funnels and stages -------------------------------------------------------------------
@@ -169,9 +170,11 @@ class MappingContext:
 
     @cached_property
     def _owner_ids(self) -> dict[str, str]:
-        # Sorted so that two native users sharing one email resolve to the same id every run.
+        # Sorted so that two native users sharing one email resolve to the same id every run,
+        # an active one before a deactivated one.
         index: dict[str, str] = {}
-        for owner_id, email in sorted(self.owners.items()):
+        ordered = sorted(self.owners.items(), key=lambda o: (o[0] in self.inactive_owners, o[0]))
+        for owner_id, email in ordered:
             if email:
                 index.setdefault(email.strip().lower(), owner_id)
         return index

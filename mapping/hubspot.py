@@ -115,7 +115,8 @@ def pipelines_from_hubspot(results: Iterable[Mapping[str, Any]]) -> list[NativeP
 def owner_from_hubspot(record: Mapping[str, Any], instance: str) -> Owner:
     email = text_or_none(record.get("email"))
     name = " ".join(p for p in (record.get("firstName"), record.get("lastName")) if p) or None
-    return Owner(instance, str(record["id"]), email.lower() if email else None, name)
+    active = not record.get("archived")
+    return Owner(instance, str(record["id"]), email.lower() if email else None, name, active)
 
 
 def _status(

@@ -170,6 +170,7 @@ class Owner:
     id: str
     email: str | None
     name: str | None
+    active: bool = True  # False: deactivated (Salesforce IsActive, HubSpot archived, Pipedrive)
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,7 +110,13 @@ def pipelines_from_pipedrive(
 
 def owner_from_pipedrive(record: Mapping[str, Any], instance: str) -> Owner:
     email = text_or_none(record.get("email"))
-    return Owner(instance, str(record["id"]), email.lower() if email else None, record.get("name"))
+    return Owner(
+        instance,
+        str(record["id"]),
+        email.lower() if email else None,
+        record.get("name"),
+        active=record.get("active_flag") is not False and not record.get("is_deleted"),
+    )
 
 
 def _owner_email(user: object, ctx: MappingContext) -> str | None:

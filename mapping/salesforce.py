@@ -106,7 +106,13 @@ def pipelines_from_salesforce(
 
 def owner_from_salesforce(record: Mapping[str, Any], instance: str) -> Owner:
     email = text_or_none(record.get("Email"))
-    return Owner(instance, str(record["Id"]), email.lower() if email else None, record.get("Name"))
+    return Owner(
+        instance,
+        str(record["Id"]),
+        email.lower() if email else None,
+        record.get("Name"),
+        active=record.get("IsActive") is not False,
+    )
 
 
 def _resolve_stage(ctx: MappingContext, stage_name: str) -> NativeStage | None:
@@ -298,7 +304,7 @@ def update_for_salesforce(
                 raise MappingError(deal.system, deal.id, "close_date", "Salesforce requires one")
             fields["CloseDate"] = value.isoformat()
         elif key == "owner_email":
-            owner_id = owner_id_for_change(deal, ctx, value)
+            owner_id = owner_id_for_change(deal, ctx, value, active_only=True)
             if owner_id is None:
                 raise MappingError(deal.system, deal.id, "owner_email", "Salesforce requires one")
             fields["OwnerId"] = owner_id
@@ -342,7 +348,7 @@ def create_for_salesforce(
         fields["Amount"] = _amount(deal.value.amount)
         fields["CurrencyIsoCode"] = deal.value.currency
     if deal.owner_email:
-        fields["OwnerId"] = owner_id_for_change(deal, ctx, deal.owner_email)
+        fields["OwnerId"] = owner_id_for_change(deal, ctx, deal.owner_email, active_only=True)
     if deal.probability is not None:
         fields["Probability"] = _probability(deal.probability)
     fields.update(link_fields_for_create(deal, ctx, link_id))

@@ -154,14 +154,24 @@ def resolve_stage_change(
     return StageTarget(closed, status)
 
 
-def owner_id_for_change(deal: Deal, ctx: MappingContext, email: object) -> str | None:
-    """The native owner id for an owner email; None clears; an unknown email is an error."""
+def owner_id_for_change(
+    deal: Deal, ctx: MappingContext, email: object, *, active_only: bool = False
+) -> str | None:
+    """The native owner id for an owner email; None clears; an unknown email is an error, and
+    so is a deactivated user's where the CRM refuses to give them a deal (`active_only`)."""
     if email is None:
         return None
     owner_id = ctx.owner_id_for(str(email))
     if owner_id is None:
         raise MappingError(
             deal.system, deal.id, "owner_email", f"no {ctx.instance} user with email {email}"
+        )
+    if active_only and owner_id in ctx.inactive_owners:
+        raise MappingError(
+            deal.system,
+            deal.id,
+            "owner_email",
+            f"the {ctx.instance} user with email {email} is deactivated and cannot own a deal",
         )
     return owner_id
 

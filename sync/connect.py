@@ -134,10 +134,13 @@ def build_context(
     system = config.system(instance)
     to_owner = kind_mapping(system.kind).owner
     emails: dict[str, str] = {}
+    inactive: set[str] = set()
     for record in owners:
         owner = to_owner(record, instance)
         if owner.email:
             emails[owner.id] = owner.email.lower()
+        if not owner.active:
+            inactive.add(owner.id)
     return MappingContext(
         instance=instance,
         kind=system.kind,
@@ -148,6 +151,7 @@ def build_context(
         external_ids=dict(system.external_ids),
         link_field=system.link_field,
         owners=emails,
+        inactive_owners=frozenset(inactive),
         native_stages={p.id: tuple(p.stages) for p in pipelines},
     )
 

@@ -121,3 +121,32 @@ def test_a_name_longer_than_salesforce_keeps_is_a_plan_error_not_a_write_failing
     assert (field, reason.startswith(why), "\n" in reason) == ("name", True, False)
     names = {s: _stored(world, s, i).name for s, i in ids.items()}
     assert names == {"hubspot": LONG_NAME, "pipedrive": LONG_NAME, "salesforce": held}
+
+
+def test_a_deal_given_to_someone_deactivated_in_salesforce_is_a_plan_error_there(
+    world: World, entities: Iterator[dict[str, str]]
+) -> None:
+    ids = next(entities)
+    editors = Editors(world, seed=3)
+    current = _stored(world, "salesforce", ids["salesforce"]).owner_email
+    email = next(e for e in sorted(editors.owners) if e != current)
+    salesforce: Any = world.sandbox.servers["salesforce"].emulator
+    with salesforce.lock:  # an admin deactivates the user who left; HubSpot still has them
+        user = next(u for u in salesforce.store.tables["User"] if u["Email"].lower() == email)
+        user["IsActive"] = False
+    try:
+        editors.set_value("hubspot", ids["hubspot"], "owner_email", email)
+
+        applied = _reconcile(world, dry_run=False)  # asserts the run is OK: no write failed
+        ((system, deal_id, field, reason),) = _errors(applied, ids)
+        assert (system, deal_id, field) == ("salesforce", ids["salesforce"], "owner_email")
+        assert "deactivated" in reason and email in reason
+        assert _planned(applied, ids, ("owner_email",)) == [f"pipedrive owner_email -> {email!r}"]
+
+        after = _reconcile(world, dry_run=True)
+        assert not _planned(after, ids, ("owner_email",)), "planned again every night"
+        owners = {s: _stored(world, s, i).owner_email for s, i in ids.items()}
+        assert owners == {"hubspot": email, "pipedrive": email, "salesforce": current}
+    finally:
+        with salesforce.lock:
+            user["IsActive"] = True

@@ -38,7 +38,7 @@ from mapping import (
     update_for_salesforce,
 )
 from mapping.model import format_decimal
-from tests.mapping.conftest import make_ctx
+from tests.mapping.conftest import OWNERS, make_ctx
 
 Record = dict[str, Any]
 
@@ -295,6 +295,27 @@ def test_inexpressible_changes_raise_mapping_error(
         update(deal, changes, ctx)
     assert caught.value.field == field and reason in caught.value.reason
     assert caught.value.system == kind
+
+
+@pytest.mark.parametrize("kind", ["salesforce", "hubspot", "pipedrive"])
+def test_a_deactivated_owner_is_refused_where_salesforce_refuses_it_and_an_active_twin_wins(
+    kind: str,
+) -> None:
+    build, read, update, _ = SYSTEMS[kind]
+    owners = {**OWNERS[kind], "0": "carol@example.com", "9": "bob@example.com"}
+    old_bob = next(i for i, e in OWNERS[kind].items() if e.lower() == "bob@example.com")
+    inactive = frozenset({"0", old_bob})
+    ctx = make_ctx(kind, owners=owners, inactive_owners=inactive)
+    deal = read(build(), ctx)
+    # Bob has two users, the deactivated one sorted first: the active one gets the deal.
+    bob = ctx.owner_id_for("bob@example.com")
+    assert bob == "9" and old_bob < bob
+    if kind == "salesforce":
+        with pytest.raises(MappingError, match=r"carol@example\.com is deactivated") as caught:
+            update(deal, {"owner_email": "carol@example.com"}, ctx)
+        assert caught.value.field == "owner_email"
+    else:  # only Salesforce is known to refuse one
+        assert update(deal, {"owner_email": "carol@example.com"}, ctx)
 
 
 def test_single_currency_salesforce_org_refuses_a_currency_change() -> None:
