@@ -40,6 +40,15 @@ TRAVELS: list[tuple[str, str, Any]] = [
     ("salesforce", "probability", Decimal("1")),
     ("pipedrive", "probability", Decimal("0.123456")),
 ]
+# (CRM, its own fields as a person sets them, canonical field, value the others get).
+NATIVE: list[tuple[str, dict[str, Any], str, Any]] = [
+    ("pipedrive", {"value": Decimal("1000.5"), "currency": "JPY"}, "amount", "1000.5 JPY"),
+    ("salesforce", {"Amount": Decimal("12.345"), "CurrencyIsoCode": "BHD"}, "amount", "12.345 BHD"),
+    ("salesforce", {"Amount": Decimal("7.125"), "CurrencyIsoCode": "KWD"}, "amount", "7.125 KWD"),
+    # HubSpot's closedate is a datetime: a time of day, an offset, read as the UTC date.
+    ("hubspot", {"closedate": "2027-03-15T14:30:00.000Z"}, "close_date", date(2027, 3, 15)),
+    ("hubspot", {"closedate": "2027-03-15T22:00:00-05:00"}, "close_date", date(2027, 3, 16)),
+]
 # Fields written, and so read back, together.
 TOGETHER = {"amount": ("amount", "currency"), "stage": ("stage", "status")}
 
@@ -63,7 +72,7 @@ def entities(world: World) -> Iterator[dict[str, str]]:
         if len(ids) == len(SYSTEMS)
         and all(_stored(world, s, ids[s]).status.value == "open" for s in SYSTEMS)
     ]
-    assert len(found) >= len(TRAVELS) + 2, "too few open three-CRM entities"
+    assert len(found) >= len(TRAVELS) + len(NATIVE) + 3, "too few open three-CRM entities"
     return iter(found)
 
 
@@ -101,6 +110,57 @@ def test_an_odd_value_reaches_the_other_crms_whole_and_settles(
     assert read_back == dict.fromkeys(SYSTEMS, value), f"{field} {value!r} arrived otherwise"
     assert not _planned(after, ids, TOGETHER.get(field, (field,))), "planned again"
     assert not _errors(after, ids)
+
+
+@pytest.mark.parametrize(("system", "native", "field", "value"), NATIVE)
+def test_an_odd_native_value_reaches_the_other_crms_as_read_and_settles(
+    world: World,
+    entities: Iterator[dict[str, str]],
+    system: str,
+    native: dict[str, Any],
+    field: str,
+    value: Any,
+) -> None:
+    ids = next(entities)
+    emulator: Any = world.sandbox.servers[system].emulator
+    with emulator.lock:
+        if system == "salesforce":
+            emulator.store.apply(emulator.store.check_update(ids[system], native))
+        elif system == "hubspot":
+            emulator.store.update(ids[system], native)
+        else:
+            emulator.store.update(int(ids[system]), native)
+
+    applied = _reconcile(world, dry_run=False)
+    assert not _errors(applied, ids)
+    after = _reconcile(world, dry_run=True)
+    deals = {s: _stored(world, s, i) for s, i in ids.items()}
+    read_back = {s: str(d.value) if field == "amount" else d.close_date for s, d in deals.items()}
+    assert read_back == dict.fromkeys(SYSTEMS, value)
+    assert not _planned(after, ids, TOGETHER.get(field, (field,))), "planned again"
+
+
+def test_an_owner_email_in_another_case_is_the_same_person(
+    world: World, entities: Iterator[dict[str, str]]
+) -> None:
+    ids = next(entities)
+    editors = Editors(world, seed=4)
+    current = _stored(world, "salesforce", ids["salesforce"]).owner_email
+    email = next(e for e in sorted(editors.owners) if e != current)
+    salesforce: Any = world.sandbox.servers["salesforce"].emulator
+    with salesforce.lock:  # Bob@X.com in Salesforce, bob@x.com in the others
+        user = next(u for u in salesforce.store.tables["User"] if u["Email"].lower() == email)
+        user["Email"] = email.upper()
+    editors.set_value("hubspot", ids["hubspot"], "owner_email", email)
+
+    applied = _reconcile(world, dry_run=False)
+    assert not _errors(applied, ids)
+    assert salesforce.store.by_id[ids["salesforce"]]["OwnerId"] == user["Id"]
+    after = _reconcile(world, dry_run=True)
+    assert {s: _stored(world, s, i).owner_email for s, i in ids.items()} == dict.fromkeys(
+        SYSTEMS, email
+    )
+    assert not _planned(after, ids, ("owner_email",))
 
 
 def test_a_name_longer_than_salesforce_keeps_is_a_plan_error_not_a_write_failing_nightly(
