@@ -74,6 +74,9 @@ _REQUIRED_ON_CREATE = ("Name", "StageName", "CloseDate")
 # string(255); the custom text fields a link lives in, Text(255)). Longer is STRING_TOO_LONG.
 _LENGTHS = {"Name": 120, "NextStep": 255, **dict.fromkeys(_CUSTOM_LINKS, 255)}
 _LABELS = {"Name": "Opportunity Name", "NextStep": "Next Step"}
+# Digits before the decimal point a number field keeps (precision - scale: Amount is
+# currency(18, 2)); more is NUMBER_OUTSIDE_VALID_RANGE.
+_INTEGER_DIGITS = {"Amount": 16, "ExpectedRevenue": 16}
 _PREFIX = {"Opportunity": "006", "OpportunityHistory": "008", "User": "005"}
 _ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -365,6 +368,13 @@ def _check_value(name: str, kind: str, value: Any) -> Any:
         if ok and name == "Probability" and not 0 <= value <= 100:
             raise RecordError(
                 "NUMBER_OUTSIDE_VALID_RANGE", "Probability: value outside of valid range", [name]
+            )
+        digits = _INTEGER_DIGITS.get(name)
+        if ok and digits is not None and abs(Decimal(str(value))) >= Decimal(10) ** digits:
+            raise RecordError(
+                "NUMBER_OUTSIDE_VALID_RANGE",
+                f"{name}: value outside of valid range on numeric field: {value}",
+                [name],
             )
     elif kind == "date":
         ok = isinstance(value, str) and bool(_DATE_RE.match(value)) and _valid_date(value)

@@ -290,6 +290,27 @@ def test_a_name_longer_than_120_characters_is_refused_string_too_long(sf: Salesf
     assert sf.Opportunity.get(record["Id"])["Name"] == "é" * 120
 
 
+def test_an_amount_with_more_than_16_digits_before_the_point_is_out_of_range(
+    sf: Salesforce,
+) -> None:
+    record = sf.query("SELECT Id FROM Opportunity LIMIT 1")["records"][0]
+    ok = 9_999_999_999_999_999  # currency(18, 2): 16 digits before the point
+    assert sf.Opportunity.update(record["Id"], {"Amount": ok}) == 204
+    assert sf.Opportunity.get(record["Id"])["Amount"] == ok
+    body = {
+        "allOrNone": False,
+        "records": [
+            {"attributes": {"type": "Opportunity"}, "id": record["Id"], "Amount": amount}
+            for amount in (10_000_000_000_000_000, -1e17)
+        ],
+    }
+    results = sf.restful("composite/sobjects", method="PATCH", json=body)
+    codes = [
+        (r["success"], r["errors"][0]["statusCode"], r["errors"][0]["fields"]) for r in results
+    ]
+    assert codes == [(False, "NUMBER_OUTSIDE_VALID_RANGE", ["Amount"])] * 2
+
+
 def test_describe_updated_deleted_and_limits(sf: Salesforce) -> None:
     fields = {f["name"]: f for f in sf.Opportunity.describe()["fields"]}
     assert "CurrencyIsoCode" in fields and not fields["IsWon"]["updateable"]
