@@ -32,14 +32,19 @@ from mapping.model import (
 from mapping.values import (
     field_errors,
     is_blank,
-    json_number,
     native_object,
     parse_date,
     parse_decimal,
     parse_timestamp,
     text_or_none,
 )
-from mapping.writes import NativeValues, create_pipeline, owner_id_for_change, resolve_stage_change
+from mapping.writes import (
+    NativeValues,
+    create_pipeline,
+    number_read_back_whole,
+    owner_id_for_change,
+    resolve_stage_change,
+)
 
 __all__ = [
     "PD_FIELD_CRMSYNC_ID",
@@ -222,8 +227,15 @@ def _int_id(deal: Deal, field: str, native_id: str) -> int:
         raise MappingError(deal.system, deal.id, field, f"{native_id!r} is not an id") from None
 
 
-def _probability(value: object) -> float | int | str | None:
-    return None if value is None else json_number(Decimal(str(value)) * _HUNDRED)
+def _probability(deal: Deal, value: object) -> float | int | None:
+    if value is None:
+        return None
+    percent = Decimal(str(value)) * _HUNDRED
+    return number_read_back_whole(deal, "probability", "probability", percent, "Pipedrive")
+
+
+def _value(deal: Deal, amount: object) -> float | int:
+    return number_read_back_whole(deal, "amount", "value", Decimal(str(amount)), "Pipedrive")
 
 
 def update_for_pipedrive(
@@ -252,7 +264,7 @@ def update_for_pipedrive(
                 raise MappingError(
                     deal.system, deal.id, "amount", "Pipedrive cannot clear a value (it becomes 0)"
                 )
-            body["value"] = json_number(Decimal(str(value)))
+            body["value"] = _value(deal, value)
         elif key == "currency":
             if value is None:
                 raise MappingError(deal.system, deal.id, "currency", "Pipedrive requires one")
@@ -265,7 +277,7 @@ def update_for_pipedrive(
                 raise MappingError(deal.system, deal.id, "owner_email", "Pipedrive requires one")
             body["user_id"] = _int_id(deal, "owner_email", owner_id)
         elif key == "probability":
-            body["probability"] = _probability(value)
+            body["probability"] = _probability(deal, value)
         else:
             raise MappingError(deal.system, deal.id, key, "not a writable canonical field")
     return body
@@ -298,7 +310,7 @@ def create_for_pipedrive(
             f"no native stage for {deal.stage!r} in {ctx.instance} pipeline {target_pipeline}",
         )
     if deal.value is not None:
-        body["value"] = json_number(deal.value.amount)
+        body["value"] = _value(deal, deal.value.amount)
         body["currency"] = deal.value.currency
     if deal.close_date is not None:
         body["expected_close_date"] = deal.close_date.isoformat()
@@ -306,6 +318,6 @@ def create_for_pipedrive(
         owner_id = owner_id_for_change(deal, ctx, deal.owner_email)
         body["user_id"] = _int_id(deal, "owner_email", owner_id or "")
     if deal.probability is not None:
-        body["probability"] = _probability(deal.probability)
+        body["probability"] = _probability(deal, deal.probability)
     body.update(link_fields_for_create(deal, ctx, link_id))
     return body

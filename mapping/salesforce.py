@@ -30,7 +30,6 @@ from mapping.model import (
 from mapping.values import (
     field_errors,
     is_blank,
-    json_number,
     native_object,
     parse_date,
     parse_decimal,
@@ -38,7 +37,12 @@ from mapping.values import (
     parse_timestamp,
     text_or_none,
 )
-from mapping.writes import NativeValues, owner_id_for_change, resolve_stage_change
+from mapping.writes import (
+    NativeValues,
+    number_read_back_whole,
+    owner_id_for_change,
+    resolve_stage_change,
+)
 
 __all__ = [
     "PIPELINE",
@@ -79,6 +83,8 @@ NATIVE_FIELDS = {
 _HUNDRED = Decimal(100)
 # Opportunity.Name is string(120): Salesforce refuses a longer one (STRING_TOO_LONG).
 NAME_MAX_LENGTH = 120
+# Opportunity.Amount is currency(18, 2): 16 digits before the point (NUMBER_OUTSIDE_VALID_RANGE).
+AMOUNT_INTEGER_DIGITS = 16
 
 
 def pipelines_from_salesforce(
@@ -231,8 +237,11 @@ def _stage_label(ctx: MappingContext, native_id: str) -> str:
     return stage.label if stage else native_id
 
 
-def _probability(value: object) -> float | int | str | None:
-    return None if value is None else json_number(Decimal(str(value)) * _HUNDRED)
+def _probability(deal: Deal, value: object) -> float | int | None:
+    if value is None:
+        return None
+    percent = Decimal(str(value)) * _HUNDRED
+    return number_read_back_whole(deal, "probability", "Probability", percent, "Salesforce")
 
 
 def _held_currency(deal: Deal) -> str | None:
@@ -254,8 +263,17 @@ def _name(deal: Deal, value: object) -> str:
     return name
 
 
-def _amount(value: object) -> float | int | str | None:
-    return None if value is None else json_number(Decimal(str(value)))
+def _amount(deal: Deal, value: object) -> float | int | None:
+    if value is None:
+        return None
+    return number_read_back_whole(
+        deal,
+        "amount",
+        "Amount",
+        Decimal(str(value)),
+        "Salesforce",
+        integer_digits=AMOUNT_INTEGER_DIGITS,
+    )
 
 
 def update_for_salesforce(
@@ -277,7 +295,7 @@ def update_for_salesforce(
         if key == "name":
             fields["Name"] = _name(deal, value)
         elif key == "amount":
-            fields["Amount"] = _amount(value)
+            fields["Amount"] = _amount(deal, value)
         elif key == "currency":
             if value is None:
                 # No amount, so no canonical currency; a multi-currency org holds a code on every
@@ -309,7 +327,7 @@ def update_for_salesforce(
                 raise MappingError(deal.system, deal.id, "owner_email", "Salesforce requires one")
             fields["OwnerId"] = owner_id
         elif key == "probability":
-            fields["Probability"] = _probability(value)
+            fields["Probability"] = _probability(deal, value)
         else:
             raise MappingError(deal.system, deal.id, key, "not a writable canonical field")
     return fields
@@ -345,11 +363,11 @@ def create_for_salesforce(
         "CloseDate": deal.close_date.isoformat(),
     }
     if deal.value is not None:
-        fields["Amount"] = _amount(deal.value.amount)
+        fields["Amount"] = _amount(deal, deal.value.amount)
         fields["CurrencyIsoCode"] = deal.value.currency
     if deal.owner_email:
         fields["OwnerId"] = owner_id_for_change(deal, ctx, deal.owner_email, active_only=True)
     if deal.probability is not None:
-        fields["Probability"] = _probability(deal.probability)
+        fields["Probability"] = _probability(deal, deal.probability)
     fields.update(link_fields_for_create(deal, ctx, link_id))
     return fields

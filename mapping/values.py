@@ -153,8 +153,9 @@ def json_number(value: Decimal) -> float | int | str:
 
     An integral value becomes an int; otherwise a float when the float's shortest repr reads
     back as the same decimal (json.dumps then writes exactly these digits, e.g. 1500.5);
-    anything else (more digits than a double holds) stays a decimal string, which the
-    Salesforce and Pipedrive APIs accept for number fields. Never a silently rounded float.
+    anything else (more digits than a double holds) stays a decimal string. Never a silently
+    rounded float. (Salesforce and Pipedrive clients read numbers back as doubles, so their
+    writers refuse such a value: `mapping.writes.number_read_back_whole`.)
     """
     if value == value.to_integral_value():
         return int(value)

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from mapping.context import MappingContext
 from mapping.funnel import FunnelStage
 from mapping.model import Deal, DealStatus, MappingError
+from mapping.values import json_number
 
 __all__ = [
     "NativeValues",
     "StageTarget",
     "create_pipeline",
     "implied_status",
+    "number_read_back_whole",
     "owner_id_for_change",
     "resolve_stage_change",
 ]
@@ -186,3 +189,37 @@ def create_pipeline(deal: Deal, ctx: MappingContext, pipeline: str | None) -> st
             deal.system, deal.id, "pipeline", f"no pipeline uses funnel {deal.funnel!r}"
         )
     return candidates[0]
+
+
+def number_read_back_whole(
+    deal: Deal,
+    field: str,
+    native_field: str,
+    value: Decimal,
+    crm: str,
+    *,
+    integer_digits: int | None = None,
+) -> float | int:
+    """`value` as the JSON number a CRM whose client reads numbers back as doubles (Salesforce,
+    Pipedrive) is sent; MappingError when it cannot come back as written: more significant
+    digits than a double holds (it would read back otherwise, and be written again every night)
+    or, given `integer_digits`, more digits before the point than the field keeps."""
+    if integer_digits is not None and abs(value) >= Decimal(10) ** integer_digits:
+        digits = len(str(abs(value.to_integral_value())))
+        raise MappingError(
+            deal.system,
+            deal.id,
+            field,
+            f"{native_field}: {digits} digits before the decimal point, {crm} keeps at most "
+            f"{integer_digits}",
+        )
+    number = json_number(value)
+    if isinstance(number, str) or (isinstance(number, int) and abs(number) > 2**53):
+        raise MappingError(
+            deal.system,
+            deal.id,
+            field,
+            f"{native_field}: {value} has more significant digits than {crm} reads back "
+            "(a double: about 15)",
+        )
+    return number

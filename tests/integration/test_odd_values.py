@@ -57,7 +57,7 @@ TOGETHER = {"amount": ("amount", "currency"), "stage": ("stage", "status")}
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """A small three-CRM world whose CRMs agree."""
     tmp = tmp_path_factory.mktemp("odd-values")
-    with closing(build_world(tmp, f"sqlite:///{tmp / 'crmsync.db'}", deals=60, seed=3)) as worlds:
+    with closing(build_world(tmp, f"sqlite:///{tmp / 'crmsync.db'}", deals=80, seed=3)) as worlds:
         world = next(worlds)
         _reconcile(world, dry_run=False)
         yield world
@@ -72,7 +72,7 @@ def entities(world: World) -> Iterator[dict[str, str]]:
         if len(ids) == len(SYSTEMS)
         and all(_stored(world, s, ids[s]).status.value == "open" for s in SYSTEMS)
     ]
-    assert len(found) >= len(TRAVELS) + len(NATIVE) + 3, "too few open three-CRM entities"
+    assert len(found) >= len(TRAVELS) + len(NATIVE) + 5, "too few open three-CRM entities"
     return iter(found)
 
 
@@ -210,3 +210,42 @@ def test_a_deal_given_to_someone_deactivated_in_salesforce_is_a_plan_error_there
     finally:
         with salesforce.lock:
             user["IsActive"] = True
+
+
+@pytest.mark.parametrize(
+    ("amount", "salesforce_why", "pipedrive_why"),
+    [
+        (
+            "1234567890123.4567",
+            "Amount: 1234567890123.4567 has more significant digits than Salesforce reads back",
+            "value: 1234567890123.4567 has more significant digits than Pipedrive reads back",
+        ),
+        (
+            "120000000000000000",
+            "Amount: 18 digits before the decimal point, Salesforce keeps at most 16",
+            "value: 120000000000000000 has more significant digits than Pipedrive reads back",
+        ),
+    ],
+)
+def test_an_amount_a_crm_cannot_read_back_whole_is_a_plan_error_there(
+    world: World,
+    entities: Iterator[dict[str, str]],
+    amount: str,
+    salesforce_why: str,
+    pipedrive_why: str,
+) -> None:
+    ids = next(entities)
+    held = {s: _stored(world, s, ids[s]).value for s in ("salesforce", "pipedrive")}
+    Editors(world, seed=5).set_value("hubspot", ids["hubspot"], "amount", Decimal(amount))
+
+    applied = _reconcile(world, dry_run=False)  # asserts the run is OK: no write failed
+    errors = {(s, f): why for s, _, f, why in _errors(applied, ids)}
+    assert set(errors) == {("salesforce", "amount"), ("pipedrive", "amount")}
+    assert errors["salesforce", "amount"].startswith(salesforce_why)
+    assert errors["pipedrive", "amount"].startswith(pipedrive_why)
+    assert not _planned(applied, ids, ("amount", "currency"))
+
+    after = _reconcile(world, dry_run=True)
+    assert not _planned(after, ids, ("amount", "currency")), "planned again every night"
+    assert {s: _stored(world, s, ids[s]).value for s in held} == held
+    assert str(_stored(world, "hubspot", ids["hubspot"]).value.amount) == amount  # type: ignore[union-attr]
