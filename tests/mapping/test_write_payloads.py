@@ -37,7 +37,7 @@ from mapping import (
     update_for_pipedrive,
     update_for_salesforce,
 )
-from mapping.model import format_decimal
+from mapping.model import Money, format_decimal
 from tests.mapping.conftest import OWNERS, make_ctx
 
 Record = dict[str, Any]
@@ -505,3 +505,25 @@ def test_create_of_an_unmapped_stage_is_refused() -> None:
     with pytest.raises(MappingError) as caught:
         create_for_salesforce(deal, make_ctx("salesforce"), "ent-1")
     assert (caught.value.system, caught.value.field) == ("hubspot", "stage")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"name": "N" * 121}, "name", "Name: 121 characters, Salesforce keeps at most 120"),
+        ({"owner_email": "ada@example.com"}, "owner_email", "is deactivated"),
+        ({"value": Money(Decimal("0.1234567890123456789"), "EUR")}, "amount", "reads back"),
+    ],
+)
+def test_a_salesforce_copy_it_could_not_hold_is_refused_whole(
+    change: dict[str, Any], field: str, reason: str
+) -> None:
+    ctx = make_ctx("salesforce")
+    ada = next(i for i, e in OWNERS["salesforce"].items() if e.lower() == "ada@example.com")
+    ctx = dataclasses.replace(ctx, inactive_owners=frozenset({ada}))
+    source = deal_from_hubspot(hs_deal(), make_ctx("hubspot"))
+    fine = dataclasses.replace(source, name="N" * 120, owner_email="bob@example.com")
+    assert create_for_salesforce(fine, ctx, "ent-1")["Name"] == "N" * 120
+    with pytest.raises(MappingError) as caught:
+        create_for_salesforce(dataclasses.replace(fine, **change), ctx, "ent-1")
+    assert caught.value.field == field and reason in caught.value.reason
