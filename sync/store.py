@@ -7,6 +7,7 @@ that looks like a credential is ever written: JSON values are checked on the way
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -249,12 +250,12 @@ class Store:
         with transaction(self._engine) as conn:
             self._save_cursor(conn, instance, cursor)
             if mapping is not None:
-                self._put_meta(conn, _MAPPING + instance, mapping)
+                self._put_meta(conn, _mapping_key(instance), mapping)
 
     def mapping_of(self, instance: str) -> str | None:
         """The mapping fingerprint (`Config.mapping_fingerprint`) the instance's stored deals
         were read under; None before a pull recorded one."""
-        query = select(t.meta.c.value).where(t.meta.c.key == _MAPPING + instance)
+        query = select(t.meta.c.value).where(t.meta.c.key == _mapping_key(instance))
         with transaction(self._engine, write=False) as conn:
             return conn.execute(query).scalar()
 
@@ -569,6 +570,16 @@ class Store:
 _RECONCILE_STATE = "reconcile_state"
 _RECONCILE_EPOCH = "reconcile_epoch"
 _MAPPING = "mapping@"  # + instance: the mapping its stored deals were read under
+
+
+def _mapping_key(instance: str) -> str:
+    """The meta key of an instance's mapping fingerprint. A key holds 64 characters and an
+    instance name 200: a longer one is keyed by its digest (PostgreSQL refused it, so every
+    pull of that instance failed as it saved its cursor)."""
+    key = _MAPPING + instance
+    if len(key) <= 64:  # String(64): sync.schema.meta
+        return key
+    return "mapping#" + hashlib.sha256(instance.encode()).hexdigest()[:56]
 
 
 def _save_changed(conn: Connection) -> Any:

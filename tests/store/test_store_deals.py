@@ -73,6 +73,20 @@ def test_cursor_can_advance_without_deals(store: Store) -> None:
     assert store.cursor("hubspot") == "c9"
 
 
+def test_the_mapping_of_an_instance_with_a_long_or_odd_name_is_kept_with_its_cursor(
+    store: Store,
+) -> None:
+    # A config names an instance in up to 200 characters; the store's meta keys hold 64.
+    long_name, longer_name = "sf-" + "e" * 197, "sf-" + "e" * 196 + "x"
+    for instance in (long_name, longer_name, "sf emea/ü@\u2028"):
+        store.save_cursor(instance, "c1", f"fp-{instance}")
+    assert store.cursor(long_name) == "c1"
+    assert store.mapping_of(long_name) == f"fp-{long_name}"
+    assert store.mapping_of(longer_name) == f"fp-{longer_name}"
+    assert store.mapping_of("sf emea/ü@\u2028") == "fp-sf emea/ü@\u2028"
+    assert store.mapping_of("sf-other") is None
+
+
 def test_deleted_deals_are_hidden_unless_asked_for(store: Store) -> None:
     store.save_deals("hubspot", [_deal(1), _deal(2), _deal(3, deleted=True)])
     assert store.mark_deleted("hubspot", ["000002", "000003", "nope"], run_id="r2") == 1
