@@ -205,7 +205,7 @@ def number_read_back_whole(
     digits than a double holds (it would read back otherwise, and be written again every night)
     or, given `integer_digits`, more digits before the point than the field keeps."""
     if integer_digits is not None and abs(value) >= Decimal(10) ** integer_digits:
-        digits = len(str(abs(value.to_integral_value())))
+        digits = value.adjusted() + 1  # 1E+20 too: 21 digits, not the 5 characters
         raise MappingError(
             deal.system,
             deal.id,

@@ -302,6 +302,13 @@ ERROR_CASES: list[tuple[str, dict[str, Any], dict[str, object], str, str]] = [
         "amount",
         "Amount: 17 digits before the decimal point, Salesforce keeps at most 16",
     ),
+    (  # as a CRM may send it: the digits are counted, not the exponent's characters
+        "salesforce",
+        {},
+        {"amount": Decimal("-1E+20")},
+        "amount",
+        "Amount: 21 digits before the decimal point, Salesforce keeps at most 16",
+    ),
     (
         "salesforce",
         {},
