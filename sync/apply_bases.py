@@ -135,7 +135,7 @@ class BaseKeeper:
         stored = self._store.bases(list(picks))
         merged = {}
         for entity, fields in picks.items():
-            base = base_from_json(stored.get(entity, {}))
+            base = base_from_json(stored.get(entity, {}), f"the stored base of entity {entity}")
             marks = base.setdefault(PICKED, {})
             for name, held in fields.items():  # a pick a run has seen since stays as seen
                 marks[name] = {**held, **marks.get(name, {})}
@@ -149,7 +149,8 @@ class BaseKeeper:
         merged = {}
         for entity in updates.keys() | echoes.keys():
             values = updates.get(entity, {})
-            base = rebased(base_from_json(stored.get(entity, {})), values)
+            where = f"the stored base of entity {entity}"
+            base = rebased(base_from_json(stored.get(entity, {}), where), values)
             marks = base.setdefault(LEFT_OUT, {})
             for name in values:
                 if (entity, name) in self._left:

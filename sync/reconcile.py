@@ -97,18 +97,24 @@ def _mark_to_json(ref: Ref, value: Any) -> list[Any]:
     return [ref.system, ref.id, encode_value(value)]
 
 
-def base_from_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    out = {f: decode_value(f, v, money=True) for f, v in values.items() if f not in _MARKS}
-    for key in _MARKS:
-        if marks := values.get(key):
-            out[key] = {
-                field: dict(_mark_from_json(field, mark) for mark in held)
-                for field, held in marks.items()
-            }
+def base_from_json(values: Mapping[str, Any], where: str = "a stored base") -> dict[str, Any]:
+    """The decoded base; ValueError naming `where` (its entity) when it does not decode."""
+    try:
+        out = {f: decode_value(f, v, money=True) for f, v in values.items() if f not in _MARKS}
+        for key in _MARKS:
+            if marks := values.get(key):
+                out[key] = {
+                    field: dict(_mark_from_json(field, mark) for mark in held)
+                    for field, held in marks.items()
+                }
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{where} is unreadable ({exc})") from None
     return out
 
 
 def _mark_from_json(field: str, mark: Sequence[Any]) -> tuple[Ref, Any]:
+    if not isinstance(mark, list) or len(mark) not in (2, 3):
+        raise ValueError(f"{field}: a mark is [system, id] or [system, id, value]")
     system, deal_id, *value = mark
     held = decode_value(field, value[0], money=True) if value else Pick.NOT_SEEN
     return Ref(system, deal_id), held
@@ -226,7 +232,10 @@ def _analyze(
         retired=split_entity_ids(store),
     )
     entity_ids = None if changed is None else list(matched.entities)
-    bases = {e: base_from_json(v) for e, v in store.bases(entity_ids).items()}
+    bases = {
+        e: base_from_json(v, f"the stored base of entity {e}")
+        for e, v in store.bases(entity_ids).items()
+    }
     named = dangling_links(by_instance, matched.entity_of(), changed)
     # A record the CRM still holds but that cannot be mapped (listed in the plan's errors) is
     # not deleted: only its copies are held back from being created again.

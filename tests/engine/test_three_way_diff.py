@@ -403,6 +403,24 @@ def test_a_copy_holding_its_crms_own_pick_is_no_change_and_a_later_edit_there_is
     assert base_from_json(base_to_json(_base(sf))) == _base(sf)
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {PICKED: {"owner_email": [["pipedrive"]]}},
+        {PICKED: {"owner_email": ["pd"]}},  # a string is no mark, though it unpacks as one
+        {PICKED: ["owner_email"]},
+        {LEFT_OUT: {"amount": [["pipedrive", "3", 12]]}},
+        {"name": 12},
+    ],
+)
+def test_a_malformed_stored_base_is_a_clear_error_naming_its_entity(
+    payload: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match=r"^the stored base of entity E1 is unreadable \(") as e:
+        base_from_json(payload, "the stored base of entity E1")
+    assert "\n" not in str(e.value)
+
+
 def test_on_a_first_sync_a_value_an_apply_copied_is_no_candidate_for_newest() -> None:
     """No base yet (the first, migration-sized apply): the copy in HubSpot, stamped with our
     write's time, does not outvote the user's later Pipedrive edit."""
