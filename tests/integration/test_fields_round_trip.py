@@ -55,13 +55,21 @@ def _canonical(deal: Deal, field: str) -> Any:
     return getattr(value, "value", value)  # a status by its name
 
 
+def converged(tmp_path_factory: pytest.TempPathFactory, name: str, deals: int) -> Iterator[World]:
+    """A small three-CRM world (SQLite store) whose CRMs agree: one reconcile applied."""
+    tmp = tmp_path_factory.mktemp(name)
+    with closing(
+        build_world(tmp, f"sqlite:///{tmp / 'crmsync.db'}", deals=deals, seed=3)
+    ) as worlds:
+        world = next(worlds)
+        _reconcile(world, dry_run=False)
+        yield world
+
+
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
     """A small three-CRM world all of whose CRMs agree, and its open three-CRM entities."""
-    tmp = tmp_path_factory.mktemp("round-trip")
-    with closing(build_world(tmp, f"sqlite:///{tmp / 'crmsync.db'}", deals=60, seed=3)) as worlds:
-        world = next(worlds)
-        _reconcile(world, dry_run=False)
+    for world in converged(tmp_path_factory, "round-trip", deals=60):
         entities = []
         for ids in world.members().values():
             deals = [_stored(world, s, ids[s]) for s in SYSTEMS if s in ids]

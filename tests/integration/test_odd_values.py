@@ -6,7 +6,6 @@ on. Never a failed write retried every night, a value cut short, or a change pla
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -14,9 +13,9 @@ from typing import Any
 import pytest
 
 from sync.plan import Plan
-from tests.integration.conftest import World, build_world
+from tests.integration.conftest import World
 from tests.integration.crm_users import SYSTEMS, Editors
-from tests.integration.test_fields_round_trip import _canonical, _stored
+from tests.integration.test_fields_round_trip import _canonical, _stored, converged
 from tests.integration.test_partial_targets import _reconcile
 
 LONG_NAME = "Global rollout — " + "phase two and three, EMEA and APAC, " * 6  # 233 characters
@@ -58,11 +57,7 @@ TOGETHER = {"amount": ("amount", "currency"), "stage": ("stage", "status")}
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """A small three-CRM world whose CRMs agree."""
-    tmp = tmp_path_factory.mktemp("odd-values")
-    with closing(build_world(tmp, f"sqlite:///{tmp / 'crmsync.db'}", deals=80, seed=3)) as worlds:
-        world = next(worlds)
-        _reconcile(world, dry_run=False)
-        yield world
+    yield from converged(tmp_path_factory, "odd-values", deals=80)
 
 
 @pytest.fixture(scope="module")
@@ -142,16 +137,25 @@ def test_an_odd_native_value_reaches_the_other_crms_as_read_and_settles(
     assert not _planned(after, ids, TOGETHER.get(field, (field,))), "planned again"
 
 
+def _another_salesforce_user(
+    world: World, ids: dict[str, str], editors: Editors
+) -> tuple[str, dict[str, Any], Any]:
+    """An owner other than the entity's Salesforce one: (email, its Salesforce User record,
+    the Salesforce emulator, whose lock guards the record)."""
+    current = _stored(world, "salesforce", ids["salesforce"]).owner_email
+    email = next(e for e in sorted(editors.owners) if e != current)
+    salesforce: Any = world.sandbox.servers["salesforce"].emulator
+    user = next(u for u in salesforce.store.tables["User"] if u["Email"].lower() == email)
+    return email, user, salesforce
+
+
 def test_an_owner_email_in_another_case_is_the_same_person(
     world: World, entities: Iterator[dict[str, str]]
 ) -> None:
     ids = next(entities)
     editors = Editors(world, seed=4)
-    current = _stored(world, "salesforce", ids["salesforce"]).owner_email
-    email = next(e for e in sorted(editors.owners) if e != current)
-    salesforce: Any = world.sandbox.servers["salesforce"].emulator
+    email, user, salesforce = _another_salesforce_user(world, ids, editors)
     with salesforce.lock:  # Bob@X.com in Salesforce, bob@x.com in the others
-        user = next(u for u in salesforce.store.tables["User"] if u["Email"].lower() == email)
         user["Email"] = email.upper()
     editors.set_value("hubspot", ids["hubspot"], "owner_email", email)
 
@@ -191,10 +195,8 @@ def test_a_deal_given_to_someone_deactivated_in_salesforce_is_a_plan_error_there
     ids = next(entities)
     editors = Editors(world, seed=3)
     current = _stored(world, "salesforce", ids["salesforce"]).owner_email
-    email = next(e for e in sorted(editors.owners) if e != current)
-    salesforce: Any = world.sandbox.servers["salesforce"].emulator
+    email, user, salesforce = _another_salesforce_user(world, ids, editors)
     with salesforce.lock:  # an admin deactivates the user who left; HubSpot still has them
-        user = next(u for u in salesforce.store.tables["User"] if u["Email"].lower() == email)
         user["IsActive"] = False
     try:
         editors.set_value("hubspot", ids["hubspot"], "owner_email", email)
