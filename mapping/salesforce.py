@@ -60,7 +60,7 @@ __all__ = [
 # status is written as a stage.
 STATUS_IN_STAGE = True
 # Salesforce sets an Opportunity's Probability to its stage's DefaultProbability whenever the
-# stage changes: a probability goes with its stage.
+# stage changes (unless the same write gives one): a probability goes with its stage.
 PROBABILITY_IN_STAGE = True
 
 PIPELINE = "default"
@@ -289,6 +289,13 @@ def update_for_salesforce(
     )
     if target.native_stage is not None:
         fields["StageName"] = _stage_label(ctx, target.native_stage)
+        # Salesforce would set the new stage's default probability, which the next run takes
+        # for an edit made here: a move to another open stage keeps the probability the CRMs
+        # agree on. A close takes Salesforce's own (100% won, 0% lost).
+        stage = ctx.native_stage(PIPELINE, target.native_stage)
+        kept = deal.probability if "probability" not in changes else None
+        if kept is not None and stage is not None and not stage.is_closed:
+            fields["Probability"] = _probability(deal, kept)
     for key, value in changes.items():
         if key in ("stage", "status"):
             continue

@@ -209,7 +209,7 @@ def test_stage_and_status_changes_round_trip(
 # (kind, record fields, changes, the exact native stage asked for, the payload)
 EXACT_STAGE_CASES: list[tuple[str, dict[str, Any], dict[str, object], str, dict[str, Any]]] = [
     ("salesforce", {}, {"stage": "negotiation"}, "Negotiation/Review",
-     {"StageName": "Negotiation/Review"}),
+     {"StageName": "Negotiation/Review", "Probability": 50}),  # the probability it holds
     ("hubspot", {}, {"stage": "negotiation"}, "contractsent", {"dealstage": "contractsent"}),
     ("hubspot", {"dealstage": "closedwon"}, {"stage": "qualified", "status": "open"},
      "qualifiedtobuy", {"dealstage": "qualifiedtobuy"}),
@@ -231,6 +231,19 @@ def test_a_write_naming_the_exact_native_stage_puts_the_deal_there(
     ctx = make_ctx(kind)
     deal = read(build(**fields), ctx)
     assert update(deal, changes, ctx, NativeValues(deal.pipeline, exact)) == payload
+
+
+def test_a_salesforce_stage_write_keeps_the_probability_unless_it_closes_the_deal() -> None:
+    """Salesforce sets the new stage's default probability unless the write gives one."""
+    ctx = make_ctx("salesforce")
+    deal = deal_from_salesforce(opportunity(), ctx)
+    assert deal.probability == Decimal("0.5")
+    moved = update_for_salesforce(deal, {"stage": "negotiation"}, ctx)
+    assert moved == {"StageName": moved["StageName"], "Probability": 50}
+    changed = update_for_salesforce(deal, {"stage": "negotiation", "probability": "0.7"}, ctx)
+    assert changed["Probability"] == 70
+    won = update_for_salesforce(deal, {"stage": "won", "status": "won"}, ctx)
+    assert "Probability" not in won  # Salesforce's own: 100%
 
 
 def test_an_exact_native_stage_of_another_pipeline_is_not_written() -> None:
