@@ -4,7 +4,7 @@ comparison), so the next run sees no echo of crmsync's own writes."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mapping import deal_from_json
@@ -28,7 +28,8 @@ _MONEY = ("amount", "currency")  # the two plan fields of one diff field (a Mone
 class BaseKeeper:
     """The written values become the entity's base, so next run sees no echo of our write.
 
-    Only for a (entity, field) whose planned changes all landed: had one target failed, the
+    Only for a (entity, field) whose planned changes all landed, with one value (a rollback's
+    targets may each go back to their own, see `_differ`): had one target failed, the
     old base keeps the failed target from looking 'changed since last sync'. The targets that
     did take the value are marked in the base with it instead: holding it, they are no more
     changed than the base, since that value is our copy of another system's change, stamped
@@ -81,7 +82,7 @@ class BaseKeeper:
                 for ref, changes in targets.items()
                 if all(self._outcome.get(c.change_id) in _SUCCESS for c in changes)
             }
-            if len(landed) < len(targets):
+            if len(landed) < len(targets) or _differ(landed.values()):
                 held = {ref: value for ref, value in landed.items() if value is not _UNKNOWN}
                 if held:
                     echoes[entity][diff_field] = held
@@ -212,6 +213,17 @@ def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
 
 
 _UNKNOWN = object()
+
+
+def _differ(values: Iterable[Any]) -> bool:
+    """Do the targets of one field hold different values after their changes landed? Only a
+    rollback's may: each goes back to what it held before the run (a member left out of the
+    run's value, a copy holding its CRM's pick), and no one of them is the entity's base. They
+    are marked with them instead, as after a partial apply, and the base keeps the run's value:
+    else the next reconcile took the others' restored values for edits made there, and carried
+    one of them over the edit the rolled-back run had copied."""
+    known = [value for value in values if value is not _UNKNOWN]
+    return any(value != known[0] for value in known[1:])
 
 
 def _value_after(
