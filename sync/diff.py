@@ -231,6 +231,20 @@ def _split(field_name: str, value: Any) -> list[tuple[str, Any]]:
     return [("amount", money.amount if money else None), ("currency", money and money.currency)]
 
 
+def _merged_money(was: Any, changed: Sequence[tuple[Deal, Any]]) -> Money | None:
+    """The amount and the currency are fields of their own (README "Three-way diff"), compared
+    together: copies that changed only one each (an amount here, the currency there) hold no
+    rival values, and the new Money takes each part from the copies that changed it. None when
+    a part was changed to different values, or the base or a copy has no amount."""
+    if not isinstance(was, Money) or not all(isinstance(v, Money) for _, v in changed):
+        return None
+    amounts = {v.amount for _, v in changed if v.amount != was.amount}
+    currencies = {v.currency for _, v in changed if v.currency != was.currency}
+    if len(amounts) > 1 or len(currencies) > 1:
+        return None
+    return Money(next(iter(amounts), was.amount), next(iter(currencies), was.currency))
+
+
 @dataclass(slots=True)
 class _Differ:
     bases: Mapping[str, Mapping[str, Any]]
@@ -380,6 +394,9 @@ class _Differ:
         elif was is not _MISSING and len({v for _, v in changed}) == 1:
             systems = ", ".join(sorted({d.system for d, _ in changed}))
             decision = Decision(changed[0][1], f"changed in {systems} since last sync")
+        elif name == "amount" and (merged := _merged_money(was, changed)) is not None:
+            systems = ", ".join(sorted({d.system for d, _ in changed}))
+            decision = Decision(merged, f"changed in {systems} since last sync")
         else:
             # PRIORITY looks at every member ("the first instance that has the entity").
             decision = decide(policy, pairs if policy.rule is PolicyRule.PRIORITY else changed)

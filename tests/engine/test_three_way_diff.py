@@ -173,6 +173,38 @@ def test_amount_and_currency_are_compared_together_but_changed_separately() -> N
     assert zeros.changes == () and zeros.conflicts == ()
 
 
+@pytest.mark.parametrize(
+    "policy",
+    [
+        Policy(PolicyRule.CONFLICT),
+        Policy(PolicyRule.NEWEST),
+        Policy(PolicyRule.PRIORITY, (PD, SF, HS)),
+    ],
+)
+def test_an_amount_edited_in_one_crm_and_the_currency_in_another_both_spread(
+    policy: Policy,
+) -> None:
+    """Two edits of two fields (README "Three-way diff"), not rival amounts: neither is lost
+    to the newest copy's Money, nor reported as a conflict, whatever the policy."""
+    base = deal(SF, "1")
+    sf = deal(SF, "1", amount="2000", updated=OLD)
+    hs = deal(HS, "2", currency="EUR", updated=NEW)
+    result = _run(sf, hs, deal(PD, "3"), base=base, policies={"amount": policy})
+    assert result.conflicts == ()
+    assert sorted(_changes(result)) == [
+        (HS, "amount", Decimal("1000"), Decimal("2000")),
+        (PD, "amount", Decimal("1000"), Decimal("2000")),
+        (PD, "currency", "USD", "EUR"),
+        (SF, "currency", "USD", "EUR"),
+    ]
+    # the parts themselves edited apart are still the policy's to decide
+    rival = deal(HS, "2", amount="3000", currency="EUR", updated=NEW)
+    apart = _run(
+        sf, rival, deal(PD, "3"), base=base, policies={"amount": Policy(PolicyRule.CONFLICT)}
+    )
+    assert apart.changes == () and [c.field for c in apart.conflicts] == ["amount"]
+
+
 def test_won_status_moves_the_stage_to_the_funnels_won_stage() -> None:
     base = deal(SF, "1", stage="negotiation")
     won = deal(HS, "2", stage="won", status=DealStatus.WON)
