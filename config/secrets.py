@@ -65,6 +65,15 @@ def _expand(
     return _REFERENCE.sub(substitute, value)
 
 
+_STORE: Path_ = ("store",)
+
+
+def _password_of(url: str) -> str | None:
+    """The password of a URL's `user:password@`, as written; None without one."""
+    span = _userinfo_span(url)
+    return (url[span[0] : span[1]].partition(":")[2] or None) if span else None
+
+
 def _userinfo_span(url: str) -> tuple[int, int] | None:
     """Where `user:password` lies in a URL as written (before its references are expanded)."""
     start = url.find("://")
@@ -77,9 +86,12 @@ def _userinfo_span(url: str) -> tuple[int, int] | None:
 def warn_literal_secrets(
     filename: str, raw: Any, secret_paths: Iterable[Path_], lines: Mapping[Path_, int]
 ) -> None:
-    """Warn (naming the key, never the value) about each secret written into the file itself."""
-    for path in secret_paths:
+    """Warn (naming the key, never the value) about each secret written into the file itself:
+    a credential, or the password in the `store` URL's `user:password@`."""
+    for path in [*secret_paths, _STORE]:
         value = _get(raw, path)
+        if path == _STORE and isinstance(value, str):
+            value = _password_of(value)
         if isinstance(value, str) and not _REFERENCE.search(value):
             line = lines.get(path)
             where = f"{filename}:{line}" if line else filename

@@ -155,6 +155,28 @@ def test_literal_secret_is_accepted_with_a_warning_naming_the_key_not_the_value(
     assert config.systems["sf_us"].secret("session_id") == SECRET
 
 
+@pytest.mark.parametrize(
+    ("store", "warned"),
+    [
+        ("postgresql+psycopg://crm:hunter2-secret@db.example:5432/crm", True),
+        ("postgresql+psycopg://crm:${PGPASSWORD}@db.example:5432/crm", False),
+        ("postgresql+psycopg://crm@db.example:5432/crm", False),
+        ("sqlite:///state/a@b.db", False),
+    ],
+)
+def test_a_literal_password_in_the_store_url_is_warned_about_naming_the_key_not_the_value(
+    tmp_path: Path, store: str, warned: bool
+) -> None:
+    text = f"store: {store}\n" + TWO_ORGS
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PGPASSWORD": "from-env-42"})
+    messages = [str(w.message) for w in caught if issubclass(w.category, LiteralSecretWarning)]
+    expected = f"{tmp_path}/crmsync.yaml:1: store: secret written in the config file; put it in"
+    assert [m.startswith(expected) for m in messages] == ([True] if warned else [])
+    assert not any("hunter2" in m for m in messages)
+
+
 def test_secrets_never_appear_in_repr_str_or_dumps(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, TWO_ORGS), env=TWO_ORGS_ENV)
     system = config.systems["sf_us"]
