@@ -83,9 +83,9 @@ class Editors:
                 em.store.update(int(deal_id), {"pipeline_id": int(other), "stage_id": int(stage)})
         self.done.append(f"{system} {deal_id}: moved to pipeline {other}, stage {stage}")
 
-    def delete(self) -> None:
-        system = self.rng.choice(SYSTEMS)
-        deal_id = self._pick(system)
+    def delete(self, system: str | None = None, deal_id: str | None = None) -> None:
+        system = system or self.rng.choice(SYSTEMS)
+        deal_id = deal_id or self._pick(system)
         if deal_id is None:
             return
         em = self._em(system)
