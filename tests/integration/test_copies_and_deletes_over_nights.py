@@ -110,10 +110,14 @@ def _nights(world: World, seed: int, nights: int) -> None:
             value = _new_value(editors, field, before[ref][field])
             editors.set_value(system, ref[1], field, value)
             fresh[entity] = (field, value)
-        # 2. deletes in one CRM: some with untouched copies, some with a copy edited first
+        # 2. deletes in one CRM: some with untouched copies (last night's copies among them,
+        # their probability carry still pending), some with a copy edited first
         whole = [e for e in _whole(before, entities) if e not in fresh and e not in drifted]
+        copies = sorted({str(c["entity"]) for c in applied.creates} - set(fresh))
+        copies = [e for e in copies if all(r in before for r in entities[e].items())]
         doomed = editors.rng.sample(whole, 6)
-        gone, kept = doomed[:3], {}
+        gone, kept = [*editors.rng.sample(copies, min(2, len(copies))), *doomed[:3]], {}
+        doomed += [e for e in gone if e not in doomed]
         doomed_ids = {e: entities[e] for e in doomed}
         for entity in doomed:
             ids = entities[entity]
