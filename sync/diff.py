@@ -487,7 +487,9 @@ class _Differ:
         """Won/lost are both a status and a stage: make the decided pair agree.
 
         A decided closed status pulls the stage to its won/lost stage; a decided stage alone
-        pulls the status along, unless the status itself is in conflict (then neither moves).
+        pulls the status along, unless the status itself is in conflict (then neither moves);
+        a decided open status alone cannot reopen a closed copy without a stage, so it does not
+        move while the stage is in conflict (or `never`).
         A decided open status with a decided closed stage cannot both hold: neither moves,
         and True says so (the caller reports a conflict).
         """
@@ -503,6 +505,9 @@ class _Differ:
             if fact.closed.get(stage[0].value) is not None:  # open status, closed stage
                 del decided["stage"], decided["status"]
                 return True
+        elif status is not None and "stage" in undecided:  # open status, no stage to open in
+            del decided["status"]  # nor the open probability: a closed copy keeps its own, and
+            decided.pop("probability", None)  # the write's stamp would make it the newest
         elif status is None and stage is not None:
             if "status" in undecided:
                 del decided["stage"]

@@ -231,6 +231,29 @@ def test_stage_change_to_lost_pulls_the_status_along() -> None:
     ]
 
 
+@pytest.mark.parametrize("stage_rule", [PolicyRule.CONFLICT, PolicyRule.NEVER])
+def test_a_decided_reopening_does_not_move_a_closed_copy_whose_stage_stays_undecided(
+    stage_rule: PolicyRule,
+) -> None:
+    won = deal(SF, "1", stage="won", status=DealStatus.WON, probability="1", updated=OLD)
+    reopened = [
+        deal(s, i, stage="qualified", probability="0.25", updated=NEW)
+        for s, i in ((HS, "2"), (PD, "3"))
+    ]
+    policies = {
+        "stage": Policy(stage_rule),
+        "status": Policy(PolicyRule.NEWEST),
+        "probability": Policy(PolicyRule.NEWEST),
+    }
+    result = _run(won, *reopened, policies=policies)
+    # The CRM cannot reopen a deal without a stage to go to (the write failed every night), and
+    # an open probability alone would stamp the closed copy newest, so the next run took its
+    # won status for the latest edit and closed the other copies over the stage conflict.
+    assert _changes(result) == []
+    expected = ["stage"] if stage_rule is PolicyRule.CONFLICT else []
+    assert [c.field for c in result.conflicts] == expected
+
+
 def test_unmapped_stage_is_skipped_and_reported() -> None:
     base = deal(SF, "1", stage="proposal")
     result = _run(deal(SF, "1", stage="negotiation"), deal(HS, "2", stage=None), base=base)
