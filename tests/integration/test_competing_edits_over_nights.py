@@ -53,7 +53,6 @@ POLICIES: dict[str, Any] = {
     "owner_email": {"priority": ["hubspot", "pipedrive", "salesforce"]},
     "name": "never",
     "stage": "conflict",
-    "status": "conflict",  # moves with the stage (README: "Won and lost are both ...")
 }
 COMPETED = ("amount", "close_date", "owner_email", "name", "stage")
 # Longer than the coarsest emulator clock step (Pipedrive and Salesforce stamp whole seconds).
