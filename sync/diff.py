@@ -231,6 +231,17 @@ def _split(field_name: str, value: Any) -> list[tuple[str, Any]]:
     return [("amount", money.amount if money else None), ("currency", money and money.currency)]
 
 
+def _one_new_value(name: str, was: Any, changed: Sequence[tuple[Deal, Any]]) -> Any:
+    """The one value the changed members moved to, no policy needed; for the amount, also the
+    Money taking each part from the copy that changed it (`_merged_money`). _MISSING when they
+    moved to rival values."""
+    values = {v for _, v in changed}
+    if len(values) == 1:
+        return changed[0][1]
+    merged = _merged_money(was, changed) if name == "amount" else None
+    return _MISSING if merged is None else merged
+
+
 def _merged_money(was: Any, changed: Sequence[tuple[Deal, Any]]) -> Money | None:
     """The amount and the currency are fields of their own (README "Three-way diff"), compared
     together: copies that changed only one each (an amount here, the currency there) hold no
@@ -391,12 +402,9 @@ class _Differ:
         holders = {d.system for d, _ in pairs}
         if policy.rule is PolicyRule.SOURCE_OF_TRUTH and policy.systems[0] in holders:
             decision = decide(policy, pairs)
-        elif was is not _MISSING and len({v for _, v in changed}) == 1:
+        elif was is not _MISSING and (new := _one_new_value(name, was, changed)) is not _MISSING:
             systems = ", ".join(sorted({d.system for d, _ in changed}))
-            decision = Decision(changed[0][1], f"changed in {systems} since last sync")
-        elif name == "amount" and (merged := _merged_money(was, changed)) is not None:
-            systems = ", ".join(sorted({d.system for d, _ in changed}))
-            decision = Decision(merged, f"changed in {systems} since last sync")
+            decision = Decision(new, f"changed in {systems} since last sync")
         else:
             # PRIORITY looks at every member ("the first instance that has the entity").
             decision = decide(policy, pairs if policy.rule is PolicyRule.PRIORITY else changed)
@@ -576,8 +584,7 @@ def left_out(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
     is no change of their own: ref -> that value. Either the member kept it when the others
     took the base's (it could not hold it), or an apply wrote it there and failed elsewhere
     (our copy of another member's change, stamped with our write's time)."""
-    marks = base.get(LEFT_OUT) if base else None
-    return marks.get(name, {}) if marks else {}
+    return _marks(base, LEFT_OUT, name)
 
 
 def picked(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
@@ -585,7 +592,12 @@ def picked(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
     diff field `name`, which hold their own CRM's pick for it (Salesforce an owner, a probability
     from the stage; Pipedrive an amount of 0) instead of the base's value: ref -> that value, or
     Pick.NOT_SEEN before a run has read the copy. Holding it, the copy made no edit there."""
-    marks = base.get(PICKED) if base else None
+    return _marks(base, PICKED, name)
+
+
+def _marks(base: Mapping[str, Any] | None, key: str, name: str) -> Mapping[Ref, Any]:
+    """A base's marks of one kind (LEFT_OUT, PICKED) for diff field `name`."""
+    marks = base.get(key) if base else None
     return marks.get(name, {}) if marks else {}
 
 
