@@ -63,8 +63,10 @@ class BaseKeeper:
         killed, or stopped by a lost lock) was not read again: see :meth:`_known`."""
         self._outcome.update((r.change_id, r.outcome) for r in results)
         self._current.update(current)
-        created = [(self._creates[r.change_id], r) for r in results if r.change_id in self._creates]
-        picks = self._created([(c, r) for c, r in created if r.outcome in _SUCCESS])
+        picks = self._created(
+            [(self._creates[r.change_id], r) for r in results
+             if r.change_id in self._creates and r.outcome in _SUCCESS]
+        )  # fmt: skip
         entities = {r.entity for r in results if r.entity}
         changes = [c for entity in entities for c in self._by_entity.get(entity, ())]
         self._current.update(self._known(changes))
@@ -88,10 +90,8 @@ class BaseKeeper:
                     echoes[entity][diff_field] = held
             elif (value := next(iter(landed.values()))) is not _UNKNOWN:
                 updates[entity][diff_field] = value
-        if updates or echoes:
-            self._save(updates, echoes)
-        if picks:  # after `_save`: a field the others took None for keeps the copy's pick
-            self._save_picks(picks)
+        if updates or echoes or picks:
+            self._save(updates, echoes, picks)
 
     def _created(
         self, creates: Sequence[tuple[Mapping[str, Any], ChangeResult]]
@@ -132,32 +132,31 @@ class BaseKeeper:
         links = self._store.link_records([entity])
         return next((link.deal_id for link in links if link.instance == system), None)
 
-    def _save_picks(self, picks: Mapping[str, Mapping[str, Mapping[Ref, Any]]]) -> None:
-        stored = self._store.bases(list(picks))
-        merged = {}
-        for entity, fields in picks.items():
-            base = base_from_json(stored.get(entity, {}), f"the stored base of entity {entity}")
-            marks = base.setdefault(PICKED, {})
-            for name, held in fields.items():  # a pick a run has seen since stays as seen
-                marks[name] = {**held, **marks.get(name, {})}
-            merged[entity] = base_to_json(base)
-        self._store.save_bases(merged)
-
     def _save(
-        self, updates: Mapping[str, Mapping[str, Any]], echoes: Mapping[str, Mapping[str, Any]]
+        self,
+        updates: Mapping[str, Mapping[str, Any]],
+        echoes: Mapping[str, Mapping[str, Any]],
+        picks: Mapping[str, Mapping[str, Mapping[Ref, Any]]],
     ) -> None:
-        stored = self._store.bases(list(updates.keys() | echoes.keys()))
+        """The new values over the stored bases, with their left-out marks, the targets that
+        took a value marked (`echoes`), and fresh copies' picks marked (see `_created`)."""
+        entities = updates.keys() | echoes.keys() | picks.keys()
+        stored = self._store.bases(list(entities))
         merged = {}
-        for entity in updates.keys() | echoes.keys():
+        for entity in entities:
             values = updates.get(entity, {})
-            where = f"the stored base of entity {entity}"
-            base = rebased(base_from_json(stored.get(entity, {}), where), values)
+            base = rebased(base_from_json(stored.get(entity, {}), entity), values)
             marks = base.setdefault(LEFT_OUT, {})
             for name in values:
                 if (entity, name) in self._left:
                     marks[name] = self._left[entity, name]
             for name, held in echoes.get(entity, {}).items():
                 marks[name] = {**marks.get(name, {}), **held}
+            # After the rebase: a field the others took None for keeps the copy's pick; a pick
+            # a run has seen since stays as seen.
+            chosen = base.setdefault(PICKED, {})
+            for name, held in picks.get(entity, {}).items():
+                chosen[name] = {**held, **chosen.get(name, {})}
             merged[entity] = base_to_json(base)
         self._store.save_bases(merged)
 

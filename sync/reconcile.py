@@ -97,8 +97,9 @@ def _mark_to_json(ref: Ref, value: Any) -> list[Any]:
     return [ref.system, ref.id, encode_value(value)]
 
 
-def base_from_json(values: Mapping[str, Any], where: str = "a stored base") -> dict[str, Any]:
-    """The decoded base; ValueError naming `where` (its entity) when it does not decode."""
+def base_from_json(values: Mapping[str, Any], entity: str | None = None) -> dict[str, Any]:
+    """The decoded base; ValueError naming its `entity` when it does not decode."""
+    where = f"the stored base of entity {entity}" if entity else "a stored base"
     try:
         out = {f: decode_value(f, v, money=True) for f, v in values.items() if f not in _MARKS}
         for key in _MARKS:
@@ -232,10 +233,7 @@ def _analyze(
         retired=split_entity_ids(store),
     )
     entity_ids = None if changed is None else list(matched.entities)
-    bases = {
-        e: base_from_json(v, f"the stored base of entity {e}")
-        for e, v in store.bases(entity_ids).items()
-    }
+    bases = {e: base_from_json(v, e) for e, v in store.bases(entity_ids).items()}
     named = dangling_links(by_instance, matched.entity_of(), changed)
     # A record the CRM still holds but that cannot be mapped (listed in the plan's errors) is
     # not deleted: only its copies are held back from being created again.

@@ -472,7 +472,7 @@ def test_a_malformed_stored_base_is_a_clear_error_naming_its_entity(
     payload: dict[str, Any],
 ) -> None:
     with pytest.raises(ValueError, match=r"^the stored base of entity E1 is unreadable \(") as e:
-        base_from_json(payload, "the stored base of entity E1")
+        base_from_json(payload, "E1")
     assert "\n" not in str(e.value)
 
 
