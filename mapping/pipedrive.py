@@ -43,6 +43,7 @@ from mapping.writes import (
     create_pipeline,
     number_read_back_whole,
     owner_id_for_change,
+    percent_read_back_whole,
     resolve_stage_change,
 )
 
@@ -228,10 +229,7 @@ def _int_id(deal: Deal, field: str, native_id: str) -> int:
 
 
 def _probability(deal: Deal, value: object) -> float | int | None:
-    if value is None:
-        return None
-    percent = Decimal(str(value)) * _HUNDRED
-    return number_read_back_whole(deal, "probability", "probability", percent, "Pipedrive")
+    return percent_read_back_whole(deal, "probability", value, "Pipedrive")
 
 
 def _value(deal: Deal, amount: object) -> float | int:

@@ -41,6 +41,7 @@ from mapping.writes import (
     NativeValues,
     number_read_back_whole,
     owner_id_for_change,
+    percent_read_back_whole,
     resolve_stage_change,
 )
 
@@ -238,10 +239,7 @@ def _stage_label(ctx: MappingContext, native_id: str) -> str:
 
 
 def _probability(deal: Deal, value: object) -> float | int | None:
-    if value is None:
-        return None
-    percent = Decimal(str(value)) * _HUNDRED
-    return number_read_back_whole(deal, "probability", "Probability", percent, "Salesforce")
+    return percent_read_back_whole(deal, "Probability", value, "Salesforce")
 
 
 def _held_currency(deal: Deal) -> str | None:

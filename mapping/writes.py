@@ -28,6 +28,7 @@ __all__ = [
     "implied_status",
     "number_read_back_whole",
     "owner_id_for_change",
+    "percent_read_back_whole",
     "resolve_stage_change",
 ]
 
@@ -223,3 +224,14 @@ def number_read_back_whole(
             "(a double: about 15)",
         )
     return number
+
+
+def percent_read_back_whole(
+    deal: Deal, native_field: str, probability: object, crm: str
+) -> float | int | None:
+    """A canonical probability (0..1) as the percent a CRM keeps (Salesforce, Pipedrive), under
+    `number_read_back_whole`'s rule; None stays None."""
+    if probability is None:
+        return None
+    percent = Decimal(str(probability)) * 100
+    return number_read_back_whole(deal, "probability", native_field, percent, crm)
