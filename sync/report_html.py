@@ -134,8 +134,10 @@ def charts(report: HealthReport) -> list[dict[str, Any]]:
 
 
 def share(value: Decimal | str | None) -> str:
-    """A rate (0..1, or its JSON string) as a percentage with one decimal: "43.4%"."""
-    return "n/a" if value is None else f"{(Decimal(value) * 100).quantize(Decimal('0.1'))}%"
+    """A rate (0..1 to 4 places, or its JSON string) as the percentage it is: "12.35%".
+    Two decimals show the JSON's rate exactly. One decimal rounded it a second time: 10 of 81
+    (12.3457%, 0.1235 in the JSON) showed as 12.4%."""
+    return "n/a" if value is None else f"{(Decimal(value) * 100).quantize(Decimal('0.01'))}%"
 
 
 def amount(value: Decimal | str) -> str:

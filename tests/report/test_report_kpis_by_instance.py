@@ -18,8 +18,8 @@ HOSTILE_FUNNEL = "[link=https://phish.example]new[/link]<script>x</script>"
 
 
 def distinct_win_rates():
-    """sf: 1 won / 1 lost (50.0%); hs without Zeta: 1 won / 0 lost (100.0%); consolidated:
-    2 won / 1 lost (66.7%)."""
+    """sf: 1 won / 1 lost (50.00%); hs without Zeta: 1 won / 0 lost (100.00%); consolidated:
+    2 won / 1 lost (66.67%)."""
     return build_health(inputs(deals={"sf": SF, "hs": [HS[0], HS[1], HS[3]]}))
 
 
@@ -44,9 +44,9 @@ def comparison_table(page: str) -> str:
 def test_table_compares_each_instance_win_rate_with_the_consolidated_one():
     rows = comparison_rows(distinct_win_rates())
     assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
-        ("sf", "default", "50.0%", "1 / 1"),
-        ("hs", "default", "100.0%", "1 / 0"),
-        ("Consolidated", "default", "66.7%", "2 / 1"),
+        ("sf", "default", "50.00%", "1 / 1"),
+        ("hs", "default", "100.00%", "1 / 0"),
+        ("Consolidated", "default", "66.67%", "2 / 1"),
     ]
     sf, hs, _ = rows
     assert sf[6] == "3,000.00 USD" and hs[6] == "5,000.00 USD"  # average won deal size
@@ -57,9 +57,9 @@ def test_html_compares_each_instance_win_rate_with_the_consolidated_one():
     table = comparison_table(to_html(distinct_win_rates()))
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in table.split("</tr>")]
     assert [(r[0], r[1], r[3]) for r in cells if r] == [
-        ("sf", "default", "50.0%"),
-        ("hs", "default", "100.0%"),
-        ("Consolidated", "default", "66.7%"),
+        ("sf", "default", "50.00%"),
+        ("hs", "default", "100.00%"),
+        ("Consolidated", "default", "66.67%"),
     ]
     assert '<tr class="consolidated">' in table
 
@@ -139,6 +139,6 @@ def test_on_an_80_column_terminal_no_instance_name_or_figure_is_cut_short():
     section = text[text.index("KPIs by instance") : text.index("deals (matched copies merged)")]
     assert "…" not in section, section
     assert max(len(line) for line in section.splitlines()) <= 80
-    for whole in ("sf", "hs", "Consolidated", "3,000.00 USD", "5,000.00 USD", "50.0%", "66.7%",
+    for whole in ("sf", "hs", "Consolidated", "3,000.00 USD", "5,000.00 USD", "50.00%", "66.67%",
                   "(stage_history)"):  # fmt: skip
         assert re.search(rf"(^|[│ ]){re.escape(whole)}($|[│ ])", section, re.M), whole

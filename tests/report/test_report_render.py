@@ -15,7 +15,8 @@ from fixtures import HS, NOW, SF, inputs, usd
 from rich.console import Console
 
 from sync.health import build_health
-from sync.report_html import PAGE_TITLE, chart_json, charts
+from sync.kpis import ratio
+from sync.report_html import PAGE_TITLE, chart_json, charts, share
 from sync.report_render import (
     deal_rows,
     mismatch_rows,
@@ -215,19 +216,25 @@ def test_table_shows_the_consolidated_figures_the_html_shows_and_n_a_for_no_sale
         for line in console.export_text().splitlines()
         if line.count("│") == 3
     }
-    assert rows["win rate"] == "50.0%"
+    assert rows["win rate"] == "50.00%"
     assert rows["stale / past due"] == "1 / 1"
     assert rows["won in USD"] == "8000.00"
     page = to_html(report)
-    assert '<th>win rate</th><td class="num">50.0%</td>' in page
+    assert '<th>win rate</th><td class="num">50.00%</td>' in page
 
 
 def test_html_writes_rates_as_percentages_and_counts_one_deal_in_the_singular():
     # Consolidated default funnel: 2024-06 EUR holds one committed deal (Beta, closing today).
     beta_today = dataclasses.replace(SF[1], close_date=NOW.date())
     page = to_html(build_health(inputs(deals={"sf": [SF[0], beta_today, SF[2], SF[3]], "hs": HS})))
-    assert "0.5000" not in page and "50.0% (2 won / 2 lost)" in page
+    assert "0.5000" not in page and "50.00% (2 won / 2 lost)" in page
     assert "2000.00 (1 deal)</td>" in page and "(1 deals)" not in page
+
+
+def test_a_rate_is_shown_as_the_json_has_it_not_rounded_a_second_time():
+    # 10 of 81 is 12.3457%: the JSON's 0.1235 rounded again to one decimal showed 12.4%.
+    assert share(ratio(10, 81)) == "12.35%"
+    assert share("0.1235") == "12.35%" and share(None) == "n/a"
 
 
 def test_html_groups_the_digits_of_amounts_while_json_and_csv_keep_them_plain():
