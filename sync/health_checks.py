@@ -143,9 +143,12 @@ def cross_system(
                 url=url(ref.system, ref.id),
             )
         )
-    for conflict in plan.get("conflicts", ()):
-        if in_window is not None and in_window.isdisjoint(map(_ref, conflict.get("values", ()))):
-            continue
+    conflicts = [
+        c
+        for c in plan.get("conflicts", ())
+        if in_window is None or not in_window.isdisjoint(map(_ref, c.get("values", ())))
+    ]
+    for conflict in conflicts:
         for value in conflict.get("values", ()):
             ref = _ref(value)
             rows.append(
@@ -188,7 +191,7 @@ def cross_system(
         mismatched_entities=len({row.entity for row in rows}),
         mismatches_by_field={f: len(fields[f]) for f in sorted(fields)},
         mismatches=tuple(rows),
-        conflicts=len(plan.get("conflicts", ())),
+        conflicts=len(conflicts),
         deleted=deleted,
         dead_letters=letters,
         dead_letters_by_system=_count_by_system(letters),

@@ -364,6 +364,28 @@ def test_amounts_of_many_digits_are_totalled_exactly_not_a_crash():
     assert report.consolidated.open_amount == {"USD": D("100000000000000000000000000000.00")}
 
 
+def test_conflicts_with_since_count_only_those_of_deals_in_the_window():
+    # The window since 06-01 holds sf:1 and hs:10: their stage conflict counts, the amount
+    # conflict of sf:3 and hs:11 (neither in the window) does not, as its rows are not listed.
+    outside = {
+        "field": "amount",
+        "values": [
+            {"system": "sf", "id": "3", "value": "1000 USD"},
+            {"system": "hs", "id": "11", "value": "2000 USD"},
+        ],
+        "reason": "changed in both systems",
+    }
+    plan = {**PLAN, "conflicts": [*PLAN["conflicts"], outside]}
+    assert build_health(inputs(plan=plan)).cross_system.conflicts == 2
+    report = build_health(
+        inputs(since=date(2024, 6, 1), plan=plan, thresholds={"max_conflicts": D("1")})
+    )
+    assert report.cross_system.conflicts == 1
+    assert {row.kind for row in report.cross_system.mismatches if row.id == "3"} == set()
+    [limit] = report.thresholds
+    assert (limit.value, limit.breached) == (D("1"), False)  # was 2, breached
+
+
 def test_unmatched_share_with_since_counts_only_unmatched_deals_in_the_window():
     # In the window since 06-01: sf:1, hs:10 (matched to each other) and hs:13; of the deals the
     # plan finds matched nowhere (sf:2, sf:4, hs:12, hs:13) only hs:13 is in it: 1 of 3.
