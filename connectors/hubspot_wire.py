@@ -134,15 +134,21 @@ def _failures(errors: Iterable[Mapping[str, Any]], key: str) -> dict[str, tuple[
 
 
 def update_results(updates: Sequence[NativeUpdate], body: Mapping[str, Any]) -> list[PushResult]:
-    """One result per update, in input order: failed if an error names its id, else ok."""
+    """One result per update, in input order: failed if an error names its id, ok if HubSpot
+    returned the deal, else unconfirmed (failed). HubSpot returns every deal it updated; a 207
+    has been seen to leave ids it did not update out of both lists, with no error at all."""
     failed = _failures(body.get("errors") or (), "ids")
+    updated = {str(record.get("id")) for record in body.get("results") or ()}
     out = []
     for update in updates:
         if update.id in failed:
             code, message = failed[update.id]
             out.append(PushResult(update.id, False, message, code))
-        else:
+        elif update.id in updated:
             out.append(PushResult(update.id, True))
+        else:
+            message = "HubSpot did not confirm this update (not in its results nor its errors)"
+            out.append(PushResult(update.id, False, message, "UNCONFIRMED"))
     return out
 
 

@@ -36,6 +36,10 @@ class Faults:
     daily_limit: int | None = None  # API calls per "day"; past it the system's daily-limit error
     record_fail: float = 0.0  # share of records failing inside batch writes
     fail_ids: tuple[str, ...] = ()  # these record ids always fail inside writes
+    # HubSpot: these ids are left out of a batch update's answer (in neither its results nor
+    # its errors, a 207 with no error) and not written, as HubSpot has been reported to answer
+    # a batch update naming ids it did not update.
+    unanswered_ids: tuple[str, ...] = ()
     # Error messages quote the credential the request carried (bearer token, api_token query
     # parameter, login form), as some proxies and APIs do: where a leak would show. Per-record
     # refusals inside a batch write's 200 or 207 answer too.
@@ -45,6 +49,7 @@ class Faults:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["fail_ids"] = list(self.fail_ids)
+        data["unanswered_ids"] = list(self.unanswered_ids)
         return data
 
 

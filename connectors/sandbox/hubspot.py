@@ -297,9 +297,13 @@ class HubSpotEmulator:
     def _batch_update(self, request: SandboxRequest) -> SandboxResponse:
         results: list[dict[str, Any]] = []
         failed: dict[tuple[str, str], list[str]] = {}
+        unanswered = False
         for item in self._inputs(request):
             item = _obj(item)
             deal_id = str(item.get("id"))
+            if deal_id in self.fault_state.faults.unanswered_ids:
+                unanswered = True
+                continue
             try:
                 if self._injected(deal_id):
                     raise WriteError("VALIDATION_ERROR", "Injected failure: record rejected.")
@@ -309,7 +313,7 @@ class HubSpotEmulator:
                 continue
             results.append(self.store.view(deal, list(deal["properties"])))
         errors = [_record_error(cat, msg, ids) for (cat, msg), ids in failed.items()]
-        return _batch(results, errors, 200)
+        return _batch(results, errors, 207 if unanswered else 200)
 
     def _batch_create(self, request: SandboxRequest) -> SandboxResponse:
         results: list[dict[str, Any]] = []

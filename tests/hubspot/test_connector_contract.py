@@ -126,6 +126,20 @@ def test_batch_update_reports_each_failed_record(connector, sandbox, exp, hs_dat
     assert by_id["404404"].code == "OBJECT_NOT_FOUND"
 
 
+def test_an_update_hubspot_neither_returns_nor_names_is_not_reported_written(
+    connector, sandbox, hs_data
+):
+    # A 207 whose errors leave an input out (reported for ids HubSpot did not update): only a
+    # deal in `results` was written.
+    ids = [d["id"] for d in _live(hs_data)[:3]]
+    contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000, unanswered_ids=(ids[1],)))
+    results = connector.update_deals([NativeUpdate(i, {"amount": "7"}) for i in ids])
+    assert [(r.id, r.ok) for r in results] == [(ids[0], True), (ids[1], False), (ids[2], True)]
+    assert results[1].code == "UNCONFIRMED" and "did not confirm" in (results[1].error or "")
+    amounts = {d["id"]: d["properties"]["amount"] for d in connector.read_deals(ids)}
+    assert amounts[ids[0]] == amounts[ids[2]] == "7" != amounts[ids[1]]
+
+
 def test_updates_round_trip_through_a_fresh_read(connector, hs_data):
     ids = [d["id"] for d in _live(hs_data)[:3]]
     updates = [
