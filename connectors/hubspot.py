@@ -33,6 +33,7 @@ from connectors.hubspot_wire import (
     classify,
     create_results,
     logging_left_alone,
+    may_have_landed,
     not_live,
     rate_limit_info,
     update_results,
@@ -394,21 +395,29 @@ class HubSpotConnector:
         """A batch create that, when repeated, first finds what an unanswered attempt created.
 
         A connection cut after HubSpot stored the batch loses its response; sending it again
-        would duplicate every deal. A repeat sends only the inputs whose link marker is not
-        found yet, and reports the found ones as created.
+        would duplicate every deal. A repeat reports the inputs found by their link marker as
+        created. The others are sent only if no earlier attempt can have been stored (HubSpot
+        answered it with a refusal, or the connection never opened): the lookup is a search,
+        and HubSpot's search index lags its writes, so a deal stored seconds ago is not found
+        yet. Those are left unconfirmed, for a later lookup (the next apply's) to settle.
         """
-        attempts = 0
+        attempts, maybe_stored = 0, False
 
         def attempt() -> dict[str, Any]:
-            nonlocal attempts
+            nonlocal attempts, maybe_stored
             attempts += 1
             pending, found = inputs, dict[str, str]()
             if attempts > 1 and field:
                 found = self.find_created([i["objectWriteTraceId"] for i in inputs])
-                pending = [i for i in inputs if i["objectWriteTraceId"] not in found]
+                unfound = [i for i in inputs if i["objectWriteTraceId"] not in found]
+                pending = [] if maybe_stored else unfound
             body: dict[str, Any] = {"status": "COMPLETE", "results": []}
             if pending:
-                body = self._send(self._batch.create, {"inputs": pending})
+                try:
+                    body = self._send(self._batch.create, {"inputs": pending})
+                except Exception as exc:
+                    maybe_stored = maybe_stored or may_have_landed(exc)
+                    raise
             recovered = [{"id": i, "objectWriteTraceId": link} for link, i in found.items()]
             return {**body, "results": [*(body.get("results") or []), *recovered]}
 

@@ -21,6 +21,7 @@ __all__ = [
     "classify",
     "create_results",
     "logging_left_alone",
+    "may_have_landed",
     "not_live",
     "rate_limit_info",
     "update_results",
@@ -114,6 +115,19 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, _TRANSIENT_ERRORS):
         return connection_failed(exc)
     return Failure(FailureKind.FATAL, f"{type(exc).__name__}: {exc}")
+
+
+def may_have_landed(exc: BaseException) -> bool:
+    """Whether a write that raised `exc` may have been carried out: not when HubSpot answered
+    with a refusal (4xx, 429 included) or the connection never opened; yes for a 5xx (a
+    gateway may answer after the write) and a connection lost with the request sent."""
+    if _api_exception(exc):
+        return int(getattr(exc, "status", 0) or 0) >= 500
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    return not isinstance(
+        exc, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
 
 
 def rate_limit_info(headers: Mapping[str, str]) -> tuple[int | None, float | None]:

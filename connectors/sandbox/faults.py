@@ -40,6 +40,9 @@ class Faults:
     # its errors, a 207 with no error) and not written, as HubSpot has been reported to answer
     # a batch update naming ids it did not update.
     unanswered_ids: tuple[str, ...] = ()
+    # HubSpot: seconds a write takes to reach the search index; search leaves out a deal
+    # changed more recently (HubSpot's search is eventually consistent).
+    search_lag: float = 0.0
     # Error messages quote the credential the request carried (bearer token, api_token query
     # parameter, login form), as some proxies and APIs do: where a leak would show. Per-record
     # refusals inside a batch write's 200 or 207 answer too.

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from connectors.sandbox.faults import FaultState
-from connectors.sandbox.hubspot_search import SearchError, SearchQuery, parse_search
+from connectors.sandbox.hubspot_search import SearchError, SearchQuery, epoch_ms, parse_search
 from connectors.sandbox.hubspot_store import DealStore, WriteError
 from connectors.sandbox.server import BadRequest, Route, SandboxRequest, SandboxResponse
 
@@ -218,7 +218,7 @@ class HubSpotEmulator:
             query = parse_search(request.json(), self.search_cap)
         except SearchError as exc:
             return self.error(400, "VALIDATION_ERROR", str(exc))
-        found = self._matches(query)
+        found = self._indexed(self._matches(query))
         end = min(query.offset + query.limit, len(found), self.search_cap)
         page = found[query.offset : end]
         body: dict[str, Any] = {
@@ -229,6 +229,16 @@ class HubSpotEmulator:
             # Handed out even at the cap, as HubSpot does: using it is the 400.
             body["paging"] = _next(str(end), "")
         return SandboxResponse(200, body)
+
+    def _indexed(self, found: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """What search sees with the search_lag fault: a deal changed within the lag is left
+        out (not yet indexed) rather than shown as it was; reads and batch/read see it."""
+        lag = self.fault_state.faults.search_lag
+        if lag <= 0:
+            return found
+        cutoff = time.time() * 1000 - lag * 1000
+        stamps = ((d, d["properties"].get("hs_lastmodifieddate") or "") for d in found)
+        return [d for d, stamp in stamps if (epoch_ms(stamp) or 0) <= cutoff]
 
     def _search_throttled(self) -> bool:
         """Search's own per-second limit, enforced when the rate-limit fault is on."""

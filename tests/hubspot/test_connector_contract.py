@@ -279,6 +279,34 @@ def test_a_create_batch_whose_response_is_cut_is_not_created_twice(connector, sa
     )
 
 
+def test_a_cut_create_batch_is_not_sent_again_while_search_has_not_indexed_it(connector, sandbox):
+    # HubSpot's search index lags its writes: a retry that looks its creates up at once does
+    # not find them. It must not send them again; they are reported unconfirmed, and a later
+    # lookup (the next apply's, before it creates anything) finds them.
+    creates = [
+        NativeCreate(
+            f"lag-{n}",
+            {"dealname": f"Lag {n}", "dealstage": "appointmentscheduled", "pipeline": "default"},
+        )
+        for n in range(3)
+    ]
+    # seed 36 cuts the first answer (the create's) and none of the next five
+    contract.set_faults(
+        sandbox, "hubspot", Faults(drop=0.5, search_lag=0.3, seed=36, rate_limit=10_000)
+    )
+    results = connector.create_deals(creates)
+    contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000))
+    assert connector._policy.retries()["create deals"] == 1
+    assert [(r.ok, r.code) for r in results] == [(False, "UNCONFIRMED")] * 3
+    stats = sandbox.servers["hubspot"].stats.snapshot()["requests"]
+    assert stats["POST /crm/v3/objects/deals/batch/create"] == 1
+    deals = sandbox.servers["hubspot"].emulator.dump()["deals"]
+    markers = [d["properties"].get("crmsync_id") for d in deals]
+    assert sorted(m for m in markers if m and m.startswith("lag-")) == ["lag-0", "lag-1", "lag-2"]
+    time.sleep(0.3)
+    assert set(connector.find_created([c.link_id for c in creates])) == {"lag-0", "lag-1", "lag-2"}
+
+
 def test_owners_include_deactivated_owners_whose_deals_still_name_them(hs_data):
     """HubSpot's owners API lists active owners unless asked for archived ones only; a deal
     keeps the id of an owner who was deactivated, so both lists are read."""
