@@ -337,26 +337,43 @@ class HubSpotConnector:
     def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]:
         results: list[PushResult] = []
         for chunk in chunks(list(updates), BATCH):
-            request = {"inputs": [{"id": u.id, "properties": _strings(u.fields)} for u in chunk]}
-            body = self._batch_write(
-                "update deals", partial(self._send, self._batch.update, request), chunk
-            )
-            results += update_results(chunk, body) if isinstance(body, dict) else body
+            results += self._update_batch(chunk)
         return self._policy.redacted(results)
 
+    def _update_batch(self, chunk: Sequence[NativeUpdate]) -> list[PushResult]:
+        request = {"inputs": [{"id": u.id, "properties": _strings(u.fields)} for u in chunk]}
+        body = self._batch_write(
+            "update deals", partial(self._send, self._batch.update, request), chunk
+        )
+        if isinstance(body, dict):
+            return update_results(chunk, body)
+        if len(chunk) > 1:
+            # One invalid input makes HubSpot refuse the whole batch, writing nothing: sent
+            # alone, each update is refused only for its own fault.
+            return [result for update in chunk for result in self._update_batch([update])]
+        return body
+
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
-        field = self._settings.link_field
         results: list[PushResult] = []
         for chunk in chunks(list(creates), BATCH):
-            inputs = []
-            for create in chunk:
-                properties = _strings(create.fields)
-                if field:
-                    properties[field] = create.link_id
-                inputs.append({"properties": properties, "objectWriteTraceId": create.link_id})
-            body = self._batch_write("create deals", self._creates(inputs, field), chunk)
-            results += create_results(chunk, body, field) if isinstance(body, dict) else body
+            results += self._create_batch(chunk)
         return self._policy.redacted(results)
+
+    def _create_batch(self, chunk: Sequence[NativeCreate]) -> list[PushResult]:
+        field = self._settings.link_field
+        inputs = []
+        for create in chunk:
+            properties = _strings(create.fields)
+            if field:
+                properties[field] = create.link_id
+            inputs.append({"properties": properties, "objectWriteTraceId": create.link_id})
+        body = self._batch_write("create deals", self._creates(inputs, field), chunk)
+        if isinstance(body, dict):
+            return create_results(chunk, body, field)
+        if len(chunk) > 1:
+            # Refused whole (an invalid input), so nothing was created: each alone, as above.
+            return [result for create in chunk for result in self._create_batch([create])]
+        return body
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """Archive, 100 ids a batch (`DeletesDeals` gives the result semantics).

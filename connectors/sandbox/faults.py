@@ -43,6 +43,10 @@ class Faults:
     # HubSpot: seconds a write takes to reach the search index; search leaves out a deal
     # changed more recently (HubSpot's search is eventually consistent).
     search_lag: float = 0.0
+    # HubSpot: a batch update or create with a record it refuses as invalid (VALIDATION_ERROR,
+    # injected ones included) is refused whole, 400 naming that record's error, nothing
+    # written; as HubSpot answers a batch with an invalid input. Off: per record in a 207.
+    batch_refused_whole: bool = False
     # Error messages quote the credential the request carried (bearer token, api_token query
     # parameter, login form), as some proxies and APIs do: where a leak would show. Per-record
     # refusals inside a batch write's 200 or 207 answer too.

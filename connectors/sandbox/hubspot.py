@@ -13,7 +13,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from connectors.sandbox.faults import FaultState
@@ -304,7 +304,32 @@ class HubSpotEmulator:
             faults.record_fail
         )
 
+    def _refused_whole(
+        self, inputs: list[Any], check: Callable[[dict[str, Any]], object], key: str
+    ) -> SandboxResponse | None:
+        """With the batch_refused_whole fault: the 400 for the batch's first invalid input."""
+        if not self.fault_state.faults.batch_refused_whole:
+            return None
+        for item in inputs:
+            item = _obj(item)
+            try:
+                if self._injected(None if item.get(key) is None else str(item.get(key))):
+                    raise WriteError("VALIDATION_ERROR", "Injected failure: record rejected.")
+                check(item)
+            except WriteError as exc:
+                if exc.category == "VALIDATION_ERROR":
+                    return self.error(400, "VALIDATION_ERROR", exc.message)
+        return None
+
     def _batch_update(self, request: SandboxRequest) -> SandboxResponse:
+        refused = self._refused_whole(
+            self._inputs(request),
+            lambda item: self.store.check_update(str(item.get("id")), item.get("properties")),
+            "id",
+        )
+        if refused is not None:
+            return refused
+        whole = self.fault_state.faults.batch_refused_whole  # injected failures drawn above
         results: list[dict[str, Any]] = []
         failed: dict[tuple[str, str], list[str]] = {}
         unanswered = False
@@ -315,7 +340,7 @@ class HubSpotEmulator:
                 unanswered = True
                 continue
             try:
-                if self._injected(deal_id):
+                if not whole and self._injected(deal_id):
                     raise WriteError("VALIDATION_ERROR", "Injected failure: record rejected.")
                 deal = self.store.update(deal_id, item.get("properties"))
             except WriteError as exc:
@@ -326,13 +351,21 @@ class HubSpotEmulator:
         return _batch(results, errors, 207 if unanswered else 200)
 
     def _batch_create(self, request: SandboxRequest) -> SandboxResponse:
+        refused = self._refused_whole(
+            self._inputs(request),
+            lambda item: self.store.check_create(item.get("properties")),
+            "objectWriteTraceId",
+        )
+        if refused is not None:
+            return refused
+        whole = self.fault_state.faults.batch_refused_whole  # injected failures drawn above
         results: list[dict[str, Any]] = []
         failed: dict[tuple[str, str], list[str]] = {}
         for item in self._inputs(request):
             item = _obj(item)
             trace = item.get("objectWriteTraceId")
             try:
-                if self._injected(None if trace is None else str(trace)):
+                if not whole and self._injected(None if trace is None else str(trace)):
                     raise WriteError("VALIDATION_ERROR", "Injected failure: record rejected.")
                 deal = self.store.create(item.get("properties"))
             except WriteError as exc:

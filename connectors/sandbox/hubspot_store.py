@@ -188,7 +188,10 @@ class DealStore:
         deal["updatedAt"] = stamp
         self.version += 1
 
-    def update(self, deal_id: str, properties: object) -> dict[str, Any]:
+    def check_update(
+        self, deal_id: str, properties: object
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The live deal and its properties after the update; WriteError if refused."""
         deal = self.live.get(str(deal_id))
         if deal is None:
             raise WriteError("OBJECT_NOT_FOUND", f"Could not find deal with id {deal_id}.")
@@ -196,12 +199,17 @@ class DealStore:
         merged = {**deal["properties"], **values}
         if "dealstage" in values or "pipeline" in values:
             self._check_stage(merged)
+        return deal, merged
+
+    def update(self, deal_id: str, properties: object) -> dict[str, Any]:
+        deal, merged = self.check_update(deal_id, properties)
         old_stage = deal["properties"].get("dealstage")
         deal["properties"] = merged
         self._stamp(deal, old_stage, self._now())
         return deal
 
-    def create(self, properties: object) -> dict[str, Any]:
+    def check_create(self, properties: object) -> dict[str, str | None]:
+        """The new deal's properties; WriteError if refused."""
         values = self._values(properties)
         if not values.get("pipeline"):
             values["pipeline"] = (
@@ -214,6 +222,10 @@ class DealStore:
         if not values.get("dealstage"):
             raise WriteError("VALIDATION_ERROR", 'Property "dealstage" is required.')
         self._check_stage(values)
+        return values
+
+    def create(self, properties: object) -> dict[str, Any]:
+        values = self.check_create(properties)
         deal_id = str(self._next_id)
         self._next_id += 1
         ms = self._now()

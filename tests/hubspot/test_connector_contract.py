@@ -140,6 +140,43 @@ def test_an_update_hubspot_neither_returns_nor_names_is_not_reported_written(
     assert amounts[ids[0]] == amounts[ids[2]] == "7" != amounts[ids[1]]
 
 
+def test_an_invalid_update_fails_alone_when_hubspot_refuses_its_whole_batch(
+    connector, sandbox, hs_data
+):
+    ids = [d["id"] for d in _live(hs_data)[:5]]
+    faults = Faults(rate_limit=10_000, batch_refused_whole=True, fail_ids=(ids[2],))
+    contract.set_faults(sandbox, "hubspot", faults)
+    results = connector.update_deals([NativeUpdate(i, {"amount": "9"}) for i in ids])
+    assert [r.ok for r in results] == [True, True, False, True, True]
+    assert results[2].code == "VALIDATION_ERROR" and "Injected failure" in (results[2].error or "")
+    amounts = {d["id"]: d["properties"]["amount"] for d in connector.read_deals(ids)}
+    assert [amounts[i] == "9" for i in ids] == [True, True, False, True, True]
+
+
+def test_an_invalid_create_fails_alone_when_hubspot_refuses_its_whole_batch(connector, sandbox):
+    creates = [
+        NativeCreate(
+            f"whole-{n}",
+            {
+                "dealname": f"Whole {n}",
+                "dealstage": "closedwon" if n == 1 else "appointmentscheduled",
+                "pipeline": "renewals" if n == 1 else "default",
+            },
+        )
+        for n in range(3)
+    ]
+    contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000, batch_refused_whole=True))
+    results = connector.create_deals(creates)
+    assert [(r.link_id, r.ok) for r in results] == [
+        ("whole-0", True),
+        ("whole-1", False),
+        ("whole-2", True),
+    ]
+    assert results[1].code == "VALIDATION_ERROR"
+    found = connector.find_created(["whole-0", "whole-1", "whole-2"])
+    assert found == {"whole-0": results[0].id, "whole-2": results[2].id}
+
+
 def test_updates_round_trip_through_a_fresh_read(connector, hs_data):
     ids = [d["id"] for d in _live(hs_data)[:3]]
     updates = [
