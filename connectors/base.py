@@ -13,6 +13,7 @@ from mapping.context import NativePipelineStages
 
 __all__ = [
     "NOT_FOUND",
+    "UNCONFIRMED",
     "Connector",
     "ConnectorSettings",
     "DeletesDeals",
@@ -45,6 +46,11 @@ class NativeUpdate:
 class NativeCreate:
     link_id: str  # our idempotency marker, stored in the record's link field
     fields: Mapping[str, Any]
+
+
+# A PushResult.code for a write the CRM neither confirmed nor refused: it may have landed. A
+# create so answered is in doubt, for the next apply to look up by its link marker.
+UNCONFIRMED = "UNCONFIRMED"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import urllib3.exceptions
 
-from connectors.base import NativeCreate, NativeUpdate, PushResult
+from connectors.base import UNCONFIRMED, NativeCreate, NativeUpdate, PushResult
 from connectors.http import Failure, FailureKind, connection_failed, header_int
 
 __all__ = [
@@ -162,7 +162,7 @@ def update_results(updates: Sequence[NativeUpdate], body: Mapping[str, Any]) -> 
             out.append(PushResult(update.id, True))
         else:
             message = "HubSpot did not confirm this update (not in its results nor its errors)"
-            out.append(PushResult(update.id, False, message, "UNCONFIRMED"))
+            out.append(PushResult(update.id, False, message, UNCONFIRMED))
     return out
 
 
@@ -188,7 +188,7 @@ def create_results(
             out.append(PushResult(None, False, message, code, link_id=link))
         else:
             message = "HubSpot did not confirm this create; find_created will tell on retry"
-            out.append(PushResult(None, False, message, "UNCONFIRMED", link_id=link))
+            out.append(PushResult(None, False, message, UNCONFIRMED, link_id=link))
     return out
 
 

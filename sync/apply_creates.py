@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors.base import Connector, NativeCreate
+from connectors.base import UNCONFIRMED, Connector, NativeCreate
 from connectors.errors import ConnectorError
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, MappingError
@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _BATCH = 100  # records per journaled batch where the API has batch writes
+_IN_DOUBT = "in doubt: {}; the next apply looks for the copy by its link marker"
 # The fields a create sets from its source deal (probability is the target's own, from stage).
 CREATED_FIELDS = ("name", "stage", "status", "amount", "currency", "close_date", "owner_email")
 
@@ -150,7 +151,7 @@ def _batch(
         # (sent). The next apply finds those copies by their marker and audits them.
         _save(store, links, audits)
         store.journal.mark_in_doubt(run_id, [cid for cid, *_ in sends], str(exc))
-        why = f"in doubt: {exc}; the next apply looks for the copy by its link marker"
+        why = _IN_DOUBT.format(exc)
         doubt = [_result(cid, c, None, Outcome.FAILED, why) for cid, c, *_ in sends]
         raise _Stopped(results + doubt, exc) from exc
     for (cid, create, _, values), result in zip(sends, pushed, strict=True):
@@ -161,6 +162,10 @@ def _batch(
             )
             audits.append(_audit(run_id, create, result.id, values))
             results.append(_result(cid, create, result.id, Outcome.APPLIED))
+        elif result.code == UNCONFIRMED:  # may exist: settled as a create cut short is
+            why = result.error or "not confirmed"
+            marks.append((cid, JournalState.SENT, {"error": why, "code": result.code}))
+            results.append(_result(cid, create, None, Outcome.FAILED, _IN_DOUBT.format(why)))
         else:
             why = result.error or "refused without a reason"
             marks.append((cid, JournalState.FAILED, {"error": why, "code": result.code}))
