@@ -318,7 +318,10 @@ class HubSpotConnector:
             return {}
         found: dict[str, str] = {}
         for chunk in chunks(list(dict.fromkeys(link_ids)), IN_VALUES):
-            filters = [{"propertyName": field, "operator": "IN", "values": list(chunk)}]
+            # HubSpot's IN matches a string property only by its lowercase value; the stored
+            # marker comes back in its own case, which is what `found` is keyed by.
+            values = [link.lower() for link in chunk]
+            filters = [{"propertyName": field, "operator": "IN", "values": values}]
             offset = 0
             while True:
                 body = self._search_page(filters, [field], offset, "find created deals")

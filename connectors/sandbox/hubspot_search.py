@@ -81,6 +81,14 @@ def _key(name: str, value: str) -> Key:
         return (1, value.lower())
 
 
+def _listed_key(name: str, value: str) -> Key:
+    """A value of an IN / NOT_IN list. HubSpot matches a string property's lowercased value
+    against the listed one as given: "values must be lowercase", and one with capitals
+    matches nothing (developers.hubspot.com, CRM search, filter operators)."""
+    kind, key = _key(name, value)
+    return (kind, value) if kind == 1 else (kind, key)
+
+
 def _present(value: object) -> bool:
     return value is not None and value != ""
 
@@ -105,7 +113,7 @@ class _Filter:
         have = _key(self.name, str(raw))
         op = self.operator
         if op in ("IN", "NOT_IN"):
-            inside = any(have == _key(self.name, v) for v in self.values)
+            inside = any(have == _listed_key(self.name, v) for v in self.values)
             return inside if op == "IN" else not inside
         if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
             token = (self.value or "").lower().strip("*")

@@ -264,6 +264,18 @@ def test_retried_create_is_found_by_its_link_marker(connector, sandbox):
     assert found == {"ent-0": results[0].id, "ent-2": results[2].id}
 
 
+def test_a_link_marker_with_capitals_is_found(connector, sandbox):
+    # crmsync's markers are entity ids such as "E3f...": HubSpot's IN filter matches a string
+    # property only by a lowercase value, so the lookup must send them lowercased.
+    contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000))
+    marker = "E0123abcdefCapitals"
+    [created] = connector.create_deals(
+        [NativeCreate(marker, {"dealname": "Marked", "dealstage": "appointmentscheduled"})]
+    )
+    assert created.ok
+    assert connector.find_created([marker]) == {marker: created.id}
+
+
 def test_create_with_a_stage_of_another_pipeline_fails_per_record(connector):
     results = connector.create_deals(
         [NativeCreate("x-1", {"dealname": "Bad", "dealstage": "closedwon", "pipeline": "renewals"})]

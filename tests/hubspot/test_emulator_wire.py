@@ -199,6 +199,19 @@ def test_search_filters_sorts_and_pages_like_hubspot(sdk, hs_data):
     assert amounts == sorted(amounts)
 
 
+def test_search_in_matches_a_string_only_by_its_lowercase_value(sdk, hs_data):
+    name = next(d["properties"]["dealname"] for d in hs_data["hubspot"]["deals"])
+    assert name != name.lower()
+
+    def found(value: str) -> int:
+        filters = [{"propertyName": "dealname", "operator": "IN", "values": [value]}]
+        request = PublicObjectSearchRequest(filter_groups=[{"filters": filters}], limit=10)
+        return int(sdk.crm.deals.search_api.do_search(public_object_search_request=request).total)
+
+    assert found(name) == 0  # HubSpot: "values must be lowercase"
+    assert found(name.lower()) >= 1
+
+
 def test_search_on_modification_time_takes_epoch_ms_and_iso(sdk):
     base = {
         "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}],
