@@ -93,6 +93,9 @@ class HubSpotConnector:
         self._settings = settings
         options = settings.options
         self._search_cap = int(options.get("search_cap", SEARCH_CAP))
+        # How long a deal HubSpot stored may stay out of search, and so of `find_created`: its
+        # index lags its writes (seconds, more on a bad day; the pull re-reads 10 minutes).
+        self.lookup_lag = timedelta(seconds=float(options.get("lookup_lag_s", 600)))
         self._policy = CallPolicy.for_connector(settings, classify, (100, 10.0))
         # Search has its own per-second limit (and sends no rate-limit headers to pace by).
         search_limit, search_window = options.get("search_rate", (5, 1.1))

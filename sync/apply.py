@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import Connector, NativeUpdate
@@ -25,7 +25,7 @@ from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal, MappingError
 from sync.apply_bases import BaseKeeper
-from sync.apply_creates import apply_creates, not_created
+from sync.apply_creates import apply_creates, not_created, too_recent
 from sync.apply_deletes import Delete, apply_deletes, not_deleted
 from sync.apply_doubt import holds, same_value, settle_in_doubt
 from sync.apply_report import ApplyReport, ChangeResult, Outcome, Settled
@@ -122,13 +122,16 @@ def apply_plan(
             facts={name: FunnelFacts.of(f) for name, f in runtime.config.funnels.items()},
             done=done, in_doubt=in_doubt, journaled=journaled, progress=progress, keeper=keeper,
         )  # fmt: skip
-        if earlier[system]:  # before this plan's writes, which may change the same fields
-            settled += settle_in_doubt(store, connector, ctx, earlier[system], run_id, writer.facts)
+        mine = [r for r in pending if r.entry.instance == system]
+        held = too_recent([*earlier[system], *mine], connector, datetime.now(UTC))
+        settling = [r for r in earlier[system] if r.entry.plan_change_id not in held]
+        if settling:  # before this plan's writes, which may change the same fields
+            settled += settle_in_doubt(store, connector, ctx, settling, run_id, writer.facts)
         results += writer.updates(by_system[system], batch_size or _batch_size(ctx.kind))
         creates = [c for c in plan.creates if c["system"] == system]
         if creates:
             results += apply_creates(
-                store, connector, ctx, creates, run_id, plan_id, done, in_doubt
+                store, connector, ctx, creates, run_id, plan_id, done, in_doubt, held
             )
         deleting = [d for d in deletes if d.system == system]
         if deleting:

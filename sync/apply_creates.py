@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import UNCONFIRMED, Connector, NativeCreate
@@ -20,7 +21,15 @@ from sync.apply_report import ChangeResult, Outcome
 from sync.plan import current_value, decided_of, encode_value
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
-from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState, Link, LinkMethod
+from sync.store_records import (
+    AuditEntry,
+    JournalEntry,
+    JournalOp,
+    JournalRecord,
+    JournalState,
+    Link,
+    LinkMethod,
+)
 from sync.writes import copy_of, native_create, write_batch
 
 __all__ = [
@@ -29,10 +38,15 @@ __all__ = [
     "create_change_id",
     "created_values",
     "found_copy",
+    "too_recent",
 ]
 
 _BATCH = 100  # records per journaled batch where the API has batch writes
 _IN_DOUBT = "in doubt: {}; the next apply looks for the copy by its link marker"
+_TOO_RECENT = (
+    "in doubt: sent by an apply moments ago, and {}'s lookup may not show the copy yet; "
+    "an apply from {} UTC on looks for it by its link marker"
+)
 # The fields a create sets from its source deal (probability is the target's own, from stage).
 CREATED_FIELDS = ("name", "stage", "status", "amount", "currency", "close_date", "owner_email")
 
@@ -40,6 +54,23 @@ CREATED_FIELDS = ("name", "stage", "status", "amount", "currency", "close_date",
 def create_change_id(create: Mapping[str, Any]) -> str:
     text = json.dumps(["create", create["system"], create["entity"]])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def too_recent(
+    records: Iterable[JournalRecord], connector: Connector, now: datetime
+) -> dict[str, datetime]:
+    """Creates in doubt sent so recently that the CRM's lookup may not show their copy yet
+    (an optional `lookup_lag` of the connector: HubSpot's search lags its writes): change id
+    -> when a lookup can tell. Neither settled nor sent again before then: not found is no
+    proof that nothing was created, and a second send would make a duplicate."""
+    lag = getattr(connector, "lookup_lag", None)
+    if not isinstance(lag, timedelta) or not lag:
+        return {}
+    return {
+        r.entry.plan_change_id: r.updated_at + lag
+        for r in records
+        if r.entry.op is JournalOp.CREATE and r.updated_at + lag > now
+    }
 
 
 def apply_creates(
@@ -51,14 +82,19 @@ def apply_creates(
     plan_id: str,
     done: set[str],
     in_doubt: Mapping[str, str],
+    held: Mapping[str, datetime] | None = None,
 ) -> list[ChangeResult]:
-    """`in_doubt`: this plan's creates an earlier, stopped attempt may have sent."""
+    """`in_doubt`: this plan's creates an earlier, stopped attempt may have sent. `held`: creates
+    in doubt too recent to look up (`too_recent`), left in doubt for a later apply."""
     results = []
     todo: list[tuple[str, Mapping[str, Any]]] = []
     for create in creates:
         cid = create_change_id(create)
         if cid in done:
             results.append(_result(cid, create, None, Outcome.DONE_BEFORE))
+        elif held and cid in held:
+            why = _TOO_RECENT.format(ctx.kind, f"{held[cid]:%Y-%m-%d %H:%M:%S}")
+            results.append(_result(cid, create, None, Outcome.FAILED, why))
         else:
             todo.append((cid, create))
     size = write_batch(ctx.kind, _BATCH)
