@@ -127,11 +127,15 @@ class Config:
 
     def mapping_fingerprint(self, instance: str) -> str:
         """sha256 of what turns the instance's records into canonical deals: its stage map, its
-        pipelines' funnels (and theirs), its currency and its id fields. The deals a pull saved
+        pipelines' funnels (and theirs), its currency, its id fields and (HubSpot) the portal's
+        time zone its close dates are read in. The deals a pull saved
         under another one are stale in the store (a stage mapped since is still null there)."""
         system = self.system(instance)
         fields = {"kind", "currency", "pipeline_funnels", "stage_map", "external_ids", "link_field"}
-        data = system.model_dump(mode="json", include=fields)
+        data = system.model_dump(mode="json", include={*fields, "timezone"})
+        if data.get("timezone", "UTC") == "UTC":
+            # Dates were read in UTC before the key existed: stores pulled then stay current.
+            data.pop("timezone", None)
         used = {"default", *system.pipeline_funnels.values()}
         data["funnels"] = {
             name: funnel.model_dump(mode="json")

@@ -210,6 +210,9 @@ class SalesforceSystem(_SystemBase):
 class HubSpotSystem(_SystemBase):
     kind: Literal["hubspot"]
     credentials: HubSpotCredentials
+    # The portal's time zone (Settings > Account Defaults): HubSpot keeps a close date as an
+    # instant, and the day it shows is the one that instant falls on there.
+    timezone: TimeZone = "UTC"
 
 
 class PipedriveSystem(_SystemBase):

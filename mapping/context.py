@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from mapping.funnel import DEFAULT_FUNNEL, Funnel, FunnelStage
 
@@ -55,6 +56,9 @@ class MappingContext:
     owners: Mapping[str, str] = field(default_factory=_empty)  # native owner id -> email
     inactive_owners: frozenset[str] = frozenset()  # native ids of deactivated owners
     native_stages: Mapping[str, Sequence[NativeStage]] = field(default_factory=dict)
+    # Where the CRM's users pick dates (an IANA name): a HubSpot close date is an instant, and
+    # the day it falls on there is the day they picked and see.
+    timezone: str = "UTC"
 
     # -- funnels and stages -------------------------------------------------------------------
 
@@ -131,6 +135,10 @@ class MappingContext:
         return self._owner_ids.get(email.strip().lower())
 
     # -- indexes ------------------------------------------------------------------------------
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @cached_property
     def _reverse_map(self) -> dict[str, dict[str, str]]:

@@ -10,7 +10,7 @@ a property).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +32,6 @@ from mapping.values import (
     field_errors,
     is_blank,
     native_object,
-    parse_date,
     parse_decimal,
     parse_flag,
     parse_timestamp,
@@ -44,6 +43,8 @@ __all__ = [
     "ENTERED_PREFIX",
     "PROBABILITY_IN_STAGE",
     "STATUS_IN_STAGE",
+    "close_date_for_hubspot",
+    "close_date_from_hubspot",
     "create_for_hubspot",
     "deal_from_hubspot",
     "owner_from_hubspot",
@@ -153,6 +154,34 @@ def _history(
     return collapse_history(changes)
 
 
+def close_date_from_hubspot(value: object, zone: tzinfo) -> date | None:
+    """The day a HubSpot `closedate` stands for, in the portal's time zone `zone`.
+
+    closedate is a datetime property: HubSpot keeps an instant and shows its day in the
+    account's time zone, and a day picked in its UI is stored as an instant of that day there,
+    not as midnight UTC (a close date of 31 March picked one afternoon in Arizona came back as
+    2023-04-01T01:09:44Z, fivetran/dbt_hubspot#101). Its UTC date is then a day off: west of
+    UTC for a day picked late, east of it for one picked early or stored as local midnight.
+    An instant at exactly midnight UTC is a day an integration wrote as HubSpot documents date
+    values (crmsync did so before it wrote midnight in the portal's zone): that UTC day, so a
+    value written so far keeps the day it was written for.
+    """
+    stamp = parse_timestamp(value)  # "YYYY-MM-DD" is midnight UTC
+    if stamp is None:
+        return None
+    if stamp.time() == time(0):
+        return stamp.date()
+    return stamp.astimezone(zone).date()
+
+
+def close_date_for_hubspot(day: date, zone: tzinfo) -> str:
+    """`day` as a HubSpot `closedate`: its midnight in the portal's zone, which the portal shows
+    as `day` and `close_date_from_hubspot` reads back as `day` (midnight UTC would show as the
+    day before west of UTC). A midnight the clocks skip is the first moment of that day."""
+    moment = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def deal_from_hubspot(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
     record = native_object(record, ctx.instance)
     rid = text_or_none(record.get("id"))
@@ -198,7 +227,7 @@ def deal_from_hubspot(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
         native_stage=native_id,
         status=status,
         value=value,
-        close_date=read("closedate", parse_date),
+        close_date=read("closedate", lambda raw: close_date_from_hubspot(raw, ctx.zone)),
         owner_email=ctx.owner_email(owner_id),
         probability=probability,
         created_at=created,
@@ -227,8 +256,6 @@ def _text(value: object) -> str:
         return ""
     if isinstance(value, Decimal):
         return format_decimal(value)
-    if isinstance(value, date):
-        return f"{value.isoformat()}T00:00:00Z"  # midnight UTC reads back as the same date
     return str(value)
 
 
@@ -268,7 +295,11 @@ def update_for_hubspot(
             restore = native.currency if native is not None and value is None else None
             props["deal_currency_code"] = _text(restore or value)
         elif key == "close_date":
-            props["closedate"] = _text(value)
+            if value is not None and not isinstance(value, date):
+                raise MappingError(deal.system, deal.id, key, f"not a date: {value!r}")
+            with field_errors(deal.system, deal.id, key):  # a day at the edge of datetime's range
+                day = "" if value is None else close_date_for_hubspot(value, ctx.zone)
+            props["closedate"] = day
         elif key == "owner_email":
             props["hubspot_owner_id"] = _text(owner_id_for_change(deal, ctx, value))
         elif key == "probability":
@@ -307,7 +338,8 @@ def create_for_hubspot(
         props["amount"] = _text(deal.value.amount)
         props["deal_currency_code"] = deal.value.currency
     if deal.close_date is not None:
-        props["closedate"] = _text(deal.close_date)
+        with field_errors(deal.system, deal.id, "close_date"):
+            props["closedate"] = close_date_for_hubspot(deal.close_date, ctx.zone)
     if deal.owner_email:
         props["hubspot_owner_id"] = _text(owner_id_for_change(deal, ctx, deal.owner_email))
     if deal.probability is not None:

@@ -153,6 +153,7 @@ def build_context(
         owners=emails,
         inactive_owners=frozenset(inactive),
         native_stages={p.id: tuple(p.stages) for p in pipelines},
+        timezone=getattr(system, "timezone", "UTC"),  # HubSpot's portal zone; dates elsewhere
     )
 
 

@@ -216,6 +216,15 @@ CASES: dict[str, tuple[str, str]] = {
         "16: report.timezone: unknown time zone 'Europe/Berlinn'"
         " (expected an IANA name such as UTC, Europe/Berlin)",
     ),
+    "hubspot_timezone_invalid": (
+        BASE.replace("kind: hubspot\n", "kind: hubspot\n    timezone: America/LosAngeles\n"),
+        "5: systems.hubspot.timezone: unknown time zone 'America/LosAngeles'"
+        " (expected an IANA name such as UTC, Europe/Berlin)",
+    ),
+    "salesforce_timezone_unknown_key": (
+        BASE + "    timezone: Europe/Berlin\n",
+        "14: systems.salesforce.timezone: unknown key 'timezone'",
+    ),
     "duration_invalid": (
         BASE + "push:\n  plan_max_age: 24x\n",
         "15: push.plan_max_age: invalid duration '24x' (expected e.g. 90s, 15m, 24h or 7d)",

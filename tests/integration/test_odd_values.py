@@ -46,7 +46,8 @@ NATIVE: list[tuple[str, dict[str, Any], str, Any]] = [
     ("salesforce", {"Amount": Decimal("7.125"), "CurrencyIsoCode": "KWD"}, "amount", "7.125 KWD"),
     # An amount without a currency is in the instance's configured one.
     ("hubspot", {"amount": "777", "deal_currency_code": ""}, "amount", "777 USD"),
-    # HubSpot's closedate is a datetime: a time of day, an offset, read as the UTC date.
+    # HubSpot's closedate is a datetime: a time of day, an offset, read as its day in the
+    # portal's zone, UTC here (the default); test_hubspot_close_dates.py has other zones.
     ("hubspot", {"closedate": "2027-03-15T14:30:00.000Z"}, "close_date", date(2027, 3, 15)),
     ("hubspot", {"closedate": "2027-03-15T22:00:00-05:00"}, "close_date", date(2027, 3, 16)),
 ]

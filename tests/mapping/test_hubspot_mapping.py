@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +19,7 @@ from mapping import (
     deal_from_hubspot,
     owner_from_hubspot,
 )
+from mapping.hubspot import close_date_for_hubspot, close_date_from_hubspot
 
 
 def hs_deal(archived: bool = False, **props: Any) -> dict[str, Any]:
@@ -200,3 +203,49 @@ def test_owner_name_and_email() -> None:
         "hubspot",
     )
     assert (owner.id, owner.email, owner.name) == ("41629779", "ada@example.com", "Ada Lovelace")
+
+
+# (portal zone, closedate as HubSpot holds it, the day the portal shows)
+PORTAL_DAYS = [
+    # A day picked in the afternoon in Arizona (fivetran/dbt_hubspot#101): UTC says 1 April.
+    ("America/Phoenix", "2023-04-01T01:09:44.000Z", date(2023, 3, 31)),
+    ("America/Los_Angeles", "2027-03-16T06:30:00.000Z", date(2027, 3, 15)),
+    # Midnight of the day picked in Berlin and Sydney: UTC says the day before.
+    ("Europe/Berlin", "2027-03-14T23:00:00.000Z", date(2027, 3, 15)),
+    ("Australia/Sydney", "2027-03-14T13:00:00Z", date(2027, 3, 15)),
+    ("Australia/Sydney", "1805029200000", date(2027, 3, 15)),  # the same as epoch millis
+    # Exactly midnight UTC: a day written through the API (crmsync did until now) keeps it.
+    ("America/Los_Angeles", "2027-03-15T00:00:00Z", date(2027, 3, 15)),
+    ("Australia/Sydney", "2027-03-15T00:00:00.000Z", date(2027, 3, 15)),
+    ("America/Los_Angeles", "2027-03-15", date(2027, 3, 15)),
+    ("UTC", "2027-03-15T23:59:59Z", date(2027, 3, 15)),
+]
+
+
+@pytest.mark.parametrize(("zone", "raw", "day"), PORTAL_DAYS)
+def test_a_close_date_is_the_day_the_portal_shows_in_its_time_zone(
+    hs_ctx: MappingContext, zone: str, raw: str, day: date
+) -> None:
+    ctx = dataclasses.replace(hs_ctx, timezone=zone)
+    assert deal_from_hubspot(hs_deal(closedate=raw), ctx).close_date == day
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "America/Los_Angeles", "Europe/Berlin", "Australia/Sydney", "America/Santiago"]
+)
+@pytest.mark.parametrize(
+    "day",
+    [date(2027, 3, 15), date(2026, 3, 29), date(2026, 10, 25), date(2026, 9, 6), date(2028, 2, 29)],
+)
+def test_a_close_date_written_to_hubspot_is_midnight_in_the_portal_and_reads_back_as_its_day(
+    zone: str, day: date
+) -> None:
+    written = close_date_for_hubspot(day, ZoneInfo(zone))
+    moment = datetime.fromisoformat(written).astimezone(ZoneInfo(zone))
+    assert moment.date() == day
+    assert moment.hour == (1 if day == date(2026, 9, 6) and zone == "America/Santiago" else 0)
+    assert close_date_from_hubspot(written, ZoneInfo(zone)) == day
+
+
+def test_a_utc_portal_writes_close_dates_as_before() -> None:
+    assert close_date_for_hubspot(date(2027, 3, 15), ZoneInfo("UTC")) == "2027-03-15T00:00:00Z"
