@@ -114,6 +114,7 @@ class HubSpotConnector:
         self._pool = self._basic.api_client.rest_client.pool_manager
         for api in (self._search, self._batch, self._owners_api, self._pipelines_api):
             api.api_client.rest_client.pool_manager = self._pool
+        self._host = config["host"]
         self._pipelines: list[NativePipeline] | None = None
         self._cursor: str | None = None
 
@@ -163,6 +164,21 @@ class HubSpotConnector:
 
     def check(self) -> None:
         self._call("check", lambda **kw: self._basic.get_page(limit=1, **kw))
+
+    def portal_timezone(self) -> str:
+        """The account's time zone, as its Settings > Account Defaults name it (`timeZone` of
+        GET /account-info/v3/details). hubspot-api-client 12 wraps no account-info endpoint, so
+        this is one GET through the SDK's REST client: its pool, its errors."""
+        rest = self._basic.api_client.rest_client
+        url = f"{self._host}/account-info/v3/details"
+        token = self._settings.credentials
+        assert isinstance(token, HubSpotToken)
+        headers = {"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
+        body = self._call("account details", partial(rest.request, "GET", url, headers=headers))
+        zone = (body or {}).get("timeZone")
+        if not isinstance(zone, str) or not zone:
+            raise ApiError(self.system, "account details", "the answer names no timeZone")
+        return zone
 
     def pipelines(self) -> list[NativePipeline]:
         body = self._call("pipelines", self._pipelines_api.get_all, "deals")

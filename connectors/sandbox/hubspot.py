@@ -14,7 +14,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from connectors.sandbox.faults import FaultState
 from connectors.sandbox.hubspot_search import SearchError, SearchQuery, epoch_ms, parse_search
@@ -51,6 +53,10 @@ class HubSpotEmulator:
         self._quiet = threading.local()  # set while answering a search: no rate-limit headers
         self._search_stamps: collections.deque[float] = collections.deque()
         self._search_cache: dict[tuple[object, ...], list[Mapping[str, Any]]] = {}
+        # The portal's time zone (Settings > Account Defaults): the dataset's optional
+        # `account.timeZone`; tests set it to emulate a portal elsewhere.
+        self.time_zone = str((data.get("account") or {}).get("timeZone") or "UTC")
+        self.account_scope = True  # False: the token lacks the scope account-info needs
         self.reset()
 
     def reset(self) -> None:
@@ -73,6 +79,7 @@ class HubSpotEmulator:
             Route("GET", "/crm/v3/pipelines/deals/{pipelineId}", self._pipeline),
             Route("GET", "/crm/v3/owners/", self._owners),
             Route("GET", "/crm/v3/owners", self._owners),
+            Route("GET", "/account-info/v3/details", self._account),
         ]
         for base in _DEALS:
             routes += [
@@ -161,6 +168,27 @@ class HubSpotEmulator:
         )
 
     # -- pipelines and owners ----------------------------------------------------------------
+
+    def _account(self, request: SandboxRequest) -> SandboxResponse:
+        if not self.account_scope:
+            return self.error(
+                403, "MISSING_SCOPES", "This app hasn't been granted all required scopes."
+            )
+        offset = datetime.now(UTC).astimezone(ZoneInfo(self.time_zone)).utcoffset()
+        ms = int(offset.total_seconds() * 1000) if offset is not None else 0
+        sign, minutes = ("-" if ms < 0 else "+"), abs(ms) // 60_000
+        body = {
+            "portalId": 62515,
+            "accountType": "STANDARD",
+            "timeZone": self.time_zone,
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": f"{sign}{minutes // 60:02d}:{minutes % 60:02d}",
+            "utcOffsetMilliseconds": ms,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }
+        return SandboxResponse(200, body)
 
     def _pipelines(self, request: SandboxRequest) -> SandboxResponse:
         shown = [p for p in self.store.pipelines if not p.get("archived")]

@@ -8,9 +8,10 @@ number of stored deals each unmapped stage holds).
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
@@ -23,7 +24,7 @@ from sync.errors import UsageError
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
 from sync.store import Store
 
-__all__ = ["command", "summary_lines"]
+__all__ = ["command", "same_zone", "summary_lines"]
 
 # Where each kind's client library connects when no base_url is configured.
 _DEFAULT_HOSTS = {
@@ -104,6 +105,7 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
         try:
             connector.check()
             pipelines = connector.pipelines()
+            zone_lines, zone_code = _portal_zone(name, system, connector)
         except ConnectorError as exc:
             lines.append(f"problem: {exc}")
             codes.add(exc.exit_code)
@@ -114,6 +116,9 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
         lines.append(
             f"ok: {name}: connected, deals readable, {len(pipelines)} pipeline(s), {calls} calls"
         )
+        lines += zone_lines
+        if zone_code:
+            codes.add(zone_code)
         stages = {p.id: tuple(p.stages) for p in pipelines}
         held = _unmapped_counts(config, name)
         for pipeline, cov in coverage(system.stage_map, stages).items():
@@ -137,6 +142,47 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
                 codes.add(UsageError.exit_code)
     schedule_lines, schedule_code = _schedule_checks(config)
     return lines + schedule_lines, max(codes | {schedule_code}, default=0)
+
+
+def same_zone(one: str, other: str, now: datetime) -> bool:
+    """Whether two zone names keep the same clocks from `now` on (HubSpot may name a portal's
+    zone by an old alias, US/Eastern for America/New_York): the same offset at midnight and noon
+    UTC of each day of the next two years."""
+    if one == other:
+        return True
+    try:
+        zones = ZoneInfo(one), ZoneInfo(other)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    moments = (start + timedelta(hours=12 * n) for n in range(2 * 731))
+    return all(
+        m.astimezone(zones[0]).utcoffset() == m.astimezone(zones[1]).utcoffset() for m in moments
+    )
+
+
+def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int | None]:
+    """A CRM that says which zone its users pick dates in (HubSpot) against the configured one:
+    a close date is read and written as its day there, so another zone puts it a day off."""
+    configured = getattr(system, "timezone", None)
+    read = getattr(connector, "portal_timezone", None)
+    if configured is None or read is None:
+        return [], None
+    try:
+        portal = read()
+    except ConnectorError as exc:  # the token may lack the scope: the pull needs none of this
+        return [
+            f"warning: {name}: could not read the portal's time zone ({exc.message}); make sure "
+            f"systems.{name}.timezone ({configured}) is the one in HubSpot's Settings > Account "
+            "Defaults"
+        ], None
+    if same_zone(portal, configured, datetime.now(UTC)):
+        return [], None
+    return [
+        f"problem: {name}: the portal's time zone is {portal}, systems.{name}.timezone is "
+        f"{configured}: close dates would be read and written a day off; set `timezone: "
+        f"{portal}`"
+    ], UsageError.exit_code
 
 
 def _schedule_checks(config: Config) -> tuple[list[str], int]:

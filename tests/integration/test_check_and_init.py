@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 
 from connectors.sandbox.generator import generate
 from connectors.sandbox.launcher import start_sandbox
+from sync.commands.check import same_zone
 from sync.sandbox_config import write_sandbox_config
 from tests.integration.conftest import World
 
@@ -48,6 +52,43 @@ def test_check_names_an_unmapped_stage_with_its_deal_count_and_exits_2(
         problems[0],
     )
     assert err == "crmsync: error: 1 problem(s) found; see the lines above\n"
+
+
+def test_check_names_a_hubspot_portal_zone_the_config_does_not_say_and_exits_2(
+    small_world: World,
+) -> None:
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    hubspot.time_zone = "America/Los_Angeles"
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 2, err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert problems == [
+        "problem: hubspot: the portal's time zone is America/Los_Angeles, "
+        "systems.hubspot.timezone is UTC: close dates would be read and written a day off; "
+        "set `timezone: America/Los_Angeles`"
+    ]
+
+    document = yaml.safe_load(small_world.config.read_text())
+    document["systems"]["hubspot"]["timezone"] = "America/Los_Angeles"
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    hubspot.time_zone = "US/Pacific"  # an old alias of the same zone
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 0, out + err
+    assert "problem:" not in out
+
+
+def test_check_warns_when_the_token_may_not_read_the_portal_zone(small_world: World) -> None:
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    hubspot.account_scope = False
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 0, out + err
+    assert re.search(
+        r"^warning: hubspot: could not read the portal's time zone \(.*\); make sure "
+        r"systems\.hubspot\.timezone \(UTC\) is the one in HubSpot's Settings > Account "
+        r"Defaults$",
+        out,
+        re.M,
+    ), out
 
 
 def test_check_reports_rejected_credentials_in_one_line_without_the_secret(
@@ -145,3 +186,18 @@ def test_a_stage_id_no_config_key_can_hold_is_skipped_with_a_warning_and_the_con
     assert run("check", "--offline", "--config", str(config))[0] == 0
     stages = yaml.safe_load(config.read_text())["systems"]["hubspot"]["stage_map"]["default"]
     assert stages["closedwon"] == "won" and not [key for key in stages if "\n" in key]
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("Europe/Berlin", "Europe/Berlin", True),
+        ("US/Eastern", "America/New_York", True),
+        ("Europe/Berlin", "Europe/Paris", True),  # other names, the same clocks since 1980
+        ("America/Phoenix", "America/Denver", False),  # alike in winter, not in summer
+        ("UTC", "Europe/London", False),
+        ("Mars/Base", "UTC", False),
+    ],
+)
+def test_zones_are_the_same_when_their_clocks_are(one: str, other: str, same: bool) -> None:
+    assert same_zone(one, other, datetime(2026, 11, 28, tzinfo=UTC)) is same
