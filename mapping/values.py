@@ -103,7 +103,8 @@ def parse_timestamp(value: object) -> datetime | None:
 
 
 def parse_date(value: object) -> date | None:
-    """A calendar date from "YYYY-MM-DD", or the UTC date of a timestamp (HubSpot closedate)."""
+    """A calendar date from "YYYY-MM-DD", or the UTC date of a timestamp (HubSpot's closedate,
+    an instant shown in the portal's zone, has its own reader: mapping.hubspot)."""
     if is_blank(value):
         return None
     if isinstance(value, str) and len(value.strip()) == 10 and not value.strip().isdigit():
