@@ -91,7 +91,7 @@ Currency = Annotated[str, AfterValidator(_currency)]
 def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region's folder, "America"
         raise PydanticCustomError(
             "timezone",
             "unknown time zone '{value}' (expected an IANA name such as UTC, Europe/Berlin)",

@@ -216,6 +216,11 @@ CASES: dict[str, tuple[str, str]] = {
         "16: report.timezone: unknown time zone 'Europe/Berlinn'"
         " (expected an IANA name such as UTC, Europe/Berlin)",
     ),
+    "report_timezone_a_region": (
+        BASE + "report:\n  timezone: America\n",
+        "15: report.timezone: unknown time zone 'America'"
+        " (expected an IANA name such as UTC, Europe/Berlin)",
+    ),
     "hubspot_timezone_invalid": (
         BASE.replace("kind: hubspot\n", "kind: hubspot\n    timezone: America/LosAngeles\n"),
         "5: systems.hubspot.timezone: unknown time zone 'America/LosAngeles'"
