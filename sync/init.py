@@ -1,5 +1,8 @@
 """`crmsync init`: discover every pipeline and stage, and propose the stage maps in the config.
 
+A HubSpot instance without a `timezone` also gets its portal's (the zone its close dates are
+days in), when the token may read it.
+
 The config file is updated in place with a round-trip YAML editor, so the user's comments,
 order and existing mappings survive; only stages the map does not mention yet are added, each
 guess marked with a `# review:` comment.
@@ -14,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
@@ -23,6 +27,8 @@ from ruamel.yaml.tokens import CommentToken
 
 from config import ConfigError, load_config
 from config.base import Name
+from connectors.base import Connector
+from connectors.errors import ConnectorError
 from mapping.stages import propose_stage_map
 from sync.connect import open_connector
 from sync.errors import terminal_safe
@@ -48,6 +54,7 @@ class InitResult:
     guesses: dict[str, int] = field(default_factory=dict)  # instance -> of which guesses
     pipelines: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # ids no config key can hold, said why
+    timezones: dict[str, str] = field(default_factory=dict)  # instance -> portal zone written
 
 
 def _yaml() -> YAML:
@@ -64,15 +71,21 @@ def init_config(path: Path) -> InitResult:
     document = yaml.load(path.read_text())
     result = InitResult()
     for instance in config.systems:
+        system = document["systems"][instance]
         connector = open_connector(config, instance)
         try:
             pipelines = connector.pipelines()
+            zone = None if "timezone" in system else _portal_zone(instance, connector)
         finally:
             connector.close()
+        if zone is not None:
+            with _trailing_comment_kept(system):
+                at = list(system).index("kind") + 1 if "kind" in system else len(system)
+                system.insert(at, "timezone", zone, comment="the portal's (crmsync init)")
+            result.timezones[instance] = zone
         stages = {p.id: tuple(p.stages) for p in pipelines}
         funnels = {p.id: config.funnel_for(instance, p.id) for p in pipelines}
         proposals = propose_stage_map(stages, funnels)
-        system = document["systems"][instance]
         with _trailing_comment_kept(system):
             stage_map = system.get("stage_map")
             if stage_map is None:
@@ -110,6 +123,26 @@ def init_config(path: Path) -> InitResult:
         _log.warning("%s", line)
     _write(path, yaml, document)
     return result
+
+
+def _portal_zone(instance: str, connector: Connector) -> str | None:
+    """The zone a CRM says its users pick dates in (HubSpot's portal), if it says one."""
+    read = getattr(connector, "portal_timezone", None)
+    if read is None:
+        return None
+    hint = f"set systems.{instance}.timezone to the one in HubSpot's Settings > Account Defaults"
+    try:
+        zone = str(read())
+        ZoneInfo(zone)
+    except ConnectorError as exc:  # the token may lack the scope: pulls never need it
+        _log.warning(
+            "%s: could not read the portal's time zone (%s); %s", instance, exc.message, hint
+        )
+        return None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region, "America"
+        _log.warning("%s: the portal's time zone %r has no IANA name; %s", instance, zone, hint)
+        return None
+    return zone
 
 
 def _unkeyable(instance: str, what: str, native_id: str) -> str:

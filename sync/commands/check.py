@@ -152,7 +152,7 @@ def same_zone(one: str, other: str, now: datetime) -> bool:
         return True
     try:
         zones = ZoneInfo(one), ZoneInfo(other)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region, "America"
         return False
     start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     moments = (start + timedelta(hours=12 * n) for n in range(2 * 731))

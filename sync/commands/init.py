@@ -23,4 +23,8 @@ def command(config_path: str) -> None:
             f"{instance}: {result.pipelines[instance]} pipeline(s), {added} stage(s) added to "
             f"the stage map" + (f", {guesses} guessed (marked '# review:')" if guesses else "")
         )
+    for instance, zone in result.timezones.items():
+        click.echo(
+            f"{instance}: the portal's time zone {zone} written to systems.{instance}.timezone"
+        )
     click.echo(f"updated {config_path}; run `crmsync check --config {config_path}` next")

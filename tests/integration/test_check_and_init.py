@@ -126,6 +126,47 @@ def test_init_keeps_the_users_edits_and_comments(small_world: World) -> None:
     assert "hubspot: 2 pipeline(s), 1 stage(s) added" in out
 
 
+def test_init_writes_the_hubspot_portals_time_zone_once_and_keeps_the_users(
+    small_world: World,
+) -> None:
+    config: Path = small_world.config
+    assert "timezone: UTC  # the portal's (crmsync init)" in config.read_text()  # the sandbox's
+    config.write_text(re.sub(r"\n\s+timezone: UTC[^\n]*", "", config.read_text()))
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    hubspot.time_zone = "Australia/Sydney"
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert (
+        "hubspot: the portal's time zone Australia/Sydney written to systems.hubspot.timezone"
+        in out
+    )
+    assert (
+        yaml.safe_load(config.read_text())["systems"]["hubspot"]["timezone"] == "Australia/Sydney"
+    )
+    assert "timezone: Australia/Sydney  # the portal's (crmsync init)" in config.read_text()
+    assert run("check", "--config", str(config))[0] == 0
+
+    text = config.read_text().replace("timezone: Australia/Sydney", "timezone: Asia/Tokyo")
+    config.write_text(text)
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert "time zone" not in out
+    assert yaml.safe_load(config.read_text())["systems"]["hubspot"]["timezone"] == "Asia/Tokyo"
+
+
+def test_init_says_why_it_wrote_no_portal_time_zone_the_token_may_not_read(
+    small_world: World,
+) -> None:
+    config: Path = small_world.config
+    config.write_text(re.sub(r"\n\s+timezone: UTC[^\n]*", "", config.read_text()))
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    hubspot.account_scope = False
+    code, _, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert "timezone" not in yaml.safe_load(config.read_text())["systems"]["hubspot"]
+    assert "hubspot: could not read the portal's time zone" in err
+
+
 def test_init_leaves_a_users_comment_above_the_key_it_describes(small_world: World) -> None:
     config: Path = small_world.config
     text = config.read_text()
