@@ -3,10 +3,14 @@
 ```
 {"salesforce": {"OpportunityStage": [...], "User": [...], "Opportunity": [...],
                 "OpportunityHistory": [...]},
- "hubspot":    {"pipelines": [...], "owners": [...], "deals": [...]},
+ "hubspot":    {"pipelines": [...], "owners": [...], "deals": [...],
+                "account": {"timeZone": "America/New_York"}},
  "pipedrive":  {"pipelines": [...], "stages": [...], "users": [...], "deals": [...],
                 "deal_flows": {"<deal id>": [...]}}}
 ```
+
+HubSpot's optional `account` is what GET /account-info/v3/details tells of the portal (its time
+zone; UTC without it).
 
 The generator writes the list of planted discrepancies beside it as `<stem>.planted.json`.
 """

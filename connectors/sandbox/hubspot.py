@@ -55,7 +55,9 @@ class HubSpotEmulator:
         self._search_cache: dict[tuple[object, ...], list[Mapping[str, Any]]] = {}
         # The portal's time zone (Settings > Account Defaults): the dataset's optional
         # `account.timeZone`; tests set it to emulate a portal elsewhere.
-        self.time_zone = str((data.get("account") or {}).get("timeZone") or "UTC")
+        account = data.get("account")
+        zone = account.get("timeZone") if isinstance(account, Mapping) else None
+        self.time_zone = str(zone or "UTC")
         self.account_scope = True  # False: the token lacks the scope account-info needs
         self.reset()
 
@@ -69,7 +71,10 @@ class HubSpotEmulator:
         return purged
 
     def dump(self) -> dict[str, Any]:
-        return self.store.dump()
+        data = self.store.dump()
+        if self.time_zone != "UTC":  # so a dataset dumped from a portal elsewhere stays there
+            data["account"] = {"timeZone": self.time_zone}
+        return data
 
     # -- the Emulator protocol ------------------------------------------------------------------
 

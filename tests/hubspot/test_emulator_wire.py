@@ -21,6 +21,7 @@ from hubspot.crm.deals import (
 )
 from hubspot.crm.deals.exceptions import ApiException
 
+from connectors.sandbox.hubspot import HubSpotEmulator
 from connectors.sandbox.launcher import Sandbox
 
 SPEC = Path("/work/shared/specs/hubspot_crm_v3_deals_subset.openapi.yaml")
@@ -336,3 +337,10 @@ def test_batch_archive_answers_204_for_unknown_ids_and_refuses_a_batch_whole(sdk
     assert json.loads(caught.value.body)["context"] == {"ids": [live[2]]}
     remaining = {d.id for d in sdk.crm.deals.get_all()}
     assert {live[1], live[2]} <= remaining and live[0] not in remaining
+
+
+def test_the_portals_time_zone_comes_from_the_dataset_and_goes_into_its_dump() -> None:
+    emulator = HubSpotEmulator({"account": {"timeZone": "Australia/Sydney"}}, "token")
+    assert emulator.time_zone == "Australia/Sydney"
+    assert emulator.dump()["account"] == {"timeZone": "Australia/Sydney"}
+    assert "account" not in HubSpotEmulator({}, "token").dump()  # UTC: as generated datasets
