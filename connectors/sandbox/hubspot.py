@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.sandbox.faults import FaultState
 from connectors.sandbox.hubspot_search import SearchError, SearchQuery, epoch_ms, parse_search
@@ -179,7 +179,10 @@ class HubSpotEmulator:
             return self.error(
                 403, "MISSING_SCOPES", "This app hasn't been granted all required scopes."
             )
-        offset = datetime.now(UTC).astimezone(ZoneInfo(self.time_zone)).utcoffset()
+        try:
+            offset = datetime.now(UTC).astimezone(ZoneInfo(self.time_zone)).utcoffset()
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown: answered as it is, +00:00
+            offset = None
         ms = int(offset.total_seconds() * 1000) if offset is not None else 0
         sign, minutes = ("-" if ms < 0 else "+"), abs(ms) // 60_000
         body = {

@@ -20,7 +20,7 @@ from connectors.errors import ConnectorError
 from mapping.stages import coverage
 from sync.commands import config_option
 from sync.connect import closes_by_status, open_connector
-from sync.errors import UsageError
+from sync.errors import UsageError, terminal_safe
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
 from sync.store import Store
 
@@ -178,6 +178,7 @@ def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int
         ], None
     if same_zone(portal, configured, datetime.now(UTC)):
         return [], None
+    portal = terminal_safe(portal)  # the CRM's text, shown as written
     return [
         f"problem: {name}: the portal's time zone is {portal}, systems.{name}.timezone is "
         f"{configured}: close dates would be read and written a day off; set `timezone: "

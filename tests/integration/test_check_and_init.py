@@ -77,6 +77,15 @@ def test_check_names_a_hubspot_portal_zone_the_config_does_not_say_and_exits_2(
     assert "problem:" not in out
 
 
+def test_check_shows_a_portal_zone_with_control_characters_as_written(small_world: World) -> None:
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    hubspot.time_zone = "Evil\x1b[2J/Zone"
+    code, out, _ = run("check", "--config", str(small_world.config))
+    hubspot.time_zone = "UTC"
+    assert code == 2 and "\x1b" not in out
+    assert "the portal's time zone is Evil\\x1b[2J/Zone" in out
+
+
 def test_check_warns_when_the_token_may_not_read_the_portal_zone(small_world: World) -> None:
     hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
     hubspot.account_scope = False
