@@ -24,7 +24,7 @@ class NativeStage:
     """A stage as the CRM defines it (for Salesforce an OpportunityStage row)."""
 
     id: str  # HubSpot stage id, Pipedrive stage id as a decimal string, Salesforce ApiName
-    label: str  # what users see; Salesforce Opportunities store it in StageName
+    label: str  # what users see; Salesforce Opportunities store the id (ApiName) in StageName
     order: int
     probability: Decimal | None  # 0..1
     is_closed: bool = False

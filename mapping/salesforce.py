@@ -1,9 +1,11 @@
 """Salesforce Opportunity <-> canonical deal.
 
-Quirks handled here: StageName holds the stage *label* (resolved through OpportunityStage rows,
-whose IsClosed/IsWon give the status); CurrencyIsoCode exists only in multi-currency orgs (a
-single-currency org's amounts are in `ctx.default_currency`); Probability is 0-100; datetimes
-look like "2024-06-01T12:34:56.000+0000". Salesforce has one pipeline, id "default".
+Quirks handled here: StageName holds the stage's picklist API name (OpportunityStage.ApiName),
+never its label, which an admin may rename while the API name stays; it is resolved through the
+OpportunityStage rows, whose IsClosed/IsWon give the status. CurrencyIsoCode exists only in
+multi-currency orgs (a single-currency org's amounts are in `ctx.default_currency`); Probability
+is 0-100; datetimes look like "2024-06-01T12:34:56.000+0000". Salesforce has one pipeline, id
+"default".
 """
 
 from __future__ import annotations
@@ -233,11 +235,6 @@ def stage_history_from_salesforce(
     return {opp: collapse_history(changes) for opp, changes in per_deal.items()}
 
 
-def _stage_label(ctx: MappingContext, native_id: str) -> str:
-    stage = ctx.native_stage(PIPELINE, native_id)
-    return stage.label if stage else native_id
-
-
 def _probability(deal: Deal, value: object) -> float | int | None:
     return percent_read_back_whole(deal, "Probability", value, "Salesforce")
 
@@ -286,7 +283,7 @@ def update_for_salesforce(
         deal, changes, ctx, status_in_stage=STATUS_IN_STAGE, native=native
     )
     if target.native_stage is not None:
-        fields["StageName"] = _stage_label(ctx, target.native_stage)
+        fields["StageName"] = target.native_stage  # the API name: a label is no value
         # Salesforce would set the new stage's default probability, which the next run takes
         # for an edit made here: a move to another open stage keeps the probability the CRMs
         # agree on. A close takes Salesforce's own (100% won, 0% lost).
@@ -364,7 +361,7 @@ def create_for_salesforce(
         raise MappingError(deal.system, deal.id, "close_date", "Salesforce requires one")
     fields: dict[str, Any] = {
         "Name": _name(deal, deal.name),
-        "StageName": _stage_label(ctx, native),
+        "StageName": native,
         "CloseDate": deal.close_date.isoformat(),
     }
     if deal.value is not None:

@@ -185,7 +185,7 @@ def sf_opportunity(
         "AccountId": c.account_id,
         "Name": c.name,
         "Type": "Existing Customer - Renewal" if c.line == "renewals" else "New Customer",
-        "StageName": stage.label,
+        "StageName": stage.id,  # the picklist API name, as SOQL returns it
         "Amount": float(c.amount),
         "Probability": float(stage.probability),
         "CloseDate": c.close_date.isoformat(),
@@ -215,7 +215,7 @@ def sf_history(c: Copy, opp_id: str, first_id: int, variant: int) -> list[dict[s
                 "attributes": _sf_attributes("OpportunityHistory", row_id),
                 "Id": row_id,
                 "OpportunityId": opp_id,
-                "StageName": stage.label,
+                "StageName": stage.id,  # the picklist API name, as SOQL returns it
                 "Amount": float(c.amount),
                 "CloseDate": c.close_date.isoformat(),
                 "Probability": float(stage.probability),

@@ -144,8 +144,11 @@ class SalesforceStore:
         # The user the API session runs as (the dataset's first User): it makes every write,
         # and Salesforce makes it the owner of a record created without an OwnerId.
         self.api_user = next((r["Id"] for r in self.tables["User"]), _API_USER)
-        self.stages = {r["MasterLabel"]: r for r in self.tables["OpportunityStage"]}
-        self.stages.update({r["ApiName"]: r for r in self.tables["OpportunityStage"]})
+        # StageName holds a stage's picklist API name; its label (MasterLabel, which an admin
+        # may rename) is no value of it, and a write giving one is refused.
+        self.stages = {
+            r.get("ApiName") or r["MasterLabel"]: r for r in self.tables["OpportunityStage"]
+        }
         stamps = [r.get("SystemModstamp") for t in self.tables.values() for r in t]
         self._last = max((datetime_key(s) for s in stamps if isinstance(s, str)), default="")
         self._ids = itertools.count(len(self.tables["Opportunity"]) + 1_000_000)
