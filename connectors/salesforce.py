@@ -56,6 +56,11 @@ STAGE_FIELDS = (
 )
 HISTORY_FIELDS = "Id, OpportunityId, StageName, Amount, CloseDate, Probability, CreatedDate"
 _GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})  # deletes: NOT_FOUND
+# A record another save, flow or bulk load holds (or its parent Account): only that record's
+# write failed, and goes through once the lock is released (Salesforce waits 10 s for one).
+LOCKED = "UNABLE_TO_LOCK_ROW"
+LOCK_TRIES = 3  # sends of a collection write while some of its records are locked
+LOCK_WAIT = 5.0  # seconds before a resend: the lock has already been held for 10
 EXPIRED = "session expired: provide a fresh session id or use password/client-credentials auth"
 _CONNECTION_ERRORS = (
     requests.ConnectionError,
@@ -72,6 +77,17 @@ def _api_message(exc: SalesforceError) -> str:
     if isinstance(content, list) and content and isinstance(content[0], dict):
         return "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in content)
     return f"HTTP {exc.status}"
+
+
+class RecordsLocked(Exception):
+    """Records of a collection write were answered UNABLE_TO_LOCK_ROW: the policy backs off
+    and the same write sends only those again."""
+
+
+def _locked(result: Mapping[str, Any] | None) -> bool:
+    if result is None or result.get("success"):
+        return False
+    return any(e.get("statusCode") == LOCKED for e in result.get("errors") or [])
 
 
 def _codes(exc: SalesforceError) -> set[str]:
@@ -105,6 +121,7 @@ class SalesforceConnector:
         options = settings.options
         self._policy = CallPolicy.for_connector(settings, self._classify, DEFAULT_PACE)
         self._reserve = int(options.get("daily_reserve", 0))
+        self._lock_wait = float(options.get("lock_wait", LOCK_WAIT))
         self._sf: Salesforce | None = None
         self._fields: frozenset[str] | None = None
         self._cursor: str | None = None
@@ -117,6 +134,9 @@ class SalesforceConnector:
     # -- session and policy ---------------------------------------------------------------------
 
     def _classify(self, exc: BaseException) -> Failure:
+        if isinstance(exc, RecordsLocked):
+            message = f"{LOCKED}: records held by another write"
+            return Failure(FailureKind.TRANSIENT, message, retry_after=self._lock_wait)
         if isinstance(exc, SalesforceExpiredSession):
             return Failure(FailureKind.EXPIRED_SESSION, EXPIRED, 401)
         if isinstance(exc, SalesforceRefusedRequest):
@@ -357,11 +377,7 @@ class SalesforceConnector:
                 }
                 for u in chunk
             ]
-            body = {"allOrNone": False, "records": records}
-            saved = self._call(
-                "update_deals",
-                _collection("PATCH", json=body),
-            )
+            saved = self._call("update_deals", _Saves("PATCH", records, self._lock_tries()).send)
             for update, result in zip(chunk, saved, strict=True):
                 results.append(_push_result(result, update.id))
         return self._policy.redacted(results)
@@ -376,13 +392,19 @@ class SalesforceConnector:
                 if link:
                     values[link] = create.link_id
                 records.append({"attributes": {"type": "Opportunity"}, **values})
-            saved = self._call("create_deals", _Creates(records, link).send)
+            creating = _Creates(records, link, self._lock_tries() if link else 1)
+            saved = self._call("create_deals", creating.send)
             for create, result in zip(chunk, saved, strict=True):
                 pushed = _push_result(result, None)
                 results.append(
                     PushResult(pushed.id, pushed.ok, pushed.error, pushed.code, create.link_id)
                 )
         return self._policy.redacted(results)
+
+    def _lock_tries(self) -> int:
+        """Sends of one collection write while records of it are locked: never more than the
+        policy's attempts, so the last answer is returned, locked records reported in it."""
+        return max(1, min(LOCK_TRIES, self._policy.max_attempts))
 
     def _for_org(self, fields: Mapping[str, Any]) -> Mapping[str, Any]:
         """A create's fields as this org takes them. A single-currency org has no CurrencyIsoCode
@@ -403,8 +425,7 @@ class SalesforceConnector:
         """
         results: list[PushResult] = []
         for chunk in chunks(list(ids), BATCH):
-            params = {"ids": ",".join(chunk), "allOrNone": "false"}
-            deleted = self._call("delete_deals", _collection("DELETE", params=params))
+            deleted = self._call("delete_deals", _Saves("DELETE", chunk, self._lock_tries()).send)
             for record_id, result in zip(chunk, deleted, strict=True):
                 pushed = _push_result(result, record_id)
                 if not pushed.ok and pushed.code in _GONE:
@@ -417,8 +438,31 @@ def _more(url: str) -> Callable[[Salesforce], Any]:
     return lambda sf: sf.query_more(url, identifier_is_url=True, headers=QUERY_OPTIONS)
 
 
-def _collection(method: str, **request: Any) -> Callable[[Salesforce], Any]:
-    return lambda sf: sf.restful("composite/sobjects", method=method, **request)
+class _Saves:
+    """One update (PATCH records) or delete (DELETE ids) collection write whose locked records
+    are sent again, alone, after the policy's backoff; both writes are idempotent, so a repeat
+    after a lost answer re-sends what is not answered yet. Results come in input order."""
+
+    def __init__(self, method: str, items: Sequence[Any], tries: int):
+        self.method, self.items, self.tries, self.attempts = method, list(items), tries, 0
+        self.results: list[dict[str, Any] | None] = [None] * len(self.items)
+
+    def send(self, sf: Salesforce) -> list[dict[str, Any]]:
+        self.attempts += 1
+        pending = [i for i, r in enumerate(self.results) if r is None or _locked(r)]
+        answered = self._write(sf, [self.items[i] for i in pending])
+        for i, result in zip(pending, answered, strict=True):
+            self.results[i] = result
+        if self.attempts < self.tries and any(_locked(self.results[i]) for i in pending):
+            raise RecordsLocked()
+        return [r for r in self.results if r is not None]
+
+    def _write(self, sf: Salesforce, items: list[Any]) -> list[dict[str, Any]]:
+        if self.method == "DELETE":
+            params = {"ids": ",".join(items), "allOrNone": "false"}
+            return list(sf.restful("composite/sobjects", method="DELETE", params=params) or [])
+        body = {"allOrNone": False, "records": items}
+        return list(sf.restful("composite/sobjects", method="PATCH", json=body) or [])
 
 
 class _Creates:
@@ -426,11 +470,13 @@ class _Creates:
 
     A dropped connection can lose the response of a create that succeeded; re-sending blindly
     would duplicate those records, so a repeat attempt sends only the records whose link
-    marker is not found yet (the lookup is part of the same counted operation).
+    marker is not found yet (the lookup is part of the same counted operation). Records
+    answered UNABLE_TO_LOCK_ROW were not created: with a link field they are sent again that
+    way (`tries` sends in all), the created ones found by their markers.
     """
 
-    def __init__(self, records: list[dict[str, Any]], link: str | None):
-        self.records, self.link, self.attempts = records, link, 0
+    def __init__(self, records: list[dict[str, Any]], link: str | None, tries: int = 1):
+        self.records, self.link, self.tries, self.attempts = records, link, tries, 0
 
     def send(self, sf: Salesforce) -> list[dict[str, Any]]:
         self.attempts += 1
@@ -447,6 +493,8 @@ class _Creates:
         pending = [r for r in self.records if not self.link or r[self.link] not in existing]
         body = {"allOrNone": False, "records": pending}
         answered = sf.restful("composite/sobjects", method="POST", json=body) if pending else []
+        if self.attempts < self.tries and any(_locked(r) for r in answered or []):
+            raise RecordsLocked()
         saved = iter(answered or [])
         return [
             {"id": existing[r[self.link]], "success": True, "errors": []}

@@ -36,6 +36,12 @@ class Faults:
     daily_limit: int | None = None  # API calls per "day"; past it the system's daily-limit error
     record_fail: float = 0.0  # share of records failing inside batch writes
     fail_ids: tuple[str, ...] = ()  # these record ids always fail inside writes
+    # Salesforce: these record ids (or a create's link marker) are held by another
+    # transaction for their first `locked_writes` writes, each answered UNABLE_TO_LOCK_ROW in
+    # its SaveResult, as Salesforce answers a record (or its parent Account) another write or
+    # a bulk load has locked; a later write goes through.
+    locked_ids: tuple[str, ...] = ()
+    locked_writes: int = 1
     # HubSpot: these ids are left out of a batch update's answer (in neither its results nor
     # its errors, a 207 with no error) and not written, as HubSpot has been reported to answer
     # a batch update naming ids it did not update.
@@ -57,6 +63,7 @@ class Faults:
         data = asdict(self)
         data["fail_ids"] = list(self.fail_ids)
         data["unanswered_ids"] = list(self.unanswered_ids)
+        data["locked_ids"] = list(self.locked_ids)
         return data
 
 
@@ -143,6 +150,7 @@ class FaultState:
             self._rng = random.Random(faults.seed)
             self._burst_left = faults.burst429
             self.api_calls = 0
+            self._locked_writes: dict[str, int] = {}
 
     def draw(self, share: float) -> bool:
         if share <= 0:
@@ -156,6 +164,16 @@ class FaultState:
                 self._burst_left -= 1
                 return True
             return False
+
+    def still_locked(self, key: str) -> bool:
+        """Whether this write of `key` (a `locked_ids` entry) finds it locked: its first
+        `locked_writes` writes do."""
+        if key not in self.faults.locked_ids:
+            return False
+        with self._lock:
+            seen = self._locked_writes.get(key, 0)
+            self._locked_writes[key] = seen + 1
+            return seen < self.faults.locked_writes
 
     def count_call(self) -> int:
         with self._lock:

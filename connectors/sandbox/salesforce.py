@@ -455,6 +455,13 @@ class SalesforceEmulator:
 
     def _injected_failure(self, record_id: Any, values: Mapping[str, Any]) -> None:
         faults = self.fault_state.faults
+        keys = [record_id, *(v for v in values.values() if isinstance(v, str))]
+        locked = [k for k in keys if isinstance(k, str) and self.fault_state.still_locked(k)]
+        if locked:
+            raise RecordError(
+                "UNABLE_TO_LOCK_ROW",
+                f"unable to obtain exclusive access to this record or 1 records: {locked[0]}",
+            )
         marked = bool(faults.fail_ids) and (
             record_id in faults.fail_ids
             or any(str(v) in faults.fail_ids for v in values.values() if isinstance(v, str))
