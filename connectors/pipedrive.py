@@ -1,6 +1,7 @@
 """Pipedrive connector on pipedrive-python-lib 1.2.3 (API v1: deals, pipelines, stages, users).
 
-Reads page with start/limit at the maximum of 500. Incremental reads use `GET /v1/recents`
+Reads page with start/limit at the maximum of 500; a full read lists archived deals as well
+(`/v1/deals` leaves them out). Incremental reads use `GET /v1/recents`
 (items=deal), which only reaches back `recents_days` (option, default 89: one day inside the
 90 days the sandbox keeps); for an older cursor the connector scans `GET /v1/deals` sorted by
 update_time DESC and stops at the cursor. Pipedrive times have 1-second resolution, so the
@@ -158,7 +159,7 @@ class PipedriveConnector:
         self._gone_since = None
         gone: list[str] | None = None
         if since is None:
-            source = self._pages("list deals", self._list_deals, {"status": "all_not_deleted"})
+            source = self._every_deal()
             high: str | None = None
         elif self._recents_reach(since):
             gone = []
@@ -188,6 +189,19 @@ class PipedriveConnector:
                 gone.append(str(deal["id"]))
             else:
                 yield deal
+
+    def _every_deal(self) -> Iterator[dict[str, Any]]:
+        """Every deal not deleted. GET /v1/deals lists "all not archived deals" (v1 spec), so
+        the archived ones (GET /v1/deals/archived) are read too: a full read that missed them
+        would report each as deleted, and push.propagate_deletes would delete its copies."""
+        live = {"status": "all_not_deleted"}
+        yield from self._pages("list deals", self._list_deals, live)
+        yield from self._pages("list archived deals", self._list_archived, live)
+
+    def _list_archived(self, params: dict[str, Any]) -> Any:
+        # pipedrive-python-lib has no call for this endpoint: its own GET, as get_all_deals.
+        client = self._client
+        return client._get(client.BASE_URL + "deals/archived", params=params)
 
     def _stage_page(self, params: dict[str, Any]) -> Any:
         return self._client.stages.get_all_stages(params=params)

@@ -12,6 +12,9 @@ Documented choices where the public docs are silent:
   silently left out, even when `since_timestamp` asks for them, so a client has to know the
   window and fall back to a full scan for an older cursor.
 - A deleted deal stays readable (status "deleted") and shows up in `recents`.
+- An archived deal (`is_archived`, set by PUT) leaves `GET /v1/deals`, which lists "all not
+  archived deals" (v1 spec), for `GET /v1/deals/archived`; it stays readable by id and shows
+  up in `recents`, as the docs do not say otherwise.
 - Deleting a deal that is already deleted answers 410 Gone ("Deal is already deleted"); an
   unknown id answers 404 ("Deal not found").
 """
@@ -117,6 +120,7 @@ class PipedriveEmulator:
             Route("GET", "/v1/deals", self._list),
             Route("POST", "/v1/deals", self._create),
             Route("GET", "/v1/deals/search", self._search),
+            Route("GET", "/v1/deals/archived", lambda r: self._list(r, archived=True)),
             Route("GET", "/v1/deals/{id}", self._get),
             Route("PUT", "/v1/deals/{id}", self._update),
             Route("DELETE", "/v1/deals/{id}", self._delete),
@@ -210,7 +214,7 @@ class PipedriveEmulator:
         pipelines = {str(p["id"]): p for p in self.store.pipelines}
         return {"user": users, "stage": stages, "pipeline": pipelines}
 
-    def _list(self, request: SandboxRequest) -> SandboxResponse:
+    def _list(self, request: SandboxRequest, *, archived: bool = False) -> SandboxResponse:
         start, limit = _paging(request)
         status = request.arg("status") or "all_not_deleted"
         if status not in (*STATUSES, "all_not_deleted"):
@@ -218,7 +222,7 @@ class PipedriveEmulator:
         sort = _SORTS.get(" ".join((request.arg("sort") or "").lower().split()))
         if sort is None:
             raise BadRequest(f"Invalid sort: {request.arg('sort')!r}")
-        ids = self.store.view(status, sort)
+        ids = self.store.view(status, sort, archived=archived)
         for name in ("stage_id", "user_id", "pipeline_id"):
             wanted = request.arg(name)
             if wanted:  # filters scan; the sync itself never uses them

