@@ -12,6 +12,8 @@ v1 has no bulk write: one PUT / POST / DELETE per deal, each with its own PushRe
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -194,9 +196,42 @@ class PipedriveConnector:
         """Every deal not deleted. GET /v1/deals lists "all not archived deals" (v1 spec), so
         the archived ones (GET /v1/deals/archived) are read too: a full read that missed them
         would report each as deleted, and push.propagate_deletes would delete its copies."""
-        live = {"status": "all_not_deleted"}
-        yield from self._pages("list deals", self._list_deals, live)
-        yield from self._pages("list archived deals", self._list_archived, live)
+        listed = array("q")  # ascending: the listing is by id; 8 bytes a deal
+        for deal in self._by_id("list deals", self._list_deals):
+            listed.append(int(deal["id"]))
+            yield deal
+        # A deal archived mid-read may have been listed already.
+        for deal in self._by_id("list archived deals", self._list_archived):
+            at = bisect_left(listed, int(deal["id"]))
+            if at == len(listed) or listed[at] != int(deal["id"]):
+                yield deal
+
+    def _by_id(
+        self, operation: str, fetch: Callable[[dict[str, Any]], Any]
+    ) -> Iterator[dict[str, Any]]:
+        """Every deal (not deleted) of a list by id, once, though it pages by offset.
+
+        A deal of a page already read that leaves the list meanwhile (deleted, archived)
+        moves every later one a place up, and the next offset would step over one. So each
+        page starts at the last deal seen: when its first deal is a later one, deals before it
+        left, and the page is asked again further back until it overlaps.
+        """
+        last, start, back = 0, 0, 1
+        while True:
+            params = {"status": "all_not_deleted", "sort": "id ASC", "start": start}
+            body = self._call(operation, partial(fetch, {**params, "limit": PAGE}))
+            items = _body_list(body)
+            if start > 0 and (not items or int(items[0]["id"]) > last):
+                start, back = max(0, start - back), back * 2
+                continue
+            for item in items:
+                if int(item["id"]) > last:
+                    last = int(item["id"])
+                    yield item
+            following = _next_start(body, start, len(items))
+            if following is None:
+                return
+            start, back = following - 1, 1
 
     def _list_archived(self, params: dict[str, Any]) -> Any:
         # pipedrive-python-lib has no call for this endpoint: its own GET, as get_all_deals.

@@ -407,3 +407,25 @@ def test_a_full_read_includes_archived_deals_so_they_are_not_taken_for_deleted(
     read = {d["id"]: d for d in connector.deals()}
     assert len(read) == len(_live(pd_data))
     assert read[deal_id]["is_archived"] is True
+
+
+@pytest.mark.parametrize("leave", ["delete", "archive"])
+def test_a_full_read_misses_no_deal_when_an_earlier_one_leaves_the_list_mid_read(
+    connector, sandbox, pd_data, leave
+):
+    """GET /v1/deals pages by offset: a deal of a page already read that is deleted (or
+    archived) meanwhile moves every later deal one place up, and the next page's offset would
+    step over one; a full read that missed it would report it deleted."""
+    client = Client(domain=sandbox.urls["pipedrive"])
+    client.set_api_token(sandbox.tokens["pipedrive"])
+    live = sorted(d["id"] for d in _live(pd_data))
+    read = connector.deals()
+    first_page = [next(read)["id"] for _ in range(400)]
+    gone = first_page[10]
+    if leave == "delete":
+        assert client.deals.delete_deal(gone)["success"]
+    else:
+        assert client.deals.update_deal(gone, {"is_archived": True})["success"]
+    ids = first_page + [d["id"] for d in read]
+    assert len(ids) == len(set(ids))
+    assert set(live) <= set(ids)
