@@ -218,6 +218,9 @@ class HubSpotSystem(_SystemBase):
 class PipedriveSystem(_SystemBase):
     kind: Literal["pipedrive"]
     credentials: PipedriveCredentials
+    # The organization a deal crmsync creates here is linked to: Pipedrive refuses a deal
+    # linked to no person or organization, and a copy carries neither.
+    create_org_id: int | None = Field(default=None, ge=1)
 
 
 class PluginSystem(_SystemBase):

@@ -87,6 +87,10 @@ class PipedriveConnector:
         options = settings.options
         self._recents_window = timedelta(days=float(options.get("recents_days", RECENTS_DAYS)))
         self._link_field = settings.link_field or PD_FIELD_CRMSYNC_ID
+        # Pipedrive refuses a deal linked to no person or organization (since 2021-09-30):
+        # crmsync's copies go to this organization (`systems.<name>.create_org_id`).
+        org = options.get("create_org_id")
+        self._create_org_id = int(org) if org is not None else None
         self._policy = CallPolicy.for_connector(settings, classify, (80, 2.0))
         self._session = requests.Session()
         if settings.ca_file is not None:
@@ -401,6 +405,8 @@ class PipedriveConnector:
         A connection cut after Pipedrive stored the deal would otherwise create it twice.
         """
         body = {**create.fields, self._link_field: create.link_id}
+        if self._create_org_id is not None and not (body.get("person_id") or body.get("org_id")):
+            body["org_id"] = self._create_org_id
         attempts = 0
 
         def attempt() -> Any:

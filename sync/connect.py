@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config import Config
+from config import Config, SystemConfig
 from connectors import credentials as cc
 from connectors.base import Connector, ConnectorSettings, NativePipeline
 from connectors.registry import create_connector
@@ -112,8 +112,14 @@ def connector_settings(
         link_field=system.link_field,
         call_budget=system.call_budget,
         rate_limit=(rate.requests, rate.per_seconds) if rate else None,
-        options=dict(options or {}),
+        options=_kind_options(system) | dict(options or {}),
     )
+
+
+def _kind_options(system: SystemConfig) -> dict[str, Any]:
+    """Settings of one kind of system that only its connector reads."""
+    org = getattr(system, "create_org_id", None)  # Pipedrive's
+    return {"create_org_id": org} if org is not None else {}
 
 
 def open_connector(

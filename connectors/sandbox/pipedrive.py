@@ -273,6 +273,11 @@ class PipedriveEmulator:
         body = self._body(request)
         if self._injected([v for v in body.values() if isinstance(v, str)]):
             return self.error(400, "injected", "Injected failure: deal rejected")
+        if self.fault_state.faults.deal_needs_party and not (
+            body.get("person_id") or body.get("org_id")
+        ):
+            # The wording is ours: the docs give the rule, not the message.
+            return self.error(400, "invalid", "Deal must be linked to a person or an organization")
         return self._write(201, lambda: self.store.create(body))
 
     def _delete(self, request: SandboxRequest) -> SandboxResponse:

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from config import ConfigError, LiteralSecretWarning, PolicyRule, load_config
+from sync.connect import connector_settings
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_ENV = {
@@ -417,3 +418,16 @@ def test_cron_weekday_seven_is_sunday_as_in_crontab(tmp_path: Path) -> None:
     )
     config = load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
     assert [entry.cron for entry in config.schedule] == ["0 2 * * 7", "0 2 * * 6-7"]
+
+
+def test_a_pipedrive_create_org_id_reaches_the_connector(tmp_path: Path) -> None:
+    text = """\
+version: 1
+systems:
+  pipedrive:
+    kind: pipedrive
+    credentials: {api_token: "${PD}"}
+    create_org_id: 7
+"""
+    config = load_config(write(tmp_path, text), env={"PD": "x" * 10})
+    assert connector_settings(config, "pipedrive").options["create_org_id"] == 7

@@ -301,3 +301,13 @@ def test_archived_deals_leave_the_list_and_are_listed_by_deals_archived(client, 
     assert client.deals.get_deal(deal_id)["data"]["is_archived"] is True
     client.deals.update_deal(deal_id, {"is_archived": False})
     assert client._get(url)["data"] is None
+
+
+def test_a_deal_created_without_person_or_organization_is_refused_under_the_fault(sandbox, client):
+    """Since 2021-09-30 POST /v1/deals needs person_id or org_id (Pipedrive changelog
+    "Breaking bug fix in POST /deals endpoint"); sandbox fault `deal_needs_party` enforces it."""
+    sandbox.servers["pipedrive"].faults.set(Faults(deal_needs_party=True, rate_limit=10_000))
+    with pytest.raises(exceptions.BadRequestError):
+        client.deals.create_deal({"title": "No party"})
+    created = client.deals.create_deal({"title": "With org", "org_id": 7})["data"]
+    assert created["org_id"] == 7
