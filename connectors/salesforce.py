@@ -34,7 +34,7 @@ from connectors.base import (
     change_time,
 )
 from connectors.batches import chunks, not_found
-from connectors.errors import AuthError, PermissionDenied, RateLimitExhausted
+from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitExhausted
 from connectors.http import CallPolicy, Failure, FailureKind, connection_failed
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
 from mapping.context import NativeStage
@@ -61,6 +61,7 @@ _GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})  # delet
 LOCKED = "UNABLE_TO_LOCK_ROW"
 LOCK_TRIES = 3  # sends of a collection write while some of its records are locked
 LOCK_WAIT = 5.0  # seconds before a resend: the lock has already been held for 10
+CURSOR_GONE = "INVALID_QUERY_LOCATOR"
 EXPIRED = "session expired: provide a fresh session id or use password/client-credentials auth"
 _CONNECTION_ERRORS = (
     requests.ConnectionError,
@@ -221,24 +222,32 @@ class SalesforceConnector:
         return result
 
     def _query(
-        self, operation: str, soql: str, *, include_deleted: bool = False
+        self,
+        operation: str,
+        soql: str,
+        *,
+        include_deleted: bool = False,
+        resume: Callable[[], str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Records of a SOQL query, lazily, one counted call per page."""
-        page = self._call(
-            operation,
-            lambda sf: sf.query(soql, include_deleted=include_deleted, headers=QUERY_OPTIONS),
-        )
+        """Records of a SOQL query, lazily, one counted call per page.
+
+        A cursor is released when the API user opens an 11th, or left 15 minutes idle
+        (INVALID_QUERY_LOCATOR); `resume` then gives the query that reads on from where this
+        one was, whose records the caller sorts out.
+        """
+        page = self._call(operation, _first(soql, include_deleted))
         while True:
             for record in page["records"]:
                 record.pop("attributes", None)
                 yield record
             if page["done"]:
                 return
-            url = page["nextRecordsUrl"]
-            page = self._call(
-                operation,
-                _more(url),
-            )
+            try:
+                page = self._call(operation, _more(page["nextRecordsUrl"]))
+            except ApiError as exc:
+                if resume is None or CURSOR_GONE not in exc.message:
+                    raise
+                page = self._call(operation, _first(resume(), include_deleted))
 
     # -- the Connector protocol -------------------------------------------------------------------
 
@@ -297,22 +306,26 @@ class SalesforceConnector:
             if since and since.tzinfo
             else (since.replace(tzinfo=UTC) if since else None)
         )
-        if high is None:
-            soql = f"SELECT {fields} FROM Opportunity ORDER BY SystemModstamp"
-        else:
-            # SOQL datetime literals have whole seconds: ask from the second, drop what we saw.
-            soql = format_soql(
-                "SELECT {:literal} FROM Opportunity WHERE SystemModstamp > {} "
-                "ORDER BY SystemModstamp",
-                fields,
-                high.replace(microsecond=0),
-            )
         floor = high
-        for record in self._query("deals", soql):
+        # The deals read in the newest second so far, with their stamps: a read resumed from
+        # that second (its cursor released) skips them.
+        top: dict[str, datetime] = {}
+
+        def from_newest() -> str:
+            assert high is not None  # a cursor is released only after a page was read
+            return _deals_soql(fields, high, inclusive=True)
+
+        soql = _deals_soql(fields, high, inclusive=False)
+        for record in self._query("deals", soql, resume=from_newest):
             stamp = change_time(sf_time, record.get("SystemModstamp"))
             if stamp is not None:
                 if floor is not None and stamp <= floor:
                     continue
+                if stamp <= top.get(str(record.get("Id")), stamp - timedelta(seconds=1)):
+                    continue  # read before the cursor was released
+                if high is None or stamp.replace(microsecond=0) > high.replace(microsecond=0):
+                    top.clear()
+                top[str(record.get("Id"))] = stamp
                 high = stamp if high is None or stamp > high else high
             yield record
         if high is not None:
@@ -432,6 +445,25 @@ class SalesforceConnector:
                     pushed = not_found(record_id, pushed.error)
                 results.append(PushResult(record_id, pushed.ok, pushed.error, pushed.code))
         return self._policy.redacted(results)
+
+
+def _deals_soql(fields: str, since: datetime | None, *, inclusive: bool) -> str:
+    """Deals by SystemModstamp, all or from `since`. SOQL datetime literals have whole seconds:
+    ask from the second (after it, or with it when `inclusive`); the caller drops what it saw."""
+    if since is None:
+        return f"SELECT {fields} FROM Opportunity ORDER BY SystemModstamp"
+    after = ">=" if inclusive else ">"
+    return format_soql(
+        "SELECT {:literal} FROM Opportunity WHERE SystemModstamp {:literal} {} "
+        "ORDER BY SystemModstamp",
+        fields,
+        after,
+        since.replace(microsecond=0),
+    )
+
+
+def _first(soql: str, include_deleted: bool) -> Callable[[Salesforce], Any]:
+    return lambda sf: sf.query(soql, include_deleted=include_deleted, headers=QUERY_OPTIONS)
 
 
 def _more(url: str) -> Callable[[Salesforce], Any]:

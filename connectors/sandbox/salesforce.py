@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -48,7 +49,12 @@ SANDBOX_CONSUMER_KEY = "crmsync-sandbox"
 DEFAULT_DAILY_LIMIT = 100_000
 DEFAULT_BATCH, MIN_BATCH, MAX_BATCH = 2000, 200, 2000
 MAX_COLLECTION = 200
-MAX_CURSORS = 200
+# "A user can have up to 10 query cursors open at a time": opening an 11th releases the oldest,
+# and a locator also expires after 15 minutes of inactivity (SOAP API guide, QueryLocator;
+# Help 000004410: INVALID_QUERY_LOCATOR). Every sandbox session runs as the one API user.
+MAX_CURSORS, CURSOR_IDLE = 10, 15 * 60.0
+# A cursor read to its end is closed; its locators stay valid for a repeat of a lost answer.
+_FINISHED_KEPT = 50
 _DATA = "/services/data/{version}"
 _TOKEN_PATH = "/services/oauth2/token"
 T = TypeVar("T")
@@ -70,6 +76,8 @@ class SalesforceEmulator:
     def reset(self) -> None:
         self.store = SalesforceStore(self._data)
         self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
+        self._finished: OrderedDict[str, _Cursor] = OrderedDict()
+        self._used: dict[str, float] = {}  # cursor id -> when it last served a page
         self._cursor_seq = 0
         # session id -> API call count when it was issued (the expiry fault counts from there)
         self._sessions: dict[str, int] = {self._token: 0}
@@ -233,8 +241,9 @@ class SalesforceEmulator:
 
     def _query_more(self, request: SandboxRequest) -> SandboxResponse:
         cursor_id, _, offset = request.params["locator"].rpartition("-")
-        cursor = self._cursors.get(cursor_id)
-        if cursor is None or not offset.isdigit():
+        cursor = self._cursors.get(cursor_id) or self._finished.get(cursor_id)
+        idle = time.monotonic() - self._used.get(cursor_id, 0.0)
+        if cursor is None or not offset.isdigit() or idle > CURSOR_IDLE:
             return self.error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(request, cursor, int(offset))
 
@@ -253,15 +262,20 @@ class SalesforceEmulator:
         if not body["done"]:
             if not cursor.id:
                 cursor = self._keep(cursor)
+            self._used[cursor.id] = time.monotonic()
             body["nextRecordsUrl"] = f"/services/data/{version}/query/{cursor.id}-{offset + size}"
+        elif cursor.id in self._cursors:
+            self._finished[cursor.id] = self._cursors.pop(cursor.id)
+            while len(self._finished) > _FINISHED_KEPT:
+                self._used.pop(self._finished.popitem(last=False)[0], None)
         return SandboxResponse(200, body)
 
     def _keep(self, cursor: _Cursor) -> _Cursor:
         self._cursor_seq += 1
         kept = replace(cursor, id=f"01g{self._cursor_seq:012d}AAA")
         self._cursors[kept.id] = kept
-        while len(self._cursors) > MAX_CURSORS:  # Salesforce, too, closes the oldest cursors
-            self._cursors.popitem(last=False)
+        while len(self._cursors) > MAX_CURSORS:  # released: INVALID_QUERY_LOCATOR from now on
+            self._used.pop(self._cursors.popitem(last=False)[0], None)
         return kept
 
     @staticmethod
