@@ -47,7 +47,8 @@ def full_pull_bound(system: str, counts: Mapping[str, int]) -> int:
         return SF_METADATA + _pages(counts["deals"], SF_PAGE) + _pages(counts["history"], SF_PAGE)
     if system == "hubspot":
         return HS_METADATA + _pages(counts["deals"], HS_LIST_PAGE)
-    return PD_METADATA + _pages(counts["deals"], PD_PAGE)
+    # /v1/deals leaves archived deals out: one more list, of /v1/deals/archived (none here).
+    return PD_METADATA + _pages(counts["deals"], PD_PAGE) + 1
 
 
 def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int]) -> int:
