@@ -119,6 +119,13 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
         lines += zone_lines
         if zone_code:
             codes.add(zone_code)
+        if _creates_without_party(config, name):
+            lines.append(
+                f"problem: {name}: push.create_missing is on, and Pipedrive refuses a deal linked "
+                f"to no person or organization: set systems.{name}.create_org_id to the "
+                "organization crmsync's copies belong to"
+            )
+            codes.add(UsageError.exit_code)
         stages = {p.id: tuple(p.stages) for p in pipelines}
         held = _unmapped_counts(config, name)
         for pipeline, cov in coverage(system.stage_map, stages).items():
@@ -142,6 +149,17 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
                 codes.add(UsageError.exit_code)
     schedule_lines, schedule_code = _schedule_checks(config)
     return lines + schedule_lines, max(codes | {schedule_code}, default=0)
+
+
+def _creates_without_party(config: Config, name: str) -> bool:
+    """Would crmsync create deals in this Pipedrive instance with nothing to link them to?"""
+    system = config.systems[name]
+    return (
+        system.kind == "pipedrive"
+        and config.push.create_missing
+        and name in config.push_targets
+        and getattr(system, "create_org_id", None) is None
+    )
 
 
 def same_zone(one: str, other: str, now: datetime) -> bool:

@@ -33,6 +33,25 @@ def test_check_passes_on_the_mapping_init_proposed(small_world: World) -> None:
     assert "problem:" not in out
 
 
+def test_check_names_a_pipedrive_instance_its_copies_could_not_be_created_in(
+    small_world: World,
+) -> None:
+    document = yaml.safe_load(small_world.config.read_text())
+    document["push"]["create_missing"] = True
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, _ = run("check", "--config", str(small_world.config))
+    assert code == 2
+    assert [line for line in out.splitlines() if line.startswith("problem:")] == [
+        "problem: pipedrive: push.create_missing is on, and Pipedrive refuses a deal linked to "
+        "no person or organization: set systems.pipedrive.create_org_id to the organization "
+        "crmsync's copies belong to"
+    ]
+    document["systems"]["pipedrive"]["create_org_id"] = 1
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 0 and "problem:" not in out, out + err
+
+
 def test_check_names_an_unmapped_stage_with_its_deal_count_and_exits_2(
     small_world: World,
 ) -> None:
