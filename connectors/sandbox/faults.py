@@ -44,8 +44,8 @@ class Faults:
     locked_writes: int = 1
     # Pipedrive: POST /v1/deals refuses a deal linked to no person_id or org_id (400), as
     # Pipedrive has since 2021-09-30 (changelog "Breaking bug fix in POST /deals endpoint").
-    # Off by default only because the suite's creates predate it.
-    deal_needs_party: bool = False
+    # On, as the real API; off only to test what a party-less create does elsewhere.
+    deal_needs_party: bool = True
     # HubSpot: these ids are left out of a batch update's answer (in neither its results nor
     # its errors, a 207 with no error) and not written, as HubSpot has been reported to answer
     # a batch update naming ids it did not update.

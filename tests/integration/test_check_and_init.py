@@ -38,6 +38,7 @@ def test_check_names_a_pipedrive_instance_its_copies_could_not_be_created_in(
 ) -> None:
     document = yaml.safe_load(small_world.config.read_text())
     document["push"]["create_missing"] = True
+    del document["systems"]["pipedrive"]["create_org_id"]
     small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
     code, out, _ = run("check", "--config", str(small_world.config))
     assert code == 2

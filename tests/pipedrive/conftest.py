@@ -32,7 +32,8 @@ def sandbox(pd_data: dict[str, Any]) -> Iterator[Sandbox]:
 
 
 def settings_for(sandbox: Sandbox, **overrides: Any) -> ConnectorSettings:
-    options = {"backoff_base": 0.01, **overrides.pop("options", {})}
+    # crmsync's copies go to an organization, which Pipedrive requires of a deal
+    options = {"backoff_base": 0.01, "create_org_id": 1, **overrides.pop("options", {})}
     values: dict[str, Any] = {
         "instance": "pipedrive",
         "credentials": PipedriveApiToken(sandbox.tokens["pipedrive"]),

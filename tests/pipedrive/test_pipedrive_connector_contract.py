@@ -436,9 +436,9 @@ def test_creates_are_linked_to_the_configured_organization_as_pipedrive_requires
 ):
     """POST /v1/deals refuses a deal linked to no person or organization (Pipedrive changelog,
     2021-09-30); `systems.<name>.create_org_id` names the organization crmsync's copies go to."""
-    contract.set_faults(sandbox, "pipedrive", Faults(deal_needs_party=True, rate_limit=10_000))
+    contract.set_faults(sandbox, "pipedrive", Faults(rate_limit=10_000))
     create = NativeCreate("ent-party", {"title": "Copy", "stage_id": 2})
-    [refused] = make_connector().create_deals([create])
+    [refused] = make_connector(options={"create_org_id": None}).create_deals([create])
     assert (refused.ok, refused.code) == (False, "400")
     assert "person" in (refused.error or "")
     [created] = make_connector(options={"create_org_id": 7}).create_deals([create])

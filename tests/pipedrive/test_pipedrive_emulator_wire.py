@@ -231,7 +231,8 @@ def test_sort_by_update_time_desc_lists_newest_first(client):
 
 
 def test_create_accepts_custom_fields_and_search_finds_them(client):
-    created = client.deals.create_deal({"title": "New", PD_FIELD_CRMSYNC_ID: "ent-77"})["data"]
+    body = {"title": "New", "org_id": 1, PD_FIELD_CRMSYNC_ID: "ent-77"}
+    created = client.deals.create_deal(body)["data"]
     assert created[PD_FIELD_CRMSYNC_ID] == "ent-77" and created["status"] == "open"
     params = {"term": "ent-77", "fields": "custom_fields", "exact_match": "true"}
     items = client.deals.search_deals(params=params)["data"]["items"]
@@ -303,11 +304,13 @@ def test_archived_deals_leave_the_list_and_are_listed_by_deals_archived(client, 
     assert client._get(url)["data"] is None
 
 
-def test_a_deal_created_without_person_or_organization_is_refused_under_the_fault(sandbox, client):
+def test_a_deal_created_without_person_or_organization_is_refused(sandbox, client):
     """Since 2021-09-30 POST /v1/deals needs person_id or org_id (Pipedrive changelog
-    "Breaking bug fix in POST /deals endpoint"); sandbox fault `deal_needs_party` enforces it."""
-    sandbox.servers["pipedrive"].faults.set(Faults(deal_needs_party=True, rate_limit=10_000))
+    "Breaking bug fix in POST /deals endpoint"); the sandbox enforces it unless its fault
+    `deal_needs_party` is turned off."""
     with pytest.raises(exceptions.BadRequestError):
         client.deals.create_deal({"title": "No party"})
     created = client.deals.create_deal({"title": "With org", "org_id": 7})["data"]
     assert created["org_id"] == 7
+    sandbox.servers["pipedrive"].faults.set(Faults(deal_needs_party=False))
+    assert client.deals.create_deal({"title": "No party"})["data"]["org_id"] is None
