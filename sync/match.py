@@ -353,13 +353,32 @@ def _link_fuzzy(linker: Linker, live: Mapping[str, Sequence[int]], threshold: fl
             left, right = (sorted(side, key=lambda i: deals[i].ref.id) for side in blocks[block])
             if not left or not right:
                 continue
+            names = [normalize_name(deals[i].name) for i in left]
+            others = [normalize_name(deals[j].name) for j in right]
             scores = process.cdist(
-                [normalize_name(deals[i].name) for i in left],
-                [normalize_name(deals[j].name) for j in right],
-                scorer=fuzz.token_set_ratio,
-                score_cutoff=threshold,
+                names, others, scorer=fuzz.token_set_ratio, score_cutoff=threshold
             )
-            _resolve_fuzzy(linker, left, right, scores.tolist())
+            rows = scores.tolist()
+            _drop_other_numbers(rows, names, others)
+            _resolve_fuzzy(linker, left, right, rows)
+
+
+def _numbers(name: str) -> frozenset[str]:
+    """The words of a normalised name that hold a digit ('q1', '2025', '10')."""
+    return frozenset(word for word in name.split() if not word.isalpha())
+
+
+def _drop_other_numbers(rows: list[list[float]], names: list[str], others: list[str]) -> None:
+    """Scores of names whose numbers differ become 0 (below any cutoff): 'Deal 10' and 'Deal
+    100', 'Renewal Q1' and 'Renewal Q2', 'Renewal 2025' and 'Renewal 2026' score over 90 yet
+    are different deals, and a number is the one part of a name no typo explains."""
+    mine, theirs = list(map(_numbers, names)), list(map(_numbers, others))
+    if not any(mine) and not any(theirs):
+        return
+    for numbers, row in zip(mine, rows, strict=True):
+        for j, score in enumerate(row):
+            if score and numbers != theirs[j]:
+                row[j] = 0.0
 
 
 def _resolve_fuzzy(

@@ -316,3 +316,31 @@ def test_a_deal_split_from_the_entity_named_after_it_gets_an_id_of_its_own() -> 
     # split entity's id keeps S from taking it, and so its copies' marker.
     alone = match({SF: [s], HS: [], PD: []}, {}, KEYS, retired={entity})
     assert entity not in alone.entities and alone.unmatched == {SF: (s.ref,)}
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [
+        ("Deal 10", "Deal 100"),
+        ("Acme Renewal Q1", "Acme Renewal Q2"),
+        ("Acme Renewal 2025", "Acme Renewal 2026"),
+        ("Phase 2 rollout", "Phase 20 rollout"),
+        ("Acme Renewal", "Acme Renewal 2026"),
+    ],
+)
+def test_fuzzy_names_whose_numbers_differ_are_never_matched(name: str, other: str) -> None:
+    a, b = deal(SF, "1", name=name), deal(HS, "2", name=other)
+    fuzzy = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=True, fuzzy_threshold=85)
+    result = match(by_system([a, b]), {}, fuzzy)
+    assert result.methods == {}
+    assert result.unmatched == {HS: (b.ref,), SF: (a.ref,)}
+
+
+def test_fuzzy_names_with_the_same_numbers_still_match_despite_a_typo() -> None:
+    a = deal(SF, "1", name="Acme Renewall Q1 2025")
+    b = deal(HS, "2", name="ACME renewal Q1 2025")
+    fuzzy = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=True, fuzzy_threshold=85)
+    assert match(by_system([a, b]), {}, fuzzy).methods == {
+        a.ref: LinkMethod.FUZZY,
+        b.ref: LinkMethod.FUZZY,
+    }
