@@ -360,7 +360,7 @@ def _link_fuzzy(linker: Linker, live: Mapping[str, Sequence[int]], threshold: fl
             )
             rows = scores.tolist()
             _drop_other_numbers(rows, names, others)
-            _resolve_fuzzy(linker, left, right, rows)
+            _resolve_fuzzy(linker, left, right, rows, threshold)
 
 
 def _numbers(name: str) -> frozenset[str]:
@@ -382,7 +382,7 @@ def _drop_other_numbers(rows: list[list[float]], names: list[str], others: list[
 
 
 def _resolve_fuzzy(
-    linker: Linker, left: list[int], right: list[int], rows: list[list[float]]
+    linker: Linker, left: list[int], right: list[int], rows: list[list[float]], threshold: float
 ) -> None:
     """Link mutual unique best pairs; a tie at the top is ambiguous (cutoff scores are 0)."""
     deals, how = linker.deals, "best fuzzy name score"
@@ -398,12 +398,42 @@ def _resolve_fuzzy(
             continue
         col = cols[picks[0]]
         if [k for k, s in enumerate(col) if s == max(col)] == [i]:
-            linker.link(left[i], right[picks[0]], LinkMethod.FUZZY)
+            a, b = left[i], right[picks[0]]
+            if _fuzzy_agrees(linker, a, b, threshold):
+                linker.link(a, b, LinkMethod.FUZZY)
+            else:
+                anchor = deals[b].ref
+                reason = "fuzzy name matches, but not the names of the deals matched with them"
+                linker.ambiguous.append(Ambiguity(deals[a].ref, anchor.system, (anchor,), reason))
     for j, col in enumerate(cols):
         best = max(col)
         tops = [deals[left[k]] for k, s in enumerate(col) if s == best]
         if best > 0 and len(tops) > 1:
             linker.ambiguous.extend(_ambiguous([deals[right[j]]], tops, how))
+
+
+def _fuzzy_agrees(linker: Linker, a: int, b: int, threshold: float) -> bool:
+    """Does every deal of `a`'s entity pass the fuzzy test against every deal of `b`'s in
+    another instance? Fuzzy scores are not transitive: 'Acme Renewal' scores 100 against
+    both 'Acme Renewal Europe' and 'Acme Renewal Americas', which must not become one deal
+    through it."""
+    from rapidfuzz import fuzz
+
+    entity, deals, system = linker.entity, linker.deals, linker.system
+    mine = _fellows(linker, a, entity[a])
+    theirs = _fellows(linker, b, entity[b])
+    for x in mine:
+        for y in theirs:
+            if (x, y) == (a, b) or system[x] == system[y]:
+                continue
+            name, other = normalize_name(deals[x].name), normalize_name(deals[y].name)
+            if _numbers(name) != _numbers(other) or fuzz.token_set_ratio(name, other) < threshold:
+                return False
+    return True
+
+
+def _fellows(linker: Linker, i: int, handle: Handle | None) -> list[int]:
+    return [i] if handle is None else list(linker.members(handle).values())
 
 
 def match(

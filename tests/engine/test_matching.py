@@ -344,3 +344,23 @@ def test_fuzzy_names_with_the_same_numbers_still_match_despite_a_typo() -> None:
         a.ref: LinkMethod.FUZZY,
         b.ref: LinkMethod.FUZZY,
     }
+
+
+def test_fuzzy_match_is_refused_when_the_names_of_the_deals_matched_with_it_disagree() -> None:
+    # 'Acme Renewal' scores 100 against both others; Europe and Americas are two deals.
+    hub = deal(HS, "1", name="Acme Renewal")
+    europe = deal(PD, "2", name="Acme Renewal Europe")
+    americas = deal(SF, "3", name="Acme Renewal Americas")
+    fuzzy = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=True, fuzzy_threshold=90)
+    result = match(by_system([hub, europe, americas]), {}, fuzzy)
+    assert _entity(result, europe.ref) != _entity(result, americas.ref)
+    assert [(x.ref, x.candidates) for x in result.ambiguous] == [(hub.ref, (americas.ref,))]
+
+
+def test_fuzzy_match_joins_a_third_deal_whose_name_agrees_with_the_whole_entity() -> None:
+    hub = deal(HS, "1", name="Acme Platinum Renewal")
+    pipe = deal(PD, "2", name="ACME platinum renewal (EMEA)")
+    sales = deal(SF, "3", name="Acme Renewal Platinum EMEA")
+    fuzzy = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=True, fuzzy_threshold=85)
+    result = match(by_system([hub, pipe, sales]), {}, fuzzy)
+    assert _entity(result, hub.ref) == _entity(result, pipe.ref) == _entity(result, sales.ref)
