@@ -39,10 +39,18 @@ _NAME = attrgetter("name")
 
 # ASCII fast path: one C-level pass over the bytes lower-cases and turns everything else into
 # spaces (a 256-byte table: `str.translate` looks each character up in a dict, 3x slower). Dots
-# vanish instead, so that abbreviations stay words: 'S.A.' -> 'sa', 'Inc.' -> 'inc'.
+# vanish instead, so that abbreviations stay words: 'S.A.' -> 'sa', 'Inc.' -> 'inc'. A dot
+# between digits separates numbers like a comma or a space: '1.5' is not '15', 'v1.0' not 'v10'.
 _ASCII = bytes(ord(c.lower()) if c.isalnum() else 32 for c in map(chr, range(128))) + bytes(128)
 _ASCII_SUFFIXES = frozenset(s.encode() for s in COMPANY_SUFFIXES)
 _NOT_WORD = re.compile(r"[^\w.]+|_")
+_DIGIT_DOT = re.compile(r"(?<=[0-9])\.(?=[0-9])")
+_ASCII_DIGIT_DOT = re.compile(rb"(?<=[0-9])\.(?=[0-9])")
+
+
+# The kana voiced sound marks decompose like accents but make another word: バス (bus), パス
+# (pass) and ハス (lotus) are three names.
+_VOICING = frozenset((0x3099, 0x309A))
 
 
 class _MarkDropper(dict[int, "int | None"]):
@@ -53,7 +61,7 @@ class _MarkDropper(dict[int, "int | None"]):
     def __missing__(self, code: int) -> int | None:
         if len(self) >= 1 << 16:  # hostile text can name every code point: stay small
             self.clear()
-        kept = None if unicodedata.combining(chr(code)) else code
+        kept = None if unicodedata.combining(chr(code)) and code not in _VOICING else code
         self[code] = kept
         return kept
 
@@ -68,7 +76,10 @@ def normalize_name(text: str) -> str:
     keeps its words rather than collapsing to '' (which would match every such name).
     """
     if text.isascii():
-        words = text.encode().translate(_ASCII, b".").split()
+        raw = text.encode()
+        if b"." in raw:
+            raw = _ASCII_DIGIT_DOT.sub(b" ", raw)
+        words = raw.translate(_ASCII, b".").split()
         kept = [w for w in words if w not in _ASCII_SUFFIXES]
         return b" ".join(kept or words).decode()
     name = _NON_ASCII.get(text)
@@ -82,7 +93,9 @@ def normalize_name(text: str) -> str:
 def folded_name(text: str) -> str:
     """`normalize_name` for any text, by Unicode rules (the ASCII fast path's reference)."""
     folded = unicodedata.normalize("NFKD", text.casefold()).translate(_NO_MARKS)
-    words = _NOT_WORD.sub(" ", folded).replace(".", "").split()
+    if "\u3099" in folded or "\u309a" in folded:  # back onto their kana: no word characters
+        folded = unicodedata.normalize("NFC", folded)
+    words = _NOT_WORD.sub(" ", _DIGIT_DOT.sub(" ", folded)).replace(".", "").split()
     kept = [w for w in words if w not in COMPANY_SUFFIXES]
     return " ".join(kept or words)
 

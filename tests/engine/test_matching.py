@@ -28,6 +28,8 @@ KEYS = MatchConfig(keys=("name", "close_month"))
         ("The Company Co", "the"),
         ("Inc", "inc"),  # a name made only of suffixes keeps its words
         ("foo_bar-baz", "foo bar baz"),
+        ("Renewal v1.0", "renewal v1 0"),  # a dot between digits separates them
+        ("Ｐｈａｓｅ　１．５", "phase 1 5"),
     ],
 )
 def test_normalize_name_folds_case_accents_punctuation_and_suffixes(
@@ -364,3 +366,27 @@ def test_fuzzy_match_joins_a_third_deal_whose_name_agrees_with_the_whole_entity(
     fuzzy = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=True, fuzzy_threshold=85)
     result = match(by_system([hub, pipe, sales]), {}, fuzzy)
     assert _entity(result, hub.ref) == _entity(result, pipe.ref) == _entity(result, sales.ref)
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [
+        ("Phase 1.5", "Phase 15"),
+        ("Renewal v1.0", "Renewal v10"),
+        ("Ｐｈａｓｅ １．５", "Phase 15"),
+        ("バス導入", "パス導入"),  # bus and pass: kana voicing marks are not accents
+        ("ガス契約", "カス契約"),
+    ],
+)
+def test_names_that_differ_only_in_a_decimal_dot_or_kana_voicing_get_different_keys(
+    name: str, other: str
+) -> None:
+    a, b = deal(SF, "1", name=name), deal(HS, "2", name=other)
+    assert normalize_name(name) != normalize_name(other)
+    assert match(by_system([a, b]), {}, KEYS).methods == {}
+
+
+def test_decimal_dot_comma_and_half_width_kana_still_key_alike() -> None:
+    assert normalize_name("Deal 1.5") == normalize_name("Deal 1,5")
+    assert normalize_name("ｶﾞｽ契約") == normalize_name("ガス契約")
+    assert normalize_name("Café S.A.") == normalize_name("CAFE sa")
