@@ -307,7 +307,7 @@ def _ambiguous(deals: Sequence[Deal], other: Sequence[Deal], how: str) -> list[A
 def _link_keys(
     linker: Linker, live: Mapping[str, Sequence[int]], keys: Sequence[MatchKey | None]
 ) -> None:
-    deals = linker.deals
+    deals, entity = linker.deals, linker.entity
     for a, b in combinations(sorted(live), 2):
         left: dict[MatchKey, list[int]] = defaultdict(list)
         for i in linker.candidates(live[a], b):
@@ -322,13 +322,31 @@ def _link_keys(
         for key in sorted(right):
             la, rb = left[key], right[key]
             if len(la) == 1 and len(rb) == 1:
-                linker.link(la[0], rb[0], LinkMethod.KEY)
+                i, j = la[0], rb[0]
+                if (entity[i] is None and entity[j] is None) or _keys_agree(linker, keys, i, j):
+                    linker.link(i, j, LinkMethod.KEY)
                 continue
             lefts, rights = [deals[i] for i in la], [deals[j] for j in rb]
             if len(rb) > 1:
                 linker.ambiguous.extend(_ambiguous(lefts, rights, "match key"))
             if len(la) > 1:
                 linker.ambiguous.extend(_ambiguous(rights, lefts, "match key"))
+
+
+def _keys_agree(linker: Linker, keys: Sequence[MatchKey | None], i: int, j: int) -> bool:
+    """Do the live deals already matched with `i` or `j` (by stored links, ids or markers) have
+    their key too? 'Globex' in HubSpot, linked to 'Acme' in Salesforce, is no evidence that
+    'Globex' in Pipedrive is the Acme deal: when one disagrees, the pair is ambiguous."""
+    key = keys[i]
+    fellows = [*_fellows(linker, i, linker.entity[i]), *_fellows(linker, j, linker.entity[j])]
+    disagree = [x for x in fellows if (other := keys[x]) is not None and other != key]
+    if not disagree:
+        return True
+    deals = linker.deals
+    reason = "match key matches, but not the keys of the deals matched with them"
+    anchor = deals[j].ref
+    linker.ambiguous.append(Ambiguity(deals[i].ref, anchor.system, (anchor,), reason))
+    return False
 
 
 def _block(deal: Deal) -> tuple[str, str] | None:

@@ -390,3 +390,24 @@ def test_decimal_dot_comma_and_half_width_kana_still_key_alike() -> None:
     assert normalize_name("Deal 1.5") == normalize_name("Deal 1,5")
     assert normalize_name("ｶﾞｽ契約") == normalize_name("ガス契約")
     assert normalize_name("Café S.A.") == normalize_name("CAFE sa")
+
+
+def test_key_match_is_refused_when_a_deal_already_matched_with_it_has_another_key() -> None:
+    # HubSpot's half of the stored Acme entity was renamed Globex, like an unrelated deal in
+    # Pipedrive: that deal must not join the Acme entity through it.
+    acme = deal(SF, "1", name="Acme")
+    renamed = deal(HS, "2", name="Globex")
+    globex = deal(PD, "3", name="Globex")
+    stored = {acme.ref: "E1", renamed.ref: "E1"}
+    result = match(by_system([acme, renamed, globex]), stored, KEYS)
+    assert result.entities["E1"] == {HS: renamed.ref, SF: acme.ref}
+    assert result.new_links == {}
+    assert [(x.ref, x.candidates) for x in result.ambiguous] == [(renamed.ref, (globex.ref,))]
+
+
+def test_key_match_joins_a_third_deal_when_the_whole_entity_has_its_key() -> None:
+    acme, hub, pipe = deal(SF, "1"), deal(HS, "2"), deal(PD, "3")
+    stored = {acme.ref: "E1", hub.ref: "E1"}
+    result = match(by_system([acme, hub, pipe]), stored, KEYS)
+    assert result.entities["E1"] == {HS: hub.ref, PD: pipe.ref, SF: acme.ref}
+    assert result.methods == {pipe.ref: LinkMethod.KEY}
