@@ -357,15 +357,19 @@ def _block(deal: Deal) -> tuple[str, str] | None:
 
 
 def _link_fuzzy(linker: Linker, live: Mapping[str, Sequence[int]], threshold: float) -> None:
+    """Fuzzy names within owner + close-month blocks. Deals the keys found ambiguous (either
+    side) stay out: a fuzzy score picking one of several same-key candidates is a guess, and
+    the report would call the deal ambiguous while crmsync writes along the link."""
     from rapidfuzz import fuzz, process  # imported lazily: only configs with fuzzy use it
 
     deals = linker.deals
+    unsure = {ref for a in linker.ambiguous for ref in (a.ref, *a.candidates)}
     for a, b in combinations(sorted(live), 2):
         blocks: dict[tuple[str, str], tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
         for side, (mine, other) in enumerate(((a, b), (b, a))):
             for i in linker.candidates(live[mine], other):
                 block = _block(deals[i])
-                if block is not None:
+                if block is not None and not (unsure and deals[i].ref in unsure):
                     blocks[block][side].append(i)
         for block in sorted(blocks):
             left, right = (sorted(side, key=lambda i: deals[i].ref.id) for side in blocks[block])

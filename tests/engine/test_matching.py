@@ -411,3 +411,14 @@ def test_key_match_joins_a_third_deal_when_the_whole_entity_has_its_key() -> Non
     result = match(by_system([acme, hub, pipe]), stored, KEYS)
     assert result.entities["E1"] == {HS: hub.ref, PD: pipe.ref, SF: acme.ref}
     assert result.methods == {pipe.ref: LinkMethod.KEY}
+
+
+def test_fuzzy_names_never_pick_one_of_the_candidates_a_key_found_ambiguous() -> None:
+    # The same name and month twice in HubSpot: the key reports Salesforce's deal ambiguous,
+    # and the owner block must not then quietly link it to one of the two.
+    a = deal(SF, "1")
+    b1, b2 = deal(HS, "2"), deal(HS, "3", owner="bob@example.com")
+    fuzzy = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=True, fuzzy_threshold=90)
+    result = match(by_system([a, b1, b2]), {}, fuzzy)
+    assert result.methods == {}
+    assert [(x.ref, x.candidates) for x in result.ambiguous] == [(a.ref, (b1.ref, b2.ref))]
