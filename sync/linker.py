@@ -67,6 +67,9 @@ class Linker:
         self.handles = 0  # int handles handed out
         self.duplicates: set[Duplicate] = set()
         self.ambiguous: list[Ambiguity] = []
+        # Instance -> deals whose external-id field names a deal there they are not linked to
+        # (missing, or held by another): weaker evidence must not pair them with a third.
+        self.claiming: dict[str, set[int]] = {}
 
     def age(self, i: int) -> tuple[datetime, str]:
         return self.deals[i].created_at, self.refs[i].id
@@ -156,7 +159,12 @@ class Linker:
 
     def candidates(self, indices: Sequence[int], other: str) -> list[int]:
         """Deals of `indices` (of one instance, ascending) whose entity has no member in
-        instance `other` yet."""
+        instance `other` yet, and that name no other deal there by an external-id field."""
+        found = self._lacking(indices, other)
+        claiming = self.claiming.get(other)
+        return [i for i in found if i not in claiming] if claiming else found
+
+    def _lacking(self, indices: Sequence[int], other: str) -> list[int]:
         entity, slot = self.entity, self.slots[other]
         if not indices:
             return []

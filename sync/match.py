@@ -295,6 +295,31 @@ def _link_claims(linker: Linker, claimers: Sequence[int], config: MatchConfig) -
     for i, _, targets in claims:
         for j in targets:
             linker.link(i, j, LinkMethod.EXTERNAL_ID)
+    _unmet_claims(linker, claimers, config)
+
+
+def _unmet_claims(linker: Linker, claimers: Sequence[int], config: MatchConfig) -> None:
+    """Note the deals whose trusted external-id field names a deal of another instance that is
+    not in their entity (not pulled, deleted and gone, another org's id, or a slot held by
+    another deal): such a deal says which deal it is there, so a key or a fuzzy name must not
+    pair it with a different one (Salesforce's clone of an opportunity has its name, owner
+    and close month)."""
+    deals, entity, slots, trusted = (
+        linker.deals,
+        linker.entity,
+        linker.slots,
+        config.id_field_systems,
+    )
+    for i in claimers:
+        deal = deals[i]
+        if not deal.external_ids or (trusted is not None and deal.ref.system not in trusted):
+            continue
+        here = entity[i]
+        for other, native_id in deal.external_ids.items():
+            slot = slots.get(other)
+            unmet = slot is not None and (here is None or here not in slot)
+            if unmet and native_id and other != deal.ref.system:
+                linker.claiming.setdefault(other, set()).add(i)
 
 
 def _ambiguous(deals: Sequence[Deal], other: Sequence[Deal], how: str) -> list[Ambiguity]:

@@ -422,3 +422,27 @@ def test_fuzzy_names_never_pick_one_of_the_candidates_a_key_found_ambiguous() ->
     result = match(by_system([a, b1, b2]), {}, fuzzy)
     assert result.methods == {}
     assert [(x.ref, x.candidates) for x in result.ambiguous] == [(a.ref, (b1.ref, b2.ref))]
+
+
+@pytest.mark.parametrize("fuzzy", [False, True])
+def test_a_deal_whose_id_field_names_a_missing_deal_is_not_paired_with_another(
+    fuzzy: bool,
+) -> None:
+    # HubSpot's deal is Salesforce's 006OLD (not pulled: deleted, or in another pipeline);
+    # 006CLONE, a clone of it in Salesforce, has its name, owner and close month.
+    clone = deal(SF, "006CLONE")
+    copy = deal(HS, "2", external_ids={SF: "006OLD"})
+    config = MatchConfig(keys=("name", "close_month"), fuzzy_enabled=fuzzy)
+    result = match(by_system([clone, copy]), {}, config)
+    assert result.methods == {}
+    assert result.unmatched == {HS: (copy.ref,), SF: (clone.ref,)}
+
+
+def test_an_id_field_of_an_untrusted_instance_does_not_keep_a_deal_from_its_key_match() -> None:
+    a = deal(SF, "1")
+    b = deal(HS, "2", external_ids={SF: "006OLD"})
+    config = MatchConfig(keys=("name", "close_month"), id_field_systems=frozenset({SF}))
+    assert match(by_system([a, b]), {}, config).methods == {
+        a.ref: LinkMethod.KEY,
+        b.ref: LinkMethod.KEY,
+    }
