@@ -175,7 +175,9 @@ class HubSpotConnector:
         assert isinstance(token, HubSpotToken)
         headers = {"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
         body = self._call("account details", partial(rest.request, "GET", url, headers=headers))
-        zone = (body or {}).get("timeZone")
+        if not isinstance(body, dict):  # a proxy's or a changed API's answer: no crash
+            raise ApiError(self.system, "account details", "the answer is no JSON object")
+        zone = body.get("timeZone")
         if not isinstance(zone, str) or not zone:
             raise ApiError(self.system, "account details", "the answer names no timeZone")
         return zone

@@ -59,6 +59,9 @@ class HubSpotEmulator:
         zone = account.get("timeZone") if isinstance(account, Mapping) else None
         self.time_zone = str(zone or "UTC")
         self.account_scope = True  # False: the token lacks the scope account-info needs
+        # (status, body) account-info answers instead, when set: tests of a malformed or
+        # hostile answer (a body that is no object, a message with escape codes).
+        self.account_answer: tuple[int, Any] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -175,6 +178,8 @@ class HubSpotEmulator:
     # -- pipelines and owners ----------------------------------------------------------------
 
     def _account(self, request: SandboxRequest) -> SandboxResponse:
+        if self.account_answer is not None:
+            return SandboxResponse(*self.account_answer)
         if not self.account_scope:
             return self.error(
                 403, "MISSING_SCOPES", "This app hasn't been granted all required scopes."

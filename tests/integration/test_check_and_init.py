@@ -271,3 +271,20 @@ def test_a_stage_id_no_config_key_can_hold_is_skipped_with_a_warning_and_the_con
 )
 def test_zones_are_the_same_when_their_clocks_are(one: str, other: str, same: bool) -> None:
     assert same_zone(one, other, datetime(2026, 11, 28, tzinfo=UTC)) is same
+
+
+@pytest.mark.parametrize("answer", [[{"timeZone": "UTC"}], "UTC", 7])
+def test_check_and_init_warn_in_one_line_of_an_account_answer_that_is_no_object(
+    small_world: World, answer: Any
+) -> None:
+    config: Path = small_world.config
+    config.write_text(re.sub(r"\n\s+timezone: UTC[^\n]*", "", config.read_text()))
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    hubspot.account_answer = (200, answer)
+    code, out, err = run("check", "--config", str(config))
+    assert code == 0 and "unexpected" not in out + err, out + err
+    assert re.search(r"^warning: hubspot: could not read the portal's time zone \(", out, re.M)
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0 and "unexpected" not in err, err
+    assert "hubspot: could not read the portal's time zone" in err
+    assert "timezone" not in yaml.safe_load(config.read_text())["systems"]["hubspot"]
