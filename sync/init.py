@@ -136,7 +136,10 @@ def _portal_zone(instance: str, connector: Connector) -> str | None:
         ZoneInfo(zone)
     except ConnectorError as exc:  # the token may lack the scope: pulls never need it
         _log.warning(
-            "%s: could not read the portal's time zone (%s); %s", instance, exc.message, hint
+            "%s: could not read the portal's time zone (%s); %s",
+            instance,
+            terminal_safe(exc.message),  # the CRM's text
+            hint,
         )
         return None
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region, "America"

@@ -257,7 +257,7 @@ def command(config_path: str, offline: bool) -> None:
         return
     lines, code = _online_checks(config)
     for line in lines:
-        click.echo(line)
+        click.echo(terminal_safe(line))  # CRM messages and names inside, shown as written
     problems = [line for line in lines if line.startswith("problem:")]
     if problems:
         raise UsageError(f"{len(problems)} problem(s) found; see the lines above", exit_code=code)

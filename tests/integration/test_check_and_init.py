@@ -288,3 +288,21 @@ def test_check_and_init_warn_in_one_line_of_an_account_answer_that_is_no_object(
     assert code == 0 and "unexpected" not in err, err
     assert "hubspot: could not read the portal's time zone" in err
     assert "timezone" not in yaml.safe_load(config.read_text())["systems"]["hubspot"]
+
+
+def test_check_and_init_show_a_refusal_of_the_account_call_without_its_escape_codes(
+    small_world: World,
+) -> None:
+    config: Path = small_world.config
+    config.write_text(re.sub(r"\n\s+timezone: UTC[^\n]*", "", config.read_text()))
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    refusal = {"status": "error", "message": "\x1b[2J\x1b]0;owned\x07", "category": "\x1b[31m"}
+    hubspot.account_answer = (403, refusal)
+    code, out, err = run("check", "--config", str(config))
+    assert code == 0, out + err
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "\\x1b[2J\\x1b]0;owned\\x07" in out
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "\\x1b[2J\\x1b]0;owned\\x07" in err
