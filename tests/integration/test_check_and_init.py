@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from connectors.sandbox.faults import Faults
 from connectors.sandbox.generator import generate
 from connectors.sandbox.launcher import start_sandbox
 from sync.commands.check import same_zone
@@ -306,3 +307,20 @@ def test_check_and_init_show_a_refusal_of_the_account_call_without_its_escape_co
     assert code == 0, err
     assert "\x1b" not in out + err and "\x07" not in out + err
     assert "\\x1b[2J\\x1b]0;owned\\x07" in err
+
+
+def test_a_refused_account_call_that_quotes_the_token_shows_no_token(small_world: World) -> None:
+    # The account-info call carries an Authorization header built by hand: a refusal that
+    # quotes it (the echo fault, as a careless proxy) is masked like every other call's.
+    config: Path = small_world.config
+    config.write_text(re.sub(r"\n\s+timezone: UTC[^\n]*", "", config.read_text()))
+    server = small_world.sandbox.servers["hubspot"]
+    server.faults.set(Faults(echo_credentials=True))
+    server.emulator.account_scope = False  # type: ignore[attr-defined]
+    token = small_world.sandbox.ready_info()["tokens"]["hubspot"]
+    done = [run("--verbose", "check", "--config", str(config))]
+    done.append(run("--verbose", "init", "--config", str(config)))
+    printed = "\n".join(text for _, out, err in done for text in (out, err))
+    assert "could not read the portal's time zone" in printed
+    assert "(request: " in printed, "the sandbox quoted no credential"
+    assert token not in printed
