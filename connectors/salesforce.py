@@ -227,13 +227,14 @@ class SalesforceConnector:
         soql: str,
         *,
         include_deleted: bool = False,
-        resume: Callable[[], str] | None = None,
+        resume: Callable[[], str | None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Records of a SOQL query, lazily, one counted call per page.
 
         A cursor is released when the API user opens an 11th, or left 15 minutes idle
         (INVALID_QUERY_LOCATOR); `resume` then gives the query that reads on from where this
-        one was, whose records the caller sorts out.
+        one was, whose records the caller sorts out, or None when it may not (the error then
+        stands).
         """
         page = self._call(operation, _first(soql, include_deleted))
         while True:
@@ -245,9 +246,10 @@ class SalesforceConnector:
             try:
                 page = self._call(operation, _more(page["nextRecordsUrl"]))
             except ApiError as exc:
-                if resume is None or CURSOR_GONE not in exc.message:
+                again = resume() if resume is not None and CURSOR_GONE in exc.message else None
+                if again is None:
                     raise
-                page = self._call(operation, _first(resume(), include_deleted))
+                page = self._call(operation, _first(again, include_deleted))
 
     # -- the Connector protocol -------------------------------------------------------------------
 
@@ -310,9 +312,16 @@ class SalesforceConnector:
         # The deals read in the newest second so far, with their stamps: a read resumed from
         # that second (its cursor released) skips them.
         top: dict[str, datetime] = {}
+        # Deals given out, and how many when the read last resumed: a resume that brought none
+        # (more deals in one second than a page, a bulk load's) is not resumed again, which
+        # could go on for ever.
+        given, resumed_at = 0, -1
 
-        def from_newest() -> str:
-            assert high is not None  # a cursor is released only after a page was read
+        def from_newest() -> str | None:
+            nonlocal resumed_at
+            if high is None or given == resumed_at:
+                return None
+            resumed_at = given
             return _deals_soql(fields, high, inclusive=True)
 
         soql = _deals_soql(fields, high, inclusive=False)
@@ -327,6 +336,7 @@ class SalesforceConnector:
                     top.clear()
                 top[str(record.get("Id"))] = stamp
                 high = stamp if high is None or stamp > high else high
+            given += 1
             yield record
         if high is not None:
             self._cursor = high.isoformat().replace("+00:00", "Z")

@@ -243,7 +243,8 @@ class SalesforceEmulator:
         cursor_id, _, offset = request.params["locator"].rpartition("-")
         cursor = self._cursors.get(cursor_id) or self._finished.get(cursor_id)
         idle = time.monotonic() - self._used.get(cursor_id, 0.0)
-        if cursor is None or not offset.isdigit() or idle > CURSOR_IDLE:
+        released = self.fault_state.faults.cursors_released
+        if cursor is None or not offset.isdigit() or idle > CURSOR_IDLE or released:
             return self.error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(request, cursor, int(offset))
 

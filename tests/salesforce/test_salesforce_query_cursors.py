@@ -9,9 +9,18 @@ shares the API user can so release a read's cursor between two of its pages.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 from simple_salesforce import Salesforce
 
-from connectors.salesforce import SalesforceConnector, sf_time
+from connectors.errors import ApiError
+from connectors.salesforce import CURSOR_GONE, SalesforceConnector, sf_time
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.launcher import Sandbox, start_sandbox
+from tests.salesforce.conftest import FAST, settings_for
 from tests.salesforce.sf_dataset import LIVE
 
 
@@ -40,3 +49,34 @@ def test_an_incremental_read_whose_cursor_is_released_reads_on_too(
     _open_ten_cursors(sf)
     ids = first + [d["Id"] for d in read]
     assert len(ids) == len(set(ids)) == LIVE - 1  # all but the one at `since` itself
+
+
+def test_a_read_whose_every_cursor_is_released_reads_on_while_it_gets_further(
+    sandbox: Sandbox, connector: SalesforceConnector
+) -> None:
+    # Each resumed query reads on from the newest second read: with distinct stamps every one
+    # brings new deals, so the read ends with all of them.
+    sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, cursors_released=True))
+    ids = [d["Id"] for d in connector.deals()]
+    assert len(ids) == len(set(ids)) == LIVE
+
+
+def test_a_read_stuck_in_one_second_fails_when_its_cursor_is_released_again(
+    sf_data: dict[str, Any], make_connector: Callable[..., SalesforceConnector]
+) -> None:
+    # A bulk load stamps thousands of deals in one second: a read resumed from that second
+    # starts with a page of deals it already read. Released again there, resuming once more
+    # could go on for ever (a call each time, no deal read): the pull fails as it did before
+    # resuming existed, and the next run reads again.
+    data = copy.deepcopy(sf_data)
+    for row in data["salesforce"]["Opportunity"]:
+        row["SystemModstamp"] = "2024-05-01T00:00:00.000+0000"
+    with start_sandbox(data, systems=["salesforce"], faults=FAST) as sandbox:
+        sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, cursors_released=True))
+        connector = SalesforceConnector(settings_for(sandbox, call_budget=50))
+        try:
+            with pytest.raises(ApiError, match=CURSOR_GONE):
+                list(connector.deals())
+            assert connector.calls()["deals"] <= 4
+        finally:
+            connector.close()
