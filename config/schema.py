@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Discriminator,
     Field,
     Tag,
@@ -101,6 +102,18 @@ def _timezone(value: str) -> str:
 
 
 TimeZone = Annotated[str, AfterValidator(_timezone)]  # an IANA name
+
+
+def _not_a_boolean(value: object) -> object:
+    """A YAML `true` is no id, though pydantic would read it as 1."""
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "organization_id", "must be a Pipedrive organization id, a whole number"
+        )
+    return value
+
+
+OrganizationId = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=1)]
 
 
 # --- funnels ---------------------------------------------------------------------------------
@@ -220,7 +233,7 @@ class PipedriveSystem(_SystemBase):
     credentials: PipedriveCredentials
     # The organization a deal crmsync creates here is linked to: Pipedrive refuses a deal
     # linked to no person or organization, and a copy carries neither.
-    create_org_id: int | None = Field(default=None, ge=1)
+    create_org_id: OrganizationId | None = None
 
 
 class PluginSystem(_SystemBase):

@@ -226,6 +226,13 @@ CASES: dict[str, tuple[str, str]] = {
         "5: systems.hubspot.timezone: unknown time zone 'America/LosAngeles'"
         " (expected an IANA name such as UTC, Europe/Berlin)",
     ),
+    # A YAML true is no organization (pydantic reads it as 1: every copy linked to org 1).
+    "pipedrive_create_org_id_a_boolean": (
+        BASE + "  pipedrive:\n    kind: pipedrive\n    credentials:\n"
+        "      api_token: ${HUBSPOT_TOKEN}\n    create_org_id: true\n",
+        "18: systems.pipedrive.create_org_id: must be a Pipedrive organization id, a whole "
+        "number (got True)",
+    ),
     "salesforce_timezone_unknown_key": (
         BASE + "    timezone: Europe/Berlin\n",
         "14: systems.salesforce.timezone: unknown key 'timezone'",
