@@ -476,7 +476,9 @@ class HubSpotConnector:
             body: dict[str, Any] = self._policy.call(operation, attempt)
             return body
         except ApiError as exc:
-            if exc.status != 400:
+            # Only the batch's own 400 refuses it whole: a lookup's (the repeat of a cut
+            # create searches first) says nothing of what the cut attempt stored.
+            if exc.status != 400 or exc.operation != operation:
                 raise
             return [
                 PushResult(

@@ -62,6 +62,8 @@ class HubSpotEmulator:
         # (status, body) account-info answers instead, when set: tests of a malformed or
         # hostile answer (a body that is no object, a message with escape codes).
         self.account_answer: tuple[int, Any] | None = None
+        # A message search answers with a 400 when set: tests of a lookup HubSpot refuses.
+        self.search_refusal: str | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -255,6 +257,8 @@ class HubSpotEmulator:
         self._quiet.search = True
         if self._search_throttled():
             return self._rate_limited("secondly", "SECONDLY", self.search_rate[1])
+        if self.search_refusal is not None:
+            return self.error(400, "VALIDATION_ERROR", self.search_refusal)
         try:
             query = parse_search(request.json(), self.search_cap)
         except SearchError as exc:

@@ -356,6 +356,36 @@ def test_a_cut_create_batch_is_not_sent_again_while_search_has_not_indexed_it(co
     assert set(connector.find_created([c.link_id for c in creates])) == {"lag-0", "lag-1", "lag-2"}
 
 
+def test_a_cut_create_batch_whose_lookup_is_refused_is_not_sent_again(connector, sandbox):
+    # The repeat of a cut batch looks its creates up first; a 400 of that search is no
+    # refusal of the batch (which HubSpot may have stored): sending each deal again alone, as
+    # for a batch refused whole, would create them twice.
+    creates = [
+        NativeCreate(
+            f"refused-{n}",
+            {"dealname": f"Refused {n}", "dealstage": "appointmentscheduled"},
+        )
+        for n in range(3)
+    ]
+    # seed 36 cuts the first answer (the create's) and none of the next five
+    contract.set_faults(sandbox, "hubspot", Faults(drop=0.5, seed=36, rate_limit=10_000))
+    sandbox.servers["hubspot"].emulator.search_refusal = "There was a problem with the request."
+    try:
+        with pytest.raises(ApiError) as caught:
+            connector.create_deals(creates)
+    finally:
+        sandbox.servers["hubspot"].emulator.search_refusal = None
+        contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000))
+    assert caught.value.operation == "find created deals"
+    deals = sandbox.servers["hubspot"].emulator.dump()["deals"]
+    markers = [d["properties"].get("crmsync_id") for d in deals]
+    assert sorted(m for m in markers if m and m.startswith("refused-")) == [
+        "refused-0",
+        "refused-1",
+        "refused-2",
+    ]
+
+
 def test_owners_include_deactivated_owners_whose_deals_still_name_them(hs_data):
     """HubSpot's owners API lists active owners unless asked for archived ones only; a deal
     keeps the id of an owner who was deactivated, so both lists are read."""
