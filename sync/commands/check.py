@@ -179,6 +179,14 @@ def same_zone(one: str, other: str, now: datetime) -> bool:
     )
 
 
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region, "America"
+        return False
+    return True
+
+
 def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int | None]:
     """A CRM that says which zone its users pick dates in (HubSpot) against the configured one:
     a close date is read and written as its day there, so another zone puts it a day off."""
@@ -196,7 +204,14 @@ def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int
         ], None
     if same_zone(portal, configured, datetime.now(UTC)):
         return [], None
-    portal = terminal_safe(portal)  # the CRM's text, shown as written
+    shown = terminal_safe(portal)  # the CRM's text, shown as written
+    if not _known_zone(portal):  # a name newer than this tz database: no value to ask for
+        return [
+            f"warning: {name}: the portal's time zone {shown} is in no tz database here; make "
+            f"sure systems.{name}.timezone ({configured}) keeps the clocks of the one in "
+            "HubSpot's Settings > Account Defaults"
+        ], None
+    portal = shown
     return [
         f"problem: {name}: the portal's time zone is {portal}, systems.{name}.timezone is "
         f"{configured}: close dates would be read and written a day off; set `timezone: "
