@@ -340,3 +340,17 @@ def test_a_refused_account_call_that_quotes_the_token_shows_no_token(small_world
     assert "could not read the portal's time zone" in printed
     assert "(request: " in printed, "the sandbox quoted no credential"
     assert token not in printed
+
+
+def test_init_writes_no_yaml_a_portal_zone_smuggles_in(small_world: World) -> None:
+    config: Path = small_world.config
+    config.write_text(re.sub(r"\n\s+timezone: UTC[^\n]*", "", config.read_text()))
+    before = yaml.safe_load(config.read_text())
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    hubspot.time_zone = "UTC\n    base_url: https://evil.example # \x1b[2J"
+    code, _, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert "the portal's time zone 'UTC\\n    base_url: https://evil.example # \\x1b[2J'" in err
+    after = yaml.safe_load(config.read_text())
+    assert set(after["systems"]["hubspot"]) == set(before["systems"]["hubspot"])
+    assert "evil" not in config.read_text()
