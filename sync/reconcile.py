@@ -140,9 +140,18 @@ def plan_run(
     if (failure := failure_of(pulls)) is not None:
         raise failure
     contexts = {name: p.context for name, p in pulls.items() if p.context is not None}
+    # A record written by the last apply that this pull did not read again (not in HubSpot's
+    # search yet) would show its values from before the write, taken for a person's edit.
     full = full or any(p.full for p in pulls.values())
     result = analyze(
-        config, store, run_id=run_id, contexts=contexts, now=now, full=full, phase=phase
+        config,
+        store,
+        run_id=run_id,
+        contexts=contexts,
+        now=now,
+        full=full,
+        phase=phase,
+        known_writes=True,
     )
     result.pulls = pulls
     result.mapping_errors = store.mapping_errors(list(config.systems))
@@ -167,9 +176,10 @@ def analyze(
     Without `contexts` (the report), targets' ability to hold a value is not checked, and
     nothing is written to the store unless `remember`. A remembering analysis after an
     incremental pull looks only at changed deals and unsettled entities (sync/incremental.py);
-    `full` (a full pull) makes it look at everything. `known_writes` (the report, which may
-    run between an apply and the next pull): the deals as crmsync last knows them, with the
-    writes it made since their snapshots (sync/known_writes.py).
+    `full` (a full pull) makes it look at everything. `known_writes`: the deals as crmsync last
+    knows them, with the writes it made since their snapshots (sync/known_writes.py); the
+    report may run between an apply and the next pull, and a pull may not read again a record
+    crmsync wrote (HubSpot's search lags its writes).
     """
     # Every step allocates per deal (loading, links, bases, dangling links); with hundreds of
     # thousands of deals alive, each cyclic collection rescans them all, for no cycles.

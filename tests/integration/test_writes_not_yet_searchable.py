@@ -1,0 +1,59 @@
+"""A run right after an apply, while HubSpot's search does not show the deals that apply wrote
+yet (its index lags its writes): the pull's search does not return them, so their stored
+snapshots are still those read before crmsync wrote. Those are crmsync's own writes, not
+HubSpot deals put back by a person: the run plans nothing for them, and above all does not
+carry the values they held before to the other CRMs over the edit crmsync spread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.sandbox.faults import Faults
+from sync.plan import Plan
+from tests.integration.conftest import World
+from tests.integration.crm_users import SYSTEMS
+from tests.integration.test_fields_round_trip import _stored
+from tests.integration.test_partial_targets import _reconcile
+
+
+def _open_in_all_three(world: World) -> dict[str, str]:
+    for ids in world.members().values():
+        if len(ids) == len(SYSTEMS) and all(
+            _stored(world, s, i).status.value == "open" for s, i in ids.items()
+        ):
+            return ids
+    raise AssertionError("no open three-CRM entity")
+
+
+def _planned(plan: Plan, ids: dict[str, str]) -> list[str]:
+    refs = set(ids.items())
+    return [
+        f"{c.system} {c.field} -> {c.to_value!r} ({c.reason})"
+        for c in plan.changes
+        if (c.system, c.id) in refs
+    ]
+
+
+def test_a_run_while_hubspot_search_lags_does_not_undo_the_edit_the_last_apply_spread(
+    small_world: World,
+) -> None:
+    world = small_world
+    _reconcile(world, dry_run=False)
+    ids = _open_in_all_three(world)
+    salesforce: Any = world.sandbox.servers["salesforce"].emulator
+    with salesforce.lock:
+        store = salesforce.store
+        store.apply(store.check_update(ids["salesforce"], {"CloseDate": "2027-07-30"}))
+    applied = _reconcile(world, dry_run=False)
+    assert [c.system for c in applied.changes if (c.system, c.id) in set(ids.items())] == [
+        "hubspot",
+        "pipedrive",
+    ]
+
+    world.sandbox.servers["hubspot"].faults.set(Faults(search_lag=600))
+    try:
+        again = _reconcile(world, dry_run=False)
+    finally:
+        world.sandbox.servers["hubspot"].faults.set(Faults())
+    assert _planned(again, ids) == []
+    assert str(_stored(world, "pipedrive", ids["pipedrive"]).close_date) == "2027-07-30"
