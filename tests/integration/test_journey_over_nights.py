@@ -342,6 +342,13 @@ def test_a_team_s_nights_across_three_crms_converge_with_todays_behaviours(
     _pipedrive(journey, str(archived[0]), {"is_archived": True})
     _pipedrive(journey, str(archived[0]), {"value": Decimal(12345)})
     journey.wanted[("pipedrive", str(archived[0])), "amount"] = Decimal(12345)
+    # an edit in Salesforce that crmsync writes into a deal archived in Pipedrive
+    other = next(
+        ids for ids in _entities(journey).values() if ("pipedrive", str(archived[1])) in ids.items()
+    )
+    _pipedrive(journey, str(archived[1]), {"is_archived": True})
+    _salesforce(journey, other["salesforce"], {"Name": "Journey Archived Renamed"})
+    journey.wanted[("salesforce", other["salesforce"]), "name"] = "Journey Archived Renamed"
     _salesforce(journey, g["salesforce"], {"Amount": Decimal(2222)})
     journey.wanted[("salesforce", g["salesforce"]), "amount"] = Decimal(2222)
     _salesforce(journey, h["salesforce"], {"Amount": Decimal(3333)})
@@ -355,6 +362,8 @@ def test_a_team_s_nights_across_three_crms_converge_with_todays_behaviours(
         world.sandbox.servers["hubspot"].faults.set(Faults())
     applied = _night(journey)
     assert _problems(journey, applied, _dry_run(journey)) == []
+    with pipedrive.lock:  # crmsync's writes leave a deal archived
+        assert pipedrive.store.deals[archived[1]]["is_archived"] is True
 
     # the report's forecast months are the portal's: 31 March and 31 October picked late in
     # Los Angeles are April and November in UTC (and the 1 May picked at 00:05 in Sydney is
