@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -339,6 +339,32 @@ def test_a_team_s_nights_across_three_crms_converge_with_todays_behaviours(
         )["id"]
     _pipedrive(journey, str(hidden), {"is_archived": True})
     journey.made += [("pipedrive", str(won)), ("pipedrive", str(hidden))]
+    # one deal entered by two people, in HubSpot late (LA) or early (Sydney) in the portal's
+    # day, whose UTC day is another, and in Pipedrive on the day they saw: one entity
+    west = (journey.zone.utcoffset(datetime(2027, 4, 1)) or timedelta(0)) < timedelta(0)
+    local = datetime(2027, 3, 31, 23, 10) if west else datetime(2027, 4, 1, 0, 30)
+    with hubspot.lock:
+        twice = hubspot.store.create(
+            {
+                "dealname": "Journey Eta 2027",
+                "pipeline": "default",
+                "dealstage": "appointmentscheduled",
+                "closedate": _utc(journey, local),
+                "amount": "555",
+                "hubspot_owner_id": owner["hubspot"],
+            }
+        )["id"]
+    with pipedrive.lock:
+        pipedrive.store.create(
+            {
+                "title": "Journey Eta 2027",
+                "stage_id": 2,
+                "expected_close_date": local.date().isoformat(),
+                "value": Decimal(555),
+                "user_id": int(owner["pipedrive"]),
+            }
+        )
+    journey.made.append(("hubspot", str(twice)))
     _pipedrive(journey, str(archived[0]), {"is_archived": True})
     _pipedrive(journey, str(archived[0]), {"value": Decimal(12345)})
     journey.wanted[("pipedrive", str(archived[0])), "amount"] = Decimal(12345)
