@@ -2,7 +2,8 @@
 yet (its index lags its writes): the pull's search does not return them, so their stored
 snapshots are still those read before crmsync wrote. Those are crmsync's own writes, not
 HubSpot deals put back by a person: the run plans nothing for them, and above all does not
-carry the values they held before to the other CRMs over the edit crmsync spread."""
+carry the values they held before to the other CRMs over the edit crmsync spread, nor create
+again the copies that apply made."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.integration.conftest import World
 from tests.integration.crm_users import SYSTEMS
 from tests.integration.test_fields_round_trip import _stored
 from tests.integration.test_partial_targets import _reconcile
+from tests.integration.test_rollback_deletes_creates import _create_missing
 
 
 def _open_in_all_three(world: World) -> dict[str, str]:
@@ -57,3 +59,27 @@ def test_a_run_while_hubspot_search_lags_does_not_undo_the_edit_the_last_apply_s
         world.sandbox.servers["hubspot"].faults.set(Faults())
     assert _planned(again, ids) == []
     assert str(_stored(world, "pipedrive", ids["pipedrive"]).close_date) == "2027-07-30"
+
+
+def test_a_run_while_hubspot_search_lags_does_not_create_again_the_copies_the_last_apply_made(
+    small_world: World,
+) -> None:
+    """The copies the last apply created are not in HubSpot's search yet: neither the pull nor
+    the apply's lookup by link marker finds them. They are their entities' copies, not
+    copies missing."""
+    world = small_world
+    _create_missing(world)
+    made = _reconcile(world, dry_run=False)
+    copies = {c["entity"] for c in made.creates if c["system"] == "hubspot"}
+    assert copies
+    hubspot: Any = world.sandbox.servers["hubspot"].emulator
+    before = len(hubspot.store.live)
+
+    faults = world.sandbox.servers["hubspot"].faults
+    faults.set(Faults(search_lag=600))
+    try:
+        again = _reconcile(world, dry_run=False)
+    finally:
+        faults.set(Faults())
+    assert [c["entity"] for c in again.creates if c["entity"] in copies] == []
+    assert len(hubspot.store.live) == before
