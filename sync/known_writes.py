@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -44,9 +45,14 @@ def with_known_writes(
     store: Store,
     by_instance: Mapping[str, list[Deal]],
     stage_maps: Mapping[str, Mapping[str, Mapping[str, str]]],
+    unread_since: Mapping[str, datetime] | None = None,
 ) -> dict[str, list[Deal]]:
     """`by_instance` with the audited writes newer than each snapshot applied, and the copies
-    created and not yet pulled added. `stage_maps`: instance -> pipeline -> native -> stage."""
+    created and not yet pulled added. `stage_maps`: instance -> pipeline -> native -> stage.
+
+    `unread_since` (instance -> moment): only copies created from then on are added. A pull
+    that did not find an older one will not (deleted before it was read); left out, its entity
+    lacks it again, as it does in the CRM. Without it (the report), every one is added."""
     writes: dict[Ref, list[AuditEntry]] = defaultdict(list)
     for entry in store.audit.after_snapshots(list(by_instance)):
         if entry.deal_id is not None:
@@ -58,6 +64,12 @@ def with_known_writes(
         for instance, deals in by_instance.items()
     }
     creates = store.audit.unread_creates(list(by_instance))
+    if unread_since is not None:
+        creates = [
+            e
+            for e in creates
+            if e.at is not None and e.instance in unread_since and e.at >= unread_since[e.instance]
+        ]
     if creates:
         sources = {d.ref: d for deals in out.values() for d in deals}
         copies: dict[Ref, Deal] = {}  # one copy per record, should its create be audited twice

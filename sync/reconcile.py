@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config import Config
@@ -140,9 +140,13 @@ def plan_run(
     if (failure := failure_of(pulls)) is not None:
         raise failure
     contexts = {name: p.context for name, p in pulls.items() if p.context is not None}
-    # A record written by the last apply that this pull did not read again (not in HubSpot's
-    # search yet) would show its values from before the write, taken for a person's edit.
     full = full or any(p.full for p in pulls.values())
+    # A record written by the last apply that this pull did not read again (not in HubSpot's
+    # search yet) would show its values from before the write, taken for a person's edit; a
+    # copy it created, for one missing. A copy older than its CRM's lookup lag that the pull
+    # did not find is gone.
+    at = now()
+    unread_since = {name: at - _lookup_lag(c) for name, c in connectors.items()}
     result = analyze(
         config,
         store,
@@ -152,6 +156,7 @@ def plan_run(
         full=full,
         phase=phase,
         known_writes=True,
+        unread_since=unread_since,
     )
     result.pulls = pulls
     result.mapping_errors = store.mapping_errors(list(config.systems))
@@ -170,6 +175,7 @@ def analyze(
     full: bool = False,
     phase: Phase | None = None,
     known_writes: bool = False,
+    unread_since: Mapping[str, datetime] | None = None,
 ) -> ReconcileResult:
     """Match, diff and plan over the stored snapshot (no CRM calls).
 
@@ -179,7 +185,7 @@ def analyze(
     `full` (a full pull) makes it look at everything. `known_writes`: the deals as crmsync last
     knows them, with the writes it made since their snapshots (sync/known_writes.py); the
     report may run between an apply and the next pull, and a pull may not read again a record
-    crmsync wrote (HubSpot's search lags its writes).
+    crmsync wrote (HubSpot's search lags its writes). `unread_since`: see `with_known_writes`.
     """
     # Every step allocates per deal (loading, links, bases, dangling links); with hundreds of
     # thousands of deals alive, each cyclic collection rescans them all, for no cycles.
@@ -187,7 +193,16 @@ def analyze(
     try:
         with paused_gc():
             return _analyze(
-                config, store, run_id, contexts, remember, now, full, show, known_writes
+                config,
+                store,
+                run_id,
+                contexts,
+                remember,
+                now,
+                full,
+                show,
+                known_writes,
+                unread_since,
             )
     finally:
         show(None, 0)
@@ -207,6 +222,7 @@ def _analyze(
     full: bool,
     phase: Phase,
     known_writes: bool = False,
+    unread_since: Mapping[str, datetime] | None = None,
 ) -> ReconcileResult:
     fingerprint = config.fingerprint()
     epoch = store.reconcile_epoch()  # before anything is read: see Store.reconcile_state
@@ -231,7 +247,7 @@ def _analyze(
         by_instance = load_deals(store, list(config.systems))
     if known_writes:
         stage_maps = {name: s.stage_map for name, s in config.systems.items()}
-        by_instance = with_known_writes(store, by_instance, stage_maps)
+        by_instance = with_known_writes(store, by_instance, stage_maps, unread_since)
     deals = {d.ref: d for group in by_instance.values() for d in group}
     phase("matching", len(deals))
     matched = match(
@@ -513,3 +529,9 @@ def _with_mapping_errors(plan: Plan, gaps: Sequence[Mapping[str, str]]) -> Plan:
     errors = tuple(plan.errors) + extra
     summary = {**plan.summary, "errors": len(errors)}
     return dataclasses.replace(plan, errors=errors, summary=summary)
+
+
+def _lookup_lag(connector: Connector) -> timedelta:
+    """How long the CRM may take to show a record it stored (HubSpot's search), else none."""
+    lag = getattr(connector, "lookup_lag", None)
+    return lag if isinstance(lag, timedelta) else timedelta(0)

@@ -11,6 +11,8 @@ from typing import Any
 
 from connectors.sandbox.faults import Faults
 from sync.plan import Plan
+from sync.reconcile_run import run_reconcile
+from sync.runtime import open_runtime
 from tests.integration.conftest import World
 from tests.integration.crm_users import SYSTEMS
 from tests.integration.test_fields_round_trip import _stored
@@ -83,3 +85,24 @@ def test_a_run_while_hubspot_search_lags_does_not_create_again_the_copies_the_la
         faults.set(Faults())
     assert [c["entity"] for c in again.creates if c["entity"] in copies] == []
     assert len(hubspot.store.live) == before
+
+
+def test_a_copy_deleted_before_any_pull_read_it_is_missing_again_once_search_would_show_it(
+    small_world: World,
+) -> None:
+    """A person deletes a copy crmsync just created before any pull read it. Once HubSpot's
+    search would show the copy (past its lookup lag) and the pull did not find it, the entity
+    lacks it again, as before copies not yet read counted (created anew, push.create_missing);
+    it is no copy the entity keeps for good while its CRM no longer holds it."""
+    world = small_world
+    _create_missing(world)
+    made = _reconcile(world, dry_run=False)
+    create = next(c for c in made.creates if c["system"] == "hubspot")
+    ids = next(m for e, m in world.members().items() if e == create["entity"])
+    hubspot: Any = world.sandbox.servers["hubspot"].emulator
+    with hubspot.lock:
+        hubspot.store.archive(ids["hubspot"])
+
+    with open_runtime(str(world.config), connector_options={"lookup_lag_s": 0}) as rt:
+        later = run_reconcile(rt, dry_run=True, yes=True).result.plan
+    assert [c["system"] for c in later.creates if c["entity"] == create["entity"]] == ["hubspot"]
