@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
@@ -22,6 +22,7 @@ __all__ = [
     "NativeUpdate",
     "PushResult",
     "change_time",
+    "lookup_lag",
 ]
 
 
@@ -105,6 +106,13 @@ class Connector(Protocol):
     def calls(self) -> dict[str, int]: ...
     def cursor(self) -> str | None: ...
     def close(self) -> None: ...
+
+
+def lookup_lag(connector: object) -> timedelta:
+    """How long a record the CRM stored may stay out of its reads and `find_created` (an
+    optional `lookup_lag` of the connector: HubSpot's search index lags its writes); else none."""
+    lag = getattr(connector, "lookup_lag", None)
+    return lag if isinstance(lag, timedelta) else timedelta(0)
 
 
 @runtime_checkable

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from connectors.base import UNCONFIRMED, Connector, NativeCreate
+from connectors.base import UNCONFIRMED, Connector, NativeCreate, lookup_lag
 from connectors.errors import ConnectorError
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, MappingError
@@ -63,8 +63,8 @@ def too_recent(
     (an optional `lookup_lag` of the connector: HubSpot's search lags its writes): change id
     -> when a lookup can tell. Neither settled nor sent again before then: not found is no
     proof that nothing was created, and a second send would make a duplicate."""
-    lag = getattr(connector, "lookup_lag", None)
-    if not isinstance(lag, timedelta) or not lag:
+    lag = lookup_lag(connector)
+    if not lag:
         return {}
     return {
         r.entry.plan_change_id: r.updated_at + lag

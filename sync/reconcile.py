@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from config import Config
-from connectors.base import Connector
+from connectors.base import Connector, lookup_lag
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.diff import LEFT_OUT, PICKED, DiffResult, Pick, diff
@@ -146,7 +146,7 @@ def plan_run(
     # copy it created, for one missing. A copy older than its CRM's lookup lag that the pull
     # did not find is gone.
     at = now()
-    unread_since = {name: at - _lookup_lag(c) for name, c in connectors.items()}
+    unread_since = {name: at - lookup_lag(c) for name, c in connectors.items()}
     result = analyze(
         config,
         store,
@@ -529,9 +529,3 @@ def _with_mapping_errors(plan: Plan, gaps: Sequence[Mapping[str, str]]) -> Plan:
     errors = tuple(plan.errors) + extra
     summary = {**plan.summary, "errors": len(errors)}
     return dataclasses.replace(plan, errors=errors, summary=summary)
-
-
-def _lookup_lag(connector: Connector) -> timedelta:
-    """How long the CRM may take to show a record it stored (HubSpot's search), else none."""
-    lag = getattr(connector, "lookup_lag", None)
-    return lag if isinstance(lag, timedelta) else timedelta(0)
