@@ -30,15 +30,13 @@ import pytest
 import yaml
 
 from connectors.sandbox.faults import Faults
-from mapping.codec import deal_from_json
 from sync.plan import Plan
-from sync.pull import failure_of, pull
 from sync.reconcile_run import run_reconcile
 from sync.runtime import open_runtime
 from sync.store_records import RunStatus
 from tests.integration.conftest import World, build_world
 from tests.integration.crm_users import SYSTEMS
-from tests.integration.test_fields_round_trip import FIELDS, _canonical
+from tests.integration.test_edits_win_over_nights import _read_crms as read_crms
 from tests.sandbox_env import run_crmsync
 
 Held = dict[tuple[str, str], dict[str, Any]]  # (instance, id) -> canonical fields
@@ -98,19 +96,9 @@ def _dry_run(journey: Journey) -> Plan:
     return outcome.result.plan
 
 
-def _read_crms(journey: Journey, tag: str) -> dict[tuple[str, str], dict[str, Any]]:
-    here = journey.world.config.parent
-    config = here / f"read-{tag}.yaml"
-    text = journey.world.config.read_text()
-    config.write_text(text.replace(str(here / "crmsync.db"), str(here / f"read-{tag}.db"), 1))
-    with open_runtime(str(config)) as rt:
-        failed = failure_of(pull(rt.config, rt.store, rt.connectors, full=True))
-        assert failed is None, failed
-        return {
-            (system, deal.id): {f: _canonical(deal, f) for f in FIELDS}
-            for system in SYSTEMS
-            for deal in map(deal_from_json, rt.store.iter_deals(system))
-        }
+def _read_crms(journey: Journey, tag: str) -> Held:
+    """A full pull of every CRM into a fresh store of its own."""
+    return read_crms(journey.world, tag)
 
 
 def _entities(journey: Journey) -> dict[str, dict[str, str]]:
