@@ -20,6 +20,7 @@ from config.schema import (
     ReportConfig,
     ScheduleEntry,
     SystemConfig,
+    known_zone,
     parse_duration,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "ReportConfig",
     "ScheduleEntry",
     "SystemConfig",
+    "known_zone",
     "load_config",
     "parse_duration",
     "redact_url",

@@ -89,15 +89,22 @@ def _currency(value: str) -> str:
 Currency = Annotated[str, AfterValidator(_currency)]
 
 
-def _timezone(value: str) -> str:
+def known_zone(name: str) -> ZoneInfo | None:
+    """The zone an IANA name names, or None: not in this machine's tz database, malformed, or
+    a region's folder ("America", which ZoneInfo answers with an OSError)."""
     try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region's folder, "America"
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def _timezone(value: str) -> str:
+    if known_zone(value) is None:
         raise PydanticCustomError(
             "timezone",
             "unknown time zone '{value}' (expected an IANA name such as UTC, Europe/Berlin)",
             {"value": value},
-        ) from None
+        )
     return value
 
 

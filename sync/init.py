@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
@@ -25,7 +24,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
-from config import ConfigError, load_config
+from config import ConfigError, known_zone, load_config
 from config.base import Name
 from connectors.base import Connector
 from connectors.errors import ConnectorError
@@ -133,7 +132,6 @@ def _portal_zone(instance: str, connector: Connector) -> str | None:
     hint = f"set systems.{instance}.timezone to the one in HubSpot's Settings > Account Defaults"
     try:
         zone = str(read())
-        ZoneInfo(zone)
     except ConnectorError as exc:  # the token may lack the scope: pulls never need it
         _log.warning(
             "%s: could not read the portal's time zone (%s); %s",
@@ -142,7 +140,7 @@ def _portal_zone(instance: str, connector: Connector) -> str | None:
             hint,
         )
         return None
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region, "America"
+    if known_zone(zone) is None:
         _log.warning("%s: the portal's time zone %r has no IANA name; %s", instance, zone, hint)
         return None
     return zone

@@ -11,11 +11,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import click
 
-from config import Config, load_config
+from config import Config, known_zone, load_config
 from connectors.errors import ConnectorError
 from mapping.stages import coverage
 from sync.commands import config_option
@@ -168,23 +168,14 @@ def same_zone(one: str, other: str, now: datetime) -> bool:
     UTC of each day of the next two years."""
     if one == other:
         return True
-    try:
-        zones = ZoneInfo(one), ZoneInfo(other)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region, "America"
+    zones = known_zone(one), known_zone(other)
+    if zones[0] is None or zones[1] is None:
         return False
     start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     moments = (start + timedelta(hours=12 * n) for n in range(2 * 731))
     return all(
         m.astimezone(zones[0]).utcoffset() == m.astimezone(zones[1]).utcoffset() for m in moments
     )
-
-
-def _known_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a region, "America"
-        return False
-    return True
 
 
 def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int | None]:
@@ -205,7 +196,7 @@ def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int
     if same_zone(portal, configured, datetime.now(UTC)):
         return [], None
     shown = terminal_safe(portal)  # the CRM's text, shown as written
-    if not _known_zone(portal):  # a name newer than this tz database: no value to ask for
+    if known_zone(portal) is None:  # a name newer than this tz database: no value to ask for
         return [
             f"warning: {name}: the portal's time zone {shown} is in no tz database here; make "
             f"sure systems.{name}.timezone ({configured}) keeps the clocks of the one in "
