@@ -3,7 +3,9 @@
 Quirks handled here: `status` won/lost overrides the stage (the native stage stays, the funnel
 stage becomes the funnel's won / first lost stage); timestamps are UTC "YYYY-MM-DD HH:MM:SS";
 money is `value` + `currency`; `user_id` is an object {id, email, ...} or a bare int; a deleted
-deal (deleted flag or status "deleted") is returned with extra["deleted"] = True; ids are
+deal (deleted flag or status "deleted") is returned with extra["deleted"] = True, an archived
+one (`is_archived`: out of Pipedrive's pipeline and list views, not deleted) with
+extra["archived"] = True; ids are
 integers natively and decimal strings canonically; custom fields are keyed by 40-hex hashes.
 """
 
@@ -174,6 +176,8 @@ def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
             raise MappingError(ctx.instance, rid, field, "missing")
     external, link_id = read_links(record, ctx)
     extra: dict[str, Any] = {"deleted": True} if deleted else {}
+    if record.get("is_archived") is True:
+        extra["archived"] = True
     org = record.get("org_id")
     if isinstance(org, Mapping) and text_or_none(org.get("name")):
         extra["account"] = str(org["name"])

@@ -20,7 +20,7 @@ from typing import Any
 
 from mapping.funnel import DEFAULT_FUNNEL, Funnel
 from mapping.model import Deal, DealStatus, Money, Ref
-from sync.match import is_deleted, paused_gc, ref_order
+from sync.match import is_archived, is_deleted, paused_gc, ref_order
 from sync.policy import DIFF_FIELDS, Decision, Policy, PolicyRule, decide, policy_for
 
 __all__ = [
@@ -691,7 +691,12 @@ def _diff(
                 deleted.append(Deletion(entity, tuple(gone), live, propagate_deletes))
             continue
         decided = differ.entity(entity, members) if len(members) > 1 else {}
-        if create_in and not any(r in hold for r in refs.values()):
+        # Deals only an archive holds are no longer worked on: copies would revive them.
+        if (
+            create_in
+            and not any(r in hold for r in refs.values())
+            and not all(is_archived(d) for d in members)
+        ):
             source = create_source(members)
             row = comparable(source, facts.get(source.funnel))
             values = dict(zip(DIFF_FIELDS, row, strict=True))

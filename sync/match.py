@@ -30,6 +30,7 @@ __all__ = [
     "MatchConfig",
     "MatchResult",
     "entity_id_for",
+    "is_archived",
     "is_deleted",
     "match",
     "paused_gc",
@@ -83,6 +84,11 @@ def is_deleted(deal: Deal) -> bool:
     return bool(deal.extra.get("deleted"))
 
 
+def is_archived(deal: Deal) -> bool:
+    """Archived in Pipedrive: out of its active views, not deleted (mapping/pipedrive.py)."""
+    return bool(deal.extra.get("archived"))
+
+
 def entity_id_for(refs: Iterable[Ref], *taken: Container[object]) -> str:
     """A deterministic id from the member refs, so two runs on the same data agree; an id in
     one of `taken` (ids other entities hold, or held before a person split them: CRM records
@@ -122,6 +128,7 @@ class _Scan:
     claimers: list[int]  # deals carrying external ids or a link marker
     live: dict[str, list[int]]  # instance -> deals not deleted
     deleted: set[int]
+    archived: set[int]  # in Pipedrive's archive: matched, never reported alone
     keys: list[MatchKey | None]  # per deal
     keyed: Sequence[int]  # the deals whose key was built
     found: Sequence[MatchKey | None]  # their keys
@@ -138,11 +145,12 @@ def _scan(linker: Linker, stored_links: Mapping[Ref, str]) -> _Scan:
     rare = [i for i, (ids, marker, extra) in enumerate(map(_RARE, deals)) if ids or marker or extra]
     claimers = [i for i in rare if deals[i].external_ids or deals[i].link_id]
     deleted = {i for i in rare if is_deleted(deals[i])}
+    archived = {i for i in rare if is_archived(deals[i])}
     live = {
         system: [i for i in span if i not in deleted] if deleted else list(span)
         for system, span in linker.spans.items()
     }
-    return _Scan(claimers, live, deleted, [None] * len(deals), (), (), [])
+    return _Scan(claimers, live, deleted, archived, [None] * len(deals), (), (), [])
 
 
 def _keys(
@@ -564,6 +572,7 @@ def _result(linker: Linker, scan: _Scan, retired: Container[str]) -> MatchResult
         if h in groups
     }
     gone = {refs[i] for i in scan.deleted}
+    shelved = {refs[i] for i in scan.archived}
     # Only the entities of deleted deals can be dead: proportional to the deletions.
     dead = sum(
         all(ref in gone for ref in groups[h].values())
@@ -574,7 +583,7 @@ def _result(linker: Linker, scan: _Scan, retired: Container[str]) -> MatchResult
     for group in groups.values():
         if len(group) == 1:
             [(system, ref)] = group.items()
-            if ref not in gone:
+            if ref not in gone and ref not in shelved:
                 alone[system].append(ref)
     new_links: dict[Ref, str] = {}
     methods: dict[Ref, LinkMethod] = {}

@@ -8,9 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 from config import Config
-from mapping.model import Ref
+from mapping.model import Deal, DealStatus, Ref
 from sync.consolidate import COUNTED_FIELDS
 from sync.health_model import HealthInputs
+from sync.match import is_archived, is_deleted
 from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult
 from sync.store import Store
@@ -38,6 +39,15 @@ def _sync_status(store: Store, instances: list[str]) -> dict[str, dict[str, Any]
                     entry["last_success"] = run.finished_at
                     entry["api_calls"] = sum(run.calls[instance].values())
     return status
+
+
+def _reported(deal: Deal) -> bool:
+    """Deleted deals are not; nor is an open deal archived in Pipedrive, which its pipeline and
+    forecast views leave out as no longer worked on. Archived won and lost deals stay: the
+    archive keeps them for the record of what was won and lost."""
+    if is_deleted(deal):
+        return False
+    return not (is_archived(deal) and deal.status is DealStatus.OPEN)
 
 
 def health_inputs(
@@ -69,10 +79,7 @@ def health_inputs(
         }
         for f in store.failures.records(dead=True)
     ]
-    live = {
-        i: [d for d in deals if not d.extra.get("deleted")]
-        for i, deals in result.by_instance.items()
-    }
+    live = {i: [d for d in deals if _reported(d)] for i, deals in result.by_instance.items()}
     matched = {e: m for e, m in result.matched.entities.items() if len(m) > 1}
     bases: dict[Ref, Mapping[str, Any]] = {}
     for entity, members in matched.items():  # the report's analysis is a full one

@@ -187,6 +187,17 @@ def test_deleted_deals_keep_their_links_but_never_match_by_key() -> None:
     assert unlinked.methods == {} and unlinked.unmatched == {HS: (live.ref,)}
 
 
+def test_a_deal_archived_in_pipedrive_matches_but_alone_is_not_reported_unmatched() -> None:
+    # Only an archive holds it: nothing is missing elsewhere (it is not copied, sync/diff.py).
+    archived = deal(PD, "3", name="Old Deal", extra={"archived": True})
+    twin, other = deal(SF, "1", name="Globex"), deal(HS, "2", name="Globex")
+    result = match(by_system([archived, twin, other]), {}, KEYS)
+    assert result.unmatched == {}
+    shelved_twin = deal(PD, "4", name="Globex", extra={"archived": True})
+    paired = match(by_system([shelved_twin, twin]), {}, KEYS)
+    assert list(paired.entities.values()) == [{PD: shelved_twin.ref, SF: twin.ref}]
+
+
 def test_entities_whose_every_deal_is_deleted_are_counted_dead() -> None:
     """A copy a rollback deleted (its link forgotten) and a deal deleted in both CRMs are no
     deal the systems share; an entity with one live member still is."""

@@ -289,6 +289,26 @@ def test_missing_deal_is_created_only_where_asked() -> None:
     assert held.creates == ()
 
 
+def test_a_deal_archived_in_pipedrive_is_not_copied_into_the_other_crms() -> None:
+    # Archived deals are out of Pipedrive's active views ("no longer actively managed"):
+    # copies of them would come back to life as open deals in Salesforce and HubSpot.
+    archived = deal(PD, "3", extra={"archived": True})
+    assert _run(archived, create_in={SF, HS}).creates == ()
+
+
+def test_an_entity_with_a_live_member_still_gets_its_missing_copies() -> None:
+    archived, live = deal(PD, "3", extra={"archived": True}), deal(SF, "1")
+    result = _run(live, archived, create_in={SF, HS})
+    assert [(c.system, c.source) for c in result.creates] == [(HS, live.ref)]
+
+
+def test_an_edit_reaches_a_deal_archived_in_pipedrive() -> None:
+    base = deal(SF, "1")
+    archived = deal(PD, "3", extra={"archived": True})
+    result = _run(deal(SF, "1", amount="1500"), archived, base=base)
+    assert _changes(result) == [(PD, "amount", Decimal("1000"), Decimal("1500"))]
+
+
 def test_a_missing_deal_is_copied_from_the_original_not_from_a_copy_made_earlier() -> None:
     # A run interrupted between its HubSpot and Pipedrive creates left a HubSpot copy (it
     # carries the link marker, and sorts before Salesforce by instance name).

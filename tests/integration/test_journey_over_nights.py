@@ -6,7 +6,8 @@ back in Pipedrive. Between nights people edit deals: close dates at month ends a
 midnight in the portal, stage moves into the relabelled stage, new deals; one night's apply is
 cut (HubSpot drops answers while its search lags, Salesforce rows locked) and run again. After
 each night a full read of the CRMs into a fresh store shows every edit in every copy, no deal
-twice in a CRM, no deal lost, every deal a person made copied to the other CRMs, and the next
+twice in a CRM, no deal lost, every deal a person made copied to the other CRMs (but one they
+archived in Pipedrive first, which is no longer worked on), and the next
 dry run plans nothing; after every run, cut ones too, no edit taken back. At the end the
 report's forecast months are the portal's and the same in the three CRMs.
 
@@ -49,6 +50,8 @@ class Journey:
     zone: ZoneInfo
     nights: int = 0
     made: list[tuple[str, str]] = field(default_factory=list)  # deals people created
+    # deals a person made and archived in Pipedrive before any copy: never copied
+    archived_only: list[tuple[str, str]] = field(default_factory=list)
     wanted: dict[tuple[str, str], Any] = field(default_factory=dict)  # (ref, field) -> value
     named: dict[str, int] = field(default_factory=dict)  # name -> most deals of it in a CRM
     reached: set[tuple[tuple[str, str], str]] = field(default_factory=set)  # copies edited
@@ -214,6 +217,10 @@ def _problems(journey: Journey, applied: Plan, after: Plan) -> list[str]:
         entity = of_entity.get(ref)
         if entity is None or len(entities[entity]) != len(SYSTEMS):
             problems.append(f"{ref}: created by a person, copies {entities.get(entity or '')}")
+    for ref in journey.archived_only:
+        entity = of_entity.get(ref)
+        if entity is not None and len(entities[entity]) > 1:
+            problems.append(f"{ref}: archived before any copy, copies {entities[entity]}")
     problems += [
         f"planned again: {c.system} {c.id} {c.field} -> {c.to_value!r} ({c.reason})"
         for c in after.changes
@@ -326,7 +333,8 @@ def test_a_team_s_nights_across_three_crms_converge_with_todays_behaviours(
             }
         )["id"]
     _pipedrive(journey, str(hidden), {"is_archived": True})
-    journey.made += [("pipedrive", str(won)), ("pipedrive", str(hidden))]
+    journey.made.append(("pipedrive", str(won)))
+    journey.archived_only.append(("pipedrive", str(hidden)))
     # one deal entered by two people, in HubSpot late (LA) or early (Sydney) in the portal's
     # day, whose UTC day is another, and in Pipedrive on the day they saw: one entity
     west = (journey.zone.utcoffset(datetime(2027, 4, 1)) or timedelta(0)) < timedelta(0)

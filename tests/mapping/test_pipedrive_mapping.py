@@ -118,6 +118,12 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"extra": {"deleted": True}, "status": DealStatus.OPEN},
     ),
     (
+        "an archived deal is kept, marked archived",
+        {"is_archived": True, "status": "won"},
+        {"extra": {"archived": True, "account": "Initech"}, "status": DealStatus.WON},
+    ),
+    ("a deal not archived", {"is_archived": False}, {"extra": {"account": "Initech"}}),
+    (
         "timestamps are UTC wall times",
         {"add_time": "2024-03-31 01:30:00"},
         {"created_at": datetime(2024, 3, 31, 1, 30, tzinfo=UTC)},

@@ -1,0 +1,60 @@
+"""Deals archived in Pipedrive are out of its pipeline and forecast views ("no longer actively
+managed"), not deleted: the report leaves an archived open deal out of the open pipeline, and
+keeps archived won and lost deals in the record of what was won and lost. Deals served by the
+sandbox, pulled through the official client library (its archived list included)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from connectors.sandbox.generator import generate
+from tests.sandbox_env import make_env, run_crmsync
+
+DEALS = [  # (id, status, archived), all in stage 2 (Contact Made -> qualified)
+    (1, "open", False),
+    (2, "open", True),
+    (3, "won", True),
+    (4, "lost", False),
+]
+
+
+def _dataset() -> dict[str, Any]:
+    pipedrive = generate(3, 1)[0]["pipedrive"]
+    template = pipedrive["deals"][0]
+    deals = []
+    for deal_id, status, archived in DEALS:
+        record = copy.deepcopy(template)
+        record.update(id=deal_id, title=f"Deal {deal_id}", value=1000, currency="USD")
+        record.update(status=status, pipeline_id=1, stage_id=2, probability=None)
+        record.update(is_archived=archived)
+        deals.append(record)
+    pipedrive["deals"] = deals
+    pipedrive["deal_flows"] = {}
+    return {"pipedrive": pipedrive}
+
+
+@pytest.fixture(scope="module")
+def funnel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("archived")
+    env = make_env(folder, _dataset(), f"sqlite:///{folder}/store.db", systems=("pipedrive",))
+    try:
+        done = run_crmsync("report", "--config", str(env.config), "--format", "json", "--refresh")
+        assert done.returncode in (0, 3), done.stderr
+        yield json.loads(done.stdout)["systems"]["pipedrive"]["funnels"]["default"]
+    finally:
+        env.sandbox.stop()
+
+
+def test_an_archived_open_deal_is_not_in_the_open_pipeline(funnel: dict[str, Any]) -> None:
+    qualified = next(s for s in funnel["stages"] if s["key"] == "qualified")
+    assert (funnel["open"], qualified["count"], qualified["amount"]) == (1, 1, {"USD": "1000"})
+
+
+def test_archived_won_and_lost_deals_still_count_as_won_and_lost(funnel: dict[str, Any]) -> None:
+    assert (funnel["deals"], funnel["won"], funnel["lost"]) == (3, 1, 1)
+    assert funnel["win_rate"] == {"won": 1, "lost": 1, "rate": "0.5000"}
