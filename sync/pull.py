@@ -294,8 +294,8 @@ def pull_locked(
             last = store.cursor_saved_at(instance) if cursor else None
             why = _deletions_out_of_sight(connector, last, started) if last else None
             mapping = config.mapping_fingerprint(instance)
-            if cursor and why is None and store.mapping_of(instance) not in (None, mapping):
-                why = _REMAP
+            if cursor and why is None:
+                why = _remap_reason(store.mapping_of(instance), mapping)
             if why is not None:
                 _log.warning("%s: reading everything: %s", instance, why)
                 cursor = None
@@ -328,6 +328,20 @@ _REMAP = (
     "its mapping changed since the last pull (stage map, funnels, currency or id fields): every "
     "deal is mapped again"
 )
+# A cursor without a mapping: the deals were stored by a crmsync older than the fingerprint,
+# under a mapping (config and code) nobody recorded; read once, they are stored under this one.
+_UNRECORDED = (
+    "its deals were stored by an older crmsync, which did not record the mapping they were read "
+    "under: every deal is mapped again, once"
+)
+
+
+def _remap_reason(stored: str | None, mapping: str) -> str | None:
+    """Why an incremental pull must read everything: the instance's deals were stored under
+    another mapping than `mapping` (`stored`, None when none was recorded); None when not."""
+    if stored is None:
+        return _UNRECORDED
+    return _REMAP if stored != mapping else None
 
 
 def _deletions_out_of_sight(connector: Connector, last: datetime, now: datetime) -> str | None:

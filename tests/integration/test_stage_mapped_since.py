@@ -4,6 +4,7 @@ whose instance's mapping changed reads everything again instead of only what cha
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import yaml
@@ -37,3 +38,31 @@ def test_a_stage_mapped_since_the_last_pull_is_mapped_at_the_next_run(
         again = _reconcile(small_world, dry_run=True)
     assert not _unmapped(again, "pipedrive") & left_out
     assert "pipedrive: reading everything: its mapping changed since the last pull" in caplog.text
+
+
+def test_a_stage_mapped_in_a_store_an_older_crmsync_pulled_is_mapped_at_the_next_run(
+    small_world: World, caplog: Any
+) -> None:
+    """A store an older crmsync pulled into holds cursors but no mapping fingerprints (they came
+    with 2d29b82): which mapping its deals were read under is unknown, so the first pull after
+    the upgrade reads everything, as after a mapping change. Taken for unchanged, the deals of
+    a stage mapped at the upgrade (`crmsync init`, or by hand) stayed unmapped for good."""
+    config = small_world.config
+    mapped = config.read_text()
+    document = yaml.safe_load(mapped)
+    stages = document["systems"]["pipedrive"]["stage_map"]
+    pipeline = next(iter(stages))
+    native = next(iter(stages[pipeline]))
+    del stages[pipeline][native]
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    left_out = _unmapped(_reconcile(small_world, dry_run=True), "pipedrive")
+    assert left_out, f"the deals in pipedrive stage {native} should be unmapped now"
+    with sqlite3.connect(small_world.config.parent / "crmsync.db") as db:
+        # The store as crmsync left it before it recorded mappings (meta had no such keys).
+        assert db.execute("DELETE FROM meta WHERE key LIKE 'mapping@%'").rowcount == 3
+
+    config.write_text(mapped)  # upgraded, the user maps the stage
+    with caplog.at_level("WARNING"):
+        again = _reconcile(small_world, dry_run=True)
+    assert not _unmapped(again, "pipedrive") & left_out
+    assert "pipedrive: reading everything: its deals were stored by an older crmsync" in caplog.text
