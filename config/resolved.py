@@ -24,6 +24,7 @@ from config.schema import (
     SystemConfig,
 )
 from mapping.funnel import Funnel
+from mapping.versions import MAPPER_VERSIONS
 
 __all__ = ["Config", "Policy", "PolicyRule", "redact_url"]
 
@@ -127,8 +128,8 @@ class Config:
 
     def mapping_fingerprint(self, instance: str) -> str:
         """sha256 of what turns the instance's records into canonical deals: its stage map, its
-        pipelines' funnels (and theirs), its currency, its id fields and (HubSpot) the portal's
-        time zone its close dates are read in. The deals a pull saved
+        pipelines' funnels (and theirs), its currency, its id fields, (HubSpot) the portal's
+        time zone its close dates are read in, and its kind's mapper version. The deals a pull saved
         under another one are stale in the store (a stage mapped since is still null there)."""
         system = self.system(instance)
         fields = {"kind", "currency", "pipeline_funnels", "stage_map", "external_ids", "link_field"}
@@ -136,6 +137,8 @@ class Config:
         if data.get("timezone", "UTC") == "UTC":
             # Dates were read in UTC before the key existed: stores pulled then stay current.
             data.pop("timezone", None)
+        if (version := MAPPER_VERSIONS.get(system.kind, 1)) != 1:
+            data["mapper"] = version
         used = {"default", *system.pipeline_funnels.values()}
         data["funnels"] = {
             name: funnel.model_dump(mode="json")

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from config import ConfigError, LiteralSecretWarning, PolicyRule, load_config
+from mapping.versions import MAPPER_VERSIONS
 from sync.connect import connector_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -431,3 +432,16 @@ systems:
 """
     config = load_config(write(tmp_path, text), env={"PD": "x" * 10})
     assert connector_settings(config, "pipedrive").options["create_org_id"] == 7
+
+
+def test_a_new_mapper_version_changes_the_mapping_fingerprint_of_its_kind_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull reads everything again when its instance's mapping fingerprint changed: deals an
+    older mapper stored (Pipedrive's archived ones without their flag) are mapped anew."""
+    config = load_config(write(tmp_path, TWO_ORGS), env=TWO_ORGS_ENV)
+    before = config.mapping_fingerprint("sf_us")
+    monkeypatch.setitem(MAPPER_VERSIONS, "hubspot", 7)
+    assert config.mapping_fingerprint("sf_us") == before
+    monkeypatch.setitem(MAPPER_VERSIONS, "salesforce", 2)
+    assert config.mapping_fingerprint("sf_us") != before

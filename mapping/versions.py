@@ -1,0 +1,16 @@
+"""Versions of the mappers' output, per kind.
+
+A kind's version goes up when the same record maps to another canonical deal (a new flag, a
+field read otherwise). It is part of each instance's mapping fingerprint
+(`Config.mapping_fingerprint`), so the first pull after an upgrade reads that kind's deals again
+instead of keeping those stored under the old mapper for good. A kind at version 1 is left out
+of the fingerprint: stores pulled before versions existed stay current.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAPPER_VERSIONS"]
+
+MAPPER_VERSIONS: dict[str, int] = {
+    "pipedrive": 2,  # 2: archived deals are flagged (extra["archived"])
+}
