@@ -9,7 +9,7 @@ plain native dicts, without the SDK's model round-trip.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
@@ -93,9 +93,7 @@ class HubSpotConnector:
         self._settings = settings
         options = settings.options
         self._search_cap = int(options.get("search_cap", SEARCH_CAP))
-        # How long a deal HubSpot stored may stay out of search, and so of `find_created`: its
-        # index lags its writes (seconds, more on a bad day; the pull re-reads 10 minutes).
-        self.lookup_lag = timedelta(seconds=float(options.get("lookup_lag_s", 600)))
+        self.lookup_lag = self.lookup_lag_of(options)
         self._policy = CallPolicy.for_connector(settings, classify, (100, 10.0))
         # Search has its own per-second limit (and sends no rate-limit headers to pace by).
         search_limit, search_window = options.get("search_rate", (5, 1.1))
@@ -120,6 +118,12 @@ class HubSpotConnector:
 
     def __repr__(self) -> str:
         return f"HubSpotConnector(system={self.system!r})"
+
+    @staticmethod
+    def lookup_lag_of(options: Mapping[str, Any]) -> timedelta:
+        """How long a deal HubSpot stored may stay out of search, and so of `find_created`: its
+        index lags its writes (seconds, more on a bad day; the pull re-reads 10 minutes)."""
+        return timedelta(seconds=float(options.get("lookup_lag_s", 600)))
 
     # -- plumbing ---------------------------------------------------------------------------
 

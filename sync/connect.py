@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from config import Config, SystemConfig
 from connectors import credentials as cc
 from connectors.base import Connector, ConnectorSettings, NativePipeline
-from connectors.registry import create_connector
+from connectors.registry import connector_class, create_connector
 from mapping import (
     MappingContext,
     deal_from_hubspot,
@@ -30,6 +31,7 @@ __all__ = [
     "closes_by_status",
     "connector_settings",
     "kind_mapping",
+    "lookup_lag_for",
     "open_connector",
     "read_now",
 ]
@@ -114,6 +116,16 @@ def connector_settings(
         rate_limit=(rate.requests, rate.per_seconds) if rate else None,
         options=_kind_options(system) | dict(options or {}),
     )
+
+
+def lookup_lag_for(
+    config: Config, instance: str, options: Mapping[str, Any] | None = None
+) -> timedelta:
+    """The `lookup_lag` of the instance's connector (connectors.base.lookup_lag) without opening
+    it: no credentials, no call (its class's optional `lookup_lag_of(options)`)."""
+    system = config.system(instance)
+    of = getattr(connector_class(system.kind), "lookup_lag_of", None)
+    return of(_kind_options(system) | dict(options or {})) if callable(of) else timedelta(0)
 
 
 def _kind_options(system: SystemConfig) -> dict[str, Any]:

@@ -52,7 +52,8 @@ def with_known_writes(
 
     `unread_since` (instance -> moment): only copies created from then on are added. A pull
     that did not find an older one will not (deleted before it was read); left out, its entity
-    lacks it again, as it does in the CRM. Without it (the report), every one is added."""
+    lacks it again, as it does in the CRM. Every copy in an instance it does not name is
+    added (no pull has read that instance since crmsync created its copies)."""
     writes: dict[Ref, list[AuditEntry]] = defaultdict(list)
     for entry in store.audit.after_snapshots(list(by_instance)):
         if entry.deal_id is not None:
@@ -68,7 +69,8 @@ def with_known_writes(
         creates = [
             e
             for e in creates
-            if e.at is not None and e.instance in unread_since and e.at >= unread_since[e.instance]
+            if e.instance not in unread_since
+            or (e.at is not None and e.at >= unread_since[e.instance])
         ]
     if creates:
         sources = {d.ref: d for deals in out.values() for d in deals}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,12 +14,35 @@ from sync.health_model import HealthInputs
 from sync.match import is_archived, is_deleted
 from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult
-from sync.store import Store
+from sync.store import RunRecord, Store
 
-__all__ = ["health_inputs"]
+__all__ = ["health_inputs", "last_pulls"]
 
 # A report run pulled (and so synced) only with --refresh: only then does it hold calls.
 _SYNC_KINDS = ("reconcile", "reconcile-dry-run", "pull", "report")
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _last_syncs(store: Store, instances: list[str]) -> dict[str, RunRecord]:
+    """Per instance pulled by one: the last successful run that pulled it."""
+    last: dict[str, RunRecord] = {}
+    ends: dict[str, datetime] = {}
+    # Per kind: a series of plain `report` runs must not push the last sync out of the window.
+    for kind in _SYNC_KINDS:
+        for run in store.runs.recent(200, kind=kind):
+            if run.status.value != "ok" or run.finished_at is None:
+                continue
+            for instance in instances:
+                if instance in run.calls and run.finished_at > ends.get(instance, _NEVER):
+                    last[instance], ends[instance] = run, run.finished_at
+    return last
+
+
+def last_pulls(store: Store, instances: list[str]) -> dict[str, datetime]:
+    """Per instance pulled: when the last successful run that pulled it began."""
+    return {i: run.started_at for i, run in _last_syncs(store, instances).items()}
 
 
 def _sync_status(store: Store, instances: list[str]) -> dict[str, dict[str, Any]]:
@@ -27,17 +50,11 @@ def _sync_status(store: Store, instances: list[str]) -> dict[str, dict[str, Any]
     status: dict[str, dict[str, Any]] = {
         i: {"last_success": None, "api_calls": 0} for i in instances
     }
-    # Per kind: a series of plain `report` runs must not push the last sync out of the window.
-    for kind in _SYNC_KINDS:
-        for run in store.runs.recent(200, kind=kind):
-            if run.status.value != "ok" or run.finished_at is None:
-                continue
-            for instance in instances:
-                entry = status[instance]
-                last = entry["last_success"]
-                if instance in run.calls and (last is None or run.finished_at > last):
-                    entry["last_success"] = run.finished_at
-                    entry["api_calls"] = sum(run.calls[instance].values())
+    for instance, run in _last_syncs(store, instances).items():
+        status[instance] = {
+            "last_success": run.finished_at,
+            "api_calls": sum(run.calls[instance].values()),
+        }
     return status
 
 

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from sync.connect import lookup_lag_for
 from sync.errors import run_error
 from sync.health import build_health
 from sync.health_model import HealthReport
@@ -14,7 +15,7 @@ from sync.locks import Budget
 from sync.outfile import write_atomically
 from sync.pull import failure_of, pull
 from sync.reconcile import analyze
-from sync.report_inputs import health_inputs
+from sync.report_inputs import health_inputs, last_pulls
 from sync.report_render import (
     MISMATCH_COLUMNS,
     mismatch_rows,
@@ -48,6 +49,7 @@ def build_report(
     what is left of `wait` (the command's --wait; None: DEFAULT_WAIT, for a caller without
     one)."""
     run_id = rt.store.runs.start(job, "report", rt.config.fingerprint())
+    started = datetime.now(UTC)
     pulled: dict[str, dict[str, int]] = {}
     try:
         with progress_reporter(list(rt.connectors) if refresh else []) as bars:
@@ -60,8 +62,9 @@ def build_report(
                 pulled = {name: p.calls for name, p in pulls.items()}
             phase = bars.phase if bars is not None else None
             # the deals as crmsync last knows them: an apply since the pull updated no snapshot
+            unread_since = _unread_since(rt, started if refresh else None)
             result = analyze(rt.config, rt.store, run_id=run_id, remember=False, phase=phase,
-                             known_writes=True)  # fmt: skip
+                             known_writes=True, unread_since=unread_since)  # fmt: skip
         report = build_health(
             health_inputs(
                 rt.config, rt.store, result, now=datetime.now(UTC), since=since, pulled=pulled
@@ -80,6 +83,19 @@ def build_report(
         raise
     rt.store.runs.finish(run_id, "ok", counts={"breached": len(report.breached)}, calls=rt.calls())
     return report
+
+
+def _unread_since(rt: Runtime, pulled_at: datetime | None) -> dict[str, datetime]:
+    """Per instance pulled: from when on a copy crmsync created and no pull read yet counts
+    (`sync.known_writes.with_known_writes`). An older one, which the last pull (begun at
+    `pulled_at`, else as the run history says) would have found past its CRM's lookup lag, was
+    deleted before it was read, as the reconcile after that pull took it to be."""
+    instances = list(rt.config.systems)
+    began = dict.fromkeys(instances, pulled_at) if pulled_at else last_pulls(rt.store, instances)
+    return {
+        name: at - lookup_lag_for(rt.config, name, rt.connector_options)
+        for name, at in began.items()
+    }
 
 
 def render_report(report: HealthReport, fmt: str) -> str:

@@ -32,6 +32,7 @@ class Runtime:
     config: Config
     store: Store
     connectors: dict[str, Connector] = field(default_factory=dict)
+    connector_options: dict[str, Any] = field(default_factory=dict)  # as opened with
 
     def calls(self) -> dict[str, dict[str, int]]:
         return {name: c.calls() for name, c in self.connectors.items()}
@@ -53,7 +54,7 @@ def open_runtime(
             f"(expected one of {', '.join(config.systems)})"
         )
     store = Store.open(config.store_url)
-    runtime = Runtime(config, store)
+    runtime = Runtime(config, store, connector_options=dict(connector_options or {}))
     try:
         if connect:
             for name in systems or list(config.systems):

@@ -12,6 +12,7 @@ from typing import Any
 from connectors.sandbox.faults import Faults
 from sync.plan import Plan
 from sync.reconcile_run import run_reconcile
+from sync.report_run import build_report
 from sync.runtime import open_runtime
 from tests.integration.conftest import World
 from tests.integration.crm_users import SYSTEMS
@@ -106,3 +107,27 @@ def test_a_copy_deleted_before_any_pull_read_it_is_missing_again_once_search_wou
     with open_runtime(str(world.config), connector_options={"lookup_lag_s": 0}) as rt:
         later = run_reconcile(rt, dry_run=True, yes=True).result.plan
     assert [c["system"] for c in later.creates if c["entity"] == create["entity"]] == ["hubspot"]
+
+
+def test_the_report_no_longer_counts_a_copy_deleted_before_any_pull_read_it(
+    small_world: World,
+) -> None:
+    """The report lays the copies crmsync created and no pull read yet over the store, as the
+    reconcile does. One that a pull past its CRM's lookup lag did not find was deleted: the
+    report counted it, in that CRM's figures, for good."""
+    world = small_world
+    _create_missing(world)
+    made = _reconcile(world, dry_run=False)
+    create = next(c for c in made.creates if c["system"] == "hubspot")
+    ids = next(m for e, m in world.members().items() if e == create["entity"])
+    hubspot: Any = world.sandbox.servers["hubspot"].emulator
+    with hubspot.lock:
+        hubspot.store.archive(ids["hubspot"])
+        held = len(hubspot.store.live)
+
+    options = {"lookup_lag_s": 0}
+    with open_runtime(str(world.config), connector_options=options) as rt:
+        run_reconcile(rt, dry_run=True, yes=True)
+    with open_runtime(str(world.config), connect=False, connector_options=options) as rt:
+        report = build_report(rt)
+    assert report.systems["hubspot"].deals == held
