@@ -88,6 +88,19 @@ def test_a_run_while_hubspot_search_lags_does_not_create_again_the_copies_the_la
     assert len(hubspot.store.live) == before
 
 
+def _copy_deleted_before_any_pull(world: World) -> str:
+    """An apply creates copies (push.create_missing); a person deletes the HubSpot one of an
+    entity before any pull read it. Its entity."""
+    _create_missing(world)
+    made = _reconcile(world, dry_run=False)
+    create = next(c for c in made.creates if c["system"] == "hubspot")
+    ids = next(m for e, m in world.members().items() if e == create["entity"])
+    hubspot: Any = world.sandbox.servers["hubspot"].emulator
+    with hubspot.lock:
+        hubspot.store.archive(ids["hubspot"])
+    return str(create["entity"])
+
+
 def test_a_copy_deleted_before_any_pull_read_it_is_missing_again_once_search_would_show_it(
     small_world: World,
 ) -> None:
@@ -96,17 +109,11 @@ def test_a_copy_deleted_before_any_pull_read_it_is_missing_again_once_search_wou
     lacks it again, as before copies not yet read counted (created anew, push.create_missing);
     it is no copy the entity keeps for good while its CRM no longer holds it."""
     world = small_world
-    _create_missing(world)
-    made = _reconcile(world, dry_run=False)
-    create = next(c for c in made.creates if c["system"] == "hubspot")
-    ids = next(m for e, m in world.members().items() if e == create["entity"])
-    hubspot: Any = world.sandbox.servers["hubspot"].emulator
-    with hubspot.lock:
-        hubspot.store.archive(ids["hubspot"])
+    entity = _copy_deleted_before_any_pull(world)
 
     with open_runtime(str(world.config), connector_options={"lookup_lag_s": 0}) as rt:
         later = run_reconcile(rt, dry_run=True, yes=True).result.plan
-    assert [c["system"] for c in later.creates if c["entity"] == create["entity"]] == ["hubspot"]
+    assert [c["system"] for c in later.creates if c["entity"] == entity] == ["hubspot"]
 
 
 def test_the_report_no_longer_counts_a_copy_deleted_before_any_pull_read_it(
@@ -116,13 +123,9 @@ def test_the_report_no_longer_counts_a_copy_deleted_before_any_pull_read_it(
     reconcile does. One that a pull past its CRM's lookup lag did not find was deleted: the
     report counted it, in that CRM's figures, for good."""
     world = small_world
-    _create_missing(world)
-    made = _reconcile(world, dry_run=False)
-    create = next(c for c in made.creates if c["system"] == "hubspot")
-    ids = next(m for e, m in world.members().items() if e == create["entity"])
+    _copy_deleted_before_any_pull(world)
     hubspot: Any = world.sandbox.servers["hubspot"].emulator
     with hubspot.lock:
-        hubspot.store.archive(ids["hubspot"])
         held = len(hubspot.store.live)
 
     options = {"lookup_lag_s": 0}

@@ -13,10 +13,12 @@ hs:13 Eta     open  lead         100 GBP   created 06-25
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from connectors.sandbox.generator import generate
 from mapping.funnel import DEFAULT_FUNNEL
 from mapping.model import Deal, DealStatus, Money, Ref, StageChange
 from sync.health_model import HealthInputs
@@ -150,3 +152,13 @@ def inputs(**overrides: Any) -> HealthInputs:
     }
     values.update(overrides)
     return HealthInputs(**values)
+
+
+def pipedrive_only(*deals: dict[str, Any]) -> dict[str, Any]:
+    """A sandbox dataset of Pipedrive alone: per item of `deals`, the generator's first deal
+    with those fields, and no stage flows (a pull reads no stage history)."""
+    pipedrive = generate(3, 1)[0]["pipedrive"]
+    template = pipedrive["deals"][0]
+    pipedrive["deals"] = [{**copy.deepcopy(template), **fields} for fields in deals]
+    pipedrive["deal_flows"] = {}
+    return {"pipedrive": pipedrive}

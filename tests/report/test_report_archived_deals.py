@@ -5,14 +5,13 @@ sandbox, pulled through the official client library (its archived list included)
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fixtures import pipedrive_only
 
-from connectors.sandbox.generator import generate
 from tests.sandbox_env import make_env, run_crmsync
 
 DEALS = [  # (id, status, archived), all in stage 2 (Contact Made -> qualified)
@@ -24,18 +23,13 @@ DEALS = [  # (id, status, archived), all in stage 2 (Contact Made -> qualified)
 
 
 def _dataset() -> dict[str, Any]:
-    pipedrive = generate(3, 1)[0]["pipedrive"]
-    template = pipedrive["deals"][0]
-    deals = []
-    for deal_id, status, archived in DEALS:
-        record = copy.deepcopy(template)
-        record.update(id=deal_id, title=f"Deal {deal_id}", value=1000, currency="USD")
-        record.update(status=status, pipeline_id=1, stage_id=2, probability=None)
-        record.update(is_archived=archived)
-        deals.append(record)
-    pipedrive["deals"] = deals
-    pipedrive["deal_flows"] = {}
-    return {"pipedrive": pipedrive}
+    same = {"value": 1000, "currency": "USD", "pipeline_id": 1, "stage_id": 2, "probability": None}
+    return pipedrive_only(
+        *(
+            {**same, "id": i, "title": f"Deal {i}", "status": status, "is_archived": archived}
+            for i, status, archived in DEALS
+        )
+    )
 
 
 @pytest.fixture(scope="module")

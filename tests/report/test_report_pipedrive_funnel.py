@@ -4,15 +4,14 @@ through the official client library, every figure computed by hand here."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import pipedrive_only
 
-from connectors.sandbox.generator import generate
 from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 # The sandbox config maps pipeline 1's stages: 1 Lead In -> lead, 2 Contact Made -> qualified,
@@ -30,21 +29,16 @@ DEALS = [  # (id, status, stage_id)
 
 
 def _dataset() -> dict[str, Any]:
-    pipedrive = generate(3, 1)[0]["pipedrive"]
-    template = pipedrive["deals"][0]
     deals = []
     for deal_id, status, stage_id in DEALS:
-        record = copy.deepcopy(template)
-        record.update(id=deal_id, title=f"Deal {deal_id}", value=1000, currency="USD")
+        record = dict(id=deal_id, title=f"Deal {deal_id}", value=1000, currency="USD")
         record.update(status=status, pipeline_id=1, stage_id=stage_id, probability=None)
         record.update(add_time="2024-01-01 00:00:00", update_time="2024-03-01 00:00:00")
         record.update(stage_change_time="2024-02-01 00:00:00", won_time=None, lost_time=None)
         if status != "open":
             record[f"{status}_time"] = "2024-03-01 00:00:00"
         deals.append(record)
-    pipedrive["deals"] = deals
-    pipedrive["deal_flows"] = {}  # a pull reads no flow: no stage history
-    return {"pipedrive": pipedrive}
+    return pipedrive_only(*deals)
 
 
 @pytest.fixture(scope="module")
