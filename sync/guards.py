@@ -69,8 +69,9 @@ def check_fresh(
     """Refuse a plan made under another config, or older than push.plan_max_age."""
     if plan.config_fingerprint != fingerprint:
         raise PlanRefused(
-            f"{source}: made with a different config (fingerprint {plan.config_fingerprint[:12]}"
-            f", now {fingerprint[:12]}); nothing written: run `crmsync reconcile --plan-out` again"
+            f"{source}: made with a different config or crmsync version (fingerprint "
+            f"{plan.config_fingerprint[:12]}, now {fingerprint[:12]}); nothing written: "
+            "run `crmsync reconcile --plan-out` again"
         )
     age = now - plan.created_at
     if age > max_age:
