@@ -12,6 +12,7 @@ import http.client
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import requests
@@ -37,9 +38,10 @@ from connectors.batches import chunks, not_found
 from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitExhausted
 from connectors.http import CallPolicy, Failure, FailureKind, connection_failed
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
+from connectors.salesforce_cursors import CURSOR_GONE, Order, ReadOn
 from mapping.context import NativeStage
 
-__all__ = ["SalesforceConnector"]
+__all__ = ["CURSOR_GONE", "SalesforceConnector"]
 
 API_VERSION = "59.0"
 PAGE, BATCH, IN_CHUNK = 2000, 200, 300
@@ -61,7 +63,6 @@ _GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})  # delet
 LOCKED = "UNABLE_TO_LOCK_ROW"
 LOCK_TRIES = 3  # sends of a collection write while some of its records are locked
 LOCK_WAIT = 5.0  # seconds before a resend: the lock has already been held for 10
-CURSOR_GONE = "INVALID_QUERY_LOCATOR"
 EXPIRED = "session expired: provide a fresh session id or use password/client-credentials auth"
 _CONNECTION_ERRORS = (
     requests.ConnectionError,
@@ -227,26 +228,29 @@ class SalesforceConnector:
         soql: str,
         *,
         include_deleted: bool = False,
-        resume: Callable[[], str | None] | None = None,
+        resume: ReadOn[Any] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Records of a SOQL query, lazily, one counted call per page.
 
         A cursor is released when the API user opens an 11th, or left 15 minutes idle
-        (INVALID_QUERY_LOCATOR); `resume` then gives the query that reads on from where this
-        one was, whose records the caller sorts out, or None when it may not (the error then
-        stands).
+        (INVALID_QUERY_LOCATOR); `resume`, where the read is in the query's order, then gives
+        the query that reads on from there and drops the records read before, or None when
+        it may not (the error then stands).
         """
         page = self._call(operation, _first(soql, include_deleted))
         while True:
             for record in page["records"]:
                 record.pop("attributes", None)
-                yield record
+                if resume is None or resume.fresh(record):
+                    yield record
             if page["done"]:
                 return
             try:
                 page = self._call(operation, _more(page["nextRecordsUrl"]))
             except ApiError as exc:
-                again = resume() if resume is not None and CURSOR_GONE in exc.message else None
+                again = (
+                    resume.query() if resume is not None and CURSOR_GONE in exc.message else None
+                )
                 if again is None:
                     raise
                 page = self._call(operation, _first(again, include_deleted))
@@ -309,34 +313,15 @@ class SalesforceConnector:
             else (since.replace(tzinfo=UTC) if since else None)
         )
         floor = high
-        # The deals read in the newest second so far, with their stamps: a read resumed from
-        # that second (its cursor released) skips them.
-        top: dict[str, datetime] = {}
-        # Deals given out, and how many when the read last resumed: a resume that brought none
-        # (more deals in one second than a page, a bulk load's) is not resumed again, which
-        # could go on for ever.
-        given, resumed_at = 0, -1
-
-        def from_newest() -> str | None:
-            nonlocal resumed_at
-            if high is None or given == resumed_at:
-                return None
-            resumed_at = given
-            return _deals_soql(fields, high, inclusive=True)
-
-        soql = _deals_soql(fields, high, inclusive=False)
-        for record in self._query("deals", soql, resume=from_newest):
+        # A read whose cursor is released reads on from the newest second it saw.
+        read_on = ReadOn(_by_modstamp(partial(_modstamp_soql, fields, inclusive=True)), high)
+        soql = _modstamp_soql(fields, high, inclusive=False)
+        for record in self._query("deals", soql, resume=read_on):
             stamp = change_time(sf_time, record.get("SystemModstamp"))
             if stamp is not None:
                 if floor is not None and stamp <= floor:
                     continue
-                if stamp <= top.get(str(record.get("Id")), stamp - timedelta(seconds=1)):
-                    continue  # read before the cursor was released
-                if high is None or stamp.replace(microsecond=0) > high.replace(microsecond=0):
-                    top.clear()
-                top[str(record.get("Id"))] = stamp
                 high = stamp if high is None or stamp > high else high
-            given += 1
             yield record
         if high is not None:
             self._cursor = high.isoformat().replace("+00:00", "Z")
@@ -457,19 +442,31 @@ class SalesforceConnector:
         return self._policy.redacted(results)
 
 
-def _deals_soql(fields: str, since: datetime | None, *, inclusive: bool) -> str:
-    """Deals by SystemModstamp, all or from `since`. SOQL datetime literals have whole seconds:
-    ask from the second (after it, or with it when `inclusive`); the caller drops what it saw."""
-    if since is None:
-        return f"SELECT {fields} FROM Opportunity ORDER BY SystemModstamp"
-    after = ">=" if inclusive else ">"
-    return format_soql(
-        "SELECT {:literal} FROM Opportunity WHERE SystemModstamp {:literal} {} "
-        "ORDER BY SystemModstamp",
-        fields,
-        after,
-        since.replace(microsecond=0),
-    )
+def _modstamp_soql(fields: str, since: datetime | None, *, inclusive: bool) -> str:
+    """Opportunities by SystemModstamp, all or from `since`. SOQL datetime literals have whole
+    seconds: ask from the second (after it, or with it when `inclusive`); the caller drops
+    what it saw."""
+    where = []
+    if since is not None:
+        after = ">=" if inclusive else ">"
+        where.append(
+            format_soql("SystemModstamp {:literal} {}", after, since.replace(microsecond=0))
+        )
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {fields} FROM Opportunity{condition} ORDER BY SystemModstamp"
+
+
+def _by_modstamp(query_from: Callable[[datetime | None], str]) -> Order[datetime]:
+    """The order of a query by SystemModstamp, whose literals tell whole seconds apart."""
+    return Order(_modstamp, _second, query_from)
+
+
+def _modstamp(record: Mapping[str, Any]) -> datetime | None:
+    return change_time(sf_time, record.get("SystemModstamp"))
+
+
+def _second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=0)
 
 
 def _first(soql: str, include_deleted: bool) -> Callable[[Salesforce], Any]:
