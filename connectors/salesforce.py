@@ -327,26 +327,24 @@ class SalesforceConnector:
             self._cursor = high.isoformat().replace("+00:00", "Z")
 
     def deleted_deals(self, since: datetime) -> Iterator[str]:
+        """Opportunities deleted after `since`, from the recycle bin (queryAll); a read whose
+        cursor is released reads on from the newest second it saw, as the deal read does."""
         moment = since if since.tzinfo else since.replace(tzinfo=UTC)
-        soql = format_soql(
-            "SELECT Id, SystemModstamp FROM Opportunity "
-            "WHERE IsDeleted = true AND SystemModstamp > {} ORDER BY SystemModstamp",
-            moment.replace(microsecond=0),
-        )
-        for record in self._query("deleted_deals", soql, include_deleted=True):
+        query_from = partial(_modstamp_soql, "Id, SystemModstamp", inclusive=True, deleted=True)
+        read_on = ReadOn(_by_modstamp(query_from), moment)
+        soql = _modstamp_soql("Id, SystemModstamp", moment, inclusive=False, deleted=True)
+        for record in self._query("deleted_deals", soql, include_deleted=True, resume=read_on):
             if sf_time(record["SystemModstamp"]) > moment:
                 yield record["Id"]
 
     def stage_history(self, ids: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
-        """OpportunityHistory rows, oldest first per deal: one query (per 300 ids if given)."""
-        base = f"SELECT {HISTORY_FIELDS} FROM OpportunityHistory"
-        order = " ORDER BY OpportunityId, CreatedDate"
-        if ids is None:
-            yield from self._query("stage_history", base + order)
-            return
-        for chunk in chunks(list(ids), IN_CHUNK):
-            soql = format_soql(base + " WHERE OpportunityId IN {}" + order, list(chunk))
-            yield from self._query("stage_history", soql)
+        """OpportunityHistory rows in Id order (the mapping orders each deal's by time): one
+        query (per 300 ids if given). Ids are unique and stable, so a read whose cursor is
+        released reads on from the last row it saw."""
+        for chunk in [None] if ids is None else chunks(list(ids), IN_CHUNK):
+            query_from = partial(_history_soql, chunk)
+            read_on = ReadOn(Order(_row_id, _itself, query_from))
+            yield from self._query("stage_history", query_from(None), resume=read_on)
 
     def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         fields = ", ".join(self._deal_fields())
@@ -442,11 +440,13 @@ class SalesforceConnector:
         return self._policy.redacted(results)
 
 
-def _modstamp_soql(fields: str, since: datetime | None, *, inclusive: bool) -> str:
-    """Opportunities by SystemModstamp, all or from `since`. SOQL datetime literals have whole
-    seconds: ask from the second (after it, or with it when `inclusive`); the caller drops
-    what it saw."""
-    where = []
+def _modstamp_soql(
+    fields: str, since: datetime | None, *, inclusive: bool, deleted: bool = False
+) -> str:
+    """Opportunities by SystemModstamp (only deleted ones if `deleted`, for queryAll), all or
+    from `since`. SOQL datetime literals have whole seconds: ask from the second (after it, or
+    with it when `inclusive`); the caller drops what it saw."""
+    where = ["IsDeleted = true"] if deleted else []
     if since is not None:
         after = ">=" if inclusive else ">"
         where.append(
@@ -467,6 +467,24 @@ def _modstamp(record: Mapping[str, Any]) -> datetime | None:
 
 def _second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
+
+
+def _history_soql(ids: Sequence[str] | None, after: str | None) -> str:
+    """Stage history rows by Id, of the deals `ids` (or all), from the row `after` on."""
+    where = [] if ids is None else [format_soql("OpportunityId IN {}", list(ids))]
+    if after is not None:
+        where.append(format_soql("Id >= {}", after))
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {HISTORY_FIELDS} FROM OpportunityHistory{condition} ORDER BY Id"
+
+
+def _row_id(record: Mapping[str, Any]) -> str:
+    return str(record["Id"])
+
+
+def _itself(row_id: str) -> str:
+    """An id literal tells every row apart: each row ties with itself alone."""
+    return row_id
 
 
 def _first(soql: str, include_deleted: bool) -> Callable[[Salesforce], Any]:

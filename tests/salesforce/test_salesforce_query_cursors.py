@@ -10,18 +10,21 @@ shares the API user can so release a read's cursor between two of its pages.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import requests
 from simple_salesforce import Salesforce
 
 from connectors.errors import ApiError
 from connectors.salesforce import CURSOR_GONE, SalesforceConnector, sf_time
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox, start_sandbox
+from connectors.sandbox.salesforce_store import sf_id
 from tests.salesforce.conftest import FAST, settings_for
-from tests.salesforce.sf_dataset import LIVE
+from tests.salesforce.sf_dataset import LIVE, STAGES, dataset
 
 
 def _open_ten_cursors(sf: Salesforce) -> None:
@@ -80,3 +83,86 @@ def test_a_read_stuck_in_one_second_fails_when_its_cursor_is_released_again(
             assert connector.calls()["deals"] <= 4
         finally:
             connector.close()
+
+
+HISTORY_DEALS, HISTORY_ROWS = 600, 8  # 4,800 OpportunityHistory rows: three pages
+GONE = 2500  # deleted opportunities since the cursor: two pages of queryAll
+
+
+@pytest.fixture(scope="module")
+def history_data() -> dict[str, Any]:
+    """The test dataset plus GONE deleted opportunities and HISTORY_ROWS stage-history rows
+    for each of the first HISTORY_DEALS opportunities."""
+    data = dataset(LIVE, GONE)
+    opportunities = data["salesforce"]["Opportunity"][:HISTORY_DEALS]
+    data["salesforce"]["OpportunityHistory"] = [
+        {
+            "Id": sf_id("008", n * HISTORY_ROWS + k + 1),
+            "OpportunityId": opp["Id"],
+            "StageName": STAGES[k % len(STAGES)][0],
+            "Amount": opp["Amount"],
+            "CloseDate": opp["CloseDate"],
+            "Probability": STAGES[k % len(STAGES)][2],
+            "CreatedDate": opp["CreatedDate"],
+            "SystemModstamp": opp["CreatedDate"],
+            "IsDeleted": False,
+        }
+        for n, opp in enumerate(opportunities)
+        for k in range(HISTORY_ROWS)
+    ]
+    return data
+
+
+@pytest.fixture
+def busy(history_data: dict[str, Any]) -> Iterator[tuple[SalesforceConnector, Salesforce]]:
+    """A connector, and another client of the same API user, on a sandbox of history_data."""
+    with start_sandbox(history_data, systems=["salesforce"], faults=FAST) as sandbox:
+        connector = SalesforceConnector(settings_for(sandbox))
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(sandbox.ca_file)
+        other = Salesforce(
+            instance_url=sandbox.urls["salesforce"],
+            session_id=sandbox.tokens["salesforce"],
+            session=session,
+        )
+        try:
+            yield connector, other
+        finally:
+            connector.close()
+            session.close()
+
+
+def _read_across_a_release(ids: Iterator[str], sf: Salesforce) -> list[str]:
+    """All of `ids`, the first page read before another client releases the read's cursor."""
+    first = [next(ids) for _ in range(2000)]
+    _open_ten_cursors(sf)
+    return first + list(ids)
+
+
+def test_a_stage_history_read_whose_cursor_is_released_reads_on_from_where_it_was(
+    busy: tuple[SalesforceConnector, Salesforce],
+) -> None:
+    connector, sf = busy
+    ids = _read_across_a_release((r["Id"] for r in connector.stage_history()), sf)
+    assert len(ids) == len(set(ids)) == HISTORY_DEALS * HISTORY_ROWS
+
+
+def test_a_stage_history_read_of_changed_deals_reads_on_after_its_cursor_is_released(
+    busy: tuple[SalesforceConnector, Salesforce], history_data: dict[str, Any]
+) -> None:
+    # 300 deals a query (the IN chunk) with 8 rows each: more than one page per query.
+    deals = [d["Id"] for d in history_data["salesforce"]["Opportunity"][:300]]
+    connector, sf = busy
+    ids = _read_across_a_release((r["Id"] for r in connector.stage_history(deals)), sf)
+    assert len(ids) == len(set(ids)) == 300 * HISTORY_ROWS
+
+
+def test_a_deletions_read_whose_cursor_is_released_reads_on_from_where_it_was(
+    busy: tuple[SalesforceConnector, Salesforce], history_data: dict[str, Any]
+) -> None:
+    gone = [d for d in history_data["salesforce"]["Opportunity"] if d["IsDeleted"]]
+    since = sf_time(gone[0]["SystemModstamp"]) - timedelta(seconds=1)
+    connector, sf = busy
+    ids = _read_across_a_release(iter(connector.deleted_deals(since)), sf)
+    assert len(ids) == len(set(ids)) == GONE
