@@ -3,10 +3,11 @@
 Reads page with start/limit at the maximum of 500; a full read lists archived deals as well
 (`/v1/deals` leaves them out). Incremental reads use `GET /v1/recents`
 (items=deal), which only reaches back `recents_days` (option, default 89: one day inside the
-90 days the sandbox keeps); for an older cursor the connector scans `GET /v1/deals` sorted by
-update_time DESC and stops at the cursor. Pipedrive times have 1-second resolution, so the
-cursor second is read inclusively (a boundary deal may come twice; none is lost), and the recents
-feed is read from one second earlier still, as its docs leave open whether since_timestamp is.
+90 days the sandbox keeps); for an older cursor the connector scans `GET /v1/deals` and
+`GET /v1/deals/archived` sorted by update_time DESC and stops at the cursor. Pipedrive times
+have 1-second resolution, so the cursor second is read inclusively (a boundary deal may come
+twice; none is lost), and the recents feed is read from one second earlier still, as its docs
+leave open whether since_timestamp is.
 v1 has no bulk write: one PUT / POST / DELETE per deal, each with its own PushResult.
 """
 
@@ -293,9 +294,22 @@ class PipedriveConnector:
             since, start = (earlier, 0) if earlier > since else (since, following)
 
     def _scan_back(self, since: str, status: str) -> Iterator[dict[str, Any]]:
-        """Newest first until the cursor: for a cursor older than the recents feed reaches."""
+        """Newest first until the cursor: for a cursor older than the recents feed reaches.
+
+        GET /v1/deals lists "all not archived deals" (v1 spec), so GET /v1/deals/archived is
+        scanned too: a deal archived (or an archived one deleted) while crmsync was not
+        running would otherwise not be read, and stay live in the store. A deal archived or
+        unarchived mid-scan may be in both lists: the caller keeps the first it reads, and the
+        next run, which reads from before this one began, reads it as it is then.
+        """
+        yield from self._scan_list("scan deals", self._list_deals, since, status)
+        yield from self._scan_list("scan archived deals", self._list_archived, since, status)
+
+    def _scan_list(
+        self, operation: str, fetch: Callable[[dict[str, Any]], Any], since: str, status: str
+    ) -> Iterator[dict[str, Any]]:
         params = {"status": status, "sort": "update_time DESC"}
-        for deal in self._pages("scan deals", self._list_deals, params):
+        for deal in self._pages(operation, fetch, params):
             if str(deal.get("update_time") or "") < since:
                 return
             yield deal

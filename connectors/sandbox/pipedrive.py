@@ -14,7 +14,10 @@ Documented choices where the public docs are silent:
 - A deleted deal stays readable (status "deleted") and shows up in `recents`.
 - An archived deal (`is_archived`, set by PUT) leaves `GET /v1/deals`, which lists "all not
   archived deals" (v1 spec), for `GET /v1/deals/archived`; it stays readable by id and shows
-  up in `recents`, as the docs do not say otherwise.
+  up in `recents`, as the docs do not say otherwise. `/v1/deals/archived` takes the same
+  status and sort as `/v1/deals` (v1 spec, getArchivedDeals: status `deleted` includes
+  "deals that have been deleted up to 30 days ago"), so a deleted archived deal is listed
+  there, not in `/v1/deals?status=deleted`.
 - Deleting a deal that is already deleted answers 410 Gone ("Deal is already deleted"); an
   unknown id answers 404 ("Deal not found").
 """

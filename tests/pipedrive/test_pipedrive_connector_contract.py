@@ -82,7 +82,11 @@ def test_incremental_read_past_the_recents_window_scans_back_to_the_cursor(
     changed = {str(d["id"]) for d in _live(pd_data) if d["update_time"] >= newest[0]["update_time"]}
     contract.clear_stats(sandbox, "pipedrive")
     contract.assert_incremental_returns_changed(connector, since, changed)
-    assert contract.stats(sandbox, "pipedrive") == {"GET /v1/deals": 1}
+    # /v1/deals leaves archived deals out: one more call scans /v1/deals/archived (none here)
+    assert contract.stats(sandbox, "pipedrive") == {
+        "GET /v1/deals": 1,
+        "GET /v1/deals/archived": 1,
+    }
 
 
 def test_recents_feed_pages_without_losing_deals_that_share_a_second(connector, sandbox, pd_data):
@@ -407,6 +411,30 @@ def test_a_full_read_includes_archived_deals_so_they_are_not_taken_for_deleted(
     read = {d["id"]: d for d in connector.deals()}
     assert len(read) == len(_live(pd_data))
     assert read[deal_id]["is_archived"] is True
+
+
+def test_a_scan_back_sees_deals_archived_unarchived_and_deleted_since_its_cursor(
+    make_connector, sandbox, pd_data
+):
+    """A cursor older than the recents feed reaches is read by scanning GET /v1/deals, which
+    lists "all not archived deals" (v1 spec): a deal archived while crmsync was not running
+    would not be read, and stay live in the store. /v1/deals/archived lists it (and, with
+    status=deleted, an archived deal deleted since)."""
+    client = Client(domain=sandbox.urls["pipedrive"])
+    client.set_api_token(sandbox.tokens["pipedrive"])
+    archived, unarchived, deleted = (d["id"] for d in _live(pd_data)[:3])
+    for deal_id in (unarchived, deleted):
+        assert client.deals.update_deal(deal_id, {"is_archived": True})["success"]
+    since = _just_before()
+    assert client.deals.update_deal(archived, {"is_archived": True})["success"]
+    assert client.deals.update_deal(unarchived, {"is_archived": False})["success"]
+    assert client.deals.delete_deal(deleted)["success"]
+    scanning = make_connector(options={"recents_days": 0})
+    read = {d["id"]: d for d in scanning.deals(since)}
+    assert read[archived]["is_archived"] is True
+    assert read[unarchived]["is_archived"] is False
+    assert deleted not in read
+    assert list(scanning.deleted_deals(since)) == [str(deleted)]
 
 
 @pytest.mark.parametrize("leave", ["delete", "archive"])
