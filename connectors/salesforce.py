@@ -313,10 +313,10 @@ class SalesforceConnector:
             else (since.replace(tzinfo=UTC) if since else None)
         )
         floor = high
-        # A read whose cursor is released reads on from the newest second it saw.
-        read_on = ReadOn(_by_modstamp(partial(_modstamp_soql, fields, inclusive=True)), high)
-        soql = _modstamp_soql(fields, high, inclusive=False)
-        for record in self._query("deals", soql, resume=read_on):
+        # A read whose cursor is released reads on after the last deal it saw.
+        query_from = partial(_modstamp_soql, fields, high)
+        read_on = ReadOn(_by_modstamp(query_from))
+        for record in self._query("deals", query_from(None), resume=read_on):
             stamp = change_time(sf_time, record.get("SystemModstamp"))
             if stamp is not None:
                 if floor is not None and stamp <= floor:
@@ -328,11 +328,11 @@ class SalesforceConnector:
 
     def deleted_deals(self, since: datetime) -> Iterator[str]:
         """Opportunities deleted after `since`, from the recycle bin (queryAll); a read whose
-        cursor is released reads on from the newest second it saw, as the deal read does."""
+        cursor is released reads on after the last deletion it saw, as the deal read does."""
         moment = since if since.tzinfo else since.replace(tzinfo=UTC)
-        query_from = partial(_modstamp_soql, "Id, SystemModstamp", inclusive=True, deleted=True)
-        read_on = ReadOn(_by_modstamp(query_from), moment)
-        soql = _modstamp_soql("Id, SystemModstamp", moment, inclusive=False, deleted=True)
+        query_from = partial(_modstamp_soql, "Id, SystemModstamp", moment, deleted=True)
+        read_on = ReadOn(_by_modstamp(query_from))
+        soql = query_from(None)
         for record in self._query("deleted_deals", soql, include_deleted=True, resume=read_on):
             if sf_time(record["SystemModstamp"]) > moment:
                 yield record["Id"]
@@ -441,28 +441,48 @@ class SalesforceConnector:
 
 
 def _modstamp_soql(
-    fields: str, since: datetime | None, *, inclusive: bool, deleted: bool = False
+    fields: str,
+    since: datetime | None,
+    after: tuple[datetime, str] | None,
+    *,
+    deleted: bool = False,
 ) -> str:
-    """Opportunities by SystemModstamp (only deleted ones if `deleted`, for queryAll), all or
-    from `since`. SOQL datetime literals have whole seconds: ask from the second (after it, or
-    with it when `inclusive`); the caller drops what it saw."""
+    """Opportunities by SystemModstamp then Id (only deleted ones if `deleted`, for queryAll):
+    all or changed after `since`, or, reading on, those after the record `after` (its
+    SystemModstamp and Id). SOQL datetime literals have whole seconds, as Salesforce's stamps
+    do: ask from the second; the caller drops what it saw before or at `since`."""
     where = ["IsDeleted = true"] if deleted else []
-    if since is not None:
-        after = ">=" if inclusive else ">"
+    if after is not None:
+        # A keyset: the Id goes on where a bulk write's second holds more than a page.
+        stamp, last_id = after
         where.append(
-            format_soql("SystemModstamp {:literal} {}", after, since.replace(microsecond=0))
+            format_soql(
+                "(SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {id}))",
+                t=_second(stamp),
+                id=last_id,
+            )
         )
+    elif since is not None:
+        where.append(format_soql("SystemModstamp > {}", _second(since)))
     condition = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"SELECT {fields} FROM Opportunity{condition} ORDER BY SystemModstamp"
+    return f"SELECT {fields} FROM Opportunity{condition} ORDER BY SystemModstamp, Id"
 
 
-def _by_modstamp(query_from: Callable[[datetime | None], str]) -> Order[datetime]:
-    """The order of a query by SystemModstamp, whose literals tell whole seconds apart."""
-    return Order(_modstamp, _second, query_from)
+def _by_modstamp(
+    query_from: Callable[[tuple[datetime, str] | None], str],
+) -> Order[tuple[datetime, str]]:
+    """The order of a query by SystemModstamp then Id, whose literals tell whole seconds
+    apart."""
+    return Order(_modstamp_id, _stamp_second, query_from)
 
 
-def _modstamp(record: Mapping[str, Any]) -> datetime | None:
-    return change_time(sf_time, record.get("SystemModstamp"))
+def _modstamp_id(record: Mapping[str, Any]) -> tuple[datetime, str] | None:
+    stamp = change_time(sf_time, record.get("SystemModstamp"))
+    return None if stamp is None else (stamp, str(record["Id"]))
+
+
+def _stamp_second(place: tuple[datetime, str]) -> datetime:
+    return _second(place[0])
 
 
 def _second(moment: datetime) -> datetime:

@@ -8,7 +8,9 @@ the same API user can so release a read's cursor between two of its pages.
 
 A query in a stable order can be asked again from where its read was: `ReadOn` keeps that
 place, gives the query that reads on from it, and drops the records of that place the read
-gave already. Every read that pages through cursors uses it, each with its own `Order`.
+gave already. Every read that pages through cursors uses it, each with its own `Order`: one
+that tells every record apart (SystemModstamp then Id, or Id), so that a resume always starts
+after the last record read, however many records share a SystemModstamp second.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Any, Generic, TypeVar
 __all__ = ["CURSOR_GONE", "Order", "ReadOn"]
 
 CURSOR_GONE = "INVALID_QUERY_LOCATOR"
-# A place in a query's order: a datetime (SystemModstamp) or an id.
-P = TypeVar("P", datetime, str)
+# A record's place in a query's order: its (SystemModstamp, Id), or its Id.
+P = TypeVar("P", tuple[datetime, str], str)
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,10 @@ class Order(Generic[P]):
     """A query's ORDER BY, as a read that resumes needs it.
 
     `place(record)`: where the record is in that order (None: nowhere, it cannot be told);
-    `tie(place)`: what the query's literal tells apart (SOQL datetime literals have whole
-    seconds, so the records of one second tie); `query_from(place)`: the same query reading
-    the records of that place's tie and after, in the same order (None: from the start).
+    `tie(place)`: what the query's literals tell apart (SOQL datetime literals have whole
+    seconds: records stamped within one second, as only the sandbox's writes are, tie);
+    `query_from(place)`: the same query reading on after that place, in the same order, the
+    records of its tie perhaps again (None: the query from its start).
     """
 
     place: Callable[[Mapping[str, Any]], P | None]
@@ -41,19 +44,19 @@ class Order(Generic[P]):
 
 
 class ReadOn(Generic[P]):
-    """Where a read in `order` is, from `start` (its query's lower bound) on.
+    """Where a read in `order` is.
 
     The place kept is the last record's the read gave, not the greatest by Python's
     comparison: the records come in the API's order, whose collation of ids is its own.
     """
 
-    def __init__(self, order: Order[P], start: P | None = None) -> None:
+    def __init__(self, order: Order[P]) -> None:
         self._order: Order[P] = order
-        self._last: P | None = start
+        self._last: P | None = None
         self._had: dict[str, P] = {}  # id -> place, of the records given in the last tie
         # Records given, and how many when the read last resumed: a resume that brought none
-        # (more records in one tie than a page: a bulk load's second) is not resumed again,
-        # which could go on for ever (a call each time, no record read).
+        # (more records in one tie than a page, which only sub-second stamps make) is not
+        # resumed again, which could go on for ever (a call each time, no record read).
         self._given, self._resumed_at = 0, -1
 
     def query(self) -> str | None:

@@ -10,8 +10,10 @@ shares the API user can so release a read's cursor between two of its pages.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from math import ceil
 from typing import Any
 
 import pytest
@@ -57,32 +59,90 @@ def test_an_incremental_read_whose_cursor_is_released_reads_on_too(
 def test_a_read_whose_every_cursor_is_released_reads_on_while_it_gets_further(
     sandbox: Sandbox, connector: SalesforceConnector
 ) -> None:
-    # Each resumed query reads on from the newest second read: with distinct stamps every one
-    # brings new deals, so the read ends with all of them.
+    # Each resumed query reads on after the last deal read: every one brings new deals, so
+    # the read ends with all of them.
     sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, cursors_released=True))
     ids = [d["Id"] for d in connector.deals()]
     assert len(ids) == len(set(ids)) == LIVE
 
 
-def test_a_read_stuck_in_one_second_fails_when_its_cursor_is_released_again(
-    sf_data: dict[str, Any], make_connector: Callable[..., SalesforceConnector]
-) -> None:
-    # A bulk load stamps thousands of deals in one second: a read resumed from that second
-    # starts with a page of deals it already read. Released again there, resuming once more
-    # could go on for ever (a call each time, no deal read): the pull fails as it did before
-    # resuming existed, and the next run reads again.
-    data = copy.deepcopy(sf_data)
-    for row in data["salesforce"]["Opportunity"]:
-        row["SystemModstamp"] = "2024-05-01T00:00:00.000+0000"
+BULK_SECOND = "2024-05-01T00:00:00.000+0000"  # Salesforce keeps whole seconds: no fraction
+
+
+def _in_one_second(data: dict[str, Any], deleted: bool) -> dict[str, Any]:
+    """`data` with every live (or every deleted) opportunity stamped in the same second, as a
+    bulk update (or bulk delete) through Data Loader or the Bulk API stamps thousands."""
+    changed = copy.deepcopy(data)
+    for row in changed["salesforce"]["Opportunity"]:
+        if row["IsDeleted"] == deleted:
+            row["SystemModstamp"] = BULK_SECOND
+    return changed
+
+
+@contextmanager
+def _connected(data: dict[str, Any]) -> Iterator[tuple[Sandbox, SalesforceConnector, Salesforce]]:
+    """A sandbox of `data`, a connector to it, and another client of the same API user."""
     with start_sandbox(data, systems=["salesforce"], faults=FAST) as sandbox:
-        sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, cursors_released=True))
-        connector = SalesforceConnector(settings_for(sandbox, call_budget=50))
+        connector = SalesforceConnector(settings_for(sandbox))
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(sandbox.ca_file)
+        other = Salesforce(
+            instance_url=sandbox.urls["salesforce"],
+            session_id=sandbox.tokens["salesforce"],
+            session=session,
+        )
         try:
-            with pytest.raises(ApiError, match=CURSOR_GONE):
-                list(connector.deals())
-            assert connector.calls()["deals"] <= 4
+            yield sandbox, connector, other
         finally:
             connector.close()
+            session.close()
+
+
+def test_a_read_of_more_deals_in_one_second_than_a_page_reads_on_from_the_last_deal_read(
+    sf_data: dict[str, Any],
+) -> None:
+    # Resumed after the first page, the read asks for the deals after the last one it read,
+    # not for that second again: each deal is read once, and no page is read twice.
+    with _connected(_in_one_second(sf_data, deleted=False)) as (_, connector, sf):
+        ids = _read_across_a_release((d["Id"] for d in connector.deals()), sf)
+        assert len(ids) == len(set(ids)) == LIVE
+        # The first page, the refused queryMore, the resumed query and its next page.
+        assert connector.calls()["deals"] == 4
+
+
+def test_a_read_of_one_second_whose_every_cursor_is_released_reads_every_deal_once(
+    sf_data: dict[str, Any],
+) -> None:
+    # Other clients of the API user release the read's cursor between each two pages. A
+    # resume from the start of the second read the same first page again every time, and the
+    # pull failed; from the last deal read, each resume brings the next page.
+    with _connected(_in_one_second(sf_data, deleted=False)) as (sandbox, connector, _):
+        sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, cursors_released=True))
+        ids = [d["Id"] for d in connector.deals()]
+        assert len(ids) == len(set(ids)) == LIVE
+        # Each page after the first: a refused queryMore and a resumed query.
+        assert connector.calls()["deals"] == 1 + 2 * (ceil(LIVE / 2000) - 1)
+
+
+def test_a_read_stuck_among_stamps_its_query_cannot_tell_apart_fails_when_released_again(
+    sf_data: dict[str, Any],
+) -> None:
+    # SOQL datetime literals have whole seconds. Salesforce keeps no more, but stamps with
+    # milliseconds (the sandbox's writes make them) tie within their second: a resume brings
+    # those read already again, and with more of them than a page it brings nothing new.
+    # Released again there, resuming once more could go on for ever (a call each time, no
+    # deal read): the pull fails, and the next run reads again.
+    data = copy.deepcopy(sf_data)
+    for n, row in enumerate(data["salesforce"]["Opportunity"]):
+        row["SystemModstamp"] = f"2024-05-01T00:00:00.{n % 1000:03d}+0000"
+    with _connected(data) as (sandbox, connector, _):
+        sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, cursors_released=True))
+        with pytest.raises(ApiError, match=CURSOR_GONE):
+            list(connector.deals())
+        # The first page, then per resume a refused queryMore and the query: the first
+        # resume brings the few deals past the first page's last millisecond, the second none.
+        assert connector.calls()["deals"] == 6
 
 
 HISTORY_DEALS, HISTORY_ROWS = 600, 8  # 4,800 OpportunityHistory rows: three pages
@@ -116,21 +176,8 @@ def history_data() -> dict[str, Any]:
 @pytest.fixture
 def busy(history_data: dict[str, Any]) -> Iterator[tuple[SalesforceConnector, Salesforce]]:
     """A connector, and another client of the same API user, on a sandbox of history_data."""
-    with start_sandbox(history_data, systems=["salesforce"], faults=FAST) as sandbox:
-        connector = SalesforceConnector(settings_for(sandbox))
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = str(sandbox.ca_file)
-        other = Salesforce(
-            instance_url=sandbox.urls["salesforce"],
-            session_id=sandbox.tokens["salesforce"],
-            session=session,
-        )
-        try:
-            yield connector, other
-        finally:
-            connector.close()
-            session.close()
+    with _connected(history_data) as (_, connector, other):
+        yield connector, other
 
 
 def _read_across_a_release(ids: Iterator[str], sf: Salesforce) -> list[str]:
@@ -166,3 +213,14 @@ def test_a_deletions_read_whose_cursor_is_released_reads_on_from_where_it_was(
     connector, sf = busy
     ids = _read_across_a_release(iter(connector.deleted_deals(since)), sf)
     assert len(ids) == len(set(ids)) == GONE
+
+
+def test_a_deletions_read_of_a_bulk_delete_reads_on_from_the_last_deletion_read(
+    history_data: dict[str, Any],
+) -> None:
+    # A bulk delete stamps more deletions in one second than a page holds.
+    since = sf_time(BULK_SECOND) - timedelta(seconds=1)
+    with _connected(_in_one_second(history_data, deleted=True)) as (sandbox, connector, _):
+        sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, cursors_released=True))
+        ids = list(connector.deleted_deals(since))
+        assert len(ids) == len(set(ids)) == GONE
