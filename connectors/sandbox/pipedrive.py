@@ -39,8 +39,28 @@ __all__ = ["PipedriveEmulator"]
 
 MAX_PAGE, DEFAULT_PAGE, DAILY_POST_PUT = 500, 100, 10_000
 ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
-_SORTS = {"": "", "id": "", "id asc": "", "update_time": "update_time ASC"}
-_SORTS |= {"update_time asc": "update_time ASC", "update_time desc": "update_time DESC"}
+_SORT_FIELDS = frozenset({"id", "update_time"})  # the fields the sync sorts deals by
+
+
+def _sort(text: str | None) -> str:
+    """A deal list's `sort` ("field names with optional ASC/DESC, comma-separated", v1 spec)
+    as the store takes it: "field ASC|DESC" items joined by ", ", or "" for id order."""
+    if not (text or "").strip():
+        return ""
+    items = [_sort_item(part) for part in (text or "").split(",")]
+    if None in items:
+        raise BadRequest(f"Invalid sort: {text!r}")
+    return "" if items == ["id ASC"] else ", ".join(i for i in items if i)
+
+
+def _sort_item(part: str) -> str | None:
+    """One "field [ASC|DESC]" of a sort, or None if it is none the emulator knows."""
+    words = part.split()
+    field = words[0].lower() if words else ""
+    direction = words[1].upper() if len(words) == 2 else "ASC"
+    if field not in _SORT_FIELDS or direction not in ("ASC", "DESC") or len(words) > 2:
+        return None
+    return f"{field} {direction}"
 
 
 def _ok(data: Any, additional: Any = None, related: Any = None, status: int = 200) -> Any:
@@ -222,10 +242,7 @@ class PipedriveEmulator:
         status = request.arg("status") or "all_not_deleted"
         if status not in (*STATUSES, "all_not_deleted"):
             raise BadRequest(f"Invalid status: {status!r}")
-        sort = _SORTS.get(" ".join((request.arg("sort") or "").lower().split()))
-        if sort is None:
-            raise BadRequest(f"Invalid sort: {request.arg('sort')!r}")
-        ids = self.store.view(status, sort, archived=archived)
+        ids = self.store.view(status, _sort(request.arg("sort")), archived=archived)
         for name in ("stage_id", "user_id", "pipeline_id"):
             wanted = request.arg(name)
             if wanted:  # filters scan; the sync itself never uses them

@@ -105,9 +105,7 @@ class DealStore:
         key = (status, sort, archived)
         ids = self._views.get(key)
         if ids is None:
-            base = self._order if sort.startswith("update_time") else self._ids
-            if sort.endswith("DESC"):
-                base = base[::-1]
+            base = self._sorted(sort)
             ids = [
                 i
                 for i in base
@@ -115,6 +113,20 @@ class DealStore:
                 and bool(self.deals[i].get("is_archived")) == archived
             ]
             self._views[key] = ids
+        return ids
+
+    def _sorted(self, sort: str) -> list[int]:
+        """Every deal id in `sort` order ("field ASC|DESC" items joined by ", ", "" for id).
+        By update_time alone, deals of one second come in the order they changed."""
+        keys = [item.split() for item in sort.split(", ")] if sort else []
+        if len(keys) <= 1:
+            field, direction = keys[0] if keys else ("id", "ASC")
+            base = self._order if field == "update_time" else self._ids
+            return base[::-1] if direction == "DESC" else base
+        ids = list(self._order)
+        for field, direction in reversed(keys):  # stable sorts, the last key first
+            values = {i: self.deals[i][field] for i in ids}
+            ids.sort(key=values.__getitem__, reverse=direction == "DESC")
         return ids
 
     @staticmethod

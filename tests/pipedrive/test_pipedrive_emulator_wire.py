@@ -230,6 +230,19 @@ def test_sort_by_update_time_desc_lists_newest_first(client):
     assert stamps == sorted(stamps, reverse=True)
 
 
+def test_sort_by_several_fields_orders_the_deals_of_one_second_by_the_next(client, pd_data):
+    # "field names with optional ASC/DESC, comma-separated" (v1 spec): by update_time alone
+    # the deals of one second come in the order they changed, here against their ids.
+    for deal_id in _live_ids(pd_data)[:6]:
+        client.deals.update_deal(deal_id, {"title": f"t{deal_id}"})
+    params = {"sort": "update_time DESC, id DESC", "limit": 50}
+    deals = client.deals.get_all_deals(params=params)["data"]
+    keys = [(d["update_time"], d["id"]) for d in deals]
+    assert keys == sorted(keys, reverse=True)
+    with pytest.raises(exceptions.BadRequestError):
+        client.deals.get_all_deals(params={"sort": "update_time DESC, title"})
+
+
 def test_create_accepts_custom_fields_and_search_finds_them(client):
     body = {"title": "New", "org_id": 1, PD_FIELD_CRMSYNC_ID: "ent-77"}
     created = client.deals.create_deal(body)["data"]
