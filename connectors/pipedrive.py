@@ -4,7 +4,8 @@ Reads page with start/limit at the maximum of 500; a full read lists archived de
 (`/v1/deals` leaves them out). Incremental reads use `GET /v1/recents`
 (items=deal), which only reaches back `recents_days` (option, default 89: one day inside the
 90 days the sandbox keeps); for an older cursor the connector scans `GET /v1/deals` and
-`GET /v1/deals/archived` sorted by update_time DESC and stops at the cursor. Pipedrive times
+`GET /v1/deals/archived` sorted by update_time DESC (then id) and stops at the cursor; both
+lists page by offset and step back when a deal read leaves them mid-read. Pipedrive times
 have 1-second resolution, so the cursor second is read inclusively (a boundary deal may come
 twice; none is lost), and the recents feed is read from one second earlier still, as its docs
 leave open whether since_timestamp is.
@@ -202,36 +203,43 @@ class PipedriveConnector:
         the archived ones (GET /v1/deals/archived) are read too: a full read that missed them
         would report each as deleted, and push.propagate_deletes would delete its copies."""
         listed = array("q")  # ascending: the listing is by id; 8 bytes a deal
-        for deal in self._by_id("list deals", self._list_deals):
+        by_id = {"status": "all_not_deleted", "sort": "id ASC"}
+        for deal in self._in_order("list deals", self._list_deals, by_id, _by_id):
             listed.append(int(deal["id"]))
             yield deal
         # A deal archived mid-read may have been listed already.
-        for deal in self._by_id("list archived deals", self._list_archived):
+        for deal in self._in_order("list archived deals", self._list_archived, by_id, _by_id):
             at = bisect_left(listed, int(deal["id"]))
             if at == len(listed) or listed[at] != int(deal["id"]):
                 yield deal
 
-    def _by_id(
-        self, operation: str, fetch: Callable[[dict[str, Any]], Any]
+    def _in_order(
+        self,
+        operation: str,
+        fetch: Callable[[dict[str, Any]], Any],
+        params: dict[str, Any],
+        place: Callable[[Mapping[str, Any]], tuple[int, ...]],
     ) -> Iterator[dict[str, Any]]:
-        """Every deal (not deleted) of a list by id, once, though it pages by offset.
+        """Every deal of a list in the order `params` sort it, once, though it pages by offset.
 
-        A deal of a page already read that leaves the list meanwhile (deleted, archived)
+        `place(deal)` grows along that order and tells every deal apart (the sort ends with
+        id). A deal of a page already read that leaves the list meanwhile (deleted, archived)
         moves every later one a place up, and the next offset would step over one. So each
         page starts at the last deal seen: when its first deal is a later one, deals before it
         left, and the page is asked again further back until it overlaps.
         """
-        last, start, back = 0, 0, 1
+        last: tuple[int, ...] | None = None
+        start, back = 0, 1
         while True:
-            params = {"status": "all_not_deleted", "sort": "id ASC", "start": start}
-            body = self._call(operation, partial(fetch, {**params, "limit": PAGE}))
+            body = self._call(operation, partial(fetch, {**params, "start": start, "limit": PAGE}))
             items = _body_list(body)
-            if start > 0 and (not items or int(items[0]["id"]) > last):
+            if start > 0 and (not items or last is None or place(items[0]) > last):
                 start, back = max(0, start - back), back * 2
                 continue
             for item in items:
-                if int(item["id"]) > last:
-                    last = int(item["id"])
+                at = place(item)
+                if last is None or at > last:
+                    last = at
                     yield item
             following = _next_start(body, start, len(items))
             if following is None:
@@ -308,8 +316,10 @@ class PipedriveConnector:
     def _scan_list(
         self, operation: str, fetch: Callable[[dict[str, Any]], Any], since: str, status: str
     ) -> Iterator[dict[str, Any]]:
-        params = {"status": status, "sort": "update_time DESC"}
-        for deal in self._pages(operation, fetch, params):
+        # Pages by offset as the full read does, so it steps back the same way when a deal of
+        # a page read leaves the list; id tells apart the deals of one second.
+        params = {"status": status, "sort": "update_time DESC, id DESC"}
+        for deal in self._in_order(operation, fetch, params, _newest_first):
             if str(deal.get("update_time") or "") < since:
                 return
             yield deal
@@ -433,6 +443,17 @@ class PipedriveConnector:
             return self._client.deals.create_deal(body)
 
         return attempt
+
+
+def _by_id(deal: Mapping[str, Any]) -> tuple[int, ...]:
+    """A deal's place in a list sorted `id ASC`."""
+    return (int(deal["id"]),)
+
+
+def _newest_first(deal: Mapping[str, Any]) -> tuple[int, ...]:
+    """A deal's place in a list sorted `update_time DESC, id DESC` (no time: the oldest)."""
+    changed = change_time(from_pd_time, deal.get("update_time"))
+    return (-int(changed.timestamp()) if changed else 0, -int(deal["id"]))
 
 
 def _flow_page(fetch: Callable[..., Any], deal_id: str, params: dict[str, Any]) -> Any:

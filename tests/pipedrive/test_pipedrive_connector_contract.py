@@ -459,6 +459,31 @@ def test_a_full_read_misses_no_deal_when_an_earlier_one_leaves_the_list_mid_read
     assert set(live) <= set(ids)
 
 
+@pytest.mark.parametrize("leave", ["delete", "archive"])
+def test_a_scan_back_misses_no_deal_when_an_earlier_one_leaves_the_list_mid_scan(
+    make_connector, sandbox, pd_data, leave
+):
+    """A cursor older than the recents feed reaches is read by scanning GET /v1/deals newest
+    first, by offset: a deal of a page already read that is deleted (or archived) meanwhile
+    moves every later deal one place up, and the next page's offset would step over one,
+    which would then not be read again until it changed."""
+    client = Client(domain=sandbox.urls["pipedrive"])
+    client.set_api_token(sandbox.tokens["pipedrive"])
+    live = {d["id"] for d in _live(pd_data)}
+    since = min(datetime.fromisoformat(d["update_time"]) for d in _live(pd_data))
+    scanning = make_connector(options={"recents_days": 0})
+    read = scanning.deals(since.replace(tzinfo=UTC))
+    first_page = [next(read)["id"] for _ in range(400)]
+    gone = first_page[10]
+    if leave == "delete":
+        assert client.deals.delete_deal(gone)["success"]
+    else:
+        assert client.deals.update_deal(gone, {"is_archived": True})["success"]
+    ids = first_page + [d["id"] for d in read]
+    assert len(ids) == len(set(ids))
+    assert live - {gone} <= set(ids)
+
+
 def test_creates_are_linked_to_the_configured_organization_as_pipedrive_requires(
     make_connector, sandbox
 ):
