@@ -32,10 +32,11 @@ class Order(Generic[P]):
     """A query's ORDER BY, as a read that resumes needs it.
 
     `place(record)`: where the record is in that order (None: nowhere, it cannot be told);
-    `tie(place)`: what the query's literals tell apart (SOQL datetime literals have whole
-    seconds: records stamped within one second, as only the sandbox's writes are, tie);
-    `query_from(place)`: the same query reading on after that place, in the same order, the
-    records of its tie perhaps again (None: the query from its start).
+    `tie(place)`: what the query's literals tell apart, so what a resume may give again (SOQL
+    datetime literals have whole seconds, as Salesforce's stamps do; stamps with a fraction,
+    which only the sandbox's writes make, tie within their second); `query_from(place)`: the
+    same query reading on after that place, in the same order, records of its tie perhaps
+    again (None: the query from its start).
     """
 
     place: Callable[[Mapping[str, Any]], P | None]
