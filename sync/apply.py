@@ -131,8 +131,9 @@ def apply_plan(
         creates = [c for c in plan.creates if c["system"] == system]
         if creates:
             results += apply_creates(
-                store, connector, ctx, creates, run_id, plan_id, done, in_doubt, held
-            )
+                store, connector, ctx, creates, run_id, plan_id, done, in_doubt, held,
+                planned_at=plan.created_at,
+            )  # fmt: skip
         deleting = [d for d in deletes if d.system == system]
         if deleting:
             results += apply_deletes(

@@ -3,6 +3,8 @@
 A create carries our idempotency marker (the entity id) in the target's link field. Before
 anything is sent, the target is searched for records that already carry the marker: a create
 whose response was lost (process killed, connection cut) is found there instead of duplicated.
+A create whose entity a run linked to a deal of the target since the plan was made (another
+plan's apply made that copy, or a reconcile matched one) is not sent either: see `_linked_since`.
 """
 
 from __future__ import annotations
@@ -83,9 +85,11 @@ def apply_creates(
     done: set[str],
     in_doubt: Mapping[str, str],
     held: Mapping[str, datetime] | None = None,
+    planned_at: datetime | None = None,
 ) -> list[ChangeResult]:
     """`in_doubt`: this plan's creates an earlier, stopped attempt may have sent. `held`: creates
-    in doubt too recent to look up (`too_recent`), left in doubt for a later apply."""
+    in doubt too recent to look up (`too_recent`), left in doubt for a later apply.
+    `planned_at`: when the plan was made (its entities' links since are checked)."""
     results = []
     todo: list[tuple[str, Mapping[str, Any]]] = []
     for create in creates:
@@ -105,7 +109,7 @@ def apply_creates(
             results += [not_created(c, stopped_on_request()) for _, c in todo[start:]]
             break
         try:
-            results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt)
+            results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt, planned_at)
             continue
         except _Stopped as stop:
             results += stop.results
@@ -141,6 +145,7 @@ def _batch(
     run_id: str,
     plan_id: str,
     in_doubt: Mapping[str, str],
+    planned_at: datetime | None,
 ) -> list[ChangeResult]:
     system = ctx.instance
     store.journal.intend(
@@ -151,7 +156,10 @@ def _batch(
             for cid, c in chunk
         ],
     )
-    found = connector.find_created([str(c["entity"]) for _, c in chunk])
+    entities = [str(c["entity"]) for _, c in chunk]
+    linked = _linked_since(store, system, entities, planned_at) if planned_at else {}
+    unlinked = [e for e in entities if e not in linked]
+    found = connector.find_created(unlinked) if unlinked else {}
     results: list[ChangeResult] = []
     marks: list[tuple[str, JournalState, Mapping[str, Any] | None]] = []
     links: list[Link] = []
@@ -159,6 +167,10 @@ def _batch(
     sends: list[tuple[str, Mapping[str, Any], NativeCreate, dict[str, Any]]] = []
     for cid, create in chunk:
         entity = str(create["entity"])
+        if entity in linked:  # the run that linked it audited it, if it made it
+            marks.append((cid, JournalState.DONE, {"id": linked[entity], "linked": True}))
+            results.append(_result(cid, create, linked[entity], Outcome.ALREADY))
+            continue
         if entity in found:
             new_id = found[entity]
             marks.append((cid, JournalState.DONE, {"id": new_id, "found": True}))
@@ -209,6 +221,22 @@ def _batch(
     store.journal.mark(run_id, marks)
     _save(store, links, audits)
     return results
+
+
+def _linked_since(
+    store: Store, system: str, entities: Sequence[str], since: datetime
+) -> dict[str, str]:
+    """Entity -> the deal of `system` a run linked it to after `since` (the plan was made).
+
+    Its copy exists, though the marker lookup may not show it yet (HubSpot's search lags its
+    writes by minutes): a saved plan applied by hand after the nightly reconcile made the same
+    copies created every one of them again. A link older than the plan the plan knew of (a
+    copy deleted before any pull read it is created again on purpose)."""
+    return {
+        link.entity_id: link.deal_id
+        for link in store.link_records(entities)
+        if link.instance == system and link.matched_at is not None and link.matched_at > since
+    }
 
 
 def _save(store: Store, links: list[Link], audits: list[AuditEntry]) -> None:
