@@ -563,8 +563,10 @@ class Store:
 
     @staticmethod
     def _put_meta(conn: Connection, key: str, value: str) -> None:
-        conn.execute(t.meta.delete().where(t.meta.c.key == key))
-        conn.execute(t.meta.insert().values(key=key, value=value))
+        # One statement: with a delete, then an insert, two processes writing one key at once
+        # (full pulls of two instances, each forgetting the reconcile state) both inserted it
+        # on PostgreSQL, and one failed on the duplicate key.
+        conn.execute(upsert(conn, t.meta, ("key",), ("value",)), {"key": key, "value": value})
 
 
 _RECONCILE_STATE = "reconcile_state"
