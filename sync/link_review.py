@@ -25,7 +25,7 @@ from mapping.model import Ref
 from sync import schema as t
 from sync.errors import UsageError
 from sync.match import entity_id_for, ref_order
-from sync.schema import chunks, transaction, upsert
+from sync.schema import chunks, lock_flags, transaction, upsert
 from sync.store import Store
 from sync.store_records import Link, LinkMethod
 
@@ -387,4 +387,5 @@ def _check_joinable(conn: Connection, ref: Ref) -> None:
 def _flag(conn: Connection, refs: Iterable[Ref], now: datetime) -> None:
     rows = [{"instance": r.system, "deal_id": r.id, "marked_at": now} for r in refs]
     if rows:
+        lock_flags(conn)
         conn.execute(upsert(conn, t.pending, ("instance", "deal_id"), ("marked_at",)), rows)

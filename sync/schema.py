@@ -55,6 +55,7 @@ __all__ = [
     "chunks",
     "connect_engine",
     "ensure_schema",
+    "lock_flags",
     "metadata",
     "schema_version",
     "transaction",
@@ -442,6 +443,22 @@ def upsert(
         set_={name: stmt.excluded[name] for name in update},
         where=where(stmt.excluded) if where is not None else None,
     )
+
+
+def lock_flags(conn: Connection) -> None:
+    """Wait for the other transactions that write this store's flags for the next incremental
+    reconcile (``pending``) to end; held to the end of the caller's. PostgreSQL only: SQLite
+    runs one writer at a time. Pulls lock the rows by deal id, a reconcile settling the flags
+    its analysis read in the order it read them: one of two such at once (a `crmsync pull`
+    takes no reconcile lock) was ended by PostgreSQL as deadlocked."""
+    if conn.dialect.name == "postgresql":  # per store schema, as the run locks are
+        conn.execute(
+            select(
+                text(
+                    "pg_advisory_xact_lock(hashtext('crmsync:pending'), hashtext(current_schema()))"
+                )
+            )
+        )
 
 
 def schema_version(conn: Connection) -> int:

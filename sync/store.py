@@ -25,6 +25,7 @@ from sync.schema import (
     Migration,
     StoreError,
     chunks,
+    lock_flags,
     transaction,
     upsert,
 )
@@ -479,6 +480,7 @@ class Store:
     @staticmethod
     def _flag(conn: Connection, instance: str, ids: Sequence[str], now: datetime) -> int:
         if ids:
+            lock_flags(conn)
             stmt = upsert(conn, t.pending, ("instance", "deal_id"), ("marked_at",))
             rows = [{"instance": instance, "deal_id": i, "marked_at": now} for i in ids]
             conn.execute(stmt, rows)
@@ -505,6 +507,7 @@ class Store:
         drop = [(ref, m) for ref, m in consumed.items() if ref not in keep]
         add = sorted(keep - consumed.keys())
         with transaction(self._engine) as conn:
+            lock_flags(conn)
             if drop:
                 conn.execute(
                     t.pending.delete().where(

@@ -13,22 +13,28 @@ from sync.store import Store
 pytestmark = pytest.mark.postgres
 
 
-def _side_by_side(url: str, work: Callable[[Store, int], None], rounds: int = 150) -> None:
-    """`work(store, round)` in two threads at once, each with its own store handle; raises the
-    first error either met."""
+def _side_by_side(
+    url: str,
+    work: Callable[[Store, int], None],
+    rounds: int = 150,
+    other: Callable[[Store, int], None] | None = None,
+) -> None:
+    """`work(store, round)` in two threads at once (the second runs `other` if given), each
+    with its own store handle; raises the first error either met."""
     errors: list[BaseException] = []
     start = threading.Barrier(2)
 
-    def worker() -> None:
+    def worker(task: Callable[[Store, int], None]) -> None:
         with Store.open(url) as store:
             start.wait()
             try:
                 for n in range(rounds):
-                    work(store, n)
+                    task(store, n)
             except BaseException as exc:
                 errors.append(exc)
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
+    tasks = (work, other or work)
+    threads = [threading.Thread(target=worker, args=(task,)) for task in tasks]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -49,3 +55,22 @@ def test_full_pulls_of_two_instances_at_once_both_forget_the_reconcile_state(
     with Store.open(url) as store:
         assert store.reconcile_state() is None
         assert store.reconcile_epoch() is not None
+
+
+def test_a_pull_flagging_deals_while_a_reconcile_settles_their_flags_does_not_deadlock(
+    new_store_url: Callable[[str], str],
+) -> None:
+    """`crmsync pull` takes no reconcile lock: it saves (and flags) deals while a reconcile
+    drops the flags its analysis read, whatever order that analysis read them in."""
+    url = new_store_url("postgresql")
+    ids = [f"{n:04d}" for n in range(300)]
+
+    def reconcile(store: Store, n: int) -> None:
+        read = store.pending()
+        store.settle_pending(dict(reversed(read.items())), [], {"config_fingerprint": "f"})
+
+    def pull(store: Store, n: int) -> None:  # every deal changed again
+        rows = [(i, "fp", None, False, {"id": i, "n": n}) for i in ids]
+        store.save_deals("hubspot", rows, flag=True)
+
+    _side_by_side(url, pull, rounds=60, other=reconcile)
