@@ -25,6 +25,7 @@ from sync.report_render import (
     to_table,
 )
 from sync.runtime import Runtime, progress_reporter
+from sync.schema import one_snapshot
 from sync.shutdown import STOPPED, Stopped, Terminated
 from sync.store_records import RunStatus
 from sync.terminal import plain_console
@@ -61,15 +62,20 @@ def build_report(
                     raise failure
                 pulled = {name: p.calls for name, p in pulls.items()}
             phase = bars.phase if bars is not None else None
-            # the deals as crmsync last knows them: an apply since the pull updated no snapshot
-            unread_since = _unread_since(rt, started if refresh else None)
-            result = analyze(rt.config, rt.store, run_id=run_id, remember=False, phase=phase,
-                             known_writes=True, unread_since=unread_since)  # fmt: skip
-        report = build_health(
-            health_inputs(
-                rt.config, rt.store, result, now=datetime.now(UTC), since=since, pulled=pulled
-            )
-        )
+            # One state of the store, however long the reading: a reconcile, an apply or a pull
+            # of another process may write meanwhile (a report takes no reconcile lock).
+            with one_snapshot(rt.store.engine):
+                # the deals as crmsync last knows them: an apply since the pull updated no
+                # snapshot
+                unread_since = _unread_since(rt, started if refresh else None)
+                result = analyze(rt.config, rt.store, run_id=run_id, remember=False,
+                                 phase=phase, known_writes=True,
+                                 unread_since=unread_since)  # fmt: skip
+                inputs = health_inputs(
+                    rt.config, rt.store, result, now=datetime.now(UTC), since=since,
+                    pulled=pulled,
+                )  # fmt: skip
+        report = build_health(inputs)
     except KeyboardInterrupt as exc:  # as pull: `crmsync runs` must not show it running forever
         why = STOPPED if isinstance(exc, Terminated) else CTRL_C
         rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)

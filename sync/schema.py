@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -57,6 +58,7 @@ __all__ = [
     "ensure_schema",
     "lock_flags",
     "metadata",
+    "one_snapshot",
     "schema_version",
     "transaction",
     "upsert",
@@ -395,9 +397,38 @@ def _sqlite_transactions(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+# The read transaction of a `one_snapshot` block, by engine, in this thread (a new thread starts
+# without: a pull's reader threads never share it).
+_snapshot: ContextVar[tuple[Engine, Connection] | None] = ContextVar("snapshot", default=None)
+
+
+@contextmanager
+def one_snapshot(engine: Engine) -> Iterator[None]:
+    """Within the block, every read transaction (``transaction(engine, write=False)``) of this
+    thread is one: they all read the store as it was at the first of them. A reader of several
+    tables (the report's analysis) taking one transaction each saw a run that wrote meanwhile
+    (an apply: deals and crmsync's writes read before a batch, the bases after) half done.
+    Writes still commit on their own connections."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # READ COMMITTED reads anew at each statement
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        conn.execution_options(crmsync_write=False)  # SQLite: a read transaction is a snapshot
+        with conn.begin():
+            token = _snapshot.set((engine, conn))
+            try:
+                yield
+            finally:
+                _snapshot.reset(token)
+
+
 @contextmanager
 def transaction(engine: Engine, write: bool = True) -> Iterator[Connection]:
-    """One transaction on a fresh connection: committed on success, rolled back on error."""
+    """One transaction on a fresh connection: committed on success, rolled back on error (a
+    read within `one_snapshot`: that block's)."""
+    shared = None if write else _snapshot.get()
+    if shared is not None and shared[0] is engine:
+        yield shared[1]
+        return
     try:
         with engine.connect() as conn:
             conn.execution_options(crmsync_write=write)
