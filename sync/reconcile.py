@@ -26,6 +26,7 @@ from sync.match import MatchConfig, MatchResult, match, paused_gc, ref_order
 from sync.plan import Plan, build_plan, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
+from sync.schema import one_snapshot
 from sync.store import Store
 from sync.store_records import Link, LinkMethod
 from sync.writes import BATCH_SIZES, can_express_for, creatable, with_kept_currencies
@@ -191,7 +192,9 @@ def analyze(
     # thousands of deals alive, each cyclic collection rescans them all, for no cycles.
     show = phase or _quiet
     try:
-        with paused_gc():
+        # One state of the store however long the reading takes: a pull (which takes no
+        # reconcile lock), or for the report an apply, may write meanwhile.
+        with paused_gc(), one_snapshot(store.engine):
             return _analyze(
                 config,
                 store,

@@ -406,9 +406,16 @@ _snapshot: ContextVar[tuple[Engine, Connection] | None] = ContextVar("snapshot",
 def one_snapshot(engine: Engine) -> Iterator[None]:
     """Within the block, every read transaction (``transaction(engine, write=False)``) of this
     thread is one: they all read the store as it was at the first of them. A reader of several
-    tables (the report's analysis) taking one transaction each saw a run that wrote meanwhile
-    (an apply: deals and crmsync's writes read before a batch, the bases after) half done.
-    Writes still commit on their own connections."""
+    tables (an analysis) taking one transaction each saw a run that wrote meanwhile half done:
+    an apply (the deals and crmsync's writes read before a batch, the bases after), a pull (a
+    deal's snapshot loaded before it saved the deal again, crmsync's writes since the snapshot
+    after, so none of them).
+    Writes still commit on their own connections. Within a block of the same engine, a block
+    is that block."""
+    shared = _snapshot.get()
+    if shared is not None and shared[0] is engine:
+        yield
+        return
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":  # READ COMMITTED reads anew at each statement
             conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
