@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import defaultdict
 from datetime import UTC, datetime
 from signal import SIGTERM
 
 import click
 from rich.table import Table
 
+from sync.apply import system_contexts
+from sync.apply_creates import too_recent
 from sync.apply_deletes import Delete
+from sync.apply_doubt import settle_in_doubt
 from sync.commands import config_option
 from sync.commands.apply import recorded_apply
+from sync.connect import open_connector
+from sync.diff import FunnelFacts
 from sync.locks import reconcile_lock
 from sync.plan import Change
 from sync.plan_json import plan_to_json
@@ -25,7 +31,7 @@ from sync.rollback import (
 )
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
-from sync.store_records import JournalOp, RunKind
+from sync.store_records import JournalOp, JournalRecord, RunKind
 from sync.terminal import cell, fitted, id_column, plain_console
 
 __all__ = ["command"]
@@ -62,13 +68,45 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
             return
         if not write:
             rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
-            _show(rollback, fmt, rt.store.journal.done_ids(rollback.plan.run_id))
+            doubt = len(_in_doubt(rt, run_id))
+            _show(rollback, fmt, rt.store.journal.done_ids(rollback.plan.run_id), doubt)
             return
         with reconcile_lock(rt.store):
             _write(rt, run_id, fingerprint, yes, fmt)
 
 
+def _in_doubt(rt: Runtime, run_id: str) -> list[JournalRecord]:
+    """The run's writes still in doubt: journaled as sent or about to be, never recorded as
+    done or not (its process was killed, or a call failed part-way)."""
+    records = rt.store.journal.in_doubt_elsewhere(f"rollback-{run_id}")
+    return [r for r in records if r.run_id == run_id]
+
+
+def _settle(rt: Runtime, run_id: str) -> None:
+    """Settle the run's writes in doubt, as the next apply would (sync/apply_doubt): those that
+    landed are audited under the run, and the rollback, made from the audit, undoes them too.
+    Unsettled, a run killed mid-apply had its last batch left in the CRMs by its rollback
+    ("nothing to write"). A create sent too recently for its CRM's lookup to show the copy
+    stays in doubt (not found is no proof there), and so does an instance no longer in the
+    config."""
+    by_instance: dict[str, list[JournalRecord]] = defaultdict(list)
+    for record in _in_doubt(rt, run_id):
+        if record.entry.instance in rt.config.systems:
+            by_instance[record.entry.instance].append(record)
+    facts = {name: FunnelFacts.of(f) for name, f in rt.config.funnels.items()}
+    for name, records in sorted(by_instance.items()):
+        if name not in rt.connectors:
+            rt.connectors[name] = open_connector(rt.config, name)
+        connector = rt.connectors[name]
+        held = too_recent(records, connector, _now())
+        settling = [r for r in records if r.entry.plan_change_id not in held]
+        if settling:
+            ctx = system_contexts(rt, [name])[name]
+            settle_in_doubt(rt.store, connector, ctx, settling, f"rollback-{run_id}", facts)
+
+
 def _write(rt: Runtime, run_id: str, fingerprint: str, yes: bool, fmt: str) -> None:
+    _settle(rt, run_id)
     rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
     # The restored values become the bases, as any write of crmsync's does: they are no edit
     # of the targets, so the next reconcile does not carry them back over the CRM whose edit
@@ -83,8 +121,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
-    """`done`: the changes and deletes an earlier `--apply` of this rollback completed."""
+def _show(rollback: Rollback, fmt: str, done: set[str], doubt: int) -> None:
+    """`done`: the changes and deletes an earlier `--apply` of this rollback completed;
+    `doubt`: how many of the run's writes are in doubt (`_settle` checks them on --apply)."""
     if fmt == "json":
         body = plan_to_json(rollback.plan)
         body["already_done"] = sorted(
@@ -104,11 +143,22 @@ def _show(rollback: Rollback, fmt: str, done: set[str]) -> None:
         body["created_not_undone"] = [
             {"system": k.system, "id": k.id, "reason": k.reason} for k in rollback.kept
         ]
+        body["in_doubt"] = doubt
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
     console = plain_console()
+    if doubt:
+        console.print(
+            f"{doubt} write(s) of run {rollback.plan.summary['rollback_of']} are in doubt (its "
+            "process stopped before recording them): --apply checks them in the CRMs first and "
+            "undoes those that landed",
+            markup=False,
+        )
     if not (rollback.plan.changes or rollback.deletes or rollback.kept):
-        console.print(f"run {rollback.plan.summary['rollback_of']} wrote nothing: nothing to undo")
+        if not doubt:
+            console.print(
+                f"run {rollback.plan.summary['rollback_of']} wrote nothing: nothing to undo"
+            )
         return
     table = Table(title=f"rollback of {rollback.plan.summary['rollback_of']} (dry run)")
     # Instances, ids and field names are never cut ("probabili…ty" at 80 columns); the values
