@@ -62,6 +62,8 @@ class Delete:
     reason: str
     # what `expected` is, as a drift reason names it
     recorded: str = "it was created with"
+    # why it is not to be sent whatever the deal holds (reported drifted), or None
+    refused: str | None = None
 
 
 def delete_change_id(run_id: str, system: str, deal_id: str) -> str:
@@ -123,7 +125,9 @@ def _batch(
     sendable: list[Delete] = []
     for delete in chunk:
         deal = now.get(delete.id)
-        if delete.id in unreadable:
+        if delete.refused is not None:
+            settled.append((delete, Outcome.DRIFTED, delete.refused))
+        elif delete.id in unreadable:
             settled.append((delete, Outcome.DRIFTED, unreadable[delete.id]))
         elif deal is None or deal.extra.get("deleted"):
             settled.append((delete, Outcome.ALREADY, None))
@@ -259,12 +263,25 @@ def propagated(store: Store, plan: Plan) -> tuple[Delete, ...]:
         entity = str(item["entity"])
         expected = agreed_values(bases.get(entity))
         gone = ", ".join(f"{g['system']} {g['id']}" for g in item["deleted"])
+        back = _live_again(store, item["deleted"])
         for live in item["live"]:
             system, deal_id = str(live["system"]), str(live["id"])
             change_id = delete_change_id(plan.run_id, system, deal_id)
             why = f"deleted in {gone}; propagated (push.propagate_deletes)"
-            out.append(Delete(change_id, system, deal_id, entity, expected, why, AGREED))
+            out.append(Delete(change_id, system, deal_id, entity, expected, why, AGREED, back))
     return tuple(out)
+
+
+def _live_again(store: Store, deleted: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why a deletion a plan propagates is not to be (a deal it saw deleted is live in the
+    store again: restored from its CRM's recycle bin, and pulled since the plan was made), or
+    None. A saved plan applied after that deleted the copies of a deal that exists again."""
+    for gone in deleted:
+        system, deal_id = str(gone["system"]), str(gone["id"])
+        payload = store.get_deals(system, [deal_id]).get(deal_id)
+        if payload is not None and not (payload.get("extra") or {}).get("deleted"):
+            return f"{system} {deal_id} is live again (restored since the plan was made)"
+    return None
 
 
 def agreed_values(base: Mapping[str, Any] | None) -> dict[str, Any]:
