@@ -95,6 +95,7 @@ def _settle(rt: Runtime, run_id: str) -> None:
             by_instance[record.entry.instance].append(record)
     facts = {name: FunnelFacts.of(f) for name, f in rt.config.funnels.items()}
     for name, records in sorted(by_instance.items()):
+        rt.store.checkpoint()  # the reconcile lock still holds: no other run settles them
         if name not in rt.connectors:
             rt.connectors[name] = open_connector(rt.config, name)
         connector = rt.connectors[name]
