@@ -421,6 +421,10 @@ def one_snapshot(engine: Engine) -> Iterator[None]:
             conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         conn.execution_options(crmsync_write=False)  # SQLite: a read transaction is a snapshot
         with conn.begin():
+            if conn.dialect.name == "postgresql":
+                # An analysis computes for minutes between two reads (a million deals): a
+                # server ending sessions idle in a transaction would end it.
+                conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
             token = _snapshot.set((engine, conn))
             try:
                 yield
