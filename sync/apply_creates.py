@@ -184,6 +184,10 @@ def _batch(
             continue
         try:
             fields, values = _native(store, ctx, create)
+        except _SourceDeleted as exc:
+            marks.append((cid, JournalState.SKIPPED, {"drifted": str(exc)}))
+            results.append(_result(cid, create, None, Outcome.DRIFTED, str(exc)))
+            continue
         except (MappingError, LookupError) as exc:
             why = exc.reason if isinstance(exc, MappingError) else str(exc)
             marks.append((cid, JournalState.FAILED, {"error": why}))
@@ -262,6 +266,10 @@ def found_copy(
     return link, _audit(run_id, create, new_id, values)
 
 
+class _SourceDeleted(LookupError):
+    """The create's source deal was deleted since its plan was made (a pull saw it go)."""
+
+
 def _native(
     store: Store, ctx: MappingContext, create: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -270,6 +278,12 @@ def _native(
     payload = store.get_deals(source["system"], [source["id"]]).get(source["id"])
     if payload is None:
         raise LookupError(f"source deal {source['system']}:{source['id']} is not in the store")
+    if (payload.get("extra") or {}).get("deleted"):
+        # A saved plan applied after that copied a deal its CRM no longer holds.
+        raise _SourceDeleted(
+            f"source deal {source['system']}:{source['id']} was deleted since the plan was "
+            "made: not copied"
+        )
     deal = copy_of(deal_from_json(payload), decided_of(create))
     return native_create(deal, ctx, str(create["entity"])), created_values(deal, ctx)
 
