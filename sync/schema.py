@@ -369,7 +369,18 @@ def connect_engine(url: str) -> Engine:
             "sqlite:///path/crmsync.db or postgresql+psycopg://user@host:5432/db"
         )
     try:
-        return create_engine(parsed, pool_pre_ping=True, json_deserializer=_json_loads)
+        # READ COMMITTED whatever the server's default_transaction_isolation: the store's
+        # writers are built on it (set-up under an advisory lock reads what the lock's last
+        # holder created; writers of one row wait for each other instead of failing). On a
+        # server defaulting to SERIALIZABLE, two workers opening a new store at once both
+        # created its tables ("relation already exists"), and writers at once failed with
+        # "could not serialize access".
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            isolation_level="READ COMMITTED",
+            json_deserializer=_json_loads,
+        )
     except Exception as exc:  # e.g. the driver is not installed
         raise StoreError(f"cannot open state store {redact_url(url)}: {exc}") from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from urllib.parse import quote
 
 import pytest
 
@@ -25,13 +26,14 @@ def _side_by_side(
     start = threading.Barrier(2)
 
     def worker(task: Callable[[Store, int], None]) -> None:
-        with Store.open(url) as store:
-            start.wait()
-            try:
+        try:
+            with Store.open(url) as store:
+                start.wait()
                 for n in range(rounds):
                     task(store, n)
-            except BaseException as exc:
-                errors.append(exc)
+        except BaseException as exc:
+            errors.append(exc)
+            start.abort()  # the other thread fails its wait, if it still waits
 
     tasks = (work, other or work)
     threads = [threading.Thread(target=worker, args=(task,)) for task in tasks]
@@ -74,3 +76,25 @@ def test_a_pull_flagging_deals_while_a_reconcile_settles_their_flags_does_not_de
         store.save_deals("hubspot", rows, flag=True)
 
     _side_by_side(url, pull, rounds=60, other=reconcile)
+
+
+# Some servers default every transaction to SERIALIZABLE (default_transaction_isolation).
+_SERIALIZABLE = quote(" -cdefault_transaction_isolation=serializable")
+
+
+def test_two_workers_open_a_new_store_at_once_on_a_server_defaulting_to_serializable(
+    new_store_url: Callable[[str], str],
+) -> None:
+    """Two schedulers started at once on a new database: one creates the tables, the other
+    finds them."""
+    _side_by_side(new_store_url("postgresql") + _SERIALIZABLE, lambda store, _: None, rounds=1)
+
+
+def test_writers_of_one_row_at_once_on_a_server_defaulting_to_serializable_both_succeed(
+    new_store_url: Callable[[str], str],
+) -> None:
+    """Full pulls of two instances at once each forget the reconcile state: no 'could not
+    serialize access'."""
+    url = new_store_url("postgresql") + _SERIALIZABLE
+    Store.open(url).close()
+    _side_by_side(url, lambda store, _: store.forget_reconcile_state())
