@@ -1,14 +1,15 @@
 """Pipedrive connector on pipedrive-python-lib 1.2.3 (API v1: deals, pipelines, stages, users).
 
 Reads page with start/limit at the maximum of 500; a full read lists archived deals as well
-(`/v1/deals` leaves them out). Incremental reads use `GET /v1/recents`
-(items=deal), which only reaches back `recents_days` (option, default 89: one day inside the
-90 days the sandbox keeps); for an older cursor the connector scans `GET /v1/deals` and
-`GET /v1/deals/archived` sorted by update_time DESC (then id) and stops at the cursor; both
-lists page by offset and step back when a deal read leaves them mid-read. Pipedrive times
-have 1-second resolution, so the cursor second is read inclusively (a boundary deal may come
-twice; none is lost), and the recents feed is read from one second earlier still, as its docs
-leave open whether since_timestamp is.
+(`/v1/deals` leaves them out), then the recents feed since the read began (a deal unarchived
+mid-read may have moved to where `/v1/deals` was read already). Incremental reads use
+`GET /v1/recents` (items=deal), which only reaches back `recents_days` (option, default 89:
+one day inside the 90 days the sandbox keeps); for an older cursor the connector scans
+`GET /v1/deals` and `GET /v1/deals/archived` sorted by update_time DESC (then id) and stops at
+the cursor; both lists page by offset and step back when a deal read leaves them mid-read.
+Pipedrive times have 1-second resolution, so the cursor second is read inclusively (a boundary
+deal may come twice; none is lost), and the recents feed is read from one second earlier
+still, as its docs leave open whether since_timestamp is.
 v1 has no bulk write: one PUT / POST / DELETE per deal, each with its own PushResult.
 """
 
@@ -51,6 +52,9 @@ __all__ = ["PipedriveConnector"]
 DEFAULT_DOMAIN = "https://api.pipedrive.com"
 PAGE = 500
 RECENTS_DAYS = 89
+# How far this machine's clock may be ahead of Pipedrive's: a full read's catch-up on the
+# recents feed starts that much before the read began, by this machine's clock.
+READ_CLOCK_SKEW = timedelta(minutes=10)
 # Refused for this deal only: report it, go on with the next.
 _PER_RECORD = (400, 404, 410, 422)
 _GONE = frozenset({"404", "410"})  # a delete's deal does not exist, or is deleted already
@@ -201,16 +205,30 @@ class PipedriveConnector:
     def _every_deal(self) -> Iterator[dict[str, Any]]:
         """Every deal not deleted. GET /v1/deals lists "all not archived deals" (v1 spec), so
         the archived ones (GET /v1/deals/archived) are read too: a full read that missed them
-        would report each as deleted, and push.propagate_deletes would delete its copies."""
+        would report each as deleted, and push.propagate_deletes would delete its copies.
+
+        A deal unarchived mid-read moves the other way, into GET /v1/deals, perhaps where that
+        was read already: the recents feed since the read began gives it (one call, mostly).
+        """
+        began = datetime.now(UTC)
         listed = array("q")  # ascending: the listing is by id; 8 bytes a deal
         by_id = {"status": "all_not_deleted", "sort": "id ASC"}
         for deal in self._in_order("list deals", self._list_deals, by_id, _by_id):
             listed.append(int(deal["id"]))
             yield deal
+        shelved = array("q")  # ascending too
         # A deal archived mid-read may have been listed already.
         for deal in self._in_order("list archived deals", self._list_archived, by_id, _by_id):
-            at = bisect_left(listed, int(deal["id"]))
-            if at == len(listed) or listed[at] != int(deal["id"]):
+            shelved.append(int(deal["id"]))
+            if not _holds(listed, int(deal["id"])):
+                yield deal
+        caught: set[int] = set()
+        for deal in self._recents(pd_time(began - READ_CLOCK_SKEW)):
+            deal_id = int(deal["id"])
+            if deal.get("status") == "deleted" or deal_id in caught:
+                continue
+            if not (_holds(listed, deal_id) or _holds(shelved, deal_id)):
+                caught.add(deal_id)
                 yield deal
 
     def _in_order(
@@ -443,6 +461,12 @@ class PipedriveConnector:
             return self._client.deals.create_deal(body)
 
         return attempt
+
+
+def _holds(ids: array[int], deal_id: int) -> bool:
+    """Whether `ids` (ascending) holds `deal_id`."""
+    at = bisect_left(ids, deal_id)
+    return at < len(ids) and ids[at] == deal_id
 
 
 def _by_id(deal: Mapping[str, Any]) -> tuple[int, ...]:

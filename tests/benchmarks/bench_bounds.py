@@ -47,8 +47,9 @@ def full_pull_bound(system: str, counts: Mapping[str, int]) -> int:
         return SF_METADATA + _pages(counts["deals"], SF_PAGE) + _pages(counts["history"], SF_PAGE)
     if system == "hubspot":
         return HS_METADATA + _pages(counts["deals"], HS_LIST_PAGE)
-    # /v1/deals leaves archived deals out: one more list, of /v1/deals/archived (none here).
-    return PD_METADATA + _pages(counts["deals"], PD_PAGE) + 1
+    # /v1/deals leaves archived deals out: one more list, of /v1/deals/archived (none here),
+    # and a read of the recents feed since the read began (deals unarchived meanwhile).
+    return PD_METADATA + _pages(counts["deals"], PD_PAGE) + 2
 
 
 def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int]) -> int:

@@ -38,8 +38,9 @@ def exp(pd_data: dict[str, Any], sandbox: Sandbox) -> Expectations:
         deal_count=len(_live(pd_data)),
         page_size=500,
         list_endpoint="GET /v1/deals",
-        # deals carry everything; the one more call lists the archived deals (none here)
-        metadata_calls=1,
+        # deals carry everything; one more call lists the archived deals (none here), and one
+        # reads the recents feed since the read began (deals unarchived meanwhile)
+        metadata_calls=2,
         secrets=(sandbox.tokens["pipedrive"],),
     )
 
@@ -359,6 +360,7 @@ def test_calls_are_counted_per_operation_and_the_connection_reused(connector, sa
     assert connector.calls() == {
         "list deals": 2,
         "list archived deals": 1,
+        "recent deals": 1,
         "owners": 1,
         "pipelines": 1,
         "stages": 1,
@@ -498,3 +500,23 @@ def test_creates_are_linked_to_the_configured_organization_as_pipedrive_requires
     assert created.ok
     [deal] = make_connector().read_deals([str(created.id)])
     assert deal["org_id"] == 7
+
+
+def test_a_full_read_misses_no_deal_unarchived_after_the_list_it_joins_was_read_past_it(
+    connector, sandbox, pd_data
+):
+    """An archived deal unarchived mid-read leaves GET /v1/deals/archived for GET /v1/deals:
+    read past its place in the one and not yet reached in the other, a full read that missed
+    it would report it deleted (and, with push.propagate_deletes, delete its copies)."""
+    client = Client(domain=sandbox.urls["pipedrive"])
+    client.set_api_token(sandbox.tokens["pipedrive"])
+    live = sorted(d["id"] for d in _live(pd_data))
+    shelved = live[5]
+    assert client.deals.update_deal(shelved, {"is_archived": True})["success"]
+    read = connector.deals()
+    first_page = [next(read)["id"] for _ in range(400)]  # GET /v1/deals, past `shelved`
+    assert shelved not in first_page
+    assert client.deals.update_deal(shelved, {"is_archived": False})["success"]
+    ids = first_page + [d["id"] for d in read]
+    assert len(ids) == len(set(ids))
+    assert set(live) <= set(ids)
