@@ -88,22 +88,33 @@ def _settle(rt: Runtime, run_id: str) -> None:
     Unsettled, a run killed mid-apply had its last batch left in the CRMs by its rollback
     ("nothing to write"). A create sent too recently for its CRM's lookup to show the copy
     stays in doubt (not found is no proof there), and so does an instance no longer in the
-    config."""
+    config or a CRM that failed to answer: how many is said, and when to run it again."""
     by_instance: dict[str, list[JournalRecord]] = defaultdict(list)
     for record in _in_doubt(rt, run_id):
         if record.entry.instance in rt.config.systems:
             by_instance[record.entry.instance].append(record)
     facts = {name: FunnelFacts.of(f) for name, f in rt.config.funnels.items()}
+    lookable: list[datetime] = []  # when the held creates can be looked up
     for name, records in sorted(by_instance.items()):
         rt.store.checkpoint()  # the reconcile lock still holds: no other run settles them
         if name not in rt.connectors:
             rt.connectors[name] = open_connector(rt.config, name)
         connector = rt.connectors[name]
         held = too_recent(records, connector, _now())
+        lookable += held.values()
         settling = [r for r in records if r.entry.plan_change_id not in held]
         if settling:
             ctx = system_contexts(rt, [name])[name]
             settle_in_doubt(rt.store, connector, ctx, settling, f"rollback-{run_id}", facts)
+    if left := len(_in_doubt(rt, run_id)):
+        # Not undone now, though they may have landed: the rollback must not pass for whole.
+        when = f" after {max(lookable):%Y-%m-%d %H:%M:%S} UTC" if lookable else ""
+        click.echo(
+            f"{left} write(s) of run {run_id} stay in doubt (too recent for their CRM's lookup, "
+            f"a CRM that did not answer, or an instance no longer configured): not undone now; "
+            f"run `crmsync rollback {run_id} --apply` again{when} to undo those that landed",
+            err=True,
+        )
 
 
 def _write(rt: Runtime, run_id: str, fingerprint: str, yes: bool, fmt: str) -> None:

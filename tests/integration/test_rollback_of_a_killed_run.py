@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.integration.conftest import World
 from tests.integration.processes import cli, killed, runs
+from tests.integration.test_rollback_deletes_creates import _create_missing
 from tests.integration.test_writes_not_yet_searchable import _open_in_all_three
 
 HUBSPOT_UPDATE = "POST /crm/v3/objects/deals/batch/update"
@@ -41,3 +42,28 @@ def test_a_rollback_of_a_run_killed_after_a_write_landed_undoes_that_write(
     undone = cli(world, "rollback", run_id, "--apply", "--yes")
     assert undone.exit_code == 0, undone.output
     assert _hubspot_close_date(world, ids["hubspot"]) == before, undone.output
+
+
+HUBSPOT_CREATE = "POST /crm/v3/objects/deals/batch/create"
+
+
+def test_a_rollback_too_soon_after_a_killed_run_to_look_up_its_copies_says_to_run_it_again(
+    small_world: World,
+) -> None:
+    """The copies a killed run created in HubSpot are not in its search yet (its lookup lag):
+    `rollback RUN --apply` cannot tell whether they landed, and leaves them in doubt. It said
+    nothing about them, and the copies stayed in HubSpot, the rollback taken for complete."""
+    world = small_world
+    _create_missing(world)
+    hubspot: Any = world.sandbox.servers["hubspot"].emulator
+    with hubspot.lock:
+        before = set(hubspot.store.live)
+    killed(world, "hubspot", HUBSPOT_CREATE, "reconcile", "--yes")
+    with hubspot.lock:
+        assert set(hubspot.store.live) - before  # the copies landed
+    run_id = next(r.id for r in runs(world) if r.kind.value == "reconcile")
+
+    undone = cli(world, "rollback", run_id, "--apply", "--yes")
+    assert undone.exit_code == 0, undone.output
+    assert "in doubt" in undone.output, undone.output
+    assert f"crmsync rollback {run_id} --apply" in undone.output, undone.output
