@@ -244,20 +244,32 @@ class PipedriveConnector:
         id). A deal of a page already read that leaves the list meanwhile (deleted, archived)
         moves every later one a place up, and the next offset would step over one. So each
         page starts at the last deal seen: when its first deal is a later one, deals before it
-        left, and the page is asked again further back until it overlaps.
+        left, and the page is asked again further back until it overlaps. A page read at a
+        start read before with no new deal in between gets no further (an answer that never
+        overlaps would send the read back and on again for ever): an ApiError.
         """
         last: tuple[int, ...] | None = None
         start, back = 0, 1
+        stalled: set[int] = set()  # the starts of the pages read since the last new deal
         while True:
             body = self._call(operation, partial(fetch, {**params, "start": start, "limit": PAGE}))
             items = _body_list(body)
             if start > 0 and (not items or last is None or place(items[0]) > last):
                 start, back = max(0, start - back), back * 2
                 continue
+            if start in stalled:
+                raise ApiError(
+                    self.system,
+                    operation,
+                    f"the deal list gets no further than offset {start}: its pages past it never "
+                    "overlap the deals read last",
+                )
+            stalled.add(start)
             for item in items:
                 at = place(item)
                 if last is None or at > last:
                     last = at
+                    stalled.clear()
                     yield item
             following = _next_start(body, start, len(items))
             if following is None:

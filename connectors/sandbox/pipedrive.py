@@ -249,6 +249,8 @@ class PipedriveEmulator:
                 ids = [i for i in ids if str(self._ref(self.store.deals[i].get(name))) == wanted]
         deals = [self.store.deals[i] for i in ids[start : start + limit]]
         more = start + limit < len(ids)
+        if start > 0 and self.fault_state.faults.pages_past_first_empty:
+            deals = []
         additional = {"pagination": _pagination(start, limit, more)}
         return _ok(deals or None, additional, self._related(deals))
 

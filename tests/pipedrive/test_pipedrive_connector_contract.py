@@ -520,3 +520,18 @@ def test_a_full_read_misses_no_deal_unarchived_after_the_list_it_joins_was_read_
     ids = first_page + [d["id"] for d in read]
     assert len(ids) == len(set(ids))
     assert set(live) <= set(ids)
+
+
+@pytest.mark.parametrize("since", [None, "scan-back"])
+def test_a_deal_list_whose_pages_never_overlap_ends_the_read_with_an_error(
+    make_connector, sandbox, pd_data, since
+):
+    """A page is asked again further back until it overlaps the deals read last: pages past
+    the first that are always empty (though the first says more follow) sent the read back to
+    the first page and on to the same empty one, for ever, a call each time."""
+    contract.set_faults(sandbox, "pipedrive", Faults(pages_past_first_empty=True))
+    reading = make_connector(options={"recents_days": 0}, call_budget=200)
+    moment = None if since is None else datetime(2000, 1, 1, tzinfo=UTC)
+    with pytest.raises(ApiError, match="no further"):
+        list(reading.deals(moment))
+    assert sum(reading.calls().values()) < 50
