@@ -315,7 +315,8 @@ class PipedriveConnector:
         is inclusive is undocumented ("changes occurred after the given timestamp"), so every
         window starts one second early: the deals that share the page's last second are read
         again either way (callers drop repeats). Only while that would not move the window on
-        does the offset advance within it.
+        does the offset advance within it; a next page that would be this one again (an empty
+        page saying more follow) is an ApiError, not the same call for ever.
         """
         recents, start = self._client.recents, 0
         since = _second_before(since)
@@ -329,6 +330,13 @@ class PipedriveConnector:
                 return
             last = str((body.get("additional_data") or {}).get("last_timestamp_on_page") or since)
             earlier = _second_before(last)
+            if earlier <= since and following <= start:  # the same page asked again, for ever
+                raise ApiError(
+                    self.system,
+                    "recent deals",
+                    f"the recents feed gets no further than {since} (offset {start}): its next "
+                    "page is this one",
+                )
             since, start = (earlier, 0) if earlier > since else (since, following)
 
     def _scan_back(self, since: str, status: str) -> Iterator[dict[str, Any]]:

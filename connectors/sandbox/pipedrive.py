@@ -368,6 +368,8 @@ class PipedriveEmulator:
         if "deal" in items.split(","):
             ids, more = self.store.changed_since(max(since, oldest), start, limit)
         deals = [self.store.deals[i] for i in ids]
+        if start > 0 and self.fault_state.faults.pages_past_first_empty:
+            deals = []
         additional = {
             "since_timestamp": since,
             "last_timestamp_on_page": deals[-1]["update_time"] if deals else since,

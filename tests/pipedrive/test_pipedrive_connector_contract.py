@@ -535,3 +535,30 @@ def test_a_deal_list_whose_pages_never_overlap_ends_the_read_with_an_error(
     with pytest.raises(ApiError, match="no further"):
         list(reading.deals(moment))
     assert sum(reading.calls().values()) < 50
+
+
+def test_a_recents_feed_whose_pages_get_no_further_ends_the_read_with_an_error(
+    pd_data: dict[str, Any],
+) -> None:
+    """More deals changed in one second than a page holds (a bulk update) are paged by offset
+    within that second. An empty page there that says more follow (pages past the first never
+    filled) asked for the same page again, for ever, a call each time; a full read now ends
+    with the recents feed too."""
+    data = {"pipedrive": dict(pd_data["pipedrive"])}
+    second = datetime.now(UTC).replace(microsecond=0)
+    deals = [dict(d) for d in pd_data["pipedrive"]["deals"]]
+    data["pipedrive"]["deals"] = [
+        *deals,
+        *({**d, "id": d["id"] + 10_000} for d in deals),  # over two pages of recents
+    ]
+    for deal in data["pipedrive"]["deals"]:
+        deal["update_time"] = second.strftime("%Y-%m-%d %H:%M:%S")
+    with start_sandbox(data, systems=["pipedrive"], faults=FAST) as sandbox:
+        contract.set_faults(sandbox, "pipedrive", Faults(pages_past_first_empty=True))
+        reading = PipedriveConnector(settings_for(sandbox, call_budget=200))
+        try:
+            with pytest.raises(ApiError, match="no further"):
+                list(reading.deals(second))
+            assert sum(reading.calls().values()) < 50
+        finally:
+            reading.close()
