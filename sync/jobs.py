@@ -113,8 +113,10 @@ def run_job(
                     return _report(rt, entry, began)
                 try:
                     # After the scheduled reconcile another scheduler runs, if any; then the
-                    # lock of every reconcile, apply and rollback of this store.
-                    with schedule_turn(rt.store), reconcile_lock(rt.store):
+                    # lock of every reconcile, apply and rollback of this store, which a
+                    # command by hand may hold (a firing waits for it while still on time).
+                    left = _grace_left(entry, firing)
+                    with schedule_turn(rt.store), reconcile_lock(rt.store, bool(left), left):
                         _connect(rt, connector_options)
                         return _reconcile(rt, entry, stop, began)
                 except WaitStopped as exc:  # SIGTERM while waiting for the turn
@@ -126,6 +128,16 @@ def run_job(
             if busy.job == SCHEDULE_TURN:
                 detail = str(busy)
             return JobOutcome(entry.name, SKIPPED, None, 0, detail, unserved=True)
+
+
+def _grace_left(entry: ScheduleEntry, firing: datetime | None) -> float | None:
+    """How long a firing may still wait for the store's reconcile lock: what is left of its
+    misfire grace, within which it still runs on time. None for a run that is no firing
+    (`schedule --run-now`: it reports the lock busy at once)."""
+    if firing is None:
+        return None
+    late = (datetime.now(UTC) - firing).total_seconds()
+    return max(0.0, entry.misfire_grace_seconds - late)
 
 
 def _check_out(entry: ScheduleEntry) -> None:

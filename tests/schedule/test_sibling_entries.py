@@ -81,13 +81,45 @@ def test_a_report_that_breaches_its_thresholds_is_logged_as_a_warning(
     assert breached and {r.levelno for r in breached} == {logging.WARNING}, caplog.text
 
 
-def test_a_firing_skipped_for_a_reconcile_by_hand_is_logged_as_a_warning(
+def test_a_firing_waits_for_a_command_by_hand_that_holds_the_reconcile_lock_then_runs(
+    new_store_url: Callable[[str], str],
+    write_config: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A `links confirm` or a `reconcile --dry-run` by hand as the nightly apply fires: the
+    firing was skipped, and nothing was applied until the next night."""
+    url = new_store_url("sqlite")
+    config = write_config(url, APPLY)
+    with caplog.at_level(logging.INFO, logger="crmsync.schedule"):
+        with Store.open(url) as store, job_lock(store, "reconcile"):  # the command by hand
+            stop = threading.Event()
+            scheduler = threading.Thread(target=run_scheduler, args=(str(config),),
+                                         kwargs={"stop": stop,
+                                                 "trigger_for": every_three_seconds},
+                                         daemon=True)  # fmt: skip
+            scheduler.start()
+            time.sleep(4)  # a firing came, and waits
+        try:
+            with Store.open(url) as store:
+                deadline = time.monotonic() + 20
+                while not any(r.finished_at for r in store.runs.recent(5, job="nightly-apply")):
+                    assert time.monotonic() < deadline, caplog.text
+                    time.sleep(0.1)
+                [run] = store.runs.recent(5, job="nightly-apply")[-1:]
+        finally:
+            stop.set()
+            scheduler.join(30)
+    assert run.status is RunStatus.OK
+    assert [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()] == []
+
+
+def test_a_firing_skipped_for_a_reconcile_by_hand_past_its_grace_is_logged_as_a_warning(
     new_store_url: Callable[[str], str],
     write_config: Callable[..., Path],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     url = new_store_url("sqlite")
-    config = write_config(url, APPLY)
+    config = write_config(url, {**APPLY, "misfire_grace_seconds": 1})
     stop = threading.Event()
     scheduler = threading.Thread(target=run_scheduler, args=(str(config),),
                                  kwargs={"stop": stop, "trigger_for": every_three_seconds},
