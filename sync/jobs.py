@@ -127,7 +127,8 @@ def run_job(
             detail = f"another process holds the {busy.job!r} lock of this store"
             if busy.job == SCHEDULE_TURN:
                 detail = str(busy)
-            return JobOutcome(entry.name, SKIPPED, None, 0, detail, unserved=True)
+            waited = time.monotonic() - began
+            return JobOutcome(entry.name, SKIPPED, None, 0, detail, waited, unserved=True)
 
 
 def _grace_left(entry: ScheduleEntry, firing: datetime | None) -> float | None:

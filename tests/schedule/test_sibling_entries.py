@@ -135,6 +135,8 @@ def test_a_firing_skipped_for_a_reconcile_by_hand_past_its_grace_is_logged_as_a_
         scheduler.join(30)
     skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
     assert {r.levelno for r in skipped} == {logging.WARNING}, caplog.text
+    # it waited out the firing's grace (1 s) first, and says how long
+    assert all(float(r.getMessage().split(" in ")[1].split("s")[0]) >= 0.5 for r in skipped)
 
 
 @pytest.mark.parametrize(
