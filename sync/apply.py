@@ -23,14 +23,14 @@ from typing import Any
 from connectors.base import Connector, NativeUpdate
 from connectors.errors import ConnectorError
 from mapping import MappingContext
-from mapping.model import Deal, MappingError
+from mapping.model import Deal, MappingError, Ref
 from sync.apply_bases import BaseKeeper
 from sync.apply_creates import apply_creates, not_created, too_recent
-from sync.apply_deletes import Delete, apply_deletes, not_deleted
+from sync.apply_deletes import Delete, apply_deletes, not_deleted, refused_where_live
 from sync.apply_doubt import holds, same_value, settle_in_doubt
 from sync.apply_report import ApplyReport, ChangeResult, Outcome, Settled
 from sync.audit_values import audited_after, audited_before
-from sync.connect import build_context, read_now
+from sync.connect import build_context, open_connector, read_now
 from sync.diff import FunnelFacts
 from sync.match import is_deleted
 from sync.plan import Change, Plan, current_value, encode_value, show_value
@@ -102,6 +102,8 @@ def apply_plan(
         | {name for name in earlier if name in runtime.connectors}
     )
     contexts = dict(contexts or {})
+    if any(d.sources for d in deletes):
+        deletes = refused_where_live(deletes, _back_again(runtime, contexts, deletes))
     results: list[ChangeResult] = []
     settled: list[Settled] = []
     keeper = BaseKeeper(store, plan) if remember_bases else None
@@ -142,6 +144,36 @@ def apply_plan(
     if keeper is not None:  # every change, each target's outcome final (some never sent)
         keeper.after(results, {})
     return ApplyReport.of(run_id, plan_id, results, runtime.calls(), settled)
+
+
+def _back_again(
+    runtime: Runtime, contexts: dict[str, MappingContext], deletes: Sequence[Delete]
+) -> dict[Ref, str]:
+    """The deals deleted elsewhere that propagated `deletes` follow and that their CRM holds
+    live now (restored from its recycle bin since the plan, or missed by the pull's listing),
+    or that could not be read to tell: deal -> why its copies are not deleted. Their CRM is
+    read right before the copies would go, whatever the store says."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for delete in deletes:
+        for ref in delete.sources if delete.refused is None else ():
+            wanted[ref.system].add(ref.id)
+    back: dict[Ref, str] = {}
+    for system, ids in sorted(wanted.items()):
+        try:
+            if system not in runtime.connectors:
+                runtime.connectors[system] = open_connector(runtime.config, system)
+            if system not in contexts:
+                contexts[system] = system_contexts(runtime, [system])[system]
+            now, unreadable = read_now(runtime.connectors[system], contexts[system], sorted(ids))
+        except ConnectorError as exc:
+            why = f"could not read {system} to confirm the deal was deleted there: {exc}"
+            back.update((Ref(system, i), why) for i in ids)
+            continue
+        for deal_id, deal in now.items():
+            if not is_deleted(deal):
+                back[Ref(system, deal_id)] = f"{system} {deal_id} is live again in its CRM"
+        back.update((Ref(system, i), f"{system} {i}: {why}") for i, why in unreadable.items())
+    return back
 
 
 def system_contexts(runtime: Runtime, systems: Sequence[str]) -> dict[str, MappingContext]:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from connectors.base import NOT_FOUND, Connector, DeletesDeals
 from connectors.errors import ConnectorError
 from mapping import MappingContext
-from mapping.model import Deal, DealStatus
+from mapping.model import Deal, DealStatus, Ref
 from sync.apply_report import ChangeResult, Outcome
 from sync.connect import read_now
 from sync.plan import Plan, current_value, decode_value, encode_value, show_value
@@ -44,6 +44,7 @@ __all__ = [
     "forget",
     "not_deleted",
     "propagated",
+    "refused_where_live",
 ]
 
 _BATCH = 100  # records per journaled batch where the API has batch writes
@@ -64,6 +65,8 @@ class Delete:
     recorded: str = "it was created with"
     # why it is not to be sent whatever the deal holds (reported drifted), or None
     refused: str | None = None
+    # the deals deleted elsewhere that a propagated delete follows (read again before it is sent)
+    sources: tuple[Ref, ...] = ()
 
 
 def delete_change_id(run_id: str, system: str, deal_id: str) -> str:
@@ -268,8 +271,22 @@ def propagated(store: Store, plan: Plan) -> tuple[Delete, ...]:
             system, deal_id = str(live["system"]), str(live["id"])
             change_id = delete_change_id(plan.run_id, system, deal_id)
             why = f"deleted in {gone}; propagated (push.propagate_deletes)"
-            out.append(Delete(change_id, system, deal_id, entity, expected, why, AGREED, back))
+            sources = tuple(Ref(str(g["system"]), str(g["id"])) for g in item["deleted"])
+            out.append(
+                Delete(change_id, system, deal_id, entity, expected, why, AGREED, back, sources)
+            )
     return tuple(out)
+
+
+def refused_where_live(deletes: Sequence[Delete], live: Mapping[Ref, str]) -> list[Delete]:
+    """`deletes`, each propagated one refused (with the reason `live` gives) when a deal it
+    follows is in `live`: the deals deleted elsewhere that their CRM holds again, or that
+    could not be read to tell."""
+    out = []
+    for delete in deletes:
+        why = next((live[r] for r in delete.sources if r in live), None)
+        out.append(delete if why is None or delete.refused else replace(delete, refused=why))
+    return out
 
 
 def _live_again(store: Store, deleted: Sequence[Mapping[str, Any]]) -> str | None:

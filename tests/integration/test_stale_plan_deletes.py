@@ -1,12 +1,13 @@
 """A saved plan that propagates a deletion (push.propagate_deletes), applied after the deleted
-deal came back (restored from HubSpot's recycle bin) and a pull saw it back: the other CRMs'
-copies of a deal that exists again are not deleted."""
+deal came back (restored from HubSpot's recycle bin): the other CRMs' copies of a deal that
+exists again are not deleted."""
 
 from __future__ import annotations
 
 import bisect
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.integration.conftest import World
@@ -34,9 +35,13 @@ def _live(world: World, system: str, deal_id: str) -> bool:
     return bool(store.deals[int(deal_id)]["status"] != "deleted")
 
 
+@pytest.mark.parametrize("pulled_since", [True, False], ids=["pulled-since", "not-pulled"])
 def test_a_saved_plan_does_not_delete_the_copies_of_a_deal_restored_since(
-    pg_world: World,
+    pg_world: World, pulled_since: bool
 ) -> None:
+    """Not pulled since: only the CRM knows the deal is back. A pull is no condition of the
+    nightly's apply either (its pull may have missed a deal a full read was past when it came
+    back), so the deal deleted elsewhere is read in its CRM before its copies are deleted."""
     world = pg_world
     document = yaml.safe_load(world.config.read_text())
     document["push"]["propagate_deletes"] = True
@@ -51,8 +56,9 @@ def test_a_saved_plan_does_not_delete_the_copies_of_a_deal_restored_since(
     assert made.popen.returncode == 0, made.err
     assert f'"id": "{ids["pipedrive"]}"' in plan.read_text()  # to delete there
     _restore(world, ids["hubspot"])
-    pulled = run(world, "pull")
-    assert pulled.popen.returncode == 0, pulled.err
+    if pulled_since:
+        pulled = run(world, "pull")
+        assert pulled.popen.returncode == 0, pulled.err
 
     applied = run(world, "apply", str(plan), "--yes")
     assert _live(world, "pipedrive", ids["pipedrive"]), applied.out + applied.err
