@@ -12,8 +12,10 @@ from connectors.sandbox.faults import Faults
 from sync.runtime import open_runtime
 from tests.integration.conftest import World
 from tests.integration.processes import Process, run
-from tests.integration.test_report_during_an_apply import _waits_for
-from tests.integration.test_writes_not_yet_searchable import _open_in_all_three
+from tests.integration.test_report_during_an_apply import (
+    _close_date_edited_in_salesforce,
+    _waits_for,
+)
 
 
 def _close_date(world: World, opportunity: str) -> str:
@@ -26,12 +28,7 @@ def test_a_pull_saving_while_a_reconcile_analyses_does_not_make_it_undo_the_last
     pg_world: World,
 ) -> None:
     world = pg_world
-    assert run(world, "reconcile", "--yes").popen.returncode in (0, 1)
-    ids = _open_in_all_three(world)
-    salesforce: Any = world.sandbox.servers["salesforce"].emulator
-    with salesforce.lock:
-        store = salesforce.store
-        store.apply(store.check_update(ids["salesforce"], {"CloseDate": "2027-07-30"}))
+    ids = _close_date_edited_in_salesforce(world)
     spread = run(world, "reconcile", "--yes")  # to HubSpot and Pipedrive
     assert spread.popen.returncode in (0, 1), spread.err
     # The next reconcile's pull does not see HubSpot's copy of the write yet (search lags)

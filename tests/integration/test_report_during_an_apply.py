@@ -36,16 +36,23 @@ def _waits_for(world: World, table: str, timeout: float = 60) -> None:
             conn.rollback()
 
 
-def test_a_report_while_an_apply_writes_shows_the_store_before_or_after_it(
-    pg_world: World,
-) -> None:
-    world = pg_world
+def _close_date_edited_in_salesforce(world: World) -> dict[str, str]:
+    """After a first reconcile, a person moves the close date of a deal open in the three CRMs
+    in Salesforce (to 2027-07-30). The deal's ids."""
     assert run(world, "reconcile", "--yes").popen.returncode in (0, 1)
     ids = _open_in_all_three(world)
     salesforce: Any = world.sandbox.servers["salesforce"].emulator
     with salesforce.lock:
         store = salesforce.store
         store.apply(store.check_update(ids["salesforce"], {"CloseDate": "2027-07-30"}))
+    return ids
+
+
+def test_a_report_while_an_apply_writes_shows_the_store_before_or_after_it(
+    pg_world: World,
+) -> None:
+    world = pg_world
+    _close_date_edited_in_salesforce(world)
     plan = world.config.with_name("plan.json")
     made = run(world, "reconcile", "--dry-run", "--plan-out", str(plan))
     assert made.popen.returncode == 0, made.err

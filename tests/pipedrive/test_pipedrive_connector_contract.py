@@ -439,17 +439,11 @@ def test_a_scan_back_sees_deals_archived_unarchived_and_deleted_since_its_cursor
     assert list(scanning.deleted_deals(since)) == [str(deleted)]
 
 
-@pytest.mark.parametrize("leave", ["delete", "archive"])
-def test_a_full_read_misses_no_deal_when_an_earlier_one_leaves_the_list_mid_read(
-    connector, sandbox, pd_data, leave
-):
-    """GET /v1/deals pages by offset: a deal of a page already read that is deleted (or
-    archived) meanwhile moves every later deal one place up, and the next page's offset would
-    step over one; a full read that missed it would report it deleted."""
+def _read_while_one_leaves(read, sandbox, leave):
+    """The ids `read` (a deal read under way) gives when the 11th deal it gave is deleted or
+    archived (`leave`) after its first 400: (that deal, every id read, each once)."""
     client = Client(domain=sandbox.urls["pipedrive"])
     client.set_api_token(sandbox.tokens["pipedrive"])
-    live = sorted(d["id"] for d in _live(pd_data))
-    read = connector.deals()
     first_page = [next(read)["id"] for _ in range(400)]
     gone = first_page[10]
     if leave == "delete":
@@ -458,6 +452,18 @@ def test_a_full_read_misses_no_deal_when_an_earlier_one_leaves_the_list_mid_read
         assert client.deals.update_deal(gone, {"is_archived": True})["success"]
     ids = first_page + [d["id"] for d in read]
     assert len(ids) == len(set(ids))
+    return gone, ids
+
+
+@pytest.mark.parametrize("leave", ["delete", "archive"])
+def test_a_full_read_misses_no_deal_when_an_earlier_one_leaves_the_list_mid_read(
+    connector, sandbox, pd_data, leave
+):
+    """GET /v1/deals pages by offset: a deal of a page already read that is deleted (or
+    archived) meanwhile moves every later deal one place up, and the next page's offset would
+    step over one; a full read that missed it would report it deleted."""
+    live = sorted(d["id"] for d in _live(pd_data))
+    _gone, ids = _read_while_one_leaves(connector.deals(), sandbox, leave)
     assert set(live) <= set(ids)
 
 
@@ -469,20 +475,10 @@ def test_a_scan_back_misses_no_deal_when_an_earlier_one_leaves_the_list_mid_scan
     first, by offset: a deal of a page already read that is deleted (or archived) meanwhile
     moves every later deal one place up, and the next page's offset would step over one,
     which would then not be read again until it changed."""
-    client = Client(domain=sandbox.urls["pipedrive"])
-    client.set_api_token(sandbox.tokens["pipedrive"])
     live = {d["id"] for d in _live(pd_data)}
     since = min(datetime.fromisoformat(d["update_time"]) for d in _live(pd_data))
     scanning = make_connector(options={"recents_days": 0})
-    read = scanning.deals(since.replace(tzinfo=UTC))
-    first_page = [next(read)["id"] for _ in range(400)]
-    gone = first_page[10]
-    if leave == "delete":
-        assert client.deals.delete_deal(gone)["success"]
-    else:
-        assert client.deals.update_deal(gone, {"is_archived": True})["success"]
-    ids = first_page + [d["id"] for d in read]
-    assert len(ids) == len(set(ids))
+    gone, ids = _read_while_one_leaves(scanning.deals(since.replace(tzinfo=UTC)), sandbox, leave)
     assert live - {gone} <= set(ids)
 
 
