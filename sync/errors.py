@@ -61,10 +61,21 @@ def store_failure(exc: BaseException) -> str | None:
     if not isinstance(exc, OperationalError):
         return None
     cause = " ".join(str(exc.orig or exc).split())
-    return (
-        f"state store failed: {cause} (disk full, its file or directory read-only, or the "
-        "database unreachable?); fix that and run again, the journal resumes the run"
-    )
+    why, todo = _LIKELY.get(str(getattr(exc.orig, "sqlstate", None) or "")[:2], _UNKNOWN)
+    return f"state store failed: {cause} ({why}); {todo}, the journal resumes the run"
+
+
+# What most likely happened, and what to do. PostgreSQL's SQLSTATE classes (psycopg's errors
+# carry theirs as `sqlstate`): 40 a transaction rolled back (deadlock, serialization), 57 an
+# operator's intervention (a connection ended); anything else, and SQLite, as before.
+_UNKNOWN = (
+    "disk full, its file or directory read-only, or the database unreachable?",
+    "fix that and run again",
+)
+_LIKELY = {
+    "40": ("its transaction collided with another process's", "run again"),
+    "57": ("the database server ended the connection", "run again"),
+}
 
 
 def run_error(exc: BaseException) -> str:
