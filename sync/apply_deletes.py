@@ -266,14 +266,15 @@ def propagated(store: Store, plan: Plan) -> tuple[Delete, ...]:
         entity = str(item["entity"])
         expected = agreed_values(bases.get(entity))
         gone = ", ".join(f"{g['system']} {g['id']}" for g in item["deleted"])
-        back = _live_again(store, item["deleted"])
+        why = f"deleted in {gone}; propagated (push.propagate_deletes)"
+        # read in their CRM right before the copies go (sync/apply.py): restored since, they
+        # keep them, whether a pull saw them back or not
+        sources = tuple(Ref(str(g["system"]), str(g["id"])) for g in item["deleted"])
         for live in item["live"]:
             system, deal_id = str(live["system"]), str(live["id"])
             change_id = delete_change_id(plan.run_id, system, deal_id)
-            why = f"deleted in {gone}; propagated (push.propagate_deletes)"
-            sources = tuple(Ref(str(g["system"]), str(g["id"])) for g in item["deleted"])
             out.append(
-                Delete(change_id, system, deal_id, entity, expected, why, AGREED, back, sources)
+                Delete(change_id, system, deal_id, entity, expected, why, AGREED, None, sources)
             )
     return tuple(out)
 
@@ -287,18 +288,6 @@ def refused_where_live(deletes: Sequence[Delete], live: Mapping[Ref, str]) -> li
         why = next((live[r] for r in delete.sources if r in live), None)
         out.append(delete if why is None or delete.refused else replace(delete, refused=why))
     return out
-
-
-def _live_again(store: Store, deleted: Sequence[Mapping[str, Any]]) -> str | None:
-    """Why a deletion a plan propagates is not to be (a deal it saw deleted is live in the
-    store again: restored from its CRM's recycle bin, and pulled since the plan was made), or
-    None. A saved plan applied after that deleted the copies of a deal that exists again."""
-    for gone in deleted:
-        system, deal_id = str(gone["system"]), str(gone["id"])
-        payload = store.get_deals(system, [deal_id]).get(deal_id)
-        if payload is not None and not (payload.get("extra") or {}).get("deleted"):
-            return f"{system} {deal_id} is live again (restored since the plan was made)"
-    return None
 
 
 def agreed_values(base: Mapping[str, Any] | None) -> dict[str, Any]:

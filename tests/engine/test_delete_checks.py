@@ -45,8 +45,7 @@ def test_a_closed_deal_compares_by_status_not_by_its_native_stage() -> None:
 
 def test_a_propagated_delete_kept_as_drifted_names_the_agreed_values_not_creation() -> None:
     base = base_to_json(base_values(deal("salesforce", "1")))
-    store = cast(Store, SimpleNamespace(bases=lambda ids: {"E1": base},
-                                        get_deals=lambda system, ids: {}))  # fmt: skip
+    store = cast(Store, SimpleNamespace(bases=lambda ids: {"E1": base}))
     deleted = {"entity": "E1", "propagate": True, "deleted": [{"system": "salesforce", "id": "1"}],
                "live": [{"system": "hubspot", "id": "7"}]}  # fmt: skip
     plan = cast(Plan, SimpleNamespace(run_id="r1", deleted=[deleted]))
