@@ -16,7 +16,7 @@ from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult
 from sync.store import RunRecord, Store
 
-__all__ = ["health_inputs", "last_pulls"]
+__all__ = ["health_inputs", "last_syncs"]
 
 # A report run pulled (and so synced) only with --refresh: only then does it hold calls.
 _SYNC_KINDS = ("reconcile", "reconcile-dry-run", "pull", "report")
@@ -25,7 +25,7 @@ _SYNC_KINDS = ("reconcile", "reconcile-dry-run", "pull", "report")
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def _last_syncs(store: Store, instances: list[str]) -> dict[str, RunRecord]:
+def last_syncs(store: Store, instances: list[str]) -> dict[str, RunRecord]:
     """Per instance pulled by one: the last successful run that pulled it."""
     last: dict[str, RunRecord] = {}
     ends: dict[str, datetime] = {}
@@ -40,17 +40,13 @@ def _last_syncs(store: Store, instances: list[str]) -> dict[str, RunRecord]:
     return last
 
 
-def last_pulls(store: Store, instances: list[str]) -> dict[str, datetime]:
-    """Per instance pulled: when the last successful run that pulled it began."""
-    return {i: run.started_at for i, run in _last_syncs(store, instances).items()}
-
-
-def _sync_status(store: Store, instances: list[str]) -> dict[str, dict[str, Any]]:
-    """Per instance: the end of the last successful sync and the API calls it used."""
+def _sync_status(instances: list[str], syncs: Mapping[str, RunRecord]) -> dict[str, dict[str, Any]]:
+    """Per instance: the end of the last successful sync and the API calls it used (`syncs`:
+    `last_syncs`)."""
     status: dict[str, dict[str, Any]] = {
         i: {"last_success": None, "api_calls": 0} for i in instances
     }
-    for instance, run in _last_syncs(store, instances).items():
+    for instance, run in syncs.items():
         status[instance] = {
             "last_success": run.finished_at,
             "api_calls": sum(run.calls[instance].values()),
@@ -75,9 +71,12 @@ def health_inputs(
     now: datetime,
     since: date | None = None,
     pulled: Mapping[str, Mapping[str, int]] | None = None,
+    syncs: Mapping[str, RunRecord] | None = None,
 ) -> HealthInputs:
-    """`pulled`: instance -> API calls of the pull this very run made (`report --refresh`)."""
+    """`pulled`: instance -> API calls of the pull this very run made (`report --refresh`).
+    `syncs`: `last_syncs`, when the caller read them already."""
     report = config.report
+    instances = list(config.systems)
     thresholds: Mapping[str, Decimal] = {
         name: value for name, value in report.thresholds.model_dump().items() if value is not None
     }
@@ -115,7 +114,9 @@ def health_inputs(
         report_currency=report.currency,
         rates=dict(report.rates),
         thresholds=thresholds,
-        sync_status=_sync_status(store, list(config.systems))
+        sync_status=_sync_status(
+            instances, last_syncs(store, instances) if syncs is None else syncs
+        )
         | {
             i: {"last_success": now, "api_calls": sum(c.values())}
             for i, c in (pulled or {}).items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from sync.locks import Budget
 from sync.outfile import write_atomically
 from sync.pull import failure_of, pull
 from sync.reconcile import analyze
-from sync.report_inputs import health_inputs, last_pulls
+from sync.report_inputs import health_inputs, last_syncs
 from sync.report_render import (
     MISMATCH_COLUMNS,
     mismatch_rows,
@@ -27,7 +28,7 @@ from sync.report_render import (
 from sync.runtime import Runtime, progress_reporter
 from sync.schema import one_snapshot
 from sync.shutdown import STOPPED, Stopped, Terminated
-from sync.store_records import RunStatus
+from sync.store_records import RunRecord, RunStatus
 from sync.terminal import plain_console
 
 __all__ = ["FORMATS", "build_report", "render_report", "write_text"]
@@ -67,13 +68,14 @@ def build_report(
             with one_snapshot(rt.store.engine):
                 # the deals as crmsync last knows them: an apply since the pull updated no
                 # snapshot
-                unread_since = _unread_since(rt, started if refresh else None)
+                syncs = last_syncs(rt.store, list(rt.config.systems))
+                unread_since = _unread_since(rt, syncs, started if refresh else None)
                 result = analyze(rt.config, rt.store, run_id=run_id, remember=False,
                                  phase=phase, known_writes=True,
                                  unread_since=unread_since)  # fmt: skip
                 inputs = health_inputs(
                     rt.config, rt.store, result, now=datetime.now(UTC), since=since,
-                    pulled=pulled,
+                    pulled=pulled, syncs=syncs,
                 )  # fmt: skip
         report = build_health(inputs)
     except KeyboardInterrupt as exc:  # as pull: `crmsync runs` must not show it running forever
@@ -91,13 +93,19 @@ def build_report(
     return report
 
 
-def _unread_since(rt: Runtime, pulled_at: datetime | None) -> dict[str, datetime]:
+def _unread_since(
+    rt: Runtime, syncs: Mapping[str, RunRecord], pulled_at: datetime | None
+) -> dict[str, datetime]:
     """Per instance pulled: from when on a copy crmsync created and no pull read yet counts
     (`sync.known_writes.with_known_writes`). An older one, which the last pull (begun at
-    `pulled_at`, else as the run history says) would have found past its CRM's lookup lag, was
-    deleted before it was read, as the reconcile after that pull took it to be."""
-    instances = list(rt.config.systems)
-    began = dict.fromkeys(instances, pulled_at) if pulled_at else last_pulls(rt.store, instances)
+    `pulled_at`, else by the last successful run that pulled it, `syncs`) would have found
+    past its CRM's lookup lag, was deleted before it was read, as the reconcile after that
+    pull took it to be."""
+    began = (
+        dict.fromkeys(rt.config.systems, pulled_at)
+        if pulled_at
+        else {name: run.started_at for name, run in syncs.items()}
+    )
     return {
         name: at - lookup_lag_for(rt.config, name, rt.connector_options)
         for name, at in began.items()
