@@ -29,6 +29,7 @@ from sync.apply_creates import apply_creates, not_created, too_recent
 from sync.apply_deletes import Delete, apply_deletes, not_deleted, refused_where_live
 from sync.apply_doubt import holds, same_value, settle_in_doubt
 from sync.apply_report import ApplyReport, ChangeResult, Outcome, Settled
+from sync.apply_sources import SourceCheck
 from sync.audit_values import audited_after, audited_before
 from sync.connect import build_context, open_connector, read_now
 from sync.diff import FunnelFacts
@@ -74,9 +75,12 @@ def apply_plan(
     op: JournalOp = JournalOp.UPDATE,
     remember_bases: bool = True,
     deletes: Sequence[Delete] = (),
+    saved: bool = False,
 ) -> ApplyReport:
     """Write `plan` (journal keyed by `plan.run_id`, so a re-run of the same plan resumes), then
-    `deletes` (a rollback's: copies the rolled-back run created)."""
+    `deletes` (a rollback's: copies the rolled-back run created). `saved`: a plan made earlier
+    (`apply PLAN`), whose changes are also checked against the other deals of their entities
+    (sync/apply_sources.py)."""
     store, plan_id = runtime.store, plan.run_id
     done = store.journal.done_ids(plan_id)
     # change -> the run that may have sent it: a write of it that landed is that run's
@@ -107,6 +111,8 @@ def apply_plan(
     results: list[ChangeResult] = []
     settled: list[Settled] = []
     keeper = BaseKeeper(store, plan) if remember_bases else None
+    facts = {name: FunnelFacts.of(f) for name, f in runtime.config.funnels.items()}
+    sources = SourceCheck.of(store, plan, facts) if saved else None
     for system in systems:
         connector = runtime.connectors[system]
         store.checkpoint()  # its locks still hold (else LockLost): no other run writes
@@ -120,9 +126,9 @@ def apply_plan(
             continue
         writer = _Writer(
             store, connector, ctx, run_id, plan_id, op,
-            max_attempts=runtime.config.push.max_attempts,
-            facts={name: FunnelFacts.of(f) for name, f in runtime.config.funnels.items()},
-            done=done, in_doubt=in_doubt, journaled=journaled, progress=progress, keeper=keeper,
+            max_attempts=runtime.config.push.max_attempts, facts=facts, done=done,
+            in_doubt=in_doubt, journaled=journaled, progress=progress, keeper=keeper,
+            sources=sources,
         )  # fmt: skip
         mine = [r for r in pending if r.entry.instance == system]
         held = too_recent([*earlier[system], *mine], connector, datetime.now(UTC))
@@ -230,6 +236,7 @@ class _Writer:
     journaled: Mapping[str, Any]  # change id -> the before-value that run journaled
     progress: Progress | None
     keeper: BaseKeeper | None  # saves the bases after each batch (None: a run that does not)
+    sources: SourceCheck | None  # a saved plan's: its values still the news? (None: not asked)
     current: dict[tuple[str, str], Deal] = field(default_factory=dict)
     stopped: str | None = None  # why this instance's remaining batches were not attempted
     _failures: dict[tuple[str, str], FailureRecord] = field(default_factory=dict)
@@ -289,6 +296,11 @@ class _Writer:
         results: list[ChangeResult] = []
         sendable: dict[str, list[Change]] = {}
         settled: list[tuple[Change, Outcome, str | None]] = []
+        outdated = (
+            self.sources.outdated([c for cs in by_record.values() for c in cs])
+            if self.sources
+            else {}
+        )
         for record_id, changes in by_record.items():
             deal = deals.get(record_id)
             if deal is None or is_deleted(deal):  # Pipedrive lists its deleted deals a while
@@ -297,7 +309,7 @@ class _Writer:
                 settled += [(c, Outcome.DRIFTED, why) for c in changes]
                 continue
             self.current[(self.ctx.instance, record_id)] = deal
-            verdicts = {c.change_id: self._check(deal, c) for c in changes}
+            verdicts = {c.change_id: self._check(deal, c, outdated) for c in changes}
             _keep_currency_with_amount(deal, changes, verdicts)
             _keep_with_stage(changes, verdicts, _with_stage(self.ctx.kind))
             for change in changes:
@@ -338,8 +350,11 @@ class _Writer:
             return results + [self._result(c, Outcome.FAILED, why) for c in sent]
         return results + self._record(sendable, updates, pushed)
 
-    def _check(self, deal: Deal, change: Change) -> tuple[Outcome, str | None] | None:
-        """None when the change may be sent, else its outcome without sending."""
+    def _check(
+        self, deal: Deal, change: Change, outdated: Mapping[str, str]
+    ) -> tuple[Outcome, str | None] | None:
+        """None when the change may be sent, else its outcome without sending (`outdated`: see
+        SourceCheck.outdated)."""
         failure = self._failures.get((deal.id, change.field))
         if failure is not None and failure.dead:
             return (
@@ -370,6 +385,8 @@ class _Writer:
             return Outcome.DRIFTED, (
                 f"modified at {_stamp(deal.updated_at)}, after the plan read it ({_stamp(planned)})"
             )
+        if change.change_id in outdated:
+            return Outcome.DRIFTED, outdated[change.change_id]
         return None
 
     def _before(

@@ -118,4 +118,5 @@ def guarded_apply(
         return apply_plan(
             rt, plan, run_id=run_id, contexts=contexts, progress=progress,
             batch_size=batch_size, op=op, remember_bases=remember_bases, deletes=deletes,
+            saved=check_plan,
         )  # fmt: skip

@@ -1,0 +1,81 @@
+"""A saved plan's changes whose value another deal of the entity no longer holds.
+
+`crmsync apply PLAN` writes a plan made earlier. Its target re-read tells whether the target
+moved since (sync/apply.py); this tells whether the value it would write is still the news:
+when a deal of the same entity changed that field again after the plan was made (a pull read
+the edit), the plan's value is older than what that deal holds now, and writing it would
+undo a person's newer edit in the target until the next reconcile. Such a change is drifted
+(not sent); the next reconcile decides the field from what every CRM holds then.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mapping.codec import deal_from_json
+from mapping.model import Deal
+from sync.apply_doubt import holds
+from sync.diff import FunnelFacts
+from sync.match import is_deleted
+from sync.plan import Change, Plan, current_value, show_value
+from sync.store import Store
+
+__all__ = ["SourceCheck"]
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    store: Store
+    planned_at: datetime
+    # (system, deal id, field) -> the value the plan expects there: a change's `from`
+    expected: Mapping[tuple[str, str, str], Any]
+    facts: Mapping[str, FunnelFacts]
+
+    @classmethod
+    def of(cls, store: Store, plan: Plan, facts: Mapping[str, FunnelFacts]) -> SourceCheck:
+        expected = {(c.system, c.id, c.field): c.from_value for c in plan.changes}
+        return cls(store, plan.created_at, expected, facts)
+
+    def outdated(self, changes: Sequence[Change]) -> dict[str, str]:
+        """Change id -> why it is not sent, for the changes of which another deal of the entity
+        was modified after the plan and now holds neither the plan's value for it nor the
+        change's (one store read of the entities' deals)."""
+        members = self._members({c.entity for c in changes})
+        outdated: dict[str, str] = {}
+        for change in changes:
+            for deal in members.get(change.entity, ()):
+                if (deal.system, deal.id) == (change.system, change.id):
+                    continue
+                why = self._edited(deal, change)
+                if why is not None:
+                    outdated[change.change_id] = why
+                    break
+        return outdated
+
+    def _edited(self, deal: Deal, change: Change) -> str | None:
+        if is_deleted(deal) or deal.updated_at <= self.planned_at:
+            return None
+        # A deal the plan did not write to held the change's value when the plan was made.
+        before = self.expected.get((deal.system, deal.id, change.field), change.to_value)
+        if any(holds(deal, change.field, v, self.facts) for v in (before, change.to_value)):
+            return None
+        return (
+            f"{deal.system} {deal.id} changed {change.field} to "
+            f"{show_value(current_value(deal, change.field))} since the plan was made "
+            f"(which writes {show_value(change.to_value)}): not written; the next reconcile "
+            "decides it"
+        )
+
+    def _members(self, entities: set[str]) -> dict[str, list[Deal]]:
+        ids: dict[str, dict[str, str]] = defaultdict(dict)  # instance -> deal id -> entity
+        for link in self.store.link_records(sorted(entities)):
+            ids[link.instance][link.deal_id] = link.entity_id
+        members: dict[str, list[Deal]] = defaultdict(list)
+        for instance, entity_of in sorted(ids.items()):
+            for deal_id, payload in self.store.get_deals(instance, list(entity_of)).items():
+                members[entity_of[deal_id]].append(deal_from_json(payload))
+        return members
