@@ -23,6 +23,7 @@ from sync.health_model import (
     ThresholdResult,
 )
 from sync.kpis import ratio
+from sync.match import is_archived
 from sync.record_links import record_url
 
 __all__ = ["THRESHOLDS", "UnknownThreshold", "cross_system", "data_quality", "evaluate_thresholds"]
@@ -182,7 +183,7 @@ def cross_system(
     return CrossSystem(
         plan_available=bool(plan),
         entities=len(entities),
-        pairs=_pairs(present, entities, set(live)),
+        pairs=_pairs(present, entities, set(live), _archived(deals)),
         # Only deals the report covers: with --since, the plan still lists every unmatched deal.
         unmatched_by_system=_count_by_system(
             u for u in plan.get("unmatched", ()) if _ref(u) in covered
@@ -205,13 +206,21 @@ def _count_by_system(items: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _archived(deals: Mapping[str, Sequence[Deal]]) -> set[Ref]:
+    return {d.ref for own in deals.values() for d in own if is_archived(d)}
+
+
 def _pairs(
-    present: Mapping[str, set[Ref]], entities: Sequence[Mapping[str, Ref]], live: set[Ref]
+    present: Mapping[str, set[Ref]],
+    entities: Sequence[Mapping[str, Ref]],
+    live: set[Ref],
+    archived: set[Ref],
 ) -> tuple[PairMatch, ...]:
     """For each pair of instances: entities holding a live deal in both, and deals of either
     side matched with nothing on the other. An instance's side: its deals in the report, and
     the live copies it holds of the matched deals in it (`entities`), so with --since a matched
-    deal counts as matched when any of its copies is in the window."""
+    deal counts as matched when any of its copies is in the window. An `archived` deal counts
+    only when matched: crmsync never copies one that has no live copy, nor lists it unmatched."""
     sides = {
         instance: refs | {r for group in entities if (r := group.get(instance)) in live}
         for instance, refs in present.items()
@@ -230,8 +239,8 @@ def _pairs(
                 a=a,
                 b=b,
                 matched=len(matched_a),
-                only_a=len(sides[a] - matched_a),
-                only_b=len(sides[b] - matched_b),
+                only_a=len(sides[a] - matched_a - archived),
+                only_b=len(sides[b] - matched_b - archived),
             )
         )
     return tuple(pairs)

@@ -9,7 +9,9 @@ from decimal import Decimal as D
 import pytest
 from fixtures import HS, NOW, PLAN, SF, deal, inputs, usd
 
+from mapping.model import Ref
 from sync.health import UnknownThreshold, build_health
+from sync.health_checks import cross_system
 
 
 def sf_default():
@@ -402,3 +404,19 @@ def test_unmatched_share_with_since_counts_only_unmatched_deals_in_the_window():
     assert report.cross_system.unmatched_by_system == {"hs": 1}
     [share] = report.thresholds
     assert (share.value, share.breached) == (D("0.3333"), False)  # was 4 / 3 = 1.3333, breached
+
+
+def test_an_archived_deal_matched_with_nothing_is_not_counted_as_only_in_its_system():
+    """crmsync never copies an archived deal (no live copy to follow) nor lists it as
+    unmatched: the pairs count it only when matched."""
+    pd = [
+        deal("pd", "1", "Live", "won"),
+        deal("pd", "2", "Archived alone", "won", extra={"archived": True}),
+        deal("pd", "3", "Archived, matched", "lost", extra={"archived": True}),
+    ]
+    sf = [deal("sf", "7", "Archived, matched", "lost")]
+    entities = [{"pd": Ref("pd", "3"), "sf": Ref("sf", "7")}]
+    cross = cross_system({"pd": pd, "sf": sf}, entities, {}, None, {}, [], {}, NOW)
+    assert [(p.a, p.b, p.matched, p.only_a, p.only_b) for p in cross.pairs] == [
+        ("pd", "sf", 1, 1, 0)
+    ]
