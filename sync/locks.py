@@ -398,7 +398,7 @@ def _pg_lock(
     store: Store, lock: _Lock, wait: bool, deadline: float | None, timeout: float | None
 ) -> Iterator[None]:
     # AUTOCOMMIT: a session lock must not leave the connection idle in a transaction for hours.
-    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with store.lock_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         key = lock.key(conn.execute(select(text("current_schema()"))).scalar())
         try_lock = select(text(f"pg_try_advisory_lock({key})"))
         with _Waiting(store, lock, wait, deadline) as waiting:
@@ -452,9 +452,8 @@ class _Session:
             raise LockLost(self._label, self._lost or "unknown cause")
 
     def release(self, key: int) -> None:
-        # The pooled connection outlives the lock: release explicitly, and discard the
-        # connection if that fails (or the session is gone) so that no lock lingers in the pool
-        # (the server releases a session's locks when it ends).
+        # Release explicitly, and discard the connection if that fails (or the session is
+        # gone): the server releases a session's locks when it ends.
         if self._lost is None:
             try:
                 self._conn.execute(select(text(f"pg_advisory_unlock({key})")))

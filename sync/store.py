@@ -15,8 +15,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, false, func, make_url, or_, select, true
+from sqlalchemy import (
+    Text,
+    bindparam,
+    cast,
+    create_engine,
+    false,
+    func,
+    make_url,
+    or_,
+    select,
+    true,
+)  # fmt: skip
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 
 from config import redact_url
 from sync import schema as t
@@ -87,10 +99,13 @@ def _utcnow() -> datetime:
 class Store:
     """Handle on one state store. Open with :meth:`Store.open`; close (or use ``with``)."""
 
-    __slots__ = ("_checkpoints", "_clock", "_engine", "audit", "failures", "journal", "runs")
+    __slots__ = (
+        "_checkpoints", "_clock", "_engine", "_lock_engine", "audit", "failures", "journal", "runs"
+    )  # fmt: skip
 
     def __init__(self, engine: Engine, clock: Clock = _utcnow) -> None:
         self._engine = engine
+        self._lock_engine: Engine | None = None
         self._clock = clock
         self._checkpoints: list[Callable[[], None]] = []
         self.journal = Journal(engine, clock)
@@ -122,6 +137,8 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+        if self._lock_engine is not None:
+            self._lock_engine.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -135,6 +152,16 @@ class Store:
     @property
     def engine(self) -> Engine:
         return self._engine
+
+    @property
+    def lock_engine(self) -> Engine:
+        """Connections for PostgreSQL's session locks, one per lock, held as long as it is
+        (a pull's, for its whole run): outside the pool, which serves the work. A config of
+        more instances than the pool has slots (5 + 10) held every slot with its pull locks,
+        and the pull's first write waited 30 s for one, then failed."""
+        if self._lock_engine is None:
+            self._lock_engine = create_engine(self._engine.url, poolclass=NullPool)
+        return self._lock_engine
 
     def now(self) -> datetime:
         """The store's clock: the time every row it writes is stamped with."""

@@ -112,3 +112,16 @@ def test_taking_pull_locks_ends_only_the_pull_runs_that_held_one_of_them(store: 
         "reconcile": "running",
         "report": "running",
     }
+
+
+def test_more_instances_than_the_connection_pool_holds_are_pulled_with_the_store_usable(
+    store: Store, instance: str
+) -> None:
+    """Each lock holds a session of its own for the whole pull; the pool (5 + 10 overflow)
+    must still serve the pull's work. A config of 20 instances waited 30 s for a pooled
+    connection, then failed."""
+    many = [f"{instance}-{n}" for n in range(20)]
+    with job_lock(store, unique_lock_name("reconcile")), pull_locks(store, many):
+        run = store.runs.start("pull", RunKind.PULL, "fp")
+        store.checkpoint()  # every lock's session still there
+    assert any(r.id == run for r in store.runs.recent(limit=5))
