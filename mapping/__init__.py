@@ -24,6 +24,7 @@ from mapping.model import (
     Ref,
     StageChange,
     format_utc,
+    money_or_none,
     parse_money,
 )
 from mapping.pipedrive import (
@@ -83,6 +84,7 @@ __all__ = [
     "deal_from_salesforce",
     "deal_to_json",
     "format_utc",
+    "money_or_none",
     "owner_from_hubspot",
     "owner_from_pipedrive",
     "owner_from_salesforce",

@@ -26,7 +26,7 @@ from mapping.model import (
     Ref,
     StageChange,
     format_decimal,
-    parse_money,
+    money_or_none,
 )
 from mapping.values import (
     field_errors,
@@ -204,7 +204,9 @@ def deal_from_hubspot(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
     if not is_blank(props.get("amount")):
         read("amount", parse_decimal)
         currency = text_or_none(props.get("deal_currency_code")) or ctx.default_currency
-        value = read("deal_currency_code", lambda raw: parse_money(raw, currency), props["amount"])
+        value = read(
+            "deal_currency_code", lambda raw: money_or_none(raw, currency), props["amount"]
+        )
     probability = read("hs_forecast_probability", parse_decimal)
     if probability is None:
         probability = read("hs_deal_stage_probability", parse_decimal)

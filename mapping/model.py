@@ -27,6 +27,7 @@ __all__ = [
     "StageChange",
     "bounded_decimal",
     "format_utc",
+    "money_or_none",
     "parse_money",
 ]
 
@@ -148,6 +149,15 @@ def parse_money(amount: object, currency: str) -> Money:
     if not value.is_finite():
         raise ValueError(f"amount {amount!r} is not finite")
     return Money(value, currency)
+
+
+def money_or_none(amount: object, currency: str) -> Money | None:
+    """`parse_money`, where an amount of 0 is no amount: Pipedrive has no empty value (a deal
+    created without one holds 0, a cleared one reads back as 0), so a 0 anywhere stands for
+    what an empty amount means elsewhere. Read as an amount, it disagreed with the same deal's
+    empty amount in the other CRMs, and a reconcile wrote 0 over them."""
+    money = parse_money(amount, currency)
+    return None if money.amount == 0 else money
 
 
 class Ref(NamedTuple):

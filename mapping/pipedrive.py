@@ -29,7 +29,7 @@ from mapping.model import (
     Owner,
     Ref,
     StageChange,
-    parse_money,
+    money_or_none,
 )
 from mapping.values import (
     field_errors,
@@ -43,6 +43,7 @@ from mapping.values import (
 from mapping.writes import (
     NativeValues,
     create_pipeline,
+    held_currency,
     number_read_back_whole,
     owner_id_for_change,
     percent_read_back_whole,
@@ -168,7 +169,7 @@ def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
         read("value", parse_decimal)
         currency = text_or_none(record.get("currency")) or ctx.default_currency
         with field_errors(ctx.instance, rid, "currency"):
-            value = parse_money(record["value"], currency)
+            value = money_or_none(record["value"], currency)
     probability = read("probability", parse_decimal)
     created, updated = read("add_time", parse_timestamp), read("update_time", parse_timestamp)
     for field, stamp in (("add_time", created), ("update_time", updated)):
@@ -178,6 +179,8 @@ def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
     extra: dict[str, Any] = {"deleted": True} if deleted else {}
     if record.get("is_archived") is True:
         extra["archived"] = True
+    if value is None and text_or_none(record.get("currency")):
+        extra["native_currency"] = str(record["currency"])  # what a rollback restores
     org = record.get("org_id")
     if isinstance(org, Mapping) and text_or_none(org.get("name")):
         extra["account"] = str(org["name"])
@@ -261,16 +264,15 @@ def update_for_pipedrive(
         if key == "name":
             body["title"] = str(value)
         elif key == "amount":
-            if value is None:
-                # Pipedrive keeps no empty value: a cleared one would read back as 0.
-                raise MappingError(
-                    deal.system, deal.id, "amount", "Pipedrive cannot clear a value (it becomes 0)"
-                )
-            body["value"] = _value(deal, value)
+            # Pipedrive keeps no empty value: a cleared one is 0, which reads as no amount.
+            body["value"] = 0 if value is None else _value(deal, value)
         elif key == "currency":
-            if value is None:
-                raise MappingError(deal.system, deal.id, "currency", "Pipedrive requires one")
-            body["currency"] = value
+            if value is not None:
+                body["currency"] = value
+            elif native is not None and native.currency and native.currency != held_currency(deal):
+                # No amount, so no canonical currency; Pipedrive holds a code on every deal
+                # (never empty): the one to put back, else the one it has (not sent again).
+                body["currency"] = native.currency
         elif key == "close_date":
             body["expected_close_date"] = value.isoformat() if isinstance(value, date) else None
         elif key == "owner_email":

@@ -27,7 +27,7 @@ from mapping.model import (
     Owner,
     Ref,
     StageChange,
-    parse_money,
+    money_or_none,
 )
 from mapping.values import (
     field_errors,
@@ -41,6 +41,7 @@ from mapping.values import (
 )
 from mapping.writes import (
     NativeValues,
+    held_currency,
     number_read_back_whole,
     owner_id_for_change,
     percent_read_back_whole,
@@ -175,7 +176,7 @@ def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal
         with field_errors(ctx.instance, rid, "Amount"):
             parse_decimal(record["Amount"])  # name the amount, not the currency, when it is bad
         with field_errors(ctx.instance, rid, field):
-            value = parse_money(record["Amount"], currency)
+            value = money_or_none(record["Amount"], currency)
     probability = read("Probability", parse_decimal)
     created = read("CreatedDate", parse_timestamp)
     updated = read("LastModifiedDate", parse_timestamp) or read("SystemModstamp", parse_timestamp)
@@ -239,11 +240,6 @@ def _probability(deal: Deal, value: object) -> float | int | None:
     return percent_read_back_whole(deal, "Probability", value, "Salesforce")
 
 
-def _held_currency(deal: Deal) -> str | None:
-    """The code in the record's CurrencyIsoCode, with or without an amount."""
-    return deal.value.currency if deal.value else deal.extra.get("native_currency")
-
-
 def _name(deal: Deal, value: object) -> str:
     """The Opportunity Name for `value`, which Salesforce would refuse (and crmsync retry every
     night) when longer than it keeps: never cut short, a value either arrives whole or not."""
@@ -305,7 +301,7 @@ def update_for_salesforce(
                 if (
                     native is not None
                     and native.currency
-                    and native.currency != _held_currency(deal)
+                    and native.currency != held_currency(deal)
                     and not deal.extra.get("single_currency")
                 ):
                     fields["CurrencyIsoCode"] = native.currency

@@ -12,5 +12,9 @@ from __future__ import annotations
 __all__ = ["MAPPER_VERSIONS"]
 
 MAPPER_VERSIONS: dict[str, int] = {
-    "pipedrive": 2,  # 2: archived deals are flagged (extra["archived"])
+    # 2: an amount of 0 is no amount (mapping.model.money_or_none)
+    "salesforce": 2,
+    "hubspot": 2,
+    # 2: archived deals are flagged (extra["archived"]); 3: an amount of 0 is no amount
+    "pipedrive": 3,
 }

@@ -25,6 +25,7 @@ __all__ = [
     "NativeValues",
     "StageTarget",
     "create_pipeline",
+    "held_currency",
     "implied_status",
     "number_read_back_whole",
     "owner_id_for_change",
@@ -58,6 +59,11 @@ class NativeValues:
 class StageTarget:
     native_stage: str | None = None  # new native stage id; None = leave the stage alone
     status: DealStatus | None = None  # new status; None = unchanged
+
+
+def held_currency(deal: Deal) -> str | None:
+    """The code in the deal's currency field, with or without an amount."""
+    return deal.value.currency if deal.value else deal.extra.get("native_currency")
 
 
 def implied_status(stage: FunnelStage) -> DealStatus:

@@ -20,7 +20,7 @@ from mapping import (
     update_for_salesforce,
 )
 from mapping.model import Deal, MappingError, Ref
-from mapping.writes import resolve_stage_change
+from mapping.writes import held_currency, resolve_stage_change
 from sync.diff import Create, DealError, DiffResult
 from sync.match import ref_order
 from sync.plan import Plan
@@ -119,13 +119,14 @@ def _kept_currency(deal: Deal, ctx: MappingContext) -> str | None:
     """The code `deal`'s currency field keeps when a write takes its amount, and so its
     canonical currency, away: the one it holds, where that write leaves the field as it is
     (Salesforce: a multi-currency org holds a code on every record, a single-currency org its
-    one); None where the write clears the field (HubSpot) or cannot be made (Pipedrive)."""
+    one; Pipedrive: every deal holds one); None where the write clears the field (HubSpot) or
+    cannot be made."""
     try:
         if native_update(deal, {"currency": None}, ctx):
             return None
     except MappingError:
         return None
-    return deal.value.currency if deal.value else deal.extra.get("native_currency")
+    return held_currency(deal)
 
 
 def with_kept_currencies(

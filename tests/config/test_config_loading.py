@@ -443,5 +443,5 @@ def test_a_new_mapper_version_changes_the_mapping_fingerprint_of_its_kind_only(
     before = config.mapping_fingerprint("sf_us")
     monkeypatch.setitem(MAPPER_VERSIONS, "hubspot", 7)
     assert config.mapping_fingerprint("sf_us") == before
-    monkeypatch.setitem(MAPPER_VERSIONS, "salesforce", 2)
+    monkeypatch.setitem(MAPPER_VERSIONS, "salesforce", MAPPER_VERSIONS["salesforce"] + 1)
     assert config.mapping_fingerprint("sf_us") != before

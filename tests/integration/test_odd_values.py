@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mapping.model import Deal
 from sync.plan import Plan
 from tests.integration.conftest import World
 from tests.integration.crm_users import SYSTEMS, Editors
@@ -28,7 +29,6 @@ TRAVELS: list[tuple[str, str, Any]] = [
     ("hubspot", "name", "first line\nsecond line"),
     ("pipedrive", "name", 'O\'Brien "quoted" back\\slash 100% a_b'),
     ("salesforce", "name", "<script>alert(1)</script> & <b>bold</b>"),
-    ("hubspot", "amount", Decimal("0")),
     ("pipedrive", "amount", Decimal("-500")),
     ("salesforce", "amount", Decimal("1000000000000.5")),
     ("hubspot", "amount", Decimal("12.3456")),
@@ -44,6 +44,8 @@ NATIVE: list[tuple[str, dict[str, Any], str, Any]] = [
     ("pipedrive", {"value": Decimal("1000.5"), "currency": "JPY"}, "amount", "1000.5 JPY"),
     ("salesforce", {"Amount": Decimal("12.345"), "CurrencyIsoCode": "BHD"}, "amount", "12.345 BHD"),
     ("salesforce", {"Amount": Decimal("7.125"), "CurrencyIsoCode": "KWD"}, "amount", "7.125 KWD"),
+    # An amount of 0 is no amount: the others get none (Pipedrive a 0 of its own).
+    ("hubspot", {"amount": "0"}, "amount", None),
     # An amount without a currency is in the instance's configured one.
     ("hubspot", {"amount": "777", "deal_currency_code": ""}, "amount", "777 USD"),
     # HubSpot's closedate is a datetime: a time of day, an offset, read as its day in the
@@ -133,9 +135,15 @@ def test_an_odd_native_value_reaches_the_other_crms_as_read_and_settles(
     assert not _errors(applied, ids)
     after = _reconcile(world, dry_run=True)
     deals = {s: _stored(world, s, i) for s, i in ids.items()}
-    read_back = {s: str(d.value) if field == "amount" else d.close_date for s, d in deals.items()}
+    read_back = {s: _shown(d, field) for s, d in deals.items()}
     assert read_back == dict.fromkeys(SYSTEMS, value)
     assert not _planned(after, ids, TOGETHER.get(field, (field,))), "planned again"
+
+
+def _shown(deal: Deal, field: str) -> Any:
+    if field == "amount":
+        return None if deal.value is None else str(deal.value)
+    return deal.close_date
 
 
 def _another_salesforce_user(

@@ -130,34 +130,30 @@ def test_a_run_audited_without_native_currencies_leaves_the_salesforce_currency_
     assert _money(world, "salesforce", ids["salesforce"]) == (None, "GBP")
 
 
-def test_rollback_refuses_to_clear_a_pipedrive_value_rather_than_leave_0(
-    small_world: World,
-) -> None:
-    """Pipedrive keeps no empty value (a cleared one becomes 0, which the next reconcile would
-    carry to the other CRMs as a new amount): such a rollback is reported, and nothing written.
-    A Pipedrive deal without a value comes only from data loaded so."""
+def test_rollback_clears_a_pipedrive_value_to_0_which_is_no_amount(small_world: World) -> None:
+    """Pipedrive keeps no empty value: a deal without one holds 0, which crmsync reads as no
+    amount. Rolling back a run that gave such a deal an amount writes 0 back, and the next
+    reconcile does not carry a 0 to the other CRMs (it used to refuse such a rollback)."""
     world = small_world
     _cli(world, "reconcile", "--yes")
     ids = next(m for m in world.members().values() if set(m) == {"hubspot", "pipedrive"})
     em: Any = world.sandbox.servers["pipedrive"].emulator
     with em.lock:
-        em.store.update(int(ids["pipedrive"]), {"currency": "EUR"})
-        em.store.deals[int(ids["pipedrive"])]["value"] = None
+        em.store.update(int(ids["pipedrive"]), {"currency": "EUR", "value": 0})
     _edit(world, "hubspot", ids["hubspot"], None, "EUR")
     _cli(world, "reconcile", "--yes")  # both without an amount: agreed
     _edit(world, "hubspot", ids["hubspot"], 700, "GBP")
     run_id = _cli(world, "reconcile", "--yes")["run_id"]
 
-    out = CliRunner().invoke(
-        main, ["rollback", run_id, "--apply", "--config", str(world.config), "--format", "json"]
-    )
+    result = _cli(world, "rollback", run_id, "--apply")
 
-    assert out.exit_code == 1, out.output
-    mine = {r["field"]: r for r in json.loads(out.stdout)["results"] if r["id"] == ids["pipedrive"]}
-    assert {f: r["outcome"] for f, r in mine.items()} == {"amount": "failed", "currency": "failed"}
-    assert "cannot clear a value" in mine["amount"]["reason"], mine["amount"]["reason"]
+    mine = {r["field"]: r for r in result["results"] if r["id"] == ids["pipedrive"]}
+    assert {f: r["outcome"] for f, r in mine.items()} == {
+        "amount": "applied",
+        "currency": "applied",
+    }
     with em.lock:
         deal = em.store.deals[int(ids["pipedrive"])]
-        assert (deal["value"], deal["currency"]) == (700, "GBP")
+        assert (deal["value"], deal["currency"]) == (0, "EUR")
     again = _cli(world, "reconcile", "--dry-run")
     assert not [c for c in again["changes"] if c["id"] == ids["hubspot"]]

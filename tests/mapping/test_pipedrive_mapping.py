@@ -90,7 +90,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"stage": "lost", "native_stage": "3", "status": DealStatus.LOST},
     ),
     ("missing amount", {"value": None}, {"value": None}),
-    ("zero amount", {"value": 0}, {"value": Money(Decimal(0), "EUR")}),
+    ("zero amount is no value (test_zero_amounts.py)", {"value": 0}, {"value": None}),
     ("fractional float amount", {"value": 1999.99}, {"value": Money(Decimal("1999.99"), "EUR")}),
     ("other currency", {"currency": "CHF"}, {"value": Money(Decimal(2500), "CHF")}),
     (

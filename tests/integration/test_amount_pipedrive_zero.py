@@ -1,12 +1,10 @@
-"""A deal without an amount in Salesforce and HubSpot reads as 0 in Pipedrive, which keeps no
-empty value: the decided blank amount is left out for Pipedrive (listed in the plan's errors),
-and the base still moves on, noting the 0 Pipedrive kept. Later runs then take that 0 for no
-change of Pipedrive's own.
+"""A deal without an amount in Salesforce and HubSpot holds 0 in Pipedrive, which keeps no
+empty value: crmsync reads that 0 as no amount (mapping.model.money_or_none), so the three
+agree, and no later run carries Pipedrive's 0 over the blank amounts of the other CRMs.
 
-The base used to move on only after an apply wrote the amount somewhere. With nothing to
-write (the other CRMs already blank), the entity kept no amount base, every later run decided
-the amount as on a first sync, and any edit making Pipedrive's copy the newest one carried its
-0 over the blank amounts of the other CRMs.
+Before, the 0 was an amount: the decided blank amount was left out for Pipedrive (listed in
+the plan's errors every run) with the base noting the 0 it kept; earlier still, any edit making
+Pipedrive's copy the newest one carried its 0 to the other CRMs.
 """
 
 from __future__ import annotations
@@ -56,8 +54,9 @@ def test_pipedrive_zero_for_a_cleared_amount_is_not_carried_to_the_other_crms_la
     world = small_world
     _clear_amounts(world)
     first = _reconcile(world, "--yes")
-    left_out = {(e["system"], e["id"], e["field"]) for e in first["errors"]}
-    assert ("pipedrive", str(PIPEDRIVE), "amount") in left_out
+    ids = {SALESFORCE, HUBSPOT, str(PIPEDRIVE)}
+    assert not [e for e in first["errors"] if e["id"] in ids], first["errors"]
+    assert not [c for c in first["changes"] if c["id"] in ids and c["field"] == "amount"]
     time.sleep(1.1)
     pipedrive = _emulator(world, "pipedrive")
     with pipedrive.lock:  # later, someone renames the deal in Pipedrive: its newest copy
