@@ -88,11 +88,44 @@ def _second_occurrence(moment: datetime) -> bool:
     return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
 
 
-def cron_trigger(entry: ScheduleEntry) -> CronTrigger:
-    """The entry's 5-field cron expression, in its time zone, with crontab's weekday numbers."""
+class _EitherDayTrigger(BaseTrigger):
+    """crontab's rule for an expression that restricts both the day of the month and the
+    weekday (`0 2 1,15 * 5`): a day matching either fires (the 1st, the 15th and every Friday).
+    APScheduler's CronTrigger would fire only on days matching both."""
+
+    def __init__(self, by_day: CronTrigger, by_weekday: CronTrigger) -> None:
+        self._triggers = (by_day, by_weekday)
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fires = [t.get_next_fire_time(previous_fire_time, now) for t in self._triggers]
+        return min((fire for fire in fires if fire is not None), default=None)
+
+    def __str__(self) -> str:
+        return " or ".join(str(t) for t in self._triggers)
+
+
+def _restricts(field: str) -> bool:
+    """Whether a crontab day field restricts the days: as in cron, one starting with `*`
+    (`*`, `*/2`) does not, so the other day field alone decides."""
+    return not field.startswith(("*", "?"))
+
+
+def cron_trigger(entry: ScheduleEntry) -> BaseTrigger:
+    """The entry's 5-field cron expression, in its time zone, with crontab's weekday numbers and
+    its rule for a day of the month and a weekday both given (either day fires)."""
     fields = crontab_fields(entry.cron)
     fixed_time = not (fields["minute"].startswith("*") or fields["hour"].startswith("*"))
-    return _CrontabTrigger(fixed_time=fixed_time, **fields, timezone=ZoneInfo(entry.timezone))
+    zone = ZoneInfo(entry.timezone)
+
+    def trigger(**changed: str) -> CronTrigger:
+        return _CrontabTrigger(fixed_time=fixed_time, **(fields | changed), timezone=zone)
+
+    _, _, day, _, weekday = entry.cron.split()
+    if _restricts(day) and _restricts(weekday):
+        return _EitherDayTrigger(trigger(day_of_week="*"), trigger(day="*"))
+    return trigger()
 
 
 def latest_firing(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime | None:

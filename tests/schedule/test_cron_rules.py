@@ -34,6 +34,22 @@ def test_weekday_numbers_follow_crontab_where_zero_is_sunday() -> None:
     assert {f.strftime("%a") for f in fires if f is not None} == {"Sat", "Sun"}
 
 
+def test_a_day_of_the_month_and_a_weekday_both_given_fire_on_either_as_in_crontab() -> None:
+    # crontab: `0 2 1,15 * 5` runs on the 1st and the 15th of each month, and on every Friday
+    either = cron_trigger(entry("0 2 1,15 * 5"))
+    fires = fires_after(either, datetime(2024, 6, 1, 12, tzinfo=UTC), 6)  # Saturday 1 June
+    assert [f.strftime("%a %d %b") for f in fires] == [
+        "Fri 07 Jun", "Fri 14 Jun", "Sat 15 Jun", "Fri 21 Jun", "Fri 28 Jun", "Mon 01 Jul",
+    ]  # fmt: skip
+    # a field starting with `*` restricts nothing of its own: the other one alone decides
+    mondays = cron_trigger(entry("0 2 * * 1"))
+    assert [f.strftime("%a %d") for f in fires_after(mondays, SUNDAY, 2)] == ["Mon 03", "Mon 10"]
+    tenths = cron_trigger(entry("0 2 */10 * 1"))  # crontab: Mondays that are the 1st, 11th, ...
+    assert [f.strftime("%a %d %b") for f in fires_after(tenths, SUNDAY, 2)] == [
+        "Mon 01 Jul", "Mon 21 Oct",
+    ]  # fmt: skip
+
+
 def test_cron_runs_in_the_entry_time_zone_across_dst() -> None:
     berlin = cron_trigger(entry("0 2 * * *", "Europe/Berlin"))
     summer = berlin.get_next_fire_time(None, SUNDAY)
