@@ -325,8 +325,8 @@ def pull_locked(
 # Why a pull reads everything after its instance's mapping changed: the deals stored under the
 # old one keep their old canonical values (a stage mapped since stays null) until read again.
 _REMAP = (
-    "its mapping changed since the last pull (stage map, funnels, currency, id fields or "
-    "crmsync's mapper): every deal is mapped again"
+    "its mapping changed since the last pull (stage map, funnels, currency, id fields, HubSpot "
+    "timezone or crmsync's mapper): every deal is mapped again"
 )
 # A cursor without a mapping: the deals were stored by a crmsync older than the fingerprint,
 # under a mapping (config and code) nobody recorded; read once, they are stored under this one.
