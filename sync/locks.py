@@ -109,6 +109,8 @@ class LockBusy(StoreError):
             )
         elif waited is None:
             how = "wait for it to end or pass --wait SECONDS"
+            if given == 0:  # passed, to wait for nothing
+                how = "wait for it to end or give a --wait longer than 0"
             if not wait_option:
                 how = "run this again once it ends"
             message = (

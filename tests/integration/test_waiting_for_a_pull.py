@@ -106,8 +106,8 @@ def test_a_reconcile_waits_for_another_pull_no_longer_than_its_wait_then_fails_n
     assert refused.popen.returncode == 1, refused.err
     assert refused.err_lines == [
         "crmsync: error: pull of 'hubspot' is already running (lock held by another process); "
-        "wait for it to end or pass --wait SECONDS (locks end with their process: none is left "
-        "by a killed one)"
+        "wait for it to end or give a --wait longer than 0 (locks end with their process: none "
+        "is left by a killed one)"
     ]
     recorded = [r for r in runs(world) if r.kind.value == "reconcile-dry-run"]
     assert [r.status.value for r in recorded] == ["failed", "failed"]
