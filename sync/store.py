@@ -40,6 +40,7 @@ from sync.schema import (
     lock_flags,
     transaction,
     upsert,
+    upsert_rows,
 )
 from sync.store_apply import AuditLog, Journal
 from sync.store_failures import DeadLetters
@@ -422,32 +423,24 @@ class Store:
 
     def save_links(self, links: Iterable[Link]) -> int:
         """Upsert links (one per (instance, deal_id)); their entities are created as needed."""
-        saved = 0
         now = self._clock()
+        links = list(links)
         with transaction(self._engine) as conn:
-            stmt = upsert(
-                conn,
-                t.links,
-                ("instance", "deal_id"),
-                ("entity_id", "method", "score", "matched_at", "confirmed"),
+            self._ensure_entities(conn, {link.entity_id for link in links}, now)
+            update = ("entity_id", "method", "score", "matched_at", "confirmed")
+            rows = (
+                {
+                    "instance": link.instance,
+                    "deal_id": link.deal_id,
+                    "entity_id": link.entity_id,
+                    "method": LinkMethod(link.method).value,
+                    "score": link.score,
+                    "matched_at": link.matched_at or now,
+                    "confirmed": link.confirmed,
+                }
+                for link in links
             )
-            for chunk in chunks(links, BATCH_SIZE):
-                self._ensure_entities(conn, {link.entity_id for link in chunk}, now)
-                rows = [
-                    {
-                        "instance": link.instance,
-                        "deal_id": link.deal_id,
-                        "entity_id": link.entity_id,
-                        "method": LinkMethod(link.method).value,
-                        "score": link.score,
-                        "matched_at": link.matched_at or now,
-                        "confirmed": link.confirmed,
-                    }
-                    for link in chunk
-                ]
-                conn.execute(stmt, rows)
-                saved += len(rows)
-        return saved
+            return upsert_rows(conn, t.links, ("instance", "deal_id"), update, rows)
 
     def unlink(self, instance: str, deal_id: str) -> bool:
         return self.unlink_all(instance, [deal_id]) > 0
@@ -478,21 +471,20 @@ class Store:
 
     def save_bases(self, bases: Mapping[str, Mapping[str, Any]]) -> int:
         now = self._clock()
+        for entity_id, values in bases.items():
+            check_no_secrets(values, f"base of entity {entity_id}")
         with transaction(self._engine) as conn:
-            stmt = upsert(conn, t.base, ("entity_id",), ("payload", "updated_at"))
-            for chunk in chunks(bases.items(), BATCH_SIZE):
-                self._ensure_entities(conn, {entity_id for entity_id, _ in chunk}, now)
-                for entity_id, values in chunk:
-                    check_no_secrets(values, f"base of entity {entity_id}")
-                rows = [{"entity_id": e, "payload": dict(v), "updated_at": now} for e, v in chunk]
-                conn.execute(stmt, rows)
+            self._ensure_entities(conn, bases.keys(), now)
+            rows = (
+                {"entity_id": e, "payload": dict(v), "updated_at": now} for e, v in bases.items()
+            )
+            upsert_rows(conn, t.base, ("entity_id",), ("payload", "updated_at"), rows)
         return len(bases)
 
     @staticmethod
-    def _ensure_entities(conn: Connection, ids: set[str], now: datetime) -> None:
-        if ids:
-            stmt = upsert(conn, t.entities, ("id",), ())
-            conn.execute(stmt, [{"id": entity_id, "created_at": now} for entity_id in sorted(ids)])
+    def _ensure_entities(conn: Connection, ids: Iterable[str], now: datetime) -> None:
+        rows = ({"id": entity_id, "created_at": now} for entity_id in sorted(ids))
+        upsert_rows(conn, t.entities, ("id",), (), rows)
 
     # -- incremental reconcile --------------------------------------------------------------
 
@@ -508,9 +500,8 @@ class Store:
     def _flag(conn: Connection, instance: str, ids: Sequence[str], now: datetime) -> int:
         if ids:
             lock_flags(conn)
-            stmt = upsert(conn, t.pending, ("instance", "deal_id"), ("marked_at",))
-            rows = [{"instance": instance, "deal_id": i, "marked_at": now} for i in ids]
-            conn.execute(stmt, rows)
+            rows = ({"instance": instance, "deal_id": i, "marked_at": now} for i in ids)
+            upsert_rows(conn, t.pending, ("instance", "deal_id"), ("marked_at",), rows)
         return len(ids)
 
     def pending(self) -> dict[tuple[str, str], datetime]:
@@ -544,10 +535,8 @@ class Store:
                     ),
                     [{"p_instance": i, "p_deal_id": d, "p_marked_at": m} for (i, d), m in drop],
                 )
-            stmt = upsert(conn, t.pending, ("instance", "deal_id"), ("marked_at",))
-            for refs in chunks(add, BATCH_SIZE):
-                rows = [{"instance": i, "deal_id": d, "marked_at": now} for i, d in refs]
-                conn.execute(stmt, rows)
+            rows = ({"instance": i, "deal_id": d, "marked_at": now} for i, d in add)
+            upsert_rows(conn, t.pending, ("instance", "deal_id"), ("marked_at",), rows)
             self._put_meta(conn, _RECONCILE_STATE, json.dumps(dict(state), sort_keys=True))
 
     def save_match_keys(

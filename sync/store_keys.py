@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from sync import schema as t
 from sync.normalize import MatchKey
-from sync.schema import chunks, transaction, upsert
+from sync.schema import chunks, transaction, upsert_rows
 
 __all__ = ["key_digest", "refs_with_digests", "save_digests"]
 
@@ -61,9 +61,7 @@ def save_digests(
                 conn.execute(
                     table.delete().where(table.c.instance == instance, table.c.deal_id.in_(chunk))
                 )
-        stmt = upsert(conn, table, ("instance", "deal_id"), ("digest",))
-        for batch in chunks(rows, _BATCH):
-            conn.execute(stmt, batch)
+        upsert_rows(conn, table, ("instance", "deal_id"), ("digest",), rows, batch_size=_BATCH)
 
 
 def _stored(conn: Connection) -> dict[tuple[str, str], str]:
