@@ -411,10 +411,8 @@ def _remember(
         Link(entity, ref.system, ref.id, methods[ref], confirmed=methods[ref] in EXPLICIT)
         for ref, entity in matched.new_links.items()
     ]
-    if links:
-        store.save_links(links)
-    if diffed.agreed:
-        store.save_bases(_merged_bases(diffed.agreed, bases))
+    if links or diffed.agreed:
+        store.save_links_and_bases(links, _merged_bases(diffed.agreed, bases))
 
 
 def _merged_bases(

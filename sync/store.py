@@ -423,12 +423,22 @@ class Store:
 
     def save_links(self, links: Iterable[Link]) -> int:
         """Upsert links (one per (instance, deal_id)); their entities are created as needed."""
+        return self.save_links_and_bases(links, {})
+
+    def save_links_and_bases(
+        self, links: Iterable[Link], bases: Mapping[str, Mapping[str, Any]]
+    ) -> int:
+        """:meth:`save_links` and :meth:`save_bases` in one transaction (an analysis's new
+        links and agreed values): the entities of both are created once. Returns the links
+        saved."""
         now = self._clock()
         links = list(links)
+        for entity_id, values in bases.items():
+            check_no_secrets(values, f"base of entity {entity_id}")
         with transaction(self._engine) as conn:
-            self._ensure_entities(conn, {link.entity_id for link in links}, now)
+            self._ensure_entities(conn, {link.entity_id for link in links} | bases.keys(), now)
             update = ("entity_id", "method", "score", "matched_at", "confirmed")
-            rows = (
+            link_rows = (
                 {
                     "instance": link.instance,
                     "deal_id": link.deal_id,
@@ -440,7 +450,12 @@ class Store:
                 }
                 for link in links
             )
-            return upsert_rows(conn, t.links, ("instance", "deal_id"), update, rows)
+            saved = upsert_rows(conn, t.links, ("instance", "deal_id"), update, link_rows)
+            base_rows = (
+                {"entity_id": e, "payload": dict(v), "updated_at": now} for e, v in bases.items()
+            )
+            upsert_rows(conn, t.base, ("entity_id",), ("payload", "updated_at"), base_rows)
+        return saved
 
     def unlink(self, instance: str, deal_id: str) -> bool:
         return self.unlink_all(instance, [deal_id]) > 0
@@ -470,15 +485,7 @@ class Store:
             return found
 
     def save_bases(self, bases: Mapping[str, Mapping[str, Any]]) -> int:
-        now = self._clock()
-        for entity_id, values in bases.items():
-            check_no_secrets(values, f"base of entity {entity_id}")
-        with transaction(self._engine) as conn:
-            self._ensure_entities(conn, bases.keys(), now)
-            rows = (
-                {"entity_id": e, "payload": dict(v), "updated_at": now} for e, v in bases.items()
-            )
-            upsert_rows(conn, t.base, ("entity_id",), ("payload", "updated_at"), rows)
+        self.save_links_and_bases((), bases)
         return len(bases)
 
     @staticmethod

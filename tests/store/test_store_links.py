@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from mapping.model import Ref
 from sync import schema as t
 from sync.link_review import apart, join, split
-from sync.store import Link, LinkMethod, Store
+from sync.schema import transaction
+from sync.store import Link, LinkMethod, SecretInPayload, Store
 from sync.store_records import AuditEntry
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -57,6 +59,28 @@ def test_bases_round_trip_and_replace(store: Store) -> None:
     assert store.bases() == {"e1": {"stage": "negotiation"}, "e2": {"stage": "won", "amount": "5"}}
     assert store.bases(["e2", "e404"]) == {"e2": {"stage": "won", "amount": "5"}}
     assert store.bases([]) == {}
+
+
+def test_links_and_bases_saved_together_create_each_entity_once(store: Store) -> None:
+    store.save_links([Link("e1", HS, "101", LinkMethod.KEY, matched_at=AT)])
+    with transaction(store.engine, write=False) as conn:
+        (first,) = conn.execute(select(t.entities.c.created_at)).scalars()
+    links = [Link("e1", SF, "006A", LinkMethod.EXTERNAL_ID), Link("e2", SF, "006B", LinkMethod.KEY)]
+    bases = {"e1": {"stage": "won"}, "e3": {"stage": "lost"}}
+    assert store.save_links_and_bases(links, bases) == 2
+    assert store.links() == {(HS, "101"): "e1", (SF, "006A"): "e1", (SF, "006B"): "e2"}
+    assert store.bases() == bases
+    with transaction(store.engine, write=False) as conn:
+        query = select(t.entities.c.id, t.entities.c.created_at).order_by(t.entities.c.id)
+        entities = {row.id: row.created_at for row in conn.execute(query)}
+    assert sorted(entities) == ["e1", "e2", "e3"] and entities["e1"] == first
+
+
+def test_a_secret_in_a_base_saves_none_of_the_links_given_with_it(store: Store) -> None:
+    links = [Link("e1", SF, "006A", LinkMethod.KEY)]
+    with pytest.raises(SecretInPayload):
+        store.save_links_and_bases(links, {"e1": {"stage": "won", "api_token": "x"}})
+    assert store.links() == {} and store.bases() == {}
 
 
 def test_every_way_the_matcher_links_a_deal_can_be_stored(store: Store) -> None:
