@@ -56,6 +56,7 @@ __all__ = [
     "chunks",
     "connect_engine",
     "ensure_schema",
+    "json_loads",
     "lock_flags",
     "metadata",
     "one_snapshot",
@@ -339,7 +340,7 @@ _SCHEMA_LOCK_KEY = int.from_bytes(
 )
 
 
-def _json_loads(text: str | bytes) -> Any:
+def json_loads(text: str | bytes) -> Any:
     # orjson reads a JSON column several times faster than json; it refuses the NaN/Infinity
     # that json.dumps (the writer) can emit, so those rare values fall back to json.
     try:
@@ -360,7 +361,7 @@ def connect_engine(url: str) -> Engine:
                 "sqlite:///path/crmsync.db"
             )
         engine = create_engine(
-            parsed, connect_args={"check_same_thread": False}, json_deserializer=_json_loads
+            parsed, connect_args={"check_same_thread": False}, json_deserializer=json_loads
         )
         _sqlite_transactions(engine)
         return engine
@@ -380,7 +381,7 @@ def connect_engine(url: str) -> Engine:
             parsed,
             pool_pre_ping=True,
             isolation_level="READ COMMITTED",
-            json_deserializer=_json_loads,
+            json_deserializer=json_loads,
         )
     except Exception as exc:  # e.g. the driver is not installed
         raise StoreError(f"cannot open state store {redact_url(url)}: {exc}") from None
