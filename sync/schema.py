@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -505,12 +505,13 @@ def upsert_rows(
     table: Table,
     keys: Sequence[str],
     update: Sequence[str],
-    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
     *,
     batch_size: int = 1000,
 ) -> int:
-    """The :func:`upsert` of many rows (each with the same columns), sent through the driver's
-    executemany; returns how many rows were given.
+    """The :func:`upsert` of many rows (tuples of the `columns`' values), sent through the
+    driver's executemany; returns how many rows were given.
 
     Each value is converted as its column's type binds it (a datetime once per distinct
     value: rows written together mostly share one), so the store holds exactly what
@@ -518,44 +519,41 @@ def upsert_rows(
     in SQLAlchemy: a first analysis's tens of thousands of links, bases and keys took longer
     to prepare than to write."""
     dialect = conn.dialect
-    sql: str | None = None
-    order: list[str] = []
-    convert: list[Callable[[list[Any]], list[Any]]] = []
+    compiled = upsert(conn, table, keys, update).compile(dialect=dialect, column_keys=columns)
+    names = list(compiled.positiontup or () if compiled.positional else compiled.binds)
+    if sorted(names) != sorted(columns):  # a column default SQLAlchemy would fill in
+        raise ValueError(f"{table.name}: rows must give {sorted(names)}, not {list(columns)}")
+    at = [list(columns).index(name) for name in names]
+    convert = [_converter(table.c[name].type, dialect) for name in names]
+    as_given = compiled.positional and at == sorted(at) and not any(convert)
+    bound = [compiled.escaped_bind_names.get(name, name) for name in names]
     done = 0
     for chunk in chunks(rows, batch_size):
-        if sql is None:
-            columns = list(chunk[0])
-            compiled = upsert(conn, table, keys, update).compile(
-                dialect=dialect, column_keys=columns
-            )
-            order = list(compiled.positiontup or () if compiled.positional else compiled.binds)
-            if sorted(order) != sorted(columns):  # a column default SQLAlchemy would fill in
-                raise ValueError(f"{table.name}: rows must give {sorted(order)}, not {columns}")
-            sql = compiled.string
-            convert = [_converter(table.c[name].type, dialect) for name in order]
-        values = [
-            to_driver([row[name] for row in chunk])
-            for name, to_driver in zip(order, convert, strict=True)
-        ]
-        if compiled.positional:
-            params: list[Any] = list(zip(*values, strict=True))
-        else:
-            bound = [compiled.escaped_bind_names.get(name, name) for name in order]
-            params = [dict(zip(bound, row, strict=True)) for row in zip(*values, strict=True)]
-        conn.exec_driver_sql(sql, params)
+        params: list[Any] = chunk
+        if not as_given:
+            given = list(zip(*chunk, strict=True))
+            values = [
+                given[i] if to_driver is None else to_driver(given[i])
+                for i, to_driver in zip(at, convert, strict=True)
+            ]
+            params = list(zip(*values, strict=True))
+            if not compiled.positional:
+                params = [dict(zip(bound, row, strict=True)) for row in params]
+        conn.exec_driver_sql(compiled.string, params)
         done += len(chunk)
     return done
 
 
-def _converter(type_: Any, dialect: Dialect) -> Callable[[list[Any]], list[Any]]:
-    """A column's values -> what the driver takes, as the type's bind processor makes them."""
+def _converter(type_: Any, dialect: Dialect) -> Callable[[Sequence[Any]], list[Any]] | None:
+    """A column's values -> what the driver takes, as the type's bind processor makes them;
+    None: as they are."""
     process = type_.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
-        return lambda values: values
+        return None
     if not isinstance(type_, UTCDateTime):
-        return lambda values: [process(value) for value in values]
+        return lambda values: list(map(process, values))
 
-    def shared(values: list[Any]) -> list[Any]:
+    def shared(values: Sequence[Any]) -> list[Any]:
         # Equal instants convert alike whatever their zone; a naive value equals no aware
         # one, so it still reaches the processor, which refuses it.
         seen: dict[Any, Any] = {}

@@ -442,22 +442,22 @@ class Store:
             self._ensure_entities(conn, {link.entity_id for link in links} | bases.keys(), now)
             update = ("entity_id", "method", "score", "matched_at", "confirmed")
             link_rows = (
-                {
-                    "instance": link.instance,
-                    "deal_id": link.deal_id,
-                    "entity_id": link.entity_id,
-                    "method": LinkMethod(link.method).value,
-                    "score": link.score,
-                    "matched_at": link.matched_at or now,
-                    "confirmed": link.confirmed,
-                }
+                (
+                    link.instance,
+                    link.deal_id,
+                    link.entity_id,
+                    LinkMethod(link.method).value,
+                    link.score,
+                    link.matched_at or now,
+                    link.confirmed,
+                )
                 for link in links
             )
-            saved = upsert_rows(conn, t.links, ("instance", "deal_id"), update, link_rows)
-            base_rows = (
-                {"entity_id": e, "payload": dict(v), "updated_at": now} for e, v in bases.items()
-            )
-            upsert_rows(conn, t.base, ("entity_id",), ("payload", "updated_at"), base_rows)
+            key = ("instance", "deal_id")
+            saved = upsert_rows(conn, t.links, key, update, (*key, *update), link_rows)
+            base_rows = ((e, dict(v), now) for e, v in bases.items())
+            written = ("payload", "updated_at")
+            upsert_rows(conn, t.base, ("entity_id",), written, ("entity_id", *written), base_rows)
         return saved
 
     def unlink(self, instance: str, deal_id: str) -> bool:
@@ -493,8 +493,8 @@ class Store:
 
     @staticmethod
     def _ensure_entities(conn: Connection, ids: Iterable[str], now: datetime) -> None:
-        rows = ({"id": entity_id, "created_at": now} for entity_id in sorted(ids))
-        upsert_rows(conn, t.entities, ("id",), (), rows)
+        rows = ((entity_id, now) for entity_id in sorted(ids))
+        upsert_rows(conn, t.entities, ("id",), (), ("id", "created_at"), rows)
 
     # -- incremental reconcile --------------------------------------------------------------
 
@@ -510,8 +510,8 @@ class Store:
     def _flag(conn: Connection, instance: str, ids: Sequence[str], now: datetime) -> int:
         if ids:
             lock_flags(conn)
-            rows = ({"instance": instance, "deal_id": i, "marked_at": now} for i in ids)
-            upsert_rows(conn, t.pending, ("instance", "deal_id"), ("marked_at",), rows)
+            rows = ((instance, i, now) for i in ids)
+            upsert_rows(conn, t.pending, *_PENDING, rows)
         return len(ids)
 
     def pending(self) -> dict[tuple[str, str], datetime]:
@@ -545,8 +545,7 @@ class Store:
                     ),
                     [{"p_instance": i, "p_deal_id": d, "p_marked_at": m} for (i, d), m in drop],
                 )
-            rows = ({"instance": i, "deal_id": d, "marked_at": now} for i, d in add)
-            upsert_rows(conn, t.pending, ("instance", "deal_id"), ("marked_at",), rows)
+            upsert_rows(conn, t.pending, *_PENDING, ((i, d, now) for i, d in add))
             self._put_meta(conn, _RECONCILE_STATE, json.dumps(dict(state), sort_keys=True))
 
     def save_match_keys(
@@ -598,6 +597,8 @@ class Store:
         conn.execute(upsert(conn, t.meta, ("key",), ("value",)), {"key": key, "value": value})
 
 
+# keys, columns updated, columns given: a flag is (instance, deal id, when it was flagged)
+_PENDING = (("instance", "deal_id"), ("marked_at",), ("instance", "deal_id", "marked_at"))
 _RECONCILE_STATE = "reconcile_state"
 _RECONCILE_EPOCH = "reconcile_epoch"
 _MAPPING = "mapping@"  # + instance: the mapping its stored deals were read under

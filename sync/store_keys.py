@@ -42,17 +42,13 @@ def save_digests(
             stored = _stored(conn)
             gone = [ref for ref in stored if digests.get(ref) is None]
             rows = [
-                {"instance": i, "deal_id": d, "digest": digest}
+                (i, d, digest)
                 for (i, d), digest in digests.items()
                 if digest is not None and stored.get((i, d)) != digest
             ]
         else:
             gone = [ref for ref, digest in digests.items() if digest is None]
-            rows = [
-                {"instance": i, "deal_id": d, "digest": digest}
-                for (i, d), digest in digests.items()
-                if digest is not None
-            ]
+            rows = [(i, d, digest) for (i, d), digest in digests.items() if digest is not None]
         ids: dict[str, list[str]] = defaultdict(list)
         for instance, deal_id in gone:
             ids[instance].append(deal_id)
@@ -61,7 +57,8 @@ def save_digests(
                 conn.execute(
                     table.delete().where(table.c.instance == instance, table.c.deal_id.in_(chunk))
                 )
-        upsert_rows(conn, table, ("instance", "deal_id"), ("digest",), rows, batch_size=_BATCH)
+        columns = ("instance", "deal_id", "digest")
+        upsert_rows(conn, table, columns[:2], columns[2:], columns, rows, batch_size=_BATCH)
 
 
 def _stored(conn: Connection) -> dict[tuple[str, str], str]:
