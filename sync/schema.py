@@ -8,6 +8,7 @@ one is upgraded one step at a time, a newer one is refused.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -15,6 +16,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -489,7 +491,17 @@ def upsert(
 ) -> Any:
     """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update`` (DO NOTHING if update is empty);
     ``where(excluded)``: update only the rows for which it holds (the others stay as stored)."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return _upsert(conn.dialect.name, table, keys, update, where)
+
+
+def _upsert(
+    dialect: str,
+    table: Table,
+    keys: Sequence[str],
+    update: Sequence[str],
+    where: Callable[[Any], Any] | None = None,
+) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = insert(table)
     if not update:
         return stmt.on_conflict_do_nothing(index_elements=list(keys))
@@ -518,30 +530,60 @@ def upsert_rows(
     ``conn.execute(upsert(...), rows)`` writes. That path processed every row's parameters
     in SQLAlchemy: a first analysis's tens of thousands of links, bases and keys took longer
     to prepare than to write."""
-    dialect = conn.dialect
-    compiled = upsert(conn, table, keys, update).compile(dialect=dialect, column_keys=columns)
-    names = list(compiled.positiontup or () if compiled.positional else compiled.binds)
-    if sorted(names) != sorted(columns):  # a column default SQLAlchemy would fill in
-        raise ValueError(f"{table.name}: rows must give {sorted(names)}, not {list(columns)}")
-    at = [list(columns).index(name) for name in names]
-    convert = [_converter(table.c[name].type, dialect) for name in names]
-    as_given = compiled.positional and at == sorted(at) and not any(convert)
-    bound = [compiled.escaped_bind_names.get(name, name) for name in names]
+    plan = _prepared(conn.dialect, table, tuple(keys), tuple(update), tuple(columns))
     done = 0
     for chunk in chunks(rows, batch_size):
         params: list[Any] = chunk
-        if not as_given:
+        if not plan.as_given:
             given = list(zip(*chunk, strict=True))
             values = [
                 given[i] if to_driver is None else to_driver(given[i])
-                for i, to_driver in zip(at, convert, strict=True)
+                for i, to_driver in zip(plan.at, plan.convert, strict=True)
             ]
             params = list(zip(*values, strict=True))
-            if not compiled.positional:
-                params = [dict(zip(bound, row, strict=True)) for row in params]
-        conn.exec_driver_sql(compiled.string, params)
+            if plan.names is not None:
+                params = [dict(zip(plan.names, row, strict=True)) for row in params]
+        conn.exec_driver_sql(plan.sql, params)
         done += len(chunk)
     return done
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sql: str
+    at: tuple[int, ...]  # the driver's parameters in order, as positions in a given row
+    convert: tuple[Callable[[Sequence[Any]], list[Any]] | None, ...]  # by parameter
+    names: tuple[str, ...] | None  # the parameters' names, for a driver taking dicts
+    as_given: bool  # rows go to the driver as they are
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared(
+    dialect: Dialect,
+    table: Table,
+    keys: tuple[str, ...],
+    update: tuple[str, ...],
+    columns: tuple[str, ...],
+) -> _Prepared:
+    """An :func:`upsert_rows` statement, compiled once per dialect (a pull flags each chunk's
+    deals, an apply saves bases after each batch)."""
+    compiled = _upsert(dialect.name, table, keys, update).compile(
+        dialect=dialect, column_keys=list(columns)
+    )
+    names = list(compiled.positiontup or () if compiled.positional else compiled.binds)
+    if sorted(names) != sorted(columns):  # a column default SQLAlchemy would fill in
+        raise ValueError(f"{table.name}: rows must give {sorted(names)}, not {list(columns)}")
+    at = tuple(columns.index(name) for name in names)
+    convert = tuple(_converter(table.c[name].type, dialect) for name in names)
+    return _Prepared(
+        sql=compiled.string,
+        at=at,
+        convert=convert,
+        names=None
+        if compiled.positional
+        else tuple(compiled.escaped_bind_names.get(name, name) for name in names),
+        as_given=compiled.positional and at == tuple(sorted(at)) and not any(convert),
+    )
 
 
 def _converter(type_: Any, dialect: Dialect) -> Callable[[Sequence[Any]], list[Any]] | None:
