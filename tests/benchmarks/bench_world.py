@@ -34,6 +34,7 @@ __all__ = [
     "BenchData",
     "World",
     "bench_data",
+    "bench_dataset_file",
     "bump_amounts",
     "open_world",
     "shared_entities",
@@ -63,17 +64,38 @@ def bench_data(deals: int, seed: int = 7) -> BenchData:
     incremental reads take the paths they take in production (Pipedrive's recents feed only
     reaches back 90 days).
     """
-    today = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
-    path = CACHE_DIR / f"deals-{deals}-seed-{seed}-{today:%Y%m%d}-{_GENERATOR}.json"
+    path = _cached_path(deals, seed)
     if not path.exists() or not planted_path_for(path).exists():
-        generated = generate_full(deals, seed, now=today)
-        write_generated(path, generated)
+        generated = _generate(deals, seed, path)
         document = generated.planted_document()
         dataset = generated.dataset
     else:
         document, dataset = load_planted(planted_path_for(path)), load_dataset(path)
     planted = frozenset(str(p["entity"]) for p in document["planted"])
     return BenchData(deals, seed, dataset, document["entity_refs"], planted)
+
+
+def bench_dataset_file(deals: int, seed: int = 7) -> Path:
+    """The file of :func:`bench_data`'s dataset, generated when not cached, for a sandbox
+    served from another process: this one then holds none of it."""
+    path = _cached_path(deals, seed)
+    if not path.exists() or not planted_path_for(path).exists():
+        _generate(deals, seed, path)
+    return path
+
+
+def _cached_path(deals: int, seed: int) -> Path:
+    return CACHE_DIR / f"deals-{deals}-seed-{seed}-{_today():%Y%m%d}-{_GENERATOR}.json"
+
+
+def _today() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _generate(deals: int, seed: int, path: Path) -> generator.Generated:
+    generated = generate_full(deals, seed, now=_today())
+    write_generated(path, generated)
+    return generated
 
 
 @dataclass
