@@ -54,24 +54,30 @@ _DAYS = Decimal("0.1")
 
 
 def days(delta: timedelta) -> Decimal:
-    """A duration in days to one decimal place."""
-    seconds = Decimal(delta.days * 86400 + delta.seconds)
-    return (seconds / Decimal(86400)).quantize(_DAYS, ROUND_HALF_EVEN)
+    """A duration in days, unrounded: a median or percentile of them is rounded once, at the
+    end (rounded first, the mean of two middle values could round again, 0.1 day off)."""
+    seconds = Decimal(delta.days * 86400 + delta.seconds) + Decimal(delta.microseconds) / 10**6
+    return seconds / Decimal(86400)
+
+
+def _rounded(value: Decimal) -> Decimal:
+    return value.quantize(_DAYS, ROUND_HALF_EVEN)
 
 
 def percentile(values: Sequence[Decimal], share: Decimal) -> Decimal | None:
-    """Nearest-rank percentile: the smallest value with at least `share` of values <= it."""
+    """Nearest-rank percentile: the smallest value with at least `share` of values <= it,
+    to one decimal place."""
     if not values:
         return None
     ordered = sorted(values)
     rank = max(1, math.ceil(share * len(ordered)))
-    return ordered[rank - 1]
+    return _rounded(ordered[rank - 1])
 
 
 def _median(values: Sequence[Decimal]) -> Decimal | None:
     if not values:
         return None
-    return Decimal(statistics.median(values)).quantize(_DAYS, ROUND_HALF_EVEN)
+    return _rounded(Decimal(statistics.median(values)))
 
 
 def _history(deal: Deal) -> list[StageChange]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 from fixtures import HS, NOW, PLAN, SF, deal, inputs, usd
 
-from mapping.model import Ref
+from mapping.model import Ref, StageChange
 from sync.health import UnknownThreshold, build_health
 from sync.health_checks import cross_system
 
@@ -420,3 +420,40 @@ def test_an_archived_deal_matched_with_nothing_is_not_counted_as_only_in_its_sys
     assert [(p.a, p.b, p.matched, p.only_a, p.only_b) for p in cross.pairs] == [
         ("pd", "sf", 1, 1, 0)
     ]
+
+
+def _after(start: datetime, days: str) -> datetime:
+    return start + timedelta(seconds=int(D(days) * 86400))
+
+
+def test_median_sales_cycle_is_rounded_once_from_the_exact_durations():
+    # 1.16 and 1.88 days: the median is 1.52 days. Rounded first (1.2, 1.9), their mean 1.55
+    # would round again, to 1.6.
+    created = datetime(2024, 4, 1, tzinfo=UTC)
+    wins = [
+        deal(
+            "x", str(i), f"Win {i}", "won", created_at=created,
+            stage_history=(StageChange("won", "WON", _after(created, cycle)),),
+        )
+        for i, cycle in enumerate(["1.16", "1.88"])
+    ]  # fmt: skip
+    report = build_health(inputs(deals={"x": wins}, entities=[], plan=None))
+    cycle = report.systems["x"].funnels["default"].sales_cycle
+    assert (cycle.median_days, cycle.p90_days) == (D("1.5"), D("1.9"))
+
+
+def test_median_time_in_stage_is_rounded_once_from_the_exact_stints():
+    created = datetime(2024, 4, 1, tzinfo=UTC)
+    moved = [
+        deal(
+            "x", str(i), f"Deal {i}", "qualified", created_at=created,
+            stage_history=(
+                StageChange("lead", "LEAD", created),
+                StageChange("qualified", "QUALIFIED", _after(created, stint)),
+            ),
+        )
+        for i, stint in enumerate(["1.16", "1.88"])
+    ]  # fmt: skip
+    report = build_health(inputs(deals={"x": moved}, entities=[], plan=None))
+    lead = report.systems["x"].funnels["default"].time_in_stage.stages[0]
+    assert (lead.stage, lead.median_days, lead.stints) == ("lead", D("1.5"), 2)
