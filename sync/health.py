@@ -273,6 +273,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         inputs.now,
         window=inputs.since is not None,
         live=live.keys(),
+        archived_open=inputs.archived_open,
     )
     thresholds = evaluate_thresholds(
         inputs.thresholds, consolidated, quality, cross, len(all_copies)

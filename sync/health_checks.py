@@ -104,13 +104,16 @@ def cross_system(
     *,
     window: bool = False,
     live: Collection[Ref] = (),
+    archived_open: Collection[Ref] = (),
 ) -> CrossSystem:
     """Matching per instance pair, mismatches per field (counted per entity), conflicts,
     deletions seen in one system only, dead letters and sync freshness.
 
     `window` (--since): `deals` are those in the window, and the mismatches and the pairs count
     only the matched deals in it, each when any of its copies is (as the consolidated figures
-    do), with its `live` copies outside the window (`live`: every live deal's ref)."""
+    do), with its `live` copies outside the window (`live`: every live deal's ref).
+    `archived_open`: open deals archived in Pipedrive, in none of `deals`; in the pairs, a
+    matched one counts as matched (its CRM holds it), and never as one-sided."""
     plan = plan or {}
     present = {instance: {d.ref for d in own} for instance, own in deals.items()}
     covered = {ref for refs in present.values() for ref in refs}
@@ -183,7 +186,9 @@ def cross_system(
     return CrossSystem(
         plan_available=bool(plan),
         entities=len(entities),
-        pairs=_pairs(present, entities, set(live), _archived(deals)),
+        pairs=_pairs(
+            present, entities, {*live, *archived_open}, _archived(deals) | set(archived_open)
+        ),
         # Only deals the report covers: with --since, the plan still lists every unmatched deal.
         unmatched_by_system=_count_by_system(
             u for u in plan.get("unmatched", ()) if _ref(u) in covered

@@ -85,6 +85,9 @@ class HealthInputs:
     # instance -> pipeline -> native stage -> funnel stage (the stage maps): the stage a lost
     # deal was lost in, where its CRM keeps it there (Pipedrive)
     stage_maps: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+    # open deals archived in Pipedrive: in no figure (not in `deals`), but a matched one is
+    # still held by its CRM, and counts as matched in the matching pairs
+    archived_open: frozenset[Ref] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,4 +128,10 @@ def health_inputs(
         policies={name: config.policy_for(name) for name in (*COUNTED_FIELDS, "status")},
         timezone=report.timezone,
         stage_maps={name: s.stage_map for name, s in config.systems.items()},
+        archived_open=frozenset(
+            d.ref
+            for deals in result.by_instance.values()
+            for d in deals
+            if not is_deleted(d) and is_archived(d) and d.status is DealStatus.OPEN
+        ),
     )

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from fixtures import pipedrive_only
 
-from tests.sandbox_env import make_env, run_crmsync
+from connectors.sandbox.generator import generate
+from mapping.pipedrive import PD_FIELD_HUBSPOT_ID
+from tests.sandbox_env import hubspot_and_pipedrive, make_env, run_crmsync
 
 DEALS = [  # (id, status, archived), all in stage 2 (Contact Made -> qualified)
     (1, "open", False),
@@ -52,3 +54,29 @@ def test_an_archived_open_deal_is_not_in_the_open_pipeline(funnel: dict[str, Any
 def test_archived_won_and_lost_deals_still_count_as_won_and_lost(funnel: dict[str, Any]) -> None:
     assert (funnel["deals"], funnel["won"], funnel["lost"]) == (3, 1, 1)
     assert funnel["win_rate"] == {"won": 1, "lost": 1, "rate": "0.5000"}
+
+
+def test_an_archived_open_deal_matched_elsewhere_counts_as_matched_in_the_pairs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Pipedrive's Ironclad deal, open and archived, names its HubSpot copy: the pair is
+    matched, and the HubSpot copy is not "only in hubspot" (nothing would copy it to
+    Pipedrive, which holds it). In a world of two CRMs, the pair's matched deals are the
+    matched entities, and its one-sided deals the plan's unmatched ones."""
+    dataset = generate(4, 7)[0]
+    [ironclad] = [d for d in dataset["pipedrive"]["deals"] if d["title"].startswith("Ironclad")]
+    assert (ironclad["status"], ironclad[PD_FIELD_HUBSPOT_ID]) == ("open", "9100000014")
+    ironclad["is_archived"] = True
+    world = {"hubspot": dataset["hubspot"], "pipedrive": dataset["pipedrive"]}
+    with hubspot_and_pipedrive(tmp_path_factory.mktemp("archived-pair"), world) as env:
+        done = run_crmsync("report", "--config", str(env.config), "--format", "json", "--refresh")
+    assert done.returncode in (0, 3), done.stderr
+    cross = json.loads(done.stdout)["cross_system"]
+    [pair] = cross["pairs"]
+    unmatched = cross["unmatched_by_system"]
+    assert (pair["matched"], pair["only_a"], pair["only_b"]) == (
+        cross["entities"],
+        unmatched.get("hubspot", 0),
+        unmatched.get("pipedrive", 0),
+    )
+    assert pair["matched"] == 5
