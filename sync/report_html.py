@@ -142,11 +142,17 @@ def share(value: Decimal | str | None) -> str:
 
 def amount(value: Decimal | str) -> str:
     """An amount for people, digits grouped: "14,899,089.90" (JSON and CSV keep 14899089.90).
-    The page shows some sections from their JSON form, where amounts are strings."""
+    The page shows some sections from their JSON form, where amounts are strings. At least the
+    cents, whatever digits the CRMs sent (Salesforce 85100.0, HubSpot "2800"); more decimals
+    are shown as they are, never rounded."""
     try:
-        return f"{Decimal(value):,f}"
+        text = f"{Decimal(value):,f}"
     except ArithmeticError:  # not a number: shown as it is
         return str(value)
+    whole, _, cents = text.partition(".")
+    if not whole[-1:].isdigit():  # NaN, Infinity
+        return text
+    return f"{whole}.{cents.ljust(2, '0')}"
 
 
 @cache

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from mapping.model import Ref, format_utc
 from sync.health_model import CopiesCounted, FunnelFigures, HealthReport, MismatchRow
-from sync.report_html import render_page, share
+from sync.report_html import amount, render_page, share
 from sync.terminal import cell, id_column
 
 __all__ = [
@@ -184,7 +184,7 @@ def kpi_rows(report: HealthReport) -> list[KpiRow]:
 
 def _amounts(amounts: Mapping[str, Decimal]) -> str:
     """For people, digits grouped (JSON and CSV keep them plain)."""
-    return ", ".join(f"{a:,f} {c}" for c, a in amounts.items()) or "-"
+    return ", ".join(f"{amount(a)} {c}" for c, a in amounts.items()) or "-"
 
 
 def _number(value: Decimal | None) -> str:

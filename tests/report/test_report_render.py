@@ -255,3 +255,21 @@ def test_mismatch_csv_without_mismatches_still_has_its_header_row():
     assert rows == [
         ["entity", "kind", "field", "system", "id", "value_from", "value_to", "reason", "url"]
     ]
+
+
+def test_table_and_html_show_every_amount_with_its_cents_whatever_digits_the_crm_sent():
+    # Salesforce sends 85100.0, HubSpot "2800": summed as sent, the table showed
+    # "85,100.0 GBP" and "2,800 GBP" beside "1,234.56 USD".
+    sent = [
+        dataclasses.replace(SF[0], value=usd("85100.0", "GBP")),
+        dataclasses.replace(SF[2], value=usd("2800", "GBP")),
+    ]
+    report = build_health(inputs(deals={"sf": sent}, entities=[], plan=None))
+    console = Console(record=True, width=200)
+    to_table(report, console)
+    text = console.export_text()
+    assert "85,100.00 GBP" in text and "2,800.00 GBP" in text
+    assert "85,100.0 GBP" not in text and "2,800 GBP" not in text
+    page = to_html(report)
+    assert "85,100.00 GBP" in page and "2,800.00 GBP" in page
+    assert "85,100.0 GBP" not in page and "2,800 GBP" not in page
