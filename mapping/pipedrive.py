@@ -138,10 +138,15 @@ def _owner_email(user: object, ctx: MappingContext) -> str | None:
 
 
 def _entered_at(status: DealStatus, read: Any, created: datetime) -> datetime | None:
+    """When the deal entered its current stage, where the record tells. Winning and reopening
+    change the status, not `stage_change_time`: an open deal won after its last stage change
+    (`first_won_time`) was reopened since, at a time the record does not keep."""
     closed = _ENTERED_AT.get(status)
     if closed is not None:
         return read(closed, parse_timestamp)
-    return read("stage_change_time", parse_timestamp) or created
+    moved = read("stage_change_time", parse_timestamp) or created
+    won = read("first_won_time", parse_timestamp)
+    return None if won is not None and won > moved else moved
 
 
 def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:

@@ -111,6 +111,16 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"stage_change_time": None},
         {"stage_entered_at": datetime(2024, 2, 1, 9, tzinfo=UTC)},
     ),
+    (
+        "a deal reopened after it was won entered its stage at a time it does not tell",
+        {"first_won_time": "2024-05-25 00:00:00"},
+        {"status": DealStatus.OPEN, "stage_entered_at": None},
+    ),
+    (
+        "a deal won, reopened and moved since entered its stage when it moved",
+        {"first_won_time": "2024-05-01 00:00:00"},
+        {"stage_entered_at": datetime(2024, 5, 20, 8, tzinfo=UTC)},
+    ),
     ("deleted flag", {"deleted": True}, {"extra": {"deleted": True, "account": "Initech"}}),
     (
         "status deleted",
