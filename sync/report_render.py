@@ -160,7 +160,7 @@ def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> 
         win_rate=share(f.win_rate.rate),
         won_lost=f"{f.win_rate.won} / {f.win_rate.lost}",
         lead_to_won=share(f.conversion.lead_to_won),
-        won_size=tuple(f"{s.average:,f} {s.currency}" for s in f.won_size),
+        won_size=tuple(f"{amount(s.average)} {s.currency}" for s in f.won_size),
         sales_cycle=f"{_number(f.sales_cycle.median_days)} ({f.sales_cycle.method})",
         stale=f"{f.stale.count} of {f.stale.open_deals}",
         past_due=f.past_due.count,
@@ -225,7 +225,7 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
     for size in f.won_size:
         table.add_row(
             f"won size {size.currency}",
-            f"avg {size.average} / median {size.median}",
+            f"avg {amount(size.average)} / median {amount(size.median)}",
             f"{size.count} deals",
         )
     cycle = f.sales_cycle
@@ -253,7 +253,7 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
     for m in f.forecast.months:
         table.add_row(
             f"forecast {m.month} {m.currency}",
-            f"weighted {format(m.weighted, 'f')} / committed {format(m.committed, 'f')}",
+            f"weighted {amount(m.weighted)} / committed {amount(m.committed)}",
             f"{m.deals} deals, {m.committed_deals} committed",
         )
     table.add_row(
@@ -366,9 +366,9 @@ def to_table(report: HealthReport, console: Console) -> None:
     totals.add_row("stale / past due", f"{c.stale} / {c.past_due}")
     if c.converted:
         cv = c.converted
-        totals.add_row(f"open in {cv.report_currency} ({cv.note})", format(cv.open_amount, "f"))
-        totals.add_row(f"weighted in {cv.report_currency}", format(cv.weighted, "f"))
-        totals.add_row(f"won in {cv.report_currency}", format(cv.won_amount, "f"))
+        totals.add_row(f"open in {cv.report_currency} ({cv.note})", amount(cv.open_amount))
+        totals.add_row(f"weighted in {cv.report_currency}", amount(cv.weighted))
+        totals.add_row(f"won in {cv.report_currency}", amount(cv.won_amount))
         if cv.not_converted:
             totals.add_row(
                 "not converted (no rate)",

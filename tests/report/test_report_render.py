@@ -181,10 +181,10 @@ def test_table_and_html_show_the_forecast_months_the_json_has():
     console = Console(record=True, width=160)
     to_table(report, console)
     text = console.export_text()
-    assert "forecast 2024-06 EUR" in text and "weighted 1600.00 / committed 2000.00" in text
+    assert "forecast 2024-06 EUR" in text and "weighted 1,600.00 / committed 2,000.00" in text
     assert "weighted 10.00 / committed 0" in text
     page = to_html(report)
-    assert "<td>2024-06</td><td>EUR</td>" in page and ">1600.00<" in page
+    assert "<td>2024-06</td><td>EUR</td>" in page and ">1,600.00<" in page
 
 
 def test_forecast_left_out_counts_past_due_deals_in_json_table_and_html():
@@ -218,7 +218,7 @@ def test_table_shows_the_consolidated_figures_the_html_shows_and_n_a_for_no_sale
     }
     assert rows["win rate"] == "50.00%"
     assert rows["stale / past due"] == "1 / 1"
-    assert rows["won in USD"] == "8000.00"
+    assert rows["won in USD"] == "8,000.00"
     page = to_html(report)
     assert '<th>win rate</th><td class="num">50.00%</td>' in page
 
@@ -228,7 +228,7 @@ def test_html_writes_rates_as_percentages_and_counts_one_deal_in_the_singular():
     beta_today = dataclasses.replace(SF[1], close_date=NOW.date())
     page = to_html(build_health(inputs(deals={"sf": [SF[0], beta_today, SF[2], SF[3]], "hs": HS})))
     assert "0.5000" not in page and "50.00% (2 won / 2 lost)" in page
-    assert "2000.00 (1 deal)</td>" in page and "(1 deals)" not in page
+    assert "2,000.00 (1 deal)</td>" in page and "(1 deals)" not in page
 
 
 def test_a_rate_is_shown_as_the_json_has_it_not_rounded_a_second_time():
@@ -273,3 +273,27 @@ def test_table_and_html_show_every_amount_with_its_cents_whatever_digits_the_crm
     page = to_html(report)
     assert "85,100.00 GBP" in page and "2,800.00 GBP" in page
     assert "85,100.0 GBP" not in page and "2,800 GBP" not in page
+
+
+def test_forecast_won_size_and_converted_totals_show_amounts_as_every_other_amount():
+    """Grouped digits and cents in the table and the page, as the README says of amounts;
+    the forecast, the won deal size and the converted totals showed "6172.75", "8000.00"."""
+    big = [
+        dataclasses.replace(SF[0], value=usd("12345.5"), close_date=NOW.date()),
+        dataclasses.replace(SF[2], value=usd("8000")),
+    ]
+    rates = {"EUR": D("1.10")}
+    report = build_health(
+        inputs(deals={"sf": big}, entities=[], plan=None, report_currency="USD", rates=rates)
+    )
+    console = Console(record=True, width=250)
+    to_table(report, console)
+    lines, page = console.export_text().splitlines(), to_html(report)
+
+    def row(start: str) -> str:
+        return next(line for line in lines if line.startswith(f"│ {start}"))
+
+    assert "weighted 6,172.75 / committed 0.00" in row("forecast 2024-06 USD")
+    assert "avg 8,000.00 / median 8,000.00" in row("won size USD")
+    assert "12,345.50" in row("open in USD")
+    assert '<td class="num">6,172.75</td><td class="num">0.00 (' in page  # the forecast row
