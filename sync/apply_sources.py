@@ -21,7 +21,7 @@ from mapping.model import Deal
 from sync.apply_doubt import holds
 from sync.diff import FunnelFacts
 from sync.match import is_deleted
-from sync.plan import Change, Plan, current_value, show_value
+from sync.plan import Change, Plan, current_value, decode_value, show_value
 from sync.store import Store
 
 __all__ = ["SourceCheck"]
@@ -37,7 +37,17 @@ class SourceCheck:
 
     @classmethod
     def of(cls, store: Store, plan: Plan, facts: Mapping[str, FunnelFacts]) -> SourceCheck:
-        expected = {(c.system, c.id, c.field): c.from_value for c in plan.changes}
+        expected: dict[tuple[str, str, str], Any] = {}
+        # Members the plan leaves out of a field (no push target, or a value their CRM cannot
+        # take) keep their own value of it: that value is no newer edit either.
+        left_out = [(e, e.get("base_field"), e.get("held")) for e in plan.errors]
+        left_out += [(k, k["field"], k["value"]) for k in plan.kept]
+        for item, name, value in left_out:
+            if isinstance(name, str) and isinstance(item.get("system"), str):
+                held = decode_value(name, value, money=True)
+                for field, kept in _plan_fields(name, held):
+                    expected[item["system"], item["id"], field] = kept
+        expected |= {(c.system, c.id, c.field): c.from_value for c in plan.changes}
         return cls(store, plan.created_at, expected, facts)
 
     def outdated(self, changes: Sequence[Change]) -> dict[str, str]:
@@ -79,3 +89,13 @@ class SourceCheck:
             for deal_id, payload in self.store.get_deals(instance, list(entity_of)).items():
                 members[entity_of[deal_id]].append(deal_from_json(payload))
         return members
+
+
+def _plan_fields(diff_field: str, value: Any) -> list[tuple[str, Any]]:
+    """A diff field's value as the plan fields' values (the amount's Money is two of them)."""
+    if diff_field != "amount":
+        return [(diff_field, value)]
+    return [
+        ("amount", value.amount if value else None),
+        ("currency", value.currency if value else None),
+    ]

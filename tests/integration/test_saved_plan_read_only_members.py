@@ -1,0 +1,52 @@
+"""A saved plan applied after a member of no push target was edited in another field: that
+member keeps its own value of the planned field by design (the plan records it as kept), so
+the plan's value is still the news and is written."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from sync.cli import main
+from sync.plan_json import plan_to_json
+from tests.integration.conftest import World
+from tests.integration.crm_users import Editors
+from tests.integration.test_partial_targets import _open_entity_in_all_three, _reconcile
+
+
+def test_a_saved_plan_writes_a_change_a_read_only_member_keeps_another_value_of(
+    small_world: World, tmp_path: Path
+) -> None:
+    _reconcile(small_world, dry_run=False)
+    document = yaml.safe_load(small_world.config.read_text())
+    document["push"]["targets"] = ["hubspot"]  # Pipedrive and Salesforce become read-only
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    ids = _open_entity_in_all_three(small_world)
+    editors = Editors(small_world, seed=1)
+    editors.set_value("salesforce", ids["salesforce"], "close_date", date(2031, 5, 17))
+    plan = plan_to_json(small_world.reconcile("saved-plan").plan)
+    (change,) = [c for c in plan["changes"] if c["id"] == ids["hubspot"]]
+    assert change["field"] == "close_date"
+    assert any(k["system"] == "pipedrive" and k["id"] == ids["pipedrive"] for k in plan["kept"])
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(plan))
+    time.sleep(1.1)  # Pipedrive stamps whole seconds: the edit is after the plan's
+    # Someone renames the read-only Pipedrive copy; a pull reads it (its close date unchanged).
+    editors.set_value("pipedrive", ids["pipedrive"], "name", "Renamed in Pipedrive")
+    pulled = CliRunner().invoke(main, ["pull", "--config", str(small_world.config)])
+    assert pulled.exit_code == 0, pulled.output
+
+    out = CliRunner().invoke(
+        main, ["apply", str(path), "--config", str(small_world.config), "--yes", "--format", "json"]
+    )
+
+    assert out.exit_code == 0, out.output
+    (result,) = [
+        r for r in json.loads(out.output)["results"] if r["change_id"] == change["change_id"]
+    ]
+    assert result["outcome"] == "applied", result
