@@ -114,9 +114,11 @@ def paused_gc() -> Iterator[None]:
             # What the block allocated is still young to the collector, and its first pass
             # would scan it all (the deals and indexes, nearly all alive: 0.1 s of a first
             # analysis at 10k deals per CRM) to promote it: promoted at once instead (frozen,
-            # then back in the oldest generation, which full collections still scan).
-            gc.freeze()
-            gc.unfreeze()
+            # then back in the oldest generation, which full collections still scan). Not
+            # when the process froze objects of its own: unfreezing would thaw them too.
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 

@@ -23,3 +23,16 @@ def test_a_nested_pause_leaves_the_collector_to_the_outer_one() -> None:
             pass
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_objects_the_caller_froze_stay_frozen_after_a_paused_block() -> None:
+    frozen_by_caller = [[index] for index in range(1_000)]
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        with paused_gc():
+            pass
+        assert gc.get_freeze_count() >= before, "paused_gc unfroze what its caller froze"
+        assert frozen_by_caller
+    finally:
+        gc.unfreeze()
