@@ -53,7 +53,8 @@ class SourceCheck:
     def outdated(self, changes: Sequence[Change]) -> dict[str, str]:
         """Change id -> why it is not sent, for the changes of which another deal of the entity
         was modified after the plan and now holds neither the plan's value for it nor the
-        change's (one store read of the entities' deals)."""
+        change's, with the amount or currency change that makes one value with it (one store
+        read of the entities' deals)."""
         members = self._members({c.entity for c in changes})
         outdated: dict[str, str] = {}
         for change in changes:
@@ -64,6 +65,15 @@ class SourceCheck:
                 if why is not None:
                     outdated[change.change_id] = why
                     break
+        # A deal's amount and currency are one value: half of it would change its meaning.
+        money: dict[tuple[str, str], list[Change]] = defaultdict(list)
+        for change in changes:
+            if change.field in ("amount", "currency"):
+                money[change.system, change.id].append(change)
+        for pair in money.values():
+            why = next((outdated[c.change_id] for c in pair if c.change_id in outdated), None)
+            if why is not None:
+                outdated |= {c.change_id: why for c in pair}
         return outdated
 
     def _edited(self, deal: Deal, change: Change) -> str | None:
