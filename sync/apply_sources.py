@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mapping.codec import deal_from_json
@@ -30,7 +30,7 @@ __all__ = ["SourceCheck"]
 @dataclass(frozen=True)
 class SourceCheck:
     store: Store
-    planned_at: datetime
+    since: datetime  # when the plan's data was read (`_read_from`)
     # (system, deal id, field) -> the value the plan expects there: a change's `from`
     expected: Mapping[tuple[str, str, str], Any]
     facts: Mapping[str, FunnelFacts]
@@ -48,7 +48,7 @@ class SourceCheck:
                 for field, kept in _plan_fields(name, held):
                     expected[item["system"], item["id"], field] = kept
         expected |= {(c.system, c.id, c.field): c.from_value for c in plan.changes}
-        return cls(store, plan.created_at, expected, facts)
+        return cls(store, _read_from(store, plan), expected, facts)
 
     def outdated(self, changes: Sequence[Change]) -> dict[str, str]:
         """Change id -> why it is not sent, for the changes of which another deal of the entity
@@ -77,7 +77,7 @@ class SourceCheck:
         return outdated
 
     def _edited(self, deal: Deal, change: Change) -> str | None:
-        if is_deleted(deal) or deal.updated_at <= self.planned_at:
+        if is_deleted(deal) or deal.updated_at <= self.since:
             return None
         # A deal the plan did not write to held the change's value when the plan was made.
         before = self.expected.get((deal.system, deal.id, change.field), change.to_value)
@@ -109,3 +109,16 @@ def _plan_fields(diff_field: str, value: Any) -> list[tuple[str, Any]]:
         ("amount", value.amount if value else None),
         ("currency", value.currency if value else None),
     ]
+
+
+def _read_from(store: Store, plan: Plan) -> datetime:
+    """When the plan's data was read: the start of the run that made it (its pull came after),
+    less a second (Salesforce and Pipedrive stamp edits in whole seconds). The plan is stamped
+    when its analysis ends, minutes later at scale: an edit in between, which its pull did not
+    read, is newer than its data. Without that run's record (another store), the plan's time.
+    An earlier time only lets more deals be compared by value; one the plan read holds the
+    value it planned from."""
+    run = store.runs.get(plan.run_id)
+    if run is None:
+        return plan.created_at
+    return min(plan.created_at, run.started_at) - timedelta(seconds=1)
