@@ -188,7 +188,7 @@ class BaseKeeper:
 def _created_base(values: Mapping[str, Any]) -> dict[str, Any]:
     """A create's values (canonical, amount and currency apart) as a base's diff fields. A value
     the source lacks is left out: the target may pick its own (Salesforce an owner and a close
-    date, Pipedrive an amount of 0), which is then no edit made there since."""
+    date, Pipedrive its API user as owner), which is then no edit made there since."""
     return {
         name: value
         for name, value in diff_values(values).items()

@@ -590,8 +590,9 @@ def left_out(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
 def picked(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
     """The copies crmsync created into an entity that had a base, from a deal lacking a value of
     diff field `name`, which hold their own CRM's pick for it (Salesforce an owner, a probability
-    from the stage; Pipedrive an amount of 0) instead of the base's value: ref -> that value, or
-    Pick.NOT_SEEN before a run has read the copy. Holding it, the copy made no edit there."""
+    from the stage; Pipedrive its API user as owner) instead of the base's value: ref -> that
+    value, or Pick.NOT_SEEN before a run has read the copy. Holding it, the copy made no edit
+    there."""
     return _marks(base, PICKED, name)
 
 
