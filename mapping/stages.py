@@ -2,7 +2,9 @@
 
 A proposal is deterministic (same stages in, same map out) and says how sure it is: closed/won
 flags and exact name matches are "exact", keyword and position matches are a "guess" the user
-should review before trusting the map.
+should review before trusting the map, and a stage only a person can place is left unmapped
+("none", no funnel key, `why` says what to decide): `crmsync check` lists it, which is safe,
+where a wrong map would write wrong stages into every CRM.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mapping.context import NativeStage
-from mapping.funnel import Funnel
+from mapping.funnel import Funnel, FunnelStage
 
 __all__ = [
     "KEYWORDS",
@@ -38,8 +40,8 @@ class Coverage:
 
 @dataclass(frozen=True, slots=True)
 class Proposal:
-    funnel_key: str
-    confidence: Literal["exact", "guess"]
+    funnel_key: str | None  # None: left for a person to map
+    confidence: Literal["exact", "guess", "none"]
     why: str
 
 
@@ -49,6 +51,14 @@ KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("proposal", ("proposal", "quote", "presentation", "value")),
     ("qualified", ("qualif", "discovery", "analysis", "appointment")),
     ("lead", ("lead", "new", "prospect")),
+)
+
+# Words that name a closed stage. An open stage named so is one a person must place: Pipedrive
+# keeps won and lost as a deal's status, so its "Lost" stage holds open deals too, and a
+# "Closed Won - Pending Signature" a CRM keeps open is neither won nor like any open stage.
+_CLOSED_NAME = re.compile(
+    r"\b(closed|won|lost|dead|disqualif\w*|unqualif\w*|not qualified|no decision"
+    r"|gewonnen|verloren|gagne\w*|perdu\w*|ganad[oa]|perdid[oa])\b"
 )
 
 
@@ -72,11 +82,29 @@ def _words(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
+def _named(stage: NativeStage, candidates: Sequence[FunnelStage]) -> FunnelStage | None:
+    name = _words(stage.label)
+    return next((c for c in candidates if name in (_words(c.key), _words(c.label))), None)
+
+
+def _closed(stage: NativeStage, funnel: Funnel) -> Proposal:
+    if stage.is_won:
+        return Proposal(funnel.won_stage.key, "exact", "flagged closed and won")
+    return Proposal(funnel.lost_stages[0].key, "exact", "flagged closed and not won")
+
+
 def _by_name(stage: NativeStage, funnel: Funnel) -> Proposal | None:
     name = _words(stage.label)
-    for candidate in funnel.open_stages:
-        if name in (_words(candidate.key), _words(candidate.label)):
-            return Proposal(candidate.key, "exact", f"name {stage.label!r} is the funnel stage")
+    exact = _named(stage, funnel.open_stages)
+    if exact is not None:
+        return Proposal(exact.key, "exact", f"name {stage.label!r} is the funnel stage")
+    closed = _CLOSED_NAME.search(name)
+    if closed is not None:
+        why = (
+            f"open in the CRM but named {closed.group(0)!r} like a closed stage: map it by hand "
+            "(an open funnel stage, or won/lost if its deals are)"
+        )
+        return Proposal(None, "none", why)
     for key, words in KEYWORDS:
         if key not in funnel or funnel.stage(key).is_closed:
             continue
@@ -90,18 +118,23 @@ def _propose_pipeline(stages: Sequence[NativeStage], funnel: Funnel) -> dict[str
     proposals: dict[str, Proposal] = {}
     ordered = sorted(stages, key=lambda s: (s.order, s.id))
     for stage in ordered:
-        if stage.is_won:
-            proposals[stage.id] = Proposal(funnel.won_stage.key, "exact", "flagged closed and won")
-        elif stage.is_closed:
-            lost = funnel.lost_stages[0].key
-            proposals[stage.id] = Proposal(lost, "exact", "flagged closed and not won")
-    open_native = [s for s in ordered if not s.is_closed]
+        if stage.is_closed:
+            proposals[stage.id] = _closed(stage, funnel)
+        else:
+            named = _by_name(stage, funnel)
+            if named is not None:
+                proposals[stage.id] = named
+    # A stage left to a person (named like a closed one) takes no position in the spread.
+    open_native = [
+        s
+        for s in ordered
+        if not s.is_closed and (s.id not in proposals or proposals[s.id].funnel_key)
+    ]
     targets = funnel.open_stages
     for position, stage in enumerate(open_native):
-        named = _by_name(stage, funnel)
-        if named is not None:
-            proposals[stage.id] = named
-        elif targets:
+        if stage.id in proposals:
+            continue
+        if targets:
             # Spread the open native stages evenly over the funnel's open stages.
             span = len(open_native) - 1
             index = int(position * (len(targets) - 1) / span + 0.5) if span else 0
@@ -110,13 +143,16 @@ def _propose_pipeline(stages: Sequence[NativeStage], funnel: Funnel) -> dict[str
                 "guess",
                 f"open stage {position + 1} of {len(open_native)} in pipeline order",
             )
+        else:
+            why = f"open, and funnel {funnel.name!r} has no open stage to map it to"
+            proposals[stage.id] = Proposal(None, "none", why)
     return {s.id: proposals[s.id] for s in ordered if s.id in proposals}
 
 
 def propose_stage_map(
     pipelines: Mapping[str, Sequence[NativeStage]], funnel: Funnel | Mapping[str, Funnel]
 ) -> dict[str, dict[str, Proposal]]:
-    """A proposed funnel key for every discovered stage; `funnel` may be one per pipeline."""
+    """A proposal for every discovered stage; `funnel` may be one per pipeline."""
     result = {}
     for pipeline, stages in pipelines.items():
         chosen = funnel if isinstance(funnel, Funnel) else funnel[pipeline]
@@ -127,6 +163,8 @@ def propose_stage_map(
 def stage_map_from_proposals(
     proposals: Mapping[str, Mapping[str, Proposal]],
 ) -> dict[str, dict[str, str]]:
+    """The map the proposals make: a stage left to a person is not in it."""
     return {
-        p: {sid: prop.funnel_key for sid, prop in stages.items()} for p, stages in proposals.items()
+        p: {sid: prop.funnel_key for sid, prop in stages.items() if prop.funnel_key is not None}
+        for p, stages in proposals.items()
     }

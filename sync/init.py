@@ -5,7 +5,8 @@ days in), when the token may read it.
 
 The config file is updated in place with a round-trip YAML editor, so the user's comments,
 order and existing mappings survive; only stages the map does not mention yet are added, each
-guess marked with a `# review:` comment.
+guess marked with a `# review:` comment. A stage the proposal leaves to a person is not added:
+a warning says what to decide, and `crmsync check` lists it until it is mapped.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from config import ConfigError, known_zone, load_config
 from config.base import Name
 from connectors.base import Connector
 from connectors.errors import ConnectorError
-from mapping.stages import propose_stage_map
+from mapping.context import NativeStage
+from mapping.stages import Proposal, propose_stage_map
 from sync.connect import open_connector
 from sync.errors import terminal_safe
 
@@ -51,8 +53,10 @@ def _keyable(native_id: str) -> bool:
 class InitResult:
     added: dict[str, int] = field(default_factory=dict)  # instance -> stages added
     guesses: dict[str, int] = field(default_factory=dict)  # instance -> of which guesses
+    left: dict[str, int] = field(default_factory=dict)  # instance -> stages left to a person
     pipelines: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # ids no config key can hold, said why
+    notes: list[str] = field(default_factory=list)  # the stages left to a person, and why
     timezones: dict[str, str] = field(default_factory=dict)  # instance -> portal zone written
 
 
@@ -89,7 +93,7 @@ def init_config(path: Path) -> InitResult:
             stage_map = system.get("stage_map")
             if stage_map is None:
                 stage_map = system["stage_map"] = CommentedMap()
-            added = guesses = 0
+            added = guesses = left = 0
             with _trailing_comment_kept(stage_map):
                 for pipeline in pipelines:
                     if not _keyable(pipeline.id):
@@ -110,6 +114,10 @@ def init_config(path: Path) -> InitResult:
                                 result.skipped.append(_unkeyable(instance, what, stage.id))
                                 continue
                             proposal = proposals[pipeline.id][stage.id]
+                            if proposal.funnel_key is None:
+                                left += 1
+                                result.notes.append(_left(instance, pipeline.id, stage, proposal))
+                                continue
                             entries[stage.id] = proposal.funnel_key
                             added += 1
                             if proposal.confidence == "guess":
@@ -117,8 +125,9 @@ def init_config(path: Path) -> InitResult:
                                 entries.yaml_add_eol_comment(f"review: {proposal.why}", stage.id)
         result.added[instance] = added
         result.guesses[instance] = guesses
+        result.left[instance] = left
         result.pipelines[instance] = len(pipelines)
-    for line in result.skipped:
+    for line in [*result.skipped, *result.notes]:
         _log.warning("%s", line)
     _write(path, yaml, document)
     return result
@@ -144,6 +153,16 @@ def _portal_zone(instance: str, connector: Connector) -> str | None:
         _log.warning("%s: the portal's time zone %r has no IANA name; %s", instance, zone, hint)
         return None
     return zone
+
+
+def _left(instance: str, pipeline: str, stage: NativeStage, proposal: Proposal) -> str:
+    where = f"pipeline {terminal_safe(pipeline)} stage {terminal_safe(repr(stage.id))}"
+    if stage.label != stage.id:
+        where += f" ({terminal_safe(repr(stage.label))})"
+    return (
+        f"{instance}: {where} not added to the stage map: {terminal_safe(proposal.why)}; "
+        f"`crmsync check` lists it until systems.{instance}.stage_map names its funnel stage"
+    )
 
 
 def _unkeyable(instance: str, what: str, native_id: str) -> str:

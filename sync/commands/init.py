@@ -18,10 +18,12 @@ def command(config_path: str) -> None:
     """Discover every pipeline and stage and propose stage maps (guesses marked for review)."""
     result = init_config(Path(config_path))
     for instance, added in result.added.items():
-        guesses = result.guesses[instance]
+        guesses, left = result.guesses[instance], result.left[instance]
         click.echo(
             f"{instance}: {result.pipelines[instance]} pipeline(s), {added} stage(s) added to "
-            f"the stage map" + (f", {guesses} guessed (marked '# review:')" if guesses else "")
+            f"the stage map"
+            + (f", {guesses} guessed (marked '# review:')" if guesses else "")
+            + (f", {left} left for you to map (see the warnings)" if left else "")
         )
     for instance, zone in result.timezones.items():
         click.echo(

@@ -354,3 +354,32 @@ def test_init_writes_no_yaml_a_portal_zone_smuggles_in(small_world: World) -> No
     after = yaml.safe_load(config.read_text())
     assert set(after["systems"]["hubspot"]) == set(before["systems"]["hubspot"])
     assert "evil" not in config.read_text()
+
+
+def test_init_leaves_an_open_stage_named_lost_for_a_person_and_check_names_it(
+    tmp_path: Path,
+) -> None:
+    """Pipedrive keeps won and lost as a status, so such a stage is open: `init` mapped it by
+    its position, to negotiation, marked only as a guess."""
+    dataset = generate(20, 5)[0]
+    stages = dataset["pipedrive"]["stages"]
+    last = max((s for s in stages if s["pipeline_id"] == 1), key=lambda s: s["order_nr"])
+    lost = {**last, "id": 99, "name": "Lost", "order_nr": last["order_nr"] + 1}
+    stages.append(lost)
+    with start_sandbox(dataset, systems=["pipedrive"], workdir=tmp_path) as sandbox:
+        config = tmp_path / "crmsync.yaml"
+        write_sandbox_config(sandbox.ready_info(), config)
+        document = yaml.safe_load(config.read_text())
+        assert "99" not in document["systems"]["pipedrive"]["stage_map"]["1"]
+        code, out, err = run("init", "--config", str(config))
+        assert code == 0, err
+        assert "pipedrive: 2 pipeline(s), 0 stage(s) added to the stage map, 1 left for you" in out
+        assert err.startswith(
+            "crmsync: warning: pipedrive: pipeline 1 stage '99' ('Lost') not added to the stage "
+            "map: open in the CRM but named 'lost' like a closed stage: map it by hand"
+        )
+        document = yaml.safe_load(config.read_text())
+        assert "99" not in document["systems"]["pipedrive"]["stage_map"]["1"]
+        code, out, _ = run("check", "--config", str(config))
+    assert code == 2
+    assert "problem: pipedrive: pipeline 1: native stage '99' is not in" in out

@@ -9,9 +9,12 @@ import pytest
 from mapping import (
     DEFAULT_FUNNEL,
     NativeStage,
+    Proposal,
     coverage,
     propose_stage_map,
+    stage_map_from_proposals,
 )
+from mapping.funnel import Funnel, FunnelStage, Phase
 from tests.mapping.conftest import make_ctx
 
 
@@ -101,3 +104,52 @@ def test_reverse_map_picks_the_first_stage_in_pipeline_order(first: str) -> None
     reordered = make_ctx("hubspot", stage_map={"default": {first: "qualified", **others}})
     assert reordered.native_stage_for("default", "qualified") == "appointmentscheduled"
     assert reordered.native_stage_for("default", "lead") is None
+
+
+def _stages(*rows: tuple[str, bool, bool]) -> list[NativeStage]:
+    """(label, closed, won) in pipeline order; the label doubles as the id."""
+    return [
+        NativeStage(label, label, order, None, is_closed=closed, is_won=won)
+        for order, (label, closed, won) in enumerate(rows, 1)
+    ]
+
+
+def _propose(stages: list[NativeStage], funnel: Funnel = DEFAULT_FUNNEL) -> dict[str, Proposal]:
+    return propose_stage_map({"p": stages}, funnel)["p"]
+
+
+def _funnel(*rows: tuple[str, bool, bool]) -> Funnel:
+    """(key, closed, won) in pipeline order."""
+    return Funnel.build(
+        "custom",
+        (
+            FunnelStage(
+                key, key.replace("_", " ").capitalize(), i, Phase.DECISION, Decimal(0), c, w
+            )
+            for i, (key, c, w) in enumerate(rows, 1)
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["Closed Won", "Won", "Lost", "Closed Lost - Price", "Not qualified", "Disqualified",
+     "No Decision", "Closed Won - Pending Signature", "Gewonnen", "Verloren", "Perdu", "Ganado"],
+)  # fmt: skip
+def test_an_open_stage_named_like_a_closed_one_is_left_to_a_person(label: str) -> None:
+    """Pipedrive's stages are all open (won and lost are statuses), and a CRM may keep such a
+    stage open: it went by position to proposal or negotiation ('Not qualified' to qualified)."""
+    stages = _stages(("New", False, False), ("Proposal Made", False, False), (label, False, False))
+    proposal = _propose(stages)
+    assert (proposal[label].funnel_key, proposal[label].confidence) == (None, "none")
+    assert "open" in proposal[label].why and "closed" in proposal[label].why
+    assert proposal["New"].funnel_key == "lead"
+    assert proposal["Proposal Made"].funnel_key == "proposal"
+
+
+def test_an_open_stage_is_left_to_a_person_when_the_funnel_has_no_open_stage() -> None:
+    """No proposal at all was made, and `init` failed on the missing stage."""
+    funnel = _funnel(("won", True, True), ("lost", True, False))
+    [left] = _propose(_stages(("Discovery", False, False)), funnel).values()
+    assert (left.funnel_key, left.confidence) == (None, "none")
+    assert stage_map_from_proposals({"p": {"Discovery": left}}) == {"p": {}}
