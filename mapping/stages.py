@@ -88,9 +88,24 @@ def _named(stage: NativeStage, candidates: Sequence[FunnelStage]) -> FunnelStage
 
 
 def _closed(stage: NativeStage, funnel: Funnel) -> Proposal:
+    """A stage the CRM flags closed: won, or the lost stage its name says when there are several."""
     if stage.is_won:
         return Proposal(funnel.won_stage.key, "exact", "flagged closed and won")
-    return Proposal(funnel.lost_stages[0].key, "exact", "flagged closed and not won")
+    lost = funnel.lost_stages
+    if len(lost) == 1:
+        return Proposal(lost[0].key, "exact", "flagged closed and not won")
+    named = _named(stage, lost)
+    if named is not None:
+        why = f"flagged closed and not won, and named {stage.label!r} like the funnel stage"
+        return Proposal(named.key, "exact", why)
+    name = _words(stage.label)
+    within = [c for c in lost if re.search(rf"\b{re.escape(_words(c.key))}\b", name)]
+    if len(within) == 1:
+        why = f"flagged closed and not won, and {stage.label!r} contains {within[0].key!r}"
+        return Proposal(within[0].key, "guess", why)
+    keys = ", ".join(c.key for c in lost)
+    why = f"flagged closed and not won; pick one of the funnel's lost stages ({keys})"
+    return Proposal(None, "none", why)
 
 
 def _by_name(stage: NativeStage, funnel: Funnel) -> Proposal | None:

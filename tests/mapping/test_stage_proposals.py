@@ -131,6 +131,54 @@ def _funnel(*rows: tuple[str, bool, bool]) -> Funnel:
     )
 
 
+def test_every_closed_lost_stage_is_lost_when_the_funnel_has_one_lost_stage() -> None:
+    custom = _stages(
+        ("Prospecting", False, False),
+        ("Closed Won - Pending Signature", True, True),
+        ("Closed Won", True, True),
+        ("Closed Lost - Price", True, False),
+        ("Disqualified", True, False),
+        ("No Decision", True, False),
+    )
+    proposal = _propose(custom)
+    assert {s: (p.funnel_key, p.confidence) for s, p in proposal.items() if s != "Prospecting"} == {
+        "Closed Won - Pending Signature": ("won", "exact"),
+        "Closed Won": ("won", "exact"),
+        "Closed Lost - Price": ("lost", "exact"),
+        "Disqualified": ("lost", "exact"),
+        "No Decision": ("lost", "exact"),
+    }
+
+
+SEVERAL_LOST = (
+    ("lead", False, False),
+    ("won", True, True),
+    ("churned", True, False),
+    ("disqualified", True, False),
+    ("lost", True, False),
+)
+
+
+def test_a_closed_lost_stage_goes_to_the_lost_stage_it_is_named_after() -> None:
+    proposal = _propose(
+        _stages(("Disqualified", True, False), ("Closed Lost", True, False)), _funnel(*SEVERAL_LOST)
+    )
+    assert (proposal["Disqualified"].funnel_key, proposal["Disqualified"].confidence) == (
+        "disqualified",
+        "exact",
+    )
+    assert proposal["Closed Lost"].funnel_key == "lost"
+    assert proposal["Closed Lost"].confidence == "guess"
+
+
+def test_a_closed_lost_stage_named_after_no_lost_stage_is_left_to_a_person() -> None:
+    """It went to the funnel's first lost stage, marked exact: 'No Decision' became 'churned'."""
+    proposal = _propose(_stages(("No Decision", True, False)), _funnel(*SEVERAL_LOST))
+    [left] = proposal.values()
+    assert (left.funnel_key, left.confidence) == (None, "none")
+    assert "churned, disqualified, lost" in left.why
+
+
 @pytest.mark.parametrize(
     "label",
     ["Closed Won", "Won", "Lost", "Closed Lost - Price", "Not qualified", "Disqualified",
