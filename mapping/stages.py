@@ -129,6 +129,13 @@ def _by_name(stage: NativeStage, funnel: Funnel) -> Proposal | None:
     return None
 
 
+def _pre_sale(funnel: Funnel) -> tuple[FunnelStage, ...]:
+    """The open stages before won: where a stage of a sales pipeline can be by its position."""
+    won = funnel.won_stage.order
+    before = tuple(s for s in funnel.open_stages if s.order < won)
+    return before or funnel.open_stages
+
+
 def _propose_pipeline(stages: Sequence[NativeStage], funnel: Funnel) -> dict[str, Proposal]:
     proposals: dict[str, Proposal] = {}
     ordered = sorted(stages, key=lambda s: (s.order, s.id))
@@ -145,12 +152,12 @@ def _propose_pipeline(stages: Sequence[NativeStage], funnel: Funnel) -> dict[str
         for s in ordered
         if not s.is_closed and (s.id not in proposals or proposals[s.id].funnel_key)
     ]
-    targets = funnel.open_stages
+    targets = _pre_sale(funnel)
     for position, stage in enumerate(open_native):
         if stage.id in proposals:
             continue
         if targets:
-            # Spread the open native stages evenly over the funnel's open stages.
+            # Spread the open native stages evenly over the funnel's open stages before won.
             span = len(open_native) - 1
             index = int(position * (len(targets) - 1) / span + 0.5) if span else 0
             proposals[stage.id] = Proposal(

@@ -195,6 +195,23 @@ def test_an_open_stage_named_like_a_closed_one_is_left_to_a_person(label: str) -
     assert proposal["Proposal Made"].funnel_key == "proposal"
 
 
+def test_position_guesses_never_land_on_a_stage_after_won() -> None:
+    """A pre-sale stage was spread onto the funnel's post-sale 'onboarding' stage."""
+    funnel = _funnel(
+        ("lead", False, False),
+        ("proposal", False, False),
+        ("won", True, True),
+        ("onboarding", False, False),
+        ("lost", True, False),
+    )
+    stages = _stages(("Inbound", False, False), ("Demo", False, False), ("Verbal", False, False))
+    keys = [p.funnel_key for p in _propose(stages, funnel).values()]
+    assert keys == ["lead", "proposal", "proposal"]
+    assert _propose(_stages(("Onboarding", False, False)), funnel)["Onboarding"].funnel_key == (
+        "onboarding"
+    )
+
+
 def test_an_open_stage_is_left_to_a_person_when_the_funnel_has_no_open_stage() -> None:
     """No proposal at all was made, and `init` failed on the missing stage."""
     funnel = _funnel(("won", True, True), ("lost", True, False))
