@@ -10,6 +10,7 @@ where a wrong map would write wrong stages into every CRM.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -45,12 +46,17 @@ class Proposal:
     why: str
 
 
-# Name keywords -> funnel key of the default funnel, tried in this order (first match wins).
+# German, French and Spanish words (accents removed) beside the English ones below.
+_NEGOTIATION = ("verhandl", "vertrag", "negoci", "contrat")
+_PROPOSAL = ("angebot", "proposition", "devis", "propuesta", "cotizacion")
+
+# Name keywords -> funnel key of the default funnel, tried in this order (first match wins);
+# each must start a word of the label, compared without accents.
 KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("negotiation", ("negotiat", "contract", "review", "decision")),
-    ("proposal", ("proposal", "quote", "presentation", "value")),
-    ("qualified", ("qualif", "discovery", "analysis", "appointment")),
-    ("lead", ("lead", "new", "prospect")),
+    ("negotiation", ("negotiat", "contract", "review", "decision", *_NEGOTIATION)),
+    ("proposal", ("proposal", "quote", "presentation", "value", *_PROPOSAL)),
+    ("qualified", ("qualif", "discovery", "analysis", "appointment", "calific")),
+    ("lead", ("lead", "new", "prospect", "neu", "nouveau", "nuevo")),
 )
 
 # Words that name a closed stage. An open stage named so is one a person must place: Pipedrive
@@ -79,7 +85,10 @@ def coverage(
 
 
 def _words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+    """Lower-case words without accents: 'Négociation' is 'negociation', not 'n gociation'."""
+    plain = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    return " ".join(re.findall(r"[a-z0-9]+", plain))
 
 
 def _named(stage: NativeStage, candidates: Sequence[FunnelStage]) -> FunnelStage | None:

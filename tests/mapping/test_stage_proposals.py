@@ -182,7 +182,8 @@ def test_a_closed_lost_stage_named_after_no_lost_stage_is_left_to_a_person() -> 
 @pytest.mark.parametrize(
     "label",
     ["Closed Won", "Won", "Lost", "Closed Lost - Price", "Not qualified", "Disqualified",
-     "No Decision", "Closed Won - Pending Signature", "Gewonnen", "Verloren", "Perdu", "Ganado"],
+     "No Decision", "Closed Won - Pending Signature", "Gewonnen", "Verloren", "Perdu", "Gagné",
+     "Ganado", "Perdido"],
 )  # fmt: skip
 def test_an_open_stage_named_like_a_closed_one_is_left_to_a_person(label: str) -> None:
     """Pipedrive's stages are all open (won and lost are statuses), and a CRM may keep such a
@@ -218,3 +219,28 @@ def test_an_open_stage_is_left_to_a_person_when_the_funnel_has_no_open_stage() -
     [left] = _propose(_stages(("Discovery", False, False)), funnel).values()
     assert (left.funnel_key, left.confidence) == (None, "none")
     assert stage_map_from_proposals({"p": {"Discovery": left}}) == {"p": {}}
+
+
+@pytest.mark.parametrize(
+    ("label", "key"),
+    [("Neuer Lead", "lead"), ("Qualifiziert", "qualified"), ("Angebot", "proposal"),
+     ("Verhandlung", "negotiation"), ("Nouveau", "lead"), ("Proposition commerciale", "proposal"),
+     ("Négociation", "negotiation"), ("Nuevo", "lead"), ("Calificado", "qualified"),
+     ("Propuesta", "proposal"), ("Negociación", "negotiation")],
+)  # fmt: skip
+def test_german_french_and_spanish_stage_names_are_guessed_by_name(label: str, key: str) -> None:
+    """Out of pipeline order, so that only the name can place them."""
+    stages = _stages((label, False, False), ("Step 1", False, False), ("Step 2", False, False))
+    proposal = _propose(stages[::-1])[label]
+    assert (proposal.funnel_key, proposal.confidence) == (key, "guess")
+    assert "contains" in proposal.why
+
+
+def test_a_label_matches_the_funnel_stage_it_spells_with_or_without_accents() -> None:
+    """'Négociation' was read as the words 'n gociation': a CRM's 'Negociation' never matched."""
+    funnel = _funnel(("nego", False, False), ("won", True, True), ("lost", True, False))
+    french = FunnelStage("nego", "Négociation", 1, Phase.DECISION, Decimal("0.5"))
+    funnel = Funnel.build("fr", (french, *funnel.stages[1:]))
+    for label in ("Negociation", "NÉGOCIATION"):
+        [proposal] = _propose(_stages((label, False, False)), funnel).values()
+        assert (proposal.funnel_key, proposal.confidence) == ("nego", "exact"), label
