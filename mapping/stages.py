@@ -155,7 +155,17 @@ def _propose_pipeline(stages: Sequence[NativeStage], funnel: Funnel) -> dict[str
             named = _by_name(stage, funnel)
             if named is not None:
                 proposals[stage.id] = named
-    # A stage left to a person (named like a closed one) takes no position in the spread.
+    # An open stage of probability 0 among likelier ones is a parking stage (on hold, nurture),
+    # no step of the sales sequence: its place in the funnel is for a person to say.
+    likely = any(s.probability for s in ordered if not s.is_closed)
+    for stage in ordered:
+        if likely and stage.probability == 0 and not stage.is_closed and stage.id not in proposals:
+            why = (
+                "open with probability 0 while the pipeline's other open stages have one: a "
+                "parking stage (on hold, nurture)? map it by hand"
+            )
+            proposals[stage.id] = Proposal(None, "none", why)
+    # A stage left to a person takes no position in the spread.
     open_native = [
         s
         for s in ordered

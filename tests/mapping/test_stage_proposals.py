@@ -244,3 +244,29 @@ def test_a_label_matches_the_funnel_stage_it_spells_with_or_without_accents() ->
     for label in ("Negociation", "NÉGOCIATION"):
         [proposal] = _propose(_stages((label, False, False)), funnel).values()
         assert (proposal.funnel_key, proposal.confidence) == ("nego", "exact"), label
+
+
+def test_an_open_stage_of_probability_zero_among_likelier_ones_is_left_to_a_person() -> None:
+    """A parking stage ('Pausiert', 'On hold') took a position, proposal here; pushing a deal
+    to proposal then wrote it into that stage, the first proposal stage in pipeline order."""
+    rows = [("Neuer Lead", "0.1"), ("Qualifiziert", "0.2"), ("Pausiert", "0"), ("Angebot", "0.5"),
+            ("Verhandlung", "0.8"), ("Gewonnen", "1"), ("Verloren", "0")]  # fmt: skip
+    stages = [
+        NativeStage(label, label, i, Decimal(p), is_closed=i > 5, is_won=i == 6)
+        for i, (label, p) in enumerate(rows, 1)
+    ]
+    proposal = _propose(stages)
+    assert (proposal["Pausiert"].funnel_key, proposal["Pausiert"].confidence) == (None, "none")
+    assert "probability 0" in proposal["Pausiert"].why
+    assert [proposal[s].funnel_key for s in ("Neuer Lead", "Angebot", "Gewonnen", "Verloren")] == [
+        "lead",
+        "proposal",
+        "won",
+        "lost",
+    ]
+
+
+def test_open_stages_all_of_probability_zero_are_placed_as_usual() -> None:
+    stages = [NativeStage(str(i), f"Step {i}", i, Decimal(0)) for i in range(1, 5)]
+    keys = [p.funnel_key for p in _propose(stages).values()]
+    assert keys == ["lead", "qualified", "proposal", "negotiation"]
