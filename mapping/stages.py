@@ -145,6 +145,34 @@ def _pre_sale(funnel: Funnel) -> tuple[FunnelStage, ...]:
     return before or funnel.open_stages
 
 
+def _weight(stage: NativeStage, proposal: Proposal) -> int:
+    """How much a name match says: the funnel stage's own name, its own word, a related word."""
+    if proposal.confidence == "exact":
+        return 1000
+    own = dict(KEYWORDS).get(proposal.funnel_key or "", ("",))[0]
+    return 10 if own and re.search(rf"\b{own}", _words(stage.label)) else 1
+
+
+def _in_pipeline_order(
+    named: Sequence[NativeStage], proposals: Mapping[str, Proposal], rank: Mapping[str, int]
+) -> set[str]:
+    """The ids of the heaviest run of `named` (in pipeline order) whose funnel stages never go
+    back: exact matches belong to it, and of equally heavy runs the earliest is kept."""
+    keys = [rank[proposals[s.id].funnel_key or ""] for s in named]
+    weight = [_weight(s, proposals[s.id]) for s in named]
+    best = [0] * len(named)  # best[i]: the heaviest run starting at i
+    for i in reversed(range(len(named))):
+        tail = [best[j] for j in range(i + 1, len(named)) if keys[j] >= keys[i]]
+        best[i] = weight[i] + max(tail, default=0)
+    kept: set[str] = set()
+    need, floor = max(best, default=0), -1
+    for i, stage in enumerate(named):
+        if need and keys[i] >= floor and best[i] == need:
+            kept.add(stage.id)
+            need, floor = need - weight[i], keys[i]
+    return kept
+
+
 def _propose_pipeline(stages: Sequence[NativeStage], funnel: Funnel) -> dict[str, Proposal]:
     proposals: dict[str, Proposal] = {}
     ordered = sorted(stages, key=lambda s: (s.order, s.id))
@@ -171,22 +199,36 @@ def _propose_pipeline(stages: Sequence[NativeStage], funnel: Funnel) -> dict[str
         for s in ordered
         if not s.is_closed and (s.id not in proposals or proposals[s.id].funnel_key)
     ]
+    # Pipeline order is evidence too: a name that would send a stage back behind the stages
+    # before it (a Salesforce 'Id. Decision Makers' to negotiation, ahead of its 'Proposal/Price
+    # Quote') yields to its position.
+    rank = {stage.key: i for i, stage in enumerate(funnel.stages)}
+    named_ = [s for s in open_native if s.id in proposals]
+    kept = _in_pipeline_order(named_, proposals, rank)
+    backwards = {s.id: proposals.pop(s.id).why for s in named_ if s.id not in kept}
+    anchors = [(i, rank[proposals[s.id].funnel_key or ""]) for i, s in enumerate(open_native)
+               if s.id in kept]  # fmt: skip
     targets = _pre_sale(funnel)
     for position, stage in enumerate(open_native):
         if stage.id in proposals:
             continue
-        if targets:
-            # Spread the open native stages evenly over the funnel's open stages before won.
-            span = len(open_native) - 1
-            index = int(position * (len(targets) - 1) / span + 0.5) if span else 0
-            proposals[stage.id] = Proposal(
-                targets[index].key,
-                "guess",
-                f"open stage {position + 1} of {len(open_native)} in pipeline order",
-            )
-        else:
+        if not targets:
             why = f"open, and funnel {funnel.name!r} has no open stage to map it to"
             proposals[stage.id] = Proposal(None, "none", why)
+            continue
+        # Spread the open native stages evenly over the funnel's open stages before won, never
+        # past a stage placed by its name on either side.
+        span = len(open_native) - 1
+        target = targets[int(position * (len(targets) - 1) / span + 0.5) if span else 0]
+        low = max((r for i, r in anchors if i < position), default=-1)
+        high = min((r for i, r in anchors if i > position), default=len(rank))
+        allowed = [t for t in targets if low <= rank[t.key] <= high]
+        if allowed and target not in allowed:
+            target = allowed[0] if rank[target.key] < low else allowed[-1]
+        why = f"open stage {position + 1} of {len(open_native)} in pipeline order"
+        if stage.id in backwards:
+            why += f" ({backwards[stage.id]}, which would run back in pipeline order)"
+        proposals[stage.id] = Proposal(target.key, "guess", why)
     return {s.id: proposals[s.id] for s in ordered if s.id in proposals}
 
 

@@ -30,8 +30,8 @@ def test_salesforce_default_stages_are_proposed() -> None:
         "Qualification": ("qualified", "guess"),
         "Needs Analysis": ("qualified", "guess"),
         "Value Proposition": ("proposal", "guess"),
-        "Id. Decision Makers": ("negotiation", "guess"),
-        "Perception Analysis": ("qualified", "guess"),
+        "Id. Decision Makers": ("proposal", "guess"),
+        "Perception Analysis": ("proposal", "guess"),
         "Proposal/Price Quote": ("proposal", "guess"),
         "Negotiation/Review": ("negotiation", "guess"),
         "Closed Won": ("won", "exact"),
@@ -270,3 +270,18 @@ def test_open_stages_all_of_probability_zero_are_placed_as_usual() -> None:
     stages = [NativeStage(str(i), f"Step {i}", i, Decimal(0)) for i in range(1, 5)]
     keys = [p.funnel_key for p in _propose(stages).values()]
     assert keys == ["lead", "qualified", "proposal", "negotiation"]
+
+
+def test_name_guesses_never_run_backwards_in_pipeline_order() -> None:
+    """'Id. Decision Makers' (60 %) went to negotiation by its word 'decision' and 'Perception
+    Analysis' (70 %) back to qualified, both before 'Proposal/Price Quote': a deal pushed to
+    negotiation was written into Salesforce as 'Id. Decision Makers'."""
+    proposal = _proposal("salesforce")
+    keys = [proposal[s.id][0] for s in make_ctx("salesforce").native_stages["default"]]
+    order = [DEFAULT_FUNNEL.keys.index(k) for k in keys]
+    assert order == sorted(order)
+    assert proposal["Id. Decision Makers"] == ("proposal", "guess")
+    assert proposal["Perception Analysis"] == ("proposal", "guess")
+    assert proposal["Negotiation/Review"] == ("negotiation", "guess")
+    ctx = make_ctx("salesforce")
+    assert ctx.native_stage_for("default", "negotiation") == "Negotiation/Review"

@@ -147,7 +147,7 @@ STAGE_CASES: list[tuple[str, dict[str, Any], dict[str, object], dict[str, Any]]]
         "salesforce",
         {},
         {"stage": "negotiation"},
-        {"stage": "negotiation", "native_stage": "Id. Decision Makers"},
+        {"stage": "negotiation", "native_stage": "Negotiation/Review"},
     ),
     (
         "salesforce",
