@@ -153,12 +153,17 @@ def _weight(stage: NativeStage, proposal: Proposal) -> int:
     return 10 if own and re.search(rf"\b{own}", _words(stage.label)) else 1
 
 
+def _rank(rank: Mapping[str, int], proposal: Proposal) -> int:
+    assert proposal.funnel_key is not None  # only stages placed by their name are ranked
+    return rank[proposal.funnel_key]
+
+
 def _in_pipeline_order(
     named: Sequence[NativeStage], proposals: Mapping[str, Proposal], rank: Mapping[str, int]
 ) -> set[str]:
     """The ids of the heaviest run of `named` (in pipeline order) whose funnel stages never go
     back: exact matches belong to it, and of equally heavy runs the earliest is kept."""
-    keys = [rank[proposals[s.id].funnel_key or ""] for s in named]
+    keys = [_rank(rank, proposals[s.id]) for s in named]
     weight = [_weight(s, proposals[s.id]) for s in named]
     best = [0] * len(named)  # best[i]: the heaviest run starting at i
     for i in reversed(range(len(named))):
@@ -203,11 +208,10 @@ def _propose_pipeline(stages: Sequence[NativeStage], funnel: Funnel) -> dict[str
     # before it (a Salesforce 'Id. Decision Makers' to negotiation, ahead of its 'Proposal/Price
     # Quote') yields to its position.
     rank = {stage.key: i for i, stage in enumerate(funnel.stages)}
-    named_ = [s for s in open_native if s.id in proposals]
-    kept = _in_pipeline_order(named_, proposals, rank)
-    backwards = {s.id: proposals.pop(s.id).why for s in named_ if s.id not in kept}
-    anchors = [(i, rank[proposals[s.id].funnel_key or ""]) for i, s in enumerate(open_native)
-               if s.id in kept]  # fmt: skip
+    by_name = {s.id: proposals[s.id] for s in open_native if s.id in proposals}
+    kept = _in_pipeline_order([s for s in open_native if s.id in by_name], by_name, rank)
+    backwards = {sid: proposals.pop(sid).why for sid in by_name if sid not in kept}
+    anchors = [(i, _rank(rank, by_name[s.id])) for i, s in enumerate(open_native) if s.id in kept]
     targets = _pre_sale(funnel)
     for position, stage in enumerate(open_native):
         if stage.id in proposals:
