@@ -16,6 +16,20 @@ from tests.integration.crm_users import Editors
 from tests.integration.test_partial_targets import _open_entity_in_all_three, _reconcile
 
 
+def salesforce_edited_with_hubspot_the_only_target(
+    world: World,
+) -> tuple[dict[str, str], Editors]:
+    """HubSpot made the only push target (Pipedrive and Salesforce read-only), then a person
+    sets a new close date on an entity's Salesforce deal: that entity's ids and the editors."""
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["targets"] = ["hubspot"]
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    ids = _open_entity_in_all_three(world)
+    editors = Editors(world, seed=1)
+    editors.set_value("salesforce", ids["salesforce"], "close_date", date(2031, 5, 17))
+    return ids, editors
+
+
 def _changes(plan: Plan) -> set[tuple[str, str, str, Any]]:
     return {(c.system, c.id, c.field, c.to_value) for c in plan.changes}
 
@@ -26,12 +40,7 @@ def test_a_read_only_instance_older_value_is_not_carried_back_night_after_night(
     _reconcile(small_world, dry_run=False)
     assert not _reconcile(small_world, dry_run=True).changes  # converged, all three targets
 
-    document = yaml.safe_load(small_world.config.read_text())
-    document["push"]["targets"] = ["hubspot"]  # Pipedrive and Salesforce become read-only
-    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
-    ids = _open_entity_in_all_three(small_world)
-    editors = Editors(small_world, seed=1)
-    editors.set_value("salesforce", ids["salesforce"], "close_date", date(2031, 5, 17))
+    ids, editors = salesforce_edited_with_hubspot_the_only_target(small_world)
     editors.set_value("salesforce", ids["salesforce"], "name", "Renamed in Salesforce")
 
     applied = _changes(_reconcile(small_world, dry_run=False))

@@ -6,29 +6,24 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
 from pathlib import Path
 
-import yaml
 from click.testing import CliRunner
 
 from sync.cli import main
 from sync.plan_json import plan_to_json
 from tests.integration.conftest import World
-from tests.integration.crm_users import Editors
-from tests.integration.test_partial_targets import _open_entity_in_all_three, _reconcile
+from tests.integration.test_partial_targets import _reconcile
+from tests.integration.test_read_only_instances import (
+    salesforce_edited_with_hubspot_the_only_target,
+)
 
 
 def test_a_saved_plan_writes_a_change_a_read_only_member_keeps_another_value_of(
     small_world: World, tmp_path: Path
 ) -> None:
     _reconcile(small_world, dry_run=False)
-    document = yaml.safe_load(small_world.config.read_text())
-    document["push"]["targets"] = ["hubspot"]  # Pipedrive and Salesforce become read-only
-    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
-    ids = _open_entity_in_all_three(small_world)
-    editors = Editors(small_world, seed=1)
-    editors.set_value("salesforce", ids["salesforce"], "close_date", date(2031, 5, 17))
+    ids, editors = salesforce_edited_with_hubspot_the_only_target(small_world)
     plan = plan_to_json(small_world.reconcile("saved-plan").plan)
     (change,) = [c for c in plan["changes"] if c["id"] == ids["hubspot"]]
     assert change["field"] == "close_date"
