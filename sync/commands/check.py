@@ -138,7 +138,8 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
                 )
                 lines.append(
                     f"problem: {name}: pipeline {pipeline}: native stage {stage_id!r} is not in "
-                    f"systems.{name}.stage_map.{pipeline} ({holding}); run `crmsync init` or map it"
+                    f"systems.{name}.stage_map.{pipeline} ({holding}); map it to a funnel stage "
+                    "there (`crmsync init` proposes one where it can tell, and says why where not)"
                 )
                 codes.add(UsageError.exit_code)
             for stage_id in cov.unknown:

@@ -69,7 +69,8 @@ def test_check_names_an_unmapped_stage_with_its_deal_count_and_exits_2(
     assert len(problems) == 1
     assert re.fullmatch(
         r"problem: hubspot: pipeline default: native stage 'qualifiedtobuy' is not in "
-        r"systems\.hubspot\.stage_map\.default \(\d+ deal\(s\)\); run `crmsync init` or map it",
+        r"systems\.hubspot\.stage_map\.default \(\d+ deal\(s\)\); map it to a funnel stage there "
+        r"\(`crmsync init` proposes one where it can tell, and says why where not\)",
         problems[0],
     )
     assert err == "crmsync: error: 1 problem(s) found; see the lines above\n"
