@@ -443,11 +443,10 @@ class _Writer:
                 marks.append((change.change_id, JournalState.SKIPPED, {"drifted": why}))
             else:
                 marks.append((change.change_id, JournalState.FAILED, {"error": why}))
-        self.store.journal.mark(self.run_id, marks)
         # A write left in doubt by a killed run that did land is that run's: audit it under it
         # (so `rollback` of that run undoes it), as settling another plan's writes does.
         landed = [c for c, o, _ in settled if o is Outcome.ALREADY and c.change_id in self.in_doubt]
-        self._audit(landed, self.in_doubt)
+        self.store.journal.mark(self.run_id, marks, audit=self._audited(landed, self.in_doubt))
         results = []
         for change, outcome, why in settled:
             if outcome is Outcome.FAILED:
@@ -478,8 +477,7 @@ class _Writer:
                     payload |= {"error": reason, "code": result.code}
                     marks.append((change.change_id, JournalState.FAILED, payload))
                     results.append(self._result(change, Outcome.FAILED, reason))
-        self.store.journal.mark(self.run_id, marks)
-        self._audit(applied)
+        self.store.journal.mark(self.run_id, marks, audit=self._audited(applied))
         for change in applied:
             self._clear(change)
         for i, r in enumerate(results):
@@ -493,9 +491,12 @@ class _Writer:
                 )  # fmt: skip
         return results
 
-    def _audit(self, changes: Sequence[Change], runs: Mapping[str, str] | None = None) -> None:
-        """`runs`: change id -> the run that made it, where that is not this one."""
-        self.store.audit.append(
+    def _audited(
+        self, changes: Sequence[Change], runs: Mapping[str, str] | None = None
+    ) -> list[AuditEntry]:
+        """The audit entries of `changes`, which landed (`runs`: change id -> the run that made
+        it, where that is not this one)."""
+        return [
             AuditEntry(
                 (runs or {}).get(c.change_id, self.run_id),
                 c.system,
@@ -506,7 +507,7 @@ class _Writer:
                 c.reason,
             )
             for c in changes
-        )
+        ]
 
     def _fail(self, change: Change, reason: str) -> str:
         record = self.store.failures.record(

@@ -95,9 +95,14 @@ class Journal:
         self,
         run_id: str,
         outcomes: Iterable[tuple[str, JournalState, Mapping[str, Any] | None]],
+        audit: Iterable[AuditEntry] = (),
     ) -> int:
-        """Set (plan_change_id, state, API result) for this run's rows; returns rows changed."""
+        """Set (plan_change_id, state, API result) for this run's rows; returns rows changed.
+        `audit`: the writes these outcomes record as landed, appended in the same transaction:
+        a process killed between the two left a write done in the journal, so never in doubt,
+        and not in the audit, so out of reach of `rollback`."""
         now = self._clock()
+        audited = _audit_rows(audit, now)
         rows = []
         for change_id, state, result in outcomes:
             check_no_secrets(result, f"journal result of {change_id}")
@@ -110,7 +115,7 @@ class Journal:
                     "updated_at": now,
                 }
             )
-        if not rows:
+        if not rows and not audited:
             return 0
         stmt = (
             t.journal.update()
@@ -125,7 +130,10 @@ class Journal:
             )
         )
         with transaction(self._engine) as conn:
-            return int(conn.execute(stmt, rows).rowcount)
+            changed = int(conn.execute(stmt, rows).rowcount) if rows else 0
+            if audited:
+                conn.execute(t.audit.insert(), audited)
+            return changed
 
     def done_ids(self, plan_id: str) -> set[str]:
         """Plan changes of ``plan_id`` that some run completed."""
@@ -246,22 +254,7 @@ class AuditLog:
         self._engine, self._clock = engine, clock
 
     def append(self, entries: Iterable[AuditEntry]) -> int:
-        now = self._clock()
-        rows = []
-        for e in entries:
-            check_no_secrets({"before": e.before, "after": e.after}, f"audit of {e.instance}")
-            rows.append(
-                {
-                    "run_id": e.run_id,
-                    "at": e.at or now,
-                    "instance": e.instance,
-                    "deal_id": e.deal_id,
-                    "field": e.field,
-                    "before": e.before,
-                    "after": e.after,
-                    "reason": one_line(e.reason) or "",
-                }
-            )
+        rows = _audit_rows(entries, self._clock())
         if rows:
             with transaction(self._engine) as conn:
                 conn.execute(t.audit.insert(), rows)
@@ -347,3 +340,22 @@ def _audit_entry(row: Row[Any]) -> AuditEntry:
         row.run_id, row.instance, row.deal_id, row.field, row.before, row.after, row.reason,
         at=row.at,
     )  # fmt: skip
+
+
+def _audit_rows(entries: Iterable[AuditEntry], now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for e in entries:
+        check_no_secrets({"before": e.before, "after": e.after}, f"audit of {e.instance}")
+        rows.append(
+            {
+                "run_id": e.run_id,
+                "at": e.at or now,
+                "instance": e.instance,
+                "deal_id": e.deal_id,
+                "field": e.field,
+                "before": e.before,
+                "after": e.after,
+                "reason": one_line(e.reason) or "",
+            }
+        )
+    return rows

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+from sqlalchemy.exc import IntegrityError
+
 from sync.store import (
     AuditEntry,
     JournalEntry,
@@ -146,3 +149,19 @@ def test_failures_count_attempts_and_die_at_the_limit(store: Store) -> None:
     assert store.failures.clear("hubspot", "101", "amount") is True
     assert store.failures.clear("hubspot", "101", "amount") is False
     assert [f.instance for f in store.failures.records()] == ["pipedrive"]
+
+
+def test_a_write_recorded_done_has_its_audit_entry_or_neither_is_stored(store: Store) -> None:
+    """One transaction: a process killed (or failing) between the two left a write done in the
+    journal, so never in doubt, and missing from the audit, so out of `rollback`'s reach."""
+    store.journal.intend("run-1", "plan-1", [_change("c1"), _change("c2", "102")])
+    entry = AuditEntry("run-1", "hubspot", "101", "stage", "proposal", "won", "newest")
+    store.journal.mark("run-1", [("c1", JournalState.DONE, {"id": "101"})], audit=[entry])
+    assert store.journal.done_ids("plan-1") == {"c1"}
+    assert [(e.deal_id, e.after) for e in store.audit.entries(run_id="run-1")] == [("101", "won")]
+
+    broken = AuditEntry("run-1", None, "102", "stage", "proposal", "won", "")  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError):
+        store.journal.mark("run-1", [("c2", JournalState.DONE, {"id": "102"})], audit=[broken])
+    assert store.journal.done_ids("plan-1") == {"c1"}  # c2 still in doubt
+    assert len(store.audit.entries(run_id="run-1")) == 1
