@@ -132,6 +132,6 @@ def health_inputs(
             d.ref
             for deals in result.by_instance.values()
             for d in deals
-            if not is_deleted(d) and is_archived(d) and d.status is DealStatus.OPEN
+            if not is_deleted(d) and not _reported(d)  # archived, open
         ),
     )
