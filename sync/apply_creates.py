@@ -194,14 +194,13 @@ def _batch(
             results.append(_result(cid, create, None, Outcome.FAILED, why))
             continue
         sends.append((cid, create, NativeCreate(entity, fields), values))
-    store.journal.mark(run_id, marks)
-    marks = []
+    store.journal.mark(run_id, marks, audit=audits, links=links)
+    marks, links, audits = [], [], []
     try:
         pushed = connector.create_deals([n for _, _, n, _ in sends]) if sends else []
     except ConnectorError as exc:
         # Part of the batch may exist now (Pipedrive creates one call per deal): in doubt
         # (sent). The next apply finds those copies by their marker and audits them.
-        _save(store, links, audits)
         store.journal.mark_in_doubt(run_id, [cid for cid, *_ in sends], str(exc))
         why = _IN_DOUBT.format(exc)
         doubt = [_result(cid, c, None, Outcome.FAILED, why) for cid, c, *_ in sends]
@@ -222,8 +221,7 @@ def _batch(
             why = result.error or "refused without a reason"
             marks.append((cid, JournalState.FAILED, {"error": why, "code": result.code}))
             results.append(_result(cid, create, None, Outcome.FAILED, why))
-    store.journal.mark(run_id, marks)
-    _save(store, links, audits)
+    store.journal.mark(run_id, marks, audit=audits, links=links)
     return results
 
 
@@ -241,12 +239,6 @@ def _linked_since(
         for link in store.link_records(entities)
         if link.instance == system and link.matched_at is not None and link.matched_at > since
     }
-
-
-def _save(store: Store, links: list[Link], audits: list[AuditEntry]) -> None:
-    if links:
-        store.save_links(links)
-    store.audit.append(audits)
 
 
 def found_copy(

@@ -175,11 +175,14 @@ def _settle(
         for d, o, _ in settled
         if o is Outcome.APPLIED or (o is Outcome.ALREADY and d.change_id in in_doubt)
     ]
-    store.audit.append(
-        AuditEntry(run, d.system, d.id, None, dict(d.expected), {"deleted": True}, d.reason)
-        for run, d in ours
+    store.journal.mark(
+        run_id,
+        [(d.change_id, *_journal_state(o, why)) for d, o, why in settled],
+        audit=[
+            AuditEntry(run, d.system, d.id, None, dict(d.expected), {"deleted": True}, d.reason)
+            for run, d in ours
+        ],
     )
-    store.journal.mark(run_id, [(d.change_id, *_journal_state(o, why)) for d, o, why in settled])
     return [_result(d, o, why) for d, o, why in settled]
 
 

@@ -199,11 +199,7 @@ def _merge(settled: _Marks, marks: _Marks) -> None:
 
 
 def _save(store: Store, marks: _Marks, audit: list[AuditEntry], links: Sequence[Link] = ()) -> None:
-    if links:
-        store.save_links(links)
-    store.audit.append(audit)
-    for wrote, outcomes in marks.items():
-        store.journal.mark(wrote, outcomes)
+    store.journal.mark_runs(marks, audit=audit, links=links)
 
 
 def _wrote(deal: Deal, record: JournalRecord, facts: Mapping[str, FunnelFacts]) -> bool:

@@ -47,6 +47,7 @@ from sync.store_apply import AuditLog, Journal
 from sync.store_failures import DeadLetters
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
 from sync.store_keys import refs_with_digests, save_digests
+from sync.store_links import write_links_and_bases
 from sync.store_records import (
     AuditEntry,
     FailureRecord,
@@ -434,31 +435,8 @@ class Store:
         """:meth:`save_links` and :meth:`save_bases` in one transaction (an analysis's new
         links and agreed values): the entities of both are created once. Returns the links
         saved."""
-        now = self._clock()
-        links = list(links)
-        for entity_id, values in bases.items():
-            check_no_secrets(values, f"base of entity {entity_id}")
         with transaction(self._engine) as conn:
-            self._ensure_entities(conn, {link.entity_id for link in links} | bases.keys(), now)
-            update = ("entity_id", "method", "score", "matched_at", "confirmed")
-            link_rows = (
-                (
-                    link.instance,
-                    link.deal_id,
-                    link.entity_id,
-                    LinkMethod(link.method).value,
-                    link.score,
-                    link.matched_at or now,
-                    link.confirmed,
-                )
-                for link in links
-            )
-            key = ("instance", "deal_id")
-            saved = upsert_rows(conn, t.links, key, update, (*key, *update), link_rows)
-            base_rows = ((e, dict(v), now) for e, v in bases.items())
-            written = ("payload", "updated_at")
-            upsert_rows(conn, t.base, ("entity_id",), written, ("entity_id", *written), base_rows)
-        return saved
+            return write_links_and_bases(conn, links, bases, self._clock())
 
     def unlink(self, instance: str, deal_id: str) -> bool:
         return self.unlink_all(instance, [deal_id]) > 0
@@ -490,11 +468,6 @@ class Store:
     def save_bases(self, bases: Mapping[str, Mapping[str, Any]]) -> int:
         self.save_links_and_bases((), bases)
         return len(bases)
-
-    @staticmethod
-    def _ensure_entities(conn: Connection, ids: Iterable[str], now: datetime) -> None:
-        rows = ((entity_id, now) for entity_id in sorted(ids))
-        upsert_rows(conn, t.entities, ("id",), (), ("id", "created_at"), rows)
 
     # -- incremental reconcile --------------------------------------------------------------
 

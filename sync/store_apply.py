@@ -16,12 +16,14 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from sync import schema as t
 from sync.schema import transaction
+from sync.store_links import write_links_and_bases
 from sync.store_records import (
     AuditEntry,
     JournalEntry,
     JournalOp,
     JournalRecord,
     JournalState,
+    Link,
     check_no_secrets,
     one_line,
 )
@@ -29,6 +31,7 @@ from sync.store_records import (
 __all__ = ["AuditLog", "Journal"]
 
 Clock = Callable[[], datetime]
+Mark = tuple[str, JournalState, Mapping[str, Any] | None]  # plan change id, state, result
 _SETTLED = (JournalState.DONE.value, JournalState.SKIPPED.value)
 
 
@@ -94,28 +97,42 @@ class Journal:
     def mark(
         self,
         run_id: str,
-        outcomes: Iterable[tuple[str, JournalState, Mapping[str, Any] | None]],
+        outcomes: Iterable[Mark],
         audit: Iterable[AuditEntry] = (),
+        links: Iterable[Link] = (),
     ) -> int:
         """Set (plan_change_id, state, API result) for this run's rows; returns rows changed.
-        `audit`: the writes these outcomes record as landed, appended in the same transaction:
-        a process killed between the two left a write done in the journal, so never in doubt,
-        and not in the audit, so out of reach of `rollback`."""
+        See :meth:`mark_runs` for `audit` and `links`."""
+        return self.mark_runs({run_id: outcomes}, audit, links)
+
+    def mark_runs(
+        self,
+        outcomes: Mapping[str, Iterable[Mark]],
+        audit: Iterable[AuditEntry] = (),
+        links: Iterable[Link] = (),
+    ) -> int:
+        """:meth:`mark` for the rows of several runs (run id -> outcomes), in one transaction
+        with the `audit` entries of the writes they record as landed and the `links` of the
+        copies they record as created. Stored apart, a process killed in between left a write
+        done in the journal (so never in doubt) with no audit entry (out of `rollback`'s
+        reach), or a created copy recorded with no link to its entity."""
         now = self._clock()
         audited = _audit_rows(audit, now)
+        links = list(links)
         rows = []
-        for change_id, state, result in outcomes:
-            check_no_secrets(result, f"journal result of {change_id}")
-            rows.append(
-                {
-                    "b_run": run_id,
-                    "b_change": change_id,
-                    "state": JournalState(state).value,
-                    "result": dict(result) if result is not None else None,
-                    "updated_at": now,
-                }
-            )
-        if not rows and not audited:
+        for run_id, marks in outcomes.items():
+            for change_id, state, result in marks:
+                check_no_secrets(result, f"journal result of {change_id}")
+                rows.append(
+                    {
+                        "b_run": run_id,
+                        "b_change": change_id,
+                        "state": JournalState(state).value,
+                        "result": dict(result) if result is not None else None,
+                        "updated_at": now,
+                    }
+                )
+        if not rows and not audited and not links:
             return 0
         stmt = (
             t.journal.update()
@@ -133,6 +150,8 @@ class Journal:
             changed = int(conn.execute(stmt, rows).rowcount) if rows else 0
             if audited:
                 conn.execute(t.audit.insert(), audited)
+            if links:
+                write_links_and_bases(conn, links, {}, now)
             return changed
 
     def done_ids(self, plan_id: str) -> set[str]:

@@ -10,6 +10,8 @@ from sync.store import (
     JournalEntry,
     JournalOp,
     JournalState,
+    Link,
+    LinkMethod,
     Store,
 )
 
@@ -165,3 +167,40 @@ def test_a_write_recorded_done_has_its_audit_entry_or_neither_is_stored(store: S
         store.journal.mark("run-1", [("c2", JournalState.DONE, {"id": "102"})], audit=[broken])
     assert store.journal.done_ids("plan-1") == {"c1"}  # c2 still in doubt
     assert len(store.audit.entries(run_id="run-1")) == 1
+
+
+def test_a_create_recorded_done_has_its_link_and_audit_entry_or_none_is_stored(
+    store: Store,
+) -> None:
+    """One transaction: a process killed between the mark and the link left a copy recorded
+    as created (never in doubt, never looked for again) with no link to its entity."""
+    creates = [_change("c1", None, JournalOp.CREATE), _change("c2", None, JournalOp.CREATE)]
+    store.journal.intend("run-1", "plan-1", creates)
+    link = Link("E1", "hubspot", "201", LinkMethod.CREATED, confirmed=True)
+    entry = AuditEntry("run-1", "hubspot", "201", None, None, {"created": True}, "create")
+    store.journal.mark("run-1", [("c1", JournalState.DONE, {"id": "201"})], [entry], [link])
+    assert store.journal.done_ids("plan-1") == {"c1"}
+    assert [(k.entity_id, k.deal_id) for k in store.link_records(["E1"])] == [("E1", "201")]
+    assert [e.deal_id for e in store.audit.entries(run_id="run-1")] == ["201"]
+
+    broken = Link("E2", None, "202", LinkMethod.CREATED, confirmed=True)  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError):
+        store.journal.mark("run-1", [("c2", JournalState.DONE, {"id": "202"})], [], [broken])
+    assert store.journal.done_ids("plan-1") == {"c1"}  # c2 still in doubt: looked for again
+    assert store.link_records(["E2"]) == []
+
+
+def test_in_doubt_changes_of_several_runs_are_settled_in_one_transaction(store: Store) -> None:
+    store.journal.intend("run-1", "plan-1", [_change("c1")])
+    store.journal.intend("run-2", "plan-2", [_change("c2", "102")])
+    entry = AuditEntry("run-1", "hubspot", "101", "stage", "proposal", "won", "settled")
+    store.journal.mark_runs(
+        {
+            "run-1": [("c1", JournalState.DONE, {"settled_by": "run-3"})],
+            "run-2": [("c2", JournalState.SKIPPED, {"settled_by": "run-3"})],
+        },
+        audit=[entry],
+    )
+    assert store.journal.done_ids("plan-1") == {"c1"}
+    assert store.journal.pending("plan-2") == []  # skipped is settled
+    assert [e.run_id for e in store.audit.entries(run_id="run-1")] == ["run-1"]
