@@ -85,9 +85,15 @@ def apply_bound(system: str, records: int) -> int:
 def min_wall_seconds(calls: int, limit: int, window: float, latency_s: float) -> float:
     """Rate-limited minimum for `calls` sequential calls under `limit` per rolling `window`.
 
-    The first `limit` calls may go at once, each further `limit` waits a window; sequential
-    calls also cost their latency each. Whichever is larger bounds the system's pull.
+    Each call starts once the one before it has answered (its latency) and no sooner than a
+    window after the call `limit` places before it. So the calls left after the last wait
+    still cost their latency each: HubSpot's 105 calls under 100 per 10 s take 10.25 s at 50 ms
+    (5 calls after the wait), not the 10.0 s of the wait alone.
     """
-    if calls <= 0:
-        return 0.0
-    return max(((calls - 1) // limit) * window, calls * latency_s)
+    starts: list[float] = []
+    for k in range(calls):
+        start = starts[-1] + latency_s if starts else 0.0
+        if k >= limit:
+            start = max(start, starts[k - limit] + window)
+        starts.append(start)
+    return starts[-1] + latency_s if starts else 0.0
