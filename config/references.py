@@ -1,8 +1,8 @@
 """Rules that relate one part of the config to another, each problem at its exact key path.
 
 Funnels are built here (mapping.funnel validates their shape; a FunnelError becomes a problem
-at the funnel's key), then stage maps, pipeline funnels, external ids, policies, push targets
-and schedule names are checked against what the file defines.
+at the funnel's key), then stage maps, stage writes, pipeline funnels, external ids, policies,
+push targets and schedule names are checked against what the file defines.
 """
 
 from __future__ import annotations
@@ -10,8 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from config.base import did_you_mean
-from config.errors import Path_, Problem
-from config.schema import Document, FunnelDef, PolicyDef, Priority, SourceOfTruth
+from config.errors import Path_, Problem, format_path
+from config.schema import (
+    Document,
+    FunnelDef,
+    PolicyDef,
+    Priority,
+    SourceOfTruth,
+    SystemConfig,
+)
 from mapping.funnel import DEFAULT_FUNNEL, Funnel, FunnelError, FunnelStage
 from mapping.model import CANONICAL_FIELDS
 
@@ -81,14 +88,10 @@ def check_references(document: Document, funnels: Mapping[str, Funnel]) -> list[
                 continue  # reported above
             for native, key in stages.items():
                 if key not in funnel:
-                    path: Path_ = (*base, "stage_map", pipeline, native)
                     problems.append(
-                        Problem(
-                            path,
-                            f"unknown funnel stage {key!r} "
-                            f"(expected one of {', '.join(funnel.keys)})",
-                        )
+                        _unknown_stage((*base, "stage_map", pipeline, native), key, funnel)
                     )
+        problems += _stage_write_problems(base, system, funnels)
         for other in system.external_ids:
             path = (*base, "external_ids", other)
             if other == name:
@@ -107,6 +110,47 @@ def check_references(document: Document, funnels: Mapping[str, Funnel]) -> list[
             )
         seen.add(entry.name)
     return problems
+
+
+def _stage_write_problems(
+    base: Path_, system: SystemConfig, funnels: Mapping[str, Funnel]
+) -> list[Problem]:
+    """A `stage_write` entry names a stage of its pipeline's funnel, and a native stage the
+    stage map gives that very funnel stage."""
+    problems = []
+    for pipeline, chosen in system.stage_write.items():
+        funnel = funnels.get(system.pipeline_funnels.get(pipeline, "default"))
+        if funnel is None:
+            continue  # reported with pipeline_funnels
+        mapping = system.stage_map.get(pipeline, {})
+        for key, native in chosen.items():
+            path: Path_ = (*base, "stage_write", pipeline, key)
+            if key not in funnel:
+                problems.append(_unknown_stage(path, key, funnel))
+            elif mapping.get(native) != key:
+                problems.append(Problem(path, _not_mapped_to(native, key, mapping, base, pipeline)))
+    return problems
+
+
+def _unknown_stage(path: Path_, key: str, funnel: Funnel) -> Problem:
+    return Problem(path, f"unknown funnel stage {key!r} (expected one of {', '.join(funnel.keys)})")
+
+
+def _not_mapped_to(
+    native: str, key: str, mapping: Mapping[str, str], base: Path_, pipeline: str
+) -> str:
+    """Why a `stage_write` native stage cannot be written for `key`: a deal written there would
+    read back as another funnel stage (or none), and every run would plan to move it again."""
+    where = format_path((*base, "stage_map", pipeline))
+    held = mapping.get(native)
+    said = f"maps to {held!r} in {where}" if held else f"is not in {where}"
+    mapped = [n for n, k in mapping.items() if k == key]
+    expected = (
+        f"expected one of {', '.join(mapped)}, mapped to {key!r} there"
+        if mapped
+        else f"and no native stage is mapped to {key!r} there"
+    )
+    return f"native stage {native!r} {said} ({expected})"
 
 
 def _policy_problems(document: Document, instances: tuple[str, ...]) -> list[Problem]:

@@ -23,6 +23,7 @@ from config.schema import (
     SourceOfTruth,
     SystemConfig,
 )
+from mapping.context import stages_written
 from mapping.funnel import Funnel
 from mapping.versions import MAPPER_VERSIONS
 
@@ -121,6 +122,15 @@ class Config:
     def stage_key(self, instance: str, pipeline: str, native_stage: str) -> str | None:
         """The funnel stage key a native stage maps to, None when the stage map lacks it."""
         return self.system(instance).stage_map.get(pipeline, {}).get(native_stage)
+
+    def stages_written(self, instance: str) -> dict[str, dict[str, str]]:
+        """Pipeline -> funnel key -> the native stage a deal moved to that key is written in,
+        as far as the file says: without the CRM's pipeline order, the stage map's stands in."""
+        system = self.system(instance)
+        return {
+            pipeline: stages_written(mapping, system.stage_write.get(pipeline, {}), list(mapping))
+            for pipeline, mapping in system.stage_map.items()
+        }
 
     def policy_for(self, field_name: str) -> Policy:
         definition = self.policies.fields.get(field_name, self.policies.default)

@@ -155,6 +155,9 @@ class _SystemBase(Section):
     currency: Currency = "USD"  # for single-currency orgs and deals without a currency
     pipeline_funnels: FrozenMap[Name, Name] = Field(default_factory=dict)
     stage_map: FrozenMap[Name, FrozenMap[Name, Name]] = Field(default_factory=dict)
+    # pipeline -> funnel key -> native stage: where a deal moved to that key is written, when
+    # several native stages map to it (default: the first of them in pipeline order)
+    stage_write: FrozenMap[Name, FrozenMap[Name, Name]] = Field(default_factory=dict)
     external_ids: FrozenMap[Name, Name] = Field(default_factory=dict)
     link_field: Name | None = None
     call_budget: int | None = Field(default=None, ge=1)

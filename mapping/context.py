@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from mapping.funnel import DEFAULT_FUNNEL, Funnel, FunnelStage
 
-__all__ = ["MappingContext", "NativePipelineStages", "NativeStage"]
+__all__ = ["MappingContext", "NativePipelineStages", "NativeStage", "stages_written"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,24 @@ def _empty() -> dict[str, str]:
     return {}
 
 
+def stages_written(
+    mapping: Mapping[str, str], chosen: Mapping[str, str], order: Sequence[str]
+) -> dict[str, str]:
+    """Funnel key -> the native stage of one pipeline a deal moved to that key is written in.
+
+    `mapping`: the pipeline's stage map (native -> key); `chosen`: its `stage_write` (key ->
+    native), honoured only while the map gives that native stage the key (written elsewhere, the
+    deal would read back as another stage); `order`: the pipeline's native stage ids. Absent a
+    choice, the first mapped native stage in pipeline order, then undiscovered ones by id, so the
+    pick never depends on dict order.
+    """
+    keys = {key: native for key, native in chosen.items() if mapping.get(native) == key}
+    rank = {native: i for i, native in enumerate(order)}
+    for native, key in sorted(mapping.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])):
+        keys.setdefault(key, native)
+    return keys
+
+
 @dataclass(frozen=True)
 class MappingContext:
     instance: str
@@ -50,6 +68,9 @@ class MappingContext:
     funnels: Mapping[str, Funnel] = field(default_factory=lambda: {"default": DEFAULT_FUNNEL})
     pipeline_funnels: Mapping[str, str] = field(default_factory=_empty)
     stage_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # pipeline -> funnel key -> the native stage a deal moved to that key is written in, where
+    # several native stages map to the key (`systems.<name>.stage_write`)
+    stage_write: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     default_currency: str = "USD"
     external_ids: Mapping[str, str] = field(default_factory=_empty)  # other instance -> field
     link_field: str | None = None
@@ -74,7 +95,8 @@ class MappingContext:
         return self.stage_map.get(pipeline, {}).get(native_stage_id)
 
     def native_stage_for(self, pipeline: str, funnel_key: str) -> str | None:
-        """The native stage id for a funnel key: the first mapped one in pipeline order."""
+        """The native stage id a deal moved to a funnel key is written in: the one `stage_write`
+        names, else the first mapped one in pipeline order (`stages_written`)."""
         return self._reverse_map.get(pipeline, {}).get(funnel_key)
 
     def native_stage(self, pipeline: str, native_stage_id: str) -> NativeStage | None:
@@ -142,17 +164,14 @@ class MappingContext:
 
     @cached_property
     def _reverse_map(self) -> dict[str, dict[str, str]]:
-        reverse: dict[str, dict[str, str]] = {}
-        for pipeline, mapping in self.stage_map.items():
-            order = {s.id: i for i, s in enumerate(self.native_stages.get(pipeline, ()))}
-            # Discovered stages first in pipeline order, then undiscovered ones by id, so the
-            # choice among several native stages of one funnel key never depends on dict order.
-            ranked = sorted(mapping.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
-            keys: dict[str, str] = {}
-            for native_id, key in ranked:
-                keys.setdefault(key, native_id)
-            reverse[pipeline] = keys
-        return reverse
+        return {
+            pipeline: stages_written(
+                mapping,
+                self.stage_write.get(pipeline, {}),
+                [s.id for s in self.native_stages.get(pipeline, ())],
+            )
+            for pipeline, mapping in self.stage_map.items()
+        }
 
     @cached_property
     def _stage_index(self) -> dict[str, dict[str, NativeStage]]:

@@ -165,6 +165,7 @@ def build_context(
         funnels=dict(config.funnels),
         pipeline_funnels=dict(system.pipeline_funnels),
         stage_map={p: dict(m) for p, m in system.stage_map.items()},
+        stage_write={p: dict(w) for p, w in system.stage_write.items()},
         default_currency=system.currency,
         external_ids=dict(system.external_ids),
         link_field=system.link_field,

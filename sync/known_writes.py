@@ -17,9 +17,10 @@ taken before the write, though its fields are that snapshot's again.
 
 A copy crmsync created and no pull has stored yet (still linked: a rollback that deleted it
 unlinked it) is known as crmsync created it: its source deal's snapshot with the values the
-audit says the copy was created with, in the target's first native stage the config's stage map
-maps to its stage. So it counts as its entity's copy there, not as a deal missing in that CRM.
-What the CRM chose itself (an owner it did not know, a derived probability) comes with the pull.
+audit says the copy was created with, in the native stage the config writes its stage as (its
+`stage_write`, else the first native stage the stage map maps to it). So it counts as its
+entity's copy there, not as a deal missing in that CRM. What the CRM chose itself (an owner it
+did not know, a derived probability) comes with the pull.
 """
 
 from __future__ import annotations
@@ -44,11 +45,12 @@ _PLAIN = ("name", "close_date", "owner_email", "probability")
 def with_known_writes(
     store: Store,
     by_instance: Mapping[str, list[Deal]],
-    stage_maps: Mapping[str, Mapping[str, Mapping[str, str]]],
+    written: Mapping[str, Mapping[str, Mapping[str, str]]],
     unread_since: Mapping[str, datetime] | None = None,
 ) -> dict[str, list[Deal]]:
     """`by_instance` with the audited writes newer than each snapshot applied, and the copies
-    created and not yet pulled added. `stage_maps`: instance -> pipeline -> native -> stage.
+    created and not yet pulled added. `written`: instance -> pipeline -> funnel stage -> the
+    native stage a write of it lands in (`Config.stages_written`).
 
     `unread_since` (instance -> moment): only copies created from then on are added. A pull
     that did not find an older one will not (deleted before it was read); left out, its entity
@@ -76,7 +78,7 @@ def with_known_writes(
         sources = {d.ref: d for deals in out.values() for d in deals}
         copies: dict[Ref, Deal] = {}  # one copy per record, should its create be audited twice
         for entry in creates:
-            copy = created_copy(entry, sources, stage_maps.get(entry.instance, {}))
+            copy = created_copy(entry, sources, written.get(entry.instance, {}))
             if copy is not None:
                 copies[copy.ref] = copy
         for ref, copy in copies.items():
@@ -85,10 +87,10 @@ def with_known_writes(
 
 
 def created_copy(
-    entry: AuditEntry, sources: Mapping[Ref, Deal], stage_map: Mapping[str, Mapping[str, str]]
+    entry: AuditEntry, sources: Mapping[Ref, Deal], stages: Mapping[str, Mapping[str, str]]
 ) -> Deal | None:
     """The copy an audited create made, from its source deal as stored (None when `entry` is no
-    create, or its source is not stored)."""
+    create, or its source is not stored); `stages`: pipeline -> funnel stage -> native stage."""
     after = entry.after
     if not isinstance(after, Mapping) or entry.deal_id is None or entry.at is None:
         return None
@@ -104,7 +106,7 @@ def created_copy(
     copy = overlaid(source, written)
     if isinstance(values, Mapping) and "owner_email" not in values:
         copy = dataclasses.replace(copy, owner_email=None)  # the CRM chose one
-    pipeline, native = _native_stage(stage_map, copy.stage)
+    pipeline, native = _native_stage(stages, copy.stage)
     return dataclasses.replace(
         copy,
         ref=Ref(entry.instance, entry.deal_id),
@@ -120,12 +122,11 @@ def created_copy(
     )
 
 
-def _native_stage(stage_map: Mapping[str, Mapping[str, str]], stage: str | None) -> tuple[str, str]:
-    """(pipeline, native stage): the first the map maps to `stage`, else empty."""
-    for pipeline, natives in stage_map.items():
-        for native, key in natives.items():
-            if key == stage:
-                return pipeline, native
+def _native_stage(stages: Mapping[str, Mapping[str, str]], stage: str | None) -> tuple[str, str]:
+    """(pipeline, native stage): where the first pipeline writes `stage`, else empty."""
+    for pipeline, keys in stages.items():
+        if stage is not None and stage in keys:
+            return pipeline, keys[stage]
     return "", ""
 
 

@@ -249,8 +249,8 @@ def _analyze(
     else:
         by_instance = load_deals(store, list(config.systems))
     if known_writes:
-        stage_maps = {name: s.stage_map for name, s in config.systems.items()}
-        by_instance = with_known_writes(store, by_instance, stage_maps, unread_since)
+        written = {name: config.stages_written(name) for name in config.systems}
+        by_instance = with_known_writes(store, by_instance, written, unread_since)
     deals = {d.ref: d for group in by_instance.values() for d in group}
     phase("matching", len(deals))
     matched = match(

@@ -37,7 +37,7 @@ __all__ = [
 # How a stage change whose audit predates native stages says that it goes back by funnel stage.
 BY_FUNNEL_STAGE = (
     "by funnel stage only: the run's audit has no native stage, so the deal goes to the "
-    "first native stage mapped to it"
+    "native stage that funnel stage is written as (stage_write, else the first mapped to it)"
 )
 # How a stage change whose audit predates native after-values says what its check misses.
 CHECKED_BY_FUNNEL_STAGE = (

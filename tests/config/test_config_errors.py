@@ -40,6 +40,9 @@ A = "      - {key: a, phase: awareness, probability: 0.1}\n"
 WON = "      - {key: w, phase: action, probability: 1, closed: true, won: true}\n"
 LOST = "      - {key: l, phase: action, probability: 0, closed: true}\n"
 
+# a stage_write of the hubspot instance, after its stage_map: its entry is on line 12
+STAGE_WRITE = "    stage_write:\n      default:\n        {}\n"
+
 STAGES = "lead, qualified, proposal, negotiation, won, lost"
 FIELDS = "name, stage, status, amount, currency, close_date, owner_email, probability"
 
@@ -117,6 +120,25 @@ CASES: dict[str, tuple[str, str]] = {
         BASE.replace("closedwon: won", "closedwon: wonn"),
         f"9: systems.hubspot.stage_map.default.closedwon: unknown funnel stage 'wonn'"
         f" (expected one of {STAGES})",
+    ),
+    "stage_write_of_an_unknown_funnel_stage": (
+        BASE.replace(
+            "closedwon: won\n", "closedwon: won\n" + STAGE_WRITE.format("wonn: closedwon")
+        ),
+        f"12: systems.hubspot.stage_write.default.wonn: unknown funnel stage 'wonn'"
+        f" (expected one of {STAGES})",
+    ),
+    "stage_write_of_a_native_stage_mapped_to_another_funnel_stage": (
+        BASE.replace(
+            "closedwon: won\n", "closedwon: won\n" + STAGE_WRITE.format("lost: closedwon")
+        ),
+        "12: systems.hubspot.stage_write.default.lost: native stage 'closedwon' maps to 'won' in"
+        " systems.hubspot.stage_map.default (and no native stage is mapped to 'lost' there)",
+    ),
+    "stage_write_of_a_native_stage_not_in_the_stage_map": (
+        BASE.replace("closedwon: won\n", "closedwon: won\n" + STAGE_WRITE.format("won: wonstage")),
+        "12: systems.hubspot.stage_write.default.won: native stage 'wonstage' is not in"
+        " systems.hubspot.stage_map.default (expected one of closedwon, mapped to 'won' there)",
     ),
     "stage_of_the_pipelines_own_funnel": (
         BASE.replace("    stage_map:", "    pipeline_funnels: {default: f}\n    stage_map:")

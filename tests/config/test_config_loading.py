@@ -445,3 +445,30 @@ def test_a_new_mapper_version_changes_the_mapping_fingerprint_of_its_kind_only(
     assert config.mapping_fingerprint("sf_us") == before
     monkeypatch.setitem(MAPPER_VERSIONS, "salesforce", MAPPER_VERSIONS["salesforce"] + 1)
     assert config.mapping_fingerprint("sf_us") != before
+
+
+PIPEDRIVE_PROPOSALS = """\
+version: 1
+systems:
+  pipedrive:
+    kind: pipedrive
+    credentials: {api_token: "${PD}"}
+    stage_map:
+      "1": {"3": proposal, "4": proposal}
+"""
+
+
+def test_a_stage_write_changes_what_is_written_but_not_how_records_are_read(
+    tmp_path: Path,
+) -> None:
+    """A pull reads everything again when the mapping fingerprint changed; `stage_write` maps
+    no record otherwise, so it leaves that alone. A plan made under another one is stale."""
+    env = {"PD": "x" * 10}
+    plain = load_config(write(tmp_path, PIPEDRIVE_PROPOSALS), env=env)
+    chosen = PIPEDRIVE_PROPOSALS + '    stage_write:\n      "1": {proposal: "4"}\n'
+    config = load_config(write(tmp_path, chosen, "chosen.yaml"), env=env)
+    assert dict(config.systems["pipedrive"].stage_write["1"]) == {"proposal": "4"}
+    assert config.stages_written("pipedrive") == {"1": {"proposal": "4"}}
+    assert plain.stages_written("pipedrive") == {"1": {"proposal": "3"}}
+    assert config.mapping_fingerprint("pipedrive") == plain.mapping_fingerprint("pipedrive")
+    assert config.fingerprint() != plain.fingerprint()

@@ -5,7 +5,6 @@ may map to one funnel stage (Salesforce "Qualification" and "Needs Analysis" are
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -20,46 +19,13 @@ from sync.plan import Plan
 from sync.rollback import BY_FUNNEL_STAGE, CHECKED_BY_FUNNEL_STAGE
 from sync.runtime import open_runtime
 from tests.integration.conftest import World, refusing_after
+from tests.integration.native_stages import cli_json as _cli
+from tests.integration.native_stages import set_stage as _set_stage
+from tests.integration.native_stages import stages as _stages
 
 # One entity's copies, each in the second of two native stages its map gives `qualified`.
 QUALIFIED = {"salesforce": "Needs Analysis", "hubspot": "qualifiedtobuy", "pipedrive": "2"}
 FIRST_QUALIFIED = {"salesforce": "Qualification", "hubspot": "appointmentscheduled"}
-
-
-def _cli(world: World, *args: str) -> Any:
-    out = CliRunner().invoke(main, [*args, "--config", str(world.config), "--format", "json"])
-    assert out.exit_code in (0, 1), out.output  # 1: owners the generated data cannot map
-    return json.loads(out.stdout)
-
-
-def _set_stage(world: World, system: str, deal_id: str, stage: str, pipeline: str = "") -> None:
-    """A person moves the deal in the CRM's own screens (no API call)."""
-    em: Any = world.sandbox.servers[system].emulator
-    with em.lock:
-        if system == "salesforce":
-            em.store.apply(em.store.check_update(deal_id, {"StageName": stage}))
-        elif system == "hubspot":
-            em.store.update(deal_id, {"pipeline": pipeline or "default", "dealstage": stage})
-        else:
-            body = {"pipeline_id": int(pipeline or "1"), "stage_id": int(stage), "status": "open"}
-            em.store.update(int(deal_id), body)
-
-
-def _stages(world: World, ids: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """(pipeline, native stage) of each copy, as the CRMs hold them."""
-    found = {}
-    for system, deal_id in ids.items():
-        em: Any = world.sandbox.servers[system].emulator
-        with em.lock:
-            if system == "salesforce":
-                found[system] = ("default", em.store.by_id[deal_id]["StageName"])
-            elif system == "hubspot":
-                props = em.store.live[deal_id]["properties"]
-                found[system] = (props["pipeline"], props["dealstage"])
-            else:
-                deal = em.store.deals[int(deal_id)]
-                found[system] = (str(deal["pipeline_id"]), str(deal["stage_id"]))
-    return found
 
 
 def _run_moving_out_of_qualified(world: World) -> tuple[dict[str, str], str]:
