@@ -142,10 +142,21 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
                     "there (`crmsync init` proposes one where it can tell, and says why where not)"
                 )
                 codes.add(UsageError.exit_code)
-            for stage_id in cov.unknown:
+            # A stage_write names a native stage its stage map holds (the config loader sees
+            # to it), so an unknown one is in `cov.unknown` too: both keys are named.
+            written = system.stage_write.get(pipeline, {}).items()
+            unknown = [
+                *((f"stage_map.{pipeline}.{stage_id}", "") for stage_id in cov.unknown),
+                *(
+                    (f"stage_write.{pipeline}.{k}", f" {n!r}")
+                    for k, n in written
+                    if n in cov.unknown
+                ),
+            ]
+            for key, stage in unknown:
                 lines.append(
-                    f"problem: {name}: systems.{name}.stage_map.{pipeline}.{stage_id}: "
-                    f"no such stage in the CRM (renamed or removed?)"
+                    f"problem: {name}: systems.{name}.{key}: no such stage{stage} in the CRM "
+                    "(renamed or removed?)"
                 )
                 codes.add(UsageError.exit_code)
     schedule_lines, schedule_code = _schedule_checks(config)

@@ -173,6 +173,22 @@ def test_init_keeps_the_users_edits_and_comments(small_world: World) -> None:
     assert "hubspot: 2 pipeline(s), 1 stage(s) added" in out
 
 
+def test_check_names_a_stage_write_of_a_stage_the_crm_does_not_have(small_world: World) -> None:
+    document = yaml.safe_load(small_world.config.read_text())
+    pipedrive = document["systems"]["pipedrive"]
+    pipedrive["stage_map"]["1"]["99"] = "proposal"
+    pipedrive["stage_write"] = {"1": {"proposal": "99"}}
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, _ = run("check", "--config", str(small_world.config))
+    assert code == 2
+    assert [line for line in out.splitlines() if line.startswith("problem:")] == [
+        "problem: pipedrive: systems.pipedrive.stage_map.1.99: no such stage in the CRM "
+        "(renamed or removed?)",
+        "problem: pipedrive: systems.pipedrive.stage_write.1.proposal: no such stage '99' in the "
+        "CRM (renamed or removed?)",
+    ]
+
+
 def test_init_writes_the_hubspot_portals_time_zone_once_and_keeps_the_users(
     small_world: World,
 ) -> None:
