@@ -46,7 +46,15 @@ from mapping.salesforce import (
     stage_history_from_salesforce,
     update_for_salesforce,
 )
-from mapping.stages import Coverage, Proposal, coverage, propose_stage_map, stage_map_from_proposals
+from mapping.stages import (
+    Coverage,
+    Proposal,
+    WriteProposal,
+    coverage,
+    propose_stage_map,
+    propose_stage_write,
+    stage_map_from_proposals,
+)
 from mapping.writes import NativeValues
 
 __all__ = [
@@ -73,6 +81,7 @@ __all__ = [
     "Proposal",
     "Ref",
     "StageChange",
+    "WriteProposal",
     "coverage",
     "create_for_hubspot",
     "create_for_pipedrive",
@@ -93,6 +102,7 @@ __all__ = [
     "pipelines_from_pipedrive",
     "pipelines_from_salesforce",
     "propose_stage_map",
+    "propose_stage_write",
     "stage_history_from_pipedrive_flow",
     "stage_history_from_salesforce",
     "stage_map_from_proposals",

@@ -5,6 +5,11 @@ flags and exact name matches are "exact", keyword and position matches are a "gu
 should review before trusting the map, and a stage only a person can place is left unmapped
 ("none", no funnel key, `why` says what to decide): `crmsync check` lists it, which is safe,
 where a wrong map would write wrong stages into every CRM.
+
+Where a map gives several native stages of a pipeline one open funnel stage, the one a deal
+moved to that funnel stage is written in (`stage_write`) is proposed too: the one named like the
+funnel stage rather than one placed there by its position (Pipedrive's "Proposal Made", not its
+"Demo Scheduled", for proposal).
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ __all__ = [
     "KEYWORDS",
     "Coverage",
     "Proposal",
+    "WriteProposal",
     "coverage",
     "propose_stage_map",
+    "propose_stage_write",
     "stage_map_from_proposals",
 ]
 
@@ -43,6 +50,15 @@ class Coverage:
 class Proposal:
     funnel_key: str | None  # None: left for a person to map
     confidence: Literal["exact", "guess", "none"]
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteProposal:
+    """The native stage a funnel stage is written as, where several map to it."""
+
+    native_stage: str
+    confidence: Literal["exact", "guess"]
     why: str
 
 
@@ -255,3 +271,41 @@ def stage_map_from_proposals(
         p: {sid: prop.funnel_key for sid, prop in stages.items() if prop.funnel_key is not None}
         for p, stages in proposals.items()
     }
+
+
+def _name_evidence(stage: NativeStage, key: str, funnel: Funnel) -> int:
+    """How surely a stage's name says it is `key`: 0 its very name, 1 a keyword, 2 nothing
+    (placed by its position, or by a person)."""
+    named = _by_name(stage, funnel)
+    if named is None or named.funnel_key != key:
+        return 2
+    return 0 if named.confidence == "exact" else 1
+
+
+def propose_stage_write(
+    stages: Sequence[NativeStage], mapping: Mapping[str, str], funnel: Funnel
+) -> dict[str, WriteProposal]:
+    """Open funnel key -> the native stage of this pipeline to write it as, for each key that
+    `mapping` (native -> key: the map as it stands, a person's entries included) gives several
+    discovered stages: the one whose name says the funnel stage most surely (its very name, then
+    a keyword), the first in pipeline order among equals."""
+    shared: dict[str, list[NativeStage]] = {}
+    for stage in sorted(stages, key=lambda s: (s.order, s.id)):
+        key = mapping.get(stage.id)
+        if key is not None and key in funnel and not funnel.stage(key).is_closed:
+            shared.setdefault(key, []).append(stage)
+    result = {}
+    for key, candidates in shared.items():
+        if len(candidates) < 2:
+            continue
+        evidence = [_name_evidence(s, key, funnel) for s in candidates]
+        best = min(evidence)
+        chosen = candidates[evidence.index(best)]
+        labels = ", ".join(repr(s.label) for s in candidates)
+        if evidence.count(best) > 1:  # alike: pipeline order decides
+            why = f"first in pipeline order of {labels}"
+        else:
+            why = f"of {labels}, the one named like the funnel stage"
+        confident = best == 0 and evidence.count(best) == 1
+        result[key] = WriteProposal(chosen.id, "exact" if confident else "guess", why)
+    return result

@@ -6,14 +6,16 @@ days in), when the token may read it.
 The config file is updated in place with a round-trip YAML editor, so the user's comments,
 order and existing mappings survive; only stages the map does not mention yet are added, each
 guess marked with a `# review:` comment. A stage the proposal leaves to a person is not added:
-a warning says what to decide, and `crmsync check` lists it until it is mapped.
+a warning says what to decide, and `crmsync check` lists it until it is mapped. Where the map
+then gives several native stages of a pipeline one open funnel stage, the native stage that
+funnel stage is written as is added to `stage_write`, unless the user's file already says one.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +31,9 @@ from config import ConfigError, known_zone, load_config
 from config.base import Name
 from connectors.base import Connector
 from connectors.errors import ConnectorError
-from mapping.context import NativeStage
-from mapping.stages import Proposal, propose_stage_map
+from mapping.context import NativePipelineStages, NativeStage
+from mapping.funnel import Funnel
+from mapping.stages import Proposal, propose_stage_map, propose_stage_write
 from sync.connect import open_connector
 from sync.errors import terminal_safe
 
@@ -54,6 +57,7 @@ class InitResult:
     added: dict[str, int] = field(default_factory=dict)  # instance -> stages added
     guesses: dict[str, int] = field(default_factory=dict)  # instance -> of which guesses
     left: dict[str, int] = field(default_factory=dict)  # instance -> stages left to a person
+    writes: dict[str, int] = field(default_factory=dict)  # instance -> stage_write entries added
     pipelines: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # ids no config key can hold, said why
     notes: list[str] = field(default_factory=list)  # the stages left to a person, and why
@@ -101,10 +105,7 @@ def init_config(path: Path) -> InitResult:
                         continue
                     entries = stage_map.get(pipeline.id)
                     if entries is None:
-                        entries = stage_map[pipeline.id] = CommentedMap()
-                        # CRM text: a newline in it would end the comment and write config lines
-                        label = terminal_safe(pipeline.label)
-                        stage_map.yaml_add_eol_comment(f"pipeline: {label}", pipeline.id)
+                        entries = _pipeline_entries(stage_map, pipeline)
                     with _trailing_comment_kept(entries):
                         for stage in pipeline.stages:
                             if stage.id in entries:
@@ -123,6 +124,7 @@ def init_config(path: Path) -> InitResult:
                             if proposal.confidence == "guess":
                                 guesses += 1
                                 entries.yaml_add_eol_comment(f"review: {proposal.why}", stage.id)
+            result.writes[instance] = _add_stage_writes(system, stage_map, pipelines, funnels)
         result.added[instance] = added
         result.guesses[instance] = guesses
         result.left[instance] = left
@@ -131,6 +133,48 @@ def init_config(path: Path) -> InitResult:
         _log.warning("%s", line)
     _write(path, yaml, document)
     return result
+
+
+def _pipeline_entries(parent: CommentedMap, pipeline: NativePipelineStages) -> CommentedMap:
+    """A new, empty mapping for `pipeline` under `parent`, its key commented with its label."""
+    entries = parent[pipeline.id] = CommentedMap()
+    # CRM text: a newline in it would end the comment and write config lines
+    parent.yaml_add_eol_comment(f"pipeline: {terminal_safe(pipeline.label)}", pipeline.id)
+    return entries
+
+
+def _add_stage_writes(
+    system: CommentedMap,
+    stage_map: CommentedMap,
+    pipelines: Sequence[NativePipelineStages],
+    funnels: Mapping[str, Funnel],
+) -> int:
+    """Add to `system`'s stage_write the native stage each shared open funnel stage is written
+    as (`propose_stage_write` over the map as it now stands); an entry already there stands.
+    Returns how many were added."""
+    added = 0
+    for pipeline in pipelines:
+        entries = stage_map.get(pipeline.id)
+        if not entries:
+            continue
+        proposals = propose_stage_write(pipeline.stages, entries, funnels[pipeline.id])
+        writes = system.get("stage_write")
+        held = writes.get(pipeline.id) if writes is not None else None
+        new = {k: w for k, w in proposals.items() if held is None or k not in held}
+        if not new:
+            continue
+        if writes is None:
+            writes = system["stage_write"] = CommentedMap()
+        with _trailing_comment_kept(writes):
+            if held is None:
+                held = _pipeline_entries(writes, pipeline)
+            with _trailing_comment_kept(held):
+                for key, write in new.items():
+                    held[key] = write.native_stage
+                    if write.confidence == "guess":
+                        held.yaml_add_eol_comment(f"review: {write.why}", key)
+                    added += 1
+    return added
 
 
 def _portal_zone(instance: str, connector: Connector) -> str | None:

@@ -173,6 +173,40 @@ def test_init_keeps_the_users_edits_and_comments(small_world: World) -> None:
     assert "hubspot: 2 pipeline(s), 1 stage(s) added" in out
 
 
+def test_init_proposes_the_pipedrive_stage_proposal_is_written_in_and_keeps_the_users(
+    small_world: World,
+) -> None:
+    """Pipedrive's default pipeline maps "Demo Scheduled" (3) by its position and "Proposal
+    Made" (4) by its name to proposal: deals moved to proposal are written in the one named so."""
+    config: Path = small_world.config
+    text = config.read_text()  # the sandbox's config is init's
+    proposed = (
+        "    stage_write:\n      '1':  # pipeline: Sales\n        proposal: '4'  # review: of "
+        "'Demo Scheduled', 'Proposal Made', the one named like the funnel stage\n"
+    )
+    assert proposed in text
+    # The user picks Demo Scheduled, and drops one of HubSpot's choices.
+    edited = text.replace("proposal: '4'  # review: of", "proposal: '3'  # ours, was: of")
+    edited = re.sub(r"\n\s+negotiation: decisionmakerboughtin[^\n]*", "", edited)
+    config.write_text(edited)
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    after = config.read_text()
+    assert "proposal: '3'  # ours, was: of" in after
+    writes = yaml.safe_load(after)["systems"]
+    assert writes["pipedrive"]["stage_write"] == {"1": {"proposal": "3"}}
+    assert writes["hubspot"]["stage_write"]["default"] == {
+        "qualified": "appointmentscheduled",
+        "negotiation": "decisionmakerboughtin",
+    }
+    lines = out.splitlines()
+    assert "pipedrive: 2 pipeline(s), 0 stage(s) added to the stage map" in lines
+    assert (
+        "hubspot: 2 pipeline(s), 0 stage(s) added to the stage map, stage_write proposed for 1 "
+        "shared funnel stage(s)"
+    ) in lines
+
+
 def test_check_names_a_stage_write_of_a_stage_the_crm_does_not_have(small_world: World) -> None:
     document = yaml.safe_load(small_world.config.read_text())
     pipedrive = document["systems"]["pipedrive"]

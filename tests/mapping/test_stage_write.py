@@ -1,6 +1,7 @@
 """Which native stage a deal moved to a funnel stage is written in, where several native stages
 map to that funnel stage (Pipedrive's "Demo Scheduled" and "Proposal Made" are both proposal):
-the one `stage_write` names, else the first mapped one in pipeline order."""
+the one `stage_write` names, else the first mapped one in pipeline order; and the one `crmsync
+init` proposes for `stage_write`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import pytest
 from test_pipedrive_mapping import pd_deal
 
 from mapping import (
+    DEFAULT_FUNNEL,
     MappingContext,
+    NativeStage,
+    WriteProposal,
     create_for_pipedrive,
     deal_from_pipedrive,
+    propose_stage_write,
     update_for_pipedrive,
 )
 from mapping.model import Deal, DealStatus
@@ -62,3 +67,58 @@ def test_a_stage_write_the_stage_map_does_not_give_that_funnel_stage_is_not_foll
     it)."""
     ctx = make_ctx("pipedrive", stage_write={"1": {"proposal": "5"}})
     assert ctx.native_stage_for("1", "proposal") == "3"
+
+
+def _stage(sid: str, label: str, order: int, closed: bool = False) -> NativeStage:
+    return NativeStage(sid, label, order, None, is_closed=closed)
+
+
+def test_init_proposes_the_stage_named_like_the_funnel_stage_over_one_placed_by_position() -> None:
+    ctx = make_ctx("pipedrive")
+    stages, mapping = ctx.native_stages["1"], ctx.stage_map["1"]
+    assert propose_stage_write(stages, mapping, DEFAULT_FUNNEL) == {
+        # its very name: no review needed
+        "qualified": WriteProposal(
+            "1", "exact", "of 'Qualified', 'Contact Made', the one named like the funnel stage"
+        ),
+        # a keyword of its name ("proposal"), against no evidence but its position
+        "proposal": WriteProposal(
+            "4",
+            "guess",
+            "of 'Demo Scheduled', 'Proposal Made', the one named like the funnel stage",
+        ),
+    }
+
+
+def test_init_proposes_the_first_in_pipeline_order_of_stages_named_alike() -> None:
+    ctx = make_ctx("hubspot")
+    proposed = propose_stage_write(ctx.native_stages["default"], ctx.stage_map["default"],
+                                   DEFAULT_FUNNEL)  # fmt: skip
+    assert proposed["qualified"] == WriteProposal(
+        "appointmentscheduled",
+        "guess",
+        "first in pipeline order of 'Appointment Scheduled', 'Qualified To Buy'",
+    )
+
+
+def test_init_proposes_no_stage_write_for_a_stage_mapped_once_or_a_closed_funnel_stage() -> None:
+    stages = [
+        _stage("a", "New", 1),
+        _stage("b", "Proposal", 2),
+        _stage("c", "Lost to a rival", 3, closed=True),
+        _stage("d", "No budget", 4, closed=True),
+    ]
+    mapping = {"a": "lead", "b": "proposal", "c": "lost", "d": "lost"}
+    assert propose_stage_write(stages, mapping, DEFAULT_FUNNEL) == {}
+
+
+def test_init_weighs_a_persons_mapping_by_its_name_too() -> None:
+    """The map as it stands decides what shares a funnel stage: here a person put Negotiations
+    Started at proposal too, and a stage a person placed has no name evidence unless its name
+    says the funnel stage."""
+    ctx = make_ctx("pipedrive")
+    mapping = {**ctx.stage_map["1"], "5": "proposal", "4": "negotiation"}
+    proposed = propose_stage_write(ctx.native_stages["1"], mapping, DEFAULT_FUNNEL)
+    assert proposed["proposal"] == WriteProposal(
+        "3", "guess", "first in pipeline order of 'Demo Scheduled', 'Negotiations Started'"
+    )
