@@ -122,7 +122,7 @@ def test_check_does_not_count_won_and_lost_as_missing_from_a_pipedrive_stage_map
     result = crmsync("check", "--offline", "--config", "crmsync.example.yaml", env=DUMMY_SECRETS)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "  pipedrive pipeline 1 -> funnel default: 4 native stages mapped" in lines
+    assert "  pipedrive pipeline 1 -> funnel default: 5 native stages mapped" in lines
     assert (
         "  salesforce_eu pipeline default -> funnel default: 3 native stages mapped; funnel "
         "stages without a native stage: qualified, proposal, negotiation"
