@@ -7,7 +7,7 @@ config.systems["salesforce"].secret("session_id")  # plain value, for connectors
 
 from __future__ import annotations
 
-from config.errors import ConfigError, LiteralSecretWarning, Problem
+from config.errors import ConfigError, LiteralSecretWarning, Problem, StaleStageWriteWarning
 from config.loader import DEFAULT_STORE_FILE, load_config, resolve_store_url
 from config.resolved import Config, Policy, PolicyRule, redact_url
 from config.schema import (
@@ -40,6 +40,7 @@ __all__ = [
     "PushConfig",
     "ReportConfig",
     "ScheduleEntry",
+    "StaleStageWriteWarning",
     "SystemConfig",
     "known_zone",
     "load_config",

@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ConfigError", "LiteralSecretWarning", "Problem", "format_path"]
+__all__ = [
+    "ConfigError",
+    "LiteralSecretWarning",
+    "Problem",
+    "StaleStageWriteWarning",
+    "format_path",
+]
 
 Path_ = tuple[str | int, ...]
 
@@ -57,3 +63,8 @@ class ConfigError(ValueError):
 
 class LiteralSecretWarning(UserWarning):
     """A credential written into the config file instead of read from the environment."""
+
+
+class StaleStageWriteWarning(UserWarning):
+    """A `stage_write` entry naming a native stage the stage map does not give that funnel
+    stage (any more): ignored, the first native stage mapped to it is written instead."""

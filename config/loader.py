@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -16,10 +17,10 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from config.errors import ConfigError, Path_, Problem
+from config.errors import ConfigError, Path_, Problem, StaleStageWriteWarning
 from config.paths import path_context, sqlite_file
 from config.problems import line_of, problems_from_validation
-from config.references import build_funnels, check_references
+from config.references import build_funnels, check_references, stale_stage_writes
 from config.resolved import Config
 from config.schema import BUILTIN_KINDS, Document, plugin_kinds
 from config.secrets import expand_env, redact, warn_literal_secrets
@@ -54,6 +55,13 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     if problems:
         _fail(filename, problems, lines, secrets)
     warn_literal_secrets(filename, raw, _secret_paths(document), lines)
+    for stale in stale_stage_writes(document, funnels):
+        line = line_of(stale.path, lines)
+        warnings.warn(
+            Problem(stale.path, stale.message, line).render(filename),
+            StaleStageWriteWarning,
+            stacklevel=2,
+        )
     return Config(
         path=location,
         document=document,

@@ -7,7 +7,7 @@ push targets and schedule names are checked against what the file defines.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from config.base import did_you_mean
 from config.errors import Path_, Problem, format_path
@@ -22,7 +22,7 @@ from config.schema import (
 from mapping.funnel import DEFAULT_FUNNEL, Funnel, FunnelError, FunnelStage
 from mapping.model import CANONICAL_FIELDS
 
-__all__ = ["build_funnels", "check_references"]
+__all__ = ["build_funnels", "check_references", "stale_stage_writes"]
 
 
 def build_funnels(document: Document) -> tuple[dict[str, Funnel], list[Problem]]:
@@ -115,21 +115,46 @@ def check_references(document: Document, funnels: Mapping[str, Funnel]) -> list[
 def _stage_write_problems(
     base: Path_, system: SystemConfig, funnels: Mapping[str, Funnel]
 ) -> list[Problem]:
-    """A `stage_write` entry names a stage of its pipeline's funnel, and a native stage the
-    stage map gives that very funnel stage."""
+    """A `stage_write` entry names a stage of its pipeline's funnel."""
     problems = []
+    for pipeline, key, funnel in _stage_writes(system, funnels):
+        if key not in funnel:
+            problems.append(_unknown_stage((*base, "stage_write", pipeline, key), key, funnel))
+    return problems
+
+
+def stale_stage_writes(document: Document, funnels: Mapping[str, Funnel]) -> list[Problem]:
+    """`stage_write` entries naming a native stage the stage map does not give that funnel
+    stage: written there, a deal would read back as another stage and be moved again every
+    run, so they are ignored (`mapping.context.stages_written`). A warning, not an error: an
+    entry `crmsync init` wrote goes stale when a person remaps or drops the stage it names, and
+    a nightly run stopped for it would write nothing at all."""
+    stale = []
+    for name, system in document.systems.items():
+        base: Path_ = ("systems", name)
+        for pipeline, key, funnel in _stage_writes(system, funnels):
+            native = system.stage_write[pipeline][key]
+            mapping = system.stage_map.get(pipeline, {})
+            if key in funnel and mapping.get(native) != key:
+                why = _not_mapped_to(native, key, mapping, base, pipeline)
+                if key in mapping.values():
+                    why += f"; ignored: deals moved to {key!r} are written in the first one"
+                else:
+                    why += "; ignored"
+                stale.append(Problem((*base, "stage_write", pipeline, key), why))
+    return stale
+
+
+def _stage_writes(
+    system: SystemConfig, funnels: Mapping[str, Funnel]
+) -> Iterator[tuple[str, str, Funnel]]:
+    """(pipeline, funnel key, the pipeline's funnel) of each `stage_write` entry whose funnel
+    exists (an unknown one is reported with pipeline_funnels)."""
     for pipeline, chosen in system.stage_write.items():
         funnel = funnels.get(system.pipeline_funnels.get(pipeline, "default"))
-        if funnel is None:
-            continue  # reported with pipeline_funnels
-        mapping = system.stage_map.get(pipeline, {})
-        for key, native in chosen.items():
-            path: Path_ = (*base, "stage_write", pipeline, key)
-            if key not in funnel:
-                problems.append(_unknown_stage(path, key, funnel))
-            elif mapping.get(native) != key:
-                problems.append(Problem(path, _not_mapped_to(native, key, mapping, base, pipeline)))
-    return problems
+        if funnel is not None:
+            for key in chosen:
+                yield pipeline, key, funnel
 
 
 def _unknown_stage(path: Path_, key: str, funnel: Funnel) -> Problem:

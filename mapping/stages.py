@@ -161,10 +161,13 @@ def _pre_sale(funnel: Funnel) -> tuple[FunnelStage, ...]:
     return before or funnel.open_stages
 
 
+_EXACT_WEIGHT = 1000
+
+
 def _weight(stage: NativeStage, proposal: Proposal) -> int:
     """How much a name match says: the funnel stage's own name, its own word, a related word."""
     if proposal.confidence == "exact":
-        return 1000
+        return _EXACT_WEIGHT
     own = dict(KEYWORDS).get(proposal.funnel_key or "", ("",))[0]
     return 10 if own and re.search(rf"\b{own}", _words(stage.label)) else 1
 
@@ -274,12 +277,10 @@ def stage_map_from_proposals(
 
 
 def _name_evidence(stage: NativeStage, key: str, funnel: Funnel) -> int:
-    """How surely a stage's name says it is `key`: 0 its very name, 1 a keyword, 2 nothing
-    (placed by its position, or by a person)."""
+    """How surely a stage's name says it is `key`, as `_weight` counts it (its very name, the
+    funnel stage's own word, a related word); 0 when its name says nothing of `key`."""
     named = _by_name(stage, funnel)
-    if named is None or named.funnel_key != key:
-        return 2
-    return 0 if named.confidence == "exact" else 1
+    return _weight(stage, named) if named is not None and named.funnel_key == key else 0
 
 
 def propose_stage_write(
@@ -288,7 +289,8 @@ def propose_stage_write(
     """Open funnel key -> the native stage of this pipeline to write it as, for each key that
     `mapping` (native -> key: the map as it stands, a person's entries included) gives several
     discovered stages: the one whose name says the funnel stage most surely (its very name, then
-    a keyword), the first in pipeline order among equals."""
+    its own word, as "Proposal/Price Quote" over "Value Proposition", then a related one), the
+    first in pipeline order among equals."""
     shared: dict[str, list[NativeStage]] = {}
     for stage in sorted(stages, key=lambda s: (s.order, s.id)):
         key = mapping.get(stage.id)
@@ -299,13 +301,13 @@ def propose_stage_write(
         if len(candidates) < 2:
             continue
         evidence = [_name_evidence(s, key, funnel) for s in candidates]
-        best = min(evidence)
+        best = max(evidence)
         chosen = candidates[evidence.index(best)]
         labels = ", ".join(repr(s.label) for s in candidates)
         if evidence.count(best) > 1:  # alike: pipeline order decides
             why = f"first in pipeline order of {labels}"
         else:
             why = f"of {labels}, the one named like the funnel stage"
-        confident = best == 0 and evidence.count(best) == 1
+        confident = best == _EXACT_WEIGHT and evidence.count(best) == 1
         result[key] = WriteProposal(chosen.id, "exact" if confident else "guess", why)
     return result

@@ -81,7 +81,7 @@ def _status(deal: Deal, value: object) -> DealStatus:
         ) from None
 
 
-def _no_stage(deal: Deal, ctx: MappingContext, key: str, pipeline: str) -> MappingError:
+def _no_stage(deal: Deal, key: str, pipeline: str) -> MappingError:
     return MappingError(
         deal.system, deal.id, "stage", f"no native stage for {key!r} in pipeline {pipeline}"
     )
@@ -100,7 +100,7 @@ def _native_for_key(
         return deal.native_stage
     native = ctx.native_stage_for(pipeline, key)
     if native is None:
-        raise _no_stage(deal, ctx, key, pipeline)
+        raise _no_stage(deal, key, pipeline)
     return native
 
 

@@ -128,18 +128,6 @@ CASES: dict[str, tuple[str, str]] = {
         f"12: systems.hubspot.stage_write.default.wonn: unknown funnel stage 'wonn'"
         f" (expected one of {STAGES})",
     ),
-    "stage_write_of_a_native_stage_mapped_to_another_funnel_stage": (
-        BASE.replace(
-            "closedwon: won\n", "closedwon: won\n" + STAGE_WRITE.format("lost: closedwon")
-        ),
-        "12: systems.hubspot.stage_write.default.lost: native stage 'closedwon' maps to 'won' in"
-        " systems.hubspot.stage_map.default (and no native stage is mapped to 'lost' there)",
-    ),
-    "stage_write_of_a_native_stage_not_in_the_stage_map": (
-        BASE.replace("closedwon: won\n", "closedwon: won\n" + STAGE_WRITE.format("won: wonstage")),
-        "12: systems.hubspot.stage_write.default.won: native stage 'wonstage' is not in"
-        " systems.hubspot.stage_map.default (expected one of closedwon, mapped to 'won' there)",
-    ),
     "stage_of_the_pipelines_own_funnel": (
         BASE.replace("    stage_map:", "    pipeline_funnels: {default: f}\n    stage_map:")
         + FUNNEL

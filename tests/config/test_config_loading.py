@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from config import ConfigError, LiteralSecretWarning, PolicyRule, load_config
+from config import (
+    ConfigError,
+    LiteralSecretWarning,
+    PolicyRule,
+    StaleStageWriteWarning,
+    load_config,
+)
 from mapping.versions import MAPPER_VERSIONS
 from sync.connect import connector_settings
 
@@ -472,3 +478,31 @@ def test_a_stage_write_changes_what_is_written_but_not_how_records_are_read(
     assert plain.stages_written("pipedrive") == {"1": {"proposal": "3"}}
     assert config.mapping_fingerprint("pipedrive") == plain.mapping_fingerprint("pipedrive")
     assert config.fingerprint() != plain.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("entry", "why"),
+    [
+        ('{proposal: "5"}', "native stage '5' maps to 'negotiation' in"),
+        ('{proposal: "9"}', "native stage '9' is not in"),
+    ],
+    ids=["mapped_to_another_funnel_stage", "not_in_the_stage_map"],
+)
+def test_a_stage_write_the_stage_map_does_not_back_is_ignored_with_a_warning_at_its_line(
+    tmp_path: Path, entry: str, why: str
+) -> None:
+    """Written there, a deal would read back as another stage and be moved again every run.
+    Not an error: an entry `crmsync init` wrote goes stale when a person remaps or drops the
+    stage it names, and a nightly run refused for it would write nothing at all."""
+    text = PIPEDRIVE_PROPOSALS.replace('"4": proposal}', '"4": proposal, "5": negotiation}')
+    text += f'    stage_write:\n      "1": {entry}\n'
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = load_config(write(tmp_path, text), env={"PD": "x" * 10})
+    messages = [str(w.message) for w in caught if issubclass(w.category, StaleStageWriteWarning)]
+    assert messages == [
+        f"{tmp_path}/crmsync.yaml:9: systems.pipedrive.stage_write.1.proposal: {why}"
+        " systems.pipedrive.stage_map.1 (expected one of 3, 4, mapped to 'proposal' there);"
+        " ignored: deals moved to 'proposal' are written in the first one"
+    ]
+    assert config.stages_written("pipedrive")["1"]["proposal"] == "3"

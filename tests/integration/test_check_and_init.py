@@ -62,6 +62,7 @@ def test_check_names_an_unmapped_stage_with_its_deal_count_and_exits_2(
     document = yaml.safe_load(config.read_text())
     stages = document["systems"]["hubspot"]["stage_map"]["default"]
     del stages["qualifiedtobuy"]
+    del document["systems"]["hubspot"]["stage_write"]["default"]["qualified"]  # init's, for it
     config.write_text(yaml.safe_dump(document, sort_keys=False))
     code, out, err = run("check", "--config", str(config))
     assert code == 2
@@ -196,7 +197,7 @@ def test_init_proposes_the_pipedrive_stage_proposal_is_written_in_and_keeps_the_
     writes = yaml.safe_load(after)["systems"]
     assert writes["pipedrive"]["stage_write"] == {"1": {"proposal": "3"}}
     assert writes["hubspot"]["stage_write"]["default"] == {
-        "qualified": "appointmentscheduled",
+        "qualified": "qualifiedtobuy",
         "negotiation": "decisionmakerboughtin",
     }
     lines = out.splitlines()

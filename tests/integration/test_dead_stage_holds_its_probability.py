@@ -15,7 +15,7 @@ from tests.integration.conftest import World
 # Native stages of `qualified` the copies are moved to; `proposal` in Pipedrive and Salesforce.
 QUALIFIED = {"salesforce": "Needs Analysis", "hubspot": "qualifiedtobuy", "pipedrive": "2"}
 PROPOSAL_IN_PIPEDRIVE = 4
-PROPOSAL_IN_SALESFORCE = "Value Proposition"
+PROPOSAL_IN_SALESFORCE = "Proposal/Price Quote"  # stage_write (init), over Value Proposition
 
 
 def _reconcile(world: World, run_id: str) -> dict[tuple[str | None, str | None], ChangeResult]:

@@ -1,5 +1,5 @@
 """`rollback --apply` puts a deal back in the very native stage a run moved it out of, not in
-whichever native stage the stage map lists first for that funnel stage: several native stages
+the native stage that funnel stage is written as (`stage_write`): several native stages
 may map to one funnel stage (Salesforce "Qualification" and "Needs Analysis" are both
 `qualified` in the sandbox's map, HubSpot `appointmentscheduled` and `qualifiedtobuy` too)."""
 
@@ -25,7 +25,8 @@ from tests.integration.native_stages import stages as _stages
 
 # One entity's copies, each in the second of two native stages its map gives `qualified`.
 QUALIFIED = {"salesforce": "Needs Analysis", "hubspot": "qualifiedtobuy", "pipedrive": "2"}
-FIRST_QUALIFIED = {"salesforce": "Qualification", "hubspot": "appointmentscheduled"}
+# Where a deal moved to `qualified` is written: the stage_write `crmsync init` proposed.
+WRITTEN_QUALIFIED = {"salesforce": "Qualification", "hubspot": "qualifiedtobuy"}
 
 
 def _run_moving_out_of_qualified(world: World) -> tuple[dict[str, str], str]:
@@ -102,9 +103,9 @@ def test_a_run_audited_without_native_stages_rolls_back_by_funnel_stage_and_says
     assert "funnel stage" in table.output, table.output
     _cli(world, "rollback", run_id, "--apply")
 
-    # as before crmsync recorded native stages: the first native stage mapped to `qualified`
+    # as before crmsync recorded native stages: the native stage `qualified` is written as
     stages = _stages(world, ids)
-    assert {s: stages[s][1] for s in FIRST_QUALIFIED} == FIRST_QUALIFIED
+    assert {s: stages[s][1] for s in WRITTEN_QUALIFIED} == WRITTEN_QUALIFIED
 
 
 def test_a_run_audited_without_the_native_stage_it_left_is_checked_by_funnel_stage_and_says_so(
@@ -177,31 +178,31 @@ def test_a_stage_write_left_in_doubt_rolls_back_to_its_exact_native_stage(
 def test_rollback_keeps_a_move_made_since_to_another_native_stage_of_the_same_funnel_stage(
     small_world: World,
 ) -> None:
-    """The run moved the Salesforce copy to "Value Proposition" (proposal); a person then moves
-    it on to "Proposal/Price Quote", proposal too. Its funnel stage is still the one the run
+    """The run moved the Salesforce copy to "Proposal/Price Quote" (proposal); a person then moves
+    it on to "Value Proposition", proposal too. Its funnel stage is still the one the run
     wrote, but the native stage is the person's: the rollback reports it drifted and keeps it."""
     world = small_world
     ids, run_id = _run_moving_out_of_qualified(world)
-    assert _stages(world, ids)["salesforce"] == ("default", "Value Proposition")
-    _set_stage(world, "salesforce", ids["salesforce"], "Proposal/Price Quote")
+    assert _stages(world, ids)["salesforce"] == ("default", "Proposal/Price Quote")
+    _set_stage(world, "salesforce", ids["salesforce"], "Value Proposition")
 
     result = _cli(world, "rollback", run_id, "--apply")
 
     outcome = {(r["system"], r["field"]): r for r in result["results"] if r["id"] in ids.values()}
     drifted = outcome["salesforce", "stage"]
     assert drifted["outcome"] == "drifted", drifted
-    assert "Proposal/Price Quote" in drifted["reason"], drifted["reason"]
     assert "Value Proposition" in drifted["reason"], drifted["reason"]
+    assert "Proposal/Price Quote" in drifted["reason"], drifted["reason"]
     assert outcome["hubspot", "stage"]["outcome"] == "applied"
     assert _stages(world, ids) == {
-        "salesforce": ("default", "Proposal/Price Quote"),  # the person's move, kept
+        "salesforce": ("default", "Value Proposition"),  # the person's move, kept
         "hubspot": ("default", "qualifiedtobuy"),
         "pipedrive": ("1", "4"),
     }
     shown = _cli(world, "rollback", run_id)  # the check, in the plan: what the run left there
     back = {c["system"]: c for c in shown["changes"] if c["id"] in ids.values()}
-    assert back["salesforce"]["native_from"] == {"pipeline": "default",
-                                                 "native_stage": "Value Proposition"}  # fmt: skip
+    left = {"pipeline": "default", "native_stage": "Proposal/Price Quote"}
+    assert back["salesforce"]["native_from"] == left
 
 
 def test_rollback_of_a_reopened_deal_moved_since_within_its_funnel_stage_neither_closes_it(
@@ -301,8 +302,8 @@ def test_rollback_keeps_the_salesforce_probability_of_a_stage_a_person_moved_sin
     small_world: World,
 ) -> None:
     """A Pipedrive user moves a deal on to proposal at 50 %; the run carries stage and
-    probability to Salesforce ("Value Proposition", 50). A person then moves the Salesforce copy
-    on to "Proposal/Price Quote", and Salesforce sets that stage's probability, 50 again. The
+    probability to Salesforce ("Proposal/Price Quote", 50). A person then moves the Salesforce copy
+    on to "Value Proposition", and Salesforce sets that stage's probability, 50 again. The
     stage rollback is drifted; the probability, which follows the stage in Salesforce, is
     drifted with it instead of going back to 25 beside a stage that stays at proposal."""
     world = small_world
@@ -318,7 +319,7 @@ def test_rollback_keeps_the_salesforce_probability_of_a_stage_a_person_moved_sin
     written = {c["field"] for c in applied["changes"] if c["id"] == ids["salesforce"]}
     assert {"stage", "probability"} <= written, applied["changes"]
     assert _sf_probability(world, ids["salesforce"]) == 50
-    _set_stage(world, "salesforce", ids["salesforce"], "Proposal/Price Quote")
+    _set_stage(world, "salesforce", ids["salesforce"], "Value Proposition")
     assert _sf_probability(world, ids["salesforce"]) == 50  # the stage's default, as written
 
     result = _cli(world, "rollback", applied["run_id"], "--apply")
@@ -327,5 +328,5 @@ def test_rollback_keeps_the_salesforce_probability_of_a_stage_a_person_moved_sin
     assert outcome["stage"]["outcome"] == "drifted", outcome
     assert outcome["probability"]["outcome"] == "drifted", outcome
     assert "goes with the stage" in outcome["probability"]["reason"], outcome
-    assert _stages(world, ids)["salesforce"] == ("default", "Proposal/Price Quote")
+    assert _stages(world, ids)["salesforce"] == ("default", "Value Proposition")
     assert _sf_probability(world, ids["salesforce"]) == 50

@@ -90,14 +90,30 @@ def test_init_proposes_the_stage_named_like_the_funnel_stage_over_one_placed_by_
     }
 
 
-def test_init_proposes_the_first_in_pipeline_order_of_stages_named_alike() -> None:
+def test_init_proposes_the_stage_holding_the_funnel_stages_own_word_over_a_related_one() -> None:
     ctx = make_ctx("hubspot")
     proposed = propose_stage_write(ctx.native_stages["default"], ctx.stage_map["default"],
                                    DEFAULT_FUNNEL)  # fmt: skip
     assert proposed["qualified"] == WriteProposal(
-        "appointmentscheduled",
+        "qualifiedtobuy",
         "guess",
-        "first in pipeline order of 'Appointment Scheduled', 'Qualified To Buy'",
+        "of 'Appointment Scheduled', 'Qualified To Buy', the one named like the funnel stage",
+    )
+    salesforce = [
+        _stage("Value Proposition", "Value Proposition", 1),
+        _stage("Proposal/Price Quote", "Proposal/Price Quote", 2),
+    ]
+    mapping = {s.id: "proposal" for s in salesforce}
+    assert propose_stage_write(salesforce, mapping, DEFAULT_FUNNEL)["proposal"].native_stage == (
+        "Proposal/Price Quote"
+    )
+
+
+def test_init_proposes_the_first_in_pipeline_order_of_stages_named_alike() -> None:
+    stages = [_stage("a", "Value Proposition", 1), _stage("b", "Presentation", 2)]
+    proposed = propose_stage_write(stages, {"a": "proposal", "b": "proposal"}, DEFAULT_FUNNEL)
+    assert proposed["proposal"] == WriteProposal(
+        "a", "guess", "first in pipeline order of 'Value Proposition', 'Presentation'"
     )
 
 
