@@ -49,7 +49,6 @@ from sync.store_records import (
 )
 from sync.terminal import plain_console
 from sync.writes import (
-    BATCH_SIZES,
     native_stage_written,
     native_update,
     probability_in_stage,
@@ -59,7 +58,7 @@ from sync.writes import (
 
 __all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "system_contexts"]
 
-# Records per re-read + write round at least, for an API with batch writes (see write_batch).
+# Records per re-read + write round for a kind with no known batch size (see write_batch).
 _DEFAULT_BATCH = 50
 _DEAD_PREFIX = "dead-lettered"
 
@@ -194,7 +193,7 @@ def system_contexts(runtime: Runtime, systems: Sequence[str]) -> dict[str, Mappi
 
 
 def _batch_size(kind: str) -> int:
-    return write_batch(kind, max(BATCH_SIZES.get(kind, _DEFAULT_BATCH), _DEFAULT_BATCH))
+    return write_batch(kind, _DEFAULT_BATCH)
 
 
 def _unattempted(

@@ -43,7 +43,7 @@ __all__ = [
     "too_recent",
 ]
 
-_BATCH = 100  # records per journaled batch where the API has batch writes
+_BATCH = 100  # records per journaled batch of a kind with no known batch size (write_batch)
 _IN_DOUBT = "in doubt: {}; the next apply looks for the copy by its link marker"
 _TOO_RECENT = (
     "in doubt: sent by an apply moments ago, and {}'s lookup may not show the copy yet; "

@@ -47,7 +47,7 @@ __all__ = [
     "refused_where_live",
 ]
 
-_BATCH = 100  # records per journaled batch where the API has batch writes
+_BATCH = 100  # records per journaled batch of a kind with no known batch size (write_batch)
 AGREED = "the CRMs last agreed on"  # what a propagated delete's expected values are
 
 

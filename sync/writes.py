@@ -49,9 +49,12 @@ ONE_CALL_EACH_BATCH = 10
 
 
 def write_batch(kind: str, usual: int) -> int:
-    """Records per journaled write batch for an instance of `kind`: `usual`, or
-    ONE_CALL_EACH_BATCH where the API writes one record per call."""
-    return ONE_CALL_EACH_BATCH if BATCH_SIZES.get(kind) == 1 else usual
+    """Records per journaled write batch for an instance of `kind`: one full API call where the
+    API writes in batches (BATCH_SIZES; a Salesforce create or delete batch of 100 cost twice
+    the calls the API needs), ONE_CALL_EACH_BATCH where it writes one record per call, and
+    `usual` for a kind not listed (a plugin's)."""
+    size = BATCH_SIZES.get(kind, usual)
+    return ONE_CALL_EACH_BATCH if size == 1 else size
 
 
 _Update = Callable[[Deal, Mapping[str, Any], MappingContext, NativeValues | None], dict[str, Any]]
