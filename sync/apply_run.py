@@ -21,10 +21,11 @@ from sync.connect import open_connector
 from sync.guards import (
     PlanRefused,
     QuestionInterrupted,
+    Writes,
     check_fresh,
     check_limits,
     needs_confirmation,
-    write_count,
+    plan_writes,
 )
 from sync.link_review import corrected_since
 from sync.locks import job_lock
@@ -102,14 +103,14 @@ def guarded_apply(
         )
         _check_matching(rt, plan, source)
     check_limits(plan, max_changes=push.max_changes, max_per_system=push.max_changes_per_system)
-    count = write_count(plan) + len(deletes)  # the plan's own deletes are in write_count
+    writes = plan_writes(plan) + Writes(deletes=len(deletes))  # a rollback's are not in it
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     asks = needs_confirmation(
-        count, confirm_above=push.confirm_above, yes=yes, interactive=interactive
+        writes.total, confirm_above=push.confirm_above, yes=yes, interactive=interactive
     )
-    if asks and not _confirmed(f"Write {count} changes to the CRMs?"):
+    if asks and not _confirmed(f"Write {writes} to the CRMs?"):
         raise PlanRefused(
-            f"not confirmed: {count} changes is more than push.confirm_above "
+            f"not confirmed: {writes}, more than push.confirm_above "
             f"({push.confirm_above}); nothing written (pass --yes to skip the question)"
         )
     deletes = (*deletes, *propagated(rt.store, plan))

@@ -7,6 +7,7 @@ refusal is one line that says what is wrong and what to do. Nothing here touches
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sync.errors import CrmsyncError
@@ -17,10 +18,12 @@ __all__ = [
     "LimitsBreached",
     "PlanRefused",
     "QuestionInterrupted",
+    "Writes",
     "check_fresh",
     "check_limits",
     "needs_confirmation",
-    "write_count",
+    "over_limits",
+    "plan_writes",
     "writes_by_system",
 ]
 
@@ -42,17 +45,49 @@ class LimitsBreached(CrmsyncError):
     exit_code = 3
 
 
-def writes_by_system(plan: Plan) -> Counter[str]:
+@dataclass(frozen=True, slots=True)
+class Writes:
+    """What a plan writes to the CRMs, by kind: every kind counts against push.max_changes."""
+
+    changes: int = 0  # field changes
+    creates: int = 0  # copies push.create_missing makes
+    deletes: int = 0  # propagated deletes, or a rollback's
+
+    @property
+    def total(self) -> int:
+        return self.changes + self.creates + self.deletes
+
+    def __add__(self, other: Writes) -> Writes:
+        return Writes(
+            self.changes + other.changes, self.creates + other.creates, self.deletes + other.deletes
+        )
+
+    def __str__(self) -> str:
+        """`3 changes` of field changes alone; else what the total is made of: a migration's
+        plan of 104 changes and 5492 creates was refused for "5596 changes", unexplained."""
+        if not self.creates and not self.deletes:
+            return counted(self.changes, "change")
+        kinds = (
+            (self.changes, "field change"), (self.creates, "create"), (self.deletes, "delete")
+        )  # fmt: skip
+        parts = ", ".join(counted(n, noun) for n, noun in kinds if n)
+        return f"{counted(self.total, 'change')} ({parts})"
+
+
+def writes_by_system(plan: Plan) -> dict[str, Writes]:
     """Field changes, creates and propagated deletes, per target instance."""
-    counts: Counter[str] = Counter(c.system for c in plan.changes)
-    counts.update(str(c["system"]) for c in plan.creates)
+    changes = Counter(c.system for c in plan.changes)
+    creates = Counter(str(c["system"]) for c in plan.creates)
     # A mass deletion in one CRM must meet the limits before it spreads to the others.
-    counts.update(str(r["system"]) for d in plan.deleted if d["propagate"] for r in d["live"])
-    return counts
+    deletes = Counter(str(r["system"]) for d in plan.deleted if d["propagate"] for r in d["live"])
+    return {
+        system: Writes(changes[system], creates[system], deletes[system])
+        for system in sorted(changes.keys() | creates.keys() | deletes.keys())
+    }
 
 
-def write_count(plan: Plan) -> int:
-    return sum(writes_by_system(plan).values())
+def plan_writes(plan: Plan) -> Writes:
+    return sum(writes_by_system(plan).values(), Writes())
 
 
 def _age(delta: timedelta) -> str:
@@ -83,24 +118,30 @@ def check_fresh(
         raise PlanRefused(f"{source}: created in the future ({plan.created_at}); check the clock")
 
 
+def over_limits(plan: Plan, *, max_changes: int, max_per_system: int | None) -> str | None:
+    """What of the plan is above push.max_changes / push.max_changes_per_system, in words."""
+    total = plan_writes(plan)
+    if total.total > max_changes:
+        return f"plan writes {total}, more than push.max_changes ({max_changes})"
+    if max_per_system is None:
+        return None
+    for system, writes in writes_by_system(plan).items():
+        if writes.total > max_per_system:
+            return (
+                f"plan writes {writes} to {system}, more than push.max_changes_per_system "
+                f"({max_per_system})"
+            )
+    return None
+
+
 def check_limits(plan: Plan, *, max_changes: int, max_per_system: int | None) -> None:
     """Refuse oversized plans instead of writing part of them."""
-    total = write_count(plan)
-    if total > max_changes:
+    breach = over_limits(plan, max_changes=max_changes, max_per_system=max_per_system)
+    if breach:
         raise LimitsBreached(
-            f"plan writes {counted(total, 'change')}, more than push.max_changes "
-            f"({max_changes}); nothing written: review the plan, then raise the limit in the "
-            "config if it is right"
+            f"{breach}; nothing written: review the plan, then raise the limit in the config "
+            "if it is right"
         )
-    if max_per_system is None:
-        return
-    for system, count in sorted(writes_by_system(plan).items()):
-        if count > max_per_system:
-            raise LimitsBreached(
-                f"plan writes {counted(count, 'change')} to {system}, more than "
-                f"push.max_changes_per_system ({max_per_system}); nothing written: review the "
-                "plan, then raise the limit in the config if it is right"
-            )
 
 
 def needs_confirmation(count: int, *, confirm_above: int, yes: bool, interactive: bool) -> bool:

@@ -8,6 +8,7 @@ scheduled reconcile is exactly the command users know.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from config import Config
 from mapping.model import Deal, Ref
 from sync.apply_report import journal_totals
 from sync.errors import LimitsExceeded, run_error
-from sync.guards import QuestionInterrupted
+from sync.guards import QuestionInterrupted, over_limits
 from sync.locks import Budget
 from sync.outfile import write_atomically
+from sync.plan import Plan
 from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult, plan_run
 from sync.runtime import Bars, Runtime
@@ -42,6 +44,7 @@ CTRL_C = "interrupted (Ctrl-C): the next run resumes from the journal"
 # before its apply began (a dry run: always; at the confirmation question) there is no journal
 # to resume
 CTRL_C_UNWRITTEN = "interrupted (Ctrl-C) before writing to any CRM: run it again"
+_log = logging.getLogger("crmsync.reconcile")
 PLAN_COUNTS = ("changes", "creates", "conflicts", "unmatched", "ambiguous", "duplicates", "errors")
 
 
@@ -62,6 +65,21 @@ class ReconcileOutcome:
 def write_plan(plan_json: dict[str, Any], path: Path, *, what: str = "--plan-out") -> None:
     """Atomically: a reader never sees half a plan. `what` names the path in an error."""
     write_atomically(path, json.dumps(plan_json, indent=2, ensure_ascii=False) + "\n", what=what)
+
+
+def _warn_over_limits(config: Config, plan: Plan) -> None:
+    """A dry run is what ops review before applying: it says that `crmsync apply` refuses the
+    plan (exit 3), rather than the apply being the first to tell."""
+    push = config.push
+    breach = over_limits(
+        plan, max_changes=push.max_changes, max_per_system=push.max_changes_per_system
+    )
+    if breach:
+        _log.warning(
+            "%s: crmsync apply refuses it; review the plan, then raise the limit in the config "
+            "if it is right",
+            breach,
+        )
 
 
 def check_limits(config: Config, counts: dict[str, Any]) -> None:
@@ -119,6 +137,8 @@ def run_reconcile(
             write_plan(plan_json, plan_out)
         if show is not None:
             show(plan_json, result.deals)
+        if dry_run:
+            _warn_over_limits(rt.config, result.plan)
         outcome = ReconcileOutcome(run_id, result, plan_json, RunStatus.OK, counts)
         if not dry_run:
             applying = True

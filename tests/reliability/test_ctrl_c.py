@@ -233,7 +233,7 @@ def _at_the_question(config: Path, answer: bytes | None) -> tuple[int, str]:
     os.close(side_fd)
     drawn = bytearray()
     try:
-        while b"changes to the CRMs?" not in drawn:
+        while b"to the CRMs?" not in drawn:
             assert process.poll() is None, drawn.decode(errors="replace")
             drawn += os.read(main_fd, 65536)
         os.set_blocking(main_fd, False)
