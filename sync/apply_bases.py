@@ -101,25 +101,27 @@ class BaseKeeper:
         decide every field as on a first sync, and a person's edit of the fresh copy would go
         to the field's policy (taken back under a `priority` ranking the source first, or a
         conflict) instead of spreading. Probability is left out: a copy's is its CRM's own
-        (from its stage) as often as the source's; so is a value the source lacks.
+        (from its stage) as often as the source's.
 
         An entity with a base keeps it: its members may disagree with the source on a field
-        the plan left undecided. Returned for it: the fields the copy was created without a
-        value of, which its CRM may pick (see `sync.diff.picked`), to mark in the base."""
+        the plan left undecided. Returned for either: the fields the copy was created without a
+        value of, which its CRM may pick (see `sync.diff.picked`), to mark in the base. Left
+        to the field's policy as on a first sync, such a pick was taken for an edit: `newest`
+        gave an ownerless deal to the API user Salesforce had picked for its copy."""
         entities = {str(c["entity"]): (c, r) for c, r in creates}
         if not entities:
             return {}
         stored = self._store.bases(list(entities))
-        bases = {
-            entity: base_to_json(_created_base(create["values"]))
+        fresh = {
+            entity: _created_base(create["values"])
             for entity, (create, _) in entities.items()
             if not stored.get(entity)
         }
-        if bases:
-            self._store.save_bases(bases)
+        if fresh:
+            self._store.save_bases({entity: base_to_json(b) for entity, b in fresh.items()})
         picks: dict[str, dict[str, dict[Ref, Any]]] = {}
         for entity, (create, result) in entities.items():
-            base, system = stored.get(entity) or {}, str(create["system"])
+            base, system = stored.get(entity) or fresh.get(entity, {}), str(create["system"])
             values = diff_values(create["values"])
             fields = [name for name, value in values.items() if value is None and name in base]
             copy = (result.id or self._copy_id(entity, system)) if fields else None
@@ -187,13 +189,9 @@ class BaseKeeper:
 
 def _created_base(values: Mapping[str, Any]) -> dict[str, Any]:
     """A create's values (canonical, amount and currency apart) as a base's diff fields. A value
-    the source lacks is left out: the target may pick its own (Salesforce an owner and a close
-    date, Pipedrive its API user as owner), which is then no edit made there since."""
-    return {
-        name: value
-        for name, value in diff_values(values).items()
-        if name != "probability" and value is not None
-    }
+    the source lacks is none there: the target may pick its own (Salesforce an owner and a close
+    date, Pipedrive its API user as owner), which the base marks as no edit made there."""
+    return {name: value for name, value in diff_values(values).items() if name != "probability"}
 
 
 def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:

@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import yaml
 
 from sync.plan import Plan
@@ -105,15 +106,18 @@ def test_a_copy_takes_the_values_the_policies_decide_not_those_of_the_first_inst
     assert ("hubspot", copy) not in _changes(_reconcile(small_world, dry_run=True), "amount")
 
 
+@pytest.mark.parametrize("policy", ["newest", "conflict"])
 def test_an_owner_the_target_picked_for_an_ownerless_copy_is_not_spread_as_an_edit(
-    small_world: World,
+    small_world: World, policy: str
 ) -> None:
-    """Salesforce gives a copy of an ownerless HubSpot deal an owner of its own choosing: that
-    value is no edit a person made there, so the field's policy decides it as on a first sync
-    (here `conflict`: reported), instead of it spreading back over HubSpot."""
+    """Salesforce gives a copy of an ownerless HubSpot deal an owner of its own choosing (the
+    API user): that value is no edit a person made there, as for a copy into an entity with a
+    base (`picked`). It was left to the field's policy as on a first sync: `newest` took
+    crmsync's own create for the latest edit and handed the HubSpot deal to Salesforce's API
+    user, `conflict` reported it; after a migration, the next reconcile was never clean."""
     document = yaml.safe_load(small_world.config.read_text())
     document["push"]["create_missing"] = True
-    document["policies"]["fields"]["owner_email"] = "conflict"
+    document["policies"]["fields"]["owner_email"] = policy
     document["push"]["targets"] = ["salesforce", "hubspot"]  # Pipedrive picks no owner here
     small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
     planned = _reconcile(small_world, dry_run=True)
@@ -129,8 +133,19 @@ def test_an_owner_the_target_picked_for_an_ownerless_copy_is_not_spread_as_an_ed
         hubspot.store.update(source, {"hubspot_owner_id": ""})
 
     applied = _reconcile(small_world, dry_run=False)
-    assert any(c["source"]["id"] == source for c in applied.creates)
+    create = next(c for c in applied.creates if c["source"]["id"] == source)
+    copy = small_world.members()[create["entity"]]["salesforce"]
     plan = _reconcile(small_world, dry_run=True)
-    assert ("hubspot", source) not in _changes(plan, "owner_email"), "Salesforce's pick spread"
+    owners = _changes(plan, "owner_email")
+    assert ("hubspot", source) not in owners, "Salesforce's pick spread"
+    assert ("salesforce", copy) not in owners, "the pick was taken back"
     conflicts = [c for c in plan.conflicts if c.field == "owner_email"]
-    assert [c for c in conflicts if ("hubspot", source, None) in c.values], conflicts
+    assert not [c for c in conflicts if ("hubspot", source, None) in c.values], conflicts
+
+    editors = Editors(small_world, seed=1)  # a person gives the copy an owner: an edit
+    salesforce: Any = small_world.sandbox.servers["salesforce"].emulator
+    pick = salesforce.store.by_id[copy]["OwnerId"]
+    owner = next(o for o in sorted(editors.owners) if editors.owners[o]["salesforce"] != pick)
+    editors.set_value("salesforce", copy, "owner_email", owner)
+    edited = _changes(_reconcile(small_world, dry_run=True), "owner_email")
+    assert edited.get(("hubspot", source)) == owner, "the edit of the copy did not spread"
