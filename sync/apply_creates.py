@@ -1,8 +1,9 @@
 """Apply the plan's creates: copies of a deal in an instance that lacks it.
 
-A create carries our idempotency marker (the entity id) in the target's link field. Before
-anything is sent, the target is searched for records that already carry the marker: a create
-whose response was lost (process killed, connection cut) is found there instead of duplicated.
+A create carries our idempotency marker (the entity id) in the target's link field. Before a
+create an earlier attempt may have sent is sent again, the target is searched for records that
+already carry its marker: a create whose response was lost (process killed, connection cut) is
+found there instead of duplicated. One never sent is not looked up (see `_batch`).
 A create whose entity a run linked to a deal of the target since the plan was made (another
 plan's apply made that copy, or a reconcile matched one) is not sent either: see `_linked_since`.
 """
@@ -158,7 +159,11 @@ def _batch(
     )
     entities = [str(c["entity"]) for _, c in chunk]
     linked = _linked_since(store, system, entities, planned_at) if planned_at else {}
-    unlinked = [e for e in entities if e not in linked]
+    # Every send is journaled as intended first, so only a create in doubt can have a copy
+    # already. Looking up the others too cost Pipedrive, which searches one marker per call, a
+    # search per copy: twice a migration's calls there.
+    maybe_sent = [str(c["entity"]) for cid, c in chunk if cid in in_doubt]
+    unlinked = [e for e in maybe_sent if e not in linked]
     found = connector.find_created(unlinked) if unlinked else {}
     results: list[ChangeResult] = []
     marks: list[tuple[str, JournalState, Mapping[str, Any] | None]] = []

@@ -56,3 +56,28 @@ def test_salesforce_copies_and_their_rollback_go_out_200_per_call(
 
     _crmsync(world, "rollback", applied["run_id"], "--apply", "--yes")
     assert _salesforce_calls(world, "DELETE") == expected
+
+
+def test_a_first_apply_sends_each_pipedrive_copy_in_one_call_without_a_marker_search(
+    small_world: World, tmp_path: Path
+) -> None:
+    """Pipedrive has no batch create and searches one marker per call: looking up every copy
+    before its first send doubled a migration's calls there. Only a copy an earlier, stopped
+    attempt may have sent can exist already (each send is journaled first); the tests of
+    stopped applies keep those looked up."""
+    world, saved = small_world, tmp_path / "plan.json"
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(create_missing=True, targets=["pipedrive"])
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    plan = _crmsync(world, "reconcile", "--dry-run", "--plan-out", str(saved))
+    creates = plan["summary"]["creates_by_system"]["pipedrive"]
+    assert creates, "the generated world lacks the creates this test needs"
+    pipedrive = world.sandbox.servers["pipedrive"].stats
+    before = pipedrive.snapshot()["requests"]
+
+    _crmsync(world, "apply", str(saved), "--yes")
+    after = pipedrive.snapshot()["requests"]
+    sent = {
+        k: after.get(k, 0) - before.get(k, 0) for k in ("POST /v1/deals", "GET /v1/deals/search")
+    }
+    assert sent == {"POST /v1/deals": creates, "GET /v1/deals/search": 0}
