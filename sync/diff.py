@@ -121,6 +121,9 @@ class Create:
     # The values the entity's policies decided where its members disagree, where they differ
     # from the source's: the copy takes them instead (see `copy_of` in sync/writes.py).
     decided: Mapping[str, Any] = field(default_factory=dict)
+    # Where the copy lands in its CRM, for the people reviewing the plan (see `landing` in
+    # sync/writes.py); empty where the plan had no mapping context of the target.
+    target: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

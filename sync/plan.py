@@ -238,6 +238,7 @@ def _build_plan(
             "source": {"system": c.source.system, "id": c.source.id},
             "values": _create_values(c.values),
             **({"decided": _create_values(c.decided, only=True)} if c.decided else {}),
+            **({"target": dict(c.target)} if c.target else {}),
         }
         for c in diffed.creates
     )

@@ -48,7 +48,7 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
     _changes(plan_json["changes"], deals, console)
     _simple(
         "Creates (a copy in a CRM that lacks the deal)",
-        ("system", "copy of", "name", "stage · amount"),
+        ("system", "copy of", "name", "stage · amount · where · owner"),
         [_create_row(c) for c in plan_json["creates"]],
         console,
     )
@@ -131,15 +131,29 @@ def _context(deals: Mapping[Ref, Deal], system: str, deal_id: str) -> str:
     return _deal_context(deals.get(Ref(system, deal_id)))
 
 
-def _create_row(create: Mapping[str, Any]) -> tuple[str, ...]:
+def _create_row(create: Mapping[str, Any]) -> tuple[str | tuple[str, ...], ...]:
     values, source = create.get("values", {}), create["source"]
     amount = f"{values.get('amount')} {values.get('currency') or ''}".strip()
+    owner = values.get("owner_email")
     return (
         create["system"],
         f"{source['system']} {source['id']}",
         _shown(values.get("name")),
-        f"{_shown(values.get('stage'))} · {amount if values.get('amount') else 'no amount'}",
+        (
+            f"{_shown(values.get('stage'))} · {amount if values.get('amount') else 'no amount'}",
+            *_landing(create.get("target")),
+            f"owner {owner}" if owner else "no owner (the CRM may pick one)",
+        ),
     )
+
+
+def _landing(target: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Where the copy lands ("default / Presentation Scheduled"): a Pipedrive renewal may land
+    in HubSpot's Sales Pipeline when both pipelines share a funnel."""
+    if not target:
+        return ()
+    stage = target.get("native_stage_label") or "its status's place"
+    return (f"{target['pipeline']} / {stage}",)
 
 
 def _held_row(item: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> tuple[Any, ...]:

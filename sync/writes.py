@@ -20,7 +20,7 @@ from mapping import (
     update_for_salesforce,
 )
 from mapping.model import Deal, MappingError, Ref
-from mapping.writes import held_currency, resolve_stage_change
+from mapping.writes import create_pipeline, held_currency, resolve_stage_change
 from sync.diff import Create, DealError, DiffResult
 from sync.match import ref_order
 from sync.plan import Plan
@@ -31,6 +31,7 @@ __all__ = [
     "can_express_for",
     "copy_of",
     "creatable",
+    "landing",
     "native_create",
     "native_stage_written",
     "native_update",
@@ -182,6 +183,20 @@ def can_express_for(
     return can_express
 
 
+def landing(copy: Deal, ctx: MappingContext) -> dict[str, str | None]:
+    """Where `native_create` puts `copy`: its pipeline and native stage (id and label). A won
+    or lost copy whose closed stage has no native one (Pipedrive's pipelines hold open stages
+    only) has none: its CRM files it by its status."""
+    pipeline = create_pipeline(copy, ctx, None)
+    native = ctx.native_stage_for(pipeline, copy.stage) if copy.stage else None
+    stage = ctx.native_stage(pipeline, native) if native else None
+    return {
+        "pipeline": pipeline,
+        "native_stage": native,
+        "native_stage_label": stage.label if stage else native,
+    }
+
+
 def creatable(
     diffed: DiffResult, deals: Mapping[Ref, Deal], contexts: Mapping[str, MappingContext]
 ) -> DiffResult:
@@ -192,16 +207,19 @@ def creatable(
     refused: list[DealError] = []
     for create in diffed.creates:
         ctx = contexts.get(create.system)
+        if ctx is None:
+            kept.append(create)
+            continue
+        copy = copy_of(deals[create.source], create.decided)
         try:
-            if ctx is not None:
-                native_create(copy_of(deals[create.source], create.decided), ctx, create.entity)
+            native_create(copy, ctx, create.entity)
         except MappingError as exc:
             why = f"no copy can be made in {create.system}: {exc.reason}"
             refused.append(DealError(create.source, exc.field, why))
             continue
-        kept.append(create)
+        kept.append(replace(create, target=landing(copy, ctx)))
     if not refused:
-        return diffed
+        return replace(diffed, creates=tuple(kept))
     errors = sorted(
         (*diffed.errors, *refused), key=lambda e: (*ref_order(e.ref), e.field, e.reason)
     )
