@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sync.store_records import JournalRecord
+from sync.store_records import JournalRecord, RunKind
 from sync.terminal import cell, counted, plain_console
 
 __all__ = [
@@ -45,6 +45,15 @@ _CUT_SHORT = {
     "sent": "in_doubt",  # sent, no answer: the next apply settles it
     "intended": "not_sent",
 }
+
+
+def killed_run_counts(kind: RunKind, records: Sequence[JournalRecord]) -> dict[str, Any]:
+    """The counts `crmsync runs` shows for a run killed outright (kill -9) that journaled
+    writes, recorded by the next run: as for one stopped by Ctrl-C, a reconcile's under
+    `applied`, an apply's or a rollback's under `totals`. Nothing journaled: none."""
+    if not records:
+        return {}
+    return {"applied" if kind is RunKind.RECONCILE else "totals": journal_totals(records)}
 
 
 def journal_totals(records: Iterable[JournalRecord]) -> dict[str, int]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
+from sync.apply_report import killed_run_counts
 from sync.schema import StoreError
 from sync.shutdown import Stopped, stop_event, stopped_on_request, waiting_for_another_process
 from sync.store import Store
@@ -309,8 +310,18 @@ def reconcile_lock(
     """The store's reconcile lock (see RECONCILE_LOCK). Runs of the kinds that only ever run
     under it and are still `running` are dead once it is taken: they are recorded as such."""
     with job_lock(store, RECONCILE_LOCK, wait, timeout, wait_option=wait_option, budget=budget):
-        store.runs.end_abandoned(_UNDER_RECONCILE_LOCK, _ABANDONED)
+        for run_id in store.runs.end_abandoned(_UNDER_RECONCILE_LOCK, _ABANDONED):
+            _count_killed(store, run_id)
         yield
+
+
+def _count_killed(store: Store, run_id: str) -> None:
+    """What a killed run's journal holds becomes its counts: `crmsync runs` listed a migration
+    killed mid-apply with none, though the copies it made were audited under it."""
+    run = store.runs.get(run_id)
+    counts = killed_run_counts(run.kind, store.journal.entries(run_id)) if run else {}
+    if counts:
+        store.runs.add_counts(run_id, counts)
 
 
 @contextmanager

@@ -100,10 +100,10 @@ class RunLog:
         *,
         job: str | None = None,
         instances: Iterable[str] | None = None,
-    ) -> int:
+    ) -> list[str]:
         """Record the runs of ``kinds`` (of ``job`` only, if given) still `running` as
         interrupted: the caller holds the lock each of them held while it ran, so their process
-        ended without recording it (kill -9, a crash, a power cut).
+        ended without recording it (kill -9, a crash, a power cut). Their ids.
 
         ``instances``: the caller holds those instances' pull locks; only runs started with
         one of them (see :meth:`start`), or with none recorded (an older crmsync's), end.
@@ -114,16 +114,25 @@ class RunLog:
             t.runs.c.kind.in_([RunKind(k).value for k in kinds]),
             *(() if job is None else (t.runs.c.job == job,)),
         )
-        query = t.runs.update().where(*running)
+        held = None if instances is None else set(instances)
         with transaction(self._engine) as conn:
-            if instances is not None:
-                held = set(instances)
-                found = conn.execute(select(t.runs.c.id, t.runs.c.counts).where(*running))
-                ids = [r.id for r in found if _ran_with(r.counts, held)]
-                if not ids:
-                    return 0
-                query = query.where(t.runs.c.id.in_(ids))
-            return int(conn.execute(query.values(**values, error=one_line(reason))).rowcount)
+            found = conn.execute(select(t.runs.c.id, t.runs.c.counts).where(*running))
+            ids = [r.id for r in found if held is None or _ran_with(r.counts, held)]
+            if ids:
+                query = t.runs.update().where(*running, t.runs.c.id.in_(ids))
+                conn.execute(query.values(**values, error=one_line(reason)))
+            return ids
+
+    def add_counts(self, run_id: str, counts: Mapping[str, Any]) -> None:
+        """Counts learnt after a run ended (what the journal of a killed apply holds), over
+        those it recorded."""
+        check_no_secrets(counts, f"run {run_id} counts")
+        with transaction(self._engine) as conn:
+            row = conn.execute(select(t.runs.c.counts).where(t.runs.c.id == run_id)).first()
+            if row is None:
+                raise StoreError(f"unknown run {run_id!r} (see `crmsync runs`)")
+            merged = {**(row.counts or {}), **counts}
+            conn.execute(t.runs.update().where(t.runs.c.id == run_id).values(counts=merged))
 
     def get(self, run_id: str) -> RunRecord | None:
         found = self._read(select(t.runs).where(t.runs.c.id == run_id))
