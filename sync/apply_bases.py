@@ -108,26 +108,31 @@ class BaseKeeper:
         value of, which its CRM may pick (see `sync.diff.picked`), to mark in the base. Left
         to the field's policy as on a first sync, such a pick was taken for an edit: `newest`
         gave an ownerless deal to the API user Salesforce had picked for its copy."""
-        entities = {str(c["entity"]): (c, r) for c, r in creates}
+        # The copies of one entity share its values (one source, the same decided values).
+        entities = {str(c["entity"]): c for c, _ in creates}
         if not entities:
             return {}
         stored = self._store.bases(list(entities))
         fresh = {
             entity: _created_base(create["values"])
-            for entity, (create, _) in entities.items()
+            for entity, create in entities.items()
             if not stored.get(entity)
         }
         if fresh:
             self._store.save_bases({entity: base_to_json(b) for entity, b in fresh.items()})
-        picks: dict[str, dict[str, dict[Ref, Any]]] = {}
-        for entity, (create, result) in entities.items():
-            base, system = stored.get(entity) or fresh.get(entity, {}), str(create["system"])
+        # Every copy's picks: keyed by entity alone, a deal copied into two CRMs kept the last
+        # copy's marks only, and the other's pick (Pipedrive's owner) spread as an edit.
+        picks: dict[str, dict[str, dict[Ref, Any]]] = defaultdict(dict)
+        for create, result in creates:
+            entity, system = str(create["entity"]), str(create["system"])
+            base = stored.get(entity) or fresh.get(entity, {})
             values = diff_values(create["values"])
             fields = [name for name, value in values.items() if value is None and name in base]
             copy = (result.id or self._copy_id(entity, system)) if fields else None
             if copy:
-                picks[entity] = {name: {Ref(system, copy): Pick.NOT_SEEN} for name in fields}
-        return picks
+                for name in fields:
+                    picks[entity].setdefault(name, {})[Ref(system, copy)] = Pick.NOT_SEEN
+        return dict(picks)
 
     def _copy_id(self, entity: str, system: str) -> str | None:
         """The id of the copy an earlier run of the plan made (`done before`: no id here)."""
