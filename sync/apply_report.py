@@ -50,10 +50,14 @@ _CUT_SHORT = {
 def killed_run_counts(kind: RunKind, records: Sequence[JournalRecord]) -> dict[str, Any]:
     """The counts `crmsync runs` shows for a run killed outright (kill -9) that journaled
     writes, recorded by the next run: as for one stopped by Ctrl-C, a reconcile's under
-    `applied`, an apply's or a rollback's under `totals`. Nothing journaled: none."""
+    `applied`, an apply's or a rollback's under `totals`. Nothing journaled: none. A kill can
+    land between sending a batch and recording its answer, so what it journaled as intended
+    is in doubt, not unsent: the copies of such a batch were found in the CRM."""
     if not records:
         return {}
-    return {"applied" if kind is RunKind.RECONCILE else "totals": journal_totals(records)}
+    totals = journal_totals(records)
+    totals["in_doubt"] += totals.pop("not_sent")
+    return {"applied" if kind is RunKind.RECONCILE else "totals": totals}
 
 
 def journal_totals(records: Iterable[JournalRecord]) -> dict[str, int]:

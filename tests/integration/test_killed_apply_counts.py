@@ -35,5 +35,8 @@ def test_a_killed_apply_is_listed_with_the_writes_its_journal_holds(
     totals = killed_run["counts"]["totals"]
     audited = _created_by(world, killed_run["id"])
     assert audited and totals["applied"] >= len(audited), (totals, len(audited))
+    # killed between sending a batch and recording it: what it journaled as intended may have
+    # landed (the Pipedrive copy it was killed after did), so none of it counts as not sent
+    assert "not_sent" not in totals and totals["in_doubt"], totals
     table = run_crmsync("runs", *config)
     assert f"applied {totals['applied']}" in " ".join(table.stdout.split())
