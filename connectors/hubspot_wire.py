@@ -187,7 +187,7 @@ def create_results(
             code, message = failed[link]
             out.append(PushResult(None, False, message, code, link_id=link))
         else:
-            message = "HubSpot did not confirm this create; find_created will tell on retry"
+            message = "HubSpot did not confirm this create (its answer left it out, or was lost)"
             out.append(PushResult(None, False, message, UNCONFIRMED, link_id=link))
     return out
 
