@@ -42,6 +42,9 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
     if plan_json.get("held"):
         counts.append(f"{len(plan_json['held'])} held until their links are confirmed")
     _listed(console, counts)
+    created = summary.get("creates_by_system") or {}
+    if created:  # how many copies where, before rows that may stop at _MAX_ROWS
+        _listed(console, [f"{s} {n}" for s, n in sorted(created.items())], "copies to create:")
     calls = {s: n for s, n in (summary.get("api_calls") or {}).items() if n}
     if calls:
         _listed(console, [f"{s} {n}" for s, n in sorted(calls.items())], "estimated write calls:")

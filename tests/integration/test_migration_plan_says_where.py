@@ -41,6 +41,9 @@ def test_each_create_of_the_plan_names_the_pipeline_stage_and_owner_its_copy_get
     table = run_crmsync("reconcile", *config, "--dry-run", "--plan-out", str(saved))
     assert table.returncode == 0, table.stderr
     creates = json.loads(saved.read_text())["creates"]
+    per_system = json.loads(saved.read_text())["summary"]["creates_by_system"]
+    said = ", ".join(f"{system} {count}" for system, count in sorted(per_system.items()))
+    assert f"copies to create: {said}" in table.stdout  # how many where, before the rows
     assert {c["system"] for c in creates} == {"salesforce", "hubspot", "pipedrive"}
     for create in creates:
         target = create["target"]
