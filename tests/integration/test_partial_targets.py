@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import pytest
 import yaml
 
+from config import StaleStageWriteWarning
 from sync.plan import Plan
 from sync.reconcile_run import run_reconcile
 from sync.runtime import open_runtime
@@ -55,7 +57,10 @@ def _left_out_of_negotiation(world: World) -> tuple[dict[str, str], Any, dict[st
     ids = _open_entity_in_all_three(world)
     salesforce: Any = world.sandbox.servers["salesforce"].emulator
     _move(salesforce, ids["salesforce"], "Negotiation/Review")
-    applied = _reconcile(world, dry_run=False)
+    # init chose one of the dropped stages to write negotiation in: that entry is ignored
+    stale = r"systems\.hubspot\.stage_write\.default\.negotiation: .* there\); ignored$"
+    with pytest.warns(StaleStageWriteWarning, match=stale):
+        applied = _reconcile(world, dry_run=False)
     stage_changes = {(c.system, c.id, c.to_value) for c in applied.changes if c.field == "stage"}
     assert ("pipedrive", ids["pipedrive"], "negotiation") in stage_changes
     assert _reported(applied, "hubspot", ids["hubspot"])
@@ -76,6 +81,7 @@ def _stage_changes(plan: Plan) -> dict[tuple[str, str], Any]:
     return {(c.system, c.id): c.to_value for c in plan.changes if c.field == "stage"}
 
 
+@pytest.mark.filterwarnings("ignore::config.StaleStageWriteWarning")
 def test_a_stage_one_target_cannot_take_is_neither_reverted_nor_dropped(
     small_world: World,
 ) -> None:
@@ -94,6 +100,7 @@ def test_a_stage_one_target_cannot_take_is_neither_reverted_nor_dropped(
     assert ("salesforce", ids["salesforce"]) not in back
 
 
+@pytest.mark.filterwarnings("ignore::config.StaleStageWriteWarning")
 def test_a_left_out_target_gets_the_agreed_value_once_it_can_hold_it(
     small_world: World,
 ) -> None:
