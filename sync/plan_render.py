@@ -211,26 +211,39 @@ def _to(change: Mapping[str, Any]) -> str:
 def _conflicts(
     conflicts: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: Console
 ) -> None:
+    """A row per copy, so that each copy's value stands beside its own name, stage and amount:
+    a conflict is decided by comparing the copies, and a renamed or moved-on copy is the clue."""
     if not conflicts:
         return
     table = Table(
         title=f"Conflicts ({len(conflicts)}): decide, or set a policy", title_justify="left"
     )
-    for column in ("field", "values per system", "deal", "reason"):
+    shown = conflicts[:_MAX_ROWS]
+    table.add_column("field", overflow="fold")
+    table.add_column("system", overflow="fold")
+    id_column(table, "id", (v["id"] for c in shown for v in c["values"]))
+    for column in ("value", "deal", "reason"):
         table.add_column(column, overflow="fold")
-    for conflict in conflicts[:_MAX_ROWS]:
-        values = cell(
-            *(f"{v['system']}:{v['id']} = {_shown(v['value'])}" for v in conflict["values"])
-        )
-        first = conflict["values"][0]
-        table.add_row(
-            cell(conflict["field"]),
-            values,
-            cell(_deal_context(deals.get(Ref(first["system"], first["id"])))),
-            cell(conflict["reason"]),
-        )
+    for conflict in shown:
+        for index, row in enumerate(_conflict_rows(conflict, deals)):
+            table.add_row(*map(cell, row), end_section=index == len(conflict["values"]) - 1)
     _more(table, len(conflicts))
     console.print(table)
+
+
+def _conflict_rows(conflict: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> list[tuple[str, ...]]:
+    """The field and reason once, on the conflict's first row."""
+    return [
+        (
+            conflict["field"] if index == 0 else "",
+            value["system"],
+            value["id"],
+            _shown(value["value"]),
+            _context(deals, value["system"], value["id"]),
+            str(conflict["reason"]) if index == 0 else "",
+        )
+        for index, value in enumerate(conflict["values"])
+    ]
 
 
 def _simple(

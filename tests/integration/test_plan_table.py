@@ -112,13 +112,41 @@ def test_unmatched_and_ambiguous_deals_are_shown_with_their_stage_and_amount(
     world = small_world
     plan = json.loads(_dry_run(world, "json"))
     text = _dry_run(world, "table")
-    args = ["pull", "--config", str(world.config), "--format", "jsonl"]
-    pulled = CliRunner().invoke(main, args).stdout.splitlines()
-    deals = {(d["system"], d["id"]): d for d in map(json.loads, pulled)}
+    deals = _pulled(world)
     shown = [(u["system"], u["id"]) for u in plan["unmatched"]]
     shown += [(a["instance"], c) for a in plan["ambiguous"] for c in a["candidates"]]
     assert plan["ambiguous"] and len(shown) > len(plan["unmatched"])
     for system, deal_id in shown:
         deal = deals[system, deal_id]
-        amount = f"{deal['amount']} {deal['currency']}" if deal["amount"] else "no amount"
-        assert _rows(text, deal_id, deal["stage"] or "-", amount), f"{deal} not shown:\n{text}"
+        assert _rows(text, deal_id, *_context_cells(deal)), f"{deal} not shown:\n{text}"
+
+
+def _pulled(world: World) -> dict[tuple[str, str], dict[str, Any]]:
+    args = ["pull", "--config", str(world.config), "--format", "jsonl"]
+    pulled = CliRunner().invoke(main, args).stdout.splitlines()
+    return {(d["system"], d["id"]): d for d in map(json.loads, pulled)}
+
+
+def _context_cells(deal: dict[str, Any]) -> tuple[str, str, str]:
+    amount = f"{deal['amount']} {deal['currency']}" if deal["amount"] else "no amount"
+    return deal["name"], deal["stage"] or "-", amount
+
+
+def test_each_conflict_shows_the_name_stage_and_amount_of_every_copy(small_world: World) -> None:
+    """A conflict is decided by comparing the copies: the table showed the first copy's name,
+    stage and amount only, so a close date conflict gave no clue which CRM's deal had moved
+    on (an amount or stage that differs, a renamed copy)."""
+    world = small_world
+    document = yaml.safe_load(world.config.read_text())
+    document["policies"] = {"default": "conflict"}  # a first sync: every difference conflicts
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    plan = json.loads(_dry_run(world, "json"))
+    text = _dry_run(world, "table")
+    deals = _pulled(world)
+    values = [v for c in plan["conflicts"] for v in c["values"]]
+    assert len(values) > len(plan["conflicts"]) >= 1
+    for value in values:
+        system, deal_id = value["system"], value["id"]
+        shown = _rows(text, deal_id, *_context_cells(deals[system, deal_id]))
+        assert shown, f"{system} {deal_id} not shown with its context:\n{text}"
