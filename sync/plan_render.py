@@ -17,6 +17,7 @@ from sync.terminal import cell, counted, id_column
 __all__ = ["render_plan"]
 
 _MAX_ROWS = 200  # per section; the JSON plan always holds everything
+_Row = tuple[str | tuple[str, ...], ...]  # a cell given as a tuple shows one line each
 
 
 def _deal_context(deal: Deal | None) -> str:
@@ -70,7 +71,12 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         [_held_row(h, deals) for h in plan_json.get("held", [])],
         console,
     )
-    _conflicts(plan_json["conflicts"], deals, console)
+    _grouped(
+        "Conflicts (decide, or set a policy)",
+        ("field", "system", "id", "value", "deal", "reason"),
+        [_conflict_rows(c, deals) for c in plan_json["conflicts"]],
+        console,
+    )
     _simple(
         "Unmatched (in one system only)",
         ("system", "id", "deal"),
@@ -98,10 +104,10 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         ],
         console,
     )
-    _simple(
+    _grouped(
         "Duplicates inside one system",
-        ("system", "ids"),
-        [(d["system"], ", ".join(d["ids"])) for d in plan_json["duplicates"]],
+        ("system", "id", "deal", "reason"),
+        [_duplicate_rows(d, deals) for d in plan_json["duplicates"]],
         console,
     )
     _simple(
@@ -134,7 +140,7 @@ def _context(deals: Mapping[Ref, Deal], system: str, deal_id: str) -> str:
     return _deal_context(deals.get(Ref(system, deal_id)))
 
 
-def _create_row(create: Mapping[str, Any]) -> tuple[str | tuple[str, ...], ...]:
+def _create_row(create: Mapping[str, Any]) -> _Row:
     values, source = create.get("values", {}), create["source"]
     amount = f"{values.get('amount')} {values.get('currency') or ''}".strip()
     owner = values.get("owner_email")
@@ -208,31 +214,10 @@ def _to(change: Mapping[str, Any]) -> str:
     return f"{_shown(change['to'])} (currency field {kept}{code})"
 
 
-def _conflicts(
-    conflicts: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: Console
-) -> None:
+def _conflict_rows(conflict: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> list[_Row]:
     """A row per copy, so that each copy's value stands beside its own name, stage and amount:
-    a conflict is decided by comparing the copies, and a renamed or moved-on copy is the clue."""
-    if not conflicts:
-        return
-    table = Table(
-        title=f"Conflicts ({len(conflicts)}): decide, or set a policy", title_justify="left"
-    )
-    shown = conflicts[:_MAX_ROWS]
-    table.add_column("field", overflow="fold")
-    table.add_column("system", overflow="fold")
-    id_column(table, "id", (v["id"] for c in shown for v in c["values"]))
-    for column in ("value", "deal", "reason"):
-        table.add_column(column, overflow="fold")
-    for conflict in shown:
-        for index, row in enumerate(_conflict_rows(conflict, deals)):
-            table.add_row(*map(cell, row), end_section=index == len(conflict["values"]) - 1)
-    _more(table, len(conflicts))
-    console.print(table)
-
-
-def _conflict_rows(conflict: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> list[tuple[str, ...]]:
-    """The field and reason once, on the conflict's first row."""
+    a conflict is decided by comparing the copies, and a renamed or moved-on copy is the clue.
+    The field and reason once, on the first row."""
     return [
         (
             conflict["field"] if index == 0 else "",
@@ -246,25 +231,57 @@ def _conflict_rows(conflict: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> li
     ]
 
 
+def _duplicate_rows(duplicate: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> list[_Row]:
+    """A row per deal: which one to merge away in the CRM is decided by what each holds."""
+    system = duplicate["system"]
+    return [
+        (
+            system if index == 0 else "",
+            deal_id,
+            _context(deals, system, deal_id),
+            str(duplicate.get("reason") or "") if index == 0 else "",
+        )
+        for index, deal_id in enumerate(duplicate["ids"])
+    ]
+
+
 def _simple(
     title: str,
     columns: tuple[str, ...],
-    rows: Sequence[tuple[str | tuple[str, ...], ...]],
+    rows: Sequence[_Row],
     console: Console,
     count: str | None = None,
 ) -> None:
     """A section of the plan; a cell given as a tuple of strings shows one line each."""
-    if not rows:
+    _grouped(title, columns, [[row] for row in rows], console, count, rules=False)
+
+
+def _grouped(
+    title: str,
+    columns: tuple[str, ...],
+    groups: Sequence[Sequence[_Row]],
+    console: Console,
+    count: str | None = None,
+    rules: bool = True,
+) -> None:
+    """A section whose items take a row each of their deals, a rule between items (`rules`);
+    `_MAX_ROWS` counts items, so no item is cut in half."""
+    if not groups:
         return
-    table = Table(title=f"{title} ({count or len(rows)})", title_justify="left")
+    shown = groups[:_MAX_ROWS]
+    table = Table(title=f"{title} ({count or len(groups)})", title_justify="left")
     for index, column in enumerate(columns):
         if column == "id":
-            id_column(table, column, (row[index] for row in rows[:_MAX_ROWS]))
+            id_column(table, column, (row[index] for group in shown for row in group))
         else:
             table.add_column(column, overflow="fold")
-    for row in rows[:_MAX_ROWS]:
-        table.add_row(*(cell(*v) if isinstance(v, tuple) else cell(v) for v in row))
-    _more(table, len(rows))
+    for group in shown:
+        for index, row in enumerate(group):
+            table.add_row(
+                *(cell(*v) if isinstance(v, tuple) else cell(v) for v in row),
+                end_section=rules and index == len(group) - 1,
+            )
+    _more(table, len(groups))
     console.print(table)
 
 

@@ -150,3 +150,19 @@ def test_each_conflict_shows_the_name_stage_and_amount_of_every_copy(small_world
         system, deal_id = value["system"], value["id"]
         shown = _rows(text, deal_id, *_context_cells(deals[system, deal_id]))
         assert shown, f"{system} {deal_id} not shown with its context:\n{text}"
+
+
+def test_duplicates_show_each_deal_and_why_they_are_duplicates(small_world: World) -> None:
+    """Which of two deals to merge or delete in the CRM is decided by their names, stages and
+    amounts; the table listed the ids alone, and left out why they count as duplicates."""
+    world = small_world
+    plan = json.loads(_dry_run(world, "json"))
+    text = _dry_run(world, "table")
+    deals = _pulled(world)
+    assert plan["duplicates"]
+    for duplicate in plan["duplicates"]:
+        system = duplicate["system"]
+        for deal_id in duplicate["ids"]:
+            shown = _rows(text, deal_id, *_context_cells(deals[system, deal_id]))
+            assert shown, f"{system} {deal_id} not shown with its context:\n{text}"
+        assert _rows(text, duplicate["reason"]), f"{duplicate['reason']!r} not shown:\n{text}"
