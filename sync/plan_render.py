@@ -57,10 +57,10 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         console,
     )
     deleted = plan_json.get("deleted", [])
-    rows = [row for d in deleted for row in _deleted_rows(d)]
+    rows = [row for d in deleted for row in _deleted_rows(d, deals)]
     _simple(
         "Deleted in one CRM, live in another",
-        ("system", "id", "on apply", "deleted in", "reason"),
+        ("system", "id", "deal", "on apply", "deleted in", "reason"),
         rows,
         console,
         count=f"{len(deleted)}; {len(rows)} live copies" if len(rows) != len(deleted) else None,
@@ -176,11 +176,16 @@ def _held_row(item: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> tuple[Any, 
     return (str(item["entity"]), links, writes)
 
 
-def _deleted_rows(item: Mapping[str, Any]) -> list[tuple[str, ...]]:
+def _deleted_rows(item: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> list[_Row]:
+    """A row per live copy, with what it holds: whether a deletion should spread is decided by
+    what would be lost (a won deal, a large amount)."""
     gone = ", ".join(f"{r['system']} {r['id']}" for r in item.get("deleted", []))
     action = "delete" if item.get("propagate") else "keep (reported only)"
     reason = str(item.get("reason") or "deleted there since crmsync linked it")
-    return [(r["system"], r["id"], action, gone, reason) for r in item.get("live", [])]
+    return [
+        (r["system"], r["id"], _context(deals, r["system"], r["id"]), action, gone, reason)
+        for r in item.get("live", [])
+    ]
 
 
 def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: Console) -> None:

@@ -166,3 +166,20 @@ def test_duplicates_show_each_deal_and_why_they_are_duplicates(small_world: Worl
             shown = _rows(text, deal_id, *_context_cells(deals[system, deal_id]))
             assert shown, f"{system} {deal_id} not shown with its context:\n{text}"
         assert _rows(text, duplicate["reason"]), f"{duplicate['reason']!r} not shown:\n{text}"
+
+
+def test_each_live_copy_of_a_deleted_deal_is_shown_with_its_name_stage_and_amount(
+    small_world: World,
+) -> None:
+    """Whether a deletion in one CRM should spread is decided by what the copies still hold
+    (a won deal, a large amount); the table gave their ids alone."""
+    world = small_world
+    _synced_then_deleted_in_salesforce(world)
+    plan = json.loads(_dry_run(world, "json"))
+    text = _dry_run(world, "table")
+    deals = _pulled(world)
+    live = [(r["system"], r["id"]) for d in plan["deleted"] for r in d["live"]]
+    assert live
+    for system, deal_id in live:
+        shown = _rows(text, system, deal_id, *_context_cells(deals[system, deal_id]))
+        assert shown, f"{system} {deal_id} not shown with its context:\n{text}"
