@@ -93,6 +93,7 @@ def test_random_bytes_are_a_config_error_not_a_crash(target: Path, data: bytes) 
 
 # a literal value under credentials is warned about, as it should be: not this test's subject
 @pytest.mark.filterwarnings("ignore::config.errors.LiteralSecretWarning")
+@pytest.mark.filterwarnings("ignore::config.errors.StaleStageWriteWarning")  # a stage_map value
 @FUZZ
 @given(index=st.integers(min_value=0, max_value=len(PATHS) - 1), value=values)
 def test_any_value_anywhere_in_the_example_is_handled(target: Path, index: int, value: Any) -> None:
