@@ -112,8 +112,11 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
     )
     _simple(
         "Errors (records or values that cannot be synced)",
-        ("system", "id", "field", "reason"),
-        [(e["system"], e["id"], e["field"], e["reason"]) for e in plan_json["errors"]],
+        ("system", "id", "deal", "field", "reason"),
+        [
+            (e["system"], e["id"], _context(deals, e["system"], e["id"]), e["field"], e["reason"])
+            for e in plan_json["errors"]
+        ],
         console,
     )
 

@@ -183,3 +183,22 @@ def test_each_live_copy_of_a_deleted_deal_is_shown_with_its_name_stage_and_amoun
     for system, deal_id in live:
         shown = _rows(text, system, deal_id, *_context_cells(deals[system, deal_id]))
         assert shown, f"{system} {deal_id} not shown with its context:\n{text}"
+
+
+def test_each_error_names_its_deal_with_its_stage_and_amount(small_world: World) -> None:
+    """An error is fixed in the CRM or the map, deal by deal: the table gave the id alone, so
+    finding which deal a stage could not be read for meant a trip to the CRM per id."""
+    world = small_world
+    document = yaml.safe_load(world.config.read_text())
+    del document["systems"]["salesforce"]["stage_map"]["default"]["Value Proposition"]
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    plan = json.loads(_dry_run(world, "json"))
+    text = _dry_run(world, "table")
+    deals = _pulled(world)
+    errors = [e for e in plan["errors"] if (e["system"], e["id"]) in deals]
+    assert errors
+    for error in errors:
+        name, _, amount = _context_cells(deals[error["system"], error["id"]])
+        # its stage is shown as the native one, which the map no longer gives a funnel stage
+        shown = _rows(text, error["id"], error["field"], name, "Value Proposition", amount)
+        assert shown, f"{error['system']} {error['id']} not shown with its context:\n{text}"
