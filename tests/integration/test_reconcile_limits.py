@@ -65,3 +65,21 @@ def test_changes_that_failed_to_apply_outrank_the_limits_and_the_line_says_both(
     line = stderr.splitlines()[-1]  # after the apply's tables (stdout is the plan)
     assert line.startswith("crmsync: error: 5 change(s) not applied (e.g. hubspot "), line
     assert line.endswith("; reconcile limits exceeded: 21 unmatched deals (limit 0)"), line
+
+
+def test_conflicts_above_max_conflicts_exit_3_and_at_the_limit_exit_0(small_world: World) -> None:
+    world = small_world
+    document = yaml.safe_load(world.config.read_text())
+    document["policies"] = {"default": "conflict"}  # a first sync: every difference conflicts
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, stdout, _ = _reconcile(world, "--dry-run", "--format", "json")
+    conflicts = len(json.loads(stdout)["conflicts"])
+    assert conflicts >= 1 and code == 0, "no limit set: conflicts alone are no failure"
+
+    for limit, expected in ((conflicts - 1, 3), (conflicts, 0)):
+        document["limits"] = {"max_conflicts": limit}
+        world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+        code, stdout, stderr = _reconcile(world, "--dry-run", "--format", "json")
+        assert code == expected, stderr
+        assert len(json.loads(stdout)["conflicts"]) == conflicts  # stdout: the plan alone
+        assert (f"{conflicts} conflicts (limit {limit})" in stderr) == (expected == 3), stderr
