@@ -34,7 +34,7 @@ from sync.connect import read_now
 from sync.diff import FunnelFacts
 from sync.plan import current_value, decode_value
 from sync.store import Store
-from sync.store_records import AuditEntry, JournalOp, JournalRecord, JournalState, Link
+from sync.store_records import AuditEntry, JournalOp, JournalRecord, JournalState
 
 __all__ = ["holds", "same_value", "settle_in_doubt"]
 
@@ -114,7 +114,7 @@ def _settle_creates(
             else:
                 outcome = (JournalState.SKIPPED, {"not_created": True, "settled_by": run_id})
             marks[record.run_id].append((record.entry.plan_change_id, *outcome))
-        _save(store, marks, audit, links)
+        store.journal.mark_runs(marks, audit=audit, links=links)
         _merge(settled, marks)
 
 
@@ -151,7 +151,7 @@ def _settle_writes(
             else:
                 state, result = JournalState.SKIPPED, {"not_written": True, "settled_by": run_id}
             marks[wrote].append((entry.plan_change_id, state, result))
-        _save(store, marks, audit)
+        store.journal.mark_runs(marks, audit=audit)
         _merge(settled, marks)
 
 
@@ -189,17 +189,13 @@ def _settle_deletes(
             marks[wrote].append((entry.plan_change_id, state, result))
         entities = store.entities_of(ctx.instance, list(gone))
         forget(store, ctx.instance, list(gone), set(entities.values()))
-        _save(store, marks, audit)
+        store.journal.mark_runs(marks, audit=audit)
         _merge(settled, marks)
 
 
 def _merge(settled: _Marks, marks: _Marks) -> None:
     for wrote, outcomes in marks.items():
         settled[wrote] += outcomes
-
-
-def _save(store: Store, marks: _Marks, audit: list[AuditEntry], links: Sequence[Link] = ()) -> None:
-    store.journal.mark_runs(marks, audit=audit, links=links)
 
 
 def _wrote(deal: Deal, record: JournalRecord, facts: Mapping[str, FunnelFacts]) -> bool:
