@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -13,7 +13,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from sync.store_records import JournalRecord, RunKind
 from sync.terminal import cell, counted, plain_console
 
 __all__ = [
@@ -36,35 +35,6 @@ class Outcome(StrEnum):
 
 
 _FAILING = (Outcome.FAILED, Outcome.DEAD)
-
-# A journal row's state, as the outcome an apply cut short had reached for its change.
-_CUT_SHORT = {
-    "done": "applied",
-    "failed": "failed",
-    "skipped": "skipped",
-    "sent": "in_doubt",  # sent, no answer: the next apply settles it
-    "intended": "not_sent",
-}
-
-
-def killed_run_counts(kind: RunKind, records: Sequence[JournalRecord]) -> dict[str, Any]:
-    """The counts `crmsync runs` shows for a run killed outright (kill -9) that journaled
-    writes, recorded by the next run: as for one stopped by Ctrl-C, a reconcile's under
-    `applied`, an apply's or a rollback's under `totals`. Nothing journaled: none. A kill can
-    land between sending a batch and recording its answer, so what it journaled as intended
-    is in doubt, not unsent: the copies of such a batch were found in the CRM."""
-    if not records:
-        return {}
-    totals = journal_totals(records)
-    totals["in_doubt"] += totals.pop("not_sent")
-    return {"applied" if kind is RunKind.RECONCILE else "totals": totals}
-
-
-def journal_totals(records: Iterable[JournalRecord]) -> dict[str, int]:
-    """What an apply stopped by Ctrl-C (it has no report) had got through, by its journal:
-    the counts `crmsync runs` shows for it."""
-    found = Counter(_CUT_SHORT[r.state.value] for r in records)
-    return {outcome: found[outcome] for outcome in _CUT_SHORT.values()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from sync.apply_report import killed_run_counts
+from sync.journal_counts import killed_run_counts
 from sync.schema import StoreError
 from sync.shutdown import Stopped, stop_event, stopped_on_request, waiting_for_another_process
 from sync.store import Store

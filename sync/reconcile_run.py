@@ -17,9 +17,9 @@ from typing import Any
 
 from config import Config
 from mapping.model import Deal, Ref
-from sync.apply_report import journal_totals
 from sync.errors import LimitsExceeded, run_error
 from sync.guards import QuestionInterrupted, over_limits
+from sync.journal_counts import journal_totals
 from sync.locks import Budget
 from sync.outfile import write_atomically
 from sync.plan import Plan

@@ -12,17 +12,12 @@ from typing import Any
 
 import click
 
-from sync.apply_report import (
-    ApplyReport,
-    Outcome,
-    journal_totals,
-    next_runs,
-    render_apply_report,
-)
+from sync.apply_report import ApplyReport, Outcome, next_runs, render_apply_report
 from sync.apply_run import guarded_apply
 from sync.commands import config_option
 from sync.errors import CrmsyncError, run_error
 from sync.guards import PlanRefused, QuestionInterrupted
+from sync.journal_counts import journal_totals
 from sync.locks import reconcile_lock
 from sync.plan import Plan, PlanError
 from sync.plan_json import plan_from_json
