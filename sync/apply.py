@@ -26,7 +26,7 @@ from mapping import MappingContext
 from mapping.model import Deal, MappingError, Ref
 from sync.apply_bases import BaseKeeper
 from sync.apply_creates import apply_creates, not_created, too_recent
-from sync.apply_deletes import Delete, apply_deletes, not_deleted, refused_where_live
+from sync.apply_deletes import Delete, apply_deletes, refused_where_live, unsent_delete
 from sync.apply_doubt import holds, same_value, settle_in_doubt
 from sync.apply_report import ApplyReport, ChangeResult, Outcome, Settled
 from sync.apply_sources import SourceCheck
@@ -207,13 +207,13 @@ def _unattempted(
     return (
         [_not_attempted(c, why) for c in by_system.get(system, ())]
         + [not_created(c, why) for c in plan.creates if c["system"] == system]
-        + [not_deleted(d, f"not attempted: {why}") for d in deletes if d.system == system]
+        + [unsent_delete(d, why) for d in deletes if d.system == system]
     )
 
 
 def _not_attempted(change: Change, why: str) -> ChangeResult:
     return ChangeResult(
-        change.change_id, change.system, change.id, change.field, Outcome.FAILED,
+        change.change_id, change.system, change.id, change.field, Outcome.NOT_SENT,
         f"not attempted: {why}", change.entity,
     )  # fmt: skip
 

@@ -120,14 +120,15 @@ def apply_creates(
         error = {"error": str(cause)}
         store.journal.mark(run_id, [(cid, JournalState.FAILED, error) for cid, _ in rest])
         results += [
-            _result(cid, c, None, Outcome.FAILED, f"not attempted: {cause}") for cid, c in rest
+            _result(cid, c, None, Outcome.NOT_SENT, f"not attempted: {cause}") for cid, c in rest
         ]
         break
     return results
 
 
 def not_created(create: Mapping[str, Any], why: str) -> ChangeResult:
-    return _result(create_change_id(create), create, None, Outcome.FAILED, f"not attempted: {why}")
+    why = f"not attempted: {why}"
+    return _result(create_change_id(create), create, None, Outcome.NOT_SENT, why)
 
 
 class _Stopped(Exception):

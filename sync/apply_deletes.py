@@ -45,6 +45,7 @@ __all__ = [
     "not_deleted",
     "propagated",
     "refused_where_live",
+    "unsent_delete",
 ]
 
 _BATCH = 100  # records per journaled batch of a kind with no known batch size (write_batch)
@@ -93,8 +94,7 @@ def apply_deletes(
     for index, chunk in enumerate(chunks(todo, size)):
         store.checkpoint()  # LockLost: the batches sent so far are journaled
         if stop_requested():  # SIGTERM: the batches sent so far are journaled; the rest waits
-            why = f"not attempted: {stopped_on_request()}"
-            results += [not_deleted(d, why) for d in todo[index * size :]]
+            results += [unsent_delete(d, stopped_on_request()) for d in todo[index * size :]]
             break
         try:
             results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt)
@@ -103,7 +103,7 @@ def apply_deletes(
             rest = todo[(index + 1) * size :]
             error = {"error": str(stop.cause)}
             store.journal.mark(run_id, [(d.change_id, JournalState.FAILED, error) for d in rest])
-            results += [not_deleted(d, f"not attempted: {stop.cause}") for d in rest]
+            results += [unsent_delete(d, str(stop.cause)) for d in rest]
             break
     return results
 
@@ -123,7 +123,7 @@ def _batch(
     except ConnectorError as exc:  # nothing of the batch was sent
         error = {"error": str(exc)}
         store.journal.mark(run_id, [(d.change_id, JournalState.FAILED, error) for d in chunk])
-        raise _Stopped([not_deleted(d, f"not attempted: {exc}") for d in chunk], exc) from exc
+        raise _Stopped([unsent_delete(d, str(exc)) for d in chunk], exc) from exc
     settled: list[tuple[Delete, Outcome, str | None]] = []
     sendable: list[Delete] = []
     for delete in chunk:
@@ -255,6 +255,11 @@ def _result(delete: Delete, outcome: Outcome, why: str | None = None) -> ChangeR
 
 def not_deleted(delete: Delete, why: str) -> ChangeResult:
     return _result(delete, Outcome.FAILED, why)
+
+
+def unsent_delete(delete: Delete, why: str) -> ChangeResult:
+    """A delete a stop or a failed call kept from being sent: the next run sends it."""
+    return _result(delete, Outcome.NOT_SENT, f"not attempted: {why}")
 
 
 def propagated(store: Store, plan: Plan) -> tuple[Delete, ...]:

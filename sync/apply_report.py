@@ -32,9 +32,12 @@ class Outcome(StrEnum):
     DRIFTED = "drifted"  # the target changed since the plan: skipped, not overwritten
     FAILED = "failed"  # the CRM refused it (or the call failed): retried on later runs
     DEAD = "dead"  # failed push.max_attempts times: dead-lettered, no longer sent
+    # Not attempted: a stop (SIGTERM) or a call of its instance that failed for good ended the
+    # batches first. Nothing was sent, so it counts toward no dead letter; the next run sends it.
+    NOT_SENT = "not_sent"
 
 
-_FAILING = (Outcome.FAILED, Outcome.DEAD)
+_FAILING = (Outcome.FAILED, Outcome.DEAD, Outcome.NOT_SENT)  # not landed: later runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,8 @@ class ApplyReport:
 
     @property
     def failed(self) -> tuple[ChangeResult, ...]:
+        """What did not land in this run (refused, dead-lettered, not sent); not the drifted
+        ones, which were skipped on purpose."""
         return tuple(r for r in self.results if r.outcome in _FAILING)
 
     @property
@@ -191,9 +196,7 @@ def render_apply_report(report: ApplyReport, fmt: str, console: Console | None =
     for system, counts in report.counts().items():
         table.add_row(system, *(str(counts[o.value]) for o in Outcome))
     console.print(table)
-    shown = [
-        r for r in report.results if r.outcome in (Outcome.DRIFTED, Outcome.FAILED, Outcome.DEAD)
-    ]
+    shown = [r for r in report.results if r.outcome is Outcome.DRIFTED or r.outcome in _FAILING]
     if shown:
         detail = Table(title="not applied")
         for column in ("system", "id", "field", "outcome", "reason"):

@@ -65,3 +65,20 @@ def test_a_stop_during_one_instances_creates_sends_nothing_to_the_next_instances
             if r.system == system and r.field is None and r.outcome is Outcome.APPLIED
         ]  # fmt: skip
         assert len(made) == len(copied) > 0  # the rest: bad data (an unknown owner), reported
+
+
+def test_writes_a_stop_left_unsent_are_counted_not_sent_not_failed(small_world: World) -> None:
+    """An operator reading the apply table after a SIGTERM must not take the writes it never
+    sent for ones the CRMs refused: they have their own column, as Ctrl-C's have in `runs`."""
+    world = small_world
+    _create_missing(world)
+    plan = world.reconcile("creating").plan
+
+    with stop_requested_after(world, "hubspot", HUBSPOT_CREATE):
+        stopped = _apply(world, plan, "stopped")
+    unsent = [r for r in stopped.results if r.reason == f"not attempted: {STOPPED}"]
+    assert unsent and {r.outcome for r in unsent} == {Outcome.NOT_SENT}
+    totals = stopped.totals()
+    assert totals["not_sent"] == len(unsent)
+    assert totals["failed"] == len([r for r in stopped.results if r.outcome is Outcome.FAILED])
+    assert not stopped.ok  # still unfinished: the next run sends them
