@@ -52,6 +52,7 @@ from sync.writes import (
     native_stage_written,
     native_update,
     probability_in_stage,
+    record_write,
     status_in_stage,
     write_batch,
 )
@@ -595,11 +596,7 @@ def _native_update(
     deal: Deal, changes: Sequence[Change], ctx: MappingContext
 ) -> tuple[dict[str, Any], str | None]:
     """The native payload, and the native stage it moves the deal to (None: left as is)."""
-    native = None
-    for change in changes:
-        if change.native is not None:
-            native = change.native.merged(native)
-    values = {c.field: c.to_value for c in changes}
+    values, native = record_write(changes)
     return native_update(deal, values, ctx, native), native_stage_written(deal, values, ctx, native)
 
 

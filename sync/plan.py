@@ -34,6 +34,7 @@ __all__ = [
     "PLAN_VERSION",
     "Change",
     "ConflictItem",
+    "Landing",
     "Plan",
     "PlanError",
     "build_plan",
@@ -54,6 +55,17 @@ class PlanError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Landing:
+    """Where a write puts a deal in its CRM, for the people reviewing the plan: its pipeline and
+    native stage (id and label). No native stage: the write moves no stage (a won or lost deal
+    its CRM files by status, Pipedrive's, keeps the stage it is in)."""
+
+    pipeline: str
+    native_stage: str | None
+    native_stage_label: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     change_id: str  # stable hash of what the change does, for journals and resumes
     system: str
@@ -71,6 +83,10 @@ class Change:
     # The exact native values the target must still hold for the change to be sent, beyond
     # `from_value` (a rollback's: what the rolled-back write left there); None: `from_value`.
     native_from: NativeValues | None = None
+    # Where a stage (or a status written as a stage) change puts the deal, as apply chooses it
+    # (`stage_landing` in sync/writes.py); shown only: None in plans saved before it, and on
+    # changes that move no stage.
+    landing: Landing | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from sync.plan import (
     PLAN_VERSION,
     Change,
     ConflictItem,
+    Landing,
     Plan,
     PlanError,
     decode_value,
@@ -74,6 +75,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
                 "target_updated_at": encode_value(c.target_updated_at),
                 **_native("native_to", c.native),
                 **_native("native_from", c.native_from),
+                **_landing(c.landing),
             }
             for c in plan.changes
         ],
@@ -104,6 +106,28 @@ def _native(key: str, native: NativeValues | None) -> dict[str, Any]:
     values = {"pipeline": native.pipeline, "native_stage": native.native_stage,
               "currency": native.currency}  # fmt: skip
     return {key: {name: value for name, value in values.items() if value is not None}}
+
+
+def _landing(landing: Landing | None) -> dict[str, Any]:
+    """A change's `target` key, shaped as a create's: only on changes that move a stage."""
+    if landing is None:
+        return {}
+    return {"target": {"pipeline": landing.pipeline, "native_stage": landing.native_stage,
+                       "native_stage_label": landing.native_stage_label}}  # fmt: skip
+
+
+def _read_landing(item: Mapping[str, Any]) -> Landing | None:
+    """A change's `target`; plans saved before changes named one have none."""
+    target = item.get("target")
+    if target is None:
+        return None
+    if not isinstance(target, Mapping):
+        raise ValueError("'target' must be an object or null")
+    return Landing(
+        _text(target, "pipeline"),
+        _text(target, "native_stage", optional=True),
+        _text(target, "native_stage_label", optional=True),
+    )
 
 
 def _read_native(item: Mapping[str, Any], key: str) -> NativeValues | None:
@@ -154,6 +178,7 @@ def _read_change(item: Mapping[str, Any]) -> Change:
         None if updated is None else _when(updated),
         _read_native(item, "native_to"),
         _read_native(item, "native_from"),
+        _read_landing(item),
     )
 
 

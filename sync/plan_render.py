@@ -206,7 +206,7 @@ def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: 
                 cell(change["id"]),
                 cell(_deal_context(deal)),
                 cell(_shown(change["from"])),
-                cell(_to(change)),
+                cell(_to(change), *_moved_to(change)),
                 cell(change["reason"]),
             )
         _more(table, len(items))
@@ -220,6 +220,19 @@ def _to(change: Mapping[str, Any]) -> str:
         return _shown(change["to"])
     kept = "keeps " if code == change["from"] else ""
     return f"{_shown(change['to'])} (currency field {kept}{code})"
+
+
+def _moved_to(change: Mapping[str, Any]) -> tuple[str, ...]:
+    """Where a stage change (or a status written as a stage) lands in its CRM, under the funnel
+    stage ("1 / Proposal Made"): several native stages may map to one funnel stage, and the
+    review before a migration is of the stages the CRM will show."""
+    target = change.get("target")
+    if not target:
+        return ()
+    stage = target.get("native_stage_label") or target.get("native_stage")
+    if stage is None:
+        return (f"{target['pipeline']} / its stage stays; its status says {_shown(change['to'])}",)
+    return (f"{target['pipeline']} / {stage}",)
 
 
 def _conflict_rows(conflict: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> list[_Row]:

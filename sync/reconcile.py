@@ -29,7 +29,13 @@ from sync.pull import Progress, PullReport, failure_of, pull
 from sync.schema import one_snapshot
 from sync.store import Store
 from sync.store_records import Link, LinkMethod
-from sync.writes import BATCH_SIZES, can_express_for, creatable, with_kept_currencies
+from sync.writes import (
+    BATCH_SIZES,
+    can_express_for,
+    creatable,
+    with_kept_currencies,
+    with_stage_landings,
+)
 
 __all__ = [
     "BATCH_SIZES",
@@ -300,6 +306,7 @@ def _analyze(
     )
     if contexts is not None:
         plan = with_kept_currencies(plan, deals, contexts)
+        plan = with_stage_landings(plan, deals, contexts)
     plan = _with_dangling_links(plan, vanished)
     if any(d["propagate"] for d in plan.deleted):
         plan = _not_our_deletes(plan, store.journal.deletes_in_doubt())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from mapping.model import Deal, MappingError, Ref
 from mapping.writes import create_pipeline, held_currency, resolve_stage_change
 from sync.diff import Create, DealError, DiffResult
 from sync.match import ref_order
-from sync.plan import Plan
+from sync.plan import Change, Landing, Plan
 
 __all__ = [
     "BATCH_SIZES",
@@ -36,8 +37,11 @@ __all__ = [
     "native_stage_written",
     "native_update",
     "probability_in_stage",
+    "record_write",
+    "stage_landing",
     "status_in_stage",
     "with_kept_currencies",
+    "with_stage_landings",
     "write_batch",
 ]
 
@@ -117,6 +121,59 @@ def native_stage_written(
     return resolve_stage_change(
         deal, changes, ctx, status_in_stage=in_stage, native=native
     ).native_stage
+
+
+def record_write(changes: Sequence[Change]) -> tuple[dict[str, Any], NativeValues | None]:
+    """The canonical values and the native choices of one write of a record's `changes` (apply
+    sends a record's changes together): {field: to}, and their native values merged."""
+    native = None
+    for change in changes:
+        if change.native is not None:
+            native = change.native.merged(native)
+    return {c.field: c.to_value for c in changes}, native
+
+
+def stage_landing(deal: Deal, changes: Sequence[Change], ctx: MappingContext) -> Landing | None:
+    """Where the write of `deal`'s `changes` puts it: the native stage `native_stage_written`
+    chooses, as apply does (the stage map, `stage_write`, a rollback's exact stage), in the
+    deal's pipeline, which crmsync's writes never change. None when they change neither stage
+    nor status, or cannot be written (the apply reports why)."""
+    values, native = record_write(changes)
+    if "stage" not in values and "status" not in values:
+        return None
+    try:
+        written = native_stage_written(deal, values, ctx, native)
+    except MappingError:
+        return None
+    stage = ctx.native_stage(deal.pipeline, written) if written else None
+    return Landing(deal.pipeline, written, stage.label if stage else written)
+
+
+def with_stage_landings(
+    plan: Plan, deals: Mapping[Ref, Deal], contexts: Mapping[str, MappingContext]
+) -> Plan:
+    """`plan` whose stage changes name where their target will hold the deal (`stage_landing`),
+    and so do status changes its CRM writes as a stage (Salesforce, HubSpot): the funnel stage
+    alone does not say which of several native stages mapped to it the deal lands in."""
+    by_record: dict[Ref, list[Change]] = defaultdict(list)
+    for change in plan.changes:
+        by_record[Ref(change.system, change.id)].append(change)
+    landings: dict[Ref, Landing] = {}
+    for ref, changes in by_record.items():
+        ctx, deal = contexts.get(ref.system), deals.get(ref)
+        landing = stage_landing(deal, changes, ctx) if ctx is not None and deal else None
+        if landing is not None:
+            landings[ref] = landing
+    if not landings:
+        return plan
+    named = []
+    for change in plan.changes:
+        landing = landings.get(Ref(change.system, change.id))
+        moves = change.field == "stage" or (
+            change.field == "status" and landing is not None and landing.native_stage
+        )
+        named.append(replace(change, landing=landing) if landing and moves else change)
+    return replace(plan, changes=tuple(named))
 
 
 def _kept_currency(deal: Deal, ctx: MappingContext) -> str | None:

@@ -14,7 +14,7 @@ from mapping import NativeValues
 from mapping.model import Deal, DealStatus
 from sync.diff import comparable, diff
 from sync.match import MatchConfig, match
-from sync.plan import Plan, PlanError, build_plan, plan_is_empty
+from sync.plan import Landing, Plan, PlanError, build_plan, plan_is_empty
 from sync.plan_json import plan_from_json, plan_to_json
 from sync.policy import DIFF_FIELDS, Policy, PolicyRule
 
@@ -127,6 +127,22 @@ def test_native_values_of_a_change_round_trip_and_appear_only_where_named(plan: 
     assert plan_from_json(json.dumps(data), "rollback.json") == named
 
 
+def test_where_a_stage_change_lands_round_trips_and_is_absent_from_other_changes(
+    plan: Plan,
+) -> None:
+    first, *rest = plan.changes
+    landing = Landing("1", "4", "Proposal Made")
+    named = dataclasses.replace(plan, changes=(dataclasses.replace(first, landing=landing), *rest))
+    data = plan_to_json(named)
+    assert data["changes"][0]["target"] == {
+        "pipeline": "1",
+        "native_stage": "4",
+        "native_stage_label": "Proposal Made",
+    }
+    assert all("target" not in c for c in data["changes"][1:])
+    assert plan_from_json(json.dumps(data), "plan.json") == named
+
+
 def test_same_input_twice_and_shuffled_gives_identical_plan_json() -> None:
     deals, links, bases = _world()
     first = json.dumps(plan_to_json(_plan(deals, links, bases)))
@@ -192,6 +208,8 @@ def _resigned(plan: Plan, edit) -> dict:
         (lambda d: d.update(conflicts={}), "'conflicts' must be a list"),
         (lambda d: d.update(errors=[_left_out(base_field="colour")]), "unknown base_field"),
         (lambda d: d.update(errors=[_left_out(held="lots")]), "not a decimal"),
+        (lambda d: d["changes"][0].update(target="Proposal Made"), "'target' must be an object"),
+        (lambda d: d["changes"][0].update(target={"native_stage": "4"}), "missing key 'pipeline'"),
     ],
 )
 def test_malformed_values_are_refused_even_with_a_valid_checksum(
