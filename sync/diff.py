@@ -57,6 +57,7 @@ class Pick(Enum):
 
 
 _STAGE, _STATUS, _AMOUNT = (DIFF_FIELDS.index(f) for f in ("stage", "status", "amount"))
+_PROBABILITY = DIFF_FIELDS.index("probability")
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,15 +267,21 @@ class _Differ:
     targets: Collection[str]
     can_express: CanExpress | None
     facts: Mapping[str, FunnelFacts]
+    # Instances whose CRM sets a deal's probability from its stage (Salesforce: see
+    # `probability_in_stage` in sync/writes.py).
+    probability_with_stage: Collection[str] = ()
     changes: list[FieldChange] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     errors: list[DealError] = field(default_factory=list)
     agreed: dict[str, dict[str, Any]] = field(default_factory=dict)
     mismatches: Counter[str] = field(default_factory=Counter)
     kept_values: list[Kept] = field(default_factory=list)
+    # The entity's members whose CRM cannot take the stage the others agreed on, and why.
+    stage_refused: dict[Ref, str] = field(default_factory=dict)
 
     def entity(self, entity: str, members: Sequence[Deal]) -> dict[str, Any]:
         """Diff one entity; the values decided where its members differ (diff field -> value)."""
+        self.stage_refused.clear()
         get_facts = self.facts.get
         facts = [get_facts(d.funnel, _DEFAULT_FACTS) for d in members]
         rows = [comparable(d, f) for d, f in zip(members, facts, strict=True)]
@@ -474,6 +481,8 @@ class _Differ:
             why = f"cannot hold the {name} the other systems agreed on; left as it is"
             cause = self.why_not(left[ref], name, was)
             self.errors.append(DealError(ref, name, f"{cause}: {why}" if cause else why))
+            if name == "stage":
+                self.stage_refused[ref] = cause or why
         if not able:
             return None
         reason = "marked as no change of its own (left out, or an apply stopped part-way)"
@@ -548,6 +557,10 @@ class _Differ:
                 if from_value == to_value:
                     continue
                 reason = self.can_express(deal.ref, part, to_value) if self.can_express else None
+                if index == _STAGE and reason is not None:
+                    self.stage_refused[deal.ref] = reason
+                elif index == _PROBABILITY and reason is None:
+                    reason = self.without_its_stage(deal)
                 if reason is not None:
                     kept = row[index]
                     self.errors.append(DealError(deal.ref, part, reason, entity, name, kept))
@@ -564,6 +577,16 @@ class _Differ:
                         base_fp,
                     )
                 )
+
+    def without_its_stage(self, deal: Deal) -> str | None:
+        """Why `deal` gets no probability change: its CRM sets the probability from the stage,
+        and cannot take the stage the others agreed on. Written alone, the probability would be
+        that of a stage the deal does not hold, as with a dead-lettered stage change (apply's
+        `_keep_with_stage`). None when the probability may go."""
+        why = self.stage_refused.get(deal.ref)
+        if why is None or deal.system not in self.probability_with_stage:
+            return None
+        return f"goes with the stage, which {deal.system} cannot take ({why}); left as it is"
 
 
 def _facts_of_decided_stage(
@@ -629,8 +652,12 @@ def diff(
     create_in: Collection[str] = (),
     hold: Collection[Ref] = (),
     changed: Collection[Ref] | None = None,
+    probability_with_stage: Collection[str] = (),
 ) -> DiffResult:
     """Diff every entity against its base; see the module docstring.
+
+    `probability_with_stage`: instances whose CRM sets a deal's probability from its stage; a
+    member of one that cannot take the stage the others agreed on keeps its probability too.
 
     `create_in`: instances where an entity missing there should be created (from
     :func:`create_source`); refs in `hold` (ambiguous, duplicates) never are.
@@ -644,7 +671,7 @@ def diff(
     with paused_gc():
         return _diff(
             entities, deals_by_ref, bases, policies, targets, can_express,
-            funnels, propagate_deletes, create_in, hold, changed,
+            funnels, propagate_deletes, create_in, hold, changed, probability_with_stage,
         )  # fmt: skip
 
 
@@ -660,9 +687,10 @@ def _diff(
     create_in: Collection[str],
     hold: Collection[Ref],
     changed: set[Ref] | frozenset[Ref] | None,
+    probability_with_stage: Collection[str],
 ) -> DiffResult:
     facts = {name: FunnelFacts.of(f) for name, f in (funnels or {}).items()}
-    differ = _Differ(bases, policies, targets, can_express, facts)
+    differ = _Differ(bases, policies, targets, can_express, facts, probability_with_stage)
     deleted: list[Deletion] = []
     creates: list[Create] = []
     facts_get, bases_get, agreed = facts.get, bases.get, differ.agreed

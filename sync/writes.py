@@ -37,6 +37,7 @@ __all__ = [
     "native_stage_written",
     "native_update",
     "probability_in_stage",
+    "probability_with_stage",
     "record_write",
     "stage_landing",
     "status_in_stage",
@@ -105,6 +106,12 @@ def probability_in_stage(kind: str) -> bool:
     """Does this kind of CRM set a deal's probability from its stage whenever the stage changes
     (so a probability written apart from its stage would contradict it)?"""
     return _PROBABILITY_IN_STAGE[kind]
+
+
+def probability_with_stage(contexts: Mapping[str, MappingContext]) -> frozenset[str]:
+    """The instances whose CRM sets a deal's probability from its stage (the diff's
+    `probability_with_stage`)."""
+    return frozenset(name for name, ctx in contexts.items() if probability_in_stage(ctx.kind))
 
 
 def native_stage_written(
