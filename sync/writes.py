@@ -168,7 +168,9 @@ def with_stage_landings(
     landings: dict[Ref, Landing] = {}
     for ref, changes in by_record.items():
         ctx, deal = contexts.get(ref.system), deals.get(ref)
-        landing = stage_landing(deal, changes, ctx) if ctx is not None and deal else None
+        if ctx is None or deal is None:
+            continue
+        landing = stage_landing(deal, changes, ctx)
         if landing is not None:
             landings[ref] = landing
     if not landings:
@@ -176,10 +178,11 @@ def with_stage_landings(
     named = []
     for change in plan.changes:
         landing = landings.get(Ref(change.system, change.id))
-        moves = change.field == "stage" or (
-            change.field == "status" and landing is not None and landing.native_stage
-        )
-        named.append(replace(change, landing=landing) if landing and moves else change)
+        if landing is not None and (
+            change.field == "stage" or (change.field == "status" and landing.native_stage)
+        ):
+            change = replace(change, landing=landing)
+        named.append(change)
     return replace(plan, changes=tuple(named))
 
 
