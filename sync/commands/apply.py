@@ -100,7 +100,7 @@ def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | No
     if report.settled:  # what earlier runs left in doubt, settled before this apply wrote
         counts["settled"] = [s.as_json() for s in report.settled]
     failed = report.failed
-    message = f"{len(failed)} change(s) failed, e.g. {failed[0].line()}" if failed else None
+    message = f"{len(failed)} change(s) not applied, e.g. {failed[0].line()}" if failed else None
     if failed and stop_requested():
         status, message = RunStatus.INTERRUPTED, SIGTERM_STOP
     rt.store.runs.finish(run_id, status, counts=counts, calls=rt.calls(), error=message)
