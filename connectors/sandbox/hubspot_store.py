@@ -254,6 +254,22 @@ class DealStore:
         bisect.insort(self.archived_order, int(deal["id"]))
         self.version += 1
 
+    def restore(self, deal_id: str) -> dict[str, Any]:
+        """Out of the archive, as HubSpot's "Restore records" tool does within 90 days (there
+        is no API call for it): the same id, live again (`archived` false, no `archivedAt`),
+        listed by `/deals` and no longer by `?archived=true`, and modified now, so the search
+        an incremental read uses finds it (the modification date is set on a restore)."""
+        deal = self.archived.pop(str(deal_id), None)
+        if deal is None:
+            raise WriteError("OBJECT_NOT_FOUND", f"Could not find archived deal {deal_id}.")
+        del self.archived_order[bisect.bisect_left(self.archived_order, int(deal_id))]
+        deal.update(archived=False)
+        deal.pop("archivedAt", None)
+        self.live[deal["id"]] = deal
+        bisect.insort(self.order, int(deal["id"]))
+        self._stamp(deal, deal["properties"].get("dealstage"), self._now())
+        return deal
+
     def purge_deleted(self) -> int:
         """Archived deals gone for good, as HubSpot does 90 days after the delete."""
         gone = len(self.archived)

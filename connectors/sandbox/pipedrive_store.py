@@ -355,6 +355,39 @@ class DealStore:
             raise WriteError(410, "Deal is already deleted")
         self.update(deal_id, {"status": "deleted"})
 
+    def restore(self, deal_id: int) -> dict[str, Any]:
+        """Back from the deleted deals (the app's Restore, within 30 days): the same id with
+        the status it had before the delete (open, won or lost; its won/lost times kept),
+        `deleted` false, and a fresh `update_time`, so `recents` and `sort=update_time` list it
+        as changed. 404 if the deal is unknown, 400 if it is not deleted."""
+        old = self.deals.get(deal_id)
+        if old is None:
+            raise WriteError(404, "Deal not found")
+        if old["status"] != "deleted":
+            raise WriteError(400, "Deal is not deleted")
+        now = pd_time(self.clock())
+        before = next(
+            (
+                item["data"]["old_value"]
+                for item in reversed(self.flows.get(deal_id, []))
+                if item["data"].get("field_key") == "status"
+                and item["data"].get("new_value") == "deleted"
+            ),
+            "open",
+        )
+        deal = dict(old)
+        deal["status"] = before
+        self._flow(deal_id, (deal.get("user_id") or {}).get("id"), "status", "deleted", before, now)
+        deal["deleted"] = False
+        deal["active"] = before == "open"
+        value = Decimal(str(deal.get("value") or 0))
+        stage = self.stages.get(int(deal["stage_id"]), {})
+        share = {"won": Decimal(1), "open": Decimal(stage.get("deal_probability") or 0) / 100}
+        deal["weighted_value"] = value * share.get(before, Decimal(0))
+        deal["update_time"] = now
+        self._store(deal, old)
+        return deal
+
     def purge_deleted(self) -> int:
         """Deleted deals gone for good, as Pipedrive does 30 days after the delete."""
         gone = {i for i, deal in self.deals.items() if deal["status"] == "deleted"}

@@ -333,6 +333,21 @@ class SalesforceStore:
         record["LastModifiedById"] = self.api_user
         return str(record["Id"])
 
+    def undelete(self, record_id: str) -> str:
+        """Out of the recycle bin (the UI's Undelete, SOAP `undelete()`, Apex `undelete`; REST
+        has no call for it): the same Id, `IsDeleted` false again, so `query` lists it again,
+        and a fresh SystemModstamp (LastModifiedDate with it, as `delete` stamps both), so a
+        read by SystemModstamp sees it come back. INVALID_CROSS_REFERENCE_KEY if the record is
+        not in the recycle bin."""
+        record = self.by_id.get(record_id)
+        if record is None or not record.get("IsDeleted"):
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
+        stamp = self.stamp()
+        record["IsDeleted"] = False
+        record["LastModifiedDate"] = record["SystemModstamp"] = stamp
+        record["LastModifiedById"] = self.api_user
+        return str(record["Id"])
+
     def purge_deleted(self) -> int:
         """The recycle bin emptied, as Salesforce does 15 days after a delete: the records
         leave queryAll and the deleted endpoint too."""

@@ -8,10 +8,11 @@ connector that silently over-fetches or never makes a call fails too.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -186,6 +187,25 @@ def assert_deletes_leave_the_live_read(
     assert [(r.id, r.ok, r.code) for r in results] == [(i, True, None) for i in ids]
     assert not set(ids) & set(_ids(connector.deals()))
     assert set(connector.deleted_deals(since)) == set(ids)
+
+
+def assert_restored_deals_are_read_back(
+    connector: Connector, ids: Sequence[str], restore: Callable[[str], None]
+) -> None:
+    """Deals deleted, then restored in the CRM (`restore`: its recycle bin's Undelete or
+    Restore): an incremental read from before the restore returns exactly them, live again,
+    a full read lists them, and deleted_deals from before the delete no longer does."""
+    before_delete = datetime.now(UTC) - timedelta(seconds=1)
+    _deleting(connector).delete_deals(ids)
+    assert set(connector.deleted_deals(before_delete)) == set(ids)
+    before_restore = datetime.now(UTC)
+    time.sleep(0.01)  # the restores' stamps fall after it, whatever their resolution
+    for deal_id in ids:
+        restore(deal_id)
+    changed = list(connector.deals(before_restore - timedelta(seconds=1)))
+    assert set(_ids(changed)) == set(ids)
+    assert set(ids) <= set(_ids(connector.deals()))
+    assert not set(ids) & set(connector.deleted_deals(before_delete))
 
 
 def assert_missing_deletes_are_not_found(

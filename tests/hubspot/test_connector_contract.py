@@ -203,6 +203,19 @@ def test_deleted_deals_leave_the_read_and_are_seen_as_archived(connector, hs_dat
     contract.assert_deletes_leave_the_live_read(connector, since, ids)
 
 
+def test_deals_restored_from_the_archive_are_read_back_by_an_incremental_read(
+    connector, sandbox, hs_data
+):
+    hubspot = sandbox.servers["hubspot"].emulator
+
+    def restore(deal_id: str) -> None:
+        with hubspot.lock:
+            hubspot.store.restore(deal_id)
+
+    ids = [d["id"] for d in _live(hs_data)[:3]]
+    contract.assert_restored_deals_are_read_back(connector, ids, restore)
+
+
 def test_deleting_unknown_and_archived_ids_is_not_found_and_the_rest_are_archived(
     connector, sandbox, hs_data
 ):

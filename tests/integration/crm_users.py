@@ -98,6 +98,19 @@ class Editors:
                 em.store.delete(int(deal_id))
         self.done.append(f"{system} {deal_id}: deleted")
 
+    def restore(self, system: str, deal_id: str) -> None:
+        """A deal deleted by mistake taken back out of its CRM's recycle bin (Salesforce's
+        Undelete, HubSpot's restore of an archived deal, Pipedrive's restore of a deleted one)."""
+        em = self._em(system)
+        with em.lock:
+            if system == "salesforce":
+                em.store.undelete(deal_id)
+            elif system == "hubspot":
+                em.store.restore(deal_id)
+            else:
+                em.store.restore(int(deal_id))
+        self.done.append(f"{system} {deal_id}: restored")
+
     def create_new(self) -> None:
         """A deal no other CRM has."""
         self._made += 1

@@ -4,7 +4,6 @@ exists again are not deleted."""
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 import pytest
@@ -19,13 +18,7 @@ def _restore(world: World, deal_id: str) -> None:
     """As HubSpot's recycle bin does: the deal is live again, modified now."""
     hubspot: Any = world.sandbox.servers["hubspot"].emulator
     with hubspot.lock:
-        store = hubspot.store
-        deal = store.archived.pop(deal_id)
-        store.archived_order.remove(int(deal_id))
-        deal.update(archived=False, archivedAt=None)
-        store.live[deal_id] = deal
-        bisect.insort(store.order, int(deal_id))
-        store._stamp(deal, deal["properties"].get("dealstage"), store._now())
+        hubspot.store.restore(deal_id)
 
 
 def _live(world: World, system: str, deal_id: str) -> bool:

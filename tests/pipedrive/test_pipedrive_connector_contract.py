@@ -268,6 +268,19 @@ def test_deleted_deals_leave_the_read_and_are_seen_as_deleted(connector, pd_data
     contract.assert_deletes_leave_the_live_read(connector, _just_before(), ids)
 
 
+def test_deals_restored_after_a_delete_are_read_back_by_an_incremental_read(
+    connector, sandbox, pd_data
+):
+    pipedrive = sandbox.servers["pipedrive"].emulator
+
+    def restore(deal_id: str) -> None:
+        with pipedrive.lock:
+            pipedrive.store.restore(int(deal_id))
+
+    ids = [str(d["id"]) for d in _live(pd_data)[:3]]
+    contract.assert_restored_deals_are_read_back(connector, ids, restore)
+
+
 def test_deleting_unknown_and_deleted_ids_is_not_found_and_the_rest_are_deleted(connector, pd_data):
     live = [str(d["id"]) for d in _live(pd_data)[:3]]
     deleted = [str(d["id"]) for d in pd_data["pipedrive"]["deals"] if d["status"] == "deleted"]

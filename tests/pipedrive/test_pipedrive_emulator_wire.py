@@ -201,6 +201,24 @@ def test_deleted_deals_leave_the_list_but_show_in_recents_and_status_deleted(cli
     assert [(r["id"], r["data"]["status"]) for r in recents] == [(deal_id, "deleted")]
 
 
+def test_a_restored_deal_has_its_status_again_and_shows_in_recents(sandbox, client, pd_data):
+    """The app's Restore of a deleted deal: the same id, the status it had before (its won
+    time kept), no longer deleted, with a fresh update_time."""
+    won = next(d for d in pd_data["pipedrive"]["deals"] if d["status"] == "won")
+    assert client.deals.delete_deal(won["id"])["success"]
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    emulator = sandbox.servers["pipedrive"].emulator
+    with emulator.lock:
+        emulator.store.restore(won["id"])
+    shown = client.deals.get_deal(won["id"])["data"]
+    assert (shown["status"], shown["deleted"], shown["won_time"]) == ("won", False, won["won_time"])
+    assert shown["update_time"] >= since
+    listed = {d["id"] for d in client.deals.get_all_deals(params={"limit": 500})["data"]}
+    assert won["id"] in listed
+    recents = client.recents.get_recent_changes(params={"since_timestamp": since})["data"]
+    assert [(r["id"], r["data"]["status"]) for r in recents] == [(won["id"], "won")]
+
+
 def test_deleting_twice_is_410_an_unknown_deal_404_and_a_refused_one_400(sandbox, client, pd_data):
     first, second = _live_ids(pd_data)[:2]
     assert client.deals.delete_deal(first) == {"success": True, "data": {"id": first}}

@@ -198,6 +198,18 @@ def test_deleted_deals_leave_the_read_and_are_seen_as_deleted(connector):
     assert connector.calls()["delete_deals"] == 1
 
 
+def test_deals_undeleted_from_the_recycle_bin_are_read_back_by_an_incremental_read(
+    connector, sandbox
+):
+    salesforce = sandbox.servers["salesforce"].emulator
+
+    def undelete(deal_id: str) -> None:
+        with salesforce.lock:
+            salesforce.store.undelete(deal_id)
+
+    contract.assert_restored_deals_are_read_back(connector, _live_ids(connector, 3), undelete)
+
+
 def test_deleting_unknown_and_recycled_ids_is_not_found_and_the_rest_are_deleted(connector):
     live = _live_ids(connector, 3)
     recycled = next(iter(connector.deleted_deals(datetime(2024, 1, 1, tzinfo=UTC))))
