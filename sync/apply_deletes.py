@@ -42,6 +42,7 @@ __all__ = [
     "changed_since",
     "delete_change_id",
     "forget",
+    "keep_deleted",
     "not_deleted",
     "propagated",
     "refused_where_live",
@@ -168,7 +169,10 @@ def _settle(
 ) -> list[ChangeResult]:
     """Forget what is gone, audit what we deleted (a killed run's too), journal every one."""
     gone = [d for d, o, _ in settled if o in (Outcome.APPLIED, Outcome.ALREADY)]
-    forget(store, ctx.instance, [d.id for d in gone], {d.entity for d in gone if d.entity})
+    for spread, settle in ((False, forget), (True, keep_deleted)):
+        # A rollback's copies crmsync made are forgotten; a propagated delete's deals kept.
+        done = [d for d in gone if bool(d.sources) is spread]
+        settle(store, ctx.instance, [d.id for d in done], {d.entity for d in done if d.entity})
     # what this run deleted, and what a stopped run's delete did (audited under that run)
     ours = [
         (run_id if o is Outcome.APPLIED else in_doubt[d.change_id], d)
@@ -215,6 +219,21 @@ def forget(store: Store, instance: str, ids: Sequence[str], entities: Collection
     """The store as if the deleted deals had never been there: unlinked, gone from the
     snapshot, and their `entities`' other members re-examined by the next incremental
     reconcile."""
+    # Flagged before the links go: a crash in between leaves them flagged (harmless), never
+    # unlinked with nothing left to make the next incremental reconcile look at them.
+    keep_deleted(store, instance, ids, entities)
+    if ids:
+        store.unlink_all(instance, ids)
+
+
+def keep_deleted(
+    store: Store, instance: str, ids: Sequence[str], entities: Collection[str]
+) -> None:
+    """The deals a propagated delete removed, kept in their entities as deleted members: they
+    were somebody's deals, not crmsync's copies. Should the deal whose deletion they followed
+    be restored, its entity still knows them, so the next reconcile neither takes the restored
+    deal for a new one (unmatched, copied again by push.create_missing) nor deletes it again
+    (sync/reconcile.py: the plan reports them, to restore from their recycle bins)."""
     if not ids:
         return
     store.mark_deleted(instance, ids)
@@ -223,11 +242,8 @@ def forget(store: Store, instance: str, ids: Sequence[str], entities: Collection
     for link in store.link_records(entities):
         if (link.instance, link.deal_id) not in gone:
             others.setdefault(link.instance, []).append(link.deal_id)
-    # Flagged before the links go: a crash in between leaves them flagged (harmless), never
-    # unlinked with nothing left to make the next incremental reconcile look at them.
     for name, members in sorted(others.items()):
         store.mark_pending(name, members)
-    store.unlink_all(instance, ids)
 
 
 def _journal_state(outcome: Outcome, why: str | None) -> tuple[JournalState, dict[str, Any]]:

@@ -9,7 +9,8 @@ instance it is connected to (a reconcile: all of them; `apply` and `rollback`: t
 - a field write landed if the record, read again, holds the written value (or someone set the
   same value since: either way the record holds what that run wrote);
 - a delete (a rollback's, a propagated one) landed if the CRM no longer holds the deal, or
-  holds it deleted; the store then forgets the deal, as the delete itself would have.
+  holds it deleted; the store then forgets a rollback's copy, and keeps a propagated delete's
+  deal in its entity as deleted, as the delete itself would have (sync/apply_deletes.py).
 What landed is audited under the run that made it, so `rollback` of that run undoes it too (or,
 for a delete, lists it); a created copy is linked as well. The rest is marked skipped, and the
 new plan decides afresh. Each instance, run and kind settled is reported (`Settled`).
@@ -27,7 +28,7 @@ from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal
 from sync.apply_creates import found_copy
-from sync.apply_deletes import forget
+from sync.apply_deletes import forget, keep_deleted
 from sync.apply_report import Settled
 from sync.audit_values import audited_after
 from sync.connect import read_now
@@ -169,7 +170,7 @@ def _settle_deletes(
         deals, unreadable = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
         audit: list[AuditEntry] = []
         marks: _Marks = defaultdict(list)
-        gone: dict[str, None] = {}
+        gone: dict[str, bool] = {}  # deal id -> a rollback's copy (else a propagated delete)
         for record in chunk:
             entry, wrote, deal_id = record.entry, record.run_id, str(record.entry.deal_id)
             if deal_id in unreadable:
@@ -182,13 +183,15 @@ def _settle_deletes(
                         AuditEntry(wrote, entry.instance, deal_id, None, entry.before,
                                    {"deleted": True}, why)
                     )  # fmt: skip
-                gone[deal_id] = None
+                gone[deal_id] = record.plan_id.startswith("rollback-")
                 state, result = JournalState.DONE, {"already": True, "settled_by": run_id}
             else:
                 state, result = JournalState.SKIPPED, {"not_deleted": True, "settled_by": run_id}
             marks[wrote].append((entry.plan_change_id, state, result))
         entities = store.entities_of(ctx.instance, list(gone))
-        forget(store, ctx.instance, list(gone), set(entities.values()))
+        for copy, settle in ((True, forget), (False, keep_deleted)):
+            ids = [i for i, c in gone.items() if c is copy]
+            settle(store, ctx.instance, ids, {entities[i] for i in ids if i in entities})
         store.journal.mark_runs(marks, audit=audit)
         _merge(settled, marks)
 

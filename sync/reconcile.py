@@ -28,7 +28,7 @@ from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
 from sync.schema import one_snapshot
 from sync.store import Store
-from sync.store_records import Link, LinkMethod
+from sync.store_records import AuditEntry, Link, LinkMethod
 from sync.writes import (
     BATCH_SIZES,
     can_express_for,
@@ -312,6 +312,9 @@ def _analyze(
     plan = _with_dangling_links(plan, vanished)
     if any(d["propagate"] for d in plan.deleted):
         plan = _not_our_deletes(plan, store.journal.deletes_in_doubt())
+    if plan.deleted:
+        gone = [(g["system"], g["id"]) for d in plan.deleted for g in d["deleted"]]
+        plan = _restored_since_our_deletes(plan, store.audit.deletes_of(gone))
     if untouched:
         # Settled entities left unloaded are still entities the systems share.
         summary = dict(plan.summary)
@@ -525,6 +528,29 @@ def _not_our_deletes(plan: Plan, ours: Mapping[tuple[str, str], str]) -> Plan:
             why = (
                 "deleted by crmsync itself, not yet confirmed; not propagated: the next "
                 f"reconcile that applies checks it, or run {again} again"
+            )
+            item = {**item, "propagate": False, "reason": why}
+        deleted.append(item)
+    return dataclasses.replace(plan, deleted=tuple(deleted))
+
+
+def _restored_since_our_deletes(plan: Plan, ours: Mapping[tuple[str, str], AuditEntry]) -> Plan:
+    """An entity whose deleted deals crmsync deleted itself (push.propagate_deletes), each
+    following a deletion someone has since undone (restored from the recycle bin): nothing is
+    propagated back onto the restored deal; the entry says which deals to restore where.
+    `ours`: (instance, deal id) -> crmsync's audited delete of it. Only entries the diff made
+    (no reason yet): their deleted deals are linked members, which a propagated delete keeps
+    and a rollback's forgets, so none of them is a copy a rollback deleted."""
+    deleted = []
+    for item in plan.deleted:
+        gone = [(str(g["system"]), str(g["id"])) for g in item["deleted"]]
+        if "reason" not in item and gone and all(ref in ours for ref in gone):
+            runs = ", ".join(sorted({ours[ref].run_id for ref in gone}))
+            named = ", ".join(f"{system} {deal_id}" for system, deal_id in gone)
+            why = (
+                f"deleted by crmsync (run {runs}, push.propagate_deletes) after a deletion that "
+                f"was undone since; not propagated: restore {named} from the recycle bin, or "
+                "delete the live deals"
             )
             item = {**item, "propagate": False, "reason": why}
         deleted.append(item)

@@ -15,7 +15,7 @@ from sqlalchemy import CTE, Select, bindparam, false, func, select
 from sqlalchemy.engine import Connection, Engine, Row
 
 from sync import schema as t
-from sync.schema import transaction
+from sync.schema import chunks, transaction
 from sync.store_links import write_links_and_bases
 from sync.store_records import (
     AuditEntry,
@@ -299,6 +299,27 @@ class AuditLog:
             query = query.limit(limit)
         with transaction(self._engine, write=False) as conn:
             return [_audit_entry(r) for r in conn.execute(query)]
+
+    def deletes_of(self, refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AuditEntry]:
+        """(instance, deal id) -> the latest delete crmsync audited for each of `refs` (a
+        propagated one, a rollback's), for those it deleted; read by index, per deal."""
+        wanted: dict[str, list[str]] = {}
+        for instance, deal_id in sorted(set(refs)):
+            wanted.setdefault(instance, []).append(deal_id)
+        a = t.audit.c
+        found: dict[tuple[str, str], AuditEntry] = {}
+        with transaction(self._engine, write=False) as conn:
+            for instance, ids in wanted.items():
+                for chunk in chunks(ids, 500):
+                    query = (
+                        select(t.audit)
+                        .where(a.instance == instance, a.deal_id.in_(chunk), a.field.is_(None))
+                        .order_by(a.at, a.id)
+                    )
+                    for row in conn.execute(query):
+                        if row.after == {"deleted": True}:  # not a create's values
+                            found[instance, str(row.deal_id)] = _audit_entry(row)
+        return found
 
     def after_snapshots(self, instances: Sequence[str]) -> list[AuditEntry]:
         """The field writes to live stored deals of `instances` audited since the pull that

@@ -108,3 +108,37 @@ def test_a_deal_restored_after_an_apply_that_reported_its_deletion_is_back_in_it
     assert _about(_plan(world, "--yes"), entity, ids) == NOTHING
     assert world.members()[entity] == ids
     assert all(people._is_live(s, i) for s, i in ids.items())
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_deal_restored_after_crmsync_spread_its_deletion_is_neither_copied_nor_deleted_again(
+    small_world: World, system: str
+) -> None:
+    """The copies push.propagate_deletes deleted stay members of the entity (deleted): the
+    restored deal is not unmatched, push.create_missing makes no second copy of it, and its
+    deletion is not spread back onto it. The plan says which copies to restore, and once they
+    are, the entity is whole again."""
+    world = small_world
+    entity, ids, people = _settled(world, propagate_deletes=True, create_missing=True)
+    people.delete(system, ids[system])
+    _plan(world, "--yes")
+    copies = {s: i for s, i in ids.items() if s != system}
+    assert not any(people._is_live(s, i) for s, i in copies.items())
+
+    people.restore(system, ids[system])
+    _pulled_back(world, system, ids[system])
+    about = _about(_plan(world, "--yes"), entity, ids)
+    assert people._is_live(system, ids[system])
+    assert world.members()[entity] == ids
+    assert (about["creates"], about["changes"], about["unmatched"]) == ([], [], [])
+    [deleted] = about["deleted"]
+    assert deleted["propagate"] is False
+    assert deleted["live"] == [{"system": system, "id": ids[system]}]
+    assert sorted((g["system"], g["id"]) for g in deleted["deleted"]) == sorted(copies.items())
+    assert "restore " in deleted["reason"], deleted["reason"]
+
+    for other, deal_id in copies.items():
+        people.restore(other, deal_id)
+    assert _about(_plan(world, "--dry-run"), entity, ids) == NOTHING
+    assert world.members()[entity] == ids
+    assert _reported_deleted(world, entity) == []
