@@ -1,36 +1,22 @@
 """A saved plan that propagates a deletion (push.propagate_deletes), applied after the deleted
-deal came back (restored from HubSpot's recycle bin): the other CRMs' copies of a deal that
+deal came back (restored from its CRM's recycle bin): the other CRMs' copies of a deal that
 exists again are not deleted."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 import yaml
 
 from tests.integration.conftest import World
+from tests.integration.crm_users import SYSTEMS, Editors
 from tests.integration.processes import run
 from tests.integration.test_writes_not_yet_searchable import _open_in_all_three
 
 
-def _restore(world: World, deal_id: str) -> None:
-    """As HubSpot's recycle bin does: the deal is live again, modified now."""
-    hubspot: Any = world.sandbox.servers["hubspot"].emulator
-    with hubspot.lock:
-        hubspot.store.restore(deal_id)
-
-
-def _live(world: World, system: str, deal_id: str) -> bool:
-    store: Any = world.sandbox.servers[system].emulator.store
-    if system == "salesforce":
-        return not store.by_id[deal_id].get("IsDeleted")
-    return bool(store.deals[int(deal_id)]["status"] != "deleted")
-
-
+@pytest.mark.parametrize("system", SYSTEMS)
 @pytest.mark.parametrize("pulled_since", [True, False], ids=["pulled-since", "not-pulled"])
 def test_a_saved_plan_does_not_delete_the_copies_of_a_deal_restored_since(
-    pg_world: World, pulled_since: bool
+    pg_world: World, pulled_since: bool, system: str
 ) -> None:
     """Not pulled since: only the CRM knows the deal is back. A pull is no condition of the
     nightly's apply either (its pull may have missed a deal a full read was past when it came
@@ -41,18 +27,19 @@ def test_a_saved_plan_does_not_delete_the_copies_of_a_deal_restored_since(
     world.config.write_text(yaml.safe_dump(document, sort_keys=False))
     assert run(world, "reconcile", "--yes").popen.returncode in (0, 1)
     ids = _open_in_all_three(world)
-    hubspot: Any = world.sandbox.servers["hubspot"].emulator
-    with hubspot.lock:
-        hubspot.store.archive(ids["hubspot"])  # deleted by mistake
+    people = Editors(world, 1)
+    people.delete(system, ids[system])  # deleted by mistake
     plan = world.config.with_name("plan.json")
     made = run(world, "reconcile", "--dry-run", "--plan-out", str(plan))
     assert made.popen.returncode == 0, made.err
-    assert f'"id": "{ids["pipedrive"]}"' in plan.read_text()  # to delete there
-    _restore(world, ids["hubspot"])
+    copies = {s: i for s, i in ids.items() if s != system}
+    for deal_id in copies.values():
+        assert f'"id": "{deal_id}"' in plan.read_text()  # to delete there
+    people.restore(system, ids[system])
     if pulled_since:
         pulled = run(world, "pull")
         assert pulled.popen.returncode == 0, pulled.err
 
     applied = run(world, "apply", str(plan), "--yes")
-    assert _live(world, "pipedrive", ids["pipedrive"]), applied.out + applied.err
-    assert _live(world, "salesforce", ids["salesforce"]), applied.out + applied.err
+    for other, deal_id in copies.items():
+        assert people._is_live(other, deal_id), applied.out + applied.err
