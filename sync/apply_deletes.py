@@ -169,16 +169,23 @@ def _settle(
 ) -> list[ChangeResult]:
     """Forget what is gone, audit what we deleted (a killed run's too), journal every one."""
     gone = [d for d, o, _ in settled if o in (Outcome.APPLIED, Outcome.ALREADY)]
-    for spread, settle in ((False, forget), (True, keep_deleted)):
-        # A rollback's copies crmsync made are forgotten; a propagated delete's deals kept.
-        done = [d for d in gone if bool(d.sources) is spread]
-        settle(store, ctx.instance, [d.id for d in done], {d.entity for d in done if d.entity})
     # what this run deleted, and what a stopped run's delete did (audited under that run)
     ours = [
         (run_id if o is Outcome.APPLIED else in_doubt[d.change_id], d)
         for d, o, _ in settled
         if o is Outcome.APPLIED or (o is Outcome.ALREADY and d.change_id in in_doubt)
     ]
+    # A rollback's copies crmsync made are forgotten; a propagated delete's deals are kept,
+    # marked deleted by the run it is audited under (found deleted already: by none).
+    copies = [d for d in gone if not d.sources]
+    forget(store, ctx.instance, [d.id for d in copies], {d.entity for d in copies if d.entity})
+    by_run: dict[str | None, list[Delete]] = {}
+    audited = {d.change_id: run for run, d in ours}
+    for delete in (d for d in gone if d.sources):
+        by_run.setdefault(audited.get(delete.change_id), []).append(delete)
+    for run, spread in sorted(by_run.items(), key=lambda item: item[0] or ""):
+        entities = {d.entity for d in spread if d.entity}
+        keep_deleted(store, ctx.instance, [d.id for d in spread], entities, run)
     store.journal.mark(
         run_id,
         [(d.change_id, *_journal_state(o, why)) for d, o, why in settled],
@@ -227,16 +234,22 @@ def forget(store: Store, instance: str, ids: Sequence[str], entities: Collection
 
 
 def keep_deleted(
-    store: Store, instance: str, ids: Sequence[str], entities: Collection[str]
+    store: Store,
+    instance: str,
+    ids: Sequence[str],
+    entities: Collection[str],
+    run_id: str | None = None,
 ) -> None:
     """The deals a propagated delete removed, kept in their entities as deleted members: they
     were somebody's deals, not crmsync's copies. Should the deal whose deletion they followed
     be restored, its entity still knows them, so the next reconcile neither takes the restored
     deal for a new one (unmatched, copied again by push.create_missing) nor deletes it again
-    (sync/reconcile.py: the plan reports them, to restore from their recycle bins)."""
+    (sync/reconcile.py: the plan reports them, to restore from their recycle bins). `run_id`:
+    the run the delete is audited under, as the one that marked them deleted, which tells this
+    deletion from a later one someone makes after restoring them."""
     if not ids:
         return
-    store.mark_deleted(instance, ids)
+    store.mark_deleted(instance, ids, run_id=run_id)
     gone = {(instance, i) for i in ids}
     others: dict[str, list[str]] = {}
     for link in store.link_records(entities):

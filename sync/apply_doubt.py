@@ -170,7 +170,9 @@ def _settle_deletes(
         deals, unreadable = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
         audit: list[AuditEntry] = []
         marks: _Marks = defaultdict(list)
-        gone: dict[str, bool] = {}  # deal id -> a rollback's copy (else a propagated delete)
+        # deal id -> the run that sent its delete, and whether it was a rollback's copy (else
+        # a propagated delete)
+        gone: dict[str, tuple[str, bool]] = {}
         for record in chunk:
             entry, wrote, deal_id = record.entry, record.run_id, str(record.entry.deal_id)
             if deal_id in unreadable:
@@ -183,15 +185,17 @@ def _settle_deletes(
                         AuditEntry(wrote, entry.instance, deal_id, None, entry.before,
                                    {"deleted": True}, why)
                     )  # fmt: skip
-                gone[deal_id] = record.plan_id.startswith("rollback-")
+                gone.setdefault(deal_id, (wrote, record.plan_id.startswith("rollback-")))
                 state, result = JournalState.DONE, {"already": True, "settled_by": run_id}
             else:
                 state, result = JournalState.SKIPPED, {"not_deleted": True, "settled_by": run_id}
             marks[wrote].append((entry.plan_change_id, state, result))
         entities = store.entities_of(ctx.instance, list(gone))
-        for copy, settle in ((True, forget), (False, keep_deleted)):
-            ids = [i for i, c in gone.items() if c is copy]
-            settle(store, ctx.instance, ids, {entities[i] for i in ids if i in entities})
+        copies = [i for i, (_, copy) in gone.items() if copy]
+        forget(store, ctx.instance, copies, {entities[i] for i in copies if i in entities})
+        for run in sorted({wrote for wrote, copy in gone.values() if not copy}):
+            ids = [i for i, (w, copy) in gone.items() if w == run and not copy]
+            keep_deleted(store, ctx.instance, ids, {entities[i] for i in ids if i in entities}, run)
         store.journal.mark_runs(marks, audit=audit)
         _merge(settled, marks)
 

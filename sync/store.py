@@ -324,6 +324,29 @@ class Store:
                 found.update((r.id, r.payload) for r in conn.execute(query))
         return found
 
+    def deletion_marks(
+        self, refs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str | None, datetime | None]]:
+        """(instance, id) -> (run, its start) that marked each deleted deal of `refs` deleted
+        (a pull that saw it so, or the apply whose delete it was); (None, None) when no run
+        did. Live and unknown deals are absent."""
+        wanted: dict[str, list[str]] = {}
+        for instance, deal_id in sorted(set(refs)):
+            wanted.setdefault(instance, []).append(deal_id)
+        d, r = t.deals.c, t.runs.c
+        found: dict[tuple[str, str], tuple[str | None, datetime | None]] = {}
+        with transaction(self._engine, write=False) as conn:
+            for instance, ids in wanted.items():
+                for chunk in chunks(ids, BATCH_SIZE):
+                    query = (
+                        select(d.id, d.last_seen_run, r.started_at)
+                        .select_from(t.deals.outerjoin(t.runs, r.id == d.last_seen_run))
+                        .where(d.instance == instance, d.id.in_(chunk), d.deleted == true())
+                    )
+                    for row in conn.execute(query):
+                        found[instance, row.id] = (row.last_seen_run, row.started_at)
+        return found
+
     def fingerprints(self, instance: str) -> dict[str, str]:
         """id -> fingerprint of every stored deal of ``instance`` (deleted ones included)."""
         query = select(t.deals.c.id, t.deals.c.fingerprint).where(t.deals.c.instance == instance)

@@ -142,3 +142,50 @@ def test_a_deal_restored_after_crmsync_spread_its_deletion_is_neither_copied_nor
     assert _about(_plan(world, "--dry-run"), entity, ids) == NOTHING
     assert world.members()[entity] == ids
     assert _reported_deleted(world, entity) == []
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_copy_restored_after_crmsync_spread_a_deletion_to_it_is_not_deleted_again(
+    small_world: World, system: str
+) -> None:
+    """Someone finds the deal crmsync deleted (push.propagate_deletes) in their CRM's recycle
+    bin and restores it there, while the deletion it followed stands: the next run does not
+    delete it again, and says which deals to restore (or that the live one is to delete)."""
+    world = small_world
+    entity, ids, people = _settled(world, propagate_deletes=True, create_missing=True)
+    people.delete(system, ids[system])
+    _plan(world, "--yes")
+    other = SYSTEMS[(SYSTEMS.index(system) + 1) % len(SYSTEMS)]
+    people.restore(other, ids[other])
+
+    about = _about(_plan(world, "--yes"), entity, ids)
+    assert people._is_live(other, ids[other])
+    assert world.members()[entity] == ids
+    assert (about["creates"], about["changes"], about["unmatched"]) == ([], [], [])
+    [deleted] = about["deleted"]
+    assert deleted["propagate"] is False
+    assert deleted["live"] == [{"system": other, "id": ids[other]}]
+    assert "restore " in deleted["reason"], deleted["reason"]
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+@pytest.mark.parametrize("again", ["source", "copy"])
+def test_a_deletion_made_after_everything_was_restored_is_propagated_again(
+    small_world: World, system: str, again: str
+) -> None:
+    """crmsync spread a deletion, and everything was restored since (the entity is whole).
+    A later deletion, of the deal first deleted or of a copy crmsync deleted then, is a new
+    one: it is propagated, not taken for the deletion undone."""
+    world = small_world
+    entity, ids, people = _settled(world, propagate_deletes=True, create_missing=True)
+    people.delete(system, ids[system])
+    _plan(world, "--yes")
+    for name, deal_id in ids.items():
+        people.restore(name, deal_id)
+    assert _about(_plan(world, "--yes"), entity, ids) == NOTHING
+
+    deleted_in = system if again == "source" else SYSTEMS[(SYSTEMS.index(system) + 1) % 3]
+    people.delete(deleted_in, ids[deleted_in])
+    [deleted] = _about(_plan(world, "--yes"), entity, ids)["deleted"]
+    assert (deleted["propagate"], deleted.get("reason")) == (True, None)
+    assert not any(people._is_live(name, deal_id) for name, deal_id in ids.items())
