@@ -13,7 +13,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -74,6 +74,12 @@ class HubSpotEmulator:
         purged = self.store.purge_deleted()
         self._search_cache.clear()
         return purged
+
+    def restore_deleted(self, ids: Sequence[str]) -> list[str]:
+        restored = [i for i in ids if i in self.store.archived]
+        for deal_id in restored:
+            self.store.restore(deal_id)
+        return restored
 
     def dump(self) -> dict[str, Any]:
         data = self.store.dump()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -127,6 +127,15 @@ class PipedriveEmulator:
     def purge_deleted(self) -> int:
         purged = self.store.purge_deleted()
         return purged
+
+    def restore_deleted(self, ids: Sequence[str]) -> list[str]:
+        deals = self.store.deals
+        restored = [
+            i for i in ids if i.isdigit() and deals.get(int(i), {}).get("status") == "deleted"
+        ]
+        for deal_id in restored:
+            self.store.restore(int(deal_id))
+        return restored
 
     def dump(self) -> dict[str, Any]:
         return self.store.dump()

@@ -86,6 +86,13 @@ class SalesforceEmulator:
         purged = self.store.purge_deleted()
         return purged
 
+    def restore_deleted(self, ids: Sequence[str]) -> list[str]:
+        by_id = self.store.by_id
+        restored = [i for i in ids if i in by_id and by_id[i].get("IsDeleted")]
+        for record_id in restored:
+            self.store.undelete(record_id)
+        return restored
+
     def dump(self) -> dict[str, Any]:
         return {name: [dict(r) for r in rows] for name, rows in self.store.tables.items()}
 

@@ -16,7 +16,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,6 +129,8 @@ class Emulator(Protocol):
     def dump(self) -> dict[str, Any]: ...
     def reset(self) -> None: ...
     def purge_deleted(self) -> int: ...  # the CRM's recycle bin emptied; returns how many
+    # deals taken back out of the recycle bin, as a person restores them; returns those restored
+    def restore_deleted(self, ids: Sequence[str]) -> list[str]: ...
 
 
 class _Stats:
@@ -312,6 +314,15 @@ class SandboxServer:
         if name == "purge" and request.method == "POST":
             with em.lock:
                 return SandboxResponse(200, {"purged": em.purge_deleted()})
+        if name == "restore" and request.method == "POST":
+            try:
+                ids = (request.json() or {}).get("ids")
+            except (BadRequest, AttributeError) as exc:
+                return SandboxResponse(400, {"error": str(exc)})
+            if not isinstance(ids, list) or not all(isinstance(i, str | int) for i in ids):
+                return SandboxResponse(400, {"error": 'expected {"ids": [deal id, ...]}'})
+            with em.lock:
+                return SandboxResponse(200, {"restored": em.restore_deleted([str(i) for i in ids])})
         if name == "faults" and request.method == "GET":
             return SandboxResponse(200, self.faults.faults.to_json())
         if name == "faults" and request.method in ("POST", "PUT"):

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from click.testing import CliRunner
 
@@ -189,3 +190,23 @@ def test_a_deletion_made_after_everything_was_restored_is_propagated_again(
     [deleted] = _about(_plan(world, "--yes"), entity, ids)["deleted"]
     assert (deleted["propagate"], deleted.get("reason")) == (True, None)
     assert not any(people._is_live(name, deal_id) for name, deal_id in ids.items())
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_sandbox_restores_deleted_deals_over_its_control_endpoint(
+    small_world: World, system: str
+) -> None:
+    """`POST /__sandbox/restore {"ids": [...]}`, for trying the journey against `crmsync
+    sandbox serve`: the deleted ones among the ids are restored and named, the rest left."""
+    world = small_world
+    info = world.sandbox.ready_info()
+    people = Editors(world, 1)
+    deleted, live = people._live_ids(system)[:2]
+    people.delete(system, deleted)
+    url = f"{info[system]}/__sandbox/restore"
+    asked = {"ids": [deleted, live, "404404"]}
+    answer = requests.post(url, json=asked, verify=info["ca_file"], timeout=10)
+    assert (answer.status_code, answer.json()) == (200, {"restored": [deleted]})
+    assert people._is_live(system, deleted) and people._is_live(system, live)
+    refused = requests.post(url, json={"ids": "x"}, verify=info["ca_file"], timeout=10)
+    assert refused.status_code == 400
