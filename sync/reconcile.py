@@ -499,9 +499,9 @@ def _gone(dangling: Mapping[str, Any]) -> Ref:
 
 
 def _with_dangling_links(plan: Plan, dangling: list[dict[str, Any]]) -> Plan:
-    known = {
-        (d["deleted"][0]["system"], d["deleted"][0]["id"]) for d in plan.deleted if d["deleted"]
-    }
+    # Every deleted deal the plan lists, not each entry's first: an entity deleted in two CRMs
+    # (its copies crmsync deleted, once the deal they followed is restored) names both.
+    known = {(g["system"], g["id"]) for d in plan.deleted for g in d["deleted"]}
     extra = [
         item
         for item in dangling

@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from sync.cli import main
+from sync.runtime import open_runtime
 from tests.integration.conftest import World
 from tests.integration.crm_users import SYSTEMS, Editors
 from tests.integration.test_writes_not_yet_searchable import _open_in_all_three
@@ -210,3 +211,40 @@ def test_the_sandbox_restores_deleted_deals_over_its_control_endpoint(
     assert people._is_live(system, deleted) and people._is_live(system, live)
     refused = requests.post(url, json={"ids": "x"}, verify=info["ca_file"], timeout=10)
     assert refused.status_code == 400
+
+
+def _naming_the_others(world: World, system: str) -> tuple[str, dict[str, str]]:
+    """An open entity with a deal in each CRM whose `system` deal names the other two by
+    their ids (its external-id fields)."""
+    with open_runtime(str(world.config), connect=False) as rt:
+        for entity, ids in world.members().items():
+            if len(ids) < len(SYSTEMS):
+                continue
+            payload = rt.store.get_deals(system, [ids[system]])[ids[system]]
+            named = {s: payload["external_ids"].get(s) for s in SYSTEMS if s != system}
+            live = payload["status"] == "open" and not payload["extra"].get("deleted")
+            if live and named == {s: i for s, i in ids.items() if s != system}:
+                return entity, ids
+    raise AssertionError(f"no entity whose {system} deal names the others")
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_restored_deal_whose_id_fields_name_the_copies_crmsync_deleted_is_listed_once(
+    small_world: World, system: str
+) -> None:
+    """Its id fields name the deleted copies: that is the same deletion the entity's entry
+    lists, not another (`linked ... is deleted there`) for the plan and report to count."""
+    world = small_world
+    _configure(world, propagate_deletes=True, create_missing=True)
+    _plan(world, "--yes")
+    _plan(world, "--yes")
+    entity, ids = _naming_the_others(world, system)
+    people = Editors(world, 1)
+    people.delete(system, ids[system])
+    _plan(world, "--yes")
+    people.restore(system, ids[system])
+
+    plan = _plan(world, "--dry-run")
+    listed = [d for d in plan["deleted"] if {"system": system, "id": ids[system]} in d["live"]]
+    assert [d["entity"] for d in listed] == [entity], listed
+    assert [row["entity"] for row in _reported_deleted(world, entity)] == [entity, entity]
