@@ -130,7 +130,7 @@ class Editors:
     def edit_in_two(self) -> None:
         """The same field of one entity edited in two CRMs (to two values, or to one)."""
         entities = [m for m in self.world.members().values() if len(m) >= 2]
-        live = [m for m in entities if all(self._is_live(s, i) for s, i in m.items())]
+        live = [m for m in entities if all(self.is_live(s, i) for s, i in m.items())]
         if not live:
             return
         members = self.rng.choice(live)
@@ -262,7 +262,7 @@ class Editors:
     def _em(self, system: str) -> Any:
         return self.world.sandbox.servers[system].emulator
 
-    def _live_ids(self, system: str) -> list[str]:
+    def live_ids(self, system: str) -> list[str]:
         em = self._em(system)
         with em.lock:
             if system == "salesforce":
@@ -272,11 +272,11 @@ class Editors:
                 return sorted(em.store.live)
             return [str(i) for i, d in sorted(em.store.deals.items()) if d["status"] != "deleted"]
 
-    def _is_live(self, system: str, deal_id: str) -> bool:
-        return deal_id in self._live_ids(system)
+    def is_live(self, system: str, deal_id: str) -> bool:
+        return deal_id in self.live_ids(system)
 
     def _pick(self, system: str) -> str | None:
-        ids = self._live_ids(system)
+        ids = self.live_ids(system)
         return self.rng.choice(ids) if ids else None
 
     def _row(self, system: str, deal_id: str) -> dict[str, Any]:

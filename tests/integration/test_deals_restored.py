@@ -109,7 +109,7 @@ def test_a_deal_restored_after_an_apply_that_reported_its_deletion_is_back_in_it
     _pulled_back(world, system, ids[system])
     assert _about(_plan(world, "--yes"), entity, ids) == NOTHING
     assert world.members()[entity] == ids
-    assert all(people._is_live(s, i) for s, i in ids.items())
+    assert all(people.is_live(s, i) for s, i in ids.items())
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
@@ -125,12 +125,12 @@ def test_a_deal_restored_after_crmsync_spread_its_deletion_is_neither_copied_nor
     people.delete(system, ids[system])
     _plan(world, "--yes")
     copies = {s: i for s, i in ids.items() if s != system}
-    assert not any(people._is_live(s, i) for s, i in copies.items())
+    assert not any(people.is_live(s, i) for s, i in copies.items())
 
     people.restore(system, ids[system])
     _pulled_back(world, system, ids[system])
     about = _about(_plan(world, "--yes"), entity, ids)
-    assert people._is_live(system, ids[system])
+    assert people.is_live(system, ids[system])
     assert world.members()[entity] == ids
     assert (about["creates"], about["changes"], about["unmatched"]) == ([], [], [])
     [deleted] = about["deleted"]
@@ -161,7 +161,7 @@ def test_a_copy_restored_after_crmsync_spread_a_deletion_to_it_is_not_deleted_ag
     people.restore(other, ids[other])
 
     about = _about(_plan(world, "--yes"), entity, ids)
-    assert people._is_live(other, ids[other])
+    assert people.is_live(other, ids[other])
     assert world.members()[entity] == ids
     assert (about["creates"], about["changes"], about["unmatched"]) == ([], [], [])
     [deleted] = about["deleted"]
@@ -190,7 +190,7 @@ def test_a_deletion_made_after_everything_was_restored_is_propagated_again(
     people.delete(deleted_in, ids[deleted_in])
     [deleted] = _about(_plan(world, "--yes"), entity, ids)["deleted"]
     assert (deleted["propagate"], deleted.get("reason")) == (True, None)
-    assert not any(people._is_live(name, deal_id) for name, deal_id in ids.items())
+    assert not any(people.is_live(name, deal_id) for name, deal_id in ids.items())
 
 
 @pytest.mark.parametrize("system", SYSTEMS)
@@ -202,13 +202,13 @@ def test_the_sandbox_restores_deleted_deals_over_its_control_endpoint(
     world = small_world
     info = world.sandbox.ready_info()
     people = Editors(world, 1)
-    deleted, live = people._live_ids(system)[:2]
+    deleted, live = people.live_ids(system)[:2]
     people.delete(system, deleted)
     url = f"{info[system]}/__sandbox/restore"
     asked = {"ids": [deleted, live, "404404"]}
     answer = requests.post(url, json=asked, verify=info["ca_file"], timeout=10)
     assert (answer.status_code, answer.json()) == (200, {"restored": [deleted]})
-    assert people._is_live(system, deleted) and people._is_live(system, live)
+    assert people.is_live(system, deleted) and people.is_live(system, live)
     refused = requests.post(url, json={"ids": "x"}, verify=info["ca_file"], timeout=10)
     assert refused.status_code == 400
 

@@ -42,4 +42,4 @@ def test_a_saved_plan_does_not_delete_the_copies_of_a_deal_restored_since(
 
     applied = run(world, "apply", str(plan), "--yes")
     for other, deal_id in copies.items():
-        assert people._is_live(other, deal_id), applied.out + applied.err
+        assert people.is_live(other, deal_id), applied.out + applied.err
