@@ -110,20 +110,18 @@ class MappingContext:
         return self._stage_pipeline.get(native_stage_id)
 
     def closed_native_stage(self, pipeline: str, won: bool) -> str | None:
-        """The native stage that expresses won (or lost) in a pipeline.
+        """The native stage that expresses won (or lost) in a pipeline: the funnel's won stage
+        or first lost stage the stage map gives one (`native_stage_for`); None when it gives none.
 
-        The stage map decides first (the funnel's won stage or first lost stage mapped back);
-        otherwise the pipeline's own won / first closed-not-won stage as the CRM flags it.
-        """
+        Not the pipeline's own closed stage, as the CRM flags it, outside the map: written
+        there, the deal reads back in no funnel stage (an unmapped stage crmsync put it in), and
+        in a funnel of several lost stages as the first of them, not the one decided."""
         funnel = self.funnel_for(pipeline)
         keys = [funnel.won_stage.key] if won else [s.key for s in funnel.lost_stages]
         for key in keys:
             native = self.native_stage_for(pipeline, key)
             if native is not None:
                 return native
-        for stage in self.native_stages.get(pipeline, ()):
-            if stage.is_closed and stage.is_won == won:
-                return stage.id
         return None
 
     def key_for_status(self, pipeline: str, status: str) -> str | None:

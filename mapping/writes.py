@@ -81,10 +81,14 @@ def _status(deal: Deal, value: object) -> DealStatus:
         ) from None
 
 
-def _no_stage(deal: Deal, key: str, pipeline: str) -> MappingError:
-    return MappingError(
-        deal.system, deal.id, "stage", f"no native stage for {key!r} in pipeline {pipeline}"
-    )
+def _no_stage(
+    deal: Deal, ctx: MappingContext, key: str, pipeline: str, field: str = "stage"
+) -> MappingError:
+    """The stage map gives funnel stage `key` no native stage of `pipeline`: the reason names
+    the config key that would."""
+    where = f"systems.{ctx.instance}.stage_map.{pipeline}"
+    reason = f"no native stage for {key!r} in pipeline {pipeline} (map one to it in {where})"
+    return MappingError(deal.system, deal.id, field, reason)
 
 
 def _native_for_key(
@@ -100,7 +104,7 @@ def _native_for_key(
         return deal.native_stage
     native = ctx.native_stage_for(pipeline, key)
     if native is None:
-        raise _no_stage(deal, key, pipeline)
+        raise _no_stage(deal, ctx, key, pipeline)
     return native
 
 
@@ -157,10 +161,9 @@ def resolve_stage_change(
             deal.system, deal.id, "status", "reopening a closed deal needs a target stage"
         )
     closed = ctx.closed_native_stage(pipeline, won=status is DealStatus.WON)
-    if closed is None:
-        raise MappingError(
-            deal.system, deal.id, "status", f"no {status} stage in pipeline {pipeline}"
-        )
+    if closed is None:  # the status is written as a stage, and the map gives it none
+        key = ctx.key_for_status(pipeline, status) or str(status)
+        raise _no_stage(deal, ctx, key, pipeline, "status")
     return StageTarget(closed, status)
 
 
