@@ -16,7 +16,13 @@ from zoneinfo import ZoneInfo
 
 from mapping.funnel import DEFAULT_FUNNEL, Funnel, FunnelStage
 
-__all__ = ["MappingContext", "NativePipelineStages", "NativeStage", "stages_written"]
+__all__ = [
+    "MappingContext",
+    "NativePipelineStages",
+    "NativeStage",
+    "stage_map_key",
+    "stages_written",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,12 @@ class NativePipelineStages(NamedTuple):
     id: str
     label: str
     stages: tuple[NativeStage, ...]
+
+
+def stage_map_key(instance: str, pipeline: str) -> str:
+    """The config key mapping an instance's native stages of `pipeline`: where a reason that a
+    stage is not mapped tells the user to map it."""
+    return f"systems.{instance}.stage_map.{pipeline}"
 
 
 def _empty() -> dict[str, str]:

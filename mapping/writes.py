@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from mapping.context import MappingContext
+from mapping.context import MappingContext, stage_map_key
 from mapping.funnel import FunnelStage
 from mapping.model import Deal, DealStatus, MappingError
 from mapping.values import json_number
@@ -86,7 +86,7 @@ def _no_stage(
 ) -> MappingError:
     """The stage map gives funnel stage `key` no native stage of `pipeline`: the reason names
     the config key that would."""
-    where = f"systems.{ctx.instance}.stage_map.{pipeline}"
+    where = stage_map_key(ctx.instance, pipeline)
     reason = f"no native stage for {key!r} in pipeline {pipeline} (map one to it in {where})"
     return MappingError(deal.system, deal.id, field, reason)
 

@@ -18,6 +18,7 @@ from enum import Enum
 from operator import itemgetter
 from typing import Any
 
+from mapping.context import stage_map_key
 from mapping.funnel import DEFAULT_FUNNEL, Funnel
 from mapping.model import Deal, DealStatus, Money, Ref
 from sync.match import is_archived, is_deleted, paused_gc, ref_order
@@ -276,7 +277,10 @@ class _Differ:
     agreed: dict[str, dict[str, Any]] = field(default_factory=dict)
     mismatches: Counter[str] = field(default_factory=Counter)
     kept_values: list[Kept] = field(default_factory=list)
-    # The entity's members whose CRM cannot take the stage the others agreed on, and why.
+    # The entity's members whose stage does not move with the others', and why ("which
+    # salesforce cannot take (...)", "whose native stage ... is not mapped ..."): the stage the
+    # others agreed on has no native stage in their map, or their own native stage has no funnel
+    # stage (its stage changes are skipped). A probability their CRM sets from the stage stays.
     stage_refused: dict[Ref, str] = field(default_factory=dict)
 
     def entity(self, entity: str, members: Sequence[Deal]) -> dict[str, Any]:
@@ -305,6 +309,11 @@ class _Differ:
                     if value is None:
                         why = f"native stage {deal.native_stage!r} is not mapped; stage skipped"
                         self.errors.append(DealError(deal.ref, "stage", why))
+                        where = stage_map_key(deal.system, deal.pipeline)
+                        self.stage_refused[deal.ref] = (
+                            f"whose native stage {deal.native_stage!r} is not mapped (map it "
+                            f"in {where})"
+                        )
                 pairs = [(d, v) for d, v in pairs if v is not None]
             result = self.field(entity, name, pairs, base)
             if result is not None:
@@ -482,7 +491,7 @@ class _Differ:
             cause = self.why_not(left[ref], name, was)
             self.errors.append(DealError(ref, name, f"{cause}: {why}" if cause else why))
             if name == "stage":
-                self.stage_refused[ref] = cause or why
+                self.stage_refused[ref] = f"which {ref.system} cannot take ({cause or why})"
         if not able:
             return None
         reason = "marked as no change of its own (left out, or an apply stopped part-way)"
@@ -558,7 +567,7 @@ class _Differ:
                     continue
                 reason = self.can_express(deal.ref, part, to_value) if self.can_express else None
                 if index == _STAGE and reason is not None:
-                    self.stage_refused[deal.ref] = reason
+                    self.stage_refused[deal.ref] = f"which {deal.system} cannot take ({reason})"
                 elif index == _PROBABILITY and reason is None:
                     reason = self.without_its_stage(deal)
                 if reason is not None:
@@ -580,13 +589,14 @@ class _Differ:
 
     def without_its_stage(self, deal: Deal) -> str | None:
         """Why `deal` gets no probability change: its CRM sets the probability from the stage,
-        and cannot take the stage the others agreed on. Written alone, the probability would be
-        that of a stage the deal does not hold, as with a dead-lettered stage change (apply's
+        and the deal's stage does not move with the others' (`stage_refused`: it cannot take
+        theirs, or its own is unmapped). Written alone, the probability would be that of a stage
+        the deal does not hold, as with a dead-lettered stage change (apply's
         `_keep_with_stage`). None when the probability may go."""
         why = self.stage_refused.get(deal.ref)
         if why is None or deal.system not in self.probability_with_stage:
             return None
-        return f"goes with the stage, which {deal.system} cannot take ({why}); left as it is"
+        return f"goes with the stage, {why}; left as it is"
 
 
 def _facts_of_decided_stage(
