@@ -89,6 +89,8 @@ class MappingContext:
     owners: Mapping[str, str] = field(default_factory=_empty)  # native owner id -> email
     inactive_owners: frozenset[str] = frozenset()  # native ids of deactivated owners
     native_stages: Mapping[str, Sequence[NativeStage]] = field(default_factory=dict)
+    # pipeline id -> the label the CRM shows (read with the pipelines), for people reading plans
+    pipeline_labels: Mapping[str, str] = field(default_factory=_empty)
     # Where the CRM's users pick dates (an IANA name): a HubSpot close date is an instant, and
     # the day it falls on there is the day they picked and see.
     timezone: str = "UTC"
@@ -116,6 +118,10 @@ class MappingContext:
 
     def native_stage_by_label(self, pipeline: str, label: str) -> NativeStage | None:
         return self._label_index.get(pipeline, {}).get(label)
+
+    def pipeline_label(self, pipeline: str) -> str | None:
+        """The label the CRM shows for a pipeline id; None when it was not read."""
+        return self.pipeline_labels.get(pipeline)
 
     def pipeline_of_stage(self, native_stage_id: str) -> str | None:
         """The pipeline holding a stage id (Pipedrive stage ids are unique across pipelines)."""

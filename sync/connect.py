@@ -172,6 +172,7 @@ def build_context(
         owners=emails,
         inactive_owners=frozenset(inactive),
         native_stages={p.id: tuple(p.stages) for p in pipelines},
+        pipeline_labels={p.id: p.label for p in pipelines},
         timezone=getattr(system, "timezone", "UTC"),  # HubSpot's portal zone; dates elsewhere
     )
 

@@ -58,11 +58,13 @@ class PlanError(ValueError):
 class Landing:
     """Where a write puts a deal in its CRM, for the people reviewing the plan: its pipeline and
     native stage (id and label). No native stage: the write moves no stage (a won or lost deal
-    its CRM files by status, Pipedrive's, keeps the stage it is in)."""
+    its CRM files by status, Pipedrive's, keeps the stage it is in). The pipeline's label is
+    None where the plan had none (plans saved before labels, a pipeline not read)."""
 
     pipeline: str
     native_stage: str | None
     native_stage_label: str | None
+    pipeline_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,7 +113,8 @@ def _landing(landing: Landing | None) -> dict[str, Any]:
     if landing is None:
         return {}
     return {"target": {"pipeline": landing.pipeline, "native_stage": landing.native_stage,
-                       "native_stage_label": landing.native_stage_label}}  # fmt: skip
+                       "native_stage_label": landing.native_stage_label,
+                       "pipeline_label": landing.pipeline_label}}  # fmt: skip
 
 
 def _read_landing(item: Mapping[str, Any]) -> Landing | None:
@@ -127,6 +128,8 @@ def _read_landing(item: Mapping[str, Any]) -> Landing | None:
         _text(target, "pipeline"),
         _text(target, "native_stage", optional=True),
         _text(target, "native_stage_label", optional=True),
+        # plans saved before targets named the pipeline's label have none
+        _text(target, "pipeline_label", optional=True) if "pipeline_label" in target else None,
     )
 
 

@@ -160,12 +160,18 @@ def _create_row(create: Mapping[str, Any]) -> _Row:
 
 
 def _landing(target: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """Where the copy lands ("default / Presentation Scheduled"): a Pipedrive renewal may land
-    in HubSpot's Sales Pipeline when both pipelines share a funnel."""
+    """Where the copy lands ("Sales Pipeline / Presentation Scheduled"): a Pipedrive renewal may
+    land in HubSpot's Sales Pipeline when both pipelines share a funnel."""
     if not target:
         return ()
     stage = target.get("native_stage_label") or "its status's place"
-    return (f"{target['pipeline']} / {stage}",)
+    return (f"{_pipeline(target)} / {stage}",)
+
+
+def _pipeline(target: Mapping[str, Any]) -> str:
+    """A target's pipeline as its CRM shows it: its label, else (a plan saved before labels)
+    its id ("1" is Pipedrive's "Sales")."""
+    return str(target.get("pipeline_label") or target["pipeline"])
 
 
 def _held_row(item: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> tuple[Any, ...]:
@@ -224,15 +230,15 @@ def _to(change: Mapping[str, Any]) -> str:
 
 def _moved_to(change: Mapping[str, Any]) -> tuple[str, ...]:
     """Where a stage change (or a status written as a stage) lands in its CRM, under the funnel
-    stage ("1 / Proposal Made"): several native stages may map to one funnel stage, and the
-    review before a migration is of the stages the CRM will show."""
+    stage ("Sales / Proposal Made", Pipedrive's pipeline 1): several native stages may map to one
+    funnel stage, and the review before a migration is of the stages the CRM will show."""
     target = change.get("target")
     if not target:
         return ()
     stage = target.get("native_stage_label") or target.get("native_stage")
     if stage is None:
-        return (f"{target['pipeline']} / its stage stays; its status says {_shown(change['to'])}",)
-    return (f"{target['pipeline']} / {stage}",)
+        return (f"{_pipeline(target)} / its stage stays; its status says {_shown(change['to'])}",)
+    return (f"{_pipeline(target)} / {stage}",)
 
 
 def _conflict_rows(conflict: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> list[_Row]:

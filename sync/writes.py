@@ -153,7 +153,8 @@ def stage_landing(deal: Deal, changes: Sequence[Change], ctx: MappingContext) ->
     except MappingError:
         return None
     stage = ctx.native_stage(deal.pipeline, written) if written else None
-    return Landing(deal.pipeline, written, stage.label if stage else written)
+    label = ctx.pipeline_label(deal.pipeline)
+    return Landing(deal.pipeline, written, stage.label if stage else written, label)
 
 
 def with_stage_landings(
@@ -251,7 +252,7 @@ def can_express_for(
 
 
 def landing(copy: Deal, ctx: MappingContext) -> dict[str, str | None]:
-    """Where `native_create` puts `copy`: its pipeline and native stage (id and label). A won
+    """Where `native_create` puts `copy`: its pipeline and native stage (ids and labels). A won
     or lost copy whose closed stage has no native one (Pipedrive's pipelines hold open stages
     only) has none: its CRM files it by its status."""
     pipeline = create_pipeline(copy, ctx, None)
@@ -261,6 +262,7 @@ def landing(copy: Deal, ctx: MappingContext) -> dict[str, str | None]:
         "pipeline": pipeline,
         "native_stage": native,
         "native_stage_label": stage.label if stage else native,
+        "pipeline_label": ctx.pipeline_label(pipeline),
     }
 
 

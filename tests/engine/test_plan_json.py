@@ -131,16 +131,26 @@ def test_where_a_stage_change_lands_round_trips_and_is_absent_from_other_changes
     plan: Plan,
 ) -> None:
     first, *rest = plan.changes
-    landing = Landing("1", "4", "Proposal Made")
+    landing = Landing("1", "4", "Proposal Made", "Sales")
     named = dataclasses.replace(plan, changes=(dataclasses.replace(first, landing=landing), *rest))
     data = plan_to_json(named)
     assert data["changes"][0]["target"] == {
         "pipeline": "1",
         "native_stage": "4",
         "native_stage_label": "Proposal Made",
+        "pipeline_label": "Sales",
     }
     assert all("target" not in c for c in data["changes"][1:])
     assert plan_from_json(json.dumps(data), "plan.json") == named
+
+
+def test_a_target_saved_before_pipeline_labels_loads_without_one(plan: Plan) -> None:
+    first, *rest = plan.changes
+    landing = Landing("1", "4", "Proposal Made", "Sales")
+    named = dataclasses.replace(plan, changes=(dataclasses.replace(first, landing=landing), *rest))
+    data = _resigned(named, lambda d: d["changes"][0]["target"].pop("pipeline_label"))
+    loaded = plan_from_json(json.dumps(data), "plan.json")
+    assert loaded.changes[0].landing == Landing("1", "4", "Proposal Made")
 
 
 def test_same_input_twice_and_shuffled_gives_identical_plan_json() -> None:

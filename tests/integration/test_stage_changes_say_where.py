@@ -73,11 +73,12 @@ def test_a_stage_change_shows_the_pipedrive_stage_it_will_be_written_in(
         "pipeline": "1",
         "native_stage": PROPOSAL_MADE,
         "native_stage_label": "Proposal Made",
+        "pipeline_label": "Sales",
     }
     salesforce = changes["salesforce", "stage"]["target"]
     assert salesforce["pipeline"] == "default" and salesforce["native_stage"], salesforce
     for change in (changes["pipedrive", "stage"], changes["salesforce", "stage"]):
-        where = f"{change['target']['pipeline']} / {change['target']['native_stage_label']}"
+        where = f"{change['target']['pipeline_label']} / {change['target']['native_stage_label']}"
         assert where in _shown_under(table, change), table
 
     applied = run_crmsync("apply", str(saved), "--config", str(world.config), "--yes")
@@ -104,12 +105,14 @@ def test_a_won_deal_shows_the_closed_stage_salesforce_and_hubspot_write_its_stat
         "pipeline": "default",
         "native_stage": "Closed Won",
         "native_stage_label": "Closed Won",
+        "pipeline_label": "Opportunities",
     }
     assert changes["salesforce", "status"]["target"] == changes["salesforce", "stage"]["target"]
     assert changes["pipedrive", "stage"]["target"] == {
         "pipeline": "1",
         "native_stage": None,
         "native_stage_label": None,
+        "pipeline_label": "Sales",
     }
     assert "target" not in changes["pipedrive", "status"]
 
@@ -133,3 +136,23 @@ def test_a_plan_saved_before_changes_named_their_native_stage_still_applies(
 
     assert applied.returncode in (0, 1), applied.stderr
     assert stages(world, ids)["pipedrive"] == ("1", PROPOSAL_MADE)
+
+
+def test_the_table_names_each_pipeline_by_its_label_and_the_plan_keeps_its_id(
+    small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CRMs' pipelines are read with their labels already (no extra call): a review reads
+    "Sales / Proposal Made", not Pipedrive's pipeline id "1". The JSON keeps the id in
+    `target.pipeline`, which apply and scripts use, and adds `pipeline_label`."""
+    world, saved = small_world, tmp_path / "plan.json"
+    monkeypatch.setenv("COLUMNS", "300")
+    ids = _synced_in_qualified(world)
+    set_stage(world, "hubspot", ids["hubspot"], "presentationscheduled")  # proposal
+
+    plan, table = _dry_run(world, saved)
+
+    change = _of(plan, ids)["pipedrive", "stage"]
+    assert change["target"]["pipeline"] == "1"
+    assert change["target"]["pipeline_label"] == "Sales"
+    shown = _shown_under(table, change)
+    assert "Sales / Proposal Made" in shown and "1 / Proposal Made" not in shown, shown
