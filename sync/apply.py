@@ -49,11 +49,10 @@ from sync.store_records import (
 )
 from sync.terminal import plain_console
 from sync.writes import (
+    fields_with_stage,
     native_stage_written,
     native_update,
-    probability_in_stage,
     record_write,
-    status_in_stage,
     write_batch,
 )
 
@@ -311,7 +310,7 @@ class _Writer:
             self.current[(self.ctx.instance, record_id)] = deal
             verdicts = {c.change_id: self._check(deal, c, outdated) for c in changes}
             _keep_currency_with_amount(deal, changes, verdicts)
-            _keep_with_stage(changes, verdicts, _with_stage(self.ctx.kind))
+            _keep_with_stage(changes, verdicts, fields_with_stage(self.ctx.kind))
             for change in changes:
                 verdict = verdicts[change.change_id]
                 self._befores[change.change_id] = self._before(deal, change, verdict)
@@ -559,20 +558,12 @@ def _moved_since(deal: Deal, change: Change) -> str | None:
     )
 
 
-def _with_stage(kind: str) -> frozenset[str]:
-    """The fields this kind of CRM ties to the stage: a status written as a stage (Salesforce,
-    HubSpot; Pipedrive's status is a field apart), a probability set from the stage whenever it
-    changes (Salesforce)."""
-    tied = {"status": status_in_stage(kind), "probability": probability_in_stage(kind)}
-    return frozenset(name for name, is_tied in tied.items() if is_tied)
-
-
 def _keep_with_stage(
     changes: Sequence[Change],
     verdicts: dict[str, tuple[Outcome, str | None] | None],
     tied: frozenset[str],
 ) -> None:
-    """A field tied to the stage (`_with_stage`) goes only with it: while the record's stage
+    """A field tied to the stage (`fields_with_stage`) goes only with it: while the record's stage
     change is drifted, its change of such a field is too, as its write would contradict the
     stage someone set since (a status overwrite it; a probability disagree with it). While the
     stage change is dead-lettered (not sent), so is such a change: written alone, it would leave

@@ -268,24 +268,25 @@ class _Differ:
     targets: Collection[str]
     can_express: CanExpress | None
     facts: Mapping[str, FunnelFacts]
-    # Instances whose CRM sets a deal's probability from its stage (Salesforce: see
-    # `probability_in_stage` in sync/writes.py).
-    probability_with_stage: Collection[str] = ()
+    # Per instance, the fields its CRM ties to the stage (`fields_with_stage` in sync/writes.py):
+    # a status written as a stage (Salesforce, HubSpot), a probability set from it (Salesforce).
+    with_stage: Mapping[str, Collection[str]] = field(default_factory=dict)
     changes: list[FieldChange] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     errors: list[DealError] = field(default_factory=list)
     agreed: dict[str, dict[str, Any]] = field(default_factory=dict)
     mismatches: Counter[str] = field(default_factory=Counter)
     kept_values: list[Kept] = field(default_factory=list)
-    # The entity's members whose stage does not move with the others', and why ("which
-    # salesforce cannot take (...)", "whose native stage ... is not mapped ..."): the stage the
-    # others agreed on has no native stage in their map, or their own native stage has no funnel
-    # stage (its stage changes are skipped). A probability their CRM sets from the stage stays.
+    # The entity's members whose CRM cannot take the stage the others agreed on, and why.
     stage_refused: dict[Ref, str] = field(default_factory=dict)
+    # The entity's members in a native stage their map does not cover (their stage changes are
+    # skipped), and the config key that would map it.
+    stage_unmapped: dict[Ref, str] = field(default_factory=dict)
 
     def entity(self, entity: str, members: Sequence[Deal]) -> dict[str, Any]:
         """Diff one entity; the values decided where its members differ (diff field -> value)."""
         self.stage_refused.clear()
+        self.stage_unmapped.clear()
         get_facts = self.facts.get
         facts = [get_facts(d.funnel, _DEFAULT_FACTS) for d in members]
         rows = [comparable(d, f) for d, f in zip(members, facts, strict=True)]
@@ -309,11 +310,7 @@ class _Differ:
                     if value is None:
                         why = f"native stage {deal.native_stage!r} is not mapped; stage skipped"
                         self.errors.append(DealError(deal.ref, "stage", why))
-                        where = stage_map_key(deal.system, deal.pipeline)
-                        self.stage_refused[deal.ref] = (
-                            f"whose native stage {deal.native_stage!r} is not mapped (map it "
-                            f"in {where})"
-                        )
+                        self.stage_unmapped[deal.ref] = stage_map_key(deal.system, deal.pipeline)
                 pairs = [(d, v) for d, v in pairs if v is not None]
             result = self.field(entity, name, pairs, base)
             if result is not None:
@@ -491,7 +488,7 @@ class _Differ:
             cause = self.why_not(left[ref], name, was)
             self.errors.append(DealError(ref, name, f"{cause}: {why}" if cause else why))
             if name == "stage":
-                self.stage_refused[ref] = f"which {ref.system} cannot take ({cause or why})"
+                self.stage_refused[ref] = cause or why
         if not able:
             return None
         reason = "marked as no change of its own (left out, or an apply stopped part-way)"
@@ -567,9 +564,9 @@ class _Differ:
                     continue
                 reason = self.can_express(deal.ref, part, to_value) if self.can_express else None
                 if index == _STAGE and reason is not None:
-                    self.stage_refused[deal.ref] = f"which {deal.system} cannot take ({reason})"
-                elif index == _PROBABILITY and reason is None:
-                    reason = self.without_its_stage(deal)
+                    self.stage_refused[deal.ref] = reason
+                elif index in (_STATUS, _PROBABILITY) and reason is None:
+                    reason = self.without_its_stage(deal, name)
                 if reason is not None:
                     kept = row[index]
                     self.errors.append(DealError(deal.ref, part, reason, entity, name, kept))
@@ -587,16 +584,27 @@ class _Differ:
                     )
                 )
 
-    def without_its_stage(self, deal: Deal) -> str | None:
-        """Why `deal` gets no probability change: its CRM sets the probability from the stage,
-        and the deal's stage does not move with the others' (`stage_refused`: it cannot take
-        theirs, or its own is unmapped). Written alone, the probability would be that of a stage
-        the deal does not hold, as with a dead-lettered stage change (apply's
-        `_keep_with_stage`). None when the probability may go."""
-        why = self.stage_refused.get(deal.ref)
-        if why is None or deal.system not in self.probability_with_stage:
+    def without_its_stage(self, deal: Deal, name: str) -> str | None:
+        """Why `deal` gets no change of `name`, a field its CRM ties to the stage (`with_stage`),
+        as apply holds one behind a dead-lettered stage change (`_keep_with_stage`); None when
+        it may go. Its CRM cannot take the stage the others agreed on: a probability written
+        alone would be that of a stage the deal does not hold, and a status written as a stage
+        would put it in another closed stage than the one decided (or, reopening, in none). Its
+        own native stage is unmapped: the probability would go with a stage crmsync cannot
+        read; a status may go, as it writes a closed stage the map covers."""
+        if name not in self.with_stage.get(deal.system, ()):
             return None
-        return f"goes with the stage, {why}; left as it is"
+        refused = self.stage_refused.get(deal.ref)
+        if refused is not None:
+            why = f"which {deal.system} cannot take ({refused})"
+            return f"goes with the stage, {why}; left as it is"
+        where = self.stage_unmapped.get(deal.ref)
+        if where is None or name != "probability":
+            return None
+        return (
+            f"goes with the stage, whose native stage {deal.native_stage!r} is not mapped (map it "
+            f"in {where}); left as it is"
+        )
 
 
 def _facts_of_decided_stage(
@@ -662,12 +670,13 @@ def diff(
     create_in: Collection[str] = (),
     hold: Collection[Ref] = (),
     changed: Collection[Ref] | None = None,
-    probability_with_stage: Collection[str] = (),
+    with_stage: Mapping[str, Collection[str]] | None = None,
 ) -> DiffResult:
     """Diff every entity against its base; see the module docstring.
 
-    `probability_with_stage`: instances whose CRM sets a deal's probability from its stage; a
-    member of one that cannot take the stage the others agreed on keeps its probability too.
+    `with_stage`: per instance, the fields its CRM ties to the stage (a status written as a
+    stage, a probability set from it); a member that cannot take the stage the others agreed on
+    keeps them too, and one in an unmapped native stage its probability.
 
     `create_in`: instances where an entity missing there should be created (from
     :func:`create_source`); refs in `hold` (ambiguous, duplicates) never are.
@@ -681,7 +690,7 @@ def diff(
     with paused_gc():
         return _diff(
             entities, deals_by_ref, bases, policies, targets, can_express,
-            funnels, propagate_deletes, create_in, hold, changed, probability_with_stage,
+            funnels, propagate_deletes, create_in, hold, changed, with_stage or {},
         )  # fmt: skip
 
 
@@ -697,10 +706,10 @@ def _diff(
     create_in: Collection[str],
     hold: Collection[Ref],
     changed: set[Ref] | frozenset[Ref] | None,
-    probability_with_stage: Collection[str],
+    with_stage: Mapping[str, Collection[str]],
 ) -> DiffResult:
     facts = {name: FunnelFacts.of(f) for name, f in (funnels or {}).items()}
-    differ = _Differ(bases, policies, targets, can_express, facts, probability_with_stage)
+    differ = _Differ(bases, policies, targets, can_express, facts, with_stage)
     deleted: list[Deletion] = []
     creates: list[Create] = []
     facts_get, bases_get, agreed = facts.get, bases.get, differ.agreed

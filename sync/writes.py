@@ -32,16 +32,17 @@ __all__ = [
     "can_express_for",
     "copy_of",
     "creatable",
+    "fields_with_stage",
     "landing",
     "native_create",
     "native_stage_written",
     "native_update",
     "probability_in_stage",
-    "probability_with_stage",
     "record_write",
     "stage_landing",
     "status_in_stage",
     "with_kept_currencies",
+    "with_stage",
     "with_stage_landings",
     "write_batch",
 ]
@@ -108,10 +109,19 @@ def probability_in_stage(kind: str) -> bool:
     return _PROBABILITY_IN_STAGE[kind]
 
 
-def probability_with_stage(contexts: Mapping[str, MappingContext]) -> frozenset[str]:
-    """The instances whose CRM sets a deal's probability from its stage (the diff's
-    `probability_with_stage`)."""
-    return frozenset(name for name, ctx in contexts.items() if probability_in_stage(ctx.kind))
+def fields_with_stage(kind: str) -> frozenset[str]:
+    """The fields this kind of CRM ties to the stage: a status written as a stage (Salesforce,
+    HubSpot; Pipedrive's status is a field apart), a probability set from the stage whenever it
+    changes (Salesforce). Each goes only with its stage (apply's `_keep_with_stage`, the diff's
+    `with_stage`)."""
+    tied = {"status": status_in_stage(kind), "probability": probability_in_stage(kind)}
+    return frozenset(name for name, is_tied in tied.items() if is_tied)
+
+
+def with_stage(contexts: Mapping[str, MappingContext]) -> dict[str, frozenset[str]]:
+    """Per instance, the fields its CRM ties to the stage (`fields_with_stage`): the diff's
+    `with_stage`."""
+    return {name: fields_with_stage(ctx.kind) for name, ctx in contexts.items()}
 
 
 def native_stage_written(

@@ -513,3 +513,27 @@ def test_on_a_first_sync_a_value_an_apply_copied_is_no_candidate_for_newest() ->
     assert {c.reason for c in result.changes} == {
         "first sync: newest: updated in pipedrive at 2024-01-01T02:00:00Z"
     }
+
+
+def test_a_status_written_as_a_stage_goes_with_the_stage_its_crm_cannot_take() -> None:
+    """Salesforce writes a lost status as a stage. Where it cannot take the lost stage decided
+    (a funnel of several lost stages whose map covers another one), a status written alone would
+    put the deal in another lost stage, read back as a change of its own there: the status
+    change is held with the stage, as apply holds it behind a dead-lettered stage. Pipedrive
+    files the status apart and still gets it."""
+    base = deal(SF, "1")
+
+    def can_express(ref: Any, field: str, value: Any) -> str | None:
+        cannot = ref.system == SF and field == "stage"
+        return "no native stage for 'lost' in pipeline default" if cannot else None
+
+    lost = deal(HS, "2", stage="lost", status=DealStatus.LOST)
+    result = _run(base, lost, deal(PD, "3"), base=base, can_express=can_express,
+                  with_stage={SF: frozenset({"status"})})  # fmt: skip
+    assert (SF, "status") not in {(s, f) for s, f, _, _ in _changes(result)}
+    assert (PD, "status", DealStatus.OPEN, DealStatus.LOST) in _changes(result)
+    held = {(e.ref.system, e.field): e.reason for e in result.errors}
+    assert held[SF, "status"] == (
+        "goes with the stage, which salesforce cannot take (no native stage for 'lost' in "
+        "pipeline default); left as it is"
+    )
