@@ -13,7 +13,7 @@ from sync.apply_creates import create_change_id
 from sync.apply_report import ChangeResult, Outcome
 from sync.diff import LEFT_OUT, PICKED, Pick
 from sync.known_writes import overlaid
-from sync.plan import Change, Plan, current_value, decode_value, diff_values
+from sync.plan import Change, Plan, current_value, decode_held, decode_value, diff_values
 from sync.reconcile import base_from_json, base_to_json, rebased
 from sync.store import Store
 from sync.store_records import AuditEntry
@@ -206,7 +206,7 @@ def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
     for error in plan.errors:
         entity, name = error.get("entity"), error.get("base_field")
         if isinstance(entity, str) and isinstance(name, str):
-            held = decode_value(name, error.get("held"), money=True)
+            held = decode_held(name, error.get("held"))
             marks[entity, name][Ref(error["system"], error["id"])] = held
     for item in plan.kept:  # members of no push target: what they keep is no edit of theirs
         held = decode_value(item["field"], item["value"], money=True)

@@ -36,6 +36,7 @@ from sync.diff import FunnelFacts
 from sync.plan import current_value, decode_value
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalOp, JournalRecord, JournalState
+from sync.unmapped_stage import UnmappedStage
 
 __all__ = ["holds", "same_value", "settle_in_doubt"]
 
@@ -51,7 +52,10 @@ def same_value(a: Any, b: Any) -> bool:
 
 def holds(deal: Deal, field: str, value: Any, facts: Mapping[str, FunnelFacts]) -> bool:
     """Does the deal hold `value` in plan field `field` now? A closed deal's stage is the
-    funnel's won/lost stage, whatever its native stage."""
+    funnel's won/lost stage, whatever its native stage. An unmapped native stage a left-out
+    member held when the plan was made (`UnmappedStage`) is held while the deal stays in it."""
+    if isinstance(value, UnmappedStage):
+        return value.held_by(deal)
     if same_value(current_value(deal, field), value):
         return True
     if field != "stage":

@@ -21,7 +21,7 @@ from mapping.model import Deal
 from sync.apply_doubt import holds
 from sync.diff import FunnelFacts
 from sync.match import is_deleted
-from sync.plan import Change, Plan, current_value, decode_value, show_value
+from sync.plan import Change, Plan, current_value, decode_held, show_value
 from sync.store import Store
 
 __all__ = ["SourceCheck"]
@@ -44,7 +44,7 @@ class SourceCheck:
         left_out += [(k, k["field"], k["value"]) for k in plan.kept]
         for item, name, value in left_out:
             if isinstance(name, str) and isinstance(item.get("system"), str):
-                held = decode_value(name, value, money=True)
+                held = decode_held(name, value)
                 for field, kept in _plan_fields(name, held):
                     expected[item["system"], item["id"], field] = kept
         expected |= {(c.system, c.id, c.field): c.from_value for c in plan.changes}

@@ -40,6 +40,7 @@ from mapping.model import Deal, DealStatus
 from sync.diff import FunnelFacts, Pick, left_out, picked
 from sync.health_model import CopiesCounted, CopyChoice
 from sync.policy import Policy, PolicyRule, decide, describe, policy_for
+from sync.unmapped_stage import holds_mark
 
 __all__ = ["COPY_RULE", "COUNTED_FIELDS", "Chooser"]
 
@@ -102,7 +103,7 @@ def _changed_since(
     changed = []
     for deal, value in pairs:
         own = value[0] if name == "stage" else value
-        kept = marks.get(deal.ref, _MISSING) == own
+        kept = deal.ref in marks and holds_mark(marks[deal.ref], deal, own)
         kept = kept or picks.get(deal.ref, _MISSING) in (own, Pick.NOT_SEEN)
         if value != was and not kept:
             changed.append((deal, value))

@@ -23,6 +23,7 @@ from mapping.funnel import DEFAULT_FUNNEL, Funnel
 from mapping.model import Deal, DealStatus, Money, Ref
 from sync.match import is_archived, is_deleted, paused_gc, ref_order
 from sync.policy import DIFF_FIELDS, Decision, Policy, PolicyRule, decide, policy_for
+from sync.unmapped_stage import UnmappedStage, holds_mark
 
 __all__ = [
     "CanExpress",
@@ -298,6 +299,9 @@ class _Differ:
             return {}
         decided: dict[str, tuple[Decision, tuple[Ref, ...]]] = {}
         undecided: set[str] = set()  # conflicts and NEVER fields
+        unread: list[Deal] = []  # members in a native stage their map does not cover
+        read_stage: Any = _MISSING  # the one stage all the other members hold, if they do
+        emitted, kept = len(self.errors), len(self.kept_values)
         columns = zip(DIFF_FIELDS, zip(*rows, strict=True), strict=True)
         for index, (name, column) in enumerate(columns):
             held = column[0]
@@ -306,12 +310,13 @@ class _Differ:
                 continue
             pairs = [(d, row[index]) for d, row in zip(members, rows, strict=True)]
             if index == _STAGE:
-                for deal, value in pairs:
-                    if value is None:
-                        why = f"native stage {deal.native_stage!r} is not mapped; stage skipped"
-                        self.errors.append(DealError(deal.ref, "stage", why))
-                        self.stage_unmapped[deal.ref] = stage_map_key(deal.system, deal.pipeline)
+                unread = [d for d, v in pairs if v is None]
+                for deal in unread:
+                    self.stage_unmapped[deal.ref] = stage_map_key(deal.system, deal.pipeline)
                 pairs = [(d, v) for d, v in pairs if v is not None]
+                if unread and len({v for _, v in pairs}) == 1:
+                    read_stage = pairs[0][1]  # agreed around the unread: see `stage_around`
+                    continue
             result = self.field(entity, name, pairs, base)
             if result is not None:
                 decided[name] = result
@@ -322,7 +327,12 @@ class _Differ:
                               key=lambda p: ref_order(p[0]))  # fmt: skip
             reason = "the decided status (open) contradicts the decided stage; decide by hand"
             self.conflicts.append(Conflict(entity, "status", tuple(statuses), reason))
-        emitted, kept = len(self.errors), len(self.kept_values)
+        if unread:
+            stage = decided.get("stage")
+            value = stage[0].value if stage else read_stage
+            marks = self.stage_around(entity, unread, value, base)
+            if stage is None and read_stage is not _MISSING:
+                self.agree_around(entity, read_stage, marks, base)
         for deal, row in zip(members, rows, strict=True):
             if deal.system in self.targets:
                 self.emit(entity, deal, row, decided, base)
@@ -372,6 +382,8 @@ class _Differ:
         for mark in kept:
             marked.setdefault(mark.field, {})[mark.ref] = mark.value
         for name, marks in marked.items():
+            if name not in decided:  # an unmapped stage the others agree around (`agree_around`)
+                continue
             value, index = decided[name][0].value, DIFF_FIELDS.index(name)
             holders = zip(members, rows, strict=True)
             if not all(row[index] == value or deal.ref in marks for deal, row in holders):
@@ -381,6 +393,36 @@ class _Differ:
             agreed = self.agreed.setdefault(entity, {})
             agreed[name] = value
             agreed.setdefault(LEFT_OUT, {})[name] = marks
+
+    def stage_around(
+        self, entity: str, unread: Sequence[Deal], value: Any, base: Mapping[str, Any] | None
+    ) -> dict[Ref, Any]:
+        """Report the members in a native stage their map does not cover, whose stage changes
+        are skipped, and mark in the base what each holds while the others' stage `value` is
+        recorded (_MISSING: none is): ref -> mark (see `_unmapped_marks`)."""
+        marks = {} if value is _MISSING else _unmapped_marks(unread, value, base)
+        for deal in unread:
+            why = f"native stage {deal.native_stage!r} is not mapped; stage skipped"
+            if deal.ref in marks:
+                mark = marks[deal.ref]
+                self.errors.append(DealError(deal.ref, "stage", why, entity, "stage", mark))
+            else:
+                self.errors.append(DealError(deal.ref, "stage", why))
+        return marks
+
+    def agree_around(
+        self, entity: str, value: Any, marks: Mapping[Ref, Any], base: Mapping[str, Any] | None
+    ) -> None:
+        """Every member whose stage reads holds `value`: it is the base, marking what the unread
+        members hold (`stage_around`), unless it is already. Recorded without those marks (as
+        `agree` would), a remap of their native stage would read as their edit."""
+        recorded = base is not None and base.get("stage", _MISSING) == value
+        if recorded and left_out(base, "stage") == marks:
+            return
+        agreed = self.agreed.setdefault(entity, {})
+        agreed["stage"] = value
+        if marks:
+            agreed.setdefault(LEFT_OUT, {})["stage"] = dict(marks)
 
     def field(
         self, entity: str, name: str, pairs: list[tuple[Deal, Any]], base: Mapping[str, Any] | None
@@ -413,7 +455,7 @@ class _Differ:
             marked = left.keys() | own
             changed = [(d, v) for d, v in pairs if v != was and d.ref not in marked]
             if not changed:  # only marked members differ
-                return self.catch_up(entity, name, was, left) if left else None
+                return self.catch_up(entity, name, was, left, base) if left else None
         sources = tuple(d.ref for d, _ in changed)
         holders = {d.system for d, _ in pairs}
         if policy.rule is PolicyRule.SOURCE_OF_TRUTH and policy.systems[0] in holders:
@@ -470,11 +512,16 @@ class _Differ:
         """Does `deal` still hold the value the base marks as no change of its own?"""
         marks = left_out(base, name)
         if deal.ref in marks:
-            return bool(marks[deal.ref] == value)
+            return holds_mark(marks[deal.ref], deal, value)
         return self.cannot_hold(deal, name, was)  # a base saved before left-out marks
 
     def catch_up(
-        self, entity: str, name: str, was: Any, left: Mapping[Ref, Deal]
+        self,
+        entity: str,
+        name: str,
+        was: Any,
+        left: Mapping[Ref, Deal],
+        base: Mapping[str, Any] | None,
     ) -> tuple[Decision, tuple[Ref, ...]] | None:
         """Only marked members differ from the base: those that can hold it now get it.
         (Without `can_express`, a read-only analysis, nothing is decided.)"""
@@ -491,6 +538,11 @@ class _Differ:
                 self.stage_refused[ref] = cause or why
         if not able:
             return None
+        marks = left_out(base, name)
+        if all(isinstance(marks.get(ref), UnmappedStage) for ref in able):
+            # A stage mapped since, not a move made there: it takes the others' stage.
+            why = "the stage the others agreed on while its native stage was unmapped"
+            return Decision(was, f"{why} (it has not moved since)"), able
         reason = "marked as no change of its own (left out, or an apply stopped part-way)"
         return Decision(was, f"back to the value the others agreed on: {reason}"), able
 
@@ -644,6 +696,25 @@ def _marks(base: Mapping[str, Any] | None, key: str, name: str) -> Mapping[Ref, 
     """A base's marks of one kind (LEFT_OUT, PICKED) for diff field `name`."""
     marks = base.get(key) if base else None
     return marks.get(name, {}) if marks else {}
+
+
+def _unmapped_marks(
+    unread: Sequence[Deal], value: Any, base: Mapping[str, Any] | None
+) -> dict[Ref, Any]:
+    """What the base marks for each member in an unmapped native stage as the others' stage
+    `value` is recorded: the mark it has already (whatever it did since that mark is a change
+    of its own: a move to another native stage, unmapped or not, spreads once it reads), else,
+    when `value` moves the base on, the native stage it holds (`UnmappedStage`): it stayed
+    behind only because it could not take `value`, and its stage read once mapped is no edit.
+    One without a mark while the base stays left the base's stage since: no mark, so that
+    move reads as its edit once mapped."""
+    marks = left_out(base, "stage")
+    moves_on = base is None or base.get("stage", _MISSING) != value
+    return {
+        deal.ref: marks[deal.ref] if deal.ref in marks else UnmappedStage.of(deal)
+        for deal in unread
+        if deal.ref in marks or moves_on
+    }
 
 
 def create_source(members: Sequence[Deal]) -> Deal:

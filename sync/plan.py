@@ -29,6 +29,7 @@ from mapping.model import (
 )
 from sync.diff import DealError, DiffResult
 from sync.match import MatchResult, paused_gc
+from sync.unmapped_stage import UnmappedStage
 
 __all__ = [
     "PLAN_VERSION",
@@ -40,6 +41,7 @@ __all__ = [
     "build_plan",
     "current_value",
     "decided_of",
+    "decode_held",
     "decode_value",
     "diff_values",
     "encode_value",
@@ -155,6 +157,8 @@ def encode_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, str):
         return str(value)  # DealStatus -> its plain value
+    if isinstance(value, UnmappedStage):  # a base's mark of a stage (`held` of a plan's error)
+        return value.to_json()
     raise TypeError(f"cannot put {type(value).__name__} into a plan")
 
 
@@ -181,6 +185,14 @@ def decode_value(field: str, value: Any, money: bool = False) -> Any:
     if field == "currency" and value not in ISO_4217:
         raise ValueError(f"unknown currency {value[:20]!r}")
     return value
+
+
+def decode_held(field: str, value: Any) -> Any:
+    """A value a base's mark holds (or a plan's left-out member, `held`): a canonical value, or
+    for the stage the native stage of a member whose map did not cover it (`UnmappedStage`)."""
+    if field == "stage" and isinstance(value, dict):
+        return UnmappedStage.from_json(value)
+    return decode_value(field, value, money=True)
 
 
 def _decimal(text: str) -> Decimal:

@@ -22,6 +22,7 @@ from sync.plan import (
     Landing,
     Plan,
     PlanError,
+    decode_held,
     decode_value,
     encode_value,
 )
@@ -231,7 +232,7 @@ def _read_error(item: Mapping[str, Any]) -> Mapping[str, Any]:
         _text(item, "entity")
         if _text(item, "base_field") not in DIFF_FIELDS:
             raise ValueError(f"unknown base_field {str(item['base_field'])[:40]!r}")
-        decode_value(item["base_field"], item.get("held"), money=True)
+        decode_held(item["base_field"], item.get("held"))
     return out
 
 

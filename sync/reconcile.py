@@ -23,7 +23,7 @@ from sync.known_writes import with_known_writes
 from sync.link_review import EXPLICIT, apart, split_entity_ids
 from sync.locks import Budget
 from sync.match import MatchConfig, MatchResult, match, paused_gc, ref_order
-from sync.plan import Plan, build_plan, decode_value, encode_value
+from sync.plan import Plan, build_plan, decode_held, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
 from sync.schema import one_snapshot
@@ -126,7 +126,7 @@ def _mark_from_json(field: str, mark: Sequence[Any]) -> tuple[Ref, Any]:
     if not isinstance(mark, list) or len(mark) not in (2, 3):
         raise ValueError(f"{field}: a mark is [system, id] or [system, id, value]")
     system, deal_id, *value = mark
-    held = decode_value(field, value[0], money=True) if value else Pick.NOT_SEEN
+    held = decode_held(field, value[0]) if value else Pick.NOT_SEEN
     return Ref(system, deal_id), held
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +16,7 @@ from mapping.model import Deal, DealStatus, Money, Ref
 from sync.diff import LEFT_OUT, PICKED, Pick, base_values, diff
 from sync.policy import DIFF_FIELDS, Policy, PolicyRule
 from sync.reconcile import base_from_json, base_to_json, rebased
+from sync.unmapped_stage import UnmappedStage
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
 ALL = {SF, HS, PD}
@@ -537,3 +541,96 @@ def test_a_status_written_as_a_stage_goes_with_the_stage_its_crm_cannot_take() -
         "goes with the stage, which salesforce cannot take (no native stage for 'lost' in "
         "pipeline default); left as it is"
     )
+
+
+# A Salesforce deal in "Needs Analysis", which its stage map does not cover (then does).
+_NEEDS_ANALYSIS = UnmappedStage("default", "Needs Analysis")
+
+
+def _in_needs_analysis(stage: str | None, system: str = SF, id: str = "1") -> Deal:
+    return replace(deal(system, id, stage=stage), native_stage="Needs Analysis")
+
+
+def _trio(sf: Deal, hs_stage: str, pd_stage: str) -> tuple[Deal, Deal, Deal]:
+    return sf, deal(HS, "2", stage=hs_stage), deal(PD, "3", stage=pd_stage)
+
+
+def _diff_trio(deals: Sequence[Deal], base: Mapping[str, Any]) -> Any:
+    entities = {"E1": {d.system: d.ref for d in deals}}
+    can_express = lambda ref, field, value: None  # noqa: E731 - every CRM holds every value
+    return diff(entities, {d.ref: d for d in deals}, {"E1": base}, {}, ALL, can_express)
+
+
+def test_the_base_marks_the_native_stage_of_a_member_it_moves_on_without() -> None:
+    """The others agree on proposal (from qualified) while Salesforce's stage reads as none: the
+    base takes proposal and marks the native stage Salesforce held, not a stage it never had."""
+    base = _base(deal(SF, "1", stage="qualified"))
+    agreed = _diff_trio(_trio(_in_needs_analysis(None), "proposal", "proposal"), base)
+    assert agreed.changes == ()
+    assert agreed.agreed["E1"]["stage"] == "proposal"
+    assert agreed.agreed["E1"][LEFT_OUT] == {"stage": {Ref(SF, "1"): _NEEDS_ANALYSIS}}
+    # decided (Pipedrive follows HubSpot): the error carries the mark for apply to record
+    decided = _diff_trio(_trio(_in_needs_analysis(None), "proposal", "qualified"), base)
+    assert _changes(decided) == [(PD, "stage", "qualified", "proposal")]
+    [error] = [e for e in decided.errors if e.field == "stage"]
+    assert (error.entity, error.base_field, error.held) == ("E1", "stage", _NEEDS_ANALYSIS)
+    # marked already: nothing new to store night after night
+    marked = {**base, "stage": "proposal", LEFT_OUT: {"stage": {Ref(SF, "1"): _NEEDS_ANALYSIS}}}
+    again = _diff_trio(_trio(_in_needs_analysis(None), "proposal", "proposal"), marked)
+    assert again.agreed == {} and again.changes == ()
+
+
+def test_a_stage_mapped_since_is_no_edit_and_takes_the_stage_the_others_agreed_on() -> None:
+    base = {
+        **_base(deal(SF, "1", stage="proposal")),
+        LEFT_OUT: {"stage": {Ref(SF, "1"): _NEEDS_ANALYSIS}},
+    }
+    result = _diff_trio(_trio(_in_needs_analysis("qualified"), "proposal", "proposal"), base)
+    assert _changes(result) == [(SF, "stage", "qualified", "proposal")]
+    assert result.changes[0].reason == (
+        "the stage the others agreed on while its native stage was unmapped (it has not moved "
+        "since)"
+    )
+    # mapped to the others' stage: all agree, and the mark ends
+    same = _diff_trio(_trio(_in_needs_analysis("proposal"), "proposal", "proposal"), base)
+    assert same.changes == () and LEFT_OUT not in same.agreed["E1"]
+
+
+def test_a_move_to_another_native_stage_is_an_edit_once_it_reads() -> None:
+    """The mark stays with the native stage the member held when the others moved on: a move
+    there since (to another unmapped stage, kept marked as it was, or a mapped one) spreads."""
+    base = {
+        **_base(deal(SF, "1", stage="proposal")),
+        LEFT_OUT: {"stage": {Ref(SF, "1"): _NEEDS_ANALYSIS}},
+    }
+    moved = replace(deal(SF, "1", stage=None), native_stage="Negotiation/Review")
+    still = _diff_trio(_trio(moved, "negotiation", "negotiation"), base)
+    assert still.agreed["E1"][LEFT_OUT] == {"stage": {Ref(SF, "1"): _NEEDS_ANALYSIS}}
+    read = replace(moved, stage="negotiation")
+    result = _diff_trio(_trio(read, "proposal", "proposal"), base)
+    assert {(s, f, t) for s, f, _, t in _changes(result)} == {
+        (HS, "stage", "negotiation"),
+        (PD, "stage", "negotiation"),
+    }
+
+
+def test_a_member_that_left_a_standing_base_for_an_unmapped_stage_is_not_marked() -> None:
+    """The base stays proposal: Salesforce moved to "Needs Analysis" after it was recorded, so
+    once mapped that stage reads as its edit, and spreads."""
+    base = _base(deal(SF, "1", stage="proposal"))
+    unread = _diff_trio(_trio(_in_needs_analysis(None), "proposal", "proposal"), base)
+    assert unread.agreed == {}
+    assert [(e.field, e.base_field) for e in unread.errors] == [("stage", None)]
+    read = _diff_trio(_trio(_in_needs_analysis("qualified"), "proposal", "proposal"), base)
+    assert {(s, t) for s, _, _, t in _changes(read)} == {(HS, "qualified"), (PD, "qualified")}
+
+
+def test_an_unmapped_stage_mark_round_trips_through_the_stored_base() -> None:
+    base = {"stage": "proposal", LEFT_OUT: {"stage": {Ref(SF, "1"): _NEEDS_ANALYSIS}}}
+    stored = base_to_json(base)
+    assert stored[LEFT_OUT] == {
+        "stage": [[SF, "1", {"pipeline": "default", "native_stage": "Needs Analysis"}]]
+    }
+    assert base_from_json(json.loads(json.dumps(stored))) == base
+    with pytest.raises(ValueError, match="entity E9"):
+        base_from_json({LEFT_OUT: {"stage": [[SF, "1", {"native_stage": 3}]]}}, "E9")

@@ -7,13 +7,17 @@ from sqlalchemy import select
 
 from mapping.model import Ref
 from sync import schema as t
+from sync.diff import LEFT_OUT
 from sync.link_review import apart, join, split
+from sync.reconcile import base_from_json, base_to_json
 from sync.schema import transaction
 from sync.store import Link, LinkMethod, SecretInPayload, Store
 from sync.store_records import AuditEntry
+from sync.unmapped_stage import UnmappedStage
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 SF, HS = "salesforce", "hubspot"
+NEEDS_ANALYSIS = UnmappedStage("default", "Needs Analysis")
 
 
 def test_links_round_trip_and_resolve_by_deal(store: Store) -> None:
@@ -59,6 +63,16 @@ def test_bases_round_trip_and_replace(store: Store) -> None:
     assert store.bases() == {"e1": {"stage": "negotiation"}, "e2": {"stage": "won", "amount": "5"}}
     assert store.bases(["e2", "e404"]) == {"e2": {"stage": "won", "amount": "5"}}
     assert store.bases([]) == {}
+
+
+def test_a_base_marking_an_unmapped_native_stage_round_trips(store: Store) -> None:
+    """The mark sits in the base's JSON payload (no column of its own): a base stored before
+    such marks, and one with them, read back alike on SQLite and PostgreSQL."""
+    marked = {"stage": "proposal", LEFT_OUT: {"stage": {Ref(SF, "006A"): NEEDS_ANALYSIS}}}
+    store.save_bases({"e1": base_to_json(marked), "e2": {"stage": "proposal"}})
+    stored = store.bases()
+    assert base_from_json(stored["e1"], "e1") == marked
+    assert base_from_json(stored["e2"], "e2") == {"stage": "proposal"}
 
 
 def test_links_and_bases_saved_together_create_each_entity_once(store: Store) -> None:
