@@ -229,6 +229,23 @@ def test_malformed_values_are_refused_even_with_a_valid_checksum(
         plan_from_json(_resigned(plan, edit), "x.json")
 
 
+def test_a_left_out_stage_held_as_an_unmapped_native_stage_loads_and_a_malformed_one_does_not(
+    plan: Plan,
+) -> None:
+    """A deal in a native stage its map does not cover holds no funnel stage: the error names the
+    native stage it held, which apply records in the base (sync/unmapped_stage.py)."""
+    held = {"pipeline": "default", "native_stage": "Needs Analysis"}
+
+    def left_out_stage(value: Any) -> Any:
+        error = _left_out(field="stage", base_field="stage") | {"held": value}
+        return lambda d: d.update(errors=[error])
+
+    loaded = plan_from_json(_resigned(plan, left_out_stage(held)), "x.json")
+    assert loaded.errors[0]["held"] == held
+    with pytest.raises(PlanError, match="an unmapped stage is"):
+        plan_from_json(_resigned(plan, left_out_stage({"native_stage": 3})), "x.json")
+
+
 def test_plan_is_empty_only_without_writes(plan: Plan) -> None:
     assert not plan_is_empty(plan)
     a, b = deal(SF, "1"), deal(HS, "2")

@@ -35,9 +35,10 @@ def _mine(items: list[dict[str, Any]], ids: dict[str, str]) -> dict[tuple[str, s
     return {(i["system"], i["field"]): i for i in items if i["id"] in ids.values()}
 
 
-def _moved_on_while_unmapped(world: World, *unmapped: str) -> dict[str, str]:
+def _moved_on_while_unmapped(world: World, *unmapped: str, saved: bool = False) -> dict[str, str]:
     """The deal is qualified everywhere, Salesforce's "Needs Analysis" unmapped; then Pipedrive
-    moves it to proposal, HubSpot follows, and nights pass with Salesforce reported. Its ids."""
+    moves it to proposal, HubSpot follows (from a saved plan, `saved`), and nights pass with
+    Salesforce reported. Its ids."""
     _unmap(world, *unmapped)
     cli_json(world, "reconcile", "--yes")  # the first sync: bases are stored
     ids = next(m for m in world.members().values() if len(m) == 3)
@@ -45,6 +46,10 @@ def _moved_on_while_unmapped(world: World, *unmapped: str) -> dict[str, str]:
         set_stage(world, system, ids[system], stage)
     cli_json(world, "reconcile", "--yes")
     set_stage(world, "pipedrive", ids["pipedrive"], PROPOSAL_MADE)  # a person moves it on
+    if saved:
+        plan = world.config.parent / "plan.json"
+        cli_json(world, "reconcile", "--dry-run", "--plan-out", str(plan))
+        cli_json(world, "apply", str(plan), "--yes")
     for _night in range(2):
         nightly = cli_json(world, "reconcile", "--yes")
         assert ("salesforce", "stage") in _mine(nightly["errors"], ids), nightly["errors"]
@@ -53,10 +58,11 @@ def _moved_on_while_unmapped(world: World, *unmapped: str) -> dict[str, str]:
     return ids
 
 
-def test_mapping_a_stage_never_moves_the_other_crms_back(small_world: World) -> None:
+@pytest.mark.parametrize("saved", [False, True], ids=["reconciled", "saved-plan"])
+def test_mapping_a_stage_never_moves_the_other_crms_back(small_world: World, saved: bool) -> None:
     world = small_world
     mapped = world.config.read_text()
-    ids = _moved_on_while_unmapped(world, QUALIFIED["salesforce"])
+    ids = _moved_on_while_unmapped(world, QUALIFIED["salesforce"], saved=saved)
 
     world.config.write_text(mapped)  # a person maps "Needs Analysis" (qualified) again
     plan = cli_json(world, "reconcile", "--dry-run")
