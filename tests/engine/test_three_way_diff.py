@@ -634,3 +634,18 @@ def test_an_unmapped_stage_mark_round_trips_through_the_stored_base() -> None:
     assert base_from_json(json.loads(json.dumps(stored))) == base
     with pytest.raises(ValueError, match="entity E9"):
         base_from_json({LEFT_OUT: {"stage": [[SF, "1", {"native_stage": 3}]]}}, "E9")
+
+
+def test_a_read_only_member_whose_stage_is_mapped_since_moves_nobody_back() -> None:
+    """Salesforce is no push target: it keeps its stage, now readable, and the base notes that as
+    kept, as for any value such a member keeps; the others stay where they agreed."""
+    base = {
+        **_base(deal(SF, "1", stage="proposal")),
+        LEFT_OUT: {"stage": {Ref(SF, "1"): _NEEDS_ANALYSIS}},
+    }
+    members = _trio(_in_needs_analysis("qualified"), "proposal", "proposal")
+    entities = {"E1": {d.system: d.ref for d in members}}
+    by_ref = {d.ref: d for d in members}
+    result = diff(entities, by_ref, {"E1": base}, {}, {HS, PD}, lambda ref, f, v: None)
+    assert result.changes == () and result.conflicts == ()
+    assert result.agreed["E1"][LEFT_OUT] == {"stage": {Ref(SF, "1"): "qualified"}}

@@ -18,11 +18,14 @@ from fixtures import HS, SF, inputs, usd
 from config import Policy, PolicyRule
 from mapping.funnel import DEFAULT_FUNNEL
 from mapping.model import Ref
+from sync.consolidate import Chooser
 from sync.diff import LEFT_OUT, PICKED, Pick, base_values, diff
 from sync.health import build_health
+from sync.unmapped_stage import UnmappedStage
 
 BASE = {**base_values(SF[0]), LEFT_OUT: {"amount": {Ref("sf", "1"): usd("1500")}}}
 MARKED = dataclasses.replace(SF[0], value=usd("1500"))
+NEEDS_ANALYSIS = UnmappedStage("default", "NEEDS ANALYSIS")
 POLICIES = {
     "conflict": {},
     "source_of_truth": {"amount": Policy(PolicyRule.SOURCE_OF_TRUTH, ("sf",))},
@@ -79,3 +82,17 @@ def test_a_copy_holding_its_crms_own_pick_counts_at_the_value_the_others_agreed_
     bases = {MARKED.ref: picked, HS[0].ref: picked}
     report = build_health(inputs(deals=deals, policies=policies, bases=bases))
     assert report.consolidated.open_amount["USD"] == D("1000")
+
+
+def test_a_copy_whose_stage_was_mapped_since_counts_at_the_stage_the_others_agreed_on() -> None:
+    """sf:1 sat in a native stage its map did not cover while hs:10 moved on to proposal (the
+    base marks that native stage); mapped since, it reads as qualified without having moved, and
+    is the newest copy. Reconcile takes it to proposal, so proposal counts, under `newest` too."""
+    remapped = dataclasses.replace(SF[0], stage="qualified", native_stage="NEEDS ANALYSIS")
+    marked = {**base_values(SF[0]), LEFT_OUT: {"stage": {remapped.ref: NEEDS_ANALYSIS}}}
+    chooser = Chooser(
+        {"stage": Policy(PolicyRule.NEWEST)}, {"default": DEFAULT_FUNNEL}, ("sf", "hs")
+    )
+    assert chooser.stand_in([remapped, HS[0]], marked).stage == "proposal"
+    moved = dataclasses.replace(remapped, native_stage="QUALIFICATION")  # a move made there
+    assert chooser.stand_in([moved, HS[0]], marked).stage == "qualified"
