@@ -6,11 +6,14 @@ in Salesforce (while its stage was unmapped, or after the mapping) is an edit, a
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from sync.cli import main
 from tests.integration.conftest import World
 from tests.integration.native_stages import cli_json, set_stage, stages
 
@@ -122,3 +125,31 @@ def test_a_move_made_in_salesforce_while_its_stage_was_unmapped_spreads_once_map
     assert ("salesforce", "stage") not in changes, changes
     assert changes["hubspot", "stage"]["to"] == "negotiation", changes
     assert changes["pipedrive", "stage"]["to"] == "negotiation", changes
+
+
+def test_a_saved_plan_still_moves_the_others_when_the_unmapped_deal_changed_only_elsewhere(
+    small_world: World,
+) -> None:
+    """The deal left behind in an unmapped stage is edited after the plan was saved (its name),
+    and pulled: it stays in the native stage the plan saw, so the others' stage change is no
+    older than what it holds, and is written."""
+    world = small_world
+    _unmap(world, QUALIFIED["salesforce"])
+    cli_json(world, "reconcile", "--yes")
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    for system, stage in QUALIFIED.items():
+        set_stage(world, system, ids[system], stage)
+    cli_json(world, "reconcile", "--yes")
+    set_stage(world, "pipedrive", ids["pipedrive"], PROPOSAL_MADE)
+    plan = world.config.parent / "plan.json"
+    cli_json(world, "reconcile", "--dry-run", "--plan-out", str(plan))
+    time.sleep(1.1)  # Salesforce stamps edits in whole seconds
+    em: Any = world.sandbox.servers["salesforce"].emulator
+    with em.lock:
+        em.store.apply(em.store.check_update(ids["salesforce"], {"Name": "Renamed by a rep"}))
+    pulled = CliRunner().invoke(main, ["pull", "--config", str(world.config), "--format", "jsonl"])
+    assert pulled.exit_code in (0, 1), pulled.output
+
+    applied = cli_json(world, "apply", str(plan), "--yes")
+
+    assert stages(world, ids)["hubspot"] == PRESENTATION, applied
