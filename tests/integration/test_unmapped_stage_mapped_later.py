@@ -74,6 +74,10 @@ def test_mapping_a_stage_never_moves_the_other_crms_back(small_world: World, sav
     assert ("hubspot", "stage") not in changes and ("pipedrive", "stage") not in changes, changes
     assert changes["salesforce", "stage"]["from"] == "qualified", changes
     assert changes["salesforce", "stage"]["to"] == "proposal", changes
+    # its probability, held with the stage while unmapped, goes with it now
+    assert changes["salesforce", "probability"]["from"] == "0.25", changes
+    assert ("hubspot", "probability") not in changes, changes
+    assert ("pipedrive", "probability") not in changes, changes
     assert not _mine(plan["errors"], ids), plan["errors"]
 
     cli_json(world, "reconcile", "--yes")
