@@ -60,7 +60,12 @@ def test_two_schedulers_on_one_store_run_a_plan_and_an_apply_of_one_firing_witho
             scheduler.join(30)
             assert not scheduler.is_alive()
         runs = store.runs.recent(20)
-    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # crmsync's own warnings; APScheduler skipping a firing while its run goes on is no fault
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith("crmsync")
+    ]
     assert warned == [], warned
     assert {r.status for r in runs} == {RunStatus.OK}, [(r.job, r.status, r.error) for r in runs]
     firings = Counter((r.job, int(r.started_at.timestamp()) // EVERY) for r in runs)
