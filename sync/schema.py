@@ -329,10 +329,16 @@ def _v6_to_v7(conn: Connection) -> None:
     audit_by_deal.create(conn, checkfirst=True)
 
 
+def _v7_to_v8(conn: Connection) -> None:
+    """v8 changes no table: bases may now mark the native stage a deal stayed in while its map
+    did not cover it (sync/unmapped_stage.py), which a crmsync of v7 cannot read. The version
+    makes such a crmsync refuse the store ("upgrade crmsync") instead of failing on a base."""
+
+
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
 # definition above (so a new store is created at the latest version) AND append a step here.
 MIGRATIONS: tuple[Migration, ...] = (
-    _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6, _v6_to_v7,
+    _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6, _v6_to_v7, _v7_to_v8,
 )  # fmt: skip
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -227,3 +227,21 @@ def test_a_v6_store_gets_its_audit_indexed_by_record_and_time(store_url: str) ->
         with upgraded.engine.connect() as conn:
             indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("audit")}
         assert indexes["ix_audit_deal_at"] == ["instance", "deal_id", "at"]
+
+
+def test_a_crmsync_of_v7_refuses_a_store_whose_bases_may_mark_unmapped_stages(
+    store_url: str,
+) -> None:
+    """v8 changes no table, but its bases may hold a mark v7 cannot read: a v7 crmsync run
+    against it (after a downgrade) must say so in one line, not fail on some base later."""
+    with Store.open(store_url, migrations=MIGRATIONS[:6]) as old:
+        old.save_links([Link("E1", "hubspot", "1", LinkMethod.KEY)])
+        assert _version(old) == 7
+    with Store.open(store_url) as upgraded:
+        assert _version(upgraded) == SCHEMA_VERSION == 8
+        assert [r.deal_id for r in upgraded.link_records()] == ["1"]
+    with pytest.raises(StoreError) as caught:
+        Store.open(store_url, migrations=MIGRATIONS[:6])
+    assert str(caught.value) == (
+        "state store schema v8 is newer than this crmsync (v7): upgrade crmsync"
+    )
