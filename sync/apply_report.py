@@ -190,7 +190,7 @@ def render_apply_report(report: ApplyReport, fmt: str, console: Console | None =
         console.print(f"apply {report.run_id} (plan {report.plan_id}): nothing to write")
         return
     table = Table(title=f"apply {report.run_id} (plan {report.plan_id})")
-    table.add_column("system")
+    table.add_column("system", no_wrap=True)  # the headers wrap instead: a name must not be cut
     for outcome in Outcome:
         table.add_column(outcome.value.replace("_", " "), justify="right")
     for system, counts in report.counts().items():

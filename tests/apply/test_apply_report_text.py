@@ -49,3 +49,18 @@ def test_dead_lettered_changes_are_said_to_wait_for_a_release_not_the_next_run()
         with pytest.raises(ApplyIncomplete) as failed:
             raise_if_failed(ApplyReport("run-1", "plan-1", results, {}))
         assert ending in str(failed.value), failed.value
+
+
+def test_each_instance_is_named_whole_in_the_apply_table_at_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log or a pipe gets 80 columns: the eight outcome columns must not cut `salesforce`
+    to `salesfo…`, the one cell that says which CRM a row is about."""
+    monkeypatch.setenv("COLUMNS", "80")
+    results = tuple(
+        ChangeResult(f"c{i}", system, str(i), "amount", Outcome.APPLIED)
+        for i, system in enumerate(("hubspot", "pipedrive", "salesforce"))
+    )
+    render_apply_report(ApplyReport.of("run-1", "plan-1", results), "table")
+    out = capsys.readouterr().out
+    assert all(f"│ {name} " in out for name in ("hubspot", "pipedrive", "salesforce")), out
