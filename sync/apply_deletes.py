@@ -43,7 +43,6 @@ __all__ = [
     "delete_change_id",
     "forget",
     "keep_deleted",
-    "not_deleted",
     "propagated",
     "refused_where_live",
     "unsent_delete",

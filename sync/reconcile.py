@@ -313,10 +313,15 @@ def _analyze(
     plan = _with_dangling_links(plan, vanished)
     if any(d["propagate"] for d in plan.deleted):
         plan = _not_our_deletes(plan, store.journal.deletes_in_doubt())
-    if plan.deleted:
-        members = [
-            (r["system"], r["id"]) for d in plan.deleted for r in (*d["deleted"], *d["live"])
-        ]
+    # Entries that already give a reason (dangling links, deletes held in doubt) are no
+    # deletion crmsync spread: their deals are not read.
+    members = [
+        (r["system"], r["id"])
+        for d in plan.deleted
+        if "reason" not in d
+        for r in (*d["deleted"], *d["live"])
+    ]
+    if members:
         plan = undone_deletions(
             plan, store.audit.deletes_of(members), store.deletion_marks(members)
         )

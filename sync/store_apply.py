@@ -302,7 +302,8 @@ class AuditLog:
 
     def deletes_of(self, refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], AuditEntry]:
         """(instance, deal id) -> the latest delete crmsync audited for each of `refs` (a
-        propagated one, a rollback's), for those it deleted; read by index, per deal."""
+        propagated one, a rollback's), for those it deleted; read through the audit's index by
+        record, 500 ids a query."""
         wanted: dict[str, list[str]] = {}
         for instance, deal_id in sorted(set(refs)):
             wanted.setdefault(instance, []).append(deal_id)
