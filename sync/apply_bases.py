@@ -105,7 +105,7 @@ class BaseKeeper:
 
         An entity with a base keeps it: its members may disagree with the source on a field
         the plan left undecided. Returned for either: the fields the copy was created without a
-        value of, which its CRM may pick (see `sync.diff.picked`), to mark in the base. Left
+        value of, which its CRM may pick (see `sync.base_marks.picked`), to mark in the base. Left
         to the field's policy as on a first sync, such a pick was taken for an edit: `newest`
         gave an ownerless deal to the API user Salesforce had picked for its copy."""
         # The copies of one entity share its values (one source, the same decided values).

@@ -61,9 +61,9 @@ _MISSING = object()
 
 
 def _stage_key(funnels: Mapping[str, Funnel]) -> Callable[[Deal], Any]:
-    """Stage and status as reconcile compares them (`sync.diff.comparable`: a closed deal by its
-    closed stage, even where its native stage is unmapped); None for an open deal in an unmapped
-    stage, which takes no part, as in reconcile."""
+    """Stage and status as reconcile compares them (`sync.comparable.comparable`: a closed deal
+    by its closed stage, even where its native stage is unmapped); None for an open deal in an
+    unmapped stage, which takes no part, as in reconcile."""
     facts = {name: FunnelFacts.of(funnel) for name, funnel in funnels.items()}
 
     def key(deal: Deal) -> Any:

@@ -11,21 +11,33 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import Enum
 from operator import itemgetter
 from typing import Any
 
 from mapping.context import stage_map_key
-from mapping.funnel import DEFAULT_FUNNEL, Funnel
+from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Money, Ref
+from sync.base_marks import LEFT_OUT, PICKED, Pick, left_out, picked
+from sync.comparable import DEFAULT_FACTS, FunnelFacts, base_values, comparable
+from sync.diff_result import (
+    CanExpress,
+    Conflict,
+    Create,
+    DealError,
+    Deletion,
+    DiffResult,
+    FieldChange,
+    Kept,
+)
 from sync.match import is_archived, is_deleted, paused_gc, ref_order
 from sync.policy import DIFF_FIELDS, Decision, Policy, PolicyRule, decide, policy_for
-from sync.unmapped_stage import UnmappedStage, holds_mark
+from sync.unmapped_stage import UnmappedStage, holds_mark, unmapped_marks
 
 __all__ = [
+    "LEFT_OUT",
+    "PICKED",
     "CanExpress",
     "Conflict",
     "Create",
@@ -40,173 +52,13 @@ __all__ = [
     "comparable",
     "create_source",
     "diff",
+    "left_out",
     "picked",
 ]
 
-# (target ref, canonical field, value) -> None when the target can hold it, else the reason.
-CanExpress = Callable[[Ref, str, Any], "str | None"]
-
 _MISSING = object()
-LEFT_OUT = "left_out"  # the key of a base's left-out marks: {diff field: {ref: value kept}}
-# The key of a base's pick marks: {diff field: {ref: value held, or Pick.NOT_SEEN}} (`picked`).
-PICKED = "picked"
-
-
-class Pick(Enum):
-    """A pick mark's value before a run has seen the copy: whatever it holds is its CRM's."""
-
-    NOT_SEEN = "not seen"
-
-
 _STAGE, _STATUS, _AMOUNT = (DIFF_FIELDS.index(f) for f in ("stage", "status", "amount"))
 _PROBABILITY = DIFF_FIELDS.index("probability")
-
-
-@dataclass(frozen=True, slots=True)
-class FieldChange:
-    entity: str
-    target: Ref
-    field: str  # a canonical key: amount and currency are separate here
-    from_value: Any
-    to_value: Any
-    reason: str
-    target_updated_at: datetime
-    base_fingerprint: str | None  # None on a first sync (no base yet)
-
-
-@dataclass(frozen=True, slots=True)
-class Conflict:
-    entity: str
-    field: str
-    values: tuple[tuple[Ref, Any], ...]
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class DealError:
-    ref: Ref
-    field: str
-    reason: str
-    # Set when the deal keeps `held` while its entity's other members take a new value of the
-    # diff field `base_field`: the base records it (see `left_out`), so later runs know that
-    # value is no change of the deal's own.
-    entity: str | None = None
-    base_field: str | None = None
-    held: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class Kept:
-    """A member of no push target (`push.targets` leaves its instance out) keeping its own
-    value of diff field `field` while the entity's targets take another: the base records it
-    (see `left_out`), so later runs know that value is no change of the deal's own."""
-
-    entity: str
-    ref: Ref
-    field: str
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class Deletion:
-    entity: str
-    deleted: tuple[Ref, ...]
-    live: tuple[Ref, ...]
-    propagate: bool  # True only when the config asks deletes to spread
-
-
-@dataclass(frozen=True, slots=True)
-class Create:
-    entity: str
-    system: str
-    source: Ref
-    values: Mapping[str, Any]  # comparable values of the copy, by DIFF_FIELDS
-    # The values the entity's policies decided where its members disagree, where they differ
-    # from the source's: the copy takes them instead (see `copy_of` in sync/writes.py).
-    decided: Mapping[str, Any] = field(default_factory=dict)
-    # Where the copy lands in its CRM, for the people reviewing the plan (see `landing` in
-    # sync/writes.py); empty where the plan had no mapping context of the target.
-    target: Mapping[str, str | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class DiffResult:
-    changes: tuple[FieldChange, ...]
-    conflicts: tuple[Conflict, ...]
-    errors: tuple[DealError, ...]  # unexpressible values and unmapped stages
-    deleted: tuple[Deletion, ...]
-    creates: tuple[Create, ...]
-    # Per entity, the fields whose agreed value differs from the stored base: store these.
-    agreed: Mapping[str, Mapping[str, Any]]
-    mismatches: Mapping[str, int] = field(default_factory=dict)  # entities differing, per field
-    kept: tuple[Kept, ...] = ()  # values members of no push target keep (see `Kept`)
-
-
-@dataclass(frozen=True, slots=True)
-class FunnelFacts:
-    """What a funnel says about closed deals: its won stage, first lost stage, closed keys."""
-
-    won: str
-    first_lost: str
-    closed: Mapping[str, DealStatus]
-
-    @classmethod
-    def of(cls, funnel: Funnel) -> FunnelFacts:
-        closed = {s.key: DealStatus.WON if s.is_won else DealStatus.LOST for s in funnel.stages}
-        closed = {k: v for k, v in closed.items() if funnel.stage(k).is_closed}
-        return cls(funnel.won_stage.key, funnel.lost_stages[0].key, closed)
-
-    def effective_stage(self, deal: Deal) -> str | None:
-        """Closed deals compare by their status: a Pipedrive deal marked won stays in its
-        pipeline stage natively, but it is in the won stage as far as the funnel goes."""
-        if deal.status is DealStatus.WON:
-            return self.won
-        if deal.status is DealStatus.LOST and self.closed.get(deal.stage or "") is not (
-            DealStatus.LOST
-        ):
-            return self.first_lost
-        return deal.stage
-
-
-def comparable(deal: Deal, facts: FunnelFacts | None = None) -> tuple[Any, ...]:
-    """The deal's values in DIFF_FIELDS order, as the diff compares and bases store them."""
-    status = deal.status
-    stage = deal.stage if status is _OPEN else (facts or _DEFAULT_FACTS).effective_stage(deal)
-    owner = deal.owner_email
-    if owner:
-        owner = _OWNERS.get(owner) or _owner_key(owner)
-    return (
-        deal.name,
-        stage,
-        status,
-        deal.value,
-        deal.close_date,
-        owner,
-        deal.probability,
-    )
-
-
-_DEFAULT_FACTS = FunnelFacts.of(DEFAULT_FUNNEL)
-# Owner emails repeat across deals (a team, not a million people): normalising each distinct
-# one once saves two string allocations per deal in the diff's hot loop.
-_OWNERS: dict[str, str] = {}
-
-
-def _owner_key(owner: str) -> str:
-    if len(_OWNERS) >= 10_000:
-        _OWNERS.clear()
-    key = _OWNERS[owner] = owner.strip().lower()
-    return key
-
-
-def base_values(deal: Deal, funnel: Funnel | None = None) -> dict[str, Any]:
-    """The deal's values as a base stores them ({DIFF_FIELDS: comparable value}); what the
-    engine records after writing, so the next diff sees every system equal to the base."""
-    facts = FunnelFacts.of(funnel) if funnel is not None else _DEFAULT_FACTS
-    return dict(zip(DIFF_FIELDS, comparable(deal, facts), strict=True))
-
-
-_OPEN = DealStatus.OPEN
 _base_values = itemgetter(*DIFF_FIELDS)
 
 
@@ -289,7 +141,7 @@ class _Differ:
         self.stage_refused.clear()
         self.stage_unmapped.clear()
         get_facts = self.facts.get
-        facts = [get_facts(d.funnel, _DEFAULT_FACTS) for d in members]
+        facts = [get_facts(d.funnel, DEFAULT_FACTS) for d in members]
         rows = [comparable(d, f) for d, f in zip(members, facts, strict=True)]
         base = self.bases.get(entity)
         first = rows[0]
@@ -399,8 +251,8 @@ class _Differ:
     ) -> dict[Ref, Any]:
         """Report the members in a native stage their map does not cover, whose stage changes
         are skipped, and mark in the base what each holds while the others' stage `value` is
-        recorded (_MISSING: none is): ref -> mark (see `_unmapped_marks`)."""
-        marks = {} if value is _MISSING else _unmapped_marks(unread, value, base)
+        recorded (_MISSING: none is): ref -> mark (see `unmapped_marks`)."""
+        marks = {} if value is _MISSING else unmapped_marks(unread, value, base)
         for deal in unread:
             why = f"native stage {deal.native_stage!r} is not mapped; stage skipped"
             if deal.ref in marks:
@@ -673,48 +525,6 @@ def _facts_of_decided_stage(
             if row[_STAGE] == stage[0].value:
                 return fact
     return facts[0]
-
-
-def left_out(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
-    """The members of an entity whose value of diff field `name` differs from the base's and
-    is no change of their own: ref -> that value. Either the member kept it when the others
-    took the base's (it could not hold it), or an apply wrote it there and failed elsewhere
-    (our copy of another member's change, stamped with our write's time)."""
-    return _marks(base, LEFT_OUT, name)
-
-
-def picked(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
-    """The copies crmsync created into an entity that had a base, from a deal lacking a value of
-    diff field `name`, which hold their own CRM's pick for it (Salesforce an owner, a probability
-    from the stage; Pipedrive its API user as owner) instead of the base's value: ref -> that
-    value, or Pick.NOT_SEEN before a run has read the copy. Holding it, the copy made no edit
-    there."""
-    return _marks(base, PICKED, name)
-
-
-def _marks(base: Mapping[str, Any] | None, key: str, name: str) -> Mapping[Ref, Any]:
-    """A base's marks of one kind (LEFT_OUT, PICKED) for diff field `name`."""
-    marks = base.get(key) if base else None
-    return marks.get(name, {}) if marks else {}
-
-
-def _unmapped_marks(
-    unread: Sequence[Deal], value: Any, base: Mapping[str, Any] | None
-) -> dict[Ref, Any]:
-    """What the base marks for each member in an unmapped native stage as the others' stage
-    `value` is recorded: the mark it has already (whatever it did since that mark is a change
-    of its own: a move to another native stage, unmapped or not, spreads once it reads), else,
-    when `value` moves the base on, the native stage it holds (`UnmappedStage`): it stayed
-    behind only because it could not take `value`, and its stage read once mapped is no edit.
-    One without a mark while the base stays left the base's stage since: no mark, so that
-    move reads as its edit once mapped."""
-    marks = left_out(base, "stage")
-    moves_on = base is None or base.get("stage", _MISSING) != value
-    return {
-        deal.ref: marks[deal.ref] if deal.ref in marks else UnmappedStage.of(deal)
-        for deal in unread
-        if deal.ref in marks or moves_on
-    }
 
 
 def create_source(members: Sequence[Deal]) -> Deal:

@@ -449,7 +449,7 @@ def _merged_bases(
 
 def rebased(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` over a (decoded) base. A field taking a new agreed value has no marked member
-    any more (see `sync.diff.left_out` and `picked`): its marks go, unless `values` marks some
+    any more (see `sync.base_marks.left_out` and `picked`): its marks go, unless `values` marks some
     anew (under its own LEFT_OUT or PICKED key, where no member marks a field's marks away)."""
     out = {f: v for f, v in base.items() if f not in _MARKS}
     out |= {f: v for f, v in values.items() if f not in _MARKS}

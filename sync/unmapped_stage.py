@@ -4,18 +4,22 @@ A deal in a native stage its map does not cover reads as no funnel stage: the di
 the others move on without it. Once a person maps that stage, the deal reads as a funnel stage
 that differs from the base; only its native stage tells a remap (the same native stage, read
 anew) from a move made in its CRM (another one). So the base marks the member with this value
-(a left-out mark of the stage, see `sync.diff.left_out`) instead of a funnel stage it never had.
+(a left-out mark of the stage, see `sync.base_marks.left_out`) instead of a funnel stage it never
+had.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mapping.model import Deal
+from mapping.model import Deal, Ref
+from sync.base_marks import left_out
 
-__all__ = ["UnmappedStage", "holds_mark"]
+__all__ = ["UnmappedStage", "holds_mark", "unmapped_marks"]
+
+_NONE = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +51,27 @@ class UnmappedStage:
 
 def holds_mark(mark: Any, deal: Deal, value: Any) -> bool:
     """Does `deal`, holding `value`, still hold what its base mark says is no change of its own
-    (`sync.diff.left_out`)? A mark of an unmapped stage is held while the deal stays in that
+    (`sync.base_marks.left_out`)? A mark of an unmapped stage is held while the deal stays in that
     native stage, whichever funnel stage its map reads it as since."""
     if isinstance(mark, UnmappedStage):
         return mark.held_by(deal)
     return bool(mark == value)
+
+
+def unmapped_marks(
+    unread: Sequence[Deal], value: Any, base: Mapping[str, Any] | None
+) -> dict[Ref, Any]:
+    """What the base marks for each member in an unmapped native stage as the others' stage
+    `value` is recorded: the mark it has already (whatever it did since that mark is a change
+    of its own: a move to another native stage, unmapped or not, spreads once it reads), else,
+    when `value` moves the base on, the native stage it holds (`UnmappedStage`): it stayed
+    behind only because it could not take `value`, and its stage read once mapped is no edit.
+    One without a mark while the base stays left the base's stage since: no mark, so that
+    move reads as its edit once mapped."""
+    marks = left_out(base, "stage")
+    moves_on = base is None or base.get("stage", _NONE) != value
+    return {
+        deal.ref: marks[deal.ref] if deal.ref in marks else UnmappedStage.of(deal)
+        for deal in unread
+        if deal.ref in marks or moves_on
+    }
