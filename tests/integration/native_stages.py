@@ -1,17 +1,34 @@
 """Native stages of the copies in a sandbox world: a person moving a deal in a CRM's own screens,
-what each CRM holds, and crmsync run through its CLI with JSON output."""
+what each CRM holds, a stage map leaving stages out, and crmsync run through its CLI with JSON
+output."""
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
+import yaml
 from click.testing import CliRunner
 
 from sync.cli import main
 from tests.integration.conftest import World
 
-__all__ = ["cli_json", "set_stage", "stages"]
+__all__ = [
+    "QUALIFIED",
+    "cli_json",
+    "mine",
+    "qualified_everywhere",
+    "salesforce_stage",
+    "set_stage",
+    "stages",
+    "unmap",
+    "with_instance",
+]
+
+# A native stage standing for the funnel's `qualified` in each CRM's default pipeline.
+QUALIFIED = {"salesforce": "Needs Analysis", "hubspot": "qualifiedtobuy", "pipedrive": "2"}
 
 
 def cli_json(world: World, *args: str) -> Any:
@@ -48,3 +65,47 @@ def stages(world: World, ids: dict[str, str]) -> dict[str, tuple[str, str]]:
                 deal = em.store.deals[int(deal_id)]
                 found[system] = (str(deal["pipeline_id"]), str(deal["stage_id"]))
     return found
+
+
+def unmap(world: World, system: str, drop: Callable[[str, str], bool]) -> dict[str, Any]:
+    """`system`'s default stage map leaves out each native stage for which `drop(native stage,
+    funnel stage)` holds, and its `stage_write` goes; its instance config as it was."""
+    document = yaml.safe_load(world.config.read_text())
+    instance = document["systems"][system]
+    was = copy.deepcopy(instance)
+    mapped = instance["stage_map"]["default"]
+    instance["stage_map"]["default"] = {k: v for k, v in mapped.items() if not drop(k, v)}
+    instance.pop("stage_write", None)
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    return was
+
+
+def with_instance(world: World, system: str, config: dict[str, Any]) -> None:
+    """`system`'s instance config is `config` again (as `unmap` returned it)."""
+    document = yaml.safe_load(world.config.read_text())
+    document["systems"][system] = config
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def salesforce_stage(world: World, deal_id: str) -> tuple[str, Any]:
+    """The Opportunity's stage name and probability, as Salesforce holds them."""
+    em: Any = world.sandbox.servers["salesforce"].emulator
+    with em.lock:
+        record = em.store.by_id[deal_id]
+        return record["StageName"], record["Probability"]
+
+
+def mine(items: list[dict[str, Any]], ids: dict[str, str]) -> dict[tuple[str, str], Any]:
+    """A plan's changes or errors about the copies `ids`, by (system, field)."""
+    return {(i["system"], i["field"]): i for i in items if i["id"] in ids.values()}
+
+
+def qualified_everywhere(world: World) -> dict[str, str]:
+    """After a first sync, a person moves all three copies of a deal to `QUALIFIED` and a run
+    agrees on it; the copies' ids, by system."""
+    cli_json(world, "reconcile", "--yes")  # the first sync: bases are stored
+    ids: dict[str, str] = next(m for m in world.members().values() if len(m) == 3)
+    for system, stage in QUALIFIED.items():
+        set_stage(world, system, ids[system], stage)
+    cli_json(world, "reconcile", "--yes")  # all three moved alike: agreed
+    return ids

@@ -6,66 +6,36 @@ and still get it."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-import yaml
-
 from tests.integration.conftest import World
-from tests.integration.native_stages import cli_json, set_stage
+from tests.integration.native_stages import (
+    cli_json,
+    mine,
+    qualified_everywhere,
+    salesforce_stage,
+    unmap,
+    with_instance,
+)
 
-QUALIFIED = {"salesforce": "Needs Analysis", "hubspot": "qualifiedtobuy", "pipedrive": "2"}
 PROPOSAL_MADE = 4
-
-
-def _without_proposal_in_salesforce(world: World) -> dict[str, Any]:
-    """Salesforce's stage map gives no native stage `proposal`: it cannot express it. Its
-    instance config as it was."""
-    document = yaml.safe_load(world.config.read_text())
-    salesforce = document["systems"]["salesforce"]
-    was = copy.deepcopy(salesforce)
-    mapped = salesforce["stage_map"]["default"]
-    salesforce["stage_map"]["default"] = {k: v for k, v in mapped.items() if v != "proposal"}
-    salesforce.pop("stage_write", None)
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
-    return was
-
-
-def _with_salesforce(world: World, config: dict[str, Any]) -> None:
-    document = yaml.safe_load(world.config.read_text())
-    document["systems"]["salesforce"] = config
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
-
-
-def _salesforce(world: World, deal_id: str) -> tuple[str, Any]:
-    em: Any = world.sandbox.servers["salesforce"].emulator
-    with em.lock:
-        record = em.store.by_id[deal_id]
-        return record["StageName"], record["Probability"]
-
-
-def _mine(items: list[dict[str, Any]], ids: dict[str, str]) -> dict[tuple[str, str], Any]:
-    return {(i["system"], i["field"]): i for i in items if i["id"] in ids.values()}
 
 
 def test_a_probability_is_not_written_to_salesforce_without_the_stage_it_cannot_take(
     small_world: World,
 ) -> None:
     world = small_world
-    mapped = _without_proposal_in_salesforce(world)
-    cli_json(world, "reconcile", "--yes")  # the first sync: bases are stored
-    ids = next(m for m in world.members().values() if len(m) == 3)
-    for system, stage in QUALIFIED.items():
-        set_stage(world, system, ids[system], stage)
-    cli_json(world, "reconcile", "--yes")  # all three moved alike: agreed
-    held = _salesforce(world, ids["salesforce"])
+    # Salesforce's stage map gives no native stage `proposal`: it cannot express it.
+    mapped = unmap(world, "salesforce", lambda _native, stage: stage == "proposal")
+    ids = qualified_everywhere(world)
+    held = salesforce_stage(world, ids["salesforce"])
     em: Any = world.sandbox.servers["pipedrive"].emulator
     with em.lock:  # a person moves the deal to "Proposal Made" and sets its probability
         em.store.update(int(ids["pipedrive"]), {"stage_id": PROPOSAL_MADE, "probability": 60})
 
     plan = cli_json(world, "reconcile", "--dry-run")
 
-    changes, errors = _mine(plan["changes"], ids), _mine(plan["errors"], ids)
+    changes, errors = mine(plan["changes"], ids), mine(plan["errors"], ids)
     assert ("hubspot", "stage") in changes and ("hubspot", "probability") in changes, changes
     assert ("salesforce", "stage") not in changes and ("salesforce", "stage") in errors, errors
     assert ("salesforce", "probability") not in changes, changes
@@ -74,11 +44,12 @@ def test_a_probability_is_not_written_to_salesforce_without_the_stage_it_cannot_
 
     for _night in range(2):  # applied, and the night after: still held, nothing half-written
         applied = cli_json(world, "reconcile", "--yes")
-        assert ("salesforce", "probability") not in _mine(applied["changes"], ids)
-        assert ("salesforce", "probability") in _mine(applied["errors"], ids)
-        assert _salesforce(world, ids["salesforce"]) == held
+        assert ("salesforce", "probability") not in mine(applied["changes"], ids)
+        assert ("salesforce", "probability") in mine(applied["errors"], ids)
+        assert salesforce_stage(world, ids["salesforce"]) == held
 
-    _with_salesforce(world, mapped)  # the map gives proposal a native stage again: both go
+    # The map gives proposal a native stage again: both go.
+    with_instance(world, "salesforce", mapped)
     cli_json(world, "reconcile", "--yes")
-    stage, probability = _salesforce(world, ids["salesforce"])
+    stage, probability = salesforce_stage(world, ids["salesforce"])
     assert stage == "Proposal/Price Quote" and probability == 60, (stage, probability)
