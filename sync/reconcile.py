@@ -34,8 +34,8 @@ from sync.writes import (
     BATCH_SIZES,
     can_express_for,
     creatable,
+    stage_tied_fields,
     with_kept_currencies,
-    with_stage,
     with_stage_landings,
 )
 
@@ -292,7 +292,7 @@ def _analyze(
         # a deal someone deleted is reported (`vanished`), not created again
         hold=_held(matched) | named_live,
         changed=changed,
-        with_stage=with_stage(contexts) if contexts is not None else {},
+        with_stage=stage_tied_fields(contexts) if contexts is not None else {},
     )
     if contexts is not None and diffed.creates:
         diffed = creatable(diffed, deals, contexts)

@@ -37,12 +37,10 @@ __all__ = [
     "native_create",
     "native_stage_written",
     "native_update",
-    "probability_in_stage",
     "record_write",
     "stage_landing",
-    "status_in_stage",
+    "stage_tied_fields",
     "with_kept_currencies",
-    "with_stage",
     "with_stage_landings",
     "write_batch",
 ]
@@ -98,27 +96,16 @@ def native_update(
     return _UPDATE[ctx.kind](deal, changes, ctx, native)
 
 
-def status_in_stage(kind: str) -> bool:
-    """Does this kind of CRM write a won/lost status as a stage (its update_for_* decides)?"""
-    return _STATUS_IN_STAGE[kind]
-
-
-def probability_in_stage(kind: str) -> bool:
-    """Does this kind of CRM set a deal's probability from its stage whenever the stage changes
-    (so a probability written apart from its stage would contradict it)?"""
-    return _PROBABILITY_IN_STAGE[kind]
-
-
 def fields_with_stage(kind: str) -> frozenset[str]:
     """The fields this kind of CRM ties to the stage: a status written as a stage (Salesforce,
     HubSpot; Pipedrive's status is a field apart), a probability set from the stage whenever it
     changes (Salesforce). Each goes only with its stage (apply's `_keep_with_stage`, the diff's
     `with_stage`)."""
-    tied = {"status": status_in_stage(kind), "probability": probability_in_stage(kind)}
+    tied = {"status": _STATUS_IN_STAGE[kind], "probability": _PROBABILITY_IN_STAGE[kind]}
     return frozenset(name for name, is_tied in tied.items() if is_tied)
 
 
-def with_stage(contexts: Mapping[str, MappingContext]) -> dict[str, frozenset[str]]:
+def stage_tied_fields(contexts: Mapping[str, MappingContext]) -> dict[str, frozenset[str]]:
     """Per instance, the fields its CRM ties to the stage (`fields_with_stage`): the diff's
     `with_stage`."""
     return {name: fields_with_stage(ctx.kind) for name, ctx in contexts.items()}
@@ -134,7 +121,7 @@ def native_stage_written(
     leaves the stage as it is."""
     if "stage" not in changes and "status" not in changes:
         return None
-    in_stage = status_in_stage(ctx.kind)
+    in_stage = _STATUS_IN_STAGE[ctx.kind]
     return resolve_stage_change(
         deal, changes, ctx, status_in_stage=in_stage, native=native
     ).native_stage
