@@ -71,12 +71,12 @@ _SIGTERM = (signal.SIGTERM, "crmsync: error: stopped on request (SIGTERM)", "SIG
     ("command", "options", "stop"),
     [
         ("reconcile", ["--yes"], _CTRL_C),
-        ("pull", [], _CTRL_C),
+        pytest.param("pull", [], _CTRL_C, marks=pytest.mark.slow),  # default suite time
         ("report", ["--refresh"], _CTRL_C),
         # a pull or report stopped by its scheduler's timeout stops as on Ctrl-C: its run is
         # interrupted at once, not left `running` for the next run to notice
         ("pull", [], _SIGTERM),
-        ("report", ["--refresh"], _SIGTERM),
+        pytest.param("report", ["--refresh"], _SIGTERM, marks=pytest.mark.slow),
     ],
     ids=["reconcile-ctrl-c", "pull-ctrl-c", "report-ctrl-c", "pull-sigterm", "report-sigterm"],
 )
