@@ -173,6 +173,13 @@ def sf_user(p: Person, created: datetime) -> dict[str, Any]:
     }
 
 
+def sf_account(c: Copy) -> dict:
+    """The Account an Opportunity's AccountId names: its company, as Pipedrive's organization
+    of the same company is named."""
+    return {"attributes": _sf_attributes("Account", c.account_id), "Id": c.account_id,
+            "Name": c.company}  # fmt: skip
+
+
 def sf_opportunity(
     c: Copy, opp_id: str, links: Mapping[str, str | None], variant: int, updated: datetime
 ) -> dict:
@@ -399,9 +406,24 @@ def _pd_open_part(c: Copy, variant: int) -> list[tuple[NativeStage, datetime]]:
     ]
 
 
+def pd_organization(org_id: int, name: str, owner: Person, created: datetime) -> dict:
+    """A company's organization, as GET /v1/organizations lists it."""
+    stamp = _pd_time(created)
+    return {"id": org_id, "name": name, "owner_id": _pd_user_ref(owner), "owner_name": owner.name,
+            "people_count": 0, "open_deals_count": 0, "address": None, "active_flag": True,
+            "cc_email": None, "label": None, "visible_to": "3", "add_time": stamp,
+            "update_time": stamp}  # fmt: skip
+
+
 def pd_deal(
-    c: Copy, deal_id: int, links: Mapping[str, str | None], variant: int, updated: datetime
+    c: Copy,
+    deal_id: int,
+    links: Mapping[str, str | None],
+    variant: int,
+    updated: datetime,
+    org_owner: Person | None = None,
 ) -> dict:
+    """`org_owner`: the owner of the deal's organization (its `org_id` object says so)."""
     open_part = _pd_open_part(c, variant)
     stage = open_part[-1][0]
     closed_at = c.history[-1][1] if c.status != "open" else None
@@ -412,7 +434,8 @@ def pd_deal(
         "creator_user_id": owner,
         "user_id": owner,
         "person_id": None,
-        "org_id": {"name": c.company, "people_count": 1, "owner_id": c.owner.pd_id,
+        "org_id": {"name": c.company, "people_count": 0,
+                   "owner_id": (org_owner or c.owner).pd_id,
                    "address": None, "active_flag": True, "cc_email": None, "value": c.org_id},
         "stage_id": int(stage.id),
         "title": c.name,

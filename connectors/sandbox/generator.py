@@ -313,13 +313,18 @@ class _Builder:
         self.planted: list[dict[str, Any]] = []
         self.lookalike_of: dict[str, dict[str, Any]] = {}  # look-alike entity -> its plant
         self.refs: dict[str, dict[str, str]] = {}
+        self.accounts: set[str] = set()  # the Salesforce Accounts emitted
+        # Pipedrive organizations, one per company of any CRM: id -> (name, owner, created)
+        self.orgs: dict[int, tuple[str, Person, datetime]] = {}
         catalog = now - timedelta(days=3 * 365)
         pd_pipelines, pd_stages = rec.pd_pipelines_and_stages(catalog)
         everyone = [*people, *specials.values()]
+        self.pd_people = {p.pd_id: p for p in everyone if "pipedrive" in p.emails}
         self.ds: dict[str, Any] = {
             "salesforce": {
                 "OpportunityStage": rec.sf_stages(),
                 "User": [rec.sf_user(p, catalog) for p in everyone if "salesforce" in p.emails],
+                "Account": [],
                 "Opportunity": [],
                 "OpportunityHistory": [],
             },
@@ -339,6 +344,7 @@ class _Builder:
                     rec.pd_user(p, catalog, i == 0)
                     for i, p in enumerate(p for p in everyone if "pipedrive" in p.emails)
                 ],
+                "organizations": [],
                 "deals": [],
                 "deal_flows": {},
             },
@@ -361,6 +367,9 @@ class _Builder:
             self.add(replace(extra, base=replace(extra.base, entity=f"E{n:06d}")))
             item["other_entity"] = f"E{n:06d}"
             item["ids"].append(self.refs[f"E{n:06d}"][item["system"]])
+        self.ds["pipedrive"]["organizations"] = [
+            rec.pd_organization(org_id, *org) for org_id, org in sorted(self.orgs.items())
+        ]
         return Generated(self.seed, self.deals, self.ds, self.planted, self.refs)
 
     def add(self, entity: _Entity) -> list[_Entity]:
@@ -480,7 +489,16 @@ class _Builder:
     ) -> None:
         variant = self.rng.randrange(2)
         data = self.ds[system]
+        # The company's organization, owned by its first Pipedrive deal's owner (else by the
+        # API user), so that every deal's `org_id` object names the same owner.
+        you = self.ds["pipedrive"]["users"][0]["id"]
+        mine = system == "pipedrive" and copy.owner.pd_id in self.pd_people
+        owner = copy.owner if mine else self.pd_people[you]
+        self.orgs.setdefault(copy.org_id, (copy.company, owner, copy.created_at))
         if system == "salesforce":
+            if copy.account_id not in self.accounts:  # each once, as its first deal names it
+                self.accounts.add(copy.account_id)
+                data["Account"].append(rec.sf_account(copy))
             data["Opportunity"].append(rec.sf_opportunity(copy, native_id, links, variant, updated))
             data["OpportunityHistory"] += rec.sf_history(
                 copy, native_id, self.history_id + 1, variant
@@ -490,7 +508,8 @@ class _Builder:
             data["deals"].append(rec.hs_deal(copy, native_id, links, variant, updated))
         else:
             deal_id = int(native_id)
-            data["deals"].append(rec.pd_deal(copy, deal_id, links, variant, updated))
+            org_owner = self.orgs[copy.org_id][1]
+            data["deals"].append(rec.pd_deal(copy, deal_id, links, variant, updated, org_owner))
             flow = rec.pd_flow(copy, deal_id, self.flow_id + 1, variant)
             self.flow_id += len(flow)
             data["deal_flows"][native_id] = flow

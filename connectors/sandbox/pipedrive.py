@@ -1,5 +1,5 @@
 """Pipedrive API v1 emulator: pipelines, stages, users, deals (list, get, put, post, delete,
-flow, search) and the `recents` change feed.
+flow, search), organizations (list, get, post, search by name) and the `recents` change feed.
 
 Speaks the wire format pipedrive-python-lib 1.2.3 expects (API-NOTES.md §3): `api_token` query
 parameter (or `Authorization: Bearer`, or `x-api-token`), the `{success, data, additional_data:
@@ -18,6 +18,9 @@ Documented choices where the public docs are silent:
   status and sort as `/v1/deals` (v1 spec, getArchivedDeals: status `deleted` includes
   "deals that have been deleted up to 30 days ago"), so a deleted archived deal is listed
   there, not in `/v1/deals?status=deleted`.
+- Organization search (`/v1/organizations/search`) searches names only (`fields=name`) and
+  answers whole-name matches, case-insensitive, with or without `exact_match`; a deal written
+  with an `org_id` of no organization is refused with a 400.
 - Deleting a deal that is already deleted answers 410 Gone ("Deal is already deleted"); an
   unknown id answers 404 ("Deal not found").
 """
@@ -32,6 +35,7 @@ from datetime import timedelta
 from typing import Any
 
 from connectors.sandbox.faults import FaultState
+from connectors.sandbox.pipedrive_orgs import OrgError
 from connectors.sandbox.pipedrive_store import STATUSES, DealStore, WriteError, pd_time
 from connectors.sandbox.server import BadRequest, Route, SandboxRequest, SandboxResponse
 
@@ -157,6 +161,10 @@ class PipedriveEmulator:
             Route("PUT", "/v1/deals/{id}", self._update),
             Route("DELETE", "/v1/deals/{id}", self._delete),
             Route("GET", "/v1/deals/{id}/flow", self._flow),
+            Route("GET", "/v1/organizations", self._organizations),
+            Route("POST", "/v1/organizations", self._create_organization),
+            Route("GET", "/v1/organizations/search", self._search_organizations),
+            Route("GET", "/v1/organizations/{id}", self._organization),
         ]
 
     def authenticate(self, request: SandboxRequest) -> SandboxResponse | None:
@@ -361,6 +369,57 @@ class PipedriveEmulator:
             "stage": {"id": stage.get("id"), "name": stage.get("name")},
             "person": None,
             "organization": None,
+            "custom_fields": [],
+            "notes": [],
+        }
+
+    # -- organizations ---------------------------------------------------------------------------
+
+    def _organizations(self, request: SandboxRequest) -> SandboxResponse:
+        start, limit = _paging(request)
+        orgs = self.store.orgs.listing()
+        more = start + limit < len(orgs)
+        page = orgs[start : start + limit]
+        return _ok(page or None, {"pagination": _pagination(start, limit, more)})
+
+    def _organization(self, request: SandboxRequest) -> SandboxResponse:
+        raw = request.params["id"]
+        org = self.store.orgs.orgs.get(int(raw)) if raw.isdigit() else None
+        return _ok(org, {}) if org else self.error(404, "not_found", "Organization not found")
+
+    def _create_organization(self, request: SandboxRequest) -> SandboxResponse:
+        try:
+            org = self.store.orgs.create(self._body(request))
+        except OrgError as exc:
+            return self.error(exc.status, "invalid", exc.message)
+        return _ok(org, {}, status=201)
+
+    def _search_organizations(self, request: SandboxRequest) -> SandboxResponse:
+        term = (request.arg("term") or "").strip()
+        exact = request.arg("exact_match") == "true"
+        if len(term) < (1 if exact else 2):
+            raise BadRequest("term must be at least 2 characters long (1 with exact_match)")
+        if (request.arg("fields") or "name") != "name":
+            raise BadRequest("the sandbox searches organizations with fields=name only")
+        start, limit = _paging(request)
+        ids = self.store.orgs.named(term)
+        items = [
+            {"result_score": 1.0, "item": self._org_item(self.store.orgs.orgs[i])}
+            for i in ids[start : start + limit]
+        ]
+        more = start + limit < len(ids)
+        return _ok({"items": items}, {"pagination": _pagination(start, limit, more)})
+
+    @staticmethod
+    def _org_item(org: Mapping[str, Any]) -> dict[str, Any]:
+        owner = org.get("owner_id") or {}
+        return {
+            "id": org["id"],
+            "type": "organization",
+            "name": org["name"],
+            "address": org.get("address"),
+            "visible_to": int(org.get("visible_to") or 3),
+            "owner": {"id": owner.get("id")},
             "custom_fields": [],
             "notes": [],
         }

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from connectors.sandbox.pipedrive_orgs import OrgError, OrgStore
 from mapping.currencies import ISO_4217
 
 __all__ = ["STATUSES", "DealStore", "WriteError", "pd_time"]
@@ -25,7 +26,7 @@ __all__ = ["STATUSES", "DealStore", "WriteError", "pd_time"]
 STATUSES = ("open", "won", "lost", "deleted")
 CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_PLAIN = ("title", "lost_reason", "visible_to", "person_id", "org_id")
+_PLAIN = ("title", "lost_reason", "visible_to", "person_id")
 
 
 def pd_time(now: float) -> str:
@@ -83,6 +84,9 @@ class DealStore:
         self.flows: dict[int, list[dict[str, Any]]] = {
             int(k): list(v) for k, v in (data.get("deal_flows") or {}).items()
         }
+        self.orgs = OrgStore(
+            data.get("organizations"), self.deals.values(), self.users, lambda: pd_time(clock())
+        )
         self._ids = sorted(self.deals)
         ordered = sorted(self.deals.values(), key=lambda d: (d["update_time"], d["id"]))
         self._keys: list[tuple[str, int]] = [(d["update_time"], n) for n, d in enumerate(ordered)]
@@ -221,6 +225,12 @@ class DealStore:
                 deal[key] = value
         if "title" in body and not str(body["title"] or "").strip():
             raise WriteError(400, "Title must be given")
+        if "org_id" in body:  # an id written, the organization's object read back
+            try:
+                deal["org_id"] = self.orgs.ref(body["org_id"])
+            except OrgError as exc:
+                raise WriteError(exc.status, exc.message) from None
+            deal["org_name"] = deal["org_id"]["name"] if deal["org_id"] else None
         if "value" in body:
             deal["value"] = _number(body["value"], "value") or Decimal(0)
         if "currency" in body:
@@ -407,6 +417,7 @@ class DealStore:
             "pipelines": list(self.pipelines),
             "stages": list(self.stages.values()),
             "users": list(self.users.values()),
+            "organizations": self.orgs.listing(),
             "deals": [self.deals[i] for i in self._ids],
             "deal_flows": {str(k): v for k, v in self.flows.items()},
         }

@@ -255,6 +255,9 @@ class SalesforceEmulator:
             return self.error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(request, cursor, int(offset))
 
+    def _parent(self, sobject: str, record_id: Any) -> Mapping[str, Any] | None:
+        return self.store.parent(sobject, record_id)
+
     def _page(self, request: SandboxRequest, cursor: _Cursor, offset: int) -> SandboxResponse:
         size = self._batch(request)
         rows = cursor.rows
@@ -263,7 +266,7 @@ class SalesforceEmulator:
             "totalSize": len(rows),
             "done": offset + size >= len(rows),
             "records": [
-                _project(cursor.sobject, version, r, cursor.fields)
+                _project(cursor.sobject, version, r, cursor.fields, self._parent)
                 for r in rows[offset : offset + size]
             ],
         }
@@ -546,8 +549,14 @@ def _parse_param(value: str | None) -> datetime:
 
 
 def _project(
-    sobject: str, version: str, record: Mapping[str, Any], fields: tuple[str, ...]
+    sobject: str,
+    version: str,
+    record: Mapping[str, Any],
+    fields: tuple[str, ...],
+    parent: Callable[[str, Any], Mapping[str, Any] | None] = lambda _s, _i: None,
 ) -> dict[str, Any]:
+    """`record` as a query returns it; a parent's fields (`Account.Name`) nested under the
+    parent's name, which is null when the reference is empty (as Salesforce answers)."""
     out: dict[str, Any] = {
         "attributes": {
             "type": sobject,
@@ -555,7 +564,15 @@ def _project(
         }
     }
     for name in fields:
-        out[name] = record.get(name)
+        relation, dot, child = name.partition(".")
+        if not dot:
+            out[name] = record.get(name)
+            continue
+        if relation not in out:
+            found = parent(relation, record.get(f"{relation}Id"))
+            out[relation] = None if found is None else _project(relation, version, found, ())
+        if out[relation] is not None:
+            out[relation][child] = (parent(relation, record.get(f"{relation}Id")) or {}).get(child)
     return out
 
 

@@ -30,7 +30,7 @@ __all__ = [
     "sf_id",
 ]
 
-TABLES = ("OpportunityStage", "User", "Opportunity", "OpportunityHistory")
+TABLES = ("OpportunityStage", "User", "Account", "Opportunity", "OpportunityHistory")
 _CUSTOM_LINKS = ("HubSpot_Deal_Id__c", "Pipedrive_Deal_Id__c", "Crmsync_Id__c")
 _STANDARD: dict[str, dict[str, str]] = {
     "Opportunity": {
@@ -56,6 +56,7 @@ _STANDARD: dict[str, dict[str, str]] = {
         "Email": "email", "Username": "string", "IsActive": "boolean",
         "CreatedDate": "datetime", "LastModifiedDate": "datetime", "SystemModstamp": "datetime",
     },
+    "Account": {"Id": "id", "Name": "string"},  # an Opportunity's AccountId names one
     "OpportunityHistory": {
         "Id": "id", "OpportunityId": "reference", "StageName": "picklist",
         "Amount": "currency", "CloseDate": "date", "Probability": "percent",
@@ -139,6 +140,7 @@ class SalesforceStore:
             name: [dict(r) for r in data.get(name, [])] for name in TABLES
         }
         self.schemas = self._schemas()
+        self._parents: dict[str, dict[str, Mapping[str, Any]]] = {}  # sobject -> id -> record
         self.by_id = {r["Id"]: r for r in self.tables["Opportunity"]}
         self.users = {r["Id"] for r in self.tables["User"]}
         # The user the API session runs as (the dataset's first User): it makes every write,
@@ -153,6 +155,15 @@ class SalesforceStore:
         self._last = max((datetime_key(s) for s in stamps if isinstance(s, str)), default="")
         self._ids = itertools.count(len(self.tables["Opportunity"]) + 1_000_000)
         self._history_ids = itertools.count(len(self.tables["OpportunityHistory"]) + 1_000_000)
+
+    def parent(self, sobject: str, record_id: Any) -> Mapping[str, Any] | None:
+        """The `sobject` record `record_id` names (an Opportunity's Account), if any."""
+        if not record_id:
+            return None
+        index = self._parents.get(sobject)
+        if index is None:
+            index = self._parents[sobject] = {r["Id"]: r for r in self.tables.get(sobject, [])}
+        return index.get(record_id)
 
     def _schemas(self) -> dict[str, dict[str, str]]:
         schemas = {}

@@ -1,11 +1,13 @@
 """The SOQL subset the Salesforce emulator understands, parsed and compiled to Python.
 
-Supported: `SELECT f1, f2 FROM Object [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST],
-...] [LIMIT n] [OFFSET n]`, where cond combines `field op literal` (=, !=, <>, <, <=, >, >=),
-`field [NOT] IN (literals)`, AND / OR / NOT and parentheses. Literals: 'strings' with SOQL
-escapes, numbers, null, true/false, dates (2024-06-30) and datetimes (2024-06-01T00:00:00Z,
-+0000 or +00:00 offsets, optional fraction). As in Salesforce, field names are case-insensitive
-and string comparison ignores case; ascending order puts nulls first, descending last.
+Supported: `SELECT f1, f2, Parent.f3 FROM Object [WHERE cond] [ORDER BY f [ASC|DESC]
+[NULLS FIRST|LAST], ...] [LIMIT n] [OFFSET n]`, where cond combines `field op literal` (=, !=,
+<>, <, <=, >, >=), `field [NOT] IN (literals)`, AND / OR / NOT and parentheses. Literals:
+'strings' with SOQL escapes, numbers, null, true/false, dates (2024-06-30) and datetimes
+(2024-06-01T00:00:00Z, +0000 or +00:00 offsets, optional fraction). As in Salesforce, field
+names are case-insensitive and string comparison ignores case; ascending order puts nulls
+first, descending last. A parent's field (`Account.Name`: the object its reference field
+`AccountId` names) may be selected, not compared or sorted by.
 Anything else raises `SoqlError` with the errorCode Salesforce would answer.
 """
 
@@ -228,7 +230,7 @@ class _Parser:
             )
         self.types = self.schemas[sobject]
         self.lower = {name.lower(): name for name in self.types}
-        fields = tuple(self.field(name) for name in raw_fields)
+        fields = tuple(self.selected(name) for name in raw_fields)
         where = None
         if self.at_word("where"):
             self.take()
@@ -252,6 +254,21 @@ class _Parser:
         if token.kind != "word" or token.text.lower() in _KEYWORDS:
             raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{token.text}'")
         return token.text
+
+    def selected(self, name: str) -> str:
+        """A SELECT item: a field, or a parent's field (`Account.Name`) spelled canonically."""
+        parent, dot, child = name.partition(".")
+        if not dot:
+            return self.field(name)
+        reference = self.lower.get(f"{parent}id".lower())
+        schema = self.schemas.get(reference[:-2]) if reference else None
+        names = {n.lower(): n for n in schema or {}}
+        if reference is None or child.lower() not in names:
+            raise SoqlError(
+                "INVALID_FIELD",
+                f"Didn't understand relationship '{parent}' in field path '{name}'.",
+            )
+        return f"{reference[:-2]}.{names[child.lower()]}"
 
     def field(self, name: str) -> str:
         canonical = self.lower.get(name.lower())

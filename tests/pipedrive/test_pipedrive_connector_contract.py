@@ -508,7 +508,7 @@ def test_creates_are_linked_to_the_configured_organization_as_pipedrive_requires
     [created] = make_connector(options={"create_org_id": 7}).create_deals([create])
     assert created.ok
     [deal] = make_connector().read_deals([str(created.id)])
-    assert deal["org_id"] == 7
+    assert deal["org_id"]["value"] == 7  # an id written, the organization's object read
 
 
 def test_a_full_read_misses_no_deal_unarchived_after_the_list_it_joins_was_read_past_it(

@@ -342,6 +342,6 @@ def test_a_deal_created_without_person_or_organization_is_refused(sandbox, clien
     with pytest.raises(exceptions.BadRequestError):
         client.deals.create_deal({"title": "No party"})
     created = client.deals.create_deal({"title": "With org", "org_id": 7})["data"]
-    assert created["org_id"] == 7
+    assert created["org_id"]["value"] == 7  # an id written, the organization's object read
     sandbox.servers["pipedrive"].faults.set(Faults(deal_needs_party=False))
     assert client.deals.create_deal({"title": "No party"})["data"]["org_id"] is None
