@@ -52,6 +52,8 @@ DEAL_FIELDS = (
     "Probability", "ForecastCategoryName", "IsClosed", "IsWon", "IsDeleted", "CreatedDate",
     "LastModifiedDate", "SystemModstamp",
 )  # fmt: skip
+# The Opportunity's account, by name: what a copy in Pipedrive is filed under (its organization).
+ACCOUNT_NAME = "Account.Name"
 STAGE_FIELDS = (
     "Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, "
     "ForecastCategoryName, SortOrder"
@@ -300,6 +302,8 @@ class SalesforceConnector:
 
     def _deal_fields(self) -> list[str]:
         wanted = [f for f in DEAL_FIELDS if f in self._org_fields()]
+        if "AccountId" in wanted:  # the account's name, in the same query (no call more)
+            wanted.insert(wanted.index("AccountId") + 1, ACCOUNT_NAME)
         for extra in (*self._settings.extra_fields, self._settings.link_field):
             if extra and extra not in wanted:
                 wanted.append(extra)
