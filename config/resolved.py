@@ -168,6 +168,9 @@ class Config:
         data["store"] = self.store_url_redacted
         for name, system in self.systems.items():
             data["systems"][name]["auth_mode"] = system.auth_mode
+            # Added at its default: the config is the one older plans were made under.
+            if data["systems"][name].get("create_org_by") == "account":
+                del data["systems"][name]["create_org_by"]
             for key in ("base_url", "instance_url"):  # a proxy's password may sit in one
                 if data["systems"][name].get(key):
                     data["systems"][name][key] = redact_url(data["systems"][name][key])

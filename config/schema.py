@@ -244,6 +244,10 @@ class PipedriveSystem(_SystemBase):
     # The organization a deal crmsync creates here is linked to: Pipedrive refuses a deal
     # linked to no person or organization, and a copy carries neither.
     create_org_id: OrganizationId | None = None
+    # Which organization a copy goes to: `account`, the one named as the source deal's account
+    # (found by name, else made), `create_org_id` for a source without one; `create_org_id`,
+    # that one for every copy (crmsync before 2026-11).
+    create_org_by: Literal["account", "create_org_id"] = "account"
 
 
 class PluginSystem(_SystemBase):

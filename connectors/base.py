@@ -47,6 +47,9 @@ class NativeUpdate:
 class NativeCreate:
     link_id: str  # our idempotency marker, stored in the record's link field
     fields: Mapping[str, Any]
+    # The name of the account (company) the copy belongs to, for a CRM that files deals under
+    # one (Pipedrive's organizations); None: the connector's default (`create_org_id`).
+    organization: str | None = None
 
 
 # A PushResult.code for a write the CRM neither confirmed nor refused: it may have landed. A
@@ -61,6 +64,9 @@ class PushResult:
     error: str | None = None  # the API's own reason, for failed records
     code: str | None = None  # the API's error code/category
     link_id: str | None = None  # for creates
+    # For a record written, something its reviewer should know: how it was written differs
+    # from the plan (a copy filed under `create_org_id`, as several organizations bear its name).
+    note: str | None = None
 
 
 @dataclass(frozen=True)

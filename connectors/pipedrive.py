@@ -11,6 +11,8 @@ Pipedrive times have 1-second resolution, so the cursor second is read inclusive
 deal may come twice; none is lost), and the recents feed is read from one second earlier
 still, as its docs leave open whether since_timestamp is.
 v1 has no bulk write: one PUT / POST / DELETE per deal, each with its own PushResult.
+A copy whose create names an account goes to the organization of that name, found (or made)
+once per name and run (connectors/pipedrive_orgs.py); else to `create_org_id`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -37,6 +40,7 @@ from connectors.batches import not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
 from connectors.errors import ApiError
 from connectors.http import CallPolicy
+from connectors.pipedrive_orgs import Filing, OrganizationCache, filing_of
 from connectors.pipedrive_wire import (
     SessionClient,
     classify,
@@ -97,6 +101,8 @@ class PipedriveConnector:
         # crmsync's copies go to this organization (`systems.<name>.create_org_id`).
         org = options.get("create_org_id")
         self._create_org_id = int(org) if org is not None else None
+        # What each account name of this run's copies came to: one lookup per name, not per copy.
+        self._orgs = OrganizationCache(self._find_or_make_org)
         self._policy = CallPolicy.for_connector(settings, classify, (80, 2.0))
         self._session = requests.Session()
         if settings.ca_file is not None:
@@ -399,18 +405,21 @@ class PipedriveConnector:
     def find_created(self, link_ids: Sequence[str]) -> dict[str, str]:
         """Deals carrying our link marker, one exact custom-field search per link id."""
         found: dict[str, str] = {}
+        search = self._client.deals.search_deals
         for link_id in dict.fromkeys(link_ids):
             params = {"term": link_id, "fields": "custom_fields", "exact_match": "true"}
-            for item in self._search(params):
+            for item in self._search("find created deals", search, params):
                 found.setdefault(link_id, str(item["id"]))
         return found
 
-    def _search(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        deals = self._client.deals
+    def _search(
+        self, operation: str, search: Callable[..., Any], params: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
+        """The items of a `/search` endpoint's every page."""
         start: int | None = 0
         while start is not None:
             page = {**params, "start": start, "limit": PAGE}
-            body = self._call("find created deals", partial(deals.search_deals, params=page))
+            body = self._call(operation, partial(search, params=page))
             results = (body.get("data") or {}).get("items") or []
             for result in results:
                 yield result["item"]
@@ -443,9 +452,72 @@ class PipedriveConnector:
         ]
 
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
-        return [
-            self._write("create deal", self._idempotent_create(c), None, c.link_id) for c in creates
-        ]
+        results = []
+        for create in creates:
+            filing = self._filing(create)
+            if filing.error is not None:  # its organization was refused: so is the copy
+                results.append(PushResult(None, False, filing.error, filing.code, create.link_id))
+                continue
+            attempt = self._idempotent_create(create, filing.org_id)
+            result = self._write("create deal", attempt, None, create.link_id)
+            if filing.note and result.ok:
+                result = replace(result, note=filing.note)
+            elif filing.note:
+                result = replace(result, error=f"{result.error} ({filing.note})")
+            results.append(result)
+        return results
+
+    def _filing(self, create: NativeCreate) -> Filing:
+        """The organization of the copy's account; `Filing(None)` (the fallback) for a copy
+        that names no account, or that a person or organization is given already."""
+        fields = create.fields
+        name = (create.organization or "").strip()
+        if not name or fields.get("person_id") or fields.get("org_id"):
+            return Filing(None)
+        return self._orgs.filing(name, fields.get("user_id"))
+
+    # -- organizations ----------------------------------------------------------------------
+
+    def _orgs_named(self, name: str) -> list[dict[str, Any]]:
+        """The organizations a whole-name search finds (`exact_match`: "not case sensitive")."""
+        params = {"term": name, "fields": "name", "exact_match": "true"}
+        search = self._client.organizations.search_organizations
+        return list(self._search("find organization", search, params))
+
+    def _find_or_make_org(self, name: str, owner: Any) -> Filing:
+        """The organization named `name`, made (owned by `owner`, where given) when none is.
+
+        A POST retried because its answer was lost first searches again: the lost attempt may
+        have made the organization, and a second would split the account in two.
+        """
+        found = filing_of(name, self._orgs_named(name))
+        if found is not None:
+            return found
+        body: dict[str, Any] = {"name": name}
+        if owner is not None:
+            body["owner_id"] = owner
+        attempts = 0
+        again: Filing | None = None
+
+        def attempt() -> Any:
+            nonlocal attempts, again
+            attempts += 1
+            if attempts > 1:
+                again = filing_of(name, self._orgs_named(name))
+                if again is not None:
+                    return {"success": True, "data": {}}
+            return self._client.organizations.create_organization(body)
+
+        try:
+            made = self._call("create organization", attempt)
+        except ApiError as exc:
+            if exc.status not in _PER_RECORD:
+                raise
+            why = f"organization {name!r} could not be made: {exc.message}"
+            return Filing(None, error=why, code=str(exc.status))
+        if again is not None:
+            return again
+        return Filing(int((made.get("data") or {})["id"]))
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """One DELETE per deal (`DeletesDeals` gives the result semantics): 404 and 410 are
@@ -461,14 +533,16 @@ class PipedriveConnector:
             results.append(PushResult(deal_id, result.ok, result.error, result.code))
         return results
 
-    def _idempotent_create(self, create: NativeCreate) -> Callable[[], Any]:
+    def _idempotent_create(self, create: NativeCreate, org_id: int | None) -> Callable[[], Any]:
         """A POST that, when retried (the first answer was lost), first looks for its deal.
 
         A connection cut after Pipedrive stored the deal would otherwise create it twice.
+        `org_id`: the organization of the copy's account; None: `create_org_id`.
         """
         body = {**create.fields, self._link_field: create.link_id}
-        if self._create_org_id is not None and not (body.get("person_id") or body.get("org_id")):
-            body["org_id"] = self._create_org_id
+        org = org_id if org_id is not None else self._create_org_id
+        if org is not None and not (body.get("person_id") or body.get("org_id")):
+            body["org_id"] = org
         attempts = 0
 
         def attempt() -> Any:

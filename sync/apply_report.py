@@ -196,6 +196,14 @@ def render_apply_report(report: ApplyReport, fmt: str, console: Console | None =
     for system, counts in report.counts().items():
         table.add_row(system, *(str(counts[o.value]) for o in Outcome))
     console.print(table)
+    noted = [r for r in report.results if r.outcome is Outcome.APPLIED and r.reason]
+    if noted:  # written otherwise than planned (a copy filed under create_org_id)
+        notes = Table(title="applied, with a note")
+        for column in ("system", "id", "note"):
+            notes.add_column(column, overflow="fold")
+        for r in noted:
+            notes.add_row(cell(r.system), cell(r.id or "-"), cell(r.reason or ""))
+        console.print(notes)
     shown = [r for r in report.results if r.outcome is Outcome.DRIFTED or r.outcome in _FAILING]
     if shown:
         detail = Table(title="not applied")

@@ -46,6 +46,10 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
     created = summary.get("creates_by_system") or {}
     if created:  # how many copies where, before rows that may stop at _MAX_ROWS
         _listed(console, [f"{s} {n}" for s, n in sorted(created.items())], "copies to create:")
+    orgs = summary.get("organizations_by_system") or {}
+    if orgs:
+        named = [f"{s} {n}" for s, n in sorted(orgs.items())]
+        _listed(console, named, "account organizations to find or make:")
     calls = {s: n for s, n in (summary.get("api_calls") or {}).items() if n}
     if calls:
         _listed(console, [f"{s} {n}" for s, n in sorted(calls.items())], "estimated write calls:")
@@ -154,9 +158,22 @@ def _create_row(create: Mapping[str, Any]) -> _Row:
         (
             f"{_shown(values.get('stage'))} · {amount if values.get('amount') else 'no amount'}",
             *_landing(create.get("target")),
+            *_organization(create.get("organization")),
             f"owner {owner}" if owner else "no owner (the CRM may pick one)",
         ),
     )
+
+
+def _organization(org: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The organization a Pipedrive copy goes to; the dry run reads none, so by name it is
+    the one of that name, found or made at apply."""
+    if not org:
+        return ()
+    if org.get("by") == "account":
+        return (f"organization {org['name']} (by name: found, else made)",)
+    if org.get("id") is not None:
+        return (f"organization {org['id']} (create_org_id)",)
+    return ("no organization: Pipedrive refuses the copy (set create_org_id)",)
 
 
 def _landing(target: Mapping[str, Any] | None) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from config import Config
 from connectors.base import Connector, lookup_lag
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
+from sync.create_orgs import org_filings, with_organizations
 from sync.diff import LEFT_OUT, PICKED, DiffResult, Pick, diff
 from sync.incremental import Scope, choose_scope, key_digests, load_changed, unsettled
 from sync.known_writes import with_known_writes
@@ -310,6 +311,7 @@ def _analyze(
     if contexts is not None:
         plan = with_kept_currencies(plan, deals, contexts)
         plan = with_stage_landings(plan, deals, contexts)
+    plan = with_organizations(plan, matched.entities, deals, org_filings(config))
     plan = _with_dangling_links(plan, vanished)
     if any(d["propagate"] for d in plan.deleted):
         plan = _not_our_deletes(plan, store.journal.deletes_in_doubt())

@@ -55,7 +55,8 @@ def sandbox_config(ready: Mapping[str, Any]) -> dict[str, Any]:
             "external_ids": {"salesforce": PD_FIELD_SALESFORCE_ID, "hubspot": PD_FIELD_HUBSPOT_ID},
             "link_field": PD_FIELD_CRMSYNC_ID,
             # Pipedrive refuses a deal linked to no person or organization: crmsync's copies
-            # go to the generated data's first organization.
+            # go to their account's organization, those of deals without one to the
+            # generated data's first organization.
             "create_org_id": 1,
         }
     for system in systems.values():

@@ -243,6 +243,13 @@ CASES: dict[str, tuple[str, str]] = {
         "18: systems.pipedrive.create_org_id: must be a Pipedrive organization id, a whole "
         "number (got True)",
     ),
+    # The one key that keeps the old filing (every copy under create_org_id): two words only.
+    "pipedrive_create_org_by_unknown": (
+        BASE + "  pipedrive:\n    kind: pipedrive\n    credentials:\n"
+        "      api_token: ${HUBSPOT_TOKEN}\n    create_org_by: accounts\n",
+        "18: systems.pipedrive.create_org_by: invalid value 'accounts' (expected one of "
+        "account, create_org_id) (did you mean 'account'?)",
+    ),
     "salesforce_timezone_unknown_key": (
         BASE + "    timezone: Europe/Berlin\n",
         "14: systems.salesforce.timezone: unknown key 'timezone'",

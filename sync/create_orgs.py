@@ -1,0 +1,104 @@
+"""Which organization each Pipedrive copy of a plan goes to, named in the plan for its review.
+
+A create's `organization` is `{"by": "account", "name": ..., "id": null}` where the copy goes
+to the organization of its account's name (found by name at apply, made when none is), or
+`{"by": "create_org_id", "name": null, "id": <create_org_id or null>}` where it goes to the
+configured one (`systems.<name>.create_org_by: create_org_id`, or a source with no account).
+The plan reads no organization: whether one of that name exists (or several do) is learnt at
+apply, which reports a copy it had to file under `create_org_id` instead.
+Plans saved without the key apply as they were reviewed: to `create_org_id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from config.resolved import Config
+from config.schema import PipedriveSystem
+from mapping.model import Deal, Ref
+from sync.plan import Plan
+
+__all__ = ["OrgFiling", "account_of", "org_filings", "organization_of", "with_organizations"]
+
+
+@dataclass(frozen=True, slots=True)
+class OrgFiling:
+    """How an instance that files deals under organizations files crmsync's copies."""
+
+    by_account: bool
+    fallback_id: int | None  # `create_org_id`
+
+
+def org_filings(config: Config) -> dict[str, OrgFiling]:
+    """Per Pipedrive instance, its `create_org_by` and `create_org_id`."""
+    return {
+        name: OrgFiling(system.create_org_by == "account", system.create_org_id)
+        for name, system in config.systems.items()
+        if isinstance(system, PipedriveSystem)
+    }
+
+
+def account_of(deal: Deal | None) -> str | None:
+    account = deal.extra.get("account") if deal is not None else None
+    return account.strip() if isinstance(account, str) and account.strip() else None
+
+
+def organization_of(create: Mapping[str, Any]) -> str | None:
+    """The account name a plan create's copy is filed under; None: `create_org_id` (and so for
+    a plan saved before creates named one)."""
+    org = create.get("organization")
+    if isinstance(org, Mapping) and org.get("by") == "account" and org.get("name"):
+        return str(org["name"])
+    return None
+
+
+def with_organizations(
+    plan: Plan,
+    entities: Mapping[str, Mapping[str, Ref]],
+    deals: Mapping[Ref, Deal],
+    filings: Mapping[str, OrgFiling],
+) -> Plan:
+    """`plan` whose creates in `filings`' instances name their organization, and whose
+    estimated calls there count a lookup and (at most) a create per distinct account name."""
+    if not filings or not any(c["system"] in filings for c in plan.creates):
+        return plan
+    names: dict[str, set[str]] = {}
+    creates = []
+    for create in plan.creates:
+        filing = filings.get(create["system"])
+        if filing is None:
+            creates.append(create)
+            continue
+        name = _account(create, entities, deals) if filing.by_account else None
+        if name is not None:
+            names.setdefault(create["system"], set()).add(name.casefold())
+            org: dict[str, Any] = {"by": "account", "name": name, "id": None}
+        else:
+            org = {"by": "create_org_id", "name": None, "id": filing.fallback_id}
+        creates.append({**create, "organization": org})
+    summary = dict(plan.summary)
+    calls = dict(summary.get("api_calls") or {})
+    for system, distinct in names.items():
+        calls[system] = calls.get(system, 0) + 2 * len(distinct)
+    summary["api_calls"] = dict(sorted(calls.items()))
+    summary["organizations_by_system"] = {s: len(n) for s, n in sorted(names.items())}
+    return replace(plan, creates=tuple(creates), summary=summary)
+
+
+def _account(
+    create: Mapping[str, Any], entities: Mapping[str, Mapping[str, Ref]], deals: Mapping[Ref, Deal]
+) -> str | None:
+    """The copy's account: its source deal's, else that of another deal of its entity (by
+    instance name; a HubSpot source may name none where Salesforce does)."""
+    source = create["source"]
+    found = account_of(deals.get(Ref(source["system"], source["id"])))
+    if found is not None:
+        return found
+    members = entities.get(str(create["entity"])) or {}
+    for instance in sorted(members):
+        found = account_of(deals.get(members[instance]))
+        if found is not None:
+            return found
+    return None

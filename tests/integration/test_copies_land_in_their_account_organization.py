@@ -1,0 +1,311 @@
+"""A company migrating Salesforce into Pipedrive gets each copy under the organization of its
+Opportunity's account, not thousands of deals under one placeholder organization
+(`create_org_id`) that someone must re-file by hand. Everything through the CLI, against the
+sandboxes over HTTP; the sandbox's data is set up through its stores, as a person would have
+edited it in the CRM."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.sandbox.faults import Faults
+from tests.integration.conftest import World
+from tests.sandbox_env import run_crmsync
+
+FALLBACK = 1  # the sandbox config's create_org_id
+
+
+def _configure(world: World, **pipedrive: Any) -> None:
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(create_missing=True, targets=["pipedrive"])
+    document["systems"]["pipedrive"].update(pipedrive)
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _em(world: World, system: str) -> Any:
+    return world.sandbox.servers[system].emulator
+
+
+def _plan(world: World, out: Path, *extra: str) -> dict[str, Any]:
+    done = run_crmsync(
+        "reconcile", "--config", str(world.config), "--dry-run", "--plan-out", str(out), *extra
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(out.read_text()))
+
+
+def _copies_from_salesforce(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        c
+        for c in plan["creates"]
+        if c["system"] == "pipedrive" and c["source"]["system"] == "salesforce"
+    ]
+
+
+def _account(world: World, create: dict[str, Any]) -> Any:
+    """The Salesforce Account record of a create's source (edited in place: a rename)."""
+    em = _em(world, "salesforce")
+    with em.lock:
+        opportunity = em.store.by_id[create["source"]["id"]]
+        return em.store.parent("Account", opportunity["AccountId"])
+
+
+def _rename(world: World, create: dict[str, Any], name: str) -> None:
+    em = _em(world, "salesforce")
+    with em.lock:
+        _account(world, create)["Name"] = name
+
+
+def _orgs_named(world: World, name: str) -> list[int]:
+    em = _em(world, "pipedrive")
+    with em.lock:
+        return list(em.store.orgs.named(name))
+
+
+def _org_of_copy(world: World, entity: str) -> dict[str, Any] | None:
+    deal_id = world.members()[entity]["pipedrive"]
+    em = _em(world, "pipedrive")
+    with em.lock:
+        return dict(em.store.deals[int(deal_id)]["org_id"] or {}) or None
+
+
+def _requests(world: World) -> dict[str, int]:
+    return dict(world.sandbox.servers["pipedrive"].stats.snapshot()["requests"])
+
+
+def _apply(world: World, plan: Path) -> dict[str, Any]:
+    done = run_crmsync(
+        "apply", str(plan), "--config", str(world.config), "--yes", "--format", "json"
+    )
+    assert done.returncode in (0, 1), done.stderr  # owners Pipedrive lacks are refused
+    return dict(json.loads(done.stdout))
+
+
+def _distinct(creates: list[dict[str, Any]], world: World) -> list[dict[str, Any]]:
+    """One create per account name, so that each test's edits touch one copy each."""
+    seen: dict[str, dict[str, Any]] = {}
+    for create in creates:
+        seen.setdefault(str(_account(world, create).get("Name")), create)
+    return list(seen.values())
+
+
+def test_a_salesforce_copy_lands_in_the_existing_organization_of_its_account_name(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    _configure(world)
+    acme = _copies_from_salesforce(_plan(world, tmp_path / "first.json"))[0]
+    [existing] = _orgs_named(world, "Acme Corp")  # one of the generated companies
+    _rename(world, acme, "Acme Corp")
+    plan = _plan(world, tmp_path / "plan.json", "--full")
+    [planned] = [c for c in plan["creates"] if c["entity"] == acme["entity"]]
+    assert planned["organization"] == {"by": "account", "name": "Acme Corp", "id": None}
+    em = _em(world, "pipedrive")
+    orgs = len(em.store.orgs.orgs)
+    _apply(world, tmp_path / "plan.json")
+    org = _org_of_copy(world, acme["entity"])
+    assert org is not None and (org["value"], org["name"]) == (existing, "Acme Corp")
+    assert _orgs_named(world, "Acme Corp") == [existing]
+    # every other copy went to its own account's existing organization: none was made
+    assert len(em.store.orgs.orgs) == orgs
+
+
+def test_an_account_without_an_organization_gets_one_that_its_later_copies_reuse(
+    small_world: World, tmp_path: Path
+) -> None:
+    """Two copies of "Nimbus Ventures" in one run, the second refused by Pipedrive after the
+    organization was made; the next run creates it into that same organization."""
+    world = small_world
+    _configure(world)
+    first, second, *_ = _distinct(
+        _copies_from_salesforce(_plan(world, tmp_path / "p0.json")), world
+    )
+    for create in (first, second):
+        _rename(world, create, "Nimbus Ventures")
+    assert _orgs_named(world, "Nimbus Ventures") == []
+    faults = world.sandbox.servers["pipedrive"].faults
+    faults.set(Faults(fail_ids=(second["entity"],)))  # the deal create, not the organization's
+    _plan(world, tmp_path / "p1.json", "--full")
+    _apply(world, tmp_path / "p1.json")
+    [nimbus] = _orgs_named(world, "Nimbus Ventures")
+    assert (_org_of_copy(world, first["entity"]) or {})["value"] == nimbus
+    assert "pipedrive" not in world.members().get(second["entity"], {})
+    faults.set(Faults())
+    plan = _plan(world, tmp_path / "p2.json")
+    assert second["entity"] in [c["entity"] for c in _copies_from_salesforce(plan)]
+    _apply(world, tmp_path / "p2.json")
+    assert (_org_of_copy(world, second["entity"]) or {})["value"] == nimbus
+    assert _orgs_named(world, "Nimbus Ventures") == [nimbus]
+    em = _em(world, "pipedrive")
+    with em.lock:
+        owner = em.store.orgs.orgs[nimbus]["owner_id"]["id"]
+        copy = em.store.deals[int(world.members()[first["entity"]]["pipedrive"])]
+    assert owner == copy["user_id"]["id"]  # owned by the copy's owner
+
+
+def test_rollback_deletes_the_copies_and_keeps_the_organizations_made_for_them(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    _configure(world)
+    fresh = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))[0]
+    _rename(world, fresh, "Rollback Ventures")
+    _plan(world, tmp_path / "p1.json", "--full")
+    run_id = _apply(world, tmp_path / "p1.json")["run_id"]
+    [org] = _orgs_named(world, "Rollback Ventures")
+    deal_id = int(world.members()[fresh["entity"]]["pipedrive"])
+    undone = run_crmsync("rollback", run_id, "--config", str(world.config), "--apply", "--yes")
+    assert undone.returncode == 0, undone.stderr
+    em = _em(world, "pipedrive")
+    with em.lock:
+        assert em.store.deals[deal_id]["status"] == "deleted"
+    assert _orgs_named(world, "Rollback Ventures") == [org]
+
+
+def test_a_copy_of_a_deal_without_an_account_goes_to_create_org_id(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    _configure(world)
+    lone = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))[0]
+    em = _em(world, "salesforce")
+    with em.lock:
+        em.store.by_id[lone["source"]["id"]]["AccountId"] = None
+    plan = _plan(world, tmp_path / "p1.json", "--full")
+    [planned] = [c for c in plan["creates"] if c["entity"] == lone["entity"]]
+    assert planned["organization"] == {"by": "create_org_id", "name": None, "id": FALLBACK}
+    _apply(world, tmp_path / "p1.json")
+    assert (_org_of_copy(world, lone["entity"]) or {})["value"] == FALLBACK
+
+
+def test_an_account_name_several_organizations_bear_is_not_guessed_and_the_apply_says_so(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    _configure(world)
+    twin = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))[0]
+    _rename(world, twin, "Twin Holdings")
+    em = _em(world, "pipedrive")
+    with em.lock:
+        made = [em.store.orgs.create({"name": n}) for n in ("Twin Holdings", " twin holdings")]
+    _plan(world, tmp_path / "p1.json", "--full")
+    applied = _apply(world, tmp_path / "p1.json")
+    deal_id = world.members()[twin["entity"]]["pipedrive"]
+    assert (_org_of_copy(world, twin["entity"]) or {})["value"] == FALLBACK
+    [result] = [r for r in applied["results"] if r["id"] == deal_id]
+    assert result["outcome"] == "applied"
+    assert "2 organizations are named 'Twin Holdings'" in result["reason"]
+    assert all(str(org["id"]) in result["reason"] for org in made)
+    assert len(_orgs_named(world, "Twin Holdings")) == 2  # none made either
+
+
+def test_the_dry_run_names_each_copys_organization_and_makes_none(
+    small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = small_world
+    monkeypatch.setenv("COLUMNS", "250")
+    _configure(world)
+    orgs = len(_em(world, "pipedrive").store.orgs.orgs)
+    world.sandbox.servers["pipedrive"].stats.clear()
+    out = tmp_path / "plan.json"
+    table = run_crmsync(
+        "reconcile", "--config", str(world.config), "--dry-run", "--plan-out", str(out)
+    )
+    assert table.returncode == 0, table.stderr
+    plan = json.loads(out.read_text())
+    copies = _copies_from_salesforce(plan)
+    assert copies
+    shown = " ".join(table.stdout.split())
+    for create in copies:
+        name = _account(world, create)["Name"]
+        assert create["organization"] == {"by": "account", "name": name, "id": None}
+        assert f"organization {name} (by name: found, else made)" in shown
+    # a HubSpot source's copy takes the account of its Salesforce deal
+    orgs_of = [c["organization"] for c in plan["creates"] if c["system"] == "pipedrive"]
+    names = {o["name"].casefold() for o in orgs_of if o["name"]}
+    assert plan["summary"]["organizations_by_system"] == {"pipedrive": len(names)}
+    requests = _requests(world)
+    assert not [r for r in requests if "organizations" in r]  # reads none, makes none
+    assert not [r for r in requests if r.startswith(("POST", "PUT", "DELETE"))]
+    assert len(_em(world, "pipedrive").store.orgs.orgs) == orgs
+
+
+def test_create_org_by_create_org_id_files_every_copy_under_create_org_id(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    _configure(world, create_org_by="create_org_id")
+    plan = _plan(world, tmp_path / "plan.json")
+    copies = [c for c in plan["creates"] if c["system"] == "pipedrive"]
+    assert copies
+    assert all(
+        c["organization"] == {"by": "create_org_id", "name": None, "id": FALLBACK} for c in copies
+    )
+    world.sandbox.servers["pipedrive"].stats.clear()
+    _apply(world, tmp_path / "plan.json")
+    members = world.members()
+    made = [c for c in copies if "pipedrive" in members.get(c["entity"], {})]
+    assert made
+    assert all((_org_of_copy(world, c["entity"]) or {})["value"] == FALLBACK for c in made)
+    assert not [r for r in _requests(world) if "organizations" in r]
+
+
+def test_a_plan_saved_before_creates_named_an_organization_still_applies_as_reviewed(
+    small_world: World, tmp_path: Path
+) -> None:
+    """Its creates go to create_org_id, as the plan a person reviewed then said."""
+    world = small_world
+    _configure(world)
+    saved = tmp_path / "plan.json"
+    plan = _plan(world, saved)
+    for create in plan["creates"]:
+        create.pop("organization", None)
+    plan["summary"].pop("organizations_by_system", None)
+    body = {k: v for k, v in plan.items() if k != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    plan["checksum"] = hashlib.sha256(canonical.encode()).hexdigest()
+    saved.write_text(json.dumps(plan))
+    applied = _apply(world, saved)
+    members = world.members()
+    copies = [c for c in plan["creates"] if "pipedrive" in members.get(c["entity"], {})]
+    assert copies and applied["totals"]["applied"] >= len(copies)
+    assert all((_org_of_copy(world, c["entity"]) or {})["value"] == FALLBACK for c in copies)
+
+
+def test_a_migration_costs_one_search_per_distinct_account_and_one_post_per_new_organization(
+    small_world: World, tmp_path: Path
+) -> None:
+    """N copies of K accounts: N deal POSTs, K organization searches, one POST per account
+    with no organization yet; within the plan's estimate (N + 2K)."""
+    world = small_world
+    _configure(world)
+    creates = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))
+    fresh = _distinct(creates, world)[:2]
+    for create in fresh:  # two accounts Pipedrive has no organization of yet
+        _rename(world, create, f"New Co {create['entity']}")
+    plan = _plan(world, tmp_path / "p1.json", "--full")
+    copies = [c for c in plan["creates"] if c["system"] == "pipedrive"]
+    names = {c["organization"]["name"].casefold() for c in copies if c["organization"]["name"]}
+    world.sandbox.servers["pipedrive"].stats.clear()
+    _apply(world, tmp_path / "p1.json")
+    requests = _requests(world)
+    assert requests.get("POST /v1/deals") == len(copies)
+    assert requests.get("GET /v1/organizations/search") == len(names)
+    assert requests.get("POST /v1/organizations") == len(fresh)
+    updates = plan["summary"]["records_to_update"].get("pipedrive", 0)
+    estimate = plan["summary"]["api_calls"]["pipedrive"]
+    assert estimate == updates + len(copies) + 2 * len(names)
+    writes = ("POST /v1/deals", "PUT /v1/deals/{id}", "POST /v1/organizations")
+    spent = sum(requests.get(r, 0) for r in (*writes, "GET /v1/organizations/search"))
+    assert spent <= estimate
+    print(
+        f"\n{len(copies)} copies of {len(names)} accounts ({len(fresh)} new): "
+        f"{requests.get('POST /v1/deals')} deal POSTs, {len(names)} searches, "
+        f"{len(fresh)} organization POSTs; estimate {estimate} with {updates} updates"
+    )
