@@ -40,7 +40,7 @@ from connectors.batches import not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
 from connectors.errors import ApiError
 from connectors.http import CallPolicy
-from connectors.pipedrive_orgs import Filing, OrganizationCache, filing_of
+from connectors.pipedrive_orgs import Filing, Organizations
 from connectors.pipedrive_wire import (
     SessionClient,
     classify,
@@ -101,8 +101,6 @@ class PipedriveConnector:
         # crmsync's copies go to this organization (`systems.<name>.create_org_id`).
         org = options.get("create_org_id")
         self._create_org_id = int(org) if org is not None else None
-        # What each account name of this run's copies came to: one lookup per name, not per copy.
-        self._orgs = OrganizationCache(self._find_or_make_org)
         self._policy = CallPolicy.for_connector(settings, classify, (80, 2.0))
         self._session = requests.Session()
         if settings.ca_file is not None:
@@ -117,6 +115,13 @@ class PipedriveConnector:
             self._client.set_api_token(credentials.api_token)
         else:
             self._client.set_access_token(credentials.access_token)
+        # What each account name of this run's copies came to: one lookup per name, not per copy.
+        self._orgs = Organizations(
+            self._call,
+            self._orgs_named,
+            self._client.organizations.create_organization,
+            _PER_RECORD,
+        )
         self._cursor: str | None = None
         # Deleted deals met while deals(since) read the recents feed: deleted_deals(since)
         # answers from them instead of reading the same feed pages a second time.
@@ -483,41 +488,6 @@ class PipedriveConnector:
         params = {"term": name, "fields": "name", "exact_match": "true"}
         search = self._client.organizations.search_organizations
         return list(self._search("find organization", search, params))
-
-    def _find_or_make_org(self, name: str, owner: Any) -> Filing:
-        """The organization named `name`, made (owned by `owner`, where given) when none is.
-
-        A POST retried because its answer was lost first searches again: the lost attempt may
-        have made the organization, and a second would split the account in two.
-        """
-        found = filing_of(name, self._orgs_named(name))
-        if found is not None:
-            return found
-        body: dict[str, Any] = {"name": name}
-        if owner is not None:
-            body["owner_id"] = owner
-        attempts = 0
-        again: Filing | None = None
-
-        def attempt() -> Any:
-            nonlocal attempts, again
-            attempts += 1
-            if attempts > 1:
-                again = filing_of(name, self._orgs_named(name))
-                if again is not None:
-                    return {"success": True, "data": {}}
-            return self._client.organizations.create_organization(body)
-
-        try:
-            made = self._call("create organization", attempt)
-        except ApiError as exc:
-            if exc.status not in _PER_RECORD:
-                raise
-            why = f"organization {name!r} could not be made: {exc.message}"
-            return Filing(None, error=why, code=str(exc.status))
-        if again is not None:
-            return again
-        return Filing(int((made.get("data") or {})["id"]))
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """One DELETE per deal (`DeletesDeals` gives the result semantics): 404 and 410 are
