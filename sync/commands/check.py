@@ -120,10 +120,16 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
         if zone_code:
             codes.add(zone_code)
         if _creates_without_party(config, name):
+            copies = (
+                "copies of deals with no account, or with one several organizations are named "
+                "after, belong to"
+                if getattr(system, "create_org_by", None) == "account"
+                else "copies belong to"
+            )
             lines.append(
                 f"problem: {name}: push.create_missing is on, and Pipedrive refuses a deal linked "
                 f"to no person or organization: set systems.{name}.create_org_id to the "
-                "organization crmsync's copies belong to"
+                f"organization crmsync's {copies}"
             )
             codes.add(UsageError.exit_code)
         stages = {p.id: tuple(p.stages) for p in pipelines}

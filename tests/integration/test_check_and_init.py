@@ -43,10 +43,21 @@ def test_check_names_a_pipedrive_instance_its_copies_could_not_be_created_in(
     small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
     code, out, _ = run("check", "--config", str(small_world.config))
     assert code == 2
-    assert [line for line in out.splitlines() if line.startswith("problem:")] == [
+    problem = (
         "problem: pipedrive: push.create_missing is on, and Pipedrive refuses a deal linked to "
         "no person or organization: set systems.pipedrive.create_org_id to the organization "
-        "crmsync's copies belong to"
+        "crmsync's "
+    )
+    assert [line for line in out.splitlines() if line.startswith("problem:")] == [
+        problem + "copies of deals with no account, or with one several organizations are named "
+        "after, belong to"  # the rest go to the organization named like their account
+    ]
+    document["systems"]["pipedrive"]["create_org_by"] = "create_org_id"
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, _ = run("check", "--config", str(small_world.config))
+    assert code == 2
+    assert [line for line in out.splitlines() if line.startswith("problem:")] == [
+        problem + "copies belong to"
     ]
     document["systems"]["pipedrive"]["create_org_id"] = 1
     small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
