@@ -399,9 +399,12 @@ class _Waiting:
         return True
 
     def busy(self, timeout: float | None) -> LockBusy:
-        waited = timeout if self._wait else None
         lock = self._lock
         given = lock.budget.seconds if lock.budget is not None else None
+        # Waited for first, this lock had all of --wait but what the command spent getting to
+        # it (tenths of a second on a loaded machine): the user gave it the whole --wait.
+        whole = given is not None and not lock.after
+        waited = (given if whole else timeout) if self._wait else None
         return LockBusy(lock.job, waited, label=lock.label, wait_option=lock.wait_option,
                         given=given, after=lock.after)  # fmt: skip
 

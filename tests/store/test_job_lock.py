@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.locks import LockBusy, job_lock, lock_key
+from sync.locks import Budget, LockBusy, job_lock, lock_key, pull_locks
 from sync.store import Store
 from tests.lock_holders import ROOT, Holder, held_elsewhere, unique_lock_name
 
@@ -95,6 +95,21 @@ def test_waiting_gives_up_after_the_timeout(store: Store, job: str) -> None:
         ):
             pass
         assert 0.4 < time.monotonic() - started < 5
+
+
+def test_a_pull_lock_waited_for_first_is_refused_naming_the_whole_wait_given(
+    store: Store, job: str
+) -> None:
+    """The time a command spent before its first wait (opening its store; tenths of a second
+    on a loaded machine) is no wait of its own: the refusal names --wait 0.6, not 0.3."""
+    budget = Budget(0.6)
+    time.sleep(0.3)
+    with (
+        pull_locks(store, [job]),
+        pytest.raises(LockBusy, match=r"still running after waiting 0\.6s \(lock held"),
+        pull_locks(store, [job], wait=True, timeout=budget.left(), budget=budget),
+    ):
+        pass
 
 
 def test_jobs_lock_independently_and_locks_are_reusable(store: Store, job: str) -> None:
