@@ -27,10 +27,24 @@ __all__ = ["main"]
 
 # Command names; each is a module under sync/commands/ (`-` spelled `_`) exposing a click
 # command named `command`.
-_COMMANDS: tuple[str, ...] = (
-    *("apply", "check", "dead-letters", "demo", "init", "links", "pull", "reconcile"),
-    *("report", "rollback", "runs", "sandbox", "schedule"),
-)
+# Each command and the line `crmsync --help` shows for it. Written here so that the list needs
+# none of them imported: together they take a second or two to import, which `crmsync --help`
+# (and `crmsync` alone) would spend for one screen of text.
+_COMMANDS: dict[str, str] = {
+    "apply": "Apply a saved plan (refused when stale).",
+    "check": "Validate the config; online, test each CRM and its stage maps.",
+    "dead-letters": "Changes the CRMs kept refusing; `retry` releases them.",
+    "demo": "Sandboxes of the three CRMs, sample data, a plan and a report.",
+    "init": "Discover pipelines and stages; propose stage maps.",
+    "links": "Review matching: which deals are one real deal.",
+    "pull": "Pull deals into the store (incrementally after the first).",
+    "reconcile": "Match, diff and plan; apply it unless --dry-run.",
+    "report": "Pipeline health per system, per funnel and consolidated.",
+    "rollback": "Undo a run's writes (shown first; --apply writes).",
+    "runs": "Recent runs, newest first; their ids feed `crmsync rollback`.",
+    "sandbox": "Local emulators of Salesforce, HubSpot and Pipedrive.",
+    "schedule": "Run the configured jobs on their cron schedules.",
+}
 
 _HANDLER_NAME = "crmsync-cli"
 
@@ -126,6 +140,14 @@ class _Group(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*_COMMANDS, *super().list_commands(ctx)})
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = dict(_COMMANDS)
+        for name, command in self.commands.items():  # added with `main.add_command`
+            if not command.hidden:
+                rows[name] = command.get_short_help_str(formatter.width)
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows.items()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in _COMMANDS:  # also serves commands added with `main.add_command`

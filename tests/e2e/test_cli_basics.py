@@ -67,6 +67,30 @@ def test_help_lists_the_check_command() -> None:
     assert "check" in result.stdout
 
 
+# Runs `crmsync --help` in-process and prints the commands it imported, one per line.
+_HELP_IMPORTS = """
+import contextlib, io, sys
+from sync.cli import main
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    main(["--help"])
+print("\\n".join(sorted(m for m in sys.modules if m.startswith("sync.commands."))))
+"""
+
+
+def test_help_lists_every_command_whole_without_importing_any() -> None:
+    """Importing every command to read its help took `crmsync --help` 2 s, and cut each line
+    short with '...'."""
+    listed = crmsync("--help").stdout.split("Commands:\n", 1)[1].splitlines()
+    modules = sorted(p.stem for p in (REPO / "sync" / "commands").glob("*.py"))
+    commands = {m.replace("_", "-") for m in modules} - {"--init--", "sandbox-generate"}
+    assert sorted(line.split()[0] for line in listed) == sorted(commands)
+    assert all(not line.endswith("...") and len(line) <= 80 for line in listed), listed
+    imported = subprocess.run(
+        [sys.executable, "-c", _HELP_IMPORTS], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert (imported.returncode, imported.stdout) == (0, "\n"), imported.stderr
+
+
 def test_links_show_help_offers_the_match_time_only_where_it_is_shown() -> None:
     """The table has no time column (its lines keep entity ids and names whole); the help
     named one among the table's fields."""
