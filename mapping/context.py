@@ -20,6 +20,7 @@ __all__ = [
     "MappingContext",
     "NativePipelineStages",
     "NativeStage",
+    "pipeline_funnel_key",
     "stage_map_key",
     "stages_written",
 ]
@@ -49,6 +50,11 @@ def stage_map_key(instance: str, pipeline: str) -> str:
     """The config key mapping an instance's native stages of `pipeline`: where a reason that a
     stage is not mapped tells the user to map it."""
     return f"systems.{instance}.stage_map.{pipeline}"
+
+
+def pipeline_funnel_key(instance: str, pipeline: str) -> str:
+    """The config key naming the funnel an instance's `pipeline` follows."""
+    return f"systems.{instance}.pipeline_funnels.{pipeline}"
 
 
 def _empty() -> dict[str, str]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from mapping.context import MappingContext, stage_map_key
+from mapping.context import MappingContext, pipeline_funnel_key, stage_map_key
 from mapping.funnel import FunnelStage
 from mapping.model import Deal, DealStatus, MappingError
 from mapping.values import json_number
@@ -91,6 +91,18 @@ def _no_stage(
     return MappingError(deal.system, deal.id, field, reason)
 
 
+def _other_funnel(deal: Deal, ctx: MappingContext, key: str, pipeline: str) -> MappingError:
+    """`key` is a stage of another funnel than the one `pipeline` follows: the deal's copies sit
+    in pipelines of different product lines, and crmsync moves no deal between pipelines."""
+    funnel = ctx.funnel_for(pipeline).name
+    reason = (
+        f"{key!r} is not a stage of funnel {funnel!r}, which pipeline {pipeline} follows "
+        f"({pipeline_funnel_key(ctx.instance, pipeline)}); crmsync moves no deal to another "
+        "pipeline: a change of product line is left to you"
+    )
+    return MappingError(deal.system, deal.id, "stage", reason)
+
+
 def _native_for_key(
     deal: Deal, ctx: MappingContext, key: str, pipeline: str, exact: str | None
 ) -> str:
@@ -127,10 +139,7 @@ def resolve_stage_change(
     if key is not None:
         funnel_stage = ctx.funnel_stage_def(pipeline, str(key))
         if funnel_stage is None:
-            funnel = ctx.funnel_for(pipeline).name
-            raise MappingError(
-                deal.system, deal.id, "stage", f"{key!r} is not a stage of funnel {funnel!r}"
-            )
+            raise _other_funnel(deal, ctx, str(key), pipeline)
         implied = implied_status(funnel_stage)
         if status is not None and status != implied:
             raise MappingError(

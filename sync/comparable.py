@@ -18,17 +18,19 @@ _OPEN = DealStatus.OPEN
 
 @dataclass(frozen=True, slots=True)
 class FunnelFacts:
-    """What a funnel says about closed deals: its won stage, first lost stage, closed keys."""
+    """What a funnel says about closed deals: its won stage, first lost stage, closed keys;
+    and which stage keys it has at all."""
 
     won: str
     first_lost: str
     closed: Mapping[str, DealStatus]
+    keys: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, funnel: Funnel) -> FunnelFacts:
         closed = {s.key: DealStatus.WON if s.is_won else DealStatus.LOST for s in funnel.stages}
         closed = {k: v for k, v in closed.items() if funnel.stage(k).is_closed}
-        return cls(funnel.won_stage.key, funnel.lost_stages[0].key, closed)
+        return cls(funnel.won_stage.key, funnel.lost_stages[0].key, closed, frozenset(funnel.keys))
 
     def effective_stage(self, deal: Deal) -> str | None:
         """Closed deals compare by their status: a Pipedrive deal marked won stays in its

@@ -365,7 +365,18 @@ class _Differ:
         marks = left_out(base, name)
         if deal.ref in marks:
             return holds_mark(marks[deal.ref], deal, value)
+        if name == "stage" and self.left_its_funnel(deal, was):
+            return False
         return self.cannot_hold(deal, name, was)  # a base saved before left-out marks
+
+    def left_its_funnel(self, deal: Deal, was: Any) -> bool:
+        """Is the stage the others last agreed on, unmarked for `deal`, no stage of its funnel?
+        Then it held that stage in another funnel's pipeline: a person moved it to another
+        product line's pipeline, or its pipeline got a funnel of its own (`pipeline_funnels`)
+        since. The stage it holds is a move made there, not a value it keeps for want of
+        theirs: taken for one, no move of it would ever spread."""
+        facts = self.facts.get(deal.funnel)
+        return facts is not None and bool(facts.keys) and was not in facts.keys
 
     def catch_up(
         self,
