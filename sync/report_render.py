@@ -17,7 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from mapping.model import Ref, format_utc
-from sync.health_model import CopiesCounted, FunnelFigures, HealthReport, MismatchRow
+from sync.health_model import (
+    Conversion,
+    CopiesCounted,
+    FunnelFigures,
+    HealthReport,
+    MismatchRow,
+)
 from sync.report_html import amount, render_page, share
 from sync.terminal import cell, id_column
 
@@ -206,6 +212,15 @@ def _funnel_table(title: str, figures: FunnelFigures) -> Table:
     return table
 
 
+def _overall_label(conversion: Conversion, arrow: str = "->") -> str:
+    """The overall conversion's name in its own funnel: its first open stage to its won stage
+    (`lead -> won` in the default funnel, `renewal_due -> renewed` in a renewal funnel). The
+    JSON keeps the key `lead_to_won` for every funnel."""
+    if not conversion.steps:
+        return f"lead {arrow} won"
+    return f"{conversion.steps[0].from_stage} {arrow} {conversion.steps[-1].to_stage}"
+
+
 def _kpi_table(title: str, f: FunnelFigures) -> Table:
     table = Table(title=cell(title))
     table.add_column("KPI")
@@ -218,7 +233,7 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
             share(step.rate),
             f"{conv.method} ({conv.deals} deals, {conv.history_deals} with history)",
         )
-    table.add_row("lead -> won", share(conv.lead_to_won), f"{conv.entered} deals")
+    table.add_row(cell(_overall_label(conv)), share(conv.lead_to_won), f"{conv.entered} deals")
     table.add_row(
         "win rate", share(f.win_rate.rate), f"{f.win_rate.won} won / {f.win_rate.lost} lost"
     )

@@ -13,45 +13,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from tests.integration.conftest import World
 from tests.integration.native_stages import cli_json, set_stage, stages
+from tests.integration.product_lines import renewals_on_their_own_funnel
 
-RENEWAL = [
-    {"key": "renewal_due", "phase": "awareness", "probability": 0.2},
-    {"key": "quoted", "phase": "decision", "probability": 0.5},
-    {"key": "committed", "phase": "decision", "probability": 0.9},
-    {"key": "renewed", "phase": "action", "probability": 1, "closed": True, "won": True},
-    {"key": "churned", "phase": "action", "probability": 0, "closed": True},
-]
 # Seed 3, 60 deals (small_world): an open renewal in all three CRMs (renewal_due: HubSpot's
 # and Pipedrive's Renewals pipelines, Salesforce's Prospecting), and an open new-business deal
 # in negotiation (HubSpot's and Pipedrive's sales pipelines).
 RENEWAL_DEAL = {"salesforce": "0065g000000000VAAQ", "hubspot": "9100000231", "pipedrive": "38"}
 NEW_BUSINESS = {"salesforce": "0065g000000000KAAQ", "hubspot": "9100000140", "pipedrive": "22"}
 HUBSPOT_COMMITTED, HUBSPOT_QUOTED, PIPEDRIVE_COMMITTED = "75210934", "75210933", "9"
-
-
-def renewals_on_their_own_funnel(world: World) -> None:
-    document = yaml.safe_load(world.config.read_text())
-    document["funnels"] = {"renewal": {"stages": RENEWAL}}
-    systems = document["systems"]
-    systems["hubspot"]["pipeline_funnels"] = {"default": "default", "renewals": "renewal"}
-    systems["hubspot"]["stage_map"]["renewals"] = {
-        "75210931": "renewal_due", "75210932": "quoted", "75210933": "quoted",
-        "75210934": "committed", "75210935": "renewed", "75210936": "churned",
-    }  # fmt: skip
-    systems["hubspot"]["stage_write"]["renewals"] = {"quoted": "75210933"}
-    systems["pipedrive"]["pipeline_funnels"] = {"1": "default", "2": "renewal"}
-    systems["pipedrive"]["stage_map"]["2"] = {
-        "6": "renewal_due",
-        "7": "quoted",
-        "8": "quoted",
-        "9": "committed",
-    }
-    systems["pipedrive"]["stage_write"]["2"] = {"quoted": "8"}
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def _about(items: list[dict[str, Any]], ids: dict[str, str], field: str) -> dict[str, Any]:
