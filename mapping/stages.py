@@ -151,6 +151,30 @@ def _by_name(stage: NativeStage, funnel: Funnel) -> Proposal | None:
         for word in words:
             if re.search(rf"\b{word}", name):
                 return Proposal(key, "guess", f"name {stage.label!r} contains {word!r}")
+    return _by_own_word(stage, funnel)
+
+
+_KEYWORD_KEYS = frozenset(key for key, _ in KEYWORDS)
+_OWN_WORD_MIN = 4
+
+
+def _same_word(a: str, b: str) -> bool:
+    """One word is the other with an ending: 'quote' and 'quoted', 'commit' and 'committed'."""
+    short, long = sorted((a, b), key=len)
+    return len(short) >= _OWN_WORD_MIN and long.startswith(short)
+
+
+def _by_own_word(stage: NativeStage, funnel: Funnel) -> Proposal | None:
+    """A config funnel's own open stages have no keywords: a native stage named with a word of
+    one's key or label ("Quote Sent" for quoted) is a guess for it, the first in funnel order."""
+    words = _words(stage.label).split()
+    for candidate in funnel.open_stages:
+        if candidate.key in _KEYWORD_KEYS:
+            continue
+        own = {*_words(candidate.key).split(), *_words(candidate.label).split()}
+        for word in words:
+            if any(_same_word(word, o) for o in own):
+                return Proposal(candidate.key, "guess", f"name {stage.label!r} contains {word!r}")
     return None
 
 
