@@ -88,9 +88,8 @@ def check_references(document: Document, funnels: Mapping[str, Funnel]) -> list[
                 continue  # reported above
             for native, key in stages.items():
                 if key not in funnel:
-                    problems.append(
-                        _unknown_stage((*base, "stage_map", pipeline, native), key, funnel)
-                    )
+                    mapped_at: Path_ = (*base, "stage_map", pipeline, native)
+                    problems.append(_unknown_stage(mapped_at, key, funnel, funnels, pipeline))
         problems += _stage_write_problems(base, system, funnels)
         for other in system.external_ids:
             path = (*base, "external_ids", other)
@@ -157,8 +156,23 @@ def _stage_writes(
                 yield pipeline, key, funnel
 
 
-def _unknown_stage(path: Path_, key: str, funnel: Funnel) -> Problem:
-    return Problem(path, f"unknown funnel stage {key!r} (expected one of {', '.join(funnel.keys)})")
+def _unknown_stage(
+    path: Path_,
+    key: str,
+    funnel: Funnel,
+    funnels: Mapping[str, Funnel] | None = None,
+    pipeline: str | None = None,
+) -> Problem:
+    message = f"unknown funnel stage {key!r} (expected one of {', '.join(funnel.keys)})"
+    others = sorted(name for name, f in (funnels or {}).items() if key in f)
+    if others and pipeline is not None:
+        # A stage of another product line's funnel: the pipeline's funnel is what to check.
+        where = format_path((*path[:2], "pipeline_funnels", pipeline))
+        message += (
+            f"; {key!r} is a stage of funnel {others[0]!r}, and pipeline {pipeline} follows "
+            f"funnel {funnel.name!r} ({where})"
+        )
+    return Problem(path, message)
 
 
 def _not_mapped_to(

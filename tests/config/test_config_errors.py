@@ -135,7 +135,8 @@ CASES: dict[str, tuple[str, str]] = {
         + WON
         + LOST,
         "10: systems.hubspot.stage_map.default.closedwon: unknown funnel stage 'won'"
-        " (expected one of a, w, l)",
+        " (expected one of a, w, l); 'won' is a stage of funnel 'default', and pipeline default"
+        " follows funnel 'f' (systems.hubspot.pipeline_funnels.default)",
     ),
     "unknown_pipeline_funnel": (
         BASE.replace("    stage_map:", "    pipeline_funnels: {default: nope}\n    stage_map:"),
