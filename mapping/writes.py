@@ -98,7 +98,7 @@ def _other_funnel(deal: Deal, ctx: MappingContext, key: str, pipeline: str) -> M
     reason = (
         f"{key!r} is not a stage of funnel {funnel!r}, which pipeline {pipeline} follows "
         f"({pipeline_funnel_key(ctx.instance, pipeline)}); crmsync moves no deal to another "
-        "pipeline: a change of product line is left to you"
+        "pipeline"
     )
     return MappingError(deal.system, deal.id, "stage", reason)
 

@@ -69,3 +69,9 @@ def test_a_deal_moved_to_the_renewals_pipeline_is_an_edit_reported_where_it_cann
         "hubspot": ("renewals", HUBSPOT_QUOTED),
         "pipedrive": ("1", "5"),
     }
+
+    # The Pipedrive copy moved by hand to its Renewals pipeline agrees again.
+    set_stage(small_world, "pipedrive", NEW_BUSINESS["pipedrive"], "8", "2")
+    plan = cli_json(small_world, "reconcile", "--dry-run")
+    touching = [i for i in plan["changes"] + plan["errors"] if i["id"] in NEW_BUSINESS.values()]
+    assert {i["system"] for i in touching} == {"salesforce"}, touching
