@@ -41,6 +41,7 @@ from mapping.values import (
 )
 from mapping.writes import (
     NativeValues,
+    create_pipeline,
     held_currency,
     number_read_back_whole,
     owner_id_for_change,
@@ -340,9 +341,11 @@ def create_for_salesforce(
     API user's personal currency, which need not be the configured one. The connector, which
     knows whether the org has the field, leaves out the configured currency in a single-currency
     org (a foreign one there is refused by Salesforce itself). `pipeline` is accepted for
-    symmetry with the other systems; Salesforce has only one.
+    symmetry with the other systems; Salesforce has only one, and a deal of another funnel than
+    its own (a renewal) gets no copy there, as in a CRM without a pipeline of that funnel, even
+    where the funnels share the stage's key.
     """
-    del pipeline
+    create_pipeline(deal, ctx, pipeline)
     if deal.stage is None:
         raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
     native = ctx.native_stage_for(PIPELINE, deal.stage)

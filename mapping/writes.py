@@ -204,9 +204,9 @@ def create_pipeline(deal: Deal, ctx: MappingContext, pipeline: str | None) -> st
         return pipeline
     candidates = ctx.pipelines_for_funnel(deal.funnel)
     if not candidates:
-        raise MappingError(
-            deal.system, deal.id, "pipeline", f"no pipeline uses funnel {deal.funnel!r}"
-        )
+        where = f"systems.{ctx.instance}.pipeline_funnels"
+        reason = f"no pipeline of {ctx.instance} follows funnel {deal.funnel!r} ({where})"
+        raise MappingError(deal.system, deal.id, "pipeline", reason)
     return candidates[0]
 
 
