@@ -32,6 +32,10 @@ class Faults:
     enforce_rate_limit: bool = False  # emulate the system's real rolling-window limit
     rate_limit: int | None = None  # requests per window, overrides the system default
     rate_window: float | None = None  # seconds, overrides the system default
+    # Requests to a `/search` endpoint per rate window, on top of the general limit and
+    # whatever `enforce_rate_limit` says: Pipedrive's "Search 10" per rolling 2 s (API-NOTES
+    # §3). A fault, not the default, so tests that search freely are not slowed.
+    search_rate_limit: int | None = None
     expire_after: int | None = None  # Salesforce: session expires after N API calls
     daily_limit: int | None = None  # API calls per "day"; past it the system's daily-limit error
     record_fail: float = 0.0  # share of records failing inside batch writes

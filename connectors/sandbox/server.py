@@ -192,6 +192,7 @@ class SandboxServer:
         emulator.fault_state = self.faults
         self.stats = _Stats()
         self._window = _Window()
+        self._search_window = _Window()  # `search_rate_limit`'s own count
         self._routes = [(r, r.compile()) for r in emulator.routes()]
         self._httpd = _HTTPServer(("127.0.0.1", port), _make_handler(self))
         if ssl_context is not None:
@@ -282,6 +283,12 @@ class SandboxServer:
             # ten-second 429 carries no Retry-After); by default both are the same.
             exceeded = getattr(em, "window_exceeded", em.too_many_requests)
             return _with(exceeded(max(wait, 0.001)), em.limit_headers(used, limit, window))
+        if faults.search_rate_limit and route.template.endswith("/search"):
+            searched, _, free = self._search_window.hit(faults.search_rate_limit, window)
+            if not searched:
+                return _with(
+                    em.too_many_requests(max(free, 0.001)), em.limit_headers(used, limit, window)
+                )
         if state.take_burst() or state.draw(faults.rate429):
             return em.too_many_requests(faults.retry_after)
         if state.draw(faults.error5xx):
