@@ -178,6 +178,15 @@ class CallPolicy:
         self._retries: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._secrets = set(secrets)
+        # Operations under a limit of their own on top of the connector's (Pipedrive's
+        # searches: 10 per 2 s within its general burst limit).
+        self._narrower: dict[str, Pacer] = {}
+
+    def pace(self, operations: Iterable[str], pacer: Pacer) -> None:
+        """Pace `operations` under `pacer` too, which they alone share, as well as under the
+        connector's own pacer: an API's narrower limit for some of its endpoints."""
+        for operation in operations:
+            self._narrower[operation] = pacer
 
     def add_secret(self, value: str) -> None:
         """A secret the connector obtained itself (a login's session id): masked from now on."""
@@ -262,14 +271,15 @@ class CallPolicy:
     # Not named `fn`: tenacity's Retrying.__call__ takes `fn` itself.
     def _attempt(self, *, operation: str, request: Callable[[], T]) -> T:
         self._spend(operation)
-        if self.pacer is None:
-            return request()
-        call = self.pacer.wait()
+        pacers = [p for p in (self._narrower.get(operation), self.pacer) if p is not None]
+        calls = [(pacer, pacer.wait()) for pacer in pacers]  # the narrower limit first
         started = time.monotonic()
         try:
             return request()
         finally:
-            self.pacer.observe_latency(time.monotonic() - started, call)
+            took = time.monotonic() - started
+            for pacer, call in calls:
+                pacer.observe_latency(took, call)
 
     def call(
         self,
