@@ -12,18 +12,22 @@ deal may come twice; none is lost), and the recents feed is read from one second
 still, as its docs leave open whether since_timestamp is.
 v1 has no bulk write: one PUT / POST / DELETE per deal, each with its own PushResult.
 A copy whose create names an account goes to the organization of that name, found (or made)
-once per name and run (connectors/pipedrive_orgs.py); else to `create_org_id`.
+once per name and run (connectors/pipedrive_orgs.py); else to `create_org_id`. A run of more
+than `org_search_max` (option, default 10) account names lists the organizations once instead
+of searching each name. Searches are paced to Pipedrive's search limit (`search_rate_limit`,
+option, default 10 per 2 s) on top of the general one.
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
+from itertools import islice
 from typing import Any
 
 import requests
@@ -39,8 +43,8 @@ from connectors.base import (
 from connectors.batches import not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
 from connectors.errors import ApiError
-from connectors.http import CallPolicy
-from connectors.pipedrive_orgs import Filing, Organizations
+from connectors.http import CallPolicy, Pacer
+from connectors.pipedrive_orgs import SEARCH_MAX, Filing, Organizations
 from connectors.pipedrive_wire import (
     SessionClient,
     classify,
@@ -56,6 +60,9 @@ __all__ = ["PipedriveConnector"]
 DEFAULT_DOMAIN = "https://api.pipedrive.com"
 PAGE = 500
 RECENTS_DAYS = 89
+SEARCH_PACE = (10, 2.0)  # Pipedrive's "Search 10" per rolling 2 s, whatever the plan
+# The operations that call a `/search` endpoint, paced under SEARCH_PACE too.
+_SEARCHES = ("find organization", "find created deals")
 # How far this machine's clock may be ahead of Pipedrive's: a full read's catch-up on the
 # recents feed starts that much before the read began, by this machine's clock.
 READ_CLOCK_SKEW = timedelta(minutes=10)
@@ -102,6 +109,9 @@ class PipedriveConnector:
         org = options.get("create_org_id")
         self._create_org_id = int(org) if org is not None else None
         self._policy = CallPolicy.for_connector(settings, classify, (80, 2.0))
+        # Search has its own limit within the burst limit: 10 per rolling 2 s (API-NOTES §3).
+        searches, window = options.get("search_rate_limit", SEARCH_PACE)
+        self._policy.pace(_SEARCHES, Pacer(int(searches), float(window)))
         self._session = requests.Session()
         if settings.ca_file is not None:
             self._session.verify = str(settings.ca_file)
@@ -119,8 +129,10 @@ class PipedriveConnector:
         self._orgs = Organizations(
             self._call,
             self._orgs_named,
+            self._every_org,
             self._client.organizations.create_organization,
             _PER_RECORD,
+            int(options.get("org_search_max", SEARCH_MAX)),
         )
         self._cursor: str | None = None
         # Deleted deals met while deals(since) read the recents feed: deleted_deals(since)
@@ -144,13 +156,21 @@ class PipedriveConnector:
         self, operation: str, fetch: Callable[[dict[str, Any]], Any], params: dict[str, Any]
     ) -> Iterator[dict[str, Any]]:
         """Every item of a start/limit list, one page per call, lazily."""
+        for items, _ in self._page_lists(operation, fetch, params):
+            yield from items
+
+    def _page_lists(
+        self, operation: str, fetch: Callable[[dict[str, Any]], Any], params: dict[str, Any]
+    ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+        """The items of each page of a start/limit list, one call each, lazily, and whether
+        more pages follow."""
         start: int | None = 0
         while start is not None:
             page = {**params, "start": start, "limit": PAGE}
             body = self._call(operation, partial(fetch, page))
             items = _body_list(body)
-            yield from items
             start = _next_start(body, start, len(items))
+            yield items, start is not None
 
     def calls(self) -> dict[str, int]:
         return self._policy.counts()
@@ -482,6 +502,22 @@ class PipedriveConnector:
         return self._orgs.filing(name, fields.get("user_id"))
 
     # -- organizations ----------------------------------------------------------------------
+
+    def expect_organizations(self, names: Iterable[str]) -> None:
+        """The account names this run's creates will name, before the first: more than
+        `org_search_max` of them are resolved from one listing instead of a search each."""
+        self._orgs.expect(names)
+
+    def _every_org(self, pages: int) -> list[dict[str, Any]] | None:
+        """Every organization, if `GET /v1/organizations` lists them in at most `pages`
+        pages; else None, after reading that many."""
+        orgs: list[dict[str, Any]] = []
+        fetch = self._client.organizations.get_all_organizations
+        for items, more in islice(self._page_lists("list organizations", fetch, {}), pages):
+            orgs += items
+            if not more:
+                return orgs
+        return None
 
     def _orgs_named(self, name: str) -> list[dict[str, Any]]:
         """The organizations a whole-name search finds (`exact_match`: "not case sensitive")."""

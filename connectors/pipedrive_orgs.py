@@ -7,7 +7,18 @@ owner). Several: which one is meant cannot be told, so none is guessed: the copy
 fallback (`create_org_id`), and the result says why.
 
 One lookup per name and connector (a run): `Organizations` holds what each name came to,
-so a migration of N copies of K accounts searches K times, not N.
+so a migration of N copies of K accounts looks up K names, not N. How, it decides per run from
+the K names the run expects (`expect`):
+- K <= `search_max` (default 10): a search per name. Ten searches fit in one window of
+  Pipedrive's search limit (10 per rolling 2 s) and cost at most 400 tokens (40 each).
+- more: one listing of every organization (`GET /v1/organizations`, 500 a page, 20 tokens a
+  page), every name resolved from it by the same rules. Past ten, each search waits 0.2 s for
+  the search limit and costs what two list pages (1,000 organizations) do. v1 says no total
+  (only `more_items_in_collection`), so the listing stops after K pages: it never costs more
+  calls than the K searches, nor more than half their tokens. A company with more than 500 x K
+  organizations gets the searches after all (the K pages read are lost: at most 1.5 times
+  the tokens, twice the calls).
+Organizations made during the run join the listing's index.
 """
 
 from __future__ import annotations
@@ -18,7 +29,10 @@ from typing import Any
 
 from connectors.errors import ApiError
 
-__all__ = ["Filing", "Organizations", "filing_of", "org_key"]
+__all__ = ["SEARCH_MAX", "Filing", "Organizations", "filing_of", "org_key"]
+
+# A run of at most this many account names searches each; more are resolved from a listing.
+SEARCH_MAX = 10
 
 
 def org_key(name: str) -> str:
@@ -55,31 +69,66 @@ def filing_of(name: str, found: Iterable[Mapping[str, Any]]) -> Filing | None:
 
 
 class Organizations:
-    """Account name -> Filing, each name resolved once per connector (a run): searched, and the
-    organization made when none bears the name.
+    """Account name -> Filing, each name resolved once per connector (a run): searched or
+    looked up in a listing, and the organization made when none bears the name.
 
     `call(operation, request)` is the connector's paced and retried call; `search(name)` the
-    organizations a whole-name search finds; `create(body)` the POST; `per_record` the statuses
-    that refuse this organization only (its copies fail, the run goes on).
+    organizations a whole-name search finds; `listing(pages)` every organization if they fit
+    in `pages` list pages, else None; `create(body)` the POST; `per_record` the statuses that
+    refuse this organization only (its copies fail, the run goes on); `search_max` the most
+    names a run searches one by one.
     """
 
     def __init__(
         self,
         call: Callable[[str, Callable[[], Any]], Mapping[str, Any]],
         search: Callable[[str], Iterable[Mapping[str, Any]]],
+        listing: Callable[[int], list[dict[str, Any]] | None],
         create: Callable[[dict[str, Any]], Any],
         per_record: Collection[int],
+        search_max: int = SEARCH_MAX,
     ) -> None:
         self._call, self._search, self._create = call, search, create
+        self._listing, self._search_max = listing, search_max
         self._per_record = per_record
         self._known: dict[str, Filing] = {}
+        self._index: dict[str, list[Mapping[str, Any]]] | None = None  # org_key -> orgs
+        self._list_pages = 0  # the most pages a listing may read; 0: search
+
+    def expect(self, names: Iterable[str]) -> None:
+        """The account names the run will file copies under: more than `search_max` not
+        resolved yet are looked up in one listing (read at the first lookup), not searched."""
+        fresh = {org_key(n) for n in names if n.strip()} - self._known.keys()
+        if self._index is None and len(fresh) > self._search_max:
+            self._list_pages = len(fresh)
 
     def filing(self, name: str, owner: Any) -> Filing:
         key = org_key(name)
         known = self._known.get(key)
         if known is None:
             known = self._known[key] = self._find_or_make(name.strip(), owner)
+            if self._index is not None and known.org_id is not None:  # made: now listed too
+                self._index.setdefault(key, [{"id": known.org_id, "name": name.strip()}])
         return known
+
+    def _found(self, name: str) -> Filing | None:
+        """`filing_of` the organizations the listing holds of `name`, else a search finds."""
+        index = self._indexed()
+        if index is None:
+            return filing_of(name, self._search(name))
+        return filing_of(name, index.get(org_key(name), ()))
+
+    def _indexed(self) -> dict[str, list[Mapping[str, Any]]] | None:
+        """The listing by name, read once when `expect` asked for one; None: search."""
+        if self._index is None and self._list_pages:
+            pages, self._list_pages = self._list_pages, 0  # a cut listing is not read again
+            listed = self._listing(pages)
+            if listed is not None:
+                index: dict[str, list[Mapping[str, Any]]] = {}
+                for org in listed:
+                    index.setdefault(org_key(str(org.get("name") or "")), []).append(org)
+                self._index = index
+        return self._index
 
     def _find_or_make(self, name: str, owner: Any) -> Filing:
         """The organization named `name`, made (owned by `owner`, where given) when none is.
@@ -87,7 +136,7 @@ class Organizations:
         A POST retried because its answer was lost first searches again: the lost attempt may
         have made the organization, and a second would split the account in two.
         """
-        found = filing_of(name, self._search(name))
+        found = self._found(name)
         if found is not None:
             return found
         body: dict[str, Any] = {"name": name}
