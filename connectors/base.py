@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +22,7 @@ __all__ = [
     "NativeUpdate",
     "PushResult",
     "change_time",
+    "expect_organizations",
     "lookup_lag",
 ]
 
@@ -119,6 +120,15 @@ def lookup_lag(connector: object) -> timedelta:
     optional `lookup_lag` of the connector: HubSpot's search index lags its writes); else none."""
     lag = getattr(connector, "lookup_lag", None)
     return lag if isinstance(lag, timedelta) else timedelta(0)
+
+
+def expect_organizations(connector: object, names: Iterable[str]) -> None:
+    """Tell a connector that files copies under their account's organization (an optional
+    `expect_organizations`: Pipedrive's) every account name a run's creates will name, before
+    the first batch: it chooses how to look them up from how many there are."""
+    expect = getattr(connector, "expect_organizations", None)
+    if callable(expect):
+        expect(names)
 
 
 @runtime_checkable

@@ -16,7 +16,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from connectors.base import UNCONFIRMED, Connector, NativeCreate, lookup_lag
+from connectors.base import (
+    UNCONFIRMED,
+    Connector,
+    NativeCreate,
+    expect_organizations,
+    lookup_lag,
+)
 from connectors.errors import ConnectorError
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, MappingError
@@ -103,6 +109,8 @@ def apply_creates(
             results.append(_result(cid, create, None, Outcome.FAILED, why))
         else:
             todo.append((cid, create))
+    # Every account name up front: the connector picks a search per name or one listing.
+    expect_organizations(connector, [n for _, c in todo if (n := organization_of(c))])
     size = write_batch(ctx.kind, _BATCH)
     for start in range(0, len(todo), size):
         chunk = todo[start : start + size]

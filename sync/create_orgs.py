@@ -17,10 +17,18 @@ from typing import Any
 
 from config.resolved import Config
 from config.schema import PipedriveSystem
+from connectors.pipedrive_orgs import SEARCH_MAX
 from mapping.model import Deal, Ref
 from sync.plan import Plan
 
-__all__ = ["OrgFiling", "account_of", "org_filings", "organization_of", "with_organizations"]
+__all__ = [
+    "OrgFiling",
+    "account_of",
+    "org_calls",
+    "org_filings",
+    "organization_of",
+    "with_organizations",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,7 @@ def with_organizations(
     filings: Mapping[str, OrgFiling],
 ) -> Plan:
     """`plan` whose creates in `filings`' instances name their organization, and whose
-    estimated calls there count a lookup and (at most) a create per distinct account name."""
+    estimated calls there count what resolving its K distinct account names may cost."""
     if not filings or not any(c["system"] in filings for c in plan.creates):
         return plan
     names: dict[str, set[str]] = {}
@@ -81,10 +89,18 @@ def with_organizations(
     summary = dict(plan.summary)
     calls = dict(summary.get("api_calls") or {})
     for system, distinct in names.items():
-        calls[system] = calls.get(system, 0) + 2 * len(distinct)
+        calls[system] = calls.get(system, 0) + org_calls(len(distinct))
     summary["api_calls"] = dict(sorted(calls.items()))
     summary["organizations_by_system"] = {s: len(n) for s, n in sorted(names.items())}
     return replace(plan, creates=tuple(creates), summary=summary)
+
+
+def org_calls(names: int) -> int:
+    """At most the calls that filing copies under `names` distinct account names costs (the
+    connector's rule, connectors/pipedrive_orgs.py): a search each and a POST each for up to
+    SEARCH_MAX names; past it at most K list pages, a search each only if the organizations
+    need more pages than that, and a POST each."""
+    return 2 * names if names <= SEARCH_MAX else 3 * names
 
 
 def _account(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from connectors.pipedrive_orgs import SEARCH_MAX
 from connectors.sandbox.faults import Faults
 from tests.integration.conftest import World
 from tests.sandbox_env import run_crmsync
@@ -278,11 +280,12 @@ def test_a_plan_saved_before_creates_named_an_organization_still_applies_as_revi
     assert all((_org_of_copy(world, c["entity"]) or {})["value"] == FALLBACK for c in copies)
 
 
-def test_a_migration_costs_one_search_per_distinct_account_and_one_post_per_new_organization(
+def test_a_migration_of_many_accounts_lists_the_organizations_once_and_posts_each_new_one(
     small_world: World, tmp_path: Path
 ) -> None:
-    """N copies of K accounts: N deal POSTs, K organization searches, one POST per account
-    with no organization yet; within the plan's estimate (N + 2K)."""
+    """N copies of K > 10 accounts: N deal POSTs, one listing of the organizations (a page per
+    500) instead of K searches, one POST per account with no organization yet; within the
+    plan's estimate (N + 3K past 10 names)."""
     world = small_world
     _configure(world)
     creates = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))
@@ -292,20 +295,25 @@ def test_a_migration_costs_one_search_per_distinct_account_and_one_post_per_new_
     plan = _plan(world, tmp_path / "p1.json", "--full")
     copies = [c for c in plan["creates"] if c["system"] == "pipedrive"]
     names = {c["organization"]["name"].casefold() for c in copies if c["organization"]["name"]}
+    assert len(names) > SEARCH_MAX
     world.sandbox.servers["pipedrive"].stats.clear()
     _apply(world, tmp_path / "p1.json")
     requests = _requests(world)
+    em: Any = world.sandbox.servers["pipedrive"].emulator
+    with em.lock:
+        pages = math.ceil(len(em.store.orgs.orgs) / 500)
     assert requests.get("POST /v1/deals") == len(copies)
-    assert requests.get("GET /v1/organizations/search") == len(names)
+    assert requests.get("GET /v1/organizations") == pages
+    assert requests.get("GET /v1/organizations/search") is None
     assert requests.get("POST /v1/organizations") == len(fresh)
     updates = plan["summary"]["records_to_update"].get("pipedrive", 0)
     estimate = plan["summary"]["api_calls"]["pipedrive"]
-    assert estimate == updates + len(copies) + 2 * len(names)
+    assert estimate == updates + len(copies) + 3 * len(names)
     writes = ("POST /v1/deals", "PUT /v1/deals/{id}", "POST /v1/organizations")
-    spent = sum(requests.get(r, 0) for r in (*writes, "GET /v1/organizations/search"))
+    spent = sum(requests.get(r, 0) for r in (*writes, "GET /v1/organizations"))
     assert spent <= estimate
     print(
         f"\n{len(copies)} copies of {len(names)} accounts ({len(fresh)} new): "
-        f"{requests.get('POST /v1/deals')} deal POSTs, {len(names)} searches, "
+        f"{requests.get('POST /v1/deals')} deal POSTs, {pages} list pages, no search, "
         f"{len(fresh)} organization POSTs; estimate {estimate} with {updates} updates"
     )
