@@ -126,6 +126,21 @@ def test_a_call_that_reached_the_server_late_keeps_its_place_in_the_window_that_
     assert clock.now >= 1.4  # a third call sooner would be the server's third in one window
 
 
+def test_operations_under_a_narrower_limit_wait_for_it_and_the_others_do_not() -> None:
+    clock = _Clock()
+    general = Pacer(100, 2.0, sleep=clock.advance, clock=clock)
+    calls = CallPolicy("pd", classify, pacer=general, sleep=clock.advance)
+    calls.pace(["find organization"], Pacer(10, 2.0, sleep=clock.advance, clock=clock))
+    for _ in range(20):
+        calls.call("read deal", lambda: None)
+    assert clock.now == 0.0  # far under the general limit
+    for _ in range(10):
+        calls.call("find organization", lambda: None)
+    assert clock.now == 0.0
+    calls.call("find organization", lambda: None)  # the 11th search in 2 s
+    assert clock.now >= 2.0
+
+
 class _Slept(Exception):
     pass
 
