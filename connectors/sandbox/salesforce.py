@@ -108,6 +108,11 @@ class SalesforceEmulator:
             Route("GET", f"{d}/query/{{locator}}", self._query_more),
             Route("GET", f"{d}/queryAll/{{locator}}", self._query_more),
             Route("GET", f"{d}/sobjects/Opportunity/describe", self._describe),
+            Route(
+                "GET",
+                f"{d}/ui-api/object-info/Opportunity/picklist-values/{{record_type}}/StageName",
+                self._stage_values,
+            ),
             Route("GET", f"{d}/sobjects/Opportunity/updated", self._updated),
             Route("GET", f"{d}/sobjects/Opportunity/deleted", self._deleted),
             Route("GET", f"{d}/sobjects/Opportunity/{{id}}", self._get_one),
@@ -332,8 +337,22 @@ class SalesforceEmulator:
                 "createable": True,
                 "custom": False,
                 "fields": fields,
+                "recordTypeInfos": self.store.record_types.describe_infos(),
             },
         )
+
+    def _stage_values(self, request: SandboxRequest) -> SandboxResponse:
+        """UI API: the StageName values a record type's sales process allows."""
+        record_type = request.params["record_type"]
+        body = self.store.record_types.picklist_values(
+            record_type, self.store.tables["OpportunityStage"], request.path
+        )
+        if body is None:
+            return SandboxResponse(
+                404,
+                [{"errorCode": "NOT_FOUND", "message": f"Invalid record type id: {record_type}"}],
+            )
+        return SandboxResponse(200, body)
 
     def _window(self, request: SandboxRequest, days: int) -> tuple[str, str, str]:
         try:

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from connectors.sandbox.salesforce_record_types import RecordTypes
 from connectors.sandbox.soql import datetime_key
 
 __all__ = [
@@ -30,7 +31,10 @@ __all__ = [
     "sf_id",
 ]
 
-TABLES = ("OpportunityStage", "User", "Account", "Opportunity", "OpportunityHistory")
+TABLES = (
+    "OpportunityStage", "User", "Account", "Opportunity", "OpportunityHistory", "RecordType",
+    "BusinessProcess",
+)  # fmt: skip
 _CUSTOM_LINKS = ("HubSpot_Deal_Id__c", "Pipedrive_Deal_Id__c", "Crmsync_Id__c")
 _STANDARD: dict[str, dict[str, str]] = {
     "Opportunity": {
@@ -57,6 +61,13 @@ _STANDARD: dict[str, dict[str, str]] = {
         "CreatedDate": "datetime", "LastModifiedDate": "datetime", "SystemModstamp": "datetime",
     },
     "Account": {"Id": "id", "Name": "string"},  # an Opportunity's AccountId names one
+    "RecordType": {
+        "Id": "id", "DeveloperName": "string", "Name": "string", "SobjectType": "string",
+        "IsActive": "boolean", "BusinessProcessId": "reference",
+    },
+    "BusinessProcess": {
+        "Id": "id", "Name": "string", "TableEnumOrId": "string", "IsActive": "boolean",
+    },
     "OpportunityHistory": {
         "Id": "id", "OpportunityId": "reference", "StageName": "picklist",
         "Amount": "currency", "CloseDate": "date", "Probability": "percent",
@@ -151,6 +162,9 @@ class SalesforceStore:
         self.stages = {
             r.get("ApiName") or r["MasterLabel"]: r for r in self.tables["OpportunityStage"]
         }
+        self.record_types = RecordTypes(self.tables["RecordType"], self.tables["BusinessProcess"])
+        if self.record_types:  # the field exists only in an org with Opportunity record types
+            self.schemas["Opportunity"]["RecordTypeId"] = "reference"
         stamps = [r.get("SystemModstamp") for t in self.tables.values() for r in t]
         self._last = max((datetime_key(s) for s in stamps if isinstance(s, str)), default="")
         self._ids = itertools.count(len(self.tables["Opportunity"]) + 1_000_000)
@@ -214,7 +228,7 @@ class SalesforceStore:
         record = self._live(
             record_id, f"Opportunity ID: id value of incorrect type: {record_id}", ["Id"]
         )
-        return Change(record, self._check_values(values, create=False))
+        return Change(record, self._check_values(values, create=False, record=record))
 
     def check_delete(self, record_id: Any) -> dict[str, Any]:
         """The live record a delete would move to the recycle bin (DeleteResult errors)."""
@@ -246,7 +260,13 @@ class SalesforceStore:
             )
         return Change(None, checked)
 
-    def _check_values(self, values: Mapping[str, Any], *, create: bool) -> dict[str, Any]:
+    def _check_values(
+        self,
+        values: Mapping[str, Any],
+        *,
+        create: bool,
+        record: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         schema = self.schemas["Opportunity"]
         lower = {k.lower(): k for k in schema}
         out: dict[str, Any] = {}
@@ -275,6 +295,7 @@ class SalesforceStore:
                 f"Stage: bad value for restricted picklist field: {out['StageName']}",
                 ["StageName"],
             )
+        self._check_record_type(out, record or {})
         for name in ("Name", "StageName", "CloseDate"):
             if name in out and out[name] in (None, "") and not create:
                 raise RecordError(
@@ -294,6 +315,25 @@ class SalesforceStore:
                 ["OwnerId"],
             )
         return out
+
+    def _check_record_type(self, out: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+        """A record type must be one of the org's, and the stage one its sales process holds
+        (the process of the record type written, else of the one the record has)."""
+        record_type = out.get("RecordTypeId", record.get("RecordTypeId"))
+        if record_type and not self.record_types.known(str(record_type)):
+            raise RecordError(
+                "INVALID_CROSS_REFERENCE_KEY",
+                f"Record Type ID: this ID value isn't valid for the user: {record_type}",
+                ["RecordTypeId"],
+            )
+        stage = out.get("StageName", record.get("StageName"))
+        changed = "StageName" in out or "RecordTypeId" in out
+        if changed and stage and not self.record_types.allows(record_type, str(stage)):
+            raise RecordError(
+                "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                f"Stage: bad value for restricted picklist field: {stage}",
+                ["StageName"],
+            )
 
     def inactive_users(self) -> set[str]:
         """The ids of the deactivated Users (IsActive false), as the User table holds them now."""
