@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import http.client
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import requests
 import urllib3.exceptions
@@ -54,6 +56,10 @@ DEAL_FIELDS = (
 )  # fmt: skip
 # The Opportunity's account, by name: what a copy in Pipedrive is filed under (its organization).
 ACCOUNT_NAME = "Account.Name"
+# In an org with Opportunity record types (and only there the field exists) a deal's record type
+# is its pipeline, named by DeveloperName: read in the deals' own query, no call more.
+RECORD_TYPE_FIELDS = ("RecordTypeId", "RecordType.DeveloperName")
+STAGE_VALUES = "ui-api/object-info/Opportunity/picklist-values/{}/StageName"
 STAGE_FIELDS = (
     "Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, "
     "ForecastCategoryName, SortOrder"
@@ -127,7 +133,7 @@ class SalesforceConnector:
         self._reserve = int(options.get("daily_reserve", 0))
         self._lock_wait = float(options.get("lock_wait", LOCK_WAIT))
         self._sf: Salesforce | None = None
-        self._fields: frozenset[str] | None = None
+        self._describe: dict[str, Any] | None = None
         self._cursor: str | None = None
         self._usage: tuple[int, int] | None = None
 
@@ -285,25 +291,48 @@ class SalesforceConnector:
             "pipelines", f"SELECT {STAGE_FIELDS} FROM OpportunityStage ORDER BY SortOrder"
         )
         stages = tuple(_stage(row, order) for order, row in enumerate(rows))
-        return [NativePipeline("default", "Opportunities", stages)]
+        pipelines = [NativePipeline("default", "Opportunities", stages)]
+        # The describe is the one the deal read makes anyway: an org without record types
+        # costs no call more; one with them, one call per active record type.
+        for info in self._org_describe().get("recordTypeInfos") or []:
+            if info.get("master") or not info.get("active"):
+                continue
+            record_type = str(info["recordTypeId"])
+            path = STAGE_VALUES.format(quote(record_type, safe=""))
+            answer = self._call("pipelines", _get(path))
+            allowed = [str(v["value"]) for v in answer.get("values") or []]
+            pipelines.append(
+                NativePipeline(
+                    str(info.get("developerName") or record_type),
+                    str(info.get("name") or info.get("developerName") or record_type),
+                    record_type_stages(stages, allowed),
+                    native_id=record_type,
+                )
+            )
+        return pipelines
 
     def owners(self) -> list[dict[str, Any]]:
         return list(self._query("owners", "SELECT Id, Name, Email, IsActive FROM User"))
 
-    def _org_fields(self) -> frozenset[str]:
-        """The Opportunity's fields in this org (one describe, kept): CurrencyIsoCode is among
-        them only in a multi-currency org."""
-        if self._fields is None:
-            describe = self._call(
+    def _org_describe(self) -> dict[str, Any]:
+        """The Opportunity's describe (one call, kept): its fields and record types."""
+        if self._describe is None:
+            self._describe = self._call(
                 "describe", lambda sf: sf.restful("sobjects/Opportunity/describe")
             )
-            self._fields = frozenset(f["name"] for f in describe["fields"])
-        return self._fields
+        return self._describe
+
+    def _org_fields(self) -> frozenset[str]:
+        """The Opportunity's fields in this org: CurrencyIsoCode is among them only in a
+        multi-currency org, RecordTypeId only in one with Opportunity record types."""
+        return frozenset(f["name"] for f in self._org_describe()["fields"])
 
     def _deal_fields(self) -> list[str]:
         wanted = [f for f in DEAL_FIELDS if f in self._org_fields()]
         if "AccountId" in wanted:  # the account's name, in the same query (no call more)
             wanted.insert(wanted.index("AccountId") + 1, ACCOUNT_NAME)
+        if RECORD_TYPE_FIELDS[0] in self._org_fields():
+            wanted.extend(RECORD_TYPE_FIELDS)
         for extra in (*self._settings.extra_fields, self._settings.link_field):
             if extra and extra not in wanted:
                 wanted.append(extra)
@@ -515,6 +544,10 @@ def _first(soql: str, include_deleted: bool) -> Callable[[Salesforce], Any]:
     return lambda sf: sf.query(soql, include_deleted=include_deleted, headers=QUERY_OPTIONS)
 
 
+def _get(path: str) -> Callable[[Salesforce], Any]:
+    return lambda sf: sf.restful(path)
+
+
 def _more(url: str) -> Callable[[Salesforce], Any]:
     return lambda sf: sf.query_more(url, identifier_is_url=True, headers=QUERY_OPTIONS)
 
@@ -592,6 +625,16 @@ def _push_result(result: Mapping[str, Any], fallback_id: str | None) -> PushResu
     first = errors[0]
     message = "; ".join(str(e.get("message")) for e in errors)
     return PushResult(result.get("id") or fallback_id, False, message, str(first.get("statusCode")))
+
+
+def record_type_stages(
+    stages: Sequence[NativeStage], allowed: Sequence[str]
+) -> tuple[NativeStage, ...]:
+    """The stages a record type's sales process allows, in the org's SortOrder, numbered anew."""
+    kept = set(allowed)
+    return tuple(
+        replace(stage, order=order) for order, stage in enumerate(s for s in stages if s.id in kept)
+    )
 
 
 def _stage(row: Mapping[str, Any], order: int) -> NativeStage:

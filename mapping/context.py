@@ -39,11 +39,14 @@ class NativeStage:
 
 
 class NativePipelineStages(NamedTuple):
-    """One discovered pipeline: (id, label, stages in pipeline order)."""
+    """One discovered pipeline: (id, label, stages in pipeline order), and the id the CRM
+    writes on a deal to put it there where that is not `id` (a Salesforce record type's
+    RecordTypeId; its pipeline id is its DeveloperName)."""
 
     id: str
     label: str
     stages: tuple[NativeStage, ...]
+    native_id: str | None = None
 
 
 def stage_map_key(instance: str, pipeline: str) -> str:
@@ -97,6 +100,9 @@ class MappingContext:
     native_stages: Mapping[str, Sequence[NativeStage]] = field(default_factory=dict)
     # pipeline id -> the label the CRM shows (read with the pipelines), for people reading plans
     pipeline_labels: Mapping[str, str] = field(default_factory=_empty)
+    # pipeline id -> the id the CRM writes on a deal to put it there, where that differs (a
+    # Salesforce record type's pipeline is its DeveloperName, a deal holds its RecordTypeId)
+    pipeline_native_ids: Mapping[str, str] = field(default_factory=_empty)
     # Where the CRM's users pick dates (an IANA name): a HubSpot close date is an instant, and
     # the day it falls on there is the day they picked and see.
     timezone: str = "UTC"
@@ -128,6 +134,13 @@ class MappingContext:
     def pipeline_label(self, pipeline: str) -> str | None:
         """The label the CRM shows for a pipeline id; None when it was not read."""
         return self.pipeline_labels.get(pipeline)
+
+    def pipeline_native_id(self, pipeline: str) -> str | None:
+        """The id a deal holds to be in `pipeline` where it is not the pipeline id itself."""
+        return self.pipeline_native_ids.get(pipeline)
+
+    def pipeline_of_native_id(self, native_id: str) -> str | None:
+        return next((p for p, n in self.pipeline_native_ids.items() if n == native_id), None)
 
     def pipeline_of_stage(self, native_stage_id: str) -> str | None:
         """The pipeline holding a stage id (Pipedrive stage ids are unique across pipelines)."""

@@ -4,8 +4,13 @@ Quirks handled here: StageName holds the stage's picklist API name (OpportunityS
 never its label, which an admin may rename while the API name stays; it is resolved through the
 OpportunityStage rows, whose IsClosed/IsWon give the status. CurrencyIsoCode exists only in
 multi-currency orgs (a single-currency org's amounts are in `ctx.default_currency`); Probability
-is 0-100; datetimes look like "2024-06-01T12:34:56.000+0000". Salesforce has one pipeline, id
-"default".
+is 0-100; datetimes look like "2024-06-01T12:34:56.000+0000".
+
+Pipelines: an Opportunity without a record type (RecordTypeId null, or an org without record
+types) is in pipeline "default", which holds every stage. In an org with Opportunity record
+types each one is a pipeline of its own, named by its DeveloperName (the same in every sandbox
+and org the record type is deployed to, unlike its Id), holding the stages its sales process
+allows; a deal is written in, and a copy created in, its record type's stages only.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from mapping.context import MappingContext, NativePipelineStages, NativeStage
+from mapping.context import MappingContext, NativePipelineStages, NativeStage, stage_map_key
 from mapping.history import collapse_history
 from mapping.links import link_fields_for_create, read_links
 from mapping.model import (
@@ -126,8 +131,26 @@ def owner_from_salesforce(record: Mapping[str, Any], instance: str) -> Owner:
     )
 
 
-def _resolve_stage(ctx: MappingContext, stage_name: str) -> NativeStage | None:
-    return ctx.native_stage(PIPELINE, stage_name) or ctx.native_stage_by_label(PIPELINE, stage_name)
+def _resolve_stage(ctx: MappingContext, stage_name: str, pipeline: str) -> NativeStage | None:
+    """The OpportunityStage a StageName names; of the record type's pipeline first, else of all
+    (a stage its process no longer allows still says whether the deal is closed)."""
+    for where in dict.fromkeys((pipeline, PIPELINE)):
+        stage = ctx.native_stage(where, stage_name) or ctx.native_stage_by_label(where, stage_name)
+        if stage is not None:
+            return stage
+    return None
+
+
+def _pipeline(record: Mapping[str, Any], ctx: MappingContext) -> str:
+    """The deal's pipeline: its record type's DeveloperName (read with the deal), else the
+    pipeline whose RecordTypeId it holds; "default" without a record type."""
+    record_type = record.get("RecordType")
+    if isinstance(record_type, Mapping) and text_or_none(record_type.get("DeveloperName")):
+        return str(record_type["DeveloperName"])
+    record_type_id = text_or_none(record.get("RecordTypeId"))
+    if record_type_id is None:
+        return PIPELINE
+    return ctx.pipeline_of_native_id(record_type_id) or record_type_id
 
 
 def _status(
@@ -161,12 +184,13 @@ def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal
         with field_errors(ctx.instance, rid, field):
             return parse(record.get(field))
 
+    pipeline = _pipeline(record, ctx)
     stage_name = text_or_none(record.get("StageName")) or ""
-    stage = _resolve_stage(ctx, stage_name) if stage_name else None
+    stage = _resolve_stage(ctx, stage_name, pipeline) if stage_name else None
     native_id = stage.id if stage else stage_name
     status = _status(record, stage, ctx.instance, rid)
     funnel_key = (
-        ctx.funnel_stage(PIPELINE, native_id) if native_id else ctx.key_for_status(PIPELINE, status)
+        ctx.funnel_stage(pipeline, native_id) if native_id else ctx.key_for_status(pipeline, status)
     )
 
     currency_field = "CurrencyIsoCode" in record
@@ -200,7 +224,7 @@ def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal
     return Deal(
         ref=Ref(ctx.instance, rid),
         name=str(record.get("Name") or ""),
-        pipeline=PIPELINE,
+        pipeline=pipeline,
         stage=funnel_key,
         native_stage=native_id,
         status=status,
@@ -210,7 +234,7 @@ def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal
         probability=probability / _HUNDRED if probability is not None else None,
         created_at=created,
         updated_at=updated,
-        funnel=ctx.pipeline_funnels.get(PIPELINE, "default"),
+        funnel=ctx.pipeline_funnels.get(pipeline, "default"),
         external_ids=external,
         link_id=link_id,
         extra=extra,
@@ -231,7 +255,7 @@ def stage_history_from_salesforce(
             entered = parse_timestamp(row.get("CreatedDate"))
         if entered is None:
             raise MappingError(ctx.instance, opp, "OpportunityHistory.CreatedDate", "missing")
-        stage = _resolve_stage(ctx, stage_name)
+        stage = _resolve_stage(ctx, stage_name, PIPELINE)
         native_id = stage.id if stage else stage_name
         per_deal[opp].append(StageChange(ctx.funnel_stage(PIPELINE, native_id), native_id, entered))
     return {opp: collapse_history(changes) for opp, changes in per_deal.items()}
@@ -280,11 +304,12 @@ def update_for_salesforce(
         deal, changes, ctx, status_in_stage=STATUS_IN_STAGE, native=native
     )
     if target.native_stage is not None:
+        _allowed(deal, ctx, deal.pipeline, target.native_stage)
         fields["StageName"] = target.native_stage  # the API name: a label is no value
         # Salesforce would set the new stage's default probability, which the next run takes
         # for an edit made here: a move to another open stage keeps the probability the CRMs
         # agree on. A close takes Salesforce's own (100% won, 0% lost).
-        stage = ctx.native_stage(PIPELINE, target.native_stage)
+        stage = ctx.native_stage(deal.pipeline, target.native_stage)
         kept = deal.probability if "probability" not in changes else None
         if kept is not None and stage is not None and not stage.is_closed:
             fields["Probability"] = _probability(deal, kept)
@@ -340,22 +365,23 @@ def create_for_salesforce(
     CurrencyIsoCode always comes with an amount: a multi-currency org would otherwise stamp the
     API user's personal currency, which need not be the configured one. The connector, which
     knows whether the org has the field, leaves out the configured currency in a single-currency
-    org (a foreign one there is refused by Salesforce itself). `pipeline` is accepted for
-    symmetry with the other systems; Salesforce has only one, and a deal of another funnel than
-    its own (a renewal) gets no copy there, as in a CRM without a pipeline of that funnel, even
-    where the funnels share the stage's key.
+    org (a foreign one there is refused by Salesforce itself). The copy goes to the first
+    pipeline of the deal's funnel: a record type's (RecordTypeId set), or "default" (none set);
+    an org with no pipeline of that funnel gets no copy, even where the funnels share the
+    stage's key.
     """
-    create_pipeline(deal, ctx, pipeline)
+    target = create_pipeline(deal, ctx, pipeline)
     if deal.stage is None:
         raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
-    native = ctx.native_stage_for(PIPELINE, deal.stage)
+    native = ctx.native_stage_for(target, deal.stage)
     if native is None:
         raise MappingError(
             deal.system,
             deal.id,
             "stage",
-            f"no native stage for {deal.stage!r} in {ctx.instance} pipeline default",
+            f"no native stage for {deal.stage!r} in {ctx.instance} pipeline {target}",
         )
+    _allowed(deal, ctx, target, native)
     if deal.close_date is None:
         raise MappingError(deal.system, deal.id, "close_date", "Salesforce requires one")
     fields: dict[str, Any] = {
@@ -370,5 +396,24 @@ def create_for_salesforce(
         fields["OwnerId"] = owner_id_for_change(deal, ctx, deal.owner_email, active_only=True)
     if deal.probability is not None:
         fields["Probability"] = _probability(deal, deal.probability)
+    record_type = ctx.pipeline_native_id(target)
+    if record_type is not None:
+        fields["RecordTypeId"] = record_type
     fields.update(link_fields_for_create(deal, ctx, link_id))
     return fields
+
+
+def _allowed(deal: Deal, ctx: MappingContext, pipeline: str, native: str) -> None:
+    """Salesforce refuses a stage the record type's sales process does not allow
+    (INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST): such a write is never planned."""
+    if pipeline == PIPELINE or ctx.native_stage(pipeline, native) is not None:
+        return
+    if not ctx.native_stages.get(pipeline):
+        return  # the record type's stages were not read: Salesforce itself will say
+    where = stage_map_key(ctx.instance, pipeline)
+    raise MappingError(
+        deal.system,
+        deal.id,
+        "stage",
+        f"{native!r} is not a stage of record type {pipeline}'s sales process ({where})",
+    )

@@ -173,6 +173,7 @@ def build_context(
         inactive_owners=frozenset(inactive),
         native_stages={p.id: tuple(p.stages) for p in pipelines},
         pipeline_labels={p.id: p.label for p in pipelines},
+        pipeline_native_ids={p.id: p.native_id for p in pipelines if p.native_id},
         timezone=getattr(system, "timezone", "UTC"),  # HubSpot's portal zone; dates elsewhere
     )
 
