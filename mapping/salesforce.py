@@ -100,7 +100,8 @@ AMOUNT_INTEGER_DIGITS = 16
 def pipelines_from_salesforce(
     stage_rows: Iterable[Mapping[str, Any]], label: str = "Opportunities"
 ) -> list[NativePipelineStages]:
-    """The single pipeline from OpportunityStage rows, in SortOrder (unsorted rows last)."""
+    """Pipeline `default` (every stage) from OpportunityStage rows, in SortOrder (unsorted rows
+    last); the connector adds one pipeline per record type."""
     stages = []
     for row in stage_rows:
         api_name = str(row.get("ApiName") or row.get("MasterLabel"))

@@ -1,6 +1,6 @@
 """Two product lines in a sandbox world: new business on the default funnel, renewals on a funnel
-of their own in HubSpot's and Pipedrive's Renewals pipelines (Salesforce has one pipeline, on
-the default funnel)."""
+of their own in HubSpot's and Pipedrive's Renewals pipelines (Salesforce's org has no record
+types: its one pipeline, `default`, is on the default funnel)."""
 
 from __future__ import annotations
 

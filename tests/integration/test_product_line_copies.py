@@ -1,7 +1,8 @@
 """Copies `push.create_missing` makes of a renewal go to the target CRM's pipeline of the renewal
-funnel. Salesforce has one pipeline, on the default funnel: it gets no copy of a renewal, even
-where the renewal funnel shares a stage key with the default one (here its lost stage is `lost`
-too), and the plan says which `pipeline_funnels` would take one."""
+funnel. The sandbox's Salesforce org has no record types, so one pipeline, on the default
+funnel: it gets no copy of a renewal, even where the renewal funnel shares a stage key with the
+default one (here its lost stage is `lost` too), and the plan says which `pipeline_funnels`
+would take one."""
 
 from __future__ import annotations
 
