@@ -1,0 +1,154 @@
+"""Renewals on their own funnel in Salesforce too: the org's Opportunities of record type Renewal
+(its sales process: the renewal stages and the two closed ones) are the pipeline
+`pipeline_funnels` puts on the renewal funnel. A renewal moved in HubSpot reaches its
+Opportunity's renewal stage, and a renewal Salesforce lacks is created there with the Renewal
+record type, through the real CLI against the sandbox."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.sandbox.generator import generate_full
+from connectors.sandbox.launcher import start_sandbox
+from connectors.sandbox.salesforce_store import sf_id
+from sync.sandbox_config import write_sandbox_config
+from tests.integration.conftest import World
+from tests.integration.native_stages import cli_json, salesforce_stage, set_stage
+from tests.integration.product_lines import renewals_on_their_own_funnel
+
+RECORD_TYPE = sf_id("012", 7)
+# HubSpot's renewals stage -> the Renewal process's stage holding the same funnel stage.
+SAME_STAGE = {
+    "75210931": "Renewal Due",
+    "75210932": "Renewal Quoted",
+    "75210933": "Renewal Quoted",
+    "75210934": "Renewal Committed",
+    "75210935": "Closed Won",
+    "75210936": "Closed Lost",
+}
+RENEWAL_MAP = {
+    "Renewal Due": "renewal_due",
+    "Renewal Quoted": "quoted",
+    "Renewal Committed": "committed",
+    "Closed Won": "renewed",
+    "Closed Lost": "churned",
+}
+# Seed 3, 60 deals: an open renewal HubSpot and Salesforce hold (Renewal Due), and a won one
+# only HubSpot holds.
+DUE = {"hubspot": "9100000231", "salesforce": "0065g000000000VAAQ"}
+ONLY_IN_HUBSPOT = "9100000105"
+
+
+def _renewal_record_type(data: dict[str, Any]) -> dict[str, Any]:
+    """The generated org with record type Renewal, given to the Opportunities HubSpot's renewals
+    name, each in the renewal stage of its HubSpot copy's."""
+    data = copy.deepcopy(data)
+    sf = data["salesforce"]
+    stages = sf["OpportunityStage"]
+    top = max(s["SortOrder"] for s in stages)
+    for n, (name, probability) in enumerate(
+        [("Renewal Due", 20), ("Renewal Quoted", 50), ("Renewal Committed", 90)], start=1
+    ):
+        stages.append(
+            {**{k: v for k, v in stages[0].items() if k != "attributes"},
+             "Id": sf_id("01J", 900 + n), "ApiName": name, "MasterLabel": name,
+             "DefaultProbability": probability, "SortOrder": top + n}
+        )  # fmt: skip
+    process = sf_id("019", 7)
+    sf["BusinessProcess"] = [
+        {"Id": process, "Name": "Renewals", "TableEnumOrId": "Opportunity", "IsActive": True,
+         "Values": list(RENEWAL_MAP)},
+    ]  # fmt: skip
+    sf["RecordType"] = [
+        {"Id": RECORD_TYPE, "DeveloperName": "Renewal", "Name": "Renewal",
+         "SobjectType": "Opportunity", "IsActive": True, "BusinessProcessId": process},
+    ]  # fmt: skip
+    by_id = {o["Id"]: o for o in sf["Opportunity"]}
+    flags = {s["ApiName"]: s for s in stages}
+    for deal in data["hubspot"]["deals"]:
+        props = deal["properties"]
+        opportunity = by_id.get(props.get("salesforce_opportunity_id") or "")
+        if props.get("pipeline") != "renewals" or opportunity is None:
+            continue
+        stage = flags[SAME_STAGE[props["dealstage"]]]
+        opportunity.update(
+            RecordTypeId=RECORD_TYPE,
+            StageName=stage["ApiName"],
+            IsClosed=stage["IsClosed"],
+            IsWon=stage["IsWon"],
+        )
+    return data
+
+
+@pytest.fixture
+def renewal_world(tmp_path: Path) -> Iterator[World]:
+    generated = generate_full(60, 3)
+    with start_sandbox(_renewal_record_type(generated.dataset), workdir=tmp_path) as sandbox:
+        config = tmp_path / "crmsync.yaml"
+        write_sandbox_config(sandbox.ready_info(), config)
+        store = f"sqlite:///{tmp_path / 'crmsync.db'}"
+        config.write_text(f"allow_absolute_paths: true\nstore: {store}\n" + config.read_text())
+        world = World(generated, sandbox, config)
+        renewals_on_their_own_funnel(world)
+        document = yaml.safe_load(config.read_text())
+        salesforce = document["systems"]["salesforce"]
+        salesforce["pipeline_funnels"] = {"default": "default", "Renewal": "renewal"}
+        salesforce["stage_map"]["Renewal"] = RENEWAL_MAP
+        salesforce.get("stage_write", {}).pop("Renewal", None)  # init's, for the default funnel
+        config.write_text(yaml.safe_dump(document, sort_keys=False))
+        yield world
+
+
+def _salesforce_record(world: World, deal_id: str) -> dict[str, Any]:
+    em: Any = world.sandbox.servers["salesforce"].emulator
+    with em.lock:
+        return dict(em.store.by_id[deal_id])
+
+
+def test_a_renewal_moved_to_committed_in_hubspot_reaches_its_record_types_stage(
+    renewal_world: World,
+) -> None:
+    cli_json(renewal_world, "reconcile", "--yes")  # the first sync: bases are stored
+    set_stage(renewal_world, "hubspot", DUE["hubspot"], "75210934", "renewals")
+
+    plan = cli_json(renewal_world, "reconcile", "--yes")
+
+    moved = [c for c in plan["changes"] if c["id"] == DUE["salesforce"] and c["field"] == "stage"]
+    assert [(c["from"], c["to"]) for c in moved] == [("renewal_due", "committed")], plan["errors"]
+    assert salesforce_stage(renewal_world, DUE["salesforce"])[0] == "Renewal Committed"
+    assert _salesforce_record(renewal_world, DUE["salesforce"])["RecordTypeId"] == RECORD_TYPE
+
+
+def test_a_renewal_copy_created_in_salesforce_gets_the_renewal_record_type(
+    renewal_world: World,
+) -> None:
+    document = yaml.safe_load(renewal_world.config.read_text())
+    document["push"]["create_missing"] = True
+    renewal_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    plan = cli_json(renewal_world, "reconcile", "--dry-run")
+    [create] = [
+        c
+        for c in plan["creates"]
+        if c["system"] == "salesforce" and c["source"]["id"] == ONLY_IN_HUBSPOT
+    ]
+    assert (create["target"]["pipeline"], create["target"]["native_stage"]) == (
+        "Renewal",
+        "Closed Won",
+    )
+
+    cli_json(renewal_world, "reconcile", "--yes")
+    cli_json(renewal_world, "reconcile", "--dry-run")  # reads the copies back: linked
+    [copy_id] = [
+        m["salesforce"]
+        for m in renewal_world.members().values()
+        if m.get("hubspot") == ONLY_IN_HUBSPOT and "salesforce" in m
+    ]
+    created = _salesforce_record(renewal_world, copy_id)
+    assert (created["RecordTypeId"], created["StageName"]) == (RECORD_TYPE, "Closed Won")
