@@ -152,3 +152,27 @@ def test_a_renewal_copy_created_in_salesforce_gets_the_renewal_record_type(
     ]
     created = _salesforce_record(renewal_world, copy_id)
     assert (created["RecordTypeId"], created["StageName"]) == (RECORD_TYPE, "Closed Won")
+
+
+def test_a_stage_the_renewal_process_does_not_allow_is_never_planned(
+    renewal_world: World,
+) -> None:
+    document = yaml.safe_load(renewal_world.config.read_text())
+    stage_map = document["systems"]["salesforce"]["stage_map"]["Renewal"]
+    del stage_map["Renewal Committed"]
+    stage_map["Negotiation/Review"] = "committed"  # a stage of the org, not of the process
+    renewal_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    cli_json(renewal_world, "reconcile", "--yes")  # the first sync: bases are stored
+    set_stage(renewal_world, "hubspot", DUE["hubspot"], "75210934", "renewals")
+
+    plan = cli_json(renewal_world, "reconcile", "--yes")
+
+    assert not [c for c in plan["changes"] if c["id"] == DUE["salesforce"]]
+    errors = {e["field"]: e for e in plan["errors"] if e["id"] == DUE["salesforce"]}
+    assert set(errors) == {"stage", "probability"}  # the probability goes with the stage
+    error = errors["stage"]
+    assert (
+        "'Negotiation/Review' is not a stage of record type Renewal's sales process"
+        in (error["reason"])
+    )
+    assert salesforce_stage(renewal_world, DUE["salesforce"])[0] == "Renewal Due"
