@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from mapping.context import MappingContext
 from mapping.model import Deal, StageChange
 
-__all__ = ["collapse_history", "with_stage_history"]
+__all__ = ["collapse_history", "keyed_in_pipeline", "with_stage_history"]
 
 
 def collapse_history(changes: Iterable[StageChange]) -> tuple[StageChange, ...]:
@@ -35,4 +36,14 @@ def with_stage_history(deal: Deal, history: Iterable[StageChange]) -> Deal:
         deal,
         stage_history=entries,
         stage_entered_at=entered[-1] if entered else deal.stage_entered_at,
+    )
+
+
+def keyed_in_pipeline(
+    changes: Iterable[StageChange], ctx: MappingContext, pipeline: str
+) -> tuple[StageChange, ...]:
+    """`changes` with funnel keys from `pipeline`'s stage map. Salesforce's history rows are read
+    before their deals and name no record type: keyed once the deal's pipeline is known."""
+    return tuple(
+        dataclasses.replace(c, stage=ctx.funnel_stage(pipeline, c.native_stage)) for c in changes
     )

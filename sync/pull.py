@@ -27,6 +27,7 @@ from typing import Any
 from config import Config
 from connectors.base import Connector
 from mapping import MappingContext, deal_fingerprint, deal_to_json, with_stage_history
+from mapping.history import keyed_in_pipeline
 from mapping.model import Deal, MappingError
 from mapping.salesforce import stage_history_from_salesforce
 from sync.connect import build_context, kind_mapping
@@ -138,7 +139,8 @@ def map_deals(
             report.errors.append(kind.error(exc))
             continue
         if history is not None and deal.id in history:
-            deal = with_stage_history(deal, history[deal.id])
+            changes = keyed_in_pipeline(history[deal.id], ctx, deal.pipeline)
+            deal = with_stage_history(deal, changes)
         if deal.stage is None and not deal.extra.get("deleted"):
             report.unmapped_stages[f"{deal.pipeline}/{deal.native_stage}"] += 1
         yield deal

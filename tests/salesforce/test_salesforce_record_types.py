@@ -21,7 +21,9 @@ from mapping import (
     deal_from_salesforce,
     update_for_salesforce,
 )
+from mapping.salesforce import stage_history_from_salesforce
 from mapping.stages import propose_stage_map, stage_map_from_proposals
+from sync.pull import PullReport, map_deals
 from tests.connectors import contract
 from tests.salesforce.conftest import FAST, settings_for
 from tests.salesforce.sf_dataset import dataset
@@ -179,3 +181,21 @@ def test_an_org_without_record_types_reads_one_pipeline_at_no_call_more() -> Non
     assert all("RecordTypeId" not in r for r in records)
     # OpportunityStage, the describe, one page of deals: as before record types.
     assert sum(calls.values()) == 3, calls
+
+
+def test_a_renewals_stage_history_is_keyed_by_its_record_types_stage_map(
+    connector: SalesforceConnector,
+) -> None:
+    ctx = _context(connector)
+    record = _renewal(connector)
+    payload = update_for_salesforce(deal_from_salesforce(record, ctx), {"stage": "committed"}, ctx)
+    [result] = connector.update_deals([NativeUpdate(record["Id"], payload)])
+    assert result.ok, result.error
+
+    history = stage_history_from_salesforce(connector.stage_history(), ctx)
+    deals = {
+        d.id: d for d in map_deals(connector.deals(), ctx, PullReport("salesforce", True), history)
+    }
+
+    entries = deals[record["Id"]].stage_history
+    assert [(e.native_stage, e.stage) for e in entries][-1:] == [("Renewal Committed", "committed")]
