@@ -184,6 +184,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     yield from build_world(tmp_path, f"sqlite:///{tmp_path / 'crmsync.db'}", deals=70, seed=SEED)
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_copies_and_deletes_spread_once_and_edited_copies_are_kept_night_after_night(
     world: World,
 ) -> None:

@@ -151,6 +151,7 @@ def test_an_account_without_an_organization_gets_one_that_its_later_copies_reuse
     assert owner == copy["user_id"]["id"]  # owned by the copy's owner
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_rollback_deletes_the_copies_and_keeps_the_organizations_made_for_them(
     small_world: World, tmp_path: Path
 ) -> None:
@@ -280,6 +281,7 @@ def test_a_plan_saved_before_creates_named_an_organization_still_applies_as_revi
     assert all((_org_of_copy(world, c["entity"]) or {})["value"] == FALLBACK for c in copies)
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_migration_of_many_accounts_lists_the_organizations_once_and_posts_each_new_one(
     small_world: World, tmp_path: Path
 ) -> None:

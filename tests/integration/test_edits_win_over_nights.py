@@ -219,6 +219,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     yield from build_world(tmp_path, f"sqlite:///{tmp_path / 'crmsync.db'}", deals=80, seed=10)
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_persons_edit_wins_everywhere_and_nothing_else_changes_night_after_night(
     world: World,
 ) -> None:

@@ -60,7 +60,10 @@ class Journey:
         return self.world.sandbox.servers[system].emulator
 
 
-@pytest.fixture(params=["America/Los_Angeles", "Australia/Sydney"])
+# Los Angeles (west of UTC) in `pytest -m slow`: default suite time
+@pytest.fixture(
+    params=[pytest.param("America/Los_Angeles", marks=pytest.mark.slow), "Australia/Sydney"]
+)
 def journey(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journey]:
     for world in build_world(tmp_path, f"sqlite:///{tmp_path / 'crmsync.db'}", deals=60, seed=3):
         zone = str(request.param)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import World
 from tests.integration.processes import killed
 from tests.integration.test_rollback_deletes_creates import _create_missing, _created_by
@@ -16,6 +18,7 @@ from tests.sandbox_env import run_crmsync
 PIPEDRIVE_CREATE = "POST /v1/deals"
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_killed_apply_is_listed_with_the_writes_its_journal_holds(
     small_world: World, tmp_path: Path
 ) -> None:

@@ -33,6 +33,7 @@ def _writes(world: World, system: str) -> int:
     return sum(n for endpoint, n in requests.items() if not endpoint.startswith("GET "))
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_reconcile_that_lost_its_lock_sends_no_further_batch_and_the_next_one_finishes(
     pg_world: World,
 ) -> None:

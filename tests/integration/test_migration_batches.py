@@ -40,6 +40,7 @@ def _salesforce_calls(world: World, method: str) -> int:
     return int(requests.get(COLLECTIONS.format(method), 0))
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_salesforce_copies_and_their_rollback_go_out_200_per_call(
     migrating: World, tmp_path: Path
 ) -> None:

@@ -122,6 +122,7 @@ def test_report_after_a_rollback_shows_what_a_refreshed_report_shows(world: Worl
     assert stored[1]["mismatches"], "the rolled-back differences are differences again"
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_report_after_a_rollback_of_writes_already_pulled_shows_what_a_refreshed_report_shows(
     world: World,
 ) -> None:
@@ -149,6 +150,7 @@ def test_report_after_creating_copies_counts_them_as_the_copies_a_refreshed_repo
     # an owner the target CRM did not know is its own choice: only a pull can tell it
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_report_after_a_rollback_deleted_the_copies_shows_what_a_refreshed_report_shows(
     world: World,
 ) -> None:

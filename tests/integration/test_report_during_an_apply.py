@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from sync.runtime import open_runtime
@@ -48,6 +49,7 @@ def _close_date_edited_in_salesforce(world: World) -> dict[str, str]:
     return ids
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_report_while_an_apply_writes_shows_the_store_before_or_after_it(
     pg_world: World,
 ) -> None:

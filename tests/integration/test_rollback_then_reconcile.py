@@ -163,6 +163,7 @@ def test_a_rollback_stopped_mid_deletes_does_not_make_the_next_reconcile_delete_
     assert all(_live(world, *source) for source in sources)  # no delete was propagated
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_reconcile_that_applies_settles_a_stopped_rollbacks_deletes_and_deletes_no_source(
     small_world: World,
 ) -> None:

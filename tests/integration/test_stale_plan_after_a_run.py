@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from connectors.sandbox.faults import Faults
 from tests.integration.conftest import World
 from tests.integration.processes import run
@@ -16,6 +18,7 @@ def _hubspot_deals(world: World) -> int:
     return len(hubspot.store.live)
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_saved_plan_applied_after_a_run_that_made_its_copies_creates_none_again(
     pg_world: World,
 ) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import World
 from tests.integration.processes import run
 from tests.integration.test_rollback_deletes_creates import _create_missing
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_saved_plan_does_not_create_copies_of_a_deal_deleted_since(pg_world: World) -> None:
     world = pg_world
     _create_missing(world)

@@ -33,6 +33,7 @@ def _plan(world: TwoOrgs, *extra: str) -> dict[str, Any]:
     return plan
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_two_salesforce_orgs_reconcile_into_each_org_by_its_own_ids_and_settle(
     orgs: TwoOrgs, tmp_path: Path
 ) -> None:

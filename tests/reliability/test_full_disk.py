@@ -60,6 +60,7 @@ def test_a_full_disk_mid_run_is_one_clear_line_and_the_next_run_finishes(
         assert duplicates(dump) == {s: [] for s in dump}
 
 
+@pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_full_disk_mid_pull_of_thousands_of_deals_stops_the_pull_with_one_line(
     tmp_path: Path,
 ) -> None:
