@@ -8,11 +8,14 @@ wall clock.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,6 +45,7 @@ __all__ = [
     "run_crmsync",
     "served",
     "stable",
+    "warm_crmsync",
 ]
 
 CRMSYNC = [str(Path(sys.executable).with_name("crmsync"))]
@@ -79,10 +83,47 @@ def crmsync_env() -> dict[str, str]:
 
 
 def run_crmsync(*args: str) -> subprocess.CompletedProcess[str]:
-    """`crmsync *args` in a subprocess that runs this checkout: text output, 2 minutes at most."""
+    """`crmsync *args` in a process of its own that runs this checkout, started warm by the fork
+    server (`warm_crmsync`): text output, 2 minutes at most."""
     return subprocess.run(
-        [*CRMSYNC, *args], env=crmsync_env(), capture_output=True, text=True, timeout=120
+        [*warm_crmsync(), *args], env=crmsync_env(), capture_output=True, text=True, timeout=120
     )
+
+
+_fork_server: list[str] = []
+
+
+def warm_crmsync() -> list[str]:
+    """The command that runs `crmsync` as a process of its own, forked from a server that has
+    imported crmsync already (tests/cli_fork_server.py): the same argv, environment, working
+    directory, streams, signals and exit status as the `crmsync` script, a second less start-up.
+
+    The server starts on first use and stops with this process. Tests of what a fresh
+    interpreter does (what it imports, a hash seed of its own) run `CRMSYNC` instead."""
+    if not _fork_server:
+        folder = tempfile.mkdtemp(prefix="crmsync-fork-")
+        socket_path = os.path.join(folder, "socket")
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "cli_fork_server.py"), socket_path],
+            env=crmsync_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        atexit.register(_stop_fork_server, server, folder)
+        deadline = time.monotonic() + 120
+        while not os.path.exists(socket_path):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the crmsync fork server did not start (exit {server.poll()})")
+            time.sleep(0.02)
+        client = str(ROOT / "tests" / "cli_fork_client.py")
+        _fork_server.extend([sys.executable, "-I", "-S", client, socket_path])
+    return _fork_server
+
+
+def _stop_fork_server(server: subprocess.Popen[bytes], folder: str) -> None:
+    server.kill()
+    server.wait()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _configure(config: Path, store: str, **sections: Mapping[str, Any]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from click.testing import CliRunner
 
 from sync.cli import main
 from sync.errors import LimitsExceeded
+from tests.sandbox_env import warm_crmsync
 
-CRMSYNC = Path(sys.executable).with_name("crmsync")
 SECRET = "hs-secret-token-0123456789"
 GOOD = """\
 version: 1
@@ -218,7 +217,7 @@ def test_unknown_command_is_a_click_usage_error_exit_2() -> None:
 def _subprocess(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HUBSPOT_TOKEN": SECRET}
     return subprocess.run(
-        [str(CRMSYNC), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+        [*warm_crmsync(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
 
 

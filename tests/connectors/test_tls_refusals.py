@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from connectors.sandbox.generator import generate
-from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import SandboxEnv, crmsync_env, make_env, warm_crmsync
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def _pull_with(env: SandboxEnv, ca_file: str | None) -> subprocess.CompletedProc
         system["ca_file"] = ca_file
     env.config.write_text(yaml.safe_dump(document, sort_keys=False))
     return subprocess.run(
-        [*CRMSYNC, "pull", "--config", str(env.config)],
+        [*warm_crmsync(), "pull", "--config", str(env.config)],
         env=crmsync_env(),
         capture_output=True,
         text=True,

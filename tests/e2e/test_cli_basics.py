@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.sandbox_env import warm_crmsync
+
 REPO = Path(__file__).resolve().parents[2]
-CRMSYNC = Path(sys.executable).with_name("crmsync")
 # the example reads its secrets from these variables (see its header)
 DUMMY_SECRETS = {
     "SF_SESSION_ID": "dummy-session-id",
@@ -24,7 +25,7 @@ DUMMY_SECRETS = {
 
 def crmsync(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CRMSYNC), *args],
+        [*warm_crmsync(), *args],
         cwd=REPO,
         env={**os.environ, **(env or {})},
         capture_output=True,

@@ -17,6 +17,8 @@ import pytest
 import requests
 import yaml
 
+from tests.sandbox_env import warm_crmsync
+
 CRMSYNC = str(Path(sys.executable).with_name("crmsync"))
 JSONL_KEYS = [
     "system", "id", "name", "pipeline", "stage", "native_stage", "status", "amount",
@@ -26,7 +28,7 @@ UTC_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 
 
 def crmsync(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CRMSYNC, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*warm_crmsync(), *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +387,7 @@ def test_a_large_output_into_a_reader_that_stops_early_exits_quietly_when_unbuff
 def _runs_table(config: Path, columns: int) -> subprocess.CompletedProcess[str]:
     """`crmsync runs` as a table on a terminal `columns` wide."""
     return subprocess.run(
-        [CRMSYNC, "runs", "--config", str(config)],
+        [*warm_crmsync(), "runs", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -414,7 +416,8 @@ def test_pull_table_on_an_80_column_terminal_cuts_no_header_or_name_short(
 ) -> None:
     config, _ = served
     shown = subprocess.run(
-        [CRMSYNC, "pull", "--config", str(config), "--format", "table"], capture_output=True,
+        [*warm_crmsync(), "pull", "--config", str(config), "--format", "table"],
+        capture_output=True,
         text=True, timeout=120, env={**os.environ, "COLUMNS": "80"},
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
@@ -431,7 +434,7 @@ def test_report_table_on_an_80_column_terminal_cuts_no_name_or_figure_short(
     config, _ = served
     assert crmsync("pull", "--config", str(config)).returncode == 0
     shown = subprocess.run(
-        [CRMSYNC, "report", "--config", str(config)], capture_output=True, text=True,
+        [*warm_crmsync(), "report", "--config", str(config)], capture_output=True, text=True,
         timeout=120, env={**os.environ, "COLUMNS": "80"},
     )  # fmt: skip
     assert shown.returncode in (0, 3), shown.stderr  # 3: a default threshold breached

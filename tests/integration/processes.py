@@ -6,6 +6,7 @@ stopped or killed before it gets its next answer, however busy the machine."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -25,7 +26,7 @@ from sync.runtime import open_runtime
 from sync.store import RunRecord
 from tests.fixtures_store import end_lock_session
 from tests.integration.conftest import World, once_served
-from tests.sandbox_env import CRMSYNC, crmsync_env
+from tests.sandbox_env import crmsync_env, warm_crmsync
 
 __all__ = [
     "HUBSPOT_LIST", "Process", "assert_stopped_on_a_lost_lock", "cli", "crm_amount",
@@ -33,16 +34,26 @@ __all__ = [
     "pull_here", "run", "runs", "stored",
 ]  # fmt: skip
 
+_started = itertools.count()
 HUBSPOT_LIST = "GET /crm/v3/objects/deals"  # a full read of HubSpot, 100 deals a page
 
 
 class Process:
-    """A running `crmsync` command whose stderr lines are collected as they come."""
+    """A running `crmsync` command whose stderr lines are collected as they come. It runs warm
+    (`warm_crmsync`); `pid` is the command's own, for the signals a test sends it."""
 
     def __init__(self, world: World, *args: str) -> None:
-        command = [*CRMSYNC, *args, "--config", str(world.config)]
-        self.popen = subprocess.Popen(command, env=crmsync_env(), text=True,
+        command = [*warm_crmsync(), *args, "--config", str(world.config)]
+        pid_file = world.config.parent / f"pid-{next(_started)}"
+        env = {**crmsync_env(), "WARM_CRMSYNC_PID_FILE": str(pid_file)}
+        self.popen = subprocess.Popen(command, env=env, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not pid_file.exists():
+            assert self.popen.poll() is None, f"crmsync did not start: {self.popen.stderr}"
+            assert time.monotonic() < deadline, "crmsync did not start"
+            time.sleep(0.002)
+        self._pid = int(pid_file.read_text())
         self.err_lines: list[str] = []
         self.out = ""
         self._readers = [
@@ -63,7 +74,7 @@ class Process:
 
     @property
     def pid(self) -> int:
-        return self.popen.pid
+        return self._pid
 
     @property
     def err(self) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,11 @@ from connectors.sandbox.launcher import start_sandbox
 from sync.commands.check import same_zone
 from sync.sandbox_config import write_sandbox_config
 from tests.integration.conftest import World
-
-CRMSYNC = [str(Path(sys.executable).with_name("crmsync"))]  # the installed console script
+from tests.sandbox_env import warm_crmsync
 
 
 def run(*args: str) -> tuple[int, str, str]:
-    done = subprocess.run([*CRMSYNC, *args], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*warm_crmsync(), *args], capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout, done.stderr
 
 

@@ -30,7 +30,7 @@ from sync.reconcile import plan_run
 from tests.mapping.conftest import make_ctx
 from tests.reliability.conftest import PUSH
 from tests.reliability.hostile import DEEP, hostile_values
-from tests.sandbox_env import CRMSYNC, DEAL_KEYS, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import DEAL_KEYS, SandboxEnv, crmsync_env, make_env, warm_crmsync
 
 MAPPERS: dict[str, Callable[..., Deal]] = {
     "salesforce": deal_from_salesforce,
@@ -263,7 +263,7 @@ def test_malformed_plan_bytes_are_refused(data: bytes) -> None:
 
 def _crmsync(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CRMSYNC, *args], env=crmsync_env(), capture_output=True, text=True, timeout=120
+        [*warm_crmsync(), *args], env=crmsync_env(), capture_output=True, text=True, timeout=120
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ from connectors.sandbox.launcher import start_sandbox
 from sync.report_html import PAGE_TITLE
 from sync.sandbox_config import write_sandbox_config
 from tests.report.chromium import CHROMIUM, NO_CHROMIUM, dump_dom
-from tests.sandbox_env import crmsync_env
-
-CRMSYNC = str(Path(sys.executable).with_name("crmsync"))
+from tests.sandbox_env import crmsync_env, warm_crmsync
 
 SCRIPT = "<script>document.title='pwned'</script>"
 ATTRIBUTE = '"><img src=x onerror="document.title=\'pwned\'">'
@@ -51,7 +48,7 @@ def _plant(dataset: dict[str, Any]) -> dict[str, Any]:
 
 def _crmsync(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CRMSYNC, *args], env=crmsync_env(), capture_output=True, text=True, timeout=180
+        [*warm_crmsync(), *args], env=crmsync_env(), capture_output=True, text=True, timeout=180
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from connectors.sandbox.salesforce import SANDBOX_CONSUMER_KEY, SANDBOX_USERNAME
 from tests.reliability.conftest import PUSH
-from tests.sandbox_env import CRMSYNC, SandboxEnv, crmsync_env, make_env
+from tests.sandbox_env import SandboxEnv, crmsync_env, make_env, warm_crmsync
 
 WRONG = {
     "session_id": "canary-wrong-session-3f9c1a",
@@ -35,7 +35,7 @@ ALL_MODES = ("session", "password", "client_credentials")
 
 def _crmsync(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*CRMSYNC, "--verbose", *args],
+        [*warm_crmsync(), "--verbose", *args],
         env=crmsync_env(),
         capture_output=True,
         text=True,
