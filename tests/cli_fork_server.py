@@ -69,7 +69,15 @@ def serve(path: str) -> None:
         for key, _ in selector.select(timeout=1.0):
             if key.fileobj is listener:
                 conn, _ = listener.accept()
-                message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+                try:
+                    message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+                except OSError:
+                    message, fds = b"", []
+                if not message or len(fds) != 3:  # the client went away before asking
+                    for fd in fds:
+                        os.close(fd)
+                    conn.close()
+                    continue
                 pid = os.fork()
                 if pid == 0:
                     for fileobj in (listener, selector, *running.values(), conn):
@@ -79,18 +87,29 @@ def serve(path: str) -> None:
                     run_command(json.loads(message), fds)
                 for fd in fds:
                     os.close(fd)
-                conn.send(f"pid {pid}".encode())
                 running[pid] = conn
-                selector.register(conn, selectors.EVENT_READ, pid)
+                try:
+                    conn.send(f"pid {pid}".encode())
+                    selector.register(conn, selectors.EVENT_READ, pid)
+                except OSError:
+                    os.kill(pid, signal.SIGKILL)  # its client is gone already
             elif key.fileobj == wake_r:
                 os.read(wake_r, 4096)
-            elif not key.fileobj.recv(16):  # type: ignore[union-attr]
+            elif not _received(key.fileobj):  # type: ignore[arg-type]
                 # The client is gone (killed, or timed out): so is its command.
                 selector.unregister(key.fileobj)
                 os.kill(key.data, signal.SIGKILL)
         reap(running, selector)
     for pid in running:
         os.kill(pid, signal.SIGKILL)
+
+
+def _received(conn: socket.socket) -> bool:
+    """Whether the client is still there (it sends nothing once it asked)."""
+    try:
+        return bool(conn.recv(16))
+    except OSError:
+        return False
 
 
 def reap(running: dict[int, socket.socket], selector: selectors.BaseSelector) -> None:

@@ -114,3 +114,12 @@ def test_a_signal_to_the_warm_command_itself_ends_its_client_alike(
     assert command != server.pid
     os.kill(command, signum)
     assert server.wait(timeout=30) == (-signal.SIGKILL if signum == signal.SIGKILL else 0)
+
+
+def test_a_client_gone_before_it_asked_leaves_the_server_serving(tmp_path: Path) -> None:
+    socket_path = warm_crmsync()[-1]
+    for _ in range(3):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as gone:
+            gone.connect(socket_path)
+    script, warm = _both("--version", cwd=tmp_path)
+    assert warm == script
