@@ -293,9 +293,11 @@ class SalesforceConnector:
         stages = tuple(_stage(row, order) for order, row in enumerate(rows))
         pipelines = [NativePipeline("default", "Opportunities", stages)]
         # The describe is the one the deal read makes anyway: an org without record types
-        # costs no call more; one with them, one call per active record type.
+        # costs no call more; one with them, one call per record type. A deactivated one is
+        # read too (its describe info says `active: false`; the UI API still gives its stages):
+        # Salesforce keeps its Opportunities, which only its process's stages map.
         for info in self._org_describe().get("recordTypeInfos") or []:
-            if info.get("master") or not info.get("active"):
+            if info.get("master"):
                 continue
             record_type = str(info["recordTypeId"])
             path = STAGE_VALUES.format(quote(record_type, safe=""))
@@ -307,6 +309,7 @@ class SalesforceConnector:
                     str(info.get("name") or info.get("developerName") or record_type),
                     record_type_stages(stages, allowed),
                     native_id=record_type,
+                    active=info.get("active") is not False,
                 )
             )
         return pipelines

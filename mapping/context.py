@@ -41,12 +41,15 @@ class NativeStage:
 class NativePipelineStages(NamedTuple):
     """One discovered pipeline: (id, label, stages in pipeline order), and the id the CRM
     writes on a deal to put it there where that is not `id` (a Salesforce record type's
-    RecordTypeId; its pipeline id is its DeveloperName)."""
+    RecordTypeId; its pipeline id is its DeveloperName). `active` False: the CRM keeps the deals
+    already there but takes no new one (a deactivated Salesforce record type), so it is read
+    like any other and never chosen for a copy."""
 
     id: str
     label: str
     stages: tuple[NativeStage, ...]
     native_id: str | None = None
+    active: bool = True
 
 
 def stage_map_key(instance: str, pipeline: str) -> str:
@@ -103,6 +106,9 @@ class MappingContext:
     # pipeline id -> the id the CRM writes on a deal to put it there, where that differs (a
     # Salesforce record type's pipeline is its DeveloperName, a deal holds its RecordTypeId)
     pipeline_native_ids: Mapping[str, str] = field(default_factory=_empty)
+    # Pipelines whose deals are read but where the CRM takes no new deal (NativePipelineStages
+    # `active` False): a copy is never created there.
+    retired_pipelines: frozenset[str] = frozenset()
     # Where the CRM's users pick dates (an IANA name): a HubSpot close date is an instant, and
     # the day it falls on there is the day they picked and see.
     timezone: str = "UTC"
@@ -173,6 +179,9 @@ class MappingContext:
     def funnel_stage_def(self, pipeline: str, funnel_key: str) -> FunnelStage | None:
         funnel = self.funnel_for(pipeline)
         return funnel.stage(funnel_key) if funnel_key in funnel else None
+
+    def takes_new_deals(self, pipeline: str) -> bool:
+        return pipeline not in self.retired_pipelines
 
     def pipelines_for_funnel(self, funnel_name: str) -> list[str]:
         """Discovered pipelines (in discovery order) whose funnel is `funnel_name`."""

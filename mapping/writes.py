@@ -199,13 +199,22 @@ def owner_id_for_change(
 
 
 def create_pipeline(deal: Deal, ctx: MappingContext, pipeline: str | None) -> str:
-    """The target pipeline for a created copy: given, else the first one of the deal's funnel."""
+    """The target pipeline for a created copy: given, else the first one of the deal's funnel
+    that takes new deals (a deactivated Salesforce record type only keeps the ones it has)."""
     if pipeline is not None:
         return pipeline
-    candidates = ctx.pipelines_for_funnel(deal.funnel)
+    following = ctx.pipelines_for_funnel(deal.funnel)
+    candidates = [p for p in following if ctx.takes_new_deals(p)]
     if not candidates:
         where = f"systems.{ctx.instance}.pipeline_funnels"
         reason = f"no pipeline of {ctx.instance} follows funnel {deal.funnel!r} ({where})"
+        if following:
+            retired = ", ".join(following)
+            reason = (
+                f"no pipeline of {ctx.instance} that takes new deals follows funnel "
+                f"{deal.funnel!r}: {retired} is deactivated; give an active one that funnel "
+                f"({where})"
+            )
         raise MappingError(deal.system, deal.id, "pipeline", reason)
     return candidates[0]
 

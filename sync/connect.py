@@ -174,6 +174,7 @@ def build_context(
         native_stages={p.id: tuple(p.stages) for p in pipelines},
         pipeline_labels={p.id: p.label for p in pipelines},
         pipeline_native_ids={p.id: p.native_id for p in pipelines if p.native_id},
+        retired_pipelines=frozenset(p.id for p in pipelines if not p.active),
         timezone=getattr(system, "timezone", "UTC"),  # HubSpot's portal zone; dates elsewhere
     )
 

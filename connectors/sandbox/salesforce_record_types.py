@@ -6,6 +6,11 @@ type's process does not hold is refused. Salesforce keeps a process's stages in 
 Metadata API's BusinessProcess `values`), not in a queryable field; the dataset gives them on the
 `BusinessProcess` row under `Values` (stage API names), which only the emulator reads. A
 dataset without record types has none of this: every stage is open to every Opportunity.
+
+A deactivated record type (`IsActive` false) is as in Salesforce: the records that have it keep
+it and its process, the describe lists it with `active` and `available` false, the UI API still
+gives its stage values (a Lightning edit page of such a record reads them there), and a write
+giving it to a record, a create included, is refused like an unknown one.
 """
 
 from __future__ import annotations
@@ -34,12 +39,18 @@ class RecordTypes:
             str(r["Id"]): frozenset(values.get(str(r.get("BusinessProcessId")), ()))
             for r in self.rows
         }
+        self._active = frozenset(str(r["Id"]) for r in self.rows if r.get("IsActive") is not False)
 
     def __bool__(self) -> bool:
         return bool(self.rows)
 
     def known(self, record_type_id: str) -> bool:
         return record_type_id in self._allowed
+
+    def active(self, record_type_id: str) -> bool:
+        """Whether a new record may take the record type: a deactivated one stays on the
+        records that have it, and its stages still come from the UI API, but none is given it."""
+        return record_type_id in self._active
 
     def allows(self, record_type_id: str | None, stage: str) -> bool:
         """Whether an Opportunity of the record type may hold `stage` (master: every stage)."""

@@ -320,7 +320,11 @@ class SalesforceStore:
         """A record type must be one of the org's, and the stage one its sales process holds
         (the process of the record type written, else of the one the record has)."""
         record_type = out.get("RecordTypeId", record.get("RecordTypeId"))
-        if record_type and not self.record_types.known(str(record_type)):
+        # A record keeps a record type deactivated since; a write giving one to a record is
+        # refused as for an unknown one (Salesforce's answer to a record type not assignable).
+        given = "RecordTypeId" in out and out["RecordTypeId"] != record.get("RecordTypeId")
+        usable = self.record_types.active if given else self.record_types.known
+        if record_type and not usable(str(record_type)):
             raise RecordError(
                 "INVALID_CROSS_REFERENCE_KEY",
                 f"Record Type ID: this ID value isn't valid for the user: {record_type}",
