@@ -151,6 +151,9 @@ class KpiRow:
     win_rate: str
     won_lost: str
     lead_to_won: str
+    # The funnel's first open stage and its won stage, which name the overall conversion
+    # (`lead_to_won`) in its own words: the comparison's column header for the funnel.
+    conversion_stages: tuple[str, str]
     won_size: tuple[str, ...]  # average won deal size, one per currency
     sales_cycle: str  # median days and how they were obtained
     stale: str
@@ -166,6 +169,7 @@ def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> 
         win_rate=share(f.win_rate.rate),
         won_lost=f"{f.win_rate.won} / {f.win_rate.lost}",
         lead_to_won=share(f.conversion.lead_to_won),
+        conversion_stages=_overall_stages(f.conversion),
         won_size=tuple(f"{amount(s.average)} {s.currency}" for s in f.won_size),
         sales_cycle=f"{_number(f.sales_cycle.median_days)} ({f.sales_cycle.method})",
         stale=f"{f.stale.count} of {f.stale.open_deals}",
@@ -212,13 +216,17 @@ def _funnel_table(title: str, figures: FunnelFigures) -> Table:
     return table
 
 
-def _overall_label(conversion: Conversion, arrow: str = "->") -> str:
-    """The overall conversion's name in its own funnel: its first open stage to its won stage
-    (`lead -> won` in the default funnel, `renewal_due -> renewed` in a renewal funnel). The
-    JSON keeps the key `lead_to_won` for every funnel."""
+def _overall_stages(conversion: Conversion) -> tuple[str, str]:
+    """The stages the overall conversion runs between in its own funnel: its first open stage
+    and its won stage (lead, won in the default funnel; renewal_due, renewed in a renewal
+    funnel). The JSON keeps the key `lead_to_won` for every funnel."""
     if not conversion.steps:
-        return f"lead {arrow} won"
-    return f"{conversion.steps[0].from_stage} {arrow} {conversion.steps[-1].to_stage}"
+        return ("lead", "won")
+    return (conversion.steps[0].from_stage, conversion.steps[-1].to_stage)
+
+
+def _overall_label(stages: tuple[str, str]) -> str:
+    return f"{stages[0]} -> {stages[1]}"
 
 
 def _kpi_table(title: str, f: FunnelFigures) -> Table:
@@ -233,7 +241,8 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
             share(step.rate),
             f"{conv.method} ({conv.deals} deals, {conv.history_deals} with history)",
         )
-    table.add_row(cell(_overall_label(conv)), share(conv.lead_to_won), f"{conv.entered} deals")
+    overall = _overall_label(_overall_stages(conv))
+    table.add_row(cell(overall), share(conv.lead_to_won), f"{conv.entered} deals")
     table.add_row(
         "win rate", share(f.win_rate.rate), f"{f.win_rate.won} won / {f.win_rate.lost} lost"
     )
@@ -279,72 +288,78 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
     return table
 
 
-_KPI_COLUMNS = (
-    "deals",
-    "win rate",
-    "won / lost",
-    "lead -> won",
-    "avg won size",
-    "sales cycle (median days, method)",
-    "stale of open",
-    "past due",
-)
+def _kpi_columns(group: list[KpiRow]) -> tuple[str | Text, ...]:
+    """The KPI names of one funnel's rows, its overall conversion named by its own stages."""
+    return (
+        "deals",
+        "win rate",
+        "won / lost",
+        cell(_overall_label(group[0].conversion_stages)),
+        "avg won size",
+        "sales cycle (median days, method)",
+        "stale of open",
+        "past due",
+    )
 
 
 def _kpi_cells(r: KpiRow) -> tuple[str | Text, ...]:
-    """A row's figures, in the order of `_KPI_COLUMNS`."""
+    """A row's figures, in the order of `_kpi_columns`."""
     won_size = cell(*(r.won_size or ["-"]))
     return (str(r.deals), r.win_rate, r.won_lost, r.lead_to_won, won_size, r.sales_cycle,
             r.stale, str(r.past_due))  # fmt: skip
 
 
-def _kpi_comparison_table(rows: list[KpiRow]) -> Table:
-    table = Table(title="KPIs by instance")
+def _kpi_groups(rows: list[KpiRow]) -> list[list[KpiRow]]:
+    """The rows per funnel, in their order: each funnel gets a table of its own, since its
+    overall conversion is named by its own stages."""
+    return [[r for r in rows if r.funnel == f] for f in dict.fromkeys(r.funnel for r in rows)]
+
+
+def _kpi_title(group: list[KpiRow]) -> Text:
+    return cell(f"KPIs by instance — funnel {group[0].funnel}")
+
+
+def _kpi_comparison_table(group: list[KpiRow]) -> Table:
+    table = Table(title=_kpi_title(group))
     for column in ("instance", "funnel"):
         table.add_column(column)
-    for column in _KPI_COLUMNS:
-        table.add_column(column, justify="right")
-    for i, r in enumerate(rows):
-        last_of_funnel = i + 1 == len(rows) or rows[i + 1].funnel != r.funnel
+    for name in _kpi_columns(group):
+        table.add_column(name, justify="right")
+    for r in group:
         table.add_row(
             cell(r.instance),
             cell(r.funnel),
             *_kpi_cells(r),
             style="bold" if r.consolidated else None,
-            end_section=last_of_funnel,
         )
     return table
 
 
-def _kpi_turned_tables(rows: list[KpiRow]) -> list[Table]:
-    """The comparison for a terminal too narrow for ten columns side by side: per funnel, a
-    row per KPI and a column per instance (cut short, "5138…" would read as another figure)."""
-    tables = []
-    for funnel in dict.fromkeys(r.funnel for r in rows):
-        group = [r for r in rows if r.funnel == funnel]
-        table = Table(title=cell(f"KPIs by instance — funnel {funnel}"))
-        table.add_column("KPI", overflow="fold")
-        for r in group:
-            table.add_column(
-                cell(r.instance), justify="right", overflow="fold",
-                header_style="bold" if r.consolidated else "",
-                style="bold" if r.consolidated else None,
-            )  # fmt: skip
-        columns = [_kpi_cells(r) for r in group]
-        for i, name in enumerate(_KPI_COLUMNS):
-            table.add_row(name, *(values[i] for values in columns))
-        tables.append(table)
-    return tables
+def _kpi_turned_table(group: list[KpiRow]) -> Table:
+    """The comparison for a terminal too narrow for ten columns side by side: a row per KPI
+    and a column per instance (cut short, "5138…" would read as another figure)."""
+    table = Table(title=_kpi_title(group))
+    table.add_column("KPI", overflow="fold")
+    for r in group:
+        table.add_column(
+            cell(r.instance), justify="right", overflow="fold",
+            header_style="bold" if r.consolidated else "",
+            style="bold" if r.consolidated else None,
+        )  # fmt: skip
+    columns = [_kpi_cells(r) for r in group]
+    for i, name in enumerate(_kpi_columns(group)):
+        table.add_row(name, *(values[i] for values in columns))
+    return table
 
 
 def _print_kpi_comparison(rows: list[KpiRow], console: Console) -> None:
-    table = _kpi_comparison_table(rows)
+    """Per funnel, side by side where every funnel's table fits the terminal, else turned."""
+    tables = [_kpi_comparison_table(group) for group in _kpi_groups(rows)]
     unbounded = console.options.update_width(10_000)  # what it needs, not what there is
-    if console.measure(table, options=unbounded).maximum <= console.width:
+    if any(console.measure(t, options=unbounded).maximum > console.width for t in tables):
+        tables = [_kpi_turned_table(group) for group in _kpi_groups(rows)]
+    for table in tables:
         console.print(table)
-        return
-    for turned in _kpi_turned_tables(rows):
-        console.print(turned)
 
 
 def to_table(report: HealthReport, console: Console) -> None:

@@ -5,6 +5,7 @@ default funnel's lead to won, and the page shows it as a percentage like every o
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -44,3 +45,26 @@ def test_each_funnels_overall_conversion_is_named_by_its_own_first_and_won_stage
         assert rate.endswith("%")
         assert f"<td>{first} → {won}</td>" in page, name
         assert f'<td class="num">{rate}</td>' in page, (name, rate)
+
+
+def test_each_funnels_conversion_column_by_instance_is_named_by_its_own_stages(
+    small_world: World, tmp_path: Path
+) -> None:
+    renewals_on_their_own_funnel(small_world)
+    cli_json(small_world, "reconcile", "--yes")
+    _report(small_world, "table", tmp_path / "report.txt")
+    _report(small_world, "html", tmp_path / "report.html")
+
+    table = (tmp_path / "report.txt").read_text()
+    by_instance = table[table.index("KPIs by instance") : table.index("matched copies merged")]
+    default_part = by_instance[: by_instance.index("funnel renewal")]
+    renewal_part = by_instance[by_instance.index("funnel renewal") :]
+    assert "lead -> won" in default_part
+    assert "renewal_due -> renewed" in renewal_part and "lead -> won" not in renewal_part
+    page = (tmp_path / "report.html").read_text()
+    comparison = page[page.index('<table id="kpis-by-instance">') :]
+    comparison = comparison[: comparison.index("</table>")]
+    headers = re.findall(r"<th>([^<]*→[^<]*)</th>", comparison)
+    assert headers == ["lead → won", "renewal_due → renewed"], headers
+    renewal_rows = comparison[comparison.index("<th>renewal_due → renewed</th>") :]
+    assert "<td>renewal</td>" in renewal_rows and "<td>default</td>" not in renewal_rows

@@ -8,7 +8,7 @@ import re
 from fixtures import HS, SF, inputs
 from rich.console import Console
 
-from mapping.funnel import DEFAULT_FUNNEL
+from mapping.funnel import DEFAULT_FUNNEL, Funnel
 from sync.health import build_health
 from sync.report_render import to_html, to_table
 
@@ -142,3 +142,36 @@ def test_on_an_80_column_terminal_no_instance_name_or_figure_is_cut_short():
     for whole in ("sf", "hs", "Consolidated", "3,000.00 USD", "5,000.00 USD", "50.00%", "66.67%",
                   "(stage_history)"):  # fmt: skip
         assert re.search(rf"(^|[│ ]){re.escape(whole)}($|[│ ])", section, re.M), whole
+
+
+def renewal_line_report():
+    """sf on the default funnel; hs on "renewal", the default funnel's stages renamed (its
+    first stage renewal_due, its won stage renewed)."""
+    keys = {"lead": "renewal_due", "won": "renewed"}
+    renewal = Funnel(
+        "renewal",
+        tuple(dataclasses.replace(s, key=keys.get(s.key, s.key)) for s in DEFAULT_FUNNEL.stages),
+    )
+    renewals = [
+        dataclasses.replace(d, funnel="renewal", stage=keys.get(d.stage or "", d.stage)) for d in HS
+    ]
+    return build_health(
+        inputs(
+            deals={"sf": SF, "hs": renewals},
+            funnels={"default": DEFAULT_FUNNEL, "renewal": renewal},
+            entities=[],
+        )
+    )
+
+
+def test_wide_comparison_names_each_funnels_conversion_column_by_its_own_stages():
+    console = Console(record=True, width=220)
+    to_table(renewal_line_report(), console)
+    text = console.export_text()
+    section = text[text.index("KPIs by instance") : text.index("matched copies merged")]
+    default_part = section[: section.index("funnel renewal")]
+    renewal_part = section[section.index("funnel renewal") :]
+
+    assert "lead -> won" in default_part and "renewal_due -> renewed" not in default_part
+    assert "renewal_due -> renewed" in renewal_part and "lead -> won" not in renewal_part
+    assert "│ hs " in renewal_part and "│ sf " not in renewal_part
