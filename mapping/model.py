@@ -222,7 +222,9 @@ class Deal:
         return self.ref.id
 
     def as_record(self) -> dict[str, Any]:
-        """The DESIGN.md `pull --format jsonl` record: stable key order, Decimal as string."""
+        """The DESIGN.md `pull --format jsonl` record: stable key order, Decimal as string.
+        Keys added later go last (`funnel`: the product line), so scripts reading the
+        documented ones by position or name keep working."""
         return {
             "system": self.ref.system,
             "id": self.ref.id,
@@ -240,6 +242,7 @@ class Deal:
             else None,
             "created_at": format_utc(self.created_at),
             "updated_at": format_utc(self.updated_at),
+            "funnel": self.funnel,
         }
 
 

@@ -23,6 +23,7 @@ CRMSYNC = str(Path(sys.executable).with_name("crmsync"))
 JSONL_KEYS = [
     "system", "id", "name", "pipeline", "stage", "native_stage", "status", "amount",
     "currency", "close_date", "owner_email", "probability", "created_at", "updated_at",
+    "funnel",  # added after the original keys: a compatible extension
 ]  # fmt: skip
 UTC_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 
