@@ -15,13 +15,14 @@ funnel stage rather than one placed there by its position (Pipedrive's "Proposal
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from mapping.context import NativeStage
 from mapping.funnel import Funnel, FunnelStage
+from mapping.names import same_word as _same_word
+from mapping.names import words as _words
 
 __all__ = [
     "KEYWORDS",
@@ -100,13 +101,6 @@ def coverage(
     return result
 
 
-def _words(text: str) -> str:
-    """Lower-case words without accents: 'Négociation' is 'negociation', not 'n gociation'."""
-    plain = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in plain if not unicodedata.combining(c))
-    return " ".join(re.findall(r"[a-z0-9]+", plain))
-
-
 def _named(stage: NativeStage, candidates: Sequence[FunnelStage]) -> FunnelStage | None:
     name = _words(stage.label)
     return next((c for c in candidates if name in (_words(c.key), _words(c.label))), None)
@@ -155,13 +149,6 @@ def _by_name(stage: NativeStage, funnel: Funnel) -> Proposal | None:
 
 
 _KEYWORD_KEYS = frozenset(key for key, _ in KEYWORDS)
-_OWN_WORD_MIN = 4
-
-
-def _same_word(a: str, b: str) -> bool:
-    """One word is the other with an ending: 'quote' and 'quoted', 'commit' and 'committed'."""
-    short, long = sorted((a, b), key=len)
-    return len(short) >= _OWN_WORD_MIN and long.startswith(short)
 
 
 def _by_own_word(stage: NativeStage, funnel: Funnel) -> Proposal | None:

@@ -5,8 +5,10 @@ days in), when the token may read it.
 
 The config file is updated in place with a round-trip YAML editor, so the user's comments,
 order and existing mappings survive; only stages the map does not mention yet are added, each
-guess marked with a `# review:` comment. A stage the proposal leaves to a person is not added:
-a warning says what to decide, and `crmsync check` lists it until it is mapped. Where the map
+guess marked with a `# review:` comment. A pipeline new to the config and named like one of
+its funnels ("Renewals" for `renewal`) gets that funnel in `pipeline_funnels`, marked the same
+way, and its stage map in that funnel's stages. A stage the proposal leaves to a person is not
+added: a warning says what to decide, and `crmsync check` lists it until it is mapped. Where the map
 then gives several native stages of a pipeline one open funnel stage, the native stage that
 funnel stage is written as is added to `stage_write`, unless the user's file already says one.
 """
@@ -27,12 +29,13 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
-from config import ConfigError, known_zone, load_config
+from config import Config, ConfigError, known_zone, load_config
 from config.base import Name
 from connectors.base import Connector
 from connectors.errors import ConnectorError
 from mapping.context import NativePipelineStages, NativeStage
 from mapping.funnel import Funnel
+from mapping.pipeline_funnels import FunnelGuess, propose_pipeline_funnel
 from mapping.stages import Proposal, propose_stage_map, propose_stage_write
 from sync.connect import open_connector
 from sync.errors import terminal_safe
@@ -58,6 +61,7 @@ class InitResult:
     guesses: dict[str, int] = field(default_factory=dict)  # instance -> of which guesses
     left: dict[str, int] = field(default_factory=dict)  # instance -> stages left to a person
     writes: dict[str, int] = field(default_factory=dict)  # instance -> stage_write entries added
+    funnels: dict[str, int] = field(default_factory=dict)  # instance -> pipeline_funnels guessed
     pipelines: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # ids no config key can hold, said why
     notes: list[str] = field(default_factory=list)  # the stages left to a person, and why
@@ -90,8 +94,16 @@ def init_config(path: Path) -> InitResult:
                 at = list(system).index("kind") + 1 if "kind" in system else len(system)
                 system.insert(at, "timezone", zone, comment="the portal's (crmsync init)")
             result.timezones[instance] = zone
+        guessed = _funnel_guesses(config, instance, system, pipelines)
+        result.funnels[instance] = _add_pipeline_funnels(system, guessed)
         stages = {p.id: tuple(p.stages) for p in pipelines}
-        funnels = {p.id: config.funnel_for(instance, p.id) for p in pipelines}
+        # A guessed funnel's pipeline gets its stage map proposed in that funnel's stages.
+        funnels = {
+            p.id: config.funnels[guessed[p.id].funnel]
+            if p.id in guessed
+            else config.funnel_for(instance, p.id)
+            for p in pipelines
+        }
         proposals = propose_stage_map(stages, funnels)
         with _trailing_comment_kept(system):
             stage_map = system.get("stage_map")
@@ -133,6 +145,45 @@ def init_config(path: Path) -> InitResult:
         _log.warning("%s", line)
     _write(path, yaml, document)
     return result
+
+
+def _funnel_guesses(
+    config: Config, instance: str, system: CommentedMap, pipelines: Sequence[NativePipelineStages]
+) -> dict[str, FunnelGuess]:
+    """Pipeline id -> the funnel it is named like, for the pipelines new to the config (no
+    funnel named for them, no stage map yet: one already mapped stays in its funnel, whose
+    stages its map names). None where the config defines no funnel but the default."""
+    if len(config.funnels) < 2:
+        return {}
+    named = config.system(instance).pipeline_funnels
+    mapped = system.get("stage_map") or {}
+    guesses = {}
+    for pipeline in pipelines:
+        if pipeline.id in named or mapped.get(pipeline.id) or not _keyable(pipeline.id):
+            continue
+        guess = propose_pipeline_funnel(pipeline.label, pipeline.id, config.funnels)
+        if guess is not None:
+            guesses[pipeline.id] = guess
+    return guesses
+
+
+def _add_pipeline_funnels(system: CommentedMap, guesses: Mapping[str, FunnelGuess]) -> int:
+    """Write the guessed funnels into `system`'s pipeline_funnels, each marked for review, the
+    map put before the stage map where it is new. Returns how many were added."""
+    if not guesses:
+        return 0
+    with _trailing_comment_kept(system):
+        entries = system.get("pipeline_funnels")
+        if entries is None:
+            at = list(system).index("stage_map") if "stage_map" in system else len(system)
+            system.insert(at, "pipeline_funnels", CommentedMap())
+            entries = system["pipeline_funnels"]
+        with _trailing_comment_kept(entries):
+            for pipeline, guess in guesses.items():
+                entries[pipeline] = guess.funnel
+                # CRM text: a newline in it would end the comment and write config lines
+                entries.yaml_add_eol_comment(f"review: {terminal_safe(guess.why)}", pipeline)
+    return len(guesses)
 
 
 def _pipeline_entries(parent: CommentedMap, pipeline: NativePipelineStages) -> CommentedMap:

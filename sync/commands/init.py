@@ -20,12 +20,14 @@ def command(config_path: str) -> None:
     for instance, added in result.added.items():
         guesses, left = result.guesses[instance], result.left[instance]
         writes = result.writes.get(instance, 0)
+        funnels = result.funnels.get(instance, 0)
         click.echo(
             f"{instance}: {result.pipelines[instance]} pipeline(s), {added} stage(s) added to "
             f"the stage map"
             + (f", {guesses} guessed (marked '# review:')" if guesses else "")
             + (f", {left} left for you to map (see the warnings)" if left else "")
             + (f", stage_write proposed for {writes} shared funnel stage(s)" if writes else "")
+            + (f", {funnels} pipeline funnel(s) proposed (marked '# review:')" if funnels else "")
         )
     for instance, zone in result.timezones.items():
         click.echo(
