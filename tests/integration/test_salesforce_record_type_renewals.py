@@ -21,6 +21,7 @@ from sync.sandbox_config import write_sandbox_config
 from tests.integration.conftest import World
 from tests.integration.native_stages import cli_json, salesforce_stage, set_stage
 from tests.integration.product_lines import renewals_on_their_own_funnel
+from tests.sandbox_env import run_crmsync
 
 RECORD_TYPE = sf_id("012", 7)
 # HubSpot's renewals stage -> the Renewal process's stage holding the same funnel stage.
@@ -45,9 +46,9 @@ DUE = {"hubspot": "9100000231", "salesforce": "0065g000000000VAAQ"}
 ONLY_IN_HUBSPOT = "9100000105"
 
 
-def _renewal_record_type(data: dict[str, Any]) -> dict[str, Any]:
-    """The generated org with record type Renewal, given to the Opportunities HubSpot's renewals
-    name, each in the renewal stage of its HubSpot copy's."""
+def _renewal_record_type(data: dict[str, Any], active: bool = True) -> dict[str, Any]:
+    """The generated org with record type Renewal (deactivated unless `active`), given to the
+    Opportunities HubSpot's renewals name, each in the renewal stage of its HubSpot copy's."""
     data = copy.deepcopy(data)
     sf = data["salesforce"]
     stages = sf["OpportunityStage"]
@@ -67,7 +68,7 @@ def _renewal_record_type(data: dict[str, Any]) -> dict[str, Any]:
     ]  # fmt: skip
     sf["RecordType"] = [
         {"Id": RECORD_TYPE, "DeveloperName": "Renewal", "Name": "Renewal",
-         "SobjectType": "Opportunity", "IsActive": True, "BusinessProcessId": process},
+         "SobjectType": "Opportunity", "IsActive": active, "BusinessProcessId": process},
     ]  # fmt: skip
     by_id = {o["Id"]: o for o in sf["Opportunity"]}
     flags = {s["ApiName"]: s for s in stages}
@@ -88,8 +89,19 @@ def _renewal_record_type(data: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def renewal_world(tmp_path: Path) -> Iterator[World]:
+    yield from _world(tmp_path, active=True)
+
+
+@pytest.fixture
+def retired_renewal_world(tmp_path: Path) -> Iterator[World]:
+    """As `renewal_world`, the record type Renewal deactivated since its renewals were made."""
+    yield from _world(tmp_path, active=False)
+
+
+def _world(tmp_path: Path, active: bool) -> Iterator[World]:
     generated = generate_full(60, 3)
-    with start_sandbox(_renewal_record_type(generated.dataset), workdir=tmp_path) as sandbox:
+    data = _renewal_record_type(generated.dataset, active)
+    with start_sandbox(data, workdir=tmp_path) as sandbox:
         config = tmp_path / "crmsync.yaml"
         write_sandbox_config(sandbox.ready_info(), config)
         store = f"sqlite:///{tmp_path / 'crmsync.db'}"
@@ -176,3 +188,38 @@ def test_a_stage_the_renewal_process_does_not_allow_is_never_planned(
         in (error["reason"])
     )
     assert salesforce_stage(renewal_world, DUE["salesforce"])[0] == "Renewal Due"
+
+
+def test_renewals_of_a_deactivated_record_type_are_mapped_synced_and_get_no_copy_there(
+    retired_renewal_world: World,
+) -> None:
+    world = retired_renewal_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["create_missing"] = True
+    del document["systems"]["salesforce"]["stage_map"]["Renewal"]  # left for init to propose
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    done = run_crmsync("init", "--config", str(world.config))
+
+    assert done.returncode == 0, done.stderr
+    document = yaml.safe_load(world.config.read_text())
+    proposed = document["systems"]["salesforce"]["stage_map"]["Renewal"]
+    assert set(proposed) == set(RENEWAL_MAP)  # every stage of its process, none left unmapped
+    assert {k: v for k, v in proposed.items() if k.startswith("Closed")} == {
+        "Closed Won": "renewed",
+        "Closed Lost": "churned",
+    }
+    # The review of init's guesses ("Renewal Committed" contains renewal_due's word "renewal").
+    document["systems"]["salesforce"]["stage_map"]["Renewal"] = RENEWAL_MAP
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    cli_json(world, "reconcile", "--yes")  # the first sync: bases are stored
+    set_stage(world, "hubspot", DUE["hubspot"], "75210934", "renewals")
+
+    plan = cli_json(world, "reconcile", "--yes")
+
+    moved = [c for c in plan["changes"] if c["id"] == DUE["salesforce"] and c["field"] == "stage"]
+    assert [(c["from"], c["to"]) for c in moved] == [("renewal_due", "committed")], plan["errors"]
+    assert salesforce_stage(world, DUE["salesforce"])[0] == "Renewal Committed"
+    assert not [c for c in plan["creates"] if c["system"] == "salesforce"]
+    refused = [e for e in plan["errors"] if e["id"] == ONLY_IN_HUBSPOT]
+    assert refused and all("Renewal is deactivated" in e["reason"] for e in refused), refused
