@@ -209,10 +209,10 @@ def create_pipeline(deal: Deal, ctx: MappingContext, pipeline: str | None) -> st
         where = f"systems.{ctx.instance}.pipeline_funnels"
         reason = f"no pipeline of {ctx.instance} follows funnel {deal.funnel!r} ({where})"
         if following:
-            retired = ", ".join(following)
+            retired = f"{', '.join(following)} {'is' if len(following) == 1 else 'are'}"
             reason = (
                 f"no pipeline of {ctx.instance} that takes new deals follows funnel "
-                f"{deal.funnel!r}: {retired} is deactivated; give an active one that funnel "
+                f"{deal.funnel!r}: {retired} deactivated; give an active one that funnel "
                 f"({where})"
             )
         raise MappingError(deal.system, deal.id, "pipeline", reason)
