@@ -9,6 +9,7 @@ connector stops with RateLimitExhausted instead of hammering the org.
 from __future__ import annotations
 
 import http.client
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -68,6 +69,7 @@ HISTORY_FIELDS = "Id, OpportunityId, StageName, Amount, CloseDate, Probability, 
 _GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})  # deletes: NOT_FOUND
 # A record another save, flow or bulk load holds (or its parent Account): only that record's
 # write failed, and goes through once the lock is released (Salesforce waits 10 s for one).
+_log = logging.getLogger("crmsync.salesforce")
 LOCKED = "UNABLE_TO_LOCK_ROW"
 LOCK_TRIES = 3  # sends of a collection write while some of its records are locked
 LOCK_WAIT = 5.0  # seconds before a resend: the lock has already been held for 10
@@ -301,7 +303,19 @@ class SalesforceConnector:
                 continue
             record_type = str(info["recordTypeId"])
             path = STAGE_VALUES.format(quote(record_type, safe=""))
-            answer = self._call("pipelines", _get(path))
+            try:
+                answer = self._call("pipelines", _get(path))
+            except ApiError as exc:
+                if info.get("active") is not False or exc.status != 404:
+                    raise
+                # No document says the UI API answers for a deactivated record type: where it
+                # does not, its deals read as before it was read at all (under `default`).
+                _log.warning(
+                    "%s: deactivated record type %s: its stage values were not answered (%s); "
+                    "its deals are read under the default pipeline's stages",
+                    self.system, info.get("developerName") or record_type, exc.message,
+                )  # fmt: skip
+                continue
             allowed = [str(v["value"]) for v in answer.get("values") or []]
             pipelines.append(
                 NativePipeline(

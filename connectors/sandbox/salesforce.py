@@ -347,7 +347,10 @@ class SalesforceEmulator:
         body = self.store.record_types.picklist_values(
             record_type, self.store.tables["OpportunityStage"], request.path
         )
-        if body is None:
+        retired = self.fault_state.faults.retired_record_types_unanswered and not (
+            self.store.record_types.active(record_type)
+        )
+        if body is None or retired:
             return SandboxResponse(
                 404,
                 [{"errorCode": "NOT_FOUND", "message": f"Invalid record type id: {record_type}"}],

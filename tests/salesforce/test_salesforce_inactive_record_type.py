@@ -5,6 +5,7 @@ only ever created with an active record type, which is all Salesforce accepts on
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -136,3 +137,21 @@ def test_the_sandbox_refuses_a_new_opportunity_of_a_deactivated_record_type(
 
     assert (result.ok, result.code) == (False, "INVALID_CROSS_REFERENCE_KEY")
     assert connector.find_created(["link-renewal-2"]) == {}
+
+
+def test_a_deactivated_record_type_whose_stages_are_not_answered_reads_as_before(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Unknown whether the UI API answers for a deactivated record type: where it answers 404,
+    the pull goes on with the org's other pipelines (the deactivated one's deals read under
+    `default`, as before such record types were read), and says so."""
+    faults = replace(FAST, retired_record_types_unanswered=True)
+    with start_sandbox(_retired_renewals(), systems=["salesforce"], faults=faults) as running:
+        connector = SalesforceConnector(settings_for(running))
+        try:
+            with caplog.at_level("WARNING", logger="crmsync.salesforce"):
+                pipelines = {p.id for p in connector.pipelines()}
+        finally:
+            connector.close()
+    assert "Renewal" not in pipelines and "default" in pipelines, pipelines
+    assert any("deactivated record type Renewal" in r.getMessage() for r in caplog.records)
