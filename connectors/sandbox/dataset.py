@@ -3,14 +3,15 @@
 ```
 {"salesforce": {"OpportunityStage": [...], "User": [...], "Opportunity": [...],
                 "OpportunityHistory": [...]},
- "hubspot":    {"pipelines": [...], "owners": [...], "deals": [...],
+ "hubspot":    {"pipelines": [...], "owners": [...], "deals": [...], "companies": [...],
                 "account": {"timeZone": "America/New_York"}},
  "pipedrive":  {"pipelines": [...], "stages": [...], "users": [...], "deals": [...],
                 "deal_flows": {"<deal id>": [...]}}}
 ```
 
 HubSpot's optional `account` is what GET /account-info/v3/details tells of the portal (its time
-zone; UTC without it).
+zone; UTC without it). Its optional `companies` are the deals' companies, each deal naming its
+own as `?associations=companies` shows them (connectors/sandbox/hubspot_companies.py).
 
 The generator writes the list of planted discrepancies beside it as `<stem>.planted.json`.
 """
@@ -57,6 +58,8 @@ REQUIRED_COLLECTIONS: dict[str, tuple[str, ...]] = {
 OPTIONAL_COLLECTIONS: dict[str, dict[str, type]] = {
     "salesforce": {"OpportunityHistory": list},
     "pipedrive": {"deal_flows": dict},
+    # HubSpot companies (a deal names its own in `associations`): none in older files.
+    "hubspot": {"companies": list},
 }
 
 _HOW_TO_MAKE = "create one with `crmsync sandbox generate --deals N --seed S --out FILE`"

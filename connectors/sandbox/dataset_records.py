@@ -25,7 +25,10 @@ from connectors.sandbox.dataset_catalog import FUNNEL_PROBABILITY, LINES, STAGES
 __all__ = [
     "Copy",
     "Person",
+    "hs_company",
+    "hs_company_id",
     "hs_deal",
+    "hs_deal_companies",
     "hs_owner",
     "hs_pipelines",
     "pd_deal",
@@ -285,6 +288,30 @@ def hs_owner(p: Person, created: datetime, kind: str = "PERSON") -> dict[str, An
         "archived": False,
     }
     return owner
+
+
+def hs_company_id(company_no: int) -> str:
+    """The HubSpot company of a generated company (the one Pipedrive's organization
+    `company_no` and a Salesforce Account also stand for)."""
+    return str(8_200_000_000 + company_no * 13)
+
+
+def hs_company(c: Copy, company_id: str) -> dict[str, Any]:
+    """A company as GET /crm/v3/objects/companies returns it, named as the deal's company."""
+    created = _hs_time(c.created_at, 0)
+    domain = "".join(ch for ch in c.company.lower() if ch.isalnum()) + ".example"
+    return {"id": company_id,
+            "properties": {"name": c.company, "domain": domain, "createdate": created,
+                           "hs_lastmodifieddate": created, "hs_object_id": company_id},
+            "createdAt": created, "updatedAt": created, "archived": False}  # fmt: skip
+
+
+def hs_deal_companies(company_id: str) -> dict[str, Any]:
+    """A deal's `associations` as `?associations=companies` shows its one, primary, company."""
+    return {"companies": {"results": [
+        {"id": company_id, "type": "deal_to_company"},
+        {"id": company_id, "type": "deal_to_company_unlabeled"},
+    ]}}  # fmt: skip
 
 
 def hs_deal(

@@ -314,6 +314,7 @@ class _Builder:
         self.lookalike_of: dict[str, dict[str, Any]] = {}  # look-alike entity -> its plant
         self.refs: dict[str, dict[str, str]] = {}
         self.accounts: set[str] = set()  # the Salesforce Accounts emitted
+        self.hs_companies: set[str] = set()  # the HubSpot companies emitted
         # Pipedrive organizations, one per company of any CRM: id -> (name, owner, created)
         self.orgs: dict[int, tuple[str, Person, datetime]] = {}
         catalog = now - timedelta(days=3 * 365)
@@ -336,6 +337,7 @@ class _Builder:
                     if "hubspot" in p.emails
                 ],
                 "deals": [],
+                "companies": [],
             },
             "pipedrive": {
                 "pipelines": pd_pipelines,
@@ -505,7 +507,12 @@ class _Builder:
             )
             self.history_id += len(copy.history)
         elif system == "hubspot":
-            data["deals"].append(rec.hs_deal(copy, native_id, links, variant, updated))
+            deal = rec.hs_deal(copy, native_id, links, variant, updated)
+            company = rec.hs_company_id(copy.org_id)
+            if company not in self.hs_companies:  # each once, as its first deal names it
+                self.hs_companies.add(company)
+                data["companies"].append(rec.hs_company(copy, company))
+            data["deals"].append({**deal, "associations": rec.hs_deal_companies(company)})
         else:
             deal_id = int(native_id)
             org_owner = self.orgs[copy.org_id][1]

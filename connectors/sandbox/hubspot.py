@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.sandbox.faults import FaultState
+from connectors.sandbox.hubspot_companies import V4_BATCH, none_found, v4_result
 from connectors.sandbox.hubspot_search import SearchError, SearchQuery, epoch_ms, parse_search
 from connectors.sandbox.hubspot_store import DealStore, WriteError
 from connectors.sandbox.server import BadRequest, Route, SandboxRequest, SandboxResponse
@@ -26,6 +27,9 @@ from connectors.sandbox.server import BadRequest, Route, SandboxRequest, Sandbox
 __all__ = ["HubSpotEmulator"]
 
 _DEALS = ("/crm/v3/objects/deals", "/crm/v3/objects/0-3")  # 0-3 is the deals object type id
+_COMPANIES = ("/crm/v3/objects/companies", "/crm/v3/objects/0-2")
+# How an object type may be named in a path or an `associations` parameter.
+_DEAL_NAMES, _COMPANY_NAMES = {"deals", "deal", "0-3"}, {"companies", "company", "0-2"}
 MAX_PAGE, MAX_BATCH, DAILY_LIMIT = 100, 100, 250_000
 
 
@@ -96,7 +100,13 @@ class HubSpotEmulator:
             Route("GET", "/crm/v3/owners/", self._owners),
             Route("GET", "/crm/v3/owners", self._owners),
             Route("GET", "/account-info/v3/details", self._account),
+            Route(
+                "POST",
+                "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
+                self._associations_read,
+            ),
         ]
+        routes += [Route("POST", f"{base}/batch/read", self._companies_read) for base in _COMPANIES]
         for base in _DEALS:
             routes += [
                 Route("GET", base, self._list),
@@ -247,7 +257,10 @@ class HubSpotEmulator:
         archived = _archived(request)
         deals, more = self.store.page(archived, after, limit)
         properties = request.args("properties")
-        body: dict[str, Any] = {"results": [self.store.view(d, properties) for d in deals]}
+        shown = [self.store.view(d, properties) for d in deals]
+        if _with_companies(request):
+            shown = [self.store.with_companies(d) for d in shown]
+        body: dict[str, Any] = {"results": shown}
         if more is not None:
             body["paging"] = _next(str(more), "/crm/v3/objects/deals")
         return SandboxResponse(200, body)
@@ -257,7 +270,10 @@ class HubSpotEmulator:
         deal = table.get(request.params["dealId"])
         if deal is None:
             return self.error(404, "OBJECT_NOT_FOUND", "resource not found")
-        return SandboxResponse(200, self.store.view(deal, request.args("properties")))
+        shown = self.store.view(deal, request.args("properties"))
+        if _with_companies(request):
+            shown = self.store.with_companies(shown)
+        return SandboxResponse(200, shown)
 
     def _search(self, request: SandboxRequest) -> SandboxResponse:
         self._quiet.search = True
@@ -314,6 +330,41 @@ class HubSpotEmulator:
             self._search_cache.clear()
             self._search_cache[key] = found
         return found
+
+    # -- companies --------------------------------------------------------------------------
+
+    def _associations_read(self, request: SandboxRequest) -> SandboxResponse:
+        """v4 batch read of deals' companies (the only pair the emulator holds)."""
+        pair = (request.params["fromObjectType"].lower(), request.params["toObjectType"].lower())
+        if pair[0] not in _DEAL_NAMES or pair[1] not in _COMPANY_NAMES:
+            return self.error(400, "VALIDATION_ERROR", f"Unsupported object types {pair}.")
+        inputs = _obj(request.json()).get("inputs")
+        if not isinstance(inputs, list):
+            raise BadRequest("The request body needs an 'inputs' list.")
+        if len(inputs) > V4_BATCH:
+            raise BadRequest(f"Batch size {len(inputs)} is over the limit of {V4_BATCH} inputs.")
+        ids = [str(_obj(item).get("id")) for item in inputs]
+        linked = {i: self.store.companies_of.of.get(i) for i in ids if i in self.store.live}
+        results = [v4_result(i, companies) for i, companies in linked.items() if companies]
+        errors = none_found([i for i in ids if not linked.get(i)])
+        return _batch(results, errors, 200)
+
+    def _companies_read(self, request: SandboxRequest) -> SandboxResponse:
+        body = _obj(request.json())
+        inputs = self._inputs(request)
+        names = list(body.get("properties") or ()) or ["name", "domain"]
+        results, missing = [], []
+        for item in inputs:
+            company = self.store.companies.get(str(_obj(item).get("id")))
+            if company is None or company.get("archived"):
+                missing.append(str(_obj(item).get("id")))
+                continue
+            props = company.get("properties") or {}
+            shown = {n: props.get(n) for n in (*names, "createdate", "hs_lastmodifieddate")}
+            shown["hs_object_id"] = company["id"]
+            results.append({**company, "properties": shown})
+        error = _record_error("OBJECT_NOT_FOUND", "Could not get some COMPANY objects", missing)
+        return _batch(results, [error] if missing else [], 200)
 
     # -- deals: writes ----------------------------------------------------------------------
 
@@ -447,6 +498,12 @@ class HubSpotEmulator:
         for deal_id in ids:
             self.store.archive(deal_id)
         return SandboxResponse(204)
+
+
+def _with_companies(request: SandboxRequest) -> bool:
+    # The SDK repeats the parameter (`associations=a&associations=b`); people write CSV.
+    asked = {n.strip().lower() for v in request.args("associations") for n in v.split(",")}
+    return bool(asked & _COMPANY_NAMES)
 
 
 def _archived(request: SandboxRequest) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from connectors.sandbox.hubspot_companies import Associations, v3_associations
 from connectors.sandbox.hubspot_search import epoch_ms, is_date_property, iso_from_ms
 
 __all__ = ["DEFAULT_PROPERTIES", "READ_ONLY", "DealStore", "WriteError"]
@@ -75,7 +76,9 @@ def _string(value: object) -> str | None:
 def _copy_deal(deal: Mapping[str, Any]) -> dict[str, Any]:
     # Two levels are enough: property values are immutable strings, shared with the dataset.
     props = {k: _string(v) for k, v in (deal.get("properties") or {}).items()}
-    copy = {**deal, "id": str(deal["id"]), "properties": props}
+    # Associations are kept apart (DealStore.companies_of): a read shows them only when asked.
+    shown = {k: v for k, v in deal.items() if k != "associations"}
+    copy = {**shown, "id": str(deal["id"]), "properties": props}
     props.setdefault("hs_object_id", copy["id"])
     return copy
 
@@ -86,6 +89,10 @@ class DealStore:
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.pipelines: list[dict[str, Any]] = [dict(p) for p in data.get("pipelines") or ()]
         self.owners: list[dict[str, Any]] = [dict(o) for o in data.get("owners") or ()]
+        self.companies: dict[str, dict[str, Any]] = {
+            str(c["id"]): {**c, "id": str(c["id"])} for c in data.get("companies") or ()
+        }
+        self.companies_of = Associations(data.get("deals") or ())
         self.live: dict[str, dict[str, Any]] = {}
         self.archived: dict[str, dict[str, Any]] = {}
         for raw in data.get("deals") or ():
@@ -131,7 +138,21 @@ class DealStore:
         out["properties"] = shown
         return out
 
+    def with_companies(self, shown: dict[str, Any], after: int = 0) -> dict[str, Any]:
+        """`shown` (a deal's view) with its companies, as `?associations=companies` asks."""
+        entries = self.companies_of.v3_entries(shown["id"])
+        associations = v3_associations(entries, shown["id"], after)
+        return {**shown, "associations": associations} if associations else shown
+
     # -- writing ----------------------------------------------------------------------------
+
+    def associate(self, deal_id: str, companies: Mapping[str, bool]) -> dict[str, Any]:
+        """The deal's companies set to `companies` (id -> primary?), as a person edits them in
+        the deal's sidebar: a change of the deal, so it is modified now."""
+        deal = self.live[str(deal_id)]
+        self.companies_of.set(deal["id"], companies)
+        self._stamp(deal, deal["properties"].get("dealstage"), self._now())
+        return deal
 
     def _now(self) -> int:
         # Strictly increasing, so an incremental read at ">= last seen" never misses a write.
@@ -281,4 +302,8 @@ class DealStore:
     def dump(self) -> dict[str, Any]:
         deals = [self.live[str(i)] for i in self.order]
         deals += [self.archived[str(i)] for i in self.archived_order]
-        return {"pipelines": self.pipelines, "owners": self.owners, "deals": deals}
+        data: dict[str, Any] = {"pipelines": self.pipelines, "owners": self.owners}
+        data["deals"] = [self.with_companies(d) for d in deals]
+        if self.companies:
+            data["companies"] = list(self.companies.values())
+        return data

@@ -1,0 +1,115 @@
+"""The HubSpot emulator's companies and deal -> company associations, in their wire formats.
+
+A dataset's `hubspot.companies` holds company records as GET /crm/v3/objects/companies returns
+them, and a deal its companies as GET /crm/v3/objects/deals?associations=companies does
+(`associations.companies.results`: `{"id", "type"}`). Both are optional: datasets made before
+companies load with none.
+
+HubSpot shows one association in two vocabularies (API-NOTES §1):
+- v3 (`?associations=companies` on the objects API): one entry per association type, so the
+  primary company appears twice, as `deal_to_company` (primary) and
+  `deal_to_company_unlabeled`; another company only as `deal_to_company_unlabeled`. At most
+  100 entries per deal, then `paging.next.after`, as every association list pages since 2021.
+- v4 (`POST /crm/v4/associations/deals/companies/batch/read`, <= 1,000 inputs): one entry per
+  company, `toObjectId` a number, with its `associationTypes` (typeId 5 "Primary", 341
+  unlabeled, label null); a deal with no company is an error of the 207 answer
+  (`crm.associations.NO_ASSOCIATIONS_FOUND`), not an empty result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "ASSOCIATION_PAGE",
+    "PRIMARY",
+    "PRIMARY_TYPE_ID",
+    "UNLABELED",
+    "UNLABELED_TYPE_ID",
+    "V4_BATCH",
+    "Associations",
+    "none_found",
+    "v3_associations",
+    "v4_result",
+]
+
+PRIMARY, UNLABELED = "deal_to_company", "deal_to_company_unlabeled"
+PRIMARY_TYPE_ID, UNLABELED_TYPE_ID = 5, 341
+ASSOCIATION_PAGE = 100  # entries per deal in a v3 read, then paging
+V4_BATCH = 1000  # inputs per v4 batch read (since 2025-02-10)
+
+
+class Associations:
+    """Each deal's companies (deal id -> company id -> primary?), in the order associated."""
+
+    def __init__(self, deals: Iterable[Mapping[str, Any]]) -> None:
+        self.of: dict[str, dict[str, bool]] = {}
+        for deal in deals:
+            results = ((deal.get("associations") or {}).get("companies") or {}).get("results")
+            for entry in results or ():
+                companies = self.of.setdefault(str(deal["id"]), {})
+                company = str(entry["id"])
+                companies[company] = companies.get(company, False) or entry.get("type") == PRIMARY
+
+    def set(self, deal_id: str, companies: Mapping[str, bool]) -> None:
+        """The deal's companies from now on: at most one primary, as HubSpot allows."""
+        if sum(companies.values()) > 1:
+            raise ValueError("a deal has at most one primary company")
+        if companies:
+            self.of[str(deal_id)] = dict(companies)
+        else:
+            self.of.pop(str(deal_id), None)
+
+    def v3_entries(self, deal_id: str) -> list[dict[str, str]]:
+        entries = []
+        for company, primary in (self.of.get(str(deal_id)) or {}).items():
+            if primary:
+                entries.append({"id": company, "type": PRIMARY})
+            entries.append({"id": company, "type": UNLABELED})
+        return entries
+
+
+def v3_associations(
+    entries: Sequence[Mapping[str, str]], deal_id: str, after: int = 0
+) -> dict[str, Any] | None:
+    """A deal's `associations` value in a v3 read: None (the key left out) for no company."""
+    if not entries:
+        return None
+    page: dict[str, Any] = {"results": list(entries[after : after + ASSOCIATION_PAGE])}
+    end = after + ASSOCIATION_PAGE
+    if end < len(entries):
+        link = f"https://api.hubapi.com/crm/v3/objects/deals/{deal_id}/associations/companies"
+        page["paging"] = {"next": {"after": str(end), "link": f"{link}?after={end}"}}
+    return {"companies": page}
+
+
+def v4_result(deal_id: str, companies: Mapping[str, bool]) -> dict[str, Any]:
+    """One deal's entry of a v4 batch read."""
+    to = []
+    for company, primary in companies.items():
+        labels: list[tuple[int, str | None]] = [(PRIMARY_TYPE_ID, "Primary")] if primary else []
+        labels.append((UNLABELED_TYPE_ID, None))
+        types = [{"category": "HUBSPOT_DEFINED", "typeId": t, "label": lb} for t, lb in labels]
+        to.append({"toObjectId": int(company), "associationTypes": types})
+    return {"from": {"id": str(deal_id)}, "to": to}
+
+
+def none_found(deal_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The 207 errors of deals with no company, one per deal as HubSpot words them."""
+    return [
+        {
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+            "message": f"No company is associated with deal {deal_id}.",
+            "context": {
+                "fromObjectId": [str(deal_id)],
+                "fromObjectType": ["deal"],
+                "toObjectType": ["company"],
+            },
+            "errors": [],
+            "links": {},
+        }
+        for deal_id in deal_ids
+    ]

@@ -1,0 +1,140 @@
+"""The HubSpot emulator serves companies and deal -> company associations as HubSpot does: the
+v3 deals list with `associations=companies` (the primary company twice: `deal_to_company` and
+`deal_to_company_unlabeled`), the v4 batch read (type ids 5 primary / 341 unlabeled, a deal
+without companies an error of a 207), companies batch read. Read through the official SDK."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hubspot import HubSpot
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicFetchAssociationsBatchRequest,
+    PublicFetchAssociationsBatchRequest,
+)
+from hubspot.crm.companies import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+from hubspot.crm.deals import PublicObjectSearchRequest
+
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.generator import generate
+from connectors.sandbox.launcher import Sandbox, start_sandbox
+
+
+def _sdk(sandbox: Sandbox) -> HubSpot:
+    return HubSpot(access_token=sandbox.tokens["hubspot"], host=sandbox.urls["hubspot"])
+
+
+def _store(sandbox: Sandbox) -> Any:
+    return sandbox.servers["hubspot"].emulator.store
+
+
+def _first_deal(sandbox: Sandbox) -> str:
+    return str(_store(sandbox).order[0])
+
+
+def test_the_deals_list_shows_a_primary_company_twice_and_another_once_unlabeled(
+    sandbox: Sandbox,
+) -> None:
+    deal_id = _first_deal(sandbox)
+    store = _store(sandbox)
+    [primary] = store.companies_of.of[deal_id]
+    other = next(c for c in store.companies if c != primary)
+    store.associate(deal_id, {primary: True, other: False})
+    page = _sdk(sandbox).crm.deals.basic_api.get_page(limit=1, associations=["companies"])
+    [deal] = page.results
+    entries = [(a.id, a.type) for a in deal.associations["companies"].results]
+    assert entries == [
+        (primary, "deal_to_company"),
+        (primary, "deal_to_company_unlabeled"),
+        (other, "deal_to_company_unlabeled"),
+    ]
+    plain = _sdk(sandbox).crm.deals.basic_api.get_page(limit=1)
+    assert plain.results[0].associations is None  # only when asked for
+
+
+def test_the_v4_batch_read_marks_the_primary_company_by_type_id_and_reports_deals_without_any(
+    sandbox: Sandbox,
+) -> None:
+    store = _store(sandbox)
+    with_company, without = (str(i) for i in store.order[:2])
+    store.associate(without, {})
+    request = BatchInputPublicFetchAssociationsBatchRequest(
+        inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in (with_company, without)]
+    )
+    answer = _sdk(sandbox).crm.associations.v4.batch_api.get_page("deals", "companies", request)
+    [result] = answer.results
+    [company] = store.companies_of.of[with_company]
+    assert result._from.id == with_company
+    [target] = result.to
+    assert str(target.to_object_id) == company  # the SDK types it a string...
+    raw = _sdk(sandbox).crm.associations.v4.batch_api.get_page(
+        "deals", "companies", request, _preload_content=False
+    )
+    assert json.loads(raw.data)["results"][0]["to"][0]["toObjectId"] == int(company)  # ...not so
+    assert sorted((t.type_id, t.label) for t in target.association_types) == [
+        (5, "Primary"),
+        (341, None),
+    ]
+    [error] = answer.errors
+    assert error.sub_category == "crm.associations.NO_ASSOCIATIONS_FOUND"
+    assert error.context["fromObjectId"] == [without]
+
+
+def test_companies_are_batch_read_by_id_with_their_names(sandbox: Sandbox) -> None:
+    store = _store(sandbox)
+    known = list(store.companies)[:2]
+    request = BatchReadInputSimplePublicObjectId(
+        inputs=[SimplePublicObjectId(id=i) for i in [*known, "404"]],
+        properties=["name"],
+        properties_with_history=[],
+    )
+    answer = _sdk(sandbox).crm.companies.batch_api.read(request)
+    names = {c.id: c.properties["name"] for c in answer.results}
+    assert names == {i: store.companies[i]["properties"]["name"] for i in known}
+    assert answer.errors[0].context["ids"] == ["404"]
+
+
+def test_moving_a_deal_to_another_company_modifies_the_deal(sandbox: Sandbox) -> None:
+    deal_id = _first_deal(sandbox)
+    store = _store(sandbox)
+    other = next(c for c in store.companies if c not in store.companies_of.of[deal_id])
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    store.associate(deal_id, {other: True})
+    since = str(int(before.timestamp() * 1000))
+    changed = {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": since}
+    search = PublicObjectSearchRequest(filter_groups=[{"filters": [changed]}], limit=10)
+    found = _sdk(sandbox).crm.deals.search_api.do_search(search)
+    assert [d.id for d in found.results] == [deal_id]
+
+
+def test_a_dataset_without_companies_loads_and_its_deals_have_none(
+    hs_data: dict[str, Any],
+) -> None:
+    old = copy.deepcopy(hs_data)
+    old["hubspot"].pop("companies")
+    for deal in old["hubspot"]["deals"]:
+        deal.pop("associations", None)
+    with start_sandbox(old, systems=["hubspot"], faults=Faults(rate_limit=10_000)) as running:
+        page = _sdk(running).crm.deals.basic_api.get_page(limit=5, associations=["companies"])
+        assert [d.associations for d in page.results] == [None] * 5
+        assert "companies" not in running.servers["hubspot"].emulator.dump()
+
+
+def test_the_dump_keeps_companies_and_each_deals_associations(sandbox: Sandbox) -> None:
+    dumped = sandbox.servers["hubspot"].emulator.dump()
+    with start_sandbox({"hubspot": dumped}, systems=["hubspot"]) as again:
+        assert again.servers["hubspot"].emulator.dump() == dumped
+    assert dumped["companies"] and all("associations" in d for d in dumped["deals"])
+
+
+def test_generated_hubspot_deals_have_a_primary_company_named_as_in_the_other_crms() -> None:
+    dataset, _ = generate(120, seed=3)
+    companies = {c["id"]: c["properties"]["name"] for c in dataset["hubspot"]["companies"]}
+    organizations = {o["name"] for o in dataset["pipedrive"]["organizations"]}
+    for deal in dataset["hubspot"]["deals"]:
+        entries = deal["associations"]["companies"]["results"]
+        [primary] = [e["id"] for e in entries if e["type"] == "deal_to_company"]
+        assert companies[primary] in organizations
