@@ -29,6 +29,7 @@ from connectors.batches import chunks, not_found
 from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError
 from connectors.http import CallPolicy, Pacer
+from connectors.hubspot_companies import ASSOCIATIONS, CompanyNames
 from connectors.hubspot_wire import (
     classify,
     create_results,
@@ -108,10 +109,17 @@ class HubSpotConnector:
             self._batch = crm.deals.batch_api
             self._owners_api = crm.owners.owners_api
             self._pipelines_api = crm.pipelines.pipelines_api
+            associations, companies = crm.associations.v4.batch_api, crm.companies.batch_api
         # Every SDK API object builds its own PoolManager; share one so connections are reused.
         self._pool = self._basic.api_client.rest_client.pool_manager
-        for api in (self._search, self._batch, self._owners_api, self._pipelines_api):
+        apis = (self._search, self._batch, self._owners_api, self._pipelines_api)
+        for api in (*apis, associations, companies):
             api.api_client.rest_client.pool_manager = self._pool
+        self._companies = CompanyNames(
+            lambda operation, request, body: self._call(operation, request, body),
+            partial(associations.get_page, "deals", "companies"),
+            companies.read,
+        )
         self._host = config["host"]
         self._pipelines: list[NativePipeline] | None = None
         self._cursor: str | None = None
@@ -234,9 +242,13 @@ class HubSpotConnector:
     def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         properties = self._properties()
         start = _ms(since.astimezone(UTC).isoformat()) if since is not None else None
-        source = self._list(properties) if start is None else self._changed(start, properties)
+        source = (
+            self._list(properties, associations=True)
+            if start is None
+            else self._changed(start, properties)
+        )
         high = start
-        for deal in source:
+        for deal in self._companies.named(source, asked=start is None):
             modified = (deal.get("properties") or {}).get("hs_lastmodifieddate")
             if (moment := change_time(_cursor_ms, modified)) is not None:
                 high = max(high or 0, moment)
@@ -244,14 +256,25 @@ class HubSpotConnector:
         self._cursor = _iso(high) if high is not None else None
 
     def _list(
-        self, properties: list[str], archived: bool = False, operation: str = "list deals"
+        self,
+        properties: list[str],
+        archived: bool = False,
+        operation: str = "list deals",
+        associations: bool = False,
     ) -> Iterator[dict[str, Any]]:
+        """Deals in pages of 100; `associations`: each with its companies (no extra call)."""
+        asked = ASSOCIATIONS if associations else None
         after: str | None = None
         while True:
             body = self._call(
                 operation,
                 lambda a=after, **kw: self._basic.get_page(
-                    limit=LIST_PAGE, after=a, properties=properties, archived=archived, **kw
+                    limit=LIST_PAGE,
+                    after=a,
+                    properties=properties,
+                    archived=archived,
+                    associations=asked,
+                    **kw,
                 ),
             )
             yield from body.get("results") or []

@@ -43,6 +43,7 @@ __all__ = [
     "ENTERED_PREFIX",
     "PROBABILITY_IN_STAGE",
     "STATUS_IN_STAGE",
+    "account_from_companies",
     "close_date_for_hubspot",
     "close_date_from_hubspot",
     "create_for_hubspot",
@@ -249,7 +250,29 @@ def _extra(
     extra: dict[str, Any] = {"deleted": True} if record.get("archived") else {}
     if value is None and text_or_none(props.get("deal_currency_code")):
         extra["native_currency"] = str(props["deal_currency_code"])  # what a rollback restores
+    account, unresolved = account_from_companies(record.get("companies"))
+    if account is not None:
+        extra["account"] = account
+    elif unresolved is not None:
+        extra["account_unresolved"] = unresolved
     return extra
+
+
+def account_from_companies(companies: object) -> tuple[str | None, str | None]:
+    """A deal's account from its companies (what the connector adds to the record as
+    `companies`: `[{"id", "name", "primary"}]`): the primary company's name, else that of its
+    only company. Several companies and none primary: which one is the account cannot be told,
+    so none is guessed: (None, why). No company (or a record read without them): (None, None).
+    """
+    if not isinstance(companies, list) or not companies:
+        return None, None
+    primary = [c for c in companies if isinstance(c, Mapping) and c.get("primary")]
+    chosen = primary[0] if primary else companies[0] if len(companies) == 1 else None
+    if chosen is not None:
+        return text_or_none(chosen.get("name")), None
+    names = sorted(str(c.get("name") or c.get("id")) for c in companies)
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return None, f"{len(companies)} companies are associated ({shown}), none primary: not guessed"
 
 
 def _text(value: object) -> str:

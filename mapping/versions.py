@@ -14,7 +14,8 @@ __all__ = ["MAPPER_VERSIONS"]
 MAPPER_VERSIONS: dict[str, int] = {
     # 2: an amount of 0 is no amount (mapping.model.money_or_none)
     "salesforce": 2,
-    "hubspot": 2,
+    # 3: a deal's account is its (primary) company's name (extra["account"])
+    "hubspot": 3,
     # 2: archived deals are flagged (extra["archived"]); 3: an amount of 0 is no amount, and
     # an open deal won after its last stage change has no stage_entered_at (reopened since)
     "pipedrive": 3,

@@ -253,3 +253,35 @@ def test_a_close_date_written_to_hubspot_is_midnight_in_the_portal_and_reads_bac
 
 def test_a_utc_portal_writes_close_dates_as_before() -> None:
     assert close_date_for_hubspot(date(2027, 3, 15), ZoneInfo("UTC")) == "2027-03-15T00:00:00Z"
+
+
+def _with_companies(*companies: tuple[str, str | None, bool]) -> dict[str, Any]:
+    return {**hs_deal(), "companies": [{"id": i, "name": n, "primary": p} for i, n, p in companies]}
+
+
+def test_a_deals_account_is_its_primary_companys_name(hs_ctx: MappingContext) -> None:
+    record = _with_companies(("1", "Globex", False), ("2", "Acme Corp", True))
+    assert deal_from_hubspot(record, hs_ctx).extra == {"account": "Acme Corp"}
+
+
+def test_a_deals_only_company_is_its_account_though_not_marked_primary(
+    hs_ctx: MappingContext,
+) -> None:
+    assert deal_from_hubspot(_with_companies(("1", "Globex", False)), hs_ctx).extra == {
+        "account": "Globex"
+    }
+
+
+def test_several_companies_none_primary_are_not_guessed(hs_ctx: MappingContext) -> None:
+    record = _with_companies(("1", "Globex", False), ("2", "Acme Corp", False))
+    assert deal_from_hubspot(record, hs_ctx).extra == {
+        "account_unresolved": "2 companies are associated (Acme Corp, Globex), none primary: "
+        "not guessed"
+    }
+
+
+def test_a_deal_without_companies_or_read_without_them_has_no_account(
+    hs_ctx: MappingContext,
+) -> None:
+    assert deal_from_hubspot(_with_companies(), hs_ctx).extra == {}
+    assert deal_from_hubspot(_with_companies(("1", None, True)), hs_ctx).extra == {}

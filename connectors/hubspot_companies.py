@@ -1,0 +1,136 @@
+"""A HubSpot deal's companies, named: what mapping/hubspot.py reads its account from.
+
+Each deal the connector yields carries `companies`: `[{"id", "name", "primary"}]` (crmsync's
+addition to the native record). With as few calls as the API allows:
+- a full read asks the deals list for them (`associations=companies`: no call of its own). A
+  v3 read shows each association type apart: the primary company twice, as `deal_to_company`
+  and `deal_to_company_unlabeled`, any other once, unlabeled. Past 100 entries a deal's list
+  pages (`paging.next`); such a deal is read as a search result is (below).
+- search (incremental reads) returns no associations: the changed deals' companies are read
+  with the v4 batch read, 1,000 deals a call. Its types are ids: 5 is the primary company
+  (HUBSPOT_DEFINED; its label has changed, the id never does), 341 unlabeled. A deal with no
+  company is an error of its 207 answer (NO_ASSOCIATIONS_FOUND), not an empty result.
+- names: companies batch read, 100 ids a call, each company once per connector (a run).
+Deals are held back only until a call's worth of them is waiting, so the reads stay full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from connectors.batches import chunks
+
+__all__ = ["ASSOCIATIONS", "CompanyNames", "links_from_v3", "links_from_v4"]
+
+ASSOCIATIONS = ["companies"]  # what the deals list is asked for
+V3_PRIMARY = "deal_to_company"
+PRIMARY_TYPE_ID = 5
+V4_BATCH, NAME_BATCH = 1000, 100
+
+Links = dict[str, bool]  # company id -> primary?
+Call = Callable[[str, Callable[..., Any], Any], Any]  # (operation, SDK method, body) -> body
+
+
+def links_from_v3(deal: Mapping[str, Any]) -> Links | None:
+    """The companies of a deal read with `associations=companies`; None when HubSpot paged
+    them (more than 100 entries), so they must be read whole."""
+    page = (deal.get("associations") or {}).get("companies") or {}
+    if (page.get("paging") or {}).get("next"):
+        return None
+    links: Links = {}
+    for entry in page.get("results") or ():
+        company = str(entry.get("id"))
+        links[company] = links.get(company, False) or entry.get("type") == V3_PRIMARY
+    return links
+
+
+def links_from_v4(result: Mapping[str, Any]) -> Links:
+    """The companies of one entry of a v4 batch read (`toObjectId` is a number there)."""
+    links: Links = {}
+    for target in result.get("to") or ():
+        types = target.get("associationTypes") or ()
+        primary = any(t.get("typeId") == PRIMARY_TYPE_ID for t in types)
+        company = str(target.get("toObjectId"))
+        links[company] = links.get(company, False) or primary
+    return links
+
+
+class CompanyNames:
+    """Names the companies of a stream of deals; company names are kept for the connector's
+    life (a rename is read by the next connector, i.e. the next run)."""
+
+    def __init__(self, call: Call, associations_read: Any, companies_read: Any) -> None:
+        self._call = call
+        self._associations_read = associations_read  # v4 batch_api.get_page
+        self._companies_read = companies_read  # companies batch_api.read
+        self._names: dict[str, str | None] = {}
+
+    def named(self, deals: Iterable[dict[str, Any]], asked: bool) -> Iterator[dict[str, Any]]:
+        """`deals` each with its `companies`. `asked`: the deals were read with
+        `associations=companies` (a list); else (search) their companies are read here."""
+        unlinked: list[dict[str, Any]] = []  # deals whose companies are still to be read
+        unnamed: list[tuple[dict[str, Any], Links]] = []  # deals waiting for names
+        for deal in deals:
+            links = links_from_v3(deal) if asked else None
+            if links is None:
+                unlinked.append(deal)
+                if len(unlinked) < V4_BATCH:
+                    continue
+                unnamed += self._linked(unlinked)
+                unlinked = []
+            else:
+                unnamed.append((deal, links))
+            yield from self._ready(unnamed, final=False)
+        unnamed += self._linked(unlinked)
+        yield from self._ready(unnamed, final=True)
+
+    def _ready(
+        self, waiting: list[tuple[dict[str, Any], Links]], final: bool
+    ) -> Iterator[dict[str, Any]]:
+        """The deals whose companies are all named, reading names once a call's worth (or,
+        `final`, any) is unknown; the others stay in `waiting`."""
+        unknown = list(dict.fromkeys(c for _, ls in waiting for c in ls if c not in self._names))
+        full = len(unknown) - (0 if final else len(unknown) % NAME_BATCH)
+        for chunk in chunks(unknown[:full], NAME_BATCH):
+            self._read_names(chunk)
+        kept = []
+        for deal, links in waiting:
+            if all(c in self._names for c in links):
+                yield self._with(deal, links)
+            else:
+                kept.append((deal, links))
+        waiting[:] = kept
+
+    def _with(self, deal: dict[str, Any], links: Links) -> dict[str, Any]:
+        companies = [{"id": c, "name": self._names.get(c), "primary": p} for c, p in links.items()]
+        return {**deal, "companies": companies}
+
+    def _linked(self, deals: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Links]]:
+        if not deals:
+            return []
+        found: dict[str, Links] = {}
+        pending = [{"id": str(d["id"])} for d in deals]
+        while pending:  # a deal's companies past a page are asked again from its `after`
+            more = []
+            for chunk in chunks(pending, V4_BATCH):
+                body = self._call("read deal companies", self._associations_read, {"inputs": chunk})
+                for result in (body or {}).get("results") or ():
+                    deal_id = str((result.get("from") or {}).get("id"))
+                    links = found.setdefault(deal_id, {})
+                    for company, primary in links_from_v4(result).items():
+                        links[company] = links.get(company, False) or primary
+                    after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                    if after:
+                        more.append({"id": deal_id, "after": str(after)})
+            pending = more
+        return [(d, found.get(str(d["id"]), {})) for d in deals]
+
+    def _read_names(self, ids: Sequence[str]) -> None:
+        request = {"inputs": [{"id": i} for i in ids], "properties": ["name"]}
+        body = self._call("read companies", self._companies_read, request) or {}
+        for company in body.get("results") or ():
+            name = str((company.get("properties") or {}).get("name") or "").strip()
+            self._names[str(company["id"])] = name or None
+        for company in ids:  # not found (deleted since): no name, and not asked again
+            self._names.setdefault(company, None)

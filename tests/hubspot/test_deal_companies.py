@@ -1,0 +1,127 @@
+"""A HubSpot deal's account is its company's name: the connector reads each deal's companies
+and their names through hubspot-api-client with the fewest calls the API allows, against the
+sandbox over HTTP (a full read asks the deals list for them; an incremental one reads the
+changed deals' companies, 1,000 a call; names 100 a call, each company once)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.hubspot import HubSpotConnector
+from connectors.sandbox.launcher import Sandbox
+from mapping.hubspot import account_from_companies
+
+
+def _store(sandbox: Sandbox) -> Any:
+    return sandbox.servers["hubspot"].emulator.store
+
+
+def _requests(sandbox: Sandbox) -> dict[str, int]:
+    return dict(sandbox.servers["hubspot"].stats.snapshot()["requests"])
+
+
+def _clear(sandbox: Sandbox) -> None:
+    sandbox.servers["hubspot"].stats.clear()
+
+
+def _name(store: Any, company: str) -> str:
+    return str(store.companies[company]["properties"]["name"])
+
+
+def _account(deal: dict[str, Any]) -> str | None:
+    return account_from_companies(deal.get("companies"))[0]
+
+
+def test_a_full_read_names_each_deals_primary_company_with_one_names_call_per_100_companies(
+    sandbox: Sandbox, connector: HubSpotConnector
+) -> None:
+    store = _store(sandbox)
+    deals = list(connector.deals())
+    assert len(deals) == len(store.live)
+    for deal in deals:
+        [(company, primary)] = store.companies_of.of[deal["id"]].items()
+        assert primary and _account(deal) == _name(store, company)
+    requests = _requests(sandbox)
+    companies = {c for links in store.companies_of.of.values() for c in links}
+    assert requests["POST /crm/v3/objects/companies/batch/read"] == math.ceil(len(companies) / 100)
+    assert requests["GET /crm/v3/objects/deals"] == math.ceil(len(deals) / 100)  # as before
+    assert "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read" not in requests
+
+
+def test_an_incremental_read_sees_a_deal_moved_to_another_company(
+    sandbox: Sandbox, make_connector: Callable[..., HubSpotConnector]
+) -> None:
+    store = _store(sandbox)
+    deal_id = str(store.order[3])
+    [old] = store.companies_of.of[deal_id]
+    new = next(c for c in store.companies if c != old)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    store.associate(deal_id, {new: True})
+    _clear(sandbox)
+    [deal] = list(make_connector().deals(since))
+    assert deal["id"] == deal_id
+    assert _account(deal) == _name(store, new)
+    assert _requests(sandbox) == {
+        "GET /crm/v3/pipelines/deals": 1,
+        "POST /crm/v3/objects/deals/search": 1,
+        "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read": 1,
+        "POST /crm/v3/objects/companies/batch/read": 1,
+    }
+
+
+def test_several_companies_none_primary_give_no_account_and_say_why(
+    sandbox: Sandbox, connector: HubSpotConnector
+) -> None:
+    store = _store(sandbox)
+    deal_id = str(store.order[0])
+    first, second = list(store.companies)[:2]
+    store.associate(deal_id, {first: False, second: False})
+    deal = next(d for d in connector.deals() if d["id"] == deal_id)
+    account, why = account_from_companies(deal["companies"])
+    assert account is None
+    assert why is not None and "2 companies" in why and "none primary" in why
+    assert _name(store, first) in why and _name(store, second) in why
+
+
+def test_a_deal_with_more_company_entries_than_a_page_is_read_whole(
+    sandbox: Sandbox, connector: HubSpotConnector
+) -> None:
+    """HubSpot pages a deal's association entries past 100 (the primary company counts twice):
+    the primary one may be past the first page, so that deal's companies are read whole."""
+    store = _store(sandbox)
+    deal_id = str(store.order[0])
+    many = list(store.companies)[:120]
+    store.associate(deal_id, {c: c == many[-1] for c in many})
+    deal = next(d for d in connector.deals() if d["id"] == deal_id)
+    assert _account(deal) == _name(store, many[-1])
+    assert len(deal["companies"]) == 120
+    key = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"
+    assert _requests(sandbox)[key] == 1
+
+
+def test_a_company_name_is_read_once_per_run(sandbox: Sandbox, connector: HubSpotConnector) -> None:
+    store = _store(sandbox)
+    one, two = (str(i) for i in store.order[:2])
+    [company] = store.companies_of.of[one]
+    store.associate(two, {company: True})
+    list(connector.deals())
+    _clear(sandbox)
+    since = datetime.now(UTC)
+    store.associate(one, {company: True})  # touched: read again by the next incremental read
+    [deal] = list(connector.deals(since))
+    assert _account(deal) == _name(store, company)
+    assert "POST /crm/v3/objects/companies/batch/read" not in _requests(sandbox)
+
+
+def test_a_deal_without_companies_has_no_account(
+    sandbox: Sandbox, connector: HubSpotConnector
+) -> None:
+    store = _store(sandbox)
+    deal_id = str(store.order[0])
+    store.associate(deal_id, {})
+    deal = next(d for d in connector.deals() if d["id"] == deal_id)
+    assert deal["companies"] == []
+    assert account_from_companies(deal["companies"]) == (None, None)
