@@ -27,7 +27,7 @@ from connectors.errors import ConnectorError
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, MappingError
 from sync.apply_report import ChangeResult, Outcome
-from sync.create_orgs import organization_of
+from sync.create_orgs import filing_note, organization_of
 from sync.plan import current_value, decided_of, encode_value
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
@@ -227,7 +227,8 @@ def _batch(
                 Link(str(create["entity"]), system, result.id, LinkMethod.CREATED, confirmed=True)
             )
             audits.append(_audit(run_id, create, result.id, values))
-            results.append(_result(cid, create, result.id, Outcome.APPLIED, result.note))
+            note = result.note or filing_note(create)
+            results.append(_result(cid, create, result.id, Outcome.APPLIED, note))
         elif result.code == UNCONFIRMED:  # may exist: settled as a create cut short is
             why = result.error or "not confirmed"
             marks.append((cid, JournalState.SENT, {"error": why, "code": result.code}))

@@ -4,6 +4,8 @@ A create's `organization` is `{"by": "account", "name": ..., "id": null}` where 
 to the organization of its account's name (found by name at apply, made when none is), or
 `{"by": "create_org_id", "name": null, "id": <create_org_id or null>}` where it goes to the
 configured one (`systems.<name>.create_org_by: create_org_id`, or a source with no account).
+A source whose account could not be told (a HubSpot deal of several companies, none primary)
+adds `"reason"`, which the plan's table and the apply's note for the copy repeat.
 The plan reads no organization: whether one of that name exists (or several do) is learnt at
 apply, which reports a copy it had to file under `create_org_id` instead.
 Plans saved without the key apply as they were reviewed: to `create_org_id`.
@@ -24,6 +26,7 @@ from sync.plan import Plan
 __all__ = [
     "OrgFiling",
     "account_of",
+    "filing_note",
     "org_calls",
     "org_filings",
     "organization_of",
@@ -51,6 +54,15 @@ def org_filings(config: Config) -> dict[str, OrgFiling]:
 def account_of(deal: Deal | None) -> str | None:
     account = deal.extra.get("account") if deal is not None else None
     return account.strip() if isinstance(account, str) and account.strip() else None
+
+
+def filing_note(create: Mapping[str, Any]) -> str | None:
+    """Why a plan create's copy goes to `create_org_id` though its instance files by account,
+    when its source named an account it could not tell (None otherwise)."""
+    org = create.get("organization")
+    if isinstance(org, Mapping) and org.get("by") == "create_org_id" and org.get("reason"):
+        return f"{org['reason']}: filed under create_org_id"
+    return None
 
 
 def organization_of(create: Mapping[str, Any]) -> str | None:
@@ -85,6 +97,9 @@ def with_organizations(
             org: dict[str, Any] = {"by": "account", "name": name, "id": None}
         else:
             org = {"by": "create_org_id", "name": None, "id": filing.fallback_id}
+            why = _unresolved(create, deals) if filing.by_account else None
+            if why is not None:
+                org["reason"] = why
         creates.append({**create, "organization": org})
     summary = dict(plan.summary)
     calls = dict(summary.get("api_calls") or {})
@@ -103,11 +118,20 @@ def org_calls(names: int) -> int:
     return 2 * names if names <= SEARCH_MAX else 3 * names
 
 
+def _unresolved(create: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> str | None:
+    """Why the copy's source has no account though it names candidates ("hubspot deal 7: 2
+    companies are associated (...), none primary: not guessed"), or None."""
+    source = create["source"]
+    deal = deals.get(Ref(source["system"], source["id"]))
+    why = deal.extra.get("account_unresolved") if deal is not None else None
+    return f"{source['system']} deal {source['id']}: {why}" if isinstance(why, str) else None
+
+
 def _account(
     create: Mapping[str, Any], entities: Mapping[str, Mapping[str, Ref]], deals: Mapping[Ref, Deal]
 ) -> str | None:
     """The copy's account: its source deal's, else that of another deal of its entity (by
-    instance name; a HubSpot source may name none where Salesforce does)."""
+    instance name; a HubSpot source of several companies, none primary, names none)."""
     source = create["source"]
     found = account_of(deals.get(Ref(source["system"], source["id"])))
     if found is not None:

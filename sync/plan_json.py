@@ -227,6 +227,8 @@ def _read_organization(org: Any) -> None:
         _text(org, "name")
     elif org.get("id") is not None and type(org["id"]) is not int:
         raise ValueError("'organization.id' must be a whole number or null")
+    if "reason" in org:  # why a source's account could not be told
+        _text(org, "reason")
 
 
 def _read_plain(*keys: str) -> Any:

@@ -171,9 +171,10 @@ def _organization(org: Mapping[str, Any] | None) -> tuple[str, ...]:
         return ()
     if org.get("by") == "account":
         return (f"organization {org['name']} (by name: found, else made)",)
+    why = f": {org['reason']}" if org.get("reason") else ""
     if org.get("id") is not None:
-        return (f"organization {org['id']} (create_org_id)",)
-    return ("no organization: Pipedrive refuses the copy (set create_org_id)",)
+        return (f"organization {org['id']} (create_org_id){why}",)
+    return (f"no organization: Pipedrive refuses the copy (set create_org_id){why}",)
 
 
 def _landing(target: Mapping[str, Any] | None) -> tuple[str, ...]:
