@@ -56,6 +56,14 @@ def links_from_v4(result: Mapping[str, Any]) -> Links:
     return links
 
 
+class _Waiting:
+    """Deals held back for their companies' names, and those names' ids (in order)."""
+
+    def __init__(self) -> None:
+        self.deals: list[tuple[dict[str, Any], Links]] = []
+        self.unknown: dict[str, None] = {}
+
+
 class CompanyNames:
     """Names the companies of a stream of deals; company names are kept for the connector's
     life (a rename is read by the next connector, i.e. the next run)."""
@@ -70,37 +78,38 @@ class CompanyNames:
         """`deals` each with its `companies`. `asked`: the deals were read with
         `associations=companies` (a list); else (search) their companies are read here."""
         unlinked: list[dict[str, Any]] = []  # deals whose companies are still to be read
-        unnamed: list[tuple[dict[str, Any], Links]] = []  # deals waiting for names
+        waiting = _Waiting()  # deals whose companies' names are still to be read
         for deal in deals:
             links = links_from_v3(deal) if asked else None
-            if links is None:
-                unlinked.append(deal)
-                if len(unlinked) < V4_BATCH:
-                    continue
-                unnamed += self._linked(unlinked)
+            if links is not None:
+                yield from self._named([(deal, links)], waiting, final=False)
+                continue
+            unlinked.append(deal)
+            if len(unlinked) == V4_BATCH:
+                yield from self._named(self._linked(unlinked), waiting, final=False)
                 unlinked = []
-            else:
-                unnamed.append((deal, links))
-            yield from self._ready(unnamed, final=False)
-        unnamed += self._linked(unlinked)
-        yield from self._ready(unnamed, final=True)
+        yield from self._named(self._linked(unlinked), waiting, final=True)
 
-    def _ready(
-        self, waiting: list[tuple[dict[str, Any], Links]], final: bool
+    def _named(
+        self, linked: list[tuple[dict[str, Any], Links]], waiting: _Waiting, final: bool
     ) -> Iterator[dict[str, Any]]:
-        """The deals whose companies are all named, reading names once a call's worth (or,
-        `final`, any) is unknown; the others stay in `waiting`."""
-        unknown = list(dict.fromkeys(c for _, ls in waiting for c in ls if c not in self._names))
+        """The deals of `linked` and `waiting` whose companies are all named, reading names
+        once a call's worth (or, `final`, any) is unknown; the others join `waiting`."""
+        for deal, links in linked:
+            unknown = [c for c in links if c not in self._names]
+            if not unknown:
+                yield self._with(deal, links)
+            else:
+                waiting.deals.append((deal, links))
+                waiting.unknown.update(dict.fromkeys(unknown))
+        if len(waiting.unknown) < NAME_BATCH and not final:
+            return
+        unknown = list(waiting.unknown)
         full = len(unknown) - (0 if final else len(unknown) % NAME_BATCH)
         for chunk in chunks(unknown[:full], NAME_BATCH):
             self._read_names(chunk)
-        kept = []
-        for deal, links in waiting:
-            if all(c in self._names for c in links):
-                yield self._with(deal, links)
-            else:
-                kept.append((deal, links))
-        waiting[:] = kept
+        held, waiting.deals, waiting.unknown = waiting.deals, [], {}
+        yield from self._named(held, waiting, final=False)
 
     def _with(self, deal: dict[str, Any], links: Links) -> dict[str, Any]:
         companies = [{"id": c, "name": self._names.get(c), "primary": p} for c, p in links.items()]
