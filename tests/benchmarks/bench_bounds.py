@@ -25,8 +25,10 @@ SF_METADATA = 3
 HS_LIST_PAGE = 100
 # HubSpot: the search endpoint (incremental reads) pages at most 200 records per call.
 HS_SEARCH_PAGE = 200
-# HubSpot: batch/read and batch/update take at most 100 records per call.
+# HubSpot: batch/read and batch/update take at most 100 records per call (companies' too).
 HS_BATCH = 100
+# HubSpot: the v4 associations batch read takes at most 1,000 deals per call.
+HS_ASSOCIATIONS_BATCH = 1000
 # HubSpot metadata: deal pipelines (with their stages), active owners and archived owners.
 HS_METADATA = 3
 # Pipedrive: /v1/deals and /v1/recents page at most 500 items per call.
@@ -41,12 +43,15 @@ def _pages(records: int, size: int, *, at_least: int = 1) -> int:
 
 
 def full_pull_bound(system: str, counts: Mapping[str, int]) -> int:
-    """`counts` from World.live_counts(): deals (live), deleted, history, owners."""
+    """`counts` from World.live_counts(): deals (live), deleted, history, owners, companies."""
     if system == "salesforce":
         # Opportunities, then their stage history (OpportunityHistory), each in 2,000s.
         return SF_METADATA + _pages(counts["deals"], SF_PAGE) + _pages(counts["history"], SF_PAGE)
     if system == "hubspot":
-        return HS_METADATA + _pages(counts["deals"], HS_LIST_PAGE)
+        # A deal's account is its company's name: the list brings each deal's companies, and
+        # their names take a companies batch read per 100 companies (none when there are none).
+        names = _pages(counts.get("companies", 0), HS_BATCH, at_least=0)
+        return HS_METADATA + _pages(counts["deals"], HS_LIST_PAGE) + names
     # /v1/deals leaves archived deals out: one more list, of /v1/deals/archived (none here),
     # and a read of the recents feed since the read began (deals unarchived meanwhile).
     return PD_METADATA + _pages(counts["deals"], PD_PAGE) + 2
@@ -62,7 +67,11 @@ def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int])
         # Changed deals by search on hs_lastmodifieddate; deletions: the archived list has no
         # time filter in the API, so every archived deal is listed (100 per page).
         archived = _pages(counts["deleted"], HS_LIST_PAGE)
-        return HS_METADATA + _pages(changed, HS_SEARCH_PAGE) + archived
+        # Search returns no associations: the changed deals' companies (v4 batch read), then
+        # the names of at most that many companies (a run knows none yet).
+        companies = _pages(changed, HS_ASSOCIATIONS_BATCH, at_least=0)
+        names = _pages(min(changed, counts.get("companies", 0)), HS_BATCH, at_least=0)
+        return HS_METADATA + _pages(changed, HS_SEARCH_PAGE) + archived + companies + names
     # One read of the recents feed holds changed and deleted deals alike.
     return PD_METADATA + _pages(changed, PD_PAGE)
 

@@ -137,10 +137,17 @@ def _counts(system: str, dump: Mapping[str, Any]) -> dict[str, int]:
         }
     if system == "hubspot":
         deals = dump["deals"]
+        companies = {
+            entry["id"]
+            for d in deals
+            if not d.get("archived")
+            for entry in ((d.get("associations") or {}).get("companies") or {}).get("results", ())
+        }
         return {
             "deals": sum(1 for d in deals if not d.get("archived")),
             "deleted": sum(1 for d in deals if d.get("archived")),
             "owners": len(dump["owners"]),
+            "companies": len(companies),  # those of live deals: their accounts
         }
     deals = dump["deals"]
     return {
