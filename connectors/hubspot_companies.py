@@ -7,9 +7,11 @@ addition to the native record). With as few calls as the API allows:
   and `deal_to_company_unlabeled`, any other once, unlabeled. Past 100 entries a deal's list
   pages (`paging.next`); such a deal is read as a search result is (below).
 - search (incremental reads) returns no associations: the changed deals' companies are read
-  with the v4 batch read, 1,000 deals a call. Its types are ids: 5 is the primary company
-  (HUBSPOT_DEFINED; its label has changed, the id never does), 341 unlabeled. A deal with no
-  company is an error of its 207 answer (NO_ASSOCIATIONS_FOUND), not an empty result.
+  with the v4 batch read, 1,000 deals a call (the limit since 2025-02-10; a deal's companies
+  past its answer's page are asked again from its own `after`). Its types are ids: 5 is the
+  primary company (HUBSPOT_DEFINED; its label has changed, the id never does), 341 unlabeled.
+  A deal with no company is an error of its 207 answer (NO_ASSOCIATIONS_FOUND), not an empty
+  result.
 - names: companies batch read, 100 ids a call, each company once per connector (a run).
 Deals are held back only until a call's worth of them is waiting, so the reads stay full.
 """

@@ -68,6 +68,9 @@ class HubSpotEmulator:
         self.account_answer: tuple[int, Any] | None = None
         # A message search answers with a 400 when set: tests of a lookup HubSpot refuses.
         self.search_refusal: str | None = None
+        # Companies per deal in a v4 batch read's answer (then the deal's `paging`); None:
+        # all, as HubSpot, which documents no page size, answers hundreds at once.
+        self.associations_page: int | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -343,11 +346,19 @@ class HubSpotEmulator:
             raise BadRequest("The request body needs an 'inputs' list.")
         if len(inputs) > V4_BATCH:
             raise BadRequest(f"Batch size {len(inputs)} is over the limit of {V4_BATCH} inputs.")
-        ids = [str(_obj(item).get("id")) for item in inputs]
-        linked = {i: self.store.companies_of.of.get(i) for i in ids if i in self.store.live}
-        results = [v4_result(i, companies) for i, companies in linked.items() if companies]
-        errors = none_found([i for i in ids if not linked.get(i)])
-        return _batch(results, errors, 200)
+        results, missing = [], []
+        for item in inputs:
+            deal_id, after = str(_obj(item).get("id")), _int(item.get("after"), 0, "after", 0, None)
+            companies = list((self.store.companies_of.of.get(deal_id) or {}).items())
+            if deal_id not in self.store.live or not companies:
+                missing.append(deal_id)
+                continue
+            end = after + (self.associations_page or len(companies))
+            result = v4_result(deal_id, dict(companies[after:end]))
+            if end < len(companies):
+                result["paging"] = _next(str(end), "")
+            results.append(result)
+        return _batch(results, none_found(missing), 200)
 
     def _companies_read(self, request: SandboxRequest) -> SandboxResponse:
         body = _obj(request.json())

@@ -10,10 +10,13 @@ HubSpot shows one association in two vocabularies (API-NOTES §1):
   primary company appears twice, as `deal_to_company` (primary) and
   `deal_to_company_unlabeled`; another company only as `deal_to_company_unlabeled`. At most
   100 entries per deal, then `paging.next.after`, as every association list pages since 2021.
-- v4 (`POST /crm/v4/associations/deals/companies/batch/read`, <= 1,000 inputs): one entry per
-  company, `toObjectId` a number, with its `associationTypes` (typeId 5 "Primary", 341
-  unlabeled, label null); a deal with no company is an error of the 207 answer
-  (`crm.associations.NO_ASSOCIATIONS_FOUND`), not an empty result.
+- v4 (`POST /crm/v4/associations/deals/companies/batch/read`, <= 1,000 inputs: the changelog
+  of 2025-02-10, which revised a first announcement of 100): one entry per company,
+  `toObjectId` a number, with its `associationTypes` (typeId 5 "Primary", 341 unlabeled, label
+  null); a deal with no company is an error of the 207 answer
+  (`crm.associations.NO_ASSOCIATIONS_FOUND`), not an empty result. Paging is per deal (an
+  `after` per input) with no documented page size, and hundreds come in one answer: the
+  emulator answers each deal's companies whole.
 """
 
 from __future__ import annotations

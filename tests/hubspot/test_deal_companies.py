@@ -125,3 +125,21 @@ def test_a_deal_without_companies_has_no_account(
     deal = next(d for d in connector.deals() if d["id"] == deal_id)
     assert deal["companies"] == []
     assert account_from_companies(deal["companies"]) == (None, None)
+
+
+def test_a_deals_companies_paged_in_the_v4_read_are_read_to_the_last_page(
+    sandbox: Sandbox, connector: HubSpotConnector
+) -> None:
+    """The v4 batch read pages each deal's companies on its own (`after` per input): a primary
+    company on the last page is still the account."""
+    store = _store(sandbox)
+    deal_id = str(store.order[0])
+    five = list(store.companies)[:5]
+    since = datetime.now(UTC)
+    store.associate(deal_id, {c: c == five[-1] for c in five})
+    sandbox.servers["hubspot"].emulator.associations_page = 2
+    [deal] = list(connector.deals(since))
+    assert len(deal["companies"]) == 5
+    assert _account(deal) == _name(store, five[-1])
+    key = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"
+    assert _requests(sandbox)[key] == 3
