@@ -22,14 +22,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from connectors.batches import chunks
+from connectors.errors import PermissionDenied
 
-__all__ = ["ASSOCIATIONS", "CompanyNames", "links_from_v3", "links_from_v4"]
+__all__ = ["ASSOCIATIONS", "NO_SCOPE", "CompanyNames", "links_from_v3", "links_from_v4"]
 
 ASSOCIATIONS = ["companies"]  # what the deals list is asked for
 V3_PRIMARY = "deal_to_company"
 PRIMARY_TYPE_ID = 5
 V4_BATCH, NAME_BATCH = 1000, 100
 
+# Why no HubSpot deal has an account when the token may not read companies (a 403): the pull
+# goes on without them (copies go to `create_org_id`, saying this) rather than failing.
+NO_SCOPE = "HubSpot companies are not readable: grant crm.objects.companies.read to the app"
 Links = dict[str, bool]  # company id -> primary?
 Call = Callable[[str, Callable[..., Any], Any], Any]  # (operation, SDK method, body) -> body
 
@@ -75,6 +79,17 @@ class CompanyNames:
         self._associations_read = associations_read  # v4 batch_api.get_page
         self._companies_read = companies_read  # companies batch_api.read
         self._names: dict[str, str | None] = {}
+        self.unreadable: str | None = None  # NO_SCOPE once a company read was refused
+
+    def _read(self, operation: str, request: Any, body: Any) -> Any:
+        """One company read; None (and `unreadable` set) when the token lacks the scope."""
+        if self.unreadable is not None:
+            return None
+        try:
+            return self._call(operation, request, body)
+        except PermissionDenied:
+            self.unreadable = NO_SCOPE
+            return None
 
     def named(self, deals: Iterable[dict[str, Any]], asked: bool) -> Iterator[dict[str, Any]]:
         """`deals` each with its `companies`. `asked`: the deals were read with
@@ -115,6 +130,8 @@ class CompanyNames:
 
     def _with(self, deal: dict[str, Any], links: Links) -> dict[str, Any]:
         companies = [{"id": c, "name": self._names.get(c), "primary": p} for c, p in links.items()]
+        if self.unreadable is not None:
+            return {**deal, "companies": companies, "companies_unreadable": self.unreadable}
         return {**deal, "companies": companies}
 
     def _linked(self, deals: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Links]]:
@@ -125,7 +142,7 @@ class CompanyNames:
         while pending:  # a deal's companies past a page are asked again from its `after`
             more = []
             for chunk in chunks(pending, V4_BATCH):
-                body = self._call("read deal companies", self._associations_read, {"inputs": chunk})
+                body = self._read("read deal companies", self._associations_read, {"inputs": chunk})
                 for result in (body or {}).get("results") or ():
                     deal_id = str((result.get("from") or {}).get("id"))
                     links = found.setdefault(deal_id, {})
@@ -139,7 +156,7 @@ class CompanyNames:
 
     def _read_names(self, ids: Sequence[str]) -> None:
         request = {"inputs": [{"id": i} for i in ids], "properties": ["name"]}
-        body = self._call("read companies", self._companies_read, request) or {}
+        body = self._read("read companies", self._companies_read, request) or {}
         for company in body.get("results") or ():
             name = str((company.get("properties") or {}).get("name") or "").strip()
             self._names[str(company["id"])] = name or None

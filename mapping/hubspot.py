@@ -253,8 +253,9 @@ def _extra(
     account, unresolved = account_from_companies(record.get("companies"))
     if account is not None:
         extra["account"] = account
-    elif unresolved is not None:
-        extra["account_unresolved"] = unresolved
+    elif unresolved is not None or text_or_none(record.get("companies_unreadable")):
+        # the connector's reason when the token could not read companies at all
+        extra["account_unresolved"] = unresolved or str(record["companies_unreadable"])
     return extra
 
 

@@ -71,6 +71,7 @@ class HubSpotEmulator:
         # Companies per deal in a v4 batch read's answer (then the deal's `paging`); None:
         # all, as HubSpot, which documents no page size, answers hundreds at once.
         self.associations_page: int | None = None
+        self.companies_scope = True  # False: the token lacks crm.objects.companies.read
         self.reset()
 
     def reset(self) -> None:
@@ -338,6 +339,8 @@ class HubSpotEmulator:
 
     def _associations_read(self, request: SandboxRequest) -> SandboxResponse:
         """v4 batch read of deals' companies (the only pair the emulator holds)."""
+        if not self.companies_scope:
+            return self._missing_scope()
         pair = (request.params["fromObjectType"].lower(), request.params["toObjectType"].lower())
         if pair[0] not in _DEAL_NAMES or pair[1] not in _COMPANY_NAMES:
             return self.error(400, "VALIDATION_ERROR", f"Unsupported object types {pair}.")
@@ -360,7 +363,14 @@ class HubSpotEmulator:
             results.append(result)
         return _batch(results, none_found(missing), 200)
 
+    def _missing_scope(self) -> SandboxResponse:
+        return self.error(
+            403, "MISSING_SCOPES", "This app hasn't been granted all required scopes."
+        )
+
     def _companies_read(self, request: SandboxRequest) -> SandboxResponse:
+        if not self.companies_scope:
+            return self._missing_scope()
         body = _obj(request.json())
         inputs = self._inputs(request)
         names = list(body.get("properties") or ()) or ["name", "domain"]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.hubspot import HubSpotConnector
+from connectors.hubspot_companies import NO_SCOPE
 from connectors.sandbox.launcher import Sandbox
 from mapping.hubspot import account_from_companies
 
@@ -143,3 +144,18 @@ def test_a_deals_companies_paged_in_the_v4_read_are_read_to_the_last_page(
     assert _account(deal) == _name(store, five[-1])
     key = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"
     assert _requests(sandbox)[key] == 3
+
+
+def test_a_token_that_may_not_read_companies_reads_the_deals_without_accounts_and_says_why(
+    sandbox: Sandbox, connector: HubSpotConnector
+) -> None:
+    """Upgrading must not stop a nightly sync whose private app lacks the companies scope: its
+    deals are read as before, without accounts, and each says why (a plan repeats it)."""
+    store = _store(sandbox)
+    sandbox.servers["hubspot"].emulator.companies_scope = False
+    deals = list(connector.deals())
+    assert len(deals) == len(store.live)
+    assert {account_from_companies(d["companies"])[0] for d in deals} == {None}
+    assert {d["companies_unreadable"] for d in deals} == {NO_SCOPE}
+    assert "crm.objects.companies.read" in NO_SCOPE
+    assert _requests(sandbox)["POST /crm/v3/objects/companies/batch/read"] == 1  # then no more

@@ -285,3 +285,10 @@ def test_a_deal_without_companies_or_read_without_them_has_no_account(
 ) -> None:
     assert deal_from_hubspot(_with_companies(), hs_ctx).extra == {}
     assert deal_from_hubspot(_with_companies(("1", None, True)), hs_ctx).extra == {}
+
+
+def test_a_deal_read_without_the_companies_scope_says_why_it_has_no_account(
+    hs_ctx: MappingContext,
+) -> None:
+    record = {**_with_companies(("1", None, True)), "companies_unreadable": "no scope: grant it"}
+    assert deal_from_hubspot(record, hs_ctx).extra == {"account_unresolved": "no scope: grant it"}
