@@ -587,14 +587,15 @@ def _flow_page(fetch: Callable[..., Any], deal_id: str, params: dict[str, Any]) 
 def pipelines_from_bodies(
     pipelines: Sequence[Mapping[str, Any]], stages: Sequence[Mapping[str, Any]]
 ) -> list[NativePipeline]:
-    """Active pipelines by order_nr, each with its active stages by order_nr.
+    """Pipelines by order_nr, each with its active stages by order_nr.
 
-    Pipedrive stages are all open: won and lost are the deal's status, not a stage.
+    Pipedrive stages are all open: won and lost are the deal's status, not a stage. A pipeline
+    the listing marks `active: false` is deleted (API v2 names the same flag `is_deleted`): the
+    deals nobody moved out keep it, so it is read from the same listings, `active` False so
+    that no copy is ever created there.
     """
     out = []
     for pipeline in sorted(pipelines, key=lambda p: (p.get("order_nr") or 0, p["id"])):
-        if pipeline.get("active") is False:
-            continue
         own = sorted(
             (
                 s
@@ -620,6 +621,7 @@ def pipelines_from_bodies(
                     )
                     for s in own
                 ),
+                active=pipeline.get("active") is not False,
             )
         )
     return out

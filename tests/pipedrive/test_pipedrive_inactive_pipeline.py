@@ -1,0 +1,129 @@
+"""A Pipedrive pipeline marked deleted (API v1 lists it with `active: false`; v2 names the same
+flag `is_deleted`) still holds the deals nobody moved: crmsync reads them under that pipeline's
+own stages, from the same two listings it reads anyway, and never creates a copy there."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from connectors.pipedrive import PipedriveConnector
+from connectors.sandbox.generator import generate
+from connectors.sandbox.launcher import Sandbox, start_sandbox
+from mapping import (
+    DEFAULT_FUNNEL,
+    MappingContext,
+    MappingError,
+    create_for_pipedrive,
+    deal_from_pipedrive,
+)
+from mapping.stages import propose_stage_map, stage_map_from_proposals
+from tests.connectors import contract
+from tests.pipedrive.conftest import FAST, settings_for
+
+RETIRED = "2"  # the generator's Renewals pipeline
+
+
+@pytest.fixture(scope="module")
+def company() -> dict[str, Any]:
+    dataset, _ = generate(60, seed=11)
+    return {"pipedrive": dataset["pipedrive"]}
+
+
+def _retired(company: dict[str, Any]) -> dict[str, Any]:
+    data = copy.deepcopy(company)
+    for pipeline in data["pipedrive"]["pipelines"]:
+        if str(pipeline["id"]) == RETIRED:
+            pipeline["active"] = False
+    return data
+
+
+@pytest.fixture
+def sandbox(company: dict[str, Any]) -> Iterator[Sandbox]:
+    with start_sandbox(_retired(company), systems=["pipedrive"], faults=FAST) as running:
+        yield running
+
+
+@pytest.fixture
+def connector(sandbox: Sandbox) -> Iterator[PipedriveConnector]:
+    made = PipedriveConnector(settings_for(sandbox))
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def _context(connector: PipedriveConnector) -> MappingContext:
+    pipelines = connector.pipelines()
+    native = {p.id: p.stages for p in pipelines}
+    return MappingContext(
+        instance="pipedrive",
+        kind="pipedrive",
+        funnels={"default": DEFAULT_FUNNEL},
+        stage_map=stage_map_from_proposals(propose_stage_map(native, DEFAULT_FUNNEL)),
+        native_stages=native,
+        retired_pipelines=frozenset(p.id for p in pipelines if not p.active),
+        owners={str(o["id"]): o["email"] for o in connector.owners()},
+    )
+
+
+def _pipeline_calls(sandbox: Sandbox, connector: PipedriveConnector) -> dict[str, int]:
+    contract.clear_stats(sandbox, "pipedrive")
+    connector.pipelines()
+    return contract.stats(sandbox, "pipedrive")
+
+
+def test_deals_of_a_deleted_pipeline_read_in_its_own_stages(
+    connector: PipedriveConnector, company: dict[str, Any]
+) -> None:
+    pipelines = {p.id: p for p in connector.pipelines()}
+
+    assert list(pipelines) == ["1", RETIRED]
+    retired = pipelines[RETIRED]
+    stages = [str(s["id"]) for s in company["pipedrive"]["stages"] if str(s["pipeline_id"]) == "2"]
+    assert ([s.id for s in retired.stages], retired.active) == (stages, False)
+    assert pipelines["1"].active
+
+    ctx = _context(connector)
+    deals = [deal_from_pipedrive(r, ctx) for r in connector.deals()]
+    held = [d for d in deals if d.pipeline == RETIRED]
+    assert held and all(d.stage is not None for d in held), held[:3]
+
+
+def test_a_deleted_pipeline_costs_no_call_more_than_a_company_without_one(
+    sandbox: Sandbox, connector: PipedriveConnector, company: dict[str, Any]
+) -> None:
+    with start_sandbox(company, systems=["pipedrive"], faults=FAST) as live:
+        before = PipedriveConnector(settings_for(live))
+        try:
+            without = _pipeline_calls(live, before)
+        finally:
+            before.close()
+
+    with_one = _pipeline_calls(sandbox, connector)
+
+    assert with_one == without
+    assert sum(without.values()) == 2, without  # GET /v1/pipelines and one page of /v1/stages
+
+
+def test_no_copy_is_created_in_a_deleted_pipeline(connector: PipedriveConnector) -> None:
+    ctx = _context(connector)
+    record = next(r for r in connector.deals() if str(r["pipeline_id"]) == RETIRED)
+    deal = deal_from_pipedrive(record, ctx)
+
+    body = create_for_pipedrive(deal, ctx, "link-retired-1")
+
+    assert str(body.get("pipeline_id")) == "1", body  # the live pipeline of its funnel
+    renewals = replace(
+        ctx,
+        funnels={**ctx.funnels, "renewal": DEFAULT_FUNNEL},
+        pipeline_funnels={RETIRED: "renewal"},
+    )
+    with pytest.raises(MappingError) as refused:
+        create_for_pipedrive(deal_from_pipedrive(record, renewals), renewals, "link-retired-2")
+    assert refused.value.field == "pipeline"
+    assert f"{RETIRED} is deactivated" in refused.value.reason, refused.value.reason
