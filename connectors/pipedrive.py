@@ -25,7 +25,6 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from functools import partial
 from itertools import islice
 from typing import Any
@@ -52,8 +51,7 @@ from connectors.pipedrive_wire import (
     pd_time,
     rate_limit_info,
 )
-from mapping.context import NativeStage
-from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID, pipelines_from_pipedrive
 
 __all__ = ["PipedriveConnector"]
 
@@ -191,7 +189,7 @@ class PipedriveConnector:
     def pipelines(self) -> list[NativePipeline]:
         pipelines = _body_list(self._call("pipelines", self._client.pipelines.get_all_pipelines))
         stages = list(self._pages("stages", self._stage_page, {}))
-        return pipelines_from_bodies(pipelines, stages)
+        return pipelines_from_pipedrive(pipelines, stages)
 
     def owners(self) -> list[dict[str, Any]]:
         return _body_list(self._call("owners", self._client.users.get_all_users))
@@ -582,46 +580,3 @@ def _newest_first(deal: Mapping[str, Any]) -> tuple[int, ...]:
 
 def _flow_page(fetch: Callable[..., Any], deal_id: str, params: dict[str, Any]) -> Any:
     return fetch(deal_id, params=params)
-
-
-def pipelines_from_bodies(
-    pipelines: Sequence[Mapping[str, Any]], stages: Sequence[Mapping[str, Any]]
-) -> list[NativePipeline]:
-    """Pipelines by order_nr, each with its active stages by order_nr.
-
-    Pipedrive stages are all open: won and lost are the deal's status, not a stage. A pipeline
-    the listing marks `active: false` is deleted (API v2 names the same flag `is_deleted`): the
-    deals nobody moved out keep it, so it is read from the same listings, `active` False so
-    that no copy is ever created there.
-    """
-    out = []
-    for pipeline in sorted(pipelines, key=lambda p: (p.get("order_nr") or 0, p["id"])):
-        own = sorted(
-            (
-                s
-                for s in stages
-                if s.get("pipeline_id") == pipeline["id"] and s.get("active_flag") is not False
-            ),
-            key=lambda s: (s.get("order_nr") or 0, s["id"]),
-        )
-        out.append(
-            NativePipeline(
-                str(pipeline["id"]),
-                str(pipeline.get("name") or pipeline["id"]),
-                tuple(
-                    NativeStage(
-                        id=str(s["id"]),
-                        label=str(s.get("name") or s["id"]),
-                        order=int(s.get("order_nr") or 0),
-                        probability=(
-                            Decimal(str(s["deal_probability"])) / 100
-                            if s.get("deal_probability") is not None
-                            else None
-                        ),
-                    )
-                    for s in own
-                ),
-                active=pipeline.get("active") is not False,
-            )
-        )
-    return out

@@ -94,7 +94,10 @@ _ENTERED_AT = {DealStatus.WON: "won_time", DealStatus.LOST: "lost_time"}
 def pipelines_from_pipedrive(
     pipelines: Iterable[Mapping[str, Any]], stages: Iterable[Mapping[str, Any]]
 ) -> list[NativePipelineStages]:
-    """Pipelines (by order_nr) with their stages; Pipedrive stages are all open stages."""
+    """Pipelines (by order_nr) with their active stages; Pipedrive stages are all open stages
+    (won and lost are the deal's status). A pipeline listed `active: false` is marked deleted
+    (API v2 names the flag `is_deleted`): the deals nobody moved keep it, so it is kept, not
+    `active`, and never chosen for a copy."""
     per_pipeline: defaultdict[str, list[NativeStage]] = defaultdict(list)
     for raw in stages:
         if raw.get("active_flag") is False:
@@ -113,7 +116,9 @@ def pipelines_from_pipedrive(
     for pipeline in sorted(pipelines, key=lambda p: (int(p.get("order_nr") or 0), int(p["id"]))):
         pid = str(pipeline["id"])
         ordered = sorted(per_pipeline.get(pid, ()), key=lambda s: (s.order, int(s.id)))
-        result.append(NativePipelineStages(pid, str(pipeline.get("name") or pid), tuple(ordered)))
+        label = str(pipeline.get("name") or pid)
+        active = pipeline.get("active") is not False
+        result.append(NativePipelineStages(pid, label, tuple(ordered), active=active))
     return result
 
 
