@@ -212,7 +212,8 @@ def create_pipeline(deal: Deal, ctx: MappingContext, pipeline: str | None) -> st
             retired = f"{', '.join(following)} {'is' if len(following) == 1 else 'are'}"
             reason = (
                 f"no pipeline of {ctx.instance} that takes new deals follows funnel "
-                f"{deal.funnel!r}: {retired} deactivated; give an active one that funnel "
+                f"{deal.funnel!r}: {retired} deactivated or deleted there (its deals stay, no "
+                f"new one goes there); give a live pipeline that funnel "
                 f"({where})"
             )
         raise MappingError(deal.system, deal.id, "pipeline", reason)
