@@ -8,6 +8,7 @@ number of stored deals each unmapped stage holds).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,6 +135,7 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
             codes.add(UsageError.exit_code)
         stages = {p.id: tuple(p.stages) for p in pipelines}
         held = _unmapped_counts(config, name)
+        lines += _unlisted_pipelines(name, held or Counter(), stages)
         for pipeline, cov in coverage(system.stage_map, stages).items():
             for stage_id in cov.unmapped:
                 deals = held.get(f"{pipeline}/{stage_id}", 0) if held is not None else None
@@ -167,6 +169,23 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
                 codes.add(UsageError.exit_code)
     schedule_lines, schedule_code = _schedule_checks(config)
     return lines + schedule_lines, max(codes | {schedule_code}, default=0)
+
+
+def _unlisted_pipelines(name: str, held: Counter[str], listed: Mapping[str, object]) -> list[str]:
+    """A warning per pipeline the CRM no longer lists that stored deals are in: no stage map
+    can map them (a HubSpot pipeline deleted through the API while it held deals), so the
+    plan's unmapped count would point here for nothing. Not a config problem: no exit 2."""
+    gone: Counter[str] = Counter()
+    for key, deals in held.items():
+        pipeline = key.split("/", 1)[0]
+        if pipeline not in listed:
+            gone[pipeline] += deals
+    return [
+        f"warning: {name}: {deals} stored deal(s) are in pipeline {pipeline!r}, which {name} no "
+        "longer lists (deleted or archived there): their stages cannot be mapped; restore the "
+        "pipeline there, or move its deals to a live one, and pull again"
+        for pipeline, deals in sorted(gone.items())
+    ]
 
 
 def _creates_without_party(config: Config, name: str) -> bool:

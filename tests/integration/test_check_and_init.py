@@ -444,3 +444,28 @@ def test_init_leaves_an_open_stage_named_lost_for_a_person_and_check_names_it(
         code, out, _ = run("check", "--config", str(config))
     assert code == 2
     assert "problem: pipedrive: pipeline 1: native stage '99' is not in" in out
+
+
+def test_check_warns_of_stored_deals_in_a_pipeline_the_crm_no_longer_lists(
+    tmp_path: Path,
+) -> None:
+    """A HubSpot pipeline deleted through the API while it held deals is archived and listed
+    no more: the plan counted its deals in unmapped stages and pointed at `check`, which said
+    nothing of them (no listed stage lacks a map)."""
+    dataset = generate(60, 11)[0]
+    for pipeline in dataset["hubspot"]["pipelines"]:
+        if pipeline["id"] == "renewals":
+            pipeline["archived"] = True
+    left = sum(d["properties"]["pipeline"] == "renewals" for d in dataset["hubspot"]["deals"])
+    assert left, "the generated portal lacks deals in the pipeline this test archives"
+    with start_sandbox(dataset, systems=["hubspot"], workdir=tmp_path) as sandbox:
+        config = tmp_path / "crmsync.yaml"
+        write_sandbox_config(sandbox.ready_info(), config)
+        assert run("pull", "--config", str(config))[0] == 0
+        code, out, err = run("check", "--config", str(config))
+    assert code == 0, out + err
+    assert (
+        f"warning: hubspot: {left} stored deal(s) are in pipeline 'renewals', which hubspot no "
+        "longer lists (deleted or archived there): their stages cannot be mapped; restore the "
+        "pipeline there, or move its deals to a live one, and pull again"
+    ) in out.splitlines(), out
