@@ -177,6 +177,11 @@ class HubSpotConnector:
     def check(self) -> None:
         self._call("check", lambda **kw: self._basic.get_page(limit=1, **kw))
 
+    def companies_readable(self) -> bool:
+        """Whether the token may read the companies a deal's account is named after (one call;
+        without `crm.objects.companies.read` the pull reads deals without accounts)."""
+        return self._companies.readable()
+
     def portal_timezone(self) -> str:
         """The account's time zone, as its Settings > Account Defaults name it (`timeZone` of
         GET /account-info/v3/details). hubspot-api-client 12 wraps no account-info endpoint, so

@@ -91,6 +91,12 @@ class CompanyNames:
             self.unreadable = NO_SCOPE
             return None
 
+    def readable(self) -> bool:
+        """Whether the token may read companies: a batch read of one id no company has (an
+        answer with a not-found error, or a 403 without the scope)."""
+        self._read("read companies", self._companies_read, {"inputs": [{"id": "0"}]})
+        return self.unreadable is None
+
     def named(self, deals: Iterable[dict[str, Any]], asked: bool) -> Iterator[dict[str, Any]]:
         """`deals` each with its `companies`. `asked`: the deals were read with
         `associations=companies` (a list); else (search) their companies are read here."""

@@ -106,7 +106,8 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
         try:
             connector.check()
             pipelines = connector.pipelines()
-            zone_lines, zone_code = _portal_zone(name, system, connector)
+            notes, zone_code = _portal_zone(name, system, connector)
+            notes += _companies_unreadable(config, name, connector)
         except ConnectorError as exc:
             lines.append(f"problem: {exc}")
             codes.add(exc.exit_code)
@@ -117,7 +118,7 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
         lines.append(
             f"ok: {name}: connected, deals readable, {len(pipelines)} pipeline(s), {calls} calls"
         )
-        lines += zone_lines
+        lines += notes
         if zone_code:
             codes.add(zone_code)
         if _creates_without_party(config, name):
@@ -169,6 +170,26 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
                 codes.add(UsageError.exit_code)
     schedule_lines, schedule_code = _schedule_checks(config)
     return lines + schedule_lines, max(codes | {schedule_code}, default=0)
+
+
+def _companies_unreadable(config: Config, name: str, connector: Any) -> list[str]:
+    """A warning where HubSpot deals will be read without accounts (the token lacks the
+    companies scope) and an account is used: Pipedrive copies filed by account, or the
+    `account` match key. Asked only then: the call costs one more."""
+    readable = getattr(connector, "companies_readable", None)
+    filed = any(getattr(s, "create_org_by", None) == "account" for s in config.systems.values())
+    if readable is None or not (filed or "account" in config.matching.keys):
+        return []
+    try:
+        if readable():
+            return []
+    except ConnectorError as exc:  # no finding either way: say it could not be told
+        return [f"warning: {name}: could not tell whether the token may read companies: {exc}"]
+    return [
+        f"warning: {name}: the token may not read companies (grant crm.objects.companies.read "
+        "to the app): its deals are read without accounts, so their Pipedrive copies go to "
+        "create_org_id and the account match key finds none of them"
+    ]
 
 
 def _unlisted_pipelines(name: str, held: Counter[str], listed: Mapping[str, object]) -> list[str]:

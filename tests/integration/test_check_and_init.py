@@ -469,3 +469,21 @@ def test_check_warns_of_stored_deals_in_a_pipeline_the_crm_no_longer_lists(
         "longer lists (deleted or archived there): their stages cannot be mapped; restore the "
         "pipeline there, or move its deals to a live one, and pull again"
     ) in out.splitlines(), out
+
+
+def test_check_warns_when_the_token_may_not_read_the_companies_accounts_come_from(
+    small_world: World,
+) -> None:
+    """Without crm.objects.companies.read a pull reads HubSpot deals without accounts, and
+    their Pipedrive copies go to create_org_id: found out at the migration, not before."""
+    warning = "warning: hubspot: the token may not read companies"
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert not [line for line in out.splitlines() if line.startswith(warning)], out
+    small_world.sandbox.servers["hubspot"].emulator.companies_scope = False
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 0, out + err
+    assert (
+        f"{warning} (grant crm.objects.companies.read to the app): its deals are read without "
+        "accounts, so their Pipedrive copies go to create_org_id and the account match key "
+        "finds none of them"
+    ) in out.splitlines(), out
