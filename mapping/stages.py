@@ -153,8 +153,16 @@ _KEYWORD_KEYS = frozenset(key for key, _ in KEYWORDS)
 
 def _by_own_word(stage: NativeStage, funnel: Funnel) -> Proposal | None:
     """A config funnel's own open stages have no keywords: a native stage named with a word of
-    one's key or label ("Quote Sent" for quoted) is a guess for it, the first in funnel order."""
+    one's key or label ("Quote Sent" for quoted) is a guess for it, the first in funnel order.
+    The words the funnel itself is named by tell no stage apart ("Renewal Committed" in a
+    renewal funnel is committed, not renewal_due): they count only where nothing else does."""
     words = _words(stage.label).split()
+    named = _words(funnel.name).split()
+    telling = [w for w in words if not any(_same_word(w, n) for n in named)]
+    return _own_word_in(stage, funnel, telling) or _own_word_in(stage, funnel, words)
+
+
+def _own_word_in(stage: NativeStage, funnel: Funnel, words: Sequence[str]) -> Proposal | None:
     for candidate in funnel.open_stages:
         if candidate.key in _KEYWORD_KEYS:
             continue

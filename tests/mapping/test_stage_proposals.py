@@ -285,3 +285,32 @@ def test_name_guesses_never_run_backwards_in_pipeline_order() -> None:
     assert proposal["Negotiation/Review"] == ("negotiation", "guess")
     ctx = make_ctx("salesforce")
     assert ctx.native_stage_for("default", "negotiation") == "Negotiation/Review"
+
+
+def test_a_stage_named_with_its_funnels_own_name_is_guessed_by_its_other_words() -> None:
+    """A renewals pipeline names its stages "Renewal Quoted", "Renewal Committed": the word
+    the funnel is named by tells no stage apart. "Renewal Committed" was guessed as
+    renewal_due, the first stage with "renewal" in its key."""
+    funnel = Funnel(
+        "renewal",
+        (
+            FunnelStage("renewal_due", "Renewal due", 1, Phase.AWARENESS, Decimal("0.2")),
+            FunnelStage("quoted", "Quoted", 2, Phase.INTEREST, Decimal("0.5")),
+            FunnelStage("committed", "Committed", 3, Phase.DECISION, Decimal("0.9")),
+            FunnelStage("renewed", "Renewed", 4, Phase.ACTION, Decimal(1), True, True),
+            FunnelStage("churned", "Churned", 5, Phase.ACTION, Decimal(0), True),
+        ),
+    )
+    native = (
+        NativeStage("r1", "Renewal Due", 0, None),
+        NativeStage("r2", "Renewal Quoted", 1, None),
+        NativeStage("r3", "Renewal Committed", 2, None),
+        NativeStage("r4", "Renewed", 3, None, is_closed=True, is_won=True),
+    )
+    proposals = propose_stage_map({"renewals": native}, funnel)["renewals"]
+    assert {k: p.funnel_key for k, p in proposals.items()} == {
+        "r1": "renewal_due",
+        "r2": "quoted",
+        "r3": "committed",
+        "r4": "renewed",
+    }
