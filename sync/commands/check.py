@@ -21,6 +21,7 @@ from connectors.errors import ConnectorError
 from mapping.stages import coverage
 from sync.commands import config_option
 from sync.connect import closes_by_status, open_connector
+from sync.create_orgs import org_filings
 from sync.errors import UsageError, terminal_safe
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
 from sync.store import Store
@@ -121,11 +122,12 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
         lines += notes
         if zone_code:
             codes.add(zone_code)
-        if _creates_without_party(config, name):
+        filing = org_filings(config).get(name)
+        if filing is not None and filing.fallback_id is None and _creates_missing(config, name):
             copies = (
                 "copies of deals with no account, or with one several organizations are named "
                 "after, belong to"
-                if getattr(system, "create_org_by", None) == "account"
+                if filing.by_account
                 else "copies belong to"
             )
             lines.append(
@@ -177,7 +179,7 @@ def _companies_unreadable(config: Config, name: str, connector: Any) -> list[str
     companies scope) and an account is used: Pipedrive copies filed by account, or the
     `account` match key. Asked only then: the call costs one more."""
     readable = getattr(connector, "companies_readable", None)
-    filed = any(getattr(s, "create_org_by", None) == "account" for s in config.systems.values())
+    filed = any(filing.by_account for filing in org_filings(config).values())
     if readable is None or not (filed or "account" in config.matching.keys):
         return []
     try:
@@ -209,15 +211,9 @@ def _unlisted_pipelines(name: str, held: Counter[str], listed: Mapping[str, obje
     ]
 
 
-def _creates_without_party(config: Config, name: str) -> bool:
-    """Would crmsync create deals in this Pipedrive instance with nothing to link them to?"""
-    system = config.systems[name]
-    return (
-        system.kind == "pipedrive"
-        and config.push.create_missing
-        and name in config.push_targets
-        and getattr(system, "create_org_id", None) is None
-    )
+def _creates_missing(config: Config, name: str) -> bool:
+    """Would crmsync create copies in this instance?"""
+    return config.push.create_missing and name in config.push_targets
 
 
 def same_zone(one: str, other: str, now: datetime) -> bool:
