@@ -37,7 +37,7 @@ from mapping.values import (
     parse_timestamp,
     text_or_none,
 )
-from mapping.writes import NativeValues, create_pipeline, owner_id_for_change, resolve_stage_change
+from mapping.writes import NativeValues, create_stage, owner_id_for_change, resolve_stage_change
 
 __all__ = [
     "ENTERED_PREFIX",
@@ -348,17 +348,7 @@ def create_for_hubspot(
     deal: Deal, ctx: MappingContext, link_id: str, pipeline: str | None = None
 ) -> dict[str, Any]:
     """The properties of a new deal copying `deal`, linked back to it (flat, as for updates)."""
-    target_pipeline = create_pipeline(deal, ctx, pipeline)
-    if deal.stage is None:
-        raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
-    native = ctx.native_stage_for(target_pipeline, deal.stage)
-    if native is None:
-        raise MappingError(
-            deal.system,
-            deal.id,
-            "stage",
-            f"no native stage for {deal.stage!r} in {ctx.instance} pipeline {target_pipeline}",
-        )
+    target_pipeline, native = create_stage(deal, ctx, pipeline)
     props = {"dealname": deal.name, "pipeline": target_pipeline, "dealstage": native}
     if deal.value is not None:
         props["amount"] = _text(deal.value.amount)

@@ -42,7 +42,7 @@ from mapping.values import (
 )
 from mapping.writes import (
     NativeValues,
-    create_pipeline,
+    create_stage_or_status,
     held_currency,
     number_read_back_whole,
     owner_id_for_change,
@@ -305,24 +305,14 @@ def create_for_pipedrive(
     A won or lost deal whose closed funnel stage has no native stage is created with its
     status and without stage_id, so Pipedrive files it in the pipeline's first stage.
     """
-    target_pipeline = create_pipeline(deal, ctx, pipeline)
-    if deal.stage is None:
-        raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
+    target_pipeline, native = create_stage_or_status(deal, ctx, pipeline)
     body: dict[str, Any] = {
         "title": deal.name,
         "pipeline_id": _int_id(deal, "pipeline", target_pipeline),
         "status": deal.status.value,
     }
-    native = ctx.native_stage_for(target_pipeline, deal.stage)
     if native is not None:
         body["stage_id"] = _int_id(deal, "stage", native)
-    elif deal.status is DealStatus.OPEN:
-        raise MappingError(
-            deal.system,
-            deal.id,
-            "stage",
-            f"no native stage for {deal.stage!r} in {ctx.instance} pipeline {target_pipeline}",
-        )
     if deal.value is not None:
         body["value"] = _value(deal, deal.value.amount)
         body["currency"] = deal.value.currency

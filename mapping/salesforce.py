@@ -46,7 +46,7 @@ from mapping.values import (
 )
 from mapping.writes import (
     NativeValues,
-    create_pipeline,
+    create_stage,
     held_currency,
     number_read_back_whole,
     owner_id_for_change,
@@ -371,17 +371,7 @@ def create_for_salesforce(
     an org with no pipeline of that funnel gets no copy, even where the funnels share the
     stage's key.
     """
-    target = create_pipeline(deal, ctx, pipeline)
-    if deal.stage is None:
-        raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
-    native = ctx.native_stage_for(target, deal.stage)
-    if native is None:
-        raise MappingError(
-            deal.system,
-            deal.id,
-            "stage",
-            f"no native stage for {deal.stage!r} in {ctx.instance} pipeline {target}",
-        )
+    target, native = create_stage(deal, ctx, pipeline)
     _allowed(deal, ctx, target, native)
     if deal.close_date is None:
         raise MappingError(deal.system, deal.id, "close_date", "Salesforce requires one")

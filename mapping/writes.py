@@ -25,6 +25,8 @@ __all__ = [
     "NativeValues",
     "StageTarget",
     "create_pipeline",
+    "create_stage",
+    "create_stage_or_status",
     "held_currency",
     "implied_status",
     "number_read_back_whole",
@@ -218,6 +220,39 @@ def create_pipeline(deal: Deal, ctx: MappingContext, pipeline: str | None) -> st
             )
         raise MappingError(deal.system, deal.id, "pipeline", reason)
     return candidates[0]
+
+
+def create_stage(deal: Deal, ctx: MappingContext, pipeline: str | None) -> tuple[str, str]:
+    """The pipeline (`create_pipeline`) and native stage a created copy of `deal` lands in."""
+    target, native = _create_landing(deal, ctx, pipeline)
+    if native is None:
+        raise _no_native_stage(deal, ctx, target)
+    return target, native
+
+
+def create_stage_or_status(
+    deal: Deal, ctx: MappingContext, pipeline: str | None
+) -> tuple[str, str | None]:
+    """`create_stage`, for a CRM that files a won or lost deal by its status: such a deal whose
+    closed stage has no native one (Pipedrive's pipelines hold open stages only) gets None."""
+    target, native = _create_landing(deal, ctx, pipeline)
+    if native is None and deal.status is DealStatus.OPEN:
+        raise _no_native_stage(deal, ctx, target)
+    return target, native
+
+
+def _create_landing(
+    deal: Deal, ctx: MappingContext, pipeline: str | None
+) -> tuple[str, str | None]:
+    target = create_pipeline(deal, ctx, pipeline)
+    if deal.stage is None:
+        raise MappingError(deal.system, deal.id, "stage", "unmapped stage cannot be created")
+    return target, ctx.native_stage_for(target, deal.stage)
+
+
+def _no_native_stage(deal: Deal, ctx: MappingContext, pipeline: str) -> MappingError:
+    reason = f"no native stage for {deal.stage!r} in {ctx.instance} pipeline {pipeline}"
+    return MappingError(deal.system, deal.id, "stage", reason)
 
 
 def number_read_back_whole(
