@@ -61,6 +61,8 @@ ACCOUNT_NAME = "Account.Name"
 # is its pipeline, named by DeveloperName: read in the deals' own query, no call more.
 RECORD_TYPE_FIELDS = ("RecordTypeId", "RecordType.DeveloperName")
 STAGE_VALUES = "ui-api/object-info/Opportunity/picklist-values/{}/StageName"
+# How the UI API might refuse a deactivated record type's stage values (none is documented).
+_UNANSWERED = frozenset({400, 403, 404})
 STAGE_FIELDS = (
     "Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, "
     "ForecastCategoryName, SortOrder"
@@ -305,11 +307,11 @@ class SalesforceConnector:
             path = STAGE_VALUES.format(quote(record_type, safe=""))
             try:
                 answer = self._call("pipelines", _get(path))
-            except ApiError as exc:
-                if info.get("active") is not False or exc.status != 404:
+            except (ApiError, PermissionDenied) as exc:
+                if info.get("active") is not False or exc.status not in _UNANSWERED:
                     raise
-                # No document says the UI API answers for a deactivated record type: where it
-                # does not, its deals read as before it was read at all (under `default`).
+                # No document says whether, or how, the UI API refuses a deactivated record
+                # type: where it does, its deals read as before it was read at all (`default`).
                 _log.warning(
                     "%s: deactivated record type %s: its stage values were not answered (%s); "
                     "its deals are read under the default pipeline's stages",

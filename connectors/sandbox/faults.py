@@ -49,9 +49,12 @@ class Faults:
     # Salesforce: every queryMore answers INVALID_QUERY_LOCATOR, as when other clients of the
     # API user open ten cursors between each two pages of a read (its cursor is released).
     cursors_released: bool = False
-    # Salesforce: the UI API answers 404 NOT_FOUND for the stage values of a deactivated record
-    # type, as it might: no document says whether it answers them (off: it does).
+    # Salesforce: the UI API refuses the stage values of a deactivated record type, as it
+    # might: no document says whether it answers them (off: it does), nor how it refuses:
+    # `retired_record_types_status` 404 NOT_FOUND, 400 INVALID_ID_FIELD or 403
+    # INSUFFICIENT_ACCESS (a record type not available to the user).
     retired_record_types_unanswered: bool = False
+    retired_record_types_status: int = 404
     # Pipedrive: POST /v1/deals refuses a deal linked to no person_id or org_id (400), as
     # Pipedrive has since 2021-09-30 (changelog "Breaking bug fix in POST /deals endpoint").
     # On, as the real API; off only to test what a party-less create does elsewhere.

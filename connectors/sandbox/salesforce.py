@@ -350,11 +350,11 @@ class SalesforceEmulator:
         retired = self.fault_state.faults.retired_record_types_unanswered and not (
             self.store.record_types.active(record_type)
         )
-        if body is None or retired:
-            return SandboxResponse(
-                404,
-                [{"errorCode": "NOT_FOUND", "message": f"Invalid record type id: {record_type}"}],
-            )
+        if body is None:
+            return _not_found_record_type(404, record_type)
+        if retired:
+            status = self.fault_state.faults.retired_record_types_status
+            return _not_found_record_type(status, record_type)
         return SandboxResponse(200, body)
 
     def _window(self, request: SandboxRequest, days: int) -> tuple[str, str, str]:
@@ -605,3 +605,14 @@ def _picklist_value(stage: Mapping[str, Any]) -> dict[str, Any]:
         "active": bool(stage.get("IsActive", True)),
         "defaultValue": False,
     }
+
+
+_RECORD_TYPE_REFUSALS = {400: "INVALID_ID_FIELD", 403: "INSUFFICIENT_ACCESS", 404: "NOT_FOUND"}
+
+
+def _not_found_record_type(status: int, record_type: str) -> SandboxResponse:
+    """The UI API's refusal of a record type's stage values (an error array, as REST's)."""
+    code = _RECORD_TYPE_REFUSALS.get(status, "NOT_FOUND")
+    return SandboxResponse(
+        status, [{"errorCode": code, "message": f"Invalid record type id: {record_type}"}]
+    )

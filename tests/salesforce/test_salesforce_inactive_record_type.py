@@ -155,3 +155,22 @@ def test_a_deactivated_record_type_whose_stages_are_not_answered_reads_as_before
             connector.close()
     assert "Renewal" not in pipelines and "default" in pipelines, pipelines
     assert any("deactivated record type Renewal" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("status", [400, 403])
+def test_a_deactivated_record_type_refused_with_another_client_error_reads_as_before(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing public says how the UI API refuses a deactivated record type's stage values, if
+    it does: a 400 or a 403 (an unavailable record type) is taken as the 404 is, not as a
+    failed pull."""
+    faults = replace(FAST, retired_record_types_unanswered=True, retired_record_types_status=status)
+    with start_sandbox(_retired_renewals(), systems=["salesforce"], faults=faults) as running:
+        connector = SalesforceConnector(settings_for(running))
+        try:
+            with caplog.at_level("WARNING", logger="crmsync.salesforce"):
+                pipelines = {p.id for p in connector.pipelines()}
+        finally:
+            connector.close()
+    assert pipelines == {"default", "New_Business"}, pipelines
+    assert any("deactivated record type Renewal" in r.getMessage() for r in caplog.records)
