@@ -97,10 +97,14 @@ def pipelines_from_pipedrive(
     """Pipelines (by order_nr) with their active stages; Pipedrive stages are all open stages
     (won and lost are the deal's status). A pipeline listed `active: false` is marked deleted
     (API v2 names the flag `is_deleted`): the deals nobody moved keep it, so it is kept, not
-    `active`, and never chosen for a copy."""
+    `active`, and never chosen for a copy. Its stages are kept even when listed deleted
+    (`active_flag: false`, "whether the stage is active or deleted"): nothing documents what
+    deleting a pipeline does to its stages, and its deals are still in them."""
+    pipelines = list(pipelines)
+    retired = {str(p["id"]) for p in pipelines if p.get("active") is False}
     per_pipeline: defaultdict[str, list[NativeStage]] = defaultdict(list)
     for raw in stages:
-        if raw.get("active_flag") is False:
+        if raw.get("active_flag") is False and str(raw.get("pipeline_id")) not in retired:
             continue
         with field_errors("pipedrive", str(raw.get("id")), "deal_probability"):
             probability = parse_decimal(raw.get("deal_probability"))

@@ -128,3 +128,28 @@ def test_no_copy_is_created_in_a_deleted_pipeline(connector: PipedriveConnector)
     assert refused.value.field == "pipeline"
     reason = refused.value.reason
     assert f"{RETIRED} is deactivated or deleted there" in reason, reason
+
+
+def test_a_deleted_pipelines_stages_listed_as_deleted_still_read_its_deals(
+    company: dict[str, Any],
+) -> None:
+    """The v1 spec calls a stage's `active_flag` "whether the stage is active or deleted" and
+    says nothing of what deleting a pipeline does to its stages: where GET /v1/stages lists
+    them `active_flag: false`, the deals left in that pipeline still read in its stages."""
+    data = _retired(company)
+    for stage in data["pipedrive"]["stages"]:
+        if str(stage["pipeline_id"]) == RETIRED:
+            stage["active_flag"] = False
+    with start_sandbox(data, systems=["pipedrive"], faults=FAST) as running:
+        connector = PipedriveConnector(settings_for(running))
+        try:
+            retired = {p.id: p for p in connector.pipelines()}[RETIRED]
+            ctx = _context(connector)
+            deals = [deal_from_pipedrive(r, ctx) for r in connector.deals()]
+        finally:
+            connector.close()
+
+    stages = [str(s["id"]) for s in data["pipedrive"]["stages"] if str(s["pipeline_id"]) == "2"]
+    assert ([s.id for s in retired.stages], retired.active) == (stages, False)
+    held = [d for d in deals if d.pipeline == RETIRED]
+    assert held and all(d.stage is not None for d in held), held[:3]
