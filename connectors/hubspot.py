@@ -27,7 +27,7 @@ from connectors.base import (
 )
 from connectors.batches import chunks, not_found
 from connectors.credentials import HubSpotToken
-from connectors.errors import ApiError
+from connectors.errors import ApiError, PermissionDenied
 from connectors.http import CallPolicy, Pacer
 from connectors.hubspot_companies import ASSOCIATIONS, CompanyNames
 from connectors.hubspot_wire import (
@@ -271,21 +271,41 @@ class HubSpotConnector:
         asked = ASSOCIATIONS if associations else None
         after: str | None = None
         while True:
-            body = self._call(
-                operation,
-                lambda a=after, **kw: self._basic.get_page(
-                    limit=LIST_PAGE,
-                    after=a,
-                    properties=properties,
-                    archived=archived,
-                    associations=asked,
-                    **kw,
-                ),
-            )
+            try:
+                body = self._list_page(operation, properties, archived, after, asked)
+            except PermissionDenied:
+                if asked is None:
+                    raise
+                # Refused for the companies asked for (a token without their scope): the deals
+                # are read without them, as a company read refused leaves them.
+                self._companies.refused()
+                asked = None
+                continue
             yield from body.get("results") or []
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
+
+    def _list_page(
+        self,
+        operation: str,
+        properties: list[str],
+        archived: bool,
+        after: str | None,
+        asked: list[str] | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = self._call(
+            operation,
+            lambda **kw: self._basic.get_page(
+                limit=LIST_PAGE,
+                after=after,
+                properties=properties,
+                archived=archived,
+                associations=asked,
+                **kw,
+            ),
+        )
+        return body
 
     def _search_page(
         self, filters: list[dict[str, Any]], properties: list[str], offset: int, operation: str

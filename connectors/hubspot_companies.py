@@ -13,6 +13,11 @@ addition to the native record). With as few calls as the API allows:
   A deal with no company is an error of its 207 answer (NO_ASSOCIATIONS_FOUND), not an empty
   result.
 - names: companies batch read, 100 ids a call, each company once per connector (a run).
+- a token without crm.objects.companies.read: HubSpot refuses the company reads (403
+  MISSING_SCOPES). What it answers a deals list asking for companies is documented nowhere:
+  a 403 (the page is asked again without them), the deals without associations (a list whose
+  first deal shows none asks once whether companies are readable), or their ids. Each way the
+  deals are read without accounts, each saying why (`companies_unreadable`).
 Deals are held back only until a call's worth of them is waiting, so the reads stay full.
 """
 
@@ -80,6 +85,11 @@ class CompanyNames:
         self._companies_read = companies_read  # companies batch_api.read
         self._names: dict[str, str | None] = {}
         self.unreadable: str | None = None  # NO_SCOPE once a company read was refused
+        self._settled = False  # whether companies were seen or asked to be readable
+
+    def refused(self) -> None:
+        """A deals read asking for their companies was refused (403): none is readable."""
+        self.unreadable = NO_SCOPE
 
     def _read(self, operation: str, request: Any, body: Any) -> Any:
         """One company read; None (and `unreadable` set) when the token lacks the scope."""
@@ -94,6 +104,7 @@ class CompanyNames:
     def readable(self) -> bool:
         """Whether the token may read companies: a batch read of one id no company has (an
         answer with a not-found error, or a 403 without the scope)."""
+        self._settled = True
         self._read("read companies", self._companies_read, {"inputs": [{"id": "0"}]})
         return self.unreadable is None
 
@@ -104,6 +115,12 @@ class CompanyNames:
         waiting = _Waiting()  # deals whose companies' names are still to be read
         for deal in deals:
             links = links_from_v3(deal) if asked else None
+            if asked and not self._settled:
+                # HubSpot may leave companies out for want of the scope (nothing says whether
+                # it does): a list whose first deal shows none asks once if they are readable.
+                self._settled = True
+                if not deal.get("associations"):
+                    self.readable()
             if links is not None:
                 yield from self._named([(deal, links)], waiting, final=False)
                 continue

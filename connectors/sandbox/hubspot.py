@@ -72,6 +72,10 @@ class HubSpotEmulator:
         # all, as HubSpot, which documents no page size, answers hundreds at once.
         self.associations_page: int | None = None
         self.companies_scope = True  # False: the token lacks crm.objects.companies.read
+        # What a deals read asking `associations=companies` answers such a token; no document
+        # or public thread says: "shown" (the companies' ids; their names are refused),
+        # "omitted" (the deals without associations) or "refused" (403 MISSING_SCOPES).
+        self.unscoped_associations = "shown"
         self.reset()
 
     def reset(self) -> None:
@@ -259,10 +263,12 @@ class HubSpotEmulator:
         limit = _int(request.arg("limit"), 10, "limit", 1, MAX_PAGE)
         after = _int(request.arg("after"), 0, "after", 0, None)
         archived = _archived(request)
+        if _with_companies(request) and self._unscoped() == "refused":
+            return self._missing_scope()
         deals, more = self.store.page(archived, after, limit)
         properties = request.args("properties")
         shown = [self.store.view(d, properties) for d in deals]
-        if _with_companies(request):
+        if _with_companies(request) and self._unscoped() != "omitted":
             shown = [self.store.with_companies(d) for d in shown]
         body: dict[str, Any] = {"results": shown}
         if more is not None:
@@ -274,10 +280,16 @@ class HubSpotEmulator:
         deal = table.get(request.params["dealId"])
         if deal is None:
             return self.error(404, "OBJECT_NOT_FOUND", "resource not found")
+        if _with_companies(request) and self._unscoped() == "refused":
+            return self._missing_scope()
         shown = self.store.view(deal, request.args("properties"))
-        if _with_companies(request):
+        if _with_companies(request) and self._unscoped() != "omitted":
             shown = self.store.with_companies(shown)
         return SandboxResponse(200, shown)
+
+    def _unscoped(self) -> str | None:
+        """How a read asking for companies is answered without the scope (None: it has it)."""
+        return None if self.companies_scope else self.unscoped_associations
 
     def _search(self, request: SandboxRequest) -> SandboxResponse:
         self._quiet.search = True
@@ -364,9 +376,20 @@ class HubSpotEmulator:
         return _batch(results, none_found(missing), 200)
 
     def _missing_scope(self) -> SandboxResponse:
-        return self.error(
-            403, "MISSING_SCOPES", "This app hasn't been granted all required scopes."
+        """HubSpot's 403 for a token without crm.objects.companies.read: the scopes it lacks
+        are in `errors[].context.requiredGranularScopes`, as integrations quote it."""
+        response = self.error(
+            403,
+            "MISSING_SCOPES",
+            "This app hasn't been granted all required scopes to make this call.",
         )
+        response.body["errors"] = [
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": ["crm.objects.companies.read"]},
+            }
+        ]
+        return response
 
     def _companies_read(self, request: SandboxRequest) -> SandboxResponse:
         if not self.companies_scope:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_companies import NO_SCOPE
 from connectors.sandbox.launcher import Sandbox
@@ -146,16 +148,45 @@ def test_a_deals_companies_paged_in_the_v4_read_are_read_to_the_last_page(
     assert _requests(sandbox)[key] == 3
 
 
+# What GET /crm/v3/objects/deals?associations=companies answers a token without
+# crm.objects.companies.read is documented nowhere: the deals with their companies' ids (whose
+# names are then refused), the deals without associations, or a 403 MISSING_SCOPES.
+@pytest.mark.parametrize("answer", ["shown", "omitted", "refused"])
 def test_a_token_that_may_not_read_companies_reads_the_deals_without_accounts_and_says_why(
-    sandbox: Sandbox, connector: HubSpotConnector
+    answer: str, sandbox: Sandbox, connector: HubSpotConnector
 ) -> None:
     """Upgrading must not stop a nightly sync whose private app lacks the companies scope: its
-    deals are read as before, without accounts, and each says why (a plan repeats it)."""
+    deals are read as before, without accounts, and each says why (a plan repeats it), however
+    HubSpot answers the deals list that asks for their companies."""
     store = _store(sandbox)
-    sandbox.servers["hubspot"].emulator.companies_scope = False
+    emulator = sandbox.servers["hubspot"].emulator
+    emulator.companies_scope = False
+    emulator.unscoped_associations = answer
     deals = list(connector.deals())
     assert len(deals) == len(store.live)
     assert {account_from_companies(d["companies"])[0] for d in deals} == {None}
     assert {d["companies_unreadable"] for d in deals} == {NO_SCOPE}
     assert "crm.objects.companies.read" in NO_SCOPE
-    assert _requests(sandbox)["POST /crm/v3/objects/companies/batch/read"] == 1  # then no more
+    requests = _requests(sandbox)
+    pages = math.ceil(len(deals) / 100)
+    refused = answer == "refused"  # the refused page is asked again, without companies
+    assert requests["GET /crm/v3/objects/deals"] == pages + refused
+    # One refused company read at most (none after a refused list), then no more.
+    assert requests.get("POST /crm/v3/objects/companies/batch/read", 0) == (not refused)
+
+
+def test_deals_without_companies_read_by_a_token_that_may_read_them_cost_one_check_at_most(
+    sandbox: Sandbox, connector: HubSpotConnector
+) -> None:
+    """A full read whose first deals show no company asks once whether companies are readable
+    (they may be left out for want of the scope); a deal showing companies settles it."""
+    store = _store(sandbox)
+    without = [str(i) for i in store.order[: len(store.order) // 2]]  # the first pages' deals
+    for deal_id in without:
+        store.associate(deal_id, {})
+    deals = list(connector.deals())
+    assert [d["companies"] for d in deals if d["id"] in without] == [[]] * len(without)
+    assert not any("companies_unreadable" in d for d in deals)
+    companies = {c for links in store.companies_of.of.values() for c in links}
+    names = _requests(sandbox)["POST /crm/v3/objects/companies/batch/read"]
+    assert names == math.ceil(len(companies) / 100) + 1
