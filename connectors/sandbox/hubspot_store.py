@@ -146,12 +146,21 @@ class DealStore:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def associate(self, deal_id: str, companies: Mapping[str, bool]) -> dict[str, Any]:
+    def associate(
+        self, deal_id: str, companies: Mapping[str, bool], touch: bool = True
+    ) -> dict[str, Any]:
         """The deal's companies set to `companies` (id -> primary?), as a person edits them in
-        the deal's sidebar: a change of the deal, so it is modified now."""
+        the deal's sidebar. `touch`: the deal is modified now (its `hs_lastmodifieddate`).
+        Not verified either way: HubSpot defines that property as the "most recent timestamp
+        of any property update", and documents no deal property that follows its companies
+        (`num_associated_contacts` follows its contacts); `touch=False` emulates a move
+        that stamps nothing."""
         deal = self.live[str(deal_id)]
         self.companies_of.set(deal["id"], companies)
-        self._stamp(deal, deal["properties"].get("dealstage"), self._now())
+        if touch:
+            self._stamp(deal, deal["properties"].get("dealstage"), self._now())
+        else:
+            self.version += 1  # no property changed, but what a read shows did
         return deal
 
     def _now(self) -> int:

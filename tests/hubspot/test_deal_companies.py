@@ -75,6 +75,23 @@ def test_an_incremental_read_sees_a_deal_moved_to_another_company(
     }
 
 
+def test_a_deal_moved_to_another_company_without_a_stamp_is_read_by_the_next_full_read(
+    sandbox: Sandbox, make_connector: Callable[..., HubSpotConnector]
+) -> None:
+    """Whether HubSpot stamps a deal's hs_lastmodifieddate when its companies change is not
+    documented: where it does not, the incremental search does not return the deal (its old
+    account stays), and a full read (`--full`) files it by the new company."""
+    store = _store(sandbox)
+    deal_id = str(store.order[3])
+    [old] = store.companies_of.of[deal_id]
+    new = next(c for c in store.companies if c != old)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    store.associate(deal_id, {new: True}, touch=False)
+    assert [d["id"] for d in make_connector().deals(since)] == []
+    [deal] = [d for d in make_connector().deals() if d["id"] == deal_id]
+    assert _account(deal) == _name(store, new)
+
+
 def test_several_companies_none_primary_give_no_account_and_say_why(
     sandbox: Sandbox, connector: HubSpotConnector
 ) -> None:
