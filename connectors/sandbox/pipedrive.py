@@ -11,7 +11,8 @@ Documented choices where the public docs are silent:
 - `recents` keeps `recents_window` of history (default 90 days): changes older than that are
   silently left out, even when `since_timestamp` asks for them, so a client has to know the
   window and fall back to a full scan for an older cursor.
-- A deleted deal stays readable (status "deleted") and shows up in `recents`.
+- A deleted deal stays readable (status "deleted") and shows up in `recents`; a PUT edits
+  none of its fields but its restore (`status` alone; changelog 2024-03-18).
 - An archived deal (`is_archived`, set by PUT) leaves `GET /v1/deals`, which lists "all not
   archived deals" (v1 spec), for `GET /v1/deals/archived`; it stays readable by id and shows
   up in `recents`, as the docs do not say otherwise. `/v1/deals/archived` takes the same

@@ -314,6 +314,11 @@ class DealStore:
         old = self.deals.get(deal_id)
         if old is None:
             raise WriteError(404, "Deal not found")
+        if old["status"] == "deleted" and (set(body) != {"status"} or body["status"] == "deleted"):
+            # Since 2024-03-18 no field of a deleted deal is edited but its restore (changelog
+            # "update to the behavior of PUT deals/{id} endpoint for soft-deleted deals"); the
+            # answer's status and wording are not documented: a 400, as other refusals.
+            raise WriteError(400, "A deleted deal cannot be edited: restore it first")
         deal = dict(old)
         self._apply(deal, body, pd_time(self.clock()))
         self._store(deal, old)

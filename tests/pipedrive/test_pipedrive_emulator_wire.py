@@ -219,6 +219,22 @@ def test_a_restored_deal_has_its_status_again_and_shows_in_recents(sandbox, clie
     assert [(r["id"], r["data"]["status"]) for r in recents] == [(won["id"], "won")]
 
 
+def test_a_deleted_deal_takes_no_edit_but_its_restore(client, pd_data):
+    """Since 2024-03-18 PUT /deals/{id} edits no field of a deleted deal except restoring it
+    (changelog "update to the behavior of PUT deals/{id} endpoint for soft-deleted deals")."""
+    deal_id = _live_ids(pd_data)[0]
+    assert client.deals.delete_deal(deal_id)["success"]
+    with pytest.raises(exceptions.BadRequestError):
+        client.deals.update_deal(deal_id, {"title": "edited after its delete"})
+    with pytest.raises(exceptions.BadRequestError):
+        client.deals.update_deal(deal_id, {"status": "open", "title": "restored and edited"})
+    assert client.deals.get_deal(deal_id)["data"]["status"] == "deleted"
+    restored = client.deals.update_deal(deal_id, {"status": "open"})["data"]
+    assert (restored["status"], restored["deleted"]) == ("open", False)
+    edited = client.deals.update_deal(deal_id, {"title": "edited once restored"})["data"]
+    assert edited["title"] == "edited once restored"
+
+
 def test_deleting_twice_is_410_an_unknown_deal_404_and_a_refused_one_400(sandbox, client, pd_data):
     first, second = _live_ids(pd_data)[:2]
     assert client.deals.delete_deal(first) == {"success": True, "data": {"id": first}}
