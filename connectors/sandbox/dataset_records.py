@@ -179,8 +179,10 @@ def sf_user(p: Person, created: datetime) -> dict[str, Any]:
 def sf_account(c: Copy) -> dict:
     """The Account an Opportunity's AccountId names: its company, as Pipedrive's organization
     of the same company is named."""
+    stamp = _sf_time(c.created_at)
     return {"attributes": _sf_attributes("Account", c.account_id), "Id": c.account_id,
-            "Name": c.company}  # fmt: skip
+            "Name": c.company, "CreatedDate": stamp, "LastModifiedDate": stamp,
+            "SystemModstamp": stamp}  # fmt: skip
 
 
 def sf_opportunity(

@@ -1,4 +1,5 @@
-"""HubSpot CRM v3 emulator: pipelines, owners, deals (list, get, patch, search, batch).
+"""HubSpot CRM v3 emulator: pipelines, owners, deals (list, get, patch, search, batch), companies
+(list, search, batch read) and deal -> company associations.
 
 Speaks the wire format hubspot-api-client 12 expects (see API-NOTES.md §1): bearer auth, the
 `{"results", "paging": {"next": {"after"}}}` envelope, HubSpot's error and 429 bodies, its
@@ -13,7 +14,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connectors.sandbox.faults import FaultState
 from connectors.sandbox.hubspot_companies import V4_BATCH, none_found, v4_result
 from connectors.sandbox.hubspot_search import SearchError, SearchQuery, epoch_ms, parse_search
-from connectors.sandbox.hubspot_store import DealStore, WriteError
+from connectors.sandbox.hubspot_store import COMPANY_DEFAULTS, DealStore, WriteError
 from connectors.sandbox.server import BadRequest, Route, SandboxRequest, SandboxResponse
 
 __all__ = ["HubSpotEmulator"]
@@ -114,7 +115,12 @@ class HubSpotEmulator:
                 self._associations_read,
             ),
         ]
-        routes += [Route("POST", f"{base}/batch/read", self._companies_read) for base in _COMPANIES]
+        for base in _COMPANIES:
+            routes += [
+                Route("GET", base, self._list_companies),
+                Route("POST", f"{base}/search", self._search_companies),
+                Route("POST", f"{base}/batch/read", self._companies_read),
+            ]
         for base in _DEALS:
             routes += [
                 Route("GET", base, self._list),
@@ -292,6 +298,17 @@ class HubSpotEmulator:
         return None if self.companies_scope else self.unscoped_associations
 
     def _search(self, request: SandboxRequest) -> SandboxResponse:
+        return self._searched(request, "deals", self.store.live.values)
+
+    def _searched(
+        self,
+        request: SandboxRequest,
+        kind: str,
+        records: Callable[[], Iterable[Mapping[str, Any]]],
+        shown: Sequence[str] = (),
+    ) -> SandboxResponse:
+        """A search of `kind` (deals, companies) over `records`; `shown`: the properties a
+        request naming none gets (the deals' defaults when empty)."""
         self._quiet.search = True
         if self._search_throttled():
             return self._rate_limited("secondly", "SECONDLY", self.search_rate[1])
@@ -301,12 +318,13 @@ class HubSpotEmulator:
             query = parse_search(request.json(), self.search_cap)
         except SearchError as exc:
             return self.error(400, "VALIDATION_ERROR", str(exc))
-        found = self._indexed(self._matches(query))
+        found = self._indexed(self._matches(query, kind, records))
         end = min(query.offset + query.limit, len(found), self.search_cap)
         page = found[query.offset : end]
+        properties = query.properties or tuple(shown)
         body: dict[str, Any] = {
             "total": len(found),
-            "results": [self.store.view(d, query.properties) for d in page],
+            "results": [self.store.view(d, properties) for d in page],
         }
         if end < len(found):
             # Handed out even at the cap, as HubSpot does: using it is the 400.
@@ -337,12 +355,17 @@ class HubSpotEmulator:
         stamps.append(now)
         return False
 
-    def _matches(self, query: SearchQuery) -> list[Mapping[str, Any]]:
+    def _matches(
+        self,
+        query: SearchQuery,
+        kind: str,
+        records: Callable[[], Iterable[Mapping[str, Any]]],
+    ) -> list[Mapping[str, Any]]:
         # Paging re-runs the same query; cached per data version, so a page is a slice.
-        key = (self.store.version, *query.signature)
+        key = (self.store.version, kind, *query.signature)
         found = self._search_cache.get(key)
         if found is None:
-            found = query.run(self.store.live.values())
+            found = query.run(records())
             self._search_cache.clear()
             self._search_cache[key] = found
         return found
@@ -374,6 +397,25 @@ class HubSpotEmulator:
                 result["paging"] = _next(str(end), "")
             results.append(result)
         return _batch(results, none_found(missing), 200)
+
+    def _search_companies(self, request: SandboxRequest) -> SandboxResponse:
+        """Companies by the same search semantics as deals (a company renamed is modified,
+        its deals are not: their hs_lastmodifieddate stays)."""
+        if not self.companies_scope:
+            return self._missing_scope()
+        return self._searched(request, "companies", self.store.live_companies, COMPANY_DEFAULTS)
+
+    def _list_companies(self, request: SandboxRequest) -> SandboxResponse:
+        if not self.companies_scope:
+            return self._missing_scope()
+        limit = _int(request.arg("limit"), 10, "limit", 1, MAX_PAGE)
+        after = _int(request.arg("after"), 0, "after", 0, None)
+        companies, more = self.store.companies_page(after, limit)
+        properties = request.args("properties") or list(COMPANY_DEFAULTS)
+        body: dict[str, Any] = {"results": [self.store.view(c, properties) for c in companies]}
+        if more is not None:
+            body["paging"] = _next(str(more), "/crm/v3/objects/companies")
+        return SandboxResponse(200, body)
 
     def _missing_scope(self) -> SandboxResponse:
         """HubSpot's 403 for a token without crm.objects.companies.read: the scopes it lacks

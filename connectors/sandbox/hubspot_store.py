@@ -19,7 +19,7 @@ from typing import Any
 from connectors.sandbox.hubspot_companies import Associations, v3_associations
 from connectors.sandbox.hubspot_search import epoch_ms, is_date_property, iso_from_ms
 
-__all__ = ["DEFAULT_PROPERTIES", "READ_ONLY", "DealStore", "WriteError"]
+__all__ = ["COMPANY_DEFAULTS", "DEFAULT_PROPERTIES", "READ_ONLY", "DealStore", "WriteError"]
 
 # What HubSpot returns when a request names no properties.
 DEFAULT_PROPERTIES = (
@@ -32,6 +32,8 @@ DEFAULT_PROPERTIES = (
     "hs_object_id",
     "pipeline",
 )
+# What HubSpot returns of a company when a request names no properties.
+COMPANY_DEFAULTS = ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name")
 # Always returned, whatever the request names.
 ALWAYS = ("createdate", "hs_lastmodifieddate", "hs_object_id")
 READ_ONLY = frozenset(
@@ -128,6 +130,15 @@ class DealStore:
         more = ids[limit] if len(ids) > limit else None
         return [table[str(i)] for i in ids[:limit]], more
 
+    def live_companies(self) -> list[dict[str, Any]]:
+        return [c for c in self.companies.values() if not c.get("archived")]
+
+    def companies_page(self, after: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to `limit` live companies with id >= after, in id order, and the next cursor."""
+        ids = sorted(int(c["id"]) for c in self.live_companies() if int(c["id"]) >= after)
+        more = ids[limit] if len(ids) > limit else None
+        return [self.companies[str(i)] for i in ids[:limit]], more
+
     @staticmethod
     def view(deal: Mapping[str, Any], properties: Iterable[str] | None) -> dict[str, Any]:
         """The deal as the API shows it: only the requested (or default) properties."""
@@ -162,6 +173,19 @@ class DealStore:
         else:
             self.version += 1  # no property changed, but what a read shows did
         return deal
+
+    def rename_company(self, company_id: str, name: str) -> dict[str, Any]:
+        """A company renamed, as a person does on its record: the company is modified now
+        (hs_lastmodifieddate, updatedAt), its deals are not (an association names the
+        company; the deal holds no copy of its name), so a search of deals by
+        hs_lastmodifieddate does not find them."""
+        company = self.companies[str(company_id)]
+        stamp = iso_from_ms(self._now())
+        properties = {**(company.get("properties") or {}), "name": name}
+        properties["hs_lastmodifieddate"] = stamp
+        company.update(properties=properties, updatedAt=stamp)
+        self.version += 1
+        return company
 
     def _now(self) -> int:
         # Strictly increasing, so an incremental read at ">= last seen" never misses a write.

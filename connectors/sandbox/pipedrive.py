@@ -19,6 +19,9 @@ Documented choices where the public docs are silent:
   status and sort as `/v1/deals` (v1 spec, getArchivedDeals: status `deleted` includes
   "deals that have been deleted up to 30 days ago"), so a deleted archived deal is listed
   there, not in `/v1/deals?status=deleted`.
+- An organization renamed (`DealStore.rename_org`) changes its `update_time` only: its deals
+  show the new name (Pipedrive reads it from the organization) with their `update_time` as it
+  was. `/v1/organizations` takes `sort` over `id` and `update_time`, as `/v1/deals` does.
 - Organization search (`/v1/organizations/search`) searches names only (`fields=name`) and
   answers whole-name matches, case-insensitive, with or without `exact_match`; a deal written
   with an `org_id` of no organization is refused with a 400.
@@ -378,7 +381,7 @@ class PipedriveEmulator:
 
     def _organizations(self, request: SandboxRequest) -> SandboxResponse:
         start, limit = _paging(request)
-        orgs = self.store.orgs.listing()
+        orgs = self.store.orgs.listing(_sort(request.arg("sort")))
         more = start + limit < len(orgs)
         page = orgs[start : start + limit]
         return _ok(page or None, {"pagination": _pagination(start, limit, more)})

@@ -9,6 +9,7 @@ Names are matched as Pipedrive's `exact_match` search does: the whole name, case
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from operator import itemgetter
 from typing import Any
 
 __all__ = ["OrgError", "OrgStore"]
@@ -107,8 +108,21 @@ class OrgStore:
             "value": number,
         }
 
-    def listing(self) -> list[dict[str, Any]]:
-        return [self.orgs[i] for i in sorted(self.orgs)]
+    def listing(self, sort: str = "") -> list[dict[str, Any]]:
+        """Every organization, by id or by `sort` ("field ASC|DESC" items joined by ", " over
+        `id` and `update_time`, as the deal lists take it)."""
+        orgs = [self.orgs[i] for i in sorted(self.orgs)]
+        for item in reversed([part.split() for part in sort.split(", ")] if sort else []):
+            field, direction = item  # stable sorts, the last key first
+            orgs.sort(key=itemgetter(field), reverse=direction == "DESC")
+        return orgs
+
+    def rename(self, org_id: int, name: str) -> dict[str, Any]:
+        """An organization renamed, as a person does on its page: the organization is
+        updated now (`update_time`); its deals are not (they name it by id)."""
+        org = {**self.orgs[int(org_id)], "name": name, "update_time": self._now()}
+        self.orgs[int(org_id)] = org
+        return org
 
     def named(self, term: str) -> list[int]:
         """Ids of the organizations whose whole name is `term`, case-insensitive."""

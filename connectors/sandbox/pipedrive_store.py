@@ -403,6 +403,17 @@ class DealStore:
         self._store(deal, old)
         return deal
 
+    def rename_org(self, org_id: int, name: str) -> dict[str, Any]:
+        """An organization renamed: its deals show the new name (`org_id.name`, `org_name`),
+        which Pipedrive reads from the organization, but keep their `update_time`, so neither
+        `recents` (items=deal) nor `sort=update_time` lists them as changed."""
+        org = self.orgs.rename(org_id, name)
+        for deal_id, deal in list(self.deals.items()):
+            ref = deal.get("org_id")
+            if isinstance(ref, Mapping) and ref.get("value") == org["id"]:
+                self.deals[deal_id] = {**deal, "org_id": {**ref, "name": name}, "org_name": name}
+        return org
+
     def purge_deleted(self) -> int:
         """Deleted deals gone for good, as Pipedrive does 30 days after the delete."""
         gone = {i for i, deal in self.deals.items() if deal["status"] == "deleted"}

@@ -60,7 +60,13 @@ _STANDARD: dict[str, dict[str, str]] = {
         "Email": "email", "Username": "string", "IsActive": "boolean",
         "CreatedDate": "datetime", "LastModifiedDate": "datetime", "SystemModstamp": "datetime",
     },
-    "Account": {"Id": "id", "Name": "string"},  # an Opportunity's AccountId names one
+    # An Opportunity's AccountId names one. Its own stamps: an Account's edit stamps the
+    # Account, never its Opportunities (Salesforce's SystemModstamp reflects a change of the
+    # record itself, not of a parent whose field a query reads through the relationship).
+    "Account": {
+        "Id": "id", "Name": "string", "CreatedDate": "datetime", "LastModifiedDate": "datetime",
+        "SystemModstamp": "datetime",
+    },
     "RecordType": {
         "Id": "id", "DeveloperName": "string", "Name": "string", "SobjectType": "string",
         "IsActive": "boolean", "BusinessProcessId": "reference",
@@ -402,6 +408,18 @@ class SalesforceStore:
         record["LastModifiedDate"] = record["SystemModstamp"] = stamp
         record["LastModifiedById"] = self.api_user
         return str(record["Id"])
+
+    def rename_account(self, account_id: str, name: str) -> str:
+        """An Account renamed, as a person does in the org: the Account is stamped, and its
+        Opportunities, which read `Account.Name` through AccountId, keep their SystemModstamp
+        (a read by it does not see them change). INVALID_CROSS_REFERENCE_KEY if no such
+        Account."""
+        account = next((r for r in self.tables["Account"] if r["Id"] == account_id), None)
+        if account is None:
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
+        stamp = self.stamp()
+        account.update(Name=name, LastModifiedDate=stamp, SystemModstamp=stamp)
+        return stamp
 
     def purge_deleted(self) -> int:
         """The recycle bin emptied, as Salesforce does 15 days after a delete: the records
