@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
@@ -110,10 +111,15 @@ class HubSpotConnector:
             self._owners_api = crm.owners.owners_api
             self._pipelines_api = crm.pipelines.pipelines_api
             associations, companies = crm.associations.v4.batch_api, crm.companies.batch_api
+            self._deals = _Objects("deals", self._basic, self._search)
+            self._company_objects = _Objects(
+                "companies", crm.companies.basic_api, crm.companies.search_api
+            )
         # Every SDK API object builds its own PoolManager; share one so connections are reused.
         self._pool = self._basic.api_client.rest_client.pool_manager
         apis = (self._search, self._batch, self._owners_api, self._pipelines_api)
-        for api in (*apis, associations, companies):
+        more = (self._company_objects.basic, self._company_objects.search)
+        for api in (*apis, associations, companies, *more):
             api.api_client.rest_client.pool_manager = self._pool
         self._companies = CompanyNames(
             lambda operation, request, body: self._call(operation, request, body),
@@ -266,13 +272,16 @@ class HubSpotConnector:
         archived: bool = False,
         operation: str = "list deals",
         associations: bool = False,
+        objects: _Objects | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Deals in pages of 100; `associations`: each with its companies (no extra call)."""
+        """Deals (or `objects`) in pages of 100; `associations`: each deal with its companies
+        (no extra call)."""
         asked = ASSOCIATIONS if associations else None
+        basic = (objects or self._deals).basic
         after: str | None = None
         while True:
             try:
-                body = self._list_page(operation, properties, archived, after, asked)
+                body = self._list_page(basic, operation, properties, archived, after, asked)
             except PermissionDenied:
                 if asked is None:
                     raise
@@ -288,6 +297,7 @@ class HubSpotConnector:
 
     def _list_page(
         self,
+        basic: Any,
         operation: str,
         properties: list[str],
         archived: bool,
@@ -296,7 +306,7 @@ class HubSpotConnector:
     ) -> dict[str, Any]:
         body: dict[str, Any] = self._call(
             operation,
-            lambda **kw: self._basic.get_page(
+            lambda **kw: basic.get_page(
                 limit=LIST_PAGE,
                 after=after,
                 properties=properties,
@@ -308,8 +318,14 @@ class HubSpotConnector:
         return body
 
     def _search_page(
-        self, filters: list[dict[str, Any]], properties: list[str], offset: int, operation: str
+        self,
+        filters: list[dict[str, Any]],
+        properties: list[str],
+        offset: int,
+        operation: str,
+        objects: _Objects | None = None,
     ) -> dict[str, Any]:
+        search = (objects or self._deals).search
         request = {
             "filterGroups": [{"filters": filters}],
             "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
@@ -317,11 +333,14 @@ class HubSpotConnector:
             "limit": SEARCH_PAGE,
             "after": str(offset),
         }
-        body: dict[str, Any] = self._call(operation, self._search.do_search, request, search=True)
+        body: dict[str, Any] = self._call(operation, search.do_search, request, search=True)
         return body
 
-    def _changed(self, start: int, properties: list[str]) -> Iterator[dict[str, Any]]:
-        """Deals modified at or after `start` (ms), across HubSpot's 10,000-result search cap.
+    def _changed(
+        self, start: int, properties: list[str], objects: _Objects | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Deals (or `objects`) modified at or after `start` (ms), across HubSpot's
+        10,000-result search cap.
 
         `after` is an offset into a result list that moves while it is read: a deal changed
         after it was read goes to the end and every deal behind it moves up one, so the next
@@ -329,6 +348,7 @@ class HubSpotConnector:
         seen (ids already yielded at that instant are skipped); only while a window stays in
         one instant does it page by offset, up to the cap.
         """
+        objects = objects or self._deals
         boundary: set[str] = set()  # ids yielded whose hs_lastmodifieddate == start
         while True:
             filters = [
@@ -336,7 +356,8 @@ class HubSpotConnector:
             ]
             offset, last, at_last = 0, start, set(boundary)
             while True:
-                body = self._search_page(filters, properties, offset, "search deals")
+                operation = f"search {objects.noun}"
+                body = self._search_page(filters, properties, offset, operation, objects)
                 for deal in body.get("results") or []:
                     if deal["id"] in boundary:
                         continue
@@ -353,17 +374,34 @@ class HubSpotConnector:
                     break
             if last == start:
                 # More deals share one instant than a query can return: scan them instead.
-                yield from self._scan_from(start, at_last, properties)
+                yield from self._scan_from(start, at_last, properties, objects)
                 return
             start, boundary = last, at_last
 
     def _scan_from(
-        self, start: int, seen: set[str], properties: list[str]
+        self, start: int, seen: set[str], properties: list[str], objects: _Objects
     ) -> Iterator[dict[str, Any]]:
-        for deal in self._list(properties, operation="scan deals"):
+        operation = f"scan {objects.noun}"
+        for deal in self._list(properties, operation=operation, objects=objects):
             modified = _ms(deal["properties"].get("hs_lastmodifieddate") or 0)
             if modified > start or (modified == start and deal["id"] not in seen):
                 yield deal
+
+    def changed_accounts(self, since: datetime) -> dict[str, str | None]:
+        """Id -> name of the companies modified at or after `since`: one companies search
+        page per 200 (on hs_lastmodifieddate, as the deals are read). A company renamed is
+        modified; its deals are not (an association names the company, the deal holds no
+        copy of its name), so the deal search never finds them. A token that may not read
+        companies answers none (its deals were read without accounts)."""
+        start = _ms(since.astimezone(UTC).isoformat())
+        names: dict[str, str | None] = {}
+        try:
+            for company in self._changed(start, ["name"], self._company_objects):
+                name = str((company.get("properties") or {}).get("name") or "").strip()
+                names[str(company["id"])] = name or None
+        except PermissionDenied:
+            return {}
+        return names
 
     def deleted_deals(self, since: datetime) -> Iterator[str]:
         start = _ms(since.astimezone(UTC).isoformat())
@@ -542,6 +580,15 @@ class HubSpotConnector:
                 )
                 for item in chunk
             ]
+
+
+@dataclass(frozen=True)
+class _Objects:
+    """One CRM object type's list (basic) and search APIs, and its name in operations."""
+
+    noun: str
+    basic: Any
+    search: Any
 
 
 def _order(raw: Any) -> tuple[int, str]:

@@ -391,6 +391,24 @@ class PipedriveConnector:
                 return
             yield deal
 
+    def changed_accounts(self, since: datetime) -> dict[str, str | None]:
+        """Id -> name of the organizations updated at or after `since`: `GET
+        /v1/organizations` newest first (`sort=update_time DESC, id DESC`, one page per 500),
+        read until the first older one. A deal names its organization by id, and the name it
+        shows is the organization's: renaming the organization updates the organization, not
+        its deals' `update_time`, so the deal read never lists them. Read this way at any
+        cursor age (the recents feed reaches back `recents_days` only)."""
+        floor = pd_time(since)
+        fetch = self._client.organizations.get_all_organizations
+        params = {"sort": "update_time DESC, id DESC"}
+        names: dict[str, str | None] = {}
+        for org in self._in_order("changed organizations", fetch, params, _newest_first):
+            if str(org.get("update_time") or "") < floor:
+                break
+            name = org.get("name")
+            names[str(org["id"])] = str(name) if isinstance(name, str) else None
+        return names
+
     def deleted_deals(self, since: datetime) -> Iterator[str]:
         if self._gone_since is not None and self._gone_since[0] == since:
             yield from self._gone_since[1]

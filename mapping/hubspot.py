@@ -253,6 +253,10 @@ def _extra(
     account, unresolved = account_from_companies(record.get("companies"))
     if account is not None:
         extra["account"] = account
+    company = _account_company(record.get("companies"))
+    readable = not text_or_none(record.get("companies_unreadable"))
+    if company is not None and readable and text_or_none(company.get("id")):
+        extra["account_id"] = text_or_none(company["id"])  # which company (renames)
     elif unresolved is not None or text_or_none(record.get("companies_unreadable")):
         # the connector's reason when the token could not read companies at all
         extra["account_unresolved"] = unresolved or str(record["companies_unreadable"])
@@ -267,13 +271,21 @@ def account_from_companies(companies: object) -> tuple[str | None, str | None]:
     """
     if not isinstance(companies, list) or not companies:
         return None, None
-    primary = [c for c in companies if isinstance(c, Mapping) and c.get("primary")]
-    chosen = primary[0] if primary else companies[0] if len(companies) == 1 else None
+    chosen = _account_company(companies)
     if chosen is not None:
         return text_or_none(chosen.get("name")), None
     names = sorted(str(c.get("name") or c.get("id")) for c in companies)
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     return None, f"{len(companies)} companies are associated ({shown}), none primary: not guessed"
+
+
+def _account_company(companies: object) -> Mapping[str, Any] | None:
+    """The company a deal's account is: its primary company, else its only one; else none."""
+    if not isinstance(companies, list) or not companies:
+        return None
+    primary = [c for c in companies if isinstance(c, Mapping) and c.get("primary")]
+    chosen = primary[0] if primary else companies[0] if len(companies) == 1 else None
+    return chosen if isinstance(chosen, Mapping) else None
 
 
 def _text(value: object) -> str:

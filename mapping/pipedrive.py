@@ -198,6 +198,8 @@ def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
     org = record.get("org_id")
     if isinstance(org, Mapping) and text_or_none(org.get("name")):
         extra["account"] = str(org["name"])
+    if isinstance(org, Mapping) and text_or_none(org.get("value")):
+        extra["account_id"] = text_or_none(org["value"])  # which organization (renames)
     return Deal(
         ref=Ref(ctx.instance, rid),
         name=str(record.get("title") or ""),

@@ -220,7 +220,9 @@ def deal_from_salesforce(record: Mapping[str, Any], ctx: MappingContext) -> Deal
     account = record.get("Account")
     if isinstance(account, Mapping) and text_or_none(account.get("Name")):
         extra["account"] = str(account["Name"])
-    elif text_or_none(record.get("AccountId")):
+    if text_or_none(record.get("AccountId")):
+        # which Account: a rename (a change of the Account, not of its Opportunities) reaches
+        # the stored deals of that Account by it (sync/pull.py)
         extra["account_id"] = str(record["AccountId"])
     return Deal(
         ref=Ref(ctx.instance, rid),

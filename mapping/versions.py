@@ -12,11 +12,14 @@ from __future__ import annotations
 __all__ = ["MAPPER_VERSIONS"]
 
 MAPPER_VERSIONS: dict[str, int] = {
-    # 2: an amount of 0 is no amount (mapping.model.money_or_none)
-    "salesforce": 2,
-    # 3: a deal's account is its (primary) company's name (extra["account"])
-    "hubspot": 3,
+    # 2: an amount of 0 is no amount (mapping.model.money_or_none); 3: the account's id
+    # (extra["account_id"]) beside its name, always
+    "salesforce": 3,
+    # 3: a deal's account is its (primary) company's name (extra["account"]); 4: and its id
+    # (extra["account_id"])
+    "hubspot": 4,
     # 2: archived deals are flagged (extra["archived"]); 3: an amount of 0 is no amount, and
-    # an open deal won after its last stage change has no stage_entered_at (reopened since)
-    "pipedrive": 3,
+    # an open deal won after its last stage change has no stage_entered_at (reopened since);
+    # 4: the organization's id (extra["account_id"])
+    "pipedrive": 4,
 }

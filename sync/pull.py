@@ -79,6 +79,8 @@ class PullReport:
     # Ids this pull saved or marked deleted (an incremental pull also flags them in the store
     # for the next incremental reconcile; a full pull makes the next reconcile full instead).
     changed_ids: list[str] = field(default_factory=list)
+    # Stored deals that took their account's new name (an incremental pull; counted in `saved`).
+    renamed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +94,7 @@ class PullReport:
             "unmapped_stages": dict(self.unmapped_stages),
             "calls": self.calls,
             "failure": self.failure,
+            "renamed": self.renamed,
         }
 
 
@@ -208,9 +211,11 @@ def _produce(
     started: datetime,
     report: PullReport,
     out: _Handover,
+    accounts: bool = False,
 ) -> None:
     """Read one instance (from `OVERLAP` before its stored `cursor`, or everything), which
-    began no later than `started`."""
+    began no later than `started`; `accounts` (an incremental read of an instance whose stored
+    deals name accounts): the accounts changed since, too (:func:`_changed_accounts`)."""
     since = _moment(cursor) - OVERLAP if cursor else None
     try:
         try:
@@ -228,12 +233,13 @@ def _produce(
                     out.put((instance, chunk, None, None))
                     chunk = []
             deleted = list(connector.deleted_deals(since)) if since is not None else None
+            names = _changed_accounts(connector, since) if since and accounts else None
             # Never past the read's start: a page is read once, and a deal edited after its page
             # was read is saved as it was; the newest time a later page showed may be past that
             # edit by more than the overlap (a full read of a large CRM takes long).
             read = _earlier(connector.cursor(), started)
             report.cursor = _later(read, cursor)  # the overlap never moves it back
-            out.put((instance, chunk, report.cursor, (seen, deleted)))
+            out.put((instance, chunk, report.cursor, (seen, deleted, names)))
         except _Abandoned:
             raise
         except Exception as exc:  # reported per instance; the other instances go on
@@ -253,6 +259,23 @@ def _produce(
         out.put((instance, _DONE, None, None))
     except _Abandoned:
         return
+
+
+def _changed_accounts(connector: Connector, since: datetime) -> dict[str, str | None] | None:
+    """Account id -> name of the accounts (Salesforce Accounts, HubSpot companies, Pipedrive
+    organizations) changed since `since`, from a connector that reads them (an optional
+    `changed_accounts`); None from one that does not.
+
+    A rename changes the account, not its deals, which the incremental read of changed deals
+    therefore never reads again: this is how their stored account names follow it. The read
+    is after the deals' (a deal read there with the old name gets the new one), and from the
+    deals' `since`: the cursor is no later than the deals' read began, so the next pull reads
+    any account changed after this read."""
+    read = getattr(connector, "changed_accounts", None)
+    if not callable(read):
+        return None
+    names: dict[str, str | None] = read(since)
+    return names
 
 
 def pull(
@@ -307,7 +330,9 @@ def pull_locked(
             if cursor is None:
                 # Before anything is saved: a crash mid-pull must still force a full analysis.
                 store.forget_reconcile_state()
-            args = (config, instance, connector, cursor, started, reports[instance], out)
+            # The accounts changed since the cursor, only where a stored deal names one.
+            accounts = cursor is not None and store.holds_accounts(instance)
+            args = (config, instance, connector, cursor, started, reports[instance], out, accounts)
             readers.append(
                 threading.Thread(target=_produce, args=args, name=f"pull-{instance}", daemon=True)
             )
@@ -411,13 +436,20 @@ def _consume(
             )  # fmt: skip
         report.changed_ids += ids
         if tail is not None:
-            seen, deleted = tail
+            seen, deleted, names = tail
             unmappable = {e["id"] for e in report.errors}
             count, gone = _mark_gone(
                 store, instance, report.full, [*seen, *unmappable], deleted, run_id
             )
             report.deleted += count
             report.changed_ids += gone
+            if names:
+                # After the deals this pull read (saved with the names it read), before the
+                # cursor: a pull that stops in between reads these accounts again.
+                renamed = store.rename_accounts(instance, names, flag=flag)
+                report.renamed += len(renamed)
+                report.saved += len(renamed)
+                report.changed_ids += renamed
             # Last: a pull that stops before (killed, a store failure) leaves the cursor where
             # it was, and the next one lists these deletions again. Moved with the last chunk,
             # deletions older than its overlap would be lost to every incremental pull.

@@ -141,7 +141,11 @@ deals = Table(
     Column("deleted", Boolean, nullable=False, default=False),
     Column("last_seen_run", String(40)),
     Column("payload", _json(), nullable=False),
+    # The payload's extra.account_id: the account (Account, company, organization) the deal
+    # belongs to, by which a pull finds the deals of a renamed one (sync/store_accounts.py).
+    Column("account_id", String(200)),
 )
+deals_by_account = Index("ix_deals_account", deals.c.instance, deals.c.account_id)
 
 entities = Table(
     "entities",
@@ -335,10 +339,21 @@ def _v7_to_v8(conn: Connection) -> None:
     makes such a crmsync refuse the store ("upgrade crmsync") instead of failing on a base."""
 
 
+def _v8_to_v9(conn: Connection) -> None:
+    """v9 keeps each deal's account id in a column of its own (`deals.account_id`, indexed),
+    taken here from the snapshots that name one: a pull finds the deals of a renamed account
+    by it. (Snapshots of older mappers name none; their first pull reads them all again.)"""
+    if "account_id" not in {c["name"] for c in inspect(conn).get_columns("deals")}:
+        conn.execute(text("ALTER TABLE deals ADD COLUMN account_id VARCHAR(200)"))
+    named = deals.c.payload["extra"]["account_id"].as_string()
+    conn.execute(deals.update().where(named.is_not(None)).values(account_id=named))
+    deals_by_account.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
 # definition above (so a new store is created at the latest version) AND append a step here.
 MIGRATIONS: tuple[Migration, ...] = (
-    _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6, _v6_to_v7, _v7_to_v8,
+    _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6, _v6_to_v7, _v7_to_v8, _v8_to_v9,
 )  # fmt: skip
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -43,6 +43,7 @@ from sync.schema import (
     upsert,
     upsert_rows,
 )
+from sync.store_accounts import account_id_of, holds_accounts, rename_accounts
 from sync.store_apply import AuditLog, Journal
 from sync.store_failures import DeadLetters
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
@@ -255,6 +256,7 @@ class Store:
                             "deleted": bool(deleted),
                             "last_seen_run": run_id,
                             "payload": payload,
+                            "account_id": account_id_of(payload),
                         }
                     )
                 written = list(conn.scalars(stmt, rows))
@@ -401,6 +403,22 @@ class Store:
                 if flag:
                     self._flag(conn, instance, chunk, now)
         return changed
+
+    def holds_accounts(self, instance: str) -> bool:
+        """Whether some live deal of the instance names an account (sync/store_accounts.py)."""
+        return holds_accounts(self._engine, instance)
+
+    def rename_accounts(
+        self, instance: str, names: Mapping[str, str | None], *, flag: bool = False
+    ) -> list[str]:
+        """The live deals of the accounts in `names` (account id -> its name now) that name
+        it otherwise take that name, in one transaction; returns their ids. ``flag``: as in
+        :meth:`save_deals` (the next reconcile matches them by the new name)."""
+        with transaction(self._engine) as conn:
+            written = rename_accounts(conn, instance, names)
+            if flag:
+                self._flag(conn, instance, written, self._clock())
+        return written
 
     def mapping_errors(self, instances: Iterable[str] | None = None) -> list[dict[str, str]]:
         """The records the CRMs hold that cannot be mapped, as of each instance's latest pull:
@@ -621,6 +639,6 @@ def _save_changed(conn: Connection) -> Any:
             t.deals.c.deleted != excluded.deleted,
         )
 
-    written = ("fingerprint", "updated_at", "deleted", "last_seen_run", "payload")
+    written = ("fingerprint", "updated_at", "deleted", "last_seen_run", "payload", "account_id")
     stmt = upsert(conn, t.deals, ("instance", "id"), written, where=changed)
     return stmt.returning(t.deals.c.id)

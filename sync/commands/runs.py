@@ -127,6 +127,7 @@ def _pulled(report: dict[str, Any]) -> str:
     unmapped = report.get("unmapped_deals")
     parts = ["failed"] if report.get("failure") else []
     parts += [f"fetched {report['fetched']}", f"saved {report.get('saved', 0)}"]
+    parts += [f"renamed {report['renamed']}"] if report.get("renamed") else []
     parts += [f"deleted {report['deleted']}"] if report.get("deleted") else []
     parts += [f"skipped {skipped}"] if skipped else []
     return ", ".join(parts + ([f"unmapped {unmapped}"] if unmapped else []))

@@ -35,6 +35,8 @@ HS_METADATA = 3
 PD_PAGE = 500
 # Pipedrive metadata: pipelines, stages, users.
 PD_METADATA = 3
+# An incremental pull's read of the accounts changed since its cursor (their renames), per CRM.
+ACCOUNTS_READ = 1
 
 
 def _pages(records: int, size: int, *, at_least: int = 1) -> int:
@@ -59,10 +61,15 @@ def full_pull_bound(system: str, counts: Mapping[str, int]) -> int:
 
 def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int]) -> int:
     """After `changed` deals of the system changed since the cursor (none deleted)."""
+    # + ACCOUNTS_READ: renaming an account (Account, company, organization) modifies the
+    # account, not its deals, so the changed deals never show it; one more read, of the
+    # accounts changed since the cursor (one page: none of the bench's is), brings the new
+    # names to the stored deals that name those accounts.
     if system == "salesforce":
         # Changed opportunities; the stage history of just those ids (IN chunks); and the
-        # deletions since the cursor (one queryAll on IsDeleted).
-        return SF_METADATA + _pages(changed, SF_PAGE) + _pages(changed, SF_IN_CHUNK) + 1
+        # deletions since the cursor (one queryAll on IsDeleted); the Accounts changed since.
+        changed_deals = _pages(changed, SF_PAGE) + _pages(changed, SF_IN_CHUNK) + 1
+        return SF_METADATA + changed_deals + ACCOUNTS_READ
     if system == "hubspot":
         # Changed deals by search on hs_lastmodifieddate; deletions: the archived list has no
         # time filter in the API, so every archived deal is listed (100 per page).
@@ -71,9 +78,11 @@ def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int])
         # the names of at most that many companies (a run knows none yet).
         companies = _pages(changed, HS_ASSOCIATIONS_BATCH, at_least=0)
         names = _pages(min(changed, counts.get("companies", 0)), HS_BATCH, at_least=0)
-        return HS_METADATA + _pages(changed, HS_SEARCH_PAGE) + archived + companies + names
-    # One read of the recents feed holds changed and deleted deals alike.
-    return PD_METADATA + _pages(changed, PD_PAGE)
+        deals = _pages(changed, HS_SEARCH_PAGE) + archived + companies + names
+        return HS_METADATA + deals + ACCOUNTS_READ  # a companies search on hs_lastmodifieddate
+    # One read of the recents feed holds changed and deleted deals alike; the organizations
+    # listed newest first (update_time) down to the cursor.
+    return PD_METADATA + _pages(changed, PD_PAGE) + ACCOUNTS_READ
 
 
 def apply_bound(system: str, records: int) -> int:

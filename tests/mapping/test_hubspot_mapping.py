@@ -261,14 +261,15 @@ def _with_companies(*companies: tuple[str, str | None, bool]) -> dict[str, Any]:
 
 def test_a_deals_account_is_its_primary_companys_name(hs_ctx: MappingContext) -> None:
     record = _with_companies(("1", "Globex", False), ("2", "Acme Corp", True))
-    assert deal_from_hubspot(record, hs_ctx).extra == {"account": "Acme Corp"}
+    assert deal_from_hubspot(record, hs_ctx).extra == {"account": "Acme Corp", "account_id": "2"}
 
 
 def test_a_deals_only_company_is_its_account_though_not_marked_primary(
     hs_ctx: MappingContext,
 ) -> None:
     assert deal_from_hubspot(_with_companies(("1", "Globex", False)), hs_ctx).extra == {
-        "account": "Globex"
+        "account": "Globex",
+        "account_id": "1",
     }
 
 
@@ -284,7 +285,11 @@ def test_a_deal_without_companies_or_read_without_them_has_no_account(
     hs_ctx: MappingContext,
 ) -> None:
     assert deal_from_hubspot(_with_companies(), hs_ctx).extra == {}
-    assert deal_from_hubspot(_with_companies(("1", None, True)), hs_ctx).extra == {}
+    # a company without a name (deleted since) is the account still, by id: a name it gets
+    # later reaches the deal (sync/store_accounts.py)
+    assert deal_from_hubspot(_with_companies(("1", None, True)), hs_ctx).extra == {
+        "account_id": "1"
+    }
 
 
 def test_a_deal_read_without_the_companies_scope_says_why_it_has_no_account(

@@ -76,7 +76,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             "stage_entered_at": datetime(2024, 5, 20, 8, tzinfo=UTC),
             "external_ids": {"salesforce": "006A000000XyZ01AAA"},
             "link_id": "ent-42",
-            "extra": {"account": "Initech"},
+            "extra": {"account": "Initech", "account_id": "5"},
         },
     ),
     (
@@ -121,7 +121,11 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"first_won_time": "2024-05-01 00:00:00"},
         {"stage_entered_at": datetime(2024, 5, 20, 8, tzinfo=UTC)},
     ),
-    ("deleted flag", {"deleted": True}, {"extra": {"deleted": True, "account": "Initech"}}),
+    (
+        "deleted flag",
+        {"deleted": True},
+        {"extra": {"deleted": True, "account": "Initech", "account_id": "5"}},
+    ),
     (
         "status deleted",
         {"status": "deleted", "org_id": None},
@@ -130,9 +134,16 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
         "an archived deal is kept, marked archived",
         {"is_archived": True, "status": "won"},
-        {"extra": {"archived": True, "account": "Initech"}, "status": DealStatus.WON},
+        {
+            "extra": {"archived": True, "account": "Initech", "account_id": "5"},
+            "status": DealStatus.WON,
+        },
     ),
-    ("a deal not archived", {"is_archived": False}, {"extra": {"account": "Initech"}}),
+    (
+        "a deal not archived",
+        {"is_archived": False},
+        {"extra": {"account": "Initech", "account_id": "5"}},
+    ),
     (
         "timestamps are UTC wall times",
         {"add_time": "2024-03-31 01:30:00"},
