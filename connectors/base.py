@@ -96,7 +96,10 @@ class ConnectorSettings:
 class Connector(Protocol):
     """What the engine needs of a CRM. Optional: `deletions_kept` (a timedelta), how long the
     CRM still lists a deleted deal to `deleted_deals`; a pull whose cursor is older than that
-    reads everything instead, as only a full listing then shows which deals are gone."""
+    reads everything instead, as only a full listing then shows which deals are gone. And
+    `changed_accounts(since) -> {account id: name or None}`, the accounts changed since (a
+    rename modifies the account, not its deals): an incremental pull gives the stored deals
+    naming one of them (`extra.account_id`) its name."""
 
     system: str  # the instance name
     kind: str  # "salesforce" | "hubspot" | "pipedrive" | a plugin's kind

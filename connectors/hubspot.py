@@ -396,7 +396,8 @@ class HubSpotConnector:
         start = _ms(since.astimezone(UTC).isoformat())
         names: dict[str, str | None] = {}
         try:
-            for company in self._changed(start, ["name"], self._company_objects):
+            properties = ["name", "hs_lastmodifieddate"]  # the windows move on the latter
+            for company in self._changed(start, properties, self._company_objects):
                 name = str((company.get("properties") or {}).get("name") or "").strip()
                 names[str(company["id"])] = name or None
         except PermissionDenied:

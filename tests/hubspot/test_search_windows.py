@@ -136,3 +136,45 @@ def test_a_deal_changed_between_search_pages_does_not_make_the_read_skip_another
         assert set(got) == set(ids)
     finally:
         server.stop()
+
+
+def _rename_every_company(server: SandboxServer) -> dict[str, str]:
+    emulator: Any = server.emulator
+    with emulator.lock:
+        companies = list(emulator.store.companies)
+        for company in companies:
+            emulator.store.rename_company(company, f"Renamed {company}")
+    return {c: f"Renamed {c}" for c in companies}
+
+
+def test_companies_renamed_past_the_search_cap_are_all_read(capped):
+    """More companies renamed since the cursor than one search may return: the companies
+    search re-windows as the deals' does, and reads each once."""
+    connector = _connector(capped)
+    since = datetime.now(UTC) - timedelta(milliseconds=1)
+    time.sleep(0.005)
+    renamed = _rename_every_company(capped)
+    assert len(renamed) > 2 * 60
+    capped.stats.clear()
+    assert connector.changed_accounts(since) == renamed
+    stats = capped.stats.snapshot()
+    assert stats["statuses"] == {"200": stats["total"]}  # never paged into the cap's 400
+    assert stats["requests"]["POST /crm/v3/objects/companies/search"] >= 2
+    assert connector.calls()["search companies"] == stats["total"]
+
+
+def test_companies_changed_in_one_instant_past_the_search_cap_are_scanned(capped):
+    """A bulk import stamps more companies with one instant than a search can return: they are
+    read from the companies list instead, each once."""
+    connector = _connector(capped)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    renamed = _rename_every_company(capped)
+    emulator: Any = capped.emulator
+    with emulator.lock:
+        stamp = emulator.store.companies[next(iter(renamed))]["properties"]["hs_lastmodifieddate"]
+        for company in renamed:
+            emulator.store.companies[company]["properties"]["hs_lastmodifieddate"] = stamp
+        emulator.store.version += 1
+    capped.stats.clear()
+    assert connector.changed_accounts(since) == renamed
+    assert capped.stats.snapshot()["requests"]["GET /crm/v3/objects/companies"] >= 1
