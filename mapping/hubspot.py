@@ -251,15 +251,15 @@ def _extra(
     if value is None and text_or_none(props.get("deal_currency_code")):
         extra["native_currency"] = str(props["deal_currency_code"])  # what a rollback restores
     account, unresolved = account_from_companies(record.get("companies"))
+    unreadable = text_or_none(record.get("companies_unreadable"))
     if account is not None:
         extra["account"] = account
-    company = _account_company(record.get("companies"))
-    readable = not text_or_none(record.get("companies_unreadable"))
-    if company is not None and readable and text_or_none(company.get("id")):
-        extra["account_id"] = text_or_none(company["id"])  # which company (renames)
-    elif unresolved is not None or text_or_none(record.get("companies_unreadable")):
+    elif unresolved is not None or unreadable:
         # the connector's reason when the token could not read companies at all
         extra["account_unresolved"] = unresolved or str(record["companies_unreadable"])
+    company = _account_company(record.get("companies"))
+    if company is not None and not unreadable and text_or_none(company.get("id")):
+        extra["account_id"] = text_or_none(company["id"])  # which company (renames)
     return extra
 
 
