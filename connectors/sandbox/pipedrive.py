@@ -13,6 +13,11 @@ Documented choices where the public docs are silent:
   window and fall back to a full scan for an older cursor.
 - A deleted deal stays readable (status "deleted") and shows up in `recents`; a PUT edits
   none of its fields but its restore (`status` alone; changelog 2024-03-18).
+- A PUT edits no field of an archived deal but its archive flag (`is_archived`, with
+  `archive_time`): its unarchiving (changelog 2025-07-15: archived deals "will not be
+  editable through the API"; the spec keeps `is_archived` in the update body). The refusal's
+  status is undocumented (400 here). A DELETE, not among the endpoints that change names,
+  deletes it.
 - An archived deal (`is_archived`, set by PUT) leaves `GET /v1/deals`, which lists "all not
   archived deals" (v1 spec), for `GET /v1/deals/archived`; it stays readable by id and shows
   up in `recents`, as the docs do not say otherwise. `/v1/deals/archived` takes the same
@@ -310,7 +315,7 @@ class PipedriveEmulator:
         deal_id, body = _deal_id(request), self._body(request)
         if self._injected([str(deal_id)]):
             return self.error(400, "injected", "Injected failure: deal rejected")
-        return self._write(200, lambda: self.store.update(deal_id, body))
+        return self._write(200, lambda: self.store.api_update(deal_id, body))
 
     def _create(self, request: SandboxRequest) -> SandboxResponse:
         body = self._body(request)

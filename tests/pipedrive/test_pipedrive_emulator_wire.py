@@ -351,6 +351,32 @@ def test_archived_deals_leave_the_list_and_are_listed_by_deals_archived(client, 
     assert client._get(url)["data"] is None
 
 
+def test_an_archived_deal_takes_no_edit_but_its_unarchiving(sandbox, client, pd_data):
+    """Since 2025-07-15 archived deals "will not be editable through the API" (PUT
+    /v1/deals/{id}; changelog "Breaking change: archived deals and leads will not be returned
+    in existing endpoints and will not be editable"); the archive flag itself stays writable
+    (`is_archived` in the spec's update body), and DELETE is not among the changed endpoints.
+    The refusal's status and wording are not documented: a 400 in Pipedrive's error body."""
+    deal_id, other = _live_ids(pd_data)[:2]
+    client.deals.update_deal(deal_id, {"is_archived": True})
+    url = f"{sandbox.urls['pipedrive']}/v1/deals/{deal_id}"
+    token = {"api_token": sandbox.tokens["pipedrive"]}
+    refused = requests.put(url, params=token, json={"title": "edited once archived"}, timeout=5)
+    assert refused.status_code == 400
+    body = refused.json()
+    assert body["success"] is False and "archived" in body["error"]
+    with pytest.raises(exceptions.BadRequestError):
+        client.deals.update_deal(deal_id, {"is_archived": False, "value": 5})
+    assert client.deals.get_deal(deal_id)["data"]["title"] != "edited once archived"
+    unarchived = client.deals.update_deal(deal_id, {"is_archived": False})["data"]
+    assert unarchived["is_archived"] is False
+    edited = client.deals.update_deal(deal_id, {"title": "edited once unarchived"})["data"]
+    assert edited["title"] == "edited once unarchived"
+    client.deals.update_deal(other, {"is_archived": True})
+    assert client.deals.delete_deal(other)["success"]
+    assert client.deals.get_deal(other)["data"]["status"] == "deleted"
+
+
 def test_a_deal_created_without_person_or_organization_is_refused(sandbox, client):
     """Since 2021-09-30 POST /v1/deals needs person_id or org_id (Pipedrive changelog
     "Breaking bug fix in POST /deals endpoint"); the sandbox enforces it unless its fault
