@@ -32,7 +32,7 @@ from sync.apply_report import ApplyReport, ChangeResult, Outcome, Settled
 from sync.apply_sources import SourceCheck
 from sync.audit_values import audited_after, audited_before
 from sync.connect import build_context, open_connector, read_now
-from sync.diff import FunnelFacts
+from sync.diff import FunnelFacts, archived_reason
 from sync.match import is_deleted
 from sync.plan import Change, Plan, current_value, encode_value, show_value
 from sync.pull import Progress
@@ -306,6 +306,10 @@ class _Writer:
                 gone = "deleted in" if deal else "no longer exists in"
                 why = unreadable.get(record_id, f"record {gone} {self.ctx.instance}")
                 settled += [(c, Outcome.DRIFTED, why) for c in changes]
+                continue
+            archived = archived_reason(deal)  # since the plan (or a rollback's run) read it
+            if archived is not None:
+                settled += [(c, Outcome.DRIFTED, archived) for c in changes]
                 continue
             self.current[(self.ctx.instance, record_id)] = deal
             verdicts = {c.change_id: self._check(deal, c, outdated) for c in changes}

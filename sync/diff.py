@@ -48,6 +48,7 @@ __all__ = [
     "FunnelFacts",
     "Kept",
     "Pick",
+    "archived_reason",
     "base_values",
     "comparable",
     "create_source",
@@ -477,7 +478,9 @@ class _Differ:
                 from_value = dict(_split(name, current))[part]
                 if from_value == to_value:
                     continue
-                reason = self.can_express(deal.ref, part, to_value) if self.can_express else None
+                reason = archived_reason(deal)
+                if reason is None and self.can_express is not None:
+                    reason = self.can_express(deal.ref, part, to_value)
                 if index == _STAGE and reason is not None:
                     self.stage_refused[deal.ref] = reason
                 elif index in (_STATUS, _PROBABILITY) and reason is None:
@@ -520,6 +523,21 @@ class _Differ:
             f"goes with the stage, whose native stage {deal.native_stage!r} is not mapped (map it "
             f"in {where}); left as it is"
         )
+
+
+def archived_reason(deal: Deal) -> str | None:
+    """Why no write goes to `deal`: it is archived in Pipedrive, whose API edits no archived
+    deal since 2025-07-15 (README "Connectors", Pipedrive "Reads"); None when it is not.
+
+    The diff reports each change it would make there (marked in the base as the value the deal
+    keeps, so a later run neither takes it for an edit made there nor forgets the difference)
+    and apply leaves one planned before the archive as drifted."""
+    if not is_archived(deal):
+        return None
+    return (
+        f"deal {deal.name!r} is archived in {deal.system}, and its API does not edit archived "
+        f"deals: left as it is; unarchive it in {deal.system} to let crmsync keep it in step"
+    )
 
 
 def _facts_of_decided_stage(

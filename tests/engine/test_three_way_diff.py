@@ -306,11 +306,35 @@ def test_an_entity_with_a_live_member_still_gets_its_missing_copies() -> None:
     assert [(c.system, c.source) for c in result.creates] == [(HS, live.ref)]
 
 
-def test_an_edit_reaches_a_deal_archived_in_pipedrive() -> None:
-    base = deal(SF, "1")
+def test_an_edit_is_not_planned_into_a_deal_archived_in_pipedrive_but_reported_each_run() -> None:
+    # Pipedrive's API edits no archived deal since 2025-07-15: the change is an error naming
+    # the deal, and the base marks the value it keeps, so the next run reports it again.
     archived = deal(PD, "3", extra={"archived": True})
-    result = _run(deal(SF, "1", amount="1500"), archived, base=base)
-    assert _changes(result) == [(PD, "amount", Decimal("1000"), Decimal("1500"))]
+    edited = deal(SF, "1", amount="1500")
+    first = _run(edited, archived, base=deal(SF, "1"))
+    assert _changes(first) == []
+    assert [(e.ref, e.field) for e in first.errors] == [(archived.ref, "amount")]
+    assert "archived in pipedrive" in first.errors[0].reason
+    assert "unarchive it" in first.errors[0].reason
+
+    base = rebased(_base(deal(SF, "1")), first.agreed["E1"])
+    entities = {"E1": {SF: edited.ref, PD: archived.ref}}
+    deals = {edited.ref: edited, archived.ref: archived}
+    able = {"can_express": lambda ref, name, value: None}  # the targets' CRMs take any value
+    again = diff(entities, deals, {"E1": base}, {}, ALL, **able)
+    assert _changes(again) == []
+    assert [(e.ref, e.field) for e in again.errors] == [(archived.ref, "amount")]
+
+    unarchived = deal(PD, "3")
+    back = diff(entities, {**deals, unarchived.ref: unarchived}, {"E1": base}, {}, ALL, **able)
+    assert _changes(back) == [(PD, "amount", Decimal("1000"), Decimal("1500"))]
+
+
+def test_an_edit_made_in_a_deal_archived_in_pipedrive_still_spreads() -> None:
+    archived = deal(PD, "3", amount="1200", extra={"archived": True})
+    result = _run(deal(SF, "1"), archived, base=deal(SF, "1"))
+    assert _changes(result) == [(SF, "amount", Decimal("1000"), Decimal("1200"))]
+    assert result.errors == ()
 
 
 def test_a_missing_deal_is_copied_from_the_original_not_from_a_copy_made_earlier() -> None:
