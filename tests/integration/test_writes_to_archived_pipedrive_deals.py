@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import yaml
 from click.testing import CliRunner
 
 from sync.cli import main
 from tests.integration.conftest import World
+from tests.integration.crm_users import Editors
 
 
 def _cli(world: World, *args: str) -> dict[str, Any]:
@@ -159,3 +161,23 @@ def test_rollback_does_not_write_into_a_deal_archived_in_pipedrive_since_the_run
     assert all("archived in pipedrive" in r["reason"] for r in mine), mine
     with pipedrive.lock:
         assert pipedrive.store.deals[int(deal_id)] == untouched
+
+
+def test_a_delete_spread_to_a_deal_archived_in_pipedrive_deletes_it(small_world: World) -> None:
+    """DELETE /v1/deals/{id} is not among the endpoints the 2025-07-15 change names: an
+    archived deal is deleted as any (push.propagate_deletes), not reported as refused."""
+    world = small_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["propagate_deletes"] = True
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    _cli(world, "reconcile", "--yes")
+    (ids,) = _settled_entities(world, _cli(world, "reconcile", "--dry-run"), 1)
+    _archive(world, ids["pipedrive"])
+    Editors(world, 1).delete("hubspot", ids["hubspot"])
+
+    applied = _cli(world, "reconcile", "--yes")
+
+    assert _not_landed(world, applied["run_id"]) == {}
+    pipedrive = _em(world, "pipedrive")
+    with pipedrive.lock:
+        assert pipedrive.store.deals[int(ids["pipedrive"])]["status"] == "deleted"
