@@ -181,3 +181,26 @@ def test_a_delete_spread_to_a_deal_archived_in_pipedrive_deletes_it(small_world:
     pipedrive = _em(world, "pipedrive")
     with pipedrive.lock:
         assert pipedrive.store.deals[int(ids["pipedrive"])]["status"] == "deleted"
+
+
+def test_a_saved_plan_skips_a_deal_archived_in_pipedrive_since_as_drifted(
+    small_world: World,
+) -> None:
+    world = small_world
+    _cli(world, "reconcile", "--yes")
+    (ids,) = _settled_entities(world, _cli(world, "reconcile", "--dry-run"), 1)
+    _rename_in_hubspot(world, ids["hubspot"], "Renamed before the archive")
+    saved = world.config.with_name("plan.json")
+    plan = _cli(world, "reconcile", "--dry-run", "--plan-out", str(saved))
+    assert ("pipedrive", "name", "Renamed before the archive") in _about(plan, ids)
+    _archive(world, ids["pipedrive"])
+
+    applied = _cli(world, "apply", str(saved))
+
+    mine = [
+        r for r in applied["results"] if (r["system"], r["id"]) == ("pipedrive", ids["pipedrive"])
+    ]
+    assert [(r["field"], r["outcome"]) for r in mine] == [("name", "drifted")], mine
+    assert "archived in pipedrive" in mine[0]["reason"]
+    assert [r for r in applied["results"] if r["outcome"] in ("failed", "dead", "not_sent")] == []
+    assert _names(world, ids)["salesforce"] == "Renamed before the archive"
