@@ -16,7 +16,7 @@ Documented choices where the public docs are silent:
 - A PUT edits no field of an archived deal but its archive flag (`is_archived`, with
   `archive_time`): its unarchiving (changelog 2025-07-15: archived deals "will not be
   editable through the API"; the spec keeps `is_archived` in the update body). The refusal's
-  status is undocumented (400 here). A DELETE, not among the endpoints that change names,
+  status is undocumented (400 here). A DELETE (an endpoint the change does not name)
   deletes it.
 - An archived deal (`is_archived`, set by PUT) leaves `GET /v1/deals`, which lists "all not
   archived deals" (v1 spec), for `GET /v1/deals/archived`; it stays readable by id and shows
