@@ -166,6 +166,9 @@ class Config:
             mode="json", exclude={"store": True, "systems": {"__all__": {"credentials"}}}
         )
         data["store"] = self.store_url_redacted
+        # Added at its default: the config is the one older plans were made under.
+        if not data["push"]["move_between_pipelines"]:
+            del data["push"]["move_between_pipelines"]
         for name, system in self.systems.items():
             data["systems"][name]["auth_mode"] = system.auth_mode
             # Added at its default: the config is the one older plans were made under.

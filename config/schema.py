@@ -372,6 +372,10 @@ class PushConfig(Section):
     # Write only along links a person or the CRMs vouch for (`crmsync links confirm`, external
     # ids, markers): corrections of entities matched by key or fuzzily wait in the plan's `held`.
     confirmed_only: bool = False
+    # A deal moved in one CRM to a pipeline of another product line (a stage of another funnel)
+    # moves its copies to their CRM's pipeline of that funnel, chosen as a copy of that funnel
+    # would be placed; off, such copies stay where they are and the stage change is an error.
+    move_between_pipelines: bool = False
     confirm_above: int = Field(default=50, ge=0)
     plan_max_age: timedelta = timedelta(hours=24)
     max_attempts: int = Field(default=5, ge=1)

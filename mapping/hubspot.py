@@ -37,7 +37,13 @@ from mapping.values import (
     parse_timestamp,
     text_or_none,
 )
-from mapping.writes import NativeValues, create_stage, owner_id_for_change, resolve_stage_change
+from mapping.writes import (
+    NativeValues,
+    StageTarget,
+    create_stage,
+    owner_id_for_change,
+    resolve_stage_change,
+)
 
 __all__ = [
     "ENTERED_PREFIX",
@@ -297,9 +303,11 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _stage_probability(deal: Deal, written: str | None, ctx: MappingContext) -> Decimal | None:
-    """The probability of the stage the deal holds after a write (`written`: its new stage)."""
-    stage = ctx.native_stage(deal.pipeline, written or deal.native_stage)
+def _stage_probability(deal: Deal, target: StageTarget, ctx: MappingContext) -> Decimal | None:
+    """The probability of the stage the deal holds after a write (`target`: where it goes)."""
+    stage = ctx.native_stage(
+        target.pipeline or deal.pipeline, target.native_stage or deal.native_stage
+    )
     return stage.probability if stage is not None else None
 
 
@@ -318,6 +326,8 @@ def update_for_hubspot(
     target = resolve_stage_change(
         deal, changes, ctx, status_in_stage=STATUS_IN_STAGE, native=native
     )
+    if target.pipeline is not None:  # HubSpot refuses a dealstage of another pipeline
+        props["pipeline"] = target.pipeline
     if target.native_stage is not None:
         props["dealstage"] = target.native_stage
     for key, value in changes.items():
@@ -341,7 +351,7 @@ def update_for_hubspot(
         elif key == "owner_email":
             props["hubspot_owner_id"] = _text(owner_id_for_change(deal, ctx, value))
         elif key == "probability":
-            if value is None and _stage_probability(deal, target.native_stage, ctx) is not None:
+            if value is None and _stage_probability(deal, target, ctx) is not None:
                 # Cleared, the forecast would read back as the stage's probability.
                 raise MappingError(
                     deal.system,

@@ -270,6 +270,8 @@ def update_for_pipedrive(
     target = resolve_stage_change(
         deal, changes, ctx, status_in_stage=STATUS_IN_STAGE, native=native
     )
+    if target.pipeline is not None:  # with its stage there: Pipedrive files it by the stage
+        body["pipeline_id"] = _int_id(deal, "pipeline", target.pipeline)
     if target.native_stage is not None:
         body["stage_id"] = _int_id(deal, "stage", target.native_stage)
     if target.status is not None:

@@ -306,13 +306,16 @@ def update_for_salesforce(
     target = resolve_stage_change(
         deal, changes, ctx, status_in_stage=STATUS_IN_STAGE, native=native
     )
+    pipeline = target.pipeline or deal.pipeline
+    if target.pipeline is not None:
+        fields["RecordTypeId"] = _record_type(deal, ctx, target.pipeline)
     if target.native_stage is not None:
-        _allowed(deal, ctx, deal.pipeline, target.native_stage)
+        _allowed(deal, ctx, pipeline, target.native_stage)
         fields["StageName"] = target.native_stage  # the API name: a label is no value
         # Salesforce would set the new stage's default probability, which the next run takes
         # for an edit made here: a move to another open stage keeps the probability the CRMs
         # agree on. A close takes Salesforce's own (100% won, 0% lost).
-        stage = ctx.native_stage(deal.pipeline, target.native_stage)
+        stage = ctx.native_stage(pipeline, target.native_stage)
         kept = deal.probability if "probability" not in changes else None
         if kept is not None and stage is not None and not stage.is_closed:
             fields["Probability"] = _probability(deal, kept)
@@ -394,6 +397,22 @@ def create_for_salesforce(
         fields["RecordTypeId"] = record_type
     fields.update(link_fields_for_create(deal, ctx, link_id))
     return fields
+
+
+def _record_type(deal: Deal, ctx: MappingContext, pipeline: str) -> str | None:
+    """The RecordTypeId that puts an Opportunity in `pipeline`: its record type's id, none for
+    `default` (the Opportunities without a record type)."""
+    if pipeline == PIPELINE:
+        return None
+    record_type = ctx.pipeline_native_id(pipeline)
+    if record_type is None:
+        raise MappingError(
+            deal.system,
+            deal.id,
+            "stage",
+            f"record type {pipeline}'s id was not read from {ctx.instance}",
+        )
+    return record_type
 
 
 def _allowed(deal: Deal, ctx: MappingContext, pipeline: str, native: str) -> None:

@@ -8,6 +8,12 @@ field with the stage left as is. `resolve_stage_change` turns the requested chan
 A funnel stage may stand for several native stages, and a deal without an amount has no
 canonical currency though its currency field holds one. A write that puts a deal back where it
 was (a rollback) names the exact native values in `NativeValues`; other writes choose.
+
+A write whose `NativeValues` says it `moves` the deal to a pipeline other than its own puts it
+there: a stage change planned under `push.move_between_pipelines` (the deal's pipeline follows a
+funnel that lacks the stage; sync/moves.py), or the rollback of one. The apply sends such a
+write only while the deal is still in the pipeline the move expects (sync/apply.py). Without
+`moves`, a native stage of another pipeline is not written: the deal stays in its own.
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ __all__ = [
     "create_pipeline",
     "create_stage",
     "create_stage_or_status",
+    "funnel_pipeline",
     "held_currency",
     "implied_status",
     "number_read_back_whole",
+    "other_funnel_reason",
     "owner_id_for_change",
     "percent_read_back_whole",
+    "pipeline_of_funnel",
     "resolve_stage_change",
 ]
 
@@ -40,11 +49,13 @@ __all__ = [
 class NativeValues:
     """Native values a write puts back exactly where the canonical change leaves a choice: the
     native stage (of `pipeline`) among those mapped to the funnel stage written, and the code
-    in the currency field of a deal left without an amount (`currency: None`)."""
+    in the currency field of a deal left without an amount (`currency: None`). `moves`: the
+    write moves the deal to `pipeline` where that is not its own (see the module docstring)."""
 
     pipeline: str | None = None
     native_stage: str | None = None
     currency: str | None = None
+    moves: bool = False
 
     def merged(self, other: NativeValues | None) -> NativeValues:
         """These values, completed by `other`'s where these have none."""
@@ -54,6 +65,7 @@ class NativeValues:
             self.pipeline or other.pipeline,
             self.native_stage or other.native_stage,
             self.currency or other.currency,
+            self.moves if self.pipeline else other.moves,
         )
 
 
@@ -61,6 +73,7 @@ class NativeValues:
 class StageTarget:
     native_stage: str | None = None  # new native stage id; None = leave the stage alone
     status: DealStatus | None = None  # new status; None = unchanged
+    pipeline: str | None = None  # the pipeline the deal moves to; None = it stays in its own
 
 
 def held_currency(deal: Deal) -> str | None:
@@ -93,15 +106,21 @@ def _no_stage(
     return MappingError(deal.system, deal.id, field, reason)
 
 
+def other_funnel_reason(ctx: MappingContext, key: str, pipeline: str) -> str:
+    """Why a deal in `pipeline` cannot take funnel stage `key` there: a stage of another funnel
+    than the one the pipeline follows, naming the config key that sets it."""
+    funnel = ctx.funnel_for(pipeline).name
+    return (
+        f"{key!r} is not a stage of funnel {funnel!r}, which pipeline {pipeline} follows "
+        f"({pipeline_funnel_key(ctx.instance, pipeline)})"
+    )
+
+
 def _other_funnel(deal: Deal, ctx: MappingContext, key: str, pipeline: str) -> MappingError:
     """`key` is a stage of another funnel than the one `pipeline` follows: the deal's copies sit
-    in pipelines of different product lines, and crmsync moves no deal between pipelines."""
-    funnel = ctx.funnel_for(pipeline).name
-    reason = (
-        f"{key!r} is not a stage of funnel {funnel!r}, which pipeline {pipeline} follows "
-        f"({pipeline_funnel_key(ctx.instance, pipeline)}); crmsync moves no deal to another "
-        "pipeline"
-    )
+    in pipelines of different product lines, and this write moves the deal to no other pipeline
+    (without `push.move_between_pipelines` crmsync moves none)."""
+    reason = f"{other_funnel_reason(ctx, key, pipeline)}; crmsync moves no deal to another pipeline"
     return MappingError(deal.system, deal.id, "stage", reason)
 
 
@@ -131,7 +150,11 @@ def resolve_stage_change(
     native: NativeValues | None = None,
 ) -> StageTarget:
     """The native stage / status a `stage` and/or `status` change needs in this system;
-    `native.native_stage`, when given and still of the deal's pipeline, is the one to write."""
+    `native.native_stage`, when given and still of the deal's pipeline, is the one to write.
+    `native.moves` to a pipeline other than the deal's moves the deal there
+    (`StageTarget.pipeline`), into a native stage of that pipeline."""
+    if native is not None and native.moves and native.pipeline not in (None, deal.pipeline):
+        return _moved(deal, changes, ctx, native.pipeline, native.native_stage, status_in_stage)
     pipeline = deal.pipeline
     exact = native.native_stage if native is not None and native.pipeline == pipeline else None
     key = changes.get("stage")
@@ -178,6 +201,50 @@ def resolve_stage_change(
     return StageTarget(closed, status)
 
 
+def _moved(
+    deal: Deal,
+    changes: Mapping[str, object],
+    ctx: MappingContext,
+    pipeline: str,
+    exact: str | None,
+    status_in_stage: bool,
+) -> StageTarget:
+    """A write moving `deal` to `pipeline`: the funnel stage it takes there, always in a native
+    stage of that pipeline (the one `exact` names while the stage map still gives it the stage,
+    else the one the stage is written as). A won or lost deal its CRM files by status
+    (Pipedrive, whose pipelines hold open stages only) goes to the stage `exact` names, else to
+    the pipeline's first stage, as the CRM files a copy created there without one."""
+    key = changes.get("stage")
+    if key is None:
+        raise MappingError(
+            deal.system, deal.id, "stage", f"a move to pipeline {pipeline} needs a stage there"
+        )
+    funnel_stage = ctx.funnel_stage_def(pipeline, str(key))
+    if funnel_stage is None:
+        raise MappingError(
+            deal.system, deal.id, "stage", other_funnel_reason(ctx, str(key), pipeline)
+        )
+    implied = implied_status(funnel_stage)
+    if "status" in changes and _status(deal, changes["status"]) != implied:
+        raise MappingError(
+            deal.system, deal.id, "status", f"status {changes['status']} contradicts stage {key!r}"
+        )
+    if not status_in_stage and implied is not DealStatus.OPEN:
+        # Closed by its status, the deal still needs a stage of the pipeline: the one asked for
+        # (a rollback's), else the one the stage is written as, else the first.
+        stages = [stage.id for stage in ctx.native_stages.get(pipeline) or ()]
+        known = exact is not None and (exact in stages or ctx.funnel_stage(pipeline, exact))
+        native = exact if known else None
+        native = native or ctx.native_stage_for(pipeline, str(key)) or next(iter(stages), None)
+    else:
+        mapped = exact is not None and ctx.funnel_stage(pipeline, exact) == key
+        native = exact if mapped else ctx.native_stage_for(pipeline, str(key))
+    if native is None:
+        raise _no_stage(deal, ctx, str(key), pipeline)
+    status = implied if implied is not deal.status else None
+    return StageTarget(native, status, pipeline)
+
+
 def owner_id_for_change(
     deal: Deal, ctx: MappingContext, email: object, *, active_only: bool = False
 ) -> str | None:
@@ -205,21 +272,36 @@ def create_pipeline(deal: Deal, ctx: MappingContext, pipeline: str | None) -> st
     that takes new deals (a deactivated Salesforce record type only keeps the ones it has)."""
     if pipeline is not None:
         return pipeline
-    following = ctx.pipelines_for_funnel(deal.funnel)
+    return pipeline_of_funnel(deal, ctx, deal.funnel)
+
+
+def pipeline_of_funnel(deal: Deal, ctx: MappingContext, funnel: str) -> str:
+    """The pipeline of this instance a deal of `funnel` goes to (a copy created, a deal moved
+    to that product line): `funnel_pipeline`'s. MappingError (field `pipeline`) naming the
+    config key when there is none."""
+    pipeline, why = funnel_pipeline(ctx, funnel)
+    if pipeline is None:
+        raise MappingError(deal.system, deal.id, "pipeline", why)
+    return pipeline
+
+
+def funnel_pipeline(ctx: MappingContext, funnel: str) -> tuple[str | None, str]:
+    """(the first pipeline in the CRM's order that follows `funnel` and takes new deals, "");
+    (None, why there is none, naming the config key that would give one)."""
+    following = ctx.pipelines_for_funnel(funnel)
     candidates = [p for p in following if ctx.takes_new_deals(p)]
-    if not candidates:
-        where = f"systems.{ctx.instance}.pipeline_funnels"
-        reason = f"no pipeline of {ctx.instance} follows funnel {deal.funnel!r} ({where})"
-        if following:
-            retired = f"{', '.join(following)} {'is' if len(following) == 1 else 'are'}"
-            reason = (
-                f"no pipeline of {ctx.instance} that takes new deals follows funnel "
-                f"{deal.funnel!r}: {retired} deactivated or deleted there (its deals stay, no "
-                f"new one goes there); give a live pipeline that funnel "
-                f"({where})"
-            )
-        raise MappingError(deal.system, deal.id, "pipeline", reason)
-    return candidates[0]
+    if candidates:
+        return candidates[0], ""
+    where = f"systems.{ctx.instance}.pipeline_funnels"
+    if not following:
+        return None, f"no pipeline of {ctx.instance} follows funnel {funnel!r} ({where})"
+    retired = f"{', '.join(following)} {'is' if len(following) == 1 else 'are'}"
+    return None, (
+        f"no pipeline of {ctx.instance} that takes new deals follows funnel "
+        f"{funnel!r}: {retired} deactivated or deleted there (its deals stay, no "
+        f"new one goes there); give a live pipeline that funnel "
+        f"({where})"
+    )
 
 
 def create_stage(deal: Deal, ctx: MappingContext, pipeline: str | None) -> tuple[str, str]:

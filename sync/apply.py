@@ -24,6 +24,7 @@ from connectors.base import Connector, NativeUpdate
 from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal, MappingError, Ref
+from mapping.writes import StageTarget
 from sync.apply_bases import BaseKeeper
 from sync.apply_creates import apply_creates, not_created, too_recent
 from sync.apply_deletes import Delete, apply_deletes, refused_where_live, unsent_delete
@@ -50,9 +51,9 @@ from sync.store_records import (
 from sync.terminal import plain_console
 from sync.writes import (
     fields_with_stage,
-    native_stage_written,
     native_update,
     record_write,
+    stage_written,
     write_batch,
 )
 
@@ -376,9 +377,15 @@ class _Writer:
         if moved is not None:
             return Outcome.DRIFTED, moved
         native = change.native
-        if native is not None and native.pipeline is not None and deal.pipeline != native.pipeline:
+        if (
+            native is not None
+            and native.pipeline is not None
+            and deal.pipeline != native.pipeline
+            and change.pipeline_move is None
+        ):
             # The native stage to put back is one of the pipeline the deal was in: someone
-            # moved the deal since (crmsync's writes never change a deal's pipeline).
+            # moved the deal since (crmsync's writes move a deal to another pipeline only in a
+            # change that says so, `pipeline_move`, checked by `_moved_since`).
             return Outcome.DRIFTED, (
                 f"the deal is now in pipeline {deal.pipeline!r}, the {change.field} to put "
                 f"back is native stage {native.native_stage!r} of pipeline {native.pipeline!r}"
@@ -412,7 +419,7 @@ class _Writer:
             changes = sendable[record_id]
             deal = deals[record_id]
             try:
-                fields, stage = _native_update(deal, changes, self.ctx)
+                fields, target = _native_update(deal, changes, self.ctx)
             except MappingError as exc:
                 del sendable[record_id]
                 refused += [(c, Outcome.FAILED, f"{exc.field}: {exc.reason}") for c in changes]
@@ -420,7 +427,11 @@ class _Writer:
             updates.append(NativeUpdate(record_id, fields))
             for change in changes:
                 self._afters[change.change_id] = audited_after(
-                    change.field, encode_value(change.to_value), deal, stage
+                    change.field,
+                    encode_value(change.to_value),
+                    deal,
+                    target.native_stage,
+                    target.pipeline,
                 )
         return updates, refused
 
@@ -550,8 +561,16 @@ def _moved_since(deal: Deal, change: Change) -> str | None:
     a rollback's, what the rolled-back write left), though it holds its funnel stage; None when
     it does, or the change expects none."""
     expected = change.native_from
-    if change.field != "stage" or expected is None or expected.native_stage is None:
+    if change.field != "stage" or expected is None:
         return None
+    moving = change.pipeline_move
+    if expected.native_stage is None:
+        if moving is None or deal.pipeline == moving[0]:
+            return None
+        return (
+            f"the deal is now in pipeline {deal.pipeline!r}; the move to pipeline "
+            f"{moving[1]!r} expected it in {moving[0]!r}: moved since"
+        )
     pipeline = expected.pipeline or deal.pipeline
     if (deal.pipeline, deal.native_stage) == (pipeline, expected.native_stage):
         return None
@@ -589,10 +608,11 @@ def _keep_with_stage(
 
 def _native_update(
     deal: Deal, changes: Sequence[Change], ctx: MappingContext
-) -> tuple[dict[str, Any], str | None]:
-    """The native payload, and the native stage it moves the deal to (None: left as is)."""
+) -> tuple[dict[str, Any], StageTarget]:
+    """The native payload, and where it puts the deal: the native stage (None: left as is) and
+    the pipeline of a move (None: it stays in its own)."""
     values, native = record_write(changes)
-    return native_update(deal, values, ctx, native), native_stage_written(deal, values, ctx, native)
+    return native_update(deal, values, ctx, native), stage_written(deal, values, ctx, native)
 
 
 def _stamp(when: datetime) -> str:

@@ -11,7 +11,11 @@ value; they roll back by the canonical value alone.
 
 The after-value of a stage write names the native stage (and pipeline) the write left the deal
 in, in the same form: a rollback writes only while the deal still holds exactly that, so a
-person's move since between two native stages of one funnel stage is not overwritten. Entries
+person's move since between two native stages of one funnel stage is not overwritten. A write
+that moved the deal to another pipeline (push.move_between_pipelines) names that pipeline in
+its before-value too (`"moves_to"`), and its after-value is of that pipeline: its rollback moves
+the deal back. A before and an after of different pipelines without it (a person moved the deal
+between a write left in doubt and the run that settled it) is no move of crmsync's. Entries
 written before crmsync recorded it hold the plain funnel stage; their rollback checks that alone.
 """
 
@@ -23,28 +27,39 @@ from typing import Any
 from mapping import Deal, NativeValues
 from sync.plan import Change, decode_value, encode_value
 
-__all__ = ["audited_after", "audited_before", "restorable"]
+__all__ = ["audited_after", "audited_before", "moves_to", "restorable"]
 
 
 def audited_before(change: Change, deal: Deal) -> Any:
-    """The before-value to journal and audit for `change`, `deal` as read before the write."""
+    """The before-value to journal and audit for `change`, `deal` as read before the write; a
+    stage change moving the deal to another pipeline names it (`moves_to`): the deal found in
+    that pipeline after the write was moved there by crmsync, not by a person."""
     value = encode_value(change.from_value)
     if change.field == "stage":
-        return {"value": value, "pipeline": deal.pipeline, "native_stage": deal.native_stage}
+        before = {"value": value, "pipeline": deal.pipeline, "native_stage": deal.native_stage}
+        moving = change.pipeline_move
+        return before if moving is None else {**before, "moves_to": moving[1]}
     if change.field == "currency" and value is None and "native_currency" in deal.extra:
         return {"value": value, "native_currency": deal.extra["native_currency"]}
     return value
 
 
-def audited_after(field: str, value: Any, deal: Deal, native_stage: str | None = None) -> Any:
+def audited_after(
+    field: str,
+    value: Any,
+    deal: Deal,
+    native_stage: str | None = None,
+    pipeline: str | None = None,
+) -> Any:
     """The after-value to audit for a write of `value` (encoded) to `field` of `deal`: for a
     stage, with the native stage the write moved the deal to, `native_stage` (None: the write
     left it where `deal` has it, as the write of a status in Pipedrive does, or `deal` was read
-    after the write)."""
+    after the write), in `pipeline` where the write moved the deal to another one
+    (push.move_between_pipelines; its rollback moves it back)."""
     if field == "stage":
         return {
             "value": value,
-            "pipeline": deal.pipeline,
+            "pipeline": pipeline or deal.pipeline,
             "native_stage": native_stage or deal.native_stage,
         }
     return value
@@ -61,6 +76,14 @@ def restorable(field: str, before: Any) -> tuple[Any, NativeValues | None]:
         _text(before, "pipeline"), _text(before, "native_stage"), _text(before, "native_currency")
     )
     return decode_value(field, before["value"]), None if native == NativeValues() else native
+
+
+def moves_to(before: Any) -> str | None:
+    """The pipeline an audited (or journaled) stage write moved its deal to, as its before-value
+    names it (`audited_before`); None for a write that moved it to no other pipeline."""
+    if not isinstance(before, Mapping):
+        return None
+    return _text(before, "moves_to")
 
 
 def _text(before: Mapping[str, Any], key: str) -> str | None:

@@ -30,6 +30,8 @@ from sync.diff_result import (
     DiffResult,
     FieldChange,
     Kept,
+    MoveTo,
+    PipelineMove,
 )
 from sync.match import is_archived, is_deleted, paused_gc, ref_order
 from sync.policy import DIFF_FIELDS, Decision, Policy, PolicyRule, decide, policy_for
@@ -47,7 +49,9 @@ __all__ = [
     "FieldChange",
     "FunnelFacts",
     "Kept",
+    "MoveTo",
     "Pick",
+    "PipelineMove",
     "archived_reason",
     "base_values",
     "comparable",
@@ -136,6 +140,13 @@ class _Differ:
     # The entity's members in a native stage their map does not cover (their stage changes are
     # skipped), and the config key that would map it.
     stage_unmapped: dict[Ref, str] = field(default_factory=dict)
+    # Where a member whose pipeline's funnel lacks the stage the others agreed on moves to take
+    # it (push.move_between_pipelines); None: it moves nowhere, and cannot take it.
+    move: MoveTo | None = None
+    # The entity's stages -> the funnel of a member holding each: the funnel a move goes to.
+    stage_funnels: dict[Any, str] = field(default_factory=dict)
+    # The entity's members a stage change moves to another pipeline.
+    moving: set[Ref] = field(default_factory=set)
 
     def entity(self, entity: str, members: Sequence[Deal]) -> dict[str, Any]:
         """Diff one entity; the values decided where its members differ (diff field -> value)."""
@@ -150,6 +161,12 @@ class _Differ:
             if _unrecorded(first, base):
                 self.agreed[entity] = dict(zip(DIFF_FIELDS, first, strict=True))
             return {}
+        if self.move is not None:
+            self.moving.clear()
+            self.stage_funnels.clear()
+            for deal, row in zip(members, rows, strict=True):
+                if row[_STAGE] is not None:
+                    self.stage_funnels.setdefault(row[_STAGE], deal.funnel)
         decided: dict[str, tuple[Decision, tuple[Ref, ...]]] = {}
         undecided: set[str] = set()  # conflicts and NEVER fields
         unread: list[Deal] = []  # members in a native stage their map does not cover
@@ -418,7 +435,22 @@ class _Differ:
         if self.can_express is None or value is None:
             return None
         reasons = (self.can_express(deal.ref, part, v) for part, v in _split(name, value))
-        return next((r for r in reasons if r is not None), None)
+        reason = next((r for r in reasons if r is not None), None)
+        move = self.moved(deal, value) if reason is not None and name == "stage" else None
+        if move is not None:
+            return None if move.pipeline is not None else move.reason
+        return reason
+
+    def moved(self, deal: Deal, key: Any) -> PipelineMove | None:
+        """The move that lets `deal` hold stage `key`, a stage of another funnel than its
+        pipeline's (push.move_between_pipelines), into the funnel of a member holding it; None
+        where no move is asked for (moves off, or its funnel has the stage)."""
+        if self.move is None:
+            return None
+        facts = self.facts.get(deal.funnel)
+        if facts is None or key in facts.keys:
+            return None
+        return self.move(deal.ref, key, self.stage_funnels.get(key))
 
     def couple(
         self,
@@ -478,11 +510,21 @@ class _Differ:
                 from_value = dict(_split(name, current))[part]
                 if from_value == to_value:
                     continue
-                reason = archived_reason(deal)
-                if reason is None and self.can_express is not None:
+                reason = archived_reason(deal)  # no write, nor move, goes to an archived deal
+                archived = reason is not None
+                if not archived and self.can_express is not None:
                     reason = self.can_express(deal.ref, part, to_value)
+                why, pipeline = got[0].reason, None
+                movable = index == _STAGE and reason is not None and not archived
+                if movable and (move := self.moved(deal, to_value)):
+                    pipeline, reason = move.pipeline, move.reason
+                    if pipeline is not None:
+                        why, reason = f"{why}; {move.reason}", None
+                        self.moving.add(deal.ref)
                 if index == _STAGE and reason is not None:
                     self.stage_refused[deal.ref] = reason
+                elif index == _STATUS and reason is not None and self.rides_along(deal, name):
+                    reason = None
                 elif index in (_STATUS, _PROBABILITY) and reason is None:
                     reason = self.without_its_stage(deal, name)
                 if reason is not None:
@@ -496,11 +538,18 @@ class _Differ:
                         part,
                         from_value,
                         to_value,
-                        got[0].reason,
+                        why,
                         deal.updated_at,
                         base_fp,
+                        pipeline,
                     )
                 )
+
+    def rides_along(self, deal: Deal, name: str) -> bool:
+        """Does `deal`'s change of `name` go with a stage change moving it to another pipeline,
+        where its CRM writes it as the stage (a status in Salesforce and HubSpot)? Then the
+        deal's own pipeline need not be able to hold it: the move's stage says it."""
+        return deal.ref in self.moving and name in self.with_stage.get(deal.system, ())
 
     def without_its_stage(self, deal: Deal, name: str) -> str | None:
         """Why `deal` gets no change of `name`, a field its CRM ties to the stage (`with_stage`),
@@ -581,6 +630,7 @@ def diff(
     hold: Collection[Ref] = (),
     changed: Collection[Ref] | None = None,
     with_stage: Mapping[str, Collection[str]] | None = None,
+    move: MoveTo | None = None,
 ) -> DiffResult:
     """Diff every entity against its base; see the module docstring.
 
@@ -594,13 +644,16 @@ def diff(
     previous run (by pull fingerprint). Entities none of whose members are in it are skipped:
     the caller asserts the previous run left them settled (every member equal to the base,
     nothing pending), so the work is proportional to the changes. None diffs every entity.
+    `move` (push.move_between_pipelines): where a member whose pipeline's funnel lacks the stage
+    the others agreed on moves to take it; the stage change then names that pipeline
+    (`FieldChange.pipeline`). None: such a member keeps its stage, reported in `errors`.
     """
     if changed is not None and not isinstance(changed, set | frozenset):
         changed = set(changed)
     with paused_gc():
         return _diff(
             entities, deals_by_ref, bases, policies, targets, can_express,
-            funnels, propagate_deletes, create_in, hold, changed, with_stage or {},
+            funnels, propagate_deletes, create_in, hold, changed, with_stage or {}, move,
         )  # fmt: skip
 
 
@@ -617,9 +670,10 @@ def _diff(
     hold: Collection[Ref],
     changed: set[Ref] | frozenset[Ref] | None,
     with_stage: Mapping[str, Collection[str]],
+    move: MoveTo | None,
 ) -> DiffResult:
     facts = {name: FunnelFacts.of(f) for name, f in (funnels or {}).items()}
-    differ = _Differ(bases, policies, targets, can_express, facts, with_stage)
+    differ = _Differ(bases, policies, targets, can_express, facts, with_stage, move=move)
     deleted: list[Deletion] = []
     creates: list[Create] = []
     facts_get, bases_get, agreed = facts.get, bases.get, differ.agreed

@@ -19,10 +19,26 @@ __all__ = [
     "DiffResult",
     "FieldChange",
     "Kept",
+    "MoveTo",
+    "PipelineMove",
 ]
 
 # (target ref, canonical field, value) -> None when the target can hold it, else the reason.
 CanExpress = Callable[[Ref, str, Any], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineMove:
+    """Where a member whose pipeline's funnel lacks a stage moves to take it
+    (`push.move_between_pipelines`): `pipeline`, and `reason` saying so; or, `pipeline` None,
+    `reason` why it cannot."""
+
+    pipeline: str | None
+    reason: str
+
+
+# (target ref, stage key, the funnel of a member holding that stage, or None) -> the move.
+MoveTo = Callable[[Ref, str, "str | None"], PipelineMove]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +51,9 @@ class FieldChange:
     reason: str
     target_updated_at: datetime
     base_fingerprint: str | None  # None on a first sync (no base yet)
+    # A stage change that moves the target to this pipeline, of the stage's funnel (its own
+    # pipeline's funnel lacks the stage; push.move_between_pipelines); None: it stays there.
+    pipeline: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from mapping.model import Deal, DealStatus, Money, Ref
-from sync.audit_values import restorable
+from sync.audit_values import moves_to, restorable
 from sync.store import Store
 from sync.store_records import AuditEntry
 
@@ -47,6 +47,7 @@ def with_known_writes(
     by_instance: Mapping[str, list[Deal]],
     written: Mapping[str, Mapping[str, Mapping[str, str]]],
     unread_since: Mapping[str, datetime] | None = None,
+    funnels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, list[Deal]]:
     """`by_instance` with the audited writes newer than each snapshot applied, and the copies
     created and not yet pulled added. `written`: instance -> pipeline -> funnel stage -> the
@@ -55,13 +56,19 @@ def with_known_writes(
     `unread_since` (instance -> moment): only copies created from then on are added. A pull
     that did not find an older one will not (deleted before it was read); left out, its entity
     lacks it again, as it does in the CRM. Every copy in an instance it does not name is
-    added (no pull has read that instance since crmsync created its copies)."""
+    added (no pull has read that instance since crmsync created its copies).
+
+    `funnels` (instance -> pipeline -> funnel name, `pipeline_funnels`): the funnel of a deal a
+    write moved to another pipeline (push.move_between_pipelines) is that pipeline's."""
     writes: dict[Ref, list[AuditEntry]] = defaultdict(list)
     for entry in store.audit.after_snapshots(list(by_instance)):
         if entry.deal_id is not None:
             writes[Ref(entry.instance, entry.deal_id)].append(entry)
     out = {
-        instance: [overlaid(d, writes[d.ref]) if d.ref in writes else d for d in deals]
+        instance: [
+            overlaid(d, writes[d.ref], (funnels or {}).get(instance)) if d.ref in writes else d
+            for d in deals
+        ]
         if writes
         else list(deals)
         for instance, deals in by_instance.items()
@@ -130,9 +137,13 @@ def _native_stage(stages: Mapping[str, Mapping[str, str]], stage: str | None) ->
     return "", ""
 
 
-def overlaid(deal: Deal, writes: Sequence[AuditEntry]) -> Deal:
+def overlaid(
+    deal: Deal, writes: Sequence[AuditEntry], funnels: Mapping[str, str] | None = None
+) -> Deal:
     """`deal` with the after-values of `writes` (oldest first) over it. An entry whose value
-    cannot be read is left out: the snapshot keeps that field until the next pull."""
+    cannot be read is left out: the snapshot keeps that field until the next pull. A stage
+    write that moved the deal to another pipeline takes it to that pipeline's funnel, where
+    `funnels` (pipeline -> funnel name) is given."""
     changes: dict[str, Any] = {}
     money: dict[str, Any] = {}
     native_currency: str | None = None
@@ -152,6 +163,8 @@ def overlaid(deal: Deal, writes: Sequence[AuditEntry]) -> Deal:
             if native is not None and native.native_stage is not None:
                 changes["native_stage"] = native.native_stage
                 changes["pipeline"] = native.pipeline or deal.pipeline
+                if funnels is not None and _moved_by(entry) == changes["pipeline"]:
+                    changes["funnel"] = funnels.get(changes["pipeline"], "default")
         elif field in ("amount", "currency"):
             money[field] = value
             if field == "currency" and native is not None:
@@ -165,6 +178,15 @@ def overlaid(deal: Deal, writes: Sequence[AuditEntry]) -> Deal:
     if native_currency is not None and changes.get("value") is None:
         changes["extra"] = {**deal.extra, "native_currency": native_currency}
     return dataclasses.replace(deal, **changes, updated_at=latest)
+
+
+def _moved_by(entry: AuditEntry) -> str | None:
+    """The pipeline the audited stage write moved its deal to (push.move_between_pipelines, or
+    the rollback of such a move); None: it moved it to no other one."""
+    try:
+        return moves_to(entry.before)
+    except ValueError:
+        return None
 
 
 def _money(held: Money | None, written: Mapping[str, Any]) -> Money | None:

@@ -27,7 +27,7 @@ from mapping.model import (
     format_decimal,
     format_utc,
 )
-from sync.diff import DealError, DiffResult
+from sync.diff import DealError, DiffResult, FieldChange
 from sync.match import MatchResult, paused_gc
 from sync.unmapped_stage import UnmappedStage
 
@@ -67,6 +67,9 @@ class Landing:
     native_stage: str | None
     native_stage_label: str | None
     pipeline_label: str | None = None
+    # The pipeline the write moves the deal out of (id, label), where it moves it to another
+    # (push.move_between_pipelines); None: it stays in `pipeline`.
+    moved_from: tuple[str, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,19 @@ class Change:
     # (`stage_landing` in sync/writes.py); shown only: None in plans saved before it, and on
     # changes that move no stage.
     landing: Landing | None = None
+
+    @property
+    def pipeline_move(self) -> tuple[str, str] | None:
+        """(from, to): the pipelines of a change that moves its deal to another one (its
+        `native.moves`), a stage change planned under push.move_between_pipelines or the
+        rollback of one: `native_from` names the pipeline the deal must still be in, `native`
+        the one it goes to. None for every other change (crmsync moves no deal otherwise)."""
+        if self.native is None or not self.native.moves or self.native_from is None:
+            return None
+        before, after = self.native_from.pipeline, self.native.pipeline
+        if before is None or after is None or before == after:
+            return None
+        return before, after
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +274,7 @@ def _build_plan(
             c.entity,
             c.base_fingerprint,
             c.target_updated_at,
+            *_moved(c, deals_by_ref),
         )
         for c in diffed.changes
     )
@@ -335,6 +352,17 @@ def _build_plan(
         held,
         kept,
     )
+
+
+def _moved(
+    change: FieldChange, deals: Mapping[Ref, Deal]
+) -> tuple[NativeValues, NativeValues] | tuple[()]:
+    """A change moving its target to another pipeline (`FieldChange.pipeline`): the pipeline it
+    goes to (`native`) and the one it must still be in when written (`native_from`)."""
+    if change.pipeline is None:
+        return ()
+    here = deals[change.target].pipeline
+    return NativeValues(pipeline=change.pipeline, moves=True), NativeValues(pipeline=here)
 
 
 _Sections = tuple[

@@ -101,21 +101,29 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
 
 def _native(key: str, native: NativeValues | None) -> dict[str, Any]:
     """A change's `native_to` / `native_from` key: only on changes that name native values (a
-    rollback's)."""
+    rollback's, a move's); `moves: true` on a `native_to` whose pipeline the deal moves to."""
     if native is None:
         return {}
     values = {"pipeline": native.pipeline, "native_stage": native.native_stage,
-              "currency": native.currency}  # fmt: skip
+              "currency": native.currency, "moves": native.moves or None}  # fmt: skip
     return {key: {name: value for name, value in values.items() if value is not None}}
 
 
 def _landing(landing: Landing | None) -> dict[str, Any]:
-    """A change's `target` key, shaped as a create's: only on changes that move a stage."""
+    """A change's `target` key, shaped as a create's: only on changes that move a stage; with
+    `moved_from` on those that move the deal out of another pipeline."""
     if landing is None:
         return {}
-    return {"target": {"pipeline": landing.pipeline, "native_stage": landing.native_stage,
-                       "native_stage_label": landing.native_stage_label,
-                       "pipeline_label": landing.pipeline_label}}  # fmt: skip
+    target: dict[str, Any] = {
+        "pipeline": landing.pipeline,
+        "native_stage": landing.native_stage,
+        "native_stage_label": landing.native_stage_label,
+        "pipeline_label": landing.pipeline_label,
+    }
+    if landing.moved_from is not None:
+        pipeline, label = landing.moved_from
+        target["moved_from"] = {"pipeline": pipeline, "pipeline_label": label}
+    return {"target": target}
 
 
 def _read_landing(item: Mapping[str, Any]) -> Landing | None:
@@ -125,12 +133,16 @@ def _read_landing(item: Mapping[str, Any]) -> Landing | None:
         return None
     if not isinstance(target, Mapping):
         raise ValueError("'target' must be an object or null")
+    moved = target.get("moved_from")
+    if moved is not None and not isinstance(moved, Mapping):
+        raise ValueError("'target.moved_from' must be an object or null")
     return Landing(
         _text(target, "pipeline"),
         _text(target, "native_stage", optional=True),
         _text(target, "native_stage_label", optional=True),
         # plans saved before targets named the pipeline's label have none
         _text(target, "pipeline_label", optional=True) if "pipeline_label" in target else None,
+        None if moved is None else (_text(moved, "pipeline"), _text(moved, "pipeline_label", True)),
     )
 
 
@@ -140,10 +152,14 @@ def _read_native(item: Mapping[str, Any], key: str) -> NativeValues | None:
         return None
     if not isinstance(native, Mapping):
         raise ValueError(f"{key!r} must be an object or null")
-    return NativeValues(
-        *(_text(native, key, optional=True) if key in native else None
-          for key in ("pipeline", "native_stage", "currency"))
-    )  # fmt: skip
+    pipeline, stage, currency = (
+        _text(native, key, optional=True) if key in native else None
+        for key in ("pipeline", "native_stage", "currency")
+    )
+    moves = native.get("moves", False)  # the write moves the deal to `pipeline`
+    if not isinstance(moves, bool):
+        raise ValueError(f"'{key}.moves' must be true or false")
+    return NativeValues(pipeline, stage, currency, moves)
 
 
 def _text(item: Mapping[str, Any], key: str, optional: bool = False) -> Any:

@@ -256,6 +256,9 @@ def _moved_to(change: Mapping[str, Any]) -> tuple[str, ...]:
     stage = target.get("native_stage_label") or target.get("native_stage")
     if stage is None:
         return (f"{_pipeline(target)} / its stage stays; its status says {_shown(change['to'])}",)
+    moved = target.get("moved_from")
+    if moved:  # push.move_between_pipelines: the copy follows its deal to another product line
+        return (f"{_pipeline(target)} / {stage}", f"(moved from pipeline {_pipeline(moved)})")
     return (f"{_pipeline(target)} / {stage}",)
 
 

@@ -24,6 +24,7 @@ from sync.known_writes import with_known_writes
 from sync.link_review import EXPLICIT, apart, split_entity_ids
 from sync.locks import Budget
 from sync.match import MatchConfig, MatchResult, match, paused_gc, ref_order
+from sync.moves import moves_for
 from sync.plan import Plan, build_plan, decode_held, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
@@ -259,7 +260,8 @@ def _analyze(
         by_instance = load_deals(store, list(config.systems))
     if known_writes:
         written = {name: config.stages_written(name) for name in config.systems}
-        by_instance = with_known_writes(store, by_instance, written, unread_since)
+        funnels = {name: dict(config.system(name).pipeline_funnels) for name in config.systems}
+        by_instance = with_known_writes(store, by_instance, written, unread_since, funnels)
     deals = {d.ref: d for group in by_instance.values() for d in group}
     phase("matching", len(deals))
     matched = match(
@@ -294,6 +296,11 @@ def _analyze(
         hold=_held(matched) | named_live,
         changed=changed,
         with_stage=stage_tied_fields(contexts) if contexts is not None else {},
+        move=(
+            moves_for(contexts, deals)
+            if contexts is not None and config.push.move_between_pipelines
+            else None
+        ),
     )
     if contexts is not None and diffed.creates:
         diffed = creatable(diffed, deals, contexts)

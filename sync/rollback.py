@@ -7,20 +7,22 @@ names the native values the audit recorded before the write (sync/audit_values.p
 goes back to the very native stage it left, not just to a native stage of the same funnel
 stage; and, where the audit recorded the native stage the write left the deal in, only while
 the deal is still in exactly that one (`native_from`): a person who moved it since to another
-native stage of the same funnel stage keeps that move. Records the run created are deleted,
-each only if it still holds the values it was created with (see apply_deletes).
+native stage of the same funnel stage keeps that move. A write that moved the deal to another
+pipeline (push.move_between_pipelines) is undone by moving it back (`NativeValues.moves`).
+Records the run created are deleted, each only if it still holds the values it was created with
+(see apply_deletes).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sync.apply_deletes import Delete, delete_change_id
-from sync.audit_values import restorable
+from sync.audit_values import moves_to, restorable
 from sync.plan import PLAN_VERSION, Change, Plan
 from sync.store import Store
 from sync.store_records import AuditEntry
@@ -73,6 +75,7 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
     links = store.links()
     latest: dict[tuple[str, str, str], AuditEntry] = {}
     first: dict[tuple[str, str, str], AuditEntry] = {}
+    moved: dict[tuple[str, str, str], set[str]] = {}  # the pipelines the run moved a deal to
     created = []
     for entry in entries:
         if entry.field is None or entry.deal_id is None:
@@ -81,12 +84,16 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
         key = (entry.instance, entry.deal_id, entry.field)
         first.setdefault(key, entry)
         latest[key] = entry  # a field written twice in one run goes back to its first before
+        if (pipeline := moves_to(entry.before)) is not None:
+            moved.setdefault(key, set()).add(pipeline)
     deletes, kept = _undo_creates(run_id, created, links)
     changes = []
     for key, last in sorted(latest.items()):
         instance, deal_id, field = key
         before, native = restorable(field, first[key].before)
         written, left = restorable(field, last.after)
+        if native is not None and left is not None and left.pipeline in moved.get(key, ()):
+            native = replace(native, moves=True)  # the run moved the deal: it goes back
         reason = f"rollback of run {run_id}"
         if field == "stage" and native is None:
             reason += f" ({BY_FUNNEL_STAGE})"

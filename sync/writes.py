@@ -21,7 +21,7 @@ from mapping import (
     update_for_salesforce,
 )
 from mapping.model import Deal, MappingError, Ref
-from mapping.writes import create_pipeline, held_currency, resolve_stage_change
+from mapping.writes import StageTarget, create_pipeline, held_currency, resolve_stage_change
 from sync.diff import Create, DealError, DiffResult
 from sync.match import ref_order
 from sync.plan import Change, Landing, Plan
@@ -40,6 +40,7 @@ __all__ = [
     "record_write",
     "stage_landing",
     "stage_tied_fields",
+    "stage_written",
     "with_kept_currencies",
     "with_stage_landings",
     "write_batch",
@@ -111,6 +112,20 @@ def stage_tied_fields(contexts: Mapping[str, MappingContext]) -> dict[str, froze
     return {name: fields_with_stage(ctx.kind) for name, ctx in contexts.items()}
 
 
+def stage_written(
+    deal: Deal,
+    changes: Mapping[str, Any],
+    ctx: MappingContext,
+    native: NativeValues | None = None,
+) -> StageTarget:
+    """Where `native_update` with these arguments puts `deal`: its new native stage (None: the
+    stage stays as it is) and, where it moves the deal to another pipeline, that pipeline."""
+    if "stage" not in changes and "status" not in changes:
+        return StageTarget()
+    in_stage = _STATUS_IN_STAGE[ctx.kind]
+    return resolve_stage_change(deal, changes, ctx, status_in_stage=in_stage, native=native)
+
+
 def native_stage_written(
     deal: Deal,
     changes: Mapping[str, Any],
@@ -119,12 +134,7 @@ def native_stage_written(
 ) -> str | None:
     """The native stage `native_update` with these arguments moves `deal` to; None when it
     leaves the stage as it is."""
-    if "stage" not in changes and "status" not in changes:
-        return None
-    in_stage = _STATUS_IN_STAGE[ctx.kind]
-    return resolve_stage_change(
-        deal, changes, ctx, status_in_stage=in_stage, native=native
-    ).native_stage
+    return stage_written(deal, changes, ctx, native).native_stage
 
 
 def record_write(changes: Sequence[Change]) -> tuple[dict[str, Any], NativeValues | None]:
@@ -138,20 +148,22 @@ def record_write(changes: Sequence[Change]) -> tuple[dict[str, Any], NativeValue
 
 
 def stage_landing(deal: Deal, changes: Sequence[Change], ctx: MappingContext) -> Landing | None:
-    """Where the write of `deal`'s `changes` puts it: the native stage `native_stage_written`
-    chooses, as apply does (the stage map, `stage_write`, a rollback's exact stage), in the
-    deal's pipeline, which crmsync's writes never change. None when they change neither stage
-    nor status, or cannot be written (the apply reports why)."""
+    """Where the write of `deal`'s `changes` puts it: the native stage `stage_written` chooses,
+    as apply does (the stage map, `stage_write`, a rollback's exact stage), in the deal's
+    pipeline, or in the one a move takes it to (push.move_between_pipelines). None when they
+    change neither stage nor status, or cannot be written (the apply reports why)."""
     values, native = record_write(changes)
     if "stage" not in values and "status" not in values:
         return None
     try:
-        written = native_stage_written(deal, values, ctx, native)
+        target = stage_written(deal, values, ctx, native)
     except MappingError:
         return None
-    stage = ctx.native_stage(deal.pipeline, written) if written else None
-    label = ctx.pipeline_label(deal.pipeline)
-    return Landing(deal.pipeline, written, stage.label if stage else written, label)
+    pipeline, written = target.pipeline or deal.pipeline, target.native_stage
+    stage = ctx.native_stage(pipeline, written) if written else None
+    moved_from = (deal.pipeline, ctx.pipeline_label(deal.pipeline)) if target.pipeline else None
+    label = ctx.pipeline_label(pipeline)
+    return Landing(pipeline, written, stage.label if stage else written, label, moved_from)
 
 
 def with_stage_landings(

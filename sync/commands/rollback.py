@@ -214,6 +214,9 @@ def _show(rollback: Rollback, fmt: str, done: set[str], doubt: int) -> None:
 def _back_to(change: Change) -> str:
     """The value put back, with the native stage or currency code the audit recorded."""
     value, native = describe(change.to_value), change.native
+    if native is not None and change.pipeline_move is not None:
+        # the run moved the deal to another pipeline (push.move_between_pipelines)
+        return f"{value} (native stage {native.native_stage}, back in pipeline {native.pipeline})"
     if native is not None and native.native_stage is not None:
         return f"{value} (native stage {native.native_stage})"
     if native is not None and native.currency is not None:
