@@ -8,7 +8,7 @@ number of stored deals each unmapped stage holds).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,11 +16,14 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from config import Config, known_zone, load_config
+from config import BUILTIN_KINDS, Config, known_zone, load_config
+from connectors.base import NativePipeline
 from connectors.errors import ConnectorError
+from mapping.moves import MOVES_KEY
 from mapping.stages import coverage
+from mapping.writes import funnel_pipeline
 from sync.commands import config_option
-from sync.connect import closes_by_status, open_connector
+from sync.connect import build_context, closes_by_status, open_connector
 from sync.create_orgs import org_filings
 from sync.errors import UsageError, terminal_safe
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
@@ -75,6 +78,41 @@ def summary_lines(config: Config) -> list[str]:
                 f"  {name} pipeline {pipeline} -> funnel {funnel.name}: "
                 f"{len(stages)} native stages mapped" + (gaps if missing else "")
             )
+    if config.push.move_between_pipelines:
+        lines.append(
+            f"pipeline moves: on ({MOVES_KEY}): a copy whose pipeline's funnel lacks the stage "
+            "its deal was moved to elsewhere moves to its CRM's pipeline of that funnel"
+        )
+    return lines
+
+
+def _move_targets(config: Config, name: str, pipelines: Sequence[NativePipeline]) -> list[str]:
+    """Where `push.move_between_pipelines` moves this instance's copies, per funnel a deal of
+    another instance can be in: its pipeline of that funnel, or a warning naming the config key
+    that would give one (such copies stay where they are, listed in the plan's errors)."""
+    moves = config.push.move_between_pipelines and name in config.push_targets
+    if not moves or config.system(name).kind not in BUILTIN_KINDS:  # a plugin's: no mapping here
+        return []
+    funnels = {"default"} | {
+        funnel
+        for other, system in config.systems.items()
+        if other != name
+        for funnel in system.pipeline_funnels.values()
+    }
+    ctx = build_context(config, name, pipelines, [])
+    found, lines = [], []
+    for funnel in sorted(funnels):
+        pipeline, why = funnel_pipeline(ctx, funnel)
+        if pipeline is None:
+            lines.append(
+                f"warning: {name}: {why}: a deal moved to a pipeline of funnel {funnel!r} in "
+                f"another CRM keeps its copy here where it is, listed in the plan's errors "
+                f"({MOVES_KEY})"
+            )
+        else:
+            found.append(f"funnel {funnel} -> pipeline {pipeline}")
+    if found:
+        lines.insert(0, f"ok: {name}: {MOVES_KEY} moves copies here to: {', '.join(found)}")
     return lines
 
 
@@ -136,6 +174,7 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
                 f"organization crmsync's {copies}"
             )
             codes.add(UsageError.exit_code)
+        lines += _move_targets(config, name, pipelines)
         stages = {p.id: tuple(p.stages) for p in pipelines}
         held = _unmapped_counts(config, name)
         lines += _unlisted_pipelines(name, held or Counter(), stages)

@@ -239,3 +239,23 @@ def test_copies_left_out_before_the_key_was_set_move_on_the_next_run(world: Worl
         ("pipedrive", "stage"),
     }
     assert _where(world) == {"salesforce": (RECORD_TYPE, "Renewal Quoted"), "pipedrive": ("2", "8")}
+
+
+def test_check_says_where_each_crms_copies_move_and_warns_of_a_funnel_without_a_pipeline(
+    world: World,
+) -> None:
+    document = yaml.safe_load(world.config.read_text())
+    document["systems"]["salesforce"]["pipeline_funnels"] = {"default": "default"}
+    del document["systems"]["salesforce"]["stage_map"]["Renewal"]
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    done = run_crmsync("check", "--config", str(world.config))
+    lines = done.stdout.splitlines()
+
+    assert (
+        "ok: pipedrive: push.move_between_pipelines moves copies here to: funnel default -> "
+        "pipeline 1, funnel renewal -> pipeline 2" in lines
+    ), done.stdout
+    [warning] = [line for line in lines if line.startswith("warning: salesforce:")]
+    assert "no pipeline of salesforce follows funnel 'renewal'" in warning
+    assert "(systems.salesforce.pipeline_funnels)" in warning
