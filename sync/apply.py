@@ -408,7 +408,7 @@ class _Writer:
         landed = verdict is not None and verdict[0] is Outcome.ALREADY
         if landed and change.change_id in self.journaled:
             return self.journaled[change.change_id]
-        return audited_before(change, deal)
+        return audited_before(change, deal, self.ctx)
 
     def _payloads(
         self, deals: Mapping[str, Deal], sendable: dict[str, list[Change]]

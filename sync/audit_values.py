@@ -24,19 +24,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mapping import Deal, NativeValues
+from mapping import Deal, MappingContext, NativeValues
 from sync.plan import Change, decode_value, encode_value
 
-__all__ = ["audited_after", "audited_before", "moves_to", "restorable"]
+__all__ = ["audited_after", "audited_before", "moves_to", "restorable", "stage_labels"]
 
 
-def audited_before(change: Change, deal: Deal) -> Any:
+def audited_before(change: Change, deal: Deal, ctx: MappingContext | None = None) -> Any:
     """The before-value to journal and audit for `change`, `deal` as read before the write; a
     stage change moving the deal to another pipeline names it (`moves_to`): the deal found in
-    that pipeline after the write was moved there by crmsync, not by a person."""
+    that pipeline after the write was moved there by crmsync, not by a person. With `ctx`, a
+    stage's before-value also holds the labels the CRM shows for its pipeline and native stage
+    (`pipeline_label`, `native_stage_label`), for a rollback to show where the deal goes back:
+    it reads no CRM before `--apply`."""
     value = encode_value(change.from_value)
     if change.field == "stage":
         before = {"value": value, "pipeline": deal.pipeline, "native_stage": deal.native_stage}
+        before.update(_labels(ctx, deal.pipeline, deal.native_stage) if ctx else {})
         moving = change.pipeline_move
         return before if moving is None else {**before, "moves_to": moving[1]}
     if change.field == "currency" and value is None and "native_currency" in deal.extra:
@@ -76,6 +80,24 @@ def restorable(field: str, before: Any) -> tuple[Any, NativeValues | None]:
         _text(before, "pipeline"), _text(before, "native_stage"), _text(before, "native_currency")
     )
     return decode_value(field, before["value"]), None if native == NativeValues() else native
+
+
+def stage_labels(before: Any) -> tuple[str, str] | None:
+    """(pipeline label, native stage label) an audited stage before-value names (see
+    `audited_before`); None where the entry has none (written without them, or by an older
+    crmsync)."""
+    if not isinstance(before, Mapping):
+        return None
+    pipeline, stage = _text(before, "pipeline_label"), _text(before, "native_stage_label")
+    return (pipeline, stage) if pipeline and stage else None
+
+
+def _labels(ctx: MappingContext, pipeline: str, native_stage: str | None) -> dict[str, str]:
+    stage = ctx.native_stage(pipeline, native_stage) if native_stage else None
+    pipeline_label = ctx.pipeline_label(pipeline)
+    if stage is None or not stage.label or not pipeline_label:
+        return {}
+    return {"pipeline_label": pipeline_label, "native_stage_label": stage.label}
 
 
 def moves_to(before: Any) -> str | None:

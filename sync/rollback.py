@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from typing import Any
 
 from sync.apply_deletes import Delete, delete_change_id
-from sync.audit_values import moves_to, restorable
+from sync.audit_values import moves_to, restorable, stage_labels
 from sync.plan import PLAN_VERSION, Change, Plan
 from sync.store import Store
 from sync.store_records import AuditEntry
@@ -66,6 +68,9 @@ class Rollback:
     plan: Plan  # its run_id is `rollback-<run id>`: re-running a rollback resumes it
     deletes: tuple[Delete, ...]  # copies the run created, deleted if unchanged since
     kept: tuple[Kept, ...]
+    # change id -> (pipeline label, native stage label) of where a stage change puts the deal
+    # back, as the CRM showed them when the run wrote (runs audited before labels: none)
+    labels: Mapping[str, tuple[str, str]] = dataclass_field(default_factory=dict)
 
 
 def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime) -> Rollback:
@@ -88,8 +93,12 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
             moved.setdefault(key, set()).add(pipeline)
     deletes, kept = _undo_creates(run_id, created, links)
     changes = []
+    labels: dict[str, tuple[str, str]] = {}
     for key, last in sorted(latest.items()):
         instance, deal_id, field = key
+        change_id = _change_id(run_id, instance, deal_id, field)
+        if (shown := stage_labels(first[key].before)) is not None:
+            labels[change_id] = shown
         before, native = restorable(field, first[key].before)
         written, left = restorable(field, last.after)
         if native is not None and left is not None and left.pipeline in moved.get(key, ()):
@@ -101,7 +110,7 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
             reason += f" ({CHECKED_BY_FUNNEL_STAGE})"
         changes.append(
             Change(
-                _change_id(run_id, instance, deal_id, field),
+                change_id,
                 instance,
                 deal_id,
                 field,
@@ -121,7 +130,7 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
          "created_not_undone": len(kept)},
         tuple(changes), (), (), (), (), (), (), (),
     )  # fmt: skip
-    return Rollback(plan, deletes, kept)
+    return Rollback(plan, deletes, kept, labels)
 
 
 def _undo_creates(

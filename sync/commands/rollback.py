@@ -181,9 +181,19 @@ def _show(rollback: Rollback, fmt: str, done: set[str], doubt: int) -> None:
     for column in ("now (written by the run)", "back to"):
         table.add_column(column, overflow="fold")
     table.add_column("state", min_width=len("(rolled"))
+    labels = rollback.labels
     for c in rollback.plan.changes:
         table.add_row(
-            *map(cell, (c.system, c.id, c.field, describe(c.from_value), _back_to(c))),
+            *map(
+                cell,
+                (
+                    c.system,
+                    c.id,
+                    c.field,
+                    describe(c.from_value),
+                    _back_to(c, labels.get(c.change_id)),
+                ),
+            ),
             _state(c, done),
         )
     console.print(fitted(table, console))
@@ -211,14 +221,20 @@ def _show(rollback: Rollback, fmt: str, done: set[str], doubt: int) -> None:
     console.print("dry run: nothing written; add --apply to write these changes")
 
 
-def _back_to(change: Change) -> str:
-    """The value put back, with the native stage or currency code the audit recorded."""
+def _back_to(change: Change, labels: tuple[str, str] | None) -> str:
+    """The value put back, with the native stage or currency code the audit recorded: a stage
+    as the CRM showed it (`labels`: "Sales Pipeline / Qualified To Buy", as plans show where a
+    stage change lands), by its ids where the run's audit has no labels."""
     value, native = describe(change.to_value), change.native
-    if native is not None and change.pipeline_move is not None:
-        # the run moved the deal to another pipeline (push.move_between_pipelines)
-        return f"{value} (native stage {native.native_stage}, back in pipeline {native.pipeline})"
     if native is not None and native.native_stage is not None:
-        return f"{value} (native stage {native.native_stage})"
+        where = f"native stage {native.native_stage}"
+        if labels is not None:
+            where = f"{labels[0]} / {labels[1]}"
+        if change.pipeline_move is not None:
+            # the run moved the deal to another pipeline (push.move_between_pipelines)
+            pipeline = "that pipeline" if labels is not None else f"pipeline {native.pipeline}"
+            return f"{value} ({where}, back in {pipeline})"
+        return f"{value} ({where})"
     if native is not None and native.currency is not None:
         return f"{value} (currency field {native.currency})"
     return value

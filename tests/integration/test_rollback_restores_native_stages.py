@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from sync import schema
 from sync.apply_report import ApplyReport
@@ -67,6 +67,44 @@ def test_rollback_puts_back_the_exact_native_stage_among_several_mapped_to_one_f
     assert back["hubspot"]["native_to"] == {"pipeline": "default", "native_stage": "qualifiedtobuy"}
     assert back["salesforce"]["native_to"] == {"pipeline": "default",
                                                "native_stage": "Needs Analysis"}  # fmt: skip
+
+
+def test_the_rollback_table_names_each_stage_it_puts_back_as_the_crm_shows_it(
+    small_world: World,
+) -> None:
+    """The dry rollback reads no CRM: the labels are the ones the run's audit recorded. A run
+    audited by an older crmsync (no labels) shows the native stage's id, as before."""
+    world = small_world
+    _, run_id = _run_moving_out_of_qualified(world)
+
+    table = _table(world, run_id)
+    assert "qualified (Sales Pipeline / Qualified To Buy)" in table, table
+    assert "(native stage qualifiedtobuy)" not in table, table
+
+    with (
+        open_runtime(str(world.config), connect=False) as rt,
+        schema.transaction(rt.store.engine) as conn,
+    ):
+        rows = conn.execute(
+            select(schema.audit.c.id, schema.audit.c.before).where(
+                schema.audit.c.run_id == run_id, schema.audit.c.field == "stage"
+            )
+        ).all()
+        assert all("native_stage_label" in row.before for row in rows), rows
+        for row in rows:  # as a crmsync that recorded no labels wrote them
+            unlabelled = {k: v for k, v in row.before.items() if not k.endswith("_label")}
+            conn.execute(
+                update(schema.audit).where(schema.audit.c.id == row.id).values(before=unlabelled)
+            )
+    assert "qualified (native stage qualifiedtobuy)" in _table(world, run_id)
+
+
+def _table(world: World, run_id: str) -> str:
+    # wide enough for each row's "back to" to stand on one line
+    runner = CliRunner(env={"COLUMNS": "250"})
+    out = runner.invoke(main, ["rollback", run_id, "--config", str(world.config)])
+    assert out.exit_code == 0, out.output
+    return out.output
 
 
 def test_rollback_leaves_a_deal_moved_to_another_pipeline_since_and_reports_it_drifted(
