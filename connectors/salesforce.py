@@ -41,15 +41,24 @@ from connectors.batches import chunks, not_found
 from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitExhausted
 from connectors.http import CallPolicy, Failure, FailureKind, connection_failed
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
-from connectors.salesforce_cursors import CURSOR_GONE, Order, ReadOn
+from connectors.salesforce_cursors import CURSOR_GONE, ReadOn
+from connectors.salesforce_soql import (
+    by_id,
+    by_modstamp,
+    first_page,
+    history_soql,
+    modstamp_soql,
+    next_page,
+    rest_get,
+    sf_time,
+)
 from mapping.context import NativeStage
 
-__all__ = ["CURSOR_GONE", "SalesforceConnector"]
+__all__ = ["CURSOR_GONE", "SalesforceConnector", "sf_time"]
 
 API_VERSION = "59.0"
-PAGE, BATCH, IN_CHUNK = 2000, 200, 300
+BATCH, IN_CHUNK = 200, 300
 DEFAULT_PACE = (100, 1.0)  # requests per second: well under what an org tolerates
-QUERY_OPTIONS = {"Sforce-Query-Options": f"batchSize={PAGE}"}
 DEAL_FIELDS = (
     "Id", "Name", "AccountId", "OwnerId", "StageName", "Amount", "CurrencyIsoCode", "CloseDate",
     "Probability", "ForecastCategoryName", "IsClosed", "IsWon", "IsDeleted", "CreatedDate",
@@ -67,7 +76,6 @@ STAGE_FIELDS = (
     "Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, "
     "ForecastCategoryName, SortOrder"
 )
-HISTORY_FIELDS = "Id, OpportunityId, StageName, Amount, CloseDate, Probability, CreatedDate"
 _GONE = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})  # deletes: NOT_FOUND
 # A record another save, flow or bulk load holds (or its parent Account): only that record's
 # write failed, and goes through once the lock is released (Salesforce waits 10 s for one).
@@ -109,12 +117,6 @@ def _codes(exc: SalesforceError) -> set[str]:
     if isinstance(content, list):
         return {str(e.get("errorCode")) for e in content if isinstance(e, dict)}
     return set()
-
-
-def sf_time(value: str) -> datetime:
-    """A Salesforce datetime ("2024-06-01T12:34:56.000+0000") as an aware UTC datetime."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _jsonable(value: Any) -> Any:
@@ -249,7 +251,7 @@ class SalesforceConnector:
         the query that reads on from there and drops the records read before, or None when
         it may not (the error then stands).
         """
-        page = self._call(operation, _first(soql, include_deleted))
+        page = self._call(operation, first_page(soql, include_deleted))
         while True:
             for record in page["records"]:
                 record.pop("attributes", None)
@@ -258,14 +260,14 @@ class SalesforceConnector:
             if page["done"]:
                 return
             try:
-                page = self._call(operation, _more(page["nextRecordsUrl"]))
+                page = self._call(operation, next_page(page["nextRecordsUrl"]))
             except ApiError as exc:
                 again = (
                     resume.query() if resume is not None and CURSOR_GONE in exc.message else None
                 )
                 if again is None:
                     raise
-                page = self._call(operation, _first(again, include_deleted))
+                page = self._call(operation, first_page(again, include_deleted))
 
     # -- the Connector protocol -------------------------------------------------------------------
 
@@ -306,7 +308,7 @@ class SalesforceConnector:
             record_type = str(info["recordTypeId"])
             path = STAGE_VALUES.format(quote(record_type, safe=""))
             try:
-                answer = self._call("pipelines", _get(path))
+                answer = self._call("pipelines", rest_get(path))
             except (ApiError, PermissionDenied) as exc:
                 if info.get("active") is not False or exc.status not in _UNANSWERED:
                     raise
@@ -366,8 +368,8 @@ class SalesforceConnector:
         )
         floor = high
         # A read whose cursor is released reads on after the last deal it saw.
-        query_from = partial(_modstamp_soql, fields, high)
-        read_on = ReadOn(_by_modstamp(query_from))
+        query_from = partial(modstamp_soql, fields, high)
+        read_on = ReadOn(by_modstamp(query_from))
         for record in self._query("deals", query_from(None), resume=read_on):
             stamp = change_time(sf_time, record.get("SystemModstamp"))
             if stamp is not None:
@@ -382,8 +384,8 @@ class SalesforceConnector:
         """Opportunities deleted after `since`, from the recycle bin (queryAll); a read whose
         cursor is released reads on after the last deletion it saw, as the deal read does."""
         moment = since if since.tzinfo else since.replace(tzinfo=UTC)
-        query_from = partial(_modstamp_soql, "Id, SystemModstamp", moment, deleted=True)
-        read_on = ReadOn(_by_modstamp(query_from))
+        query_from = partial(modstamp_soql, "Id, SystemModstamp", moment, deleted=True)
+        read_on = ReadOn(by_modstamp(query_from))
         soql = query_from(None)
         for record in self._query("deleted_deals", soql, include_deleted=True, resume=read_on):
             if sf_time(record["SystemModstamp"]) > moment:
@@ -400,8 +402,8 @@ class SalesforceConnector:
             return {}
         moment = since if since.tzinfo else since.replace(tzinfo=UTC)
         fields = "Id, Name, SystemModstamp"
-        query_from = partial(_modstamp_soql, fields, moment, sobject="Account")
-        read_on = ReadOn(_by_modstamp(query_from))
+        query_from = partial(modstamp_soql, fields, moment, sobject="Account")
+        read_on = ReadOn(by_modstamp(query_from))
         names: dict[str, str | None] = {}
         try:
             for record in self._query("accounts", query_from(None), resume=read_on):
@@ -425,8 +427,8 @@ class SalesforceConnector:
         query (per 300 ids if given). Ids are unique and stable, so a read whose cursor is
         released reads on from the last row it saw."""
         for chunk in [None] if ids is None else chunks(list(ids), IN_CHUNK):
-            query_from = partial(_history_soql, chunk)
-            read_on = ReadOn(Order(_row_id, _itself, query_from))
+            query_from = partial(history_soql, chunk)
+            read_on = ReadOn(by_id(query_from))
             yield from self._query("stage_history", query_from(None), resume=read_on)
 
     def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -521,87 +523,6 @@ class SalesforceConnector:
                     pushed = not_found(record_id, pushed.error)
                 results.append(PushResult(record_id, pushed.ok, pushed.error, pushed.code))
         return self._policy.redacted(results)
-
-
-def _modstamp_soql(
-    fields: str,
-    since: datetime | None,
-    after: tuple[datetime, str] | None,
-    *,
-    deleted: bool = False,
-    sobject: str = "Opportunity",
-) -> str:
-    """Opportunities (or `sobject` records) by SystemModstamp then Id (only deleted ones if
-    `deleted`, for queryAll): all or changed after `since`, or, reading on, those after the
-    record `after` (its
-    SystemModstamp and Id). SOQL datetime literals have whole seconds, as Salesforce's stamps
-    do: ask from the second; the caller drops what it saw before or at `since`."""
-    where = ["IsDeleted = true"] if deleted else []
-    if after is not None:
-        # A keyset: the Id goes on where a bulk write's second holds more than a page.
-        stamp, last_id = after
-        where.append(
-            format_soql(
-                "(SystemModstamp > {t} OR (SystemModstamp = {t} AND Id > {id}))",
-                t=_second(stamp),
-                id=last_id,
-            )
-        )
-    elif since is not None:
-        where.append(format_soql("SystemModstamp > {}", _second(since)))
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"SELECT {fields} FROM {sobject}{condition} ORDER BY SystemModstamp, Id"
-
-
-def _by_modstamp(
-    query_from: Callable[[tuple[datetime, str] | None], str],
-) -> Order[tuple[datetime, str]]:
-    """The order of a query by SystemModstamp then Id, whose literals tell whole seconds
-    apart."""
-    return Order(_modstamp_id, _stamp_second, query_from)
-
-
-def _modstamp_id(record: Mapping[str, Any]) -> tuple[datetime, str] | None:
-    stamp = change_time(sf_time, record.get("SystemModstamp"))
-    return None if stamp is None else (stamp, str(record["Id"]))
-
-
-def _stamp_second(place: tuple[datetime, str]) -> datetime:
-    return _second(place[0])
-
-
-def _second(moment: datetime) -> datetime:
-    return moment.replace(microsecond=0)
-
-
-def _history_soql(ids: Sequence[str] | None, after: str | None) -> str:
-    """Stage history rows by Id, of the deals `ids` (or all), from the row `after` on."""
-    where = [] if ids is None else [format_soql("OpportunityId IN {}", list(ids))]
-    if after is not None:
-        where.append(format_soql("Id >= {}", after))
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    return f"SELECT {HISTORY_FIELDS} FROM OpportunityHistory{condition} ORDER BY Id"
-
-
-def _row_id(record: Mapping[str, Any]) -> str:
-    return str(record["Id"])
-
-
-def _itself(row_id: str) -> str:
-    """An id literal tells every row apart: each row ties with itself alone."""
-    return row_id
-
-
-def _first(soql: str, include_deleted: bool) -> Callable[[Salesforce], Any]:
-    return lambda sf: sf.query(soql, include_deleted=include_deleted, headers=QUERY_OPTIONS)
-
-
-def _get(path: str) -> Callable[[Salesforce], Any]:
-    return lambda sf: sf.restful(path)
-
-
-def _more(url: str) -> Callable[[Salesforce], Any]:
-    return lambda sf: sf.query_more(url, identifier_is_url=True, headers=QUERY_OPTIONS)
 
 
 class _Saves:
