@@ -8,7 +8,6 @@ connector stops with RateLimitExhausted instead of hammering the org.
 
 from __future__ import annotations
 
-import http.client
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -18,15 +17,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-import requests
-import urllib3.exceptions
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import (
-    SalesforceError,
-    SalesforceExpiredSession,
-    SalesforceGeneralError,
-    SalesforceRefusedRequest,
-)
 from simple_salesforce.format import format_soql
 
 from connectors.base import (
@@ -39,7 +30,7 @@ from connectors.base import (
 )
 from connectors.batches import chunks, not_found
 from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitExhausted
-from connectors.http import CallPolicy, Failure, FailureKind, connection_failed
+from connectors.http import CallPolicy, Failure
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
 from connectors.salesforce_cursors import CURSOR_GONE, ReadOn
 from connectors.salesforce_soql import (
@@ -52,15 +43,8 @@ from connectors.salesforce_soql import (
     rest_get,
     sf_time,
 )
-from connectors.salesforce_writes import (
-    GONE,
-    LOCKED,
-    Creates,
-    RecordsLocked,
-    Saves,
-    jsonable,
-    push_result,
-)
+from connectors.salesforce_wire import classify
+from connectors.salesforce_writes import GONE, Creates, Saves, jsonable, push_result
 from mapping.context import NativeStage
 
 __all__ = ["CURSOR_GONE", "SalesforceConnector", "sf_time"]
@@ -88,29 +72,6 @@ STAGE_FIELDS = (
 _log = logging.getLogger("crmsync.salesforce")
 LOCK_TRIES = 3  # sends of a collection write while some of its records are locked
 LOCK_WAIT = 5.0  # seconds before a resend: the lock has already been held for 10
-EXPIRED = "session expired: provide a fresh session id or use password/client-credentials auth"
-_CONNECTION_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-    urllib3.exceptions.ProtocolError,
-    http.client.IncompleteRead,
-)
-
-
-def _api_message(exc: SalesforceError) -> str:
-    content = exc.content
-    if isinstance(content, list) and content and isinstance(content[0], dict):
-        return "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in content)
-    return f"HTTP {exc.status}"
-
-
-def _codes(exc: SalesforceError) -> set[str]:
-    content = exc.content
-    if isinstance(content, list):
-        return {str(e.get("errorCode")) for e in content if isinstance(e, dict)}
-    return set()
 
 
 class SalesforceConnector:
@@ -138,42 +99,7 @@ class SalesforceConnector:
     # -- session and policy ---------------------------------------------------------------------
 
     def _classify(self, exc: BaseException) -> Failure:
-        if isinstance(exc, RecordsLocked):
-            message = f"{LOCKED}: records held by another write"
-            return Failure(FailureKind.TRANSIENT, message, retry_after=self._lock_wait)
-        if isinstance(exc, SalesforceExpiredSession):
-            return Failure(FailureKind.EXPIRED_SESSION, EXPIRED, 401)
-        if isinstance(exc, SalesforceRefusedRequest):
-            if "REQUEST_LIMIT_EXCEEDED" not in _codes(exc):
-                return Failure(FailureKind.PERMISSION, _api_message(exc), 403)
-            if "Concurrent" in _api_message(exc):
-                # Too many long-running requests at once (ConcurrentRequests,
-                # ConcurrentPerOrgLongTxn): it passes, unlike the daily TotalRequests cap.
-                return Failure(FailureKind.RATE_LIMITED, _api_message(exc), 403)
-            return Failure(FailureKind.EXHAUSTED, _api_message(exc), 403)
-        if isinstance(exc, SalesforceGeneralError) and exc.status == 429:
-            return Failure(FailureKind.RATE_LIMITED, _api_message(exc), 429, self._retry_after())
-        if isinstance(exc, SalesforceGeneralError) and exc.status >= 500:
-            return Failure(
-                FailureKind.TRANSIENT, _api_message(exc), exc.status, self._retry_after()
-            )
-        if isinstance(exc, SalesforceError):
-            return Failure(FailureKind.FATAL, _api_message(exc), exc.status)
-        if isinstance(exc, LoginFailed):
-            if exc.status == 429:
-                return Failure(
-                    FailureKind.RATE_LIMITED, "login rate limited", 429, self._retry_after()
-                )
-            if exc.status >= 500:
-                return Failure(
-                    FailureKind.TRANSIENT, f"login failed: HTTP {exc.status}", exc.status
-                )
-            return Failure(
-                FailureKind.AUTH, f"login failed: {exc.description} ({exc.error})", exc.status
-            )
-        if isinstance(exc, _CONNECTION_ERRORS):
-            return connection_failed(exc)
-        return Failure(FailureKind.FATAL, f"unexpected {type(exc).__name__}")
+        return classify(exc, self._lock_wait, self._retry_after)
 
     def _retry_after(self) -> float | None:
         value = self._http.last_headers.get("Retry-After")
