@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from functools import partial
 from typing import Any
-from urllib.parse import quote
 
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
@@ -40,14 +37,13 @@ from connectors.salesforce_soql import (
     history_soql,
     modstamp_soql,
     next_page,
-    rest_get,
     sf_time,
 )
+from connectors.salesforce_stages import read_pipelines, record_type_stages
 from connectors.salesforce_wire import classify
 from connectors.salesforce_writes import GONE, Creates, Saves, jsonable, push_result
-from mapping.context import NativeStage
 
-__all__ = ["CURSOR_GONE", "SalesforceConnector", "sf_time"]
+__all__ = ["CURSOR_GONE", "SalesforceConnector", "record_type_stages", "sf_time"]
 
 API_VERSION = "59.0"
 BATCH, IN_CHUNK = 200, 300
@@ -62,13 +58,6 @@ ACCOUNT_NAME = "Account.Name"
 # In an org with Opportunity record types (and only there the field exists) a deal's record type
 # is its pipeline, named by DeveloperName: read in the deals' own query, no call more.
 RECORD_TYPE_FIELDS = ("RecordTypeId", "RecordType.DeveloperName")
-STAGE_VALUES = "ui-api/object-info/Opportunity/picklist-values/{}/StageName"
-# How the UI API might refuse a deactivated record type's stage values (none is documented).
-_UNANSWERED = frozenset({400, 403, 404})
-STAGE_FIELDS = (
-    "Id, ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, "
-    "ForecastCategoryName, SortOrder"
-)
 _log = logging.getLogger("crmsync.salesforce")
 LOCK_TRIES = 3  # sends of a collection write while some of its records are locked
 LOCK_WAIT = 5.0  # seconds before a resend: the lock has already been held for 10
@@ -207,44 +196,7 @@ class SalesforceConnector:
             ) from None
 
     def pipelines(self) -> list[NativePipeline]:
-        rows = self._query(
-            "pipelines", f"SELECT {STAGE_FIELDS} FROM OpportunityStage ORDER BY SortOrder"
-        )
-        stages = tuple(_stage(row, order) for order, row in enumerate(rows))
-        pipelines = [NativePipeline("default", "Opportunities", stages)]
-        # The describe is the one the deal read makes anyway: an org without record types
-        # costs no call more; one with them, one call per record type. A deactivated one is
-        # read too (its describe info says `active: false`; the UI API still gives its stages):
-        # Salesforce keeps its Opportunities, which only its process's stages map.
-        for info in self._org_describe().get("recordTypeInfos") or []:
-            if info.get("master"):
-                continue
-            record_type = str(info["recordTypeId"])
-            path = STAGE_VALUES.format(quote(record_type, safe=""))
-            try:
-                answer = self._call("pipelines", rest_get(path))
-            except (ApiError, PermissionDenied) as exc:
-                if info.get("active") is not False or exc.status not in _UNANSWERED:
-                    raise
-                # No document says whether, or how, the UI API refuses a deactivated record
-                # type: where it does, its deals read as before it was read at all (`default`).
-                _log.warning(
-                    "%s: deactivated record type %s: its stage values were not answered (%s); "
-                    "its deals are read under the default pipeline's stages",
-                    self.system, info.get("developerName") or record_type, exc.message,
-                )  # fmt: skip
-                continue
-            allowed = [str(v["value"]) for v in answer.get("values") or []]
-            pipelines.append(
-                NativePipeline(
-                    str(info.get("developerName") or record_type),
-                    str(info.get("name") or info.get("developerName") or record_type),
-                    record_type_stages(stages, allowed),
-                    native_id=record_type,
-                    active=info.get("active") is not False,
-                )
-            )
-        return pipelines
+        return read_pipelines(self.system, self._query, self._call, self._org_describe)
 
     def owners(self) -> list[dict[str, Any]]:
         return list(self._query("owners", "SELECT Id, Name, Email, IsActive FROM User"))
@@ -437,25 +389,3 @@ class SalesforceConnector:
                     pushed = not_found(record_id, pushed.error)
                 results.append(PushResult(record_id, pushed.ok, pushed.error, pushed.code))
         return self._policy.redacted(results)
-
-
-def record_type_stages(
-    stages: Sequence[NativeStage], allowed: Sequence[str]
-) -> tuple[NativeStage, ...]:
-    """The stages a record type's sales process allows, in the org's SortOrder, numbered anew."""
-    kept = set(allowed)
-    return tuple(
-        replace(stage, order=order) for order, stage in enumerate(s for s in stages if s.id in kept)
-    )
-
-
-def _stage(row: Mapping[str, Any], order: int) -> NativeStage:
-    probability = row.get("DefaultProbability")
-    return NativeStage(
-        id=str(row["ApiName"]),
-        label=str(row.get("MasterLabel") or row["ApiName"]),
-        order=order,
-        probability=None if probability is None else Decimal(str(probability)) / 100,
-        is_closed=bool(row.get("IsClosed")),
-        is_won=bool(row.get("IsWon")),
-    )
