@@ -8,7 +8,6 @@ connector stops with RateLimitExhausted instead of hammering the org.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -28,6 +27,7 @@ from connectors.base import (
 from connectors.batches import chunks, not_found
 from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitExhausted
 from connectors.http import CallPolicy, Failure
+from connectors.salesforce_accounts import read_changed_accounts
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
 from connectors.salesforce_cursors import CURSOR_GONE, ReadOn
 from connectors.salesforce_soql import (
@@ -58,7 +58,6 @@ ACCOUNT_NAME = "Account.Name"
 # In an org with Opportunity record types (and only there the field exists) a deal's record type
 # is its pipeline, named by DeveloperName: read in the deals' own query, no call more.
 RECORD_TYPE_FIELDS = ("RecordTypeId", "RecordType.DeveloperName")
-_log = logging.getLogger("crmsync.salesforce")
 LOCK_TRIES = 3  # sends of a collection write while some of its records are locked
 LOCK_WAIT = 5.0  # seconds before a resend: the lock has already been held for 10
 
@@ -266,27 +265,9 @@ class SalesforceConnector:
         Opportunities name no Account field answers none, without a query."""
         if "AccountId" not in self._org_fields():
             return {}
-        moment = since if since.tzinfo else since.replace(tzinfo=UTC)
-        fields = "Id, Name, SystemModstamp"
-        query_from = partial(modstamp_soql, fields, moment, sobject="Account")
-        read_on = ReadOn(by_modstamp(query_from))
-        names: dict[str, str | None] = {}
-        try:
-            for record in self._query("accounts", query_from(None), resume=read_on):
-                stamp = change_time(sf_time, record.get("SystemModstamp"))
-                if stamp is not None and stamp > moment:
-                    name = record.get("Name")
-                    names[str(record["Id"])] = str(name) if isinstance(name, str) else None
-        except ApiError as exc:
-            if "INVALID_TYPE" not in exc.message:
-                raise
-            # The API user may not read Accounts (its profile hides the object): its deals
-            # were read without Account.Name too, and a rename can be read by no one.
-            _log.warning(
-                "%s: Accounts are not readable (%s): renames are not read", self.system, exc.message
-            )
-            return {}
-        return names
+        return read_changed_accounts(
+            self.system, lambda op, soql, read_on: self._query(op, soql, resume=read_on), since
+        )
 
     def stage_history(self, ids: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
         """OpportunityHistory rows in Id order (the mapping orders each deal's by time): one
