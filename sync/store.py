@@ -7,9 +7,6 @@ that looks like a credential is ever written: JSON values are checked on the way
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,10 +35,8 @@ from sync.schema import (
     StoreError,
     chunks,
     json_loads,
-    lock_flags,
     transaction,
     upsert,
-    upsert_rows,
 )
 from sync.store_accounts import account_id_of, holds_accounts, rename_accounts
 from sync.store_apply import AuditLog, Journal
@@ -49,6 +44,16 @@ from sync.store_failures import DeadLetters
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
 from sync.store_keys import refs_with_digests, save_digests
 from sync.store_links import write_links_and_bases
+from sync.store_meta import (
+    drop_reconcile_state,
+    mapping_key,
+    put_meta,
+    read_meta,
+    read_reconcile_epoch,
+    read_reconcile_state,
+    record_reconcile_state,
+)
+from sync.store_pending import flag_deals, read_pending, settle_flags
 from sync.store_records import (
     AuditEntry,
     FailureRecord,
@@ -262,7 +267,7 @@ class Store:
                 written = list(conn.scalars(stmt, rows))
                 clear_gaps(conn, instance, [row[0] for row in chunk])
                 if flag and written:
-                    self._flag(conn, instance, written, now)
+                    flag_deals(conn, instance, written, now)
                 saved += len(written)
             if gaps or replace_gaps:
                 record_gaps(conn, instance, gaps, now, replace=replace_gaps)
@@ -283,14 +288,12 @@ class Store:
         with transaction(self._engine) as conn:
             self._save_cursor(conn, instance, cursor)
             if mapping is not None:
-                self._put_meta(conn, _mapping_key(instance), mapping)
+                put_meta(conn, mapping_key(instance), mapping)
 
     def mapping_of(self, instance: str) -> str | None:
         """The mapping fingerprint (`Config.mapping_fingerprint`) the instance's stored deals
         were read under; None before a pull recorded one."""
-        query = select(t.meta.c.value).where(t.meta.c.key == _mapping_key(instance))
-        with transaction(self._engine, write=False) as conn:
-            return conn.execute(query).scalar()
+        return read_meta(self._engine, mapping_key(instance))
 
     def _save_cursor(self, conn: Connection, instance: str, cursor: str) -> None:
         stmt = upsert(conn, t.cursors, ("instance",), ("cursor", "updated_at"))
@@ -401,7 +404,7 @@ class Store:
                     changed += len(rows)
                 clear_gaps(conn, instance, chunk)  # a deleted record is no gap
                 if flag:
-                    self._flag(conn, instance, chunk, now)
+                    flag_deals(conn, instance, chunk, now)
         return changed
 
     def holds_accounts(self, instance: str) -> bool:
@@ -417,7 +420,7 @@ class Store:
         with transaction(self._engine) as conn:
             written = rename_accounts(conn, instance, names)
             if flag:
-                self._flag(conn, instance, written, self._clock())
+                flag_deals(conn, instance, written, self._clock())
         return written
 
     def mapping_errors(self, instances: Iterable[str] | None = None) -> list[dict[str, str]]:
@@ -517,22 +520,12 @@ class Store:
         now, marked = self._clock(), 0
         with transaction(self._engine) as conn:
             for chunk in chunks(ids, BATCH_SIZE):
-                marked += self._flag(conn, instance, chunk, now)
+                marked += flag_deals(conn, instance, chunk, now)
         return marked
-
-    @staticmethod
-    def _flag(conn: Connection, instance: str, ids: Sequence[str], now: datetime) -> int:
-        if ids:
-            lock_flags(conn)
-            rows = ((instance, i, now) for i in ids)
-            upsert_rows(conn, t.pending, *_PENDING, rows)
-        return len(ids)
 
     def pending(self) -> dict[tuple[str, str], datetime]:
         """(instance, deal_id) -> when it was flagged, for every flagged deal."""
-        query = select(t.pending.c.instance, t.pending.c.deal_id, t.pending.c.marked_at)
-        with transaction(self._engine, write=False) as conn:
-            return {(r.instance, r.deal_id): r.marked_at for r in conn.execute(query)}
+        return read_pending(self._engine)
 
     def settle_pending(
         self,
@@ -543,24 +536,9 @@ class Store:
         """End of an analysis, in one transaction: drop the flags it read (unless flagged again
         since), flag what it left unsettled, and record the state the next run builds on."""
         now = self._clock()
-        # Flags that stay are left as they are: a run re-flagging most of what it read
-        # (permanently unmatched deals) then writes next to nothing.
-        keep = set(unsettled)
-        drop = [(ref, m) for ref, m in consumed.items() if ref not in keep]
-        add = sorted(keep - consumed.keys())
         with transaction(self._engine) as conn:
-            lock_flags(conn)
-            if drop:
-                conn.execute(
-                    t.pending.delete().where(
-                        t.pending.c.instance == bindparam("p_instance"),
-                        t.pending.c.deal_id == bindparam("p_deal_id"),
-                        t.pending.c.marked_at == bindparam("p_marked_at"),
-                    ),
-                    [{"p_instance": i, "p_deal_id": d, "p_marked_at": m} for (i, d), m in drop],
-                )
-            upsert_rows(conn, t.pending, *_PENDING, ((i, d, now) for i, d in add))
-            self._put_meta(conn, _RECONCILE_STATE, json.dumps(dict(state), sort_keys=True))
+            settle_flags(conn, consumed, unsettled, now)
+            record_reconcile_state(conn, state)
 
     def save_match_keys(
         self, digests: Mapping[tuple[str, str], str | None], *, replace: bool
@@ -577,22 +555,12 @@ class Store:
 
         None too when a full pull forgot the state after the analysis that recorded it began
         (its `epoch`, see :meth:`reconcile_epoch`, is no longer the store's)."""
-        query = select(t.meta.c.key, t.meta.c.value).where(
-            t.meta.c.key.in_([_RECONCILE_STATE, _RECONCILE_EPOCH])
-        )
-        with transaction(self._engine, write=False) as conn:
-            found = {r.key: r.value for r in conn.execute(query)}
-        state = json.loads(found[_RECONCILE_STATE]) if found.get(_RECONCILE_STATE) else None
-        if state is None or state.get("epoch") != found.get(_RECONCILE_EPOCH):
-            return None
-        return dict(state)
+        return read_reconcile_state(self._engine)
 
     def reconcile_epoch(self) -> str | None:
         """Changes whenever a full pull forgets the state: an analysis records the epoch it
         began in with its state, which then holds only while no full pull has run since."""
-        query = select(t.meta.c.value).where(t.meta.c.key == _RECONCILE_EPOCH)
-        with transaction(self._engine, write=False) as conn:
-            return conn.execute(query).scalar()
+        return read_reconcile_epoch(self._engine)
 
     def forget_reconcile_state(self) -> None:
         """A full pull re-saved everything without flagging it: the next analysis is full.
@@ -600,32 +568,7 @@ class Store:
         Also the state an analysis running meanwhile (another process) records at its end:
         a new epoch. A full pull forgets before it saves anything, and again once done."""
         with transaction(self._engine) as conn:
-            conn.execute(t.meta.delete().where(t.meta.c.key == _RECONCILE_STATE))
-            self._put_meta(conn, _RECONCILE_EPOCH, secrets.token_hex(8))
-
-    @staticmethod
-    def _put_meta(conn: Connection, key: str, value: str) -> None:
-        # One statement: with a delete, then an insert, two processes writing one key at once
-        # (full pulls of two instances, each forgetting the reconcile state) both inserted it
-        # on PostgreSQL, and one failed on the duplicate key.
-        conn.execute(upsert(conn, t.meta, ("key",), ("value",)), {"key": key, "value": value})
-
-
-# keys, columns updated, columns given: a flag is (instance, deal id, when it was flagged)
-_PENDING = (("instance", "deal_id"), ("marked_at",), ("instance", "deal_id", "marked_at"))
-_RECONCILE_STATE = "reconcile_state"
-_RECONCILE_EPOCH = "reconcile_epoch"
-_MAPPING = "mapping@"  # + instance: the mapping its stored deals were read under
-
-
-def _mapping_key(instance: str) -> str:
-    """The meta key of an instance's mapping fingerprint. A key holds 64 characters and an
-    instance name 200: a longer one is keyed by its digest (PostgreSQL refused it, so every
-    pull of that instance failed as it saved its cursor)."""
-    key = _MAPPING + instance
-    if len(key) <= 64:  # String(64): sync.schema.meta
-        return key
-    return "mapping#" + hashlib.sha256(instance.encode()).hexdigest()[:56]
+            drop_reconcile_state(conn)
 
 
 def _save_changed(conn: Connection) -> Any:
