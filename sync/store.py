@@ -13,16 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Text,
-    bindparam,
-    cast,
     create_engine,
-    false,
-    func,
     make_url,
-    or_,
     select,
-    true,
 )  # fmt: skip
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
@@ -34,12 +27,23 @@ from sync.schema import (
     Migration,
     StoreError,
     chunks,
-    json_loads,
     transaction,
     upsert,
 )
-from sync.store_accounts import account_id_of, holds_accounts, rename_accounts
+from sync.store_accounts import holds_accounts, rename_accounts
 from sync.store_apply import AuditLog, Journal
+from sync.store_deals import (
+    BATCH_SIZE,
+    DealRow,
+    count_deals,
+    deal_rows,
+    iter_payloads,
+    mark_chunk_deleted,
+    read_deals,
+    read_deletion_marks,
+    read_fingerprints,
+    upsert_changed,
+)
 from sync.store_failures import DeadLetters
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
 from sync.store_keys import refs_with_digests, save_digests
@@ -67,7 +71,6 @@ from sync.store_records import (
     RunRecord,
     RunStatus,
     SecretInPayload,
-    check_no_secrets,
 )
 from sync.store_runs import RunLog
 
@@ -90,15 +93,7 @@ __all__ = [
     "upsert",
 ]
 
-# (id, fingerprint, updated_at, deleted, canonical deal as JSON-able dict)
-DealRow = tuple[str, str, datetime | None, bool, Mapping[str, Any]]
 Clock = Callable[[], datetime]
-
-BATCH_SIZE = 1000
-
-
-def _deleted(payload: Mapping[str, Any]) -> dict[str, Any]:
-    return {**payload, "extra": {**(payload.get("extra") or {}), "deleted": True}}
 
 
 def _utcnow() -> datetime:
@@ -247,23 +242,9 @@ class Store:
         now = self._clock()
         payloads = sorted(payloads, key=lambda row: row[0])
         with transaction(self._engine) as conn:
-            stmt = _save_changed(conn)
+            stmt = upsert_changed(conn)
             for chunk in chunks(payloads, batch_size):
-                rows = []
-                for deal_id, fingerprint, updated_at, deleted, payload in chunk:
-                    check_no_secrets(payload, f"deal {instance}/{deal_id}")
-                    rows.append(
-                        {
-                            "instance": instance,
-                            "id": deal_id,
-                            "fingerprint": fingerprint,
-                            "updated_at": updated_at,
-                            "deleted": bool(deleted),
-                            "last_seen_run": run_id,
-                            "payload": payload,
-                            "account_id": account_id_of(payload),
-                        }
-                    )
+                rows = deal_rows(instance, chunk, run_id)
                 written = list(conn.scalars(stmt, rows))
                 clear_gaps(conn, instance, [row[0] for row in chunk])
                 if flag and written:
@@ -306,28 +287,11 @@ class Store:
 
         Holds a read transaction (a server-side cursor on PostgreSQL) until exhausted or closed.
         """
-        # Read as text and decoded here, as the JSON type would: its per-row processing took
-        # as long as the decoding.
-        query = select(cast(t.deals.c.payload, Text)).where(t.deals.c.instance == instance)
-        if not include_deleted:
-            query = query.where(t.deals.c.deleted == false())
-        query = query.order_by(t.deals.c.id)
-        with transaction(self._engine, write=False) as conn:
-            result = conn.execute(query, execution_options={"yield_per": batch_size})
-            # Whole partitions, not rows: per-row Result iteration costs more than the fetch.
-            for partition in result.scalars().partitions():
-                yield from map(json_loads, partition)
+        yield from iter_payloads(self._engine, instance, include_deleted, batch_size)
 
     def get_deals(self, instance: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Payloads of the given ids (deleted ones included); unknown ids are absent."""
-        found: dict[str, dict[str, Any]] = {}
-        with transaction(self._engine, write=False) as conn:
-            for chunk in chunks(ids, BATCH_SIZE):
-                query = select(t.deals.c.id, t.deals.c.payload).where(
-                    t.deals.c.instance == instance, t.deals.c.id.in_(chunk)
-                )
-                found.update((r.id, r.payload) for r in conn.execute(query))
-        return found
+        return read_deals(self._engine, instance, ids)
 
     def deletion_marks(
         self, refs: Iterable[tuple[str, str]]
@@ -335,36 +299,14 @@ class Store:
         """(instance, id) -> (run, its start) that marked each deleted deal of `refs` deleted
         (a pull that saw it so, or the apply whose delete it was); (None, None) when no run
         did. Live and unknown deals are absent."""
-        wanted: dict[str, list[str]] = {}
-        for instance, deal_id in sorted(set(refs)):
-            wanted.setdefault(instance, []).append(deal_id)
-        d, r = t.deals.c, t.runs.c
-        found: dict[tuple[str, str], tuple[str | None, datetime | None]] = {}
-        with transaction(self._engine, write=False) as conn:
-            for instance, ids in wanted.items():
-                for chunk in chunks(ids, BATCH_SIZE):
-                    query = (
-                        select(d.id, d.last_seen_run, r.started_at)
-                        .select_from(t.deals.outerjoin(t.runs, r.id == d.last_seen_run))
-                        .where(d.instance == instance, d.id.in_(chunk), d.deleted == true())
-                    )
-                    for row in conn.execute(query):
-                        found[instance, row.id] = (row.last_seen_run, row.started_at)
-        return found
+        return read_deletion_marks(self._engine, refs)
 
     def fingerprints(self, instance: str) -> dict[str, str]:
         """id -> fingerprint of every stored deal of ``instance`` (deleted ones included)."""
-        query = select(t.deals.c.id, t.deals.c.fingerprint).where(t.deals.c.instance == instance)
-        with transaction(self._engine, write=False) as conn:
-            rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
-            return {r.id: r.fingerprint for r in rows}
+        return read_fingerprints(self._engine, instance)
 
     def deal_count(self, instance: str, *, include_deleted: bool = False) -> int:
-        query = select(func.count()).select_from(t.deals).where(t.deals.c.instance == instance)
-        if not include_deleted:
-            query = query.where(t.deals.c.deleted == false())
-        with transaction(self._engine, write=False) as conn:
-            return int(conn.execute(query).scalar_one())
+        return count_deals(self._engine, instance, include_deleted)
 
     def mark_deleted(
         self, instance: str, ids: Iterable[str], *, run_id: str | None = None, flag: bool = False
@@ -380,28 +322,7 @@ class Store:
         # Tables and rows in the order save_deals writes them: two pulls at once never deadlock.
         with transaction(self._engine) as conn:
             for chunk in chunks(sorted(ids), BATCH_SIZE):
-                live = (
-                    select(t.deals.c.id, t.deals.c.payload)
-                    .where(
-                        t.deals.c.instance == instance,
-                        t.deals.c.id.in_(chunk),
-                        t.deals.c.deleted == false(),
-                    )
-                    .order_by(t.deals.c.id)
-                )
-                rows = [
-                    {"p_id": r.id, "p_payload": _deleted(r.payload)} for r in conn.execute(live)
-                ]
-                if rows:
-                    stmt = (
-                        t.deals.update()
-                        .where(t.deals.c.instance == instance, t.deals.c.id == bindparam("p_id"))
-                        .values(
-                            deleted=true(), last_seen_run=run_id, payload=bindparam("p_payload")
-                        )
-                    )
-                    conn.execute(stmt, rows)
-                    changed += len(rows)
+                changed += mark_chunk_deleted(conn, instance, chunk, run_id)
                 clear_gaps(conn, instance, chunk)  # a deleted record is no gap
                 if flag:
                     flag_deals(conn, instance, chunk, now)
@@ -569,19 +490,3 @@ class Store:
         a new epoch. A full pull forgets before it saves anything, and again once done."""
         with transaction(self._engine) as conn:
             drop_reconcile_state(conn)
-
-
-def _save_changed(conn: Connection) -> Any:
-    """Upsert deals, returning the ids written: a stored deal whose payload (as written, JSON
-    text) and deleted state are the same is left as it is. The database compares: reading the
-    rows back first cost PostgreSQL a scan per page of a table without statistics yet."""
-
-    def changed(excluded: Any) -> Any:
-        return or_(
-            cast(t.deals.c.payload, Text) != cast(excluded.payload, Text),
-            t.deals.c.deleted != excluded.deleted,
-        )
-
-    written = ("fingerprint", "updated_at", "deleted", "last_seen_run", "payload", "account_id")
-    stmt = upsert(conn, t.deals, ("instance", "id"), written, where=changed)
-    return stmt.returning(t.deals.c.id)
