@@ -47,7 +47,14 @@ from sync.store_deals import (
 from sync.store_failures import DeadLetters
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
 from sync.store_keys import refs_with_digests, save_digests
-from sync.store_links import write_links_and_bases
+from sync.store_links import (
+    delete_links,
+    read_bases,
+    read_entities_of,
+    read_link_records,
+    read_links,
+    write_links_and_bases,
+)
 from sync.store_meta import (
     drop_reconcile_state,
     mapping_key,
@@ -353,42 +360,14 @@ class Store:
 
     def links(self) -> dict[tuple[str, str], str]:
         """(instance, deal_id) -> entity_id for every stored link."""
-        query = select(t.links.c.instance, t.links.c.deal_id, t.links.c.entity_id)
-        with transaction(self._engine, write=False) as conn:
-            rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
-            return {(r.instance, r.deal_id): r.entity_id for r in rows}
+        return read_links(self._engine)
 
     def entities_of(self, instance: str, deal_ids: Iterable[str]) -> dict[str, str]:
         """deal_id -> entity_id of those of the instance's deals that are linked."""
-        query = select(t.links.c.deal_id, t.links.c.entity_id).where(t.links.c.instance == instance)
-        found: dict[str, str] = {}
-        with transaction(self._engine, write=False) as conn:
-            for chunk in chunks(deal_ids, BATCH_SIZE):
-                rows = conn.execute(query.where(t.links.c.deal_id.in_(chunk)))
-                found.update((r.deal_id, r.entity_id) for r in rows)
-        return found
+        return read_entities_of(self._engine, instance, deal_ids)
 
     def link_records(self, entity_ids: Iterable[str] | None = None) -> list[Link]:
-        query = select(t.links).order_by(t.links.c.entity_id, t.links.c.instance)
-        with transaction(self._engine, write=False) as conn:
-            if entity_ids is None:
-                rows = list(conn.execute(query))
-            else:
-                rows = []
-                for chunk in chunks(entity_ids, BATCH_SIZE):
-                    rows.extend(conn.execute(query.where(t.links.c.entity_id.in_(chunk))))
-        return [
-            Link(
-                entity_id=r.entity_id,
-                instance=r.instance,
-                deal_id=r.deal_id,
-                method=LinkMethod(r.method),
-                score=r.score,
-                matched_at=r.matched_at,
-                confirmed=r.confirmed,
-            )
-            for r in rows
-        ]
+        return read_link_records(self._engine, entity_ids)
 
     def save_links(self, links: Iterable[Link]) -> int:
         """Upsert links (one per (instance, deal_id)); their entities are created as needed."""
@@ -408,27 +387,12 @@ class Store:
 
     def unlink_all(self, instance: str, deal_ids: Iterable[str]) -> int:
         """Drop the links of these deals (one transaction); returns how many there were."""
-        dropped = 0
         with transaction(self._engine) as conn:
-            for chunk in chunks(deal_ids, BATCH_SIZE):
-                stmt = t.links.delete().where(
-                    t.links.c.instance == instance, t.links.c.deal_id.in_(chunk)
-                )
-                dropped += conn.execute(stmt).rowcount
-        return dropped
+            return delete_links(conn, instance, deal_ids)
 
     def bases(self, entity_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """entity_id -> the canonical field values all systems last agreed on."""
-        query = select(t.base.c.entity_id, t.base.c.payload)
-        with transaction(self._engine, write=False) as conn:
-            if entity_ids is None:
-                rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
-                return {r.entity_id: r.payload for r in rows}
-            found: dict[str, dict[str, Any]] = {}
-            for chunk in chunks(entity_ids, BATCH_SIZE):
-                rows = conn.execute(query.where(t.base.c.entity_id.in_(chunk)))
-                found.update((r.entity_id, r.payload) for r in rows)
-            return found
+        return read_bases(self._engine, entity_ids)
 
     def save_bases(self, bases: Mapping[str, Mapping[str, Any]]) -> int:
         self.save_links_and_bases((), bases)

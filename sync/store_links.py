@@ -1,5 +1,6 @@
-"""Writing links and bases inside a caller's transaction: the store's own saves and the
-journal's marks share it, so a created copy's link is stored with the mark that records it."""
+"""Links and bases: their reads, and their writes inside a caller's transaction. The store's
+own saves and the journal's marks share it, so a created copy's link is stored with the mark
+that records it."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Connection
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
 
 from sync import schema as t
-from sync.schema import upsert_rows
+from sync.schema import chunks, transaction, upsert_rows
 from sync.store_records import Link, LinkMethod, check_no_secrets
 
-__all__ = ["write_links_and_bases"]
+__all__ = [
+    "delete_links",
+    "read_bases",
+    "read_entities_of",
+    "read_link_records",
+    "read_links",
+    "write_links_and_bases",
+]
 
+_BATCH = 1000
 _LINK_KEY = ("instance", "deal_id")
 _LINK_UPDATED = ("entity_id", "method", "score", "matched_at", "confirmed")
 _BASE_WRITTEN = ("payload", "updated_at")
@@ -55,3 +65,65 @@ def write_links_and_bases(
         conn, t.base, ("entity_id",), _BASE_WRITTEN, ("entity_id", *_BASE_WRITTEN), base_rows
     )
     return saved
+
+
+def read_links(engine: Engine) -> dict[tuple[str, str], str]:
+    query = select(t.links.c.instance, t.links.c.deal_id, t.links.c.entity_id)
+    with transaction(engine, write=False) as conn:
+        rows = conn.execute(query, execution_options={"yield_per": _BATCH * 10})
+        return {(r.instance, r.deal_id): r.entity_id for r in rows}
+
+
+def read_entities_of(engine: Engine, instance: str, deal_ids: Iterable[str]) -> dict[str, str]:
+    query = select(t.links.c.deal_id, t.links.c.entity_id).where(t.links.c.instance == instance)
+    found: dict[str, str] = {}
+    with transaction(engine, write=False) as conn:
+        for chunk in chunks(deal_ids, _BATCH):
+            rows = conn.execute(query.where(t.links.c.deal_id.in_(chunk)))
+            found.update((r.deal_id, r.entity_id) for r in rows)
+    return found
+
+
+def read_link_records(engine: Engine, entity_ids: Iterable[str] | None) -> list[Link]:
+    query = select(t.links).order_by(t.links.c.entity_id, t.links.c.instance)
+    with transaction(engine, write=False) as conn:
+        if entity_ids is None:
+            rows = list(conn.execute(query))
+        else:
+            rows = []
+            for chunk in chunks(entity_ids, _BATCH):
+                rows.extend(conn.execute(query.where(t.links.c.entity_id.in_(chunk))))
+    return [
+        Link(
+            entity_id=r.entity_id,
+            instance=r.instance,
+            deal_id=r.deal_id,
+            method=LinkMethod(r.method),
+            score=r.score,
+            matched_at=r.matched_at,
+            confirmed=r.confirmed,
+        )
+        for r in rows
+    ]
+
+
+def delete_links(conn: Connection, instance: str, deal_ids: Iterable[str]) -> int:
+    """Drop the links of these deals; returns how many there were."""
+    dropped = 0
+    for chunk in chunks(deal_ids, _BATCH):
+        stmt = t.links.delete().where(t.links.c.instance == instance, t.links.c.deal_id.in_(chunk))
+        dropped += conn.execute(stmt).rowcount
+    return dropped
+
+
+def read_bases(engine: Engine, entity_ids: Iterable[str] | None) -> dict[str, dict[str, Any]]:
+    query = select(t.base.c.entity_id, t.base.c.payload)
+    with transaction(engine, write=False) as conn:
+        if entity_ids is None:
+            rows = conn.execute(query, execution_options={"yield_per": _BATCH * 10})
+            return {r.entity_id: r.payload for r in rows}
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in chunks(entity_ids, _BATCH):
+            rows = conn.execute(query.where(t.base.c.entity_id.in_(chunk)))
+            found.update((r.entity_id, r.payload) for r in rows)
+        return found
