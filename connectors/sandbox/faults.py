@@ -54,6 +54,10 @@ class Faults:
     # `retired_record_types_status` 404 NOT_FOUND, 400 INVALID_ID_FIELD or 403
     # INSUFFICIENT_ACCESS (a record type not available to the user).
     retired_record_types_unanswered: bool = False
+    # Salesforce: sObjects the API user's profile gives no read of: a query FROM one is refused
+    # INVALID_TYPE ("sObject type 'Account' is not supported."), as Salesforce answers a user
+    # who may not see the object.
+    hidden_sobjects: tuple[str, ...] = ()
     retired_record_types_status: int = 404
     # Pipedrive: POST /v1/deals refuses a deal linked to no person_id or org_id (400), as
     # Pipedrive has since 2021-09-30 (changelog "Breaking bug fix in POST /deals endpoint").
@@ -86,6 +90,7 @@ class Faults:
         data["fail_ids"] = list(self.fail_ids)
         data["unanswered_ids"] = list(self.unanswered_ids)
         data["locked_ids"] = list(self.locked_ids)
+        data["hidden_sobjects"] = list(self.hidden_sobjects)
         return data
 
 

@@ -239,6 +239,9 @@ class SalesforceEmulator:
             query = parse_soql(text, self.store.schemas)
         except SoqlError as exc:
             return self.error(400, exc.code, exc.message)
+        if query.sobject in self.fault_state.faults.hidden_sobjects:
+            why = f"sObject type '{query.sobject}' is not supported."
+            return self.error(400, "INVALID_TYPE", why)
         rows = self.store.tables[query.sobject]
         where = query.where
         if not include_deleted:

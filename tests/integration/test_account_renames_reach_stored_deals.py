@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from connectors.sandbox.faults import Faults
 from sync.runtime import open_runtime
 from tests.integration.conftest import World
 from tests.sandbox_env import run_crmsync
@@ -47,6 +48,41 @@ def _requests(world: World, system: str) -> dict[str, int]:
 def _clear_stats(world: World) -> None:
     for server in world.sandbox.servers.values():
         server.stats.clear()
+
+
+def test_an_api_user_who_may_not_read_accounts_pulls_the_changed_deals_and_says_renames_wait(
+    small_world: World,
+) -> None:
+    """A profile that hides the Account object: the query of changed Accounts is refused
+    (INVALID_TYPE). The incremental pull still reads and saves the changed Opportunities, keeps
+    the names it stored, and says on stderr why renames are not read."""
+    world = small_world
+    _pull(world, "--system", "salesforce")
+    em = _em(world, "salesforce")
+    with em.lock:
+        opportunity = next(
+            o for o in em.store.tables["Opportunity"] if o.get("AccountId") and not o["IsDeleted"]
+        )
+        account = opportunity["AccountId"]
+        em.store.rename_account(account, "Renamed Holdings")
+    named = _account(_stored(world, "salesforce", opportunity["Id"]))
+    assert named and named != "Renamed Holdings"
+    with em.lock:  # a deal edited since the last pull
+        changed = next(
+            o
+            for o in em.store.tables["Opportunity"]
+            if o["Id"] != opportunity["Id"] and not o["IsDeleted"]
+        )
+        em.store.apply(em.store.check_update(changed["Id"], {"Name": "Edited since the last pull"}))
+    world.sandbox.servers["salesforce"].faults.set(Faults(hidden_sobjects=("Account",)))
+
+    done = run_crmsync("pull", "--config", str(world.config), "--system", "salesforce")
+
+    assert done.returncode == 0, done.stderr
+    assert "Accounts are not readable" in done.stderr and "INVALID_TYPE" in done.stderr
+    assert "renames are not read" in done.stderr, done.stderr
+    assert _stored(world, "salesforce", changed["Id"])["name"] == "Edited since the last pull"
+    assert _account(_stored(world, "salesforce", opportunity["Id"])) == named
 
 
 def test_a_renamed_salesforce_account_reaches_its_stored_deals_on_an_incremental_pull(
