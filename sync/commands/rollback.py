@@ -156,6 +156,11 @@ def _show(rollback: Rollback, fmt: str, done: set[str], doubt: int) -> None:
             {"system": k.system, "id": k.id, "reason": k.reason} for k in rollback.kept
         ]
         body["in_doubt"] = doubt
+        # where each stage change puts its deal back, as the CRM named it when the run wrote
+        body["stage_labels"] = {
+            change_id: {"pipeline": pipeline, "native_stage": stage}
+            for change_id, (pipeline, stage) in sorted(rollback.labels.items())
+        }
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
     console = plain_console()

@@ -75,11 +75,17 @@ def test_the_rollback_table_names_each_stage_it_puts_back_as_the_crm_shows_it(
     """The dry rollback reads no CRM: the labels are the ones the run's audit recorded. A run
     audited by an older crmsync (no labels) shows the native stage's id, as before."""
     world = small_world
-    _, run_id = _run_moving_out_of_qualified(world)
+    ids, run_id = _run_moving_out_of_qualified(world)
 
     table = _table(world, run_id)
     assert "qualified (Sales Pipeline / Qualified To Buy)" in table, table
     assert "(native stage qualifiedtobuy)" not in table, table
+    shown = _cli(world, "rollback", run_id)
+    [hubspot] = [c for c in shown["changes"] if c["id"] == ids["hubspot"] and c["field"] == "stage"]
+    assert shown["stage_labels"][hubspot["change_id"]] == {
+        "pipeline": "Sales Pipeline",
+        "native_stage": "Qualified To Buy",
+    }
 
     with (
         open_runtime(str(world.config), connect=False) as rt,
