@@ -117,6 +117,20 @@ def test_with_moves_the_copy_moves_to_its_crms_pipeline_of_the_stages_funnel() -
     assert set(refused) <= {(SF, "stage"), (SF, "probability")}
 
 
+def test_a_copy_archived_in_pipedrive_is_never_moved_only_reported() -> None:
+    """Pipedrive's API edits no archived deal: the move is not even asked for."""
+    members, base = _entity()
+    members[2] = replace(members[2], extra={"archived": True})
+    asked: list[tuple[Ref, str, str | None]] = []
+
+    result = _diff(members, base, move=_move(asked))
+
+    assert not [c for c in result.changes if c.target == Ref(PD, "7")]
+    assert Ref(PD, "7") not in {ref for ref, _, _ in asked}
+    [archived] = [e for e in result.errors if e.ref == Ref(PD, "7") and e.field == "stage"]
+    assert "is archived in pipedrive" in archived.reason, archived.reason
+
+
 def test_a_status_written_as_the_stage_goes_with_the_move() -> None:
     """HubSpot moved to `renewed`: Salesforce, which writes a status as its stage, gets both
     in its Renewal pipeline, even where its own pipeline could not close the deal."""
