@@ -21,7 +21,12 @@ from mapping import (
     update_for_salesforce,
 )
 from mapping.model import Deal, MappingError, Ref
-from mapping.writes import StageTarget, create_pipeline, held_currency, resolve_stage_change
+from mapping.writes import (
+    StageTarget,
+    create_stage_or_status,
+    held_currency,
+    resolve_stage_change,
+)
 from sync.diff import Create, DealError, DiffResult
 from sync.match import ref_order
 from sync.plan import Change, Landing, Plan
@@ -263,9 +268,9 @@ def can_express_for(
 def landing(copy: Deal, ctx: MappingContext) -> dict[str, str | None]:
     """Where `native_create` puts `copy`: its pipeline and native stage (ids and labels). A won
     or lost copy whose closed stage has no native one (Pipedrive's pipelines hold open stages
-    only) has none: its CRM files it by its status."""
-    pipeline = create_pipeline(copy, ctx, None)
-    native = ctx.native_stage_for(pipeline, copy.stage) if copy.stage else None
+    only) has none: its CRM files it by its status. Called once `native_create` took the copy,
+    so the lookup the mappers made finds the same answer and raises nothing."""
+    pipeline, native = create_stage_or_status(copy, ctx, None)
     stage = ctx.native_stage(pipeline, native) if native else None
     return {
         "pipeline": pipeline,
