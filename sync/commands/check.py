@@ -49,8 +49,11 @@ def summary_lines(config: Config) -> list[str]:
     for name, system in config.systems.items():
         # A Salesforce session id is used against its org's own URL (no login host).
         url = system.base_url or (system.instance_url if system.auth_mode == "session" else None)
+        domain = getattr(system.credentials, "domain", "login")  # where a Salesforce login goes
         if url:
             host = urlsplit(url).netloc.rpartition("@")[2]  # no proxy login
+        elif domain != "login":
+            host = f"{domain}.salesforce.com"
         else:
             host = _DEFAULT_HOSTS.get(system.kind, "connector default") + " (default)"
         writes = "push" if name in config.push_targets else "read-only"
@@ -84,6 +87,20 @@ def summary_lines(config: Config) -> list[str]:
             "its deal was moved to elsewhere moves to its CRM's pipeline of that funnel"
         )
     return lines
+
+
+def _login_warnings(config: Config) -> list[str]:
+    """A warning per Salesforce instance that logs in with the OAuth username-password flow,
+    which Salesforce is retiring ("Migrate from OAuth Username-Password to Client Credentials
+    Flow", help article 000886201, 2026-03-31; orgs created since Summer '23 block it by
+    default): the day it is switched off, that instance's pulls and pushes fail at login."""
+    return [
+        f"warning: {name}: Salesforce is retiring the OAuth username-password login this "
+        f"instance uses; give systems.{name}.credentials a consumer_key and consumer_secret "
+        "(the client credentials flow of an External Client App) instead"
+        for name, system in config.systems.items()
+        if system.kind == "salesforce" and system.auth_mode == "password"
+    ]
 
 
 def _move_targets(config: Config, name: str, pipelines: Sequence[NativePipeline]) -> list[str]:
@@ -349,7 +366,7 @@ def _shown(moment: datetime, zone: ZoneInfo) -> str:
 def command(config_path: str, offline: bool) -> None:
     """Validate the config; without --offline also test connectivity, auth and mapping."""
     config = load_config(config_path)
-    for line in summary_lines(config):
+    for line in summary_lines(config) + _login_warnings(config):
         click.echo(line)
     if offline:
         click.echo("config OK (offline: no connection was attempted)")

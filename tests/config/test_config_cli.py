@@ -237,3 +237,48 @@ def test_real_process_verbose_prints_traceback_then_the_line(tmp_path: Path) -> 
         " one of hubspot, pipedrive, salesforce) (did you mean 'hubspot'?)\n"
     )
     assert SECRET not in result.stderr
+
+
+SF_PASSWORD = """\
+version: 1
+systems:
+  sf:
+    kind: salesforce
+    credentials:
+      username: ops@acme.eu
+      password: ${SF_PASSWORD}
+      security_token: ""
+    stage_map:
+      default: {Prospecting: lead, Closed Won: won, Closed Lost: lost}
+"""
+
+
+def test_check_warns_that_salesforce_retires_the_password_login_an_instance_uses(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SF_PASSWORD", "sf-secret-password-42")
+    (workdir / "crmsync.yaml").write_text(SF_PASSWORD)
+    code, out, _err = run("check", "--offline")
+    assert code == 0
+    warning = next(line for line in out.splitlines() if line.startswith("warning: sf:"))
+    assert "username-password" in warning
+    assert "systems.sf.credentials" in warning and "consumer_key" in warning
+    assert "sf-secret-password-42" not in out
+
+
+def test_check_gives_no_login_warning_for_client_credentials(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SF_KEY", "sf-consumer-key-42")
+    monkeypatch.setenv("SF_SECRET", "sf-consumer-secret-42")
+    client = SF_PASSWORD.replace(
+        '      username: ops@acme.eu\n      password: ${SF_PASSWORD}\n      security_token: ""\n',
+        "      consumer_key: ${SF_KEY}\n      consumer_secret: ${SF_SECRET}\n",
+    )
+    (workdir / "crmsync.yaml").write_text(client)
+    code, out, _err = run("check", "--offline")
+    assert code == 0
+    assert (
+        "  sf: kind salesforce, host login.salesforce.com (default), auth client_credentials" in out
+    )
+    assert not [line for line in out.splitlines() if line.startswith("warning:")]

@@ -16,8 +16,8 @@ from config import Config, ConfigError, load_config
 REPO = Path(__file__).resolve().parents[2]
 ENV = {
     "SF_SESSION_ID": "dummy-session",
-    "SF_EU_PASSWORD": "dummy-password",
-    "SF_EU_TOKEN": "dummy-token",
+    "SF_EU_CONSUMER_KEY": "dummy-consumer-key",
+    "SF_EU_CONSUMER_SECRET": "dummy-consumer-secret",
     "HUBSPOT_TOKEN": "dummy-hubspot",
     "PIPEDRIVE_TOKEN": "dummy-pipedrive",
 }

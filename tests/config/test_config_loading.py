@@ -23,8 +23,8 @@ from sync.connect import connector_settings
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_ENV = {
     "SF_SESSION_ID": "dummy-session",
-    "SF_EU_PASSWORD": "dummy-password",
-    "SF_EU_TOKEN": "dummy-token",
+    "SF_EU_CONSUMER_KEY": "dummy-consumer-key",
+    "SF_EU_CONSUMER_SECRET": "dummy-consumer-secret",
     "HUBSPOT_TOKEN": "dummy-hubspot",
     "PIPEDRIVE_TOKEN": "dummy-pipedrive",
 }

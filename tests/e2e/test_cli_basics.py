@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 # the example reads its secrets from these variables (see its header)
 DUMMY_SECRETS = {
     "SF_SESSION_ID": "dummy-session-id",
-    "SF_EU_PASSWORD": "dummy-password",
-    "SF_EU_TOKEN": "dummy-token",
+    "SF_EU_CONSUMER_KEY": "dummy-consumer-key",
+    "SF_EU_CONSUMER_SECRET": "dummy-consumer-secret",
     "HUBSPOT_TOKEN": "dummy-hubspot-token",
     "PIPEDRIVE_TOKEN": "dummy-pipedrive-token",
 }
@@ -52,9 +52,10 @@ def test_example_config_checks_offline() -> None:
     assert "  salesforce: kind salesforce, host acme.my.salesforce.com, auth session," in (
         result.stdout
     )
+    # a login goes to its credentials' domain (a My Domain prefix here)
     assert (
-        "  salesforce_eu: kind salesforce, host login.salesforce.com (default), auth password,"
-        in (result.stdout)
+        "  salesforce_eu: kind salesforce, host acme-eu.my.salesforce.com, "
+        "auth client_credentials," in result.stdout
     )
     assert "  enterprise: lead, discovery, poc, contract, won, lost" in lines
     assert lines[-1] == "config OK (offline: no connection was attempted)"
