@@ -1,5 +1,6 @@
 """HubSpot CRM v3 emulator: pipelines, owners, deals (list, get, patch, search, batch), companies
-(list, search, batch read) and deal -> company associations.
+(list, search, batch read) and deal -> company associations (the v4 batch read and its
+date-versioned successor, one handler: the same answers, the same faults).
 
 Speaks the wire format hubspot-api-client 12 expects (see API-NOTES.md §1): bearer auth, the
 `{"results", "paging": {"next": {"after"}}}` envelope, HubSpot's error and 429 bodies, its
@@ -20,7 +21,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.sandbox.faults import FaultState
-from connectors.sandbox.hubspot_companies import V4_BATCH, none_found, v4_result
+from connectors.sandbox.hubspot_companies import (
+    ASSOCIATIONS_BATCH,
+    ASSOCIATIONS_READS,
+    none_found,
+    v4_result,
+)
 from connectors.sandbox.hubspot_search import SearchError, SearchQuery, epoch_ms, parse_search
 from connectors.sandbox.hubspot_store import COMPANY_DEFAULTS, DealStore, WriteError
 from connectors.sandbox.server import BadRequest, Route, SandboxRequest, SandboxResponse
@@ -69,8 +75,8 @@ class HubSpotEmulator:
         self.account_answer: tuple[int, Any] | None = None
         # A message search answers with a 400 when set: tests of a lookup HubSpot refuses.
         self.search_refusal: str | None = None
-        # Companies per deal in a v4 batch read's answer (then the deal's `paging`); None:
-        # all, as HubSpot, which documents no page size, answers hundreds at once.
+        # Companies per deal in an associations batch read's answer (then the deal's `paging`);
+        # None: all, as HubSpot, which documents no page size, answers hundreds at once.
         self.associations_page: int | None = None
         self.companies_scope = True  # False: the token lacks crm.objects.companies.read
         # What a deals read asking `associations=companies` answers such a token; no document
@@ -109,12 +115,8 @@ class HubSpotEmulator:
             Route("GET", "/crm/v3/owners/", self._owners),
             Route("GET", "/crm/v3/owners", self._owners),
             Route("GET", "/account-info/v3/details", self._account),
-            Route(
-                "POST",
-                "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
-                self._associations_read,
-            ),
         ]
+        routes += [Route("POST", path, self._associations_read) for path in ASSOCIATIONS_READS]
         for base in _COMPANIES:
             routes += [
                 Route("GET", base, self._list_companies),
@@ -373,7 +375,7 @@ class HubSpotEmulator:
     # -- companies --------------------------------------------------------------------------
 
     def _associations_read(self, request: SandboxRequest) -> SandboxResponse:
-        """v4 batch read of deals' companies (the only pair the emulator holds)."""
+        """Batch read of deals' companies (the only pair the emulator holds), v4 or 2026-03."""
         if not self.companies_scope:
             return self._missing_scope()
         pair = (request.params["fromObjectType"].lower(), request.params["toObjectType"].lower())
@@ -382,8 +384,10 @@ class HubSpotEmulator:
         inputs = _obj(request.json()).get("inputs")
         if not isinstance(inputs, list):
             raise BadRequest("The request body needs an 'inputs' list.")
-        if len(inputs) > V4_BATCH:
-            raise BadRequest(f"Batch size {len(inputs)} is over the limit of {V4_BATCH} inputs.")
+        if len(inputs) > ASSOCIATIONS_BATCH:
+            raise BadRequest(
+                f"Batch size {len(inputs)} is over the limit of {ASSOCIATIONS_BATCH} inputs."
+            )
         results, missing = [], []
         for item in inputs:
             deal_id, after = str(_obj(item).get("id")), _int(item.get("after"), 0, "after", 0, None)

@@ -11,7 +11,9 @@ HubSpot shows one association in two vocabularies (API-NOTES §1):
   `deal_to_company_unlabeled`; another company only as `deal_to_company_unlabeled`. At most
   100 entries per deal, then `paging.next.after`, as every association list pages since 2021.
 - v4 (`POST /crm/v4/associations/deals/companies/batch/read`, <= 1,000 inputs: the changelog
-  of 2025-02-10, which revised a first announcement of 100): one entry per company,
+  of 2025-02-10, which revised a first announcement of 100), and its date-versioned successor
+  `POST /crm/associations/2026-03/deals/companies/batch/read`, which HubSpot documents with
+  v4's body and answer (its own limit is not stated: v4's is kept). One entry per company,
   `toObjectId` a number, with its `associationTypes` (typeId 5 "Primary", 341 unlabeled, label
   null); a deal with no company is an error of the 207 answer
   (`crm.associations.NO_ASSOCIATIONS_FOUND`), not an empty result. Paging is per deal (an
@@ -25,12 +27,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "ASSOCIATIONS_BATCH",
+    "ASSOCIATIONS_READS",
     "ASSOCIATION_PAGE",
     "PRIMARY",
     "PRIMARY_TYPE_ID",
     "UNLABELED",
     "UNLABELED_TYPE_ID",
-    "V4_BATCH",
     "Associations",
     "none_found",
     "v3_associations",
@@ -40,7 +43,12 @@ __all__ = [
 PRIMARY, UNLABELED = "deal_to_company", "deal_to_company_unlabeled"
 PRIMARY_TYPE_ID, UNLABELED_TYPE_ID = 5, 341
 ASSOCIATION_PAGE = 100  # entries per deal in a v3 read, then paging
-V4_BATCH = 1000  # inputs per v4 batch read (since 2025-02-10)
+ASSOCIATIONS_BATCH = 1000  # inputs per associations batch read (v4's, since 2025-02-10)
+# Both are served until 2027-03-30, when HubSpot ends its support of v4 (its changelog).
+ASSOCIATIONS_READS = (
+    "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
+    "/crm/associations/2026-03/{fromObjectType}/{toObjectType}/batch/read",
+)
 
 
 class Associations:
@@ -88,7 +96,7 @@ def v3_associations(
 
 
 def v4_result(deal_id: str, companies: Mapping[str, bool]) -> dict[str, Any]:
-    """One deal's entry of a v4 batch read."""
+    """One deal's entry of a v4 (or 2026-03) batch read."""
     to = []
     for company, primary in companies.items():
         labels: list[tuple[int, str | None]] = [(PRIMARY_TYPE_ID, "Primary")] if primary else []

@@ -1,7 +1,9 @@
 """The HubSpot emulator serves companies and deal -> company associations as HubSpot does: the
 v3 deals list with `associations=companies` (the primary company twice: `deal_to_company` and
-`deal_to_company_unlabeled`), the v4 batch read (type ids 5 primary / 341 unlabeled, a deal
-without companies an error of a 207), companies batch read. Read through the official SDK."""
+`deal_to_company_unlabeled`), the v4 batch read and its date-versioned successor (2026-03:
+the same body and answer; type ids 5 primary / 341 unlabeled, a deal without companies an
+error of a 207), companies batch read. Read through the official SDK (the date-versioned
+read, which it does not wrap, through its REST client)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hubspot import HubSpot
 from hubspot.crm.associations.v4 import (
     BatchInputPublicFetchAssociationsBatchRequest,
     PublicFetchAssociationsBatchRequest,
 )
 from hubspot.crm.companies import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
-from hubspot.crm.deals import PublicObjectSearchRequest
+from hubspot.crm.deals import ApiException, PublicObjectSearchRequest
 
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.generator import generate
@@ -25,6 +28,24 @@ from connectors.sandbox.launcher import Sandbox, start_sandbox
 
 def _sdk(sandbox: Sandbox) -> HubSpot:
     return HubSpot(access_token=sandbox.tokens["hubspot"], host=sandbox.urls["hubspot"])
+
+
+V4_READ = "/crm/v4/associations/{}/{}/batch/read"
+DATED_READ = "/crm/associations/2026-03/{}/{}/batch/read"
+
+
+def _post(sandbox: Sandbox, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+    """(status, JSON body) of a POST sent as the connector sends a path the SDK wraps not: by
+    the SDK's REST client (which raises its ApiException for a status past 2xx)."""
+    rest = _sdk(sandbox).crm.deals.basic_api.api_client.rest_client
+    token = sandbox.tokens["hubspot"]
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    url = sandbox.urls["hubspot"] + path
+    try:
+        response = rest.request("POST", url, headers=headers, body=body, _preload_content=False)
+    except ApiException as exc:
+        return int(exc.status), json.loads(exc.body)
+    return int(response.status), json.loads(response.data)
 
 
 def _store(sandbox: Sandbox) -> Any:
@@ -81,6 +102,46 @@ def test_the_v4_batch_read_marks_the_primary_company_by_type_id_and_reports_deal
     [error] = answer.errors
     assert error.sub_category == "crm.associations.NO_ASSOCIATIONS_FOUND"
     assert error.context["fromObjectId"] == [without]
+
+
+def test_the_date_versioned_batch_read_answers_as_the_v4_read(sandbox: Sandbox) -> None:
+    """HubSpot documents `/crm/associations/2026-03/{from}/{to}/batch/read` with v4's body and
+    answer: the same results, per-deal paging and 207 errors, object types named or by id."""
+    store = _store(sandbox)
+    one, paged, without = (str(i) for i in store.order[:3])
+    three = list(store.companies)[:3]
+    store.associate(paged, {c: c == three[-1] for c in three})
+    store.associate(without, {})
+    sandbox.servers["hubspot"].emulator.associations_page = 2
+    body = {"inputs": [{"id": one}, {"id": paged}, {"id": paged, "after": "2"}, {"id": without}]}
+
+    def answer(path: str) -> tuple[int, dict[str, Any]]:
+        status, got = _post(sandbox, path, body)
+        return status, {k: v for k, v in got.items() if k not in ("startedAt", "completedAt")}
+
+    status, v4 = answer(V4_READ.format("deals", "companies"))
+    assert status == 207 and [r["from"]["id"] for r in v4["results"]] == [one, paged, paged]
+    assert v4["results"][1]["paging"]["next"]["after"] == "2"
+    assert [e["context"]["fromObjectId"] for e in v4["errors"]] == [[without]]
+    assert answer(DATED_READ.format("deals", "companies")) == (207, v4)
+    assert answer(DATED_READ.format("0-3", "0-2")) == (207, v4)
+
+
+@pytest.mark.parametrize("path", [V4_READ, DATED_READ])
+def test_each_associations_batch_read_refuses_as_hubspot_does(path: str, sandbox: Sandbox) -> None:
+    """Both reads take at most 1,000 deals, refuse a token without the companies scope (403
+    MISSING_SCOPES) and take the sandbox's injected faults (a 429 here)."""
+    read = path.format("deals", "companies")
+    too_many = {"inputs": [{"id": str(i)} for i in range(1001)]}
+    status, refused = _post(sandbox, read, too_many)
+    assert status == 400 and "limit of 1000" in refused["message"]
+    emulator = sandbox.servers["hubspot"].emulator
+    emulator.companies_scope = False
+    status, refused = _post(sandbox, read, {"inputs": [{"id": str(emulator.store.order[0])}]})
+    assert status == 403 and refused["category"] == "MISSING_SCOPES"
+    sandbox.servers["hubspot"].faults.set(Faults(burst429=1, retry_after=0.01))
+    status, refused = _post(sandbox, read, {"inputs": []})
+    assert status == 429 and refused["policyName"] == "TEN_SECONDLY_ROLLING"
 
 
 def test_companies_are_batch_read_by_id_with_their_names(sandbox: Sandbox) -> None:
