@@ -30,7 +30,7 @@ from connectors.batches import chunks, not_found
 from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError, PermissionDenied
 from connectors.http import CallPolicy, Pacer
-from connectors.hubspot_companies import ASSOCIATIONS, CompanyNames
+from connectors.hubspot_companies import ASSOCIATIONS, DEAL_COMPANIES_READ, CompanyNames
 from connectors.hubspot_wire import (
     classify,
     create_results,
@@ -110,7 +110,7 @@ class HubSpotConnector:
             self._batch = crm.deals.batch_api
             self._owners_api = crm.owners.owners_api
             self._pipelines_api = crm.pipelines.pipelines_api
-            associations, companies = crm.associations.v4.batch_api, crm.companies.batch_api
+            companies = crm.companies.batch_api
             self._deals = _Objects("deals", self._basic, self._search)
             self._company_objects = _Objects(
                 "companies", crm.companies.basic_api, crm.companies.search_api
@@ -119,14 +119,14 @@ class HubSpotConnector:
         self._pool = self._basic.api_client.rest_client.pool_manager
         apis = (self._search, self._batch, self._owners_api, self._pipelines_api)
         more = (self._company_objects.basic, self._company_objects.search)
-        for api in (*apis, associations, companies, *more):
+        for api in (*apis, companies, *more):
             api.api_client.rest_client.pool_manager = self._pool
+        self._host = config["host"]
         self._companies = CompanyNames(
             lambda operation, request, body: self._call(operation, request, body),
-            partial(associations.get_page, "deals", "companies"),
+            self._unwrapped("POST", DEAL_COMPANIES_READ),
             companies.read,
         )
-        self._host = config["host"]
         self._pipelines: list[NativePipeline] | None = None
         self._cursor: str | None = None
 
@@ -165,6 +165,22 @@ class HubSpotConnector:
         self._observe(response.headers)
         return json.loads(data) if data else None
 
+    def _unwrapped(self, method: str, path: str) -> Callable[..., Any]:
+        """A request of `path`, which hubspot-api-client 12 wraps no method for, to give `_call`
+        (with its JSON body, if any): sent by the SDK's REST client, so on its pool and raising
+        its errors, which `classify` reads as it reads every other call's."""
+        rest = self._basic.api_client.rest_client
+        url = f"{self._host}{path}"
+        token = self._settings.credentials
+        assert isinstance(token, HubSpotToken)
+        auth = {"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
+
+        def send(body: Any = None, **options: Any) -> Any:
+            # a copy each time: the REST client adds its Content-Type to the headers it is given
+            return rest.request(method, url, headers=dict(auth), body=body, **options)
+
+        return send
+
     def _observe(self, headers: Any) -> None:
         if self._policy.pacer is not None:
             self._policy.pacer.observe(*rate_limit_info(dict(headers)))
@@ -192,12 +208,7 @@ class HubSpotConnector:
         """The account's time zone, as its Settings > Account Defaults name it (`timeZone` of
         GET /account-info/v3/details). hubspot-api-client 12 wraps no account-info endpoint, so
         this is one GET through the SDK's REST client: its pool, its errors."""
-        rest = self._basic.api_client.rest_client
-        url = f"{self._host}/account-info/v3/details"
-        token = self._settings.credentials
-        assert isinstance(token, HubSpotToken)
-        headers = {"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
-        body = self._call("account details", partial(rest.request, "GET", url, headers=headers))
+        body = self._call("account details", self._unwrapped("GET", "/account-info/v3/details"))
         if not isinstance(body, dict):  # a proxy's or a changed API's answer: no crash
             raise ApiError(self.system, "account details", "the answer is no JSON object")
         zone = body.get("timeZone")

@@ -7,11 +7,12 @@ addition to the native record). With as few calls as the API allows:
   and `deal_to_company_unlabeled`, any other once, unlabeled. Past 100 entries a deal's list
   pages (`paging.next`); such a deal is read as a search result is (below).
 - search (incremental reads) returns no associations: the changed deals' companies are read
-  with the v4 batch read, 1,000 deals a call (the limit since 2025-02-10; a deal's companies
-  past its answer's page are asked again from its own `after`). Its types are ids: 5 is the
-  primary company (HUBSPOT_DEFINED; its label has changed, the id never does), 341 unlabeled.
-  A deal with no company is an error of its 207 answer (NO_ASSOCIATIONS_FOUND), not an empty
-  result.
+  with the associations batch read (`DEAL_COMPANIES_READ`, date-versioned: hubspot-api-client
+  12 wraps only v4's, so it goes through the SDK's REST client), 1,000 deals a call (v4's
+  limit since 2025-02-10; a deal's companies past its answer's page are asked again from its
+  own `after`). Its answer is v4's: types are ids, 5 the primary company (HUBSPOT_DEFINED;
+  its label has changed, the id never does), 341 unlabeled. A deal with no company is an
+  error of its 207 answer (NO_ASSOCIATIONS_FOUND), not an empty result.
 - names: companies batch read, 100 ids a call, each company once per connector (a run).
 - a token without crm.objects.companies.read: HubSpot refuses the company reads (403
   MISSING_SCOPES). What it answers a deals list asking for companies is documented nowhere:
@@ -29,12 +30,28 @@ from typing import Any
 from connectors.batches import chunks
 from connectors.errors import PermissionDenied
 
-__all__ = ["ASSOCIATIONS", "NO_SCOPE", "CompanyNames", "links_from_v3", "links_from_v4"]
+__all__ = [
+    "ASSOCIATIONS",
+    "DEAL_COMPANIES_READ",
+    "NO_SCOPE",
+    "CompanyNames",
+    "links_from_v3",
+    "links_from_v4",
+]
 
 ASSOCIATIONS = ["companies"]  # what the deals list is asked for
 V3_PRIMARY = "deal_to_company"
 PRIMARY_TYPE_ID = 5
-V4_BATCH, NAME_BATCH = 1000, 100
+# HubSpot ends its support of the v4 APIs on 2027-03-30 and names 2026-03 their successor
+# (developer changelog "Deprecating support for HubSpot v4 APIs", quoted in
+# HubSpot/hubspot-api-python#495); its 2026-03 reference documents this read with v4's body
+# and answer. A date version itself goes unsupported 18 months after its release (HubSpot's
+# "Developer platform and API versioning"): 2026-03 around September 2027.
+ASSOCIATIONS_VERSION = "2026-03"
+DEAL_COMPANIES_READ = f"/crm/associations/{ASSOCIATIONS_VERSION}/deals/companies/batch/read"
+# Inputs per associations read: v4's limit (changelog of 2025-02-10); 2026-03 states none of
+# its own, and the same body is documented, so the same is taken.
+ASSOCIATIONS_BATCH, NAME_BATCH = 1000, 100
 
 # Why no HubSpot deal has an account when the token may not read companies (a 403): the pull
 # goes on without them (copies go to `create_org_id`, saying this) rather than failing.
@@ -57,7 +74,8 @@ def links_from_v3(deal: Mapping[str, Any]) -> Links | None:
 
 
 def links_from_v4(result: Mapping[str, Any]) -> Links:
-    """The companies of one entry of a v4 batch read (`toObjectId` is a number there)."""
+    """The companies of one entry of an associations batch read, in v4's form, which 2026-03
+    keeps (`toObjectId` is a number in v4's answers, a string in both references: either)."""
     links: Links = {}
     for target in result.get("to") or ():
         types = target.get("associationTypes") or ()
@@ -81,7 +99,7 @@ class CompanyNames:
 
     def __init__(self, call: Call, associations_read: Any, companies_read: Any) -> None:
         self._call = call
-        self._associations_read = associations_read  # v4 batch_api.get_page
+        self._associations_read = associations_read  # POST DEAL_COMPANIES_READ (a body)
         self._companies_read = companies_read  # companies batch_api.read
         self._names: dict[str, str | None] = {}
         self.unreadable: str | None = None  # NO_SCOPE once a company read was refused
@@ -125,7 +143,7 @@ class CompanyNames:
                 yield from self._named([(deal, links)], waiting, final=False)
                 continue
             unlinked.append(deal)
-            if len(unlinked) == V4_BATCH:
+            if len(unlinked) == ASSOCIATIONS_BATCH:
                 yield from self._named(self._linked(unlinked), waiting, final=False)
                 unlinked = []
         yield from self._named(self._linked(unlinked), waiting, final=True)
@@ -164,7 +182,7 @@ class CompanyNames:
         pending = [{"id": str(d["id"])} for d in deals]
         while pending:  # a deal's companies past a page are asked again from its `after`
             more = []
-            for chunk in chunks(pending, V4_BATCH):
+            for chunk in chunks(pending, ASSOCIATIONS_BATCH):
                 body = self._read("read deal companies", self._associations_read, {"inputs": chunk})
                 for result in (body or {}).get("results") or ():
                     deal_id = str((result.get("from") or {}).get("id"))

@@ -13,9 +13,14 @@ from typing import Any
 import pytest
 
 from connectors.hubspot import HubSpotConnector
-from connectors.hubspot_companies import NO_SCOPE
+from connectors.hubspot_companies import NO_SCOPE, links_from_v4
 from connectors.sandbox.launcher import Sandbox
 from mapping.hubspot import account_from_companies
+
+# The deals' companies batch read: v4 until HubSpot's end of v4 support (2027-03-30), then
+# its date-versioned successor (`/__sandbox/stats` keys are "METHOD /path/template").
+V4_READ = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"
+DATED_READ = "POST /crm/associations/2026-03/{fromObjectType}/{toObjectType}/batch/read"
 
 
 def _store(sandbox: Sandbox) -> Any:
@@ -51,7 +56,7 @@ def test_a_full_read_names_each_deals_primary_company_with_one_names_call_per_10
     companies = {c for links in store.companies_of.of.values() for c in links}
     assert requests["POST /crm/v3/objects/companies/batch/read"] == math.ceil(len(companies) / 100)
     assert requests["GET /crm/v3/objects/deals"] == math.ceil(len(deals) / 100)  # as before
-    assert "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read" not in requests
+    assert V4_READ not in requests and DATED_READ not in requests
 
 
 def test_an_incremental_read_sees_a_deal_moved_to_another_company(
@@ -70,7 +75,7 @@ def test_an_incremental_read_sees_a_deal_moved_to_another_company(
     assert _requests(sandbox) == {
         "GET /crm/v3/pipelines/deals": 1,
         "POST /crm/v3/objects/deals/search": 1,
-        "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read": 1,
+        DATED_READ: 1,
         "POST /crm/v3/objects/companies/batch/read": 1,
     }
 
@@ -118,8 +123,7 @@ def test_a_deal_with_more_company_entries_than_a_page_is_read_whole(
     deal = next(d for d in connector.deals() if d["id"] == deal_id)
     assert _account(deal) == _name(store, many[-1])
     assert len(deal["companies"]) == 120
-    key = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"
-    assert _requests(sandbox)[key] == 1
+    assert _requests(sandbox)[DATED_READ] == 1
 
 
 def test_a_company_name_is_read_once_per_run(sandbox: Sandbox, connector: HubSpotConnector) -> None:
@@ -147,11 +151,11 @@ def test_a_deal_without_companies_has_no_account(
     assert account_from_companies(deal["companies"]) == (None, None)
 
 
-def test_a_deals_companies_paged_in_the_v4_read_are_read_to_the_last_page(
+def test_a_deals_companies_paged_in_the_batch_read_are_read_to_the_last_page(
     sandbox: Sandbox, connector: HubSpotConnector
 ) -> None:
-    """The v4 batch read pages each deal's companies on its own (`after` per input): a primary
-    company on the last page is still the account."""
+    """The associations batch read pages each deal's companies on its own (`after` per input):
+    a primary company on the last page is still the account."""
     store = _store(sandbox)
     deal_id = str(store.order[0])
     five = list(store.companies)[:5]
@@ -161,8 +165,65 @@ def test_a_deals_companies_paged_in_the_v4_read_are_read_to_the_last_page(
     [deal] = list(connector.deals(since))
     assert len(deal["companies"]) == 5
     assert _account(deal) == _name(store, five[-1])
-    key = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"
-    assert _requests(sandbox)[key] == 3
+    assert _requests(sandbox)[DATED_READ] == 3
+
+
+def test_incremental_pull_reads_deal_companies_from_the_date_versioned_associations_api(
+    sandbox: Sandbox, make_connector: Callable[..., HubSpotConnector]
+) -> None:
+    """HubSpot ends support of its v4 APIs on 2027-03-30: the changed deals' companies are read
+    from `/crm/associations/2026-03/deals/companies/batch/read` (v4's body and answer), one call
+    for them all, and v4 is no longer called."""
+    store = _store(sandbox)
+    changed = [str(i) for i in store.order[:3]]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    for deal_id in changed:
+        store.associate(deal_id, dict(store.companies_of.of[deal_id]))  # touched, same company
+    _clear(sandbox)
+    deals = list(make_connector().deals(since))
+    assert sorted(d["id"] for d in deals) == sorted(changed)
+    for deal in deals:
+        [company] = store.companies_of.of[deal["id"]]
+        assert _account(deal) == _name(store, company)
+    requests = _requests(sandbox)
+    assert requests[DATED_READ] == 1
+    assert V4_READ not in requests
+
+
+def test_a_company_id_of_the_associations_answer_reads_alike_as_a_number_or_a_string() -> None:
+    """v4 answers `toObjectId` as a number; the v4 and 2026-03 references show a string. The
+    same company either way, primary by type id 5 only."""
+    types = [{"category": "HUBSPOT_DEFINED", "typeId": 5, "label": "Primary"}]
+    unlabeled = [{"category": "HUBSPOT_DEFINED", "typeId": 341, "label": None}]
+    for first, second in ((77, 78), ("77", "78")):
+        result = {
+            "from": {"id": "1"},
+            "to": [
+                {"toObjectId": first, "associationTypes": types + unlabeled},
+                {"toObjectId": second, "associationTypes": unlabeled},
+            ],
+        }
+        assert links_from_v4(result) == {"77": True, "78": False}
+
+
+def test_an_incremental_read_by_a_token_that_may_not_read_companies_says_why_after_one_refusal(
+    sandbox: Sandbox, make_connector: Callable[..., HubSpotConnector]
+) -> None:
+    """The date-versioned associations read refused (403 MISSING_SCOPES) is not retried: the
+    changed deals are read without accounts, each saying why, and no company name is asked."""
+    store = _store(sandbox)
+    deal_id = str(store.order[2])
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    store.associate(deal_id, dict(store.companies_of.of[deal_id]))
+    sandbox.servers["hubspot"].emulator.companies_scope = False
+    _clear(sandbox)
+    [deal] = list(make_connector().deals(since))
+    assert deal["id"] == deal_id and deal["companies"] == []
+    assert deal["companies_unreadable"] == NO_SCOPE
+    requests = _requests(sandbox)
+    assert requests[DATED_READ] == 1
+    assert "POST /crm/v3/objects/companies/batch/read" not in requests
+    assert sandbox.servers["hubspot"].stats.snapshot()["statuses"].get("403") == 1
 
 
 # What GET /crm/v3/objects/deals?associations=companies answers a token without
