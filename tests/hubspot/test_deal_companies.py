@@ -14,6 +14,7 @@ import pytest
 
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot_companies import NO_SCOPE, links_from_v4
+from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
 from mapping.hubspot import account_from_companies
 
@@ -188,6 +189,28 @@ def test_incremental_pull_reads_deal_companies_from_the_date_versioned_associati
     requests = _requests(sandbox)
     assert requests[DATED_READ] == 1
     assert V4_READ not in requests
+
+
+def test_a_date_versioned_associations_read_over_the_rate_limit_is_retried_by_the_call_policy(
+    sandbox: Sandbox, make_connector: Callable[..., HubSpotConnector]
+) -> None:
+    """The read sent through the SDK's REST client is one call of the connector's policy: its
+    429 (HubSpot's ten-second limit, one call a second here) is waited out and retried."""
+    store = _store(sandbox)
+    deal_id = str(store.order[1])
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    store.associate(deal_id, dict(store.companies_of.of[deal_id]))
+    connector = make_connector(rate_limit=(10_000, 1.0))  # the window the sandbox enforces
+    connector.pipelines()  # kept: the pull's calls are the search, then the companies reads
+    faults = Faults(enforce_rate_limit=True, rate_limit=1, rate_window=1.0)
+    sandbox.servers["hubspot"].faults.set(faults)
+    _clear(sandbox)
+    [deal] = list(connector.deals(since))
+    [company] = store.companies_of.of[deal_id]
+    assert _account(deal) == _name(store, company)
+    assert connector._policy.retries()["read deal companies"] >= 1
+    assert _requests(sandbox)[DATED_READ] == 1 + connector._policy.retries()["read deal companies"]
+    assert V4_READ not in _requests(sandbox)
 
 
 def test_a_company_id_of_the_associations_answer_reads_alike_as_a_number_or_a_string() -> None:
