@@ -48,6 +48,8 @@ PRIMARY_TYPE_ID = 5
 # and answer. A date version itself goes unsupported 18 months after its release (HubSpot's
 # "Developer platform and API versioning"): 2026-03 around September 2027.
 ASSOCIATIONS_VERSION = "2026-03"
+# Object types by name, as the v4 call named them: the 2026-03 reference says only "the type
+# of the from Object", neither names nor ids (0-3, 0-2) in words; v4 took both.
 DEAL_COMPANIES_READ = f"/crm/associations/{ASSOCIATIONS_VERSION}/deals/companies/batch/read"
 # Inputs per associations read: v4's limit (changelog of 2025-02-10); 2026-03 states none of
 # its own, and the same body is documented, so the same is taken.
