@@ -37,7 +37,8 @@ class Faults:
     # §3). A fault, not the default, so tests that search freely are not slowed.
     search_rate_limit: int | None = None
     expire_after: int | None = None  # Salesforce: session expires after N API calls
-    daily_limit: int | None = None  # API calls per "day"; past it the system's daily-limit error
+    # API calls (Pipedrive: token costs) per "day"; past it the system's daily-limit error
+    daily_limit: int | None = None
     record_fail: float = 0.0  # share of records failing inside batch writes
     fail_ids: tuple[str, ...] = ()  # these record ids always fail inside writes
     # Salesforce: these record ids (or a create's link marker) are held by another
@@ -202,9 +203,10 @@ class FaultState:
             self._locked_writes[key] = seen + 1
             return seen < self.faults.locked_writes
 
-    def count_call(self) -> int:
+    def count_call(self, cost: int = 1) -> int:
+        """Count an API call costing `cost` of the daily budget; the budget spent so far."""
         with self._lock:
-            self.api_calls += 1
+            self.api_calls += cost
             return self.api_calls
 
     def choice(self, options: list[int]) -> int:

@@ -44,8 +44,15 @@ from datetime import timedelta
 from typing import Any
 
 from connectors.sandbox.faults import FaultState
-from connectors.sandbox.pipedrive_orgs import OrgError
-from connectors.sandbox.pipedrive_store import STATUSES, DealStore, WriteError, pd_time
+from connectors.sandbox.pipedrive_orgs import OrgError, search_item
+from connectors.sandbox.pipedrive_store import (
+    STATUSES,
+    DealStore,
+    WriteError,
+    deal_filter,
+    pd_time,
+)
+from connectors.sandbox.pipedrive_v2_routes import V2, v2_routes
 from connectors.sandbox.server import BadRequest, Route, SandboxRequest, SandboxResponse
 
 __all__ = ["PipedriveEmulator"]
@@ -168,17 +175,20 @@ class PipedriveEmulator:
             Route("GET", "/v1/deals/archived", lambda r: self._list(r, archived=True)),
             Route("GET", "/v1/deals/{id}", self._get),
             Route("PUT", "/v1/deals/{id}", self._update),
-            Route("DELETE", "/v1/deals/{id}", self._delete),
+            Route("DELETE", "/v1/deals/{id}", self.delete_deal),
             Route("GET", "/v1/deals/{id}/flow", self._flow),
             Route("GET", "/v1/organizations", self._organizations),
             Route("POST", "/v1/organizations", self._create_organization),
             Route("GET", "/v1/organizations/search", self._search_organizations),
             Route("GET", "/v1/organizations/{id}", self._organization),
+            *v2_routes(self),
         ]
 
     def authenticate(self, request: SandboxRequest) -> SandboxResponse | None:
         offered = (
-            request.arg("api_token"),
+            # v2 takes the token in a header only ("must be provided in the x-api-token
+            # header for all requests", docs: core-api-concepts-authentication).
+            None if request.path.startswith(f"{V2}/") else request.arg("api_token"),
             request.headers.get("x-api-token"),
             request.headers.get("authorization", "").removeprefix("Bearer "),
         )
@@ -269,20 +279,16 @@ class PipedriveEmulator:
         if status not in (*STATUSES, "all_not_deleted"):
             raise BadRequest(f"Invalid status: {status!r}")
         ids = self.store.view(status, _sort(request.arg("sort")), archived=archived)
-        for name in ("stage_id", "user_id", "pipeline_id"):
-            wanted = request.arg(name)
-            if wanted:  # filters scan; the sync itself never uses them
-                ids = [i for i in ids if str(self._ref(self.store.deals[i].get(name))) == wanted]
+        wanted = {n: {v} for n in ("stage_id", "user_id", "pipeline_id") if (v := request.arg(n))}
+        if wanted:  # filters scan; the sync itself never uses them
+            keep = deal_filter(wanted)
+            ids = [i for i in ids if keep(self.store.deals[i])]
         deals = [self.store.deals[i] for i in ids[start : start + limit]]
         more = start + limit < len(ids)
         if start > 0 and self.fault_state.faults.pages_past_first_empty:
             deals = []
         additional = {"pagination": _pagination(start, limit, more)}
         return _ok(deals or None, additional, self._related(deals))
-
-    @staticmethod
-    def _ref(value: Any) -> Any:
-        return value.get("id") if isinstance(value, dict) else value
 
     def _found(self, request: SandboxRequest) -> dict[str, Any] | SandboxResponse:
         deal = self.store.deals.get(_deal_id(request))
@@ -294,7 +300,7 @@ class PipedriveEmulator:
             return deal
         return _ok(deal, {}, self._related([deal]))
 
-    def _injected(self, keys: list[str]) -> bool:
+    def injected(self, keys: list[str]) -> bool:
         faults = self.fault_state.faults
         return any(k in faults.fail_ids for k in keys) or self.fault_state.draw(faults.record_fail)
 
@@ -313,13 +319,13 @@ class PipedriveEmulator:
 
     def _update(self, request: SandboxRequest) -> SandboxResponse:
         deal_id, body = _deal_id(request), self._body(request)
-        if self._injected([str(deal_id)]):
+        if self.injected([str(deal_id)]):
             return self.error(400, "injected", "Injected failure: deal rejected")
         return self._write(200, lambda: self.store.api_update(deal_id, body))
 
     def _create(self, request: SandboxRequest) -> SandboxResponse:
         body = self._body(request)
-        if self._injected([v for v in body.values() if isinstance(v, str)]):
+        if self.injected([v for v in body.values() if isinstance(v, str)]):
             return self.error(400, "injected", "Injected failure: deal rejected")
         if self.fault_state.faults.deal_needs_party and not (
             body.get("person_id") or body.get("org_id")
@@ -328,9 +334,9 @@ class PipedriveEmulator:
             return self.error(400, "invalid", "Deal must be linked to a person or an organization")
         return self._write(201, lambda: self.store.create(body))
 
-    def _delete(self, request: SandboxRequest) -> SandboxResponse:
+    def delete_deal(self, request: SandboxRequest) -> SandboxResponse:
         deal_id = _deal_id(request)
-        if self._injected([str(deal_id)]):
+        if self.injected([str(deal_id)]):
             return self.error(400, "injected", "Injected failure: deal rejected")
         try:
             self.store.delete(deal_id)
@@ -358,29 +364,11 @@ class PipedriveEmulator:
         start, limit = _paging(request)
         ids = self.store.search_link(term)
         items = [
-            {"result_score": 1.0, "item": self._search_item(self.store.deals[i])}
+            {"result_score": 1.0, "item": self.store.search_item(self.store.deals[i])}
             for i in ids[start : start + limit]
         ]
         more = start + limit < len(ids)
         return _ok({"items": items}, {"pagination": _pagination(start, limit, more)})
-
-    def _search_item(self, deal: Mapping[str, Any]) -> dict[str, Any]:
-        stage = self.store.stages.get(int(deal.get("stage_id") or 0), {})
-        return {
-            "id": deal["id"],
-            "type": "deal",
-            "title": deal.get("title"),
-            "value": deal.get("value"),
-            "currency": deal.get("currency"),
-            "status": deal.get("status"),
-            "visible_to": deal.get("visible_to"),
-            "owner": {"id": (deal.get("user_id") or {}).get("id")},
-            "stage": {"id": stage.get("id"), "name": stage.get("name")},
-            "person": None,
-            "organization": None,
-            "custom_fields": [],
-            "notes": [],
-        }
 
     # -- organizations ---------------------------------------------------------------------------
 
@@ -413,25 +401,11 @@ class PipedriveEmulator:
         start, limit = _paging(request)
         ids = self.store.orgs.named(term)
         items = [
-            {"result_score": 1.0, "item": self._org_item(self.store.orgs.orgs[i])}
+            {"result_score": 1.0, "item": search_item(self.store.orgs.orgs[i])}
             for i in ids[start : start + limit]
         ]
         more = start + limit < len(ids)
         return _ok({"items": items}, {"pagination": _pagination(start, limit, more)})
-
-    @staticmethod
-    def _org_item(org: Mapping[str, Any]) -> dict[str, Any]:
-        owner = org.get("owner_id") or {}
-        return {
-            "id": org["id"],
-            "type": "organization",
-            "name": org["name"],
-            "address": org.get("address"),
-            "visible_to": int(org.get("visible_to") or 3),
-            "owner": {"id": owner.get("id")},
-            "custom_fields": [],
-            "notes": [],
-        }
 
     def _recents(self, request: SandboxRequest) -> SandboxResponse:
         since = request.arg("since_timestamp")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["OrgError", "OrgStore"]
+__all__ = ["OrgError", "OrgStore", "search_item"]
 
 
 class OrgError(ValueError):
@@ -32,6 +32,21 @@ def _owner_ref(user: Mapping[str, Any]) -> dict[str, Any]:
         "pic_hash": None,
         "active_flag": bool(user.get("active_flag", True)),
         "value": user["id"],
+    }
+
+
+def search_item(org: Mapping[str, Any]) -> dict[str, Any]:
+    """An organization as the organization search (v1 and v2) answers it."""
+    owner = org.get("owner_id") or {}
+    return {
+        "id": org["id"],
+        "type": "organization",
+        "name": org["name"],
+        "address": org.get("address"),
+        "visible_to": int(org.get("visible_to") or 3),
+        "owner": {"id": owner.get("id")},
+        "custom_fields": [],
+        "notes": [],
     }
 
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 import bisect
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.sandbox.pipedrive_orgs import OrgError, OrgStore
 from mapping.currencies import ISO_4217
 
-__all__ = ["STATUSES", "DealStore", "WriteError", "pd_time"]
+__all__ = ["STATUSES", "DealStore", "WriteError", "deal_filter", "pd_time"]
 
 STATUSES = ("open", "won", "lost", "deleted")
 CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
@@ -32,6 +32,22 @@ _ARCHIVE_FIELDS = frozenset({"is_archived", "archive_time"})  # all a PUT edits 
 
 def pd_time(now: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now))
+
+
+def deal_filter(wanted: Mapping[str, Collection[str]]) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a deal has, in each field of `wanted` (`stage_id`, `user_id`, `org_id`, ...),
+    one of the ids given (as text); the v1 and v2 lists' filters. A field holding an object
+    (`user_id`, `org_id`) is compared by the id it names."""
+
+    def ref(value: Any) -> str:
+        if isinstance(value, Mapping):
+            value = value.get("id", value.get("value"))
+        return str(value)
+
+    def keep(deal: Mapping[str, Any]) -> bool:
+        return all(ref(deal.get(field)) in ids for field, ids in wanted.items())
+
+    return keep
 
 
 class WriteError(ValueError):
@@ -136,9 +152,14 @@ class DealStore:
 
     @staticmethod
     def _matches(deal: Mapping[str, Any], status: str) -> bool:
+        """`status`: "all_not_deleted", one status or several joined by "," (v2 lists)."""
         if status == "all_not_deleted":
             return deal["status"] != "deleted"
-        return bool(deal["status"] == status)
+        return bool(deal["status"] in status.split(","))
+
+    def update_key(self, deal_id: int) -> tuple[str, int]:
+        """The deal's place in update-time order: (update_time, write sequence)."""
+        return self._key_of[deal_id]
 
     def changed_since(self, since: str, start: int, limit: int) -> tuple[list[int], bool]:
         """Ids changed at or after `since` ("YYYY-MM-DD HH:MM:SS"), oldest change first."""
@@ -152,6 +173,25 @@ class DealStore:
             for deal in self.deals.values():
                 self._index_links(deal, add=True)
         return sorted(i for i in self._links.get(term, ()) if self.deals[i]["status"] != "deleted")
+
+    def search_item(self, deal: Mapping[str, Any]) -> dict[str, Any]:
+        """A deal as the deal search (v1 and v2) answers it."""
+        stage = self.stages.get(int(deal.get("stage_id") or 0), {})
+        return {
+            "id": deal["id"],
+            "type": "deal",
+            "title": deal.get("title"),
+            "value": deal.get("value"),
+            "currency": deal.get("currency"),
+            "status": deal.get("status"),
+            "visible_to": deal.get("visible_to"),
+            "owner": {"id": (deal.get("user_id") or {}).get("id")},
+            "stage": {"id": stage.get("id"), "name": stage.get("name")},
+            "person": None,
+            "organization": None,
+            "custom_fields": [],
+            "notes": [],
+        }
 
     # -- writing ------------------------------------------------------------------------------
 

@@ -100,6 +100,9 @@ class Route:
     method: str
     template: str  # "/v1/deals/{id}": also the key of the request statistics
     handler: Handler
+    # What a call spends of the daily budget (`daily_limit`): Pipedrive's token cost per
+    # operation (`x-token-cost`); one call elsewhere.
+    cost: int = 1
 
     def compile(self) -> re.Pattern[str]:
         pattern = re.sub(
@@ -268,7 +271,7 @@ class SandboxServer:
         denied = em.authenticate(request)
         if denied is not None:
             return denied
-        calls = state.count_call()
+        calls = state.count_call(route.cost)
         if faults.expire_after is not None and calls > faults.expire_after:
             expired = em.session_expired()
             if expired is not None:

@@ -1,0 +1,249 @@
+"""The Pipedrive emulator speaks API v2 (`/api/v2/...`, pipedrive_v2.openapi.yaml and the v2
+migration guide) beside v1, over the same deals: cursor paging that stays complete while deals
+leave the list, the v2 filters, records without related objects, strict write validation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from connectors.sandbox.faults import Faults
+from connectors.sandbox.launcher import Sandbox
+
+
+class V2:
+    """requests against /api/v2 with the token in the `x-api-token` header."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.base = sandbox.urls["pipedrive"] + "/api/v2"
+        self.session = requests.Session()
+        self.session.headers["x-api-token"] = sandbox.tokens["pipedrive"]
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.request(method, self.base + path, timeout=10, **kwargs)
+
+    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.call(method, path, **kwargs)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["success"] is True
+        return body
+
+    def all(self, path: str, cursor: str | None = None, **params: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            body = self.ok("GET", path, params={**params, "cursor": cursor})
+            yield from body["data"]
+            cursor = body["additional_data"]["next_cursor"]
+            if cursor is None:
+                return
+
+
+@pytest.fixture
+def v2(sandbox: Sandbox) -> V2:
+    return V2(sandbox)
+
+
+def _deals(pd_data: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(pd_data["pipedrive"]["deals"])
+
+
+def _live_ids(pd_data: dict[str, Any]) -> list[int]:
+    return sorted(d["id"] for d in _deals(pd_data) if d["status"] != "deleted")
+
+
+def _v1_put(sandbox: Sandbox, deal_id: int, body: dict[str, Any]) -> None:
+    url = f"{sandbox.urls['pipedrive']}/v1/deals/{deal_id}"
+    params = {"api_token": sandbox.tokens["pipedrive"]}
+    assert requests.put(url, params=params, json=body, timeout=5).status_code == 200
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+
+def test_v2_deals_page_by_cursor_through_every_not_deleted_deal_in_id_order(v2, pd_data):
+    ids = [d["id"] for d in v2.all("/deals", limit=500)]
+    assert ids == _live_ids(pd_data)
+
+
+def test_a_v2_deal_has_ids_rfc3339_times_and_custom_fields_but_no_related_objects(v2, pd_data):
+    stored = next(d for d in _deals(pd_data) if d["org_id"] and d["status"] == "lost")
+    body = v2.ok("GET", f"/deals/{stored['id']}")
+    assert set(body) == {"success", "data"}
+    deal = body["data"]
+    assert deal["owner_id"] == stored["user_id"]["id"]
+    assert deal["org_id"] == stored["org_id"]["value"]
+    assert deal["update_time"] == stored["update_time"].replace(" ", "T") + "Z"
+    assert deal["lost_time"] == stored["lost_time"].replace(" ", "T") + "Z"
+    assert deal["expected_close_date"] == stored["expected_close_date"]
+    assert deal["visible_to"] == int(stored["visible_to"]) and deal["is_deleted"] is False
+    assert not {"user_id", "owner_name", "org_name", "creator_user_id"} & set(deal)
+    customs = {k: v for k, v in stored.items() if len(k) == 40}
+    assert deal["custom_fields"] == customs and not set(customs) & set(deal)
+
+
+def test_a_cursor_keeps_its_place_when_deals_leave_the_list_between_pages(sandbox, v2, pd_data):
+    """The cursor names the last deal read, not a position: deleting that deal and archiving
+    the next one between two pages skips no other deal."""
+    first = v2.ok("GET", "/deals", params={"limit": 100})
+    read = [d["id"] for d in first["data"]]
+    live = _live_ids(pd_data)
+    last, following = read[-1], live[len(read)]
+    assert v2.ok("DELETE", f"/deals/{last}")["data"] == {"id": last}
+    v2.ok("PATCH", f"/deals/{following}", json={"is_archived": True})
+    rest = [d["id"] for d in v2.all("/deals", first["additional_data"]["next_cursor"])]
+    assert rest[0] == live[len(read) + 1]
+    assert rest == [i for i in live[len(read) :] if i != following]
+
+
+def test_updated_since_is_inclusive_and_updated_until_exclusive(v2, pd_data):
+    stamps = sorted(d["update_time"] for d in _deals(pd_data) if d["status"] != "deleted")
+    cut = stamps[len(stamps) // 2]
+    rfc = cut.replace(" ", "T") + "Z"
+    since = [d["update_time"] for d in v2.all("/deals", limit=500, updated_since=rfc)]
+    until = [d["update_time"] for d in v2.all("/deals", limit=500, updated_until=rfc)]
+    assert len(since) == sum(s >= cut for s in stamps) and rfc in since
+    assert len(until) == sum(s < cut for s in stamps) and rfc not in until
+    offset = cut.replace(" ", "T") + "+02:00"  # the same instant two hours earlier in UTC
+    assert v2.call("GET", "/deals", params={"updated_since": offset}).status_code == 200
+    assert v2.call("GET", "/deals", params={"updated_since": "yesterday"}).status_code == 400
+
+
+def test_status_takes_a_list_and_deleted_lists_the_deleted_deals(v2, pd_data):
+    closed = {d["id"] for d in _deals(pd_data) if d["status"] in ("won", "lost")}
+    listed = list(v2.all("/deals", limit=500, status="won,lost"))
+    assert {d["id"] for d in listed} == closed
+    deleted = {d["id"] for d in _deals(pd_data) if d["status"] == "deleted"}
+    gone = list(v2.all("/deals", status="deleted"))
+    assert deleted and {d["id"] for d in gone} == deleted
+    assert all(d["is_deleted"] for d in gone)
+    assert v2.call("GET", "/deals", params={"status": "open,sleeping"}).status_code == 400
+
+
+def test_ids_and_owner_filters_pick_those_deals(v2, pd_data):
+    wanted = _live_ids(pd_data)[5:8]
+    listed = v2.ok("GET", "/deals", params={"ids": ",".join(map(str, wanted))})["data"]
+    assert [d["id"] for d in listed] == wanted
+    too_many = ",".join(str(i) for i in range(1, 102))
+    assert v2.call("GET", "/deals", params={"ids": too_many}).status_code == 400
+    owner = _deals(pd_data)[0]["user_id"]["id"]
+    owned = {d["id"] for d in _deals(pd_data) if d["user_id"]["id"] == owner}
+    owned -= {d["id"] for d in _deals(pd_data) if d["status"] == "deleted"}
+    assert {d["id"] for d in v2.all("/deals", limit=500, owner_id=owner)} == owned
+
+
+def test_sort_by_update_time_desc_pages_newest_first_through_every_deal(v2, pd_data):
+    deals = list(v2.all("/deals", limit=150, sort_by="update_time", sort_direction="desc"))
+    stamps = [d["update_time"] for d in deals]
+    assert stamps == sorted(stamps, reverse=True)
+    assert sorted(d["id"] for d in deals) == _live_ids(pd_data)
+    by_id_desc = [d["id"] for d in v2.all("/deals", limit=250, sort_direction="desc")]
+    assert by_id_desc == _live_ids(pd_data)[::-1]
+    added = [d["add_time"] for d in v2.all("/deals", limit=500, sort_by="add_time")]
+    assert added == sorted(added)
+
+
+def test_a_malformed_cursor_or_one_of_another_sort_is_a_400(v2):
+    refused = v2.call("GET", "/deals", params={"cursor": "not-a-cursor"})
+    assert refused.status_code == 400
+    body = refused.json()
+    assert body["success"] is False and "cursor" in body["error"]
+    by_id = v2.ok("GET", "/deals", params={"limit": 10})["additional_data"]["next_cursor"]
+    wrong = {"cursor": by_id, "sort_by": "update_time"}
+    assert v2.call("GET", "/deals", params=wrong).status_code == 400
+    assert v2.call("GET", "/deals", params={"sort_by": "title"}).status_code == 400
+
+
+def test_archived_deals_are_listed_by_deals_archived_only(sandbox, v2, pd_data):
+    deal_id = _live_ids(pd_data)[3]
+    _v1_put(sandbox, deal_id, {"is_archived": True})
+    assert deal_id not in {d["id"] for d in v2.all("/deals", limit=500)}
+    archived = v2.ok("GET", "/deals/archived")["data"]
+    assert [d["id"] for d in archived] == [deal_id] and archived[0]["is_archived"] is True
+    assert archived[0]["archive_time"].endswith("Z")
+
+
+def test_v2_takes_the_token_in_a_header_only(sandbox):
+    base, token = sandbox.urls["pipedrive"], sandbox.tokens["pipedrive"]
+    url = base + "/api/v2/pipelines"
+    assert requests.get(url, headers={"x-api-token": token}, timeout=5).status_code == 200
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert requests.get(url, headers=bearer, timeout=5).status_code == 200
+    assert requests.get(url, params={"api_token": token}, timeout=5).status_code == 401
+    v1 = requests.get(base + "/v1/pipelines", params={"api_token": token}, timeout=5)
+    assert v1.status_code == 200
+
+
+def test_pipelines_and_stages_in_the_v2_shape_with_is_deleted(v2, pd_data):
+    pipelines = v2.ok("GET", "/pipelines")["data"]
+    assert [p["id"] for p in pipelines] == sorted(
+        p["id"] for p in pd_data["pipedrive"]["pipelines"]
+    )
+    assert set(pipelines[0]) == {
+        "id", "name", "order_nr", "is_deleted", "is_deal_probability_enabled", "add_time",
+        "update_time",
+    }  # fmt: skip
+    assert pipelines[0]["is_deleted"] is False and pipelines[0]["add_time"].endswith("Z")
+    stages = v2.ok("GET", "/stages", params={"pipeline_id": 2, "sort_by": "order_nr"})["data"]
+    assert {s["pipeline_id"] for s in stages} == {2}
+    assert [s["order_nr"] for s in stages] == sorted(s["order_nr"] for s in stages)
+    assert {"is_deal_rot_enabled", "days_to_rotten", "deal_probability"} <= set(stages[0])
+    paged = list(v2.all("/stages", limit=2, sort_direction="desc"))
+    assert [s["id"] for s in paged] == sorted(
+        (s["id"] for s in pd_data["pipedrive"]["stages"]), reverse=True
+    )
+
+
+def test_organizations_page_filter_and_search_by_name(v2, pd_data):
+    orgs = pd_data["pipedrive"]["organizations"]
+    listed = list(v2.all("/organizations", limit=100))
+    assert [o["id"] for o in listed] == sorted(o["id"] for o in orgs)
+    assert isinstance(listed[0]["owner_id"], int) and listed[0]["update_time"].endswith("Z")
+    picked = v2.ok("GET", "/organizations", params={"ids": "3,5"})["data"]
+    assert [o["id"] for o in picked] == [3, 5]
+    name = next(o["name"] for o in orgs if o["id"] == 5)
+    params = {"term": name.upper(), "fields": "name", "exact_match": "true"}
+    found = v2.ok("GET", "/organizations/search", params=params)
+    items = found["data"]["items"]
+    assert 5 in [i["item"]["id"] for i in items] and items[0]["item"]["type"] == "organization"
+    assert found["additional_data"] == {"next_cursor": None}
+
+
+def test_stats_name_the_v2_templates_and_a_429_fault_hits_v2_routes(sandbox, v2, pd_data):
+    server = sandbox.servers["pipedrive"]
+    requests.delete(sandbox.urls["pipedrive"] + "/__sandbox/stats", timeout=5)
+    deal_id = _live_ids(pd_data)[0]
+    v2.ok("GET", "/deals", params={"limit": 5})
+    v2.ok("GET", f"/deals/{deal_id}")
+    v2.ok("PATCH", f"/deals/{deal_id}", json={"title": "Renamed"})
+    stats = requests.get(sandbox.urls["pipedrive"] + "/__sandbox/stats", timeout=5).json()
+    assert stats["requests"] == {
+        "GET /api/v2/deals": 1,
+        "GET /api/v2/deals/{id}": 1,
+        "PATCH /api/v2/deals/{id}": 1,
+    }
+    server.faults.set(Faults(rate_limit=10_000, burst429=1, retry_after=2))
+    limited = v2.call("GET", "/deals")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "2"
+    assert limited.json()["success"] is False
+    assert v2.call("GET", "/deals").status_code == 200
+
+
+def test_a_v2_call_spends_its_token_cost_of_the_daily_budget(sandbox, v2):
+    sandbox.servers["pipedrive"].faults.set(Faults(rate_limit=10_000, daily_limit=40))
+    left = [
+        int(v2.call("GET", path).headers["x-daily-requests-left"]) for path in ("/deals", "/stages")
+    ]
+    assert left == [30, 25]  # GET /deals costs 10 tokens, GET /stages 5 (x-token-cost)
+    for _ in range(5):
+        v2.call("GET", "/stages")
+    assert v2.call("GET", "/stages").status_code == 429
+
+
+def test_pages_past_the_first_are_empty_under_that_fault_on_v2_too(sandbox, v2):
+    sandbox.servers["pipedrive"].faults.set(Faults(rate_limit=10_000, pages_past_first_empty=True))
+    first = v2.ok("GET", "/deals", params={"limit": 10})
+    cursor = first["additional_data"]["next_cursor"]
+    assert first["data"] and v2.ok("GET", "/deals", params={"cursor": cursor})["data"] == []
