@@ -25,6 +25,8 @@ __all__ = ["STATUSES", "DealStore", "WriteError", "deal_filter", "pd_time"]
 
 STATUSES = ("open", "won", "lost", "deleted")
 CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
+# A monetary custom field's currency, beside its amount (v1 "<key>_currency", v2 {value, currency})
+CUSTOM_CURRENCY = re.compile(r"^[0-9a-f]{40}_currency$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PLAIN = ("title", "lost_reason", "visible_to", "person_id")
 _ARCHIVE_FIELDS = frozenset({"is_archived", "archive_time"})  # all a PUT edits of an archived deal
@@ -262,7 +264,7 @@ class DealStore:
         """Validate `body` and apply it to `deal` (a fresh copy): stage, status, owner, fields."""
         old_stage, old_status = deal.get("stage_id"), deal.get("status")
         for key, value in body.items():
-            if key in _PLAIN or CUSTOM_KEY.match(key):
+            if key in _PLAIN or CUSTOM_KEY.match(key) or CUSTOM_CURRENCY.match(key):
                 deal[key] = value
         if "title" in body and not str(body["title"] or "").strip():
             raise WriteError(400, "Title must be given")

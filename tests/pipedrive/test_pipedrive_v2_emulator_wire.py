@@ -12,6 +12,7 @@ import requests
 
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
 
 
 class V2:
@@ -247,3 +248,139 @@ def test_pages_past_the_first_are_empty_under_that_fault_on_v2_too(sandbox, v2):
     first = v2.ok("GET", "/deals", params={"limit": 10})
     cursor = first["additional_data"]["next_cursor"]
     assert first["data"] and v2.ok("GET", "/deals", params={"cursor": cursor})["data"] == []
+
+
+# -- writes ------------------------------------------------------------------------------------
+
+
+def test_patch_changes_only_the_fields_given(v2, pd_data):
+    deal_id = _live_ids(pd_data)[10]
+    before = v2.ok("GET", f"/deals/{deal_id}")["data"]
+    after = v2.ok("PATCH", f"/deals/{deal_id}", json={"title": "Only the title", "value": 12.5})
+    changed = after["data"]
+    assert (changed["title"], changed["value"]) == ("Only the title", 12.5)
+    assert changed["update_time"] >= before["update_time"]
+    same = ("owner_id", "org_id", "stage_id", "pipeline_id", "currency", "status", "custom_fields")
+    assert {k: changed[k] for k in same} == {k: before[k] for k in same}
+    assert v2.ok("GET", f"/deals/{deal_id}")["data"]["title"] == "Only the title"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"value": "100"},
+        {"stage_id": "2"},
+        {"owner_id": 12001.5},
+        {"is_archived": 1},
+        {"probability": True},
+        {"status": "deleted"},
+        {"custom_fields": {"not-a-field-hash": "x"}},
+        {"nickname": "unknown field"},
+    ],
+)
+def test_patch_refuses_what_v2_does_not_coerce(v2, pd_data, body):
+    deal_id = _live_ids(pd_data)[11]
+    before = v2.ok("GET", f"/deals/{deal_id}")["data"]
+    refused = v2.call("PATCH", f"/deals/{deal_id}", json=body)
+    assert refused.status_code == 400
+    assert refused.json()["success"] is False and refused.json()["error"]
+    assert v2.ok("GET", f"/deals/{deal_id}")["data"] == before
+
+
+def test_patch_moves_stage_and_owner_and_writes_custom_fields(v2, pd_data):
+    deal = next(d for d in _deals(pd_data) if d["status"] == "open" and d["pipeline_id"] == 1)
+    owner = next(u["id"] for u in pd_data["pipedrive"]["users"] if u["id"] != deal["user_id"]["id"])
+    stage = next(s for s in pd_data["pipedrive"]["stages"] if s["pipeline_id"] == 2)
+    body = {
+        "stage_id": stage["id"],
+        "owner_id": owner,
+        "custom_fields": {PD_FIELD_CRMSYNC_ID: "ent-9"},
+    }
+    moved = v2.ok("PATCH", f"/deals/{deal['id']}", json=body)["data"]
+    assert (moved["stage_id"], moved["pipeline_id"], moved["owner_id"]) == (stage["id"], 2, owner)
+    assert moved["custom_fields"][PD_FIELD_CRMSYNC_ID] == "ent-9"
+    assert moved["stage_change_time"].endswith("Z")
+    won = v2.ok("PATCH", f"/deals/{deal['id']}", json={"status": "won"})["data"]
+    assert won["status"] == "won" and won["won_time"] and won["close_time"] == won["won_time"]
+
+
+def test_an_archived_deal_takes_no_patch_but_its_unarchiving(v2, pd_data):
+    deal_id = _live_ids(pd_data)[12]
+    v2.ok("PATCH", f"/deals/{deal_id}", json={"is_archived": True})
+    refused = v2.call("PATCH", f"/deals/{deal_id}", json={"title": "edited once archived"})
+    assert refused.status_code == 400 and "archived" in refused.json()["error"]
+    assert (
+        v2.call("PATCH", f"/deals/{deal_id}", json={"is_archived": False, "value": 5}).status_code
+        == 400
+    )
+    unarchived = v2.ok("PATCH", f"/deals/{deal_id}", json={"is_archived": False})["data"]
+    assert unarchived["is_archived"] is False and unarchived["archive_time"] is None
+    assert (
+        v2.ok("PATCH", f"/deals/{deal_id}", json={"title": "edited"})["data"]["title"] == "edited"
+    )
+
+
+def test_a_deleted_deal_takes_no_patch_but_its_restore(v2, pd_data):
+    stored = next(d for d in _deals(pd_data) if d["status"] == "won")
+    v2.ok("DELETE", f"/deals/{stored['id']}")
+    assert v2.ok("GET", f"/deals/{stored['id']}")["data"]["is_deleted"] is True
+    refused = v2.call("PATCH", f"/deals/{stored['id']}", json={"title": "edited once deleted"})
+    assert refused.status_code == 400
+    both = {"is_deleted": False, "title": "x"}
+    assert v2.call("PATCH", f"/deals/{stored['id']}", json=both).status_code == 400
+    restored = v2.ok("PATCH", f"/deals/{stored['id']}", json={"is_deleted": False})["data"]
+    assert (restored["is_deleted"], restored["status"]) == (False, "won")
+    assert restored["title"] == stored["title"]
+
+
+def test_delete_answers_the_id_then_410_and_an_unknown_deal_404(v2, pd_data):
+    deal_id = _live_ids(pd_data)[13]
+    assert v2.ok("DELETE", f"/deals/{deal_id}") == {"success": True, "data": {"id": deal_id}}
+    again = v2.call("DELETE", f"/deals/{deal_id}")
+    assert again.status_code == 410 and again.json()["success"] is False
+    assert v2.call("DELETE", "/deals/999999").status_code == 404
+    assert v2.call("GET", "/deals/999999").status_code == 404
+    assert v2.call("PATCH", "/deals/999999", json={"title": "x"}).status_code == 404
+
+
+def test_post_creates_a_deal_the_deal_search_finds_by_its_link_marker(v2):
+    body = {"title": "New v2", "org_id": 1, "value": 100, "currency": "EUR"}
+    body["custom_fields"] = {PD_FIELD_CRMSYNC_ID: "ent-v2-1"}
+    created = v2.ok("POST", "/deals", json=body)["data"]
+    assert (created["title"], created["org_id"], created["status"]) == ("New v2", 1, "open")
+    assert created["custom_fields"][PD_FIELD_CRMSYNC_ID] == "ent-v2-1"
+    assert isinstance(created["owner_id"], int) and created["add_time"].endswith("Z")
+    params = {"term": "ent-v2-1", "fields": "custom_fields", "exact_match": "true"}
+    found = v2.ok("GET", "/deals/search", params=params)
+    assert [i["item"]["id"] for i in found["data"]["items"]] == [created["id"]]
+    assert found["data"]["items"][0]["item"]["organization"]["id"] == 1
+    assert found["additional_data"] == {"next_cursor": None}
+
+
+def test_post_refuses_a_deal_without_person_or_organization_or_of_an_unknown_one(v2):
+    no_party = v2.call("POST", "/deals", json={"title": "No party"})
+    assert no_party.status_code == 400 and no_party.json()["success"] is False
+    unknown = v2.call("POST", "/deals", json={"title": "Nowhere", "org_id": 999_999})
+    assert unknown.status_code == 400 and "999999" in unknown.json()["error"]
+    assert v2.call("POST", "/deals", json={"org_id": 1}).status_code == 400  # no title
+    assert v2.call("POST", "/deals", json={"title": "T", "org_id": "1"}).status_code == 400
+
+
+def test_a_monetary_custom_field_reads_and_writes_as_value_and_currency(v2, pd_data):
+    field = "ab" * 20
+    deal_id = _live_ids(pd_data)[14]
+    body = {"custom_fields": {field: {"value": 2300, "currency": "EUR"}}}
+    written = v2.ok("PATCH", f"/deals/{deal_id}", json=body)["data"]
+    assert written["custom_fields"][field] == {"value": 2300, "currency": "EUR"}
+    refused = {"custom_fields": {field: {"value": "2300", "currency": "EUR"}}}
+    assert v2.call("PATCH", f"/deals/{deal_id}", json=refused).status_code == 400
+
+
+def test_post_organization_and_a_write_fault_apply_to_v2(sandbox, v2, pd_data):
+    org = v2.ok("POST", "/organizations", json={"name": "Initech v2"})["data"]
+    assert org["name"] == "Initech v2" and isinstance(org["owner_id"], int)
+    assert v2.ok("GET", f"/organizations/{org['id']}")["data"]["id"] == org["id"]
+    assert v2.call("POST", "/organizations", json={"name": 5}).status_code == 400
+    deal_id = _live_ids(pd_data)[15]
+    sandbox.servers["pipedrive"].faults.set(Faults(rate_limit=10_000, fail_ids=(str(deal_id),)))
+    assert v2.call("PATCH", f"/deals/{deal_id}", json={"title": "x"}).status_code == 400
