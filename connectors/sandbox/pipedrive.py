@@ -1,5 +1,7 @@
-"""Pipedrive API v1 emulator: pipelines, stages, users, deals (list, get, put, post, delete,
-flow, search), organizations (list, get, post, search by name) and the `recents` change feed.
+"""Pipedrive API v1 and v2 emulator: pipelines, stages, users, deals (list, get, put, post,
+delete, flow, search), organizations (list, get, post, search by name) and the `recents` change
+feed under `/v1/...`; deals, pipelines, stages, organizations and search under `/api/v2/...`
+(pipedrive_v2_routes.py, records rendered from the same store by pipedrive_v2.py).
 
 Speaks the wire format pipedrive-python-lib 1.2.3 expects (API-NOTES.md §3): `api_token` query
 parameter (or `Authorization: Bearer`, or `x-api-token`), the `{success, data, additional_data:
@@ -32,6 +34,27 @@ Documented choices where the public docs are silent:
   with an `org_id` of no organization is refused with a 400.
 - Deleting a deal that is already deleted answers 410 Gone ("Deal is already deleted"); an
   unknown id answers 404 ("Deal not found").
+
+API v2 (pipedrive_v2.openapi.yaml, the v2 migration guide), where the docs leave it open:
+- The token goes in the `x-api-token` header or `Authorization: Bearer`; `api_token` in the
+  query is a 401 on /api/v2 (the auth docs: "must be provided in the x-api-token header for
+  all requests"). Bearer is taken with the API token too, as the sandbox has one token.
+- A cursor is the sort key of its page's last item, so a deal that leaves the list between
+  pages skips no other; one that is not ours, or was made for another sort_by, is a 400.
+  `limit` above 500 is clamped, as in v1. `sort_by=update_time` lists the deals of one
+  second in the order they changed; `add_time` ties go by id.
+- Pipelines and stages are listed deleted ones included, `is_deleted` true (v1's `active` /
+  `active_flag` false), as v1 lists them; no v2 parameter asks for them apart.
+- A deleted deal keeps status "deleted" beside `is_deleted` true; PATCH `is_deleted: false`
+  (a field of the v2 update body) is its restore, the one edit it takes, as v1's status-only
+  PUT. An archived deal takes no PATCH but `is_archived: false` (changelog 2025-07-15).
+- Validation is strict: a boolean is true/false, a number or id is a JSON number (no string
+  coerced), an unknown field or custom-field key is a 400; the error body is v1's (the v2
+  spec documents none). POST answers 200, as the v2 spec lists.
+- Each route spends its `x-token-cost` of the daily budget (`daily_limit`); the v1 routes
+  spend one each as before. `x-daily-requests-left` counts that budget for every method, so
+  v2's POST and PATCH count as v1's POST and PUT do against the 10,000 a day (changelog
+  2019-06-25, "all POST/PUT endpoints"; it predates v2 and PATCH).
 """
 
 from __future__ import annotations
