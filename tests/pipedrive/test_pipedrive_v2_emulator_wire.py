@@ -384,3 +384,12 @@ def test_post_organization_and_a_write_fault_apply_to_v2(sandbox, v2, pd_data):
     deal_id = _live_ids(pd_data)[15]
     sandbox.servers["pipedrive"].faults.set(Faults(rate_limit=10_000, fail_ids=(str(deal_id),)))
     assert v2.call("PATCH", f"/deals/{deal_id}", json={"title": "x"}).status_code == 400
+
+
+def test_the_echo_credentials_fault_quotes_the_v2_header_token(sandbox, v2):
+    """v2 carries the token in `x-api-token`: the fault that makes error bodies quote the
+    request's credentials (where a leak in crmsync's logs would show) must quote it too."""
+    sandbox.servers["pipedrive"].faults.set(Faults(rate_limit=10_000, echo_credentials=True))
+    refused = v2.call("GET", "/deals/999999")
+    assert refused.status_code == 404
+    assert sandbox.tokens["pipedrive"] in refused.json()["error"]
