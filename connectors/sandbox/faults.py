@@ -60,14 +60,15 @@ class Faults:
     # who may not see the object.
     hidden_sobjects: tuple[str, ...] = ()
     retired_record_types_status: int = 404
-    # Pipedrive: POST /v1/deals refuses a deal linked to no person_id or org_id (400), as
-    # Pipedrive has since 2021-09-30 (changelog "Breaking bug fix in POST /deals endpoint").
+    # Pipedrive: POST /v1/deals (and /api/v2/deals) refuses a deal linked to no person_id or
+    # org_id (400), as Pipedrive has since 2021-09-30 (changelog "Breaking bug fix in POST
+    # /deals endpoint").
     # On, as the real API; off only to test what a party-less create does elsewhere.
     deal_needs_party: bool = True
-    # Pipedrive: the pages past the first of a deal list or of the recents feed are empty,
-    # though they say more follow, as a proxy (or an API) reading `start` as a page number
-    # would answer: where a read that steps back to find the deals it read last, or pages on
-    # within a second, must not go on for ever.
+    # Pipedrive: the pages past the first of a deal list (v2: any page asked by cursor) or of
+    # the recents feed are empty, though they say more follow, as a proxy (or an API) reading
+    # `start` as a page number would answer: where a read that steps back to find the deals
+    # it read last, or pages on within a second, must not go on for ever.
     pages_past_first_empty: bool = False
     # HubSpot: these ids are left out of a batch update's answer (in neither its results nor
     # its errors, a 207 with no error) and not written, as HubSpot has been reported to answer

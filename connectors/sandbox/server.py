@@ -348,13 +348,8 @@ class SandboxServer:
 
 def _credentials_of(request: SandboxRequest) -> str:
     """Everything secret the request carried, as a careless server would quote it."""
-    parts = [request.headers.get("authorization", "")]
-    # Pipedrive's API token header (the only place API v2 takes it)
-    parts += (
-        [f"x-api-token: {request.headers['x-api-token']}"]
-        if "x-api-token" in request.headers
-        else []
-    )
+    # x-api-token: Pipedrive's token header, the only place its API v2 takes the token
+    parts = [request.headers.get("authorization", ""), request.headers.get("x-api-token", "")]
     parts += [f"api_token={t}" for t in request.query.get("api_token", [])]
     if b"password=" in request.body or b"client_secret=" in request.body:
         parts.append(request.body.decode("utf-8", "replace"))
