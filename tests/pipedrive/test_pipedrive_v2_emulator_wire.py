@@ -393,3 +393,17 @@ def test_the_echo_credentials_fault_quotes_the_v2_header_token(sandbox, v2):
     refused = v2.call("GET", "/deals/999999")
     assert refused.status_code == 404
     assert sandbox.tokens["pipedrive"] in refused.json()["error"]
+
+
+def test_an_organization_renamed_is_updated_in_v2_and_its_deals_are_not(sandbox, v2, pd_data):
+    stored = next(d for d in _deals(pd_data) if d["org_id"] and d["status"] != "deleted")
+    org_id = stored["org_id"]["value"]
+    before = v2.ok("GET", f"/deals/{stored['id']}")["data"]
+    emulator = sandbox.servers["pipedrive"].emulator
+    with emulator.lock:
+        renamed = emulator.store.rename_org(org_id, "Renamed Org")
+    since = renamed["update_time"].replace(" ", "T") + "Z"
+    changed = v2.ok("GET", "/organizations", params={"updated_since": since})["data"]
+    assert [(o["id"], o["name"]) for o in changed] == [(org_id, "Renamed Org")]
+    assert v2.ok("GET", f"/deals/{stored['id']}")["data"] == before
+    assert stored["id"] not in {d["id"] for d in v2.all("/deals", updated_since=since)}
