@@ -237,6 +237,8 @@ class V2Api:
         org = deal.get("org_id")
         if isinstance(org, Mapping):
             item["organization"] = {"id": org.get("value"), "name": org.get("name")}
+        visible = item["visible_to"]  # v1 stores it as text; v2 writes integers
+        item["visible_to"] = None if visible is None else int(visible)
         return {**item, "is_archived": bool(deal.get("is_archived"))}
 
     def _search(
