@@ -128,7 +128,7 @@ def test_status_takes_a_list_and_deleted_lists_the_deleted_deals(v2, pd_data):
     assert v2.call("GET", "/deals", params={"status": "open,sleeping"}).status_code == 400
 
 
-def test_ids_and_owner_filters_pick_those_deals(v2, pd_data):
+def test_ids_owner_org_pipeline_and_stage_filters_pick_those_deals(v2, pd_data):
     wanted = _live_ids(pd_data)[5:8]
     listed = v2.ok("GET", "/deals", params={"ids": ",".join(map(str, wanted))})["data"]
     assert [d["id"] for d in listed] == wanted
@@ -138,6 +138,13 @@ def test_ids_and_owner_filters_pick_those_deals(v2, pd_data):
     owned = {d["id"] for d in _deals(pd_data) if d["user_id"]["id"] == owner}
     owned -= {d["id"] for d in _deals(pd_data) if d["status"] == "deleted"}
     assert {d["id"] for d in v2.all("/deals", limit=500, owner_id=owner)} == owned
+    live = [d for d in _deals(pd_data) if d["status"] != "deleted"]
+    org = next(d["org_id"]["value"] for d in live if d["org_id"])
+    in_org = {d["id"] for d in live if d["org_id"] and d["org_id"]["value"] == org}
+    assert {d["id"] for d in v2.all("/deals", limit=500, org_id=org)} == in_org
+    staged = {d["id"] for d in live if d["stage_id"] == 3 and d["pipeline_id"] == 1}
+    filters = {"pipeline_id": 1, "stage_id": 3}
+    assert staged and {d["id"] for d in v2.all("/deals", limit=500, **filters)} == staged
 
 
 def test_sort_by_update_time_desc_pages_newest_first_through_every_deal(v2, pd_data):
