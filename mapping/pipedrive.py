@@ -1,12 +1,17 @@
-"""Pipedrive deal <-> canonical deal.
+"""Pipedrive deal <-> canonical deal, in API v2's shapes (API v1's still read).
 
 Quirks handled here: `status` won/lost overrides the stage (the native stage stays, the funnel
-stage becomes the funnel's won / first lost stage); timestamps are UTC "YYYY-MM-DD HH:MM:SS";
-money is `value` + `currency`; `user_id` is an object {id, email, ...} or a bare int; a deleted
-deal (deleted flag or status "deleted") is returned with extra["deleted"] = True, an archived
-one (`is_archived`: out of Pipedrive's pipeline and list views, not deleted) with
-extra["archived"] = True; ids are
-integers natively and decimal strings canonically; custom fields are keyed by 40-hex hashes.
+stage becomes the funnel's won / first lost stage); timestamps are RFC 3339 in v2 and UTC
+"YYYY-MM-DD HH:MM:SS" in v1; money is `value` + `currency`; the owner is `owner_id`, a bare
+int resolved through the owners (v1: `user_id`, an object {id, email, ...} or an int); the
+organization is `org_id`, a bare int in v2, whose name the connector adds to the record as
+`org_name` (crmsync's key, not Pipedrive's: v2 deals carry no related objects; v1's `org_id`
+object carries both); a deleted deal (`is_deleted`, v1 `deleted`, or status "deleted") is
+returned with extra["deleted"] = True, an archived one (`is_archived`: out of Pipedrive's
+pipeline and list views, not deleted) with extra["archived"] = True; ids are integers natively
+and decimal strings canonically; custom fields are keyed by 40-hex hashes, nested under
+`custom_fields` in v2 (top-level in v1). Write bodies are v2's (PATCH / POST, strictly typed,
+`owner_id`, custom fields nested).
 """
 
 from __future__ import annotations
@@ -81,6 +86,7 @@ NATIVE_FIELDS = {
     "stage_id": "stage",
     "value": "amount",
     "expected_close_date": "close_date",
+    "owner_id": "owner_email",
     "user_id": "owner_email",
     "add_time": "created_at",
     "update_time": "updated_at",
@@ -95,16 +101,16 @@ def pipelines_from_pipedrive(
     pipelines: Iterable[Mapping[str, Any]], stages: Iterable[Mapping[str, Any]]
 ) -> list[NativePipelineStages]:
     """Pipelines (by order_nr) with their active stages; Pipedrive stages are all open stages
-    (won and lost are the deal's status). A pipeline listed `active: false` is marked deleted
-    (API v2 names the flag `is_deleted`): the deals nobody moved keep it, so it is kept, not
-    `active`, and never chosen for a copy. Its stages are kept even when listed deleted
-    (`active_flag: false`, "whether the stage is active or deleted"): nothing documents what
+    (won and lost are the deal's status). A pipeline listed `is_deleted: true` (v1: `active:
+    false`) is marked deleted: the deals nobody moved keep it, so it is kept, not `active`, and
+    never chosen for a copy. Its stages are kept even when listed deleted (`is_deleted: true`,
+    v1 `active_flag: false`, "whether the stage is active or deleted"): nothing documents what
     deleting a pipeline does to its stages, and its deals are still in them."""
     pipelines = list(pipelines)
-    retired = {str(p["id"]) for p in pipelines if p.get("active") is False}
+    retired = {str(p["id"]) for p in pipelines if _deleted_listing(p, "active")}
     per_pipeline: defaultdict[str, list[NativeStage]] = defaultdict(list)
     for raw in stages:
-        if raw.get("active_flag") is False and str(raw.get("pipeline_id")) not in retired:
+        if _deleted_listing(raw, "active_flag") and str(raw.get("pipeline_id")) not in retired:
             continue
         with field_errors("pipedrive", str(raw.get("id")), "deal_probability"):
             probability = parse_decimal(raw.get("deal_probability"))
@@ -121,9 +127,14 @@ def pipelines_from_pipedrive(
         pid = str(pipeline["id"])
         ordered = sorted(per_pipeline.get(pid, ()), key=lambda s: (s.order, int(s.id)))
         label = str(pipeline.get("name") or pid)
-        active = pipeline.get("active") is not False
+        active = not _deleted_listing(pipeline, "active")
         result.append(NativePipelineStages(pid, label, tuple(ordered), active=active))
     return result
+
+
+def _deleted_listing(record: Mapping[str, Any], v1_flag: str) -> bool:
+    """Whether a listed pipeline or stage is deleted: v2 `is_deleted`, v1 `<v1_flag>: false`."""
+    return record.get("is_deleted") is True or record.get(v1_flag) is False
 
 
 def owner_from_pipedrive(record: Mapping[str, Any], instance: str) -> Owner:
@@ -158,6 +169,22 @@ def _entered_at(status: DealStatus, read: Any, created: datetime) -> datetime | 
     return None if won is not None and won > moved else moved
 
 
+def _custom_fields(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The record's fields with its custom fields beside them: v2 nests them under
+    `custom_fields`, v1 has them at the top level."""
+    nested = record.get("custom_fields")
+    return {**record, **nested} if isinstance(nested, Mapping) else record
+
+
+def _organization(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(id, name) of the deal's organization: v2 `org_id` and crmsync's `org_name`, or v1's
+    `org_id` object {value, name}."""
+    org = record.get("org_id")
+    if isinstance(org, Mapping):
+        return text_or_none(org.get("value")), text_or_none(org.get("name"))
+    return text_or_none(org), text_or_none(record.get("org_name"))
+
+
 def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
     record = native_object(record, ctx.instance)
     rid = text_or_none(record.get("id"))
@@ -171,7 +198,7 @@ def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
     pipeline = text_or_none(record.get("pipeline_id")) or ""
     native_id = text_or_none(record.get("stage_id")) or ""
     raw_status = str(record.get("status") or "open")
-    deleted = bool(record.get("deleted")) or raw_status == "deleted"
+    deleted = bool(record.get("is_deleted") or record.get("deleted")) or raw_status == "deleted"
     if raw_status not in _STATUSES and raw_status != "deleted":
         raise MappingError(ctx.instance, rid, "status", f"unknown status {raw_status[:20]!r}")
     status = _STATUSES.get(raw_status, DealStatus.OPEN)
@@ -189,17 +216,17 @@ def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
     for field, stamp in (("add_time", created), ("update_time", updated)):
         if stamp is None:
             raise MappingError(ctx.instance, rid, field, "missing")
-    external, link_id = read_links(record, ctx)
+    external, link_id = read_links(_custom_fields(record), ctx)
     extra: dict[str, Any] = {"deleted": True} if deleted else {}
     if record.get("is_archived") is True:
         extra["archived"] = True
     if value is None and text_or_none(record.get("currency")):
         extra["native_currency"] = str(record["currency"])  # what a rollback restores
-    org = record.get("org_id")
-    if isinstance(org, Mapping) and text_or_none(org.get("name")):
-        extra["account"] = str(org["name"])
-    if isinstance(org, Mapping) and text_or_none(org.get("value")):
-        extra["account_id"] = text_or_none(org["value"])  # which organization (renames)
+    account_id, account = _organization(record)
+    if account:
+        extra["account"] = account
+    if account_id:
+        extra["account_id"] = account_id  # which organization (renames)
     return Deal(
         ref=Ref(ctx.instance, rid),
         name=str(record.get("title") or ""),
@@ -209,7 +236,7 @@ def deal_from_pipedrive(record: Mapping[str, Any], ctx: MappingContext) -> Deal:
         status=status,
         value=value,
         close_date=read("expected_close_date", parse_date),
-        owner_email=_owner_email(record.get("user_id"), ctx),
+        owner_email=_owner_email(record.get("owner_id", record.get("user_id")), ctx),
         probability=probability / _HUNDRED if probability is not None else None,
         created_at=created,
         updated_at=updated,
@@ -265,7 +292,8 @@ def update_for_pipedrive(
     ctx: MappingContext,
     native: NativeValues | None = None,
 ) -> dict[str, Any]:
-    """PUT /v1/deals/{id} body for canonical `changes` (won/lost via `status`, stage untouched)."""
+    """PATCH /api/v2/deals/{id} body for canonical `changes` (won/lost via `status`, stage
+    untouched); v2 takes only typed values: ids and amounts are numbers, never text."""
     body: dict[str, Any] = {}
     target = resolve_stage_change(
         deal, changes, ctx, status_in_stage=STATUS_IN_STAGE, native=native
@@ -297,7 +325,7 @@ def update_for_pipedrive(
             owner_id = owner_id_for_change(deal, ctx, value)
             if owner_id is None:
                 raise MappingError(deal.system, deal.id, "owner_email", "Pipedrive requires one")
-            body["user_id"] = _int_id(deal, "owner_email", owner_id)
+            body["owner_id"] = _int_id(deal, "owner_email", owner_id)
         elif key == "probability":
             body["probability"] = _probability(deal, value)
         else:
@@ -308,7 +336,8 @@ def update_for_pipedrive(
 def create_for_pipedrive(
     deal: Deal, ctx: MappingContext, link_id: str, pipeline: str | None = None
 ) -> dict[str, Any]:
-    """POST /v1/deals body copying `deal`, linked back to it.
+    """POST /api/v2/deals body copying `deal`, linked back to it (the link marker and the ids
+    pointing back are custom fields, nested under `custom_fields`).
 
     A won or lost deal whose closed funnel stage has no native stage is created with its
     status and without stage_id, so Pipedrive files it in the pipeline's first stage.
@@ -328,8 +357,10 @@ def create_for_pipedrive(
         body["expected_close_date"] = deal.close_date.isoformat()
     if deal.owner_email:
         owner_id = owner_id_for_change(deal, ctx, deal.owner_email)
-        body["user_id"] = _int_id(deal, "owner_email", owner_id or "")
+        body["owner_id"] = _int_id(deal, "owner_email", owner_id or "")
     if deal.probability is not None:
         body["probability"] = _probability(deal, deal.probability)
-    body.update(link_fields_for_create(deal, ctx, link_id))
+    links = link_fields_for_create(deal, ctx, link_id)
+    if links:
+        body["custom_fields"] = links
     return body

@@ -20,6 +20,7 @@ MAPPER_VERSIONS: dict[str, int] = {
     "hubspot": 4,
     # 2: archived deals are flagged (extra["archived"]); 3: an amount of 0 is no amount, and
     # an open deal won after its last stage change has no stage_entered_at (reopened since);
-    # 4: the organization's id (extra["account_id"])
-    "pipedrive": 4,
+    # 4: the organization's id (extra["account_id"]); 5: deals read from API v2 (custom fields
+    # nested, owner and organization by id, the organization's name resolved by the connector)
+    "pipedrive": 5,
 }

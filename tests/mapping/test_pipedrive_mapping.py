@@ -1,4 +1,6 @@
-"""Pipedrive deal -> canonical deal: status overrides stage, UTC timestamps, user objects."""
+"""Pipedrive deal -> canonical deal: status overrides stage, UTC timestamps, owners by id.
+
+Records are API v2's (what the connector reads); v1's shapes are still read (`V1_CASES`)."""
 
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ from mapping import (
     MappingError,
     Money,
     deal_from_pipedrive,
+    pipelines_from_pipedrive,
     stage_history_from_pipedrive_flow,
     with_stage_history,
 )
 
 
 def pd_deal(**fields: Any) -> dict[str, Any]:
+    """An API v2 deal, with `org_name` as the connector adds it."""
     record = {
         "id": 7,
         "title": "Initech deal",
@@ -32,7 +36,33 @@ def pd_deal(**fields: Any) -> dict[str, Any]:
         "status": "open",
         "stage_id": 3,
         "pipeline_id": 1,
-        "stage_order_nr": 3,
+        "owner_id": 8877,
+        "org_id": 5,
+        "org_name": "Initech",
+        "probability": None,
+        "expected_close_date": "2024-07-15",
+        "add_time": "2024-02-01T09:00:00Z",
+        "update_time": "2024-06-02T10:11:12Z",
+        "stage_change_time": "2024-05-20T08:00:00Z",
+        "won_time": None,
+        "lost_time": None,
+        "is_archived": False,
+        "is_deleted": False,
+        "custom_fields": {
+            PD_FIELD_SALESFORCE_ID: "006A000000XyZ01AAA",
+            PD_FIELD_HUBSPOT_ID: None,
+            PD_FIELD_CRMSYNC_ID: "ent-42",
+        },
+    }
+    record.update(fields)
+    return record
+
+
+def v1_deal(**fields: Any) -> dict[str, Any]:
+    """The same deal as API v1 gave it (datasets and stores still hold such records)."""
+    record = {
+        **{k: v for k, v in pd_deal().items() if k not in ("owner_id", "org_name", "is_deleted")},
+        **pd_deal()["custom_fields"],
         "user_id": {
             "id": 8877,
             "name": "Ada",
@@ -43,19 +73,13 @@ def pd_deal(**fields: Any) -> dict[str, Any]:
             "value": 8877,
         },
         "org_id": {"value": 5, "name": "Initech"},
-        "probability": None,
-        "expected_close_date": "2024-07-15",
         "add_time": "2024-02-01 09:00:00",
         "update_time": "2024-06-02 10:11:12",
         "stage_change_time": "2024-05-20 08:00:00",
-        "won_time": None,
-        "lost_time": None,
         "active": True,
         "deleted": False,
-        PD_FIELD_SALESFORCE_ID: "006A000000XyZ01AAA",
-        PD_FIELD_HUBSPOT_ID: None,
-        PD_FIELD_CRMSYNC_ID: "ent-42",
     }
+    del record["custom_fields"]
     record.update(fields)
     return record
 
@@ -81,7 +105,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ),
     (
         "won status overrides an open stage",
-        {"status": "won", "won_time": "2024-06-02 10:11:12"},
+        {"status": "won", "won_time": "2024-06-02T10:11:12Z"},
         {"stage": "won", "native_stage": "3", "status": DealStatus.WON},
     ),
     (
@@ -93,17 +117,19 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("zero amount is no value (test_zero_amounts.py)", {"value": 0}, {"value": None}),
     ("fractional float amount", {"value": 1999.99}, {"value": Money(Decimal("1999.99"), "EUR")}),
     ("other currency", {"currency": "CHF"}, {"value": Money(Decimal(2500), "CHF")}),
+    ("owner id resolved by the owners", {"owner_id": 8878}, {"owner_email": "bob@example.com"}),
+    ("unknown owner", {"owner_id": 1}, {"owner_email": None}),
+    ("no organization", {"org_id": None, "org_name": None}, {"extra": {}}),
     (
-        "user as a bare id resolves through the owners",
-        {"user_id": 8878},
-        {"owner_email": "bob@example.com"},
+        "an organization whose name is not known has its id only",
+        {"org_name": None},
+        {"extra": {"account_id": "5"}},
     ),
     (
-        "user object without email resolves through the owners",
-        {"user_id": {"id": 8878, "name": "Bob", "value": 8878}},
-        {"owner_email": "bob@example.com"},
+        "no custom fields: no links",
+        {"custom_fields": {}},
+        {"link_id": None, "external_ids": {}},
     ),
-    ("unknown user without email", {"user_id": 1}, {"owner_email": None}),
     ("unmapped stage", {"stage_id": 42}, {"stage": None, "native_stage": "42"}),
     ("probability percent", {"probability": 80}, {"probability": Decimal("0.8")}),
     (
@@ -113,22 +139,22 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ),
     (
         "a deal reopened after it was won entered its stage at a time it does not tell",
-        {"first_won_time": "2024-05-25 00:00:00"},
+        {"first_won_time": "2024-05-25T00:00:00Z"},
         {"status": DealStatus.OPEN, "stage_entered_at": None},
     ),
     (
         "a deal won, reopened and moved since entered its stage when it moved",
-        {"first_won_time": "2024-05-01 00:00:00"},
+        {"first_won_time": "2024-05-01T00:00:00Z"},
         {"stage_entered_at": datetime(2024, 5, 20, 8, tzinfo=UTC)},
     ),
     (
         "deleted flag",
-        {"deleted": True},
+        {"is_deleted": True},
         {"extra": {"deleted": True, "account": "Initech", "account_id": "5"}},
     ),
     (
         "status deleted",
-        {"status": "deleted", "org_id": None},
+        {"status": "deleted", "org_id": None, "org_name": None},
         {"extra": {"deleted": True}, "status": DealStatus.OPEN},
     ),
     (
@@ -145,8 +171,8 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         {"extra": {"account": "Initech", "account_id": "5"}},
     ),
     (
-        "timestamps are UTC wall times",
-        {"add_time": "2024-03-31 01:30:00"},
+        "timestamps are RFC 3339",
+        {"add_time": "2024-03-31T01:30:00Z"},
         {"created_at": datetime(2024, 3, 31, 1, 30, tzinfo=UTC)},
     ),
 ]
@@ -157,6 +183,38 @@ def test_pipedrive_deal_maps_to_canonical_deal(
     pd_ctx: MappingContext, fields: dict[str, Any], expected: dict[str, Any]
 ) -> None:
     deal = deal_from_pipedrive(pd_deal(**fields), pd_ctx)
+    for field, value in expected.items():
+        assert getattr(deal, field) == value, field
+
+
+V1_CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("v1 deal", {}, CASES[0][2]),
+    (
+        "v1 user as a bare id resolves through the owners",
+        {"user_id": 8878},
+        {"owner_email": "bob@example.com"},
+    ),
+    (
+        "v1 user object without email resolves through the owners",
+        {"user_id": {"id": 8878, "name": "Bob", "value": 8878}},
+        {"owner_email": "bob@example.com"},
+    ),
+    ("v1 deleted flag", {"deleted": True}, {"extra": {**CASES[0][2]["extra"], "deleted": True}}),
+    (
+        "v1 timestamps are UTC wall times",
+        {"add_time": "2024-03-31 01:30:00"},
+        {"created_at": datetime(2024, 3, 31, 1, 30, tzinfo=UTC)},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"), [c[1:] for c in V1_CASES], ids=[c[0] for c in V1_CASES]
+)
+def test_pipedrive_v1_deal_maps_to_the_same_canonical_deal(
+    pd_ctx: MappingContext, fields: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    deal = deal_from_pipedrive(v1_deal(**fields), pd_ctx)
     for field, value in expected.items():
         assert getattr(deal, field) == value, field
 
@@ -240,3 +298,20 @@ def test_custom_field_keys_are_the_fixed_hashes() -> None:
     assert PD_FIELD_SALESFORCE_ID == "3172fc4912e0922a2cf2b7ff48a5310cc1b397c4"
     assert PD_FIELD_HUBSPOT_ID == "4e16426b9e550ead385dd0b9eb31f46ddbab3a78"
     assert PD_FIELD_CRMSYNC_ID == "e5a395682d108c11ad7cb51f783b585d758b8cae"
+
+
+def test_v2_pipelines_and_stages_marked_is_deleted_read_as_v1_inactive_ones() -> None:
+    pipelines = [
+        {"id": 1, "name": "Sales", "order_nr": 1, "is_deleted": False},
+        {"id": 2, "name": "Renewals", "order_nr": 2, "is_deleted": True},
+    ]
+    stages = [
+        {"id": 1, "name": "Lead", "order_nr": 1, "pipeline_id": 1, "is_deleted": False},
+        {"id": 2, "name": "Gone", "order_nr": 2, "pipeline_id": 1, "is_deleted": True},
+        {"id": 3, "name": "Renew", "order_nr": 1, "pipeline_id": 2, "is_deleted": True},
+    ]
+    read = pipelines_from_pipedrive(pipelines, stages)
+    assert [(p.id, p.active, [s.id for s in p.stages]) for p in read] == [
+        ("1", True, ["1"]),
+        ("2", False, ["3"]),
+    ]

@@ -58,7 +58,10 @@ def apply_hubspot(record: Record, payload: Mapping[str, Any], ctx: MappingContex
 
 
 def apply_pipedrive(record: Record, payload: Mapping[str, Any], ctx: MappingContext) -> Record:
-    return {**copy.deepcopy(record), **payload}
+    """A v2 PATCH: the fields given replace theirs, custom fields one by one."""
+    result = {**copy.deepcopy(record), **payload}
+    result["custom_fields"] = {**record["custom_fields"], **payload.get("custom_fields", {})}
+    return result
 
 
 SYSTEMS: dict[
@@ -448,8 +451,8 @@ SERVER_FIELDS: dict[str, dict[str, Any]] = {
     },
     "pipedrive": {
         "id": 99,
-        "add_time": "2024-07-01 00:00:00",
-        "update_time": "2024-07-01 00:00:00",
+        "add_time": "2024-07-01T00:00:00Z",
+        "update_time": "2024-07-01T00:00:00Z",
     },
 }
 
@@ -513,9 +516,27 @@ def test_salesforce_create_always_says_the_currency_of_its_amount() -> None:
 def test_create_carries_link_marker_and_back_pointer_fields() -> None:
     deal = deal_from_salesforce(opportunity(), make_ctx("salesforce"))
     payload = create_for_pipedrive(deal, make_ctx("pipedrive"), "ent-9")
-    assert payload[PD_FIELD_CRMSYNC_ID] == "ent-9"
-    assert payload[PD_FIELD_SALESFORCE_ID] == "006A000000XyZ01AAA"
+    assert payload["custom_fields"][PD_FIELD_CRMSYNC_ID] == "ent-9"
+    assert payload["custom_fields"][PD_FIELD_SALESFORCE_ID] == "006A000000XyZ01AAA"
     assert payload["pipeline_id"] == 1 and payload["stage_id"] == 3
+    assert PD_FIELD_CRMSYNC_ID not in payload
+
+
+def test_pipedrive_v2_bodies_are_typed_and_name_the_owner_owner_id() -> None:
+    """API v2 coerces nothing: ids, amounts and probabilities are JSON numbers."""
+    ctx = make_ctx("pipedrive")
+    deal = deal_from_pipedrive(pd_deal(), ctx)
+    changes = {
+        "owner_email": "bob@example.com",
+        "amount": Decimal("1999.5"),
+        "probability": Decimal("0.4"),
+        "stage": "negotiation",
+    }
+    body = update_for_pipedrive(deal, changes, ctx)
+    assert body == {"owner_id": 8878, "value": 1999.5, "probability": 40, "stage_id": 5}
+    copy_body = create_for_pipedrive(deal, ctx, "ent-1")
+    assert copy_body["owner_id"] == 8877 and "user_id" not in copy_body
+    assert isinstance(copy_body["pipeline_id"], int) and isinstance(copy_body["value"], int)
 
 
 def test_create_of_an_unmapped_stage_is_refused() -> None:
