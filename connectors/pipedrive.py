@@ -1,21 +1,29 @@
-"""Pipedrive connector on pipedrive-python-lib 1.2.3 (API v1: deals, pipelines, stages, users).
+"""Pipedrive connector on pipedrive-python-lib 1.2.3, speaking API v2 (deals, pipelines, stages,
+organizations, search) through the library's full-URL calls.
 
-Reads page with start/limit at the maximum of 500; a full read lists archived deals as well
-(`/v1/deals` leaves them out), then the recents feed since the read began (a deal unarchived
-mid-read may have moved to where `/v1/deals` was read already). Incremental reads use
-`GET /v1/recents` (items=deal), which only reaches back `recents_days` (option, default 89:
-one day inside the 90 days the sandbox keeps); for an older cursor the connector scans
-`GET /v1/deals` and `GET /v1/deals/archived` sorted by update_time DESC (then id) and stops at
-the cursor; both lists page by offset and step back when a deal read leaves them mid-read.
-Pipedrive times have 1-second resolution, so the cursor second is read inclusively (a boundary
-deal may come twice; none is lost), and the recents feed is read from one second earlier
-still, as its docs leave open whether since_timestamp is.
-v1 has no bulk write: one PUT / POST / DELETE per deal, each with its own PushResult.
-A copy whose create names an account goes to the organization of that name, found (or made)
-once per name and run (connectors/pipedrive_orgs.py); else to `create_org_id`. A run of more
-than `org_search_max` (option, default 10) account names lists the organizations once instead
-of searching each name. Searches are paced to Pipedrive's search limit (`search_rate_limit`,
-option, default 10 per 2 s) on top of the general one.
+API v1's deals, pipelines, stages and organizations endpoints are deprecated (2026-01-01) and
+out of support (2026-08-01); two v1 endpoints stay, as v2 has no successor and v1 does not
+deprecate them: `GET /v1/users` (owners) and `GET /v1/deals/{id}/flow` (stage history).
+
+Lists page by cursor (`additional_data.next_cursor`) at the maximum of 500, sorted by id: the
+cursor names the last id read, so a deal that leaves a list mid-read moves no other one.
+`GET /api/v2/deals` lists the deals not archived, `GET /api/v2/deals/archived` the archived
+ones; a full read takes both, then both again `updated_since` the read began (less
+READ_CLOCK_SKEW) for a deal unarchived or archived mid-read into a list read past it already.
+Incremental reads ask both lists for the deals updated since the cursor (`updated_since`, at
+or after), deleted ones included (`status=open,won,lost,deleted`): the deleted ones are what
+`deleted_deals(since)` answers, without reading again. The cursor is the newest `update_time`
+read. A v2 deal names its organization by id only: the organizations' names are read 100 ids a
+call and set on each deal as `org_name` (connectors/pipedrive_names.py). `read_deals` (the
+re-read before a write) takes 100 ids a call too, from `/deals` and, for the ids not found
+there, `/deals/archived`.
+Writes are one PATCH / POST / DELETE per deal (v2 has no bulk write), each with its own
+PushResult. A copy whose create names an account goes to the organization of that name, found
+(or made) once per name and run (connectors/pipedrive_orgs.py); else to `create_org_id`. A run
+of more than `org_search_max` (option, default 10) account names lists the organizations once
+instead of searching each name. Searches are paced to Pipedrive's search limit
+(`search_rate_limit`, option, default 10 per 2 s) on top of the general one. The v1
+connector's option `recents_days` (never a config key) is ignored.
 """
 
 from __future__ import annotations
@@ -43,13 +51,14 @@ from connectors.batches import not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
 from connectors.errors import ApiError
 from connectors.http import CallPolicy, Pacer
+from connectors.pipedrive_names import IDS, OrgNames
 from connectors.pipedrive_orgs import SEARCH_MAX, Filing, Organizations
 from connectors.pipedrive_wire import (
     SessionClient,
     classify,
-    from_pd_time,
-    pd_time,
+    from_rfc3339,
     rate_limit_info,
+    rfc3339,
 )
 from mapping.pipedrive import PD_FIELD_CRMSYNC_ID, pipelines_from_pipedrive
 
@@ -57,16 +66,20 @@ __all__ = ["PipedriveConnector"]
 
 DEFAULT_DOMAIN = "https://api.pipedrive.com"
 PAGE = 500
-RECENTS_DAYS = 89
 SEARCH_PACE = (10, 2.0)  # Pipedrive's "Search 10" per rolling 2 s, whatever the plan
 # The operations that call a `/search` endpoint, paced under SEARCH_PACE too.
 _SEARCHES = ("find organization", "find created deals")
-# How far this machine's clock may be ahead of Pipedrive's: a full read's catch-up on the
-# recents feed starts that much before the read began, by this machine's clock.
+# How far this machine's clock may be ahead of Pipedrive's: a full read's catch-up starts that
+# much before the read began, by this machine's clock.
 READ_CLOCK_SKEW = timedelta(minutes=10)
 # Refused for this deal only: report it, go on with the next.
 _PER_RECORD = (400, 404, 410, 422)
 _GONE = frozenset({"404", "410"})  # a delete's deal does not exist, or is deleted already
+_LISTS = (("deals", "list deals"), ("deals/archived", "list archived deals"))
+_LIVE = "open,won,lost"
+_ALL = "open,won,lost,deleted"
+# first_won_time is left out of v2 deals unless asked for; mapping.pipedrive reads it.
+_DEAL_QUERY = {"sort_by": "id", "sort_direction": "asc", "include_fields": "first_won_time"}
 
 
 def _body_list(body: Any) -> list[dict[str, Any]]:
@@ -74,18 +87,16 @@ def _body_list(body: Any) -> list[dict[str, Any]]:
     return list(data) if isinstance(data, list) else []
 
 
-def _second_before(stamp: str) -> str:
-    return pd_time(from_pd_time(stamp) - timedelta(seconds=1))
+def _search_items(body: Any) -> list[dict[str, Any]]:
+    """The found records of a v2 `/search` page (`data.items[].item`)."""
+    data = body.get("data") if isinstance(body, dict) else None
+    items = data.get("items") if isinstance(data, dict) else None
+    return [i["item"] for i in items or () if isinstance(i, dict) and "item" in i]
 
 
-def _next_start(body: Mapping[str, Any], start: int, count: int) -> int | None:
-    """Where the next page starts; `/v1/recents` documents no next_start, so then it is
-    `start` plus the `count` items of this page."""
-    page = (body.get("additional_data") or {}).get("pagination") or {}
-    if not page.get("more_items_in_collection"):
-        return None
-    following = page.get("next_start")
-    return int(following) if following is not None else start + count
+def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for at in range(0, len(values), size):
+        yield values[at : at + size]
 
 
 class PipedriveConnector:
@@ -100,7 +111,6 @@ class PipedriveConnector:
         self.system = settings.instance
         self._settings = settings
         options = settings.options
-        self._recents_window = timedelta(days=float(options.get("recents_days", RECENTS_DAYS)))
         self._link_field = settings.link_field or PD_FIELD_CRMSYNC_ID
         # Pipedrive refuses a deal linked to no person or organization (since 2021-09-30):
         # crmsync's copies go to this organization (`systems.<name>.create_org_id`).
@@ -113,12 +123,8 @@ class PipedriveConnector:
         self._session = requests.Session()
         if settings.ca_file is not None:
             self._session.verify = str(settings.ca_file)
-        self._client = SessionClient(
-            (settings.base_url or DEFAULT_DOMAIN).rstrip("/"),
-            self._session,
-            settings.timeout,
-            self._observe,
-        )
+        self._domain = (settings.base_url or DEFAULT_DOMAIN).rstrip("/")
+        self._client = SessionClient(self._domain, self._session, settings.timeout, self._observe)
         if isinstance(credentials, PipedriveApiToken):
             self._client.set_api_token(credentials.api_token)
         else:
@@ -128,19 +134,22 @@ class PipedriveConnector:
             self._call,
             self._orgs_named,
             self._every_org,
-            self._client.organizations.create_organization,
+            self._create_org,
             _PER_RECORD,
             int(options.get("org_search_max", SEARCH_MAX)),
         )
+        self._org_names = OrgNames(self._orgs_of)  # each organization's name, read once a run
         self._cursor: str | None = None
-        # Deleted deals met while deals(since) read the recents feed: deleted_deals(since)
-        # answers from them instead of reading the same feed pages a second time.
+        # Deleted deals met while deals(since) read: deleted_deals(since) answers from them.
         self._gone_since: tuple[datetime, list[str]] | None = None
 
     def __repr__(self) -> str:
         return f"PipedriveConnector(system={self.system!r})"
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _v2(self, path: str) -> str:
+        return f"{self._domain}/api/v2/{path}"
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         if self._policy.pacer is not None:
@@ -150,25 +159,36 @@ class PipedriveConnector:
         body: dict[str, Any] = self._policy.call(operation, request)
         return body
 
-    def _pages(
-        self, operation: str, fetch: Callable[[dict[str, Any]], Any], params: dict[str, Any]
-    ) -> Iterator[dict[str, Any]]:
-        """Every item of a start/limit list, one page per call, lazily."""
-        for items, _ in self._page_lists(operation, fetch, params):
-            yield from items
+    def _get(self, operation: str, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call(operation, partial(self._client._get, self._v2(path), params=params))
 
     def _page_lists(
-        self, operation: str, fetch: Callable[[dict[str, Any]], Any], params: dict[str, Any]
+        self,
+        operation: str,
+        path: str,
+        params: Mapping[str, Any],
+        items: Callable[[Any], list[dict[str, Any]]] = _body_list,
     ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
-        """The items of each page of a start/limit list, one call each, lazily, and whether
-        more pages follow."""
-        start: int | None = 0
-        while start is not None:
-            page = {**params, "start": start, "limit": PAGE}
-            body = self._call(operation, partial(fetch, page))
-            items = _body_list(body)
-            start = _next_start(body, start, len(items))
-            yield items, start is not None
+        """The items of each page of a v2 list, one call each, lazily, and whether more pages
+        follow. A next cursor equal to the one just asked for would ask the same page for
+        ever: an ApiError."""
+        cursor: str | None = None
+        while True:
+            query = {**params, "limit": PAGE, **({"cursor": cursor} if cursor else {})}
+            body = self._get(operation, path, query)
+            following = (body.get("additional_data") or {}).get("next_cursor")
+            if following is not None and following == cursor:
+                raise ApiError(self.system, operation, "the list's next page is this one again")
+            yield items(body), bool(following)
+            if not following:
+                return
+            cursor = str(following)
+
+    def _pages(
+        self, operation: str, path: str, params: Mapping[str, Any]
+    ) -> Iterator[list[dict[str, Any]]]:
+        for page, _ in self._page_lists(operation, path, params):
+            yield page
 
     def calls(self) -> dict[str, int]:
         return self._policy.counts()
@@ -183,12 +203,11 @@ class PipedriveConnector:
 
     def check(self) -> None:
         """Auth and deal-read permission in one cheap call."""
-        deals = self._client.deals
-        self._call("check", lambda: deals.get_all_deals(params={"limit": 1}))
+        self._get("check", "deals", {"limit": 1})
 
     def pipelines(self) -> list[NativePipeline]:
-        pipelines = _body_list(self._call("pipelines", self._client.pipelines.get_all_pipelines))
-        stages = list(self._pages("stages", self._stage_page, {}))
+        pipelines = [p for page in self._pages("pipelines", "pipelines", {}) for p in page]
+        stages = [s for page in self._pages("stages", "stages", {}) for s in page]
         return pipelines_from_pipedrive(pipelines, stages)
 
     def owners(self) -> list[dict[str, Any]]:
@@ -198,273 +217,134 @@ class PipedriveConnector:
 
     def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         self._gone_since = None
-        gone: list[str] | None = None
-        if since is None:
-            source = self._every_deal()
-            high: str | None = None
-        elif self._recents_reach(since):
-            gone = []
-            source = self._split_recents(since, gone)
-            high = pd_time(since)
-        else:
-            source = self._changed(since, deleted=False)
-            high = pd_time(since)
-        for deal in source:
-            stamp = deal.get("update_time")
-            # Parsed only when it would move the cursor: rarely (listings come newest first).
-            if isinstance(stamp, str) and (high is None or stamp > high):
-                high = stamp if change_time(from_pd_time, stamp) else high
+        gone: list[str] = []
+        pages = self._every_deal() if since is None else self._changed(since, _ALL, gone)
+        high: datetime | None = since
+        for deal in self._org_names.named(pages):
+            changed = change_time(from_rfc3339, deal.get("update_time"))
+            if changed is not None and (high is None or changed > high):
+                high = changed
             yield deal
-        self._cursor = from_pd_time(high).isoformat().replace("+00:00", "Z") if high else None
-        if since is not None and gone is not None:
+        self._cursor = rfc3339(high) if high is not None else None
+        if since is not None:
             self._gone_since = (since, gone)
 
-    def _split_recents(self, since: datetime, gone: list[str]) -> Iterator[dict[str, Any]]:
-        """Live changed deals of one recents read; the deleted ones are collected in `gone`."""
-        seen: set[int] = set()
-        for deal in self._recents(pd_time(since)):
-            if deal["id"] in seen:
-                continue
-            seen.add(deal["id"])
-            if deal.get("status") == "deleted":
-                gone.append(str(deal["id"]))
-            else:
-                yield deal
+    def _every_deal(self) -> Iterator[list[dict[str, Any]]]:
+        """Every deal not deleted, a page at a time. `/deals` lists the deals not archived,
+        so `/deals/archived` is read too: a full read that missed them would report each as
+        deleted, and push.propagate_deletes would delete its copies.
 
-    def _every_deal(self) -> Iterator[dict[str, Any]]:
-        """Every deal not deleted. GET /v1/deals lists "all not archived deals" (v1 spec), so
-        the archived ones (GET /v1/deals/archived) are read too: a full read that missed them
-        would report each as deleted, and push.propagate_deletes would delete its copies.
-
-        A deal unarchived mid-read moves the other way, into GET /v1/deals, perhaps where that
-        was read already: the recents feed since the read began gives it (one call, mostly).
+        By id, cursor paging never skips a deal that stays in its list. One that moves
+        between the lists mid-read (archived, unarchived) may move into a list read past it
+        already: both lists `updated_since` the read began give it (moving changes its
+        `update_time`; one call each, mostly). Each deal is given once. One that moves again
+        while that catch-up runs is read by the next pull, which reads from before this one
+        began.
         """
         began = datetime.now(UTC)
-        listed = array("q")  # ascending: the listing is by id; 8 bytes a deal
-        by_id = {"status": "all_not_deleted", "sort": "id ASC"}
-        for deal in self._in_order("list deals", self._list_deals, by_id, _by_id):
-            listed.append(int(deal["id"]))
-            yield deal
-        shelved = array("q")  # ascending too
-        # A deal archived mid-read may have been listed already.
-        for deal in self._in_order("list archived deals", self._list_archived, by_id, _by_id):
-            shelved.append(int(deal["id"]))
-            if not _holds(listed, int(deal["id"])):
-                yield deal
+        read: list[array[int]] = []  # the ids each list gave, ascending (by id); 8 bytes each
+        for path, operation in _LISTS:
+            ids = array("q")
+            for page in self._pages(operation, path, _DEAL_QUERY):
+                fresh = [d for d in page if not _in_any(read, int(d["id"]))]
+                ids.extend(int(d["id"]) for d in fresh)
+                yield fresh
+            read.append(ids)
+        since = {**_DEAL_QUERY, "updated_since": rfc3339(began - READ_CLOCK_SKEW)}
         caught: set[int] = set()
-        for deal in self._recents(pd_time(began - READ_CLOCK_SKEW)):
-            deal_id = int(deal["id"])
-            if deal.get("status") == "deleted" or deal_id in caught:
-                continue
-            if not (_holds(listed, deal_id) or _holds(shelved, deal_id)):
-                caught.add(deal_id)
-                yield deal
+        for path, operation in _LISTS:
+            for page in self._pages(f"{operation} since the read began", path, since):
+                fresh = [d for d in page if not _in_any(read, int(d["id"]))]
+                fresh = [d for d in fresh if int(d["id"]) not in caught]
+                caught.update(int(d["id"]) for d in fresh)
+                yield fresh
 
-    def _in_order(
-        self,
-        operation: str,
-        fetch: Callable[[dict[str, Any]], Any],
-        params: dict[str, Any],
-        place: Callable[[Mapping[str, Any]], tuple[int, ...]],
-    ) -> Iterator[dict[str, Any]]:
-        """Every deal of a list in the order `params` sort it, once, though it pages by offset.
-
-        `place(deal)` grows along that order and tells every deal apart (the sort ends with
-        id). A deal of a page already read that leaves the list meanwhile (deleted, archived)
-        moves every later one a place up, and the next offset would step over one. So each
-        page starts at the last deal seen: when its first deal is a later one, deals before it
-        left, and the page is asked again further back until it overlaps. A page read at a
-        start read before with no new deal in between gets no further (an answer that never
-        overlaps would send the read back and on again for ever): an ApiError.
-        """
-        last: tuple[int, ...] | None = None
-        start, back = 0, 1
-        stalled: set[int] = set()  # the starts of the pages read since the last new deal
-        while True:
-            body = self._call(operation, partial(fetch, {**params, "start": start, "limit": PAGE}))
-            items = _body_list(body)
-            if start > 0 and (not items or last is None or place(items[0]) > last):
-                start, back = max(0, start - back), back * 2
-                continue
-            if start in stalled:
-                raise ApiError(
-                    self.system,
-                    operation,
-                    f"the deal list gets no further than offset {start}: its pages past it never "
-                    "overlap the deals read last",
-                )
-            stalled.add(start)
-            for item in items:
-                at = place(item)
-                if last is None or at > last:
-                    last = at
-                    stalled.clear()
-                    yield item
-            following = _next_start(body, start, len(items))
-            if following is None:
-                return
-            start, back = following - 1, 1
-
-    def _list_archived(self, params: dict[str, Any]) -> Any:
-        # pipedrive-python-lib has no call for this endpoint: its own GET, as get_all_deals.
-        client = self._client
-        return client._get(client.BASE_URL + "deals/archived", params=params)
-
-    def _stage_page(self, params: dict[str, Any]) -> Any:
-        return self._client.stages.get_all_stages(params=params)
-
-    def _list_deals(self, params: dict[str, Any]) -> Any:
-        return self._client.deals.get_all_deals(params=params)
-
-    def _recents_reach(self, since: datetime) -> bool:
-        return since >= datetime.now(UTC) - self._recents_window
-
-    def _changed(self, since: datetime, *, deleted: bool) -> Iterator[dict[str, Any]]:
-        """Deals (live or deleted) changed at or after `since`, each once."""
-        source: Iterator[dict[str, Any]]
-        if self._recents_reach(since):
-            source = (
-                d
-                for d in self._recents(pd_time(since))
-                if (d.get("status") == "deleted") == deleted
-            )
-        else:
-            source = self._scan_back(pd_time(since), "deleted" if deleted else "all_not_deleted")
+    def _changed(
+        self, since: datetime, statuses: str, gone: list[str] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The deals of both lists updated at or after `since` with one of `statuses`, each
+        once (one archived or unarchived mid-read may be in both), a page at a time; the
+        deleted ones go to `gone` instead, when given."""
+        params = {**_DEAL_QUERY, "status": statuses, "updated_since": rfc3339(since)}
         seen: set[int] = set()
-        for deal in source:
-            if deal["id"] not in seen:
-                seen.add(deal["id"])
-                yield deal
+        for path, operation in _LISTS:
+            for page in self._pages(f"changed {operation.removeprefix('list ')}", path, params):
+                fresh = [d for d in page if int(d["id"]) not in seen]
+                seen.update(int(d["id"]) for d in fresh)
+                if gone is not None:
+                    gone += [str(d["id"]) for d in fresh if _deleted(d)]
+                    fresh = [d for d in fresh if not _deleted(d)]
+                yield fresh
 
-    def _recents(self, since: str) -> Iterator[dict[str, Any]]:
-        """The recents feed from `since`, re-windowed on last_timestamp_on_page.
-
-        Offset paging over a feed that moves (a deal changed mid-read jumps to the end) could
-        skip a deal; starting each page at a later timestamp cannot. Whether since_timestamp
-        is inclusive is undocumented ("changes occurred after the given timestamp"), so every
-        window starts one second early: the deals that share the page's last second are read
-        again either way (callers drop repeats). Only while that would not move the window on
-        does the offset advance within it; a next page that would be this one again (an empty
-        page saying more follow) is an ApiError, not the same call for ever.
-        """
-        recents, start = self._client.recents, 0
-        since = _second_before(since)
-        while True:
-            params = {"since_timestamp": since, "items": "deal", "start": start, "limit": PAGE}
-            body = self._call("recent deals", partial(recents.get_recent_changes, params=params))
-            items = _body_list(body)
-            yield from (item["data"] for item in items if item.get("item") == "deal")
-            following = _next_start(body, start, len(items))
-            if following is None:
-                return
-            last = str((body.get("additional_data") or {}).get("last_timestamp_on_page") or since)
-            earlier = _second_before(last)
-            if earlier <= since and following <= start:  # the same page asked again, for ever
-                raise ApiError(
-                    self.system,
-                    "recent deals",
-                    f"the recents feed gets no further than {since} (offset {start}): its next "
-                    "page is this one",
-                )
-            since, start = (earlier, 0) if earlier > since else (since, following)
-
-    def _scan_back(self, since: str, status: str) -> Iterator[dict[str, Any]]:
-        """Newest first until the cursor: for a cursor older than the recents feed reaches.
-
-        GET /v1/deals lists "all not archived deals" (v1 spec), so GET /v1/deals/archived is
-        scanned too: a deal archived (or an archived one deleted) while crmsync was not
-        running would otherwise not be read, and stay live in the store. A deal archived or
-        unarchived mid-scan may be in both lists: the caller keeps the first it reads, and the
-        next run, which reads from before this one began, reads it as it is then.
-        """
-        yield from self._scan_list("scan deals", self._list_deals, since, status)
-        yield from self._scan_list("scan archived deals", self._list_archived, since, status)
-
-    def _scan_list(
-        self, operation: str, fetch: Callable[[dict[str, Any]], Any], since: str, status: str
-    ) -> Iterator[dict[str, Any]]:
-        # Pages by offset as the full read does, so it steps back the same way when a deal of
-        # a page read leaves the list; id tells apart the deals of one second.
-        params = {"status": status, "sort": "update_time DESC, id DESC"}
-        for deal in self._in_order(operation, fetch, params, _newest_first):
-            if str(deal.get("update_time") or "") < since:
-                return
-            yield deal
+    def _orgs_of(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        params = {"ids": ",".join(map(str, ids)), "limit": IDS}
+        return _body_list(self._get("organization names", "organizations", params))
 
     def changed_accounts(self, since: datetime) -> dict[str, str | None]:
-        """Id -> name of the organizations updated at or after `since`: `GET
-        /v1/organizations` newest first (`sort=update_time DESC, id DESC`, one page per 500),
-        read until the first older one. A deal names its organization by id, and the name it
-        shows is the organization's: renaming the organization updates the organization, not
-        its deals' `update_time`, so the deal read never lists them. Read this way at any
-        cursor age (the recents feed reaches back `recents_days` only)."""
-        floor = pd_time(since)
-        fetch = self._client.organizations.get_all_organizations
-        params = {"sort": "update_time DESC, id DESC"}
+        """Id -> name of the organizations updated at or after `since` (`updated_since`). A
+        deal names its organization by id, and the name it shows is the organization's:
+        renaming the organization updates the organization, not its deals' `update_time`, so
+        the deal read never lists them."""
+        params = {"updated_since": rfc3339(since), "sort_by": "id"}
         names: dict[str, str | None] = {}
-        for org in self._in_order("changed organizations", fetch, params, _newest_first):
-            if str(org.get("update_time") or "") < floor:
-                break
-            name = org.get("name")
-            names[str(org["id"])] = str(name) if isinstance(name, str) else None
+        for page in self._pages("changed organizations", "organizations", params):
+            for org in page:
+                name = org.get("name")
+                names[str(org["id"])] = name if isinstance(name, str) else None
         return names
 
     def deleted_deals(self, since: datetime) -> Iterator[str]:
         if self._gone_since is not None and self._gone_since[0] == since:
             yield from self._gone_since[1]
             return
-        for deal in self._changed(since, deleted=True):
-            yield str(deal["id"])
+        for page in self._changed(since, "deleted"):
+            yield from (str(d["id"]) for d in page)
 
     def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The deals of `ids` as they are now, deleted ones too (status "deleted"): 100 ids a
+        call from `/deals`, and those not found there from `/deals/archived`."""
+        wanted = list(dict.fromkeys(i for i in ids if i.isdigit()))
         found: list[dict[str, Any]] = []
-        for deal_id in dict.fromkeys(ids):
-            try:
-                body = self._call("read deal", partial(self._client.deals.get_deal, deal_id))
-            except ApiError as exc:
-                if exc.status == 404:
-                    continue
-                raise
-            if isinstance(body.get("data"), dict):
-                found.append(body["data"])
-        return found
+        for path, operation in _LISTS:
+            missing = set(wanted) - {str(d["id"]) for d in found}
+            operation = f"read {operation.removeprefix('list ')}"
+            for chunk in _chunks([i for i in wanted if i in missing], IDS):
+                params = {**_DEAL_QUERY, "ids": ",".join(chunk), "status": _ALL, "limit": IDS}
+                found += _body_list(self._get(operation, path, params))
+        return list(self._org_names.named([found]))
 
     def stage_history(self, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        """`/flow` change items per deal (newest first): costs one call per deal and page."""
-        deals = self._client.deals
-        return {
-            deal_id: list(
-                self._pages(
-                    "deal flow",
-                    partial(_flow_page, deals.get_deal_updates, deal_id),
-                    {},
-                )
-            )
-            for deal_id in dict.fromkeys(ids)
-        }
+        """`/v1/deals/{id}/flow` change items per deal (newest first): one call per deal and
+        page (v2 has no successor, and v1 does not deprecate it)."""
+        return {deal_id: list(self._flow(deal_id)) for deal_id in dict.fromkeys(ids)}
+
+    def _flow(self, deal_id: str) -> Iterator[dict[str, Any]]:
+        """The items of a v1 start/limit list (`more_items_in_collection`, `next_start`)."""
+        fetch = self._client.deals.get_deal_updates
+        start: int | None = 0
+        while start is not None:
+            page = {"start": start, "limit": PAGE}
+            body = self._call("deal flow", partial(fetch, deal_id, params=page))
+            yield from _body_list(body)
+            paging = (body.get("additional_data") or {}).get("pagination") or {}
+            following = paging.get("next_start") if paging.get("more_items_in_collection") else None
+            start = int(following) if following is not None and int(following) > start else None
 
     def find_created(self, link_ids: Sequence[str]) -> dict[str, str]:
         """Deals carrying our link marker, one exact custom-field search per link id."""
         found: dict[str, str] = {}
-        search = self._client.deals.search_deals
         for link_id in dict.fromkeys(link_ids):
             params = {"term": link_id, "fields": "custom_fields", "exact_match": "true"}
-            for item in self._search("find created deals", search, params):
+            for item in self._search("find created deals", "deals/search", params):
                 found.setdefault(link_id, str(item["id"]))
         return found
 
     def _search(
-        self, operation: str, search: Callable[..., Any], params: dict[str, Any]
+        self, operation: str, path: str, params: Mapping[str, Any]
     ) -> Iterator[dict[str, Any]]:
-        """The items of a `/search` endpoint's every page."""
-        start: int | None = 0
-        while start is not None:
-            page = {**params, "start": start, "limit": PAGE}
-            body = self._call(operation, partial(search, params=page))
-            results = (body.get("data") or {}).get("items") or []
-            for result in results:
-                yield result["item"]
-            start = _next_start(body, start, len(results))
+        """The found records of a v2 `/search` endpoint's every page."""
+        for items, _ in self._page_lists(operation, path, params, _search_items):
+            yield from items
 
     # -- writing deals ----------------------------------------------------------------------
 
@@ -481,11 +361,11 @@ class PipedriveConnector:
         return PushResult(str(data.get("id", record_id)), True, link_id=link)
 
     def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]:
-        deals = self._client.deals
+        patch = self._client._patch
         return [
             self._write(
                 "update deal",
-                partial(deals.update_deal, update.id, dict(update.fields)),
+                partial(patch, self._v2(f"deals/{update.id}"), json=dict(update.fields)),
                 update.id,
                 None,
             )
@@ -515,41 +395,16 @@ class PipedriveConnector:
         name = (create.organization or "").strip()
         if not name or fields.get("person_id") or fields.get("org_id"):
             return Filing(None)
-        return self._orgs.filing(name, fields.get("user_id"))
-
-    # -- organizations ----------------------------------------------------------------------
-
-    def expect_organizations(self, names: Iterable[str]) -> None:
-        """The account names this run's creates will name, before the first: more than
-        `org_search_max` of them are resolved from one listing instead of a search each."""
-        self._orgs.expect(names)
-
-    def _every_org(self, pages: int) -> list[dict[str, Any]] | None:
-        """Every organization, if `GET /v1/organizations` lists them in at most `pages`
-        pages; else None, after reading that many."""
-        orgs: list[dict[str, Any]] = []
-        fetch = self._client.organizations.get_all_organizations
-        for items, more in islice(self._page_lists("list organizations", fetch, {}), pages):
-            orgs += items
-            if not more:
-                return orgs
-        return None
-
-    def _orgs_named(self, name: str) -> list[dict[str, Any]]:
-        """The organizations a whole-name search finds (`exact_match`: "not case sensitive")."""
-        params = {"term": name, "fields": "name", "exact_match": "true"}
-        search = self._client.organizations.search_organizations
-        return list(self._search("find organization", search, params))
+        return self._orgs.filing(name, fields.get("owner_id"))
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """One DELETE per deal (`DeletesDeals` gives the result semantics): 404 and 410 are
-        NOT_FOUND. The bulk `DELETE /v1/deals?ids=` runs in the background and answers no
-        per-deal outcome, so it cannot say which deals were missing or refused.
-        """
-        deals = self._client.deals
+        NOT_FOUND. v2 has no bulk delete."""
+        delete = self._client._delete
         results = []
         for deal_id in ids:
-            result = self._write("delete deal", partial(deals.delete_deal, deal_id), deal_id, None)
+            request = partial(delete, self._v2(f"deals/{deal_id}"))
+            result = self._write("delete deal", request, deal_id, None)
             if not result.ok and result.code in _GONE:
                 result = not_found(deal_id, result.error)
             results.append(PushResult(deal_id, result.ok, result.error, result.code))
@@ -561,7 +416,8 @@ class PipedriveConnector:
         A connection cut after Pipedrive stored the deal would otherwise create it twice.
         `org_id`: the organization of the copy's account; None: `create_org_id`.
         """
-        body = {**create.fields, self._link_field: create.link_id}
+        custom = {**(create.fields.get("custom_fields") or {}), self._link_field: create.link_id}
+        body = {**create.fields, "custom_fields": custom}
         org = org_id if org_id is not None else self._create_org_id
         if org is not None and not (body.get("person_id") or body.get("org_id")):
             body["org_id"] = org
@@ -574,27 +430,45 @@ class PipedriveConnector:
                 found = self.find_created([create.link_id]).get(create.link_id)
                 if found is not None:
                     return {"success": True, "data": {"id": int(found)}}
-            return self._client.deals.create_deal(body)
+            return self._client._post(self._v2("deals"), json=body)
 
         return attempt
 
+    # -- organizations ----------------------------------------------------------------------
 
-def _holds(ids: array[int], deal_id: int) -> bool:
-    """Whether `ids` (ascending) holds `deal_id`."""
-    at = bisect_left(ids, deal_id)
-    return at < len(ids) and ids[at] == deal_id
+    def expect_organizations(self, names: Iterable[str]) -> None:
+        """The account names this run's creates will name, before the first: more than
+        `org_search_max` of them are resolved from one listing instead of a search each."""
+        self._orgs.expect(names)
+
+    def _every_org(self, pages: int) -> list[dict[str, Any]] | None:
+        """Every organization, if `/api/v2/organizations` lists them in at most `pages`
+        pages; else None, after reading that many."""
+        orgs: list[dict[str, Any]] = []
+        listing = self._page_lists("list organizations", "organizations", {"sort_by": "id"})
+        for items, more in islice(listing, pages):
+            orgs += items
+            if not more:
+                return orgs
+        return None
+
+    def _create_org(self, body: dict[str, Any]) -> Any:
+        return self._client._post(self._v2("organizations"), json=body)
+
+    def _orgs_named(self, name: str) -> list[dict[str, Any]]:
+        """The organizations a whole-name search finds (`exact_match`: "not case sensitive")."""
+        params = {"term": name, "fields": "name", "exact_match": "true"}
+        return list(self._search("find organization", "organizations/search", params))
 
 
-def _by_id(deal: Mapping[str, Any]) -> tuple[int, ...]:
-    """A deal's place in a list sorted `id ASC`."""
-    return (int(deal["id"]),)
+def _deleted(deal: Mapping[str, Any]) -> bool:
+    return deal.get("is_deleted") is True or deal.get("status") == "deleted"
 
 
-def _newest_first(deal: Mapping[str, Any]) -> tuple[int, ...]:
-    """A deal's place in a list sorted `update_time DESC, id DESC` (no time: the oldest)."""
-    changed = change_time(from_pd_time, deal.get("update_time"))
-    return (-int(changed.timestamp()) if changed else 0, -int(deal["id"]))
-
-
-def _flow_page(fetch: Callable[..., Any], deal_id: str, params: dict[str, Any]) -> Any:
-    return fetch(deal_id, params=params)
+def _in_any(lists: Iterable[array[int]], deal_id: int) -> bool:
+    """Whether any of `lists` (each ascending) holds `deal_id`."""
+    for ids in lists:
+        at = bisect_left(ids, deal_id)
+        if at < len(ids) and ids[at] == deal_id:
+            return True
+    return False

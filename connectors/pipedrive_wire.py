@@ -1,9 +1,12 @@
 """Pipedrive plumbing under the connector: a keep-alive client, error classification, redaction.
 
-pipedrive-python-lib calls bare `requests.request` (a new connection per call, no timeout);
-`SessionClient` keeps the library's request building, response parsing and exception types but
-sends through one `requests.Session` with a timeout. The api_token travels in every URL's query
-string, so any text that could reach a message or log goes through `redact` first.
+pipedrive-python-lib calls bare `requests.request` (a new connection per call, no timeout) and
+speaks API v1 only; `SessionClient` keeps the library's request building (its `_get`, `_post`,
+`_patch`, `_delete` take full URLs, v2's too), response parsing and exception types but sends
+through one `requests.Session` with a timeout. The API token goes in the `x-api-token` header
+(API v2's documented way, which v1 takes as well), never in the URL the library would put it
+in (`api_token=` query parameter), so no logged URL can carry it; `redact` still masks one
+anywhere text could reach a message or log.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pipedrive.client import Client
 from connectors.credentials import redact as redact_secrets
 from connectors.http import Failure, FailureKind, connection_failed, header_int
 
-__all__ = ["SessionClient", "classify", "from_pd_time", "pd_time", "redact"]
+__all__ = ["SessionClient", "classify", "from_rfc3339", "redact", "rfc3339"]
 
 _TOKEN_IN_URL = re.compile(r"(api_token=)[^&\s'\"]+", re.IGNORECASE)
 _CONNECTION_ERRORS = (
@@ -63,13 +66,18 @@ def _redact_url_logs() -> None:
             logger.addFilter(_RedactingFilter())
 
 
-def pd_time(moment: datetime) -> str:
-    """Pipedrive's UTC "YYYY-MM-DD HH:MM:SS" (floored to the second: inclusive bounds stay safe)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+def rfc3339(moment: datetime) -> str:
+    """API v2's RFC 3339 UTC time, "2025-01-01T10:20:00Z" (floored to the second: an inclusive
+    `updated_since` stays safe)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def from_pd_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+def from_rfc3339(text: str) -> datetime:
+    """An aware UTC datetime from an API v2 time ("2024-01-01T00:00:00Z", any offset)."""
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"time without offset: {text[:40]!r}")
+    return parsed.astimezone(UTC)
 
 
 def _json_default(value: object) -> object:
@@ -101,13 +109,12 @@ class SessionClient(Client):
         **kwargs: Any,
     ) -> Any:
         _headers: dict[str, str] = {}
-        _params: dict[str, Any] = {}
         if self.access_token:
             _headers["Authorization"] = f"Bearer {self.access_token}"
         if self.api_token:
-            _params["api_token"] = self.api_token
+            _headers["x-api-token"] = self.api_token
         _headers.update(headers or {})
-        _params.update(params or {})
+        _params = dict(params or {})
         if "json" in kwargs:  # requests cannot encode Decimal amounts
             kwargs["data"] = json.dumps(kwargs.pop("json"), default=_json_default)
             _headers["Content-Type"] = "application/json"

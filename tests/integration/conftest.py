@@ -92,7 +92,7 @@ def once_served(
     world: World, system: str, request: str, count: int, then: Callable[[], None]
 ) -> Iterator[None]:
     """Call `then` (from a watcher thread) once `system` has served `count` more `request`s
-    (e.g. "PUT /v1/deals/{id}") inside the block."""
+    (e.g. "PATCH /api/v2/deals/{id}") inside the block."""
     server = world.sandbox.servers[system]
 
     def served() -> int:

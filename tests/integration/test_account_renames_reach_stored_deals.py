@@ -182,7 +182,9 @@ def test_a_renamed_pipedrive_organization_reaches_its_stored_deals_on_an_increme
     for deal_id in ids:
         assert _account(_stored(world, "pipedrive", deal_id)) == "Renamed Holdings", deal_id
     requests = _requests(world, "pipedrive")
-    assert requests.get("GET /v1/organizations") == 1, requests
+    # the organizations updated since the cursor, and the names of those the deals changed
+    # in the pull's overlap name (one call of up to 100 ids)
+    assert requests.get("GET /api/v2/organizations") in (1, 2), requests
 
 
 def test_a_copy_made_in_pipedrive_after_a_salesforce_account_rename_is_filed_under_the_new_name(

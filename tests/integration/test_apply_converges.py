@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,9 @@ def test_the_first_apply_used_one_call_per_batch(first_apply: Applied) -> None:
     assert requests["salesforce"]["PATCH /services/data/{version}/composite/sobjects"] == 1
     assert requests["hubspot"]["POST /crm/v3/objects/deals/batch/update"] == 1
     assert requests["hubspot"]["POST /crm/v3/objects/deals/batch/read"] == 1
-    # Pipedrive has no batch update: one read and one PUT per changed deal
-    assert (
-        requests["pipedrive"]["PUT /v1/deals/{id}"] == requests["pipedrive"]["GET /v1/deals/{id}"]
-    )
+    # Pipedrive has no batch update: one PATCH per changed deal, and each batch of up to 10
+    # re-read first in one `ids=` list call, not a GET per deal. The pull before read the
+    # list in one page (under 500 deals) and once more `updated_since` it began.
+    patches = requests["pipedrive"]["PATCH /api/v2/deals/{id}"]
+    assert requests["pipedrive"]["GET /api/v2/deals"] == 2 + math.ceil(patches / 10)
+    assert "GET /api/v2/deals/{id}" not in requests["pipedrive"]

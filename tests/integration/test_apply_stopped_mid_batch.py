@@ -47,7 +47,7 @@ def _stopped_apply(world: World) -> Stopped:
     planned = {c.id: c for c in plan.changes if c.system == "pipedrive" and c.field == "amount"}
     assert len(planned) >= 6
 
-    with refusing_after(world, "pipedrive", "PUT /v1/deals/{id}", 2):
+    with refusing_after(world, "pipedrive", "PATCH /api/v2/deals/{id}", 2):
         first = _apply(world, plan, 1)
     in_doubt = [r for r in first.results if "in doubt" in (r.reason or "")]
     assert not first.ok and in_doubt
@@ -113,7 +113,7 @@ def test_copies_a_stopped_apply_created_are_audited_under_it_by_the_next_plan(
     entities = {str(c["entity"]) for c in plan.creates if c["system"] == "pipedrive"}
     assert len(entities) >= 4
     live_before = _live_ids(world, "pipedrive")
-    with refusing_after(world, "pipedrive", "POST /v1/deals", 2):
+    with refusing_after(world, "pipedrive", "POST /api/v2/deals", 2):
         first = _apply(world, plan, 1)
     assert any("in doubt" in (r.reason or "") for r in first.results if r.field is None)
     made_by_first = _live_ids(world, "pipedrive") - live_before

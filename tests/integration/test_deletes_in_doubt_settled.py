@@ -59,7 +59,7 @@ def test_the_next_reconcile_settles_pipedrive_deletes_a_stopped_reconcile_left_i
         assert all(r.ok for r in connector.delete_deals([m["hubspot"] for m in shared]))
     wanted = {m["pipedrive"] for m in shared}
 
-    with refusing_after(world, "pipedrive", "DELETE /v1/deals/{id}", 2):
+    with refusing_after(world, "pipedrive", "DELETE /api/v2/deals/{id}", 2):
         stopped, out = _reconcile(world, "--yes", ok=(1,))
     assert "in doubt" in out.output, out.output
     landed = {i for i in wanted if not _live(world, "pipedrive", i)}

@@ -15,7 +15,7 @@ from tests.integration.processes import killed
 from tests.integration.test_rollback_deletes_creates import _create_missing, _created_by
 from tests.sandbox_env import run_crmsync
 
-PIPEDRIVE_CREATE = "POST /v1/deals"
+PIPEDRIVE_CREATE = "POST /api/v2/deals"
 
 
 @pytest.mark.slow  # default suite time: in `pytest -m slow`

@@ -24,7 +24,7 @@ from tests.integration.processes import (
 pytestmark = pytest.mark.postgres
 
 HUBSPOT_UPDATE = "POST /crm/v3/objects/deals/batch/update"
-PIPEDRIVE_UPDATE = "PUT /v1/deals/{id}"
+PIPEDRIVE_UPDATE = "PATCH /api/v2/deals/{id}"
 LATER = ("pipedrive", "salesforce")  # instances are written in name order, after hubspot
 
 

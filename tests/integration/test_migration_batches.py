@@ -79,6 +79,7 @@ def test_a_first_apply_sends_each_pipedrive_copy_in_one_call_without_a_marker_se
     _crmsync(world, "apply", str(saved), "--yes")
     after = pipedrive.snapshot()["requests"]
     sent = {
-        k: after.get(k, 0) - before.get(k, 0) for k in ("POST /v1/deals", "GET /v1/deals/search")
+        k: after.get(k, 0) - before.get(k, 0)
+        for k in ("POST /api/v2/deals", "GET /api/v2/deals/search")
     }
-    assert sent == {"POST /v1/deals": creates, "GET /v1/deals/search": 0}
+    assert sent == {"POST /api/v2/deals": creates, "GET /api/v2/deals/search": 0}

@@ -1,5 +1,5 @@
-"""Renewals left in a Pipedrive pipeline since marked deleted (`GET /v1/pipelines` lists it with
-`active: false`): through the real CLI, `init` proposes that pipeline's stage map as for any
+"""Renewals left in a Pipedrive pipeline since marked deleted (`GET /api/v2/pipelines` lists it
+with `is_deleted: true`): through the real CLI, `init` proposes that pipeline's stage map as for any
 other, and a pull then reads its deals in their renewal stages rather than in unmapped ones."""
 
 from __future__ import annotations

@@ -62,5 +62,5 @@ def _writes(request: str) -> bool:
     return (
         method in ("PATCH", "PUT", "DELETE")
         or any(part in path for part in ("/batch/update", "/batch/create", "/composite"))
-        or (method == "POST" and path.startswith("/v1/deals"))
+        or (method == "POST" and path.startswith("/api/v2/deals"))
     )

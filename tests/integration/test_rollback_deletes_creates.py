@@ -199,7 +199,7 @@ def test_a_rollback_the_crm_stops_mid_deletes_audits_every_delete_once_after_the
     _reconcile_and_apply(world)
     run_id = _run_id(world)
     created = _created_by(world, run_id)
-    with refusing_after(world, "pipedrive", "DELETE /v1/deals/{id}", 2):
+    with refusing_after(world, "pipedrive", "DELETE /api/v2/deals/{id}", 2):
         first = _rollback(world, run_id, 0, max_attempts=1)
     in_doubt = [r for r in first.results if r.op == "delete" and "in doubt" in (r.reason or "")]
     assert not first.ok and in_doubt

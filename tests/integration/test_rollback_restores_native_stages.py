@@ -205,7 +205,7 @@ def test_a_stage_write_left_in_doubt_rolls_back_to_its_exact_native_stage(
     planned = {c.id for c in plan.changes if c.system == "pipedrive" and c.field == "stage"}
     assert len(planned) == len(entities)
 
-    with refusing_after(world, "pipedrive", "PUT /v1/deals/{id}", 2):
+    with refusing_after(world, "pipedrive", "PATCH /api/v2/deals/{id}", 2):
         stopped = _apply(world, plan, "apply-2")
     assert not stopped.ok
     landed = {i for i in planned if _stages(world, {"pipedrive": i})["pipedrive"][1] == "5"}

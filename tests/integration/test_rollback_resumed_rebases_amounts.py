@@ -23,7 +23,7 @@ from tests.integration.processes import (
     paused,
 )
 
-PIPEDRIVE_UPDATE = "PUT /v1/deals/{id}"  # the rollback writes Pipedrive before Salesforce
+PIPEDRIVE_UPDATE = "PATCH /api/v2/deals/{id}"  # the rollback writes Pipedrive before Salesforce
 SALESFORCE_READ = "GET /services/data/{version}/query"  # the re-read before its first batch
 EDITED = 3
 

@@ -140,7 +140,7 @@ def test_a_rollback_stopped_mid_deletes_does_not_make_the_next_reconcile_delete_
     assert sources
     if pulled:
         _cli(world, "reconcile", "--dry-run", ok=(0, 1))
-    with refusing_after(world, "pipedrive", "DELETE /v1/deals/{id}", 2):
+    with refusing_after(world, "pipedrive", "DELETE /api/v2/deals/{id}", 2):
         _cli(world, "rollback", applied["run_id"], "--apply", ok=(1,))
     gone = {c for c in copies if not _live(world, *c)}
     assert gone and gone != set(copies)
@@ -176,7 +176,7 @@ def test_a_reconcile_that_applies_settles_a_stopped_rollbacks_deletes_and_delete
     applied = _cli(world, "reconcile", "--yes", ok=(0, 1))
     created = _created_by(world, applied["run_id"])
     copies = sorted(c for c in created if c[0] == "pipedrive")
-    with refusing_after(world, "pipedrive", "DELETE /v1/deals/{id}", 2):
+    with refusing_after(world, "pipedrive", "DELETE /api/v2/deals/{id}", 2):
         stopped = _cli(world, "rollback", applied["run_id"], "--apply", ok=(1,))
     gone = {c for c in copies if not _live(world, *c)}
     assert gone and gone != set(copies)

@@ -26,7 +26,7 @@ def test_a_deal_moved_to_proposal_elsewhere_is_written_in_the_pipedrive_stage_st
     for system, stage in QUALIFIED.items():
         set_stage(world, system, ids[system], stage)
     cli_json(world, "reconcile", "--yes")  # all three moved alike: agreed, nothing to write
-    puts = world.stats()["pipedrive"]["requests"].get("PUT /v1/deals/{id}", 0)
+    puts = world.stats()["pipedrive"]["requests"].get("PATCH /api/v2/deals/{id}", 0)
 
     set_stage(world, "hubspot", ids["hubspot"], "presentationscheduled")  # proposal
     applied = cli_json(world, "reconcile", "--yes")
@@ -36,7 +36,7 @@ def test_a_deal_moved_to_proposal_elsewhere_is_written_in_the_pipedrive_stage_st
     }
     assert ("pipedrive", "stage", "proposal") in mine, applied["changes"]
     assert stages(world, ids)["pipedrive"] == ("1", PROPOSAL_MADE)
-    assert world.stats()["pipedrive"]["requests"]["PUT /v1/deals/{id}"] == puts + 1
+    assert world.stats()["pipedrive"]["requests"]["PATCH /api/v2/deals/{id}"] == puts + 1
     # It reads back as proposal: the next run has nothing to move.
     again = cli_json(world, "reconcile", "--dry-run")
     assert [c for c in again["changes"] if c["id"] in ids.values()] == []

@@ -164,7 +164,7 @@ def test_rollback_does_not_write_into_a_deal_archived_in_pipedrive_since_the_run
 
 
 def test_a_delete_spread_to_a_deal_archived_in_pipedrive_deletes_it(small_world: World) -> None:
-    """DELETE /v1/deals/{id} is not among the endpoints the 2025-07-15 change names: an
+    """DELETE /api/v2/deals/{id} is not among the endpoints the 2025-07-15 change names: an
     archived deal is deleted as any (push.propagate_deletes), not reported as refused."""
     world = small_world
     document = yaml.safe_load(world.config.read_text())

@@ -41,9 +41,9 @@ def test_copies_of_one_account_search_its_organization_once_and_share_it(connect
     [nimbus] = _orgs_named(sandbox, "Nimbus Ventures")
     assert {_org_of(sandbox, r.id) for r in results} == {nimbus}
     calls = _requests(sandbox)
-    assert calls["GET /v1/organizations/search"] == 1
-    assert calls["POST /v1/organizations"] == 1
-    assert calls["POST /v1/deals"] == 3
+    assert calls["GET /api/v2/organizations/search"] == 1
+    assert calls["POST /api/v2/organizations"] == 1
+    assert calls["POST /api/v2/deals"] == 3
 
 
 def test_an_organization_whose_answer_was_cut_is_not_made_twice(connector, sandbox):
@@ -65,7 +65,7 @@ def test_an_organization_whose_answer_was_cut_is_not_made_twice(connector, sandb
 
 
 def test_a_refused_organization_fails_its_copies_with_its_reason(connector, sandbox):
-    create = NativeCreate("ent-x", {"title": "Copy", "stage_id": 2, "user_id": 999_999}, "Xyz")
+    create = NativeCreate("ent-x", {"title": "Copy", "stage_id": 2, "owner_id": 999_999}, "Xyz")
     [result] = connector.create_deals([create])
     assert (result.ok, result.code) == (False, "400")
     assert "organization 'Xyz' could not be made" in (result.error or "")

@@ -107,7 +107,9 @@ def test_a_deleted_pipeline_costs_no_call_more_than_a_company_without_one(
     with_one = _pipeline_calls(sandbox, connector)
 
     assert with_one == without
-    assert sum(without.values()) == 2, without  # GET /v1/pipelines and one page of /v1/stages
+    assert sum(without.values()) == 2, (
+        without
+    )  # GET /api/v2/pipelines and one page of /api/v2/stages
 
 
 def test_no_copy_is_created_in_a_deleted_pipeline(connector: PipedriveConnector) -> None:
@@ -134,7 +136,7 @@ def test_a_deleted_pipelines_stages_listed_as_deleted_still_read_its_deals(
     company: dict[str, Any],
 ) -> None:
     """The v1 spec calls a stage's `active_flag` "whether the stage is active or deleted" and
-    says nothing of what deleting a pipeline does to its stages: where GET /v1/stages lists
+    says nothing of what deleting a pipeline does to its stages: where GET /api/v2/stages lists
     them `active_flag: false`, the deals left in that pipeline still read in its stages."""
     data = _retired(company)
     for stage in data["pipedrive"]["stages"]:

@@ -89,9 +89,9 @@ def test_a_migration_of_many_accounts_lists_the_organizations_once_instead_of_se
     connector.expect_organizations(names)
     results = _in_batches(connector, _creates(names, "mig"))
     calls = _stats(sandbox)["requests"]
-    assert calls.get("GET /v1/organizations/search", 0) == 0
-    assert calls["GET /v1/organizations"] == pages
-    assert calls["POST /v1/organizations"] == len(fresh)
+    assert calls.get("GET /api/v2/organizations/search", 0) == 0
+    assert calls["GET /api/v2/organizations"] == pages
+    assert calls["POST /api/v2/organizations"] == len(fresh)
     assert all(r.ok for r in results)
     for name, result in zip(names[:-1], results, strict=False):
         [org] = _orgs_named(sandbox, name)
@@ -109,8 +109,8 @@ def test_a_run_of_few_accounts_searches_each_name_and_lists_nothing(connector, s
     results = connector.create_deals(_creates(names, "few"))
     assert all(r.ok for r in results)
     calls = _stats(sandbox)["requests"]
-    assert calls["GET /v1/organizations/search"] == len(names)
-    assert calls.get("GET /v1/organizations", 0) == 0
+    assert calls["GET /api/v2/organizations/search"] == len(names)
+    assert calls.get("GET /api/v2/organizations", 0) == 0
     for name, result in zip(names, results, strict=True):
         [org] = _orgs_named(sandbox, name)
         assert _org_of(sandbox, result.id) == org
@@ -129,7 +129,7 @@ def test_searches_beyond_ten_per_two_seconds_are_paced_and_no_429_reaches_the_ru
     took = time.monotonic() - began
     stats = _stats(sandbox)
     assert all(r.ok for r in results)
-    assert stats["requests"]["GET /v1/organizations/search"] == len(names)
+    assert stats["requests"]["GET /api/v2/organizations/search"] == len(names)
     assert stats["statuses"].get("429", 0) == 0
     assert not connector._policy.retries()
     assert took >= 4.0  # 22 searches: three windows of 2 s
@@ -161,9 +161,9 @@ def test_an_organization_made_mid_run_is_reused_by_a_later_copy_under_the_listin
     calls = _stats(sandbox)["requests"]
     [made] = _orgs_named(sandbox, "Made Midrun Co")
     assert _org_of(sandbox, first[-1].id) == made == _org_of(sandbox, later[0].id)
-    assert calls["POST /v1/organizations"] == 1
-    assert calls["GET /v1/organizations"] == math.ceil(_org_count(sandbox) / 500)
-    assert calls.get("GET /v1/organizations/search", 0) == 0
+    assert calls["POST /api/v2/organizations"] == 1
+    assert calls["GET /api/v2/organizations"] == math.ceil(_org_count(sandbox) / 500)
+    assert calls.get("GET /api/v2/organizations/search", 0) == 0
 
 
 def test_a_listing_longer_than_the_searches_it_saves_stops_and_searches_instead(
@@ -176,8 +176,8 @@ def test_a_listing_longer_than_the_searches_it_saves_stops_and_searches_instead(
     connector.expect_organizations(names)
     results = connector.create_deals(_creates(names, "long"))
     calls = _stats(sandbox)["requests"]
-    assert calls["GET /v1/organizations"] == len(names)  # at most K pages
-    assert calls["GET /v1/organizations/search"] == len(names)
+    assert calls["GET /api/v2/organizations"] == len(names)  # at most K pages
+    assert calls["GET /api/v2/organizations/search"] == len(names)
     for name, result in zip(names, results, strict=True):
         [org] = _orgs_named(sandbox, name)
         assert _org_of(sandbox, result.id) == org

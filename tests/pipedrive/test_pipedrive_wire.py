@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import requests
+import responses
 from pipedrive import exceptions
 
 from connectors.http import FailureKind
-from connectors.pipedrive_wire import classify, redact
+from connectors.pipedrive_wire import SessionClient, classify, redact
 
 
 def _response(status: int, headers: dict[str, str] | None = None) -> requests.Response:
@@ -45,3 +46,31 @@ def test_connection_errors_are_transient_and_carry_no_token():
     assert failure.kind is FailureKind.TRANSIENT and "tok-1" not in failure.message
     cut = requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)")
     assert classify(cut).kind is FailureKind.TRANSIENT
+
+
+@responses.activate
+def test_the_api_token_travels_in_the_x_api_token_header_never_in_a_url():
+    """A URL reaches logs (urllib3 at DEBUG, proxies, error texts): the token stays out of it."""
+    base = "https://pd.example"
+    responses.get(f"{base}/api/v2/deals", json={"success": True, "data": []})
+    responses.get(f"{base}/v1/users", json={"success": True, "data": []})
+    client = SessionClient(base, requests.Session(), 5.0, lambda headers: None)
+    client.set_api_token("tok-123")
+    client._get(f"{base}/api/v2/deals", params={"limit": 1})
+    client.users.get_all_users()
+    for call in responses.calls:
+        assert call.request.headers["x-api-token"] == "tok-123"
+        assert "tok-123" not in str(call.request.url)
+        assert "Authorization" not in call.request.headers
+
+
+@responses.activate
+def test_an_access_token_travels_as_a_bearer_header():
+    base = "https://pd.example"
+    responses.get(f"{base}/api/v2/deals", json={"success": True, "data": []})
+    client = SessionClient(base, requests.Session(), 5.0, lambda headers: None)
+    client.set_access_token("oauth-456")
+    client._get(f"{base}/api/v2/deals")
+    [call] = responses.calls
+    assert call.request.headers["Authorization"] == "Bearer oauth-456"
+    assert "oauth-456" not in str(call.request.url) and "x-api-token" not in call.request.headers
