@@ -10,12 +10,12 @@ One lookup per name and connector (a run): `Organizations` holds what each name 
 so a migration of N copies of K accounts looks up K names, not N. How, it decides per run from
 the K names the run expects (`expect`):
 - K <= `search_max` (default 10): a search per name. Ten searches fit in one window of
-  Pipedrive's search limit (10 per rolling 2 s) and cost at most 400 tokens (40 each).
-- more: one listing of every organization (`GET /v1/organizations`, 500 a page, 20 tokens a
-  page), every name resolved from it by the same rules. Past ten, each search waits 0.2 s for
-  the search limit and costs what two list pages (1,000 organizations) do. v1 says no total
-  (only `more_items_in_collection`), so the listing stops after K pages: it never costs more
-  calls than the K searches, nor more than half their tokens. A company with more than 500 x K
+  Pipedrive's search limit (10 per rolling 2 s) and cost at most 200 tokens (20 each).
+- more: one listing of every organization (`GET /api/v2/organizations`, 500 a page, 10 tokens
+  a page), every name resolved from it by the same rules. Past ten, each search waits 0.2 s
+  for the search limit and costs what two list pages (1,000 organizations) do. v2 says no total
+  (only `next_cursor`), so the listing stops after K pages: it never costs more calls than the
+  K searches, nor more than half their tokens. A company with more than 500 x K
   organizations gets the searches after all (the K pages read are lost: at most 1.5 times
   the tokens, twice the calls).
 Organizations made during the run join the listing's index.
