@@ -31,9 +31,13 @@ HS_BATCH = 100
 HS_ASSOCIATIONS_BATCH = 1000
 # HubSpot metadata: deal pipelines (with their stages), active owners and archived owners.
 HS_METADATA = 3
-# Pipedrive: /v1/deals and /v1/recents page at most 500 items per call.
+# Pipedrive (API v2): /api/v2/deals and /api/v2/deals/archived page at most 500 per call.
 PD_PAGE = 500
-# Pipedrive metadata: pipelines, stages, users.
+# Pipedrive: an `ids=` list (deals, organizations) takes at most 100 ids per call.
+PD_IDS = 100
+# Pipedrive: the records re-read and written per journaled batch (one PATCH per deal).
+PD_WRITE_BATCH = 10
+# Pipedrive metadata: /api/v2/pipelines, /api/v2/stages (one page each), /v1/users.
 PD_METADATA = 3
 # An incremental pull's read of the accounts changed since its cursor (their renames), per CRM.
 ACCOUNTS_READ = 1
@@ -54,9 +58,11 @@ def full_pull_bound(system: str, counts: Mapping[str, int]) -> int:
         # their names take a companies batch read per 100 companies (none when there are none).
         names = _pages(counts.get("companies", 0), HS_BATCH, at_least=0)
         return HS_METADATA + _pages(counts["deals"], HS_LIST_PAGE) + names
-    # /v1/deals leaves archived deals out: one more list, of /v1/deals/archived (none here),
-    # and a read of the recents feed since the read began (deals unarchived meanwhile).
-    return PD_METADATA + _pages(counts["deals"], PD_PAGE) + 2
+    # /deals leaves archived deals out: one more list, of /deals/archived (none here); both
+    # lists again `updated_since` the read began (deals archived or unarchived meanwhile, one
+    # page each); a v2 deal names its organization by id only: their names, 100 ids a call.
+    names = _pages(counts.get("organizations", 0), PD_IDS, at_least=0)
+    return PD_METADATA + _pages(counts["deals"], PD_PAGE) + 1 + 2 + names
 
 
 def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int]) -> int:
@@ -80,9 +86,12 @@ def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int])
         names = _pages(min(changed, counts.get("companies", 0)), HS_BATCH, at_least=0)
         deals = _pages(changed, HS_SEARCH_PAGE) + archived + companies + names
         return HS_METADATA + deals + ACCOUNTS_READ  # a companies search on hs_lastmodifieddate
-    # One read of the recents feed holds changed and deleted deals alike; the organizations
-    # listed newest first (update_time) down to the cursor.
-    return PD_METADATA + _pages(changed, PD_PAGE) + ACCOUNTS_READ
+    # Both deal lists `updated_since` the cursor, deleted deals included (the deletions come
+    # from the same read): /deals (500 a page) and /deals/archived (none here); the names of
+    # the changed deals' organizations (a run knows none yet), 100 ids a call; the
+    # organizations `updated_since` the cursor.
+    names = _pages(min(changed, counts.get("organizations", 0)), PD_IDS, at_least=0)
+    return PD_METADATA + _pages(changed, PD_PAGE) + 1 + names + ACCOUNTS_READ
 
 
 def apply_bound(system: str, records: int) -> int:
@@ -97,7 +106,10 @@ def apply_bound(system: str, records: int) -> int:
         return 2 * ceil(records / SF_BATCH)
     if system == "hubspot":
         return 2 * ceil(records / HS_BATCH)  # batch/read + batch/update per 100
-    return 2 * records  # Pipedrive has neither batch read nor batch update: GET + PUT per deal
+    # Pipedrive has no batch update: one PATCH per deal. Each journaled batch of 10 is re-read
+    # in one `ids=` list call, and the names of its deals' organizations not read yet this run
+    # in at most one more (the pull of the run read those of the changed deals only).
+    return records + 2 * ceil(records / PD_WRITE_BATCH)
 
 
 def min_wall_seconds(calls: int, limit: int, window: float, latency_s: float) -> float:

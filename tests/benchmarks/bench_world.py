@@ -61,8 +61,8 @@ def bench_data(deals: int, seed: int = 7) -> BenchData:
     """The generated dataset for (deals, seed) as of today, from the disk cache when there.
 
     "Today", not the generator's fixed date: a nightly run's cursor is hours old, so the
-    incremental reads take the paths they take in production (Pipedrive's recents feed only
-    reaches back 90 days).
+    incremental reads take the paths they take in production (Pipedrive lists a deleted deal
+    for 30 days only).
     """
     path = _cached_path(deals, seed)
     if not path.exists() or not planted_path_for(path).exists():
@@ -150,10 +150,13 @@ def _counts(system: str, dump: Mapping[str, Any]) -> dict[str, int]:
             "companies": len(companies),  # those of live deals: their accounts
         }
     deals = dump["deals"]
+    live = [d for d in deals if d.get("status") != "deleted"]
+    orgs = {(o.get("value") if isinstance(o, dict) else o) for d in live if (o := d.get("org_id"))}
     return {
-        "deals": sum(1 for d in deals if d.get("status") != "deleted"),
-        "deleted": sum(1 for d in deals if d.get("status") == "deleted"),
+        "deals": len(live),
+        "deleted": len(deals) - len(live),
         "owners": len(dump["users"]),
+        "organizations": len(orgs),  # those of live deals: their accounts' names are read
     }
 
 
