@@ -184,13 +184,15 @@ def test_apply_refuses_a_tampered_plan_before_any_write(
 
 
 def test_verbose_pull_of_pipedrive_alone_logs_no_api_token(served: tuple[Path, dict]) -> None:
-    # Pipedrive's api_token travels in every URL's query string; --verbose debug logging of the
-    # HTTP calls must not print it (alone: no other connector sets up the logging first).
+    # --verbose debug logging prints each HTTP call's URL: Pipedrive's token travels in the
+    # x-api-token header, never in a URL (v1's api_token query parameter), so no URL logged
+    # carries it (alone: no other connector sets up the logging first).
     config, ready = served
     done = crmsync("--verbose", "pull", "--config", str(config), "--system", "pipedrive",
                    "--format", "jsonl")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "api_token=" in done.stderr  # the debug log of the calls is there, redacted
+    assert "GET /api/v2/deals?" in done.stderr  # the debug log of the calls is there
+    assert "api_token" not in done.stderr
     for token in ready["tokens"].values():
         assert token not in done.stderr and token not in done.stdout
     assert {json.loads(line)["system"] for line in done.stdout.splitlines()} == {"pipedrive"}

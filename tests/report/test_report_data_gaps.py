@@ -20,13 +20,18 @@ from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 
 def _dataset() -> dict[str, Any]:
-    """1, 2: clean open deals; unmappable: 3 (amount not a number), 4 (no such currency),
-    5 (a status Pipedrive does not have). The bad ones changed last before the clean ones, so
-    an incremental pull (from the newest change seen) does not read them again."""
+    """1, 2: clean open deals; unmappable: 3 (a close date no calendar has), 4 (no such
+    currency), 5 (a status Pipedrive does not have). The bad ones changed last before the clean
+    ones, so an incremental pull (from the newest change seen) does not read them again. (API
+    v2 types amounts as numbers: an amount that is no number cannot be served any more.)"""
     pipedrive = generate(3, 1)[0]["pipedrive"]
     template = pipedrive["deals"][0]
     deals = []
-    bad = ((3, {"value": "a lot"}), (4, {"currency": "ZZZ"}), (5, {"status": "frozen"}))
+    bad = (
+        (3, {"expected_close_date": "2024-13-01"}),
+        (4, {"currency": "ZZZ"}),
+        (5, {"status": "frozen"}),
+    )
     for deal_id, fields in ((1, {}), (2, {}), *bad):
         record = copy.deepcopy(template)
         record.update(id=deal_id, title=f"Deal {deal_id}", value=1000, currency="USD")
@@ -39,7 +44,7 @@ def _dataset() -> dict[str, Any]:
     return {"pipedrive": pipedrive}
 
 
-BAD = [("3", "amount"), ("4", "currency"), ("5", "status")]  # canonical keys
+BAD = [("3", "close_date"), ("4", "currency"), ("5", "status")]  # canonical keys
 _ONLY_MAPPING_ERRORS = {
     "thresholds": {
         "mismatch_rate": None,
@@ -104,7 +109,7 @@ def test_unmappable_records_stay_in_the_plan_and_report_across_incremental_runs(
 
 def test_a_record_fixed_or_deleted_in_its_crm_leaves_the_data_gaps(env: SandboxEnv) -> None:
     assert _plan_errors(env) == BAD
-    _pipedrive(env, "PUT", 3, {"value": 500})
+    _pipedrive(env, "PUT", 3, {"expected_close_date": "2024-12-01"})
     _pipedrive(env, "DELETE", 4)
     assert _plan_errors(env) == [("5", "status")]
     assert _report_errors(env) == (3, [("5", "status")], ["max_mapping_errors"])
@@ -113,12 +118,12 @@ def test_a_record_fixed_or_deleted_in_its_crm_leaves_the_data_gaps(env: SandboxE
 def test_a_full_pull_keeps_a_record_that_became_unmappable_as_a_live_gap(env: SandboxEnv) -> None:
     assert _plan_errors(env) == BAD
     # The API refuses such a write; the record in the emulator turns bad as an import might.
-    env.sandbox.servers["pipedrive"].emulator.store.deals[1]["value"] = "a lot"
+    env.sandbox.servers["pipedrive"].emulator.store.deals[1]["expected_close_date"] = "2024-13-01"
     # Still in Pipedrive: a data gap, never a deal crmsync reports as deleted there.
     _, plan = _crmsync(env, "reconcile", "--dry-run", "--full")
     assert [(e["id"], e["field"]) for e in plan["errors"]] == [
-        ("1", "amount"),
-        ("3", "amount"),
+        ("1", "close_date"),
+        ("3", "close_date"),
         ("4", "currency"),
         ("5", "status"),
     ]
