@@ -5,11 +5,9 @@ API v1's deals, pipelines, stages and organizations endpoints are deprecated (20
 out of support (2026-08-01); two v1 endpoints stay, as v2 has no successor and v1 does not
 deprecate them: `GET /v1/users` (owners) and `GET /v1/deals/{id}/flow` (stage history).
 
-Lists page by cursor (`additional_data.next_cursor`) at the maximum of 500, sorted by id: the
-cursor names the last id read, so a deal that leaves a list mid-read moves no other one.
-`GET /api/v2/deals` lists the deals not archived, `GET /api/v2/deals/archived` the archived
-ones; a full read takes both, then both again `updated_since` the read began (less
-READ_CLOCK_SKEW) for a deal unarchived or archived mid-read into a list read past it already.
+Lists page by cursor (`additional_data.next_cursor`) at the maximum of 500. Deals are read
+from `/deals` and `/deals/archived`, each once (connectors/pipedrive_deal_lists.py: a full
+read reads both again `updated_since` it began, for deals moved between them mid-read).
 Incremental reads ask both lists for the deals updated since the cursor (`updated_since`, at
 or after), deleted ones included (`status=open,won,lost,deleted`): the deleted ones are what
 `deleted_deals(since)` answers, without reading again. The cursor is the newest `update_time`
@@ -28,8 +26,6 @@ connector's option `recents_days` (never a config key) is ignored.
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -51,6 +47,7 @@ from connectors.batches import not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
 from connectors.errors import ApiError
 from connectors.http import CallPolicy, Pacer
+from connectors.pipedrive_deal_lists import ALL, DEAL_QUERY, LISTS, changed_deals, every_deal
 from connectors.pipedrive_names import IDS, OrgNames
 from connectors.pipedrive_orgs import SEARCH_MAX, Filing, Organizations
 from connectors.pipedrive_wire import (
@@ -69,17 +66,9 @@ PAGE = 500
 SEARCH_PACE = (10, 2.0)  # Pipedrive's "Search 10" per rolling 2 s, whatever the plan
 # The operations that call a `/search` endpoint, paced under SEARCH_PACE too.
 _SEARCHES = ("find organization", "find created deals")
-# How far this machine's clock may be ahead of Pipedrive's: a full read's catch-up starts that
-# much before the read began, by this machine's clock.
-READ_CLOCK_SKEW = timedelta(minutes=10)
 # Refused for this deal only: report it, go on with the next.
 _PER_RECORD = (400, 404, 410, 422)
 _GONE = frozenset({"404", "410"})  # a delete's deal does not exist, or is deleted already
-_LISTS = (("deals", "list deals"), ("deals/archived", "list archived deals"))
-_LIVE = "open,won,lost"
-_ALL = "open,won,lost,deleted"
-# first_won_time is left out of v2 deals unless asked for; mapping.pipedrive reads it.
-_DEAL_QUERY = {"sort_by": "id", "sort_direction": "asc", "include_fields": "first_won_time"}
 
 
 def _body_list(body: Any) -> list[dict[str, Any]]:
@@ -218,7 +207,11 @@ class PipedriveConnector:
     def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         self._gone_since = None
         gone: list[str] = []
-        pages = self._every_deal() if since is None else self._changed(since, _ALL, gone)
+        pages = (
+            every_deal(self._pages, datetime.now(UTC))
+            if since is None
+            else changed_deals(self._pages, since, ALL, gone)
+        )
         high: datetime | None = since
         for deal in self._org_names.named(pages):
             changed = change_time(from_rfc3339, deal.get("update_time"))
@@ -228,53 +221,6 @@ class PipedriveConnector:
         self._cursor = rfc3339(high) if high is not None else None
         if since is not None:
             self._gone_since = (since, gone)
-
-    def _every_deal(self) -> Iterator[list[dict[str, Any]]]:
-        """Every deal not deleted, a page at a time. `/deals` lists the deals not archived,
-        so `/deals/archived` is read too: a full read that missed them would report each as
-        deleted, and push.propagate_deletes would delete its copies.
-
-        By id, cursor paging never skips a deal that stays in its list. One that moves
-        between the lists mid-read (archived, unarchived) may move into a list read past it
-        already: both lists `updated_since` the read began give it (moving changes its
-        `update_time`; one call each, mostly). Each deal is given once. One that moves again
-        while that catch-up runs is read by the next pull, which reads from before this one
-        began.
-        """
-        began = datetime.now(UTC)
-        read: list[array[int]] = []  # the ids each list gave, ascending (by id); 8 bytes each
-        for path, operation in _LISTS:
-            ids = array("q")
-            for page in self._pages(operation, path, _DEAL_QUERY):
-                fresh = [d for d in page if not _in_any(read, int(d["id"]))]
-                ids.extend(int(d["id"]) for d in fresh)
-                yield fresh
-            read.append(ids)
-        since = {**_DEAL_QUERY, "updated_since": rfc3339(began - READ_CLOCK_SKEW)}
-        caught: set[int] = set()
-        for path, operation in _LISTS:
-            for page in self._pages(f"{operation} since the read began", path, since):
-                fresh = [d for d in page if not _in_any(read, int(d["id"]))]
-                fresh = [d for d in fresh if int(d["id"]) not in caught]
-                caught.update(int(d["id"]) for d in fresh)
-                yield fresh
-
-    def _changed(
-        self, since: datetime, statuses: str, gone: list[str] | None = None
-    ) -> Iterator[list[dict[str, Any]]]:
-        """The deals of both lists updated at or after `since` with one of `statuses`, each
-        once (one archived or unarchived mid-read may be in both), a page at a time; the
-        deleted ones go to `gone` instead, when given."""
-        params = {**_DEAL_QUERY, "status": statuses, "updated_since": rfc3339(since)}
-        seen: set[int] = set()
-        for path, operation in _LISTS:
-            for page in self._pages(f"changed {operation.removeprefix('list ')}", path, params):
-                fresh = [d for d in page if int(d["id"]) not in seen]
-                seen.update(int(d["id"]) for d in fresh)
-                if gone is not None:
-                    gone += [str(d["id"]) for d in fresh if _deleted(d)]
-                    fresh = [d for d in fresh if not _deleted(d)]
-                yield fresh
 
     def _orgs_of(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         params = {"ids": ",".join(map(str, ids)), "limit": IDS}
@@ -297,7 +243,7 @@ class PipedriveConnector:
         if self._gone_since is not None and self._gone_since[0] == since:
             yield from self._gone_since[1]
             return
-        for page in self._changed(since, "deleted"):
+        for page in changed_deals(self._pages, since, "deleted"):
             yield from (str(d["id"]) for d in page)
 
     def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -305,11 +251,11 @@ class PipedriveConnector:
         call from `/deals`, and those not found there from `/deals/archived`."""
         wanted = list(dict.fromkeys(i for i in ids if i.isdigit()))
         found: list[dict[str, Any]] = []
-        for path, operation in _LISTS:
+        for path, operation in LISTS:
             missing = set(wanted) - {str(d["id"]) for d in found}
             operation = f"read {operation.removeprefix('list ')}"
             for chunk in _chunks([i for i in wanted if i in missing], IDS):
-                params = {**_DEAL_QUERY, "ids": ",".join(chunk), "status": _ALL, "limit": IDS}
+                params = {**DEAL_QUERY, "ids": ",".join(chunk), "status": ALL, "limit": IDS}
                 found += _body_list(self._get(operation, path, params))
         return list(self._org_names.named([found]))
 
@@ -459,16 +405,3 @@ class PipedriveConnector:
         """The organizations a whole-name search finds (`exact_match`: "not case sensitive")."""
         params = {"term": name, "fields": "name", "exact_match": "true"}
         return list(self._search("find organization", "organizations/search", params))
-
-
-def _deleted(deal: Mapping[str, Any]) -> bool:
-    return deal.get("is_deleted") is True or deal.get("status") == "deleted"
-
-
-def _in_any(lists: Iterable[array[int]], deal_id: int) -> bool:
-    """Whether any of `lists` (each ascending) holds `deal_id`."""
-    for ids in lists:
-        at = bisect_left(ids, deal_id)
-        if at < len(ids) and ids[at] == deal_id:
-            return True
-    return False
