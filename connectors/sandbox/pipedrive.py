@@ -51,6 +51,9 @@ API v2 (pipedrive_v2.openapi.yaml, the v2 migration guide), where the docs leave
 - Validation is strict: a boolean is true/false, a number or id is a JSON number (no string
   coerced), an unknown field or custom-field key is a 400; the error body is v1's (the v2
   spec documents none). POST answers 200, as the v2 spec lists.
+- `include_fields` on a deal read adds the fields it names: `first_won_time` as stored, the
+  spec's others (activity, product, file and mail counts) null, as the sandbox keeps none of
+  those; a name outside the spec's list is a 400.
 - Each route spends its `x-token-cost` of the daily budget (`daily_limit`); the v1 routes
   spend one each as before. `x-daily-requests-left` counts that budget for every method, so
   v2's POST and PATCH count as v1's POST and PUT do against the 10,000 a day (changelog

@@ -19,6 +19,7 @@ from connectors.sandbox.pipedrive_v2 import (
     deal_v2,
     decode_cursor,
     encode_cursor,
+    included,
     org_v2,
     page,
     pd_stamp,
@@ -142,6 +143,7 @@ class V2Api:
     # -- deals ------------------------------------------------------------------------------
 
     def list_deals(self, request: SandboxRequest, *, archived: bool = False) -> SandboxResponse:
+        include = included(request.arg("include_fields"))
         statuses = request.args("status")
         if any(s not in STATUSES for s in statuses):
             raise BadRequest(f"Invalid status: {request.arg('status')!r}")
@@ -174,7 +176,7 @@ class V2Api:
         )
         if sort.after is not None and self.host.fault_state.faults.pages_past_first_empty:
             ids = []
-        return _ok([deal_v2(deals[i]) for i in ids], sort.cursor(last), listed=True)
+        return _ok([deal_v2(deals[i], include) for i in ids], sort.cursor(last), listed=True)
 
     def _deal(self, request: SandboxRequest) -> tuple[int, dict[str, Any]]:
         deal_id = _int(request.params["id"], "id")
@@ -184,7 +186,8 @@ class V2Api:
         return deal_id, deal
 
     def get_deal(self, request: SandboxRequest) -> SandboxResponse:
-        return _ok(deal_v2(self._deal(request)[1]))
+        include = included(request.arg("include_fields"))
+        return _ok(deal_v2(self._deal(request)[1], include))
 
     def _body(self, request: SandboxRequest) -> dict[str, Any]:
         body = request.json()

@@ -90,6 +90,23 @@ def test_a_v2_deal_has_ids_rfc3339_times_and_custom_fields_but_no_related_object
     assert deal["custom_fields"] == customs and not set(customs) & set(deal)
 
 
+def test_first_won_time_is_given_only_where_include_fields_asks_for_it(v2, pd_data):
+    """v2 leaves `first_won_time` out unless `include_fields` names it (spec: GET /deals,
+    /deals/archived and /deals/{id}); a field outside the spec's list is a 400."""
+    won = next(d for d in _deals(pd_data) if d["status"] == "won")
+    plain = v2.ok("GET", f"/deals/{won['id']}")["data"]
+    assert "first_won_time" not in plain
+    asked = {"include_fields": "first_won_time"}
+    one = v2.ok("GET", f"/deals/{won['id']}", params=asked)["data"]
+    assert one["first_won_time"] == won["first_won_time"].replace(" ", "T") + "Z"
+    listed = v2.ok("GET", "/deals", params={**asked, "ids": str(won["id"])})["data"]
+    assert listed[0]["first_won_time"] == one["first_won_time"]
+    open_deal = next(d for d in _deals(pd_data) if d["status"] == "open")
+    shown = v2.ok("GET", f"/deals/{open_deal['id']}", params=asked)["data"]
+    assert "first_won_time" in shown
+    assert v2.call("GET", "/deals", params={"include_fields": "user_id"}).status_code == 400
+
+
 def test_a_cursor_keeps_its_place_when_deals_leave_the_list_between_pages(sandbox, v2, pd_data):
     """The cursor names the last deal read, not a position: deleting that deal and archiving
     the next one between two pages skips no other deal."""
