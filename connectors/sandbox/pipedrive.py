@@ -35,7 +35,7 @@ Documented choices where the public docs are silent:
 - Deleting a deal that is already deleted answers 410 Gone ("Deal is already deleted"); an
   unknown id answers 404 ("Deal not found").
 
-API v2 (pipedrive_v2.openapi.yaml, the v2 migration guide), where the docs leave it open:
+API v2 (Pipedrive's v2 OpenAPI document, the v2 migration guide), where the docs leave it open:
 - The token goes in the `x-api-token` header or `Authorization: Bearer`; `api_token` in the
   query is a 401 on /api/v2 (the auth docs: "must be provided in the x-api-token header for
   all requests"). Bearer is taken with the API token too, as the sandbox has one token.

@@ -1,7 +1,7 @@
 """Pipedrive API v2 over the v1-shaped store: records rendered, write bodies translated, cursors.
 
 The store (pipedrive_store.py) and the dataset keep the v1 record shape; these pure functions
-turn a stored record into its v2 shape (pipedrive_v2.openapi.yaml and the v2 migration guide:
+turn a stored record into its v2 shape (Pipedrive's v2 OpenAPI document and the v2 migration guide:
 ids instead of objects, RFC 3339 timestamps, custom fields under `custom_fields`, booleans for
 flags) and a v2 write body into the v1 body the store applies, with v2's strict validation:
 booleans only true/false, numbers never taken from strings.

@@ -333,7 +333,7 @@ class V2Api:
     # -- routes -------------------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
-        """The v2 operations, each with its `x-token-cost` (pipedrive_v2.openapi.yaml)."""
+        """The v2 operations, each with its `x-token-cost` (Pipedrive's v2 OpenAPI document)."""
         guarded = self._guarded
         return [
             Route("GET", f"{V2}/pipelines", self.pipelines, 5),

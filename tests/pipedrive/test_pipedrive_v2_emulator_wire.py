@@ -1,4 +1,4 @@
-"""The Pipedrive emulator speaks API v2 (`/api/v2/...`, pipedrive_v2.openapi.yaml and the v2
+"""The Pipedrive emulator speaks API v2 (`/api/v2/...`, Pipedrive's v2 OpenAPI document and the v2
 migration guide) beside v1, over the same deals: cursor paging that stays complete while deals
 leave the list, the v2 filters, records without related objects, strict write validation."""
 
