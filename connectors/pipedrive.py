@@ -11,10 +11,12 @@ read reads both again `updated_since` it began, for deals moved between them mid
 Incremental reads ask both lists for the deals updated since the cursor (`updated_since`, at
 or after), deleted ones included (`status=open,won,lost,deleted`): the deleted ones are what
 `deleted_deals(since)` answers, without reading again. The cursor is the newest `update_time`
-read. A v2 deal names its organization by id only: the organizations' names are read 100 ids a
-call and set on each deal as `org_name` (connectors/pipedrive_names.py). `read_deals` (the
-re-read before a write) takes 100 ids a call too, from `/deals` and, for the ids not found
-there, `/deals/archived`.
+read, never past the read's start (lists go by id, not by time). A v2 deal names its
+organization by id only: the organizations' names are read 100 ids a call and set on each deal
+as `org_name` (connectors/pipedrive_names.py; one the list leaves out is read by id).
+`read_deals` (the re-read before a write) takes 100 ids a call too, from `/deals` and, for the
+ids not found there, `/deals/archived`, then one call per id in neither: only a 404 or 410
+says a deal is gone.
 Writes are one PATCH / POST / DELETE per deal (v2 has no bulk write), each with its own
 PushResult. A copy whose create names an account goes to the organization of that name, found
 (or made) once per name and run (connectors/pipedrive_orgs.py); else to `create_org_id`. A run
@@ -45,9 +47,16 @@ from connectors.base import (
 )
 from connectors.batches import not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
-from connectors.errors import ApiError
+from connectors.errors import ApiError, ConnectorError
 from connectors.http import CallPolicy, Pacer
-from connectors.pipedrive_deal_lists import ALL, DEAL_QUERY, LISTS, changed_deals, every_deal
+from connectors.pipedrive_deal_lists import (
+    ALL,
+    DEAL_QUERY,
+    LISTS,
+    changed_deals,
+    every_deal,
+    is_deleted,
+)
 from connectors.pipedrive_names import IDS, OrgNames
 from connectors.pipedrive_orgs import SEARCH_MAX, Filing, Organizations
 from connectors.pipedrive_wire import (
@@ -127,7 +136,8 @@ class PipedriveConnector:
             _PER_RECORD,
             int(options.get("org_search_max", SEARCH_MAX)),
         )
-        self._org_names = OrgNames(self._orgs_of)  # each organization's name, read once a run
+        # each organization's name, read once a run
+        self._org_names = OrgNames(self._orgs_of, self._org)
         self._cursor: str | None = None
         # Deleted deals met while deals(since) read: deleted_deals(since) answers from them.
         self._gone_since: tuple[datetime, list[str]] | None = None
@@ -207,8 +217,9 @@ class PipedriveConnector:
     def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         self._gone_since = None
         gone: list[str] = []
+        began = datetime.now(UTC)
         pages = (
-            every_deal(self._pages, datetime.now(UTC))
+            every_deal(self._pages, began)
             if since is None
             else changed_deals(self._pages, since, ALL, gone)
         )
@@ -218,6 +229,11 @@ class PipedriveConnector:
             if changed is not None and (high is None or changed > high):
                 high = changed
             yield deal
+        # Lists go by id: a deal of a lower id changed mid-read, after its page, is not in
+        # this read, though a later change of another deal is. Past the read's start the
+        # cursor would step over it.
+        if high is not None and high > began:
+            high = max(began, since) if since is not None else began
         self._cursor = rfc3339(high) if high is not None else None
         if since is not None:
             self._gone_since = (since, gone)
@@ -225,6 +241,22 @@ class PipedriveConnector:
     def _orgs_of(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         params = {"ids": ",".join(map(str, ids)), "limit": IDS}
         return _body_list(self._get("organization names", "organizations", params))
+
+    def _org(self, org_id: int) -> dict[str, Any] | None:
+        """One organization by id, deleted ones too; None where it is not found or not
+        visible (its deals' account is then unknown: no reason to fail the read)."""
+        return self._one("organization name", f"organizations/{org_id}", (403, 404, 410))
+
+    def _one(self, operation: str, path: str, absent: tuple[int, ...]) -> dict[str, Any] | None:
+        """The `data` of a GET of one record; None where the answer is one of `absent`."""
+        try:
+            body = self._get(operation, path, {})
+        except ConnectorError as exc:
+            if exc.status in absent:
+                return None
+            raise
+        data = body.get("data")
+        return data if isinstance(data, dict) else None
 
     def changed_accounts(self, since: datetime) -> dict[str, str | None]:
         """Id -> name of the organizations updated at or after `since` (`updated_since`). A
@@ -244,11 +276,17 @@ class PipedriveConnector:
             yield from self._gone_since[1]
             return
         for page in changed_deals(self._pages, since, "deleted"):
-            yield from (str(d["id"]) for d in page)
+            # `status=deleted` "includes" deleted deals (v2 spec): only those are gone
+            yield from (str(d["id"]) for d in page if is_deleted(d))
 
     def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """The deals of `ids` as they are now, deleted ones too (status "deleted"): 100 ids a
-        call from `/deals`, and those not found there from `/deals/archived`."""
+        call from `/deals`, those not found there from `/deals/archived`, and those in
+        neither one by one (`GET /api/v2/deals/{id}`). An `ids=` list leaves out a deal it
+        cannot show (v2 spec: "do not exist or are not visible"), and one unarchived between
+        the two lists is in neither: only a 404 or 410 says a deal is gone, and a deal left
+        out is what a delete's re-read takes for gone. A deal the token may not see is a
+        PermissionDenied, not a deal gone."""
         wanted = list(dict.fromkeys(i for i in ids if i.isdigit()))
         found: list[dict[str, Any]] = []
         for path, operation in LISTS:
@@ -257,6 +295,11 @@ class PipedriveConnector:
             for chunk in _chunks([i for i in wanted if i in missing], IDS):
                 params = {**DEAL_QUERY, "ids": ",".join(chunk), "status": ALL, "limit": IDS}
                 found += _body_list(self._get(operation, path, params))
+        listed = {str(d["id"]) for d in found}
+        for deal_id in (i for i in wanted if i not in listed):
+            deal = self._one("read deal", f"deals/{deal_id}", (404, 410))
+            if deal is not None:
+                found.append(deal)
         return list(self._org_names.named([found]))
 
     def stage_history(self, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -393,7 +436,8 @@ class PipedriveConnector:
         orgs: list[dict[str, Any]] = []
         listing = self._page_lists("list organizations", "organizations", {"sort_by": "id"})
         for items, more in islice(listing, pages):
-            orgs += items
+            # a deleted one is no organization to file a copy under (a search finds none)
+            orgs += [org for org in items if org.get("is_deleted") is not True]
             if not more:
                 return orgs
         return None

@@ -18,7 +18,7 @@ from typing import Any
 
 from connectors.pipedrive_wire import rfc3339
 
-__all__ = ["ALL", "DEAL_QUERY", "LISTS", "READ_CLOCK_SKEW", "Pages", "changed_deals", "every_deal"]
+__all__ = ["ALL", "DEAL_QUERY", "LISTS", "changed_deals", "every_deal", "is_deleted"]
 
 Pages = Callable[[str, str, Mapping[str, Any]], Iterator[list[dict[str, Any]]]]
 
@@ -38,9 +38,10 @@ def every_deal(pages: Pages, began: datetime) -> Iterator[list[dict[str, Any]]]:
     and push.propagate_deletes would delete its copies.
 
     A deal that moved between the lists mid-read is given by both lists `updated_since` the
-    read began (moving changes its `update_time`; one call each, mostly). Each deal is given
-    once. One that moves again while that catch-up runs is read by the next pull, which reads
-    from before this one began.
+    read began (one call each, mostly), taking it that moving changes its `update_time` (the
+    docs do not say). Each deal is given once. One that moves again while that catch-up runs
+    is read by the next pull, which reads from before this one began; one missed all the same
+    is not deleted elsewhere for it: a delete's re-read (`read_deals`) asks for it by id.
     """
     read: list[array[int]] = []  # the ids each list gave, ascending (by id); 8 bytes each
     for path, operation in LISTS:
@@ -73,12 +74,12 @@ def changed_deals(
             fresh = [d for d in page if int(d["id"]) not in seen]
             seen.update(int(d["id"]) for d in fresh)
             if gone is not None:
-                gone += [str(d["id"]) for d in fresh if _deleted(d)]
-                fresh = [d for d in fresh if not _deleted(d)]
+                gone += [str(d["id"]) for d in fresh if is_deleted(d)]
+                fresh = [d for d in fresh if not is_deleted(d)]
             yield fresh
 
 
-def _deleted(deal: Mapping[str, Any]) -> bool:
+def is_deleted(deal: Mapping[str, Any]) -> bool:
     return deal.get("is_deleted") is True or deal.get("status") == "deleted"
 
 

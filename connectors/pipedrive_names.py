@@ -6,7 +6,9 @@ the account name a deal shows is its organization's. `OrgNames` sets it on each 
 organization once per connector (a run), 100 ids a call (`GET /api/v2/organizations?ids=`):
 a deal whose organization is not read yet waits until 100 such ids are gathered (or its list
 ends), so that every call but the last is a full one. Past `hold` deals waiting, the ids
-gathered so far are read at once: memory stays bounded.
+gathered so far are read at once: memory stays bounded. An organization the list leaves out
+(deleted, or not visible: the v2 spec's `ids`) is read by id (`GET /api/v2/organizations/{id}`,
+one call): a deleted organization still names its deals' account, as v1's deal carried it.
 """
 
 from __future__ import annotations
@@ -23,12 +25,16 @@ HOLD = 5000  # the most deals held back until their organizations' names are rea
 
 class OrgNames:
     """Organization id -> name, read as deals need them. `read(ids)`: the organizations of at
-    most IDS ids, one call (those not listed, deleted or not visible, are left out)."""
+    most IDS ids, one call (those not listed, deleted or not visible, are left out);
+    `read_one(id)`: one organization, or None where it is not found."""
 
     def __init__(
-        self, read: Callable[[Sequence[int]], Iterable[Mapping[str, Any]]], hold: int = HOLD
+        self,
+        read: Callable[[Sequence[int]], Iterable[Mapping[str, Any]]],
+        read_one: Callable[[int], Mapping[str, Any] | None],
+        hold: int = HOLD,
     ) -> None:
-        self._read, self._hold = read, hold
+        self._read, self._read_one, self._hold = read, read_one, hold
         self._names: dict[int, str | None] = {}
 
     def named(self, pages: Iterable[list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
@@ -58,15 +64,19 @@ class OrgNames:
         yield from map(self._with_name, held)
 
     def _learn(self, ids: Sequence[int]) -> None:
-        """The names of `ids` (at most IDS); one not listed is known as nameless, not asked
-        for again."""
+        """The names of `ids` (at most IDS); one not listed is read by id, and one not found
+        then is known as nameless, not asked for again."""
         if not ids:
             return
         for org in self._read(ids):
-            name = org.get("name")
-            self._names[int(org["id"])] = name if isinstance(name, str) else None
+            self._know(int(org["id"]), org)
         for org_id in ids:
-            self._names.setdefault(org_id, None)
+            if org_id not in self._names:
+                self._know(org_id, self._read_one(org_id))
+
+    def _know(self, org_id: int, org: Mapping[str, Any] | None) -> None:
+        name = org.get("name") if org is not None else None
+        self._names[org_id] = name if isinstance(name, str) else None
 
     def _with_name(self, deal: dict[str, Any]) -> dict[str, Any]:
         org = deal.get("org_id")

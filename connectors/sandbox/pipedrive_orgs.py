@@ -78,7 +78,8 @@ class OrgStore:
     def _from_ref(self, ref: Mapping[str, Any], deal: Mapping[str, Any]) -> dict[str, Any]:
         owner = self._users.get(int(ref.get("owner_id") or 0))
         stamp = str(deal.get("add_time") or self._now())
-        return self._record(int(ref["value"]), str(ref.get("name") or ""), owner, stamp)
+        record = self._record(int(ref["value"]), str(ref.get("name") or ""), owner, stamp)
+        return {**record, "active_flag": ref.get("active_flag", True)}  # False: deleted
 
     def _record(
         self, org_id: int, name: str, owner: Mapping[str, Any] | None, stamp: str

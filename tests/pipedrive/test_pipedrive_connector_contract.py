@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -90,6 +91,28 @@ def test_a_full_read_names_each_deals_organization(connector, pd_data):
     read = {str(d["id"]): d for d in connector.deals()}
     assert {i: read[i]["org_name"] for i in names} == names
     assert all(isinstance(d["org_id"], int) for i, d in read.items() if i in names)
+
+
+def test_a_deal_of_a_deleted_organization_keeps_its_account_name_read_by_id(pd_data):
+    """`/organizations?ids=` leaves out a deleted organization; its deals still show its
+    name (v1's deal carried it), read by id with one call, not lost from the store."""
+    data = copy.deepcopy(pd_data)
+    deal = next(d for d in data["pipedrive"]["deals"] if isinstance(d.get("org_id"), dict))
+    org_id, name = deal["org_id"]["value"], deal["org_id"]["name"]
+    for other in data["pipedrive"]["deals"]:
+        if isinstance(other.get("org_id"), dict) and other["org_id"]["value"] == org_id:
+            other["org_id"]["active_flag"] = False
+    for org in data["pipedrive"]["organizations"]:
+        if org["id"] == org_id:
+            org["active_flag"] = False  # the organization is deleted
+    with start_sandbox(data, systems=["pipedrive"], faults=FAST) as sandbox:
+        reader = PipedriveConnector(settings_for(sandbox))
+        try:
+            read = {d["id"]: d for d in reader.deals()}
+        finally:
+            reader.close()
+        assert read[deal["id"]]["org_name"] == name
+        assert contract.stats(sandbox, "pipedrive")["GET /api/v2/organizations/{id}"] == 1
 
 
 def test_full_read_leaves_out_deleted_deals(connector, pd_data):
@@ -357,7 +380,8 @@ def test_owners_carry_emails(connector, pd_data):
 
 
 def test_read_deals_skips_missing_ids_and_reads_100_a_call(connector, sandbox, pd_data):
-    """`ids` on both lists, 100 a call; the archived list only for the ids the other lacks."""
+    """`ids` on both lists, 100 a call; the archived list only for the ids the other lacks,
+    and one by id for an id in neither (a list leaves out a deal it cannot show)."""
     live = [str(d["id"]) for d in _live(pd_data)]
     ids = [*live[:250], "999999", "not-an-id"]
     contract.clear_stats(sandbox, "pipedrive")
@@ -367,6 +391,7 @@ def test_read_deals_skips_missing_ids_and_reads_100_a_call(connector, sandbox, p
         == {
             "GET /api/v2/deals": 3,
             "GET /api/v2/deals/archived": 1,  # 999999
+            "GET /api/v2/deals/{id}": 1,  # 999999, in neither list: asked by id (404: gone)
             "GET /api/v2/organizations": math.ceil(len(_orgs(_live(pd_data)[:250])) / 100),
         }
     )

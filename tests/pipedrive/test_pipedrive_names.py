@@ -14,41 +14,52 @@ def _pages(orgs: Sequence[int | None], size: int) -> list[list[dict[str, Any]]]:
 
 
 class _Directory:
-    """The organizations an `ids=` call lists (org 13 is deleted: never listed)."""
+    """The organizations an `ids=` call lists (org 13 is deleted: never listed, but still read
+    by id; org 14 is gone: read by id it is not found)."""
 
     def __init__(self) -> None:
         self.calls: list[list[int]] = []
+        self.one_by_one: list[int] = []
 
     def read(self, ids: Sequence[int]) -> list[Mapping[str, Any]]:
         self.calls.append(list(ids))
-        return [{"id": i, "name": f"Org {i}"} for i in ids if i != 13]
+        return [{"id": i, "name": f"Org {i}"} for i in ids if i not in (13, 14)]
+
+    def read_one(self, org_id: int) -> Mapping[str, Any] | None:
+        self.one_by_one.append(org_id)
+        return {"id": 13, "name": "Deleted Org 13", "is_deleted": True} if org_id == 13 else None
 
 
 def test_names_of_many_pages_are_read_in_full_calls_of_100_ids_each_once() -> None:
     orgs = [n % 250 for n in range(1000)]  # 250 organizations, each named by 4 deals
     directory = _Directory()
-    names = OrgNames(directory.read)
+    names = OrgNames(directory.read, directory.read_one)
     deals = list(names.named(_pages(orgs, 30)))
     assert [len(c) for c in directory.calls] == [100, 100, 50]
     assert sorted(d["id"] for d in deals) == list(range(1000))
-    assert all(d["org_name"] == f"Org {d['org_id']}" for d in deals if d["org_id"] != 13)
+    assert all(d["org_name"] == f"Org {d['org_id']}" for d in deals if d["org_id"] not in (13, 14))
     list(names.named(_pages(orgs, 30)))  # a second read this run: every name known
     assert len(directory.calls) == 3
 
 
-def test_a_deal_without_organization_passes_and_an_unlisted_one_is_nameless() -> None:
+def test_an_organization_the_list_leaves_out_is_read_by_id_and_a_gone_one_is_nameless() -> None:
+    """`ids=` leaves out organizations that are deleted or not visible (v2 spec); a deleted
+    one still names its deals' account, as v1's deal carried it: read by id, once."""
     directory = _Directory()
-    deals = list(OrgNames(directory.read).named(_pages([None, 13, 13, 5], 2)))
+    names = OrgNames(directory.read, directory.read_one)
+    deals = list(names.named(_pages([None, 13, 13, 5, 14], 2)))
     by_id = {d["id"]: d for d in deals}
     assert "org_name" not in by_id[0]
-    assert by_id[1]["org_name"] is None and by_id[2]["org_name"] is None
+    assert by_id[1]["org_name"] == by_id[2]["org_name"] == "Deleted Org 13"
     assert by_id[3]["org_name"] == "Org 5"
-    assert directory.calls == [[13, 5]]
+    assert by_id[4]["org_name"] is None
+    assert directory.calls == [[13, 5, 14]]
+    assert directory.one_by_one == [13, 14]
 
 
 def test_deals_waiting_for_names_are_bounded() -> None:
     directory = _Directory()
-    names = OrgNames(directory.read, hold=10)
+    names = OrgNames(directory.read, directory.read_one, hold=10)
     seen = 0
     for _ in names.named(_pages(list(range(50)), 5)):
         seen += 1
