@@ -570,3 +570,23 @@ def test_a_full_read_misses_no_deal_unarchived_after_the_list_it_joins_was_read_
     ids = first_page + [d["id"] for d in read]
     assert len(ids) == len(set(ids))
     assert set(live) <= set(ids)
+
+
+def test_a_deal_changed_mid_read_behind_the_read_is_read_by_the_next_pull(
+    connector, sandbox, pd_data
+):
+    """Lists go by id: a deal of a lower id changed after its page was read is not in this
+    read, while a later change of a higher id is. The cursor must not pass over the first."""
+    client = Client(domain=sandbox.urls["pipedrive"])
+    client.set_api_token(sandbox.tokens["pipedrive"])
+    ids = sorted(int(d["id"]) for d in _live(pd_data))
+    reading = connector.deals()
+    next(reading)  # the first page is read
+    assert client.deals.update_deal(ids[0], {"title": "Changed behind the read"})["success"]
+    time.sleep(1.1)  # Pipedrive's times have whole seconds: the next change is a later one
+    assert client.deals.update_deal(ids[-1], {"title": "Changed ahead of the read"})["success"]
+    read = {int(d["id"]): d for d in reading}
+    assert read[ids[-1]]["title"] == "Changed ahead of the read"
+    cursor = datetime.fromisoformat(connector.cursor().replace("Z", "+00:00"))
+    later = {int(d["id"]): d for d in connector.deals(since=cursor)}
+    assert later[ids[0]]["title"] == "Changed behind the read"
