@@ -13,6 +13,9 @@ from connectors.pipedrive import PipedriveConnector
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.generator import generate
 from connectors.sandbox.launcher import Sandbox, start_sandbox
+from mapping import DEFAULT_FUNNEL, MappingContext
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
+from mapping.stages import propose_stage_map, stage_map_from_proposals
 from tests.connectors.contract import connectors_made
 
 # Far above the real 80 / 2 s, so tests run at full speed; rate-limit tests lower it.
@@ -56,3 +59,20 @@ def make_connector(sandbox: Sandbox) -> Iterator[Callable[..., PipedriveConnecto
 @pytest.fixture
 def connector(make_connector: Callable[..., PipedriveConnector]) -> PipedriveConnector:
     return make_connector()
+
+
+def mapping_context(connector: PipedriveConnector) -> MappingContext:
+    """What a run maps this connector's deals with: its pipelines (stage map as `init`
+    proposes it, inactive pipelines retired), owners and crmsync's link field."""
+    pipelines = connector.pipelines()
+    native = {p.id: p.stages for p in pipelines}
+    return MappingContext(
+        instance="pipedrive",
+        kind="pipedrive",
+        funnels={"default": DEFAULT_FUNNEL},
+        stage_map=stage_map_from_proposals(propose_stage_map(native, DEFAULT_FUNNEL)),
+        native_stages=native,
+        retired_pipelines=frozenset(p.id for p in pipelines if not p.active),
+        owners={str(o["id"]): o["email"] for o in connector.owners()},
+        link_field=PD_FIELD_CRMSYNC_ID,
+    )

@@ -16,14 +16,12 @@ from connectors.sandbox.generator import generate
 from connectors.sandbox.launcher import Sandbox, start_sandbox
 from mapping import (
     DEFAULT_FUNNEL,
-    MappingContext,
     MappingError,
     create_for_pipedrive,
     deal_from_pipedrive,
 )
-from mapping.stages import propose_stage_map, stage_map_from_proposals
 from tests.connectors import contract
-from tests.pipedrive.conftest import FAST, settings_for
+from tests.pipedrive.conftest import FAST, mapping_context, settings_for
 
 RETIRED = "2"  # the generator's Renewals pipeline
 
@@ -57,20 +55,6 @@ def connector(sandbox: Sandbox) -> Iterator[PipedriveConnector]:
         made.close()
 
 
-def _context(connector: PipedriveConnector) -> MappingContext:
-    pipelines = connector.pipelines()
-    native = {p.id: p.stages for p in pipelines}
-    return MappingContext(
-        instance="pipedrive",
-        kind="pipedrive",
-        funnels={"default": DEFAULT_FUNNEL},
-        stage_map=stage_map_from_proposals(propose_stage_map(native, DEFAULT_FUNNEL)),
-        native_stages=native,
-        retired_pipelines=frozenset(p.id for p in pipelines if not p.active),
-        owners={str(o["id"]): o["email"] for o in connector.owners()},
-    )
-
-
 def _pipeline_calls(sandbox: Sandbox, connector: PipedriveConnector) -> dict[str, int]:
     contract.clear_stats(sandbox, "pipedrive")
     connector.pipelines()
@@ -88,7 +72,7 @@ def test_deals_of_a_deleted_pipeline_read_in_its_own_stages(
     assert ([s.id for s in retired.stages], retired.active) == (stages, False)
     assert pipelines["1"].active
 
-    ctx = _context(connector)
+    ctx = mapping_context(connector)
     deals = [deal_from_pipedrive(r, ctx) for r in connector.deals()]
     held = [d for d in deals if d.pipeline == RETIRED]
     assert held and all(d.stage is not None for d in held), held[:3]
@@ -113,7 +97,7 @@ def test_a_deleted_pipeline_costs_no_call_more_than_a_company_without_one(
 
 
 def test_no_copy_is_created_in_a_deleted_pipeline(connector: PipedriveConnector) -> None:
-    ctx = _context(connector)
+    ctx = mapping_context(connector)
     record = next(r for r in connector.deals() if str(r["pipeline_id"]) == RETIRED)
     deal = deal_from_pipedrive(record, ctx)
 
@@ -146,7 +130,7 @@ def test_a_deleted_pipelines_stages_listed_as_deleted_still_read_its_deals(
         connector = PipedriveConnector(settings_for(running))
         try:
             retired = {p.id: p for p in connector.pipelines()}[RETIRED]
-            ctx = _context(connector)
+            ctx = mapping_context(connector)
             deals = [deal_from_pipedrive(r, ctx) for r in connector.deals()]
         finally:
             connector.close()

@@ -10,29 +10,14 @@ from typing import Any
 
 from connectors.base import NativeUpdate
 from connectors.pipedrive import PipedriveConnector
-from mapping import DEFAULT_FUNNEL, MappingContext, deal_from_pipedrive, update_for_pipedrive
-from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
-from mapping.stages import propose_stage_map, stage_map_from_proposals
-
-
-def _context(connector: PipedriveConnector) -> MappingContext:
-    pipelines = connector.pipelines()
-    native = {p.id: p.stages for p in pipelines}
-    return MappingContext(
-        instance="pipedrive",
-        kind="pipedrive",
-        funnels={"default": DEFAULT_FUNNEL},
-        stage_map=stage_map_from_proposals(propose_stage_map(native, DEFAULT_FUNNEL)),
-        native_stages=native,
-        owners={str(o["id"]): o["email"] for o in connector.owners()},
-        link_field=PD_FIELD_CRMSYNC_ID,
-    )
+from mapping import deal_from_pipedrive, update_for_pipedrive
+from tests.pipedrive.conftest import mapping_context
 
 
 def test_a_mapped_update_is_taken_by_v2_and_reads_back_as_the_change(
     connector: PipedriveConnector, pd_data: dict[str, Any]
 ) -> None:
-    ctx = _context(connector)
+    ctx = mapping_context(connector)
     record = next(
         d
         for d in connector.deals()
