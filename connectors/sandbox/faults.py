@@ -59,6 +59,10 @@ class Faults:
     # INVALID_TYPE ("sObject type 'Account' is not supported."), as Salesforce answers a user
     # who may not see the object.
     hidden_sobjects: tuple[str, ...] = ()
+    # Pipedrive: deal ids the API user may not see (visibility groups): API v2's lists leave
+    # them out (`ids` too: "not visible, they are not included") and a read or edit by id
+    # answers 403, as Pipedrive answers a deal that is not visible (changelog 2023-01-23).
+    hidden_deals: tuple[str, ...] = ()
     retired_record_types_status: int = 404
     # Pipedrive: POST /v1/deals (and /api/v2/deals) refuses a deal linked to no person_id or
     # org_id (400), as Pipedrive has since 2021-09-30 (changelog "Breaking bug fix in POST
@@ -93,6 +97,7 @@ class Faults:
         data["unanswered_ids"] = list(self.unanswered_ids)
         data["locked_ids"] = list(self.locked_ids)
         data["hidden_sobjects"] = list(self.hidden_sobjects)
+        data["hidden_deals"] = list(self.hidden_deals)
         return data
 
 

@@ -157,6 +157,7 @@ class V2Api:
             if (given := _ids(request, field)) is not None:
                 wanted[field] = given
         deals = self.store.deals
+        hidden = set(self.host.fault_state.faults.hidden_deals)
         fields, updated = deal_filter(wanted), _updated(request)
         ordered = self.store.view(status, _DEAL_VIEWS[sort.by], archived=archived)
         key: Callable[[int], Key]
@@ -171,7 +172,7 @@ class V2Api:
             key,
             sort.after,
             descending=sort.descending,
-            keep=lambda i: fields(deals[i]) and updated(deals[i]),
+            keep=lambda i: fields(deals[i]) and updated(deals[i]) and str(i) not in hidden,
             limit=_limit(request),
         )
         if sort.after is not None and self.host.fault_state.faults.pages_past_first_empty:
@@ -183,6 +184,8 @@ class V2Api:
         deal = self.store.deals.get(deal_id)
         if deal is None:
             raise WriteError(404, "Deal not found")
+        if str(deal_id) in self.host.fault_state.faults.hidden_deals:
+            raise WriteError(403, "You do not have permissions to view this deal")
         return deal_id, deal
 
     def get_deal(self, request: SandboxRequest) -> SandboxResponse:

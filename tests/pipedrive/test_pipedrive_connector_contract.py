@@ -16,7 +16,7 @@ from pipedrive.client import Client
 
 from connectors.base import NativeCreate, NativeUpdate
 from connectors.credentials import PipedriveApiToken
-from connectors.errors import ApiError, AuthError, RateLimitExhausted
+from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitExhausted
 from connectors.pipedrive import PipedriveConnector
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox, start_sandbox
@@ -590,3 +590,15 @@ def test_a_deal_changed_mid_read_behind_the_read_is_read_by_the_next_pull(
     cursor = datetime.fromisoformat(connector.cursor().replace("Z", "+00:00"))
     later = {int(d["id"]): d for d in connector.deals(since=cursor)}
     assert later[ids[0]]["title"] == "Changed behind the read"
+
+
+def test_a_deal_the_token_may_not_see_is_no_deal_gone_to_the_re_read(connector, sandbox, pd_data):
+    """A v2 list leaves out a deal the user may not see; by id it is a 403. The re-read
+    before a write or a propagated delete must not take it for gone (it would be deleted
+    elsewhere): it raises instead."""
+    hidden, seen = (str(d["id"]) for d in _live(pd_data)[:2])
+    contract.set_faults(sandbox, "pipedrive", Faults(rate_limit=10_000, hidden_deals=(hidden,)))
+    assert hidden not in {str(d["id"]) for d in connector.deals()}
+    with pytest.raises(PermissionDenied):
+        connector.read_deals([seen, hidden])
+    assert [str(d["id"]) for d in connector.read_deals([seen])] == [seen]
