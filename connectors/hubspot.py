@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from typing import Any
 
 from hubspot import HubSpot
@@ -26,26 +25,19 @@ from connectors.base import (
     PushResult,
     change_time,
 )
-from connectors.batches import chunks, not_found
+from connectors.batches import chunks
 from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError, PermissionDenied
 from connectors.http import CallPolicy, Pacer
 from connectors.hubspot_companies import ASSOCIATIONS, DEAL_COMPANIES_READ, CompanyNames
-from connectors.hubspot_wire import (
-    classify,
-    create_results,
-    logging_left_alone,
-    may_have_landed,
-    not_live,
-    rate_limit_info,
-    update_results,
-)
+from connectors.hubspot_wire import classify, logging_left_alone, rate_limit_info
+from connectors.hubspot_writes import BATCH, DealWrites
 from mapping.context import NativeStage
 
 __all__ = ["HubSpotConnector"]
 
 DEFAULT_HOST = "https://api.hubapi.com"
-LIST_PAGE, SEARCH_PAGE, BATCH, IN_VALUES = 100, 200, 100, 100
+LIST_PAGE, SEARCH_PAGE, IN_VALUES = 100, 200, 100
 SEARCH_CAP = 10_000  # HubSpot's hard limit of results per search query
 BASE_PROPERTIES = (
     "dealname",
@@ -126,6 +118,14 @@ class HubSpotConnector:
             lambda operation, request, body: self._call(operation, request, body),
             self._unwrapped("POST", DEAL_COMPANIES_READ),
             companies.read,
+        )
+        self._writes = DealWrites(
+            self._batch,
+            self._policy,
+            self._send,
+            self._call,
+            self.find_created,
+            settings.link_field,
         )
         self._pipelines: list[NativePipeline] | None = None
         self._cursor: str | None = None
@@ -461,137 +461,14 @@ class HubSpotConnector:
     # -- writing deals ----------------------------------------------------------------------
 
     def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]:
-        results: list[PushResult] = []
-        for chunk in chunks(list(updates), BATCH):
-            results += self._update_batch(chunk)
-        return self._policy.redacted(results)
-
-    def _update_batch(self, chunk: Sequence[NativeUpdate]) -> list[PushResult]:
-        request = {"inputs": [{"id": u.id, "properties": _strings(u.fields)} for u in chunk]}
-        body = self._batch_write(
-            "update deals", partial(self._send, self._batch.update, request), chunk
-        )
-        if isinstance(body, dict):
-            return update_results(chunk, body)
-        if len(chunk) > 1:
-            # One invalid input makes HubSpot refuse the whole batch, writing nothing: sent
-            # alone, each update is refused only for its own fault.
-            return [result for update in chunk for result in self._update_batch([update])]
-        return body
+        return self._writes.update(updates)
 
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
-        results: list[PushResult] = []
-        for chunk in chunks(list(creates), BATCH):
-            results += self._create_batch(chunk)
-        return self._policy.redacted(results)
-
-    def _create_batch(self, chunk: Sequence[NativeCreate]) -> list[PushResult]:
-        field = self._settings.link_field
-        inputs = []
-        for create in chunk:
-            properties = _strings(create.fields)
-            if field:
-                properties[field] = create.link_id
-            inputs.append({"properties": properties, "objectWriteTraceId": create.link_id})
-        body = self._batch_write("create deals", self._creates(inputs, field), chunk)
-        if isinstance(body, dict):
-            return create_results(chunk, body, field)
-        if len(chunk) > 1:
-            # Refused whole (an invalid input), so nothing was created: each alone, as above.
-            return [result for create in chunk for result in self._create_batch([create])]
-        return body
+        return self._writes.create(creates)
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
-        """Archive, 100 ids a batch (`DeletesDeals` gives the result semantics).
-
-        HubSpot's batch archive answers 204 with no body whatever the ids: unknown and
-        already-archived ids are silently ignored, and a refusal is one error for the whole
-        batch. So each batch is read first (batch/read of live deals): the ids it does not
-        return are NOT_FOUND with HubSpot's message, and only the live ones are archived. That
-        costs one read and one archive call per 100 ids; a deal someone archives between the
-        two is reported as archived by us, which it is either way.
-        """
-        results: list[PushResult] = []
-        for chunk in chunks(list(ids), BATCH):
-            unique = list(dict.fromkeys(chunk))
-            read = {
-                "inputs": [{"id": i} for i in unique],
-                "properties": ["hs_object_id"],
-                "propertiesWithHistory": [],
-            }
-            missing = not_live(unique, self._call("find deals to delete", self._batch.read, read))
-            live = [i for i in unique if i not in missing]
-            refused: dict[str | None, PushResult] = {}
-            if live:
-                archive = {"inputs": [{"id": i} for i in live]}
-                body = self._batch_write(
-                    "delete deals", partial(self._send, self._batch.archive, archive), live
-                )
-                refused = {r.id: r for r in body} if isinstance(body, list) else {}
-            results += [
-                not_found(i, missing[i]) if i in missing else refused.get(i, PushResult(i, True))
-                for i in chunk
-            ]
-        return self._policy.redacted(results)
-
-    def _creates(self, inputs: list[dict[str, Any]], field: str | None) -> Callable[..., Any]:
-        """A batch create that, when repeated, first finds what an unanswered attempt created.
-
-        A connection cut after HubSpot stored the batch loses its response; sending it again
-        would duplicate every deal. A repeat reports the inputs found by their link marker as
-        created. The others are sent only if no earlier attempt can have been stored (HubSpot
-        answered it with a refusal, or the connection never opened): the lookup is a search,
-        and HubSpot's search index lags its writes, so a deal stored seconds ago is not found
-        yet. Those are left unconfirmed, for a later lookup (the next apply's) to settle.
-        """
-        attempts, maybe_stored = 0, False
-
-        def attempt() -> dict[str, Any]:
-            nonlocal attempts, maybe_stored
-            attempts += 1
-            pending, found = inputs, dict[str, str]()
-            if attempts > 1 and field:
-                found = self.find_created([i["objectWriteTraceId"] for i in inputs])
-                unfound = [i for i in inputs if i["objectWriteTraceId"] not in found]
-                pending = [] if maybe_stored else unfound
-            body: dict[str, Any] = {"status": "COMPLETE", "results": []}
-            if pending:
-                try:
-                    body = self._send(self._batch.create, {"inputs": pending})
-                except Exception as exc:
-                    maybe_stored = maybe_stored or may_have_landed(exc)
-                    raise
-            recovered = [{"id": i, "objectWriteTraceId": link} for link, i in found.items()]
-            return {**body, "results": [*(body.get("results") or []), *recovered]}
-
-        return attempt
-
-    def _batch_write(
-        self,
-        operation: str,
-        attempt: Callable[[], Any],
-        chunk: Sequence[NativeUpdate | NativeCreate | str],
-    ) -> dict[str, Any] | list[PushResult]:
-        """The batch response, or (HubSpot refused the whole batch) one failure per record
-        (`chunk` holds the writes, or the ids of an archive)."""
-        try:
-            body: dict[str, Any] = self._policy.call(operation, attempt)
-            return body
-        except ApiError as exc:
-            # Only the batch's own 400 refuses it whole: a lookup's (the repeat of a cut
-            # create searches first) says nothing of what the cut attempt stored.
-            if exc.status != 400 or exc.operation != operation:
-                raise
-            return [
-                PushResult(
-                    item if isinstance(item, str) else getattr(item, "id", None),
-                    False,
-                    exc.message,
-                    "VALIDATION_ERROR",
-                    link_id=getattr(item, "link_id", None),
-                )
-                for item in chunk
-            ]
+        """Archive, 100 ids a batch, each batch read first (`DealWrites.archive` says why)."""
+        return self._writes.archive(ids)
 
 
 @dataclass(frozen=True)
@@ -639,8 +516,3 @@ def pipelines_from_body(body: dict[str, Any]) -> list[NativePipeline]:
             )
         )
     return pipelines
-
-
-def _strings(fields: Any) -> dict[str, str | None]:
-    # HubSpot takes every property value as a string.
-    return {k: None if v is None else str(v) for k, v in dict(fields).items()}
