@@ -12,7 +12,6 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from hubspot import HubSpot
@@ -30,9 +29,9 @@ from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError, PermissionDenied
 from connectors.http import CallPolicy, Pacer
 from connectors.hubspot_companies import ASSOCIATIONS, DEAL_COMPANIES_READ, CompanyNames
+from connectors.hubspot_metadata import pipelines_from_body, read_owners
 from connectors.hubspot_wire import classify, logging_left_alone, rate_limit_info
 from connectors.hubspot_writes import BATCH, DealWrites
-from mapping.context import NativeStage
 
 __all__ = ["HubSpotConnector"]
 
@@ -222,33 +221,8 @@ class HubSpotConnector:
         return self._pipelines
 
     def owners(self) -> list[dict[str, Any]]:
-        """Active owners, then archived (deactivated) ones: the owners API lists one or the
-        other (`archived` = "return only results that have been archived", default false), and
-        deals keep a deactivated owner's id, as Salesforce's inactive Users and Pipedrive's
-        inactive users do. An archived owner whose email an active owner has (a user removed
-        and added again) is left out, so that email never resolves to the deactivated id."""
-        owners: list[dict[str, Any]] = []
-        active: set[str] = set()
-        for archived in (False, True):
-            after: str | None = None
-            while True:
-                body = self._call(
-                    "owners",
-                    lambda a=after, z=archived, **kw: self._owners_api.get_page(
-                        limit=100, after=a, archived=z, **kw
-                    ),
-                )
-                for owner in body.get("results") or []:
-                    email = str(owner.get("email") or "").strip().lower()
-                    if not archived:
-                        active.add(email)
-                    elif email and email in active:
-                        continue
-                    owners.append(owner)
-                after = ((body.get("paging") or {}).get("next") or {}).get("after")
-                if not after:
-                    break
-        return owners
+        """Active owners, then archived ones (`read_owners` says which are left out)."""
+        return read_owners(self._call, self._owners_api)
 
     def _properties(self) -> list[str]:
         pipelines = self._pipelines if self._pipelines is not None else self.pipelines()
@@ -478,41 +452,3 @@ class _Objects:
     noun: str
     basic: Any
     search: Any
-
-
-def _order(raw: Any) -> tuple[int, str]:
-    order = raw.get("displayOrder")
-    return (order if isinstance(order, int) else 1 << 30, str(raw["id"]))
-
-
-def _stage(raw: dict[str, Any]) -> NativeStage:
-    metadata = raw.get("metadata") or {}
-    closed = str(metadata.get("isClosed", "false")).lower() == "true"
-    try:
-        probability: Decimal | None = Decimal(str(metadata["probability"]))
-    except (KeyError, InvalidOperation):
-        probability = None
-    won = (closed and probability == 1) or raw["id"] == "closedwon"
-    return NativeStage(
-        id=str(raw["id"]),
-        label=str(raw.get("label") or raw["id"]),
-        order=_order(raw)[0],
-        probability=probability,
-        is_closed=closed or won,
-        is_won=won,
-    )
-
-
-def pipelines_from_body(body: dict[str, Any]) -> list[NativePipeline]:
-    """Live pipelines in displayOrder, each with its live stages in displayOrder."""
-    pipelines = []
-    for raw in sorted(body.get("results") or [], key=_order):
-        if raw.get("archived"):
-            continue
-        stages = sorted((s for s in raw.get("stages") or [] if not s.get("archived")), key=_order)
-        pipelines.append(
-            NativePipeline(
-                str(raw["id"]), str(raw.get("label") or raw["id"]), tuple(_stage(s) for s in stages)
-            )
-        )
-    return pipelines
