@@ -4,13 +4,16 @@ The SDK talks urllib3; its own retries are switched off (`retry=False`) so CallP
 one retry policy, and every API object shares one connection pool (keep-alive). Responses are
 read raw (`_preload_content=False`): the rate-limit headers feed the pacer and records stay
 plain native dicts, without the SDK's model round-trip.
+
+The connector holds that plumbing and the Connector protocol's methods; what they do is in
+hubspot_reads (list and search pages), hubspot_writes (batch writes), hubspot_metadata
+(pipelines, owners), hubspot_companies (a deal's companies) and hubspot_wire (pure wire facts).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,16 +31,16 @@ from connectors.batches import chunks
 from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError, PermissionDenied
 from connectors.http import CallPolicy, Pacer
-from connectors.hubspot_companies import ASSOCIATIONS, DEAL_COMPANIES_READ, CompanyNames
+from connectors.hubspot_companies import DEAL_COMPANIES_READ, CompanyNames
 from connectors.hubspot_metadata import pipelines_from_body, read_owners
+from connectors.hubspot_reads import SEARCH_CAP, ObjectReads, cursor_ms, epoch_ms, iso_time
 from connectors.hubspot_wire import classify, logging_left_alone, rate_limit_info
 from connectors.hubspot_writes import BATCH, DealWrites
 
 __all__ = ["HubSpotConnector"]
 
 DEFAULT_HOST = "https://api.hubapi.com"
-LIST_PAGE, SEARCH_PAGE, IN_VALUES = 100, 200, 100
-SEARCH_CAP = 10_000  # HubSpot's hard limit of results per search query
+IN_VALUES = 100  # values of one IN filter
 BASE_PROPERTIES = (
     "dealname",
     "amount",
@@ -55,25 +58,6 @@ BASE_PROPERTIES = (
 )
 
 
-def _ms(value: object) -> int:
-    text = str(value or "")
-    if text.isdigit():
-        return int(text)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
-
-
-def _cursor_ms(value: str) -> int:
-    ms = _ms(value)
-    _iso(ms)  # a time no datetime holds (year 300000) is as malformed as text
-    return ms
-
-
-def _iso(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
 class HubSpotConnector:
     kind = "hubspot"
     # Archived (deleted) deals are listed, and can be restored, for 90 days.
@@ -85,7 +69,7 @@ class HubSpotConnector:
         self.system = settings.instance
         self._settings = settings
         options = settings.options
-        self._search_cap = int(options.get("search_cap", SEARCH_CAP))
+        search_cap = int(options.get("search_cap", SEARCH_CAP))
         self.lookup_lag = self.lookup_lag_of(options)
         self._policy = CallPolicy.for_connector(settings, classify, (100, 10.0))
         # Search has its own per-second limit (and sends no rate-limit headers to pace by).
@@ -102,9 +86,13 @@ class HubSpotConnector:
             self._owners_api = crm.owners.owners_api
             self._pipelines_api = crm.pipelines.pipelines_api
             companies = crm.companies.batch_api
-            self._deals = _Objects("deals", self._basic, self._search)
-            self._company_objects = _Objects(
-                "companies", crm.companies.basic_api, crm.companies.search_api
+            self._deals = ObjectReads("deals", self._basic, self._search, self._call, search_cap)
+            self._company_objects = ObjectReads(
+                "companies",
+                crm.companies.basic_api,
+                crm.companies.search_api,
+                self._call,
+                search_cap,
             )
         # Every SDK API object builds its own PoolManager; share one so connections are reused.
         self._pool = self._basic.api_client.rest_client.pool_manager
@@ -237,140 +225,19 @@ class HubSpotConnector:
 
     def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         properties = self._properties()
-        start = _ms(since.astimezone(UTC).isoformat()) if since is not None else None
+        start = epoch_ms(since.astimezone(UTC).isoformat()) if since is not None else None
         source = (
-            self._list(properties, associations=True)
+            self._deals.listed(properties, "list deals", companies=self._companies)
             if start is None
-            else self._changed(start, properties)
+            else self._deals.changed(start, properties)
         )
         high = start
         for deal in self._companies.named(source, asked=start is None):
             modified = (deal.get("properties") or {}).get("hs_lastmodifieddate")
-            if (moment := change_time(_cursor_ms, modified)) is not None:
+            if (moment := change_time(cursor_ms, modified)) is not None:
                 high = max(high or 0, moment)
             yield deal
-        self._cursor = _iso(high) if high is not None else None
-
-    def _list(
-        self,
-        properties: list[str],
-        archived: bool = False,
-        operation: str = "list deals",
-        associations: bool = False,
-        objects: _Objects | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Deals (or `objects`) in pages of 100; `associations`: each deal with its companies
-        (no extra call)."""
-        asked = ASSOCIATIONS if associations else None
-        basic = (objects or self._deals).basic
-        after: str | None = None
-        while True:
-            try:
-                body = self._list_page(basic, operation, properties, archived, after, asked)
-            except PermissionDenied:
-                if asked is None:
-                    raise
-                # Refused for the companies asked for (a token without their scope): the deals
-                # are read without them, as a company read refused leaves them.
-                self._companies.refused()
-                asked = None
-                continue
-            yield from body.get("results") or []
-            after = ((body.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                return
-
-    def _list_page(
-        self,
-        basic: Any,
-        operation: str,
-        properties: list[str],
-        archived: bool,
-        after: str | None,
-        asked: list[str] | None,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = self._call(
-            operation,
-            lambda **kw: basic.get_page(
-                limit=LIST_PAGE,
-                after=after,
-                properties=properties,
-                archived=archived,
-                associations=asked,
-                **kw,
-            ),
-        )
-        return body
-
-    def _search_page(
-        self,
-        filters: list[dict[str, Any]],
-        properties: list[str],
-        offset: int,
-        operation: str,
-        objects: _Objects | None = None,
-    ) -> dict[str, Any]:
-        search = (objects or self._deals).search
-        request = {
-            "filterGroups": [{"filters": filters}],
-            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
-            "properties": properties,
-            "limit": SEARCH_PAGE,
-            "after": str(offset),
-        }
-        body: dict[str, Any] = self._call(operation, search.do_search, request, search=True)
-        return body
-
-    def _changed(
-        self, start: int, properties: list[str], objects: _Objects | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Deals (or `objects`) modified at or after `start` (ms), across HubSpot's
-        10,000-result search cap.
-
-        `after` is an offset into a result list that moves while it is read: a deal changed
-        after it was read goes to the end and every deal behind it moves up one, so the next
-        offset would skip one. So each page starts a new window at the last modification time
-        seen (ids already yielded at that instant are skipped); only while a window stays in
-        one instant does it page by offset, up to the cap.
-        """
-        objects = objects or self._deals
-        boundary: set[str] = set()  # ids yielded whose hs_lastmodifieddate == start
-        while True:
-            filters = [
-                {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(start)}
-            ]
-            offset, last, at_last = 0, start, set(boundary)
-            while True:
-                operation = f"search {objects.noun}"
-                body = self._search_page(filters, properties, offset, operation, objects)
-                for deal in body.get("results") or []:
-                    if deal["id"] in boundary:
-                        continue
-                    modified = _ms(deal["properties"]["hs_lastmodifieddate"])
-                    if modified != last:
-                        last, at_last = modified, set()
-                    at_last.add(deal["id"])
-                    yield deal
-                after = ((body.get("paging") or {}).get("next") or {}).get("after")
-                if not after:
-                    return
-                offset = int(after)
-                if last != start or offset + SEARCH_PAGE > self._search_cap:
-                    break
-            if last == start:
-                # More deals share one instant than a query can return: scan them instead.
-                yield from self._scan_from(start, at_last, properties, objects)
-                return
-            start, boundary = last, at_last
-
-    def _scan_from(
-        self, start: int, seen: set[str], properties: list[str], objects: _Objects
-    ) -> Iterator[dict[str, Any]]:
-        operation = f"scan {objects.noun}"
-        for deal in self._list(properties, operation=operation, objects=objects):
-            modified = _ms(deal["properties"].get("hs_lastmodifieddate") or 0)
-            if modified > start or (modified == start and deal["id"] not in seen):
-                yield deal
+        self._cursor = iso_time(high) if high is not None else None
 
     def changed_accounts(self, since: datetime) -> dict[str, str | None]:
         """Id -> name of the companies modified at or after `since`: one companies search
@@ -378,11 +245,11 @@ class HubSpotConnector:
         modified; its deals are not (an association names the company, the deal holds no
         copy of its name), so the deal search never finds them. A token that may not read
         companies answers none (its deals were read without accounts)."""
-        start = _ms(since.astimezone(UTC).isoformat())
+        start = epoch_ms(since.astimezone(UTC).isoformat())
         names: dict[str, str | None] = {}
         try:
             properties = ["name", "hs_lastmodifieddate"]  # the windows move on the latter
-            for company in self._changed(start, properties, self._company_objects):
+            for company in self._company_objects.changed(start, properties):
                 name = str((company.get("properties") or {}).get("name") or "").strip()
                 names[str(company["id"])] = name or None
         except PermissionDenied:
@@ -390,10 +257,10 @@ class HubSpotConnector:
         return names
 
     def deleted_deals(self, since: datetime) -> Iterator[str]:
-        start = _ms(since.astimezone(UTC).isoformat())
-        for deal in self._list(["hs_object_id"], archived=True, operation="list archived deals"):
+        start = epoch_ms(since.astimezone(UTC).isoformat())
+        for deal in self._deals.listed(["hs_object_id"], "list archived deals", archived=True):
             archived_at = deal.get("archivedAt")
-            if archived_at and _ms(archived_at) >= start:
+            if archived_at and epoch_ms(archived_at) >= start:
                 yield str(deal["id"])
 
     def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -421,7 +288,7 @@ class HubSpotConnector:
             filters = [{"propertyName": field, "operator": "IN", "values": values}]
             offset = 0
             while True:
-                body = self._search_page(filters, [field], offset, "find created deals")
+                body = self._deals.search_page(filters, [field], offset, "find created deals")
                 for deal in body.get("results") or []:
                     link = (deal.get("properties") or {}).get(field)
                     if link:
@@ -443,12 +310,3 @@ class HubSpotConnector:
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """Archive, 100 ids a batch, each batch read first (`DealWrites.archive` says why)."""
         return self._writes.archive(ids)
-
-
-@dataclass(frozen=True)
-class _Objects:
-    """One CRM object type's list (basic) and search APIs, and its name in operations."""
-
-    noun: str
-    basic: Any
-    search: Any

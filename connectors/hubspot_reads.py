@@ -1,0 +1,172 @@
+"""Reading a HubSpot CRM object type (deals, companies) page by page, and HubSpot's times.
+
+What the API does that these rely on:
+- the list (basic API) pages by `paging.next.after`, 100 a page; it lists archived objects
+  instead when asked (`archived`), and a deal's companies with it (`associations`).
+- search takes up to 200 a page, and `after` is an offset: a query returns at most 10,000
+  results (SEARCH_CAP), and its offset moves while it is read (see `ObjectReads.changed`).
+  Search has its own per-second limit, so its calls are paced apart (`search=True`).
+- `hs_lastmodifieddate` is filtered on as epoch milliseconds and read back as ISO 8601 text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from connectors.errors import PermissionDenied
+from connectors.hubspot_companies import ASSOCIATIONS, CompanyNames
+
+__all__ = ["SEARCH_CAP", "ObjectReads", "cursor_ms", "epoch_ms", "iso_time"]
+
+LIST_PAGE, SEARCH_PAGE = 100, 200
+SEARCH_CAP = 10_000  # HubSpot's hard limit of results per search query
+
+
+class Call(Protocol):
+    """The connector's call: one API call through its policy, the parsed JSON body."""
+
+    def __call__(
+        self, operation: str, request: Callable[..., Any], *args: Any, search: bool = False
+    ) -> Any: ...
+
+
+def epoch_ms(value: object) -> int:
+    text = str(value or "")
+    if text.isdigit():
+        return int(text)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def cursor_ms(value: str) -> int:
+    ms = epoch_ms(value)
+    iso_time(ms)  # a time no datetime holds (year 300000) is as malformed as text
+    return ms
+
+
+def iso_time(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class ObjectReads:
+    """One CRM object type's list (basic) and search APIs, its name in operations, and the
+    connector's `call` to read them with."""
+
+    noun: str
+    basic: Any
+    search: Any
+    call: Call
+    search_cap: int = SEARCH_CAP
+
+    def listed(
+        self,
+        properties: list[str],
+        operation: str,
+        archived: bool = False,
+        companies: CompanyNames | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The objects in pages of 100; with `companies`, each deal with its companies (no
+        extra call), `companies` told when the token may not read them."""
+        asked = ASSOCIATIONS if companies is not None else None
+        after: str | None = None
+        while True:
+            try:
+                body = self._list_page(operation, properties, archived, after, asked)
+            except PermissionDenied:
+                if companies is None or asked is None:
+                    raise
+                # Refused for the companies asked for (a token without their scope): the deals
+                # are read without them, as a company read refused leaves them.
+                companies.refused()
+                asked = None
+                continue
+            yield from body.get("results") or []
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+
+    def _list_page(
+        self,
+        operation: str,
+        properties: list[str],
+        archived: bool,
+        after: str | None,
+        asked: list[str] | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = self.call(
+            operation,
+            lambda **kw: self.basic.get_page(
+                limit=LIST_PAGE,
+                after=after,
+                properties=properties,
+                archived=archived,
+                associations=asked,
+                **kw,
+            ),
+        )
+        return body
+
+    def search_page(
+        self, filters: list[dict[str, Any]], properties: list[str], offset: int, operation: str
+    ) -> dict[str, Any]:
+        request = {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": properties,
+            "limit": SEARCH_PAGE,
+            "after": str(offset),
+        }
+        body: dict[str, Any] = self.call(operation, self.search.do_search, request, search=True)
+        return body
+
+    def changed(self, start: int, properties: list[str]) -> Iterator[dict[str, Any]]:
+        """The objects modified at or after `start` (ms), across HubSpot's 10,000-result
+        search cap.
+
+        `after` is an offset into a result list that moves while it is read: a deal changed
+        after it was read goes to the end and every deal behind it moves up one, so the next
+        offset would skip one. So each page starts a new window at the last modification time
+        seen (ids already yielded at that instant are skipped); only while a window stays in
+        one instant does it page by offset, up to the cap.
+        """
+        boundary: set[str] = set()  # ids yielded whose hs_lastmodifieddate == start
+        while True:
+            filters = [
+                {"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": str(start)}
+            ]
+            offset, last, at_last = 0, start, set(boundary)
+            while True:
+                operation = f"search {self.noun}"
+                body = self.search_page(filters, properties, offset, operation)
+                for deal in body.get("results") or []:
+                    if deal["id"] in boundary:
+                        continue
+                    modified = epoch_ms(deal["properties"]["hs_lastmodifieddate"])
+                    if modified != last:
+                        last, at_last = modified, set()
+                    at_last.add(deal["id"])
+                    yield deal
+                after = ((body.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    return
+                offset = int(after)
+                if last != start or offset + SEARCH_PAGE > self.search_cap:
+                    break
+            if last == start:
+                # More deals share one instant than a query can return: scan them instead.
+                yield from self._scan_from(start, at_last, properties)
+                return
+            start, boundary = last, at_last
+
+    def _scan_from(
+        self, start: int, seen: set[str], properties: list[str]
+    ) -> Iterator[dict[str, Any]]:
+        for deal in self.listed(properties, f"scan {self.noun}"):
+            modified = epoch_ms(deal["properties"].get("hs_lastmodifieddate") or 0)
+            if modified > start or (modified == start and deal["id"] not in seen):
+                yield deal
