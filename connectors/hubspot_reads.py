@@ -6,7 +6,8 @@ What the API does that these rely on:
 - search takes up to 200 a page, and `after` is an offset: a query returns at most 10,000
   results (SEARCH_CAP), and its offset moves while it is read (see `ObjectReads.changed`).
   Search has its own per-second limit, so its calls are paced apart (`search=True`).
-- `hs_lastmodifieddate` is filtered on as epoch milliseconds and read back as ISO 8601 text.
+- a search filters `hs_lastmodifieddate` by epoch milliseconds; records give their times as
+  ISO 8601 text (`epoch_ms` takes either).
 """
 
 from __future__ import annotations
