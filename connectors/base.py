@@ -21,7 +21,9 @@ __all__ = [
     "NativePipeline",
     "NativeUpdate",
     "PushResult",
+    "ReadsWithoutAccounts",
     "change_time",
+    "deals_to_check",
     "expect_organizations",
     "lookup_lag",
 ]
@@ -155,6 +157,31 @@ class DeletesDeals(Protocol):
     """
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]: ...
+
+
+@runtime_checkable
+class ReadsWithoutAccounts(Protocol):
+    """A connector whose `read_deals` spends calls on the deals' account names (Pipedrive: a v2
+    deal names its organization by id only, its name is one more read), and that can re-read
+    deals without them.
+
+    The re-read before a write (sync.connect.read_now: updates, propagated deletes, settling
+    writes in doubt) only checks the deals against the plan: deleted, archived, the diff fields
+    (name, stage, status, amount, currency, close date, owner, probability), the pipeline and
+    native stage. No account is compared, written back to the store or the bases, nor used by
+    a create (a copy's organization comes from the plan). Kept apart from `Connector`, as
+    `DeletesDeals` is, so that plugin connectors keep working; `deals_to_check` picks it.
+    """
+
+    def read_deals_without_accounts(self, ids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+
+def deals_to_check(connector: Connector, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The deals of `ids` as a write's checks read them: without their account names where
+    the connector can leave them out (`ReadsWithoutAccounts`), else `read_deals`."""
+    if isinstance(connector, ReadsWithoutAccounts):
+        return connector.read_deals_without_accounts(ids)
+    return connector.read_deals(ids)
 
 
 def change_time(parse: Callable[[str], T], value: object) -> T | None:

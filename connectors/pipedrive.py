@@ -12,11 +12,13 @@ Incremental reads ask both lists for the deals updated since the cursor (`update
 or after), deleted ones included (`status=open,won,lost,deleted`): the deleted ones are what
 `deleted_deals(since)` answers, without reading again. The cursor is the newest `update_time`
 read, never past the read's start (lists go by id, not by time). A v2 deal names its
-organization by id only: the organizations' names are read 100 ids a call and set on each deal
-as `org_name` (connectors/pipedrive_names.py; one the list leaves out is read by id).
-`read_deals` (the re-read before a write) takes 100 ids a call too, from `/deals` and, for the
+organization by id only: the organizations' names are set on each deal as `org_name`
+(connectors/pipedrive_names.py): a full read lists the organizations while that pays for
+itself, else (and an incremental read always) they are read 100 ids a call; one the list
+leaves out is read by id. `read_deals` takes 100 ids a call too, from `/deals` and, for the
 ids not found there, `/deals/archived`, then one call per id in neither: only a 404 or 410
-says a deal is gone.
+says a deal is gone. The re-read before a write (`read_deals_without_accounts`) reads no
+organization names: no check before a write compares an account.
 Writes are one PATCH / POST / DELETE per deal (v2 has no bulk write), each with its own
 PushResult. A copy whose create names an account goes to the organization of that name, found
 (or made) once per name and run (connectors/pipedrive_orgs.py); else to `create_org_id`. A run
@@ -224,7 +226,9 @@ class PipedriveConnector:
             else changed_deals(self._pages, since, ALL, gone)
         )
         high: datetime | None = since
-        for deal in self._org_names.named(pages):
+        # a full read names most organizations: listing them may be cheaper (OrgNames decides)
+        listing = self._org_pages() if since is None else None
+        for deal in self._org_names.named(pages, listing):
             changed = change_time(from_rfc3339, deal.get("update_time"))
             if changed is not None and (high is None or changed > high):
                 high = changed
@@ -241,6 +245,9 @@ class PipedriveConnector:
     def _orgs_of(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         params = {"ids": ",".join(map(str, ids)), "limit": IDS}
         return _body_list(self._get("organization names", "organizations", params))
+
+    def _org_pages(self) -> Iterator[list[dict[str, Any]]]:
+        return self._pages("list organization names", "organizations", {"sort_by": "id"})
 
     def _org(self, org_id: int) -> dict[str, Any] | None:
         """One organization by id, deleted ones too; None where it is not found or not
@@ -280,13 +287,18 @@ class PipedriveConnector:
             yield from (str(d["id"]) for d in page if is_deleted(d))
 
     def read_deals(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """`read_deals_without_accounts`, each deal with its organization's name."""
+        return list(self._org_names.named([self.read_deals_without_accounts(ids)]))
+
+    def read_deals_without_accounts(self, ids: Sequence[str]) -> list[dict[str, Any]]:
         """The deals of `ids` as they are now, deleted ones too (status "deleted"): 100 ids a
         call from `/deals`, those not found there from `/deals/archived`, and those in
         neither one by one (`GET /api/v2/deals/{id}`). An `ids=` list leaves out a deal it
         cannot show (v2 spec: "do not exist or are not visible"), and one unarchived between
         the two lists is in neither: only a 404 or 410 says a deal is gone, and a deal left
         out is what a delete's re-read takes for gone. A deal the token may not see is a
-        PermissionDenied, not a deal gone."""
+        PermissionDenied, not a deal gone. No organization names (`org_name`): see
+        connectors.base.ReadsWithoutAccounts."""
         wanted = list(dict.fromkeys(i for i in ids if i.isdigit()))
         found: list[dict[str, Any]] = []
         for path, operation in LISTS:
@@ -300,7 +312,7 @@ class PipedriveConnector:
             deal = self._one("read deal", f"deals/{deal_id}", (404, 410))
             if deal is not None:
                 found.append(deal)
-        return list(self._org_names.named([found]))
+        return found
 
     def stage_history(self, ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """`/v1/deals/{id}/flow` change items per deal (newest first): one call per deal and

@@ -9,7 +9,7 @@ from typing import Any
 
 from config import Config, SystemConfig
 from connectors import credentials as cc
-from connectors.base import Connector, ConnectorSettings, NativePipeline
+from connectors.base import Connector, ConnectorSettings, NativePipeline, deals_to_check
 from connectors.registry import connector_class, create_connector
 from mapping import (
     MappingContext,
@@ -183,11 +183,12 @@ def read_now(
     connector: Connector, ctx: MappingContext, ids: Sequence[str]
 ) -> tuple[dict[str, Deal], dict[str, str]]:
     """The deals as the CRM holds them now (id -> deal), and why the ones that no longer map
-    cannot be judged (id -> reason); ids in neither are gone. What a write checks first."""
+    cannot be judged (id -> reason); ids in neither are gone. What a write checks first: no
+    account names (see connectors.base.ReadsWithoutAccounts)."""
     to_deal = kind_mapping(ctx.kind).deal
     deals: dict[str, Deal] = {}
     unreadable: dict[str, str] = {}
-    for native in connector.read_deals(ids):
+    for native in deals_to_check(connector, ids):
         try:
             deal = to_deal(native, ctx)
         except MappingError as exc:

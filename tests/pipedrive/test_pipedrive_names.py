@@ -1,11 +1,12 @@
-"""Organization names for v2 deals: each organization read once, 100 ids a call, full calls."""
+"""Organization names for v2 deals: each organization read once, 100 ids a call, full calls; a
+full read's listing (500 a page) instead while it pays for itself."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from connectors.pipedrive_names import OrgNames
+from connectors.pipedrive_names import SPARE, OrgNames
 
 
 def _pages(orgs: Sequence[int | None], size: int) -> list[list[dict[str, Any]]]:
@@ -66,3 +67,49 @@ def test_deals_waiting_for_names_are_bounded() -> None:
     assert seen == 50
     # read as soon as more than `hold` deals wait: never more than `hold` and one page
     assert len(directory.calls) > 1 and max(len(c) for c in directory.calls) <= 10 + 5
+
+
+class _Listing:
+    """Organization list pages of 500 by id, of ids 1 to `last` (13 and 14 left out), counted."""
+
+    def __init__(self, last: int) -> None:
+        self.last, self.read = last, 0
+
+    def pages(self) -> Iterator[list[dict[str, Any]]]:
+        for start in range(1, self.last + 1, 500):
+            self.read += 1
+            ids = range(start, min(start + 500, self.last + 1))
+            yield [{"id": i, "name": f"Org {i}"} for i in ids if i not in (13, 14)]
+
+
+def test_a_listing_naming_most_organizations_replaces_the_ids_calls() -> None:
+    orgs = [1 + n % 900 for n in range(3000)]  # 900 of the listing's 1,000 organizations
+    directory, listing = _Directory(), _Listing(1000)
+    names = OrgNames(directory.read, directory.read_one)
+    deals = list(names.named(_pages(orgs, 500), listing.pages()))
+    assert listing.read == 2 and directory.calls == []
+    assert all(d["org_name"] == f"Org {d['org_id']}" for d in deals if d["org_id"] not in (13, 14))
+    # what the listing passed without giving is read by id, as the `ids=` path does
+    assert directory.one_by_one == [13, 14]
+    assert {d["org_name"] for d in deals if d["org_id"] == 13} == {"Deleted Org 13"}
+
+
+def test_a_listing_naming_none_of_the_deals_organizations_stops_after_spare_pages() -> None:
+    orgs = [15_000 + n % 250 for n in range(1000)]  # past the first 30 pages of 500
+    directory, listing = _Directory(), _Listing(20_000)
+    names = OrgNames(directory.read, directory.read_one)
+    deals = list(names.named(_pages(orgs, 30), listing.pages()))
+    assert listing.read == SPARE
+    assert [len(c) for c in directory.calls] == [100, 100, 50]
+    assert all(d["org_name"] == f"Org {d['org_id']}" for d in deals)
+
+
+def test_a_listing_is_read_on_while_its_pages_pay_for_themselves() -> None:
+    """Deals naming one organization in four of 4,000: each page of 500 gives 125 names, more
+    than the 100 an `ids=` call would; read to the end, no `ids=` call."""
+    orgs = list(range(20, 4000, 4))
+    directory, listing = _Directory(), _Listing(4000)
+    names = OrgNames(directory.read, directory.read_one)
+    deals = list(names.named(_pages(orgs, 500), listing.pages()))
+    assert listing.read == 8 and directory.calls == []
+    assert all(d["org_name"] == f"Org {d['org_id']}" for d in deals)
