@@ -157,6 +157,10 @@ def _counts(system: str, dump: Mapping[str, Any]) -> dict[str, int]:
         "deleted": len(deals) - len(live),
         "owners": len(dump["users"]),
         "organizations": len(orgs),  # those of live deals: their accounts' names are read
+        # every organization the list shows (deleted ones left out): what a listing reads
+        "organizations_listed": sum(
+            1 for o in dump["organizations"] if o.get("active_flag", True) is not False
+        ),
     }
 
 
