@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from connectors.base import NativeUpdate
 from connectors.pipedrive import PipedriveConnector
 from connectors.sandbox.launcher import Sandbox, start_sandbox
 from sync.connect import read_now
@@ -122,3 +125,19 @@ def test_the_re_read_before_a_write_reads_no_organization_names(
     for deal_id, deal in deals.items():
         assert deal.name == by_id[deal_id]["title"]
         assert "account" not in deal.extra  # the checks before a write compare no account
+
+
+def test_an_incremental_read_asks_for_its_few_organizations_by_ids_not_by_listing(
+    connector: PipedriveConnector, sandbox: Sandbox, pd_data: dict[str, Any]
+) -> None:
+    changed = [d for d in _live(pd_data) if isinstance(d.get("org_id"), dict)][:5]
+    since = datetime.now(UTC)
+    time.sleep(0.01)
+    connector.update_deals([NativeUpdate(str(d["id"]), {"probability": 42}) for d in changed])
+    contract.clear_stats(sandbox, "pipedrive")
+    deals = list(connector.deals(since))
+    _assert_named(deals, _org_names(pd_data))
+    assert sorted(d["id"] for d in deals) == sorted(d["id"] for d in changed)
+    assert "list organization names" not in connector.calls()
+    # one `ids=` call for the five, and the organizations changed since are not read here
+    assert contract.stats(sandbox, "pipedrive")["GET /api/v2/organizations"] == 1
