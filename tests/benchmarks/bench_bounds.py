@@ -64,7 +64,7 @@ def full_pull_bound(system: str, counts: Mapping[str, int]) -> int:
     # lists again `updated_since` the read began (deals archived or unarchived meanwhile, one
     # page each); a v2 deal names its organization by id only: their names, from the listing
     # of every organization (500 a page) or 100 ids a call, whichever is fewer. At 10k deals
-    # naming 880 of 880 organizations: 3 + 20 + 1 + 2 + min(2, 9) = 28.
+    # naming 880 of 880 organizations: 3 + 21 + 1 + 2 + min(2, 9) = 29 (10,128 live deals).
     named = _pages(counts.get("organizations", 0), PD_IDS, at_least=0)
     listed = _pages(counts.get("organizations_listed", 0), PD_ORG_PAGE, at_least=0)
     names = min(named, listed) if named else 0
