@@ -34,7 +34,7 @@ from connectors.http import CallPolicy, Pacer
 from connectors.hubspot_companies import DEAL_COMPANIES_READ, CompanyNames
 from connectors.hubspot_metadata import pipelines_from_body, read_owners
 from connectors.hubspot_reads import SEARCH_CAP, ObjectReads, cursor_ms, epoch_ms, iso_time
-from connectors.hubspot_wire import classify, logging_left_alone, rate_limit_info
+from connectors.hubspot_wire import classify, logging_left_alone, next_after, rate_limit_info
 from connectors.hubspot_writes import BATCH, DealWrites
 
 __all__ = ["HubSpotConnector"]
@@ -293,7 +293,7 @@ class HubSpotConnector:
                     link = (deal.get("properties") or {}).get(field)
                     if link:
                         found.setdefault(str(link), str(deal["id"]))
-                after = ((body.get("paging") or {}).get("next") or {}).get("after")
+                after = next_after(body)
                 if not after:
                     break
                 offset = int(after)

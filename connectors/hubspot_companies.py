@@ -29,6 +29,7 @@ from typing import Any
 
 from connectors.batches import chunks
 from connectors.errors import PermissionDenied
+from connectors.hubspot_wire import next_after
 
 __all__ = [
     "ASSOCIATIONS",
@@ -191,7 +192,7 @@ class CompanyNames:
                     links = found.setdefault(deal_id, {})
                     for company, primary in links_from_v4(result).items():
                         links[company] = links.get(company, False) or primary
-                    after = ((result.get("paging") or {}).get("next") or {}).get("after")
+                    after = next_after(result)
                     if after:
                         more.append({"id": deal_id, "after": str(after)})
             pending = more

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connectors.base import NativePipeline
+from connectors.hubspot_wire import next_after
 from mapping.context import NativeStage
 
 __all__ = ["pipelines_from_body", "read_owners"]
@@ -83,7 +84,7 @@ def read_owners(call: Call, owners_api: Any) -> list[dict[str, Any]]:
                 elif email and email in active:
                     continue
                 owners.append(owner)
-            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            after = next_after(body)
             if not after:
                 break
     return owners

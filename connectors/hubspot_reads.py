@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from connectors.errors import PermissionDenied
 from connectors.hubspot_companies import ASSOCIATIONS, CompanyNames
+from connectors.hubspot_wire import next_after
 
 __all__ = ["SEARCH_CAP", "ObjectReads", "cursor_ms", "epoch_ms", "iso_time"]
 
@@ -87,7 +88,7 @@ class ObjectReads:
                 asked = None
                 continue
             yield from body.get("results") or []
-            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            after = next_after(body)
             if not after:
                 return
 
@@ -152,7 +153,7 @@ class ObjectReads:
                         last, at_last = modified, set()
                     at_last.add(deal["id"])
                     yield deal
-                after = ((body.get("paging") or {}).get("next") or {}).get("after")
+                after = next_after(body)
                 if not after:
                     return
                 offset = int(after)

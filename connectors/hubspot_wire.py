@@ -22,10 +22,19 @@ __all__ = [
     "create_results",
     "logging_left_alone",
     "may_have_landed",
+    "next_after",
     "not_live",
     "rate_limit_info",
     "update_results",
 ]
+
+
+def next_after(body: Mapping[str, Any]) -> str | None:
+    """The `after` of a page's `paging.next` (lists, searches, batch reads): where the next
+    page starts; None on the last page, whose `paging` HubSpot leaves out."""
+    after = ((body.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after is not None else None
+
 
 _TRANSIENT_ERRORS = (
     urllib3.exceptions.ProtocolError,
