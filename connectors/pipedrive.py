@@ -47,7 +47,7 @@ from connectors.base import (
     PushResult,
     change_time,
 )
-from connectors.batches import not_found
+from connectors.batches import chunks, not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
 from connectors.errors import ApiError, ConnectorError
 from connectors.http import CallPolicy, Pacer
@@ -92,11 +92,6 @@ def _search_items(body: Any) -> list[dict[str, Any]]:
     data = body.get("data") if isinstance(body, dict) else None
     items = data.get("items") if isinstance(data, dict) else None
     return [i["item"] for i in items or () if isinstance(i, dict) and "item" in i]
-
-
-def _chunks(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for at in range(0, len(values), size):
-        yield values[at : at + size]
 
 
 class PipedriveConnector:
@@ -304,7 +299,7 @@ class PipedriveConnector:
         for path, operation in LISTS:
             missing = set(wanted) - {str(d["id"]) for d in found}
             operation = f"read {operation.removeprefix('list ')}"
-            for chunk in _chunks([i for i in wanted if i in missing], IDS):
+            for chunk in chunks([i for i in wanted if i in missing], IDS):
                 params = {**DEAL_QUERY, "ids": ",".join(chunk), "status": ALL, "limit": IDS}
                 found += _body_list(self._get(operation, path, params))
         listed = {str(d["id"]) for d in found}

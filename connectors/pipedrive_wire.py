@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -43,27 +42,6 @@ _CONNECTION_ERRORS = (
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
     """The api_token of any URL in `text` masked, and `secrets` too."""
     return redact_secrets(_TOKEN_IN_URL.sub(r"\1***", text), secrets)
-
-
-class _RedactingFilter(logging.Filter):
-    """urllib3 logs each request's URL at DEBUG (`crmsync --verbose`): the token goes first."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "api_token=" in message.lower():
-            record.msg, record.args = redact(message), None
-        return True
-
-
-# The urllib3 loggers that print request URLs (a logger's filters see only its own records).
-_URL_LOGGERS = ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry")
-
-
-def _redact_url_logs() -> None:
-    for name in _URL_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactingFilter) for f in logger.filters):
-            logger.addFilter(_RedactingFilter())
 
 
 def rfc3339(moment: datetime) -> str:
@@ -98,7 +76,6 @@ class SessionClient(Client):
     ) -> None:
         super().__init__(domain=domain)
         self._session, self._timeout, self._observe = session, timeout, observe
-        _redact_url_logs()
 
     def _request(
         self,
