@@ -26,15 +26,17 @@ from typing import Any
 
 from config import Config
 from connectors.base import Connector
+from connectors.errors import ConnectorError
 from mapping import MappingContext, deal_fingerprint, deal_to_json, with_stage_history
 from mapping.history import keyed_in_pipeline
 from mapping.model import Deal, MappingError
 from mapping.salesforce import stage_history_from_salesforce
-from sync.connect import build_context, kind_mapping
+from sync.connect import build_context, kind_mapping, read_now
 from sync.errors import CrmsyncError
 from sync.locks import Budget, pull_locks
 from sync.shutdown import Stopped, stop_requested, stopped_on_request
 from sync.store import Store
+from sync.terminal import counted
 
 __all__ = [
     "PullFailed",
@@ -81,6 +83,8 @@ class PullReport:
     changed_ids: list[str] = field(default_factory=list)
     # Stored deals that took their account's new name (an incremental pull; counted in `saved`).
     renamed: int = 0
+    # Stored live deals a full read did not list but a read by id found: kept, not deleted.
+    unlisted: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +99,7 @@ class PullReport:
             "calls": self.calls,
             "failure": self.failure,
             "renamed": self.renamed,
+            "unlisted": self.unlisted,
         }
 
 
@@ -212,10 +217,12 @@ def _produce(
     report: PullReport,
     out: _Handover,
     accounts: bool = False,
+    stored: set[str] | None = None,
 ) -> None:
     """Read one instance (from `OVERLAP` before its stored `cursor`, or everything), which
     began no later than `started`; `accounts` (an incremental read of an instance whose stored
-    deals name accounts): the accounts changed since, too (:func:`_changed_accounts`)."""
+    deals name accounts): the accounts changed since, too (:func:`_changed_accounts`);
+    `stored` (a full read): the ids of its deals the store holds live."""
     since = _moment(cursor) - OVERLAP if cursor else None
     try:
         try:
@@ -232,6 +239,9 @@ def _produce(
                 if len(chunk) >= CHUNK:
                     out.put((instance, chunk, None, None))
                     chunk = []
+            if stored is not None:
+                listed = {*seen, *(e["id"] for e in report.errors)}
+                seen += _still_there(connector, ctx, sorted(stored - listed), report)
             deleted = list(connector.deleted_deals(since)) if since is not None else None
             names = _changed_accounts(connector, since) if since and accounts else None
             # Never past the read's start: a page is read once, and a deal edited after its page
@@ -259,6 +269,41 @@ def _produce(
         out.put((instance, _DONE, None, None))
     except _Abandoned:
         return
+
+
+def _still_there(
+    connector: Connector, ctx: MappingContext, ids: Sequence[str], report: PullReport
+) -> list[str]:
+    """Of the stored live deals a full read did not list (`ids`), those a read by id still
+    finds: they are not marked deleted. A list can leave out a deal that is there (a proxy or
+    an API that lost pages, a deal moved between two lists mid-read), and a deal taken for
+    deleted is reported as a deletion, and by every report, until a later full read lists it.
+    Kept as stored: the next read that lists them saves what they hold. A read that fails
+    leaves them to be marked deleted, as a full read did before it checked."""
+    if not ids:
+        return []
+    try:
+        deals, unreadable = read_now(connector, ctx, ids)
+    except ConnectorError as exc:
+        _log.warning(
+            "%s: the full read did not list %s, and reading them by id failed (%s): marked deleted",
+            report.instance,
+            counted(len(ids), "stored deal"),
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        return []
+    there = sorted({i for i, d in deals.items() if not d.extra.get("deleted")} | set(unreadable))
+    if there:
+        report.unlisted = len(there)
+        shown = ", ".join(there[:5]) + (", ..." if len(there) > 5 else "")
+        _log.warning(
+            "%s: the full read did not list %s that a read by id finds (%s); kept, not marked "
+            "deleted: the CRM or a proxy between left them out of its lists",
+            report.instance,
+            counted(len(there), "deal"),
+            shown,
+        )
+    return there
 
 
 def _changed_accounts(connector: Connector, since: datetime) -> dict[str, str | None] | None:
@@ -332,7 +377,11 @@ def pull_locked(
                 store.forget_reconcile_state()
             # The accounts changed since the cursor, only where a stored deal names one.
             accounts = cursor is not None and store.holds_accounts(instance)
-            args = (config, instance, connector, cursor, started, reports[instance], out, accounts)
+            stored = store.live_ids(instance) if cursor is None else None
+            args = (
+                config, instance, connector, cursor, started, reports[instance], out, accounts,
+                stored,
+            )  # fmt: skip
             readers.append(
                 threading.Thread(target=_produce, args=args, name=f"pull-{instance}", daemon=True)
             )

@@ -42,6 +42,7 @@ from sync.store_deals import (
     read_deals,
     read_deletion_marks,
     read_fingerprints,
+    read_live_ids,
     upsert_changed,
 )
 from sync.store_failures import DeadLetters
@@ -311,6 +312,10 @@ class Store:
     def fingerprints(self, instance: str) -> dict[str, str]:
         """id -> fingerprint of every stored deal of ``instance`` (deleted ones included)."""
         return read_fingerprints(self._engine, instance)
+
+    def live_ids(self, instance: str) -> set[str]:
+        """Ids of the stored deals of ``instance`` not marked deleted."""
+        return read_live_ids(self._engine, instance)
 
     def deal_count(self, instance: str, *, include_deleted: bool = False) -> int:
         return count_deals(self._engine, instance, include_deleted)

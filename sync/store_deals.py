@@ -27,6 +27,7 @@ __all__ = [
     "read_deals",
     "read_deletion_marks",
     "read_fingerprints",
+    "read_live_ids",
     "upsert_changed",
 ]
 
@@ -153,6 +154,14 @@ def read_fingerprints(engine: Engine, instance: str) -> dict[str, str]:
     with transaction(engine, write=False) as conn:
         rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
         return {r.id: r.fingerprint for r in rows}
+
+
+def read_live_ids(engine: Engine, instance: str) -> set[str]:
+    d = t.deals.c
+    query = select(d.id).where(d.instance == instance, d.deleted == false())
+    with transaction(engine, write=False) as conn:
+        rows = conn.execute(query, execution_options={"yield_per": BATCH_SIZE * 10})
+        return {r.id for r in rows}
 
 
 def count_deals(engine: Engine, instance: str, include_deleted: bool) -> int:
