@@ -212,6 +212,9 @@ class V2Api:
             return _ok(deal_v2(self.store.restore(deal_id)))
         if deleted is True:
             body["status"] = "deleted"
+        refused = self.host.fault_state.faults.close_date_not_nullable
+        if refused and "expected_close_date" in body and body["expected_close_date"] is None:
+            raise WriteError(400, "Invalid expected_close_date: None is not a string")
         return _ok(deal_v2(self.store.api_update(deal_id, body)))
 
     def post_deal(self, request: SandboxRequest) -> SandboxResponse:
