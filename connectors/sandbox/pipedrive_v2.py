@@ -219,7 +219,7 @@ _BOOLEANS = frozenset({"is_archived", "is_deleted"})
 # Spec fields the store derives itself (times from status changes) or does not keep (labels):
 # accepted, as the spec lists them, and left alone.
 _IGNORED = frozenset({"close_time", "won_time", "lost_time", "label_ids", "add_time"})
-_WRITE_STATUSES = ("open", "won", "lost")  # deleting is DELETE (or is_deleted)
+_WRITE_STATUSES = ("open", "won", "lost")  # deleting is DELETE only
 
 
 def _invalid(name: str, value: Any, kind: str) -> BadRequest:

@@ -211,7 +211,9 @@ class V2Api:
                 raise WriteError(400, "A deleted deal cannot be edited: restore it first")
             return _ok(deal_v2(self.store.restore(deal_id)))
         if deleted is True:
-            body["status"] = "deleted"
+            # v2 migration guide: "It is no longer possible to use PATCH (former PUT) requests
+            # to delete an entity"; a client that tries must hear so from the sandbox too.
+            raise WriteError(400, "A deal cannot be deleted by PATCH: use DELETE")
         refused = self.host.fault_state.faults.close_date_not_nullable
         if refused and "expected_close_date" in body and body["expected_close_date"] is None:
             raise WriteError(400, "Invalid expected_close_date: None is not a string")

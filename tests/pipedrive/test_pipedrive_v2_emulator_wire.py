@@ -362,6 +362,15 @@ def test_a_deleted_deal_takes_no_patch_but_its_restore(v2, pd_data):
     assert restored["title"] == stored["title"]
 
 
+def test_a_patch_cannot_delete_a_deal(v2, pd_data):
+    """v2 migration guide: "It is no longer possible to use PATCH (former PUT) requests to
+    delete an entity"."""
+    deal_id = _live_ids(pd_data)[0]
+    refused = v2.call("PATCH", f"/deals/{deal_id}", json={"is_deleted": True})
+    assert refused.status_code == 400 and "DELETE" in refused.json()["error"]
+    assert v2.ok("GET", f"/deals/{deal_id}")["data"]["is_deleted"] is False
+
+
 def test_delete_answers_the_id_then_410_and_an_unknown_deal_404(v2, pd_data):
     deal_id = _live_ids(pd_data)[13]
     assert v2.ok("DELETE", f"/deals/{deal_id}") == {"success": True, "data": {"id": deal_id}}
