@@ -1,6 +1,8 @@
-"""HubSpot CRM v3 emulator: pipelines, owners, deals (list, get, patch, search, batch), companies
-(list, search, batch read) and deal -> company associations (the v4 batch read and its
-date-versioned successor, one handler: the same answers, the same faults).
+"""HubSpot CRM emulator: pipelines, owners, account details, deals (list, get, patch, search,
+batch), companies (list, search, batch read) and deal -> company associations (the v4 batch
+read). Each is served on its v3 (v4) path and on the date-versioned paths of API_VERSIONS
+(`/crm/objects/2026-09/deals`, `/crm/owners/2026-09`, ...) by one handler: the same answers,
+the same faults, as HubSpot's references document the same bodies for both.
 
 Speaks the wire format hubspot-api-client 12 expects (see API-NOTES.md §1): bearer auth, the
 `{"results", "paging": {"next": {"after"}}}` envelope, HubSpot's error and 429 bodies, its
@@ -23,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connectors.sandbox.faults import FaultState
 from connectors.sandbox.hubspot_companies import (
     ASSOCIATIONS_BATCH,
-    ASSOCIATIONS_READS,
+    ASSOCIATIONS_READ,
     none_found,
     v4_result,
 )
@@ -33,8 +35,21 @@ from connectors.sandbox.server import BadRequest, Route, SandboxRequest, Sandbox
 
 __all__ = ["HubSpotEmulator"]
 
-_DEALS = ("/crm/v3/objects/deals", "/crm/v3/objects/0-3")  # 0-3 is the deals object type id
-_COMPANIES = ("/crm/v3/objects/companies", "/crm/v3/objects/0-2")
+# The date versions served besides v3 (and v4's associations): HubSpot's first (2026-03) and
+# the one crmsync speaks (2026-09). Each path is its own route, so a version never released is
+# a 404 and the request statistics count each version apart.
+API_VERSIONS = ("2026-03", "2026-09")
+
+
+def _served(api: str, v3: str) -> tuple[str, ...]:
+    """`v3` and its date-versioned forms, `api` followed by the version: ("/crm/objects",
+    "/crm/v3/objects") -> "/crm/v3/objects", "/crm/objects/2026-03", "/crm/objects/2026-09"."""
+    return (v3, *(f"{api}/{version}" for version in API_VERSIONS))
+
+
+_OBJECTS = _served("/crm/objects", "/crm/v3/objects")
+_DEALS = tuple(f"{o}/{n}" for o in _OBJECTS for n in ("deals", "0-3"))  # 0-3: deals' type id
+_COMPANIES = tuple(f"{o}/{n}" for o in _OBJECTS for n in ("companies", "0-2"))
 # How an object type may be named in a path or an `associations` parameter.
 _DEAL_NAMES, _COMPANY_NAMES = {"deals", "deal", "0-3"}, {"companies", "company", "0-2"}
 MAX_PAGE, MAX_BATCH, DAILY_LIMIT = 100, 100, 250_000
@@ -109,14 +124,22 @@ class HubSpotEmulator:
     # -- the Emulator protocol ------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
-        routes = [
-            Route("GET", "/crm/v3/pipelines/deals", self._pipelines),
-            Route("GET", "/crm/v3/pipelines/deals/{pipelineId}", self._pipeline),
-            Route("GET", "/crm/v3/owners/", self._owners),
-            Route("GET", "/crm/v3/owners", self._owners),
-            Route("GET", "/account-info/v3/details", self._account),
+        routes = [Route("GET", "/crm/v3/owners/", self._owners)]
+        for pipelines in _served("/crm/pipelines", "/crm/v3/pipelines"):
+            routes += [
+                Route("GET", f"{pipelines}/deals", self._pipelines),
+                Route("GET", pipelines + "/deals/{pipelineId}", self._pipeline),
+            ]
+        routes += [
+            Route("GET", path, self._owners) for path in _served("/crm/owners", "/crm/v3/owners")
         ]
-        routes += [Route("POST", path, self._associations_read) for path in ASSOCIATIONS_READS]
+        accounts = _served("/account-info", "/account-info/v3")
+        routes += [Route("GET", f"{path}/details", self._account) for path in accounts]
+        associations = _served("/crm/associations", "/crm/v4/associations")
+        routes += [
+            Route("POST", path + ASSOCIATIONS_READ, self._associations_read)
+            for path in associations
+        ]
         for base in _COMPANIES:
             routes += [
                 Route("GET", base, self._list_companies),
@@ -262,7 +285,7 @@ class HubSpotEmulator:
         ]
         body: dict[str, Any] = {"results": owners[offset : offset + limit]}
         if offset + limit < len(owners):
-            body["paging"] = _next(str(offset + limit), "/crm/v3/owners/")
+            body["paging"] = _next(str(offset + limit), request.path)
         return SandboxResponse(200, body)
 
     # -- deals: reads -----------------------------------------------------------------------
@@ -280,7 +303,7 @@ class HubSpotEmulator:
             shown = [self.store.with_companies(d) for d in shown]
         body: dict[str, Any] = {"results": shown}
         if more is not None:
-            body["paging"] = _next(str(more), "/crm/v3/objects/deals")
+            body["paging"] = _next(str(more), request.path)
         return SandboxResponse(200, body)
 
     def _get(self, request: SandboxRequest) -> SandboxResponse:
@@ -375,7 +398,7 @@ class HubSpotEmulator:
     # -- companies --------------------------------------------------------------------------
 
     def _associations_read(self, request: SandboxRequest) -> SandboxResponse:
-        """Batch read of deals' companies (the only pair the emulator holds), v4 or 2026-03."""
+        """Batch read of deals' companies (the only pair the emulator holds), v4 or dated."""
         if not self.companies_scope:
             return self._missing_scope()
         pair = (request.params["fromObjectType"].lower(), request.params["toObjectType"].lower())
@@ -418,7 +441,7 @@ class HubSpotEmulator:
         properties = request.args("properties") or list(COMPANY_DEFAULTS)
         body: dict[str, Any] = {"results": [self.store.view(c, properties) for c in companies]}
         if more is not None:
-            body["paging"] = _next(str(more), "/crm/v3/objects/companies")
+            body["paging"] = _next(str(more), request.path)
         return SandboxResponse(200, body)
 
     def _missing_scope(self) -> SandboxResponse:

@@ -11,11 +11,11 @@ HubSpot shows one association in two vocabularies (API-NOTES §1):
   `deal_to_company_unlabeled`; another company only as `deal_to_company_unlabeled`. At most
   100 entries per deal, then `paging.next.after`, as every association list pages since 2021.
 - v4 (`POST /crm/v4/associations/deals/companies/batch/read`, <= 1,000 inputs: the changelog
-  of 2025-02-10, which revised a first announcement of 100), and its date-versioned successor
-  `POST /crm/associations/2026-03/deals/companies/batch/read`, which HubSpot documents with
-  v4's body and answer (its own limit is not stated: v4's is kept). One entry per company,
-  `toObjectId` a number, with its `associationTypes` (typeId 5 "Primary", 341 unlabeled, label
-  null); a deal with no company is an error of the 207 answer
+  of 2025-02-10, which revised a first announcement of 100), and its date-versioned successors
+  (`POST /crm/associations/{2026-03,2026-09}/deals/companies/batch/read`), which HubSpot
+  documents with v4's body and answer (their own limit is not stated: v4's is kept). One
+  entry per company, `toObjectId` a number, with its `associationTypes` (typeId 5 "Primary",
+  341 unlabeled, label null); a deal with no company is an error of the 207 answer
   (`crm.associations.NO_ASSOCIATIONS_FOUND`), not an empty result. Paging is per deal (an
   `after` per input) with no documented page size, and hundreds come in one answer: the
   emulator answers each deal's companies whole.
@@ -28,7 +28,7 @@ from typing import Any
 
 __all__ = [
     "ASSOCIATIONS_BATCH",
-    "ASSOCIATIONS_READS",
+    "ASSOCIATIONS_READ",
     "ASSOCIATION_PAGE",
     "PRIMARY",
     "PRIMARY_TYPE_ID",
@@ -44,11 +44,9 @@ PRIMARY, UNLABELED = "deal_to_company", "deal_to_company_unlabeled"
 PRIMARY_TYPE_ID, UNLABELED_TYPE_ID = 5, 341
 ASSOCIATION_PAGE = 100  # entries per deal in a v3 read, then paging
 ASSOCIATIONS_BATCH = 1000  # inputs per associations batch read (v4's, since 2025-02-10)
-# Both are served until 2027-03-30, when HubSpot ends its support of v4 (its changelog).
-ASSOCIATIONS_READS = (
-    "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
-    "/crm/associations/2026-03/{fromObjectType}/{toObjectType}/batch/read",
-)
+# v4 and each date version (the emulator's API_VERSIONS): v4's support ends on 2027-03-30 (its
+# changelog), but old configs and tests still speak it.
+ASSOCIATIONS_READ = "/{fromObjectType}/{toObjectType}/batch/read"
 
 
 class Associations:
