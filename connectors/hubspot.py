@@ -33,8 +33,15 @@ from connectors.errors import ApiError, PermissionDenied
 from connectors.http import CallPolicy, Pacer
 from connectors.hubspot_companies import DEAL_COMPANIES_READ, CompanyNames
 from connectors.hubspot_metadata import pipelines_from_body, read_owners
+from connectors.hubspot_paths import ACCOUNT_DETAILS, OWNERS, PIPELINES
 from connectors.hubspot_reads import SEARCH_CAP, ObjectReads, cursor_ms, epoch_ms, iso_time
-from connectors.hubspot_wire import classify, logging_left_alone, next_after, rate_limit_info
+from connectors.hubspot_wire import (
+    classify,
+    logging_left_alone,
+    next_after,
+    query,
+    rate_limit_info,
+)
 from connectors.hubspot_writes import BATCH, DealWrites
 
 __all__ = ["HubSpotConnector"]
@@ -83,8 +90,6 @@ class HubSpotConnector:
             crm = client.crm
             self._basic, self._search = crm.deals.basic_api, crm.deals.search_api
             self._batch = crm.deals.batch_api
-            self._owners_api = crm.owners.owners_api
-            self._pipelines_api = crm.pipelines.pipelines_api
             companies = crm.companies.batch_api
             self._deals = ObjectReads("deals", self._basic, self._search, self._call, search_cap)
             self._company_objects = ObjectReads(
@@ -96,9 +101,8 @@ class HubSpotConnector:
             )
         # Every SDK API object builds its own PoolManager; share one so connections are reused.
         self._pool = self._basic.api_client.rest_client.pool_manager
-        apis = (self._search, self._batch, self._owners_api, self._pipelines_api)
         more = (self._company_objects.basic, self._company_objects.search)
-        for api in (*apis, companies, *more):
+        for api in (self._search, self._batch, companies, *more):
             api.api_client.rest_client.pool_manager = self._pool
         self._host = config["host"]
         self._companies = CompanyNames(
@@ -152,19 +156,25 @@ class HubSpotConnector:
         self._observe(response.headers)
         return json.loads(data) if data else None
 
-    def _unwrapped(self, method: str, path: str) -> Callable[..., Any]:
-        """A request of `path`, which hubspot-api-client 12 wraps no method for, to give `_call`
-        (with its JSON body, if any): sent by the SDK's REST client, so on its pool and raising
-        its errors, which `classify` reads as it reads every other call's."""
+    def _unwrapped(
+        self, method: str, path: str, params: Mapping[str, object] | None = None
+    ) -> Callable[..., Any]:
+        """A request of `path` (a date-versioned one, which hubspot-api-client 12 wraps no
+        method for) with its query `params`, to give `_call` (with its JSON body, if any): sent
+        by the SDK's REST client, so on its pool and raising its errors, which `classify` reads
+        as it reads every other call's."""
         rest = self._basic.api_client.rest_client
         url = f"{self._host}{path}"
         token = self._settings.credentials
         assert isinstance(token, HubSpotToken)
         auth = {"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
+        pairs = query(params or {})
 
         def send(body: Any = None, **options: Any) -> Any:
             # a copy each time: the REST client adds its Content-Type to the headers it is given
-            return rest.request(method, url, headers=dict(auth), body=body, **options)
+            return rest.request(
+                method, url, query_params=pairs, headers=dict(auth), body=body, **options
+            )
 
         return send
 
@@ -193,9 +203,8 @@ class HubSpotConnector:
 
     def portal_timezone(self) -> str:
         """The account's time zone, as its Settings > Account Defaults name it (`timeZone` of
-        GET /account-info/v3/details). hubspot-api-client 12 wraps no account-info endpoint, so
-        this is one GET through the SDK's REST client: its pool, its errors."""
-        body = self._call("account details", self._unwrapped("GET", "/account-info/v3/details"))
+        GET /account-info/{version}/details)."""
+        body = self._call("account details", self._unwrapped("GET", ACCOUNT_DETAILS))
         if not isinstance(body, dict):  # a proxy's or a changed API's answer: no crash
             raise ApiError(self.system, "account details", "the answer is no JSON object")
         zone = body.get("timeZone")
@@ -204,13 +213,13 @@ class HubSpotConnector:
         return zone
 
     def pipelines(self) -> list[NativePipeline]:
-        body = self._call("pipelines", self._pipelines_api.get_all, "deals")
+        body = self._call("pipelines", self._unwrapped("GET", PIPELINES))
         self._pipelines = pipelines_from_body(body)
         return self._pipelines
 
     def owners(self) -> list[dict[str, Any]]:
         """Active owners, then archived ones (`read_owners` says which are left out)."""
-        return read_owners(self._call, self._owners_api)
+        return read_owners(self._call, lambda params: self._unwrapped("GET", OWNERS, params))
 
     def _properties(self) -> list[str]:
         pipelines = self._pipelines if self._pipelines is not None else self.pipelines()

@@ -1,6 +1,6 @@
 """HubSpot's deal pipelines (with their stages) and owners, as the connector reads them.
 
-- pipelines: GET /crm/v3/pipelines/deals; a pipeline or stage marked `archived` is left out,
+- pipelines: GET /crm/pipelines/{version}/deals; a pipeline or stage marked `archived` is left out,
   the rest ordered by `displayOrder`. A stage's `metadata` holds `isClosed` and `probability`
   as strings; the built-in won stage is `closedwon`.
 - owners: the owners API lists active owners or archived (deactivated) ones, one or the other
@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,7 +19,8 @@ from mapping.context import NativeStage
 
 __all__ = ["pipelines_from_body", "read_owners"]
 
-Call = Callable[[str, Callable[..., Any]], Any]  # (operation, SDK method) -> body
+Call = Callable[[str, Callable[..., Any]], Any]  # (operation, request) -> body
+Get = Callable[[Mapping[str, object]], Callable[..., Any]]  # query parameters -> request
 
 
 def _order(raw: Any) -> tuple[int, str]:
@@ -60,7 +61,7 @@ def pipelines_from_body(body: dict[str, Any]) -> list[NativePipeline]:
     return pipelines
 
 
-def read_owners(call: Call, owners_api: Any) -> list[dict[str, Any]]:
+def read_owners(call: Call, get: Get) -> list[dict[str, Any]]:
     """Active owners, then archived (deactivated) ones: the owners API lists one or the
     other (`archived` = "return only results that have been archived", default false), and
     deals keep a deactivated owner's id, as Salesforce's inactive Users and Pipedrive's
@@ -71,12 +72,7 @@ def read_owners(call: Call, owners_api: Any) -> list[dict[str, Any]]:
     for archived in (False, True):
         after: str | None = None
         while True:
-            body = call(
-                "owners",
-                lambda a=after, z=archived, **kw: owners_api.get_page(
-                    limit=100, after=a, archived=z, **kw
-                ),
-            )
+            body = call("owners", get({"limit": 100, "after": after, "archived": archived}))
             for owner in body.get("results") or []:
                 email = str(owner.get("email") or "").strip().lower()
                 if not archived:

@@ -24,6 +24,7 @@ __all__ = [
     "may_have_landed",
     "next_after",
     "not_live",
+    "query",
     "rate_limit_info",
     "update_results",
 ]
@@ -34,6 +35,18 @@ def next_after(body: Mapping[str, Any]) -> str | None:
     page starts; None on the last page, whose `paging` HubSpot leaves out."""
     after = ((body.get("paging") or {}).get("next") or {}).get("after")
     return str(after) if after is not None else None
+
+
+def query(params: Mapping[str, object]) -> list[tuple[str, str]]:
+    """Query parameters as hubspot-api-client sends them: a list repeats its key
+    (`properties=a&properties=b`), None is left out. A bool is written `true` / `false`, as
+    HubSpot's references write them (the SDK's `str()` sent `True`)."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if item is not None:
+                pairs.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
+    return pairs
 
 
 _TRANSIENT_ERRORS = (

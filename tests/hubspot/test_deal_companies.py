@@ -74,7 +74,7 @@ def test_an_incremental_read_sees_a_deal_moved_to_another_company(
     assert deal["id"] == deal_id
     assert _account(deal) == _name(store, new)
     assert _requests(sandbox) == {
-        "GET /crm/v3/pipelines/deals": 1,
+        "GET /crm/pipelines/2026-09/deals": 1,
         "POST /crm/v3/objects/deals/search": 1,
         DATED_READ: 1,
         "POST /crm/v3/objects/companies/batch/read": 1,
