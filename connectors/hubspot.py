@@ -31,9 +31,15 @@ from connectors.batches import chunks
 from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError, PermissionDenied
 from connectors.http import CallPolicy, Pacer
-from connectors.hubspot_companies import DEAL_COMPANIES_READ, CompanyNames
+from connectors.hubspot_companies import CompanyNames
 from connectors.hubspot_metadata import pipelines_from_body, read_owners
-from connectors.hubspot_paths import ACCOUNT_DETAILS, OWNERS, PIPELINES
+from connectors.hubspot_paths import (
+    ACCOUNT_DETAILS,
+    DEAL_COMPANIES_READ,
+    OWNERS,
+    PIPELINES,
+    objects,
+)
 from connectors.hubspot_reads import SEARCH_CAP, ObjectReads, cursor_ms, epoch_ms, iso_time
 from connectors.hubspot_wire import (
     classify,
@@ -88,27 +94,18 @@ class HubSpotConnector:
         with logging_left_alone():
             client = HubSpot(access_token=settings.credentials.access_token, retry=False, **config)
             crm = client.crm
-            self._basic, self._search = crm.deals.basic_api, crm.deals.search_api
+            self._basic = crm.deals.basic_api
             self._batch = crm.deals.batch_api
-            companies = crm.companies.batch_api
-            self._deals = ObjectReads("deals", self._basic, self._search, self._call, search_cap)
-            self._company_objects = ObjectReads(
-                "companies",
-                crm.companies.basic_api,
-                crm.companies.search_api,
-                self._call,
-                search_cap,
-            )
         # Every SDK API object builds its own PoolManager; share one so connections are reused.
         self._pool = self._basic.api_client.rest_client.pool_manager
-        more = (self._company_objects.basic, self._company_objects.search)
-        for api in (self._search, self._batch, companies, *more):
-            api.api_client.rest_client.pool_manager = self._pool
+        self._batch.api_client.rest_client.pool_manager = self._pool
         self._host = config["host"]
+        self._deals = ObjectReads("deals", self._unwrapped, self._call, search_cap)
+        self._company_objects = ObjectReads("companies", self._unwrapped, self._call, search_cap)
         self._companies = CompanyNames(
             lambda operation, request, body: self._call(operation, request, body),
             self._unwrapped("POST", DEAL_COMPANIES_READ),
-            companies.read,
+            self._company_objects.batch("read"),
         )
         self._writes = DealWrites(
             self._batch,
@@ -194,7 +191,7 @@ class HubSpotConnector:
     # -- metadata ---------------------------------------------------------------------------
 
     def check(self) -> None:
-        self._call("check", lambda **kw: self._basic.get_page(limit=1, **kw))
+        self._call("check", self._unwrapped("GET", objects("deals"), {"limit": 1}))
 
     def companies_readable(self) -> bool:
         """Whether the token may read the companies a deal's account is named after (one call;
@@ -281,7 +278,7 @@ class HubSpotConnector:
                 "properties": properties,
                 "propertiesWithHistory": [],
             }
-            body = self._call("read deals", self._batch.read, request)
+            body = self._call("read deals", self._deals.batch("read"), request)
             found.update((str(d["id"]), d) for d in body.get("results") or [])
         return [found[i] for i in ids if i in found]
 

@@ -3,14 +3,14 @@
 Each deal the connector yields carries `companies`: `[{"id", "name", "primary"}]` (crmsync's
 addition to the native record). With as few calls as the API allows:
 - a full read asks the deals list for them (`associations=companies`: no call of its own). A
-  v3 read shows each association type apart: the primary company twice, as `deal_to_company`
-  and `deal_to_company_unlabeled`, any other once, unlabeled. Past 100 entries a deal's list
-  pages (`paging.next`); such a deal is read as a search result is (below).
+  list (v3's form, which the date versions keep) shows each association type apart: the
+  primary company twice, as `deal_to_company` and `deal_to_company_unlabeled`, any other once,
+  unlabeled. Past 100 entries a deal's list pages (`paging.next`); such a deal is read as a
+  search result is (below).
 - search (incremental reads) returns no associations: the changed deals' companies are read
-  with the associations batch read (`DEAL_COMPANIES_READ`, date-versioned: hubspot-api-client
-  12 wraps only v4's, so it goes through the SDK's REST client), 1,000 deals a call (v4's
-  limit since 2025-02-10; a deal's companies past its answer's page are asked again from its
-  own `after`). Its answer is v4's: types are ids, 5 the primary company (HUBSPOT_DEFINED;
+  with the associations batch read (`hubspot_paths.DEAL_COMPANIES_READ`), 1,000 deals a call
+  (v4's limit since 2025-02-10; a deal's companies past its answer's page are asked again from
+  its own `after`). Its answer is v4's: types are ids, 5 the primary company (HUBSPOT_DEFINED;
   its label has changed, the id never does), 341 unlabeled. A deal with no company is an
   error of its 207 answer (NO_ASSOCIATIONS_FOUND), not an empty result.
 - names: companies batch read, 100 ids a call, each company once per connector (a run).
@@ -33,7 +33,6 @@ from connectors.hubspot_wire import next_after
 
 __all__ = [
     "ASSOCIATIONS",
-    "DEAL_COMPANIES_READ",
     "NO_SCOPE",
     "CompanyNames",
     "links_from_v3",
@@ -43,24 +42,18 @@ __all__ = [
 ASSOCIATIONS = ["companies"]  # what the deals list is asked for
 V3_PRIMARY = "deal_to_company"
 PRIMARY_TYPE_ID = 5
-# HubSpot ends its support of the v4 APIs on 2027-03-30 and names 2026-03 their successor
-# (developer changelog "Deprecating support for HubSpot v4 APIs", quoted in
-# HubSpot/hubspot-api-python#495); its 2026-03 reference documents this read with v4's body
-# and answer. A date version itself goes unsupported 18 months after its release (HubSpot's
-# "Developer platform and API versioning"): 2026-03 around September 2027.
-ASSOCIATIONS_VERSION = "2026-03"
-# Object types by name, as the v4 call named them: the 2026-03 reference says only "the type
-# of the from Object", neither names nor ids (0-3, 0-2) in words; v4 took both.
-DEAL_COMPANIES_READ = f"/crm/associations/{ASSOCIATIONS_VERSION}/deals/companies/batch/read"
-# Inputs per associations read: v4's limit (changelog of 2025-02-10); 2026-03 states none of
-# its own, and the same body is documented, so the same is taken.
+# Inputs per associations read: v4's limit (changelog of 2025-02-10). HubSpot ends its support
+# of the v4 APIs on 2027-03-30 and names the date versions their successor (developer
+# changelog "Deprecating support for HubSpot v4 APIs", quoted in HubSpot/hubspot-api-python
+# #495); their references document this read with v4's body and answer and state no limit of
+# their own, so v4's is taken.
 ASSOCIATIONS_BATCH, NAME_BATCH = 1000, 100
 
 # Why no HubSpot deal has an account when the token may not read companies (a 403): the pull
 # goes on without them (copies go to `create_org_id`, saying this) rather than failing.
 NO_SCOPE = "HubSpot companies are not readable: grant crm.objects.companies.read to the app"
 Links = dict[str, bool]  # company id -> primary?
-Call = Callable[[str, Callable[..., Any], Any], Any]  # (operation, SDK method, body) -> body
+Call = Callable[[str, Callable[..., Any], Any], Any]  # (operation, request, body) -> body
 
 
 def links_from_v3(deal: Mapping[str, Any]) -> Links | None:
@@ -77,8 +70,9 @@ def links_from_v3(deal: Mapping[str, Any]) -> Links | None:
 
 
 def links_from_v4(result: Mapping[str, Any]) -> Links:
-    """The companies of one entry of an associations batch read, in v4's form, which 2026-03
-    keeps (`toObjectId` is a number in v4's answers, a string in both references: either)."""
+    """The companies of one entry of an associations batch read, in v4's form, which the date
+    versions keep (`toObjectId` is a number in v4's answers, a string in the references:
+    either)."""
     links: Links = {}
     for target in result.get("to") or ():
         types = target.get("associationTypes") or ()
@@ -103,7 +97,7 @@ class CompanyNames:
     def __init__(self, call: Call, associations_read: Any, companies_read: Any) -> None:
         self._call = call
         self._associations_read = associations_read  # POST DEAL_COMPANIES_READ (a body)
-        self._companies_read = companies_read  # companies batch_api.read
+        self._companies_read = companies_read  # POST the companies' batch/read (a body)
         self._names: dict[str, str | None] = {}
         self.unreadable: str | None = None  # NO_SCOPE once a company read was refused
         self._settled = False  # whether companies were seen or asked to be readable

@@ -14,6 +14,7 @@ from __future__ import annotations
 __all__ = [
     "ACCOUNT_DETAILS",
     "API_VERSION",
+    "DEAL_COMPANIES_READ",
     "OWNERS",
     "PIPELINES",
     "objects",
@@ -24,6 +25,9 @@ API_VERSION = "2026-09"
 ACCOUNT_DETAILS = f"/account-info/{API_VERSION}/details"
 PIPELINES = f"/crm/pipelines/{API_VERSION}/deals"
 OWNERS = f"/crm/owners/{API_VERSION}"  # without v3's trailing slash, as the reference has it
+# Object types by name, as v4's call named them: the reference says only "the type of the from
+# Object", neither names nor ids (0-3, 0-2) in words; v4 took both.
+DEAL_COMPANIES_READ = f"/crm/associations/{API_VERSION}/deals/companies/batch/read"
 
 
 def objects(noun: str) -> str:

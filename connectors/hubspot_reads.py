@@ -1,7 +1,7 @@
 """Reading a HubSpot CRM object type (deals, companies) page by page, and HubSpot's times.
 
 What the API does that these rely on:
-- the list (basic API) pages by `paging.next.after`, 100 a page; it lists archived objects
+- the list pages by `paging.next.after`, 100 a page; it lists archived objects
   instead when asked (`archived`), and a deal's companies with it (`associations`).
 - search takes up to 200 a page, and `after` is an offset: a query returns at most 10,000
   results (SEARCH_CAP), and its offset moves while it is read (see `ObjectReads.changed`).
@@ -12,16 +12,17 @@ What the API does that these rely on:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from connectors.errors import PermissionDenied
 from connectors.hubspot_companies import ASSOCIATIONS, CompanyNames
+from connectors.hubspot_paths import objects
 from connectors.hubspot_wire import next_after
 
-__all__ = ["SEARCH_CAP", "ObjectReads", "cursor_ms", "epoch_ms", "iso_time"]
+__all__ = ["SEARCH_CAP", "ObjectReads", "Request", "cursor_ms", "epoch_ms", "iso_time"]
 
 LIST_PAGE, SEARCH_PAGE = 100, 200
 SEARCH_CAP = 10_000  # HubSpot's hard limit of results per search query
@@ -33,6 +34,14 @@ class Call(Protocol):
     def __call__(
         self, operation: str, request: Callable[..., Any], *args: Any, search: bool = False
     ) -> Any: ...
+
+
+class Request(Protocol):
+    """The connector's request of a path with query parameters, for `Call` to send."""
+
+    def __call__(
+        self, method: str, path: str, params: Mapping[str, object] | None = None
+    ) -> Callable[..., Any]: ...
 
 
 def epoch_ms(value: object) -> int:
@@ -56,14 +65,17 @@ def iso_time(ms: int) -> str:
 
 @dataclass(frozen=True)
 class ObjectReads:
-    """One CRM object type's list (basic) and search APIs, its name in operations, and the
-    connector's `call` to read them with."""
+    """One CRM object type's objects API (`noun`, also its name in operations), and the
+    connector's `request` and `call` to read it with."""
 
     noun: str
-    basic: Any
-    search: Any
+    request: Request
     call: Call
     search_cap: int = SEARCH_CAP
+
+    def batch(self, action: str) -> Callable[..., Any]:
+        """The batch `action` (read, update, create, archive): a request given its body."""
+        return self.request("POST", f"{objects(self.noun)}/batch/{action}")
 
     def listed(
         self,
@@ -100,17 +112,14 @@ class ObjectReads:
         after: str | None,
         asked: list[str] | None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = self.call(
-            operation,
-            lambda **kw: self.basic.get_page(
-                limit=LIST_PAGE,
-                after=after,
-                properties=properties,
-                archived=archived,
-                associations=asked,
-                **kw,
-            ),
-        )
+        params = {
+            "limit": LIST_PAGE,
+            "after": after,
+            "properties": properties,
+            "archived": archived,
+            "associations": asked,
+        }
+        body: dict[str, Any] = self.call(operation, self.request("GET", objects(self.noun), params))
         return body
 
     def search_page(
@@ -123,7 +132,8 @@ class ObjectReads:
             "limit": SEARCH_PAGE,
             "after": str(offset),
         }
-        body: dict[str, Any] = self.call(operation, self.search.do_search, request, search=True)
+        search = self.request("POST", f"{objects(self.noun)}/search")
+        body: dict[str, Any] = self.call(operation, search, request, search=True)
         return body
 
     def changed(self, start: int, properties: list[str]) -> Iterator[dict[str, Any]]:

@@ -91,7 +91,8 @@ def _order(value: object) -> tuple[int, str]:
 
 
 def pipelines_from_hubspot(results: Iterable[Mapping[str, Any]]) -> list[NativePipelineStages]:
-    """Pipelines (GET /crm/v3/pipelines/deals `results`) in displayOrder, archived ones left out."""
+    """Pipelines (GET /crm/pipelines/{version}/deals `results`) in displayOrder, archived ones
+    left out."""
     pipelines = []
     for pipeline in sorted(results, key=lambda p: (_order(p.get("displayOrder")), str(p["id"]))):
         if pipeline.get("archived"):

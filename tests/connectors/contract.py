@@ -48,7 +48,7 @@ class Expectations:
     system: str  # the sandbox system key: "salesforce" | "hubspot" | "pipedrive"
     deal_count: int  # live deals in the dataset
     page_size: int  # the API's maximum list page
-    list_endpoint: str  # stats key of the list call, e.g. "GET /crm/v3/objects/deals"
+    list_endpoint: str  # stats key of the list call, e.g. "GET /crm/objects/2026-09/deals"
     metadata_calls: int  # fixed calls a first full deals() makes besides the list pages
     secrets: tuple[str, ...] = ()
     more_endpoint: str | None = None  # next-page call when it differs (Salesforce query/{locator})

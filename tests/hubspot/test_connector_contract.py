@@ -14,6 +14,7 @@ from connectors.base import NativeCreate, NativeUpdate
 from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError, AuthError, RateLimitExhausted
 from connectors.hubspot import HubSpotConnector
+from connectors.hubspot_paths import objects
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox, start_sandbox
 from tests.connectors import contract
@@ -39,7 +40,7 @@ def exp(hs_data: dict[str, Any], sandbox: Sandbox) -> Expectations:
         system="hubspot",
         deal_count=len(live),
         page_size=100,
-        list_endpoint="GET /crm/v3/objects/deals",
+        list_endpoint="GET /crm/objects/2026-09/deals",
         # the pipelines call that names the hs_date_entered_* properties, and the names of the
         # deals' companies (their accounts), 100 a call
         metadata_calls=1 + math.ceil(len(companies) / 100),
@@ -308,7 +309,11 @@ def test_create_with_a_stage_of_another_pipeline_fails_per_record(connector):
 def test_non_retryable_error_is_typed_with_the_api_message(connector, sandbox):
     contract.set_faults(sandbox, "hubspot", Faults(rate_limit=10_000))
     with pytest.raises(ApiError) as caught:
-        connector._call("search deals", connector._search.do_search, {"limit": 500})
+        connector._call(
+            "search deals",
+            connector._unwrapped("POST", objects("deals") + "/search"),
+            {"limit": 500},
+        )
     assert caught.value.status == 400 and "limit" in caught.value.message
     assert caught.value.system == "hubspot"
 

@@ -4,6 +4,7 @@ to about March 2028. Asserted on the sandbox's request statistics (keyed "METHOD
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.hubspot import HubSpotConnector
@@ -33,3 +34,30 @@ def test_account_details_pipelines_and_owners_are_read_on_2026_09(
         f"GET /crm/pipelines/{VERSION}/deals": 1,
         f"GET /crm/owners/{VERSION}": 2,  # active owners, then archived ones (one page each)
     }
+
+
+def test_every_deal_and_company_read_is_made_on_2026_09(
+    sandbox: Sandbox, connector: HubSpotConnector
+) -> None:
+    store = sandbox.servers["hubspot"].emulator.store
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    deal_id = str(store.order[2])
+    store.update(deal_id, {"dealname": "Changed since"})
+    connector.check()
+    assert connector.companies_readable()
+    assert len(list(connector.deals())) == len(store.live)
+    assert [d["id"] for d in connector.deals(since)] == [deal_id]
+    assert [d["id"] for d in connector.read_deals([deal_id])] == [deal_id]
+    assert list(connector.deleted_deals(since)) == []
+    assert connector.changed_accounts(since) == {}
+    assert connector.find_created(["no-such-link"]) == {}
+    requests = _requests(sandbox)
+    assert _undated(requests) == []
+    assert {
+        f"GET /crm/objects/{VERSION}/deals",
+        f"POST /crm/objects/{VERSION}/deals/search",
+        f"POST /crm/objects/{VERSION}/deals/batch/read",
+        f"POST /crm/objects/{VERSION}/companies/search",
+        f"POST /crm/objects/{VERSION}/companies/batch/read",
+        f"POST /crm/associations/{VERSION}/{{fromObjectType}}/{{toObjectType}}/batch/read",
+    } <= set(requests)

@@ -21,7 +21,7 @@ from mapping.hubspot import account_from_companies
 # The deals' companies batch read: v4 until HubSpot's end of v4 support (2027-03-30), then
 # its date-versioned successor (`/__sandbox/stats` keys are "METHOD /path/template").
 V4_READ = "POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read"
-DATED_READ = "POST /crm/associations/2026-03/{fromObjectType}/{toObjectType}/batch/read"
+DATED_READ = "POST /crm/associations/2026-09/{fromObjectType}/{toObjectType}/batch/read"
 
 
 def _store(sandbox: Sandbox) -> Any:
@@ -55,8 +55,9 @@ def test_a_full_read_names_each_deals_primary_company_with_one_names_call_per_10
         assert primary and _account(deal) == _name(store, company)
     requests = _requests(sandbox)
     companies = {c for links in store.companies_of.of.values() for c in links}
-    assert requests["POST /crm/v3/objects/companies/batch/read"] == math.ceil(len(companies) / 100)
-    assert requests["GET /crm/v3/objects/deals"] == math.ceil(len(deals) / 100)  # as before
+    names = requests["POST /crm/objects/2026-09/companies/batch/read"]
+    assert names == math.ceil(len(companies) / 100)
+    assert requests["GET /crm/objects/2026-09/deals"] == math.ceil(len(deals) / 100)  # as before
     assert V4_READ not in requests and DATED_READ not in requests
 
 
@@ -75,9 +76,9 @@ def test_an_incremental_read_sees_a_deal_moved_to_another_company(
     assert _account(deal) == _name(store, new)
     assert _requests(sandbox) == {
         "GET /crm/pipelines/2026-09/deals": 1,
-        "POST /crm/v3/objects/deals/search": 1,
+        "POST /crm/objects/2026-09/deals/search": 1,
         DATED_READ: 1,
-        "POST /crm/v3/objects/companies/batch/read": 1,
+        "POST /crm/objects/2026-09/companies/batch/read": 1,
     }
 
 
@@ -138,7 +139,7 @@ def test_a_company_name_is_read_once_per_run(sandbox: Sandbox, connector: HubSpo
     store.associate(one, {company: True})  # touched: read again by the next incremental read
     [deal] = list(connector.deals(since))
     assert _account(deal) == _name(store, company)
-    assert "POST /crm/v3/objects/companies/batch/read" not in _requests(sandbox)
+    assert "POST /crm/objects/2026-09/companies/batch/read" not in _requests(sandbox)
 
 
 def test_a_deal_without_companies_has_no_account(
@@ -173,7 +174,7 @@ def test_incremental_pull_reads_deal_companies_from_the_date_versioned_associati
     sandbox: Sandbox, make_connector: Callable[..., HubSpotConnector]
 ) -> None:
     """HubSpot ends support of its v4 APIs on 2027-03-30: the changed deals' companies are read
-    from `/crm/associations/2026-03/deals/companies/batch/read` (v4's body and answer), one call
+    from `/crm/associations/2026-09/deals/companies/batch/read` (v4's body and answer), one call
     for them all, and v4 is no longer called."""
     store = _store(sandbox)
     changed = [str(i) for i in store.order[:3]]
@@ -214,7 +215,7 @@ def test_a_date_versioned_associations_read_over_the_rate_limit_is_retried_by_th
 
 
 def test_a_company_id_of_the_associations_answer_reads_alike_as_a_number_or_a_string() -> None:
-    """v4 answers `toObjectId` as a number; the v4 and 2026-03 references show a string. The
+    """v4 answers `toObjectId` as a number; the v4 and dated references show a string. The
     same company either way, primary by type id 5 only."""
     types = [{"category": "HUBSPOT_DEFINED", "typeId": 5, "label": "Primary"}]
     unlabeled = [{"category": "HUBSPOT_DEFINED", "typeId": 341, "label": None}]
@@ -245,11 +246,11 @@ def test_an_incremental_read_by_a_token_that_may_not_read_companies_says_why_aft
     assert deal["companies_unreadable"] == NO_SCOPE
     requests = _requests(sandbox)
     assert requests[DATED_READ] == 1
-    assert "POST /crm/v3/objects/companies/batch/read" not in requests
+    assert "POST /crm/objects/2026-09/companies/batch/read" not in requests
     assert sandbox.servers["hubspot"].stats.snapshot()["statuses"].get("403") == 1
 
 
-# What GET /crm/v3/objects/deals?associations=companies answers a token without
+# What GET /crm/objects/2026-09/deals?associations=companies answers a token without
 # crm.objects.companies.read is documented nowhere: the deals with their companies' ids (whose
 # names are then refused), the deals without associations, or a 403 MISSING_SCOPES.
 @pytest.mark.parametrize("answer", ["shown", "omitted", "refused"])
@@ -271,9 +272,9 @@ def test_a_token_that_may_not_read_companies_reads_the_deals_without_accounts_an
     requests = _requests(sandbox)
     pages = math.ceil(len(deals) / 100)
     refused = answer == "refused"  # the refused page is asked again, without companies
-    assert requests["GET /crm/v3/objects/deals"] == pages + refused
+    assert requests["GET /crm/objects/2026-09/deals"] == pages + refused
     # One refused company read at most (none after a refused list), then no more.
-    assert requests.get("POST /crm/v3/objects/companies/batch/read", 0) == (not refused)
+    assert requests.get("POST /crm/objects/2026-09/companies/batch/read", 0) == (not refused)
 
 
 def test_deals_without_companies_read_by_a_token_that_may_read_them_cost_one_check_at_most(
@@ -289,5 +290,5 @@ def test_deals_without_companies_read_by_a_token_that_may_read_them_cost_one_che
     assert [d["companies"] for d in deals if d["id"] in without] == [[]] * len(without)
     assert not any("companies_unreadable" in d for d in deals)
     companies = {c for links in store.companies_of.of.values() for c in links}
-    names = _requests(sandbox)["POST /crm/v3/objects/companies/batch/read"]
+    names = _requests(sandbox)["POST /crm/objects/2026-09/companies/batch/read"]
     assert names == math.ceil(len(companies) / 100) + 1

@@ -12,6 +12,7 @@ import pytest
 from connectors.base import NativeUpdate
 from connectors.credentials import HubSpotToken
 from connectors.hubspot import HubSpotConnector
+from connectors.hubspot_paths import objects
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.hubspot import HubSpotEmulator
 from connectors.sandbox.server import SandboxServer
@@ -66,7 +67,7 @@ def test_incremental_read_past_the_search_cap_rewindows_and_loses_nothing(capped
     assert len(changed) == len(set(changed))
     stats = capped.stats.snapshot()
     assert stats["statuses"] == {"200": stats["total"]}  # never paged into the cap's 400
-    assert stats["requests"]["POST /crm/v3/objects/deals/search"] >= 2
+    assert stats["requests"]["POST /crm/objects/2026-09/deals/search"] >= 2
 
 
 def test_paging_past_the_search_cap_is_refused(capped):
@@ -74,7 +75,11 @@ def test_paging_past_the_search_cap_is_refused(capped):
     from connectors.errors import ApiError
 
     with pytest.raises(ApiError) as caught:
-        connector._call("search", connector._search.do_search, {"limit": 10, "after": "60"})
+        connector._call(
+            "search",
+            connector._unwrapped("POST", objects("deals") + "/search"),
+            {"limit": 10, "after": "60"},
+        )
     assert caught.value.status == 400 and "60" in caught.value.message
 
 
@@ -159,7 +164,7 @@ def test_companies_renamed_past_the_search_cap_are_all_read(capped):
     assert connector.changed_accounts(since) == renamed
     stats = capped.stats.snapshot()
     assert stats["statuses"] == {"200": stats["total"]}  # never paged into the cap's 400
-    assert stats["requests"]["POST /crm/v3/objects/companies/search"] >= 2
+    assert stats["requests"]["POST /crm/objects/2026-09/companies/search"] >= 2
     assert connector.calls()["search companies"] == stats["total"]
 
 
@@ -177,4 +182,4 @@ def test_companies_changed_in_one_instant_past_the_search_cap_are_scanned(capped
         emulator.store.version += 1
     capped.stats.clear()
     assert connector.changed_accounts(since) == renamed
-    assert capped.stats.snapshot()["requests"]["GET /crm/v3/objects/companies"] >= 1
+    assert capped.stats.snapshot()["requests"]["GET /crm/objects/2026-09/companies"] >= 1

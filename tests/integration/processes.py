@@ -35,7 +35,7 @@ __all__ = [
 ]  # fmt: skip
 
 _started = itertools.count()
-HUBSPOT_LIST = "GET /crm/v3/objects/deals"  # a full read of HubSpot, 100 deals a page
+HUBSPOT_LIST = "GET /crm/objects/2026-09/deals"  # a full read of HubSpot, 100 deals a page
 
 
 class Process:

@@ -153,7 +153,7 @@ def test_a_renamed_hubspot_company_reaches_its_stored_deals_on_an_incremental_pu
     assert "incremental" in table
     assert _account(_stored(world, "hubspot", deal_id)) == "Renamed Holdings"
     searches = _requests(world, "hubspot")
-    assert searches.get("POST /crm/v3/objects/companies/search") == 1, searches
+    assert searches.get("POST /crm/objects/2026-09/companies/search") == 1, searches
 
 
 def test_a_renamed_pipedrive_organization_reaches_its_stored_deals_on_an_incremental_pull(

@@ -123,11 +123,11 @@ def test_a_deal_moved_to_another_company_is_filed_by_it_on_the_next_incremental_
     [planned] = [c for c in plan["creates"] if c["entity"] == create["entity"]]
     assert planned["organization"] == {"by": "account", "name": "Helios Robotics", "id": None}
     requests = stats.snapshot()["requests"]
-    assert requests["POST /crm/v3/objects/deals/search"] >= 1  # incremental: by search
-    assert requests["GET /crm/v3/objects/deals"] == 1  # the archived list only, no full read
-    dated = "POST /crm/associations/2026-03/{fromObjectType}/{toObjectType}/batch/read"
+    assert requests["POST /crm/objects/2026-09/deals/search"] >= 1  # incremental: by search
+    assert requests["GET /crm/objects/2026-09/deals"] == 1  # the archived list only, no full read
+    dated = "POST /crm/associations/2026-09/{fromObjectType}/{toObjectType}/batch/read"
     assert requests[dated] == 1  # the deal's companies, from the date-versioned read
-    assert requests["POST /crm/v3/objects/companies/batch/read"] == 1
+    assert requests["POST /crm/objects/2026-09/companies/batch/read"] == 1
     _apply(world, tmp_path / "p1.json")
     [made] = _orgs_named(world, "Helios Robotics")
     assert _org_of_copy(world, create["entity"])["value"] == made
