@@ -93,12 +93,9 @@ class HubSpotConnector:
             config["ssl_ca_cert"] = str(settings.ca_file)
         with logging_left_alone():
             client = HubSpot(access_token=settings.credentials.access_token, retry=False, **config)
-            crm = client.crm
-            self._basic = crm.deals.basic_api
-            self._batch = crm.deals.batch_api
-        # Every SDK API object builds its own PoolManager; share one so connections are reused.
-        self._pool = self._basic.api_client.rest_client.pool_manager
-        self._batch.api_client.rest_client.pool_manager = self._pool
+            # Every call goes through one REST client (`_unwrapped`): one pool, kept alive.
+            self._rest = client.crm.deals.basic_api.api_client.rest_client
+        self._pool = self._rest.pool_manager
         self._host = config["host"]
         self._deals = ObjectReads("deals", self._unwrapped, self._call, search_cap)
         self._company_objects = ObjectReads("companies", self._unwrapped, self._call, search_cap)
@@ -108,7 +105,7 @@ class HubSpotConnector:
             self._company_objects.batch("read"),
         )
         self._writes = DealWrites(
-            self._batch,
+            self._deals.batch,
             self._policy,
             self._send,
             self._call,
@@ -160,7 +157,7 @@ class HubSpotConnector:
         method for) with its query `params`, to give `_call` (with its JSON body, if any): sent
         by the SDK's REST client, so on its pool and raising its errors, which `classify` reads
         as it reads every other call's."""
-        rest = self._basic.api_client.rest_client
+        rest = self._rest
         url = f"{self._host}{path}"
         token = self._settings.credentials
         assert isinstance(token, HubSpotToken)

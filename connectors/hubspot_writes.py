@@ -26,17 +26,18 @@ from connectors.hubspot_wire import create_results, may_have_landed, not_live, u
 __all__ = ["BATCH", "DealWrites"]
 
 BATCH = 100  # inputs of a batch read or write
-Call = Callable[[str, Callable[..., Any], Any], Any]  # (operation, SDK method, body) -> body
+Call = Callable[[str, Callable[..., Any], Any], Any]  # (operation, request, body) -> body
+Batch = Callable[[str], Callable[..., Any]]  # read, update, create, archive -> its request
 FindCreated = Callable[[Sequence[str]], dict[str, str]]  # link ids -> {link id: deal id}
 
 
 class DealWrites:
-    """The connector's deal writes: `batch` is the SDK's deals batch API, `send` one HTTP
+    """The connector's deal writes: `batch` the deals' batch requests, `send` one HTTP
     exchange (no retry), `call` one through the policy, `find_created` the link lookup."""
 
     def __init__(
         self,
-        batch: Any,
+        batch: Batch,
         policy: CallPolicy,
         send: Callable[..., Any],
         call: Call,
@@ -59,7 +60,7 @@ class DealWrites:
     def _update_batch(self, chunk: Sequence[NativeUpdate]) -> list[PushResult]:
         request = {"inputs": [{"id": u.id, "properties": _strings(u.fields)} for u in chunk]}
         body = self._batch_write(
-            "update deals", partial(self._send, self._batch.update, request), chunk
+            "update deals", partial(self._send, self._batch("update"), request), chunk
         )
         if isinstance(body, dict):
             return update_results(chunk, body)
@@ -109,13 +110,14 @@ class DealWrites:
                 "properties": ["hs_object_id"],
                 "propertiesWithHistory": [],
             }
-            missing = not_live(unique, self._call("find deals to delete", self._batch.read, read))
+            found = self._call("find deals to delete", self._batch("read"), read)
+            missing = not_live(unique, found)
             live = [i for i in unique if i not in missing]
             refused: dict[str | None, PushResult] = {}
             if live:
                 archive = {"inputs": [{"id": i} for i in live]}
                 body = self._batch_write(
-                    "delete deals", partial(self._send, self._batch.archive, archive), live
+                    "delete deals", partial(self._send, self._batch("archive"), archive), live
                 )
                 refused = {r.id: r for r in body} if isinstance(body, list) else {}
             results += [
@@ -147,7 +149,7 @@ class DealWrites:
             body: dict[str, Any] = {"status": "COMPLETE", "results": []}
             if pending:
                 try:
-                    body = self._send(self._batch.create, {"inputs": pending})
+                    body = self._send(self._batch("create"), {"inputs": pending})
                 except Exception as exc:
                     maybe_stored = maybe_stored or may_have_landed(exc)
                     raise

@@ -200,11 +200,11 @@ def test_writes_go_in_batches_of_100(connector, sandbox, hs_data):
     contract.clear_stats(sandbox, "hubspot")
     results = connector.update_deals([NativeUpdate(i, {"amount": "3"}) for i in ids])
     assert len(results) == 130 and all(r.ok for r in results)
-    assert contract.stats(sandbox, "hubspot") == {"POST /crm/v3/objects/deals/batch/update": 2}
+    assert contract.stats(sandbox, "hubspot") == {"POST /crm/objects/2026-09/deals/batch/update": 2}
 
 
-READ = "POST /crm/v3/objects/deals/batch/read"
-ARCHIVE = "POST /crm/v3/objects/deals/batch/archive"
+READ = "POST /crm/objects/2026-09/deals/batch/read"
+ARCHIVE = "POST /crm/objects/2026-09/deals/batch/archive"
 
 
 def test_deleted_deals_leave_the_read_and_are_seen_as_archived(connector, hs_data):
@@ -344,7 +344,7 @@ def test_a_create_batch_whose_response_is_cut_is_not_created_twice(connector, sa
     stats = sandbox.servers["hubspot"].stats.snapshot()["requests"]
     assert connector._policy.retries()["create deals"] >= 1  # some responses were cut...
     assert connector.calls()["find created deals"] >= 1  # ...and the retry looked first
-    assert stats["POST /crm/v3/objects/deals/batch/create"] == 2  # a stored batch never resent
+    assert stats["POST /crm/objects/2026-09/deals/batch/create"] == 2  # a stored batch never resent
     deals = sandbox.servers["hubspot"].emulator.dump()["deals"]
     markers = [d["properties"].get("crmsync_id") for d in deals]
     assert sorted(m for m in markers if m and m.startswith("cut-")) == sorted(
@@ -375,7 +375,7 @@ def test_a_cut_create_batch_is_not_sent_again_while_search_has_not_indexed_it(co
     assert connector._policy.retries()["create deals"] == 1
     assert [(r.ok, r.code) for r in results] == [(False, "UNCONFIRMED")] * 3
     stats = sandbox.servers["hubspot"].stats.snapshot()["requests"]
-    assert stats["POST /crm/v3/objects/deals/batch/create"] == 1
+    assert stats["POST /crm/objects/2026-09/deals/batch/create"] == 1
     deals = sandbox.servers["hubspot"].emulator.dump()["deals"]
     markers = [d["properties"].get("crmsync_id") for d in deals]
     assert sorted(m for m in markers if m and m.startswith("lag-")) == ["lag-0", "lag-1", "lag-2"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors.base import NativeCreate, NativeUpdate
 from connectors.hubspot import HubSpotConnector
 from connectors.sandbox.launcher import Sandbox
 
@@ -61,3 +62,23 @@ def test_every_deal_and_company_read_is_made_on_2026_09(
         f"POST /crm/objects/{VERSION}/companies/batch/read",
         f"POST /crm/associations/{VERSION}/{{fromObjectType}}/{{toObjectType}}/batch/read",
     } <= set(requests)
+
+
+def test_updates_creates_and_deletes_are_written_on_2026_09(
+    sandbox: Sandbox, connector: HubSpotConnector
+) -> None:
+    store = sandbox.servers["hubspot"].emulator.store
+    deal_id = str(store.order[0])
+    [updated] = connector.update_deals([NativeUpdate(deal_id, {"dealname": "Dated"})])
+    create = {"dealname": "New", "dealstage": "appointmentscheduled", "pipeline": "default"}
+    [created] = connector.create_deals([NativeCreate("dated-1", create)])
+    [deleted] = connector.delete_deals([str(created.id)])
+    assert updated.ok and created.ok and deleted.ok
+    assert store.live[deal_id]["properties"]["dealname"] == "Dated"
+    assert str(created.id) in store.archived
+    assert _requests(sandbox) == {
+        f"POST /crm/objects/{VERSION}/deals/batch/update": 1,
+        f"POST /crm/objects/{VERSION}/deals/batch/create": 1,
+        f"POST /crm/objects/{VERSION}/deals/batch/read": 1,  # the archive's read first
+        f"POST /crm/objects/{VERSION}/deals/batch/archive": 1,
+    }

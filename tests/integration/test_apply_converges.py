@@ -79,7 +79,7 @@ def test_a_second_apply_writes_nothing_and_reads_nothing_back(
 def test_the_first_apply_used_one_call_per_batch(first_apply: Applied) -> None:
     _, requests = first_apply
     assert requests["salesforce"]["PATCH /services/data/{version}/composite/sobjects"] == 1
-    assert requests["hubspot"]["POST /crm/v3/objects/deals/batch/update"] == 1
+    assert requests["hubspot"]["POST /crm/objects/2026-09/deals/batch/update"] == 1
     assert requests["hubspot"]["POST /crm/objects/2026-09/deals/batch/read"] == 1
     # Pipedrive has no batch update: one PATCH per changed deal, and each batch of up to 10
     # re-read first in one `ids=` list call, not a GET per deal. The pull before read the

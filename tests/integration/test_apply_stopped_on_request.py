@@ -15,7 +15,7 @@ from sync.shutdown import STOPPED, stop_event
 from tests.integration.conftest import World, once_served
 from tests.integration.test_rollback_deletes_creates import _create_missing, _live_ids
 
-HUBSPOT_CREATE = "POST /crm/v3/objects/deals/batch/create"
+HUBSPOT_CREATE = "POST /crm/objects/2026-09/deals/batch/create"
 
 
 def _apply(world: World, plan: Plan, run_id: str) -> ApplyReport:

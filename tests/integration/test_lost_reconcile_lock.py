@@ -23,7 +23,7 @@ from tests.integration.processes import (
 
 pytestmark = pytest.mark.postgres
 
-HUBSPOT_UPDATE = "POST /crm/v3/objects/deals/batch/update"
+HUBSPOT_UPDATE = "POST /crm/objects/2026-09/deals/batch/update"
 PIPEDRIVE_UPDATE = "PATCH /api/v2/deals/{id}"
 LATER = ("pipedrive", "salesforce")  # instances are written in name order, after hubspot
 

@@ -11,7 +11,7 @@ from tests.integration.processes import cli, killed, runs
 from tests.integration.test_rollback_deletes_creates import _create_missing
 from tests.integration.test_writes_not_yet_searchable import _open_in_all_three
 
-HUBSPOT_UPDATE = "POST /crm/v3/objects/deals/batch/update"
+HUBSPOT_UPDATE = "POST /crm/objects/2026-09/deals/batch/update"
 
 
 def _hubspot_close_date(world: World, deal_id: str) -> str:
@@ -46,7 +46,7 @@ def test_a_rollback_of_a_run_killed_after_a_write_landed_undoes_that_write(
     assert _hubspot_close_date(world, ids["hubspot"]) == before, undone.output
 
 
-HUBSPOT_CREATE = "POST /crm/v3/objects/deals/batch/create"
+HUBSPOT_CREATE = "POST /crm/objects/2026-09/deals/batch/create"
 
 
 def test_a_rollback_too_soon_after_a_killed_run_to_look_up_its_copies_says_to_run_it_again(
