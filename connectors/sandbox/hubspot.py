@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import math
+import re
 import threading
 import time
 import uuid
@@ -39,6 +40,8 @@ __all__ = ["HubSpotEmulator"]
 # the one crmsync speaks (2026-09). Each path is its own route, so a version never released is
 # a 404 and the request statistics count each version apart.
 API_VERSIONS = ("2026-03", "2026-09")
+RULES_ENFORCED_FROM = "2026-09"  # the first version to enforce an admin's rules on writes
+_DATED = re.compile(r"\d{4}-\d{2}")
 
 
 def _served(api: str, v3: str) -> tuple[str, ...]:
@@ -98,6 +101,11 @@ class HubSpotEmulator:
         # or public thread says: "shown" (the companies' ids; their names are refused),
         # "omitted" (the deals without associations) or "refused" (403 MISSING_SCOPES).
         self.unscoped_associations = "shown"
+        # (property, when property, is value): a portal admin's conditional-required rule,
+        # which HubSpot enforces on API writes from 2026-09 on, with a 400 VALIDATION_ERROR
+        # (changelog "Breaking Change: CRM API Write Validation Enforcement Starting with the
+        # 2026-09 API Version"); writes on v3 and 2026-03 ignore it. None: no rule.
+        self.required_when: tuple[str, str, str] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -536,11 +544,30 @@ class HubSpotEmulator:
                     return self.error(400, "VALIDATION_ERROR", exc.message)
         return None
 
+    def _ruled(self, request: SandboxRequest, properties: Mapping[str, Any]) -> None:
+        """WriteError when `required_when` refuses a deal that would have `properties`, on a
+        path of a version that enforces it. HubSpot's wording of the refusal is not published:
+        the message is the emulator's, naming the property and the rule."""
+        rule = self.required_when
+        dated = [p for p in request.path.split("/") if _DATED.fullmatch(p)]
+        if rule is None or not dated or dated[0] < RULES_ENFORCED_FROM:
+            return
+        needed, when, value = rule
+        if properties.get(when) == value and not properties.get(needed):
+            raise WriteError(
+                "VALIDATION_ERROR", f'Property "{needed}" is required when "{when}" is "{value}".'
+            )
+
+    def _checked_update(self, request: SandboxRequest, item: Mapping[str, Any]) -> None:
+        _, merged = self.store.check_update(str(item.get("id")), item.get("properties"))
+        self._ruled(request, merged)
+
+    def _checked_create(self, request: SandboxRequest, item: Mapping[str, Any]) -> None:
+        self._ruled(request, self.store.check_create(item.get("properties")))
+
     def _batch_update(self, request: SandboxRequest) -> SandboxResponse:
         refused = self._refused_whole(
-            self._inputs(request),
-            lambda item: self.store.check_update(str(item.get("id")), item.get("properties")),
-            "id",
+            self._inputs(request), lambda item: self._checked_update(request, item), "id"
         )
         if refused is not None:
             return refused
@@ -557,6 +584,7 @@ class HubSpotEmulator:
             try:
                 if not whole and self._injected(deal_id):
                     raise WriteError("VALIDATION_ERROR", "Injected failure: record rejected.")
+                self._checked_update(request, item)
                 deal = self.store.update(deal_id, item.get("properties"))
             except WriteError as exc:
                 failed.setdefault((exc.category, exc.message), []).append(deal_id)
@@ -568,7 +596,7 @@ class HubSpotEmulator:
     def _batch_create(self, request: SandboxRequest) -> SandboxResponse:
         refused = self._refused_whole(
             self._inputs(request),
-            lambda item: self.store.check_create(item.get("properties")),
+            lambda item: self._checked_create(request, item),
             "objectWriteTraceId",
         )
         if refused is not None:
@@ -582,6 +610,7 @@ class HubSpotEmulator:
             try:
                 if not whole and self._injected(None if trace is None else str(trace)):
                     raise WriteError("VALIDATION_ERROR", "Injected failure: record rejected.")
+                self._checked_create(request, item)
                 deal = self.store.create(item.get("properties"))
             except WriteError as exc:
                 failed.setdefault((exc.category, exc.message), []).append(str(trace or ""))

@@ -149,3 +149,32 @@ def test_a_version_hubspot_never_released_is_not_found(sandbox: Sandbox, path: s
     response = _raw(sandbox, "GET", path)
     assert response.status == 404
     assert response.json()["category"] == "OBJECT_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("base", "enforced"),
+    [
+        ("/crm/v3/objects/deals", False),
+        ("/crm/objects/2026-03/deals", False),
+        ("/crm/objects/2026-09/deals", True),
+    ],
+)
+def test_an_admins_required_property_rule_refuses_writes_from_2026_09_on(
+    sandbox: Sandbox, base: str, enforced: bool
+) -> None:
+    emulator = sandbox.servers["hubspot"].emulator
+    emulator.required_when = ("closed_lost_reason", "dealstage", "closedlost")
+    store = emulator.store
+    deal_id = next(
+        i
+        for i, d in store.live.items()
+        if d["properties"]["pipeline"] == "default" and d["properties"]["dealstage"] != "closedlost"
+    )
+    update = {"inputs": [{"id": deal_id, "properties": {"dealstage": "closedlost"}}]}
+    create = {"inputs": [{"properties": {"dealname": "New", "dealstage": "closedlost"}}]}
+    for action, body in (("update", update), ("create", create)):
+        answer = _raw(sandbox, "POST", f"{base}/batch/{action}", body)
+        errors = answer.json().get("errors") or []
+        assert (answer.status == 207) is enforced, (action, answer.json())
+        assert [e["category"] for e in errors] == ["VALIDATION_ERROR"] * enforced
+    assert (store.live[deal_id]["properties"]["dealstage"] == "closedlost") is not enforced
