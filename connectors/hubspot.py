@@ -1,9 +1,12 @@
-"""HubSpot connector on hubspot-api-client (CRM v3 deals, pipelines, owners).
+"""HubSpot connector on hubspot-api-client, speaking HubSpot's date-versioned API (deals,
+companies, pipelines, owners, account details at `hubspot_paths.API_VERSION`, 2026-09).
 
-The SDK talks urllib3; its own retries are switched off (`retry=False`) so CallPolicy is the
-one retry policy, and every API object shares one connection pool (keep-alive). Responses are
-read raw (`_preload_content=False`): the rate-limit headers feed the pacer and records stay
-plain native dicts, without the SDK's model round-trip.
+hubspot-api-client 12 wraps no dated path (its API classes hard-code /crm/v3), so every call
+is a request of a path sent by the SDK's REST client (`_unwrapped`): urllib3, one connection
+pool (keep-alive), the SDK's errors, which `classify` reads. Its own retries are switched off
+(`retry=False`) so CallPolicy is the one retry policy. Responses are read raw
+(`_preload_content=False`): the rate-limit headers feed the pacer and records stay plain
+native dicts, without the SDK's model round-trip.
 
 The connector holds that plumbing and the Connector protocol's methods; what they do is in
 hubspot_reads (list and search pages), hubspot_writes (batch writes), hubspot_metadata

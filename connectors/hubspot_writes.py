@@ -4,7 +4,9 @@ What the API does that these rely on:
 - a batch answers 200 (all written) or 207 (some refused, each error naming its inputs); the
   per-record results are read by `hubspot_wire.update_results` / `create_results`.
 - one invalid input makes HubSpot refuse the whole batch with a 400, writing nothing: the batch
-  is then sent again one input at a time, so each is refused only for its own fault.
+  is then sent again one input at a time, so each is refused only for its own fault. From
+  2026-09 on, a portal admin's rules (conditional required properties, ...) refuse writes so
+  too (a 400 VALIDATION_ERROR, not retried), or per input in a 207: HubSpot does not say which.
 - a create's response lost to a cut connection may follow a stored batch: a repeat first looks
   the deals up by their link marker (search, whose index lags HubSpot's writes).
 - the batch archive answers 204 with no body whatever the ids: unknown and archived ids are
