@@ -325,7 +325,7 @@ def test_calls_are_counted_per_operation_and_connections_reused(connector, sandb
     # owners: one page of active owners, one of archived ones
     assert counts["list deals"] == 2 and counts["owners"] == 2 and counts["pipelines"] == 1
     pool = connector._pool
-    assert len(pool.pools) == 1  # one host pool shared by every SDK API object
+    assert len(pool.pools) == 1  # one host pool for every call
 
 
 def test_a_create_batch_whose_response_is_cut_is_not_created_twice(connector, sandbox):
