@@ -27,7 +27,7 @@ HS_LIST_PAGE = 100
 HS_SEARCH_PAGE = 200
 # HubSpot: batch/read and batch/update take at most 100 records per call (companies' too).
 HS_BATCH = 100
-# HubSpot: the associations batch read (2026-03, as v4's) takes at most 1,000 deals per call.
+# HubSpot: the associations batch read (2026-09, as v4's) takes at most 1,000 deals per call.
 HS_ASSOCIATIONS_BATCH = 1000
 # HubSpot metadata: deal pipelines (with their stages), active owners and archived owners.
 HS_METADATA = 3
@@ -86,7 +86,7 @@ def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int])
         # Changed deals by search on hs_lastmodifieddate; deletions: the archived list has no
         # time filter in the API, so every archived deal is listed (100 per page).
         archived = _pages(counts["deleted"], HS_LIST_PAGE)
-        # Search returns no associations: the changed deals' companies (2026-03 batch read), then
+        # Search returns no associations: the changed deals' companies (2026-09 batch read), then
         # the names of at most that many companies (a run knows none yet).
         companies = _pages(changed, HS_ASSOCIATIONS_BATCH, at_least=0)
         names = _pages(min(changed, counts.get("companies", 0)), HS_BATCH, at_least=0)

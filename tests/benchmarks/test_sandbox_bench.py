@@ -23,6 +23,7 @@ import psutil
 import pytest
 import requests
 
+from connectors.hubspot_paths import objects
 from connectors.sandbox.dataset import save_dataset
 from connectors.sandbox.generator import generate
 from connectors.sandbox.launcher import start_sandbox
@@ -30,10 +31,10 @@ from connectors.sandbox.launcher import start_sandbox
 pytestmark = pytest.mark.benchmark
 CRMSYNC = str(Path(sys.executable).with_name("crmsync"))
 
-# (system, path of one page of 100 deals, query)
+# (system, path of one page of 100 deals as the connectors read them, query)
 PAGES = {
-    "hubspot": ("/crm/v3/objects/deals", {"limit": "100"}),
-    "pipedrive": ("/v1/deals", {"limit": "100"}),
+    "hubspot": (objects("deals"), {"limit": "100"}),
+    "pipedrive": ("/api/v2/deals", {"limit": "100"}),
     "salesforce": (
         "/services/data/v59.0/query/",
         {"q": "SELECT Id, Name, StageName, Amount, CloseDate FROM Opportunity LIMIT 100"},
@@ -98,10 +99,9 @@ def test_list_requests_per_second_of_100_records(tmp_path: Path) -> None:
         results = {}
         for system, (path, params) in PAGES.items():
             token = info["tokens"][system]
-            if system == "pipedrive":
-                params = {**params, "api_token": token}
+            header = {"x-api-token": token} if system == "pipedrive" else {}
             url = f"{info[system]}{path}?{urlencode(params)}"
-            results[system] = round(_wrk(url, {"Authorization": f"Bearer {token}"}))
+            results[system] = round(_wrk(url, {"Authorization": f"Bearer {token}", **header}))
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -126,7 +126,7 @@ def test_memory_for_one_million_deals_per_system() -> None:
         serving = process.memory_info().rss
         seconds = time.monotonic() - started
         response = requests.get(
-            sandbox.urls["hubspot"] + "/crm/v3/objects/deals",
+            sandbox.urls["hubspot"] + objects("deals"),
             params={"limit": "100"},
             headers={"Authorization": f"Bearer {sandbox.tokens['hubspot']}"},
         )
