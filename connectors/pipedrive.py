@@ -74,7 +74,6 @@ __all__ = ["PipedriveConnector"]
 
 DEFAULT_DOMAIN = "https://api.pipedrive.com"
 PAGE = 500
-CLOSE_DATE = "expected_close_date"
 SEARCH_PACE = (10, 2.0)  # Pipedrive's "Search 10" per rolling 2 s, whatever the plan
 # The operations that call a `/search` endpoint, paced under SEARCH_PACE too.
 _SEARCHES = ("find organization", "find created deals")
@@ -358,28 +357,16 @@ class PipedriveConnector:
         return PushResult(str(data.get("id", record_id)), True, link_id=link)
 
     def update_deals(self, updates: Sequence[NativeUpdate]) -> list[PushResult]:
-        return [self._update(update) for update in updates]
-
-    def _update(self, update: NativeUpdate) -> PushResult:
-        """One PATCH; a cleared close date in a PATCH of its own, after the rest. The v2 spec
-        does not mark `expected_close_date` nullable, and v2 refuses a body it does not
-        validate whole: were Pipedrive to refuse the clear, it would take the deal's other
-        changes down with it, night after night. The deal counts as written once both are."""
-        patch = partial(self._client._patch, self._v2(f"deals/{update.id}"))
-        fields = dict(update.fields)
-        clear = len(fields) > 1 and CLOSE_DATE in fields and fields[CLOSE_DATE] is None
-        if clear:
-            del fields[CLOSE_DATE]
-        written = self._write("update deal", partial(patch, json=fields), update.id, None)
-        if not clear or not written.ok:
-            return written
-        cleared = self._write(
-            "clear close date", partial(patch, json={CLOSE_DATE: None}), update.id, None
-        )
-        if cleared.ok:
-            return written
-        why = f"its other fields were written, but clearing {CLOSE_DATE} was refused"
-        return replace(cleared, error=f"{why}: {cleared.error}")
+        patch = self._client._patch
+        return [
+            self._write(
+                "update deal",
+                partial(patch, self._v2(f"deals/{update.id}"), json=dict(update.fields)),
+                update.id,
+                None,
+            )
+            for update in updates
+        ]
 
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
         results = []
