@@ -26,7 +26,7 @@ from typing import Any
 
 from config import Config
 from connectors.base import Connector
-from connectors.errors import ConnectorError
+from connectors.errors import AuthError, BudgetExhausted, ConnectorError, RateLimitExhausted
 from mapping import MappingContext, deal_fingerprint, deal_to_json, with_stage_history
 from mapping.history import keyed_in_pipeline
 from mapping.model import Deal, MappingError
@@ -279,11 +279,14 @@ def _still_there(
     an API that lost pages, a deal moved between two lists mid-read), and a deal taken for
     deleted is reported as a deletion, and by every report, until a later full read lists it.
     Kept as stored: the next read that lists them saves what they hold. A read that fails
-    leaves them to be marked deleted, as a full read did before it checked."""
+    leaves them to be marked deleted, as a full read did before it checked. Kept deals were
+    not read under this pull's mapping, so it is not recorded (see `_consume`)."""
     if not ids:
         return []
     try:
         deals, unreadable = read_now(connector, ctx, ids)
+    except (AuthError, BudgetExhausted, RateLimitExhausted):
+        raise  # the instance's pull fails, as a list read would: it saves no cursor
     except ConnectorError as exc:
         _log.warning(
             "%s: the full read did not list %s, and reading them by id failed (%s): marked deleted",
@@ -503,7 +506,10 @@ def _consume(
             # it was, and the next one lists these deletions again. Moved with the last chunk,
             # deletions older than its overlap would be lost to every incremental pull.
             if cursor is not None:
-                store.save_cursor(instance, cursor, report.mapping)
+                # Deals kept unlisted hold what an earlier mapping made of them: a pull that
+                # maps every deal again (the mapping changed) does not record its mapping, so
+                # the next one reads everything again.
+                store.save_cursor(instance, cursor, None if report.unlisted else report.mapping)
         if progress is not None:
             progress(instance, report.fetched)
 

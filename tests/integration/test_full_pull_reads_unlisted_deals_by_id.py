@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from connectors.sandbox.faults import Faults
@@ -99,3 +100,30 @@ def test_a_full_pull_that_cannot_read_an_unlisted_deal_by_id_marks_it_deleted_an
     assert "the full read did not list 1 stored deal, and reading them by id failed" in (
         pulled.stderr
     )
+
+
+def test_a_remapping_pull_that_kept_unlisted_deals_leaves_the_next_pull_to_map_all_again(
+    two_page_world: World,
+) -> None:
+    """The kept deals hold what the old mapping made of them: the new one is not recorded."""
+    world = two_page_world
+    assert _pull(world, "pipedrive").exit_code == 0
+    document = yaml.safe_load(world.config.read_text())
+    stages = document["systems"]["pipedrive"]["stage_map"]
+    del stages[next(iter(stages))][next(iter(stages[next(iter(stages))]))]
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    world.sandbox.servers["pipedrive"].faults.set(Faults(pages_past_first_empty=True))
+    incremental = ["pull", "--system", "pipedrive", "--config", str(world.config)]
+
+    remapped = CliRunner().invoke(main, incremental)
+    assert remapped.exit_code == 0, remapped.output
+    assert _last_pull_counts(world, "pipedrive")["unlisted"] > 0
+
+    world.sandbox.servers["pipedrive"].faults.set(Faults())
+    again = CliRunner().invoke(main, incremental)
+    assert again.exit_code == 0, again.output
+    counts = _last_pull_counts(world, "pipedrive")
+    assert counts["full"] is True and "its mapping changed" in counts["full_reason"]
+    assert counts["unlisted"] == 0
+    third = CliRunner().invoke(main, incremental)
+    assert third.exit_code == 0 and _last_pull_counts(world, "pipedrive")["full"] is False
