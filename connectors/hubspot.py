@@ -97,7 +97,10 @@ class HubSpotConnector:
         with logging_left_alone():
             client = HubSpot(access_token=settings.credentials.access_token, retry=False, **config)
             # Every call goes through one REST client (`_unwrapped`): one pool, kept alive.
-            self._rest = client.crm.deals.basic_api.api_client.rest_client
+            api_client = client.crm.deals.basic_api.api_client
+            self._rest = api_client.rest_client
+            # as the SDK's own calls named themselves (hubspot-api-client-python; 12.0.0)
+            self._user_agent = str(api_client.user_agent)
         self._pool = self._rest.pool_manager
         self._host = config["host"]
         self._deals = ObjectReads("deals", self._unwrapped, self._call, search_cap)
@@ -164,7 +167,11 @@ class HubSpotConnector:
         url = f"{self._host}{path}"
         token = self._settings.credentials
         assert isinstance(token, HubSpotToken)
-        auth = {"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
+        auth = {
+            "Authorization": f"Bearer {token.access_token}",
+            "Accept": "application/json",
+            "User-Agent": self._user_agent,
+        }
         pairs = query(params or {})
 
         def send(body: Any = None, **options: Any) -> Any:
