@@ -4,16 +4,14 @@ to about March 2028. Asserted on the sandbox's request statistics (keyed "METHOD
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 from connectors.base import NativeCreate, NativeUpdate
 from connectors.hubspot import HubSpotConnector
 from connectors.sandbox.launcher import Sandbox
 from tests.hubspot.conftest import settings_for
+from tests.json_server import json_server
 
 VERSION = "2026-09"
 
@@ -88,35 +86,13 @@ def test_updates_creates_and_deletes_are_written_on_2026_09(
     }
 
 
-class _Headers(BaseHTTPRequestHandler):
-    seen: ClassVar[list[dict[str, str]]] = []
-
-    def do_GET(self) -> None:
-        type(self).seen.append(dict(self.headers))
-        body = json.dumps({"results": []}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 def test_a_dated_call_names_hubspot_api_client_as_its_user_agent_as_the_sdks_calls_did(
     sandbox: Sandbox,
 ) -> None:
     """HubSpot tells integrations apart (and support traces their calls) by User-Agent."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Headers)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with json_server({"results": []}) as (url, seen):
         connector = HubSpotConnector(settings_for(sandbox, base_url=url))
         connector.pipelines()
         connector.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-    [headers] = _Headers.seen
+    [headers] = seen
     assert headers["User-Agent"] == "hubspot-api-client-python; 12.0.0"

@@ -4,41 +4,20 @@ to be the bare text of a Python error ("hubspot: 'str' object has no attribute '
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from sync.cli import main
-
-
-class _Odd(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = json.dumps({"results": "not a list of pipelines"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+from tests.json_server import json_server
 
 
 @pytest.fixture
 def odd_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Odd)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with json_server({"results": "not a list of pipelines"}) as (url, _):
+        yield url
 
 
 def test_an_answer_of_an_unexpected_shape_fails_the_pull_in_one_line_saying_so(
