@@ -183,8 +183,12 @@ class SalesforceConnector:
         self._http.close()
 
     def check(self) -> None:
+        # With the id and link fields every deal read selects: one the org lacks (or hides from
+        # the API user) fails each pull with INVALID_FIELD, so check says so first.
+        named = (*self._settings.extra_fields, self._settings.link_field)
+        fields = ", ".join(dict.fromkeys(f for f in ("Id", *named) if f))
         try:
-            next(self._query("check", "SELECT Id FROM Opportunity LIMIT 1"), None)
+            next(self._query("check", f"SELECT {fields} FROM Opportunity LIMIT 1"), None)
         except AuthError as exc:
             raise AuthError(
                 self.system, exc.operation, f"credentials rejected: {exc.message}", exc.status
@@ -192,6 +196,17 @@ class SalesforceConnector:
         except PermissionDenied as exc:
             raise PermissionDenied(
                 self.system, "check", f"no read access to Opportunity: {exc.message}", exc.status
+            ) from None
+        except ApiError as exc:
+            if not exc.message.startswith("INVALID_FIELD"):
+                raise
+            raise PermissionDenied(
+                self.system,
+                "check",
+                f"{exc.message.partition('. ')[0]}: a field the config names (external_ids, "
+                "link_field); create it, grant the API user read access to it, or correct the "
+                "config",
+                exc.status,
             ) from None
 
     def pipelines(self) -> list[NativePipeline]:

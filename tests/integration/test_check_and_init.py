@@ -487,3 +487,19 @@ def test_check_warns_when_the_token_may_not_read_the_companies_accounts_come_fro
         "accounts, so their Pipedrive copies go to create_org_id and the account match key "
         "finds none of them"
     ) in out.splitlines(), out
+
+
+def test_check_names_a_salesforce_id_field_the_org_lacks_which_the_pull_cannot_read(
+    small_world: World,
+) -> None:
+    # "ok: deals readable" from check, then every pull failed on the field (INVALID_FIELD).
+    document = yaml.safe_load(small_world.config.read_text())
+    document["systems"]["salesforce"]["external_ids"]["hubspot"] = "EMEA_Opportunity_Id__c"
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 2, out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1, out
+    assert problems[0].startswith("problem: salesforce: ")
+    assert "EMEA_Opportunity_Id__c" in problems[0]
+    assert "ok: salesforce" not in out
