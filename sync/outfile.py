@@ -4,14 +4,26 @@ all, and a path that cannot be written is one line naming the option and the pat
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
+
+import yaml
 
 from config import Config
 from config.paths import sqlite_file
 from sync.errors import UsageError
 
-__all__ = ["check_directory", "check_not_ours", "check_writable", "write_atomically"]
+__all__ = [
+    "check_directory",
+    "check_not_a_crmsync_file",
+    "check_not_ours",
+    "check_writable",
+    "write_atomically",
+]
+
+_SQLITE = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
+_CONFIG_MAX = 1 << 20  # a config is a few KB: a larger file is read no further
 
 
 def _refused(what: str, path: Path, exc: OSError) -> UsageError:
@@ -50,6 +62,37 @@ def check_not_ours(path: Path, *, what: str, config: Config) -> None:
     owner = ours.get(path.resolve())
     if owner is not None:
         raise UsageError(f"{what} {path}: is {owner}; give another file name")
+
+
+def check_not_a_crmsync_file(path: Path, *, what: str) -> None:
+    """For the commands that know no config (the sandbox's): refuse to write over any crmsync
+    config or SQLite state store (`sandbox serve --ready-file crmsync.yaml` replaced the
+    project's config with the ready file's JSON)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(_CONFIG_MAX + 1)
+    except OSError:
+        return  # no such file (or none to read): nothing to keep
+    owner = None
+    if head.startswith(_SQLITE):
+        owner = "a state store"
+    elif len(head) <= _CONFIG_MAX:
+        document = None
+        if head.lstrip().startswith(b"{"):  # a dataset, a ready file: JSON reads faster
+            with contextlib.suppress(ValueError):
+                document = json.loads(head)
+        if document is None:
+            with contextlib.suppress(yaml.YAMLError, ValueError):
+                document = yaml.safe_load(head)
+        systems = document.get("systems") if isinstance(document, dict) else None
+        if isinstance(systems, dict) and any(
+            isinstance(s, dict) and "kind" in s for s in systems.values()
+        ):
+            owner = "a crmsync config"
+    if owner is not None:
+        raise UsageError(
+            f"{what} {path}: is {owner}, which it would replace; give another file name"
+        )
 
 
 def check_directory(path: Path, *, what: str) -> None:

@@ -13,7 +13,7 @@ from connectors.sandbox.dataset import load_dataset
 from connectors.sandbox.faults import FaultSpecError, parse_faults
 from connectors.sandbox.launcher import SYSTEMS, start_sandbox
 from sync.errors import UsageError
-from sync.outfile import check_writable
+from sync.outfile import check_not_a_crmsync_file, check_writable
 from sync.sandbox_config import is_sandbox_config, write_sandbox_config
 
 
@@ -53,6 +53,8 @@ def serve(
     for path, what in ((config_out, "--config-out"), (ready_file, "--ready-file")):
         if path is not None:
             check_writable(path, what=what)
+    if ready_file is not None:
+        check_not_a_crmsync_file(ready_file, what="--ready-file")
     if config_out is not None and config_out.exists() and not is_sandbox_config(config_out):
         raise UsageError(
             f"--config-out {config_out}: is a config the sandbox did not write, which it would "

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from connectors.sandbox.generator import generate_full, write_generated
-from sync.outfile import check_writable
+from sync.outfile import check_not_a_crmsync_file, check_writable
 
 __all__ = ["command"]
 
@@ -32,6 +32,7 @@ __all__ = ["command"]
 def command(deals: int, seed: int, out: Path) -> None:
     """Write a realistic sandbox dataset with planted cross-system discrepancies."""
     check_writable(out, what="--out")
+    check_not_a_crmsync_file(out, what="--out")
     started = time.monotonic()
     result = generate_full(deals, seed)
     dataset_path, planted_path = write_generated(out, result)

@@ -4,6 +4,7 @@ left half written."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -188,3 +189,43 @@ def test_a_sandbox_config_out_over_a_users_config_is_refused_and_it_stays(workdi
         " which it would replace; give another file name\n",
     )
     assert (workdir / "crmsync.yaml").read_bytes() == before
+
+
+def test_a_sandbox_ready_file_over_a_users_config_is_refused_and_it_stays(workdir: Path) -> None:
+    """`sandbox serve --ready-file crmsync.yaml` replaced the project's config with the ready
+    file's JSON (URLs and the sandbox's tokens)."""
+    assert _run("sandbox", "generate", "--deals", "1", "--out", "dataset.json")[0] == 0
+    before = (workdir / "crmsync.yaml").read_bytes()
+    serve = subprocess.Popen(
+        [str(CRMSYNC), "sandbox", "serve", "--dataset", "dataset.json", "--ready-file",
+         "crmsync.yaml"],
+        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _out, err = serve.communicate(timeout=10)
+    except subprocess.TimeoutExpired:  # serving: it took the path
+        serve.kill()
+        _out, err = serve.communicate()
+    assert (serve.returncode, err) == (
+        2,
+        "crmsync: error: --ready-file crmsync.yaml: is a crmsync config, which it would"
+        " replace; give another file name\n",
+    )
+    assert (workdir / "crmsync.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize("victim", ["crmsync.yaml", "crmsync.db"])
+def test_a_generated_dataset_over_a_users_config_or_store_is_refused_and_it_stays(
+    workdir: Path, victim: str
+) -> None:
+    if victim == "crmsync.db":  # a state store, as crmsync makes one
+        _run("check", "--offline")
+        sqlite3.connect(workdir / victim).execute("CREATE TABLE IF NOT EXISTS t (x)").close()
+    before = (workdir / victim).read_bytes()
+    owner = "a crmsync config" if victim == "crmsync.yaml" else "a state store"
+    assert _run("sandbox", "generate", "--deals", "1", "--out", victim) == (
+        2,
+        f"crmsync: error: --out {victim}: is {owner}, which it would replace; give another"
+        " file name\n",
+    )
+    assert (workdir / victim).read_bytes() == before
