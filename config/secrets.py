@@ -92,7 +92,8 @@ def warn_literal_secrets(
         value = _get(raw, path)
         if path == _STORE and isinstance(value, str):
             value = _password_of(value)
-        if isinstance(value, str) and not _REFERENCE.search(value):
+        # "" holds no secret (a security token where the org trusts the caller's IP range)
+        if isinstance(value, str) and value.strip() and not _REFERENCE.search(value):
             line = lines.get(path)
             where = f"{filename}:{line}" if line else filename
             warnings.warn(

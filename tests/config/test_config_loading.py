@@ -506,3 +506,15 @@ def test_a_stage_write_the_stage_map_does_not_back_is_ignored_with_a_warning_at_
         " ignored: deals moved to 'proposal' are written in the first one"
     ]
     assert config.stages_written("pipedrive")["1"]["proposal"] == "3"
+
+
+def test_an_empty_security_token_for_a_trusted_ip_range_is_not_warned_about(
+    tmp_path: Path,
+) -> None:
+    # The README's password login takes `security_token: ""` where the org trusts the caller's
+    # IP range: no secret is written there, yet every command warned that one was.
+    text = TWO_ORGS.replace("security_token: tok-${SF_EU_SUFFIX}", 'security_token: ""')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LiteralSecretWarning)
+        config = load_config(write(tmp_path, text), env=TWO_ORGS_ENV)
+    assert config.systems["sf_eu"].secret("security_token") == ""
