@@ -354,6 +354,12 @@ def connection_failure(exc: BaseException) -> str:
     """
     chain = list(_chain(exc))
     where = next((a for a in map(_address, chain) if a), "the server")
+    proxy = _proxy(chain)
+    if proxy is not None and any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return (
+            f"the proxy {proxy} refused the connection to {where} (is the proxy up? HTTPS_PROXY"
+            " / HTTP_PROXY in the environment set it; NO_PROXY names the hosts reached without it)"
+        )
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return (
             f"{where} refused the connection (is the server up, and the instance's base_url right?)"
@@ -363,6 +369,16 @@ def connection_failure(exc: BaseException) -> str:
     if any(isinstance(e, TimeoutError) or "Timeout" in type(e).__name__ for e in chain):
         return f"{where} did not answer in time"
     return f"{where} dropped the connection ({type(chain[-1]).__name__})"
+
+
+def _proxy(chain: Iterable[BaseException]) -> str | None:
+    """The host and port of the proxy a failed call went through (requests' and urllib3's
+    ProxyError wrap the connection to it), or None without one."""
+    chain = list(chain)
+    if not any(type(e).__name__ == "ProxyError" for e in chain):
+        return None
+    conn = next((c for e in chain if getattr(c := getattr(e, "conn", None), "host", None)), None)
+    return f"{conn.host}:{conn.port}" if conn is not None else "(from the environment)"
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

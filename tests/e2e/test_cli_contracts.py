@@ -261,6 +261,27 @@ def test_an_unreachable_crm_is_named_by_its_address_and_the_cause_for_every_kind
     ), done.stderr
 
 
+def test_a_proxy_from_the_environment_that_refuses_is_named_not_the_crm(
+    served: tuple[Path, dict],
+) -> None:
+    # With HTTP_PROXY set to a proxy that is down, the line said the CRM "refused the
+    # connection (is the server up, and the instance's base_url right?)": the wrong place.
+    config, ready = served
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy")}
+    env["HTTP_PROXY"] = "http://127.0.0.1:9"
+    done = subprocess.run(
+        [*warm_crmsync(), "pull", "--config", str(config), "--system", "pipedrive"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"crmsync: error: pipedrive: pipelines: connection failed: the proxy 127.0.0.1:9 refused "
+        f"the connection to {ready['pipedrive']} (is the proxy up? HTTPS_PROXY / HTTP_PROXY in "
+        "the environment set it; NO_PROXY names the hosts reached without it) (gave up after 6 "
+        "attempts)"
+    ), done.stderr
+
+
 @pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_check_exits_1_when_a_crm_is_unreachable_not_2_as_for_a_config_error(
     served: tuple[Path, dict], tmp_path: Path
