@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -675,6 +676,14 @@ def ensure_schema(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) 
 def _refuse_store(engine: Engine, exc: SQLAlchemyError) -> NoReturn:
     cause = getattr(exc, "orig", None) or exc
     first = (str(cause).splitlines() or [""])[0]
+    if type(cause).__name__ == "InvalidSchemaName":  # PostgreSQL names no schema: say which
+        options = str(engine.url.query.get("options") or "")
+        named = re.search(r"search_path\s*=\s*([^\s,]+)", options)
+        schema = named.group(1) if named else "<schema>"
+        first += (
+            f" (is schema {schema} of the URL's search_path made? create it first: "
+            f"CREATE SCHEMA {schema})"
+        )
     raise StoreError(
         f"cannot open state store {redact_url(str(engine.url))}: {type(cause).__name__}: {first}"
     ) from None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -247,3 +248,22 @@ def test_a_crmsync_of_v7_refuses_a_store_whose_bases_may_mark_unmapped_stages(
     assert str(caught.value) == (
         f"state store schema v{SCHEMA_VERSION} is newer than this crmsync (v7): upgrade crmsync"
     )
+
+
+@pytest.mark.postgres
+def test_a_search_path_schema_that_does_not_exist_is_named_with_how_to_make_it() -> None:
+    # PostgreSQL only says "no schema has been selected to create in": the README's
+    # `?options=-csearch_path%3Dcrmsync` needs `CREATE SCHEMA crmsync` first.
+    from tests.fixtures_store import PG_ADMIN_URL, _sqlalchemy_url, pg_unavailable_reason
+
+    if reason := pg_unavailable_reason():
+        pytest.skip(reason)
+    missing = f"crmsync_missing_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(StoreError) as caught:
+        Store.open(_sqlalchemy_url(PG_ADMIN_URL, missing))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.endswith(
+        f"no schema has been selected to create in (is schema {missing} of the URL's "
+        f"search_path made? create it first: CREATE SCHEMA {missing})"
+    ), message
