@@ -188,7 +188,8 @@ class SalesforceConnector:
         named = (*self._settings.extra_fields, self._settings.link_field)
         fields = ", ".join(dict.fromkeys(f for f in ("Id", *named) if f))
         try:
-            next(self._query("check", f"SELECT {fields} FROM Opportunity LIMIT 1"), None)
+            soql = format_soql("SELECT {:literal} FROM Opportunity LIMIT 1", fields)
+            next(self._query("check", soql), None)
         except AuthError as exc:
             raise AuthError(
                 self.system, exc.operation, f"credentials rejected: {exc.message}", exc.status
