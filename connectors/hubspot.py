@@ -50,6 +50,7 @@ from connectors.hubspot_wire import (
     next_after,
     query,
     rate_limit_info,
+    undefined,
 )
 from connectors.hubspot_writes import BATCH, DealWrites
 
@@ -198,7 +199,32 @@ class HubSpotConnector:
     # -- metadata ---------------------------------------------------------------------------
 
     def check(self) -> None:
-        self._call("check", self._unwrapped("GET", objects("deals"), {"limit": 1}))
+        named = self._named_properties()
+        params = {"limit": 1, "properties": named or None}
+        body = self._call("check", self._unwrapped("GET", objects("deals"), params))
+        for deal in ((body or {}).get("results") or [])[:1]:  # without deals: no telling
+            self._require_defined(deal, "check")
+
+    def _named_properties(self) -> list[str]:
+        """The deal properties the config names (id fields, link field)."""
+        link = (self._settings.link_field,) if self._settings.link_field else ()
+        return list(dict.fromkeys((*self._settings.extra_fields, *link)))
+
+    def _require_defined(self, deal: Mapping[str, Any], operation: str) -> None:
+        """A config naming a property the portal lacks is refused, as Salesforce refuses an
+        unknown field (INVALID_FIELD): HubSpot reads leave it out silently, and the matches and
+        links it holds would be lost without a word (copies made again, by create_missing)."""
+        missing = undefined(deal, self._named_properties())
+        if missing:
+            names = ", ".join(missing)
+            raise PermissionDenied(
+                self.system,
+                operation,
+                f"no deal property {names}: a property the config names (external_ids, "
+                "link_field); create it in HubSpot (Settings > Properties > Deal properties), "
+                "or correct the config",
+                None,
+            )
 
     def companies_readable(self) -> bool:
         """Whether the token may read the companies a deal's account is named after (one call;
@@ -229,10 +255,7 @@ class HubSpotConnector:
         pipelines = self._pipelines if self._pipelines is not None else self.pipelines()
         names = list(BASE_PROPERTIES)
         names += [f"hs_date_entered_{s.id}" for p in pipelines for s in p.stages]
-        names += list(self._settings.extra_fields)
-        if self._settings.link_field:
-            names.append(self._settings.link_field)
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys((*names, *self._named_properties())))
 
     # -- reading deals ----------------------------------------------------------------------
 
@@ -245,7 +268,9 @@ class HubSpotConnector:
             else self._deals.changed(start, properties)
         )
         high = start
-        for deal in self._companies.named(source, asked=start is None):
+        for n, deal in enumerate(self._companies.named(source, asked=start is None)):
+            if n == 0:
+                self._require_defined(deal, "list deals" if start is None else "search deals")
             modified = (deal.get("properties") or {}).get("hs_lastmodifieddate")
             if (moment := change_time(cursor_ms, modified)) is not None:
                 high = max(high or 0, moment)

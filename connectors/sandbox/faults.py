@@ -82,6 +82,11 @@ class Faults:
     # its errors, a 207 with no error) and not written, as HubSpot has been reported to answer
     # a batch update naming ids it did not update.
     unanswered_ids: tuple[str, ...] = ()
+    # HubSpot: deal properties the portal does not define. A read naming one leaves it out of
+    # each record's `properties` ("If a requested property isn't defined, it won't be included
+    # in the response", HubSpot's deals reference), where a defined one without a value is
+    # null. Reads only: writes naming one are not refused.
+    undefined_properties: tuple[str, ...] = ()
     # HubSpot: seconds a write takes to reach the search index; search leaves out a deal
     # changed more recently (HubSpot's search is eventually consistent).
     search_lag: float = 0.0
@@ -102,6 +107,7 @@ class Faults:
         data["locked_ids"] = list(self.locked_ids)
         data["hidden_sobjects"] = list(self.hidden_sobjects)
         data["hidden_deals"] = list(self.hidden_deals)
+        data["undefined_properties"] = list(self.undefined_properties)
         return data
 
 

@@ -306,7 +306,7 @@ class HubSpotEmulator:
             return self._missing_scope()
         deals, more = self.store.page(archived, after, limit)
         properties = request.args("properties")
-        shown = [self.store.view(d, properties) for d in deals]
+        shown = [self._view(d, properties) for d in deals]
         if _with_companies(request) and self._unscoped() != "omitted":
             shown = [self.store.with_companies(d) for d in shown]
         body: dict[str, Any] = {"results": shown}
@@ -321,7 +321,7 @@ class HubSpotEmulator:
             return self.error(404, "OBJECT_NOT_FOUND", "resource not found")
         if _with_companies(request) and self._unscoped() == "refused":
             return self._missing_scope()
-        shown = self.store.view(deal, request.args("properties"))
+        shown = self._view(deal, request.args("properties"))
         if _with_companies(request) and self._unscoped() != "omitted":
             shown = self.store.with_companies(shown)
         return SandboxResponse(200, shown)
@@ -357,7 +357,7 @@ class HubSpotEmulator:
         properties = query.properties or tuple(shown)
         body: dict[str, Any] = {
             "total": len(found),
-            "results": [self.store.view(d, properties) for d in page],
+            "results": [self._view(d, properties) for d in page],
         }
         if end < len(found):
             # Handed out even at the cap, as HubSpot does: using it is the 400.
@@ -447,7 +447,7 @@ class HubSpotEmulator:
         after = _int(request.arg("after"), 0, "after", 0, None)
         companies, more = self.store.companies_page(after, limit)
         properties = request.args("properties") or list(COMPANY_DEFAULTS)
-        body: dict[str, Any] = {"results": [self.store.view(c, properties) for c in companies]}
+        body: dict[str, Any] = {"results": [self._view(c, properties) for c in companies]}
         if more is not None:
             body["paging"] = _next(str(more), request.path)
         return SandboxResponse(200, body)
@@ -496,7 +496,7 @@ class HubSpotEmulator:
         except WriteError as exc:
             status = 404 if exc.category == "OBJECT_NOT_FOUND" else 400
             return self.error(status, exc.category, exc.message)
-        return SandboxResponse(200, self.store.view(deal, list(deal["properties"])))
+        return SandboxResponse(200, self._view(deal, list(deal["properties"])))
 
     def _inputs(self, request: SandboxRequest) -> list[Any]:
         inputs = _obj(request.json()).get("inputs")
@@ -517,9 +517,16 @@ class HubSpotEmulator:
             if deal is None:
                 missing.append(str(_obj(item).get("id")))
             else:
-                results.append(self.store.view(deal, properties))
+                results.append(self._view(deal, properties))
         errors = [_record_error("OBJECT_NOT_FOUND", "Could not get some DEAL objects", missing)]
         return _batch(results, errors if missing else [], 200)
+
+    def _view(self, record: Mapping[str, Any], properties: Iterable[str] | None) -> dict[str, Any]:
+        """`DealStore.view`, leaving out the properties the portal does not define (fault)."""
+        undefined = self.fault_state.faults.undefined_properties
+        if properties is not None and undefined:
+            properties = [p for p in properties if p not in undefined]
+        return self.store.view(record, properties)
 
     def _injected(self, key: str | None) -> bool:
         faults = self.fault_state.faults
@@ -589,7 +596,7 @@ class HubSpotEmulator:
             except WriteError as exc:
                 failed.setdefault((exc.category, exc.message), []).append(deal_id)
                 continue
-            results.append(self.store.view(deal, list(deal["properties"])))
+            results.append(self._view(deal, list(deal["properties"])))
         errors = [_record_error(cat, msg, ids) for (cat, msg), ids in failed.items()]
         return _batch(results, errors, 207 if unanswered else 200)
 
@@ -615,7 +622,7 @@ class HubSpotEmulator:
             except WriteError as exc:
                 failed.setdefault((exc.category, exc.message), []).append(str(trace or ""))
                 continue
-            shown = self.store.view(deal, list(deal["properties"]))
+            shown = self._view(deal, list(deal["properties"]))
             if trace is not None:
                 shown["objectWriteTraceId"] = str(trace)
             results.append(shown)

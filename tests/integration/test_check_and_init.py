@@ -503,3 +503,30 @@ def test_check_names_a_salesforce_id_field_the_org_lacks_which_the_pull_cannot_r
     assert problems[0].startswith("problem: salesforce: ")
     assert "EMEA_Opportunity_Id__c" in problems[0]
     assert "ok: salesforce" not in out
+
+
+def test_check_and_pull_name_a_hubspot_id_property_the_portal_does_not_define(
+    small_world: World,
+) -> None:
+    """HubSpot leaves a property it does not define out of every read, without a word: the
+    salesforce ids it should hold would be lost to matching (and create_missing would copy
+    those deals again). check names it, and the pull fails on it instead of reading on."""
+    prop = yaml.safe_load(small_world.config.read_text())["systems"]["hubspot"]["external_ids"][
+        "salesforce"
+    ]
+    faults = small_world.sandbox.servers["hubspot"].faults
+    faults.set(Faults(undefined_properties=(prop,)))
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 2, out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and problems[0].startswith(
+        f"problem: hubspot: check: no deal property {prop}: a property the config names"
+    ), out
+    assert "ok: hubspot" not in out
+
+    code, out, err = run("pull", "--system", "hubspot", "--config", str(small_world.config))
+    assert code == 2, out + err
+    assert f"hubspot: list deals: no deal property {prop}" in err
+
+    faults.set(Faults())
+    assert run("check", "--config", str(small_world.config))[0] == 0
