@@ -84,14 +84,20 @@ def _warn_over_limits(config: Config, plan: Plan) -> None:
 
 def check_limits(config: Config, counts: dict[str, Any]) -> None:
     """`limits.max_conflicts` / `limits.max_unmatched`: exit 3 above them."""
+    breach = limits_breached(config, counts)
+    if breach is not None:
+        raise LimitsExceeded(breach)
+
+
+def limits_breached(config: Config, counts: dict[str, Any]) -> str | None:
+    """What of `limits.max_conflicts` / `limits.max_unmatched` the counts exceed, or None."""
     limits = config.limits
     breached = []
     if limits.max_conflicts is not None and counts["conflicts"] > limits.max_conflicts:
         breached.append(f"{counts['conflicts']} conflicts (limit {limits.max_conflicts})")
     if limits.max_unmatched is not None and counts["unmatched"] > limits.max_unmatched:
         breached.append(f"{counts['unmatched']} unmatched deals (limit {limits.max_unmatched})")
-    if breached:
-        raise LimitsExceeded("reconcile limits exceeded: " + "; ".join(breached))
+    return "reconcile limits exceeded: " + "; ".join(breached) if breached else None
 
 
 def verdict(config: Config, outcome: ReconcileOutcome) -> tuple[int, str]:
@@ -163,12 +169,15 @@ def run_reconcile(
             run_id, RunStatus.FAILED, counts=counts, calls=rt.calls(), error=run_error(exc)
         )
         raise
+    # A breach of the limits is no failure of the run (it exits 3, its plan made or applied),
+    # but `crmsync runs` says so, where the nightly's exit code is seen by no one.
+    said = (outcome.detail, limits_breached(rt.config, outcome.counts))
     rt.store.runs.finish(
         run_id,
         outcome.status,
         counts=outcome.counts,
         calls=rt.calls(),
-        error=outcome.detail or None,
+        error="; ".join(filter(None, said)) or None,
     )
     return outcome
 

@@ -83,3 +83,15 @@ def test_conflicts_above_max_conflicts_exit_3_and_at_the_limit_exit_0(small_worl
         assert code == expected, stderr
         assert len(json.loads(stdout)["conflicts"]) == conflicts  # stdout: the plan alone
         assert (f"{conflicts} conflicts (limit {limit})" in stderr) == (expected == 3), stderr
+
+
+def test_the_run_of_a_reconcile_over_its_limits_says_so_in_crmsync_runs(
+    small_world: World,
+) -> None:
+    """Exit 3 is an alarm a scheduled run's exit code alone would not raise: `runs` says it."""
+    world = _no_unmatched_allowed(small_world)
+    assert _reconcile(world, "--dry-run", "--format", "json")[0] == 3
+    shown = CliRunner().invoke(main, ["runs", "--config", str(world.config), "--format", "json"])
+    [run] = json.loads(shown.stdout)
+    assert run["status"] == "ok", run
+    assert "reconcile limits exceeded: " in run["error"] and "(limit 0)" in run["error"], run
