@@ -44,6 +44,8 @@ CTRL_C = "interrupted (Ctrl-C): the next run resumes from the journal"
 # before its apply began (a dry run: always; at the confirmation question) there is no journal
 # to resume
 CTRL_C_UNWRITTEN = "interrupted (Ctrl-C) before writing to any CRM: run it again"
+# The plan's reader left as it was shown (`reconcile | head`): an apply then never began.
+READER_LEFT = "the output's reader left (broken pipe) before the apply: nothing was written"
 _log = logging.getLogger("crmsync.reconcile")
 PLAN_COUNTS = ("changes", "creates", "conflicts", "unmatched", "ambiguous", "duplicates", "errors")
 
@@ -165,9 +167,12 @@ def run_reconcile(
         )
         raise
     except Exception as exc:
-        rt.store.runs.finish(
-            run_id, RunStatus.FAILED, counts=counts, calls=rt.calls(), error=run_error(exc)
-        )
+        status, why = RunStatus.FAILED, run_error(exc)
+        if isinstance(exc, BrokenPipeError) and not applying:
+            # The reader left as the plan was shown (`| head`): a dry run did its work, and
+            # an apply never began.
+            status, why = (RunStatus.OK, "") if dry_run else (RunStatus.INTERRUPTED, READER_LEFT)
+        rt.store.runs.finish(run_id, status, counts=counts, calls=rt.calls(), error=why or None)
         raise
     # A breach of the limits is no failure of the run (it exits 3, its plan made or applied),
     # but `crmsync runs` says so, where the nightly's exit code is seen by no one.
