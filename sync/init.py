@@ -15,8 +15,10 @@ funnel stage is written as is added to `stage_write`, unless the user's file alr
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
+from ruamel.yaml.util import load_yaml_guess_indent
 
 from config import Config, ConfigError, known_zone, load_config
 from config.base import Name
@@ -66,6 +69,7 @@ class InitResult:
     skipped: list[str] = field(default_factory=list)  # ids no config key can hold, said why
     notes: list[str] = field(default_factory=list)  # the stages left to a person, and why
     timezones: dict[str, str] = field(default_factory=dict)  # instance -> portal zone written
+    written: bool = False  # False: the config already held all of it, and was left as it was
 
 
 def _yaml() -> YAML:
@@ -79,7 +83,11 @@ def init_config(path: Path) -> InitResult:
     """Propose stage maps for every instance of the config at `path` and write them into it."""
     config = load_config(path)
     yaml = _yaml()
-    document = yaml.load(path.read_text())
+    text = path.read_text()
+    mapping, sequence, offset = _indentation(text)
+    # Written back in the file's own indentation: lists the run does not touch stay as they are.
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    document = yaml.load(text)
     result = InitResult()
     for instance in config.systems:
         system = document["systems"][instance]
@@ -143,7 +151,7 @@ def init_config(path: Path) -> InitResult:
         result.pipelines[instance] = len(pipelines)
     for line in [*result.skipped, *result.notes]:
         _log.warning("%s", line)
-    _write(path, yaml, document)
+    result.written = _write(path, yaml, document, text)
     return result
 
 
@@ -309,12 +317,25 @@ def _trailing_comment_kept(mapping: CommentedMap) -> Iterator[None]:
         slot[2].value = slot[2].value.rstrip("\n") + "\n" + lines
 
 
-def _write(path: Path, yaml: YAML, document: Any) -> None:
-    """The config is replaced only by one that loads: never left broken for the next command."""
+def _indentation(text: str) -> tuple[int, int, int]:
+    """A YAML text's (mapping indent, sequence indent, dash offset), as ruamel takes them: the
+    first nested key's indent, and ruamel's guess for sequences (which it gives alone)."""
+    _, sequence, offset = load_yaml_guess_indent(text)
+    nested = re.search(r"(?m)^( +)[^ #\n-]", text)
+    mapping = len(nested.group(1)) if nested else 2
+    return mapping, sequence or mapping, offset or 0
+
+
+def _write(path: Path, yaml: YAML, document: Any, was: str) -> bool:
+    """The config is replaced only by one that loads: never left broken for the next command;
+    nor rewritten as it was (False)."""
+    out = io.StringIO()
+    yaml.dump(document, out)
+    if out.getvalue() == was:
+        return False
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with tmp.open("w") as out:
-            yaml.dump(document, out)
+        tmp.write_text(out.getvalue())
         load_config(tmp)
     except ConfigError as exc:  # our bug, not the user's: their file stays as it was
         tmp.unlink(missing_ok=True)
@@ -325,3 +346,4 @@ def _write(path: Path, yaml: YAML, document: Any) -> None:
         tmp.unlink(missing_ok=True)
         raise
     os.replace(tmp, path)
+    return True

@@ -33,4 +33,5 @@ def command(config_path: str) -> None:
         click.echo(
             f"{instance}: the portal's time zone {zone} written to systems.{instance}.timezone"
         )
-    click.echo(f"updated {config_path}; run `crmsync check --config {config_path}` next")
+    done = "updated" if result.written else "left unchanged (it held all of it already)"
+    click.echo(f"{done} {config_path}; run `crmsync check --config {config_path}` next")

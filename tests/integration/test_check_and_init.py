@@ -530,3 +530,20 @@ def test_check_and_pull_name_a_hubspot_id_property_the_portal_does_not_define(
 
     faults.set(Faults())
     assert run("check", "--config", str(small_world.config))[0] == 0
+
+
+def test_init_with_nothing_to_add_says_so_and_leaves_the_file_as_the_user_wrote_it(
+    small_world: World,
+) -> None:
+    """It said "updated", and wrote lists it had not touched back in its own indentation."""
+    config: Path = small_world.config
+    text = config.read_text()
+    assert "\n  - salesforce\n" in text
+    text = re.sub(r"(?m)^(\s*)- ", r"\1  - ", text)  # the user's style: items indented
+    config.write_text(text)
+
+    code, out, err = run("init", "--config", str(config))
+
+    assert code == 0, err
+    assert config.read_text() == text
+    assert f"left unchanged (it held all of it already) {config}" in out
