@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -32,6 +33,8 @@ from sync.store_records import RunRecord, RunStatus
 from sync.terminal import plain_console
 
 __all__ = ["FORMATS", "build_report", "render_report", "write_text"]
+
+_log = logging.getLogger("crmsync.report")
 
 FORMATS = ("table", "json", "html", "csv")
 
@@ -69,6 +72,13 @@ def build_report(
                 # the deals as crmsync last knows them: an apply since the pull updated no
                 # snapshot
                 syncs = last_syncs(rt.store, list(rt.config.systems))
+                for name in (n for n in rt.config.systems if n not in syncs):
+                    # Its rows would read "n/a" and zeros, as for an empty pipeline.
+                    _log.warning(
+                        "%s: never pulled, so the report holds none of its deals: run "
+                        "`crmsync pull` (or this report with --refresh) first",
+                        name,
+                    )
                 unread_since = _unread_since(rt, syncs, started if refresh else None)
                 result = analyze(rt.config, rt.store, run_id=run_id, remember=False,
                                  phase=phase, known_writes=True,
