@@ -269,8 +269,8 @@ class HubSpotConnector:
         )
         high = start
         for n, deal in enumerate(self._companies.named(source, asked=start is None)):
-            if n == 0:
-                self._require_defined(deal, "list deals" if start is None else "search deals")
+            if n == 0 and start is None:  # the list, whose reference says how it answers
+                self._require_defined(deal, "list deals")
             modified = (deal.get("properties") or {}).get("hs_lastmodifieddate")
             if (moment := change_time(cursor_ms, modified)) is not None:
                 high = max(high or 0, moment)
