@@ -29,6 +29,7 @@ from sync.apply_bases import BaseKeeper
 from sync.apply_creates import apply_creates, not_created, too_recent
 from sync.apply_deletes import Delete, apply_deletes, refused_where_live, unsent_delete
 from sync.apply_doubt import holds, same_value, settle_in_doubt
+from sync.apply_failures import Failures
 from sync.apply_report import ApplyReport, ChangeResult, Outcome, Settled
 from sync.apply_sources import SourceCheck
 from sync.audit_values import audited_after, audited_before
@@ -42,7 +43,6 @@ from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import (
     AuditEntry,
-    FailureRecord,
     JournalEntry,
     JournalOp,
     JournalRecord,
@@ -61,7 +61,6 @@ __all__ = ["ApplyReport", "apply_from_reconcile", "apply_plan", "system_contexts
 
 # Records per re-read + write round for a kind with no known batch size (see write_batch).
 _DEFAULT_BATCH = 50
-_DEAD_PREFIX = "dead-lettered"
 
 
 def apply_plan(
@@ -124,10 +123,10 @@ def apply_plan(
         except ConnectorError as exc:
             results += _unattempted(system, str(exc), by_system, plan, deletes)
             continue
+        failures = Failures.of(store, system, runtime.config.push.max_attempts)
         writer = _Writer(
-            store, connector, ctx, run_id, plan_id, op,
-            max_attempts=runtime.config.push.max_attempts, facts=facts, done=done,
-            in_doubt=in_doubt, journaled=journaled, progress=progress, keeper=keeper,
+            store, connector, ctx, run_id, plan_id, op, failures=failures, facts=facts,
+            done=done, in_doubt=in_doubt, journaled=journaled, progress=progress, keeper=keeper,
             sources=sources,
         )  # fmt: skip
         mine = [r for r in pending if r.entry.instance == system]
@@ -229,7 +228,7 @@ class _Writer:
     run_id: str
     plan_id: str
     op: JournalOp
-    max_attempts: int
+    failures: Failures  # the instance's dead letters
     facts: Mapping[str, FunnelFacts]
     done: set[str]
     in_doubt: Mapping[str, str]  # change id -> the earlier run that may have sent it
@@ -239,15 +238,11 @@ class _Writer:
     sources: SourceCheck | None  # a saved plan's: its values still the news? (None: not asked)
     current: dict[tuple[str, str], Deal] = field(default_factory=dict)
     stopped: str | None = None  # why this instance's remaining batches were not attempted
-    _failures: dict[tuple[str, str], FailureRecord] = field(default_factory=dict)
     _befores: dict[str, Any] = field(default_factory=dict)  # change id -> this batch's before
     _afters: dict[str, Any] = field(default_factory=dict)  # change id -> this batch's after
 
     def updates(self, changes: Sequence[Change], batch_size: int) -> list[ChangeResult]:
         system = self.ctx.instance
-        self._failures = {
-            (f.deal_id, f.field): f for f in self.store.failures.records(instance=system)
-        }
         results = [
             ChangeResult(c.change_id, system, c.id, c.field, Outcome.DONE_BEFORE, None, c.entity)
             for c in changes
@@ -359,12 +354,9 @@ class _Writer:
     ) -> tuple[Outcome, str | None] | None:
         """None when the change may be sent, else its outcome without sending (`outdated`: see
         SourceCheck.outdated)."""
-        failure = self._failures.get((deal.id, change.field))
-        if failure is not None and failure.dead:
-            return (
-                Outcome.DEAD,
-                f"dead-lettered after {failure.attempts} attempts: {failure.reason}",
-            )
+        dead = self.failures.dead(deal.id, change.field)
+        if dead is not None:
+            return Outcome.DEAD, dead
         now = current_value(deal, change.field)
         if holds(deal, change.field, change.to_value, self.facts):
             return Outcome.ALREADY, None
@@ -464,11 +456,9 @@ class _Writer:
         results = []
         for change, outcome, why in settled:
             if outcome is Outcome.FAILED:
-                why = self._fail(change, why or "refused")
-                if why.startswith(_DEAD_PREFIX):
-                    outcome = Outcome.DEAD
+                outcome, why = self.failures.fail(change.id, change.field, why or "refused")
             elif outcome is Outcome.ALREADY:
-                self._clear(change)
+                self.failures.clear(change.id, change.field)
             results.append(self._result(change, outcome, why))
         return results
 
@@ -493,16 +483,13 @@ class _Writer:
                     results.append(self._result(change, Outcome.FAILED, reason))
         self.store.journal.mark(self.run_id, marks, audit=self._audited(applied))
         for change in applied:
-            self._clear(change)
+            self.failures.clear(change.id, change.field)
         for i, r in enumerate(results):
             if r.outcome is Outcome.FAILED:
-                change = next(c for c in sendable[r.id or ""] if c.change_id == r.change_id)
-                reason = self._fail(change, r.reason or "")
+                outcome, reason = self.failures.fail(r.id or "", r.field, r.reason or "")
                 results[i] = ChangeResult(
-                    r.change_id, r.system, r.id, r.field,
-                    Outcome.DEAD if reason.startswith(_DEAD_PREFIX) else Outcome.FAILED,
-                    reason, r.entity,
-                )  # fmt: skip
+                    r.change_id, r.system, r.id, r.field, outcome, reason, r.entity
+                )
         return results
 
     def _audited(
@@ -522,19 +509,6 @@ class _Writer:
             )
             for c in changes
         ]
-
-    def _fail(self, change: Change, reason: str) -> str:
-        record = self.store.failures.record(
-            change.system, change.id, change.field, reason, max_attempts=self.max_attempts
-        )
-        self._failures[(change.id, change.field)] = record
-        if record.dead:
-            return f"{_DEAD_PREFIX} after {record.attempts} attempts: {reason}"
-        return reason
-
-    def _clear(self, change: Change) -> None:
-        if self._failures.pop((change.id, change.field), None) is not None:
-            self.store.failures.clear(change.system, change.id, change.field)
 
 
 def _keep_currency_with_amount(
