@@ -139,7 +139,7 @@ def apply_plan(
         if creates:
             results += apply_creates(
                 store, connector, ctx, creates, run_id, plan_id, done, in_doubt, held,
-                planned_at=plan.created_at,
+                planned_at=plan.created_at, failures=failures,
             )  # fmt: skip
         deleting = [d for d in deletes if d.system == system]
         if deleting:
@@ -228,7 +228,7 @@ class _Writer:
     run_id: str
     plan_id: str
     op: JournalOp
-    failures: Failures  # the instance's dead letters
+    failures: Failures  # the instance's dead letters, shared with its creates
     facts: Mapping[str, FunnelFacts]
     done: set[str]
     in_doubt: Mapping[str, str]  # change id -> the earlier run that may have sent it

@@ -4,6 +4,9 @@ A create carries our idempotency marker (the entity id) in the target's link fie
 create an earlier attempt may have sent is sent again, the target is searched for records that
 already carry its marker: a create whose response was lost (process killed, connection cut) is
 found there instead of duplicated. One never sent is not looked up (see `_batch`).
+A copy the target refuses is a failed record (sync/apply_failures.py): retried on later runs up
+to `push.max_attempts`, then dead-lettered and not sent again until `crmsync dead-letters retry`
+releases it. A create left in doubt (its answer lost) was not refused: it counts toward nothing.
 A create whose entity a run linked to a deal of the target since the plan was made (another
 plan's apply made that copy, or a reconcile matched one) is not sent either: see `_linked_since`.
 """
@@ -26,6 +29,7 @@ from connectors.base import (
 from connectors.errors import ConnectorError
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, MappingError
+from sync.apply_failures import Failures
 from sync.apply_report import ChangeResult, Outcome
 from sync.create_orgs import filing_note, organization_of
 from sync.plan import current_value, decided_of, encode_value
@@ -94,10 +98,13 @@ def apply_creates(
     in_doubt: Mapping[str, str],
     held: Mapping[str, datetime] | None = None,
     planned_at: datetime | None = None,
+    *,
+    failures: Failures,
 ) -> list[ChangeResult]:
     """`in_doubt`: this plan's creates an earlier, stopped attempt may have sent. `held`: creates
     in doubt too recent to look up (`too_recent`), left in doubt for a later apply.
-    `planned_at`: when the plan was made (its entities' links since are checked)."""
+    `planned_at`: when the plan was made (its entities' links since are checked). `failures`:
+    the target's dead letters, where refused copies are counted."""
     results = []
     todo: list[tuple[str, Mapping[str, Any]]] = []
     for create in creates:
@@ -119,7 +126,9 @@ def apply_creates(
             results += [not_created(c, stopped_on_request()) for _, c in todo[start:]]
             break
         try:
-            results += _batch(store, connector, ctx, chunk, run_id, plan_id, in_doubt, planned_at)
+            results += _batch(
+                store, connector, ctx, chunk, run_id, plan_id, in_doubt, planned_at, failures
+            )
             continue
         except _Stopped as stop:
             results += stop.results
@@ -157,18 +166,32 @@ def _batch(
     plan_id: str,
     in_doubt: Mapping[str, str],
     planned_at: datetime | None,
+    failures: Failures,
 ) -> list[ChangeResult]:
     system = ctx.instance
+    entities = [str(c["entity"]) for _, c in chunk]
+    linked = _linked_since(store, system, entities, planned_at) if planned_at else {}
+    # A refused copy is counted under (the target, its entity id, no field): it has no record
+    # id in the target yet, and the entity id is what the plan shows, what stays the same
+    # across plans and sources, and what `dead-letters retry --id` then takes.
+    # A dead copy is not sent, so not journaled (as a dead field change is not); one an earlier
+    # run may have sent is looked up first all the same: found, it is no longer dead.
+    dead = {
+        cid: why
+        for cid, c in chunk
+        if cid not in in_doubt
+        and str(c["entity"]) not in linked
+        and (why := failures.dead(str(c["entity"]))) is not None
+    }
     store.journal.intend(
         run_id,
         plan_id,
         [
             JournalEntry(cid, system, None, JournalOp.CREATE, None, None, _after(c))
             for cid, c in chunk
+            if cid not in dead
         ],
     )
-    entities = [str(c["entity"]) for _, c in chunk]
-    linked = _linked_since(store, system, entities, planned_at) if planned_at else {}
     # Every send is journaled as intended first, so only a create in doubt can have a copy
     # already. Looking up the others too cost Pipedrive, which searches one marker per call, a
     # search per copy: twice a migration's calls there.
@@ -182,6 +205,11 @@ def _batch(
     sends: list[tuple[str, Mapping[str, Any], NativeCreate, dict[str, Any]]] = []
     for cid, create in chunk:
         entity = str(create["entity"])
+        if cid in dead:
+            results.append(_result(cid, create, None, Outcome.DEAD, dead[cid]))
+            continue
+        if entity in linked or entity in found:  # the copy exists: no longer failing
+            failures.clear(entity)
         if entity in linked:  # the run that linked it audited it, if it made it
             marks.append((cid, JournalState.DONE, {"id": linked[entity], "linked": True}))
             results.append(_result(cid, create, linked[entity], Outcome.ALREADY))
@@ -196,6 +224,11 @@ def _batch(
                 values = _values_or_none(store, ctx, create)
                 audits.append(_audit(in_doubt[cid], create, new_id, values))
             results.append(_result(cid, create, new_id, Outcome.ALREADY))
+            continue
+        why = failures.dead(entity)
+        if why is not None:  # in doubt, not found: never created, and dead since
+            marks.append((cid, JournalState.FAILED, {"error": why}))
+            results.append(_result(cid, create, None, Outcome.DEAD, why))
             continue
         try:
             fields, values = _native(store, ctx, create)
@@ -220,6 +253,8 @@ def _batch(
         why = _IN_DOUBT.format(exc)
         doubt = [_result(cid, c, None, Outcome.FAILED, why) for cid, c, *_ in sends]
         raise _Stopped(results + doubt, exc) from exc
+    created: list[str] = []
+    refused: list[tuple[str, Mapping[str, Any], str]] = []
     for (cid, create, _, values), result in zip(sends, pushed, strict=True):
         if result.ok and result.id:
             marks.append((cid, JournalState.DONE, {"id": result.id, "ok": True}))
@@ -227,6 +262,7 @@ def _batch(
                 Link(str(create["entity"]), system, result.id, LinkMethod.CREATED, confirmed=True)
             )
             audits.append(_audit(run_id, create, result.id, values))
+            created.append(str(create["entity"]))
             note = result.note or filing_note(create)
             results.append(_result(cid, create, result.id, Outcome.APPLIED, note))
         elif result.code == UNCONFIRMED:  # may exist: settled as a create cut short is
@@ -236,8 +272,14 @@ def _batch(
         else:
             why = result.error or "refused without a reason"
             marks.append((cid, JournalState.FAILED, {"error": why, "code": result.code}))
-            results.append(_result(cid, create, None, Outcome.FAILED, why))
+            refused.append((cid, create, why))
     store.journal.mark(run_id, marks, audit=audits, links=links)
+    for entity in created:  # a copy that went through after refusals: no longer failing
+        failures.clear(entity)
+    # Counted once the journal holds the refusal, as a field change's is (sync/apply.py).
+    for cid, create, why in refused:
+        outcome, why = failures.fail(str(create["entity"]), None, why)
+        results.append(_result(cid, create, None, outcome, why))
     return results
 
 

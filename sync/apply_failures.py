@@ -1,7 +1,8 @@
-"""The dead-letter bookkeeping of one target instance within one apply (sync/apply.py): which
-records are dead (not sent), a refusal counted (dead once it is the `push.max_attempts`th), a
-write that went through cleared. Stored in the store's dead-letter list
-(sync/store_failures.py), keyed (instance, record, field); a whole record's field is None.
+"""The dead-letter bookkeeping of one target instance within one apply, shared by its field
+changes (sync/apply.py) and its creates (sync/apply_creates.py): which records are dead (not
+sent), a refusal counted (dead once it is the `push.max_attempts`th), a write that went through
+cleared. Stored in the store's dead-letter list (sync/store_failures.py), keyed (instance,
+record, field); a whole record's (a create's) field is None.
 """
 
 from __future__ import annotations

@@ -1,0 +1,127 @@
+"""A copy the target CRM keeps refusing (`push.create_missing`) is a failed record like a refused
+field change: counted in the dead-letter list, dead after `push.max_attempts` refusals, then not
+sent again until `crmsync dead-letters retry` releases it. A copy that goes through clears its
+failure; a copy left in doubt (its answer lost) was not refused and counts toward nothing.
+Everything through the CLI, against the sandboxes over HTTP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from click.testing import CliRunner, Result
+
+from connectors.sandbox.faults import Faults
+from sync.cli import main
+from tests.integration.conftest import World
+from tests.integration.test_unconfirmed_creates import _cut_creates
+
+TARGET = "pipedrive"
+
+
+def _configure(world: World, max_attempts: int, **push: Any) -> None:
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(create_missing=True, max_attempts=max_attempts, **push)
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _cli(world: World, *args: str, code: int | None = 0) -> Result:
+    out = CliRunner().invoke(main, [*args, "--config", str(world.config)])
+    if code is not None:
+        assert out.exit_code == code, (args, out.output, out.stderr)
+    return out
+
+
+def _reconcile(world: World) -> Result:
+    """A nightly reconcile; exit 1 when some of its writes did not land (refused copies, owners
+    the target lacks), which the tests read from the store and the CRMs instead."""
+    out = _cli(world, "reconcile", "--yes", "--format", "json", code=None)
+    assert out.exit_code in (0, 1), (out.output, out.stderr)
+    return out
+
+
+def _letters(world: World, *args: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(
+        _cli(world, "dead-letters", "--format", "json", *args).stdout
+    )
+    return rows
+
+
+def _refused_copy(world: World) -> dict[str, Any]:
+    """A copy the first reconcile would create in the target, which the target now refuses
+    (a validation rule, say) whenever it is sent."""
+    out = _cli(world, "reconcile", "--dry-run", "--format", "json")
+    plan = json.loads(out.stdout)
+    create = next(c for c in plan["creates"] if c["system"] == TARGET)
+    world.sandbox.servers[TARGET].faults.set(Faults(fail_ids=(create["entity"],)))
+    return dict(create)
+
+
+def _copied(world: World, entity: str) -> bool:
+    return TARGET in world.members().get(entity, {})
+
+
+def test_a_copy_refused_max_attempts_times_waits_for_its_release(small_world: World) -> None:
+    world = small_world
+    _configure(world, max_attempts=2)
+    create = _refused_copy(world)
+    entity = create["entity"]
+
+    _reconcile(world)
+    [letter] = [r for r in _letters(world, "--retrying") if r["id"] == entity]
+    assert (letter["system"], letter["field"]) == (TARGET, None)
+    assert (letter["state"], letter["attempts"]) == ("retrying", 1)
+    assert letter["reason"] == "Injected failure: deal rejected"  # the CRM's own words
+    assert _letters(world) == []  # not dead yet
+
+    _reconcile(world)
+    [letter] = _letters(world)
+    assert (letter["id"], letter["state"], letter["attempts"]) == (entity, "dead", 2)
+
+    world.sandbox.servers[TARGET].faults.set(Faults())  # the admin fixed the rule
+    held = _reconcile(world)
+    assert not _copied(world, entity)  # dead: not sent again, though it would go through now
+    assert "dead-lettered, not sent again" in held.stderr, held.stderr
+    [letter] = _letters(world)
+    assert (letter["id"], letter["attempts"]) == (entity, 2)
+    report = CliRunner().invoke(main, ["report", "--format", "json", "--config", str(world.config)])
+    assert report.exit_code in (0, 3), report.output
+    counted = json.loads(report.stdout)["cross_system"]["dead_letters"]
+    assert [(d["system"], d["id"]) for d in counted] == [(TARGET, entity)]
+
+    refused = _cli(
+        world, "dead-letters", "retry", "--instance", TARGET, "--id", entity, "--field", "amount",
+        code=2,
+    )  # fmt: skip
+    assert "no dead letter" in refused.output, refused.output
+    out = _cli(world, "dead-letters", "retry", "--instance", TARGET, "--id", entity)
+    assert out.stdout.startswith(f"{TARGET}: released 1 dead letter;"), out.stdout
+    _reconcile(world)
+    assert _copied(world, entity)
+    assert [r for r in _letters(world, "--retrying") if r["id"] == entity] == []
+
+
+def test_a_copy_that_goes_through_after_a_refusal_clears_its_failure(small_world: World) -> None:
+    world = small_world
+    _configure(world, max_attempts=3)
+    entity = _refused_copy(world)["entity"]
+    _reconcile(world)
+    assert [(r["id"], r["attempts"]) for r in _letters(world, "--retrying")] == [(entity, 1)]
+
+    world.sandbox.servers[TARGET].faults.set(Faults())
+    _reconcile(world)
+    assert _copied(world, entity)
+    assert _letters(world, "--retrying") == []
+
+
+def test_copies_left_in_doubt_count_toward_no_dead_letter(small_world: World) -> None:
+    """Their answers cut: they may exist, so they were not refused, even with one try allowed."""
+    world = small_world
+    _configure(world, max_attempts=1, targets=["hubspot"])
+    plan, _, _ = _cut_creates(world)
+    copies = {c["entity"] for c in plan.creates if c["system"] == "hubspot"}
+    assert not [r for r in _letters(world, "--retrying") if r["id"] in copies]
+    out = _reconcile(world)  # the copies are still in doubt (HubSpot's search lags): held
+    assert "dead-lettered" not in out.stderr, out.stderr
+    assert not [r for r in _letters(world, "--retrying") if r["id"] in copies]
