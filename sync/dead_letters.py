@@ -1,5 +1,7 @@
-"""Dead letters: the changes a CRM kept refusing, no longer sent (sync/apply.py), listed with
-the value last tried, and released by a person once the cause is fixed in the CRM.
+"""Dead letters: the changes a CRM kept refusing, no longer sent (sync/apply.py), and the
+copies it kept refusing to create (sync/apply_creates.py: under the entity id, no field),
+listed with the value last tried (a copy: the deal it copies), and released by a person once
+the cause is fixed in the CRM.
 
 A released dead letter is forgotten: the next apply of a plan holding its change sends it
 again, its attempts counted from the start (`push.max_attempts`).
@@ -11,7 +13,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from mapping.model import CANONICAL_FIELDS
+from mapping.model import CANONICAL_FIELDS, Ref
+from sync.apply_creates import create_change_id
 from sync.errors import UsageError
 from sync.store import Store
 from sync.store_records import FailureRecord
@@ -22,10 +25,12 @@ __all__ = ["DeadLetter", "check_fields", "check_selection", "dead_letters"]
 @dataclass(frozen=True)
 class DeadLetter:
     """A failure as stored, with the value crmsync last tried to write (as journaled; None when
-    the journal holds no failed write of it)."""
+    the journal holds no failed write of it); of a copy refused (a whole record's failure), the
+    deal it copies (`copy_of`, as journaled; None when the journal holds no failed create)."""
 
     failure: FailureRecord
     tried: Any
+    copy_of: Ref | None = None
 
 
 def dead_letters(
@@ -35,7 +40,27 @@ def dead_letters(
     and field."""
     failures = store.failures.records(dead=None if retrying else True, instance=instance)
     tried = store.failures.last_tried(failures)
-    return [DeadLetter(f, tried.get((f.instance, f.deal_id, f.field))) for f in failures]
+    creates: dict[str, dict[str, str]] = {}
+    for f in failures:
+        if not f.field:  # a copy refused, under its entity id
+            cid = create_change_id({"system": f.instance, "entity": f.deal_id})
+            creates.setdefault(f.instance, {})[cid] = f.deal_id
+    sources = store.failures.copies_tried(creates) if creates else {}
+    return [
+        DeadLetter(
+            f,
+            tried.get((f.instance, f.deal_id, f.field)),
+            _ref(sources.get((f.instance, f.deal_id))),
+        )
+        for f in failures
+    ]
+
+
+def _ref(source: str | None) -> Ref | None:
+    if source is None:
+        return None
+    system, _, deal_id = source.partition(":")
+    return Ref(system, deal_id)
 
 
 def check_fields(fields: Iterable[str]) -> None:

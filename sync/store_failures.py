@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine, Row
 
 from sync import schema as t
 from sync.schema import chunks, transaction
-from sync.store_records import FailureRecord, JournalState, one_line
+from sync.store_records import FailureRecord, JournalOp, JournalState, one_line
 
 __all__ = ["DeadLetters"]
 
@@ -106,6 +106,28 @@ class DeadLetters:
                     if key in wanted and (key not in found or found[key][0] < order):
                         found[key] = (order, row.after)
         return {key: value for key, (_, value) in found.items()}
+
+    def copies_tried(self, creates: Mapping[str, Mapping[str, str]]) -> dict[tuple[str, str], str]:
+        """instance -> {create change id -> entity id} of refused copies: (instance, entity id)
+        -> the source ("system:id") of the latest failed create of each the journal holds."""
+        j = t.journal.c
+        found: dict[tuple[str, str], tuple[Any, str]] = {}
+        with transaction(self._engine, write=False) as conn:
+            for instance, by_change in sorted(creates.items()):
+                for part in chunks(sorted(by_change), _IN_LIMIT):
+                    query = select(j.plan_change_id, j.after, j.updated_at, j.run_id, j.seq).where(
+                        j.instance == instance,
+                        j.op == JournalOp.CREATE.value,
+                        j.state == JournalState.FAILED.value,
+                        j.plan_change_id.in_(part),
+                    )
+                    for row in conn.execute(query):
+                        key = (instance, by_change[row.plan_change_id])
+                        order = (row.updated_at, row.run_id, row.seq)
+                        source = (row.after or {}).get("source")
+                        if source and (key not in found or found[key][0] < order):
+                            found[key] = (order, str(source))
+        return {key: source for key, (_, source) in found.items()}
 
     def release(
         self, selection: Mapping[str, Collection[str] | None], fields: Collection[str] = ()

@@ -50,8 +50,9 @@ def command(
 ) -> None:
     """List the dead letters: changes a CRM refused `push.max_attempts` times, no longer sent.
     Each with its instance, record id, field, the value last tried, attempts, the CRM's last
-    reason and when it first and last failed (UTC). Once the cause is fixed in the CRM,
-    `crmsync dead-letters retry` releases them."""
+    reason and when it first and last failed (UTC). A copy the CRM refused to create is listed
+    under its entity id, field `(record)`, as a copy of its source deal. Once the cause is fixed
+    in the CRM, `crmsync dead-letters retry` releases them."""
     if ctx.invoked_subcommand is not None:
         return
     with open_runtime(config_path, connect=False) as rt:
@@ -71,6 +72,7 @@ def _json(d: DeadLetter) -> dict[str, Any]:
         "id": f.deal_id,
         "field": f.field or None,
         "value": d.tried,
+        "copy_of": None if d.copy_of is None else {"system": d.copy_of.system, "id": d.copy_of.id},
         "state": "dead" if f.dead else "retrying",
         "attempts": f.attempts,
         "reason": f.reason,
@@ -79,10 +81,12 @@ def _json(d: DeadLetter) -> dict[str, Any]:
     }
 
 
-def _shown(value: Any) -> str:
-    if value is None:
+def _shown(d: DeadLetter) -> str:
+    if d.copy_of is not None:
+        return f"copy of {d.copy_of.system} {d.copy_of.id}"
+    if d.tried is None:
         return "-"
-    return value if isinstance(value, str) else json.dumps(value)
+    return d.tried if isinstance(d.tried, str) else json.dumps(d.tried)
 
 
 def _table(letters: list[DeadLetter], retrying: bool) -> None:
@@ -118,7 +122,7 @@ def _lines(letters: list[DeadLetter], retrying: bool, width: int) -> Iterator[st
             f"{counted(f.attempts, 'attempt')}"
         )
         text = terminal_safe(
-            f"tried {_shown(d.tried)}; failed first {f.first_seen:%Y-%m-%d %H:%M:%S}, last "
+            f"tried {_shown(d)}; failed first {f.first_seen:%Y-%m-%d %H:%M:%S}, last "
             f"{f.last_seen:%Y-%m-%d %H:%M:%S}: {f.reason}"
         )
         yield from textwrap.wrap(
@@ -144,7 +148,7 @@ def _wide(letters: list[DeadLetter], retrying: bool) -> Table:
         state = ["dead" if f.dead else "retrying"] if retrying else []
         table.add_row(
             cell(f.instance), cell(f.deal_id), cell(f.field or "(record)"), *state,
-            cell(_shown(d.tried)), str(f.attempts), f"{f.first_seen:%Y-%m-%d %H:%M:%S}",
+            cell(_shown(d)), str(f.attempts), f"{f.first_seen:%Y-%m-%d %H:%M:%S}",
             f"{f.last_seen:%Y-%m-%d %H:%M:%S}", cell(f.reason),
         )  # fmt: skip
     return table

@@ -7,17 +7,28 @@ Everything through the CLI, against the sandboxes over HTTP."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from click.testing import CliRunner, Result
 
 from connectors.sandbox.faults import Faults
 from sync.cli import main
-from tests.integration.conftest import World
+from tests.fixtures_store import store_url_for
+from tests.integration.conftest import World, build_world
 from tests.integration.test_unconfirmed_creates import _cut_creates
 
 TARGET = "pipedrive"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_store_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A small three-CRM sandbox, on each store dialect."""
+    with store_url_for(request.param, tmp_path) as url:
+        yield from build_world(tmp_path, url, deals=60, seed=3)
 
 
 def _configure(world: World, max_attempts: int, **push: Any) -> None:
@@ -62,11 +73,13 @@ def _copied(world: World, entity: str) -> bool:
     return TARGET in world.members().get(entity, {})
 
 
-def test_a_copy_refused_max_attempts_times_waits_for_its_release(small_world: World) -> None:
-    world = small_world
+def test_a_copy_refused_max_attempts_times_waits_for_its_release(
+    any_store_world: World,
+) -> None:
+    world = any_store_world
     _configure(world, max_attempts=2)
     create = _refused_copy(world)
-    entity = create["entity"]
+    entity, source = create["entity"], create["source"]
 
     _reconcile(world)
     [letter] = [r for r in _letters(world, "--retrying") if r["id"] == entity]
@@ -78,6 +91,9 @@ def test_a_copy_refused_max_attempts_times_waits_for_its_release(small_world: Wo
     _reconcile(world)
     [letter] = _letters(world)
     assert (letter["id"], letter["state"], letter["attempts"]) == (entity, "dead", 2)
+    assert letter["copy_of"] == {"system": source["system"], "id": source["id"]}
+    shown = _cli(world, "dead-letters").stdout
+    assert f"copy of {source['system']} {source['id']}" in shown, shown
 
     world.sandbox.servers[TARGET].faults.set(Faults())  # the admin fixed the rule
     held = _reconcile(world)
