@@ -123,6 +123,7 @@ def apply_plan(
         except ConnectorError as exc:
             results += _unattempted(system, str(exc), by_system, plan, deletes)
             continue
+        # the instance's dead letters: its writes', its creates' and those settled below
         failures = Failures.of(store, system, runtime.config.push.max_attempts)
         writer = _Writer(
             store, connector, ctx, run_id, plan_id, op, failures=failures, facts=facts,
@@ -133,7 +134,9 @@ def apply_plan(
         held = too_recent([*earlier[system], *mine], connector, datetime.now(UTC))
         settling = [r for r in earlier[system] if r.entry.plan_change_id not in held]
         if settling:  # before this plan's writes, which may change the same fields
-            settled += settle_in_doubt(store, connector, ctx, settling, run_id, writer.facts)
+            settled += settle_in_doubt(
+                store, connector, ctx, settling, run_id, writer.facts, failures
+            )
         results += writer.updates(by_system[system], batch_size or _batch_size(ctx.kind))
         creates = [c for c in plan.creates if c["system"] == system]
         if creates:

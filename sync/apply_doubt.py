@@ -29,6 +29,7 @@ from mapping import MappingContext
 from mapping.model import Deal
 from sync.apply_creates import found_copy
 from sync.apply_deletes import forget, keep_deleted
+from sync.apply_failures import Failures
 from sync.apply_report import Settled
 from sync.audit_values import audited_after
 from sync.connect import read_now
@@ -71,15 +72,17 @@ def settle_in_doubt(
     records: Sequence[JournalRecord],
     run_id: str,
     facts: Mapping[str, FunnelFacts],
+    failures: Failures,
 ) -> list[Settled]:
     """Settle `records` (one instance's, from `Journal.in_doubt_elsewhere`); returns what was
-    settled, per run and kind. A read that fails leaves the rest in doubt for the next apply."""
+    settled, per run and kind. A read that fails leaves the rest in doubt for the next apply.
+    `failures`: the instance's dead letters (a copy found made is no longer failing)."""
     creates = [r for r in records if r.entry.op is JournalOp.CREATE and _marker(r) is not None]
     deletes = [r for r in records if r.entry.op is JournalOp.DELETE]
     writes = [r for r in records if r.entry.op not in (JournalOp.CREATE, JournalOp.DELETE)]
     settled: _Marks = defaultdict(list)
     try:
-        _settle_creates(store, connector, ctx, creates, run_id, settled)
+        _settle_creates(store, connector, ctx, creates, run_id, settled, failures)
         _settle_writes(store, connector, ctx, writes, run_id, facts, settled)
         _settle_deletes(store, connector, ctx, deletes, run_id, settled)
     except ConnectorError:
@@ -103,8 +106,10 @@ def _settle_creates(
     records: Sequence[JournalRecord],
     run_id: str,
     settled: _Marks,
+    failures: Failures,
 ) -> None:
-    """A create in doubt made a copy if the CRM holds one carrying its marker."""
+    """A create in doubt made a copy if the CRM holds one carrying its marker (then a failure
+    of it, refusals before, is cleared: it went through)."""
     for chunk in chunks(records, _BATCH):
         found = connector.find_created([str(_marker(r)) for r in chunk])
         links, audit = [], []
@@ -120,6 +125,8 @@ def _settle_creates(
                 outcome = (JournalState.SKIPPED, {"not_created": True, "settled_by": run_id})
             marks[record.run_id].append((record.entry.plan_change_id, *outcome))
         store.journal.mark_runs(marks, audit=audit, links=links)
+        for link in links:
+            failures.clear(link.entity_id)
         _merge(settled, marks)
 
 

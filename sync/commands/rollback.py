@@ -15,6 +15,7 @@ from sync.apply import system_contexts
 from sync.apply_creates import too_recent
 from sync.apply_deletes import Delete
 from sync.apply_doubt import settle_in_doubt
+from sync.apply_failures import Failures
 from sync.commands import config_option
 from sync.commands.apply import recorded_apply
 from sync.connect import open_connector
@@ -105,7 +106,10 @@ def _settle(rt: Runtime, run_id: str) -> None:
         settling = [r for r in records if r.entry.plan_change_id not in held]
         if settling:
             ctx = system_contexts(rt, [name])[name]
-            settle_in_doubt(rt.store, connector, ctx, settling, f"rollback-{run_id}", facts)
+            failures = Failures.of(rt.store, name, rt.config.push.max_attempts)
+            settle_in_doubt(
+                rt.store, connector, ctx, settling, f"rollback-{run_id}", facts, failures
+            )
     if left := len(_in_doubt(rt, run_id)):
         # Not undone now, though they may have landed: the rollback must not pass for whole.
         when = f" after {max(lookable):%Y-%m-%d %H:%M:%S} UTC" if lookable else ""

@@ -16,10 +16,12 @@ import yaml
 from click.testing import CliRunner, Result
 
 from connectors.sandbox.faults import Faults
+from sync.apply_run import guarded_apply
 from sync.cli import main
+from sync.runtime import open_runtime
 from tests.fixtures_store import store_url_for
 from tests.integration.conftest import World, build_world
-from tests.integration.test_unconfirmed_creates import _cut_creates
+from tests.integration.test_unconfirmed_creates import _apply, _cut_creates
 
 TARGET = "pipedrive"
 
@@ -59,13 +61,13 @@ def _letters(world: World, *args: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _refused_copy(world: World) -> dict[str, Any]:
+def _refused_copy(world: World, target: str = TARGET) -> dict[str, Any]:
     """A copy the first reconcile would create in the target, which the target now refuses
     (a validation rule, say) whenever it is sent."""
     out = _cli(world, "reconcile", "--dry-run", "--format", "json")
     plan = json.loads(out.stdout)
-    create = next(c for c in plan["creates"] if c["system"] == TARGET)
-    world.sandbox.servers[TARGET].faults.set(Faults(fail_ids=(create["entity"],)))
+    create = next(c for c in plan["creates"] if c["system"] == target)
+    world.sandbox.servers[target].faults.set(Faults(fail_ids=(create["entity"],)))
     return dict(create)
 
 
@@ -141,3 +143,37 @@ def test_copies_left_in_doubt_count_toward_no_dead_letter(small_world: World) ->
     out = _reconcile(world)  # the copies are still in doubt (HubSpot's search lags): held
     assert "dead-lettered" not in out.stderr, out.stderr
     assert not [r for r in _letters(world, "--retrying") if r["id"] in copies]
+
+
+def test_refused_copies_made_by_a_cut_apply_clear_their_failures_once_settled(
+    small_world: World,
+) -> None:
+    """Refused once; then sent again by an apply whose answers were cut (in doubt); the next
+    night's apply, of another plan, finds them made: they went through, so no failures."""
+    world = small_world
+    _configure(world, max_attempts=3, targets=["hubspot"])
+    out = _cli(world, "reconcile", "--dry-run", "--format", "json")
+    entities = {c["entity"] for c in json.loads(out.stdout)["creates"]}
+    hubspot = world.sandbox.servers["hubspot"].faults
+    hubspot.set(Faults(fail_ids=tuple(sorted(entities))))
+    _reconcile(world)
+    assert {(r["id"], r["attempts"]) for r in _letters(world, "--retrying")} == {
+        (e, 1) for e in entities
+    }
+
+    planned = world.reconcile("cut")
+    hubspot.set(Faults(drop=1.0))  # every answer cut: what was sent is in doubt
+    try:
+        with open_runtime(str(world.config), connector_options={"backoff_base": 0.01}) as rt:
+            cut = guarded_apply(rt, planned.plan, run_id="cut", yes=True, contexts=planned.contexts)
+    finally:
+        hubspot.set(Faults())
+    assert {r.entity for r in cut.results if r.field is None} == entities
+    assert all((r.reason or "").startswith("in doubt") for r in cut.results if r.field is None)
+    assert {(r["id"], r["attempts"]) for r in _letters(world, "--retrying")} == {
+        (e, 1) for e in entities
+    }  # not refused: counted toward nothing
+
+    _apply(world, world.reconcile("next").plan, "next", later=True)
+    assert all("hubspot" in world.members().get(e, {}) for e in entities)
+    assert _letters(world, "--retrying") == []
