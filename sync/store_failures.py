@@ -114,19 +114,23 @@ class DeadLetters:
         found: dict[tuple[str, str], tuple[Any, str]] = {}
         with transaction(self._engine, write=False) as conn:
             for instance, by_change in sorted(creates.items()):
-                for part in chunks(sorted(by_change), _IN_LIMIT):
-                    query = select(j.plan_change_id, j.after, j.updated_at, j.run_id, j.seq).where(
-                        j.instance == instance,
-                        j.op == JournalOp.CREATE.value,
-                        j.state == JournalState.FAILED.value,
-                        j.plan_change_id.in_(part),
-                    )
-                    for row in conn.execute(query):
-                        key = (instance, by_change[row.plan_change_id])
-                        order = (row.updated_at, row.run_id, row.seq)
-                        source = (row.after or {}).get("source")
-                        if source and (key not in found or found[key][0] < order):
-                            found[key] = (order, str(source))
+                query = select(j.plan_change_id, j.after, j.updated_at, j.run_id, j.seq).where(
+                    j.instance == instance,
+                    j.op == JournalOp.CREATE.value,
+                    j.state == JournalState.FAILED.value,
+                )
+                # As in last_tried: a few ids are one query, more one read of the instance's
+                # failed creates (never a scan per batch of ids).
+                if len(by_change) <= _IN_LIMIT:
+                    query = query.where(j.plan_change_id.in_(sorted(by_change)))
+                for row in conn.execute(query):
+                    entity = by_change.get(row.plan_change_id)
+                    source = (row.after or {}).get("source")
+                    if entity is None or not source:
+                        continue
+                    key, order = (instance, entity), (row.updated_at, row.run_id, row.seq)
+                    if key not in found or found[key][0] < order:
+                        found[key] = (order, str(source))
         return {key: source for key, (_, source) in found.items()}
 
     def release(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from mapping.model import Ref
+from sync.apply_creates import create_change_id
 from sync.dead_letters import check_selection, dead_letters
 from sync.errors import UsageError
 from sync.store import JournalEntry, JournalOp, JournalState, Store
@@ -109,3 +111,27 @@ def test_release_of_fields_forgets_only_their_dead_letters(store: Store) -> None
     check_selection(store, known, "hubspot", ["93"], ["amount", "name"])
     with pytest.raises(UsageError, match=r"^no dead letter for hubspot record 93 field name; "):
         check_selection(store, known, "hubspot", ["93"], ["name"])
+
+
+def test_many_refused_copies_each_show_the_deal_they_copy(store: Store) -> None:
+    entities = [f"E{n:04d}" for n in range(520)]  # more than one query's worth of ids
+    creates = {create_change_id({"system": "hubspot", "entity": e}): e for e in entities}
+    refused = [
+        JournalEntry(cid, "hubspot", None, JournalOp.CREATE, None, None, _copy(e))
+        for cid, e in creates.items()
+    ]
+    store.journal.intend("run-1", "plan-1", refused)
+    store.journal.mark("run-1", [(cid, JournalState.FAILED, {"error": "no"}) for cid in creates])
+    for e in entities:
+        store.failures.record("hubspot", e, None, "no", max_attempts=1)
+    store.failures.record("pipedrive", "E9999", None, "no", max_attempts=1)  # no journal row
+    letters = dead_letters(store)
+    assert [(d.failure.deal_id, d.tried, d.copy_of) for d in letters] == [
+        *((e, None, Ref("salesforce", f"S{e}")) for e in entities),
+        ("E9999", None, None),
+    ]
+
+
+def _copy(entity: str) -> dict[str, str]:
+    """A create's journaled `after`: the deal it copies and its link marker."""
+    return {"source": f"salesforce:S{entity}", "link_id": entity}
