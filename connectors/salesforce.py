@@ -40,7 +40,7 @@ from connectors.salesforce_soql import (
     sf_time,
 )
 from connectors.salesforce_stages import read_pipelines, record_type_stages
-from connectors.salesforce_wire import classify
+from connectors.salesforce_wire import classify, missing_column
 from connectors.salesforce_writes import GONE, Creates, Saves, jsonable, push_result
 
 __all__ = ["CURSOR_GONE", "SalesforceConnector", "record_type_stages", "sf_time"]
@@ -204,7 +204,7 @@ class SalesforceConnector:
             raise PermissionDenied(
                 self.system,
                 "check",
-                f"{exc.message.partition('. ')[0]}: a field the config names (external_ids, "
+                f"{missing_column(exc.message)}: a field the config names (external_ids, "
                 "link_field); create it, grant the API user read access to it, or correct the "
                 "config",
                 exc.status,

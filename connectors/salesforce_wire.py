@@ -5,6 +5,7 @@ login, locked records and dropped connections classified into a Failure.
 from __future__ import annotations
 
 import http.client
+import re
 from collections.abc import Callable
 
 import requests
@@ -20,7 +21,7 @@ from connectors.http import Failure, FailureKind, connection_failed
 from connectors.salesforce_auth import LoginFailed
 from connectors.salesforce_writes import LOCKED, RecordsLocked
 
-__all__ = ["EXPIRED", "classify"]
+__all__ = ["EXPIRED", "classify", "missing_column"]
 
 EXPIRED = "session expired: provide a fresh session id or use password/client-credentials auth"
 _CONNECTION_ERRORS = (
@@ -82,3 +83,14 @@ def classify(
     if isinstance(exc, _CONNECTION_ERRORS):
         return connection_failed(exc)
     return Failure(FailureKind.FATAL, f"unexpected {type(exc).__name__}")
+
+
+_NO_SUCH_COLUMN = re.compile(r"No such column '[^']*' on (?:entity|sobject of type) '?\w+'?")
+
+
+def missing_column(message: str) -> str:
+    """What an INVALID_FIELD query error says is missing, in one short line: Salesforce puts
+    the query, a caret and "ERROR at Row:1:Column:12" before "No such column 'X' on entity
+    'Opportunity'", and a long hint after it."""
+    found = _NO_SUCH_COLUMN.search(message)
+    return found.group(0) if found else " ".join(message.split()).partition(". ")[0]
