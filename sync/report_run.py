@@ -72,7 +72,9 @@ def build_report(
                 # the deals as crmsync last knows them: an apply since the pull updated no
                 # snapshot
                 syncs = last_syncs(rt.store, list(rt.config.systems))
-                for name in (n for n in rt.config.systems if n not in syncs):
+                for name in rt.config.systems:
+                    if rt.store.cursor_saved_at(name) is not None:  # a pull read it through
+                        continue
                     # Its rows would read "n/a" and zeros, as for an empty pipeline.
                     _log.warning(
                         "%s: never pulled, so the report holds none of its deals: run "
