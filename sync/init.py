@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,10 +83,9 @@ def init_config(path: Path) -> InitResult:
     config = load_config(path)
     yaml = _yaml()
     text = path.read_text()
-    mapping, sequence, offset = _indentation(text)
-    # Written back in the file's own indentation: lists the run does not touch stay as they are.
-    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     document = yaml.load(text)
+    # Written back in the file's own indentation: lists the run does not touch stay as they are.
+    yaml.indent(**_indentation(document, text))
     result = InitResult()
     for instance in config.systems:
         system = document["systems"][instance]
@@ -317,13 +315,18 @@ def _trailing_comment_kept(mapping: CommentedMap) -> Iterator[None]:
         slot[2].value = slot[2].value.rstrip("\n") + "\n" + lines
 
 
-def _indentation(text: str) -> tuple[int, int, int]:
-    """A YAML text's (mapping indent, sequence indent, dash offset), as ruamel takes them: the
-    first nested key's indent, and ruamel's guess for sequences (which it gives alone)."""
+def _indentation(document: CommentedMap, text: str) -> dict[str, int]:
+    """The indentation of a YAML text, as ruamel's `YAML.indent` takes it: a mapping's from the
+    column of the first key nested in a block mapping (a text search would take a list item's
+    key or a block scalar's line for it), a sequence's from ruamel's own guess."""
     _, sequence, offset = load_yaml_guess_indent(text)
-    nested = re.search(r"(?m)^( +)[^ #\n-]", text)
-    mapping = len(nested.group(1)) if nested else 2
-    return mapping, sequence or mapping, offset or 0
+    nested = (
+        value.lc.key(next(iter(value)))[1]
+        for value in document.values()
+        if isinstance(value, CommentedMap) and value and not value.fa.flow_style()
+    )
+    mapping = next(nested, 2)
+    return {"mapping": mapping, "sequence": sequence or mapping, "offset": offset or 0}
 
 
 def _write(path: Path, yaml: YAML, document: Any, was: str) -> bool:

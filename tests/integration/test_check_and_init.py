@@ -547,3 +547,26 @@ def test_init_with_nothing_to_add_says_so_and_leaves_the_file_as_the_user_wrote_
     assert code == 0, err
     assert config.read_text() == text
     assert f"left unchanged (it held all of it already) {config}" in out
+
+
+def test_init_reads_the_indentation_from_the_configs_keys_not_from_a_list_item_above_them(
+    small_world: World,
+) -> None:
+    """A block list of mappings above `systems:` (its items' keys sit deeper) made init take
+    4 for the indentation and rewrite every line of the file in it."""
+    config: Path = small_world.config
+    text = config.read_text()
+    schedule = "schedule:\n- name: nightly\n  cron: 0 2 * * *\n  job: reconcile\n"
+    text = text.replace("\nsystems:\n", f"\n{schedule}systems:\n", 1)
+    # every list's items indented, as many write them: `  - name: nightly` / `    cron: ...`
+    text = re.sub(r"(?m)^(\s*)- ", r"\1  - ", text)
+    lines = text.splitlines(keepends=True)
+    at = lines.index("  - name: nightly\n")
+    lines[at + 1 : at + 3] = ["    cron: 0 2 * * *\n", "    job: reconcile\n"]
+    text = "".join(lines)
+    config.write_text(text)
+
+    code, out, err = run("init", "--config", str(config))
+
+    assert code == 0, err
+    assert config.read_text() == text
