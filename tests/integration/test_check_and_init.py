@@ -566,7 +566,7 @@ def test_init_reads_the_indentation_from_the_configs_keys_not_from_a_list_item_a
     text = "".join(lines)
     config.write_text(text)
 
-    code, out, err = run("init", "--config", str(config))
+    code, _, err = run("init", "--config", str(config))
 
     assert code == 0, err
     assert config.read_text() == text
