@@ -167,23 +167,27 @@ def test_a_demo_into_a_directory_holding_a_users_config_or_store_is_refused_and_
     assert not (workdir / "dataset.json").exists()
 
 
-def test_a_sandbox_config_out_over_a_users_config_is_refused_and_it_stays(workdir: Path) -> None:
-    """`sandbox serve --config-out crmsync.yaml` in a project replaced its config with the
-    sandbox's (URLs, throw-away tokens)."""
+def _serve_into(workdir: Path, option: str) -> tuple[int, str]:
+    """(exit code, stderr) of `sandbox serve` asked to write `option` into crmsync.yaml; one
+    that took the path (and serves) is stopped."""
     assert _run("sandbox", "generate", "--deals", "1", "--out", "dataset.json")[0] == 0
-    before = (workdir / "crmsync.yaml").read_bytes()
     serve = subprocess.Popen(
-        [str(CRMSYNC), "sandbox", "serve", "--dataset", "dataset.json", "--config-out",
-         "crmsync.yaml"],
+        [str(CRMSYNC), "sandbox", "serve", "--dataset", "dataset.json", option, "crmsync.yaml"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _out, err = serve.communicate(timeout=60)
-    finally:
-        if serve.poll() is None:  # serving: it took the path
-            serve.kill()
-            serve.wait()
-    assert (serve.returncode, err) == (
+        _out, err = serve.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # serving: it took the path
+        serve.kill()
+        _out, err = serve.communicate()
+    return serve.returncode, err
+
+
+def test_a_sandbox_config_out_over_a_users_config_is_refused_and_it_stays(workdir: Path) -> None:
+    """`sandbox serve --config-out crmsync.yaml` in a project replaced its config with the
+    sandbox's (URLs, throw-away tokens)."""
+    before = (workdir / "crmsync.yaml").read_bytes()
+    assert _serve_into(workdir, "--config-out") == (
         2,
         "crmsync: error: --config-out crmsync.yaml: is a config the sandbox did not write,"
         " which it would replace; give another file name\n",
@@ -194,19 +198,8 @@ def test_a_sandbox_config_out_over_a_users_config_is_refused_and_it_stays(workdi
 def test_a_sandbox_ready_file_over_a_users_config_is_refused_and_it_stays(workdir: Path) -> None:
     """`sandbox serve --ready-file crmsync.yaml` replaced the project's config with the ready
     file's JSON (URLs and the sandbox's tokens)."""
-    assert _run("sandbox", "generate", "--deals", "1", "--out", "dataset.json")[0] == 0
     before = (workdir / "crmsync.yaml").read_bytes()
-    serve = subprocess.Popen(
-        [str(CRMSYNC), "sandbox", "serve", "--dataset", "dataset.json", "--ready-file",
-         "crmsync.yaml"],
-        cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        _out, err = serve.communicate(timeout=10)
-    except subprocess.TimeoutExpired:  # serving: it took the path
-        serve.kill()
-        _out, err = serve.communicate()
-    assert (serve.returncode, err) == (
+    assert _serve_into(workdir, "--ready-file") == (
         2,
         "crmsync: error: --ready-file crmsync.yaml: is a crmsync config, which it would"
         " replace; give another file name\n",
