@@ -83,7 +83,7 @@ def settle_in_doubt(
     settled: _Marks = defaultdict(list)
     try:
         _settle_creates(store, connector, ctx, creates, run_id, settled, failures)
-        _settle_writes(store, connector, ctx, writes, run_id, facts, settled)
+        _settle_writes(store, connector, ctx, writes, run_id, facts, settled, failures)
         _settle_deletes(store, connector, ctx, deletes, run_id, settled)
     except ConnectorError:
         pass  # what was read before is settled and reported; the rest stays in doubt
@@ -138,7 +138,10 @@ def _settle_writes(
     run_id: str,
     facts: Mapping[str, FunnelFacts],
     settled: _Marks,
+    failures: Failures,
 ) -> None:
+    """A write in doubt landed if the deal holds its value now: it went through, so a failure
+    of it (refused before) is no longer one."""
     for chunk in chunks(records, _BATCH):
         deals, _ = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
         audit: list[AuditEntry] = []
@@ -160,6 +163,7 @@ def _settle_writes(
                     )
                 )
                 state, result = JournalState.DONE, {"already": True, "settled_by": run_id}
+                failures.clear(str(entry.deal_id), entry.field)
             else:
                 state, result = JournalState.SKIPPED, {"not_written": True, "settled_by": run_id}
             marks[wrote].append((entry.plan_change_id, state, result))
