@@ -239,17 +239,20 @@ def _produce(
                 if len(chunk) >= CHUNK:
                     out.put((instance, chunk, None, None))
                     chunk = []
-            if stored is not None:
-                listed = {*seen, *(e["id"] for e in report.errors)}
-                seen += _still_there(connector, ctx, sorted(stored - listed), report)
-            deleted = list(connector.deleted_deals(since)) if since is not None else None
+            if stored is not None:  # a full read: the stored deals it did not list, but gone
+                # (unmappable records it listed are there still)
+                unlisted = stored - {*seen, *(e["id"] for e in report.errors)}
+                kept = _still_there(connector, ctx, sorted(unlisted), report)
+                deleted = sorted(unlisted.difference(kept))
+            else:
+                deleted = list(connector.deleted_deals(since)) if since is not None else []
             names = _changed_accounts(connector, since) if since and accounts else None
             # Never past the read's start: a page is read once, and a deal edited after its page
             # was read is saved as it was; the newest time a later page showed may be past that
             # edit by more than the overlap (a full read of a large CRM takes long).
             read = _earlier(connector.cursor(), started)
             report.cursor = _later(read, cursor)  # the overlap never moves it back
-            out.put((instance, chunk, report.cursor, (seen, deleted, names)))
+            out.put((instance, chunk, report.cursor, (deleted, names)))
         except _Abandoned:
             raise
         except Exception as exc:  # reported per instance; the other instances go on
@@ -488,12 +491,8 @@ def _consume(
             )  # fmt: skip
         report.changed_ids += ids
         if tail is not None:
-            seen, deleted, names = tail
-            unmappable = {e["id"] for e in report.errors}
-            count, gone = _mark_gone(
-                store, instance, report.full, [*seen, *unmappable], deleted, run_id
-            )
-            report.deleted += count
+            gone, names = tail
+            report.deleted += _mark_gone(store, instance, report.full, gone, run_id)
             report.changed_ids += gone
             if names:
                 # After the deals this pull read (saved with the names it read), before the
@@ -515,21 +514,10 @@ def _consume(
 
 
 def _mark_gone(
-    store: Store,
-    instance: str,
-    full: bool,
-    seen: Sequence[str],
-    deleted: Sequence[str] | None,
-    run_id: str | None,
-) -> tuple[int, list[str]]:
-    """Deals deleted since the cursor, or (full pull) stored deals the CRM no longer lists.
-
-    `seen`: every id the CRM listed, unmappable records included (they still exist there).
-    Returns how many were live before, and the ids reported gone."""
-    if full:
-        gone = sorted(set(store.fingerprints(instance)) - set(seen))
-    else:
-        gone = sorted(set(deleted or ()))
+    store: Store, instance: str, full: bool, gone: Sequence[str], run_id: str | None
+) -> int:
+    """Mark deleted the deals deleted since the cursor, or (full pull) the stored live deals
+    the CRM no longer holds; returns how many were live before."""
     if not gone:
-        return 0, []
-    return store.mark_deleted(instance, gone, run_id=run_id, flag=not full), gone
+        return 0
+    return store.mark_deleted(instance, gone, run_id=run_id, flag=not full)
