@@ -146,6 +146,7 @@ def _settle_writes(
         deals, _ = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
         audit: list[AuditEntry] = []
         marks: _Marks = defaultdict(list)
+        landed: list[tuple[str, str | None]] = []
         for record in chunk:
             entry, wrote = record.entry, record.run_id
             deal = deals.get(str(entry.deal_id))
@@ -163,11 +164,13 @@ def _settle_writes(
                     )
                 )
                 state, result = JournalState.DONE, {"already": True, "settled_by": run_id}
-                failures.clear(str(entry.deal_id), entry.field)
+                landed.append((str(entry.deal_id), entry.field))
             else:
                 state, result = JournalState.SKIPPED, {"not_written": True, "settled_by": run_id}
             marks[wrote].append((entry.plan_change_id, state, result))
         store.journal.mark_runs(marks, audit=audit)
+        for deal_id, name in landed:  # as a copy found made is, once the journal says so
+            failures.clear(deal_id, name)
         _merge(settled, marks)
 
 
