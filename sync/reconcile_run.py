@@ -34,7 +34,7 @@ __all__ = [
     "CTRL_C_UNWRITTEN",
     "PLAN_COUNTS",
     "ReconcileOutcome",
-    "check_limits",
+    "limits_breached",
     "run_reconcile",
     "verdict",
     "write_plan",
@@ -84,13 +84,6 @@ def _warn_over_limits(config: Config, plan: Plan) -> None:
         )
 
 
-def check_limits(config: Config, counts: dict[str, Any]) -> None:
-    """`limits.max_conflicts` / `limits.max_unmatched`: exit 3 above them."""
-    breach = limits_breached(config, counts)
-    if breach is not None:
-        raise LimitsExceeded(breach)
-
-
 def limits_breached(config: Config, counts: dict[str, Any]) -> str | None:
     """What of `limits.max_conflicts` / `limits.max_unmatched` the counts exceed, or None."""
     limits = config.limits
@@ -105,13 +98,12 @@ def limits_breached(config: Config, counts: dict[str, Any]) -> str | None:
 def verdict(config: Config, outcome: ReconcileOutcome) -> tuple[int, str]:
     """(exit code, line) a reconcile ends with: changes it failed to apply (1) outrank breached
     limits (3), and the line then says both."""
-    try:
-        check_limits(config, outcome.counts)
-    except LimitsExceeded as breached:
-        if not outcome.exit_code:
-            return breached.exit_code, str(breached)
-        return outcome.exit_code, "; ".join(filter(None, (outcome.detail, str(breached))))
-    return outcome.exit_code, outcome.detail
+    breach = limits_breached(config, outcome.counts)
+    if breach is None:
+        return outcome.exit_code, outcome.detail
+    if not outcome.exit_code:
+        return LimitsExceeded.exit_code, breach
+    return outcome.exit_code, "; ".join(filter(None, (outcome.detail, breach)))
 
 
 def run_reconcile(
