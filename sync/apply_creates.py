@@ -43,6 +43,7 @@ from sync.store_records import (
     JournalState,
     Link,
     LinkMethod,
+    copied_from,
 )
 from sync.writes import copy_of, native_create, write_batch
 
@@ -304,12 +305,12 @@ def found_copy(
 ) -> tuple[Link, AuditEntry]:
     """The link and audit entry of a copy run `run_id` created but could not record (found by
     its marker; `journaled` is the journal's `after` of the create)."""
-    source_system, _, source_id = str(journaled["source"]).partition(":")
+    source = copied_from(journaled)
     entity = str(journaled["link_id"])
     create = {
         "system": ctx.instance,
         "entity": entity,
-        "source": {"system": source_system, "id": source_id},
+        "source": {"system": source.system, "id": source.id},
     }
     values = _values_or_none(store, ctx, create)
     link = Link(entity, ctx.instance, new_id, LinkMethod.CREATED, confirmed=True)

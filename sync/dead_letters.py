@@ -50,17 +50,10 @@ def dead_letters(
         DeadLetter(
             f,
             tried.get((f.instance, f.deal_id, f.field)),
-            _ref(sources.get((f.instance, f.deal_id))),
+            sources.get((f.instance, f.deal_id)),
         )
         for f in failures
     ]
-
-
-def _ref(source: str | None) -> Ref | None:
-    if source is None:
-        return None
-    system, _, deal_id = source.partition(":")
-    return Ref(system, deal_id)
 
 
 def check_fields(fields: Iterable[str]) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 from mapping.model import Deal, DealStatus, Money, Ref
 from sync.audit_values import moves_to, restorable
 from sync.store import Store
-from sync.store_records import AuditEntry
+from sync.store_records import AuditEntry, copied_from
 
 __all__ = ["created_copy", "overlaid", "with_known_writes"]
 
@@ -101,8 +101,7 @@ def created_copy(
     after = entry.after
     if not isinstance(after, Mapping) or entry.deal_id is None or entry.at is None:
         return None
-    system, _, source_id = str(after.get("source", "")).partition(":")
-    source = sources.get(Ref(system, source_id))
+    source = sources.get(copied_from(after))
     if source is None or not isinstance(after.get("link_id"), str):
         return None
     values = after.get("values")

@@ -27,7 +27,7 @@ from sync.errors import UsageError
 from sync.match import entity_id_for, ref_order
 from sync.schema import chunks, lock_flags, transaction, upsert
 from sync.store import Store
-from sync.store_records import Link, LinkMethod
+from sync.store_records import Link, LinkMethod, copied_from
 
 __all__ = [
     "EXPLICIT",
@@ -279,8 +279,7 @@ def _copy_sources(conn: Connection, members: Mapping[str, Sequence[Ref]]) -> dic
                 copy, after = Ref(instance, row.deal_id), row.after
                 if not isinstance(after, dict) or after.get("link_id") != entity_of[copy]:
                     continue
-                system, _, deal_id = str(after.get("source", "")).partition(":")
-                source = Ref(system, deal_id)
+                source = copied_from(after)
                 if entity_of.get(source) == entity_of[copy] and source != copy:
                     sources.setdefault(copy, source)
     return sources

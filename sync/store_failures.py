@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
 
+from mapping.model import Ref
 from sync import schema as t
 from sync.schema import chunks, transaction
-from sync.store_records import FailureRecord, JournalOp, JournalState, one_line
+from sync.store_records import FailureRecord, JournalOp, JournalState, copied_from, one_line
 
 __all__ = ["DeadLetters"]
 
@@ -107,11 +108,11 @@ class DeadLetters:
                         found[key] = (order, row.after)
         return {key: value for key, (_, value) in found.items()}
 
-    def copies_tried(self, creates: Mapping[str, Mapping[str, str]]) -> dict[tuple[str, str], str]:
+    def copies_tried(self, creates: Mapping[str, Mapping[str, str]]) -> dict[tuple[str, str], Ref]:
         """instance -> {create change id -> entity id} of refused copies: (instance, entity id)
-        -> the source ("system:id") of the latest failed create of each the journal holds."""
+        -> the deal the latest failed create of each the journal holds copies."""
         j = t.journal.c
-        found: dict[tuple[str, str], tuple[Any, str]] = {}
+        found: dict[tuple[str, str], tuple[Any, Ref]] = {}
         with transaction(self._engine, write=False) as conn:
             for instance, by_change in sorted(creates.items()):
                 query = select(j.plan_change_id, j.after, j.updated_at, j.run_id, j.seq).where(
@@ -125,12 +126,11 @@ class DeadLetters:
                     query = query.where(j.plan_change_id.in_(sorted(by_change)))
                 for row in conn.execute(query):
                     entity = by_change.get(row.plan_change_id)
-                    source = (row.after or {}).get("source")
-                    if entity is None or not source:
+                    if entity is None or not (row.after or {}).get("source"):
                         continue
                     key, order = (instance, entity), (row.updated_at, row.run_id, row.seq)
                     if key not in found or found[key][0] < order:
-                        found[key] = (order, str(source))
+                        found[key] = (order, copied_from(row.after))
         return {key: source for key, (_, source) in found.items()}
 
     def release(

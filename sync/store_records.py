@@ -11,6 +11,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from mapping.model import Ref
 from sync.schema import StoreError
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "RunStatus",
     "SecretInPayload",
     "check_no_secrets",
+    "copied_from",
     "new_run_id",
     "one_line",
 ]
@@ -213,3 +215,10 @@ def new_run_id(now: datetime) -> str:
     """Sortable run id such as ``20261126T110501Z-ab12cd34``: 32 random bits, so that runs
     started in the same second (several workers, a scheduler and a person) do not collide."""
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def copied_from(after: Mapping[str, Any]) -> Ref:
+    """The deal a copy crmsync created copies, as the create's journal or audit entry names
+    it (`after["source"]`, "system:id", as sync/apply_creates.py writes it)."""
+    system, _, deal_id = str(after.get("source", "")).partition(":")
+    return Ref(system, deal_id)
