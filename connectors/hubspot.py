@@ -50,9 +50,9 @@ from connectors.hubspot_wire import (
     next_after,
     query,
     rate_limit_info,
-    undefined,
 )
 from connectors.hubspot_writes import BATCH, DealWrites
+from connectors.named_fields import named_fields, require_defined
 
 __all__ = ["HubSpotConnector"]
 
@@ -199,32 +199,21 @@ class HubSpotConnector:
     # -- metadata ---------------------------------------------------------------------------
 
     def check(self) -> None:
-        named = self._named_properties()
+        named = named_fields(self._settings)
         params = {"limit": 1, "properties": named or None}
         body = self._call("check", self._unwrapped("GET", objects("deals"), params))
         for deal in ((body or {}).get("results") or [])[:1]:  # without deals: no telling
             self._require_defined(deal, "check")
 
-    def _named_properties(self) -> list[str]:
-        """The deal properties the config names (id fields, link field)."""
-        link = (self._settings.link_field,) if self._settings.link_field else ()
-        return list(dict.fromkeys((*self._settings.extra_fields, *link)))
-
     def _require_defined(self, deal: Mapping[str, Any], operation: str) -> None:
         """A config naming a property the portal lacks is refused, as Salesforce refuses an
-        unknown field (INVALID_FIELD): HubSpot reads leave it out silently, and the matches and
-        links it holds would be lost without a word (copies made again, by create_missing)."""
-        missing = undefined(deal, self._named_properties())
-        if missing:
-            names = ", ".join(missing)
-            raise PermissionDenied(
-                self.system,
-                operation,
-                f"no deal property {names}: a property the config names (external_ids, "
-                "link_field); create it in HubSpot (Settings > Properties > Deal properties), "
-                "or correct the config",
-                None,
-            )
+        unknown field (INVALID_FIELD). A deal read asking for it does not carry it: HubSpot
+        leaves an undefined property out of a read without a word ("If a requested property
+        isn't defined, it won't be included in the response"), where a defined one without a
+        value is null."""
+        shown = deal.get("properties") or {}
+        where = "create it in HubSpot (Settings > Properties > Deal properties)"
+        require_defined(self._settings, operation, shown, "property", where)
 
     def companies_readable(self) -> bool:
         """Whether the token may read the companies a deal's account is named after (one call;
@@ -255,7 +244,7 @@ class HubSpotConnector:
         pipelines = self._pipelines if self._pipelines is not None else self.pipelines()
         names = list(BASE_PROPERTIES)
         names += [f"hs_date_entered_{s.id}" for p in pipelines for s in p.stages]
-        return list(dict.fromkeys((*names, *self._named_properties())))
+        return list(dict.fromkeys((*names, *named_fields(self._settings))))
 
     # -- reading deals ----------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ __all__ = [
     "not_live",
     "query",
     "rate_limit_info",
-    "undefined",
     "update_results",
 ]
 
@@ -48,15 +47,6 @@ def query(params: Mapping[str, object]) -> list[tuple[str, str]]:
             if item is not None:
                 pairs.append((key, str(item).lower() if isinstance(item, bool) else str(item)))
     return pairs
-
-
-def undefined(record: Mapping[str, Any], names: Sequence[str]) -> list[str]:
-    """The `names` a record, read asking for them, does not carry: properties the portal does
-    not define. HubSpot leaves those out of a read without a word ("If a requested property
-    isn't defined, it won't be included in the response"), where a defined one without a value
-    is null: a match key or link read from one would be silently lost."""
-    shown = record.get("properties") or {}
-    return [name for name in names if name not in shown]
 
 
 _TRANSIENT_ERRORS = (

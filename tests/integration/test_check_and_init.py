@@ -520,7 +520,8 @@ def test_check_and_pull_name_a_hubspot_id_property_the_portal_does_not_define(
     assert code == 2, out + err
     problems = [line for line in out.splitlines() if line.startswith("problem:")]
     assert len(problems) == 1 and problems[0].startswith(
-        f"problem: hubspot: check: no deal property {prop}: a property the config names"
+        f"problem: hubspot: check: no deal property {prop}: a property the config names "
+        "(external_ids); create it in HubSpot"
     ), out
     assert "ok: hubspot" not in out
 
