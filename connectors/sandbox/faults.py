@@ -85,7 +85,10 @@ class Faults:
     # HubSpot: deal properties the portal does not define. A read naming one leaves it out of
     # each record's `properties` ("If a requested property isn't defined, it won't be included
     # in the response", HubSpot's deals reference), where a defined one without a value is
-    # null. Reads only: writes naming one are not refused.
+    # null. Pipedrive: custom field keys the account does not define: `GET /api/v2/dealFields`
+    # does not list them, and v2 deal reads leave them out of `custom_fields` (unverified: the
+    # docs do not say whether a defined field without a value is null there or left out).
+    # Reads only: writes naming one are not refused (unverified for both).
     undefined_properties: tuple[str, ...] = ()
     # HubSpot: seconds a write takes to reach the search index; search leaves out a deal
     # changed more recently (HubSpot's search is eventually consistent).

@@ -18,17 +18,21 @@ import bisect
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from connectors.sandbox.pipedrive_store import CUSTOM_KEY
 from connectors.sandbox.server import BadRequest
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID, PD_FIELD_HUBSPOT_ID, PD_FIELD_SALESFORCE_ID
 
 __all__ = [
+    "STANDARD_FIELDS",
     "Page",
+    "custom_field",
     "custom_fields",
+    "custom_keys",
     "deal_v2",
     "decode_cursor",
     "encode_cursor",
@@ -92,6 +96,56 @@ def custom_fields(record: Mapping[str, Any]) -> dict[str, Any]:
             else value
         )
     return fields
+
+
+def _field(code: str, name: str, kind: str, *, custom: bool = False) -> dict[str, Any]:
+    """One `GET /api/v2/dealFields` item (the spec's required keys)."""
+    return {
+        "field_name": name,
+        "field_code": code,
+        "description": "",
+        "field_type": kind,
+        "options": None,
+        "subfields": None,
+        "is_custom_field": custom,
+        "is_optional_response_field": False,
+    }
+
+
+# The standard deal fields the sandbox lists (of many: enough to show they are listed too).
+STANDARD_FIELDS = tuple(
+    _field(code, name, kind)
+    for code, name, kind in (
+        ("title", "Title", "varchar"),
+        ("value", "Value", "monetary"),
+        ("owner_id", "Owner", "user"),
+        ("org_id", "Organization", "org"),
+        ("pipeline_id", "Pipeline", "int"),
+        ("stage_id", "Stage", "stage"),
+        ("status", "Status", "status"),
+        ("expected_close_date", "Expected close date", "date"),
+        ("probability", "Probability", "double"),
+    )
+)
+# crmsync's own fields, which the sandbox's account defines whether a deal holds them or not.
+_CRMSYNC_FIELDS = {
+    PD_FIELD_SALESFORCE_ID: "Salesforce opportunity id",
+    PD_FIELD_HUBSPOT_ID: "HubSpot deal id",
+    PD_FIELD_CRMSYNC_ID: "crmsync id",
+}
+
+
+def custom_keys(records: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The custom field keys (40-hex) the stored records carry, crmsync's always among them."""
+    keys = set(_CRMSYNC_FIELDS)
+    for record in records:
+        keys.update(k for k in record if len(k) == 40 and CUSTOM_KEY.match(k))
+    return keys
+
+
+def custom_field(key: str) -> dict[str, Any]:
+    """A custom field's `GET /api/v2/dealFields` item (crmsync's named, others by key)."""
+    return _field(key, _CRMSYNC_FIELDS.get(key, key), "varchar", custom=True)
 
 
 # The optional fields GET /deals, /deals/archived and /deals/{id} add where `include_fields`

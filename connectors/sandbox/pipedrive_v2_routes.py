@@ -15,7 +15,10 @@ from connectors.sandbox.faults import FaultState
 from connectors.sandbox.pipedrive_orgs import OrgError, search_item
 from connectors.sandbox.pipedrive_store import STATUSES, DealStore, WriteError, deal_filter
 from connectors.sandbox.pipedrive_v2 import (
+    STANDARD_FIELDS,
     Key,
+    custom_field,
+    custom_keys,
     deal_v2,
     decode_cursor,
     encode_cursor,
@@ -115,6 +118,10 @@ class _Sorted:
         return None if key is None else encode_cursor(self.by, key)
 
 
+def _any(_: object) -> bool:
+    return True
+
+
 def _records_key(by: str) -> Callable[[Mapping[str, Any]], Key]:
     if by == "id":
         return lambda r: (int(r["id"]),)
@@ -177,7 +184,17 @@ class V2Api:
         )
         if sort.after is not None and self.host.fault_state.faults.pages_past_first_empty:
             ids = []
-        return _ok([deal_v2(deals[i], include) for i in ids], sort.cursor(last), listed=True)
+        return _ok([self._shown(deals[i], include) for i in ids], sort.cursor(last), listed=True)
+
+    def _shown(
+        self, deal: Mapping[str, Any], include: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """`deal_v2`, without the custom fields the account does not define (fault)."""
+        shown = deal_v2(deal, include)
+        if undefined := set(self.host.fault_state.faults.undefined_properties):
+            customs = shown["custom_fields"].items()
+            shown["custom_fields"] = {k: v for k, v in customs if k not in undefined}
+        return shown
 
     def _deal(self, request: SandboxRequest) -> tuple[int, dict[str, Any]]:
         deal_id = _int(request.params["id"], "id")
@@ -190,7 +207,7 @@ class V2Api:
 
     def get_deal(self, request: SandboxRequest) -> SandboxResponse:
         include = included(request.arg("include_fields"))
-        return _ok(deal_v2(self._deal(request)[1], include))
+        return _ok(self._shown(self._deal(request)[1], include))
 
     def _body(self, request: SandboxRequest) -> dict[str, Any]:
         body = request.json()
@@ -209,7 +226,7 @@ class V2Api:
             # deal takes, as v1's status-only PUT); with other fields it is refused as v1 does.
             if body:
                 raise WriteError(400, "A deleted deal cannot be edited: restore it first")
-            return _ok(deal_v2(self.store.restore(deal_id)))
+            return _ok(self._shown(self.store.restore(deal_id)))
         if deleted is True:
             # v2 migration guide: "It is no longer possible to use PATCH (former PUT) requests
             # to delete an entity"; a client that tries must hear so from the sandbox too.
@@ -217,7 +234,7 @@ class V2Api:
         refused = self.host.fault_state.faults.close_date_not_nullable
         if refused and "expected_close_date" in body and body["expected_close_date"] is None:
             raise WriteError(400, "Invalid expected_close_date: None is not a string")
-        return _ok(deal_v2(self.store.api_update(deal_id, body)))
+        return _ok(self._shown(self.store.api_update(deal_id, body)))
 
     def post_deal(self, request: SandboxRequest) -> SandboxResponse:
         body = self._body(request)
@@ -230,7 +247,7 @@ class V2Api:
             return self.host.error(
                 400, "invalid", "Deal must be linked to a person or an organization"
             )
-        return _ok(deal_v2(self.store.create(body)))
+        return _ok(self._shown(self.store.create(body)))
 
     def search_deals(self, request: SandboxRequest) -> SandboxResponse:
         """Exact match on custom-field values only, as the v1 search of the sandbox."""
@@ -297,6 +314,26 @@ class V2Api:
         shape = (int, int) if by == "order_nr" else (str, int)
         return self._listed(request, stages, stage_v2, (*_SORTS, "order_nr"), shape)
 
+    def deal_fields(self, request: SandboxRequest) -> SandboxResponse:
+        """The account's deal fields: a few standard ones, and as custom fields crmsync's
+        three and any other key a stored deal carries, less those it does not define (fault).
+        Listed by `field_code`, cursor-paged (v2 spec: limit default 100, at most 500)."""
+        undefined = set(self.host.fault_state.faults.undefined_properties)
+        customs = custom_keys(self.store.deals.values()) - undefined
+        fields = [*STANDARD_FIELDS, *(custom_field(k) for k in sorted(customs))]
+        cursor = request.arg("cursor")
+        after = decode_cursor(cursor, "field_code", (int,)) if cursor else None
+        found, last = page(
+            range(len(fields)),
+            lambda n: (n,),
+            after,
+            descending=False,
+            keep=_any,
+            limit=_limit(request),
+        )
+        next_cursor = None if last is None else encode_cursor("field_code", last)
+        return _ok([fields[n] for n in found], next_cursor, listed=True)
+
     # -- organizations ----------------------------------------------------------------------
 
     def organizations(self, request: SandboxRequest) -> SandboxResponse:
@@ -359,6 +396,7 @@ class V2Api:
             Route("PATCH", f"{V2}/deals/{{id}}", guarded(self.patch_deal), 5),
             # The answer is v1's ({"id"}); so are its 404 and 410.
             Route("DELETE", f"{V2}/deals/{{id}}", self.host.delete_deal, 3),
+            Route("GET", f"{V2}/dealFields", self.deal_fields, 10),
             Route("GET", f"{V2}/organizations", self.organizations, 10),
             Route("POST", f"{V2}/organizations", guarded(self.create_organization), 5),
             Route("GET", f"{V2}/organizations/search", self.search_organizations, 20),

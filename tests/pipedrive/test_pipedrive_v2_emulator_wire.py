@@ -15,7 +15,7 @@ import yaml
 
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox
-from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID, PD_FIELD_HUBSPOT_ID, PD_FIELD_SALESFORCE_ID
 
 ANSWERS = Path(__file__).with_name("pipedrive_v2_answers.yaml")
 
@@ -486,8 +486,34 @@ def test_v2_answers_validate_against_the_spec_response_schemas(v2, answers, pd_d
         ("/deals/{id}", "patch", "PATCH", f"/deals/{deal_id}", {"json": {"title": "T"}}),
         ("/deals", "post", "POST", "/deals", {"json": {"title": "N", "org_id": 1}}),
         ("/deals/{id}", "delete", "DELETE", f"/deals/{deal_id}", {}),
+        ("/dealFields", "get", "GET", "/dealFields", {}),
     ]
     for path, operation, method, url, kwargs in calls:
         body = v2.ok(method, url, **kwargs)
         jsonschema.validate(body, _answer_schema(answers, f"{operation.upper()} {path}"))
         assert body["data"], (method, url)
+
+
+def test_deal_fields_list_the_custom_fields_the_account_defines_and_reads_carry_no_other(
+    v2, sandbox, pd_data
+):
+    """A custom field key is the account's own: `GET /api/v2/dealFields` lists each field by
+    its `field_code`, and an account without one (fault undefined_properties) neither lists
+    it nor shows it on a deal."""
+    crmsync = {PD_FIELD_SALESFORCE_ID, PD_FIELD_HUBSPOT_ID, PD_FIELD_CRMSYNC_ID}
+    fields = list(v2.all("/dealFields", limit=4))
+    codes = {f["field_code"] for f in fields}
+    assert crmsync <= codes and {"title", "value"} <= codes
+    assert len(codes) == len(fields) > 4  # paged by cursor, none twice
+    assert all(f["is_custom_field"] for f in fields if f["field_code"] in crmsync)
+    deal_id = next(d["id"] for d in _deals(pd_data) if d.get(PD_FIELD_SALESFORCE_ID))
+    assert v2.ok("GET", f"/deals/{deal_id}")["data"]["custom_fields"][PD_FIELD_SALESFORCE_ID]
+
+    sandbox.servers["pipedrive"].faults.set(
+        Faults(rate_limit=10_000, undefined_properties=(PD_FIELD_SALESFORCE_ID,))
+    )
+    assert PD_FIELD_SALESFORCE_ID not in {f["field_code"] for f in v2.all("/dealFields")}
+    shown = v2.ok("GET", f"/deals/{deal_id}")["data"]["custom_fields"]
+    assert PD_FIELD_SALESFORCE_ID not in shown and PD_FIELD_HUBSPOT_ID in shown
+    listed = v2.ok("GET", "/deals", params={"ids": str(deal_id)})["data"]
+    assert [PD_FIELD_SALESFORCE_ID in d["custom_fields"] for d in listed] == [False]
