@@ -51,6 +51,7 @@ from connectors.batches import chunks, not_found
 from connectors.credentials import PipedriveAccessToken, PipedriveApiToken
 from connectors.errors import ApiError, ConnectorError
 from connectors.http import CallPolicy, Pacer
+from connectors.named_fields import named_fields, require_defined
 from connectors.pipedrive_deal_lists import (
     ALL,
     DEAL_QUERY,
@@ -138,6 +139,8 @@ class PipedriveConnector:
         self._cursor: str | None = None
         # Deleted deals met while deals(since) read: deleted_deals(since) answers from them.
         self._gone_since: tuple[datetime, list[str]] | None = None
+        # the `field_code` of every deal field the account defines, listed once a run
+        self._defined: frozenset[str] | None = None
 
     def __repr__(self) -> str:
         return f"PipedriveConnector(system={self.system!r})"
@@ -198,8 +201,24 @@ class PipedriveConnector:
     # -- metadata ---------------------------------------------------------------------------
 
     def check(self) -> None:
-        """Auth and deal-read permission in one cheap call."""
+        """Auth and deal-read permission in one cheap call; then that the account defines the
+        custom fields the config names (one more: the deal fields' listing)."""
         self._get("check", "deals", {"limit": 1})
+        self._require_defined("check")
+
+    def _require_defined(self, operation: str) -> None:
+        """A config naming a custom field the account lacks is refused, as Salesforce refuses
+        an unknown field (INVALID_FIELD). Keys are made per account, so one copied from another
+        account names nothing here, and no deal read tells a field undefined from one without
+        a value (the v2 docs say neither): the account's deal fields are listed (once a run,
+        only where the config names any) and their `field_code`s compared."""
+        if not named_fields(self._settings):
+            return
+        if self._defined is None:
+            pages = self._pages("deal fields", "dealFields", {})
+            self._defined = frozenset(str(f.get("field_code")) for page in pages for f in page)
+        remedy = "create it in Pipedrive (Company settings > Data fields > Deal), use its key"
+        require_defined(self._settings, operation, self._defined, "field", remedy)
 
     def pipelines(self) -> list[NativePipeline]:
         pipelines = [p for page in self._pages("pipelines", "pipelines", {}) for p in page]
@@ -213,6 +232,8 @@ class PipedriveConnector:
 
     def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         self._gone_since = None
+        if since is None:  # as check: an incremental read trusts the full read before it
+            self._require_defined("list deals")
         gone: list[str] = []
         began = datetime.now(UTC)
         pages = (

@@ -41,6 +41,10 @@ PD_ORG_PAGE = 500
 PD_WRITE_BATCH = 10
 # Pipedrive metadata: /api/v2/pipelines, /api/v2/stages (one page each), /v1/users.
 PD_METADATA = 3
+# Pipedrive: a full pull lists the deal fields (/api/v2/dealFields, 500 a page: one) where the
+# config names custom fields (external_ids, link_field), to refuse a key the account lacks:
+# no deal read tells an undefined custom field from an empty one.
+PD_FIELDS = 1
 # An incremental pull's read of the accounts changed since its cursor (their renames), per CRM.
 ACCOUNTS_READ = 1
 
@@ -63,12 +67,13 @@ def full_pull_bound(system: str, counts: Mapping[str, int]) -> int:
     # /deals leaves archived deals out: one more list, of /deals/archived (none here); both
     # lists again `updated_since` the read began (deals archived or unarchived meanwhile, one
     # page each); a v2 deal names its organization by id only: their names, from the listing
-    # of every organization (500 a page) or 100 ids a call, whichever is fewer. At 10k deals
-    # naming 880 of 880 organizations: 3 + 21 + 1 + 2 + min(2, 9) = 29 (10,128 live deals).
+    # of every organization (500 a page) or 100 ids a call, whichever is fewer; the deal
+    # fields. At 10k deals naming 880 of 880 organizations: 3 + 21 + 1 + 2 + min(2, 9) + 1 = 30
+    # (10,128 live deals).
     named = _pages(counts.get("organizations", 0), PD_IDS, at_least=0)
     listed = _pages(counts.get("organizations_listed", 0), PD_ORG_PAGE, at_least=0)
     names = min(named, listed) if named else 0
-    return PD_METADATA + _pages(counts["deals"], PD_PAGE) + 1 + 2 + names
+    return PD_METADATA + _pages(counts["deals"], PD_PAGE) + 1 + 2 + names + PD_FIELDS
 
 
 def incremental_pull_bound(system: str, changed: int, counts: Mapping[str, int]) -> int:

@@ -533,6 +533,35 @@ def test_check_and_pull_name_a_hubspot_id_property_the_portal_does_not_define(
     assert run("check", "--config", str(small_world.config))[0] == 0
 
 
+def test_check_and_full_pull_name_a_pipedrive_id_field_the_account_does_not_define(
+    small_world: World,
+) -> None:
+    """A custom field key the Pipedrive account lacks (keys are made per account) held no ids:
+    matching lost them without a word, and create_missing copied those deals again. check
+    names it, and a full pull fails on it before reading a deal."""
+    key = yaml.safe_load(small_world.config.read_text())["systems"]["pipedrive"]["external_ids"][
+        "salesforce"
+    ]
+    faults = small_world.sandbox.servers["pipedrive"].faults
+    faults.set(Faults(undefined_properties=(key,)))
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 2, out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and problems[0].startswith(
+        f"problem: pipedrive: check: no deal field {key}: a field the config names (external_ids)"
+    ), out
+    assert "ok: pipedrive" not in out
+
+    code, out, err = run(
+        "pull", "--system", "pipedrive", "--full", "--config", str(small_world.config)
+    )
+    assert code == 2, out + err
+    assert f"pipedrive: list deals: no deal field {key}" in err
+
+    faults.set(Faults())
+    assert run("check", "--config", str(small_world.config))[0] == 0
+
+
 def test_init_with_nothing_to_add_says_so_and_leaves_the_file_as_the_user_wrote_it(
     small_world: World,
 ) -> None:

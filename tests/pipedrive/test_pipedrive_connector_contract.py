@@ -20,7 +20,7 @@ from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitEx
 from connectors.pipedrive import PipedriveConnector
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox, start_sandbox
-from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
+from mapping.pipedrive import PD_FIELD_CRMSYNC_ID, PD_FIELD_HUBSPOT_ID, PD_FIELD_SALESFORCE_ID
 from tests.connectors import contract
 from tests.connectors.contract import Expectations
 from tests.pipedrive.conftest import FAST, settings_for
@@ -603,3 +603,49 @@ def test_a_deal_the_token_may_not_see_is_no_deal_gone_to_the_re_read(connector, 
     with pytest.raises(PermissionDenied):
         connector.read_deals([seen, hidden])
     assert [str(d["id"]) for d in connector.read_deals([seen])] == [seen]
+
+
+NAMED = {
+    "extra_fields": (PD_FIELD_SALESFORCE_ID, PD_FIELD_HUBSPOT_ID),
+    "link_field": PD_FIELD_CRMSYNC_ID,
+}
+
+
+def test_the_custom_fields_the_config_names_are_checked_by_one_fields_listing_a_run(
+    make_connector, sandbox
+):
+    """check and a full read list the account's deal fields (once between them); an
+    incremental read trusts the full read before it, and a config naming none lists none."""
+    connector = make_connector(**NAMED)
+    connector.check()
+    list(connector.deals())
+    assert connector.calls()["deal fields"] == 1
+    contract.clear_stats(sandbox, "pipedrive")
+    list(make_connector(**NAMED).deals(_just_before()))
+    assert "GET /api/v2/dealFields" not in contract.stats(sandbox, "pipedrive")
+    unnamed = make_connector()
+    unnamed.check()
+    assert "deal fields" not in unnamed.calls()
+
+
+@pytest.mark.parametrize(
+    ("undefined", "key"),
+    [(PD_FIELD_HUBSPOT_ID, "external_ids"), (PD_FIELD_CRMSYNC_ID, "link_field")],
+)
+def test_a_custom_field_the_account_does_not_define_fails_check_and_full_read_naming_it(
+    make_connector, sandbox, undefined, key
+):
+    contract.set_faults(
+        sandbox, "pipedrive", Faults(rate_limit=10_000, undefined_properties=(undefined,))
+    )
+    for operation, run in (
+        ("check", lambda c: c.check()),
+        ("list deals", lambda c: next(c.deals())),
+    ):
+        connector = make_connector(**NAMED)
+        with pytest.raises(PermissionDenied) as refused:
+            run(connector)
+        assert str(refused.value).startswith(
+            f"pipedrive: {operation}: no deal field {undefined}: a field the config names ({key})"
+        )
+        assert "list deals" not in connector.calls()
