@@ -25,7 +25,9 @@ PushResult. A copy whose create names an account goes to the organization of tha
 of more than `org_search_max` (option, default 10) account names lists the organizations once
 instead of searching each name. Searches are paced to Pipedrive's search limit
 (`search_rate_limit`, option, default 10 per 2 s) on top of the general one. The v1
-connector's option `recents_days` (never a config key) is ignored.
+connector's option `recents_days` (never a config key) is ignored. `check` and a full read
+first list the deal fields (`/dealFields`, once a run) where the config names custom fields,
+and refuse a key the account does not define.
 """
 
 from __future__ import annotations
@@ -209,9 +211,9 @@ class PipedriveConnector:
     def _require_defined(self, operation: str) -> None:
         """A config naming a custom field the account lacks is refused, as Salesforce refuses
         an unknown field (INVALID_FIELD). Keys are made per account, so one copied from another
-        account names nothing here, and no deal read tells a field undefined from one without
-        a value (the v2 docs say neither): the account's deal fields are listed (once a run,
-        only where the config names any) and their `field_code`s compared."""
+        account names nothing here, and the v2 docs do not say how a deal read shows one (null,
+        as a field without a value, or left out): the account's deal fields are listed (once a
+        run, only where the config names any) and their `field_code`s compared."""
         if not named_fields(self._settings):
             return
         if self._defined is None:
