@@ -71,7 +71,7 @@ from connectors.pipedrive_wire import (
     rate_limit_info,
     rfc3339,
 )
-from mapping.pipedrive import PD_FIELD_CRMSYNC_ID, pipelines_from_pipedrive
+from mapping.pipedrive import pipelines_from_pipedrive
 
 __all__ = ["PipedriveConnector"]
 
@@ -109,7 +109,9 @@ class PipedriveConnector:
         self.system = settings.instance
         self._settings = settings
         options = settings.options
-        self._link_field = settings.link_field or PD_FIELD_CRMSYNC_ID
+        # None: the copies carry no marker, as in the other connectors (a custom field key is
+        # made per account, so there is no key to fall back on)
+        self._link_field = settings.link_field
         # Pipedrive refuses a deal linked to no person or organization (since 2021-09-30):
         # crmsync's copies go to this organization (`systems.<name>.create_org_id`).
         org = options.get("create_org_id")
@@ -352,6 +354,8 @@ class PipedriveConnector:
     def find_created(self, link_ids: Sequence[str]) -> dict[str, str]:
         """Deals carrying our link marker, one exact custom-field search per link id."""
         found: dict[str, str] = {}
+        if not self._link_field:  # no marker written, none to find
+            return found
         for link_id in dict.fromkeys(link_ids):
             params = {"term": link_id, "fields": "custom_fields", "exact_match": "true"}
             for item in self._search("find created deals", "deals/search", params):
@@ -435,8 +439,10 @@ class PipedriveConnector:
         A connection cut after Pipedrive stored the deal would otherwise create it twice.
         `org_id`: the organization of the copy's account; None: `create_org_id`.
         """
-        custom = {**(create.fields.get("custom_fields") or {}), self._link_field: create.link_id}
-        body = {**create.fields, "custom_fields": custom}
+        custom = dict(create.fields.get("custom_fields") or {})
+        if self._link_field:
+            custom[self._link_field] = create.link_id
+        body = {**create.fields, "custom_fields": custom} if custom else dict(create.fields)
         org = org_id if org_id is not None else self._create_org_id
         if org is not None and not (body.get("person_id") or body.get("org_id")):
             body["org_id"] = org

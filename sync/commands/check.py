@@ -103,6 +103,28 @@ def _login_warnings(config: Config) -> list[str]:
     ]
 
 
+def _marker_warnings(config: Config) -> list[str]:
+    """A warning per instance crmsync creates copies in without a `link_field`: a create whose
+    answer was lost (a cut connection, a killed run) is looked up by its link marker before it
+    is sent again, so without one it can be made twice. The config works: not a problem."""
+    return [
+        f"warning: {name}: push.create_missing is on and systems.{name}.link_field is not set: "
+        "a copy created there carries no link marker, so one whose answer was lost can be "
+        f"created twice; set it to a {_FIELD_NOUNS.get(system.kind, 'field')} you create for "
+        "crmsync"
+        for name, system in config.systems.items()
+        if _creates_missing(config, name) and not system.link_field
+    ]
+
+
+# What each kind calls the deal field crmsync's link marker goes in.
+_FIELD_NOUNS = {
+    "salesforce": "custom Opportunity field",
+    "hubspot": "deal property",
+    "pipedrive": "deal custom field",
+}
+
+
 def _move_targets(config: Config, name: str, pipelines: Sequence[NativePipeline]) -> list[str]:
     """Where `push.move_between_pipelines` moves this instance's copies, per funnel a deal of
     another instance can be in: its pipeline of that funnel, or a warning naming the config key
@@ -366,7 +388,7 @@ def _shown(moment: datetime, zone: ZoneInfo) -> str:
 def command(config_path: str, offline: bool) -> None:
     """Validate the config; without --offline also test connectivity, auth and mapping."""
     config = load_config(config_path)
-    for line in summary_lines(config) + _login_warnings(config):
+    for line in summary_lines(config) + _login_warnings(config) + _marker_warnings(config):
         click.echo(line)
     if offline:
         click.echo("config OK (offline: no connection was attempted)")

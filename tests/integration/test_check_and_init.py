@@ -63,6 +63,30 @@ def test_check_names_a_pipedrive_instance_its_copies_could_not_be_created_in(
     assert code == 0 and "problem:" not in out, out + err
 
 
+def test_check_warns_that_copies_into_a_crm_without_a_link_field_may_be_made_twice(
+    small_world: World,
+) -> None:
+    """Without a link marker, a copy whose create answer was lost cannot be looked up before
+    it is sent again: a warning, online and offline (the config works, but not idempotently)."""
+    document = yaml.safe_load(small_world.config.read_text())
+    document["push"]["create_missing"] = True
+    del document["systems"]["hubspot"]["link_field"]
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    warning = (
+        "warning: hubspot: push.create_missing is on and systems.hubspot.link_field is not "
+        "set: a copy created there carries no link marker, so one whose answer was lost can be "
+        "created twice; set it to a deal property you create for crmsync"
+    )
+    for offline in (("--offline",), ()):
+        code, out, err = run("check", "--config", str(small_world.config), *offline)
+        assert code == 0, out + err
+        assert [line for line in out.splitlines() if "link_field" in line] == [warning]
+    document["push"]["create_missing"] = False
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, _ = run("check", "--config", str(small_world.config), "--offline")
+    assert code == 0 and "link_field" not in out
+
+
 def test_check_names_an_unmapped_stage_with_its_deal_count_and_exits_2(
     small_world: World,
 ) -> None:

@@ -339,7 +339,8 @@ def test_a_delete_is_retried_after_429_and_a_used_up_budget_raises(connector, sa
         connector.delete_deals(ids[1:])
 
 
-def test_retried_create_is_found_by_its_link_marker(connector, sandbox):
+def test_retried_create_is_found_by_its_link_marker(make_connector, sandbox):
+    connector = make_connector(link_field=PD_FIELD_CRMSYNC_ID)
     creates = [NativeCreate(f"ent-{n}", {"title": f"New {n}", "stage_id": 2}) for n in range(3)]
     contract.set_faults(sandbox, "pipedrive", Faults(fail_ids=("ent-1",), rate_limit=10_000))
     results = connector.create_deals(creates)
@@ -350,6 +351,19 @@ def test_retried_create_is_found_by_its_link_marker(connector, sandbox):
     assert found == {"ent-0": results[0].id, "ent-2": results[2].id}
     fresh = connector.read_deals([results[0].id])
     assert fresh[0]["custom_fields"][PD_FIELD_CRMSYNC_ID] == "ent-0"
+
+
+def test_a_create_without_a_link_field_writes_no_marker_and_looks_up_none(connector, sandbox):
+    """Custom field keys are made per account: without `link_field` there is no key to write
+    a marker to (a made-up one names no field of a real account), and so none to look up."""
+    contract.set_faults(sandbox, "pipedrive", Faults(rate_limit=10_000))
+    [created] = connector.create_deals([NativeCreate("ent-9", {"title": "Copy", "stage_id": 2})])
+    assert created.ok
+    [deal] = connector.read_deals([str(created.id)])
+    assert "ent-9" not in (deal.get("custom_fields") or {}).values()
+    contract.clear_stats(sandbox, "pipedrive")
+    assert connector.find_created(["ent-9"]) == {}
+    assert contract.stats(sandbox, "pipedrive") == {}
 
 
 def test_stage_changes_show_in_the_flow_only_when_asked(connector, sandbox, pd_data):
@@ -441,7 +455,8 @@ def test_rate_limit_headers_alone_pace_a_run_that_shares_the_quota(make_connecto
     assert sandbox.servers["pipedrive"].stats.snapshot()["statuses"] == {"200": 9}
 
 
-def test_a_create_whose_answer_was_cut_is_not_created_twice(connector, sandbox):
+def test_a_create_whose_answer_was_cut_is_not_created_twice(make_connector, sandbox):
+    connector = make_connector(link_field=PD_FIELD_CRMSYNC_ID)
     creates = [NativeCreate(f"cut-{n}", {"title": f"Cut {n}"}) for n in range(6)]
     contract.set_faults(sandbox, "pipedrive", Faults(drop=0.5, seed=2, rate_limit=10_000))
     try:
