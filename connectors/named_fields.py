@@ -4,8 +4,8 @@ of those the CRM account does not define.
 HubSpot leaves an undefined property out of every read without a word, and Pipedrive's custom
 fields are keyed per account (a key copied from another account names nothing here): either
 way the ids matching relies on would be lost silently, and `push.create_missing` would copy
-those deals again. Salesforce needs none of this: an unknown field fails its query
-(INVALID_FIELD).
+those deals again. Salesforce needs no refusal of its own: an unknown field fails the query
+that selects it (INVALID_FIELD).
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from connectors.base import (
 from connectors.batches import chunks, not_found
 from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitExhausted
 from connectors.http import CallPolicy, Failure
+from connectors.named_fields import named_fields
 from connectors.salesforce_accounts import read_changed_accounts
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
 from connectors.salesforce_cursors import CURSOR_GONE, ReadOn
@@ -185,8 +186,7 @@ class SalesforceConnector:
     def check(self) -> None:
         # With the id and link fields every deal read selects: one the org lacks (or hides from
         # the API user) fails each pull with INVALID_FIELD, so check says so first.
-        named = (*self._settings.extra_fields, self._settings.link_field)
-        fields = ", ".join(dict.fromkeys(f for f in ("Id", *named) if f))
+        fields = ", ".join(dict.fromkeys(("Id", *named_fields(self._settings))))
         try:
             soql = format_soql("SELECT {:literal} FROM Opportunity LIMIT 1", fields)
             next(self._query("check", soql), None)
@@ -235,10 +235,7 @@ class SalesforceConnector:
             wanted.insert(wanted.index("AccountId") + 1, ACCOUNT_NAME)
         if RECORD_TYPE_FIELDS[0] in self._org_fields():
             wanted.extend(RECORD_TYPE_FIELDS)
-        for extra in (*self._settings.extra_fields, self._settings.link_field):
-            if extra and extra not in wanted:
-                wanted.append(extra)
-        return wanted
+        return list(dict.fromkeys((*wanted, *named_fields(self._settings))))
 
     def deals(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         fields = ", ".join(self._deal_fields())
