@@ -139,7 +139,20 @@ class Store:
             ) from None
         engine = t.connect_engine(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file in the way, a read-only or missing mount
+                engine.dispose()
+                why = (
+                    "a file is in the way"
+                    if isinstance(exc, FileExistsError)
+                    else exc.strerror or type(exc).__name__
+                )
+                raise StoreError(
+                    f"cannot open state store {redact_url(url)}: cannot create its folder "
+                    f"{folder} ({why})"
+                ) from None
         try:
             t.ensure_schema(engine, migrations)
         except BaseException:

@@ -27,7 +27,7 @@ from sync.connect import build_context, closes_by_status, open_connector
 from sync.create_orgs import org_filings
 from sync.errors import UsageError, terminal_safe
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
-from sync.store import Store
+from sync.store import Store, StoreError
 
 __all__ = ["command", "same_zone", "summary_lines"]
 
@@ -155,23 +155,40 @@ def _move_targets(config: Config, name: str, pipelines: Sequence[NativePipeline]
     return lines
 
 
-def _unmapped_counts(config: Config, instance: str) -> Counter[str] | None:
+def _unmapped_counts(store: Store, instance: str) -> Counter[str] | None:
     """Stored deals per unmapped native stage, or None before the first pull."""
-    store = Store.open(config.store_url)
-    try:
-        if not store.deal_count(instance):
-            return None
-        counts: Counter[str] = Counter()
-        for payload in store.iter_deals(instance):
-            if payload.get("stage") is None:
-                counts[f"{payload.get('pipeline')}/{payload.get('native_stage')}"] += 1
-        return counts
-    finally:
-        store.close()
+    if not store.deal_count(instance):
+        return None
+    counts: Counter[str] = Counter()
+    for payload in store.iter_deals(instance):
+        if payload.get("stage") is None:
+            counts[f"{payload.get('pipeline')}/{payload.get('native_stage')}"] += 1
+    return counts
 
 
 def _online_checks(config: Config) -> tuple[list[str], int]:
-    """Connect to each instance: auth, read permission, pipelines vs. stage maps.
+    """Each CRM's findings, then the schedule's; a store that cannot be opened is one finding
+    (exit 1) of its own, not the end of the check: a URL typo or a PostgreSQL that is down
+    would hide every CRM's findings behind it."""
+    try:
+        store: Store | None = Store.open(config.store_url)
+    except StoreError as exc:
+        store = None
+        lines, codes = [f"problem: store: {exc}"], {StoreError.exit_code}
+    else:
+        lines, codes = [], set()
+    try:
+        crm_lines, crm_code = _crm_checks(config, store)
+        schedule_lines, schedule_code = _schedule_checks(config, store) if store else ([], 0)
+    finally:
+        if store is not None:
+            store.close()
+    return lines + crm_lines + schedule_lines, max(codes | {crm_code, schedule_code})
+
+
+def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
+    """Connect to each instance: auth, read permission, pipelines vs. stage maps (with the
+    stored deals of each unmapped stage counted, where the store could be opened).
 
     Returns one line per finding, and the exit code: problems start with "problem:" and make
     the command exit 2 (config, credentials, stage maps), or 1 when the only problems are
@@ -215,16 +232,17 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
             codes.add(UsageError.exit_code)
         lines += _move_targets(config, name, pipelines)
         stages = {p.id: tuple(p.stages) for p in pipelines}
-        held = _unmapped_counts(config, name)
+        held = _unmapped_counts(store, name) if store is not None else None
         lines += _unlisted_pipelines(name, held or Counter(), stages)
         for pipeline, cov in coverage(system.stage_map, stages).items():
             for stage_id in cov.unmapped:
                 deals = held.get(f"{pipeline}/{stage_id}", 0) if held is not None else None
-                holding = (
-                    "deal count unknown until the first pull"
-                    if deals is None
-                    else f"{deals} deal(s)"
-                )
+                if deals is not None:
+                    holding = f"{deals} deal(s)"
+                elif store is None:
+                    holding = "deal count unknown: the store could not be opened"
+                else:
+                    holding = "deal count unknown until the first pull"
                 lines.append(
                     f"problem: {name}: pipeline {pipeline}: native stage {stage_id!r} is not in "
                     f"systems.{name}.stage_map.{pipeline} ({holding}); map it to a funnel stage "
@@ -248,8 +266,7 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
                     "(renamed or removed?)"
                 )
                 codes.add(UsageError.exit_code)
-    schedule_lines, schedule_code = _schedule_checks(config)
-    return lines + schedule_lines, max(codes | {schedule_code}, default=0)
+    return lines, max(codes, default=0)
 
 
 def _companies_unreadable(config: Config, name: str, connector: Any) -> list[str]:
@@ -342,7 +359,7 @@ def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int
     ], UsageError.exit_code
 
 
-def _schedule_checks(config: Config) -> tuple[list[str], int]:
+def _schedule_checks(config: Config, store: Store) -> tuple[list[str], int]:
     """Each schedule entry's last run and next firing; a firing nothing ran is a problem (exit
     1): the daemon or the timer running the entry has stopped."""
     if not config.schedule:
@@ -350,31 +367,30 @@ def _schedule_checks(config: Config) -> tuple[list[str], int]:
     lines: list[str] = []
     code = 0
     now = datetime.now(UTC)
-    with Store.open(config.store_url) as store:
-        for entry in config.schedule:
-            trigger = cron_trigger(entry)
-            zone = ZoneInfo(entry.timezone)
-            runs = store.runs.recent(1, job=entry.name)
-            last = runs[0] if runs else None
-            started = last.started_at if last is not None else None
-            missed = overdue_firing(trigger, started, now)
-            fire = trigger.get_next_fire_time(None, now)
-            next_at = _shown(fire, zone) if fire is not None else "none"
-            if last is None:
-                lines.append(f"ok: schedule {entry.name}: no run yet; next firing {next_at}")
-            elif missed is not None:
-                lines.append(
-                    f"problem: schedule {entry.name}: nothing ran its firing at "
-                    f"{_shown(missed, zone)} (its last run started {_shown(last.started_at, zone)}"
-                    f", {last.status.value}); is `crmsync schedule` (or the timer running "
-                    f"`crmsync schedule --run-now {entry.name}`) running?"
-                )
-                code = 1
-            else:
-                lines.append(
-                    f"ok: schedule {entry.name}: last run started "
-                    f"{_shown(last.started_at, zone)} ({last.status.value}); next firing {next_at}"
-                )
+    for entry in config.schedule:
+        trigger = cron_trigger(entry)
+        zone = ZoneInfo(entry.timezone)
+        runs = store.runs.recent(1, job=entry.name)
+        last = runs[0] if runs else None
+        started = last.started_at if last is not None else None
+        missed = overdue_firing(trigger, started, now)
+        fire = trigger.get_next_fire_time(None, now)
+        next_at = _shown(fire, zone) if fire is not None else "none"
+        if last is None:
+            lines.append(f"ok: schedule {entry.name}: no run yet; next firing {next_at}")
+        elif missed is not None:
+            lines.append(
+                f"problem: schedule {entry.name}: nothing ran its firing at "
+                f"{_shown(missed, zone)} (its last run started {_shown(last.started_at, zone)}"
+                f", {last.status.value}); is `crmsync schedule` (or the timer running "
+                f"`crmsync schedule --run-now {entry.name}`) running?"
+            )
+            code = 1
+        else:
+            lines.append(
+                f"ok: schedule {entry.name}: last run started "
+                f"{_shown(last.started_at, zone)} ({last.status.value}); next firing {next_at}"
+            )
     return lines, code
 
 

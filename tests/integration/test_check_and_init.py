@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,6 +185,31 @@ def test_check_reports_rejected_credentials_in_one_line_without_the_secret(
     problems = [line for line in out.splitlines() if line.startswith("problem:")]
     assert len(problems) == 1 and problems[0].startswith("problem: pipedrive: ")
     assert "wrong-canary-token-123" not in out + err
+
+
+@pytest.mark.parametrize("store", ["closed port", "path under a file"])
+def test_check_reports_a_store_it_cannot_open_in_one_line_and_still_tests_every_crm(
+    small_world: World, tmp_path: Path, store: str
+) -> None:
+    """A store URL typo (or PostgreSQL down) is one finding of check, not the end of it."""
+    with socket.socket() as unlistened:  # bound, never listening: connections are refused
+        unlistened.bind(("127.0.0.1", 0))
+        port = unlistened.getsockname()[1]
+        (tmp_path / "a-file").write_text("")
+        document = yaml.safe_load(small_world.config.read_text())
+        document["store"] = (
+            f"postgresql+psycopg://crmsync:store-canary-secret@127.0.0.1:{port}/test"
+            if store == "closed port"
+            else f"sqlite:///{tmp_path / 'a-file' / 'crmsync.db'}"
+        )
+        small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+        code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 1, out + err
+    assert len(re.findall(r"^ok: \w+: connected", out, re.M)) == 3, out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and problems[0].startswith("problem: store: "), out
+    assert err.endswith("crmsync: error: 1 problem(s) found; see the lines above\n")
+    assert "store-canary-secret" not in out + err
 
 
 def test_init_keeps_the_users_edits_and_comments(small_world: World) -> None:
