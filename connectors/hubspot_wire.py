@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3.exceptions
@@ -18,6 +19,7 @@ from connectors.base import UNCONFIRMED, NativeCreate, NativeUpdate, PushResult
 from connectors.http import Failure, FailureKind, connection_failed, header_int
 
 __all__ = [
+    "Refusal",
     "classify",
     "create_results",
     "logging_left_alone",
@@ -26,6 +28,7 @@ __all__ = [
     "not_live",
     "query",
     "rate_limit_info",
+    "refused_whole",
     "update_results",
 ]
 
@@ -159,13 +162,39 @@ def rate_limit_info(headers: Mapping[str, str]) -> tuple[int | None, float | Non
     return remaining, (interval / 1000 if interval else None)
 
 
-def _failures(errors: Iterable[Mapping[str, Any]], key: str) -> dict[str, tuple[str, str]]:
-    """key value (an id or a write trace id) -> (category, message) of the error naming it."""
-    failed: dict[str, tuple[str, str]] = {}
+@dataclass(frozen=True)
+class Refusal:
+    """HubSpot's refusal of a write: its error category (the result's code), and the reason a
+    user reads, its category and message. Alike for a deal refused in a 207 and a batch refused
+    whole (a 400): the HTTP status says nothing more."""
+
+    category: str | None
+    reason: str
+
+    @classmethod
+    def of(cls, error: Mapping[str, Any]) -> Refusal:
+        # HubSpot's error fields are all optional ("should all be treated as optional in any
+        # error parsing", its error-responses reference).
+        category = str(error.get("category") or "") or None
+        message = " ".join(str(error.get("message") or "no message").split())
+        return cls(category, f"{category}: {message}" if category else message)
+
+
+def refused_whole(exc: BaseException) -> Refusal | None:
+    """HubSpot's refusal of a whole batch write (a 400, nothing written); None for any other
+    failure."""
+    if not _api_exception(exc) or int(getattr(exc, "status", 0) or 0) != 400:
+        return None
+    return Refusal.of({"message": getattr(exc, "reason", None)} | _body(exc))
+
+
+def _failures(errors: Iterable[Mapping[str, Any]], key: str) -> dict[str, Mapping[str, Any]]:
+    """key value (an id or a write trace id) -> the error naming it."""
+    failed: dict[str, Mapping[str, Any]] = {}
     for error in errors:
         context = error.get("context") or {}
         for value in context.get(key) or ():
-            failed[str(value)] = (str(error.get("category") or ""), str(error.get("message")))
+            failed[str(value)] = error
     return failed
 
 
@@ -178,8 +207,8 @@ def update_results(updates: Sequence[NativeUpdate], body: Mapping[str, Any]) -> 
     out = []
     for update in updates:
         if update.id in failed:
-            code, message = failed[update.id]
-            out.append(PushResult(update.id, False, message, code))
+            refusal = Refusal.of(failed[update.id])
+            out.append(PushResult(update.id, False, refusal.reason, refusal.category))
         elif update.id in updated:
             out.append(PushResult(update.id, True))
         else:
@@ -206,8 +235,8 @@ def create_results(
         if link in created:
             out.append(PushResult(created[link], True, link_id=link))
         elif link in failed:
-            code, message = failed[link]
-            out.append(PushResult(None, False, message, code, link_id=link))
+            refusal = Refusal.of(failed[link])
+            out.append(PushResult(None, False, refusal.reason, refusal.category, link_id=link))
         else:
             message = "HubSpot did not confirm this create (its answer left it out, or was lost)"
             out.append(PushResult(None, False, message, UNCONFIRMED, link_id=link))
@@ -220,7 +249,7 @@ def not_live(ids: Sequence[str], body: Mapping[str, Any]) -> dict[str, str]:
     live = {str(record.get("id")) for record in body.get("results") or ()}
     failed = _failures(body.get("errors") or (), "ids")
     return {
-        i: failed[i][1] if i in failed else "HubSpot did not return this deal"
+        i: str(failed[i].get("message")) if i in failed else "HubSpot did not return this deal"
         for i in ids
         if i not in live
     }

@@ -21,9 +21,15 @@ from typing import Any
 
 from connectors.base import NativeCreate, NativeUpdate, PushResult
 from connectors.batches import chunks, not_found
-from connectors.errors import ApiError
 from connectors.http import CallPolicy
-from connectors.hubspot_wire import create_results, may_have_landed, not_live, update_results
+from connectors.hubspot_wire import (
+    Refusal,
+    create_results,
+    may_have_landed,
+    not_live,
+    refused_whole,
+    update_results,
+)
 
 __all__ = ["BATCH", "DealWrites"]
 
@@ -167,25 +173,33 @@ class DealWrites:
         chunk: Sequence[NativeUpdate | NativeCreate | str],
     ) -> dict[str, Any] | list[PushResult]:
         """The batch response, or (HubSpot refused the whole batch) one failure per record
-        (`chunk` holds the writes, or the ids of an archive)."""
-        try:
-            body: dict[str, Any] = self._policy.call(operation, attempt)
-            return body
-        except ApiError as exc:
-            # Only the batch's own 400 refuses it whole: a lookup's (the repeat of a cut
-            # create searches first) says nothing of what the cut attempt stored.
-            if exc.status != 400 or exc.operation != operation:
-                raise
-            return [
-                PushResult(
-                    item if isinstance(item, str) else getattr(item, "id", None),
-                    False,
-                    exc.message,
-                    "VALIDATION_ERROR",
-                    link_id=getattr(item, "link_id", None),
-                )
-                for item in chunk
-            ]
+        (`chunk` holds the writes, or the ids of an archive), whose reason reads as a 207's
+        refusal of that record would."""
+
+        def answered() -> Any:
+            try:
+                return attempt()
+            except Exception as exc:
+                # Only the batch's own 400 refuses it whole: a lookup's (the repeat of a cut
+                # create searches first) raises from its own call, classified there.
+                refusal = refused_whole(exc)
+                if refusal is None:
+                    raise
+                return refusal
+
+        answer = self._policy.call(operation, answered)
+        if not isinstance(answer, Refusal):
+            return answer  # the batch's body (an archive's 204 has none)
+        return [
+            PushResult(
+                item if isinstance(item, str) else getattr(item, "id", None),
+                False,
+                answer.reason,
+                answer.category,
+                link_id=getattr(item, "link_id", None),
+            )
+            for item in chunk
+        ]
 
 
 def _strings(fields: Mapping[str, Any]) -> dict[str, str | None]:
