@@ -23,11 +23,12 @@ Writes are one PATCH / POST / DELETE per deal (v2 has no bulk write), each with 
 PushResult. A copy whose create names an account goes to the organization of that name, found
 (or made) once per name and run (connectors/pipedrive_orgs.py); else to `create_org_id`. A run
 of more than `org_search_max` (option, default 10) account names lists the organizations once
-instead of searching each name. Searches are paced to Pipedrive's search limit
-(`search_rate_limit`, option, default 10 per 2 s) on top of the general one. The v1
-connector's option `recents_days` (never a config key) is ignored. `check` and a full read
-first list the deal fields (`/dealFields`, once a run) where the config names custom fields,
-and refuse a key the account does not define.
+instead of searching each name (a full read's listing, read to its end, serves it instead
+within `org_listing_reuse_s`, option, default 600: connectors/pipedrive_orgs.py). Searches
+are paced to Pipedrive's search limit (`search_rate_limit`, option, default 10 per 2 s) on
+top of the general one. The v1 connector's option `recents_days` (never a config key) is
+ignored. `check` and a full read first list the deal fields (`/dealFields`, once a run) where
+the config names custom fields, and refuse a key the account does not define.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from connectors.pipedrive_deal_lists import (
     is_deleted,
 )
 from connectors.pipedrive_names import IDS, OrgNames
-from connectors.pipedrive_orgs import SEARCH_MAX, Filing, Organizations
+from connectors.pipedrive_orgs import REUSE_FOR, SEARCH_MAX, Filing, Organizations, filed_under
 from connectors.pipedrive_wire import (
     SessionClient,
     classify,
@@ -137,6 +138,7 @@ class PipedriveConnector:
             self._create_org,
             _PER_RECORD,
             int(options.get("org_search_max", SEARCH_MAX)),
+            float(options.get("org_listing_reuse_s", REUSE_FOR)),
         )
         # each organization's name, read once a run
         self._org_names = OrgNames(self._orgs_of, self._org)
@@ -267,7 +269,16 @@ class PipedriveConnector:
         return _body_list(self._get("organization names", "organizations", params))
 
     def _org_pages(self) -> Iterator[list[dict[str, Any]]]:
-        return self._pages("list organization names", "organizations", {"sort_by": "id"})
+        """The listing a full read names its deals from, as far as that reads it. Read to its
+        end, it also files this run's copies (`Organizations.listed`): a reconcile that pulls
+        everything and then files copies of many accounts lists the organizations once."""
+        kept: list[dict[str, Any]] = []  # id and name only: a listing may be long
+        listing = self._page_lists("list organization names", "organizations", {"sort_by": "id"})
+        for items, more in listing:
+            kept += filed_under(items)
+            if not more:
+                self._orgs.listed(kept)
+            yield items
 
     def _org(self, org_id: int) -> dict[str, Any] | None:
         """One organization by id, deleted ones too; None where it is not found or not
@@ -472,8 +483,7 @@ class PipedriveConnector:
         orgs: list[dict[str, Any]] = []
         listing = self._page_lists("list organizations", "organizations", {"sort_by": "id"})
         for items, more in islice(listing, pages):
-            # a deleted one is no organization to file a copy under (a search finds none)
-            orgs += [org for org in items if org.get("is_deleted") is not True]
+            orgs += items
             if not more:
                 return orgs
         return None

@@ -19,20 +19,39 @@ the K names the run expects (`expect`):
   organizations gets the searches after all (the K pages read are lost: at most 1.5 times
   the tokens, twice the calls).
 Organizations made during the run join the listing's index.
+
+A full read of the deals may have listed every organization already, to name its deals
+(connectors/pipedrive_names.py): read to its end, that listing (`listed`) serves the run's
+lookups instead of a second one, if they begin within `reuse_for` (default 10 minutes) of
+it. Older, it is dropped and the run lists (or searches) afresh, as before: a person may have
+made or deleted organizations meanwhile (a run that waited at the confirmation question).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from connectors.errors import ApiError
 
-__all__ = ["SEARCH_MAX", "Filing", "Organizations", "filing_of", "org_key"]
+__all__ = [
+    "REUSE_FOR",
+    "SEARCH_MAX",
+    "Filing",
+    "Organizations",
+    "filed_under",
+    "filing_of",
+    "org_key",
+]
 
 # A run of at most this many account names searches each; more are resolved from a listing.
 SEARCH_MAX = 10
+# Seconds a listing the run read for another purpose serves its lookups: a full reconcile's
+# pull, analysis and apply begin within it; a person who let the confirmation question wait
+# longer gets a fresh listing.
+REUSE_FOR = 600.0
 
 
 def org_key(name: str) -> str:
@@ -49,6 +68,12 @@ class Filing:
     note: str | None = None
     error: str | None = None
     code: str | None = None
+
+
+def filed_under(orgs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The organizations of a listing a copy may be filed under, as lookups keep them (id and
+    name): a deleted one is none (a search finds none)."""
+    return [{"id": o["id"], "name": o.get("name")} for o in orgs if o.get("is_deleted") is not True]
 
 
 def filing_of(name: str, found: Iterable[Mapping[str, Any]]) -> Filing | None:
@@ -76,7 +101,8 @@ class Organizations:
     organizations a whole-name search finds; `listing(pages)` every organization if they fit
     in `pages` list pages, else None; `create(body)` the POST; `per_record` the statuses that
     refuse this organization only (its copies fail, the run goes on); `search_max` the most
-    names a run searches one by one.
+    names a run searches one by one; `reuse_for` how long (seconds of `clock`) a listing
+    the run read for another purpose (`listed`) serves its lookups.
     """
 
     def __init__(
@@ -87,13 +113,25 @@ class Organizations:
         create: Callable[[dict[str, Any]], Any],
         per_record: Collection[int],
         search_max: int = SEARCH_MAX,
+        reuse_for: float = REUSE_FOR,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._call, self._search, self._create = call, search, create
         self._listing, self._search_max = listing, search_max
         self._per_record = per_record
+        self._reuse_for, self._clock = reuse_for, clock
         self._known: dict[str, Filing] = {}
         self._index: dict[str, list[Mapping[str, Any]]] | None = None  # org_key -> orgs
         self._list_pages = 0  # the most pages a listing may read; 0: search
+        # every organization `filed_under` (org_key -> orgs), as listed at a `clock` time
+        self._listed: tuple[float, dict[str, list[Mapping[str, Any]]]] | None = None
+
+    def listed(self, orgs: Iterable[Mapping[str, Any]]) -> None:
+        """Every organization, as a listing read to its end for another purpose just now (a
+        full read's, naming its deals): the run's lookups that would list them use it instead,
+        if they begin within `reuse_for`."""
+        if self._index is None:
+            self._listed = (self._clock(), _by_name(orgs))
 
     def expect(self, names: Iterable[str]) -> None:
         """The account names the run will file copies under: more than `search_max` not
@@ -122,12 +160,12 @@ class Organizations:
         """The listing by name, read once when `expect` asked for one; None: search."""
         if self._index is None and self._list_pages:
             pages, self._list_pages = self._list_pages, 0  # a cut listing is not read again
-            listed = self._listing(pages)
-            if listed is not None:
-                index: dict[str, list[Mapping[str, Any]]] = {}
-                for org in listed:
-                    index.setdefault(org_key(str(org.get("name") or "")), []).append(org)
-                self._index = index
+            read, self._listed = self._listed, None
+            if read is not None and self._clock() - read[0] <= self._reuse_for:
+                self._index = read[1]
+            else:
+                listed = self._listing(pages)
+                self._index = _by_name(listed) if listed is not None else None
         return self._index
 
     def _find_or_make(self, name: str, owner: Any) -> Filing:
@@ -164,3 +202,11 @@ class Organizations:
         if again is not None:
             return again
         return Filing(int((made.get("data") or {})["id"]))
+
+
+def _by_name(orgs: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The organizations a copy may be filed under, by `org_key` of their name."""
+    index: dict[str, list[Mapping[str, Any]]] = {}
+    for org in filed_under(orgs):
+        index.setdefault(org_key(str(org.get("name") or "")), []).append(org)
+    return index

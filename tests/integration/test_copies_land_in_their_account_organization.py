@@ -297,6 +297,37 @@ def test_a_plan_saved_before_creates_named_an_organization_still_applies_as_revi
     assert all((_org_of_copy(world, c["entity"]) or {})["value"] == FALLBACK for c in copies)
 
 
+def test_a_reconcile_that_reads_everything_and_files_many_copies_lists_the_organizations_once(
+    small_world: World, tmp_path: Path
+) -> None:
+    """A full pull lists the organizations to name its deals; the same run's copies of more
+    than ten accounts are filed from that listing, not from a second one. An organization the
+    apply makes joins it: the copies of one new account share it."""
+    world = small_world
+    _configure(world)
+    creates = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))
+    new = _distinct(creates, world)[:2]
+    for create in new:  # two accounts Pipedrive has no organization of yet
+        _rename(world, create, f"New Co {create['entity']}")
+    plan = _plan(world, tmp_path / "p1.json", "--full")
+    names = {
+        c["organization"]["name"].casefold()
+        for c in plan["creates"]
+        if c["system"] == "pipedrive" and c["organization"]["name"]
+    }
+    assert len(names) > SEARCH_MAX
+    world.sandbox.servers["pipedrive"].stats.clear()
+    done = run_crmsync("reconcile", "--config", str(world.config), "--full", "--yes")
+    assert done.returncode in (0, 1), done.stderr  # owners Pipedrive lacks are refused
+    requests = _requests(world)
+    em: Any = world.sandbox.servers["pipedrive"].emulator
+    with em.lock:
+        pages = math.ceil((len(em.store.orgs.orgs) - len(new)) / 500)
+    assert requests.get("GET /api/v2/organizations") == pages, requests
+    assert requests.get("GET /api/v2/organizations/search") is None
+    assert requests.get("POST /api/v2/organizations") == len(new)
+
+
 @pytest.mark.slow  # default suite time: in `pytest -m slow`
 def test_a_migration_of_many_accounts_lists_the_organizations_once_and_posts_each_new_one(
     small_world: World, tmp_path: Path

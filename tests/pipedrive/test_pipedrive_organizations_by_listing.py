@@ -8,6 +8,7 @@ import math
 import time
 from typing import Any
 
+import pytest
 import requests
 
 from connectors.base import NativeCreate
@@ -178,6 +179,49 @@ def test_a_listing_longer_than_the_searches_it_saves_stops_and_searches_instead(
     calls = _stats(sandbox)["requests"]
     assert calls["GET /api/v2/organizations"] == len(names)  # at most K pages
     assert calls["GET /api/v2/organizations/search"] == len(names)
+    for name, result in zip(names, results, strict=True):
+        [org] = _orgs_named(sandbox, name)
+        assert _org_of(sandbox, result.id) == org
+
+
+@pytest.mark.parametrize("recent", [True, False], ids=["recent", "older-than-reuse"])
+def test_a_full_reads_listing_files_the_runs_copies_while_it_is_recent(
+    make_connector, sandbox, recent
+):
+    """A full read lists every organization to name its deals: the same run's copies of many
+    accounts are filed from it, unless it is older than the reuse window (a person may have
+    made or deleted organizations meanwhile), and then listed afresh."""
+    names = [*_unique_names(sandbox, 12), "Made After The Read Co"]
+    pages = math.ceil(_org_count(sandbox) / 500)
+    options = {"org_search_max": 5, "org_listing_reuse_s": 600.0 if recent else 0.0}
+    connector = make_connector(options=options)
+    sandbox.servers["pipedrive"].stats.clear()
+    assert list(connector.deals())
+    read = _stats(sandbox)["requests"]["GET /api/v2/organizations"]
+    assert read == pages  # the full read listed them all
+    connector.expect_organizations(names)
+    results = _in_batches(connector, _creates(names, "reuse"))
+    calls = _stats(sandbox)["requests"]
+    assert calls["GET /api/v2/organizations"] == read + (0 if recent else pages)
+    assert calls.get("GET /api/v2/organizations/search", 0) == 0
+    assert calls["POST /api/v2/organizations"] == 1
+    for name, result in zip(names, results, strict=True):
+        [org] = _orgs_named(sandbox, name)
+        assert _org_of(sandbox, result.id) == org
+
+
+def test_a_full_reads_listing_it_did_not_read_to_its_end_files_nothing(make_connector, sandbox):
+    """The full read lists the organizations only while that pays for itself: a listing it
+    left unread past some page would leave out organizations the copies belong to."""
+    _add_orgs(sandbox, [f"Late Filler {n}" for n in range(4 * 500)])  # pages no deal names
+    names = [f"Late Filler {n}" for n in range(1_990, 2_000)] + ["Late Filler 7", "Late Filler 9"]
+    connector = make_connector(options={"org_search_max": 5})
+    assert list(connector.deals())
+    sandbox.servers["pipedrive"].stats.clear()
+    connector.expect_organizations(names)
+    results = _in_batches(connector, _creates(names, "late"))
+    calls = _stats(sandbox)["requests"]
+    assert calls.get("POST /api/v2/organizations", 0) == 0  # each found, none made twice
     for name, result in zip(names, results, strict=True):
         [org] = _orgs_named(sandbox, name)
         assert _org_of(sandbox, result.id) == org
