@@ -212,6 +212,25 @@ def test_check_reports_a_store_it_cannot_open_in_one_line_and_still_tests_every_
     assert "store-canary-secret" not in out + err
 
 
+def test_check_without_its_store_says_why_an_unmapped_stages_deal_count_is_unknown(
+    small_world: World, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    document = yaml.safe_load(small_world.config.read_text())
+    document["store"] = f"sqlite:///{tmp_path / 'a-file' / 'crmsync.db'}"
+    del document["systems"]["hubspot"]["stage_map"]["default"]["qualifiedtobuy"]
+    del document["systems"]["hubspot"]["stage_write"]["default"]["qualified"]  # init's, for it
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 2, out + err  # the stage map's problem; the store's alone would be 1
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 2 and problems[0].startswith("problem: store: "), out
+    assert problems[1].startswith(
+        "problem: hubspot: pipeline default: native stage 'qualifiedtobuy' is not in "
+        "systems.hubspot.stage_map.default (deal count unknown: the store could not be opened)"
+    ), out
+
+
 def test_init_keeps_the_users_edits_and_comments(small_world: World) -> None:
     config: Path = small_world.config
     text = config.read_text()
