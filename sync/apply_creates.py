@@ -4,9 +4,11 @@ A create carries our idempotency marker (the entity id) in the target's link fie
 create an earlier attempt may have sent is sent again, the target is searched for records that
 already carry its marker: a create whose response was lost (process killed, connection cut) is
 found there instead of duplicated. One never sent is not looked up (see `_batch`).
-A copy the target refuses is a failed record (sync/apply_failures.py): retried on later runs up
-to `push.max_attempts`, then dead-lettered and not sent again until `crmsync dead-letters retry`
-releases it. A create left in doubt (its answer lost) was not refused: it counts toward nothing.
+A copy the target refuses, or cannot hold when it is applied (a mapping error: its owner
+deactivated since the plan, say), is a failed record (sync/apply_failures.py): retried on later
+runs up to `push.max_attempts`, then dead-lettered and not sent again until
+`crmsync dead-letters retry` releases it. A create left in doubt (its answer lost) was not
+refused: it counts toward nothing.
 A create whose entity a run linked to a deal of the target since the plan was made (another
 plan's apply made that copy, or a reconcile matched one) is not sent either: see `_linked_since`.
 """
@@ -204,6 +206,7 @@ def _batch(
     links: list[Link] = []
     audits: list[AuditEntry] = []
     sends: list[tuple[str, Mapping[str, Any], NativeCreate, dict[str, Any]]] = []
+    unmappable: list[tuple[str, Mapping[str, Any], str]] = []
     for cid, create in chunk:
         entity = str(create["entity"])
         if cid in dead:
@@ -237,13 +240,21 @@ def _batch(
             marks.append((cid, JournalState.SKIPPED, {"drifted": str(exc)}))
             results.append(_result(cid, create, None, Outcome.DRIFTED, str(exc)))
             continue
-        except (MappingError, LookupError) as exc:
-            why = exc.reason if isinstance(exc, MappingError) else str(exc)
+        except MappingError as exc:
+            # The target cannot hold the copy now (its owner deactivated since the plan, say):
+            # refused before the call, it counts as the CRM's refusal does, as an unmappable
+            # field change does (sync/apply.py); else it failed every night for good.
+            why = f"{exc.field}: {exc.reason}"
             marks.append((cid, JournalState.FAILED, {"error": why}))
-            results.append(_result(cid, create, None, Outcome.FAILED, why))
+            unmappable.append((cid, create, why))
+            continue
+        except LookupError as exc:  # the store lacks the source: no refusal of the target's
+            marks.append((cid, JournalState.FAILED, {"error": str(exc)}))
+            results.append(_result(cid, create, None, Outcome.FAILED, str(exc)))
             continue
         sends.append((cid, create, NativeCreate(entity, fields, organization_of(create)), values))
     store.journal.mark(run_id, marks, audit=audits, links=links)
+    results += _counted(failures, unmappable)
     marks, links, audits = [], [], []
     try:
         pushed = connector.create_deals([n for _, _, n, _ in sends]) if sends else []
@@ -277,10 +288,19 @@ def _batch(
     store.journal.mark(run_id, marks, audit=audits, links=links)
     for entity in created:  # a copy that went through after refusals: no longer failing
         failures.clear(entity)
-    # Counted once the journal holds the refusal, as a field change's is (sync/apply.py).
+    return results + _counted(failures, refused)
+
+
+def _counted(
+    failures: Failures, refused: Sequence[tuple[str, Mapping[str, Any], str]]
+) -> list[ChangeResult]:
+    """The results of copies refused (by the CRM, or unmappable in the target), each counted
+    under its entity id. Called once the journal holds the refusals, as a field change's are
+    (sync/apply.py)."""
+    results = []
     for cid, create, why in refused:
-        outcome, why = failures.fail(str(create["entity"]), None, why)
-        results.append(_result(cid, create, None, outcome, why))
+        outcome, reason = failures.fail(str(create["entity"]), None, why)
+        results.append(_result(cid, create, None, outcome, reason))
     return results
 
 

@@ -16,6 +16,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from connectors.sandbox.faults import Faults
+from sync.apply_creates import create_change_id
 from sync.apply_run import guarded_apply
 from sync.cli import main
 from sync.runtime import open_runtime
@@ -177,3 +178,40 @@ def test_refused_copies_made_by_a_cut_apply_clear_their_failures_once_settled(
     _apply(world, world.reconcile("next").plan, "next", later=True)
     assert all("hubspot" in world.members().get(e, {}) for e in entities)
     assert _letters(world, "--retrying") == []
+
+
+def test_a_copy_whose_owner_is_deactivated_before_its_apply_is_dead_after_max_attempts(
+    any_store_world: World,
+) -> None:
+    """A saved plan's copy the target cannot map when it is applied (its owner deactivated in
+    Salesforce since the plan) fails before any call, and counts like a copy the CRM refuses:
+    it was retried on every apply, for good, and never became a dead letter."""
+    world = any_store_world
+    _configure(world, max_attempts=2, targets=["salesforce"])
+    saved = world.config.parent / "plan.json"
+    out = _cli(world, "reconcile", "--dry-run", "--plan-out", str(saved), "--format", "json")
+    create = next(c for c in json.loads(out.stdout)["creates"] if c["system"] == "salesforce")
+    entity, source, email = create["entity"], create["source"], create["values"]["owner_email"]
+    salesforce = world.sandbox.servers["salesforce"].emulator
+    with salesforce.lock:  # an admin deactivates the user who left
+        [user] = [u for u in salesforce.store.tables["User"] if u["Email"].lower() == email]
+        user["IsActive"] = False
+
+    _cli(world, "apply", str(saved), "--yes", code=1)
+    [letter] = [r for r in _letters(world, "--retrying") if r["id"] == entity]
+    assert (letter["system"], letter["field"]) == ("salesforce", None)
+    assert (letter["state"], letter["attempts"]) == ("retrying", 1)
+    assert "deactivated" in letter["reason"] and email in letter["reason"], letter
+
+    _cli(world, "apply", str(saved), "--yes", code=1)
+    [letter] = [r for r in _letters(world) if r["id"] == entity]
+    assert (letter["state"], letter["attempts"]) == ("dead", 2)
+    assert letter["copy_of"] == {"system": source["system"], "id": source["id"]}
+
+    with salesforce.lock:  # reactivated: the copy would map now, but it is dead
+        user["IsActive"] = True
+    held = _cli(world, "apply", str(saved), "--yes", "--format", "json", code=1)
+    cid = create_change_id({"system": "salesforce", "entity": entity})
+    [result] = [r for r in json.loads(held.stdout)["results"] if r["change_id"] == cid]
+    assert result["outcome"] == "dead", result
+    assert "salesforce" not in world.members().get(entity, {})
