@@ -29,6 +29,7 @@ from sync.plan import Plan, build_plan, decode_held, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
 from sync.schema import one_snapshot
+from sync.stale_letters import stale_failures
 from sync.store import Store
 from sync.store_records import Link, LinkMethod
 from sync.undone_deletions import undone_deletions
@@ -71,6 +72,9 @@ class ReconcileResult:
     # entity -> the values its copies last agreed on, as the diff read them (of the entities
     # analysed: every one unless incremental)
     bases: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # failures (dead or retried) whose write the plan no longer holds, forgotten by this
+    # analysis (sync/stale_letters.py)
+    letters_settled: int = 0
 
 
 def policies_from_config(config: Config) -> dict[str, Policy]:
@@ -245,7 +249,7 @@ def _analyze(
     flagged = store.pending() if remember else {}
     stored = {Ref(i, d): e for (i, d), e in store.links().items()}
     changed: frozenset[Ref] | None = None
-    untouched = 0
+    untouched = letters_settled = 0
     phase("loading deals", 0)
     if scope.incremental:
         loaded = load_changed(
@@ -356,10 +360,17 @@ def _analyze(
             also=dangling | named_live,
             examined=changed,
         )
-        store.settle_pending(
+        # The CRMs' agreement is a fact like a base: a failure whose write this plan no longer
+        # holds goes with the flags of the entities it compared (one transaction).
+        compared = config.systems if contexts is None else contexts
+        stale = stale_failures(
+            store.failures.records(), matched.entities, changed, diffed, compared
+        )
+        letters_settled = store.settle_pending(
             flagged,
             sorted((r.system, r.id) for r in open_refs),
             {"config_fingerprint": fingerprint, "run_id": run_id, "epoch": epoch},
+            stale,
         )
     examined = sum(
         1
@@ -377,6 +388,7 @@ def _analyze(
         scope,
         examined,
         bases=bases,
+        letters_settled=letters_settled,
     )
 
 

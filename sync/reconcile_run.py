@@ -133,6 +133,7 @@ def run_reconcile(
         plan_json = plan_to_json(result.plan)
         counts = {key: len(plan_json[key]) for key in PLAN_COUNTS}
         counts["mapping_errors"] = result.mapping_errors[:500]
+        counts["dead_letters_settled"] = result.letters_settled
         if plan_out is not None:
             write_plan(plan_json, plan_out)
         if show is not None:

@@ -45,7 +45,7 @@ from sync.store_deals import (
     read_live_ids,
     upsert_changed,
 )
-from sync.store_failures import DeadLetters
+from sync.store_failures import DeadLetters, forget_failures
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
 from sync.store_keys import refs_with_digests, save_digests
 from sync.store_links import (
@@ -435,13 +435,18 @@ class Store:
         consumed: Mapping[tuple[str, str], datetime],
         unsettled: Iterable[tuple[str, str]],
         state: Mapping[str, Any],
-    ) -> None:
+        stale: Sequence[FailureRecord] = (),
+    ) -> int:
         """End of an analysis, in one transaction: drop the flags it read (unless flagged again
-        since), flag what it left unsettled, and record the state the next run builds on."""
+        since), flag what it left unsettled, record the state the next run builds on, and
+        forget the `stale` failures (sync/stale_letters.py); returns how many went. One
+        transaction: a run cut before it leaves the entities flagged and the failures kept, so
+        the next run compares them again."""
         now = self._clock()
         with transaction(self._engine) as conn:
             settle_flags(conn, consumed, unsettled, now)
             record_reconcile_state(conn, state)
+            return forget_failures(conn, stale)
 
     def save_match_keys(
         self, digests: Mapping[tuple[str, str], str | None], *, replace: bool

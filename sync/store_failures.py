@@ -11,16 +11,16 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Connection, Engine, Row
 
 from mapping.model import Ref
 from sync import schema as t
 from sync.schema import chunks, transaction
 from sync.store_records import FailureRecord, JournalOp, JournalState, copied_from, one_line
 
-__all__ = ["DeadLetters"]
+__all__ = ["DeadLetters", "forget_failures"]
 
 Clock = Callable[[], datetime]
 _IN_LIMIT = 500
@@ -155,6 +155,26 @@ class DeadLetters:
                     count += int(conn.execute(dead.where(f.deal_id.in_(part))).rowcount)
                 released[instance] = count
         return released
+
+
+def forget_failures(conn: Connection, failures: Sequence[FailureRecord]) -> int:
+    """Delete `failures` on `conn` (the caller's transaction), each only as it was read: one
+    refused again since (its `last_seen` moved) stays. Returns how many went."""
+    if not failures:
+        return 0
+    f = t.failures.c
+    stmt = t.failures.delete().where(
+        f.instance == bindparam("f_instance"),
+        f.deal_id == bindparam("f_deal_id"),
+        f.field == bindparam("f_field"),
+        f.last_seen == bindparam("f_last_seen"),
+    )
+    rows = [
+        {"f_instance": r.instance, "f_deal_id": r.deal_id, "f_field": r.field or "",
+         "f_last_seen": r.last_seen}
+        for r in failures
+    ]  # fmt: skip
+    return int(conn.execute(stmt, rows).rowcount)
 
 
 def _failure(r: Row[Any]) -> FailureRecord:

@@ -135,3 +135,18 @@ def test_many_refused_copies_each_show_the_deal_they_copy(store: Store) -> None:
 def _copy(entity: str) -> dict[str, str]:
     """A create's journaled `after`: the deal it copies and its link marker."""
     return {"source": f"salesforce:S{entity}", "link_id": entity}
+
+
+def test_settling_an_analysis_forgets_its_stale_failures_as_read_not_one_refused_again_since(
+    store: Store,
+) -> None:
+    """A failure refused again after the analysis read it (its last try moved) is no longer the
+    one found stale: it stays, as a pending flag set again since stays."""
+    _refused(store, "run-1", "hubspot", "91", "amount", "100")
+    _refused(store, "run-1", "hubspot", "92", "amount", "5")
+    read = store.failures.records()
+    store.failures.record("hubspot", "92", "amount", "FIELD_CUSTOM_VALIDATION", max_attempts=1)
+
+    assert store.settle_pending({}, [], {"config_fingerprint": "f"}, read) == 1
+    assert [(f.deal_id, f.attempts) for f in store.failures.records()] == [("92", 2)]
+    assert store.reconcile_state() == {"config_fingerprint": "f"}

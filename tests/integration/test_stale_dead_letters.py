@@ -1,0 +1,109 @@
+"""A dead letter whose write the plan no longer holds (the CRMs came to agree by a person's edit,
+the deal was deleted, the config no longer asks for it) is settled by the reconcile whose
+analysis compared its entity: gone from `crmsync dead-letters`, counted in the run. An
+incremental reconcile that did not look at the entity proves nothing about it, and leaves the
+letter alone. Through the CLI, against the sandboxes over HTTP, on both store dialects."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.sandbox.faults import Faults
+from sync.runtime import open_runtime
+from tests.fixtures_store import store_url_for
+from tests.integration.conftest import World, build_world
+from tests.integration.crm_users import Editors
+from tests.integration.test_dead_creates import _refused_copy
+from tests.integration.test_dead_letters_released import (
+    _cli,
+    _letters,
+    _reconcile,
+    _refused_in_hubspot,
+    _reported_dead,
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def one_try_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A small three-CRM sandbox, on each store dialect, where one refusal dead-letters."""
+    with store_url_for(request.param, tmp_path) as url:
+        for world in build_world(tmp_path, url, deals=60, seed=3):
+            text = world.config.read_text()
+            world.config.write_text(text.replace("push:\n", "push:\n  max_attempts: 1\n"))
+            yield world
+
+
+def _last_run(world: World) -> dict[str, Any]:
+    runs: list[dict[str, Any]] = json.loads(_cli(world, "runs", "--format", "json").stdout)
+    return runs[0]
+
+
+def test_a_dead_letter_the_crms_came_to_agree_on_is_settled_by_the_next_reconcile(
+    one_try_world: World,
+) -> None:
+    world = one_try_world
+    hubspot, amount = _refused_in_hubspot(world)  # HubSpot still refuses any write of it
+    assert [(r["id"], r["field"]) for r in _letters(world)] == [(hubspot, "amount")]
+
+    # A person types the amount into HubSpot's own screens: the CRMs agree, nothing to write.
+    Editors(world, seed=1).set_value("hubspot", hubspot, "amount", Decimal(amount))
+    _reconcile(world)  # exit 0: no dead change is planned any more
+
+    assert _letters(world, "--retrying") == []
+    run = _last_run(world)
+    assert (run["kind"], run["status"]) == ("reconcile", "ok")
+    assert run["counts"]["dead_letters_settled"] == 1
+    assert _reported_dead(world) == []
+
+
+def test_an_incremental_reconcile_leaves_the_letter_of_an_entity_it_did_not_look_at(
+    one_try_world: World,
+) -> None:
+    """A letter an earlier run left on an entity settled since (the CRMs agree on it, nothing
+    flags it): an incremental reconcile neither loads nor diffs the entity, so it cannot tell
+    the letter is stale; a full one compares it, and settles it."""
+    world = one_try_world
+    _reconcile(world)  # the first sync
+    _reconcile(world)  # what it left open is looked at again, and settled
+    with open_runtime(str(world.config), connect=False) as rt:
+        flagged = set(rt.store.pending())
+        ids = next(
+            m for m in world.members().values() if len(m) == 3 and not flagged & set(m.items())
+        )
+        rt.store.failures.record(
+            "hubspot", ids["hubspot"], "amount", "left by an earlier run", max_attempts=1
+        )
+    letter = ("hubspot", ids["hubspot"], "amount")
+
+    _reconcile(world)  # incremental: nothing changed
+    assert _last_run(world)["counts"].get("dead_letters_settled", 0) == 0
+    assert letter in {(r["system"], r["id"], r["field"]) for r in _letters(world)}
+
+    _cli(world, "reconcile", "--yes", "--full", "--format", "json")
+    assert letter not in {(r["system"], r["id"], r["field"]) for r in _letters(world)}
+    assert _last_run(world)["counts"]["dead_letters_settled"] >= 1
+
+
+def test_a_dead_copy_the_config_no_longer_asks_for_is_settled(one_try_world: World) -> None:
+    world = one_try_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["create_missing"] = True
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    entity = _refused_copy(world)["entity"]
+    _reconcile(world, code=1)
+    assert [(r["system"], r["id"], r["field"]) for r in _letters(world)] == [
+        ("pipedrive", entity, None)
+    ]
+
+    document["push"]["create_missing"] = False  # copies are no longer made
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    world.sandbox.servers["pipedrive"].faults.set(Faults())
+    _reconcile(world)
+    assert entity not in {r["id"] for r in _letters(world, "--retrying")}
