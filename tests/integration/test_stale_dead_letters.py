@@ -45,22 +45,37 @@ def _last_run(world: World) -> dict[str, Any]:
     return runs[0]
 
 
+@pytest.mark.parametrize("mode", ["--yes", "--dry-run"])
 def test_a_dead_letter_the_crms_came_to_agree_on_is_settled_by_the_next_reconcile(
-    one_try_world: World,
+    one_try_world: World, mode: str
 ) -> None:
+    """A dry run settles it too: it writes to no CRM, but records what it learned about them
+    (links, agreed values), and the CRMs' agreement is such a fact."""
     world = one_try_world
     hubspot, amount = _refused_in_hubspot(world)  # HubSpot still refuses any write of it
     assert [(r["id"], r["field"]) for r in _letters(world)] == [(hubspot, "amount")]
 
     # A person types the amount into HubSpot's own screens: the CRMs agree, nothing to write.
     Editors(world, seed=1).set_value("hubspot", hubspot, "amount", Decimal(amount))
-    _reconcile(world)  # exit 0: no dead change is planned any more
+    _cli(world, "reconcile", mode, "--format", "json")  # exit 0: no dead change planned
 
     assert _letters(world, "--retrying") == []
     run = _last_run(world)
-    assert (run["kind"], run["status"]) == ("reconcile", "ok")
+    kind = "reconcile-dry-run" if mode == "--dry-run" else "reconcile"
+    assert (run["kind"], run["status"]) == (kind, "ok")
     assert run["counts"]["dead_letters_settled"] == 1
     assert _reported_dead(world) == []
+
+
+def test_the_dead_letter_of_a_deal_deleted_since_is_settled_by_the_next_reconcile(
+    one_try_world: World,
+) -> None:
+    world = one_try_world
+    hubspot, _ = _refused_in_hubspot(world)
+    Editors(world, seed=1).delete("hubspot", hubspot)  # a person deletes the deal in HubSpot
+    _reconcile(world)
+    assert _letters(world, "--retrying") == []
+    assert _last_run(world)["counts"]["dead_letters_settled"] == 1
 
 
 def test_an_incremental_reconcile_leaves_the_letter_of_an_entity_it_did_not_look_at(
