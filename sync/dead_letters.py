@@ -4,7 +4,8 @@ listed with the value last tried (a copy: the deal it copies), and released by a
 the cause is fixed in the CRM.
 
 A released dead letter is forgotten: the next apply of a plan holding its change sends it
-again, its attempts counted from the start (`push.max_attempts`).
+again, its attempts counted from the start (`push.max_attempts`). One whose write a reconcile's
+plan no longer holds (the CRMs agree now) is forgotten by that reconcile (sync/stale_letters.py).
 """
 
 from __future__ import annotations
