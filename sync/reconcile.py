@@ -363,9 +363,9 @@ def _analyze(
         # The CRMs' agreement is a fact like a base: a failure whose write this plan no longer
         # holds goes with the flags of the entities it compared (one transaction).
         compared = config.systems if contexts is None else contexts
-        stale = stale_failures(
-            store.failures.records(), matched.entities, changed, diffed, compared
-        )
+        letters = store.failures.records()
+        tried = store.failures.last_tried([f for f in letters if f.field]) if letters else {}
+        stale = stale_failures(letters, matched.entities, changed, diffed, compared, tried)
         letters_settled = store.settle_pending(
             flagged,
             sorted((r.system, r.id) for r in open_refs),

@@ -4,7 +4,10 @@ A failure is kept for a write crmsync keeps planning: a field change (instance, 
 or a copy (instance, entity id, no field). Once the CRMs agree on the field (a person's edit),
 the deal is deleted, or the config no longer asks for the write (a policy, `push.targets`,
 `push.create_missing`), the plan holds nothing for it: the failure waits for a release that
-would send nothing, and lists as work for a person that there is not.
+would send nothing, and lists as work for a person that there is not. A field's failure is of
+the value refused (the journal's last failed write of it): a plan writing another value there
+now holds another write, tried afresh (a rule refusing amounts above a limit passes a corrected
+one).
 
 Only what the analysis compared proves that: an incremental one diffs just the entities with a
 member in its `changed` set (sync/incremental.py), so a failure of any other entity, or of an
@@ -16,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from collections.abc import Set as AbstractSet
+from typing import Any
 
 from mapping.model import Ref
 from sync.diff_result import DiffResult
+from sync.plan import encode_value
 from sync.store_records import FailureRecord
 
 __all__ = ["stale_failures"]
@@ -30,12 +35,15 @@ def stale_failures(
     changed: AbstractSet[Ref] | None,
     diffed: DiffResult,
     compared: Collection[str],
+    tried: Mapping[tuple[str, str, str], Any],
 ) -> list[FailureRecord]:
     """The `failures` whose write the diff of `entities` no longer holds, of the entities it
     compared (`changed`: see `sync.diff.diff`; None, all of them) and of the instances it
     compared (`compared`: those pulled; a push target left out of the config is compared, and
     holds nothing). `diffed` is the diff's result with its creates a target cannot hold taken
-    out (listed as errors): the writes the plan holds, those held for confirmation included."""
+    out (listed as errors): the writes the plan holds, those held for confirmation included.
+    `tried`: (instance, record, field) -> the value (encoded) of the field's last refused
+    write, where the journal holds one."""
     failures = [f for f in failures if f.instance in compared]
     if not failures:  # the usual night: no entity need be walked
         return []
@@ -50,14 +58,37 @@ def stale_failures(
             if not records.isdisjoint(refs.values()):
                 members.update(records.intersection(refs.values()))
     planned = {(c.system, c.entity) for c in diffed.creates}
-    writes = {(c.target.system, c.target.id, c.field) for c in diffed.changes}
+    writes = {
+        (c.target.system, c.target.id, c.field): encode_value(c.to_value) for c in diffed.changes
+    }
     stale = []
     for f in failures:
         if not f.field:  # a copy, under its entity id
             if f.deal_id in looked_at and (f.instance, f.deal_id) not in planned:
                 stale.append(f)
-        elif Ref(f.instance, f.deal_id) in members and (
-            (f.instance, f.deal_id, f.field) not in writes
-        ):
+        elif Ref(f.instance, f.deal_id) in members and _other_write(f, writes, tried):
             stale.append(f)
     return stale
+
+
+_NONE = object()  # no write planned
+
+
+def _other_write(
+    failure: FailureRecord,
+    writes: Mapping[tuple[str, str, str], Any],
+    tried: Mapping[tuple[str, str, str], Any],
+) -> bool:
+    """Whether the plan holds no write of the failure's field, or one of another value than
+    the one refused (unknown where the journal holds none: then it is the same write)."""
+    key = (failure.instance, failure.deal_id, failure.field)
+    planned = writes.get(key, _NONE)
+    if planned is _NONE:
+        return True
+    refused = tried.get(key, planned)
+    return _comparable(refused) != _comparable(planned)
+
+
+def _comparable(encoded: Any) -> Any:
+    """A journaled stage write is {value, pipeline, native_stage}: its funnel stage counts."""
+    return encoded.get("value") if isinstance(encoded, Mapping) else encoded

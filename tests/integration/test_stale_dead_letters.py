@@ -23,10 +23,12 @@ from tests.integration.crm_users import Editors
 from tests.integration.test_dead_creates import _refused_copy
 from tests.integration.test_dead_letters_released import (
     _cli,
+    _hubspot_amount,
     _letters,
     _reconcile,
     _refused_in_hubspot,
     _reported_dead,
+    _set_pipedrive_value,
 )
 
 
@@ -65,6 +67,34 @@ def test_a_dead_letter_the_crms_came_to_agree_on_is_settled_by_the_next_reconcil
     assert (run["kind"], run["status"]) == (kind, "ok")
     assert run["counts"]["dead_letters_settled"] == 1
     assert _reported_dead(world) == []
+
+
+def test_a_dead_letter_is_of_the_value_refused_and_another_value_of_its_field_is_sent(
+    one_try_world: World,
+) -> None:
+    """A refusal is of a value (a validation rule on amounts above some limit, say): once
+    the source holds another value, the letter no longer stands for the write the plan holds,
+    and the new value is tried afresh, not held back until a person releases the old one."""
+    world = one_try_world
+    hubspot, amount = _refused_in_hubspot(world)
+    pipedrive = next(m for m in world.members().values() if m.get("hubspot") == hubspot)
+    world.sandbox.servers["hubspot"].faults.set(Faults())  # the new value passes the rule
+    _set_pipedrive_value(world, pipedrive["pipedrive"], amount + 1)  # a person corrects it
+    _reconcile(world)  # exit 0: nothing dead planned
+    assert _hubspot_amount(world, hubspot) == amount + 1
+    assert _letters(world, "--retrying") == []
+    assert _last_run(world)["counts"]["dead_letters_settled"] == 1
+
+
+def test_a_dead_letter_whose_value_the_plan_still_writes_stays_dead(one_try_world: World) -> None:
+    world = one_try_world
+    hubspot, _ = _refused_in_hubspot(world)
+    world.sandbox.servers["hubspot"].faults.set(Faults())
+    _reconcile(world, code=1)  # the same value: dead, not sent until released
+    assert [(r["id"], r["field"], r["state"]) for r in _letters(world)] == [
+        (hubspot, "amount", "dead")
+    ]
+    assert _last_run(world)["counts"].get("dead_letters_settled", 0) == 0
 
 
 def test_the_dead_letter_of_a_deal_deleted_since_is_settled_by_the_next_reconcile(
