@@ -34,7 +34,7 @@ from mapping.model import Deal, MappingError
 from sync.apply_failures import Failures
 from sync.apply_report import ChangeResult, Outcome
 from sync.create_orgs import filing_note, organization_of
-from sync.plan import current_value, decided_of, encode_value
+from sync.plan import create_digest, current_value, decided_of, encode_value
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import (
@@ -190,7 +190,7 @@ def _batch(
         run_id,
         plan_id,
         [
-            JournalEntry(cid, system, None, JournalOp.CREATE, None, None, _after(c))
+            JournalEntry(cid, system, None, JournalOp.CREATE, None, None, _journaled(c))
             for cid, c in chunk
             if cid not in dead
         ],
@@ -379,6 +379,12 @@ def created_values(deal: Deal, ctx: MappingContext) -> dict[str, Any]:
 
 def _known_owner(deal: Deal, ctx: MappingContext) -> bool:
     return deal.owner_email is not None and ctx.owner_id_for(deal.owner_email) is not None
+
+
+def _journaled(create: Mapping[str, Any]) -> dict[str, Any]:
+    """A create as journaled: its audit entry's, and the digest of what it copies (a refused
+    copy is of that content: sync/stale_letters.py)."""
+    return {**_after(create), "content": create_digest(create)}
 
 
 def _after(create: Mapping[str, Any]) -> dict[str, Any]:

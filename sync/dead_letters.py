@@ -18,9 +18,10 @@ from mapping.model import CANONICAL_FIELDS, Ref
 from sync.apply_creates import create_change_id
 from sync.errors import UsageError
 from sync.store import Store
+from sync.store_failures import TriedCopy
 from sync.store_records import FailureRecord
 
-__all__ = ["DeadLetter", "check_fields", "check_selection", "dead_letters"]
+__all__ = ["DeadLetter", "check_fields", "check_selection", "copies_tried", "dead_letters"]
 
 
 @dataclass(frozen=True)
@@ -41,20 +42,28 @@ def dead_letters(
     and field."""
     failures = store.failures.records(dead=None if retrying else True, instance=instance)
     tried = store.failures.last_tried(failures)
-    creates: dict[str, dict[str, str]] = {}
-    for f in failures:
-        if not f.field:  # a copy refused, under its entity id
-            cid = create_change_id({"system": f.instance, "entity": f.deal_id})
-            creates.setdefault(f.instance, {})[cid] = f.deal_id
-    sources = store.failures.copies_tried(creates) if creates else {}
+    copies = copies_tried(store, failures)
     return [
         DeadLetter(
             f,
             tried.get((f.instance, f.deal_id, f.field)),
-            sources.get((f.instance, f.deal_id)),
+            copy.source if (copy := copies.get((f.instance, f.deal_id))) else None,
         )
         for f in failures
     ]
+
+
+def copies_tried(
+    store: Store, failures: Iterable[FailureRecord]
+) -> dict[tuple[str, str], TriedCopy]:
+    """(instance, entity id) -> the latest refused create the journal holds, of the `failures`
+    of copies (a whole record's, under its entity id)."""
+    creates: dict[str, dict[str, str]] = {}
+    for f in failures:
+        if not f.field:
+            cid = create_change_id({"system": f.instance, "entity": f.deal_id})
+            creates.setdefault(f.instance, {})[cid] = f.deal_id
+    return store.failures.copies_tried(creates) if creates else {}
 
 
 def check_fields(fields: Iterable[str]) -> None:

@@ -27,7 +27,7 @@ from mapping.model import (
     format_decimal,
     format_utc,
 )
-from sync.diff import DealError, DiffResult, FieldChange
+from sync.diff import Create, DealError, DiffResult, FieldChange
 from sync.match import MatchResult, paused_gc
 from sync.unmapped_stage import UnmappedStage
 
@@ -39,12 +39,14 @@ __all__ = [
     "Plan",
     "PlanError",
     "build_plan",
+    "create_digest",
     "current_value",
     "decided_of",
     "decode_held",
     "decode_value",
     "diff_values",
     "encode_value",
+    "plan_create",
     "plan_is_empty",
     "show_value",
 ]
@@ -278,17 +280,7 @@ def _build_plan(
         )
         for c in diffed.changes
     )
-    creates: tuple[Mapping[str, Any], ...] = tuple(
-        {
-            "system": c.system,
-            "entity": c.entity,
-            "source": {"system": c.source.system, "id": c.source.id},
-            "values": _create_values(c.values),
-            **({"decided": _create_values(c.decided, only=True)} if c.decided else {}),
-            **({"target": dict(c.target)} if c.target else {}),
-        }
-        for c in diffed.creates
-    )
+    creates: tuple[Mapping[str, Any], ...] = tuple(map(plan_create, diffed.creates))
     conflicts = tuple(
         ConflictItem(c.entity, c.field, tuple((r.system, r.id, v) for r, v in c.values), c.reason)
         for c in diffed.conflicts
@@ -419,6 +411,31 @@ _HELD = (
     "`crmsync links split ENTITY`"
 )
 _HELD_DELETE = "not propagated: " + _HELD
+
+
+def plan_create(c: Create) -> dict[str, Any]:
+    """A create of the diff as the plan holds it."""
+    return {
+        "system": c.system,
+        "entity": c.entity,
+        "source": {"system": c.source.system, "id": c.source.id},
+        "values": _create_values(c.values),
+        **({"decided": _create_values(c.decided, only=True)} if c.decided else {}),
+        **({"target": dict(c.target)} if c.target else {}),
+    }
+
+
+def create_digest(create: Mapping[str, Any]) -> str:
+    """What a plan create copies (its source, values and decided values), as a short digest:
+    a refused copy is of that content (sync/stale_letters.py). Alike for a create in memory
+    and one read back from a plan file (whose values decode to the same plain JSON)."""
+    content = {
+        "source": create["source"],
+        "values": {k: encode_value(v) for k, v in sorted(create["values"].items())},
+        "decided": {k: encode_value(v) for k, v in sorted((create.get("decided") or {}).items())},
+    }
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _create_values(values: Mapping[str, Any], only: bool = False) -> dict[str, Any]:

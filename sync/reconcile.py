@@ -18,6 +18,7 @@ from connectors.base import Connector, lookup_lag
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.create_orgs import org_filings, with_organizations
+from sync.dead_letters import copies_tried
 from sync.diff import LEFT_OUT, PICKED, DiffResult, Pick, diff
 from sync.incremental import Scope, choose_scope, key_digests, load_changed, unsettled
 from sync.known_writes import with_known_writes
@@ -365,7 +366,8 @@ def _analyze(
         compared = config.systems if contexts is None else contexts
         letters = store.failures.records()
         tried = store.failures.last_tried([f for f in letters if f.field]) if letters else {}
-        stale = stale_failures(letters, matched.entities, changed, diffed, compared, tried)
+        copies = copies_tried(store, letters)
+        stale = stale_failures(letters, matched.entities, changed, diffed, compared, tried, copies)
         letters_settled = store.settle_pending(
             flagged,
             sorted((r.system, r.id) for r in open_refs),

@@ -5,9 +5,10 @@ or a copy (instance, entity id, no field). Once the CRMs agree on the field (a p
 the deal is deleted, or the config no longer asks for the write (a policy, `push.targets`,
 `push.create_missing`), the plan holds nothing for it: the failure waits for a release that
 would send nothing, and lists as work for a person that there is not. A field's failure is of
-the value refused (the journal's last failed write of it): a plan writing another value there
-now holds another write, tried afresh (a rule refusing amounts above a limit passes a corrected
-one).
+the value refused (the journal's last failed write of it), a copy's of what it copied (the
+digest journaled with its create): a plan writing another value there, or a copy of other
+content, now holds another write, tried afresh (a rule refusing amounts above a limit passes a
+corrected one).
 
 Only what the analysis compared proves that: an incremental one diffs just the entities with a
 member in its `changed` set (sync/incremental.py), so a failure of any other entity, or of an
@@ -22,8 +23,9 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from mapping.model import Ref
-from sync.diff_result import DiffResult
-from sync.plan import encode_value
+from sync.diff_result import Create, DiffResult
+from sync.plan import create_digest, encode_value, plan_create
+from sync.store_failures import TriedCopy
 from sync.store_records import FailureRecord
 
 __all__ = ["stale_failures"]
@@ -36,6 +38,7 @@ def stale_failures(
     diffed: DiffResult,
     compared: Collection[str],
     tried: Mapping[tuple[str, str, str], Any],
+    copies: Mapping[tuple[str, str], TriedCopy],
 ) -> list[FailureRecord]:
     """The `failures` whose write the diff of `entities` no longer holds, of the entities it
     compared (`changed`: see `sync.diff.diff`; None, all of them) and of the instances it
@@ -43,32 +46,44 @@ def stale_failures(
     holds nothing). `diffed` is the diff's result with its creates a target cannot hold taken
     out (listed as errors): the writes the plan holds, those held for confirmation included.
     `tried`: (instance, record, field) -> the value (encoded) of the field's last refused
-    write, where the journal holds one."""
+    write, where the journal holds one; `copies`: (instance, entity id) -> the last refused
+    create of it the journal holds."""
     failures = [f for f in failures if f.instance in compared]
     if not failures:  # the usual night: no entity need be walked
         return []
-    copies = {f.deal_id for f in failures if not f.field}  # their entity ids
+    refused_copies = {f.deal_id for f in failures if not f.field}  # their entity ids
     records = {Ref(f.instance, f.deal_id) for f in failures if f.field}
-    looked_at: set[str] = set()  # of `copies`: the entities compared
+    looked_at: set[str] = set()  # of `refused_copies`: the entities compared
     members: set[Ref] = set()  # of `records`: the deals of the entities compared
     for entity, refs in entities.items():
         if changed is None or not changed.isdisjoint(refs.values()):
-            if entity in copies:
+            if entity in refused_copies:
                 looked_at.add(entity)
             if not records.isdisjoint(refs.values()):
                 members.update(records.intersection(refs.values()))
-    planned = {(c.system, c.entity) for c in diffed.creates}
+    planned = {(c.system, c.entity): c for c in diffed.creates}
     writes = {
         (c.target.system, c.target.id, c.field): encode_value(c.to_value) for c in diffed.changes
     }
     stale = []
     for f in failures:
         if not f.field:  # a copy, under its entity id
-            if f.deal_id in looked_at and (f.instance, f.deal_id) not in planned:
+            create = planned.get((f.instance, f.deal_id))
+            if f.deal_id in looked_at and (
+                create is None or _other_copy(copies.get((f.instance, f.deal_id)), create)
+            ):
                 stale.append(f)
         elif Ref(f.instance, f.deal_id) in members and _other_write(f, writes, tried):
             stale.append(f)
     return stale
+
+
+def _other_copy(refused: TriedCopy | None, create: Create) -> bool:
+    """Whether the copy planned now copies other content than the one refused (unknown where
+    the journal holds no digest of it: then it is the same copy)."""
+    if refused is None or refused.content is None:
+        return False
+    return refused.content != create_digest(plan_create(create))
 
 
 _NONE = object()  # no write planned

@@ -8,6 +8,7 @@ transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,10 +21,19 @@ from sync import schema as t
 from sync.schema import chunks, transaction
 from sync.store_records import FailureRecord, JournalOp, JournalState, copied_from, one_line
 
-__all__ = ["DeadLetters", "forget_failures"]
+__all__ = ["DeadLetters", "TriedCopy", "forget_failures"]
 
 Clock = Callable[[], datetime]
 _IN_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class TriedCopy:
+    """A refused create as journaled: the deal it copies, and the digest of what it copied
+    (`sync.plan.create_digest`; None where journaled before crmsync recorded one)."""
+
+    source: Ref
+    content: str | None
 
 
 class DeadLetters:
@@ -108,11 +118,13 @@ class DeadLetters:
                         found[key] = (order, row.after)
         return {key: value for key, (_, value) in found.items()}
 
-    def copies_tried(self, creates: Mapping[str, Mapping[str, str]]) -> dict[tuple[str, str], Ref]:
+    def copies_tried(
+        self, creates: Mapping[str, Mapping[str, str]]
+    ) -> dict[tuple[str, str], TriedCopy]:
         """instance -> {create change id -> entity id} of refused copies: (instance, entity id)
-        -> the deal the latest failed create of each the journal holds copies."""
+        -> the latest failed create of each the journal holds."""
         j = t.journal.c
-        found: dict[tuple[str, str], tuple[Any, Ref]] = {}
+        found: dict[tuple[str, str], tuple[Any, TriedCopy]] = {}
         with transaction(self._engine, write=False) as conn:
             for instance, by_change in sorted(creates.items()):
                 query = select(j.plan_change_id, j.after, j.updated_at, j.run_id, j.seq).where(
@@ -130,7 +142,8 @@ class DeadLetters:
                         continue
                     key, order = (instance, entity), (row.updated_at, row.run_id, row.seq)
                     if key not in found or found[key][0] < order:
-                        found[key] = (order, copied_from(row.after))
+                        tried = TriedCopy(copied_from(row.after), row.after.get("content"))
+                        found[key] = (order, tried)
         return {key: source for key, (_, source) in found.items()}
 
     def release(

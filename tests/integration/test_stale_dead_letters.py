@@ -20,7 +20,7 @@ from sync.runtime import open_runtime
 from tests.fixtures_store import store_url_for
 from tests.integration.conftest import World, build_world
 from tests.integration.crm_users import Editors
-from tests.integration.test_dead_creates import _refused_copy
+from tests.integration.test_dead_creates import _copied, _refused_copy
 from tests.integration.test_dead_letters_released import (
     _cli,
     _hubspot_amount,
@@ -152,3 +152,26 @@ def test_a_dead_copy_the_config_no_longer_asks_for_is_settled(one_try_world: Wor
     world.sandbox.servers["pipedrive"].faults.set(Faults())
     _reconcile(world)
     assert entity not in {r["id"] for r in _letters(world, "--retrying")}
+
+
+def test_a_dead_copy_whose_source_was_corrected_since_is_tried_afresh(one_try_world: World) -> None:
+    """A copy refused for what it held (a rule on amounts, say) is another copy once a person
+    corrects its deal: the letter goes, and the corrected copy is sent; unchanged, it stays
+    dead."""
+    world = one_try_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["create_missing"] = True
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    create = _refused_copy(world)
+    entity, source = create["entity"], create["source"]
+    _reconcile(world, code=1)
+    world.sandbox.servers["pipedrive"].faults.set(Faults())
+    _reconcile(world, code=1)  # the same copy: dead, not sent
+    assert not _copied(world, entity)
+
+    amount = Decimal(create["values"]["amount"] or 0) + 1
+    Editors(world, seed=1).set_value(source["system"], source["id"], "amount", amount)
+    _reconcile(world)
+    assert _copied(world, entity)
+    assert entity not in {r["id"] for r in _letters(world, "--retrying")}
+    assert _last_run(world)["counts"]["dead_letters_settled"] == 1
