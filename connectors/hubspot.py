@@ -32,7 +32,7 @@ from connectors.base import (
 )
 from connectors.batches import chunks
 from connectors.credentials import HubSpotToken
-from connectors.errors import ApiError, PermissionDenied
+from connectors.errors import ApiError, ConnectorError, PermissionDenied
 from connectors.http import CallPolicy, Pacer
 from connectors.hubspot_companies import CompanyNames
 from connectors.hubspot_metadata import pipelines_from_body, read_owners
@@ -121,6 +121,7 @@ class HubSpotConnector:
         )
         self._pipelines: list[NativePipeline] | None = None
         self._cursor: str | None = None
+        self._account: dict[str, Any] | ConnectorError | None = None  # read once, or its refusal
 
     def __repr__(self) -> str:
         return f"HubSpotConnector(system={self.system!r})"
@@ -223,13 +224,31 @@ class HubSpotConnector:
     def portal_timezone(self) -> str:
         """The account's time zone, as its Settings > Account Defaults name it (`timeZone` of
         GET /account-info/{version}/details)."""
-        body = self._call("account details", self._unwrapped("GET", ACCOUNT_DETAILS))
-        if not isinstance(body, dict):  # a proxy's or a changed API's answer: no crash
-            raise ApiError(self.system, "account details", "the answer is no JSON object")
-        zone = body.get("timeZone")
-        if not isinstance(zone, str) or not zone:
-            raise ApiError(self.system, "account details", "the answer names no timeZone")
-        return zone
+        return self._account_detail("timeZone")
+
+    def portal_currency(self) -> str:
+        """The account's company currency (`companyCurrency` of the same answer): HubSpot's
+        default currency of new deals, and the currency of a deal without `deal_currency_code`
+        (a portal without multi-currency sets none)."""
+        return self._account_detail("companyCurrency")
+
+    def _account_detail(self, key: str) -> str:
+        """One text of the account details, which are read once: the time zone and the
+        currency come from the same call, and a refusal is not asked again."""
+        if self._account is None:
+            try:
+                body = self._call("account details", self._unwrapped("GET", ACCOUNT_DETAILS))
+                if not isinstance(body, dict):  # a proxy's or a changed API's answer: no crash
+                    raise ApiError(self.system, "account details", "the answer is no JSON object")
+                self._account = body
+            except ConnectorError as exc:
+                self._account = exc
+        if isinstance(self._account, ConnectorError):
+            raise self._account
+        value = self._account.get(key)
+        if not isinstance(value, str) or not value:
+            raise ApiError(self.system, "account details", f"the answer names no {key}")
+        return value
 
     def pipelines(self) -> list[NativePipeline]:
         body = self._call("pipelines", self._unwrapped("GET", PIPELINES))

@@ -1,7 +1,8 @@
 """`crmsync init`: discover every pipeline and stage, and propose the stage maps in the config.
 
 A HubSpot instance without a `timezone` also gets its portal's (the zone its close dates are
-days in), when the token may read it.
+days in), and one without a `currency` its portal's company currency (that of its deals that
+name none), when the token may read them.
 
 The config file is updated in place with a round-trip YAML editor, so the user's comments,
 order and existing mappings survive; only stages the map does not mention yet are added, each
@@ -36,6 +37,7 @@ from config.base import Name
 from connectors.base import Connector
 from connectors.errors import ConnectorError
 from mapping.context import NativePipelineStages, NativeStage
+from mapping.currencies import ISO_4217
 from mapping.funnel import Funnel
 from mapping.pipeline_funnels import FunnelGuess, propose_pipeline_funnel
 from mapping.stages import Proposal, propose_stage_map, propose_stage_write
@@ -68,6 +70,7 @@ class InitResult:
     skipped: list[str] = field(default_factory=list)  # ids no config key can hold, said why
     notes: list[str] = field(default_factory=list)  # the stages left to a person, and why
     timezones: dict[str, str] = field(default_factory=dict)  # instance -> portal zone written
+    currencies: dict[str, str] = field(default_factory=dict)  # instance -> portal currency written
     written: bool = False  # False: the config already held all of it, and was left as it was
 
 
@@ -93,13 +96,18 @@ def init_config(path: Path) -> InitResult:
         try:
             pipelines = connector.pipelines()
             zone = None if "timezone" in system else _portal_zone(instance, connector)
+            currency = None if "currency" in system else _portal_currency(instance, connector)
         finally:
             connector.close()
-        if zone is not None:
-            with _trailing_comment_kept(system):
-                at = list(system).index("kind") + 1 if "kind" in system else len(system)
-                system.insert(at, "timezone", zone, comment="the portal's (crmsync init)")
-            result.timezones[instance] = zone
+        for key, value, found in (
+            ("currency", currency, result.currencies),
+            ("timezone", zone, result.timezones),
+        ):
+            if value is not None:
+                with _trailing_comment_kept(system):
+                    at = list(system).index("kind") + 1 if "kind" in system else len(system)
+                    system.insert(at, key, value, comment="the portal's (crmsync init)")
+                found[instance] = value
         guessed = _funnel_guesses(config, instance, system, pipelines)
         result.funnels[instance] = _add_pipeline_funnels(system, guessed)
         stages = {p.id: tuple(p.stages) for p in pipelines}
@@ -254,6 +262,37 @@ def _portal_zone(instance: str, connector: Connector) -> str | None:
         _log.warning("%s: the portal's time zone %r has no IANA name; %s", instance, zone, hint)
         return None
     return zone
+
+
+def _portal_currency(instance: str, connector: Connector) -> str | None:
+    """The company currency a CRM says its deals without a currency of their own are in
+    (HubSpot's portal), if it says one this config can hold."""
+    read = getattr(connector, "portal_currency", None)
+    if read is None:
+        return None
+    hint = (
+        f"set systems.{instance}.currency to the one in HubSpot's Settings > Account Defaults "
+        "> Currency (USD where none is set)"
+    )
+    try:
+        currency = str(read())
+    except ConnectorError as exc:  # the token may lack the scope: pulls never need it
+        _log.warning(
+            "%s: could not read the portal's company currency (%s); %s",
+            instance,
+            terminal_safe(exc.message),  # the CRM's text
+            hint,
+        )
+        return None
+    if currency not in ISO_4217:
+        _log.warning(
+            "%s: the portal's company currency %r is no ISO 4217 code; %s",
+            instance,
+            terminal_safe(currency),
+            hint,
+        )
+        return None
+    return currency
 
 
 def _left(instance: str, pipeline: str, stage: NativeStage, proposal: Proposal) -> str:

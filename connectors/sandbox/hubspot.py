@@ -87,6 +87,11 @@ class HubSpotEmulator:
         account = data.get("account")
         zone = account.get("timeZone") if isinstance(account, Mapping) else None
         self.time_zone = str(zone or "UTC")
+        # The portal's company currency (Settings > Account Defaults > Currency), the currency
+        # of a deal without `deal_currency_code`: the dataset's optional
+        # `account.companyCurrency`; tests set it to emulate a portal in another currency.
+        currency = account.get("companyCurrency") if isinstance(account, Mapping) else None
+        self.company_currency = str(currency or "USD")
         self.account_scope = True  # False: the token lacks the scope account-info needs
         # (status, body) account-info answers instead, when set: tests of a malformed or
         # hostile answer (a body that is no object, a message with escape codes).
@@ -125,8 +130,11 @@ class HubSpotEmulator:
 
     def dump(self) -> dict[str, Any]:
         data = self.store.dump()
-        if self.time_zone != "UTC":  # so a dataset dumped from a portal elsewhere stays there
-            data["account"] = {"timeZone": self.time_zone}
+        # so a dataset dumped from a portal elsewhere, or in another currency, stays so
+        account = {"timeZone": self.time_zone, "companyCurrency": self.company_currency}
+        changed = {k: v for k, v in account.items() if v != {"timeZone": "UTC"}.get(k, "USD")}
+        if changed:
+            data["account"] = changed
         return data
 
     # -- the Emulator protocol ------------------------------------------------------------------
@@ -259,7 +267,7 @@ class HubSpotEmulator:
             "portalId": 62515,
             "accountType": "STANDARD",
             "timeZone": self.time_zone,
-            "companyCurrency": "USD",
+            "companyCurrency": self.company_currency,
             "additionalCurrencies": [],
             "utcOffset": f"{sign}{minutes // 60:02d}:{minutes % 60:02d}",
             "utcOffsetMilliseconds": ms,

@@ -202,6 +202,8 @@ def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
             connector.check()
             pipelines = connector.pipelines()
             notes, zone_code = _portal_zone(name, system, connector)
+            currency_notes, currency_code = _portal_currency(name, system, connector)
+            notes += currency_notes
             notes += _companies_unreadable(config, name, connector)
         except ConnectorError as exc:
             lines.append(f"problem: {exc}")
@@ -214,8 +216,7 @@ def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
             f"ok: {name}: connected, deals readable, {len(pipelines)} pipeline(s), {calls} calls"
         )
         lines += notes
-        if zone_code:
-            codes.add(zone_code)
+        codes |= {code for code in (zone_code, currency_code) if code}
         filing = org_filings(config).get(name)
         if filing is not None and filing.fallback_id is None and _creates_missing(config, name):
             copies = (
@@ -356,6 +357,31 @@ def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int
         f"problem: {name}: the portal's time zone is {portal}, systems.{name}.timezone is "
         f"{configured}: close dates would be read and written a day off; set `timezone: "
         f"{portal}`"
+    ], UsageError.exit_code
+
+
+def _portal_currency(name: str, system: Any, connector: Any) -> tuple[list[str], int | None]:
+    """A CRM that says its company currency (HubSpot's portal) against the configured one: a
+    deal that names no currency of its own is in the company's, and is read in the configured
+    one (USD where the config names none), so another one mislabels its amount."""
+    read = getattr(connector, "portal_currency", None)
+    if read is None:
+        return [], None
+    configured = str(system.currency)
+    try:
+        portal = read()
+    except ConnectorError as exc:  # the token may lack the scope: the pull needs none of this
+        return [
+            f"warning: {name}: could not read the portal's company currency ({exc.message}); "
+            f"make sure systems.{name}.currency ({configured}) is the one in HubSpot's "
+            "Settings > Account Defaults > Currency"
+        ], None
+    if portal.strip().upper() == configured.upper():
+        return [], None
+    return [
+        f"problem: {name}: the portal's company currency is {terminal_safe(portal)}, "
+        f"systems.{name}.currency is {configured}: amounts of deals without a deal currency "
+        f"would be read as {configured}; set `currency: {terminal_safe(portal)}`"
     ], UsageError.exit_code
 
 

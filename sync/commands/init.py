@@ -33,5 +33,10 @@ def command(config_path: str) -> None:
         click.echo(
             f"{instance}: the portal's time zone {zone} written to systems.{instance}.timezone"
         )
+    for instance, currency in result.currencies.items():
+        click.echo(
+            f"{instance}: the portal's company currency {currency} written to "
+            f"systems.{instance}.currency"
+        )
     done = "updated" if result.written else "left unchanged (it held all of it already)"
     click.echo(f"{done} {config_path}; run `crmsync check --config {config_path}` next")

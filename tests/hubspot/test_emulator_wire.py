@@ -344,3 +344,10 @@ def test_the_portals_time_zone_comes_from_the_dataset_and_goes_into_its_dump() -
     assert emulator.time_zone == "Australia/Sydney"
     assert emulator.dump()["account"] == {"timeZone": "Australia/Sydney"}
     assert "account" not in HubSpotEmulator({}, "token").dump()  # UTC: as generated datasets
+
+
+def test_the_portals_company_currency_comes_from_the_dataset_and_goes_into_its_dump() -> None:
+    emulator = HubSpotEmulator({"account": {"companyCurrency": "EUR"}}, "token")
+    assert emulator.company_currency == "EUR"
+    assert emulator.dump()["account"] == {"companyCurrency": "EUR"}
+    assert HubSpotEmulator({}, "token").company_currency == "USD"

@@ -669,3 +669,52 @@ def test_init_reads_the_indentation_from_the_configs_keys_not_from_a_list_item_a
 
     assert code == 0, err
     assert config.read_text() == text
+
+
+def test_check_names_a_hubspot_company_currency_the_config_does_not_say_and_exits_2(
+    small_world: World,
+) -> None:
+    # A HubSpot deal without a deal currency is in the portal's company currency (the default
+    # currency of new deals): read in systems.<hubspot>.currency (USD unless set), a EUR
+    # portal's amounts would be spread to the other CRMs as dollars.
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    hubspot.company_currency = "EUR"
+    stats = small_world.sandbox.servers["hubspot"].stats
+    details = "GET /account-info/2026-09/details"
+    before = stats.snapshot()["requests"].get(details, 0)
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 2, out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert problems == [
+        "problem: hubspot: the portal's company currency is EUR, systems.hubspot.currency is "
+        "USD: amounts of deals without a deal currency would be read as USD; set "
+        "`currency: EUR`"
+    ]
+    # one call tells the zone and the currency
+    assert stats.snapshot()["requests"].get(details, 0) == before + 1
+
+    hubspot.company_currency = "USD"
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 0 and "problem:" not in out, out + err
+
+
+def test_init_writes_the_hubspot_portals_company_currency_once_and_keeps_the_users(
+    small_world: World,
+) -> None:
+    config: Path = small_world.config
+    document = yaml.safe_load(config.read_text())
+    del document["systems"]["hubspot"]["currency"]  # as a user's file, which says none
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
+    hubspot.company_currency = "EUR"
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert "hubspot: the portal's company currency EUR written to systems.hubspot.currency" in out
+    assert "currency: EUR  # the portal's (crmsync init)" in config.read_text()
+    assert run("check", "--config", str(config))[0] == 0
+
+    config.write_text(config.read_text().replace("currency: EUR", "currency: GBP"))
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert "company currency" not in out
+    assert yaml.safe_load(config.read_text())["systems"]["hubspot"]["currency"] == "GBP"
