@@ -97,6 +97,9 @@ class MappingContext:
     stage_write: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     default_currency: str = "USD"
     external_ids: Mapping[str, str] = field(default_factory=_empty)  # other instance -> field
+    # other instance -> its kind, for the ids of it this instance's fields hold (as people
+    # enter them there: a Salesforce id in the 15-character form its screens show)
+    id_kinds: Mapping[str, str] = field(default_factory=_empty)
     link_field: str | None = None
     owners: Mapping[str, str] = field(default_factory=_empty)  # native owner id -> email
     inactive_owners: frozenset[str] = frozenset()  # native ids of deactivated owners

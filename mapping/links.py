@@ -7,23 +7,28 @@ the record's flat field mapping is at hand (HubSpot `properties`, the record its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mapping.context import MappingContext
 from mapping.model import Deal
+from mapping.salesforce_ids import case_safe_id
 from mapping.values import text_or_none
 
 __all__ = ["link_fields_for_create", "read_links"]
 
+# kind -> the id its API gives for an id of it as another CRM's field may hold it
+_API_FORM: Mapping[str, Callable[[str], str]] = {"salesforce": case_safe_id}
+
 
 def read_links(fields: Mapping[str, Any], ctx: MappingContext) -> tuple[dict[str, str], str | None]:
-    """(other instance -> id there, link marker) from the configured fields; blanks are absent."""
+    """(other instance -> id there, link marker) from the configured fields; blanks are absent.
+    An id is read in the form its own CRM's API gives, which is the form a deal's ref holds."""
     external: dict[str, str] = {}
     for instance, native_field in ctx.external_ids.items():
         value = text_or_none(fields.get(native_field))
         if value is not None:
-            external[instance] = value
+            external[instance] = _API_FORM.get(ctx.id_kinds.get(instance, ""), str)(value)
     link_id = text_or_none(fields.get(ctx.link_field)) if ctx.link_field else None
     return external, link_id
 

@@ -168,6 +168,7 @@ def build_context(
         stage_write={p: dict(w) for p, w in system.stage_write.items()},
         default_currency=system.currency,
         external_ids=dict(system.external_ids),
+        id_kinds={o: config.systems[o].kind for o in system.external_ids if o in config.systems},
         link_field=system.link_field,
         owners=emails,
         inactive_owners=frozenset(inactive),

@@ -21,6 +21,7 @@ from connectors.sandbox.dataset import (
     PD_FIELD_SALESFORCE_ID,
 )
 from connectors.sandbox.dataset_catalog import FUNNEL_PROBABILITY, LINES, STAGES, NativeStage
+from mapping.salesforce_ids import case_safe_id
 
 __all__ = [
     "Copy",
@@ -53,8 +54,6 @@ _FORECAST = {  # funnel key -> (ForecastCategory, ForecastCategoryName)
 }
 _LOST_REASONS = ("Price too high", "Went with a competitor", "No budget", "No decision")
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_SF_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-_UPPER_FLAGS = str.maketrans({c: ("1" if c.isupper() else "0") for c in _B62})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +105,7 @@ def salesforce_id(prefix: str, number: int) -> str:
     for _ in range(9):
         number, rest = divmod(number, 62)
         digits = _B62[rest] + digits
-    base = f"{prefix}5g0{digits}"
-    flags = base.translate(_UPPER_FLAGS)  # "1" where upper case; chunks read right to left
-    return base + "".join(_SF_SUFFIX[int(flags[i + 4 : i - 1 if i else None : -1], 2)]
-                          for i in (0, 5, 10))  # fmt: skip
+    return case_safe_id(f"{prefix}5g0{digits}")
 
 
 def _native(system: str, line: str, key: str, variant: int) -> NativeStage:

@@ -20,6 +20,7 @@ from typing import Any
 
 from connectors.sandbox.salesforce_record_types import RecordTypes
 from connectors.sandbox.soql import datetime_key
+from mapping.salesforce_ids import case_safe_id
 
 __all__ = [
     "CORPORATE_CURRENCY",
@@ -98,7 +99,6 @@ _INTEGER_DIGITS = {"Amount": 16, "ExpectedRevenue": 16}
 _PREFIX = {"Opportunity": "006", "OpportunityHistory": "008", "User": "005"}
 _ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_CHECK = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _API_USER = "005000000000000AAA"
 # The emulated org's corporate currency: a user's personal currency until someone changes it.
 CORPORATE_CURRENCY = "USD"
@@ -117,12 +117,7 @@ class RecordError(Exception):
 
 def sf_id(prefix: str, number: int) -> str:
     """An 18-character id with Salesforce's case-safe checksum suffix."""
-    base = f"{prefix}{number:012d}"
-    suffix = ""
-    for chunk in (base[0:5], base[5:10], base[10:15]):
-        bits = sum(1 << i for i, char in enumerate(chunk) if char.isupper())
-        suffix += _CHECK[bits]
-    return base + suffix
+    return case_safe_id(f"{prefix}{number:012d}")
 
 
 def format_stamp(moment: datetime) -> str:
