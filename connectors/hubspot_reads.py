@@ -8,6 +8,12 @@ What the API does that these rely on:
   Search has its own per-second limit, so its calls are paced apart (`search=True`).
 - a search filters `hs_lastmodifieddate` by epoch milliseconds; records give their times as
   ISO 8601 text (`epoch_ms` takes either).
+- the list is a GET, its properties in the query; HubSpot's front end refuses a long request
+  line with a 414 (an HTML page). HubSpot documents no limit: integrations met it past 8,000
+  characters (dlt-hub/verified-sources#305) and "just around 16.2k" (PostHog/posthog#31617).
+  So a list whose properties would make its query longer than MAX_QUERY asks for none, and
+  reads them for each page by id (batch read, a POST whose body holds them): one call more a
+  page, only in portals whose many pipelines give deals hundreds of stage-entered dates.
 """
 
 from __future__ import annotations
@@ -16,15 +22,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from connectors.errors import PermissionDenied
 from connectors.hubspot_companies import ASSOCIATIONS, CompanyNames
 from connectors.hubspot_paths import objects
-from connectors.hubspot_wire import next_after
+from connectors.hubspot_wire import next_after, query
 
 __all__ = ["SEARCH_CAP", "ObjectReads", "Request", "cursor_ms", "epoch_ms", "iso_time"]
 
 LIST_PAGE, SEARCH_PAGE = 100, 200
+MAX_QUERY = 7_000  # characters: under the lowest limit reported, with room for path and host
 SEARCH_CAP = 10_000  # HubSpot's hard limit of results per search query
 
 
@@ -87,10 +95,12 @@ class ObjectReads:
         """The objects in pages of 100; with `companies`, each deal with its companies (no
         extra call), `companies` told when the token may not read them."""
         asked = ASSOCIATIONS if companies is not None else None
+        fits = len(urlencode(query({"properties": properties}))) <= MAX_QUERY
+        listed = properties if fits else ["hs_object_id"]
         after: str | None = None
         while True:
             try:
-                body = self._list_page(operation, properties, archived, after, asked)
+                body = self._list_page(operation, listed, archived, after, asked)
             except PermissionDenied:
                 if companies is None or asked is None:
                     raise
@@ -99,7 +109,8 @@ class ObjectReads:
                 companies.refused()
                 asked = None
                 continue
-            yield from body.get("results") or []
+            results = body.get("results") or []
+            yield from results if fits else self._read(results, properties, archived, operation)
             after = next_after(body)
             if not after:
                 return
@@ -121,6 +132,23 @@ class ObjectReads:
         }
         body: dict[str, Any] = self.call(operation, self.request("GET", objects(self.noun), params))
         return body
+
+    def _read(
+        self, listed: list[dict[str, Any]], properties: list[str], archived: bool, operation: str
+    ) -> list[dict[str, Any]]:
+        """The `listed` objects with their `properties`, read by id in one batch call; each
+        keeps what the list gave beside (its associations). One deleted in between is left
+        out (the batch names it among its errors), as a list read a moment later would."""
+        if not listed:
+            return []
+        read = self.request(
+            "POST", f"{objects(self.noun)}/batch/read", {"archived": archived or None}
+        )
+        body = {"properties": properties, "inputs": [{"id": str(o["id"])} for o in listed]}
+        found = {
+            str(o["id"]): o for o in (self.call(operation, read, body) or {}).get("results") or []
+        }
+        return [{**o, **found[str(o["id"])]} for o in listed if str(o["id"]) in found]
 
     def search_page(
         self, filters: list[dict[str, Any]], properties: list[str], offset: int, operation: str

@@ -351,3 +351,14 @@ def test_the_portals_company_currency_comes_from_the_dataset_and_goes_into_its_d
     assert emulator.company_currency == "EUR"
     assert emulator.dump()["account"] == {"companyCurrency": "EUR"}
     assert HubSpotEmulator({}, "token").company_currency == "USD"
+
+
+def test_a_list_whose_request_line_is_too_long_is_refused_with_414_as_hubspots_front_end_does(
+    sdk: HubSpot,
+) -> None:
+    properties = [f"hs_date_entered_{800_000_000 + n}" for n in range(500)]  # ~18,000 chars
+    with pytest.raises(ApiException) as caught:
+        sdk.crm.deals.basic_api.get_page(limit=1, properties=properties)
+    assert caught.value.status == 414
+    assert b"414 Request-URI Too Large" in caught.value.body.encode()
+    assert sdk.crm.deals.basic_api.get_page(limit=1, properties=properties[:300]).results
