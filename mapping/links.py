@@ -15,10 +15,16 @@ from mapping.model import Deal
 from mapping.salesforce_ids import case_safe_id
 from mapping.values import text_or_none
 
-__all__ = ["link_fields_for_create", "read_links"]
+__all__ = ["api_id", "link_fields_for_create", "read_links"]
 
-# kind -> the id its API gives for an id of it as another CRM's field may hold it
+# kind -> the id its API gives for an id of it as a person may have copied it
 _API_FORM: Mapping[str, Callable[[str], str]] = {"salesforce": case_safe_id}
+
+
+def api_id(kind: str, native_id: str) -> str:
+    """A deal id of a CRM of `kind` in the form its API gives, the form refs and the store
+    hold (a Salesforce id as its screens and reports show it, 15 characters, is not)."""
+    return _API_FORM.get(kind, str)(native_id)
 
 
 def read_links(fields: Mapping[str, Any], ctx: MappingContext) -> tuple[dict[str, str], str | None]:
@@ -28,7 +34,7 @@ def read_links(fields: Mapping[str, Any], ctx: MappingContext) -> tuple[dict[str
     for instance, native_field in ctx.external_ids.items():
         value = text_or_none(fields.get(native_field))
         if value is not None:
-            external[instance] = _API_FORM.get(ctx.id_kinds.get(instance, ""), str)(value)
+            external[instance] = api_id(ctx.id_kinds.get(instance, ""), value)
     link_id = text_or_none(fields.get(ctx.link_field)) if ctx.link_field else None
     return external, link_id
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from mapping.links import api_id
 from mapping.model import Ref, format_utc
 from sync.commands import config_option, wait_option
 from sync.errors import terminal_safe
@@ -171,12 +172,20 @@ def _ref(ref: Ref) -> str:
 @_wait
 def join_command(config_path: str, deals: tuple[str, ...], wait_seconds: float | None) -> None:
     """These deals (one per instance) are one real deal: link them, confirmed."""
-    refs = [parse_ref(text) for text in deals]
+    parsed = [parse_ref(text) for text in deals]
     with open_runtime(config_path, connect=False) as rt, _locked(rt, wait_seconds):
-        entity = join(rt.store, refs, rt.config.systems, rt.config.path.name)
-        run_id = _recorded(rt, {"joined": 1, "entities": {entity: list(deals)}})
+        systems = rt.config.systems
+        # an id as a person copied it (Salesforce's screens show 15 characters) is the deal
+        # its API names otherwise
+        refs = [
+            Ref(r.system, api_id(systems[r.system].kind, r.id)) if r.system in systems else r
+            for r in parsed
+        ]
+        entity = join(rt.store, refs, systems, rt.config.path.name)
+        joined = [_ref(r) for r in refs]
+        run_id = _recorded(rt, {"joined": 1, "entities": {entity: joined}})
     click.echo(
-        f"joined {', '.join(deals)} as {entity}; the next reconcile diffs them (run {run_id})"
+        f"joined {', '.join(joined)} as {entity}; the next reconcile diffs them (run {run_id})"
     )
 
 

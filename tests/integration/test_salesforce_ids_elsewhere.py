@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from click.testing import CliRunner, Result
 from hubspot import HubSpot
 from hubspot.crm.deals import BatchInputSimplePublicObjectBatchInputForCreate
 
+from sync.cli import main
 from tests.integration.conftest import World
 
 
@@ -40,3 +42,24 @@ def test_a_hubspot_deal_naming_a_salesforce_deal_by_its_15_character_id_is_linke
     small_world.reconcile("second")
     entity = next(m for m in small_world.members().values() if m.get("salesforce") == opportunity)
     assert entity.get("hubspot") == created
+
+
+def _links(world: World, *args: str) -> Result:
+    return CliRunner().invoke(main, ["links", *args, "--config", str(world.config)])
+
+
+def test_links_join_takes_a_salesforce_deal_by_the_15_character_id_its_screens_show(
+    small_world: World,
+) -> None:
+    small_world.reconcile("first")
+    entity, members = next(
+        (e, m) for e, m in small_world.members().items() if {"salesforce", "hubspot"} <= set(m)
+    )
+    assert _links(small_world, "split", entity).exit_code == 0
+    opportunity, deal = members["salesforce"], members["hubspot"]
+
+    done = _links(small_world, "join", f"salesforce:{opportunity[:15]}", f"hubspot:{deal}")
+    assert done.exit_code == 0, done.output
+    assert f"joined salesforce:{opportunity}, hubspot:{deal} as " in done.output
+    joined = next(m for m in small_world.members().values() if m.get("hubspot") == deal)
+    assert joined["salesforce"] == opportunity
