@@ -38,6 +38,7 @@ def test_a_full_read_of_a_portal_of_40_pipelines_of_12_stages_reads_every_deal_a
     deals = result.by_instance["hubspot"]
     assert len(deals) == len(hubspot.store.live) + len(hubspot.store.archived)
     assert sum(len(d.stage_history) for d in deals) > len(deals)  # hs_date_entered_* read
+    assert any(d.extra.get("account") for d in deals)  # the companies the list gave, kept
     served = server.stats.snapshot()
     assert served["statuses"].get("414", 0) == 0
     # the properties read by id, one batch call per page listed
