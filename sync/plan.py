@@ -426,13 +426,14 @@ def plan_create(c: Create) -> dict[str, Any]:
 
 
 def create_digest(create: Mapping[str, Any]) -> str:
-    """What a plan create copies (its source, values and decided values), as a short digest:
-    a refused copy is of that content (sync/stale_letters.py). Alike for a create in memory
-    and one read back from a plan file (whose values decode to the same plain JSON)."""
+    """What a plan create copies (its source and values), as a short digest: a refused copy
+    is of that content (sync/stale_letters.py). Alike for a create in memory and one read back
+    from a plan file (whose values decode to the same plain JSON). Not `decided`: the values
+    hold what the policies decided already, and `decided` only says that the members disagree,
+    which crmsync's own writes may settle while the copy stays the same."""
     content = {
         "source": create["source"],
         "values": {k: encode_value(v) for k, v in sorted(create["values"].items())},
-        "decided": {k: encode_value(v) for k, v in sorted((create.get("decided") or {}).items())},
     }
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -175,3 +175,38 @@ def test_a_dead_copy_whose_source_was_corrected_since_is_tried_afresh(one_try_wo
     assert _copied(world, entity)
     assert entity not in {r["id"] for r in _letters(world, "--retrying")}
     assert _last_run(world)["counts"]["dead_letters_settled"] == 1
+
+
+def _creates(world: World, target: str = "pipedrive") -> list[dict[str, Any]]:
+    plan = json.loads(_cli(world, "reconcile", "--dry-run", "--format", "json").stdout)
+    return [c for c in plan["creates"] if c["system"] == target]
+
+
+def test_a_dead_copy_stays_dead_when_only_the_reason_for_its_values_changed(
+    one_try_world: World,
+) -> None:
+    """A copy of an entity whose members disagree takes the values the policies decided
+    (`decided`, beside its values); once crmsync has made the members agree, the same copy
+    is planned without `decided`: the same content, so the same dead letter."""
+    world = one_try_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["create_missing"] = True
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    planned = _creates(world)  # a dry run: the links it found are stored
+    members = world.members()
+    create = next(c for c in planned if len(members.get(c["entity"], {})) == 2)
+    [other] = set(members[create["entity"]]) - {create["source"]["system"]}
+    amount = Decimal(create["values"]["amount"] or 100) + 5
+    Editors(world, seed=1).set_value(other, members[create["entity"]][other], "amount", amount)
+    [create] = [c for c in _creates(world) if c["entity"] == create["entity"]]
+    assert create.get("decided"), create  # the policies chose between the members' amounts
+    entity = create["entity"]
+    world.sandbox.servers["pipedrive"].faults.set(Faults(fail_ids=(entity,)))
+    _reconcile(world, code=1)  # the members made to agree; the copy refused: dead
+    [same] = [c for c in _creates(world) if c["entity"] == entity]
+    assert "decided" not in same and same["values"] == create["values"]
+
+    world.sandbox.servers["pipedrive"].faults.set(Faults())
+    _reconcile(world, code=1)  # still the copy refused: not sent until released
+    assert not _copied(world, entity)
+    assert [r["state"] for r in _letters(world) if r["id"] == entity] == ["dead"]
