@@ -30,7 +30,7 @@ from sync.plan import Plan, build_plan, decode_held, decode_value, encode_value
 from sync.policy import DIFF_FIELDS, Policy
 from sync.pull import Progress, PullReport, failure_of, pull
 from sync.schema import one_snapshot
-from sync.stale_letters import stale_failures
+from sync.stale_letters import compared_failures, stale_failures
 from sync.store import Store
 from sync.store_records import Link, LinkMethod
 from sync.undone_deletions import undone_deletions
@@ -286,6 +286,7 @@ def _analyze(
     vanished = [d for d in named if _gone(d) not in unreadable]
     named_live = {Ref(r["system"], r["id"]) for d in named for r in d["live"]}
     targets = [t for t in config.push_targets if contexts is None or t in contexts]
+    hold = _held(matched) | named_live  # creates held back (reported, never guessed)
     phase("diffing", len(deals))
     diffed = diff(
         matched.entities,
@@ -298,7 +299,7 @@ def _analyze(
         propagate_deletes=config.push.propagate_deletes,
         create_in=targets if config.push.create_missing else (),
         # a deal someone deleted is reported (`vanished`), not created again
-        hold=_held(matched) | named_live,
+        hold=hold,
         changed=changed,
         with_stage=stage_tied_fields(contexts) if contexts is not None else {},
         move=(
@@ -364,10 +365,11 @@ def _analyze(
         # The CRMs' agreement is a fact like a base: a failure whose write this plan no longer
         # holds goes with the flags of the entities it compared (one transaction).
         compared = config.systems if contexts is None else contexts
-        letters = store.failures.records()
+        letters = compared_failures(store.failures.records(), matched.entities, changed, compared)
+        # The journal is read for those alone (the last value or copy each refused)
         tried = store.failures.last_tried([f for f in letters if f.field]) if letters else {}
         copies = copies_tried(store, letters)
-        stale = stale_failures(letters, matched.entities, changed, diffed, compared, tried, copies)
+        stale = stale_failures(letters, matched.entities, diffed, hold, tried, copies)
         letters_settled = store.settle_pending(
             flagged,
             sorted((r.system, r.id) for r in open_refs),

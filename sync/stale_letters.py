@@ -28,26 +28,19 @@ from sync.plan import create_digest, encode_value, plan_create
 from sync.store_failures import TriedCopy
 from sync.store_records import FailureRecord
 
-__all__ = ["stale_failures"]
+__all__ = ["compared_failures", "stale_failures"]
 
 
-def stale_failures(
+def compared_failures(
     failures: Iterable[FailureRecord],
     entities: Mapping[str, Mapping[str, Ref]],
     changed: AbstractSet[Ref] | None,
-    diffed: DiffResult,
     compared: Collection[str],
-    tried: Mapping[tuple[str, str, str], Any],
-    copies: Mapping[tuple[str, str], TriedCopy],
 ) -> list[FailureRecord]:
-    """The `failures` whose write the diff of `entities` no longer holds, of the entities it
-    compared (`changed`: see `sync.diff.diff`; None, all of them) and of the instances it
-    compared (`compared`: those pulled; a push target left out of the config is compared, and
-    holds nothing). `diffed` is the diff's result with its creates a target cannot hold taken
-    out (listed as errors): the writes the plan holds, those held for confirmation included.
-    `tried`: (instance, record, field) -> the value (encoded) of the field's last refused
-    write, where the journal holds one; `copies`: (instance, entity id) -> the last refused
-    create of it the journal holds."""
+    """The `failures` of the entities the analysis compared (`changed`: see `sync.diff.diff`;
+    None, all of them) and of the instances it compared (`compared`: those pulled; a push
+    target left out of the config is compared, and holds nothing): the only ones a plan can
+    tell stale. A failure of a copy is under its entity id."""
     failures = [f for f in failures if f.instance in compared]
     if not failures:  # the usual night: no entity need be walked
         return []
@@ -61,6 +54,29 @@ def stale_failures(
                 looked_at.add(entity)
             if not records.isdisjoint(refs.values()):
                 members.update(records.intersection(refs.values()))
+    return [
+        f
+        for f in failures
+        if (f.deal_id in looked_at if not f.field else Ref(f.instance, f.deal_id) in members)
+    ]
+
+
+def stale_failures(
+    failures: Iterable[FailureRecord],
+    entities: Mapping[str, Mapping[str, Ref]],
+    diffed: DiffResult,
+    held: AbstractSet[Ref],
+    tried: Mapping[tuple[str, str, str], Any],
+    copies: Mapping[tuple[str, str], TriedCopy],
+) -> list[FailureRecord]:
+    """Of the `failures` the analysis compared (`compared_failures`), those whose write the
+    diff of `entities` no longer holds. `diffed` is the diff's result with its creates a
+    target cannot hold taken out (listed as errors): the writes the plan holds, those held for
+    confirmation included. A copy of an entity with a member in `held` (an ambiguous match, a
+    duplicate: the diff holds its creates back) is not planned, and keeps its letter. `tried`:
+    (instance, record, field) -> the value (encoded) of the field's last refused write, where
+    the journal holds one; `copies`: (instance, entity id) -> the last refused create of it
+    the journal holds."""
     planned = {(c.system, c.entity): c for c in diffed.creates}
     writes = {
         (c.target.system, c.target.id, c.field): encode_value(c.to_value) for c in diffed.changes
@@ -69,11 +85,13 @@ def stale_failures(
     for f in failures:
         if not f.field:  # a copy, under its entity id
             create = planned.get((f.instance, f.deal_id))
-            if f.deal_id in looked_at and (
-                create is None or _other_copy(copies.get((f.instance, f.deal_id)), create)
-            ):
+            if create is None:
+                members = entities.get(f.deal_id, {}).values()
+                if held.isdisjoint(members):
+                    stale.append(f)
+            elif _other_copy(copies.get((f.instance, f.deal_id)), create):
                 stale.append(f)
-        elif Ref(f.instance, f.deal_id) in members and _other_write(f, writes, tried):
+        elif _other_write(f, writes, tried):
             stale.append(f)
     return stale
 

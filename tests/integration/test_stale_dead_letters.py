@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,24 @@ def test_a_dead_copy_stays_dead_when_only_the_reason_for_its_values_changed(
     _reconcile(world, code=1)  # still the copy refused: not sent until released
     assert not _copied(world, entity)
     assert [r["state"] for r in _letters(world) if r["id"] == entity] == ["dead"]
+
+
+def test_a_dead_copy_held_back_by_a_duplicate_of_its_deal_keeps_its_letter(
+    one_try_world: World,
+) -> None:
+    """A copy is not planned while its deal has a same-key twin in its CRM (a duplicate is
+    reported, never guessed): a hold, not the CRMs agreeing, so its letter stays."""
+    world = one_try_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["create_missing"] = True
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    create = _refused_copy(world)
+    entity, source, values = create["entity"], create["source"], create["values"]
+    _reconcile(world, code=1)
+    assert [r["state"] for r in _letters(world) if r["id"] == entity] == ["dead"]
+
+    close = date.fromisoformat(values["close_date"])
+    Editors(world, seed=1)._create(source["system"], values["name"], values["owner_email"], close)
+    assert entity not in {c["entity"] for c in _creates(world)}  # held: a duplicate
+    assert [r["state"] for r in _letters(world) if r["id"] == entity] == ["dead"]
+    assert _last_run(world)["counts"].get("dead_letters_settled", 0) == 0
