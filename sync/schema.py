@@ -195,6 +195,10 @@ journal = Table(
     Index("ix_journal_plan", "plan_id", "plan_change_id"),
 )
 
+# The last refused write of each dead letter is read from the journal by instance and state
+# (sync/store_failures.py), every night letters stand: failed entries are few, the journal large.
+journal_by_state = Index("ix_journal_instance_state", journal.c.instance, journal.c.state)
+
 audit = Table(
     "audit",
     metadata,
@@ -351,10 +355,17 @@ def _v8_to_v9(conn: Connection) -> None:
     deals_by_account.create(conn, checkfirst=True)
 
 
+def _v9_to_v10(conn: Connection) -> None:
+    """v10 indexes the journal by instance and state: a reconcile reads the last refusal of
+    each dead letter it compared without reading the whole journal."""
+    journal_by_state.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[i] upgrades a store from schema v(i+1) to v(i+2). When a table changes, edit its
 # definition above (so a new store is created at the latest version) AND append a step here.
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5, _v5_to_v6, _v6_to_v7, _v7_to_v8, _v8_to_v9,
+    _v9_to_v10,
 )  # fmt: skip
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 

@@ -3,7 +3,11 @@ journal, released by instance or record, failures still retried left alone."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
+from sqlalchemy import event
 
 from mapping.model import Ref
 from sync.apply_creates import create_change_id
@@ -150,3 +154,24 @@ def test_settling_an_analysis_forgets_its_stale_failures_as_read_not_one_refused
     assert store.settle_pending({}, [], {"config_fingerprint": "f"}, read) == 1
     assert [(f.deal_id, f.attempts) for f in store.failures.records()] == [("92", 2)]
     assert store.reconcile_state() == {"config_fingerprint": "f"}
+
+
+def test_the_last_refusals_are_read_from_the_journal_by_index(tmp_path: Path) -> None:
+    """A reconcile reads the last refused value or copy of the letters it compared every night
+    such letters stand: by index, never a scan of the journal, which grows with every write
+    (SQLite's plan; PostgreSQL plans by its statistics)."""
+    plans: list[str] = []
+    with Store.open(f"sqlite:///{tmp_path / 'plans.db'}") as store:
+
+        @event.listens_for(store.engine, "before_cursor_execute")
+        def explain(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "journal" in statement:
+                found = cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
+                plans.append(" / ".join(row[-1] for row in found))
+
+        letter = store.failures.record("hubspot", "7", "amount", "refused", max_attempts=1)
+        store.failures.last_tried([letter])
+        store.failures.copies_tried({"hubspot": {"c1": "E1"}})
+    assert len(plans) == 2
+    for plan in plans:
+        assert "SCAN journal" not in plan, plan

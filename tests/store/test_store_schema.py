@@ -232,6 +232,18 @@ def test_a_v6_store_gets_its_audit_indexed_by_record_and_time(store_url: str) ->
         assert indexes["ix_audit_deal_at"] == ["instance", "deal_id", "at"]
 
 
+def test_a_v9_store_gets_its_journal_indexed_by_instance_and_state(store_url: str) -> None:
+    with Store.open(store_url, migrations=MIGRATIONS[:8]) as old:
+        with old.engine.begin() as conn:  # as a v9 crmsync created it
+            conn.execute(text("drop index ix_journal_instance_state"))
+        assert _version(old) == 9
+    with Store.open(store_url) as upgraded:
+        assert _version(upgraded) == SCHEMA_VERSION
+        with upgraded.engine.connect() as conn:
+            indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("journal")}
+        assert indexes["ix_journal_instance_state"] == ["instance", "state"]
+
+
 def test_a_crmsync_of_v7_refuses_a_store_whose_bases_may_mark_unmapped_stages(
     store_url: str,
 ) -> None:
