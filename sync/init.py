@@ -264,35 +264,36 @@ def _portal_zone(instance: str, connector: Connector) -> str | None:
     return zone
 
 
-def _portal_currency(instance: str, connector: Connector) -> str | None:
+def portal_currency(connector: Connector) -> str | None:
     """The company currency a CRM says its deals without a currency of their own are in
-    (HubSpot's portal), if it says one this config can hold."""
+    (HubSpot's portal); None where it says none. ConnectorError where it cannot be read (the
+    token may lack the scope: pulls never need it), ValueError where it is no ISO 4217 code
+    (no config could hold it)."""
     read = getattr(connector, "portal_currency", None)
     if read is None:
         return None
+    currency = str(read()).strip()
+    if currency not in ISO_4217:
+        raise ValueError(
+            f"the portal's company currency {terminal_safe(currency)!r} is no ISO 4217 code"
+        )
+    return currency
+
+
+def _portal_currency(instance: str, connector: Connector) -> str | None:
+    """The portal's company currency, if it says one this config can hold (else a warning)."""
     hint = (
         f"set systems.{instance}.currency to the one in HubSpot's Settings > Account Defaults "
         "> Currency (USD where none is set)"
     )
     try:
-        currency = str(read())
-    except ConnectorError as exc:  # the token may lack the scope: pulls never need it
-        _log.warning(
-            "%s: could not read the portal's company currency (%s); %s",
-            instance,
-            terminal_safe(exc.message),  # the CRM's text
-            hint,
-        )
-        return None
-    if currency not in ISO_4217:
-        _log.warning(
-            "%s: the portal's company currency %r is no ISO 4217 code; %s",
-            instance,
-            terminal_safe(currency),
-            hint,
-        )
-        return None
-    return currency
+        return portal_currency(connector)
+    except ConnectorError as exc:
+        why = f"could not read the portal's company currency ({terminal_safe(exc.message)})"
+    except ValueError as exc:
+        why = str(exc)
+    _log.warning("%s: %s; %s", instance, why, hint)
+    return None
 
 
 def _left(instance: str, pipeline: str, stage: NativeStage, proposal: Proposal) -> str:

@@ -26,6 +26,7 @@ from sync.commands import config_option
 from sync.connect import build_context, closes_by_status, open_connector
 from sync.create_orgs import org_filings
 from sync.errors import UsageError, terminal_safe
+from sync.init import portal_currency
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
 from sync.store import Store, StoreError
 
@@ -364,24 +365,22 @@ def _portal_currency(name: str, system: Any, connector: Any) -> tuple[list[str],
     """A CRM that says its company currency (HubSpot's portal) against the configured one: a
     deal that names no currency of its own is in the company's, and is read in the configured
     one (USD where the config names none), so another one mislabels its amount."""
-    read = getattr(connector, "portal_currency", None)
-    if read is None:
-        return [], None
     configured = str(system.currency)
     try:
-        portal = read()
-    except ConnectorError as exc:  # the token may lack the scope: the pull needs none of this
+        portal = portal_currency(connector)
+    except (ConnectorError, ValueError) as exc:  # no finding either way: say it was not told
+        why = exc.message if isinstance(exc, ConnectorError) else str(exc)
         return [
-            f"warning: {name}: could not read the portal's company currency ({exc.message}); "
-            f"make sure systems.{name}.currency ({configured}) is the one in HubSpot's "
-            "Settings > Account Defaults > Currency"
+            f"warning: {name}: could not tell the portal's company currency ({why}); make sure "
+            f"systems.{name}.currency ({configured}) is the one in HubSpot's Settings > "
+            "Account Defaults > Currency"
         ], None
-    if portal.strip().upper() == configured.upper():
+    if portal is None or portal == configured.upper():
         return [], None
     return [
-        f"problem: {name}: the portal's company currency is {terminal_safe(portal)}, "
-        f"systems.{name}.currency is {configured}: amounts of deals without a deal currency "
-        f"would be read as {configured}; set `currency: {terminal_safe(portal)}`"
+        f"problem: {name}: the portal's company currency is {portal}, systems.{name}.currency "
+        f"is {configured}: amounts of deals without a deal currency would be read as "
+        f"{configured}; set `currency: {portal}`"
     ], UsageError.exit_code
 
 

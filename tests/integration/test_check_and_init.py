@@ -697,6 +697,14 @@ def test_check_names_a_hubspot_company_currency_the_config_does_not_say_and_exit
     code, out, err = run("check", "--config", str(small_world.config))
     assert code == 0 and "problem:" not in out, out + err
 
+    hubspot.company_currency = "Euro"  # no code a config could hold: no `currency: Euro` asked
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 0 and "problem:" not in out, out + err
+    assert (
+        "warning: hubspot: could not tell the portal's company currency (the portal's company "
+        "currency 'Euro' is no ISO 4217 code); make sure systems.hubspot.currency (USD)"
+    ) in out
+
 
 def test_init_writes_the_hubspot_portals_company_currency_once_and_keeps_the_users(
     small_world: World,
