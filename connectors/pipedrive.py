@@ -273,11 +273,12 @@ class PipedriveConnector:
         end, it also files this run's copies (`Organizations.listed`): a reconcile that pulls
         everything and then files copies of many accounts lists the organizations once."""
         kept: list[dict[str, Any]] = []  # id and name only: a listing may be long
+        began = self._orgs.clock()  # its first page is as old as the listing
         listing = self._page_lists("list organization names", "organizations", {"sort_by": "id"})
         for items, more in listing:
             kept += filed_under(items)
             if not more:
-                self._orgs.listed(kept)
+                self._orgs.listed(kept, began)
             yield items
 
     def _org(self, org_id: int) -> dict[str, Any] | None:

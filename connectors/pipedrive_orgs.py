@@ -126,12 +126,16 @@ class Organizations:
         # every organization `filed_under` (org_key -> orgs), as listed at a `clock` time
         self._listed: tuple[float, dict[str, list[Mapping[str, Any]]]] | None = None
 
-    def listed(self, orgs: Iterable[Mapping[str, Any]]) -> None:
-        """Every organization, as a listing read to its end for another purpose just now (a
-        full read's, naming its deals): the run's lookups that would list them use it instead,
-        if they begin within `reuse_for`."""
+    def listed(self, orgs: Iterable[Mapping[str, Any]], began: float) -> None:
+        """Every organization, as a listing read to its end for another purpose (a full
+        read's, naming its deals), which began at `began` (of `clock`): the run's lookups that
+        would list them use it instead, if they begin within `reuse_for` of its first page."""
         if self._index is None:
-            self._listed = (self._clock(), _by_name(orgs))
+            self._listed = (began, _by_name(orgs))
+
+    def clock(self) -> float:
+        """The time by which a listing's age is told."""
+        return self._clock()
 
     def expect(self, names: Iterable[str]) -> None:
         """The account names the run will file copies under: more than `search_max` not
