@@ -128,3 +128,13 @@ def refusing_after(world: World, system: str, request: str, count: int) -> Itera
             yield
     finally:
         faults.set(Faults())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def one_try_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """A small three-CRM sandbox, on each store dialect, where one refusal dead-letters."""
+    with store_url_for(request.param, tmp_path) as url:
+        for world in build_world(tmp_path, url, deals=60, seed=3):
+            text = world.config.read_text()
+            world.config.write_text(text.replace("push:\n", "push:\n  max_attempts: 1\n"))
+            yield world

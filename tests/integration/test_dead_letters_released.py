@@ -5,29 +5,15 @@ the next reconcile then writes it and the dead letter is gone."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner, Result
 
 from connectors.sandbox.faults import Faults
 from sync.cli import main
-from tests.fixtures_store import store_url_for
-from tests.integration.conftest import World, build_world
+from tests.integration.conftest import World
 from tests.integration.test_link_corrections_wait import BUSY_WAIT, reconcile_running
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def one_try_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """A small three-CRM sandbox, on each store dialect, where one refusal dead-letters."""
-    with store_url_for(request.param, tmp_path) as url:
-        for world in build_world(tmp_path, url, deals=60, seed=3):
-            text = world.config.read_text()
-            world.config.write_text(text.replace("push:\n", "push:\n  max_attempts: 1\n"))
-            yield world
 
 
 def _cli(world: World, *args: str, code: int = 0) -> Result:

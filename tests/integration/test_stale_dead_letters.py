@@ -7,10 +7,8 @@ letter alone. Through the CLI, against the sandboxes over HTTP, on both store di
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +16,7 @@ import yaml
 
 from connectors.sandbox.faults import Faults
 from sync.runtime import open_runtime
-from tests.fixtures_store import store_url_for
-from tests.integration.conftest import World, build_world
+from tests.integration.conftest import World
 from tests.integration.crm_users import Editors
 from tests.integration.test_dead_creates import _copied, _refused_copy
 from tests.integration.test_dead_letters_released import (
@@ -31,16 +28,6 @@ from tests.integration.test_dead_letters_released import (
     _reported_dead,
     _set_pipedrive_value,
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def one_try_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    """A small three-CRM sandbox, on each store dialect, where one refusal dead-letters."""
-    with store_url_for(request.param, tmp_path) as url:
-        for world in build_world(tmp_path, url, deals=60, seed=3):
-            text = world.config.read_text()
-            world.config.write_text(text.replace("push:\n", "push:\n  max_attempts: 1\n"))
-            yield world
 
 
 def _last_run(world: World) -> dict[str, Any]:
