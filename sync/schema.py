@@ -8,7 +8,6 @@ one is upgraded one step at a time, a newer one is refused.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -590,7 +589,10 @@ class _Prepared:
     as_given: bool  # rows go to the driver as they are
 
 
-@functools.lru_cache(maxsize=256)
+# Where a dialect keeps the upsert_rows statements compiled for it.
+_PREPARED_ON_DIALECT = "_crmsync_upserts"
+
+
 def _prepared(
     dialect: Dialect,
     table: Table,
@@ -598,8 +600,24 @@ def _prepared(
     update: tuple[str, ...],
     columns: tuple[str, ...],
 ) -> _Prepared:
-    """An :func:`upsert_rows` statement, compiled once per dialect (a pull flags each chunk's
-    deals, an apply saves bases after each batch)."""
+    """An :func:`upsert_rows` statement, compiled once per engine (a pull flags each chunk's
+    deals, an apply saves bases after each batch). Kept on the engine's dialect, so it goes
+    with the engine: a process-wide cache keyed by the dialect kept the dialect of every
+    store ever opened alive, and `crmsync schedule` opens one for each firing."""
+    cache: dict[tuple[Any, ...], _Prepared] = vars(dialect).setdefault(_PREPARED_ON_DIALECT, {})
+    key = (table, keys, update, columns)
+    if key not in cache:
+        cache[key] = _compile_upsert(dialect, table, keys, update, columns)
+    return cache[key]
+
+
+def _compile_upsert(
+    dialect: Dialect,
+    table: Table,
+    keys: tuple[str, ...],
+    update: tuple[str, ...],
+    columns: tuple[str, ...],
+) -> _Prepared:
     compiled = _upsert(dialect.name, table, keys, update).compile(
         dialect=dialect, column_keys=list(columns)
     )
@@ -659,10 +677,21 @@ def lock_flags(conn: Connection) -> None:
 
 
 def schema_version(conn: Connection) -> int:
-    if not inspect(conn).has_table("meta"):
+    if not _has_meta(conn):
         return 0
     value = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
     return int(value) if value is not None else 0
+
+
+def _has_meta(conn: Connection) -> bool:
+    """Whether the store's tables exist (its `meta` table, as the URL's search path finds it).
+    Not `inspect(conn).has_table`: SQLAlchemy's PostgreSQL dialect caches that query in an
+    lru_cache keyed by the dialect, which keeps every opened engine's dialect alive (up to
+    128), and `crmsync schedule` opens the store (an engine) anew at each firing."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(select(text("to_regclass('meta')"))).scalar() is not None
+    query = text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+    return conn.execute(query).first() is not None
 
 
 def _stamp(conn: Connection, version: int) -> None:
