@@ -295,7 +295,10 @@ def _holder(store: Store, lock: _Lock) -> str:
     """Who holds the busy ``lock``, as a waiter's lines say it."""
     with _held_mutex:
         here = _held_here[(store.engine.url.render_as_string(), lock.namespace, lock.name)] > 0
-    return "another job of this scheduler" if here else "another process"
+    return _SIBLING if here else "another process"
+
+
+_SIBLING = "another job of this scheduler"
 
 
 @contextmanager
@@ -391,8 +394,10 @@ class _Waiting:
                 self._lock.budget.waited_for.append(self._lock.label)
         elif self._polls == 1:  # one poll on: a job of this process that just took it says so
             holder = _holder(self._store, self._lock)
-            _log.log(self._lock.wait_level, "waiting for the %s %s is running", self._lock.label,
-                     holder)  # fmt: skip
+            # A sibling job of this scheduler is routine where entries share CRMs: info, as
+            # waiting for a sibling's turn is; another process's job is worth a warning.
+            level = logging.INFO if holder == _SIBLING else self._lock.wait_level
+            _log.log(level, "waiting for the %s %s is running", self._lock.label, holder)
         self._polls += 1
         if stop_event.wait(_POLL_SECONDS if left is None else min(_POLL_SECONDS, left)):
             raise WaitStopped(self._lock.label, _holder(self._store, self._lock))
