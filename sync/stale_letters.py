@@ -104,24 +104,15 @@ def _other_copy(refused: TriedCopy | None, create: Create) -> bool:
     return refused.content != create_digest(plan_create(create))
 
 
-_NONE = object()  # no write planned
-
-
 def _other_write(
     failure: FailureRecord,
     writes: Mapping[tuple[str, str, str], Any],
     tried: Mapping[tuple[str, str, str], Any],
 ) -> bool:
     """Whether the plan holds no write of the failure's field, or one of another value than
-    the one refused (unknown where the journal holds none: then it is the same write)."""
+    the one refused (the journal holds a write's value as `encode_value` gives it; unknown
+    where it holds none: then it is the same write)."""
     key = (failure.instance, failure.deal_id, failure.field)
-    planned = writes.get(key, _NONE)
-    if planned is _NONE:
+    if key not in writes:
         return True
-    refused = tried.get(key, planned)
-    return _comparable(refused) != _comparable(planned)
-
-
-def _comparable(encoded: Any) -> Any:
-    """A journaled stage write is {value, pipeline, native_stage}: its funnel stage counts."""
-    return encoded.get("value") if isinstance(encoded, Mapping) else encoded
+    return bool(tried.get(key, writes[key]) != writes[key])
