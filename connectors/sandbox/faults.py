@@ -40,7 +40,9 @@ class Faults:
     # API calls (Pipedrive: token costs) per "day"; past it the system's daily-limit error
     daily_limit: int | None = None
     record_fail: float = 0.0  # share of records failing inside batch writes
-    fail_ids: tuple[str, ...] = ()  # these record ids always fail inside writes
+    # these record ids always fail inside writes; Pipedrive: an organization of one of these
+    # names is refused its POST
+    fail_ids: tuple[str, ...] = ()
     # Salesforce: these record ids (or a create's link marker) are held by another
     # transaction for their first `locked_writes` writes, each answered UNABLE_TO_LOCK_ROW in
     # its SaveResult, as Salesforce answers a record (or its parent Account) another write or

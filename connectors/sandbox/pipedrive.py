@@ -70,7 +70,7 @@ from datetime import timedelta
 from typing import Any
 
 from connectors.sandbox.faults import FaultState
-from connectors.sandbox.pipedrive_orgs import OrgError, search_item
+from connectors.sandbox.pipedrive_orgs import OrgError, check_injected, search_item
 from connectors.sandbox.pipedrive_store import (
     STATUSES,
     DealStore,
@@ -411,8 +411,10 @@ class PipedriveEmulator:
         return _ok(org, {}) if org else self.error(404, "not_found", "Organization not found")
 
     def _create_organization(self, request: SandboxRequest) -> SandboxResponse:
+        body = self._body(request)
         try:
-            org = self.store.orgs.create(self._body(request))
+            check_injected(body, self.fault_state.faults.fail_ids)
+            org = self.store.orgs.create(body)
         except OrgError as exc:
             return self.error(exc.status, "invalid", exc.message)
         return _ok(org, {}, status=201)

@@ -8,11 +8,11 @@ Names are matched as Pipedrive's `exact_match` search does: the whole name, case
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from operator import itemgetter
 from typing import Any
 
-__all__ = ["OrgError", "OrgStore", "search_item"]
+__all__ = ["OrgError", "OrgStore", "check_injected", "search_item"]
 
 
 class OrgError(ValueError):
@@ -21,6 +21,12 @@ class OrgError(ValueError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+
+
+def check_injected(body: Mapping[str, Any], fail_ids: Collection[str]) -> None:
+    """Refuse (400) the POST of an organization named one of the `fail_ids` fault's ids."""
+    if str(body.get("name") or "").strip() in fail_ids:
+        raise OrgError(400, "Injected failure: organization rejected")
 
 
 def _owner_ref(user: Mapping[str, Any]) -> dict[str, Any]:

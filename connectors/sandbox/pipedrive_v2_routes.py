@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from connectors.sandbox.faults import FaultState
-from connectors.sandbox.pipedrive_orgs import OrgError, search_item
+from connectors.sandbox.pipedrive_orgs import OrgError, check_injected, search_item
 from connectors.sandbox.pipedrive_store import STATUSES, DealStore, WriteError, deal_filter
 from connectors.sandbox.pipedrive_v2 import (
     STANDARD_FIELDS,
@@ -368,6 +368,7 @@ class V2Api:
         owner = body.get("owner_id")
         if owner is not None and (not isinstance(owner, int) or isinstance(owner, bool)):
             raise BadRequest(f"Invalid owner_id: {owner!r} is not an integer")
+        check_injected(body, self.host.fault_state.faults.fail_ids)
         return _ok(org_v2(self.store.orgs.create({"name": body["name"], "owner_id": owner})))
 
     def search_organizations(self, request: SandboxRequest) -> SandboxResponse:

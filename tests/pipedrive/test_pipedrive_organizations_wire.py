@@ -4,9 +4,11 @@ object of every deal it serves agrees with the organization of that id."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
+import requests
 from pipedrive import exceptions
 from pipedrive.client import Client
 
@@ -78,3 +80,24 @@ def test_organization_errors_come_in_the_error_envelope(client):
     assert "Organization with id 987654" in refused.value.response.json()["error"]
     with pytest.raises(exceptions.BadRequestError):
         client.organizations.search_organizations(params={"term": "A", "fields": "name"})
+
+
+def test_an_organization_named_in_fail_ids_is_refused_and_not_made(sandbox, client):
+    """The `fail_ids` fault refuses an organization by name (v1 and v2), as a rule of the
+    account might: what refuses crmsync's copies filed under that account."""
+    faults = sandbox.servers["pipedrive"].faults
+    faults.set(replace(faults.faults, fail_ids=("Refused Holdings",)))
+    with pytest.raises(exceptions.BadRequestError) as refused:
+        client.organizations.create_organization({"name": " Refused Holdings "})
+    assert refused.value.response.json()["error"] == "Injected failure: organization rejected"
+    v2 = requests.post(
+        f"{sandbox.urls['pipedrive']}/api/v2/organizations",
+        json={"name": "Refused Holdings"},
+        headers={"x-api-token": sandbox.tokens["pipedrive"]},
+        timeout=10,
+    )
+    assert v2.status_code == 400, v2.text
+    params = {"term": "Refused Holdings", "fields": "name", "exact_match": "true"}
+    assert client.organizations.search_organizations(params=params)["data"]["items"] == []
+    made = client.organizations.create_organization({"name": "Refused Holdings Two"})
+    assert made["success"] is True  # only the name given is refused
