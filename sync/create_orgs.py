@@ -13,7 +13,7 @@ Plans saved without the key apply as they were reviewed: to `create_org_id`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,15 +21,18 @@ from config.resolved import Config
 from config.schema import PipedriveSystem
 from connectors.pipedrive_orgs import SEARCH_MAX
 from mapping.model import Deal, Ref
-from sync.plan import Plan
+from sync.diff_result import Create
+from sync.plan import Plan, plan_create
 
 __all__ = [
     "OrgFiling",
     "account_of",
+    "as_planned",
     "filing_note",
     "org_calls",
     "org_filings",
     "organization_of",
+    "with_organization",
     "with_organizations",
 ]
 
@@ -85,22 +88,10 @@ def with_organizations(
     if not filings or not any(c["system"] in filings for c in plan.creates):
         return plan
     names: dict[str, set[str]] = {}
-    creates = []
-    for create in plan.creates:
-        filing = filings.get(create["system"])
-        if filing is None:
-            creates.append(create)
-            continue
-        name = _account(create, entities, deals) if filing.by_account else None
-        if name is not None:
+    creates = [with_organization(c, entities, deals, filings) for c in plan.creates]
+    for create in creates:
+        if (name := organization_of(create)) is not None:
             names.setdefault(create["system"], set()).add(name.casefold())
-            org: dict[str, Any] = {"by": "account", "name": name, "id": None}
-        else:
-            org = {"by": "create_org_id", "name": None, "id": filing.fallback_id}
-            why = _unresolved(create, deals) if filing.by_account else None
-            if why is not None:
-                org["reason"] = why
-        creates.append({**create, "organization": org})
     summary = dict(plan.summary)
     calls = dict(summary.get("api_calls") or {})
     for system, distinct in names.items():
@@ -108,6 +99,37 @@ def with_organizations(
     summary["api_calls"] = dict(sorted(calls.items()))
     summary["organizations_by_system"] = {s: len(n) for s, n in sorted(names.items())}
     return replace(plan, creates=tuple(creates), summary=summary)
+
+
+def as_planned(
+    entities: Mapping[str, Mapping[str, Ref]],
+    deals: Mapping[Ref, Deal],
+    filings: Mapping[str, OrgFiling],
+) -> Callable[[Create], Mapping[str, Any]]:
+    """A diff's create as the plan holds it, its organization named (`with_organization`)."""
+    return lambda create: with_organization(plan_create(create), entities, deals, filings)
+
+
+def with_organization(
+    create: Mapping[str, Any],
+    entities: Mapping[str, Mapping[str, Ref]],
+    deals: Mapping[Ref, Deal],
+    filings: Mapping[str, OrgFiling],
+) -> Mapping[str, Any]:
+    """A plan create naming its organization, where its instance files deals under them: what
+    the plan holds, and what a refused copy's letter is compared with (sync/stale_letters.py)."""
+    filing = filings.get(create["system"])
+    if filing is None:
+        return create
+    name = _account(create, entities, deals) if filing.by_account else None
+    if name is not None:
+        org: dict[str, Any] = {"by": "account", "name": name, "id": None}
+    else:
+        org = {"by": "create_org_id", "name": None, "id": filing.fallback_id}
+        why = _unresolved(create, deals) if filing.by_account else None
+        if why is not None:
+            org["reason"] = why
+    return {**create, "organization": org}
 
 
 def org_calls(names: int) -> int:

@@ -39,7 +39,6 @@ __all__ = [
     "Plan",
     "PlanError",
     "build_plan",
-    "create_digest",
     "current_value",
     "decided_of",
     "decode_held",
@@ -423,20 +422,6 @@ def plan_create(c: Create) -> dict[str, Any]:
         **({"decided": _create_values(c.decided, only=True)} if c.decided else {}),
         **({"target": dict(c.target)} if c.target else {}),
     }
-
-
-def create_digest(create: Mapping[str, Any]) -> str:
-    """What a plan create copies (its source and values), as a short digest: a refused copy
-    is of that content (sync/stale_letters.py). Alike for a create in memory and one read back
-    from a plan file (whose values decode to the same plain JSON). Not `decided`: the values
-    hold what the policies decided already, and `decided` only says that the members disagree,
-    which crmsync's own writes may settle while the copy stays the same."""
-    content = {
-        "source": create["source"],
-        "values": {k: encode_value(v) for k, v in sorted(create["values"].items())},
-    }
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _create_values(values: Mapping[str, Any], only: bool = False) -> dict[str, Any]:

@@ -6,9 +6,10 @@ the deal is deleted, or the config no longer asks for the write (a policy, `push
 `push.create_missing`), the plan holds nothing for it: the failure waits for a release that
 would send nothing, and lists as work for a person that there is not. A field's failure is of
 the value refused (the journal's last failed write of it), a copy's of what it copied (the
-digest journaled with its create): a plan writing another value there, or a copy of other
-content, now holds another write, tried afresh (a rule refusing amounts above a limit passes a
-corrected one).
+digest journaled with its create, sync/copy_digest.py): a plan writing another value there, or
+a copy of other content, now holds another write, tried afresh (a rule refusing amounts above a
+limit passes a corrected one; a Pipedrive copy refused because its account's organization
+could not be made goes through under a corrected account name).
 
 Only what the analysis compared proves that: an incremental one diffs just the entities with a
 member in its `changed` set (sync/incremental.py), so a failure of any other entity, or of an
@@ -18,13 +19,14 @@ them all). A failure of a deal no stored entity holds is left too: nothing compa
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
 from mapping.model import Ref
+from sync.copy_digest import create_digest, values_digest
 from sync.diff_result import Create, DiffResult
-from sync.plan import create_digest, encode_value, plan_create
+from sync.plan import encode_value
 from sync.store_failures import TriedCopy
 from sync.store_records import FailureRecord
 
@@ -68,6 +70,7 @@ def stale_failures(
     held: AbstractSet[Ref],
     tried: Mapping[tuple[str, str, str], Any],
     copies: Mapping[tuple[str, str], TriedCopy],
+    as_planned: Callable[[Create], Mapping[str, Any]],
 ) -> list[FailureRecord]:
     """Of the `failures` the analysis compared (`compared_failures`), those whose write the
     diff of `entities` no longer holds. `diffed` is the diff's result with its creates a
@@ -76,7 +79,8 @@ def stale_failures(
     duplicate: the diff holds its creates back) is not planned, and keeps its letter. `tried`:
     (instance, record, field) -> the value (encoded) of the field's last refused write, where
     the journal holds one; `copies`: (instance, entity id) -> the last refused create of it
-    the journal holds."""
+    the journal holds; `as_planned`: a create as the plan holds it (with its organization, as
+    `sync.create_orgs.with_organization` names it), which is what the copy carries."""
     planned = {(c.system, c.entity): c for c in diffed.creates}
     writes = {
         (c.target.system, c.target.id, c.field): encode_value(c.to_value) for c in diffed.changes
@@ -89,19 +93,26 @@ def stale_failures(
                 members = entities.get(f.deal_id, {}).values()
                 if held.isdisjoint(members):
                     stale.append(f)
-            elif _other_copy(copies.get((f.instance, f.deal_id)), create):
+            elif _other_copy(copies.get((f.instance, f.deal_id)), as_planned(create)):
                 stale.append(f)
         elif _other_write(f, writes, tried):
             stale.append(f)
     return stale
 
 
-def _other_copy(refused: TriedCopy | None, create: Create) -> bool:
-    """Whether the copy planned now copies other content than the one refused (unknown where
-    the journal holds no digest of it: then it is the same copy)."""
-    if refused is None or refused.content is None:
+def _other_copy(refused: TriedCopy | None, create: Mapping[str, Any]) -> bool:
+    """Whether the copy planned now (`create`, as the plan holds it) carries other content than
+    the one refused. A copy refused before crmsync journaled all it carries is compared by what
+    was journaled then, its source and values: a correction of its account alone cannot be told
+    for it, so it waits for a release, rather than every such letter being sent again at the
+    first reconcile after an upgrade. Unknown where the journal holds no digest: the same copy."""
+    if refused is None:
         return False
-    return refused.content != create_digest(plan_create(create))
+    if refused.carried is not None:
+        return refused.carried != create_digest(create)
+    if refused.content is not None:
+        return refused.content != values_digest(create)
+    return False
 
 
 def _other_write(

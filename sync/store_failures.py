@@ -29,11 +29,13 @@ _IN_LIMIT = 500
 
 @dataclass(frozen=True, slots=True)
 class TriedCopy:
-    """A refused create as journaled: the deal it copies, and the digest of what it copied
-    (`sync.plan.create_digest`; None where journaled before crmsync recorded one)."""
+    """A refused create as journaled: the deal it copies, and the digest of what it carried
+    (`carried`: `sync.copy_digest.create_digest`), or, journaled before crmsync recorded that,
+    of its source and values alone (`content`: `values_digest`); None where neither was."""
 
     source: Ref
     content: str | None
+    carried: str | None = None
 
 
 class DeadLetters:
@@ -142,7 +144,10 @@ class DeadLetters:
                         continue
                     key, order = (instance, entity), (row.updated_at, row.run_id, row.seq)
                     if key not in found or found[key][0] < order:
-                        tried = TriedCopy(copied_from(row.after), row.after.get("content"))
+                        after = row.after
+                        tried = TriedCopy(
+                            copied_from(after), after.get("content"), after.get("carried")
+                        )
                         found[key] = (order, tried)
         return {key: source for key, (_, source) in found.items()}
 

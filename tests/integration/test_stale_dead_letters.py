@@ -219,3 +219,45 @@ def test_a_dead_copy_held_back_by_a_duplicate_of_its_deal_keeps_its_letter(
     assert entity not in {c["entity"] for c in _creates(world)}  # held: a duplicate
     assert [r["state"] for r in _letters(world) if r["id"] == entity] == ["dead"]
     assert _last_run(world)["counts"].get("dead_letters_settled", 0) == 0
+
+
+def test_a_dead_copy_refused_for_its_organization_is_tried_afresh_once_its_account_is_corrected(
+    one_try_world: World,
+) -> None:
+    """A Pipedrive copy goes to the organization of its account's name, made when none is: a
+    name Pipedrive refuses to make an organization of refuses the copy. The account is part of
+    what the copy is: once a person corrects it in Salesforce the letter goes, and the copy is
+    made under the corrected name; uncorrected, it stays dead though the refusal is lifted."""
+    world = one_try_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(create_missing=True, targets=["pipedrive"])
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    create = next(
+        c
+        for c in _creates(world)
+        if c["source"]["system"] == "salesforce" and c["organization"]["by"] == "account"
+    )
+    entity = create["entity"]
+    salesforce = world.sandbox.servers["salesforce"].emulator
+    with salesforce.lock:
+        account = salesforce.store.by_id[create["source"]["id"]]["AccountId"]
+        salesforce.store.rename_account(account, "Refused Holdings")
+    world.sandbox.servers["pipedrive"].faults.set(Faults(fail_ids=("Refused Holdings",)))
+    _reconcile(world, code=1)
+    [letter] = [r for r in _letters(world) if r["id"] == entity]
+    assert letter["reason"] == (
+        "organization 'Refused Holdings' could not be made: Injected failure: organization rejected"
+    )
+    _reconcile(world, code=1)  # the same copy, of the same account: dead, not sent
+    assert not _copied(world, entity)
+
+    with salesforce.lock:  # a person corrects the account's name in Salesforce
+        salesforce.store.rename_account(account, "Corrected Holdings")
+    _reconcile(world)
+    assert _copied(world, entity)
+    pipedrive = world.sandbox.servers["pipedrive"].emulator
+    with pipedrive.lock:
+        copy = pipedrive.store.deals[int(world.members()[entity]["pipedrive"])]
+    assert copy["org_id"]["name"] == "Corrected Holdings"
+    assert entity not in {r["id"] for r in _letters(world, "--retrying")}
+    assert _last_run(world)["counts"]["dead_letters_settled"] >= 1
