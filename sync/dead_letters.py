@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from mapping.links import api_id
 from mapping.model import CANONICAL_FIELDS, Ref
 from sync.apply_creates import create_change_id
 from sync.errors import UsageError
@@ -82,25 +83,32 @@ def check_selection(
     instance: str,
     ids: Iterable[str],
     fields: Collection[str] = (),
-) -> None:
+    *,
+    kind: str = "",
+) -> list[str]:
     """Refuse (exit 2) an instance neither configured nor holding failures, or ids that are
     not dead letters of it (of one of `fields`, when given): a typo must not release nothing
-    and say it is done."""
+    and say it is done. Returns the ids as the store holds the letters: a deal id of a CRM of
+    `kind` as a person typed it (a Salesforce one as its screens show it, 15 characters) names
+    the letter of its API form (`mapping.links.api_id`), unless it names a letter as it is (a
+    copy's, under its entity id)."""
     if instance not in known and not store.failures.records(instance=instance):
         names = ", ".join(sorted(known))
         raise UsageError(f"unknown instance {instance!r}: the config names {names}")
     wanted = sorted(set(ids))
     if not wanted:
-        return
+        return []
     dead = {
         f.deal_id
         for f in store.failures.records(dead=True, instance=instance)
         if not fields or f.field in fields
     }
-    missing = [i for i in wanted if i not in dead]
+    stored = {i: i if i in dead else api_id(kind, i) for i in wanted}
+    missing = [i for i in wanted if stored[i] not in dead]
     if missing:
         of = f" field {', '.join(sorted(set(fields)))}" if fields else ""
         raise UsageError(
             f"no dead letter for {instance} record {', '.join(missing)}{of}; "
             f"`crmsync dead-letters --instance {instance}` lists them"
         )
+    return sorted(set(stored.values()))

@@ -166,7 +166,8 @@ _wait = wait_option(
 @click.option("--instance", help="Release this instance's dead letters.")
 @click.option(
     "--id", "ids", multiple=True, metavar="RECORD_ID",
-    help="Only this record's (repeatable; with --instance).",
+    help="Only this record's (repeatable; with --instance; a Salesforce id may have 15 "
+    "characters, as its screens show it).",
 )  # fmt: skip
 @click.option(
     "--field", "fields", multiple=True, metavar="FIELD",
@@ -193,7 +194,9 @@ def retry(
     with open_runtime(config_path, connect=False) as rt:
         known = list(rt.config.systems)
         if instance is not None:
-            check_selection(rt.store, known, instance, ids, fields)
+            kind = rt.config.systems[instance].kind if instance in known else ""
+            # a Salesforce id as its screens show it names the letter of its API form
+            ids = tuple(check_selection(rt.store, known, instance, ids, fields, kind=kind))
             selection = {instance: set(ids) if ids else None}
         else:
             stored = {f.instance for f in rt.store.failures.records(dead=True)}

@@ -241,3 +241,29 @@ def test_retry_with_field_releases_only_that_field_of_the_record(one_try_world: 
     _reconcile(world, code=1)  # the name is still dead: not sent
     assert _hubspot_amount(world, hubspot) == amount
     assert [(r["id"], r["field"]) for r in _letters(world)] == [(hubspot, "name")]
+
+
+def _screen_forms(salesforce: str) -> list[str]:
+    """A Salesforce id as a person may type it: the 15 characters its screens and reports show,
+    or the 18-character one with its case changed (by a spreadsheet, say)."""
+    assert salesforce != salesforce.swapcase()  # the sandbox's ids hold letters
+    return [salesforce[:15], salesforce.swapcase()]
+
+
+def test_a_salesforce_dead_letter_is_released_by_the_id_its_screens_show(
+    one_try_world: World,
+) -> None:
+    world = one_try_world
+    _reconcile(world)
+    ids = next(m for m in world.members().values() if len(m) == 3)
+    salesforce = ids["salesforce"]
+    world.sandbox.servers["salesforce"].faults.set(Faults(fail_ids=(salesforce,)))
+    for n, typed in enumerate(_screen_forms(salesforce)):
+        _set_pipedrive_value(world, ids["pipedrive"], 4_000_001 + n)  # refused in Salesforce
+        _reconcile(world, code=1)
+        assert [(r["system"], r["id"]) for r in _letters(world)] == [("salesforce", salesforce)]
+        out = _cli(world, "dead-letters", "retry", "--instance", "salesforce", "--id", typed)
+        assert out.stdout.startswith("salesforce: released 1 dead letter;"), out.stdout
+        assert _letters(world) == []
+        runs = json.loads(_cli(world, "runs", "--format", "json").stdout)
+        assert runs[0]["counts"]["ids"] == {"salesforce": [salesforce]}  # the letter's id

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import event
 
 from mapping.model import Ref
+from mapping.salesforce_ids import case_safe_id
 from sync.apply_creates import create_change_id
 from sync.dead_letters import check_selection, dead_letters
 from sync.errors import UsageError
@@ -83,6 +84,23 @@ def test_a_selection_naming_no_dead_letter_is_refused(store: Store) -> None:
     with pytest.raises(UsageError, match=r"^no dead letter for hubspot record 404, 92; "):
         check_selection(store, known, "hubspot", ["92", "91", "404"])
     assert len(store.failures.records()) == 2
+
+
+def test_a_salesforce_id_as_its_screens_show_it_selects_its_dead_letter(store: Store) -> None:
+    """15 characters, or 18 in another case: the letter under the API's id. A copy's letter is
+    under its entity id, which a marker may make look like a Salesforce id: taken as given."""
+    api = case_safe_id("006Ab00000XyZ12")
+    _refused(store, "run-1", "salesforce", api, "amount", "100")
+    store.failures.record("salesforce", "Ab00000XyZ12345", None, "refused", max_attempts=1)
+    known = ("salesforce",)
+    typed = ["006Ab00000XyZ12", api.swapcase(), "Ab00000XyZ12345"]
+    assert check_selection(store, known, "salesforce", typed, kind="salesforce") == sorted(
+        [api, "Ab00000XyZ12345"]
+    )
+    with pytest.raises(
+        UsageError, match=r"^no dead letter for salesforce record 006Ab00000XyZ12; "
+    ):
+        check_selection(store, known, "salesforce", ["006Ab00000XyZ12"], kind="hubspot")
 
 
 def test_many_dead_letters_each_show_their_own_value_last_tried(store: Store) -> None:
