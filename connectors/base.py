@@ -14,6 +14,7 @@ from mapping.context import NativePipelineStages
 __all__ = [
     "NOT_FOUND",
     "UNCONFIRMED",
+    "CompanyCurrency",
     "Connector",
     "ConnectorSettings",
     "DeletesDeals",
@@ -22,6 +23,7 @@ __all__ = [
     "NativeUpdate",
     "PushResult",
     "ReadsWithoutAccounts",
+    "TellsCompanyCurrency",
     "change_time",
     "deals_to_check",
     "expect_organizations",
@@ -38,6 +40,22 @@ NOT_FOUND: Final = "NOT_FOUND"
 # A pipeline with its stages in order: (id, label, stages). The mapping package owns the type
 # because stage maps and proposals are built from it.
 NativePipeline = NativePipelineStages
+
+
+@dataclass(frozen=True)
+class CompanyCurrency:
+    """How a CRM names the one currency its deals without a currency of their own are in
+    (`TellsCompanyCurrency`): messages say `{owner} {name}` ("the portal's company currency"),
+    the amounts of `{deals}`, and where a person sets it (`where`)."""
+
+    owner: str
+    name: str
+    deals: str
+    where: str
+
+    @property
+    def what(self) -> str:
+        return f"{self.owner} {self.name}"
 
 
 @dataclass(frozen=True)
@@ -134,6 +152,17 @@ def expect_organizations(connector: object, names: Iterable[str]) -> None:
     expect = getattr(connector, "expect_organizations", None)
     if callable(expect):
         expect(names)
+
+
+@runtime_checkable
+class TellsCompanyCurrency(Protocol):
+    """A connector whose CRM keeps one currency for the deals that name none of their own,
+    and says it: `company_currency()` (None where it keeps none), `company_currency_names`
+    for messages. `check` and `init` read it; pulls never do."""
+
+    company_currency_names: CompanyCurrency
+
+    def company_currency(self) -> str | None: ...
 
 
 @runtime_checkable

@@ -17,6 +17,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
 from connectors.base import (
+    CompanyCurrency,
     ConnectorSettings,
     NativeCreate,
     NativePipeline,
@@ -41,6 +42,7 @@ from connectors.salesforce_soql import (
     sf_time,
 )
 from connectors.salesforce_stages import read_pipelines, record_type_stages
+from connectors.salesforce_userinfo import user_info
 from connectors.salesforce_wire import classify, missing_column
 from connectors.salesforce_writes import GONE, Creates, Saves, jsonable, push_result
 
@@ -67,6 +69,13 @@ class SalesforceConnector:
     kind = "salesforce"
     # The recycle bin: queryAll and the deleted endpoint show a delete for 15 days.
     deletions_kept = timedelta(days=15)
+    # A single-currency org's admin sets it as the Currency Locale of the Company Information.
+    company_currency_names = CompanyCurrency(
+        "the org's",
+        "currency",
+        "its Opportunities",
+        "Setup > Company Information > Currency Locale",
+    )
 
     def __init__(self, settings: ConnectorSettings) -> None:
         self.system = settings.instance
@@ -215,6 +224,23 @@ class SalesforceConnector:
 
     def owners(self) -> list[dict[str, Any]]:
         return list(self._query("owners", "SELECT Id, Name, Email, IsActive FROM User"))
+
+    def company_currency(self) -> str | None:
+        """The currency of every amount in a single-currency org, whose Opportunities carry no
+        CurrencyIsoCode (getUserInfo's orgDefaultCurrencyIsoCode: one call); None in a
+        multi-currency org, where each record names its own. The Opportunity describe, which
+        `check` and `init` read for the pipelines anyway, tells the two apart first: a
+        multi-currency org costs no call more."""
+        if "CurrencyIsoCode" in self._org_fields():
+            return None
+        org = self._call("user info", user_info)
+        if org.multi_currency:
+            return None
+        if org.default_code is None:
+            raise ApiError(
+                self.system, "user info", "the answer names no orgDefaultCurrencyIsoCode"
+            )
+        return org.default_code
 
     def _org_describe(self) -> dict[str, Any]:
         """The Opportunity's describe (one call, kept): its fields and record types."""

@@ -28,7 +28,14 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from connectors.sandbox.faults import FaultState
+from connectors.sandbox.salesforce_soap import (
+    operation_of,
+    session_of,
+    soap_fault,
+    user_info_answer,
+)
 from connectors.sandbox.salesforce_store import (
+    CORPORATE_CURRENCY,
     READ_ONLY,
     Change,
     RecordError,
@@ -57,6 +64,8 @@ MAX_CURSORS, CURSOR_IDLE = 10, 15 * 60.0
 _FINISHED_KEPT = 50
 _DATA = "/services/data/{version}"
 _TOKEN_PATH = "/services/oauth2/token"
+_SOAP = "/services/Soap/u/"
+_XML = {"Content-Type": "text/xml;charset=UTF-8"}
 T = TypeVar("T")
 
 
@@ -75,6 +84,11 @@ class SalesforceEmulator:
 
     def reset(self) -> None:
         self.store = SalesforceStore(self._data)
+        # A single-currency org's currency, which getUserInfo() tells (the dataset's
+        # `userInfo.orgDefaultCurrencyIsoCode`, else USD); tests set it to emulate another.
+        info = self._data.get("userInfo")
+        told = info.get("orgDefaultCurrencyIsoCode") if isinstance(info, Mapping) else None
+        self.org_currency = str(told or CORPORATE_CURRENCY)
         self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
         self._finished: OrderedDict[str, _Cursor] = OrderedDict()
         self._used: dict[str, float] = {}  # cursor id -> when it last served a page
@@ -94,7 +108,10 @@ class SalesforceEmulator:
         return restored
 
     def dump(self) -> dict[str, Any]:
-        return {name: [dict(r) for r in rows] for name, rows in self.store.tables.items()}
+        tables: dict[str, Any] = {
+            n: [dict(r) for r in rows] for n, rows in self.store.tables.items()
+        }
+        return {**tables, "userInfo": {"orgDefaultCurrencyIsoCode": self.org_currency}}
 
     # -- the Emulator protocol ----------------------------------------------------------------
 
@@ -102,6 +119,7 @@ class SalesforceEmulator:
         d = _DATA
         return [
             Route("POST", _TOKEN_PATH, self._oauth_token),
+            Route("POST", f"{_SOAP}{{version}}", self._soap),
             Route("GET", f"{d}/limits", self._limits),
             Route("GET", f"{d}/query", lambda r: self._query(r, include_deleted=False)),
             Route("GET", f"{d}/queryAll", lambda r: self._query(r, include_deleted=True)),
@@ -124,17 +142,22 @@ class SalesforceEmulator:
 
     def authenticate(self, request: SandboxRequest) -> SandboxResponse | None:
         self._local.login = request.path.rstrip("/") == _TOKEN_PATH
+        self._local.soap = request.path.startswith(_SOAP)
         self._local.token = None
         if self._local.login:
             return None
         auth = request.headers.get("authorization", "")
         token = auth[7:] if auth[:7].lower() == "bearer " else ""
+        if self._local.soap:  # SOAP takes the session from the envelope's SessionHeader
+            token = session_of(request.body) or ""
         if token not in self._sessions:
             return self.session_expired_response()
         self._local.token = token
         return None
 
     def error(self, status: int, code: str, message: str) -> SandboxResponse:
+        if getattr(self._local, "soap", False):  # every SOAP refusal is a fault, HTTP 500
+            return SandboxResponse(500, soap_fault(code, message), dict(_XML))
         if code == "MALFORMED_REQUEST":
             code = "JSON_PARSER_ERROR" if "JSON" in message else "MALFORMED_QUERY"
         # Salesforce sends its usage header on errors too (401, 403, 429, 5xx).
@@ -215,6 +238,21 @@ class SalesforceEmulator:
                 "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
             },
         )
+
+    def _soap(self, request: SandboxRequest) -> SandboxResponse:
+        operation = operation_of(request.body)
+        if operation != "getUserInfo":  # the only SOAP call crmsync makes
+            return self.error(500, "INVALID_OPERATION", f"no operation {operation!r} here")
+        store = self.store
+        me = next((u for u in store.tables["User"] if u.get("Id") == store.api_user), {})
+        answer = user_info_answer(
+            user_id=str(store.api_user),
+            user_name=str(me.get("Username") or SANDBOX_USERNAME),
+            multi_currency=store.multi_currency,
+            org_currency=self.org_currency,
+            personal=store.personal_currency(),
+        )
+        return SandboxResponse(200, answer, dict(_XML))
 
     def _limits(self, request: SandboxRequest) -> SandboxResponse:
         top = self._daily_max()
