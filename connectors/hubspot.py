@@ -23,6 +23,7 @@ from typing import Any
 from hubspot import HubSpot
 
 from connectors.base import (
+    CompanyCurrency,
     ConnectorSettings,
     NativeCreate,
     NativePipeline,
@@ -79,6 +80,12 @@ class HubSpotConnector:
     kind = "hubspot"
     # Archived (deleted) deals are listed, and can be restored, for 90 days.
     deletions_kept = timedelta(days=90)
+    company_currency_names = CompanyCurrency(
+        "the portal's",
+        "company currency",
+        "deals without a deal currency",
+        "HubSpot's Settings > Account Defaults > Currency",
+    )
 
     def __init__(self, settings: ConnectorSettings) -> None:
         if not isinstance(settings.credentials, HubSpotToken):
@@ -226,7 +233,7 @@ class HubSpotConnector:
         GET /account-info/{version}/details)."""
         return self._account_detail("timeZone")
 
-    def portal_currency(self) -> str:
+    def company_currency(self) -> str:
         """The account's company currency (`companyCurrency` of the same answer): HubSpot's
         default currency of new deals, and the currency of a deal without `deal_currency_code`
         (a portal without multi-currency sets none)."""

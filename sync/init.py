@@ -34,7 +34,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from config import Config, ConfigError, known_zone, load_config
 from config.base import Name
-from connectors.base import Connector
+from connectors.base import CompanyCurrency, Connector, TellsCompanyCurrency
 from connectors.errors import ConnectorError
 from mapping.context import NativePipelineStages, NativeStage
 from mapping.currencies import ISO_4217
@@ -70,7 +70,8 @@ class InitResult:
     skipped: list[str] = field(default_factory=list)  # ids no config key can hold, said why
     notes: list[str] = field(default_factory=list)  # the stages left to a person, and why
     timezones: dict[str, str] = field(default_factory=dict)  # instance -> portal zone written
-    currencies: dict[str, str] = field(default_factory=dict)  # instance -> portal currency written
+    currencies: dict[str, str] = field(default_factory=dict)  # instance -> currency written
+    currency_names: dict[str, str] = field(default_factory=dict)  # instance -> what it is called
     written: bool = False  # False: the config already held all of it, and was left as it was
 
 
@@ -96,18 +97,21 @@ def init_config(path: Path) -> InitResult:
         try:
             pipelines = connector.pipelines()
             zone = None if "timezone" in system else _portal_zone(instance, connector)
-            currency = None if "currency" in system else _portal_currency(instance, connector)
+            currency = None if "currency" in system else _company_currency(instance, connector)
+            names = currency_names(connector)
         finally:
             connector.close()
-        for key, value, found in (
-            ("currency", currency, result.currencies),
-            ("timezone", zone, result.timezones),
+        for key, value, found, owner in (
+            ("currency", currency, result.currencies, names.owner if names else ""),
+            ("timezone", zone, result.timezones, "the portal's"),
         ):
             if value is not None:
                 with _trailing_comment_kept(system):
                     at = list(system).index("kind") + 1 if "kind" in system else len(system)
-                    system.insert(at, key, value, comment="the portal's (crmsync init)")
+                    system.insert(at, key, value, comment=f"{owner} (crmsync init)")
                 found[instance] = value
+        if currency is not None and names is not None:
+            result.currency_names[instance] = names.what
         guessed = _funnel_guesses(config, instance, system, pipelines)
         result.funnels[instance] = _add_pipeline_funnels(system, guessed)
         stages = {p.id: tuple(p.stages) for p in pipelines}
@@ -264,34 +268,41 @@ def _portal_zone(instance: str, connector: Connector) -> str | None:
     return zone
 
 
-def portal_currency(connector: Connector) -> str | None:
-    """The company currency a CRM says its deals without a currency of their own are in
-    (HubSpot's portal); None where it says none. ConnectorError where it cannot be read (the
-    token may lack the scope: pulls never need it), ValueError where it is no ISO 4217 code
-    (no config could hold it)."""
-    read = getattr(connector, "portal_currency", None)
-    if read is None:
+def currency_names(connector: object) -> CompanyCurrency | None:
+    """How the CRM of `connector` names its company currency, if it has one to read."""
+    return connector.company_currency_names if isinstance(connector, TellsCompanyCurrency) else None
+
+
+def company_currency(connector: Connector) -> str | None:
+    """The one currency a CRM says its deals without a currency of their own are in (HubSpot's
+    portal, a single-currency Salesforce org); None where it says none (a multi-currency org's
+    records each name theirs). ConnectorError where it cannot be read (a HubSpot token may lack
+    the scope: pulls never need it), ValueError where it is no ISO 4217 code (no config could
+    hold it)."""
+    if not isinstance(connector, TellsCompanyCurrency):
         return None
-    currency = str(read()).strip()
+    names = connector.company_currency_names
+    told = connector.company_currency()
+    if told is None:
+        return None
+    currency = str(told).strip()
     if currency not in ISO_4217:
-        raise ValueError(
-            f"the portal's company currency {terminal_safe(currency)!r} is no ISO 4217 code"
-        )
+        raise ValueError(f"{names.what} {terminal_safe(currency)!r} is no ISO 4217 code")
     return currency
 
 
-def _portal_currency(instance: str, connector: Connector) -> str | None:
-    """The portal's company currency, if it says one this config can hold (else a warning)."""
-    hint = (
-        f"set systems.{instance}.currency to the one in HubSpot's Settings > Account Defaults "
-        "> Currency (USD where none is set)"
-    )
+def _company_currency(instance: str, connector: Connector) -> str | None:
+    """The CRM's company currency, if it says one this config can hold (else a warning)."""
+    names = currency_names(connector)
+    if names is None:
+        return None
     try:
-        return portal_currency(connector)
+        return company_currency(connector)
     except ConnectorError as exc:
-        why = f"could not read the portal's company currency ({terminal_safe(exc.message)})"
+        why = f"could not read {names.what} ({terminal_safe(exc.message)})"
     except ValueError as exc:
         why = str(exc)
+    hint = f"set systems.{instance}.currency to the one in {names.where}"
     _log.warning("%s: %s; %s", instance, why, hint)
     return None
 

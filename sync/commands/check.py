@@ -26,7 +26,7 @@ from sync.commands import config_option
 from sync.connect import build_context, closes_by_status, open_connector
 from sync.create_orgs import org_filings
 from sync.errors import UsageError, terminal_safe
-from sync.init import portal_currency
+from sync.init import company_currency, currency_names
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
 from sync.store import Store, StoreError
 
@@ -203,7 +203,7 @@ def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
             connector.check()
             pipelines = connector.pipelines()
             notes, zone_code = _portal_zone(name, system, connector)
-            currency_notes, currency_code = _portal_currency(name, system, connector)
+            currency_notes, currency_code = _company_currency(name, system, connector)
             notes += currency_notes
             notes += _companies_unreadable(config, name, connector)
         except ConnectorError as exc:
@@ -361,26 +361,29 @@ def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int
     ], UsageError.exit_code
 
 
-def _portal_currency(name: str, system: Any, connector: Any) -> tuple[list[str], int | None]:
-    """A CRM that says its company currency (HubSpot's portal) against the configured one: a
-    deal that names no currency of its own is in the company's, and is read in the configured
-    one (USD where the config names none), so another one mislabels its amount."""
+def _company_currency(name: str, system: Any, connector: Any) -> tuple[list[str], int | None]:
+    """A CRM that says its company currency (HubSpot's portal, a single-currency Salesforce
+    org) against the configured one: a deal that names no currency of its own is in the
+    company's, and is read in the configured one (USD where the config names none), so another
+    one mislabels its amount."""
+    names = currency_names(connector)
+    if names is None:
+        return [], None
     configured = str(system.currency)
     try:
-        portal = portal_currency(connector)
+        told = company_currency(connector)
     except (ConnectorError, ValueError) as exc:  # no finding either way: say it was not told
-        why = exc.message if isinstance(exc, ConnectorError) else str(exc)
+        # the CRM's text, shown as written (a ValueError's is already)
+        why = terminal_safe(exc.message) if isinstance(exc, ConnectorError) else str(exc)
         return [
-            f"warning: {name}: could not tell the portal's company currency ({why}); make sure "
-            f"systems.{name}.currency ({configured}) is the one in HubSpot's Settings > "
-            "Account Defaults > Currency"
+            f"warning: {name}: could not tell {names.what} ({why}); make sure "
+            f"systems.{name}.currency ({configured}) is the one in {names.where}"
         ], None
-    if portal is None or portal == configured.upper():
+    if told is None or told == configured.upper():
         return [], None
     return [
-        f"problem: {name}: the portal's company currency is {portal}, systems.{name}.currency "
-        f"is {configured}: amounts of deals without a deal currency would be read as "
-        f"{configured}; set `currency: {portal}`"
+        f"problem: {name}: {names.what} is {told}, systems.{name}.currency is {configured}: "
+        f"amounts of {names.deals} would be read as {configured}; set `currency: {told}`"
     ], UsageError.exit_code
 
 

@@ -35,7 +35,7 @@ def command(config_path: str) -> None:
         )
     for instance, currency in result.currencies.items():
         click.echo(
-            f"{instance}: the portal's company currency {currency} written to "
+            f"{instance}: {result.currency_names[instance]} {currency} written to "
             f"systems.{instance}.currency"
         )
     done = "updated" if result.written else "left unchanged (it held all of it already)"

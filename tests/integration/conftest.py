@@ -46,8 +46,14 @@ class World:
         return {name: s.stats.snapshot() for name, s in self.sandbox.servers.items()}
 
 
-def build_world(tmp: Path, store_url: str, deals: int = DEALS, seed: int = SEED) -> Iterator[World]:
+def build_world(
+    tmp: Path, store_url: str, deals: int = DEALS, seed: int = SEED, single_currency: bool = False
+) -> Iterator[World]:
+    """`single_currency`: a Salesforce org without multi-currency (no CurrencyIsoCode)."""
     generated = generate_full(deals, seed)
+    if single_currency:
+        for record in generated.dataset["salesforce"]["Opportunity"]:
+            record.pop("CurrencyIsoCode", None)
     with start_sandbox(generated.dataset, workdir=tmp) as sandbox:
         config = tmp / "crmsync.yaml"
         write_sandbox_config(sandbox.ready_info(), config)
@@ -85,6 +91,13 @@ def pg_world(tmp_path: Path) -> Iterator[World]:
 def small_world(tmp_path: Path) -> Iterator[World]:
     """A small three-CRM sandbox with a SQLite store, fresh for each test."""
     yield from build_world(tmp_path, f"sqlite:///{tmp_path / 'crmsync.db'}", deals=60, seed=3)
+
+
+@pytest.fixture
+def single_currency_world(tmp_path: Path) -> Iterator[World]:
+    """small_world with a single-currency Salesforce org."""
+    url = f"sqlite:///{tmp_path / 'crmsync.db'}"
+    yield from build_world(tmp_path, url, deals=60, seed=3, single_currency=True)
 
 
 @contextmanager

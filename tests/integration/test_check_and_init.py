@@ -726,3 +726,71 @@ def test_init_writes_the_hubspot_portals_company_currency_once_and_keeps_the_use
     assert code == 0, err
     assert "company currency" not in out
     assert yaml.safe_load(config.read_text())["systems"]["hubspot"]["currency"] == "GBP"
+
+
+USER_INFO = "POST /services/Soap/u/{version}"
+
+
+def test_check_names_a_single_currency_salesforce_orgs_currency_the_config_does_not_say(
+    single_currency_world: World,
+) -> None:
+    # Such an org's Opportunities carry no CurrencyIsoCode: each amount is in the org's
+    # currency, read in systems.<salesforce>.currency (USD unless set), so a EUR org's amounts
+    # would be spread to the other CRMs as dollars, as a HubSpot portal's would.
+    world = single_currency_world
+    salesforce: Any = world.sandbox.servers["salesforce"].emulator
+    salesforce.org_currency = "EUR"
+    stats = world.sandbox.servers["salesforce"].stats
+    before = stats.snapshot()["requests"].get(USER_INFO, 0)
+    code, out, err = run("check", "--config", str(world.config))
+    assert code == 2, out + err
+    assert [line for line in out.splitlines() if line.startswith("problem:")] == [
+        "problem: salesforce: the org's currency is EUR, systems.salesforce.currency is USD: "
+        "amounts of its Opportunities would be read as USD; set `currency: EUR`"
+    ]
+    assert stats.snapshot()["requests"].get(USER_INFO, 0) == before + 1
+
+    salesforce.org_currency = "USD"
+    code, out, err = run("check", "--config", str(world.config))
+    assert code == 0 and "problem:" not in out, out + err
+
+    salesforce.org_currency = "Euro"  # no code a config could hold: no `currency: Euro` asked
+    code, out, err = run("check", "--config", str(world.config))
+    assert code == 0 and "problem:" not in out, out + err
+    assert (
+        "warning: salesforce: could not tell the org's currency (the org's currency 'Euro' is no "
+        "ISO 4217 code); make sure systems.salesforce.currency (USD) is the one in Setup > "
+        "Company Information > Currency Locale"
+    ) in out
+
+
+def test_check_asks_a_multi_currency_salesforce_org_for_no_currency_of_the_config(
+    small_world: World,
+) -> None:
+    """Each Opportunity there names its own currency: the configured one reads none of them."""
+    salesforce: Any = small_world.sandbox.servers["salesforce"].emulator
+    salesforce.org_currency = "EUR"  # what it would say, were it single-currency
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 0 and "problem:" not in out and "the org's currency" not in out, out + err
+
+
+def test_init_writes_a_single_currency_salesforce_orgs_currency_once_and_keeps_the_users(
+    single_currency_world: World,
+) -> None:
+    config: Path = single_currency_world.config
+    document = yaml.safe_load(config.read_text())
+    del document["systems"]["salesforce"]["currency"]  # as a user's file, which says none
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    salesforce: Any = single_currency_world.sandbox.servers["salesforce"].emulator
+    salesforce.org_currency = "EUR"
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert "salesforce: the org's currency EUR written to systems.salesforce.currency" in out
+    assert "currency: EUR  # the org's (crmsync init)" in config.read_text()
+    assert run("check", "--config", str(config))[0] == 0
+
+    config.write_text(config.read_text().replace("currency: EUR", "currency: GBP"))
+    code, out, err = run("init", "--config", str(config))
+    assert code == 0, err
+    assert "the org's currency" not in out
+    assert yaml.safe_load(config.read_text())["systems"]["salesforce"]["currency"] == "GBP"
