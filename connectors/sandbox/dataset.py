@@ -2,17 +2,19 @@
 
 ```
 {"salesforce": {"OpportunityStage": [...], "User": [...], "Opportunity": [...],
-                "OpportunityHistory": [...]},
+                "OpportunityHistory": [...], "userInfo": {"orgDefaultCurrencyIsoCode": "EUR"}},
  "hubspot":    {"pipelines": [...], "owners": [...], "deals": [...], "companies": [...],
                 "account": {"timeZone": "America/New_York", "companyCurrency": "EUR"}},
  "pipedrive":  {"pipelines": [...], "stages": [...], "users": [...], "deals": [...],
                 "deal_flows": {"<deal id>": [...]}}}
 ```
 
-HubSpot's optional `account` is what GET /account-info/v3/details tells of the portal (its time
-zone, UTC without it; its company currency, USD without it). Its optional `companies` are the
-deals' companies, each deal naming its own as `?associations=companies` shows them
-(connectors/sandbox/hubspot_companies.py).
+Salesforce's optional `userInfo` is what getUserInfo() tells of the org: a single-currency
+org's currency (USD without it; an org is multi-currency when its Opportunities carry
+CurrencyIsoCode). HubSpot's optional `account` is what GET /account-info/v3/details tells of
+the portal (its time zone, UTC without it; its company currency, USD without it). Its optional
+`companies` are the deals' companies, each deal naming its own as `?associations=companies`
+shows them (connectors/sandbox/hubspot_companies.py).
 
 The generator writes the list of planted discrepancies beside it as `<stem>.planted.json`.
 """

@@ -89,6 +89,9 @@ class SalesforceEmulator:
         info = self._data.get("userInfo")
         told = info.get("orgDefaultCurrencyIsoCode") if isinstance(info, Mapping) else None
         self.org_currency = str(told or CORPORATE_CURRENCY)
+        # (status, body) getUserInfo answers instead, when set: tests of a proxy's page or an
+        # outage in front of the SOAP endpoint.
+        self.user_info_answer: tuple[int, bytes] | None = None
         self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
         self._finished: OrderedDict[str, _Cursor] = OrderedDict()
         self._used: dict[str, float] = {}  # cursor id -> when it last served a page
@@ -243,6 +246,8 @@ class SalesforceEmulator:
         operation = operation_of(request.body)
         if operation != "getUserInfo":  # the only SOAP call crmsync makes
             return self.error(500, "INVALID_OPERATION", f"no operation {operation!r} here")
+        if self.user_info_answer is not None:
+            return SandboxResponse(*self.user_info_answer)
         store = self.store
         me = next((u for u in store.tables["User"] if u.get("Id") == store.api_user), {})
         answer = user_info_answer(

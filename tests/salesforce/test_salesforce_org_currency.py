@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from connectors.credentials import SalesforcePassword
-from connectors.errors import AuthError, RateLimitExhausted
+from connectors.errors import ApiError, AuthError, RateLimitExhausted
 from connectors.salesforce import SalesforceConnector
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import Sandbox, start_sandbox
@@ -105,3 +105,25 @@ def test_the_daily_cap_refuses_the_soap_call_as_it_does_rest(single: Sandbox) ->
             connector.company_currency()
     finally:
         connector.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ((200, b"<html><body>Down for maintenance</body></html>"), "no getUserInfoResponse"),
+        ((200, b"Down for maintenance"), "the answer is no XML"),
+        ((503, b"Service Unavailable"), "HTTP: 503"),  # tried again, then given up on
+    ],
+)
+def test_an_answer_that_is_no_user_info_is_an_api_error_naming_it(
+    single: Sandbox, answer: tuple[int, bytes], said: str
+) -> None:
+    """A proxy's page or an outage in front of the SOAP endpoint: said, not crashed on."""
+    single.servers["salesforce"].emulator.user_info_answer = answer
+    connector = SalesforceConnector(settings_for(single))
+    try:
+        with pytest.raises(ApiError, match=said) as caught:
+            connector.company_currency()
+    finally:
+        connector.close()
+    assert caught.value.operation == "user info"
