@@ -54,6 +54,7 @@ from connectors.hubspot_wire import (
 )
 from connectors.hubspot_writes import BATCH, DealWrites
 from connectors.named_fields import named_fields, require_defined
+from connectors.pools import close_pools
 
 __all__ = ["HubSpotConnector"]
 
@@ -202,7 +203,7 @@ class HubSpotConnector:
         return self._cursor
 
     def close(self) -> None:
-        self._pool.clear()
+        close_pools(self._pool)
 
     # -- metadata ---------------------------------------------------------------------------
 

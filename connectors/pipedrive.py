@@ -72,6 +72,7 @@ from connectors.pipedrive_wire import (
     rate_limit_info,
     rfc3339,
 )
+from connectors.pools import close_session
 from mapping.pipedrive import pipelines_from_pipedrive
 
 __all__ = ["PipedriveConnector"]
@@ -202,7 +203,7 @@ class PipedriveConnector:
         return self._cursor
 
     def close(self) -> None:
-        self._session.close()
+        close_session(self._session)
 
     # -- metadata ---------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from connectors.batches import chunks, not_found
 from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitExhausted
 from connectors.http import CallPolicy, Failure
 from connectors.named_fields import named_fields
+from connectors.pools import close_session
 from connectors.salesforce_accounts import read_changed_accounts
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
 from connectors.salesforce_cursors import CURSOR_GONE, ReadOn
@@ -190,7 +191,7 @@ class SalesforceConnector:
         return self._cursor
 
     def close(self) -> None:
-        self._http.close()
+        close_session(self._http)
 
     def check(self) -> None:
         # With the id and link fields every deal read selects: one the org lacks (or hides from
