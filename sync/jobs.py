@@ -38,7 +38,10 @@ from sync.runtime import Runtime, open_runtime
 from sync.shutdown import Stopped, stop_event
 from sync.store import RunRecord, RunStatus, Store
 
-__all__ = ["SKIPPED", "JobOutcome", "already_served", "last_served_run", "output_path", "run_job"]
+__all__ = [
+    "SKIPPED", "JobOutcome", "already_served", "last_served_run", "output_path", "run_job",
+    "stopped_outcome",
+]  # fmt: skip
 
 SKIPPED = "skipped"
 REPORT_FORMATS = {".html": "html", ".json": "json", ".csv": "csv"}
@@ -120,7 +123,7 @@ def run_job(
                         _connect(rt, connector_options)
                         return _reconcile(rt, entry, stop, began)
                 except WaitStopped as exc:  # SIGTERM while waiting for the turn
-                    return _stopped(entry, exc, began)
+                    return stopped_outcome(entry, exc, began)
         except LockBusy as busy:
             if busy.job == entry.name:
                 return JobOutcome(entry.name, SKIPPED, None, 0, "another process is running it")
@@ -171,7 +174,7 @@ def _reconcile(
             stop=stop,
         )
     except Stopped as exc:  # recorded as interrupted by run_reconcile
-        return _stopped(entry, exc, began)
+        return stopped_outcome(entry, exc, began)
     except Exception as exc:  # recorded as failed by run_reconcile
         _log.debug("%s failed", entry.name, exc_info=True)
         code = getattr(exc, "exit_code", 1)
@@ -200,7 +203,7 @@ def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
         fmt = REPORT_FORMATS.get(path.suffix, "html")
         write_text(render_report(report, fmt), path, what=f"schedule job {entry.name} out:")
     except Stopped as exc:  # recorded as interrupted by build_report
-        return _stopped(entry, exc, began)
+        return stopped_outcome(entry, exc, began)
     except Exception as exc:
         code = getattr(exc, "exit_code", 1)
         return JobOutcome(entry.name, RunStatus.FAILED.value, None,
@@ -214,8 +217,8 @@ def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
     )  # fmt: skip
 
 
-def _stopped(entry: ScheduleEntry, exc: Stopped, began: float) -> JobOutcome:
-    """SIGTERM while the job waited for another process's pull (it did nothing), or during its
-    pull (it planned and wrote nothing)."""
+def stopped_outcome(entry: ScheduleEntry, exc: Stopped, began: float) -> JobOutcome:
+    """SIGTERM while the job waited for a lock or a turn (it did nothing), or during its pull
+    (it planned and wrote nothing); ``began``: its time.monotonic() as it began."""
     return JobOutcome(entry.name, RunStatus.INTERRUPTED.value, None, 1, str(exc),
                       time.monotonic() - began)  # fmt: skip

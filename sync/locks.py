@@ -43,7 +43,7 @@ from sync.store_records import RunKind
 __all__ = [
     "DEFAULT_WAIT", "PULL_JOB", "RECONCILE_LOCK", "REPORT_JOB", "SCHEDULE_TURN", "Budget",
     "LockBusy", "LockLost", "WaitStopped", "job_lock", "lock_key", "pull_locks", "reconcile_lock",
-    "report_job_lock", "schedule_turn",
+    "report_job_lock", "schedule_turn", "sibling_turn_stopped",
 ]  # fmt: skip
 
 # The job of `crmsync pull` runs: each holds the pull locks of its instances for its whole life.
@@ -55,6 +55,7 @@ REPORT_JOB = "report"
 RECONCILE_LOCK = "reconcile"
 # The `job` of a LockBusy for schedule_turn (a pull lock's is `pull:<instance>`).
 SCHEDULE_TURN = f"turn:{RECONCILE_LOCK}"
+_TURN_LABEL = "scheduled reconcile"  # how lines name the turn of schedule_turn
 _UNDER_RECONCILE_LOCK = (
     RunKind.RECONCILE, RunKind.RECONCILE_DRY_RUN, RunKind.APPLY, RunKind.ROLLBACK,
 )  # fmt: skip
@@ -357,9 +358,15 @@ def schedule_turn(store: Store, timeout: float = DEFAULT_WAIT) -> Iterator[None]
     one scheduler do (sync.scheduler); the wait is logged at info. It ends after ``timeout``
     seconds with :class:`LockBusy` (``job`` SCHEDULE_TURN): a turn held that long may be a
     session of a machine that went down, and a firing skipped for it is worth a warning."""
-    lock = _Lock("turn", RECONCILE_LOCK, "scheduled reconcile", wait_level=logging.INFO)
+    lock = _Lock("turn", RECONCILE_LOCK, _TURN_LABEL, wait_level=logging.INFO)
     with _hold(store, lock, True, time.monotonic() + timeout, timeout):
         yield
+
+
+def sibling_turn_stopped() -> WaitStopped:
+    """The stop of a scheduled reconcile entry waiting for the turn a sibling entry of its
+    scheduler holds (sync.scheduler), said as a stop waiting for another scheduler's is."""
+    return WaitStopped(_TURN_LABEL, _SIBLING)
 
 
 class _Waiting:

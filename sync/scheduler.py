@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +34,8 @@ from apscheduler.triggers.cron import CronTrigger
 from config import ScheduleEntry, load_config
 from config.cron import crontab_fields
 from sync.errors import UsageError, run_error
-from sync.jobs import SKIPPED, JobOutcome, last_served_run, run_job
+from sync.jobs import SKIPPED, JobOutcome, last_served_run, run_job, stopped_outcome
+from sync.locks import sibling_turn_stopped
 from sync.shutdown import stop_event, stoppable_work
 from sync.store import RunRecord, Store
 
@@ -191,13 +193,26 @@ def _fire(
     entry = configured
     if entry.job == "report":
         return _run(config_path, entry, trigger, stop, clock)
-    while not reconcile_turn.acquire(timeout=0.2):  # a sibling entry's reconcile runs
-        if stop.is_set():
-            return None
+    began = time.monotonic()
+    if not _take_turn(reconcile_turn, stop):  # it only waited: it says so, as any wait does
+        return _ended(stopped_outcome(entry, sibling_turn_stopped(), began))
     try:
         return _run(config_path, entry, trigger, stop, clock)
     finally:
         reconcile_turn.release()
+
+
+def _take_turn(turn: threading.Lock, stop: threading.Event) -> bool:
+    """Take the turn, waiting while a sibling entry's reconcile holds it; False when a stop
+    ended the wait, one the sibling ended on and released the turn at too."""
+    if turn.acquire(blocking=False):
+        return True
+    while not stop.is_set():
+        if turn.acquire(timeout=0.2):
+            if not stop.is_set():
+                return True
+            turn.release()
+    return False
 
 
 def _as_configured_now(config_path: str, entry: ScheduleEntry) -> ScheduleEntry | None:
@@ -236,6 +251,11 @@ def _run(
     except Exception as exc:  # the scheduler keeps going; the next firing tries again
         _could_not_run(entry, exc)
         return None
+    return _ended(outcome)
+
+
+def _ended(outcome: JobOutcome) -> JobOutcome:
+    """Log the firing's one closing line, at info only when there is nothing to read."""
     # A breach (exit code 3) is a run that did its work and still needs reading.
     # So is a firing nobody ran (a reconcile by hand held the lock).
     quiet = outcome.status in ("ok", SKIPPED) and outcome.exit_code == 0 and not outcome.unserved

@@ -4,6 +4,7 @@ reconcile instead of losing its firing to it; what needs reading is logged as a 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -196,3 +197,49 @@ def test_a_job_waiting_for_a_sibling_jobs_pull_does_not_blame_another_process(
     # routine in a daemon whose entries share CRMs, as waiting for a sibling's turn is: not a
     # warning that wakes whoever alerts on them at every shared firing
     assert {w.levelno for w in waits} == {logging.INFO}
+
+
+def test_a_reconcile_entry_stopped_while_waiting_for_its_siblings_turn_says_so_as_it_ends(
+    new_store_url: Callable[[str], str],
+    write_config: Callable[..., Path],
+    slow_sandbox: Sandbox,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """README (Stopping): each job that only waits says `stopped on request (SIGTERM) while
+    waiting for ...` as it ends; this one ended without a line."""
+    url = new_store_url("sqlite")
+    config = write_config(url, PLAN, APPLY)
+    stop = threading.Event()
+    scheduler = threading.Thread(target=run_scheduler, args=(str(config),),
+                                 kwargs={"stop": stop, "trigger_for": every_three_seconds},
+                                 daemon=True)  # fmt: skip
+    jobs = {"nightly-plan", "nightly-apply"}
+    with caplog.at_level(logging.INFO, logger="crmsync.schedule"):
+        scheduler.start()
+        try:
+            with Store.open(url) as store:
+                deadline = time.monotonic() + 20
+                while not (started := [r for j in jobs for r in store.runs.recent(1, job=j)]):
+                    assert time.monotonic() < deadline, caplog.text
+                    time.sleep(0.05)
+            time.sleep(0.5)  # its sibling fired with it, and waits for its turn
+        finally:
+            stop.set()  # as SIGTERM does
+            scheduler.join(30)
+    [running] = started
+    [waiter] = jobs - {running.job}
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "crmsync.schedule"
+        and r.getMessage().startswith(f"{waiter}: ")
+        and "next run at" not in r.getMessage()
+    ]
+    ending = (
+        rf"{waiter}: interrupted in \d+\.\ds: stopped on request \(SIGTERM\) while waiting for "
+        r"the scheduled reconcile another job of this scheduler is running; nothing was done: "
+        r"run it again"
+    )
+    assert len(said) == 1 and re.fullmatch(ending, said[0]), (said, caplog.text)
+    with Store.open(url) as store:
+        assert store.runs.recent(5, job=waiter) == []  # it did nothing: no run to record
