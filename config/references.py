@@ -101,6 +101,12 @@ def check_references(document: Document, funnels: Mapping[str, Funnel]) -> list[
     for index, target in enumerate(document.push.targets or ()):
         if target not in instances:
             problems.append(_unknown(("push", "targets", index), "instance", target, instances))
+    return problems + _schedule_problems(document)
+
+
+def _schedule_problems(document: Document) -> list[Problem]:
+    """Entry names are unique; `keep` prunes an `out:` directory, so it needs one."""
+    problems = []
     seen: set[str] = set()
     for index, entry in enumerate(document.schedule):
         if entry.name in seen:
@@ -108,6 +114,19 @@ def check_references(document: Document, funnels: Mapping[str, Funnel]) -> list[
                 Problem(("schedule", index, "name"), f"duplicate job name {entry.name!r}")
             )
         seen.add(entry.name)
+        if entry.keep is None:
+            continue
+        example = "reports/" if entry.job == "report" else "plans/"
+        if entry.out is not None and entry.out.suffix:
+            problems.append(Problem(("schedule", index, "keep"), (
+                "applies to an out: directory, and out names one file, which each firing "
+                f"writes over (give out a directory, such as {example}, or leave keep out)"
+            )))  # fmt: skip
+        elif entry.out is None and entry.job != "report":  # a report's default is reports/
+            problems.append(Problem(("schedule", index, "keep"), (
+                f"applies to an out: directory, and this entry has no out: (add one, such as "
+                f"{example}, or leave keep out)"
+            )))  # fmt: skip
     return problems
 
 

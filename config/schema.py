@@ -435,6 +435,8 @@ class ScheduleEntry(Section):
     # reconcile jobs: pull everything, not only what changed (deals a CRM purged before an
     # incremental read could see them leave, any record a read missed)
     full: bool = False
+    # how many of its own files an `out:` directory keeps (the newest); None: every one
+    keep: int | None = None
 
     @field_validator("name")
     @classmethod
@@ -462,6 +464,14 @@ class ScheduleEntry(Section):
                 "day month weekday, e.g. '0 2 * * *')",
                 {"value": value, "reason": str(exc).rstrip(".")},
             ) from None
+        return value
+
+    @field_validator("keep", mode="before")
+    @classmethod
+    def _files_to_keep(cls, value: Any) -> Any:
+        # before pydantic's int, which takes `true` as 1 and '3' as 3
+        if value is not None and (type(value) is not int or value < 1):
+            raise PydanticCustomError("keep", "must be a whole number of files, 1 or more")
         return value
 
     @field_validator("out")

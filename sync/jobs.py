@@ -34,6 +34,7 @@ from sync.locks import (
 from sync.outfile import check_directory, check_writable
 from sync.reconcile_run import run_reconcile, verdict, write_plan
 from sync.report_run import build_report, render_report, write_text
+from sync.retention import RUN_ID, UTC_STAMP, own_files, prune
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import Stopped, stop_event
 from sync.store import RunRecord, RunStatus, Store
@@ -88,8 +89,22 @@ def output_path(out: Path, job: str, run_id: str, suffix: str) -> Path:
 
     The job name comes from the config and may hold `/`: it becomes one file name, so the file
     stays in ``out`` (which `config.paths` keeps inside the config's directory)."""
-    name = f"{job}-{run_id}{suffix}".replace("/", "_").replace("\\", "_")
-    return out if out.suffix else out / name
+    return out if out.suffix else out / f"{_file_stem(job)}-{run_id}{suffix}"
+
+
+def _file_stem(job: str) -> str:
+    return job.replace("/", "_").replace("\\", "_")
+
+
+def _keep_newest(entry: ScheduleEntry, out: Path, written: Path, stamp: str) -> None:
+    """`keep: N`: the entry's own files in its out: directory beyond the newest N go, now that
+    ``written`` is there (a regular expression of its time or run id: ``stamp``)."""
+    if entry.keep is None or out.suffix:  # one file, written over each time, piles nothing up
+        return
+    own = own_files(_file_stem(entry.name), stamp, written.suffix)
+    deleted = prune(written, own, entry.keep, entry.name)
+    _log.debug("%s: deleted %d older files of its out: (keep: %d)", entry.name, len(deleted),
+               entry.keep)  # fmt: skip
 
 
 def run_job(
@@ -184,6 +199,7 @@ def _reconcile(
     if entry.out is not None:
         path = output_path(entry.out, entry.name, outcome.run_id, ".json")
         write_plan(outcome.plan_json, path, what=f"schedule job {entry.name} out:")
+        _keep_newest(entry, entry.out, path, RUN_ID)
     exit_code, detail = verdict(rt.config, outcome)
     return JobOutcome(
         entry.name, outcome.status.value, outcome.run_id, exit_code, detail,
@@ -202,6 +218,7 @@ def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
         report = build_report(rt, job=entry.name, refresh=True)
         fmt = REPORT_FORMATS.get(path.suffix, "html")
         write_text(render_report(report, fmt), path, what=f"schedule job {entry.name} out:")
+        _keep_newest(entry, out, path, UTC_STAMP)
     except Stopped as exc:  # recorded as interrupted by build_report
         return stopped_outcome(entry, exc, began)
     except Exception as exc:

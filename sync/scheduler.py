@@ -217,7 +217,8 @@ def _take_turn(turn: threading.Lock, stop: threading.Event) -> bool:
 
 def _as_configured_now(config_path: str, entry: ScheduleEntry) -> ScheduleEntry | None:
     """The entry as the config file says now, or None once it was taken out: an edit of its
-    job, `full` or `out` counts from the next firing; its cron and time zone from a restart."""
+    job, `full`, `out` or `keep` counts from the next firing; its cron and time zone from a
+    restart."""
     config = load_config(config_path)
     now = next((e for e in config.schedule if e.name == entry.name), None)
     if now is None:

@@ -325,6 +325,42 @@ CASES: dict[str, tuple[str, str]] = {
         "15: schedule.0.misfire_grace_seconds: must be less than or equal to 1000000000"
         " (got 99999999999999999999)",
     ),
+    "keep_on_an_out_naming_one_file": (  # written over each firing: nothing to prune
+        BASE + "schedule:\n  - {name: h, cron: '0 6 * * 1', job: report, out: h.html, keep: 4}\n",
+        "15: schedule.0.keep: applies to an out: directory, and out names one file, which each"
+        " firing writes over (give out a directory, such as reports/, or leave keep out)",
+    ),
+    "keep_on_a_reconcile_entry_without_out": (  # it writes no file
+        BASE + "schedule:\n  - name: p\n    cron: '0 2 * * *'\n    job: reconcile-dry-run\n"
+        "    keep: 4\n",
+        "18: schedule.0.keep: applies to an out: directory, and this entry has no out: (add one,"
+        " such as plans/, or leave keep out)",
+    ),
+    "keep_zero": (
+        BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
+        " keep: 0}\n",
+        "15: schedule.0.keep: must be a whole number of files, 1 or more (got 0)",
+    ),
+    "keep_negative": (
+        BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
+        " keep: -2}\n",
+        "15: schedule.0.keep: must be a whole number of files, 1 or more (got -2)",
+    ),
+    "keep_fraction": (
+        BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
+        " keep: 2.5}\n",
+        "15: schedule.0.keep: must be a whole number of files, 1 or more (got 2.5)",
+    ),
+    "keep_true": (
+        BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
+        " keep: true}\n",
+        "15: schedule.0.keep: must be a whole number of files, 1 or more (got True)",
+    ),
+    "keep_text": (
+        BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
+        " keep: '3'}\n",
+        "15: schedule.0.keep: must be a whole number of files, 1 or more (got '3')",
+    ),
     "rate_beyond_any_currency": (  # was accepted, then `report` failed: InvalidOperation
         BASE + "report:\n  currency: USD\n  rates: {EUR: 1e400}\n",
         "16: report.rates.EUR: must be less than or equal to 1E+12 (got '1e400')",
