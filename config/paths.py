@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
-__all__ = ["contained_path", "path_context", "sqlite_file"]
+__all__ = ["contained_path", "file_stem", "path_context", "sqlite_file"]
 
 _SQLITE = re.compile(r"^(sqlite(?:\+\w+)?):///([^?]+)(\?.*)?$")
 
@@ -66,3 +66,9 @@ def sqlite_file(store: str) -> tuple[str, str, str] | None:
         return None
     scheme, file, query = match.groups()
     return scheme, file, query or ""
+
+
+def file_stem(name: str) -> str:
+    """What a schedule entry's name becomes at the head of the files it writes into its `out:`
+    directory: one file name, so `/` and `\\` (which would make it a path) become `_`."""
+    return name.replace("/", "_").replace("\\", "_")

@@ -11,11 +11,13 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from config.base import did_you_mean
 from config.errors import Path_, Problem, format_path
+from config.paths import file_stem
 from config.schema import (
     Document,
     FunnelDef,
     PolicyDef,
     Priority,
+    ScheduleEntry,
     SourceOfTruth,
     SystemConfig,
 )
@@ -127,7 +129,28 @@ def _schedule_problems(document: Document) -> list[Problem]:
                 f"applies to an out: directory, and this entry has no out: (add one, such as "
                 f"{example}, or leave keep out)"
             )))  # fmt: skip
+        elif twin := _same_files(document, entry):
+            problems.append(Problem(("schedule", index, "keep"), (
+                f"would delete the files of entry {twin!r} too: both write files named "
+                f"{file_stem(entry.name)}-... into the same out: directory (rename one of them)"
+            )))  # fmt: skip
     return problems
+
+
+def _same_files(document: Document, entry: ScheduleEntry) -> str | None:
+    """Another entry writing files of the names ``entry`` writes, into its directory: names
+    that differ only where they become one file name (`a/b` and `a_b`), of the same job kind
+    (a plan's `.json`, a report's `.html`)."""
+    return next(
+        (
+            other.name
+            for other in document.schedule
+            if other.name != entry.name
+            and file_stem(other.name) == file_stem(entry.name)
+            and (other.out, other.job == "report") == (entry.out, entry.job == "report")
+        ),
+        None,
+    )
 
 
 def _stage_write_problems(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from config import ScheduleEntry
+from config.paths import file_stem
 from sync.connect import open_connector
 from sync.errors import run_error
 from sync.locks import (
@@ -89,11 +90,7 @@ def output_path(out: Path, job: str, run_id: str, suffix: str) -> Path:
 
     The job name comes from the config and may hold `/`: it becomes one file name, so the file
     stays in ``out`` (which `config.paths` keeps inside the config's directory)."""
-    return out if out.suffix else out / f"{_file_stem(job)}-{run_id}{suffix}"
-
-
-def _file_stem(job: str) -> str:
-    return job.replace("/", "_").replace("\\", "_")
+    return out if out.suffix else out / f"{file_stem(job)}-{run_id}{suffix}"
 
 
 def _keep_newest(entry: ScheduleEntry, out: Path, written: Path, stamp: str) -> None:
@@ -101,7 +98,7 @@ def _keep_newest(entry: ScheduleEntry, out: Path, written: Path, stamp: str) -> 
     ``written`` is there (a regular expression of its time or run id: ``stamp``)."""
     if entry.keep is None or out.suffix:  # one file, written over each time, piles nothing up
         return
-    own = own_files(_file_stem(entry.name), stamp, written.suffix)
+    own = own_files(file_stem(entry.name), stamp, written.suffix)
     deleted = prune(written, own, entry.keep, entry.name)
     _log.debug("%s: deleted %d older files of its out: (keep: %d)", entry.name, len(deleted),
                entry.keep)  # fmt: skip

@@ -336,6 +336,12 @@ CASES: dict[str, tuple[str, str]] = {
         "18: schedule.0.keep: applies to an out: directory, and this entry has no out: (add one,"
         " such as plans/, or leave keep out)",
     ),
+    "keep_over_another_entrys_files": (  # both write `a_b-<time>.html` into reports/
+        BASE + "schedule:\n  - {name: a/b, cron: '0 6 * * 1', job: report, keep: 3}\n"
+        "  - {name: a_b, cron: '0 7 * * 1', job: report}\n",
+        "15: schedule.0.keep: would delete the files of entry 'a_b' too: both write files named"
+        " a_b-... into the same out: directory (rename one of them)",
+    ),
     "keep_zero": (
         BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
         " keep: 0}\n",
