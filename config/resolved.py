@@ -169,6 +169,9 @@ class Config:
         # Added at its default: the config is the one older plans were made under.
         if not data["push"]["move_between_pipelines"]:
             del data["push"]["move_between_pipelines"]
+        for entry in data["schedule"]:
+            if entry["keep"] is None:  # Added at its default, as above.
+                del entry["keep"]
         for name, system in self.systems.items():
             data["systems"][name]["auth_mode"] = system.auth_mode
             # Added at its default: the config is the one older plans were made under.
