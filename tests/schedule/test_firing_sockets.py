@@ -16,7 +16,8 @@ import pytest
 from config import load_config
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.launcher import SYSTEMS, Sandbox
-from sync.jobs import run_job
+from sync.jobs import JobOutcome, run_job
+from sync.shutdown import stop_event
 from sync.store import RunStatus
 
 APPLY = {"name": "nightly-apply", "cron": "30 2 * * *", "job": "reconcile"}
@@ -52,10 +53,10 @@ def collector_held() -> Iterator[None]:
         gc.enable()
 
 
-def fire(config: Path, stop: threading.Event | None = None) -> str:
+def fire(config: Path, stop: threading.Event | None = None) -> JobOutcome:
     entry = load_config(str(config)).schedule[0]
     stop = stop or threading.Event()
-    return run_job(str(config), entry, stop=stop, connector_options=QUICK_FAILURE).status
+    return run_job(str(config), entry, stop=stop, connector_options=QUICK_FAILURE)
 
 
 @pytest.mark.parametrize("down", SYSTEMS)
@@ -68,9 +69,9 @@ def test_a_firing_that_fails_on_a_crm_leaves_no_socket_open_to_any_crm(
     config = write_config(new_store_url("sqlite"), APPLY)
     faults_reset.servers[down].faults.set(Faults(error5xx=1.0))  # down until retries run out
     with collector_held():
-        status = fire(config)
+        outcome = fire(config)
         left_open = open_sockets_to(faults_reset)
-    assert status == RunStatus.FAILED.value
+    assert outcome.status == RunStatus.FAILED.value
     assert left_open == []
 
 
@@ -81,14 +82,15 @@ def test_a_firing_stopped_during_its_pull_leaves_no_socket_open_to_any_crm(
 ) -> None:
     config = write_config(new_store_url("sqlite"), APPLY)
     faults_reset.servers["pipedrive"].faults.set(Faults(latency_ms=300))
-    stop = threading.Event()
-    timer = threading.Timer(0.5, stop.set)  # SIGTERM, as the scheduler passes it on
+    timer = threading.Timer(0.5, stop_event.set)  # as SIGTERM does in `crmsync schedule`
     timer.start()
     try:
         with collector_held():
-            status = fire(config, stop)
+            outcome = fire(config, stop_event)
             left_open = open_sockets_to(faults_reset)
     finally:
         timer.cancel()
-    assert status == RunStatus.INTERRUPTED.value
+        stop_event.clear()
+    assert outcome.status == RunStatus.INTERRUPTED.value
+    assert "during the pull" in outcome.detail, outcome.detail
     assert left_open == []
