@@ -170,8 +170,7 @@ class Config:
         if not data["push"]["move_between_pipelines"]:
             del data["push"]["move_between_pipelines"]
         for entry in data["schedule"]:
-            if entry["keep"] is None:  # Added at its default, as above.
-                del entry["keep"]
+            del entry["keep"]  # which files of its own a firing deletes: no part of any plan
         for name, system in self.systems.items():
             data["systems"][name]["auth_mode"] = system.auth_mode
             # Added at its default: the config is the one older plans were made under.

@@ -1,5 +1,6 @@
-"""A schedule entry's `keep`: absent, the config is the one older plans were made under (its
-fingerprint is the one crmsync computed before the key existed); set, a config of its own."""
+"""A schedule entry's `keep` is no part of the config fingerprint: absent, the fingerprint is
+the one crmsync computed before the key existed; set or changed, a saved plan still applies
+(which of its own files a firing deletes changes nothing a plan does)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ def test_an_entry_without_keep_leaves_the_fingerprint_older_plans_were_made_unde
     assert _fingerprint(tmp_path) == BEFORE_KEEP  # plans saved before the key still apply
 
 
-def test_an_entry_with_keep_is_a_config_of_its_own(tmp_path: Path) -> None:
-    assert _fingerprint(tmp_path, ", out: plans/, keep: 3") != _fingerprint(
+def test_keep_leaves_the_fingerprint_as_it_was_so_saved_plans_still_apply(
+    tmp_path: Path,
+) -> None:
+    assert _fingerprint(tmp_path, ", out: plans/, keep: 3") == _fingerprint(
         tmp_path, ", out: plans/"
     )
