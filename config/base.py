@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     WrapSerializer,
@@ -16,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-__all__ = ["FrozenMap", "Name", "Section", "did_you_mean"]
+__all__ = ["FrozenMap", "Name", "Section", "Whole", "did_you_mean"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -27,6 +28,18 @@ FrozenMap = Annotated[
     AfterValidator(MappingProxyType),
     WrapSerializer(lambda value, handler: handler(dict(value))),
 ]
+
+
+def _not_true_or_false(value: Any) -> Any:
+    # pydantic's int takes YAML's `true` as 1: a count, a limit or a wait written as a yes/no
+    # is a slip, not a number (a quoted number, as `${VAR}` gives, is read as before)
+    if isinstance(value, bool):
+        raise PydanticCustomError("whole", "must be a whole number, not true or false")
+    return value
+
+
+# Counts, limits and seconds.
+Whole = Annotated[int, BeforeValidator(_not_true_or_false)]
 
 # Instance, funnel, pipeline and stage names: non-empty, no surrounding blanks.
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from config.base import FrozenMap, Name, Section
+from config.base import FrozenMap, Name, Section, Whole
 from config.credentials import (
     Credentials,
     HubSpotCredentials,
@@ -143,7 +143,7 @@ class FunnelDef(Section):
 
 
 class RateLimit(Section):
-    requests: int = Field(ge=1)
+    requests: Whole = Field(ge=1)
     per_seconds: float = Field(gt=0, le=86400, allow_inf_nan=False)  # a day: the longest wait
 
 
@@ -160,7 +160,7 @@ class _SystemBase(Section):
     stage_write: FrozenMap[Name, FrozenMap[Name, Name]] = Field(default_factory=dict)
     external_ids: FrozenMap[Name, Name] = Field(default_factory=dict)
     link_field: Name | None = None
-    call_budget: int | None = Field(default=None, ge=1)
+    call_budget: Whole | None = Field(default=None, ge=1)
     rate_limit: RateLimit | None = None
     credentials: Credentials  # narrowed per kind below
 
@@ -365,8 +365,8 @@ def parse_duration(value: object) -> timedelta:
 
 class PushConfig(Section):
     targets: tuple[Name, ...] | None = None  # None: every instance
-    max_changes: int = Field(default=500, ge=0)
-    max_changes_per_system: int | None = Field(default=None, ge=0)
+    max_changes: Whole = Field(default=500, ge=0)
+    max_changes_per_system: Whole | None = Field(default=None, ge=0)
     create_missing: bool = False
     propagate_deletes: bool = False
     # Write only along links a person or the CRMs vouch for (`crmsync links confirm`, external
@@ -376,9 +376,9 @@ class PushConfig(Section):
     # moves its copies to their CRM's pipeline of that funnel, chosen as a copy of that funnel
     # would be placed; off, such copies stay where they are and the stage change is an error.
     move_between_pipelines: bool = False
-    confirm_above: int = Field(default=50, ge=0)
+    confirm_above: Whole = Field(default=50, ge=0)
     plan_max_age: timedelta = timedelta(hours=24)
-    max_attempts: int = Field(default=5, ge=1)
+    max_attempts: Whole = Field(default=5, ge=1)
 
     @field_validator("plan_max_age", mode="before")
     @classmethod
@@ -390,8 +390,8 @@ class PushConfig(Section):
 
 
 class LimitsConfig(Section):
-    max_conflicts: int | None = Field(default=None, ge=0)
-    max_unmatched: int | None = Field(default=None, ge=0)
+    max_conflicts: Whole | None = Field(default=None, ge=0)
+    max_unmatched: Whole | None = Field(default=None, ge=0)
 
 
 # --- report, schedule ------------------------------------------------------------------------
@@ -413,7 +413,7 @@ class Thresholds(Section):
 
 
 class ReportConfig(Section):
-    stale_days: int = Field(default=30, ge=1)
+    stale_days: Whole = Field(default=30, ge=1)
     currency: Currency | None = None  # consolidate amounts into this currency using `rates`
     # bounded, so an amount (at most 1E+100) converted stays within the report's arithmetic
     rates: FrozenMap[
@@ -431,12 +431,12 @@ class ScheduleEntry(Section):
     timezone: TimeZone = "UTC"
     job: Literal[JOBS]  # type: ignore[valid-type]
     out: Path | None = None  # reports directory; inside the config file's directory
-    misfire_grace_seconds: int = Field(default=3600, ge=1, le=1_000_000_000)  # ~31 years
+    misfire_grace_seconds: Whole = Field(default=3600, ge=1, le=1_000_000_000)  # ~31 years
     # reconcile jobs: pull everything, not only what changed (deals a CRM purged before an
     # incremental read could see them leave, any record a read missed)
     full: bool = False
     # how many of its own files an `out:` directory keeps (the newest); None: every one
-    keep: int | None = None
+    keep: Whole | None = None
 
     @field_validator("name")
     @classmethod

@@ -68,6 +68,10 @@ CASES: dict[str, tuple[str, str]] = {
         BASE + "push:\n  max_changes: -1\n",
         "15: push.max_changes: must be greater than or equal to 0 (got -1)",
     ),
+    "yes_no_for_a_number": (
+        BASE + "push:\n  max_attempts: true\n",
+        "15: push.max_attempts: must be a whole number, not true or false (got True)",
+    ),
     "wrong_boolean": (
         BASE + "push:\n  create_missing: maybe\n",
         "15: push.create_missing: must be a valid boolean, unable to interpret input (got 'maybe')",
