@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, fields, is_dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from urllib.parse import quote, quote_plus
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "HubSpotToken",
     "PipedriveAccessToken",
     "PipedriveApiToken",
+    "PluginSecrets",
     "SalesforceClientCredentials",
     "SalesforcePassword",
     "SalesforceSession",
@@ -77,6 +78,20 @@ class PipedriveAccessToken(_Redacted):
     access_token: str
 
 
+@dataclass(frozen=True, repr=False)
+class PluginSecrets:
+    """A third-party connector kind's credentials, as its config names them (`credentials:
+    {refresh_token: ${ZOHO_TOKEN}}`): every value is a secret, kept out of messages as the
+    built-in kinds' are."""
+
+    values: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        return f"PluginSecrets({', '.join(f'{k}=***' for k in self.values)})"
+
+    __str__ = __repr__
+
+
 Credentials = (
     SalesforceSession
     | SalesforcePassword
@@ -84,6 +99,7 @@ Credentials = (
     | HubSpotToken
     | PipedriveApiToken
     | PipedriveAccessToken
+    | PluginSecrets
 )
 
 
@@ -95,8 +111,8 @@ _AUTHORIZATION = re.compile(
 
 def secret_values(credentials: Credentials) -> list[str]:
     """The secret strings inside, so log filters and tests can prove they never leak."""
-    if not is_dataclass(credentials):  # a plugin's own credentials type
-        return []
+    if isinstance(credentials, PluginSecrets):
+        return [value for value in credentials.values.values() if value]
     return [
         getattr(credentials, f.name)
         for f in fields(credentials)

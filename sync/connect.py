@@ -80,6 +80,8 @@ def closes_by_status(kind: str) -> bool:
 def _credentials(kind: str, creds: Any) -> cc.Credentials:
     secret = creds.secret
     mode = creds.mode
+    if mode == "custom":  # a plugin's kind (config.credentials.PluginCredentials)
+        return cc.PluginSecrets({name: secret(name) for name in creds.secret_fields()})
     if kind == "salesforce":
         if mode == "session":
             return cc.SalesforceSession(secret("session_id"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,17 +53,18 @@ def open_runtime(
             f"--system {unknown[0]}: no such instance in {config.path.name} "
             f"(expected one of {', '.join(config.systems)})"
         )
-    store = Store.open(config.store_url)
-    runtime = Runtime(config, store, connector_options=dict(connector_options or {}))
-    try:
+    # Every close runs though one raises (a plugin connector's may): the others' sockets and
+    # the store's connections are freed all the same, and the first error is the one told.
+    with ExitStack() as closing:
+        store = Store.open(config.store_url)
+        closing.callback(store.close)
+        runtime = Runtime(config, store, connector_options=dict(connector_options or {}))
         if connect:
             for name in systems or list(config.systems):
-                runtime.connectors[name] = open_connector(config, name, connector_options)
+                connector = open_connector(config, name, connector_options)
+                runtime.connectors[name] = connector
+                closing.callback(connector.close)
         yield runtime
-    finally:
-        for connector in runtime.connectors.values():
-            connector.close()
-        store.close()
 
 
 class Bars:

@@ -1,0 +1,82 @@
+"""A plugin connector (a third-party kind through the `crmsync.connectors` entry point) is
+opened with its credentials, and what a command opens is closed however it ends, one
+connector's failing close included."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from connectors.credentials import secret_values
+from sync.runtime import open_runtime
+
+PLUGIN = """\
+CLOSED = []
+OPENED = {}
+
+
+class Zoho:
+    kind = "zoho"
+
+    def __init__(self, settings):
+        self.system = settings.instance
+        OPENED[self.system] = settings.credentials
+
+    def close(self):
+        CLOSED.append(self.system)
+        if self.system == "z2":
+            raise RuntimeError("z2 could not close")
+"""
+
+
+def _install_plugin(site: Path) -> None:
+    """A real (tiny) installed distribution declaring a `crmsync.connectors` entry point."""
+    dist = site / "crmsync_zoho_close-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: crmsync-zoho-close\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text("[crmsync.connectors]\nzoho = crmsync_zoho_close:Zoho\n")
+    (site / "crmsync_zoho_close.py").write_text(PLUGIN)
+
+
+@pytest.fixture
+def zoho_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    _install_plugin(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "crmsync_zoho_close", raising=False)  # imported afresh
+    monkeypatch.setenv("Z", "zoho-secret")
+    monkeypatch.setenv("ZORG", "1234")
+    config = tmp_path / "crmsync.yaml"
+    config.write_text(
+        "version: 1\nsystems:\n"
+        "  z1: {kind: zoho, credentials: {refresh_token: '${Z}', org: '${ZORG}'}}\n"
+        "  z2: {kind: zoho, credentials: {refresh_token: '${Z}'}}\n"
+        "  z3: {kind: zoho, credentials: {refresh_token: '${Z}'}}\n"
+    )
+    return config
+
+
+def test_a_plugin_connector_is_opened_with_its_credentials_kept_out_of_its_repr(
+    zoho_config: Path,
+) -> None:
+    with pytest.raises(RuntimeError), open_runtime(str(zoho_config)):  # z2's close (below)
+        pass
+    credentials = sys.modules["crmsync_zoho_close"].OPENED["z1"]
+    assert credentials.values == {"refresh_token": "zoho-secret", "org": "1234"}
+    assert secret_values(credentials) == ["zoho-secret", "1234"]
+    assert "zoho-secret" not in repr(credentials)
+
+
+def test_a_connector_whose_close_fails_leaves_the_others_closed_and_says_why(
+    zoho_config: Path,
+) -> None:
+    with (
+        pytest.raises(RuntimeError, match="z2 could not close"),
+        open_runtime(str(zoho_config)) as runtime,
+    ):
+        assert list(runtime.connectors) == ["z1", "z2", "z3"]
+    closed = sys.modules["crmsync_zoho_close"].CLOSED
+    assert sorted(closed) == ["z1", "z2", "z3"]  # z1 too, after z2's close failed
