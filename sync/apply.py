@@ -90,6 +90,7 @@ def apply_plan(
     ]
     in_doubt = {r.entry.plan_change_id: r.run_id for r in pending}
     journaled = {r.entry.plan_change_id: r.entry.before for r in pending}
+    sent_at = {r.entry.plan_change_id: r.updated_at for r in pending}
     by_system: dict[str, list[Change]] = defaultdict(list)
     for change in plan.changes:
         by_system[change.system].append(change)
@@ -127,8 +128,8 @@ def apply_plan(
         failures = Failures.of(store, system, runtime.config.push.max_attempts)
         writer = _Writer(
             store, connector, ctx, run_id, plan_id, op, failures=failures, facts=facts,
-            done=done, in_doubt=in_doubt, journaled=journaled, progress=progress, keeper=keeper,
-            sources=sources,
+            done=done, in_doubt=in_doubt, journaled=journaled, sent_at=sent_at, progress=progress,
+            keeper=keeper, sources=sources,
         )  # fmt: skip
         mine = [r for r in pending if r.entry.instance == system]
         held = too_recent([*earlier[system], *mine], connector, datetime.now(UTC))
@@ -236,6 +237,7 @@ class _Writer:
     done: set[str]
     in_doubt: Mapping[str, str]  # change id -> the earlier run that may have sent it
     journaled: Mapping[str, Any]  # change id -> the before-value that run journaled
+    sent_at: Mapping[str, datetime]  # change id -> when that run journaled it, about to send
     progress: Progress | None
     keeper: BaseKeeper | None  # saves the bases after each batch (None: a run that does not)
     sources: SourceCheck | None  # a saved plan's: its values still the news? (None: not asked)
@@ -455,7 +457,8 @@ class _Writer:
         # A write left in doubt by a killed run that did land is that run's: audit it under it
         # (so `rollback` of that run undoes it), as settling another plan's writes does.
         landed = [c for c, o, _ in settled if o is Outcome.ALREADY and c.change_id in self.in_doubt]
-        self.store.journal.mark(self.run_id, marks, audit=self._audited(landed, self.in_doubt))
+        audit = self._audited(landed, self.in_doubt, self.sent_at)
+        self.store.journal.mark(self.run_id, marks, audit=audit)
         results = []
         for change, outcome, why in settled:
             if outcome is Outcome.FAILED:
@@ -496,10 +499,14 @@ class _Writer:
         return results
 
     def _audited(
-        self, changes: Sequence[Change], runs: Mapping[str, str] | None = None
+        self,
+        changes: Sequence[Change],
+        runs: Mapping[str, str] | None = None,
+        sent_at: Mapping[str, datetime] | None = None,
     ) -> list[AuditEntry]:
         """The audit entries of `changes`, which landed (`runs`: change id -> the run that made
-        it, where that is not this one)."""
+        it, where that is not this one; `sent_at`: when that run sent it, the time it is audited
+        at, as a write other plans left in doubt is: sync/apply_doubt.py says why)."""
         return [
             AuditEntry(
                 (runs or {}).get(c.change_id, self.run_id),
@@ -509,6 +516,7 @@ class _Writer:
                 self._befores.get(c.change_id, encode_value(c.from_value)),
                 self._afters.get(c.change_id, encode_value(c.to_value)),
                 c.reason,
+                (sent_at or {}).get(c.change_id),
             )
             for c in changes
         ]

@@ -141,7 +141,10 @@ def _settle_writes(
     failures: Failures,
 ) -> None:
     """A write in doubt landed if the deal holds its value now: it went through, so a failure
-    of it (refused before) is no longer one."""
+    of it (refused before) is no longer one. It is audited at the time its run journaled it
+    (just before sending): audited at the time of settling, crmsync's write laid over a
+    snapshot pulled before (sync/known_writes.py) made the deal look edited then, and a
+    `newest` policy took an older edit of it for newer than a person's edit elsewhere."""
     for chunk in chunks(records, _BATCH):
         deals, _ = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
         audit: list[AuditEntry] = []
@@ -161,6 +164,7 @@ def _settle_writes(
                         before=entry.before,
                         after=audited_after(str(entry.field), entry.after, deal),
                         reason=why,
+                        at=record.updated_at,
                     )
                 )
                 state, result = JournalState.DONE, {"already": True, "settled_by": run_id}
