@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 import traceback
@@ -70,6 +71,8 @@ __all__ = [
 
 
 _T = TypeVar("_T")
+
+_log = logging.getLogger("crmsync.store")
 
 
 class StoreError(RuntimeError):
@@ -750,8 +753,18 @@ def _ensure_schema(engine: Engine, migrations: Sequence[Migration]) -> int:
                 # the store exactly at the old version.
                 migrations[version - 1](conn)
                 _stamp(conn, version + 1)
-            return latest
     except OperationalError:
         raise  # ensure_schema may retry it
     except SQLAlchemyError as exc:
         _refuse_store(engine, exc)
+    if found < latest:
+        # Any command upgrades the store, a `crmsync check` of a new version tried beside the
+        # scheduler of the old one too: from now on that one refuses the store; say so once.
+        _log.warning(
+            "state store %s upgraded from schema v%d to v%d: a crmsync older than this one no "
+            "longer opens it",
+            redact_url(str(engine.url)),
+            found,
+            latest,
+        )
+    return latest

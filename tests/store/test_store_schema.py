@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, inspect, text
 
+from config import redact_url
 from sync.link_review import apart, split_entity_ids
 from sync.schema import MIGRATIONS, SCHEMA_VERSION, connect_engine, ensure_schema, metadata
 from sync.store import Store, StoreError
@@ -279,3 +281,25 @@ def test_a_search_path_schema_that_does_not_exist_is_named_with_how_to_make_it()
         f"no schema has been selected to create in (is schema {missing} of the URL's "
         f"search_path made? create it first: CREATE SCHEMA {missing})"
     ), message
+
+
+def test_an_upgrade_says_once_which_versions_it_upgraded_the_store_between(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any command opens (so upgrades) the store, a `crmsync check` of the new version too,
+    while the scheduler of the old one may still run: from then on, that one refuses the
+    store. Upgraded in silence, nothing told why."""
+    with caplog.at_level(logging.INFO, logger="crmsync"):
+        with Store.open(store_url, migrations=MIGRATIONS[:7]):
+            assert not caplog.records  # a new store is no upgrade
+        with Store.open(store_url):
+            pass
+        with Store.open(store_url):
+            pass
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            logging.WARNING,
+            f"state store {redact_url(store_url)} upgraded from schema v8 to v{SCHEMA_VERSION}: "
+            "a crmsync older than this one no longer opens it",
+        )
+    ]
