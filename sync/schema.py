@@ -761,10 +761,11 @@ def _ensure_schema(engine: Engine, migrations: Sequence[Migration]) -> int:
         # Any command upgrades the store, a `crmsync check` of a new version tried beside the
         # scheduler of the old one too: from now on that one refuses the store; say so once.
         _log.warning(
-            "state store %s upgraded from schema v%d to v%d: a crmsync older than this one no "
-            "longer opens it",
+            "state store %s upgraded from schema v%d to v%d: the crmsync that used it before "
+            "(schema v%d) refuses it from now on",
             redact_url(str(engine.url)),
             found,
             latest,
+            found,
         )
     return latest

@@ -300,6 +300,6 @@ def test_an_upgrade_says_once_which_versions_it_upgraded_the_store_between(
         (
             logging.WARNING,
             f"state store {redact_url(store_url)} upgraded from schema v8 to v{SCHEMA_VERSION}: "
-            "a crmsync older than this one no longer opens it",
+            "the crmsync that used it before (schema v8) refuses it from now on",
         )
     ]
