@@ -136,18 +136,19 @@ class Config:
         definition = self.policies.fields.get(field_name, self.policies.default)
         return Policy.of(definition)
 
-    def mapping_fingerprint(self, instance: str) -> str:
+    def mapping_fingerprint(self, instance: str, mapper: int | None = None) -> str:
         """sha256 of what turns the instance's records into canonical deals: its stage map, its
         pipelines' funnels (and theirs), its currency, its id fields, (HubSpot) the portal's
-        time zone its close dates are read in, and its kind's mapper version. The deals a pull saved
-        under another one are stale in the store (a stage mapped since is still null there)."""
+        time zone its close dates are read in, and its kind's mapper version (`mapper`, else
+        this crmsync's). The deals a pull saved under another one are stale in the store (a
+        stage mapped since is still null there)."""
         system = self.system(instance)
         fields = {"kind", "currency", "pipeline_funnels", "stage_map", "external_ids", "link_field"}
         data = system.model_dump(mode="json", include={*fields, "timezone"})
         if data.get("timezone", "UTC") == "UTC":
             # Dates were read in UTC before the key existed: stores pulled then stay current.
             data.pop("timezone", None)
-        if (version := MAPPER_VERSIONS.get(system.kind, 1)) != 1:
+        if (version := mapper or MAPPER_VERSIONS.get(system.kind, 1)) != 1:
             data["mapper"] = version
         used = {"default", *system.pipeline_funnels.values()}
         data["funnels"] = {

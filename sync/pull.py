@@ -31,6 +31,7 @@ from mapping import MappingContext, deal_fingerprint, deal_to_json, with_stage_h
 from mapping.history import keyed_in_pipeline
 from mapping.model import Deal, MappingError
 from mapping.salesforce import stage_history_from_salesforce
+from mapping.versions import MAPPER_VERSIONS
 from sync.connect import build_context, kind_mapping, read_now
 from sync.errors import CrmsyncError
 from sync.locks import Budget, pull_locks
@@ -371,7 +372,7 @@ def pull_locked(
             why = _deletions_out_of_sight(connector, last, started) if last else None
             mapping = config.mapping_fingerprint(instance)
             if cursor and why is None:
-                why = _remap_reason(store.mapping_of(instance), mapping)
+                why = _remap_reason(config, instance, store.mapping_of(instance), mapping)
             if why is not None:
                 _log.warning("%s: reading everything: %s", instance, why)
                 cursor = None
@@ -418,12 +419,24 @@ _UNRECORDED = (
 )
 
 
-def _remap_reason(stored: str | None, mapping: str) -> str | None:
+def _remap_reason(config: Config, instance: str, stored: str | None, mapping: str) -> str | None:
     """Why an incremental pull must read everything: the instance's deals were stored under
-    another mapping than `mapping` (`stored`, None when none was recorded); None when not."""
+    another mapping than `mapping` (`stored`, None when none was recorded); None when not.
+    Where `stored` is this config's under an older mapper of its kind, crmsync was upgraded:
+    said so, or the user looks for a change in a config nobody changed."""
     if stored is None:
         return _UNRECORDED
-    return _REMAP if stored != mapping else None
+    if stored == mapping:
+        return None
+    kind = config.system(instance).kind
+    current = MAPPER_VERSIONS.get(kind, 1)
+    for older in range(current - 1, 0, -1):
+        if config.mapping_fingerprint(instance, mapper=older) == stored:
+            return (
+                f"crmsync maps {kind} deals otherwise since the last pull (mapper version "
+                f"{older} to {current}: crmsync was upgraded): every deal is mapped again, once"
+            )
+    return _REMAP
 
 
 def _deletions_out_of_sight(connector: Connector, last: datetime, now: datetime) -> str | None:

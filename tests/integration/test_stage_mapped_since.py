@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from mapping.versions import MAPPER_VERSIONS
 from sync.plan import Plan
 from tests.integration.conftest import World
 from tests.integration.test_partial_targets import _reconcile
@@ -70,3 +71,24 @@ def test_a_stage_mapped_in_a_store_an_older_crmsync_pulled_is_mapped_at_the_next
     with caplog.at_level("WARNING"):
         _reconcile(small_world, dry_run=True)
     assert "reading everything" not in caplog.text  # once: the mapping is recorded now
+
+
+def test_a_pull_after_an_upgrade_that_maps_a_kind_otherwise_says_so(
+    small_world: World, caplog: Any, monkeypatch: Any
+) -> None:
+    """After an upgrade raising a kind's mapper version, the first pull reads everything, and
+    said 'its mapping changed (stage map, funnels, currency, ...)': the user, who changed no
+    config, looked for what changed in it. The recorded mapping is the config's under an older
+    mapper, so the line says that."""
+    current = MAPPER_VERSIONS["pipedrive"]
+    with monkeypatch.context() as older:  # the crmsync before the upgrade
+        older.setitem(MAPPER_VERSIONS, "pipedrive", current - 1)
+        _reconcile(small_world, dry_run=True)
+    with caplog.at_level("WARNING"):
+        _reconcile(small_world, dry_run=True)
+    assert (
+        f"pipedrive: reading everything: crmsync maps pipedrive deals otherwise since the last "
+        f"pull (mapper version {current - 1} to {current}: crmsync was upgraded): every deal is "
+        "mapped again, once"
+    ) in caplog.text
+    assert "salesforce: reading everything" not in caplog.text
