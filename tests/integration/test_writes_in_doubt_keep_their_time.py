@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from sync.runtime import open_runtime
 from tests.integration.conftest import World
 from tests.integration.crm_users import Editors
-from tests.integration.processes import cli, killed
+from tests.integration.processes import cli, killed, runs
 from tests.integration.test_writes_not_yet_searchable import _open_in_all_three
 
 SALESFORCE_UPDATE = "PATCH /services/data/{version}/composite/sobjects"
@@ -53,6 +54,7 @@ def test_a_write_settled_after_its_run_was_killed_does_not_outdate_a_later_edit(
     plan = tmp_path / "plan.json"
     if settled_by == "another plan":
         killed(world, "salesforce", SALESFORCE_UPDATE, "reconcile", "--yes")
+        killed_run = _latest_run(world, "reconcile")
         other = next(
             m
             for m in world.members().values()
@@ -63,6 +65,7 @@ def test_a_write_settled_after_its_run_was_killed_does_not_outdate_a_later_edit(
     else:
         _save_plan(world, plan)
         killed(world, "salesforce", SALESFORCE_UPDATE, "apply", str(plan), "--yes")
+        killed_run = _latest_run(world, "apply")
 
     people.set_value("salesforce", ids["salesforce"], "close_date", date(2027, 3, 1))
     time.sleep(1.1)  # Pipedrive stamps its modification times in whole seconds
@@ -70,10 +73,19 @@ def test_a_write_settled_after_its_run_was_killed_does_not_outdate_a_later_edit(
     assert cli(world, "pull").exit_code == 0
     applied = cli(world, "apply", str(plan), "--yes")  # settles the write in doubt
     assert applied.exit_code == 0, applied.output
+    with open_runtime(str(world.config), connect=False) as rt:
+        audited = rt.store.audit.entries(instance="salesforce", deal_id=ids["salesforce"])
+    # it landed unrecorded (in doubt) and is audited once, under the killed run
+    amounts = [(e.after, e.run_id) for e in audited if e.field == "amount"]
+    assert amounts == [("43210", killed_run)]
 
     night = cli(world, "reconcile", "--yes")
     assert night.exit_code in (0, 1), night.output
     assert _close_dates(world, ids) == dict.fromkeys(ids, "2027-04-01"), night.output
+
+
+def _latest_run(world: World, kind: str) -> str:
+    return next(r.id for r in runs(world) if r.kind.value == kind)
 
 
 def _save_plan(world: World, plan: Path) -> None:
