@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +21,13 @@ from rich.progress import (
 from config import Config, load_config
 from connectors.base import Connector
 from sync.connect import open_connector
-from sync.errors import UsageError
+from sync.errors import UsageError, terminal_safe
 from sync.store import Store
 from sync.terminal import plain_console
 
 __all__ = ["Runtime", "open_runtime", "progress_reporter"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,18 +56,34 @@ def open_runtime(
             f"--system {unknown[0]}: no such instance in {config.path.name} "
             f"(expected one of {', '.join(config.systems)})"
         )
-    # Every close runs though one raises (a plugin connector's may): the others' sockets and
-    # the store's connections are freed all the same, and the first error is the one told.
-    with ExitStack() as closing:
-        store = Store.open(config.store_url)
-        closing.callback(store.close)
-        runtime = Runtime(config, store, connector_options=dict(connector_options or {}))
+    store = Store.open(config.store_url)
+    runtime = Runtime(config, store, connector_options=dict(connector_options or {}))
+    try:
         if connect:
             for name in systems or list(config.systems):
-                connector = open_connector(config, name, connector_options)
-                runtime.connectors[name] = connector
-                closing.callback(connector.close)
+                runtime.connectors[name] = open_connector(config, name, connector_options)
         yield runtime
+    except BaseException:
+        _close(runtime, raising=False)  # the run's own error is the one told
+        raise
+    _close(runtime, raising=True)
+
+
+def _close(runtime: Runtime, *, raising: bool) -> None:
+    """Every connector the runtime holds (commands open some after `open_runtime`: apply's
+    targets, a firing's CRMs) and the store, though one close raises (a plugin's may): the
+    others' sockets and connections are freed all the same. The first failure is raised once
+    all are closed; where the run is failing already, it is logged instead."""
+    failures: list[Exception] = []
+    for close in [*(c.close for c in runtime.connectors.values()), runtime.store.close]:
+        try:
+            close()
+        except Exception as exc:  # each close is tried, whatever the others did
+            failures.append(exc)
+    if failures and raising:
+        raise failures[0]
+    for failure in failures:
+        _log.warning("could not close a connection: %s", terminal_safe(str(failure)))
 
 
 class Bars:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -80,3 +81,32 @@ def test_a_connector_whose_close_fails_leaves_the_others_closed_and_says_why(
         assert list(runtime.connectors) == ["z1", "z2", "z3"]
     closed = sys.modules["crmsync_zoho_close"].CLOSED
     assert sorted(closed) == ["z1", "z2", "z3"]  # z1 too, after z2's close failed
+
+
+def test_a_failing_close_does_not_hide_the_runs_own_error(zoho_config: Path) -> None:
+    with pytest.raises(KeyError, match="the run's own"), open_runtime(str(zoho_config)):
+        raise KeyError("the run's own")
+    assert sorted(sys.modules["crmsync_zoho_close"].CLOSED) == ["z1", "z2", "z3"]
+
+
+class _Added:
+    closed: ClassVar[list[str]] = []
+
+    def __init__(self, name: str, fails: bool = False) -> None:
+        self.name, self.fails = name, fails
+
+    def close(self) -> None:
+        _Added.closed.append(self.name)
+        if self.fails:
+            raise RuntimeError(f"{self.name} could not close")
+
+
+def test_connectors_a_command_adds_after_opening_are_closed_too(zoho_config: Path) -> None:
+    # as a firing's CRMs and apply's targets are (sync/jobs.py, sync/apply_run.py)
+    with (
+        pytest.raises(RuntimeError, match="first could not close"),
+        open_runtime(str(zoho_config), connect=False) as runtime,
+    ):
+        runtime.connectors["first"] = _Added("first", fails=True)  # type: ignore[assignment]
+        runtime.connectors["second"] = _Added("second")  # type: ignore[assignment]
+    assert _Added.closed == ["first", "second"]
