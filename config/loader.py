@@ -51,7 +51,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     except ValidationError as exc:
         _fail(filename, problems_from_validation(exc, data, lines, kinds), lines, secrets)
     funnels, problems = build_funnels(document)
-    problems += check_references(document, funnels)
+    problems += check_references(document, funnels, location.parent)
     if problems:
         _fail(filename, problems, lines, secrets)
     warn_literal_secrets(filename, raw, _secret_paths(document), lines)

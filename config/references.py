@@ -8,6 +8,7 @@ push targets and schedule names are checked against what the file defines.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 from config.base import did_you_mean
 from config.errors import Path_, Problem, format_path
@@ -74,7 +75,9 @@ def _strip(message: str, funnel: str | None = None) -> str:
     return message
 
 
-def check_references(document: Document, funnels: Mapping[str, Funnel]) -> list[Problem]:
+def check_references(
+    document: Document, funnels: Mapping[str, Funnel], config_dir: Path
+) -> list[Problem]:
     instances = tuple(document.systems)
     problems: list[Problem] = []
     for name, system in document.systems.items():
@@ -103,10 +106,10 @@ def check_references(document: Document, funnels: Mapping[str, Funnel]) -> list[
     for index, target in enumerate(document.push.targets or ()):
         if target not in instances:
             problems.append(_unknown(("push", "targets", index), "instance", target, instances))
-    return problems + _schedule_problems(document)
+    return problems + _schedule_problems(document, config_dir)
 
 
-def _schedule_problems(document: Document) -> list[Problem]:
+def _schedule_problems(document: Document, config_dir: Path) -> list[Problem]:
     """Entry names are unique; `keep` prunes an `out:` directory, so it needs one."""
     problems = []
     seen: set[str] = set()
@@ -129,7 +132,7 @@ def _schedule_problems(document: Document) -> list[Problem]:
                 f"applies to an out: directory, and this entry has no out: (add one, such as "
                 f"{example}, or leave keep out)"
             )))  # fmt: skip
-        elif twin := _same_files(document, entry):
+        elif twin := _same_files(document, entry, config_dir):
             problems.append(Problem(("schedule", index, "keep"), (
                 f"would delete the files of entry {twin!r} too: both write files named "
                 f"{file_stem(entry.name)}-... into the same out: directory (rename one of them)"
@@ -137,18 +140,18 @@ def _schedule_problems(document: Document) -> list[Problem]:
     return problems
 
 
-def _same_files(document: Document, entry: ScheduleEntry) -> str | None:
+def _same_files(document: Document, entry: ScheduleEntry, config_dir: Path) -> str | None:
     """Another entry writing files of the names ``entry`` writes, into its directory: names
     that differ only where they become one file name (`a/b` and `a_b`), of the same job kind
-    (a plan's `.json`, a report's `.html`)."""
+    (a plan's `.json`, a report's `.html`). A report's default `reports/` and an `out:` naming
+    that directory are one directory."""
+
+    def files(e: ScheduleEntry) -> tuple[str, Path | None, bool]:
+        where = e.writes_into(config_dir)
+        return file_stem(e.name), where and where.resolve(), e.job == "report"
+
     return next(
-        (
-            other.name
-            for other in document.schedule
-            if other.name != entry.name
-            and file_stem(other.name) == file_stem(entry.name)
-            and (other.out, other.job == "report") == (entry.out, entry.job == "report")
-        ),
+        (o.name for o in document.schedule if o.name != entry.name and files(o) == files(entry)),
         None,
     )
 

@@ -436,7 +436,14 @@ class ScheduleEntry(Section):
     # incremental read could see them leave, any record a read missed)
     full: bool = False
     # how many of its own files an `out:` directory keeps (the newest); None: every one
-    keep: Whole | None = None
+    keep: Whole | None = Field(default=None, ge=1)
+
+    def writes_into(self, config_dir: Path) -> Path | None:
+        """Where the entry writes its files: its `out:`, or for a report `reports/` beside the
+        config; None for a reconcile entry without `out:`."""
+        if self.out is not None:
+            return self.out
+        return config_dir / "reports" if self.job == "report" else None
 
     @field_validator("name")
     @classmethod
@@ -464,14 +471,6 @@ class ScheduleEntry(Section):
                 "day month weekday, e.g. '0 2 * * *')",
                 {"value": value, "reason": str(exc).rstrip(".")},
             ) from None
-        return value
-
-    @field_validator("keep", mode="before")
-    @classmethod
-    def _files_to_keep(cls, value: Any) -> Any:
-        # before pydantic's int, which takes `true` as 1 and '3' as 3
-        if value is not None and (type(value) is not int or value < 1):
-            raise PydanticCustomError("keep", "must be a whole number of files, 1 or more")
         return value
 
     @field_validator("out")

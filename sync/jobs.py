@@ -207,7 +207,8 @@ def _reconcile(
 def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
     # `build_report` records its own run under the entry's name; failures are recorded too.
 
-    out = entry.out if entry.out is not None else rt.config.path.parent / "reports"
+    out = entry.writes_into(rt.config.path.parent)
+    assert out is not None  # a report's: reports/ by default
     # UTC, as run ids: local time repeats an hour when the clocks go back.
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     path = output_path(out, entry.name, stamp, ".html")

@@ -346,30 +346,38 @@ CASES: dict[str, tuple[str, str]] = {
         "15: schedule.0.keep: would delete the files of entry 'a_b' too: both write files named"
         " a_b-... into the same out: directory (rename one of them)",
     ),
+    "keep_over_the_default_reports_named_explicitly": (  # reports/ is a report's default
+        BASE + "schedule:\n  - {name: a/b, cron: '0 6 * * 1', job: report, keep: 3}\n"
+        "  - {name: a_b, cron: '0 7 * * 1', job: report, out: reports/}\n",
+        "15: schedule.0.keep: would delete the files of entry 'a_b' too: both write files named"
+        " a_b-... into the same out: directory (rename one of them)",
+    ),
     "keep_zero": (
         BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
         " keep: 0}\n",
-        "15: schedule.0.keep: must be a whole number of files, 1 or more (got 0)",
+        "15: schedule.0.keep: must be greater than or equal to 1 (got 0)",
     ),
     "keep_negative": (
         BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
         " keep: -2}\n",
-        "15: schedule.0.keep: must be a whole number of files, 1 or more (got -2)",
+        "15: schedule.0.keep: must be greater than or equal to 1 (got -2)",
     ),
     "keep_fraction": (
         BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
         " keep: 2.5}\n",
-        "15: schedule.0.keep: must be a whole number of files, 1 or more (got 2.5)",
+        "15: schedule.0.keep: must be a valid integer, got a number with a fractional part"
+        " (got 2.5)",
     ),
     "keep_true": (
         BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
         " keep: true}\n",
-        "15: schedule.0.keep: must be a whole number of files, 1 or more (got True)",
+        "15: schedule.0.keep: must be a whole number, not true or false (got True)",
     ),
     "keep_text": (
         BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
-        " keep: '3'}\n",
-        "15: schedule.0.keep: must be a whole number of files, 1 or more (got '3')",
+        " keep: three}\n",
+        "15: schedule.0.keep: must be a valid integer, unable to parse string as an integer"
+        " (got 'three')",
     ),
     "rate_beyond_any_currency": (  # was accepted, then `report` failed: InvalidOperation
         BASE + "report:\n  currency: USD\n  rates: {EUR: 1e400}\n",

@@ -45,3 +45,9 @@ def test_keep_leaves_the_fingerprint_as_it_was_so_saved_plans_still_apply(
     assert _fingerprint(tmp_path, ", out: plans/, keep: 3") == _fingerprint(
         tmp_path, ", out: plans/"
     )
+
+
+def test_keep_from_the_environment_reads_as_other_counts_do(tmp_path: Path) -> None:
+    path = tmp_path / "crmsync.yaml"
+    path.write_text(CONFIG % ", out: plans/, keep: '${KEEP}'")
+    assert load_config(path, env={**ENV, "KEEP": "5"}).schedule[0].keep == 5
