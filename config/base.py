@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-__all__ = ["FrozenMap", "Name", "Section", "Whole", "did_you_mean"]
+__all__ = ["NOT_TRUE_OR_FALSE", "FrozenMap", "Name", "Real", "Section", "Whole", "did_you_mean"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -31,15 +31,18 @@ FrozenMap = Annotated[
 
 
 def _not_true_or_false(value: Any) -> Any:
-    # pydantic's int takes YAML's `true` as 1: a count, a limit or a wait written as a yes/no
-    # is a slip, not a number (a quoted number, as `${VAR}` gives, is read as before)
+    # pydantic's numbers take YAML's `true` as 1: a count, a limit, a wait or a threshold
+    # written as a yes/no is a slip, not a number (a quoted number, as `${VAR}` gives, is read
+    # as before)
     if isinstance(value, bool):
-        raise PydanticCustomError("whole", "must be a whole number, not true or false")
+        raise PydanticCustomError("number", "must be a number, not true or false")
     return value
 
 
-# Counts, limits and seconds.
-Whole = Annotated[int, BeforeValidator(_not_true_or_false)]
+NOT_TRUE_OR_FALSE = BeforeValidator(_not_true_or_false)
+# Counts, limits and seconds; other numbers (rates, thresholds).
+Whole = Annotated[int, NOT_TRUE_OR_FALSE]
+Real = Annotated[float, NOT_TRUE_OR_FALSE]
 
 # Instance, funnel, pipeline and stage names: non-empty, no surrounding blanks.
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from config.base import FrozenMap, Name, Section, Whole
+from config.base import NOT_TRUE_OR_FALSE, FrozenMap, Name, Real, Section, Whole
 from config.credentials import (
     Credentials,
     HubSpotCredentials,
@@ -67,7 +67,7 @@ RESERVED_ENTRY_NAMES = (
     *("apply", "dead-letters", "demo", "links", "pull", "push", "reconcile", "report"),
     *("rollback",),
 )
-Probability = Annotated[Decimal, Field(ge=0, le=1)]
+Probability = Annotated[Decimal, NOT_TRUE_OR_FALSE, Field(ge=0, le=1)]
 
 
 def plugin_kinds() -> tuple[str, ...]:
@@ -144,7 +144,7 @@ class FunnelDef(Section):
 
 class RateLimit(Section):
     requests: Whole = Field(ge=1)
-    per_seconds: float = Field(gt=0, le=86400, allow_inf_nan=False)  # a day: the longest wait
+    per_seconds: Real = Field(gt=0, le=86400, allow_inf_nan=False)  # a day: the longest wait
 
 
 class _SystemBase(Section):
@@ -283,7 +283,7 @@ SystemConfig = Annotated[
 
 class FuzzyConfig(Section):
     enabled: bool = False
-    threshold: float = Field(default=92, ge=0, le=100)
+    threshold: Real = Field(default=92, ge=0, le=100)
 
 
 class MatchingConfig(Section):

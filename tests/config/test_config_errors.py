@@ -70,7 +70,11 @@ CASES: dict[str, tuple[str, str]] = {
     ),
     "yes_no_for_a_number": (
         BASE + "push:\n  max_attempts: true\n",
-        "15: push.max_attempts: must be a whole number, not true or false (got True)",
+        "15: push.max_attempts: must be a number, not true or false (got True)",
+    ),
+    "yes_no_for_a_threshold": (
+        BASE + "matching:\n  fuzzy: {enabled: true, threshold: true}\n",
+        "15: matching.fuzzy.threshold: must be a number, not true or false (got True)",
     ),
     "wrong_boolean": (
         BASE + "push:\n  create_missing: maybe\n",
@@ -371,7 +375,7 @@ CASES: dict[str, tuple[str, str]] = {
     "keep_true": (
         BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
         " keep: true}\n",
-        "15: schedule.0.keep: must be a whole number, not true or false (got True)",
+        "15: schedule.0.keep: must be a number, not true or false (got True)",
     ),
     "keep_text": (
         BASE + "schedule:\n  - {name: p, cron: '0 2 * * *', job: reconcile, out: plans/,"
