@@ -33,7 +33,7 @@ from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, MappingError
 from sync.apply_failures import Failures
 from sync.apply_report import ChangeResult, Outcome
-from sync.copy_digest import create_digest
+from sync.copy_digest import create_digest, values_digest
 from sync.create_orgs import filing_note, organization_of
 from sync.plan import current_value, decided_of, encode_value
 from sync.shutdown import stop_requested, stopped_on_request
@@ -384,9 +384,14 @@ def _known_owner(deal: Deal, ctx: MappingContext) -> bool:
 
 def _journaled(create: Mapping[str, Any]) -> dict[str, Any]:
     """A create as journaled: its audit entry's, and the digest of what it carries (a refused
-    copy is of that content: sync/stale_letters.py). Under a key of its own: `content`, of the
-    source and values alone, is what crmsync journaled before (`TriedCopy`)."""
-    return {**_after(create), "carried": create_digest(create)}
+    copy is of that content: sync/stale_letters.py). Under a key of its own, beside `content`,
+    of the source and values alone, which crmsync journaled before and still reads there: an
+    older crmsync of the same schema on this store compares its letters as it did."""
+    return {
+        **_after(create),
+        "content": values_digest(create),
+        "carried": create_digest(create),
+    }
 
 
 def _after(create: Mapping[str, Any]) -> dict[str, Any]:
