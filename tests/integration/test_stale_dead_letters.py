@@ -248,8 +248,10 @@ def test_a_dead_copy_refused_for_its_organization_is_tried_afresh_once_its_accou
     assert letter["reason"] == (
         "organization 'Refused Holdings' could not be made: Injected failure: organization rejected"
     )
+    world.sandbox.servers["pipedrive"].faults.set(Faults())  # the refusal lifted
     _reconcile(world, code=1)  # the same copy, of the same account: dead, not sent
     assert not _copied(world, entity)
+    assert _last_run(world)["counts"].get("dead_letters_settled", 0) == 0
 
     with salesforce.lock:  # a person corrects the account's name in Salesforce
         salesforce.store.rename_account(account, "Corrected Holdings")
