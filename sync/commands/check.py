@@ -373,11 +373,15 @@ def _company_currency(name: str, system: Any, connector: Any) -> tuple[list[str]
     try:
         told = company_currency(connector)
     except (ConnectorError, ValueError) as exc:  # no finding either way: say it was not told
-        # the CRM's text, shown as written (a ValueError's is already)
-        why = terminal_safe(exc.message) if isinstance(exc, ConnectorError) else str(exc)
+        # the CRM's text, shown as written (a ValueError's, which names the currency, is already)
+        why = (
+            f"could not tell {names.what} ({terminal_safe(exc.message)})"
+            if isinstance(exc, ConnectorError)
+            else str(exc)
+        )
         return [
-            f"warning: {name}: could not tell {names.what} ({why}); make sure "
-            f"systems.{name}.currency ({configured}) is the one in {names.where}"
+            f"warning: {name}: {why}; make sure systems.{name}.currency ({configured}) is the "
+            f"one in {names.where}"
         ], None
     if told is None or told == configured.upper():
         return [], None

@@ -701,8 +701,8 @@ def test_check_names_a_hubspot_company_currency_the_config_does_not_say_and_exit
     code, out, err = run("check", "--config", str(small_world.config))
     assert code == 0 and "problem:" not in out, out + err
     assert (
-        "warning: hubspot: could not tell the portal's company currency (the portal's company "
-        "currency 'Euro' is no ISO 4217 code); make sure systems.hubspot.currency (USD)"
+        "warning: hubspot: the portal's company currency 'Euro' is no ISO 4217 code; make sure "
+        "systems.hubspot.currency (USD)"
     ) in out
 
 
@@ -758,9 +758,9 @@ def test_check_names_a_single_currency_salesforce_orgs_currency_the_config_does_
     code, out, err = run("check", "--config", str(world.config))
     assert code == 0 and "problem:" not in out, out + err
     assert (
-        "warning: salesforce: could not tell the org's currency (the org's currency 'Euro' is no "
-        "ISO 4217 code); make sure systems.salesforce.currency (USD) is the one in Setup > "
-        "Company Information > Currency Locale"
+        "warning: salesforce: the org's currency 'Euro' is no ISO 4217 code; make sure "
+        "systems.salesforce.currency (USD) is the one in Setup > Company Information > "
+        "Currency Locale"
     ) in out
 
 
