@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any
 
 from config import Config, SystemConfig
@@ -81,7 +82,8 @@ def _credentials(kind: str, creds: Any) -> cc.Credentials:
     secret = creds.secret
     mode = creds.mode
     if mode == "custom":  # a plugin's kind (config.credentials.PluginCredentials)
-        return cc.PluginSecrets({name: secret(name) for name in creds.secret_fields()})
+        values = {name: secret(name) for name in creds.secret_fields()}
+        return cc.PluginSecrets(MappingProxyType(values))  # read-only, as the dataclass is
     if kind == "salesforce":
         if mode == "session":
             return cc.SalesforceSession(secret("session_id"))
