@@ -13,6 +13,7 @@ from mapping.hubspot import (
     pipelines_from_hubspot,
     update_for_hubspot,
 )
+from mapping.kinds import KindMapping
 from mapping.model import (
     CANONICAL_FIELDS,
     CurrencyMismatch,
@@ -70,6 +71,7 @@ __all__ = [
     "Funnel",
     "FunnelError",
     "FunnelStage",
+    "KindMapping",
     "MappingContext",
     "MappingError",
     "Money",

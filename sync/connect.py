@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
@@ -12,23 +11,16 @@ from config import Config, SystemConfig
 from connectors import credentials as cc
 from connectors.base import Connector, ConnectorSettings, NativePipeline, deals_to_check
 from connectors.registry import connector_class, create_connector
-from mapping import (
-    MappingContext,
-    deal_from_hubspot,
-    deal_from_pipedrive,
-    deal_from_salesforce,
-    owner_from_hubspot,
-    owner_from_pipedrive,
-    owner_from_salesforce,
-)
-from mapping.hubspot import NATIVE_FIELDS as HUBSPOT_FIELDS
-from mapping.model import Deal, MappingError, Owner
-from mapping.pipedrive import NATIVE_FIELDS as PIPEDRIVE_FIELDS
-from mapping.salesforce import NATIVE_FIELDS as SALESFORCE_FIELDS
+from mapping import MappingContext
+from mapping.kinds import BUILTIN_MAPPINGS, KindMapping
+from mapping.model import Deal, MappingError
+from sync.errors import UsageError
 
 __all__ = [
     "KindMapping",
+    "KindWithoutMapping",
     "build_context",
+    "check_kinds",
     "closes_by_status",
     "connector_settings",
     "kind_mapping",
@@ -38,44 +30,56 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class KindMapping:
-    """The pure mapping functions of one CRM kind."""
-
-    deal: Callable[[Mapping[str, Any], MappingContext], Deal]
-    owner: Callable[[Mapping[str, Any], str], Owner]
-    native_fields: Mapping[str, str]  # native field -> canonical key, for mapping errors
-    # Won and lost are a status beside the stage (Pipedrive): its pipelines have no closed
-    # stages, and the funnel's closed stages need none in the stage map.
-    closes_by_status: bool = False
-
-    def error(self, exc: MappingError) -> dict[str, str]:
-        """A mapping error as plans and reports list it: `field` a canonical key where the
-        native field has one, the native field kept at the head of the reason."""
-        error = exc.as_dict()
-        canonical = self.native_fields.get(exc.field)
-        if canonical is not None and canonical != exc.field:
-            error.update(field=canonical, reason=f"{exc.field}: {exc.reason}")
-        return error
+class KindWithoutMapping(UsageError):
+    """A plugin's connector class gives no `mapping` (a mapping.kinds.KindMapping)."""
 
 
-_KINDS = {
-    "salesforce": KindMapping(deal_from_salesforce, owner_from_salesforce, SALESFORCE_FIELDS),
-    "hubspot": KindMapping(deal_from_hubspot, owner_from_hubspot, HUBSPOT_FIELDS),
-    "pipedrive": KindMapping(
-        deal_from_pipedrive, owner_from_pipedrive, PIPEDRIVE_FIELDS, closes_by_status=True
-    ),
-}
+# kind -> its mapping: the built-in ones, and a plugin kind's once taken from its connector
+# class (an installed entry point does not change under a running crmsync; the writes ask
+# per record, so one dict lookup).
+_MAPPINGS: dict[str, KindMapping] = dict(BUILTIN_MAPPINGS)
+
+
+def _class_mapping(kind: str) -> KindMapping:
+    """The `mapping` attribute of a plugin kind's connector class, or why it cannot be used."""
+    cls = connector_class(kind)
+    mapping = getattr(cls, "mapping", None)
+    if isinstance(mapping, KindMapping):
+        return mapping
+    name = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)}"
+    lacks = (
+        "has no `mapping` attribute"
+        if mapping is None
+        else f"has a `mapping` of type {type(mapping).__name__}"
+    )
+    raise KindWithoutMapping(
+        f"kind {kind!r}: its connector class {name} {lacks}: crmsync needs a "
+        "mapping.kinds.KindMapping there to map its deals (README: Connectors, Plugins)"
+    )
 
 
 def kind_mapping(kind: str) -> KindMapping:
-    return _KINDS[kind]
+    """How deals of `kind` map: a built-in kind's, or a plugin's from its connector class
+    (KindWithoutMapping if it gives none; `check_kinds` says so at start, naming the instance)."""
+    known = _MAPPINGS.get(kind)
+    if known is None:
+        known = _MAPPINGS[kind] = _class_mapping(kind)
+    return known
+
+
+def check_kinds(config: Config) -> None:
+    """Every instance's kind has a mapping, before anything is read: a plugin's class without
+    one is one line naming the instance, not a failure in the middle of a pull."""
+    for name, system in config.systems.items():
+        try:
+            kind_mapping(system.kind)
+        except KindWithoutMapping as exc:
+            raise KindWithoutMapping(f"systems.{name}: {exc}") from None
 
 
 def closes_by_status(kind: str) -> bool:
-    """Whether a kind closes deals with a status rather than a stage (False if unknown)."""
-    known = _KINDS.get(kind)
-    return known is not None and known.closes_by_status
+    """Whether a kind closes deals with a status rather than a stage."""
+    return kind_mapping(kind).closes_by_status
 
 
 def _credentials(kind: str, creds: Any) -> cc.Credentials:

@@ -7,19 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from mapping import (
-    MappingContext,
-    NativeValues,
-    create_for_hubspot,
-    create_for_pipedrive,
-    create_for_salesforce,
-    hubspot,
-    pipedrive,
-    salesforce,
-    update_for_hubspot,
-    update_for_pipedrive,
-    update_for_salesforce,
-)
+from mapping import MappingContext, NativeValues
 from mapping.model import Deal, MappingError, Ref
 from mapping.writes import (
     StageTarget,
@@ -27,6 +15,7 @@ from mapping.writes import (
     held_currency,
     resolve_stage_change,
 )
+from sync.connect import kind_mapping
 from sync.diff import Create, DealError, DiffResult
 from sync.match import ref_order
 from sync.plan import Change, Landing, Plan
@@ -68,29 +57,6 @@ def write_batch(kind: str, usual: int) -> int:
     return ONE_CALL_EACH_BATCH if size == 1 else size
 
 
-_Update = Callable[[Deal, Mapping[str, Any], MappingContext, NativeValues | None], dict[str, Any]]
-_UPDATE: dict[str, _Update] = {
-    "salesforce": update_for_salesforce,
-    "hubspot": update_for_hubspot,
-    "pipedrive": update_for_pipedrive,
-}
-_STATUS_IN_STAGE = {
-    "salesforce": salesforce.STATUS_IN_STAGE,
-    "hubspot": hubspot.STATUS_IN_STAGE,
-    "pipedrive": pipedrive.STATUS_IN_STAGE,
-}
-_PROBABILITY_IN_STAGE = {
-    "salesforce": salesforce.PROBABILITY_IN_STAGE,
-    "hubspot": hubspot.PROBABILITY_IN_STAGE,
-    "pipedrive": pipedrive.PROBABILITY_IN_STAGE,
-}
-_CREATE = {
-    "salesforce": create_for_salesforce,
-    "hubspot": create_for_hubspot,
-    "pipedrive": create_for_pipedrive,
-}
-
-
 def native_update(
     deal: Deal,
     changes: Mapping[str, Any],
@@ -99,7 +65,7 @@ def native_update(
 ) -> dict[str, Any]:
     """The native payload that applies canonical `changes` to `deal` (MappingError if it can't);
     `native`: the exact native values to put back where the changes leave a choice."""
-    return _UPDATE[ctx.kind](deal, changes, ctx, native)
+    return kind_mapping(ctx.kind).update(deal, changes, ctx, native)
 
 
 def fields_with_stage(kind: str) -> frozenset[str]:
@@ -107,8 +73,7 @@ def fields_with_stage(kind: str) -> frozenset[str]:
     HubSpot; Pipedrive's status is a field apart), a probability set from the stage whenever it
     changes (Salesforce). Each goes only with its stage (apply's `_keep_with_stage`, the diff's
     `with_stage`)."""
-    tied = {"status": _STATUS_IN_STAGE[kind], "probability": _PROBABILITY_IN_STAGE[kind]}
-    return frozenset(name for name, is_tied in tied.items() if is_tied)
+    return kind_mapping(kind).fields_with_stage
 
 
 def stage_tied_fields(contexts: Mapping[str, MappingContext]) -> dict[str, frozenset[str]]:
@@ -127,7 +92,7 @@ def stage_written(
     stage stays as it is) and, where it moves the deal to another pipeline, that pipeline."""
     if "stage" not in changes and "status" not in changes:
         return StageTarget()
-    in_stage = _STATUS_IN_STAGE[ctx.kind]
+    in_stage = kind_mapping(ctx.kind).status_in_stage
     return resolve_stage_change(deal, changes, ctx, status_in_stage=in_stage, native=native)
 
 
@@ -242,7 +207,7 @@ def copy_of(deal: Deal, decided: Mapping[str, Any]) -> Deal:
 
 
 def native_create(deal: Deal, ctx: MappingContext, link_id: str) -> dict[str, Any]:
-    return _CREATE[ctx.kind](deal, ctx, link_id)
+    return kind_mapping(ctx.kind).create(deal, ctx, link_id)
 
 
 def can_express_for(

@@ -16,14 +16,14 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from config import BUILTIN_KINDS, Config, known_zone, load_config
+from config import Config, known_zone, load_config
 from connectors.base import NativePipeline
 from connectors.errors import ConnectorError
 from mapping.moves import MOVES_KEY
 from mapping.stages import coverage
 from mapping.writes import funnel_pipeline
 from sync.commands import config_option
-from sync.connect import build_context, closes_by_status, open_connector
+from sync.connect import build_context, check_kinds, closes_by_status, open_connector
 from sync.create_orgs import org_filings
 from sync.errors import UsageError, terminal_safe
 from sync.init import company_currency, currency_names
@@ -131,7 +131,7 @@ def _move_targets(config: Config, name: str, pipelines: Sequence[NativePipeline]
     another instance can be in: its pipeline of that funnel, or a warning naming the config key
     that would give one (such copies stay where they are, listed in the plan's errors)."""
     moves = config.push.move_between_pipelines and name in config.push_targets
-    if not moves or config.system(name).kind not in BUILTIN_KINDS:  # a plugin's: no mapping here
+    if not moves:
         return []
     funnels = {"default"} | {
         funnel
@@ -436,6 +436,7 @@ def _shown(moment: datetime, zone: ZoneInfo) -> str:
 def command(config_path: str, offline: bool) -> None:
     """Validate the config; without --offline also test connectivity, auth and mapping."""
     config = load_config(config_path)
+    check_kinds(config)
     for line in summary_lines(config) + _login_warnings(config) + _marker_warnings(config):
         click.echo(line)
     if offline:

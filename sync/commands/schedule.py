@@ -8,6 +8,7 @@ import click
 
 from config import load_config
 from sync.commands import config_option
+from sync.connect import check_kinds
 from sync.errors import CrmsyncError, UsageError
 from sync.jobs import run_job
 from sync.scheduler import run_scheduler
@@ -27,6 +28,7 @@ def command(config_path: str, jobs: tuple[str, ...], run_now: str | None) -> Non
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
     config = load_config(config_path)
+    check_kinds(config)
     names = [e.name for e in config.schedule]
     for name in (*jobs, *([run_now] if run_now else [])):
         if name not in names:

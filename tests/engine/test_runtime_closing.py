@@ -12,14 +12,18 @@ import pytest
 
 from connectors.credentials import secret_values
 from sync.runtime import open_runtime
+from tests.plugins import install_plugin
 
 PLUGIN = """\
+from mapping.kinds import BUILTIN_MAPPINGS
+
 CLOSED = []
 OPENED = {}
 
 
 class Zoho:
     kind = "zoho"
+    mapping = BUILTIN_MAPPINGS["hubspot"]  # a stand-in: these tests map no deal
 
     def __init__(self, settings):
         self.system = settings.instance
@@ -32,20 +36,10 @@ class Zoho:
 """
 
 
-def _install_plugin(site: Path) -> None:
-    """A real (tiny) installed distribution declaring a `crmsync.connectors` entry point."""
-    dist = site / "crmsync_zoho_close-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: crmsync-zoho-close\nVersion: 1.0\n"
-    )
-    (dist / "entry_points.txt").write_text("[crmsync.connectors]\nzoho = crmsync_zoho_close:Zoho\n")
-    (site / "crmsync_zoho_close.py").write_text(PLUGIN)
-
-
 @pytest.fixture
 def zoho_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    _install_plugin(tmp_path / "site")
+    install_plugin(tmp_path / "site", "crmsync-zoho-close", {"zoho": "crmsync_zoho_close:Zoho"},
+                   {"crmsync_zoho_close": PLUGIN})  # fmt: skip
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.delitem(sys.modules, "crmsync_zoho_close", raising=False)  # imported afresh
     monkeypatch.setenv("Z", "zoho-secret")
