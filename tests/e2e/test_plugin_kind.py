@@ -1,7 +1,8 @@
 """A third-party connector kind, installed as its own distribution with a `crmsync.connectors`
 entry point and its own mapping (tests/e2e/toycrm_plugin.py), reconciles with the HubSpot
-sandbox through the CLI: its deals are matched, a difference is planned and written to each
-side, and its secret stays out of the output and the store."""
+sandbox through the CLI: `check` finds it connected and mapped, its deals are matched, a
+difference is planned and written to each side, and its secret stays out of the output and the
+store."""
 
 from __future__ import annotations
 
@@ -106,6 +107,10 @@ def test_a_plugin_kind_is_reconciled_with_hubspot_through_the_cli(tmp_path: Path
             return subprocess.run([*CRMSYNC, *args, "--config", str(env.config)], env=run_env,
                                   capture_output=True, text=True, timeout=120)  # fmt: skip
 
+        checked = crmsync("check")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "ok: toy: connected, deals readable, 1 pipeline(s)" in checked.stdout
+
         planned = crmsync("reconcile", "--dry-run", "--format", "json")
         assert planned.returncode == 0, planned.stderr
         plan = json.loads(planned.stdout)
@@ -128,6 +133,6 @@ def test_a_plugin_kind_is_reconciled_with_hubspot_through_the_cli(tmp_path: Path
         assert json.loads(again.stdout)["changes"] == []
     finally:
         env.sandbox.stop()
-    for done in (planned, applied, again):
+    for done in (checked, planned, applied, again):
         assert SECRET not in done.stdout + done.stderr
     assert SECRET.encode() not in store.read_bytes()
