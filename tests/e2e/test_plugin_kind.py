@@ -1,8 +1,8 @@
 """A third-party connector kind, installed as its own distribution with a `crmsync.connectors`
 entry point and its own mapping (tests/e2e/toycrm_plugin.py), reconciles with the HubSpot
 sandbox through the CLI: `check` finds it connected and mapped, its deals are matched, a
-difference is planned and written to each side, and its secret stays out of the output and the
-store."""
+difference is planned and written to each side and rolled back, and its secret stays out of
+the output and the store."""
 
 from __future__ import annotations
 
@@ -131,8 +131,18 @@ def test_a_plugin_kind_is_reconciled_with_hubspot_through_the_cli(tmp_path: Path
         again = crmsync("reconcile", "--dry-run", "--format", "json")
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["changes"] == []
+
+        runs = crmsync("runs", "--format", "json")
+        [run] = [r["id"] for r in json.loads(runs.stdout) if r["kind"] == "reconcile"]
+        undone = crmsync("rollback", run, "--apply", "--yes")
+        assert undone.returncode == 0, undone.stderr
+        back = {d["id"]: d for d in env.sandbox.servers["hubspot"].emulator.dump()["deals"]}
+        assert back[hubspot[0]["id"]]["properties"]["amount"] == hubspot[0]["properties"]["amount"]
+        assert {d["id"]: d for d in json.loads(toy_file.read_text())["deals"]}["T2"]["close"] == (
+            toy["deals"][1]["close"]
+        )
     finally:
         env.sandbox.stop()
-    for done in (checked, planned, applied, again):
+    for done in (checked, planned, applied, again, runs, undone):
         assert SECRET not in done.stdout + done.stderr
     assert SECRET.encode() not in store.read_bytes()
