@@ -1,4 +1,4 @@
-"""Canonical changes -> native write payloads per kind (mapping update_for_* and create_for_*)."""
+"""Canonical changes -> native write payloads, by each kind's KindMapping (sync.connect)."""
 
 from __future__ import annotations
 
