@@ -29,6 +29,10 @@ from mapping.versions import MAPPER_VERSIONS
 
 __all__ = ["Config", "Policy", "PolicyRule", "redact_url"]
 
+_GUARDS = ("max_changes", "max_changes_per_system", "confirm_above", "plan_max_age")
+_GUARD_DEFAULTS = {k: v for k, v in PushConfig().model_dump(mode="json").items() if k in _GUARDS}
+_LIMITS_DEFAULT = LimitsConfig().model_dump(mode="json")
+
 
 class PolicyRule(StrEnum):
     CONFLICT = "conflict"  # differing changes are reported, nothing is written
@@ -167,6 +171,11 @@ class Config:
             mode="json", exclude={"store": True, "systems": {"__all__": {"credentials"}}}
         )
         data["store"] = self.store_url_redacted
+        # Guards an apply checks against the config it runs under, not the plan's: raising
+        # push.max_changes after reviewing a plan (as the dry run's warning says to) must not
+        # make that plan stale. Hashed at their defaults, so fingerprints stay as they were.
+        data["push"].update(_GUARD_DEFAULTS)
+        data["limits"] = _LIMITS_DEFAULT
         # Added at its default: the config is the one older plans were made under.
         if not data["push"]["move_between_pipelines"]:
             del data["push"]["move_between_pipelines"]

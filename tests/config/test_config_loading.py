@@ -247,6 +247,22 @@ def test_fingerprint_ignores_secrets_but_not_policies(tmp_path: Path) -> None:
     assert load_config(path, env=TWO_ORGS_ENV).fingerprint() != first
 
 
+def test_the_apply_guards_leave_the_fingerprint_as_it_was_without_them(tmp_path: Path) -> None:
+    """push.max_changes and the other guards are checked at apply against the config then: a
+    plan reviewed before the limit was raised still applies, and one made before they were set
+    at all too (they hash at their defaults)."""
+    path = write(tmp_path, TWO_ORGS)
+    first = load_config(path, env=TWO_ORGS_ENV).fingerprint()
+    guards = (
+        "  plan_max_age: 2d\n  max_changes: 5000\n  max_changes_per_system: 900\n"
+        "  confirm_above: 10\nlimits: {max_conflicts: 3, max_unmatched: 0}\n"
+    )
+    write(tmp_path, TWO_ORGS.replace("  plan_max_age: 90m\n", guards))
+    assert load_config(path, env=TWO_ORGS_ENV).fingerprint() == first
+    write(tmp_path, TWO_ORGS + "  create_missing: true\n")
+    assert load_config(path, env=TWO_ORGS_ENV).fingerprint() != first
+
+
 def test_store_defaults_to_sqlite_beside_the_config(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, TWO_ORGS), env=TWO_ORGS_ENV)
     assert config.store_url == f"sqlite:///{tmp_path}/crmsync.db"
