@@ -13,6 +13,7 @@ from rich.text import Text
 
 from mapping.model import Deal, Ref
 from sync.terminal import cell, counted, id_column
+from sync.unmatched_fate import fate_counts, unmatched_fates
 
 __all__ = ["render_plan"]
 
@@ -81,14 +82,21 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
         [_conflict_rows(c, deals) for c in plan_json["conflicts"]],
         console,
     )
+    fates = unmatched_fates(plan_json)
     _simple(
         "Unmatched (in one system only)",
-        ("system", "id", "deal"),
+        ("system", "id", "deal", "on apply"),
         [
-            (u["system"], u["id"], _context(deals, u["system"], u["id"]) or u.get("name", ""))
+            (
+                u["system"],
+                u["id"],
+                _context(deals, u["system"], u["id"]) or u.get("name", ""),
+                fates[(u["system"], u["id"])].text,
+            )
             for u in plan_json["unmatched"]
         ],
         console,
+        count=fate_counts(fates),
     )
     _simple(
         "Ambiguous (several candidates; not guessed: `crmsync links join` pairs them by hand)",

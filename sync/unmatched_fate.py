@@ -1,0 +1,88 @@
+"""What an apply does with each deal found in one CRM only, read from the plan alone.
+
+The plan lists such deals as `unmatched`, and apart from them the copies it makes (`creates`,
+by `source`), the copies it cannot make (`errors` "no copy can be made in X: ...") and the deals
+it holds back (`ambiguous`, `duplicates`: never copied). Read side by side, "837 creates, 1145
+unmatched" did not say which deal would be copied and which would stay.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["Fate", "FateKind", "fate_counts", "unmatched_fates"]
+
+NO_COPY = "no copy can be made in "  # how `sync.diff` words a copy its target cannot hold
+
+
+class FateKind(StrEnum):
+    COPIED = "copied"
+    CANNOT = "cannot be copied"
+    HELD = "held as ambiguous or duplicate"
+    STAYS = "not copied"
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    kind: FateKind
+    text: str  # the plan table's "on apply" cell
+
+
+_Key = tuple[str, str]
+
+
+def unmatched_fates(plan: Mapping[str, Any]) -> dict[_Key, Fate]:
+    """(instance, id) of each unmatched deal -> what the apply does with it."""
+    copied: dict[_Key, set[str]] = defaultdict(set)
+    for create in plan.get("creates", []):
+        source = create.get("source") or {}
+        copied[(str(source.get("system")), str(source.get("id")))].add(str(create["system"]))
+    refused: dict[_Key, set[str]] = defaultdict(set)
+    for error in plan.get("errors", []):
+        reason = str(error.get("reason") or "")
+        if reason.startswith(NO_COPY):
+            refused[(error["system"], error["id"])].add(reason[len(NO_COPY) :].split(":")[0])
+    ambiguous = {
+        key
+        for item in plan.get("ambiguous", [])
+        for key in (
+            (item.get("system"), item.get("id")),
+            *((item.get("instance"), c) for c in item.get("candidates", [])),
+        )
+    }
+    duplicated = {(d["system"], i) for d in plan.get("duplicates", []) for i in d.get("ids", [])}
+    fates: dict[_Key, Fate] = {}
+    for deal in plan.get("unmatched", []):
+        key = (deal["system"], deal["id"])
+        fates[key] = _fate(
+            copied.get(key, set()), refused.get(key, set()), key, ambiguous, duplicated
+        )
+    return fates
+
+
+def _fate(
+    copied: set[str], refused: set[str], key: _Key, ambiguous: set[Any], duplicated: set[_Key]
+) -> Fate:
+    cannot = f"no copy in {', '.join(sorted(refused))}: see Errors" if refused else ""
+    if copied:
+        text = f"copied to {', '.join(sorted(copied))}"
+        return Fate(FateKind.COPIED, f"{text}; {cannot}" if cannot else text)
+    if cannot:
+        return Fate(FateKind.CANNOT, cannot)
+    if key in ambiguous:
+        return Fate(FateKind.HELD, "not copied while ambiguous: see Ambiguous")
+    if key in duplicated:
+        return Fate(FateKind.HELD, "not copied while duplicated: see Duplicates")
+    why = "push.create_missing is off, or no push target lacks it"
+    return Fate(FateKind.STAYS, f"not copied: {why}")
+
+
+def fate_counts(fates: Mapping[_Key, Fate]) -> str:
+    """ "5: 1 copied, 1 cannot be copied, ..." in FateKind order, kinds of none left out."""
+    counts = Counter(fate.kind for fate in fates.values())
+    parts = [f"{counts[kind]} {kind.value}" for kind in FateKind if counts[kind]]
+    return f"{len(fates)}: {', '.join(parts)}" if parts else str(len(fates))
