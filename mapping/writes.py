@@ -254,8 +254,12 @@ def owner_id_for_change(
         return None
     owner_id = ctx.owner_id_for(str(email))
     if owner_id is None:
+        fix = (
+            f"add one with that email in {ctx.instance} (owners are matched by email), "
+            f"or give the deal an owner {ctx.instance} has"
+        )
         raise MappingError(
-            deal.system, deal.id, "owner_email", f"no {ctx.instance} user with email {email}"
+            deal.system, deal.id, "owner_email", f"no {ctx.instance} user with email {email}: {fix}"
         )
     if active_only and owner_id in ctx.inactive_owners:
         raise MappingError(
