@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,6 +51,10 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
     if orgs:
         named = [f"{s} {n}" for s, n in sorted(orgs.items())]
         _listed(console, named, "account organizations to find or make:")
+    emptied = _emptied(plan_json["changes"])
+    if emptied:  # values lost, unlike the other changes: a policy may pick a copy's empty field
+        named = [f"{system} {field} {n}" for (system, field), n in sorted(emptied.items())]
+        _listed(console, named, "values emptied:")
     calls = {s: n for s, n in (summary.get("api_calls") or {}).items() if n}
     if calls:
         _listed(console, [f"{s} {n}" for s, n in sorted(calls.items())], "estimated write calls:")
@@ -227,8 +231,12 @@ def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: 
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for change in changes:
         groups[(change["system"], change["field"])].append(change)
+    emptied = _emptied(changes)
     for (system, field), items in sorted(groups.items()):
-        table = Table(title=cell(f"{system}: {field} ({len(items)})"), title_justify="left")
+        count = (
+            f"{len(items)}, {n} of them empty it" if (n := emptied[system, field]) else len(items)
+        )
+        table = Table(title=cell(f"{system}: {field} ({count})"), title_justify="left")
         id_column(table, "id", (c["id"] for c in items[:_MAX_ROWS]))
         for column in ("deal", "from", "to", "reason"):
             table.add_column(column, overflow="fold")
@@ -243,6 +251,16 @@ def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: 
             )
         _more(table, len(items))
         console.print(table)
+
+
+def _emptied(changes: Sequence[Mapping[str, Any]]) -> Counter[tuple[str, str]]:
+    """(system, field) -> changes that empty a field holding a value. A currency emptied goes
+    with its amount, and the CRM's currency field keeps its code: not counted apart."""
+    return Counter(
+        (c["system"], c["field"])
+        for c in changes
+        if c["to"] is None and c["from"] is not None and c["field"] != "currency"
+    )
 
 
 def _to(change: Mapping[str, Any]) -> str:

@@ -80,3 +80,34 @@ def test_the_plan_summary_is_one_line_where_it_fits_and_counts_one_in_the_singul
         "  2 changes, 0 creates, 1 conflict, 0 unmatched, 0 ambiguous, 0 duplicates, "
         "0 errors, 0 deleted, 1 held until their links are confirmed"
     )
+
+
+def test_changes_that_empty_a_field_are_counted_in_the_summary_and_their_section_title() -> None:
+    """A migration's first plan, under `priority: [pipedrive, ...]`, emptied 75 Salesforce
+    amounts where Pipedrive held none (its 0): among 375 changes, nothing set them apart."""
+
+    def change(i: int, field: str, to: str | None) -> dict[str, Any]:
+        return {
+            "system": "salesforce",
+            "id": f"006{i}",
+            "field": field,
+            "from": "100" if field == "amount" else "USD",
+            "to": to,
+            "reason": "first sync: priority: pipedrive",
+        }
+
+    plan = _plan(changes=0, conflicts=0, unmatched=0, duplicates=0)
+    plan["changes"] = [
+        change(1, "amount", None),
+        change(2, "amount", None),
+        change(3, "amount", "250"),
+        change(1, "currency", None),  # goes with its amount: the field keeps its code
+        change(2, "currency", None),
+    ]
+    out = io.StringIO()
+    render_plan(plan, {}, Console(file=out, width=200, force_terminal=False))
+    lines = [line.rstrip() for line in out.getvalue().splitlines()]
+
+    assert "  values emptied: salesforce amount 2" in lines
+    assert "salesforce: amount (3, 2 of them empty it)" in lines
+    assert "salesforce: currency (2)" in lines
