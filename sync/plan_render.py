@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from rich.cells import cell_len
@@ -28,7 +28,14 @@ def _deal_context(deal: Deal | None) -> str:
     return f"{deal.name} · {deal.stage or deal.native_stage or '-'} · {amount}"
 
 
-def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console: Console) -> None:
+def render_plan(
+    plan_json: Mapping[str, Any],
+    deals: Mapping[Ref, Deal],
+    console: Console,
+    dead: Collection[tuple[str, str, str]] = (),
+) -> None:
+    """`dead`: the store's dead letters as (instance, record id or a copy's entity, field or
+    "" for a whole record): the plan may still hold their writes, which no apply sends."""
     summary = plan_json["summary"]
     console.print(Text("Plan ", style="bold") + Text(f"(run {plan_json['run_id']})"))
     counts = [
@@ -55,10 +62,14 @@ def render_plan(plan_json: Mapping[str, Any], deals: Mapping[Ref, Deal], console
     if emptied:  # values lost, unlike the other changes: a policy may pick a copy's empty field
         named = [f"{system} {field} {n}" for (system, field), n in sorted(emptied.items())]
         _listed(console, named, "values emptied:")
+    unsent = _dead_by_system(plan_json, dead)
+    if unsent:
+        named = [f"{system} {n}" for system, n in sorted(unsent.items())]
+        _listed(console, named, "dead letters (not sent until `crmsync dead-letters retry`):")
     calls = {s: n for s, n in (summary.get("api_calls") or {}).items() if n}
     if calls:
         _listed(console, [f"{s} {n}" for s, n in sorted(calls.items())], "estimated write calls:")
-    _changes(plan_json["changes"], deals, console)
+    _changes(plan_json["changes"], deals, console, dead)
     _simple(
         "Creates (a copy in a CRM that lacks the deal)",
         ("system", "copy of", "name", "stage · amount · where · owner"),
@@ -227,16 +238,24 @@ def _deleted_rows(item: Mapping[str, Any], deals: Mapping[Ref, Deal]) -> list[_R
     ]
 
 
-def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: Console) -> None:
+def _changes(
+    changes: list[dict[str, Any]],
+    deals: Mapping[Ref, Deal],
+    console: Console,
+    dead: Collection[tuple[str, str, str]],
+) -> None:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for change in changes:
         groups[(change["system"], change["field"])].append(change)
     emptied = _emptied(changes)
     for (system, field), items in sorted(groups.items()):
-        count = (
-            f"{len(items)}, {n} of them empty it" if (n := emptied[system, field]) else len(items)
-        )
-        table = Table(title=cell(f"{system}: {field} ({count})"), title_justify="left")
+        count = [str(len(items))]
+        if n := emptied[system, field]:
+            count.append(f"{n} of them empty it")
+        if n := sum((system, c["id"], field) in dead for c in items):
+            count.append(f"{n} dead-lettered")
+        title = f"{system}: {field} ({', '.join(count)})"
+        table = Table(title=cell(title), title_justify="left")
         id_column(table, "id", (c["id"] for c in items[:_MAX_ROWS]))
         for column in ("deal", "from", "to", "reason"):
             table.add_column(column, overflow="fold")
@@ -251,6 +270,17 @@ def _changes(changes: list[dict[str, Any]], deals: Mapping[Ref, Deal], console: 
             )
         _more(table, len(items))
         console.print(table)
+
+
+def _dead_by_system(
+    plan_json: Mapping[str, Any], dead: Collection[tuple[str, str, str]]
+) -> Counter[str]:
+    """Instance -> the plan's changes and copies that are dead letters."""
+    if not dead:
+        return Counter()
+    changes = ((c["system"], c["id"], c["field"]) for c in plan_json["changes"])
+    creates = ((c["system"], c["entity"], "") for c in plan_json["creates"])
+    return Counter(key[0] for key in (*changes, *creates) if key in dead)
 
 
 def _emptied(changes: Sequence[Mapping[str, Any]]) -> Counter[tuple[str, str]]:

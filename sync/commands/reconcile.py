@@ -18,6 +18,7 @@ from sync.plan_render import render_plan
 from sync.reconcile_run import run_reconcile, verdict
 from sync.runtime import open_runtime, progress_reporter
 from sync.shutdown import stop_event, stop_on_signals
+from sync.store import Store
 from sync.terminal import plain_console
 
 __all__ = ["command"]
@@ -72,7 +73,7 @@ def command(
                 plan_out=plan_out,
                 progress=progress,
                 stop=stop_event,
-                show=lambda plan_json, deals: _show(plan_json, deals, fmt, plan_out),
+                show=lambda plan_json, deals: _show(plan_json, deals, fmt, plan_out, rt.store),
                 pull_wait=budget,
             )
         code, detail = verdict(rt.config, outcome)
@@ -91,12 +92,17 @@ class ReconcileIncomplete(CrmsyncError):
 
 
 def _show(
-    plan_json: dict[str, Any], deals: dict[Ref, Deal], fmt: str, plan_out: Path | None
+    plan_json: dict[str, Any],
+    deals: dict[Ref, Deal],
+    fmt: str,
+    plan_out: Path | None,
+    store: Store,
 ) -> None:
     """The plan is shown before anything is applied: ops read it first."""
     if fmt == "json":
         click.echo(json.dumps(plan_json, indent=2, ensure_ascii=False))
         return
-    render_plan(plan_json, deals, plain_console())
+    dead = {(f.instance, f.deal_id, f.field) for f in store.failures.records(dead=True)}
+    render_plan(plan_json, deals, plain_console(), dead)
     if plan_out is not None:
         click.echo(f"plan written to {plan_out}")

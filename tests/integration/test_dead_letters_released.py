@@ -267,3 +267,21 @@ def test_a_salesforce_dead_letter_is_released_by_the_id_its_screens_show(
         assert _letters(world) == []
         runs = json.loads(_cli(world, "runs", "--format", "json").stdout)
         assert runs[0]["counts"]["ids"] == {"salesforce": [salesforce]}  # the letter's id
+
+
+def test_a_dry_run_says_which_of_its_writes_are_dead_letters_the_apply_will_not_send(
+    one_try_world: World,
+) -> None:
+    """The plan still holds a dead change (the CRMs still disagree), so a dry run counted it
+    among the writes it plans, night after night, while every apply sent none of them."""
+    world = one_try_world
+    _refused_in_hubspot(world)
+
+    dry = _cli(world, "reconcile", "--dry-run")
+
+    lines = dry.stdout.splitlines()
+    assert "  dead letters (not sent until `crmsync dead-letters retry`): hubspot 1" in lines, (
+        dry.stdout
+    )
+    [changes] = [line for line in dry.stdout.splitlines() if line.startswith("hubspot: amount")]
+    assert "1 dead-lettered" in changes, changes
