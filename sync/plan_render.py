@@ -97,7 +97,7 @@ def render_plan(
         [_conflict_rows(c, deals) for c in plan_json["conflicts"]],
         console,
     )
-    fates = unmatched_fates(plan_json)
+    fates = unmatched_fates(plan_json, dead)
     _simple(
         "Unmatched (in one system only)",
         ("system", "id", "deal", "on apply"),

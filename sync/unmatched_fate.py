@@ -9,7 +9,7 @@ unmatched" did not say which deal would be copied and which would stay.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -35,12 +35,19 @@ class Fate:
 _Key = tuple[str, str]
 
 
-def unmatched_fates(plan: Mapping[str, Any]) -> dict[_Key, Fate]:
-    """(instance, id) of each unmatched deal -> what the apply does with it."""
+def unmatched_fates(
+    plan: Mapping[str, Any], dead: Collection[tuple[str, str, str]] = ()
+) -> dict[_Key, Fate]:
+    """(instance, id) of each unmatched deal -> what the apply does with it. `dead`: the
+    store's dead letters (instance, a copy's entity, "" for a whole record): no apply sends
+    those copies until they are released."""
     copied: dict[_Key, set[str]] = defaultdict(set)
+    unsent: dict[_Key, set[str]] = defaultdict(set)
     for create in plan.get("creates", []):
         source = create.get("source") or {}
-        copied[(str(source.get("system")), str(source.get("id")))].add(str(create["system"]))
+        key = (str(source.get("system")), str(source.get("id")))
+        is_dead = (create["system"], create.get("entity"), "") in dead
+        (unsent if is_dead else copied)[key].add(str(create["system"]))
     refused: dict[_Key, set[str]] = defaultdict(set)
     for error in plan.get("errors", []):
         reason = str(error.get("reason") or "")
@@ -59,23 +66,29 @@ def unmatched_fates(plan: Mapping[str, Any]) -> dict[_Key, Fate]:
     for deal in plan.get("unmatched", []):
         key = (deal["system"], deal["id"])
         fates[key] = _fate(
-            copied.get(key, set()), refused.get(key, set()), key, ambiguous, duplicated
+            copied[key], refused[key], unsent[key], key in ambiguous, key in duplicated
         )
     return fates
 
 
 def _fate(
-    copied: set[str], refused: set[str], key: _Key, ambiguous: set[Any], duplicated: set[_Key]
+    copied: set[str], refused: set[str], unsent: set[str], ambiguous: bool, duplicated: bool
 ) -> Fate:
-    cannot = f"no copy in {', '.join(sorted(refused))}: see Errors" if refused else ""
+    reasons = []
+    if refused:
+        reasons.append(f"no copy in {', '.join(sorted(refused))}: see Errors")
+    if unsent:
+        where = ", ".join(sorted(unsent))
+        reasons.append(f"copy dead-lettered in {where}: not sent until released")
+    cannot = "; ".join(reasons)
     if copied:
         text = f"copied to {', '.join(sorted(copied))}"
         return Fate(FateKind.COPIED, f"{text}; {cannot}" if cannot else text)
     if cannot:
         return Fate(FateKind.CANNOT, cannot)
-    if key in ambiguous:
+    if ambiguous:
         return Fate(FateKind.HELD, "not copied while ambiguous: see Ambiguous")
-    if key in duplicated:
+    if duplicated:
         return Fate(FateKind.HELD, "not copied while duplicated: see Duplicates")
     why = "push.create_missing is off, or no push target lacks it"
     return Fate(FateKind.STAYS, f"not copied: {why}")

@@ -78,3 +78,15 @@ def test_each_unmatched_deal_says_whether_the_apply_copies_it_and_the_title_coun
         "14": "not copied while duplicated: see Duplicates",
         "0065g0000000001AAA": "not copied: push.create_missing is off, or no push target lacks it",
     }
+
+
+def test_an_unmatched_deal_whose_copy_is_a_dead_letter_is_not_said_to_be_copied() -> None:
+    out = io.StringIO()
+    dead = {("salesforce", "E1", "")}  # the copy of pipedrive 11, refused until released
+    render_plan(_plan(), {}, Console(file=out, width=200, force_terminal=False), dead)
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Unmatched"))
+
+    assert "(5: 2 cannot be copied, 2 held as ambiguous or duplicate, 1 not copied)" in lines[start]
+    [row] = [line for line in lines[start:] if "│ 11 " in line]
+    assert "copy dead-lettered in salesforce: not sent until released" in row
