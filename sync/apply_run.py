@@ -45,9 +45,21 @@ def connect_targets(rt: Runtime, plan: Plan, deletes: Sequence[Delete] = ()) -> 
     targets |= {d.system for d in deletes}
     for name in sorted(targets):
         if name not in rt.config.systems:
-            raise PlanRefused(f"plan writes to {name!r}, which is not in {rt.config.path.name}")
+            raise PlanRefused(_not_configured(plan, name, rt.config.path.name))
         if name not in rt.connectors:
             rt.connectors[name] = open_connector(rt.config, name)
+
+
+def _not_configured(plan: Plan, name: str, config: str) -> str:
+    """A rollback of a run that wrote to an instance retired since (README "Retiring an
+    instance") is the one plan that can name one: it is undone whole or not at all."""
+    rolled = plan.summary.get("rollback_of")
+    if rolled:
+        return (
+            f"run {rolled} wrote to {name}, which is not in {config} any more; nothing written: "
+            f"add systems.{name} back to undo the run"
+        )
+    return f"plan writes to {name!r}, which is not in {config}; nothing written"
 
 
 def _check_matching(rt: Runtime, plan: Plan, source: str) -> None:
