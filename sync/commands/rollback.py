@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from signal import SIGTERM
 
@@ -70,7 +71,9 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
         if not write:
             rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
             doubt = len(_in_doubt(rt, run_id))
-            _show(rollback, fmt, rt.store.journal.done_ids(rollback.plan.run_id), doubt)
+            retired = _retired(rollback, rt.config.systems)
+            done = rt.store.journal.done_ids(rollback.plan.run_id)
+            _show(rollback, fmt, done, doubt, retired, rt.config.path.name)
             return
         with reconcile_lock(rt.store):
             _write(rt, run_id, fingerprint, yes, fmt)
@@ -137,9 +140,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _show(rollback: Rollback, fmt: str, done: set[str], doubt: int) -> None:
+def _retired(rollback: Rollback, configured: Collection[str]) -> list[str]:
+    """The instances the run wrote to that the config no longer names: --apply refuses the
+    rollback while they are out of it (sync.apply_run)."""
+    written = {c.system for c in rollback.plan.changes} | {d.system for d in rollback.deletes}
+    return sorted(written - set(configured))
+
+
+def _show(
+    rollback: Rollback,
+    fmt: str,
+    done: set[str],
+    doubt: int,
+    retired: Sequence[str] = (),
+    config: str = "",
+) -> None:
     """`done`: the changes and deletes an earlier `--apply` of this rollback completed;
-    `doubt`: how many of the run's writes are in doubt (`_settle` checks them on --apply)."""
+    `doubt`: how many of the run's writes are in doubt (`_settle` checks them on --apply);
+    `retired`: the instances it wrote to that `config` no longer names."""
     if fmt == "json":
         body = plan_to_json(rollback.plan)
         body["already_done"] = sorted(
@@ -227,6 +245,16 @@ def _show(rollback: Rollback, fmt: str, done: set[str], doubt: int) -> None:
         console.print(cell(f"kept {k.system} {k.id}: {k.reason}"))
     if done:
         console.print("rows done were written by an earlier --apply of this rollback", markup=False)
+    if retired:
+        names = ", ".join(retired)
+        back = ", ".join(f"systems.{name}" for name in retired)
+        console.print(
+            f"dry run: nothing written; --apply refuses it while {names}, which the run wrote "
+            f"to, {'is' if len(retired) == 1 else 'are'} not in {config}: add {back} back to "
+            "undo the run",
+            markup=False,
+        )
+        return
     console.print("dry run: nothing written; add --apply to write these changes")
 
 

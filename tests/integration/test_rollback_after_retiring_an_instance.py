@@ -51,3 +51,23 @@ def test_the_rollback_of_a_run_that_wrote_to_a_retired_instance_says_to_add_it_b
     )
     after = [s.stats.snapshot() for s in world.sandbox.servers.values()]
     assert sum(map(count_writes, after)) == sum(map(count_writes, with_pipedrive))
+
+
+def test_the_dry_rollback_says_its_apply_is_refused_while_the_instance_is_retired(
+    small_world: World,
+) -> None:
+    world = small_world
+    cli = CliRunner()
+    assert cli.invoke(main, ["reconcile", "--yes", "--config", str(world.config)]).exit_code == 0
+    runs = cli.invoke(main, ["runs", "--format", "json", "--config", str(world.config)])
+    run = json.loads(runs.stdout)[0]
+    _retire(world, "pipedrive")
+
+    dry = cli.invoke(main, ["rollback", run["id"], "--config", str(world.config)])
+
+    assert dry.exit_code == 0, dry.output
+    said = " ".join(dry.stdout[dry.stdout.rindex("dry run: nothing") :].split())  # as wrapped
+    assert said == (
+        "dry run: nothing written; --apply refuses it while pipedrive, which the run wrote to, "
+        "is not in crmsync.yaml: add systems.pipedrive back to undo the run"
+    ), dry.stdout
