@@ -2,7 +2,8 @@
 
 The plan lists such deals as `unmatched`, and apart from them the copies it makes (`creates`,
 by `source`), the copies it cannot make (`errors` "no copy can be made in X: ...") and the deals
-it holds back (`ambiguous`, `duplicates`: never copied). Read side by side, "837 creates, 1145
+it holds back (`ambiguous`, `duplicates`, and a deal listed live in `deleted` whose id field
+names a deal gone in another CRM: never copied). Read side by side, "837 creates, 1145
 unmatched" did not say which deal would be copied and which would stay.
 """
 
@@ -22,7 +23,7 @@ NO_COPY = "no copy can be made in "  # how `sync.diff` words a copy its target c
 class FateKind(StrEnum):
     COPIED = "copied"
     CANNOT = "cannot be copied"
-    HELD = "held as ambiguous or duplicate"
+    HELD = "held back"
     STAYS = "not copied"
 
 
@@ -62,18 +63,21 @@ def unmatched_fates(
         )
     }
     duplicated = {(d["system"], i) for d in plan.get("duplicates", []) for i in d.get("ids", [])}
+    naming_gone = {(r["system"], r["id"]) for d in plan.get("deleted", []) for r in d["live"]}
     fates: dict[_Key, Fate] = {}
     for deal in plan.get("unmatched", []):
         key = (deal["system"], deal["id"])
-        fates[key] = _fate(
-            copied[key], refused[key], unsent[key], key in ambiguous, key in duplicated
-        )
+        held = (
+            "ambiguous: see Ambiguous" if key in ambiguous
+            else "duplicated: see Duplicates" if key in duplicated
+            else "a deal it is linked to is deleted: see Deleted" if key in naming_gone
+            else None
+        )  # fmt: skip
+        fates[key] = _fate(copied[key], refused[key], unsent[key], held)
     return fates
 
 
-def _fate(
-    copied: set[str], refused: set[str], unsent: set[str], ambiguous: bool, duplicated: bool
-) -> Fate:
+def _fate(copied: set[str], refused: set[str], unsent: set[str], held: str | None) -> Fate:
     reasons = []
     if refused:
         reasons.append(f"no copy in {', '.join(sorted(refused))}: see Errors")
@@ -86,10 +90,8 @@ def _fate(
         return Fate(FateKind.COPIED, f"{text}; {cannot}" if cannot else text)
     if cannot:
         return Fate(FateKind.CANNOT, cannot)
-    if ambiguous:
-        return Fate(FateKind.HELD, "not copied while ambiguous: see Ambiguous")
-    if duplicated:
-        return Fate(FateKind.HELD, "not copied while duplicated: see Duplicates")
+    if held is not None:
+        return Fate(FateKind.HELD, f"not copied while {held}")
     why = "push.create_missing is off, or no push target lacks it"
     return Fate(FateKind.STAYS, f"not copied: {why}")
 

@@ -35,6 +35,7 @@ def _plan() -> dict[str, Any]:
             unmatched("pipedrive", "12"),
             unmatched("pipedrive", "13"),
             unmatched("pipedrive", "14"),
+            unmatched("pipedrive", "16"),
             unmatched("salesforce", "0065g0000000001AAA"),
         ],
         "ambiguous": [
@@ -49,7 +50,15 @@ def _plan() -> dict[str, Any]:
                 "reason": "no copy can be made in salesforce: no salesforce user with email a@b.c",
             }
         ],
-        "deleted": [],
+        "deleted": [
+            {
+                "entity": "E2",
+                "deleted": [{"system": "hubspot", "id": "77"}],
+                "live": [{"system": "pipedrive", "id": "16"}],
+                "propagate": False,
+                "reason": "linked hubspot deal 77 is deleted there (or not visible)",
+            }
+        ],
     }
 
 
@@ -66,8 +75,8 @@ def test_each_unmatched_deal_says_whether_the_apply_copies_it_and_the_title_coun
     lines = _unmatched_section(_plan())
 
     assert lines[0].rstrip() == (
-        "Unmatched (in one system only) (5: 1 copied, 1 cannot be copied, "
-        "2 held as ambiguous or duplicate, 1 not copied)"
+        "Unmatched (in one system only) (6: 1 copied, 1 cannot be copied, 3 held back, "
+        "1 not copied)"
     )
     assert "on apply" in lines[2]
     rows = {line.split("│")[2].strip(): line.split("│")[4].strip() for line in lines[4:]}
@@ -76,6 +85,7 @@ def test_each_unmatched_deal_says_whether_the_apply_copies_it_and_the_title_coun
         "12": "no copy in salesforce: see Errors",
         "13": "not copied while ambiguous: see Ambiguous",
         "14": "not copied while duplicated: see Duplicates",
+        "16": "not copied while a deal it is linked to is deleted: see Deleted",
         "0065g0000000001AAA": "not copied: push.create_missing is off, or no push target lacks it",
     }
 
@@ -87,6 +97,6 @@ def test_an_unmatched_deal_whose_copy_is_a_dead_letter_is_not_said_to_be_copied(
     lines = out.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Unmatched"))
 
-    assert "(5: 2 cannot be copied, 2 held as ambiguous or duplicate, 1 not copied)" in lines[start]
+    assert "(6: 2 cannot be copied, 3 held back, 1 not copied)" in lines[start]
     [row] = [line for line in lines[start:] if "│ 11 " in line]
     assert "copy dead-lettered in salesforce: not sent until released" in row
