@@ -49,6 +49,7 @@ from sync.store_failures import DeadLetters, forget_failures
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
 from sync.store_keys import refs_with_digests, save_digests
 from sync.store_links import (
+    count_links,
     delete_links,
     read_bases,
     read_entities_of,
@@ -379,6 +380,10 @@ class Store:
     def links(self) -> dict[tuple[str, str], str]:
         """(instance, deal_id) -> entity_id for every stored link."""
         return read_links(self._engine)
+
+    def link_counts(self) -> dict[str, int]:
+        """Instance -> how many links the store holds of its deals."""
+        return count_links(self._engine)
 
     def entities_of(self, instance: str, deal_ids: Iterable[str]) -> dict[str, str]:
         """deal_id -> entity_id of those of the instance's deals that are linked."""

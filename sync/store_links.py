@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine
 
 from sync import schema as t
@@ -72,6 +72,13 @@ def read_links(engine: Engine) -> dict[tuple[str, str], str]:
     with transaction(engine, write=False) as conn:
         rows = conn.execute(query, execution_options={"yield_per": _BATCH * 10})
         return {(r.instance, r.deal_id): r.entity_id for r in rows}
+
+
+def count_links(engine: Engine) -> dict[str, int]:
+    """Instance -> how many links the store holds of its deals."""
+    query = select(t.links.c.instance, func.count()).group_by(t.links.c.instance)
+    with transaction(engine, write=False) as conn:
+        return {instance: int(n) for instance, n in conn.execute(query)}
 
 
 def read_entities_of(engine: Engine, instance: str, deal_ids: Iterable[str]) -> dict[str, str]:

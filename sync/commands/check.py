@@ -179,12 +179,26 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
     else:
         lines, codes = [], set()
     try:
+        lines += _retired_links(config, store) if store else []
         crm_lines, crm_code = _crm_checks(config, store)
         schedule_lines, schedule_code = _schedule_checks(config, store) if store else ([], 0)
     finally:
         if store is not None:
             store.close()
     return lines + crm_lines + schedule_lines, max(codes | {crm_code, schedule_code})
+
+
+def _retired_links(config: Config, store: Store) -> list[str]:
+    """A warning per instance the store holds links of that the config no longer names (one a
+    migration retired): its stored links, keyed by instance name and deal id, would pair the
+    deals of another account given that name."""
+    counts = store.link_counts()
+    return [
+        f"warning: store: it holds {counts[name]} link(s) of {name}, which {config.path.name} "
+        "no longer names: no run reads them; never give that name to another account (its "
+        "deals would be paired by them)"
+        for name in sorted(counts.keys() - config.systems.keys())
+    ]
 
 
 def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:

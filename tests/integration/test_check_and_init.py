@@ -794,3 +794,29 @@ def test_init_writes_a_single_currency_salesforce_orgs_currency_once_and_keeps_t
     assert code == 0, err
     assert "the org's currency" not in out
     assert yaml.safe_load(config.read_text())["systems"]["salesforce"]["currency"] == "GBP"
+
+
+def test_check_names_an_instance_the_store_holds_links_of_that_the_config_no_longer_has(
+    small_world: World,
+) -> None:
+    """After a migration retires the CRM it moved off, the store keeps its links (README
+    "Retiring an instance"): check said nothing of them, though another account given that
+    instance name would have its deals paired by them."""
+    world = small_world
+    assert run("reconcile", "--dry-run", "--config", str(world.config))[0] == 0
+    document = yaml.safe_load(world.config.read_text())
+    del document["systems"]["pipedrive"]
+    for system in document["systems"].values():
+        system.get("external_ids", {}).pop("pipedrive", None)
+    document["push"]["targets"] = [t for t in document["push"]["targets"] if t != "pipedrive"]
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    links = sum(m.get("pipedrive") is not None for m in world.members().values())
+
+    code, out, err = run("check", "--config", str(world.config))
+
+    assert code == 0, out + err
+    assert (
+        f"warning: store: it holds {links} link(s) of pipedrive, which crmsync.yaml no longer "
+        "names: no run reads them; never give that name to another account (its deals would be "
+        "paired by them)"
+    ) in out.splitlines(), out
