@@ -103,9 +103,10 @@ def check_references(
             elif other not in instances:
                 problems.append(_unknown(path, "instance", other, instances))
     problems += _policy_problems(document, instances)
-    for index, target in enumerate(document.push.targets or ()):
-        if target not in instances:
-            problems.append(_unknown(("push", "targets", index), "instance", target, instances))
+    for key in ("targets", "create_from"):
+        for index, name in enumerate(getattr(document.push, key) or ()):
+            if name not in instances:
+                problems.append(_unknown(("push", key, index), "instance", name, instances))
     return problems + _schedule_problems(document, config_dir)
 
 

@@ -181,6 +181,8 @@ class Config:
             del data["push"]["move_between_pipelines"]
         for entry in data["schedule"]:
             del entry["keep"]  # which files of its own a firing deletes: no part of any plan
+        if data["push"]["create_from"] is None:
+            del data["push"]["create_from"]
         for name, system in self.systems.items():
             data["systems"][name]["auth_mode"] = system.auth_mode
             # Added at its default: the config is the one older plans were made under.

@@ -368,6 +368,9 @@ class PushConfig(Section):
     max_changes: Whole = Field(default=500, ge=0)
     max_changes_per_system: Whole | None = Field(default=None, ge=0)
     create_missing: bool = False
+    # The instances whose deals create_missing copies (None: every one's). Moving off a CRM,
+    # only its deals are to be copied, not those of a CRM running alongside.
+    create_from: tuple[Name, ...] | None = None
     propagate_deletes: bool = False
     # Write only along links a person or the CRMs vouch for (`crmsync links confirm`, external
     # ids, markers): corrections of entities matched by key or fuzzily wait in the plan's `held`.

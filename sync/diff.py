@@ -610,6 +610,14 @@ def _facts_of_decided_stage(
     return facts[0]
 
 
+def _create_sources(members: Sequence[Deal], create_from: Collection[str] | None) -> list[Deal]:
+    """The members an entity's copies may be made from: all, or the originals (no copy crmsync
+    made carries its marker) of the instances `push.create_from` names."""
+    if create_from is None:
+        return list(members)
+    return [d for d in members if d.system in create_from and not d.link_id]
+
+
 def create_source(members: Sequence[Deal]) -> Deal:
     """The member an entity's missing copies are made from: the first, by instance name, that
     is not itself a copy crmsync created (a copy carries crmsync's link marker).
@@ -636,6 +644,7 @@ def diff(
     changed: Collection[Ref] | None = None,
     with_stage: Mapping[str, Collection[str]] | None = None,
     move: MoveTo | None = None,
+    create_from: Collection[str] | None = None,
 ) -> DiffResult:
     """Diff every entity against its base; see the module docstring.
 
@@ -644,7 +653,9 @@ def diff(
     keeps them too, and one in an unmapped native stage its probability.
 
     `create_in`: instances where an entity missing there should be created (from
-    :func:`create_source`); refs in `hold` (ambiguous, duplicates) never are.
+    :func:`create_source`); refs in `hold` (ambiguous, duplicates) never are. `create_from`
+    (push.create_from; None: every instance): only an entity one of these instances holds an
+    original of (no copy crmsync made) is copied, from that deal.
     `changed` (optional, for incremental runs): the refs whose deal is new or differs from the
     previous run (by pull fingerprint). Entities none of whose members are in it are skipped:
     the caller asserts the previous run left them settled (every member equal to the base,
@@ -659,6 +670,7 @@ def diff(
         return _diff(
             entities, deals_by_ref, bases, policies, targets, can_express,
             funnels, propagate_deletes, create_in, hold, changed, with_stage or {}, move,
+            create_from,
         )  # fmt: skip
 
 
@@ -676,6 +688,7 @@ def _diff(
     changed: set[Ref] | frozenset[Ref] | None,
     with_stage: Mapping[str, Collection[str]],
     move: MoveTo | None,
+    create_from: Collection[str] | None,
 ) -> DiffResult:
     facts = {name: FunnelFacts.of(f) for name, f in (funnels or {}).items()}
     differ = _Differ(bases, policies, targets, can_express, facts, with_stage, move=move)
@@ -716,8 +729,9 @@ def _diff(
             create_in
             and not any(r in hold for r in refs.values())
             and not all(is_archived(d) for d in members)
+            and (sources := _create_sources(members, create_from))
         ):
-            source = create_source(members)
+            source = create_source(sources)
             row = comparable(source, facts.get(source.funnel))
             values = dict(zip(DIFF_FIELDS, row, strict=True))
             overrides = {name: v for name, v in decided.items() if values[name] != v}

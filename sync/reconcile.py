@@ -298,6 +298,7 @@ def _analyze(
         funnels=config.funnels,
         propagate_deletes=config.push.propagate_deletes,
         create_in=targets if config.push.create_missing else (),
+        create_from=config.push.create_from,
         # a deal someone deleted is reported (`vanished`), not created again
         hold=hold,
         changed=changed,

@@ -92,7 +92,7 @@ def _fate(copied: set[str], refused: set[str], unsent: set[str], held: str | Non
         return Fate(FateKind.CANNOT, cannot)
     if held is not None:
         return Fate(FateKind.HELD, f"not copied while {held}")
-    why = "push.create_missing is off, or no push target lacks it"
+    why = "push.create_missing is off, push.create_from leaves its CRM out, or no target lacks it"
     return Fate(FateKind.STAYS, f"not copied: {why}")
 
 

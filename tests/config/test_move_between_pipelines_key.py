@@ -61,3 +61,18 @@ def test_check_names_the_key_when_it_is_on(tmp_path: Path, monkeypatch: pytest.M
     assert off.exit_code == on.exit_code == 0
     assert "move_between_pipelines" not in off.stdout
     assert "pipeline moves: on (push.move_between_pipelines)" in on.stdout
+
+
+def test_create_from_names_instances_and_unset_changes_no_fingerprint(tmp_path: Path) -> None:
+    """`push.create_from` (which instances' deals `create_missing` copies): unset, every one's,
+    and the config older plans were made under."""
+    unset = load_config(_config(tmp_path), env=ENV)
+    assert unset.push.create_from is None
+    fingerprint = unset.fingerprint()
+
+    named = load_config(_config(tmp_path, "  create_from: [hubspot]\n"), env=ENV)
+    assert named.push.create_from == ("hubspot",)
+    assert named.fingerprint() != fingerprint
+    with pytest.raises(ConfigError) as refused:
+        load_config(_config(tmp_path, "  create_from: [pipedrive]\n"), env=ENV)
+    assert "push.create_from.0: unknown instance 'pipedrive'" in str(refused.value)

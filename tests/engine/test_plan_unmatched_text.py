@@ -86,7 +86,10 @@ def test_each_unmatched_deal_says_whether_the_apply_copies_it_and_the_title_coun
         "13": "not copied while ambiguous: see Ambiguous",
         "14": "not copied while duplicated: see Duplicates",
         "16": "not copied while a deal it is linked to is deleted: see Deleted",
-        "0065g0000000001AAA": "not copied: push.create_missing is off, or no push target lacks it",
+        "0065g0000000001AAA": (
+            "not copied: push.create_missing is off, push.create_from leaves its CRM out, "
+            "or no target lacks it"
+        ),
     }
 
 

@@ -293,6 +293,35 @@ def test_missing_deal_is_created_only_where_asked() -> None:
     assert held.creates == ()
 
 
+def test_copies_are_made_only_of_deals_an_instance_of_create_from_holds_and_from_that_deal() -> (
+    None
+):
+    """Moving Pipedrive into Salesforce with HubSpot alongside: HubSpot's own deals were copied
+    into Salesforce too, and a deal both held was copied from HubSpot's (first by name)."""
+    hs_only, pd_only = deal(HS, "20"), deal(PD, "30")
+    hs, pd = deal(HS, "21", name="HubSpot's name"), deal(PD, "31", name="Pipedrive's name")
+    pd_copy = deal(PD, "32", link_id="E4")  # a copy crmsync made of HubSpot's deal
+    sf_original = deal(SF, "13")
+    entities = {
+        "E1": {HS: hs_only.ref},
+        "E2": {PD: pd_only.ref},
+        "E3": {HS: hs.ref, PD: pd.ref},
+        "E4": {SF: sf_original.ref, PD: pd_copy.ref},
+    }
+    deals = {d.ref: d for d in (hs_only, pd_only, hs, pd, pd_copy, sf_original)}
+    policy = {"name": Policy(PolicyRule.PRIORITY, (HS, PD))}
+
+    result = diff(entities, deals, {}, policy, {SF, HS}, create_in={SF, HS}, create_from={PD})
+
+    assert [(c.entity, c.system, c.source) for c in result.creates] == [
+        ("E2", HS, pd_only.ref),
+        ("E2", SF, pd_only.ref),
+        ("E3", SF, pd.ref),
+    ]
+    every = diff(entities, deals, {}, policy, {SF, HS}, create_in={SF, HS})
+    assert {(c.entity, c.system) for c in every.creates} >= {("E1", SF), ("E4", HS)}
+
+
 def test_a_deal_archived_in_pipedrive_is_not_copied_into_the_other_crms() -> None:
     # Archived deals are out of Pipedrive's active views ("no longer actively managed"):
     # copies of them would come back to life as open deals in Salesforce and HubSpot.
