@@ -75,3 +75,46 @@ def test_a_join_that_would_give_an_entity_two_deals_of_an_instance_changes_nothi
     assert f"it has pipedrive:{pipedrive} in entity {whole[0]} already" in taken.stderr
     assert f"entity {whole[0]}" in apart.stderr and f"entity {whole[1]}" in apart.stderr
     assert _members(world) == before
+
+
+def test_a_duplicate_a_person_joined_is_copied_where_its_entity_lacks_a_deal(
+    small_world: World,
+) -> None:
+    """A deal sharing its match key with another deal of its CRM is a duplicate, and its copies
+    are held back until a person decides. Joining it by hand is that decision: its entity was
+    still never copied into the CRM lacking it, and nothing in the plan said why."""
+    world = small_world
+    text = world.config.read_text().replace("create_missing: false", "create_missing: true")
+    world.config.write_text(text)
+    plan = json.loads(_cli(world, "reconcile", "--dry-run", "--format", "json").stdout)
+    unmatched = {(u["system"], u["id"]) for u in plan["unmatched"]}
+    dup_system, dup_id = next(
+        (d["system"], i)
+        for d in plan["duplicates"]
+        for i in d["ids"]
+        if (d["system"], i) in unmatched
+    )
+    partner = next(
+        u for u in plan["unmatched"]
+        if u["system"] != dup_system and (u["system"], u["id"]) not in _held(plan)
+    )  # fmt: skip
+    lacking = ({"salesforce", "hubspot", "pipedrive"} - {dup_system, partner["system"]}).pop()
+
+    _cli(world, "links", "join", f"{dup_system}:{dup_id}", f"{partner['system']}:{partner['id']}")
+    replanned = json.loads(_cli(world, "reconcile", "--dry-run", "--format", "json").stdout)
+
+    copies = [
+        c for c in replanned["creates"]
+        if c["system"] == lacking and c["source"] in (
+            {"system": dup_system, "id": dup_id}, {"system": partner["system"], "id": partner["id"]}
+        )
+    ]  # fmt: skip
+    assert len(copies) == 1, replanned["creates"]
+
+
+def _held(plan: dict[str, Any]) -> set[tuple[str, str]]:
+    held = {(d["system"], i) for d in plan["duplicates"] for i in d["ids"]}
+    for item in plan["ambiguous"]:
+        held.add((item["system"], item["id"]))
+        held.update((item["instance"], c) for c in item["candidates"])
+    return held
