@@ -173,7 +173,8 @@ class Config:
         data["store"] = self.store_url_redacted
         # Guards an apply checks against the config it runs under, not the plan's: raising
         # push.max_changes after reviewing a plan (as the dry run's warning says to) must not
-        # make that plan stale. Hashed at their defaults, so fingerprints stay as they were.
+        # make that plan stale. Hashed at their defaults: a config setting none keeps the
+        # fingerprint it had (one setting some gets a new one, once).
         data["push"].update(_GUARD_DEFAULTS)
         data["limits"] = _LIMITS_DEFAULT
         # Added at its default: the config is the one older plans were made under.
