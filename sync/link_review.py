@@ -356,23 +356,13 @@ def _joined_entity(conn: Connection, refs: Sequence[Ref], linked: Mapping[Ref, s
             f"{', '.join(f'{r.system}:{r.id}' for r in refs)} are in entity {entity} already"
         )
     free = {r.system: r for r in refs if r not in linked}
-    members = _members(conn, [entity])[entity]
-    for member in members:
+    for member in _members(conn, [entity])[entity]:
         if member.system in free:
             ref = free[member.system]
             raise UsageError(
                 f"cannot join {ref.system}:{ref.id} to entity {entity}: it has "
                 f"{member.system}:{member.id} in entity {entity} already (one deal per instance; "
                 f"`crmsync links split {entity}` first if that one is wrong)"
-            )
-    for ref, member in product(free.values(), set(members) - set(refs)):
-        a, b = sorted((ref, member), key=ref_order)
-        sp = t.split_pairs
-        pair = sp.c.instance_a == a.system, sp.c.deal_a == a.id, sp.c.instance_b == b.system
-        if conn.execute(select(sp.c.deal_b).where(*pair, sp.c.deal_b == b.id)).first():
-            raise UsageError(
-                f"cannot join {ref.system}:{ref.id} to entity {entity}: a person split it from "
-                f"{member.system}:{member.id} there (name that deal in the join too, to end it)"
             )
     return entity
 

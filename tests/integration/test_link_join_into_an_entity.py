@@ -118,35 +118,3 @@ def _held(plan: dict[str, Any]) -> set[tuple[str, str]]:
         held.add((item["system"], item["id"]))
         held.update((item["instance"], c) for c in item["candidates"])
     return held
-
-
-def test_a_deal_split_from_a_member_joins_its_entity_only_naming_that_member_too(
-    small_world: World,
-) -> None:
-    """A split is a person's word that two deals are not one; a join naming one of them, into
-    the entity holding the other, must not undo it unasked."""
-    world = small_world
-    _cli(world, "reconcile", "--dry-run")
-    entity, whole = next(
-        (e, m)
-        for e, m in _members(world).items()
-        if set(m) == {"salesforce", "hubspot", "pipedrive"}
-    )
-    sf, hs, pd = (f"{s}:{whole[s]['id']}" for s in ("salesforce", "hubspot", "pipedrive"))
-    _cli(world, "links", "split", entity)
-    _cli(world, "links", "join", sf, hs)
-    before = _members(world)
-
-    refused = _cli(world, "links", "join", hs, pd, code=2)
-
-    assert f"a person split it from {sf} there" in refused.stderr, refused.stderr
-    assert _members(world) == before
-    joined = _cli(world, "links", "join", hs, pd, sf)
-    rejoined = _members(world)
-    [together] = [
-        e
-        for e, m in rejoined.items()
-        if m.get("pipedrive", {}).get("id") == whole["pipedrive"]["id"]
-    ]
-    assert together in joined.stdout
-    assert set(rejoined[together]) == {"salesforce", "hubspot", "pipedrive"}
