@@ -279,17 +279,14 @@ def _analyze(
     )
     entity_ids = None if changed is None else list(matched.entities)
     bases = {e: base_from_json(v, e) for e, v in store.bases(entity_ids).items()}
-    entity_of = matched.entity_of()
-    named = dangling_links(by_instance, entity_of, changed)
+    named = dangling_links(by_instance, matched.entity_of(), changed)
     # A record the CRM still holds but that cannot be mapped (listed in the plan's errors) is
     # not deleted: only its copies are held back from being created again.
     unreadable = {Ref(g["system"], g["id"]) for g in store.mapping_errors(list(config.systems))}
     vanished = [d for d in named if _gone(d) not in unreadable]
     named_live = {Ref(r["system"], r["id"]) for d in named for r in d["live"]}
     targets = [t for t in config.push_targets if contexts is None or t in contexts]
-    held = _held(matched)
-    # creates held back (reported, never guessed), but for deals a person joined by hand
-    hold = (held - _joined_by_hand(store, held, entity_of)) | named_live
+    hold = _held(matched) | named_live  # creates held back (reported, never guessed)
     phase("diffing", len(deals))
     diffed = diff(
         matched.entities,
@@ -451,16 +448,6 @@ def _held(matched: MatchResult) -> set[Ref]:
     for dup in matched.duplicates:
         held.update(Ref(dup.instance, i) for i in dup.ids)
     return held
-
-
-def _joined_by_hand(store: Store, refs: set[Ref], entity_of: Mapping[Ref, str]) -> set[Ref]:
-    """The ambiguous or duplicate deals among `refs` a person linked (`crmsync links join`):
-    the decision their hold waits for is made, so their entities' copies are made."""
-    entities = {entity_of[r] for r in refs if r in entity_of}
-    if not entities:
-        return set()
-    manual = (link for link in store.link_records(entities) if link.method is LinkMethod.MANUAL)
-    return {Ref(link.instance, link.deal_id) for link in manual} & refs
 
 
 def _remember(
