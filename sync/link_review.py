@@ -287,10 +287,8 @@ def _copy_sources(conn: Connection, members: Mapping[str, Sequence[Ref]]) -> dic
 
 def join(store: Store, refs: Sequence[Ref], instances: Collection[str], config: str) -> str:
     """Link these deals (one per instance) as one entity, confirmed by hand; returns its id.
-    Each must be a live stored deal of one of the config's `instances`. Deals already linked
-    must be of one entity, which the others join (its links stay as they are: an ambiguity is
-    resolved by hand for a deal the CRMs linked already); none linked, they make a new one.
-    Earlier splits between them end."""
+    Each must be a live stored deal of one of the config's `instances`, in no entity yet;
+    earlier splits between them end."""
     if len(refs) < 2 or len({r.system for r in refs}) != len(refs):
         raise UsageError("join needs deals of at least two instances, one deal per instance")
     for ref in refs:
@@ -302,8 +300,9 @@ def join(store: Store, refs: Sequence[Ref], instances: Collection[str], config: 
     refs = sorted(refs, key=ref_order)
     now = store.now()
     with transaction(store.engine) as conn:
-        linked = {ref: entity for ref in refs if (entity := _check_joinable(conn, ref))}
-        entity = _joined_entity(conn, refs, linked)
+        for ref in refs:
+            _check_joinable(conn, ref)
+        entity = _free_id(conn, refs)
         for a, b in combinations(refs, 2):
             sp = t.split_pairs
             conn.execute(
@@ -314,8 +313,7 @@ def join(store: Store, refs: Sequence[Ref], instances: Collection[str], config: 
                     sp.c.deal_b == b.id,
                 )
             )
-        if not linked:
-            conn.execute(upsert(conn, t.entities, ("id",), ()), [{"id": entity, "created_at": now}])
+        conn.execute(upsert(conn, t.entities, ("id",), ()), [{"id": entity, "created_at": now}])
         conn.execute(
             t.links.insert(),
             [
@@ -329,41 +327,9 @@ def join(store: Store, refs: Sequence[Ref], instances: Collection[str], config: 
                     "confirmed": True,
                 }
                 for r in refs
-                if r not in linked
             ],
         )
         _flag(conn, refs, now)
-    return entity
-
-
-def _joined_entity(conn: Connection, refs: Sequence[Ref], linked: Mapping[Ref, str]) -> str:
-    """The entity `refs` are joined in: the one the linked ones are in, else a new one."""
-    entities = sorted(set(linked.values()))
-    if not entities:
-        return _free_id(conn, refs)
-    if len(entities) > 1:
-        named = "; ".join(
-            f"{r.system}:{r.id} in entity {e}"
-            for r, e in sorted(linked.items(), key=lambda i: ref_order(i[0]))
-        )
-        raise UsageError(
-            f"cannot join deals of different entities ({named}): `crmsync links split` all but "
-            "one of them first"
-        )
-    (entity,) = entities
-    if len(linked) == len(refs):
-        raise UsageError(
-            f"{', '.join(f'{r.system}:{r.id}' for r in refs)} are in entity {entity} already"
-        )
-    free = {r.system: r for r in refs if r not in linked}
-    for member in _members(conn, [entity])[entity]:
-        if member.system in free:
-            ref = free[member.system]
-            raise UsageError(
-                f"cannot join {ref.system}:{ref.id} to entity {entity}: it has "
-                f"{member.system}:{member.id} in entity {entity} already (one deal per instance; "
-                f"`crmsync links split {entity}` first if that one is wrong)"
-            )
     return entity
 
 
@@ -398,20 +364,23 @@ def _free_id(conn: Connection, refs: Sequence[Ref]) -> str:
         taken.add(entity)
 
 
-def _check_joinable(conn: Connection, ref: Ref) -> str | None:
-    """The entity `ref` is linked in (None: none); a deal not stored, or deleted, is refused."""
+def _check_joinable(conn: Connection, ref: Ref) -> None:
     deal = conn.execute(
         select(t.deals.c.deleted).where(t.deals.c.instance == ref.system, t.deals.c.id == ref.id)
     ).first()
     if deal is None or deal.deleted:
         why = "is not in the store (pull first?)" if deal is None else "is deleted"
         raise UsageError(f"cannot join {ref.system}:{ref.id}: it {why}")
-    linked: str | None = conn.execute(
+    linked = conn.execute(
         select(t.links.c.entity_id).where(
             t.links.c.instance == ref.system, t.links.c.deal_id == ref.id
         )
     ).scalar()
-    return linked
+    if linked is not None:
+        raise UsageError(
+            f"cannot join {ref.system}:{ref.id}: it is in entity {linked} already "
+            "(`crmsync links split` it first)"
+        )
 
 
 def _flag(conn: Connection, refs: Iterable[Ref], now: datetime) -> None:
