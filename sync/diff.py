@@ -324,12 +324,7 @@ class _Differ:
             }
             marked = left.keys() | own
             changed = [(d, v) for d, v in pairs if v != was and d.ref not in marked]
-            # A source of truth's value is no edit to weigh but the value everywhere: marked as
-            # kept under an earlier policy (read-only, left out), it still wins.
-            truth_marked = policy.rule is PolicyRule.SOURCE_OF_TRUTH and any(
-                ref.system == policy.systems[0] for ref in left
-            )
-            if not changed and not truth_marked:  # only marked members differ
+            if not changed:  # only marked members differ
                 return self.catch_up(entity, name, was, left, base) if left else None
         sources = tuple(d.ref for d, _ in changed)
         holders = {d.system for d, _ in pairs}

@@ -472,30 +472,6 @@ def test_a_member_left_out_keeping_its_value_is_no_change_but_a_new_edit_there_i
     }
 
 
-def test_a_source_of_truth_set_later_wins_where_its_value_was_marked_as_kept() -> None:
-    """Under `priority: [pipedrive, ...]` the targets took Pipedrive's amount and read-only
-    HubSpot kept its own (marked in the base). Made the source of truth since, HubSpot's value
-    is the one everywhere; the plan wrote nothing, as the only member differing was marked."""
-    base = deal(SF, "1", amount="1000")
-    sf, pd = deal(SF, "1", amount="1000"), deal(PD, "3", amount="1000")
-    hs = deal(HS, "2", amount="1500")
-    marked = {**_base(base), LEFT_OUT: {"amount": {hs.ref: Money(Decimal("1500"), "USD")}}}
-    entities = {"E1": {d.system: d.ref for d in (sf, hs, pd)}}
-    truth = {"amount": Policy(PolicyRule.SOURCE_OF_TRUTH, (HS,))}
-    by_ref = {d.ref: d for d in (sf, hs, pd)}
-
-    result = diff(entities, by_ref, {"E1": marked}, truth, {SF, PD})
-
-    assert _changes(result) == [
-        (PD, "amount", Decimal("1000"), Decimal("1500")),
-        (SF, "amount", Decimal("1000"), Decimal("1500")),
-    ]
-    assert {c.reason for c in result.changes} == {"source of truth: hubspot"}
-    # under the old priority, the mark still holds: nothing flows back from HubSpot
-    first = {"amount": Policy(PolicyRule.PRIORITY, (PD, SF, HS))}
-    assert diff(entities, by_ref, {"E1": marked}, first, {SF, PD}).changes == ()
-
-
 def test_a_value_an_apply_copied_before_stopping_part_way_is_no_change_of_that_member() -> None:
     """Salesforce's 1500 was written to HubSpot (marked in the base), not to Pipedrive, where a
     user then set 1700 before our write. Under `newest`, our write's later timestamp must not
