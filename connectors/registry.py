@@ -41,7 +41,13 @@ def connector_class(kind: str) -> Any:
         return _load(_BUILTIN[kind])
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == kind:
-            return ep.load()
+            try:
+                return ep.load()
+            except Exception as exc:  # a plugin's own import: a missing dependency, say
+                raise UnknownConnectorKind(
+                    f"the connector of kind {kind!r} ({ep.value}) could not be loaded: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
     raise UnknownConnectorKind(
         f"no connector for kind {kind!r} (installed: {', '.join(available_kinds())})"
     )

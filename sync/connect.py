@@ -10,7 +10,7 @@ from typing import Any
 from config import Config, SystemConfig
 from connectors import credentials as cc
 from connectors.base import Connector, ConnectorSettings, NativePipeline, deals_to_check
-from connectors.registry import connector_class, create_connector
+from connectors.registry import UnknownConnectorKind, connector_class, create_connector
 from mapping import MappingContext
 from mapping.kinds import BUILTIN_MAPPINGS, KindMapping
 from mapping.model import Deal, MappingError
@@ -70,11 +70,15 @@ def kind_mapping(kind: str) -> KindMapping:
 def check_kinds(config: Config) -> None:
     """Every instance's kind has a mapping, before anything is read: a plugin's class without
     one is one line naming the instance, not a failure in the middle of a pull."""
-    for name, system in config.systems.items():
-        try:
-            kind_mapping(system.kind)
-        except KindWithoutMapping as exc:
-            raise KindWithoutMapping(f"systems.{name}: {exc}") from None
+    for name in config.systems:
+        _check_kind(config, name)
+
+
+def _check_kind(config: Config, instance: str) -> None:
+    try:
+        kind_mapping(config.system(instance).kind)
+    except (KindWithoutMapping, UnknownConnectorKind) as exc:
+        raise KindWithoutMapping(f"systems.{instance}: {exc}") from None
 
 
 def closes_by_status(kind: str) -> bool:
@@ -145,6 +149,7 @@ def _kind_options(system: SystemConfig) -> dict[str, Any]:
 def open_connector(
     config: Config, instance: str, options: Mapping[str, Any] | None = None
 ) -> Connector:
+    _check_kind(config, instance)  # before it is used: apply and rollback connect late
     return create_connector(
         config.system(instance).kind, connector_settings(config, instance, options)
     )

@@ -20,7 +20,7 @@ from rich.progress import (
 
 from config import Config, load_config
 from connectors.base import Connector
-from sync.connect import check_kinds, open_connector
+from sync.connect import open_connector
 from sync.errors import UsageError, terminal_safe
 from sync.store import Store
 from sync.terminal import plain_console
@@ -56,7 +56,6 @@ def open_runtime(
             f"--system {unknown[0]}: no such instance in {config.path.name} "
             f"(expected one of {', '.join(config.systems)})"
         )
-    check_kinds(config)
     store = Store.open(config.store_url)
     runtime = Runtime(config, store, connector_options=dict(connector_options or {}))
     try:

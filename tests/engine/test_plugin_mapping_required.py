@@ -73,3 +73,37 @@ def test_a_plugin_mapping_of_another_type_is_refused_naming_its_type(workdir: Pa
         "crmsync_unmapped.DictMapping has a `mapping` of type dict: crmsync needs a "
         "mapping.kinds.KindMapping there"
     )
+
+
+BROKEN = "import crmsync_zoho_sdk_that_is_not_installed  # noqa: F401\n"
+
+
+@pytest.fixture
+def broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A plugin whose module fails to import (a dependency missing)."""
+    install_plugin(
+        tmp_path / "site", "crmsync-broken", {"broken": "crmsync_broken:Broken"},
+        {"crmsync_broken": BROKEN},
+    )  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("CRM1_TOKEN", "abc")
+    monkeypatch.chdir(tmp_path)
+    _config(tmp_path, "broken")
+    return tmp_path
+
+
+def test_a_plugin_that_cannot_be_imported_is_one_line_naming_instance_and_kind(
+    broken: Path,
+) -> None:
+    result = CliRunner().invoke(main, ["reconcile", "--dry-run"])
+    assert (result.exit_code, result.stdout) == (2, ""), result.output
+    assert result.stderr == (
+        "crmsync: error: systems.crm1: the connector of kind 'broken' (crmsync_broken:Broken) "
+        "could not be loaded: ModuleNotFoundError: No module named "
+        "'crmsync_zoho_sdk_that_is_not_installed'\n"
+    )
+
+
+def test_commands_reading_only_the_store_do_not_import_the_plugins(broken: Path) -> None:
+    result = CliRunner().invoke(main, ["runs"])
+    assert result.exit_code == 0, result.output
