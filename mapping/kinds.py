@@ -17,6 +17,7 @@ from typing import Any
 from mapping import hubspot, pipedrive, salesforce
 from mapping.context import MappingContext
 from mapping.model import Deal, MappingError, Owner
+from mapping.versions import MAPPER_VERSIONS
 from mapping.writes import NativeValues
 
 __all__ = [
@@ -57,6 +58,9 @@ class KindMapping:
     # Won and lost are a status beside the stage (Pipedrive): its pipelines have no closed
     # stages, and the funnel's closed stages need none in the stage map.
     closes_by_status: bool = False
+    # Goes up when the same record maps to another canonical deal: the first pull after reads
+    # every deal of the kind again (mapping.versions says why); the built-in kinds' are there.
+    version: int = 1
 
     def error(self, exc: MappingError) -> dict[str, str]:
         """A mapping error as plans and reports list it: `field` a canonical key where the
@@ -84,6 +88,7 @@ BUILTIN_MAPPINGS: Mapping[str, KindMapping] = MappingProxyType(
             salesforce.NATIVE_FIELDS,
             status_in_stage=salesforce.STATUS_IN_STAGE,
             probability_in_stage=salesforce.PROBABILITY_IN_STAGE,
+            version=MAPPER_VERSIONS["salesforce"],
         ),
         "hubspot": KindMapping(
             hubspot.deal_from_hubspot,
@@ -93,6 +98,7 @@ BUILTIN_MAPPINGS: Mapping[str, KindMapping] = MappingProxyType(
             hubspot.NATIVE_FIELDS,
             status_in_stage=hubspot.STATUS_IN_STAGE,
             probability_in_stage=hubspot.PROBABILITY_IN_STAGE,
+            version=MAPPER_VERSIONS["hubspot"],
         ),
         "pipedrive": KindMapping(
             pipedrive.deal_from_pipedrive,
@@ -102,6 +108,7 @@ BUILTIN_MAPPINGS: Mapping[str, KindMapping] = MappingProxyType(
             pipedrive.NATIVE_FIELDS,
             status_in_stage=pipedrive.STATUS_IN_STAGE,
             probability_in_stage=pipedrive.PROBABILITY_IN_STAGE,
+            version=MAPPER_VERSIONS["pipedrive"],
             closes_by_status=True,
         ),
     }

@@ -31,7 +31,6 @@ from mapping import MappingContext, deal_fingerprint, deal_to_json, with_stage_h
 from mapping.history import keyed_in_pipeline
 from mapping.model import Deal, MappingError
 from mapping.salesforce import stage_history_from_salesforce
-from mapping.versions import MAPPER_VERSIONS
 from sync.connect import build_context, kind_mapping, read_now
 from sync.errors import CrmsyncError
 from sync.locks import Budget, pull_locks
@@ -370,7 +369,7 @@ def pull_locked(
             cursor = None if full else store.cursor(instance)
             last = store.cursor_saved_at(instance) if cursor else None
             why = _deletions_out_of_sight(connector, last, started) if last else None
-            mapping = config.mapping_fingerprint(instance)
+            mapping = config.mapping_fingerprint(instance, mapper=_mapper(config, instance))
             if cursor and why is None:
                 why = _remap_reason(config, instance, store.mapping_of(instance), mapping)
             if why is not None:
@@ -419,6 +418,11 @@ _UNRECORDED = (
 )
 
 
+def _mapper(config: Config, instance: str) -> int:
+    """The version of the instance's kind's mapper: a plugin's is its `KindMapping.version`."""
+    return kind_mapping(config.system(instance).kind).version
+
+
 def _remap_reason(config: Config, instance: str, stored: str | None, mapping: str) -> str | None:
     """Why an incremental pull must read everything: the instance's deals were stored under
     another mapping than `mapping` (`stored`, None when none was recorded); None when not.
@@ -429,7 +433,7 @@ def _remap_reason(config: Config, instance: str, stored: str | None, mapping: st
     if stored == mapping:
         return None
     kind = config.system(instance).kind
-    current = MAPPER_VERSIONS.get(kind, 1)
+    current = _mapper(config, instance)
     for older in range(current - 1, 0, -1):
         if config.mapping_fingerprint(instance, mapper=older) == stored:
             return (

@@ -214,3 +214,24 @@ def test_a_deal_one_side_lacks_is_copied_to_and_from_the_plugin_kind(world: ToyW
     plan = json.loads(again.stdout)
     assert (plan["creates"], plan["changes"], plan["unmatched"]) == ([], [], []), plan
     world.assert_secret_kept()
+
+
+def test_a_plugin_mapper_version_bump_reads_its_deals_again(world: ToyWorld) -> None:
+    assert world.crmsync("pull").returncode == 0
+    site = Path(world.run_env["PYTHONPATH"].split(":")[0])
+    module = site / "crmsync_toycrm.py"
+    source = module.read_text()
+    declared = "        status_in_stage=True,\n    )"  # the end of its KindMapping(...)
+    assert source.count(declared) == 1
+    module.write_text(
+        source.replace(declared, "        status_in_stage=True,\n        version=2,\n    )")
+    )
+
+    pulled = world.crmsync("pull")
+
+    assert pulled.returncode == 0, pulled.stderr
+    assert (
+        "toy: reading everything: crmsync maps toycrm deals otherwise since the last pull "
+        "(mapper version 1 to 2: crmsync was upgraded)"
+    ) in pulled.stderr, pulled.stderr
+    assert "hubspot: reading everything" not in pulled.stderr

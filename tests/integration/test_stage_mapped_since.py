@@ -5,11 +5,14 @@ whose instance's mapping changed reads everything again instead of only what cha
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from typing import Any
 
 import yaml
 
 from mapping.versions import MAPPER_VERSIONS
+from sync import connect
+from sync.connect import kind_mapping
 from sync.plan import Plan
 from tests.integration.conftest import World
 from tests.integration.test_partial_targets import _reconcile
@@ -81,8 +84,10 @@ def test_a_pull_after_an_upgrade_that_maps_a_kind_otherwise_says_so(
     config, looked for what changed in it. The recorded mapping is the config's under an older
     mapper, so the line says that."""
     current = MAPPER_VERSIONS["pipedrive"]
+    mapping = kind_mapping("pipedrive")
+    assert mapping.version == current
     with monkeypatch.context() as older:  # the crmsync before the upgrade
-        older.setitem(MAPPER_VERSIONS, "pipedrive", current - 1)
+        older.setitem(connect._MAPPINGS, "pipedrive", replace(mapping, version=current - 1))
         _reconcile(small_world, dry_run=True)
     with caplog.at_level("WARNING"):
         _reconcile(small_world, dry_run=True)
