@@ -607,10 +607,11 @@ def _facts_of_decided_stage(
 
 def _create_sources(members: Sequence[Deal], create_from: Collection[str] | None) -> list[Deal]:
     """The members an entity's copies may be made from: all, or the originals (no copy crmsync
-    made carries its marker) of the instances `push.create_from` names."""
+    made carries its marker) of the instances `push.create_from` names that are not archived
+    (out of Pipedrive's active views: a copy would revive it)."""
     if create_from is None:
         return list(members)
-    return [d for d in members if d.system in create_from and not d.link_id]
+    return [d for d in members if d.system in create_from and not d.link_id and not is_archived(d)]
 
 
 def create_source(members: Sequence[Deal]) -> Deal:

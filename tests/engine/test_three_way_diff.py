@@ -702,3 +702,13 @@ def test_a_read_only_member_whose_stage_is_mapped_since_moves_nobody_back() -> N
     result = diff(entities, by_ref, {"E1": base}, {}, {HS, PD}, lambda ref, f, v: None)
     assert result.changes == () and result.conflicts == ()
     assert result.agreed["E1"][LEFT_OUT] == {"stage": {Ref(SF, "1"): "qualified"}}
+
+
+def test_create_from_copies_no_archived_deal_though_another_crm_holds_it_live() -> None:
+    # The HubSpot copy is live, so the entity is worked on; but its create_from original is
+    # archived in Pipedrive, out of its active views: a copy of it would revive it elsewhere.
+    hs, pd = deal(HS, "21"), deal(PD, "31", extra={"archived": True})
+    entities = {"E1": {HS: hs.ref, PD: pd.ref}}
+    deals = {d.ref: d for d in (hs, pd)}
+    result = diff(entities, deals, {}, {}, {SF, HS}, create_in={SF}, create_from={PD})
+    assert result.creates == ()
