@@ -118,6 +118,16 @@ def _marker_warnings(config: Config) -> list[str]:
     ]
 
 
+def _create_from_warning(config: Config) -> list[str]:
+    """`push.create_from` names whose deals `push.create_missing` copies: without it, nothing."""
+    if config.push.create_from is None or config.push.create_missing:
+        return []
+    return [
+        "warning: push.create_from is set and push.create_missing is off: no copy is made; turn "
+        "create_missing on to copy the deals of those instances"
+    ]
+
+
 # What each kind calls the deal field crmsync's link marker goes in.
 _FIELD_NOUNS = {
     "salesforce": "custom Opportunity field",
@@ -451,7 +461,8 @@ def command(config_path: str, offline: bool) -> None:
     """Validate the config; without --offline also test connectivity, auth and mapping."""
     config = load_config(config_path)
     check_kinds(config)
-    for line in summary_lines(config) + _login_warnings(config) + _marker_warnings(config):
+    warnings = _login_warnings(config) + _marker_warnings(config) + _create_from_warning(config)
+    for line in summary_lines(config) + warnings:
         click.echo(line)
     if offline:
         click.echo("config OK (offline: no connection was attempted)")

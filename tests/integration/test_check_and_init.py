@@ -88,6 +88,23 @@ def test_check_warns_that_copies_into_a_crm_without_a_link_field_may_be_made_twi
     assert code == 0 and "link_field" not in out
 
 
+def test_check_warns_that_create_from_without_create_missing_copies_nothing(
+    small_world: World,
+) -> None:
+    document = yaml.safe_load(small_world.config.read_text())
+    document["push"].update(create_missing=False, create_from=["pipedrive"])
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, out, err = run("check", "--config", str(small_world.config), "--offline")
+    assert code == 0, out + err
+    assert (
+        "warning: push.create_from is set and push.create_missing is off: no copy is made; turn "
+        "create_missing on to copy the deals of those instances"
+    ) in out.splitlines()
+    document["push"]["create_missing"] = True
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    assert "create_from" not in run("check", "--config", str(small_world.config), "--offline")[1]
+
+
 def test_check_names_an_unmapped_stage_with_its_deal_count_and_exits_2(
     small_world: World,
 ) -> None:
