@@ -723,26 +723,41 @@ def test_check_names_a_hubspot_company_currency_the_config_does_not_say_and_exit
     ) in out
 
 
-def test_init_writes_the_hubspot_portals_company_currency_once_and_keeps_the_users(
-    small_world: World,
+# A world whose CRM says a company currency, the instance, and how messages name it.
+COMPANY_CURRENCIES = [
+    pytest.param("small_world", "hubspot", "the portal's company currency", id="hubspot"),
+    pytest.param("single_currency_world", "salesforce", "the org's currency", id="salesforce"),
+]
+
+
+@pytest.mark.parametrize(("world_fixture", "system", "named"), COMPANY_CURRENCIES)
+def test_init_writes_a_crms_company_currency_once_and_keeps_the_users(
+    world_fixture: str, system: str, named: str, request: pytest.FixtureRequest
 ) -> None:
-    config: Path = small_world.config
+    """A HubSpot portal's, a single-currency Salesforce org's: written where the config names
+    none (as a user's file may), never over a currency a user set."""
+    world: World = request.getfixturevalue(world_fixture)
+    config: Path = world.config
     document = yaml.safe_load(config.read_text())
-    del document["systems"]["hubspot"]["currency"]  # as a user's file, which says none
+    del document["systems"][system]["currency"]
     config.write_text(yaml.safe_dump(document, sort_keys=False))
-    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
-    hubspot.company_currency = "EUR"
+    emulator: Any = world.sandbox.servers[system].emulator
+    if system == "hubspot":
+        emulator.company_currency = "EUR"
+    else:
+        emulator.org_currency = "EUR"
     code, out, err = run("init", "--config", str(config))
     assert code == 0, err
-    assert "hubspot: the portal's company currency EUR written to systems.hubspot.currency" in out
-    assert "currency: EUR  # the portal's (crmsync init)" in config.read_text()
+    assert f"{system}: {named} EUR written to systems.{system}.currency" in out
+    owner = named.split()[1]  # "portal's", "org's"
+    assert f"currency: EUR  # the {owner} (crmsync init)" in config.read_text()
     assert run("check", "--config", str(config))[0] == 0
 
     config.write_text(config.read_text().replace("currency: EUR", "currency: GBP"))
     code, out, err = run("init", "--config", str(config))
     assert code == 0, err
-    assert "company currency" not in out
-    assert yaml.safe_load(config.read_text())["systems"]["hubspot"]["currency"] == "GBP"
+    assert named not in out
+    assert yaml.safe_load(config.read_text())["systems"][system]["currency"] == "GBP"
 
 
 USER_INFO = "POST /services/Soap/u/{version}"
@@ -789,28 +804,6 @@ def test_check_asks_a_multi_currency_salesforce_org_for_no_currency_of_the_confi
     salesforce.org_currency = "EUR"  # what it would say, were it single-currency
     code, out, err = run("check", "--config", str(small_world.config))
     assert code == 0 and "problem:" not in out and "the org's currency" not in out, out + err
-
-
-def test_init_writes_a_single_currency_salesforce_orgs_currency_once_and_keeps_the_users(
-    single_currency_world: World,
-) -> None:
-    config: Path = single_currency_world.config
-    document = yaml.safe_load(config.read_text())
-    del document["systems"]["salesforce"]["currency"]  # as a user's file, which says none
-    config.write_text(yaml.safe_dump(document, sort_keys=False))
-    salesforce: Any = single_currency_world.sandbox.servers["salesforce"].emulator
-    salesforce.org_currency = "EUR"
-    code, out, err = run("init", "--config", str(config))
-    assert code == 0, err
-    assert "salesforce: the org's currency EUR written to systems.salesforce.currency" in out
-    assert "currency: EUR  # the org's (crmsync init)" in config.read_text()
-    assert run("check", "--config", str(config))[0] == 0
-
-    config.write_text(config.read_text().replace("currency: EUR", "currency: GBP"))
-    code, out, err = run("init", "--config", str(config))
-    assert code == 0, err
-    assert "the org's currency" not in out
-    assert yaml.safe_load(config.read_text())["systems"]["salesforce"]["currency"] == "GBP"
 
 
 def test_check_names_an_instance_the_store_holds_links_of_that_the_config_no_longer_has(
