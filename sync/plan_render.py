@@ -114,7 +114,8 @@ def render_plan(
         count=fate_counts(fates),
     )
     _simple(
-        "Ambiguous (several candidates; not guessed: `crmsync links join` pairs them by hand)",
+        "Ambiguous (several candidates; not guessed: pair them by hand with `crmsync links "
+        "join`, after `crmsync links split` of the entity a deal is in already)",
         ("system", "id", "deal", "candidates", "detail"),
         [
             (
