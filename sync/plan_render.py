@@ -114,8 +114,7 @@ def render_plan(
         count=fate_counts(fates),
     )
     _simple(
-        "Ambiguous (several candidates; not guessed: pair them by hand with `crmsync links "
-        "join`, after `crmsync links split` of the entity a deal is in already)",
+        "Ambiguous (several candidates; not guessed: `crmsync links join` pairs them by hand)",
         ("system", "id", "deal", "candidates", "detail"),
         [
             (
