@@ -29,6 +29,7 @@ from connectors.base import Connector
 from connectors.errors import AuthError, BudgetExhausted, ConnectorError, RateLimitExhausted
 from mapping import MappingContext, deal_fingerprint, deal_to_json, with_stage_history
 from mapping.history import keyed_in_pipeline
+from mapping.kinds import BUILTIN_MAPPINGS
 from mapping.model import Deal, MappingError
 from mapping.salesforce import stage_history_from_salesforce
 from sync.connect import build_context, kind_mapping, read_now
@@ -436,9 +437,11 @@ def _remap_reason(config: Config, instance: str, stored: str | None, mapping: st
     current = _mapper(config, instance)
     for older in range(current - 1, 0, -1):
         if config.mapping_fingerprint(instance, mapper=older) == stored:
+            upgraded = "crmsync" if kind in BUILTIN_MAPPINGS else f"the {kind} plugin"
             return (
                 f"crmsync maps {kind} deals otherwise since the last pull (mapper version "
-                f"{older} to {current}: crmsync was upgraded): every deal is mapped again, once"
+                f"{older} to {current}: {upgraded} was upgraded): every deal is mapped again, "
+                "once"
             )
     return _REMAP
 

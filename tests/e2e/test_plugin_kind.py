@@ -232,6 +232,6 @@ def test_a_plugin_mapper_version_bump_reads_its_deals_again(world: ToyWorld) -> 
     assert pulled.returncode == 0, pulled.stderr
     assert (
         "toy: reading everything: crmsync maps toycrm deals otherwise since the last pull "
-        "(mapper version 1 to 2: crmsync was upgraded)"
+        "(mapper version 1 to 2: the toycrm plugin was upgraded)"
     ) in pulled.stderr, pulled.stderr
     assert "hubspot: reading everything" not in pulled.stderr
