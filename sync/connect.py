@@ -135,6 +135,7 @@ def lookup_lag_for(
 ) -> timedelta:
     """The `lookup_lag` of the instance's connector (connectors.base.lookup_lag) without opening
     it: no credentials, no call (its class's optional `lookup_lag_of(options)`)."""
+    _check_kind(config, instance)  # a plugin that no longer imports: said of its instance
     system = config.system(instance)
     of = getattr(connector_class(system.kind), "lookup_lag_of", None)
     return of(_kind_options(system) | dict(options or {})) if callable(of) else timedelta(0)

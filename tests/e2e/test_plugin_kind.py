@@ -235,3 +235,19 @@ def test_a_plugin_mapper_version_bump_reads_its_deals_again(world: ToyWorld) -> 
         "(mapper version 1 to 2: the toycrm plugin was upgraded)"
     ) in pulled.stderr, pulled.stderr
     assert "hubspot: reading everything" not in pulled.stderr
+
+
+def test_a_report_over_a_plugin_that_no_longer_imports_names_its_instance(
+    world: ToyWorld,
+) -> None:
+    assert world.crmsync("pull").returncode == 0
+    site = Path(world.run_env["PYTHONPATH"].split(":")[0])
+    (site / "crmsync_toycrm.py").write_text("import toycrm_sdk_not_installed  # noqa: F401\n")
+
+    reported = world.crmsync("report", "--format", "json")
+
+    assert (reported.returncode, reported.stdout) == (2, ""), reported.stderr
+    assert reported.stderr == (
+        "crmsync: error: systems.toy: the connector of kind 'toycrm' (crmsync_toycrm:ToyCrm) "
+        "could not be loaded: ModuleNotFoundError: No module named 'toycrm_sdk_not_installed'\n"
+    )
