@@ -26,7 +26,7 @@ _SECRET_KEYS = frozenset({"credentials", "store"})
 _OURS = frozenset(
     {"auth_mode", "policy", "currency", "url", "ca_file", "cron", "timezone", "duration"}
     | {"store", "path", "duplicate", "reserved", "unknown_key", "system_kind", "secret"}
-    | {"soql_field", "login_domain"}
+    | {"soql_field", "login_domain", "email"}
 )
 
 

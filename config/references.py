@@ -102,6 +102,7 @@ def check_references(
                 problems.append(Problem(path, "an instance cannot hold external ids of itself"))
             elif other not in instances:
                 problems.append(_unknown(path, "instance", other, instances))
+    problems += _owner_alias_problems(document)
     problems += _policy_problems(document, instances)
     for key in ("targets", "create_from"):
         for index, name in enumerate(getattr(document.push, key) or ()):
@@ -236,6 +237,31 @@ def _not_mapped_to(
         else f"and no native stage is mapped to {key!r} there"
     )
     return f"native stage {native!r} {said} ({expected})"
+
+
+def _owner_alias_problems(document: Document) -> list[Problem]:
+    """Emails compare lower-cased; an alias names the email it stands for, never another
+    alias (a chain, or a cycle, would leave which email is the owner to the order of reading)."""
+    aliases = document.owners.aliases
+    lowered = {alias.lower(): target.lower() for alias, target in aliases.items()}
+    problems = []
+    seen: set[str] = set()
+    for alias, target in aliases.items():
+        path: Path_ = ("owners", "aliases", alias)
+        key, to = alias.lower(), target.lower()
+        if key in seen:
+            problems.append(
+                Problem(path, f"{alias!r} is listed twice (emails compare lower-cased)")
+            )
+        elif key == to:
+            problems.append(Problem(path, f"{alias!r} is an alias of itself (leave it out)"))
+        elif to in lowered:
+            problems.append(Problem(path, (
+                f"{target!r} is itself an alias (of {lowered[to]!r}): name the email it stands "
+                "for, not another alias"
+            )))  # fmt: skip
+        seen.add(key)
+    return problems
 
 
 def _policy_problems(document: Document, instances: tuple[str, ...]) -> list[Problem]:

@@ -78,6 +78,11 @@ class Config:
         return self.document.systems
 
     @property
+    def owner_aliases(self) -> Mapping[str, str]:
+        """`owners.aliases`, lower-cased: a CRM's email -> the email owners are matched by."""
+        return {a.lower(): t.lower() for a, t in self.document.owners.aliases.items()}
+
+    @property
     def matching(self) -> MatchingConfig:
         return self.document.matching
 
@@ -143,9 +148,9 @@ class Config:
     def mapping_fingerprint(self, instance: str, mapper: int | None = None) -> str:
         """sha256 of what turns the instance's records into canonical deals: its stage map, its
         pipelines' funnels (and theirs), its currency, its id fields, (HubSpot) the portal's
-        time zone its close dates are read in, and its kind's mapper version (`mapper`, else
-        this crmsync's). The deals a pull saved under another one are stale in the store (a
-        stage mapped since is still null there)."""
+        time zone its close dates are read in, the owner aliases, and its kind's mapper version
+        (`mapper`, else this crmsync's). The deals a pull saved under another one are stale in
+        the store (a stage mapped since is still null there)."""
         system = self.system(instance)
         fields = {"kind", "currency", "pipeline_funnels", "stage_map", "external_ids", "link_field"}
         data = system.model_dump(mode="json", include={*fields, "timezone"})
@@ -154,6 +159,10 @@ class Config:
             data.pop("timezone", None)
         if (version := mapper or MAPPER_VERSIONS.get(system.kind, 1)) != 1:
             data["mapper"] = version
+        if aliases := self.owner_aliases:
+            # Every instance's: which CRM knows someone by an alias shows only in its users,
+            # which the config does not hold. Left out when none: stores stay current.
+            data["owner_aliases"] = aliases
         used = {"default", *system.pipeline_funnels.values()}
         data["funnels"] = {
             name: funnel.model_dump(mode="json")
@@ -177,6 +186,8 @@ class Config:
         # fingerprint it had (one setting some gets a new one, once).
         data["push"].update(_GUARD_DEFAULTS)
         data["limits"] = _LIMITS_DEFAULT
+        if not data["owners"]["aliases"]:
+            del data["owners"]  # added at its default: older plans were made under this config
         # Added at its default: the config is the one older plans were made under.
         if not data["push"]["move_between_pipelines"]:
             del data["push"]["move_between_pipelines"]

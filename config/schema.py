@@ -46,6 +46,7 @@ __all__ = [
     "FunnelDef",
     "LimitsConfig",
     "MatchingConfig",
+    "OwnersConfig",
     "PoliciesConfig",
     "PolicyDef",
     "PushConfig",
@@ -278,6 +279,29 @@ SystemConfig = Annotated[
 ]
 
 
+# --- owners ----------------------------------------------------------------------------------
+
+# Enough to catch a slip (a name, a missing domain), not RFC 5322: the CRMs say what they take.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.fullmatch(value.strip()):
+        raise PydanticCustomError(
+            "email", "'{value}' is not an email address", {"value": value[:60]}
+        )
+    return value.strip()
+
+
+Email = Annotated[str, AfterValidator(_email)]
+
+
+class OwnersConfig(Section):
+    # A CRM's email -> the email the same person has in the others (`config.references` refuses
+    # an alias of an alias). Kept as written here; `Config.owner_aliases` lower-cases them.
+    aliases: FrozenMap[Email, Email] = Field(default_factory=dict)
+
+
 # --- matching, policies, push, limits --------------------------------------------------------
 
 
@@ -493,6 +517,7 @@ class Document(Section):
     store: str | None = Field(default=None, repr=False)  # may embed a database password
     funnels: FrozenMap[Name, FunnelDef] = Field(default_factory=dict)
     systems: FrozenMap[Name, SystemConfig] = Field(min_length=1)
+    owners: OwnersConfig = OwnersConfig()
     matching: MatchingConfig = MatchingConfig()
     policies: PoliciesConfig = PoliciesConfig()
     push: PushConfig = PushConfig()

@@ -102,6 +102,9 @@ class MappingContext:
     id_kinds: Mapping[str, str] = field(default_factory=_empty)
     link_field: str | None = None
     owners: Mapping[str, str] = field(default_factory=_empty)  # native owner id -> email
+    # email -> the email it stands for (`owners.aliases`, lower-case): one person known by
+    # other emails in other CRMs is one owner, so the CRM's emails are read through this
+    owner_aliases: Mapping[str, str] = field(default_factory=_empty)
     inactive_owners: frozenset[str] = frozenset()  # native ids of deactivated owners
     native_stages: Mapping[str, Sequence[NativeStage]] = field(default_factory=dict)
     # pipeline id -> the label the CRM shows (read with the pipelines), for people reading plans
@@ -194,14 +197,21 @@ class MappingContext:
 
     # -- owners -------------------------------------------------------------------------------
 
+    def canonical_email(self, email: str) -> str:
+        """A CRM's owner email as owners are matched: lower-cased, an alias replaced by the
+        email it stands for."""
+        key = email.strip().lower()
+        return self.owner_aliases.get(key, key)
+
     def owner_email(self, owner_id: str | None) -> str | None:
         if owner_id is None:
             return None
         email = self.owners.get(owner_id)
-        return email.lower() if email else None
+        return self.canonical_email(email) if email else None
 
     def owner_id_for(self, email: str) -> str | None:
-        return self._owner_ids.get(email.strip().lower())
+        """The native id of the user whose (canonical) email is `email`."""
+        return self._owner_ids.get(self.canonical_email(email))
 
     # -- indexes ------------------------------------------------------------------------------
 
@@ -245,10 +255,13 @@ class MappingContext:
     @cached_property
     def _owner_ids(self) -> dict[str, str]:
         # Sorted so that two native users sharing one email resolve to the same id every run,
-        # an active one before a deactivated one.
+        # an active one before a deactivated one, and one holding the email itself before one
+        # holding an alias of it.
         index: dict[str, str] = {}
-        ordered = sorted(self.owners.items(), key=lambda o: (o[0] in self.inactive_owners, o[0]))
+        ordered = sorted(
+            ((i, e.strip().lower()) for i, e in self.owners.items() if e),
+            key=lambda o: (o[0] in self.inactive_owners, o[1] in self.owner_aliases, o[0]),
+        )
         for owner_id, email in ordered:
-            if email:
-                index.setdefault(email.strip().lower(), owner_id)
+            index.setdefault(self.owner_aliases.get(email, email), owner_id)
         return index

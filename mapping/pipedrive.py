@@ -152,7 +152,7 @@ def _owner_email(user: object, ctx: MappingContext) -> str | None:
     if isinstance(user, Mapping):
         email = text_or_none(user.get("email"))
         if email:
-            return email.lower()
+            return ctx.canonical_email(email)
         user = user.get("id", user.get("value"))
     return ctx.owner_email(text_or_none(user))
 

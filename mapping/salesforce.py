@@ -171,7 +171,7 @@ def _status(
 def _owner_email(record: Mapping[str, Any], ctx: MappingContext) -> str | None:
     owner = record.get("Owner")
     if isinstance(owner, Mapping) and text_or_none(owner.get("Email")):
-        return str(owner["Email"]).strip().lower()
+        return ctx.canonical_email(str(owner["Email"]))
     return ctx.owner_email(text_or_none(record.get("OwnerId")))
 
 

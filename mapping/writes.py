@@ -255,7 +255,8 @@ def owner_id_for_change(
     owner_id = ctx.owner_id_for(str(email))
     if owner_id is None:
         fix = (
-            f"add one with that email in {ctx.instance} (owners are matched by email), "
+            f"add one with that email in {ctx.instance} (owners are matched by email, "
+            "after owners.aliases), "
             f"or give the deal an owner {ctx.instance} has"
         )
         raise MappingError(

@@ -185,6 +185,7 @@ def build_context(
         id_kinds={o: config.systems[o].kind for o in system.external_ids if o in config.systems},
         link_field=system.link_field,
         owners=emails,
+        owner_aliases=config.owner_aliases,
         inactive_owners=frozenset(inactive),
         native_stages={p.id: tuple(p.stages) for p in pipelines},
         pipeline_labels={p.id: p.label for p in pipelines},

@@ -409,7 +409,7 @@ def pull_locked(
 # old one keep their old canonical values (a stage mapped since stays null) until read again.
 _REMAP = (
     "its mapping changed since the last pull (stage map, funnels, currency, id fields, HubSpot "
-    "timezone or crmsync's mapper): every deal is mapped again"
+    "timezone, owner aliases or crmsync's mapper): every deal is mapped again"
 )
 # A cursor without a mapping: the deals were stored by a crmsync older than the fingerprint,
 # under a mapping (config and code) nobody recorded; read once, they are stored under this one.

@@ -423,6 +423,35 @@ CASES: dict[str, tuple[str, str]] = {
         "16: invalid YAML: expected <block end>, but found '<block mapping start>'",
     ),
     "duplicate_key": (BASE + "push: {}\npush: {}\n", "15: push: duplicate key 'push'"),
+    "owner_alias_not_an_email": (
+        BASE + "owners:\n  aliases:\n    ana@acme-eu.com: Ana Lima\n",
+        "16: owners.aliases.ana@acme-eu.com: 'Ana Lima' is not an email address",
+    ),
+    "owner_alias_key_not_an_email": (
+        BASE + "owners:\n  aliases:\n    ana: ana@acme.com\n",
+        "16: owners.aliases.ana: 'ana' is not an email address",
+    ),
+    "owner_alias_of_an_alias": (
+        BASE + "owners:\n  aliases:\n    ana@acme-eu.com: ana@acme.com\n"
+        "    ana@acme-uk.com: Ana@Acme-EU.com\n",
+        "17: owners.aliases.ana@acme-uk.com: 'Ana@Acme-EU.com' is itself an alias (of"
+        " 'ana@acme.com'): name the email it stands for, not another alias",
+    ),
+    "owner_aliases_in_a_cycle": (
+        BASE + "owners:\n  aliases:\n    a@acme.com: b@acme.com\n    b@acme.com: a@acme.com\n",
+        "16: owners.aliases.a@acme.com: 'b@acme.com' is itself an alias (of 'a@acme.com'): name"
+        " the email it stands for, not another alias",
+    ),
+    "owner_alias_of_itself": (
+        BASE + "owners:\n  aliases:\n    Ana@acme.com: ana@ACME.com\n",
+        "16: owners.aliases.Ana@acme.com: 'Ana@acme.com' is an alias of itself (leave it out)",
+    ),
+    "owner_alias_listed_twice_in_other_case": (
+        BASE + "owners:\n  aliases:\n    ana@acme-eu.com: ana@acme.com\n"
+        "    ANA@acme-eu.com: ana@acme.com\n",
+        "17: owners.aliases.ANA@acme-eu.com: 'ANA@acme-eu.com' is listed twice (emails compare"
+        " lower-cased)",
+    ),
     "top_level_not_a_mapping": (
         "- version: 1\n",
         "1: the top level must be a mapping of keys such as version, systems, policies",

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from test_hubspot_mapping import hs_deal
-from test_pipedrive_mapping import pd_deal
+from test_pipedrive_mapping import pd_deal, v1_deal
 from test_salesforce_mapping import opportunity
 
 from mapping import (
@@ -362,7 +362,8 @@ def test_an_owner_the_target_has_no_user_for_is_refused_saying_how_to_fix_it(kin
     assert caught.value.field == "owner_email"
     assert caught.value.reason == (
         f"no {kind} user with email kai.berger@subsidiary.example: add one with that email in "
-        f"{kind} (owners are matched by email), or give the deal an owner {kind} has"
+        f"{kind} (owners are matched by email, after owners.aliases), or give the deal an owner "
+        f"{kind} has"
     )
 
 
@@ -385,6 +386,53 @@ def test_a_deactivated_owner_is_refused_where_salesforce_refuses_it_and_an_activ
         assert caught.value.field == "owner_email"
     else:  # only Salesforce is known to refuse one
         assert update(deal, {"owner_email": "carol@example.com"}, ctx)
+
+
+# A user id sorting before the others of OWNERS, per kind.
+FIRST_ID = {"salesforce": "005A0000000", "hubspot": "41629778", "pipedrive": "8876"}
+ALIASES = {"ada@acme-eu.example": "ada@example.com"}
+
+
+@pytest.mark.parametrize("kind", ["salesforce", "hubspot", "pipedrive"])
+def test_an_owner_alias_reads_as_its_email_and_is_written_to_the_user_holding_it(
+    kind: str,
+) -> None:
+    """`owners.aliases`: a CRM knowing Ada only as ada@acme-eu.example reads her deals as
+    ada@example.com's and gives ada@example.com's deals to that user; one knowing her under
+    both gives them to the user holding the email itself."""
+    build, read, update, apply = SYSTEMS[kind]
+    alias_user = FIRST_ID[kind]
+    others = {i: e for i, e in OWNERS[kind].items() if e.lower() != "ada@example.com"}
+    only_alias = make_ctx(
+        kind, owners={alias_user: "Ada@Acme-EU.example", **others}, owner_aliases=ALIASES
+    )
+    record = build()
+    payload = update(read(record, only_alias), {"owner_email": "ada@example.com"}, only_alias)
+    assert alias_user in json.dumps(payload)
+    assert read(apply(record, payload, only_alias), only_alias).owner_email == "ada@example.com"
+
+    both = make_ctx(
+        kind, owners={alias_user: "ada@acme-eu.example", **OWNERS[kind]}, owner_aliases=ALIASES
+    )
+    ada = next(i for i, e in OWNERS[kind].items() if e.lower() == "ada@example.com")
+    assert both.owner_id_for("ada@example.com") == ada
+    assert both.owner_id_for("Ada@Acme-EU.example") == ada
+
+
+@pytest.mark.parametrize(
+    ("kind", "build", "fields"),
+    [
+        ("salesforce", opportunity, {"Owner": {"Email": "Ada@Acme-EU.example"}}),
+        ("pipedrive", v1_deal, {"user_id": {"id": 8876, "email": "Ada@Acme-EU.example"}}),
+    ],
+)
+def test_an_owner_email_the_record_carries_is_read_through_the_aliases(
+    kind: str, build: Callable[..., Record], fields: dict[str, Any]
+) -> None:
+    read = SYSTEMS[kind][1]
+    assert read(build(**fields), make_ctx(kind, owner_aliases=ALIASES)).owner_email == (
+        "ada@example.com"
+    )
 
 
 def test_single_currency_salesforce_org_refuses_a_currency_change() -> None:
