@@ -416,6 +416,22 @@ class SalesforceStore:
         account.update(Name=name, LastModifiedDate=stamp, SystemModstamp=stamp)
         return stamp
 
+    def add_account(self, name: str) -> str:
+        """An Account made in the org (as a person makes one: crmsync never does), stamped;
+        its Id, which an Opportunity's AccountId may name from then on."""
+        stamp = self.stamp()
+        account_id = sf_id("001", len(self.tables["Account"]) + 2_000_000)
+        account = {
+            "Id": account_id,
+            "Name": name,
+            "CreatedDate": stamp,
+            "LastModifiedDate": stamp,
+            "SystemModstamp": stamp,
+        }
+        self.tables["Account"].append(account)
+        self._parents.get("Account", {})[account_id] = account
+        return account_id
+
     def purge_deleted(self) -> int:
         """The recycle bin emptied, as Salesforce does 15 days after a delete: the records
         leave queryAll and the deleted endpoint too."""
