@@ -26,7 +26,7 @@ __all__ = [
     "TellsCompanyCurrency",
     "change_time",
     "deals_to_check",
-    "expect_organizations",
+    "expect_accounts",
     "lookup_lag",
 ]
 
@@ -69,8 +69,14 @@ class NativeCreate:
     link_id: str  # our idempotency marker, stored in the record's link field
     fields: Mapping[str, Any]
     # The name of the account (company) the copy belongs to, for a CRM that files deals under
-    # one (Pipedrive's organizations); None: the connector's default (`create_org_id`).
-    organization: str | None = None
+    # one (Pipedrive's organizations, Salesforce's Accounts); None: the connector's default
+    # (Pipedrive's `create_org_id`, no Account in Salesforce).
+    account: str | None = None
+
+    @property
+    def organization(self) -> str | None:
+        """`account` under the name it had when only Pipedrive filed copies by it."""
+        return self.account
 
 
 # A PushResult.code for a write the CRM neither confirmed nor refused: it may have landed. A
@@ -86,7 +92,8 @@ class PushResult:
     code: str | None = None  # the API's error code/category
     link_id: str | None = None  # for creates
     # For a record written, something its reviewer should know: how it was written differs
-    # from the plan (a copy filed under `create_org_id`, as several organizations bear its name).
+    # from the plan (a copy filed under `create_org_id`, or created without an Account, as
+    # several organizations or Accounts bear its name).
     note: str | None = None
 
 
@@ -145,11 +152,12 @@ def lookup_lag(connector: object) -> timedelta:
     return lag if isinstance(lag, timedelta) else timedelta(0)
 
 
-def expect_organizations(connector: object, names: Iterable[str]) -> None:
-    """Tell a connector that files copies under their account's organization (an optional
-    `expect_organizations`: Pipedrive's) every account name a run's creates will name, before
-    the first batch: it chooses how to look them up from how many there are."""
-    expect = getattr(connector, "expect_organizations", None)
+def expect_accounts(connector: object, names: Iterable[str]) -> None:
+    """Tell a connector that files copies under their account (an optional `expect_accounts`:
+    Pipedrive's organizations, Salesforce's Accounts) every account name a run's creates will
+    name, before the first batch: it looks them up together, the cheapest way for their
+    number."""
+    expect = getattr(connector, "expect_accounts", None)
     if callable(expect):
         expect(names)
 

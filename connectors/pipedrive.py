@@ -34,7 +34,6 @@ the config names custom fields, and refuse a key the account does not define.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import islice
@@ -42,6 +41,7 @@ from typing import Any
 
 import requests
 
+from connectors.account_names import with_note
 from connectors.base import (
     ConnectorSettings,
     NativeCreate,
@@ -417,18 +417,14 @@ class PipedriveConnector:
                 continue
             attempt = self._idempotent_create(create, filing.org_id)
             result = self._write("create deal", attempt, None, create.link_id)
-            if filing.note and result.ok:
-                result = replace(result, note=filing.note)
-            elif filing.note:
-                result = replace(result, error=f"{result.error} ({filing.note})")
-            results.append(result)
+            results.append(with_note(result, filing.note))
         return results
 
     def _filing(self, create: NativeCreate) -> Filing:
         """The organization of the copy's account; `Filing(None)` (the fallback) for a copy
         that names no account, or that a person or organization is given already."""
         fields = create.fields
-        name = (create.organization or "").strip()
+        name = (create.account or "").strip()
         if not name or fields.get("person_id") or fields.get("org_id"):
             return Filing(None)
         return self._orgs.filing(name, fields.get("owner_id"))
@@ -474,7 +470,7 @@ class PipedriveConnector:
 
     # -- organizations ----------------------------------------------------------------------
 
-    def expect_organizations(self, names: Iterable[str]) -> None:
+    def expect_accounts(self, names: Iterable[str]) -> None:
         """The account names this run's creates will name, before the first: more than
         `org_search_max` of them are resolved from one listing instead of a search each."""
         self._orgs.expect(names)

@@ -1,10 +1,10 @@
 """Which Pipedrive organization a copy crmsync creates belongs to: the one of its account's name.
 
-Names are compared as a person would: the whole name, ignoring case and surrounding
-whitespace ("Acme Corp" is " acme corp ", not "Acme Corp." nor "Acme"). Exactly one such
-organization: the copy goes there. None: one is made with that name (owned by the copy's
-owner). Several: which one is meant cannot be told, so none is guessed: the copy goes to the
-fallback (`create_org_id`), and the result says why.
+Names are compared as in every CRM that files copies by account
+(connectors/account_names.py). Exactly one such organization: the copy goes there. None: one
+is made with that name (owned by the copy's owner). Several: which one is meant cannot be
+told, so none is guessed: the copy goes to the fallback (`create_org_id`), and the result
+says why.
 
 One lookup per name and connector (a run): `Organizations` holds what each name came to,
 so a migration of N copies of K accounts looks up K names, not N. How, it decides per run from
@@ -34,6 +34,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.account_names import bearing, name_key, not_guessed
 from connectors.errors import ApiError
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
     "Organizations",
     "filed_under",
     "filing_of",
-    "org_key",
 ]
 
 # A run of at most this many account names searches each; more are resolved from a listing.
@@ -52,11 +52,6 @@ SEARCH_MAX = 10
 # pull, analysis and apply begin within it; a person who let the confirmation question wait
 # longer gets a fresh listing.
 REUSE_FOR = 600.0
-
-
-def org_key(name: str) -> str:
-    """What two organization names must share to be the same name."""
-    return name.strip().casefold()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +74,12 @@ def filed_under(orgs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def filing_of(name: str, found: Iterable[Mapping[str, Any]]) -> Filing | None:
     """The filing of account `name` from the organizations a search `found` (any names: a
     search's matches are looser than ours); None when no organization bears the name."""
-    key = org_key(name)
-    ids = sorted({int(o["id"]) for o in found if org_key(str(o.get("name") or "")) == key})
+    ids = sorted({int(i) for i in bearing(name, found)})
     if not ids:
         return None
     if len(ids) == 1:
         return Filing(ids[0])
-    listed = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
-    return Filing(
-        None,
-        note=f"{len(ids)} organizations are named {name.strip()!r} ({listed}): not guessed, "
-        "filed under create_org_id",
-    )
+    return Filing(None, note=not_guessed("organizations", name, ids, "filed under create_org_id"))
 
 
 class Organizations:
@@ -121,9 +110,9 @@ class Organizations:
         self._per_record = per_record
         self._reuse_for, self._clock = reuse_for, clock
         self._known: dict[str, Filing] = {}
-        self._index: dict[str, list[Mapping[str, Any]]] | None = None  # org_key -> orgs
+        self._index: dict[str, list[Mapping[str, Any]]] | None = None  # name_key -> orgs
         self._list_pages = 0  # the most pages a listing may read; 0: search
-        # every organization `filed_under` (org_key -> orgs), as listed at a `clock` time
+        # every organization `filed_under` (name_key -> orgs), as listed at a `clock` time
         self._listed: tuple[float, dict[str, list[Mapping[str, Any]]]] | None = None
 
     def listed(self, orgs: Iterable[Mapping[str, Any]], began: float) -> None:
@@ -140,12 +129,12 @@ class Organizations:
     def expect(self, names: Iterable[str]) -> None:
         """The account names the run will file copies under: more than `search_max` not
         resolved yet are looked up in one listing (read at the first lookup), not searched."""
-        fresh = {org_key(n) for n in names if n.strip()} - self._known.keys()
+        fresh = {name_key(n) for n in names if n.strip()} - self._known.keys()
         if self._index is None and len(fresh) > self._search_max:
             self._list_pages = len(fresh)
 
     def filing(self, name: str, owner: Any) -> Filing:
-        key = org_key(name)
+        key = name_key(name)
         known = self._known.get(key)
         if known is None:
             known = self._known[key] = self._find_or_make(name.strip(), owner)
@@ -158,7 +147,7 @@ class Organizations:
         index = self._indexed()
         if index is None:
             return filing_of(name, self._search(name))
-        return filing_of(name, index.get(org_key(name), ()))
+        return filing_of(name, index.get(name_key(name), ()))
 
     def _indexed(self) -> dict[str, list[Mapping[str, Any]]] | None:
         """The listing by name, read once when `expect` asked for one; None: search."""
@@ -209,8 +198,8 @@ class Organizations:
 
 
 def _by_name(orgs: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    """The organizations a copy may be filed under, by `org_key` of their name."""
+    """The organizations a copy may be filed under, by `name_key` of their name."""
     index: dict[str, list[Mapping[str, Any]]] = {}
     for org in filed_under(orgs):
-        index.setdefault(org_key(str(org.get("name") or "")), []).append(org)
+        index.setdefault(name_key(str(org.get("name") or "")), []).append(org)
     return index

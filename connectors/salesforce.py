@@ -8,7 +8,8 @@ connector stops with RateLimitExhausted instead of hammering the org.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
+from connectors.account_names import name_key, with_note
 from connectors.base import (
     CompanyCurrency,
     ConnectorSettings,
@@ -30,7 +32,7 @@ from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitEx
 from connectors.http import CallPolicy, Failure
 from connectors.named_fields import named_fields
 from connectors.pools import close_session
-from connectors.salesforce_accounts import read_changed_accounts
+from connectors.salesforce_accounts import AccountFiling, Accounts, read_changed_accounts
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
 from connectors.salesforce_cursors import CURSOR_GONE, ReadOn
 from connectors.salesforce_soql import (
@@ -90,6 +92,7 @@ class SalesforceConnector:
         self._describe: dict[str, Any] | None = None
         self._cursor: str | None = None
         self._usage: tuple[int, int] | None = None
+        self._accounts = Accounts(self.system, lambda soql: self._query("find accounts", soql))
 
     def __repr__(self) -> str:
         credentials = self._settings.credentials
@@ -361,23 +364,33 @@ class SalesforceConnector:
         return self._policy.redacted(results)
 
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
+        """Each copy under the Account of its account's name, where exactly one bears it
+        (connectors/salesforce_accounts.py); else without one, its result saying why."""
         link = self._settings.link_field
+        accounts = self._accounts.filings([c.account for c in creates if c.account])
         results: list[PushResult] = []
         for chunk in chunks(list(creates), BATCH):
-            records = []
+            records, filings = [], []
             for create in chunk:
                 values = {k: jsonable(v) for k, v in self._for_org(create.fields).items()}
                 if link:
                     values[link] = create.link_id
+                filing = _filing(create, accounts)
+                if filing is not None and filing.account_id is not None:
+                    values["AccountId"] = filing.account_id
                 records.append({"attributes": {"type": "Opportunity"}, **values})
+                filings.append(filing)
             creating = Creates(records, link, self._lock_tries() if link else 1)
             saved = self._call("create_deals", creating.send)
-            for create, result in zip(chunk, saved, strict=True):
-                pushed = push_result(result, None)
-                results.append(
-                    PushResult(pushed.id, pushed.ok, pushed.error, pushed.code, create.link_id)
-                )
+            for create, filing, result in zip(chunk, filings, saved, strict=True):
+                pushed = replace(push_result(result, None), link_id=create.link_id)
+                results.append(with_note(pushed, filing.note if filing else None))
         return self._policy.redacted(results)
+
+    def expect_accounts(self, names: Iterable[str]) -> None:
+        """The account names this run's creates will name, before the first: looked up
+        together, in as few queries as fit."""
+        self._accounts.expect(names)
 
     def _lock_tries(self) -> int:
         """Sends of one collection write while records of it are locked: never more than the
@@ -410,3 +423,11 @@ class SalesforceConnector:
                     pushed = not_found(record_id, pushed.error)
                 results.append(PushResult(record_id, pushed.ok, pushed.error, pushed.code))
         return self._policy.redacted(results)
+
+
+def _filing(create: NativeCreate, accounts: Mapping[str, AccountFiling]) -> AccountFiling | None:
+    """The Account of the copy's account name; None for a copy that names none, or that is
+    given an Account already."""
+    if not create.account or "AccountId" in create.fields:
+        return None
+    return accounts.get(name_key(create.account))

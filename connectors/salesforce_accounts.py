@@ -1,19 +1,44 @@
-"""The Salesforce Accounts changed since a time: what a rename reaches only through them."""
+"""Salesforce Accounts by name and by change: the Account a copy crmsync creates goes under,
+and the Accounts changed since a time (what a rename reaches only through them).
+
+A copy goes under the Account whose Name is its account's (compared as
+connectors/account_names.py says): exactly one such Account gives the copy its `AccountId`;
+none or several, the copy is created without one and says why. crmsync never makes an
+Account: in Salesforce it is a governed master record (duplicate rules, required fields,
+validation rules, territory assignment), not a label as a Pipedrive organization is.
+
+The names a run's copies expect (`Accounts.expect`) are looked up once each, in as few
+queries as fit (`account_queries`): SOQL `Name IN (...)` compares as case-insensitively as
+we do, and the whole names we compare are picked from what it returns.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from urllib.parse import quote_plus
 
+from simple_salesforce.format import format_soql
+
+from connectors.account_names import bearing, name_key, not_guessed
 from connectors.base import change_time
 from connectors.errors import ApiError
 from connectors.salesforce_cursors import ReadOn
 from connectors.salesforce_soql import by_modstamp, modstamp_soql, sf_time
 
-__all__ = ["read_changed_accounts"]
+__all__ = ["AccountFiling", "Accounts", "account_calls", "account_queries", "read_changed_accounts"]
+
+# The most bytes a lookup's SOQL takes URL-encoded (simple-salesforce sends it as the `q` of
+# GET /query). Salesforce answers 414 or 431 past 16,384 bytes of URI and headers together,
+# and refuses a statement past 100,000 characters; this leaves the headers room, as the id
+# lookups of 300 ids a query do.
+QUERY_BYTES = 8000
+_LOOKUP = "SELECT Id, Name FROM Account WHERE Name IN {}"
+_WITHOUT = "created without an Account"
 
 _log = logging.getLogger("crmsync.salesforce")
 
@@ -45,3 +70,92 @@ def read_changed_accounts(system: str, query: Query, since: datetime) -> dict[st
         )
         return {}
     return names
+
+
+def account_queries(names: Iterable[str]) -> list[str]:
+    """The queries that look up `names` (trimmed, each name once), as few as keep each within
+    QUERY_BYTES URL-encoded; values escaped by simple-salesforce's quoting."""
+    distinct: dict[str, str] = {}
+    for name in names:
+        if name.strip():
+            distinct.setdefault(name_key(name), name.strip())
+    base = len(quote_plus(format_soql(_LOOKUP, [""]))) - len(quote_plus("''"))
+    queries: list[str] = []
+    chunk: list[str] = []
+    size = base
+    for name in distinct.values():
+        # a value costs its encoded literal and, after the first, an encoded comma (%2C)
+        cost = len(quote_plus(format_soql("{}", name))) + (3 if chunk else 0)
+        if chunk and size + cost > QUERY_BYTES:
+            queries.append(format_soql(_LOOKUP, chunk))
+            chunk, size, cost = [], base, cost - 3
+        chunk.append(name)
+        size += cost
+    if chunk:
+        queries.append(format_soql(_LOOKUP, chunk))
+    return queries
+
+
+def account_calls(names: Iterable[str]) -> int:
+    """The calls looking up `names` costs (a query each of `account_queries`, whose matches
+    fit one page)."""
+    return len(account_queries(names))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFiling:
+    """The Account a copy goes under (`account_id`), or None and why (`note`)."""
+
+    account_id: str | None
+    note: str | None = None
+
+
+class Accounts:
+    """Account name -> AccountFiling, each name looked up once per connector (a run).
+
+    `query(soql)` is the connector's counted, paged read. Names `expect`ed before the first
+    `filings` are looked up with it, in the same queries.
+    """
+
+    def __init__(self, system: str, query: Callable[[str], Iterable[dict[str, Any]]]) -> None:
+        self._system, self._query = system, query
+        self._known: dict[str, AccountFiling] = {}
+        self._expected: dict[str, str] = {}  # name_key -> name
+
+    def expect(self, names: Iterable[str]) -> None:
+        """The account names the run will create copies under, looked up together."""
+        for name in names:
+            key = name_key(name)
+            if key and key not in self._known:
+                self._expected.setdefault(key, name.strip())
+
+    def filings(self, names: Iterable[str]) -> dict[str, AccountFiling]:
+        """name_key -> AccountFiling of each of `names`, those not known yet (and every name
+        expected) looked up first."""
+        self.expect(names)
+        pending, self._expected = list(self._expected.values()), {}
+        if pending:
+            self._known.update(self._looked_up(pending))
+        return {k: self._known[k] for n in names if (k := name_key(n)) in self._known}
+
+    def _looked_up(self, names: list[str]) -> dict[str, AccountFiling]:
+        try:
+            found = [r for soql in account_queries(names) for r in self._query(soql)]
+        except ApiError as exc:
+            if "INVALID_TYPE" not in exc.message:
+                raise
+            # The API user may not read Accounts (its profile hides the object): no copy can
+            # be told its Account, and none is guessed.
+            why = f"Accounts are not readable by the API user ({exc.message}): {_WITHOUT}"
+            _log.warning("%s: %s", self._system, why)
+            return {name_key(n): AccountFiling(None, why) for n in names}
+        return {name_key(n): _filing(n, found) for n in names}
+
+
+def _filing(name: str, found: Iterable[dict[str, Any]]) -> AccountFiling:
+    ids = bearing(name, found, ("Id", "Name"))
+    if len(ids) == 1:
+        return AccountFiling(str(ids[0]))
+    if not ids:
+        return AccountFiling(None, f"no Account is named {name!r}: {_WITHOUT}")
+    return AccountFiling(None, not_guessed("Accounts", name, ids, _WITHOUT))

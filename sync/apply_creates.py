@@ -25,7 +25,7 @@ from connectors.base import (
     UNCONFIRMED,
     Connector,
     NativeCreate,
-    expect_organizations,
+    expect_accounts,
     lookup_lag,
 )
 from connectors.errors import ConnectorError
@@ -34,7 +34,7 @@ from mapping.model import Deal, MappingError
 from sync.apply_failures import Failures
 from sync.apply_report import ChangeResult, Outcome
 from sync.copy_digest import create_digest, values_digest
-from sync.create_orgs import filing_note, organization_of
+from sync.create_accounts import account_name_of, filing_note
 from sync.plan import current_value, decided_of, encode_value
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
@@ -120,8 +120,8 @@ def apply_creates(
             results.append(_result(cid, create, None, Outcome.FAILED, why))
         else:
             todo.append((cid, create))
-    # Every account name up front: the connector picks a search per name or one listing.
-    expect_organizations(connector, [n for _, c in todo if (n := organization_of(c))])
+    # Every account name up front: the connector looks them up together, the cheapest way.
+    expect_accounts(connector, [n for _, c in todo if (n := account_name_of(c))])
     size = write_batch(ctx.kind, _BATCH)
     for start in range(0, len(todo), size):
         chunk = todo[start : start + size]
@@ -253,7 +253,7 @@ def _batch(
             marks.append((cid, JournalState.FAILED, {"error": str(exc)}))
             results.append(_result(cid, create, None, Outcome.FAILED, str(exc)))
             continue
-        sends.append((cid, create, NativeCreate(entity, fields, organization_of(create)), values))
+        sends.append((cid, create, NativeCreate(entity, fields, account_name_of(create)), values))
     store.journal.mark(run_id, marks, audit=audits, links=links)
     results += _counted(failures, unmappable)
     marks, links, audits = [], [], []

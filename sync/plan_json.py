@@ -229,22 +229,24 @@ def _read_create(item: Mapping[str, Any]) -> Mapping[str, Any]:
         if not isinstance(decided, Mapping) or set(decided) - set(CANONICAL_FIELDS):
             raise ValueError("'decided' must map canonical fields to values")
         out["decided"] = {k: decode_value(k, v) for k, v in decided.items()}
-    if item.get("organization") is not None:  # plans saved before creates named one: none
-        _read_organization(item["organization"])
+    # plans saved before creates named their account: none
+    for key, fallback in (("organization", "create_org_id"), ("account", "none")):
+        if item.get(key) is not None:
+            _read_filing(key, fallback, item[key])
     return out
 
 
-def _read_organization(org: Any) -> None:
-    """A create's `organization`: `{"by": "account", "name": text}` or `{"by":
-    "create_org_id", "id": an id or null}` (sync/create_orgs.py)."""
-    if not isinstance(org, Mapping) or org.get("by") not in ("account", "create_org_id"):
-        raise ValueError("'organization' must be an object with 'by' account or create_org_id")
-    if org["by"] == "account":
-        _text(org, "name")
-    elif org.get("id") is not None and type(org["id"]) is not int:
-        raise ValueError("'organization.id' must be a whole number or null")
-    if "reason" in org:  # why a source's account could not be told
-        _text(org, "reason")
+def _read_filing(key: str, fallback: str, filed: Any) -> None:
+    """A create's `organization` (Pipedrive) or `account` (Salesforce): `{"by": "account",
+    "name": text}` or `{"by": <fallback>, "id": an id or null}` (sync/create_accounts.py)."""
+    if not isinstance(filed, Mapping) or filed.get("by") not in ("account", fallback):
+        raise ValueError(f"'{key}' must be an object with 'by' account or {fallback}")
+    if filed["by"] == "account":
+        _text(filed, "name")
+    elif filed.get("id") is not None and type(filed["id"]) is not int:
+        raise ValueError(f"'{key}.id' must be a whole number or null")
+    if "reason" in filed:  # why a source's account could not be told
+        _text(filed, "reason")
 
 
 def _read_plain(*keys: str) -> Any:

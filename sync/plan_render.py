@@ -58,6 +58,10 @@ def render_plan(
     if orgs:
         named = [f"{s} {n}" for s, n in sorted(orgs.items())]
         _listed(console, named, "account organizations to find or make:")
+    accounts = summary.get("accounts_by_system") or {}
+    if accounts:
+        named = [f"{s} {n}" for s, n in sorted(accounts.items())]
+        _listed(console, named, "Accounts to find by name (never made):")
     emptied = _emptied(plan_json["changes"])
     if emptied:  # values lost, unlike the other changes: a policy may pick a copy's empty field
         named = [f"{system} {field} {n}" for (system, field), n in sorted(emptied.items())]
@@ -182,6 +186,7 @@ def _create_row(create: Mapping[str, Any]) -> _Row:
             f"{_shown(values.get('stage'))} · {amount if values.get('amount') else 'no amount'}",
             *_landing(create.get("target")),
             *_organization(create.get("organization")),
+            *_account(create.get("account")),
             f"owner {owner}" if owner else "no owner (the CRM may pick one)",
         ),
     )
@@ -198,6 +203,17 @@ def _organization(org: Mapping[str, Any] | None) -> tuple[str, ...]:
     if org.get("id") is not None:
         return (f"organization {org['id']} (create_org_id){why}",)
     return (f"no organization: Pipedrive refuses the copy (set create_org_id){why}",)
+
+
+def _account(account: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The Account a Salesforce copy goes under; the dry run reads none, so by name it is the
+    one Account of that name at apply, if exactly one is (crmsync makes none)."""
+    if not account:
+        return ()
+    if account.get("by") == "account":
+        return (f"Account {account['name']} (by name, if exactly one: never made)",)
+    why = f": {account['reason']}" if account.get("reason") else ""
+    return (f"no Account{why}",)
 
 
 def _landing(target: Mapping[str, Any] | None) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from config import Config
 from connectors.base import Connector, lookup_lag
 from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
-from sync.create_orgs import as_planned, org_filings, with_organizations
+from sync.create_accounts import account_filings, as_planned, with_accounts
 from sync.dead_letters import copies_tried
 from sync.diff import LEFT_OUT, PICKED, DiffResult, Pick, diff
 from sync.incremental import Scope, choose_scope, key_digests, load_changed, unsettled
@@ -325,8 +325,8 @@ def _analyze(
     if contexts is not None:
         plan = with_kept_currencies(plan, deals, contexts)
         plan = with_stage_landings(plan, deals, contexts)
-    filings = org_filings(config)
-    plan = with_organizations(plan, matched.entities, deals, filings)
+    filings = account_filings(config)
+    plan = with_accounts(plan, matched.entities, deals, filings)
     plan = _with_dangling_links(plan, vanished)
     if any(d["propagate"] for d in plan.deleted):
         plan = _not_our_deletes(plan, store.journal.deletes_in_doubt())
@@ -371,7 +371,7 @@ def _analyze(
         # The journal is read for those alone (the last value or copy each refused)
         tried = store.failures.last_tried([f for f in letters if f.field]) if letters else {}
         copies = copies_tried(store, letters)
-        planned = as_planned(matched.entities, deals, filings)  # organizations named
+        planned = as_planned(matched.entities, deals, filings)  # accounts named
         stale = stale_failures(letters, matched.entities, diffed, hold, tried, copies, planned)
         letters_settled = store.settle_pending(
             flagged,

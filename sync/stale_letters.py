@@ -80,7 +80,7 @@ def stale_failures(
     (instance, record, field) -> the value (encoded) of the field's last refused write, where
     the journal holds one; `copies`: (instance, entity id) -> the last refused create of it
     the journal holds; `as_planned`: a create as the plan holds it (with its organization, as
-    `sync.create_orgs.with_organization` names it), which is what the copy carries."""
+    `sync.create_accounts.with_account` names it), which is what the copy carries."""
     planned = {(c.system, c.entity): c for c in diffed.creates}
     writes = {
         (c.target.system, c.target.id, c.field): encode_value(c.to_value) for c in diffed.changes

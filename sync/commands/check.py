@@ -24,7 +24,7 @@ from mapping.stages import coverage
 from mapping.writes import funnel_pipeline
 from sync.commands import config_option
 from sync.connect import build_context, check_kinds, closes_by_status, open_connector
-from sync.create_orgs import org_filings
+from sync.create_accounts import account_filings
 from sync.errors import UsageError, terminal_safe
 from sync.init import company_currency, currency_names
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
@@ -242,8 +242,13 @@ def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
         )
         lines += notes
         codes |= {code for code in (zone_code, currency_code) if code}
-        filing = org_filings(config).get(name)
-        if filing is not None and filing.fallback_id is None and _creates_missing(config, name):
+        filing = account_filings(config).get(name)
+        if (
+            filing is not None
+            and filing.fallback == "create_org_id"  # Pipedrive's
+            and filing.fallback_id is None
+            and _creates_missing(config, name)
+        ):
             copies = (
                 "copies of deals with no account, or with one several organizations are named "
                 "after, belong to"
@@ -300,7 +305,9 @@ def _companies_unreadable(config: Config, name: str, connector: Any) -> list[str
     companies scope) and an account is used: Pipedrive copies filed by account, or the
     `account` match key. Asked only then: the call costs one more."""
     readable = getattr(connector, "companies_readable", None)
-    filed = any(filing.by_account for filing in org_filings(config).values())
+    filed = any(
+        f.by_account and f.fallback == "create_org_id" for f in account_filings(config).values()
+    )
     if readable is None or not (filed or "account" in config.matching.keys):
         return []
     try:

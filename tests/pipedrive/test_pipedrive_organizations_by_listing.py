@@ -87,7 +87,7 @@ def test_a_migration_of_many_accounts_lists_the_organizations_once_instead_of_se
     pages = math.ceil(_org_count(sandbox) / 500)
     connector = make_connector(options={"org_search_max": 5})
     sandbox.servers["pipedrive"].stats.clear()
-    connector.expect_organizations(names)
+    connector.expect_accounts(names)
     results = _in_batches(connector, _creates(names, "mig"))
     calls = _stats(sandbox)["requests"]
     assert calls.get("GET /api/v2/organizations/search", 0) == 0
@@ -106,7 +106,7 @@ def test_a_migration_of_many_accounts_lists_the_organizations_once_instead_of_se
 def test_a_run_of_few_accounts_searches_each_name_and_lists_nothing(connector, sandbox):
     names = [*_unique_names(sandbox, 2), "Brand New Few"]
     sandbox.servers["pipedrive"].stats.clear()
-    connector.expect_organizations(names)
+    connector.expect_accounts(names)
     results = connector.create_deals(_creates(names, "few"))
     assert all(r.ok for r in results)
     calls = _stats(sandbox)["requests"]
@@ -125,7 +125,7 @@ def test_searches_beyond_ten_per_two_seconds_are_paced_and_no_429_reaches_the_ru
     connector = make_connector(options={"org_search_max": 1_000})  # searches every name
     sandbox.servers["pipedrive"].stats.clear()
     began = time.monotonic()
-    connector.expect_organizations(names)
+    connector.expect_accounts(names)
     results = _in_batches(connector, _creates(names, "paced"))
     took = time.monotonic() - began
     stats = _stats(sandbox)
@@ -156,7 +156,7 @@ def test_an_organization_made_mid_run_is_reused_by_a_later_copy_under_the_listin
     names = [*_unique_names(sandbox, 12), "Made Midrun Co"]
     connector = make_connector(options={"org_search_max": 5})
     sandbox.servers["pipedrive"].stats.clear()
-    connector.expect_organizations([*names, " made MIDRUN co "])
+    connector.expect_accounts([*names, " made MIDRUN co "])
     first = connector.create_deals(_creates(names, "mid"))
     later = connector.create_deals(_creates([" made MIDRUN co "], "later"))
     calls = _stats(sandbox)["requests"]
@@ -174,7 +174,7 @@ def test_a_listing_longer_than_the_searches_it_saves_stops_and_searches_instead(
     names = _unique_names(sandbox, 3)
     connector = make_connector(options={"org_search_max": 2})
     sandbox.servers["pipedrive"].stats.clear()
-    connector.expect_organizations(names)
+    connector.expect_accounts(names)
     results = connector.create_deals(_creates(names, "long"))
     calls = _stats(sandbox)["requests"]
     assert calls["GET /api/v2/organizations"] == len(names)  # at most K pages
@@ -199,7 +199,7 @@ def test_a_full_reads_listing_files_the_runs_copies_while_it_is_recent(
     assert list(connector.deals())
     read = _stats(sandbox)["requests"]["GET /api/v2/organizations"]
     assert read == pages  # the full read listed them all
-    connector.expect_organizations(names)
+    connector.expect_accounts(names)
     results = _in_batches(connector, _creates(names, "reuse"))
     calls = _stats(sandbox)["requests"]
     assert calls["GET /api/v2/organizations"] == read + (0 if recent else pages)
@@ -218,7 +218,7 @@ def test_a_full_reads_listing_it_did_not_read_to_its_end_files_nothing(make_conn
     connector = make_connector(options={"org_search_max": 5})
     assert list(connector.deals())
     sandbox.servers["pipedrive"].stats.clear()
-    connector.expect_organizations(names)
+    connector.expect_accounts(names)
     results = _in_batches(connector, _creates(names, "late"))
     calls = _stats(sandbox)["requests"]
     assert calls.get("POST /api/v2/organizations", 0) == 0  # each found, none made twice
