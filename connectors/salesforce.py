@@ -32,7 +32,7 @@ from connectors.errors import ApiError, AuthError, PermissionDenied, RateLimitEx
 from connectors.http import CallPolicy, Failure
 from connectors.named_fields import named_fields
 from connectors.pools import close_session
-from connectors.salesforce_accounts import AccountFiling, Accounts, read_changed_accounts
+from connectors.salesforce_accounts import AccountMatch, Accounts, read_changed_accounts
 from connectors.salesforce_auth import LoginFailed, PinnedSession, can_login, login
 from connectors.salesforce_cursors import CURSOR_GONE, ReadOn
 from connectors.salesforce_soql import (
@@ -367,24 +367,24 @@ class SalesforceConnector:
         """Each copy under the Account of its account's name, where exactly one bears it
         (connectors/salesforce_accounts.py); else without one, its result saying why."""
         link = self._settings.link_field
-        accounts = self._accounts.filings([c.account for c in creates if c.account])
+        accounts = self._accounts.matches([c.account for c in creates if c.account])
         results: list[PushResult] = []
         for chunk in chunks(list(creates), BATCH):
-            records, filings = [], []
+            records, matched = [], []
             for create in chunk:
                 values = {k: jsonable(v) for k, v in self._for_org(create.fields).items()}
                 if link:
                     values[link] = create.link_id
-                filing = _filing(create, accounts)
-                if filing is not None and filing.account_id is not None:
-                    values["AccountId"] = filing.account_id
+                match = _match(create, accounts)
+                if match is not None and match.account_id is not None:
+                    values["AccountId"] = match.account_id
                 records.append({"attributes": {"type": "Opportunity"}, **values})
-                filings.append(filing)
+                matched.append(match)
             creating = Creates(records, link, self._lock_tries() if link else 1)
             saved = self._call("create_deals", creating.send)
-            for create, filing, result in zip(chunk, filings, saved, strict=True):
+            for create, match, result in zip(chunk, matched, saved, strict=True):
                 pushed = replace(push_result(result, None), link_id=create.link_id)
-                results.append(with_note(pushed, filing.note if filing else None))
+                results.append(with_note(pushed, match.note if match else None))
         return self._policy.redacted(results)
 
     def expect_accounts(self, names: Iterable[str]) -> None:
@@ -425,7 +425,7 @@ class SalesforceConnector:
         return self._policy.redacted(results)
 
 
-def _filing(create: NativeCreate, accounts: Mapping[str, AccountFiling]) -> AccountFiling | None:
+def _match(create: NativeCreate, accounts: Mapping[str, AccountMatch]) -> AccountMatch | None:
     """The Account of the copy's account name; None for a copy that names none, or that is
     given an Account already."""
     if not create.account or "AccountId" in create.fields:

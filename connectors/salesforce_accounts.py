@@ -30,7 +30,14 @@ from connectors.errors import ApiError
 from connectors.salesforce_cursors import ReadOn
 from connectors.salesforce_soql import by_modstamp, modstamp_soql, sf_time
 
-__all__ = ["AccountFiling", "Accounts", "account_calls", "account_queries", "read_changed_accounts"]
+__all__ = [
+    "WITHOUT_ACCOUNT",
+    "AccountMatch",
+    "Accounts",
+    "account_calls",
+    "account_queries",
+    "read_changed_accounts",
+]
 
 # The most bytes a lookup's SOQL takes URL-encoded (simple-salesforce sends it as the `q` of
 # GET /query). Salesforce answers 414 or 431 past 16,384 bytes of URI and headers together,
@@ -38,7 +45,8 @@ __all__ = ["AccountFiling", "Accounts", "account_calls", "account_queries", "rea
 # lookups of 300 ids a query do.
 QUERY_BYTES = 8000
 _LOOKUP = "SELECT Id, Name FROM Account WHERE Name IN {}"
-_WITHOUT = "created without an Account"
+# What a copy under no Account of its account's name gets instead, as its note says.
+WITHOUT_ACCOUNT = "created without an Account"
 
 _log = logging.getLogger("crmsync.salesforce")
 
@@ -103,7 +111,7 @@ def account_calls(names: Iterable[str]) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountFiling:
+class AccountMatch:
     """The Account a copy goes under (`account_id`), or None and why (`note`)."""
 
     account_id: str | None
@@ -111,15 +119,15 @@ class AccountFiling:
 
 
 class Accounts:
-    """Account name -> AccountFiling, each name looked up once per connector (a run).
+    """Account name -> AccountMatch, each name looked up once per connector (a run).
 
     `query(soql)` is the connector's counted, paged read. Names `expect`ed before the first
-    `filings` are looked up with it, in the same queries.
+    `matches` are looked up with it, in the same queries.
     """
 
     def __init__(self, system: str, query: Callable[[str], Iterable[dict[str, Any]]]) -> None:
         self._system, self._query = system, query
-        self._known: dict[str, AccountFiling] = {}
+        self._known: dict[str, AccountMatch] = {}
         self._expected: dict[str, str] = {}  # name_key -> name
 
     def expect(self, names: Iterable[str]) -> None:
@@ -129,8 +137,8 @@ class Accounts:
             if key and key not in self._known:
                 self._expected.setdefault(key, name.strip())
 
-    def filings(self, names: Iterable[str]) -> dict[str, AccountFiling]:
-        """name_key -> AccountFiling of each of `names`, those not known yet (and every name
+    def matches(self, names: Iterable[str]) -> dict[str, AccountMatch]:
+        """name_key -> AccountMatch of each of `names`, those not known yet (and every name
         expected) looked up first."""
         self.expect(names)
         pending, self._expected = list(self._expected.values()), {}
@@ -138,7 +146,7 @@ class Accounts:
             self._known.update(self._looked_up(pending))
         return {k: self._known[k] for n in names if (k := name_key(n)) in self._known}
 
-    def _looked_up(self, names: list[str]) -> dict[str, AccountFiling]:
+    def _looked_up(self, names: list[str]) -> dict[str, AccountMatch]:
         try:
             found = [r for soql in account_queries(names) for r in self._query(soql)]
         except ApiError as exc:
@@ -146,16 +154,16 @@ class Accounts:
                 raise
             # The API user may not read Accounts (its profile hides the object): no copy can
             # be told its Account, and none is guessed.
-            why = f"Accounts are not readable by the API user ({exc.message}): {_WITHOUT}"
+            why = f"Accounts are not readable by the API user ({exc.message}): {WITHOUT_ACCOUNT}"
             _log.warning("%s: %s", self._system, why)
-            return {name_key(n): AccountFiling(None, why) for n in names}
-        return {name_key(n): _filing(n, found) for n in names}
+            return {name_key(n): AccountMatch(None, why) for n in names}
+        return {name_key(n): _match(n, found) for n in names}
 
 
-def _filing(name: str, found: Iterable[dict[str, Any]]) -> AccountFiling:
+def _match(name: str, found: Iterable[dict[str, Any]]) -> AccountMatch:
     ids = bearing(name, found, ("Id", "Name"))
     if len(ids) == 1:
-        return AccountFiling(str(ids[0]))
+        return AccountMatch(str(ids[0]))
     if not ids:
-        return AccountFiling(None, f"no Account is named {name!r}: {_WITHOUT}")
-    return AccountFiling(None, not_guessed("Accounts", name, ids, _WITHOUT))
+        return AccountMatch(None, f"no Account is named {name!r}: {WITHOUT_ACCOUNT}")
+    return AccountMatch(None, not_guessed("Accounts", name, ids, WITHOUT_ACCOUNT))

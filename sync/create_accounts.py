@@ -26,7 +26,7 @@ from config.resolved import Config
 from config.schema import PipedriveSystem, SalesforceSystem
 from connectors.account_names import name_key
 from connectors.pipedrive_orgs import SEARCH_MAX
-from connectors.salesforce_accounts import account_calls
+from connectors.salesforce_accounts import WITHOUT_ACCOUNT, account_calls
 from mapping.model import Deal, Ref
 from sync.diff_result import Create
 from sync.plan import Plan, plan_create
@@ -47,7 +47,7 @@ __all__ = [
 # A plan create's key naming its account, per kind of the instance it goes to.
 FILING_KEYS = {"pipedrive": "organization", "salesforce": "account"}
 # What a copy under none of its account's name gets instead, by that key.
-_INSTEAD = {"organization": "filed under create_org_id", "account": "created without an Account"}
+_INSTEAD = {"organization": "filed under create_org_id", "account": WITHOUT_ACCOUNT}
 
 
 @dataclass(frozen=True, slots=True)
