@@ -15,7 +15,7 @@ we do, and the whole names we compare are picked from what it returns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -31,6 +31,7 @@ from connectors.salesforce_cursors import ReadOn
 from connectors.salesforce_soql import by_modstamp, modstamp_soql, sf_time
 
 __all__ = [
+    "QUERY_BYTES",
     "WITHOUT_ACCOUNT",
     "AccountMatch",
     "Accounts",
@@ -137,7 +138,7 @@ class Accounts:
             if key and key not in self._known:
                 self._expected.setdefault(key, name.strip())
 
-    def matches(self, names: Iterable[str]) -> dict[str, AccountMatch]:
+    def matches(self, names: Sequence[str]) -> dict[str, AccountMatch]:
         """name_key -> AccountMatch of each of `names`, those not known yet (and every name
         expected) looked up first."""
         self.expect(names)
