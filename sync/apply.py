@@ -82,15 +82,14 @@ def apply_plan(
     (sync/apply_sources.py)."""
     store, plan_id = runtime.store, plan.run_id
     done = store.journal.done_ids(plan_id)
-    # change -> the run that may have sent it: a write of it that landed is that run's
+    # change -> the journal row of the run that may have sent it: a write of it that landed is
+    # that run's
     pending = [
         r
         for r in store.journal.pending(plan_id)
         if r.state in (JournalState.INTENDED, JournalState.SENT)
     ]
-    in_doubt = {r.entry.plan_change_id: r.run_id for r in pending}
-    journaled = {r.entry.plan_change_id: r.entry.before for r in pending}
-    sent_at = {r.entry.plan_change_id: r.updated_at for r in pending}
+    in_doubt = {r.entry.plan_change_id: r for r in pending}
     by_system: dict[str, list[Change]] = defaultdict(list)
     for change in plan.changes:
         by_system[change.system].append(change)
@@ -128,8 +127,7 @@ def apply_plan(
         failures = Failures.of(store, system, runtime.config.push.max_attempts)
         writer = _Writer(
             store, connector, ctx, run_id, plan_id, op, failures=failures, facts=facts,
-            done=done, in_doubt=in_doubt, journaled=journaled, sent_at=sent_at, progress=progress,
-            keeper=keeper, sources=sources,
+            done=done, in_doubt=in_doubt, progress=progress, keeper=keeper, sources=sources,
         )  # fmt: skip
         mine = [r for r in pending if r.entry.instance == system]
         held = too_recent([*earlier[system], *mine], connector, datetime.now(UTC))
@@ -235,9 +233,7 @@ class _Writer:
     failures: Failures  # the instance's dead letters, shared with its creates
     facts: Mapping[str, FunnelFacts]
     done: set[str]
-    in_doubt: Mapping[str, str]  # change id -> the earlier run that may have sent it
-    journaled: Mapping[str, Any]  # change id -> the before-value that run journaled
-    sent_at: Mapping[str, datetime]  # change id -> when that run journaled it, about to send
+    in_doubt: Mapping[str, JournalRecord]  # change id -> an earlier run's row, maybe sent
     progress: Progress | None
     keeper: BaseKeeper | None  # saves the bases after each batch (None: a run that does not)
     sources: SourceCheck | None  # a saved plan's: its values still the news? (None: not asked)
@@ -403,8 +399,8 @@ class _Writer:
         holds the change already because a run left in doubt wrote it (then what that run
         journaled before its write)."""
         landed = verdict is not None and verdict[0] is Outcome.ALREADY
-        if landed and change.change_id in self.journaled:
-            return self.journaled[change.change_id]
+        if landed and change.change_id in self.in_doubt:
+            return self.in_doubt[change.change_id].entry.before
         return audited_before(change, deal, self.ctx)
 
     def _payloads(
@@ -457,7 +453,10 @@ class _Writer:
         # A write left in doubt by a killed run that did land is that run's: audit it under it
         # (so `rollback` of that run undoes it), as settling another plan's writes does.
         landed = [c for c, o, _ in settled if o is Outcome.ALREADY and c.change_id in self.in_doubt]
-        audit = self._audited(landed, self.in_doubt, self.sent_at)
+        audit = [
+            self.in_doubt[change.change_id].landed(entry)
+            for change, entry in zip(landed, self._audited(landed), strict=True)
+        ]
         self.store.journal.mark(self.run_id, marks, audit=audit)
         results = []
         for change, outcome, why in settled:
@@ -498,25 +497,17 @@ class _Writer:
                 )
         return results
 
-    def _audited(
-        self,
-        changes: Sequence[Change],
-        runs: Mapping[str, str] | None = None,
-        sent_at: Mapping[str, datetime] | None = None,
-    ) -> list[AuditEntry]:
-        """The audit entries of `changes`, which landed (`runs`: change id -> the run that made
-        it, where that is not this one; `sent_at`: when that run sent it, the time it is audited
-        at, as a write other plans left in doubt is: sync/apply_doubt.py says why)."""
+    def _audited(self, changes: Sequence[Change]) -> list[AuditEntry]:
+        """The audit entries of `changes`, which landed."""
         return [
             AuditEntry(
-                (runs or {}).get(c.change_id, self.run_id),
+                self.run_id,
                 c.system,
                 c.id,
                 c.field,
                 self._befores.get(c.change_id, encode_value(c.from_value)),
                 self._afters.get(c.change_id, encode_value(c.to_value)),
                 c.reason,
-                (sent_at or {}).get(c.change_id),
             )
             for c in changes
         ]

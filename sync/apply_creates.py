@@ -99,13 +99,14 @@ def apply_creates(
     run_id: str,
     plan_id: str,
     done: set[str],
-    in_doubt: Mapping[str, str],
+    in_doubt: Mapping[str, JournalRecord],
     held: Mapping[str, datetime] | None = None,
     planned_at: datetime | None = None,
     *,
     failures: Failures,
 ) -> list[ChangeResult]:
-    """`in_doubt`: this plan's creates an earlier, stopped attempt may have sent. `held`: creates
+    """`in_doubt`: this plan's creates an earlier, stopped attempt may have sent (its journal
+    rows). `held`: creates
     in doubt too recent to look up (`too_recent`), left in doubt for a later apply.
     `planned_at`: when the plan was made (its entities' links since are checked). `failures`:
     the target's dead letters, where refused copies are counted."""
@@ -168,7 +169,7 @@ def _batch(
     chunk: Sequence[tuple[str, Mapping[str, Any]]],
     run_id: str,
     plan_id: str,
-    in_doubt: Mapping[str, str],
+    in_doubt: Mapping[str, JournalRecord],
     planned_at: datetime | None,
     failures: Failures,
 ) -> list[ChangeResult]:
@@ -225,9 +226,9 @@ def _batch(
             links.append(Link(entity, system, new_id, LinkMethod.CREATED, confirmed=True))
             # Ours only if this plan sent it before; else another plan's apply made the copy
             # and audited it under its own run (which `rollback` of this run must not undo).
-            if cid in in_doubt:  # audited under the run that sent it
+            if cid in in_doubt:  # audited as that run's (JournalRecord.landed)
                 values = _values_or_none(store, ctx, create)
-                audits.append(_audit(in_doubt[cid], create, new_id, values))
+                audits.append(in_doubt[cid].landed(_audit(run_id, create, new_id, values)))
             results.append(_result(cid, create, new_id, Outcome.ALREADY))
             continue
         why = failures.dead(entity)
@@ -322,10 +323,11 @@ def _linked_since(
 
 
 def found_copy(
-    store: Store, ctx: MappingContext, run_id: str, journaled: Mapping[str, Any], new_id: str
+    store: Store, ctx: MappingContext, record: JournalRecord, new_id: str
 ) -> tuple[Link, AuditEntry]:
-    """The link and audit entry of a copy run `run_id` created but could not record (found by
-    its marker; `journaled` is the journal's `after` of the create)."""
+    """The link and audit entry of a copy the run of `record` (its journaled create) created
+    but could not record, found by its marker."""
+    journaled = record.entry.after
     source = copied_from(journaled)
     entity = str(journaled["link_id"])
     create = {
@@ -335,7 +337,7 @@ def found_copy(
     }
     values = _values_or_none(store, ctx, create)
     link = Link(entity, ctx.instance, new_id, LinkMethod.CREATED, confirmed=True)
-    return link, _audit(run_id, create, new_id, values)
+    return link, record.landed(_audit(record.run_id, create, new_id, values))
 
 
 class _SourceDeleted(LookupError):

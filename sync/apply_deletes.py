@@ -32,7 +32,7 @@ from sync.plan import Plan, current_value, decode_value, encode_value, show_valu
 from sync.schema import chunks
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
-from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalState
+from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalRecord, JournalState
 from sync.writes import write_batch
 
 __all__ = [
@@ -83,7 +83,7 @@ def apply_deletes(
     run_id: str,
     plan_id: str,
     done: set[str],
-    in_doubt: Mapping[str, str],
+    in_doubt: Mapping[str, JournalRecord],
 ) -> list[ChangeResult]:
     results = [_result(d, Outcome.DONE_BEFORE) for d in deletes if d.change_id in done]
     todo = [d for d in deletes if d.change_id not in done]
@@ -115,7 +115,7 @@ def _batch(
     chunk: Sequence[Delete],
     run_id: str,
     plan_id: str,
-    in_doubt: Mapping[str, str],
+    in_doubt: Mapping[str, JournalRecord],
 ) -> list[ChangeResult]:
     store.journal.intend(run_id, plan_id, [_entry(d) for d in chunk])
     try:
@@ -164,13 +164,13 @@ def _settle(
     ctx: MappingContext,
     settled: Sequence[tuple[Delete, Outcome, str | None]],
     run_id: str,
-    in_doubt: Mapping[str, str],
+    in_doubt: Mapping[str, JournalRecord],
 ) -> list[ChangeResult]:
     """Forget what is gone, audit what we deleted (a killed run's too), journal every one."""
     gone = [d for d, o, _ in settled if o in (Outcome.APPLIED, Outcome.ALREADY)]
     # what this run deleted, and what a stopped run's delete did (audited under that run)
     ours = [
-        (run_id if o is Outcome.APPLIED else in_doubt[d.change_id], d)
+        (run_id if o is Outcome.APPLIED else in_doubt[d.change_id].run_id, d)
         for d, o, _ in settled
         if o is Outcome.APPLIED or (o is Outcome.ALREADY and d.change_id in in_doubt)
     ]

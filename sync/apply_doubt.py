@@ -109,7 +109,8 @@ def _settle_creates(
     failures: Failures,
 ) -> None:
     """A create in doubt made a copy if the CRM holds one carrying its marker (then a failure
-    of it, refusals before, is cleared: it went through)."""
+    of it, refusals before, is cleared: it went through). It is audited as a write in doubt
+    that landed is (`JournalRecord.landed`)."""
     for chunk in chunks(records, _BATCH):
         found = connector.find_created([str(_marker(r)) for r in chunk])
         links, audit = [], []
@@ -117,7 +118,7 @@ def _settle_creates(
         for record in chunk:
             new_id = found.get(str(_marker(record)))
             if new_id is not None:
-                link, entry = found_copy(store, ctx, record.run_id, record.entry.after, new_id)
+                link, entry = found_copy(store, ctx, record, new_id)
                 links.append(link)
                 audit.append(entry)
                 outcome = (JournalState.DONE, {"id": new_id, "found": True, "settled_by": run_id})
@@ -141,10 +142,8 @@ def _settle_writes(
     failures: Failures,
 ) -> None:
     """A write in doubt landed if the deal holds its value now: it went through, so a failure
-    of it (refused before) is no longer one. It is audited at the time its run journaled it
-    (just before sending): audited at the time of settling, crmsync's write laid over a
-    snapshot pulled before (sync/known_writes.py) made the deal look edited then, and a
-    `newest` policy took an older edit of it for newer than a person's edit elsewhere."""
+    of it (refused before) is no longer one. It is audited under its run, at the time that run
+    journaled it (`JournalRecord.landed` says why)."""
     for chunk in chunks(records, _BATCH):
         deals, _ = read_now(connector, ctx, sorted({str(r.entry.deal_id) for r in chunk}))
         audit: list[AuditEntry] = []
@@ -155,18 +154,13 @@ def _settle_writes(
             deal = deals.get(str(entry.deal_id))
             if deal is not None and _wrote(deal, record, facts):
                 why = f"in doubt when run {wrote} stopped; found written by run {run_id}"
+                after = audited_after(str(entry.field), entry.after, deal)
                 audit.append(
-                    AuditEntry(
-                        run_id=wrote,
-                        instance=entry.instance,
-                        deal_id=entry.deal_id,
-                        field=entry.field,
-                        before=entry.before,
-                        after=audited_after(str(entry.field), entry.after, deal),
-                        reason=why,
-                        at=record.updated_at,
+                    record.landed(
+                        AuditEntry(wrote, entry.instance, entry.deal_id, entry.field,
+                                   entry.before, after, why)
                     )
-                )
+                )  # fmt: skip
                 state, result = JournalState.DONE, {"already": True, "settled_by": run_id}
                 landed.append((str(entry.deal_id), entry.field))
             else:

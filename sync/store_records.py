@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -130,6 +130,15 @@ class JournalRecord:
     result: dict[str, Any] | None
     attempt: int
     updated_at: datetime
+
+    def landed(self, entry: AuditEntry) -> AuditEntry:
+        """`entry`, the audit entry of this journaled write, which a later apply found landed
+        (the run that journaled it was killed, or its call cut, before it could record it):
+        this run's, at the time it journaled it, just before sending. Audited at the time it
+        was found, the write looked newer than it is: a `newest` policy took crmsync's write
+        (laid over an older snapshot, or a copy no pull read yet: sync/known_writes.py) for
+        an edit made after a person's later edit in another CRM."""
+        return replace(entry, run_id=self.run_id, at=self.updated_at)
 
 
 @dataclass(frozen=True, slots=True)

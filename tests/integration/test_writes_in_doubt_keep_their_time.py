@@ -4,12 +4,14 @@ record look edited then: a snapshot pulled before the settling took crmsync's wr
 it (sync/known_writes.py) for the newest edit of the deal, so `newest` gave an older edit made
 in that CRM the win over a person's later edit elsewhere, and overwrote it.
 Found by the upgrade audit: a plan saved by an older crmsync, applied after the upgrade,
-settled a write its killed nightly run had left in doubt."""
+settled a write its killed nightly run had left in doubt. A copy a killed run created, found by
+its link marker, is audited at that run's time too: a copy no pull has read yet counts as
+created and last updated when its audit entry says (sync/known_writes.py)."""
 
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,12 @@ from typing import Any
 import pytest
 
 from sync.runtime import open_runtime
+from sync.store_records import AuditEntry
 from tests.integration.conftest import World
 from tests.integration.crm_users import Editors
 from tests.integration.processes import cli, killed, runs
+from tests.integration.test_killed_apply_counts import PIPEDRIVE_CREATE
+from tests.integration.test_rollback_deletes_creates import _create_missing
 from tests.integration.test_writes_not_yet_searchable import _open_in_all_three
 
 SALESFORCE_UPDATE = "PATCH /services/data/{version}/composite/sobjects"
@@ -82,6 +87,38 @@ def test_a_write_settled_after_its_run_was_killed_does_not_outdate_a_later_edit(
     night = cli(world, "reconcile", "--yes")
     assert night.exit_code in (0, 1), night.output
     assert _close_dates(world, ids) == dict.fromkeys(ids, "2027-04-01"), night.output
+
+
+@pytest.mark.parametrize("settled_by", ["another plan", "its own plan resumed"])
+def test_a_copy_found_after_its_run_was_killed_is_audited_when_that_run_sent_it(
+    small_world: World, tmp_path: Path, settled_by: str
+) -> None:
+    world, plan = small_world, tmp_path / "plan.json"
+    _create_missing(world)
+    # Copies go to HubSpot, then Pipedrive (instances in name order): the run is killed once
+    # Pipedrive made the first, before it recorded it.
+    if settled_by == "another plan":
+        killed(world, "pipedrive", PIPEDRIVE_CREATE, "reconcile", "--yes")
+        killed_run = _latest_run(world, "reconcile")
+    else:
+        _save_plan(world, plan)
+        killed(world, "pipedrive", PIPEDRIVE_CREATE, "apply", str(plan), "--yes")
+        killed_run = _latest_run(world, "apply")
+    killed_at = datetime.now(UTC)
+    assert not _pipedrive_copies(world, killed_run), "the copy was recorded: nothing in doubt"
+
+    settle = ("reconcile",) if settled_by == "another plan" else ("apply", str(plan))
+    settled = cli(world, *settle, "--yes")
+    assert settled.exit_code in (0, 1), settled.output  # owners some CRMs lack are refused
+    copies = _pipedrive_copies(world, killed_run)
+    assert len(copies) == 1, copies  # found by its marker, audited once, under the killed run
+    assert copies[0].at is not None and copies[0].at <= killed_at, (copies[0].at, killed_at)
+
+
+def _pipedrive_copies(world: World, run_id: str) -> list[AuditEntry]:
+    with open_runtime(str(world.config), connect=False) as rt:
+        entries = rt.store.audit.entries(run_id=run_id, instance="pipedrive")
+    return [e for e in entries if e.field is None]
 
 
 def _latest_run(world: World, kind: str) -> str:
