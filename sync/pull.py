@@ -5,8 +5,11 @@ a run); the threads only fetch and map, and hand chunks to the caller's thread, 
 writes to the store. An instance's cursor is saved last, once its last chunk and the deletions
 its read found are, so a crash never moves a cursor past deals or deletions that were not
 saved: the next pull reads them again. When the caller's thread stops taking
-chunks (Ctrl-C, a store failure), the readers stop at their next deal instead of waiting to
-hand over what nobody will save; they are daemon threads, so none holds up the exit.
+chunks (Ctrl-C, a store failure), the readers stop at their next deal (or call) instead of
+waiting to hand over what nobody will save, and the pull ends once they have: its caller closes
+the connectors next, and `crmsync schedule` may start its next job. The wait is short
+(`READERS_WAIT`): a reader stuck in a call its CRM does not answer is left behind with one line
+(a daemon thread, it holds up no exit).
 
 A pull holds each of its instances' pull locks (sync.locks.pull_locks) from before it reads the
 cursors until its last save: another process pulling one of them at the same time would save
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +54,11 @@ __all__ = [
 ]
 
 CHUNK = 1000
+# How long a pull that stopped early waits for its readers to end. A reader stops at its next
+# deal, or once the call it is in returns: a page comes in a second or two. Not the calls' own
+# bounds (connectors/http.py: each attempt up to ConnectorSettings.timeout, 60 s, retried with
+# backoff up to 30 s, after a Retry-After up to 120 s): Ctrl-C stops a pull at once.
+READERS_WAIT = 5.0
 _log = logging.getLogger("crmsync.pull")
 # An incremental read starts this long before the cursor. The cursor is the newest modification
 # time seen (no later than the read's start, by this machine's clock), but a record can become
@@ -229,6 +238,8 @@ def _produce(
         try:
             ctx = build_context(config, instance, connector.pipelines(), connector.owners())
             report.context = ctx
+            if out.abandoned.is_set():  # before the deals' first page
+                raise _Abandoned
             records, history = _records_and_history(connector, ctx, since)
             chunk: list[tuple[str, str, datetime, bool, dict[str, Any]]] = []
             seen: list[str] = []
@@ -402,7 +413,24 @@ def pull_locked(
             # Again once saved: an analysis that began in between (another process; a pull
             # takes no reconcile lock) may have missed what this pull saved unflagged.
             store.forget_reconcile_state()
+        _wait_for(readers)
     return reports
+
+
+def _wait_for(readers: Sequence[threading.Thread]) -> None:
+    """Wait up to `READERS_WAIT` for the readers of a pull that stopped early to end (those of
+    one that finished have); say which are still in a call after it."""
+    deadline = time.monotonic() + READERS_WAIT
+    for reader in readers:
+        reader.join(max(0.0, deadline - time.monotonic()))
+    left = [r.name.removeprefix("pull-") for r in readers if r.is_alive()]
+    if left:
+        _log.warning(
+            "the pull stopped, but its read of %s is still in a call after %g s: left to end "
+            "with that call (nothing it reads is saved)",
+            ", ".join(left),
+            READERS_WAIT,
+        )
 
 
 # Why a pull reads everything after its instance's mapping changed: the deals stored under the
