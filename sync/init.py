@@ -32,16 +32,14 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from config import Config, ConfigError, known_zone, load_config
+from config import Config, ConfigError, load_config
 from config.base import Name
-from connectors.base import CompanyCurrency, Connector, TellsCompanyCurrency
-from connectors.errors import ConnectorError
 from mapping.context import NativePipelineStages, NativeStage
-from mapping.currencies import ISO_4217
 from mapping.funnel import Funnel
 from mapping.pipeline_funnels import FunnelGuess, propose_pipeline_funnel
 from mapping.stages import Proposal, propose_stage_map, propose_stage_write
 from sync.connect import open_connector
+from sync.crm_defaults import Told, currency_names, told_currency, told_zone
 from sync.errors import terminal_safe
 
 __all__ = ["InitResult", "init_config"]
@@ -96,11 +94,15 @@ def init_config(path: Path) -> InitResult:
         connector = open_connector(config, instance)
         try:
             pipelines = connector.pipelines()
-            zone = None if "timezone" in system else _portal_zone(instance, connector)
-            currency = None if "currency" in system else _company_currency(instance, connector)
+            told = {
+                key: _taken(instance, key, read(connector))
+                for key, read in (("timezone", told_zone), ("currency", told_currency))
+                if key not in system
+            }
             names = currency_names(connector)
         finally:
             connector.close()
+        zone, currency = told.get("timezone"), told.get("currency")
         for key, value, found, owner in (
             ("currency", currency, result.currencies, names.owner if names else ""),
             ("timezone", zone, result.timezones, "the portal's"),
@@ -246,65 +248,13 @@ def _add_stage_writes(
     return added
 
 
-def _portal_zone(instance: str, connector: Connector) -> str | None:
-    """The zone a CRM says its users pick dates in (HubSpot's portal), if it says one."""
-    read = getattr(connector, "portal_timezone", None)
-    if read is None:
-        return None
-    hint = f"set systems.{instance}.timezone to the one in HubSpot's Settings > Account Defaults"
-    try:
-        zone = str(read())
-    except ConnectorError as exc:  # the token may lack the scope: pulls never need it
-        _log.warning(
-            "%s: could not read the portal's time zone (%s); %s",
-            instance,
-            terminal_safe(exc.message),  # the CRM's text
-            hint,
-        )
-        return None
-    if known_zone(zone) is None:
-        _log.warning("%s: the portal's time zone %r has no IANA name; %s", instance, zone, hint)
-        return None
-    return zone
-
-
-def currency_names(connector: object) -> CompanyCurrency | None:
-    """How the CRM of `connector` names its company currency, if it has one to read."""
-    return connector.company_currency_names if isinstance(connector, TellsCompanyCurrency) else None
-
-
-def company_currency(connector: Connector) -> str | None:
-    """The one currency a CRM says its deals without a currency of their own are in (HubSpot's
-    portal, a single-currency Salesforce org); None where it says none (a multi-currency org's
-    records each name theirs). ConnectorError where it cannot be read (a HubSpot token may lack
-    the scope: pulls never need it), ValueError where it is no ISO 4217 code (no config could
-    hold it)."""
-    if not isinstance(connector, TellsCompanyCurrency):
-        return None
-    names = connector.company_currency_names
-    told = connector.company_currency()
-    if told is None:
-        return None
-    currency = str(told).strip()
-    if currency not in ISO_4217:
-        raise ValueError(f"{names.what} {terminal_safe(currency)!r} is no ISO 4217 code")
-    return currency
-
-
-def _company_currency(instance: str, connector: Connector) -> str | None:
-    """The CRM's company currency, if it says one this config can hold (else a warning)."""
-    names = currency_names(connector)
-    if names is None:
-        return None
-    try:
-        return company_currency(connector)
-    except ConnectorError as exc:
-        why = f"could not read {names.what} ({terminal_safe(exc.message)})"
-    except ValueError as exc:
-        why = str(exc)
-    hint = f"set systems.{instance}.currency to the one in {names.where}"
-    _log.warning("%s: %s; %s", instance, why, hint)
-    return None
+def _taken(instance: str, key: str, told: Told) -> str | None:
+    """The default a CRM told, to write into systems.<instance>.<key>; where it told none to
+    take, a warning says why."""
+    if told.why is not None:
+        hint = f"set systems.{instance}.{key} to the one in {told.where}"
+        _log.warning("%s: %s; %s", instance, told.why, hint)
+    return told.value
 
 
 def _left(instance: str, pipeline: str, stage: NativeStage, proposal: Proposal) -> str:

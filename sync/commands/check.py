@@ -25,8 +25,8 @@ from mapping.writes import funnel_pipeline
 from sync.commands import config_option
 from sync.connect import build_context, check_kinds, closes_by_status, open_connector
 from sync.create_accounts import account_filings
+from sync.crm_defaults import Told, currency_names, told_currency, told_zone
 from sync.errors import UsageError, terminal_safe
-from sync.init import company_currency, currency_names
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
 from sync.store import Store, StoreError
 
@@ -364,27 +364,15 @@ def _portal_zone(name: str, system: Any, connector: Any) -> tuple[list[str], int
     """A CRM that says which zone its users pick dates in (HubSpot) against the configured one:
     a close date is read and written as its day there, so another zone puts it a day off."""
     configured = getattr(system, "timezone", None)
-    read = getattr(connector, "portal_timezone", None)
-    if configured is None or read is None:
+    if configured is None:
         return [], None
-    try:
-        portal = read()
-    except ConnectorError as exc:  # the token may lack the scope: the pull needs none of this
-        return [
-            f"warning: {name}: could not read the portal's time zone ({exc.message}); make sure "
-            f"systems.{name}.timezone ({configured}) is the one in HubSpot's Settings > Account "
-            "Defaults"
-        ], None
-    if same_zone(portal, configured, datetime.now(UTC)):
+    told = told_zone(connector)
+    if told.why is not None:  # a zone no tz database here knows: one keeping its clocks
+        fits = "keeps the clocks of" if told.named else "is"
+        return _unsure(name, "timezone", configured, told, fits), None
+    if told.value is None or same_zone(told.value, configured, datetime.now(UTC)):
         return [], None
-    shown = terminal_safe(portal)  # the CRM's text, shown as written
-    if known_zone(portal) is None:  # a name newer than this tz database: no value to ask for
-        return [
-            f"warning: {name}: the portal's time zone {shown} is in no tz database here; make "
-            f"sure systems.{name}.timezone ({configured}) keeps the clocks of the one in "
-            "HubSpot's Settings > Account Defaults"
-        ], None
-    portal = shown
+    portal = terminal_safe(told.value)  # the CRM's text, shown as written
     return [
         f"problem: {name}: the portal's time zone is {portal}, systems.{name}.timezone is "
         f"{configured}: close dates would be read and written a day off; set `timezone: "
@@ -401,25 +389,24 @@ def _company_currency(name: str, system: Any, connector: Any) -> tuple[list[str]
     if names is None:
         return [], None
     configured = str(system.currency)
-    try:
-        told = company_currency(connector)
-    except (ConnectorError, ValueError) as exc:  # no finding either way: say it was not told
-        # the CRM's text, shown as written (a ValueError's, which names the currency, is already)
-        why = (
-            f"could not tell {names.what} ({terminal_safe(exc.message)})"
-            if isinstance(exc, ConnectorError)
-            else str(exc)
-        )
-        return [
-            f"warning: {name}: {why}; make sure systems.{name}.currency ({configured}) is the "
-            f"one in {names.where}"
-        ], None
-    if told is None or told == configured.upper():
+    told = told_currency(connector)
+    if told.why is not None:  # no finding either way: say it was not told
+        return _unsure(name, "currency", configured, told), None
+    if told.value is None or told.value == configured.upper():
         return [], None
     return [
-        f"problem: {name}: {names.what} is {told}, systems.{name}.currency is {configured}: "
-        f"amounts of {names.deals} would be read as {configured}; set `currency: {told}`"
+        f"problem: {name}: {names.what} is {told.value}, systems.{name}.currency is "
+        f"{configured}: amounts of {names.deals} would be read as {configured}; set "
+        f"`currency: {told.value}`"
     ], UsageError.exit_code
+
+
+def _unsure(name: str, key: str, configured: str, told: Told, fits: str = "is") -> list[str]:
+    """The warning of a default the CRM told none to compare (`told.why` says why)."""
+    return [
+        f"warning: {name}: {told.why}; make sure systems.{name}.{key} ({configured}) {fits} the "
+        f"one in {told.where}"
+    ]
 
 
 def _schedule_checks(config: Config, store: Store) -> tuple[list[str], int]:

@@ -442,16 +442,25 @@ def test_check_and_init_warn_in_one_line_of_an_account_answer_that_is_no_object(
     small_world: World, answer: Any
 ) -> None:
     config: Path = small_world.config
-    config.write_text(re.sub(r"\n\s+timezone: UTC[^\n]*", "", config.read_text()))
+    document = yaml.safe_load(config.read_text())
+    for key in ("timezone", "currency"):  # both for init to read
+        del document["systems"]["hubspot"][key]
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
     hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
     hubspot.account_answer = (200, answer)
     code, out, err = run("check", "--config", str(config))
     assert code == 0 and "unexpected" not in out + err, out + err
-    assert re.search(r"^warning: hubspot: could not read the portal's time zone \(", out, re.M)
+    # the currency comes in the same answer; both commands word what they could not read alike
+    unread = ("the portal's time zone", "the portal's company currency")
+    for what in unread:
+        assert re.search(rf"^warning: hubspot: could not read {what} \(", out, re.M), out
     code, out, err = run("init", "--config", str(config))
     assert code == 0 and "unexpected" not in err, err
-    assert "hubspot: could not read the portal's time zone" in err
-    assert "timezone" not in yaml.safe_load(config.read_text())["systems"]["hubspot"]
+    for what in unread:
+        assert f"hubspot: could not read {what} (" in err, err
+    assert not {"timezone", "currency"} & set(
+        yaml.safe_load(config.read_text())["systems"]["hubspot"]
+    )
 
 
 def test_check_and_init_show_a_refusal_of_the_account_call_without_its_escape_codes(
@@ -497,7 +506,11 @@ def test_init_writes_no_yaml_a_portal_zone_smuggles_in(small_world: World) -> No
     hubspot.time_zone = "UTC\n    base_url: https://evil.example # \x1b[2J"
     code, _, err = run("init", "--config", str(config))
     assert code == 0, err
-    assert "the portal's time zone 'UTC\\n    base_url: https://evil.example # \\x1b[2J'" in err
+    # worded as `check` words it
+    assert (
+        "the portal's time zone UTC\\x0a    base_url: https://evil.example # \\x1b[2J is in no tz "
+        "database here" in err
+    )
     after = yaml.safe_load(config.read_text())
     assert set(after["systems"]["hubspot"]) == set(before["systems"]["hubspot"])
     assert "evil" not in config.read_text()
