@@ -27,7 +27,13 @@ from mapping.model import Deal, MappingError, Ref
 from mapping.writes import StageTarget
 from sync.apply_bases import BaseKeeper
 from sync.apply_creates import apply_creates, not_created, too_recent
-from sync.apply_deletes import Delete, apply_deletes, refused_where_live, unsent_delete
+from sync.apply_deletes import (
+    Delete,
+    apply_deletes,
+    refused_where_live,
+    unsent_delete,
+    written_to,
+)
 from sync.apply_doubt import holds, same_value, settle_in_doubt
 from sync.apply_failures import Failures
 from sync.apply_report import ApplyReport, ChangeResult, Outcome, Settled
@@ -99,10 +105,7 @@ def apply_plan(
     # What other plans left in doubt is settled in every instance connected (a reconcile: all),
     # not only in the targets: a nightly job may never write to that instance again.
     systems = sorted(
-        set(by_system)
-        | {str(c["system"]) for c in plan.creates}
-        | {d.system for d in deletes}
-        | {name for name in earlier if name in runtime.connectors}
+        written_to(plan, deletes) | {name for name in earlier if name in runtime.connectors}
     )
     contexts = dict(contexts or {})
     if any(d.sources for d in deletes):

@@ -46,6 +46,7 @@ __all__ = [
     "propagated",
     "refused_where_live",
     "unsent_delete",
+    "written_to",
 ]
 
 _BATCH = 100  # records per journaled batch of a kind with no known batch size (write_batch)
@@ -68,6 +69,13 @@ class Delete:
     refused: str | None = None
     # the deals deleted elsewhere that a propagated delete follows (read again before it is sent)
     sources: tuple[Ref, ...] = ()
+
+
+def written_to(plan: Plan, deletes: Sequence[Delete] = ()) -> set[str]:
+    """The instances an apply of `plan` writes to: those of its changes and creates, and of
+    `deletes` (a rollback's copies, propagated deletes), which go with it."""
+    creates = {str(c["system"]) for c in plan.creates}
+    return {c.system for c in plan.changes} | creates | {d.system for d in deletes}
 
 
 def delete_change_id(run_id: str, system: str, deal_id: str) -> str:

@@ -15,7 +15,7 @@ import click
 from mapping import MappingContext
 from mapping.model import Ref
 from sync.apply import apply_plan
-from sync.apply_deletes import Delete, propagated
+from sync.apply_deletes import Delete, propagated, written_to
 from sync.apply_report import ApplyReport
 from sync.connect import open_connector
 from sync.guards import (
@@ -41,9 +41,7 @@ PUSH_LOCK = "push"
 
 def connect_targets(rt: Runtime, plan: Plan, deletes: Sequence[Delete] = ()) -> None:
     """Open connectors for the plan's target instances only (refusing unknown ones)."""
-    targets = {c.system for c in plan.changes} | {str(c["system"]) for c in plan.creates}
-    targets |= {d.system for d in deletes}
-    for name in sorted(targets):
+    for name in sorted(written_to(plan, deletes)):
         if name not in rt.config.systems:
             raise PlanRefused(_not_configured(plan, name, rt.config.path.name))
         if name not in rt.connectors:

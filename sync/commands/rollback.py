@@ -14,7 +14,7 @@ from rich.table import Table
 
 from sync.apply import system_contexts
 from sync.apply_creates import too_recent
-from sync.apply_deletes import Delete
+from sync.apply_deletes import Delete, written_to
 from sync.apply_doubt import settle_in_doubt
 from sync.apply_failures import Failures
 from sync.commands import config_option
@@ -143,8 +143,7 @@ def _now() -> datetime:
 def _retired(rollback: Rollback, configured: Collection[str]) -> list[str]:
     """The instances the run wrote to that the config no longer names: --apply refuses the
     rollback while they are out of it (sync.apply_run)."""
-    written = {c.system for c in rollback.plan.changes} | {d.system for d in rollback.deletes}
-    return sorted(written - set(configured))
+    return sorted(written_to(rollback.plan, rollback.deletes) - set(configured))
 
 
 def _show(
