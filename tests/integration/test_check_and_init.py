@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -701,64 +702,87 @@ def test_init_reads_the_indentation_from_the_configs_keys_not_from_a_list_item_a
     assert config.read_text() == text
 
 
-def test_check_names_a_hubspot_company_currency_the_config_does_not_say_and_exits_2(
-    small_world: World,
-) -> None:
-    # A HubSpot deal without a deal currency is in the portal's company currency (the default
-    # currency of new deals): read in systems.<hubspot>.currency (USD unless set), a EUR
-    # portal's amounts would be spread to the other CRMs as dollars.
-    hubspot: Any = small_world.sandbox.servers["hubspot"].emulator
-    hubspot.company_currency = "EUR"
-    stats = small_world.sandbox.servers["hubspot"].stats
-    details = "GET /account-info/2026-09/details"
-    before = stats.snapshot()["requests"].get(details, 0)
-    code, out, err = run("check", "--config", str(small_world.config))
-    assert code == 2, out + err
-    problems = [line for line in out.splitlines() if line.startswith("problem:")]
-    assert problems == [
-        "problem: hubspot: the portal's company currency is EUR, systems.hubspot.currency is "
-        "USD: amounts of deals without a deal currency would be read as USD; set "
-        "`currency: EUR`"
-    ]
-    # one call tells the zone and the currency
-    assert stats.snapshot()["requests"].get(details, 0) == before + 1
+@dataclass(frozen=True)
+class CompanyCurrency:
+    """A world whose CRM says a company currency, and how crmsync names it there."""
 
-    hubspot.company_currency = "USD"
-    code, out, err = run("check", "--config", str(small_world.config))
+    world: str  # the world's fixture
+    system: str
+    attribute: str  # the emulator's, holding the currency
+    call: str  # the one request that tells it
+    named: str
+    deals: str  # the deals whose amounts are in it
+    where: str  # where a person sets it
+
+
+COMPANY_CURRENCIES = [
+    pytest.param(
+        CompanyCurrency(
+            "small_world", "hubspot", "company_currency", "GET /account-info/2026-09/details",
+            "the portal's company currency", "deals without a deal currency",
+            "HubSpot's Settings > Account Defaults > Currency",
+        ),
+        id="hubspot",
+    ),
+    pytest.param(
+        CompanyCurrency(
+            "single_currency_world", "salesforce", "org_currency",
+            "POST /services/Soap/u/{version}", "the org's currency", "its Opportunities",
+            "Setup > Company Information > Currency Locale",
+        ),
+        id="salesforce",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("crm", COMPANY_CURRENCIES)
+def test_check_names_a_crms_company_currency_the_config_does_not_say_and_exits_2(
+    crm: CompanyCurrency, request: pytest.FixtureRequest
+) -> None:
+    """A HubSpot deal without a deal currency is in the portal's company currency (the default
+    currency of new deals); a single-currency Salesforce org's Opportunities carry no
+    CurrencyIsoCode: each amount is in the org's currency. Read in systems.<instance>.currency
+    (USD unless set), a EUR portal's or org's amounts would be spread to the other CRMs as
+    dollars."""
+    world: World = request.getfixturevalue(crm.world)
+    server = world.sandbox.servers[crm.system]
+    setattr(server.emulator, crm.attribute, "EUR")
+    before = server.stats.snapshot()["requests"].get(crm.call, 0)
+    code, out, err = run("check", "--config", str(world.config))
+    assert code == 2, out + err
+    assert [line for line in out.splitlines() if line.startswith("problem:")] == [
+        f"problem: {crm.system}: {crm.named} is EUR, systems.{crm.system}.currency is USD: "
+        f"amounts of {crm.deals} would be read as USD; set `currency: EUR`"
+    ]
+    # one call tells it (HubSpot's tells the portal's zone too)
+    assert server.stats.snapshot()["requests"].get(crm.call, 0) == before + 1
+
+    setattr(server.emulator, crm.attribute, "USD")
+    code, out, err = run("check", "--config", str(world.config))
     assert code == 0 and "problem:" not in out, out + err
 
-    hubspot.company_currency = "Euro"  # no code a config could hold: no `currency: Euro` asked
-    code, out, err = run("check", "--config", str(small_world.config))
+    setattr(server.emulator, crm.attribute, "Euro")  # no code a config could hold: not asked for
+    code, out, err = run("check", "--config", str(world.config))
     assert code == 0 and "problem:" not in out, out + err
     assert (
-        "warning: hubspot: the portal's company currency 'Euro' is no ISO 4217 code; make sure "
-        "systems.hubspot.currency (USD)"
-    ) in out
+        f"warning: {crm.system}: {crm.named} 'Euro' is no ISO 4217 code; make sure "
+        f"systems.{crm.system}.currency (USD) is the one in {crm.where}"
+    ) in out.splitlines(), out
 
 
-# A world whose CRM says a company currency, the instance, and how messages name it.
-COMPANY_CURRENCIES = [
-    pytest.param("small_world", "hubspot", "the portal's company currency", id="hubspot"),
-    pytest.param("single_currency_world", "salesforce", "the org's currency", id="salesforce"),
-]
-
-
-@pytest.mark.parametrize(("world_fixture", "system", "named"), COMPANY_CURRENCIES)
+@pytest.mark.parametrize("crm", COMPANY_CURRENCIES)
 def test_init_writes_a_crms_company_currency_once_and_keeps_the_users(
-    world_fixture: str, system: str, named: str, request: pytest.FixtureRequest
+    crm: CompanyCurrency, request: pytest.FixtureRequest
 ) -> None:
     """A HubSpot portal's, a single-currency Salesforce org's: written where the config names
     none (as a user's file may), never over a currency a user set."""
-    world: World = request.getfixturevalue(world_fixture)
+    world: World = request.getfixturevalue(crm.world)
     config: Path = world.config
+    system, named = crm.system, crm.named
     document = yaml.safe_load(config.read_text())
     del document["systems"][system]["currency"]
     config.write_text(yaml.safe_dump(document, sort_keys=False))
-    emulator: Any = world.sandbox.servers[system].emulator
-    if system == "hubspot":
-        emulator.company_currency = "EUR"
-    else:
-        emulator.org_currency = "EUR"
+    setattr(world.sandbox.servers[system].emulator, crm.attribute, "EUR")
     code, out, err = run("init", "--config", str(config))
     assert code == 0, err
     assert f"{system}: {named} EUR written to systems.{system}.currency" in out
@@ -771,42 +795,6 @@ def test_init_writes_a_crms_company_currency_once_and_keeps_the_users(
     assert code == 0, err
     assert named not in out
     assert yaml.safe_load(config.read_text())["systems"][system]["currency"] == "GBP"
-
-
-USER_INFO = "POST /services/Soap/u/{version}"
-
-
-def test_check_names_a_single_currency_salesforce_orgs_currency_the_config_does_not_say(
-    single_currency_world: World,
-) -> None:
-    # Such an org's Opportunities carry no CurrencyIsoCode: each amount is in the org's
-    # currency, read in systems.<salesforce>.currency (USD unless set), so a EUR org's amounts
-    # would be spread to the other CRMs as dollars, as a HubSpot portal's would.
-    world = single_currency_world
-    salesforce: Any = world.sandbox.servers["salesforce"].emulator
-    salesforce.org_currency = "EUR"
-    stats = world.sandbox.servers["salesforce"].stats
-    before = stats.snapshot()["requests"].get(USER_INFO, 0)
-    code, out, err = run("check", "--config", str(world.config))
-    assert code == 2, out + err
-    assert [line for line in out.splitlines() if line.startswith("problem:")] == [
-        "problem: salesforce: the org's currency is EUR, systems.salesforce.currency is USD: "
-        "amounts of its Opportunities would be read as USD; set `currency: EUR`"
-    ]
-    assert stats.snapshot()["requests"].get(USER_INFO, 0) == before + 1
-
-    salesforce.org_currency = "USD"
-    code, out, err = run("check", "--config", str(world.config))
-    assert code == 0 and "problem:" not in out, out + err
-
-    salesforce.org_currency = "Euro"  # no code a config could hold: no `currency: Euro` asked
-    code, out, err = run("check", "--config", str(world.config))
-    assert code == 0 and "problem:" not in out, out + err
-    assert (
-        "warning: salesforce: the org's currency 'Euro' is no ISO 4217 code; make sure "
-        "systems.salesforce.currency (USD) is the one in Setup > Company Information > "
-        "Currency Locale"
-    ) in out
 
 
 def test_check_asks_a_multi_currency_salesforce_org_for_no_currency_of_the_config(

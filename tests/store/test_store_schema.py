@@ -222,28 +222,29 @@ def test_a_v5_store_learns_the_entities_people_split_from_its_run_history(store_
         assert split_entity_ids(upgraded) == {"E1"}
 
 
-def test_a_v6_store_gets_its_audit_indexed_by_record_and_time(store_url: str) -> None:
-    with Store.open(store_url, migrations=MIGRATIONS[:5]) as old:
-        with old.engine.begin() as conn:  # as a v6 crmsync created it
-            conn.execute(text("drop index ix_audit_deal_at"))
-        assert _version(old) == 6
+@pytest.mark.parametrize(
+    ("version", "table", "index", "columns"),
+    [
+        pytest.param(6, "audit", "ix_audit_deal_at", ["instance", "deal_id", "at"], id="v6-audit"),
+        pytest.param(
+            9, "journal", "ix_journal_instance_state", ["instance", "state"], id="v9-journal"
+        ),
+    ],
+)
+def test_an_older_store_gets_the_index_its_version_lacked(
+    store_url: str, version: int, table: str, index: str, columns: list[str]
+) -> None:
+    """v6 stores get their audit indexed by record and time, v9 stores their journal by
+    instance and state."""
+    with Store.open(store_url, migrations=MIGRATIONS[: version - 1]) as old:
+        with old.engine.begin() as conn:  # as a crmsync of that version created it
+            conn.execute(text(f"drop index {index}"))
+        assert _version(old) == version
     with Store.open(store_url) as upgraded:
         assert _version(upgraded) == SCHEMA_VERSION
         with upgraded.engine.connect() as conn:
-            indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("audit")}
-        assert indexes["ix_audit_deal_at"] == ["instance", "deal_id", "at"]
-
-
-def test_a_v9_store_gets_its_journal_indexed_by_instance_and_state(store_url: str) -> None:
-    with Store.open(store_url, migrations=MIGRATIONS[:8]) as old:
-        with old.engine.begin() as conn:  # as a v9 crmsync created it
-            conn.execute(text("drop index ix_journal_instance_state"))
-        assert _version(old) == 9
-    with Store.open(store_url) as upgraded:
-        assert _version(upgraded) == SCHEMA_VERSION
-        with upgraded.engine.connect() as conn:
-            indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("journal")}
-        assert indexes["ix_journal_instance_state"] == ["instance", "state"]
+            indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes(table)}
+        assert indexes[index] == columns
 
 
 def test_a_crmsync_of_v7_refuses_a_store_whose_bases_may_mark_unmapped_stages(
