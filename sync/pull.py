@@ -409,11 +409,13 @@ def pull_locked(
             reader.join()  # each has handed over its last chunk: a moment at most
     finally:
         out.abandoned.set()  # when the saving stopped early (Ctrl-C, a store failure)
-        if any(r.full for r in reports.values()):
-            # Again once saved: an analysis that began in between (another process; a pull
-            # takes no reconcile lock) may have missed what this pull saved unflagged.
-            store.forget_reconcile_state()
-        _wait_for(readers)
+        try:
+            if any(r.full for r in reports.values()):
+                # Again once saved: an analysis that began in between (another process; a pull
+                # takes no reconcile lock) may have missed what this pull saved unflagged.
+                store.forget_reconcile_state()
+        finally:  # a failing store may fail that too
+            _wait_for(readers)
     return reports
 
 

@@ -33,14 +33,16 @@ def _hubspot_slow(world: World, latency_ms: int) -> Iterator[None]:
 
 
 def _store_broken_after_first_chunk(rt: Runtime) -> Callable[[str, int], None]:
-    """A pull's progress hook that, once a first chunk is saved, takes the deals table away
-    from under the store (from a connection of its own): the next chunk's save fails."""
+    """A pull's progress hook that, once a first chunk is saved, takes tables away from under
+    the store (from a connection of its own): the next chunk's save fails, and so does what a
+    full pull writes once it stops (its meta)."""
     database = rt.store.engine.url.database
     assert database, "a SQLite store"
 
     def progress(instance: str, done: int) -> None:
         with sqlite3.connect(database) as conn:
-            conn.execute("ALTER TABLE deals RENAME TO deals_gone")
+            for table in ("deals", "meta"):
+                conn.execute(f"ALTER TABLE {table} RENAME TO {table}_gone")
 
     return progress
 
