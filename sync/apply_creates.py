@@ -106,8 +106,8 @@ def apply_creates(
     failures: Failures,
 ) -> list[ChangeResult]:
     """`in_doubt`: this plan's creates an earlier, stopped attempt may have sent (its journal
-    rows). `held`: creates
-    in doubt too recent to look up (`too_recent`), left in doubt for a later apply.
+    rows). `held`: creates in doubt too recent to look up (`too_recent`), left in doubt for a
+    later apply.
     `planned_at`: when the plan was made (its entities' links since are checked). `failures`:
     the target's dead letters, where refused copies are counted."""
     results = []
@@ -227,8 +227,8 @@ def _batch(
             # Ours only if this plan sent it before; else another plan's apply made the copy
             # and audited it under its own run (which `rollback` of this run must not undo).
             if cid in in_doubt:  # audited as that run's (JournalRecord.landed)
-                values = _values_or_none(store, ctx, create)
-                audits.append(in_doubt[cid].landed(_audit(run_id, create, new_id, values)))
+                sent, values = in_doubt[cid], _values_or_none(store, ctx, create)
+                audits.append(sent.landed(_audit(sent.run_id, create, new_id, values)))
             results.append(_result(cid, create, new_id, Outcome.ALREADY))
             continue
         why = failures.dead(entity)
