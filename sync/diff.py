@@ -30,10 +30,14 @@ from sync.diff_result import (
     DiffResult,
     FieldChange,
     Kept,
+    Mismatch,
     MoveTo,
     PipelineMove,
+    Unwritten,
 )
 from sync.match import is_archived, is_deleted, paused_gc, ref_order
+from sync.mismatch import mismatches
+from sync.mismatch import split as _split
 from sync.policy import DIFF_FIELDS, Decision, Policy, PolicyRule, decide, policy_for
 from sync.unmapped_stage import UnmappedStage, holds_mark, unmapped_marks
 
@@ -49,9 +53,11 @@ __all__ = [
     "FieldChange",
     "FunnelFacts",
     "Kept",
+    "Mismatch",
     "MoveTo",
     "Pick",
     "PipelineMove",
+    "Unwritten",
     "archived_reason",
     "base_values",
     "comparable",
@@ -85,13 +91,6 @@ def _unrecorded(agreed: tuple[Any, ...], base: Mapping[str, Any] | None) -> bool
 
 def _fingerprint(value: Any) -> str:
     return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
-
-
-def _split(field_name: str, value: Any) -> list[tuple[str, Any]]:
-    if field_name != "amount":
-        return [(field_name, value)]
-    money: Money | None = value
-    return [("amount", money.amount if money else None), ("currency", money and money.currency)]
 
 
 def _one_new_value(name: str, was: Any, changed: Sequence[tuple[Deal, Any]]) -> Any:
@@ -133,7 +132,7 @@ class _Differ:
     conflicts: list[Conflict] = field(default_factory=list)
     errors: list[DealError] = field(default_factory=list)
     agreed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    mismatches: Counter[str] = field(default_factory=Counter)
+    mismatched: list[Mismatch] = field(default_factory=list)
     kept_values: list[Kept] = field(default_factory=list)
     # The entity's members whose CRM cannot take the stage the others agreed on, and why.
     stage_refused: dict[Ref, str] = field(default_factory=dict)
@@ -172,6 +171,8 @@ class _Differ:
         unread: list[Deal] = []  # members in a native stage their map does not cover
         read_stage: Any = _MISSING  # the one stage all the other members hold, if they do
         emitted, kept = len(self.errors), len(self.kept_values)
+        changed, conflicted = len(self.changes), len(self.conflicts)
+        differing: dict[str, list[tuple[Deal, Any]]] = {}  # the fields whose copies differ
         columns = zip(DIFF_FIELDS, zip(*rows, strict=True), strict=True)
         for index, (name, column) in enumerate(columns):
             held = column[0]
@@ -187,6 +188,8 @@ class _Differ:
                 if unread and len({v for _, v in pairs}) == 1:
                     read_stage = pairs[0][1]  # agreed around the unread: see `stage_around`
                     continue
+            if len({v for _, v in pairs}) > 1:
+                differing[name] = pairs
             result = self.field(entity, name, pairs, base)
             if result is not None:
                 decided[name] = result
@@ -211,7 +214,13 @@ class _Differ:
         self.settle_left_out(
             entity, members, rows, decided, base, self.errors[emitted:], self.kept_values[kept:]
         )
-        return {name: decision.value for name, (decision, _) in decided.items()}
+        values = {name: decision.value for name, (decision, _) in decided.items()}
+        self.mismatched += mismatches(
+            entity, differing, values, base, targets=self.targets, policies=self.policies,
+            changes=self.changes[changed:], conflicts=self.conflicts[conflicted:],
+            errors=self.errors[emitted:],
+        )  # fmt: skip
+        return values
 
     def keep(
         self,
@@ -302,7 +311,6 @@ class _Differ:
             if values:
                 self.agree(entity, name, pairs[0][1], base)
             return None
-        self.mismatches[name] += 1
         policy = policy_for(self.policies, name)
         if policy.rule is PolicyRule.NEVER:
             return None
@@ -605,6 +613,13 @@ def _facts_of_decided_stage(
     return facts[0]
 
 
+def _entities_by_field(found: Sequence[Mismatch]) -> dict[str, int]:
+    """The entities whose copies differ, per diff field (an amount or a currency is the
+    amount's)."""
+    pairs = {(m.entity, "amount" if m.field == "currency" else m.field) for m in found}
+    return dict(sorted(Counter(name for _, name in pairs).items()))
+
+
 def _create_sources(members: Sequence[Deal], create_from: Collection[str] | None) -> list[Deal]:
     """The members an entity's copies may be made from: all, or the originals (no copy crmsync
     made carries its marker) of the instances `push.create_from` names that are not archived
@@ -742,8 +757,9 @@ def _diff(
         deleted=tuple(sorted(deleted, key=lambda d: d.entity)),
         creates=tuple(sorted(creates, key=lambda c: (c.system, c.entity))),
         agreed=differ.agreed,
-        mismatches=dict(sorted(differ.mismatches.items())),
+        mismatches=_entities_by_field(differ.mismatched),
         kept=tuple(
             sorted(differ.kept_values, key=lambda k: (*ref_order(k.ref), k.field, k.entity))
         ),
+        mismatched=tuple(sorted(differ.mismatched, key=lambda m: (m.entity, m.field))),
     )

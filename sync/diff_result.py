@@ -19,8 +19,10 @@ __all__ = [
     "DiffResult",
     "FieldChange",
     "Kept",
+    "Mismatch",
     "MoveTo",
     "PipelineMove",
+    "Unwritten",
 ]
 
 # (target ref, canonical field, value) -> None when the target can hold it, else the reason.
@@ -91,6 +93,32 @@ class Kept:
 
 
 @dataclass(frozen=True, slots=True)
+class Unwritten:
+    """A copy holding `value` where its entity takes `to` (None where no value is decided), and
+    getting no change: `reason` says why (no push target, a `never` policy, a value its CRM
+    cannot hold, ...)."""
+
+    ref: Ref
+    value: Any
+    to: Any
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """The copies `refs` of an entity hold different values of `field`, whether or not the plan
+    writes the difference. `field` is named as the plan names it: the amount and the currency
+    apart, except where the amount is in conflict (the conflict names the amount alone).
+    `unwritten`: the copies that differ from the value decided (all of them, where none is)
+    and that no change is planned into; a conflict's copies are in the conflict instead."""
+
+    entity: str
+    field: str
+    refs: tuple[Ref, ...]
+    unwritten: tuple[Unwritten, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Deletion:
     entity: str
     deleted: tuple[Ref, ...]
@@ -123,3 +151,5 @@ class DiffResult:
     agreed: Mapping[str, Mapping[str, Any]]
     mismatches: Mapping[str, int] = field(default_factory=dict)  # entities differing, per field
     kept: tuple[Kept, ...] = ()  # values members of no push target keep (see `Kept`)
+    # Every field on which an entity's copies disagree, written or not (see `Mismatch`).
+    mismatched: tuple[Mismatch, ...] = ()
