@@ -274,6 +274,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         window=inputs.since is not None,
         live=live.keys(),
         archived_open=inputs.archived_open,
+        mismatched=inputs.mismatched,
     )
     thresholds = evaluate_thresholds(
         inputs.thresholds, consolidated, quality, cross, len(all_copies)

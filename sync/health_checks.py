@@ -10,6 +10,7 @@ from itertools import combinations
 from typing import Any
 
 from mapping.model import Deal, Ref
+from sync.diff_result import Mismatch
 from sync.health_model import (
     Consolidated,
     CrossSystem,
@@ -24,6 +25,7 @@ from sync.health_model import (
 )
 from sync.kpis import ratio
 from sync.match import is_archived
+from sync.plan import encode_value
 from sync.record_links import record_url
 
 __all__ = ["THRESHOLDS", "UnknownThreshold", "cross_system", "data_quality", "evaluate_thresholds"]
@@ -105,9 +107,15 @@ def cross_system(
     window: bool = False,
     live: Collection[Ref] = (),
     archived_open: Collection[Ref] = (),
+    mismatched: Sequence[Mismatch] = (),
 ) -> CrossSystem:
     """Matching per instance pair, mismatches per field (counted per entity), conflicts,
     deletions seen in one system only, dead letters and sync freshness.
+
+    A matched deal mismatches on a field where its copies disagree on it, whether or not the
+    plan writes the difference (`mismatched`, from the plan's diff): the plan's changes and
+    conflicts are rows, and so is each copy no change is planned into (kind `kept`, its reason
+    saying why: a read-only instance, a `never` policy, ...).
 
     `window` (--since): `deals` are those in the window, and the mismatches and the pairs count
     only the matched deals in it, each when any of its copies is (as the consolidated figures
@@ -171,6 +179,25 @@ def cross_system(
     fields: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         fields[row.field].add(row.entity)
+    for mismatch in mismatched:
+        if in_window is not None and in_window.isdisjoint(mismatch.refs):
+            continue
+        label = entity(mismatch.refs[0])
+        fields[mismatch.field].add(label)
+        rows.extend(
+            MismatchRow(
+                entity=label,
+                kind="kept",
+                field=mismatch.field,
+                system=kept.ref.system,
+                id=kept.ref.id,
+                value_from=_text(encode_value(kept.value)),
+                value_to=_text(encode_value(kept.to)),
+                reason=kept.reason,
+                url=url(kept.ref.system, kept.ref.id),
+            )
+            for kept in mismatch.unwritten
+        )
     # The plan lists, per entity, every deleted copy; the report shows one row per copy.
     deleted = tuple(
         DeletedRow(
@@ -194,7 +221,7 @@ def cross_system(
             u for u in plan.get("unmatched", ()) if _ref(u) in covered
         ),
         ambiguous=len(plan.get("ambiguous", ())),
-        mismatched_entities=len({row.entity for row in rows}),
+        mismatched_entities=len(set().union(*fields.values())),
         mismatches_by_field={f: len(fields[f]) for f in sorted(fields)},
         mismatches=tuple(rows),
         conflicts=len(conflicts),

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from config import Policy
 from mapping.funnel import Funnel
 from mapping.model import Deal, Ref
+from sync.diff_result import Mismatch
 
 __all__ = [
     "Consolidated",
@@ -64,6 +65,9 @@ class HealthInputs:
     now: datetime  # aware UTC, injected: the pure code never reads the clock
     entities: Sequence[Mapping[str, Ref]] = ()  # matched groups: instance -> ref of one deal
     plan: Mapping[str, Any] | None = None  # the `reconcile --format json` plan
+    # Every field on which a matched deal's copies disagree, as the plan's diff found them,
+    # with the copies it plans no change into (a read-only instance's, ...) and why
+    mismatched: Sequence[Mismatch] = ()
     since: date | None = None
     stale_days: int = 30
     report_currency: str | None = None
@@ -333,7 +337,7 @@ class PairMatch:
 @dataclass(frozen=True, slots=True)
 class MismatchRow:
     entity: str
-    kind: str  # change | conflict
+    kind: str  # change | conflict | kept (a copy no change is planned into: the reason says why)
     field: str
     system: str
     id: str

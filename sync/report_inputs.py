@@ -109,6 +109,7 @@ def health_inputs(
         entities=[dict(members) for members in matched.values()],
         bases=bases,
         plan=plan_to_json(result.plan),
+        mismatched=result.diffed.mismatched,
         since=since,
         stale_days=report.stale_days,
         report_currency=report.currency,
