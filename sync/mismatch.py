@@ -25,6 +25,7 @@ _LEFT = "no change planned; left as it is"
 # Won and lost are both a status and a stage: neither moves while the other is undecided (and a
 # probability goes with the status). See `couple` in sync/diff.py.
 _COUPLED = {"stage": "status", "status": "stage", "probability": "stage"}
+_NONE = object()  # no value: none decided, or none agreed on
 
 
 def split(field_name: str, value: Any) -> list[tuple[str, Any]]:
@@ -64,22 +65,44 @@ def mismatches(
         if name in in_conflict:  # the conflict lists every copy's value
             found.append(Mismatch(entity, name, refs))
             continue
-        otherwise = _otherwise(name, policies, differing, decided)
-        to_parts = dict(split(name, decided[name])) if name in decided else {}
-        agreed = to_parts or (dict(split(name, base[name])) if base and name in base else {})
-        parts = [(deal, split(name, value)) for deal, value in pairs]
-        for index, part in enumerate(p for p, _ in split(name, None)):
-            values = [(deal, its[index][1]) for deal, its in parts]
-            if len({value for _, value in values}) < 2:
-                continue  # an amount whose currency agrees, or the other way round
-            to = to_parts.get(part)
+        # the value each copy is measured against: the decided one, else the last agreed one
+        to = agreed = decided.get(name, _NONE)
+        if agreed is _NONE and base:
+            agreed = base.get(name, _NONE)
+        for part, values, part_to, part_agreed in _parts(name, pairs, to, agreed):
             unwritten = tuple(
-                Unwritten(deal.ref, value, to, _why(deal, name, part, targets, refused, otherwise))
+                Unwritten(
+                    deal.ref,
+                    value,
+                    None if part_to is _NONE else part_to,
+                    _why(deal, name, part, targets, refused)
+                    or _otherwise(name, policies, differing, decided),
+                )
                 for deal, value in values
-                if (part not in agreed or value != agreed[part]) and (deal.ref, part) not in written
+                if value != part_agreed and (deal.ref, part) not in written
             )
             found.append(Mismatch(entity, part, refs, unwritten))
     return found
+
+
+_Part = tuple[str, Sequence[tuple[Deal, Any]], Any, Any]
+
+
+def _parts(name: str, pairs: Sequence[tuple[Deal, Any]], to: Any, agreed: Any) -> list[_Part]:
+    """The plan's fields of diff field `name` whose copies differ: (field, each copy and its
+    value, the value decided, the value agreed), the last two _NONE where there is none."""
+    if name != "amount":
+        return [(name, pairs, to, agreed)]
+    out: list[_Part] = []
+    for index, part in enumerate(("amount", "currency")):
+        values = [(deal, split(name, value)[index][1]) for deal, value in pairs]
+        if len({value for _, value in values}) < 2:
+            continue  # an amount whose currency agrees, or the other way round
+        part_to, part_agreed = (
+            _NONE if v is _NONE else split(name, v)[index][1] for v in (to, agreed)
+        )
+        out.append((part, values, part_to, part_agreed))
+    return out
 
 
 def _why(
@@ -88,13 +111,12 @@ def _why(
     part: str,
     targets: Collection[str],
     refused: Mapping[tuple[Ref, str], str],
-    otherwise: str,
-) -> str:
-    """Why no change of `part` is planned into `deal`: no push target, else the error the diff
-    reported for it (a value its CRM cannot hold, an archived deal), else `otherwise`."""
+) -> str | None:
+    """Why no change of `part` is planned into `deal`, where the copy says: no push target, or
+    the error the diff reported for it (a value its CRM cannot hold, an archived deal)."""
     if deal.system not in targets:
         return READ_ONLY
-    return refused.get((deal.ref, part)) or refused.get((deal.ref, name)) or otherwise
+    return refused.get((deal.ref, part)) or refused.get((deal.ref, name))
 
 
 def _otherwise(
