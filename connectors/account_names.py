@@ -1,20 +1,49 @@
 """Which of a CRM's accounts a copy's account name stands for, the same way in every CRM that
-files deals under one (Pipedrive's organizations, Salesforce's Accounts).
+files deals under one (Pipedrive's organizations, Salesforce's Accounts, HubSpot's companies).
 
 Names are compared as a person would: the whole name, ignoring case and surrounding
 whitespace ("Acme Corp" is " acme corp ", not "Acme Corp." nor "Acme"). Exactly one account
 of the name is the copy's; several are never guessed between, and the copy says which.
+A CRM whose accounts crmsync never makes (Salesforce, HubSpot) looks the names of a run up
+once each (`AccountLookup`), and a copy under none of its name says why (`matched`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from connectors.base import PushResult
 
-__all__ = ["bearing", "name_key", "not_guessed", "with_note"]
+__all__ = [
+    "AccountLookup",
+    "AccountMatch",
+    "AccountWords",
+    "bearing",
+    "matched",
+    "name_key",
+    "not_guessed",
+    "with_note",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountMatch:
+    """The account a copy goes under (`account_id`), or None and why (`note`)."""
+
+    account_id: str | None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountWords:
+    """How a CRM's notes name its accounts: "Account", "Accounts", and what a copy under none
+    of its name gets ("created without an Account")."""
+
+    one: str
+    many: str
+    instead: str
 
 
 def name_key(name: str) -> str:
@@ -47,3 +76,43 @@ def with_note(result: PushResult, note: str | None) -> PushResult:
     if result.ok:
         return replace(result, note=note)
     return replace(result, error=f"{result.error} ({note})")
+
+
+def matched(name: str, ids: Sequence[Any], words: AccountWords) -> AccountMatch:
+    """The account of the `ids` bearing `name`: the only one, else none and why ("no Account
+    is named 'Acme Corp': created without an Account", or several `not_guessed`)."""
+    if len(ids) == 1:
+        return AccountMatch(str(ids[0]))
+    if not ids:
+        return AccountMatch(None, f"no {words.one} is named {name.strip()!r}: {words.instead}")
+    return AccountMatch(None, not_guessed(words.many, name, ids, words.instead))
+
+
+class AccountLookup:
+    """Account name -> AccountMatch, each name looked up once per connector (a run).
+
+    `look_up(names)` asks the CRM about names (distinct, trimmed) in as few calls as it can,
+    answering name_key -> AccountMatch for each. Names `expect`ed before the first `matches`
+    are looked up with it, together.
+    """
+
+    def __init__(self, look_up: Callable[[list[str]], Mapping[str, AccountMatch]]) -> None:
+        self._look_up = look_up
+        self._known: dict[str, AccountMatch] = {}
+        self._expected: dict[str, str] = {}  # name_key -> name
+
+    def expect(self, names: Iterable[str]) -> None:
+        """The account names the run will create copies under, looked up together."""
+        for name in names:
+            key = name_key(name)
+            if key and key not in self._known:
+                self._expected.setdefault(key, name.strip())
+
+    def matches(self, names: Sequence[str]) -> dict[str, AccountMatch]:
+        """name_key -> AccountMatch of each of `names`, those not known yet (and every name
+        expected) looked up first."""
+        self.expect(names)
+        pending, self._expected = list(self._expected.values()), {}
+        if pending:
+            self._known.update(self._look_up(pending))
+        return {k: self._known[k] for n in names if (k := name_key(n)) in self._known}

@@ -15,8 +15,7 @@ we do, and the whole names we compare are picked from what it returns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -24,7 +23,14 @@ from urllib.parse import quote_plus
 
 from simple_salesforce.format import format_soql
 
-from connectors.account_names import bearing, name_key, not_guessed
+from connectors.account_names import (
+    AccountLookup,
+    AccountMatch,
+    AccountWords,
+    bearing,
+    matched,
+    name_key,
+)
 from connectors.base import change_time
 from connectors.errors import ApiError
 from connectors.salesforce_cursors import ReadOn
@@ -33,6 +39,7 @@ from connectors.salesforce_soql import by_modstamp, modstamp_soql, sf_time
 __all__ = [
     "QUERY_BYTES",
     "WITHOUT_ACCOUNT",
+    "WORDS",
     "AccountMatch",
     "Accounts",
     "account_calls",
@@ -48,6 +55,7 @@ QUERY_BYTES = 8000
 _LOOKUP = "SELECT Id, Name FROM Account WHERE Name IN {}"
 # What a copy under no Account of its account's name gets instead, as its note says.
 WITHOUT_ACCOUNT = "created without an Account"
+WORDS = AccountWords("Account", "Accounts", WITHOUT_ACCOUNT)
 
 _log = logging.getLogger("crmsync.salesforce")
 
@@ -111,41 +119,14 @@ def account_calls(names: Iterable[str]) -> int:
     return len(account_queries(names))
 
 
-@dataclass(frozen=True, slots=True)
-class AccountMatch:
-    """The Account a copy goes under (`account_id`), or None and why (`note`)."""
-
-    account_id: str | None
-    note: str | None = None
-
-
-class Accounts:
-    """Account name -> AccountMatch, each name looked up once per connector (a run).
-
-    `query(soql)` is the connector's counted, paged read. Names `expect`ed before the first
-    `matches` are looked up with it, in the same queries.
-    """
+class Accounts(AccountLookup):
+    """Account name -> AccountMatch, each name looked up once per connector (a run), in as
+    few queries as fit (`account_queries`). `query(soql)` is the connector's counted, paged
+    read."""
 
     def __init__(self, system: str, query: Callable[[str], Iterable[dict[str, Any]]]) -> None:
+        super().__init__(self._looked_up)
         self._system, self._query = system, query
-        self._known: dict[str, AccountMatch] = {}
-        self._expected: dict[str, str] = {}  # name_key -> name
-
-    def expect(self, names: Iterable[str]) -> None:
-        """The account names the run will create copies under, looked up together."""
-        for name in names:
-            key = name_key(name)
-            if key and key not in self._known:
-                self._expected.setdefault(key, name.strip())
-
-    def matches(self, names: Sequence[str]) -> dict[str, AccountMatch]:
-        """name_key -> AccountMatch of each of `names`, those not known yet (and every name
-        expected) looked up first."""
-        self.expect(names)
-        pending, self._expected = list(self._expected.values()), {}
-        if pending:
-            self._known.update(self._looked_up(pending))
-        return {k: self._known[k] for n in names if (k := name_key(n)) in self._known}
 
     def _looked_up(self, names: list[str]) -> dict[str, AccountMatch]:
         try:
@@ -158,13 +139,4 @@ class Accounts:
             why = f"Accounts are not readable by the API user ({exc.message}): {WITHOUT_ACCOUNT}"
             _log.warning("%s: %s", self._system, why)
             return {name_key(n): AccountMatch(None, why) for n in names}
-        return {name_key(n): _match(n, found) for n in names}
-
-
-def _match(name: str, found: Iterable[dict[str, Any]]) -> AccountMatch:
-    ids = bearing(name, found, ("Id", "Name"))
-    if len(ids) == 1:
-        return AccountMatch(str(ids[0]))
-    if not ids:
-        return AccountMatch(None, f"no Account is named {name!r}: {WITHOUT_ACCOUNT}")
-    return AccountMatch(None, not_guessed("Accounts", name, ids, WITHOUT_ACCOUNT))
+        return {name_key(n): matched(n, bearing(n, found, ("Id", "Name")), WORDS) for n in names}
