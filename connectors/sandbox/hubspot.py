@@ -590,6 +590,7 @@ class HubSpotEmulator:
 
     def _checked_create(self, request: SandboxRequest, item: Mapping[str, Any]) -> None:
         self._ruled(request, self.store.check_create(item.get("properties")))
+        self.store.check_associations(item.get("associations"))
 
     def _batch_update(self, request: SandboxRequest) -> SandboxResponse:
         refused = self._refused_whole(
@@ -637,7 +638,7 @@ class HubSpotEmulator:
                 if not whole and self._injected(None if trace is None else str(trace)):
                     raise WriteError("VALIDATION_ERROR", "Injected failure: record rejected.")
                 self._checked_create(request, item)
-                deal = self.store.create(item.get("properties"))
+                deal = self.store.create(item.get("properties"), item.get("associations"))
             except WriteError as exc:
                 failed.setdefault((exc.category, exc.message), []).append(str(trace or ""))
                 continue

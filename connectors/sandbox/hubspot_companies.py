@@ -19,11 +19,16 @@ HubSpot shows one association in two vocabularies (API-NOTES §1):
   (`crm.associations.NO_ASSOCIATIONS_FOUND`), not an empty result. Paging is per deal (an
   `after` per input) with no documented page size, and hundreds come in one answer: the
   emulator answers each deal's companies whole.
+
+A deal is created with its companies in the same call (`associations` of each input of a
+create: `{"to": {"id"}, "types": [{"associationCategory": "HUBSPOT_DEFINED",
+"associationTypeId": 5 | 341}]}`; v4's type ids, which the type alone ties to companies):
+5 makes the company the deal's primary one, and, as any association, unlabeled too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -35,6 +40,7 @@ __all__ = [
     "UNLABELED",
     "UNLABELED_TYPE_ID",
     "Associations",
+    "created_associations",
     "none_found",
     "v3_associations",
     "v4_result",
@@ -122,3 +128,33 @@ def none_found(deal_ids: Sequence[str]) -> list[dict[str, Any]]:
         }
         for deal_id in deal_ids
     ]
+
+
+def created_associations(raw: object, is_company: Callable[[str], bool]) -> dict[str, bool]:
+    """The companies (id -> primary?) a create's `associations` name; ValueError (HubSpot's
+    400 VALIDATION_ERROR) for a malformed one, a type no deal-to-company type is (the
+    emulator holds no other objects), a company `is_company` does not know, or two primary."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise ValueError("'associations' must be a list.")
+    companies: dict[str, bool] = {}
+    for item in raw:
+        target = item.get("to") if isinstance(item, Mapping) else None
+        types = item.get("types") if isinstance(item, Mapping) else None
+        if not isinstance(target, Mapping) or target.get("id") in (None, "") or not types:
+            raise ValueError("Each association needs a 'to' id and its 'types'.")
+        company = str(target["id"])
+        ids = set()
+        for kind in types:
+            category = kind.get("associationCategory") if isinstance(kind, Mapping) else None
+            type_id = kind.get("associationTypeId") if isinstance(kind, Mapping) else None
+            if category != "HUBSPOT_DEFINED" or type_id not in (PRIMARY_TYPE_ID, UNLABELED_TYPE_ID):
+                raise ValueError(f"Association type {category} {type_id} is not valid for deal.")
+            ids.add(type_id)
+        if not is_company(company):
+            raise ValueError(f"Could not find company {company} to associate with.")
+        companies[company] = companies.get(company, False) or PRIMARY_TYPE_ID in ids
+    if sum(companies.values()) > 1:
+        raise ValueError("A deal can have at most one primary company.")
+    return companies

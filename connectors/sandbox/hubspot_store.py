@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from connectors.sandbox.hubspot_companies import Associations, v3_associations
+from connectors.sandbox.hubspot_companies import (
+    Associations,
+    created_associations,
+    v3_associations,
+)
 from connectors.sandbox.hubspot_search import epoch_ms, is_date_property, iso_from_ms
 
 __all__ = ["COMPANY_DEFAULTS", "DEFAULT_PROPERTIES", "READ_ONLY", "DealStore", "WriteError"]
@@ -174,6 +178,22 @@ class DealStore:
             self.version += 1  # no property changed, but what a read shows did
         return deal
 
+    def add_company(self, name: str) -> str:
+        """A company made in the portal, as a person makes one (crmsync never does); its id,
+        which a deal may be associated with from then on."""
+        stamp = iso_from_ms(self._now())
+        company_id = str(max([int(i) for i in self.companies] + [9_000_000_000]) + 1)
+        properties = {"name": name, "createdate": stamp, "hs_lastmodifieddate": stamp}
+        self.companies[company_id] = {
+            "id": company_id,
+            "properties": {**properties, "hs_object_id": company_id},
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "archived": False,
+        }
+        self.version += 1
+        return company_id
+
     def rename_company(self, company_id: str, name: str) -> dict[str, Any]:
         """A company renamed, as a person does on its record: the company is modified now
         (hs_lastmodifieddate, updatedAt), its deals are not (an association names the
@@ -278,8 +298,23 @@ class DealStore:
         self._check_stage(values)
         return values
 
-    def create(self, properties: object) -> dict[str, Any]:
+    def check_associations(self, associations: object) -> dict[str, bool]:
+        """The companies (id -> primary?) a create's `associations` name; WriteError if
+        refused."""
+        try:
+            return created_associations(associations, self._is_company)
+        except ValueError as exc:
+            raise WriteError("VALIDATION_ERROR", str(exc)) from None
+
+    def _is_company(self, company_id: str) -> bool:
+        company = self.companies.get(company_id)
+        return company is not None and not company.get("archived")
+
+    def create(self, properties: object, associations: object = None) -> dict[str, Any]:
+        """A deal, with the companies its `associations` name (in the same call, as HubSpot's
+        create takes them)."""
         values = self.check_create(properties)
+        companies = self.check_associations(associations)
         deal_id = str(self._next_id)
         self._next_id += 1
         ms = self._now()
@@ -295,6 +330,7 @@ class DealStore:
         self._stamp(deal, None, ms)
         self.live[deal_id] = deal
         self.order.append(int(deal_id))  # new ids are the largest: the list stays sorted
+        self.companies_of.set(deal_id, companies)
         return deal
 
     def archive(self, deal_id: str) -> None:
