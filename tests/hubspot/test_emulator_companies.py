@@ -199,3 +199,49 @@ def test_generated_hubspot_deals_have_a_primary_company_named_as_in_the_other_cr
         entries = deal["associations"]["companies"]["results"]
         [primary] = [e["id"] for e in entries if e["type"] == "deal_to_company"]
         assert companies[primary] in organizations
+
+
+def _create_with(sandbox: Sandbox, company: str, type_id: int) -> Any:
+    """A deal created through the SDK's batch create, associated with `company` by
+    `type_id`, as the create's own `associations` name it."""
+    from hubspot.crm.deals import (
+        AssociationSpec,
+        BatchInputSimplePublicObjectBatchInputForCreate,
+        PublicAssociationsForObject,
+        PublicObjectId,
+        SimplePublicObjectBatchInputForCreate,
+    )
+
+    spec = AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=type_id)
+    stage = _store(sandbox).pipelines[0]["stages"][0]
+    deal = SimplePublicObjectBatchInputForCreate(
+        properties={"dealname": "Copy", "pipeline": _store(sandbox).pipelines[0]["id"],
+                    "dealstage": stage["id"]},
+        associations=[PublicAssociationsForObject(to=PublicObjectId(id=company), types=[spec])],
+        object_write_trace_id="t1",
+    )  # fmt: skip
+    request = BatchInputSimplePublicObjectBatchInputForCreate(inputs=[deal])
+    return _sdk(sandbox).crm.deals.batch_api.create(request)
+
+
+def test_a_deal_created_with_its_primary_company_shows_it_as_any_deal_does(
+    sandbox: Sandbox,
+) -> None:
+    company = _store(sandbox).add_company("Nimbus Ventures")
+    [created] = _create_with(sandbox, company, 5).results
+    shown = _sdk(sandbox).crm.deals.basic_api.get_by_id(created.id, associations=["companies"])
+    entries = sorted((a.id, a.type) for a in shown.associations["companies"].results)
+    assert entries == [(company, "deal_to_company"), (company, "deal_to_company_unlabeled")]
+
+
+def test_a_create_naming_an_unknown_company_or_type_is_refused_and_makes_no_deal(
+    sandbox: Sandbox,
+) -> None:
+    known = _store(sandbox).add_company("Nimbus Ventures")
+    before = len(_store(sandbox).live)
+    for company, type_id in (("404404", 5), (known, 3)):  # 3: deal to contact
+        answer = _create_with(sandbox, company, type_id)
+        assert not answer.results
+        [error] = answer.errors
+        assert error.category == "VALIDATION_ERROR"
+    assert len(_store(sandbox).live) == before
