@@ -10,18 +10,20 @@ native dicts, without the SDK's model round-trip.
 
 The connector holds that plumbing and the Connector protocol's methods; what they do is in
 hubspot_reads (list and search pages), hubspot_writes (batch writes), hubspot_metadata
-(pipelines, owners), hubspot_companies (a deal's companies) and hubspot_wire (pure wire facts).
+(pipelines, owners), hubspot_companies (a deal's companies), hubspot_company_lookup (the
+company a copy is associated with) and hubspot_wire (pure wire facts).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hubspot import HubSpot
 
+from connectors.account_names import AccountMatch, name_key, with_note
 from connectors.base import (
     CompanyCurrency,
     ConnectorSettings,
@@ -36,6 +38,7 @@ from connectors.credentials import HubSpotToken
 from connectors.errors import ApiError, ConnectorError, PermissionDenied
 from connectors.http import CallPolicy, Pacer
 from connectors.hubspot_companies import CompanyNames
+from connectors.hubspot_company_lookup import Companies
 from connectors.hubspot_metadata import pipelines_from_body, read_owners
 from connectors.hubspot_paths import (
     ACCOUNT_DETAILS,
@@ -44,7 +47,14 @@ from connectors.hubspot_paths import (
     PIPELINES,
     objects,
 )
-from connectors.hubspot_reads import SEARCH_CAP, ObjectReads, cursor_ms, epoch_ms, iso_time
+from connectors.hubspot_reads import (
+    IN_VALUES,
+    SEARCH_CAP,
+    ObjectReads,
+    cursor_ms,
+    epoch_ms,
+    iso_time,
+)
 from connectors.hubspot_wire import (
     classify,
     logging_left_alone,
@@ -59,7 +69,6 @@ from connectors.pools import close_pools
 __all__ = ["HubSpotConnector"]
 
 DEFAULT_HOST = "https://api.hubapi.com"
-IN_VALUES = 100  # values of one IN filter
 BASE_PROPERTIES = (
     "dealname",
     "amount",
@@ -118,6 +127,12 @@ class HubSpotConnector:
             lambda operation, request, body: self._call(operation, request, body),
             self._unwrapped("POST", DEAL_COMPANIES_READ),
             self._company_objects.batch("read"),
+        )
+        self._company_lookup = Companies(
+            self.system,
+            lambda groups, offset: self._company_objects.search_page(
+                groups, ["name"], offset, "find companies"
+            ),
         )
         self._writes = DealWrites(
             self._deals.batch,
@@ -342,7 +357,7 @@ class HubSpotConnector:
             filters = [{"propertyName": field, "operator": "IN", "values": values}]
             offset = 0
             while True:
-                body = self._deals.search_page(filters, [field], offset, "find created deals")
+                body = self._deals.search_page([filters], [field], offset, "find created deals")
                 for deal in body.get("results") or []:
                     link = (deal.get("properties") or {}).get(field)
                     if link:
@@ -359,8 +374,28 @@ class HubSpotConnector:
         return self._writes.update(updates)
 
     def create_deals(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
-        return self._writes.create(creates)
+        """Each copy associated with the company of its account's name, where exactly one
+        bears it (connectors/hubspot_company_lookup.py); else with none, its result saying
+        why."""
+        found = self._company_lookup.matches([c.account for c in creates if c.account])
+        matches = {c.link_id: m for c in creates if (m := _match(c, found)) is not None}
+        companies = {link: m.account_id for link, m in matches.items() if m.account_id}
+        results = self._writes.create(creates, companies)
+        return [
+            with_note(result, matches[c.link_id].note if c.link_id in matches else None)
+            for c, result in zip(creates, results, strict=True)
+        ]
+
+    def expect_accounts(self, names: Iterable[str]) -> None:
+        """The account names this run's creates will name, before the first: looked up
+        together, 200 a search."""
+        self._company_lookup.expect(names)
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """Archive, 100 ids a batch, each batch read first (`DealWrites.archive` says why)."""
         return self._writes.archive(ids)
+
+
+def _match(create: NativeCreate, found: Mapping[str, AccountMatch]) -> AccountMatch | None:
+    """The company of the copy's account name; None for a copy that names none."""
+    return found.get(name_key(create.account)) if create.account else None

@@ -29,9 +29,19 @@ from connectors.hubspot_companies import ASSOCIATIONS, CompanyNames
 from connectors.hubspot_paths import objects
 from connectors.hubspot_wire import next_after, query
 
-__all__ = ["SEARCH_CAP", "ObjectReads", "Request", "cursor_ms", "epoch_ms", "iso_time"]
+__all__ = [
+    "IN_VALUES",
+    "SEARCH_CAP",
+    "SEARCH_PAGE",
+    "ObjectReads",
+    "Request",
+    "cursor_ms",
+    "epoch_ms",
+    "iso_time",
+]
 
 LIST_PAGE, SEARCH_PAGE = 100, 200
+IN_VALUES = 100  # values crmsync gives one IN filter
 MAX_QUERY = 7_000  # characters: under the lowest limit reported, with room for path and host
 SEARCH_CAP = 10_000  # HubSpot's hard limit of results per search query
 
@@ -151,10 +161,15 @@ class ObjectReads:
         return [{**o, **found[str(o["id"])]} for o in listed if str(o["id"]) in found]
 
     def search_page(
-        self, filters: list[dict[str, Any]], properties: list[str], offset: int, operation: str
+        self,
+        groups: list[list[dict[str, Any]]],
+        properties: list[str],
+        offset: int,
+        operation: str,
     ) -> dict[str, Any]:
+        """One page of the objects matching any of `groups` (each group's filters all)."""
         request = {
-            "filterGroups": [{"filters": filters}],
+            "filterGroups": [{"filters": filters} for filters in groups],
             "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
             "properties": properties,
             "limit": SEARCH_PAGE,
@@ -182,7 +197,7 @@ class ObjectReads:
             offset, last, at_last = 0, start, set(boundary)
             while True:
                 operation = f"search {self.noun}"
-                body = self.search_page(filters, properties, offset, operation)
+                body = self.search_page([filters], properties, offset, operation)
                 for deal in body.get("results") or []:
                     if deal["id"] in boundary:
                         continue

@@ -22,6 +22,7 @@ from typing import Any
 from connectors.base import NativeCreate, NativeUpdate, PushResult
 from connectors.batches import chunks, not_found
 from connectors.http import CallPolicy
+from connectors.hubspot_company_lookup import association
 from connectors.hubspot_wire import (
     Refusal,
     create_results,
@@ -78,26 +79,34 @@ class DealWrites:
             return [result for update in chunk for result in self._update_batch([update])]
         return body
 
-    def create(self, creates: Sequence[NativeCreate]) -> list[PushResult]:
+    def create(
+        self, creates: Sequence[NativeCreate], companies: Mapping[str, str] | None = None
+    ) -> list[PushResult]:
+        """`companies`: link id -> the company a copy is created associated with."""
         results: list[PushResult] = []
         for chunk in chunks(list(creates), BATCH):
-            results += self._create_batch(chunk)
+            results += self._create_batch(chunk, companies or {})
         return self._policy.redacted(results)
 
-    def _create_batch(self, chunk: Sequence[NativeCreate]) -> list[PushResult]:
+    def _create_batch(
+        self, chunk: Sequence[NativeCreate], companies: Mapping[str, str]
+    ) -> list[PushResult]:
         field = self._link_field
         inputs = []
         for create in chunk:
             properties = _strings(create.fields)
             if field:
                 properties[field] = create.link_id
-            inputs.append({"properties": properties, "objectWriteTraceId": create.link_id})
+            item: dict[str, Any] = {"properties": properties, "objectWriteTraceId": create.link_id}
+            if create.link_id in companies:
+                item["associations"] = [association(companies[create.link_id])]
+            inputs.append(item)
         body = self._batch_write("create deals", self._creates(inputs, field), chunk)
         if isinstance(body, dict):
             return create_results(chunk, body, field)
         if len(chunk) > 1:
             # Refused whole (an invalid input), so nothing was created: each alone, as above.
-            return [result for create in chunk for result in self._create_batch([create])]
+            return [r for create in chunk for r in self._create_batch([create], companies)]
         return body
 
     def archive(self, ids: Sequence[str]) -> list[PushResult]:

@@ -277,7 +277,7 @@ def _batch(
             )
             audits.append(_audit(run_id, create, result.id, values))
             created.append(str(create["entity"]))
-            note = result.note or filing_note(create)
+            note = result.note or filing_note(create, ctx.kind)
             results.append(_result(cid, create, result.id, Outcome.APPLIED, note))
         elif result.code == UNCONFIRMED:  # may exist: settled as a create cut short is
             why = result.error or "not confirmed"

@@ -29,10 +29,10 @@ def create_digest(create: Mapping[str, Any]) -> str:
     hold what the policies decided already, and `decided` only says that the members disagree,
     which crmsync's own writes may settle while the copy stays the same. Nor the labels of the
     landing, nor an organization's `reason`: words for people, which the CRM never gets. Nor a
-    Salesforce copy's `account`: crmsync makes no Account, so no copy is refused for one it
-    could not make (as a Pipedrive copy is for its organization), and the letters of Salesforce
-    copies journaled before creates named one would all differ from the plan at the first
-    reconcile after an upgrade, each sent again unasked."""
+    Salesforce or HubSpot copy's `account`: crmsync makes no Account nor company, so no copy is
+    refused for one it could not make (as a Pipedrive copy is for its organization), and the
+    letters of copies journaled before creates named one would all differ from the plan at the
+    first reconcile after an upgrade, each sent again unasked."""
     target, org = create.get("target") or {}, create.get("organization") or {}
     return _digest(
         {

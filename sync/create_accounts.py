@@ -1,19 +1,20 @@
 """Which account each copy of a plan goes under, named in the plan for its review, in the
-instances that file deals under accounts: Pipedrive (an organization) and Salesforce (an
-Account).
+instances that file deals under accounts: Pipedrive (an organization), Salesforce (an
+Account) and HubSpot (a company).
 
 A create names it under its instance's key (`AccountFiling.key`): Pipedrive's
-`organization`, Salesforce's `account`. `{"by": "account", "name": ..., "id": null}` where the
-copy goes under the account of its account's name, looked up at apply (Pipedrive makes an
-organization when none is; Salesforce never makes an Account, so the copy has none then).
-Else `{"by": <fallback>, "name": null, "id": ...}`: Pipedrive's `create_org_id` (its `id`;
-`systems.<name>.create_org_by: create_org_id`, or a source with no account), Salesforce's
-`none` (`id` null: no Account). A source whose account could not be told (a HubSpot deal of
-several companies, none primary) adds `"reason"`, which the plan's table and the apply's note
-for the copy repeat. The plan reads no account: whether one of that name exists (or several
-do) is learnt at apply, which reports a copy it could not file by name.
+`organization`, Salesforce's and HubSpot's `account`. `{"by": "account", "name": ..., "id":
+null}` where the copy goes under the account of its account's name, looked up at apply
+(Pipedrive makes an organization when none is; Salesforce never makes an Account nor HubSpot a
+company, so the copy has none then). Else `{"by": <fallback>, "name": null, "id": ...}`:
+Pipedrive's `create_org_id` (its `id`; `systems.<name>.create_org_by: create_org_id`, or a
+source with no account), Salesforce's and HubSpot's `none` (`id` null: no account). A source
+whose account could not be told (a HubSpot deal of several companies, none primary) adds
+`"reason"`, which the plan's table and the apply's note for the copy repeat. The plan reads no
+account: whether one of that name exists (or several do) is learnt at apply, which reports a
+copy it could not file by name.
 Plans saved without the key apply as they were reviewed: to `create_org_id`, or under no
-Account.
+Account or company.
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from config.resolved import Config
-from config.schema import PipedriveSystem, SalesforceSystem
-from connectors.account_names import name_key
+from config.schema import HubSpotSystem, PipedriveSystem, SalesforceSystem
+from connectors.account_names import AccountWords, name_key
+from connectors.hubspot_company_lookup import WORDS as COMPANY_WORDS
+from connectors.hubspot_company_lookup import company_calls
 from connectors.pipedrive_orgs import SEARCH_MAX
-from connectors.salesforce_accounts import WITHOUT_ACCOUNT, account_calls
+from connectors.salesforce_accounts import WORDS as SALESFORCE_ACCOUNT_WORDS
+from connectors.salesforce_accounts import account_calls
 from mapping.model import Deal, Ref
 from sync.diff_result import Create
 from sync.plan import Plan, plan_create
 
 __all__ = [
+    "ACCOUNT_WORDS",
     "FILING_KEYS",
     "AccountFiling",
     "account_filings",
@@ -45,9 +50,18 @@ __all__ = [
 ]
 
 # A plan create's key naming its account, per kind of the instance it goes to.
-FILING_KEYS = {"pipedrive": "organization", "salesforce": "account"}
-# What a copy under none of its account's name gets instead, by that key.
-_INSTEAD = {"organization": "filed under create_org_id", "account": WITHOUT_ACCOUNT}
+FILING_KEYS = {"pipedrive": "organization", "salesforce": "account", "hubspot": "account"}
+# How the notes and the plan's table name the accounts of the kinds whose accounts crmsync
+# never makes ("Account", "company").
+ACCOUNT_WORDS: dict[str, AccountWords] = {
+    "salesforce": SALESFORCE_ACCOUNT_WORDS,
+    "hubspot": COMPANY_WORDS,
+}
+# What a copy under none of its account's name gets instead, per kind.
+_INSTEAD = {
+    "pipedrive": "filed under create_org_id",
+    **{kind: words.instead for kind, words in ACCOUNT_WORDS.items()},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +79,8 @@ class AccountFiling:
 
 def account_filings(config: Config) -> dict[str, AccountFiling]:
     """Per Pipedrive instance, its `create_org_by` and `create_org_id`; per Salesforce one,
-    by the Account of the name, never made."""
+    by the Account of the name, never made; per HubSpot one, by the company of the name,
+    never made."""
     filings = {}
     for name, system in config.systems.items():
         if isinstance(system, PipedriveSystem):
@@ -77,13 +92,13 @@ def account_filings(config: Config) -> dict[str, AccountFiling]:
                 lambda names: org_calls(len(names)),
                 "organizations_by_system",
             )
-        elif isinstance(system, SalesforceSystem):
+        elif isinstance(system, SalesforceSystem | HubSpotSystem):
             filings[name] = AccountFiling(
-                FILING_KEYS["salesforce"],
+                FILING_KEYS[system.kind],
                 True,
                 "none",
                 None,
-                account_calls,
+                account_calls if isinstance(system, SalesforceSystem) else company_calls,
                 "accounts_by_system",
             )
     return filings
@@ -104,16 +119,17 @@ def _filed(create: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
     return None
 
 
-def filing_note(create: Mapping[str, Any]) -> str | None:
-    """Why a plan create's copy goes under none of its account's name though its instance files
-    by account, when its source named an account it could not tell (None otherwise)."""
+def filing_note(create: Mapping[str, Any], kind: str) -> str | None:
+    """Why a plan create's copy goes under none of its account's name though its instance (of
+    `kind`) files by account, when its source named an account it could not tell (None
+    otherwise)."""
     filed = _filed(create)
-    if filed is None:
+    if filed is None or kind not in _INSTEAD:
         return None
-    key, value = filed
+    value = filed[1]
     if value.get("by") == "account" or not value.get("reason"):
         return None
-    return f"{value['reason']}: {_INSTEAD[key]}"
+    return f"{value['reason']}: {_INSTEAD[kind]}"
 
 
 def account_name_of(create: Mapping[str, Any]) -> str | None:

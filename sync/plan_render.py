@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from connectors.account_names import AccountWords
 from mapping.model import Deal, Ref
+from sync.create_accounts import ACCOUNT_WORDS
 from sync.terminal import cell, counted, id_column
 from sync.unmatched_fate import fate_counts, unmatched_fates
 
@@ -33,9 +35,13 @@ def render_plan(
     deals: Mapping[Ref, Deal],
     console: Console,
     dead: Collection[tuple[str, str, str]] = (),
+    kinds: Mapping[str, str] | None = None,
 ) -> None:
     """`dead`: the store's dead letters as (instance, record id or a copy's entity, field or
-    "" for a whole record): the plan may still hold their writes, which no apply sends."""
+    "" for a whole record): the plan may still hold their writes, which no apply sends.
+    `kinds`: instance name -> kind, for the words each CRM names its accounts by (a
+    Salesforce Account, a HubSpot company; an instance not named: an Account)."""
+    kinds = kinds or {}
     summary = plan_json["summary"]
     console.print(Text("Plan ", style="bold") + Text(f"(run {plan_json['run_id']})"))
     counts = [
@@ -58,10 +64,11 @@ def render_plan(
     if orgs:
         named = [f"{s} {n}" for s, n in sorted(orgs.items())]
         _listed(console, named, "account organizations to find or make:")
-    accounts = summary.get("accounts_by_system") or {}
-    if accounts:
-        named = [f"{s} {n}" for s, n in sorted(accounts.items())]
-        _listed(console, named, "Accounts to find by name (never made):")
+    accounts: dict[str, list[str]] = {}  # the words of a kind's accounts -> "instance n"
+    for system, n in sorted((summary.get("accounts_by_system") or {}).items()):
+        accounts.setdefault(_words(kinds.get(system)).many, []).append(f"{system} {n}")
+    for many, named in accounts.items():
+        _listed(console, named, f"{many} to find by name (never made):")
     emptied = _emptied(plan_json["changes"])
     if emptied:  # values lost, unlike the other changes: a policy may pick a copy's empty field
         named = [f"{system} {field} {n}" for (system, field), n in sorted(emptied.items())]
@@ -77,7 +84,7 @@ def render_plan(
     _simple(
         "Creates (a copy in a CRM that lacks the deal)",
         ("system", "copy of", "name", "stage · amount · where · owner"),
-        [_create_row(c) for c in plan_json["creates"]],
+        [_create_row(c, kinds.get(c["system"])) for c in plan_json["creates"]],
         console,
     )
     deleted = plan_json.get("deleted", [])
@@ -174,7 +181,7 @@ def _context(deals: Mapping[Ref, Deal], system: str, deal_id: str) -> str:
     return _deal_context(deals.get(Ref(system, deal_id)))
 
 
-def _create_row(create: Mapping[str, Any]) -> _Row:
+def _create_row(create: Mapping[str, Any], kind: str | None) -> _Row:
     values, source = create.get("values", {}), create["source"]
     amount = f"{values.get('amount')} {values.get('currency') or ''}".strip()
     owner = values.get("owner_email")
@@ -186,7 +193,7 @@ def _create_row(create: Mapping[str, Any]) -> _Row:
             f"{_shown(values.get('stage'))} · {amount if values.get('amount') else 'no amount'}",
             *_landing(create.get("target")),
             *_organization(create.get("organization")),
-            *_account(create.get("account")),
+            *_account(create.get("account"), _words(kind)),
             f"owner {owner}" if owner else "no owner (the CRM may pick one)",
         ),
     )
@@ -205,15 +212,20 @@ def _organization(org: Mapping[str, Any] | None) -> tuple[str, ...]:
     return (f"no organization: Pipedrive refuses the copy (set create_org_id){why}",)
 
 
-def _account(account: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """The Account a Salesforce copy goes under; the dry run reads none, so by name it is the
-    one Account of that name at apply, if exactly one is (crmsync makes none)."""
+def _words(kind: str | None) -> AccountWords:
+    return ACCOUNT_WORDS.get(kind or "", ACCOUNT_WORDS["salesforce"])
+
+
+def _account(account: Mapping[str, Any] | None, words: AccountWords) -> tuple[str, ...]:
+    """The Account a Salesforce copy goes under, the company a HubSpot copy is associated
+    with; the dry run reads none, so by name it is the one of that name at apply, if exactly
+    one is (crmsync makes none)."""
     if not account:
         return ()
     if account.get("by") == "account":
-        return (f"Account {account['name']} (by name, if exactly one: never made)",)
+        return (f"{words.one} {account['name']} (by name, if exactly one: never made)",)
     why = f": {account['reason']}" if account.get("reason") else ""
-    return (f"no Account{why}",)
+    return (f"no {words.one}{why}",)
 
 
 def _landing(target: Mapping[str, Any] | None) -> tuple[str, ...]:

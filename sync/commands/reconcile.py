@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
+from config import Config
 from mapping.model import Deal, Ref
 from sync.commands import config_option, wait_option
 from sync.errors import CrmsyncError, LimitsExceeded
@@ -73,7 +75,9 @@ def command(
                 plan_out=plan_out,
                 progress=progress,
                 stop=stop_event,
-                show=lambda plan_json, deals: _show(plan_json, deals, fmt, plan_out, rt.store),
+                show=lambda plan_json, deals: _show(
+                    plan_json, deals, fmt, plan_out, rt.store, _kinds(rt.config)
+                ),
                 pull_wait=budget,
             )
         code, detail = verdict(rt.config, outcome)
@@ -97,12 +101,18 @@ def _show(
     fmt: str,
     plan_out: Path | None,
     store: Store,
+    kinds: Mapping[str, str],
 ) -> None:
     """The plan is shown before anything is applied: ops read it first."""
     if fmt == "json":
         click.echo(json.dumps(plan_json, indent=2, ensure_ascii=False))
         return
     dead = {(f.instance, f.deal_id, f.field) for f in store.failures.records(dead=True)}
-    render_plan(plan_json, deals, plain_console(), dead)
+    render_plan(plan_json, deals, plain_console(), dead, kinds)
     if plan_out is not None:
         click.echo(f"plan written to {plan_out}")
+
+
+def _kinds(config: Config) -> dict[str, str]:
+    """Instance name -> kind: the words the plan's table names each CRM's accounts by."""
+    return {name: system.kind for name, system in config.systems.items()}

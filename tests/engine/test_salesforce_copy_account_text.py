@@ -46,5 +46,5 @@ def test_the_table_names_each_copys_account_or_why_it_has_none() -> None:
 
 
 def test_the_apply_notes_a_copy_whose_account_could_not_be_told() -> None:
-    assert filing_note(UNTOLD) == f"{WHY}: created without an Account"
-    assert filing_note(NAMED) is None
+    assert filing_note(UNTOLD, "salesforce") == f"{WHY}: created without an Account"
+    assert filing_note(NAMED, "salesforce") is None
