@@ -303,22 +303,26 @@ def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
 def _companies_unreadable(config: Config, name: str, connector: Any) -> list[str]:
     """A warning where HubSpot deals will be read without accounts (the token lacks the
     companies scope) and an account is used: Pipedrive copies filed by account, or the
-    `account` match key. Asked only then: the call costs one more."""
+    `account` match key; or where copies are made in this HubSpot (each is associated with
+    the company of its account's name, which it cannot look up then). Asked only then: the
+    call costs one more."""
     readable = getattr(connector, "companies_readable", None)
     filed = any(
         f.by_account and f.fallback == "create_org_id" for f in account_filings(config).values()
     )
-    if readable is None or not (filed or "account" in config.matching.keys):
+    into = _creates_missing(config, name)
+    if readable is None or not (filed or into or "account" in config.matching.keys):
         return []
     try:
         if readable():
             return []
     except ConnectorError as exc:  # no finding either way: say it could not be told
         return [f"warning: {name}: could not tell whether the token may read companies: {exc}"]
+    copies = ", and the copies crmsync makes in it are associated with no company" if into else ""
     return [
         f"warning: {name}: the token may not read companies (grant crm.objects.companies.read "
         "to the app): its deals are read without accounts, so their Pipedrive copies go to "
-        "create_org_id and the account match key finds none of them"
+        f"create_org_id and the account match key finds none of them{copies}"
     ]
 
 

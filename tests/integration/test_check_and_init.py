@@ -589,6 +589,27 @@ def test_check_warns_when_the_token_may_not_read_the_companies_accounts_come_fro
     ) in out.splitlines(), out
 
 
+def test_check_warns_that_copies_into_hubspot_get_no_company_without_the_companies_scope(
+    small_world: World,
+) -> None:
+    """A copy made in HubSpot is associated with the company of its account's name, which a
+    token without crm.objects.companies.read cannot look up: found out before the migration."""
+    document = yaml.safe_load(small_world.config.read_text())
+    document["push"].update(create_missing=True, targets=["hubspot"])
+    document["systems"]["pipedrive"]["create_org_by"] = "create_org_id"  # no filing by name
+    document["matching"]["keys"] = ["name", "owner_email", "close_month"]
+    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    small_world.sandbox.servers["hubspot"].emulator.companies_scope = False
+    code, out, err = run("check", "--config", str(small_world.config))
+    assert code == 0, out + err
+    assert (
+        "warning: hubspot: the token may not read companies (grant crm.objects.companies.read "
+        "to the app): its deals are read without accounts, so their Pipedrive copies go to "
+        "create_org_id and the account match key finds none of them, and the copies crmsync "
+        "makes in it are associated with no company"
+    ) in out.splitlines(), out
+
+
 def test_check_names_a_salesforce_id_field_the_org_lacks_which_the_pull_cannot_read(
     small_world: World,
 ) -> None:
