@@ -11,13 +11,17 @@ native stage of the same funnel stage keeps that move. A write that moved the de
 pipeline (push.move_between_pipelines) is undone by moving it back (`NativeValues.moves`).
 Records the run created are deleted, each only if it still holds the values it was created with
 (see apply_deletes).
+
+A partial rollback (`entities`) is the whole one's changes and deletes of those entities alone,
+with the same change ids under the same journal plan: the whole rollback run later finds them
+done, and skips the entities a partial one finished (recorded on the run, `ROLLED_BACK`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from datetime import datetime
@@ -32,11 +36,19 @@ from sync.store_records import AuditEntry
 __all__ = [
     "BY_FUNNEL_STAGE",
     "CHECKED_BY_FUNNEL_STAGE",
+    "ROLLED_BACK",
     "Kept",
     "Rollback",
     "RollbackError",
+    "RolledBack",
+    "finished",
     "rollback_plan",
+    "rolled_back",
+    "rolled_back_json",
 ]
+
+# The key, in a run's counts, of what its rollbacks finished (`RolledBack`).
+ROLLED_BACK = "rolled_back"
 
 # How a stage change whose audit predates native stages says that it goes back by funnel stage.
 BY_FUNNEL_STAGE = (
@@ -61,6 +73,29 @@ class Kept:
     system: str
     id: str
     reason: str
+    entity: str = ""  # "" when the copy is linked to none (and its audit names none)
+
+
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    """What the rollbacks of a run finished, as its run record keeps it: every write of
+    `entities` undone by a partial rollback (`--entity`), or all of its writes (`whole`)."""
+
+    entities: frozenset[str] = frozenset()
+    whole: bool = False
+
+
+def rolled_back_json(done: RolledBack) -> dict[str, Any]:
+    """`done` as the rolled-back run's record keeps it under `ROLLED_BACK`."""
+    return {"entities": sorted(done.entities), "whole": done.whole}
+
+
+def rolled_back(counts: Mapping[str, Any]) -> RolledBack:
+    """A run's `RolledBack`, from its run record's counts (a run never rolled back: none)."""
+    recorded = counts.get(ROLLED_BACK)
+    if not isinstance(recorded, dict):
+        return RolledBack()
+    return RolledBack(frozenset(recorded.get("entities") or ()), bool(recorded.get("whole")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +106,29 @@ class Rollback:
     # change id -> (pipeline label, native stage label) of where a stage change puts the deal
     # back, as the CRM showed them when the run wrote (runs audited before labels: none)
     labels: Mapping[str, tuple[str, str]] = dataclass_field(default_factory=dict)
+    entities: tuple[str, ...] = ()  # those a partial rollback covers; (): the whole run
+    # entities of the run a partial rollback finished before: left out, not undone twice
+    already: tuple[str, ...] = ()
+
+    def entity_ids(self) -> dict[str, str]:
+        """Change or delete id -> the entity it belongs to ("": a deal linked to none)."""
+        return {c.change_id: c.entity for c in self.plan.changes} | {
+            d.change_id: d.entity or "" for d in self.deletes
+        }
 
 
-def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime) -> Rollback:
+def rollback_plan(
+    store: Store,
+    run_id: str,
+    *,
+    fingerprint: str,
+    now: datetime,
+    entities: Collection[str] = (),
+) -> Rollback:
+    """The inverse of run `run_id`; of its writes to `entities` alone when some are named."""
     entries = store.audit.entries(run_id=run_id)
-    if not entries and store.runs.get(run_id) is None:
+    run = store.runs.get(run_id)
+    if not entries and run is None:
         raise RollbackError(f"unknown run {run_id!r} (see `crmsync runs`)")
     links = store.links()
     latest: dict[tuple[str, str, str], AuditEntry] = {}
@@ -92,7 +145,7 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
         if (pipeline := moves_to(entry.before)) is not None:
             moved.setdefault(key, set()).add(pipeline)
     deletes, kept = _undo_creates(run_id, created, links)
-    changes = []
+    changes: list[Change] = []
     labels: dict[str, tuple[str, str]] = {}
     for key, last in sorted(latest.items()):
         instance, deal_id, field = key
@@ -124,13 +177,63 @@ def rollback_plan(store: Store, run_id: str, *, fingerprint: str, now: datetime)
                 left if field == "stage" else None,
             )
         )
+    written = {c.entity for c in changes} | {d.entity or "" for d in deletes}
+    written |= {k.entity for k in kept}
+    chosen = _chosen(run_id, entities, written - {""}, set(links.values()))
+    done = rolled_back(run.counts if run is not None else {})
+    already = (chosen if done.whole and entities else chosen & done.entities) - {""}
+    wanted = chosen - already
+    changes = [c for c in changes if c.entity in wanted]
+    deletes = tuple(d for d in deletes if (d.entity or "") in wanted)
+    kept = tuple(k for k in kept if k.entity in wanted)
+    summary: dict[str, Any] = {
+        "rollback_of": run_id,
+        "changes": len(changes),
+        "deletes": len(deletes),
+        "created_not_undone": len(kept),
+    }
     plan = Plan(
-        PLAN_VERSION, now, fingerprint, f"rollback-{run_id}",
-        {"rollback_of": run_id, "changes": len(changes), "deletes": len(deletes),
-         "created_not_undone": len(kept)},
+        PLAN_VERSION, now, fingerprint, f"rollback-{run_id}", summary,
         tuple(changes), (), (), (), (), (), (), (),
     )  # fmt: skip
-    return Rollback(plan, deletes, kept, labels)
+    listed = {c.change_id for c in changes}
+    labels = {change_id: names for change_id, names in labels.items() if change_id in listed}
+    return Rollback(plan, deletes, kept, labels, tuple(sorted(entities)), tuple(sorted(already)))
+
+
+def finished(rollback: Rollback, done: Collection[str], earlier: RolledBack) -> RolledBack:
+    """What the run's record keeps once `rollback` was applied (`done`: the change and delete ids
+    its journal holds as done), over what `earlier` rollbacks finished: a partial one adds each
+    of its entities whose changes and deletes are all done (one drifted or refused is checked
+    again by the next rollback); a whole one all done marks the run rolled back whole."""
+    by_entity: dict[str, set[str]] = {}
+    for item, entity in rollback.entity_ids().items():
+        by_entity.setdefault(entity, set()).add(item)
+    if not rollback.entities:
+        whole = all(items <= set(done) for items in by_entity.values())
+        return replace(earlier, whole=earlier.whole or whole)
+    complete = {e for e in rollback.entities if by_entity.get(e, set()) <= set(done)}
+    return replace(earlier, entities=earlier.entities | complete)
+
+
+def _chosen(run_id: str, entities: Collection[str], written: set[str], known: set[str]) -> set[str]:
+    """The entities a rollback covers: `entities`, each of which the run must have written to,
+    or (none named) every one it wrote to, "" (deals linked to none) included."""
+    if not entities:
+        return written | {""}
+    for entity in sorted(entities):
+        if entity in written:
+            continue
+        if entity not in known:
+            raise RollbackError(
+                f"unknown entity {entity!r}: no deal is linked to it (see `crmsync links show`); "
+                f"nothing of run {run_id} to roll back"
+            )
+        raise RollbackError(
+            f"run {run_id} wrote nothing to entity {entity!r}: nothing to roll back of it "
+            f"(`crmsync rollback {run_id}` lists the entities it wrote to)"
+        )
+    return set(entities)
 
 
 def _undo_creates(
@@ -144,14 +247,15 @@ def _undo_creates(
         key = (entry.instance, entry.deal_id)
         after = entry.after if isinstance(entry.after, dict) else {}
         values = after.get("values")
+        # the entity the copy is in now, else the one it was created into (a deleted copy)
+        entity = links.get(key) or after.get("link_id")
         if after.get("deleted"):
             why = "deleted by this run; restore it from the CRM's recycle bin if it is wanted"
-            kept[key] = Kept(*key, why)
+            kept[key] = Kept(*key, why, entity or "")
         elif not isinstance(values, dict):
             why = "created before crmsync recorded what it created records with; check it by hand"
-            kept[key] = Kept(*key, why)
+            kept[key] = Kept(*key, why, entity or "")
         else:
-            entity = links.get(key) or after.get("link_id")
             deletes[key] = Delete(
                 delete_change_id(run_id, *key), *key, entity, values,
                 f"rollback of run {run_id}: delete the copy it created",

@@ -27,9 +27,13 @@ from sync.plan_json import plan_to_json
 from sync.rollback import (
     BY_FUNNEL_STAGE,
     CHECKED_BY_FUNNEL_STAGE,
+    ROLLED_BACK,
     Rollback,
     describe,
+    finished,
     rollback_plan,
+    rolled_back,
+    rolled_back_json,
 )
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
@@ -57,11 +61,18 @@ _NOTHING_TO_UNDO = {
 @click.option("--apply", "write", is_flag=True, help="Write the inverse changes (default: show).")
 @click.option("--yes", is_flag=True, help="Do not ask before writing many changes.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> None:
+@click.option(
+    "--entity", "entities", multiple=True, metavar="ENTITY",
+    help="Undo only the run's writes to this entity, in every CRM (repeatable).",
+)  # fmt: skip
+def command(
+    config_path: str, run_id: str, write: bool, yes: bool, fmt: str, entities: tuple[str, ...]
+) -> None:
     """Undo a run's writes: restore the fields it changed and delete the records it created.
 
     A field changed again since, or a created record changed since, is reported, not touched.
     """
+    chosen = sorted(set(entities))
     with open_runtime(config_path, connect=False) as rt, stop_on_signals(signals=(SIGTERM,)):
         fingerprint = rt.config.fingerprint()
         run = rt.store.runs.get(run_id)
@@ -69,14 +80,16 @@ def command(config_path: str, run_id: str, write: bool, yes: bool, fmt: str) -> 
             click.echo(f"run {run_id} {_NOTHING_TO_UNDO[run.kind]}")
             return
         if not write:
-            rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
+            rollback = rollback_plan(
+                rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=chosen
+            )
             doubt = len(_in_doubt(rt, run_id))
             retired = _retired(rollback, rt.config.systems)
             done = rt.store.journal.done_ids(rollback.plan.run_id)
             _show(rollback, fmt, done, doubt, retired, rt.config.path.name)
             return
         with reconcile_lock(rt.store):
-            _write(rt, run_id, fingerprint, yes, fmt)
+            _write(rt, run_id, fingerprint, yes, fmt, chosen)
 
 
 def _in_doubt(rt: Runtime, run_id: str) -> list[JournalRecord]:
@@ -86,7 +99,7 @@ def _in_doubt(rt: Runtime, run_id: str) -> list[JournalRecord]:
     return [r for r in records if r.run_id == run_id]
 
 
-def _settle(rt: Runtime, run_id: str) -> None:
+def _settle(rt: Runtime, run_id: str, again: str) -> None:
     """Settle the run's writes in doubt, as the next apply would (sync/apply_doubt): those that
     landed are audited under the run, and the rollback, made from the audit, undoes them too.
     Unsettled, a run killed mid-apply had its last batch left in the CRMs by its rollback
@@ -119,21 +132,61 @@ def _settle(rt: Runtime, run_id: str) -> None:
         click.echo(
             f"{left} write(s) of run {run_id} stay in doubt (too recent for their CRM's lookup, "
             f"a CRM that did not answer, or an instance no longer configured): not undone now; "
-            f"run `crmsync rollback {run_id} --apply` again{when} to undo those that landed",
+            f"run `{again}` again{when} to undo those that landed",
             err=True,
         )
 
 
-def _write(rt: Runtime, run_id: str, fingerprint: str, yes: bool, fmt: str) -> None:
-    _settle(rt, run_id)
-    rollback = rollback_plan(rt.store, run_id, fingerprint=fingerprint, now=_now())
+def _write(
+    rt: Runtime, run_id: str, fingerprint: str, yes: bool, fmt: str, entities: Sequence[str]
+) -> None:
+    again = " ".join(["crmsync rollback", run_id, *(f"--entity {e}" for e in entities), "--apply"])
+    _settle(rt, run_id, again)
+    rollback = rollback_plan(
+        rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=entities
+    )
+    if entities and not (rollback.plan.changes or rollback.deletes or rollback.kept):
+        _show(rollback, fmt, set(), 0)  # every one rolled back already: it says so
+        return
+    if (line := _already(rollback)) is not None:
+        click.echo(line, err=fmt == "json")  # JSON: stdout holds the apply's report alone
     # The restored values become the bases, as any write of crmsync's does: they are no edit
     # of the targets, so the next reconcile does not carry them back over the CRM whose edit
-    # the rolled-back run had copied; it plans that edit again.
-    recorded_apply(
-        rt, rollback.plan, "rollback", RunKind.ROLLBACK, fingerprint, yes=yes, fmt=fmt,
-        check_plan=False, op=JournalOp.ROLLBACK, deletes=rollback.deletes,
-    )  # fmt: skip
+    # the rolled-back run had copied; it plans that edit again. A partial rollback's plan holds
+    # its entities' changes alone, so it rebases those entities and no other.
+    try:
+        recorded_apply(
+            rt, rollback.plan, "rollback", RunKind.ROLLBACK, fingerprint, yes=yes, fmt=fmt,
+            check_plan=False, op=JournalOp.ROLLBACK, deletes=rollback.deletes,
+        )  # fmt: skip
+    finally:
+        _record(rt, run_id, rollback)
+
+
+def _record(rt: Runtime, run_id: str, rollback: Rollback) -> None:
+    """Keep on the rolled-back run's record what its rollbacks finished (`crmsync runs` shows
+    it; a later rollback leaves the entities a partial one finished alone). Nothing while some
+    of its writes stay in doubt: they may have landed, and are not undone yet."""
+    run = rt.store.runs.get(run_id)
+    if run is None or _in_doubt(rt, run_id):
+        return
+    earlier = rolled_back(run.counts)
+    now = finished(rollback, rt.store.journal.done_ids(rollback.plan.run_id), earlier)
+    if now != earlier:
+        rt.store.runs.add_counts(run_id, {ROLLED_BACK: rolled_back_json(now)})
+
+
+def _already(rollback: Rollback) -> str | None:
+    """The line saying which entities a partial rollback undid before, left out of this one."""
+    if not rollback.already:
+        return None
+    run_id = rollback.plan.summary["rollback_of"]
+    names = ", ".join(rollback.already)
+    return (
+        f"rolled back already by `crmsync rollback {run_id} --entity`: {names} "
+        f"({len(rollback.already)} entit{'y' if len(rollback.already) == 1 else 'ies'}); "
+        "not undone again"
+    )
 
 
 def _now() -> datetime:
@@ -177,6 +230,8 @@ def _show(
             {"system": k.system, "id": k.id, "reason": k.reason} for k in rollback.kept
         ]
         body["in_doubt"] = doubt
+        body["entities"] = list(rollback.entities)  # []: the whole run
+        body["rolled_back_already"] = list(rollback.already)
         # where each stage change puts its deal back, as the CRM named it when the run wrote
         body["stage_labels"] = {
             change_id: {"pipeline": pipeline, "native_stage": stage}
@@ -192,13 +247,19 @@ def _show(
             "undoes those that landed",
             markup=False,
         )
+    if (line := _already(rollback)) is not None:
+        console.print(cell(line))
     if not (rollback.plan.changes or rollback.deletes or rollback.kept):
-        if not doubt:
+        if not (doubt or rollback.already):
             console.print(
                 f"run {rollback.plan.summary['rollback_of']} wrote nothing: nothing to undo"
             )
         return
-    table = Table(title=f"rollback of {rollback.plan.summary['rollback_of']} (dry run)")
+    title = f"rollback of {rollback.plan.summary['rollback_of']}"
+    if rollback.entities:
+        title += f", entit{'y' if len(rollback.entities) == 1 else 'ies'} "
+        title += ", ".join(rollback.entities)
+    table = Table(title=f"{title} (dry run)")
     # Instances, ids and field names are never cut ("probabili…ty" at 80 columns); the values
     # fold, and only where a single word is wider than its column (an email address).
     id_column(table, "system", (c.system for c in rollback.plan.changes))

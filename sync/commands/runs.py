@@ -15,6 +15,7 @@ from rich.text import Text
 from config.schema import RESERVED_ENTRY_NAMES
 from mapping.model import format_utc
 from sync.commands import config_option
+from sync.rollback import rolled_back
 from sync.runtime import open_runtime
 from sync.store_records import RunRecord
 from sync.terminal import cell, id_column, plain_console, terminal_safe
@@ -103,6 +104,18 @@ def _kind(r: RunRecord) -> tuple[str, ...]:
 
 
 def _counts(counts: dict[str, Any]) -> str:
+    """What the run wrote, then whether a rollback undid it, whole or some of its entities."""
+    done = rolled_back(counts)
+    rolled = (
+        "rolled back" if done.whole
+        else f"partly rolled back ({len(done.entities)} entit"
+        f"{'y' if len(done.entities) == 1 else 'ies'})" if done.entities
+        else ""
+    )  # fmt: skip
+    return "; ".join(part for part in (_written(counts), rolled) if part)
+
+
+def _written(counts: dict[str, Any]) -> str:
     """Plan counts that are not zero, then what an apply did (`applied` from a reconcile); for
     a pull, what each instance read."""
     pulled = [

@@ -1,0 +1,181 @@
+"""`rollback RUN --entity E` undoes the run's writes to E alone, in every CRM, as the whole
+rollback would (its rows, checks, journal and bases), and keeps the rest of the run; a later
+rollback of the whole run undoes the rest and leaves E alone, saying so."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from sync.cli import main
+from tests.benchmarks.bench_world import bump_amounts
+from tests.integration.conftest import World
+from tests.integration.test_echo_of_our_writes import _amount
+from tests.integration.test_rollback_deletes_creates import _created_by, _live
+
+EDITED = 3
+
+
+def _run(world: World, *args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, [*args, "--config", str(world.config)], env=env)
+
+
+def _cli(world: World, *args: str) -> Any:
+    out = _run(world, *args, "--format", "json")
+    assert out.exit_code in (0, 1), out.output  # 1: owners the generated data cannot map
+    return json.loads(out.stdout)
+
+
+def _refs(entities: list[dict[str, str]]) -> set[tuple[str, str]]:
+    return {(system, deal_id) for ids in entities for system, deal_id in ids.items()}
+
+
+def _amounts(world: World, refs: set[tuple[str, str]]) -> dict[tuple[str, str], Decimal]:
+    """As the CRMs hold them (each sandbox keeps its own type: a string, a float, a Decimal)."""
+    return {ref: Decimal(str(_amount(world, *ref))) for ref in refs}
+
+
+def _planned(plan: dict[str, Any], refs: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """(system, id) -> (field, to, reason) of every change the plan makes to `refs`."""
+    return {
+        (c["system"], c["id"]): (c["field"], c["to"], c["reason"])
+        for c in plan["changes"]
+        if (c["system"], c["id"]) in refs
+    }
+
+
+def _written(report: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(r["system"], r["id"]) for r in report["results"]}
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A run that carried HubSpot edits of three entities to Salesforce and Pipedrive."""
+
+    run_id: str
+    entities: list[str]
+    members: list[dict[str, str]]  # of each entity, in the same order
+    before: dict[tuple[str, str], Decimal]  # the members' amounts before the run
+    planned: dict[tuple[str, str], Any]  # what the dry run before it planned for them
+
+
+def _edits_carried(world: World) -> Carried:
+    _cli(world, "reconcile", "--yes")  # the first sync: the CRMs agree, bases are stored
+    members = world.members()
+    entities = [e for e, m in members.items() if len(m) == 3][:EDITED]
+    assert len(entities) == EDITED
+    ids = [members[e] for e in entities]
+    bump_amounts(world, "hubspot", [m["hubspot"] for m in ids], step=7)  # a person edits
+    before = _amounts(world, _refs(ids))
+    planned = _planned(_cli(world, "reconcile", "--dry-run"), _refs(ids))
+    run_id = _cli(world, "reconcile", "--yes")["run_id"]
+    return Carried(run_id, entities, ids, before, planned)
+
+
+def test_rolling_back_one_entity_undoes_its_writes_alone_and_the_whole_rollback_the_rest(
+    small_world: World,
+) -> None:
+    world = small_world
+    carried = _edits_carried(world)
+    run_id, entities, ids = carried.run_id, carried.entities, carried.members
+    before_run, planned = carried.before, carried.planned
+    after_run = _amounts(world, _refs(ids))
+    undone, kept = _refs(ids[:1]), _refs(ids[1:])
+    assert {ref for ref in before_run if before_run[ref] != after_run[ref]} == {
+        ref for ref in _refs(ids) if ref[0] != "hubspot"
+    }
+
+    whole = _cli(world, "rollback", run_id)
+    shown = _cli(world, "rollback", run_id, "--entity", entities[0])
+    assert shown["entities"] == [entities[0]] and shown["rolled_back_already"] == []
+    assert shown["changes"] == [c for c in whole["changes"] if (c["system"], c["id"]) in undone]
+    assert {(c["system"], c["id"]) for c in shown["changes"]} == undone - {
+        ("hubspot", ids[0]["hubspot"])
+    }
+
+    partial = _cli(world, "rollback", run_id, "--entity", entities[0], "--apply")
+    assert _written(partial) == {(c["system"], c["id"]) for c in shown["changes"]}
+    assert {r["outcome"] for r in partial["results"]} == {"applied"}
+    assert _amounts(world, undone) == {ref: before_run[ref] for ref in undone}
+    assert _amounts(world, kept) == {ref: after_run[ref] for ref in kept}
+
+    # As after the whole rollback: the entity is as before the run, its restored amounts are
+    # no edits (never carried over HubSpot's); the run's edit is planned again, as before it.
+    # The two others stay as the run left them, agreed on: nothing is planned for them.
+    again = _planned(_cli(world, "reconcile", "--dry-run"), _refs(ids))
+    assert again == {ref: change for ref, change in planned.items() if ref in undone}
+    assert {why for _, _, why in again.values()} == {"changed in hubspot since last sync"}
+
+    runs = _run(world, "runs", env={"COLUMNS": "80"})
+    assert "partly rolled back (1 entity)" in " ".join(runs.output.split()), runs.output
+    calls = sum(s["total"] for s in world.stats().values())
+    repeated = _run(world, "rollback", run_id, "--entity", entities[0], "--apply")
+    assert repeated.exit_code == 0, repeated.output
+    assert f"rolled back already by `crmsync rollback {run_id} --entity`: {entities[0]}" in (
+        " ".join(repeated.output.split())
+    )
+    assert sum(s["total"] for s in world.stats().values()) == calls  # no CRM read or written
+
+    rest = _run(world, "rollback", run_id, "--apply", "--format", "json")
+    assert rest.exit_code == 0, rest.output
+    assert f"rolled back already by `crmsync rollback {run_id} --entity`: {entities[0]}" in (
+        rest.stderr
+    )
+    assert not _written(json.loads(rest.stdout)) & undone  # not undone twice
+    assert _written(json.loads(rest.stdout)) >= kept - {("hubspot", m["hubspot"]) for m in ids}
+    assert _amounts(world, _refs(ids)) == before_run
+    recorded = next(r for r in _cli(world, "runs") if r["id"] == run_id)["counts"]
+    assert recorded["rolled_back"] == {"entities": [entities[0]], "whole": True}
+
+
+def test_rolling_back_one_entity_deletes_the_copies_the_run_made_in_it_and_keeps_the_others(
+    small_world: World,
+) -> None:
+    world = small_world
+    document = yaml.safe_load(world.config.read_text())
+    document["push"]["create_missing"] = True
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    run_id = _cli(world, "reconcile", "--yes")["run_id"]
+    created = _created_by(world, run_id)
+    entity = sorted(created.values())[0]
+    mine = {copy for copy, e in created.items() if e == entity}
+    assert mine and len(mine) < len(created)
+
+    shown = _cli(world, "rollback", run_id, "--entity", entity)
+    assert {(d["system"], d["id"]) for d in shown["deletes"]} == mine
+    assert {d["entity"] for d in shown["deletes"]} == {entity}
+    rolled = _cli(world, "rollback", run_id, "--entity", entity, "--apply")
+
+    assert {(r["system"], r["id"]) for r in rolled["results"] if r["op"] == "delete"} == mine
+    assert not any(_live(world, *copy) for copy in mine)
+    assert all(_live(world, *copy) for copy in set(created) - mine)
+    linked = {(s, i) for m in world.members().values() for s, i in m.items()}
+    assert not mine & linked and set(created) - mine <= linked
+
+
+@pytest.mark.parametrize("write", [False, True], ids=["dry-run", "apply"])
+def test_an_entity_unknown_or_not_written_by_the_run_is_a_usage_error_naming_it(
+    small_world: World, write: bool
+) -> None:
+    world = small_world
+    carried = _edits_carried(world)
+    run_id, written = carried.run_id, carried.entities
+    untouched = next(e for e in world.members() if e not in written)
+    apply = ["--apply"] if write else []
+    calls = sum(s["total"] for s in world.stats().values())
+
+    for entity, says in [
+        ("no-such-entity", "unknown entity 'no-such-entity': no deal is linked to it"),
+        (untouched, f"run {run_id} wrote nothing to entity {untouched!r}"),
+    ]:
+        out = _run(world, "rollback", run_id, "--entity", written[0], "--entity", entity, *apply)
+        assert out.exit_code == 2, out.output
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0] and run_id in lines[0], out.stderr
+    assert sum(s["total"] for s in world.stats().values()) == calls  # no CRM read or written
