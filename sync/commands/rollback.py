@@ -177,15 +177,14 @@ def _record(rt: Runtime, run_id: str, rollback: Rollback) -> None:
 
 
 def _already(rollback: Rollback) -> str | None:
-    """The line saying which entities a partial rollback undid before, left out of this one."""
+    """The line naming the entities an earlier rollback undid, left out of this one."""
     if not rollback.already:
         return None
     run_id = rollback.plan.summary["rollback_of"]
-    names = ", ".join(rollback.already)
+    count = len(rollback.already)
     return (
-        f"rolled back already by `crmsync rollback {run_id} --entity`: {names} "
-        f"({len(rollback.already)} entit{'y' if len(rollback.already) == 1 else 'ies'}); "
-        "not undone again"
+        f"rolled back already: {', '.join(rollback.already)} ({count} "
+        f"entit{'y' if count == 1 else 'ies'} of run {run_id}); not undone again"
     )
 
 

@@ -117,21 +117,30 @@ def test_rolling_back_one_entity_undoes_its_writes_alone_and_the_whole_rollback_
     calls = sum(s["total"] for s in world.stats().values())
     repeated = _run(world, "rollback", run_id, "--entity", entities[0], "--apply")
     assert repeated.exit_code == 0, repeated.output
-    assert f"rolled back already by `crmsync rollback {run_id} --entity`: {entities[0]}" in (
+    assert f"rolled back already: {entities[0]} (1 entity of run {run_id})" in (
         " ".join(repeated.output.split())
     )
     assert sum(s["total"] for s in world.stats().values()) == calls  # no CRM read or written
 
     rest = _run(world, "rollback", run_id, "--apply", "--format", "json")
     assert rest.exit_code == 0, rest.output
-    assert f"rolled back already by `crmsync rollback {run_id} --entity`: {entities[0]}" in (
-        rest.stderr
+    assert f"rolled back already: {entities[0]} (1 entity of run {run_id})" in (
+        " ".join(rest.stderr.split())
     )
     assert not _written(json.loads(rest.stdout)) & undone  # not undone twice
     assert _written(json.loads(rest.stdout)) >= kept - {("hubspot", m["hubspot"]) for m in ids}
     assert _amounts(world, _refs(ids)) == before_run
     recorded = next(r for r in _cli(world, "runs") if r["id"] == run_id)["counts"]
     assert recorded["rolled_back"] == {"entities": [entities[0]], "whole": True}
+    runs = _run(world, "runs", env={"COLUMNS": "80"})
+    assert "; rolled back" in " ".join(runs.output.split()), runs.output
+
+    calls = sum(s["total"] for s in world.stats().values())
+    late = _run(world, "rollback", run_id, "--entity", entities[1], "--apply")
+    assert late.exit_code == 0, late.output
+    said = " ".join(late.output.split())
+    assert f"rolled back already: {entities[1]} (1 entity of run {run_id})" in said, said
+    assert sum(s["total"] for s in world.stats().values()) == calls
 
 
 def test_rolling_back_one_entity_deletes_the_copies_the_run_made_in_it_and_keeps_the_others(
