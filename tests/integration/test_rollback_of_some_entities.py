@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from sync.cli import main
+from sync.runtime import open_runtime
 from tests.benchmarks.bench_world import bump_amounts
 from tests.integration.conftest import World
 from tests.integration.test_echo_of_our_writes import _amount
@@ -54,6 +55,11 @@ def _written(report: dict[str, Any]) -> set[tuple[str, str]]:
     return {(r["system"], r["id"]) for r in report["results"]}
 
 
+def _bases(world: World, entities: list[str]) -> dict[str, Any]:
+    with open_runtime(str(world.config), connect=False) as rt:
+        return rt.store.bases(entities)
+
+
 @dataclass(frozen=True)
 class Carried:
     """A run that carried HubSpot edits of three entities to Salesforce and Pipedrive."""
@@ -62,6 +68,7 @@ class Carried:
     entities: list[str]
     members: list[dict[str, str]]  # of each entity, in the same order
     before: dict[tuple[str, str], Decimal]  # the members' amounts before the run
+    bases: dict[str, Any]  # the entities' bases before the run
     planned: dict[tuple[str, str], Any]  # what the dry run before it planned for them
 
 
@@ -73,9 +80,10 @@ def _edits_carried(world: World) -> Carried:
     ids = [members[e] for e in entities]
     bump_amounts(world, "hubspot", [m["hubspot"] for m in ids], step=7)  # a person edits
     before = _amounts(world, _refs(ids))
+    bases = _bases(world, entities)
     planned = _planned(_cli(world, "reconcile", "--dry-run"), _refs(ids))
     run_id = _cli(world, "reconcile", "--yes")["run_id"]
-    return Carried(run_id, entities, ids, before, planned)
+    return Carried(run_id, entities, ids, before, bases, planned)
 
 
 def test_rolling_back_one_entity_undoes_its_writes_alone_and_the_whole_rollback_the_rest(
@@ -99,11 +107,17 @@ def test_rolling_back_one_entity_undoes_its_writes_alone_and_the_whole_rollback_
         ("hubspot", ids[0]["hubspot"])
     }
 
+    advanced = _bases(world, entities)
+    assert all(advanced[e] != carried.bases[e] for e in entities)  # the run's amounts
     partial = _cli(world, "rollback", run_id, "--entity", entities[0], "--apply")
     assert _written(partial) == {(c["system"], c["id"]) for c in shown["changes"]}
     assert {r["outcome"] for r in partial["results"]} == {"applied"}
     assert _amounts(world, undone) == {ref: before_run[ref] for ref in undone}
     assert _amounts(world, kept) == {ref: after_run[ref] for ref in kept}
+    rebased = _bases(world, entities)  # the entity's base is back, the others' kept
+    assert rebased == {entities[0]: carried.bases[entities[0]]} | {
+        e: advanced[e] for e in entities[1:]
+    }
 
     # As after the whole rollback: the entity is as before the run, its restored amounts are
     # no edits (never carried over HubSpot's); the run's edit is planned again, as before it.
