@@ -13,11 +13,14 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from mapping.model import Ref
 from sync.cli import main
 from sync.runtime import open_runtime
 from tests.benchmarks.bench_world import bump_amounts
 from tests.integration.conftest import World
 from tests.integration.test_echo_of_our_writes import _amount
+from tests.integration.test_link_review import _configure, _entity_of, _links
+from tests.integration.test_link_review import _run as _reconcile
 from tests.integration.test_rollback_deletes_creates import _created_by, _live
 
 EDITED = 3
@@ -202,3 +205,38 @@ def test_an_entity_unknown_or_not_written_by_the_run_is_a_usage_error_naming_it(
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and says in lines[0] and run_id in lines[0], out.stderr
     assert sum(s["total"] for s in world.stats().values()) == calls  # no CRM read or written
+
+
+def test_a_deal_split_off_the_entity_since_the_run_is_undone_by_the_whole_rollback_alone(
+    small_world: World,
+) -> None:
+    """A person joins two deals by mistake; the run gives the Salesforce deal the HubSpot
+    deal's name and copies the entity into Pipedrive; the person splits it. The entity keeps the
+    HubSpot deal and its copy, whose rollback deletes the copy; the Salesforce deal, linked to
+    no entity now, is undone by the rollback of the whole run only."""
+    world = small_world
+    _configure(world, create_missing=True)
+    first = _reconcile(world, dry_run=True).result
+    held = {r for a in first.matched.ambiguous for r in (a.ref, *a.candidates)}
+    held |= {Ref(d.instance, i) for d in first.matched.duplicates for i in d.ids}
+    sf, hs = (
+        next(r for r in first.matched.unmatched[system] if r not in held)
+        for system in ("salesforce", "hubspot")
+    )
+    _links(world, "join", f"{sf.system}:{sf.id}", f"{hs.system}:{hs.id}")
+    run_id = _cli(world, "reconcile", "--yes")["run_id"]
+    entity = _entity_of(world)[hs]
+    [copy] = [r for r, e in _entity_of(world).items() if e == entity and r.system == "pipedrive"]
+    whole = _cli(world, "rollback", run_id)
+    assert ("salesforce", sf.id, "name") in {
+        (c["system"], c["id"], c["field"]) for c in whole["changes"]
+    }
+    _links(world, "split", entity)
+
+    shown = _cli(world, "rollback", run_id, "--entity", entity)
+    assert [(d["system"], d["id"]) for d in shown["deletes"]] == [("pipedrive", copy.id)]
+    assert {(c["system"], c["id"]) for c in shown["changes"]} <= {("hubspot", hs.id)}
+    later = _cli(world, "rollback", run_id)
+    assert [c for c in later["changes"] if c["id"] == sf.id] == [
+        {**c, "entity": ""} for c in whole["changes"] if c["id"] == sf.id
+    ]
