@@ -34,9 +34,9 @@ def plain_console(**options: Any) -> Console:
     return _PipeConsole(markup=False, **options)
 
 
-def counted(count: int, noun: str) -> str:
-    """`count` of `noun` in words: "1 change", "2 changes"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`count` of `noun` in words: "1 change", "2 changes" ("2 entities": `plural`)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
 
 
 def cell(*lines: object) -> Text:

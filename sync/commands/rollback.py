@@ -38,7 +38,7 @@ from sync.rollback import (
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
 from sync.store_records import JournalOp, JournalRecord, RunKind
-from sync.terminal import cell, fitted, id_column, plain_console
+from sync.terminal import cell, counted, fitted, id_column, plain_console, terminal_safe
 
 __all__ = ["command"]
 
@@ -149,7 +149,8 @@ def _write(
         _show(rollback, fmt, set(), 0)  # every one rolled back already: it says so
         return
     if (line := _already(rollback)) is not None:
-        click.echo(line, err=fmt == "json")  # JSON: stdout holds the apply's report alone
+        # JSON: stdout holds the apply's report alone
+        click.echo(terminal_safe(line), err=fmt == "json")
     # The restored values become the bases, as any write of crmsync's does: they are no edit
     # of the targets, so the next reconcile does not carry them back over the CRM whose edit
     # the rolled-back run had copied; it plans that edit again. A partial rollback's plan holds
@@ -181,10 +182,10 @@ def _already(rollback: Rollback) -> str | None:
     if not rollback.already:
         return None
     run_id = rollback.plan.summary["rollback_of"]
-    count = len(rollback.already)
+    count = counted(len(rollback.already), "entity", "entities")
     return (
-        f"rolled back already: {', '.join(rollback.already)} ({count} "
-        f"entit{'y' if count == 1 else 'ies'} of run {run_id}); not undone again"
+        f"rolled back already: {', '.join(rollback.already)} ({count} of run {run_id}); "
+        "not undone again"
     )
 
 
@@ -256,9 +257,9 @@ def _show(
         return
     title = f"rollback of {rollback.plan.summary['rollback_of']}"
     if rollback.entities:
-        title += f", entit{'y' if len(rollback.entities) == 1 else 'ies'} "
+        title += f", {'entity' if len(rollback.entities) == 1 else 'entities'} "
         title += ", ".join(rollback.entities)
-    table = Table(title=f"{title} (dry run)")
+    table = Table(title=cell(f"{title} (dry run)"))
     # Instances, ids and field names are never cut ("probabili…ty" at 80 columns); the values
     # fold, and only where a single word is wider than its column (an email address).
     id_column(table, "system", (c.system for c in rollback.plan.changes))

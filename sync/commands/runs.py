@@ -18,7 +18,7 @@ from sync.commands import config_option
 from sync.rollback import rolled_back
 from sync.runtime import open_runtime
 from sync.store_records import RunRecord
-from sync.terminal import cell, id_column, plain_console, terminal_safe
+from sync.terminal import cell, counted, id_column, plain_console, terminal_safe
 
 __all__ = ["command"]
 
@@ -108,9 +108,8 @@ def _counts(counts: dict[str, Any]) -> str:
     done = rolled_back(counts)
     rolled = (
         "rolled back" if done.whole
-        else f"partly rolled back ({len(done.entities)} entit"
-        f"{'y' if len(done.entities) == 1 else 'ies'})" if done.entities
-        else ""
+        else f"partly rolled back ({counted(len(done.entities), 'entity', 'entities')})"
+        if done.entities else ""
     )  # fmt: skip
     return "; ".join(part for part in (_written(counts), rolled) if part)
 
