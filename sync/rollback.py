@@ -107,7 +107,7 @@ class Rollback:
     # back, as the CRM showed them when the run wrote (runs audited before labels: none)
     labels: Mapping[str, tuple[str, str]] = dataclass_field(default_factory=dict)
     entities: tuple[str, ...] = ()  # those a partial rollback covers; (): the whole run
-    # entities of the run a partial rollback finished before: left out, not undone twice
+    # entities an earlier rollback of the run finished (`_already`): left out, not undone twice
     already: tuple[str, ...] = ()
 
     def entity_ids(self) -> dict[str, str]:
@@ -180,8 +180,7 @@ def rollback_plan(
     written = {c.entity for c in changes} | {d.entity or "" for d in deletes}
     written |= {k.entity for k in kept}
     chosen = _chosen(run_id, entities, written - {""}, set(links.values()))
-    done = rolled_back(run.counts if run is not None else {})
-    already = (chosen if done.whole and entities else chosen & done.entities) - {""}
+    already = _already(chosen, rolled_back(run.counts if run is not None else {}), entities)
     wanted = chosen - already
     changes = [c for c in changes if c.entity in wanted]
     deletes = tuple(d for d in deletes if (d.entity or "") in wanted)
@@ -214,6 +213,13 @@ def finished(rollback: Rollback, done: Collection[str], earlier: RolledBack) -> 
         return replace(earlier, whole=earlier.whole or whole)
     complete = {e for e in rollback.entities if by_entity.get(e, set()) <= set(done)}
     return replace(earlier, entities=earlier.entities | complete)
+
+
+def _already(chosen: set[str], done: RolledBack, entities: Collection[str]) -> set[str]:
+    """The `chosen` entities rolled back already, which this rollback leaves out: those a
+    partial rollback finished; for a partial one, all once a whole rollback finished (a whole
+    one run again resumes itself instead, its done rows marked)."""
+    return (chosen if done.whole and entities else chosen & done.entities) - {""}
 
 
 def _chosen(run_id: str, entities: Collection[str], written: set[str], known: set[str]) -> set[str]:

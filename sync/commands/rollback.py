@@ -148,7 +148,7 @@ def _write(
     if entities and not (rollback.plan.changes or rollback.deletes or rollback.kept):
         _show(rollback, fmt, set(), 0)  # every one rolled back already: it says so
         return
-    if (line := _already(rollback)) is not None:
+    if (line := _already_line(rollback)) is not None:
         # JSON: stdout holds the apply's report alone
         click.echo(terminal_safe(line), err=fmt == "json")
     # The restored values become the bases, as any write of crmsync's does: they are no edit
@@ -177,7 +177,7 @@ def _record(rt: Runtime, run_id: str, rollback: Rollback) -> None:
         rt.store.runs.add_counts(run_id, {ROLLED_BACK: rolled_back_json(now)})
 
 
-def _already(rollback: Rollback) -> str | None:
+def _already_line(rollback: Rollback) -> str | None:
     """The line naming the entities an earlier rollback undid, left out of this one."""
     if not rollback.already:
         return None
@@ -247,7 +247,7 @@ def _show(
             "undoes those that landed",
             markup=False,
         )
-    if (line := _already(rollback)) is not None:
+    if (line := _already_line(rollback)) is not None:
         console.print(cell(line))
     if not (rollback.plan.changes or rollback.deletes or rollback.kept):
         if not (doubt or rollback.already):
