@@ -18,6 +18,7 @@ from sync.cli import main
 from sync.runtime import open_runtime
 from tests.benchmarks.bench_world import bump_amounts
 from tests.integration.conftest import World
+from tests.integration.processes import killed
 from tests.integration.test_echo_of_our_writes import _amount
 from tests.integration.test_link_review import _configure, _entity_of, _links
 from tests.integration.test_link_review import _run as _reconcile
@@ -240,3 +241,27 @@ def test_a_deal_split_off_the_entity_since_the_run_is_undone_by_the_whole_rollba
     assert [c for c in later["changes"] if c["id"] == sf.id] == [
         {**c, "entity": ""} for c in whole["changes"] if c["id"] == sf.id
     ]
+
+
+def test_a_partial_rollback_killed_part_way_resumes_and_only_then_counts_as_rolled_back(
+    small_world: World,
+) -> None:
+    """kill -9 after its Pipedrive batch (written before Salesforce's); run again, it writes
+    Salesforce alone (Pipedrive's is done before), and then the whole rollback leaves it out."""
+    world = small_world
+    carried = _edits_carried(world)
+    run_id, entities, ids = carried.run_id, carried.entities, carried.members
+    partial = ("rollback", run_id, "--entity", entities[0], "--apply", "--yes")
+    killed(world, "salesforce", "GET /services/data/{version}/query", *partial)
+    recorded = next(r for r in _cli(world, "runs") if r["id"] == run_id)["counts"]
+    assert "rolled_back" not in recorded  # Salesforce's half is not undone yet
+
+    resumed = _cli(world, *partial)
+    outcomes = {(r["system"], r["outcome"]) for r in resumed["results"]}
+    assert outcomes == {("pipedrive", "done_before"), ("salesforce", "applied")}, outcomes
+    undone = _refs(ids[:1])
+    assert _amounts(world, undone) == {ref: carried.before[ref] for ref in undone}
+    rest = _run(world, "rollback", run_id, "--apply", "--format", "json")
+    assert rest.exit_code == 0, rest.output
+    assert not _written(json.loads(rest.stdout)) & undone
+    assert _amounts(world, _refs(ids)) == carried.before
