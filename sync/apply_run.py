@@ -33,7 +33,7 @@ from sync.plan import Plan
 from sync.runtime import Runtime, progress_reporter
 from sync.store_records import JournalOp
 
-__all__ = ["PUSH_LOCK", "connect_targets", "guarded_apply"]
+__all__ = ["PUSH_LOCK", "confirmed", "connect_targets", "guarded_apply"]
 
 # One lock for every command that writes to the CRMs, so two never interleave their writes.
 PUSH_LOCK = "push"
@@ -77,7 +77,7 @@ def _check_matching(rt: Runtime, plan: Plan, source: str) -> None:
         )
 
 
-def _confirmed(question: str) -> bool:
+def confirmed(question: str) -> bool:
     """The person's answer; the end of input answers no. Ctrl-C is an interrupt, as anywhere
     else (click's Abort printed "Aborted!" and the run was recorded failed, without a word)."""
     try:
@@ -118,7 +118,7 @@ def guarded_apply(
     asks = needs_confirmation(
         writes.total, confirm_above=push.confirm_above, yes=yes, interactive=interactive
     )
-    if asks and not _confirmed(f"Write {writes} to the CRMs?"):
+    if asks and not confirmed(f"Write {writes} to the CRMs?"):
         raise PlanRefused(
             f"not confirmed: {writes}, more than push.confirm_above "
             f"({push.confirm_above}); nothing written (pass --yes to skip the question)"

@@ -35,6 +35,7 @@ _COMMANDS: dict[str, str] = {
     "check": "Validate the config; online, test each CRM and its stage maps.",
     "dead-letters": "Changes the CRMs kept refusing; `retry` releases them.",
     "demo": "Sandboxes of the three CRMs, sample data, a plan and a report.",
+    "forget": "Remove what the store holds of a retired instance (--apply).",
     "init": "Discover pipelines and stages; propose stage maps.",
     "links": "Review matching: which deals are one real deal.",
     "pull": "Pull deals into the store (incrementally after the first).",

@@ -46,6 +46,7 @@ from sync.store_deals import (
     upsert_changed,
 )
 from sync.store_failures import DeadLetters, forget_failures
+from sync.store_forget import Holdings, holdings, known_instances, purge
 from sync.store_gaps import clear_gaps, read_gaps, record_gaps
 from sync.store_keys import refs_with_digests, save_digests
 from sync.store_links import (
@@ -81,12 +82,13 @@ from sync.store_records import (
     RunStatus,
     SecretInPayload,
 )
-from sync.store_runs import RunLog
+from sync.store_runs import RunLog, insert_run
 
 __all__ = [
     "AuditEntry",
     "DealRow",
     "FailureRecord",
+    "Holdings",
     "JournalEntry",
     "JournalOp",
     "JournalRecord",
@@ -482,3 +484,28 @@ class Store:
         a new epoch. A full pull forgets before it saves anything, and again once done."""
         with transaction(self._engine) as conn:
             drop_reconcile_state(conn)
+
+    # -- retired instances ------------------------------------------------------------------
+
+    def known_instances(self) -> set[str]:
+        """The instances the store holds state of (sync/store_forget.py)."""
+        with transaction(self._engine, write=False) as conn:
+            return known_instances(conn)
+
+    def holdings(self, instance: str) -> Holdings:
+        """What the store holds of `instance`, counted."""
+        with transaction(self._engine, write=False) as conn:
+            return holdings(conn, instance)
+
+    def forget(self, instance: str, config_fingerprint: str) -> tuple[str, Holdings]:
+        """Remove what the store holds of `instance` and record it as a `forget` run, in one
+        transaction (cut short, the store stays as it was, with no such run); the run's id
+        and what was removed."""
+        with transaction(self._engine) as conn:
+            held = purge(conn, instance)
+            counts = {"instance": instance, **held.as_dict()}
+            run_id = insert_run(
+                conn, "forget", RunKind.FORGET, self._clock(), config_fingerprint, RunStatus.OK,
+                counts,
+            )  # fmt: skip
+        return run_id, held

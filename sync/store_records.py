@@ -43,6 +43,7 @@ class RunKind(StrEnum):
     REPORT = "report"
     LINKS = "links"  # a person's correction of matching (`crmsync links`)
     DEAD_LETTERS = "dead-letters"  # a person released dead letters (`crmsync dead-letters retry`)
+    FORGET = "forget"  # a person removed a retired instance's state (`crmsync forget`)
 
 
 class RunStatus(StrEnum):

@@ -1,5 +1,5 @@
-"""The run log: one row per crmsync run (pull, reconcile, apply, report, links, rollback), what
-it counted and how it ended. Part of the state store (`Store.runs`)."""
+"""The run log: one row per crmsync run (pull, reconcile, apply, report, links, rollback,
+forget), what it counted and how it ended. Part of the state store (`Store.runs`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from sync import schema as t
 from sync.schema import StoreError, transaction
@@ -31,6 +31,30 @@ def _ran_with(counts: Mapping[str, Any] | None, held: set[str]) -> bool:
     return not isinstance(recorded, list) or bool(held.intersection(recorded))
 
 
+def insert_run(
+    conn: Connection,
+    job: str,
+    kind: RunKind | str,
+    now: datetime,
+    config_fingerprint: str | None,
+    status: RunStatus,
+    counts: Mapping[str, Any],
+) -> str:
+    """Record a run in the caller's transaction; its id. A run finished at once (`status` not
+    running) is one whose change is that transaction: recorded if and only if it is made."""
+    check_no_secrets(counts, f"{kind} run counts")
+    run_id = new_run_id(now)
+    done = None if status is RunStatus.RUNNING else now
+    conn.execute(
+        t.runs.insert().values(
+            id=run_id, job=job, kind=RunKind(kind).value, status=status.value, started_at=now,
+            finished_at=done, config_fingerprint=config_fingerprint, counts=dict(counts),
+            calls={},
+        )
+    )  # fmt: skip
+    return run_id
+
+
 class RunLog:
     """The runs table. Every method is one transaction."""
 
@@ -51,22 +75,11 @@ class RunLog:
         """Record a run as `running`. ``instances``: the CRM instances it holds the pull locks
         of for its whole life (see :meth:`end_abandoned`); its `counts` say so until it
         finishes."""
-        now = self._clock()
-        run_id = new_run_id(now)
+        counts = {} if instances is None else {_INSTANCES: sorted(set(instances))}
         with transaction(self._engine) as conn:
-            conn.execute(
-                t.runs.insert().values(
-                    id=run_id,
-                    job=job,
-                    kind=RunKind(kind).value,
-                    status=RunStatus.RUNNING.value,
-                    started_at=now,
-                    config_fingerprint=config_fingerprint,
-                    counts={} if instances is None else {_INSTANCES: sorted(set(instances))},
-                    calls={},
-                )
+            return insert_run(
+                conn, job, kind, self._clock(), config_fingerprint, RunStatus.RUNNING, counts
             )
-        return run_id
 
     def finish(
         self,
@@ -139,9 +152,9 @@ class RunLog:
         return found[0] if found else None
 
     def recent(
-        self, limit: int = 20, *, job: str | None = None, kind: RunKind | str | None = None
+        self, limit: int | None = 20, *, job: str | None = None, kind: RunKind | str | None = None
     ) -> list[RunRecord]:
-        """Newest first."""
+        """Newest first (`limit` None: all)."""
         query = select(t.runs).order_by(*_NEWEST_FIRST).limit(limit)
         if job is not None:
             query = query.where(t.runs.c.job == job)

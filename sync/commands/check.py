@@ -201,12 +201,12 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
 def _retired_links(config: Config, store: Store) -> list[str]:
     """A warning per instance the store holds links of that the config no longer names (one a
     migration retired): its stored links, keyed by instance name and deal id, would pair the
-    deals of another account given that name."""
+    deals of another account given that name, until `crmsync forget` removes them."""
     counts = store.link_counts()
     return [
         f"warning: store: it holds {counts[name]} link(s) of {name}, which {config.path.name} "
-        "no longer names: no run reads them; never give that name to another account (its "
-        "deals would be paired by them)"
+        f"no longer names: no run reads them; remove them with `crmsync forget {name} --apply` "
+        "before giving that name to another account (its deals would be paired by them)"
         for name in sorted(counts.keys() - config.systems.keys())
     ]
 

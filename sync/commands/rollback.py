@@ -21,6 +21,8 @@ from sync.commands import config_option
 from sync.commands.apply import recorded_apply
 from sync.connect import open_connector
 from sync.diff import FunnelFacts
+from sync.forget import forgotten_line, forgotten_since
+from sync.guards import PlanRefused
 from sync.locks import reconcile_lock
 from sync.plan import Change
 from sync.plan_json import plan_to_json
@@ -52,6 +54,9 @@ _NOTHING_TO_UNDO = {
     RunKind.DEAD_LETTERS: "released dead letters (`crmsync dead-letters retry`) and wrote to "
     "no CRM: rollback has nothing to undo; the changes a later run sent again are that run's "
     "to roll back",
+    RunKind.FORGET: "removed what the store held of a retired instance (`crmsync forget`) and "
+    "wrote to no CRM: rollback has nothing to undo; configured again, the instance is read "
+    "anew by its next pull",
 }
 
 
@@ -84,9 +89,11 @@ def command(
                 rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=chosen
             )
             doubt = len(_in_doubt(rt, run_id))
-            retired = _retired(rollback, rt.config.systems)
+            forgotten = _forgotten(rt, run_id)
+            retired = [n for n in _retired(rollback, rt.config.systems) if n not in forgotten]
             done = rt.store.journal.done_ids(rollback.plan.run_id)
-            _show(rollback, fmt, done, doubt, retired, rt.config.path.name)
+            refused = forgotten_line(run_id, forgotten, dry=True) if forgotten else None
+            _show(rollback, fmt, done, doubt, retired, rt.config.path.name, refused)
             return
         with reconcile_lock(rt.store):
             _write(rt, run_id, fingerprint, yes, fmt, chosen)
@@ -137,9 +144,22 @@ def _settle(rt: Runtime, run_id: str, again: str) -> None:
         )
 
 
+def _forgotten(rt: Runtime, run_id: str) -> dict[str, str]:
+    """The instances the run wrote to whose state `crmsync forget` removed since: instance ->
+    that forget run."""
+    run = rt.store.runs.get(run_id)
+    if run is None:
+        return {}
+    wrote = {e.instance for e in rt.store.audit.entries(run_id=run_id)}
+    return forgotten_since(rt.store, run.started_at, wrote)
+
+
 def _write(
     rt: Runtime, run_id: str, fingerprint: str, yes: bool, fmt: str, entities: Sequence[str]
 ) -> None:
+    forgotten = _forgotten(rt, run_id)
+    if forgotten:  # before settling: its writes in doubt there would be checked in the CRMs
+        raise PlanRefused(forgotten_line(run_id, forgotten))
     again = " ".join(["crmsync rollback", run_id, *(f"--entity {e}" for e in entities), "--apply"])
     _settle(rt, run_id, again)
     rollback = rollback_plan(
@@ -206,10 +226,12 @@ def _show(
     doubt: int,
     retired: Sequence[str] = (),
     config: str = "",
+    refused: str | None = None,
 ) -> None:
     """`done`: the changes and deletes an earlier `--apply` of this rollback completed;
     `doubt`: how many of the run's writes are in doubt (`_settle` checks them on --apply);
-    `retired`: the instances it wrote to that `config` no longer names."""
+    `retired`: the instances it wrote to that `config` no longer names; `refused`: why --apply
+    refuses it otherwise (the line ending the view)."""
     if fmt == "json":
         body = plan_to_json(rollback.plan)
         body["already_done"] = sorted(
@@ -305,6 +327,9 @@ def _show(
         console.print(cell(f"kept {k.system} {k.id}: {k.reason}"))
     if done:
         console.print("rows done were written by an earlier --apply of this rollback", markup=False)
+    if refused:
+        console.print(refused, markup=False)
+        return
     if retired:
         names = ", ".join(retired)
         back = ", ".join(f"systems.{name}" for name in retired)

@@ -17,7 +17,7 @@ from mapping.model import format_utc
 from sync.commands import config_option
 from sync.rollback import rolled_back
 from sync.runtime import open_runtime
-from sync.store_records import RunRecord
+from sync.store_records import RunKind, RunRecord
 from sync.terminal import cell, counted, id_column, plain_console, terminal_safe
 
 __all__ = ["command"]
@@ -98,7 +98,7 @@ def _lines(runs: Sequence[RunRecord], width: int) -> Iterator[str]:
 def _kind(r: RunRecord) -> tuple[str, ...]:
     """The run's kind, then the schedule entry that ran it, if one did (crmsync's own commands
     record their runs under their own names, which entries cannot take)."""
-    if r.job in RESERVED_ENTRY_NAMES:
+    if r.job in RESERVED_ENTRY_NAMES or r.kind is RunKind.FORGET:
         return (r.kind.value,)
     return r.kind.value, f"entry {r.job}"
 
@@ -123,6 +123,8 @@ def _written(counts: dict[str, Any]) -> str:
     if pulled:
         return "; ".join(pulled)
     planned = ", ".join(f"{k} {v}" for k, v in counts.items() if isinstance(v, int) and v)
+    if isinstance(counts.get("instance"), str):  # a forget's: what it removed of which
+        return f"{counts['instance']}: {planned}"[:160]
     totals = counts.get("totals") or counts.get("applied")
     if isinstance(totals, dict):
         done = ", ".join(f"{k} {v}" for k, v in totals.items() if v)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from connectors.sandbox.faults import Faults
 from connectors.sandbox.generator import Generated, generate_full
@@ -44,6 +45,19 @@ class World:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: s.stats.snapshot() for name, s in self.sandbox.servers.items()}
+
+
+def retire(world: World, name: str) -> None:
+    """Delete `systems.<name>` and every key naming it from the world's config, as README
+    "Retiring an instance" says."""
+    document: dict[str, Any] = yaml.safe_load(world.config.read_text())
+    del document["systems"][name]
+    for system in document["systems"].values():
+        system.get("external_ids", {}).pop(name, None)
+    targets = document["push"].get("targets")
+    if targets:
+        document["push"]["targets"] = [t for t in targets if t != name]
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def build_world(

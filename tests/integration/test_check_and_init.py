@@ -18,7 +18,7 @@ from connectors.sandbox.generator import generate
 from connectors.sandbox.launcher import start_sandbox
 from sync.commands.check import same_zone
 from sync.sandbox_config import write_sandbox_config
-from tests.integration.conftest import World
+from tests.integration.conftest import World, retire
 from tests.sandbox_env import warm_crmsync
 
 
@@ -836,12 +836,7 @@ def test_check_names_an_instance_the_store_holds_links_of_that_the_config_no_lon
     instance name would have its deals paired by them."""
     world = small_world
     assert run("reconcile", "--dry-run", "--config", str(world.config))[0] == 0
-    document = yaml.safe_load(world.config.read_text())
-    del document["systems"]["pipedrive"]
-    for system in document["systems"].values():
-        system.get("external_ids", {}).pop("pipedrive", None)
-    document["push"]["targets"] = [t for t in document["push"]["targets"] if t != "pipedrive"]
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    retire(world, "pipedrive")
     links = sum(m.get("pipedrive") is not None for m in world.members().values())
 
     code, out, err = run("check", "--config", str(world.config))
@@ -849,6 +844,6 @@ def test_check_names_an_instance_the_store_holds_links_of_that_the_config_no_lon
     assert code == 0, out + err
     assert (
         f"warning: store: it holds {links} link(s) of pipedrive, which crmsync.yaml no longer "
-        "names: no run reads them; never give that name to another account (its deals would be "
-        "paired by them)"
+        "names: no run reads them; remove them with `crmsync forget pipedrive --apply` before "
+        "giving that name to another account (its deals would be paired by them)"
     ) in out.splitlines(), out

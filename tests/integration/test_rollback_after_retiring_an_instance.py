@@ -6,25 +6,12 @@ which is not in crmsync.yaml", as if the plan were at fault)."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import yaml
 from click.testing import CliRunner
 
 from sync.cli import main
-from tests.integration.conftest import World
+from tests.integration.conftest import World, retire
 from tests.sandbox_env import count_writes
-
-
-def _retire(world: World, name: str) -> None:
-    document: dict[str, Any] = yaml.safe_load(world.config.read_text())
-    del document["systems"][name]
-    for system in document["systems"].values():
-        system.get("external_ids", {}).pop(name, None)
-    targets = document["push"].get("targets")
-    if targets:
-        document["push"]["targets"] = [t for t in targets if t != name]
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def test_the_rollback_of_a_run_that_wrote_to_a_retired_instance_says_to_add_it_back(
@@ -38,7 +25,7 @@ def test_the_rollback_of_a_run_that_wrote_to_a_retired_instance_says_to_add_it_b
     run = json.loads(runs.stdout)[0]
     assert run["kind"] == "reconcile" and run["counts"]["applied"]["applied"], run
     with_pipedrive = [s.stats.snapshot() for s in world.sandbox.servers.values()]
-    _retire(world, "pipedrive")
+    retire(world, "pipedrive")
 
     undo = cli.invoke(
         main, ["rollback", run["id"], "--apply", "--yes", "--config", str(world.config)]
@@ -61,7 +48,7 @@ def test_the_dry_rollback_says_its_apply_is_refused_while_the_instance_is_retire
     assert cli.invoke(main, ["reconcile", "--yes", "--config", str(world.config)]).exit_code == 0
     runs = cli.invoke(main, ["runs", "--format", "json", "--config", str(world.config)])
     run = json.loads(runs.stdout)[0]
-    _retire(world, "pipedrive")
+    retire(world, "pipedrive")
 
     dry = cli.invoke(main, ["rollback", run["id"], "--config", str(world.config)])
 

@@ -1,0 +1,135 @@
+"""What the store holds of one CRM instance, and its removal (`crmsync forget`).
+
+A retired instance's state is keyed by its name: deals, links, cursor, dead letters, data gaps,
+the flags and match keys of the incremental reconcile, people's splits, its mapping
+fingerprint. Removed, the name is free for another account. Entities the instance shared with
+others stay with their other members (and their bases); those it alone was in go with their
+bases. The audit log, the journal and the run history stay: they are the record of what
+crmsync did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Connection
+
+from sync import schema as t
+from sync.schema import chunks
+from sync.store_meta import drop_reconcile_state, mapping_key
+
+__all__ = ["Holdings", "holdings", "known_instances", "purge"]
+
+_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """Counts of what the store holds of one instance (nothing of a secret: names and counts)."""
+
+    deals: int  # snapshots, those seen deleted included
+    links: int
+    entities_kept: int  # entities left with members of other instances: they stay
+    entities_dropped: int  # entities of this instance alone: they go
+    bases: int  # the bases of the entities that go
+    dead_letters: int
+    failing: int  # records still retried (failures not dead yet)
+    data_gaps: int  # records its CRM held that could not be mapped
+    pending: int  # deals flagged for the next incremental reconcile
+    match_keys: int
+    splits: int  # pairs of its deals a person split from others
+    cursor: int  # 1: the instance has one
+    mapping: int  # 1: it has the fingerprint of the mapping its deals were read under
+    audit: int  # entries of writes to it: kept
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to remove (the audit is kept, so it does not count)."""
+        return not any(v for k, v in self.as_dict().items() if k != "audit")
+
+
+def known_instances(conn: Connection) -> set[str]:
+    """The instances the store holds state of (the audit alone, kept by a forget, is none)."""
+    names: set[str] = set()
+    for table in (t.deals, t.links, t.cursors, t.failures, t.mapping_errors, t.pending):
+        names.update(conn.execute(select(table.c.instance).distinct()).scalars())
+    return names
+
+
+def _count(conn: Connection, table: t.Table, *where: Any) -> int:
+    return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar() or 0)
+
+
+def _entities(conn: Connection, instance: str) -> tuple[list[str], int]:
+    """The entities the instance alone is in (they go), and how many it shares (they stay)."""
+    links = t.links.c
+    mine = select(links.entity_id).where(links.instance == instance).distinct()
+    shared = set(
+        conn.execute(
+            select(links.entity_id)
+            .where(links.instance != instance, links.entity_id.in_(mine))
+            .distinct()
+        ).scalars()
+    )
+    alone = sorted(set(conn.execute(mine).scalars()) - shared)
+    return alone, len(shared)
+
+
+def holdings(conn: Connection, instance: str) -> Holdings:
+    return _holdings(conn, instance, *_entities(conn, instance))
+
+
+def _holdings(conn: Connection, instance: str, alone: list[str], shared: int) -> Holdings:
+    bases = 0
+    for chunk in chunks(alone, _BATCH):
+        bases += _count(conn, t.base, t.base.c.entity_id.in_(chunk))
+    failures = t.failures.c
+    splits = t.split_pairs.c
+    mapped = select(t.meta.c.key).where(t.meta.c.key == mapping_key(instance))
+    return Holdings(
+        deals=_count(conn, t.deals, t.deals.c.instance == instance),
+        links=_count(conn, t.links, t.links.c.instance == instance),
+        entities_kept=shared,
+        entities_dropped=len(alone),
+        bases=bases,
+        dead_letters=_count(conn, t.failures, failures.instance == instance, failures.dead),
+        failing=_count(conn, t.failures, failures.instance == instance, ~failures.dead),
+        data_gaps=_count(conn, t.mapping_errors, t.mapping_errors.c.instance == instance),
+        pending=_count(conn, t.pending, t.pending.c.instance == instance),
+        match_keys=_count(conn, t.match_keys, t.match_keys.c.instance == instance),
+        splits=_count(
+            conn, t.split_pairs, or_(splits.instance_a == instance, splits.instance_b == instance)
+        ),
+        cursor=_count(conn, t.cursors, t.cursors.c.instance == instance),
+        mapping=int(conn.execute(mapped).first() is not None),
+        audit=_count(conn, t.audit, t.audit.c.instance == instance),
+    )
+
+
+def purge(conn: Connection, instance: str) -> Holdings:
+    """Remove what the store holds of `instance` in the caller's transaction (one: cut short,
+    nothing is removed); returns what there was."""
+    alone, shared = _entities(conn, instance)
+    held = _holdings(conn, instance, alone, shared)
+    for table in (t.deals, t.links, t.cursors, t.failures, t.mapping_errors, t.pending):
+        conn.execute(table.delete().where(table.c.instance == instance))
+    conn.execute(t.match_keys.delete().where(t.match_keys.c.instance == instance))
+    splits = t.split_pairs.c
+    conn.execute(
+        t.split_pairs.delete().where(
+            or_(splits.instance_a == instance, splits.instance_b == instance)
+        )
+    )
+    conn.execute(t.meta.delete().where(t.meta.c.key == mapping_key(instance)))
+    # The next analysis is full: the incremental one builds on entities some of which are gone.
+    drop_reconcile_state(conn)
+    # after the links that named them (foreign keys), bases before their entities
+    for chunk in chunks(alone, _BATCH):
+        conn.execute(t.base.delete().where(t.base.c.entity_id.in_(chunk)))
+        conn.execute(t.entities.delete().where(t.entities.c.id.in_(chunk)))
+    return held
