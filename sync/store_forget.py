@@ -3,24 +3,26 @@
 A retired instance's state is keyed by its name: deals, links, cursor, dead letters, data gaps,
 the flags and match keys of the incremental reconcile, people's splits, its mapping
 fingerprint. Removed, the name is free for another account. Entities the instance shared with
-others stay with their other members (and their bases); those it alone was in go with their
-bases. The audit log, the journal and the run history stay: they are the record of what
-crmsync did.
+others stay with their other members and their bases (less the marks of its deals); those it
+alone was in go with their bases. The audit log, the journal and the run history stay: they
+are the record of what crmsync did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
 from sync import schema as t
+from sync.base_marks import LEFT_OUT, PICKED
 from sync.schema import chunks
 from sync.store_meta import drop_reconcile_state, mapping_key
 
-__all__ = ["Holdings", "holdings", "known_instances", "purge"]
+__all__ = ["Holdings", "holdings", "known_instances", "purge", "without_marks_of"]
 
 _BATCH = 1000
 
@@ -65,8 +67,25 @@ def _count(conn: Connection, table: t.Table, *where: Any) -> int:
     return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar() or 0)
 
 
-def _entities(conn: Connection, instance: str) -> tuple[list[str], int]:
-    """The entities the instance alone is in (they go), and how many it shares (they stay)."""
+def without_marks_of(payload: Mapping[str, Any], instance: str) -> dict[str, Any]:
+    """A stored base without its marks (sync/base_marks.py) of the instance's deals: a deal
+    of another account given the name, joining the entity, would take them for its own."""
+    out = dict(payload)
+    for key in (LEFT_OUT, PICKED):
+        marks = payload.get(key)
+        if not isinstance(marks, Mapping):
+            continue
+        kept = {f: [m for m in held if m[0] != instance] for f, held in marks.items()}
+        kept = {f: held for f, held in kept.items() if held}
+        if kept:
+            out[key] = kept
+        else:
+            del out[key]
+    return out
+
+
+def _entities(conn: Connection, instance: str) -> tuple[list[str], list[str]]:
+    """The entities the instance alone is in (they go), and those it shares (they stay)."""
     links = t.links.c
     mine = select(links.entity_id).where(links.instance == instance).distinct()
     shared = set(
@@ -77,14 +96,14 @@ def _entities(conn: Connection, instance: str) -> tuple[list[str], int]:
         ).scalars()
     )
     alone = sorted(set(conn.execute(mine).scalars()) - shared)
-    return alone, len(shared)
+    return alone, sorted(shared)
 
 
 def holdings(conn: Connection, instance: str) -> Holdings:
     return _holdings(conn, instance, *_entities(conn, instance))
 
 
-def _holdings(conn: Connection, instance: str, alone: list[str], shared: int) -> Holdings:
+def _holdings(conn: Connection, instance: str, alone: list[str], shared: list[str]) -> Holdings:
     bases = 0
     for chunk in chunks(alone, _BATCH):
         bases += _count(conn, t.base, t.base.c.entity_id.in_(chunk))
@@ -94,7 +113,7 @@ def _holdings(conn: Connection, instance: str, alone: list[str], shared: int) ->
     return Holdings(
         deals=_count(conn, t.deals, t.deals.c.instance == instance),
         links=_count(conn, t.links, t.links.c.instance == instance),
-        entities_kept=shared,
+        entities_kept=len(shared),
         entities_dropped=len(alone),
         bases=bases,
         dead_letters=_count(conn, t.failures, failures.instance == instance, failures.dead),
@@ -132,4 +151,20 @@ def purge(conn: Connection, instance: str) -> Holdings:
     for chunk in chunks(alone, _BATCH):
         conn.execute(t.base.delete().where(t.base.c.entity_id.in_(chunk)))
         conn.execute(t.entities.delete().where(t.entities.c.id.in_(chunk)))
+    _drop_marks(conn, instance, shared)
     return held
+
+
+def _drop_marks(conn: Connection, instance: str, entities: list[str]) -> None:
+    """The bases of the entities that stay, without their marks of the instance's deals."""
+    b = t.base.c
+    for chunk in chunks(entities, _BATCH):
+        rows = conn.execute(select(b.entity_id, b.payload).where(b.entity_id.in_(chunk)))
+        changed = [
+            {"p_id": r.entity_id, "p_payload": cleaned}
+            for r in rows
+            if (cleaned := without_marks_of(r.payload, instance)) != r.payload
+        ]
+        if changed:
+            stmt = t.base.update().where(b.entity_id == bindparam("p_id"))
+            conn.execute(stmt.values(payload=bindparam("p_payload")), changed)

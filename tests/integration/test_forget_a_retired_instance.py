@@ -230,9 +230,7 @@ def test_forget_refuses_an_instance_the_config_still_names_or_the_store_does_not
     assert _store_view(world)["links"] > 0
 
 
-def test_forget_refuses_while_a_write_to_the_instance_is_in_doubt_or_another_run_writes(
-    one_try_world: World,
-) -> None:
+def test_forget_refuses_while_a_write_to_the_instance_is_in_doubt(one_try_world: World) -> None:
     """A killed apply leaves its last writes in doubt (journaled as sent, never as done): the
     next apply to that instance checks them in the CRM; forgotten, they never would be."""
     world = one_try_world
@@ -246,13 +244,25 @@ def test_forget_refuses_while_a_write_to_the_instance_is_in_doubt_or_another_run
     before = _store_view(world)
 
     doubt = _cli(world, "forget", "pipedrive", "--apply", "--yes", code=2)
-    with reconcile_running(world):
-        busy = _cli(world, "forget", "pipedrive", "--apply", "--yes", code=1)
 
     assert doubt.stderr.strip() == (
         f"crmsync: error: 1 write(s) to pipedrive are in doubt (run {run_id} stopped before "
         "recording them); nothing removed: add systems.pipedrive back to crmsync.yaml and run "
         "`crmsync reconcile` (or roll that run back) to settle them, then retire it again"
     )
+    assert _store_view(world) == before
+
+
+def test_forget_refuses_while_another_command_holds_the_reconcile_lock(
+    one_try_world: World,
+) -> None:
+    world = one_try_world
+    _cli(world, "reconcile", "--dry-run")
+    retire(world, "pipedrive")
+    before = _store_view(world)
+
+    with reconcile_running(world):
+        busy = _cli(world, "forget", "pipedrive", "--apply", "--yes", code=1)
+
     assert "job 'reconcile' is already running" in busy.stderr, busy.stderr
     assert _store_view(world) == before

@@ -9,6 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from mapping.model import Ref
+from sync.base_marks import LEFT_OUT
+from sync.reconcile import base_to_json
 from sync.schema import transaction
 from sync.store import Link, LinkMethod, Store
 
@@ -22,7 +25,8 @@ def _deal(deal_id: str) -> tuple[str, str, datetime, bool, dict[str, str]]:
 
 def _stored(store: Store) -> None:
     """e1: a Salesforce and a Pipedrive deal; e2: a Pipedrive deal alone (its partner's link
-    went, as a rolled-back copy's does); e3: Salesforce alone. Each with a base."""
+    went, as a rolled-back copy's does); e3: Salesforce alone. Each with a base; e1's marks
+    both its members."""
     store.save_deals(PD, [_deal("1"), _deal("2")], cursor="c-pd", flag=True)
     store.save_deals(SF, [_deal("006A"), _deal("006C")], cursor="c-sf")
     links = [
@@ -32,6 +36,9 @@ def _stored(store: Store) -> None:
         Link("e3", SF, "006C", LinkMethod.KEY),
     ]
     bases = {e: {"stage": "proposal"} for e in ("e1", "e2", "e3")}
+    # each member kept its own stage when the others took the base's
+    kept = {Ref(PD, "1"): "won", Ref(SF, "006A"): "lost"}
+    bases["e1"] = base_to_json({"stage": "proposal", LEFT_OUT: {"stage": kept}})
     store.save_links_and_bases(links, bases)
 
 
@@ -60,6 +67,9 @@ def test_forgetting_an_instance_drops_the_entities_it_alone_was_in_with_their_ba
     assert (held.cursor, held.pending) == (1, 2)
     assert store.links() == {(SF, "006A"): "e1", (SF, "006C"): "e3"}
     assert store.bases().keys() == {"e1", "e3"}
+    assert store.bases(["e1"])["e1"] == base_to_json(
+        {"stage": "proposal", LEFT_OUT: {"stage": {Ref(SF, "006A"): "lost"}}}
+    )  # a deal of another account given the name is no member that kept its stage
     assert (store.deal_count(PD), store.deal_count(SF)) == (0, 2)
     assert (store.cursor(PD), store.cursor(SF)) == (None, "c-sf")
     assert store.pending() == {}
