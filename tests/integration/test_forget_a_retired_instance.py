@@ -5,6 +5,9 @@ never go to another account, whose deals the stored links would pair with the ol
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +25,7 @@ from sync.runtime import open_runtime
 from sync.store_records import JournalEntry, JournalOp, RunKind
 from tests.integration.conftest import World, retire
 from tests.integration.test_link_corrections_wait import reconcile_running
-from tests.sandbox_env import count_writes
+from tests.sandbox_env import CRMSYNC, count_writes
 
 
 def _cli(world: World, *args: str, code: int = 0) -> Result:
@@ -266,3 +269,48 @@ def test_forget_refuses_while_another_command_holds_the_reconcile_lock(
 
     assert "job 'reconcile' is already running" in busy.stderr, busy.stderr
     assert _store_view(world) == before
+
+
+def _answered(world: World, answer: str) -> tuple[int, str]:
+    """`crmsync forget pipedrive --apply` at a terminal, answering its question with `answer`:
+    its exit code and all it drew there."""
+    main_fd, side_fd = pty.openpty()
+    process = subprocess.Popen(
+        [*CRMSYNC, "forget", "pipedrive", "--apply", "--config", str(world.config)],
+        stdin=side_fd, stdout=side_fd, stderr=side_fd, env={**os.environ, "COLUMNS": "120"},
+    )  # fmt: skip
+    os.close(side_fd)
+    drawn, asked = bytearray(), False
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        drawn += chunk
+        if not asked and b"[y/N]" in drawn:
+            os.write(main_fd, answer.encode() + b"\n")
+            asked = True
+    os.close(main_fd)
+    return process.wait(timeout=120), drawn.decode(errors="replace")
+
+
+def test_forget_asks_at_a_terminal_and_removes_nothing_unless_told_yes(
+    one_try_world: World,
+) -> None:
+    world = one_try_world
+    _cli(world, "reconcile", "--dry-run")
+    retire(world, "pipedrive")
+    before = _store_view(world)
+
+    refused, said_no = _answered(world, "n")
+    unchanged = _store_view(world)
+    done, said_yes = _answered(world, "y")
+
+    question = "Remove what the state store holds of pipedrive? [y/N]"
+    assert refused == 2 and question in said_no, said_no
+    assert "crmsync: error: not confirmed; nothing removed of pipedrive (pass --yes" in said_no
+    assert unchanged == before
+    assert done == 0 and question in said_yes and "forgot pipedrive" in said_yes, said_yes
+    assert _store_view(world)["links"] == 0
