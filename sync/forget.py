@@ -36,6 +36,7 @@ def check_forgettable(config: Config, store: Store, instance: str) -> Holdings:
         )
     if name not in store.known_instances():
         raise ForgetRefused(_unknown(config, store, name))
+    # no plan is named "": the writes in doubt of every plan
     doubt = [r for r in store.journal.in_doubt_elsewhere("") if r.entry.instance == name]
     if doubt:
         runs = ", ".join(sorted({r.run_id for r in doubt}))

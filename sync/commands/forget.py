@@ -49,8 +49,8 @@ _ROWS = (
 @click.option("--yes", is_flag=True, help="Do not ask before removing.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @wait_option(
-    "for a reconcile, apply, rollback or links correction of this store that is running "
-    "(default: exit)"
+    "for a reconcile, apply, rollback or links correction of this store, or a pull of the "
+    "instance, that is running (default: exit)"
 )
 def command(
     instance: str, config_path: str, write: bool, yes: bool, fmt: str, wait_seconds: float | None

@@ -89,7 +89,7 @@ def command(
                 rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=chosen
             )
             doubt = len(_in_doubt(rt, run_id))
-            forgotten = _forgotten(rt, run_id)
+            forgotten = _forgotten(rt, run_id, _wrote(rt, run_id))
             retired = [n for n in _retired(rollback, rt.config.systems) if n not in forgotten]
             done = rt.store.journal.done_ids(rollback.plan.run_id)
             refused = forgotten_line(run_id, forgotten, dry=True) if forgotten else None
@@ -144,20 +144,23 @@ def _settle(rt: Runtime, run_id: str, again: str) -> None:
         )
 
 
-def _forgotten(rt: Runtime, run_id: str) -> dict[str, str]:
-    """The instances the run wrote to whose state `crmsync forget` removed since: instance ->
-    that forget run."""
+def _wrote(rt: Runtime, run_id: str) -> set[str]:
+    """Every instance the run wrote to, whatever entities a rollback of it undoes: the dry view
+    and the apply refuse alike."""
+    return {e.instance for e in rt.store.audit.entries(run_id=run_id)}
+
+
+def _forgotten(rt: Runtime, run_id: str, wrote: Collection[str]) -> dict[str, str]:
+    """Those of the instances the run wrote to whose state `crmsync forget` removed since:
+    instance -> that forget run."""
     run = rt.store.runs.get(run_id)
-    if run is None:
-        return {}
-    wrote = {e.instance for e in rt.store.audit.entries(run_id=run_id)}
-    return forgotten_since(rt.store, run.started_at, wrote)
+    return {} if run is None else forgotten_since(rt.store, run.started_at, wrote)
 
 
 def _write(
     rt: Runtime, run_id: str, fingerprint: str, yes: bool, fmt: str, entities: Sequence[str]
 ) -> None:
-    forgotten = _forgotten(rt, run_id)
+    forgotten = _forgotten(rt, run_id, _wrote(rt, run_id))
     if forgotten:  # before settling: its writes in doubt there would be checked in the CRMs
         raise PlanRefused(forgotten_line(run_id, forgotten))
     again = " ".join(["crmsync rollback", run_id, *(f"--entity {e}" for e in entities), "--apply"])
