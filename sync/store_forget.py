@@ -49,11 +49,6 @@ class Holdings:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @property
-    def empty(self) -> bool:
-        """Nothing to remove (the audit is kept, so it does not count)."""
-        return not any(v for k, v in self.as_dict().items() if k != "audit")
-
 
 def known_instances(conn: Connection) -> set[str]:
     """The instances the store holds state of (the audit alone, kept by a forget, is none)."""
