@@ -15,6 +15,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from mapping.funnel import DEFAULT_FUNNEL, Funnel, FunnelStage
+from mapping.owners import canonical_email
 
 __all__ = [
     "MappingContext",
@@ -200,8 +201,7 @@ class MappingContext:
     def canonical_email(self, email: str) -> str:
         """A CRM's owner email as owners are matched: lower-cased, an alias replaced by the
         email it stands for."""
-        key = email.strip().lower()
-        return self.owner_aliases.get(key, key)
+        return canonical_email(email, self.owner_aliases)
 
     def owner_email(self, owner_id: str | None) -> str | None:
         if owner_id is None:

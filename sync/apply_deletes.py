@@ -33,6 +33,7 @@ from sync.schema import chunks
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import AuditEntry, JournalEntry, JournalOp, JournalRecord, JournalState
+from sync.stored_owners import values_owners
 from sync.writes import write_batch
 
 __all__ = [
@@ -298,9 +299,10 @@ def unsent_delete(delete: Delete, why: str) -> ChangeResult:
     return _result(delete, Outcome.NOT_SENT, f"not attempted: {why}")
 
 
-def propagated(store: Store, plan: Plan) -> tuple[Delete, ...]:
+def propagated(store: Store, plan: Plan, aliases: Mapping[str, str]) -> tuple[Delete, ...]:
     """The deletes a plan propagates: each live member of an entity deleted in another CRM
-    (plan `deleted` entries with `propagate`), checked against the entity's base."""
+    (plan `deleted` entries with `propagate`), checked against the entity's base, its owner
+    read through `aliases` (`owners.aliases`, sync/stored_owners.py)."""
     wanted = [d for d in plan.deleted if d["propagate"]]
     if not wanted:
         return ()
@@ -308,7 +310,7 @@ def propagated(store: Store, plan: Plan) -> tuple[Delete, ...]:
     out = []
     for item in wanted:
         entity = str(item["entity"])
-        expected = agreed_values(bases.get(entity))
+        expected = values_owners(agreed_values(bases.get(entity)), aliases)
         gone = ", ".join(f"{g['system']} {g['id']}" for g in item["deleted"])
         why = f"deleted in {gone}; propagated (push.propagate_deletes)"
         # read in their CRM right before the copies go (sync/apply.py): restored since, they

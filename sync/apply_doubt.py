@@ -27,6 +27,7 @@ from connectors.batches import chunks
 from connectors.errors import ConnectorError
 from mapping import MappingContext
 from mapping.model import Deal
+from mapping.owners import canonical_owner
 from sync.apply_creates import found_copy
 from sync.apply_deletes import forget, keep_deleted
 from sync.apply_failures import Failures
@@ -152,7 +153,7 @@ def _settle_writes(
         for record in chunk:
             entry, wrote = record.entry, record.run_id
             deal = deals.get(str(entry.deal_id))
-            if deal is not None and _wrote(deal, record, facts):
+            if deal is not None and _wrote(deal, record, facts, ctx):
                 why = f"in doubt when run {wrote} stopped; found written by run {run_id}"
                 after = audited_after(str(entry.field), entry.after, deal)
                 audit.append(
@@ -221,7 +222,11 @@ def _merge(settled: _Marks, marks: _Marks) -> None:
         settled[wrote] += outcomes
 
 
-def _wrote(deal: Deal, record: JournalRecord, facts: Mapping[str, FunnelFacts]) -> bool:
+def _wrote(
+    deal: Deal, record: JournalRecord, facts: Mapping[str, FunnelFacts], ctx: MappingContext
+) -> bool:
+    """Does `deal` (mapped now, through `ctx`) hold the value `record` journaled? An owner
+    journaled before its email became an alias is read through the aliases, as `deal`'s is."""
     field = record.entry.field
     if field is None:
         return False
@@ -229,7 +234,7 @@ def _wrote(deal: Deal, record: JournalRecord, facts: Mapping[str, FunnelFacts]) 
         value = decode_value(field, record.entry.after)
     except ValueError:  # a journal written by another version: leave the field to the new plan
         return False
-    return holds(deal, field, value, facts)
+    return holds(deal, field, canonical_owner(field, value, ctx.owner_aliases), facts)
 
 
 def _marker(record: JournalRecord) -> str | None:

@@ -123,7 +123,7 @@ def guarded_apply(
             f"not confirmed: {writes}, more than push.confirm_above "
             f"({push.confirm_above}); nothing written (pass --yes to skip the question)"
         )
-    deletes = (*deletes, *propagated(rt.store, plan))
+    deletes = (*deletes, *propagated(rt.store, plan, rt.config.owner_aliases))
     connect_targets(rt, plan, deletes)
     with job_lock(rt.store, PUSH_LOCK), progress_reporter(list(rt.connectors)) as progress:
         return apply_plan(

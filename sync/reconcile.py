@@ -33,6 +33,7 @@ from sync.schema import one_snapshot
 from sync.stale_letters import compared_failures, stale_failures
 from sync.store import Store
 from sync.store_records import Link, LinkMethod
+from sync.stored_owners import base_owners, deals_owners
 from sync.undone_deletions import undone_deletions
 from sync.writes import (
     BATCH_SIZES,
@@ -267,6 +268,9 @@ def _analyze(
         written = {name: config.stages_written(name) for name in config.systems}
         funnels = {name: dict(config.system(name).pipeline_funnels) for name in config.systems}
         by_instance = with_known_writes(store, by_instance, written, unread_since, funnels)
+    # Stored values meet freshly mapped ones here: read through the aliases (sync/stored_owners)
+    aliases = config.owner_aliases
+    by_instance = deals_owners(by_instance, aliases)
     deals = {d.ref: d for group in by_instance.values() for d in group}
     phase("matching", len(deals))
     matched = match(
@@ -278,7 +282,9 @@ def _analyze(
         retired=split_entity_ids(store),
     )
     entity_ids = None if changed is None else list(matched.entities)
-    bases = {e: base_from_json(v, e) for e, v in store.bases(entity_ids).items()}
+    bases = {
+        e: base_owners(base_from_json(v, e), aliases) for e, v in store.bases(entity_ids).items()
+    }
     named = dangling_links(by_instance, matched.entity_of(), changed)
     # A record the CRM still holds but that cannot be mapped (listed in the plan's errors) is
     # not deleted: only its copies are held back from being created again.

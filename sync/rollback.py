@@ -27,11 +27,13 @@ from dataclasses import field as dataclass_field
 from datetime import datetime
 from typing import Any
 
+from mapping.owners import canonical_owner
 from sync.apply_deletes import Delete, delete_change_id
 from sync.audit_values import moves_to, restorable, stage_labels
 from sync.plan import PLAN_VERSION, Change, Plan
 from sync.store import Store
 from sync.store_records import AuditEntry
+from sync.stored_owners import values_owners
 
 __all__ = [
     "BY_FUNNEL_STAGE",
@@ -123,9 +125,14 @@ def rollback_plan(
     *,
     fingerprint: str,
     now: datetime,
+    aliases: Mapping[str, str],
     entities: Collection[str] = (),
 ) -> Rollback:
-    """The inverse of run `run_id`; of its writes to `entities` alone when some are named."""
+    """The inverse of run `run_id`; of its writes to `entities` alone when some are named. Its
+    audited owner emails are read through `aliases` (the config's `owners.aliases`,
+    sync/stored_owners.py): a write of `ana@acme.com` made before that email became an alias of
+    `ana@acme-eu.com` is checked and undone as one of `ana@acme-eu.com`, the email the deal's
+    owner reads as now."""
     entries = store.audit.entries(run_id=run_id)
     run = store.runs.get(run_id)
     if not entries and run is None:
@@ -144,7 +151,7 @@ def rollback_plan(
         latest[key] = entry  # a field written twice in one run goes back to its first before
         if (pipeline := moves_to(entry.before)) is not None:
             moved.setdefault(key, set()).add(pipeline)
-    deletes, kept = _undo_creates(run_id, created, links)
+    deletes, kept = _undo_creates(run_id, created, links, aliases)
     changes: list[Change] = []
     labels: dict[str, tuple[str, str]] = {}
     for key, last in sorted(latest.items()):
@@ -154,6 +161,8 @@ def rollback_plan(
             labels[change_id] = shown
         before, native = restorable(field, first[key].before)
         written, left = restorable(field, last.after)
+        before = canonical_owner(field, before, aliases)
+        written = canonical_owner(field, written, aliases)
         if native is not None and left is not None and left.pipeline in moved.get(key, ()):
             native = replace(native, moves=True)  # the run moved the deal: it goes back
         reason = f"rollback of run {run_id}"
@@ -243,7 +252,10 @@ def _chosen(run_id: str, entities: Collection[str], written: set[str], known: se
 
 
 def _undo_creates(
-    run_id: str, entries: list[AuditEntry], links: dict[tuple[str, str], str]
+    run_id: str,
+    entries: list[AuditEntry],
+    links: dict[tuple[str, str], str],
+    aliases: Mapping[str, str],
 ) -> tuple[tuple[Delete, ...], tuple[Kept, ...]]:
     deletes: dict[tuple[str, str], Delete] = {}
     kept: dict[tuple[str, str], Kept] = {}
@@ -263,7 +275,7 @@ def _undo_creates(
             kept[key] = Kept(*key, why, entity or "")
         else:
             deletes[key] = Delete(
-                delete_change_id(run_id, *key), *key, entity, values,
+                delete_change_id(run_id, *key), *key, entity, values_owners(values, aliases),
                 f"rollback of run {run_id}: delete the copy it created",
             )  # fmt: skip
     return tuple(deletes[k] for k in sorted(deletes)), tuple(kept[k] for k in sorted(kept))

@@ -86,7 +86,12 @@ def command(
             return
         if not write:
             rollback = rollback_plan(
-                rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=chosen
+                rt.store,
+                run_id,
+                fingerprint=fingerprint,
+                now=_now(),
+                entities=chosen,
+                aliases=rt.config.owner_aliases,
             )
             doubt = len(_in_doubt(rt, run_id))
             forgotten = _forgotten(rt, run_id, _wrote(rt, run_id))
@@ -166,8 +171,9 @@ def _write(
     again = " ".join(["crmsync rollback", run_id, *(f"--entity {e}" for e in entities), "--apply"])
     _settle(rt, run_id, again)
     rollback = rollback_plan(
-        rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=entities
-    )
+        rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=entities,
+        aliases=rt.config.owner_aliases,
+    )  # fmt: skip
     if entities and not (rollback.plan.changes or rollback.deletes or rollback.kept):
         _show(rollback, fmt, set(), 0)  # every one rolled back already: it says so
         return

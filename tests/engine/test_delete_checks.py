@@ -49,6 +49,6 @@ def test_a_propagated_delete_kept_as_drifted_names_the_agreed_values_not_creatio
     deleted = {"entity": "E1", "propagate": True, "deleted": [{"system": "salesforce", "id": "1"}],
                "live": [{"system": "hubspot", "id": "7"}]}  # fmt: skip
     plan = cast(Plan, SimpleNamespace(run_id="r1", deleted=[deleted]))
-    [delete] = propagated(store, plan)
+    [delete] = propagated(store, plan, {})
     why = changed_since(deal("hubspot", "7", amount="1200"), delete.expected, delete.recorded)
     assert why is not None and "the CRMs last agreed on" in why and "created" not in why, why

@@ -17,11 +17,12 @@ from connectors.sandbox.generator import generate
 from sync.plan import Plan
 from sync.reconcile_run import run_reconcile
 from sync.store_records import RunStatus
-from tests.sandbox_env import SandboxEnv, make_env
+from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 PARENT, ACQUIRED = "ana@acme.com", "ana@acme-eu.com"
 ALIASES = {"owners": {"aliases": {ACQUIRED: PARENT}}}
 SF_ANA, HS_ANA = "0055g00000000AnAAA", "41699999"
+SF_ZOE = "0055g00000000ZoAAA"  # a Salesforce user HubSpot has none for
 LINKED, UNLINKED = "Tyrell BV", "Bellows Ltd"
 # A deal only one CRM has: its id there, its name.
 ONLY = {
@@ -75,10 +76,11 @@ def _hubspot_deal(hubspot: dict[str, Any], prefix: str) -> dict[str, Any]:
 def start(tmp_path: Path) -> Iterator[Any]:
     started: list[SandboxEnv] = []
 
-    def start(**sections: Any) -> SandboxEnv:
+    def start(dataset: dict[str, Any] | None = None, **sections: Any) -> SandboxEnv:
         folder = tmp_path / f"world-{len(started)}"
         store = f"sqlite:///{folder / 'crmsync.db'}"
-        env = make_env(folder, _dataset(), store, systems=("salesforce", "hubspot"), **sections)
+        world = dataset or _dataset()
+        env = make_env(folder, world, store, systems=("salesforce", "hubspot"), **sections)
         started.append(env)
         return env
 
@@ -168,3 +170,126 @@ def test_an_alias_added_after_a_run_remaps_the_stored_deals(start: Any, caplog: 
         "hubspot: reading everything: its mapping changed since the last pull (stage map, "
         "funnels, currency, id fields, HubSpot timezone, owner aliases or crmsync's mapper)"
     ) in caplog.text
+
+
+# -- an alias added after runs stored her old email ------------------------------------------
+# Both CRMs knew Ana as ana@acme.com, so bases, the audit log and the journal hold that email;
+# then her HubSpot login became the acquired company's and ana@acme.com an alias of it.
+
+
+def _known_by_one_email() -> dict[str, Any]:
+    """`_dataset` before the acquisition's logins: HubSpot knows Ana as ana@acme.com too."""
+    dataset = _dataset()
+    owner = next(o for o in dataset["hubspot"]["owners"] if str(o["id"]) == HS_ANA)
+    owner["email"] = PARENT
+    return dataset
+
+
+def _alias_added(env: SandboxEnv) -> None:
+    """Ana's HubSpot login becomes ana@acme-eu.com, and the config makes ana@acme.com (the
+    email Salesforce and the stored values know her by) an alias of it."""
+    emulator: Any = env.sandbox.servers["hubspot"].emulator
+    with emulator.lock:
+        owner = next(o for o in emulator.store.owners if str(o["id"]) == HS_ANA)
+        owner["email"] = ACQUIRED
+    document = yaml.safe_load(env.config.read_text())
+    document["owners"] = {"aliases": {PARENT: ACQUIRED}}
+    env.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _colleague(dataset: dict[str, Any]) -> tuple[str, str, str]:
+    """(Salesforce user id, HubSpot owner id, email) of someone both CRMs know, not Ana."""
+    user = dataset["salesforce"]["User"][0]
+    email = str(user["Email"]).lower()
+    owner = next(o for o in dataset["hubspot"]["owners"] if str(o["email"]).lower() == email)
+    return str(user["Id"]), str(owner["id"]), email
+
+
+def _give_hubspot_deal(env: SandboxEnv, name: str, owner_id: str) -> None:
+    """A person gives the HubSpot deal named `name` to the owner `owner_id`."""
+    emulator: Any = env.sandbox.servers["hubspot"].emulator
+    with emulator.lock:
+        deal_id = next(
+            i for i, d in emulator.store.live.items() if d["properties"]["dealname"] == name
+        )
+        emulator.store.update(deal_id, {"hubspot_owner_id": owner_id})
+
+
+def _owner_rows(plan: Plan) -> list[Any]:
+    changes = [(c.system, c.from_value, c.to_value) for c in plan.changes]
+    conflicts = [(c.values, c.reason) for c in plan.conflicts]
+    errors = [e for e in plan.errors if e["field"] == "owner_email"]
+    return [*changes, *conflicts, *errors]
+
+
+@pytest.mark.parametrize("policy", ["conflict", {"priority": ["salesforce", "hubspot"]}])
+def test_an_owner_edit_made_as_an_alias_is_added_propagates(start: Any, policy: Any) -> None:
+    """The base holds ana@acme.com; both twins, mapped now, hold ana@acme-eu.com but for the
+    HubSpot one a person gave to a colleague: that is the one edit since the last sync."""
+    dataset = _known_by_one_email()
+    env = start(dataset, policies={"default": "newest", "fields": {"owner_email": policy}})
+    _reconcile(env, dry_run=False)
+    _, colleague_hs, colleague = _colleague(dataset)
+    name = _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["dealname"]
+    _give_hubspot_deal(env, name, colleague_hs)
+    _alias_added(env)
+
+    plan = _reconcile(env)
+
+    assert _owner_rows(plan) == [("salesforce", ACQUIRED, colleague)]
+
+
+def test_an_alias_added_with_nothing_edited_plans_nothing_new(start: Any) -> None:
+    """A person gave the Salesforce twin to Zoe, whom HubSpot has no user for: the HubSpot twin
+    kept Ana (ana@acme.com), and its base marks that as no edit of HubSpot's. Read through the
+    alias added since, that mark still tells her (ana@acme-eu.com now) for no edit."""
+    dataset = _known_by_one_email()
+    zoe = copy.deepcopy(next(u for u in dataset["salesforce"]["User"] if u["Id"] == SF_ANA))
+    zoe.update(Id=SF_ZOE, Name="Zoe Park", Email="zoe@acme.com")
+    zoe["attributes"]["url"] = zoe["attributes"]["url"].replace(SF_ANA, SF_ZOE)
+    dataset["salesforce"]["User"].append(zoe)
+    env = start(dataset)
+    _reconcile(env, dry_run=False)
+    opportunity = next(
+        o for o in dataset["salesforce"]["Opportunity"] if o["Name"].startswith(LINKED)
+    )
+    emulator: Any = env.sandbox.servers["salesforce"].emulator
+    with emulator.lock:
+        emulator.store.apply(emulator.store.check_update(opportunity["Id"], {"OwnerId": SF_ZOE}))
+    _reconcile(env, dry_run=False)  # HubSpot left out: no user with zoe@acme.com
+    before = _reconcile(env)
+    assert [e["id"] for e in before.errors if e["field"] == "owner_email"], before.errors
+    assert not before.changes and not before.conflicts, _owner_rows(before)
+    _alias_added(env)
+
+    plan = _reconcile(env)
+
+    assert _owner_rows(plan) == _owner_rows(before)
+    assert not plan.changes, plan.changes
+
+
+def test_rollback_of_a_run_before_the_alias_restores_the_owner(start: Any) -> None:
+    """A run gave the HubSpot twin to Ana (ana@acme.com, as the audit says) after a person did
+    so in Salesforce; her email became an alias since. The deal still holds the user that run
+    wrote: its rollback gives it back to the colleague, with no drift."""
+    dataset = _known_by_one_email()
+    colleague_sf, colleague_hs, _ = _colleague(dataset)
+    opportunity = next(
+        o for o in dataset["salesforce"]["Opportunity"] if o["Name"].startswith(LINKED)
+    )
+    opportunity["OwnerId"] = colleague_sf
+    name = _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["dealname"]
+    _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["hubspot_owner_id"] = colleague_hs
+    env = start(dataset)
+    _reconcile(env, dry_run=False)
+    emulator: Any = env.sandbox.servers["salesforce"].emulator
+    with emulator.lock:
+        emulator.store.apply(emulator.store.check_update(opportunity["Id"], {"OwnerId": SF_ANA}))
+    run = _reconcile(env, dry_run=False)
+    assert _owners_of(env, "hubspot", name) == [HS_ANA]
+    _alias_added(env)
+
+    rolled = run_crmsync("rollback", run.run_id, "--config", str(env.config), "--apply", "--yes")
+
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert _owners_of(env, "hubspot", name) == [colleague_hs]

@@ -159,7 +159,11 @@ def _rollback(world: World, run_id: str, attempt: int, **options: Any) -> ApplyR
     options = {"backoff_base": 0.01, **options}
     with open_runtime(str(world.config), connector_options=options) as rt:
         rollback = rollback_plan(
-            rt.store, run_id, fingerprint=rt.config.fingerprint(), now=datetime.now(UTC)
+            rt.store,
+            run_id,
+            fingerprint=rt.config.fingerprint(),
+            now=datetime.now(UTC),
+            aliases=rt.config.owner_aliases,
         )
         return guarded_apply(
             rt, rollback.plan, run_id=f"rollback-{attempt}", yes=True, check_plan=False,

@@ -34,7 +34,7 @@ def test_a_plan_applied_after_another_made_its_copies_audits_none_of_them(
         creates = [r for r in second.results if r.field is None]
         audited = rt.store.audit.entries(run_id=run_2)
         first_audited = rt.store.audit.entries(run_id=run_1)
-        undo = rollback_plan(rt.store, run_2, fingerprint="", now=datetime.now(UTC))
+        undo = rollback_plan(rt.store, run_2, fingerprint="", now=datetime.now(UTC), aliases={})
     made = [r for r in creates if r.outcome is Outcome.ALREADY]
     assert made and {r.outcome for r in creates} <= {Outcome.ALREADY, Outcome.FAILED}
     assert len([e for e in first_audited if e.field is None]) >= len(made)

@@ -150,7 +150,11 @@ def live(
     steps.run("apply-2", apply("apply-2", second, "apply-2"), _apply_done)
     with env.runtime() as rt:
         back = rollback_plan(
-            rt.store, "apply-2-0", fingerprint=rt.config.fingerprint(), now=datetime.now(UTC)
+            rt.store,
+            "apply-2-0",
+            fingerprint=rt.config.fingerprint(),
+            now=datetime.now(UTC),
+            aliases=rt.config.owner_aliases,
         ).plan
     life.plans["rollback"] = back
     steps.run(
