@@ -254,9 +254,10 @@ def owner_id_for_change(
         return None
     owner_id = ctx.owner_id_for(str(email))
     if owner_id is None:
+        # owners.aliases named only where the config sets some: else it is no lead to follow
+        matched = "by email, after owners.aliases" if ctx.owner_aliases else "by email"
         fix = (
-            f"add one with that email in {ctx.instance} (owners are matched by email, "
-            "after owners.aliases), "
+            f"add one with that email in {ctx.instance} (owners are matched {matched}), "
             f"or give the deal an owner {ctx.instance} has"
         )
         raise MappingError(

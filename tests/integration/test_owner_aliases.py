@@ -218,7 +218,7 @@ def _give_hubspot_deal(env: SandboxEnv, name: str, owner_id: str) -> None:
 def _owner_rows(plan: Plan) -> list[Any]:
     changes = [(c.system, c.from_value, c.to_value) for c in plan.changes]
     conflicts = [(c.values, c.reason) for c in plan.conflicts]
-    errors = [e for e in plan.errors if e["field"] == "owner_email"]
+    errors = [(e["system"], e["id"]) for e in plan.errors if e["field"] == "owner_email"]
     return [*changes, *conflicts, *errors]
 
 

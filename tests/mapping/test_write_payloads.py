@@ -350,20 +350,28 @@ def test_inexpressible_changes_raise_mapping_error(
 
 
 @pytest.mark.parametrize("kind", ["salesforce", "hubspot", "pipedrive"])
-def test_an_owner_the_target_has_no_user_for_is_refused_saying_how_to_fix_it(kind: str) -> None:
+@pytest.mark.parametrize(
+    ("aliases", "matched"),
+    [
+        ({}, "by email"),
+        ({"ada@acme-eu.example": "ada@example.com"}, "by email, after owners.aliases"),
+    ],
+)
+def test_an_owner_the_target_has_no_user_for_is_refused_saying_how_to_fix_it(
+    kind: str, aliases: dict[str, str], matched: str
+) -> None:
     """A migrated CRM's rep who has no user in the target: the plan listed 120 deals with "no
     salesforce user with email ...", and nothing said owners are matched by email nor what to
-    do about it."""
+    do about it. `owners.aliases` is named where the config sets some."""
     build, read, update, _ = SYSTEMS[kind]
-    ctx = make_ctx(kind)
+    ctx = make_ctx(kind, owner_aliases=aliases)
     deal = read(build(), ctx)
     with pytest.raises(MappingError) as caught:
         update(deal, {"owner_email": "kai.berger@subsidiary.example"}, ctx)
     assert caught.value.field == "owner_email"
     assert caught.value.reason == (
         f"no {kind} user with email kai.berger@subsidiary.example: add one with that email in "
-        f"{kind} (owners are matched by email, after owners.aliases), or give the deal an owner "
-        f"{kind} has"
+        f"{kind} (owners are matched {matched}), or give the deal an owner {kind} has"
     )
 
 
