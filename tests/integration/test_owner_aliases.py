@@ -143,12 +143,12 @@ def test_a_copy_of_a_deal_owned_by_ana_gets_her_user_in_the_other_crm(
 
 
 def _owners_of(env: SandboxEnv, system: str, name: str) -> list[str]:
-    """The native owner ids of the deals named `name` in `system`'s emulator."""
+    """The native owner ids of the live deals named `name` in `system`'s emulator."""
     emulator: Any = env.sandbox.servers[system].emulator
     with emulator.lock:
         if system == "salesforce":
             rows = emulator.store.tables["Opportunity"]
-            return [o["OwnerId"] for o in rows if o["Name"] == name]
+            return [o["OwnerId"] for o in rows if o["Name"] == name and not o.get("IsDeleted")]
         deals = [d["properties"] for d in emulator.store.live.values()]
         return [p["hubspot_owner_id"] for p in deals if p["dealname"] == name]
 
@@ -293,3 +293,38 @@ def test_rollback_of_a_run_before_the_alias_restores_the_owner(start: Any) -> No
 
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert _owners_of(env, "hubspot", name) == [colleague_hs]
+
+
+def test_rollback_of_a_run_before_the_alias_deletes_the_copy_it_made(start: Any) -> None:
+    """The copy of Ana's HubSpot-only deal was created owned by ana@acme.com (as the audit
+    says), an alias since: it still holds what it was created with."""
+    push = {"create_missing": True, "create_from": ["hubspot"], "targets": ["salesforce"]}
+    env = start(_known_by_one_email(), push=push)
+    run = _reconcile(env, dry_run=False)
+    _, name = ONLY["hubspot"]
+    assert _owners_of(env, "salesforce", name) == [SF_ANA]
+    _alias_added(env)
+
+    rolled = run_crmsync("rollback", run.run_id, "--config", str(env.config), "--apply", "--yes")
+
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert _owners_of(env, "salesforce", name) == []
+
+
+def test_a_deletion_spreads_to_a_twin_whose_owner_email_became_an_alias(start: Any) -> None:
+    dataset = _known_by_one_email()
+    env = start(dataset, push={"propagate_deletes": True})
+    _reconcile(env, dry_run=False)
+    deal_id = _hubspot_deal(dataset["hubspot"], LINKED)["id"]
+    emulator: Any = env.sandbox.servers["hubspot"].emulator
+    with emulator.lock:
+        emulator.store.archive(deal_id)  # a person deletes the HubSpot twin
+    _alias_added(env)
+
+    plan = _reconcile(env, dry_run=False)
+
+    assert [d["propagate"] for d in plan.deleted], plan.deleted
+    name = next(
+        o["Name"] for o in dataset["salesforce"]["Opportunity"] if o["Name"].startswith(LINKED)
+    )
+    assert _owners_of(env, "salesforce", name) == []
