@@ -18,6 +18,7 @@ from connectors.sandbox.generator import generate
 from sync.plan import Plan
 from sync.reconcile_run import run_reconcile
 from sync.store_records import RunStatus
+from tests.integration.processes import killed, runs
 from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
 
 PARENT, ACQUIRED = "ana@acme.com", "ana@acme-eu.com"
@@ -353,3 +354,36 @@ def test_a_report_before_the_next_pull_reads_the_stored_deals_through_an_alias(
     env.config.write_text(yaml.safe_dump(document, sort_keys=False))
 
     assert _report_owner_mismatches(env) == []
+
+
+HUBSPOT_UPDATE = "POST /crm/objects/2026-09/deals/batch/update"
+
+
+def test_a_write_left_in_doubt_before_the_alias_is_found_written_and_rolled_back(
+    start: Any,
+) -> None:
+    """A run killed once HubSpot took its owner write (ana@acme.com, as journaled) left it in
+    doubt; Ana's email became an alias since. Her rollback of that run settles it first: the
+    deal holds the user written, so the write is that run's, and is undone."""
+    dataset = _known_by_one_email()
+    colleague_sf, colleague_hs, _ = _colleague(dataset)
+    opportunity = next(
+        o for o in dataset["salesforce"]["Opportunity"] if o["Name"].startswith(LINKED)
+    )
+    opportunity["OwnerId"] = colleague_sf
+    name = _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["dealname"]
+    _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["hubspot_owner_id"] = colleague_hs
+    env = start(dataset)
+    _reconcile(env, dry_run=False)
+    emulator: Any = env.sandbox.servers["salesforce"].emulator
+    with emulator.lock:
+        emulator.store.apply(emulator.store.check_update(opportunity["Id"], {"OwnerId": SF_ANA}))
+    killed(env, "hubspot", HUBSPOT_UPDATE, "reconcile", "--yes")
+    assert _owners_of(env, "hubspot", name) == [HS_ANA]
+    run_id = next(r.id for r in runs(env) if r.kind.value == "reconcile")
+    _alias_added(env)
+
+    rolled = run_crmsync("rollback", run_id, "--config", str(env.config), "--apply", "--yes")
+
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert _owners_of(env, "hubspot", name) == [colleague_hs]
