@@ -126,4 +126,7 @@ def _other_write(
     key = (failure.instance, failure.deal_id, failure.field)
     if key not in writes:
         return True
+    # Not read through owners.aliases (sync/stored_owners.py): an owner refused before its
+    # email became an alias is another write now, tried afresh, as it may go to another user
+    # (the one holding the email the alias stands for).
     return bool(tried.get(key, writes[key]) != writes[key])

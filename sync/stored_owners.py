@@ -46,12 +46,16 @@ def base_owners(base: dict[str, Any], aliases: Mapping[str, str]) -> dict[str, A
     emails its left-out and pick marks hold, read through `aliases`."""
     if not aliases:
         return base
-    out = values_owners(base, aliases)
-    for key in (LEFT_OUT, PICKED):
-        marks = base.get(key)
-        if marks and _OWNER in marks:
-            held = {ref: canonical_owner(_OWNER, v, aliases) for ref, v in marks[_OWNER].items()}
-            out[key] = {**marks, _OWNER: held}
+    marked = [key for key in (LEFT_OUT, PICKED) if _OWNER in (base.get(key) or ())]
+    owner = base.get(_OWNER)
+    read = canonical_owner(_OWNER, owner, aliases)
+    if read == owner and not marked:
+        return base  # nearly every base: no copy of it (a million of them on a large store)
+    out = {**base, _OWNER: read} if _OWNER in base else dict(base)
+    for key in marked:
+        marks = base[key]
+        held = {ref: canonical_owner(_OWNER, v, aliases) for ref, v in marks[_OWNER].items()}
+        out[key] = {**marks, _OWNER: held}
     return out
 
 
