@@ -93,7 +93,7 @@ class AccountLookup:
 
     `look_up(names)` asks the CRM about names (distinct, trimmed) in as few calls as it can,
     answering name_key -> AccountMatch for each. Names `expect`ed before the first `matches`
-    are looked up with it, together.
+    (or `resolve`) are looked up with it, together.
     """
 
     def __init__(self, look_up: Callable[[list[str]], Mapping[str, AccountMatch]]) -> None:
@@ -107,6 +107,11 @@ class AccountLookup:
             key = name_key(name)
             if key and key not in self._known:
                 self._expected.setdefault(key, name.strip())
+
+    def resolve(self, names: Iterable[str]) -> None:
+        """Look `names` (and every name expected) up now: an apply does so before it journals
+        any create as sent, so a lookup that fails has sent nothing, and says so."""
+        self.matches(list(names))
 
     def matches(self, names: Sequence[str]) -> dict[str, AccountMatch]:
         """name_key -> AccountMatch of each of `names`, those not known yet (and every name

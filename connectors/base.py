@@ -154,9 +154,10 @@ def lookup_lag(connector: object) -> timedelta:
 
 def expect_accounts(connector: object, names: Iterable[str]) -> None:
     """Tell a connector that files copies under their account (an optional `expect_accounts`:
-    Pipedrive's organizations, Salesforce's Accounts) every account name a run's creates will
-    name, before the first batch: it looks them up together, the cheapest way for their
-    number."""
+    Pipedrive's organizations, Salesforce's Accounts, HubSpot's companies) every account name
+    a run's creates will name, before the first batch is journaled: it looks them up together,
+    the cheapest way for their number (Salesforce and HubSpot at once, so a ConnectorError it
+    raises means no copy was sent)."""
     expect = getattr(connector, "expect_accounts", None)
     if callable(expect):
         expect(names)

@@ -387,9 +387,9 @@ class HubSpotConnector:
         ]
 
     def expect_accounts(self, names: Iterable[str]) -> None:
-        """The account names this run's creates will name, before the first: looked up
-        together, 200 a search."""
-        self._company_lookup.expect(names)
+        """The account names this run's creates will name, before the first is journaled:
+        looked up now, together, 200 a search (a ConnectorError: none was sent)."""
+        self._company_lookup.resolve(names)
 
     def delete_deals(self, ids: Sequence[str]) -> list[PushResult]:
         """Archive, 100 ids a batch, each batch read first (`DealWrites.archive` says why)."""

@@ -388,9 +388,9 @@ class SalesforceConnector:
         return self._policy.redacted(results)
 
     def expect_accounts(self, names: Iterable[str]) -> None:
-        """The account names this run's creates will name, before the first: looked up
-        together, in as few queries as fit."""
-        self._accounts.expect(names)
+        """The account names this run's creates will name, before the first is journaled:
+        looked up now, together, in as few queries as fit (a ConnectorError: none was sent)."""
+        self._accounts.resolve(names)
 
     def _lock_tries(self) -> int:
         """Sends of one collection write while records of it are locked: never more than the

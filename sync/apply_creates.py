@@ -121,8 +121,12 @@ def apply_creates(
             results.append(_result(cid, create, None, Outcome.FAILED, why))
         else:
             todo.append((cid, create))
-    # Every account name up front: the connector looks them up together, the cheapest way.
-    expect_accounts(connector, [n for _, c in todo if (n := account_name_of(c))])
+    # Every account name up front, before any create is journaled: the connector looks them
+    # up together, the cheapest way, and a lookup that fails has sent nothing (not in doubt).
+    try:
+        expect_accounts(connector, [n for _, c in todo if (n := account_name_of(c))])
+    except ConnectorError as exc:
+        return results + [not_created(c, str(exc)) for _, c in todo]
     size = write_batch(ctx.kind, _BATCH)
     for start in range(0, len(todo), size):
         chunk = todo[start : start + size]

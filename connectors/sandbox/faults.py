@@ -61,6 +61,10 @@ class Faults:
     # INVALID_TYPE ("sObject type 'Account' is not supported."), as Salesforce answers a user
     # who may not see the object.
     hidden_sobjects: tuple[str, ...] = ()
+    # Salesforce: sObjects a query FROM one of which runs past Salesforce's time limit: it is
+    # answered 400 QUERY_TIMEOUT ("Your query request was running for too long."), as
+    # Salesforce answers a query that is not selective enough for a large object.
+    timed_out_sobjects: tuple[str, ...] = ()
     # Pipedrive: deal ids the API user may not see (visibility groups): API v2's lists leave
     # them out (`ids` too: "not visible, they are not included") and a read or edit by id
     # answers 403, as Pipedrive answers a deal that is not visible (changelog 2023-01-23).
@@ -111,6 +115,7 @@ class Faults:
         data["unanswered_ids"] = list(self.unanswered_ids)
         data["locked_ids"] = list(self.locked_ids)
         data["hidden_sobjects"] = list(self.hidden_sobjects)
+        data["timed_out_sobjects"] = list(self.timed_out_sobjects)
         data["hidden_deals"] = list(self.hidden_deals)
         data["undefined_properties"] = list(self.undefined_properties)
         return data

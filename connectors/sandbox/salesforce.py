@@ -285,6 +285,9 @@ class SalesforceEmulator:
         if query.sobject in self.fault_state.faults.hidden_sobjects:
             why = f"sObject type '{query.sobject}' is not supported."
             return self.error(400, "INVALID_TYPE", why)
+        if query.sobject in self.fault_state.faults.timed_out_sobjects:
+            why = "Your query request was running for too long."
+            return self.error(400, "QUERY_TIMEOUT", why)
         rows = self.store.tables[query.sobject]
         where = query.where
         if not include_deleted:

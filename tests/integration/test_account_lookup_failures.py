@@ -1,0 +1,113 @@
+"""A CRM that fails the apply's account lookup (a Salesforce `Name IN` query past its time
+limit, a HubSpot portal out of its daily calls) has been sent no copy: its copies are not
+attempted, each saying why, not in doubt (which tells a person that copies may exist, and
+costs the next apply a marker lookup for each). Against the sandboxes over HTTP, through the
+CLI; the fault is the sandbox's, as the CRM would answer."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sync.runtime import open_runtime
+from tests.integration.conftest import World
+from tests.sandbox_env import run_crmsync
+
+
+def _configure(world: World, target: str) -> None:
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(create_missing=True, targets=[target])
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _plan(world: World, out: Path) -> list[dict[str, Any]]:
+    done = run_crmsync(
+        "reconcile", "--config", str(world.config), "--dry-run", "--plan-out", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(out.read_text())["creates"])
+
+
+def _apply(world: World, plan: Path) -> tuple[dict[str, Any], str]:
+    done = run_crmsync(
+        "apply", str(plan), "--config", str(world.config), "--yes", "--format", "json"
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return dict(json.loads(done.stdout)), done.stderr
+
+
+def _fault(world: World, system: str, refusal: str | None = None, **faults: Any) -> None:
+    """Set `faults` of `system`'s sandbox; `refusal`: the 400 HubSpot's searches answer."""
+    server = world.sandbox.servers[system]
+    server.faults.set(replace(server.faults.faults, **faults))
+    if refusal is not None:
+        server.emulator.search_refusal = refusal
+
+
+def _journaled(world: World, run_id: str) -> Counter[str]:
+    """The states of the run's journal rows."""
+    with open_runtime(str(world.config), connect=False) as rt:
+        return Counter(r.state.value for r in rt.store.journal.entries(run_id))
+
+
+def _copies_not_attempted(
+    world: World, tmp_path: Path, system: str, lookup: str, **faults: Any
+) -> tuple[list[dict[str, Any]], str]:
+    """The plan's creates in `system`, and the stderr of their apply with `faults` set (the
+    lookup's failure: `_fault`)."""
+    creates = [c for c in _plan(world, tmp_path / "plan.json") if c["system"] == system]
+    assert any(c["account"]["by"] == "account" for c in creates), "no copy names an account"
+    _fault(world, system, **faults)
+    applied, stderr = _apply(world, tmp_path / "plan.json")
+    results = [r for r in applied["results"] if r["system"] == system and r["op"] == "create"]
+    assert len(results) == len(creates)
+    for result in results:
+        assert result["outcome"] == "not_sent", result
+        assert result["reason"].startswith(f"not attempted: {system}: {lookup}: "), result
+        assert "in doubt" not in result["reason"]
+    assert "in doubt" not in stderr
+    journaled = _journaled(world, applied["run_id"])
+    assert journaled["sent"] == journaled["intended"] == 0, journaled
+    return creates, stderr
+
+
+def test_a_salesforce_account_query_that_times_out_sends_no_copy_and_leaves_none_in_doubt(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    _configure(world, "salesforce")
+    store = world.sandbox.servers["salesforce"].emulator.store
+    before = len(store.tables["Opportunity"])
+    creates, stderr = _copies_not_attempted(
+        world, tmp_path, "salesforce", "find accounts", timed_out_sobjects=("Account",)
+    )
+    assert "QUERY_TIMEOUT" in stderr
+    assert len(store.tables["Opportunity"]) == before
+    # the next apply, the query answered, creates them without looking for earlier copies
+    _fault(world, "salesforce", timed_out_sobjects=())
+    again, _ = _apply(world, tmp_path / "plan.json")
+    created = [r for r in again["results"] if r["system"] == "salesforce" and r["op"] == "create"]
+    assert len(created) == len(creates)
+    applied = sum(r["outcome"] == "applied" for r in created)
+    assert applied and len(store.tables["Opportunity"]) == before + applied
+    with open_runtime(str(world.config), connect=False) as rt:
+        run = rt.store.runs.get(again["run_id"])
+    assert run is not None and "find_created" not in run.calls["salesforce"]
+
+
+def test_a_hubspot_company_search_refused_sends_no_copy_and_leaves_none_in_doubt(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    _configure(world, "hubspot")
+    emulator = world.sandbox.servers["hubspot"].emulator
+    before = len(emulator.store.live)
+    refusal = "There was a problem with the request."
+    _, stderr = _copies_not_attempted(world, tmp_path, "hubspot", "find companies", refusal=refusal)
+    assert refusal in stderr
+    assert len(emulator.store.live) == before
