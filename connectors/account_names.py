@@ -24,26 +24,42 @@ __all__ = [
     "matched",
     "name_key",
     "not_guessed",
+    "too_long",
+    "with_match",
     "with_note",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class AccountMatch:
-    """The account a copy goes under (`account_id`), or None and why (`note`)."""
+    """The account a copy goes under (`account_id`), or None and why: `note`, for a copy
+    created ("no Account is named 'Acme': created without an Account"), and `tried`, for one
+    the CRM refused, which was sent under none ("no Account: none is named 'Acme'")."""
 
     account_id: str | None
     note: str | None = None
+    tried: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AccountWords:
-    """How a CRM's notes name its accounts: "Account", "Accounts", and what a copy under none
-    of its name gets ("created without an Account")."""
+    """How a CRM's notes name its accounts: "Account", "Accounts", what a copy under none of
+    its name gets ("created without an Account"), and the most characters its accounts' name
+    field holds (`longest`): a longer name names none, and is never sent."""
 
     one: str
     many: str
     instead: str
+    longest: int
+
+    def none(self, why: str, tried: str | None = None) -> AccountMatch:
+        """No account, because `why` ("Accounts are not readable ..."); `tried`: the reason
+        as a refused copy's error words it, after "no Account: " (default `why`)."""
+        return AccountMatch(None, f"{why}: {self.instead}", f"no {self.one}: {tried or why}")
+
+    def fits(self, name: str) -> bool:
+        """Whether an account can bear `name` (trimmed): a longer one is looked up never."""
+        return len(name.strip()) <= self.longest
 
 
 def name_key(name: str) -> str:
@@ -61,21 +77,29 @@ def bearing(
     return sorted({r[id_field] for r in found if name_key(str(r.get(name_field) or "")) == key})
 
 
-def not_guessed(what: str, name: str, ids: Sequence[Any], then: str) -> str:
+def not_guessed(what: str, name: str, ids: Sequence[Any], then: str | None = None) -> str:
     """Why a copy goes under none of the several `what` (accounts) named `name`: "2
     organizations are named 'Acme Corp' (12, 40): not guessed, <then>"."""
     listed = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
-    return f"{len(ids)} {what} are named {name.strip()!r} ({listed}): not guessed, {then}"
+    said = f"{len(ids)} {what} are named {name.strip()!r} ({listed}): not guessed"
+    return f"{said}, {then}" if then else said
 
 
-def with_note(result: PushResult, note: str | None) -> PushResult:
-    """A copy's result saying how its account was filed otherwise than by name (`note`): its
-    note where it was created, beside the CRM's reason where it was refused."""
-    if not note:
+def with_note(result: PushResult, note: str | None, tried: str | None = None) -> PushResult:
+    """A copy's result saying how its account was filed otherwise than by name: its `note`
+    where it was created; beside the CRM's reason where it was refused, `tried` (what it was
+    sent with), else `note`."""
+    said = note if result.ok else tried or note
+    if not said:
         return result
     if result.ok:
-        return replace(result, note=note)
-    return replace(result, error=f"{result.error} ({note})")
+        return replace(result, note=said)
+    return replace(result, error=f"{result.error} ({said})")
+
+
+def with_match(result: PushResult, match: AccountMatch | None) -> PushResult:
+    """`with_note` of the copy's account `match` (None: it named none)."""
+    return with_note(result, match.note, match.tried) if match is not None else result
 
 
 def matched(name: str, ids: Sequence[Any], words: AccountWords) -> AccountMatch:
@@ -83,9 +107,19 @@ def matched(name: str, ids: Sequence[Any], words: AccountWords) -> AccountMatch:
     is named 'Acme Corp': created without an Account", or several `not_guessed`)."""
     if len(ids) == 1:
         return AccountMatch(str(ids[0]))
+    named = repr(name.strip())
     if not ids:
-        return AccountMatch(None, f"no {words.one} is named {name.strip()!r}: {words.instead}")
-    return AccountMatch(None, not_guessed(words.many, name, ids, words.instead))
+        return words.none(f"no {words.one} is named {named}", f"none is named {named}")
+    several = not_guessed(words.many, name, ids, words.instead)
+    return AccountMatch(None, several, f"no {words.one}: {not_guessed(words.many, name, ids)}")
+
+
+def too_long(name: str, words: AccountWords) -> AccountMatch:
+    """No account for a name longer than any account's can be (never looked up: one such
+    name would fail the lookup of every other name sent with it)."""
+    shown = repr(name.strip()[:40] + "...")
+    over = f"can be named {shown} (over {words.longest} characters)"
+    return words.none(f"no {words.one} {over}", f"none {over}")
 
 
 class AccountLookup:
@@ -96,17 +130,24 @@ class AccountLookup:
     (or `resolve`) are looked up with it, together.
     """
 
-    def __init__(self, look_up: Callable[[list[str]], Mapping[str, AccountMatch]]) -> None:
-        self._look_up = look_up
+    def __init__(
+        self, look_up: Callable[[list[str]], Mapping[str, AccountMatch]], words: AccountWords
+    ) -> None:
+        self._look_up, self._words = look_up, words
         self._known: dict[str, AccountMatch] = {}
         self._expected: dict[str, str] = {}  # name_key -> name
 
     def expect(self, names: Iterable[str]) -> None:
-        """The account names the run will create copies under, looked up together."""
+        """The account names the run will create copies under, looked up together (one
+        longer than any account's can be, never: `too_long`)."""
         for name in names:
             key = name_key(name)
-            if key and key not in self._known:
+            if not key or key in self._known:
+                continue
+            if self._words.fits(name):
                 self._expected.setdefault(key, name.strip())
+            else:
+                self._known[key] = too_long(name, self._words)
 
     def resolve(self, names: Iterable[str]) -> None:
         """Look `names` (and every name expected) up now: an apply does so before it journals

@@ -23,7 +23,7 @@ from typing import Any
 
 from hubspot import HubSpot
 
-from connectors.account_names import AccountMatch, name_key, with_note
+from connectors.account_names import AccountMatch, name_key, with_match
 from connectors.base import (
     CompanyCurrency,
     ConnectorSettings,
@@ -382,7 +382,7 @@ class HubSpotConnector:
         companies = {link: m.account_id for link, m in matches.items() if m.account_id}
         results = self._writes.create(creates, companies)
         return [
-            with_note(result, matches[c.link_id].note if c.link_id in matches else None)
+            with_match(result, matches.get(c.link_id))
             for c, result in zip(creates, results, strict=True)
         ]
 

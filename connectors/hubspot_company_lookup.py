@@ -52,7 +52,9 @@ __all__ = [
 NAMES_PER_SEARCH = SEARCH_PAGE
 # What a copy associated with no company of its account's name gets instead, as its note says.
 WITHOUT_COMPANY = "created without a company"
-WORDS = AccountWords("company", "companies", WITHOUT_COMPANY)
+# A company's `name` is a single-line text property: HubSpot takes at most 65,536 characters
+# in one (its knowledge base, "Property field types in HubSpot").
+WORDS = AccountWords("company", "companies", WITHOUT_COMPANY, 65_536)
 
 _log = logging.getLogger("crmsync.hubspot")
 
@@ -62,10 +64,11 @@ Search = Callable[[Filters, int], Mapping[str, Any]]
 
 
 def company_searches(names: Iterable[str]) -> list[Filters]:
-    """The filter groups of the searches that look up `names` (trimmed, each name once)."""
+    """The filter groups of the searches that look up `names` (trimmed, each name once, none
+    longer than a company's can be)."""
     distinct: dict[str, str] = {}
     for name in names:
-        if name.strip():
+        if name.strip() and WORDS.fits(name):
             distinct.setdefault(name_key(name), name.strip().lower())
     return [
         [
@@ -92,7 +95,7 @@ class Companies(AccountLookup):
     """Company name -> AccountMatch, each name looked up once per connector (a run)."""
 
     def __init__(self, system: str, search: Search) -> None:
-        super().__init__(self._looked_up)
+        super().__init__(self._looked_up, WORDS)
         self._system, self._search = system, search
 
     def _looked_up(self, names: list[str]) -> dict[str, AccountMatch]:
@@ -101,9 +104,9 @@ class Companies(AccountLookup):
         except PermissionDenied:
             # The token may not read companies: no copy can be told its company, and none is
             # guessed (its deals were read without accounts too).
-            why = f"{NO_SCOPE}: {WITHOUT_COMPANY}"
-            _log.warning("%s: %s", self._system, why)
-            return {name_key(n): AccountMatch(None, why) for n in names}
+            match = WORDS.none(NO_SCOPE)
+            _log.warning("%s: %s", self._system, match.note)
+            return {name_key(n): match for n in names}
         named = [
             {"id": str(c["id"]), "name": (c.get("properties") or {}).get("name")} for c in found
         ]

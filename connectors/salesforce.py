@@ -17,7 +17,7 @@ from typing import Any
 from simple_salesforce import Salesforce
 from simple_salesforce.format import format_soql
 
-from connectors.account_names import name_key, with_note
+from connectors.account_names import name_key, with_match
 from connectors.base import (
     CompanyCurrency,
     ConnectorSettings,
@@ -384,7 +384,7 @@ class SalesforceConnector:
             saved = self._call("create_deals", creating.send)
             for create, match, result in zip(chunk, matched, saved, strict=True):
                 pushed = replace(push_result(result, None), link_id=create.link_id)
-                results.append(with_note(pushed, match.note if match else None))
+                results.append(with_match(pushed, match))
         return self._policy.redacted(results)
 
     def expect_accounts(self, names: Iterable[str]) -> None:

@@ -55,7 +55,8 @@ QUERY_BYTES = 8000
 _LOOKUP = "SELECT Id, Name FROM Account WHERE Name IN {}"
 # What a copy under no Account of its account's name gets instead, as its note says.
 WITHOUT_ACCOUNT = "created without an Account"
-WORDS = AccountWords("Account", "Accounts", WITHOUT_ACCOUNT)
+# Account.Name holds 255 characters (the Account object reference: Name, string(255)).
+WORDS = AccountWords("Account", "Accounts", WITHOUT_ACCOUNT, 255)
 
 _log = logging.getLogger("crmsync.salesforce")
 
@@ -90,11 +91,12 @@ def read_changed_accounts(system: str, query: Query, since: datetime) -> dict[st
 
 
 def account_queries(names: Iterable[str]) -> list[str]:
-    """The queries that look up `names` (trimmed, each name once), as few as keep each within
-    QUERY_BYTES URL-encoded; values escaped by simple-salesforce's quoting."""
+    """The queries that look up `names` (trimmed, each name once, none longer than an
+    Account's can be), as few as keep each within QUERY_BYTES URL-encoded (a name of 255
+    characters takes at most 3,100 bytes); values escaped by simple-salesforce's quoting."""
     distinct: dict[str, str] = {}
     for name in names:
-        if name.strip():
+        if name.strip() and WORDS.fits(name):
             distinct.setdefault(name_key(name), name.strip())
     base = len(quote_plus(format_soql(_LOOKUP, [""]))) - len(quote_plus("''"))
     queries: list[str] = []
@@ -125,7 +127,7 @@ class Accounts(AccountLookup):
     read."""
 
     def __init__(self, system: str, query: Callable[[str], Iterable[dict[str, Any]]]) -> None:
-        super().__init__(self._looked_up)
+        super().__init__(self._looked_up, WORDS)
         self._system, self._query = system, query
 
     def _looked_up(self, names: list[str]) -> dict[str, AccountMatch]:
@@ -136,7 +138,7 @@ class Accounts(AccountLookup):
                 raise
             # The API user may not read Accounts (its profile hides the object): no copy can
             # be told its Account, and none is guessed.
-            why = f"Accounts are not readable by the API user ({exc.message}): {WITHOUT_ACCOUNT}"
-            _log.warning("%s: %s", self._system, why)
-            return {name_key(n): AccountMatch(None, why) for n in names}
+            match = WORDS.none(f"Accounts are not readable by the API user ({exc.message})")
+            _log.warning("%s: %s", self._system, match.note)
+            return {name_key(n): match for n in names}
         return {name_key(n): matched(n, bearing(n, found, ("Id", "Name")), WORDS) for n in names}

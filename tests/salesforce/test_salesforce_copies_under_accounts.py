@@ -81,3 +81,59 @@ def test_accounts_the_api_user_may_not_read_leave_each_copy_without_one_saying_w
     assert made.note is not None
     assert made.note.startswith("Accounts are not readable by the API user (INVALID_TYPE")
     assert made.note.endswith(": created without an Account")
+
+
+def test_a_name_longer_than_an_account_can_bear_is_never_sent_and_its_copy_says_why(
+    accounts_sandbox: Sandbox,
+) -> None:
+    """Account.Name holds 255 characters: a longer name names no Account, and sent in the
+    lookup it made a query Salesforce refuses (a URI past 16,384 bytes), which failed every
+    other copy of the run with it."""
+    longest = "L" * 255
+    em = accounts_sandbox.servers["salesforce"].emulator
+    with em.lock:
+        edge = em.store.add_account(longest)
+    long = "日" * 3000
+    queries = account_queries([NAMES[2], long, longest])
+    assert len(queries) == 1 and long not in queries[0]
+    assert len(quote_plus(queries[0])) <= QUERY_BYTES
+    connector = SalesforceConnector(settings_for(accounts_sandbox))
+    try:
+        made = connector.create_deals(_copies(NAMES[2], long, f" {longest} "))
+        calls = connector.calls().get("find accounts")
+    finally:
+        connector.close()
+    assert calls == 1
+    assert _account_ids(accounts_sandbox, [r.id for r in made]) == [
+        f"001{2:015d}",
+        None,
+        edge,
+    ]
+    assert [r.note for r in made] == [
+        None,
+        f"no Account can be named {'日' * 40 + '...'!r} (over 255 characters): "
+        "created without an Account",
+        None,
+    ]
+
+
+def test_a_refused_copy_says_it_was_sent_without_an_account_and_why(
+    accounts_sandbox: Sandbox,
+) -> None:
+    """Its error is the CRM's, then why it had no Account: not that it was created without
+    one, which it was not."""
+    accounts_sandbox.servers["salesforce"].faults.set(Faults(rate_limit=10_000, record_fail=1.0))
+    em = accounts_sandbox.servers["salesforce"].emulator
+    with em.lock:
+        twins = sorted([f"001{3:015d}", em.store.add_account(NAMES[3].upper())])
+    connector = SalesforceConnector(settings_for(accounts_sandbox))
+    try:
+        refused = connector.create_deals(_copies("Nobody Inc", NAMES[3]))
+    finally:
+        connector.close()
+    assert [r.ok for r in refused] == [False, False]
+    errors = [r.error or "" for r in refused]
+    assert errors[0].endswith(" (no Account: none is named 'Nobody Inc')"), errors[0]
+    several = f"2 Accounts are named {NAMES[3]!r} ({', '.join(twins)}): not guessed"
+    assert errors[1].endswith(f" (no Account: {several})"), errors[1]
+    assert not any("created" in e for e in errors)
