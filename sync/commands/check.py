@@ -24,7 +24,7 @@ from mapping.stages import coverage
 from mapping.writes import funnel_pipeline
 from sync.commands import config_option
 from sync.connect import build_context, check_kinds, closes_by_status, open_connector
-from sync.create_accounts import account_filings
+from sync.create_accounts import ACCOUNT_WORDS, account_filings
 from sync.crm_defaults import Told, currency_names, told_currency, told_zone
 from sync.errors import UsageError, terminal_safe
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
@@ -302,28 +302,52 @@ def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
 
 def _companies_unreadable(config: Config, name: str, connector: Any) -> list[str]:
     """A warning where HubSpot deals will be read without accounts (the token lacks the
-    companies scope) and an account is used: Pipedrive copies filed by account, or the
-    `account` match key; or where copies are made in this HubSpot (each is associated with
-    the company of its account's name, which it cannot look up then). Asked only then: the
-    call costs one more."""
+    companies scope) and an account is used: copies of them made in another CRM filed by
+    account (a Pipedrive one then goes to create_org_id, a Salesforce one under no Account),
+    or the `account` match key; or where copies are made in this HubSpot (each is associated
+    with the company of its account's name, which it cannot look up then). One sentence names
+    each that applies. Asked only then: the call costs one more."""
     readable = getattr(connector, "companies_readable", None)
-    filed = any(
-        f.by_account and f.fallback == "create_org_id" for f in account_filings(config).values()
-    )
+    read = _read_without_accounts(config, name)
     into = _creates_missing(config, name)
-    if readable is None or not (filed or into or "account" in config.matching.keys):
+    if readable is None or not (read or into):
         return []
     try:
         if readable():
             return []
     except ConnectorError as exc:  # no finding either way: say it could not be told
         return [f"warning: {name}: could not tell whether the token may read companies: {exc}"]
-    copies = ", and the copies crmsync makes in it are associated with no company" if into else ""
+    said = [f"its deals are read without accounts, so {_listed(read)}"] if read else []
+    if into:
+        said.append("the copies crmsync makes in it are associated with no company")
     return [
         f"warning: {name}: the token may not read companies (grant crm.objects.companies.read "
-        "to the app): its deals are read without accounts, so their Pipedrive copies go to "
-        f"create_org_id and the account match key finds none of them{copies}"
+        f"to the app): {'; and '.join(said)}"
     ]
+
+
+def _read_without_accounts(config: Config, name: str) -> list[str]:
+    """What a pull of `name` reading its deals without accounts costs: their copies in each
+    instance that files copies by account (where crmsync makes copies of `name`'s deals), and
+    the `account` match key."""
+    sources = config.push.create_from
+    costs = []
+    for other, filing in account_filings(config).items():
+        if other == name or not filing.by_account or not _creates_missing(config, other):
+            continue
+        if sources is not None and name not in sources:
+            continue
+        words = ACCOUNT_WORDS.get(config.systems[other].kind)
+        instead = f"get no {words.one}" if words else f"go to {filing.fallback}"
+        costs.append(f"their copies in {other} {instead}")
+    if "account" in config.matching.keys:
+        costs.append("the account match key finds none of them")
+    return costs
+
+
+def _listed(parts: Sequence[str]) -> str:
+    """The parts as a sentence lists them: "a", "a and b", "a, b and c"."""
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def _unlisted_pipelines(name: str, held: Counter[str], listed: Mapping[str, object]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -571,43 +572,84 @@ def test_check_warns_of_stored_deals_in_a_pipeline_the_crm_no_longer_lists(
     ) in out.splitlines(), out
 
 
+def _copies_into(world: World, *targets: str, keys: Sequence[str] | None = None) -> None:
+    """push.create_missing into `targets`; `keys`: the match keys (else as they are)."""
+    document = yaml.safe_load(world.config.read_text())
+    document["push"].update(create_missing=True, targets=list(targets))
+    if keys is not None:
+        document["matching"]["keys"] = list(keys)
+    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def _companies_warning(world: World) -> list[str]:
+    """`check`'s warnings that the HubSpot token may not read companies."""
+    world.sandbox.servers["hubspot"].emulator.companies_scope = False
+    code, out, err = run("check", "--config", str(world.config))
+    assert code == 0, out + err
+    warning = "warning: hubspot: the token may not read companies"
+    return [line for line in out.splitlines() if line.startswith(warning)]
+
+
+GRANT = (
+    "warning: hubspot: the token may not read companies (grant crm.objects.companies.read to "
+    "the app): "
+)
+
+
 def test_check_warns_when_the_token_may_not_read_the_companies_accounts_come_from(
     small_world: World,
 ) -> None:
     """Without crm.objects.companies.read a pull reads HubSpot deals without accounts, and
     their Pipedrive copies go to create_org_id: found out at the migration, not before."""
     warning = "warning: hubspot: the token may not read companies"
-    code, out, err = run("check", "--config", str(small_world.config))
+    _copies_into(small_world, "pipedrive")
+    out = run("check", "--config", str(small_world.config))[1]
     assert not [line for line in out.splitlines() if line.startswith(warning)], out
-    small_world.sandbox.servers["hubspot"].emulator.companies_scope = False
-    code, out, err = run("check", "--config", str(small_world.config))
-    assert code == 0, out + err
-    assert (
-        f"{warning} (grant crm.objects.companies.read to the app): its deals are read without "
-        "accounts, so their Pipedrive copies go to create_org_id and the account match key "
-        "finds none of them"
-    ) in out.splitlines(), out
+    assert _companies_warning(small_world) == [
+        f"{GRANT}its deals are read without accounts, so their copies in pipedrive go to "
+        "create_org_id"
+    ]
 
 
 def test_check_warns_that_copies_into_hubspot_get_no_company_without_the_companies_scope(
     small_world: World,
 ) -> None:
     """A copy made in HubSpot is associated with the company of its account's name, which a
-    token without crm.objects.companies.read cannot look up: found out before the migration."""
-    document = yaml.safe_load(small_world.config.read_text())
-    document["push"].update(create_missing=True, targets=["hubspot"])
-    document["systems"]["pipedrive"]["create_org_by"] = "create_org_id"  # no filing by name
-    document["matching"]["keys"] = ["name", "owner_email", "close_month"]
-    small_world.config.write_text(yaml.safe_dump(document, sort_keys=False))
-    small_world.sandbox.servers["hubspot"].emulator.companies_scope = False
-    code, out, err = run("check", "--config", str(small_world.config))
-    assert code == 0, out + err
-    assert (
-        "warning: hubspot: the token may not read companies (grant crm.objects.companies.read "
-        "to the app): its deals are read without accounts, so their Pipedrive copies go to "
-        "create_org_id and the account match key finds none of them, and the copies crmsync "
-        "makes in it are associated with no company"
-    ) in out.splitlines(), out
+    token without crm.objects.companies.read cannot look up: found out before the migration.
+    Its deals read without accounts cost nothing here (no copies elsewhere, no account key),
+    and the warning says nothing of them."""
+    _copies_into(small_world, "hubspot")
+    assert _companies_warning(small_world) == [
+        f"{GRANT}the copies crmsync makes in it are associated with no company"
+    ]
+
+
+def test_check_names_each_cost_of_hubspot_deals_read_without_accounts_once(
+    small_world: World,
+) -> None:
+    """Copies into every CRM and the account match key: one sentence each, in the words of the
+    CRM the copies go to (a Salesforce copy of a deal read without an account gets no
+    Account)."""
+    _copies_into(
+        small_world,
+        "salesforce",
+        "hubspot",
+        "pipedrive",
+        keys=["name", "account", "close_month"],
+    )
+    assert _companies_warning(small_world) == [
+        f"{GRANT}its deals are read without accounts, so their copies in salesforce get no "
+        "Account, their copies in pipedrive go to create_org_id and the account match key "
+        "finds none of them; and the copies crmsync makes in it are associated with no company"
+    ]
+
+
+def test_check_says_nothing_of_copies_crmsync_does_not_make_without_the_companies_scope(
+    small_world: World,
+) -> None:
+    """create_missing off (the sandbox config's), no account key: HubSpot deals read without
+    accounts cost nothing."""
+    assert _companies_warning(small_world) == []
 
 
 def test_check_names_a_salesforce_id_field_the_org_lacks_which_the_pull_cannot_read(
