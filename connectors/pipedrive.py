@@ -471,9 +471,10 @@ class PipedriveConnector:
     # -- organizations ----------------------------------------------------------------------
 
     def expect_accounts(self, names: Iterable[str]) -> None:
-        """The account names this run's creates will name, before the first: more than
-        `org_search_max` of them are resolved from one listing instead of a search each."""
-        self._orgs.expect(names)
+        """The account names this run's creates will name, before the first is journaled:
+        their organizations found now (a ConnectorError: none was sent), more than
+        `org_search_max` of them from one listing instead of a search each."""
+        self._orgs.resolve(names)
 
     def _every_org(self, pages: int) -> list[dict[str, Any]] | None:
         """Every organization, if `/api/v2/organizations` lists them in at most `pages`

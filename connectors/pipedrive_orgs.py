@@ -110,6 +110,7 @@ class Organizations:
         self._per_record = per_record
         self._reuse_for, self._clock = reuse_for, clock
         self._known: dict[str, Filing] = {}
+        self._absent: set[str] = set()  # name_keys `resolve` found no organization of
         self._index: dict[str, list[Mapping[str, Any]]] | None = None  # name_key -> orgs
         self._list_pages = 0  # the most pages a listing may read; 0: search
         # every organization `filed_under` (name_key -> orgs), as listed at a `clock` time
@@ -132,6 +133,22 @@ class Organizations:
         fresh = {name_key(n) for n in names if n.strip()} - self._known.keys()
         if self._index is None and len(fresh) > self._search_max:
             self._list_pages = len(fresh)
+
+    def resolve(self, names: Iterable[str]) -> None:
+        """`expect` `names`, and find the organizations of each now (in the listing, or a
+        search each): an apply does so before it journals any create as sent, so a lookup
+        that fails has sent nothing. A name no organization bears is made at its first
+        `filing`, as a write of the run's."""
+        named = [n.strip() for n in names if n.strip()]
+        self.expect(named)
+        for name in named:
+            key = name_key(name)
+            if key not in self._known and key not in self._absent:
+                found = self._found(name)
+                if found is None:
+                    self._absent.add(key)
+                else:
+                    self._known[key] = found
 
     def filing(self, name: str, owner: Any) -> Filing:
         key = name_key(name)
@@ -167,7 +184,7 @@ class Organizations:
         A POST retried because its answer was lost first searches again: the lost attempt may
         have made the organization, and a second would split the account in two.
         """
-        found = self._found(name)
+        found = None if name_key(name) in self._absent else self._found(name)
         if found is not None:
             return found
         body: dict[str, Any] = {"name": name}

@@ -163,6 +163,9 @@ class PipedriveEmulator:
     ) -> None:
         self._data, self._token = data, token
         self.recents_window = recents_window
+        # A message the organizations search (v2) answers with a 400 when set: tests of a
+        # lookup Pipedrive refuses.
+        self.search_refusal: str | None = None
         self.lock = threading.RLock()
         self.fault_state = FaultState()
         self.reset()

@@ -47,6 +47,7 @@ class Host(Protocol):
 
     store: DealStore
     fault_state: FaultState
+    search_refusal: str | None
 
     def error(self, status: int, code: str, message: str) -> SandboxResponse: ...
     def injected(self, keys: list[str]) -> bool: ...
@@ -372,6 +373,8 @@ class V2Api:
         return _ok(org_v2(self.store.orgs.create({"name": body["name"], "owner_id": owner})))
 
     def search_organizations(self, request: SandboxRequest) -> SandboxResponse:
+        if self.host.search_refusal is not None:
+            raise BadRequest(self.host.search_refusal)
         exact = _choice(request, "exact_match", ("true", "false"), "false") == "true"
         term = (request.arg("term") or "").strip()
         if len(term) < (1 if exact else 2):

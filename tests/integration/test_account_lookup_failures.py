@@ -6,6 +6,7 @@ CLI; the fault is the sandbox's, as the CRM would answer."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import replace
@@ -53,6 +54,28 @@ def _journaled(world: World, run_id: str) -> Counter[str]:
     """The states of the run's journal rows."""
     with open_runtime(str(world.config), connect=False) as rt:
         return Counter(r.state.value for r in rt.store.journal.entries(run_id))
+
+
+def _with_few_names(saved: Path, system: str, most: int) -> list[dict[str, Any]]:
+    """The plan saved at `saved` left with the creates in `system` of its first `most` account
+    names (a plan a person cut down before applying it); those creates."""
+    plan = json.loads(saved.read_text())
+    names: list[str] = []
+    kept = []
+    for create in plan["creates"]:
+        name = (create.get("organization") or create.get("account") or {}).get("name")
+        if create["system"] != system or not name:
+            continue
+        if name.casefold() not in names and len(names) < most:
+            names.append(name.casefold())
+        if name.casefold() in names:
+            kept.append(create)
+    plan["creates"] = kept
+    body = {k: v for k, v in plan.items() if k != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    plan["checksum"] = hashlib.sha256(canonical.encode()).hexdigest()
+    saved.write_text(json.dumps(plan))
+    return kept
 
 
 def _copies_not_attempted(
@@ -111,3 +134,30 @@ def test_a_hubspot_company_search_refused_sends_no_copy_and_leaves_none_in_doubt
     _, stderr = _copies_not_attempted(world, tmp_path, "hubspot", "find companies", refusal=refusal)
     assert refusal in stderr
     assert len(emulator.store.live) == before
+
+
+def test_a_pipedrive_organization_search_refused_sends_no_copy_and_leaves_none_in_doubt(
+    small_world: World, tmp_path: Path
+) -> None:
+    """Up to 10 names are searched one by one: the first search refused, no copy was sent
+    (the organizations they go to are found before the first, those to make made with it).
+    The plan is cut to 5 names, as a person may cut one down before applying it."""
+    world = small_world
+    _configure(world, "pipedrive")
+    emulator = world.sandbox.servers["pipedrive"].emulator
+    with emulator.lock:
+        before = len(emulator.store.deals)
+    _plan(world, tmp_path / "plan.json")
+    creates = _with_few_names(tmp_path / "plan.json", "pipedrive", 5)
+    emulator.search_refusal = "Invalid input: term"
+    applied, stderr = _apply(world, tmp_path / "plan.json")
+    results = [r for r in applied["results"] if r["system"] == "pipedrive" and r["op"] == "create"]
+    assert len(results) == len(creates)
+    for result in results:
+        assert result["outcome"] == "not_sent", result
+        assert result["reason"].startswith("not attempted: pipedrive: find organization: ")
+    assert "in doubt" not in stderr
+    journaled = _journaled(world, applied["run_id"])
+    assert journaled["sent"] == journaled["intended"] == 0, journaled
+    with emulator.lock:
+        assert len(emulator.store.deals) == before
