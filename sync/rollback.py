@@ -193,7 +193,9 @@ def rollback_plan(
     wanted = chosen - already
     changes = [c for c in changes if c.entity in wanted]
     deletes = tuple(d for d in deletes if (d.entity or "") in wanted)
-    kept = tuple(k for k in kept if k.entity in wanted)
+    # The copies the rollback cannot delete are listed whatever earlier rollbacks finished:
+    # the user restores them by hand, and no rollback counts them as undone (`finished`).
+    kept = tuple(k for k in kept if k.entity in chosen)
     summary: dict[str, Any] = {
         "rollback_of": run_id,
         "changes": len(changes),
@@ -213,14 +215,19 @@ def finished(rollback: Rollback, done: Collection[str], earlier: RolledBack) -> 
     """What the run's record keeps once `rollback` was applied (`done`: the change and delete ids
     its journal holds as done), over what `earlier` rollbacks finished: a partial one adds each
     of its entities whose changes and deletes are all done (one drifted or refused is checked
-    again by the next rollback); a whole one all done marks the run rolled back whole."""
+    again by the next rollback); a whole one all done marks the run rolled back whole. Never an
+    entity with a `Kept` record (a deal the run deleted, a copy it cannot check), nor the whole
+    run while it has one: the rollback did not undo those, and would stop listing them."""
     by_entity: dict[str, set[str]] = {}
     for item, entity in rollback.entity_ids().items():
         by_entity.setdefault(entity, set()).add(item)
     if not rollback.entities:
-        whole = all(items <= set(done) for items in by_entity.values())
+        whole = not rollback.kept and all(items <= set(done) for items in by_entity.values())
         return replace(earlier, whole=earlier.whole or whole)
-    complete = {e for e in rollback.entities if by_entity.get(e, set()) <= set(done)}
+    held = {k.entity for k in rollback.kept}
+    complete = {
+        e for e in rollback.entities if e not in held and by_entity.get(e, set()) <= set(done)
+    }
     return replace(earlier, entities=earlier.entities | complete)
 
 
