@@ -14,7 +14,6 @@ from sync.apply_run import confirmed
 from sync.commands import config_option, wait_option
 from sync.errors import terminal_safe
 from sync.forget import ForgetRefused, check_forgettable
-from sync.guards import needs_confirmation
 from sync.locks import pull_locks, reconcile_lock
 from sync.runtime import open_runtime
 from sync.shutdown import stop_on_signals
@@ -76,9 +75,15 @@ def command(
         ):
             check_forgettable(rt.config, rt.store, instance)
             interactive = sys.stdin.isatty() and sys.stderr.isatty()
-            asks = needs_confirmation(1, confirm_above=0, yes=yes, interactive=interactive)
+            if not (yes or interactive):
+                # Unlike a large apply, which a scheduled run makes unasked, this purge cannot be
+                # undone: off a terminal it is made only when the command line says so.
+                raise ForgetRefused(
+                    f"forget --apply removes what the store holds of {instance} for good and "
+                    "asks first, but there is no terminal to ask at; nothing removed: add --yes"
+                )
             question = f"Remove what the state store holds of {terminal_safe(instance)}?"
-            if asks and not confirmed(question):
+            if not yes and not confirmed(question):
                 raise ForgetRefused(
                     f"not confirmed; nothing removed of {instance} (pass --yes to skip the "
                     "question)"

@@ -314,3 +314,24 @@ def test_forget_asks_at_a_terminal_and_removes_nothing_unless_told_yes(
     assert unchanged == before
     assert done == 0 and question in said_yes and "forgot pipedrive" in said_yes, said_yes
     assert _store_view(world)["links"] == 0
+
+
+def test_forget_apply_off_a_terminal_without_yes_removes_nothing_and_says_to_add_it(
+    one_try_world: World,
+) -> None:
+    """A scheduled run does not ask before large writes; this purge cannot be undone, so off a
+    terminal it is made only when the command line says --yes."""
+    world = one_try_world
+    _cli(world, "reconcile", "--dry-run")
+    retire(world, "pipedrive")
+    before = _store_view(world)
+
+    refused = _cli(world, "forget", "pipedrive", "--apply", code=2)
+
+    assert refused.stderr.strip() == (
+        "crmsync: error: forget --apply removes what the store holds of pipedrive for good and "
+        "asks first, but there is no terminal to ask at; nothing removed: add --yes"
+    )
+    assert _store_view(world) == before
+    runs = json.loads(_cli(world, "runs", "--format", "json").stdout)
+    assert "forget" not in {r["kind"] for r in runs}
