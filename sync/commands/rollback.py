@@ -17,6 +17,7 @@ from sync.apply_creates import too_recent
 from sync.apply_deletes import Delete, written_to
 from sync.apply_doubt import settle_in_doubt
 from sync.apply_failures import Failures
+from sync.apply_report import ApplyReport
 from sync.commands import config_option
 from sync.commands.apply import recorded_apply
 from sync.connect import open_connector
@@ -174,12 +175,12 @@ def _write(
         rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=entities,
         aliases=rt.config.owner_aliases,
     )  # fmt: skip
-    if entities and not (rollback.plan.changes or rollback.deletes or rollback.kept):
-        _show(rollback, fmt, set(), 0)  # every one rolled back already: it says so
-        return
     if (line := _already_line(rollback)) is not None:
         # JSON: stdout holds the apply's report alone
         click.echo(terminal_safe(line), err=fmt == "json")
+    if entities and set(entities) <= set(rollback.already):
+        _nothing_to_apply(rollback, fmt)
+        return
     # The restored values become the bases, as any write of crmsync's does: they are no edit
     # of the targets, so the next reconcile does not carry them back over the CRM whose edit
     # the rolled-back run had copied; it plans that edit again. A partial rollback's plan holds
@@ -204,6 +205,17 @@ def _record(rt: Runtime, run_id: str, rollback: Rollback) -> None:
     now = finished(rollback, rt.store.journal.done_ids(rollback.plan.run_id), earlier)
     if now != earlier:
         rt.store.runs.add_counts(run_id, {ROLLED_BACK: rolled_back_json(now)})
+
+
+def _nothing_to_apply(rollback: Rollback, fmt: str) -> None:
+    """The report of a partial --apply whose entities were all rolled back already: no run is
+    recorded, no CRM read or written. JSON keeps the apply report's shape (no `run_id`, no
+    results, zero totals), with `rolled_back_already`; a script reads it as any apply's."""
+    if fmt != "json":
+        return  # the line saying so is the whole of it
+    report = ApplyReport.of("", rollback.plan.run_id, ()).as_json()
+    body = {**report, "run_id": None, "rolled_back_already": list(rollback.already)}
+    sys.stdout.write(json.dumps(body, indent=2) + "\n")
 
 
 def _already_line(rollback: Rollback) -> str | None:

@@ -265,3 +265,38 @@ def test_a_partial_rollback_killed_part_way_resumes_and_only_then_counts_as_roll
     assert rest.exit_code == 0, rest.output
     assert not _written(json.loads(rest.stdout)) & undone
     assert _amounts(world, _refs(ids)) == carried.before
+
+
+def test_applying_a_partial_rollback_rolled_back_already_prints_an_apply_report_of_nothing(
+    small_world: World,
+) -> None:
+    """A script reads `--apply --format json` as any apply's report: no run was recorded (its
+    `run_id` is null, not the plan's id), nothing was written; the line saying why is on
+    stderr."""
+    world = small_world
+    carried = _edits_carried(world)
+    run_id, entity = carried.run_id, carried.entities[0]
+    assert _run(world, "rollback", run_id, "--apply", "--yes").exit_code == 0
+    runs = len(_cli(world, "runs"))
+    calls = sum(s["total"] for s in world.stats().values())
+
+    out = _run(world, "rollback", run_id, "--entity", entity, "--apply", "--format", "json")
+
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.stdout)
+    assert report == {
+        "run_id": None,
+        "plan_id": f"rollback-{run_id}",
+        "totals": {k: 0 for k in report["totals"]},
+        "by_system": {},
+        "results": [],
+        "calls": {},
+        "settled": [],
+        "rolled_back_already": [entity],
+    }
+    assert "applied" in report["totals"]
+    assert " ".join(out.stderr.split()) == (
+        f"rolled back already: {entity} (1 entity of run {run_id}); not undone again"
+    )
+    assert len(_cli(world, "runs")) == runs
+    assert sum(s["total"] for s in world.stats().values()) == calls
