@@ -8,7 +8,7 @@ the next run), while the store holds something of it, and while none of its writ
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from config import Config
@@ -16,7 +16,13 @@ from sync.errors import CrmsyncError
 from sync.store import Holdings, Store
 from sync.store_records import RunKind
 
-__all__ = ["ForgetRefused", "check_forgettable", "forgotten_line", "forgotten_since"]
+__all__ = [
+    "ForgetRefused",
+    "check_forgettable",
+    "forgotten_line",
+    "forgotten_note",
+    "forgotten_since",
+]
 
 
 class ForgetRefused(CrmsyncError):
@@ -81,16 +87,35 @@ def forgotten_since(
     }
 
 
-def forgotten_line(run_id: str, forgotten: Mapping[str, str], *, dry: bool = False) -> str:
+def forgotten_line(
+    run_id: str, forgotten: Mapping[str, str], *, dry: bool = False, entities: Sequence[str] = ()
+) -> str:
     """Why a rollback of `run_id` is refused, `forgotten` (instance -> forget run) naming the
-    instances it wrote to whose state was removed since: a run is undone whole or not at all.
-    `dry`: the line ending a dry view, which lists those writes above it."""
-    names = ", ".join(sorted(forgotten))
-    by = ", ".join(forgotten[n] for n in sorted(forgotten))
-    why = f"run {run_id} wrote to {names}, whose state crmsync forgot since (run {by})"
+    instances it wrote to whose state was removed since: a run is undone whole or not at all; a
+    partial one (`entities`) is refused where it would write there (a copy the run made in an
+    entity). `dry`: the line ending a dry view, which lists those writes above it."""
+    why = _wrote_to_forgotten(run_id, forgotten)
+    if entities:
+        why += f", and the rollback of {', '.join(entities)} would write there"
     if dry:
         return f"dry run: nothing written; --apply refuses it: {why}: undo those writes by hand"
+    listed = " ".join(["crmsync rollback", run_id, *(f"--entity {e}" for e in entities)])
+    whole = "" if entities else ", and a run is undone whole"
     return (
-        f"{why}; nothing written: crmsync no longer knows the deals it wrote to there, and a run "
-        f"is undone whole: undo those writes by hand (`crmsync rollback {run_id}` lists them)"
+        f"{why}; nothing written: crmsync no longer knows the deals it wrote to there{whole}: "
+        f"undo those writes by hand (`{listed}` lists them)"
     )
+
+
+def forgotten_note(run_id: str, forgotten: Mapping[str, str]) -> str:
+    """What a partial rollback of `run_id` leaves of its writes to the `forgotten` instances."""
+    return (
+        f"{_wrote_to_forgotten(run_id, forgotten)}: this rollback leaves its writes there alone "
+        "(their deals are in no entity now); undo them by hand"
+    )
+
+
+def _wrote_to_forgotten(run_id: str, forgotten: Mapping[str, str]) -> str:
+    names = ", ".join(sorted(forgotten))
+    by = ", ".join(forgotten[n] for n in sorted(forgotten))
+    return f"run {run_id} wrote to {names}, whose state crmsync forgot since (run {by})"

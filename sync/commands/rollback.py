@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from signal import SIGTERM
 
@@ -22,7 +22,7 @@ from sync.commands import config_option
 from sync.commands.apply import recorded_apply
 from sync.connect import open_connector
 from sync.diff import FunnelFacts
-from sync.forget import forgotten_line, forgotten_since
+from sync.forget import forgotten_line, forgotten_note, forgotten_since
 from sync.guards import PlanRefused
 from sync.locks import reconcile_lock
 from sync.plan import Change
@@ -98,8 +98,8 @@ def command(
             forgotten = _forgotten(rt, run_id, _wrote(rt, run_id))
             retired = [n for n in _retired(rollback, rt.config.systems) if n not in forgotten]
             done = rt.store.journal.done_ids(rollback.plan.run_id)
-            refused = forgotten_line(run_id, forgotten, dry=True) if forgotten else None
-            _show(rollback, fmt, done, doubt, retired, rt.config.path.name, refused)
+            refused = _refusal(rollback, forgotten, retired, rt.config.path.name)
+            _show(rollback, fmt, done, doubt, forgotten, refused)
             return
         with reconcile_lock(rt.store):
             _write(rt, run_id, fingerprint, yes, fmt, chosen)
@@ -151,9 +151,37 @@ def _settle(rt: Runtime, run_id: str, again: str) -> None:
 
 
 def _wrote(rt: Runtime, run_id: str) -> set[str]:
-    """Every instance the run wrote to, whatever entities a rollback of it undoes: the dry view
-    and the apply refuse alike."""
+    """Every instance the run wrote to, whatever entities a rollback of it undoes."""
     return {e.instance for e in rt.store.audit.entries(run_id=run_id)}
+
+
+def _refusing(rollback: Rollback, forgotten: Mapping[str, str]) -> dict[str, str]:
+    """Of the `forgotten` instances the run wrote to (instance -> forget run), those for which
+    --apply refuses `rollback` (the dry view and the apply alike): all of them for the whole
+    run, which is undone whole; for a partial one, those its plan writes to (a copy the run made
+    there into the entity). Forget unlinked the instance's deals, so the run's other writes
+    there are in no entity now: a partial rollback leaves them alone (`forgotten_note`), and its
+    writes elsewhere are undone as before; forget left none of them in doubt."""
+    if not rollback.entities:
+        return dict(forgotten)
+    touched = written_to(rollback.plan, rollback.deletes)
+    return {name: run for name, run in forgotten.items() if name in touched}
+
+
+def _refusal(
+    rollback: Rollback, forgotten: Mapping[str, str], retired: Sequence[str], config: str
+) -> str | None:
+    """The line ending a dry view whose --apply would be refused, and why; None: it would not."""
+    run_id = rollback.plan.summary["rollback_of"]
+    if refusing := _refusing(rollback, forgotten):
+        return forgotten_line(run_id, refusing, dry=True, entities=rollback.entities)
+    if not retired:
+        return None
+    names, back = ", ".join(retired), ", ".join(f"systems.{name}" for name in retired)
+    return (
+        f"dry run: nothing written; --apply refuses it while {names}, which the run wrote to, "
+        f"{'is' if len(retired) == 1 else 'are'} not in {config}: add {back} back to undo the run"
+    )
 
 
 def _forgotten(rt: Runtime, run_id: str, wrote: Collection[str]) -> dict[str, str]:
@@ -167,16 +195,18 @@ def _write(
     rt: Runtime, run_id: str, fingerprint: str, yes: bool, fmt: str, entities: Sequence[str]
 ) -> None:
     forgotten = _forgotten(rt, run_id, _wrote(rt, run_id))
-    if forgotten:  # before settling: its writes in doubt there would be checked in the CRMs
+    if forgotten and not entities:  # before settling: its writes in doubt there would be checked
         raise PlanRefused(forgotten_line(run_id, forgotten))
     again = " ".join(["crmsync rollback", run_id, *(f"--entity {e}" for e in entities), "--apply"])
-    _settle(rt, run_id, again)
+    _settle(rt, run_id, again)  # a partial one's: forget left none in doubt in its instance
     rollback = rollback_plan(
         rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=entities,
         aliases=rt.config.owner_aliases,
     )  # fmt: skip
-    if (line := _already_line(rollback)) is not None:
-        # JSON: stdout holds the apply's report alone
+    if refusing := _refusing(rollback, forgotten):
+        raise PlanRefused(forgotten_line(run_id, refusing, entities=rollback.entities))
+    # JSON: stdout holds the apply's report alone
+    for line in _notes(rollback, forgotten):
         click.echo(terminal_safe(line), err=fmt == "json")
     if entities and set(entities) <= set(rollback.already):
         _nothing_to_apply(rollback, fmt)
@@ -218,6 +248,15 @@ def _nothing_to_apply(rollback: Rollback, fmt: str) -> None:
     sys.stdout.write(json.dumps(body, indent=2) + "\n")
 
 
+def _notes(rollback: Rollback, forgotten: Mapping[str, str]) -> list[str]:
+    """The lines before a rollback's rows or report: the entities left out as rolled back
+    already, and a partial rollback's writes to forgotten instances, left alone."""
+    notes = [line] if (line := _already_line(rollback)) is not None else []
+    if rollback.entities and forgotten and not _refusing(rollback, forgotten):
+        notes.append(forgotten_note(rollback.plan.summary["rollback_of"], forgotten))
+    return notes
+
+
 def _already_line(rollback: Rollback) -> str | None:
     """The line naming the entities an earlier rollback undid, left out of this one."""
     if not rollback.already:
@@ -245,14 +284,13 @@ def _show(
     fmt: str,
     done: set[str],
     doubt: int,
-    retired: Sequence[str] = (),
-    config: str = "",
-    refused: str | None = None,
+    forgotten: Mapping[str, str],
+    refused: str | None,
 ) -> None:
     """`done`: the changes and deletes an earlier `--apply` of this rollback completed;
     `doubt`: how many of the run's writes are in doubt (`_settle` checks them on --apply);
-    `retired`: the instances it wrote to that `config` no longer names; `refused`: why --apply
-    refuses it otherwise (the line ending the view)."""
+    `forgotten`: the instances it wrote to that `crmsync forget` removed since (instance ->
+    forget run); `refused`: why --apply would refuse it (`_refusal`, the line ending the view)."""
     if fmt == "json":
         body = plan_to_json(rollback.plan)
         body["already_done"] = sorted(
@@ -275,6 +313,8 @@ def _show(
         body["in_doubt"] = doubt
         body["entities"] = list(rollback.entities)  # []: the whole run
         body["rolled_back_already"] = list(rollback.already)
+        body["forgotten"] = dict(sorted(forgotten.items()))
+        body["refused"] = refused  # null: --apply would write it
         # where each stage change puts its deal back, as the CRM named it when the run wrote
         body["stage_labels"] = {
             change_id: {"pipeline": pipeline, "native_stage": stage}
@@ -290,13 +330,15 @@ def _show(
             "undoes those that landed",
             markup=False,
         )
-    if (line := _already_line(rollback)) is not None:
+    for line in _notes(rollback, forgotten):
         console.print(cell(line))
     if not (rollback.plan.changes or rollback.deletes or rollback.kept):
-        if not (doubt or rollback.already):
+        if not (doubt or rollback.already or refused):
             console.print(
                 f"run {rollback.plan.summary['rollback_of']} wrote nothing: nothing to undo"
             )
+        if refused:
+            console.print(refused, markup=False)
         return
     title = f"rollback of {rollback.plan.summary['rollback_of']}"
     if rollback.entities:
@@ -348,20 +390,9 @@ def _show(
         console.print(cell(f"kept {k.system} {k.id}: {k.reason}"))
     if done:
         console.print("rows done were written by an earlier --apply of this rollback", markup=False)
-    if refused:
-        console.print(refused, markup=False)
-        return
-    if retired:
-        names = ", ".join(retired)
-        back = ", ".join(f"systems.{name}" for name in retired)
-        console.print(
-            f"dry run: nothing written; --apply refuses it while {names}, which the run wrote "
-            f"to, {'is' if len(retired) == 1 else 'are'} not in {config}: add {back} back to "
-            "undo the run",
-            markup=False,
-        )
-        return
-    console.print("dry run: nothing written; add --apply to write these changes")
+    console.print(
+        refused or "dry run: nothing written; add --apply to write these changes", markup=False
+    )
 
 
 def _back_to(change: Change, labels: tuple[str, str] | None) -> str:

@@ -165,6 +165,8 @@ def test_a_run_that_wrote_to_a_forgotten_instance_is_not_rolled_back(
         f"dry run: nothing written; --apply refuses it: run {first_run} wrote to pipedrive, "
         f"whose state crmsync forgot since (run {forgot}): undo those writes by hand"
     )
+    shown = json.loads(_cli(world, "rollback", first_run, "--format", "json").stdout)
+    assert (shown["refused"], shown["forgotten"]) == (said, {"pipedrive": forgot})
     again = _cli(world, "forget", "pipedrive", code=2)
     assert f"holds nothing of 'pipedrive' (run {forgot} forgot it)" in again.stderr
 
