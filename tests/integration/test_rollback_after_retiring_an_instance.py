@@ -58,3 +58,7 @@ def test_the_dry_rollback_says_its_apply_is_refused_while_the_instance_is_retire
         "dry run: nothing written; --apply refuses it while pipedrive, which the run wrote to, "
         "is not in crmsync.yaml: add systems.pipedrive back to undo the run"
     ), dry.stdout
+    shown = cli.invoke(
+        main, ["rollback", run["id"], "--format", "json", "--config", str(world.config)]
+    )
+    assert json.loads(shown.stdout)["refused"] == said, shown.stdout
