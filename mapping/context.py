@@ -15,7 +15,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from mapping.funnel import DEFAULT_FUNNEL, Funnel, FunnelStage
-from mapping.owners import canonical_email
+from mapping.owners import canonical_email, local_part
 
 __all__ = [
     "MappingContext",
@@ -213,6 +213,14 @@ class MappingContext:
         """The native id of the user whose (canonical) email is `email`."""
         return self._owner_ids.get(self.canonical_email(email))
 
+    def owners_named_like(self, email: str) -> Sequence[tuple[str, str]]:
+        """(email, native id) of the users whose email has `email`'s local part at another
+        domain, sorted by email: the likely same person where `email` has no user (an acquired
+        company's logins). Users whose email `owners.aliases` names already are left out: an
+        alias of them would be refused, or would take them from the person they stand for."""
+        name = local_part(email)
+        return self._owners_by_local_part.get(name, ()) if name else ()
+
     # -- indexes ------------------------------------------------------------------------------
 
     @cached_property
@@ -251,6 +259,17 @@ class MappingContext:
             for stage in stages:
                 index.setdefault(stage.id, pipeline)
         return index
+
+    @cached_property
+    def _owners_by_local_part(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        named = set(self.owner_aliases) | set(self.owner_aliases.values())
+        index: dict[str, list[tuple[str, str]]] = {}
+        for owner_id, raw in self.owners.items():
+            email = raw.strip().lower()
+            name = local_part(email)
+            if name and email not in named:
+                index.setdefault(name, []).append((email, owner_id))
+        return {name: tuple(sorted(owners)) for name, owners in index.items()}
 
     @cached_property
     def _owner_ids(self) -> dict[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["canonical_email", "canonical_owner"]
+__all__ = ["canonical_email", "canonical_owner", "local_part"]
 
 
 def canonical_email(email: str, aliases: Mapping[str, str]) -> str:
@@ -22,3 +22,11 @@ def canonical_owner(field: str, value: Any, aliases: Mapping[str, str]) -> Any:
     if field != "owner_email" or not isinstance(value, str) or not aliases:
         return value
     return canonical_email(value, aliases)
+
+
+def local_part(email: str) -> str | None:
+    """The part of `email` before its last `@`, lower-cased; None where there is no such part,
+    no domain after it, or a space inside (no email: nothing to name in a one-line message)."""
+    name, at, domain = email.strip().lower().rpartition("@")
+    spaced = any(c.isspace() for c in name + domain)
+    return name if at and name and domain and not spaced else None

@@ -254,14 +254,19 @@ def owner_id_for_change(
         return None
     owner_id = ctx.owner_id_for(str(email))
     if owner_id is None:
-        # owners.aliases named only where the config sets some: else it is no lead to follow
+        # "after owners.aliases" only where the config sets some; a user of the same name at
+        # another domain is the lead to follow where it sets none yet
         matched = "by email, after owners.aliases" if ctx.owner_aliases else "by email"
         fix = (
             f"add one with that email in {ctx.instance} (owners are matched {matched}), "
             f"or give the deal an owner {ctx.instance} has"
         )
+        lead = _namesake_lead(ctx, str(email), active_only)
         raise MappingError(
-            deal.system, deal.id, "owner_email", f"no {ctx.instance} user with email {email}: {fix}"
+            deal.system,
+            deal.id,
+            "owner_email",
+            f"no {ctx.instance} user with email {email}{lead}: {fix}",
         )
     if active_only and owner_id in ctx.inactive_owners:
         raise MappingError(
@@ -271,6 +276,28 @@ def owner_id_for_change(
             f"the {ctx.instance} user with email {email} is deactivated and cannot own a deal",
         )
     return owner_id
+
+
+def _namesake_lead(ctx: MappingContext, email: str, active_only: bool) -> str:
+    """` (hubspot has zoe@acme-eu.com: if that is the same person, add owners.aliases: {...})`
+    where the CRM has a user of `email`'s local part at another domain that could own the deal
+    (several: counted, the first by email named); else nothing."""
+    wanted = email.strip().lower()
+    found = sorted(
+        {
+            other
+            for other, owner_id in ctx.owners_named_like(wanted)
+            if other != wanted and not (active_only and owner_id in ctx.inactive_owners)
+        }
+    )
+    if not found:
+        return ""
+    first, name = found[0], wanted.rpartition("@")[0]
+    has = f"{len(found)} users named {name} at other domains, the first " if found[1:] else ""
+    return (
+        f" ({ctx.instance} has {has}{first}: if that is the same person, add owners.aliases: "
+        f"{{{first}: {wanted}}})"
+    )
 
 
 def create_pipeline(deal: Deal, ctx: MappingContext, pipeline: str | None) -> str:

@@ -387,3 +387,60 @@ def test_a_write_left_in_doubt_before_the_alias_is_found_written_and_rolled_back
 
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     assert _owners_of(env, "hubspot", name) == [colleague_hs]
+
+
+# -- a lead to owners.aliases: the no-user error ----------------------------------------------
+
+SF_TO_HS = {"create_missing": True, "create_from": ["salesforce"], "targets": ["hubspot"]}
+
+
+def _plan_errors(env: SandboxEnv, *, format: str) -> tuple[str, list[dict[str, Any]]]:
+    """`crmsync reconcile --dry-run` in `format`: its output, and the plan's errors (json)."""
+    args = ("reconcile", "--config", str(env.config), "--dry-run", "--format", format)
+    done = run_crmsync(*args)
+    assert done.returncode in (0, 3), done.stdout + done.stderr
+    return done.stdout, json.loads(done.stdout)["errors"] if format == "json" else []
+
+
+def test_a_copy_for_an_owner_known_at_another_domain_names_that_email_and_the_alias(
+    start: Any,
+) -> None:
+    """No aliases yet: Ana's Salesforce deal cannot be copied into HubSpot, which knows her as
+    ana@acme-eu.com. The error names that email and the alias that would join them."""
+    env = start(push=SF_TO_HS)
+
+    _, errors = _plan_errors(env, format="json")
+    table, _ = _plan_errors(env, format="table")
+
+    deal_id = ONLY["salesforce"][0]
+    assert [e["reason"] for e in errors if e["id"] == deal_id] == [
+        f"no copy can be made in hubspot: no hubspot user with email {PARENT} (hubspot has "
+        f"{ACQUIRED}: if that is the same person, add owners.aliases: {{{ACQUIRED}: {PARENT}}})"
+        ": add one with that email in hubspot (owners are matched by email), or give the deal "
+        "an owner hubspot has"
+    ], errors
+    # the table folds the reason in its last column: its cells, joined, hold it whole
+    reasons = "".join(line.split("│")[-2] for line in table.splitlines() if "│" in line)
+    assert f"(hubspothas{ACQUIRED}:" in "".join(reasons.split()), table
+
+
+def test_the_no_user_error_names_several_namesakes_counted_the_first_by_email(
+    start: Any,
+) -> None:
+    dataset = _dataset()
+    other = copy.deepcopy(next(o for o in dataset["hubspot"]["owners"] if str(o["id"]) == HS_ANA))
+    other.update(id="41699998", email="Ana@Acme-Asia.com", userId=5999998)
+    other["userIdIncludingInactive"] = 5999998
+    dataset["hubspot"]["owners"].append(other)
+    env = start(dataset, push=SF_TO_HS)
+
+    _, errors = _plan_errors(env, format="json")
+
+    deal_id = ONLY["salesforce"][0]
+    first = "ana@acme-asia.com"
+    assert [e["reason"] for e in errors if e["id"] == deal_id] == [
+        f"no copy can be made in hubspot: no hubspot user with email {PARENT} (hubspot has 2 "
+        f"users named ana at other domains, the first {first}: if that is the same person, add "
+        f"owners.aliases: {{{first}: {PARENT}}}): add one with that email in hubspot (owners "
+        "are matched by email), or give the deal an owner hubspot has"
+    ], errors

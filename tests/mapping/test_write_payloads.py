@@ -375,6 +375,48 @@ def test_an_owner_the_target_has_no_user_for_is_refused_saying_how_to_fix_it(
     )
 
 
+# Three users named kai at other domains, per kind: a deactivated one, one whose email is an
+# alias already, and an active one.
+NAMESAKE_IDS = {
+    "salesforce": ("005A0000007", "005A0000008", "005A0000009"),
+    "hubspot": ("41629790", "41629791", "41629792"),
+    "pipedrive": ("8890", "8891", "8892"),
+}
+
+
+@pytest.mark.parametrize("kind", ["salesforce", "hubspot", "pipedrive"])
+def test_the_no_user_error_names_users_of_the_same_name_at_other_domains_that_could_own_it(
+    kind: str,
+) -> None:
+    """The lead to `owners.aliases`: users whose email has the owner's local part at another
+    domain, counted, the first by email named; not one an alias names already (an alias of it
+    would be refused), nor a deactivated one where the CRM refuses to give it a deal."""
+    build, read, update, _ = SYSTEMS[kind]
+    retired, aliased, active = NAMESAKE_IDS[kind]
+    namesakes = {retired: "kai@acme-asia.example", aliased: "Kai@Old.example"}
+    ctx = make_ctx(
+        kind,
+        owners={**OWNERS[kind], **namesakes, active: "Kai@Acme-EU.example"},
+        owner_aliases={"kai@old.example": "bob@example.com"},
+        inactive_owners=frozenset({retired}),
+    )
+    deal = read(build(), ctx)
+    with pytest.raises(MappingError) as caught:
+        update(deal, {"owner_email": "Kai@Example.com"}, ctx)
+    has = (
+        "kai@acme-eu.example"
+        if kind == "salesforce"
+        else "2 users named kai at other domains, the first kai@acme-asia.example"
+    )
+    first = has.rpartition(" ")[2]
+    assert caught.value.reason == (
+        f"no {kind} user with email Kai@Example.com ({kind} has {has}: if that is the same "
+        f"person, add owners.aliases: {{{first}: kai@example.com}}): add one with that email "
+        f"in {kind} (owners are matched by email, after owners.aliases), or give the deal an "
+        f"owner {kind} has"
+    )
+
+
 @pytest.mark.parametrize("kind", ["salesforce", "hubspot", "pipedrive"])
 def test_a_deactivated_owner_is_refused_where_salesforce_refuses_it_and_an_active_twin_wins(
     kind: str,
