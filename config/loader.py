@@ -67,6 +67,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         document=document,
         funnels=MappingProxyType(funnels),
         store_url=resolve_store_url(document.store, location.parent),
+        lines=MappingProxyType(dict(lines)),
     )
 
 

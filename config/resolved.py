@@ -10,7 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 
+from config.errors import Path_, Problem
+from config.problems import line_of
 from config.schema import (
     Document,
     LimitsConfig,
@@ -66,12 +69,18 @@ def redact_url(url: str) -> str:
     return _QUERY_SECRET.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1:***@", url))
 
 
+def _no_lines() -> Mapping[Path_, int]:
+    return MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     path: Path  # the config file, absolute
     document: Document = field(repr=False)
     funnels: Mapping[str, Funnel] = field(repr=False)  # name -> funnel, `default` included
     store_url: str = field(repr=False)  # resolved; may hold a database password
+    # key path -> its line in the file, for findings made after loading (`located`)
+    lines: Mapping[Path_, int] = field(default_factory=_no_lines, repr=False)
 
     @property
     def systems(self) -> Mapping[str, SystemConfig]:
@@ -115,6 +124,11 @@ class Config:
         """The instances crmsync may write to (every instance unless `push.targets` is set)."""
         targets = self.document.push.targets
         return tuple(self.systems) if targets is None else targets
+
+    def located(self, path: Path_, message: str) -> str:
+        """`crmsync.yaml:12: owners.aliases.x: message`, at the line of `path` (or of its
+        innermost ancestor the file has), as a config problem is shown."""
+        return Problem(path, message, line_of(path, self.lines)).render(self.path.name)
 
     def system(self, instance: str) -> SystemConfig:
         try:

@@ -26,6 +26,7 @@ __all__ = [
     "kind_mapping",
     "lookup_lag_for",
     "open_connector",
+    "owner_emails",
     "read_now",
 ]
 
@@ -164,15 +165,7 @@ def build_context(
 ) -> MappingContext:
     """The mapping context of an instance from its config and what its CRM just told us."""
     system = config.system(instance)
-    to_owner = kind_mapping(system.kind).owner
-    emails: dict[str, str] = {}
-    inactive: set[str] = set()
-    for record in owners:
-        owner = to_owner(record, instance)
-        if owner.email:
-            emails[owner.id] = owner.email.lower()
-        if not owner.active:
-            inactive.add(owner.id)
+    emails, inactive = owner_emails(config, instance, owners)
     return MappingContext(
         instance=instance,
         kind=system.kind,
@@ -186,13 +179,30 @@ def build_context(
         link_field=system.link_field,
         owners=emails,
         owner_aliases=config.owner_aliases,
-        inactive_owners=frozenset(inactive),
+        inactive_owners=inactive,
         native_stages={p.id: tuple(p.stages) for p in pipelines},
         pipeline_labels={p.id: p.label for p in pipelines},
         pipeline_native_ids={p.id: p.native_id for p in pipelines if p.native_id},
         retired_pipelines=frozenset(p.id for p in pipelines if not p.active),
         timezone=getattr(system, "timezone", "UTC"),  # HubSpot's portal zone; dates elsewhere
     )
+
+
+def owner_emails(
+    config: Config, instance: str, owners: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, str], frozenset[str]]:
+    """The users an instance's CRM listed (`Connector.owners`): native id -> email, lower-cased
+    (users without one left out), and the ids of the deactivated ones."""
+    to_owner = kind_mapping(config.system(instance).kind).owner
+    emails: dict[str, str] = {}
+    inactive: set[str] = set()
+    for record in owners:
+        owner = to_owner(record, instance)
+        if owner.email:
+            emails[owner.id] = owner.email.lower()
+        if not owner.active:
+            inactive.add(owner.id)
+    return emails, frozenset(inactive)
 
 
 def read_now(

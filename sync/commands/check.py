@@ -22,8 +22,15 @@ from connectors.errors import ConnectorError
 from mapping.moves import MOVES_KEY
 from mapping.stages import coverage
 from mapping.writes import funnel_pipeline
+from sync.alias_check import alias_summary, alias_warnings
 from sync.commands import config_option
-from sync.connect import build_context, check_kinds, closes_by_status, open_connector
+from sync.connect import (
+    build_context,
+    check_kinds,
+    closes_by_status,
+    open_connector,
+    owner_emails,
+)
 from sync.create_accounts import ACCOUNT_WORDS, account_filings
 from sync.crm_defaults import Told, currency_names, told_currency, told_zone
 from sync.errors import UsageError, terminal_safe
@@ -82,6 +89,7 @@ def summary_lines(config: Config) -> list[str]:
                 f"  {name} pipeline {pipeline} -> funnel {funnel.name}: "
                 f"{len(stages)} native stages mapped" + (gaps if missing else "")
             )
+    lines += alias_summary(config)
     if config.push.move_between_pipelines:
         lines.append(
             f"pipeline moves: on ({MOVES_KEY}): a copy whose pipeline's funnel lacks the stage "
@@ -213,7 +221,8 @@ def _retired_links(config: Config, store: Store) -> list[str]:
 
 def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
     """Connect to each instance: auth, read permission, pipelines vs. stage maps (with the
-    stored deals of each unmapped stage counted, where the store could be opened).
+    stored deals of each unmapped stage counted, where the store could be opened), and where
+    the config sets `owners.aliases`, its users, against which the aliases are checked.
 
     Returns one line per finding, and the exit code: problems start with "problem:" and make
     the command exit 2 (config, credentials, stage maps), or 1 when the only problems are
@@ -221,11 +230,14 @@ def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
     """
     lines: list[str] = []
     codes: set[int] = set()
+    users: dict[str, set[str]] = {}  # read only to check owners.aliases: a call or more each
     for name, system in config.systems.items():
         connector = open_connector(config, name)
         try:
             connector.check()
             pipelines = connector.pipelines()
+            if config.owner_aliases:
+                users[name] = set(owner_emails(config, name, connector.owners())[0].values())
             notes, zone_code = _portal_zone(name, system, connector)
             currency_notes, currency_code = _company_currency(name, system, connector)
             notes += currency_notes
@@ -297,6 +309,9 @@ def _crm_checks(config: Config, store: Store | None) -> tuple[list[str], int]:
                     "(renamed or removed?)"
                 )
                 codes.add(UsageError.exit_code)
+    if config.owner_aliases and users.keys() == config.systems.keys():
+        # judged only against every instance's users: one that failed may have the user
+        lines += alias_warnings(config, users)
     return lines, max(codes, default=0)
 
 

@@ -389,7 +389,7 @@ def test_a_write_left_in_doubt_before_the_alias_is_found_written_and_rolled_back
     assert _owners_of(env, "hubspot", name) == [colleague_hs]
 
 
-# -- a lead to owners.aliases: the no-user error ----------------------------------------------
+# -- leads to owners.aliases: the no-user error, and `check` ----------------------------------
 
 SF_TO_HS = {"create_missing": True, "create_from": ["salesforce"], "targets": ["hubspot"]}
 
@@ -444,3 +444,49 @@ def test_the_no_user_error_names_several_namesakes_counted_the_first_by_email(
         f"owners.aliases: {{{first}: {PARENT}}}): add one with that email in hubspot (owners "
         "are matched by email), or give the deal an owner hubspot has"
     ], errors
+
+
+def _check(env: SandboxEnv, aliases: dict[str, str]) -> tuple[str, list[str]]:
+    """`crmsync check` under `aliases`: its output, and its warnings on them."""
+    document = yaml.safe_load(env.config.read_text())
+    document["owners"] = {"aliases": aliases}
+    env.config.write_text(yaml.safe_dump(document, sort_keys=False))
+    done = run_crmsync("check", "--config", str(env.config))
+    assert done.returncode == 0, done.stdout + done.stderr  # warnings, no problem
+    return done.stdout, [line for line in done.stdout.splitlines() if "owners.aliases." in line]
+
+
+def _line_of(env: SandboxEnv, key: str) -> int:
+    lines = env.config.read_text().splitlines()
+    return next(number for number, line in enumerate(lines, 1) if line.strip().startswith(key))
+
+
+def test_check_warns_of_an_alias_no_crm_has_a_user_for_at_its_line(start: Any) -> None:
+    env = start()
+    out, warnings = _check(env, {ACQUIRED: PARENT})
+    assert not warnings, out
+    assert "owners: 1 alias(es) (owners.aliases)" in out, out
+
+    typo = "ana.lim@acme-eu.com"
+    out, warnings = _check(env, {typo: PARENT})
+
+    assert warnings == [
+        f"warning: crmsync.yaml:{_line_of(env, typo)}: owners.aliases.{typo}: no instance "
+        "(salesforce, hubspot) has a user with this email: the alias can never match anything; "
+        "correct it to the email a CRM knows the person by, or leave it out"
+    ], out
+
+
+def test_check_warns_of_an_email_an_alias_stands_for_no_crm_has_a_user_for(
+    start: Any,
+) -> None:
+    env = start()
+
+    out, warnings = _check(env, {ACQUIRED: "ana@acme.co"})
+
+    assert warnings == [
+        f"warning: crmsync.yaml:{_line_of(env, ACQUIRED)}: owners.aliases.{ACQUIRED}: no "
+        "instance (salesforce, hubspot) has a user with ana@acme.co, the email it stands for: "
+        "copies and owner changes giving a deal to it fail in each CRM without a user of the "
+        "alias; correct it, or add a user with that email"
+    ], out
