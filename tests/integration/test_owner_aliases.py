@@ -490,3 +490,18 @@ def test_check_warns_of_an_email_an_alias_stands_for_no_crm_has_a_user_for(
         "copies and owner changes giving a deal to it fail in each CRM without a user of the "
         "alias; correct it, or add a user with that email"
     ], out
+
+
+def test_check_judges_no_alias_while_a_crms_users_cannot_be_read(start: Any) -> None:
+    """HubSpot, the only CRM with a user of the alias, rejects the token: its problem is said,
+    and the alias is not called unmatched on Salesforce's users alone."""
+    env = start(**ALIASES)
+    document = yaml.safe_load(env.config.read_text())
+    document["systems"]["hubspot"]["credentials"]["access_token"] = "wrong-token"
+    env.config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    done = run_crmsync("check", "--config", str(env.config))
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert [line for line in done.stdout.splitlines() if line.startswith("problem:")], done.stdout
+    assert "owners.aliases." not in done.stdout, done.stdout
