@@ -214,10 +214,11 @@ class MappingContext:
         return self._owner_ids.get(self.canonical_email(email))
 
     def owners_named_like(self, email: str) -> Sequence[tuple[str, str]]:
-        """(email, native id) of the users whose email has `email`'s local part at another
-        domain, sorted by email: the likely same person where `email` has no user (an acquired
-        company's logins). Users whose email `owners.aliases` names already are left out: an
-        alias of them would be refused, or would take them from the person they stand for."""
+        """(email, native id) of the users whose email has `email`'s local part (at another
+        domain, unless a user holds `email` itself), sorted by email: the likely same person
+        where `email` has no user (an acquired company's logins). Users whose email
+        `owners.aliases` names already are left out: an alias of them would be refused, or
+        would take them from the person they stand for."""
         name = local_part(email)
         return self._owners_by_local_part.get(name, ()) if name else ()
 
