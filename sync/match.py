@@ -4,7 +4,8 @@ Evidence, strongest first: stored links -> our link marker (`Deal.link_id`) and 
 external-id fields -> normalised keys -> optional fuzzy names within an owner + close-month
 block. Every step is a hash-join (dicts keyed by ref, entity or key), never a nested loop over
 deals. Ambiguous candidates are reported, never guessed. An entity holds at most one deal per
-instance; a second deal claiming the same slot is reported as a duplicate.
+instance; a second deal claiming the same slot is reported as a duplicate, and so are deals of
+one instance sharing a key, unless a person split them (or deals matched with them) apart.
 """
 
 from __future__ import annotations
@@ -205,9 +206,27 @@ def _same_key_twins(
             first = seen.setdefault(key, i)
             if first != i:
                 twins.setdefault(key, [first]).append(i)
+    reason = "same match key in one system"
     for group in twins.values():
-        ids = tuple(sorted(linker.refs[i].id for i in group))
-        scan.duplicates.append(Duplicate(system, ids, "same match key in one system"))
+        for twin in _possible_twins(linker, group):
+            ids = tuple(sorted(linker.refs[i].id for i in twin))
+            scan.duplicates.append(Duplicate(system, ids, reason))
+
+
+def _possible_twins(linker: Linker, group: list[int]) -> list[list[int]]:
+    """The deals of a same-key `group` that may be one deal entered twice: the group, or where
+    a person split some of them apart, each pair of it that was not.
+
+    A split says two deals are different real deals, and so are the deals matched with each,
+    crmsync's copies first: the copy of a split-off deal made in the other's CRM has the
+    other's key, and taking the two for duplicates held the other's own copy back for good.
+    Being in two entities is no such word: a deal entered twice in one CRM, each twin then
+    linked to a deal of its own elsewhere (entered twice there too), is still a duplicate."""
+    if not linker.apart:
+        return [group]
+    pairs = list(combinations(group, 2))
+    twins = [[i, j] for i, j in pairs if not linker.kept_apart(i, linker.entity[j], j)]
+    return [group] if len(twins) == len(pairs) else twins
 
 
 def _settled(linker: Linker, changed: Collection[Ref]) -> set[int]:

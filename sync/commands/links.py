@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -145,6 +145,7 @@ def split_command(config_path: str, entities: tuple[str, ...], wait_seconds: flo
         shown = {e: [_ref(r) for g in s.groups for r in g] for e, s in done.items()}
         kept = {e: [_ref(r) for r in s.kept] for e, s in done.items() if s.kept is not None}
         run_id = _recorded(rt, {"split": len(shown), "entities": shown, "kept": kept})
+        push = rt.config.push
     for entity, found in done.items():
         groups = " | ".join(", ".join(map(_ref, group)) for group in found.groups)
         click.echo(terminal_safe(f"split {entity}: {groups}"))
@@ -156,9 +157,17 @@ def split_command(config_path: str, entities: tuple[str, ...], wait_seconds: flo
                     f" of {root}) stay with {root} in {entity}"
                 )
             )
-    click.echo(
-        f"the next reconcile reports the other deals as unmatched, or matches them elsewhere "
-        f"(run {run_id})"
+    click.echo(f"{_after_split(push.create_missing, push.create_from)} (run {run_id})")
+
+
+def _after_split(create_missing: bool, create_from: Sequence[str] | None) -> str:
+    """What the next reconcile does with the deals a split unlinked."""
+    if not create_missing:
+        return "the next reconcile reports the other deals as unmatched, or matches them elsewhere"
+    whose = "them" if create_from is None else f"those of {', '.join(create_from)}"
+    return (
+        f"the next reconcile matches the other deals elsewhere, or copies {whose} into the CRMs "
+        "lacking them (push.create_missing)"
     )
 
 

@@ -331,6 +331,42 @@ def test_a_deal_split_from_the_entity_named_after_it_gets_an_id_of_its_own() -> 
     assert entity not in alone.entities and alone.unmatched == {SF: (s.ref,)}
 
 
+def test_copies_of_split_deals_are_no_duplicates_of_them_but_a_deal_entered_again_is() -> None:
+    """HubSpot's H and Salesforce's S were split apart; crmsync then copied H into Salesforce
+    (S') and S into HubSpot (H'): S and S', H and H' share a key but are known to be two deals.
+    A third Salesforce deal of that key, linked to nothing, may be either entered again."""
+    s, h = deal(SF, "006A"), deal(HS, "77")
+    s_copy, h_copy = deal(SF, "006C", link_id="E-H"), deal(HS, "78", link_id="E-S")
+    stored = {h.ref: "E-H", s_copy.ref: "E-H", s.ref: "E-S", h_copy.ref: "E-S"}
+    apart = _apart(s.ref, h.ref)
+    result = match(by_system([s, h, s_copy, h_copy]), stored, KEYS, apart=apart)
+    assert result.duplicates == ()
+    assert {frozenset(m.values()) for m in result.entities.values()} == {
+        frozenset((h.ref, s_copy.ref)),
+        frozenset((s.ref, h_copy.ref)),
+    }
+    again = deal(SF, "006Z")
+    result = match(by_system([s, h, s_copy, h_copy, again]), stored, KEYS, apart=apart)
+    assert [(d.instance, d.ids) for d in result.duplicates] == [
+        (SF, ("006A", "006Z")),
+        (SF, ("006C", "006Z")),
+    ]
+
+
+def test_a_deal_entered_twice_is_a_duplicate_though_each_twin_is_linked_elsewhere() -> None:
+    """Only a person's split tells same-key deals apart, not their being in two entities: two
+    Salesforce twins, each linked to a HubSpot twin of its own (entered twice there too)."""
+    sf1, sf2, hs1, hs2 = deal(SF, "1"), deal(SF, "2"), deal(HS, "8"), deal(HS, "9")
+    stored = {sf1.ref: "E1", hs1.ref: "E1", sf2.ref: "E2", hs2.ref: "E2"}
+    unrelated = _apart(Ref(SF, "5"), Ref(HS, "6"))  # a split of other deals changes nothing
+    for apart in (frozenset(), unrelated):
+        result = match(by_system([sf1, sf2, hs1, hs2]), stored, KEYS, apart=apart)
+        assert [(d.instance, d.ids) for d in result.duplicates] == [
+            (HS, ("8", "9")),
+            (SF, ("1", "2")),
+        ]
+
+
 @pytest.mark.parametrize(
     ("name", "other"),
     [
