@@ -26,6 +26,7 @@ from sync import schema as t
 from sync.errors import UsageError
 from sync.match import entity_id_for, ref_order
 from sync.schema import chunks, lock_flags, transaction, upsert
+from sync.split_fellows import linked_with, spread
 from sync.store import Store
 from sync.store_records import Link, LinkMethod, copied_from
 
@@ -66,14 +67,18 @@ def split_entity_ids(store: Store) -> frozenset[str]:
 
 
 def apart(store: Store) -> frozenset[frozenset[Ref]]:
-    """The pairs of deals people split: matching never links them to each other."""
+    """The pairs of deals people split, and of the deals stored as linked with each side
+    (sync/split_fellows.py): matching never links them to each other, nor takes them for
+    same-key duplicates."""
     sp = t.split_pairs
     query = select(sp.c.instance_a, sp.c.deal_a, sp.c.instance_b, sp.c.deal_b)
     with transaction(store.engine, write=False) as conn:
-        return frozenset(
-            frozenset((Ref(r.instance_a, r.deal_a), Ref(r.instance_b, r.deal_b)))
-            for r in conn.execute(query)
-        )
+        pairs = [
+            (Ref(r.instance_a, r.deal_a), Ref(r.instance_b, r.deal_b)) for r in conn.execute(query)
+        ]
+        if not pairs:
+            return frozenset()
+        return frozenset(spread(pairs, linked_with(conn, {r for pair in pairs for r in pair})))
 
 
 def corrected_since(store: Store, refs: Iterable[Ref], since: datetime) -> list[str]:

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
+from mapping.model import Ref
 from sync import schema as t
 from sync.base_marks import LEFT_OUT, PICKED
-from sync.schema import chunks
+from sync.schema import chunks, upsert
+from sync.split_fellows import linked_with, spread
 from sync.store_meta import drop_reconcile_state, mapping_key
 
 __all__ = ["Holdings", "holdings", "known_instances", "purge", "without_marks_of"]
@@ -130,6 +133,7 @@ def purge(conn: Connection, instance: str) -> Holdings:
     nothing is removed); returns what there was."""
     alone, shared = _entities(conn, instance)
     held = _holdings(conn, instance, alone, shared)
+    _carry_splits(conn, instance)  # before its links go: they say what its deals were linked to
     for table in (t.deals, t.links, t.cursors, t.failures, t.mapping_errors, t.pending):
         conn.execute(table.delete().where(table.c.instance == instance))
     conn.execute(t.match_keys.delete().where(t.match_keys.c.instance == instance))
@@ -148,6 +152,36 @@ def purge(conn: Connection, instance: str) -> Holdings:
         conn.execute(t.entities.delete().where(t.entities.c.id.in_(chunk)))
     _drop_marks(conn, instance, shared)
     return held
+
+
+def _carry_splits(conn: Connection, instance: str) -> None:
+    """The splits between a deal of `instance` and another's, onto the deals of other instances
+    linked with each (sync/split_fellows.py): crmsync's copy of a forgotten deal stays told
+    apart from the deal a person split that one from."""
+    sp = t.split_pairs.c
+    rows = conn.execute(
+        select(sp.instance_a, sp.deal_a, sp.instance_b, sp.deal_b, sp.split_at).where(
+            or_(sp.instance_a == instance, sp.instance_b == instance)
+        )
+    ).all()
+    pairs = [(Ref(r.instance_a, r.deal_a), Ref(r.instance_b, r.deal_b)) for r in rows]
+    if not pairs:
+        return
+    fellows = linked_with(conn, {ref for pair in pairs for ref in pair})
+    carried: dict[tuple[Ref, Ref], datetime] = {}
+    for (a, b), row in zip(pairs, rows, strict=True):
+        for pair in spread([(a, b)], fellows):
+            x, y = sorted(pair)
+            if instance not in (x.system, y.system):
+                carried.setdefault((x, y), row.split_at)
+    spread_pairs = [
+        {"instance_a": x.system, "deal_a": x.id, "instance_b": y.system, "deal_b": y.id,
+         "split_at": at}
+        for (x, y), at in sorted(carried.items())
+    ]  # fmt: skip
+    if carried:
+        key = ("instance_a", "deal_a", "instance_b", "deal_b")
+        conn.execute(upsert(conn, t.split_pairs, key, ()), spread_pairs)
 
 
 def _drop_marks(conn: Connection, instance: str, entities: list[str]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from connectors.sandbox.generator import generate
@@ -128,6 +129,22 @@ def test_deals_split_apart_are_copied_and_their_copies_are_no_duplicates_of_them
     assert {(u["system"], u["id"]) for u in again["unmatched"]} == {
         ("salesforce", t) for t in TWINS
     }
+
+    # Salesforce's copy of the HubSpot deal stays told apart from the Salesforce deal once
+    # HubSpot is retired (its deals no longer read), and once the store forgets it.
+    _retire_hubspot(env)
+    assert _duplicates(_reconcile(env, apply=False)) == [twins]
+    _crmsync(env, "forget", "hubspot", "--apply", "--yes")
+    assert _duplicates(_reconcile(env, apply=False)) == [twins]
+
+
+def _retire_hubspot(env: SandboxEnv) -> None:
+    """As README "Retiring an instance" says: the instance and every key naming it go."""
+    document = yaml.safe_load(env.config.read_text())
+    del document["systems"]["hubspot"]
+    document["systems"]["salesforce"]["external_ids"].pop("hubspot")
+    document["push"]["targets"] = ["salesforce"]
+    env.config.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def _linked(env: SandboxEnv) -> dict[str, set[tuple[str, str]]]:
