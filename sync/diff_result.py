@@ -94,9 +94,10 @@ class Kept:
 
 @dataclass(frozen=True, slots=True)
 class Unwritten:
-    """A copy holding `value` where its entity takes `to` (None where no value is decided), and
-    getting no change: `reason` says why (no push target, a `never` policy, a value its CRM
-    cannot hold, ...)."""
+    """A copy holding `value` where its entity takes `to` (None where no value is decided; for
+    a copy of no push target, the value all the others hold, None where they disagree too),
+    and getting no change: `reason` says why (no push target, a `never` policy, a value its
+    CRM cannot hold, ...)."""
 
     ref: Ref
     value: Any

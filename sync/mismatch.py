@@ -55,7 +55,8 @@ def mismatches(
 
     A copy is unwritten where it differs from the decided value; where none is decided, from
     the value the copies last agreed on (the copies still holding it are not what differs), or
-    without one, every copy is."""
+    without one, every copy is. A read-only copy's `to` is the decided value, else the one all
+    the other copies hold (none where they disagree too, its reason says so)."""
     written = {(c.target, c.field) for c in changes}
     in_conflict = {c.field for c in conflicts}
     refused = {(e.ref, e.field): e.reason for e in errors}
@@ -70,19 +71,32 @@ def mismatches(
         if agreed is _NONE and base:
             agreed = base.get(name, _NONE)
         for part, values, part_to, part_agreed in _parts(name, pairs, to, agreed):
-            unwritten = tuple(
-                Unwritten(
-                    deal.ref,
-                    value,
-                    None if part_to is _NONE else part_to,
-                    _why(deal, name, part, targets, refused)
-                    or _otherwise(name, policies, differing, decided),
-                )
-                for deal, value in values
-                if value != part_agreed and (deal.ref, part) not in written
-            )
-            found.append(Mismatch(entity, part, refs, unwritten))
+            unwritten = []
+            for deal, value in values:
+                if value == part_agreed or (deal.ref, part) in written:
+                    continue
+                why = _why(deal, name, part, targets, refused)
+                copy_to = part_to
+                if copy_to is _NONE and why == READ_ONLY:
+                    copy_to, why = _held_by_the_others(deal, values)
+                why = why or _otherwise(name, policies, differing, decided)
+                unwritten.append(Unwritten(deal.ref, value, _or_none(copy_to), why))
+            found.append(Mismatch(entity, part, refs, tuple(unwritten)))
     return found
+
+
+def _or_none(value: Any) -> Any:
+    return None if value is _NONE else value
+
+
+def _held_by_the_others(deal: Deal, values: Sequence[tuple[Deal, Any]]) -> tuple[Any, str]:
+    """What a read-only copy would take where nothing is decided for it (a report's analysis
+    decides no catch-up; a `never` field): the value every other copy holds, so the report
+    still shows it, or _NONE where they disagree too."""
+    others = {value for other, value in values if other is not deal}
+    if len(others) == 1:
+        return next(iter(others)), READ_ONLY
+    return _NONE, f"{READ_ONLY}; the other copies disagree too"
 
 
 _Part = tuple[str, Sequence[tuple[Deal, Any]], Any, Any]

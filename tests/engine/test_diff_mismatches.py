@@ -80,6 +80,19 @@ def test_a_field_under_never_is_a_mismatch_of_every_copy_that_left_the_agreed_va
     }
 
 
+def test_a_read_only_copy_with_nothing_decided_shows_the_value_the_others_agree_on() -> None:
+    """No value is decided (`never`, no base): a read-only copy still shows what every other
+    copy holds, or, where they disagree too, says so; a target's copy shows none."""
+    sf, hs, pd = deal(SF, "1", name="A"), deal(HS, "2", name="B"), deal(PD, "3", name="A")
+    result = _run(sf, hs, pd, targets={SF}, policies={"name": Policy(PolicyRule.NEVER)})
+    [mismatch] = result.mismatched
+    assert [(u.ref, u.value, u.to, u.reason) for u in mismatch.unwritten] == [
+        (sf.ref, "A", None, "policy never: the field is left as it is everywhere"),
+        (hs.ref, "B", "A", READ_ONLY),
+        (pd.ref, "A", None, f"{READ_ONLY}; the other copies disagree too"),
+    ]
+
+
 def test_copies_equal_in_every_field_are_no_mismatch_read_only_or_not() -> None:
     result = _run(deal(SF, "1"), deal(HS, "2"), deal(PD, "3"), targets={SF})
     assert result.mismatched == () and result.mismatches == {}
