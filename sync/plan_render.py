@@ -15,7 +15,7 @@ from connectors.account_names import AccountWords
 from mapping.model import Deal, Ref
 from sync.create_accounts import ACCOUNT_WORDS
 from sync.terminal import cell, counted, id_column
-from sync.unmatched_fate import fate_counts, unmatched_fates
+from sync.unmatched_fate import CopyRules, fate_counts, unmatched_fates
 
 __all__ = ["render_plan"]
 
@@ -36,11 +36,13 @@ def render_plan(
     console: Console,
     dead: Collection[tuple[str, str, str]] = (),
     kinds: Mapping[str, str] | None = None,
+    rules: CopyRules | None = None,
 ) -> None:
     """`dead`: the store's dead letters as (instance, record id or a copy's entity, field or
     "" for a whole record): the plan may still hold their writes, which no apply sends.
     `kinds`: instance name -> kind, for the words each CRM names its accounts by (a
-    Salesforce Account, a HubSpot company; an instance not named: an Account)."""
+    Salesforce Account, a HubSpot company; an instance not named: an Account). `rules`: the
+    config's rules of copies, naming the one that keeps an unmatched deal uncopied."""
     kinds = kinds or {}
     summary = plan_json["summary"]
     console.print(Text("Plan ", style="bold") + Text(f"(run {plan_json['run_id']})"))
@@ -108,7 +110,7 @@ def render_plan(
         [_conflict_rows(c, deals) for c in plan_json["conflicts"]],
         console,
     )
-    fates = unmatched_fates(plan_json, dead)
+    fates = unmatched_fates(plan_json, dead, rules)
     _simple(
         "Unmatched (in one system only)",
         ("system", "id", "deal", "on apply"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Fate", "FateKind", "fate_counts", "unmatched_fates"]
+__all__ = ["CopyRules", "Fate", "FateKind", "fate_counts", "unmatched_fates"]
 
 NO_COPY = "no copy can be made in "  # how `sync.diff` words a copy its target cannot hold
 
@@ -33,15 +33,47 @@ class Fate:
     text: str  # the plan table's "on apply" cell
 
 
+@dataclass(frozen=True, slots=True)
+class CopyRules:
+    """What the config says of copies: `push.create_missing`, `push.create_from` (None: every
+    instance's deals), `push.targets` and the config's instances."""
+
+    create_missing: bool
+    create_from: tuple[str, ...] | None
+    targets: tuple[str, ...]
+    instances: tuple[str, ...]
+
+    def why_not(self, system: str) -> str:
+        """The first rule, in this order, that keeps a deal of `system` from being copied."""
+        if not self.create_missing:
+            return "push.create_missing is off"
+        if self.create_from is not None and system not in self.create_from:
+            return f"push.create_from leaves {system} out"
+        lacking = [i for i in self.instances if i != system]
+        if not set(lacking) & set(self.targets):
+            verb = "is" if len(lacking) == 1 else "are"
+            return f"{', '.join(lacking)} {verb} not in push.targets" if lacking else "no other CRM"
+        # What no rule says (sync.diff's `_create_sources`): an archived deal is the source of
+        # no copy (it would revive it), nor under push.create_from a copy crmsync made.
+        if self.create_from is None:
+            return "it is archived"
+        return "it is archived, or a copy crmsync made (push.create_from copies originals only)"
+
+
 _Key = tuple[str, str]
+# Without the config: every rule that may keep it.
+_ANY_RULE = "push.create_missing is off, push.create_from leaves its CRM out, or no target lacks it"
 
 
 def unmatched_fates(
-    plan: Mapping[str, Any], dead: Collection[tuple[str, str, str]] = ()
+    plan: Mapping[str, Any],
+    dead: Collection[tuple[str, str, str]] = (),
+    rules: CopyRules | None = None,
 ) -> dict[_Key, Fate]:
     """(instance, id) of each unmatched deal -> what the apply does with it. `dead`: the
     store's dead letters (instance, a copy's entity, "" for a whole record): no apply sends
-    those copies until they are released."""
+    those copies until they are released. `rules`: the config's, to say which keeps a deal
+    that stays uncopied from being copied."""
     copied: dict[_Key, set[str]] = defaultdict(set)
     unsent: dict[_Key, set[str]] = defaultdict(set)
     for create in plan.get("creates", []):
@@ -73,11 +105,14 @@ def unmatched_fates(
             else "a deal it is linked to is deleted: see Deleted" if key in naming_gone
             else None
         )  # fmt: skip
-        fates[key] = _fate(copied[key], refused[key], unsent[key], held)
+        why = _ANY_RULE if rules is None else rules.why_not(key[0])
+        fates[key] = _fate(copied[key], refused[key], unsent[key], held, why)
     return fates
 
 
-def _fate(copied: set[str], refused: set[str], unsent: set[str], held: str | None) -> Fate:
+def _fate(
+    copied: set[str], refused: set[str], unsent: set[str], held: str | None, why: str
+) -> Fate:
     reasons = []
     if refused:
         reasons.append(f"no copy in {', '.join(sorted(refused))}: see Errors")
@@ -92,7 +127,6 @@ def _fate(copied: set[str], refused: set[str], unsent: set[str], held: str | Non
         return Fate(FateKind.CANNOT, cannot)
     if held is not None:
         return Fate(FateKind.HELD, f"not copied while {held}")
-    why = "push.create_missing is off, push.create_from leaves its CRM out, or no target lacks it"
     return Fate(FateKind.STAYS, f"not copied: {why}")
 
 

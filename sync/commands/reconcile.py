@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from sync.runtime import open_runtime, progress_reporter
 from sync.shutdown import stop_event, stop_on_signals
 from sync.store import Store
 from sync.terminal import plain_console
+from sync.unmatched_fate import CopyRules
 
 __all__ = ["command"]
 
@@ -76,7 +76,7 @@ def command(
                 progress=progress,
                 stop=stop_event,
                 show=lambda plan_json, deals: _show(
-                    plan_json, deals, fmt, plan_out, rt.store, _kinds(rt.config)
+                    plan_json, deals, fmt, plan_out, rt.store, rt.config
                 ),
                 pull_wait=budget,
             )
@@ -101,16 +101,23 @@ def _show(
     fmt: str,
     plan_out: Path | None,
     store: Store,
-    kinds: Mapping[str, str],
+    config: Config,
 ) -> None:
     """The plan is shown before anything is applied: ops read it first."""
     if fmt == "json":
         click.echo(json.dumps(plan_json, indent=2, ensure_ascii=False))
         return
     dead = {(f.instance, f.deal_id, f.field) for f in store.failures.records(dead=True)}
-    render_plan(plan_json, deals, plain_console(), dead, kinds)
+    render_plan(plan_json, deals, plain_console(), dead, _kinds(config), _copy_rules(config))
     if plan_out is not None:
         click.echo(f"plan written to {plan_out}")
+
+
+def _copy_rules(config: Config) -> CopyRules:
+    push = config.push
+    return CopyRules(
+        push.create_missing, push.create_from, config.push_targets, tuple(config.systems)
+    )
 
 
 def _kinds(config: Config) -> dict[str, str]:

@@ -31,6 +31,9 @@ def _dataset() -> dict[str, Any]:
         d for d in hubspot["deals"] if not d["properties"]["dealname"].startswith(IRONCLAD)
     ]
     pipedrive["deals"] = [d for d in pipedrive["deals"] if not d["title"].startswith(IRONCLAD)]
+    for opportunity in dataset["salesforce"]["Opportunity"]:
+        if opportunity["Name"].startswith(IRONCLAD):  # links to none: in Salesforce only
+            opportunity.update(dict.fromkeys(("HubSpot_Deal_Id__c", "Pipedrive_Deal_Id__c"), None))
     return dataset
 
 
@@ -96,3 +99,26 @@ def test_the_report_shows_a_read_only_copy_the_value_the_others_agreed_on(
     assert rows == [
         ("kept", "amount", "hubspot", hubspot, "54300", "17777", "read-only: not in push.targets")
     ]
+
+
+def _on_apply(config: Path) -> str:
+    """The dry run's "on apply" cell of its one unmatched deal (wrapped over lines)."""
+    table = _crmsync("reconcile", "--config", str(config), "--dry-run", "--format", "table")
+    lines = table.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Unmatched"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("└"))
+    assert IRONCLAD in "".join(lines[start + 4 : end]), lines[start:end]
+    return " ".join(filter(None, (line.split("│")[4].strip() for line in lines[start + 4 : end])))
+
+
+def test_an_unmatched_deal_says_which_rule_keeps_it_uncopied_first_in_a_fixed_order(
+    env: SandboxEnv,
+) -> None:
+    read_only = env.config.with_name("read-only.yaml")
+    assert _on_apply(read_only) == "not copied: push.create_missing is off"
+    copying = _config(
+        env, "copying", targets=READ_ONLY, create_missing=True, create_from=["hubspot"]
+    )
+    assert _on_apply(copying) == "not copied: push.create_from leaves salesforce out"
+    only_salesforce = _config(env, "only-salesforce", targets=["salesforce"], create_missing=True)
+    assert _on_apply(only_salesforce) == ("not copied: hubspot, pipedrive are not in push.targets")
