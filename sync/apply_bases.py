@@ -11,7 +11,7 @@ from mapping import deal_from_json
 from mapping.model import Deal, Money, Ref
 from sync.apply_creates import create_change_id
 from sync.apply_report import ChangeResult, Outcome
-from sync.diff import LEFT_OUT, PICKED, Pick
+from sync.diff import LEFT_OUT, LEFT_OUT_WHY, PICKED, Pick
 from sync.known_writes import overlaid
 from sync.plan import Change, Plan, current_value, decode_held, decode_value, diff_values
 from sync.reconcile import base_from_json, base_to_json, rebased
@@ -49,7 +49,7 @@ class BaseKeeper:
         for change in plan.changes:
             if change.entity:  # else a rollback's change of a deal no longer linked
                 self._by_entity[change.entity].append(change)
-        self._left = _left_out_marks(plan)
+        self._left, self._whys = _left_out_marks(plan)
         self._creates = {create_change_id(c): c for c in plan.creates}
         self._outcome: dict[str, Outcome] = {}
         self._current: dict[tuple[str, str], Deal] = {}
@@ -154,11 +154,16 @@ class BaseKeeper:
             values = updates.get(entity, {})
             base = rebased(base_from_json(stored.get(entity, {}), entity), values)
             marks = base.setdefault(LEFT_OUT, {})
+            whys = base.setdefault(LEFT_OUT_WHY, {})
             for name in values:
                 if (entity, name) in self._left:
                     marks[name] = self._left[entity, name]
+                if (entity, name) in self._whys:
+                    whys[name] = self._whys[entity, name]
             for name, held in echoes.get(entity, {}).items():
                 marks[name] = {**marks.get(name, {}), **held}
+                # an echo is no value kept for want of push.targets
+                whys[name] = {r: w for r, w in whys.get(name, {}).items() if r not in held}
             # After the rebase: a field the others took None for keeps the copy's pick; a pick
             # a run has seen since stays as seen.
             chosen = base.setdefault(PICKED, {})
@@ -199,10 +204,15 @@ def _created_base(values: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in diff_values(values).items() if name != "probability"}
 
 
-def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
+_Marks = dict[tuple[str, str], dict[Ref, Any]]
+
+
+def _left_out_marks(plan: Plan) -> tuple[_Marks, _Marks]:
     """(entity, diff field) -> {ref: value kept} of the plan's left-out members, and of those
-    of no push target."""
-    marks: dict[tuple[str, str], dict[Ref, Any]] = defaultdict(dict)
+    of no push target; and of the latter, {ref: the instances whose change it kept its value
+    against} (see `sync.base_marks.left_out_why`), where the plan says."""
+    marks: _Marks = defaultdict(dict)
+    whys: _Marks = defaultdict(dict)
     for error in plan.errors:
         entity, name = error.get("entity"), error.get("base_field")
         if isinstance(entity, str) and isinstance(name, str):
@@ -210,8 +220,11 @@ def _left_out_marks(plan: Plan) -> dict[tuple[str, str], dict[Ref, Any]]:
             marks[entity, name][Ref(error["system"], error["id"])] = held
     for item in plan.kept:  # members of no push target: what they keep is no edit of theirs
         held = decode_value(item["field"], item["value"], money=True)
-        marks[item["entity"], item["field"]][Ref(item["system"], item["id"])] = held
-    return marks
+        key, ref = (item["entity"], item["field"]), Ref(item["system"], item["id"])
+        marks[key][ref] = held
+        if "changed_in" in item:
+            whys[key][ref] = tuple(item["changed_in"])
+    return marks, whys
 
 
 _UNKNOWN = object()

@@ -9,9 +9,13 @@ from typing import Any
 
 from mapping.model import Ref
 
-__all__ = ["LEFT_OUT", "PICKED", "Pick", "left_out", "picked"]
+__all__ = ["LEFT_OUT", "LEFT_OUT_WHY", "PICKED", "Pick", "left_out", "left_out_why", "picked"]
 
 LEFT_OUT = "left_out"  # the key of a base's left-out marks: {diff field: {ref: value kept}}
+# Beside a left-out mark of a member of no push target: {diff field: {ref: the instances whose
+# change it kept its value against, () where the copies first agreed}} (`left_out_why`). Marks
+# recorded before it, or for other causes, have none.
+LEFT_OUT_WHY = "left_out_why"
 # The key of a base's pick marks: {diff field: {ref: value held, or Pick.NOT_SEEN}} (`picked`).
 PICKED = "picked"
 
@@ -28,6 +32,13 @@ def left_out(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:
     took the base's (it could not hold it), or an apply wrote it there and failed elsewhere
     (our copy of another member's change, stamped with our write's time)."""
     return _marks(base, LEFT_OUT, name)
+
+
+def left_out_why(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, tuple[str, ...]]:
+    """Of the members `left_out` marks for diff field `name`, those marked because their
+    instance was not in push.targets: ref -> the instances whose change the others took
+    (empty: the value was agreed on a first sync)."""
+    return _marks(base, LEFT_OUT_WHY, name)
 
 
 def picked(base: Mapping[str, Any] | None, name: str) -> Mapping[Ref, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from mapping.context import stage_map_key
 from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Money, Ref
-from sync.base_marks import LEFT_OUT, PICKED, Pick, left_out, picked
+from sync.base_marks import LEFT_OUT, LEFT_OUT_WHY, PICKED, Pick, left_out, left_out_why, picked
 from sync.comparable import DEFAULT_FACTS, FunnelFacts, base_values, comparable
 from sync.diff_result import (
     CanExpress,
@@ -43,6 +43,7 @@ from sync.unmapped_stage import UnmappedStage, holds_mark, unmapped_marks
 
 __all__ = [
     "LEFT_OUT",
+    "LEFT_OUT_WHY",
     "PICKED",
     "CanExpress",
     "Conflict",
@@ -210,7 +211,7 @@ class _Differ:
             if deal.system in self.targets:
                 self.emit(entity, deal, row, decided, base)
             else:
-                self.keep(entity, deal, row, decided)
+                self.keep(entity, deal, row, decided, base)
         self.settle_left_out(
             entity, members, rows, decided, base, self.errors[emitted:], self.kept_values[kept:]
         )
@@ -228,16 +229,20 @@ class _Differ:
         deal: Deal,
         row: tuple[Any, ...],
         decided: Mapping[str, tuple[Decision, tuple[Ref, ...]]],
+        base: Mapping[str, Any] | None,
     ) -> None:
         """A member crmsync never writes keeps its values: each decided one it lacks is marked
         as kept, as a member that cannot hold it is. Else the next run would take that older
         value for an edit made there since and carry it back to the targets, night after
-        night against the other CRM's value (a plan that never settles)."""
-        for name, (decision, _) in decided.items():
+        night against the other CRM's value (a plan that never settles). Kept with the
+        instances whose change it was, so the run that writes it there later can say why."""
+        for name, (decision, sources) in decided.items():
             index = DIFF_FIELDS.index(name)
             value = row[index]
             if value != decision.value and not (index == _STAGE and value is None):
-                self.kept_values.append(Kept(entity, deal.ref, name, value))
+                self.kept_values.append(
+                    Kept(entity, deal.ref, name, value, _changed_in(deal, name, sources, base))
+                )
 
     def settle_left_out(
         self,
@@ -255,11 +260,14 @@ class _Differ:
         later runs would decide the field as on a first sync, where a left-out member's value
         (Pipedrive's 0 for a cleared amount) can win and spread."""
         marked: dict[str, dict[Ref, Any]] = {}
+        whys: dict[str, dict[Ref, tuple[str, ...]]] = {}
         for error in errors:
             if error.entity == entity and error.base_field is not None:
                 marked.setdefault(error.base_field, {})[error.ref] = error.held
         for mark in kept:
             marked.setdefault(mark.field, {})[mark.ref] = mark.value
+            if mark.changed_in is not None:
+                whys.setdefault(mark.field, {})[mark.ref] = mark.changed_in
         for name, marks in marked.items():
             if name not in decided:  # an unmapped stage the others agree around (`agree_around`)
                 continue
@@ -272,6 +280,8 @@ class _Differ:
             agreed = self.agreed.setdefault(entity, {})
             agreed[name] = value
             agreed.setdefault(LEFT_OUT, {})[name] = marks
+            if name in whys:
+                agreed.setdefault(LEFT_OUT_WHY, {})[name] = whys[name]
 
     def stage_around(
         self, entity: str, unread: Sequence[Deal], value: Any, base: Mapping[str, Any] | None
@@ -432,8 +442,7 @@ class _Differ:
             # A stage mapped since, not a move made there: it takes the others' stage.
             why = "the stage the others agreed on while its native stage was unmapped"
             return Decision(was, f"{why} (it has not moved since)"), able
-        reason = "marked as no change of its own (left out, or an apply stopped part-way)"
-        return Decision(was, f"back to the value the others agreed on: {reason}"), able
+        return Decision(was, _back_to_agreed(able, left_out_why(base, name))), able
 
     def cannot_hold(self, deal: Deal, name: str, value: Any) -> bool:
         return self.why_not(deal, name, value) is not None
@@ -580,6 +589,32 @@ class _Differ:
             f"goes with the stage, whose native stage {deal.native_stage!r} is not mapped (map it "
             f"in {where}); left as it is"
         )
+
+
+def _changed_in(
+    deal: Deal, name: str, sources: Sequence[Ref], base: Mapping[str, Any] | None
+) -> tuple[str, ...] | None:
+    """The instances whose change of `name` a member of no push target keeps its value
+    against: () on a first sync; where it kept it already (the decision takes the others back
+    to the agreed value), the why noted then."""
+    if base is None or name not in base:
+        return ()
+    if deal.ref in left_out(base, name):
+        return left_out_why(base, name).get(deal.ref)
+    return tuple(sorted({ref.system for ref in sources}))
+
+
+def _back_to_agreed(able: Sequence[Ref], whys: Mapping[Ref, tuple[str, ...]]) -> str:
+    """Why marked members take the value the others agreed on: they were no push target when
+    the others took it (all of them, in one change), else the old catch-all."""
+    back = "back to the value the others agreed on"
+    found = {whys.get(ref) for ref in able}
+    if len(found) != 1 or (changed_in := found.pop()) is None:
+        return f"{back}: marked as no change of its own (left out, or an apply stopped part-way)"
+    systems = ", ".join(sorted({ref.system for ref in able}))
+    verb = "was" if len(able) == 1 else "were"
+    when = f"{', '.join(changed_in)} changed it" if changed_in else "the others first agreed"
+    return f"{systems} {verb} not in push.targets when {when}: {back}"
 
 
 def archived_reason(deal: Deal) -> str | None:

@@ -90,6 +90,9 @@ class Kept:
     ref: Ref
     field: str
     value: Any
+    # The instances whose change the targets take (empty: the copies first agree on it), so a
+    # later run can say why the member was left out; None where unknown (a plan made before).
+    changed_in: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

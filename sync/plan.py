@@ -310,6 +310,8 @@ def _build_plan(
             "id": k.ref.id,
             "field": k.field,
             "value": encode_value(k.value),
+            # the instances whose change it keeps its value against (see `Kept`)
+            **({} if k.changed_in is None else {"changed_in": list(k.changed_in)}),
         }
         for k in diffed.kept
     )

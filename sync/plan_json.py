@@ -276,6 +276,9 @@ def _read_kept(item: Mapping[str, Any]) -> Mapping[str, Any]:
     if _text(item, "field") not in DIFF_FIELDS:
         raise ValueError(f"unknown field {str(item['field'])[:40]!r}")
     decode_value(item["field"], item["value"], money=True)
+    changed_in = item.get("changed_in", [])  # added later: older plans hold none
+    if not (isinstance(changed_in, list) and all(isinstance(n, str) for n in changed_in)):
+        raise ValueError("changed_in must be a list of instance names")
     return out
 
 

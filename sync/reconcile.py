@@ -19,7 +19,7 @@ from mapping import MappingContext, deal_from_json
 from mapping.model import Deal, Ref
 from sync.create_accounts import account_filings, as_planned, with_accounts
 from sync.dead_letters import copies_tried
-from sync.diff import LEFT_OUT, PICKED, DiffResult, Pick, diff
+from sync.diff import LEFT_OUT, LEFT_OUT_WHY, PICKED, DiffResult, Pick, diff
 from sync.incremental import Scope, choose_scope, key_digests, load_changed, unsettled
 from sync.known_writes import with_known_writes
 from sync.link_review import EXPLICIT, apart, split_entity_ids
@@ -93,19 +93,33 @@ def load_deals(store: Store, instances: list[str]) -> dict[str, list[Deal]]:
 
 
 _MARKS = (LEFT_OUT, PICKED)  # a base's keys of marks, {diff field: {ref: value}}, not fields
+# Every key of marks: LEFT_OUT_WHY's hold instance names, not values of their field.
+_ALL_MARKS = (*_MARKS, LEFT_OUT_WHY)
 
 
 def base_to_json(values: Mapping[str, Any]) -> dict[str, Any]:
-    out = {field: encode_value(value) for field, value in values.items() if field not in _MARKS}
-    for key in _MARKS:
+    out = {f: encode_value(value) for f, value in values.items() if f not in _ALL_MARKS}
+    for key in _ALL_MARKS:
+        encode = _why_to_json if key == LEFT_OUT_WHY else _mark_to_json
         marks = {
-            field: [_mark_to_json(ref, value) for ref, value in sorted(held.items())]
+            field: [encode(ref, value) for ref, value in sorted(held.items())]
             for field, held in values.get(key, {}).items()
             if held
         }
         if marks:
             out[key] = marks
     return out
+
+
+def _why_to_json(ref: Ref, changed_in: tuple[str, ...]) -> list[Any]:
+    return [ref.system, ref.id, list(changed_in)]
+
+
+def _why_from_json(field: str, mark: Sequence[Any]) -> tuple[Ref, tuple[str, ...]]:
+    if not (isinstance(mark, list) and len(mark) == 3 and isinstance(mark[2], list)):
+        raise ValueError(f"{field}: a left-out mark's why is [system, id, [instance, ...]]")
+    system, deal_id, changed_in = mark
+    return Ref(system, deal_id), tuple(str(name) for name in changed_in)
 
 
 def _mark_to_json(ref: Ref, value: Any) -> list[Any]:
@@ -118,11 +132,12 @@ def base_from_json(values: Mapping[str, Any], entity: str | None = None) -> dict
     """The decoded base; ValueError naming its `entity` when it does not decode."""
     where = f"the stored base of entity {entity}" if entity else "a stored base"
     try:
-        out = {f: decode_value(f, v, money=True) for f, v in values.items() if f not in _MARKS}
-        for key in _MARKS:
+        out = {f: decode_value(f, v, money=True) for f, v in values.items() if f not in _ALL_MARKS}
+        for key in _ALL_MARKS:
+            decode = _why_from_json if key == LEFT_OUT_WHY else _mark_from_json
             if marks := values.get(key):
                 out[key] = {
-                    field: dict(_mark_from_json(field, mark) for mark in held)
+                    field: dict(decode(field, mark) for mark in held)
                     for field, held in marks.items()
                 }
     except (ValueError, TypeError, AttributeError) as exc:
@@ -485,9 +500,9 @@ def rebased(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any
     """`values` over a (decoded) base. A field taking a new agreed value has no marked member
     any more (see `sync.base_marks.left_out` and `picked`): its marks go, unless `values` marks some
     anew (under its own LEFT_OUT or PICKED key, where no member marks a field's marks away)."""
-    out = {f: v for f, v in base.items() if f not in _MARKS}
-    out |= {f: v for f, v in values.items() if f not in _MARKS}
-    for key in _MARKS:
+    out = {f: v for f, v in base.items() if f not in _ALL_MARKS}
+    out |= {f: v for f, v in values.items() if f not in _ALL_MARKS}
+    for key in _ALL_MARKS:
         fresh = values.get(key, {})
         marks = {f: held for f, held in base.get(key, {}).items() if f not in values} | fresh
         if marks := {f: held for f, held in marks.items() if held}:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from mapping.model import Ref
 from sync import schema as t
-from sync.base_marks import LEFT_OUT, PICKED
+from sync.base_marks import LEFT_OUT, LEFT_OUT_WHY, PICKED
 from sync.schema import chunks, upsert
 from sync.split_fellows import linked_with, spread
 from sync.store_meta import drop_reconcile_state, mapping_key
@@ -69,7 +69,7 @@ def without_marks_of(payload: Mapping[str, Any], instance: str) -> dict[str, Any
     """A stored base without its marks (sync/base_marks.py) of the instance's deals: a deal
     of another account given the name, joining the entity, would take them for its own."""
     out = dict(payload)
-    for key in (LEFT_OUT, PICKED):
+    for key in (LEFT_OUT, LEFT_OUT_WHY, PICKED):
         marks = payload.get(key)
         if not isinstance(marks, Mapping):
             continue

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mapping.model import Deal, DealStatus, Money, Ref
-from sync.diff import LEFT_OUT, PICKED, Pick, base_values, diff
+from sync.diff import LEFT_OUT, LEFT_OUT_WHY, PICKED, Pick, base_values, diff
 from sync.policy import DIFF_FIELDS, Policy, PolicyRule
 from sync.reconcile import base_from_json, base_to_json, rebased
 from sync.unmapped_stage import UnmappedStage
@@ -712,3 +712,32 @@ def test_create_from_copies_no_archived_deal_though_another_crm_holds_it_live() 
     deals = {d.ref: d for d in (hs, pd)}
     result = diff(entities, deals, {}, {}, {SF, HS}, create_in={SF}, create_from={PD})
     assert result.creates == ()
+
+
+def test_a_read_only_member_taking_the_agreed_value_later_says_it_was_no_push_target() -> None:
+    """Salesforce's edit while HubSpot was no push target: nothing to write, the base moves on
+    marking what HubSpot kept and why (kept through the store's JSON). Put back in the targets,
+    HubSpot takes the value, saying why; a mark stored before the why keeps the old text."""
+    base, sf = deal(SF, "1"), deal(SF, "1", amount="1500", updated=T0 + timedelta(hours=1))
+    hs = deal(HS, "2")
+    entities = {"E1": {SF: sf.ref, HS: hs.ref}}
+    by_ref = {sf.ref: sf, hs.ref: hs}
+    read_only = diff(entities, by_ref, {"E1": _base(base)}, {}, {SF}, lambda *_: None)
+    assert read_only.changes == ()
+    stored = base_from_json(json.loads(json.dumps(base_to_json(read_only.agreed["E1"]))))
+    assert stored[LEFT_OUT_WHY] == {"amount": {hs.ref: (SF,)}}
+    back = diff(entities, by_ref, {"E1": stored}, {}, {SF, HS}, lambda *_: None)
+    assert [(c.target, c.to_value, c.reason) for c in back.changes] == [
+        (
+            hs.ref,
+            Decimal("1500"),
+            "hubspot was not in push.targets when salesforce changed it: back to the value the "
+            "others agreed on",
+        )
+    ]
+    older = {k: v for k, v in stored.items() if k != LEFT_OUT_WHY}
+    [change] = diff(entities, by_ref, {"E1": older}, {}, {SF, HS}, lambda *_: None).changes
+    assert change.reason == (
+        "back to the value the others agreed on: marked as no change of its own (left out, or an "
+        "apply stopped part-way)"
+    )

@@ -101,6 +101,25 @@ def test_the_report_shows_a_read_only_copy_the_value_the_others_agreed_on(
     ]
 
 
+def test_back_in_push_targets_the_crm_takes_the_value_saying_it_was_not_a_target(
+    env: SandboxEnv,
+) -> None:
+    plan = json.loads(
+        _crmsync("reconcile", "--config", str(env.config), "--dry-run", "--format", "json")
+    )
+    changes = [(c["system"], c["field"], c["from"], c["to"], c["reason"]) for c in plan["changes"]]
+    assert changes == [
+        (
+            "hubspot",
+            "amount",
+            "54300",
+            "17777",
+            "hubspot was not in push.targets when salesforce changed it: back to the value the "
+            "others agreed on",
+        )
+    ]
+
+
 def _on_apply(config: Path) -> str:
     """The dry run's "on apply" cell of its one unmatched deal (wrapped over lines)."""
     table = _crmsync("reconcile", "--config", str(config), "--dry-run", "--format", "table")
