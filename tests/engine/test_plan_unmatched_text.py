@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from sync.plan_render import render_plan
+from sync.unmatched_fate import CopyRules
 
 
 def _plan() -> dict[str, Any]:
@@ -103,3 +104,13 @@ def test_an_unmatched_deal_whose_copy_is_a_dead_letter_is_not_said_to_be_copied(
     assert "(6: 2 cannot be copied, 3 held back, 1 not copied)" in lines[start]
     [row] = [line for line in lines[start:] if "│ 11 " in line]
     assert "copy dead-lettered in salesforce: not sent until released" in row
+
+
+def test_an_unmatched_deal_no_rule_keeps_uncopied_is_said_to_be_archived() -> None:
+    """create_missing on, Salesforce's deals copied, Pipedrive a target: only an archived deal
+    is the source of no copy (`_create_sources`), and under create_from a copy crmsync made."""
+    out = io.StringIO()
+    rules = CopyRules(True, None, ("pipedrive",), ("salesforce", "pipedrive"))
+    render_plan(_plan(), {}, Console(file=out, width=200, force_terminal=False), rules=rules)
+    [row] = [line for line in out.getvalue().splitlines() if "0065g0000000001AAA" in line]
+    assert "not copied: it is archived" in row
