@@ -34,11 +34,15 @@ __all__ = [
 class AccountMatch:
     """The account a copy goes under (`account_id`), or None and why: `note`, for a copy
     created ("no Account is named 'Acme': created without an Account"), and `tried`, for one
-    the CRM refused, which was sent under none ("no Account: none is named 'Acme'")."""
+    the CRM refused, which was sent under none ("no Account: none is named 'Acme'").
+    `found`: the ids of every account bearing the name, as the lookup found them (sorted);
+    None where none was looked for (a name too long, accounts not readable): `note` says why.
+    """
 
     account_id: str | None
     note: str | None = None
     tried: str | None = None
+    found: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +109,16 @@ def with_match(result: PushResult, match: AccountMatch | None) -> PushResult:
 def matched(name: str, ids: Sequence[Any], words: AccountWords) -> AccountMatch:
     """The account of the `ids` bearing `name`: the only one, else none and why ("no Account
     is named 'Acme Corp': created without an Account", or several `not_guessed`)."""
+    found = tuple(str(i) for i in ids)
     if len(ids) == 1:
-        return AccountMatch(str(ids[0]))
+        return AccountMatch(str(ids[0]), found=found)
     named = repr(name.strip())
     if not ids:
-        return words.none(f"no {words.one} is named {named}", f"none is named {named}")
+        none = words.none(f"no {words.one} is named {named}", f"none is named {named}")
+        return replace(none, found=found)
     several = not_guessed(words.many, name, ids, words.instead)
-    return AccountMatch(None, several, f"no {words.one}: {not_guessed(words.many, name, ids)}")
+    tried = f"no {words.one}: {not_guessed(words.many, name, ids)}"
+    return AccountMatch(None, several, tried, found)
 
 
 def too_long(name: str, words: AccountWords) -> AccountMatch:

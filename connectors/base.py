@@ -6,10 +6,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, runtime_checkable
 
 from connectors.credentials import Credentials
 from mapping.context import NativePipelineStages
+
+if TYPE_CHECKING:  # account_names builds on this module's PushResult
+    from connectors.account_names import AccountMatch
 
 __all__ = [
     "NOT_FOUND",
@@ -27,6 +30,7 @@ __all__ = [
     "change_time",
     "deals_to_check",
     "expect_accounts",
+    "found_accounts",
     "lookup_lag",
 ]
 
@@ -161,6 +165,15 @@ def expect_accounts(connector: object, names: Iterable[str]) -> None:
     expect = getattr(connector, "expect_accounts", None)
     if callable(expect):
         expect(names)
+
+
+def found_accounts(connector: object, names: Iterable[str]) -> dict[str, AccountMatch] | None:
+    """name_key -> what a connector that files copies under their account (an optional
+    `found_accounts`) finds of each of `names`, `found` naming every account bearing it; it
+    makes none, and names it looked up already (an apply's `expect_accounts`) cost no call.
+    None: the connector files no copy by account name. A ConnectorError: the lookup failed."""
+    find = getattr(connector, "found_accounts", None)
+    return find(list(names)) if callable(find) else None
 
 
 @runtime_checkable

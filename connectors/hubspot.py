@@ -386,6 +386,11 @@ class HubSpotConnector:
             for c, result in zip(creates, results, strict=True)
         ]
 
+    def found_accounts(self, names: Sequence[str]) -> dict[str, AccountMatch]:
+        """What the lookup finds of each account name (`connectors.base.found_accounts`):
+        a dry run's, or what an apply's `expect_accounts` found (no call again)."""
+        return self._company_lookup.matches(names)
+
     def expect_accounts(self, names: Iterable[str]) -> None:
         """The account names this run's creates will name, before the first is journaled:
         looked up now, together, 200 a search (a ConnectorError: none was sent)."""

@@ -41,7 +41,7 @@ from typing import Any
 
 import requests
 
-from connectors.account_names import with_note
+from connectors.account_names import AccountMatch, with_note
 from connectors.base import (
     ConnectorSettings,
     NativeCreate,
@@ -469,6 +469,12 @@ class PipedriveConnector:
         return attempt
 
     # -- organizations ----------------------------------------------------------------------
+
+    def found_accounts(self, names: Sequence[str]) -> dict[str, AccountMatch]:
+        """The organizations bearing each account name (`connectors.base.found_accounts`),
+        found as an apply finds them, none made: a dry run's, or what an apply's
+        `expect_accounts` found (no call again)."""
+        return self._orgs.found(names)
 
     def expect_accounts(self, names: Iterable[str]) -> None:
         """The account names this run's creates will name, before the first is journaled:

@@ -30,11 +30,11 @@ made or deleted organizations meanwhile (a run that waited at the confirmation q
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.account_names import bearing, name_key, not_guessed
+from connectors.account_names import AccountMatch, bearing, name_key, not_guessed
 from connectors.errors import ApiError
 
 __all__ = [
@@ -57,12 +57,14 @@ REUSE_FOR = 600.0
 @dataclass(frozen=True, slots=True)
 class Filing:
     """Where the copies of one account go: `org_id` (None: the fallback, for `note`'s reason),
-    or, when its organization could not be made, `error` and `code` (each copy fails so)."""
+    or, when its organization could not be made, `error` and `code` (each copy fails so).
+    `found`: the organizations bearing the name as found (several: none is guessed)."""
 
     org_id: int | None
     note: str | None = None
     error: str | None = None
     code: str | None = None
+    found: tuple[int, ...] = ()
 
 
 def filed_under(orgs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -78,8 +80,9 @@ def filing_of(name: str, found: Iterable[Mapping[str, Any]]) -> Filing | None:
     if not ids:
         return None
     if len(ids) == 1:
-        return Filing(ids[0])
-    return Filing(None, note=not_guessed("organizations", name, ids, "filed under create_org_id"))
+        return Filing(ids[0], found=(ids[0],))
+    why = not_guessed("organizations", name, ids, "filed under create_org_id")
+    return Filing(None, note=why, found=tuple(ids))
 
 
 class Organizations:
@@ -149,6 +152,21 @@ class Organizations:
                     self._absent.add(key)
                 else:
                     self._known[key] = found
+
+    def found(self, names: Sequence[str]) -> dict[str, AccountMatch]:
+        """name_key -> the organizations bearing each of `names` (`resolve`d: none is made;
+        names resolved already cost no call): `found` empty for one made at apply."""
+        self.resolve(names)
+        out = {}
+        for name in names:
+            key = name_key(name)
+            if key in self._absent:
+                out[key] = AccountMatch(None, found=())
+            elif (known := self._known.get(key)) is not None:
+                ids = known.found or ((known.org_id,) if known.org_id is not None else ())
+                org = str(known.org_id) if known.org_id is not None else None
+                out[key] = AccountMatch(org, known.note, found=tuple(str(i) for i in ids))
+        return out
 
     def filing(self, name: str, owner: Any) -> Filing:
         key = name_key(name)

@@ -387,6 +387,11 @@ class SalesforceConnector:
                 results.append(with_match(pushed, match))
         return self._policy.redacted(results)
 
+    def found_accounts(self, names: Sequence[str]) -> dict[str, AccountMatch]:
+        """What the lookup finds of each account name (`connectors.base.found_accounts`):
+        a dry run's, or what an apply's `expect_accounts` found (no call again)."""
+        return self._accounts.matches(names)
+
     def expect_accounts(self, names: Iterable[str]) -> None:
         """The account names this run's creates will name, before the first is journaled:
         looked up now, together, in as few queries as fit (a ConnectorError: none was sent)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from connectors.base import (
     Connector,
     NativeCreate,
     expect_accounts,
+    found_accounts,
     lookup_lag,
 )
 from connectors.errors import ConnectorError
@@ -36,6 +38,7 @@ from sync.apply_report import ChangeResult, Outcome
 from sync.copy_digest import create_digest, values_digest
 from sync.create_accounts import account_name_of, filing_note
 from sync.plan import current_value, decided_of, encode_value
+from sync.plan_accounts import found_in_plan, found_since
 from sync.shutdown import stop_requested, stopped_on_request
 from sync.store import Store
 from sync.store_records import (
@@ -123,8 +126,11 @@ def apply_creates(
             todo.append((cid, create))
     # Every account name up front, before any create is journaled: the connector looks them
     # up together, the cheapest way, and a lookup that fails has sent nothing (not in doubt).
+    names = [n for _, c in todo if (n := account_name_of(c))]
     try:
-        expect_accounts(connector, [n for _, c in todo if (n := account_name_of(c))])
+        expect_accounts(connector, names)
+        # what the plan's dry run found, compared (no call: the names were just looked up)
+        since = _found_since(connector, [c for _, c in todo], names, ctx.kind)
     except ConnectorError as exc:
         return results + [not_created(c, str(exc)) for _, c in todo]
     size = write_batch(ctx.kind, _BATCH)
@@ -150,7 +156,24 @@ def apply_creates(
             _result(cid, c, None, Outcome.NOT_SENT, f"not attempted: {cause}") for cid, c in rest
         ]
         break
-    return results
+    return [_noted(r, since.get(r.change_id)) for r in results]
+
+
+def _found_since(
+    connector: Connector, todo: Sequence[Mapping[str, Any]], names: Sequence[str], kind: str
+) -> dict[str, str]:
+    """change id -> what the apply's lookup found of a create's account name otherwise than
+    the dry run that made its plan (`found_since`), for the creates whose plan says."""
+    if not any(found_in_plan(c) for c in todo):
+        return {}
+    looked = found_accounts(connector, names) or {}
+    return {create_change_id(c): note for c in todo if (note := found_since(c, looked, kind))}
+
+
+def _noted(result: ChangeResult, note: str | None) -> ChangeResult:
+    if note is None:
+        return result
+    return replace(result, reason="; ".join(filter(None, (result.reason, note))))
 
 
 def not_created(create: Mapping[str, Any], why: str) -> ChangeResult:

@@ -16,6 +16,7 @@ from rich.table import Table
 from sync.terminal import cell, counted, plain_console
 
 __all__ = [
+    "NOTES_KEPT",
     "ApplyReport",
     "ChangeResult",
     "Outcome",
@@ -72,6 +73,8 @@ class ChangeResult:
         }
 
 
+# The most account notes a run record keeps (a migration may note thousands).
+NOTES_KEPT = 500
 _DONE_AS = {"write": "written", "create": "created", "delete": "deleted"}
 
 
@@ -135,6 +138,23 @@ class ApplyReport:
             system: {o.value: counter.get(o.value, 0) for o in Outcome}
             for system, counter in sorted(by_system.items())
         }
+
+    def account_notes(self) -> dict[str, Any]:
+        """The run record's note of each copy created otherwise than under its account of
+        that name (none or several of it, made under create_org_id; a lookup found otherwise
+        than the plan): `{"account_notes": [...]}`, at most NOTES_KEPT of them, and
+        `account_notes_left_off` beyond. Stored with the run, as a nightly's stderr is not."""
+        noted = [
+            {"system": r.system, "id": r.id, "entity": r.entity, "note": r.reason}
+            for r in self.results
+            if r.outcome is Outcome.APPLIED and r.kind == "create" and r.reason
+        ]
+        if not noted:
+            return {}
+        kept: dict[str, Any] = {"account_notes": noted[:NOTES_KEPT]}
+        if len(noted) > NOTES_KEPT:
+            kept["account_notes_left_off"] = len(noted) - NOTES_KEPT
+        return kept
 
     def totals(self) -> dict[str, int]:
         totals: Counter[str] = Counter(r.outcome.value for r in self.results)

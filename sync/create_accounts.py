@@ -10,9 +10,9 @@ company, so the copy has none then). Else `{"by": <fallback>, "name": null, "id"
 Pipedrive's `create_org_id` (its `id`; `systems.<name>.create_org_by: create_org_id`, or a
 source with no account), Salesforce's and HubSpot's `none` (`id` null: no account). A source
 whose account could not be told (a HubSpot deal of several companies, none primary) adds
-`"reason"`, which the plan's table and the apply's note for the copy repeat. The plan reads no
-account: whether one of that name exists (or several do) is learnt at apply, which reports a
-copy it could not file by name.
+`"reason"`, which the plan's table and the apply's note for the copy repeat. A dry run looks
+the names up (sync/plan_accounts.py): `"found"` (the ids bearing the name) or `"not_looked_up"`
+(why not); the apply looks them up again, and notes a copy it could not file by name.
 Plans saved without the key apply as they were reviewed: to `create_org_id`, or under no
 Account or company.
 """
@@ -43,6 +43,7 @@ __all__ = [
     "account_name_of",
     "account_of",
     "as_planned",
+    "filed_of",
     "filing_note",
     "org_calls",
     "with_account",
@@ -109,7 +110,7 @@ def account_of(deal: Deal | None) -> str | None:
     return account.strip() if isinstance(account, str) and account.strip() else None
 
 
-def _filed(create: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+def filed_of(create: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
     """The key a plan create names its account under, and that value; None where it names
     none (an instance that files no deal by account, a plan saved before creates named it)."""
     for key in FILING_KEYS.values():
@@ -123,7 +124,7 @@ def filing_note(create: Mapping[str, Any], kind: str) -> str | None:
     """Why a plan create's copy goes under none of its account's name though its instance (of
     `kind`) files by account, when its source named an account it could not tell (None
     otherwise)."""
-    filed = _filed(create)
+    filed = filed_of(create)
     if filed is None or kind not in _INSTEAD:
         return None
     value = filed[1]
@@ -135,7 +136,7 @@ def filing_note(create: Mapping[str, Any], kind: str) -> str | None:
 def account_name_of(create: Mapping[str, Any]) -> str | None:
     """The account name a plan create's copy goes under; None: its instance's fallback (and so
     for a plan saved before creates named one)."""
-    filed = _filed(create)
+    filed = filed_of(create)
     if filed is not None and filed[1].get("by") == "account" and filed[1].get("name"):
         return str(filed[1]["name"])
     return None

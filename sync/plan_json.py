@@ -247,6 +247,12 @@ def _read_filing(key: str, fallback: str, filed: Any) -> None:
         raise ValueError(f"'{key}.id' must be a whole number or null")
     if "reason" in filed:  # why a source's account could not be told
         _text(filed, "reason")
+    # what a dry run found of the name (sync/plan_accounts.py); older plans have neither
+    found = filed.get("found")
+    if found is not None and not (isinstance(found, list) and all(type(i) is str for i in found)):
+        raise ValueError(f"'{key}.found' must be a list of ids (strings)")
+    if "not_looked_up" in filed:
+        _text(filed, "not_looked_up")
 
 
 def _read_plain(*keys: str) -> Any:

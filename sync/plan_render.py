@@ -14,6 +14,7 @@ from rich.text import Text
 from connectors.account_names import AccountWords
 from mapping.model import Deal, Ref
 from sync.create_accounts import ACCOUNT_WORDS
+from sync.plan_accounts import found_line
 from sync.terminal import cell, counted, id_column
 from sync.unmatched_fate import CopyRules, fate_counts, unmatched_fates
 
@@ -202,12 +203,13 @@ def _create_row(create: Mapping[str, Any], kind: str | None) -> _Row:
 
 
 def _organization(org: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """The organization a Pipedrive copy goes to; the dry run reads none, so by name it is
-    the one of that name, found or made at apply."""
+    """The organization a Pipedrive copy goes to: by name, what the dry run found of it (a
+    plan that looked none up: the one of that name, found or made at apply)."""
     if not org:
         return ()
     if org.get("by") == "account":
-        return (f"organization {org['name']} (by name: found, else made)",)
+        found = found_line(org, "organization", makes=True)
+        return (found or f"organization {org['name']} (by name: found, else made)",)
     why = f": {org['reason']}" if org.get("reason") else ""
     if org.get("id") is not None:
         return (f"organization {org['id']} (create_org_id){why}",)
@@ -220,12 +222,13 @@ def _words(kind: str | None) -> AccountWords:
 
 def _account(account: Mapping[str, Any] | None, words: AccountWords) -> tuple[str, ...]:
     """The Account a Salesforce copy goes under, the company a HubSpot copy is associated
-    with; the dry run reads none, so by name it is the one of that name at apply, if exactly
-    one is (crmsync makes none)."""
+    with: by name, what the dry run found of it (a plan that looked none up: the one of that
+    name at apply, if exactly one is; crmsync makes none)."""
     if not account:
         return ()
     if account.get("by") == "account":
-        return (f"{words.one} {account['name']} (by name, if exactly one: never made)",)
+        found = found_line(account, words.one, makes=False)
+        return (found or f"{words.one} {account['name']} (by name, if exactly one: never made)",)
     why = f": {account['reason']}" if account.get("reason") else ""
     return (f"no {words.one}{why}",)
 

@@ -23,6 +23,7 @@ from sync.journal_counts import journal_totals
 from sync.locks import Budget
 from sync.outfile import write_atomically
 from sync.plan import Plan
+from sync.plan_accounts import look_up_accounts
 from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult, plan_run
 from sync.runtime import Bars, Runtime
@@ -130,6 +131,8 @@ def run_reconcile(
         result = plan_run(rt.config, rt.store, rt.connectors, run_id=run_id, full=full,
                           progress=progress, pull_wait=pull_wait,
                           phase=progress.phase if progress is not None else None)  # fmt: skip
+        if dry_run:  # the review learns which account each copy finds (an apply looks then)
+            result.plan = look_up_accounts(result.plan, rt.connectors)
         plan_json = plan_to_json(result.plan)
         counts = {key: len(plan_json[key]) for key in PLAN_COUNTS}
         counts["mapping_errors"] = result.mapping_errors[:500]
@@ -194,6 +197,7 @@ def _apply(
 
     report = apply_from_reconcile(rt, outcome.result, run_id=outcome.run_id, yes=yes)
     outcome.counts["applied"] = report.totals()
+    outcome.counts.update(report.account_notes())
     if report.settled:  # what earlier runs left in doubt, settled before this apply wrote
         outcome.counts["settled"] = [s.as_json() for s in report.settled]
     if report.ok:

@@ -96,6 +96,7 @@ def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | No
         "plan": report.plan_id,
         "totals": totals,
         "by_system": report.counts(),
+        **report.account_notes(),
     }
     if report.settled:  # what earlier runs left in doubt, settled before this apply wrote
         counts["settled"] = [s.as_json() for s in report.settled]

@@ -12,7 +12,7 @@ def test_an_account_name_matches_an_organization_whole_ignoring_case_and_outer_s
         {"id": 8, "name": "Acme Corp."},
         {"id": 9, "name": "Acme Corporation"},
     ]
-    assert filing_of("Acme Corp", found) == Filing(7)
+    assert filing_of("Acme Corp", found) == Filing(7, found=(7,))
     assert filing_of("Acme", found) is None  # a search's looser matches are not ours
 
 
@@ -20,6 +20,7 @@ def test_several_organizations_of_the_name_file_the_copy_under_the_fallback_and_
     found = [{"id": n, "name": "Twin Holdings"} for n in range(1, 8)]
     filing = filing_of("Twin Holdings ", found)
     assert filing is not None and filing.org_id is None
+    assert filing.found == tuple(range(1, 8))  # what a dry run's plan lists
     assert filing.note == (
         "7 organizations are named 'Twin Holdings' (1, 2, 3, 4, 5, ...): not guessed, "
         "filed under create_org_id"

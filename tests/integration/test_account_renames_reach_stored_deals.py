@@ -209,7 +209,12 @@ def test_a_copy_made_in_pipedrive_after_a_salesforce_account_rename_is_filed_und
         em.store.rename_account(account, "Renamed Holdings")
     plan = _plan(world, tmp_path / "plan.json")  # incremental: no --full
     [create] = [c for c in plan["creates"] if c["entity"] == source["entity"]]
-    assert create["organization"] == {"by": "account", "name": "Renamed Holdings", "id": None}
+    assert create["organization"] == {
+        "by": "account",
+        "name": "Renamed Holdings",
+        "id": None,
+        "found": [],  # made at apply
+    }
     done = run_crmsync("apply", str(tmp_path / "plan.json"), "--config", str(world.config), "--yes")
     assert done.returncode in (0, 1), done.stderr  # owners Pipedrive lacks are refused
     deal_id = int(world.members()[source["entity"]]["pipedrive"])

@@ -121,7 +121,12 @@ def test_a_salesforce_copy_lands_in_the_existing_organization_of_its_account_nam
     _rename(world, acme, "Acme Corp")
     plan = _plan(world, tmp_path / "plan.json", "--full")
     [planned] = [c for c in plan["creates"] if c["entity"] == acme["entity"]]
-    assert planned["organization"] == {"by": "account", "name": "Acme Corp", "id": None}
+    assert planned["organization"] == {
+        "by": "account",
+        "name": "Acme Corp",
+        "id": None,
+        "found": [str(existing)],
+    }
     em = _em(world, "pipedrive")
     orgs = len(em.store.orgs.orgs)
     _apply(world, tmp_path / "plan.json")
@@ -222,7 +227,7 @@ def test_an_account_name_several_organizations_bear_is_not_guessed_and_the_apply
     assert len(_orgs_named(world, "Twin Holdings")) == 2  # none made either
 
 
-def test_the_dry_run_names_each_copys_organization_and_makes_none(
+def test_the_dry_run_names_each_copys_organization_as_found_and_makes_none(
     small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = small_world
@@ -241,15 +246,17 @@ def test_the_dry_run_names_each_copys_organization_and_makes_none(
     shown = " ".join(table.stdout.split())
     for create in copies:
         name = _account(world, create)["Name"]
-        assert create["organization"] == {"by": "account", "name": name, "id": None}
-        assert f"organization {name} (by name: found, else made)" in shown
+        found = [str(i) for i in sorted(_orgs_named(world, name))]
+        filed = {"by": "account", "name": name, "id": None, "found": found}
+        assert create["organization"] == filed
+        said = f"organization {name} " + (f"(found: {found[0]})" if found else "(made at apply)")
+        assert len(found) < 2 and said in shown
     # a HubSpot source's copy takes the account of its Salesforce deal
     orgs_of = [c["organization"] for c in plan["creates"] if c["system"] == "pipedrive"]
     names = {o["name"].casefold() for o in orgs_of if o["name"]}
     assert plan["summary"]["organizations_by_system"] == {"pipedrive": len(names)}
     requests = _requests(world)
-    # files none (no search, no listing past the names of the deals read), makes none
-    assert not [r for r in requests if "organizations" in r and r != ORG_NAMES]
+    # the full read's listing of organizations serves the lookup too (no second one); none made
     assert requests.get(ORG_NAMES, 0) == _names_reads(world)
     assert not [r for r in requests if r.startswith(("POST", "PUT", "DELETE"))]
     assert len(_em(world, "pipedrive").store.orgs.orgs) == orgs

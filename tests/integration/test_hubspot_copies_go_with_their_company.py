@@ -104,7 +104,12 @@ def test_a_copy_is_associated_with_the_one_company_of_its_name_and_reads_it_back
     create, saved = _one_copy_under(world, tmp_path, "Nimbus Ventures")
     [company] = _add_companies(world, "Nimbus Ventures")
     planned = _planned(world, saved, create)
-    assert planned["account"] == {"by": "account", "name": "Nimbus Ventures", "id": None}
+    assert planned["account"] == {
+        "by": "account",
+        "name": "Nimbus Ventures",
+        "id": None,
+        "found": [company],
+    }
     companies = _companies(world)
     applied = _apply(world, saved)
     assert _copy_companies(world, create["entity"]) == {company: True}  # its primary one
@@ -172,7 +177,7 @@ def test_an_account_name_with_quotes_and_symbols_is_found(
     assert _result(applied, world, create["entity"])["reason"] is None
 
 
-def test_the_dry_run_names_each_copys_company_counts_its_lookups_and_reads_none(
+def test_the_dry_run_names_each_copys_company_and_counts_its_lookups_as_the_apply_does(
     small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = small_world
@@ -185,11 +190,14 @@ def test_the_dry_run_names_each_copys_company_counts_its_lookups_and_reads_none(
     assert table.returncode == 0, table.stderr
     plan = json.loads(out.read_text())
     copies = [c for c in plan["creates"] if c["system"] == "hubspot"]
-    named = [c["account"]["name"] for c in copies if c["account"]["by"] == "account"]
+    accounts = [c["account"] for c in copies if c["account"]["by"] == "account"]
+    named = [a["name"] for a in accounts]
     assert named
     shown = " ".join(table.stdout.split())
-    for name in named:
-        assert f"company {name} (by name, if exactly one: never made)" in shown
+    for account in accounts:
+        name, found = account["name"], account["found"]
+        said = f"company {name} ({found[0]})" if found else f"no company is named {name!r}"
+        assert len(found) < 2 and said in shown
     from connectors.hubspot_company_lookup import company_calls  # the connector's own count
 
     distinct = {n.casefold(): n for n in named}
@@ -200,7 +208,7 @@ def test_the_dry_run_names_each_copys_company_counts_its_lookups_and_reads_none(
     assert plan["summary"]["api_calls"]["hubspot"] == batches + -(-len(copies) // 100) + lookups
     with open_runtime(str(world.config), connect=False) as rt:
         dry = rt.store.runs.recent(1)[0]
-    assert "find companies" not in dry.calls.get("hubspot", {})  # the dry run reads none
+    assert dry.calls["hubspot"]["find companies"] == lookups  # as the apply looks them up
     applied = _apply(world, out)
     with open_runtime(str(world.config), connect=False) as rt:
         run = rt.store.runs.get(applied["run_id"])
@@ -248,3 +256,46 @@ def test_a_token_that_may_not_read_companies_makes_the_copies_without_one_saying
         "HubSpot companies are not readable: grant crm.objects.companies.read to the app: "
         "created without a company"
     )
+
+
+def test_the_dry_run_says_a_name_two_companies_bear_will_have_none(
+    small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = small_world
+    monkeypatch.setenv("COLUMNS", "250")
+    create, saved = _one_copy_under(world, tmp_path, "Krusty Twins Ltd")
+    twins = sorted(_add_companies(world, "Krusty Twins Ltd", "KRUSTY TWINS LTD"))
+    table = run_crmsync(
+        "reconcile", "--config", str(world.config), "--dry-run", "--plan-out", str(saved)
+    )
+    assert table.returncode == 0, table.stderr
+    [planned] = [
+        c for c in json.loads(saved.read_text())["creates"] if c["entity"] == create["entity"]
+    ]
+    assert planned["account"]["found"] == twins
+    shown = " ".join(table.stdout.split())
+    said = f"company Krusty Twins Ltd: 2 are named so ({', '.join(twins)}): none will be chosen"
+    assert said in shown
+
+
+def test_a_dry_run_whose_company_search_is_refused_still_plans_and_says_so(
+    small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full pull lists deals (no search): only the dry run's company lookup is refused."""
+    world = small_world
+    monkeypatch.setenv("COLUMNS", "250")
+    create, saved = _one_copy_under(world, tmp_path, "Refused Corp")
+    refusal = "There was a problem with the request."
+    _em(world, "hubspot").search_refusal = refusal
+    table = run_crmsync(
+        "reconcile", "--config", str(world.config), "--dry-run", "--full", "--plan-out", str(saved)
+    )
+    assert table.returncode == 0, table.stderr
+    [planned] = [
+        c for c in json.loads(saved.read_text())["creates"] if c["entity"] == create["entity"]
+    ]
+    why = planned["account"]["not_looked_up"]
+    assert why.startswith("hubspot: find companies: ") and refusal in why
+    assert "found" not in planned["account"]
+    shown = " ".join(table.stdout.split())
+    assert f"company Refused Corp: not looked up: {why}" in shown

@@ -93,8 +93,11 @@ def test_a_hubspot_only_deals_copy_lands_in_the_organization_named_like_its_comp
     assert copies
     for create in copies:
         name = _company_name(world, _primary(world, create["source"]["id"]))
-        assert create["organization"] == {"by": "account", "name": name, "id": None}
-        assert f"organization {name} (by name: found, else made)" in table
+        found = [str(i) for i in sorted(_orgs_named(world, name))]
+        filed = {"by": "account", "name": name, "id": None, "found": found}
+        assert create["organization"] == filed
+        said = f"organization {name} " + (f"(found: {found[0]})" if found else "(made at apply)")
+        assert len(found) < 2 and said in table
     create = copies[0]
     name = create["organization"]["name"]
     [existing] = _orgs_named(world, name)  # generated data: the same company in Pipedrive
@@ -121,7 +124,12 @@ def test_a_deal_moved_to_another_company_is_filed_by_it_on_the_next_incremental_
     stats.clear()
     plan, _ = _plan(world, tmp_path / "p1.json")  # incremental: the deal changed
     [planned] = [c for c in plan["creates"] if c["entity"] == create["entity"]]
-    assert planned["organization"] == {"by": "account", "name": "Helios Robotics", "id": None}
+    assert planned["organization"] == {
+        "by": "account",
+        "name": "Helios Robotics",
+        "id": None,
+        "found": [],  # made at apply
+    }
     requests = stats.snapshot()["requests"]
     assert requests["POST /crm/objects/2026-09/deals/search"] >= 1  # incremental: by search
     assert requests["GET /crm/objects/2026-09/deals"] == 1  # the archived list only, no full read

@@ -102,7 +102,12 @@ def test_a_copy_goes_under_the_one_account_of_its_name_and_reads_back_the_same_a
     [account_id] = _add_accounts(world, "Nimbus Ventures")
     plan = _plan(world, saved)
     [planned] = [c for c in plan["creates"] if c["entity"] == create["entity"]]
-    assert planned["account"] == {"by": "account", "name": "Nimbus Ventures", "id": None}
+    assert planned["account"] == {
+        "by": "account",
+        "name": "Nimbus Ventures",
+        "id": None,
+        "found": [account_id],
+    }
     accounts = len(_accounts(world))
     applied = _apply(world, saved)
     assert _copy(world, create["entity"])["AccountId"] == account_id
@@ -132,7 +137,7 @@ def test_a_copy_whose_account_name_no_account_bears_gets_none_and_the_apply_says
     create, saved = _one_copy_under(world, tmp_path, "Unknown Labs")
     plan = _plan(world, saved)
     [planned] = [c for c in plan["creates"] if c["entity"] == create["entity"]]
-    assert planned["account"] == {"by": "account", "name": "Unknown Labs", "id": None}
+    assert planned["account"] == {"by": "account", "name": "Unknown Labs", "id": None, "found": []}
     accounts = len(_accounts(world))
     applied = _apply(world, saved)
     assert _copy(world, create["entity"]).get("AccountId") is None
@@ -171,7 +176,7 @@ def test_an_account_name_with_a_quote_is_escaped_and_found(
     assert _result(applied, world, create["entity"])["reason"] is None
 
 
-def test_the_dry_run_names_each_copys_account_counts_its_lookups_and_reads_none(
+def test_the_dry_run_names_each_copys_account_and_counts_its_lookups_as_the_apply_does(
     small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = small_world
@@ -184,11 +189,14 @@ def test_the_dry_run_names_each_copys_account_counts_its_lookups_and_reads_none(
     assert table.returncode == 0, table.stderr
     plan = json.loads(out.read_text())
     copies = [c for c in plan["creates"] if c["system"] == "salesforce"]
-    named = [c["account"]["name"] for c in copies if c["account"]["by"] == "account"]
+    accounts = [c["account"] for c in copies if c["account"]["by"] == "account"]
+    named = [a["name"] for a in accounts]
     assert named
     shown = " ".join(table.stdout.split())
-    for name in named:
-        assert f"Account {name} (by name, if exactly one: never made)" in shown
+    for account in accounts:
+        name, found = account["name"], account["found"]
+        said = f"Account {name} ({found[0]})" if found else f"no Account is named {name!r}"
+        assert len(found) < 2 and said in shown
     from connectors.salesforce_accounts import account_calls  # the connector's own count
 
     distinct = {n.casefold(): n for n in named}
@@ -199,7 +207,7 @@ def test_the_dry_run_names_each_copys_account_counts_its_lookups_and_reads_none(
     assert plan["summary"]["api_calls"]["salesforce"] == batches + -(-len(copies) // 200) + lookups
     with open_runtime(str(world.config), connect=False) as rt:
         dry = rt.store.runs.recent(1)[0]
-    assert "find accounts" not in dry.calls.get("salesforce", {})  # the dry run reads none
+    assert dry.calls["salesforce"]["find accounts"] == lookups  # as the apply looks them up
     applied = _apply(world, out)
     with open_runtime(str(world.config), connect=False) as rt:
         run = rt.store.runs.get(applied["run_id"])
@@ -226,3 +234,69 @@ def test_a_plan_saved_before_creates_named_an_account_applies_without_one(
     applied = _apply(world, saved)
     assert _copy(world, create["entity"]).get("AccountId") is None
     assert _result(applied, world, create["entity"])["reason"] is None
+
+
+def _runs(world: World) -> list[dict[str, Any]]:
+    done = run_crmsync("runs", "--config", str(world.config), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+def test_the_dry_run_says_which_account_each_copy_will_find_before_any_write(
+    small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One Account of the name, two, none: the table and the plan say it before the apply."""
+    world = small_world
+    monkeypatch.setenv("COLUMNS", "250")
+    _configure(world)
+    one, two, none = _copies_from_pipedrive(_plan(world, tmp_path / "p0.json"))[:3]
+    for create, name in ((one, "Solo Works"), (two, "Krusty"), (none, "Clearwater SA")):
+        _file_under(world, create, name)
+    [solo] = _add_accounts(world, "Solo Works")
+    krusty = sorted(_add_accounts(world, "Krusty", "krusty"))
+    em = _em(world, "salesforce")
+    opportunities = len(em.store.tables["Opportunity"])
+    out = tmp_path / "plan.json"
+    table = run_crmsync(
+        "reconcile", "--config", str(world.config), "--dry-run", "--plan-out", str(out)
+    )
+    assert table.returncode == 0, table.stderr
+    creates = {c["entity"]: c for c in json.loads(out.read_text())["creates"]}
+    assert creates[one["entity"]]["account"]["found"] == [solo]
+    assert creates[two["entity"]]["account"]["found"] == krusty
+    assert creates[none["entity"]]["account"]["found"] == []
+    shown = " ".join(table.stdout.split())
+    assert f"Account Solo Works ({solo})" in shown
+    assert f"Account Krusty: 2 are named so ({', '.join(krusty)}): none will be chosen" in shown
+    assert "no Account is named 'Clearwater SA': created without one" in shown
+    assert len(em.store.tables["Opportunity"]) == opportunities  # nothing written
+    with open_runtime(str(world.config), connect=False) as rt:
+        dry = rt.store.runs.recent(1)[0]
+    assert dry.kind == "reconcile-dry-run" and dry.calls["salesforce"]["find accounts"] >= 1
+
+
+def test_the_apply_notes_an_account_made_since_the_dry_run_and_the_run_keeps_the_notes(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    _configure(world)
+    late, nowhere = _copies_from_pipedrive(_plan(world, tmp_path / "p0.json"))[:2]
+    _file_under(world, late, "Late Ltd")
+    _file_under(world, nowhere, "Nowhere Inc")
+    saved = tmp_path / "plan.json"
+    creates = {c["entity"]: c for c in _plan(world, saved)["creates"]}
+    assert creates[late["entity"]]["account"]["found"] == []
+    [account_id] = _add_accounts(world, "Late Ltd")  # between review and apply
+    applied = _apply(world, saved)
+    assert _copy(world, late["entity"])["AccountId"] == account_id
+    note = (
+        "Accounts named 'Late Ltd' changed since the plan: it found none, "
+        f"the apply 1 ({account_id})"
+    )
+    assert _result(applied, world, late["entity"])["reason"] == note
+    [run] = [r for r in _runs(world) if r["id"] == applied["run_id"]]
+    kept = {n["entity"]: n["note"] for n in run["counts"]["account_notes"]}
+    assert kept[late["entity"]] == note
+    assert kept[nowhere["entity"]] == (
+        "no Account is named 'Nowhere Inc': created without an Account"
+    )
