@@ -40,6 +40,9 @@ COMPARED = (
 # only the entities an incremental run looked at (differences under `never` are counted in full
 # only by a `--full` run); `api_calls` is what each run's reads cost, not what it plans.
 ONLY_FULL = ("mismatches_by_field", "api_calls")
+# A create's account keys that only a dry run adds (README "What the dry run finds of the
+# accounts"): what its lookup found of the name, not what the plan does.
+DRY_RUN_ONLY = ("found", "not_looked_up")
 
 
 def _world(tmp: Path, deals: int, seed: int) -> Iterator[World]:
@@ -62,7 +65,18 @@ def world(tmp_path: Path) -> Iterator[World]:
 def _comparable(outcome: ReconcileOutcome) -> dict[str, Any]:
     plan = outcome.plan_json
     summary = {k: v for k, v in plan["summary"].items() if k not in ONLY_FULL}
-    return {"summary": summary, **{key: plan[key] for key in COMPARED}}
+    compared = {key: plan[key] for key in COMPARED}
+    compared["creates"] = [_as_planned(c) for c in plan["creates"]]
+    return {"summary": summary, **compared}
+
+
+def _as_planned(create: dict[str, Any]) -> dict[str, Any]:
+    filed = {
+        key: {k: v for k, v in value.items() if k not in DRY_RUN_ONLY}
+        for key in ("account", "organization")
+        if isinstance(value := create.get(key), dict)
+    }
+    return {**create, **filed}
 
 
 def _full_dry_run_on_a_copy(world: World, night: int) -> ReconcileOutcome:
