@@ -28,7 +28,13 @@ from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Ref
 from sync import kpis, stage_flow
 from sync.consolidate import Chooser
-from sync.health_checks import UnknownThreshold, cross_system, data_quality, evaluate_thresholds
+from sync.health_checks import (
+    UnknownThreshold,
+    copies_without_account,
+    cross_system,
+    data_quality,
+    evaluate_thresholds,
+)
 from sync.health_model import (
     Consolidated,
     Converted,
@@ -261,7 +267,12 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         stand_in.get(d.ref, d) for d in all_copies if d.ref not in entity_of or d.ref in stand_in
     ]
     consolidated = _consolidated(unique, merged, inputs, chooser, now)
-    quality = data_quality(deals, inputs.mapping_errors, inputs.plan)
+    quality = data_quality(
+        deals,
+        inputs.mapping_errors,
+        inputs.plan,
+        copies_without_account(inputs.account_notes, inputs.deals),
+    )
     cross = cross_system(
         deals,
         inputs.entities,

@@ -10,6 +10,7 @@ from itertools import combinations
 from typing import Any
 
 from mapping.model import Deal, Ref
+from sync.create_accounts import account_of
 from sync.diff_result import Mismatch
 from sync.health_model import (
     Consolidated,
@@ -28,7 +29,14 @@ from sync.match import is_archived
 from sync.plan import encode_value
 from sync.record_links import record_url
 
-__all__ = ["THRESHOLDS", "UnknownThreshold", "cross_system", "data_quality", "evaluate_thresholds"]
+__all__ = [
+    "THRESHOLDS",
+    "UnknownThreshold",
+    "copies_without_account",
+    "cross_system",
+    "data_quality",
+    "evaluate_thresholds",
+]
 
 COMPLETENESS_FIELDS = ("amount", "close_date", "owner_email")
 
@@ -47,13 +55,29 @@ def _filled(deal: Deal, field: str) -> bool:
     return value[field] not in (None, "")
 
 
+def copies_without_account(
+    notes: Sequence[Mapping[str, Any]], deals: Mapping[str, Sequence[Deal]]
+) -> tuple[Mapping[str, Any], ...]:
+    """The copies the applies' account `notes` (newest first) name that still have no account
+    as last pulled: one attached since drops off; a deleted copy (not in `deals`) too."""
+    bare = {d.ref for own in deals.values() for d in own if account_of(d) is None}
+    kept: dict[Ref, Mapping[str, Any]] = {}
+    for note in notes:
+        ref = Ref(str(note.get("system")), str(note.get("id")))
+        if ref in bare:
+            kept.setdefault(ref, dict(note))
+    return tuple(kept[ref] for ref in sorted(kept, key=lambda r: (r.system, r.id)))
+
+
 def data_quality(
     deals: Mapping[str, Sequence[Deal]],
     mapping_errors: Sequence[Mapping[str, str]],
     plan: Mapping[str, Any] | None,
+    without_account: Sequence[Mapping[str, Any]] = (),
 ) -> DataQuality:
     """Field completeness, unmapped stages (of the deals the report covers: with --since, those
-    in the window), mapping errors and in-system duplicates."""
+    in the window), mapping errors, in-system duplicates and the copies created without an
+    account (`copies_without_account`)."""
     duplicates = tuple(dict(d) for d in (plan or {}).get("duplicates", ()))
     errors_by = Counter(str(e.get("system")) for e in mapping_errors)
     duplicates_by = Counter(str(d.get("system")) for d in duplicates)
@@ -83,6 +107,7 @@ def data_quality(
         instances=quality,
         mapping_errors=tuple(dict(e) for e in mapping_errors),
         duplicates=duplicates,
+        copies_without_account=tuple(without_account),
     )
 
 

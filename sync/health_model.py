@@ -76,6 +76,8 @@ class HealthInputs:
     sync_status: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     dead_letters: Sequence[Mapping[str, Any]] = ()
     mapping_errors: Sequence[Mapping[str, str]] = ()
+    # the applies' account notes, newest first (`ApplyReport.account_notes`, with their run)
+    account_notes: Sequence[Mapping[str, Any]] = ()
     instance_urls: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # (kind, url)
     consolidation_order: Sequence[str] = ()  # which copy of a matched deal represents it
     # field -> the reconcile policy that also picks which copy's value counts where the copies
@@ -323,6 +325,8 @@ class DataQuality:
     instances: Mapping[str, InstanceQuality]
     mapping_errors: tuple[Mapping[str, str], ...]
     duplicates: tuple[Mapping[str, Any], ...]
+    # copies an apply created without an account, with its note, while they still have none
+    copies_without_account: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,29 @@ from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult
 from sync.store import RunRecord, Store
 
-__all__ = ["health_inputs", "last_syncs"]
+__all__ = ["account_notes", "health_inputs", "last_syncs"]
 
 # A report run pulled (and so synced) only with --refresh: only then does it hold calls.
 _SYNC_KINDS = ("reconcile", "reconcile-dry-run", "pull", "report")
 
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
+# The runs that create copies, and how many of each kind the report reads the notes of.
+_APPLY_KINDS = ("reconcile", "apply")
+_NOTED_RUNS = 200
+
+
+def account_notes(store: Store) -> list[dict[str, Any]]:
+    """The account notes of the last applies (`ApplyReport.account_notes`), newest first, each
+    with its run's id (`run`)."""
+    runs = [r for kind in _APPLY_KINDS for r in store.runs.recent(_NOTED_RUNS, kind=kind)]
+    runs.sort(key=lambda r: r.started_at, reverse=True)
+    return [
+        {**note, "run": run.id}
+        for run in runs
+        for note in (run.counts or {}).get("account_notes") or ()
+        if isinstance(note, dict)
+    ]
 
 
 def last_syncs(store: Store, instances: list[str]) -> dict[str, RunRecord]:
@@ -124,6 +140,7 @@ def health_inputs(
         },
         dead_letters=dead,
         mapping_errors=store.mapping_errors(list(config.systems)),
+        account_notes=account_notes(store),
         instance_urls=urls,
         consolidation_order=list(config.systems),
         policies={name: config.policy_for(name) for name in (*COUNTED_FIELDS, "status")},

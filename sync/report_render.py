@@ -423,6 +423,7 @@ def to_table(report: HealthReport, console: Console) -> None:
             cell(q.instance), *shares, unmapped, str(q.mapping_errors), str(q.duplicates)
         )
     console.print(quality)
+    _copies_without_account(report.data_quality.copies_without_account, console)
     x = report.cross_system
     cross = Table(title="Cross-system")
     cross.add_column("check")
@@ -442,3 +443,23 @@ def to_table(report: HealthReport, console: Console) -> None:
         last = format_utc(s.last_success) if s.last_success else "never"
         cross.add_row(cell(f"last sync {s.instance}"), f"{last} ({s.api_calls} API calls)")
     console.print(cross)
+
+
+# The table's rows of copies without an account (JSON lists every one).
+_MAX_ROWS_WITHOUT = 50
+
+
+def _copies_without_account(copies: Sequence[Mapping[str, Any]], console: Console) -> None:
+    """The copies an apply created without an account, and why: a person attaches one by
+    hand (the next pull then reads it, and the row drops off)."""
+    if not copies:
+        return
+    title = f"Copies created without an account ({len(copies)}): attach one"
+    if len(copies) > _MAX_ROWS_WITHOUT:
+        title += f"; the first {_MAX_ROWS_WITHOUT} (--format json lists all)"
+    table = Table(title=title)
+    for column in ("system", "id", "why"):
+        table.add_column(column, overflow="fold")
+    for c in copies[:_MAX_ROWS_WITHOUT]:
+        table.add_row(cell(str(c.get("system"))), cell(str(c.get("id"))), cell(str(c["note"])))
+    console.print(table)

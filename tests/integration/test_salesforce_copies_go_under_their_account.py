@@ -300,3 +300,29 @@ def test_the_apply_notes_an_account_made_since_the_dry_run_and_the_run_keeps_the
     assert kept[nowhere["entity"]] == (
         "no Account is named 'Nowhere Inc': created without an Account"
     )
+
+
+def _without_account(world: World) -> list[dict[str, Any]]:
+    done = run_crmsync("report", "--config", str(world.config), "--format", "json")
+    assert done.returncode in (0, 3), done.stderr  # thresholds may be breached
+    return list(json.loads(done.stdout)["data_quality"]["copies_without_account"])
+
+
+def test_the_report_lists_copies_created_without_an_account_until_one_is_attached(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    create, saved = _one_copy_under(world, tmp_path, "Orphan Works")
+    _plan(world, saved)
+    applied = _apply(world, saved)
+    copy_id = world.members()[create["entity"]]["salesforce"]
+    _plan(world, tmp_path / "after.json")  # the next run reads the copy back
+    [listed] = [c for c in _without_account(world) if c["id"] == copy_id]
+    assert listed["note"] == "no Account is named 'Orphan Works': created without an Account"
+    assert listed["run"] == applied["run_id"]
+    [account_id] = _add_accounts(world, "Orphan Works")
+    em = _em(world, "salesforce")
+    with em.lock:  # a person attaches it by hand
+        em.store.apply(em.store.check_update(copy_id, {"AccountId": account_id}))
+    _plan(world, tmp_path / "attached.json")  # its pull reads the copy's Account
+    assert copy_id not in [c["id"] for c in _without_account(world)]
