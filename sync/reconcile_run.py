@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ def run_reconcile(
                           progress=progress, pull_wait=pull_wait,
                           phase=progress.phase if progress is not None else None)  # fmt: skip
         if dry_run:  # the review learns which account each copy finds (an apply looks then)
-            result.plan = look_up_accounts(result.plan, rt.connectors)
+            result = replace(result, plan=look_up_accounts(result.plan, rt.connectors))
         plan_json = plan_to_json(result.plan)
         counts = {key: len(plan_json[key]) for key in PLAN_COUNTS}
         counts["mapping_errors"] = result.mapping_errors[:500]
