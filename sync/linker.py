@@ -125,6 +125,13 @@ class Linker:
         theirs = self._with_entity(j, handle) if j is not None else self._with_entity(None, handle)
         return any(refs[y] in split for split in against for y in theirs)
 
+    def touched_by_split(self, i: int) -> bool:
+        """Was deal `i`, or a deal of its entity, split from some deal by a person? A deal
+        for which this is false is kept apart from no deal (a split is kept on both sides)."""
+        if not self.apart:
+            return False
+        return any(self.refs[x] in self.apart for x in self._with_entity(i, self.entity[i]))
+
     def _with_entity(self, i: int | None, handle: Handle | None) -> set[int]:
         found = set(self.members(handle).values()) if handle is not None else set()
         return found | {i} if i is not None else found

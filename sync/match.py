@@ -215,18 +215,32 @@ def _same_key_twins(
 
 def _possible_twins(linker: Linker, group: list[int]) -> list[list[int]]:
     """The deals of a same-key `group` that may be one deal entered twice: the group, or where
-    a person split some of them apart, each pair of it that was not.
+    a person split some of them apart, the group once per set of its split members that were
+    not split from each other (each with all its other members).
 
     A split says two deals are different real deals, and so are the deals matched with each,
     crmsync's copies first: the copy of a split-off deal made in the other's CRM has the
     other's key, and taking the two for duplicates held the other's own copy back for good.
     Being in two entities is no such word: a deal entered twice in one CRM, each twin then
-    linked to a deal of its own elsewhere (entered twice there too), is still a duplicate."""
-    if not linker.apart:
+    linked to a deal of its own elsewhere (entered twice there too), is still a duplicate.
+    Only the few members a split touches are compared with each other: a member no split
+    touches is kept apart from none, and a group of thousands stays one pass."""
+    touched = [i for i in group if linker.touched_by_split(i)]
+    if len(touched) < 2:
         return [group]
-    pairs = list(combinations(group, 2))
-    twins = [[i, j] for i, j in pairs if not linker.kept_apart(i, linker.entity[j], j)]
-    return [group] if len(twins) == len(pairs) else twins
+    parts: list[list[int]] = []
+    for i in touched:
+        for part in parts:
+            if not any(linker.kept_apart(i, linker.entity[j], j) for j in part):
+                part.append(i)
+                break
+        else:
+            parts.append([i])
+    if len(parts) == 1:
+        return [group]
+    split = set(touched)
+    rest = [i for i in group if i not in split]
+    return [twins for part in parts if len(twins := rest + part) > 1]
 
 
 def _settled(linker: Linker, changed: Collection[Ref]) -> set[int]:

@@ -353,6 +353,18 @@ def test_copies_of_split_deals_are_no_duplicates_of_them_but_a_deal_entered_agai
     ]
 
 
+def test_a_deal_entered_many_times_beside_split_deals_is_two_groups_not_every_pair() -> None:
+    """Eight Salesforce deals of one key beside S and the copy of H it was split from: the
+    eight go once with S and once with S' (44 pairs were reported, one per pair)."""
+    s, h = deal(SF, "006A"), deal(HS, "77")
+    s_copy = deal(SF, "006C", link_id="E-H")
+    stored = {h.ref: "E-H", s_copy.ref: "E-H", s.ref: "E-S"}
+    again = [deal(SF, f"006Z{n}") for n in range(8)]
+    result = match(by_system([s, h, s_copy, *again]), stored, KEYS, apart=_apart(s.ref, h.ref))
+    eight = tuple(d.id for d in again)
+    assert sorted(d.ids for d in result.duplicates) == [("006A", *eight), ("006C", *eight)]
+
+
 def test_a_deal_entered_twice_is_a_duplicate_though_each_twin_is_linked_elsewhere() -> None:
     """Only a person's split tells same-key deals apart, not their being in two entities: two
     Salesforce twins, each linked to a HubSpot twin of its own (entered twice there too)."""
