@@ -194,17 +194,21 @@ def _forgotten(rt: Runtime, run_id: str, wrote: Collection[str]) -> dict[str, st
 def _write(
     rt: Runtime, run_id: str, fingerprint: str, yes: bool, fmt: str, entities: Sequence[str]
 ) -> None:
+    def plan() -> Rollback:
+        return rollback_plan(
+            rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=entities,
+            aliases=rt.config.owner_aliases,
+        )  # fmt: skip
+
     forgotten = _forgotten(rt, run_id, _wrote(rt, run_id))
-    if forgotten and not entities:  # before settling: its writes in doubt there would be checked
-        raise PlanRefused(forgotten_line(run_id, forgotten))
+    # Refused before settling, which checks writes in doubt in the CRMs: a refusal says nothing
+    # was done. Settling cannot change what is refused: forget left no write to its instance in
+    # doubt, and settles none there.
+    if forgotten and (refusing := _refusing(first := plan(), forgotten)):
+        raise PlanRefused(forgotten_line(run_id, refusing, entities=first.entities))
     again = " ".join(["crmsync rollback", run_id, *(f"--entity {e}" for e in entities), "--apply"])
-    _settle(rt, run_id, again)  # a partial one's: forget left none in doubt in its instance
-    rollback = rollback_plan(
-        rt.store, run_id, fingerprint=fingerprint, now=_now(), entities=entities,
-        aliases=rt.config.owner_aliases,
-    )  # fmt: skip
-    if refusing := _refusing(rollback, forgotten):
-        raise PlanRefused(forgotten_line(run_id, refusing, entities=rollback.entities))
+    _settle(rt, run_id, again)
+    rollback = plan()
     # JSON: stdout holds the apply's report alone
     for line in _notes(rollback, forgotten):
         click.echo(terminal_safe(line), err=fmt == "json")
