@@ -34,7 +34,14 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.account_names import AccountMatch, bearing, name_key, not_guessed
+from connectors.account_names import (
+    AccountMatch,
+    AccountWords,
+    bearing,
+    name_key,
+    not_guessed,
+    too_long,
+)
 from connectors.errors import ApiError
 
 __all__ = [
@@ -52,6 +59,10 @@ SEARCH_MAX = 10
 # pull, analysis and apply begin within it; a person who let the confirmation question wait
 # longer gets a fresh listing.
 REUSE_FOR = 600.0
+# Pipedrive's text fields hold 255 characters (a longer value takes a "Long Text" custom
+# field), an organization's name among them: a longer account name is no organization's, and
+# its search (a URL past the limit) failed the lookup of the run's every copy, every night.
+WORDS = AccountWords("organization", "organizations", "filed under create_org_id", 255)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +144,7 @@ class Organizations:
     def expect(self, names: Iterable[str]) -> None:
         """The account names the run will file copies under: more than `search_max` not
         resolved yet are looked up in one listing (read at the first lookup), not searched."""
-        fresh = {name_key(n) for n in names if n.strip()} - self._known.keys()
+        fresh = {name_key(n) for n in names if n.strip() and WORDS.fits(n)} - self._known.keys()
         if self._index is None and len(fresh) > self._search_max:
             self._list_pages = len(fresh)
 
@@ -142,7 +153,7 @@ class Organizations:
         search each): an apply does so before it journals any create as sent, so a lookup
         that fails has sent nothing. A name no organization bears is made at its first
         `filing`, as a write of the run's."""
-        named = [n.strip() for n in names if n.strip()]
+        named = [n.strip() for n in names if n.strip() and WORDS.fits(n)]
         self.expect(named)
         for name in named:
             key = name_key(name)
@@ -160,7 +171,9 @@ class Organizations:
         out = {}
         for name in names:
             key = name_key(name)
-            if key in self._absent:
+            if not WORDS.fits(name):
+                out[key] = too_long(name, WORDS)
+            elif key in self._absent:
                 out[key] = AccountMatch(None, found=())
             elif (known := self._known.get(key)) is not None:
                 ids = known.found or ((known.org_id,) if known.org_id is not None else ())
@@ -171,6 +184,8 @@ class Organizations:
     def filing(self, name: str, owner: Any) -> Filing:
         key = name_key(name)
         known = self._known.get(key)
+        if known is None and not WORDS.fits(name):
+            known = self._known[key] = Filing(None, note=too_long(name, WORDS).note)
         if known is None:
             known = self._known[key] = self._find_or_make(name.strip(), owner)
             if self._index is not None and known.org_id is not None:  # made: now listed too

@@ -161,3 +161,29 @@ def test_a_pipedrive_organization_search_refused_sends_no_copy_and_leaves_none_i
     assert journaled["sent"] == journaled["intended"] == 0, journaled
     with emulator.lock:
         assert len(emulator.store.deals) == before
+
+
+def test_an_account_name_no_pipedrive_organization_can_bear_files_its_copy_alone_elsewhere(
+    small_world: World, tmp_path: Path
+) -> None:
+    """A source's account name over the 255 characters an organization's name holds is never
+    searched (its URL past the limit failed the search, and with it every copy of the run,
+    every night): its copy goes to create_org_id, saying why, and the others to theirs."""
+    _configure(small_world, "pipedrive")
+    saved = tmp_path / "plan.json"
+    _plan(small_world, saved)
+    _with_few_names(saved, "pipedrive", 5)
+    plan = json.loads(saved.read_text())
+    long = next(c for c in plan["creates"] if c["system"] == "pipedrive")
+    long["organization"]["name"] = "Overlong " + "x" * 70_000
+    body = {k: v for k, v in plan.items() if k != "checksum"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    plan["checksum"] = hashlib.sha256(canonical.encode()).hexdigest()
+    saved.write_text(json.dumps(plan))
+    applied, _ = _apply(small_world, saved)
+    results = [r for r in applied["results"] if r["system"] == "pipedrive" and r["op"] == "create"]
+    assert len(results) == len(plan["creates"]) > 1
+    assert Counter(r["outcome"] for r in results) == {"applied": len(results)}, results
+    (note,) = [r["reason"] for r in results if "over 255" in (r["reason"] or "")]
+    assert "no organization can be named 'Overlong xxx" in note
+    assert "(over 255 characters): filed under create_org_id" in note
