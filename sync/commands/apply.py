@@ -63,9 +63,9 @@ def execute_apply(rt: Runtime, plan: Plan, *, run_id: str, fmt: str, **options: 
 
 def recorded_apply(
     rt: Runtime, plan: Plan, job: str, kind: RunKind, fingerprint: str, **options: Any
-) -> None:
+) -> ApplyReport:
     """`execute_apply` under a run record of its own, finished however the apply ends (Ctrl-C:
-    interrupted); then the command's exit as the report says."""
+    interrupted); then the command's exit as the report says (the report, when it is 0)."""
     run_id = rt.store.runs.start(job, kind, fingerprint)
     report = None
     try:
@@ -82,6 +82,7 @@ def recorded_apply(
         raise
     finish(rt, run_id, report, None)
     raise_if_failed(report)
+    return report
 
 
 def finish(rt: Runtime, run_id: str, report: ApplyReport | None, error: str | None) -> None:

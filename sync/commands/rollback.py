@@ -17,7 +17,7 @@ from sync.apply_creates import too_recent
 from sync.apply_deletes import Delete, written_to
 from sync.apply_doubt import settle_in_doubt
 from sync.apply_failures import Failures
-from sync.apply_report import ApplyReport
+from sync.apply_report import ApplyReport, Outcome
 from sync.commands import config_option
 from sync.commands.apply import recorded_apply
 from sync.connect import open_connector
@@ -220,12 +220,23 @@ def _write(
     # the rolled-back run had copied; it plans that edit again. A partial rollback's plan holds
     # its entities' changes alone, so it rebases those entities and no other.
     try:
-        recorded_apply(
+        report = recorded_apply(
             rt, rollback.plan, "rollback", RunKind.ROLLBACK, fingerprint, yes=yes, fmt=fmt,
             check_plan=False, op=JournalOp.ROLLBACK, deletes=rollback.deletes,
         )  # fmt: skip
     finally:
         _record(rt, run_id, rollback)
+    if report.totals()[Outcome.APPLIED]:
+        click.echo(terminal_safe(_AGAIN), err=True)
+
+
+# What a person undoing a wrong write must hear before the next nightly run, not after it: the
+# restored values are the bases, so the edit the run copied reads as new in the CRM holding it.
+_AGAIN = (
+    "note: the next reconcile plans again what this rollback undid, from the CRMs that still "
+    "hold it: fix the cause before it applies (`crmsync links split ENTITY` for a wrong match, "
+    "a field's policy, the source deal itself)"
+)
 
 
 def _record(rt: Runtime, run_id: str, rollback: Rollback) -> None:

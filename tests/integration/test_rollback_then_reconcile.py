@@ -215,3 +215,22 @@ def test_a_reconcile_that_applies_settles_a_stopped_rollbacks_deletes_and_delete
             if e.field is None and isinstance(e.after, dict) and e.after.get("deleted")
         ]
     assert sorted(d for d in deletes if d in set(copies)) == copies  # each once
+
+
+def test_a_rollback_that_undid_writes_says_the_next_reconcile_plans_them_again(
+    small_world: World,
+) -> None:
+    """The restored values are the bases, so the edits the run copied read as new in the CRMs
+    holding them: a nightly reconcile would write them again. The rollback says so when it
+    undid something (on stderr: JSON stdout stays the report), and not when it undid nothing."""
+    world = small_world
+    _push(world, create_missing=True)
+    applied = _cli(world, "reconcile", "--yes", ok=(0, 1))
+    args = ["rollback", applied["run_id"], "--apply", "--config", str(world.config)]
+    first = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["totals"]["applied"] > 0
+    assert "note: the next reconcile plans again what this rollback undid" in first.stderr
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "plans again" not in again.output
