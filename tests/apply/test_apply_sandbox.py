@@ -152,7 +152,7 @@ def test_rollback_reports_a_field_changed_again_instead_of_overwriting(env: Env)
     out = CliRunner().invoke(
         main, ["rollback", "apply-1", "--config", str(env.config), "--apply", "--format", "json"]
     )
-    body = json.loads(out.output)
+    body = json.loads(out.stdout)  # stderr: the note that the next reconcile plans it again
     drifted = [r for r in body["results"] if r["outcome"] == "drifted"]
     assert [(r["id"], r["field"]) for r in drifted] == [(victim.id, victim.field)]
 
