@@ -75,15 +75,16 @@ def _forget_runs(store: Store) -> dict[str, list[tuple[str, datetime]]]:
 
 
 def forgotten_since(
-    store: Store, started_at: datetime, instances: Collection[str]
+    store: Store, started_at: datetime, instances: Collection[str] | None
 ) -> dict[str, str]:
-    """Those of `instances` a forget run removed after `started_at` (a run's start): instance ->
-    that forget run. The run's writes there are no longer crmsync's to undo: the deals they went
-    to are gone from the store, and the name may stand for another account by now."""
+    """Those of `instances` (None: any) a forget run removed after `started_at` (a run's
+    start): instance -> that forget run. The run's writes there are no longer crmsync's to
+    undo: the deals they went to are gone from the store, and the name may stand for another
+    account by now."""
     return {
         name: next(run for run, at in runs if at >= started_at)
         for name, runs in _forget_runs(store).items()
-        if name in instances and any(at >= started_at for _, at in runs)
+        if (instances is None or name in instances) and any(at >= started_at for _, at in runs)
     }
 
 

@@ -95,7 +95,7 @@ def command(
                 aliases=rt.config.owner_aliases,
             )
             doubt = len(_in_doubt(rt, run_id))
-            forgotten = _forgotten(rt, run_id, _wrote(rt, run_id))
+            forgotten = _forgotten(rt, run_id)
             retired = [n for n in _retired(rollback, rt.config.systems) if n not in forgotten]
             done = rt.store.journal.done_ids(rollback.plan.run_id)
             refused = _refusal(rollback, forgotten, retired, rt.config.path.name)
@@ -184,11 +184,18 @@ def _refusal(
     )
 
 
-def _forgotten(rt: Runtime, run_id: str, wrote: Collection[str]) -> dict[str, str]:
+def _forgotten(rt: Runtime, run_id: str) -> dict[str, str]:
     """Those of the instances the run wrote to whose state `crmsync forget` removed since:
-    instance -> that forget run."""
+    instance -> that forget run. The run's audit is read for it only where an instance was
+    forgotten since (rare): `rollback_plan` reads it anyway."""
     run = rt.store.runs.get(run_id)
-    return {} if run is None else forgotten_since(rt.store, run.started_at, wrote)
+    if run is None:
+        return {}
+    since = forgotten_since(rt.store, run.started_at, None)
+    if not since:
+        return {}
+    wrote = _wrote(rt, run_id)
+    return {name: forget for name, forget in since.items() if name in wrote}
 
 
 def _write(
@@ -200,7 +207,7 @@ def _write(
             aliases=rt.config.owner_aliases,
         )  # fmt: skip
 
-    forgotten = _forgotten(rt, run_id, _wrote(rt, run_id))
+    forgotten = _forgotten(rt, run_id)
     # Refused before settling, which checks writes in doubt in the CRMs: a refusal says nothing
     # was done. Settling cannot change what is refused: forget left no write to its instance in
     # doubt, and settles none there.
