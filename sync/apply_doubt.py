@@ -37,7 +37,13 @@ from sync.connect import read_now
 from sync.diff import FunnelFacts
 from sync.plan import current_value, decode_value
 from sync.store import Store
-from sync.store_records import AuditEntry, JournalOp, JournalRecord, JournalState
+from sync.store_records import (
+    ROLLBACK_PLAN_PREFIX,
+    AuditEntry,
+    JournalOp,
+    JournalRecord,
+    JournalState,
+)
 from sync.unmapped_stage import UnmappedStage
 
 __all__ = ["holds", "same_value", "settle_in_doubt"]
@@ -202,7 +208,7 @@ def _settle_deletes(
                         AuditEntry(wrote, entry.instance, deal_id, None, entry.before,
                                    {"deleted": True}, why)
                     )  # fmt: skip
-                gone.setdefault(deal_id, (wrote, record.plan_id.startswith("rollback-")))
+                gone.setdefault(deal_id, (wrote, record.plan_id.startswith(ROLLBACK_PLAN_PREFIX)))
                 state, result = JournalState.DONE, {"already": True, "settled_by": run_id}
             else:
                 state, result = JournalState.SKIPPED, {"not_deleted": True, "settled_by": run_id}

@@ -32,7 +32,7 @@ from sync.pull import Progress, PullReport, failure_of, pull
 from sync.schema import one_snapshot
 from sync.stale_letters import compared_failures, stale_failures
 from sync.store import Store
-from sync.store_records import Link, LinkMethod
+from sync.store_records import ROLLBACK_PLAN_PREFIX, Link, LinkMethod
 from sync.stored_owners import base_owners, deals_owners
 from sync.undone_deletions import undone_deletions
 from sync.writes import (
@@ -579,8 +579,8 @@ def _not_our_deletes(plan: Plan, ours: Mapping[tuple[str, str], str]) -> Plan:
         plans = {ours.get((g["system"], g["id"])) for g in item["deleted"]}
         if item["propagate"] and plans and None not in plans:
             again = ", ".join(
-                f"`crmsync rollback {p.removeprefix('rollback-')} --apply`"
-                if p.startswith("rollback-")
+                f"`crmsync rollback {p.removeprefix(ROLLBACK_PLAN_PREFIX)} --apply`"
+                if p.startswith(ROLLBACK_PLAN_PREFIX)
                 else f"plan {p}"
                 for p in sorted(str(p) for p in plans)
             )

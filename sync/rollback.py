@@ -32,7 +32,7 @@ from sync.apply_deletes import Delete, delete_change_id
 from sync.audit_values import moves_to, restorable, stage_labels
 from sync.plan import PLAN_VERSION, Change, Plan
 from sync.store import Store
-from sync.store_records import AuditEntry
+from sync.store_records import AuditEntry, rollback_plan_id
 from sync.stored_owners import values_owners
 
 __all__ = [
@@ -203,7 +203,7 @@ def rollback_plan(
         "created_not_undone": len(kept),
     }
     plan = Plan(
-        PLAN_VERSION, now, fingerprint, f"rollback-{run_id}", summary,
+        PLAN_VERSION, now, fingerprint, rollback_plan_id(run_id), summary,
         tuple(changes), (), (), (), (), (), (), (),
     )  # fmt: skip
     listed = {c.change_id for c in changes}

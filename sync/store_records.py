@@ -15,6 +15,7 @@ from mapping.model import Ref
 from sync.schema import StoreError
 
 __all__ = [
+    "ROLLBACK_PLAN_PREFIX",
     "AuditEntry",
     "FailureRecord",
     "JournalEntry",
@@ -31,7 +32,17 @@ __all__ = [
     "copied_from",
     "new_run_id",
     "one_line",
+    "rollback_plan_id",
 ]
+
+
+# A rollback's plan, and so its journal records and its run's `plan` count, is named after the
+# run it undoes.
+ROLLBACK_PLAN_PREFIX = "rollback-"
+
+
+def rollback_plan_id(run_id: str) -> str:
+    return f"{ROLLBACK_PLAN_PREFIX}{run_id}"
 
 
 class RunKind(StrEnum):

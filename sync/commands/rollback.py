@@ -40,7 +40,7 @@ from sync.rollback import (
 )
 from sync.runtime import Runtime, open_runtime
 from sync.shutdown import stop_on_signals
-from sync.store_records import JournalOp, JournalRecord, RunKind
+from sync.store_records import JournalOp, JournalRecord, RunKind, rollback_plan_id
 from sync.terminal import cell, counted, fitted, id_column, plain_console, terminal_safe
 
 __all__ = ["command"]
@@ -108,7 +108,7 @@ def command(
 def _in_doubt(rt: Runtime, run_id: str) -> list[JournalRecord]:
     """The run's writes still in doubt: journaled as sent or about to be, never recorded as
     done or not (its process was killed, or a call failed part-way)."""
-    records = rt.store.journal.in_doubt_elsewhere(f"rollback-{run_id}")
+    records = rt.store.journal.in_doubt_elsewhere(rollback_plan_id(run_id))
     return [r for r in records if r.run_id == run_id]
 
 
@@ -137,7 +137,7 @@ def _settle(rt: Runtime, run_id: str, again: str) -> None:
             ctx = system_contexts(rt, [name])[name]
             failures = Failures.of(rt.store, name, rt.config.push.max_attempts)
             settle_in_doubt(
-                rt.store, connector, ctx, settling, f"rollback-{run_id}", facts, failures
+                rt.store, connector, ctx, settling, rollback_plan_id(run_id), facts, failures
             )
     if left := len(_in_doubt(rt, run_id)):
         # Not undone now, though they may have landed: the rollback must not pass for whole.

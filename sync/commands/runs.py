@@ -17,7 +17,7 @@ from mapping.model import format_utc
 from sync.commands import config_option
 from sync.rollback import rolled_back
 from sync.runtime import open_runtime
-from sync.store_records import RunKind, RunRecord
+from sync.store_records import ROLLBACK_PLAN_PREFIX, RunKind, RunRecord
 from sync.terminal import cell, counted, id_column, plain_console, terminal_safe
 
 __all__ = ["command"]
@@ -96,8 +96,11 @@ def _lines(runs: Sequence[RunRecord], width: int) -> Iterator[str]:
 
 
 def _kind(r: RunRecord) -> tuple[str, ...]:
-    """The run's kind, then the schedule entry that ran it, if one did (crmsync's own commands
-    record their runs under their own names, which entries cannot take)."""
+    """The run's kind, then the run a rollback undid or the schedule entry that ran it, if one
+    did (crmsync's own commands record their runs under their own names, which entries cannot
+    take)."""
+    if r.kind is RunKind.ROLLBACK and isinstance(plan := r.counts.get("plan"), str):
+        return r.kind.value, f"of {plan.removeprefix(ROLLBACK_PLAN_PREFIX)}"
     if r.job in RESERVED_ENTRY_NAMES or r.kind is RunKind.FORGET:
         return (r.kind.value,)
     return r.kind.value, f"entry {r.job}"

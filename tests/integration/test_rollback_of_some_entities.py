@@ -132,6 +132,7 @@ def test_rolling_back_one_entity_undoes_its_writes_alone_and_the_whole_rollback_
 
     runs = _run(world, "runs", env={"COLUMNS": "80"})
     assert "partly rolled back (1 entity)" in " ".join(runs.output.split()), runs.output
+    assert f"of {run_id};" in " ".join(runs.output.split()), runs.output  # the rollback's row
     calls = sum(s["total"] for s in world.stats().values())
     repeated = _run(world, "rollback", run_id, "--entity", entities[0], "--apply")
     assert repeated.exit_code == 0, repeated.output
