@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from markupsafe import escape
 
 from sync.runtime import open_runtime
 from tests.integration.conftest import World
@@ -326,3 +327,33 @@ def test_the_report_lists_copies_created_without_an_account_until_one_is_attache
         em.store.apply(em.store.check_update(copy_id, {"AccountId": account_id}))
     _plan(world, tmp_path / "attached.json")  # its pull reads the copy's Account
     assert copy_id not in [c["id"] for c in _without_account(world)]
+
+
+HOSTILE = "<script>document.title='pwned'</script> Works"
+
+
+def test_the_html_report_lists_copies_created_without_an_account_escaped(
+    small_world: World, tmp_path: Path
+) -> None:
+    world = small_world
+    create, saved = _one_copy_under(world, tmp_path, HOSTILE)
+    em = _em(world, "pipedrive")
+    with em.lock:
+        em.store.update(int(create["source"]["id"]), {"title": f"{HOSTILE} deal"})
+    _plan(world, saved)
+    applied = _apply(world, saved)
+    copy_id = world.members()[create["entity"]]["salesforce"]
+    _plan(world, tmp_path / "after.json")  # the next run reads the copy back
+    page = tmp_path / "report.html"
+    done = run_crmsync(
+        "report", "--config", str(world.config), "--format", "html", "--out", str(page)
+    )
+    assert done.returncode in (0, 3), done.stderr  # thresholds may be breached
+    html = page.read_text(encoding="utf-8")
+    assert "<script>document.title" not in html
+    section = html.split('<table id="copies-without-account">', 1)[1].split("</table>", 1)[0]
+    row = next(r for r in section.split("<tr>") if f"<td>{copy_id}</td>" in r)
+    assert "<td>salesforce</td>" in row
+    note = f"no Account is named {HOSTILE!r}: created without an Account"
+    assert f"<td>{escape(note)}</td>" in row
+    assert f"<td>{applied['run_id']}</td>" in row
