@@ -217,7 +217,7 @@ def _write(
     _settle(rt, run_id, again)
     rollback = plan()
     # JSON: stdout holds the apply's report alone
-    for line in _notes(rollback, forgotten):
+    for line in [*_notes(rollback, forgotten), *_kept_lines(rollback)]:
         click.echo(terminal_safe(line), err=fmt == "json")
     if entities and set(entities) <= set(rollback.already):
         _nothing_to_apply(rollback, fmt)
@@ -277,6 +277,12 @@ def _notes(rollback: Rollback, forgotten: Mapping[str, str]) -> list[str]:
     if rollback.entities and forgotten and not _refusing(rollback, forgotten):
         notes.append(forgotten_note(rollback.plan.summary["rollback_of"], forgotten))
     return notes
+
+
+def _kept_lines(rollback: Rollback) -> list[str]:
+    """The records the run created that the rollback leaves alone, and why: the dry view and
+    --apply say the same, so whoever applies it knows what is still theirs to undo by hand."""
+    return [f"kept {k.system} {k.id}: {k.reason}" for k in rollback.kept]
 
 
 def _already_line(rollback: Rollback) -> str | None:
@@ -408,8 +414,8 @@ def _show(
                 *map(cell, (d.system, d.id, d.expected.get("name") or "")), _state(d, done)
             )
         console.print(fitted(deletes, console))
-    for k in rollback.kept:
-        console.print(cell(f"kept {k.system} {k.id}: {k.reason}"))
+    for line in _kept_lines(rollback):
+        console.print(cell(line))
     if done:
         console.print("rows done were written by an earlier --apply of this rollback", markup=False)
     console.print(

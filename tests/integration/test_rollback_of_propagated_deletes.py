@@ -80,3 +80,26 @@ def test_a_partial_rollback_that_undid_nothing_leaves_the_entity_and_its_deleted
     for system, deal_id in sorted(deleted):
         assert f"kept {system} {deal_id}: {RESTORE}" in table, table
     assert "rolled back already" not in table, table
+
+
+def test_rollback_apply_says_which_deals_it_keeps_and_why_as_the_dry_view_does(
+    small_world: World,
+) -> None:
+    world = small_world
+    run_id, _, deleted = _spread_deletion(world)
+    dry = " ".join(_run(world, "rollback", run_id).output.split())
+
+    applied = _run(world, "rollback", run_id, "--apply", "--yes")
+
+    table = " ".join(applied.stdout.split())
+    for system, deal_id in sorted(deleted):
+        line = f"kept {system} {deal_id}: {RESTORE}"
+        assert line in dry and line in table, table
+    as_json = CliRunner().invoke(
+        main,
+        ["rollback", run_id, "--apply", "--yes", "--config", str(world.config), "--format", "json"],
+    )
+    assert as_json.exit_code == 0, as_json.output
+    json.loads(as_json.stdout)  # stdout holds the apply's report alone
+    said = " ".join(as_json.stderr.split())
+    assert all(f"kept {s} {i}: {RESTORE}" in said for s, i in deleted), said
