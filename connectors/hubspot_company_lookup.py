@@ -10,8 +10,12 @@ duplicate its own tools flag.
 
 The names a run's copies expect are looked up once each with the companies search
 (`company_searches`): up to NAMES_PER_SEARCH names a search, `name IN (...)` in groups of
-IN_VALUES. HubSpot matches IN against a string property's lowercased value, so the values are
-sent lowercased; the whole names we compare are picked from what it returns. A token without
+IN_VALUES. HubSpot matches IN against a string property's whole lowercased value, so the values
+are sent lowercased; the whole names we compare are picked from what it returns. HubSpot keeps
+a string property as typed, spaces around included (only non-string values were ever to be
+trimmed), and IN compares the whole value: each name is sent also with a space before, after
+and both (`typed_as`), so that a company a person named "Acme Corp " is found for "Acme Corp",
+and one of them is not taken for the only one when both exist. A token without
 crm.objects.companies.read is refused the search (403): each copy is created with no company,
 saying so.
 """
@@ -33,23 +37,29 @@ from connectors.account_names import (
 from connectors.batches import chunks
 from connectors.errors import PermissionDenied
 from connectors.hubspot_companies import NO_SCOPE, PRIMARY_TYPE_ID
-from connectors.hubspot_reads import IN_VALUES, SEARCH_PAGE
+from connectors.hubspot_reads import IN_VALUES
 from connectors.hubspot_wire import next_after
 
 __all__ = [
     "NAMES_PER_SEARCH",
+    "TYPED_AS",
     "WITHOUT_COMPANY",
     "WORDS",
     "Companies",
     "association",
     "company_calls",
     "company_searches",
+    "typed_as",
 ]
 
-# Names a search: its page holds SEARCH_PAGE results, so a search whose names each bear one company
-# (or none) is one call; a name borne by several makes a page more only where they pass 200.
-# Two groups of one filter each, within HubSpot's 5 groups and 25 filters of a search.
-NAMES_PER_SEARCH = SEARCH_PAGE
+# The values each name is sent as (`typed_as`): itself, and with a space before, after, both.
+TYPED_AS = 4
+# HubSpot's most filter groups in a search: one IN filter each (a group's filters are ANDed).
+GROUPS = 5
+# Names a search: five groups of IN_VALUES values, each name TYPED_AS of them (125), fewer than
+# a page holds (200), so a search whose names each bear one company (or none) is one
+# call; a name borne by several makes a page more only where they pass 200.
+NAMES_PER_SEARCH = GROUPS * IN_VALUES // TYPED_AS
 # What a copy associated with no company of its account's name gets instead, as its note says.
 WITHOUT_COMPANY = "created without a company"
 # A company's `name` is a single-line text property: HubSpot takes at most 65,536 characters
@@ -63,9 +73,16 @@ Filters = list[list[dict[str, Any]]]  # a search's filterGroups, each group's fi
 Search = Callable[[Filters, int], Mapping[str, Any]]
 
 
+def typed_as(name: str) -> list[str]:
+    """The values a company named `name` (trimmed, lowercased) may hold as a person typed it:
+    itself, with a space before, after and both; none longer than a company's name holds."""
+    spaced = (name, f"{name} ", f" {name}", f" {name} ")
+    return [value for value in spaced if len(value) <= WORDS.longest]
+
+
 def company_searches(names: Iterable[str]) -> list[Filters]:
     """The filter groups of the searches that look up `names` (trimmed, each name once, none
-    longer than a company's can be)."""
+    longer than a company's can be), each name `typed_as` people type it."""
     distinct: dict[str, str] = {}
     for name in names:
         if name.strip() and WORDS.fits(name):
@@ -73,7 +90,7 @@ def company_searches(names: Iterable[str]) -> list[Filters]:
     return [
         [
             [{"propertyName": "name", "operator": "IN", "values": list(values)}]
-            for values in chunks(chunk, IN_VALUES)
+            for values in chunks([v for n in chunk for v in typed_as(n)], IN_VALUES)
         ]
         for chunk in chunks(list(distinct.values()), NAMES_PER_SEARCH)
     ]

@@ -413,7 +413,7 @@ class SalesforceStore:
         if account is None:
             raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
         stamp = self.stamp()
-        account.update(Name=name, LastModifiedDate=stamp, SystemModstamp=stamp)
+        account.update(Name=_saved(name), LastModifiedDate=stamp, SystemModstamp=stamp)
         return stamp
 
     def add_account(self, name: str) -> str:
@@ -423,7 +423,7 @@ class SalesforceStore:
         account_id = sf_id("001", len(self.tables["Account"]) + 2_000_000)
         account = {
             "Id": account_id,
-            "Name": name,
+            "Name": _saved(name),
             "CreatedDate": stamp,
             "LastModifiedDate": stamp,
             "SystemModstamp": stamp,
@@ -506,3 +506,15 @@ def _valid_date(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# What Java's String.trim strips: every character up to the space (U+0020), no other (a
+# no-break space, U+00A0, is kept, as Salesforce keeps it).
+_TRIMMED = "".join(chr(c) for c in range(0x21))
+
+
+def _saved(text: str) -> str:
+    """A string field's value as Salesforce saves it: never with whitespace around (the SOAP
+    API's rule, which sObject fields follow: "they can never include leading and trailing
+    whitespace"), so an Account a person typed as "Acme Corp " is named "Acme Corp"."""
+    return text.strip(_TRIMMED)
