@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.integration.conftest import World
@@ -50,14 +51,28 @@ def _copy_from(world: World, tmp_path: Path, target: str, source: str) -> dict[s
     )
 
 
-def _pipedrive_source_named(world: World, create: dict[str, Any], name: str) -> None:
-    """The copy's source deal under a new Pipedrive organization then renamed `name` as typed
-    (a rename keeps the name as sent)."""
+def _pipedrive_org_typed(world: World, name: str) -> str:
+    """An organization a person typed as `name`, spaces kept (a rename keeps the name as
+    sent); its id."""
     em = _em(world, "pipedrive")
     with em.lock:
         org = em.store.orgs.create({"name": name.strip()})
         em.store.orgs.rename(org["id"], name)
-        em.store.update(int(create["source"]["id"]), {"org_id": org["id"]})
+        return str(org["id"])
+
+
+def _source_named(world: World, create: dict[str, Any], name: str) -> None:
+    """The copy's source deal (Pipedrive or Salesforce) under a new account typed `name`."""
+    source = create["source"]
+    em = _em(world, source["system"])
+    if source["system"] == "pipedrive":
+        org = _pipedrive_org_typed(world, name)
+        with em.lock:
+            em.store.update(int(source["id"]), {"org_id": int(org)})
+        return
+    account_id = _add_account(world, "salesforce", name)
+    with em.lock:
+        em.store.apply(em.store.check_update(source["id"], {"AccountId": account_id}))
 
 
 def _planned(world: World, saved: Path, create: dict[str, Any]) -> dict[str, Any]:
@@ -70,129 +85,84 @@ def _result(applied: dict[str, Any], deal_id: str) -> dict[str, Any]:
     return dict(result)
 
 
-# Salesforce
-
-
-def _salesforce_copy(world: World, entity: str) -> dict[str, Any]:
-    em = _em(world, "salesforce")
+def _add_account(world: World, target: str, name: str) -> str:
+    """An Account (Salesforce), company (HubSpot) or organization (Pipedrive) a person made
+    as `name`; its id."""
+    if target == "pipedrive":
+        return _pipedrive_org_typed(world, name)
+    em = _em(world, target)
     with em.lock:
-        return dict(em.store.by_id[world.members()[entity]["salesforce"]])
+        if target == "salesforce":
+            return str(em.store.add_account(name))
+        return str(em.store.add_company(name))
 
 
-def test_a_salesforce_copy_of_a_source_account_typed_with_spaces_goes_under_its_account(
-    small_world: World, tmp_path: Path
+def _account_of_copy(world: World, target: str, entity: str) -> str | None:
+    """The Account (Salesforce), primary company (HubSpot) or organization (Pipedrive) of the
+    copy made for `entity`."""
+    deal_id = world.members()[entity][target]
+    em = _em(world, target)
+    with em.lock:
+        if target == "pipedrive":
+            org = em.store.deals[int(deal_id)]["org_id"] or {}
+            return str(org["value"]) if org else None
+        if target == "salesforce":
+            return em.store.by_id[deal_id].get("AccountId")
+        companies = em.store.companies_of.of.get(deal_id) or {}
+        return next((c for c, primary in companies.items() if primary), None)
+
+
+@pytest.mark.parametrize(
+    ("target", "source_name", "account_name"),
+    [
+        ("salesforce", "  Nimbus Ventures ", "Nimbus Ventures"),
+        # Salesforce saves no string field with spaces around: the Account is "Orbit Labs"
+        ("salesforce", "Orbit Labs", " Orbit Labs "),
+        ("hubspot", "Nimbus Ventures  ", "Nimbus Ventures"),
+        ("hubspot", "Orbit Labs", "Orbit Labs "),
+    ],
+    ids=["salesforce-source", "salesforce-account", "hubspot-source", "hubspot-company"],
+)
+def test_a_copy_goes_under_the_account_whose_name_equals_its_source_s_once_trimmed(
+    small_world: World, tmp_path: Path, target: str, source_name: str, account_name: str
 ) -> None:
     world = small_world
-    create = _copy_from(world, tmp_path, "salesforce", "pipedrive")
-    _pipedrive_source_named(world, create, "  Nimbus Ventures ")
-    em = _em(world, "salesforce")
-    with em.lock:
-        account_id = em.store.add_account("Nimbus Ventures")
+    create = _copy_from(world, tmp_path, target, "pipedrive")
+    _source_named(world, create, source_name)
+    account_id = _add_account(world, target, account_name)
     saved = tmp_path / "plan.json"
     planned = _planned(world, saved, create)
-    assert planned["account"]["name"] == "Nimbus Ventures"
+    assert planned["account"]["name"] == source_name.strip()
     assert planned["account"]["found"] == [account_id]
     _apply(world, saved)
-    assert _salesforce_copy(world, create["entity"])["AccountId"] == account_id
+    assert _account_of_copy(world, target, create["entity"]) == account_id
 
 
-def test_a_salesforce_account_typed_with_spaces_is_stored_trimmed_and_found(
-    small_world: World, tmp_path: Path
-) -> None:
-    """Salesforce never stores a string field with spaces around (it trims them on save), so
-    an Account a person typed as "Orbit Labs " is named "Orbit Labs" and found."""
-    world = small_world
-    create = _copy_from(world, tmp_path, "salesforce", "pipedrive")
-    _pipedrive_source_named(world, create, "Orbit Labs")
-    em = _em(world, "salesforce")
-    with em.lock:
-        account_id = em.store.add_account(" Orbit Labs ")
-    saved = tmp_path / "plan.json"
-    assert _planned(world, saved, create)["account"]["found"] == [account_id]
-    _apply(world, saved)
-    assert _salesforce_copy(world, create["entity"])["AccountId"] == account_id
+# instance -> (the source of its copies, the plan create's key, what its accounts are called,
+# the account of a copy under none of the name: none, or Pipedrive's create_org_id)
+FILINGS = {
+    "hubspot": ("pipedrive", "account", "companies", None),
+    "pipedrive": ("salesforce", "organization", "organizations", "1"),
+}
 
 
-# HubSpot
-
-
-def _hubspot_companies_of(world: World, entity: str) -> dict[str, bool]:
-    em = _em(world, "hubspot")
-    with em.lock:
-        return dict(em.store.companies_of.of.get(world.members()[entity]["hubspot"]) or {})
-
-
-def test_a_hubspot_copy_of_a_source_account_typed_with_spaces_goes_with_its_company(
-    small_world: World, tmp_path: Path
+@pytest.mark.parametrize("target", sorted(FILINGS))
+def test_two_accounts_equal_once_trimmed_are_not_guessed_between(
+    small_world: World, tmp_path: Path, target: str
 ) -> None:
     world = small_world
-    create = _copy_from(world, tmp_path, "hubspot", "pipedrive")
-    _pipedrive_source_named(world, create, "Nimbus Ventures  ")
-    em = _em(world, "hubspot")
-    with em.lock:
-        company = em.store.add_company("Nimbus Ventures")
+    source, key, many, instead = FILINGS[target]
+    create = _copy_from(world, tmp_path, target, source)
+    _source_named(world, create, "Twin Holdings")
+    made = sorted(
+        (_add_account(world, target, n) for n in ("Twin Holdings", " Twin Holdings ")), key=int
+    )
     saved = tmp_path / "plan.json"
-    assert _planned(world, saved, create)["account"]["found"] == [company]
-    _apply(world, saved)
-    assert _hubspot_companies_of(world, create["entity"]) == {company: True}
-
-
-def test_a_hubspot_company_typed_with_spaces_is_found_for_its_stripped_name(
-    small_world: World, tmp_path: Path
-) -> None:
-    world = small_world
-    create = _copy_from(world, tmp_path, "hubspot", "pipedrive")
-    _pipedrive_source_named(world, create, "Orbit Labs")
-    em = _em(world, "hubspot")
-    with em.lock:
-        company = em.store.add_company("Orbit Labs ")
-    saved = tmp_path / "plan.json"
-    assert _planned(world, saved, create)["account"]["found"] == [company]
-    _apply(world, saved)
-    assert _hubspot_companies_of(world, create["entity"]) == {company: True}
-
-
-def test_two_hubspot_companies_equal_once_stripped_are_not_guessed_between(
-    small_world: World, tmp_path: Path
-) -> None:
-    world = small_world
-    create = _copy_from(world, tmp_path, "hubspot", "pipedrive")
-    _pipedrive_source_named(world, create, "Twin Holdings")
-    em = _em(world, "hubspot")
-    with em.lock:
-        made = sorted(em.store.add_company(n) for n in ("Twin Holdings", " Twin Holdings "))
-    saved = tmp_path / "plan.json"
-    assert _planned(world, saved, create)["account"]["found"] == made
+    assert _planned(world, saved, create)[key]["found"] == made
     applied = _apply(world, saved)
-    assert _hubspot_companies_of(world, create["entity"]) == {}
-    reason = _result(applied, world.members()[create["entity"]]["hubspot"])["reason"]
-    assert f"2 companies are named 'Twin Holdings' ({', '.join(made)})" in reason
-
-
-# Pipedrive
-
-
-def _salesforce_source_named(world: World, create: dict[str, Any], name: str) -> None:
-    em = _em(world, "salesforce")
-    with em.lock:
-        account_id = em.store.add_account(name)
-        em.store.apply(em.store.check_update(create["source"]["id"], {"AccountId": account_id}))
-
-
-def _pipedrive_org_of_copy(world: World, entity: str) -> Any:
-    em = _em(world, "pipedrive")
-    with em.lock:
-        org = em.store.deals[int(world.members()[entity]["pipedrive"])]["org_id"] or {}
-        return org.get("value")
-
-
-def _pipedrive_org_typed(world: World, name: str) -> int:
-    """An organization a person typed as `name`, spaces kept."""
-    em = _em(world, "pipedrive")
-    with em.lock:
-        org = em.store.orgs.create({"name": name.strip()})
-        em.store.orgs.rename(org["id"], name)
-        return int(org["id"])
+    assert _account_of_copy(world, target, create["entity"]) == instead
+    reason = _result(applied, world.members()[create["entity"]][target])["reason"]
+    assert f"2 {many} are named 'Twin Holdings' ({', '.join(made)})" in reason
 
 
 def test_a_pipedrive_organization_typed_with_spaces_is_found_in_the_listing_not_made_again(
@@ -200,26 +170,12 @@ def test_a_pipedrive_organization_typed_with_spaces_is_found_in_the_listing_not_
 ) -> None:
     world = small_world
     create = _copy_from(world, tmp_path, "pipedrive", "salesforce")
-    _salesforce_source_named(world, create, "Orbit Labs")
-    org = _pipedrive_org_typed(world, "Orbit Labs ")
+    _source_named(world, create, "Orbit Labs")
+    org = _add_account(world, "pipedrive", "Orbit Labs ")
     saved = tmp_path / "plan.json"
-    assert _planned(world, saved, create)["organization"]["found"] == [str(org)]
-    orgs = len(_em(world, "pipedrive").store.orgs.orgs)
+    assert _planned(world, saved, create)["organization"]["found"] == [org]
+    em = _em(world, "pipedrive")
+    orgs = len(em.store.orgs.orgs)
     _apply(world, saved)
-    assert _pipedrive_org_of_copy(world, create["entity"]) == org
-    assert len(_em(world, "pipedrive").store.orgs.orgs) == orgs  # none made
-
-
-def test_two_pipedrive_organizations_equal_once_stripped_are_not_guessed_between(
-    small_world: World, tmp_path: Path
-) -> None:
-    world = small_world
-    create = _copy_from(world, tmp_path, "pipedrive", "salesforce")
-    _salesforce_source_named(world, create, "Twin Holdings")
-    made = sorted(_pipedrive_org_typed(world, n) for n in ("Twin Holdings", "Twin Holdings "))
-    saved = tmp_path / "plan.json"
-    assert _planned(world, saved, create)["organization"]["found"] == [str(i) for i in made]
-    applied = _apply(world, saved)
-    assert _pipedrive_org_of_copy(world, create["entity"]) == 1  # create_org_id
-    reason = _result(applied, world.members()[create["entity"]]["pipedrive"])["reason"]
-    assert "2 organizations are named 'Twin Holdings'" in reason
+    assert _account_of_copy(world, "pipedrive", create["entity"]) == org
+    assert len(em.store.orgs.orgs) == orgs  # none made
