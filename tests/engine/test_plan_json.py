@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import random
 from datetime import date, timedelta
@@ -17,6 +16,7 @@ from sync.match import MatchConfig, match
 from sync.plan import Landing, Plan, PlanError, build_plan, plan_is_empty
 from sync.plan_json import plan_from_json, plan_to_json
 from sync.policy import DIFF_FIELDS, Policy, PolicyRule
+from tests.plans import signed
 
 SF, HS, PD = "salesforce", "hubspot", "pipedrive"
 BATCH = {SF: 200, HS: 100, PD: 1}
@@ -201,11 +201,7 @@ def _resigned(plan: Plan, edit) -> dict:
     """A malformed plan with a valid checksum: the value checks must catch it on their own."""
     data = plan_to_json(plan)
     edit(data)
-    data.pop("checksum")
-    # The documented signature: sha256 of the compact, key-sorted JSON without the checksum.
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    data["checksum"] = hashlib.sha256(canonical.encode()).hexdigest()
-    return data
+    return signed(data)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ or "Proposal Made"."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 
 from tests.integration.conftest import World
 from tests.integration.native_stages import cli_json, set_stage, stages
+from tests.plans import signed
 from tests.sandbox_env import run_crmsync
 
 QUALIFIED = {"salesforce": "Needs Analysis", "hubspot": "qualifiedtobuy", "pipedrive": "2"}
@@ -127,10 +127,7 @@ def test_a_plan_saved_before_changes_named_their_native_stage_still_applies(
     plan, _ = _dry_run(world, saved)
     for change in plan["changes"]:
         change.pop("target", None)
-    body = {key: value for key, value in plan.items() if key != "checksum"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    plan["checksum"] = hashlib.sha256(canonical.encode()).hexdigest()
-    saved.write_text(json.dumps(plan))
+    saved.write_text(json.dumps(signed(plan)))
 
     applied = run_crmsync("apply", str(saved), "--config", str(world.config), "--yes")
 
