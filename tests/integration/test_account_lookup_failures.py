@@ -6,24 +6,17 @@ CLI; the fault is the sandbox's, as the CRM would answer."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sync.runtime import open_runtime
 from tests.integration.conftest import World
+from tests.integration.copies import make_copies_into
+from tests.plans import signed
 from tests.sandbox_env import run_crmsync
-
-
-def _configure(world: World, target: str) -> None:
-    document = yaml.safe_load(world.config.read_text())
-    document["push"].update(create_missing=True, targets=[target])
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def _plan(world: World, out: Path) -> list[dict[str, Any]]:
@@ -71,10 +64,7 @@ def _with_few_names(saved: Path, system: str, most: int) -> list[dict[str, Any]]
         if name.casefold() in names:
             kept.append(create)
     plan["creates"] = kept
-    body = {k: v for k, v in plan.items() if k != "checksum"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    plan["checksum"] = hashlib.sha256(canonical.encode()).hexdigest()
-    saved.write_text(json.dumps(plan))
+    saved.write_text(json.dumps(signed(plan)))
     return kept
 
 
@@ -103,7 +93,7 @@ def test_a_salesforce_account_query_that_times_out_sends_no_copy_and_leaves_none
     small_world: World, tmp_path: Path
 ) -> None:
     world = small_world
-    _configure(world, "salesforce")
+    make_copies_into(world, "salesforce")
     store = world.sandbox.servers["salesforce"].emulator.store
     before = len(store.tables["Opportunity"])
     creates, stderr = _copies_not_attempted(
@@ -127,7 +117,7 @@ def test_a_hubspot_company_search_refused_sends_no_copy_and_leaves_none_in_doubt
     small_world: World, tmp_path: Path
 ) -> None:
     world = small_world
-    _configure(world, "hubspot")
+    make_copies_into(world, "hubspot")
     emulator = world.sandbox.servers["hubspot"].emulator
     before = len(emulator.store.live)
     refusal = "There was a problem with the request."
@@ -143,7 +133,7 @@ def test_a_pipedrive_organization_search_refused_sends_no_copy_and_leaves_none_i
     (the organizations they go to are found before the first, those to make made with it).
     The plan is cut to 5 names, as a person may cut one down before applying it."""
     world = small_world
-    _configure(world, "pipedrive")
+    make_copies_into(world, "pipedrive")
     emulator = world.sandbox.servers["pipedrive"].emulator
     with emulator.lock:
         before = len(emulator.store.deals)
@@ -169,17 +159,14 @@ def test_an_account_name_no_pipedrive_organization_can_bear_files_its_copy_alone
     """A source's account name over the 255 characters an organization's name holds is never
     searched (its URL past the limit failed the search, and with it every copy of the run,
     every night): its copy goes to create_org_id, saying why, and the others to theirs."""
-    _configure(small_world, "pipedrive")
+    make_copies_into(small_world, "pipedrive")
     saved = tmp_path / "plan.json"
     _plan(small_world, saved)
     _with_few_names(saved, "pipedrive", 5)
     plan = json.loads(saved.read_text())
     long = next(c for c in plan["creates"] if c["system"] == "pipedrive")
     long["organization"]["name"] = "Overlong " + "x" * 70_000
-    body = {k: v for k, v in plan.items() if k != "checksum"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    plan["checksum"] = hashlib.sha256(canonical.encode()).hexdigest()
-    saved.write_text(json.dumps(plan))
+    saved.write_text(json.dumps(signed(plan)))
     applied, _ = _apply(small_world, saved)
     results = [r for r in applied["results"] if r["system"] == "pipedrive" and r["op"] == "create"]
     assert len(results) == len(plan["creates"]) > 1

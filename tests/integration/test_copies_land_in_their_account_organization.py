@@ -6,18 +6,27 @@ edited it in the CRM."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from connectors.pipedrive_orgs import SEARCH_MAX
 from connectors.sandbox.faults import Faults
 from tests.integration.conftest import World
+from tests.integration.copies import (
+    apply_plan,
+    copies_into,
+    create_of,
+    emulator,
+    make_copies_into,
+    org_of_copy,
+    orgs_named,
+    plan_of,
+)
+from tests.plans import signed
 from tests.sandbox_env import run_crmsync
 
 FALLBACK = 1  # the sandbox config's create_org_id
@@ -37,70 +46,22 @@ def _names_reads(world: World) -> int:
     return math.ceil(len(orgs) / 100)
 
 
-def _configure(world: World, **pipedrive: Any) -> None:
-    document = yaml.safe_load(world.config.read_text())
-    document["push"].update(create_missing=True, targets=["pipedrive"])
-    document["systems"]["pipedrive"].update(pipedrive)
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
-
-
-def _em(world: World, system: str) -> Any:
-    return world.sandbox.servers[system].emulator
-
-
-def _plan(world: World, out: Path, *extra: str) -> dict[str, Any]:
-    done = run_crmsync(
-        "reconcile", "--config", str(world.config), "--dry-run", "--plan-out", str(out), *extra
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(out.read_text()))
-
-
-def _copies_from_salesforce(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        c
-        for c in plan["creates"]
-        if c["system"] == "pipedrive" and c["source"]["system"] == "salesforce"
-    ]
-
-
 def _account(world: World, create: dict[str, Any]) -> Any:
     """The Salesforce Account record of a create's source (edited in place: a rename)."""
-    em = _em(world, "salesforce")
+    em = emulator(world, "salesforce")
     with em.lock:
         opportunity = em.store.by_id[create["source"]["id"]]
         return em.store.parent("Account", opportunity["AccountId"])
 
 
 def _rename(world: World, create: dict[str, Any], name: str) -> None:
-    em = _em(world, "salesforce")
+    em = emulator(world, "salesforce")
     with em.lock:
         _account(world, create)["Name"] = name
 
 
-def _orgs_named(world: World, name: str) -> list[int]:
-    em = _em(world, "pipedrive")
-    with em.lock:
-        return list(em.store.orgs.named(name))
-
-
-def _org_of_copy(world: World, entity: str) -> dict[str, Any] | None:
-    deal_id = world.members()[entity]["pipedrive"]
-    em = _em(world, "pipedrive")
-    with em.lock:
-        return dict(em.store.deals[int(deal_id)]["org_id"] or {}) or None
-
-
 def _requests(world: World) -> dict[str, int]:
     return dict(world.sandbox.servers["pipedrive"].stats.snapshot()["requests"])
-
-
-def _apply(world: World, plan: Path) -> dict[str, Any]:
-    done = run_crmsync(
-        "apply", str(plan), "--config", str(world.config), "--yes", "--format", "json"
-    )
-    assert done.returncode in (0, 1), done.stderr  # owners Pipedrive lacks are refused
-    return dict(json.loads(done.stdout))
 
 
 def _distinct(creates: list[dict[str, Any]], world: World) -> list[dict[str, Any]]:
@@ -115,24 +76,24 @@ def test_a_salesforce_copy_lands_in_the_existing_organization_of_its_account_nam
     small_world: World, tmp_path: Path
 ) -> None:
     world = small_world
-    _configure(world)
-    acme = _copies_from_salesforce(_plan(world, tmp_path / "first.json"))[0]
-    [existing] = _orgs_named(world, "Acme Corp")  # one of the generated companies
+    make_copies_into(world, "pipedrive")
+    acme = copies_into(plan_of(world, tmp_path / "first.json"), "pipedrive", "salesforce")[0]
+    [existing] = orgs_named(world, "Acme Corp")  # one of the generated companies
     _rename(world, acme, "Acme Corp")
-    plan = _plan(world, tmp_path / "plan.json", "--full")
-    [planned] = [c for c in plan["creates"] if c["entity"] == acme["entity"]]
+    plan = plan_of(world, tmp_path / "plan.json", "--full")
+    planned = create_of(plan, acme)
     assert planned["organization"] == {
         "by": "account",
         "name": "Acme Corp",
         "id": None,
         "found": [str(existing)],
     }
-    em = _em(world, "pipedrive")
+    em = emulator(world, "pipedrive")
     orgs = len(em.store.orgs.orgs)
-    _apply(world, tmp_path / "plan.json")
-    org = _org_of_copy(world, acme["entity"])
-    assert org is not None and (org["value"], org["name"]) == (existing, "Acme Corp")
-    assert _orgs_named(world, "Acme Corp") == [existing]
+    apply_plan(world, tmp_path / "plan.json")
+    org = org_of_copy(world, acme["entity"])
+    assert (org["value"], org["name"]) == (existing, "Acme Corp")
+    assert orgs_named(world, "Acme Corp") == [existing]
     # every other copy went to its own account's existing organization: none was made
     assert len(em.store.orgs.orgs) == orgs
 
@@ -143,27 +104,27 @@ def test_an_account_without_an_organization_gets_one_that_its_later_copies_reuse
     """Two copies of "Nimbus Ventures" in one run, the second refused by Pipedrive after the
     organization was made; the next run creates it into that same organization."""
     world = small_world
-    _configure(world)
+    make_copies_into(world, "pipedrive")
     first, second, *_ = _distinct(
-        _copies_from_salesforce(_plan(world, tmp_path / "p0.json")), world
+        copies_into(plan_of(world, tmp_path / "p0.json"), "pipedrive", "salesforce"), world
     )
     for create in (first, second):
         _rename(world, create, "Nimbus Ventures")
-    assert _orgs_named(world, "Nimbus Ventures") == []
+    assert orgs_named(world, "Nimbus Ventures") == []
     faults = world.sandbox.servers["pipedrive"].faults
     faults.set(Faults(fail_ids=(second["entity"],)))  # the deal create, not the organization's
-    _plan(world, tmp_path / "p1.json", "--full")
-    _apply(world, tmp_path / "p1.json")
-    [nimbus] = _orgs_named(world, "Nimbus Ventures")
-    assert (_org_of_copy(world, first["entity"]) or {})["value"] == nimbus
+    plan_of(world, tmp_path / "p1.json", "--full")
+    apply_plan(world, tmp_path / "p1.json")
+    [nimbus] = orgs_named(world, "Nimbus Ventures")
+    assert org_of_copy(world, first["entity"])["value"] == nimbus
     assert "pipedrive" not in world.members().get(second["entity"], {})
     faults.set(Faults())
-    plan = _plan(world, tmp_path / "p2.json")
-    assert second["entity"] in [c["entity"] for c in _copies_from_salesforce(plan)]
-    _apply(world, tmp_path / "p2.json")
-    assert (_org_of_copy(world, second["entity"]) or {})["value"] == nimbus
-    assert _orgs_named(world, "Nimbus Ventures") == [nimbus]
-    em = _em(world, "pipedrive")
+    plan = plan_of(world, tmp_path / "p2.json")
+    assert second["entity"] in [c["entity"] for c in copies_into(plan, "pipedrive", "salesforce")]
+    apply_plan(world, tmp_path / "p2.json")
+    assert org_of_copy(world, second["entity"])["value"] == nimbus
+    assert orgs_named(world, "Nimbus Ventures") == [nimbus]
+    em = emulator(world, "pipedrive")
     with em.lock:
         owner = em.store.orgs.orgs[nimbus]["owner_id"]["id"]
         copy = em.store.deals[int(world.members()[first["entity"]]["pipedrive"])]
@@ -175,56 +136,56 @@ def test_rollback_deletes_the_copies_and_keeps_the_organizations_made_for_them(
     small_world: World, tmp_path: Path
 ) -> None:
     world = small_world
-    _configure(world)
-    fresh = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))[0]
+    make_copies_into(world, "pipedrive")
+    fresh = copies_into(plan_of(world, tmp_path / "p0.json"), "pipedrive", "salesforce")[0]
     _rename(world, fresh, "Rollback Ventures")
-    _plan(world, tmp_path / "p1.json", "--full")
-    run_id = _apply(world, tmp_path / "p1.json")["run_id"]
-    [org] = _orgs_named(world, "Rollback Ventures")
+    plan_of(world, tmp_path / "p1.json", "--full")
+    run_id = apply_plan(world, tmp_path / "p1.json")["run_id"]
+    [org] = orgs_named(world, "Rollback Ventures")
     deal_id = int(world.members()[fresh["entity"]]["pipedrive"])
     undone = run_crmsync("rollback", run_id, "--config", str(world.config), "--apply", "--yes")
     assert undone.returncode == 0, undone.stderr
-    em = _em(world, "pipedrive")
+    em = emulator(world, "pipedrive")
     with em.lock:
         assert em.store.deals[deal_id]["status"] == "deleted"
-    assert _orgs_named(world, "Rollback Ventures") == [org]
+    assert orgs_named(world, "Rollback Ventures") == [org]
 
 
 def test_a_copy_of_a_deal_without_an_account_goes_to_create_org_id(
     small_world: World, tmp_path: Path
 ) -> None:
     world = small_world
-    _configure(world)
-    lone = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))[0]
-    em = _em(world, "salesforce")
+    make_copies_into(world, "pipedrive")
+    lone = copies_into(plan_of(world, tmp_path / "p0.json"), "pipedrive", "salesforce")[0]
+    em = emulator(world, "salesforce")
     with em.lock:
         em.store.by_id[lone["source"]["id"]]["AccountId"] = None
-    plan = _plan(world, tmp_path / "p1.json", "--full")
-    [planned] = [c for c in plan["creates"] if c["entity"] == lone["entity"]]
+    plan = plan_of(world, tmp_path / "p1.json", "--full")
+    planned = create_of(plan, lone)
     assert planned["organization"] == {"by": "create_org_id", "name": None, "id": FALLBACK}
-    _apply(world, tmp_path / "p1.json")
-    assert (_org_of_copy(world, lone["entity"]) or {})["value"] == FALLBACK
+    apply_plan(world, tmp_path / "p1.json")
+    assert org_of_copy(world, lone["entity"])["value"] == FALLBACK
 
 
 def test_an_account_name_several_organizations_bear_is_not_guessed_and_the_apply_says_so(
     small_world: World, tmp_path: Path
 ) -> None:
     world = small_world
-    _configure(world)
-    twin = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))[0]
+    make_copies_into(world, "pipedrive")
+    twin = copies_into(plan_of(world, tmp_path / "p0.json"), "pipedrive", "salesforce")[0]
     _rename(world, twin, "Twin Holdings")
-    em = _em(world, "pipedrive")
+    em = emulator(world, "pipedrive")
     with em.lock:
         made = [em.store.orgs.create({"name": n}) for n in ("Twin Holdings", " twin holdings")]
-    _plan(world, tmp_path / "p1.json", "--full")
-    applied = _apply(world, tmp_path / "p1.json")
+    plan_of(world, tmp_path / "p1.json", "--full")
+    applied = apply_plan(world, tmp_path / "p1.json")
     deal_id = world.members()[twin["entity"]]["pipedrive"]
-    assert (_org_of_copy(world, twin["entity"]) or {})["value"] == FALLBACK
+    assert org_of_copy(world, twin["entity"])["value"] == FALLBACK
     [result] = [r for r in applied["results"] if r["id"] == deal_id]
     assert result["outcome"] == "applied"
     assert "2 organizations are named 'Twin Holdings'" in result["reason"]
     assert all(str(org["id"]) in result["reason"] for org in made)
-    assert len(_orgs_named(world, "Twin Holdings")) == 2  # none made either
+    assert len(orgs_named(world, "Twin Holdings")) == 2  # none made either
 
 
 def test_the_dry_run_names_each_copys_organization_as_found_and_makes_none(
@@ -232,8 +193,8 @@ def test_the_dry_run_names_each_copys_organization_as_found_and_makes_none(
 ) -> None:
     world = small_world
     monkeypatch.setenv("COLUMNS", "250")
-    _configure(world)
-    orgs = len(_em(world, "pipedrive").store.orgs.orgs)
+    make_copies_into(world, "pipedrive")
+    orgs = len(emulator(world, "pipedrive").store.orgs.orgs)
     world.sandbox.servers["pipedrive"].stats.clear()
     out = tmp_path / "plan.json"
     table = run_crmsync(
@@ -241,12 +202,12 @@ def test_the_dry_run_names_each_copys_organization_as_found_and_makes_none(
     )
     assert table.returncode == 0, table.stderr
     plan = json.loads(out.read_text())
-    copies = _copies_from_salesforce(plan)
+    copies = copies_into(plan, "pipedrive", "salesforce")
     assert copies
     shown = " ".join(table.stdout.split())
     for create in copies:
         name = _account(world, create)["Name"]
-        found = [str(i) for i in sorted(_orgs_named(world, name))]
+        found = [str(i) for i in sorted(orgs_named(world, name))]
         filed = {"by": "account", "name": name, "id": None, "found": found}
         assert create["organization"] == filed
         said = f"organization {name} " + (f"(found: {found[0]})" if found else "(made at apply)")
@@ -259,26 +220,26 @@ def test_the_dry_run_names_each_copys_organization_as_found_and_makes_none(
     # the full read's listing of organizations serves the lookup too (no second one); none made
     assert requests.get(ORG_NAMES, 0) == _names_reads(world)
     assert not [r for r in requests if r.startswith(("POST", "PUT", "DELETE"))]
-    assert len(_em(world, "pipedrive").store.orgs.orgs) == orgs
+    assert len(emulator(world, "pipedrive").store.orgs.orgs) == orgs
 
 
 def test_create_org_by_create_org_id_files_every_copy_under_create_org_id(
     small_world: World, tmp_path: Path
 ) -> None:
     world = small_world
-    _configure(world, create_org_by="create_org_id")
-    plan = _plan(world, tmp_path / "plan.json")
+    make_copies_into(world, "pipedrive", create_org_by="create_org_id")
+    plan = plan_of(world, tmp_path / "plan.json")
     copies = [c for c in plan["creates"] if c["system"] == "pipedrive"]
     assert copies
     assert all(
         c["organization"] == {"by": "create_org_id", "name": None, "id": FALLBACK} for c in copies
     )
     world.sandbox.servers["pipedrive"].stats.clear()
-    _apply(world, tmp_path / "plan.json")
+    apply_plan(world, tmp_path / "plan.json")
     members = world.members()
     made = [c for c in copies if "pipedrive" in members.get(c["entity"], {})]
     assert made
-    assert all((_org_of_copy(world, c["entity"]) or {})["value"] == FALLBACK for c in made)
+    assert all(org_of_copy(world, c["entity"])["value"] == FALLBACK for c in made)
     assert not [r for r in _requests(world) if "organizations" in r and r != ORG_NAMES]
 
 
@@ -287,21 +248,18 @@ def test_a_plan_saved_before_creates_named_an_organization_still_applies_as_revi
 ) -> None:
     """Its creates go to create_org_id, as the plan a person reviewed then said."""
     world = small_world
-    _configure(world)
+    make_copies_into(world, "pipedrive")
     saved = tmp_path / "plan.json"
-    plan = _plan(world, saved)
+    plan = plan_of(world, saved)
     for create in plan["creates"]:
         create.pop("organization", None)
     plan["summary"].pop("organizations_by_system", None)
-    body = {k: v for k, v in plan.items() if k != "checksum"}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    plan["checksum"] = hashlib.sha256(canonical.encode()).hexdigest()
-    saved.write_text(json.dumps(plan))
-    applied = _apply(world, saved)
+    saved.write_text(json.dumps(signed(plan)))
+    applied = apply_plan(world, saved)
     members = world.members()
     copies = [c for c in plan["creates"] if "pipedrive" in members.get(c["entity"], {})]
     assert copies and applied["totals"]["applied"] >= len(copies)
-    assert all((_org_of_copy(world, c["entity"]) or {})["value"] == FALLBACK for c in copies)
+    assert all(org_of_copy(world, c["entity"])["value"] == FALLBACK for c in copies)
 
 
 def test_a_reconcile_that_reads_everything_and_files_many_copies_lists_the_organizations_once(
@@ -311,12 +269,12 @@ def test_a_reconcile_that_reads_everything_and_files_many_copies_lists_the_organ
     than ten accounts are filed from that listing, not from a second one. An organization the
     apply makes joins it: the copies of one new account share it."""
     world = small_world
-    _configure(world)
-    creates = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))
+    make_copies_into(world, "pipedrive")
+    creates = copies_into(plan_of(world, tmp_path / "p0.json"), "pipedrive", "salesforce")
     new = _distinct(creates, world)[:2]
     for create in new:  # two accounts Pipedrive has no organization of yet
         _rename(world, create, f"New Co {create['entity']}")
-    plan = _plan(world, tmp_path / "p1.json", "--full")
+    plan = plan_of(world, tmp_path / "p1.json", "--full")
     names = {
         c["organization"]["name"].casefold()
         for c in plan["creates"]
@@ -343,17 +301,17 @@ def test_a_migration_of_many_accounts_lists_the_organizations_once_and_posts_eac
     500) instead of K searches, one POST per account with no organization yet; within the
     plan's estimate (N + 3K past 10 names)."""
     world = small_world
-    _configure(world)
-    creates = _copies_from_salesforce(_plan(world, tmp_path / "p0.json"))
+    make_copies_into(world, "pipedrive")
+    creates = copies_into(plan_of(world, tmp_path / "p0.json"), "pipedrive", "salesforce")
     fresh = _distinct(creates, world)[:2]
     for create in fresh:  # two accounts Pipedrive has no organization of yet
         _rename(world, create, f"New Co {create['entity']}")
-    plan = _plan(world, tmp_path / "p1.json", "--full")
+    plan = plan_of(world, tmp_path / "p1.json", "--full")
     copies = [c for c in plan["creates"] if c["system"] == "pipedrive"]
     names = {c["organization"]["name"].casefold() for c in copies if c["organization"]["name"]}
     assert len(names) > SEARCH_MAX
     world.sandbox.servers["pipedrive"].stats.clear()
-    _apply(world, tmp_path / "p1.json")
+    apply_plan(world, tmp_path / "p1.json")
     requests = _requests(world)
     em: Any = world.sandbox.servers["pipedrive"].emulator
     with em.lock:

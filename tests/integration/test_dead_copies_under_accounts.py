@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from connectors.sandbox.faults import Faults
 from sync.cli import main
 from tests.integration.conftest import World
-from tests.integration.test_dead_letters_released import _letters
-from tests.integration.test_salesforce_copies_go_under_their_account import (
-    _add_accounts,
-    _copy,
-    _file_under,
+from tests.integration.copies import (
+    add_salesforce_accounts,
+    file_under_new_organization,
+    salesforce_copy,
 )
+from tests.integration.test_dead_letters_released import _letters
 
 
 def _reconcile(world: World) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def test_a_dead_salesforce_copy_is_tried_afresh_once_its_account_names_an_accoun
         if c["system"] == "salesforce" and c["source"]["system"] == "pipedrive"
     )
     entity = create["entity"]
-    _file_under(world, create, "Unfiled Traders")  # no Account bears it
+    file_under_new_organization(world, create, "Unfiled Traders")  # no Account bears it
     # the org's rule: an Opportunity needs an Account (this copy's refusal stands for it)
     world.sandbox.servers["salesforce"].faults.set(Faults(fail_ids=(entity,)))
     _reconcile(world)
@@ -63,10 +63,10 @@ def test_a_dead_salesforce_copy_is_tried_afresh_once_its_account_names_an_accoun
     assert "salesforce" not in world.members().get(entity, {})
     assert _last_counts(world).get("dead_letters_settled", 0) == 0
 
-    [account] = _add_accounts(world, "Filed Traders")
-    _file_under(world, create, "Filed Traders")  # a person files the deal under it
+    [account] = add_salesforce_accounts(world, "Filed Traders")
+    file_under_new_organization(world, create, "Filed Traders")  # a person files the deal under it
     _reconcile(world)
     assert "salesforce" in world.members().get(entity, {}), "the letter kept the copy dead"
-    assert _copy(world, entity)["AccountId"] == account
+    assert salesforce_copy(world, entity)["AccountId"] == account
     assert entity not in {r["id"] for r in _letters(world, "--retrying")}
     assert _last_counts(world)["dead_letters_settled"] >= 1

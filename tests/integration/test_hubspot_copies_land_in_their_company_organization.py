@@ -7,43 +7,27 @@ deal's sidebar."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.integration.conftest import World
-from tests.sandbox_env import run_crmsync
+from tests.integration.copies import (
+    apply_plan,
+    create_of,
+    dry_run,
+    make_copies_into,
+    org_of_copy,
+    orgs_named,
+    plan_of,
+)
 
 FALLBACK = 1  # the sandbox config's create_org_id
 
 
-def _configure(world: World) -> None:
-    document = yaml.safe_load(world.config.read_text())
-    document["push"].update(create_missing=True, targets=["pipedrive"])
-    world.config.write_text(yaml.safe_dump(document, sort_keys=False))
-
-
 def _hubspot(world: World) -> Any:
     return world.sandbox.servers["hubspot"].emulator
-
-
-def _plan(world: World, out: Path, *extra: str) -> tuple[dict[str, Any], str]:
-    done = run_crmsync(
-        "reconcile", "--config", str(world.config), "--dry-run", "--plan-out", str(out), *extra
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(out.read_text())), " ".join(done.stdout.split())
-
-
-def _apply(world: World, plan: Path) -> dict[str, Any]:
-    done = run_crmsync(
-        "apply", str(plan), "--config", str(world.config), "--yes", "--format", "json"
-    )
-    assert done.returncode in (0, 1), done.stderr  # owners Pipedrive lacks are refused
-    return dict(json.loads(done.stdout))
 
 
 def _hubspot_only(world: World, plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -69,50 +53,37 @@ def _primary(world: World, deal_id: str) -> str:
     return next(c for c, primary in links.items() if primary)
 
 
-def _org_of_copy(world: World, entity: str) -> dict[str, Any]:
-    deal_id = world.members()[entity]["pipedrive"]
-    em = world.sandbox.servers["pipedrive"].emulator
-    with em.lock:
-        return dict(em.store.deals[int(deal_id)]["org_id"] or {})
-
-
-def _orgs_named(world: World, name: str) -> list[int]:
-    em = world.sandbox.servers["pipedrive"].emulator
-    with em.lock:
-        return list(em.store.orgs.named(name))
-
-
 def test_a_hubspot_only_deals_copy_lands_in_the_organization_named_like_its_company(
     small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world = small_world
     monkeypatch.setenv("COLUMNS", "250")
-    _configure(world)
-    plan, table = _plan(world, tmp_path / "plan.json")
+    make_copies_into(world, "pipedrive")
+    plan, table = dry_run(world, tmp_path / "plan.json")
     copies = _hubspot_only(world, plan)
     assert copies
     for create in copies:
         name = _company_name(world, _primary(world, create["source"]["id"]))
-        found = [str(i) for i in sorted(_orgs_named(world, name))]
+        found = [str(i) for i in sorted(orgs_named(world, name))]
         filed = {"by": "account", "name": name, "id": None, "found": found}
         assert create["organization"] == filed
         said = f"organization {name} " + (f"(found: {found[0]})" if found else "(made at apply)")
         assert len(found) < 2 and said in table
     create = copies[0]
     name = create["organization"]["name"]
-    [existing] = _orgs_named(world, name)  # generated data: the same company in Pipedrive
-    _apply(world, tmp_path / "plan.json")
-    org = _org_of_copy(world, create["entity"])
+    [existing] = orgs_named(world, name)  # generated data: the same company in Pipedrive
+    apply_plan(world, tmp_path / "plan.json")
+    org = org_of_copy(world, create["entity"])
     assert (org["value"], org["name"]) == (existing, name)
-    assert _orgs_named(world, name) == [existing]
+    assert orgs_named(world, name) == [existing]
 
 
 def test_a_deal_moved_to_another_company_is_filed_by_it_on_the_next_incremental_run(
     small_world: World, tmp_path: Path
 ) -> None:
     world = small_world
-    _configure(world)
-    create = _hubspot_only(world, _plan(world, tmp_path / "p0.json")[0])[0]
+    make_copies_into(world, "pipedrive")
+    create = _hubspot_only(world, plan_of(world, tmp_path / "p0.json"))[0]
     deal_id = create["source"]["id"]
     hubspot = _hubspot(world)
     with hubspot.lock:
@@ -122,8 +93,8 @@ def test_a_deal_moved_to_another_company_is_filed_by_it_on_the_next_incremental_
         store.associate(deal_id, {"77": True})
     stats = world.sandbox.servers["hubspot"].stats
     stats.clear()
-    plan, _ = _plan(world, tmp_path / "p1.json")  # incremental: the deal changed
-    [planned] = [c for c in plan["creates"] if c["entity"] == create["entity"]]
+    plan, _ = dry_run(world, tmp_path / "p1.json")  # incremental: the deal changed
+    planned = create_of(plan, create)
     assert planned["organization"] == {
         "by": "account",
         "name": "Helios Robotics",
@@ -136,9 +107,9 @@ def test_a_deal_moved_to_another_company_is_filed_by_it_on_the_next_incremental_
     dated = "POST /crm/associations/2026-09/{fromObjectType}/{toObjectType}/batch/read"
     assert requests[dated] == 1  # the deal's companies, from the date-versioned read
     assert requests["POST /crm/objects/2026-09/companies/batch/read"] == 1
-    _apply(world, tmp_path / "p1.json")
-    [made] = _orgs_named(world, "Helios Robotics")
-    assert _org_of_copy(world, create["entity"])["value"] == made
+    apply_plan(world, tmp_path / "p1.json")
+    [made] = orgs_named(world, "Helios Robotics")
+    assert org_of_copy(world, create["entity"])["value"] == made
 
 
 def test_several_companies_none_primary_are_not_guessed_and_the_plan_and_apply_say_so(
@@ -146,22 +117,22 @@ def test_several_companies_none_primary_are_not_guessed_and_the_plan_and_apply_s
 ) -> None:
     world, companies = small_world, 2
     monkeypatch.setenv("COLUMNS", "250")
-    _configure(world)
-    create = _hubspot_only(world, _plan(world, tmp_path / "p0.json")[0])[0]
+    make_copies_into(world, "pipedrive")
+    create = _hubspot_only(world, plan_of(world, tmp_path / "p0.json"))[0]
     deal_id = create["source"]["id"]
     with _hubspot(world).lock:
         some = list(_hubspot(world).store.companies)[:companies]
         _hubspot(world).store.associate(deal_id, dict.fromkeys(some, False))
-    plan, table = _plan(world, tmp_path / "p1.json")
-    [planned] = [c for c in plan["creates"] if c["entity"] == create["entity"]]
+    plan, table = dry_run(world, tmp_path / "p1.json")
+    planned = create_of(plan, create)
     org = planned["organization"]
     assert (org["by"], org["name"], org["id"]) == ("create_org_id", None, FALLBACK)
     assert org["reason"].startswith(f"hubspot deal {deal_id}: {companies} companies are associated")
     assert org["reason"].endswith("none primary: not guessed")
     assert f"organization {FALLBACK} (create_org_id): {org['reason']}" in table
-    applied = _apply(world, tmp_path / "p1.json")
+    applied = apply_plan(world, tmp_path / "p1.json")
     copy_id = world.members()[create["entity"]]["pipedrive"]
-    assert _org_of_copy(world, create["entity"])["value"] == FALLBACK
+    assert org_of_copy(world, create["entity"])["value"] == FALLBACK
     [result] = [r for r in applied["results"] if r["id"] == copy_id]
     assert result["outcome"] == "applied"
     assert result["reason"] == f"{org['reason']}: filed under create_org_id"
