@@ -18,8 +18,11 @@ from tests.integration.conftest import World
 __all__ = [
     "QUALIFIED",
     "cli_json",
+    "held_back_for_two_nights",
     "mine",
+    "moved_to_proposal_made",
     "qualified_everywhere",
+    "salesforce_probability_held_back",
     "salesforce_stage",
     "set_stage",
     "stages",
@@ -29,6 +32,7 @@ __all__ = [
 
 # A native stage standing for the funnel's `qualified` in each CRM's default pipeline.
 QUALIFIED = {"salesforce": "Needs Analysis", "hubspot": "qualifiedtobuy", "pipedrive": "2"}
+_PROPOSAL_MADE = 4  # Pipedrive's
 
 
 def cli_json(world: World, *args: str) -> Any:
@@ -109,3 +113,33 @@ def qualified_everywhere(world: World) -> dict[str, str]:
         set_stage(world, system, ids[system], stage)
     cli_json(world, "reconcile", "--yes")  # all three moved alike: agreed
     return ids
+
+
+def moved_to_proposal_made(world: World, ids: dict[str, str], probability: int) -> None:
+    em: Any = world.sandbox.servers["pipedrive"].emulator
+    with em.lock:  # a person moves the deal to "Proposal Made" and sets its probability
+        em.store.update(
+            int(ids["pipedrive"]), {"stage_id": _PROPOSAL_MADE, "probability": probability}
+        )
+
+
+def salesforce_probability_held_back(world: World, ids: dict[str, str]) -> str:
+    """A dry run's plan, once the Pipedrive copy moved with a probability that Salesforce's
+    cannot take with its stage: HubSpot's copy gets both, Salesforce's neither (its stage is an
+    error); why its probability is held back."""
+    plan = cli_json(world, "reconcile", "--dry-run")
+    changes, errors = mine(plan["changes"], ids), mine(plan["errors"], ids)
+    assert ("hubspot", "stage") in changes and ("hubspot", "probability") in changes, changes
+    assert ("salesforce", "stage") not in changes and ("salesforce", "stage") in errors, errors
+    assert ("salesforce", "probability") not in changes, changes
+    return str(errors["salesforce", "probability"]["reason"])
+
+
+def held_back_for_two_nights(world: World, ids: dict[str, str], held: tuple[str, Any]) -> None:
+    """Applied, and the night after: Salesforce's probability still held back, and its copy
+    still `held` (stage name, probability): nothing half-written."""
+    for _night in range(2):
+        applied = cli_json(world, "reconcile", "--yes")
+        assert ("salesforce", "probability") not in mine(applied["changes"], ids)
+        assert ("salesforce", "probability") in mine(applied["errors"], ids)
+        assert salesforce_stage(world, ids["salesforce"]) == held

@@ -6,19 +6,17 @@ and still get it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.integration.conftest import World
 from tests.integration.native_stages import (
     cli_json,
-    mine,
+    held_back_for_two_nights,
+    moved_to_proposal_made,
     qualified_everywhere,
+    salesforce_probability_held_back,
     salesforce_stage,
     unmap,
     with_instance,
 )
-
-PROPOSAL_MADE = 4
 
 
 def test_a_probability_is_not_written_to_salesforce_without_the_stage_it_cannot_take(
@@ -29,24 +27,12 @@ def test_a_probability_is_not_written_to_salesforce_without_the_stage_it_cannot_
     mapped = unmap(world, "salesforce", lambda _native, stage: stage == "proposal")
     ids = qualified_everywhere(world)
     held = salesforce_stage(world, ids["salesforce"])
-    em: Any = world.sandbox.servers["pipedrive"].emulator
-    with em.lock:  # a person moves the deal to "Proposal Made" and sets its probability
-        em.store.update(int(ids["pipedrive"]), {"stage_id": PROPOSAL_MADE, "probability": 60})
+    moved_to_proposal_made(world, ids, probability=60)
 
-    plan = cli_json(world, "reconcile", "--dry-run")
-
-    changes, errors = mine(plan["changes"], ids), mine(plan["errors"], ids)
-    assert ("hubspot", "stage") in changes and ("hubspot", "probability") in changes, changes
-    assert ("salesforce", "stage") not in changes and ("salesforce", "stage") in errors, errors
-    assert ("salesforce", "probability") not in changes, changes
-    reason = errors["salesforce", "probability"]["reason"]
+    reason = salesforce_probability_held_back(world, ids)
     assert "goes with the stage" in reason and "proposal" in reason, reason
 
-    for _night in range(2):  # applied, and the night after: still held, nothing half-written
-        applied = cli_json(world, "reconcile", "--yes")
-        assert ("salesforce", "probability") not in mine(applied["changes"], ids)
-        assert ("salesforce", "probability") in mine(applied["errors"], ids)
-        assert salesforce_stage(world, ids["salesforce"]) == held
+    held_back_for_two_nights(world, ids, held)
 
     # The map gives proposal a native stage again: both go.
     with_instance(world, "salesforce", mapped)

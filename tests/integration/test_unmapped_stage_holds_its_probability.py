@@ -6,19 +6,16 @@ cannot read. The error names the config key that would map the stage."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.integration.conftest import World
 from tests.integration.native_stages import (
     QUALIFIED,
-    cli_json,
-    mine,
+    held_back_for_two_nights,
+    moved_to_proposal_made,
     qualified_everywhere,
+    salesforce_probability_held_back,
     salesforce_stage,
     unmap,
 )
-
-PROPOSAL_MADE = 4
 
 
 def test_a_probability_is_not_written_to_a_salesforce_deal_in_an_unmapped_stage(
@@ -30,22 +27,10 @@ def test_a_probability_is_not_written_to_a_salesforce_deal_in_an_unmapped_stage(
     unmap(world, "salesforce", lambda native, _stage: native == QUALIFIED["salesforce"])
     ids = qualified_everywhere(world)
     held = salesforce_stage(world, ids["salesforce"])
-    em: Any = world.sandbox.servers["pipedrive"].emulator
-    with em.lock:  # a person moves the deal to "Proposal Made" and sets its probability
-        em.store.update(int(ids["pipedrive"]), {"stage_id": PROPOSAL_MADE, "probability": 60})
+    moved_to_proposal_made(world, ids, probability=60)
 
-    plan = cli_json(world, "reconcile", "--dry-run")
-
-    changes, errors = mine(plan["changes"], ids), mine(plan["errors"], ids)
-    assert ("hubspot", "stage") in changes and ("hubspot", "probability") in changes, changes
-    assert ("salesforce", "stage") not in changes and ("salesforce", "stage") in errors, errors
-    assert ("salesforce", "probability") not in changes, changes
-    reason = errors["salesforce", "probability"]["reason"]
+    reason = salesforce_probability_held_back(world, ids)
     assert "goes with the stage" in reason and "'Needs Analysis' is not mapped" in reason, reason
     assert "systems.salesforce.stage_map.default" in reason, reason
 
-    for _night in range(2):  # applied, and the night after: still held, nothing written
-        applied = cli_json(world, "reconcile", "--yes")
-        assert ("salesforce", "probability") not in mine(applied["changes"], ids)
-        assert ("salesforce", "probability") in mine(applied["errors"], ids)
-        assert salesforce_stage(world, ids["salesforce"]) == held
+    held_back_for_two_nights(world, ids, held)
