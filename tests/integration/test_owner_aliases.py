@@ -217,6 +217,26 @@ def _give_hubspot_deal(env: SandboxEnv, name: str, owner_id: str) -> None:
         emulator.store.update(deal_id, {"hubspot_owner_id": owner_id})
 
 
+def _given_to_ana_after_a_colleague(start: Any) -> tuple[SandboxEnv, str, str]:
+    """The linked deal and its HubSpot twin held by a colleague and synced; then a person gives
+    the Opportunity to Ana in Salesforce. The world, the twin's name, and the colleague's
+    HubSpot owner id."""
+    dataset = _known_by_one_email()
+    colleague_sf, colleague_hs, _ = _colleague(dataset)
+    opportunity = next(
+        o for o in dataset["salesforce"]["Opportunity"] if o["Name"].startswith(LINKED)
+    )
+    opportunity["OwnerId"] = colleague_sf
+    name = _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["dealname"]
+    _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["hubspot_owner_id"] = colleague_hs
+    env = start(dataset)
+    _reconcile(env, dry_run=False)
+    emulator: Any = env.sandbox.servers["salesforce"].emulator
+    with emulator.lock:
+        emulator.store.apply(emulator.store.check_update(opportunity["Id"], {"OwnerId": SF_ANA}))
+    return env, name, colleague_hs
+
+
 def _owner_rows(plan: Plan) -> list[Any]:
     changes = [(c.system, c.from_value, c.to_value) for c in plan.changes]
     conflicts = [(c.values, c.reason) for c in plan.conflicts]
@@ -274,19 +294,7 @@ def test_rollback_of_a_run_before_the_alias_restores_the_owner(start: Any) -> No
     """A run gave the HubSpot twin to Ana (ana@acme.com, as the audit says) after a person did
     so in Salesforce; her email became an alias since. The deal still holds the user that run
     wrote: its rollback gives it back to the colleague, with no drift."""
-    dataset = _known_by_one_email()
-    colleague_sf, colleague_hs, _ = _colleague(dataset)
-    opportunity = next(
-        o for o in dataset["salesforce"]["Opportunity"] if o["Name"].startswith(LINKED)
-    )
-    opportunity["OwnerId"] = colleague_sf
-    name = _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["dealname"]
-    _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["hubspot_owner_id"] = colleague_hs
-    env = start(dataset)
-    _reconcile(env, dry_run=False)
-    emulator: Any = env.sandbox.servers["salesforce"].emulator
-    with emulator.lock:
-        emulator.store.apply(emulator.store.check_update(opportunity["Id"], {"OwnerId": SF_ANA}))
+    env, name, colleague_hs = _given_to_ana_after_a_colleague(start)
     run = _reconcile(env, dry_run=False)
     assert _owners_of(env, "hubspot", name) == [HS_ANA]
     _alias_added(env)
@@ -365,19 +373,7 @@ def test_a_write_left_in_doubt_before_the_alias_is_found_written_and_rolled_back
     """A run killed once HubSpot took its owner write (ana@acme.com, as journaled) left it in
     doubt; Ana's email became an alias since. Her rollback of that run settles it first: the
     deal holds the user written, so the write is that run's, and is undone."""
-    dataset = _known_by_one_email()
-    colleague_sf, colleague_hs, _ = _colleague(dataset)
-    opportunity = next(
-        o for o in dataset["salesforce"]["Opportunity"] if o["Name"].startswith(LINKED)
-    )
-    opportunity["OwnerId"] = colleague_sf
-    name = _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["dealname"]
-    _hubspot_deal(dataset["hubspot"], LINKED)["properties"]["hubspot_owner_id"] = colleague_hs
-    env = start(dataset)
-    _reconcile(env, dry_run=False)
-    emulator: Any = env.sandbox.servers["salesforce"].emulator
-    with emulator.lock:
-        emulator.store.apply(emulator.store.check_update(opportunity["Id"], {"OwnerId": SF_ANA}))
+    env, name, colleague_hs = _given_to_ana_after_a_colleague(start)
     killed(env, "hubspot", HUBSPOT_UPDATE, "reconcile", "--yes")
     assert _owners_of(env, "hubspot", name) == [HS_ANA]
     run_id = next(r.id for r in runs(env) if r.kind.value == "reconcile")
