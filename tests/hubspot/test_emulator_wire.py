@@ -23,6 +23,7 @@ from hubspot.crm.deals.exceptions import ApiException
 
 from connectors.sandbox.hubspot import HubSpotEmulator
 from connectors.sandbox.launcher import Sandbox
+from tests.openapi import as_json_schema
 
 SPEC = Path("/work/shared/specs/hubspot_crm_v3_deals_subset.openapi.yaml")
 
@@ -40,18 +41,7 @@ def schemas() -> dict[str, Any]:
 
 
 def _validate(instance: Any, name: str, schemas: dict[str, Any]) -> None:
-    # OpenAPI 3.0 `nullable` is not JSON Schema: drop it and allow null where it was set.
-    def fix(node: Any) -> Any:
-        if isinstance(node, dict):
-            node = {k: fix(v) for k, v in node.items()}
-            if node.pop("nullable", False) and "type" in node:
-                node["type"] = [node["type"], "null"]
-            if "$ref" in node:
-                node["$ref"] = node["$ref"].replace("#/components/schemas/", "#/$defs/")
-            return node
-        return [fix(v) for v in node] if isinstance(node, list) else node
-
-    defs = fix(schemas)
+    defs = as_json_schema(schemas)
     jsonschema.validate(instance, {"$ref": f"#/$defs/{name}", "$defs": defs})
 
 

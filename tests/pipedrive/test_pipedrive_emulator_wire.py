@@ -21,6 +21,7 @@ from connectors.sandbox.launcher import Sandbox, start_sandbox
 from connectors.sandbox.pipedrive import PipedriveEmulator
 from connectors.sandbox.server import SandboxRequest
 from mapping.pipedrive import PD_FIELD_CRMSYNC_ID
+from tests.openapi import as_json_schema
 
 SPEC = Path("/work/shared/specs/pipedrive_v1_deals_subset.openapi.yaml")
 
@@ -43,19 +44,8 @@ _VALIDATORS: dict[str, Any] = {}
 
 
 def _validate(instance: Any, name: str, schemas: dict[str, Any]) -> None:
-    # OpenAPI 3.0 `nullable` is not JSON Schema: drop it and allow null where it was set.
-    def fix(node: Any) -> Any:
-        if isinstance(node, dict):
-            node = {k: fix(v) for k, v in node.items()}
-            if node.pop("nullable", False) and "type" in node:
-                node["type"] = [node["type"], "null"]
-            if "$ref" in node:
-                node["$ref"] = node["$ref"].replace("#/components/schemas/", "#/$defs/")
-            return node
-        return [fix(v) for v in node] if isinstance(node, list) else node
-
     if name not in _VALIDATORS:
-        schema = {"$ref": f"#/$defs/{name}", "$defs": fix(schemas)}
+        schema = {"$ref": f"#/$defs/{name}", "$defs": as_json_schema(schemas)}
         _VALIDATORS[name] = jsonschema.validators.validator_for(schema)(schema)
     _VALIDATORS[name].validate(instance)
 
