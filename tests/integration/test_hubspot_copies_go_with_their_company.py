@@ -1,10 +1,6 @@
-"""A company moving Pipedrive into HubSpot gets each copy associated with the company its
-deal's organization names, not a deal of no company that someone must associate by hand.
-crmsync never makes a company: none or several of the name, the copy has none and the apply
-says why. What HubSpot shares with Salesforce is tested against both in
-test_copies_go_under_their_account.py; here, what only HubSpot's tests cover. Everything
-through the CLI, against the sandboxes over HTTP; the sandbox's data is set up through its
-stores, as a person would have edited it in the CRM."""
+"""HubSpot copies with their companies, what only HubSpot's tests cover: a token that may not
+read companies, the dry run on a name two companies bear, and a company search HubSpot refuses.
+The scenarios HubSpot shares with Salesforce are in test_copies_go_under_their_account.py."""
 
 from __future__ import annotations
 

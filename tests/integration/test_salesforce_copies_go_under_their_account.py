@@ -1,10 +1,7 @@
-"""A company moving Pipedrive into Salesforce gets each copy under the Account its deal's
-organization names, not an Opportunity of no Account that someone must re-parent by hand.
-crmsync never makes an Account: none or several of the name, the copy has none and the apply
-says why. What Salesforce shares with HubSpot is tested against both in
-test_copies_go_under_their_account.py; here, what only Salesforce's tests cover. Everything
-through the CLI, against the sandboxes over HTTP; the sandbox's data is set up through its
-stores, as a person would have edited it in the CRM."""
+"""Salesforce copies under their Accounts, what only Salesforce's tests cover: the dry run's
+table says which Account each copy will find, the apply notes an Account made since, and the
+report lists copies made without one until a person attaches it. The scenarios Salesforce
+shares with HubSpot are in test_copies_go_under_their_account.py."""
 
 from __future__ import annotations
 
