@@ -668,32 +668,45 @@ def test_check_names_a_salesforce_id_field_the_org_lacks_which_the_pull_cannot_r
     assert "ok: salesforce" not in out
 
 
+def _undefined_id_field_is_named_by_check_and_fails_the_pull(
+    world: World, system: str, *, problem: str, pull: tuple[str, ...], failure: str
+) -> None:
+    """`system`'s field of Salesforce ids (its `external_ids.salesforce`) undefined there:
+    check's one problem is `problem`, the pull (with `pull` options) fails with `failure`
+    (`{key}` the field), and once defined again check passes."""
+    key = yaml.safe_load(world.config.read_text())["systems"][system]["external_ids"]["salesforce"]
+    faults = world.sandbox.servers[system].faults
+    faults.set(Faults(undefined_properties=(key,)))
+    code, out, err = run("check", "--config", str(world.config))
+    assert code == 2, out + err
+    problems = [line for line in out.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 1 and problems[0].startswith(
+        f"problem: {system}: " + problem.format(key=key)
+    ), out
+    assert f"ok: {system}" not in out
+
+    code, out, err = run("pull", "--system", system, *pull, "--config", str(world.config))
+    assert code == 2, out + err
+    assert failure.format(key=key) in err
+
+    faults.set(Faults())
+    assert run("check", "--config", str(world.config))[0] == 0
+
+
 def test_check_and_pull_name_a_hubspot_id_property_the_portal_does_not_define(
     small_world: World,
 ) -> None:
     """HubSpot leaves a property it does not define out of every read, without a word: the
     salesforce ids it should hold would be lost to matching (and create_missing would copy
     those deals again). check names it, and the pull fails on it instead of reading on."""
-    prop = yaml.safe_load(small_world.config.read_text())["systems"]["hubspot"]["external_ids"][
-        "salesforce"
-    ]
-    faults = small_world.sandbox.servers["hubspot"].faults
-    faults.set(Faults(undefined_properties=(prop,)))
-    code, out, err = run("check", "--config", str(small_world.config))
-    assert code == 2, out + err
-    problems = [line for line in out.splitlines() if line.startswith("problem:")]
-    assert len(problems) == 1 and problems[0].startswith(
-        f"problem: hubspot: check: no deal property {prop}: a property the config names "
-        "(external_ids); create it in HubSpot"
-    ), out
-    assert "ok: hubspot" not in out
-
-    code, out, err = run("pull", "--system", "hubspot", "--config", str(small_world.config))
-    assert code == 2, out + err
-    assert f"hubspot: list deals: no deal property {prop}" in err
-
-    faults.set(Faults())
-    assert run("check", "--config", str(small_world.config))[0] == 0
+    _undefined_id_field_is_named_by_check_and_fails_the_pull(
+        small_world,
+        "hubspot",
+        problem="check: no deal property {key}: a property the config names (external_ids); "
+        "create it in HubSpot",
+        pull=(),
+        failure="hubspot: list deals: no deal property {key}",
+    )
 
 
 def test_check_and_full_pull_name_a_pipedrive_id_field_the_account_does_not_define(
@@ -702,27 +715,13 @@ def test_check_and_full_pull_name_a_pipedrive_id_field_the_account_does_not_defi
     """A custom field key the Pipedrive account lacks (keys are made per account) held no ids:
     matching lost them without a word, and create_missing copied those deals again. check
     names it, and a full pull fails on it before reading a deal."""
-    key = yaml.safe_load(small_world.config.read_text())["systems"]["pipedrive"]["external_ids"][
-        "salesforce"
-    ]
-    faults = small_world.sandbox.servers["pipedrive"].faults
-    faults.set(Faults(undefined_properties=(key,)))
-    code, out, err = run("check", "--config", str(small_world.config))
-    assert code == 2, out + err
-    problems = [line for line in out.splitlines() if line.startswith("problem:")]
-    assert len(problems) == 1 and problems[0].startswith(
-        f"problem: pipedrive: check: no deal field {key}: a field the config names (external_ids)"
-    ), out
-    assert "ok: pipedrive" not in out
-
-    code, out, err = run(
-        "pull", "--system", "pipedrive", "--full", "--config", str(small_world.config)
+    _undefined_id_field_is_named_by_check_and_fails_the_pull(
+        small_world,
+        "pipedrive",
+        problem="check: no deal field {key}: a field the config names (external_ids)",
+        pull=("--full",),
+        failure="pipedrive: list deals: no deal field {key}",
     )
-    assert code == 2, out + err
-    assert f"pipedrive: list deals: no deal field {key}" in err
-
-    faults.set(Faults())
-    assert run("check", "--config", str(small_world.config))[0] == 0
 
 
 def test_init_with_nothing_to_add_says_so_and_leaves_the_file_as_the_user_wrote_it(
