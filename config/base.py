@@ -17,7 +17,16 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-__all__ = ["NOT_TRUE_OR_FALSE", "FrozenMap", "Name", "Real", "Section", "Whole", "did_you_mean"]
+__all__ = [
+    "NOT_TRUE_OR_FALSE",
+    "UNKNOWN_KEY",
+    "FrozenMap",
+    "Name",
+    "Real",
+    "Section",
+    "Whole",
+    "did_you_mean",
+]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -48,6 +57,9 @@ Real = Annotated[float, NOT_TRUE_OR_FALSE]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 
 
+UNKNOWN_KEY = "unknown key '{key}'{hint}"
+
+
 def did_you_mean(word: str, choices: Any) -> str:
     """` (did you mean 'x'?)` for the closest choice, or ''."""
     close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
@@ -63,12 +75,15 @@ class Section(BaseModel):
     @classmethod
     def _reject_unknown_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            known = set(cls.model_fields)
-            for key in data:
-                if key not in known:
-                    raise PydanticCustomError(
-                        "unknown_key",
-                        "unknown key '{key}'{hint}",
-                        {"key": str(key), "hint": did_you_mean(str(key), sorted(known))},
-                    )
+            known = sorted(cls.model_fields)
+            # every unknown key of the section (`keys`, key -> hint), each its own problem in
+            # the error (config/problems.py): one at a time, several typos took as many runs
+            hints = {str(k): did_you_mean(str(k), known) for k in data if k not in known}
+            if hints:
+                key, hint = next(iter(hints.items()))
+                raise PydanticCustomError(
+                    "unknown_key",
+                    UNKNOWN_KEY,
+                    {"key": key, "hint": hint, "keys": hints},
+                )
         return data

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from config.base import did_you_mean
+from config.base import UNKNOWN_KEY, did_you_mean
 from config.credentials import AUTH_MODES
 from config.errors import Path_, Problem
 from config.yamltree import has_child
@@ -25,7 +25,7 @@ _SECRET_KEYS = frozenset({"credentials", "store"})
 # error types raised by our validators: their messages are complete, input already quoted
 _OURS = frozenset(
     {"auth_mode", "policy", "currency", "url", "ca_file", "cron", "timezone", "duration"}
-    | {"store", "path", "duplicate", "reserved", "unknown_key", "system_kind", "secret"}
+    | {"store", "path", "duplicate", "reserved", "system_kind", "secret"}
     | {"soql_field", "login_domain", "email"}
 )
 
@@ -36,6 +36,12 @@ def problems_from_validation(
     problems = []
     for error in exc.errors(include_url=False):
         path, rest = _existing_path(raw, error["loc"])
+        if error["type"] == "unknown_key":  # a section's unknown keys: a problem each
+            for key, hint in error.get("ctx", {})["keys"].items():
+                where = (*path, key)
+                message = UNKNOWN_KEY.format(key=key, hint=hint)
+                problems.append(Problem(where, message, line_of(where, lines)))
+            continue
         path, message = _describe(error, path, rest, kinds)
         problems.append(Problem(path, message, line_of(path, lines)))
     return problems
@@ -77,10 +83,6 @@ def _shown(value: Any, path: Path_) -> str:
 
 def _missing(error: ErrorDetails, path: Path_, rest: list[str | int], _k: Any) -> tuple:
     return path, f"missing required key {rest[-1]!r}" if rest else "missing required key"
-
-
-def _unknown_key(error: ErrorDetails, path: Path_, rest: list[str | int], _k: Any) -> tuple:
-    return (*path, error.get("ctx", {})["key"]), error["msg"]
 
 
 def _system_kind(error: ErrorDetails, path: Path_, rest: list[str | int], kinds: Any) -> tuple:
@@ -140,7 +142,6 @@ def _generic(error: ErrorDetails, path: Path_, rest: list[str | int], _k: Any) -
 _DESCRIBE: dict[str, Callable[..., tuple]] = {
     "auth_mode": _auth_mode,
     "missing": _missing,
-    "unknown_key": _unknown_key,
     "system_kind": _system_kind,
     "literal_error": _literal,
     "enum": _literal,

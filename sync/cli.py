@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import click
 
+from config.errors import ConfigError
 from sync.errors import store_failure, terminal_safe
 from sync.shutdown import STOPPED, Terminated
 
@@ -77,6 +78,14 @@ def _show_warning(
     line: str | None = None,
 ) -> None:
     logging.getLogger("crmsync").warning("%s", message)
+
+
+def _error_lines(exc: BaseException) -> list[str]:
+    """One line per error: every problem of a config file, each on its own line in file order
+    (one at a time, a file with several typos took as many runs to fix), else the one line."""
+    if isinstance(exc, ConfigError):
+        return [terminal_safe(" ".join(line.split())) for line in exc.lines]
+    return [_one_line(exc)]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -186,7 +195,8 @@ class _Group(click.Group):
             except Exception as exc:
                 if verbose:
                     traceback.print_exc(file=sys.stderr)
-                click.echo(f"crmsync: error: {_one_line(exc)}", err=True)
+                for line in _error_lines(exc):
+                    click.echo(f"crmsync: error: {line}", err=True)
                 code = getattr(exc, "exit_code", 1)
                 ctx.exit(code if isinstance(code, int) and code > 0 else 1)
 

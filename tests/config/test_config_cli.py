@@ -54,6 +54,22 @@ def test_bad_config_exits_2_with_one_error_line_and_no_traceback(workdir: Path) 
     assert (code, out, err) == (2, "", BAD_LINE)
 
 
+def test_every_unknown_key_of_a_config_is_its_own_error_line_in_file_order(
+    workdir: Path,
+) -> None:
+    typos = GOOD + "push:\n  max_change: 5\n  stale_day: 3\nreport:\n  stale_day: 3\n"
+    (workdir / "crmsync.yaml").write_text(typos)
+    code, out, err = run("check", "--offline")
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "crmsync: error: crmsync.yaml:11: push.max_change: unknown key 'max_change'"
+        " (did you mean 'max_changes'?)",
+        "crmsync: error: crmsync.yaml:12: push.stale_day: unknown key 'stale_day'",
+        "crmsync: error: crmsync.yaml:14: report.stale_day: unknown key 'stale_day'"
+        " (did you mean 'stale_days'?)",
+    ]
+
+
 def test_verbose_adds_the_traceback(workdir: Path) -> None:
     (workdir / "crmsync.yaml").write_text(BAD)
     code, _out, err = run("--verbose", "check", "--offline")
