@@ -26,6 +26,17 @@ no deal at all. The amount and the close date are taken from the copies their ow
 pick; where those cannot decide, from the copy whose stage counts, not the first instance's:
 an open deal's expected close date and a won deal's closing date or amount belong to that
 status (a deal reopened in one CRM must not be past due by the date another CRM won it on).
+
+A deal whose copies follow different funnels (a Salesforce without a Renewal record type holds
+renewals in its one pipeline, on the default funnel, while HubSpot and Pipedrive file them in
+Renewals pipelines of funnel `renewal`) counts in one funnel, the same whichever copy was edited
+last: a copy in the default funnel (the funnel of every pipeline no `pipeline_funnels` entry
+names) says nothing of the product line where another copy follows a named funnel, so where
+the named copies all follow one funnel, the stage (with its status and timing) is chosen among
+those copies alone, by the rules above, and the deal counts there. Copies in several named
+funnels: the stage policy chooses among all of them, as for any stage. The amount and the
+close date are still chosen among every copy. Such deals are counted (`AcrossFunnels`), since
+only their CRMs can settle which product line they belong to.
 """
 
 from __future__ import annotations
@@ -35,14 +46,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mapping.funnel import Funnel
+from mapping.funnel import DEFAULT_FUNNEL, Funnel
 from mapping.model import Deal, DealStatus
 from sync.diff import FunnelFacts, Pick, left_out, picked
-from sync.health_model import CopiesCounted, CopyChoice
+from sync.health_model import AcrossFunnels, CopiesCounted, CopyChoice
 from sync.policy import Policy, PolicyRule, decide, describe, policy_for
 from sync.unmapped_stage import holds_mark
 
-__all__ = ["COPY_RULE", "COUNTED_FIELDS", "Chooser"]
+__all__ = ["ACROSS_FUNNELS_FIX", "COPY_RULE", "COUNTED_FIELDS", "Chooser"]
 
 COUNTED_FIELDS = ("stage", "amount", "close_date")
 COPY_RULE = (
@@ -55,7 +66,15 @@ COPY_RULE = (
     "policy (its status spreads and the stage follows it); where only copies the base marks "
     "as keeping a value of their own differ, the value agreed on; where it cannot decide, the copy "
     "of the first instance in `order`, and for amount and close date the copy whose stage "
-    "counts"
+    "counts; a deal whose copies follow the default funnel and one named funnel counts in the "
+    "named funnel, its stage, status and timing chosen as above among the copies in that "
+    "funnel (a copy in the default funnel says nothing of the product line); copies in "
+    "several named funnels: the stage policy chooses among all of them"
+)
+ACROSS_FUNNELS_FIX = (
+    "file each deal under one product line in every CRM: give the pipelines of a product line "
+    "the same funnel (systems.<name>.pipeline_funnels), or let reconcile move the copies to "
+    "their CRM's pipeline of the deal's funnel (push.move_between_pipelines)"
 )
 _MISSING = object()
 
@@ -130,6 +149,10 @@ class Chooser:
     by_policy: Counter[str] = dataclasses.field(default_factory=Counter)
     with_stage: Counter[str] = dataclasses.field(default_factory=Counter)
     by_change: Counter[str] = dataclasses.field(default_factory=Counter)
+    # deals whose copies follow different funnels: per funnel counted in, and how many of them
+    # the stage policy placed (copies in several named funnels)
+    counted_in: Counter[str] = dataclasses.field(default_factory=Counter)
+    across_by_policy: int = 0
     stage_key: Callable[[Deal], Any] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -137,7 +160,8 @@ class Chooser:
 
     def stand_in(self, copies: Sequence[Deal], base: Mapping[str, Any] | None = None) -> Deal:
         """`copies`: the entity's live copies, the first instance's first. The deal counted:
-        the copy the stage policy picks, else the first copy with a known stage (else the
+        the copy the stage policy picks (among those of the one named funnel where the others
+        follow the default: `_staging`), else the first such copy with a known stage (else the
         first), with the amount and close date from the copies their policies pick, else its
         own."""
         first = copies[0]
@@ -145,7 +169,11 @@ class Chooser:
             return first
         # An unmapped stage takes no part: the first copy whose stage is known stands in.
         known = next((d for d in copies if self.stage_key(d) is not None), first)
-        staged = self._pick("stage", copies, self.stage_key, base) or known
+        staging = self._staging(copies)
+        lead = next((d for d in staging if self.stage_key(d) is not None), staging[0])
+        staged = self._pick("stage", staging, self.stage_key, base) or lead
+        if len({d.funnel for d in copies}) > 1:
+            self.counted_in[staged.funnel] += 1
         valued = self._pick("amount", copies, _value, base) or self._own(
             "amount", copies, staged, known
         )
@@ -155,6 +183,17 @@ class Chooser:
         if valued.value == staged.value and dated.close_date == staged.close_date:
             return staged
         return dataclasses.replace(staged, value=valued.value, close_date=dated.close_date)
+
+    def _staging(self, copies: Sequence[Deal]) -> Sequence[Deal]:
+        """The copies the stage is chosen among: where they follow the default funnel and one
+        named funnel, those of the named funnel (the default says nothing of the product line);
+        else all of them (in several named funnels, the stage policy decides)."""
+        named = {d.funnel for d in copies} - {DEFAULT_FUNNEL.name}
+        if len(named) != 1 or all(d.funnel in named for d in copies):
+            if len(named) > 1:
+                self.across_by_policy += 1
+            return copies
+        return [d for d in copies if d.funnel in named]
 
     def _own(self, name: str, copies: Sequence[Deal], staged: Deal, known: Deal) -> Deal:
         """The copy whose stage counts, for a field whose policy picked no copy. Counted apart
@@ -258,5 +297,11 @@ class Chooser:
                     by_change=self.by_change[name],
                 )
                 for name in COUNTED_FIELDS
+            ),
+            across_funnels=AcrossFunnels(
+                deals=self.counted_in.total(),
+                counted_in=dict(sorted(self.counted_in.items())),
+                by_stage_policy=self.across_by_policy,
+                fix=ACROSS_FUNNELS_FIX,
             ),
         )

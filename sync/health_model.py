@@ -18,6 +18,7 @@ from mapping.model import Deal, Ref
 from sync.diff_result import Mismatch
 
 __all__ = [
+    "AcrossFunnels",
     "Consolidated",
     "Conversion",
     "Converted",
@@ -278,10 +279,24 @@ class CopyChoice:
 
 
 @dataclass(frozen=True, slots=True)
+class AcrossFunnels:
+    """The matched deals (of those counted) whose live copies follow different funnels, and
+    the funnel each counted in (`sync.consolidate`): their CRMs file them under different
+    product lines, which only the CRMs (or the config) can settle (`fix`)."""
+
+    deals: int = 0
+    counted_in: Mapping[str, int] = field(default_factory=dict)  # funnel -> deals, by name
+    # of which copies follow several named funnels: the stage policy chose among all copies
+    by_stage_policy: int = 0
+    fix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CopiesCounted:
     rule: str
     order: tuple[str, ...]  # the instances in config order: whose copy counts by default
     fields: tuple[CopyChoice, ...]
+    across_funnels: AcrossFunnels = field(default_factory=AcrossFunnels)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import plotly.io as pio
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
-from sync.health_model import FunnelFigures, HealthReport
+from sync.health_model import AcrossFunnels, FunnelFigures, HealthReport
 from sync.terminal import counted
 
 __all__ = ["PAGE_TITLE", "chart_json", "charts", "plotly_text", "render_page"]
@@ -155,6 +155,18 @@ def amount(value: Decimal | str) -> str:
     return f"{whole}.{cents.ljust(2, '0')}"
 
 
+def across_funnels(across: AcrossFunnels) -> str:
+    """The matched deals whose copies follow different funnels, where they counted and the fix,
+    as the table and the page say it ("" where there are none)."""
+    if not across.deals:
+        return ""
+    where = ", ".join(f"{name}: {n}" for name, n in across.counted_in.items())
+    text = f"{counted(across.deals, 'matched deal')}, counted in {where}"
+    if across.by_stage_policy:
+        text += f" ({across.by_stage_policy} by the stage policy: copies in several named funnels)"
+    return f"{text}; to fix: {across.fix}"
+
+
 @cache
 def _environment() -> Environment:
     environment = Environment(
@@ -164,6 +176,7 @@ def _environment() -> Environment:
     environment.filters["share"] = share
     environment.filters["amount"] = amount
     environment.filters["deals"] = partial(counted, noun="deal")
+    environment.filters["across_funnels"] = across_funnels
     return environment
 
 

@@ -24,7 +24,7 @@ from sync.health_model import (
     HealthReport,
     MismatchRow,
 )
-from sync.report_html import amount, render_page, share
+from sync.report_html import across_funnels, amount, render_page, share
 from sync.terminal import cell, id_column
 
 __all__ = [
@@ -388,6 +388,8 @@ def to_table(report: HealthReport, console: Console) -> None:
     totals.add_column("value", justify="right")
     totals.add_row("deals (matched copies merged)", f"{c.deals} ({c.copies_merged} merged)")
     totals.add_row("copies that disagree, counted by", _copies_counted(c.copies_counted))
+    if spanning := across_funnels(c.copies_counted.across_funnels):
+        totals.add_row("copies in different funnels", cell(spanning))
     totals.add_row("open / won / lost", f"{c.open} / {c.won} / {c.lost}")
     totals.add_row("open pipeline", _amounts(c.open_amount))
     totals.add_row("weighted pipeline", _amounts(c.weighted))

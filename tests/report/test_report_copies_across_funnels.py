@@ -1,0 +1,177 @@
+"""`crmsync report` against the HubSpot and Pipedrive emulators (HubSpot first in config
+order) where a matched deal's copies follow different funnels: HubSpot's Sales Pipeline
+(`default`, the funnel of a pipeline no `pipeline_funnels` entry names) and Pipedrive's
+Renewals pipeline (`2`, funnel `renewal`), as a Salesforce without a Renewal record type holds
+renewals. The copy in the default funnel says nothing of the product line: the deal counts in
+the renewal funnel, with its renewal copy's stage.
+
+The generator's five deals per CRM (seed 7), with these changes, after one `reconcile`
+(stage policy `newest`, as the sandbox config has it):
+- "Monarch Ltd — Support Renewal 2025": in both Renewals pipelines, renewed, USD 54300.
+- "Ironclad LLC — Platform Migration 2026": HubSpot Sales Pipeline, Presentation Scheduled
+  (proposal), updated last; Pipedrive moved to Renewals, Quote Sent (quoted); USD 33380.02.
+- "Sterling Cooper SA — Onboarding Package 2026": won in HubSpot's Sales Pipeline (updated
+  last) and in Pipedrive's Renewals; USD 2000 in both.
+- Gekko and Adventure Works: open in both Sales pipelines (default funnel).
+
+By hand: funnel renewal holds Monarch, Ironclad and Sterling (3 deals: 1 open in quoted,
+USD 33380.02; 2 won, USD 54300 and 2000: average and median won size 28150.00); funnel
+default holds Gekko and Adventure Works (2 deals, both open). Before, the HubSpot copies of
+Ironclad and Sterling (newest) counted, in the default funnel: renewal 1 deal, default 4.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from connectors.sandbox.generator import generate
+from tests.sandbox_env import SandboxEnv, hubspot_and_pipedrive, run_crmsync
+
+IRONCLAD = "Ironclad LLC — Platform Migration 2026"
+STERLING = "Sterling Cooper SA — Onboarding Package 2026"
+RENEWAL = [
+    {"key": "renewal_due", "phase": "awareness", "probability": 0.2},
+    {"key": "contacted", "phase": "interest", "probability": 0.3},
+    {"key": "quoted", "phase": "decision", "probability": 0.5},
+    {"key": "committed", "phase": "decision", "probability": 0.9},
+    {"key": "renewed", "phase": "action", "probability": 1, "closed": True, "won": True},
+    {"key": "churned", "phase": "action", "probability": 0, "closed": True},
+]
+
+
+def _dataset() -> dict[str, Any]:
+    dataset = generate(4, 7)[0]
+    hubspot = {d["properties"]["dealname"]: d for d in dataset["hubspot"]["deals"]}
+    pipedrive = {d["title"]: d for d in dataset["pipedrive"]["deals"]}
+    pipedrive[IRONCLAD].update(pipeline_id=2, stage_id=8, stage_order_nr=3)
+    won = "2025-12-28T09:00:00.000Z"
+    hubspot[STERLING]["properties"].update(
+        dealstage="closedwon", hs_is_closed="true", hs_is_closed_won="true", amount="2000",
+        hs_deal_stage_probability="1.0", closedate=won, hs_lastmodifieddate=won,
+        hs_date_entered_closedwon=won,
+    )  # fmt: skip
+    hubspot[STERLING]["updatedAt"] = won
+    pd_won = "2025-12-20 09:00:00"
+    pipedrive[STERLING].update(
+        pipeline_id=2, stage_id=9, stage_order_nr=4, status="won", value=2000.0, probability=100,
+        won_time=pd_won, first_won_time=pd_won, close_time=pd_won, update_time=pd_won,
+        stage_change_time=pd_won, active=False,
+    )  # fmt: skip
+    return {"hubspot": dataset["hubspot"], "pipedrive": dataset["pipedrive"]}
+
+
+def _renewals_on_their_own_funnel(config: Path) -> None:
+    document = yaml.safe_load(config.read_text())
+    document["funnels"] = {"renewal": {"stages": RENEWAL}}
+    systems = document["systems"]
+    systems["hubspot"]["pipeline_funnels"] = {"renewals": "renewal"}
+    systems["hubspot"]["stage_map"]["renewals"] = {
+        "75210931": "renewal_due", "75210932": "contacted", "75210933": "quoted",
+        "75210934": "committed", "75210935": "renewed", "75210936": "churned",
+    }  # fmt: skip
+    systems["pipedrive"]["pipeline_funnels"] = {"2": "renewal"}
+    systems["pipedrive"]["stage_map"]["2"] = {
+        "6": "renewal_due",
+        "7": "contacted",
+        "8": "quoted",
+        "9": "committed",
+    }
+    for system in ("hubspot", "pipedrive"):
+        systems[system].get("stage_write", {}).pop("renewals" if system == "hubspot" else "2", 0)
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+@contextmanager
+def _reconciled(folder: Path) -> Iterator[SandboxEnv]:
+    with hubspot_and_pipedrive(folder, _dataset()) as sandbox_env:
+        _renewals_on_their_own_funnel(sandbox_env.config)
+        done = run_crmsync("reconcile", "--config", str(sandbox_env.config), "--yes")
+        assert done.returncode == 0, done.stderr
+        yield sandbox_env
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEnv]:
+    with _reconciled(tmp_path_factory.mktemp("funnels")) as sandbox_env:
+        yield sandbox_env
+
+
+def _run(env: SandboxEnv, fmt: str) -> subprocess.CompletedProcess[str]:
+    done = run_crmsync("report", "--config", str(env.config), "--format", fmt)
+    assert done.returncode in (0, 3), done.stderr  # 3: the sample breaches stale_share
+    return done
+
+
+def _report(env: SandboxEnv) -> dict[str, Any]:
+    return dict(json.loads(_run(env, "json").stdout))
+
+
+def test_a_deal_whose_copies_follow_the_default_and_a_named_funnel_counts_in_the_named_one(
+    env: SandboxEnv,
+) -> None:
+    report = _report(env)
+    funnels = report["funnels"]
+    renewal, default = funnels["renewal"], funnels["default"]
+    assert [renewal[k] for k in ("deals", "open", "won", "lost")] == [3, 1, 2, 0]
+    assert [default[k] for k in ("deals", "open", "won", "lost")] == [2, 2, 0, 0]
+    assert renewal["won_size"] == [
+        {"currency": "USD", "count": 2, "average": "28150.00", "median": "28150.00"}
+    ]
+    quoted = {s["key"]: s for s in renewal["stages"]}["quoted"]
+    assert (quoted["count"], quoted["amount"]) == (1, {"USD": "33380.02"})
+    assert report["consolidated"]["deals"] == 5  # each matched deal still counts once
+
+
+def test_the_report_says_how_many_deals_span_funnels_where_they_counted_and_the_fix(
+    env: SandboxEnv,
+) -> None:
+    across = _report(env)["consolidated"]["copies_counted"]["across_funnels"]
+    assert {k: across[k] for k in ("deals", "counted_in", "by_stage_policy")} == {
+        "deals": 2,
+        "counted_in": {"renewal": 2},
+        "by_stage_policy": 0,
+    }
+    assert "pipeline_funnels" in across["fix"]
+    assert "push.move_between_pipelines" in across["fix"]
+    table = _run(env, "table").stdout
+    assert "copies in different funnels" in table
+    assert "2 matched deals" in table and "renewal: 2" in table
+    page = _run(env, "html").stdout
+    assert "copies in different funnels" in page and "renewal: 2" in page
+
+
+def test_an_edit_of_the_default_funnels_copy_leaves_the_deal_in_the_named_funnel(
+    tmp_path: Path,
+) -> None:
+    # A rep moves HubSpot's Sales Pipeline copy of Ironclad to Contract Sent (negotiation),
+    # through the API: the deal is still a renewal, in Pipedrive's stage.
+    with _reconciled(tmp_path) as fresh:
+        hubspot = yaml.safe_load(fresh.config.read_text())["systems"]["hubspot"]
+        deal = next(
+            d
+            for d in fresh.sandbox.servers["hubspot"].emulator.dump()["deals"]
+            if d["properties"]["dealname"] == IRONCLAD
+        )
+        response = requests.patch(
+            f"{hubspot['base_url']}/crm/v3/objects/deals/{deal['id']}",
+            json={"properties": {"dealstage": "contractsent"}},
+            headers={"Authorization": f"Bearer {hubspot['credentials']['access_token']}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        done = run_crmsync("report", "--config", str(fresh.config), "--format", "json", "--refresh")
+        assert done.returncode in (0, 3), done.stderr
+        funnels = json.loads(done.stdout)["funnels"]
+    assert (funnels["renewal"]["deals"], funnels["default"]["deals"]) == (3, 2)
+    quoted = {s["key"]: s for s in funnels["renewal"]["stages"]}["quoted"]
+    negotiation = {s["key"]: s for s in funnels["default"]["stages"]}["negotiation"]
+    assert (quoted["count"], negotiation["count"]) == (1, 1)  # Gekko alone in negotiation
