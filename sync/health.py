@@ -286,6 +286,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         live=live.keys(),
         archived_open=inputs.archived_open,
         mismatched=inputs.mismatched,
+        funnel_of={ref: deal.funnel for ref, deal in live.items()},
     )
     thresholds = evaluate_thresholds(
         inputs.thresholds, consolidated, quality, cross, len(all_copies)

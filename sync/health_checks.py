@@ -119,6 +119,32 @@ def _ref(item: Mapping[str, Any]) -> Ref:
     return Ref(str(item.get("system")), str(item.get("id")))
 
 
+def _funnel_spans(
+    entities: Sequence[Mapping[str, Ref]], funnel_of: Mapping[Ref, str]
+) -> dict[Ref, str]:
+    """Each copy of a matched deal whose live copies follow different funnels -> the funnel of
+    each copy ("hubspot: default, pipedrive: renewal")."""
+    spans: dict[Ref, str] = {}
+    for group in entities:
+        funnels = {ref: funnel_of[ref] for ref in group.values() if ref in funnel_of}
+        if len(set(funnels.values())) > 1:
+            named = ", ".join(f"{r.system}: {funnels[r]}" for r in sorted(funnels))
+            spans.update(dict.fromkeys(group.values(), named))
+    return spans
+
+
+def _across_funnels(reason: str, field: object, ref: Ref, spans: Mapping[Ref, str]) -> str:
+    """A stage row's reason, saying where the deal's copies follow different funnels: a stage
+    key of one funnel is none of the other's, so no policy can make those copies agree."""
+    named = spans.get(ref)
+    if field != "stage" or named is None:
+        return reason
+    return (
+        f"{reason}; the copies follow different funnels ({named}): their CRMs file the deal "
+        "under different product lines (pipeline_funnels, push.move_between_pipelines)"
+    )
+
+
 def cross_system(
     deals: Mapping[str, Sequence[Deal]],
     entities: Sequence[Mapping[str, Ref]],
@@ -133,6 +159,7 @@ def cross_system(
     live: Collection[Ref] = (),
     archived_open: Collection[Ref] = (),
     mismatched: Sequence[Mismatch] = (),
+    funnel_of: Mapping[Ref, str] | None = None,
 ) -> CrossSystem:
     """Matching per instance pair, mismatches per field (counted per entity), conflicts,
     deletions seen in one system only, dead letters and sync freshness.
@@ -146,8 +173,11 @@ def cross_system(
     only the matched deals in it, each when any of its copies is (as the consolidated figures
     do), with its `live` copies outside the window (`live`: every live deal's ref).
     `archived_open`: open deals archived in Pipedrive, in none of `deals`; in the pairs, a
-    matched one counts as matched (its CRM holds it), and never as one-sided."""
+    matched one counts as matched (its CRM holds it), and never as one-sided.
+    `funnel_of`: each live copy's funnel; a stage row of a deal whose copies follow different
+    funnels says so (`_across_funnels`)."""
     plan = plan or {}
+    spans = _funnel_spans(entities, funnel_of or {})
     present = {instance: {d.ref for d in own} for instance, own in deals.items()}
     covered = {ref for refs in present.values() for ref in refs}
     in_window: set[Ref] | None = None
@@ -176,7 +206,9 @@ def cross_system(
                 id=ref.id,
                 value_from=_text(change.get("from")),
                 value_to=_text(change.get("to")),
-                reason=str(change.get("reason", "")),
+                reason=_across_funnels(
+                    str(change.get("reason", "")), change.get("field"), ref, spans
+                ),
                 url=url(ref.system, ref.id),
             )
         )
@@ -197,7 +229,9 @@ def cross_system(
                     id=ref.id,
                     value_from=None,
                     value_to=_text(value.get("value")),
-                    reason=str(conflict.get("reason", "")),
+                    reason=_across_funnels(
+                        str(conflict.get("reason", "")), conflict.get("field"), ref, spans
+                    ),
                     url=url(ref.system, ref.id),
                 )
             )
@@ -218,7 +252,7 @@ def cross_system(
                 id=kept.ref.id,
                 value_from=_text(encode_value(kept.value)),
                 value_to=_text(encode_value(kept.to)),
-                reason=kept.reason,
+                reason=_across_funnels(kept.reason, mismatch.field, kept.ref, spans),
                 url=url(kept.ref.system, kept.ref.id),
             )
             for kept in mismatch.unwritten

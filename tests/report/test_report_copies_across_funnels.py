@@ -22,6 +22,8 @@ Ironclad and Sterling (newest) counted, in the default funnel: renewal 1 deal, d
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 from collections.abc import Iterator
@@ -147,6 +149,22 @@ def test_the_report_says_how_many_deals_span_funnels_where_they_counted_and_the_
     assert "2 matched deals" in table and "renewal: 2" in table
     page = _run(env, "html").stdout
     assert "copies in different funnels" in page and "renewal: 2" in page
+
+
+def test_a_stage_mismatch_between_copies_in_different_funnels_names_both_funnels(
+    env: SandboxEnv,
+) -> None:
+    report = _report(env)
+    rows = [m for m in report["cross_system"]["mismatches"] if m["field"] == "stage"]
+    assert rows, report["cross_system"]
+    for row in rows:
+        assert "different funnels" in row["reason"], row
+        assert "hubspot: default" in row["reason"] and "pipedrive: renewal" in row["reason"], row
+    # still mismatches: the CRMs file the deal under different product lines
+    assert report["cross_system"]["mismatches_by_field"]["stage"] == 2
+    exported = list(csv.DictReader(io.StringIO(_run(env, "csv").stdout)))
+    stage_rows = [r for r in exported if r["field"] == "stage"]
+    assert stage_rows and all("different funnels" in r["reason"] for r in stage_rows)
 
 
 def test_an_edit_of_the_default_funnels_copy_leaves_the_deal_in_the_named_funnel(
