@@ -193,3 +193,38 @@ def test_an_edit_of_the_default_funnels_copy_leaves_the_deal_in_the_named_funnel
     quoted = {s["key"]: s for s in funnels["renewal"]["stages"]}["quoted"]
     negotiation = {s["key"]: s for s in funnels["default"]["stages"]}["negotiation"]
     assert (quoted["count"], negotiation["count"]) == (1, 1)  # Gekko alone in negotiation
+
+
+UPSELL = [
+    {"key": "pitch", "phase": "awareness", "probability": 0.2},
+    {"key": "offer", "phase": "decision", "probability": 0.6},
+    {"key": "signed", "phase": "action", "probability": 1, "closed": True, "won": True},
+    {"key": "dropped", "phase": "action", "probability": 0, "closed": True},
+]
+
+
+def test_copies_in_several_named_funnels_are_placed_by_the_stage_policy(tmp_path: Path) -> None:
+    # Pipedrive's pipeline 2 follows funnel `upsell` instead: Monarch's copies are in two named
+    # funnels (HubSpot renewal, Pipedrive upsell), and HubSpot, the stage's source of truth,
+    # places it in renewal. Ironclad and Sterling count in upsell all the same: their HubSpot
+    # copies, in the default funnel, say nothing of the product line.
+    with hubspot_and_pipedrive(tmp_path, _dataset()) as fresh:
+        _renewals_on_their_own_funnel(fresh.config)
+        document = yaml.safe_load(fresh.config.read_text())
+        document["funnels"]["upsell"] = {"stages": UPSELL}
+        pipedrive = document["systems"]["pipedrive"]
+        pipedrive["pipeline_funnels"] = {"2": "upsell"}
+        pipedrive["stage_map"]["2"] = {"6": "pitch", "7": "pitch", "8": "offer", "9": "offer"}
+        document["policies"]["fields"]["stage"] = {"source_of_truth": "hubspot"}
+        fresh.config.write_text(yaml.safe_dump(document, sort_keys=False))
+        done = run_crmsync("report", "--config", str(fresh.config), "--format", "json", "--refresh")
+        assert done.returncode in (0, 3), done.stderr
+        report = json.loads(done.stdout)
+    across = report["consolidated"]["copies_counted"]["across_funnels"]
+    assert {k: across[k] for k in ("deals", "counted_in", "by_stage_policy")} == {
+        "deals": 3,
+        "counted_in": {"renewal": 1, "upsell": 2},
+        "by_stage_policy": 1,
+    }
+    funnels = report["funnels"]
+    assert [funnels[f]["deals"] for f in ("default", "renewal", "upsell")] == [2, 1, 2]
