@@ -4,11 +4,19 @@ types: its one pipeline, `default`, is on the default funnel)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
 import yaml
 
-from tests.integration.conftest import World
-
 __all__ = ["RENEWAL", "renewals_on_their_own_funnel"]
+
+
+class _Configured(Protocol):
+    """A sandbox with a config file: an integration `World`, a report test's `SandboxEnv`."""
+
+    config: Path
+
 
 RENEWAL = [
     {"key": "renewal_due", "phase": "awareness", "probability": 0.2},
@@ -19,7 +27,7 @@ RENEWAL = [
 ]
 
 
-def renewals_on_their_own_funnel(world: World) -> None:
+def renewals_on_their_own_funnel(world: _Configured) -> None:
     document = yaml.safe_load(world.config.read_text())
     document["funnels"] = {"renewal": {"stages": RENEWAL}}
     systems = document["systems"]

@@ -1,9 +1,9 @@
 """`crmsync report` against the HubSpot and Pipedrive emulators (HubSpot first in config
 order) where a matched deal's copies follow different funnels: HubSpot's Sales Pipeline
-(`default`, the funnel of a pipeline no `pipeline_funnels` entry names) and Pipedrive's
-Renewals pipeline (`2`, funnel `renewal`), as a Salesforce without a Renewal record type holds
-renewals. The copy in the default funnel says nothing of the product line: the deal counts in
-the renewal funnel, with its renewal copy's stage.
+(funnel `default`) and Pipedrive's Renewals pipeline (`2`, funnel `renewal`, as
+`renewals_on_their_own_funnel` sets them up), as a Salesforce without a Renewal record type
+holds renewals. The copy in the default funnel says nothing of the product line: the deal
+counts in the renewal funnel, with its renewal copy's stage.
 
 The generator's five deals per CRM (seed 7), with these changes, after one `reconcile`
 (stage policy `newest`, as the sandbox config has it):
@@ -36,18 +36,11 @@ import requests
 import yaml
 
 from connectors.sandbox.generator import generate
+from tests.integration.product_lines import renewals_on_their_own_funnel
 from tests.sandbox_env import SandboxEnv, hubspot_and_pipedrive, run_crmsync
 
 IRONCLAD = "Ironclad LLC — Platform Migration 2026"
 STERLING = "Sterling Cooper SA — Onboarding Package 2026"
-RENEWAL = [
-    {"key": "renewal_due", "phase": "awareness", "probability": 0.2},
-    {"key": "contacted", "phase": "interest", "probability": 0.3},
-    {"key": "quoted", "phase": "decision", "probability": 0.5},
-    {"key": "committed", "phase": "decision", "probability": 0.9},
-    {"key": "renewed", "phase": "action", "probability": 1, "closed": True, "won": True},
-    {"key": "churned", "phase": "action", "probability": 0, "closed": True},
-]
 
 
 def _dataset() -> dict[str, Any]:
@@ -71,31 +64,10 @@ def _dataset() -> dict[str, Any]:
     return {"hubspot": dataset["hubspot"], "pipedrive": dataset["pipedrive"]}
 
 
-def _renewals_on_their_own_funnel(config: Path) -> None:
-    document = yaml.safe_load(config.read_text())
-    document["funnels"] = {"renewal": {"stages": RENEWAL}}
-    systems = document["systems"]
-    systems["hubspot"]["pipeline_funnels"] = {"renewals": "renewal"}
-    systems["hubspot"]["stage_map"]["renewals"] = {
-        "75210931": "renewal_due", "75210932": "contacted", "75210933": "quoted",
-        "75210934": "committed", "75210935": "renewed", "75210936": "churned",
-    }  # fmt: skip
-    systems["pipedrive"]["pipeline_funnels"] = {"2": "renewal"}
-    systems["pipedrive"]["stage_map"]["2"] = {
-        "6": "renewal_due",
-        "7": "contacted",
-        "8": "quoted",
-        "9": "committed",
-    }
-    for system in ("hubspot", "pipedrive"):
-        systems[system].get("stage_write", {}).pop("renewals" if system == "hubspot" else "2", 0)
-    config.write_text(yaml.safe_dump(document, sort_keys=False))
-
-
 @contextmanager
 def _reconciled(folder: Path) -> Iterator[SandboxEnv]:
     with hubspot_and_pipedrive(folder, _dataset()) as sandbox_env:
-        _renewals_on_their_own_funnel(sandbox_env.config)
+        renewals_on_their_own_funnel(sandbox_env)
         done = run_crmsync("reconcile", "--config", str(sandbox_env.config), "--yes")
         assert done.returncode == 0, done.stderr
         yield sandbox_env
@@ -209,12 +181,13 @@ def test_copies_in_several_named_funnels_are_placed_by_the_stage_policy(tmp_path
     # places it in renewal. Ironclad and Sterling count in upsell all the same: their HubSpot
     # copies, in the default funnel, say nothing of the product line.
     with hubspot_and_pipedrive(tmp_path, _dataset()) as fresh:
-        _renewals_on_their_own_funnel(fresh.config)
+        renewals_on_their_own_funnel(fresh)
         document = yaml.safe_load(fresh.config.read_text())
         document["funnels"]["upsell"] = {"stages": UPSELL}
         pipedrive = document["systems"]["pipedrive"]
         pipedrive["pipeline_funnels"] = {"2": "upsell"}
         pipedrive["stage_map"]["2"] = {"6": "pitch", "7": "pitch", "8": "offer", "9": "offer"}
+        del pipedrive["stage_write"]["2"]
         document["policies"]["fields"]["stage"] = {"source_of_truth": "hubspot"}
         fresh.config.write_text(yaml.safe_dump(document, sort_keys=False))
         done = run_crmsync("report", "--config", str(fresh.config), "--format", "json", "--refresh")
