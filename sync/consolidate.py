@@ -188,12 +188,13 @@ class Chooser:
         """The copies the stage is chosen among: where they follow the default funnel and one
         named funnel, those of the named funnel (the default says nothing of the product line);
         else all of them (in several named funnels, the stage policy decides)."""
-        named = {d.funnel for d in copies} - {DEFAULT_FUNNEL.name}
-        if len(named) != 1 or all(d.funnel in named for d in copies):
-            if len(named) > 1:
-                self.across_by_policy += 1
-            return copies
-        return [d for d in copies if d.funnel in named]
+        funnels = {d.funnel for d in copies}
+        named = funnels - {DEFAULT_FUNNEL.name}
+        if len(named) > 1:
+            self.across_by_policy += 1
+        if len(named) == 1 and len(funnels) > 1:
+            return [d for d in copies if d.funnel in named]
+        return copies
 
     def _own(self, name: str, copies: Sequence[Deal], staged: Deal, known: Deal) -> Deal:
         """The copy whose stage counts, for a field whose policy picked no copy. Counted apart
