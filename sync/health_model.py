@@ -150,6 +150,8 @@ class SalesCycle:
     median_days: Decimal | None
     p90_days: Decimal | None
     sources: Mapping[str, int]  # where the won date came from -> deals
+    # the average a deck asks for ("average sales cycle"); last, so the JSON only gains a key
+    mean_days: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,7 +155,7 @@ class KpiRow:
     # (`lead_to_won`) in its own words: the comparison's column header for the funnel.
     conversion_stages: tuple[str, str]
     won_size: tuple[str, ...]  # average won deal size, one per currency
-    sales_cycle: str  # median days and how they were obtained
+    sales_cycle: str  # median and mean days, and how they were obtained
     stale: str
     past_due: int
 
@@ -171,7 +171,10 @@ def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> 
         lead_to_won=share(f.conversion.lead_to_won),
         conversion_stages=_overall_stages(f.conversion),
         won_size=tuple(f"{amount(s.average)} {s.currency}" for s in f.won_size),
-        sales_cycle=f"{_number(f.sales_cycle.median_days)} ({f.sales_cycle.method})",
+        sales_cycle=(
+            f"{_number(f.sales_cycle.median_days)} / {_number(f.sales_cycle.mean_days)} "
+            f"({f.sales_cycle.method})"
+        ),
         stale=f"{f.stale.count} of {f.stale.open_deals}",
         past_due=f.past_due.count,
     )
@@ -255,7 +258,8 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
     cycle = f.sales_cycle
     table.add_row(
         "sales cycle (days)",
-        f"median {_number(cycle.median_days)} / p90 {_number(cycle.p90_days)}",
+        f"median {_number(cycle.median_days)} / mean {_number(cycle.mean_days)} "
+        f"/ p90 {_number(cycle.p90_days)}",
         f"{cycle.method} ({cycle.deals} deals)",
     )
     tis = f.time_in_stage
@@ -296,7 +300,7 @@ def _kpi_columns(group: list[KpiRow]) -> tuple[str | Text, ...]:
         "won / lost",
         cell(_overall_label(group[0].conversion_stages)),
         "avg won size",
-        "sales cycle (median days, method)",
+        "sales cycle (median / mean days, method)",
         "stale of open",
         "past due",
     )

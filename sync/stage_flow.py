@@ -80,6 +80,12 @@ def _median(values: Sequence[Decimal]) -> Decimal | None:
     return _rounded(Decimal(statistics.median(values)))
 
 
+def _mean(values: Sequence[Decimal]) -> Decimal | None:
+    if not values:
+        return None
+    return _rounded(sum(values, Decimal(0)) / len(values))
+
+
 def _history(deal: Deal) -> list[StageChange]:
     """The stage history in time order, consecutive entries of the same stage merged."""
     merged: list[StageChange] = []
@@ -188,7 +194,7 @@ def _won_at(deal: Deal, funnel: Funnel, zone: tzinfo) -> tuple[datetime | None, 
 
 
 def sales_cycle(deals: Iterable[Deal], funnel: Funnel, zone: tzinfo = UTC) -> SalesCycle:
-    """Days from creation to won, over won deals: median and p90 (nearest rank). A won date
+    """Days from creation to won, over won deals: median, mean and p90 (nearest rank). A won date
     known only as a close date counts whole days from the creation date in `zone` (the
     report's time zone: a date-only close date has no instant to measure from)."""
     durations: list[Decimal] = []
@@ -217,6 +223,7 @@ def sales_cycle(deals: Iterable[Deal], funnel: Funnel, zone: tzinfo = UTC) -> Sa
         median_days=_median(durations),
         p90_days=percentile(durations, Decimal("0.9")),
         sources=dict(sorted(sources.items())),
+        mean_days=_mean(durations),
     )
 
 

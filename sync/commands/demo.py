@@ -6,6 +6,7 @@ import os
 import shlex
 import sys
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -103,11 +104,10 @@ def _kpis(r: DemoResult) -> None:
         f"{c.stale} stale, {c.past_due} past their close date"
     )
     for name, figures in report.funnels.items():
-        cycle = figures.sales_cycle.median_days
+        cycle = figures.sales_cycle
         click.echo(
-            f"  funnel {name}: median sales cycle "
-            f"{f'{cycle:.0f} days' if cycle is not None else 'n/a'} "
-            f"({figures.sales_cycle.method}), open pipeline {_money(c.open_amount)}"
+            f"  funnel {name}: median sales cycle {_days(cycle.median_days)}, mean "
+            f"{_days(cycle.mean_days)} ({cycle.method}), open pipeline {_money(c.open_amount)}"
         )
     for t in report.breached:
         click.echo(f"  threshold breached: {t.name} = {t.value} (limit {t.limit})")
@@ -116,6 +116,10 @@ def _kpis(r: DemoResult) -> None:
 def _money(amounts: object) -> str:
     items = sorted(dict(amounts).items())  # type: ignore[call-overload]
     return ", ".join(f"{amount:,.0f} {currency}" for currency, amount in items) or "0"
+
+
+def _days(value: Decimal | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} days"
 
 
 def _pct(value: object) -> str:

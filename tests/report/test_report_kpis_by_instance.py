@@ -50,7 +50,7 @@ def test_table_compares_each_instance_win_rate_with_the_consolidated_one():
     ]
     sf, hs, _ = rows
     assert sf[6] == "3,000.00 USD" and hs[6] == "5,000.00 USD"  # average won deal size
-    assert sf[7] == "100.0 (stage_history)"  # the cycle says how each instance measured it
+    assert sf[7] == "100.0 / 100.0 (stage_history)"  # median / mean, and how it was measured
 
 
 def test_html_compares_each_instance_win_rate_with_the_consolidated_one():

@@ -207,7 +207,7 @@ def test_table_shows_the_consolidated_figures_the_html_shows_and_n_a_for_no_sale
     lost_only = build_health(inputs(deals={"sf": [SF[3]]}, entities=[], plan=None))
     console = Console(record=True, width=160)
     to_table(lost_only, console)
-    assert "median n/a / p90 n/a" in console.export_text()
+    assert "median n/a / mean n/a / p90 n/a" in console.export_text()
     report = build_health(inputs(report_currency="USD", rates={"EUR": D("1.10")}))
     console = Console(record=True, width=160)
     to_table(report, console)

@@ -1,0 +1,97 @@
+"""Figures a VP deck takes from `crmsync report`, end to end: Pipedrive deals served by the
+sandbox, pulled through the official client library, every figure computed by hand here.
+
+Pipeline 1 ("Sales") gains a stage the config's stage map lacks, 10 "On Hold":
+- deals 1-3 won: created 01-01, won 01-11 (10 days); created 02-01, won 02-21 (20 days);
+  created 03-01, won 05-01 (61 days). Median 20.0, mean 91 / 3 = 30.3, p90 61.0;
+- deal 4 open in stage 1 (Lead In -> lead);
+- deal 5 open in stage 10 "On Hold": counted in the funnel's 5 deals, in no stage row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fixtures import pipedrive_only
+
+from tests.sandbox_env import crmsync_env, make_env, run_crmsync, warm_crmsync
+
+WON = [  # (id, add_time, won_time)
+    (1, "2024-01-01 00:00:00", "2024-01-11 00:00:00"),
+    (2, "2024-02-01 00:00:00", "2024-02-21 00:00:00"),
+    (3, "2024-03-01 00:00:00", "2024-05-01 00:00:00"),
+]
+ON_HOLD = 10
+
+
+def _deal(deal_id: int, **fields: Any) -> dict[str, Any]:
+    record: dict[str, Any] = dict(id=deal_id, title=f"Deal {deal_id}", value=1000, currency="USD")
+    record.update(pipeline_id=1, probability=None, expected_close_date=None, stage_change_time=None)
+    record.update(won_time=None, lost_time=None, first_won_time=None, close_time=None)
+    record.update(fields)
+    return record
+
+
+def _dataset() -> dict[str, Any]:
+    deals = [
+        _deal(i, status="won", stage_id=5, add_time=added, won_time=won, update_time=won)
+        for i, added, won in WON
+    ]
+    opened = dict(status="open", add_time="2024-06-01 00:00:00", update_time="2024-06-01 00:00:00")
+    deals += [_deal(4, stage_id=1, **opened), _deal(5, stage_id=ON_HOLD, **opened)]
+    dataset = pipedrive_only(*deals)
+    stages = dataset["pipedrive"]["stages"]
+    hold = {**stages[0], "id": ON_HOLD, "name": "On Hold", "order_nr": 6, "pipeline_id": 1}
+    stages.append(hold)
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("deck")
+    env = make_env(folder, _dataset(), f"sqlite:///{folder}/store.db", systems=("pipedrive",))
+    try:
+        pulled = run_crmsync("pull", "--config", str(env.config), "--format", "table")
+        assert pulled.returncode == 0, pulled.stderr
+        yield env.config
+    finally:
+        env.sandbox.stop()
+
+
+def _report(config: Path, form: str) -> str:
+    """The report as `form`, on a terminal wide enough for the KPIs by instance side by side."""
+    done = subprocess.run(
+        [*warm_crmsync(), "report", "--config", str(config), "--format", form],
+        env={**crmsync_env(), "COLUMNS": "220"}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode in (0, 3), done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def report(config: Path) -> dict[str, Any]:
+    return dict(json.loads(_report(config, "json")))
+
+
+def test_sales_cycle_json_adds_the_mean_next_to_the_median(report: dict[str, Any]) -> None:
+    own = report["systems"]["pipedrive"]["funnels"]["default"]["sales_cycle"]
+    consolidated = report["funnels"]["default"]["sales_cycle"]
+    for cycle in (own, consolidated):
+        assert (cycle["deals"], cycle["median_days"], cycle["p90_days"]) == (3, "20.0", "61.0")
+        assert cycle["mean_days"] == "30.3"
+
+
+def test_sales_cycle_table_and_html_show_the_mean_next_to_the_median(config: Path) -> None:
+    table = _report(config, "table")
+    assert "median 20.0 / mean 30.3 / p90 61.0" in table  # the consolidated KPI table
+    assert "sales cycle (median / mean days, method)" in table
+    assert len(re.findall(r"20\.0 / 30\.3 \(current_stage_only\)", table)) == 2  # by instance
+    page = _report(config, "html")
+    assert "median 20.0, mean 30.3, p90 61.0" in page
+    assert page.count("20.0 / 30.3 (current_stage_only)") == 2
