@@ -397,24 +397,27 @@ def test_sales_cycle_is_days_from_creation_to_won(data):
         "median_days": "89.0",
         "p90_days": "89.0",
         "sources": {"stage_history": 1},
+        "mean_days": "89.0",
     }
     # hs:12 89 days; hs:13 2025-01-15 -> entered won 03-01: 16 + 28 + 1 = 45 days
-    # median (45 + 89) / 2 = 67; p90 nearest rank ceil(0.9 x 2) = 2nd = 89
+    # median and mean (45 + 89) / 2 = 67; p90 nearest rank ceil(0.9 x 2) = 2nd = 89
     assert cycles["hs"] == {
         "method": "current_stage_only",
         "deals": 2,
         "median_days": "67.0",
         "p90_days": "89.0",
         "sources": {"stage_entered_at": 1, "stage_history": 1},
+        "mean_days": "67.0",
     }
     # pd:23 2025-01-05 -> 03-05: 26 + 28 + 5 = 59
     assert cycles["pd"]["median_days"] == "59.0"
-    # consolidated: 45, 59, 89: median 59, p90 rank ceil(2.7) = 3rd = 89
+    # consolidated: 45, 59, 89: median 59, p90 rank ceil(2.7) = 3rd = 89, mean 193 / 3 = 64.3
     assert (cycles[None]["median_days"], cycles[None]["p90_days"], cycles[None]["deals"]) == (
         "59.0",
         "89.0",
         3,
     )
+    assert cycles[None]["mean_days"] == "64.3"
 
 
 def test_time_in_stage_bottleneck_and_stalled_deals_from_history_only(data):
