@@ -43,6 +43,7 @@ from sync.health_model import (
     HealthReport,
     SystemFigures,
 )
+from sync.stage_names import StageNames
 
 __all__ = [
     "CONVERSION_NOTE",
@@ -75,10 +76,11 @@ def funnel_figures(
     now: datetime,
     stale_days: int,
     stage_maps: stage_flow.StageMaps | None = None,
+    stage_names: StageNames | None = None,
 ) -> FunnelFigures:
     """Every pipeline KPI of one set of deals in one funnel (`stage_maps`: where lost deals
-    were lost, for CRMs that keep a lost deal in its stage). `now` in the report's time zone:
-    its date is today."""
+    were lost, for CRMs that keep a lost deal in its stage; `stage_names`: what the CRMs call
+    the stages the stage maps lack). `now` in the report's time zone: its date is today."""
     statuses = [d.status for d in deals]
     return FunnelFigures(
         funnel=funnel.name,
@@ -97,6 +99,15 @@ def funnel_figures(
         stale=kpis.stale(deals, now, stale_days),
         past_due=kpis.past_due(deals, now),
         forecast=kpis.forecast(deals, {funnel.name: funnel}, now),
+        unmapped_stages=kpis.unmapped_stages(deals, funnel, stage_names or {}),
+    )
+
+
+def _figures(
+    deals: Sequence[Deal], funnel: Funnel, now: datetime, inputs: HealthInputs
+) -> FunnelFigures:
+    return funnel_figures(
+        deals, funnel, now, inputs.stale_days, inputs.stage_maps, inputs.stage_names
     )
 
 
@@ -254,9 +265,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
             instance=instance,
             deals=len(own),
             funnels={
-                name: funnel_figures(
-                    group, inputs.funnels[name], now, inputs.stale_days, inputs.stage_maps
-                )
+                name: _figures(group, inputs.funnels[name], now, inputs)
                 for name, group in _by_funnel(own, inputs.funnels).items()
             },
         )
@@ -300,9 +309,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         breached=tuple(t for t in thresholds if t.breached),
         systems=systems,
         funnels={
-            name: funnel_figures(
-                group, inputs.funnels[name], now, inputs.stale_days, inputs.stage_maps
-            )
+            name: _figures(group, inputs.funnels[name], now, inputs)
             for name, group in _by_funnel(unique, inputs.funnels).items()
         },
         consolidated=consolidated,

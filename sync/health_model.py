@@ -50,6 +50,7 @@ __all__ = [
     "SystemFigures",
     "ThresholdResult",
     "TimeInStage",
+    "UnmappedStageFigure",
     "WinRate",
 ]
 
@@ -95,6 +96,9 @@ class HealthInputs:
     # open deals archived in Pipedrive: in no figure (not in `deals`), but a matched one is
     # still held by its CRM, and counts as matched in the matching pairs
     archived_open: frozenset[Ref] = frozenset()
+    # instance -> "pipeline/native stage" -> the name its CRM shows ("Sales / On Hold"), as
+    # its last pull read them (`sync.stage_names`): a deal in an unmapped stage is named so
+    stage_names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,21 @@ class StageFigure:
     count: int
     amount: Amounts
     weighted: Amounts
+    without_amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnmappedStageFigure:
+    """The deals of a funnel in one native stage no stage row holds (the stage map lacks it):
+    the funnel counts them, and a stage table that did not would add up short."""
+
+    system: str  # the instance whose native stage it is
+    pipeline: str
+    native_stage: str | None
+    name: str  # as its CRM shows it ("Sales / On Hold"), else its ids ("1/10")
+    count: int
+    amount: Amounts
+    weighted: Amounts  # at the deal's own probability: its stage has none
     without_amount: int
 
 
@@ -241,6 +260,9 @@ class FunnelFigures:
     stale: Stale
     past_due: PastDue
     forecast: Forecast
+    # the deals counted in `deals` that no stage row holds, per native stage (`unmapped_stage`
+    # of them are in a stage the stage map lacks); last, so the JSON only gains a key
+    unmapped_stages: tuple[UnmappedStageFigure, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Money
 from sync.health_model import (
+    Amounts,
     DealFlag,
     DealSize,
     Forecast,
@@ -25,8 +26,10 @@ from sync.health_model import (
     PastDue,
     StageFigure,
     Stale,
+    UnmappedStageFigure,
     WinRate,
 )
+from sync.stage_names import StageNames, stage_name
 
 __all__ = [
     "COMMITTED_PROBABILITY",
@@ -39,6 +42,7 @@ __all__ = [
     "stage_figures",
     "stale",
     "sum_by_currency",
+    "unmapped_stages",
     "win_rate",
     "won_sizes",
 ]
@@ -98,6 +102,14 @@ def _cents(total: Decimal) -> Decimal:
     return total.quantize(_MONEY, ROUND_HALF_EVEN)
 
 
+def _totals(members: Sequence[Deal], funnel: Funnel) -> tuple[Amounts, Amounts, int]:
+    """Amount and weighted amount per currency of some deals, and how many hold no amount."""
+    valued = [d.value for d in members if d.value is not None]
+    weighted = [w for d in members if (w := _weighted(d, funnel)) is not None]
+    rounded = {c: _cents(a) for c, a in sum_by_currency(weighted).items()}
+    return sum_by_currency(valued), rounded, len(members) - len(valued)
+
+
 def stage_figures(deals: Sequence[Deal], funnel: Funnel) -> tuple[StageFigure, ...]:
     """Count, amount and weighted amount per stage of the funnel, per currency."""
     by_stage: dict[str, list[Deal]] = defaultdict(list)
@@ -107,19 +119,32 @@ def stage_figures(deals: Sequence[Deal], funnel: Funnel) -> tuple[StageFigure, .
     figures = []
     for stage in funnel.stages:
         members = by_stage.get(stage.key, [])
-        valued = [d.value for d in members if d.value is not None]
-        weighted = [w for d in members if (w := _weighted(d, funnel)) is not None]
-        figures.append(
-            StageFigure(
-                key=stage.key,
-                label=stage.label,
-                count=len(members),
-                amount=sum_by_currency(valued),
-                weighted={c: _cents(a) for c, a in sum_by_currency(weighted).items()},
-                without_amount=len(members) - len(valued),
-            )
-        )
+        amount, weighted, without = _totals(members, funnel)
+        figures.append(StageFigure(stage.key, stage.label, len(members), amount, weighted, without))
     return tuple(figures)
+
+
+def unmapped_stages(
+    deals: Sequence[Deal], funnel: Funnel, names: StageNames
+) -> tuple[UnmappedStageFigure, ...]:
+    """The deals no row of `stage_figures` holds, per instance and native stage, named as
+    their CRM shows the stage (`names`), sorted by instance and name."""
+    held: dict[tuple[str, str, str | None], list[Deal]] = defaultdict(list)
+    for deal in deals:
+        if deal.stage is None or deal.stage not in funnel:
+            held[(deal.ref.system, deal.pipeline, deal.native_stage)].append(deal)
+    figures = [
+        UnmappedStageFigure(
+            system,
+            pipeline,
+            native,
+            stage_name(names, system, pipeline, native),
+            len(members),
+            *_totals(members, funnel),
+        )
+        for (system, pipeline, native), members in held.items()
+    ]
+    return tuple(sorted(figures, key=lambda f: (f.system, f.name)))
 
 
 def win_rate(deals: Iterable[Deal]) -> WinRate:

@@ -40,6 +40,7 @@ from sync.connect import build_context, kind_mapping, read_now
 from sync.errors import CrmsyncError
 from sync.locks import Budget, pull_locks
 from sync.shutdown import Stopped, stop_requested, stopped_on_request
+from sync.stage_names import stage_names
 from sync.store import Store
 from sync.terminal import counted
 
@@ -558,7 +559,12 @@ def _consume(
                 # Deals kept unlisted hold what an earlier mapping made of them: a pull that
                 # maps every deal again (the mapping changed) does not record its mapping, so
                 # the next one reads everything again.
-                store.save_cursor(instance, cursor, None if report.unlisted else report.mapping)
+                store.save_cursor(
+                    instance,
+                    cursor,
+                    None if report.unlisted else report.mapping,
+                    stage_names(report.context) if report.context else None,
+                )
         if progress is not None:
             progress(instance, report.fetched)
 

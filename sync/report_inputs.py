@@ -146,6 +146,7 @@ def health_inputs(
         policies={name: config.policy_for(name) for name in (*COUNTED_FIELDS, "status")},
         timezone=report.timezone,
         stage_maps={name: s.stage_map for name, s in config.systems.items()},
+        stage_names={name: store.stage_names(name) for name in instances},
         archived_open=frozenset(
             d.ref
             for deals in result.by_instance.values()

@@ -23,6 +23,8 @@ from sync.health_model import (
     FunnelFigures,
     HealthReport,
     MismatchRow,
+    StageFigure,
+    UnmappedStageFigure,
 )
 from sync.report_html import across_funnels, amount, render_page, share
 from sync.terminal import cell, id_column
@@ -204,19 +206,30 @@ def _number(value: Decimal | None) -> str:
     return "n/a" if value is None else format(value, "f")
 
 
-def _funnel_table(title: str, figures: FunnelFigures) -> Table:
+def _funnel_table(title: str, figures: FunnelFigures, across: bool = False) -> Table:
+    """A funnel's stage rows, then a row per native stage the stage map lacks, so the rows add
+    up to the deals its title counts (`across`: over several instances, each row names its
+    instance)."""
     table = Table(title=cell(title))
     for column in ("stage", "deals", "amount", "weighted", "no amount"):
         table.add_column(column, justify="left" if column == "stage" else "right")
-    for s in figures.stages:
+    rows: list[StageFigure | UnmappedStageFigure] = [*figures.stages, *figures.unmapped_stages]
+    for s in rows:
+        label = s.label if isinstance(s, StageFigure) else _unmapped_label(s, across)
         table.add_row(
-            cell(s.label),
+            cell(label),
             str(s.count),
             _amounts(s.amount),
             _amounts(s.weighted),
             str(s.without_amount),
         )
     return table
+
+
+def _unmapped_label(figure: UnmappedStageFigure, across: bool) -> str:
+    """The stage table's row of deals in a stage the stage map lacks."""
+    where = f" ({figure.system})" if across else ""
+    return f"in an unmapped stage: {figure.name}{where}"
 
 
 def _overall_stages(conversion: Conversion) -> tuple[str, str]:
@@ -382,7 +395,8 @@ def to_table(report: HealthReport, console: Console) -> None:
             title = f"{instance} — funnel {name} ({figures.deals} deals)"
             console.print(_funnel_table(title, figures))
     for name, figures in report.funnels.items():
-        console.print(_funnel_table(f"Consolidated — funnel {name} (matched deals once)", figures))
+        title = f"Consolidated — funnel {name} (matched deals once)"
+        console.print(_funnel_table(title, figures, across=True))
         console.print(_kpi_table(f"KPIs — funnel {name}", figures))
     if rows := kpi_rows(report):
         _print_kpi_comparison(rows, console)

@@ -7,6 +7,7 @@ that looks like a credential is ever written: JSON values are checked on the way
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +67,7 @@ from sync.store_meta import (
     read_reconcile_epoch,
     read_reconcile_state,
     record_reconcile_state,
+    stage_names_key,
 )
 from sync.store_pending import flag_deals, read_pending, settle_flags
 from sync.store_records import (
@@ -286,14 +288,29 @@ class Store:
             query = select(t.cursors.c.updated_at).where(t.cursors.c.instance == instance)
             return conn.execute(query).scalar()
 
-    def save_cursor(self, instance: str, cursor: str, mapping: str | None = None) -> None:
+    def save_cursor(
+        self,
+        instance: str,
+        cursor: str,
+        mapping: str | None = None,
+        stage_names: Mapping[str, str] | None = None,
+    ) -> None:
         """Advance a cursor on its own (a pull: once its last chunk and its deletions are saved),
         with the fingerprint of the mapping the deals it covers were read under (see
-        :meth:`mapping_of`)."""
+        :meth:`mapping_of`) and the names of the native stages it read (:meth:`stage_names`)."""
         with transaction(self._engine) as conn:
             self._save_cursor(conn, instance, cursor)
             if mapping is not None:
                 put_meta(conn, mapping_key(instance), mapping)
+            if stage_names is not None:
+                names = json.dumps(dict(stage_names), sort_keys=True)
+                put_meta(conn, stage_names_key(instance), names)
+
+    def stage_names(self, instance: str) -> dict[str, str]:
+        """The names of the instance's native stages by `sync.stage_names.stage_key`, as its
+        last complete pull read them; empty before one did."""
+        names = read_meta(self._engine, stage_names_key(instance))
+        return dict(json.loads(names)) if names else {}
 
     def mapping_of(self, instance: str) -> str | None:
         """The mapping fingerprint (`Config.mapping_fingerprint`) the instance's stored deals

@@ -23,7 +23,7 @@ from sync import schema as t
 from sync.base_marks import LEFT_OUT, LEFT_OUT_WHY, PICKED
 from sync.schema import chunks, upsert
 from sync.split_fellows import linked_with, spread
-from sync.store_meta import drop_reconcile_state, mapping_key
+from sync.store_meta import drop_reconcile_state, mapping_key, stage_names_key
 
 __all__ = ["Holdings", "holdings", "known_instances", "purge", "without_marks_of"]
 
@@ -143,7 +143,8 @@ def purge(conn: Connection, instance: str) -> Holdings:
             or_(splits.instance_a == instance, splits.instance_b == instance)
         )
     )
-    conn.execute(t.meta.delete().where(t.meta.c.key == mapping_key(instance)))
+    named = (mapping_key(instance), stage_names_key(instance))
+    conn.execute(t.meta.delete().where(t.meta.c.key.in_(named)))
     # The next analysis is full: the incremental one builds on entities some of which are gone.
     drop_reconcile_state(conn)
     # after the links that named them (foreign keys), bases before their entities

@@ -24,21 +24,33 @@ __all__ = [
     "read_reconcile_epoch",
     "read_reconcile_state",
     "record_reconcile_state",
+    "stage_names_key",
 ]
 
 _RECONCILE_STATE = "reconcile_state"
 _RECONCILE_EPOCH = "reconcile_epoch"
-_MAPPING = "mapping@"  # + instance: the mapping its stored deals were read under
+_MAPPING = "mapping"  # @ instance: the mapping its stored deals were read under
+_STAGE_NAMES = "stages"  # @ instance: its native stages' names (`sync.stage_names`)
+
+
+def _instance_key(prefix: str, instance: str) -> str:
+    """A meta key of one instance. A key holds 64 characters and an instance name 200: a
+    longer one is keyed by its digest (PostgreSQL refused it, so every pull of that instance
+    failed as it saved its cursor)."""
+    key = f"{prefix}@{instance}"
+    if len(key) <= 64:  # String(64): sync.schema.meta
+        return key
+    return f"{prefix}#" + hashlib.sha256(instance.encode()).hexdigest()[: 63 - len(prefix)]
 
 
 def mapping_key(instance: str) -> str:
-    """The meta key of an instance's mapping fingerprint. A key holds 64 characters and an
-    instance name 200: a longer one is keyed by its digest (PostgreSQL refused it, so every
-    pull of that instance failed as it saved its cursor)."""
-    key = _MAPPING + instance
-    if len(key) <= 64:  # String(64): sync.schema.meta
-        return key
-    return "mapping#" + hashlib.sha256(instance.encode()).hexdigest()[:56]
+    """The meta key of an instance's mapping fingerprint."""
+    return _instance_key(_MAPPING, instance)
+
+
+def stage_names_key(instance: str) -> str:
+    """The meta key of the names of an instance's native stages, as its last pull read them."""
+    return _instance_key(_STAGE_NAMES, instance)
 
 
 def put_meta(conn: Connection, key: str, value: str) -> None:

@@ -5,7 +5,9 @@ Pipeline 1 ("Sales") gains a stage the config's stage map lacks, 10 "On Hold":
 - deals 1-3 won: created 01-01, won 01-11 (10 days); created 02-01, won 02-21 (20 days);
   created 03-01, won 05-01 (61 days). Median 20.0, mean 91 / 3 = 30.3, p90 61.0;
 - deal 4 open in stage 1 (Lead In -> lead);
-- deal 5 open in stage 10 "On Hold": counted in the funnel's 5 deals, in no stage row.
+- deal 5 open in stage 10 "On Hold", 2500 USD at probability 0.2 (500 weighted), and deal 6
+  open without an amount in stage 11, named with markup: counted in the funnel's 6 deals, in
+  no stage row of the funnel.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fixtures import pipedrive_only
 
 from tests.sandbox_env import crmsync_env, make_env, run_crmsync, warm_crmsync
@@ -28,6 +31,8 @@ WON = [  # (id, add_time, won_time)
     (3, "2024-03-01 00:00:00", "2024-05-01 00:00:00"),
 ]
 ON_HOLD = 10
+HOSTILE = 11
+HOSTILE_NAME = "Parked <b>x</b> [red]y[/red]"
 
 
 def _deal(deal_id: int, **fields: Any) -> dict[str, Any]:
@@ -44,11 +49,15 @@ def _dataset() -> dict[str, Any]:
         for i, added, won in WON
     ]
     opened = dict(status="open", add_time="2024-06-01 00:00:00", update_time="2024-06-01 00:00:00")
-    deals += [_deal(4, stage_id=1, **opened), _deal(5, stage_id=ON_HOLD, **opened)]
+    deals += [
+        _deal(4, stage_id=1, **opened),
+        _deal(5, stage_id=ON_HOLD, **{**opened, "value": 2500, "probability": 20}),
+        _deal(6, stage_id=HOSTILE, **{**opened, "value": None}),
+    ]
     dataset = pipedrive_only(*deals)
     stages = dataset["pipedrive"]["stages"]
-    hold = {**stages[0], "id": ON_HOLD, "name": "On Hold", "order_nr": 6, "pipeline_id": 1}
-    stages.append(hold)
+    for order, (stage_id, name) in enumerate(((ON_HOLD, "On Hold"), (HOSTILE, HOSTILE_NAME))):
+        stages.append({**stages[0], "id": stage_id, "name": name, "order_nr": 6 + order})
     return dataset
 
 
@@ -56,6 +65,11 @@ def _dataset() -> dict[str, Any]:
 def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("deck")
     env = make_env(folder, _dataset(), f"sqlite:///{folder}/store.db", systems=("pipedrive",))
+    document = yaml.safe_load(env.config.read_text())
+    stages = document["systems"]["pipedrive"]["stage_map"]["1"]
+    for added in (ON_HOLD, HOSTILE):  # stages added in Pipedrive after `init` wrote the map
+        del stages[str(added)]
+    env.config.write_text(yaml.safe_dump(document))
     try:
         pulled = run_crmsync("pull", "--config", str(env.config), "--format", "table")
         assert pulled.returncode == 0, pulled.stderr
@@ -95,3 +109,46 @@ def test_sales_cycle_table_and_html_show_the_mean_next_to_the_median(config: Pat
     page = _report(config, "html")
     assert "median 20.0, mean 30.3, p90 61.0" in page
     assert page.count("20.0 / 30.3 (current_stage_only)") == 2
+
+
+def _unmapped(funnel: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (u["system"], u["pipeline"], u["native_stage"], u["name"], u["count"], u["amount"],
+         u["weighted"], u["without_amount"])
+        for u in funnel["unmapped_stages"]
+    ]  # fmt: skip
+
+
+def test_funnel_stage_rows_and_unmapped_stages_add_up_to_the_deals_it_counts(
+    report: dict[str, Any],
+) -> None:
+    own = report["systems"]["pipedrive"]["funnels"]["default"]
+    consolidated = report["funnels"]["default"]
+    for funnel in (own, consolidated):
+        rows = sum(s["count"] for s in funnel["stages"])
+        unmapped = sum(u["count"] for u in funnel["unmapped_stages"])
+        assert (funnel["deals"], rows, unmapped, funnel["unmapped_stage"]) == (6, 4, 2, 2)
+        assert _unmapped(funnel) == [
+            ("pipedrive", "1", "10", "Sales / On Hold", 1, {"USD": "2500"}, {"USD": "500.00"}, 0),
+            ("pipedrive", "1", "11", f"Sales / {HOSTILE_NAME}", 1, {}, {}, 1),
+        ]
+
+
+def test_table_and_html_stage_tables_end_with_the_deals_in_unmapped_stages(config: Path) -> None:
+    table = _report(config, "table")
+    assert "pipedrive — funnel default (6 deals)" in table
+    rows = {
+        cells[0]: cells[1:]
+        for line in table.splitlines()
+        if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 5
+    }
+    assert rows["in an unmapped stage: Sales / On Hold"] == ["1", "2,500.00 USD", "500.00 USD", "0"]
+    assert rows["in an unmapped stage: Sales / On Hold (pipedrive)"][0] == "1"  # consolidated
+    assert rows[f"in an unmapped stage: Sales / {HOSTILE_NAME}"] == ["1", "-", "-", "1"]
+    page = _report(config, "html")
+    assert (
+        '<tr class="unmapped"><td>in an unmapped stage: Sales / On Hold</td><td class="num">1</td>'
+        in page
+    )
+    assert "in an unmapped stage: Sales / Parked &lt;b&gt;x&lt;/b&gt; [red]y[/red]</td>" in page
+    assert "<b>x</b>" not in page
