@@ -281,6 +281,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         inputs.mapping_errors,
         inputs.plan,
         copies_without_account(inputs.account_notes, inputs.deals),
+        inputs.stage_names,
     )
     cross = cross_system(
         deals,

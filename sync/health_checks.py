@@ -28,6 +28,7 @@ from sync.kpis import ratio
 from sync.match import is_archived
 from sync.plan import encode_value
 from sync.record_links import record_url
+from sync.stage_names import StageNames, stage_key, stage_name
 
 __all__ = [
     "THRESHOLDS",
@@ -74,10 +75,12 @@ def data_quality(
     mapping_errors: Sequence[Mapping[str, str]],
     plan: Mapping[str, Any] | None,
     without_account: Sequence[Mapping[str, Any]] = (),
+    names: StageNames | None = None,
 ) -> DataQuality:
     """Field completeness, unmapped stages (of the deals the report covers: with --since, those
-    in the window), mapping errors, in-system duplicates and the copies created without an
-    account (`copies_without_account`)."""
+    in the window; keyed by their ids, named as their CRM shows them by `names`), mapping
+    errors, in-system duplicates and the copies created without an account
+    (`copies_without_account`)."""
     duplicates = tuple(dict(d) for d in (plan or {}).get("duplicates", ()))
     errors_by = Counter(str(e.get("system")) for e in mapping_errors)
     duplicates_by = Counter(str(d.get("system")) for d in duplicates)
@@ -85,7 +88,13 @@ def data_quality(
     quality = {}
     for instance in instances:
         own = deals.get(instance, ())
-        unmapped = Counter(f"{d.pipeline}/{d.native_stage}" for d in own if d.stage is None)
+        unmapped: Counter[str] = Counter()
+        named: dict[str, str] = {}
+        for deal in own:
+            if deal.stage is None:
+                key = stage_key(deal.pipeline, deal.native_stage)
+                unmapped[key] += 1
+                named[key] = stage_name(names or {}, instance, deal.pipeline, deal.native_stage)
         completeness = tuple(
             FieldCompleteness(
                 field=f,
@@ -102,6 +111,7 @@ def data_quality(
             unmapped_stages=dict(sorted(unmapped.items())),
             mapping_errors=errors_by[instance],
             duplicates=duplicates_by[instance],
+            unmapped_stage_names=dict(sorted(named.items())),
         )
     return DataQuality(
         instances=quality,

@@ -357,6 +357,8 @@ class InstanceQuality:
     unmapped_stages: Mapping[str, int]  # native stage -> deals
     mapping_errors: int
     duplicates: int
+    # "pipeline/native stage" of `unmapped_stages` -> the name its CRM shows, for people
+    unmapped_stage_names: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

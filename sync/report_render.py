@@ -438,7 +438,10 @@ def to_table(report: HealthReport, console: Console) -> None:
         quality.add_column(column, overflow="fold")  # narrow: wrapped, never cut short
     for q in report.data_quality.instances.values():
         shares = [share(f.share) for f in q.completeness]
-        unmapped = cell(", ".join(f"{k}: {v}" for k, v in q.unmapped_stages.items()) or "-")
+        named = q.unmapped_stage_names
+        unmapped = cell(
+            ", ".join(f"{named.get(k, k)}: {v}" for k, v in q.unmapped_stages.items()) or "-"
+        )
         quality.add_row(
             cell(q.instance), *shares, unmapped, str(q.mapping_errors), str(q.duplicates)
         )

@@ -152,3 +152,18 @@ def test_table_and_html_stage_tables_end_with_the_deals_in_unmapped_stages(confi
     )
     assert "in an unmapped stage: Sales / Parked &lt;b&gt;x&lt;/b&gt; [red]y[/red]</td>" in page
     assert "<b>x</b>" not in page
+
+
+def test_data_quality_names_unmapped_stages_as_the_crm_does_and_json_keeps_their_ids(
+    report: dict[str, Any], config: Path
+) -> None:
+    quality = report["data_quality"]["instances"]["pipedrive"]
+    assert quality["unmapped_stages"] == {"1/10": 1, "1/11": 1}
+    names = {"1/10": "Sales / On Hold", "1/11": f"Sales / {HOSTILE_NAME}"}
+    assert quality["unmapped_stage_names"] == names
+    table = _report(config, "table")
+    section = table[table.index("Data quality") : table.index("Cross-system")]
+    assert "Sales / On Hold: 1" in section and "1/10" not in section
+    page = _report(config, "html")
+    assert "Sales / On Hold: 1<br>Sales / Parked &lt;b&gt;x&lt;/b&gt; [red]y[/red]: 1<br>" in page
+    assert "1/10: 1" not in page
