@@ -153,6 +153,7 @@ class Chooser:
     # the stage policy placed (copies in several named funnels)
     counted_in: Counter[str] = dataclasses.field(default_factory=Counter)
     across_by_policy: int = 0
+    by_agreed_value: Counter[str] = dataclasses.field(default_factory=Counter)  # of by_change
     stage_key: Callable[[Deal], Any] = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
@@ -236,6 +237,7 @@ class Chooser:
             held = next((deal for deal, value in pairs if value == agreed), None)
             if held is not None:
                 self.by_change[name] += 1
+                self.by_agreed_value[name] += 1
             return held
         if policy.rule is PolicyRule.SOURCE_OF_TRUTH and policy.systems[0] in {
             deal.system for deal, _ in pairs
@@ -296,6 +298,7 @@ class Chooser:
                     - self.by_change[name],
                     with_stage=self.with_stage[name],
                     by_change=self.by_change[name],
+                    by_agreed_value=self.by_agreed_value[name],
                 )
                 for name in COUNTED_FIELDS
             ),

@@ -300,6 +300,11 @@ class CopyChoice:
     # aside); before the policy speaks, as in reconcile. Also those where no copy changed it
     # and only copies the base marks as left out differ: the agreed value counts
     by_change: int = 0
+    # of `by_change`, those last ones: no copy changed the value since it was recorded, and the
+    # copies that differ never held it (no push target, unable to hold it, or an apply stopped
+    # before it wrote them). A first `reconcile --dry-run` records such a value too: there is
+    # nothing to write where every copy crmsync may write holds it (`sync.diff`)
+    by_agreed_value: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,17 @@ import plotly.io as pio
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
-from sync.health_model import AcrossFunnels, FunnelFigures, HealthReport
+from sync.health_model import AcrossFunnels, CopiesCounted, FunnelFigures, HealthReport
 from sync.terminal import counted
 
-__all__ = ["PAGE_TITLE", "chart_json", "charts", "plotly_text", "render_page"]
+__all__ = [
+    "PAGE_TITLE",
+    "chart_json",
+    "charts",
+    "copies_counted_lines",
+    "plotly_text",
+    "render_page",
+]
 
 PAGE_TITLE = "crmsync pipeline health"
 
@@ -180,6 +187,32 @@ def _environment() -> Environment:
     return environment
 
 
+def copies_counted_lines(counted: CopiesCounted) -> list[str]:
+    """Per counted field, how many disagreeing matched deals its policy or config order
+    decided, a change since the copies agreed, the value agreed where only copies left out of
+    it differ, or the copy whose stage counts (the rule is in the JSON): the table's and the
+    page's words. The agreed value is no change: a first `reconcile --dry-run`, which applies
+    nothing, records it where the copies that differ are no push target (or cannot hold it)."""
+    order = ", ".join(counted.order)
+    lines = []
+    for f in counted.fields:
+        changed = f.by_change - f.by_agreed_value
+        lines.append(
+            f"{f.field}: {f.by_policy} by policy ({f.policy}), {f.by_order} by config order "
+            f"({order})"
+            + (f", {changed} by a change since the copies agreed" if changed else "")
+            + (
+                f", {f.by_agreed_value} at the value the other copies agree on (those that "
+                "differ keep their own: no push target, unable to hold it, or an apply stopped "
+                "before them)"
+                if f.by_agreed_value
+                else ""
+            )
+            + (f", {f.with_stage} with the stage's copy" if f.with_stage else "")
+        )
+    return lines
+
+
 def render_page(report: HealthReport, data: dict[str, Any], kpis: list[dict[str, Any]]) -> str:
     """One HTML page from the report, its JSON form and its "KPIs by instance" rows (both as
     `report_render.plain` gives them); every CRM-supplied text is escaped by the template,
@@ -194,4 +227,5 @@ def render_page(report: HealthReport, data: dict[str, Any], kpis: list[dict[str,
         plotly_js=get_plotlyjs(),
         chart_data=chart_json(specs),
         chart_count=len(specs),
+        copies_counted=copies_counted_lines(report.consolidated.copies_counted),
     )

@@ -26,7 +26,7 @@ from sync.health_model import (
     StageFigure,
     UnmappedStageFigure,
 )
-from sync.report_html import across_funnels, amount, render_page, share
+from sync.report_html import across_funnels, amount, copies_counted_lines, render_page, share
 from sync.terminal import cell, id_column
 
 __all__ = [
@@ -104,19 +104,8 @@ def to_csv(rows: Iterable[Mapping[str, object]], file: IO[str], header: Sequence
 
 
 def _copies_counted(counted: CopiesCounted) -> Text:
-    """Per counted field, how many disagreeing matched deals its policy or config order
-    decided, and how many took the value of the copy whose stage counts (the rule is in the
-    JSON). Instance names are text, never markup."""
-    order = ", ".join(counted.order)
-    return cell(
-        *(
-            f"{f.field}: {f.by_policy} by policy ({f.policy}), {f.by_order} by config order "
-            f"({order})"
-            + (f", {f.by_change} by a change since the copies agreed" if f.by_change else "")
-            + (f", {f.with_stage} with the stage's copy" if f.with_stage else "")
-            for f in counted.fields
-        )
-    )
+    """`copies_counted_lines`, instance names as text, never markup."""
+    return cell(*copies_counted_lines(counted))
 
 
 MISMATCH_COLUMNS = tuple(f.name for f in dataclasses.fields(MismatchRow))

@@ -109,6 +109,7 @@ def test_json_and_html_say_which_copy_counted():
         "by_order": 0,
         "with_stage": 0,
         "by_change": 0,
+        "by_agreed_value": 0,
     }
     assert "the field's policy picks the copy" in counted["rule"]
     html = render_report(report, "html")

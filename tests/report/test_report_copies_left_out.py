@@ -56,6 +56,7 @@ def test_a_copy_holding_a_value_marked_left_out_counts_at_the_value_the_others_a
     assert report.consolidated.open_amount["USD"] == D("1000")
     (amount,) = (f for f in report.consolidated.copies_counted.fields if f.field == "amount")
     assert (amount.disagreed, amount.by_policy, amount.by_order, amount.by_change) == (1, 0, 0, 1)
+    assert amount.by_agreed_value == 1  # no change since: the value the others agreed on
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))

@@ -78,6 +78,7 @@ def test_the_configured_source_of_truth_decides_which_amount_of_a_matched_deal_c
         "by_order": 0,
         "with_stage": 0,
         "by_change": 0,
+        "by_agreed_value": 0,
     }
 
 

@@ -81,6 +81,7 @@ def test_a_stage_changed_in_one_crm_counts_though_another_crm_edited_the_deal_la
             "by_order": 0,
             "with_stage": 0,
             "by_change": 1,
+            "by_agreed_value": 0,  # a change made in one CRM: not the agreed value
         }
     # what the report counts is what reconcile spreads
     planned = {
