@@ -82,11 +82,13 @@ def crmsync_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def run_crmsync(*args: str) -> subprocess.CompletedProcess[str]:
+def run_crmsync(*args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
     """`crmsync *args` in a process of its own that runs this checkout, started warm by the fork
-    server (`warm_crmsync`): text output, 2 minutes at most."""
+    server (`warm_crmsync`): text output, 2 minutes at most; `columns`: the terminal width its
+    tables take (a pipe's is 80)."""
+    env = crmsync_env() | ({} if columns is None else {"COLUMNS": str(columns)})
     return subprocess.run(
-        [*warm_crmsync(), *args], env=crmsync_env(), capture_output=True, text=True, timeout=120
+        [*warm_crmsync(), *args], env=env, capture_output=True, text=True, timeout=120
     )
 
 

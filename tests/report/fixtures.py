@@ -162,3 +162,21 @@ def pipedrive_only(*deals: dict[str, Any]) -> dict[str, Any]:
     pipedrive["deals"] = [{**copy.deepcopy(template), **fields} for fields in deals]
     pipedrive["deal_flows"] = {}
     return {"pipedrive": pipedrive}
+
+
+IRONCLAD = "Ironclad LLC — Platform Migration 2026"
+
+
+def ironclad_amounts_apart() -> dict[str, Any]:
+    """A sandbox dataset of HubSpot and Pipedrive: the generator's five deals per CRM (seed 7),
+    HubSpot's copy of Ironclad (open, USD 33380.02 in both CRMs) worth 250 more there, and the
+    planted currency and amount differences of the Gekko and Adventure Works deals taken back,
+    so Ironclad is the one matched deal whose copies disagree on the amount."""
+    dataset = generate(4, 7)[0]
+    hubspot = {d["properties"]["dealname"]: d["properties"] for d in dataset["hubspot"]["deals"]}
+    assert hubspot[IRONCLAD]["amount"] == "33380.02"
+    hubspot[IRONCLAD]["amount"] = "33630.02"
+    pipedrive = {d["title"].split(" — ")[0]: d for d in dataset["pipedrive"]["deals"]}
+    pipedrive["Gekko LLC"]["currency"] = "EUR"  # as HubSpot has them: one amount differs
+    pipedrive["Adventure Works Holdings"]["value"] = 14375.0
+    return {"hubspot": dataset["hubspot"], "pipedrive": dataset["pipedrive"]}

@@ -1,10 +1,8 @@
 """`crmsync report` against the HubSpot and Pipedrive emulators: the config's amount policy
 picks which copy of a matched deal counts in the consolidated figures.
 
-The generator's five deals per CRM (seed 7), with these changes: HubSpot's copy of "Ironclad
-LLC — Platform Migration 2026" (open, USD 33380.02 in both CRMs) is worth 250 more there, and
-the planted currency and amount differences of the Gekko and Adventure Works deals are taken
-back, so Ironclad is the one matched deal whose copies disagree on the amount.
+`fixtures.ironclad_amounts_apart`: Ironclad is the one matched deal whose copies disagree on the
+amount, HubSpot's worth 250 more.
 """
 
 from __future__ import annotations
@@ -17,43 +15,41 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures import ironclad_amounts_apart
 
-from connectors.sandbox.generator import generate
 from tests.sandbox_env import SandboxEnv, hubspot_and_pipedrive, run_crmsync
-
-IRONCLAD = "Ironclad LLC — Platform Migration 2026"
-
-
-def _dataset() -> dict[str, Any]:
-    dataset = generate(4, 7)[0]
-    hubspot = {d["properties"]["dealname"]: d["properties"] for d in dataset["hubspot"]["deals"]}
-    assert hubspot[IRONCLAD]["amount"] == "33380.02"
-    hubspot[IRONCLAD]["amount"] = "33630.02"
-    pipedrive = {d["title"].split(" — ")[0]: d for d in dataset["pipedrive"]["deals"]}
-    pipedrive["Gekko LLC"]["currency"] = "EUR"  # as HubSpot has them: one amount differs
-    pipedrive["Adventure Works Holdings"]["value"] = 14375.0
-    return {"hubspot": dataset["hubspot"], "pipedrive": dataset["pipedrive"]}
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxEnv]:
-    with hubspot_and_pipedrive(tmp_path_factory.mktemp("copies"), _dataset()) as sandbox_env:
+    dataset = ironclad_amounts_apart()
+    with hubspot_and_pipedrive(tmp_path_factory.mktemp("copies"), dataset) as sandbox_env:
         yield sandbox_env
 
 
-def _with_amount_policy(env: SandboxEnv, policy: Any) -> Path:
+def _with_amount_policy(env: SandboxEnv, policy: Any, store: str | None = None) -> Path:
+    """The sandbox config with that amount policy; `store`: on a store of its own by that name,
+    with Pipedrive no push target (read-only)."""
     document = yaml.safe_load(env.config.read_text())
     document.setdefault("policies", {}).setdefault("fields", {})["amount"] = policy
     name = policy if isinstance(policy, str) else "-".join(str(v) for v in policy.values())
+    if store is not None:
+        document["store"] = f"sqlite:///{env.config.parent}/{store}.db"
+        document["push"]["targets"] = ["hubspot"]
+        name += f"-{store}"
     config = env.config.with_name(f"crmsync-amount-{name}.yaml")
     config.write_text(yaml.safe_dump(document, sort_keys=False))
     return config
 
 
-def _consolidated(config: Path, *args: str) -> dict[str, Any]:
-    done = run_crmsync("report", "--config", str(config), "--format", "json", *args)
+def _report(config: Path, form: str, *args: str) -> str:
+    done = run_crmsync("report", "--config", str(config), "--format", form, *args, columns=250)
     assert done.returncode in (0, 3), done.stderr
-    return dict(json.loads(done.stdout)["consolidated"])
+    return done.stdout
+
+
+def _consolidated(config: Path, *args: str) -> dict[str, Any]:
+    return dict(json.loads(_report(config, "json", *args))["consolidated"])
 
 
 def _amount_choice(consolidated: dict[str, Any]) -> dict[str, Any]:
@@ -90,3 +86,33 @@ def test_without_an_amount_policy_the_first_instance_copy_counts_and_the_report_
     assert default["copies_counted"]["order"] == ["hubspot", "pipedrive"]
     assert default["open_amount"] == first["open_amount"]  # hubspot is first in config order
     assert _amount_choice(default)["by_order"] == 1
+
+
+def test_after_a_first_dry_run_the_agreed_value_counts_and_is_not_called_a_change(
+    env: SandboxEnv,
+) -> None:
+    """A first `reconcile --dry-run` applies nothing, yet records as the copies' agreed value
+    the one every copy it may write holds (there is nothing to write), marking the read-only
+    copy as keeping its own. The report then counts that value, as reconcile would take the
+    marked copy back to it, and must not call it a change since the copies agreed: none was
+    made. A store with only a pull counts the same amount by policy."""
+    truth = {"source_of_truth": "hubspot"}
+    pulled, dry_run = (_with_amount_policy(env, truth, store) for store in ("pulled", "dry-run"))
+    done = run_crmsync("pull", "--config", str(pulled), "--format", "table")
+    assert done.returncode == 0, done.stderr
+    done = run_crmsync("reconcile", "--config", str(dry_run), "--dry-run", "--format", "json")
+    assert done.returncode in (0, 3), done.stderr
+    by_pull, by_dry_run = _consolidated(pulled), _consolidated(dry_run)
+    assert by_pull["open_amount"] == by_dry_run["open_amount"]  # the same copy's amount counts
+    choice = _amount_choice(by_pull)
+    assert (choice["by_policy"], choice["by_change"], choice["by_agreed_value"]) == (1, 0, 0)
+    # `disagreed = by_policy + by_change + by_order + with_stage` still holds: by_agreed_value
+    # is a part of by_change
+    choice = _amount_choice(by_dry_run)
+    assert (choice["disagreed"], choice["by_change"]) == (1, 1)
+    assert (choice["by_policy"], choice["by_agreed_value"]) == (0, 1)
+    for form in ("table", "html"):
+        text = _report(dry_run, form)
+        assert "amount: 0 by policy (source_of_truth: hubspot), 0 by config order" in text
+        assert "1 at the value the other copies agree on" in text
+        assert "by a change since the copies agreed" not in text

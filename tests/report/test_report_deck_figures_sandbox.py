@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import pytest
 import yaml
 from fixtures import pipedrive_only
 
-from tests.sandbox_env import crmsync_env, make_env, run_crmsync, warm_crmsync
+from tests.sandbox_env import make_env, run_crmsync
 
 WON = [  # (id, add_time, won_time)
     (1, "2024-01-01 00:00:00", "2024-01-11 00:00:00"),
@@ -80,10 +79,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def _report(config: Path, form: str) -> str:
     """The report as `form`, on a terminal wide enough for the KPIs by instance side by side."""
-    done = subprocess.run(
-        [*warm_crmsync(), "report", "--config", str(config), "--format", form],
-        env={**crmsync_env(), "COLUMNS": "220"}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = run_crmsync("report", "--config", str(config), "--format", form, columns=220)
     assert done.returncode in (0, 3), done.stderr
     return done.stdout
 
