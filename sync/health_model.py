@@ -122,7 +122,7 @@ class UnmappedStageFigure:
     name: str  # as its CRM shows it ("Sales / On Hold"), else its ids ("1/10")
     count: int
     amount: Amounts
-    weighted: Amounts  # at the deal's own probability: its stage has none
+    weighted: Amounts  # as the stage rows weigh deals; an open one at its own probability only
     without_amount: int
 
 
@@ -260,8 +260,8 @@ class FunnelFigures:
     stale: Stale
     past_due: PastDue
     forecast: Forecast
-    # the deals counted in `deals` that no stage row holds, per native stage (`unmapped_stage`
-    # of them are in a stage the stage map lacks); last, so the JSON only gains a key
+    # the deals counted in `deals` that no stage row holds (`unmapped_stage` of them), per
+    # native stage; last, so the JSON only gains a key
     unmapped_stages: tuple[UnmappedStageFigure, ...] = ()
 
 
