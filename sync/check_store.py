@@ -4,11 +4,13 @@ names, and schedule firings nothing ran."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from config import Config
 from sync.scheduler import cron_trigger, overdue_firing, wall_clock
 from sync.store import Store
+from sync.undone_runs import undone_run
 
 __all__ = ["retired_links", "schedule_checks"]
 
@@ -28,7 +30,8 @@ def retired_links(config: Config, store: Store) -> list[str]:
 
 def schedule_checks(config: Config, store: Store) -> tuple[list[str], int]:
     """Each schedule entry's last run and next firing; a firing nothing ran is a problem (exit
-    1): the daemon or the timer running the entry has stopped."""
+    1): the daemon or the timer running the entry has stopped. So is a last run that failed
+    or was partial: nobody reads a nightly job's exit code."""
     if not config.schedule:
         return [], 0
     lines: list[str] = []
@@ -52,6 +55,9 @@ def schedule_checks(config: Config, store: Store) -> tuple[list[str], int]:
                 f", {last.status.value}); is `crmsync schedule` (or the timer running "
                 f"`crmsync schedule --run-now {entry.name}`) running?"
             )
+            code = 1
+        elif undone := undone_run(config, store, entry.name, partial(_shown, zone=zone)):
+            lines.append(undone)
             code = 1
         else:
             lines.append(
