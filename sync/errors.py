@@ -10,7 +10,8 @@ from __future__ import annotations
 import unicodedata
 
 __all__ = [
-    "CrmsyncError", "LimitsExceeded", "UsageError", "run_error", "store_failure", "terminal_safe",
+    "CrmsyncError", "LimitsExceeded", "UsageError", "name_store", "run_error", "store_failure",
+    "terminal_safe",
 ]  # fmt: skip
 
 
@@ -61,8 +62,20 @@ def store_failure(exc: BaseException) -> str | None:
     if not isinstance(exc, OperationalError):
         return None
     cause = " ".join(str(exc.orig or exc).split())
+    store = getattr(exc, _STORE, None)
+    where = f", in {store}" if store else ""
     why, todo = _LIKELY.get(str(getattr(exc.orig, "sqlstate", None) or "")[:2], _UNKNOWN)
-    return f"state store failed: {cause} ({why}); {todo}, the journal resumes the run"
+    return f"state store failed: {cause}{where} ({why}); {todo}, the journal resumes the run"
+
+
+_STORE = "crmsync_store"
+
+
+def name_store(exc: BaseException, store: str) -> None:
+    """Let the line :func:`store_failure` makes of `exc` name the store it came from (its URL,
+    the password masked): a host running several crmsync configs, or a disk of several
+    stores, otherwise leaves the reader to guess which one failed."""
+    setattr(exc, _STORE, store)
 
 
 # What most likely happened, and what to do. PostgreSQL's SQLSTATE classes (psycopg's errors

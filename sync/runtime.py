@@ -23,6 +23,7 @@ from connectors.base import Connector
 from sync.connect import open_connector
 from sync.errors import UsageError, terminal_safe
 from sync.store import Store
+from sync.store_open import open_store
 from sync.terminal import plain_console
 
 __all__ = ["Runtime", "open_runtime", "progress_reporter"]
@@ -56,7 +57,7 @@ def open_runtime(
             f"--system {unknown[0]}: no such instance in {config.path.name} "
             f"(expected one of {', '.join(config.systems)})"
         )
-    store = Store.open(config.store_url)
+    store = open_store(config)
     runtime = Runtime(config, store, connector_options=dict(connector_options or {}))
     try:
         if connect:

@@ -38,6 +38,7 @@ from sync.jobs import SKIPPED, JobOutcome, last_served_run, run_job, stopped_out
 from sync.locks import sibling_turn_stopped
 from sync.shutdown import stop_event, stoppable_work
 from sync.store import RunRecord, Store
+from sync.store_open import open_store
 
 __all__ = [
     "OVERDUE_AFTER",
@@ -297,7 +298,7 @@ def run_scheduler(
         job_defaults={"coalesce": True, "max_instances": 1},
     )
     reconcile_turn = threading.Lock()
-    with Store.open(config.store_url) as store:
+    with open_store(config) as store:
         for entry in entries:
             trigger = trigger_for(entry)
             extra: dict[str, Any] = {}

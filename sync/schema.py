@@ -45,16 +45,18 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from config import redact_url
+from sync.errors import name_store
 
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Migration",
     "StoreError",
+    "StoreUnreachable",
     "UTCDateTime",
     "chunks",
     "connect_engine",
@@ -79,6 +81,11 @@ class StoreError(RuntimeError):
     """The state store cannot be opened or used; the message is one actionable line."""
 
     exit_code = 1
+
+
+class StoreUnreachable(StoreError):
+    """The state store cannot be opened (`cannot open state store <URL>: ...`): its URL, its
+    server or its folder; who knows where the URL is set adds what to check."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -401,7 +408,7 @@ def connect_engine(url: str) -> Engine:
             parsed, connect_args={"check_same_thread": False}, json_deserializer=json_loads
         )
         _sqlite_transactions(engine)
-        return engine
+        return _named_failures(engine)
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(
             f"unsupported state store {parsed.get_backend_name()!r}: use "
@@ -414,14 +421,28 @@ def connect_engine(url: str) -> Engine:
         # server defaulting to SERIALIZABLE, two workers opening a new store at once both
         # created its tables ("relation already exists"), and writers at once failed with
         # "could not serialize access".
-        return create_engine(
+        engine = create_engine(
             parsed,
             pool_pre_ping=True,
             isolation_level="READ COMMITTED",
             json_deserializer=json_loads,
         )
     except Exception as exc:  # e.g. the driver is not installed
-        raise StoreError(f"cannot open state store {redact_url(url)}: {exc}") from None
+        raise StoreUnreachable(f"cannot open state store {redact_url(url)}: {exc}") from None
+    return _named_failures(engine)
+
+
+def _named_failures(engine: Engine) -> Engine:
+    """`engine`, each database error it raises carrying the store's URL (password masked) for
+    the line a run that failed on it ends with (`sync.errors.store_failure`)."""
+    name = redact_url(engine.url.render_as_string(hide_password=True))
+
+    @event.listens_for(engine, "handle_error")
+    def _name(context: ExceptionContext) -> None:
+        if context.sqlalchemy_exception is not None:
+            name_store(context.sqlalchemy_exception, name)
+
+    return engine
 
 
 def _sqlite_transactions(engine: Engine) -> None:
@@ -727,7 +748,7 @@ def _refuse_store(engine: Engine, exc: SQLAlchemyError) -> NoReturn:
             f" (is schema {schema} of the URL's search_path made? create it first: "
             f"CREATE SCHEMA {schema})"
         )
-    raise StoreError(
+    raise StoreUnreachable(
         f"cannot open state store {redact_url(str(engine.url))}: {type(cause).__name__}: {first}"
     ) from None
 

@@ -27,6 +27,7 @@ from sync.schema import (
     MIGRATIONS,
     Migration,
     StoreError,
+    StoreUnreachable,
     chunks,
     transaction,
     upsert,
@@ -103,6 +104,7 @@ __all__ = [
     "SecretInPayload",
     "Store",
     "StoreError",
+    "StoreUnreachable",
     "upsert",
 ]
 
@@ -154,7 +156,7 @@ class Store:
                     if isinstance(exc, FileExistsError)
                     else exc.strerror or type(exc).__name__
                 )
-                raise StoreError(
+                raise StoreUnreachable(
                     f"cannot open state store {redact_url(url)}: cannot create its folder "
                     f"{folder} ({why})"
                 ) from None

@@ -23,6 +23,7 @@ from sync.commands import config_option
 from sync.connect import check_kinds
 from sync.errors import UsageError, terminal_safe
 from sync.store import Store, StoreError
+from sync.store_open import open_store
 
 __all__ = ["command", "same_zone", "summary_lines"]
 
@@ -32,7 +33,7 @@ def _online_checks(config: Config) -> tuple[list[str], int]:
     (exit 1) of its own, not the end of the check: a URL typo or a PostgreSQL that is down
     would hide every CRM's findings behind it."""
     try:
-        store: Store | None = Store.open(config.store_url)
+        store: Store | None = open_store(config)
     except StoreError as exc:
         store = None
         lines, codes = [f"problem: store: {exc}"], {StoreError.exit_code}

@@ -1,0 +1,97 @@
+"""A state store that fails under a run, or cannot be opened, is named in the line the command
+ends with (its URL, any password masked), and one that cannot be reached says what to check:
+a host runs several configs, a disk holds several stores."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+
+import pytest
+
+from sync.runtime import open_runtime
+from tests.integration.conftest import World
+from tests.integration.processes import cli
+from tests.integration.test_store_dropped_mid_run import DROPPED, _drop_the_session_saving_deals
+from tests.sandbox_env import CRMSYNC, crmsync_env
+
+
+def _with_store(world: World, old: str, new: str) -> None:
+    text = world.config.read_text()
+    assert old in text
+    world.config.write_text(text.replace(old, new, 1))
+
+
+def _store_line(world: World) -> int:
+    lines = world.config.read_text().splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.startswith("store: "))
+
+
+def test_a_full_disk_line_names_the_sqlite_store(small_world: World) -> None:
+    world = small_world
+    db = world.config.parent / "crmsync.db"
+    assert cli(world, "runs").exit_code == 0  # the store's tables exist
+    limit = db.stat().st_size + 8192
+
+    def full_disk() -> None:  # writes past it fail with EFBIG, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [*CRMSYNC, "pull", "--full", "--config", str(world.config)], env=crmsync_env(),
+        capture_output=True, text=True, timeout=120, preexec_fn=full_disk,
+    )  # fmt: skip
+
+    assert done.returncode == 1, done.stderr
+    line = done.stderr.strip()
+    assert "\n" not in line, line
+    assert line.startswith("crmsync: error: state store failed: "), line
+    assert f", in sqlite:///{db} (" in line, line
+
+
+@pytest.mark.postgres
+def test_a_store_that_fails_mid_run_is_named_without_its_password(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = pg_world
+    monkeypatch.setenv("CRMSYNC_TEST_PG_PASSWORD", "hunter2")
+    _with_store(world, "postgresql+psycopg://postgres@",
+                "postgresql+psycopg://postgres:${CRMSYNC_TEST_PG_PASSWORD}@")  # fmt: skip
+    assert cli(world, "runs").exit_code == 0  # trust auth: the password is never asked for
+    _drop_the_session_saving_deals(world)
+
+    pulled = cli(world, "pull", "--system", "hubspot")
+
+    assert pulled.exit_code == 1, pulled.output
+    line = pulled.stderr.strip()
+    assert line.startswith(f"crmsync: error: state store failed: {DROPPED}"), line
+    assert ", in postgresql+psycopg://postgres:***@127.0.0.1:5432/test?options=" in line, line
+    with open_runtime(str(world.config), connect=False) as rt:
+        [run] = rt.store.runs.recent(5)
+    assert run.error == line.removeprefix("crmsync: error: "), run.error
+    assert "hunter2" not in pulled.output and "hunter2" not in run.error
+
+
+@pytest.mark.postgres
+def test_an_unreachable_store_says_where_its_url_is_set_and_what_to_check(
+    pg_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = pg_world
+    monkeypatch.setenv("CRMSYNC_TEST_PG_PASSWORD", "hunter2")
+    wrong_port = "postgresql+psycopg://postgres:${CRMSYNC_TEST_PG_PASSWORD}@127.0.0.1:1/"
+    _with_store(world, "postgresql+psycopg://postgres@127.0.0.1:5432/", wrong_port)
+    at = f"{world.config.name}:{_store_line(world)}"
+
+    pulled = cli(world, "pull")
+    checked = cli(world, "check")
+
+    assert pulled.exit_code == 1, pulled.output
+    line = pulled.stderr.strip()
+    assert line.startswith("crmsync: error: cannot open state store "
+                           "postgresql+psycopg://postgres:***@127.0.0.1:1/"), line  # fmt: skip
+    assert line.endswith(
+        f"; check `store` ({at}: host, port, database, user) and that the PostgreSQL server "
+        "runs and takes connections from here"
+    ), line
+    problem = next(s for s in checked.stdout.splitlines() if s.startswith("problem: store: "))
+    assert problem.endswith(line.rpartition(";")[2]), problem
+    assert "hunter2" not in pulled.output + checked.output
