@@ -30,8 +30,15 @@ class _PipeConsole(Console):
 def plain_console(**options: Any) -> Console:
     """A rich console that prints strings as written. Deal names, ids, values and error
     messages come from the CRMs and the config: read as markup, a `[/]` in one fails the whole
-    output and a `[b]...[/b]` restyles it. Styling is set with `Text(..., style=...)`."""
-    return _PipeConsole(markup=False, **options)
+    output and a `[b]...[/b]` restyles it. Styling is set with `Text(..., style=...)`.
+
+    On stderr off a terminal (systemd's journal, cron's mail, a log file) a line printed is
+    never wrapped: rich wraps at 80 columns there, which split status lines mid-message and
+    broke alerting that greps them. Tables keep their width either way."""
+    console = _PipeConsole(markup=False, **options)
+    if options.get("stderr") and "soft_wrap" not in options:
+        console.soft_wrap = not console.is_terminal
+    return console
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:

@@ -4,28 +4,20 @@ writes a CRM refused): a problem line naming the run, when it started and its er
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from connectors.sandbox.faults import Faults
-from connectors.sandbox.generator import generate
-from connectors.sandbox.launcher import Sandbox, start_sandbox
+from connectors.sandbox.launcher import Sandbox
 from sync.store import Store
 from tests.sandbox_env import run_crmsync
+from tests.schedule.conftest import WriteConfig
 
 NIGHTLY_PLAN = {"name": "nightly-plan", "cron": "0 2 * * *", "job": "reconcile-dry-run"}
 NIGHTLY_APPLY = {"name": "nightly-apply", "cron": "30 2 * * *", "job": "reconcile"}
-
-
-@pytest.fixture
-def own_sandbox() -> Iterator[Sandbox]:
-    """A sandbox of this test's own: an apply writes to it."""
-    with start_sandbox(generate(40, seed=11)[0]) as running:
-        yield running
 
 
 def _check(config: Path, entry: str) -> tuple[int, list[str], str]:
@@ -77,16 +69,10 @@ def test_a_last_run_that_failed_is_a_problem_naming_the_run_and_its_error(
 
 
 def test_a_last_run_that_was_partial_is_a_problem(
-    new_store_url: Callable[[str], str], tmp_path: Path, own_sandbox: Sandbox
+    new_store_url: Callable[[str], str], own_sandbox: Sandbox, write_own_config: WriteConfig
 ) -> None:
-    from sync.sandbox_config import write_sandbox_config
-
     url = new_store_url("sqlite")
-    config = tmp_path / "crmsync.yaml"
-    write_sandbox_config(own_sandbox.ready_info(), config)
-    doc = yaml.safe_load(config.read_text())
-    doc.update(store=url, allow_absolute_paths=True, schedule=[NIGHTLY_APPLY])
-    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    config = write_own_config(url, NIGHTLY_APPLY)
     for server in own_sandbox.servers.values():
         server.faults.set(Faults(record_fail=0.5, seed=3))
     _run_now(config, "nightly-apply")
