@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from sync.runtime import open_runtime
+from sync.store import RunRecord
 from tests.integration.conftest import World
 from tests.integration.processes import cli
 
@@ -30,10 +31,9 @@ def _drop_the_session_saving_deals(world: World) -> None:
         ))  # fmt: skip
 
 
-def test_a_run_whose_store_session_ends_is_recorded_with_the_line_the_command_prints(
-    pg_world: World,
-) -> None:
-    world = pg_world
+def pull_losing_its_session(world: World) -> tuple[str, RunRecord]:
+    """A pull whose store session ends as it saves: the line it ends with (checked to be the
+    error line naming the database's reason, exit 1), and its run as recorded."""
     assert cli(world, "runs").exit_code == 0  # the store's tables exist
     _drop_the_session_saving_deals(world)
 
@@ -44,6 +44,14 @@ def test_a_run_whose_store_session_ends_is_recorded_with_the_line_the_command_pr
     assert line.startswith(f"crmsync: error: state store failed: {DROPPED}"), line
     with open_runtime(str(world.config), connect=False) as rt:
         [run] = rt.store.runs.recent(5)
+    return line, run
+
+
+def test_a_run_whose_store_session_ends_is_recorded_with_the_line_the_command_prints(
+    pg_world: World,
+) -> None:
+    line, run = pull_losing_its_session(pg_world)
+
     assert run.status.value == "failed" and run.error is not None
     assert run.error == line.removeprefix("crmsync: error: "), run.error
     assert "[SQL:" not in run.error and "INSERT" not in run.error
