@@ -5,9 +5,11 @@ writes a CRM refused): a problem line naming the run, when it started and its er
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from connectors.sandbox.faults import Faults
@@ -38,10 +40,13 @@ def _only_run(url: str, job: str) -> Any:
         return run
 
 
+@pytest.mark.parametrize(
+    "dialect", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def test_a_last_run_that_failed_is_a_problem_naming_the_run_and_its_error(
-    new_store_url: Callable[[str], str], write_config: Callable[..., Path]
+    new_store_url: Callable[[str], str], write_config: Callable[..., Path], dialect: str
 ) -> None:
-    url = new_store_url("sqlite")
+    url = new_store_url(dialect)
     config = write_config(url, NIGHTLY_PLAN)
     doc = yaml.safe_load(config.read_text())
     token = doc["systems"]["pipedrive"]["credentials"]["api_token"]
@@ -127,3 +132,26 @@ def test_a_run_stopped_on_request_is_no_problem_of_its_entry(
     assert code == 0, out
     assert len(lines) == 1 and lines[0].startswith("ok: schedule nightly-plan: last run "), out
     assert " (interrupted); next firing " in lines[0], out
+
+
+def test_a_failure_stays_a_problem_until_a_run_of_the_entry_ends_ok(
+    new_store_url: Callable[[str], str], write_config: Callable[..., Path]
+) -> None:
+    """A run stopped on request after the failure says nothing of its cause: the failure is
+    still the entry's news; one that ends ok is."""
+    url = new_store_url("sqlite")
+    config = write_config(url, NIGHTLY_PLAN)
+    now = datetime.now(UTC)
+    ended = {}
+    for minutes, status in ((3, "failed"), (2, "interrupted"), (1, "ok")):
+        with Store.open(url, clock=lambda m=minutes: now - timedelta(minutes=m)) as store:
+            run = store.runs.start("nightly-plan", "reconcile-dry-run")
+            store.runs.finish(run, status, error=None if status == "ok" else f"{status}: why")
+        ended[status] = run
+        code, lines, out = _check(config, "nightly-plan")
+        if status == "ok":
+            assert code == 0 and lines[0].startswith("ok: schedule nightly-plan: "), out
+        else:
+            assert code == 1 and len(lines) == 1, out
+            assert f"its last run ({ended['failed']}, started " in lines[0], out
+            assert lines[0].endswith(") failed: failed: why"), out
