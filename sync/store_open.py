@@ -21,11 +21,11 @@ def open_store(config: Config) -> Store:
 def _what_to_check(config: Config) -> str:
     line = config.lines.get(("store",))
     if line is None:  # no `store` key: the default SQLite file beside the config
-        return f"its folder, beside {config.path.name}, must be writable"
+        return f"the store is crmsync.db beside {config.path.name}: check that folder is writable"
     key = f"`store` ({config.path.name}:{line}"
     if make_url(config.store_url).get_backend_name() == "postgresql":
         return (
             f"check {key}: host, port, database, user) and that the PostgreSQL server runs and "
             "takes connections from here"
         )
-    return f"check {key}) and that its folder is writable"
+    return f"check {key}) and that its folder can be made and written"

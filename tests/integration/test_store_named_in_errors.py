@@ -90,3 +90,23 @@ def test_an_unreachable_store_says_where_its_url_is_set_and_what_to_check(
     problem = next(s for s in checked.stdout.splitlines() if s.startswith("problem: store: "))
     assert problem.endswith(line.rpartition(";")[2]), problem
     assert "hunter2" not in pulled.output + checked.output
+
+
+def test_a_sqlite_store_that_cannot_be_made_says_where_its_path_is_set(
+    small_world: World,
+) -> None:
+    world = small_world
+    in_the_way = world.config.parent / "a-file"
+    in_the_way.write_text("")
+    _with_store(world, f"sqlite:///{world.config.parent}/crmsync.db",
+                f"sqlite:///{in_the_way}/crmsync.db")  # fmt: skip
+    at = f"{world.config.name}:{_store_line(world)}"
+
+    pulled = cli(world, "pull")
+
+    assert pulled.exit_code == 1, pulled.output
+    assert pulled.stderr.strip() == (
+        f"crmsync: error: cannot open state store sqlite:///{in_the_way}/crmsync.db: cannot "
+        f"create its folder {in_the_way} (a file is in the way); check `store` ({at}) and that "
+        "its folder can be made and written"
+    )
