@@ -17,10 +17,10 @@ the window when any copy is, and is then counted from all its live copies.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,7 @@ from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Ref
 from sync import kpis, stage_flow
 from sync.consolidate import Chooser
+from sync.conversion import Converter, cents
 from sync.health_checks import (
     UnknownThreshold,
     copies_without_account,
@@ -77,11 +78,14 @@ def funnel_figures(
     stale_days: int,
     stage_maps: stage_flow.StageMaps | None = None,
     stage_names: StageNames | None = None,
+    converter: Converter | None = None,
 ) -> FunnelFigures:
     """Every pipeline KPI of one set of deals in one funnel (`stage_maps`: where lost deals
     were lost, for CRMs that keep a lost deal in its stage; `stage_names`: what the CRMs call
-    the stages the stage maps lack). `now` in the report's time zone: its date is today."""
+    the stages the stage maps lack; `converter`: amounts in the report currency too). `now` in
+    the report's time zone: its date is today."""
     statuses = [d.status for d in deals]
+    won = kpis.won_amounts(deals)
     return FunnelFigures(
         funnel=funnel.name,
         deals=len(deals),
@@ -89,25 +93,30 @@ def funnel_figures(
         won=statuses.count(DealStatus.WON),
         lost=statuses.count(DealStatus.LOST),
         unmapped_stage=sum(d.stage is None or d.stage not in funnel for d in deals),
-        stages=kpis.stage_figures(deals, funnel),
+        stages=kpis.stage_figures(deals, funnel, converter),
         conversion=stage_flow.conversion(deals, funnel, stage_maps),
         win_rate=kpis.win_rate(deals),
-        won_size=kpis.won_sizes(deals),
+        won_size=kpis.won_sizes(won),
         sales_cycle=stage_flow.sales_cycle(deals, funnel, now.tzinfo or UTC),
         time_in_stage=stage_flow.time_in_stage(deals, funnel, now, stale_days),
         drop_off=stage_flow.drop_off(deals, funnel, stage_maps),
         stale=kpis.stale(deals, now, stale_days),
         past_due=kpis.past_due(deals, now),
-        forecast=kpis.forecast(deals, {funnel.name: funnel}, now),
+        forecast=kpis.forecast(deals, {funnel.name: funnel}, now, converter),
         unmapped_stages=kpis.unmapped_stages(deals, funnel, stage_names or {}),
+        won_size_converted=converter.won_size(won) if converter else None,
     )
 
 
 def _figures(
-    deals: Sequence[Deal], funnel: Funnel, now: datetime, inputs: HealthInputs
+    deals: Sequence[Deal],
+    funnel: Funnel,
+    now: datetime,
+    inputs: HealthInputs,
+    converter: Converter | None,
 ) -> FunnelFigures:
     return funnel_figures(
-        deals, funnel, now, inputs.stale_days, inputs.stage_maps, inputs.stage_names
+        deals, funnel, now, inputs.stale_days, inputs.stage_maps, inputs.stage_names, converter
     )
 
 
@@ -172,45 +181,36 @@ def _representatives(
     return entity_of, stand_in, merged
 
 
-def _converted(deals: Sequence[Deal], inputs: HealthInputs) -> Converted | None:
-    """Consolidated totals in the report currency, only with configured rates."""
-    target = inputs.report_currency
-    if target is None or not inputs.rates:
+def _converted(
+    converter: Converter | None,
+    deals: Sequence[Deal],
+    open_amount: Mapping[str, Decimal],
+    weighted: Mapping[str, Decimal],
+    won_amount: Mapping[str, Decimal],
+) -> Converted | None:
+    """Consolidated totals in the report currency (`weighted` unrounded)."""
+    if converter is None:
         return None
-    rates = {code: Decimal(rate) for code, rate in inputs.rates.items()}
-    rates[target] = Decimal(1)
-    cent = Decimal("0.01")
-    open_amount = weighted = won_amount = Decimal(0)
-    used: set[str] = set()
-    missing: dict[str, int] = defaultdict(int)
-    for deal in deals:
-        if deal.value is None or deal.status is DealStatus.LOST:
-            continue  # in no converted total: not "left out" for want of a rate either
-        rate = rates.get(deal.value.currency)
-        if rate is None:
-            missing[deal.value.currency] += 1
-            continue
-        used.add(deal.value.currency)
-        amount = deal.value.amount * rate
-        if deal.status is DealStatus.WON:
-            won_amount += amount
-        elif deal.status is DealStatus.OPEN:
-            open_amount += amount
-            probability = kpis.probability_of(deal, inputs.funnels.get(deal.funnel))
-            weighted += amount * (probability or 0)
+    # A lost deal is in no converted total: not "left out" for want of a rate either.
+    held = Counter(d.value.currency for d in deals if d.value and d.status is not DealStatus.LOST)
     return Converted(
-        report_currency=target,
+        report_currency=converter.currency,
         note=CONVERSION_NOTE,
-        open_amount=open_amount.quantize(cent, ROUND_HALF_EVEN),
-        weighted=weighted.quantize(cent, ROUND_HALF_EVEN),
-        won_amount=won_amount.quantize(cent, ROUND_HALF_EVEN),
-        rates_used={code: rates[code] for code in sorted(used)},
-        not_converted=dict(sorted(missing.items())),
+        open_amount=cents(converter.total(open_amount)),
+        weighted=cents(converter.total(weighted)),
+        won_amount=cents(converter.total(won_amount)),
+        rates_used={c: converter.rates[c] for c in sorted(held) if c in converter.rates},
+        not_converted=converter.unconverted(held),
     )
 
 
 def _consolidated(
-    deals: list[Deal], merged: int, inputs: HealthInputs, chooser: Chooser, now: datetime
+    deals: list[Deal],
+    merged: int,
+    inputs: HealthInputs,
+    chooser: Chooser,
+    now: datetime,
+    converter: Converter | None,
 ) -> Consolidated:
     open_deals = [d for d in deals if d.status is DealStatus.OPEN]
     weighted = []
@@ -218,24 +218,25 @@ def _consolidated(
         probability = kpis.probability_of(deal, inputs.funnels.get(deal.funnel))
         if deal.value is not None and probability is not None:
             weighted.append(deal.value * probability)
+    open_amount = kpis.sum_by_currency(d.value for d in open_deals if d.value)
+    weighted_sums = kpis.sum_by_currency(weighted)
+    won_amount = kpis.sum_by_currency(
+        d.value for d in deals if d.status is DealStatus.WON and d.value
+    )
     return Consolidated(
         deals=len(deals),
         copies_merged=merged,
         open=len(open_deals),
         won=sum(d.status is DealStatus.WON for d in deals),
         lost=sum(d.status is DealStatus.LOST for d in deals),
-        open_amount=kpis.sum_by_currency(d.value for d in open_deals if d.value),
-        weighted={
-            c: a.quantize(Decimal("0.01")) for c, a in kpis.sum_by_currency(weighted).items()
-        },
-        won_amount=kpis.sum_by_currency(
-            d.value for d in deals if d.status is DealStatus.WON and d.value
-        ),
+        open_amount=open_amount,
+        weighted={c: a.quantize(Decimal("0.01")) for c, a in weighted_sums.items()},
+        won_amount=won_amount,
         win_rate=kpis.win_rate(deals),
         stale=kpis.stale(deals, now, inputs.stale_days).count,
         past_due=kpis.past_due(deals, now).count,
-        forecast=kpis.forecast(deals, inputs.funnels, now),
-        converted=_converted(deals, inputs),
+        forecast=kpis.forecast(deals, inputs.funnels, now, converter),
+        converted=_converted(converter, deals, open_amount, weighted_sums, won_amount),
         copies_counted=chooser.counted(),
     )
 
@@ -257,6 +258,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
     present = {d.ref: d for own in deals.values() for d in own}
     live = {d.ref: d for own in inputs.deals.values() for d in own}
     chooser = Chooser(inputs.policies, inputs.funnels, tuple(_order(inputs)))
+    converter = Converter.of(inputs.report_currency, inputs.rates)
     entity_of, stand_in, merged = _representatives(
         inputs.entities, present, live, chooser, inputs.bases
     )
@@ -265,7 +267,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
             instance=instance,
             deals=len(own),
             funnels={
-                name: _figures(group, inputs.funnels[name], now, inputs)
+                name: _figures(group, inputs.funnels[name], now, inputs, converter)
                 for name, group in _by_funnel(own, inputs.funnels).items()
             },
         )
@@ -275,7 +277,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
     unique = [
         stand_in.get(d.ref, d) for d in all_copies if d.ref not in entity_of or d.ref in stand_in
     ]
-    consolidated = _consolidated(unique, merged, inputs, chooser, now)
+    consolidated = _consolidated(unique, merged, inputs, chooser, now, converter)
     quality = data_quality(
         deals,
         inputs.mapping_errors,
@@ -310,7 +312,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         breached=tuple(t for t in thresholds if t.breached),
         systems=systems,
         funnels={
-            name: _figures(group, inputs.funnels[name], now, inputs)
+            name: _figures(group, inputs.funnels[name], now, inputs, converter)
             for name, group in _by_funnel(unique, inputs.funnels).items()
         },
         consolidated=consolidated,

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from config import Policy
 from mapping.funnel import Funnel
 from mapping.model import Deal, Ref
+from sync.conversion import ConvertedForecast, ConvertedSize, ConvertedStage
 from sync.diff_result import Mismatch
 
 __all__ = [
@@ -109,6 +110,7 @@ class StageFigure:
     amount: Amounts
     weighted: Amounts
     without_amount: int
+    converted: ConvertedStage | None = None  # with report.currency and report.rates
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +242,7 @@ class Forecast:
     no_close_date: int
     without_amount: int
     past_due: int  # open deals whose close date is before today: in no month
+    converted: ConvertedForecast | None = None  # with report.currency and report.rates
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +266,7 @@ class FunnelFigures:
     # the deals counted in `deals` that no stage row holds (`unmapped_stage` of them), per
     # native stage; last, so the JSON only gains a key
     unmapped_stages: tuple[UnmappedStageFigure, ...] = ()
+    won_size_converted: ConvertedSize | None = None  # with report.currency and report.rates
 
 
 @dataclass(frozen=True, slots=True)

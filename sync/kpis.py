@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Money
+from sync.conversion import Converter, MonthCell
 from sync.health_model import (
     Amounts,
     DealFlag,
@@ -44,6 +45,7 @@ __all__ = [
     "sum_by_currency",
     "unmapped_stages",
     "win_rate",
+    "won_amounts",
     "won_sizes",
 ]
 
@@ -102,16 +104,23 @@ def _cents(total: Decimal) -> Decimal:
     return total.quantize(_MONEY, ROUND_HALF_EVEN)
 
 
-def _totals(members: Sequence[Deal], funnel: Funnel) -> tuple[Amounts, Amounts, int]:
-    """Amount and weighted amount per currency of some deals, and how many hold no amount."""
+def _sums(members: Sequence[Deal], funnel: Funnel) -> tuple[Amounts, Amounts, Counter[str]]:
+    """Amount and weighted amount (unrounded: a converted total rounds once) per currency of
+    some deals, and how many of them hold an amount, per currency."""
     valued = [d.value for d in members if d.value is not None]
-    weighted = [w for d in members if (w := _weighted(d, funnel)) is not None]
-    rounded = {c: _cents(a) for c, a in sum_by_currency(weighted).items()}
-    return sum_by_currency(valued), rounded, len(members) - len(valued)
+    weighted = sum_by_currency(w for d in members if (w := _weighted(d, funnel)) is not None)
+    return sum_by_currency(valued), weighted, Counter(v.currency for v in valued)
 
 
-def stage_figures(deals: Sequence[Deal], funnel: Funnel) -> tuple[StageFigure, ...]:
-    """Count, amount and weighted amount per stage of the funnel, per currency."""
+def _in_cents(amounts: Amounts) -> Amounts:
+    return {c: _cents(a) for c, a in amounts.items()}
+
+
+def stage_figures(
+    deals: Sequence[Deal], funnel: Funnel, converter: Converter | None = None
+) -> tuple[StageFigure, ...]:
+    """Count, amount and weighted amount per stage of the funnel, per currency (and with a
+    `converter`, in the report currency)."""
     by_stage: dict[str, list[Deal]] = defaultdict(list)
     for deal in deals:
         if deal.stage is not None:
@@ -119,8 +128,18 @@ def stage_figures(deals: Sequence[Deal], funnel: Funnel) -> tuple[StageFigure, .
     figures = []
     for stage in funnel.stages:
         members = by_stage.get(stage.key, [])
-        amount, weighted, without = _totals(members, funnel)
-        figures.append(StageFigure(stage.key, stage.label, len(members), amount, weighted, without))
+        amount, weighted, valued = _sums(members, funnel)
+        figures.append(
+            StageFigure(
+                key=stage.key,
+                label=stage.label,
+                count=len(members),
+                amount=amount,
+                weighted=_in_cents(weighted),
+                without_amount=len(members) - valued.total(),
+                converted=converter.stage(amount, weighted, valued) if converter else None,
+            )
+        )
     return tuple(figures)
 
 
@@ -133,17 +152,15 @@ def unmapped_stages(
     for deal in deals:
         if deal.stage is None or deal.stage not in funnel:
             held[(deal.ref.system, deal.pipeline, deal.native_stage)].append(deal)
-    figures = [
-        UnmappedStageFigure(
-            system,
-            pipeline,
-            native,
-            stage_name(names, system, pipeline, native),
-            len(members),
-            *_totals(members, funnel),
+    figures = []
+    for (system, pipeline, native), members in held.items():
+        amount, weighted, valued = _sums(members, funnel)
+        name = stage_name(names, system, pipeline, native)
+        without = len(members) - valued.total()
+        figure = UnmappedStageFigure(
+            system, pipeline, native, name, len(members), amount, _in_cents(weighted), without
         )
-        for (system, pipeline, native), members in held.items()
-    ]
+        figures.append(figure)
     return tuple(sorted(figures, key=lambda f: (f.system, f.name)))
 
 
@@ -153,12 +170,17 @@ def win_rate(deals: Iterable[Deal]) -> WinRate:
     return WinRate(won=won, lost=lost, rate=ratio(won, won + lost))
 
 
-def won_sizes(deals: Iterable[Deal]) -> tuple[DealSize, ...]:
-    """Average and median won amount per currency (won deals without an amount left out)."""
+def won_amounts(deals: Iterable[Deal]) -> dict[str, list[Decimal]]:
+    """Per currency, the amount of each won deal that has one."""
     amounts: dict[str, list[Decimal]] = defaultdict(list)
     for deal in deals:
         if deal.status is DealStatus.WON and deal.value is not None:
             amounts[deal.value.currency].append(deal.value.amount)
+    return amounts
+
+
+def won_sizes(amounts: Mapping[str, Sequence[Decimal]]) -> tuple[DealSize, ...]:
+    """Average and median won amount per currency (`won_amounts`)."""
     return tuple(
         DealSize(
             currency=code,
@@ -242,10 +264,16 @@ def _is_committed(deal: Deal, funnel: Funnel | None, probability: Decimal | None
     return deal.stage == funnel.open_stages[-1].key
 
 
-def forecast(deals: Iterable[Deal], funnels: Mapping[str, Funnel], now: datetime) -> Forecast:
+def forecast(
+    deals: Iterable[Deal],
+    funnels: Mapping[str, Funnel],
+    now: datetime,
+    converter: Converter | None = None,
+) -> Forecast:
     """Open deals by close month and currency: weighted and committed amounts (COMMITTED_RULE),
-    from the current month on. A deal whose close date is before today is past due, counted
-    apart (`past_due`) and in no month: it is not expected to close in the month it names."""
+    from the current month on (and with a `converter`, per month in the report currency). A
+    deal whose close date is before today is past due, counted apart (`past_due`) and in no
+    month: it is not expected to close in the month it names."""
     today = now.date()
     cells: dict[tuple[str, str], list[tuple[Deal, Money | None, bool]]] = defaultdict(list)
     no_close_date = without_amount = overdue = 0
@@ -265,24 +293,36 @@ def forecast(deals: Iterable[Deal], funnels: Mapping[str, Funnel], now: datetime
         probability = probability_of(deal, funnel)
         key = (deal.close_date.strftime("%Y-%m"), deal.value.currency)
         cells[key].append((deal, _weighted(deal, funnel), _is_committed(deal, funnel, probability)))
-    months = []
+    sums = []
     for (month, currency), members in sorted(cells.items()):
         weighted = [w for _, w, _ in members if w is not None]
         committed = [d.value for d, _, c in members if c and d.value is not None]
-        months.append(
-            ForecastMonth(
+        sums.append(
+            MonthCell(
                 month=month,
                 currency=currency,
                 deals=len(members),
-                weighted=_cents(sum_by_currency(weighted).get(currency, Decimal(0))),
-                committed=_cents(sum_by_currency(committed).get(currency, Decimal(0))),
+                weighted=sum_by_currency(weighted).get(currency, _ZERO),
+                committed=sum_by_currency(committed).get(currency, _ZERO),
                 committed_deals=len(committed),
             )
         )
+    months = tuple(
+        ForecastMonth(
+            month=s.month,
+            currency=s.currency,
+            deals=s.deals,
+            weighted=_cents(s.weighted),
+            committed=_cents(s.committed),
+            committed_deals=s.committed_deals,
+        )
+        for s in sums
+    )
     return Forecast(
         rule=COMMITTED_RULE,
-        months=tuple(months),
+        months=months,
         no_close_date=no_close_date,
         without_amount=without_amount,
         past_due=overdue,
+        converted=converter.forecast(sums) if converter else None,
     )

@@ -191,8 +191,10 @@ def test_forecast_left_out_counts_past_due_deals_in_json_table_and_html():
     # Consolidated default funnel: Beta (close 2024-06-01) is past due, in no forecast month.
     report = build_health(inputs())
     forecast = to_json(report)["funnels"]["default"]["forecast"]
-    assert list(forecast) == ["rule", "months", "no_close_date", "without_amount", "past_due"]
-    assert [forecast[key] for key in list(forecast)[2:]] == [0, 0, 1]
+    assert list(forecast) == [
+        "rule", "months", "no_close_date", "without_amount", "past_due", "converted",
+    ]  # fmt: skip
+    assert [forecast[key] for key in list(forecast)[2:]] == [0, 0, 1, None]  # no report.rates
     console = Console(record=True, width=160)
     to_table(report, console)
     text = console.export_text()
