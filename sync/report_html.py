@@ -4,6 +4,7 @@ with the plotly.js bundle embedded once, no network needed to open it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import cache, partial
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "chart_json",
     "charts",
     "copies_counted_lines",
+    "no_rate",
     "plotly_text",
     "render_page",
 ]
@@ -88,7 +90,33 @@ def _stage_time_chart(name: str, figures: FunnelFigures) -> dict[str, Any]:
 
 
 def _forecast_chart(report: HealthReport) -> dict[str, Any]:
+    """In the report currency where every month's deals could be converted: bars of several
+    currencies on one axis compare amounts that do not compare."""
     fig = go.Figure()
+    title = "Forecast by close month (open deals, past due left out)"
+    converted = report.consolidated.forecast.converted
+    missing = sorted({c for m in converted.months for c in m.unconverted}) if converted else []
+    if converted is not None and not missing:
+        currency = plotly_text(converted.currency)
+        x = [m.month for m in converted.months]
+        fig.add_bar(name=f"weighted {currency} (converted)", x=x,
+                    y=[float(m.weighted) for m in converted.months])  # fmt: skip
+        fig.add_bar(name=f"committed {currency} (converted)", x=x,
+                    y=[float(m.committed) for m in converted.months])  # fmt: skip
+        fig.update_layout(title=f"{title}, in {currency} at the configured rates")
+    else:
+        _forecast_per_currency(fig, report)
+        if missing:
+            shown = plotly_text(", ".join(missing))
+            fig.update_layout(title=f"{title}, per currency: no rate for {shown}")
+        else:
+            fig.update_layout(title=title)
+    fig.update_layout(barmode="group", height=360)
+    fig.update_xaxes(type="category")
+    return _figure(fig)
+
+
+def _forecast_per_currency(fig: go.Figure, report: HealthReport) -> None:
     months = report.consolidated.forecast.months
     for currency in sorted({m.currency for m in months}):
         rows = [m for m in months if m.currency == currency]
@@ -103,11 +131,6 @@ def _forecast_chart(report: HealthReport) -> dict[str, Any]:
             x=[m.month for m in rows],
             y=[float(m.committed) for m in rows],
         )
-    fig.update_layout(
-        title="Forecast by close month (open deals, past due left out)", barmode="group", height=360
-    )
-    fig.update_xaxes(type="category")
-    return _figure(fig)
 
 
 def _stale_chart(report: HealthReport) -> dict[str, Any]:
@@ -147,6 +170,11 @@ def share(value: Decimal | str | None) -> str:
     return "n/a" if value is None else f"{(Decimal(value) * 100).quantize(Decimal('0.01'))}%"
 
 
+def no_rate(unconverted: Mapping[str, int]) -> str:
+    """The deals a converted figure leaves out, per currency without a rate: "GBP: 2 deals"."""
+    return ", ".join(f"{code}: {counted(n, 'deal')}" for code, n in unconverted.items())
+
+
 def amount(value: Decimal | str) -> str:
     """An amount for people, digits grouped: "14,899,089.90" (JSON and CSV keep 14899089.90).
     The page shows some sections from their JSON form, where amounts are strings. At least the
@@ -182,6 +210,7 @@ def _environment() -> Environment:
     )
     environment.filters["share"] = share
     environment.filters["amount"] = amount
+    environment.filters["no_rate"] = no_rate
     environment.filters["deals"] = partial(counted, noun="deal")
     environment.filters["across_funnels"] = across_funnels
     return environment

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mapping.model import Ref, format_utc
+from sync.conversion import ConvertedSize, ConvertedStage
 from sync.health_model import (
     Conversion,
     CopiesCounted,
@@ -26,7 +27,14 @@ from sync.health_model import (
     StageFigure,
     UnmappedStageFigure,
 )
-from sync.report_html import across_funnels, amount, copies_counted_lines, render_page, share
+from sync.report_html import (
+    across_funnels,
+    amount,
+    copies_counted_lines,
+    no_rate,
+    render_page,
+    share,
+)
 from sync.terminal import cell, id_column
 
 __all__ = [
@@ -149,6 +157,8 @@ class KpiRow:
     sales_cycle: str  # median and mean days, and how they were obtained
     stale: str
     past_due: int
+    # the average of the converted won amounts, with report.currency and report.rates
+    won_size_converted: str | None = None
 
 
 def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> KpiRow:
@@ -168,7 +178,27 @@ def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> 
         ),
         stale=f"{f.stale.count} of {f.stale.open_deals}",
         past_due=f.past_due.count,
+        won_size_converted=_converted_size(f.won_size_converted),
     )
+
+
+def _converted_size(size: ConvertedSize | None) -> str | None:
+    if size is None or size.average is None:
+        return None
+    left_out = f" ({_no_rate_note(size.unconverted)})" if size.unconverted else ""
+    return f"{amount(size.average)} {size.currency} converted{left_out}"
+
+
+def _no_rate_note(unconverted: Mapping[str, int]) -> str:
+    return f"no rate: {no_rate(unconverted)}" if unconverted else ""
+
+
+def _converted_stage(converted: ConvertedStage) -> str:
+    figures = (
+        f"{amount(converted.amount)} {converted.currency} / "
+        f"{amount(converted.weighted)} {converted.currency}"
+    )
+    return "; ".join(filter(None, (figures, _no_rate_note(converted.unconverted))))
 
 
 def kpi_rows(report: HealthReport) -> list[KpiRow]:
@@ -191,6 +221,10 @@ def _amounts(amounts: Mapping[str, Decimal]) -> str:
     return ", ".join(f"{amount(a)} {c}" for c, a in amounts.items()) or "-"
 
 
+def _money(value: Decimal | None) -> str:
+    return "n/a" if value is None else amount(value)
+
+
 def _number(value: Decimal | None) -> str:
     return "n/a" if value is None else format(value, "f")
 
@@ -202,15 +236,23 @@ def _funnel_table(title: str, figures: FunnelFigures, across: bool = False) -> T
     table = Table(title=cell(title))
     for column in ("stage", "deals", "amount", "weighted", "no amount"):
         table.add_column(column, justify="left" if column == "stage" else "right")
+    currency = next((s.converted.currency for s in figures.stages if s.converted), None)
+    if currency is not None:
+        table.add_column(f"in {currency} (amount / weighted)", justify="right")
     rows: list[StageFigure | UnmappedStageFigure] = [*figures.stages, *figures.unmapped_stages]
     for s in rows:
         label = s.label if isinstance(s, StageFigure) else _unmapped_label(s, across)
+        # "-" as in the per-currency columns: a stage without amounts has no total to convert;
+        # an unmapped stage's deals are converted in no figure (no stage holds them)
+        shown = s.converted if isinstance(s, StageFigure) else None
+        converted = [_converted_stage(shown) if shown and s.amount else "-"] if currency else []
         table.add_row(
             cell(label),
             str(s.count),
             _amounts(s.amount),
             _amounts(s.weighted),
             str(s.without_amount),
+            *converted,
         )
     return table
 
@@ -257,6 +299,17 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
             f"avg {amount(size.average)} / median {amount(size.median)}",
             f"{size.count} deals",
         )
+    if (converted_size := f.won_size_converted) is not None:
+        table.add_row(
+            f"won size in {converted_size.currency}",
+            f"avg {_money(converted_size.average)} / median {_money(converted_size.median)}",
+            "; ".join(
+                filter(
+                    None,
+                    (f"{converted_size.count} deals", _no_rate_note(converted_size.unconverted)),
+                )
+            ),
+        )
     cycle = f.sales_cycle
     table.add_row(
         "sales cycle (days)",
@@ -286,6 +339,14 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
             f"weighted {amount(m.weighted)} / committed {amount(m.committed)}",
             f"{m.deals} deals, {m.committed_deals} committed",
         )
+    if (converted := f.forecast.converted) is not None:
+        for cm in converted.months:
+            table.add_row(
+                f"forecast {cm.month} in {converted.currency}",
+                f"weighted {amount(cm.weighted)} / committed {amount(cm.committed)}",
+                "; ".join(filter(None, (f"{cm.deals} deals, {cm.committed_deals} committed",
+                                        _no_rate_note(cm.unconverted)))),
+            )  # fmt: skip
     table.add_row(
         "forecast left out",
         f"{f.forecast.no_close_date} / {f.forecast.without_amount} / {f.forecast.past_due}",
@@ -310,7 +371,8 @@ def _kpi_columns(group: list[KpiRow]) -> tuple[str | Text, ...]:
 
 def _kpi_cells(r: KpiRow) -> tuple[str | Text, ...]:
     """A row's figures, in the order of `_kpi_columns`."""
-    won_size = cell(*(r.won_size or ["-"]))
+    converted = [r.won_size_converted] if r.won_size_converted else []
+    won_size = cell(*(r.won_size or ["-"]), *converted)
     return (str(r.deals), r.win_rate, r.won_lost, r.lead_to_won, won_size, r.sales_cycle,
             r.stale, str(r.past_due))  # fmt: skip
 
@@ -409,10 +471,7 @@ def to_table(report: HealthReport, console: Console) -> None:
         totals.add_row(f"weighted in {cv.report_currency}", amount(cv.weighted))
         totals.add_row(f"won in {cv.report_currency}", amount(cv.won_amount))
         if cv.not_converted:
-            totals.add_row(
-                "not converted (no rate)",
-                ", ".join(f"{k}: {v} deals" for k, v in cv.not_converted.items()),
-            )
+            totals.add_row("not converted (no rate)", no_rate(cv.not_converted))
     console.print(totals)
     quality = Table(title="Data quality")
     id_column(quality, "instance", report.data_quality.instances)  # never "salesfor…"

@@ -14,6 +14,7 @@ No deal is matched across CRMs: the consolidated figures hold all seven.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,13 +23,14 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
 from connectors.sandbox.generator import generate
 from sync.health import build_health
 from sync.health_model import HealthReport
 from sync.reconcile import analyze
 from sync.report_inputs import health_inputs
-from sync.report_render import to_json
+from sync.report_render import to_html, to_json, to_table
 from sync.runtime import open_runtime
 from tests.report.test_report_audit_sandbox import _hs, _pd, _sf
 from tests.sandbox_env import SandboxEnv, make_env, run_crmsync
@@ -173,3 +175,28 @@ def test_the_consolidated_totals_are_converted_as_before(data):
     converted = data["consolidated"]["converted"]
     # open: 1080 + 3000 + 1270; Gaia's CHF left out
     assert (converted["open_amount"], converted["not_converted"]) == ("5350.00", {"CHF": 1})
+
+
+def test_table_shows_the_converted_figures_beside_the_per_currency_ones(report):
+    console = Console(width=250, record=True, force_terminal=False)
+    to_table(report, console)
+    text = console.export_text()
+    assert "2,143.33 USD" in text  # average won size in the KPI table and by instance
+    assert re.search(r"forecast 2025-04 in USD.*weighted 3,107\.00 / committed 1,080\.00", text)
+    assert re.search(r"Negotiation .*1,080\.00 USD / 972\.00 USD.*CHF: 1", text)
+
+
+def test_html_forecast_chart_plots_converted_figures_only_when_every_currency_has_a_rate(
+    env, report
+):
+    per_currency = to_html(report)
+    assert '"name":"weighted CHF"' in per_currency  # CHF has no rate: per currency, said so
+    assert "no rate for CHF" in per_currency
+    won_size = 'won deal size in USD</th><td class="num">average 2,143.33, median 2,160.00'
+    assert won_size in per_currency
+    assert '<td>in USD</td><td class="num">3</td><td class="num">3,107.00</td>' in per_currency
+    everything = _report(_with_report(env, "all-rates.yaml", {
+        "currency": "USD", "rates": {**RATES, "CHF": "1.10"}}))  # fmt: skip
+    page = to_html(everything)
+    assert '"name":"weighted USD (converted)"' in page
+    assert '"name":"weighted EUR"' not in page
