@@ -90,6 +90,13 @@ def build_report(
                     pulled=pulled, syncs=syncs,
                 )  # fmt: skip
         report = build_health(inputs)
+        if missing := _without_rate(report, rt.config.report.rates):
+            _log.warning(
+                "report.currency is %s, but report.rates has no rate for %s: their amounts are "
+                "in no converted figure",
+                report.report_currency,
+                ", ".join(missing),
+            )
     except KeyboardInterrupt as exc:  # as pull: `crmsync runs` must not show it running forever
         why = STOPPED if isinstance(exc, Terminated) else CTRL_C
         rt.store.runs.finish(run_id, RunStatus.INTERRUPTED, calls=rt.calls(), error=why)
@@ -103,6 +110,17 @@ def build_report(
         raise
     rt.store.runs.finish(run_id, "ok", counts={"breached": len(report.breached)}, calls=rt.calls())
     return report
+
+
+def _without_rate(report: HealthReport, rates: Mapping[str, object]) -> list[str]:
+    """The currencies of the report's amounts that no rate converts into `report.currency`:
+    a total in it would read as complete (without any rate, nothing is converted at all)."""
+    if report.report_currency is None:
+        return []
+    c = report.consolidated
+    held = {*c.open_amount, *c.won_amount}
+    held.update(code for f in report.funnels.values() for s in f.stages for code in s.amount)
+    return sorted(held - {report.report_currency, *rates})
 
 
 def _unread_since(

@@ -200,3 +200,20 @@ def test_html_forecast_chart_plots_converted_figures_only_when_every_currency_ha
     page = to_html(everything)
     assert '"name":"weighted USD (converted)"' in page
     assert '"name":"weighted EUR"' not in page
+
+
+def test_report_currency_without_rates_warns_naming_the_currencies_without_one(env):
+    config = _with_report(env, "no-rates.yaml", {"currency": "EUR"})
+    run = run_crmsync("report", "--config", str(config), "--format", "json")
+    assert run.returncode in (0, 3), run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "report.rates" in line]
+    assert warnings == [
+        "crmsync: warning: report.currency is EUR, but report.rates has no rate for CHF, GBP, "
+        "USD: their amounts are in no converted figure"
+    ]
+    partial = _with_report(env, "partial-rates.yaml", {"currency": "USD", "rates": RATES})
+    run = run_crmsync("report", "--config", str(partial), "--format", "json")
+    assert [line for line in run.stderr.splitlines() if "report.rates" in line] == [
+        "crmsync: warning: report.currency is USD, but report.rates has no rate for CHF: "
+        "their amounts are in no converted figure"
+    ]
