@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 __all__ = [
+    "ConvertedAmount",
     "ConvertedForecast",
     "ConvertedMonth",
     "ConvertedSize",
@@ -30,6 +31,13 @@ _ZERO = Decimal(0)
 
 def cents(value: Decimal) -> Decimal:
     return value.quantize(_CENT, ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertedAmount:
+    currency: str
+    amount: Decimal
+    unconverted: Mapping[str, int]  # currency without a rate -> deals left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +106,9 @@ class Converter:
     def unconverted(self, deals: Mapping[str, int]) -> dict[str, int]:
         """Of `deals` (currency -> deals), those in a currency without a rate, by code."""
         return {c: n for c, n in sorted(deals.items()) if n and c not in self.rates}
+
+    def amount(self, amounts: Mapping[str, Decimal], deals: Mapping[str, int]) -> ConvertedAmount:
+        return ConvertedAmount(self.currency, cents(self.total(amounts)), self.unconverted(deals))
 
     def stage(
         self,

@@ -101,7 +101,7 @@ def funnel_figures(
         time_in_stage=stage_flow.time_in_stage(deals, funnel, now, stale_days),
         drop_off=stage_flow.drop_off(deals, funnel, stage_maps),
         stale=kpis.stale(deals, now, stale_days),
-        past_due=kpis.past_due(deals, now),
+        past_due=kpis.past_due(deals, now, converter),
         forecast=kpis.forecast(deals, {funnel.name: funnel}, now, converter),
         unmapped_stages=kpis.unmapped_stages(deals, funnel, stage_names or {}),
         won_size_converted=converter.won_size(won) if converter else None,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from config import Policy
 from mapping.funnel import Funnel
 from mapping.model import Deal, Ref
-from sync.conversion import ConvertedForecast, ConvertedSize, ConvertedStage
+from sync.conversion import ConvertedAmount, ConvertedForecast, ConvertedSize, ConvertedStage
 from sync.diff_result import Mismatch
 
 __all__ = [
@@ -223,6 +223,7 @@ class PastDue:
     count: int
     amount: Amounts
     deals: tuple[DealFlag, ...]  # the most overdue first, at most LISTED_DEALS
+    converted: ConvertedAmount | None = None  # with report.currency and report.rates
 
 
 @dataclass(frozen=True, slots=True)

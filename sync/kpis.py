@@ -239,7 +239,7 @@ def stale(deals: Iterable[Deal], now: datetime, stale_days: int) -> Stale:
     )
 
 
-def past_due(deals: Iterable[Deal], now: datetime) -> PastDue:
+def past_due(deals: Iterable[Deal], now: datetime, converter: Converter | None = None) -> PastDue:
     """Open deals whose expected close date is before today."""
     today = now.date()
     flags: list[DealFlag] = []
@@ -253,7 +253,15 @@ def past_due(deals: Iterable[Deal], now: datetime) -> PastDue:
             flags.append(_flag(deal, (today - deal.close_date).days, "close_date"))
             if deal.value is not None:
                 values.append(deal.value)
-    return PastDue(count=len(flags), amount=sum_by_currency(values), deals=_listed(flags))
+    amounts = sum_by_currency(values)
+    return PastDue(
+        count=len(flags),
+        amount=amounts,
+        deals=_listed(flags),
+        converted=converter.amount(amounts, Counter(v.currency for v in values))
+        if converter
+        else None,
+    )
 
 
 def _is_committed(deal: Deal, funnel: Funnel | None, probability: Decimal | None) -> bool:

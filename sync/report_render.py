@@ -185,8 +185,13 @@ def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> 
 def _converted_size(size: ConvertedSize | None) -> str | None:
     if size is None or size.average is None:
         return None
-    left_out = f" ({_no_rate_note(size.unconverted)})" if size.unconverted else ""
-    return f"{amount(size.average)} {size.currency} converted{left_out}"
+    return _converted_text(size.average, size.currency, size.unconverted)
+
+
+def _converted_text(value: Decimal, currency: str, unconverted: Mapping[str, int]) -> str:
+    """For people: "2,143.33 USD converted (no rate: CHF: 1 deal)"."""
+    left_out = f" ({_no_rate_note(unconverted)})" if unconverted else ""
+    return f"{amount(value)} {currency} converted{left_out}"
 
 
 def _no_rate_note(unconverted: Mapping[str, int]) -> str:
@@ -332,7 +337,10 @@ def _kpi_table(title: str, f: FunnelFigures) -> Table:
         f"{f.stale.count} of {f.stale.open_deals} open",
         ", ".join(f"{k}: {v}" for k, v in f.stale.by_basis.items()) or f.stale.method,
     )
-    table.add_row("past due", str(f.past_due.count), _amounts(f.past_due.amount))
+    past_due = _amounts(f.past_due.amount)
+    if (due := f.past_due.converted) is not None and f.past_due.amount:
+        past_due += "; " + _converted_text(due.amount, due.currency, due.unconverted)
+    table.add_row("past due", str(f.past_due.count), past_due)
     for m in f.forecast.months:
         table.add_row(
             f"forecast {m.month} {m.currency}",

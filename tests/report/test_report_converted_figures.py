@@ -7,9 +7,10 @@ salesforce  Boreas  won          2000 EUR
 salesforce  Ceto    proposal     3000 USD  p 0.5   close 2025-04-20
 hubspot     Dione   proposal     1000 GBP  p 0.5   close 2025-04-05
 hubspot     Eos     won          3000 USD
+hubspot     Iris    qualified     500 GBP  p 0.2   close 2025-03-01  (past due: in no month)
 pipedrive   Gaia    negotiation   100 CHF          close 2025-04-15  (committed: last open stage)
 pipedrive   Helios  won          1000 GBP
-No deal is matched across CRMs: the consolidated figures hold all seven.
+No deal is matched across CRMs: the consolidated figures hold all eight.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def _dataset() -> dict[str, Any]:
             hs_deal_stage_probability="0.5"),
         _hs("12", "Eos", "closedwon", "2025-01-02", "2025-02-28", amount="3000",
             closedate="2025-02-28T00:00:00Z", hs_deal_stage_probability="1.0"),
+        _hs("13", "Iris", "qualifiedtobuy", "2025-01-02", "2025-03-01", amount="500",
+            deal_currency_code="GBP", closedate="2025-03-01T00:00:00Z",
+            hs_deal_stage_probability="0.2"),
     ]  # fmt: skip
     template = pd["deals"][0]
     pd["deals"] = [
@@ -173,8 +177,18 @@ def test_won_deal_size_gets_the_mean_and_median_of_the_converted_won_amounts(dat
 
 def test_the_consolidated_totals_are_converted_as_before(data):
     converted = data["consolidated"]["converted"]
-    # open: 1080 + 3000 + 1270; Gaia's CHF left out
-    assert (converted["open_amount"], converted["not_converted"]) == ("5350.00", {"CHF": 1})
+    # open: 1080 + 3000 + 1270 + 635 (Iris); Gaia's CHF left out
+    assert (converted["open_amount"], converted["not_converted"]) == ("5985.00", {"CHF": 1})
+
+
+def test_past_due_amount_gets_a_converted_total(data):
+    # Iris: 500 x 1.27
+    expected = {"currency": "USD", "amount": "635.00", "unconverted": {}}
+    assert data["funnels"]["default"]["past_due"]["converted"] == expected
+    assert data["systems"]["hubspot"]["funnels"]["default"]["past_due"]["converted"] == expected
+    assert data["systems"]["salesforce"]["funnels"]["default"]["past_due"]["converted"] == {
+        "currency": "USD", "amount": "0.00", "unconverted": {},
+    }  # fmt: skip
 
 
 def test_table_shows_the_converted_figures_beside_the_per_currency_ones(report):
@@ -184,6 +198,7 @@ def test_table_shows_the_converted_figures_beside_the_per_currency_ones(report):
     assert "2,143.33 USD" in text  # average won size in the KPI table and by instance
     assert re.search(r"forecast 2025-04 in USD.*weighted 3,107\.00 / committed 1,080\.00", text)
     assert re.search(r"Negotiation .*1,080\.00 USD / 972\.00 USD.*CHF: 1", text)
+    assert re.search(r"past due +│ +1 │ 500\.00 GBP; 635\.00 USD converted", text)
 
 
 def test_html_forecast_chart_plots_converted_figures_only_when_every_currency_has_a_rate(
