@@ -21,7 +21,6 @@ __all__ = [
     "ConvertedSize",
     "ConvertedStage",
     "Converter",
-    "MonthCell",
     "cents",
 ]
 
@@ -76,18 +75,6 @@ class ConvertedSize:
 
 
 @dataclass(frozen=True, slots=True)
-class MonthCell:
-    """One close month's open deals in one currency, sums unrounded."""
-
-    month: str
-    currency: str
-    deals: int
-    weighted: Decimal
-    committed: Decimal
-    committed_deals: int
-
-
-@dataclass(frozen=True, slots=True)
 class Converter:
     currency: str
     rates: Mapping[str, Decimal]  # 1 <code> = rate report currency; the report currency's is 1
@@ -122,25 +109,6 @@ class Converter:
             cents(self.total(weighted)),
             self.unconverted(deals),
         )
-
-    def forecast(self, cells: Sequence[MonthCell]) -> ConvertedForecast:
-        by_month: dict[str, list[MonthCell]] = {}
-        for cell in cells:
-            by_month.setdefault(cell.month, []).append(cell)
-        months = []
-        for month, members in sorted(by_month.items()):
-            kept = [c for c in members if c.currency in self.rates]
-            months.append(
-                ConvertedMonth(
-                    month=month,
-                    deals=sum(c.deals for c in kept),
-                    weighted=cents(self.total({c.currency: c.weighted for c in kept})),
-                    committed=cents(self.total({c.currency: c.committed for c in kept})),
-                    committed_deals=sum(c.committed_deals for c in kept),
-                    unconverted=self.unconverted({c.currency: c.deals for c in members}),
-                )
-            )
-        return ConvertedForecast(self.currency, tuple(months))
 
     def won_size(self, amounts: Mapping[str, Sequence[Decimal]]) -> ConvertedSize:
         """`amounts`: currency -> each won deal's amount."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from mapping.funnel import Funnel
 from mapping.model import Deal, DealStatus, Money
-from sync.conversion import Converter, MonthCell
+from sync.conversion import ConvertedForecast, ConvertedMonth, Converter, cents
 from sync.health_model import (
     Amounts,
     DealFlag,
@@ -100,10 +101,6 @@ def _weighted(deal: Deal, funnel: Funnel | None) -> Money | None:
     return deal.value * probability
 
 
-def _cents(total: Decimal) -> Decimal:
-    return total.quantize(_MONEY, ROUND_HALF_EVEN)
-
-
 def _sums(members: Sequence[Deal], funnel: Funnel) -> tuple[Amounts, Amounts, Counter[str]]:
     """Amount and weighted amount (unrounded: a converted total rounds once) per currency of
     some deals, and how many of them hold an amount, per currency."""
@@ -113,7 +110,7 @@ def _sums(members: Sequence[Deal], funnel: Funnel) -> tuple[Amounts, Amounts, Co
 
 
 def _in_cents(amounts: Amounts) -> Amounts:
-    return {c: _cents(a) for c, a in amounts.items()}
+    return {c: cents(a) for c, a in amounts.items()}
 
 
 def stage_figures(
@@ -301,12 +298,12 @@ def forecast(
         probability = probability_of(deal, funnel)
         key = (deal.close_date.strftime("%Y-%m"), deal.value.currency)
         cells[key].append((deal, _weighted(deal, funnel), _is_committed(deal, funnel, probability)))
-    sums = []
+    sums = []  # unrounded: a converted month rounds its own total once
     for (month, currency), members in sorted(cells.items()):
         weighted = [w for _, w, _ in members if w is not None]
         committed = [d.value for d, _, c in members if c and d.value is not None]
         sums.append(
-            MonthCell(
+            ForecastMonth(
                 month=month,
                 currency=currency,
                 deals=len(members),
@@ -316,15 +313,7 @@ def forecast(
             )
         )
     months = tuple(
-        ForecastMonth(
-            month=s.month,
-            currency=s.currency,
-            deals=s.deals,
-            weighted=_cents(s.weighted),
-            committed=_cents(s.committed),
-            committed_deals=s.committed_deals,
-        )
-        for s in sums
+        replace(s, weighted=cents(s.weighted), committed=cents(s.committed)) for s in sums
     )
     return Forecast(
         rule=COMMITTED_RULE,
@@ -332,5 +321,26 @@ def forecast(
         no_close_date=no_close_date,
         without_amount=without_amount,
         past_due=overdue,
-        converted=converter.forecast(sums) if converter else None,
+        converted=_converted_forecast(sums, converter) if converter else None,
     )
+
+
+def _converted_forecast(sums: Sequence[ForecastMonth], converter: Converter) -> ConvertedForecast:
+    """Per month, the sums of its currencies with a rate, converted (`sums` unrounded)."""
+    by_month: dict[str, list[ForecastMonth]] = defaultdict(list)
+    for cell in sums:
+        by_month[cell.month].append(cell)
+    months = []
+    for month, members in sorted(by_month.items()):
+        kept = [c for c in members if c.currency in converter.rates]
+        months.append(
+            ConvertedMonth(
+                month=month,
+                deals=sum(c.deals for c in kept),
+                weighted=cents(converter.total({c.currency: c.weighted for c in kept})),
+                committed=cents(converter.total({c.currency: c.committed for c in kept})),
+                committed_deals=sum(c.committed_deals for c in kept),
+                unconverted=converter.unconverted({c.currency: c.deals for c in members}),
+            )
+        )
+    return ConvertedForecast(converter.currency, tuple(months))
