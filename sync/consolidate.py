@@ -31,12 +31,13 @@ A deal whose copies follow different funnels (a Salesforce without a Renewal rec
 renewals in its one pipeline, on the default funnel, while HubSpot and Pipedrive file them in
 Renewals pipelines of funnel `renewal`) counts in one funnel, the same whichever copy was edited
 last: a copy in the default funnel (the funnel of every pipeline no `pipeline_funnels` entry
-names) says nothing of the product line where another copy follows a named funnel, so where
-the named copies all follow one funnel, the stage (with its status and timing) is chosen among
-those copies alone, by the rules above, and the deal counts there. Copies in several named
-funnels: the stage policy chooses among all of them, as for any stage. The amount and the
-close date are still chosen among every copy. Such deals are counted (`AcrossFunnels`), since
-only their CRMs can settle which product line they belong to.
+names) says nothing of the product line where another copy follows a named funnel, so the
+stage (with its status and timing) is chosen among the copies in named funnels alone, by the
+rules above (between several named funnels, the stage policy decides), and the deal counts
+there. Unless its default copy was won or lost since the copies agreed: reconcile spreads
+that status, so the deal counts closed, from that copy, in the default funnel, until it has.
+The amount and the close date are still chosen among every copy. Such deals are counted
+(`AcrossFunnels`), since only their CRMs can settle which product line they belong to.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ COPY_RULE = (
     "policy (its status spreads and the stage follows it); where only copies the base marks "
     "as keeping a value of their own differ, the value agreed on; where it cannot decide, the copy "
     "of the first instance in `order`, and for amount and close date the copy whose stage "
-    "counts; a deal whose copies follow the default funnel and one named funnel counts in the "
-    "named funnel, its stage, status and timing chosen as above among the copies in that "
-    "funnel (a copy in the default funnel says nothing of the product line); copies in "
-    "several named funnels: the stage policy chooses among all of them"
+    "counts; a deal whose copies follow the default funnel and named funnels counts in a named "
+    "funnel, its stage, status and timing chosen as above among the copies in named funnels (a "
+    "copy in the default funnel says nothing of the product line), unless the default copy "
+    "was won or lost since the copies agreed (it counts closed, from that copy)"
 )
 ACROSS_FUNNELS_FIX = (
     "file each deal under one product line in every CRM: give the pipelines of a product line "
@@ -161,20 +162,25 @@ class Chooser:
 
     def stand_in(self, copies: Sequence[Deal], base: Mapping[str, Any] | None = None) -> Deal:
         """`copies`: the entity's live copies, the first instance's first. The deal counted:
-        the copy the stage policy picks (among those of the one named funnel where the others
-        follow the default: `_staging`), else the first such copy with a known stage (else the
+        the copy the stage policy picks (among those of named funnels where others follow the
+        default: `_staging`), else the first such copy with a known stage (else the
         first), with the amount and close date from the copies their policies pick, else its
         own."""
         first = copies[0]
         if len(copies) == 1:
             return first
-        # An unmapped stage takes no part: the first copy whose stage is known stands in.
+        # An unmapped stage takes no part: the first copy whose stage is known stands in (of
+        # those the stage is chosen among).
         known = next((d for d in copies if self.stage_key(d) is not None), first)
-        staging = self._staging(copies)
+        funnels = {d.funnel for d in copies}
+        staging = self._staging(copies, base)
         lead = next((d for d in staging if self.stage_key(d) is not None), staging[0])
+        by_policy = self.by_policy["stage"]
         staged = self._pick("stage", staging, self.stage_key, base) or lead
-        if len({d.funnel for d in copies}) > 1:
+        if len(funnels) > 1:
             self.counted_in[staged.funnel] += 1
+            if self.by_policy["stage"] > by_policy and len(funnels - {DEFAULT_FUNNEL.name}) > 1:
+                self.across_by_policy += 1
         valued = self._pick("amount", copies, _value, base) or self._own(
             "amount", copies, staged, known
         )
@@ -185,17 +191,17 @@ class Chooser:
             return staged
         return dataclasses.replace(staged, value=valued.value, close_date=dated.close_date)
 
-    def _staging(self, copies: Sequence[Deal]) -> Sequence[Deal]:
-        """The copies the stage is chosen among: where they follow the default funnel and one
-        named funnel, those of the named funnel (the default says nothing of the product line);
-        else all of them (in several named funnels, the stage policy decides)."""
-        funnels = {d.funnel for d in copies}
-        named = funnels - {DEFAULT_FUNNEL.name}
-        if len(named) > 1:
-            self.across_by_policy += 1
-        if len(named) == 1 and len(funnels) > 1:
-            return [d for d in copies if d.funnel in named]
-        return copies
+    def _staging(self, copies: Sequence[Deal], base: Mapping[str, Any] | None) -> Sequence[Deal]:
+        """The copies the stage is chosen among: where some follow the default funnel and the
+        others named funnels, those of the named funnels (the default says nothing of the
+        product line; between several named ones the stage policy decides). Unless a copy in
+        the default funnel was won or lost since the copies agreed: reconcile spreads that
+        status, so the deal counts closed, from that copy, until it has."""
+        named = [d for d in copies if d.funnel != DEFAULT_FUNNEL.name]
+        if not named or len(named) == len(copies):
+            return copies
+        closed = self._closed_since(copies, base)
+        return copies if closed is not None and closed.funnel == DEFAULT_FUNNEL.name else named
 
     def _own(self, name: str, copies: Sequence[Deal], staged: Deal, known: Deal) -> Deal:
         """The copy whose stage counts, for a field whose policy picked no copy. Counted apart
