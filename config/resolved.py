@@ -59,7 +59,9 @@ class Policy:
         return cls(PolicyRule(definition))
 
 
-_USERINFO_PASSWORD = re.compile(r"(://[^:/@]*):[^@/]*@")
+# The password runs to the last `@` before the host: one typed unencoded may hold `@` itself
+# (`u:p@ss@h` showed `ss`). A `/` ends the authority: `host:8080/users/a@b.com` holds none.
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@\s]*):[^/\s]*@")
 # libpq also takes `?password=...` (and `sslpassword`) in the URL's query
 _QUERY_SECRET = re.compile(r"([?&][^=&#]*(?:password|secret|token)[^=&#]*=)[^&#]*", re.I)
 

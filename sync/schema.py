@@ -64,6 +64,7 @@ __all__ = [
     "json_loads",
     "lock_flags",
     "metadata",
+    "named_failures",
     "one_snapshot",
     "schema_version",
     "transaction",
@@ -85,7 +86,13 @@ class StoreError(RuntimeError):
 
 class StoreUnreachable(StoreError):
     """The state store cannot be opened (`cannot open state store <URL>: ...`): its URL, its
-    server or its folder; who knows where the URL is set adds what to check."""
+    server or its folder; who knows where the URL is set adds what to check. `answered`: the
+    database was reached and refused the work (a file that is no database, a permission), so
+    where the URL points is not in question."""
+
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -408,7 +415,7 @@ def connect_engine(url: str) -> Engine:
             parsed, connect_args={"check_same_thread": False}, json_deserializer=json_loads
         )
         _sqlite_transactions(engine)
-        return _named_failures(engine)
+        return named_failures(engine)
     if parsed.get_backend_name() != "postgresql":
         raise StoreError(
             f"unsupported state store {parsed.get_backend_name()!r}: use "
@@ -429,10 +436,10 @@ def connect_engine(url: str) -> Engine:
         )
     except Exception as exc:  # e.g. the driver is not installed
         raise StoreUnreachable(f"cannot open state store {redact_url(url)}: {exc}") from None
-    return _named_failures(engine)
+    return named_failures(engine)
 
 
-def _named_failures(engine: Engine) -> Engine:
+def named_failures(engine: Engine) -> Engine:
     """`engine`, each database error it raises carrying the store's URL (password masked) for
     the line a run that failed on it ends with (`sync.errors.store_failure`)."""
     name = redact_url(engine.url.render_as_string(hide_password=True))
@@ -749,7 +756,8 @@ def _refuse_store(engine: Engine, exc: SQLAlchemyError) -> NoReturn:
             f"CREATE SCHEMA {schema})"
         )
     raise StoreUnreachable(
-        f"cannot open state store {redact_url(str(engine.url))}: {type(cause).__name__}: {first}"
+        f"cannot open state store {redact_url(str(engine.url))}: {type(cause).__name__}: {first}",
+        answered=not isinstance(exc, OperationalError),  # reached, but refused
     ) from None
 
 

@@ -192,7 +192,8 @@ class Store:
         more instances than the pool has slots (5 + 10) held every slot with its pull locks,
         and the pull's first write waited 30 s for one, then failed."""
         if self._lock_engine is None:
-            self._lock_engine = create_engine(self._engine.url, poolclass=NullPool)
+            engine = create_engine(self._engine.url, poolclass=NullPool)
+            self._lock_engine = t.named_failures(engine)
         return self._lock_engine
 
     def now(self) -> datetime:

@@ -15,6 +15,8 @@ def open_store(config: Config) -> Store:
     try:
         return Store.open(config.store_url)
     except StoreUnreachable as exc:
+        if exc.answered:  # the URL led to a database: a hint at the URL would mislead
+            raise
         raise StoreUnreachable(f"{exc}; {_what_to_check(config)}") from None
 
 

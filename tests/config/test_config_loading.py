@@ -16,6 +16,7 @@ from config import (
     PolicyRule,
     StaleStageWriteWarning,
     load_config,
+    redact_url,
 )
 from mapping.versions import MAPPER_VERSIONS
 from sync.connect import connector_settings
@@ -312,6 +313,18 @@ def test_a_proxy_password_in_a_base_url_leaves_no_trace_in_the_fingerprint(tmp_p
     first = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PROXY_PW": "proxy-pw-1"})
     second = load_config(write(tmp_path, text), env={**TWO_ORGS_ENV, "PROXY_PW": "proxy-pw-2"})
     assert first.fingerprint() == second.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("failed: https://u:p@ss@crm.example/x", "failed: https://u:***@crm.example/x"),
+        ("at https://u:pw@h and https://v:pw2@g/x", "at https://u:***@h and https://v:***@g/x"),
+        ("GET https://h:8080/users/a@b.com", "GET https://h:8080/users/a@b.com"),  # no password
+    ],
+)
+def test_a_url_password_holding_an_at_sign_is_masked_whole(text: str, shown: str) -> None:
+    assert redact_url(text) == shown
 
 
 def test_store_password_in_the_url_query_is_redacted_for_display(tmp_path: Path) -> None:

@@ -8,7 +8,11 @@ import resource
 import subprocess
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from sync.errors import store_failure
+from sync.runtime import open_runtime
 from tests.integration.conftest import World
 from tests.integration.processes import cli
 from tests.integration.test_store_dropped_mid_run import pull_losing_its_session
@@ -109,4 +113,36 @@ def test_a_sqlite_store_that_cannot_be_made_says_where_its_path_is_set(
         f"crmsync: error: cannot open state store sqlite:///{in_the_way}/crmsync.db: cannot "
         f"create its folder {in_the_way} (a file is in the way); check `store` ({at}) and that "
         "its folder can be made and written"
+    )
+
+
+@pytest.mark.postgres
+def test_a_lock_connection_that_fails_names_the_store_too(world_with_password: World) -> None:
+    # PostgreSQL locks hold a connection of their own (outside the pool): "too many clients"
+    # or a server going down mid-start shows up there first
+    with (
+        open_runtime(str(world_with_password.config), connect=False) as rt,
+        pytest.raises(OperationalError) as failed,
+        rt.store.lock_engine.connect() as conn,
+    ):
+        conn.execute(text("select pg_terminate_backend(pg_backend_pid())"))
+    line = store_failure(failed.value) or ""
+    assert ", in postgresql+psycopg://postgres:***@127.0.0.1:5432/test?options=" in line, line
+    assert "hunter2" not in line
+
+
+def test_a_store_file_that_is_no_database_gets_no_hint_at_its_url(small_world: World) -> None:
+    # the URL led to a file, which is the problem: "check its folder can be written" misled
+    world = small_world
+    not_a_database = world.config.parent / "notes.db"
+    not_a_database.write_text("these are notes, not a database\n" * 200)
+    _with_store(world, f"sqlite:///{world.config.parent}/crmsync.db",
+                f"sqlite:///{not_a_database}")  # fmt: skip
+
+    pulled = cli(world, "pull")
+
+    assert pulled.exit_code == 1, pulled.output
+    assert pulled.stderr.strip() == (
+        f"crmsync: error: cannot open state store sqlite:///{not_a_database}: DatabaseError: "
+        "file is not a database"
     )
