@@ -100,14 +100,14 @@ def _kpis(r: DemoResult) -> None:
     c = report.consolidated
     click.echo(
         f"  {c.deals} deals ({c.copies_merged} cross-CRM copies merged): {c.open} open, "
-        f"{c.won} won, {c.lost} lost; win rate {_pct(c.win_rate.rate)}; "
-        f"{c.stale} stale, {c.past_due} past their close date"
+        f"{c.won} won, {c.lost} lost; win rate {_pct(c.win_rate.rate)}; open pipeline "
+        f"{_money(c.open_amount)}; {c.stale} stale, {c.past_due} past their close date"
     )
     for name, figures in report.funnels.items():
         cycle = figures.sales_cycle
         click.echo(
             f"  funnel {name}: median sales cycle {_days(cycle.median_days)}, mean "
-            f"{_days(cycle.mean_days)} ({cycle.method}), open pipeline {_money(c.open_amount)}"
+            f"{_days(cycle.mean_days)} ({cycle.method})"
         )
     for t in report.breached:
         click.echo(f"  threshold breached: {t.name} = {t.value} (limit {t.limit})")
