@@ -47,6 +47,7 @@ class Holdings:
     splits: int  # pairs of its deals a person split from others
     cursor: int  # 1: the instance has one
     mapping: int  # 1: it has the fingerprint of the mapping its deals were read under
+    stage_names: int  # 1: it has the names of its stages its last pull read (`sync.stage_names`)
     audit: int  # entries of writes to it: kept
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,6 +109,7 @@ def _holdings(conn: Connection, instance: str, alone: list[str], shared: list[st
     failures = t.failures.c
     splits = t.split_pairs.c
     mapped = select(t.meta.c.key).where(t.meta.c.key == mapping_key(instance))
+    named = select(t.meta.c.key).where(t.meta.c.key == stage_names_key(instance))
     return Holdings(
         deals=_count(conn, t.deals, t.deals.c.instance == instance),
         links=_count(conn, t.links, t.links.c.instance == instance),
@@ -124,6 +126,7 @@ def _holdings(conn: Connection, instance: str, alone: list[str], shared: list[st
         ),
         cursor=_count(conn, t.cursors, t.cursors.c.instance == instance),
         mapping=int(conn.execute(mapped).first() is not None),
+        stage_names=int(conn.execute(named).first() is not None),
         audit=_count(conn, t.audit, t.audit.c.instance == instance),
     )
 

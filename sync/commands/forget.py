@@ -37,6 +37,7 @@ _ROWS = (
     ("splits", "split pairs", "removed"),
     ("cursor", "cursor", "removed"),
     ("mapping", "mapping fingerprint", "removed"),
+    ("stage_names", "stage names", "removed"),
     ("audit", "audit entries", "kept: the record of what crmsync wrote"),
 )
 

@@ -43,6 +43,7 @@ def _store_view(world: World) -> dict[str, Any]:
             "links": store.link_counts().get("pipedrive", 0),
             "cursor": store.cursor("pipedrive"),
             "mapping": store.mapping_of("pipedrive"),
+            "stage_names": store.stage_names("pipedrive"),
             "letters": [f for f in store.failures.records() if f.instance == "pipedrive"],
             "audit": len(store.audit.entries(instance="pipedrive")),
             "bases": store.bases(),
@@ -92,7 +93,7 @@ def test_forget_shows_what_the_store_holds_of_a_retired_instance_and_removes_not
     assert counts["links"] == before["links"] > 0
     assert (counts["entities_kept"], counts["entities_dropped"]) == (kept, alone)
     assert counts["dead_letters"] == 1 == len(before["letters"])
-    assert counts["cursor"] == 1 and counts["mapping"] == 1
+    assert counts["cursor"] == 1 and counts["mapping"] == 1 and counts["stage_names"] == 1
     assert counts["audit"] == before["audit"] > 0
     assert "dry run: nothing removed" in table and "audit entries" in table, table
     assert _store_view(world) == before
@@ -114,6 +115,7 @@ def test_forget_apply_removes_the_instance_and_keeps_the_audit_and_what_others_s
     after = _store_view(world)
     assert done["applied"] and done["run_id"] and done["counts"]["links"] == before["links"]
     assert (after["deals"], after["links"], after["cursor"], after["mapping"]) == (0, 0, None, None)
+    assert before["stage_names"] and after["stage_names"] == {}
     assert after["letters"] == []
     assert after["audit"] == before["audit"]  # the record of what crmsync wrote stays
     # entities shared with the other CRMs stay with those members, and their bases; those of
