@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,6 +43,7 @@ from sync.health_model import (
     FunnelFigures,
     HealthInputs,
     HealthReport,
+    ReportFilters,
     SystemFigures,
 )
 from sync.stage_names import StageNames
@@ -130,16 +132,53 @@ def _by_funnel(deals: Iterable[Deal], funnels: Mapping[str, Funnel]) -> dict[str
 
 
 def _in_window(deals: Sequence[Deal], inputs: HealthInputs) -> list[Deal]:
-    """Deals created or updated on or after `since`, a day in the report's time zone."""
-    if inputs.since is None:
-        return list(deals)
-    since, zone = inputs.since, ZoneInfo(inputs.timezone)
+    """Deals created or updated in [since, until] (days in the report's time zone) and, with
+    `only_funnels`, in one of those funnels (a copy's own funnel: the consolidated figures
+    keep a matched deal by the funnel it counts in, `_build_health`)."""
+    zone = ZoneInfo(inputs.timezone)
+    low, high = inputs.since or date.min, inputs.until or date.max
+
+    def dated(at: datetime) -> bool:
+        return low <= at.astimezone(zone).date() <= high
+
     return [
         d
         for d in deals
-        if d.created_at.astimezone(zone).date() >= since
-        or d.updated_at.astimezone(zone).date() >= since
+        if (not inputs.only_funnels or d.funnel in inputs.only_funnels)
+        and (dated(d.created_at) or dated(d.updated_at))
     ]
+
+
+def _of_systems(inputs: HealthInputs) -> HealthInputs:
+    """The inputs as if the config held only `only_systems`: a matched deal keeps the copies in
+    those instances, and is matched only where two or more of them hold one."""
+    if not inputs.only_systems:
+        return inputs
+    keep = set(inputs.only_systems)
+
+    def kept(rows: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+        return tuple(r for r in rows if r.get("system") in keep)
+
+    entities = [{i: r for i, r in group.items() if i in keep} for group in inputs.entities]
+    return replace(
+        inputs,
+        deals={i: d for i, d in inputs.deals.items() if i in keep},
+        entities=[group for group in entities if len(group) > 1],
+        sync_status={i: s for i, s in inputs.sync_status.items() if i in keep},
+        dead_letters=kept(inputs.dead_letters),
+        mapping_errors=kept(inputs.mapping_errors),
+        account_notes=kept(inputs.account_notes),
+        consolidation_order=[i for i in inputs.consolidation_order if i in keep],
+    )
+
+
+def _filters(inputs: HealthInputs) -> ReportFilters:
+    return ReportFilters(
+        funnels=inputs.only_funnels,
+        systems=inputs.only_systems,
+        since=inputs.since,
+        until=inputs.until,
+    )
 
 
 def _order(inputs: HealthInputs) -> list[str]:
@@ -253,6 +292,8 @@ def build_health(inputs: HealthInputs) -> HealthReport:
 
 
 def _build_health(inputs: HealthInputs) -> HealthReport:
+    inputs = _of_systems(inputs)
+    filters = _filters(inputs)
     now = inputs.now.astimezone(ZoneInfo(inputs.timezone))  # for the KPIs: see the module doc
     deals = {instance: _in_window(own, inputs) for instance, own in inputs.deals.items()}
     present = {d.ref: d for own in deals.values() for d in own}
@@ -277,6 +318,8 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
     unique = [
         stand_in.get(d.ref, d) for d in all_copies if d.ref not in entity_of or d.ref in stand_in
     ]
+    if inputs.only_funnels:  # a matched deal whose copies follow several funnels counts in one
+        unique = [d for d in unique if d.funnel in inputs.only_funnels]
     consolidated = _consolidated(unique, merged, inputs, chooser, now, converter)
     quality = data_quality(
         deals,
@@ -294,7 +337,7 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         inputs.dead_letters,
         inputs.instance_urls,
         inputs.now,
-        window=inputs.since is not None,
+        window=filters.active(),
         live=live.keys(),
         archived_open=inputs.archived_open,
         mismatched=inputs.mismatched,
@@ -319,4 +362,5 @@ def _build_health(inputs: HealthInputs) -> HealthReport:
         data_quality=quality,
         cross_system=cross,
         timezone=inputs.timezone,
+        filters=filters,
     )

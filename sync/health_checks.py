@@ -230,6 +230,8 @@ def cross_system(
     for conflict in conflicts:
         for value in conflict.get("values", ()):
             ref = _ref(value)
+            if in_window is not None and ref not in in_window:  # an instance --system leaves out
+                continue
             rows.append(
                 MismatchRow(
                     entity=entity(ref),

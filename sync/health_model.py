@@ -42,6 +42,7 @@ __all__ = [
     "MismatchRow",
     "PairMatch",
     "PastDue",
+    "ReportFilters",
     "SalesCycle",
     "StageFigure",
     "StageTime",
@@ -72,6 +73,10 @@ class HealthInputs:
     # with the copies it plans no change into (a read-only instance's, ...) and why
     mismatched: Sequence[Mismatch] = ()
     since: date | None = None
+    until: date | None = None  # inclusive, as `since` (a day in `timezone`)
+    # `report --funnel` / `--system`: only these funnels' / instances' deals (empty: all)
+    only_funnels: tuple[str, ...] = ()
+    only_systems: tuple[str, ...] = ()
     stale_days: int = 30
     report_currency: str | None = None
     rates: Mapping[str, Decimal] = field(default_factory=dict)  # 1 <key> = N report currency
@@ -446,6 +451,39 @@ class ThresholdResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportFilters:
+    """What a report was narrowed to (`report --funnel/--system/--since/--until`); empty
+    lists and nulls: everything."""
+
+    funnels: tuple[str, ...] = ()
+    systems: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+
+    def active(self) -> bool:
+        return bool(self.funnels or self.systems or self.since or self.until)
+
+    def describe(self) -> str:
+        """One clause for a title line ("" without filters)."""
+        parts = []
+        if self.funnels:
+            parts.append("funnels " + ", ".join(self.funnels))
+        if self.systems:
+            parts.append("systems " + ", ".join(self.systems))
+        if self.since and self.until:
+            parts.append(f"created or updated {self.since} to {self.until}")
+        elif self.since:
+            parts.append(f"created or updated since {self.since}")
+        elif self.until:
+            parts.append(f"created or updated up to {self.until}")
+        return "; ".join(parts)
+
+    def title(self, base: str) -> str:
+        """`base` with the filters, so a deck's slide says what it leaves out."""
+        return f"{base} — {self.describe()}" if self.active() else base
+
+
+@dataclass(frozen=True, slots=True)
 class HealthReport:
     generated_at: datetime
     since: date | None
@@ -459,3 +497,5 @@ class HealthReport:
     data_quality: DataQuality
     cross_system: CrossSystem
     timezone: str  # where the report's days begin; datetimes are still given in UTC
+    # last, so the JSON's earlier keys keep their order (a contract)
+    filters: ReportFilters = field(default_factory=lambda: ReportFilters())

@@ -249,7 +249,7 @@ def render_page(report: HealthReport, data: dict[str, Any], kpis: list[dict[str,
     specs = charts(report)
     template = _environment().get_template("report.html.j2")
     return template.render(
-        title=PAGE_TITLE,
+        title=report.filters.title(PAGE_TITLE),
         report=report,
         data=data,
         kpis=kpis,

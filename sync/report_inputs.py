@@ -10,7 +10,7 @@ from typing import Any
 from config import Config
 from mapping.model import Deal, DealStatus, Ref
 from sync.consolidate import COUNTED_FIELDS
-from sync.health_model import HealthInputs
+from sync.health_model import HealthInputs, ReportFilters
 from sync.match import is_archived, is_deleted
 from sync.plan_json import plan_to_json
 from sync.reconcile import ReconcileResult
@@ -86,10 +86,12 @@ def health_inputs(
     *,
     now: datetime,
     since: date | None = None,
+    filters: ReportFilters | None = None,
     pulled: Mapping[str, Mapping[str, int]] | None = None,
     syncs: Mapping[str, RunRecord] | None = None,
 ) -> HealthInputs:
-    """`pulled`: instance -> API calls of the pull this very run made (`report --refresh`).
+    """`filters`: the report's --funnel/--system/--until (its `since` is `since`).
+    `pulled`: instance -> API calls of the pull this very run made (`report --refresh`).
     `syncs`: `last_syncs`, when the caller read them already."""
     report = config.report
     instances = list(config.systems)
@@ -127,6 +129,9 @@ def health_inputs(
         plan=plan_to_json(result.plan),
         mismatched=result.diffed.mismatched,
         since=since,
+        until=filters.until if filters else None,
+        only_funnels=filters.funnels if filters else (),
+        only_systems=filters.systems if filters else (),
         stale_days=report.stale_days,
         report_currency=report.currency,
         rates=dict(report.rates),

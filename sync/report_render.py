@@ -28,6 +28,7 @@ from sync.health_model import (
     UnmappedStageFigure,
 )
 from sync.report_html import (
+    PAGE_TITLE,
     across_funnels,
     amount,
     copies_counted_lines,
@@ -440,6 +441,9 @@ def _print_kpi_comparison(rows: list[KpiRow], console: Console) -> None:
 
 def to_table(report: HealthReport, console: Console) -> None:
     """The report for a terminal: breached thresholds first, then figures and checks."""
+    if report.filters.active():
+        # one line, however narrow the terminal: a script may take it as the report's name
+        console.print(Text(report.filters.title(PAGE_TITLE), style="bold"), soft_wrap=True)
     if report.thresholds:
         table = Table(title="Thresholds")
         for column in ("threshold", "value", "limit", "status"):

@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from config import Config
+from config.base import did_you_mean
 from sync.connect import lookup_lag_for
-from sync.errors import run_error
+from sync.errors import UsageError, run_error
 from sync.health import build_health
-from sync.health_model import HealthReport
+from sync.health_model import HealthReport, ReportFilters
 from sync.locks import Budget
 from sync.outfile import write_atomically
 from sync.pull import failure_of, pull
@@ -32,7 +34,7 @@ from sync.shutdown import STOPPED, Stopped, Terminated
 from sync.store_records import RunRecord, RunStatus
 from sync.terminal import plain_console
 
-__all__ = ["FORMATS", "build_report", "render_report", "write_text"]
+__all__ = ["FORMATS", "build_report", "check_filters", "render_report", "write_text"]
 
 _log = logging.getLogger("crmsync.report")
 
@@ -48,9 +50,11 @@ def build_report(
     job: str = "report",
     refresh: bool = False,
     since: date | None = None,
+    filters: ReportFilters | None = None,
     wait: Budget | None = None,
 ) -> HealthReport:
-    """With `refresh`, a pull of an instance that another process runs is waited for up to
+    """`filters`: --funnel, --system and --until (`check_filters`); `since` is --since.
+    With `refresh`, a pull of an instance that another process runs is waited for up to
     what is left of `wait` (the command's --wait; None: DEFAULT_WAIT, for a caller without
     one)."""
     run_id = rt.store.runs.start(job, "report", rt.config.fingerprint())
@@ -87,7 +91,7 @@ def build_report(
                                  unread_since=unread_since)  # fmt: skip
                 inputs = health_inputs(
                     rt.config, rt.store, result, now=datetime.now(UTC), since=since,
-                    pulled=pulled, syncs=syncs,
+                    filters=filters, pulled=pulled, syncs=syncs,
                 )  # fmt: skip
         report = build_health(inputs)
         if missing := _without_rate(report, rt.config.report.rates):
@@ -110,6 +114,34 @@ def build_report(
         raise
     rt.store.runs.finish(run_id, "ok", counts={"breached": len(report.breached)}, calls=rt.calls())
     return report
+
+
+def check_filters(config: Config, filters: ReportFilters, today: date) -> None:
+    """UsageError for a funnel or instance the config lacks, or `since` after `until`; one
+    warning for a `since` after `today` (a day in report.timezone): no deal was created or
+    updated then, so the report is empty, yet a scheduled script may mean it."""
+    for option, names, known in (
+        ("--funnel", filters.funnels, config.funnels),
+        ("--system", filters.systems, config.systems),
+    ):
+        for name in names:
+            if name not in known:
+                raise UsageError(
+                    f"{option} {name!r}: no such {option[2:]} in the config"
+                    f"{did_you_mean(name, known)}; it has: {', '.join(known)}"
+                )
+    if filters.since and filters.until and filters.since > filters.until:
+        raise UsageError(
+            f"--since {filters.since} is after --until {filters.until}: no day is in both"
+        )
+    if filters.since and filters.since > today:
+        _log.warning(
+            "--since %s is after today (%s in %s): no deal was created or updated since, so the "
+            "report is empty",
+            filters.since,
+            today,
+            config.report.timezone,
+        )
 
 
 def _without_rate(report: HealthReport, rates: Mapping[str, object]) -> list[str]:

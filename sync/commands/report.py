@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
 from sync.commands import config_option, wait_option
 from sync.errors import LimitsExceeded
+from sync.health_model import ReportFilters
 from sync.locks import DEFAULT_WAIT, REPORT_JOB, Budget, report_job_lock
 from sync.outfile import check_not_ours, check_writable
 from sync.report_render import to_table
-from sync.report_run import FORMATS, build_report, render_report, write_text
+from sync.report_run import FORMATS, build_report, check_filters, render_report, write_text
 from sync.runtime import open_runtime
 from sync.shutdown import terminate_as_interrupt
 from sync.terminal import plain_console
@@ -27,6 +29,13 @@ __all__ = ["command"]
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Only deals created or updated since this date (YYYY-MM-DD; days begin "
                    "at midnight in report.timezone).")  # fmt: skip
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Only deals created or updated on or before this date (YYYY-MM-DD, "
+                   "inclusive, a day in report.timezone).")  # fmt: skip
+@click.option("--funnel", "funnels", multiple=True, metavar="NAME",
+              help="Only this funnel's deals and figures (repeatable).")  # fmt: skip
+@click.option("--system", "systems", multiple=True, metavar="NAME",
+              help="Only this instance's copies of the deals (repeatable).")  # fmt: skip
 @click.option("--refresh", is_flag=True, help="Pull from the CRMs first.")
 @wait_option(
     "in all for another `crmsync report` and (--refresh) for another process's pull of the "
@@ -37,6 +46,9 @@ def command(
     fmt: str,
     out: Path | None,
     since: datetime | None,
+    until: datetime | None,
+    funnels: tuple[str, ...],
+    systems: tuple[str, ...],
     refresh: bool,
     wait_seconds: float | None,
 ) -> None:
@@ -49,12 +61,20 @@ def command(
     with open_runtime(config_path, connect=refresh) as rt, terminate_as_interrupt():
         if out is not None:
             check_not_ours(out, what="--out", config=rt.config)
+        filters = ReportFilters(
+            funnels=tuple(dict.fromkeys(funnels)),
+            systems=tuple(dict.fromkeys(systems)),
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+        )
+        today = datetime.now(ZoneInfo(rt.config.report.timezone)).date()
+        check_filters(rt.config, filters, today)
         budget = Budget(wait_seconds)
         wait = budget.left()
         with report_job_lock(rt.store, REPORT_JOB, wait=wait > 0, timeout=wait, wait_option=True,
                              budget=budget):  # fmt: skip
             report = build_report(rt, job=REPORT_JOB, refresh=refresh, wait=budget,
-                                  since=since.date() if since else None)  # fmt: skip
+                                  since=filters.since, filters=filters)  # fmt: skip
     if fmt == "table" and out is None:
         to_table(report, plain_console())
     else:

@@ -28,6 +28,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,87 @@ def test_copies_in_several_named_funnels_are_placed_by_the_stage_policy(tmp_path
     }
     funnels = report["funnels"]
     assert [funnels[f]["deals"] for f in ("default", "renewal", "upsell")] == [2, 1, 2]
+
+
+# --- report --funnel / --system / --since / --until: the filters, in this same world ---------
+
+
+def _filtered(env: SandboxEnv, *args: str, fmt: str = "json") -> subprocess.CompletedProcess[str]:
+    done = run_crmsync("report", "--config", str(env.config), "--format", fmt, *args)
+    assert done.returncode in (0, 3), done.stderr
+    return done
+
+
+def test_funnel_filter_shows_only_that_funnels_sections_and_its_deals_consolidated(
+    env: SandboxEnv,
+) -> None:
+    report = json.loads(_filtered(env, "--funnel", "renewal").stdout)
+
+    assert list(report["funnels"]) == ["renewal"]
+    assert report["funnels"]["renewal"]["deals"] == 3
+    assert report["consolidated"]["deals"] == 3  # Monarch, Ironclad, Sterling: no default deal
+    for system in report["systems"].values():
+        assert set(system["funnels"]) <= {"renewal"}
+    assert report["filters"] == {
+        "funnels": ["renewal"], "systems": [], "since": None, "until": None,
+    }  # fmt: skip
+    default = json.loads(_filtered(env, "--funnel", "default").stdout)
+    assert list(default["funnels"]) == ["default"]
+    assert default["consolidated"]["deals"] == 2  # Gekko and Adventure Works
+
+
+def test_system_filter_counts_only_the_named_instances_copies_of_matched_deals(
+    env: SandboxEnv,
+) -> None:
+    report = json.loads(_filtered(env, "--system", "hubspot").stdout)
+
+    assert list(report["systems"]) == ["hubspot"]
+    # HubSpot files Ironclad and Sterling under its Sales Pipeline: with Pipedrive's copies
+    # left out, they count there, as HubSpot shows them
+    funnels = {name: f["deals"] for name, f in report["funnels"].items()}
+    assert funnels == {"default": 4, "renewal": 1}
+    assert report["cross_system"]["entities"] == 0
+    assert [s["instance"] for s in report["cross_system"]["sync"]] == ["hubspot"]
+    assert report["filters"]["systems"] == ["hubspot"]
+
+
+def test_unknown_funnel_or_system_is_a_usage_error_naming_the_configured_ones(
+    env: SandboxEnv,
+) -> None:
+    funnel = run_crmsync("report", "--config", str(env.config), "--funnel", "renewl")
+    assert funnel.returncode == 2, funnel.stderr
+    assert "did you mean 'renewal'" in funnel.stderr
+    assert "default, renewal" in funnel.stderr
+    system = run_crmsync("report", "--config", str(env.config), "--system", "salesforce")
+    assert system.returncode == 2, system.stderr
+    assert "hubspot, pipedrive" in system.stderr
+
+
+def test_since_after_until_is_a_usage_error(env: SandboxEnv) -> None:
+    done = run_crmsync(
+        "report", "--config", str(env.config), "--since", "2025-06-02", "--until", "2025-06-01"
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--since 2025-06-02 is after --until 2025-06-01" in done.stderr
+
+
+def test_since_after_today_warns_once_and_still_exits_as_an_empty_report(
+    env: SandboxEnv,
+) -> None:
+    later = (datetime.now(UTC) + timedelta(days=400)).date().isoformat()
+    done = _filtered(env, "--since", later)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("after today") == 1, done.stderr
+    assert json.loads(done.stdout)["consolidated"]["deals"] == 0
+
+
+def test_the_table_and_the_page_name_the_filters_in_their_title_line(env: SandboxEnv) -> None:
+    args = ("--funnel", "renewal", "--system", "pipedrive", "--until", "2030-01-01")
+    title = "crmsync pipeline health — funnels renewal; systems pipedrive; "
+    title += "created or updated up to 2030-01-01"
+    table = _filtered(env, *args, fmt="table").stdout
+    assert table.splitlines()[0].strip() == title
+    page = _filtered(env, *args, fmt="html").stdout
+    assert f"<h1>{title}</h1>" in page
+    unfiltered = _run(env, "table").stdout
+    assert "crmsync pipeline health" not in unfiltered.splitlines()[0]

@@ -59,7 +59,9 @@ def test_json_has_stable_top_level_keys_and_decimals_as_strings():
         "data_quality",
         "cross_system",
         "timezone",
+        "filters",  # added last: the keys before keep their order
     ]
+    assert data["filters"] == {"funnels": [], "systems": [], "since": None, "until": None}
     assert data["generated_at"] == "2024-06-30T12:00:00Z"
     assert data["consolidated"]["open_amount"] == {"EUR": "2000", "GBP": "100", "USD": "1000"}
     conversion = data["funnels"]["default"]["conversion"]
