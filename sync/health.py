@@ -160,8 +160,10 @@ def _of_systems(inputs: HealthInputs) -> HealthInputs:
         return tuple(r for r in rows if r.get("system") in keep)
 
     entities = [{i: r for i, r in group.items() if i in keep} for group in inputs.entities]
+    plan = inputs.plan and {**inputs.plan, "duplicates": kept(inputs.plan.get("duplicates", ()))}
     return replace(
         inputs,
+        plan=plan,
         deals={i: d for i, d in inputs.deals.items() if i in keep},
         entities=[group for group in entities if len(group) > 1],
         sync_status={i: s for i, s in inputs.sync_status.items() if i in keep},

@@ -56,3 +56,11 @@ def test_since_and_until_together_keep_the_deals_of_the_days_between() -> None:
     assert {i: s.deals for i, s in report.systems.items()} == {"sf": 1, "hs": 1}
     assert report.consolidated.deals == 1  # Acme, once
     assert report.filters.title("t") == "t — created or updated 2024-06-01 to 2024-06-20"
+
+
+def test_system_filter_leaves_the_other_instances_out_of_data_quality() -> None:
+    report = build_health(inputs(only_systems=("sf",)))
+
+    quality = report.data_quality
+    assert list(quality.instances) == ["sf"]  # the plan's HubSpot duplicates (12, 13) are not
+    assert quality.duplicates == ()
