@@ -108,7 +108,37 @@ def check_references(
         for index, name in enumerate(getattr(document.push, key) or ()):
             if name not in instances:
                 problems.append(_unknown(("push", key, index), "instance", name, instances))
-    return problems + _schedule_problems(document, config_dir)
+    return (
+        problems
+        + _schedule_problems(document, config_dir)
+        + _report_filter_problems(document, funnels, instances)
+    )
+
+
+def _report_filter_problems(
+    document: Document, funnels: Mapping[str, Funnel], instances: tuple[str, ...]
+) -> list[Problem]:
+    """A report entry's `funnels` and `systems` name the file's (as `report --funnel`); no
+    other job reports, so none takes them."""
+    problems = []
+    for index, entry in enumerate(document.schedule):
+        checks = (
+            ("funnels", "funnel", entry.funnels, tuple(funnels)),
+            ("systems", "instance", entry.systems, instances),
+        )
+        for key, what, names, known in checks:
+            if names and entry.job != "report":
+                problems.append(Problem(
+                    ("schedule", index, key),
+                    f"only a report entry takes {key} (this one runs {entry.job})",
+                ))  # fmt: skip
+                continue
+            problems.extend(
+                _unknown(("schedule", index, key, i), what, name, known)
+                for i, name in enumerate(names)
+                if name not in known
+            )
+    return problems
 
 
 def _schedule_problems(document: Document, config_dir: Path) -> list[Problem]:

@@ -208,7 +208,9 @@ class Config:
         if not data["push"]["move_between_pipelines"]:
             del data["push"]["move_between_pipelines"]
         for entry in data["schedule"]:
-            del entry["keep"]  # which files of its own a firing deletes: no part of any plan
+            # which files of its own a firing deletes, what a report shows: no part of any plan
+            for key in ("keep", "funnels", "systems"):
+                del entry[key]
         if data["push"]["create_from"] is None:
             del data["push"]["create_from"]
         for name, system in self.systems.items():

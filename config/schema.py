@@ -464,6 +464,9 @@ class ScheduleEntry(Section):
     full: bool = False
     # how many of its own files an `out:` directory keeps (the newest); None: every one
     keep: Whole | None = Field(default=None, ge=1)
+    # report entries: as `crmsync report --funnel/--system` (empty: every funnel / instance)
+    funnels: tuple[Name, ...] = ()
+    systems: tuple[Name, ...] = ()
 
     def writes_into(self, config_dir: Path) -> Path | None:
         """Where the entry writes its files: its `out:`, or for a report `reports/` beside the

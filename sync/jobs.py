@@ -23,6 +23,7 @@ from config import ScheduleEntry
 from config.paths import file_stem
 from sync.connect import open_connector
 from sync.errors import run_error
+from sync.health_model import ReportFilters
 from sync.locks import (
     SCHEDULE_TURN,
     LockBusy,
@@ -213,7 +214,8 @@ def _report(rt: Runtime, entry: ScheduleEntry, began: float) -> JobOutcome:
     stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     path = output_path(out, entry.name, stamp, ".html")
     try:
-        report = build_report(rt, job=entry.name, refresh=True)
+        filters = ReportFilters(funnels=entry.funnels, systems=entry.systems)
+        report = build_report(rt, job=entry.name, refresh=True, filters=filters)
         fmt = REPORT_FORMATS.get(path.suffix, "html")
         write_text(render_report(report, fmt), path, what=f"schedule job {entry.name} out:")
         _keep_newest(entry, out, path, UTC_STAMP)

@@ -4,6 +4,7 @@ over the one of the hour before."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -42,3 +43,15 @@ def test_a_report_entry_names_its_files_in_utc_not_local_time(
     assert match, written.name
     stamp = datetime.strptime(match[1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
     assert before <= stamp <= after
+
+
+def test_a_report_entry_with_filters_writes_the_report_they_narrow(
+    new_store_url: Callable[[str], str], write_config: Callable[..., Path]
+) -> None:
+    entry = {**HOURLY, "out": "deck.json", "funnels": ["default"], "systems": ["hubspot"]}
+    config = write_config(new_store_url("sqlite"), entry)
+    run_job(str(config), load_config(config).schedule[0], stop=threading.Event())
+    report = json.loads((config.parent / "deck.json").read_text())
+    assert report["filters"]["funnels"] == ["default"]
+    assert report["filters"]["systems"] == ["hubspot"]
+    assert list(report["systems"]) == ["hubspot"]
