@@ -9,21 +9,11 @@ from pathlib import Path
 import pytest
 
 from config import Config, ConfigError, load_config
+from tests.config.test_schedule_keep_key import CONFIG as ONE_ENTRY
+from tests.config.test_schedule_keep_key import ENV
 
-CONFIG = """\
-version: 1
-store: postgresql+psycopg://crmsync@db.example/crmsync
-systems:
-  hubspot:
-    kind: hubspot
-    base_url: http://127.0.0.1:8081
-    credentials: {access_token: "${HUBSPOT_TOKEN}"}
-    stage_map:
-      default: {appointmentscheduled: lead, closedwon: won, closedlost: lost}
-schedule:
-  - {name: weekly-deck, cron: "0 6 * * 1", job: %s}
-"""
-ENV = {"HUBSPOT_TOKEN": "hs-token"}
+# the one-instance config of the `keep` tests, its entry's job left open
+CONFIG = ONE_ENTRY.replace("job: reconcile%s", "job: %s")
 
 
 def _load(tmp_path: Path, entry: str) -> Config:
