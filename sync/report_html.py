@@ -4,7 +4,7 @@ with the plotly.js bundle embedded once, no network needed to open it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import cache, partial
 from typing import Any
@@ -55,6 +55,17 @@ def _figure(fig: go.Figure) -> dict[str, Any]:
     return data
 
 
+def _stage_labels(figures: FunnelFigures) -> Callable[[str], str]:
+    """A stage key -> the label its funnel defines, for a chart (the JSON keeps the keys)."""
+    labels = {s.key: s.label for s in figures.stages}
+    return lambda key: plotly_text(labels.get(key, key))
+
+
+# Plotly shrinks text that does not fit inside a bar down to ~7 px; at 12 px it stays legible,
+# and a label that does not fit inside is drawn beside its bar instead.
+_READABLE = 12
+
+
 def _funnel_chart(title: str, figures: FunnelFigures) -> dict[str, Any]:
     keys = [step.from_stage for step in figures.conversion.steps]
     if figures.conversion.steps:
@@ -62,19 +73,28 @@ def _funnel_chart(title: str, figures: FunnelFigures) -> dict[str, Any]:
     reached = [step.reached_from for step in figures.conversion.steps]
     if figures.conversion.steps:
         reached.append(figures.conversion.steps[-1].reached_to)
-    labels = [plotly_text(key) for key in keys]
-    fig = go.Figure(go.Funnel(y=labels, x=reached, textinfo="value+percent initial"))
+    fig = go.Figure(
+        go.Funnel(
+            y=list(map(_stage_labels(figures), keys)),
+            x=reached,
+            # one line: two lines of 12 px overflow the bars of a five-stage funnel
+            texttemplate="%{value:,} (%{percentInitial:.0%})",
+            textposition="auto",
+            textfont={"size": _READABLE + 1},
+        )
+    )
     method = figures.conversion.method.replace("_", " ")
     title = plotly_text(f"{title} — deals that reached each stage ({method})")
-    fig.update_layout(title=title, height=360)
+    fig.update_layout(title=title, height=360, uniformtext={"minsize": _READABLE, "mode": "show"})
     return _figure(fig)
 
 
 def _stage_time_chart(name: str, figures: FunnelFigures) -> dict[str, Any]:
     stages = [s for s in figures.time_in_stage.stages if s.median_days is not None]
+    label = _stage_labels(figures)
     fig = go.Figure(
         go.Bar(
-            x=[plotly_text(s.stage) for s in stages],
+            x=[label(s.stage) for s in stages],
             y=[float(s.median_days or 0) for s in stages],
         )
     )

@@ -3,14 +3,16 @@ explanations in the way of the figures (the JSON, CSV and table keep their own f
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from fixtures import inputs
 from markupsafe import escape
 
+from mapping.funnel import DEFAULT_FUNNEL, Funnel
 from sync.health import build_health
-from sync.report_html import copies_counted_lines
-from sync.report_render import to_html
+from sync.report_html import charts, copies_counted_lines
+from sync.report_render import to_html, to_json
 
 
 def _details(page: str, summary: str) -> str:
@@ -30,3 +32,36 @@ def test_copy_counting_rule_is_folded_away_while_its_figures_stay_in_view():
     assert str(escape(report.consolidated.copies_counted.rule)) not in outside
     for line in copies_counted_lines(report.consolidated.copies_counted):
         assert str(escape(line)) in outside
+
+
+def renamed_stages_report():
+    """The default funnel with labels a config gives its stages ("Discovery" for lead)."""
+    labels = {"lead": "Discovery", "qualified": "Qualified lead", "won": "Closed won"}
+    funnel = Funnel(
+        "default",
+        tuple(
+            dataclasses.replace(s, label=labels.get(s.key, s.label)) for s in DEFAULT_FUNNEL.stages
+        ),
+    )
+    return build_health(inputs(funnels={"default": funnel}))
+
+
+def test_charts_name_stages_by_the_labels_their_funnel_defines_and_json_keeps_keys():
+    report = renamed_stages_report()
+    funnel_charts = [c for c in charts(report) if c["data"][0]["type"] == "funnel"]
+    assert funnel_charts
+    for chart in funnel_charts:
+        assert chart["data"][0]["y"][0] == "Discovery"
+        assert "lead" not in chart["data"][0]["y"]
+    stage_time = next(c for c in charts(report) if "Median days in stage" in str(c["layout"]))
+    assert "Qualified lead" in stage_time["data"][0]["x"]
+    assert "qualified" not in stage_time["data"][0]["x"]
+    steps = to_json(report)["funnels"]["default"]["conversion"]["steps"]
+    assert steps[0]["from_stage"] == "lead"
+
+
+def test_funnel_chart_values_are_written_at_a_readable_size():
+    for chart in charts(build_health(inputs())):
+        if chart["data"][0]["type"] == "funnel":
+            assert chart["data"][0]["textfont"]["size"] >= 12
+            assert chart["layout"]["uniformtext"]["minsize"] >= 12
