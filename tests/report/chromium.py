@@ -15,8 +15,9 @@ CHROMIUM = shutil.which("chromium") or (
 NO_CHROMIUM = "headless chromium not installed (apt-get install chromium)"
 
 
-def dump_dom(page: Path, timeout: float = 120) -> str:
-    """The DOM of `page` after its scripts ran, in a throw-away profile with no network chatter."""
+def dump_dom(page: Path, timeout: float = 120, width: int | None = None) -> str:
+    """The DOM of `page` after its scripts ran, in a throw-away profile with no network chatter
+    (`width`: of the window, in CSS pixels)."""
     if CHROMIUM is None:
         raise RuntimeError(NO_CHROMIUM)
     with tempfile.TemporaryDirectory(prefix="crmsync-chromium-") as profile:
@@ -32,6 +33,7 @@ def dump_dom(page: Path, timeout: float = 120) -> str:
                 "--no-first-run",
                 f"--user-data-dir={profile}",
                 "--virtual-time-budget=5000",
+                *([f"--window-size={width},3000"] if width else []),
                 "--dump-dom",
                 page.as_uri(),
             ],

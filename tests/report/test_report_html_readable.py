@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pytest
+from chromium import CHROMIUM, NO_CHROMIUM, dump_dom
 from fixtures import inputs
 from markupsafe import escape
 
@@ -65,3 +67,28 @@ def test_funnel_chart_values_are_written_at_a_readable_size():
         if chart["data"][0]["type"] == "funnel":
             assert chart["data"][0]["textfont"]["size"] >= 12
             assert chart["layout"]["uniformtext"]["minsize"] >= 12
+
+
+# Written into the page by a script of the test's own, once the charts are drawn: how much
+# wider than the window the page is.
+_OVERFLOW_PROBE = """<script>window.addEventListener("load", function () {
+  var root = document.documentElement, out = document.createElement("output");
+  out.id = "overflow"; out.textContent = String(root.scrollWidth - root.clientWidth);
+  document.body.appendChild(out);
+});</script></body>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_page_fits_a_1400_pixel_window_with_long_unbroken_mismatch_values(tmp_path):
+    long_value = "x" * 400
+    plan = {
+        "changes": [
+            {"system": "sf", "id": "1" * 60, "field": "name", "from": long_value, "to": "y" * 300}
+        ]
+    }
+    page = tmp_path / "report.html"
+    text = to_html(build_health(inputs(plan=plan)))
+    page.write_text(text.replace("</body>", _OVERFLOW_PROBE), encoding="utf-8")
+    dom = dump_dom(page, width=1400)
+    match = re.search(r'<output id="overflow">(-?\d+)</output>', dom)
+    assert match and int(match.group(1)) <= 0, match
