@@ -19,9 +19,11 @@ from sync.terminal import counted
 
 __all__ = [
     "PAGE_TITLE",
+    "basis_words",
     "chart_json",
     "charts",
     "copies_counted_lines",
+    "method_words",
     "no_rate",
     "plotly_text",
     "render_page",
@@ -83,7 +85,7 @@ def _funnel_chart(title: str, figures: FunnelFigures) -> dict[str, Any]:
             textfont={"size": _READABLE + 1},
         )
     )
-    method = figures.conversion.method.replace("_", " ")
+    method = method_words(figures.conversion.method)
     title = plotly_text(f"{title} — deals that reached each stage ({method})")
     fig.update_layout(title=title, height=360, uniformtext={"minsize": _READABLE, "mode": "show"})
     return _figure(fig)
@@ -183,6 +185,26 @@ def charts(report: HealthReport) -> list[dict[str, Any]]:
     return specs
 
 
+# How a figure was measured, for people; the JSON, CSV and table keep the values themselves.
+_METHOD_WORDS = {
+    "stage_history": "from stage history",
+    "current_stage_only": "from the current stage only, for deals without stage history",
+    "not_available": "not available: no stage history",
+}
+# What a stale or past-due deal's age counts from (under the column "measured from").
+_BASIS_WORDS = {"stage_entered_at": "current stage entered", "updated_at": "last update"}
+
+
+def method_words(method: str) -> str:
+    """A figure's method in plain words ("stage_history" -> "from stage history")."""
+    return _METHOD_WORDS.get(method, method.replace("_", " "))
+
+
+def basis_words(basis: str) -> str:
+    """A deal age's basis in plain words ("updated_at" -> "last update")."""
+    return _BASIS_WORDS.get(basis, basis.replace("_", " "))
+
+
 def share(value: Decimal | str | None) -> str:
     """A rate (0..1 to 4 places, or its JSON string) as the percentage it is: "12.35%".
     Two decimals show the JSON's rate exactly. One decimal rounded it a second time: 10 of 81
@@ -233,6 +255,8 @@ def _environment() -> Environment:
     environment.filters["no_rate"] = no_rate
     environment.filters["deals"] = partial(counted, noun="deal")
     environment.filters["across_funnels"] = across_funnels
+    environment.filters["method_words"] = method_words
+    environment.filters["basis_words"] = basis_words
     return environment
 
 

@@ -23,6 +23,7 @@ from sync.health_model import (
     CopiesCounted,
     FunnelFigures,
     HealthReport,
+    Method,
     MismatchRow,
     StageFigure,
     UnmappedStageFigure,
@@ -155,14 +156,21 @@ class KpiRow:
     # (`lead_to_won`) in its own words: the comparison's column header for the funnel.
     conversion_stages: tuple[str, str]
     won_size: tuple[str, ...]  # average won deal size, one per currency
-    sales_cycle: str  # median and mean days, and how they were obtained
+    sales_cycle_days: str  # median and mean days
+    sales_cycle_method: Method  # how they were obtained
     stale: str
     past_due: int
     # the average of the converted won amounts, with report.currency and report.rates
     won_size_converted: str | None = None
 
+    @property
+    def sales_cycle(self) -> str:
+        """Median and mean days, and how they were obtained: "20.0 / 30.3 (stage_history)"."""
+        return f"{self.sales_cycle_days} ({self.sales_cycle_method})"
+
 
 def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> KpiRow:
+    cycle = f.sales_cycle
     return KpiRow(
         instance=instance,
         consolidated=consolidated,
@@ -173,10 +181,8 @@ def _kpi_row(instance: str, consolidated: bool, name: str, f: FunnelFigures) -> 
         lead_to_won=share(f.conversion.lead_to_won),
         conversion_stages=_overall_stages(f.conversion),
         won_size=tuple(f"{amount(s.average)} {s.currency}" for s in f.won_size),
-        sales_cycle=(
-            f"{_number(f.sales_cycle.median_days)} / {_number(f.sales_cycle.mean_days)} "
-            f"({f.sales_cycle.method})"
-        ),
+        sales_cycle_days=f"{_number(cycle.median_days)} / {_number(cycle.mean_days)}",
+        sales_cycle_method=cycle.method,
         stale=f"{f.stale.count} of {f.stale.open_deals}",
         past_due=f.past_due.count,
         won_size_converted=_converted_size(f.won_size_converted),

@@ -104,7 +104,8 @@ def test_sales_cycle_table_and_html_show_the_mean_next_to_the_median(config: Pat
     assert len(re.findall(r"20\.0 / 30\.3 \(current_stage_only\)", table)) == 2  # by instance
     page = _report(config, "html")
     assert "median 20.0, mean 30.3, p90 61.0" in page
-    assert page.count("20.0 / 30.3 (current_stage_only)") == 2
+    # the page says how in plain words (the table and the JSON keep current_stage_only)
+    assert page.count("20.0 / 30.3 (from the current stage only, for deals without stage") == 2
 
 
 def _unmapped(funnel: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -92,3 +92,17 @@ def test_page_fits_a_1400_pixel_window_with_long_unbroken_mismatch_values(tmp_pa
     dom = dump_dom(page, width=1400)
     match = re.search(r'<output id="overflow">(-?\d+)</output>', dom)
     assert match and int(match.group(1)) <= 0, match
+
+
+def test_page_says_how_history_figures_were_measured_in_plain_words_json_keeps_the_value():
+    # sf's deals have stage history, hs's none: consolidated figures are current_stage_only.
+    report = build_health(inputs())
+    data = to_json(report)["funnels"]["default"]
+    assert data["sales_cycle"]["method"] == "current_stage_only"
+    page = to_html(report)
+    figures = page.split("<script>")[0]
+    for raw in ("current_stage_only", "stage_history", "not_available"):
+        assert raw not in figures
+    assert "from the current stage only" in figures
+    kpis = re.search(r'<table id="kpis-by-instance">.*?</table>', page, re.S)
+    assert kpis and "(from the current stage only" in kpis.group(0)
