@@ -286,10 +286,15 @@ def copies_counted_lines(counted: CopiesCounted) -> list[str]:
     return lines
 
 
-def render_page(report: HealthReport, data: dict[str, Any], kpis: list[dict[str, Any]]) -> str:
+def render_page(
+    report: HealthReport,
+    data: dict[str, Any],
+    kpis: list[dict[str, Any]],
+    headlines: list[str],
+) -> str:
     """One HTML page from the report, its JSON form and its "KPIs by instance" rows (both as
-    `report_render.plain` gives them); every CRM-supplied text is escaped by the template,
-    chart data is script-safe JSON."""
+    `report_render.plain` gives them), headed by `headlines`; every CRM-supplied text is escaped
+    by the template, chart data is script-safe JSON."""
     specs = charts(report)
     template = _environment().get_template("report.html.j2")
     return template.render(
@@ -297,6 +302,7 @@ def render_page(report: HealthReport, data: dict[str, Any], kpis: list[dict[str,
         report=report,
         data=data,
         kpis=kpis,
+        headlines=headlines,
         plotly_js=get_plotlyjs(),
         chart_data=chart_json(specs),
         chart_count=len(specs),

@@ -28,6 +28,7 @@ from sync.health_model import (
     StageFigure,
     UnmappedStageFigure,
 )
+from sync.report_headline import headlines
 from sync.report_html import (
     PAGE_TITLE,
     across_funnels,
@@ -85,7 +86,7 @@ def to_json(report: HealthReport) -> dict[str, Any]:
 
 def to_html(report: HealthReport) -> str:
     """The report as one self-contained HTML page (opens without network)."""
-    return render_page(report, plain(report), plain(kpi_rows(report)))
+    return render_page(report, plain(report), plain(kpi_rows(report)), headlines(report))
 
 
 def neutralise_cell(value: object) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from decimal import Decimal as D
 
 import pytest
 from chromium import CHROMIUM, NO_CHROMIUM, dump_dom
-from fixtures import inputs
+from fixtures import HS, SF, inputs
 from markupsafe import escape
 
 from mapping.funnel import DEFAULT_FUNNEL, Funnel
@@ -106,3 +107,40 @@ def test_page_says_how_history_figures_were_measured_in_plain_words_json_keeps_t
     assert "from the current stage only" in figures
     kpis = re.search(r'<table id="kpis-by-instance">.*?</table>', page, re.S)
     assert kpis and "(from the current stage only" in kpis.group(0)
+
+
+def _headline(page: str) -> list[str]:
+    match = re.search(r'<ul id="headline">(.*?)</ul>', page, re.S)
+    assert match, "no headline"
+    return re.findall(r"<li>(.*?)</li>", match.group(1), re.S)
+
+
+def test_headline_gives_each_funnel_its_open_deals_pipeline_win_rate_and_median_cycle():
+    # Consolidated default funnel: open Acme 1000 USD (sf and hs copies, once), Beta 2000 EUR,
+    # Eta 100 GBP; won Gamma (100 days) and Epsilon (30 days), lost Delta and Zeta.
+    page = to_html(build_health(inputs()))
+    assert _headline(page) == [
+        "default: 3 open deals, 2,000.00 EUR + 100.00 GBP + 1,000.00 USD open pipeline, "
+        "win rate 50.00%, median cycle 65.0 days"
+    ]
+    assert page.index('id="headline"') < page.index("<h2>")  # before any table
+
+
+def test_headline_converts_the_open_pipeline_with_report_currency_and_rates():
+    report = build_health(inputs(report_currency="USD", rates={"EUR": D("1.10")}))
+    assert _headline(to_html(report)) == [
+        "default: 3 open deals, 3,200.00 USD open pipeline (converted; no rate: GBP: 1 deal), "
+        "win rate 50.00%, median cycle 65.0 days"
+    ]
+
+
+def test_headline_escapes_a_hostile_funnel_name():
+    hostile = "<script>alert(1)</script>[bold]x"
+    funnel = dataclasses.replace(DEFAULT_FUNNEL, name=hostile)
+    deals = {
+        k: [dataclasses.replace(d, funnel=hostile) for d in v] for k, v in (("sf", SF), ("hs", HS))
+    }
+    page = to_html(build_health(inputs(deals=deals, funnels={hostile: funnel})))
+    (line,) = _headline(page)
+    assert line.startswith("&lt;script&gt;alert(1)&lt;/script&gt;[bold]x: 3 open deals")
+    assert "<script>alert" not in page
