@@ -4,6 +4,7 @@ explanations in the way of the figures (the JSON, CSV and table keep their own f
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from decimal import Decimal as D
 
@@ -144,3 +145,17 @@ def test_headline_escapes_a_hostile_funnel_name():
     (line,) = _headline(page)
     assert line.startswith("&lt;script&gt;alert(1)&lt;/script&gt;[bold]x: 3 open deals")
     assert "<script>alert" not in page
+
+
+def test_a_hostile_stage_label_reaches_the_charts_as_plain_text():
+    hostile = '<a href="https://phish.example">Lead</a>[bold]'
+    funnel = Funnel(
+        "default",
+        tuple(
+            dataclasses.replace(s, label=hostile) if s.key == "lead" else s
+            for s in DEFAULT_FUNNEL.stages
+        ),
+    )
+    data = json.dumps(charts(build_health(inputs(funnels={"default": funnel}))))
+    assert '&lt;a href=\\"https://phish.example\\"&gt;Lead&lt;/a&gt;[bold]' in data
+    assert "<a " not in data
