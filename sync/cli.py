@@ -80,12 +80,21 @@ def _show_warning(
     logging.getLogger("crmsync").warning("%s", message)
 
 
+# A config's problems shown at most: a wrong file (another tool's YAML) has one per key.
+_MOST_PROBLEMS = 20
+
+
 def _error_lines(exc: BaseException) -> list[str]:
     """One line per error: every problem of a config file, each on its own line in file order
-    (one at a time, a file with several typos took as many runs to fix), else the one line."""
-    if isinstance(exc, ConfigError):
-        return [terminal_safe(" ".join(line.split())) for line in exc.lines]
-    return [_one_line(exc)]
+    (one at a time, a file with several typos took as many runs to fix), the first
+    `_MOST_PROBLEMS` of them and how many more; else the one line."""
+    if not isinstance(exc, ConfigError):
+        return [_one_line(exc)]
+    lines = [terminal_safe(" ".join(line.split())) for line in exc.lines]
+    if len(lines) <= _MOST_PROBLEMS:
+        return lines
+    more = len(lines) - _MOST_PROBLEMS
+    return [*lines[:_MOST_PROBLEMS], f"{exc.filename}: {more} more problem(s) not shown"]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -70,6 +70,16 @@ def test_every_unknown_key_of_a_config_is_its_own_error_line_in_file_order(
     ]
 
 
+def test_a_file_of_many_unknown_keys_shows_twenty_and_how_many_more(workdir: Path) -> None:
+    keys = "".join(f"  not_a_key_{i:02d}: 1\n" for i in range(25))
+    (workdir / "crmsync.yaml").write_text(GOOD + "push:\n" + keys)
+    code, _out, err = run("check", "--offline")
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 21, err
+    assert lines[0].startswith("crmsync: error: crmsync.yaml:11: push.not_a_key_00: unknown key")
+    assert lines[-1] == "crmsync: error: crmsync.yaml: 5 more problem(s) not shown"
+
+
 def test_verbose_adds_the_traceback(workdir: Path) -> None:
     (workdir / "crmsync.yaml").write_text(BAD)
     code, _out, err = run("--verbose", "check", "--offline")
