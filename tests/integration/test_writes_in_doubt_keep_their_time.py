@@ -110,12 +110,17 @@ def test_a_copy_found_after_its_run_was_killed_is_audited_when_that_run_sent_it(
     settle = ("reconcile",) if settled_by == "another plan" else ("apply", str(plan))
     settled = cli(world, *settle, "--yes")
     assert settled.exit_code in (0, 1), settled.output  # owners some CRMs lack are refused
+    # Found by their markers and audited under the killed run, when it sent them: the first
+    # copy, and any other Pipedrive answered before the kill landed (a POST in flight is made
+    # all the same; the sandbox kills the client after serving one, not before the next).
     copies = _pipedrive_copies(world, killed_run)
-    assert len(copies) == 1, copies  # found by its marker, audited once, under the killed run
-    assert copies[0].at is not None and copies[0].at <= killed_at, (copies[0].at, killed_at)
+    assert copies, "the copy the killed run made was not found"
+    assert all(c.at is not None and c.at <= killed_at for c in copies), (copies, killed_at)
+    made = [c.reason for c in _pipedrive_copies(world)]  # every run's: none made twice
+    assert len(made) == len(set(made)), made
 
 
-def _pipedrive_copies(world: World, run_id: str) -> list[AuditEntry]:
+def _pipedrive_copies(world: World, run_id: str | None = None) -> list[AuditEntry]:
     with open_runtime(str(world.config), connect=False) as rt:
         entries = rt.store.audit.entries(run_id=run_id, instance="pipedrive")
     return [e for e in entries if e.field is None]
