@@ -10,7 +10,7 @@ from mapping.model import Money
 from sync.conversion import Converter, cents
 from sync.health_model import Converted, FunnelFigures, HealthReport, StageFigure
 from sync.kpis import sum_by_currency
-from sync.report_html import amount, no_rate, share
+from sync.report_words import amount, no_rate, share
 from sync.terminal import counted
 
 __all__ = ["headlines"]

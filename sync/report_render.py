@@ -29,15 +29,8 @@ from sync.health_model import (
     UnmappedStageFigure,
 )
 from sync.report_headline import headlines
-from sync.report_html import (
-    PAGE_TITLE,
-    across_funnels,
-    amount,
-    copies_counted_lines,
-    no_rate,
-    render_page,
-    share,
-)
+from sync.report_html import PAGE_TITLE, render_page
+from sync.report_words import across_funnels, amount, copies_counted_lines, no_rate, share
 from sync.terminal import cell, id_column
 
 __all__ = [

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from sync.cli import main
-from sync.report_html import share
+from sync.report_words import share
 from tests.integration.conftest import World
 from tests.integration.native_stages import cli_json
 from tests.integration.product_lines import renewals_on_their_own_funnel

@@ -15,8 +15,9 @@ from markupsafe import escape
 
 from mapping.funnel import DEFAULT_FUNNEL, Funnel
 from sync.health import build_health
-from sync.report_html import charts, copies_counted_lines
+from sync.report_html import charts
 from sync.report_render import to_html, to_json
+from sync.report_words import copies_counted_lines
 
 
 def _details(page: str, summary: str) -> str:

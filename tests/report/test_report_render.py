@@ -16,7 +16,7 @@ from rich.console import Console
 
 from sync.health import build_health
 from sync.kpis import ratio
-from sync.report_html import PAGE_TITLE, chart_json, charts, share
+from sync.report_html import PAGE_TITLE, chart_json, charts
 from sync.report_render import (
     deal_rows,
     mismatch_rows,
@@ -27,6 +27,7 @@ from sync.report_render import (
     to_table,
 )
 from sync.report_run import render_report
+from sync.report_words import share
 
 ATTACK = "</script><script>document.title='pwned'</script>"
 SCRIPT = "<script>alert(1)</script>"
